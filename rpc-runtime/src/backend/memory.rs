@@ -1,0 +1,328 @@
+//! The in-process backend (`memory://NAME`): the same lease / ack / reclaim /
+//! dead-letter semantics as Redis, in one process, for tests, demos and
+//! single-binary deployments.
+//!
+//! Brokers are registered by name in a process-wide table so that a client
+//! and a worker that both connect to `memory://default` meet. The table holds
+//! weak references: a broker lives while something uses it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{Backend, Completion, DeadLetter, Delivery, Reader};
+use crate::error::Error;
+
+/// Dead letters kept per queue before the oldest are dropped.
+const DEAD_LETTER_CAP: usize = 10_000;
+/// How long an inbox with nobody reading it keeps its replies.
+const INBOX_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Queue {
+    ready: VecDeque<(u64, Vec<u8>)>,
+    leased: HashMap<u64, Lease>,
+    dead: VecDeque<DeadLetter>,
+}
+
+struct Lease {
+    payload: Vec<u8>,
+    consumer: String,
+    since: Instant,
+    deliveries: u32,
+}
+
+struct Inbox {
+    replies: VecDeque<Vec<u8>>,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    next_token: u64,
+    queues: HashMap<String, Queue>,
+    inboxes: HashMap<String, Inbox>,
+    results: HashMap<String, (Vec<u8>, Instant)>,
+}
+
+struct Shared {
+    name: String,
+    state: Mutex<State>,
+    jobs_ready: Notify,
+    replies_ready: Notify,
+}
+
+/// An in-process broker.
+#[derive(Clone)]
+pub struct MemoryBackend {
+    shared: Arc<Shared>,
+}
+
+fn registry() -> &'static Mutex<HashMap<String, Weak<Shared>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, Weak<Shared>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+impl MemoryBackend {
+    /// The broker registered under `name` (empty means `default`), created on first use.
+    pub fn named(name: &str) -> Arc<dyn Backend> {
+        let name = match name.trim_end_matches('/') {
+            "" => "default",
+            n => n,
+        };
+        let mut table = registry().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = table.get(name).and_then(Weak::upgrade) {
+            return Arc::new(MemoryBackend { shared });
+        }
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            state: Mutex::default(),
+            jobs_ready: Notify::new(),
+            replies_ready: Notify::new(),
+        });
+        table.insert(name.to_owned(), Arc::downgrade(&shared));
+        table.retain(|_, w| w.strong_count() > 0);
+        Arc::new(MemoryBackend { shared })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the queues half-updated
+        // in a way that matters more than losing the broker, so keep going.
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, queue: &str, payload: Vec<u8>) {
+        let mut state = self.state();
+        state.next_token += 1;
+        let token = state.next_token;
+        state
+            .queues
+            .entry(queue.to_owned())
+            .or_default()
+            .ready
+            .push_back((token, payload));
+        drop(state);
+        self.shared.jobs_ready.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    fn describe(&self) -> String {
+        format!("memory://{}", self.shared.name)
+    }
+
+    fn inbox_name(&self, client_id: &str) -> String {
+        format!("inbox:{client_id}")
+    }
+
+    fn result_name(&self, call_id: &str) -> String {
+        format!("result:{call_id}")
+    }
+
+    async fn open_reader(&self) -> Result<Box<dyn Reader>, Error> {
+        Ok(Box::new(self.clone()))
+    }
+
+    async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error> {
+        self.push(queue, payload.to_vec());
+        Ok(())
+    }
+
+    async fn get_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
+        let mut state = self.state();
+        let now = Instant::now();
+        state.results.retain(|_, (_, expires)| *expires > now);
+        Ok(state.results.get(call_id).map(|(body, _)| body.clone()))
+    }
+
+    async fn prepare_queues(&self, queues: &[String]) -> Result<(), Error> {
+        let mut state = self.state();
+        for q in queues {
+            state.queues.entry(q.clone()).or_default();
+        }
+        Ok(())
+    }
+
+    async fn reclaim(
+        &self,
+        queue: &str,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>, Error> {
+        let mut state = self.state();
+        let Some(q) = state.queues.get_mut(queue) else {
+            return Ok(Vec::new());
+        };
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (token, lease) in q.leased.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if now.duration_since(lease.since) >= min_idle {
+                lease.since = now;
+                lease.deliveries += 1;
+                lease.consumer = consumer.to_owned();
+                out.push(Delivery {
+                    queue: queue.to_owned(),
+                    token: token.to_string(),
+                    payload: lease.payload.clone(),
+                    deliveries: lease.deliveries,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn extend(&self, queue: &str, consumer: &str, tokens: &[String]) -> Result<(), Error> {
+        let mut state = self.state();
+        if let Some(q) = state.queues.get_mut(queue) {
+            let now = Instant::now();
+            for t in tokens {
+                if let Some(lease) = t.parse().ok().and_then(|t: u64| q.leased.get_mut(&t)) {
+                    if lease.consumer == consumer {
+                        lease.since = now;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn complete(&self, delivery: &Delivery, completion: Completion) -> Result<(), Error> {
+        let mut state = self.state();
+        let now = Instant::now();
+        if let (Some(body), Some((id, ttl))) = (&completion.reply, &completion.keep_result) {
+            state.results.insert(id.clone(), (body.clone(), now + *ttl));
+        }
+        if let (Some(body), Some(to)) = (completion.reply, completion.reply_to) {
+            let inbox = state.inboxes.entry(to).or_insert_with(|| Inbox {
+                replies: VecDeque::new(),
+                expires: now + INBOX_TTL,
+            });
+            inbox.replies.push_back(body);
+            inbox.expires = now + INBOX_TTL;
+            state.inboxes.retain(|_, inbox| inbox.expires > now);
+        }
+        let token: Option<u64> = delivery.token.parse().ok();
+        let q = state.queues.entry(delivery.queue.clone()).or_default();
+        let lease = token.and_then(|t| q.leased.remove(&t));
+        if let Some(reason) = completion.dead_letter {
+            if q.dead.len() >= DEAD_LETTER_CAP {
+                q.dead.pop_front();
+            }
+            let payload = lease.map(|l| l.payload).unwrap_or_else(|| delivery.payload.clone());
+            q.dead.push_back(DeadLetter {
+                token: delivery.token.clone(),
+                reason,
+                payload,
+            });
+        }
+        drop(state);
+        if let Some(payload) = completion.requeue {
+            self.push(&delivery.queue, payload);
+        }
+        self.shared.replies_ready.notify_waiters();
+        Ok(())
+    }
+
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
+        let state = self.state();
+        Ok(state
+            .queues
+            .get(queue)
+            .map(|q| q.dead.iter().take(max).cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Reader for MemoryBackend {
+    async fn pop_replies(
+        &mut self,
+        inbox: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register interest before looking, so a reply pushed between the
+            // look and the wait still wakes us.
+            let notified = self.shared.replies_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state();
+                if let Some(ib) = state.inboxes.get_mut(inbox) {
+                    if !ib.replies.is_empty() {
+                        let n = max.min(ib.replies.len());
+                        let out: Vec<_> = ib.replies.drain(..n).collect();
+                        if ib.replies.is_empty() {
+                            state.inboxes.remove(inbox);
+                        }
+                        return Ok(out);
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn take_jobs(
+        &mut self,
+        queues: &[String],
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, Error> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.shared.jobs_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state();
+                let now = Instant::now();
+                let mut out = Vec::new();
+                for name in queues {
+                    let Some(q) = state.queues.get_mut(name) else {
+                        continue;
+                    };
+                    while out.len() < max {
+                        let Some((token, payload)) = q.ready.pop_front() else {
+                            break;
+                        };
+                        q.leased.insert(
+                            token,
+                            Lease {
+                                payload: payload.clone(),
+                                consumer: consumer.to_owned(),
+                                since: now,
+                                deliveries: 1,
+                            },
+                        );
+                        out.push(Delivery {
+                            queue: name.clone(),
+                            token: token.to_string(),
+                            payload,
+                            deliveries: 1,
+                        });
+                    }
+                }
+                if !out.is_empty() {
+                    return Ok(out);
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+}

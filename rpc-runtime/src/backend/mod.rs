@@ -1,0 +1,162 @@
+//! The broker seam: the few operations the client and the worker need from a
+//! queue, so the runtime does not care whether it runs on Redis or in memory.
+//!
+//! The operations are shaped by the promises in DESIGN.md rather than by any
+//! one broker's commands: a job is *taken* (leased to one consumer), then
+//! *completed* in one step that acks it and pushes its reply, or *reclaimed*
+//! by another consumer once its lease has gone idle for the visibility
+//! timeout. Blocking reads live on a separate [`Reader`] because on Redis a
+//! blocking command must have a connection of its own (see DESIGN.md, "Known
+//! pitfalls").
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Error;
+
+pub mod memory;
+pub mod redis;
+
+/// One job handed to a worker.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The queue (service name) it came from.
+    pub queue: String,
+    /// The broker's handle for the lease (a stream entry id on Redis).
+    pub token: String,
+    /// The job message as sent by the client.
+    pub payload: Vec<u8>,
+    /// How many times the broker has handed this message out, this one included.
+    pub deliveries: u32,
+}
+
+/// Everything that happens when a worker is done with a delivery, applied in
+/// one round trip: reply, keep the result, requeue or dead-letter, then ack.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    /// The reply envelope, if the job produces one.
+    pub reply: Option<Vec<u8>>,
+    /// The inbox to push the reply onto (absent: nobody is waiting).
+    pub reply_to: Option<String>,
+    /// Keep the reply under the result key of this call id, for this long.
+    pub keep_result: Option<(String, Duration)>,
+    /// Put this message back on the same queue (a retry).
+    pub requeue: Option<Vec<u8>>,
+    /// Move the message to the queue's dead-letter stream with this reason.
+    pub dead_letter: Option<String>,
+}
+
+/// A dead-lettered message, as listed by [`Backend::dead_letters`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The broker's id for the dead-letter entry.
+    pub token: String,
+    /// Why it was dead-lettered.
+    pub reason: String,
+    /// The message exactly as it was on the queue.
+    pub payload: Vec<u8>,
+}
+
+/// A broker connection shared by all tasks of a client or worker.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// A short description for logs (`redis://127.0.0.1:6379/0`, `memory://default`).
+    fn describe(&self) -> String;
+
+    /// The name of a client's reply inbox.
+    fn inbox_name(&self, client_id: &str) -> String;
+
+    /// The name under which a call's result is kept.
+    fn result_name(&self, call_id: &str) -> String;
+
+    /// Opens a reader for blocking reads (one per reading task).
+    async fn open_reader(&self) -> Result<Box<dyn Reader>, Error>;
+
+    /// Appends a job to a queue.
+    async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error>;
+
+    /// Reads a kept result, if it is still there.
+    async fn get_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Makes sure the queues exist and can be consumed (creates consumer
+    /// groups on Redis). Idempotent.
+    async fn prepare_queues(&self, queues: &[String]) -> Result<(), Error>;
+
+    /// Takes over jobs whose lease has been idle for at least `min_idle`
+    /// (their worker died or stalled).
+    async fn reclaim(
+        &self,
+        queue: &str,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>, Error>;
+
+    /// Renews the leases of jobs this consumer is still running, so they are
+    /// not reclaimed while the handler is alive.
+    async fn extend(&self, queue: &str, consumer: &str, tokens: &[String]) -> Result<(), Error>;
+
+    /// Applies a completion and acks the delivery.
+    async fn complete(&self, delivery: &Delivery, completion: Completion) -> Result<(), Error>;
+
+    /// Lists up to `max` dead letters of a queue, oldest first.
+    async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error>;
+}
+
+/// A connection for blocking reads.
+#[async_trait]
+pub trait Reader: Send {
+    /// Waits up to `wait` for replies in `inbox`, and returns up to `max` of them.
+    async fn pop_replies(
+        &mut self,
+        inbox: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, Error>;
+
+    /// Waits up to `wait` for new jobs on any of `queues`, and leases up to
+    /// `max` of them to `consumer`.
+    async fn take_jobs(
+        &mut self,
+        queues: &[String],
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, Error>;
+}
+
+/// Where and how to connect: the URL and the key prefix.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `redis://`, `rediss://` or `memory://` URL.
+    pub url: String,
+    /// Prefix of every key (lets several applications share one Redis).
+    pub prefix: String,
+}
+
+impl BrokerConfig {
+    /// A config for `url` with the default prefix `rpc`.
+    pub fn new(url: impl Into<String>) -> Self {
+        BrokerConfig {
+            url: url.into(),
+            prefix: "rpc".to_owned(),
+        }
+    }
+}
+
+/// Connects to the broker the URL names.
+pub async fn connect(config: &BrokerConfig) -> Result<Arc<dyn Backend>, Error> {
+    let url = config.url.trim();
+    if let Some(name) = url.strip_prefix("memory://") {
+        return Ok(memory::MemoryBackend::named(name));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://") {
+        return Ok(Arc::new(redis::RedisBackend::connect(url, &config.prefix).await?));
+    }
+    Err(Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: "expected a redis://, rediss:// or memory:// URL".to_owned(),
+    })
+}

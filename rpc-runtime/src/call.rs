@@ -1,0 +1,172 @@
+//! The vocabulary shared by callers, handlers and generated code: call ids,
+//! per-call options, the handler's view of a call ([`Context`]) and the static
+//! descriptions of jobs that codegen emits.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The id of one call. On the wire it is a string (a UUID when this crate
+/// makes it); it doubles as the handle to fetch a kept result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(Arc<str>);
+
+impl JobId {
+    /// A fresh random id.
+    pub fn new_random() -> Self {
+        JobId(uuid::Uuid::new_v4().simple().to_string().into())
+    }
+
+    /// The id as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for JobId {
+    fn from(s: &str) -> Self {
+        JobId(s.into())
+    }
+}
+
+impl From<String> for JobId {
+    fn from(s: String) -> Self {
+        JobId(s.into())
+    }
+}
+
+/// Options for one call. Unset fields fall back to the job's schema
+/// attributes, then to the client's defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallOptions {
+    /// How long the caller waits for the reply; also sent as the job's deadline.
+    pub timeout: Option<Duration>,
+    /// Attempt limit before the job is dead-lettered.
+    pub max_attempts: Option<u32>,
+    /// How long the worker keeps the result for [`crate::Pending`] handles and
+    /// fetch-by-id. `Some(ZERO)` keeps nothing.
+    pub result_ttl: Option<Duration>,
+    /// Free-form metadata the handler sees in [`Context::metadata`].
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl CallOptions {
+    /// Options with only a timeout set.
+    pub fn timeout(timeout: Duration) -> Self {
+        CallOptions {
+            timeout: Some(timeout),
+            ..Default::default()
+        }
+    }
+}
+
+/// A job as the generated client names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRef {
+    /// Wire service name (the queue).
+    pub service: &'static str,
+    /// Wire job name inside the service.
+    pub job: &'static str,
+    /// `#[timeout_ms = N]` from the schema.
+    pub timeout_ms: Option<u64>,
+    /// `#[attempts = N]` from the schema.
+    pub max_attempts: Option<u32>,
+}
+
+/// A job as a mounted service describes it to the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobInfo {
+    /// Wire job name inside the service.
+    pub name: &'static str,
+    /// True when nothing comes back.
+    pub one_way: bool,
+    /// `#[timeout_ms = N]` from the schema.
+    pub timeout_ms: Option<u64>,
+    /// `#[attempts = N]` from the schema.
+    pub max_attempts: Option<u32>,
+    /// `#[deprecated]` in the schema.
+    pub deprecated: bool,
+}
+
+/// JSON Schemas of one job's request, response and application error.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobSchema {
+    pub service: String,
+    pub job: String,
+    pub request: serde_json::Value,
+    pub response: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+/// What a handler knows about the call it is serving.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub(crate) id: JobId,
+    pub(crate) job: Arc<str>,
+    pub(crate) attempt: u32,
+    pub(crate) max_attempts: u32,
+    pub(crate) deadline: Option<SystemTime>,
+    pub(crate) metadata: Arc<BTreeMap<String, String>>,
+}
+
+impl Context {
+    /// A context for calling a handler directly (tests, in-process use).
+    pub fn detached(job: &str) -> Self {
+        Context {
+            id: JobId::new_random(),
+            job: job.into(),
+            attempt: 1,
+            max_attempts: 1,
+            deadline: None,
+            metadata: Arc::default(),
+        }
+    }
+
+    /// The call id.
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    /// The full job name, `Service.job`.
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    /// Which attempt this is, starting at 1. Greater than 1 after a worker
+    /// crash (redelivery) or a retry.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The attempt limit for this job.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// When the caller stops waiting, if it set a deadline.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        self.deadline
+    }
+
+    /// Time left before the deadline (`None` when there is no deadline;
+    /// `Some(ZERO)` once it has passed).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        })
+    }
+
+    /// Caller metadata.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+}

@@ -1,0 +1,592 @@
+//! The caller's side: send jobs, wait for replies.
+//!
+//! A [`Client`] owns one reply inbox and, once the first call that expects a
+//! reply is made, one reader task that blocks on that inbox and routes each
+//! reply to its waiting call by id through a map of oneshot channels. So a
+//! thousand calls in flight cost a thousand map entries, not a thousand
+//! connections. The reader stops when the last clone of the client is dropped.
+//!
+//! Every call has a deadline (its timeout, from the call options, the job's
+//! schema attribute or the client default). The deadline travels in the
+//! message so workers skip expired jobs, and the caller stops waiting at it.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use crate::backend::{self, Backend, BrokerConfig};
+use crate::call::{CallOptions, JobId, JobRef};
+use crate::error::{CallError, Error, ErrorKind, Never};
+use crate::wire::{self, JobMessage, ReplyMessage, PROTOCOL_VERSION};
+
+/// Replies fetched per blocking read.
+const REPLY_BATCH: usize = 256;
+/// How long one blocking read of the inbox waits before looping (to notice shutdown).
+const REPLY_POLL: Duration = Duration::from_secs(1);
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    broker: BrokerConfig,
+    default_timeout: Duration,
+    max_payload: usize,
+    result_ttl: Duration,
+    max_attempts: Option<u32>,
+}
+
+impl ClientBuilder {
+    /// A builder for the broker at `url` (`redis://`, `rediss://`, `memory://`).
+    pub fn new(url: impl Into<String>) -> Self {
+        ClientBuilder {
+            broker: BrokerConfig::new(url),
+            default_timeout: Duration::from_secs(30),
+            max_payload: 8 * 1024 * 1024,
+            result_ttl: Duration::from_secs(300),
+            max_attempts: None,
+        }
+    }
+
+    /// Key prefix (default `rpc`); clients and workers must agree.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.broker.prefix = prefix.into();
+        self
+    }
+
+    /// Timeout of calls whose options and schema set none (default 30 s).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// Largest request message accepted, in bytes (default 8 MiB).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// How long results of `send_*` calls are kept for fetch-by-id (default 5 min).
+    pub fn result_ttl(mut self, ttl: Duration) -> Self {
+        self.result_ttl = ttl;
+        self
+    }
+
+    /// Default attempt limit for calls whose options and schema set none.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
+    /// Connects.
+    pub async fn connect(self) -> Result<Client, Error> {
+        let backend = backend::connect(&self.broker).await?;
+        Ok(Client::from_backend(backend, self))
+    }
+}
+
+/// A connection to the broker for making calls. Cheap to clone; clones share
+/// the inbox and the reader.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("broker", &self.inner.backend.describe())
+            .field("inbox", &self.inner.inbox)
+            .finish()
+    }
+}
+
+type Waiters = Mutex<HashMap<Box<str>, oneshot::Sender<Vec<u8>>>>;
+
+struct ClientInner {
+    backend: Arc<dyn Backend>,
+    inbox: String,
+    waiters: Arc<Waiters>,
+    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    config: ClientBuilder,
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.get_mut().ok().and_then(Option::take) {
+            reader.abort();
+        }
+    }
+}
+
+/// The answer to an untyped [`Client::call_and_wait`]: the old library's
+/// `Response { data, id, response_key }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// What the job returned.
+    pub data: serde_json::Value,
+    /// The call id.
+    pub id: JobId,
+    /// The key under which the result is kept (while its TTL lasts, when the
+    /// call asked for it to be kept).
+    pub response_key: String,
+}
+
+impl Client {
+    /// Connects to `url` with default settings.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rpc_runtime::Error> {
+    /// let client = rpc_runtime::Client::connect("redis://127.0.0.1:6379/").await?;
+    /// let reply = client.call_and_wait("Calculator.add", serde_json::json!({"a": 1, "b": 2})).await?;
+    /// assert_eq!(reply.data, 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Client, Error> {
+        ClientBuilder::new(url).connect().await
+    }
+
+    /// A builder with settings.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url)
+    }
+
+    fn from_backend(backend: Arc<dyn Backend>, config: ClientBuilder) -> Client {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let inbox = backend.inbox_name(&id);
+        Client {
+            inner: Arc::new(ClientInner {
+                backend,
+                inbox,
+                waiters: Arc::default(),
+                reader: Mutex::new(None),
+                config,
+            }),
+        }
+    }
+
+    /// The broker this client talks to.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    /// Number of calls waiting for a reply (for metrics and leak tests).
+    pub fn in_flight(&self) -> usize {
+        lock(&self.inner.waiters).len()
+    }
+
+    // ----- untyped API (the old library's) -----
+
+    /// Fire and forget: enqueue `job` (`Service.job`) with `data` and return its id.
+    pub async fn call(&self, job: &str, data: serde_json::Value) -> Result<JobId, Error> {
+        let (service, name) = split_job(job)?;
+        let target = self.untyped_ref(service, name);
+        self.send_one_way(&target, &data, &CallOptions::default()).await
+    }
+
+    /// Call `job` with `data` and wait for the answer.
+    pub async fn call_and_wait(&self, job: &str, data: serde_json::Value) -> Result<Response, Error> {
+        self.call_and_wait_with(job, data, &CallOptions::default()).await
+    }
+
+    /// [`Client::call_and_wait`] with options.
+    pub async fn call_and_wait_with(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+        options: &CallOptions,
+    ) -> Result<Response, Error> {
+        let (service, name) = split_job(job)?;
+        let target = self.untyped_ref(service, name);
+        let pending = self.send_typed::<_, serde_json::Value, serde_json::Value>(&target, &data, options).await?;
+        let id = pending.id().clone();
+        let response_key = pending.response_key();
+        match pending.wait().await {
+            Ok(data) => Ok(Response { data, id, response_key }),
+            Err(CallError::Rpc(e)) => Err(e),
+            Err(CallError::App(data)) => Err(Error::Remote {
+                job: job.to_owned(),
+                kind: ErrorKind::App,
+                message: "the job returned its application error".to_owned(),
+                data: Some(data),
+            }),
+        }
+    }
+
+    /// Send `job` without waiting; the handle can be awaited later.
+    pub async fn send(&self, job: &str, data: serde_json::Value) -> Result<Pending<serde_json::Value, serde_json::Value>, Error> {
+        let (service, name) = split_job(job)?;
+        let target = self.untyped_ref(service, name);
+        self.send_typed(&target, &data, &CallOptions::default()).await
+    }
+
+    fn untyped_ref(&self, service: &str, job: &str) -> JobRef {
+        // Untyped calls name jobs at run time; JobRef wants 'static names.
+        // Leaking per call would grow without bound, so intern them.
+        JobRef {
+            service: intern(service),
+            job: intern(job),
+            timeout_ms: None,
+            max_attempts: None,
+        }
+    }
+
+    // ----- typed API (what generated clients call) -----
+
+    /// Calls a job and waits for its typed answer.
+    pub async fn call_typed<Req, T, E>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+    ) -> Result<T, CallError<E>>
+    where
+        Req: Serialize + ?Sized,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        self.send_inner::<Req, T, E>(job, request, options, false).await?.wait().await
+    }
+
+    /// Sends a job and returns a handle to its answer; the result is kept for
+    /// the client's result TTL so other processes can fetch it by id.
+    pub async fn send_typed<Req, T, E>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+    ) -> Result<Pending<T, E>, Error>
+    where
+        Req: Serialize + ?Sized,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        self.send_inner(job, request, options, true).await
+    }
+
+    /// Sends a one-way job and returns once it is enqueued.
+    pub async fn send_one_way<Req>(&self, job: &JobRef, request: &Req, options: &CallOptions) -> Result<JobId, Error>
+    where
+        Req: Serialize + ?Sized,
+    {
+        let id = JobId::new_random();
+        let (payload, _) = self.encode(job, &id, request, options, None, Duration::ZERO)?;
+        self.inner.backend.push_job(job.service, &payload).await?;
+        Ok(id)
+    }
+
+    /// Re-attaches to a call sent earlier, possibly by another process, by its
+    /// id. Awaiting the handle polls the kept result until the client's
+    /// default timeout.
+    pub fn pending<T, E>(&self, id: JobId) -> Pending<T, E> {
+        let timeout = self.inner.config.default_timeout;
+        Pending {
+            client: self.clone(),
+            id,
+            job: String::new(),
+            rx: None,
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
+            _types: PhantomData,
+        }
+    }
+
+    /// Reads a kept result by call id without waiting: `None` while it is not
+    /// there (not done yet, or expired).
+    pub async fn fetch_result(&self, id: &JobId) -> Result<Option<Result<serde_json::Value, Error>>, Error> {
+        let pending = self.pending::<serde_json::Value, serde_json::Value>(id.clone());
+        Ok(pending.try_fetch().await?.map(|r| {
+            r.map_err(|e| match e {
+                CallError::Rpc(e) => e,
+                CallError::App(data) => Error::Remote {
+                    job: String::new(),
+                    kind: ErrorKind::App,
+                    message: "the job returned its application error".to_owned(),
+                    data: Some(data),
+                },
+            })
+        }))
+    }
+
+    fn timeout_for(&self, job: &JobRef, options: &CallOptions) -> Duration {
+        options
+            .timeout
+            .or(job.timeout_ms.map(Duration::from_millis))
+            .unwrap_or(self.inner.config.default_timeout)
+    }
+
+    fn encode<Req: Serialize + ?Sized>(
+        &self,
+        job: &JobRef,
+        id: &JobId,
+        request: &Req,
+        options: &CallOptions,
+        reply_to: Option<&str>,
+        result_ttl: Duration,
+    ) -> Result<(Vec<u8>, Duration), Error> {
+        let timeout = self.timeout_for(job, options);
+        let params = serde_json::to_string(request).map_err(|e| Error::codec(format!("encode the request for `{}.{}`", job.service, job.job), e))?;
+        let params = RawValue::from_string(params).map_err(|e| Error::codec("encode the request", e))?;
+        let full_name = format!("{}.{}", job.service, job.job);
+        let message = JobMessage {
+            v: PROTOCOL_VERSION,
+            id: id.as_str().into(),
+            job: full_name.as_str().into(),
+            params: &params,
+            reply_to: reply_to.map(Into::into),
+            deadline_ms: Some(wire::unix_ms(SystemTime::now() + timeout)),
+            attempt: 1,
+            max_attempts: options.max_attempts.or(job.max_attempts).or(self.inner.config.max_attempts),
+            result_ttl_ms: result_ttl.as_millis() as u64,
+            meta: options.metadata.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
+        };
+        let payload = serde_json::to_vec(&message).map_err(|e| Error::codec("encode the job message", e))?;
+        if payload.len() > self.inner.config.max_payload {
+            return Err(Error::PayloadTooLarge {
+                job: full_name,
+                size: payload.len(),
+                limit: self.inner.config.max_payload,
+            });
+        }
+        Ok((payload, timeout))
+    }
+
+    async fn send_inner<Req, T, E>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<Pending<T, E>, Error>
+    where
+        Req: Serialize + ?Sized,
+    {
+        let id = JobId::new_random();
+        let result_ttl = if keep {
+            options.result_ttl.unwrap_or(self.inner.config.result_ttl)
+        } else {
+            options.result_ttl.unwrap_or(Duration::ZERO)
+        };
+        let (payload, timeout) = self.encode(job, &id, request, options, Some(&self.inner.inbox), result_ttl)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Register before sending: a fast worker may answer before push_job returns.
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.waiters).insert(id.as_str().into(), tx);
+        self.ensure_reader();
+        if let Err(e) = self.inner.backend.push_job(job.service, &payload).await {
+            lock(&self.inner.waiters).remove(id.as_str());
+            return Err(e);
+        }
+        Ok(Pending {
+            client: self.clone(),
+            id,
+            job: format!("{}.{}", job.service, job.job),
+            rx: Some(rx),
+            timeout,
+            deadline,
+            _types: PhantomData,
+        })
+    }
+
+    fn ensure_reader(&self) {
+        let mut reader = lock(&self.inner.reader);
+        if reader.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let backend = self.inner.backend.clone();
+        let inbox = self.inner.inbox.clone();
+        let waiters = Arc::downgrade(&self.inner.waiters);
+        *reader = Some(tokio::spawn(route_replies(backend, inbox, waiters)));
+    }
+}
+
+/// The reader task: block on the inbox, hand each reply to its waiter.
+async fn route_replies(backend: Arc<dyn Backend>, inbox: String, waiters: std::sync::Weak<Waiters>) {
+    let mut reader = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if waiters.strong_count() == 0 {
+            return;
+        }
+        if reader.is_none() {
+            match backend.open_reader().await {
+                Ok(r) => reader = Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reply reader cannot connect; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let Some(r) = reader.as_mut() else { continue };
+        match r.pop_replies(&inbox, REPLY_BATCH, REPLY_POLL).await {
+            Ok(replies) => {
+                backoff = Duration::from_millis(50);
+                let Some(waiters) = waiters.upgrade() else { return };
+                for body in replies {
+                    let Some(id) = reply_id(&body) else {
+                        tracing::warn!("dropping an unreadable reply");
+                        continue;
+                    };
+                    let waiter = lock(&waiters).remove(id.as_str());
+                    if let Some(tx) = waiter {
+                        // The caller may have given up (deadline); that is fine.
+                        let _ = tx.send(body);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reply reader failed; reconnecting");
+                reader = None;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn reply_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<IdOnly>(body).ok().map(|r| r.id.into_owned())
+}
+
+/// A call in flight: await [`Pending::wait`] for its answer, or keep its
+/// [`Pending::id`] and fetch the result later (from any process) while it is kept.
+pub struct Pending<T, E = Never> {
+    client: Client,
+    id: JobId,
+    job: String,
+    rx: Option<oneshot::Receiver<Vec<u8>>>,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    _types: PhantomData<fn() -> (T, E)>,
+}
+
+impl<T, E> std::fmt::Debug for Pending<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("id", &self.id).field("job", &self.job).finish()
+    }
+}
+
+impl<T, E> Drop for Pending<T, E> {
+    fn drop(&mut self) {
+        if self.rx.is_some() {
+            lock(&self.client.inner.waiters).remove(self.id.as_str());
+        }
+    }
+}
+
+impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
+    /// The call id.
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    /// The key the result is kept under (the old library's `response_key`).
+    pub fn response_key(&self) -> String {
+        self.client.inner.backend.result_name(self.id.as_str())
+    }
+
+    /// Waits for the answer until the call's deadline.
+    pub async fn wait(mut self) -> Result<T, CallError<E>> {
+        let job = std::mem::take(&mut self.job);
+        if let Some(rx) = self.rx.take() {
+            let waited = tokio::time::timeout_at(self.deadline, rx).await;
+            lock(&self.client.inner.waiters).remove(self.id.as_str());
+            return match waited {
+                Ok(Ok(body)) => decode_reply(&job, &body),
+                Ok(Err(_)) => Err(Error::Closed.into()),
+                Err(_) => Err(Error::Timeout {
+                    job,
+                    id: self.id.to_string(),
+                    after: self.timeout,
+                }
+                .into()),
+            };
+        }
+        // Re-attached by id: poll the kept result.
+        let mut delay = Duration::from_millis(20);
+        loop {
+            if let Some(result) = self.try_fetch().await? {
+                return result;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= self.deadline {
+                return Err(Error::Timeout {
+                    job,
+                    id: self.id.to_string(),
+                    after: self.timeout,
+                }
+                .into());
+            }
+            tokio::time::sleep(delay.min(self.deadline - now)).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Fetches the kept result now: `None` if it is not there (yet).
+    pub async fn try_fetch(&self) -> Result<Option<Result<T, CallError<E>>>, Error> {
+        let body = self.client.inner.backend.get_result(self.id.as_str()).await?;
+        Ok(body.map(|b| decode_reply(&self.job, &b)))
+    }
+}
+
+fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(job: &str, body: &[u8]) -> Result<T, CallError<E>> {
+    let reply: ReplyMessage = serde_json::from_slice(body).map_err(|e| Error::codec("decode a reply envelope", e))?;
+    if let Some(ok) = reply.ok {
+        return serde_json::from_str(ok.get()).map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
+    }
+    let Some(err) = reply.error else {
+        // `"ok": null` is dropped by the Option; that is a unit result.
+        return serde_json::from_str("null").map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
+    };
+    if err.kind == ErrorKind::App {
+        if let Some(data) = err.data {
+            return match serde_json::from_str::<E>(data.get()) {
+                Ok(app) => Err(CallError::App(app)),
+                Err(e) => Err(Error::codec(format!("decode the application error of `{job}`"), e).into()),
+            };
+        }
+    }
+    Err(Error::Remote {
+        job: job.to_owned(),
+        kind: err.kind,
+        message: err.message.into_owned(),
+        data: err.data.and_then(|d| serde_json::from_str(d.get()).ok()),
+    }
+    .into())
+}
+
+fn split_job(job: &str) -> Result<(&str, &str), Error> {
+    match job.split_once('.') {
+        Some((service, name)) if !service.is_empty() && !name.is_empty() => Ok((service, name)),
+        _ => Err(Error::Codec {
+            what: format!("route job `{job}`"),
+            reason: "job names are `Service.job`".to_owned(),
+        }),
+    }
+}
+
+fn intern(s: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<Mutex<std::collections::HashSet<&'static str>>> = std::sync::OnceLock::new();
+    let mut names = lock(NAMES.get_or_init(Default::default));
+    if let Some(n) = names.get(s) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

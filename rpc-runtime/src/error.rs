@@ -1,0 +1,238 @@
+//! Errors, one enum per boundary.
+//!
+//! * [`Error`] is what a caller sees: the broker failed, the call timed out,
+//!   the worker answered with an error. Every variant says what to do next.
+//! * [`CallError`] adds a job's typed application error (`Result<T, E>` in the
+//!   schema) on top of [`Error`], so the compiler makes callers handle it.
+//! * [`HandlerError`] is what a handler returns when it cannot do its job:
+//!   either "try again later" (the job is retried until its attempt limit) or
+//!   "this will never work" (the caller gets the error at once).
+//! * [`JobError`] is the handler-side twin of [`CallError`].
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of failure a worker reports in a reply envelope (`error.kind` on
+/// the wire; see `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The job returned its typed application error; `data` holds it.
+    App,
+    /// The handler failed and gave up (or ran out of attempts).
+    Handler,
+    /// No handler is mounted for this job name.
+    UnknownJob,
+    /// The parameters did not match the job's request type.
+    BadRequest,
+    /// The call's deadline passed before a worker could start it.
+    DeadlineExceeded,
+    /// The job ran out of attempts (crashed workers, retries) and was moved to
+    /// the dead-letter stream.
+    DeadLettered,
+    /// A kind this version does not know (sent by a newer peer).
+    #[serde(other)]
+    Unknown,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ErrorKind::App => "app",
+            ErrorKind::Handler => "handler",
+            ErrorKind::UnknownJob => "unknown_job",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
+            ErrorKind::DeadLettered => "dead_lettered",
+            ErrorKind::Unknown => "unknown",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Why a call failed, as seen by the caller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection URL could not be used.
+    #[error("invalid broker URL `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// The broker could not be reached or refused a command.
+    #[error("broker error: {0}")]
+    Broker(String),
+
+    /// No reply came before the call's deadline.
+    #[error("call {id} to `{job}` got no reply within {after:?}")]
+    Timeout {
+        job: String,
+        id: String,
+        after: Duration,
+    },
+
+    /// The request was larger than the configured payload limit; nothing was sent.
+    #[error("request for `{job}` is {size} bytes, over the limit of {limit} bytes (raise it with ClientBuilder::max_payload)")]
+    PayloadTooLarge {
+        job: String,
+        size: usize,
+        limit: usize,
+    },
+
+    /// A value could not be encoded or a reply could not be decoded.
+    #[error("could not {what}: {reason}")]
+    Codec { what: String, reason: String },
+
+    /// The worker answered with an error.
+    #[error("`{job}` failed ({kind}): {message}")]
+    Remote {
+        job: String,
+        kind: ErrorKind,
+        message: String,
+        /// The application error value, for `kind == App` on untyped calls.
+        data: Option<serde_json::Value>,
+    },
+
+    /// The client was shut down while the call was in flight.
+    #[error("the client was closed")]
+    Closed,
+}
+
+impl Error {
+    /// The remote error kind, if the worker answered with an error.
+    pub fn remote_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Remote { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// True for errors that may go away if the same call is made again
+    /// (broker down, timeout); false for errors that will repeat.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Broker(_) | Error::Timeout { .. })
+    }
+
+    pub(crate) fn codec(what: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Error::Codec {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        Error::Broker(e.to_string())
+    }
+}
+
+/// An uninhabited type: the application error of jobs that declare none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Never {}
+
+impl fmt::Display for Never {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
+    }
+}
+
+/// The result of a typed call to a job declared `-> Result<T, E>`: either the
+/// job's own error `E`, or a runtime [`Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum CallError<E> {
+    /// The job answered with its application error.
+    #[error("application error: {0:?}")]
+    App(E),
+    /// The call itself failed.
+    #[error(transparent)]
+    Rpc(#[from] Error),
+}
+
+impl CallError<Never> {
+    /// A call to a job without an application error can only fail with [`Error`].
+    pub fn into_rpc(self) -> Error {
+        match self {
+            CallError::App(never) => match never {},
+            CallError::Rpc(e) => e,
+        }
+    }
+}
+
+impl From<CallError<Never>> for Error {
+    fn from(e: CallError<Never>) -> Self {
+        e.into_rpc()
+    }
+}
+
+/// What a handler returns when it cannot do its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    message: String,
+    retry: bool,
+}
+
+impl HandlerError {
+    /// A transient failure: the job goes back on the queue and is tried again,
+    /// up to its attempt limit, after which it is dead-lettered.
+    pub fn retry(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retry: true,
+        }
+    }
+
+    /// A permanent failure: the caller gets the error at once, no retry.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retry: false,
+        }
+    }
+
+    /// The message given to the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the job should be tried again.
+    pub fn is_retry(&self) -> bool {
+        self.retry
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+/// The handler-side result error of a job declared `-> Result<T, E>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobError<E> {
+    /// The job's application error, delivered to the caller as `CallError::App`.
+    App(E),
+    /// The handler failed (see [`HandlerError`]).
+    Handler(HandlerError),
+}
+
+impl<E> From<E> for JobError<E> {
+    fn from(e: E) -> Self {
+        JobError::App(e)
+    }
+}
+
+impl<E> JobError<E> {
+    /// Shorthand for `JobError::Handler(HandlerError::retry(msg))`.
+    pub fn retry(message: impl Into<String>) -> Self {
+        JobError::Handler(HandlerError::retry(message))
+    }
+
+    /// Shorthand for `JobError::Handler(HandlerError::fatal(msg))`.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        JobError::Handler(HandlerError::fatal(message))
+    }
+}

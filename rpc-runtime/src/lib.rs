@@ -1,0 +1,97 @@
+//! Runtime for typed RPC over Redis queues.
+//!
+//! Schema files (`*.rpc`) are turned into Rust by `rpc-codegen`; the generated
+//! code calls into this crate. This crate carries the calls: a [`Client`]
+//! sends job messages and routes replies back to waiting calls, a [`Worker`]
+//! takes jobs, runs them on mounted [`Service`]s and replies. Between them is
+//! a broker behind the [`backend::Backend`] trait: Redis Streams in
+//! production, an in-process queue (`memory://`) for tests and demos.
+//!
+//! The untyped path by job name stays available for scripts, tools and other
+//! languages ([`Client::call`], [`Client::call_and_wait`],
+//! [`DynamicService`]); the wire format is in `docs/PROTOCOL.md`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rpc_runtime::Error> {
+//! use rpc_runtime::{Client, DynamicService, Worker};
+//! use serde_json::json;
+//!
+//! let worker = Worker::builder("memory://doc")
+//!     .mount(DynamicService::new("Math").job("add", |req| async move {
+//!         let (a, b) = (req.data["a"].as_i64().unwrap_or(0), req.data["b"].as_i64().unwrap_or(0));
+//!         req.respond(json!(a + b))
+//!     }))
+//!     .build()
+//!     .await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let running = tokio::spawn(worker.run_until(async { let _ = stopped.await; }));
+//!
+//! let client = Client::connect("memory://doc").await?;
+//! let response = client.call_and_wait("Math.add", json!({"a": 2, "b": 3})).await?;
+//! assert_eq!(response.data, json!(5));
+//!
+//! let _ = stop.send(());
+//! running.await.expect("worker task")?;
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+mod bytes;
+mod call;
+mod client;
+mod error;
+mod service;
+pub mod wire;
+mod worker;
+
+pub use bytes::Bytes;
+pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
+pub use client::{Client, ClientBuilder, Pending, Response};
+pub use error::{CallError, Error, ErrorKind, HandlerError, JobError, Never};
+pub use service::{BoxFuture, DynamicService, Outcome, Request, Service};
+pub use worker::{shutdown_signal, StatsSnapshot, Worker, WorkerBuilder, WorkerSettings};
+
+/// Pulls in the module generated for a schema file by `rpc-codegen` in `build.rs`.
+///
+/// `rpc_runtime::include_schema!("calculator");` expands to the generated
+/// `pub mod calculator { ... }` from `$OUT_DIR/calculator.rs`.
+#[macro_export]
+macro_rules! include_schema {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}
+
+/// Items generated code uses. Not a stable API for anything else.
+#[doc(hidden)]
+pub mod __private {
+    pub use schemars;
+    pub use serde;
+    pub use serde_json;
+    pub use serde_json::value::RawValue;
+
+    pub use crate::service::BoxFuture;
+    use crate::service::Outcome;
+    use crate::{HandlerError, JobError};
+
+    /// Decodes a job's parameters, or the outcome that says why they do not fit.
+    pub fn decode<T: serde::de::DeserializeOwned>(params: &RawValue) -> Result<T, Outcome> {
+        crate::service::decode(params)
+    }
+
+    /// The outcome of a plain or one-way job.
+    pub fn finish<T: serde::Serialize>(result: Result<T, HandlerError>) -> Outcome {
+        crate::service::finish(result)
+    }
+
+    /// The outcome of a `Result<T, E>` job.
+    pub fn finish_app<T: serde::Serialize, E: serde::Serialize>(result: Result<T, JobError<E>>) -> Outcome {
+        crate::service::finish_app(result)
+    }
+
+    /// The JSON Schema of `T`, as a JSON value.
+    pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+        schemars::schema_for!(T).to_value()
+    }
+}

@@ -1,0 +1,212 @@
+//! What a worker runs: a [`Service`] is a named set of jobs with a dispatch
+//! function from job name and raw JSON parameters to an [`Outcome`].
+//!
+//! Generated `<Service>Server<H>` types implement it for typed handlers;
+//! [`DynamicService`] implements it for untyped closures over
+//! `serde_json::Value` (the old library's `Request { data, respond() }`), for
+//! scripts, tools and bridges.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::call::{Context, JobInfo};
+use crate::error::{ErrorKind, HandlerError, JobError};
+
+/// A boxed, sendable future (what [`Service::dispatch`] returns).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A set of jobs mounted on a worker under one name.
+pub trait Service: Send + Sync + 'static {
+    /// The wire service name; also the queue the worker reads.
+    fn name(&self) -> &'static str;
+
+    /// The jobs this service serves.
+    fn jobs(&self) -> &'static [JobInfo];
+
+    /// Runs one job. `job` is the wire job name without the service prefix.
+    fn dispatch<'a>(
+        &'a self,
+        ctx: Context,
+        job: &'a str,
+        params: &'a RawValue,
+    ) -> BoxFuture<'a, Outcome>;
+}
+
+/// How one job ended, ready to become a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The job's return value, serialized as JSON.
+    Ok(String),
+    /// The job's application error, serialized as JSON.
+    App(String),
+    /// The job failed. `retry` asks for another attempt.
+    Failed {
+        kind: ErrorKind,
+        message: String,
+        retry: bool,
+    },
+}
+
+impl Outcome {
+    /// The outcome for a job name the service does not have.
+    pub fn unknown_job(job: &str) -> Self {
+        Outcome::Failed {
+            kind: ErrorKind::UnknownJob,
+            message: format!("no job named `{job}` is mounted on this worker"),
+            retry: false,
+        }
+    }
+
+    /// The outcome for parameters that do not fit the job's request type.
+    pub fn bad_request(reason: impl std::fmt::Display) -> Self {
+        Outcome::Failed {
+            kind: ErrorKind::BadRequest,
+            message: format!("parameters do not match the job: {reason}"),
+            retry: false,
+        }
+    }
+
+    fn from_handler_error(e: HandlerError) -> Self {
+        Outcome::Failed {
+            kind: ErrorKind::Handler,
+            retry: e.is_retry(),
+            message: e.message().to_owned(),
+        }
+    }
+
+    fn encode<T: Serialize>(value: &T, app: bool) -> Self {
+        match serde_json::to_string(value) {
+            Ok(json) if app => Outcome::App(json),
+            Ok(json) => Outcome::Ok(json),
+            Err(e) => Outcome::Failed {
+                kind: ErrorKind::Handler,
+                message: format!("could not serialize the result: {e}"),
+                retry: false,
+            },
+        }
+    }
+}
+
+/// Decodes a job's parameters, or says why they do not fit.
+pub(crate) fn decode<T: DeserializeOwned>(params: &RawValue) -> Result<T, Outcome> {
+    serde_json::from_str(params.get()).map_err(Outcome::bad_request)
+}
+
+/// Turns a plain (or one-way) job's result into an outcome.
+pub(crate) fn finish<T: Serialize>(result: Result<T, HandlerError>) -> Outcome {
+    match result {
+        Ok(value) => Outcome::encode(&value, false),
+        Err(e) => Outcome::from_handler_error(e),
+    }
+}
+
+/// Turns a `Result<T, E>` job's result into an outcome.
+pub(crate) fn finish_app<T: Serialize, E: Serialize>(result: Result<T, JobError<E>>) -> Outcome {
+    match result {
+        Ok(value) => Outcome::encode(&value, false),
+        Err(JobError::App(e)) => Outcome::encode(&e, true),
+        Err(JobError::Handler(e)) => Outcome::from_handler_error(e),
+    }
+}
+
+/// An untyped request: the old library's `Request { data, respond() }`.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The call's parameters.
+    pub data: serde_json::Value,
+    /// The call's context (id, attempt, deadline, metadata).
+    pub context: Context,
+}
+
+impl Request {
+    /// Answers the call with `data` (sugar for `Ok(data)`).
+    pub fn respond(&self, data: serde_json::Value) -> Result<serde_json::Value, HandlerError> {
+        Ok(data)
+    }
+}
+
+type DynHandler =
+    Arc<dyn Fn(Request) -> BoxFuture<'static, Result<serde_json::Value, HandlerError>> + Send + Sync>;
+
+/// A service built from closures over JSON values, mounted by name.
+///
+/// ```
+/// use rpc_runtime::{DynamicService, HandlerError};
+/// let svc = DynamicService::new("Echo").job("echo", |req| async move {
+///     req.respond(req.data.clone())
+/// });
+/// # let _ = svc;
+/// ```
+pub struct DynamicService {
+    name: &'static str,
+    jobs: Vec<JobInfo>,
+    handlers: HashMap<String, DynHandler>,
+    infos: &'static [JobInfo],
+}
+
+impl DynamicService {
+    /// An empty service named `name`.
+    pub fn new(name: &str) -> Self {
+        DynamicService {
+            name: Box::leak(name.to_owned().into_boxed_str()),
+            jobs: Vec::new(),
+            handlers: HashMap::new(),
+            infos: &[],
+        }
+    }
+
+    /// Adds a job that answers.
+    pub fn job<F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<serde_json::Value, HandlerError>> + Send + 'static,
+    {
+        let handler: DynHandler = Arc::new(move |req| Box::pin(handler(req)));
+        self.jobs.push(JobInfo {
+            name: Box::leak(name.to_owned().into_boxed_str()),
+            one_way: false,
+            timeout_ms: None,
+            max_attempts: None,
+            deprecated: false,
+        });
+        self.handlers.insert(name.to_owned(), handler);
+        // Job lists are built once at start-up; leaking them gives the
+        // `'static` slice the trait asks for at no cost per call.
+        self.infos = Box::leak(self.jobs.clone().into_boxed_slice());
+        self
+    }
+}
+
+impl Service for DynamicService {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn jobs(&self) -> &'static [JobInfo] {
+        self.infos
+    }
+
+    fn dispatch<'a>(
+        &'a self,
+        ctx: Context,
+        job: &'a str,
+        params: &'a RawValue,
+    ) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let Some(handler) = self.handlers.get(job) else {
+                return Outcome::unknown_job(job);
+            };
+            let data = match decode::<serde_json::Value>(params) {
+                Ok(data) => data,
+                Err(outcome) => return outcome,
+            };
+            finish(handler(Request { data, context: ctx }).await)
+        })
+    }
+}

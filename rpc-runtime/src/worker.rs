@@ -1,0 +1,564 @@
+//! The worker: take jobs, run them on the mounted services, reply, ack.
+//!
+//! Shape of a running worker:
+//! * one *taker* loop that leases as many jobs as there are free slots
+//!   (a semaphore bounds the jobs running at once) with one blocking read;
+//! * one task per job, which runs the handler and then completes the job in a
+//!   single round trip (reply + keep result + ack);
+//! * one *janitor* loop that renews the leases of running jobs and reclaims
+//!   jobs whose lease went idle past the visibility timeout (their worker
+//!   died or stalled).
+//!
+//! Nothing a client sends can stop the worker: a message that does not parse
+//! is dead-lettered with the reason, an unknown job gets an error reply, and a
+//! handler's panic is caught and counted as a failed attempt.
+//!
+//! Shutdown (SIGTERM, ctrl-c, or the future given to [`Worker::run_until`]):
+//! stop taking, let running jobs finish and ack (up to the grace period),
+//! return. Jobs still running after the grace period are not acked and will be
+//! reclaimed by another worker.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use tokio::sync::Semaphore;
+
+use crate::backend::{self, Backend, BrokerConfig, Completion, Delivery};
+use crate::call::{Context, JobId, JobInfo};
+use crate::client::lock;
+use crate::error::{Error, ErrorKind};
+use crate::service::{Outcome, Service};
+use crate::wire::{self, JobMessage};
+
+/// Builds a [`Worker`].
+pub struct WorkerBuilder {
+    broker: BrokerConfig,
+    services: Vec<Arc<dyn Service>>,
+    settings: WorkerSettings,
+}
+
+/// Tunables of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs run at once (default 64).
+    pub concurrency: usize,
+    /// How long a job's lease may go without renewal before another worker
+    /// takes the job over (default 30 s).
+    pub visibility_timeout: Duration,
+    /// Attempt limit for jobs whose message and schema set none (default 3).
+    pub max_attempts: u32,
+    /// How long shutdown waits for running jobs (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Consumer name in the group (default: host-pid-random).
+    pub consumer: String,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            concurrency: 64,
+            visibility_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            shutdown_grace: Duration::from_secs(30),
+            consumer: default_consumer_name(),
+        }
+    }
+}
+
+fn default_consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &rand[..8])
+}
+
+impl WorkerBuilder {
+    /// A worker for the broker at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        WorkerBuilder {
+            broker: BrokerConfig::new(url),
+            services: Vec::new(),
+            settings: WorkerSettings::default(),
+        }
+    }
+
+    /// Key prefix (default `rpc`); clients and workers must agree.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.broker.prefix = prefix.into();
+        self
+    }
+
+    /// Mounts a service (a generated `<Service>Server` or a [`crate::DynamicService`]).
+    pub fn mount(mut self, service: impl Service) -> Self {
+        self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Jobs run at once.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.settings.concurrency = n.max(1);
+        self
+    }
+
+    /// See [`WorkerSettings::visibility_timeout`].
+    pub fn visibility_timeout(mut self, t: Duration) -> Self {
+        self.settings.visibility_timeout = t;
+        self
+    }
+
+    /// See [`WorkerSettings::max_attempts`].
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.settings.max_attempts = n.max(1);
+        self
+    }
+
+    /// See [`WorkerSettings::shutdown_grace`].
+    pub fn shutdown_grace(mut self, t: Duration) -> Self {
+        self.settings.shutdown_grace = t;
+        self
+    }
+
+    /// See [`WorkerSettings::consumer`].
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.consumer = name.into();
+        self
+    }
+
+    /// Connects to the broker and prepares the queues.
+    pub async fn build(self) -> Result<Worker, Error> {
+        let backend = backend::connect(&self.broker).await?;
+        let mut services = HashMap::new();
+        for s in self.services {
+            if services.insert(s.name(), s.clone()).is_some() {
+                return Err(Error::Codec {
+                    what: "mount services".to_owned(),
+                    reason: format!("service `{}` is mounted twice", s.name()),
+                });
+            }
+        }
+        let queues: Vec<String> = services.keys().map(|s| s.to_string()).collect();
+        backend.prepare_queues(&queues).await?;
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                backend,
+                services,
+                queues,
+                settings: self.settings,
+                running: Mutex::default(),
+                stats: Stats::default(),
+            }),
+        })
+    }
+}
+
+/// Counters a worker keeps (see [`Worker::stats`]).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Jobs completed with a result.
+    pub succeeded: AtomicU64,
+    /// Jobs answered with an error (application, handler, unknown job, ...).
+    pub failed: AtomicU64,
+    /// Jobs put back for another attempt.
+    pub retried: AtomicU64,
+    /// Jobs moved to the dead-letter stream.
+    pub dead_lettered: AtomicU64,
+    /// Jobs taken over from another (dead or stalled) worker.
+    pub reclaimed: AtomicU64,
+    /// Jobs skipped because their deadline had passed.
+    pub expired: AtomicU64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    pub reclaimed: u64,
+    pub expired: u64,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    services: HashMap<&'static str, Arc<dyn Service>>,
+    queues: Vec<String>,
+    settings: WorkerSettings,
+    /// Leases held by running jobs, per queue, renewed by the janitor.
+    running: Mutex<HashMap<String, HashSet<String>>>,
+    stats: Stats,
+}
+
+/// A worker serving mounted services. Clone-free: run it once.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    /// A builder for a worker on the broker at `url`.
+    pub fn builder(url: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder::new(url)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// A handle to the counters that stays valid while the worker runs.
+    pub fn stats_handle(&self) -> impl Fn() -> StatsSnapshot + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.snapshot()
+    }
+
+    /// Runs until SIGTERM or ctrl-c, then shuts down gracefully.
+    pub async fn run(self) -> Result<StatsSnapshot, Error> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `shutdown` completes, then shuts down gracefully.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<StatsSnapshot, Error> {
+        let shared = self.shared;
+        let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tracing::info!(
+            broker = %shared.backend.describe(),
+            queues = ?shared.queues,
+            consumer = %shared.settings.consumer,
+            concurrency = shared.settings.concurrency,
+            "worker started"
+        );
+        let taker = tokio::spawn(take_loop(shared.clone(), slots.clone(), stop_rx.clone()));
+        let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx));
+        shutdown.await;
+        tracing::info!("worker stopping: no new jobs; waiting for running ones");
+        let _ = stop_tx.send(true);
+        let _ = taker.await;
+        // Running jobs hold slots; getting all of them back means all are done.
+        let all = shared.settings.concurrency as u32;
+        let drained = tokio::time::timeout(shared.settings.shutdown_grace, slots.acquire_many(all)).await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period over; unfinished jobs will be reclaimed by other workers");
+        }
+        janitor.abort();
+        Ok(shared.snapshot())
+    }
+}
+
+impl Shared {
+    fn snapshot(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            retried: s.retried.load(Ordering::Relaxed),
+            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
+            reclaimed: s.reclaimed.load(Ordering::Relaxed),
+            expired: s.expired.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn take_loop(shared: Arc<Shared>, slots: Arc<Semaphore>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut reader = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Wait for at least one free slot, then lease as many jobs as there are slots.
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
+        };
+        let free = slots.available_permits() + 1;
+        if reader.is_none() {
+            match shared.backend.open_reader().await {
+                Ok(r) => reader = Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "worker cannot reach the broker; retrying");
+                    drop(first);
+                    sleep_or_stop(&mut stop, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let Some(r) = reader.as_mut() else { continue };
+        let taken = tokio::select! {
+            taken = r.take_jobs(&shared.queues, &shared.settings.consumer, free, Duration::from_secs(1)) => taken,
+            _ = stop.changed() => return,
+        };
+        match taken {
+            Ok(deliveries) => {
+                backoff = Duration::from_millis(50);
+                let mut first = Some(first);
+                for delivery in deliveries {
+                    let permit = match first.take() {
+                        Some(p) => p,
+                        None => match slots.clone().try_acquire_owned() {
+                            Ok(p) => p,
+                            // Cannot happen (we asked for no more than were free);
+                            // if it did, the job stays leased and is reclaimed later.
+                            Err(_) => break,
+                        },
+                    };
+                    spawn_job(shared.clone(), delivery, permit);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "taking jobs failed; reconnecting");
+                reader = None;
+                drop(first);
+                sleep_or_stop(&mut stop, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn sleep_or_stop(stop: &mut tokio::sync::watch::Receiver<bool>, t: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(t) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+async fn janitor_loop(shared: Arc<Shared>, slots: Arc<Semaphore>, stop: tokio::sync::watch::Receiver<bool>) {
+    // Renew leases three times per visibility timeout, so one late renewal
+    // does not cost a lease.
+    let period = (shared.settings.visibility_timeout / 3).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let running: Vec<(String, Vec<String>)> = lock(&shared.running)
+            .iter()
+            .map(|(q, t)| (q.clone(), t.iter().cloned().collect()))
+            .collect();
+        for (queue, tokens) in running {
+            if let Err(e) = shared.backend.extend(&queue, &shared.settings.consumer, &tokens).await {
+                tracing::warn!(error = %e, queue, "renewing leases failed");
+            }
+        }
+        if *stop.borrow() {
+            // Shutting down: keep renewing the leases of running jobs, take no new ones.
+            continue;
+        }
+        for queue in &shared.queues {
+            let free = slots.available_permits();
+            if free == 0 {
+                break;
+            }
+            match shared.backend.reclaim(queue, &shared.settings.consumer, shared.settings.visibility_timeout, free).await {
+                Ok(deliveries) => {
+                    for delivery in deliveries {
+                        let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                        shared.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(queue, token = %delivery.token, deliveries = delivery.deliveries, "took over a job whose lease expired");
+                        spawn_job(shared.clone(), delivery, permit);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, queue, "reclaiming stalled jobs failed"),
+            }
+        }
+    }
+}
+
+fn spawn_job(shared: Arc<Shared>, delivery: Delivery, permit: tokio::sync::OwnedSemaphorePermit) {
+    lock(&shared.running)
+        .entry(delivery.queue.clone())
+        .or_default()
+        .insert(delivery.token.clone());
+    tokio::spawn(async move {
+        let completion = run_job(&shared, &delivery).await;
+        let mut delay = Duration::from_millis(50);
+        // The completion must reach the broker or the job is redone; retry a
+        // few times over a broker blip, then leave it to reclaim.
+        for attempt in 0..5 {
+            match shared.backend.complete(&delivery, completion.clone()).await {
+                Ok(()) => break,
+                Err(e) if attempt < 4 => {
+                    tracing::warn!(error = %e, "completing a job failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it will be redelivered"),
+            }
+        }
+        if let Some(set) = lock(&shared.running).get_mut(&delivery.queue) {
+            set.remove(&delivery.token);
+        }
+        drop(permit);
+    });
+}
+
+/// Runs one delivery and says how to complete it.
+async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
+    let msg: JobMessage = match serde_json::from_slice(&delivery.payload) {
+        Ok(m) => m,
+        Err(e) => {
+            shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(queue = %delivery.queue, token = %delivery.token, error = %e, "dead-lettering an unreadable message");
+            return unreadable(delivery, &e.to_string());
+        }
+    };
+    let (service_name, job_name) = msg.job.split_once('.').unwrap_or(("", &msg.job));
+    let service = shared.services.get(service_name).filter(|_| service_name == delivery.queue);
+    let info: Option<&JobInfo> = service.and_then(|s| s.jobs().iter().find(|j| j.name == job_name));
+    let max_attempts = msg
+        .max_attempts
+        .or(info.and_then(|i| i.max_attempts))
+        .unwrap_or(shared.settings.max_attempts)
+        .max(1);
+    let attempt = msg.attempt.saturating_add(delivery.deliveries.saturating_sub(1));
+    let reply_to = msg.reply_to.as_deref().map(str::to_owned);
+    let keep = (msg.result_ttl_ms > 0).then(|| (msg.id.to_string(), Duration::from_millis(msg.result_ttl_ms)));
+    let answer = |reply: Vec<u8>| Completion {
+        reply: Some(reply),
+        reply_to: reply_to.clone(),
+        keep_result: keep.clone(),
+        ..Completion::default()
+    };
+
+    if attempt > max_attempts {
+        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let reason = format!(
+            "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
+        );
+        tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
+        let mut c = answer(wire::encode_error_reply(&msg.id, ErrorKind::DeadLettered, &reason, None));
+        c.dead_letter = Some(reason);
+        return c;
+    }
+    let deadline = msg.deadline_ms.map(wire::from_unix_ms);
+    if deadline.is_some_and(|d| d <= SystemTime::now()) {
+        shared.stats.expired.fetch_add(1, Ordering::Relaxed);
+        let reply = wire::encode_error_reply(&msg.id, ErrorKind::DeadlineExceeded, "the deadline passed before a worker could start the job", None);
+        return answer(reply);
+    }
+    let Some(service) = service else {
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        let reply = wire::encode_error_reply(&msg.id, ErrorKind::UnknownJob, &format!("no service `{service_name}` is mounted on this worker"), None);
+        return answer(reply);
+    };
+    let ctx = Context {
+        id: JobId::from(msg.id.as_ref()),
+        job: msg.job.as_ref().into(),
+        attempt,
+        max_attempts,
+        deadline,
+        metadata: Arc::new(msg.meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+    };
+    let run = std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
+    let outcome = match deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)) {
+        Some(left) => match tokio::time::timeout(left, run).await {
+            Ok(r) => r,
+            Err(_) => {
+                shared.stats.expired.fetch_add(1, Ordering::Relaxed);
+                let reply = wire::encode_error_reply(&msg.id, ErrorKind::DeadlineExceeded, "the deadline passed while the job was running; it was cancelled", None);
+                return answer(reply);
+            }
+        },
+        None => run.await,
+    };
+    let outcome = outcome.unwrap_or_else(|panic| Outcome::Failed {
+        kind: ErrorKind::Handler,
+        message: format!("the handler panicked: {}", panic_message(&panic)),
+        retry: true,
+    });
+    match outcome {
+        Outcome::Ok(json) => {
+            shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            if reply_to.is_none() && keep.is_none() {
+                return Completion::default();
+            }
+            answer(wire::encode_ok_reply(&msg.id, &json))
+        }
+        Outcome::App(json) => {
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            answer(wire::encode_error_reply(&msg.id, ErrorKind::App, "the job returned its application error", Some(&json)))
+        }
+        Outcome::Failed { kind, message, retry } => {
+            if retry && attempt < max_attempts {
+                shared.stats.retried.fetch_add(1, Ordering::Relaxed);
+                let mut next = msg;
+                next.attempt = attempt + 1;
+                match serde_json::to_vec(&next) {
+                    Ok(payload) => {
+                        return Completion {
+                            requeue: Some(payload),
+                            ..Completion::default()
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not re-encode a job for retry"),
+                }
+                return Completion::default();
+            }
+            if retry {
+                shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("failed on attempt {attempt} of {max_attempts}: {message}");
+                let mut c = answer(wire::encode_error_reply(&msg.id, ErrorKind::DeadLettered, &reason, None));
+                c.dead_letter = Some(reason);
+                return c;
+            }
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            answer(wire::encode_error_reply(&msg.id, kind, &message, None))
+        }
+    }
+}
+
+/// The completion for a message that is not a job message: dead-letter it,
+/// and if enough of it parses to know the caller, tell the caller why.
+fn unreadable(delivery: &Delivery, reason: &str) -> Completion {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        id: String,
+        reply_to: Option<String>,
+    }
+    let reason = format!("unreadable job message: {reason}");
+    let reply = serde_json::from_slice::<Header>(&delivery.payload).ok().and_then(|h| {
+        h.reply_to
+            .map(|to| (to, wire::encode_error_reply(&h.id, ErrorKind::BadRequest, &reason, None)))
+    });
+    Completion {
+        reply_to: reply.as_ref().map(|(to, _)| to.clone()),
+        reply: reply.map(|(_, body)| body),
+        dead_letter: Some(reason),
+        ..Completion::default()
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
