@@ -185,12 +185,18 @@ impl Client {
     pub async fn call(&self, job: &str, data: serde_json::Value) -> Result<JobId, Error> {
         let (service, name) = split_job(job)?;
         let target = self.untyped_ref(service, name);
-        self.send_one_way(&target, &data, &CallOptions::default()).await
+        self.send_one_way(&target, &data, &CallOptions::default())
+            .await
     }
 
     /// Call `job` with `data` and wait for the answer.
-    pub async fn call_and_wait(&self, job: &str, data: serde_json::Value) -> Result<Response, Error> {
-        self.call_and_wait_with(job, data, &CallOptions::default()).await
+    pub async fn call_and_wait(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+    ) -> Result<Response, Error> {
+        self.call_and_wait_with(job, data, &CallOptions::default())
+            .await
     }
 
     /// [`Client::call_and_wait`] with options.
@@ -202,11 +208,17 @@ impl Client {
     ) -> Result<Response, Error> {
         let (service, name) = split_job(job)?;
         let target = self.untyped_ref(service, name);
-        let pending = self.send_typed::<_, serde_json::Value, serde_json::Value>(&target, &data, options).await?;
+        let pending = self
+            .send_typed::<_, serde_json::Value, serde_json::Value>(&target, &data, options)
+            .await?;
         let id = pending.id().clone();
         let response_key = pending.response_key();
         match pending.wait().await {
-            Ok(data) => Ok(Response { data, id, response_key }),
+            Ok(data) => Ok(Response {
+                data,
+                id,
+                response_key,
+            }),
             Err(CallError::Rpc(e)) => Err(e),
             Err(CallError::App(data)) => Err(Error::Remote {
                 job: job.to_owned(),
@@ -218,10 +230,15 @@ impl Client {
     }
 
     /// Send `job` without waiting; the handle can be awaited later.
-    pub async fn send(&self, job: &str, data: serde_json::Value) -> Result<Pending<serde_json::Value, serde_json::Value>, Error> {
+    pub async fn send(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+    ) -> Result<Pending<serde_json::Value, serde_json::Value>, Error> {
         let (service, name) = split_job(job)?;
         let target = self.untyped_ref(service, name);
-        self.send_typed(&target, &data, &CallOptions::default()).await
+        self.send_typed(&target, &data, &CallOptions::default())
+            .await
     }
 
     fn untyped_ref(&self, service: &str, job: &str) -> JobRef {
@@ -249,7 +266,10 @@ impl Client {
         T: DeserializeOwned,
         E: DeserializeOwned,
     {
-        self.send_inner::<Req, T, E>(job, request, options, false).await?.wait().await
+        self.send_inner::<Req, T, E>(job, request, options, false)
+            .await?
+            .wait()
+            .await
     }
 
     /// Sends a job and returns a handle to its answer; the result is kept for
@@ -269,7 +289,12 @@ impl Client {
     }
 
     /// Sends a one-way job and returns once it is enqueued.
-    pub async fn send_one_way<Req>(&self, job: &JobRef, request: &Req, options: &CallOptions) -> Result<JobId, Error>
+    pub async fn send_one_way<Req>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+    ) -> Result<JobId, Error>
     where
         Req: Serialize + ?Sized,
     {
@@ -297,7 +322,10 @@ impl Client {
 
     /// Reads a kept result by call id without waiting: `None` while it is not
     /// there (not done yet, or expired).
-    pub async fn fetch_result(&self, id: &JobId) -> Result<Option<Result<serde_json::Value, Error>>, Error> {
+    pub async fn fetch_result(
+        &self,
+        id: &JobId,
+    ) -> Result<Option<Result<serde_json::Value, Error>>, Error> {
         let pending = self.pending::<serde_json::Value, serde_json::Value>(id.clone());
         Ok(pending.try_fetch().await?.map(|r| {
             r.map_err(|e| match e {
@@ -329,8 +357,14 @@ impl Client {
         result_ttl: Duration,
     ) -> Result<(Vec<u8>, Duration), Error> {
         let timeout = self.timeout_for(job, options);
-        let params = serde_json::to_string(request).map_err(|e| Error::codec(format!("encode the request for `{}.{}`", job.service, job.job), e))?;
-        let params = RawValue::from_string(params).map_err(|e| Error::codec("encode the request", e))?;
+        let params = serde_json::to_string(request).map_err(|e| {
+            Error::codec(
+                format!("encode the request for `{}.{}`", job.service, job.job),
+                e,
+            )
+        })?;
+        let params =
+            RawValue::from_string(params).map_err(|e| Error::codec("encode the request", e))?;
         let full_name = format!("{}.{}", job.service, job.job);
         let message = JobMessage {
             v: PROTOCOL_VERSION,
@@ -340,11 +374,19 @@ impl Client {
             reply_to: reply_to.map(Into::into),
             deadline_ms: Some(wire::unix_ms(SystemTime::now() + timeout)),
             attempt: 1,
-            max_attempts: options.max_attempts.or(job.max_attempts).or(self.inner.config.max_attempts),
+            max_attempts: options
+                .max_attempts
+                .or(job.max_attempts)
+                .or(self.inner.config.max_attempts),
             result_ttl_ms: result_ttl.as_millis() as u64,
-            meta: options.metadata.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
+            meta: options
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                .collect(),
         };
-        let payload = serde_json::to_vec(&message).map_err(|e| Error::codec("encode the job message", e))?;
+        let payload =
+            serde_json::to_vec(&message).map_err(|e| Error::codec("encode the job message", e))?;
         if payload.len() > self.inner.config.max_payload {
             return Err(Error::PayloadTooLarge {
                 job: full_name,
@@ -371,7 +413,14 @@ impl Client {
         } else {
             options.result_ttl.unwrap_or(Duration::ZERO)
         };
-        let (payload, timeout) = self.encode(job, &id, request, options, Some(&self.inner.inbox), result_ttl)?;
+        let (payload, timeout) = self.encode(
+            job,
+            &id,
+            request,
+            options,
+            Some(&self.inner.inbox),
+            result_ttl,
+        )?;
         let deadline = tokio::time::Instant::now() + timeout;
         // Register before sending: a fast worker may answer before push_job returns.
         let (tx, rx) = oneshot::channel();
@@ -405,7 +454,11 @@ impl Client {
 }
 
 /// The reader task: block on the inbox, hand each reply to its waiter.
-async fn route_replies(backend: Arc<dyn Backend>, inbox: String, waiters: std::sync::Weak<Waiters>) {
+async fn route_replies(
+    backend: Arc<dyn Backend>,
+    inbox: String,
+    waiters: std::sync::Weak<Waiters>,
+) {
     let mut reader = None;
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -427,7 +480,9 @@ async fn route_replies(backend: Arc<dyn Backend>, inbox: String, waiters: std::s
         match r.pop_replies(&inbox, REPLY_BATCH, REPLY_POLL).await {
             Ok(replies) => {
                 backoff = Duration::from_millis(50);
-                let Some(waiters) = waiters.upgrade() else { return };
+                let Some(waiters) = waiters.upgrade() else {
+                    return;
+                };
                 for body in replies {
                     let Some(id) = reply_id(&body) else {
                         tracing::warn!("dropping an unreadable reply");
@@ -456,7 +511,9 @@ fn reply_id(body: &[u8]) -> Option<String> {
         #[serde(borrow)]
         id: std::borrow::Cow<'a, str>,
     }
-    serde_json::from_slice::<IdOnly>(body).ok().map(|r| r.id.into_owned())
+    serde_json::from_slice::<IdOnly>(body)
+        .ok()
+        .map(|r| r.id.into_owned())
 }
 
 /// A call in flight: await [`Pending::wait`] for its answer, or keep its
@@ -473,7 +530,10 @@ pub struct Pending<T, E = Never> {
 
 impl<T, E> std::fmt::Debug for Pending<T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").field("id", &self.id).field("job", &self.job).finish()
+        f.debug_struct("Pending")
+            .field("id", &self.id)
+            .field("job", &self.job)
+            .finish()
     }
 }
 
@@ -535,25 +595,38 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
 
     /// Fetches the kept result now: `None` if it is not there (yet).
     pub async fn try_fetch(&self) -> Result<Option<Result<T, CallError<E>>>, Error> {
-        let body = self.client.inner.backend.get_result(self.id.as_str()).await?;
+        let body = self
+            .client
+            .inner
+            .backend
+            .get_result(self.id.as_str())
+            .await?;
         Ok(body.map(|b| decode_reply(&self.job, &b)))
     }
 }
 
-fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(job: &str, body: &[u8]) -> Result<T, CallError<E>> {
-    let reply: ReplyMessage = serde_json::from_slice(body).map_err(|e| Error::codec("decode a reply envelope", e))?;
+fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
+    job: &str,
+    body: &[u8],
+) -> Result<T, CallError<E>> {
+    let reply: ReplyMessage =
+        serde_json::from_slice(body).map_err(|e| Error::codec("decode a reply envelope", e))?;
     if let Some(ok) = reply.ok {
-        return serde_json::from_str(ok.get()).map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
+        return serde_json::from_str(ok.get())
+            .map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
     }
     let Some(err) = reply.error else {
         // `"ok": null` is dropped by the Option; that is a unit result.
-        return serde_json::from_str("null").map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
+        return serde_json::from_str("null")
+            .map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
     };
     if err.kind == ErrorKind::App {
         if let Some(data) = err.data {
             return match serde_json::from_str::<E>(data.get()) {
                 Ok(app) => Err(CallError::App(app)),
-                Err(e) => Err(Error::codec(format!("decode the application error of `{job}`"), e).into()),
+                Err(e) => {
+                    Err(Error::codec(format!("decode the application error of `{job}`"), e).into())
+                }
             };
         }
     }
@@ -577,7 +650,8 @@ fn split_job(job: &str) -> Result<(&str, &str), Error> {
 }
 
 fn intern(s: &str) -> &'static str {
-    static NAMES: std::sync::OnceLock<Mutex<std::collections::HashSet<&'static str>>> = std::sync::OnceLock::new();
+    static NAMES: std::sync::OnceLock<Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
     let mut names = lock(NAMES.get_or_init(Default::default));
     if let Some(n) = names.get(s) {
         return n;

@@ -86,7 +86,9 @@ pub mod __private {
     }
 
     /// The outcome of a `Result<T, E>` job.
-    pub fn finish_app<T: serde::Serialize, E: serde::Serialize>(result: Result<T, JobError<E>>) -> Outcome {
+    pub fn finish_app<T: serde::Serialize, E: serde::Serialize>(
+        result: Result<T, JobError<E>>,
+    ) -> Outcome {
         crate::service::finish_app(result)
     }
 

@@ -131,8 +131,9 @@ impl Request {
     }
 }
 
-type DynHandler =
-    Arc<dyn Fn(Request) -> BoxFuture<'static, Result<serde_json::Value, HandlerError>> + Send + Sync>;
+type DynHandler = Arc<
+    dyn Fn(Request) -> BoxFuture<'static, Result<serde_json::Value, HandlerError>> + Send + Sync,
+>;
 
 /// A service built from closures over JSON values, mounted by name.
 ///

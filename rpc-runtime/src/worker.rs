@@ -220,7 +220,10 @@ impl Worker {
     }
 
     /// Runs until `shutdown` completes, then shuts down gracefully.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<StatsSnapshot, Error> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<StatsSnapshot, Error> {
         let shared = self.shared;
         let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -239,9 +242,12 @@ impl Worker {
         let _ = taker.await;
         // Running jobs hold slots; getting all of them back means all are done.
         let all = shared.settings.concurrency as u32;
-        let drained = tokio::time::timeout(shared.settings.shutdown_grace, slots.acquire_many(all)).await;
+        let drained =
+            tokio::time::timeout(shared.settings.shutdown_grace, slots.acquire_many(all)).await;
         if drained.is_err() {
-            tracing::warn!("shutdown grace period over; unfinished jobs will be reclaimed by other workers");
+            tracing::warn!(
+                "shutdown grace period over; unfinished jobs will be reclaimed by other workers"
+            );
         }
         janitor.abort();
         Ok(shared.snapshot())
@@ -285,7 +291,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn take_loop(shared: Arc<Shared>, slots: Arc<Semaphore>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn take_loop(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut reader = None;
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -350,7 +360,11 @@ async fn sleep_or_stop(stop: &mut tokio::sync::watch::Receiver<bool>, t: Duratio
     }
 }
 
-async fn janitor_loop(shared: Arc<Shared>, slots: Arc<Semaphore>, stop: tokio::sync::watch::Receiver<bool>) {
+async fn janitor_loop(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     // Renew leases three times per visibility timeout, so one late renewal
     // does not cost a lease.
     let period = (shared.settings.visibility_timeout / 3).max(Duration::from_millis(50));
@@ -363,7 +377,11 @@ async fn janitor_loop(shared: Arc<Shared>, slots: Arc<Semaphore>, stop: tokio::s
             .map(|(q, t)| (q.clone(), t.iter().cloned().collect()))
             .collect();
         for (queue, tokens) in running {
-            if let Err(e) = shared.backend.extend(&queue, &shared.settings.consumer, &tokens).await {
+            if let Err(e) = shared
+                .backend
+                .extend(&queue, &shared.settings.consumer, &tokens)
+                .await
+            {
                 tracing::warn!(error = %e, queue, "renewing leases failed");
             }
         }
@@ -376,10 +394,21 @@ async fn janitor_loop(shared: Arc<Shared>, slots: Arc<Semaphore>, stop: tokio::s
             if free == 0 {
                 break;
             }
-            match shared.backend.reclaim(queue, &shared.settings.consumer, shared.settings.visibility_timeout, free).await {
+            match shared
+                .backend
+                .reclaim(
+                    queue,
+                    &shared.settings.consumer,
+                    shared.settings.visibility_timeout,
+                    free,
+                )
+                .await
+            {
                 Ok(deliveries) => {
                     for delivery in deliveries {
-                        let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            break;
+                        };
                         shared.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(queue, token = %delivery.token, deliveries = delivery.deliveries, "took over a job whose lease expired");
                         spawn_job(shared.clone(), delivery, permit);
@@ -409,7 +438,9 @@ fn spawn_job(shared: Arc<Shared>, delivery: Delivery, permit: tokio::sync::Owned
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it will be redelivered"),
+                Err(e) => {
+                    tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it will be redelivered")
+                }
             }
         }
         if let Some(set) = lock(&shared.running).get_mut(&delivery.queue) {
@@ -430,16 +461,22 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
         }
     };
     let (service_name, job_name) = msg.job.split_once('.').unwrap_or(("", &msg.job));
-    let service = shared.services.get(service_name).filter(|_| service_name == delivery.queue);
+    let service = shared
+        .services
+        .get(service_name)
+        .filter(|_| service_name == delivery.queue);
     let info: Option<&JobInfo> = service.and_then(|s| s.jobs().iter().find(|j| j.name == job_name));
     let max_attempts = msg
         .max_attempts
         .or(info.and_then(|i| i.max_attempts))
         .unwrap_or(shared.settings.max_attempts)
         .max(1);
-    let attempt = msg.attempt.saturating_add(delivery.deliveries.saturating_sub(1));
+    let attempt = msg
+        .attempt
+        .saturating_add(delivery.deliveries.saturating_sub(1));
     let reply_to = msg.reply_to.as_deref().map(str::to_owned);
-    let keep = (msg.result_ttl_ms > 0).then(|| (msg.id.to_string(), Duration::from_millis(msg.result_ttl_ms)));
+    let keep = (msg.result_ttl_ms > 0)
+        .then(|| (msg.id.to_string(), Duration::from_millis(msg.result_ttl_ms)));
     let answer = |reply: Vec<u8>| Completion {
         reply: Some(reply),
         reply_to: reply_to.clone(),
@@ -453,19 +490,34 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
             "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
         );
         tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
-        let mut c = answer(wire::encode_error_reply(&msg.id, ErrorKind::DeadLettered, &reason, None));
+        let mut c = answer(wire::encode_error_reply(
+            &msg.id,
+            ErrorKind::DeadLettered,
+            &reason,
+            None,
+        ));
         c.dead_letter = Some(reason);
         return c;
     }
     let deadline = msg.deadline_ms.map(wire::from_unix_ms);
     if deadline.is_some_and(|d| d <= SystemTime::now()) {
         shared.stats.expired.fetch_add(1, Ordering::Relaxed);
-        let reply = wire::encode_error_reply(&msg.id, ErrorKind::DeadlineExceeded, "the deadline passed before a worker could start the job", None);
+        let reply = wire::encode_error_reply(
+            &msg.id,
+            ErrorKind::DeadlineExceeded,
+            "the deadline passed before a worker could start the job",
+            None,
+        );
         return answer(reply);
     }
     let Some(service) = service else {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-        let reply = wire::encode_error_reply(&msg.id, ErrorKind::UnknownJob, &format!("no service `{service_name}` is mounted on this worker"), None);
+        let reply = wire::encode_error_reply(
+            &msg.id,
+            ErrorKind::UnknownJob,
+            &format!("no service `{service_name}` is mounted on this worker"),
+            None,
+        );
         return answer(reply);
     };
     let ctx = Context {
@@ -474,15 +526,29 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
         attempt,
         max_attempts,
         deadline,
-        metadata: Arc::new(msg.meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        metadata: Arc::new(
+            msg.meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
     };
-    let run = std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
-    let outcome = match deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)) {
+    let run =
+        std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
+    let outcome = match deadline.map(|d| {
+        d.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    }) {
         Some(left) => match tokio::time::timeout(left, run).await {
             Ok(r) => r,
             Err(_) => {
                 shared.stats.expired.fetch_add(1, Ordering::Relaxed);
-                let reply = wire::encode_error_reply(&msg.id, ErrorKind::DeadlineExceeded, "the deadline passed while the job was running; it was cancelled", None);
+                let reply = wire::encode_error_reply(
+                    &msg.id,
+                    ErrorKind::DeadlineExceeded,
+                    "the deadline passed while the job was running; it was cancelled",
+                    None,
+                );
                 return answer(reply);
             }
         },
@@ -503,9 +569,18 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
         }
         Outcome::App(json) => {
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-            answer(wire::encode_error_reply(&msg.id, ErrorKind::App, "the job returned its application error", Some(&json)))
+            answer(wire::encode_error_reply(
+                &msg.id,
+                ErrorKind::App,
+                "the job returned its application error",
+                Some(&json),
+            ))
         }
-        Outcome::Failed { kind, message, retry } => {
+        Outcome::Failed {
+            kind,
+            message,
+            retry,
+        } => {
             if retry && attempt < max_attempts {
                 shared.stats.retried.fetch_add(1, Ordering::Relaxed);
                 let mut next = msg;
@@ -524,7 +599,12 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
             if retry {
                 shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 let reason = format!("failed on attempt {attempt} of {max_attempts}: {message}");
-                let mut c = answer(wire::encode_error_reply(&msg.id, ErrorKind::DeadLettered, &reason, None));
+                let mut c = answer(wire::encode_error_reply(
+                    &msg.id,
+                    ErrorKind::DeadLettered,
+                    &reason,
+                    None,
+                ));
                 c.dead_letter = Some(reason);
                 return c;
             }
@@ -543,10 +623,16 @@ fn unreadable(delivery: &Delivery, reason: &str) -> Completion {
         reply_to: Option<String>,
     }
     let reason = format!("unreadable job message: {reason}");
-    let reply = serde_json::from_slice::<Header>(&delivery.payload).ok().and_then(|h| {
-        h.reply_to
-            .map(|to| (to, wire::encode_error_reply(&h.id, ErrorKind::BadRequest, &reason, None)))
-    });
+    let reply = serde_json::from_slice::<Header>(&delivery.payload)
+        .ok()
+        .and_then(|h| {
+            h.reply_to.map(|to| {
+                (
+                    to,
+                    wire::encode_error_reply(&h.id, ErrorKind::BadRequest, &reason, None),
+                )
+            })
+        });
     Completion {
         reply_to: reply.as_ref().map(|(to, _)| to.clone()),
         reply: reply.map(|(_, body)| body),

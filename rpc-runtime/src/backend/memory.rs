@@ -216,7 +216,9 @@ impl Backend for MemoryBackend {
             if q.dead.len() >= DEAD_LETTER_CAP {
                 q.dead.pop_front();
             }
-            let payload = lease.map(|l| l.payload).unwrap_or_else(|| delivery.payload.clone());
+            let payload = lease
+                .map(|l| l.payload)
+                .unwrap_or_else(|| delivery.payload.clone());
             q.dead.push_back(DeadLetter {
                 token: delivery.token.clone(),
                 reason,

@@ -152,8 +152,14 @@ pub async fn connect(config: &BrokerConfig) -> Result<Arc<dyn Backend>, Error> {
     if let Some(name) = url.strip_prefix("memory://") {
         return Ok(memory::MemoryBackend::named(name));
     }
-    if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://") {
-        return Ok(Arc::new(redis::RedisBackend::connect(url, &config.prefix).await?));
+    if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+        || url.starts_with("unix://")
+    {
+        return Ok(Arc::new(
+            redis::RedisBackend::connect(url, &config.prefix).await?,
+        ));
     }
     Err(Error::InvalidUrl {
         url: url.to_owned(),

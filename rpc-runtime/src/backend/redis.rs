@@ -193,7 +193,10 @@ impl Backend for RedisBackend {
         if let Value::Array(rows) = pending {
             for row in rows {
                 if let Value::Array(fields) = row {
-                    if let (Some(id), Some(n)) = (fields.first().and_then(as_string), fields.get(3).and_then(as_int)) {
+                    if let (Some(id), Some(n)) = (
+                        fields.first().and_then(as_string),
+                        fields.get(3).and_then(as_int),
+                    ) {
                         counts.insert(id, n as u32);
                     }
                 }
@@ -269,7 +272,12 @@ impl Backend for RedisBackend {
             }
         }
         if let Some(payload) = &completion.requeue {
-            pipe.cmd("XADD").arg(&key).arg("*").arg(FIELD).arg(payload).ignore();
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg(FIELD)
+                .arg(payload)
+                .ignore();
         }
         if let Some(reason) = &completion.dead_letter {
             pipe.cmd("XADD")
@@ -284,7 +292,11 @@ impl Backend for RedisBackend {
                 .arg(&delivery.payload)
                 .ignore();
         }
-        pipe.cmd("XACK").arg(&key).arg(GROUP).arg(&delivery.token).ignore();
+        pipe.cmd("XACK")
+            .arg(&key)
+            .arg(GROUP)
+            .arg(&delivery.token)
+            .ignore();
         pipe.cmd("XDEL").arg(&key).arg(&delivery.token).ignore();
         let mut con = self.commands.clone();
         let _: () = pipe.query_async(&mut con).await?;
@@ -305,7 +317,9 @@ impl Backend for RedisBackend {
         if let Value::Array(entries) = v {
             for entry in entries {
                 let Value::Array(parts) = entry else { continue };
-                let (Some(token), Some(Value::Array(fields))) = (parts.first().and_then(as_string), parts.get(1)) else {
+                let (Some(token), Some(Value::Array(fields))) =
+                    (parts.first().and_then(as_string), parts.get(1))
+                else {
                     continue;
                 };
                 let mut reason = String::new();
@@ -317,7 +331,11 @@ impl Backend for RedisBackend {
                         _ => {}
                     }
                 }
-                out.push(DeadLetter { token, reason, payload });
+                out.push(DeadLetter {
+                    token,
+                    reason,
+                    payload,
+                });
             }
         }
         Ok(out)
@@ -361,7 +379,9 @@ impl RedisReader {
             }
             Err(_) => {
                 self.con = None;
-                Err(Error::Broker("blocking read timed out; reconnecting".to_owned()))
+                Err(Error::Broker(
+                    "blocking read timed out; reconnecting".to_owned(),
+                ))
             }
         }
     }
@@ -450,14 +470,18 @@ impl Reader for RedisReader {
         // Reply: nil, or [[key, [[id, [field, value, ...]], ...]], ...].
         if let Value::Array(streams) = v {
             for stream in streams {
-                let Value::Array(parts) = stream else { continue };
+                let Value::Array(parts) = stream else {
+                    continue;
+                };
                 let Some(key) = parts.first().and_then(as_string) else {
                     continue;
                 };
                 let Some(idx) = keys.iter().position(|k| *k == key) else {
                     continue;
                 };
-                let Some(entries) = parts.get(1) else { continue };
+                let Some(entries) = parts.get(1) else {
+                    continue;
+                };
                 for (id, payload) in parse_entries(entries) {
                     out.push(Delivery {
                         queue: queues[idx].clone(),
@@ -491,7 +515,9 @@ fn parse_entries(v: &Value) -> Vec<(String, Option<Vec<u8>>)> {
             Some(Value::Array(fields)) => {
                 let mut payload = Vec::new();
                 for pair in fields.chunks(2) {
-                    if let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) = (pair.first(), pair.get(1)) {
+                    if let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
+                        (pair.first(), pair.get(1))
+                    {
                         if name == FIELD.as_bytes() {
                             payload = value.clone();
                         }
