@@ -1,0 +1,118 @@
+//! Calls the Calculator service over Redis.
+//!
+//! `client add 2 3`, `client divide 1 0`, `client log "hello"`,
+//! `client sum 1.5 2.5`, or `client` alone for a short tour.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use calculator::{broker_url, init_tracing, CalculatorClient, MathError, Tagged};
+use clap::{Parser, Subcommand};
+use rpc_runtime::CallError;
+
+#[derive(Parser, Debug)]
+#[command(about = "Call the Calculator service")]
+struct Args {
+    /// Broker URL (redis://, rediss://, memory://); default: $REDIS_URL or redis://127.0.0.1:6379/
+    #[arg(long)]
+    url: Option<String>,
+    /// Key prefix shared with workers.
+    #[arg(long, default_value = "rpc")]
+    prefix: String,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// a + b
+    Add { a: i64, b: i64 },
+    /// a / b, or the reason it cannot be done
+    Divide { a: f64, b: f64 },
+    /// Send a line to the worker's log (one-way)
+    Log { line: String },
+    /// Sum of the values
+    Sum { values: Vec<f64> },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing("warn");
+    let args = Args::parse();
+    let url = broker_url(args.url, "redis://127.0.0.1:6379/");
+    let client = match rpc_runtime::Client::builder(&url)
+        .prefix(args.prefix)
+        .connect()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let calc = CalculatorClient::new(client).with_timeout(Duration::from_secs_f64(args.timeout));
+    let result = match args.command {
+        Some(command) => run(&calc, command).await,
+        None => tour(&calc).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(calc: &CalculatorClient, command: Command) -> Result<(), rpc_runtime::Error> {
+    match command {
+        Command::Add { a, b } => println!("{}", calc.add(a, b).await?),
+        Command::Divide { a, b } => match calc.divide(a, b).await {
+            Ok(q) => println!("{q}"),
+            Err(CallError::App(e)) => println!("math error: {e:?}"),
+            Err(CallError::Rpc(e)) => return Err(e),
+        },
+        Command::Log { line } => println!("sent {}", calc.log(line).await?),
+        Command::Sum { values } => {
+            let values = values
+                .into_iter()
+                .map(|value| Tagged { value, label: None })
+                .collect();
+            println!("{}", calc.sum(values).await?.value);
+        }
+    }
+    Ok(())
+}
+
+async fn tour(calc: &CalculatorClient) -> Result<(), rpc_runtime::Error> {
+    println!("add(2, 3) = {}", calc.add(2, 3).await?);
+    match calc.divide(1.0, 0.0).await {
+        Err(CallError::App(MathError::DivideByZero)) => {
+            println!("divide(1, 0) = DivideByZero (typed error)")
+        }
+        other => println!("divide(1, 0) = {other:?}"),
+    }
+    println!(
+        "divide(7, 2) = {}",
+        calc.divide(7.0, 2.0).await.map_err(|e| match e {
+            CallError::App(e) => rpc_runtime::Error::Codec {
+                what: "divide".into(),
+                reason: format!("{e:?}")
+            },
+            CallError::Rpc(e) => e,
+        })?
+    );
+    let id = calc.log("hello from the client".to_owned()).await?;
+    println!("log(..) sent as {id}");
+    let pending = calc.send_add(20, 22).await?;
+    let id = pending.id().clone();
+    println!(
+        "send_add(20, 22) -> id {id}; awaited later: {}",
+        pending.wait().await?
+    );
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! Serves the Calculator service from a Redis queue until SIGTERM or ctrl-c.
+//!
+//! `worker --url redis://127.0.0.1:6379/` (or `REDIS_URL`).
+
+use std::time::Duration;
+
+use calculator::{broker_url, init_tracing, Calc, CalculatorServer};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(about = "Serve the Calculator service")]
+struct Args {
+    /// Broker URL (redis://, rediss://, memory://); default: $REDIS_URL or redis://127.0.0.1:6379/
+    #[arg(long)]
+    url: Option<String>,
+    /// Key prefix shared with clients.
+    #[arg(long, default_value = "rpc")]
+    prefix: String,
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds a job's lease may go unrenewed before another worker takes it over.
+    #[arg(long, default_value_t = 30.0)]
+    visibility_timeout: f64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing("info");
+    let args = Args::parse();
+    let url = broker_url(args.url, "redis://127.0.0.1:6379/");
+    let worker = rpc_runtime::Worker::builder(&url)
+        .prefix(args.prefix)
+        .concurrency(args.concurrency)
+        .visibility_timeout(Duration::from_secs_f64(args.visibility_timeout))
+        .mount(CalculatorServer::new(Calc))
+        .build()
+        .await;
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("worker ready");
+    match worker.run().await {
+        Ok(stats) => {
+            println!("worker stopped: {stats:?}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
