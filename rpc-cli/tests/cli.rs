@@ -1,0 +1,130 @@
+//! The real `rpc` binary against a private redis-server and a worker.
+
+use std::process::Command;
+use std::time::Duration;
+
+use rpc_runtime::{DynamicService, HandlerError, Worker};
+use rpc_testkit::RedisServer;
+use serde_json::json;
+
+fn rpc(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rpc"))
+        .args(["--url", url])
+        .args(args)
+        .output()
+        .expect("run rpc");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_fetch_and_dead_letters_from_the_shell() {
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    let service = DynamicService::new("Math")
+        .job("add", |req| async move {
+            let (a, b) = (req.data["a"].as_i64(), req.data["b"].as_i64());
+            match (a, b) {
+                (Some(a), Some(b)) => req.respond(json!(a + b)),
+                _ => Err(HandlerError::fatal("a and b must be integers")),
+            }
+        })
+        .job("flaky", |_| async { Err(HandlerError::retry("always")) });
+    let worker = Worker::builder(&url)
+        .max_attempts(2)
+        .mount(service)
+        .build()
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let u = url.clone();
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || rpc(&u, &["call", "Math.add", r#"{"a": 2, "b": 3}"#]))
+            .await
+            .unwrap();
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "5");
+
+    let u = url.clone();
+    let (ok, out, _) = tokio::task::spawn_blocking(move || {
+        rpc(&u, &["call", "Math.add", r#"{"a":1,"b":1}"#, "--full"])
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    let full: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(full["data"], json!(2));
+    assert!(full["response_key"]
+        .as_str()
+        .unwrap()
+        .contains(full["id"].as_str().unwrap()));
+
+    let u = url.clone();
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(move || rpc(&u, &["call", "Math.add", r#"{"a": "x"}"#]))
+            .await
+            .unwrap();
+    assert!(!ok);
+    assert!(err.contains("a and b must be integers"), "{err}");
+
+    let u = url.clone();
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(move || rpc(&u, &["call", "Math.add", "not json"]))
+            .await
+            .unwrap();
+    assert!(!ok);
+    assert!(err.contains("read the parameters"), "{err}");
+
+    let u = url.clone();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || {
+        rpc(&u, &["call", "Math.flaky", "{}", "--timeout", "10"])
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("dead_lettered"), "{err}");
+    let u = url.clone();
+    let (ok, out, _) = tokio::task::spawn_blocking(move || rpc(&u, &["dead-letters", "Math"]))
+        .await
+        .unwrap();
+    assert!(ok);
+    let first: serde_json::Value =
+        serde_json::from_str(out.lines().next().expect("one dead letter")).unwrap();
+    assert_eq!(first["message"]["job"], json!("Math.flaky"));
+    assert!(first["reason"].as_str().unwrap().contains("always"));
+
+    // Fire and forget, then fetch: a one-way call keeps no result.
+    let u = url.clone();
+    let (ok, id, _) = tokio::task::spawn_blocking(move || {
+        rpc(&u, &["call", "Math.add", r#"{"a":1,"b":2}"#, "--no-wait"])
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let u = url.clone();
+    let id = id.trim().to_owned();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || rpc(&u, &["fetch", &id]))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(err.contains("no result is kept"), "{err}");
+
+    // A wrong URL is a clear error, not a hang or a panic.
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(|| rpc("postgres://nope", &["call", "Math.add"]))
+            .await
+            .unwrap();
+    assert!(!ok);
+    assert!(err.contains("invalid broker URL"), "{err}");
+
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
