@@ -17,13 +17,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::backend::{self, Backend, BrokerConfig};
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error, ErrorKind, Never};
-use crate::wire::{self, JobMessage, ReplyMessage, PROTOCOL_VERSION};
+use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
 
 /// Replies fetched per blocking read.
 const REPLY_BATCH: usize = 256;
@@ -299,8 +298,11 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let id = JobId::new_random();
-        let (payload, _) = self.encode(job, &id, request, options, None, Duration::ZERO)?;
-        self.inner.backend.push_job(job.service, &payload).await?;
+        let (payload, timeout) = self.encode(job, &id, request, options, None, Duration::ZERO)?;
+        // Even enqueueing is bounded by the call's timeout: with the broker
+        // down, reconnect attempts must not hold the caller past it.
+        let deadline = tokio::time::Instant::now() + timeout;
+        push_until(&*self.inner.backend, job, &id, &payload, deadline, timeout).await?;
         Ok(id)
     }
 
@@ -312,7 +314,7 @@ impl Client {
         Pending {
             client: self.clone(),
             id,
-            job: String::new(),
+            job: JobLabel::default(),
             rx: None,
             timeout,
             deadline: tokio::time::Instant::now() + timeout,
@@ -357,21 +359,17 @@ impl Client {
         result_ttl: Duration,
     ) -> Result<(Vec<u8>, Duration), Error> {
         let timeout = self.timeout_for(job, options);
-        let params = serde_json::to_string(request).map_err(|e| {
-            Error::codec(
-                format!("encode the request for `{}.{}`", job.service, job.job),
-                e,
-            )
-        })?;
-        let params =
-            RawValue::from_string(params).map_err(|e| Error::codec("encode the request", e))?;
-        let full_name = format!("{}.{}", job.service, job.job);
-        let message = JobMessage {
+        let name = JobName {
+            service: job.service,
+            job: job.job,
+        };
+        // One pass into one buffer: the parameters are serialized in place.
+        let message = OutgoingJob {
             v: PROTOCOL_VERSION,
-            id: id.as_str().into(),
-            job: full_name.as_str().into(),
-            params: &params,
-            reply_to: reply_to.map(Into::into),
+            id: id.as_str(),
+            job: name,
+            params: request,
+            reply_to,
             deadline_ms: Some(wire::unix_ms(SystemTime::now() + timeout)),
             attempt: 1,
             max_attempts: options
@@ -379,17 +377,14 @@ impl Client {
                 .or(job.max_attempts)
                 .or(self.inner.config.max_attempts),
             result_ttl_ms: result_ttl.as_millis() as u64,
-            meta: options
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-                .collect(),
+            meta: &options.metadata,
         };
-        let payload =
-            serde_json::to_vec(&message).map_err(|e| Error::codec("encode the job message", e))?;
+        let mut payload = Vec::with_capacity(256);
+        serde_json::to_writer(&mut payload, &message)
+            .map_err(|e| Error::codec(format!("encode the request for `{name}`"), e))?;
         if payload.len() > self.inner.config.max_payload {
             return Err(Error::PayloadTooLarge {
-                job: full_name,
+                job: name.to_string(),
                 size: payload.len(),
                 limit: self.inner.config.max_payload,
             });
@@ -426,14 +421,19 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.waiters).insert(id.as_str().into(), tx);
         self.ensure_reader();
-        if let Err(e) = self.inner.backend.push_job(job.service, &payload).await {
+        if let Err(e) =
+            push_until(&*self.inner.backend, job, &id, &payload, deadline, timeout).await
+        {
             lock(&self.inner.waiters).remove(id.as_str());
             return Err(e);
         }
         Ok(Pending {
             client: self.clone(),
             id,
-            job: format!("{}.{}", job.service, job.job),
+            job: JobLabel(Some(JobName {
+                service: job.service,
+                job: job.job,
+            })),
             rx: Some(rx),
             timeout,
             deadline,
@@ -450,6 +450,26 @@ impl Client {
         let inbox = self.inner.inbox.clone();
         let waiters = Arc::downgrade(&self.inner.waiters);
         *reader = Some(tokio::spawn(route_replies(backend, inbox, waiters)));
+    }
+}
+
+/// Enqueues a job message, giving up at the call's deadline (a broker that
+/// is down may otherwise keep a reconnecting command waiting for seconds).
+async fn push_until(
+    backend: &dyn Backend,
+    job: &JobRef,
+    id: &JobId,
+    payload: &[u8],
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<(), Error> {
+    match tokio::time::timeout_at(deadline, backend.push_job(job.service, payload)).await {
+        Ok(pushed) => pushed,
+        Err(_) => Err(Error::Timeout {
+            job: format!("{}.{}", job.service, job.job),
+            id: id.to_string(),
+            after: timeout,
+        }),
     }
 }
 
@@ -483,17 +503,31 @@ async fn route_replies(
                 let Some(waiters) = waiters.upgrade() else {
                     return;
                 };
-                for body in replies {
-                    let Some(id) = reply_id(&body) else {
-                        tracing::warn!("dropping an unreadable reply");
-                        continue;
-                    };
-                    let waiter = lock(&waiters).remove(id.as_str());
-                    if let Some(tx) = waiter {
-                        // The caller may have given up (deadline); that is fine.
-                        let _ = tx.send(body);
+                // One lock per batch, not per reply; the sends (which wake
+                // the callers) happen after it is released.
+                let mut ready = Vec::with_capacity(replies.len());
+                {
+                    let mut waiting = lock(&waiters);
+                    for body in replies {
+                        let waiter = match reply_id(&body) {
+                            Some(id) => waiting.remove(&*id),
+                            None => {
+                                tracing::warn!("dropping an unreadable reply");
+                                continue;
+                            }
+                        };
+                        if let Some(tx) = waiter {
+                            ready.push((tx, body));
+                        }
                     }
                 }
+                for (tx, body) in ready {
+                    // The caller may have given up (deadline); that is fine.
+                    let _ = tx.send(body);
+                }
+                // Let the woken callers run before the next blocking read is
+                // sent: its write is off the callers' critical path.
+                tokio::task::yield_now().await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reply reader failed; reconnecting");
@@ -505,15 +539,29 @@ async fn route_replies(
     }
 }
 
-fn reply_id(body: &[u8]) -> Option<String> {
+/// The call id of a reply, borrowed from it when possible.
+///
+/// Replies from this crate's workers start with `{"v":1,"id":"` (see
+/// [`wire::encode_ok_reply`]); an id without escapes is then read straight
+/// from the bytes. Anything else goes through the JSON parser.
+fn reply_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    const HEAD: &[u8] = b"{\"v\":1,\"id\":\"";
+    if let Some(rest) = body.strip_prefix(HEAD) {
+        if let Some(end) = rest.iter().position(|&b| b == b'"') {
+            let id = &rest[..end];
+            if !id.contains(&b'\\') {
+                if let Ok(id) = std::str::from_utf8(id) {
+                    return Some(std::borrow::Cow::Borrowed(id));
+                }
+            }
+        }
+    }
     #[derive(serde::Deserialize)]
     struct IdOnly<'a> {
         #[serde(borrow)]
         id: std::borrow::Cow<'a, str>,
     }
-    serde_json::from_slice::<IdOnly>(body)
-        .ok()
-        .map(|r| r.id.into_owned())
+    serde_json::from_slice::<IdOnly>(body).ok().map(|r| r.id)
 }
 
 /// A call in flight: await [`Pending::wait`] for its answer, or keep its
@@ -521,7 +569,7 @@ fn reply_id(body: &[u8]) -> Option<String> {
 pub struct Pending<T, E = Never> {
     client: Client,
     id: JobId,
-    job: String,
+    job: JobLabel,
     rx: Option<oneshot::Receiver<Vec<u8>>>,
     timeout: Duration,
     deadline: tokio::time::Instant,
@@ -532,7 +580,7 @@ impl<T, E> std::fmt::Debug for Pending<T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
             .field("id", &self.id)
-            .field("job", &self.job)
+            .field("job", &format_args!("{}", self.job))
             .finish()
     }
 }
@@ -558,15 +606,19 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
 
     /// Waits for the answer until the call's deadline.
     pub async fn wait(mut self) -> Result<T, CallError<E>> {
-        let job = std::mem::take(&mut self.job);
+        let job = self.job;
         if let Some(rx) = self.rx.take() {
             let waited = tokio::time::timeout_at(self.deadline, rx).await;
-            lock(&self.client.inner.waiters).remove(self.id.as_str());
+            if !matches!(waited, Ok(Ok(_))) {
+                // The reader removes the entry when it delivers a reply, so
+                // only a call that got none still has one to remove.
+                lock(&self.client.inner.waiters).remove(self.id.as_str());
+            }
             return match waited {
-                Ok(Ok(body)) => decode_reply(&job, &body),
+                Ok(Ok(body)) => decode_reply(job, &body),
                 Ok(Err(_)) => Err(Error::Closed.into()),
                 Err(_) => Err(Error::Timeout {
-                    job,
+                    job: job.to_string(),
                     id: self.id.to_string(),
                     after: self.timeout,
                 }
@@ -576,13 +628,18 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
         // Re-attached by id: poll the kept result.
         let mut delay = Duration::from_millis(20);
         loop {
-            if let Some(result) = self.try_fetch().await? {
-                return result;
+            // Bounded by the deadline too: a broker that is down must not
+            // hold the caller past it.
+            let fetched = tokio::time::timeout_at(self.deadline, self.try_fetch()).await;
+            match fetched {
+                Ok(Ok(Some(result))) => return result,
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(None)) | Err(_) => {}
             }
             let now = tokio::time::Instant::now();
             if now >= self.deadline {
                 return Err(Error::Timeout {
-                    job,
+                    job: job.to_string(),
                     id: self.id.to_string(),
                     after: self.timeout,
                 }
@@ -601,12 +658,26 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
             .backend
             .get_result(self.id.as_str())
             .await?;
-        Ok(body.map(|b| decode_reply(&self.job, &b)))
+        Ok(body.map(|b| decode_reply(self.job, &b)))
+    }
+}
+
+/// The job a call is for, for error messages: kept as two static names and
+/// formatted only when a message is actually made.
+#[derive(Debug, Clone, Copy, Default)]
+struct JobLabel(Option<JobName<'static>>);
+
+impl std::fmt::Display for JobLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(name) => name.fmt(f),
+            None => Ok(()),
+        }
     }
 }
 
 fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
-    job: &str,
+    job: JobLabel,
     body: &[u8],
 ) -> Result<T, CallError<E>> {
     let reply: ReplyMessage =
@@ -631,7 +702,7 @@ fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
         }
     }
     Err(Error::Remote {
-        job: job.to_owned(),
+        job: job.to_string(),
         kind: err.kind,
         message: err.message.into_owned(),
         data: err.data.and_then(|d| serde_json::from_str(d.get()).ok()),
@@ -663,4 +734,25 @@ fn intern(s: &str) -> &'static str {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_id_fast_path_and_fallback() {
+        let ok = wire::encode_ok_reply("abc123", "5");
+        assert!(matches!(
+            reply_id(&ok),
+            Some(std::borrow::Cow::Borrowed("abc123"))
+        ));
+        let escaped = wire::encode_ok_reply("a\"b", "5");
+        assert_eq!(reply_id(&escaped).as_deref(), Some("a\"b"));
+        let err = wire::encode_error_reply("e1", ErrorKind::Handler, "m", None);
+        assert_eq!(reply_id(&err).as_deref(), Some("e1"));
+        let reordered = br#"{"id":"x9","v":1,"ok":1}"#;
+        assert_eq!(reply_id(reordered).as_deref(), Some("x9"));
+        assert!(reply_id(b"garbage").is_none());
+    }
 }

@@ -55,6 +55,53 @@ pub struct JobMessage<'a> {
     pub meta: BTreeMap<std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>>,
 }
 
+/// A job message as a client encodes it: the fields of [`JobMessage`], but
+/// the parameters are serialized straight from the caller's value into the
+/// message. Encoding a call is one pass with one buffer: no intermediate
+/// string of the parameters, no re-parse to build a `RawValue`, no
+/// allocated `Service.job` name.
+#[derive(Debug, Serialize)]
+pub struct OutgoingJob<'a, P: Serialize + ?Sized> {
+    pub v: u32,
+    pub id: &'a str,
+    pub job: JobName<'a>,
+    pub params: &'a P,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    pub attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub result_ttl_ms: u64,
+    #[serde(skip_serializing_if = "no_meta")]
+    pub meta: &'a BTreeMap<String, String>,
+}
+
+/// A full job name, `Service.job`, written without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct JobName<'a> {
+    pub service: &'a str,
+    pub job: &'a str,
+}
+
+impl std::fmt::Display for JobName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.service, self.job)
+    }
+}
+
+impl Serialize for JobName<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn no_meta(meta: &&BTreeMap<String, String>) -> bool {
+    meta.is_empty()
+}
+
 fn one() -> u32 {
     1
 }
@@ -155,6 +202,45 @@ mod tests {
         let newer = br#"{"v":1,"id":"x","error":{"kind":"from_the_future","message":"m"}}"#;
         let reply: ReplyMessage = serde_json::from_slice(newer).unwrap();
         assert_eq!(reply.error.unwrap().kind, ErrorKind::Unknown);
+    }
+
+    #[test]
+    fn outgoing_job_decodes_as_a_job_message() {
+        let meta = BTreeMap::from([("trace".to_owned(), "t1".to_owned())]);
+        let out = OutgoingJob {
+            v: PROTOCOL_VERSION,
+            id: "id\"1",
+            job: JobName {
+                service: "Calculator",
+                job: "add",
+            },
+            params: &serde_json::json!({"a": 1, "b": 2}),
+            reply_to: Some("rpc:inbox:{c}"),
+            deadline_ms: Some(42),
+            attempt: 1,
+            max_attempts: None,
+            result_ttl_ms: 0,
+            meta: &meta,
+        };
+        let bytes = serde_json::to_vec(&out).unwrap();
+        let msg: JobMessage = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(msg.id, "id\"1");
+        assert_eq!(msg.job, "Calculator.add");
+        assert_eq!(msg.params.get(), "{\"a\":1,\"b\":2}");
+        assert_eq!(msg.reply_to.as_deref(), Some("rpc:inbox:{c}"));
+        assert_eq!(msg.deadline_ms, Some(42));
+        assert_eq!(msg.meta.get("trace").map(|v| v.as_ref()), Some("t1"));
+        let empty = BTreeMap::new();
+        let bare = serde_json::to_string(&OutgoingJob {
+            meta: &empty,
+            reply_to: None,
+            ..out
+        })
+        .unwrap();
+        assert!(
+            !bare.contains("meta") && !bare.contains("reply_to"),
+            "{bare}"
+        );
     }
 
     #[test]

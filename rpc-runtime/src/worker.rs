@@ -55,6 +55,17 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// Consumer name in the group (default: host-pid-random).
     pub consumer: String,
+    /// How long a caller's inbox lives after a reply is pushed to it
+    /// (default 60 s): a client that died with calls in flight leaves an
+    /// inbox that expires after this.
+    pub inbox_ttl: Duration,
+    /// Largest job message the worker runs, in bytes (default 16 MiB);
+    /// larger ones are dead-lettered unread.
+    pub max_message_bytes: usize,
+    /// At start, consumers of the worker's groups idle this long with no
+    /// leases are removed from the broker (default 24 h): every worker
+    /// process joins under a fresh name, so dead ones would otherwise pile up.
+    pub forget_consumers_after: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -65,6 +76,9 @@ impl Default for WorkerSettings {
             max_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             consumer: default_consumer_name(),
+            inbox_ttl: Duration::from_secs(60),
+            max_message_bytes: 16 * 1024 * 1024,
+            forget_consumers_after: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -127,6 +141,24 @@ impl WorkerBuilder {
         self
     }
 
+    /// See [`WorkerSettings::inbox_ttl`].
+    pub fn inbox_ttl(mut self, t: Duration) -> Self {
+        self.settings.inbox_ttl = t;
+        self
+    }
+
+    /// See [`WorkerSettings::max_message_bytes`].
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_message_bytes = bytes;
+        self
+    }
+
+    /// See [`WorkerSettings::forget_consumers_after`].
+    pub fn forget_consumers_after(mut self, t: Duration) -> Self {
+        self.settings.forget_consumers_after = t;
+        self
+    }
+
     /// Connects to the broker and prepares the queues.
     pub async fn build(self) -> Result<Worker, Error> {
         let backend = backend::connect(&self.broker).await?;
@@ -141,6 +173,15 @@ impl WorkerBuilder {
         }
         let queues: Vec<String> = services.keys().map(|s| s.to_string()).collect();
         backend.prepare_queues(&queues).await?;
+        for queue in &queues {
+            // Housekeeping only: a failure here must not stop the worker.
+            if let Err(e) = backend
+                .forget_idle_consumers(queue, self.settings.forget_consumers_after)
+                .await
+            {
+                tracing::warn!(error = %e, queue, "could not forget idle consumers");
+            }
+        }
         Ok(Worker {
             shared: Arc::new(Shared {
                 backend,
@@ -269,27 +310,45 @@ impl Shared {
 }
 
 /// Resolves on SIGTERM or ctrl-c.
-pub async fn shutdown_signal() {
+///
+/// The signal handlers are installed when this is called, not when the
+/// future is first polled: a process that says it is ready after calling it
+/// cannot be killed by a SIGTERM that arrives before the worker polls it.
+/// Call it inside a Tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Some(mut term), None) => {
+                    term.recv().await;
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
+
+/// How long a finished job keeps trying to complete (reply + ack) while the
+/// broker is unreachable.
+const COMPLETE_PATIENCE: Duration = Duration::from_secs(30);
 
 async fn take_loop(
     shared: Arc<Shared>,
@@ -341,6 +400,10 @@ async fn take_loop(
                     };
                     spawn_job(shared.clone(), delivery, permit);
                 }
+                // Let the jobs just spawned run (and send their replies)
+                // before this loop sends its next blocking read: that write
+                // is not on any caller's critical path, theirs are.
+                tokio::task::yield_now().await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "taking jobs failed; reconnecting");
@@ -428,18 +491,21 @@ fn spawn_job(shared: Arc<Shared>, delivery: Delivery, permit: tokio::sync::Owned
     tokio::spawn(async move {
         let completion = run_job(&shared, &delivery).await;
         let mut delay = Duration::from_millis(50);
-        // The completion must reach the broker or the job is redone; retry a
-        // few times over a broker blip, then leave it to reclaim.
-        for attempt in 0..5 {
+        // The completion must reach the broker or the job is redone. Keep
+        // trying through a broker outage (a restart takes seconds) for a
+        // bounded time, then leave the job to be reclaimed and redone.
+        let give_up = tokio::time::Instant::now() + COMPLETE_PATIENCE;
+        loop {
             match shared.backend.complete(&delivery, completion.clone()).await {
                 Ok(()) => break,
-                Err(e) if attempt < 4 => {
+                Err(e) if tokio::time::Instant::now() + delay < give_up => {
                     tracing::warn!(error = %e, "completing a job failed; retrying");
                     tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    delay = (delay * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it will be redelivered")
+                    tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it will be redelivered");
+                    break;
                 }
             }
         }
@@ -452,14 +518,54 @@ fn spawn_job(shared: Arc<Shared>, delivery: Delivery, permit: tokio::sync::Owned
 
 /// Runs one delivery and says how to complete it.
 async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
+    let inbox_ttl = Some(shared.settings.inbox_ttl);
+    if delivery.payload.len() > shared.settings.max_message_bytes {
+        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let reason = format!(
+            "oversized job message: {} bytes, over the worker's limit of {} bytes",
+            delivery.payload.len(),
+            shared.settings.max_message_bytes
+        );
+        tracing::warn!(queue = %delivery.queue, token = %delivery.token, "{reason}; dead-lettering");
+        // Not parsed at all (that is the point), so the caller is not told;
+        // it times out at its deadline.
+        return Completion {
+            dead_letter: Some(reason),
+            ..Completion::default()
+        };
+    }
     let msg: JobMessage = match serde_json::from_slice(&delivery.payload) {
         Ok(m) => m,
         Err(e) => {
             shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(queue = %delivery.queue, token = %delivery.token, error = %e, "dead-lettering an unreadable message");
-            return unreadable(delivery, &e.to_string());
+            let mut c = unreadable(delivery, &e.to_string());
+            c.inbox_ttl = inbox_ttl;
+            return c;
         }
     };
+    if msg.v != wire::PROTOCOL_VERSION {
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        let Some(to) = msg.reply_to.as_deref() else {
+            return Completion::default();
+        };
+        let reply = wire::encode_error_reply(
+            &msg.id,
+            ErrorKind::BadRequest,
+            &format!(
+                "protocol version {} is not spoken here (this worker speaks {})",
+                msg.v,
+                wire::PROTOCOL_VERSION
+            ),
+            None,
+        );
+        return Completion {
+            reply: Some(reply),
+            reply_to: Some(to.to_owned()),
+            inbox_ttl,
+            ..Completion::default()
+        };
+    }
     let (service_name, job_name) = msg.job.split_once('.').unwrap_or(("", &msg.job));
     let service = shared
         .services
@@ -481,6 +587,7 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
         reply: Some(reply),
         reply_to: reply_to.clone(),
         keep_result: keep.clone(),
+        inbox_ttl,
         ..Completion::default()
     };
 

@@ -46,6 +46,9 @@ pub struct Completion {
     pub requeue: Option<Vec<u8>>,
     /// Move the message to the queue's dead-letter stream with this reason.
     pub dead_letter: Option<String>,
+    /// How long the inbox lives after this reply (a dead client's replies
+    /// expire); `None` is the backend's default.
+    pub inbox_ttl: Option<Duration>,
 }
 
 /// A dead-lettered message, as listed by [`Backend::dead_letters`].
@@ -103,6 +106,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Lists up to `max` dead letters of a queue, oldest first.
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error>;
+
+    /// Forgets consumers of the queue that have been idle for at least `idle`
+    /// and hold no leases (workers that died long ago), so they do not pile
+    /// up in the broker. Returns how many were forgotten.
+    async fn forget_idle_consumers(&self, _queue: &str, _idle: Duration) -> Result<usize, Error> {
+        Ok(0)
+    }
 }
 
 /// A connection for blocking reads.
@@ -130,7 +140,7 @@ pub trait Reader: Send {
 /// Where and how to connect: the URL and the key prefix.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// `redis://`, `rediss://` or `memory://` URL.
+    /// `redis://`, `rediss://`, `redis+cluster://` or `memory://` URL.
     pub url: String,
     /// Prefix of every key (lets several applications share one Redis).
     pub prefix: String,
@@ -154,6 +164,8 @@ pub async fn connect(config: &BrokerConfig) -> Result<Arc<dyn Backend>, Error> {
     }
     if url.starts_with("redis://")
         || url.starts_with("rediss://")
+        || url.starts_with("redis+cluster://")
+        || url.starts_with("rediss+cluster://")
         || url.starts_with("redis+unix://")
         || url.starts_with("unix://")
     {
@@ -163,6 +175,6 @@ pub async fn connect(config: &BrokerConfig) -> Result<Arc<dyn Backend>, Error> {
     }
     Err(Error::InvalidUrl {
         url: url.to_owned(),
-        reason: "expected a redis://, rediss:// or memory:// URL".to_owned(),
+        reason: "expected a redis://, rediss://, redis+cluster:// or memory:// URL".to_owned(),
     })
 }

@@ -1,5 +1,6 @@
 //! The Redis backend: one stream per service, consumed through a consumer
-//! group, plus one reply list per client.
+//! group, plus one reply list per client. `docs/PROTOCOL.md` is the normative
+//! description of the keys and commands; this module implements it.
 //!
 //! Why streams: a consumer group gives each job a lease (the pending entries
 //! list) that survives the worker, so a job taken by a worker that dies is
@@ -17,53 +18,279 @@
 //! | `P:inbox:{client}`   | list   | replies to one client (expires)        |
 //! | `P:result:{call}`    | string | a kept reply (expires)                 |
 //!
-//! Commands go over a `ConnectionManager` (reconnects by itself). Blocking
-//! reads get their own connection with the response timeout turned off,
+//! Connections. Ordinary commands go over one shared connection that
+//! reconnects by itself: a `ConnectionManager` on a single Redis, a
+//! `cluster_async::ClusterConnection` on a Cluster. Blocking reads get a
+//! connection of their own per reader with the response timeout turned off,
 //! because the `redis` crate's default response timeout is shorter than a
-//! blocking read (DESIGN.md, "Known pitfalls").
+//! blocking read and a blocking command would stall every command queued
+//! behind it on a shared connection (DESIGN.md, "Known pitfalls").
+//!
+//! URLs: `redis://`, `rediss://` (TLS), `redis+unix://`, and for a Cluster
+//! `redis+cluster://[user:pass@]host:port,host:port[/db]` (or
+//! `rediss+cluster://`): the listed nodes are seeds, the slot map is learned
+//! from them. A TLS URL may carry `?ca=/path/ca.pem` to trust a private CA,
+//! and `client_cert=` / `client_key=` for mutual TLS.
+//!
+//! On a Cluster a completion touches keys in up to three slots (the queue,
+//! the caller's inbox, the kept result), so it is sent as one pipeline per
+//! slot, reply first and ack last: a crash in between redelivers the job
+//! (at-least-once) rather than losing its reply.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Value};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
 
 use super::{Backend, Completion, DeadLetter, Delivery, Reader};
 use crate::error::Error;
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
-/// How long an inbox lives after its last reply (a dead client's inbox expires).
-const INBOX_TTL_MS: u64 = 60_000;
+/// How long an inbox lives after its last reply, unless the completion says
+/// otherwise (a dead client's inbox expires).
+pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);
 /// Dead letters kept per service (approximate trim).
 const DEAD_LETTER_CAP: usize = 10_000;
 /// The stream field holding the message.
 const FIELD: &str = "m";
+/// Response timeout of ordinary (non-blocking) commands.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connection timeout of every connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// On a Cluster with several queues in different slots one `XREADGROUP`
+/// cannot block on all of them; each queue then gets a short blocking turn.
+const CLUSTER_TURN: Duration = Duration::from_millis(200);
+
+/// The connection ordinary commands share.
+#[derive(Clone)]
+enum Commands {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Whether a command failed because the connection did (not because Redis
+/// refused the command), so that one more try on a fresh connection may work.
+fn is_connection_failure(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+impl Commands {
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Commands::Single(con) => {
+                // After Redis restarts, the manager's first command still sees
+                // the failure of the old connection; one retry reconnects. A
+                // duplicate (the first try did reach Redis) is harmless under
+                // at-least-once delivery.
+                match cmd.query_async(&mut con.clone()).await {
+                    Err(e) if is_connection_failure(&e) => cmd.query_async(&mut con.clone()).await,
+                    other => other,
+                }
+            }
+            Commands::Cluster(con) => cmd.query_async(&mut con.clone()).await,
+        }
+    }
+
+    /// Runs a pipeline and returns each command's reply, errors included
+    /// (as `Value::ServerError`), so callers can tell a vanished group from
+    /// a real failure.
+    async fn pipeline(&self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Commands::Single(con) => match pipe.query_async(&mut con.clone()).await {
+                Err(e) if is_connection_failure(&e) => pipe.query_async(&mut con.clone()).await,
+                other => other,
+            },
+            Commands::Cluster(con) => pipe.query_async(&mut con.clone()).await,
+        }
+    }
+}
+
+/// How blocking readers connect. (One per backend, so the size difference
+/// of the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum ReaderSource {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
 
 /// Redis as a broker.
 pub struct RedisBackend {
-    client: redis::Client,
-    commands: ConnectionManager,
+    source: ReaderSource,
+    commands: Commands,
     prefix: String,
     url_for_logs: String,
 }
 
+/// A parsed broker URL: where to connect, whether it is a Cluster, and the
+/// TLS material it names.
+struct Target {
+    /// `redis://` / `rediss://` URLs, one per node (one for a single Redis).
+    nodes: Vec<String>,
+    cluster: bool,
+    tls: Option<redis::TlsCertificates>,
+}
+
+fn parse_target(url: &str) -> Result<Target, Error> {
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: redact(url),
+        reason,
+    };
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    // Our own query parameters name files; the redis crate does not know them.
+    let mut ca = None;
+    let mut client_cert = None;
+    let mut client_key = None;
+    let mut passed_on = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = url::form_urlencoded::parse(format!("v={v}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        match k {
+            "ca" => ca = Some(v),
+            "client_cert" => client_cert = Some(v),
+            "client_key" => client_key = Some(v),
+            _ => passed_on.push(pair.to_owned()),
+        }
+    }
+    let read = |what: &str, path: &str| {
+        std::fs::read(path).map_err(|e| invalid(format!("cannot read the {what} `{path}`: {e}")))
+    };
+    let tls = if ca.is_some() || client_cert.is_some() {
+        let client_tls = match (&client_cert, &client_key) {
+            (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                client_cert: read("client certificate", c)?,
+                client_key: read("client key", k)?,
+            }),
+            (None, None) => None,
+            _ => return Err(invalid("client_cert and client_key go together".to_owned())),
+        };
+        Some(redis::TlsCertificates {
+            client_tls,
+            root_cert: ca
+                .as_deref()
+                .map(|p| read("CA certificate", p))
+                .transpose()?,
+        })
+    } else {
+        None
+    };
+    let rest_query = if passed_on.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", passed_on.join("&"))
+    };
+    let cluster_scheme = if let Some(rest) = base.strip_prefix("redis+cluster://") {
+        Some(("redis", rest))
+    } else {
+        base.strip_prefix("rediss+cluster://")
+            .map(|rest| ("rediss", rest))
+    };
+    let Some((scheme, rest)) = cluster_scheme else {
+        if tls.is_some() && !base.starts_with("rediss://") {
+            return Err(invalid(
+                "ca/client_cert only make sense with rediss:// (TLS)".to_owned(),
+            ));
+        }
+        return Ok(Target {
+            nodes: vec![format!("{base}{rest_query}")],
+            cluster: false,
+            tls,
+        });
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, p),
+        None => (rest, ""),
+    };
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|host| match userinfo {
+            Some(u) => format!("{scheme}://{u}@{host}/{path}{rest_query}"),
+            None => format!("{scheme}://{host}/{path}{rest_query}"),
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Err(invalid(
+            "a cluster URL lists its seed nodes: redis+cluster://host:port,host:port".to_owned(),
+        ));
+    }
+    Ok(Target {
+        nodes,
+        cluster: true,
+        tls,
+    })
+}
+
 impl RedisBackend {
-    /// Connects to `url` (`redis://[user:pass@]host:port/db`, `rediss://` for TLS).
+    /// Connects to `url` (`redis://[user:pass@]host:port/db`, `rediss://` for
+    /// TLS, `redis+cluster://host:port,host:port` for a Cluster).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
+        let target = parse_target(url.trim())?;
+        if target.nodes.iter().any(|n| n.starts_with("rediss://")) {
+            // rustls needs a process-wide crypto provider; another part of the
+            // program may have installed one already, which is just as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let invalid = |e: RedisError| Error::InvalidUrl {
             url: redact(url),
             reason: e.to_string(),
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(2);
-        let commands = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(|e| Error::Broker(format!("cannot connect to {}: {e}", redact(url))))?;
+        };
+        let cannot_connect =
+            |e: RedisError| Error::Broker(format!("cannot connect to {}: {e}", redact(url)));
+        let (source, commands) = if target.cluster {
+            let builder = |response_timeout: Option<Duration>| {
+                let mut b = ClusterClient::builder(target.nodes.clone())
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .retries(2);
+                if let Some(t) = response_timeout {
+                    b = b.response_timeout(t);
+                }
+                if let Some(certs) = &target.tls {
+                    b = b.certs(certs.clone());
+                }
+                b.build()
+            };
+            let commands_client = builder(Some(COMMAND_TIMEOUT)).map_err(invalid)?;
+            // Readers block: their connections must have no response timeout.
+            let reader_client = builder(None).map_err(invalid)?;
+            let con = commands_client
+                .get_async_connection()
+                .await
+                .map_err(cannot_connect)?;
+            (ReaderSource::Cluster(reader_client), Commands::Cluster(con))
+        } else {
+            let node = target.nodes[0].as_str();
+            let client = match &target.tls {
+                Some(certs) => redis::Client::build_with_tls(node, certs.clone()),
+                None => redis::Client::open(node),
+            }
+            .map_err(invalid)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(COMMAND_TIMEOUT))
+                .set_number_of_retries(2);
+            let con = ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .map_err(cannot_connect)?;
+            (ReaderSource::Single(client), Commands::Single(con))
+        };
         Ok(RedisBackend {
-            client,
+            source,
             commands,
             prefix: prefix.to_owned(),
             url_for_logs: redact(url),
@@ -71,7 +298,7 @@ impl RedisBackend {
     }
 
     fn jobs_key(&self, queue: &str) -> String {
-        format!("{}:{{{}}}:jobs", self.prefix, queue)
+        jobs_key(&self.prefix, queue)
     }
 
     fn dead_key(&self, queue: &str) -> String {
@@ -79,32 +306,56 @@ impl RedisBackend {
     }
 
     async fn create_group(&self, queue: &str) -> Result<(), Error> {
-        let mut con = self.commands.clone();
-        let res: redis::RedisResult<Value> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.jobs_key(queue))
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut con)
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        create_group(&self.commands, &self.jobs_key(queue)).await
     }
+}
+
+fn jobs_key(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{{queue}}}:jobs")
+}
+
+/// `XGROUP CREATE key workers 0 MKSTREAM`, where an existing group is fine.
+/// The group starts at `0` so jobs sent while no group existed (a Redis
+/// restarted without persistence, then a client's `XADD`) are still served.
+async fn create_group(commands: &Commands, key: &str) -> Result<(), Error> {
+    let res: redis::RedisResult<Value> = commands
+        .query(
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(key)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM"),
+        )
+        .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether Redis said the stream or its consumer group does not exist: after
+/// a restart without persistence, or a deleted stream.
+fn is_nogroup(e: &RedisError) -> bool {
+    e.code() == Some("NOGROUP")
 }
 
 /// The URL without its password, for messages and logs.
 fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+    // Cluster URLs list several hosts, which `url` cannot parse; redact the
+    // user info by hand.
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map(|(u, _)| u);
+            if let Some(user) = user {
+                return format!("{scheme}://{user}:***@{}", &rest[at + 1..]);
+            }
         }
-        _ => url.to_owned(),
     }
+    url.to_owned()
 }
 
 #[async_trait]
@@ -123,30 +374,32 @@ impl Backend for RedisBackend {
 
     async fn open_reader(&self) -> Result<Box<dyn Reader>, Error> {
         Ok(Box::new(RedisReader {
-            client: self.client.clone(),
+            source: self.source.clone(),
             con: None,
-            jobs_key_prefix: self.prefix.clone(),
-            backend_commands: self.commands.clone(),
+            prefix: self.prefix.clone(),
+            commands: self.commands.clone(),
+            turn: 0,
         }))
     }
 
     async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error> {
-        let mut con = self.commands.clone();
-        let _: Value = redis::cmd("XADD")
-            .arg(self.jobs_key(queue))
-            .arg("*")
-            .arg(FIELD)
-            .arg(payload)
-            .query_async(&mut con)
+        let _: Value = self
+            .commands
+            .query(
+                redis::cmd("XADD")
+                    .arg(self.jobs_key(queue))
+                    .arg("*")
+                    .arg(FIELD)
+                    .arg(payload),
+            )
             .await?;
         Ok(())
     }
 
     async fn get_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
-        let mut con = self.commands.clone();
-        let v: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.result_name(call_id))
-            .query_async(&mut con)
+        let v: Option<Vec<u8>> = self
+            .commands
+            .query(redis::cmd("GET").arg(self.result_name(call_id)))
             .await?;
         Ok(v)
     }
@@ -166,24 +419,26 @@ impl Backend for RedisBackend {
         max: usize,
     ) -> Result<Vec<Delivery>, Error> {
         let key = self.jobs_key(queue);
-        let mut con = self.commands.clone();
         let min_idle_ms = min_idle.as_millis() as u64;
         // XPENDING gives the delivery counts that XAUTOCLAIM does not; the
         // XCLAIM that follows re-checks the idle time, so two workers racing
         // for the same entry cannot both win it.
-        let pending: redis::RedisResult<Value> = redis::cmd("XPENDING")
-            .arg(&key)
-            .arg(GROUP)
-            .arg("IDLE")
-            .arg(min_idle_ms)
-            .arg("-")
-            .arg("+")
-            .arg(max)
-            .query_async(&mut con)
+        let pending: redis::RedisResult<Value> = self
+            .commands
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&key)
+                    .arg(GROUP)
+                    .arg("IDLE")
+                    .arg(min_idle_ms)
+                    .arg("-")
+                    .arg("+")
+                    .arg(max),
+            )
             .await;
         let pending = match pending {
             Ok(v) => v,
-            Err(e) if e.code() == Some("NOGROUP") => {
+            Err(e) if is_nogroup(&e) => {
                 self.create_group(queue).await?;
                 return Ok(Vec::new());
             }
@@ -197,7 +452,7 @@ impl Backend for RedisBackend {
                         fields.first().and_then(as_string),
                         fields.get(3).and_then(as_int),
                     ) {
-                        counts.insert(id, n as u32);
+                        counts.insert(id, u32::try_from(n).unwrap_or(u32::MAX));
                     }
                 }
             }
@@ -210,11 +465,15 @@ impl Backend for RedisBackend {
         for id in counts.keys() {
             claim.arg(id);
         }
-        let claimed: Value = claim.query_async(&mut con).await?;
+        let claimed: Value = match self.commands.query(&claim).await {
+            Ok(v) => v,
+            Err(e) if is_nogroup(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
         let mut out = Vec::new();
         let mut vanished = Vec::new();
         for (id, payload) in parse_entries(&claimed) {
-            let deliveries = counts.get(&id).copied().unwrap_or(1) + 1;
+            let deliveries = counts.get(&id).copied().unwrap_or(1).saturating_add(1);
             match payload {
                 Some(payload) => out.push(Delivery {
                     queue: queue.to_owned(),
@@ -230,7 +489,7 @@ impl Backend for RedisBackend {
         if !vanished.is_empty() {
             let mut ack = redis::cmd("XACK");
             ack.arg(&key).arg(GROUP).arg(&vanished);
-            let _: Value = ack.query_async(&mut con).await?;
+            let _: Value = self.commands.query(&ack).await?;
         }
         Ok(out)
     }
@@ -239,7 +498,6 @@ impl Backend for RedisBackend {
         if tokens.is_empty() {
             return Ok(());
         }
-        let mut con = self.commands.clone();
         // XCLAIM by the current owner with min-idle 0 resets the idle time:
         // the lease is renewed without counting a new delivery (JUSTID).
         let mut claim = redis::cmd("XCLAIM");
@@ -250,37 +508,45 @@ impl Backend for RedisBackend {
             .arg(0)
             .arg(tokens)
             .arg("JUSTID");
-        let _: Value = claim.query_async(&mut con).await?;
-        Ok(())
+        match self.commands.query::<Value>(&claim).await {
+            Ok(_) => Ok(()),
+            // The group vanished (Redis restarted empty): there is no lease
+            // left to renew; the taker recreates the group.
+            Err(e) if is_nogroup(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn complete(&self, delivery: &Delivery, completion: Completion) -> Result<(), Error> {
         let key = self.jobs_key(&delivery.queue);
-        let mut pipe = redis::pipe();
+        // One pipeline per slot: inbox, result, queue (reply first, ack last).
+        let mut inbox = redis::pipe();
+        let mut result = redis::pipe();
+        let mut queue = redis::pipe();
         if let Some(body) = &completion.reply {
             if let Some(to) = &completion.reply_to {
-                pipe.cmd("RPUSH").arg(to).arg(body).ignore();
-                pipe.cmd("PEXPIRE").arg(to).arg(INBOX_TTL_MS).ignore();
+                let ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
+                inbox.cmd("RPUSH").arg(to).arg(body);
+                inbox
+                    .cmd("PEXPIRE")
+                    .arg(to)
+                    .arg(ttl.as_millis().max(1) as u64);
             }
             if let Some((id, ttl)) = &completion.keep_result {
-                pipe.cmd("SET")
+                result
+                    .cmd("SET")
                     .arg(self.result_name(id))
                     .arg(body)
                     .arg("PX")
-                    .arg(ttl.as_millis().max(1) as u64)
-                    .ignore();
+                    .arg(ttl.as_millis().max(1) as u64);
             }
         }
         if let Some(payload) = &completion.requeue {
-            pipe.cmd("XADD")
-                .arg(&key)
-                .arg("*")
-                .arg(FIELD)
-                .arg(payload)
-                .ignore();
+            queue.cmd("XADD").arg(&key).arg("*").arg(FIELD).arg(payload);
         }
         if let Some(reason) = &completion.dead_letter {
-            pipe.cmd("XADD")
+            queue
+                .cmd("XADD")
                 .arg(self.dead_key(&delivery.queue))
                 .arg("MAXLEN")
                 .arg("~")
@@ -289,29 +555,57 @@ impl Backend for RedisBackend {
                 .arg("reason")
                 .arg(reason)
                 .arg(FIELD)
-                .arg(&delivery.payload)
-                .ignore();
+                .arg(&delivery.payload);
         }
-        pipe.cmd("XACK")
-            .arg(&key)
-            .arg(GROUP)
-            .arg(&delivery.token)
-            .ignore();
-        pipe.cmd("XDEL").arg(&key).arg(&delivery.token).ignore();
-        let mut con = self.commands.clone();
-        let _: () = pipe.query_async(&mut con).await?;
+        queue.cmd("XACK").arg(&key).arg(GROUP).arg(&delivery.token);
+        queue.cmd("XDEL").arg(&key).arg(&delivery.token);
+
+        let groups: Vec<redis::Pipeline> = match self.commands {
+            Commands::Cluster(_) => vec![inbox, result, queue],
+            Commands::Single(_) => {
+                // Extend the inbox pipeline rather than copy all three: the
+                // reply body (the largest argument) is not cloned per job.
+                let mut all = inbox;
+                for cmd in result.cmd_iter().chain(queue.cmd_iter()) {
+                    all.add_command(cmd.clone());
+                }
+                vec![all]
+            }
+        };
+        for mut pipe in groups {
+            if pipe.is_empty() {
+                continue;
+            }
+            pipe.ignore_errors();
+            let replies = self.commands.pipeline(&pipe).await?;
+            for reply in replies {
+                if let Value::ServerError(e) = reply {
+                    // NOGROUP on XACK: Redis lost the group (restart without
+                    // persistence), so there is no lease left to end.
+                    if e.code() != "NOGROUP" {
+                        return Err(Error::Broker(format!(
+                            "completing job {}: {}",
+                            delivery.token,
+                            RedisError::from(e)
+                        )));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
-        let mut con = self.commands.clone();
-        let v: Value = redis::cmd("XRANGE")
-            .arg(self.dead_key(queue))
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(max)
-            .query_async(&mut con)
+        let v: Value = self
+            .commands
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(self.dead_key(queue))
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max),
+            )
             .await?;
         let mut out = Vec::new();
         if let Value::Array(entries) = v {
@@ -340,51 +634,197 @@ impl Backend for RedisBackend {
         }
         Ok(out)
     }
+
+    async fn forget_idle_consumers(&self, queue: &str, idle: Duration) -> Result<usize, Error> {
+        let key = self.jobs_key(queue);
+        let v: Value = match self
+            .commands
+            .query(redis::cmd("XINFO").arg("CONSUMERS").arg(&key).arg(GROUP))
+            .await
+        {
+            Ok(v) => v,
+            Err(e) if is_nogroup(&e) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let Value::Array(consumers) = v else {
+            return Ok(0);
+        };
+        let idle_ms = idle.as_millis() as i64;
+        let mut removed = 0;
+        for consumer in consumers {
+            let fields = as_fields(&consumer);
+            let name = fields
+                .iter()
+                .find(|(k, _)| k == "name")
+                .and_then(|(_, v)| as_string(v));
+            let pending = fields
+                .iter()
+                .find(|(k, _)| k == "pending")
+                .and_then(|(_, v)| as_int(v));
+            // `inactive` (Redis 7.2+) is the time since the consumer last read
+            // successfully; older servers only have `idle`.
+            let quiet = fields
+                .iter()
+                .find(|(k, _)| k == "inactive")
+                .or_else(|| fields.iter().find(|(k, _)| k == "idle"))
+                .and_then(|(_, v)| as_int(v));
+            let (Some(name), Some(0), Some(quiet)) = (name, pending, quiet) else {
+                continue;
+            };
+            if quiet < idle_ms {
+                continue;
+            }
+            // DELCONSUMER drops the consumer's pending entries too; we only
+            // get here for consumers with none.
+            let _: Value = self
+                .commands
+                .query(
+                    redis::cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(&key)
+                        .arg(GROUP)
+                        .arg(&name),
+                )
+                .await?;
+            tracing::info!(queue, consumer = %name, "forgot an idle consumer with no pending jobs");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// Why a blocking read failed.
+enum ReadFailure {
+    /// Redis answered with an error or the connection failed.
+    Redis(RedisError),
+    /// No answer long after the block time: a half-open connection.
+    Stalled,
+}
+
+impl From<ReadFailure> for Error {
+    fn from(f: ReadFailure) -> Self {
+        match f {
+            ReadFailure::Redis(e) => e.into(),
+            ReadFailure::Stalled => {
+                Error::Broker("blocking read timed out; reconnecting".to_owned())
+            }
+        }
+    }
+}
+
+/// A connection that may block.
+enum BlockingConnection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
 }
 
 /// A dedicated connection for blocking reads, opened lazily and dropped on
 /// error so the next read reconnects.
 struct RedisReader {
-    client: redis::Client,
-    con: Option<MultiplexedConnection>,
-    jobs_key_prefix: String,
-    backend_commands: ConnectionManager,
+    source: ReaderSource,
+    con: Option<BlockingConnection>,
+    prefix: String,
+    commands: Commands,
+    /// Which queue gets the blocking turn next (Cluster, several queues).
+    turn: usize,
 }
 
 impl RedisReader {
-    async fn connection(&mut self) -> Result<&mut MultiplexedConnection, Error> {
+    async fn connection(&mut self) -> Result<&mut BlockingConnection, RedisError> {
         if self.con.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(5)))
-                .set_response_timeout(None);
-            let con = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
+            let con = match &self.source {
+                ReaderSource::Single(client) => {
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                        .set_response_timeout(None);
+                    BlockingConnection::Single(
+                        client
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await?,
+                    )
+                }
+                ReaderSource::Cluster(client) => {
+                    BlockingConnection::Cluster(client.get_async_connection().await?)
+                }
+            };
             self.con = Some(con);
         }
-        Ok(self.con.as_mut().expect("just set"))
+        match self.con.as_mut() {
+            Some(con) => Ok(con),
+            None => Err(RedisError::from(std::io::Error::other(
+                "reader connection missing",
+            ))),
+        }
     }
 
-    async fn run(&mut self, cmd: &redis::Cmd, wait: Duration) -> Result<Value, Error> {
-        let con = self.connection().await?;
+    async fn run(&mut self, cmd: &redis::Cmd, wait: Duration) -> Result<Value, ReadFailure> {
+        let con = self.connection().await.map_err(ReadFailure::Redis)?;
         // Guard against a half-open TCP connection: a blocking read never
         // legitimately takes much longer than its own timeout.
         let guard = wait + Duration::from_secs(5);
-        match tokio::time::timeout(guard, cmd.query_async::<Value>(con)).await {
+        let query = async {
+            match con {
+                BlockingConnection::Single(c) => cmd.query_async::<Value>(c).await,
+                BlockingConnection::Cluster(c) => cmd.query_async::<Value>(c).await,
+            }
+        };
+        match tokio::time::timeout(guard, query).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                self.con = None;
-                Err(e.into())
+                // A server error (NOGROUP, NOPERM, ...) leaves the connection
+                // usable; anything else may not have.
+                if e.code().is_none() {
+                    self.con = None;
+                }
+                Err(ReadFailure::Redis(e))
             }
             Err(_) => {
                 self.con = None;
-                Err(Error::Broker(
-                    "blocking read timed out; reconnecting".to_owned(),
-                ))
+                Err(ReadFailure::Stalled)
             }
         }
     }
+
+    async fn read_group(
+        &mut self,
+        keys: &[String],
+        consumer: &str,
+        max: usize,
+        block: Option<Duration>,
+    ) -> Result<Value, ReadFailure> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(max);
+        if let Some(wait) = block {
+            cmd.arg("BLOCK").arg(wait.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(keys);
+        for _ in keys {
+            cmd.arg(">");
+        }
+        let res = self.run(&cmd, block.unwrap_or(Duration::ZERO)).await;
+        match res {
+            Err(ReadFailure::Redis(e)) if is_nogroup(&e) => {
+                // Redis restarted without persistence (or someone deleted the
+                // stream): recreate the groups and carry on.
+                tracing::warn!("consumer group missing; recreating it");
+                for key in keys {
+                    create_group(&self.commands, key)
+                        .await
+                        .map_err(|e| ReadFailure::Redis(broker_to_redis(e)))?;
+                }
+                Ok(Value::Nil)
+            }
+            other => other,
+        }
+    }
+}
+
+fn broker_to_redis(e: Error) -> RedisError {
+    RedisError::from(std::io::Error::other(e.to_string()))
 }
 
 #[async_trait]
@@ -424,77 +864,70 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error> {
-        let keys: Vec<String> = queues
-            .iter()
-            .map(|q| format!("{}:{{{}}}:jobs", self.jobs_key_prefix, q))
-            .collect();
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(max)
-            .arg("BLOCK")
-            .arg(wait.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&keys);
-        for _ in &keys {
-            cmd.arg(">");
-        }
-        let v = match self.run(&cmd, wait).await {
-            Ok(v) => v,
-            Err(Error::Broker(msg)) if msg.contains("NOGROUP") => {
-                // Redis restarted without persistence (or someone deleted the
-                // stream): recreate the groups and carry on.
-                for key in &keys {
-                    let mut con = self.backend_commands.clone();
-                    let res: redis::RedisResult<Value> = redis::cmd("XGROUP")
-                        .arg("CREATE")
-                        .arg(key)
-                        .arg(GROUP)
-                        .arg("0")
-                        .arg("MKSTREAM")
-                        .query_async(&mut con)
-                        .await;
-                    if let Err(e) = res {
-                        if e.code() != Some("BUSYGROUP") {
-                            return Err(e.into());
-                        }
-                    }
-                }
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
-        };
+        let keys: Vec<String> = queues.iter().map(|q| jobs_key(&self.prefix, q)).collect();
+        let cluster = matches!(self.source, ReaderSource::Cluster(_));
         let mut out = Vec::new();
-        // Reply: nil, or [[key, [[id, [field, value, ...]], ...]], ...].
-        if let Value::Array(streams) = v {
-            for stream in streams {
-                let Value::Array(parts) = stream else {
-                    continue;
-                };
-                let Some(key) = parts.first().and_then(as_string) else {
-                    continue;
-                };
-                let Some(idx) = keys.iter().position(|k| *k == key) else {
-                    continue;
-                };
-                let Some(entries) = parts.get(1) else {
-                    continue;
-                };
-                for (id, payload) in parse_entries(entries) {
-                    out.push(Delivery {
-                        queue: queues[idx].clone(),
-                        token: id,
-                        // An entry without our field is still a delivery: the
-                        // worker dead-letters it as unreadable.
-                        payload: payload.unwrap_or_default(),
-                        deliveries: 1,
-                    });
-                }
+        if cluster && keys.len() > 1 {
+            // Keys of different services hash to different slots, and one
+            // command may only touch one slot: look at every queue without
+            // blocking, then block briefly on one of them in turn.
+            for (i, key) in keys.iter().enumerate() {
+                let v = self
+                    .read_group(std::slice::from_ref(key), consumer, max, None)
+                    .await?;
+                collect_deliveries(&v, std::slice::from_ref(key), &queues[i..=i], &mut out);
             }
+            if out.is_empty() {
+                self.turn = (self.turn + 1) % keys.len();
+                let i = self.turn;
+                let v = self
+                    .read_group(
+                        std::slice::from_ref(&keys[i]),
+                        consumer,
+                        max,
+                        Some(wait.min(CLUSTER_TURN)),
+                    )
+                    .await?;
+                collect_deliveries(&v, &keys[i..=i], &queues[i..=i], &mut out);
+            }
+            return Ok(out);
         }
+        let v = self.read_group(&keys, consumer, max, Some(wait)).await?;
+        collect_deliveries(&v, &keys, queues, &mut out);
         Ok(out)
+    }
+}
+
+/// Parses an `XREADGROUP` reply, `nil` or
+/// `[[key, [[id, [field, value, ...]], ...]], ...]`, into deliveries.
+fn collect_deliveries(v: &Value, keys: &[String], queues: &[String], out: &mut Vec<Delivery>) {
+    let streams: Vec<(&Value, &Value)> = match v {
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(parts) => Some((parts.first()?, parts.get(1)?)),
+                _ => None,
+            })
+            .collect(),
+        // RESP3 answers with a map of key -> entries.
+        Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        _ => Vec::new(),
+    };
+    for (key, entries) in streams {
+        let Some(key) = as_string(key) else { continue };
+        let Some(idx) = keys.iter().position(|k| *k == key) else {
+            continue;
+        };
+        for (id, payload) in parse_entries(entries) {
+            out.push(Delivery {
+                queue: queues[idx].clone(),
+                token: id,
+                // An entry without our field is still a delivery: the
+                // worker dead-letters it as unreadable.
+                payload: payload.unwrap_or_default(),
+                deliveries: 1,
+            });
+        }
     }
 }
 
@@ -531,6 +964,21 @@ fn parse_entries(v: &Value) -> Vec<(String, Option<Vec<u8>>)> {
     out
 }
 
+/// A RESP2 flat `[k, v, k, v]` array or a RESP3 map, as (key, value) pairs.
+fn as_fields(v: &Value) -> Vec<(String, Value)> {
+    match v {
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|pair| Some((as_string(pair.first()?)?, pair.get(1)?.clone())))
+            .collect(),
+        Value::Map(pairs) => pairs
+            .iter()
+            .filter_map(|(k, v)| Some((as_string(k)?, v.clone())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn as_string(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
@@ -544,5 +992,44 @@ fn as_int(v: &Value) -> Option<i64> {
         Value::Int(i) => Some(*i),
         Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_become_seed_nodes() {
+        let t = parse_target("redis+cluster://u:p@127.0.0.1:7000,127.0.0.1:7001/").unwrap();
+        assert!(t.cluster);
+        assert_eq!(
+            t.nodes,
+            vec!["redis://u:p@127.0.0.1:7000/", "redis://u:p@127.0.0.1:7001/"]
+        );
+        let t = parse_target("rediss+cluster://h:1").unwrap();
+        assert_eq!(t.nodes, vec!["rediss://h:1/"]);
+        assert!(parse_target("redis+cluster:///").is_err());
+    }
+
+    #[test]
+    fn tls_query_parameters_are_ours() {
+        assert!(matches!(
+            parse_target("rediss://h:1/?ca=/does/not/exist"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(parse_target("redis://h:1/?ca=/x").is_err());
+        let t = parse_target("redis://h:1/0?protocol=resp2").unwrap();
+        assert_eq!(t.nodes, vec!["redis://h:1/0?protocol=resp2"]);
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("redis://u:secret@h:1/"), "redis://u:***@h:1/");
+        assert_eq!(
+            redact("redis+cluster://u:s@a:1,b:2/"),
+            "redis+cluster://u:***@a:1,b:2/"
+        );
+        assert_eq!(redact("redis://h:1/"), "redis://h:1/");
     }
 }

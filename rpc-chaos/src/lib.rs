@@ -1,0 +1,270 @@
+//! Chaos and reliability tests of the Redis runtime.
+//!
+//! The runtime promises at-least-once delivery, deadlines, graceful shutdown
+//! and recovery from a Redis restart (DESIGN.md, "Runtime semantics"). Those
+//! promises are about processes dying, freezing and reconnecting, so they can
+//! only be proven with real processes: this crate ships `chaos-worker`, a
+//! worker binary built on [`rpc_runtime::DynamicService`] that tests crash
+//! (`SIGKILL`), freeze (`SIGSTOP`/`SIGCONT`) and stop (`SIGTERM`), and the
+//! helpers the tests in `tests/` use to run it.
+//!
+//! The worker reports what tests need to see on its standard output, one
+//! line per event (see [`Event`]), so a test can tell which process ran a job
+//! and how often jobs were redelivered even for a process that was killed.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rpc_runtime::{DynamicService, HandlerError};
+use rpc_testkit::ChildGuard;
+use serde_json::json;
+
+/// The service name (and so the queue) the chaos worker serves.
+pub const SERVICE: &str = "Chaos";
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a running job while alive, even when the job is cancelled.
+struct RunningGuard;
+
+impl RunningGuard {
+    fn enter() -> Self {
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
+        RunningGuard
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Prints one event line and flushes it at once (a test may kill us next).
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn int_param(data: &serde_json::Value, name: &str) -> Result<i64, HandlerError> {
+    data[name]
+        .as_i64()
+        .ok_or_else(|| HandlerError::fatal(format!("`{name}` must be an integer")))
+}
+
+/// The jobs of the chaos worker:
+///
+/// * `Chaos.square {n}` -> `n * n`
+/// * `Chaos.sleep {ms}` -> `{"pid", "attempt", "max_running"}` after sleeping
+///   `ms` milliseconds (prints `start ID ATTEMPT` first)
+/// * `Chaos.note {text}` -> `null` (prints `note TEXT`)
+/// * `Chaos.context {}` -> what the handler sees: id, attempt, deadline
+///
+/// Any job run on a later attempt prints `redelivered ID ATTEMPT`.
+pub fn chaos_service() -> DynamicService {
+    fn seen(req: &rpc_runtime::Request) {
+        let ctx = &req.context;
+        if ctx.attempt() > 1 {
+            emit(&format!("redelivered {} {}", ctx.id(), ctx.attempt()));
+        }
+    }
+    DynamicService::new(SERVICE)
+        .job("square", |req| async move {
+            seen(&req);
+            let n = int_param(&req.data, "n")?;
+            let sq = n
+                .checked_mul(n)
+                .ok_or_else(|| HandlerError::fatal("overflow"))?;
+            Ok(json!(sq))
+        })
+        .job("sleep", |req| async move {
+            seen(&req);
+            let ms = int_param(&req.data, "ms")?.max(0) as u64;
+            let _running = RunningGuard::enter();
+            emit(&format!(
+                "start {} {}",
+                req.context.id(),
+                req.context.attempt()
+            ));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(json!({
+                "pid": std::process::id(),
+                "attempt": req.context.attempt(),
+                "max_running": MAX_RUNNING.load(Ordering::SeqCst),
+            }))
+        })
+        .job("note", |req| async move {
+            seen(&req);
+            let text = req.data["text"].as_str().unwrap_or_default().to_owned();
+            emit(&format!("note {text}"));
+            Ok(serde_json::Value::Null)
+        })
+        .job("context", |req| async move {
+            seen(&req);
+            let ctx = &req.context;
+            Ok(json!({
+                "id": ctx.id().as_str(),
+                "attempt": ctx.attempt(),
+                "max_attempts": ctx.max_attempts(),
+                "deadline_ms": ctx.deadline().map(unix_ms),
+                "pid": std::process::id(),
+            }))
+        })
+}
+
+/// One line of the worker's standard output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `ready CONSUMER`: the worker is connected and serving.
+    Ready(String),
+    /// `start ID ATTEMPT`: a `sleep` job began.
+    Start(String, u32),
+    /// `redelivered ID ATTEMPT`: a job ran on an attempt after the first.
+    Redelivered(String, u32),
+    /// `note TEXT`.
+    Note(String),
+    /// `stats JSON`: the final counters, printed on a graceful exit.
+    Stats(serde_json::Value),
+    /// Anything else.
+    Other(String),
+}
+
+impl Event {
+    fn parse(line: &str) -> Event {
+        let mut parts = line.splitn(3, ' ');
+        let (tag, a, b) = (parts.next(), parts.next(), parts.next());
+        let attempt = |b: Option<&str>| b.and_then(|b| b.trim().parse().ok()).unwrap_or(0);
+        match (tag, a) {
+            (Some("ready"), Some(a)) => Event::Ready(a.to_owned()),
+            (Some("start"), Some(a)) => Event::Start(a.to_owned(), attempt(b)),
+            (Some("redelivered"), Some(a)) => Event::Redelivered(a.to_owned(), attempt(b)),
+            (Some("note"), _) => Event::Note(line.get(5..).unwrap_or_default().to_owned()),
+            (Some("stats"), _) => serde_json::from_str(line.get(6..).unwrap_or_default())
+                .map(Event::Stats)
+                .unwrap_or_else(|_| Event::Other(line.to_owned())),
+            _ => Event::Other(line.to_owned()),
+        }
+    }
+}
+
+/// A running `chaos-worker` process whose output lines arrive as [`Event`]s.
+/// Dropping it kills the process.
+pub struct WorkerProcess {
+    /// The guarded child (signal it to crash, freeze or stop it).
+    pub child: ChildGuard,
+    events: mpsc::Receiver<Event>,
+    /// Every event received so far.
+    pub seen: Vec<Event>,
+}
+
+impl WorkerProcess {
+    /// Starts `bin` (the `chaos-worker` binary) for `url` with extra
+    /// arguments, and waits until it says `ready`.
+    pub fn start(bin: &Path, url: &str, args: &[&str]) -> std::io::Result<WorkerProcess> {
+        let mut process = WorkerProcess::spawn(bin, url, args)?;
+        process.wait_for(Duration::from_secs(30), |e| matches!(e, Event::Ready(_)))?;
+        Ok(process)
+    }
+
+    /// Starts `bin` without waiting for it to be ready.
+    pub fn spawn(bin: &Path, url: &str, args: &[&str]) -> std::io::Result<WorkerProcess> {
+        let mut command = Command::new(bin);
+        command
+            .arg("--url")
+            .arg(url)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+            );
+        let mut child = ChildGuard::spawn(&mut command)?;
+        let stdout = child
+            .child_mut()
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(Event::parse(&line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(WorkerProcess {
+            child,
+            events: rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Collects the events that have arrived so far.
+    pub fn drain(&mut self) -> &[Event] {
+        while let Ok(e) = self.events.try_recv() {
+            self.seen.push(e);
+        }
+        &self.seen
+    }
+
+    /// Waits up to `timeout` for an event matching `pred` (also among those
+    /// already seen) and returns it.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Event) -> bool,
+    ) -> std::io::Result<Event> {
+        if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+            return Ok(e.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    self.seen.push(e.clone());
+                    if pred(&e) {
+                        return Ok(e);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no matching event in {timeout:?}; saw {:?}", self.seen),
+                    ))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(std::io::Error::other(format!(
+                        "the worker's output ended; saw {:?}",
+                        self.seen
+                    )))
+                }
+            }
+        }
+    }
+
+    /// How many `redelivered` events have been seen.
+    pub fn redeliveries(&mut self) -> usize {
+        self.drain()
+            .iter()
+            .filter(|e| matches!(e, Event::Redelivered(..)))
+            .count()
+    }
+}

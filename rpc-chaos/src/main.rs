@@ -1,0 +1,128 @@
+//! `chaos-worker`: a worker process serving the `Chaos` service, for tests
+//! that kill, freeze and stop workers (see the crate docs). It exits 0 after
+//! a graceful shutdown on SIGTERM or ctrl-c, printing its counters as a
+//! `stats {...}` line.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use rpc_chaos::{chaos_service, emit};
+use rpc_runtime::{shutdown_signal, Client, JobId, Worker};
+
+/// Serve the Chaos jobs (square, sleep, note, context) from a Redis queue.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Broker URL (`redis://`, `rediss://...?ca=`, `redis+cluster://`).
+    #[arg(long, env = "CHAOS_URL")]
+    url: String,
+    /// Key prefix.
+    #[arg(long, default_value = "rpc")]
+    prefix: String,
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Visibility timeout in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    visibility_ms: u64,
+    /// Attempt limit for jobs that set none.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// Shutdown grace period in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    shutdown_grace_ms: u64,
+    /// Inbox TTL in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    inbox_ttl_ms: u64,
+    /// Largest job message run, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Forget consumers idle this long (ms) with no pending jobs at start.
+    #[arg(long, default_value_t = 24 * 60 * 60 * 1000)]
+    forget_consumers_after_ms: u64,
+    /// Instead of serving: fetch the kept result of call ID, print it as
+    /// `result JSON` (or `error MESSAGE` / `missing`) and exit.
+    #[arg(long, value_name = "ID")]
+    fetch: Option<String>,
+}
+
+async fn fetch(args: &Args, id: &str) -> ExitCode {
+    let client = match Client::builder(&args.url)
+        .prefix(&args.prefix)
+        .connect()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("chaos-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match client.fetch_result(&JobId::from(id)).await {
+        Ok(Some(Ok(value))) => emit(&format!("result {value}")),
+        Ok(Some(Err(e))) => emit(&format!("error {e}")),
+        Ok(None) => emit("missing"),
+        Err(e) => {
+            eprintln!("chaos-worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Some(id) = &args.fetch {
+        return fetch(&args, id).await;
+    }
+    let worker = Worker::builder(&args.url)
+        .prefix(&args.prefix)
+        .mount(chaos_service())
+        .concurrency(args.concurrency)
+        .visibility_timeout(Duration::from_millis(args.visibility_ms))
+        .max_attempts(args.max_attempts)
+        .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms))
+        .inbox_ttl(Duration::from_millis(args.inbox_ttl_ms))
+        .max_message_bytes(args.max_message_bytes)
+        .forget_consumers_after(Duration::from_millis(args.forget_consumers_after_ms))
+        .build()
+        .await;
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("chaos-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Handlers first, then "ready": a test may send SIGTERM right after it.
+    let stop = shutdown_signal();
+    emit(&format!("ready {}", std::process::id()));
+    match worker.run_until(stop).await {
+        Ok(stats) => {
+            emit(&format!(
+                "stats {}",
+                serde_json::json!({
+                    "succeeded": stats.succeeded,
+                    "failed": stats.failed,
+                    "retried": stats.retried,
+                    "dead_lettered": stats.dead_lettered,
+                    "reclaimed": stats.reclaimed,
+                    "expired": stats.expired,
+                })
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chaos-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

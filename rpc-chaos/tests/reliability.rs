@@ -1,0 +1,528 @@
+//! The runtime's promises (DESIGN.md, "Runtime semantics"), each proven with
+//! `chaos-worker` processes and a private redis-server: at-least-once across
+//! a crash, dead letters, deadlines, one inbox per client, no leaks, graceful
+//! shutdown, bounded concurrency, and Redis going away and coming back.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rpc_chaos::{Event, WorkerProcess};
+use rpc_runtime::{CallOptions, Client, Error, ErrorKind, JobRef};
+use rpc_testkit::RedisServer;
+use serde_json::json;
+
+const JOBS: &str = "rpc:{Chaos}:jobs";
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_chaos-worker"))
+}
+
+fn timeout(ms: u64) -> CallOptions {
+    CallOptions::timeout(Duration::from_millis(ms))
+}
+
+/// `XPENDING key workers` summary: the number of leased, unacked jobs.
+fn pending_count(redis: &RedisServer) -> u64 {
+    redis
+        .cli(["XPENDING", JOBS, "workers"])
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+fn connections(redis: &RedisServer) -> usize {
+    redis.cli(["CLIENT", "LIST"]).lines().count()
+}
+
+/// The caller's own timer (`Timeout`) and the worker cancelling the job at
+/// the same deadline (`deadline_exceeded` reply) race; either is the promise
+/// kept: the caller stopped waiting at its deadline.
+fn timed_out(err: &Error) -> bool {
+    matches!(err, Error::Timeout { .. }) || err.remote_kind() == Some(ErrorKind::DeadlineExceeded)
+}
+
+fn stats_of(worker: &mut WorkerProcess) -> serde_json::Value {
+    match worker.wait_for(Duration::from_secs(20), |e| matches!(e, Event::Stats(_))) {
+        Ok(Event::Stats(v)) => v,
+        other => panic!("no stats line: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_job_is_taken_over_then_dead_lettered() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let args = ["--visibility-ms", "1000", "--max-attempts", "2"];
+    let mut a = WorkerProcess::start(bin(), &url, &args).expect("worker a");
+    let client = Client::connect(&url).await.unwrap();
+    let caller = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = client
+                .call_and_wait_with("Chaos.sleep", json!({"ms": 60_000}), &timeout(30_000))
+                .await;
+            (r, t0.elapsed())
+        })
+    };
+    let Event::Start(id, 1) = a
+        .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Start(..)))
+        .unwrap()
+    else {
+        panic!("first attempt expected")
+    };
+    a.child.sigkill().unwrap();
+    let killed_a = Instant::now();
+
+    // Another process takes the job over once the lease is idle for 1 s.
+    let mut b = WorkerProcess::start(bin(), &url, &args).expect("worker b");
+    let started = b
+        .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Start(..)))
+        .unwrap();
+    let took_over_after = killed_a.elapsed();
+    assert_eq!(
+        started,
+        Event::Start(id.clone(), 2),
+        "Context::attempt is 2"
+    );
+    assert!(
+        took_over_after >= Duration::from_millis(900),
+        "taken over before the visibility timeout: {took_over_after:?}"
+    );
+    b.child.sigkill().unwrap();
+
+    // Third delivery is past the limit of 2: dead letter, and the caller hears.
+    let _c = WorkerProcess::start(bin(), &url, &args).expect("worker c");
+    let (result, waited) = caller.await.unwrap();
+    let err = result.expect_err("dead-lettered");
+    assert_eq!(err.remote_kind(), Some(ErrorKind::DeadLettered), "{err}");
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
+    let dead = client.backend().dead_letters("Chaos", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .reason
+            .contains("delivered 3 times, over the limit of 2"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(String::from_utf8_lossy(&dead[0].payload).contains(&id));
+    eprintln!(
+        "at-least-once: taken over {took_over_after:?} after SIGKILL; dead-lettered after {waited:?}: {}",
+        dead[0].reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_bound_the_caller_and_travel_to_the_handler() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let _w = WorkerProcess::start(bin(), &url, &["--concurrency", "8"]).expect("worker");
+    let client = Client::connect(&url).await.unwrap();
+
+    // Per call: the job sleeps 5 s, the caller gives up at 1 s.
+    let t0 = Instant::now();
+    let err = client
+        .call_and_wait_with("Chaos.sleep", json!({"ms": 5000}), &timeout(1000))
+        .await
+        .unwrap_err();
+    let waited = t0.elapsed();
+    assert!(timed_out(&err), "{err}");
+    assert!(
+        waited >= Duration::from_millis(1000) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+
+    // Per job default (the schema's #[timeout_ms]): JobRef.timeout_ms.
+    let job = JobRef {
+        service: "Chaos",
+        job: "sleep",
+        timeout_ms: Some(700),
+        max_attempts: None,
+    };
+    let t0 = Instant::now();
+    let err = client
+        .call_typed::<_, serde_json::Value, serde_json::Value>(
+            &job,
+            &json!({"ms": 5000}),
+            &CallOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let waited_default = t0.elapsed();
+    let rpc_runtime::CallError::Rpc(err) = err else {
+        panic!("no app error here")
+    };
+    assert!(timed_out(&err), "{err}");
+    assert!(
+        waited_default >= Duration::from_millis(690)
+            && waited_default < Duration::from_millis(1200),
+        "{waited_default:?}"
+    );
+
+    // The handler sees the deadline.
+    let before = rpc_runtime::wire::unix_ms(std::time::SystemTime::now());
+    let ctx = client
+        .call_and_wait_with("Chaos.context", json!({}), &timeout(5000))
+        .await
+        .unwrap()
+        .data;
+    let deadline = ctx["deadline_ms"].as_u64().expect("deadline seen");
+    assert!(
+        deadline >= before + 4900 && deadline <= before + 5500,
+        "{deadline} vs {before}"
+    );
+    assert_eq!(ctx["attempt"], 1);
+    eprintln!(
+        "deadlines: per-call timeout 1 s returned after {waited:?}; per-job 700 ms after {waited_default:?}; handler saw deadline now+{} ms",
+        deadline - before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_does_not_start_an_expired_job() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let client = Client::connect(&url).await.unwrap();
+    // Nobody serves the queue yet: the call times out, its message stays.
+    let t0 = Instant::now();
+    let err = client
+        .call_and_wait_with("Chaos.note", json!({"text": "late"}), &timeout(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(t0.elapsed() < Duration::from_millis(800));
+    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "1");
+
+    let mut w = WorkerProcess::start(bin(), &url, &[]).expect("worker");
+    let fresh = client
+        .call_and_wait_with("Chaos.note", json!({"text": "fresh"}), &timeout(5000))
+        .await
+        .unwrap();
+    assert_eq!(fresh.data, serde_json::Value::Null);
+    w.child.sigterm().unwrap();
+    let stats = stats_of(&mut w);
+    let notes: Vec<String> = w
+        .drain()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Note(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        vec!["fresh".to_string()],
+        "the expired job never ran"
+    );
+    assert_eq!(stats["expired"], 1, "{stats}");
+    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "0");
+    eprintln!("expired job skipped: worker stats {stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_inbox_one_reader_and_results_fetched_from_another_process() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let _w = WorkerProcess::start(bin(), &url, &["--concurrency", "64"]).expect("worker");
+    let baseline = connections(&redis);
+    let client = Client::connect(&url).await.unwrap();
+    let calls: Vec<_> = (0..500i64)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(30_000))
+                    .await
+                    .map(|r| (n, r.data))
+            })
+        })
+        .collect();
+    let mut most = 0;
+    let t0 = Instant::now();
+    while calls.iter().any(|c| !c.is_finished()) && t0.elapsed() < Duration::from_secs(30) {
+        most = most.max(connections(&redis).saturating_sub(baseline));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for call in calls {
+        let (n, data) = call.await.unwrap().unwrap();
+        assert_eq!(data, json!(n * n));
+    }
+    most = most.max(connections(&redis).saturating_sub(baseline));
+    assert!(most <= 3, "500 concurrent calls used {most} connections");
+    assert_eq!(client.in_flight(), 0);
+
+    // Send now, await later; and fetch the kept result from another process.
+    let pending = client.send("Chaos.square", json!({"n": 12})).await.unwrap();
+    let id = pending.id().clone();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(pending.wait().await.unwrap(), json!(144));
+    let out = std::process::Command::new(bin())
+        .args(["--url", &url, "--fetch", id.as_str()])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert_eq!(printed.trim(), "result 144");
+    eprintln!(
+        "one inbox: 500 concurrent calls used at most {most} connection(s) beyond the baseline of {baseline}; another process fetched `{}`",
+        printed.trim()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_transient_stays_in_redis() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let mut w = WorkerProcess::start(
+        bin(),
+        &url,
+        &["--concurrency", "64", "--inbox-ttl-ms", "1500"],
+    )
+    .expect("worker");
+    let memory_before = redis.used_memory();
+    let client = Client::builder(&url)
+        .result_ttl(Duration::from_millis(1500))
+        .connect()
+        .await
+        .unwrap();
+    let slots = Arc::new(tokio::sync::Semaphore::new(100));
+    let mut calls = Vec::new();
+    for n in 0..2000i64 {
+        let permit = slots.clone().acquire_owned().await.unwrap();
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            let r = client
+                .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(30_000))
+                .await;
+            drop(permit);
+            assert_eq!(r.unwrap().data, json!(n * n));
+        }));
+    }
+    for n in 0..200 {
+        client
+            .call("Chaos.note", json!({"text": format!("one-way {n}")}))
+            .await
+            .unwrap();
+    }
+    let mut kept = Vec::new();
+    for n in 0..20i64 {
+        kept.push(client.send("Chaos.square", json!({"n": n})).await.unwrap());
+    }
+    // A client dropped with calls in flight: its replies land in an inbox
+    // nobody reads any more.
+    {
+        let doomed = Client::builder(&url)
+            .result_ttl(Duration::from_millis(1500))
+            .connect()
+            .await
+            .unwrap();
+        let mut handles = Vec::new();
+        for _ in 0..50 {
+            handles.push(
+                doomed
+                    .send("Chaos.sleep", json!({"ms": 300}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        drop(handles);
+    }
+    for call in calls {
+        call.await.unwrap();
+    }
+    for p in kept {
+        p.wait().await.unwrap();
+    }
+    let t0 = Instant::now();
+    while pending_count(&redis) != 0 || redis.cli(["XLEN", JOBS]).trim() != "0" {
+        assert!(t0.elapsed() < Duration::from_secs(20), "jobs not drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(client);
+    w.child.sigterm().unwrap();
+    let stats = stats_of(&mut w);
+
+    // Right after: the queue (empty, with its group) and keys that expire.
+    let keys = redis.keys("*");
+    for key in &keys {
+        let ttl: i64 = redis.cli(["PTTL", key]).trim().parse().unwrap();
+        if key == JOBS {
+            assert_eq!(ttl, -1);
+            continue;
+        }
+        assert!(
+            key.starts_with("rpc:result:") || key.starts_with("rpc:inbox:"),
+            "unexpected key {key}"
+        );
+        // -2: it expired between KEYS and PTTL.
+        assert!(ttl >= 0 || ttl == -2, "{key} has no TTL ({ttl})");
+    }
+    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "0");
+    let groups = redis.cli(["XINFO", "GROUPS", JOBS]);
+    assert!(groups.contains("workers"), "{groups}");
+    let keys_right_after = keys.len();
+
+    // After the TTLs: only the queue is left, and memory is back.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let keys = redis.keys("*");
+    assert_eq!(keys, vec![JOBS.to_string()]);
+    let memory_after = redis.used_memory();
+    assert!(
+        memory_after <= memory_before + 512 * 1024,
+        "used_memory {memory_before} -> {memory_after}"
+    );
+    eprintln!(
+        "no leaks: 2,000 calls + 200 one-way + 20 kept + 50 orphaned; {keys_right_after} keys right after (queue + expiring), {} after the TTLs; used_memory {memory_before} -> {memory_after} bytes; worker {stats}",
+        keys.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_running_jobs_then_exits_zero() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let mut w = WorkerProcess::start(bin(), &url, &["--concurrency", "4"]).expect("worker");
+    let client = Client::connect(&url).await.unwrap();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .call_and_wait_with("Chaos.sleep", json!({"ms": 1500}), &timeout(20_000))
+                    .await
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    while w
+        .drain()
+        .iter()
+        .filter(|e| matches!(e, Event::Start(..)))
+        .count()
+        < 4
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "jobs did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    w.child.sigterm().unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let s = w.child.wait_timeout(Duration::from_secs(20)).unwrap();
+        (s, w)
+    })
+    .await
+    .unwrap();
+    let (status, mut w) = status;
+    let exited_after = t0.elapsed();
+    let status = status.expect("worker exited");
+    assert!(status.success(), "{status:?}");
+    for call in calls {
+        call.await.unwrap().expect("reply arrived");
+    }
+    let stats = stats_of(&mut w);
+    assert_eq!(stats["succeeded"], 4, "{stats}");
+    assert_eq!(pending_count(&redis), 0);
+    eprintln!("graceful shutdown: exit 0 {exited_after:?} after SIGTERM, 4 running jobs finished and replied; {stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_bounded() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let _w = WorkerProcess::start(bin(), &url, &["--concurrency", "3"]).expect("worker");
+    let client = Client::connect(&url).await.unwrap();
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .call_and_wait_with("Chaos.sleep", json!({"ms": 200}), &timeout(20_000))
+                    .await
+            })
+        })
+        .collect();
+    let mut most = 0;
+    for call in calls {
+        let data = call.await.unwrap().unwrap().data;
+        most = most.max(data["max_running"].as_u64().unwrap());
+    }
+    assert_eq!(most, 3, "at most 3 at once, and 3 were used");
+    eprintln!("bounded concurrency: 12 jobs on a worker of 3, at most {most} ran at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_and_coming_back_empty() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let mut w = WorkerProcess::start(bin(), &url, &["--visibility-ms", "1000"]).expect("worker");
+    let client = Client::connect(&url).await.unwrap();
+    let r = client
+        .call_and_wait_with("Chaos.square", json!({"n": 7}), &timeout(5000))
+        .await
+        .unwrap();
+    assert_eq!(r.data, json!(49));
+
+    // A call in flight when Redis dies: answered by its deadline at the latest.
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = client
+                .call_and_wait_with("Chaos.sleep", json!({"ms": 1000}), &timeout(2500))
+                .await;
+            (r, t0.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    redis.kill().unwrap();
+
+    // While it is down: a clear broker error or a timeout, never past the deadline.
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let err = client
+            .call_and_wait_with("Chaos.square", json!({"n": 1}), &timeout(1000))
+            .await
+            .unwrap_err();
+        let waited = t0.elapsed();
+        assert!(
+            matches!(err, Error::Broker(_) | Error::Timeout { .. }),
+            "{err}"
+        );
+        assert!(waited < Duration::from_millis(1500), "{waited:?}: {err}");
+        outcomes.push(format!("{waited:?}: {err}"));
+    }
+    let (in_flight_result, waited) = in_flight.await.unwrap();
+    assert!(waited < Duration::from_millis(3000), "{waited:?}");
+    if let Err(e) = &in_flight_result {
+        assert!(matches!(e, Error::Broker(_) | Error::Timeout { .. }), "{e}");
+    }
+
+    // Back, empty (no persistence): the worker recreates its group and serves.
+    redis.restart().unwrap();
+    let t0 = Instant::now();
+    let r = client
+        .call_and_wait_with("Chaos.square", json!({"n": 9}), &timeout(15_000))
+        .await;
+    let recovered = t0.elapsed();
+    assert_eq!(r.unwrap().data, json!(81));
+    assert!(w.child.is_running().unwrap(), "the worker survived");
+    let groups = redis.cli(["XINFO", "GROUPS", JOBS]);
+    assert!(groups.contains("workers"), "{groups}");
+    for n in 0..20i64 {
+        let r = client
+            .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(5000))
+            .await
+            .unwrap();
+        assert_eq!(r.data, json!(n * n));
+    }
+    w.child.sigterm().unwrap();
+    let stats = stats_of(&mut w);
+    eprintln!(
+        "redis restart: calls while down -> {outcomes:?}; in-flight call -> {:?} after {waited:?}; first call after restart answered in {recovered:?}; worker {stats}",
+        in_flight_result.map(|_| ())
+    );
+}
