@@ -498,15 +498,44 @@ impl Backend for RedisBackend {
         if tokens.is_empty() {
             return Ok(());
         }
+        let key = self.jobs_key(queue);
+        // Renew only leases this consumer still holds. A worker that was
+        // frozen past the visibility timeout has lost its jobs to another
+        // worker; claiming them back would make both renew the same lease.
+        let mut pending = redis::cmd("XPENDING");
+        pending
+            .arg(&key)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            // Stale entries of this consumer may sort first; leave room.
+            .arg(tokens.len() + 1000)
+            .arg(consumer);
+        let owned: Vec<String> = match self.commands.query::<Value>(&pending).await {
+            Ok(Value::Array(rows)) => rows
+                .iter()
+                .filter_map(|row| match row {
+                    Value::Array(fields) => fields.first().and_then(as_string),
+                    _ => None,
+                })
+                .filter(|id| tokens.contains(id))
+                .collect(),
+            Ok(_) => Vec::new(),
+            Err(e) if is_nogroup(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if owned.is_empty() {
+            return Ok(());
+        }
         // XCLAIM by the current owner with min-idle 0 resets the idle time:
         // the lease is renewed without counting a new delivery (JUSTID).
         let mut claim = redis::cmd("XCLAIM");
         claim
-            .arg(self.jobs_key(queue))
+            .arg(&key)
             .arg(GROUP)
             .arg(consumer)
             .arg(0)
-            .arg(tokens)
+            .arg(&owned)
             .arg("JUSTID");
         match self.commands.query::<Value>(&claim).await {
             Ok(_) => Ok(()),
