@@ -5,6 +5,7 @@
 //! rpc call Calculator.log '{"line": "hi"}' --no-wait  # prints the call id
 //! rpc fetch <id>                                  # a kept result, by id
 //! rpc dead-letters Calculator                     # what was dead-lettered, and why
+//! rpc replay Calculator --all                     # put dead letters back on the queue
 //! ```
 //!
 //! Exit codes: 0 success, 1 the call failed (the error is printed on
@@ -57,6 +58,15 @@ enum Command {
         service: String,
         #[arg(long, default_value_t = 100)]
         max: usize,
+    },
+    /// Put dead letters back on their queue (fresh attempts, no deadline).
+    Replay {
+        service: String,
+        /// Tokens of the dead letters to replay (from `dead-letters`).
+        tokens: Vec<String>,
+        /// Replay every dead letter of the service.
+        #[arg(long, conflicts_with = "tokens")]
+        all: bool,
     },
 }
 
@@ -121,7 +131,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             }
         },
         Command::DeadLetters { service, max } => {
-            for dead in client.backend().dead_letters(&service, max).await? {
+            for dead in client.dead_letters(&service, max).await? {
                 let message = serde_json::from_slice::<serde_json::Value>(&dead.payload)
                     .unwrap_or_else(|_| {
                         serde_json::Value::String(
@@ -130,6 +140,29 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                     });
                 let line = serde_json::json!({"token": dead.token, "reason": dead.reason, "message": message});
                 println!("{line}");
+            }
+        }
+        Command::Replay {
+            service,
+            tokens,
+            all,
+        } => {
+            if tokens.is_empty() && !all {
+                return Err(Error::Codec {
+                    what: "choose dead letters".to_owned(),
+                    reason: "name their tokens, or pass --all".to_owned(),
+                });
+            }
+            let mut replayed = 0;
+            for dead in client.dead_letters(&service, usize::MAX).await? {
+                if all || tokens.contains(&dead.token) {
+                    let id = client.replay_dead_letter(&service, &dead).await?;
+                    println!("replayed {} as call {id}", dead.token);
+                    replayed += 1;
+                }
+            }
+            if replayed == 0 {
+                eprintln!("no matching dead letters");
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The real `rpc` binary against a private redis-server and a worker.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_runtime::{DynamicService, HandlerError, Worker};
@@ -24,6 +26,9 @@ fn rpc(url: &str, args: &[&str]) -> (bool, String, String) {
 async fn call_fetch_and_dead_letters_from_the_shell() {
     let redis = RedisServer::start().expect("start redis-server");
     let url = redis.url();
+    let healed = Arc::new(AtomicBool::new(false));
+    let recovered = Arc::new(AtomicU32::new(0));
+    let (h, r) = (healed.clone(), recovered.clone());
     let service = DynamicService::new("Math")
         .job("add", |req| async move {
             let (a, b) = (req.data["a"].as_i64(), req.data["b"].as_i64());
@@ -32,7 +37,16 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
                 _ => Err(HandlerError::fatal("a and b must be integers")),
             }
         })
-        .job("flaky", |_| async { Err(HandlerError::retry("always")) });
+        .job("flaky", move |req| {
+            let (healed, recovered) = (h.clone(), r.clone());
+            async move {
+                if !healed.load(Ordering::SeqCst) {
+                    return Err(HandlerError::retry("always"));
+                }
+                recovered.fetch_add(1, Ordering::SeqCst);
+                req.respond(json!("fixed"))
+            }
+        });
     let worker = Worker::builder(&url)
         .max_attempts(2)
         .mount(service)
@@ -99,6 +113,32 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
         serde_json::from_str(out.lines().next().expect("one dead letter")).unwrap();
     assert_eq!(first["message"]["job"], json!("Math.flaky"));
     assert!(first["reason"].as_str().unwrap().contains("always"));
+
+    // The bug is fixed: replay the dead letter; it runs again and succeeds.
+    healed.store(true, Ordering::SeqCst);
+    let u = url.clone();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || rpc(&u, &["replay", "Math", "--all"]))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.starts_with("replayed "), "{out}");
+    let t0 = std::time::Instant::now();
+    while recovered.load(Ordering::SeqCst) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replayed job never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let u = url.clone();
+    let (ok, out, _) = tokio::task::spawn_blocking(move || rpc(&u, &["dead-letters", "Math"]))
+        .await
+        .unwrap();
+    assert!(ok);
+    assert!(
+        out.trim().is_empty(),
+        "dead letter removed after replay: {out}"
+    );
 
     // Fire and forget, then fetch: a one-way call keeps no result.
     let u = url.clone();

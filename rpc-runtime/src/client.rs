@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::backend::{self, Backend, BrokerConfig};
+use crate::backend::{self, Backend, BrokerConfig, DeadLetter};
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error, ErrorKind, Never};
 use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
@@ -320,6 +320,38 @@ impl Client {
             deadline: tokio::time::Instant::now() + timeout,
             _types: PhantomData,
         }
+    }
+
+    /// Lists up to `max` dead letters of a service, oldest first.
+    pub async fn dead_letters(&self, service: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
+        self.inner.backend.dead_letters(service, max).await
+    }
+
+    /// Puts a dead-lettered job back on its queue with a fresh attempt count
+    /// and no deadline (the old one has passed), then removes the dead
+    /// letter. Returns the call id. Sidekiq's "retry from the dead set".
+    pub async fn replay_dead_letter(
+        &self,
+        service: &str,
+        dead: &DeadLetter,
+    ) -> Result<JobId, Error> {
+        let payload = wire::for_replay(&dead.payload).ok_or_else(|| Error::Codec {
+            what: format!("replay dead letter {}", dead.token),
+            reason: "it is not a readable job message (it was dead-lettered as unreadable)"
+                .to_owned(),
+        })?;
+        let id = serde_json::from_slice::<serde_json::Value>(&payload)
+            .ok()
+            .and_then(|m| m["id"].as_str().map(JobId::from))
+            .unwrap_or_else(JobId::new_random);
+        // Enqueue first, then delete: a crash in between leaves a duplicate
+        // dead letter, never a lost job.
+        self.inner.backend.push_job(service, &payload).await?;
+        self.inner
+            .backend
+            .remove_dead_letter(service, &dead.token)
+            .await?;
+        Ok(id)
     }
 
     /// Reads a kept result by call id without waiting: `None` while it is not

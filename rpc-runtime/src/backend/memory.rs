@@ -241,6 +241,16 @@ impl Backend for MemoryBackend {
             .map(|q| q.dead.iter().take(max).cloned().collect())
             .unwrap_or_default())
     }
+
+    async fn remove_dead_letter(&self, queue: &str, token: &str) -> Result<bool, Error> {
+        let mut state = self.state();
+        let Some(q) = state.queues.get_mut(queue) else {
+            return Ok(false);
+        };
+        let before = q.dead.len();
+        q.dead.retain(|d| d.token != token);
+        Ok(q.dead.len() < before)
+    }
 }
 
 #[async_trait]

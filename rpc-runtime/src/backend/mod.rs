@@ -107,6 +107,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Lists up to `max` dead letters of a queue, oldest first.
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error>;
 
+    /// Deletes one dead letter; `false` if it was not there.
+    async fn remove_dead_letter(&self, queue: &str, token: &str) -> Result<bool, Error>;
+
     /// Forgets consumers of the queue that have been idle for at least `idle`
     /// and hold no leases (workers that died long ago), so they do not pile
     /// up in the broker. Returns how many were forgotten.

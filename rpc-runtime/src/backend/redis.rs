@@ -633,7 +633,8 @@ impl Backend for RedisBackend {
                     .arg("-")
                     .arg("+")
                     .arg("COUNT")
-                    .arg(max),
+                    // COUNT must fit an i64; the stream holds ~10,000 at most.
+                    .arg(max.min(1_000_000)),
             )
             .await?;
         let mut out = Vec::new();
@@ -662,6 +663,14 @@ impl Backend for RedisBackend {
             }
         }
         Ok(out)
+    }
+
+    async fn remove_dead_letter(&self, queue: &str, token: &str) -> Result<bool, Error> {
+        let removed: i64 = self
+            .commands
+            .query(redis::cmd("XDEL").arg(self.dead_key(queue)).arg(token))
+            .await?;
+        Ok(removed > 0)
     }
 
     async fn forget_idle_consumers(&self, queue: &str, idle: Duration) -> Result<usize, Error> {
