@@ -1,0 +1,539 @@
+//! `rpc-bench`: latency, throughput and memory of `rpc-runtime` measured in
+//! one run, side by side with a hand-written raw-Redis floor (issue 5).
+//!
+//! ```text
+//! cargo run --release -p rpc-bench                 # default run, ~1 minute
+//! cargo run --release -p rpc-bench -- --json out.json
+//! cargo run --release -p rpc-bench -- --long       # 1,000,000 calls for the memory figures
+//! cargo run --release -p rpc-bench -- --quick      # a few hundred calls: checks the harness only
+//! ```
+//!
+//! The bench starts its own `redis-server` on a free port (rpc-testkit) and
+//! its worker processes by re-executing itself with the hidden `worker`
+//! subcommand (`--kind floor` or `--kind typed`), so client, workers and Redis
+//! are separate processes as in production. Floor and runtime are measured
+//! alternately in the same run against the same Redis, and every figure is
+//! reported with its ratio to the floor: on a shared, noisy machine the ratio
+//! is what means something, not the absolute number.
+//!
+//! What the floor is exactly is written in [`floor`]; how calls are driven in
+//! [`measure`]; the typed service (as codegen would emit it) in [`typed`].
+//!
+//! `RPC_BENCH_THREADS=n` sets the async runtime's worker threads of the bench
+//! and its worker processes (default: one per CPU), to see how much of a
+//! figure is thread hand-offs rather than work.
+
+mod floor;
+mod measure;
+mod report;
+mod typed;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rpc_runtime::{Client, Worker};
+use rpc_testkit::{ChildGuard, RedisServer};
+
+use floor::FloorCaller;
+use measure::TypedCaller;
+use report::{Better, Machine, MemRow, Report, Target};
+use typed::{Adder, BenchClient, BenchServer};
+
+/// Calls in flight for the throughput figures.
+const IN_FLIGHT: [usize; 4] = [1, 16, 64, 256];
+/// Jobs a worker process runs at once (floor: tasks with their own connection).
+const WORKER_CONCURRENCY: usize = 256;
+
+#[derive(Parser)]
+#[command(
+    name = "rpc-bench",
+    about = "Benchmark rpc-runtime against a hand-written raw-Redis floor, in one run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// 1,000,000 calls for the memory figures (default 100,000).
+    #[arg(long, conflicts_with = "quick")]
+    long: bool,
+    /// A few hundred calls per figure: checks that the harness works, the
+    /// figures mean nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds measured per throughput figure (default 1.5).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Sequential calls for the latency figures (default 10,000).
+    #[arg(long)]
+    seq_calls: Option<usize>,
+    /// Only the sequential figures (for profiling the hot path).
+    #[arg(long, hide = true)]
+    only_sequential: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs as a worker process of the bench (started by the bench itself).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        #[arg(long, default_value_t = WORKER_CONCURRENCY)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Floor,
+    Typed,
+}
+
+impl Kind {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Kind::Floor => "floor",
+            Kind::Typed => "typed",
+        }
+    }
+}
+
+/// How much of everything one run does.
+struct Plan {
+    mode: &'static str,
+    seq_warmup: usize,
+    seq_calls: usize,
+    tp_warmup: Duration,
+    tp_measure: Duration,
+    ff_sends: u64,
+    mem_warmup: u64,
+    mem_calls: u64,
+}
+
+impl Plan {
+    fn new(cli: &Cli) -> Plan {
+        let mut plan = if cli.quick {
+            Plan {
+                mode: "quick",
+                seq_warmup: 20,
+                seq_calls: 200,
+                tp_warmup: Duration::from_millis(20),
+                tp_measure: Duration::from_millis(150),
+                ff_sends: 200,
+                mem_warmup: 50,
+                mem_calls: 200,
+            }
+        } else {
+            Plan {
+                mode: "default",
+                seq_warmup: 500,
+                seq_calls: 10_000,
+                tp_warmup: Duration::from_millis(150),
+                tp_measure: Duration::from_millis(1500),
+                ff_sends: 20_000,
+                mem_warmup: 20_000,
+                mem_calls: 100_000,
+            }
+        };
+        if cli.long {
+            plan.mode = "long";
+            plan.mem_calls = 1_000_000;
+        }
+        if let Some(n) = cli.seq_calls {
+            plan.seq_calls = n.max(1);
+        }
+        if let Some(s) = cli.seconds {
+            plan.tp_measure = Duration::from_secs_f64(s.max(0.05));
+        }
+        plan
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("RPC_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        builder.worker_threads(n.max(1));
+    }
+    let rt = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rpc-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Some(Cmd::Worker {
+            ref url,
+            kind,
+            concurrency,
+        }) => rt.block_on(run_worker(url, kind, concurrency)),
+        // The bench runs as a task on the runtime's worker threads, as
+        // application code does, not on the thread that blocks on it.
+        None => rt.block_on(async move {
+            tokio::spawn(async move { bench(&cli).await })
+                .await
+                .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rpc-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), String> {
+    match kind {
+        Kind::Floor => floor::run_worker(url, concurrency)
+            .await
+            .map_err(|e| format!("floor worker: {e}")),
+        Kind::Typed => {
+            let worker = Worker::builder(url)
+                .mount(BenchServer::new(Adder))
+                .concurrency(concurrency)
+                .build()
+                .await
+                .map_err(|e| format!("typed worker: {e}"))?;
+            println!("ready");
+            worker
+                .run()
+                .await
+                .map(drop)
+                .map_err(|e| format!("typed worker: {e}"))
+        }
+    }
+}
+
+/// Starts a worker process (this binary, `worker` subcommand) and waits until it is ready.
+fn spawn_worker(url: &str, kind: Kind) -> Result<ChildGuard, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+    let mut child = ChildGuard::spawn(
+        Command::new(exe)
+            .args(["worker", "--url", url, "--kind", kind.as_arg()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    )
+    .map_err(|e| format!("cannot start a worker process: {e}"))?;
+    let stdout = child
+        .child_mut()
+        .stdout
+        .take()
+        .ok_or("worker stdout is not piped")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("reading from a worker process: {e}"))?;
+    if line.trim() != "ready" {
+        return Err(format!(
+            "{} worker process did not start (said {line:?})",
+            kind.as_arg()
+        ));
+    }
+    Ok(child)
+}
+
+async fn floor_callers(url: &str, n: usize) -> Result<Vec<FloorCaller>, String> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(
+            FloorCaller::connect(url, i)
+                .await
+                .map_err(|e| format!("floor connection: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+fn typed_callers(client: &BenchClient, n: usize) -> Vec<TypedCaller> {
+    (0..n).map(|_| TypedCaller(client.clone())).collect()
+}
+
+/// Waits until a queue (list or stream) is empty, so a backlog left by the
+/// fire-and-forget figure does not slow the next one.
+async fn drain(url: &str, key: &str, stream: bool) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let len: u64 = redis::cmd(if stream { "XLEN" } else { "LLEN" })
+            .arg(key)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| e.to_string())?;
+        if len == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{key} still holds {len} messages after 2 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn say(what: &str) {
+    eprintln!("rpc-bench: {what}");
+}
+
+async fn bench(cli: &Cli) -> Result<(), String> {
+    let plan = Plan::new(cli);
+    let server = RedisServer::start().map_err(|e| format!("cannot start redis-server: {e}"))?;
+    let url = server.url();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut report = Report {
+        machine: Machine::detect(),
+        mode: plan.mode.to_owned(),
+        command: if args.is_empty() {
+            "cargo run --release -p rpc-bench".to_owned()
+        } else {
+            format!("cargo run --release -p rpc-bench -- {}", args.join(" "))
+        },
+        rows: Vec::new(),
+        memory_calls: plan.mem_calls,
+        memory: Vec::new(),
+        targets: Vec::new(),
+    };
+    say(&format!("redis-server on {url}; starting worker processes"));
+    let mut floor_workers = vec![spawn_worker(&url, Kind::Floor)?];
+    let mut typed_workers = vec![spawn_worker(&url, Kind::Typed)?];
+    let client = Client::builder(url.clone())
+        .connect()
+        .await
+        .map_err(|e| format!("client: {e}"))?;
+    let typed = BenchClient::new(client);
+
+    // Sequential latency.
+    say("sequential latency");
+    let mut fc = FloorCaller::connect(&url, 0)
+        .await
+        .map_err(|e| format!("floor connection: {e}"))?;
+    let mut tc = TypedCaller(typed.clone());
+    let me = std::process::id();
+    let procs = [
+        [me, floor_workers[0].pid(), server.pid()],
+        [me, typed_workers[0].pid(), server.pid()],
+    ];
+    let (fl, tl) = measure::sequential_pair(
+        &mut fc,
+        &mut tc,
+        plan.seq_warmup,
+        plan.seq_calls,
+        250,
+        procs,
+    )
+    .await?;
+    let seq = format!("sequential call-and-wait, {} calls", plan.seq_calls);
+    report.row(
+        format!("{seq}: p50"),
+        "µs",
+        fl.p50_us,
+        tl.p50_us,
+        Better::Lower,
+    );
+    report.row(
+        format!("{seq}: p99"),
+        "µs",
+        fl.p99_us,
+        tl.p99_us,
+        Better::Lower,
+    );
+    report.row(
+        format!("{seq}: p999"),
+        "µs",
+        fl.p999_us,
+        tl.p999_us,
+        Better::Lower,
+    );
+    report.row(
+        format!("{seq}: mean"),
+        "µs",
+        fl.mean_us,
+        tl.mean_us,
+        Better::Lower,
+    );
+    for (i, who) in ["client", "worker", "Redis"].into_iter().enumerate() {
+        report.row(
+            format!("CPU time per sequential call: {who}"),
+            "µs",
+            fl.cpu_us[i],
+            tl.cpu_us[i],
+            Better::Lower,
+        );
+    }
+    let p50_ratio = tl.p50_us / fl.p50_us;
+    report.targets.push(Target {
+        what: "sequential p50 <= 1.3x the floor".to_owned(),
+        measured: format!("{p50_ratio:.2}x"),
+        pass: p50_ratio <= 1.3,
+    });
+
+    let mut tp64 = Vec::new();
+    let worker_counts: &[usize] = if cli.only_sequential { &[] } else { &[1, 2] };
+    for &workers in worker_counts {
+        if workers == 2 {
+            floor_workers.push(spawn_worker(&url, Kind::Floor)?);
+            typed_workers.push(spawn_worker(&url, Kind::Typed)?);
+        }
+        for in_flight in IN_FLIGHT {
+            say(&format!(
+                "throughput, {in_flight} in flight, {workers} worker process(es)"
+            ));
+            let (f, t) = measure::throughput_pair(
+                floor_callers(&url, in_flight).await?,
+                typed_callers(&typed, in_flight),
+                plan.tp_warmup,
+                plan.tp_measure,
+                3,
+            )
+            .await?;
+            report.row(
+                format!(
+                    "throughput, {in_flight} in flight, {workers} worker{}",
+                    if workers == 1 { "" } else { "s" }
+                ),
+                "calls/s",
+                f,
+                t,
+                Better::Higher,
+            );
+            if in_flight == 64 {
+                tp64.push((workers, t / f));
+            }
+        }
+        if workers == 1 {
+            fire_and_forget(&url, &plan, &typed, &mut report).await?;
+            memory(&server, &plan, &typed, typed_workers[0].pid(), &mut report).await?;
+        }
+    }
+    for (workers, ratio) in tp64 {
+        report.targets.push(Target {
+            what: format!("throughput at 64 in flight, {workers} worker(s) >= 0.8x the floor"),
+            measured: format!("{ratio:.2}x"),
+            pass: ratio >= 0.8,
+        });
+    }
+    drop(floor_workers);
+    drop(typed_workers);
+
+    let table = report.markdown();
+    println!("{table}");
+    if let Some(path) = &cli.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        say(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+async fn fire_and_forget(
+    url: &str,
+    plan: &Plan,
+    typed: &BenchClient,
+    report: &mut Report,
+) -> Result<(), String> {
+    say("fire-and-forget send rate");
+    let mut fc = FloorCaller::connect(url, 0)
+        .await
+        .map_err(|e| format!("floor connection: {e}"))?;
+    let t = Instant::now();
+    for i in 0..plan.ff_sends {
+        fc.note(i as i64).await?;
+    }
+    let floor_rate = plan.ff_sends as f64 / t.elapsed().as_secs_f64();
+    drain(url, floor::NOTES, false).await?;
+    let t = Instant::now();
+    for i in 0..plan.ff_sends {
+        typed.note(i).await.map_err(|e| e.to_string())?;
+    }
+    let typed_rate = plan.ff_sends as f64 / t.elapsed().as_secs_f64();
+    drain(url, typed::jobs_key(), true).await?;
+    report.row(
+        format!("fire-and-forget sends, one sender, {} sends", plan.ff_sends),
+        "sends/s",
+        floor_rate,
+        typed_rate,
+        Better::Higher,
+    );
+    Ok(())
+}
+
+async fn memory(
+    server: &RedisServer,
+    plan: &Plan,
+    typed: &BenchClient,
+    worker_pid: u32,
+    report: &mut Report,
+) -> Result<(), String> {
+    say(&format!(
+        "memory: {} warm-up calls, then {} calls at 64 in flight",
+        plan.mem_warmup, plan.mem_calls
+    ));
+    measure::fixed_count(typed_callers(typed, 64), plan.mem_warmup).await?;
+    let sample = || {
+        (
+            measure::rss_kib(std::process::id()).unwrap_or(0) as f64,
+            measure::rss_kib(worker_pid).unwrap_or(0) as f64,
+            server.used_memory() as f64 / 1024.0,
+            server
+                .cli(["DBSIZE"])
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(f64::NAN),
+        )
+    };
+    let before = sample();
+    let took = measure::fixed_count(typed_callers(typed, 64), plan.mem_calls).await?;
+    let after = sample();
+    say(&format!(
+        "memory: {} calls in {:.1} s",
+        plan.mem_calls,
+        took.as_secs_f64()
+    ));
+    let rows = [
+        ("client RSS", "KiB", before.0, after.0),
+        ("worker RSS", "KiB", before.1, after.1),
+        ("Redis used_memory", "KiB", before.2, after.2),
+        ("Redis keys", "count", before.3, after.3),
+    ];
+    for (metric, unit, b, a) in rows {
+        report.memory.push(MemRow {
+            metric: metric.to_owned(),
+            unit,
+            before: b,
+            after: a,
+        });
+    }
+    // Flat: no more than 10% growth plus 1 MiB of allocator slack.
+    let flat = |b: f64, a: f64| a <= b * 1.10 + 1024.0;
+    let pass = flat(before.0, after.0) && flat(before.1, after.1) && flat(before.2, after.2);
+    report.targets.push(Target {
+        what: format!(
+            "memory flat across {} calls (client, worker RSS and Redis used_memory grow < 10% + 1 MiB)",
+            plan.mem_calls
+        ),
+        measured: format!(
+            "client {:+.0} KiB, worker {:+.0} KiB, Redis {:+.0} KiB",
+            after.0 - before.0,
+            after.1 - before.1,
+            after.2 - before.2
+        ),
+        pass,
+    });
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Measuring: closed-loop callers, latency percentiles, process memory.
+//!
+//! Both sides (floor and runtime) are driven by the same code through the
+//! [`Caller`] trait, so any cost of the harness lands on both equally.
+//! Throughput is measured closed-loop: N tasks each make one call at a time,
+//! so exactly N calls are in flight; calls finishing during the warm-up are
+//! not counted.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::floor::FloorCaller;
+use crate::typed::BenchClient;
+
+/// Something that makes one call and waits for its answer.
+pub trait Caller: Send + 'static {
+    fn call(&mut self, n: u64) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl Caller for FloorCaller {
+    async fn call(&mut self, n: u64) -> Result<(), String> {
+        let a = n as i64;
+        let got = self.add(a, 1).await?;
+        check(got, a)
+    }
+}
+
+/// A typed caller: a clone of one shared client (one inbox, one reader).
+pub struct TypedCaller(pub BenchClient);
+
+impl Caller for TypedCaller {
+    async fn call(&mut self, n: u64) -> Result<(), String> {
+        let a = n as i64;
+        let got = self.0.add(a, 1).await.map_err(|e| e.to_string())?;
+        check(got, a)
+    }
+}
+
+fn check(got: i64, a: i64) -> Result<(), String> {
+    if got == a.wrapping_add(1) {
+        Ok(())
+    } else {
+        Err(format!("wrong answer: {a} + 1 = {got}"))
+    }
+}
+
+/// Latency percentiles of one sequential run, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    pub calls: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub mean_us: f64,
+    /// CPU time per call of the client, the worker and Redis, in µs.
+    pub cpu_us: [f64; 3],
+}
+
+/// Sequential latency of two callers measured alternately, in blocks of
+/// `block` calls, so that a burst of noise from other processes on the
+/// machine hits both sides alike rather than whichever ran at the time.
+///
+/// It also charges the CPU time each process spent during each side's blocks
+/// to that side (`procs`: client, worker, Redis for A, then for B). CPU time
+/// per call is much less sensitive to other load on the machine than
+/// wall-clock latency, so it shows what an optimisation saved.
+pub async fn sequential_pair<A: Caller, B: Caller>(
+    a: &mut A,
+    b: &mut B,
+    warmup: usize,
+    calls: usize,
+    block: usize,
+    procs: [[u32; 3]; 2],
+) -> Result<(Latency, Latency), String> {
+    for i in 0..warmup {
+        a.call(i as u64).await?;
+        b.call(i as u64).await?;
+    }
+    let mut sa = Vec::with_capacity(calls);
+    let mut sb = Vec::with_capacity(calls);
+    let mut cpu = [[0u64; 3]; 2];
+    let mut n = 0u64;
+    let snapshot = |side: usize| procs[side].map(cpu_ns);
+    while sa.len() < calls {
+        let len = block.min(calls - sa.len());
+        let before = snapshot(0);
+        for _ in 0..len {
+            n += 1;
+            let t = Instant::now();
+            a.call(n).await?;
+            sa.push(t.elapsed());
+        }
+        let after = snapshot(0);
+        for i in 0..3 {
+            cpu[0][i] += after[i].saturating_sub(before[i]);
+        }
+        let before = snapshot(1);
+        for _ in 0..len {
+            n += 1;
+            let t = Instant::now();
+            b.call(n).await?;
+            sb.push(t.elapsed());
+        }
+        let after = snapshot(1);
+        for i in 0..3 {
+            cpu[1][i] += after[i].saturating_sub(before[i]);
+        }
+    }
+    let (mut la, mut lb) = (latency(sa), latency(sb));
+    let per_call = |ns: u64| ns as f64 / 1e3 / calls as f64;
+    la.cpu_us = cpu[0].map(per_call);
+    lb.cpu_us = cpu[1].map(per_call);
+    Ok((la, lb))
+}
+
+/// CPU time (user + system) a process has used so far, in nanoseconds: the
+/// sum over its threads of `/proc/<pid>/task/<tid>/schedstat`'s first field.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn latency(mut samples: Vec<Duration>) -> Latency {
+    samples.sort_unstable();
+    let pick = |q: f64| {
+        let idx = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[idx].as_secs_f64() * 1e6
+    };
+    let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64;
+    Latency {
+        calls: samples.len(),
+        p50_us: pick(0.50),
+        p99_us: pick(0.99),
+        p999_us: pick(0.999),
+        mean_us: mean * 1e6,
+        cpu_us: [0.0; 3],
+    }
+}
+
+/// Throughput of two sets of callers measured alternately in `rounds`
+/// rounds (each: warm-up, then `measure / rounds` counted), so noise hits
+/// both alike. Returns calls per second for each.
+pub async fn throughput_pair<A: Caller, B: Caller>(
+    mut a: Vec<A>,
+    mut b: Vec<B>,
+    warmup: Duration,
+    measure: Duration,
+    rounds: u32,
+) -> Result<(f64, f64), String> {
+    let slice = measure / rounds.max(1);
+    let (mut ca, mut cb) = (0u64, 0u64);
+    for _ in 0..rounds.max(1) {
+        let (n, back) = closed_loop(a, warmup, slice).await?;
+        ca += n;
+        a = back;
+        let (n, back) = closed_loop(b, warmup, slice).await?;
+        cb += n;
+        b = back;
+    }
+    let secs = (slice * rounds.max(1)).as_secs_f64();
+    Ok((ca as f64 / secs, cb as f64 / secs))
+}
+
+/// Runs one task per caller, each calling in a loop, for `warmup + measure`;
+/// returns the calls completed during `measure`, and the callers.
+async fn closed_loop<C: Caller>(
+    callers: Vec<C>,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<(u64, Vec<C>), String> {
+    let start = Instant::now() + warmup;
+    let end = start + measure;
+    let mut tasks = Vec::with_capacity(callers.len());
+    for (i, mut caller) in callers.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut counted = 0u64;
+            let mut n = (i as u64) << 32;
+            loop {
+                caller.call(n).await?;
+                n += 1;
+                let now = Instant::now();
+                if now >= end {
+                    return Ok::<_, String>((counted, caller));
+                }
+                if now >= start {
+                    counted += 1;
+                }
+            }
+        }));
+    }
+    let mut total = 0;
+    let mut back = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let (n, caller) = t.await.map_err(|e| e.to_string())??;
+        total += n;
+        back.push(caller);
+    }
+    Ok((total, back))
+}
+
+/// Makes `total` calls with one task per caller; returns the elapsed time.
+pub async fn fixed_count<C: Caller>(callers: Vec<C>, total: u64) -> Result<Duration, String> {
+    let left = Arc::new(AtomicU64::new(total));
+    let t = Instant::now();
+    let mut tasks = Vec::with_capacity(callers.len());
+    for mut caller in callers {
+        let left = left.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = left.fetch_sub(1, Ordering::Relaxed);
+                if n == 0 || n > total {
+                    return Ok::<(), String>(());
+                }
+                caller.call(n).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(t.elapsed())
+}
+
+/// Resident set size of a process in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

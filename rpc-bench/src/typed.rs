@@ -1,0 +1,172 @@
+//! The typed side of the bench, written by hand the way `rpc-codegen` would
+//! emit it for this schema (see `docs/GENERATED-API.md`):
+//!
+//! ```text
+//! service Bench {
+//!     fn add(a: i64, b: i64) -> i64;
+//!     fn note(n: u64);
+//! }
+//! ```
+//!
+//! The bench does not depend on the code generator so that a change there
+//! cannot silently change what is measured; the shapes are the same (request
+//! structs, a `JobRef` constant per job, `call_typed` / `send_one_way`, and a
+//! `Service` impl that decodes with `__private::decode` and answers with
+//! `__private::finish`).
+
+use std::future::Future;
+
+use rpc_runtime::__private::{self, BoxFuture, RawValue};
+use rpc_runtime::{
+    CallError, CallOptions, Client, Context, Error, HandlerError, JobId, JobInfo, JobRef, Never,
+    Outcome, Service,
+};
+use serde::{Deserialize, Serialize};
+
+/// Parameters of `Bench.add`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchAddRequest {
+    pub a: i64,
+    pub b: i64,
+}
+
+/// Parameters of `Bench.note` (one-way).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchNoteRequest {
+    pub n: u64,
+}
+
+const ADD: JobRef = JobRef {
+    service: "Bench",
+    job: "add",
+    timeout_ms: None,
+    max_attempts: None,
+};
+
+const NOTE: JobRef = JobRef {
+    service: "Bench",
+    job: "note",
+    timeout_ms: None,
+    max_attempts: None,
+};
+
+/// The handler trait a worker implements.
+pub trait Bench: Send + Sync + 'static {
+    fn add(
+        &self,
+        ctx: Context,
+        a: i64,
+        b: i64,
+    ) -> impl Future<Output = Result<i64, HandlerError>> + Send;
+    fn note(&self, ctx: Context, n: u64) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Mounts a [`Bench`] handler on a worker.
+pub struct BenchServer<H>(H);
+
+impl<H: Bench> BenchServer<H> {
+    pub fn new(handler: H) -> Self {
+        BenchServer(handler)
+    }
+}
+
+impl<H: Bench> Service for BenchServer<H> {
+    fn name(&self) -> &'static str {
+        "Bench"
+    }
+
+    fn jobs(&self) -> &'static [JobInfo] {
+        &[
+            JobInfo {
+                name: "add",
+                one_way: false,
+                timeout_ms: None,
+                max_attempts: None,
+                deprecated: false,
+            },
+            JobInfo {
+                name: "note",
+                one_way: true,
+                timeout_ms: None,
+                max_attempts: None,
+                deprecated: false,
+            },
+        ]
+    }
+
+    fn dispatch<'a>(
+        &'a self,
+        ctx: Context,
+        job: &'a str,
+        params: &'a RawValue,
+    ) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            match job {
+                "add" => {
+                    let req: BenchAddRequest = match __private::decode(params) {
+                        Ok(req) => req,
+                        Err(outcome) => return outcome,
+                    };
+                    __private::finish(self.0.add(ctx, req.a, req.b).await)
+                }
+                "note" => {
+                    let req: BenchNoteRequest = match __private::decode(params) {
+                        Ok(req) => req,
+                        Err(outcome) => return outcome,
+                    };
+                    __private::finish(self.0.note(ctx, req.n).await)
+                }
+                other => Outcome::unknown_job(other),
+            }
+        })
+    }
+}
+
+/// The typed client.
+#[derive(Clone, Debug)]
+pub struct BenchClient {
+    client: Client,
+    options: CallOptions,
+}
+
+impl BenchClient {
+    pub fn new(client: Client) -> Self {
+        BenchClient {
+            client,
+            options: CallOptions::default(),
+        }
+    }
+
+    /// Call and wait.
+    pub async fn add(&self, a: i64, b: i64) -> Result<i64, Error> {
+        let req = BenchAddRequest { a, b };
+        self.client
+            .call_typed::<_, i64, Never>(&ADD, &req, &self.options)
+            .await
+            .map_err(CallError::into_rpc)
+    }
+
+    /// One-way: returns once enqueued.
+    pub async fn note(&self, n: u64) -> Result<JobId, Error> {
+        let req = BenchNoteRequest { n };
+        self.client.send_one_way(&NOTE, &req, &self.options).await
+    }
+}
+
+/// The handler the bench worker runs: the same arithmetic as the floor's.
+pub struct Adder;
+
+impl Bench for Adder {
+    async fn add(&self, _ctx: Context, a: i64, b: i64) -> Result<i64, HandlerError> {
+        Ok(a.wrapping_add(b))
+    }
+
+    async fn note(&self, _ctx: Context, _n: u64) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// The queue key the typed jobs land on (for the bench's drain check).
+pub fn jobs_key() -> &'static str {
+    "rpc:{Bench}:jobs"
+}

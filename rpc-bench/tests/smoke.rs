@@ -1,0 +1,51 @@
+//! Keeps the bench harness from rotting: runs the real `rpc-bench` binary in
+//! `--quick` mode (a few hundred calls per figure, its own redis-server and
+//! worker processes) and checks that it finishes and writes a complete JSON
+//! report. The figures themselves are not checked: this is not a timed test.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn quick_run_produces_a_full_report() {
+    rpc_testkit::require_redis_server();
+    let dir = std::env::temp_dir().join(format!("rpc-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("out.json");
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
+        .args(["--quick", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run rpc-bench");
+    assert!(
+        output.status.success(),
+        "rpc-bench --quick failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "quick mode took {:?}",
+        started.elapsed()
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("| figure | floor (raw Redis)"), "{table}");
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("JSON report written"))
+            .expect("JSON report parses");
+    let rows = report["rows"].as_array().expect("rows");
+    // 4 latency figures, 3 CPU-per-call figures, 8 throughput figures,
+    // 1 fire-and-forget figure.
+    assert_eq!(rows.len(), 16, "{report:#}");
+    for row in rows {
+        for field in ["floor", "rpc", "ratio"] {
+            let v = row[field].as_f64().unwrap_or(f64::NAN);
+            assert!(v.is_finite() && v > 0.0, "{field} in {row}");
+        }
+    }
+    assert_eq!(report["memory"].as_array().map(Vec::len), Some(4));
+    assert!(report["targets"].as_array().is_some_and(|t| t.len() == 4));
+    let _ = std::fs::remove_dir_all(&dir);
+}
