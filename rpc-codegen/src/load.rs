@@ -209,9 +209,7 @@ impl Loader<'_> {
             .map(|s| s.to_string_lossy().replace(['-', '.', ' '], "_"))
             .unwrap_or_default();
         let module = naming::RustName::derived(&naming::snake_case(&stem));
-        let id = self
-            .sources
-            .add(display.to_path_buf(), canonical.clone(), text);
+        let id = self.sources.add(display.to_path_buf(), text);
         let Some(module) = module else {
             let message = format!(
                 "the file name `{}` cannot become a Rust module name",
