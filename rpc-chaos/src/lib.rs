@@ -25,6 +25,24 @@ use serde_json::json;
 
 /// The service name (and so the queue) the chaos worker serves.
 pub const SERVICE: &str = "Chaos";
+/// The service's jobs stream under the default prefix.
+pub const JOBS: &str = "rpc:{Chaos}:jobs";
+
+/// Call options with only a timeout, in milliseconds.
+pub fn timeout(ms: u64) -> rpc_runtime::CallOptions {
+    rpc_runtime::CallOptions::timeout(Duration::from_millis(ms))
+}
+
+/// `XPENDING rpc:{Chaos}:jobs workers` summary: the number of leased,
+/// unacked jobs.
+pub fn pending_count(redis: &rpc_testkit::RedisServer) -> u64 {
+    redis
+        .cli(["XPENDING", JOBS, "workers"])
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);

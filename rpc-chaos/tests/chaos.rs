@@ -11,12 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rpc_chaos::{Event, WorkerProcess};
-use rpc_runtime::{CallOptions, Client, Error};
+use rpc_chaos::{pending_count, timeout, Event, WorkerProcess, JOBS};
+use rpc_runtime::{Client, Error};
 use rpc_testkit::RedisServer;
 use serde_json::json;
-
-const JOBS: &str = "rpc:{Chaos}:jobs";
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_chaos-worker"))
@@ -32,19 +30,6 @@ fn serial<F: std::future::Future<Output = ()>>(body: F) {
         .build()
         .expect("runtime")
         .block_on(body);
-}
-
-fn timeout(ms: u64) -> CallOptions {
-    CallOptions::timeout(Duration::from_millis(ms))
-}
-
-fn pending_count(redis: &RedisServer) -> u64 {
-    redis
-        .cli(["XPENDING", JOBS, "workers"])
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(u64::MAX)
 }
 
 /// Runs `calls` squares with at most `in_flight` at once; returns the

@@ -7,29 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_chaos::{Event, WorkerProcess};
+use rpc_chaos::{pending_count, timeout, Event, WorkerProcess, JOBS};
 use rpc_runtime::{CallOptions, Client, Error, ErrorKind, JobRef};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
-const JOBS: &str = "rpc:{Chaos}:jobs";
-
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_chaos-worker"))
-}
-
-fn timeout(ms: u64) -> CallOptions {
-    CallOptions::timeout(Duration::from_millis(ms))
-}
-
-/// `XPENDING key workers` summary: the number of leased, unacked jobs.
-fn pending_count(redis: &RedisServer) -> u64 {
-    redis
-        .cli(["XPENDING", JOBS, "workers"])
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(u64::MAX)
 }
 
 fn connections(redis: &RedisServer) -> usize {

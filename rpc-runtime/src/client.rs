@@ -182,9 +182,7 @@ impl Client {
 
     /// Fire and forget: enqueue `job` (`Service.job`) with `data` and return its id.
     pub async fn call(&self, job: &str, data: serde_json::Value) -> Result<JobId, Error> {
-        let (service, name) = split_job(job)?;
-        let target = self.untyped_ref(service, name);
-        self.send_one_way(&target, &data, &CallOptions::default())
+        self.send_one_way(&untyped_ref(job)?, &data, &CallOptions::default())
             .await
     }
 
@@ -205,27 +203,21 @@ impl Client {
         data: serde_json::Value,
         options: &CallOptions,
     ) -> Result<Response, Error> {
-        let (service, name) = split_job(job)?;
-        let target = self.untyped_ref(service, name);
         let pending = self
-            .send_typed::<_, serde_json::Value, serde_json::Value>(&target, &data, options)
+            .send_typed::<_, serde_json::Value, serde_json::Value>(
+                &untyped_ref(job)?,
+                &data,
+                options,
+            )
             .await?;
         let id = pending.id().clone();
         let response_key = pending.response_key();
-        match pending.wait().await {
-            Ok(data) => Ok(Response {
-                data,
-                id,
-                response_key,
-            }),
-            Err(CallError::Rpc(e)) => Err(e),
-            Err(CallError::App(data)) => Err(Error::Remote {
-                job: job.to_owned(),
-                kind: ErrorKind::App,
-                message: "the job returned its application error".to_owned(),
-                data: Some(data),
-            }),
-        }
+        let data = pending.wait().await.map_err(|e| untyped_error(job, e))?;
+        Ok(Response {
+            data,
+            id,
+            response_key,
+        })
     }
 
     /// Send `job` without waiting; the handle can be awaited later.
@@ -234,21 +226,8 @@ impl Client {
         job: &str,
         data: serde_json::Value,
     ) -> Result<Pending<serde_json::Value, serde_json::Value>, Error> {
-        let (service, name) = split_job(job)?;
-        let target = self.untyped_ref(service, name);
-        self.send_typed(&target, &data, &CallOptions::default())
+        self.send_typed(&untyped_ref(job)?, &data, &CallOptions::default())
             .await
-    }
-
-    fn untyped_ref(&self, service: &str, job: &str) -> JobRef {
-        // Untyped calls name jobs at run time; JobRef wants 'static names.
-        // Leaking per call would grow without bound, so intern them.
-        JobRef {
-            service: intern(service),
-            job: intern(job),
-            timeout_ms: None,
-            max_attempts: None,
-        }
     }
 
     // ----- typed API (what generated clients call) -----
@@ -335,15 +314,11 @@ impl Client {
         service: &str,
         dead: &DeadLetter,
     ) -> Result<JobId, Error> {
-        let payload = wire::for_replay(&dead.payload).ok_or_else(|| Error::Codec {
+        let (id, payload) = wire::for_replay(&dead.payload).ok_or_else(|| Error::Codec {
             what: format!("replay dead letter {}", dead.token),
             reason: "it is not a readable job message (it was dead-lettered as unreadable)"
                 .to_owned(),
         })?;
-        let id = serde_json::from_slice::<serde_json::Value>(&payload)
-            .ok()
-            .and_then(|m| m["id"].as_str().map(JobId::from))
-            .unwrap_or_else(JobId::new_random);
         // Enqueue first, then delete: a crash in between leaves a duplicate
         // dead letter, never a lost job.
         self.inner.backend.push_job(service, &payload).await?;
@@ -351,7 +326,7 @@ impl Client {
             .backend
             .remove_dead_letter(service, &dead.token)
             .await?;
-        Ok(id)
+        Ok(JobId::from(id))
     }
 
     /// Reads a kept result by call id without waiting: `None` while it is not
@@ -361,17 +336,10 @@ impl Client {
         id: &JobId,
     ) -> Result<Option<Result<serde_json::Value, Error>>, Error> {
         let pending = self.pending::<serde_json::Value, serde_json::Value>(id.clone());
-        Ok(pending.try_fetch().await?.map(|r| {
-            r.map_err(|e| match e {
-                CallError::Rpc(e) => e,
-                CallError::App(data) => Error::Remote {
-                    job: String::new(),
-                    kind: ErrorKind::App,
-                    message: "the job returned its application error".to_owned(),
-                    data: Some(data),
-                },
-            })
-        }))
+        Ok(pending
+            .try_fetch()
+            .await?
+            .map(|r| r.map_err(|e| untyped_error("", e))))
     }
 
     fn timeout_for(&self, job: &JobRef, options: &CallOptions) -> Duration {
@@ -740,6 +708,32 @@ fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
         data: err.data.and_then(|d| serde_json::from_str(d.get()).ok()),
     }
     .into())
+}
+
+/// The `JobRef` of an untyped call to `Service.job`.
+fn untyped_ref(job: &str) -> Result<JobRef, Error> {
+    let (service, name) = split_job(job)?;
+    // Untyped calls name jobs at run time; JobRef wants 'static names.
+    // Leaking per call would grow without bound, so intern them.
+    Ok(JobRef {
+        service: intern(service),
+        job: intern(name),
+        timeout_ms: None,
+        max_attempts: None,
+    })
+}
+
+/// An untyped call's application error, as the runtime error that carries it.
+fn untyped_error(job: &str, e: CallError<serde_json::Value>) -> Error {
+    match e {
+        CallError::Rpc(e) => e,
+        CallError::App(data) => Error::Remote {
+            job: job.to_owned(),
+            kind: ErrorKind::App,
+            message: "the job returned its application error".to_owned(),
+            data: Some(data),
+        },
+    }
 }
 
 fn split_job(job: &str) -> Result<(&str, &str), Error> {

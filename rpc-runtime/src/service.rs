@@ -146,9 +146,9 @@ type DynHandler = Arc<
 /// ```
 pub struct DynamicService {
     name: &'static str,
-    jobs: Vec<JobInfo>,
     handlers: HashMap<String, DynHandler>,
-    infos: &'static [JobInfo],
+    /// The job list, derived from `handlers` when first asked for.
+    jobs: std::sync::OnceLock<&'static [JobInfo]>,
 }
 
 impl DynamicService {
@@ -156,9 +156,8 @@ impl DynamicService {
     pub fn new(name: &str) -> Self {
         DynamicService {
             name: Box::leak(name.to_owned().into_boxed_str()),
-            jobs: Vec::new(),
             handlers: HashMap::new(),
-            infos: &[],
+            jobs: std::sync::OnceLock::new(),
         }
     }
 
@@ -169,17 +168,7 @@ impl DynamicService {
         Fut: Future<Output = Result<serde_json::Value, HandlerError>> + Send + 'static,
     {
         let handler: DynHandler = Arc::new(move |req| Box::pin(handler(req)));
-        self.jobs.push(JobInfo {
-            name: Box::leak(name.to_owned().into_boxed_str()),
-            one_way: false,
-            timeout_ms: None,
-            max_attempts: None,
-            deprecated: false,
-        });
         self.handlers.insert(name.to_owned(), handler);
-        // Job lists are built once at start-up; leaking them gives the
-        // `'static` slice the trait asks for at no cost per call.
-        self.infos = Box::leak(self.jobs.clone().into_boxed_slice());
         self
     }
 }
@@ -190,7 +179,22 @@ impl Service for DynamicService {
     }
 
     fn jobs(&self) -> &'static [JobInfo] {
-        self.infos
+        // Built once per service at start-up; leaking it gives the `'static`
+        // slice the trait asks for.
+        self.jobs.get_or_init(|| {
+            let jobs: Vec<JobInfo> = self
+                .handlers
+                .keys()
+                .map(|name| JobInfo {
+                    name: Box::leak(name.clone().into_boxed_str()),
+                    one_way: false,
+                    timeout_ms: None,
+                    max_attempts: None,
+                    deprecated: false,
+                })
+                .collect();
+            Box::leak(jobs.into_boxed_slice())
+        })
     }
 
     fn dispatch<'a>(

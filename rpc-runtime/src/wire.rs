@@ -167,13 +167,14 @@ pub fn encode_error_reply(
 }
 
 /// A dead-lettered job message made ready to run again: attempts start over
-/// at 1 and the old deadline (long past) is dropped. `None` when the message
-/// is not a readable job message (garbage cannot be replayed).
-pub fn for_replay(payload: &[u8]) -> Option<Vec<u8>> {
+/// at 1 and the old deadline (long past) is dropped. Returns the call id and
+/// the new message, or `None` when the message is not a readable job message
+/// (garbage cannot be replayed).
+pub fn for_replay(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     let mut msg: JobMessage = serde_json::from_slice(payload).ok()?;
     msg.attempt = 1;
     msg.deadline_ms = None;
-    serde_json::to_vec(&msg).ok()
+    Some((msg.id.to_string(), serde_json::to_vec(&msg).ok()?))
 }
 
 /// Milliseconds since the Unix epoch for `t`.

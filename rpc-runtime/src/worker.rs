@@ -76,7 +76,7 @@ impl Default for WorkerSettings {
             max_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             consumer: default_consumer_name(),
-            inbox_ttl: Duration::from_secs(60),
+            inbox_ttl: backend::DEFAULT_INBOX_TTL,
             max_message_bytes: 16 * 1024 * 1024,
             forget_consumers_after: Duration::from_secs(24 * 60 * 60),
         }
@@ -400,9 +400,9 @@ async fn take_loop(
                     };
                     start_job(shared.clone(), delivery, permit).await;
                 }
-                // Let the jobs just spawned run (and send their replies)
-                // before this loop sends its next blocking read: that write
-                // is not on any caller's critical path, theirs are.
+                // Let the connection write the completions just queued (and
+                // spawned jobs run) before this loop sends its next blocking
+                // read: that write is on no caller's critical path, theirs are.
                 tokio::task::yield_now().await;
             }
             Err(e) => {
@@ -509,7 +509,7 @@ async fn start_job(
         // bounded time, then leave the job to be reclaimed and redone.
         let give_up = tokio::time::Instant::now() + COMPLETE_PATIENCE;
         loop {
-            match shared.backend.complete(&delivery, completion.clone()).await {
+            match shared.backend.complete(&delivery, &completion).await {
                 Ok(()) => break,
                 Err(e) if tokio::time::Instant::now() + delay < give_up => {
                     tracing::warn!(error = %e, "completing a job failed; retrying");
@@ -607,6 +607,14 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
         inbox_ttl,
         ..Completion::default()
     };
+    let fail = |kind: ErrorKind, message: &str| {
+        answer(wire::encode_error_reply(&msg.id, kind, message, None))
+    };
+    // Moves the message to the dead-letter stream and tells the caller why.
+    let dead_letter = |reason: String| Completion {
+        dead_letter: Some(reason.clone()),
+        ..fail(ErrorKind::DeadLettered, &reason)
+    };
 
     if attempt > max_attempts {
         shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -614,35 +622,22 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
             "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
         );
         tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
-        let mut c = answer(wire::encode_error_reply(
-            &msg.id,
-            ErrorKind::DeadLettered,
-            &reason,
-            None,
-        ));
-        c.dead_letter = Some(reason);
-        return c;
+        return dead_letter(reason);
     }
     let deadline = msg.deadline_ms.map(wire::from_unix_ms);
     if deadline.is_some_and(|d| d <= SystemTime::now()) {
         shared.stats.expired.fetch_add(1, Ordering::Relaxed);
-        let reply = wire::encode_error_reply(
-            &msg.id,
+        return fail(
             ErrorKind::DeadlineExceeded,
             "the deadline passed before a worker could start the job",
-            None,
         );
-        return answer(reply);
     }
     let Some(service) = service else {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-        let reply = wire::encode_error_reply(
-            &msg.id,
+        return fail(
             ErrorKind::UnknownJob,
             &format!("no service `{service_name}` is mounted on this worker"),
-            None,
         );
-        return answer(reply);
     };
     let ctx = Context {
         id: JobId::from(msg.id.as_ref()),
@@ -667,13 +662,10 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
             Ok(r) => r,
             Err(_) => {
                 shared.stats.expired.fetch_add(1, Ordering::Relaxed);
-                let reply = wire::encode_error_reply(
-                    &msg.id,
+                return fail(
                     ErrorKind::DeadlineExceeded,
                     "the deadline passed while the job was running; it was cancelled",
-                    None,
                 );
-                return answer(reply);
             }
         },
         None => run.await,
@@ -722,18 +714,12 @@ async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
             }
             if retry {
                 shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                let reason = format!("failed on attempt {attempt} of {max_attempts}: {message}");
-                let mut c = answer(wire::encode_error_reply(
-                    &msg.id,
-                    ErrorKind::DeadLettered,
-                    &reason,
-                    None,
+                return dead_letter(format!(
+                    "failed on attempt {attempt} of {max_attempts}: {message}"
                 ));
-                c.dead_letter = Some(reason);
-                return c;
             }
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-            answer(wire::encode_error_reply(&msg.id, kind, &message, None))
+            fail(kind, &message)
         }
     }
 }

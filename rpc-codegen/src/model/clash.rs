@@ -147,11 +147,7 @@ fn check_group(items: &[Named], kind: &str, container: &str, sink: &mut Sink) ->
         if reported[j] {
             continue;
         }
-        let clash = items[..j]
-            .iter()
-            .enumerate()
-            .find(|(i, other)| !reported[*i] && other.rust == item.rust);
-        if let Some((_, first)) = clash {
+        if let Some(first) = earlier_unreported(items, &reported, j, |n| n.rust) {
             sink.push(
                 Diagnostic::error(
                     format!(
@@ -174,11 +170,7 @@ fn check_group(items: &[Named], kind: &str, container: &str, sink: &mut Sink) ->
         if reported[j] {
             continue;
         }
-        let clash = items[..j]
-            .iter()
-            .enumerate()
-            .find(|(i, other)| !reported[*i] && other.wire == item.wire);
-        if let Some((_, first)) = clash {
+        if let Some(first) = earlier_unreported(items, &reported, j, |n| n.wire) {
             sink.push(
                 Diagnostic::error(
                     format!(
@@ -194,6 +186,22 @@ fn check_group(items: &[Named], kind: &str, container: &str, sink: &mut Sink) ->
         }
     }
     reported
+}
+
+/// The first item before `items[j]` with the same `key`, among those not
+/// reported yet.
+fn earlier_unreported<'a>(
+    items: &'a [Named<'a>],
+    reported: &[bool],
+    j: usize,
+    key: impl Fn(&Named<'a>) -> &'a str,
+) -> Option<&'a Named<'a>> {
+    let wanted = key(&items[j]);
+    items[..j]
+        .iter()
+        .enumerate()
+        .find(|(i, other)| !reported[*i] && key(other) == wanted)
+        .map(|(_, first)| first)
 }
 
 /// A generated Rust name and what produced it.

@@ -13,13 +13,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Backend, Completion, DeadLetter, Delivery, Reader};
+use super::{
+    Backend, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+};
 use crate::error::Error;
-
-/// Dead letters kept per queue before the oldest are dropped.
-const DEAD_LETTER_CAP: usize = 10_000;
-/// How long an inbox with nobody reading it keeps its replies.
-const INBOX_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct Queue {
@@ -194,25 +191,26 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn complete(&self, delivery: &Delivery, completion: Completion) -> Result<(), Error> {
+    async fn complete(&self, delivery: &Delivery, completion: &Completion) -> Result<(), Error> {
         let mut state = self.state();
         let now = Instant::now();
         if let (Some(body), Some((id, ttl))) = (&completion.reply, &completion.keep_result) {
             state.results.insert(id.clone(), (body.clone(), now + *ttl));
         }
-        if let (Some(body), Some(to)) = (completion.reply, completion.reply_to) {
-            let inbox = state.inboxes.entry(to).or_insert_with(|| Inbox {
+        if let (Some(body), Some(to)) = (&completion.reply, &completion.reply_to) {
+            let expires = now + completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
+            let inbox = state.inboxes.entry(to.clone()).or_insert_with(|| Inbox {
                 replies: VecDeque::new(),
-                expires: now + INBOX_TTL,
+                expires,
             });
-            inbox.replies.push_back(body);
-            inbox.expires = now + INBOX_TTL;
+            inbox.replies.push_back(body.clone());
+            inbox.expires = expires;
             state.inboxes.retain(|_, inbox| inbox.expires > now);
         }
         let token: Option<u64> = delivery.token.parse().ok();
         let q = state.queues.entry(delivery.queue.clone()).or_default();
         let lease = token.and_then(|t| q.leased.remove(&t));
-        if let Some(reason) = completion.dead_letter {
+        if let Some(reason) = completion.dead_letter.clone() {
             if q.dead.len() >= DEAD_LETTER_CAP {
                 q.dead.pop_front();
             }
@@ -226,8 +224,8 @@ impl Backend for MemoryBackend {
             });
         }
         drop(state);
-        if let Some(payload) = completion.requeue {
-            self.push(&delivery.queue, payload);
+        if let Some(payload) = &completion.requeue {
+            self.push(&delivery.queue, payload.clone());
         }
         self.shared.replies_ready.notify_waiters();
         Ok(())

@@ -19,6 +19,12 @@ use crate::error::Error;
 pub mod memory;
 pub mod redis;
 
+/// How long an inbox lives after its last reply, unless the completion says
+/// otherwise (a dead client's inbox expires).
+pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);
+/// Dead letters kept per queue; the oldest go first (approximately, on Redis).
+pub const DEAD_LETTER_CAP: usize = 10_000;
+
 /// One job handed to a worker.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -101,8 +107,9 @@ pub trait Backend: Send + Sync + 'static {
     /// not reclaimed while the handler is alive.
     async fn extend(&self, queue: &str, consumer: &str, tokens: &[String]) -> Result<(), Error>;
 
-    /// Applies a completion and acks the delivery.
-    async fn complete(&self, delivery: &Delivery, completion: Completion) -> Result<(), Error>;
+    /// Applies a completion and acks the delivery. Borrowed, so a worker can
+    /// retry it through a broker outage without copying the reply.
+    async fn complete(&self, delivery: &Delivery, completion: &Completion) -> Result<(), Error>;
 
     /// Lists up to `max` dead letters of a queue, oldest first.
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error>;

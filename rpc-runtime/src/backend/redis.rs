@@ -45,16 +45,13 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
 
-use super::{Backend, Completion, DeadLetter, Delivery, Reader};
+use super::{
+    Backend, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+};
 use crate::error::Error;
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
-/// How long an inbox lives after its last reply, unless the completion says
-/// otherwise (a dead client's inbox expires).
-pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);
-/// Dead letters kept per service (approximate trim).
-const DEAD_LETTER_CAP: usize = 10_000;
 /// The stream field holding the message.
 const FIELD: &str = "m";
 /// Response timeout of ordinary (non-blocking) commands.
@@ -82,14 +79,7 @@ impl Commands {
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
         match self {
             Commands::Single(con) => {
-                // After Redis restarts, the manager's first command still sees
-                // the failure of the old connection; one retry reconnects. A
-                // duplicate (the first try did reach Redis) is harmless under
-                // at-least-once delivery.
-                match cmd.query_async(&mut con.clone()).await {
-                    Err(e) if is_connection_failure(&e) => cmd.query_async(&mut con.clone()).await,
-                    other => other,
-                }
+                retry_once(|| async { cmd.query_async(&mut con.clone()).await }).await
             }
             Commands::Cluster(con) => cmd.query_async(&mut con.clone()).await,
         }
@@ -100,12 +90,26 @@ impl Commands {
     /// a real failure.
     async fn pipeline(&self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
         match self {
-            Commands::Single(con) => match pipe.query_async(&mut con.clone()).await {
-                Err(e) if is_connection_failure(&e) => pipe.query_async(&mut con.clone()).await,
-                other => other,
-            },
+            Commands::Single(con) => {
+                retry_once(|| async { pipe.query_async(&mut con.clone()).await }).await
+            }
             Commands::Cluster(con) => pipe.query_async(&mut con.clone()).await,
         }
+    }
+}
+
+/// Runs `attempt`, and once more if the connection failed. After Redis
+/// restarts, a `ConnectionManager`'s first command still sees the failure of
+/// the old connection; one retry reconnects. A duplicate (the first try did
+/// reach Redis) is harmless under at-least-once delivery.
+async fn retry_once<T, F, Fut>(attempt: F) -> redis::RedisResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match attempt().await {
+        Err(e) if is_connection_failure(&e) => attempt().await,
+        other => other,
     }
 }
 
@@ -306,7 +310,7 @@ impl RedisBackend {
     }
 
     async fn create_group(&self, queue: &str) -> Result<(), Error> {
-        create_group(&self.commands, &self.jobs_key(queue)).await
+        Ok(create_group(&self.commands, &self.jobs_key(queue)).await?)
     }
 }
 
@@ -317,7 +321,7 @@ fn jobs_key(prefix: &str, queue: &str) -> String {
 /// `XGROUP CREATE key workers 0 MKSTREAM`, where an existing group is fine.
 /// The group starts at `0` so jobs sent while no group existed (a Redis
 /// restarted without persistence, then a client's `XADD`) are still served.
-async fn create_group(commands: &Commands, key: &str) -> Result<(), Error> {
+async fn create_group(commands: &Commands, key: &str) -> redis::RedisResult<()> {
     let res: redis::RedisResult<Value> = commands
         .query(
             redis::cmd("XGROUP")
@@ -331,7 +335,7 @@ async fn create_group(commands: &Commands, key: &str) -> Result<(), Error> {
     match res {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -546,23 +550,27 @@ impl Backend for RedisBackend {
         }
     }
 
-    async fn complete(&self, delivery: &Delivery, completion: Completion) -> Result<(), Error> {
+    async fn complete(&self, delivery: &Delivery, completion: &Completion) -> Result<(), Error> {
         let key = self.jobs_key(&delivery.queue);
-        // One pipeline per slot: inbox, result, queue (reply first, ack last).
-        let mut inbox = redis::pipe();
-        let mut result = redis::pipe();
-        let mut queue = redis::pipe();
+        // Commands go in this order: inbox, result, queue (reply first, ack
+        // last). A Cluster needs one pipeline per slot; a single Redis takes
+        // them all in one round trip.
+        let (inbox, result, queue) = match self.commands {
+            Commands::Cluster(_) => (0, 1, 2),
+            Commands::Single(_) => (0, 0, 0),
+        };
+        let mut pipes = vec![redis::pipe(); queue + 1];
         if let Some(body) = &completion.reply {
             if let Some(to) = &completion.reply_to {
                 let ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
-                inbox.cmd("RPUSH").arg(to).arg(body);
-                inbox
+                pipes[inbox].cmd("RPUSH").arg(to).arg(body);
+                pipes[inbox]
                     .cmd("PEXPIRE")
                     .arg(to)
                     .arg(ttl.as_millis().max(1) as u64);
             }
             if let Some((id, ttl)) = &completion.keep_result {
-                result
+                pipes[result]
                     .cmd("SET")
                     .arg(self.result_name(id))
                     .arg(body)
@@ -570,6 +578,7 @@ impl Backend for RedisBackend {
                     .arg(ttl.as_millis().max(1) as u64);
             }
         }
+        let queue = &mut pipes[queue];
         if let Some(payload) = &completion.requeue {
             queue.cmd("XADD").arg(&key).arg("*").arg(FIELD).arg(payload);
         }
@@ -589,19 +598,7 @@ impl Backend for RedisBackend {
         queue.cmd("XACK").arg(&key).arg(GROUP).arg(&delivery.token);
         queue.cmd("XDEL").arg(&key).arg(&delivery.token);
 
-        let groups: Vec<redis::Pipeline> = match self.commands {
-            Commands::Cluster(_) => vec![inbox, result, queue],
-            Commands::Single(_) => {
-                // Extend the inbox pipeline rather than copy all three: the
-                // reply body (the largest argument) is not cloned per job.
-                let mut all = inbox;
-                for cmd in result.cmd_iter().chain(queue.cmd_iter()) {
-                    all.add_command(cmd.clone());
-                }
-                vec![all]
-            }
-        };
-        for mut pipe in groups {
+        for mut pipe in pipes {
             if pipe.is_empty() {
                 continue;
             }
@@ -852,17 +849,13 @@ impl RedisReader {
                 for key in keys {
                     create_group(&self.commands, key)
                         .await
-                        .map_err(|e| ReadFailure::Redis(broker_to_redis(e)))?;
+                        .map_err(ReadFailure::Redis)?;
                 }
                 Ok(Value::Nil)
             }
             other => other,
         }
     }
-}
-
-fn broker_to_redis(e: Error) -> RedisError {
-    RedisError::from(std::io::Error::other(e.to_string()))
 }
 
 #[async_trait]
