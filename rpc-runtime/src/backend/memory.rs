@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    Backend, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP,
+    DEFAULT_INBOX_TTL,
 };
 use crate::error::Error;
 
@@ -333,6 +334,26 @@ impl Reader for MemoryBackend {
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Ok(Vec::new());
             }
+        }
+    }
+
+    async fn complete_and_take(
+        &mut self,
+        done: &[(Delivery, Completion)],
+        queues: &[String],
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> CompletedAndTaken {
+        let mut not_completed = Vec::new();
+        for (i, (delivery, completion)) in done.iter().enumerate() {
+            if Backend::complete(self, delivery, completion).await.is_err() {
+                not_completed.push(i);
+            }
+        }
+        CompletedAndTaken {
+            not_completed,
+            taken: self.take_jobs(queues, consumer, max, wait).await,
         }
     }
 }

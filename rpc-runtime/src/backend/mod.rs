@@ -145,6 +145,33 @@ pub trait Reader: Send {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error>;
+
+    /// Applies the completions in `done`, then takes jobs as
+    /// [`take_jobs`](Reader::take_jobs) does. On a single Redis both go out
+    /// as one pipeline on this connection, so a worker that finished a job
+    /// pays one write, and one wake-up of Redis, for the reply, the ack and
+    /// its next read.
+    async fn complete_and_take(
+        &mut self,
+        done: &[(Delivery, Completion)],
+        queues: &[String],
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> CompletedAndTaken;
+}
+
+/// What [`Reader::complete_and_take`] did.
+#[derive(Debug)]
+pub struct CompletedAndTaken {
+    /// Indices into `done` of the completions that may not have taken
+    /// effect: Redis refused them, or the connection failed before their
+    /// answer came. The caller completes them again the ordinary way (a
+    /// completion is safe to repeat: at worst the caller sees a duplicate
+    /// reply, which it drops).
+    pub not_completed: Vec<usize>,
+    /// The jobs taken, or why the read failed.
+    pub taken: Result<Vec<Delivery>, Error>,
 }
 
 /// Where and how to connect: the URL and the key prefix.

@@ -46,7 +46,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
 
 use super::{
-    Backend, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP,
+    DEFAULT_INBOX_TTL,
 };
 use crate::error::Error;
 
@@ -306,7 +307,7 @@ impl RedisBackend {
     }
 
     fn dead_key(&self, queue: &str) -> String {
-        format!("{}:{{{}}}:dead", self.prefix, queue)
+        dead_key(&self.prefix, queue)
     }
 
     async fn create_group(&self, queue: &str) -> Result<(), Error> {
@@ -316,6 +317,111 @@ impl RedisBackend {
 
 fn jobs_key(prefix: &str, queue: &str) -> String {
     format!("{prefix}:{{{queue}}}:jobs")
+}
+
+fn dead_key(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{{queue}}}:dead")
+}
+
+fn result_key(prefix: &str, call_id: &str) -> String {
+    format!("{prefix}:result:{{{call_id}}}")
+}
+
+/// Appends a completion's commands to `pipes`: reply to the inbox, keep the
+/// result, requeue or dead-letter, then ack (reply first, ack last, so a
+/// crash in between redelivers the job rather than losing its reply). With
+/// one pipeline everything goes into it; with three (a Cluster: one per
+/// slot) the inbox, result and queue commands go to the first, second and
+/// third.
+fn add_completion(
+    pipes: &mut [redis::Pipeline],
+    prefix: &str,
+    delivery: &Delivery,
+    completion: &Completion,
+) {
+    let last = pipes.len().saturating_sub(1);
+    let (inbox, result, queue) = (0, 1.min(last), 2.min(last));
+    let key = jobs_key(prefix, &delivery.queue);
+    if let Some(body) = &completion.reply {
+        if let Some(to) = &completion.reply_to {
+            let ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
+            pipes[inbox].cmd("RPUSH").arg(to).arg(body);
+            pipes[inbox]
+                .cmd("PEXPIRE")
+                .arg(to)
+                .arg(ttl.as_millis().max(1) as u64);
+        }
+        if let Some((id, ttl)) = &completion.keep_result {
+            pipes[result]
+                .cmd("SET")
+                .arg(result_key(prefix, id))
+                .arg(body)
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64);
+        }
+    }
+    let queue = &mut pipes[queue];
+    if let Some(payload) = &completion.requeue {
+        queue.cmd("XADD").arg(&key).arg("*").arg(FIELD).arg(payload);
+    }
+    if let Some(reason) = &completion.dead_letter {
+        queue
+            .cmd("XADD")
+            .arg(dead_key(prefix, &delivery.queue))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(DEAD_LETTER_CAP)
+            .arg("*")
+            .arg("reason")
+            .arg(reason)
+            .arg(FIELD)
+            .arg(&delivery.payload);
+    }
+    queue.cmd("XACK").arg(&key).arg(GROUP).arg(&delivery.token);
+    queue.cmd("XDEL").arg(&key).arg(&delivery.token);
+}
+
+/// Whether a completion's replies (pipelined with errors kept) say it took
+/// effect. NOGROUP on `XACK` is fine: Redis lost the group (a restart without
+/// persistence), so there is no lease left to end.
+fn check_completion(delivery: &Delivery, replies: &[Value]) -> Result<(), Error> {
+    for reply in replies {
+        if let Value::ServerError(e) = reply {
+            if e.code() != "NOGROUP" {
+                return Err(Error::Broker(format!(
+                    "completing job {}: {}",
+                    delivery.token,
+                    RedisError::from(e.clone())
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a completion over the shared connection: one round trip on a
+/// single Redis, one pipeline per slot on a Cluster.
+async fn complete_on(
+    commands: &Commands,
+    prefix: &str,
+    delivery: &Delivery,
+    completion: &Completion,
+) -> Result<(), Error> {
+    let slots = match commands {
+        Commands::Cluster(_) => 3,
+        Commands::Single(_) => 1,
+    };
+    let mut pipes = vec![redis::pipe(); slots];
+    add_completion(&mut pipes, prefix, delivery, completion);
+    for mut pipe in pipes {
+        if pipe.is_empty() {
+            continue;
+        }
+        pipe.ignore_errors();
+        let replies = commands.pipeline(&pipe).await?;
+        check_completion(delivery, &replies)?;
+    }
+    Ok(())
 }
 
 /// `XGROUP CREATE key workers 0 MKSTREAM`, where an existing group is fine.
@@ -373,7 +479,7 @@ impl Backend for RedisBackend {
     }
 
     fn result_name(&self, call_id: &str) -> String {
-        format!("{}:result:{{{}}}", self.prefix, call_id)
+        result_key(&self.prefix, call_id)
     }
 
     async fn open_reader(&self) -> Result<Box<dyn Reader>, Error> {
@@ -551,74 +657,7 @@ impl Backend for RedisBackend {
     }
 
     async fn complete(&self, delivery: &Delivery, completion: &Completion) -> Result<(), Error> {
-        let key = self.jobs_key(&delivery.queue);
-        // Commands go in this order: inbox, result, queue (reply first, ack
-        // last). A Cluster needs one pipeline per slot; a single Redis takes
-        // them all in one round trip.
-        let (inbox, result, queue) = match self.commands {
-            Commands::Cluster(_) => (0, 1, 2),
-            Commands::Single(_) => (0, 0, 0),
-        };
-        let mut pipes = vec![redis::pipe(); queue + 1];
-        if let Some(body) = &completion.reply {
-            if let Some(to) = &completion.reply_to {
-                let ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
-                pipes[inbox].cmd("RPUSH").arg(to).arg(body);
-                pipes[inbox]
-                    .cmd("PEXPIRE")
-                    .arg(to)
-                    .arg(ttl.as_millis().max(1) as u64);
-            }
-            if let Some((id, ttl)) = &completion.keep_result {
-                pipes[result]
-                    .cmd("SET")
-                    .arg(self.result_name(id))
-                    .arg(body)
-                    .arg("PX")
-                    .arg(ttl.as_millis().max(1) as u64);
-            }
-        }
-        let queue = &mut pipes[queue];
-        if let Some(payload) = &completion.requeue {
-            queue.cmd("XADD").arg(&key).arg("*").arg(FIELD).arg(payload);
-        }
-        if let Some(reason) = &completion.dead_letter {
-            queue
-                .cmd("XADD")
-                .arg(self.dead_key(&delivery.queue))
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(DEAD_LETTER_CAP)
-                .arg("*")
-                .arg("reason")
-                .arg(reason)
-                .arg(FIELD)
-                .arg(&delivery.payload);
-        }
-        queue.cmd("XACK").arg(&key).arg(GROUP).arg(&delivery.token);
-        queue.cmd("XDEL").arg(&key).arg(&delivery.token);
-
-        for mut pipe in pipes {
-            if pipe.is_empty() {
-                continue;
-            }
-            pipe.ignore_errors();
-            let replies = self.commands.pipeline(&pipe).await?;
-            for reply in replies {
-                if let Value::ServerError(e) = reply {
-                    // NOGROUP on XACK: Redis lost the group (restart without
-                    // persistence), so there is no lease left to end.
-                    if e.code() != "NOGROUP" {
-                        return Err(Error::Broker(format!(
-                            "completing job {}: {}",
-                            delivery.token,
-                            RedisError::from(e)
-                        )));
-                    }
-                }
-            }
-        }
-        Ok(())
+        complete_on(&self.commands, &self.prefix, delivery, completion).await
     }
 
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
@@ -794,20 +833,45 @@ impl RedisReader {
 
     async fn run(&mut self, cmd: &redis::Cmd, wait: Duration) -> Result<Value, ReadFailure> {
         let con = self.connection().await.map_err(ReadFailure::Redis)?;
-        // Guard against a half-open TCP connection: a blocking read never
-        // legitimately takes much longer than its own timeout.
-        let guard = wait + Duration::from_secs(5);
         let query = async {
             match con {
                 BlockingConnection::Single(c) => cmd.query_async::<Value>(c).await,
                 BlockingConnection::Cluster(c) => cmd.query_async::<Value>(c).await,
             }
         };
-        match tokio::time::timeout(guard, query).await {
+        let answer = tokio::time::timeout(stall_guard(wait), query).await;
+        self.settle(answer)
+    }
+
+    /// Runs a pipeline whose last command may block for up to `wait`, with
+    /// every command's reply kept, errors included. Single Redis only: on a
+    /// Cluster a pipeline's keys may live on several nodes.
+    async fn run_pipeline(
+        &mut self,
+        pipe: &redis::Pipeline,
+        wait: Duration,
+    ) -> Result<Vec<Value>, ReadFailure> {
+        let con = self.connection().await.map_err(ReadFailure::Redis)?;
+        let query = async {
+            match con {
+                BlockingConnection::Single(c) => pipe.query_async::<Vec<Value>>(c).await,
+                BlockingConnection::Cluster(c) => pipe.query_async::<Vec<Value>>(c).await,
+            }
+        };
+        let answer = tokio::time::timeout(stall_guard(wait), query).await;
+        self.settle(answer)
+    }
+
+    /// Keeps the connection after a server error (NOGROUP, NOPERM, ...),
+    /// which leaves it usable, and drops it after anything else, so the
+    /// next read reconnects.
+    fn settle<T>(
+        &mut self,
+        answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, ReadFailure> {
+        match answer {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                // A server error (NOGROUP, NOPERM, ...) leaves the connection
-                // usable; anything else may not have.
                 if e.code().is_none() {
                     self.con = None;
                 }
@@ -820,13 +884,13 @@ impl RedisReader {
         }
     }
 
-    async fn read_group(
-        &mut self,
+    /// The `XREADGROUP` that leases up to `max` new jobs of `keys`.
+    fn read_group_cmd(
         keys: &[String],
         consumer: &str,
         max: usize,
         block: Option<Duration>,
-    ) -> Result<Value, ReadFailure> {
+    ) -> redis::Cmd {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -840,22 +904,43 @@ impl RedisReader {
         for _ in keys {
             cmd.arg(">");
         }
-        let res = self.run(&cmd, block.unwrap_or(Duration::ZERO)).await;
-        match res {
+        cmd
+    }
+
+    /// Recreates the consumer groups of `keys` after Redis said NOGROUP: it
+    /// restarted without persistence, or someone deleted the stream.
+    async fn recreate_groups(&self, keys: &[String]) -> Result<(), RedisError> {
+        tracing::warn!("consumer group missing; recreating it");
+        for key in keys {
+            create_group(&self.commands, key).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_group(
+        &mut self,
+        keys: &[String],
+        consumer: &str,
+        max: usize,
+        block: Option<Duration>,
+    ) -> Result<Value, ReadFailure> {
+        let cmd = Self::read_group_cmd(keys, consumer, max, block);
+        match self.run(&cmd, block.unwrap_or(Duration::ZERO)).await {
             Err(ReadFailure::Redis(e)) if is_nogroup(&e) => {
-                // Redis restarted without persistence (or someone deleted the
-                // stream): recreate the groups and carry on.
-                tracing::warn!("consumer group missing; recreating it");
-                for key in keys {
-                    create_group(&self.commands, key)
-                        .await
-                        .map_err(ReadFailure::Redis)?;
-                }
+                self.recreate_groups(keys)
+                    .await
+                    .map_err(ReadFailure::Redis)?;
                 Ok(Value::Nil)
             }
             other => other,
         }
     }
+}
+
+/// How long a blocking read may go unanswered before its connection counts
+/// as half-open: it never legitimately takes much longer than its own timeout.
+fn stall_guard(wait: Duration) -> Duration {
+    wait + Duration::from_secs(5)
 }
 
 #[async_trait]
@@ -926,6 +1011,98 @@ impl Reader for RedisReader {
         let v = self.read_group(&keys, consumer, max, Some(wait)).await?;
         collect_deliveries(&v, &keys, queues, &mut out);
         Ok(out)
+    }
+
+    async fn complete_and_take(
+        &mut self,
+        done: &[(Delivery, Completion)],
+        queues: &[String],
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> CompletedAndTaken {
+        if matches!(self.source, ReaderSource::Cluster(_)) {
+            // A completion spans slots, and so nodes: complete over the
+            // shared connection, then read.
+            let mut not_completed = Vec::new();
+            for (i, (delivery, completion)) in done.iter().enumerate() {
+                if let Err(e) =
+                    complete_on(&self.commands, &self.prefix, delivery, completion).await
+                {
+                    tracing::warn!(error = %e, "completing a job failed");
+                    not_completed.push(i);
+                }
+            }
+            let taken = self.take_jobs(queues, consumer, max, wait).await;
+            return CompletedAndTaken {
+                not_completed,
+                taken,
+            };
+        }
+        // One pipeline: every completion, then the blocking read. Redis runs
+        // them in order, so the replies and acks are applied before the
+        // read blocks.
+        let keys: Vec<String> = queues.iter().map(|q| jobs_key(&self.prefix, q)).collect();
+        let mut pipe = redis::pipe();
+        let mut ends = Vec::with_capacity(done.len());
+        for (delivery, completion) in done {
+            add_completion(
+                std::slice::from_mut(&mut pipe),
+                &self.prefix,
+                delivery,
+                completion,
+            );
+            ends.push(pipe.len());
+        }
+        pipe.add_command(Self::read_group_cmd(&keys, consumer, max, Some(wait)));
+        pipe.ignore_errors();
+        let replies = match self.run_pipeline(&pipe, wait).await {
+            Ok(replies) if replies.len() == pipe.len() => replies,
+            Ok(replies) => {
+                self.con = None;
+                return CompletedAndTaken {
+                    not_completed: (0..done.len()).collect(),
+                    taken: Err(Error::Broker(format!(
+                        "pipeline of {} commands answered {} replies",
+                        pipe.len(),
+                        replies.len()
+                    ))),
+                };
+            }
+            // The connection failed: which commands ran is unknown.
+            Err(e) => {
+                return CompletedAndTaken {
+                    not_completed: (0..done.len()).collect(),
+                    taken: Err(e.into()),
+                }
+            }
+        };
+        let mut not_completed = Vec::new();
+        let mut start = 0;
+        for (i, end) in ends.into_iter().enumerate() {
+            if let Err(e) = check_completion(&done[i].0, &replies[start..end]) {
+                tracing::warn!(error = %e, "completing a job failed");
+                not_completed.push(i);
+            }
+            start = end;
+        }
+        let taken = match &replies[start] {
+            Value::ServerError(e) if e.code() == "NOGROUP" => self
+                .recreate_groups(&keys)
+                .await
+                .map(|()| Vec::new())
+                .map_err(Error::from),
+            Value::ServerError(e) => Err(RedisError::from(e.clone()).into()),
+            read => {
+                let mut out = Vec::new();
+                collect_deliveries(read, &keys, queues, &mut out);
+                Ok(out)
+            }
+        };
+        CompletedAndTaken {
+            not_completed,
+            taken,
+        }
     }
 }
 

@@ -1,0 +1,116 @@
+//! The Redis backend's combined round trips, driven directly through the
+//! `Backend` and `Reader` traits against a private redis-server: what was
+//! applied and what was not must be told apart exactly, because the worker
+//! and the client retry only what did not take effect.
+
+use std::time::Duration;
+
+use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
+use rpc_testkit::RedisServer;
+
+const QUEUE: &str = "Svc";
+
+fn config(url: &str) -> BrokerConfig {
+    BrokerConfig::new(url)
+}
+
+/// Two jobs are taken; their completions ride on the next read. The second
+/// replies to a key that is not a list, so Redis refuses its `RPUSH`: only
+/// that one is reported as not completed (so the worker sends it again),
+/// and the read still returns the job queued meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_ride_on_the_next_read_and_failures_are_told_apart() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let backend = connect(&config(&server.url())).await.expect("connect");
+    let queues = vec![QUEUE.to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    backend.push_job(QUEUE, b"one").await.unwrap();
+    backend.push_job(QUEUE, b"two").await.unwrap();
+
+    let mut reader = backend.open_reader().await.unwrap();
+    let taken = reader
+        .take_jobs(&queues, "c1", 10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 2);
+    server.cli(["SET", "rpc:inbox:{bad}", "not a list"]);
+    let reply = |to: &str| Completion {
+        reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
+        reply_to: Some(to.to_owned()),
+        ..Completion::default()
+    };
+    let done: Vec<(Delivery, Completion)> = vec![
+        (taken[0].clone(), reply("rpc:inbox:{good}")),
+        (taken[1].clone(), reply("rpc:inbox:{bad}")),
+    ];
+    backend.push_job(QUEUE, b"three").await.unwrap();
+
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(200))
+        .await;
+    assert_eq!(out.not_completed, vec![1], "only the refused RPUSH failed");
+    let next = out.taken.expect("the read succeeds");
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].payload, b"three");
+
+    // The first completion took effect: its reply is there and it is acked.
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "1");
+    let pending = server.cli(["XPENDING", "rpc:{Svc}:jobs", "workers", "-", "+", "10"]);
+    assert!(
+        !pending.contains(&taken[0].token),
+        "job one still pending: {pending}"
+    );
+
+    // Sending the failed one again the ordinary way, once the inbox is
+    // usable, delivers its reply.
+    server.cli(["DEL", "rpc:inbox:{bad}"]);
+    backend.complete(&done[1].0, &done[1].1).await.unwrap();
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{bad}"]).trim(), "1");
+    let pending = server.cli(["XPENDING", "rpc:{Svc}:jobs", "workers", "-", "+", "10"]);
+    assert!(!pending.contains(&taken[1].token), "{pending}");
+}
+
+/// A group that vanished (Redis restarted without persistence, or the
+/// stream was deleted) is recreated by the combined read, and the
+/// completion's reply still goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_combined_read_recreates_a_vanished_group() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let backend = connect(&config(&server.url())).await.expect("connect");
+    let queues = vec![QUEUE.to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    backend.push_job(QUEUE, b"one").await.unwrap();
+    let mut reader = backend.open_reader().await.unwrap();
+    let taken = reader
+        .take_jobs(&queues, "c1", 10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    server.cli(["DEL", "rpc:{Svc}:jobs"]);
+    let done = vec![(
+        taken[0].clone(),
+        Completion {
+            reply: Some(b"{}".to_vec()),
+            reply_to: Some("rpc:inbox:{c}".to_owned()),
+            ..Completion::default()
+        },
+    )];
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(100))
+        .await;
+    assert!(
+        out.not_completed.is_empty(),
+        "NOGROUP on XACK is no failure"
+    );
+    assert_eq!(out.taken.expect("recreated").len(), 0);
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{c}"]).trim(), "1");
+    let groups = server.cli(["XINFO", "GROUPS", "rpc:{Svc}:jobs"]);
+    assert!(groups.contains("workers"), "{groups}");
+    backend.push_job(QUEUE, b"two").await.unwrap();
+    let again = reader
+        .take_jobs(&queues, "c1", 10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+}
