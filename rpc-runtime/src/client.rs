@@ -1,16 +1,27 @@
 //! The caller's side: send jobs, wait for replies.
 //!
-//! A [`Client`] owns one reply inbox and, once the first call that expects a
-//! reply is made, one reader task that blocks on that inbox and routes each
-//! reply to its waiting call by id through a map of oneshot channels. So a
-//! thousand calls in flight cost a thousand map entries, not a thousand
-//! connections. The reader stops when the last clone of the client is dropped.
+//! A [`Client`] owns one reply inbox and one reader: a connection for
+//! blocking reads of that inbox. Whoever holds the reader reads for everyone
+//! and hands each reply to its waiting call by id through a map of oneshot
+//! channels. So a thousand calls in flight cost a thousand map entries, not
+//! a thousand connections.
+//!
+//! Who holds the reader: a call that finds it free *leads*: it sends its job
+//! and the blocking read of the inbox as one pipeline on the reader's
+//! connection, and reads until its own reply comes (routing any others on
+//! the way). That is a lone call's whole cost: one write, one round trip, no
+//! hand-off between tasks. Calls that find the reader taken send their job
+//! over the shared connection and wait for their reply to be routed to
+//! them; when the leader is done and calls still wait, a router task takes
+//! the reader and reads for them until none is left. The router stops when
+//! the last clone of the client is dropped.
 //!
 //! Every call has a deadline (its timeout, from the call options, the job's
 //! schema attribute or the client default). The deadline travels in the
 //! message so workers skip expired jobs, and the caller stops waiting at it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -19,7 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::backend::{self, Backend, BrokerConfig, DeadLetter};
+use crate::backend::{self, Backend, BrokerConfig, DeadLetter, Reader};
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error, ErrorKind, Never};
 use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
@@ -28,6 +39,10 @@ use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
 const REPLY_BATCH: usize = 256;
 /// How long one blocking read of the inbox waits before looping (to notice shutdown).
 const REPLY_POLL: Duration = Duration::from_secs(1);
+/// How long the read sent along with a leading call's job blocks. A job
+/// that Redis refused is only reported when that read returns, so it is
+/// short; a slower job's leader just reads again.
+const LEAD_FIRST_WAIT: Duration = Duration::from_millis(100);
 
 /// Builds a [`Client`].
 #[derive(Debug, Clone)]
@@ -99,25 +114,153 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("broker", &self.inner.backend.describe())
-            .field("inbox", &self.inner.inbox)
+            .field("inbox", &self.inner.inbox.name)
             .finish()
     }
 }
 
-type Waiters = Mutex<HashMap<Box<str>, oneshot::Sender<Vec<u8>>>>;
-
 struct ClientInner {
     backend: Arc<dyn Backend>,
-    inbox: String,
-    waiters: Arc<Waiters>,
-    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    inbox: Arc<Inbox>,
+    router: Mutex<Option<tokio::task::JoinHandle<()>>>,
     config: ClientBuilder,
 }
 
 impl Drop for ClientInner {
     fn drop(&mut self) {
-        if let Some(reader) = self.reader.get_mut().ok().and_then(Option::take) {
-            reader.abort();
+        if let Some(router) = self.router.get_mut().ok().and_then(Option::take) {
+            router.abort();
+        }
+    }
+}
+
+/// A client's reply inbox and who reads it.
+struct Inbox {
+    name: String,
+    state: Mutex<InboxState>,
+    /// Tells the router that calls wait and the reader is free.
+    wake_router: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct InboxState {
+    /// Calls whose replies someone else reads for them.
+    waiters: HashMap<Box<str>, oneshot::Sender<Vec<u8>>>,
+    /// Whether a leading call or the router holds the reader.
+    busy: bool,
+    /// The reader while nobody holds it (`None` before its first use and
+    /// after its connection failed: the next holder opens a new one).
+    idle: Option<Box<dyn Reader>>,
+}
+
+impl Inbox {
+    /// Takes the reader if nobody holds it.
+    fn try_lease(self: &Arc<Self>) -> Option<ReaderLease> {
+        let mut state = lock(&self.state);
+        if state.busy {
+            return None;
+        }
+        state.busy = true;
+        Some(ReaderLease {
+            inbox: self.clone(),
+            reader: state.idle.take(),
+            held: true,
+        })
+    }
+
+    /// Hands each reply to its waiting call; returns the one for `mine`
+    /// (the holder's own call), if it is among them.
+    fn route(&self, replies: Vec<Vec<u8>>, mine: Option<&str>) -> Option<Vec<u8>> {
+        let mut own = None;
+        // One lock per batch, not per reply; the sends (which wake the
+        // callers) happen after it is released.
+        let mut ready = Vec::with_capacity(replies.len());
+        {
+            let mut state = lock(&self.state);
+            for body in replies {
+                let waiter = match reply_id(&body) {
+                    Some(id) if Some(&*id) == mine => None,
+                    Some(id) => match state.waiters.remove(&*id) {
+                        Some(tx) => Some(tx),
+                        // Late (its call gave up) or a duplicate: dropped.
+                        None => continue,
+                    },
+                    None => {
+                        tracing::warn!("dropping an unreadable reply");
+                        continue;
+                    }
+                };
+                match waiter {
+                    Some(tx) => ready.push((tx, body)),
+                    None => own = Some(body),
+                }
+            }
+        }
+        for (tx, body) in ready {
+            // The caller may have given up (deadline); that is fine.
+            let _ = tx.send(body);
+        }
+        own
+    }
+}
+
+/// The inbox's reader, held by one call or the router. Dropping it gives
+/// it back, and wakes the router if calls are left waiting, so a holder
+/// that is cancelled or fails cannot strand them.
+struct ReaderLease {
+    inbox: Arc<Inbox>,
+    /// The connection; `None` until opened, and after it failed.
+    reader: Option<Box<dyn Reader>>,
+    /// Whether this lease still holds the reader.
+    held: bool,
+}
+
+impl ReaderLease {
+    /// The open reader, opening one if needed.
+    async fn reader(&mut self, backend: &dyn Backend) -> Result<&mut Box<dyn Reader>, Error> {
+        if self.reader.is_none() {
+            self.reader = Some(backend.open_reader().await?);
+        }
+        self.reader
+            .as_mut()
+            .ok_or_else(|| Error::Broker("reader connection missing".to_owned()))
+    }
+
+    /// Gives the reader back, unless calls still wait: then keeps it (the
+    /// router reads on) and says so.
+    fn release_if_idle(&mut self) -> bool {
+        let mut state = lock(&self.inbox.state);
+        if !state.waiters.is_empty() {
+            return false;
+        }
+        state.busy = false;
+        state.idle = self.reader.take();
+        self.held = false;
+        true
+    }
+
+    /// Gives the reader back after registering a waiter for `id`, whose
+    /// reply somebody else must now read.
+    fn release_waiting(self, id: &JobId) -> oneshot::Receiver<Vec<u8>> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inbox.state)
+            .waiters
+            .insert(id.as_str().into(), tx);
+        // Drop gives the reader back and wakes the router.
+        rx
+    }
+}
+
+impl Drop for ReaderLease {
+    fn drop(&mut self) {
+        if !self.held {
+            return; // already given back by release_if_idle
+        }
+        let mut state = lock(&self.inbox.state);
+        state.busy = false;
+        state.idle = self.reader.take();
+        if !state.waiters.is_empty() {
+            self.inbox.wake_router.notify_one();
         }
     }
 }
@@ -156,13 +299,16 @@ impl Client {
 
     fn from_backend(backend: Arc<dyn Backend>, config: ClientBuilder) -> Client {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let inbox = backend.inbox_name(&id);
+        let inbox = Arc::new(Inbox {
+            name: backend.inbox_name(&id),
+            state: Mutex::default(),
+            wake_router: tokio::sync::Notify::new(),
+        });
         Client {
             inner: Arc::new(ClientInner {
                 backend,
                 inbox,
-                waiters: Arc::default(),
-                reader: Mutex::new(None),
+                router: Mutex::new(None),
                 config,
             }),
         }
@@ -173,9 +319,10 @@ impl Client {
         &self.inner.backend
     }
 
-    /// Number of calls waiting for a reply (for metrics and leak tests).
+    /// Number of calls waiting for a reply to be routed to them (for
+    /// metrics and leak tests); a call reading its own reply is not counted.
     pub fn in_flight(&self) -> usize {
-        lock(&self.inner.waiters).len()
+        lock(&self.inner.inbox.state).waiters.len()
     }
 
     // ----- untyped API (the old library's) -----
@@ -203,16 +350,11 @@ impl Client {
         data: serde_json::Value,
         options: &CallOptions,
     ) -> Result<Response, Error> {
-        let pending = self
-            .send_typed::<_, serde_json::Value, serde_json::Value>(
-                &untyped_ref(job)?,
-                &data,
-                options,
-            )
-            .await?;
-        let id = pending.id().clone();
-        let response_key = pending.response_key();
-        let data = pending.wait().await.map_err(|e| untyped_error(job, e))?;
+        let job_ref = untyped_ref(job)?;
+        let (id, body) = self.call_raw(&job_ref, &data, options, true).await?;
+        let data = decode_reply::<serde_json::Value, serde_json::Value>(label(&job_ref), &body)
+            .map_err(|e| untyped_error(job, e))?;
+        let response_key = self.inner.backend.result_name(id.as_str());
         Ok(Response {
             data,
             id,
@@ -244,10 +386,8 @@ impl Client {
         T: DeserializeOwned,
         E: DeserializeOwned,
     {
-        self.send_inner::<Req, T, E>(job, request, options, false)
-            .await?
-            .wait()
-            .await
+        let (_, body) = self.call_raw(job, request, options, false).await?;
+        decode_reply(label(job), &body)
     }
 
     /// Sends a job and returns a handle to its answer; the result is kept for
@@ -392,6 +532,14 @@ impl Client {
         Ok((payload, timeout))
     }
 
+    fn result_ttl(&self, options: &CallOptions, keep: bool) -> Duration {
+        match options.result_ttl {
+            Some(ttl) => ttl,
+            None if keep => self.inner.config.result_ttl,
+            None => Duration::ZERO,
+        }
+    }
+
     async fn send_inner<Req, T, E>(
         &self,
         job: &JobRef,
@@ -403,37 +551,41 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let id = JobId::new_random();
-        let result_ttl = if keep {
-            options.result_ttl.unwrap_or(self.inner.config.result_ttl)
-        } else {
-            options.result_ttl.unwrap_or(Duration::ZERO)
-        };
         let (payload, timeout) = self.encode(
             job,
             &id,
             request,
             options,
-            Some(&self.inner.inbox),
-            result_ttl,
+            Some(&self.inner.inbox.name),
+            self.result_ttl(options, keep),
         )?;
         let deadline = tokio::time::Instant::now() + timeout;
+        self.send_encoded(job, id, &payload, timeout, deadline)
+            .await
+    }
+
+    /// Registers a waiter for `id`, then sends its message over the shared
+    /// connection; the router reads the reply.
+    async fn send_encoded<T, E>(
+        &self,
+        job: &JobRef,
+        id: JobId,
+        payload: &[u8],
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<Pending<T, E>, Error> {
         // Register before sending: a fast worker may answer before push_job returns.
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.waiters).insert(id.as_str().into(), tx);
-        self.ensure_reader();
-        if let Err(e) =
-            push_until(&*self.inner.backend, job, &id, &payload, deadline, timeout).await
+        self.wait_for(&id, tx);
+        if let Err(e) = push_until(&*self.inner.backend, job, &id, payload, deadline, timeout).await
         {
-            lock(&self.inner.waiters).remove(id.as_str());
+            lock(&self.inner.inbox.state).waiters.remove(id.as_str());
             return Err(e);
         }
         Ok(Pending {
             client: self.clone(),
             id,
-            job: JobLabel(Some(JobName {
-                service: job.service,
-                job: job.job,
-            })),
+            job: label(job),
             rx: Some(rx),
             timeout,
             deadline,
@@ -441,15 +593,228 @@ impl Client {
         })
     }
 
-    fn ensure_reader(&self) {
-        let mut reader = lock(&self.inner.reader);
-        if reader.as_ref().is_some_and(|h| !h.is_finished()) {
+    /// Registers a waiter whose reply the router (or a leading call) reads.
+    fn wait_for(&self, id: &JobId, tx: oneshot::Sender<Vec<u8>>) {
+        let free = {
+            let mut state = lock(&self.inner.inbox.state);
+            state.waiters.insert(id.as_str().into(), tx);
+            !state.busy
+        };
+        self.ensure_router();
+        if free {
+            self.inner.inbox.wake_router.notify_one();
+        }
+    }
+
+    /// Sends a job and waits for its reply: leads if the reader is free,
+    /// else waits for the reply to be routed. Returns the call id and the
+    /// reply envelope.
+    async fn call_raw<Req>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<(JobId, Vec<u8>), Error>
+    where
+        Req: Serialize + ?Sized,
+    {
+        let id = JobId::new_random();
+        let (payload, timeout) = self.encode(
+            job,
+            &id,
+            request,
+            options,
+            Some(&self.inner.inbox.name),
+            self.result_ttl(options, keep),
+        )?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || Error::Timeout {
+            job: label(job).to_string(),
+            id: id.to_string(),
+            after: timeout,
+        };
+        let Some(lease) = self.inner.inbox.try_lease() else {
+            let pending = self
+                .send_encoded::<(), ()>(job, id.clone(), &payload, timeout, deadline)
+                .await?;
+            return pending.wait_reply().await.map(|body| (id, body));
+        };
+        // The lead runs to its end even if this call is dropped or times
+        // out first (see `Lead`), so a read in flight loses no reply.
+        let lead = Lead::new(
+            self.clone(),
+            lease,
+            job.service,
+            payload,
+            id.clone(),
+            deadline,
+        );
+        let led = match tokio::time::timeout_at(deadline, lead).await {
+            Ok(led) => led,
+            Err(_) => return Err(timed_out()),
+        };
+        match led {
+            Led::Reply(body) => Ok((id, body)),
+            Led::TimedOut => Err(timed_out()),
+            Led::Waiting(rx) => match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(body)) => Ok((id, body)),
+                Ok(Err(_)) => Err(Error::Closed),
+                Err(_) => {
+                    lock(&self.inner.inbox.state).waiters.remove(id.as_str());
+                    Err(timed_out())
+                }
+            },
+            Led::NotSent(payload) => {
+                // Refused, or unknown whether it was queued: send it the
+                // ordinary way (a duplicate is harmless: same call id).
+                let pending = self
+                    .send_encoded::<(), ()>(job, id.clone(), &payload, timeout, deadline)
+                    .await?;
+                pending.wait_reply().await.map(|body| (id, body))
+            }
+        }
+    }
+
+    fn ensure_router(&self) {
+        let mut router = lock(&self.inner.router);
+        if router.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
         let backend = self.inner.backend.clone();
-        let inbox = self.inner.inbox.clone();
-        let waiters = Arc::downgrade(&self.inner.waiters);
-        *reader = Some(tokio::spawn(route_replies(backend, inbox, waiters)));
+        let inbox = Arc::downgrade(&self.inner.inbox);
+        *router = Some(tokio::spawn(route_replies(backend, inbox)));
+    }
+}
+
+/// How a leading call ended.
+enum Led {
+    /// Its reply.
+    Reply(Vec<u8>),
+    /// The job went out but the read failed: the reply will be routed here.
+    Waiting(oneshot::Receiver<Vec<u8>>),
+    /// The job may not be queued (Redis refused it, or the connection
+    /// failed first); here is the message to send again.
+    NotSent(Vec<u8>),
+    /// The deadline passed with no reply.
+    TimedOut,
+}
+
+/// A leading call: its job and the read of the inbox, run to the end even
+/// if the caller goes away. Dropped unfinished (the caller timed out or was
+/// cancelled), it finishes in a task of its own, so a blocking read in
+/// flight, which may already have popped replies of other calls, is always
+/// read to its end and routed.
+struct Lead {
+    run: Option<std::pin::Pin<Box<dyn Future<Output = Led> + Send>>>,
+}
+
+impl Lead {
+    fn new(
+        client: Client,
+        lease: ReaderLease,
+        queue: &'static str,
+        payload: Vec<u8>,
+        id: JobId,
+        deadline: tokio::time::Instant,
+    ) -> Lead {
+        Lead {
+            run: Some(Box::pin(lead(client, lease, queue, payload, id, deadline))),
+        }
+    }
+}
+
+impl Future for Lead {
+    type Output = Led;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Led> {
+        let Some(run) = self.run.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let led = std::task::ready!(run.as_mut().poll(cx));
+        self.run = None;
+        std::task::Poll::Ready(led)
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(run);
+                }
+                // No runtime left to finish it: dropping the lease gives
+                // the reader back (its connection goes with it).
+                Err(_) => drop(run),
+            }
+        }
+    }
+}
+
+async fn lead(
+    client: Client,
+    mut lease: ReaderLease,
+    queue: &'static str,
+    payload: Vec<u8>,
+    id: JobId,
+    deadline: tokio::time::Instant,
+) -> Led {
+    let inbox = &client.inner.inbox;
+    let reader = match lease.reader(&*client.inner.backend).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "reply reader cannot connect; sending the ordinary way");
+            return Led::NotSent(payload);
+        }
+    };
+    let wait = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(LEAD_FIRST_WAIT);
+    let sent = reader
+        .push_and_pop(queue, &payload, &inbox.name, REPLY_BATCH, wait)
+        .await;
+    if let Err(e) = sent.pushed {
+        tracing::debug!(error = %e, "sending along with the read failed; sending the ordinary way");
+        if let Ok(replies) = sent.popped {
+            inbox.route(replies, None);
+        } else {
+            lease.reader = None;
+        }
+        return Led::NotSent(payload);
+    }
+    let mut popped = sent.popped;
+    loop {
+        match popped {
+            Ok(replies) => {
+                if let Some(body) = inbox.route(replies, Some(id.as_str())) {
+                    return Led::Reply(body);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reply reader failed; reconnecting");
+                lease.reader = None;
+                client.ensure_router();
+                return Led::Waiting(lease.release_waiting(&id));
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left < Duration::from_millis(1) {
+            return Led::TimedOut;
+        }
+        let reader = match lease.reader(&*client.inner.backend).await {
+            Ok(r) => r,
+            Err(_) => {
+                client.ensure_router();
+                return Led::Waiting(lease.release_waiting(&id));
+            }
+        };
+        popped = reader
+            .pop_replies(&inbox.name, REPLY_BATCH, left.min(REPLY_POLL))
+            .await;
     }
 }
 
@@ -473,68 +838,50 @@ async fn push_until(
     }
 }
 
-/// The reader task: block on the inbox, hand each reply to its waiter.
-async fn route_replies(
-    backend: Arc<dyn Backend>,
-    inbox: String,
-    waiters: std::sync::Weak<Waiters>,
-) {
-    let mut reader = None;
+/// The router task: while calls wait for replies and no leading call holds
+/// the reader, block on the inbox and hand each reply to its waiter.
+async fn route_replies(backend: Arc<dyn Backend>, inbox: std::sync::Weak<Inbox>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        if waiters.strong_count() == 0 {
-            return;
-        }
-        if reader.is_none() {
-            match backend.open_reader().await {
-                Ok(r) => reader = Some(r),
+        let Some(ib) = inbox.upgrade() else { return };
+        // Register before looking, so a wake-up sent in between is kept.
+        let notified = ib.wake_router.notified();
+        let lease = {
+            let state = lock(&ib.state);
+            if state.busy || state.waiters.is_empty() {
+                None
+            } else {
+                drop(state);
+                ib.try_lease()
+            }
+        };
+        let Some(mut lease) = lease else {
+            notified.await;
+            continue;
+        };
+        loop {
+            let read = match lease.reader(&*backend).await {
+                Ok(r) => r.pop_replies(&ib.name, REPLY_BATCH, REPLY_POLL).await,
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(replies) => {
+                    backoff = Duration::from_millis(50);
+                    ib.route(replies, None);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "reply reader cannot connect; retrying");
+                    tracing::warn!(error = %e, "reply reader failed; reconnecting");
+                    lease.reader = None;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
                 }
             }
-        }
-        let Some(r) = reader.as_mut() else { continue };
-        match r.pop_replies(&inbox, REPLY_BATCH, REPLY_POLL).await {
-            Ok(replies) => {
-                backoff = Duration::from_millis(50);
-                let Some(waiters) = waiters.upgrade() else {
-                    return;
-                };
-                // One lock per batch, not per reply; the sends (which wake
-                // the callers) happen after it is released.
-                let mut ready = Vec::with_capacity(replies.len());
-                {
-                    let mut waiting = lock(&waiters);
-                    for body in replies {
-                        let waiter = match reply_id(&body) {
-                            Some(id) => waiting.remove(&*id),
-                            None => {
-                                tracing::warn!("dropping an unreadable reply");
-                                continue;
-                            }
-                        };
-                        if let Some(tx) = waiter {
-                            ready.push((tx, body));
-                        }
-                    }
-                }
-                for (tx, body) in ready {
-                    // The caller may have given up (deadline); that is fine.
-                    let _ = tx.send(body);
-                }
-                // Let the woken callers run before the next blocking read is
-                // sent: its write is off the callers' critical path.
-                tokio::task::yield_now().await;
+            if lease.release_if_idle() {
+                break;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "reply reader failed; reconnecting");
-                reader = None;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
+            // Let the woken callers run before the next blocking read is
+            // sent: its write is off the callers' critical path.
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -588,7 +935,35 @@ impl<T, E> std::fmt::Debug for Pending<T, E> {
 impl<T, E> Drop for Pending<T, E> {
     fn drop(&mut self) {
         if self.rx.is_some() {
-            lock(&self.client.inner.waiters).remove(self.id.as_str());
+            lock(&self.client.inner.inbox.state)
+                .waiters
+                .remove(self.id.as_str());
+        }
+    }
+}
+
+impl<T, E> Pending<T, E> {
+    /// Waits for the reply envelope routed to this call, until its deadline.
+    async fn wait_reply(mut self) -> Result<Vec<u8>, Error> {
+        let Some(rx) = self.rx.take() else {
+            return Err(Error::Closed);
+        };
+        let waited = tokio::time::timeout_at(self.deadline, rx).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            // The reader removes the entry when it delivers a reply, so
+            // only a call that got none still has one to remove.
+            lock(&self.client.inner.inbox.state)
+                .waiters
+                .remove(self.id.as_str());
+        }
+        match waited {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout {
+                job: self.job.to_string(),
+                id: self.id.to_string(),
+                after: self.timeout,
+            }),
         }
     }
 }
@@ -605,25 +980,11 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
     }
 
     /// Waits for the answer until the call's deadline.
-    pub async fn wait(mut self) -> Result<T, CallError<E>> {
+    pub async fn wait(self) -> Result<T, CallError<E>> {
         let job = self.job;
-        if let Some(rx) = self.rx.take() {
-            let waited = tokio::time::timeout_at(self.deadline, rx).await;
-            if !matches!(waited, Ok(Ok(_))) {
-                // The reader removes the entry when it delivers a reply, so
-                // only a call that got none still has one to remove.
-                lock(&self.client.inner.waiters).remove(self.id.as_str());
-            }
-            return match waited {
-                Ok(Ok(body)) => decode_reply(job, &body),
-                Ok(Err(_)) => Err(Error::Closed.into()),
-                Err(_) => Err(Error::Timeout {
-                    job: job.to_string(),
-                    id: self.id.to_string(),
-                    after: self.timeout,
-                }
-                .into()),
-            };
+        if self.rx.is_some() {
+            let body = self.wait_reply().await?;
+            return decode_reply(job, &body);
         }
         // Re-attached by id: poll the kept result.
         let mut delay = Duration::from_millis(20);
@@ -660,6 +1021,13 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
             .await?;
         Ok(body.map(|b| decode_reply(self.job, &b)))
     }
+}
+
+fn label(job: &JobRef) -> JobLabel {
+    JobLabel(Some(JobName {
+        service: job.service,
+        job: job.job,
+    }))
 }
 
 /// The job a call is for, for error messages: kept as two static names and

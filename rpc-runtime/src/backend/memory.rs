@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP,
-    DEFAULT_INBOX_TTL,
+    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped, Reader,
+    DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 use crate::error::Error;
 
@@ -354,6 +354,21 @@ impl Reader for MemoryBackend {
         CompletedAndTaken {
             not_completed,
             taken: self.take_jobs(queues, consumer, max, wait).await,
+        }
+    }
+
+    async fn push_and_pop(
+        &mut self,
+        queue: &str,
+        payload: &[u8],
+        inbox: &str,
+        max: usize,
+        wait: Duration,
+    ) -> PushedAndPopped {
+        let pushed = self.push_job(queue, payload).await;
+        PushedAndPopped {
+            pushed,
+            popped: self.pop_replies(inbox, max, wait).await,
         }
     }
 }

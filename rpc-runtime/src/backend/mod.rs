@@ -159,6 +159,30 @@ pub trait Reader: Send {
         max: usize,
         wait: Duration,
     ) -> CompletedAndTaken;
+
+    /// Appends a job to `queue`, then waits for replies in `inbox` as
+    /// [`pop_replies`](Reader::pop_replies) does. On a single Redis both go
+    /// out as one pipeline on this connection, so a lone call costs one
+    /// write and one round trip, its reply coming back on the read that was
+    /// sent with it.
+    async fn push_and_pop(
+        &mut self,
+        queue: &str,
+        payload: &[u8],
+        inbox: &str,
+        max: usize,
+        wait: Duration,
+    ) -> PushedAndPopped;
+}
+
+/// What [`Reader::push_and_pop`] did.
+#[derive(Debug)]
+pub struct PushedAndPopped {
+    /// Whether the job was queued. An error says Redis refused it, or that
+    /// the connection failed before Redis said (the job may then be queued).
+    pub pushed: Result<(), Error>,
+    /// The replies popped (for any call of the inbox), or why the read failed.
+    pub popped: Result<Vec<Vec<u8>>, Error>,
 }
 
 /// What [`Reader::complete_and_take`] did.

@@ -46,8 +46,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
 
 use super::{
-    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, Reader, DEAD_LETTER_CAP,
-    DEFAULT_INBOX_TTL,
+    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped, Reader,
+    DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 use crate::error::Error;
 
@@ -951,26 +951,8 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Vec<u8>>, Error> {
-        let mut cmd = redis::cmd("BLMPOP");
-        cmd.arg(wait.as_secs_f64().max(0.01))
-            .arg(1)
-            .arg(inbox)
-            .arg("LEFT")
-            .arg("COUNT")
-            .arg(max);
-        let v = self.run(&cmd, wait).await?;
-        // Reply: nil, or [key, [element, ...]].
-        let mut out = Vec::new();
-        if let Value::Array(parts) = v {
-            if let Some(Value::Array(items)) = parts.into_iter().nth(1) {
-                for item in items {
-                    if let Value::BulkString(b) = item {
-                        out.push(b);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        let v = self.run(&pop_cmd(inbox, max, wait), wait).await?;
+        Ok(parse_popped(v))
     }
 
     async fn take_jobs(
@@ -1104,6 +1086,86 @@ impl Reader for RedisReader {
             taken,
         }
     }
+
+    async fn push_and_pop(
+        &mut self,
+        queue: &str,
+        payload: &[u8],
+        inbox: &str,
+        max: usize,
+        wait: Duration,
+    ) -> PushedAndPopped {
+        let mut push = redis::cmd("XADD");
+        push.arg(jobs_key(&self.prefix, queue))
+            .arg("*")
+            .arg(FIELD)
+            .arg(payload);
+        if matches!(self.source, ReaderSource::Cluster(_)) {
+            // The queue and the inbox live in different slots, maybe on
+            // different nodes: push over the shared connection, then read.
+            let pushed = self.commands.query::<Value>(&push).await;
+            return PushedAndPopped {
+                pushed: pushed.map(drop).map_err(Error::from),
+                popped: self.pop_replies(inbox, max, wait).await,
+            };
+        }
+        // Redis runs the two in order: the job is queued before the read
+        // blocks, and a refused XADD does not stop the read.
+        let mut pipe = redis::pipe();
+        pipe.add_command(push)
+            .add_command(pop_cmd(inbox, max, wait))
+            .ignore_errors();
+        match self.run_pipeline(&pipe, wait).await {
+            Ok(replies) => {
+                let mut replies = replies.into_iter();
+                let pushed = match replies.next() {
+                    Some(Value::ServerError(e)) => Err(RedisError::from(e).into()),
+                    Some(_) => Ok(()),
+                    None => Err(Error::Broker("XADD got no answer".to_owned())),
+                };
+                let popped = match replies.next() {
+                    Some(Value::ServerError(e)) => Err(RedisError::from(e).into()),
+                    Some(v) => Ok(parse_popped(v)),
+                    None => Err(Error::Broker("BLMPOP got no answer".to_owned())),
+                };
+                PushedAndPopped { pushed, popped }
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                PushedAndPopped {
+                    popped: Err(Error::Broker(format!("reading replies: {e}"))),
+                    pushed: Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// `BLMPOP <wait> 1 <inbox> LEFT COUNT <max>`.
+fn pop_cmd(inbox: &str, max: usize, wait: Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("BLMPOP");
+    cmd.arg(wait.as_secs_f64().max(0.01))
+        .arg(1)
+        .arg(inbox)
+        .arg("LEFT")
+        .arg("COUNT")
+        .arg(max);
+    cmd
+}
+
+/// Parses a `BLMPOP` reply, nil or `[key, [element, ...]]`.
+fn parse_popped(v: Value) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if let Value::Array(parts) = v {
+        if let Some(Value::Array(items)) = parts.into_iter().nth(1) {
+            for item in items {
+                if let Value::BulkString(b) = item {
+                    out.push(b);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Parses an `XREADGROUP` reply, `nil` or

@@ -1,0 +1,215 @@
+//! Who reads a client's inbox, against a private redis-server: a lone call
+//! leads (sends its job with the read, and reads its own reply), others
+//! wait for theirs to be routed. These tests break the leader on purpose:
+//! it times out, is cancelled, loses its connection, or has its job
+//! refused; no other call may lose its reply, and no caller may wait past
+//! its deadline.
+
+use std::time::{Duration, Instant};
+
+use rpc_runtime::{CallOptions, Client, DynamicService, Error, Worker};
+use rpc_testkit::RedisServer;
+use serde_json::json;
+
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<rpc_runtime::StatsSnapshot, Error>>,
+);
+
+/// `Inbox.sleep {ms}` answers after `ms`; `Inbox.echo` answers at once.
+async fn start_worker(url: &str) -> Running {
+    let service = DynamicService::new("Inbox")
+        .job("sleep", |req| async move {
+            let ms = req.data["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            req.respond(json!({ "slept": ms }))
+        })
+        .job("echo", |req| async move {
+            let data = req.data.clone();
+            req.respond(data)
+        });
+    let worker = Worker::builder(url)
+        .mount(service)
+        .concurrency(64)
+        .build()
+        .await
+        .expect("worker");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run_until(async move {
+        let _ = rx.await;
+    }));
+    (tx, task)
+}
+
+fn within(ms: u64) -> CallOptions {
+    CallOptions::timeout(Duration::from_millis(ms))
+}
+
+/// Fast calls started while the leading call waits for a slow reply, all
+/// in flight at once, from several tasks.
+async fn echo_calls(client: &Client, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let r = client
+                    .call_and_wait_with("Inbox.echo", json!({ "i": i }), &within(10_000))
+                    .await
+                    .expect("echo answered");
+                assert_eq!(r.data, json!({ "i": i }));
+            })
+        })
+        .collect()
+}
+
+/// The leader gives up at its deadline while its read is in flight; the
+/// calls queued behind it are still answered, and the client reads on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_times_out_strands_nobody() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let worker = start_worker(&url).await;
+    let client = Client::connect(&url).await.unwrap();
+
+    let leader = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let r = client
+                .call_and_wait_with("Inbox.sleep", json!({ "ms": 800 }), &within(300))
+                .await;
+            (r, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let others = echo_calls(&client, 50).await;
+    let (r, took) = leader.await.unwrap();
+    assert!(
+        matches!(r, Err(Error::Timeout { .. })),
+        "expected a timeout, got {r:?}"
+    );
+    assert!(
+        took < Duration::from_millis(600),
+        "timed out after {took:?}"
+    );
+    for call in others {
+        call.await.unwrap();
+    }
+    assert_eq!(client.in_flight(), 0);
+    // And the client keeps working, leading again.
+    let r = client
+        .call_and_wait_with("Inbox.echo", json!("again"), &within(5_000))
+        .await
+        .unwrap();
+    assert_eq!(r.data, json!("again"));
+    let _ = worker.0.send(());
+}
+
+/// The leading call's future is dropped mid-read (a `select!` elsewhere
+/// won); the read it started is finished for it and the waiting calls get
+/// their replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_leader_strands_nobody() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let worker = start_worker(&url).await;
+    let client = Client::connect(&url).await.unwrap();
+
+    let leader = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let options = within(10_000);
+            tokio::select! {
+                _ = client.call_and_wait_with("Inbox.sleep", json!({ "ms": 600 }), &options) => {
+                    panic!("the sleep cannot answer before the select gives up");
+                }
+                _ = tokio::time::sleep(Duration::from_millis(150)) => {}
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let others = echo_calls(&client, 50).await;
+    leader.await.unwrap();
+    for call in others {
+        call.await.unwrap();
+    }
+    assert_eq!(client.in_flight(), 0);
+    let _ = worker.0.send(());
+}
+
+/// The reader's connection is killed while the leader waits: its job is
+/// already queued, so it waits for its reply to be routed instead, and
+/// gets it over a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_connection_dies_still_gets_its_reply() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let worker = start_worker(&url).await;
+    let client = Client::connect(&url).await.unwrap();
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call_and_wait_with("Inbox.sleep", json!({ "ms": 700 }), &within(10_000))
+                .await
+        })
+    };
+    // Find the connection blocked on this client's inbox, and kill it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let killed = loop {
+        let list = server.cli(["CLIENT", "LIST"]);
+        let blocked: Vec<&str> = list
+            .lines()
+            .filter(|l| l.contains("cmd=blmpop"))
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+            .collect();
+        if let [id] = blocked[..] {
+            server.cli(["CLIENT", "KILL", "ID", id]);
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(killed, "no blocked reader found to kill");
+    let r = call.await.unwrap().expect("answered over a new connection");
+    assert_eq!(r.data, json!({ "slept": 700 }));
+    assert_eq!(client.in_flight(), 0);
+    let _ = worker.0.send(());
+}
+
+/// Redis refuses the job (its queue key holds a string): the caller gets
+/// the broker's error promptly, not a timeout at its deadline, and a call
+/// waiting meanwhile is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_job_is_an_error_not_a_timeout() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let worker = start_worker(&url).await;
+    let client = Client::connect(&url).await.unwrap();
+    server.cli(["SET", "rpc:{Broken}:jobs", "not a stream"]);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = client
+            .call_and_wait_with("Broken.job", json!({}), &within(20_000))
+            .await;
+        let took = t.elapsed();
+        match r {
+            Err(Error::Broker(m)) => assert!(m.contains("WRONGTYPE"), "{m}"),
+            other => panic!("expected a broker error, got {other:?}"),
+        }
+        assert!(took < Duration::from_secs(2), "reported after {took:?}");
+    }
+    assert_eq!(client.in_flight(), 0);
+    let r = client
+        .call_and_wait_with("Inbox.echo", json!(1), &within(5_000))
+        .await
+        .unwrap();
+    assert_eq!(r.data, json!(1));
+    let _ = worker.0.send(());
+}
