@@ -1044,10 +1044,30 @@ impl std::fmt::Display for JobLabel {
     }
 }
 
+/// The result of a reply in exactly the shape [`wire::encode_ok_reply`]
+/// writes, `{"v":1,"id":"<id without escapes>","ok":<result>}`, sliced out
+/// without parsing the envelope; `None` for any other shape.
+fn ok_result(body: &[u8]) -> Option<&[u8]> {
+    let rest = body.strip_prefix(b"{\"v\":1,\"id\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    if rest[..end].contains(&b'\\') {
+        return None;
+    }
+    rest[end + 1..]
+        .strip_prefix(b",\"ok\":")?
+        .strip_suffix(b"}")
+}
+
 fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
     job: JobLabel,
     body: &[u8],
 ) -> Result<T, CallError<E>> {
+    // Fast path for the usual reply. Anything it cannot read (another
+    // shape, more fields after `ok`, a result of the wrong type) goes
+    // through the full parse below, which also makes the error message.
+    if let Some(Ok(value)) = ok_result(body).map(serde_json::from_slice::<T>) {
+        return Ok(value);
+    }
     let reply: ReplyMessage =
         serde_json::from_slice(body).map_err(|e| Error::codec("decode a reply envelope", e))?;
     if let Some(ok) = reply.ok {
@@ -1146,7 +1166,26 @@ mod tests {
         let err = wire::encode_error_reply("e1", ErrorKind::Handler, "m", None);
         assert_eq!(reply_id(&err).as_deref(), Some("e1"));
         let reordered = br#"{"id":"x9","v":1,"ok":1}"#;
+        assert_eq!(ok_result(&ok), Some(&b"5"[..]));
+        assert_eq!(ok_result(&escaped), None);
+        assert_eq!(ok_result(&err), None);
+        assert_eq!(ok_result(reordered), None);
         assert_eq!(reply_id(reordered).as_deref(), Some("x9"));
         assert!(reply_id(b"garbage").is_none());
+    }
+
+    #[test]
+    fn replies_decode_by_the_fast_path_or_the_full_parse() {
+        let decode = |body: &[u8]| decode_reply::<i64, Never>(JobLabel::default(), body);
+        assert_eq!(decode(&wire::encode_ok_reply("a", "5")).ok(), Some(5));
+        // More fields after `ok`: not the fast path's shape; still read.
+        assert_eq!(decode(br#"{"v":1,"id":"a","ok":5,"x":1}"#).ok(), Some(5));
+        assert_eq!(decode(br#"{"ok":7,"id":"a","v":1}"#).ok(), Some(7));
+        // A result of the wrong type is a codec error, whichever path.
+        let wrong = decode(&wire::encode_ok_reply("a", "\"five\""));
+        assert!(
+            matches!(wrong, Err(CallError::Rpc(Error::Codec { .. }))),
+            "{wrong:?}"
+        );
     }
 }

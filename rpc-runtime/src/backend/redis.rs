@@ -37,6 +37,7 @@
 //! slot, reply first and ack last: a crash in between redelivers the job
 //! (at-least-once) rather than losing its reply.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -336,12 +337,12 @@ fn result_key(prefix: &str, call_id: &str) -> String {
 fn add_completion(
     pipes: &mut [redis::Pipeline],
     prefix: &str,
+    key: &str,
     delivery: &Delivery,
     completion: &Completion,
 ) {
     let last = pipes.len().saturating_sub(1);
     let (inbox, result, queue) = (0, 1.min(last), 2.min(last));
-    let key = jobs_key(prefix, &delivery.queue);
     if let Some(body) = &completion.reply {
         if let Some(to) = &completion.reply_to {
             let ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
@@ -362,7 +363,7 @@ fn add_completion(
     }
     let queue = &mut pipes[queue];
     if let Some(payload) = &completion.requeue {
-        queue.cmd("XADD").arg(&key).arg("*").arg(FIELD).arg(payload);
+        queue.cmd("XADD").arg(key).arg("*").arg(FIELD).arg(payload);
     }
     if let Some(reason) = &completion.dead_letter {
         queue
@@ -377,8 +378,8 @@ fn add_completion(
             .arg(FIELD)
             .arg(&delivery.payload);
     }
-    queue.cmd("XACK").arg(&key).arg(GROUP).arg(&delivery.token);
-    queue.cmd("XDEL").arg(&key).arg(&delivery.token);
+    queue.cmd("XACK").arg(key).arg(GROUP).arg(&delivery.token);
+    queue.cmd("XDEL").arg(key).arg(&delivery.token);
 }
 
 /// Whether a completion's replies (pipelined with errors kept) say it took
@@ -412,7 +413,8 @@ async fn complete_on(
         Commands::Single(_) => 1,
     };
     let mut pipes = vec![redis::pipe(); slots];
-    add_completion(&mut pipes, prefix, delivery, completion);
+    let key = jobs_key(prefix, &delivery.queue);
+    add_completion(&mut pipes, prefix, &key, delivery, completion);
     for mut pipe in pipes {
         if pipe.is_empty() {
             continue;
@@ -489,6 +491,8 @@ impl Backend for RedisBackend {
             prefix: self.prefix.clone(),
             commands: self.commands.clone(),
             turn: 0,
+            keys: Vec::new(),
+            queue_keys: None,
         }))
     }
 
@@ -801,9 +805,36 @@ struct RedisReader {
     commands: Commands,
     /// Which queue gets the blocking turn next (Cluster, several queues).
     turn: usize,
+    /// The stream keys of the queues last read, and of single queues pushed
+    /// to: made once, not on every call.
+    keys: Vec<(String, Arc<str>)>,
+    queue_keys: Option<(Vec<String>, Arc<[String]>)>,
 }
 
 impl RedisReader {
+    /// The stream key of `queue`.
+    fn jobs_key(&mut self, queue: &str) -> Arc<str> {
+        if let Some((_, key)) = self.keys.iter().find(|(q, _)| q == queue) {
+            return key.clone();
+        }
+        let key: Arc<str> = jobs_key(&self.prefix, queue).into();
+        self.keys.push((queue.to_owned(), key.clone()));
+        key
+    }
+
+    /// The stream keys of `queues`, in order.
+    fn jobs_keys(&mut self, queues: &[String]) -> Arc<[String]> {
+        match &self.queue_keys {
+            Some((q, keys)) if q[..] == *queues => keys.clone(),
+            _ => {
+                let keys: Arc<[String]> =
+                    queues.iter().map(|q| jobs_key(&self.prefix, q)).collect();
+                self.queue_keys = Some((queues.to_vec(), keys.clone()));
+                keys
+            }
+        }
+    }
+
     async fn connection(&mut self) -> Result<&mut BlockingConnection, RedisError> {
         if self.con.is_none() {
             let con = match &self.source {
@@ -962,7 +993,7 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error> {
-        let keys: Vec<String> = queues.iter().map(|q| jobs_key(&self.prefix, q)).collect();
+        let keys = self.jobs_keys(queues);
         let cluster = matches!(self.source, ReaderSource::Cluster(_));
         let mut out = Vec::new();
         if cluster && keys.len() > 1 {
@@ -1024,13 +1055,15 @@ impl Reader for RedisReader {
         // One pipeline: every completion, then the blocking read. Redis runs
         // them in order, so the replies and acks are applied before the
         // read blocks.
-        let keys: Vec<String> = queues.iter().map(|q| jobs_key(&self.prefix, q)).collect();
+        let keys = self.jobs_keys(queues);
         let mut pipe = redis::pipe();
         let mut ends = Vec::with_capacity(done.len());
         for (delivery, completion) in done {
+            let key = self.jobs_key(&delivery.queue);
             add_completion(
                 std::slice::from_mut(&mut pipe),
                 &self.prefix,
+                &key,
                 delivery,
                 completion,
             );
@@ -1096,7 +1129,7 @@ impl Reader for RedisReader {
         wait: Duration,
     ) -> PushedAndPopped {
         let mut push = redis::cmd("XADD");
-        push.arg(jobs_key(&self.prefix, queue))
+        push.arg(&*self.jobs_key(queue))
             .arg("*")
             .arg(FIELD)
             .arg(payload);
@@ -1143,8 +1176,11 @@ impl Reader for RedisReader {
 
 /// `BLMPOP <wait> 1 <inbox> LEFT COUNT <max>`.
 fn pop_cmd(inbox: &str, max: usize, wait: Duration) -> redis::Cmd {
+    // Seconds with millisecond precision, written without float formatting
+    // (this is on every call's path).
+    let ms = wait.as_millis().max(10);
     let mut cmd = redis::cmd("BLMPOP");
-    cmd.arg(wait.as_secs_f64().max(0.01))
+    cmd.arg(format!("{}.{:03}", ms / 1000, ms % 1000))
         .arg(1)
         .arg(inbox)
         .arg("LEFT")
