@@ -60,9 +60,42 @@ pub struct Latency {
     pub cpu_us: [f64; 3],
 }
 
+/// The raw figures of sequential calls made by two callers (A and B).
+#[derive(Debug, Default)]
+pub struct SequentialSamples {
+    a: Vec<Duration>,
+    b: Vec<Duration>,
+    /// CPU time charged to each side: client, worker, Redis, in ns.
+    cpu: [[u64; 3]; 2],
+}
+
+impl SequentialSamples {
+    /// Samples per side so far.
+    pub fn count(&self) -> usize {
+        self.a.len()
+    }
+
+    /// p50 of A and of B over the samples from index `from` on (one round).
+    pub fn p50_since(&self, from: usize) -> (f64, f64) {
+        let p50 = |s: &[Duration]| latency(s[from.min(s.len())..].to_vec()).p50_us;
+        (p50(&self.a), p50(&self.b))
+    }
+
+    /// Percentiles over every sample so far, and CPU time per call.
+    pub fn latencies(self) -> (Latency, Latency) {
+        let per_call = |ns: u64, calls: usize| ns as f64 / 1e3 / calls.max(1) as f64;
+        let (na, nb) = (self.a.len(), self.b.len());
+        let (mut la, mut lb) = (latency(self.a), latency(self.b));
+        la.cpu_us = self.cpu[0].map(|ns| per_call(ns, na));
+        lb.cpu_us = self.cpu[1].map(|ns| per_call(ns, nb));
+        (la, lb)
+    }
+}
+
 /// Sequential latency of two callers measured alternately, in blocks of
 /// `block` calls, so that a burst of noise from other processes on the
 /// machine hits both sides alike rather than whichever ran at the time.
+/// Adds `calls` samples per side to `into`.
 ///
 /// It also charges the CPU time each process spent during each side's blocks
 /// to that side (`procs`: client, worker, Redis for A, then for B). CPU time
@@ -75,18 +108,18 @@ pub async fn sequential_pair<A: Caller, B: Caller>(
     calls: usize,
     block: usize,
     procs: [[u32; 3]; 2],
-) -> Result<(Latency, Latency), String> {
+    into: &mut SequentialSamples,
+) -> Result<(), String> {
     for i in 0..warmup {
         a.call(i as u64).await?;
         b.call(i as u64).await?;
     }
-    let mut sa = Vec::with_capacity(calls);
-    let mut sb = Vec::with_capacity(calls);
-    let mut cpu = [[0u64; 3]; 2];
+    let (sa, sb, cpu) = (&mut into.a, &mut into.b, &mut into.cpu);
+    let target = sa.len() + calls;
     let mut n = 0u64;
     let snapshot = |side: usize| procs[side].map(cpu_ns);
-    while sa.len() < calls {
-        let len = block.min(calls - sa.len());
+    while sa.len() < target {
+        let len = block.min(target - sa.len());
         let before = snapshot(0);
         for _ in 0..len {
             n += 1;
@@ -110,11 +143,7 @@ pub async fn sequential_pair<A: Caller, B: Caller>(
             cpu[1][i] += after[i].saturating_sub(before[i]);
         }
     }
-    let (mut la, mut lb) = (latency(sa), latency(sb));
-    let per_call = |ns: u64| ns as f64 / 1e3 / calls as f64;
-    la.cpu_us = cpu[0].map(per_call);
-    lb.cpu_us = cpu[1].map(per_call);
-    Ok((la, lb))
+    Ok(())
 }
 
 /// CPU time (user + system) a process has used so far, in nanoseconds: the
