@@ -774,8 +774,10 @@ async fn lead(
     let wait = deadline
         .saturating_duration_since(tokio::time::Instant::now())
         .min(LEAD_FIRST_WAIT);
+    // One reply is what a lone call waits for, and popping one is cheaper
+    // for Redis; later reads, if any, take what has piled up.
     let sent = reader
-        .push_and_pop(queue, &payload, &inbox.name, REPLY_BATCH, wait)
+        .push_and_pop(queue, &payload, &inbox.name, 1, wait)
         .await;
     if let Err(e) = sent.pushed {
         tracing::debug!(error = %e, "sending along with the read failed; sending the ordinary way");
