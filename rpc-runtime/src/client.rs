@@ -165,6 +165,7 @@ impl Inbox {
             inbox: self.clone(),
             reader: state.idle.take(),
             held: true,
+            reading: false,
         })
     }
 
@@ -213,6 +214,10 @@ struct ReaderLease {
     reader: Option<Box<dyn Reader>>,
     /// Whether this lease still holds the reader.
     held: bool,
+    /// Whether a read is in flight on it: a lease dropped then (its holder
+    /// cancelled) throws the connection away, since a blocking read left on
+    /// it would hold up the next command and could pop a reply nobody gets.
+    reading: bool,
 }
 
 impl ReaderLease {
@@ -224,6 +229,23 @@ impl ReaderLease {
         self.reader
             .as_mut()
             .ok_or_else(|| Error::Broker("reader connection missing".to_owned()))
+    }
+
+    /// Pops replies as [`Reader::pop_replies`] does, opening the reader if needed.
+    async fn pop(
+        &mut self,
+        backend: &dyn Backend,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        self.reading = true;
+        let inbox = self.inbox.clone();
+        let popped = match self.reader(backend).await {
+            Ok(r) => r.pop_replies(&inbox.name, max, wait).await,
+            Err(e) => Err(e),
+        };
+        self.reading = false;
+        popped
     }
 
     /// Gives the reader back, unless calls still wait: then keeps it (the
@@ -258,7 +280,11 @@ impl Drop for ReaderLease {
         }
         let mut state = lock(&self.inbox.state);
         state.busy = false;
-        state.idle = self.reader.take();
+        state.idle = if self.reading {
+            None
+        } else {
+            self.reader.take()
+        };
         if !state.waiters.is_empty() {
             self.inbox.wake_router.notify_one();
         }
@@ -764,6 +790,7 @@ async fn lead(
     deadline: tokio::time::Instant,
 ) -> Led {
     let inbox = &client.inner.inbox;
+    lease.reading = true;
     let reader = match lease.reader(&*client.inner.backend).await {
         Ok(r) => r,
         Err(e) => {
@@ -779,6 +806,7 @@ async fn lead(
     let sent = reader
         .push_and_pop(queue, &payload, &inbox.name, 1, wait)
         .await;
+    lease.reading = false;
     if let Err(e) = sent.pushed {
         tracing::debug!(error = %e, "sending along with the read failed; sending the ordinary way");
         if let Ok(replies) = sent.popped {
@@ -807,15 +835,8 @@ async fn lead(
         if left < Duration::from_millis(1) {
             return Led::TimedOut;
         }
-        let reader = match lease.reader(&*client.inner.backend).await {
-            Ok(r) => r,
-            Err(_) => {
-                client.ensure_router();
-                return Led::Waiting(lease.release_waiting(&id));
-            }
-        };
-        popped = reader
-            .pop_replies(&inbox.name, REPLY_BATCH, left.min(REPLY_POLL))
+        popped = lease
+            .pop(&*client.inner.backend, REPLY_BATCH, left.min(REPLY_POLL))
             .await;
     }
 }
@@ -862,11 +883,7 @@ async fn route_replies(backend: Arc<dyn Backend>, inbox: std::sync::Weak<Inbox>)
             continue;
         };
         loop {
-            let read = match lease.reader(&*backend).await {
-                Ok(r) => r.pop_replies(&ib.name, REPLY_BATCH, REPLY_POLL).await,
-                Err(e) => Err(e),
-            };
-            match read {
+            match lease.pop(&*backend, REPLY_BATCH, REPLY_POLL).await {
                 Ok(replies) => {
                     backoff = Duration::from_millis(50);
                     ib.route(replies, None);
