@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use rpc_runtime::{CallOptions, Client, DynamicService, Error, Worker};
+use rpc_runtime::{CallOptions, Client, DynamicService, Error, ErrorKind, Worker};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
@@ -85,8 +85,17 @@ async fn a_leader_that_times_out_strands_nobody() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let others = echo_calls(&client, 50).await;
     let (r, took) = leader.await.unwrap();
+    // The worker cancels the job at the same deadline and says so; which of
+    // the two the caller sees first is a race, and either is right.
     assert!(
-        matches!(r, Err(Error::Timeout { .. })),
+        matches!(
+            r,
+            Err(Error::Timeout { .. })
+                | Err(Error::Remote {
+                    kind: ErrorKind::DeadlineExceeded,
+                    ..
+                })
+        ),
         "expected a timeout, got {r:?}"
     );
     assert!(
@@ -163,7 +172,7 @@ async fn a_leader_whose_connection_dies_still_gets_its_reply() {
         let list = server.cli(["CLIENT", "LIST"]);
         let blocked: Vec<&str> = list
             .lines()
-            .filter(|l| l.contains("cmd=blmpop"))
+            .filter(|l| l.contains("cmd=blmpop") || l.contains("cmd=blpop"))
             .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
             .collect();
         if let [id] = blocked[..] {
