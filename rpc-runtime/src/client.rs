@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::backend::{self, Backend, BrokerConfig, DeadLetter, Reader};
+use crate::backend::{self, Backend, BrokerConfig, DeadLetter, PushedAndPopped, Reader};
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error, ErrorKind, Never};
 use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
@@ -156,8 +156,17 @@ struct InboxState {
 impl Inbox {
     /// Takes the reader if nobody holds it.
     fn try_lease(self: &Arc<Self>) -> Option<ReaderLease> {
+        self.lease_if(|_| true)
+    }
+
+    /// Takes the reader if nobody holds it and calls wait for replies.
+    fn try_lease_for_waiters(self: &Arc<Self>) -> Option<ReaderLease> {
+        self.lease_if(|state| !state.waiters.is_empty())
+    }
+
+    fn lease_if(self: &Arc<Self>, wanted: impl FnOnce(&InboxState) -> bool) -> Option<ReaderLease> {
         let mut state = lock(&self.state);
-        if state.busy {
+        if state.busy || !wanted(&state) {
             return None;
         }
         state.busy = true;
@@ -221,43 +230,64 @@ struct ReaderLease {
 }
 
 impl ReaderLease {
-    /// The open reader, opening one if needed.
-    async fn reader(&mut self, backend: &dyn Backend) -> Result<&mut Box<dyn Reader>, Error> {
-        if self.reader.is_none() {
-            self.reader = Some(backend.open_reader().await?);
-        }
-        self.reader
-            .as_mut()
-            .ok_or_else(|| Error::Broker("reader connection missing".to_owned()))
-    }
-
-    /// Pops replies as [`Reader::pop_replies`] does, opening the reader if needed.
+    /// Pops replies as [`Reader::pop_replies`] does, opening the reader if
+    /// needed. (After a failure the reader reconnects by itself.)
     async fn pop(
         &mut self,
         backend: &dyn Backend,
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Vec<u8>>, Error> {
+        let reader = open(&mut self.reader, backend).await?;
         self.reading = true;
-        let inbox = self.inbox.clone();
-        let popped = match self.reader(backend).await {
-            Ok(r) => r.pop_replies(&inbox.name, max, wait).await,
-            Err(e) => Err(e),
-        };
+        let popped = reader.pop_replies(&self.inbox.name, max, wait).await;
         self.reading = false;
         popped
+    }
+
+    /// Pushes a job and pops replies as [`Reader::push_and_pop`] does,
+    /// opening the reader if needed (`Err` if it cannot be opened).
+    async fn push_and_pop(
+        &mut self,
+        backend: &dyn Backend,
+        queue: &str,
+        payload: &[u8],
+        max: usize,
+        wait: Duration,
+    ) -> Result<PushedAndPopped, Error> {
+        let reader = open(&mut self.reader, backend).await?;
+        self.reading = true;
+        let sent = reader
+            .push_and_pop(queue, payload, &self.inbox.name, max, wait)
+            .await;
+        self.reading = false;
+        Ok(sent)
     }
 
     /// Gives the reader back, unless calls still wait: then keeps it (the
     /// router reads on) and says so.
     fn release_if_idle(&mut self) -> bool {
+        self.give_back(true)
+    }
+
+    /// Gives the reader back (with its connection, unless a read on it was
+    /// cut short) and wakes the router if calls wait; with `only_if_idle`,
+    /// only when none do.
+    fn give_back(&mut self, only_if_idle: bool) -> bool {
         let mut state = lock(&self.inbox.state);
-        if !state.waiters.is_empty() {
+        if only_if_idle && !state.waiters.is_empty() {
             return false;
         }
         state.busy = false;
-        state.idle = self.reader.take();
+        state.idle = if self.reading {
+            None
+        } else {
+            self.reader.take()
+        };
         self.held = false;
+        if !state.waiters.is_empty() {
+            self.inbox.wake_router.notify_one();
+        }
         true
     }
 
@@ -273,20 +303,21 @@ impl ReaderLease {
     }
 }
 
+/// The reader in `slot`, opened first if there is none.
+async fn open<'r>(
+    slot: &'r mut Option<Box<dyn Reader>>,
+    backend: &dyn Backend,
+) -> Result<&'r mut Box<dyn Reader>, Error> {
+    match slot {
+        Some(reader) => Ok(reader),
+        None => Ok(slot.insert(backend.open_reader().await?)),
+    }
+}
+
 impl Drop for ReaderLease {
     fn drop(&mut self) {
-        if !self.held {
-            return; // already given back by release_if_idle
-        }
-        let mut state = lock(&self.inbox.state);
-        state.busy = false;
-        state.idle = if self.reading {
-            None
-        } else {
-            self.reader.take()
-        };
-        if !state.waiters.is_empty() {
-            self.inbox.wake_router.notify_one();
+        if self.held {
+            self.give_back(false);
         }
     }
 }
@@ -576,6 +607,23 @@ impl Client {
     where
         Req: Serialize + ?Sized,
     {
+        let call = self.encode_call(job, request, options, keep)?;
+        self.send_encoded(job, call.id, &call.payload, call.timeout, call.deadline)
+            .await
+    }
+
+    /// Encodes a call that expects a reply, under a fresh id, and sets its
+    /// deadline.
+    fn encode_call<Req>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<OutgoingCall, Error>
+    where
+        Req: Serialize + ?Sized,
+    {
         let id = JobId::new_random();
         let (payload, timeout) = self.encode(
             job,
@@ -585,9 +633,12 @@ impl Client {
             Some(&self.inner.inbox.name),
             self.result_ttl(options, keep),
         )?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        self.send_encoded(job, id, &payload, timeout, deadline)
-            .await
+        Ok(OutgoingCall {
+            id,
+            payload,
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
+        })
     }
 
     /// Registers a waiter for `id`, then sends its message over the shared
@@ -608,7 +659,19 @@ impl Client {
             lock(&self.inner.inbox.state).waiters.remove(id.as_str());
             return Err(e);
         }
-        Ok(Pending {
+        Ok(self.pending_reply(job, id, rx, timeout, deadline))
+    }
+
+    /// A handle to a call whose reply will be routed to `rx`.
+    fn pending_reply<T, E>(
+        &self,
+        job: &JobRef,
+        id: JobId,
+        rx: oneshot::Receiver<Vec<u8>>,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Pending<T, E> {
+        Pending {
             client: self.clone(),
             id,
             job: label(job),
@@ -616,7 +679,7 @@ impl Client {
             timeout,
             deadline,
             _types: PhantomData,
-        })
+        }
     }
 
     /// Registers a waiter whose reply the router (or a leading call) reads.
@@ -645,61 +708,44 @@ impl Client {
     where
         Req: Serialize + ?Sized,
     {
-        let id = JobId::new_random();
-        let (payload, timeout) = self.encode(
-            job,
-            &id,
-            request,
-            options,
-            Some(&self.inner.inbox.name),
-            self.result_ttl(options, keep),
-        )?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let timed_out = || Error::Timeout {
-            job: label(job).to_string(),
-            id: id.to_string(),
-            after: timeout,
-        };
-        let Some(lease) = self.inner.inbox.try_lease() else {
-            let pending = self
-                .send_encoded::<(), ()>(job, id.clone(), &payload, timeout, deadline)
-                .await?;
-            return pending.wait_reply().await.map(|body| (id, body));
-        };
-        // The lead runs to its end even if this call is dropped or times
-        // out first (see `Lead`), so a read in flight loses no reply.
-        let lead = Lead::new(
-            self.clone(),
-            lease,
-            job.service,
+        let OutgoingCall {
+            id,
             payload,
-            id.clone(),
+            timeout,
             deadline,
-        );
-        let led = match tokio::time::timeout_at(deadline, lead).await {
-            Ok(led) => led,
-            Err(_) => return Err(timed_out()),
-        };
-        match led {
-            Led::Reply(body) => Ok((id, body)),
-            Led::TimedOut => Err(timed_out()),
-            Led::Waiting(rx) => match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(body)) => Ok((id, body)),
-                Ok(Err(_)) => Err(Error::Closed),
-                Err(_) => {
-                    lock(&self.inner.inbox.state).waiters.remove(id.as_str());
-                    Err(timed_out())
+        } = self.encode_call(job, request, options, keep)?;
+        let payload = match self.inner.inbox.try_lease() {
+            None => payload,
+            Some(lease) => {
+                // The lead runs to its end even if this call is dropped or
+                // times out first (see `Lead`), so a read in flight loses no
+                // reply.
+                let lead = Lead::new(
+                    self.clone(),
+                    lease,
+                    job.service,
+                    payload,
+                    id.clone(),
+                    deadline,
+                );
+                match tokio::time::timeout_at(deadline, lead).await {
+                    Ok(Led::Reply(body)) => return Ok((id, body)),
+                    Ok(Led::TimedOut) | Err(_) => return Err(timed_out(label(job), &id, timeout)),
+                    Ok(Led::Waiting(rx)) => {
+                        let pending: Pending<(), ()> =
+                            self.pending_reply(job, id.clone(), rx, timeout, deadline);
+                        return pending.wait_reply().await.map(|body| (id, body));
+                    }
+                    // Refused, or unknown whether it was queued: send it the
+                    // ordinary way (a duplicate is harmless: same call id).
+                    Ok(Led::NotSent(payload)) => payload,
                 }
-            },
-            Led::NotSent(payload) => {
-                // Refused, or unknown whether it was queued: send it the
-                // ordinary way (a duplicate is harmless: same call id).
-                let pending = self
-                    .send_encoded::<(), ()>(job, id.clone(), &payload, timeout, deadline)
-                    .await?;
-                pending.wait_reply().await.map(|body| (id, body))
             }
-        }
+        };
+        let pending = self
+            .send_encoded::<(), ()>(job, id.clone(), &payload, timeout, deadline)
+            .await?;
+        pending.wait_reply().await.map(|body| (id, body))
     }
 
     fn ensure_router(&self) {
@@ -711,6 +757,14 @@ impl Client {
         let inbox = Arc::downgrade(&self.inner.inbox);
         *router = Some(tokio::spawn(route_replies(backend, inbox)));
     }
+}
+
+/// A call encoded and ready to send.
+struct OutgoingCall {
+    id: JobId,
+    payload: Vec<u8>,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
 }
 
 /// How a leading call ended.
@@ -790,29 +844,23 @@ async fn lead(
     deadline: tokio::time::Instant,
 ) -> Led {
     let inbox = &client.inner.inbox;
-    lease.reading = true;
-    let reader = match lease.reader(&*client.inner.backend).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, "reply reader cannot connect; sending the ordinary way");
-            return Led::NotSent(payload);
-        }
-    };
+    let backend = &*client.inner.backend;
     let wait = deadline
         .saturating_duration_since(tokio::time::Instant::now())
         .min(LEAD_FIRST_WAIT);
     // One reply is what a lone call waits for, and popping one is cheaper
     // for Redis; later reads, if any, take what has piled up.
-    let sent = reader
-        .push_and_pop(queue, &payload, &inbox.name, 1, wait)
-        .await;
-    lease.reading = false;
+    let sent = match lease.push_and_pop(backend, queue, &payload, 1, wait).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            tracing::debug!(error = %e, "reply reader cannot connect; sending the ordinary way");
+            return Led::NotSent(payload);
+        }
+    };
     if let Err(e) = sent.pushed {
         tracing::debug!(error = %e, "sending along with the read failed; sending the ordinary way");
         if let Ok(replies) = sent.popped {
             inbox.route(replies, None);
-        } else {
-            lease.reader = None;
         }
         return Led::NotSent(payload);
     }
@@ -825,8 +873,7 @@ async fn lead(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "reply reader failed; reconnecting");
-                lease.reader = None;
+                tracing::warn!(error = %e, "reply reader failed; the router reads on");
                 client.ensure_router();
                 return Led::Waiting(lease.release_waiting(&id));
             }
@@ -835,9 +882,7 @@ async fn lead(
         if left < Duration::from_millis(1) {
             return Led::TimedOut;
         }
-        popped = lease
-            .pop(&*client.inner.backend, REPLY_BATCH, left.min(REPLY_POLL))
-            .await;
+        popped = lease.pop(backend, REPLY_BATCH, left.min(REPLY_POLL)).await;
     }
 }
 
@@ -853,11 +898,7 @@ async fn push_until(
 ) -> Result<(), Error> {
     match tokio::time::timeout_at(deadline, backend.push_job(job.service, payload)).await {
         Ok(pushed) => pushed,
-        Err(_) => Err(Error::Timeout {
-            job: format!("{}.{}", job.service, job.job),
-            id: id.to_string(),
-            after: timeout,
-        }),
+        Err(_) => Err(timed_out(label(job), id, timeout)),
     }
 }
 
@@ -869,16 +910,7 @@ async fn route_replies(backend: Arc<dyn Backend>, inbox: std::sync::Weak<Inbox>)
         let Some(ib) = inbox.upgrade() else { return };
         // Register before looking, so a wake-up sent in between is kept.
         let notified = ib.wake_router.notified();
-        let lease = {
-            let state = lock(&ib.state);
-            if state.busy || state.waiters.is_empty() {
-                None
-            } else {
-                drop(state);
-                ib.try_lease()
-            }
-        };
-        let Some(mut lease) = lease else {
+        let Some(mut lease) = ib.try_lease_for_waiters() else {
             notified.await;
             continue;
         };
@@ -890,7 +922,6 @@ async fn route_replies(backend: Arc<dyn Backend>, inbox: std::sync::Weak<Inbox>)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reply reader failed; reconnecting");
-                    lease.reader = None;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
@@ -978,11 +1009,7 @@ impl<T, E> Pending<T, E> {
         match waited {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Timeout {
-                job: self.job.to_string(),
-                id: self.id.to_string(),
-                after: self.timeout,
-            }),
+            Err(_) => Err(timed_out(self.job, &self.id, self.timeout)),
         }
     }
 }
@@ -1018,12 +1045,7 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
             }
             let now = tokio::time::Instant::now();
             if now >= self.deadline {
-                return Err(Error::Timeout {
-                    job: job.to_string(),
-                    id: self.id.to_string(),
-                    after: self.timeout,
-                }
-                .into());
+                return Err(timed_out(job, &self.id, self.timeout).into());
             }
             tokio::time::sleep(delay.min(self.deadline - now)).await;
             delay = (delay * 2).min(Duration::from_millis(500));
@@ -1039,6 +1061,15 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
             .get_result(self.id.as_str())
             .await?;
         Ok(body.map(|b| decode_reply(self.job, &b)))
+    }
+}
+
+/// The error of a call that got no answer by its deadline.
+fn timed_out(job: JobLabel, id: &JobId, after: Duration) -> Error {
+    Error::Timeout {
+        job: job.to_string(),
+        id: id.to_string(),
+        after,
     }
 }
 

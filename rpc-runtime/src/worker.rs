@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
@@ -566,26 +567,23 @@ async fn start_job(
         let completion = run_job(&shared, &delivery).await;
         (shared, delivery, completion)
     });
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
-    match (first, finished) {
+    match (poll_once(&mut run).await, finished) {
         // The handler is done, so is its slot; the lease stays in `running`
         // (renewed) until the completion is through.
-        (std::task::Poll::Ready((_, delivery, completion)), Some(finished)) => {
+        (Poll::Ready((_, delivery, completion)), Some(finished)) => {
             drop(permit);
             finished.push((delivery, completion));
         }
-        (std::task::Poll::Ready((shared, delivery, completion)), None) => {
+        (Poll::Ready((shared, delivery, completion)), None) => {
             let mut done = Box::pin(async move {
                 finish_job(&shared, &delivery, &completion).await;
                 drop(permit);
             });
-            let first =
-                std::future::poll_fn(|cx| std::task::Poll::Ready(done.as_mut().poll(cx))).await;
-            if first.is_pending() {
+            if poll_once(&mut done).await.is_pending() {
                 tokio::spawn(done);
             }
         }
-        (std::task::Poll::Pending, _) => {
+        (Poll::Pending, _) => {
             tokio::spawn(async move {
                 let (shared, delivery, completion) = run.await;
                 finish_job(&shared, &delivery, &completion).await;
@@ -593,6 +591,11 @@ async fn start_job(
             });
         }
     }
+}
+
+/// Polls `fut` once, here, without waiting: its output if that finished it.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *fut).poll(cx))).await
 }
 
 /// Completes a job (reply + ack) and forgets its lease. The completion must

@@ -11,13 +11,20 @@ use rpc_runtime::{CallOptions, Client, DynamicService, Error, ErrorKind, Worker}
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
-type Running = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<rpc_runtime::StatsSnapshot, Error>>,
-);
+/// A private redis-server, a worker on it and a client. Dropping it stops
+/// the worker.
+struct Rig {
+    server: RedisServer,
+    client: Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
 
-/// `Inbox.sleep {ms}` answers after `ms`; `Inbox.echo` answers at once.
-async fn start_worker(url: &str) -> Running {
+/// Starts a rig whose worker serves `Inbox.sleep {ms}` (answers after
+/// `ms`) and `Inbox.echo` (answers at once).
+async fn rig() -> Rig {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
     let service = DynamicService::new("Inbox")
         .job("sleep", |req| async move {
             let ms = req.data["ms"].as_u64().unwrap_or(0);
@@ -28,17 +35,22 @@ async fn start_worker(url: &str) -> Running {
             let data = req.data.clone();
             req.respond(data)
         });
-    let worker = Worker::builder(url)
+    let worker = Worker::builder(&url)
         .mount(service)
         .concurrency(64)
         .build()
         .await
         .expect("worker");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(worker.run_until(async move {
-        let _ = rx.await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
     }));
-    (tx, task)
+    let client = Client::connect(&url).await.unwrap();
+    Rig {
+        server,
+        client,
+        _stop: stop,
+    }
 }
 
 fn within(ms: u64) -> CallOptions {
@@ -66,11 +78,7 @@ async fn echo_calls(client: &Client, n: usize) -> Vec<tokio::task::JoinHandle<()
 /// calls queued behind it are still answered, and the client reads on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_times_out_strands_nobody() {
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
-    let url = server.url();
-    let worker = start_worker(&url).await;
-    let client = Client::connect(&url).await.unwrap();
+    let Rig { client, .. } = &rig().await;
 
     let leader = {
         let client = client.clone();
@@ -83,7 +91,7 @@ async fn a_leader_that_times_out_strands_nobody() {
         })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let others = echo_calls(&client, 50).await;
+    let others = echo_calls(client, 50).await;
     let (r, took) = leader.await.unwrap();
     // The worker cancels the job at the same deadline and says so; which of
     // the two the caller sees first is a race, and either is right.
@@ -112,7 +120,6 @@ async fn a_leader_that_times_out_strands_nobody() {
         .await
         .unwrap();
     assert_eq!(r.data, json!("again"));
-    let _ = worker.0.send(());
 }
 
 /// The leading call's future is dropped mid-read (a `select!` elsewhere
@@ -120,11 +127,7 @@ async fn a_leader_that_times_out_strands_nobody() {
 /// their replies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_strands_nobody() {
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
-    let url = server.url();
-    let worker = start_worker(&url).await;
-    let client = Client::connect(&url).await.unwrap();
+    let Rig { client, .. } = &rig().await;
 
     let leader = {
         let client = client.clone();
@@ -139,13 +142,12 @@ async fn a_cancelled_leader_strands_nobody() {
         })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let others = echo_calls(&client, 50).await;
+    let others = echo_calls(client, 50).await;
     leader.await.unwrap();
     for call in others {
         call.await.unwrap();
     }
     assert_eq!(client.in_flight(), 0);
-    let _ = worker.0.send(());
 }
 
 /// The reader's connection is killed while the leader waits: its job is
@@ -153,11 +155,7 @@ async fn a_cancelled_leader_strands_nobody() {
 /// gets it over a new connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_connection_dies_still_gets_its_reply() {
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
-    let url = server.url();
-    let worker = start_worker(&url).await;
-    let client = Client::connect(&url).await.unwrap();
+    let Rig { server, client, .. } = &rig().await;
     let call = {
         let client = client.clone();
         tokio::spawn(async move {
@@ -188,7 +186,6 @@ async fn a_leader_whose_connection_dies_still_gets_its_reply() {
     let r = call.await.unwrap().expect("answered over a new connection");
     assert_eq!(r.data, json!({ "slept": 700 }));
     assert_eq!(client.in_flight(), 0);
-    let _ = worker.0.send(());
 }
 
 /// Redis refuses the job (its queue key holds a string): the caller gets
@@ -196,11 +193,7 @@ async fn a_leader_whose_connection_dies_still_gets_its_reply() {
 /// waiting meanwhile is unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_job_is_an_error_not_a_timeout() {
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
-    let url = server.url();
-    let worker = start_worker(&url).await;
-    let client = Client::connect(&url).await.unwrap();
+    let Rig { server, client, .. } = &rig().await;
     server.cli(["SET", "rpc:{Broken}:jobs", "not a stream"]);
     for _ in 0..3 {
         let t = Instant::now();
@@ -220,5 +213,4 @@ async fn a_refused_job_is_an_error_not_a_timeout() {
         .await
         .unwrap();
     assert_eq!(r.data, json!(1));
-    let _ = worker.0.send(());
 }

@@ -3,15 +3,41 @@
 //! applied and what was not must be told apart exactly, because the worker
 //! and the client retry only what did not take effect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
+use rpc_runtime::backend::{connect, Backend, BrokerConfig, Completion, Delivery, Reader};
 use rpc_testkit::RedisServer;
 
 const QUEUE: &str = "Svc";
 
-fn config(url: &str) -> BrokerConfig {
-    BrokerConfig::new(url)
+/// A private redis-server with `payloads` queued on `Svc`, and a reader
+/// that has taken them all as consumer `c1`.
+async fn jobs_taken(
+    payloads: &[&[u8]],
+) -> (
+    RedisServer,
+    Arc<dyn Backend>,
+    Box<dyn Reader>,
+    Vec<Delivery>,
+) {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let backend = connect(&BrokerConfig::new(server.url()))
+        .await
+        .expect("connect");
+    let queues = vec![QUEUE.to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    for payload in payloads {
+        backend.push_job(QUEUE, payload).await.unwrap();
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let taken = reader
+        .take_jobs(&queues, "c1", 10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), payloads.len());
+    (server, backend, reader, taken)
 }
 
 /// Two jobs are taken; their completions ride on the next read. The second
@@ -20,19 +46,8 @@ fn config(url: &str) -> BrokerConfig {
 /// and the read still returns the job queued meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_ride_on_the_next_read_and_failures_are_told_apart() {
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
-    let backend = connect(&config(&server.url())).await.expect("connect");
+    let (server, backend, mut reader, taken) = jobs_taken(&[b"one", b"two"]).await;
     let queues = vec![QUEUE.to_owned()];
-    backend.prepare_queues(&queues).await.unwrap();
-    backend.push_job(QUEUE, b"one").await.unwrap();
-    backend.push_job(QUEUE, b"two").await.unwrap();
-
-    let mut reader = backend.open_reader().await.unwrap();
-    let taken = reader
-        .take_jobs(&queues, "c1", 10, Duration::from_secs(1))
-        .await
-        .unwrap();
     assert_eq!(taken.len(), 2);
     server.cli(["SET", "rpc:inbox:{bad}", "not a list"]);
     let reply = |to: &str| Completion {
@@ -76,17 +91,8 @@ async fn completions_ride_on_the_next_read_and_failures_are_told_apart() {
 /// completion's reply still goes out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_combined_read_recreates_a_vanished_group() {
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
-    let backend = connect(&config(&server.url())).await.expect("connect");
+    let (server, backend, mut reader, taken) = jobs_taken(&[b"one"]).await;
     let queues = vec![QUEUE.to_owned()];
-    backend.prepare_queues(&queues).await.unwrap();
-    backend.push_job(QUEUE, b"one").await.unwrap();
-    let mut reader = backend.open_reader().await.unwrap();
-    let taken = reader
-        .take_jobs(&queues, "c1", 10, Duration::from_secs(1))
-        .await
-        .unwrap();
     server.cli(["DEL", "rpc:{Svc}:jobs"]);
     let done = vec![(
         taken[0].clone(),

@@ -60,6 +60,17 @@ pub struct Attrs {
     pub attempts: Option<u32>,
 }
 
+impl Attrs {
+    /// The name on the wire: the `#[rename]` if one was given, else the
+    /// schema name.
+    pub fn wire_name(&self, schema_name: &str) -> String {
+        match &self.rename {
+            Some((wire, _)) => wire.clone(),
+            None => schema_name.to_owned(),
+        }
+    }
+}
+
 /// Name, where it may appear, and how its value is written (for messages).
 const KNOWN: &[(&str, &[Target], &str)] = &[
     (

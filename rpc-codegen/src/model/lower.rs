@@ -240,10 +240,7 @@ impl Lowerer<'_> {
         let ty = self.ty(&def.ty, module, Place::Data, 0).unwrap_or(Ty::Json);
         Field {
             name,
-            wire: a
-                .rename
-                .map(|(wire, _)| wire)
-                .unwrap_or_else(|| schema_name.clone()),
+            wire: a.wire_name(&schema_name),
             schema_name,
             span,
             docs: a.docs,
@@ -269,10 +266,7 @@ impl Lowerer<'_> {
         };
         Variant {
             name,
-            wire: a
-                .rename
-                .map(|(wire, _)| wire)
-                .unwrap_or_else(|| schema_name.clone()),
+            wire: a.wire_name(&schema_name),
             schema_name,
             span,
             docs: a.docs,
@@ -342,10 +336,7 @@ impl Lowerer<'_> {
             Some(expr) => self.returns(expr, module),
         };
         Job {
-            wire: a
-                .rename
-                .map(|(wire, _)| wire)
-                .unwrap_or_else(|| schema_name.clone()),
+            wire: a.wire_name(&schema_name),
             schema_name,
             method,
             send_method,

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped, Reader,
-    DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+    complete_each, Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped,
+    Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 use crate::error::Error;
 
@@ -345,12 +345,7 @@ impl Reader for MemoryBackend {
         max: usize,
         wait: Duration,
     ) -> CompletedAndTaken {
-        let mut not_completed = Vec::new();
-        for (i, (delivery, completion)) in done.iter().enumerate() {
-            if Backend::complete(self, delivery, completion).await.is_err() {
-                not_completed.push(i);
-            }
-        }
+        let not_completed = complete_each(done, |d, c| Backend::complete(&*self, d, c)).await;
         CompletedAndTaken {
             not_completed,
             taken: self.take_jobs(queues, consumer, max, wait).await,

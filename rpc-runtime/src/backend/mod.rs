@@ -175,6 +175,27 @@ pub trait Reader: Send {
     ) -> PushedAndPopped;
 }
 
+/// Completes each of `done` in turn with `complete`, and returns the indices
+/// of those that failed: [`Reader::complete_and_take`] where completions
+/// cannot ride on the read.
+pub(crate) async fn complete_each<'a, F, Fut>(
+    done: &'a [(Delivery, Completion)],
+    mut complete: F,
+) -> Vec<usize>
+where
+    F: FnMut(&'a Delivery, &'a Completion) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    let mut failed = Vec::new();
+    for (i, (delivery, completion)) in done.iter().enumerate() {
+        if let Err(e) = complete(delivery, completion).await {
+            tracing::warn!(error = %e, "completing a job failed");
+            failed.push(i);
+        }
+    }
+    failed
+}
+
 /// What [`Reader::push_and_pop`] did.
 #[derive(Debug)]
 pub struct PushedAndPopped {

@@ -47,8 +47,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
 
 use super::{
-    Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped, Reader,
-    DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+    complete_each, Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped,
+    Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 use crate::error::Error;
 
@@ -875,8 +875,9 @@ impl RedisReader {
     }
 
     /// Runs a pipeline whose last command may block for up to `wait`, with
-    /// every command's reply kept, errors included. Single Redis only: on a
-    /// Cluster a pipeline's keys may live on several nodes.
+    /// every command's reply kept, errors included: one reply per command,
+    /// in order, or an error. Single Redis only: on a Cluster a pipeline's
+    /// keys may live on several nodes.
     async fn run_pipeline(
         &mut self,
         pipe: &redis::Pipeline,
@@ -890,7 +891,19 @@ impl RedisReader {
             }
         };
         let answer = tokio::time::timeout(stall_guard(wait), query).await;
-        self.settle(answer)
+        let replies = self.settle(answer)?;
+        if replies.len() != pipe.len() {
+            // Out of step with the connection: start over on a new one.
+            self.con = None;
+            return Err(ReadFailure::Redis(RedisError::from(std::io::Error::other(
+                format!(
+                    "pipeline of {} commands answered {} replies",
+                    pipe.len(),
+                    replies.len()
+                ),
+            ))));
+        }
+        Ok(replies)
     }
 
     /// Keeps the connection after a server error (NOGROUP, NOPERM, ...),
@@ -1037,15 +1050,9 @@ impl Reader for RedisReader {
         if matches!(self.source, ReaderSource::Cluster(_)) {
             // A completion spans slots, and so nodes: complete over the
             // shared connection, then read.
-            let mut not_completed = Vec::new();
-            for (i, (delivery, completion)) in done.iter().enumerate() {
-                if let Err(e) =
-                    complete_on(&self.commands, &self.prefix, delivery, completion).await
-                {
-                    tracing::warn!(error = %e, "completing a job failed");
-                    not_completed.push(i);
-                }
-            }
+            let (commands, prefix) = (&self.commands, self.prefix.as_str());
+            let not_completed =
+                complete_each(done, |d, c| complete_on(commands, prefix, d, c)).await;
             let taken = self.take_jobs(queues, consumer, max, wait).await;
             return CompletedAndTaken {
                 not_completed,
@@ -1072,18 +1079,7 @@ impl Reader for RedisReader {
         pipe.add_command(Self::read_group_cmd(&keys, consumer, max, Some(wait)));
         pipe.ignore_errors();
         let replies = match self.run_pipeline(&pipe, wait).await {
-            Ok(replies) if replies.len() == pipe.len() => replies,
-            Ok(replies) => {
-                self.con = None;
-                return CompletedAndTaken {
-                    not_completed: (0..done.len()).collect(),
-                    taken: Err(Error::Broker(format!(
-                        "pipeline of {} commands answered {} replies",
-                        pipe.len(),
-                        replies.len()
-                    ))),
-                };
-            }
+            Ok(replies) => replies,
             // The connection failed: which commands ran is unknown.
             Err(e) => {
                 return CompletedAndTaken {
@@ -1151,17 +1147,15 @@ impl Reader for RedisReader {
         match self.run_pipeline(&pipe, wait).await {
             Ok(replies) => {
                 let mut replies = replies.into_iter();
-                let pushed = match replies.next() {
-                    Some(Value::ServerError(e)) => Err(RedisError::from(e).into()),
-                    Some(_) => Ok(()),
-                    None => Err(Error::Broker("XADD got no answer".to_owned())),
+                let mut next = || match replies.next() {
+                    Some(Value::ServerError(e)) => Err(Error::from(RedisError::from(e))),
+                    Some(v) => Ok(v),
+                    None => Err(Error::Broker("a command got no answer".to_owned())),
                 };
-                let popped = match replies.next() {
-                    Some(Value::ServerError(e)) => Err(RedisError::from(e).into()),
-                    Some(v) => Ok(parse_popped(v)),
-                    None => Err(Error::Broker("BLMPOP got no answer".to_owned())),
-                };
-                PushedAndPopped { pushed, popped }
+                PushedAndPopped {
+                    pushed: next().map(drop),
+                    popped: next().map(parse_popped),
+                }
             }
             Err(e) => {
                 let e = Error::from(e);
