@@ -140,6 +140,10 @@ struct Inbox {
     state: Mutex<InboxState>,
     /// Tells the router that calls wait and the reader is free.
     wake_router: tokio::sync::Notify,
+    /// Counts failed reads of the inbox. A read cut short by a connection
+    /// failure may have popped replies that never arrived; calls whose
+    /// result is kept then look for it too (see [`Pending::wait_reply`]).
+    read_failures: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -242,6 +246,9 @@ impl ReaderLease {
         self.reading = true;
         let popped = reader.pop_replies(&self.inbox.name, max, wait).await;
         self.reading = false;
+        if popped.is_err() {
+            self.inbox.read_failures.send_modify(|n| *n += 1);
+        }
         popped
     }
 
@@ -261,6 +268,9 @@ impl ReaderLease {
             .push_and_pop(queue, payload, &self.inbox.name, max, wait)
             .await;
         self.reading = false;
+        if sent.popped.is_err() {
+            self.inbox.read_failures.send_modify(|n| *n += 1);
+        }
         Ok(sent)
     }
 
@@ -360,6 +370,7 @@ impl Client {
             name: backend.inbox_name(&id),
             state: Mutex::default(),
             wake_router: tokio::sync::Notify::new(),
+            read_failures: tokio::sync::watch::Sender::new(0),
         });
         Client {
             inner: Arc::new(ClientInner {
@@ -492,6 +503,7 @@ impl Client {
             id,
             job: JobLabel::default(),
             rx: None,
+            failures: None,
             timeout,
             deadline: tokio::time::Instant::now() + timeout,
             _types: PhantomData,
@@ -608,8 +620,16 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let call = self.encode_call(job, request, options, keep)?;
-        self.send_encoded(job, call.id, &call.payload, call.timeout, call.deadline)
-            .await
+        let kept = !self.result_ttl(options, keep).is_zero();
+        self.send_encoded(
+            job,
+            call.id,
+            &call.payload,
+            kept,
+            call.timeout,
+            call.deadline,
+        )
+        .await
     }
 
     /// Encodes a call that expects a reply, under a fresh id, and sets its
@@ -648,9 +668,12 @@ impl Client {
         job: &JobRef,
         id: JobId,
         payload: &[u8],
+        kept: bool,
         timeout: Duration,
         deadline: tokio::time::Instant,
     ) -> Result<Pending<T, E>, Error> {
+        // Watch for failed reads from before the reply can come.
+        let failures = kept.then(|| self.inner.inbox.read_failures.subscribe());
         // Register before sending: a fast worker may answer before push_job returns.
         let (tx, rx) = oneshot::channel();
         self.wait_for(&id, tx);
@@ -659,15 +682,17 @@ impl Client {
             lock(&self.inner.inbox.state).waiters.remove(id.as_str());
             return Err(e);
         }
-        Ok(self.pending_reply(job, id, rx, timeout, deadline))
+        Ok(self.pending_reply(job, id, rx, failures, timeout, deadline))
     }
 
-    /// A handle to a call whose reply will be routed to `rx`.
+    /// A handle to a call whose reply will be routed to `rx`; `failures`
+    /// (for a call whose result is kept) watches the inbox's failed reads.
     fn pending_reply<T, E>(
         &self,
         job: &JobRef,
         id: JobId,
         rx: oneshot::Receiver<Vec<u8>>,
+        failures: Option<tokio::sync::watch::Receiver<u64>>,
         timeout: Duration,
         deadline: tokio::time::Instant,
     ) -> Pending<T, E> {
@@ -676,6 +701,7 @@ impl Client {
             id,
             job: label(job),
             rx: Some(rx),
+            failures,
             timeout,
             deadline,
             _types: PhantomData,
@@ -714,6 +740,7 @@ impl Client {
             timeout,
             deadline,
         } = self.encode_call(job, request, options, keep)?;
+        let kept = !self.result_ttl(options, keep).is_zero();
         let payload = match self.inner.inbox.try_lease() {
             None => payload,
             Some(lease) => {
@@ -732,8 +759,14 @@ impl Client {
                     Ok(Led::Reply(body)) => return Ok((id, body)),
                     Ok(Led::TimedOut) | Err(_) => return Err(timed_out(label(job), &id, timeout)),
                     Ok(Led::Waiting(rx)) => {
+                        // The lead's read failed: its own reply may be lost.
+                        let failures = kept.then(|| {
+                            let mut failures = self.inner.inbox.read_failures.subscribe();
+                            failures.mark_changed();
+                            failures
+                        });
                         let pending: Pending<(), ()> =
-                            self.pending_reply(job, id.clone(), rx, timeout, deadline);
+                            self.pending_reply(job, id.clone(), rx, failures, timeout, deadline);
                         return pending.wait_reply().await.map(|body| (id, body));
                     }
                     // Refused, or unknown whether it was queued: send it the
@@ -743,7 +776,7 @@ impl Client {
             }
         };
         let pending = self
-            .send_encoded::<(), ()>(job, id.clone(), &payload, timeout, deadline)
+            .send_encoded::<(), ()>(job, id.clone(), &payload, kept, timeout, deadline)
             .await?;
         pending.wait_reply().await.map(|body| (id, body))
     }
@@ -968,6 +1001,8 @@ pub struct Pending<T, E = Never> {
     id: JobId,
     job: JobLabel,
     rx: Option<oneshot::Receiver<Vec<u8>>>,
+    /// For a call whose result is kept: the inbox's failed reads.
+    failures: Option<tokio::sync::watch::Receiver<u64>>,
     timeout: Duration,
     deadline: tokio::time::Instant,
     _types: PhantomData<fn() -> (T, E)>,
@@ -995,10 +1030,10 @@ impl<T, E> Drop for Pending<T, E> {
 impl<T, E> Pending<T, E> {
     /// Waits for the reply envelope routed to this call, until its deadline.
     async fn wait_reply(mut self) -> Result<Vec<u8>, Error> {
-        let Some(rx) = self.rx.take() else {
+        let Some(mut rx) = self.rx.take() else {
             return Err(Error::Closed);
         };
-        let waited = tokio::time::timeout_at(self.deadline, rx).await;
+        let waited = tokio::time::timeout_at(self.deadline, self.reply_or_kept(&mut rx)).await;
         if !matches!(waited, Ok(Ok(_))) {
             // The reader removes the entry when it delivers a reply, so
             // only a call that got none still has one to remove.
@@ -1010,6 +1045,48 @@ impl<T, E> Pending<T, E> {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(_)) => Err(Error::Closed),
             Err(_) => Err(timed_out(self.job, &self.id, self.timeout)),
+        }
+    }
+
+    /// The reply routed to `rx`. For a call whose result is kept, also the
+    /// kept result once a read of the inbox has failed: Redis may have
+    /// popped the reply just before the connection broke (a restart, say),
+    /// and then it never comes.
+    async fn reply_or_kept(
+        &mut self,
+        rx: &mut oneshot::Receiver<Vec<u8>>,
+    ) -> Result<Vec<u8>, oneshot::error::RecvError> {
+        let Some(failures) = self.failures.as_mut() else {
+            return rx.await;
+        };
+        tokio::select! {
+            reply = &mut *rx => return reply,
+            changed = failures.changed() => {
+                if changed.is_err() {
+                    return rx.await;
+                }
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let backend = &self.client.inner.backend;
+            tokio::select! {
+                reply = &mut *rx => return reply,
+                // A broker still down answers with an error: try again later.
+                kept = backend.get_result(self.id.as_str()) => {
+                    if let Ok(Some(body)) = kept {
+                        lock(&self.client.inner.inbox.state)
+                            .waiters
+                            .remove(self.id.as_str());
+                        return Ok(body);
+                    }
+                }
+            }
+            tokio::select! {
+                reply = &mut *rx => return reply,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
 }
