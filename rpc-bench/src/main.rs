@@ -417,6 +417,15 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             Better::Lower,
         );
     }
+    for (i, who) in ["client", "worker", "Redis"].into_iter().enumerate() {
+        report.row(
+            format!("threads put on a CPU per sequential call: {who}"),
+            "runs",
+            fl.runs[i],
+            tl.runs[i],
+            Better::Lower,
+        );
+    }
     let p50_ratio = tl.p50_us / fl.p50_us;
     report.targets.push(Target {
         what: "sequential p50 <= 1.3x the floor".to_owned(),

@@ -58,6 +58,10 @@ pub struct Latency {
     pub mean_us: f64,
     /// CPU time per call of the client, the worker and Redis, in µs.
     pub cpu_us: [f64; 3],
+    /// Times per call that a thread of the client, the worker and Redis was
+    /// put on a CPU (woken): each is a context switch, which on a VM costs
+    /// more than most of the work done in between.
+    pub runs: [f64; 3],
 }
 
 /// The raw figures of sequential calls made by two callers (A and B).
@@ -67,6 +71,8 @@ pub struct SequentialSamples {
     b: Vec<Duration>,
     /// CPU time charged to each side: client, worker, Redis, in ns.
     cpu: [[u64; 3]; 2],
+    /// Times a thread was put on a CPU, charged likewise.
+    runs: [[u64; 3]; 2],
 }
 
 impl SequentialSamples {
@@ -88,6 +94,9 @@ impl SequentialSamples {
         let (mut la, mut lb) = (latency(self.a), latency(self.b));
         la.cpu_us = self.cpu[0].map(|ns| per_call(ns, na));
         lb.cpu_us = self.cpu[1].map(|ns| per_call(ns, nb));
+        let per_call = |n: u64, calls: usize| n as f64 / calls.max(1) as f64;
+        la.runs = self.runs[0].map(|n| per_call(n, na));
+        lb.runs = self.runs[1].map(|n| per_call(n, nb));
         (la, lb)
     }
 }
@@ -114,10 +123,10 @@ pub async fn sequential_pair<A: Caller, B: Caller>(
         a.call(i as u64).await?;
         b.call(i as u64).await?;
     }
-    let (sa, sb, cpu) = (&mut into.a, &mut into.b, &mut into.cpu);
+    let (sa, sb, cpu, runs) = (&mut into.a, &mut into.b, &mut into.cpu, &mut into.runs);
     let target = sa.len() + calls;
     let mut n = 0u64;
-    let snapshot = |side: usize| procs[side].map(cpu_ns);
+    let snapshot = |side: usize| procs[side].map(sched_stats);
     while sa.len() < target {
         let len = block.min(target - sa.len());
         let before = snapshot(0);
@@ -129,7 +138,8 @@ pub async fn sequential_pair<A: Caller, B: Caller>(
         }
         let after = snapshot(0);
         for i in 0..3 {
-            cpu[0][i] += after[i].saturating_sub(before[i]);
+            cpu[0][i] += after[i].0.saturating_sub(before[i].0);
+            runs[0][i] += after[i].1.saturating_sub(before[i].1);
         }
         let before = snapshot(1);
         for _ in 0..len {
@@ -140,23 +150,30 @@ pub async fn sequential_pair<A: Caller, B: Caller>(
         }
         let after = snapshot(1);
         for i in 0..3 {
-            cpu[1][i] += after[i].saturating_sub(before[i]);
+            cpu[1][i] += after[i].0.saturating_sub(before[i].0);
+            runs[1][i] += after[i].1.saturating_sub(before[i].1);
         }
     }
     Ok(())
 }
 
-/// CPU time (user + system) a process has used so far, in nanoseconds: the
-/// sum over its threads of `/proc/<pid>/task/<tid>/schedstat`'s first field.
-pub fn cpu_ns(pid: u32) -> u64 {
+/// CPU time (user + system) a process has used so far, in nanoseconds, and
+/// how many times its threads were put on a CPU: the sums over its threads
+/// of the first and third fields of `/proc/<pid>/task/<tid>/schedstat`.
+pub fn sched_stats(pid: u32) -> (u64, u64) {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return (0, 0);
     };
     tasks
         .filter_map(Result::ok)
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+        .filter_map(|s| {
+            let mut fields = s.split_whitespace();
+            let cpu = fields.next()?.parse::<u64>().ok()?;
+            let runs = fields.nth(1)?.parse::<u64>().ok()?;
+            Some((cpu, runs))
+        })
+        .fold((0, 0), |(c, r), (cpu, runs)| (c + cpu, r + runs))
 }
 
 fn latency(mut samples: Vec<Duration>) -> Latency {
@@ -173,6 +190,7 @@ fn latency(mut samples: Vec<Duration>) -> Latency {
         p999_us: pick(0.999),
         mean_us: mean * 1e6,
         cpu_us: [0.0; 3],
+        runs: [0.0; 3],
     }
 }
 
