@@ -41,7 +41,7 @@ use rpc_runtime::{Client, Worker};
 use rpc_testkit::{ChildGuard, RedisServer};
 
 use floor::FloorCaller;
-use measure::{SequentialSamples, TypedCaller};
+use measure::{Caller, SequentialSamples, TypedCaller};
 use report::{Better, Machine, MemRow, Report, Target};
 use typed::{Adder, BenchClient, BenchServer};
 
@@ -81,6 +81,10 @@ struct Cli {
     /// Only the sequential figures (for profiling the hot path).
     #[arg(long, hide = true)]
     only_sequential: bool,
+    /// Only sequential calls of this side, for `--seq-calls` calls, with
+    /// its process ids printed: for `perf` or `strace` on one side alone.
+    #[arg(long, hide = true, value_enum)]
+    profile: Option<Kind>,
 }
 
 #[derive(Subcommand)]
@@ -323,6 +327,9 @@ async fn bench(cli: &Cli) -> Result<(), String> {
         targets: Vec::new(),
     };
     say(&format!("redis-server on {url}"));
+    if let Some(kind) = cli.profile {
+        return profile(&server, kind, plan.seq_calls).await;
+    }
     let client = Client::builder(url.clone())
         .connect()
         .await
@@ -487,6 +494,67 @@ async fn bench(cli: &Cli) -> Result<(), String> {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
         say(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Sequential calls of one side alone, for a profiler attached to the
+/// processes it names (`--profile floor|typed`); prints where the CPU time
+/// of each process went, per call.
+async fn profile(server: &RedisServer, kind: Kind, calls: usize) -> Result<(), String> {
+    let url = server.url();
+    let worker = spawn_worker(&url, kind)?;
+    say(&format!(
+        "profiling {}: client pid {}, worker pid {}, redis pid {}",
+        kind.as_arg(),
+        std::process::id(),
+        worker.pid(),
+        server.pid()
+    ));
+    let procs = [std::process::id(), worker.pid(), server.pid()];
+    match kind {
+        Kind::Floor => {
+            let caller = FloorCaller::connect(&url, 0)
+                .await
+                .map_err(|e| format!("floor connection: {e}"))?;
+            profile_calls(caller, calls, procs).await
+        }
+        Kind::Typed => {
+            let client = Client::builder(url.clone())
+                .connect()
+                .await
+                .map_err(|e| format!("client: {e}"))?;
+            profile_calls(TypedCaller(BenchClient::new(client)), calls, procs).await
+        }
+    }
+}
+
+async fn profile_calls<C: Caller>(
+    mut caller: C,
+    calls: usize,
+    procs: [u32; 3],
+) -> Result<(), String> {
+    for n in 0..(calls / 10) as u64 {
+        caller.call(n).await?;
+    }
+    let before = procs.map(measure::cpu_split);
+    let t = Instant::now();
+    for n in 0..calls as u64 {
+        caller.call(n).await?;
+    }
+    let took = t.elapsed();
+    let after = procs.map(measure::cpu_split);
+    let per_call = |secs: f64| secs * 1e6 / calls.max(1) as f64;
+    say(&format!(
+        "{calls} calls, {:.1} µs each",
+        per_call(took.as_secs_f64())
+    ));
+    for (i, who) in ["client", "worker", "Redis"].into_iter().enumerate() {
+        say(&format!(
+            "  {who}: user {:.1} µs + system {:.1} µs per call",
+            per_call(after[i].0 - before[i].0),
+            per_call(after[i].1 - before[i].1),
+        ));
     }
     Ok(())
 }

@@ -176,6 +176,26 @@ pub fn sched_stats(pid: u32) -> (u64, u64) {
         .fold((0, 0), |(c, r), (cpu, runs)| (c + cpu, r + runs))
 }
 
+/// User and system CPU time a process has used so far, in seconds (fields
+/// 14 and 15 of `/proc/<pid>/stat`, clock ticks of 10 ms: read them over
+/// thousands of calls).
+pub fn cpu_split(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; count from after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) / 100.0, ticks(12) / 100.0)
+}
+
 fn latency(mut samples: Vec<Duration>) -> Latency {
     samples.sort_unstable();
     let pick = |q: f64| {

@@ -18,6 +18,7 @@ use crate::error::Error;
 
 pub mod memory;
 pub mod redis;
+mod resp;
 
 /// How long an inbox lives after its last reply, unless the completion says
 /// otherwise (a dead client's inbox expires).

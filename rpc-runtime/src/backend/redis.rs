@@ -46,6 +46,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
 
+use super::resp::RespConnection;
 use super::{
     complete_each, Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped,
     Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
@@ -792,6 +793,9 @@ impl From<ReadFailure> for Error {
 
 /// A connection that may block.
 enum BlockingConnection {
+    /// The reader's own RESP2 connection (plain TCP or Unix socket).
+    Direct(RespConnection),
+    /// Over TLS: the `redis` crate's connection.
     Single(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
@@ -838,6 +842,14 @@ impl RedisReader {
     async fn connection(&mut self) -> Result<&mut BlockingConnection, RedisError> {
         if self.con.is_none() {
             let con = match &self.source {
+                ReaderSource::Single(client)
+                    if RespConnection::handles(client.get_connection_info()) =>
+                {
+                    BlockingConnection::Direct(
+                        RespConnection::connect(client.get_connection_info(), CONNECT_TIMEOUT)
+                            .await?,
+                    )
+                }
                 ReaderSource::Single(client) => {
                     let config = AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -866,6 +878,7 @@ impl RedisReader {
         let con = self.connection().await.map_err(ReadFailure::Redis)?;
         let query = async {
             match con {
+                BlockingConnection::Direct(c) => c.query(cmd).await,
                 BlockingConnection::Single(c) => cmd.query_async::<Value>(c).await,
                 BlockingConnection::Cluster(c) => cmd.query_async::<Value>(c).await,
             }
@@ -886,6 +899,7 @@ impl RedisReader {
         let con = self.connection().await.map_err(ReadFailure::Redis)?;
         let query = async {
             match con {
+                BlockingConnection::Direct(c) => c.query_pipeline(pipe).await,
                 BlockingConnection::Single(c) => pipe.query_async::<Vec<Value>>(c).await,
                 BlockingConnection::Cluster(c) => pipe.query_async::<Vec<Value>>(c).await,
             }
