@@ -616,7 +616,10 @@ async fn memory(
         )
     };
     let before = sample();
-    let took = measure::fixed_count(typed_callers(typed, 64), plan.mem_calls).await?;
+    let half = plan.mem_calls / 2;
+    let took = measure::fixed_count(typed_callers(typed, 64), half).await?;
+    let halfway = sample();
+    let took = took + measure::fixed_count(typed_callers(typed, 64), plan.mem_calls - half).await?;
     let after = sample();
     say(&format!(
         "memory: {} calls in {:.1} s",
@@ -624,16 +627,17 @@ async fn memory(
         took.as_secs_f64()
     ));
     let rows = [
-        ("client RSS", "KiB", before.0, after.0),
-        ("worker RSS", "KiB", before.1, after.1),
-        ("Redis used_memory", "KiB", before.2, after.2),
-        ("Redis keys", "count", before.3, after.3),
+        ("client RSS", "KiB", before.0, halfway.0, after.0),
+        ("worker RSS", "KiB", before.1, halfway.1, after.1),
+        ("Redis used_memory", "KiB", before.2, halfway.2, after.2),
+        ("Redis keys", "count", before.3, halfway.3, after.3),
     ];
-    for (metric, unit, b, a) in rows {
+    for (metric, unit, b, h, a) in rows {
         report.memory.push(MemRow {
             metric: metric.to_owned(),
             unit,
             before: b,
+            halfway: h,
             after: a,
         });
     }

@@ -70,6 +70,9 @@ pub struct MemRow {
     pub metric: String,
     pub unit: &'static str,
     pub before: f64,
+    /// After half of the calls: a one-time step (a buffer grown to the
+    /// load) shows as halfway == after; a leak as after > halfway.
+    pub halfway: f64,
     pub after: f64,
 }
 
@@ -140,13 +143,16 @@ impl Report {
             "\nMemory of the runtime (1 worker process, 64 in flight), before and after {} calls:\n\n",
             self.memory_calls
         ));
-        out.push_str("| figure | before | after | change |\n|---|---:|---:|---:|\n");
+        out.push_str(
+            "| figure | before | after half | after | change |\n|---|---:|---:|---:|---:|\n",
+        );
         for r in &self.memory {
             out.push_str(&format!(
-                "| {} ({}) | {} | {} | {:+.1}% |\n",
+                "| {} ({}) | {} | {} | {} | {:+.1}% |\n",
                 r.metric,
                 r.unit,
                 fmt_num(r.before),
+                fmt_num(r.halfway),
                 fmt_num(r.after),
                 (r.after / r.before - 1.0) * 100.0
             ));

@@ -21,10 +21,15 @@
 //! Connections. Ordinary commands go over one shared connection that
 //! reconnects by itself: a `ConnectionManager` on a single Redis, a
 //! `cluster_async::ClusterConnection` on a Cluster. Blocking reads get a
-//! connection of their own per reader with the response timeout turned off,
-//! because the `redis` crate's default response timeout is shorter than a
-//! blocking read and a blocking command would stall every command queued
-//! behind it on a shared connection (DESIGN.md, "Known pitfalls").
+//! connection of their own per reader, because a blocking command would
+//! stall every command queued behind it on a shared connection, and the
+//! `redis` crate's default response timeout is shorter than a blocking read
+//! (DESIGN.md, "Known pitfalls"). On a single Redis over plain TCP or a Unix
+//! socket that connection is a [`RespConnection`]: the reader writes and
+//! parses on it itself, with no driver task in between (the hot path of
+//! every call; see `resp.rs` for why). Over TLS it is the `redis` crate's
+//! multiplexed connection with the response timeout turned off, on a
+//! Cluster a cluster connection.
 //!
 //! URLs: `redis://`, `rediss://` (TLS), `redis+unix://`, and for a Cluster
 //! `redis+cluster://[user:pass@]host:port,host:port[/db]` (or
