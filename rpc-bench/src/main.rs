@@ -438,7 +438,9 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     let p50_ratio = tl.p50_us / fl.p50_us;
     let (lowest, highest) = round_ratios
         .iter()
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| {
+            (lo.min(r), hi.max(r))
+        });
     report.targets.push(Target {
         what: "sequential p50 <= 1.3x the floor".to_owned(),
         measured: format!(

@@ -215,14 +215,20 @@ pub struct Stats {
     pub expired: AtomicU64,
 }
 
-/// A snapshot of [`Stats`].
+/// A snapshot of a worker's counters (see [`Worker::stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
+    /// Jobs completed with a result.
     pub succeeded: u64,
+    /// Jobs answered with an error (application, handler, unknown job, ...).
     pub failed: u64,
+    /// Jobs put back for another attempt.
     pub retried: u64,
+    /// Jobs moved to the dead-letter stream.
     pub dead_lettered: u64,
+    /// Jobs taken over from another (dead or stalled) worker.
     pub reclaimed: u64,
+    /// Jobs skipped because their deadline had passed.
     pub expired: u64,
 }
 

@@ -25,7 +25,7 @@
 //! stall every command queued behind it on a shared connection, and the
 //! `redis` crate's default response timeout is shorter than a blocking read
 //! (DESIGN.md, "Known pitfalls"). On a single Redis over plain TCP or a Unix
-//! socket that connection is a [`RespConnection`]: the reader writes and
+//! socket that connection is a `RespConnection`: the reader writes and
 //! parses on it itself, with no driver task in between (the hot path of
 //! every call; see `resp.rs` for why). Over TLS it is the `redis` crate's
 //! multiplexed connection with the response timeout turned off, on a
