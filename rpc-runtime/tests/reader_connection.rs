@@ -9,18 +9,41 @@ use rpc_runtime::{CallOptions, Client, DynamicService, StatsSnapshot, Worker};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
-async fn round_trips(url: &str, service: &str) -> StatsSnapshot {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<StatsSnapshot, rpc_runtime::Error>>,
+);
+
+/// A worker serving `service` (`twice`, `ping`) until told to stop.
+async fn serve(url: &str, service: &str) -> Running {
     let worker = Worker::builder(url)
-        .mount(DynamicService::new(service).job("twice", |req| async move {
-            Ok(json!(req.data["n"].as_i64().unwrap_or(0) * 2))
-        }))
+        .mount(
+            DynamicService::new(service)
+                .job("twice", |req| async move {
+                    Ok(json!(req.data["n"].as_i64().unwrap_or(0) * 2))
+                })
+                .job("ping", |_| async { Ok(json!("pong")) }),
+        )
         .build()
         .await
         .expect("worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run_until(async move {
         let _ = stopped.await;
     }));
+    (stop, running)
+}
+
+/// A private Redis whose default user's password is `pw`.
+fn redis_with_password() -> RedisServer {
+    RedisServer::builder()
+        .requirepass("pw")
+        .start()
+        .expect("redis")
+}
+
+async fn round_trips(url: &str, service: &str) -> StatsSnapshot {
+    let (stop, running) = serve(url, service).await;
     let client = Client::connect(url).await.expect("client");
     let opts = CallOptions::timeout(Duration::from_secs(10));
     // One at a time (each call leads: its job and the read share the
@@ -50,10 +73,7 @@ async fn round_trips(url: &str, service: &str) -> StatsSnapshot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_and_a_database_number_reach_the_readers() {
-    let redis = RedisServer::builder()
-        .requirepass("pw")
-        .start()
-        .expect("redis");
+    let redis = redis_with_password();
     let url = format!("redis://:pw@127.0.0.1:{}/3", redis.port());
     let stats = round_trips(&url, "InDb3").await;
     assert_eq!(stats.succeeded, 220);
@@ -70,10 +90,7 @@ async fn a_password_and_a_database_number_reach_the_readers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_fast_with_a_clear_error() {
-    let redis = RedisServer::builder()
-        .requirepass("pw")
-        .start()
-        .expect("redis");
+    let redis = redis_with_password();
     let url = format!("redis://:wrong@127.0.0.1:{}/", redis.port());
     let started = std::time::Instant::now();
     let err = Client::connect(&url).await.expect_err("a wrong password");
@@ -91,20 +108,9 @@ async fn a_wrong_password_fails_fast_with_a_clear_error() {
 /// out) by its deadline instead of hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reconnect_of_the_reader_ends_the_call_by_its_deadline() {
-    let redis = RedisServer::builder()
-        .requirepass("pw")
-        .start()
-        .expect("redis");
+    let redis = redis_with_password();
     let url = format!("redis://:pw@127.0.0.1:{}/", redis.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = Worker::builder(&url)
-        .mount(DynamicService::new("Auth").job("ping", |_| async { Ok(json!("pong")) }))
-        .build()
-        .await
-        .expect("worker");
-    let running = tokio::spawn(worker.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, running) = serve(&url, "Auth").await;
     let client = Client::connect(&url).await.expect("client");
     let opts = CallOptions::timeout(Duration::from_secs(2));
     let r = client
