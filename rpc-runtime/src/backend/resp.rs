@@ -155,11 +155,17 @@ impl RespConnection {
     }
 
     /// Sends a pipeline and reads one reply per command, server errors
-    /// included as values.
+    /// included as values (as `ignore_errors` does). Not for transactions.
     pub(super) async fn query_pipeline(
         &mut self,
         pipe: &redis::Pipeline,
     ) -> RedisResult<Vec<Value>> {
+        if pipe.is_transaction() {
+            return Err(RedisError::from(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a reader's connection sends plain pipelines, not MULTI/EXEC",
+            )));
+        }
         self.out.clear();
         for cmd in pipe.cmd_iter() {
             cmd.write_packed_command(&mut self.out);
