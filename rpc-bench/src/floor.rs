@@ -15,6 +15,13 @@
 //! The floor keeps none of the runtime's promises (no lease, no redelivery
 //! after a crash, no deadline, no expiry of reply lists); it is the
 //! yardstick, not an alternative.
+//!
+//! A second, blocking floor ([`BlockingCaller`], [`run_blocking_worker`])
+//! makes the same calls on the `redis` crate's synchronous `Connection`, a
+//! thread blocked in `recv` per caller and per worker loop: no async
+//! runtime, no driver task. It is the lowest sequential latency the `redis`
+//! crate gives, and is measured for reference (sequential only: a thread
+//! per call in flight is not a design for concurrency).
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -27,6 +34,8 @@ use serde::{Deserialize, Serialize};
 pub const JOBS: &str = "floor:jobs";
 /// The list fire-and-forget messages go to.
 pub const NOTES: &str = "floor:notes";
+/// The list the blocking floor's requests go to.
+pub const BLOCKING_JOBS: &str = "floor:blocking:jobs";
 
 #[derive(Serialize, Deserialize)]
 struct FloorRequest<'a> {
@@ -128,6 +137,98 @@ pub async fn run_worker(url: &str, tasks: usize) -> redis::RedisResult<()> {
     Ok(())
 }
 
+/// The blocking floor's caller: its own synchronous connection and reply
+/// list.
+pub struct BlockingCaller {
+    con: redis::Connection,
+    reply_to: String,
+}
+
+impl BlockingCaller {
+    pub fn connect(url: &str, index: usize) -> redis::RedisResult<Self> {
+        Ok(BlockingCaller {
+            con: redis::Client::open(url)?.get_connection()?,
+            reply_to: format!("floor:blocking:reply:{index}"),
+        })
+    }
+
+    /// Calls `a + b` and waits for the answer, blocking this thread.
+    pub fn add(&mut self, a: i64, b: i64) -> Result<i64, String> {
+        let body = serde_json::to_vec(&FloorRequest {
+            reply_to: Some(Cow::Borrowed(&self.reply_to)),
+            a,
+            b,
+        })
+        .map_err(|e| e.to_string())?;
+        let (popped,): (Option<(String, Vec<u8>)>,) = redis::pipe()
+            .cmd("LPUSH")
+            .arg(BLOCKING_JOBS)
+            .arg(body)
+            .ignore()
+            .cmd("BLPOP")
+            .arg(&self.reply_to)
+            .arg(0)
+            .query(&mut self.con)
+            .map_err(|e| e.to_string())?;
+        let (_, reply) = popped.ok_or("BLPOP returned nil")?;
+        let reply: FloorReply = serde_json::from_slice(&reply).map_err(|e| e.to_string())?;
+        Ok(reply.ok)
+    }
+}
+
+/// Runs a blocking floor worker process: `threads` threads, each with its
+/// own synchronous connection, `BRPOP` / add / `LPUSH`. Prints `ready` once
+/// every connection is open; never returns on success.
+pub fn run_blocking_worker(url: &str, threads: usize) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let cons = (0..threads)
+        .map(|_| client.get_connection())
+        .collect::<redis::RedisResult<Vec<_>>>()?;
+    let handles: Vec<_> = cons
+        .into_iter()
+        .map(|con| std::thread::spawn(move || blocking_worker_loop(con)))
+        .collect();
+    println!("ready");
+    for h in handles {
+        match h.join() {
+            Ok(r) => r?,
+            Err(_) => eprintln!("blocking floor worker thread panicked"),
+        }
+    }
+    Ok(())
+}
+
+fn blocking_worker_loop(mut con: redis::Connection) -> redis::RedisResult<()> {
+    loop {
+        let popped: Option<(String, Vec<u8>)> = redis::cmd("BRPOP")
+            .arg(BLOCKING_JOBS)
+            .arg(0)
+            .query(&mut con)?;
+        let Some((_, body)) = popped else { continue };
+        let Some((reply_to, reply)) = answer(&body) else {
+            continue;
+        };
+        redis::cmd("LPUSH")
+            .arg(reply_to)
+            .arg(reply)
+            .query::<()>(&mut con)?;
+    }
+}
+
+/// A floor worker's work on one request: where the reply goes, and the reply.
+fn answer(body: &[u8]) -> Option<(String, Vec<u8>)> {
+    let Ok(req) = serde_json::from_slice::<FloorRequest>(body) else {
+        eprintln!("floor worker: unreadable request");
+        return None;
+    };
+    let reply_to = req.reply_to?;
+    let reply = serde_json::to_vec(&FloorReply {
+        ok: req.a.wrapping_add(req.b),
+    })
+    .expect("a reply always serializes");
+    Some((reply_to.into_owned(), reply))
+}
+
 async fn worker_loop(mut con: MultiplexedConnection) -> redis::RedisResult<()> {
     loop {
         let popped: Option<(String, Vec<u8>)> = redis::cmd("BRPOP")
@@ -137,19 +238,11 @@ async fn worker_loop(mut con: MultiplexedConnection) -> redis::RedisResult<()> {
             .query_async(&mut con)
             .await?;
         let Some((_, body)) = popped else { continue };
-        let Ok(req) = serde_json::from_slice::<FloorRequest>(&body) else {
-            eprintln!("floor worker: unreadable request");
+        let Some((reply_to, reply)) = answer(&body) else {
             continue;
         };
-        let Some(reply_to) = req.reply_to else {
-            continue;
-        };
-        let reply = serde_json::to_vec(&FloorReply {
-            ok: req.a.wrapping_add(req.b),
-        })
-        .expect("a reply always serializes");
         redis::cmd("LPUSH")
-            .arg(reply_to.as_ref())
+            .arg(reply_to)
             .arg(reply)
             .query_async::<()>(&mut con)
             .await?;

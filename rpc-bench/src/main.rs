@@ -40,7 +40,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rpc_runtime::{Client, Worker};
 use rpc_testkit::{ChildGuard, RedisServer};
 
-use floor::FloorCaller;
+use floor::{BlockingCaller, FloorCaller};
 use measure::{Caller, SequentialSamples, TypedCaller};
 use report::{Better, Machine, MemRow, Report, Target};
 use typed::{Adder, BenchClient, BenchServer};
@@ -104,6 +104,8 @@ enum Cmd {
 #[derive(Clone, Copy, ValueEnum)]
 enum Kind {
     Floor,
+    /// The blocking floor (the `redis` crate's synchronous connection).
+    Blocking,
     Typed,
 }
 
@@ -111,6 +113,7 @@ impl Kind {
     fn as_arg(self) -> &'static str {
         match self {
             Kind::Floor => "floor",
+            Kind::Blocking => "blocking",
             Kind::Typed => "typed",
         }
     }
@@ -217,6 +220,9 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
         Kind::Floor => floor::run_worker(url, concurrency)
             .await
             .map_err(|e| format!("floor worker: {e}")),
+        // Sequential calls only: a few threads are plenty.
+        Kind::Blocking => tokio::task::block_in_place(|| floor::run_blocking_worker(url, 4))
+            .map_err(|e| format!("blocking floor worker: {e}")),
         Kind::Typed => {
             let worker = Worker::builder(url)
                 .mount(BenchServer::new(Adder))
@@ -382,6 +388,31 @@ async fn bench(cli: &Cli) -> Result<(), String> {
         ));
     }
     let (fl, tl) = samples.latencies();
+
+    // For reference, not a target: the same sequential calls against the
+    // blocking floor, one more round of fresh worker processes.
+    say("sequential latency against the blocking floor, for reference");
+    let reference = {
+        let blocking_worker = spawn_worker(&url, Kind::Blocking)?;
+        let typed_worker = spawn_worker(&url, Kind::Typed)?;
+        let mut bc = BlockingCaller::connect(&url, 0)
+            .map_err(|e| format!("blocking floor connection: {e}"))?;
+        let mut reference = SequentialSamples::default();
+        measure::sequential_pair(
+            &mut bc,
+            &mut tc,
+            plan.seq_warmup,
+            (plan.seq_calls / 2).max(1),
+            250,
+            [
+                [me, blocking_worker.pid(), server.pid()],
+                [me, typed_worker.pid(), server.pid()],
+            ],
+            &mut reference,
+        )
+        .await?;
+        reference.latencies()
+    };
     say("starting worker processes");
     let mut floor_workers = vec![spawn_worker(&url, Kind::Floor)?];
     let mut typed_workers = vec![spawn_worker(&url, Kind::Typed)?];
@@ -435,6 +466,24 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             Better::Lower,
         );
     }
+    let blocking = format!(
+        "sequential call-and-wait against the blocking floor (redis::Connection, a thread per caller), {} calls",
+        reference.0.calls
+    );
+    report.row(
+        format!("{blocking}: p50"),
+        "µs",
+        reference.0.p50_us,
+        reference.1.p50_us,
+        Better::Lower,
+    );
+    report.row(
+        format!("{blocking}: p99"),
+        "µs",
+        reference.0.p99_us,
+        reference.1.p99_us,
+        Better::Lower,
+    );
     let p50_ratio = tl.p50_us / fl.p50_us;
     let (lowest, highest) = round_ratios
         .iter()
@@ -527,6 +576,11 @@ async fn profile(server: &RedisServer, kind: Kind, calls: usize) -> Result<(), S
             let caller = FloorCaller::connect(&url, 0)
                 .await
                 .map_err(|e| format!("floor connection: {e}"))?;
+            profile_calls(caller, calls, procs).await
+        }
+        Kind::Blocking => {
+            let caller = BlockingCaller::connect(&url, 0)
+                .map_err(|e| format!("blocking floor connection: {e}"))?;
             profile_calls(caller, calls, procs).await
         }
         Kind::Typed => {

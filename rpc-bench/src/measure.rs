@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::floor::FloorCaller;
+use crate::floor::{BlockingCaller, FloorCaller};
 use crate::typed::BenchClient;
 
 /// Something that makes one call and waits for its answer.
@@ -25,6 +25,16 @@ impl Caller for FloorCaller {
     async fn call(&mut self, n: u64) -> Result<(), String> {
         let a = n as i64;
         let got = self.add(a, 1).await?;
+        check(got, a)
+    }
+}
+
+impl Caller for BlockingCaller {
+    async fn call(&mut self, n: u64) -> Result<(), String> {
+        let a = n as i64;
+        // The bench runs on a multi-threaded runtime: this thread blocks in
+        // `recv` while the others go on.
+        let got = tokio::task::block_in_place(|| self.add(a, 1))?;
         check(got, a)
     }
 }

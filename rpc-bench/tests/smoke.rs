@@ -36,9 +36,10 @@ fn quick_run_produces_a_full_report() {
         serde_json::from_slice(&std::fs::read(&json).expect("JSON report written"))
             .expect("JSON report parses");
     let rows = report["rows"].as_array().expect("rows");
-    // 4 latency figures, 3 CPU-per-call and 3 runs-per-call figures,
-    // 8 throughput figures, 1 fire-and-forget figure.
-    assert_eq!(rows.len(), 19, "{report:#}");
+    // 4 latency figures, 3 CPU-per-call and 3 runs-per-call figures, 2
+    // against the blocking floor, 8 throughput figures, 1 fire-and-forget
+    // figure.
+    assert_eq!(rows.len(), 21, "{report:#}");
     for row in rows {
         for field in ["floor", "rpc", "ratio"] {
             let v = row[field].as_f64().unwrap_or(f64::NAN);
