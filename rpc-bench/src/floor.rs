@@ -77,26 +77,11 @@ impl FloorCaller {
 
     /// Calls `a + b` and waits for the answer.
     pub async fn add(&mut self, a: i64, b: i64) -> Result<i64, String> {
-        let body = serde_json::to_vec(&FloorRequest {
-            reply_to: Some(Cow::Borrowed(&self.reply_to)),
-            a,
-            b,
-        })
-        .map_err(|e| e.to_string())?;
-        let (popped,): (Option<(String, Vec<u8>)>,) = redis::pipe()
-            .cmd("LPUSH")
-            .arg(JOBS)
-            .arg(body)
-            .ignore()
-            .cmd("BLPOP")
-            .arg(&self.reply_to)
-            .arg(0)
+        let popped = call_pipeline(JOBS, &self.reply_to, a, b)?
             .query_async(&mut self.con)
             .await
             .map_err(|e| e.to_string())?;
-        let (_, reply) = popped.ok_or("BLPOP returned nil")?;
-        let reply: FloorReply = serde_json::from_slice(&reply).map_err(|e| e.to_string())?;
-        Ok(reply.ok)
+        sum_in(popped)
     }
 
     /// Fire and forget: `LPUSH floor:notes`.
@@ -154,26 +139,40 @@ impl BlockingCaller {
 
     /// Calls `a + b` and waits for the answer, blocking this thread.
     pub fn add(&mut self, a: i64, b: i64) -> Result<i64, String> {
-        let body = serde_json::to_vec(&FloorRequest {
-            reply_to: Some(Cow::Borrowed(&self.reply_to)),
-            a,
-            b,
-        })
-        .map_err(|e| e.to_string())?;
-        let (popped,): (Option<(String, Vec<u8>)>,) = redis::pipe()
-            .cmd("LPUSH")
-            .arg(BLOCKING_JOBS)
-            .arg(body)
-            .ignore()
-            .cmd("BLPOP")
-            .arg(&self.reply_to)
-            .arg(0)
+        let popped = call_pipeline(BLOCKING_JOBS, &self.reply_to, a, b)?
             .query(&mut self.con)
             .map_err(|e| e.to_string())?;
-        let (_, reply) = popped.ok_or("BLPOP returned nil")?;
-        let reply: FloorReply = serde_json::from_slice(&reply).map_err(|e| e.to_string())?;
-        Ok(reply.ok)
+        sum_in(popped)
     }
+}
+
+/// What `BLPOP` answers with: nil, or the list and the element.
+type Popped = (Option<(String, Vec<u8>)>,);
+
+/// One call: `LPUSH <jobs> <request>` + `BLPOP <reply_to> 0`, one pipeline.
+fn call_pipeline(jobs: &str, reply_to: &str, a: i64, b: i64) -> Result<redis::Pipeline, String> {
+    let body = serde_json::to_vec(&FloorRequest {
+        reply_to: Some(Cow::Borrowed(reply_to)),
+        a,
+        b,
+    })
+    .map_err(|e| e.to_string())?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("LPUSH")
+        .arg(jobs)
+        .arg(body)
+        .ignore()
+        .cmd("BLPOP")
+        .arg(reply_to)
+        .arg(0);
+    Ok(pipe)
+}
+
+/// The sum in a popped reply.
+fn sum_in((popped,): Popped) -> Result<i64, String> {
+    let (_, reply) = popped.ok_or("BLPOP returned nil")?;
+    let reply: FloorReply = serde_json::from_slice(&reply).map_err(|e| e.to_string())?;
+    Ok(reply.ok)
 }
 
 /// Runs a blocking floor worker process: `threads` threads, each with its
@@ -200,24 +199,34 @@ pub fn run_blocking_worker(url: &str, threads: usize) -> redis::RedisResult<()> 
 
 fn blocking_worker_loop(mut con: redis::Connection) -> redis::RedisResult<()> {
     loop {
-        let popped: Option<(String, Vec<u8>)> = redis::cmd("BRPOP")
-            .arg(BLOCKING_JOBS)
-            .arg(0)
-            .query(&mut con)?;
-        let Some((_, body)) = popped else { continue };
-        let Some((reply_to, reply)) = answer(&body) else {
-            continue;
-        };
-        redis::cmd("LPUSH")
-            .arg(reply_to)
-            .arg(reply)
-            .query::<()>(&mut con)?;
+        let popped = pop_request(&[BLOCKING_JOBS]).query(&mut con)?;
+        if let Some(reply) = reply_cmd(popped) {
+            reply.query::<()>(&mut con)?;
+        }
     }
 }
 
-/// A floor worker's work on one request: where the reply goes, and the reply.
-fn answer(body: &[u8]) -> Option<(String, Vec<u8>)> {
-    let Ok(req) = serde_json::from_slice::<FloorRequest>(body) else {
+async fn worker_loop(mut con: MultiplexedConnection) -> redis::RedisResult<()> {
+    loop {
+        let popped = pop_request(&[JOBS, NOTES]).query_async(&mut con).await?;
+        if let Some(reply) = reply_cmd(popped) {
+            reply.query_async::<()>(&mut con).await?;
+        }
+    }
+}
+
+/// `BRPOP <keys> 0`: the next request, waiting as long as it takes.
+fn pop_request(keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("BRPOP");
+    cmd.arg(keys).arg(0);
+    cmd
+}
+
+/// A floor worker's work on one popped request: the `LPUSH` that answers
+/// it, if it wants an answer.
+fn reply_cmd(popped: Option<(String, Vec<u8>)>) -> Option<redis::Cmd> {
+    let (_, body) = popped?;
+    let Ok(req) = serde_json::from_slice::<FloorRequest>(&body) else {
         eprintln!("floor worker: unreadable request");
         return None;
     };
@@ -226,25 +235,7 @@ fn answer(body: &[u8]) -> Option<(String, Vec<u8>)> {
         ok: req.a.wrapping_add(req.b),
     })
     .expect("a reply always serializes");
-    Some((reply_to.into_owned(), reply))
-}
-
-async fn worker_loop(mut con: MultiplexedConnection) -> redis::RedisResult<()> {
-    loop {
-        let popped: Option<(String, Vec<u8>)> = redis::cmd("BRPOP")
-            .arg(JOBS)
-            .arg(NOTES)
-            .arg(0)
-            .query_async(&mut con)
-            .await?;
-        let Some((_, body)) = popped else { continue };
-        let Some((reply_to, reply)) = answer(&body) else {
-            continue;
-        };
-        redis::cmd("LPUSH")
-            .arg(reply_to)
-            .arg(reply)
-            .query_async::<()>(&mut con)
-            .await?;
-    }
+    let mut cmd = redis::cmd("LPUSH");
+    cmd.arg(reply_to.as_ref()).arg(reply);
+    Some(cmd)
 }
