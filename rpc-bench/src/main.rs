@@ -351,7 +351,6 @@ async fn bench(cli: &Cli) -> Result<(), String> {
         .await
         .map_err(|e| format!("floor connection: {e}"))?;
     let mut tc = TypedCaller(typed.clone());
-    let me = std::process::id();
     let mut samples = SequentialSamples::default();
     let mut round_ratios = Vec::with_capacity(plan.seq_rounds);
     for round in 0..plan.seq_rounds {
@@ -360,22 +359,15 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             round + 1,
             plan.seq_rounds
         ));
-        let floor_worker = spawn_worker(&url, Kind::Floor)?;
-        let typed_worker = spawn_worker(&url, Kind::Typed)?;
-        let procs = [
-            [me, floor_worker.pid(), server.pid()],
-            [me, typed_worker.pid(), server.pid()],
-        ];
         let from = samples.count();
         let calls = plan.seq_calls / plan.seq_rounds
             + usize::from(round < plan.seq_calls % plan.seq_rounds);
-        measure::sequential_pair(
-            &mut fc,
+        sequential_round(
+            &server,
+            (Kind::Floor, &mut fc),
             &mut tc,
             plan.seq_warmup,
             calls,
-            250,
-            procs,
             &mut samples,
         )
         .await?;
@@ -393,21 +385,15 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     // blocking floor, one more round of fresh worker processes.
     say("sequential latency against the blocking floor, for reference");
     let reference = {
-        let blocking_worker = spawn_worker(&url, Kind::Blocking)?;
-        let typed_worker = spawn_worker(&url, Kind::Typed)?;
         let mut bc = BlockingCaller::connect(&url, 0)
             .map_err(|e| format!("blocking floor connection: {e}"))?;
         let mut reference = SequentialSamples::default();
-        measure::sequential_pair(
-            &mut bc,
+        sequential_round(
+            &server,
+            (Kind::Blocking, &mut bc),
             &mut tc,
             plan.seq_warmup,
             (plan.seq_calls / 2).max(1),
-            250,
-            [
-                [me, blocking_worker.pid(), server.pid()],
-                [me, typed_worker.pid(), server.pid()],
-            ],
             &mut reference,
         )
         .await?;
@@ -555,6 +541,28 @@ async fn bench(cli: &Cli) -> Result<(), String> {
         say(&format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// One round of sequential calls, a floor of `kind` against the runtime,
+/// each with a worker process started for the round, in blocks of 250
+/// calls; adds `calls` samples per side to `into`.
+async fn sequential_round<F: Caller>(
+    server: &RedisServer,
+    (kind, floor): (Kind, &mut F),
+    typed: &mut TypedCaller,
+    warmup: usize,
+    calls: usize,
+    into: &mut SequentialSamples,
+) -> Result<(), String> {
+    let url = server.url();
+    let floor_worker = spawn_worker(&url, kind)?;
+    let typed_worker = spawn_worker(&url, Kind::Typed)?;
+    let me = std::process::id();
+    let procs = [
+        [me, floor_worker.pid(), server.pid()],
+        [me, typed_worker.pid(), server.pid()],
+    ];
+    measure::sequential_pair(floor, typed, warmup, calls, 250, procs, into).await
 }
 
 /// Sequential calls of one side alone, for a profiler attached to the

@@ -77,37 +77,69 @@ pub struct Latency {
 /// The raw figures of sequential calls made by two callers (A and B).
 #[derive(Debug, Default)]
 pub struct SequentialSamples {
-    a: Vec<Duration>,
-    b: Vec<Duration>,
-    /// CPU time charged to each side: client, worker, Redis, in ns.
-    cpu: [[u64; 3]; 2],
+    sides: [Side; 2],
+}
+
+/// One caller's samples, and what its blocks cost the processes involved.
+#[derive(Debug, Default)]
+struct Side {
+    samples: Vec<Duration>,
+    /// CPU time charged to this side: client, worker, Redis, in ns.
+    cpu: [u64; 3],
     /// Times a thread was put on a CPU, charged likewise.
-    runs: [[u64; 3]; 2],
+    runs: [u64; 3],
+}
+
+impl Side {
+    /// Makes `len` timed calls, numbered from `*n`, and charges the CPU
+    /// time and wake-ups of `procs` (client, worker, Redis) meanwhile.
+    async fn timed_block<C: Caller>(
+        &mut self,
+        caller: &mut C,
+        len: usize,
+        n: &mut u64,
+        procs: [u32; 3],
+    ) -> Result<(), String> {
+        let before = procs.map(sched_stats);
+        for _ in 0..len {
+            *n += 1;
+            let t = Instant::now();
+            caller.call(*n).await?;
+            self.samples.push(t.elapsed());
+        }
+        let after = procs.map(sched_stats);
+        for i in 0..3 {
+            self.cpu[i] += after[i].0.saturating_sub(before[i].0);
+            self.runs[i] += after[i].1.saturating_sub(before[i].1);
+        }
+        Ok(())
+    }
+
+    fn latency(self) -> Latency {
+        let calls = self.samples.len().max(1) as f64;
+        let mut l = latency(self.samples);
+        l.cpu_us = self.cpu.map(|ns| ns as f64 / 1e3 / calls);
+        l.runs = self.runs.map(|n| n as f64 / calls);
+        l
+    }
 }
 
 impl SequentialSamples {
     /// Samples per side so far.
     pub fn count(&self) -> usize {
-        self.a.len()
+        self.sides[0].samples.len()
     }
 
     /// p50 of A and of B over the samples from index `from` on (one round).
     pub fn p50_since(&self, from: usize) -> (f64, f64) {
         let p50 = |s: &[Duration]| latency(s[from.min(s.len())..].to_vec()).p50_us;
-        (p50(&self.a), p50(&self.b))
+        (p50(&self.sides[0].samples), p50(&self.sides[1].samples))
     }
 
     /// Percentiles over every sample so far, and CPU time per call.
     pub fn latencies(self) -> (Latency, Latency) {
-        let per_call = |ns: u64, calls: usize| ns as f64 / 1e3 / calls.max(1) as f64;
-        let (na, nb) = (self.a.len(), self.b.len());
-        let (mut la, mut lb) = (latency(self.a), latency(self.b));
-        la.cpu_us = self.cpu[0].map(|ns| per_call(ns, na));
-        lb.cpu_us = self.cpu[1].map(|ns| per_call(ns, nb));
-        let per_call = |n: u64, calls: usize| n as f64 / calls.max(1) as f64;
-        la.runs = self.runs[0].map(|n| per_call(n, na));
-        lb.runs = self.runs[1].map(|n| per_call(n, nb));
-        (la, lb)
+        let [a, b] = self.sides;
+        (a.latency(), b.latency())
     }
 }
 
@@ -133,36 +165,13 @@ pub async fn sequential_pair<A: Caller, B: Caller>(
         a.call(i as u64).await?;
         b.call(i as u64).await?;
     }
-    let (sa, sb, cpu, runs) = (&mut into.a, &mut into.b, &mut into.cpu, &mut into.runs);
-    let target = sa.len() + calls;
+    let [side_a, side_b] = &mut into.sides;
+    let target = side_a.samples.len() + calls;
     let mut n = 0u64;
-    let snapshot = |side: usize| procs[side].map(sched_stats);
-    while sa.len() < target {
-        let len = block.min(target - sa.len());
-        let before = snapshot(0);
-        for _ in 0..len {
-            n += 1;
-            let t = Instant::now();
-            a.call(n).await?;
-            sa.push(t.elapsed());
-        }
-        let after = snapshot(0);
-        for i in 0..3 {
-            cpu[0][i] += after[i].0.saturating_sub(before[i].0);
-            runs[0][i] += after[i].1.saturating_sub(before[i].1);
-        }
-        let before = snapshot(1);
-        for _ in 0..len {
-            n += 1;
-            let t = Instant::now();
-            b.call(n).await?;
-            sb.push(t.elapsed());
-        }
-        let after = snapshot(1);
-        for i in 0..3 {
-            cpu[1][i] += after[i].0.saturating_sub(before[i].0);
-            runs[1][i] += after[i].1.saturating_sub(before[i].1);
-        }
+    while side_a.samples.len() < target {
+        let len = block.min(target - side_a.samples.len());
+        side_a.timed_block(a, len, &mut n, procs[0]).await?;
+        side_b.timed_block(b, len, &mut n, procs[1]).await?;
     }
     Ok(())
 }
