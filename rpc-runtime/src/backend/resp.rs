@@ -30,6 +30,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How deep replies may nest (Redis's own replies nest three or four deep).
 const MAX_DEPTH: usize = 32;
+/// The longest bulk string accepted (Redis's default `proto-max-bulk-len`).
+const MAX_BULK: usize = 512 * 1024 * 1024;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -246,6 +248,16 @@ fn parse_int(digits: &[u8]) -> Result<i64, String> {
         .ok_or_else(|| format!("bad number {:?}", String::from_utf8_lossy(digits)))
 }
 
+/// Where a bulk string of `len` bytes starting at `start` ends, or an error
+/// for a length over Redis's own limit (`proto-max-bulk-len`, 512 MiB by
+/// default): waiting for such a reply would only grow the buffer.
+fn bulk_end(start: usize, len: i64) -> Result<usize, String> {
+    match usize::try_from(len) {
+        Ok(len) if len <= MAX_BULK => Ok(start + len),
+        _ => Err(format!("bulk string length {len} out of range")),
+    }
+}
+
 /// The length of the complete value at the start of `buf`, or `None` while
 /// it is not all there. Bulk strings are skipped by their length, so the
 /// cost follows the number of values, not of bytes: a large reply that
@@ -268,7 +280,7 @@ fn value_len(buf: &[u8], depth: usize) -> Result<Option<usize>, String> {
             if n < 0 {
                 return Ok(Some(after_line));
             }
-            let total = after_line + n as usize + 2;
+            let total = bulk_end(after_line, n)? + 2;
             Ok((buf.len() >= total).then_some(total))
         }
         b'*' => {
@@ -304,7 +316,7 @@ fn parse(buf: &[u8], at: usize) -> Result<(Value, usize), String> {
             if n < 0 {
                 return Ok((Value::Nil, next));
             }
-            let body_end = next + n as usize;
+            let body_end = bulk_end(next, n)?;
             if buf.get(body_end..body_end + 2) != Some(b"\r\n") {
                 return Err("a bulk string does not end where its length says".to_owned());
             }
@@ -456,6 +468,8 @@ mod tests {
             let parsed = parse(bad, 0);
             assert!(scanned.is_err() || parsed.is_err(), "{bad:?}");
         }
+        let huge = format!("${}\r\n", i64::MAX);
+        assert!(value_len(huge.as_bytes(), 0).is_err());
         let deep = "*1\r\n".repeat(MAX_DEPTH + 2);
         assert!(value_len(deep.as_bytes(), 0).is_err());
     }
