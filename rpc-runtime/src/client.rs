@@ -579,7 +579,11 @@ impl Client {
             job: name,
             params: request,
             reply_to,
+            // The deadline twice: as time left, which workers measure from
+            // the broker's timestamp of the entry (no clock of ours
+            // involved), and as an absolute time for older workers.
             deadline_ms: Some(wire::unix_ms(SystemTime::now() + timeout)),
+            timeout_ms: Some(timeout.as_millis() as u64),
             attempt: 1,
             max_attempts: options
                 .max_attempts
@@ -991,6 +995,9 @@ fn reply_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
         #[serde(borrow)]
         id: std::borrow::Cow<'a, str>,
     }
+    if !wire::is_json_object(body) {
+        return None;
+    }
     serde_json::from_slice::<IdOnly>(body).ok().map(|r| r.id)
 }
 
@@ -1195,8 +1202,8 @@ fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
     if let Some(Ok(value)) = ok_result(body).map(serde_json::from_slice::<T>) {
         return Ok(value);
     }
-    let reply: ReplyMessage =
-        serde_json::from_slice(body).map_err(|e| Error::codec("decode a reply envelope", e))?;
+    let reply =
+        ReplyMessage::decode(body).map_err(|e| Error::codec("decode a reply envelope", e))?;
     if let Some(ok) = reply.ok {
         return serde_json::from_str(ok.get())
             .map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());

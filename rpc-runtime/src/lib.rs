@@ -75,8 +75,15 @@ pub mod __private {
     use crate::service::Outcome;
     use crate::{HandlerError, JobError};
 
-    /// Decodes a job's parameters, or the outcome that says why they do not fit.
+    /// Decodes a typed job's parameters, or the outcome that says why they
+    /// do not fit. They are one JSON object keyed by parameter name; serde's
+    /// derive would also read them from an array in declaration order.
     pub fn decode<T: serde::de::DeserializeOwned>(params: &RawValue) -> Result<T, Outcome> {
+        if !crate::wire::is_json_object(params.get().as_bytes()) {
+            return Err(Outcome::bad_request(
+                "the parameters must be a JSON object keyed by parameter name",
+            ));
+        }
         crate::service::decode(params)
     }
 

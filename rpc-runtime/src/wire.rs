@@ -8,6 +8,12 @@
 //!
 //! Decoding borrows from the received bytes (`&RawValue` for params and
 //! results) so the hot path never builds an intermediate `serde_json::Value`.
+//!
+//! Every field comes off the network, so decoding is strict where serde's
+//! derive is lenient: [`JobMessage::decode`] and [`ReplyMessage::decode`]
+//! accept only the documented object forms (a derived `Deserialize` for a
+//! struct also takes a JSON array of its fields in order), and the numeric
+//! fields must lie in their documented ranges ([`limits`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,9 +43,15 @@ pub struct JobMessage<'a> {
     /// Where the reply goes (a list key), or absent for one-way jobs.
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     pub reply_to: Option<std::borrow::Cow<'a, str>>,
-    /// Absolute deadline, milliseconds since the Unix epoch.
+    /// Absolute deadline, milliseconds since the Unix epoch, on the sender's
+    /// clock. Workers prefer `timeout_ms` when it is there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// Time left to the deadline when the message was added to the queue, in
+    /// ms: the worker measures it from the broker's own timestamp of the
+    /// entry, so the deadline does not depend on the sender's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// Which attempt this message is (1 for the first send; a retry re-sends
     /// the message with `attempt + 1`).
     #[serde(default = "one")]
@@ -70,6 +82,8 @@ pub struct OutgoingJob<'a, P: Serialize + ?Sized> {
     pub reply_to: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     pub attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
@@ -110,6 +124,95 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+/// The documented ranges of a job message's numeric fields. A message
+/// with a value outside them is refused (`bad_request`) before it steers
+/// anything: an out-of-range TTL would make Redis refuse the completion,
+/// an attempt number near `u32::MAX` would overflow.
+pub mod limits {
+    /// `attempt` and `max_attempts` lie in `1..=MAX_ATTEMPTS`.
+    pub const MAX_ATTEMPTS: u32 = 1_000;
+    /// `result_ttl_ms` and `timeout_ms` are at most a year (366 days).
+    pub const MAX_TTL_MS: u64 = 366 * 24 * 60 * 60 * 1000;
+    /// `deadline_ms` is at most 9999-12-31T23:59:59.999Z.
+    pub const MAX_DEADLINE_MS: u64 = 253_402_300_799_999;
+    /// `id` is at most this many bytes.
+    pub const MAX_ID_BYTES: usize = 256;
+}
+
+/// Why a message was refused: the text goes into the dead letter's reason
+/// and the `bad_request` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `bytes` hold a JSON object: the first byte that is not JSON white
+/// space is `{`. (serde's derive would also read a struct from an array.)
+pub fn is_json_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|&b| b == b'{')
+}
+
+impl<'a> JobMessage<'a> {
+    /// Decodes a job message strictly: the documented object form only, and
+    /// every numeric field within [`limits`]. (`params` is checked by the
+    /// job: a typed job takes an object, an untyped one any JSON value.)
+    pub fn decode(payload: &'a [u8]) -> Result<Self, Refused> {
+        if !is_json_object(payload) {
+            return Err(Refused(
+                "a job message is a JSON object (arrays and other values are refused)".to_owned(),
+            ));
+        }
+        let msg: JobMessage =
+            serde_json::from_slice(payload).map_err(|e| Refused(e.to_string()))?;
+        msg.check()?;
+        Ok(msg)
+    }
+
+    fn check(&self) -> Result<(), Refused> {
+        use limits::*;
+        let refuse = |what: String| Err(Refused(what));
+        if self.id.is_empty() || self.id.len() > MAX_ID_BYTES {
+            return refuse(format!("`id` must be 1 to {MAX_ID_BYTES} bytes"));
+        }
+        if !(1..=MAX_ATTEMPTS).contains(&self.attempt) {
+            return refuse(format!(
+                "`attempt` {} is outside 1..={MAX_ATTEMPTS}",
+                self.attempt
+            ));
+        }
+        if let Some(max) = self
+            .max_attempts
+            .filter(|m| !(1..=MAX_ATTEMPTS).contains(m))
+        {
+            return refuse(format!(
+                "`max_attempts` {max} is outside 1..={MAX_ATTEMPTS}"
+            ));
+        }
+        if self.result_ttl_ms > MAX_TTL_MS {
+            return refuse(format!(
+                "`result_ttl_ms` {} is over the limit of {MAX_TTL_MS} (366 days)",
+                self.result_ttl_ms
+            ));
+        }
+        if let Some(t) = self.timeout_ms.filter(|t| *t > MAX_TTL_MS) {
+            return refuse(format!(
+                "`timeout_ms` {t} is over the limit of {MAX_TTL_MS} (366 days)"
+            ));
+        }
+        if let Some(d) = self.deadline_ms.filter(|d| *d > MAX_DEADLINE_MS) {
+            return refuse(format!("`deadline_ms` {d} is past the year 9999"));
+        }
+        Ok(())
+    }
+}
+
 /// The error part of a reply.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReplyError<'a> {
@@ -129,8 +232,41 @@ pub struct ReplyMessage<'a> {
     pub id: std::borrow::Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     pub ok: Option<&'a RawValue>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow,
+        deserialize_with = "object_only"
+    )]
     pub error: Option<ReplyError<'a>>,
+}
+
+impl<'a> ReplyMessage<'a> {
+    /// Decodes a reply strictly: the documented object form only, for the
+    /// envelope and its `error`.
+    pub fn decode(body: &'a [u8]) -> Result<Self, Refused> {
+        if !is_json_object(body) {
+            return Err(Refused("a reply is a JSON object".to_owned()));
+        }
+        serde_json::from_slice(body).map_err(|e| Refused(e.to_string()))
+    }
+}
+
+/// Deserializes an optional struct only from a JSON object (or `null`).
+fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let raw: Option<&'de RawValue> = Deserialize::deserialize(d)?;
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) if is_json_object(raw.get().as_bytes()) => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        Some(_) => Err(serde::de::Error::custom("`error` must be a JSON object")),
+    }
 }
 
 /// Encodes a successful reply around an already-serialized result.
@@ -171,9 +307,10 @@ pub fn encode_error_reply(
 /// the new message, or `None` when the message is not a readable job message
 /// (garbage cannot be replayed).
 pub fn for_replay(payload: &[u8]) -> Option<(String, Vec<u8>)> {
-    let mut msg: JobMessage = serde_json::from_slice(payload).ok()?;
+    let mut msg = JobMessage::decode(payload).ok()?;
     msg.attempt = 1;
     msg.deadline_ms = None;
+    msg.timeout_ms = None;
     Some((msg.id.to_string(), serde_json::to_vec(&msg).ok()?))
 }
 
@@ -228,6 +365,7 @@ mod tests {
             params: &serde_json::json!({"a": 1, "b": 2}),
             reply_to: Some("rpc:inbox:{c}"),
             deadline_ms: Some(42),
+            timeout_ms: Some(7),
             attempt: 1,
             max_attempts: None,
             result_ttl_ms: 0,
@@ -252,6 +390,40 @@ mod tests {
             !bare.contains("meta") && !bare.contains("reply_to"),
             "{bare}"
         );
+    }
+
+    #[test]
+    fn only_the_object_forms_decode() {
+        // serde's derive reads a struct from an array of its fields; the
+        // protocol says "object", so arrays are refused, nested ones too.
+        let array = br#"[1,"id","Calculator.add",{"a":1},"rpc:inbox:{x}"]"#;
+        assert!(JobMessage::decode(array).is_err());
+        assert!(ReplyMessage::decode(br#"[1,"id",3]"#).is_err());
+        assert!(ReplyMessage::decode(br#"{"v":1,"id":"x","error":["app","m"]}"#).is_err());
+        let ok = br#" {"v":1,"id":"x","error":{"kind":"app","message":"m"}}"#;
+        assert!(ReplyMessage::decode(ok).is_ok());
+        assert!(ReplyMessage::decode(br#"{"v":1,"id":"x","ok":null,"error":null}"#).is_ok());
+    }
+
+    #[test]
+    fn numeric_fields_out_of_range_are_refused() {
+        let with =
+            |field: &str| format!(r#"{{"v":1,"id":"1","job":"C.add","params":{{}},{field}}}"#);
+        for bad in [
+            r#""result_ttl_ms":18446744073709551615"#,
+            r#""attempt":0"#,
+            r#""attempt":4294967295"#,
+            r#""max_attempts":0"#,
+            r#""max_attempts":100000"#,
+            r#""deadline_ms":18446744073709551615"#,
+            r#""timeout_ms":18446744073709551615"#,
+            r#""attempt":-1"#,
+        ] {
+            let text = with(bad);
+            assert!(JobMessage::decode(text.as_bytes()).is_err(), "{text}");
+        }
+        let fine = with(r#""result_ttl_ms":300000,"attempt":2,"max_attempts":5"#);
+        assert!(JobMessage::decode(fine.as_bytes()).is_ok());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::backend::{connect, Backend, BrokerConfig, Completion, Delivery, Reader};
+use rpc_runtime::backend::{
+    connect, Backend, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery, Reader,
+};
 use rpc_testkit::RedisServer;
 
 const QUEUE: &str = "Svc";
@@ -42,8 +44,9 @@ async fn jobs_taken(
 
 /// Two jobs are taken; their completions ride on the next read. The second
 /// replies to a key that is not a list, so Redis refuses its `RPUSH`: only
-/// that one is reported as not completed (so the worker sends it again),
-/// and the read still returns the job queued meanwhile.
+/// that one is reported as not completed, as refused at the reply, and it
+/// is still leased (no ack after a refused reply) while the key keeps its
+/// content and gets no TTL. The read still returns the job queued meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_ride_on_the_next_read_and_failures_are_told_apart() {
     let (server, backend, mut reader, taken) = jobs_taken(&[b"one", b"two"]).await;
@@ -64,7 +67,20 @@ async fn completions_ride_on_the_next_read_and_failures_are_told_apart() {
     let out = reader
         .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(200))
         .await;
-    assert_eq!(out.not_completed, vec![1], "only the refused RPUSH failed");
+    assert_eq!(out.not_completed.len(), 1, "only the refused RPUSH failed");
+    let (index, error) = &out.not_completed[0];
+    assert_eq!(*index, 1);
+    assert!(
+        matches!(error, CompleteError::Refused { step: Some(CompletionStep::Reply), reason } if reason.starts_with("WRONGTYPE")),
+        "{error:?}"
+    );
+    assert_eq!(server.cli(["GET", "rpc:inbox:{bad}"]).trim(), "not a list");
+    assert_eq!(server.cli(["PTTL", "rpc:inbox:{bad}"]).trim(), "-1");
+    let pending = server.cli(["XPENDING", "rpc:{Svc}:jobs", "workers", "-", "+", "10"]);
+    assert!(
+        pending.contains(&taken[1].token),
+        "refused, so not acked: {pending}"
+    );
     let next = out.taken.expect("the read succeeds");
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].payload, b"three");

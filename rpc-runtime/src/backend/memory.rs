@@ -8,26 +8,28 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    complete_each, Backend, CompletedAndTaken, Completion, DeadLetter, Delivery, PushedAndPopped,
-    Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+    complete_each, Backend, CompleteError, CompletedAndTaken, Completion, DeadLetter, Delivery,
+    PushedAndPopped, Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 use crate::error::Error;
 
 #[derive(Default)]
 struct Queue {
-    ready: VecDeque<(u64, Vec<u8>)>,
+    /// Token, when it was queued (ms since the epoch), message.
+    ready: VecDeque<(u64, u64, Vec<u8>)>,
     leased: HashMap<u64, Lease>,
     dead: VecDeque<DeadLetter>,
 }
 
 struct Lease {
     payload: Vec<u8>,
+    enqueued_ms: u64,
     consumer: String,
     since: Instant,
     deliveries: u32,
@@ -101,7 +103,7 @@ impl MemoryBackend {
             .entry(queue.to_owned())
             .or_default()
             .ready
-            .push_back((token, payload));
+            .push_back((token, crate::wire::unix_ms(SystemTime::now()), payload));
         drop(state);
         self.shared.jobs_ready.notify_waiters();
     }
@@ -115,6 +117,15 @@ impl Backend for MemoryBackend {
 
     fn inbox_name(&self, client_id: &str) -> String {
         format!("inbox:{client_id}")
+    }
+
+    fn is_inbox(&self, key: &str) -> bool {
+        key.strip_prefix("inbox:").is_some_and(super::is_client_id)
+    }
+
+    async fn broker_time_ms(&self) -> Result<u64, Error> {
+        // The broker is this process: its clock is ours.
+        Ok(crate::wire::unix_ms(SystemTime::now()))
     }
 
     fn result_name(&self, call_id: &str) -> String {
@@ -171,6 +182,7 @@ impl Backend for MemoryBackend {
                     token: token.to_string(),
                     payload: lease.payload.clone(),
                     deliveries: lease.deliveries,
+                    enqueued_ms: Some(lease.enqueued_ms),
                 });
             }
         }
@@ -192,7 +204,11 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn complete(&self, delivery: &Delivery, completion: &Completion) -> Result<(), Error> {
+    async fn complete(
+        &self,
+        delivery: &Delivery,
+        completion: &Completion,
+    ) -> Result<(), CompleteError> {
         let mut state = self.state();
         let now = Instant::now();
         if let (Some(body), Some((id, ttl))) = (&completion.reply, &completion.keep_result) {
@@ -307,7 +323,7 @@ impl Reader for MemoryBackend {
                         continue;
                     };
                     while out.len() < max {
-                        let Some((token, payload)) = q.ready.pop_front() else {
+                        let Some((token, enqueued_ms, payload)) = q.ready.pop_front() else {
                             break;
                         };
                         q.leased.insert(
@@ -317,6 +333,7 @@ impl Reader for MemoryBackend {
                                 consumer: consumer.to_owned(),
                                 since: now,
                                 deliveries: 1,
+                                enqueued_ms,
                             },
                         );
                         out.push(Delivery {
@@ -324,6 +341,7 @@ impl Reader for MemoryBackend {
                             token: token.to_string(),
                             payload,
                             deliveries: 1,
+                            enqueued_ms: Some(enqueued_ms),
                         });
                     }
                 }

@@ -37,6 +37,11 @@ pub struct Delivery {
     pub payload: Vec<u8>,
     /// How many times the broker has handed this message out, this one included.
     pub deliveries: u32,
+    /// When the message was added to the queue, in ms since the Unix epoch
+    /// on the broker's clock (a Redis stream entry id's time part): with
+    /// the message's `timeout_ms` it gives a deadline that does not depend
+    /// on the sender's clock.
+    pub enqueued_ms: Option<u64>,
 }
 
 /// Everything that happens when a worker is done with a delivery, applied in
@@ -56,6 +61,59 @@ pub struct Completion {
     /// How long the inbox lives after this reply (a dead client's replies
     /// expire); `None` is the backend's default.
     pub inbox_ttl: Option<Duration>,
+}
+
+/// The parts of a [`Completion`], in the order they are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionStep {
+    /// Push the reply onto the caller's inbox.
+    Reply,
+    /// Keep the reply under the call's result key.
+    Keep,
+    /// Queue the retry.
+    Requeue,
+    /// Add the dead letter.
+    DeadLetter,
+    /// Ack (and delete) the delivery.
+    Ack,
+}
+
+impl std::fmt::Display for CompletionStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CompletionStep::Reply => "writing the reply",
+            CompletionStep::Keep => "keeping the result",
+            CompletionStep::Requeue => "queueing the retry",
+            CompletionStep::DeadLetter => "writing the dead letter",
+            CompletionStep::Ack => "acking the job",
+        })
+    }
+}
+
+/// Why a completion did not (wholly) take effect. The job is acked only
+/// when every step before the ack was written, so in both cases it is
+/// still leased.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompleteError {
+    /// It may work if sent again: the connection failed, or the broker is
+    /// loading, busy, out of memory or failing over. What was written, if
+    /// anything, is safe to write again.
+    #[error("{0}")]
+    Transient(String),
+    /// The broker refused a step for good (a key of the wrong type, no
+    /// permission): the steps before `step` took effect, it and those after
+    /// did not. `None`: the broker refused the whole completion.
+    #[error("{} refused: {reason}", step.map_or("the completion".to_owned(), |s| s.to_string()))]
+    Refused {
+        step: Option<CompletionStep>,
+        reason: String,
+    },
+}
+
+impl From<Error> for CompleteError {
+    fn from(e: Error) -> Self {
+        CompleteError::Transient(e.to_string())
+    }
 }
 
 /// A dead-lettered message, as listed by [`Backend::dead_letters`].
@@ -80,6 +138,16 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The name under which a call's result is kept.
     fn result_name(&self, call_id: &str) -> String;
+
+    /// Whether `key` names a client's reply inbox of this backend (under its
+    /// prefix): the only keys a worker pushes replies to, whatever a
+    /// message's `reply_to` says.
+    fn is_inbox(&self, key: &str) -> bool;
+
+    /// The broker's clock, in ms since the Unix epoch (Redis: `TIME`).
+    /// Workers track their offset to it, so deadlines measured from a
+    /// queue entry's broker timestamp hold whatever the clocks say.
+    async fn broker_time_ms(&self) -> Result<u64, Error>;
 
     /// Opens a reader for blocking reads (one per reading task).
     async fn open_reader(&self) -> Result<Box<dyn Reader>, Error>;
@@ -108,9 +176,14 @@ pub trait Backend: Send + Sync + 'static {
     /// not reclaimed while the handler is alive.
     async fn extend(&self, queue: &str, consumer: &str, tokens: &[String]) -> Result<(), Error>;
 
-    /// Applies a completion and acks the delivery. Borrowed, so a worker can
+    /// Applies a completion and acks the delivery, each step only after the
+    /// one before it was written (the ack last). Borrowed, so a worker can
     /// retry it through a broker outage without copying the reply.
-    async fn complete(&self, delivery: &Delivery, completion: &Completion) -> Result<(), Error>;
+    async fn complete(
+        &self,
+        delivery: &Delivery,
+        completion: &Completion,
+    ) -> Result<(), CompleteError>;
 
     /// Lists up to `max` dead letters of a queue, oldest first.
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error>;
@@ -177,21 +250,20 @@ pub trait Reader: Send {
 }
 
 /// Completes each of `done` in turn with `complete`, and returns the indices
-/// of those that failed: [`Reader::complete_and_take`] where completions
-/// cannot ride on the read.
+/// of those that failed, with why: [`Reader::complete_and_take`] where
+/// completions cannot ride on the read.
 pub(crate) async fn complete_each<'a, F, Fut>(
     done: &'a [(Delivery, Completion)],
     mut complete: F,
-) -> Vec<usize>
+) -> Vec<(usize, CompleteError)>
 where
     F: FnMut(&'a Delivery, &'a Completion) -> Fut,
-    Fut: std::future::Future<Output = Result<(), Error>>,
+    Fut: std::future::Future<Output = Result<(), CompleteError>>,
 {
     let mut failed = Vec::new();
     for (i, (delivery, completion)) in done.iter().enumerate() {
         if let Err(e) = complete(delivery, completion).await {
-            tracing::warn!(error = %e, "completing a job failed");
-            failed.push(i);
+            failed.push((i, e));
         }
     }
     failed
@@ -210,14 +282,24 @@ pub struct PushedAndPopped {
 /// What [`Reader::complete_and_take`] did.
 #[derive(Debug)]
 pub struct CompletedAndTaken {
-    /// Indices into `done` of the completions that may not have taken
-    /// effect: Redis refused them, or the connection failed before their
-    /// answer came. The caller completes them again the ordinary way (a
-    /// completion is safe to repeat: at worst the caller sees a duplicate
-    /// reply, which it drops).
-    pub not_completed: Vec<usize>,
+    /// Indices into `done` of the completions that did not (wholly) take
+    /// effect, with why: Redis refused a step, or the connection failed
+    /// before their answer came. The caller deals with them the ordinary
+    /// way (a transient failure is safe to repeat: at worst the caller sees
+    /// a duplicate reply, which it drops).
+    pub not_completed: Vec<(usize, CompleteError)>,
     /// The jobs taken, or why the read failed.
     pub taken: Result<Vec<Delivery>, Error>,
+}
+
+/// Whether `id` can name a client's inbox: 1 to 128 characters of
+/// `A-Z a-z 0-9 _ - . :` (docs/PROTOCOL.md, "Keys"). No braces, so an inbox
+/// key has exactly one hash tag; no spaces or control characters.
+pub fn is_client_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
 /// Where and how to connect: the URL and the key prefix.

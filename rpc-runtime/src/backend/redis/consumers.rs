@@ -1,0 +1,70 @@
+//! Consumer housekeeping: forgetting the consumer names of workers that
+//! died long ago and hold no leases.
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::commands::is_nogroup;
+use super::values::{as_fields, as_int, as_string};
+use super::{RedisBackend, GROUP};
+use crate::error::Error;
+
+impl RedisBackend {
+    pub(super) async fn forget_idle(&self, queue: &str, idle: Duration) -> Result<usize, Error> {
+        let key = self.jobs_key(queue);
+        let v: Value = match self
+            .commands
+            .query(redis::cmd("XINFO").arg("CONSUMERS").arg(&key).arg(GROUP))
+            .await
+        {
+            Ok(v) => v,
+            Err(e) if is_nogroup(&e) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let Value::Array(consumers) = v else {
+            return Ok(0);
+        };
+        let idle_ms = idle.as_millis() as i64;
+        let mut removed = 0;
+        for consumer in consumers {
+            let fields = as_fields(&consumer);
+            let name = fields
+                .iter()
+                .find(|(k, _)| k == "name")
+                .and_then(|(_, v)| as_string(v));
+            let pending = fields
+                .iter()
+                .find(|(k, _)| k == "pending")
+                .and_then(|(_, v)| as_int(v));
+            // `inactive` (Redis 7.2+) is the time since the consumer last read
+            // successfully; older servers only have `idle`.
+            let quiet = fields
+                .iter()
+                .find(|(k, _)| k == "inactive")
+                .or_else(|| fields.iter().find(|(k, _)| k == "idle"))
+                .and_then(|(_, v)| as_int(v));
+            let (Some(name), Some(0), Some(quiet)) = (name, pending, quiet) else {
+                continue;
+            };
+            if quiet < idle_ms {
+                continue;
+            }
+            // DELCONSUMER drops the consumer's pending entries too; we only
+            // get here for consumers with none.
+            let _: Value = self
+                .commands
+                .query(
+                    redis::cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(&key)
+                        .arg(GROUP)
+                        .arg(&name),
+                )
+                .await?;
+            tracing::info!(queue, consumer = %name, "forgot an idle consumer with no pending jobs");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,55 @@
+-- complete.lua: ends one job. Each write is checked before the next, so a
+-- write Redis refuses (out of memory, wrong type, no permission) stops
+-- every step after it, above all the ack: a job is acked only once its
+-- reply, kept result, retry or dead letter is written.
+--
+-- ARGV[1]  the plan: the steps to run, in this order, one letter each:
+--            R  push the reply onto the caller's inbox, then set the
+--               inbox's TTL (only after the push succeeded: never expire
+--               a key this script did not just write)
+--            K  keep the reply under the call's result key
+--            Q  queue the retry message on the jobs stream
+--            D  add the message to the dead-letter stream (capped)
+--            A  ack the entry and delete it from the jobs stream
+-- KEYS     one per step, in plan order: R the inbox, K the result key,
+--          Q the jobs stream, D the dead-letter stream, A the jobs stream
+-- ARGV[2]  the reply (R, K)
+-- ARGV[3]  the inbox TTL in ms (R)
+-- ARGV[4]  the result TTL in ms (K)
+-- ARGV[5]  the retry message (Q)
+-- ARGV[6]  the dead letter's reason (D)
+-- ARGV[7]  the message as it was on the queue (D)
+-- ARGV[8]  the dead-letter stream's approximate cap (D)
+-- ARGV[9]  the consumer group (A)
+-- ARGV[10] the entry id (A)
+--
+-- Returns 1 when every step ran, or {step, error} for the first step Redis
+-- refused: the steps before it took effect, it and those after did not.
+-- NOGROUP on the ack is not a refusal: the group, and so the lease, is gone.
+local plan = ARGV[1]
+for i = 1, #plan do
+  local step = string.sub(plan, i, i)
+  local key = KEYS[i]
+  local r
+  if step == 'R' then
+    r = redis.pcall('RPUSH', key, ARGV[2])
+    if type(r) == 'table' and r.err then return {step, r.err} end
+    r = redis.pcall('PEXPIRE', key, ARGV[3])
+  elseif step == 'K' then
+    r = redis.pcall('SET', key, ARGV[2], 'PX', ARGV[4])
+  elseif step == 'Q' then
+    r = redis.pcall('XADD', key, '*', 'm', ARGV[5])
+  elseif step == 'D' then
+    r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[8], '*', 'reason', ARGV[6], 'm', ARGV[7])
+  elseif step == 'A' then
+    r = redis.pcall('XACK', key, ARGV[9], ARGV[10])
+    if type(r) == 'table' and r.err and string.sub(r.err, 1, 7) ~= 'NOGROUP' then
+      return {step, r.err}
+    end
+    r = redis.pcall('XDEL', key, ARGV[10])
+  else
+    return {step, 'ERR unknown step'}
+  end
+  if type(r) == 'table' and r.err then return {step, r.err} end
+end
+return 1

@@ -1,0 +1,203 @@
+//! Completing a job: getting its reply, kept result, retry or dead letter
+//! and then its ack to the broker, through outages, and ending it once when
+//! the broker refuses for good.
+//!
+//! The broker acks a job only after every write before the ack took effect
+//! (see `backend::redis::completion`), and says why when it did not:
+//! * a transient failure (connection lost, Redis loading, busy, out of
+//!   memory) is tried again, with backoff, for [`COMPLETE_PATIENCE`]; then
+//!   the job is left leased, to be completed or reclaimed and redone once
+//!   the broker recovers. A retry does not hold a concurrency slot, so jobs
+//!   whose completions wait cannot starve the worker.
+//! * a refusal that can never succeed (a key of the wrong type, no
+//!   permission) ends the job once instead: it is dead-lettered with the
+//!   reason, its result kept if that still can be, and acked. Nothing is
+//!   sent over and over.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+use super::Shared;
+use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
+
+/// How long a finished job keeps trying to complete while the broker is
+/// unreachable or refuses for the moment.
+const COMPLETE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How many times a completion refused for good is replaced by a smaller
+/// one (reply refused: keep and dead-letter; that refused: dead-letter).
+const FALLBACKS: usize = 2;
+
+/// Jobs finished, whose completions go out later.
+pub(super) type Finished = Vec<(Delivery, Completion)>;
+
+/// Completions in flight, so that a stopping worker waits for them.
+#[derive(Default)]
+pub(super) struct Outstanding {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One completion in flight; dropping it says it is over.
+pub(super) struct OutstandingGuard(Arc<Outstanding>);
+
+impl Outstanding {
+    pub(super) fn enter(self: &Arc<Self>) -> OutstandingGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        OutstandingGuard(self.clone())
+    }
+
+    /// Waits until no completion is in flight.
+    pub(super) async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for OutstandingGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Completes finished jobs through the shared connection, one by one, and
+/// returns when they are done (or given up on).
+pub(super) async fn complete_now(shared: &Arc<Shared>, finished: Finished) {
+    for (delivery, completion) in finished {
+        finish_job(shared, &delivery, completion, None).await;
+    }
+}
+
+/// Deals with completions that did not take effect on the taker's read:
+/// refused ones are ended at once (dead letter), transient ones are sent
+/// again in the background.
+pub(super) fn complete_later(
+    shared: &Arc<Shared>,
+    failed: Vec<(Delivery, Completion, CompleteError)>,
+) {
+    if failed.is_empty() {
+        return;
+    }
+    let shared = shared.clone();
+    let guard = shared.outstanding.enter();
+    tokio::spawn(async move {
+        for (delivery, completion, error) in failed {
+            match error {
+                CompleteError::Transient(e) => {
+                    tracing::warn!(error = %e, token = %delivery.token, "completing a job failed; retrying");
+                    finish_job(&shared, &delivery, completion, None).await;
+                }
+                CompleteError::Refused { step, reason } => {
+                    match fallback(&shared, &delivery, &completion, step, &reason) {
+                        Some(instead) => finish_job(&shared, &delivery, instead, None).await,
+                        None => shared.forget_lease(&delivery),
+                    }
+                }
+            }
+        }
+        drop(guard);
+    });
+}
+
+/// Completes a job and forgets its lease. The completion must reach the
+/// broker or the job is redone: transient failures are tried again for a
+/// bounded time (releasing `slot` first, so waiting holds no concurrency
+/// slot), refusals replaced by a dead letter.
+pub(super) async fn finish_job(
+    shared: &Shared,
+    delivery: &Delivery,
+    mut completion: Completion,
+    mut slot: Option<OwnedSemaphorePermit>,
+) {
+    let _guard = shared.outstanding.enter();
+    let mut delay = Duration::from_millis(50);
+    let give_up = tokio::time::Instant::now() + COMPLETE_PATIENCE;
+    let mut fallbacks = FALLBACKS;
+    loop {
+        match shared.backend.complete(delivery, &completion).await {
+            Ok(()) => break,
+            Err(CompleteError::Refused { step, reason }) => {
+                if fallbacks == 0 {
+                    tracing::error!(token = %delivery.token, "the broker refused every way to end a job ({reason}); it stays leased");
+                    break;
+                }
+                fallbacks -= 1;
+                match fallback(shared, delivery, &completion, step, &reason) {
+                    Some(instead) => completion = instead,
+                    None => break,
+                }
+            }
+            Err(e) if tokio::time::Instant::now() + delay < give_up => {
+                drop(slot.take());
+                tracing::warn!(error = %e, token = %delivery.token, "completing a job failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it stays leased and will be redelivered");
+                break;
+            }
+        }
+    }
+    shared.forget_lease(delivery);
+}
+
+/// The completion to send instead of one the broker refused for good at
+/// `step` (the steps before it took effect), or `None` when nothing can end
+/// the job (the dead letter or the ack itself was refused): it then stays
+/// leased, and an error is logged.
+fn fallback(
+    shared: &Shared,
+    delivery: &Delivery,
+    refused: &Completion,
+    step: Option<CompletionStep>,
+    reason: &str,
+) -> Option<Completion> {
+    let what = step.map_or("the completion".to_owned(), |s| s.to_string());
+    let why = match &refused.reply_to {
+        Some(to) if matches!(step, Some(CompletionStep::Reply) | None) => {
+            format!("{what} to `{to}` was refused: {reason}")
+        }
+        _ => format!("{what} was refused: {reason}"),
+    };
+    let dead_letter = Some(match &refused.dead_letter {
+        Some(first) => format!("{first}; then {why}"),
+        None => why,
+    });
+    let instead = match step {
+        // Nothing was written: keep the result where asked (the caller may
+        // fetch it), dead-letter the message.
+        Some(CompletionStep::Reply) | None => Completion {
+            reply: refused.reply.clone(),
+            reply_to: None,
+            keep_result: refused.keep_result.clone(),
+            requeue: None,
+            dead_letter,
+            inbox_ttl: None,
+        },
+        // The reply (if any) went out; the rest cannot: dead-letter.
+        Some(CompletionStep::Keep) | Some(CompletionStep::Requeue) => Completion {
+            dead_letter,
+            ..Completion::default()
+        },
+        Some(CompletionStep::DeadLetter) | Some(CompletionStep::Ack) => {
+            tracing::error!(token = %delivery.token, queue = %delivery.queue, "{} refused for good: {reason}; the job stays leased", what);
+            return None;
+        }
+    };
+    tracing::warn!(token = %delivery.token, queue = %delivery.queue, "{}; dead-lettering the job", instead.dead_letter.as_deref().unwrap_or_default());
+    if refused.dead_letter.is_none() {
+        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+    Some(instead)
+}

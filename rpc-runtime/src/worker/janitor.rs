@@ -1,0 +1,76 @@
+//! The janitor: renews the leases of running jobs and takes over jobs
+//! whose worker died or stalled past the visibility timeout; on the way it
+//! keeps the worker's view of the broker's clock fresh.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::take::start_job;
+use super::Shared;
+use crate::client::lock;
+
+pub(super) async fn janitor_loop(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    // Renew leases three times per visibility timeout, so one late renewal
+    // does not cost a lease.
+    let period = (shared.settings.visibility_timeout / 3).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = shared.clock.sample(&*shared.backend).await {
+            tracing::debug!(error = %e, "could not read the broker's clock");
+        }
+        let running: Vec<(String, Vec<String>)> = lock(&shared.running)
+            .iter()
+            .map(|(q, t)| (q.clone(), t.iter().cloned().collect()))
+            .collect();
+        for (queue, tokens) in running {
+            if let Err(e) = shared
+                .backend
+                .extend(&queue, &shared.settings.consumer, &tokens)
+                .await
+            {
+                tracing::warn!(error = %e, queue, "renewing leases failed");
+            }
+        }
+        if *stop.borrow() {
+            // Shutting down: keep renewing the leases of running jobs, take no new ones.
+            continue;
+        }
+        for queue in &shared.queues {
+            let free = slots.available_permits();
+            if free == 0 {
+                break;
+            }
+            match shared
+                .backend
+                .reclaim(
+                    queue,
+                    &shared.settings.consumer,
+                    shared.settings.visibility_timeout,
+                    free,
+                )
+                .await
+            {
+                Ok(deliveries) => {
+                    for delivery in deliveries {
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        shared.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(queue, token = %delivery.token, deliveries = delivery.deliveries, "took over a job whose lease expired");
+                        start_job(shared.clone(), delivery, permit, None).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, queue, "reclaiming stalled jobs failed"),
+            }
+        }
+    }
+}

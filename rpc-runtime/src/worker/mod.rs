@@ -1,0 +1,390 @@
+//! The worker: take jobs, run them on the mounted services, reply, ack.
+//!
+//! Shape of a running worker:
+//! * one *taker* loop that leases as many jobs as there are free slots
+//!   (a semaphore bounds the jobs running at once) with one blocking read;
+//! * jobs run inline on the taker up to their first wait, and a job that
+//!   finished so is completed (reply + keep result + ack) in the same
+//!   round trip as the taker's next read; a job that waits gets a task of
+//!   its own, which completes it in one round trip of the shared connection;
+//! * one *janitor* loop that renews the leases of running jobs and reclaims
+//!   jobs whose lease went idle past the visibility timeout (their worker
+//!   died or stalled).
+//!
+//! Nothing a client sends can stop the worker: a message that does not parse
+//! is dead-lettered with the reason, an unknown job gets an error reply, and a
+//! handler's panic is caught and counted as a failed attempt.
+//!
+//! Shutdown (SIGTERM, ctrl-c, or the future given to [`Worker::run_until`]):
+//! stop taking, let running jobs finish and ack (up to the grace period),
+//! return. Jobs still running after the grace period are not acked and will be
+//! reclaimed by another worker.
+
+mod clock;
+mod completion;
+mod janitor;
+mod job;
+mod take;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use self::clock::BrokerClock;
+use self::completion::Outstanding;
+use self::janitor::janitor_loop;
+use self::take::take_loop;
+use crate::backend::{self, Backend, BrokerConfig, Delivery};
+use crate::client::lock;
+use crate::error::Error;
+use crate::service::Service;
+
+/// Builds a [`Worker`].
+pub struct WorkerBuilder {
+    broker: BrokerConfig,
+    services: Vec<Arc<dyn Service>>,
+    settings: WorkerSettings,
+}
+
+/// Tunables of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs run at once (default 64).
+    pub concurrency: usize,
+    /// How long a job's lease may go without renewal before another worker
+    /// takes the job over (default 30 s).
+    pub visibility_timeout: Duration,
+    /// Attempt limit for jobs whose message and schema set none (default 3).
+    pub max_attempts: u32,
+    /// How long shutdown waits for running jobs (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Consumer name in the group (default: host-pid-random).
+    pub consumer: String,
+    /// How long a caller's inbox lives after a reply is pushed to it
+    /// (default 60 s): a client that died with calls in flight leaves an
+    /// inbox that expires after this.
+    pub inbox_ttl: Duration,
+    /// Largest job message the worker runs, in bytes (default 16 MiB);
+    /// larger ones are dead-lettered unread.
+    pub max_message_bytes: usize,
+    /// At start, consumers of the worker's groups idle this long with no
+    /// leases are removed from the broker (default 24 h): every worker
+    /// process joins under a fresh name, so dead ones would otherwise pile up.
+    pub forget_consumers_after: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            concurrency: 64,
+            visibility_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            shutdown_grace: Duration::from_secs(30),
+            consumer: default_consumer_name(),
+            inbox_ttl: backend::DEFAULT_INBOX_TTL,
+            max_message_bytes: 16 * 1024 * 1024,
+            forget_consumers_after: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+fn default_consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &rand[..8])
+}
+
+impl WorkerBuilder {
+    /// A worker for the broker at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        WorkerBuilder {
+            broker: BrokerConfig::new(url),
+            services: Vec::new(),
+            settings: WorkerSettings::default(),
+        }
+    }
+
+    /// Key prefix (default `rpc`); clients and workers must agree.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.broker.prefix = prefix.into();
+        self
+    }
+
+    /// Mounts a service (a generated `<Service>Server` or a [`crate::DynamicService`]).
+    pub fn mount(mut self, service: impl Service) -> Self {
+        self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Jobs run at once.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.settings.concurrency = n.max(1);
+        self
+    }
+
+    /// See [`WorkerSettings::visibility_timeout`].
+    pub fn visibility_timeout(mut self, t: Duration) -> Self {
+        self.settings.visibility_timeout = t;
+        self
+    }
+
+    /// See [`WorkerSettings::max_attempts`].
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.settings.max_attempts = n.max(1);
+        self
+    }
+
+    /// See [`WorkerSettings::shutdown_grace`].
+    pub fn shutdown_grace(mut self, t: Duration) -> Self {
+        self.settings.shutdown_grace = t;
+        self
+    }
+
+    /// See [`WorkerSettings::consumer`].
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.consumer = name.into();
+        self
+    }
+
+    /// See [`WorkerSettings::inbox_ttl`].
+    pub fn inbox_ttl(mut self, t: Duration) -> Self {
+        self.settings.inbox_ttl = t;
+        self
+    }
+
+    /// See [`WorkerSettings::max_message_bytes`].
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_message_bytes = bytes;
+        self
+    }
+
+    /// See [`WorkerSettings::forget_consumers_after`].
+    pub fn forget_consumers_after(mut self, t: Duration) -> Self {
+        self.settings.forget_consumers_after = t;
+        self
+    }
+
+    /// Connects to the broker and prepares the queues.
+    pub async fn build(self) -> Result<Worker, Error> {
+        let backend = backend::connect(&self.broker).await?;
+        let mut services = HashMap::new();
+        for s in self.services {
+            if services.insert(s.name(), s.clone()).is_some() {
+                return Err(Error::Codec {
+                    what: "mount services".to_owned(),
+                    reason: format!("service `{}` is mounted twice", s.name()),
+                });
+            }
+        }
+        let queues: Vec<String> = services.keys().map(|s| s.to_string()).collect();
+        backend.prepare_queues(&queues).await?;
+        for queue in &queues {
+            // Housekeeping only: a failure here must not stop the worker.
+            if let Err(e) = backend
+                .forget_idle_consumers(queue, self.settings.forget_consumers_after)
+                .await
+            {
+                tracing::warn!(error = %e, queue, "could not forget idle consumers");
+            }
+        }
+        let clock = BrokerClock::new();
+        match clock.sample(&*backend).await {
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the broker's clock; deadlines use this machine's until it can")
+            }
+            Ok(()) if clock.offset_ms().abs() > 1_000 => tracing::info!(
+                offset_ms = clock.offset_ms(),
+                "this machine's clock is off the broker's; deadlines are measured on the broker's"
+            ),
+            Ok(()) => {}
+        }
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                backend,
+                services,
+                queues,
+                settings: self.settings,
+                running: Mutex::default(),
+                stats: Stats::default(),
+                clock,
+                outstanding: Arc::default(),
+            }),
+        })
+    }
+}
+
+/// Counters a worker keeps (see [`Worker::stats`]).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Jobs completed with a result.
+    pub succeeded: AtomicU64,
+    /// Jobs answered with an error (application, handler, unknown job, ...).
+    pub failed: AtomicU64,
+    /// Jobs put back for another attempt.
+    pub retried: AtomicU64,
+    /// Jobs moved to the dead-letter stream.
+    pub dead_lettered: AtomicU64,
+    /// Jobs taken over from another (dead or stalled) worker.
+    pub reclaimed: AtomicU64,
+    /// Jobs skipped because their deadline had passed.
+    pub expired: AtomicU64,
+}
+
+/// A snapshot of a worker's counters (see [`Worker::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Jobs completed with a result.
+    pub succeeded: u64,
+    /// Jobs answered with an error (application, handler, unknown job, ...).
+    pub failed: u64,
+    /// Jobs put back for another attempt.
+    pub retried: u64,
+    /// Jobs moved to the dead-letter stream.
+    pub dead_lettered: u64,
+    /// Jobs taken over from another (dead or stalled) worker.
+    pub reclaimed: u64,
+    /// Jobs skipped because their deadline had passed.
+    pub expired: u64,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    services: HashMap<&'static str, Arc<dyn Service>>,
+    queues: Vec<String>,
+    settings: WorkerSettings,
+    /// Leases held by running jobs, per queue, renewed by the janitor.
+    running: Mutex<HashMap<String, HashSet<String>>>,
+    stats: Stats,
+    /// The worker's view of the broker's clock (deadlines are measured on it).
+    clock: BrokerClock,
+    /// Completions in flight (a stopping worker waits for them).
+    outstanding: Arc<Outstanding>,
+}
+
+/// A worker serving mounted services. Clone-free: run it once.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    /// A builder for a worker on the broker at `url`.
+    pub fn builder(url: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder::new(url)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// A handle to the counters that stays valid while the worker runs.
+    pub fn stats_handle(&self) -> impl Fn() -> StatsSnapshot + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.snapshot()
+    }
+
+    /// Runs until SIGTERM or ctrl-c, then shuts down gracefully.
+    pub async fn run(self) -> Result<StatsSnapshot, Error> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `shutdown` completes, then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<StatsSnapshot, Error> {
+        let shared = self.shared;
+        let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tracing::info!(
+            broker = %shared.backend.describe(),
+            queues = ?shared.queues,
+            consumer = %shared.settings.consumer,
+            concurrency = shared.settings.concurrency,
+            "worker started"
+        );
+        let taker = tokio::spawn(take_loop(shared.clone(), slots.clone(), stop_rx.clone()));
+        let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx));
+        shutdown.await;
+        tracing::info!("worker stopping: no new jobs; waiting for running ones");
+        let _ = stop_tx.send(true);
+        let _ = taker.await;
+        // Running jobs hold slots; getting all of them back means all are done.
+        let all = shared.settings.concurrency as u32;
+        let drained = tokio::time::timeout(shared.settings.shutdown_grace, async {
+            let _all = slots.acquire_many(all).await;
+            // Jobs done; their completions may still be on their way.
+            shared.outstanding.wait_idle().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "shutdown grace period over; unfinished jobs will be reclaimed by other workers"
+            );
+        }
+        janitor.abort();
+        Ok(shared.snapshot())
+    }
+}
+
+impl Shared {
+    /// Stops renewing a delivery's lease (its job is completed or given up).
+    fn forget_lease(&self, delivery: &Delivery) {
+        if let Some(set) = lock(&self.running).get_mut(&delivery.queue) {
+            set.remove(&delivery.token);
+        }
+    }
+
+    fn snapshot(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            retried: s.retried.load(Ordering::Relaxed),
+            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
+            reclaimed: s.reclaimed.load(Ordering::Relaxed),
+            expired: s.expired.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+///
+/// The signal handlers are installed when this is called, not when the
+/// future is first polled: a process that says it is ready after calling it
+/// cannot be killed by a SIGTERM that arrives before the worker polls it.
+/// Call it inside a Tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                (Some(mut term), None) => {
+                    term.recv().await;
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
