@@ -214,3 +214,49 @@ async fn a_refused_job_is_an_error_not_a_timeout() {
         .unwrap();
     assert_eq!(r.data, json!(1));
 }
+
+/// Issue 10, point 6: something overwrote a client's inbox with a string;
+/// 56 of 60 calls timed out, and each reply refreshed the string's TTL so
+/// it never went away. Now the client notices (`WRONGTYPE` on its read)
+/// and moves to a fresh inbox: calls in flight are answered through their
+/// kept results, later calls as usual, and the string is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clobbered_inbox_moves_the_client_to_a_fresh_one() {
+    let Rig { server, client, .. } = &rig().await;
+    let old = client.inbox();
+    let in_flight: Vec<_> = (0..20)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .call_and_wait_with("Inbox.sleep", json!({ "ms": 300 + i }), &within(10_000))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.cli(["SET", &old, "clobbered"]);
+    for (i, call) in in_flight.into_iter().enumerate() {
+        let r = call
+            .await
+            .unwrap()
+            .expect("answered through the kept result");
+        assert_eq!(r.data, json!({ "slept": 300 + i }));
+    }
+    let t = Instant::now();
+    for i in 0..40 {
+        let r = client
+            .call_and_wait_with("Inbox.echo", json!(i), &within(5_000))
+            .await
+            .expect("later calls are answered");
+        assert_eq!(r.data, json!(i));
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_ne!(client.inbox(), old, "the client moved");
+    assert_eq!(server.cli(["GET", &old]).trim(), "clobbered");
+    assert_eq!(
+        server.cli(["PTTL", &old]).trim(),
+        "-1",
+        "a reply gave it a TTL"
+    );
+}

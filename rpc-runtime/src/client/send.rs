@@ -1,0 +1,259 @@
+//! Sending a call: encoding its message once, then either leading (the
+//! job and the read of the inbox in one round trip) or waiting for the
+//! router to hand the reply over.
+
+use super::*;
+
+impl Client {
+    pub(super) fn timeout_for(&self, job: &JobRef, options: &CallOptions) -> Duration {
+        options
+            .timeout
+            .or(job.timeout_ms.map(Duration::from_millis))
+            .unwrap_or(self.inner.config.default_timeout)
+    }
+
+    pub(super) fn encode<Req: Serialize + ?Sized>(
+        &self,
+        job: &JobRef,
+        id: &JobId,
+        request: &Req,
+        options: &CallOptions,
+        reply_to: Option<&str>,
+        result_ttl: Duration,
+    ) -> Result<(Vec<u8>, Duration), Error> {
+        let timeout = self.timeout_for(job, options);
+        let name = JobName {
+            service: job.service,
+            job: job.job,
+        };
+        // One pass into one buffer: the parameters are serialized in place.
+        let message = OutgoingJob {
+            v: PROTOCOL_VERSION,
+            id: id.as_str(),
+            job: name,
+            params: request,
+            reply_to,
+            // The deadline twice: as time left, which workers measure from
+            // the broker's timestamp of the entry (no clock of ours
+            // involved), and as an absolute time for older workers.
+            deadline_ms: Some(wire::unix_ms(SystemTime::now() + timeout)),
+            timeout_ms: Some(timeout.as_millis() as u64),
+            attempt: 1,
+            max_attempts: options
+                .max_attempts
+                .or(job.max_attempts)
+                .or(self.inner.config.max_attempts),
+            result_ttl_ms: result_ttl.as_millis() as u64,
+            meta: &options.metadata,
+        };
+        let mut payload = Vec::with_capacity(256);
+        serde_json::to_writer(&mut payload, &message)
+            .map_err(|e| Error::codec(format!("encode the request for `{name}`"), e))?;
+        if payload.len() > self.inner.config.max_payload {
+            return Err(Error::PayloadTooLarge {
+                job: name.to_string(),
+                size: payload.len(),
+                limit: self.inner.config.max_payload,
+            });
+        }
+        Ok((payload, timeout))
+    }
+
+    pub(super) fn result_ttl(&self, options: &CallOptions, keep: bool) -> Duration {
+        match options.result_ttl {
+            Some(ttl) => ttl,
+            None if keep => self.inner.config.result_ttl,
+            None => Duration::ZERO,
+        }
+    }
+
+    pub(super) async fn send_inner<Req, T, E>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<Pending<T, E>, Error>
+    where
+        Req: Serialize + ?Sized,
+    {
+        let call = self.encode_call(job, request, options, keep)?;
+        let kept = !self.result_ttl(options, keep).is_zero();
+        self.send_encoded(
+            job,
+            call.id,
+            &call.payload,
+            kept,
+            call.timeout,
+            call.deadline,
+        )
+        .await
+    }
+
+    /// Encodes a call that expects a reply, under a fresh id, and sets its
+    /// deadline.
+    pub(super) fn encode_call<Req>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<OutgoingCall, Error>
+    where
+        Req: Serialize + ?Sized,
+    {
+        let id = JobId::new_random();
+        let (payload, timeout) = self.encode(
+            job,
+            &id,
+            request,
+            options,
+            Some(&self.inner.inbox.name()),
+            self.result_ttl(options, keep),
+        )?;
+        Ok(OutgoingCall {
+            id,
+            payload,
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
+        })
+    }
+
+    /// Registers a waiter for `id`, then sends its message over the shared
+    /// connection; the router reads the reply.
+    pub(super) async fn send_encoded<T, E>(
+        &self,
+        job: &JobRef,
+        id: JobId,
+        payload: &[u8],
+        kept: bool,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<Pending<T, E>, Error> {
+        // Watch for failed reads from before the reply can come.
+        let failures = kept.then(|| self.inner.inbox.read_failures.subscribe());
+        // Register before sending: a fast worker may answer before push_job returns.
+        let (tx, rx) = oneshot::channel();
+        self.wait_for(&id, tx);
+        if let Err(e) = push_until(&*self.inner.backend, job, &id, payload, deadline, timeout).await
+        {
+            lock(&self.inner.inbox.state).waiters.remove(id.as_str());
+            return Err(e);
+        }
+        Ok(self.pending_reply(job, id, rx, failures, timeout, deadline))
+    }
+
+    /// A handle to a call whose reply will be routed to `rx`; `failures`
+    /// (for a call whose result is kept) watches the inbox's failed reads.
+    pub(super) fn pending_reply<T, E>(
+        &self,
+        job: &JobRef,
+        id: JobId,
+        rx: oneshot::Receiver<Vec<u8>>,
+        failures: Option<tokio::sync::watch::Receiver<u64>>,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Pending<T, E> {
+        Pending {
+            client: self.clone(),
+            id,
+            job: label(job),
+            rx: Some(rx),
+            failures,
+            timeout,
+            deadline,
+            _types: PhantomData,
+        }
+    }
+
+    /// Registers a waiter whose reply the router (or a leading call) reads.
+    pub(super) fn wait_for(&self, id: &JobId, tx: oneshot::Sender<Vec<u8>>) {
+        let free = {
+            let mut state = lock(&self.inner.inbox.state);
+            state.waiters.insert(id.as_str().into(), tx);
+            !state.busy
+        };
+        self.ensure_router();
+        if free {
+            self.inner.inbox.wake_router.notify_one();
+        }
+    }
+
+    /// Sends a job and waits for its reply: leads if the reader is free,
+    /// else waits for the reply to be routed. Returns the call id and the
+    /// reply envelope.
+    pub(super) async fn call_raw<Req>(
+        &self,
+        job: &JobRef,
+        request: &Req,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<(JobId, Vec<u8>), Error>
+    where
+        Req: Serialize + ?Sized,
+    {
+        let OutgoingCall {
+            id,
+            payload,
+            timeout,
+            deadline,
+        } = self.encode_call(job, request, options, keep)?;
+        let kept = !self.result_ttl(options, keep).is_zero();
+        let payload = match self.inner.inbox.try_lease() {
+            None => payload,
+            Some(lease) => {
+                // The lead runs to its end even if this call is dropped or
+                // times out first (see `Lead`), so a read in flight loses no
+                // reply.
+                let lead = Lead::new(
+                    self.clone(),
+                    lease,
+                    job.service,
+                    payload,
+                    id.clone(),
+                    deadline,
+                );
+                match tokio::time::timeout_at(deadline, lead).await {
+                    Ok(Led::Reply(body)) => return Ok((id, body)),
+                    Ok(Led::TimedOut) | Err(_) => return Err(timed_out(label(job), &id, timeout)),
+                    Ok(Led::Waiting(rx)) => {
+                        // The lead's read failed: its own reply may be lost.
+                        let failures = kept.then(|| {
+                            let mut failures = self.inner.inbox.read_failures.subscribe();
+                            failures.mark_changed();
+                            failures
+                        });
+                        let pending: Pending<(), ()> =
+                            self.pending_reply(job, id.clone(), rx, failures, timeout, deadline);
+                        return pending.wait_reply().await.map(|body| (id, body));
+                    }
+                    // Refused, or unknown whether it was queued: send it the
+                    // ordinary way (a duplicate is harmless: same call id).
+                    Ok(Led::NotSent(payload)) => payload,
+                }
+            }
+        };
+        let pending = self
+            .send_encoded::<(), ()>(job, id.clone(), &payload, kept, timeout, deadline)
+            .await?;
+        pending.wait_reply().await.map(|body| (id, body))
+    }
+
+    pub(super) fn ensure_router(&self) {
+        let mut router = lock(&self.inner.router);
+        if router.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let backend = self.inner.backend.clone();
+        let inbox = Arc::downgrade(&self.inner.inbox);
+        *router = Some(tokio::spawn(route_replies(backend, inbox)));
+    }
+}
+
+/// A call encoded and ready to send.
+pub(super) struct OutgoingCall {
+    pub(super) id: JobId,
+    pub(super) payload: Vec<u8>,
+    pub(super) timeout: Duration,
+    pub(super) deadline: tokio::time::Instant,
+}
