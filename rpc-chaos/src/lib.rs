@@ -200,7 +200,32 @@ impl WorkerProcess {
 
     /// Starts `bin` without waiting for it to be ready.
     pub fn spawn(bin: &Path, url: &str, args: &[&str]) -> std::io::Result<WorkerProcess> {
+        WorkerProcess::spawn_with_env(bin, url, args, &[])
+    }
+
+    /// Starts `bin` with extra environment variables (e.g. libfaketime's
+    /// `LD_PRELOAD` and `FAKETIME`, for a process whose clock is shifted),
+    /// and waits until it says `ready`.
+    pub fn start_with_env(
+        bin: &Path,
+        url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::io::Result<WorkerProcess> {
+        let mut process = WorkerProcess::spawn_with_env(bin, url, args, env)?;
+        process.wait_for(Duration::from_secs(30), |e| matches!(e, Event::Ready(_)))?;
+        Ok(process)
+    }
+
+    /// Starts `bin` with extra environment variables, without waiting.
+    pub fn spawn_with_env(
+        bin: &Path,
+        url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::io::Result<WorkerProcess> {
         let mut command = Command::new(bin);
+        command.envs(env.iter().copied());
         command
             .arg("--url")
             .arg(url)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use rpc_chaos::{chaos_service, emit};
-use rpc_runtime::{shutdown_signal, Client, JobId, Worker};
+use rpc_runtime::{shutdown_signal, CallOptions, Client, Error, JobId, Worker};
 
 /// Serve the Chaos jobs (square, sleep, note, context) from a Redis queue.
 #[derive(Parser, Debug)]
@@ -44,6 +44,52 @@ struct Args {
     /// `result JSON` (or `error MESSAGE` / `missing`) and exit.
     #[arg(long, value_name = "ID")]
     fetch: Option<String>,
+    /// Instead of serving: call JOB (`Service.job`) with `--params`, wait up
+    /// to `--timeout-ms`, print `answer JSON elapsed_ms` or `failed KIND
+    /// elapsed_ms` and exit (a client in a process of its own, e.g. one
+    /// whose clock is shifted).
+    #[arg(long, value_name = "JOB")]
+    call: Option<String>,
+    /// The parameters of `--call`, as JSON.
+    #[arg(long, default_value = "{}")]
+    params: String,
+    /// The timeout of `--call`, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+async fn call(args: &Args, job: &str) -> ExitCode {
+    let client = match Client::builder(&args.url)
+        .prefix(&args.prefix)
+        .connect()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("chaos-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let params = match serde_json::from_str(&args.params) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("chaos-worker: --params: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = CallOptions::timeout(Duration::from_millis(args.timeout_ms));
+    let t0 = std::time::Instant::now();
+    let answer = client.call_and_wait_with(job, params, &options).await;
+    let elapsed = t0.elapsed().as_millis();
+    match answer {
+        Ok(r) => emit(&format!("answer {} {elapsed}", r.data)),
+        Err(Error::Timeout { .. }) => emit(&format!("failed timeout {elapsed}")),
+        Err(e) => match e.remote_kind() {
+            Some(kind) => emit(&format!("failed {kind} {elapsed}")),
+            None => emit(&format!("failed {e} {elapsed}")),
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 async fn fetch(args: &Args, id: &str) -> ExitCode {
@@ -82,6 +128,9 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(id) = &args.fetch {
         return fetch(&args, id).await;
+    }
+    if let Some(job) = &args.call {
+        return call(&args, job).await;
     }
     let worker = Worker::builder(&args.url)
         .prefix(&args.prefix)
