@@ -56,6 +56,10 @@ struct Args {
     /// The timeout of `--call`, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// Serve the Chaos service without this job, as a worker of an older
+    /// schema that did not have it would (repeatable).
+    #[arg(long, value_name = "JOB")]
+    omit_job: Vec<String>,
 }
 
 async fn call(args: &Args, job: &str) -> ExitCode {
@@ -132,9 +136,13 @@ async fn main() -> ExitCode {
     if let Some(job) = &args.call {
         return call(&args, job).await;
     }
+    let service = args
+        .omit_job
+        .iter()
+        .fold(chaos_service(), |service, job| service.without(job));
     let worker = Worker::builder(&args.url)
         .prefix(&args.prefix)
-        .mount(chaos_service())
+        .mount(service)
         .concurrency(args.concurrency)
         .visibility_timeout(Duration::from_millis(args.visibility_ms))
         .max_attempts(args.max_attempts)

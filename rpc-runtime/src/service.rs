@@ -171,6 +171,13 @@ impl DynamicService {
         self.handlers.insert(name.to_owned(), handler);
         self
     }
+
+    /// The same service without the job `name`: what an older version of
+    /// it, from before the job existed, would mount (rolling-deploy tests).
+    pub fn without(mut self, name: &str) -> Self {
+        self.handlers.remove(name);
+        self
+    }
 }
 
 impl Service for DynamicService {

@@ -65,6 +65,14 @@ pub struct JobMessage<'a> {
     /// Free-form caller metadata (trace ids, tenant, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", borrow)]
     pub meta: BTreeMap<std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>>,
+    /// How often workers that do not know the job handed it back for
+    /// another worker (a rolling deploy); set by workers only.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub handoffs: u32,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 /// A job message as a client encodes it: the fields of [`JobMessage`], but
@@ -137,6 +145,9 @@ pub mod limits {
     pub const MAX_DEADLINE_MS: u64 = 253_402_300_799_999;
     /// `id` is at most this many bytes.
     pub const MAX_ID_BYTES: usize = 256;
+    /// A job no worker knows is handed back at most this many times before
+    /// it is answered `unknown_job` (`handoffs` lies in `0..=MAX_HANDOFFS`).
+    pub const MAX_HANDOFFS: u32 = 32;
 }
 
 /// Why a message was refused: the text goes into the dead letter's reason
@@ -204,6 +215,12 @@ impl<'a> JobMessage<'a> {
         if let Some(t) = self.timeout_ms.filter(|t| *t > MAX_TTL_MS) {
             return refuse(format!(
                 "`timeout_ms` {t} is over the limit of {MAX_TTL_MS} (366 days)"
+            ));
+        }
+        if self.handoffs > MAX_HANDOFFS {
+            return refuse(format!(
+                "`handoffs` {} is over {MAX_HANDOFFS}",
+                self.handoffs
             ));
         }
         if let Some(d) = self.deadline_ms.filter(|d| *d > MAX_DEADLINE_MS) {

@@ -150,6 +150,27 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
             &format!("no service `{service_name}` is mounted on this worker"),
         );
     };
+    if info.is_none() {
+        // During a rolling deploy, workers of an older schema share the
+        // queue with newer ones: a job added in the new schema is handed
+        // back for another worker, a bounded number of times, before it is
+        // answered `unknown_job`.
+        let due = left.map(|left| tokio::time::Instant::now() + left);
+        if msg.handoffs < wire::limits::MAX_HANDOFFS {
+            tracing::debug!(job = %msg.job, id = %msg.id, handoffs = msg.handoffs, "handing back a job this worker does not know");
+            let mut next = msg;
+            next.handoffs += 1;
+            return requeue(next, due);
+        }
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        return fail(
+            ErrorKind::UnknownJob,
+            &format!(
+                "no worker that took it knows job `{job_name}` of service `{service_name}` (handed back {} times)",
+                wire::limits::MAX_HANDOFFS
+            ),
+        );
+    }
     let ctx = Context {
         id: JobId::from(msg.id.as_ref()),
         job: msg.job.as_ref().into(),
@@ -210,22 +231,7 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
                 shared.stats.retried.fetch_add(1, Ordering::Relaxed);
                 let mut next = msg;
                 next.attempt = attempt + 1;
-                // The retry is a new entry with a new broker timestamp: it
-                // carries the time left, so it keeps the call's deadline.
-                if let (Some(due), Some(_)) = (due, next.timeout_ms) {
-                    let left = due.saturating_duration_since(tokio::time::Instant::now());
-                    next.timeout_ms = Some(left.as_millis() as u64);
-                }
-                match serde_json::to_vec(&next) {
-                    Ok(payload) => {
-                        return Completion {
-                            requeue: Some(payload),
-                            ..Completion::default()
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not re-encode a job for retry"),
-                }
-                return Completion::default();
+                return requeue(next, due);
             }
             if retry {
                 shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -235,6 +241,28 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
             }
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
             fail(kind, &message)
+        }
+    }
+}
+
+/// The completion that queues `next` again as a new entry. The new entry
+/// gets a new broker timestamp, so it carries the time left to `due` as its
+/// `timeout_ms`: it keeps the call's deadline.
+fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>) -> Completion {
+    if let (Some(due), Some(_)) = (due, next.timeout_ms) {
+        let left = due.saturating_duration_since(tokio::time::Instant::now());
+        next.timeout_ms = Some(left.as_millis() as u64);
+    }
+    match serde_json::to_vec(&next) {
+        Ok(payload) => Completion {
+            requeue: Some(payload),
+            ..Completion::default()
+        },
+        Err(e) => {
+            // Cannot happen (it was decoded from JSON); if it did, the job
+            // is acked without a trace but this line.
+            tracing::error!(error = %e, id = %next.id, "could not re-encode a job to queue it again");
+            Completion::default()
         }
     }
 }

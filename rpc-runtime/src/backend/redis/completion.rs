@@ -27,10 +27,13 @@ use crate::backend::{
     CompleteError, Completion, CompletionStep, Delivery, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 
-/// The completion script, compiled into the binary.
+/// The completion script's source, compiled into the binary.
+pub(super) const SOURCE: &str = include_str!("scripts/complete.lua");
+
+/// The completion script.
 pub(super) fn script() -> &'static redis::Script {
     static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| redis::Script::new(include_str!("scripts/complete.lua")))
+    SCRIPT.get_or_init(|| redis::Script::new(SOURCE))
 }
 
 /// Which of a completion's keys one script call may touch.
