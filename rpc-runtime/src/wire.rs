@@ -328,6 +328,7 @@ pub fn for_replay(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     msg.attempt = 1;
     msg.deadline_ms = None;
     msg.timeout_ms = None;
+    msg.handoffs = 0;
     Some((msg.id.to_string(), serde_json::to_vec(&msg).ok()?))
 }
 
