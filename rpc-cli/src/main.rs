@@ -153,13 +153,38 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                     reason: "name their tokens, or pass --all".to_owned(),
                 });
             }
+            // One dead letter that cannot be replayed (garbage that was
+            // dead-lettered as unreadable) must not hold back the others:
+            // replay every one that can be, then say which could not.
             let mut replayed = 0;
+            let mut not_replayed = Vec::new();
             for dead in client.dead_letters(&service, usize::MAX).await? {
                 if all || tokens.contains(&dead.token) {
-                    let id = client.replay_dead_letter(&service, &dead).await?;
-                    println!("replayed {} as call {id}", dead.token);
-                    replayed += 1;
+                    match client.replay_dead_letter(&service, &dead).await {
+                        Ok(id) => {
+                            println!("replayed {} as call {id}", dead.token);
+                            replayed += 1;
+                        }
+                        Err(e) => {
+                            let why = match e {
+                                Error::Codec { reason, .. } => reason,
+                                other => other.to_string(),
+                            };
+                            eprintln!("could not replay {}: {why}", dead.token);
+                            not_replayed.push(dead.token);
+                        }
+                    }
                 }
+            }
+            if !not_replayed.is_empty() {
+                return Err(Error::Codec {
+                    what: "replay every dead letter".to_owned(),
+                    reason: format!(
+                        "replayed {replayed}, could not replay {}: {}",
+                        not_replayed.len(),
+                        not_replayed.join(", ")
+                    ),
+                });
             }
             if replayed == 0 {
                 eprintln!("no matching dead letters");

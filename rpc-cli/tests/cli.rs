@@ -168,3 +168,58 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }
+
+/// A dead letter's id as redis-cli prints it after `XADD`.
+fn add_dead_letter(redis: &RedisServer, service: &str, payload: &str) -> String {
+    let key = format!("rpc:{{{service}}}:dead");
+    let token = redis.cli(["XADD", &key, "*", "reason", "test", "m", payload]);
+    token.trim().to_owned()
+}
+
+/// Reproduces `rpc replay SERVICE --all` stopping at the first unreadable
+/// dead letter: every readable one is replayed, the unreadable one is
+/// named on stderr, left in place, and the exit status says not all went.
+#[test]
+fn replay_all_replays_every_readable_dead_letter_and_names_the_rest() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    let job = |id: &str| format!(r#"{{"v":1,"id":"{id}","job":"Replay.echo","params":{{}}}}"#);
+    let first = add_dead_letter(&redis, "Replay", &job("first"));
+    let garbage = add_dead_letter(&redis, "Replay", "not a job message");
+    let last = add_dead_letter(&redis, "Replay", &job("last"));
+
+    let (ok, out, err) = rpc(&url, &["replay", "Replay", "--all"]);
+    assert!(
+        !ok,
+        "an unreadable dead letter must fail the run: {out}{err}"
+    );
+    for token in [&first, &last] {
+        assert!(out.contains(&format!("replayed {token} ")), "{out}");
+    }
+    assert!(
+        err.contains(&format!("could not replay {garbage}: ")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("replayed 2, could not replay 1: {garbage}")),
+        "{err}"
+    );
+    let queued = redis.cli(["XRANGE", "rpc:{Replay}:jobs", "-", "+"]);
+    for id in ["\"id\":\"first\"", "\"id\":\"last\""] {
+        assert!(queued.contains(id), "{queued}");
+    }
+    assert_eq!(redis.cli(["XLEN", "rpc:{Replay}:jobs"]).trim(), "2");
+    let left = redis.cli(["XRANGE", "rpc:{Replay}:dead", "-", "+"]);
+    assert!(
+        left.contains(&garbage) && !left.contains(&first) && !left.contains(&last),
+        "{left}"
+    );
+
+    // Only readable dead letters: all replayed, success.
+    let other = add_dead_letter(&redis, "Other", &job("other"));
+    let (ok, out, err) = rpc(&url, &["replay", "Other", "--all"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("replayed {other} ")), "{out}");
+    assert_eq!(redis.cli(["XLEN", "rpc:{Other}:dead"]).trim(), "0");
+}
