@@ -191,13 +191,14 @@ fn fate(payload: &[u8], backend: &dyn Backend) -> Fate {
         // Not a client inbox: dead-lettered, nothing written there.
         return Fate::dead_letter(None);
     }
-    // Past its attempts (a version this worker speaks, first delivery):
-    // dead-lettered and answered `dead_lettered`. Anything else naming an
-    // inbox is answered there once (a result, an error, a wrong version, a
-    // missed deadline); a one-way job ends silently.
+    // A version this worker does not speak: dead-lettered (kept for a
+    // worker that does) and answered `bad_request`. Past its attempts (first
+    // delivery): dead-lettered and answered `dead_lettered`. Anything else
+    // naming an inbox is answered there once (a result, an error, a missed
+    // deadline); a one-way job ends silently.
     let max_attempts = msg.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     Fate {
-        dead_letter: msg.v == wire::PROTOCOL_VERSION && msg.attempt > max_attempts,
+        dead_letter: msg.v != wire::PROTOCOL_VERSION || msg.attempt > max_attempts,
         reply: reply_to.map(|to| (msg.id.to_string(), to.to_owned())),
     }
 }

@@ -68,23 +68,24 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
         };
     }
     if msg.v != wire::PROTOCOL_VERSION {
-        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-        let Some(to) = msg.reply_to.as_deref() else {
-            return Completion::default();
-        };
-        let reply = wire::encode_error_reply(
-            &msg.id,
-            ErrorKind::BadRequest,
-            &format!(
-                "protocol version {} is not spoken here (this worker speaks {})",
-                msg.v,
-                wire::PROTOCOL_VERSION
-            ),
-            None,
+        // A message of another protocol version is kept (a worker that
+        // speaks it can have it replayed), and its caller told why.
+        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let reason = format!(
+            "protocol version {} is not spoken here (this worker speaks {})",
+            msg.v,
+            wire::PROTOCOL_VERSION
         );
+        let reply = msg.reply_to.as_deref().map(|to| {
+            (
+                to.to_owned(),
+                wire::encode_error_reply(&msg.id, ErrorKind::BadRequest, &reason, None),
+            )
+        });
         return Completion {
-            reply: Some(reply),
-            reply_to: Some(to.to_owned()),
+            reply_to: reply.as_ref().map(|(to, _)| to.clone()),
+            reply: reply.map(|(_, body)| body),
+            dead_letter: Some(reason),
             inbox_ttl,
             ..Completion::default()
         };
