@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use rpc_runtime::{CallOptions, Client, Error, JobId};
+use rpc_runtime::{CallOptions, Client, Error, JobId, JobRef};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,9 +47,13 @@ enum Command {
         /// Enqueue and print the call id without waiting (fire and forget).
         #[arg(long)]
         no_wait: bool,
-        /// Print the whole response (`data`, `id`, `response_key`), not only `data`.
+        /// Print the whole response (`data`, `id`, `response_key`), not only
+        /// `data`; for an error, `{"error": {"kind", "message", "data"}}`.
         #[arg(long)]
         full: bool,
+        /// With `--no-wait`: seconds the result is kept for `rpc fetch`.
+        #[arg(long, default_value_t = 300.0)]
+        keep: f64,
     },
     /// Print the kept result of a call by id (exit 1 if it is not there).
     Fetch { id: String },
@@ -80,7 +84,13 @@ async fn main() -> ExitCode {
     match run(&url, &args.prefix, args.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            match &e {
+                // An application error's value is what the caller needs.
+                Error::Remote {
+                    data: Some(data), ..
+                } => eprintln!("error: {e}: {data}"),
+                _ => eprintln!("error: {e}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -95,6 +105,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             timeout,
             no_wait,
             full,
+            keep,
         } => {
             let params: serde_json::Value =
                 serde_json::from_str(&params).map_err(|e| Error::Codec {
@@ -102,11 +113,53 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                     reason: format!("{e} (give one JSON object, e.g. '{{\"a\": 1}}')"),
                 })?;
             if no_wait {
-                println!("{}", client.call(&job, params).await?);
+                // Fire and forget, but keep the result a while, so that
+                // `rpc fetch <id>` can read it (nobody waits on an inbox).
+                let (service, name) = job.split_once('.').ok_or_else(|| Error::Codec {
+                    what: format!("route job `{job}`"),
+                    reason: "job names are `Service.job`".to_owned(),
+                })?;
+                let job_ref = JobRef {
+                    service: Box::leak(service.to_owned().into_boxed_str()),
+                    job: Box::leak(name.to_owned().into_boxed_str()),
+                    timeout_ms: None,
+                    max_attempts: None,
+                };
+                let options = CallOptions {
+                    timeout: Some(Duration::from_secs_f64(timeout)),
+                    result_ttl: Some(Duration::from_secs_f64(keep)),
+                    ..CallOptions::default()
+                };
+                println!(
+                    "{}",
+                    client.send_one_way(&job_ref, &params, &options).await?
+                );
                 return Ok(());
             }
             let options = CallOptions::timeout(Duration::from_secs_f64(timeout));
-            let response = client.call_and_wait_with(&job, params, &options).await?;
+            let response = match client.call_and_wait_with(&job, params, &options).await {
+                Ok(response) => response,
+                Err(Error::Remote {
+                    job,
+                    kind,
+                    message,
+                    data,
+                }) if full => {
+                    // The whole answer on stdout for scripts, the error on
+                    // stderr and the exit status as usual.
+                    let whole = serde_json::json!({
+                        "error": {"kind": kind, "message": message, "data": data},
+                    });
+                    println!("{whole}");
+                    return Err(Error::Remote {
+                        job,
+                        kind,
+                        message,
+                        data,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             if full {
                 let whole = serde_json::json!({
                     "data": response.data,
