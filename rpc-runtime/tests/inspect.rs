@@ -193,10 +193,12 @@ async fn unreachable_redis_is_a_clear_error() {
         Err(other) => panic!("expected a broker error, got {other}"),
         Ok(_) => panic!("connected to a dead server"),
     }
-    assert!(matches!(
-        Inspector::connect("postgres://x", "rpc").await,
-        Err(Error::InvalidUrl { .. })
-    ));
+    for url in ["postgres://x", "memory://demo"] {
+        assert!(matches!(
+            Inspector::connect(url, "rpc").await,
+            Err(Error::InvalidUrl { .. })
+        ));
+    }
 }
 
 #[tokio::test]
