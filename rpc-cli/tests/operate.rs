@@ -15,31 +15,9 @@ use rpc_testkit::RedisServer;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Notify};
 
-fn rpc(url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rpc"))
-        .args(["--url", url])
-        .args(args)
-        .output()
-        .expect("run rpc");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
 
-async fn rpc_async(url: &str, args: &[&str]) -> (bool, String, String) {
-    let (url, args) = (
-        url.to_owned(),
-        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        rpc(&url, &args)
-    })
-    .await
-    .expect("rpc task")
-}
+use support::rpc_async;
 
 /// A worker serving `Slow.hold` one job at a time, each held until
 /// `release` is notified; stopped when dropped through `stop`.
