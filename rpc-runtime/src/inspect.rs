@@ -2,10 +2,11 @@
 //! `rpc top`, the dashboard.
 //!
 //! It reads the keys `docs/PROTOCOL.md` describes (`P:{Service}:jobs` and its
-//! consumer group `workers`, `P:{Service}:dead`) and writes nothing, so it
-//! is safe to point at a production Redis, and an ACL user with `+scan
-//! +exists +xinfo +xlen +xpending +xrange +time +ping +info` (read-only
-//! commands) is enough for it. It sits beside the backend rather than behind
+//! consumer group `workers`, `P:{Service}:dead`, `P:inbox:{client}`,
+//! `P:result:{call}`) and writes nothing, so it
+//! is safe to point at a production Redis, and an ACL user allowed only
+//! read commands is enough for it (the operator rules in
+//! `docs/PROTOCOL.md`, "ACL"). It sits beside the backend rather than behind
 //! the [`Backend`](crate::backend::Backend) trait: workers and clients need
 //! none of this, and the memory backend has no separate process to inspect.
 //!
@@ -49,7 +50,7 @@ use crate::error::Error;
 
 mod figures;
 
-pub use figures::{ConsumerStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
+pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
 
 /// How long one command may take before the inspector reports Redis as
 /// unreachable.
@@ -61,7 +62,9 @@ const SCAN_COUNT: usize = 1000;
 /// The stream field holding the message (`docs/PROTOCOL.md`).
 const FIELD: &str = "m";
 
-/// A read-only connection to the queues of one key prefix.
+/// A read-only connection to the queues of one key prefix. Cloning is
+/// cheap and shares the connection.
+#[derive(Clone)]
 pub struct Inspector {
     connection: Connection,
     prefix: String,
@@ -165,7 +168,7 @@ impl Inspector {
     pub async fn services(&self) -> Result<Vec<String>, Error> {
         let pattern = format!("{}:{{*}}:jobs", glob_escape(&self.prefix));
         let keys = self
-            .scan_masters(&pattern)
+            .scan_masters(&pattern, "stream")
             .await
             .map_err(|e| self.broker(e))?;
         let head = format!("{}:{{", self.prefix);
@@ -321,16 +324,55 @@ impl Inspector {
     }
 
     /// Every stream key matching `pattern`, on every master of a Cluster.
-    async fn scan_masters(&self, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    async fn scan_masters(&self, pattern: &str, kind: &str) -> redis::RedisResult<Vec<String>> {
         let Connection::Cluster(con) = &self.connection else {
-            return scan(&self.connection, None, pattern).await;
+            return scan(&self.connection, None, pattern, kind).await;
         };
         let mut keys = Vec::new();
         for (host, port) in masters(&mut con.clone()).await? {
             let route = SingleNodeRoutingInfo::ByAddress { host, port };
-            keys.extend(scan(&self.connection, Some(route), pattern).await?);
+            keys.extend(scan(&self.connection, Some(route), pattern, kind).await?);
         }
         Ok(keys)
+    }
+
+    /// The clients' inboxes under this prefix (`P:inbox:{client}`), with
+    /// the replies waiting in each and when it expires, sorted by client: a
+    /// long list nobody drains is a client that died or stopped reading.
+    pub async fn inboxes(&self) -> Result<Vec<InboxStats>, Error> {
+        let pattern = format!("{}:inbox:{{*}}", glob_escape(&self.prefix));
+        let keys = self
+            .scan_masters(&pattern, "list")
+            .await
+            .map_err(|e| self.broker(e))?;
+        let head = format!("{}:inbox:{{", self.prefix);
+        let mut inboxes = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let Some(client) = key.strip_prefix(&head).and_then(|k| k.strip_suffix('}')) else {
+                continue;
+            };
+            let mut pipe = redis::pipe();
+            pipe.cmd("LLEN").arg(key).cmd("PTTL").arg(key);
+            let (replies, ttl_ms): (u64, i64) = self.pipeline(&pipe).await?;
+            // -2: expired since the scan; -1: no expiry (not one of ours).
+            if ttl_ms == -2 {
+                continue;
+            }
+            inboxes.push(InboxStats {
+                client: client.to_owned(),
+                replies,
+                expires_in: u64::try_from(ttl_ms).ok().map(Duration::from_millis),
+            });
+        }
+        inboxes.sort_by(|a, b| a.client.cmp(&b.client));
+        Ok(inboxes)
+    }
+
+    /// A kept result by call id (`GET P:result:{call}`) while it lasts: the
+    /// reply envelope as a worker stored it.
+    pub async fn kept_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
+        let key = format!("{}:result:{{{call_id}}}", self.prefix);
+        self.query(redis::cmd("GET").arg(key)).await
     }
 
     fn jobs_key(&self, service: &str) -> String {
@@ -422,12 +464,14 @@ async fn masters(con: &mut ClusterConnection) -> redis::RedisResult<Vec<(String,
         .collect())
 }
 
-/// `SCAN`s one node to the end: every stream key matching `pattern`.
-/// `route` picks a Cluster node; `None` is the only node of a single Redis.
+/// `SCAN`s one node to the end: every key of type `kind` matching
+/// `pattern`. `route` picks a Cluster node; `None` is the only node of a
+/// single Redis.
 async fn scan(
     con: &Connection,
     route: Option<SingleNodeRoutingInfo>,
     pattern: &str,
+    kind: &str,
 ) -> redis::RedisResult<Vec<String>> {
     let mut keys = Vec::new();
     let mut cursor = 0u64;
@@ -439,7 +483,7 @@ async fn scan(
             .arg("COUNT")
             .arg(SCAN_COUNT)
             .arg("TYPE")
-            .arg("stream");
+            .arg(kind);
         let reply = match (con, &route) {
             (Connection::Cluster(c), Some(route)) => {
                 let route = RoutingInfo::SingleNode(route.clone());

@@ -72,6 +72,18 @@ pub struct QueuedJob {
     pub payload: Vec<u8>,
 }
 
+/// One client's inbox: replies waiting to be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboxStats {
+    /// The client id (the `{client}` of `P:inbox:{client}`).
+    pub client: String,
+    /// Replies in the list, not yet read by the client.
+    pub replies: u64,
+    /// Time until the inbox expires; `None` if it has no expiry.
+    #[serde(rename = "expires_in_ms", serialize_with = "millis_opt")]
+    pub expires_in: Option<Duration>,
+}
+
 /// Jobs per second into and out of one queue between two samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Rates {
