@@ -146,6 +146,20 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         assert!(Instant::now() < deadline, "the replayed job never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The operator's inspection (`rpc stats`, `rpc top`, `rpc ping`).
+    let inspector =
+        rpc_runtime::Inspector::connect(&redis.url_as("rpc-operator", "operator-pw"), "rpc")
+            .await
+            .unwrap();
+    inspector.ping().await.expect("ping as the operator");
+    assert!(inspector
+        .services()
+        .await
+        .unwrap()
+        .contains(&"Acl".to_owned()));
+    let stats = inspector.service_stats("Acl").await.unwrap().expect("Acl");
+    assert!(stats.dead_letters >= 1, "{stats:?}");
+    inspector.inboxes().await.expect("inboxes as the operator");
     // Let the janitor renew and reclaim (XPENDING, XCLAIM) a few times.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let _ = running.0.send(());
