@@ -181,6 +181,8 @@ fn option_reads_absent_and_null_the_same_and_writes_absent() {
     assert_eq!(read_back.maybe_list, Some(vec![Some(1), None]));
     let written = serde_json::to_value(&read_back).expect("serializes");
     assert_eq!(written["maybe_list"], json!([1, null]));
+    // Where there is no key to leave out (an optional job result), None is `null`.
+    assert_eq!(serde_json::to_value(None::<Point>).expect("serializes"), Value::Null);
 }
 
 #[test]
@@ -219,6 +221,10 @@ fn a_map_with_a_repeated_key_keeps_the_last_value() {
     let text = r#"{"numbers":[],"by_name":{"a":1,"a":2},"matrix":[],"groups":{},"blobs":[]}"#;
     let containers: Containers = serde_json::from_str(text).expect("reads");
     assert_eq!(containers.by_name["a"], 2);
+    // A struct's field given twice is refused.
+    let err = serde_json::from_str::<Point>(r#"{"x":1.0,"y":2.0,"x":3.0}"#)
+        .expect_err("a repeated field is refused");
+    assert!(err.to_string().contains("duplicate field `x`"), "{err}");
 }
 
 #[test]
