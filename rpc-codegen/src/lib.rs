@@ -40,8 +40,10 @@
 //! `docs/GENERATED-API.md`.
 
 mod builder;
+mod compat;
 mod diagnostic;
 mod emit;
+mod git;
 mod json_schema;
 mod load;
 mod model;
@@ -50,4 +52,5 @@ mod parse;
 mod source;
 
 pub use builder::{Builder, GeneratedFile};
+pub use compat::{Change, CompatReport, Direction, Rule, Severity};
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -76,7 +76,10 @@ fn integers_are_json_numbers_checked_against_their_range() {
 fn an_integer_is_refused_when_written_with_a_fraction_or_as_a_string() {
     // `1.0` is a float in JSON: an integer field refuses it even though it is whole.
     let err = refused::<Scalars>(scalars_with("medium", json!(1.0)));
-    assert!(err.contains("invalid type: floating point `1.0`, expected i32"), "{err}");
+    assert!(
+        err.contains("invalid type: floating point `1.0`, expected i32"),
+        "{err}"
+    );
     let err = refused::<Scalars>(scalars_with("qword", json!("5")));
     assert!(err.contains("invalid type: string \"5\""), "{err}");
 }
@@ -125,10 +128,18 @@ fn booleans_and_strings_are_strict() {
 fn bytes_are_standard_padded_base64() {
     // RFC 4648 standard alphabet (`+/`) with `=` padding, both ways; no URL-safe alphabet, no missing padding.
     let bytes = Bytes(vec![0, 1, 2, 0xfb, 0xff]);
-    assert_eq!(serde_json::to_value(&bytes).expect("serializes"), json!("AAEC+/8="));
+    assert_eq!(
+        serde_json::to_value(&bytes).expect("serializes"),
+        json!("AAEC+/8=")
+    );
     assert_eq!(read::<Bytes>(json!("AAEC+/8=")), bytes);
     assert_eq!(read::<Bytes>(json!("")), Bytes(Vec::new()));
-    for bad in [json!("AAEC-_8="), json!("AAEC+/8"), json!("AA EC+/8="), json!([0, 1])] {
+    for bad in [
+        json!("AAEC-_8="),
+        json!("AAEC+/8"),
+        json!("AA EC+/8="),
+        json!([0, 1]),
+    ] {
         let err = match serde_json::from_value::<Bytes>(bad.clone()) {
             Ok(read) => panic!("{bad} was accepted as {read:?}"),
             Err(err) => err.to_string(),
@@ -143,7 +154,13 @@ fn bytes_are_standard_padded_base64() {
 #[test]
 fn json_fields_take_any_value_including_null() {
     // `Json` is any JSON value, kept as it came; `null` is a value, not an absence.
-    for value in [json!(null), json!(1), json!("s"), json!([1, {"a": null}]), json!({})] {
+    for value in [
+        json!(null),
+        json!(1),
+        json!("s"),
+        json!([1, {"a": null}]),
+        json!({}),
+    ] {
         let scalars: Scalars = read(scalars_with("extra", value.clone()));
         assert_eq!(scalars.extra, value);
     }
@@ -182,7 +199,10 @@ fn option_reads_absent_and_null_the_same_and_writes_absent() {
     let written = serde_json::to_value(&read_back).expect("serializes");
     assert_eq!(written["maybe_list"], json!([1, null]));
     // Where there is no key to leave out (an optional job result), None is `null`.
-    assert_eq!(serde_json::to_value(None::<Point>).expect("serializes"), Value::Null);
+    assert_eq!(
+        serde_json::to_value(None::<Point>).expect("serializes"),
+        Value::Null
+    );
 }
 
 #[test]
@@ -231,11 +251,16 @@ fn a_map_with_a_repeated_key_keeps_the_last_value() {
 fn structs_are_objects_keyed_by_wire_name_and_ignore_unknown_fields() {
     // Field names are the schema's spelling (or its `#[rename]`), keywords included; unknown keys are ignored.
     let header: HttpHeader = read(json!({"labelText": "A", "Value": "b", "later": 1}));
-    assert_eq!((header.label_text.as_str(), header.value.as_str()), ("A", "b"));
+    assert_eq!(
+        (header.label_text.as_str(), header.value.as_str()),
+        ("A", "b")
+    );
     let written = serde_json::to_value(&header).expect("serializes");
     assert_eq!(written, json!({"labelText": "A", "Value": "b"}));
-    assert!(refused::<HttpHeader>(json!({"label_text": "A", "Value": "b"}))
-        .contains("missing field `labelText`"));
+    assert!(
+        refused::<HttpHeader>(json!({"label_text": "A", "Value": "b"}))
+            .contains("missing field `labelText`")
+    );
     let keywords: Keywords = read(json!({"type": "t", "match": true, "self": 1}));
     assert_eq!(
         serde_json::to_value(&keywords).expect("serializes"),
@@ -258,13 +283,16 @@ fn params_are_one_object_keyed_by_parameter_wire_name() {
     // Extra parameters are ignored, a missing required one is refused, a missing optional one is None.
     let request: DrawingCentroidRequest = read(json!({"points": [], "zoom": 2}));
     assert!(request.page.is_none());
-    assert!(refused::<DrawingCentroidRequest>(json!({"page": null}))
-        .contains("missing field `points`"));
+    assert!(
+        refused::<DrawingCentroidRequest>(json!({"page": null})).contains("missing field `points`")
+    );
     // `#[rename = "deg"] degrees: f64`: the wire key is `deg`.
     let rotate: DrawingRotateRequest = read(json!({"shape": "Empty", "deg": 90}));
     assert_eq!(rotate.degrees, 90.0);
-    assert!(refused::<DrawingRotateRequest>(json!({"shape": "Empty", "degrees": 90}))
-        .contains("missing field `deg`"));
+    assert!(
+        refused::<DrawingRotateRequest>(json!({"shape": "Empty", "degrees": 90}))
+            .contains("missing field `deg`")
+    );
 }
 
 #[test]
@@ -274,12 +302,22 @@ fn enums_are_externally_tagged() {
     let cases = [
         (Shape::Empty, json!("Empty")),
         (
-            Shape::Circle { center: p(0.0, 1.0), radius: 2.0 },
+            Shape::Circle {
+                center: p(0.0, 1.0),
+                radius: 2.0,
+            },
             json!({"Circle": {"center": {"x": 0.0, "y": 1.0}, "radius": 2.0}}),
         ),
-        (Shape::Polygon(vec![p(1.0, 1.0)]), json!({"Polygon": [{"x": 1.0, "y": 1.0}]})),
         (
-            Shape::Rectangle { corner: p(0.0, 0.0), width: 1.0, height: 2.0 },
+            Shape::Polygon(vec![p(1.0, 1.0)]),
+            json!({"Polygon": [{"x": 1.0, "y": 1.0}]}),
+        ),
+        (
+            Shape::Rectangle {
+                corner: p(0.0, 0.0),
+                width: 1.0,
+                height: 2.0,
+            },
             json!({"rect": {"corner": {"x": 0.0, "y": 0.0}, "width": 1.0, "height": 2.0}}),
         ),
     ];
@@ -299,7 +337,10 @@ fn unknown_variants_and_malformed_tags_are_refused() {
     assert!(refused::<Shape>(json!({"Rectangle": {}})).contains("unknown variant `Rectangle`"));
     assert!(refused::<Color>(json!("red")).contains("unknown variant `red`"));
     let err = refused::<Shape>(json!({"Empty": null, "Polygon": []}));
-    assert!(err.contains("expected value") || err.contains("invalid"), "{err}");
+    assert!(
+        err.contains("expected value") || err.contains("invalid"),
+        "{err}"
+    );
     assert!(refused::<Shape>(json!({"Circle": {"radius": 1.0}})).contains("missing field `center`"));
     assert!(refused::<Shape>(json!("Circle")).contains("invalid type: unit variant"));
 }
