@@ -198,6 +198,15 @@ impl Builder {
         }
     }
 
+    /// The AsyncAPI 3.0 document of the requested files' services: their
+    /// jobs streams and the reply inboxes, every job's message and reply
+    /// with JSON Schema payloads, a `send` and a `receive` operation per job.
+    /// `api_version` becomes `info.version`.
+    pub fn asyncapi(&self, api_version: &str) -> Result<serde_json::Value, Diagnostics> {
+        let compiled = self.compiled()?;
+        Ok(crate::asyncapi::document(&compiled.schema, api_version))
+    }
+
     /// Reads the files (and their imports) as they are at git revision
     /// `rev` (`HEAD`, a branch, a tag, a commit) instead of from the disk.
     /// Messages name them `rev:path`. Paths are still given as on disk.

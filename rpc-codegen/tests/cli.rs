@@ -299,3 +299,26 @@ fn breaking_usage_errors_exit_2() {
         Some(2)
     );
 }
+
+#[test]
+fn asyncapi_prints_the_document() {
+    // The CLI prints what `Builder::asyncapi` builds, with the version asked for.
+    let calculator = schema("calculator.rpc");
+    let out = run(&[
+        "asyncapi",
+        calculator.to_str().expect("utf-8"),
+        "--api-version",
+        "2.1.0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(value["asyncapi"], "3.0.0");
+    assert_eq!(value["info"]["version"], "2.1.0");
+    assert_eq!(
+        value,
+        rpc_codegen::Builder::new()
+            .file(&calculator)
+            .asyncapi("2.1.0")
+            .expect("compiles")
+    );
+}

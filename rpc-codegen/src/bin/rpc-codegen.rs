@@ -42,6 +42,14 @@ enum Command {
         /// Schema file (`.rpc`).
         file: PathBuf,
     },
+    /// Print the AsyncAPI 3.0 document of the schema's services.
+    Asyncapi {
+        /// Schema file (`.rpc`).
+        file: PathBuf,
+        /// `info.version` of the document.
+        #[arg(long, value_name = "VERSION", default_value = "1.0.0")]
+        api_version: String,
+    },
     /// Report changes from OLD to NEW that break wire compatibility; exit 1 if any do.
     ///
     /// `breaking OLD NEW` compares two files; `breaking --against-git REF NEW`
@@ -86,6 +94,13 @@ fn main() -> ExitCode {
             Command::JsonSchema { file } => rpc_codegen::Builder::new()
                 .file(file)
                 .json_schema()
+                .map(|value| match serde_json::to_string_pretty(&value) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => eprintln!("error: {err}"),
+                }),
+            Command::Asyncapi { file, api_version } => rpc_codegen::Builder::new()
+                .file(file)
+                .asyncapi(&api_version)
                 .map(|value| match serde_json::to_string_pretty(&value) {
                     Ok(text) => println!("{text}"),
                     Err(err) => eprintln!("error: {err}"),
