@@ -349,7 +349,7 @@ fn a_job_that_became_one_way_breaks_old_clients() {
         "service S { fn x() -> i64; }",
         "service S { fn x(); }",
         Rule::ReplyToOneWay,
-        &[OldClient, Queued],
+        &[OldClient],
     );
 }
 

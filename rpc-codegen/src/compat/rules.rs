@@ -153,7 +153,7 @@ fn compare_job(checker: &mut Checker, service: &str, old: &Job, new: &Job) {
             format!("job `{name}` became one-way"),
             Spot::new(old.span, format!("answered `{}`", ty_text(checker.old, ok))),
             Spot::new(new.span, "one-way now"),
-            &dirs(&[OldClientNewWorker, QueuedBeforeDeploy]),
+            &dirs(&[OldClientNewWorker]),
             Some(
                 "old clients wait for a value and get `null`: add a new one-way job instead".into(),
             ),
