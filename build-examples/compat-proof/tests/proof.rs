@@ -59,32 +59,27 @@ impl Version {
             .get(part)
     }
 
+    /// What `write` makes of the candidate values of `part` (`request`,
+    /// `response`, `error`) of `glue`'s schema: those the type can hold.
+    fn written<T>(&self, glue: &Glue, part: &str, write: fn(&Value) -> Option<T>) -> Vec<T> {
+        self.schema_of(glue, part).map_or_else(Vec::new, |schema| {
+            candidates::candidates(schema, schema)
+                .iter()
+                .filter_map(write)
+                .collect()
+        })
+    }
+
     /// The parameters this version's client writes for `glue`.
     fn params(&self, glue: &Glue) -> Vec<Value> {
-        let schema = self.schema_of(glue, "request").expect("a request schema");
-        candidates::candidates(schema, schema)
-            .iter()
-            .filter_map(glue.write_params)
-            .collect()
+        self.written(glue, "request", glue.write_params)
     }
 
     /// The answers this version's worker gives for `glue`: results and
     /// application errors, interleaved.
     fn answers(&self, glue: &Glue) -> Vec<Outcome> {
-        let mut oks = Vec::new();
-        if let Some(schema) = self.schema_of(glue, "response") {
-            oks = candidates::candidates(schema, schema)
-                .iter()
-                .filter_map(glue.write_ok)
-                .collect();
-        }
-        let mut errs = Vec::new();
-        if let Some(schema) = self.schema_of(glue, "error") {
-            errs = candidates::candidates(schema, schema)
-                .iter()
-                .filter_map(glue.write_err)
-                .collect();
-        }
+        let oks = self.written(glue, "response", glue.write_ok);
+        let errs = self.written(glue, "error", glue.write_err);
         let mut out = Vec::new();
         for i in 0..oks.len().max(errs.len()) {
             out.extend(oks.get(i).cloned());

@@ -86,6 +86,27 @@ impl<'a> Checker<'a> {
         });
     }
 
+    /// A field or variant whose wire name changed: `sides` are the old and
+    /// new wire names with their positions, `rename` the attribute that
+    /// would have kept it.
+    fn renamed(
+        &mut self,
+        rule: Rule,
+        subject: String,
+        ((old, old_span), (new, new_span)): ((&str, Span), (&str, Span)),
+        rename: String,
+        flow: &Flow,
+    ) {
+        self.breaking(
+            rule,
+            format!("{subject} is renamed to `{new}` on the wire"),
+            Spot::new(old_span, format!("`{old}` on the wire")),
+            Spot::new(new_span, format!("`{new}` on the wire")),
+            &flow.dirs,
+            Some(format!("keep the wire name: {rename}")),
+        );
+    }
+
     /// Checks that the reader's side of `old`/`new` reads the writer's.
     pub(crate) fn ty(&mut self, old: &Ty, new: &Ty, flow: &Flow, site: &Site) {
         let (old, new) = (unbox(old), unbox(new));
@@ -223,43 +244,21 @@ impl<'a> Checker<'a> {
         what: &str,
         owner: &str,
     ) {
-        let mut removed: Vec<&Field> = old
-            .iter()
-            .filter(|o| !new.iter().any(|n| n.wire == o.wire))
-            .collect();
-        let mut added: Vec<&Field> = new
-            .iter()
-            .filter(|n| !old.iter().any(|o| o.wire == n.wire))
-            .collect();
         // A removed and an added field of the same type: a rename.
-        let mut index = 0;
-        while index < removed.len() {
-            let o = removed[index];
-            let text = ty_text(self.old, &o.ty);
-            match added.iter().position(|n| ty_text(self.new, &n.ty) == text) {
-                Some(at) => {
-                    let n = added.remove(at);
-                    removed.remove(index);
-                    let message = format!(
-                        "{what} `{}` of {owner} is renamed to `{}` on the wire",
-                        o.wire, n.wire
-                    );
-                    self.breaking(
-                        Rule::RenamedField,
-                        message,
-                        Spot::new(o.span, format!("`{}` on the wire", o.wire)),
-                        Spot::new(n.span, format!("`{}` on the wire", n.wire)),
-                        &flow.dirs,
-                        Some(format!(
-                            "keep the wire name: `#[rename = \"{}\"] {}: ...`",
-                            o.wire, n.schema_name
-                        )),
-                    );
-                }
-                None => index += 1,
-            }
+        let diff = Diff::new(
+            old,
+            new,
+            |f| &f.wire,
+            |f| ty_text(self.old, &f.ty),
+            |f| ty_text(self.new, &f.ty),
+        );
+        for (o, n) in diff.renamed {
+            let subject = format!("{what} `{}` of {owner}", o.wire);
+            let hint = format!("`#[rename = \"{}\"] {}: ...`", o.wire, n.schema_name);
+            let sides = ((o.wire.as_str(), o.span), (n.wire.as_str(), n.span));
+            self.renamed(Rule::RenamedField, subject, sides, hint, flow);
         }
-        for o in removed {
+        for o in diff.removed {
             if flow.writer_is_old {
                 continue; // The new reader ignores a key it does not know.
             }
@@ -289,7 +288,7 @@ impl<'a> Checker<'a> {
                 }),
             });
         }
-        for n in added {
+        for n in diff.added {
             if !flow.writer_is_old || matches!(n.ty, Ty::Option(_)) {
                 continue; // Old readers ignore it; an optional one may be missing.
             }
@@ -330,45 +329,22 @@ impl<'a> Checker<'a> {
         parents: &Site,
         owner: &str,
     ) {
-        let mut removed: Vec<&Variant> = old
-            .iter()
-            .filter(|o| !new.iter().any(|n| n.wire == o.wire))
-            .collect();
-        let mut added: Vec<&Variant> = new
-            .iter()
-            .filter(|n| !old.iter().any(|o| o.wire == n.wire))
-            .collect();
-        let mut index = 0;
-        while index < removed.len() {
-            let o = removed[index];
-            let text = shape_text(self.old, &o.shape);
-            match added
-                .iter()
-                .position(|n| shape_text(self.new, &n.shape) == text)
-            {
-                Some(at) => {
-                    let n = added.remove(at);
-                    removed.remove(index);
-                    self.breaking(
-                        Rule::RenamedVariant,
-                        format!(
-                            "variant `{}` of `{owner}` is renamed to `{}` on the wire",
-                            o.wire, n.wire
-                        ),
-                        Spot::new(o.span, format!("`{}` on the wire", o.wire)),
-                        Spot::new(n.span, format!("`{}` on the wire", n.wire)),
-                        &flow.dirs,
-                        Some(format!(
-                            "keep the wire name: `#[rename = \"{}\"] {}`",
-                            o.wire, n.schema_name
-                        )),
-                    );
-                }
-                None => index += 1,
-            }
+        // A removed and an added variant of the same shape: a rename.
+        let diff = Diff::new(
+            old,
+            new,
+            |v| &v.wire,
+            |v| shape_text(self.old, &v.shape),
+            |v| shape_text(self.new, &v.shape),
+        );
+        for (o, n) in diff.renamed {
+            let subject = format!("variant `{}` of `{owner}`", o.wire);
+            let hint = format!("`#[rename = \"{}\"] {}`", o.wire, n.schema_name);
+            let sides = ((o.wire.as_str(), o.span), (n.wire.as_str(), n.span));
+            self.renamed(Rule::RenamedVariant, subject, sides, hint, flow);
         }
         if flow.writer_is_old {
-            for o in removed {
+            for o in diff.removed {
                 self.breaking(
                     Rule::RemovedVariant,
                     format!("variant `{}` of `{owner}` was removed", o.wire),
@@ -379,7 +355,7 @@ impl<'a> Checker<'a> {
                 );
             }
         } else {
-            for n in added {
+            for n in diff.added {
                 self.breaking(
                     Rule::NewVariant,
                     format!("new variant `{}` in `{owner}`", n.wire),
@@ -422,6 +398,50 @@ impl<'a> Checker<'a> {
                     None,
                 ),
             }
+        }
+    }
+}
+
+/// Two lists of wire-named items (fields, variants): those only in the old
+/// one, those only in the new one, and the pairs taken for renames (a
+/// removed and an added item with the same signature, first come first).
+struct Diff<'a, T> {
+    removed: Vec<&'a T>,
+    added: Vec<&'a T>,
+    renamed: Vec<(&'a T, &'a T)>,
+}
+
+impl<'a, T> Diff<'a, T> {
+    fn new(
+        old: &'a [T],
+        new: &'a [T],
+        wire: impl Fn(&T) -> &String,
+        old_signature: impl Fn(&T) -> String,
+        new_signature: impl Fn(&T) -> String,
+    ) -> Self {
+        let mut removed: Vec<&T> = old
+            .iter()
+            .filter(|o| !new.iter().any(|n| wire(n) == wire(o)))
+            .collect();
+        let mut added: Vec<&T> = new
+            .iter()
+            .filter(|n| !old.iter().any(|o| wire(o) == wire(n)))
+            .collect();
+        let mut renamed = Vec::new();
+        removed.retain(|o| {
+            let signature = old_signature(o);
+            match added.iter().position(|n| new_signature(n) == signature) {
+                Some(at) => {
+                    renamed.push((*o, added.remove(at)));
+                    false
+                }
+                None => true,
+            }
+        });
+        Diff {
+            removed,
+            added,
+            renamed,
         }
     }
 }
