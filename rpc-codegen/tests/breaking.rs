@@ -440,3 +440,33 @@ fn the_report_points_at_both_files() {
          = help: make it optional: `b: Option<i64>`\n\nerror: 1 breaking change\n"
     );
 }
+
+#[test]
+fn any_two_schemas_compare_without_panicking_and_each_equals_itself() {
+    // Every schema of the repository and of the rule pairs against every other: a report, never a
+    // panic; and a schema against itself has no changes (recursive types included).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in [root.join("../schema"), root.join("tests/data/breaking")] {
+        for entry in std::fs::read_dir(&dir).expect("a schema directory") {
+            let path = entry.expect("an entry").path();
+            if path.extension().is_some_and(|e| e == "rpc") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 60, "{}", files.len());
+    for old in &files {
+        for new in &files {
+            let report = Builder::new()
+                .file(old)
+                .breaking_changes(&Builder::new().file(new))
+                .unwrap_or_else(|d| panic!("{d}"));
+            let _ = (report.render(), report.to_json());
+            if old == new {
+                assert!(report.changes().is_empty(), "{}", report.render());
+            }
+        }
+    }
+}

@@ -82,7 +82,10 @@ fn an_integer_is_refused_when_written_with_a_fraction_or_as_a_string() {
     );
     let exponent: Value = serde_json::from_str("1e3").expect("a JSON number");
     let err = refused::<Scalars>(scalars_with("medium", exponent));
-    assert!(err.contains("invalid type: floating point `1000.0`, expected i32"), "{err}");
+    assert!(
+        err.contains("invalid type: floating point `1000.0`, expected i32"),
+        "{err}"
+    );
     let err = refused::<Scalars>(scalars_with("qword", json!("5")));
     assert!(err.contains("invalid type: string \"5\""), "{err}");
 }
