@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::compat::CompatReport;
 use crate::diagnostic::{Diagnostic, Diagnostics, Sink};
+use crate::git::GitRev;
 use crate::load::{self, Input};
 use crate::model::{self, Schema};
 use crate::source::SourceMap;
@@ -27,6 +29,7 @@ pub struct Builder {
     inputs: Vec<Input>,
     out_dir: Option<PathBuf>,
     rerun_if_changed: bool,
+    git: Option<GitRev>,
 }
 
 /// One generated Rust file.
@@ -62,6 +65,7 @@ impl Builder {
             inputs: Vec::new(),
             out_dir: None,
             rerun_if_changed: true,
+            git: None,
         }
     }
 
@@ -194,27 +198,80 @@ impl Builder {
         }
     }
 
+    /// The AsyncAPI 3.0 document of the requested files' services: their
+    /// jobs streams and the reply inboxes, every job's message and reply
+    /// with JSON Schema payloads, a `send` and a `receive` operation per job.
+    /// `api_version` becomes `info.version`.
+    pub fn asyncapi(&self, api_version: &str) -> Result<serde_json::Value, Diagnostics> {
+        let compiled = self.compiled()?;
+        Ok(crate::asyncapi::document(&compiled.schema, api_version))
+    }
+
+    /// Reads the files (and their imports) as they are at git revision
+    /// `rev` (`HEAD`, a branch, a tag, a commit) instead of from the disk.
+    /// Messages name them `rev:path`. Paths are still given as on disk.
+    pub fn at_git_revision(mut self, rev: impl Into<String>) -> Self {
+        self.git = Some(GitRev::new(rev));
+        self
+    }
+
+    /// Every change from this (old) schema to `new` that breaks wire
+    /// compatibility between their clients and workers, and the changes
+    /// that deserve a warning. See the crate README for the rules.
+    ///
+    /// ```
+    /// let old = rpc_codegen::Builder::new()
+    ///     .source("v1.rpc", "service S { fn add(a: i64, b: i64) -> i64; }");
+    /// let new = rpc_codegen::Builder::new()
+    ///     .source("v2.rpc", "service S { fn add(a: i64, b: i64, c: i64) -> i64; }");
+    /// let report = old.breaking_changes(&new).expect("both schemas are valid");
+    /// assert!(report.is_breaking());
+    /// assert!(report.render().contains("new required parameter `c`"));
+    /// ```
+    pub fn breaking_changes(&self, new: &Builder) -> Result<CompatReport, Diagnostics> {
+        let mut sources = SourceMap::default();
+        let mut sink = Sink::default();
+        let old_schema = self.compile_into(&mut sources, &mut sink);
+        let new_schema = new.compile_into(&mut sources, &mut sink);
+        let sources = Arc::new(sources);
+        match (old_schema, new_schema) {
+            (Some((_, old)), Some((_, new))) if !sink.has_errors() => {
+                Ok(CompatReport::compare(&old, &new, sources))
+            }
+            _ => Err(Diagnostics::new(sink.items, sources)),
+        }
+    }
+
     pub(crate) fn compiled(&self) -> Result<Compiled, Diagnostics> {
         let mut sources = SourceMap::default();
         let mut sink = Sink::default();
-        if self.inputs.is_empty() {
-            sink.push(Diagnostic::bare(
-                "no schema files given: add one with `.file(\"path/to/schema.rpc\")`",
-            ));
-        }
-        let loaded = load::load(self.inputs.clone(), &mut sources, &mut sink);
-        let schema = loaded
-            .as_ref()
-            .and_then(|loaded| model::build(loaded, &sources, &mut sink));
+        let compiled = self.compile_into(&mut sources, &mut sink);
         let sources = Arc::new(sources);
-        match (loaded, schema) {
-            (Some(loaded), Some(schema)) if !sink.has_errors() => Ok(Compiled {
+        match compiled {
+            Some((loaded, schema)) if !sink.has_errors() => Ok(Compiled {
                 schema,
                 sources,
                 read_from_disk: loaded.read_from_disk,
             }),
             _ => Err(Diagnostics::new(sink.items, sources)),
         }
+    }
+
+    /// Loads and validates the inputs, adding their files to `sources` (which
+    /// may already hold another schema's) and their problems to `sink`.
+    fn compile_into(
+        &self,
+        sources: &mut SourceMap,
+        sink: &mut Sink,
+    ) -> Option<(load::Loaded, Schema)> {
+        if self.inputs.is_empty() {
+            sink.push(Diagnostic::bare(
+                "no schema files given: add one with `.file(\"path/to/schema.rpc\")`",
+            ));
+        }
+        let loaded = load::load(self.inputs.clone(), self.git.as_ref(), sources, sink)?;
+        let schema = model::build(&loaded, sources, sink)?;
+        Some((loaded, schema))
     }
 }
 

@@ -28,9 +28,20 @@ pub struct Label {
     pub text: String,
 }
 
+/// How bad a diagnostic is: schema errors are errors; a compatibility check
+/// also reports changes that only deserve a warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    Error,
+    Warning,
+}
+
 /// One problem in a schema (or with the files around it).
 #[derive(Clone, Debug)]
 pub struct Diagnostic {
+    level: Level,
+    /// Shown as `error[code]`, like rustc's error codes.
+    code: Option<String>,
     message: String,
     primary: Option<Label>,
     /// A file the problem is about when there is no span (unreadable file).
@@ -43,6 +54,8 @@ impl Diagnostic {
     /// An error pointing at `span`, with `label` under the caret.
     pub(crate) fn error(message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
         Diagnostic {
+            level: Level::Error,
+            code: None,
             message: message.into(),
             primary: Some(Label {
                 span,
@@ -57,12 +70,26 @@ impl Diagnostic {
     /// An error with no position (an unreadable root file, an output directory).
     pub(crate) fn bare(message: impl Into<String>) -> Self {
         Diagnostic {
+            level: Level::Error,
+            code: None,
             message: message.into(),
             primary: None,
             file: None,
             secondary: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// The same diagnostic at another level.
+    pub(crate) fn with_level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Adds a code, shown as `error[code]: ...`.
+    pub(crate) fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
     }
 
     /// Adds a secondary label (`-` underline), e.g. "first defined here".
@@ -98,7 +125,14 @@ impl Diagnostic {
 
     /// Renders the diagnostic in the rustc style.
     pub(crate) fn render(&self, sources: &SourceMap) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        let level = match self.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        };
+        let mut out = match &self.code {
+            Some(code) => format!("{level}[{code}]: {}\n", self.message),
+            None => format!("{level}: {}\n", self.message),
+        };
         let Some(primary) = &self.primary else {
             if let Some(file) = self.file {
                 out.push_str(&format!(" --> {}\n", sources.get(file).display.display()));

@@ -107,12 +107,15 @@ fn title(schema: &Schema, ty: &Ty) -> String {
     }
 }
 
-/// Builds one root document, collecting named types into `$defs`.
-struct Gen<'a> {
+/// Builds one root document, collecting named types into `$defs` (or, for
+/// an AsyncAPI document, into its `components/schemas`).
+pub(crate) struct Gen<'a> {
     schema: &'a Schema,
     root: Option<TypeRef>,
     defs: BTreeMap<String, Value>,
     names: HashMap<TypeRef, String>,
+    /// Where references to named types point: `#/$defs/`.
+    ref_base: &'static str,
 }
 
 impl<'a> Gen<'a> {
@@ -122,7 +125,33 @@ impl<'a> Gen<'a> {
             root,
             defs: BTreeMap::new(),
             names: HashMap::new(),
+            ref_base: "#/$defs/",
         }
+    }
+
+    /// A generator whose named types (and `Bytes`) are shared by every
+    /// schema it builds and referenced as `#/components/schemas/Name`,
+    /// as an AsyncAPI document holds them.
+    pub(crate) fn for_components(schema: &'a Schema) -> Self {
+        Gen {
+            ref_base: "#/components/schemas/",
+            ..Gen::new(schema, None)
+        }
+    }
+
+    /// The named types collected so far, by component name.
+    pub(crate) fn into_defs(self) -> BTreeMap<String, Value> {
+        self.defs
+    }
+
+    /// The schema of a job's parameters object (which is never referenced).
+    pub(crate) fn params(&mut self, fields: &[Field]) -> Value {
+        self.object(fields)
+    }
+
+    /// The schema of a type used in place.
+    pub(crate) fn inline(&mut self, ty: &Ty) -> Value {
+        self.ty(ty)
     }
 
     fn finish(self, title: &str, body: Value) -> Value {
@@ -170,7 +199,7 @@ impl<'a> Gen<'a> {
                         "description": "Binary data, base64 (standard alphabet, padded)."
                     })
                 });
-                json!({"$ref": "#/$defs/Bytes"})
+                json!({ "$ref": format!("{}Bytes", self.ref_base) })
             }
             Ty::Json => Value::Bool(true),
             Ty::Vec(inner) => json!({"type": "array", "items": self.ty(inner)}),
@@ -187,7 +216,7 @@ impl<'a> Gen<'a> {
             return json!({"$ref": "#"});
         }
         if let Some(name) = self.names.get(&r) {
-            return json!({ "$ref": format!("#/$defs/{name}") });
+            return json!({ "$ref": format!("{}{name}", self.ref_base) });
         }
         let def = self.schema.type_def(r);
         let mut name = def.name.unraw().to_string();
@@ -197,7 +226,7 @@ impl<'a> Gen<'a> {
         self.names.insert(r, name.clone());
         let body = self.type_schema(r);
         self.defs.insert(name.clone(), body);
-        json!({ "$ref": format!("#/$defs/{name}") })
+        json!({ "$ref": format!("{}{name}", self.ref_base) })
     }
 
     fn type_schema(&mut self, r: TypeRef) -> Value {
@@ -330,7 +359,7 @@ fn annotate(schema: &mut Value, docs: &[String], deprecated: bool) {
 
 /// Doc lines as schemars joins them: one leading space dropped per line,
 /// lines joined with `\n`, surrounding blank lines trimmed.
-fn description(docs: &[String]) -> Option<String> {
+pub(crate) fn description(docs: &[String]) -> Option<String> {
     let text = docs
         .iter()
         .map(|line| line.strip_prefix(' ').unwrap_or(line))

@@ -4,7 +4,7 @@
 //! into one Rust module of plain data types, a handler trait per service, a
 //! typed client and JSON Schemas, for use with `rpc-runtime`. Run it from a
 //! build script with [`Builder`], or from the command line (`rpc-codegen
-//! check|gen|json-schema`).
+//! check|gen|json-schema|asyncapi|breaking`).
 //!
 //! The pipeline, shaped like syn/serde_derive:
 //!
@@ -39,9 +39,12 @@
 //! README; what generated code looks like is pinned by
 //! `docs/GENERATED-API.md`.
 
+mod asyncapi;
 mod builder;
+mod compat;
 mod diagnostic;
 mod emit;
+mod git;
 mod json_schema;
 mod load;
 mod model;
@@ -50,4 +53,5 @@ mod parse;
 mod source;
 
 pub use builder::{Builder, GeneratedFile};
+pub use compat::{Change, CompatReport, Direction, Rule, Severity};
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Sink};
+use crate::git::GitRev;
 use crate::naming;
 use crate::parse;
 use crate::source::{FileId, SourceMap, Span};
@@ -55,6 +56,8 @@ enum State {
 
 struct Loader<'a> {
     sources: &'a mut SourceMap,
+    /// Read files at this revision instead of from the file system.
+    git: Option<&'a GitRev>,
     sink: &'a mut Sink,
     memory: HashMap<PathBuf, String>,
     state: HashMap<PathBuf, State>,
@@ -65,9 +68,14 @@ struct Loader<'a> {
     read_from_disk: Vec<PathBuf>,
 }
 
-/// Loads every input and everything it imports. Returns `None` when any
-/// diagnostic was reported.
-pub fn load(inputs: Vec<Input>, sources: &mut SourceMap, sink: &mut Sink) -> Option<Loaded> {
+/// Loads every input and everything it imports (from the file system, or at
+/// a git revision). Returns `None` when any diagnostic was reported.
+pub fn load(
+    inputs: Vec<Input>,
+    git: Option<&GitRev>,
+    sources: &mut SourceMap,
+    sink: &mut Sink,
+) -> Option<Loaded> {
     let mut memory = HashMap::new();
     let mut roots_to_load = Vec::new();
     for input in inputs {
@@ -81,6 +89,7 @@ pub fn load(inputs: Vec<Input>, sources: &mut SourceMap, sink: &mut Sink) -> Opt
     }
     let mut loader = Loader {
         sources,
+        git,
         sink,
         memory,
         state: HashMap::new(),
@@ -146,6 +155,8 @@ impl Loader<'_> {
         let lexical = absolute(display);
         let (canonical, text) = if let Some(text) = self.memory.get(&lexical) {
             (lexical.clone(), Ok(text.clone()))
+        } else if let Some(git) = self.git {
+            (lexical.clone(), git.read(&lexical))
         } else {
             match std::fs::canonicalize(&lexical) {
                 Ok(canonical) => {
@@ -200,7 +211,7 @@ impl Loader<'_> {
                 return None;
             }
         };
-        if !self.memory.contains_key(&lexical) {
+        if !self.memory.contains_key(&lexical) && self.git.is_none() {
             self.read_from_disk.push(display.to_path_buf());
         }
 
@@ -209,7 +220,11 @@ impl Loader<'_> {
             .map(|s| s.to_string_lossy().replace(['-', '.', ' '], "_"))
             .unwrap_or_default();
         let module = naming::RustName::derived(&naming::snake_case(&stem));
-        let id = self.sources.add(display.to_path_buf(), text);
+        let shown = match self.git {
+            Some(git) => PathBuf::from(git.display(display)),
+            None => display.to_path_buf(),
+        };
+        let id = self.sources.add(shown, text);
         let Some(module) = module else {
             let message = format!(
                 "the file name `{}` cannot become a Rust module name",

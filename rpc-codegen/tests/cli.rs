@@ -146,3 +146,179 @@ fn usage_errors_exit_2() {
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("json-schema"));
 }
+
+/// `git` in `dir`, failing the test if it fails.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+}
+
+#[test]
+fn breaking_exits_1_on_a_breaking_change_and_0_on_warnings() {
+    // CI gates on the exit status: 1 for breaking, 0 when only warnings (or nothing) changed.
+    let dir = scratch("breaking_exit");
+    std::fs::write(dir.join("v1.rpc"), "service A {\n    fn x(a: i64);\n}\n").expect("write");
+    std::fs::write(dir.join("v2.rpc"), "service A {\n    fn x(a: i32);\n}\n").expect("write");
+    std::fs::write(
+        dir.join("v3.rpc"),
+        "service A {\n    #[timeout_ms = 5]\n    fn x(a: i64, b: Option<i64>);\n}\n",
+    )
+    .expect("write");
+    let run_in = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rpc-codegen"))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("runs")
+    };
+    let out = run_in(&["breaking", "v1.rpc", "v2.rpc"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error[changed-type]: the type of parameter `a` of job `A.x` changed from `i64` to `i32`\n --> v2.rpc:2:10\n"), "{stderr}");
+    assert!(stderr.contains(" ::: v1.rpc:2:10\n"), "{stderr}");
+    assert!(stderr.ends_with("error: 1 breaking change\n"), "{stderr}");
+
+    let out = run_in(&["breaking", "v1.rpc", "v3.rpc"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).starts_with("warning[changed-timeout]"));
+    assert!(text(&out.stderr).ends_with("no breaking changes (1 warning)\n"));
+
+    let out = run_in(&["breaking", "v1.rpc", "v1.rpc"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr), "no breaking changes\n");
+}
+
+#[test]
+fn breaking_json_lists_rule_positions_and_directions() {
+    // The JSON form carries everything the text form does, for CI annotations.
+    let dir = scratch("breaking_json");
+    std::fs::write(
+        dir.join("v1.rpc"),
+        "enum E { A }\nservice S { fn x() -> E; }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("v2.rpc"),
+        "enum E { A, B }\nservice S { fn x() -> E; }\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_rpc-codegen"))
+        .args(["breaking", "v1.rpc", "v2.rpc", "--format", "json"])
+        .current_dir(&dir)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        value,
+        serde_json::json!({
+            "breaking": true,
+            "changes": [{
+                "rule": "new-variant",
+                "severity": "breaking",
+                "message": "new variant `B` in `E`",
+                "old": {"file": "v1.rpc", "line": 1, "column": 6},
+                "new": {"file": "v2.rpc", "line": 1, "column": 13},
+                "breaks": ["old-client-new-worker"],
+                "hint": "old readers refuse it: update every reader of `E` before anyone sends it"
+            }]
+        })
+    );
+}
+
+#[test]
+fn breaking_against_git_reads_the_file_and_its_imports_at_the_revision() {
+    // `--against-git REF NEW` compares with `git show REF:NEW`, imports included.
+    let dir = scratch("breaking_git");
+    git(&dir, &["init", "-q"]);
+    std::fs::create_dir_all(dir.join("schema")).expect("mkdir");
+    std::fs::write(dir.join("schema/common.rpc"), "struct P { x: f64 }\n").expect("write");
+    std::fs::write(
+        dir.join("schema/api.rpc"),
+        "import \"common.rpc\";\nservice S { fn x(p: P); }\n",
+    )
+    .expect("write");
+    git(&dir, &["add", "."]);
+    git(&dir, &["commit", "-qm", "v1"]);
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_rpc-codegen"))
+            .args(["breaking", "--against-git", "HEAD", "schema/api.rpc"])
+            .current_dir(&dir)
+            .output()
+            .expect("runs")
+    };
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // A change in the imported file, not yet committed, is seen against HEAD's.
+    std::fs::write(dir.join("schema/common.rpc"), "struct P { y: f64 }\n").expect("write");
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error[renamed-field]: field `x` of struct `P` is renamed to `y` on the wire\n --> schema/common.rpc:1:12\n"), "{stderr}");
+    assert!(
+        stderr.contains(" ::: HEAD:schema/common.rpc:1:12\n"),
+        "{stderr}"
+    );
+
+    // A revision without the file is an error, not a crash.
+    let out = Command::new(env!("CARGO_BIN_EXE_rpc-codegen"))
+        .args(["breaking", "--against-git", "nope", "schema/api.rpc"])
+        .current_dir(&dir)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("error: cannot read `nope:schema/api.rpc`")
+            || text(&out.stderr).contains("git show nope"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn breaking_usage_errors_exit_2() {
+    // One file without --against-git, or two with it, is a usage error.
+    assert_eq!(run(&["breaking", "a.rpc"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["breaking", "--against-git", "HEAD", "a.rpc", "b.rpc"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn asyncapi_prints_the_document() {
+    // The CLI prints what `Builder::asyncapi` builds, with the version asked for.
+    let calculator = schema("calculator.rpc");
+    let out = run(&[
+        "asyncapi",
+        calculator.to_str().expect("utf-8"),
+        "--api-version",
+        "2.1.0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(value["asyncapi"], "3.0.0");
+    assert_eq!(value["info"]["version"], "2.1.0");
+    assert_eq!(
+        value,
+        rpc_codegen::Builder::new()
+            .file(&calculator)
+            .asyncapi("2.1.0")
+            .expect("compiles")
+    );
+}
