@@ -46,6 +46,9 @@ struct State {
     queues: HashMap<String, Queue>,
     inboxes: HashMap<String, Inbox>,
     results: HashMap<String, (Vec<u8>, Instant)>,
+    /// Per queue: scheduled jobs by token, with when they are due (ms
+    /// since the epoch).
+    scheduled: HashMap<String, HashMap<String, (u64, Vec<u8>)>>,
 }
 
 struct Shared {
@@ -117,6 +120,48 @@ impl Backend for MemoryBackend {
 
     fn inbox_name(&self, client_id: &str) -> String {
         format!("inbox:{client_id}")
+    }
+
+    async fn schedule_job(
+        &self,
+        queue: &str,
+        token: &str,
+        payload: &[u8],
+        delay: Duration,
+    ) -> Result<u64, Error> {
+        let due = crate::wire::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
+        self.state()
+            .scheduled
+            .entry(queue.to_owned())
+            .or_default()
+            .insert(token.to_owned(), (due, payload.to_vec()));
+        Ok(due)
+    }
+
+    async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error> {
+        let now = crate::wire::unix_ms(SystemTime::now());
+        let due: Vec<Vec<u8>> = {
+            let mut state = self.state();
+            let Some(schedule) = state.scheduled.get_mut(queue) else {
+                return Ok(0);
+            };
+            let mut ready: Vec<(u64, String)> = schedule
+                .iter()
+                .filter(|(_, (due, _))| *due <= now)
+                .map(|(token, (due, _))| (*due, token.clone()))
+                .collect();
+            ready.sort();
+            ready.truncate(max.max(1));
+            ready
+                .into_iter()
+                .filter_map(|(_, token)| schedule.remove(&token).map(|(_, payload)| payload))
+                .collect()
+        };
+        let moved = due.len();
+        for payload in due {
+            self.push(queue, payload);
+        }
+        Ok(moved)
     }
 
     fn is_inbox(&self, key: &str) -> bool {

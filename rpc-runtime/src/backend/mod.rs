@@ -197,6 +197,24 @@ pub trait Backend: Send + Sync + 'static {
     async fn forget_idle_consumers(&self, _queue: &str, _idle: Duration) -> Result<usize, Error> {
         Ok(0)
     }
+
+    /// Puts a job on `queue`'s schedule under `token` (unique per scheduled
+    /// message), due after `delay` on the broker's clock; it waits there,
+    /// outside the consumer group, until [`Backend::move_due_jobs`] moves
+    /// it onto the queue. Returns the due time (ms since the epoch, broker
+    /// clock).
+    async fn schedule_job(
+        &self,
+        queue: &str,
+        token: &str,
+        payload: &[u8],
+        delay: Duration,
+    ) -> Result<u64, Error>;
+
+    /// Moves up to `max` of `queue`'s due scheduled jobs onto the queue,
+    /// atomically: of many workers racing, each job moves exactly once.
+    /// Returns how many moved.
+    async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error>;
 }
 
 /// A connection for blocking reads.

@@ -48,6 +48,7 @@ mod consumers;
 mod dead_letters;
 mod leases;
 mod reader;
+mod schedule;
 mod url;
 mod values;
 
@@ -244,7 +245,12 @@ impl Backend for RedisBackend {
         // which ride on the taker's read as `EVALSHA`, find it. (After a
         // restart that empties the script cache, the first one is refused
         // with NOSCRIPT, sent again the ordinary way, which loads it.)
-        for source in [completion::SOURCE, completion::REPLY_AND_ACK_SOURCE] {
+        for source in [
+            completion::SOURCE,
+            completion::REPLY_AND_ACK_SOURCE,
+            schedule::SCHEDULE_SOURCE,
+            schedule::MOVE_DUE_SOURCE,
+        ] {
             let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
             if let Err(e) = self.commands.query::<Value>(&load).await {
                 tracing::warn!(error = %e, "could not load a completion script; it is loaded on first use");
@@ -285,5 +291,19 @@ impl Backend for RedisBackend {
 
     async fn forget_idle_consumers(&self, queue: &str, idle: Duration) -> Result<usize, Error> {
         self.forget_idle(queue, idle).await
+    }
+
+    async fn schedule_job(
+        &self,
+        queue: &str,
+        token: &str,
+        payload: &[u8],
+        delay: Duration,
+    ) -> Result<u64, Error> {
+        self.add_to_schedule(queue, token, payload, delay).await
+    }
+
+    async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error> {
+        self.move_due(queue, max).await
     }
 }
