@@ -1,0 +1,119 @@
+//! The overview: one row per service with its live counts and the sampled
+//! charts of the last minutes (Sidekiq's dashboard, Bull Board's queue list).
+//!
+//! When Redis cannot be read the page still renders, from the last samples,
+//! under a banner that says so and reloads the page until Redis is back.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use crate::error::render;
+use crate::pages::{Layout, NoticeQuery};
+use crate::queue_reader::ServiceStats;
+use crate::sparkline::Series;
+use crate::state::AppState;
+use crate::time_text;
+
+/// One service's line.
+pub struct ServiceRow {
+    pub name: String,
+    pub queued: u64,
+    pub leased: u64,
+    /// Delayed and retrying jobs: `None` until the job lifecycle exists.
+    pub scheduled: Option<u64>,
+    pub dead_letters: u64,
+    pub consumers: usize,
+    pub jobs_in: Series,
+    pub jobs_out: Series,
+    pub queued_chart: Series,
+    pub has_schema: bool,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    layout: Layout,
+    rows: Vec<ServiceRow>,
+    prefix: String,
+    has_schemas: bool,
+    sample_secs: u64,
+    window: String,
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    Query(notice): Query<NoticeQuery>,
+) -> Response {
+    let mut layout =
+        Layout::new(&state, "Overview", "overview").with_notice(notice.notice.as_deref());
+    let live = state.all_service_stats().await;
+    let stats: Vec<ServiceStats> = match live {
+        Ok(stats) => stats,
+        Err(e) => {
+            layout.unavailable(&e);
+            last_sampled(&state)
+        }
+    };
+    let schema_services = state.catalog().services();
+    let history = state.sampler().history();
+    let rows = stats
+        .into_iter()
+        .map(|s| {
+            let rates = history.rates(&s.service);
+            let queued: Vec<f64> = history
+                .services
+                .get(&s.service)
+                .map(|samples| samples.iter().map(|x| x.queued as f64).collect())
+                .unwrap_or_default();
+            ServiceRow {
+                jobs_in: Series::new(&rates.iter().map(|r| r.jobs_in).collect::<Vec<_>>(), 1.0),
+                jobs_out: Series::new(&rates.iter().map(|r| r.jobs_out).collect::<Vec<_>>(), 1.0),
+                queued_chart: Series::new(&queued, 1.0),
+                has_schema: schema_services.contains(&s.service),
+                name: s.service,
+                queued: s.queued,
+                leased: s.leased,
+                scheduled: None,
+                dead_letters: s.dead_letters,
+                consumers: s.consumers.len(),
+            }
+        })
+        .collect();
+    drop(history);
+    let options = state.options();
+    let status = if layout.banner.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let page = OverviewPage {
+        layout,
+        rows,
+        prefix: options.prefix.clone(),
+        has_schemas: !state.catalog().is_empty(),
+        sample_secs: options.sample_every.as_secs().max(1),
+        window: time_text::duration(options.sample_every * options.samples_kept as u32),
+    };
+    render(status, &page)
+}
+
+/// The counts of the last successful samples, when Redis cannot be read now.
+fn last_sampled(state: &AppState) -> Vec<ServiceStats> {
+    let history = state.sampler().history();
+    history
+        .services
+        .iter()
+        .filter_map(|(name, samples)| {
+            let last = samples.back()?;
+            Some(ServiceStats {
+                service: name.clone(),
+                queued: last.queued,
+                leased: last.leased,
+                dead_letters: last.dead_letters,
+                ..ServiceStats::default()
+            })
+        })
+        .collect()
+}
