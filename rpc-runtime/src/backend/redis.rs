@@ -140,14 +140,14 @@ pub struct RedisBackend {
 
 /// A parsed broker URL: where to connect, whether it is a Cluster, and the
 /// TLS material it names.
-struct Target {
+pub(crate) struct Target {
     /// `redis://` / `rediss://` URLs, one per node (one for a single Redis).
-    nodes: Vec<String>,
-    cluster: bool,
-    tls: Option<redis::TlsCertificates>,
+    pub(crate) nodes: Vec<String>,
+    pub(crate) cluster: bool,
+    pub(crate) tls: Option<redis::TlsCertificates>,
 }
 
-fn parse_target(url: &str) -> Result<Target, Error> {
+pub(crate) fn parse_target(url: &str) -> Result<Target, Error> {
     let invalid = |reason: String| Error::InvalidUrl {
         url: redact(url),
         reason,
@@ -460,7 +460,7 @@ fn is_nogroup(e: &RedisError) -> bool {
 }
 
 /// The URL without its password, for messages and logs.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     // Cluster URLs list several hosts, which `url` cannot parse; redact the
     // user info by hand.
     if let Some((scheme, rest)) = url.split_once("://") {
