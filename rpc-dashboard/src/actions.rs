@@ -25,7 +25,6 @@ use crate::error::PageError;
 use crate::message_view;
 use crate::pages::enqueue::{dead_letter, schema_job, FormPage};
 use crate::pages::job::encode;
-use crate::queue_reader::Entry;
 use crate::schema_forms::Form;
 use crate::state::AppState;
 
@@ -33,22 +32,11 @@ fn back_to_service(service: &str, notice: &str) -> Response {
     Redirect::to(&format!("/services/{}?notice={notice}", encode(service))).into_response()
 }
 
-fn as_dead_letter(entry: Entry) -> DeadLetter {
-    DeadLetter {
-        reason: entry
-            .field("reason")
-            .map(|r| String::from_utf8_lossy(r).into_owned())
-            .unwrap_or_default(),
-        payload: entry.field("m").map(<[u8]>::to_vec).unwrap_or_default(),
-        token: entry.id,
-    }
-}
-
 pub async fn replay_one(
     State(state): State<AppState>,
     Path((service, token)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let dead = as_dead_letter(dead_letter(&state, &service, &token).await?);
+    let dead = dead_letter(&state, &service, &token).await?;
     let client = state.client().await?;
     client
         .replay_dead_letter(&service, &dead)
@@ -114,21 +102,16 @@ pub async fn edit_and_replay(
     Path((service, token)): Path<(String, String)>,
     Submitted(submitted): Submitted<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let entry = dead_letter(&state, &service, &token).await?;
-    let view = message_view::job_message(entry.field("m"), state.catalog(), SystemTime::now());
+    let dead = dead_letter(&state, &service, &token).await?;
+    let view = message_view::job_message(Some(&dead.payload), state.catalog(), SystemTime::now());
     let schema = state.catalog().job(&view.job);
-    let reason = entry
-        .field("reason")
-        .map(|r| String::from_utf8_lossy(r).into_owned())
-        .unwrap_or_default();
     let params = match Form::read(schema, &submitted) {
         Ok(params) => params,
         Err(form) => {
-            let page = FormPage::edit(&state, &service, &token, &view.job, &reason, form);
+            let page = FormPage::edit(&state, &service, &token, &view.job, &dead.reason, form);
             return Ok(page.respond(StatusCode::UNPROCESSABLE_ENTITY));
         }
     };
-    let dead = as_dead_letter(entry);
     let mut message: Value = serde_json::from_slice(&dead.payload)
         .map_err(|e| PageError::BadRequest(format!("the dead letter is unreadable: {e}")))?;
     let Some(fields) = message.as_object_mut() else {

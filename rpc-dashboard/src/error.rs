@@ -50,12 +50,6 @@ pub enum PageError {
     Forbidden(String),
 }
 
-impl From<crate::queue_reader::ReadError> for PageError {
-    fn from(e: crate::queue_reader::ReadError) -> Self {
-        PageError::Unavailable(format!("cannot read Redis: {e}"))
-    }
-}
-
 impl From<rpc_runtime::Error> for PageError {
     fn from(e: rpc_runtime::Error) -> Self {
         PageError::Unavailable(e.to_string())

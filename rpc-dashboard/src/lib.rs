@@ -21,17 +21,18 @@
 //! ```
 //!
 //! Map of the crate: `server` (routes, middleware order), `security` (bind
-//! check, token, CSRF, headers), `state` (connections, schemas, sampler),
-//! `queue_reader` (what is read from Redis), `sampler` + `sparkline` (the
+//! check, token, CSRF, headers), `state` (connections, schemas, sampler;
+//! queues are read with `rpc_runtime::Inspector`),
+//! `entry_id` (tokens), `sampler` + `sparkline` (the
 //! overview's charts), `pages/*` (one file per page), `actions` (every
 //! POST), `schema_catalog` + `schema_forms` + `message_view` (the schema-aware
 //! parts), `templates/` (the HTML).
 
 mod actions;
+mod entry_id;
 mod error;
 mod message_view;
 mod pages;
-mod queue_reader;
 mod sampler;
 mod schema_catalog;
 mod schema_forms;

@@ -1,99 +1,65 @@
 //! The dashboard's own samples of every service's counts, taken on a timer,
-//! so the overview can draw the last minutes (queued, leased, jobs in and
-//! out per second) without anything else in the system keeping history.
+//! so the overview can draw the last minutes (queued, jobs in and out per
+//! second) without anything else in the system keeping history.
 //!
-//! Rates come from counters Redis keeps per stream: `entries-added` (jobs
-//! in) and the group's `entries-read` (jobs handed to workers: out). The
-//! difference between two samples over the time between them is the rate;
-//! a counter that went backwards (the stream was recreated) starts over.
+//! Rates come from two samples of the same service
+//! ([`rpc_runtime::inspect::Rates::between`]): jobs in from the stream's
+//! `entries-added` counter, jobs out from what was added minus how much the
+//! stream grew (workers delete what they finish).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use crate::queue_reader::ServiceStats;
+use rpc_runtime::inspect::{Rates, ServiceStats};
+
 use crate::state::AppState;
-
-/// One service's counts at one moment.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub at: SystemTime,
-    pub queued: u64,
-    pub leased: u64,
-    pub dead_letters: u64,
-    pub consumers: usize,
-    pub added: Option<u64>,
-    pub read: Option<u64>,
-}
-
-impl Sample {
-    fn of(stats: &ServiceStats, at: SystemTime) -> Sample {
-        Sample {
-            at,
-            queued: stats.queued,
-            leased: stats.leased,
-            dead_letters: stats.dead_letters,
-            consumers: stats.consumers.len(),
-            added: stats.entries_added,
-            read: stats.entries_read,
-        }
-    }
-}
-
-/// Jobs per second in and out between two samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Rates {
-    pub at: Option<SystemTime>,
-    pub jobs_in: f64,
-    pub jobs_out: f64,
-}
 
 /// The samples kept, per service, oldest first.
 #[derive(Debug, Default)]
 pub struct History {
-    pub services: BTreeMap<String, VecDeque<Sample>>,
-    /// When the last round of samples failed, and why.
+    pub services: BTreeMap<String, VecDeque<(SystemTime, ServiceStats)>>,
+    /// Why the last round of samples failed, if it did.
     pub last_error: Option<String>,
-    pub last_round: Option<SystemTime>,
 }
 
 impl History {
-    /// The rates between consecutive samples of a service, oldest first.
-    pub fn rates(&self, service: &str) -> Vec<Rates> {
+    /// The rates between consecutive samples of a service, oldest first;
+    /// an unknown rate (Redis 6, a recreated stream) counts as 0.
+    pub fn rates(&self, service: &str) -> Vec<(f64, f64)> {
         let Some(samples) = self.services.get(service) else {
             return Vec::new();
         };
         samples
             .iter()
             .zip(samples.iter().skip(1))
-            .map(|(a, b)| {
-                let secs =
-                    b.at.duration_since(a.at)
-                        .unwrap_or_default()
-                        .as_secs_f64()
-                        .max(0.001);
-                let per_sec = |x: Option<u64>, y: Option<u64>| match (x, y) {
-                    (Some(x), Some(y)) if y >= x => (y - x) as f64 / secs,
-                    _ => 0.0,
-                };
-                Rates {
-                    at: Some(b.at),
-                    jobs_in: per_sec(a.added, b.added),
-                    jobs_out: per_sec(a.read, b.read),
-                }
+            .map(|((t0, a), (t1, b))| {
+                let elapsed = t1.duration_since(*t0).unwrap_or_default();
+                let rates = Rates::between(a, b, elapsed);
+                (
+                    rates.in_per_sec.unwrap_or(0.0),
+                    rates.out_per_sec.unwrap_or(0.0),
+                )
             })
             .collect()
     }
 
-    fn record(&mut self, stats: &[ServiceStats], at: SystemTime, keep: usize) {
+    /// The latest sample of each service.
+    pub fn latest(&self) -> Vec<ServiceStats> {
+        self.services
+            .values()
+            .filter_map(|samples| samples.back().map(|(_, s)| s.clone()))
+            .collect()
+    }
+
+    fn record(&mut self, stats: Vec<ServiceStats>, at: SystemTime, keep: usize) {
         for s in stats {
             let samples = self.services.entry(s.service.clone()).or_default();
-            samples.push_back(Sample::of(s, at));
+            samples.push_back((at, s));
             while samples.len() > keep {
                 samples.pop_front();
             }
         }
-        self.last_round = Some(at);
         self.last_error = None;
     }
 }
@@ -107,8 +73,8 @@ pub struct Sampler {
 impl Sampler {
     /// The history, to read.
     pub fn history(&self) -> MutexGuard<'_, History> {
-        // A panic while holding the lock cannot leave the history half
-        // written in a way that matters for drawing charts.
+        // Nothing panics while holding the lock; if something did, the
+        // history is still whole samples, good enough to draw.
         self.history.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -126,17 +92,12 @@ impl Sampler {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                sampler.sample_once(&state, keep).await;
+                match state.all_service_stats().await {
+                    Ok(stats) => sampler.history().record(stats, SystemTime::now(), keep),
+                    Err(e) => sampler.history().last_error = Some(e.to_string()),
+                }
             }
         })
-    }
-
-    /// One round: every known service's counts, or the error that stopped it.
-    pub async fn sample_once(&self, state: &AppState, keep: usize) {
-        match state.all_service_stats().await {
-            Ok(stats) => self.history().record(&stats, SystemTime::now(), keep),
-            Err(e) => self.history().last_error = Some(e.to_string()),
-        }
     }
 }
 
@@ -144,29 +105,35 @@ impl Sampler {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rates_are_counter_differences_over_time() {
-        // 10 jobs added and 4 read over 2 s is 5 in/s and 2 out/s.
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let stats = |added, read| ServiceStats {
+    fn stats(added: u64, length: u64) -> ServiceStats {
+        ServiceStats {
             service: "S".into(),
+            queued: length,
+            leased: 0,
+            dead_letters: 0,
+            stream_length: length,
             entries_added: Some(added),
-            entries_read: Some(read),
-            ..ServiceStats::default()
-        };
+            consumers: Vec::new(),
+            oldest_leased_age: None,
+        }
+    }
+
+    #[test]
+    fn charts_get_one_rate_per_pair_of_samples_and_keep_the_last_few() {
+        // 10 jobs added over 2 s while the stream grew by 6: 5 in/s, 2 out/s.
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let mut history = History::default();
-        history.record(&[stats(100, 50)], t0, 10);
-        history.record(&[stats(110, 54)], t0 + Duration::from_secs(2), 10);
-        // A recreated stream starts its counters over: no negative rate.
-        history.record(&[stats(3, 1)], t0 + Duration::from_secs(4), 10);
-        let rates = history.rates("S");
-        assert_eq!((rates[0].jobs_in, rates[0].jobs_out), (5.0, 2.0));
-        assert_eq!((rates[1].jobs_in, rates[1].jobs_out), (0.0, 0.0));
-        history.record(&[stats(4, 2)], t0 + Duration::from_secs(6), 2);
+        history.record(vec![stats(100, 0)], t0, 10);
+        history.record(vec![stats(110, 6)], t0 + Duration::from_secs(2), 10);
+        // A recreated stream starts its counter over: no rate, drawn as 0.
+        history.record(vec![stats(3, 3)], t0 + Duration::from_secs(4), 10);
+        assert_eq!(history.rates("S"), [(5.0, 2.0), (0.0, 0.0)]);
+        history.record(vec![stats(4, 3)], t0 + Duration::from_secs(6), 2);
         assert_eq!(
             history.services["S"].len(),
             2,
             "only `keep` samples are kept"
         );
+        assert_eq!(history.latest()[0].entries_added, Some(4));
     }
 }

@@ -9,11 +9,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::Client;
+use rpc_runtime::inspect::ServiceStats;
+use rpc_runtime::{Client, Inspector};
 use tokio::sync::Mutex;
 
 use crate::error::PageError;
-use crate::queue_reader::{QueueReader, ReadError, ServiceStats};
 use crate::sampler::Sampler;
 use crate::schema_catalog::Catalog;
 use crate::Options;
@@ -32,7 +32,7 @@ struct Inner {
     catalog: Catalog,
     csrf: String,
     sampler: Sampler,
-    reader: Mutex<Option<QueueReader>>,
+    inspector: Mutex<Option<Arc<Inspector>>>,
     client: Mutex<Option<Client>>,
 }
 
@@ -44,7 +44,7 @@ impl AppState {
                 catalog,
                 csrf: crate::security::new_secret(),
                 sampler: Sampler::default(),
-                reader: Mutex::new(None),
+                inspector: Mutex::new(None),
                 client: Mutex::new(None),
             }),
         }
@@ -78,21 +78,21 @@ impl AppState {
         &self.inner.sampler
     }
 
-    /// The reader, connecting first if there is none yet.
-    pub async fn reader(&self) -> Result<QueueReader, ReadError> {
-        let mut slot = self.inner.reader.lock().await;
-        if let Some(reader) = slot.as_ref() {
-            return Ok(reader.clone());
+    /// The read-only view of the queues, connecting first if there is none yet.
+    pub async fn inspector(&self) -> Result<Arc<Inspector>, PageError> {
+        let mut slot = self.inner.inspector.lock().await;
+        if let Some(inspector) = slot.as_ref() {
+            return Ok(inspector.clone());
         }
         let options = &self.inner.options;
-        let reader = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            QueueReader::connect(&options.url, &options.prefix),
-        )
-        .await
-        .map_err(|_| ReadError(format!("no answer from Redis within {CONNECT_TIMEOUT:?}")))??;
-        *slot = Some(reader.clone());
-        Ok(reader)
+        let connecting = Inspector::connect(&options.url, &options.prefix);
+        let inspector = Arc::new(
+            tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .map_err(|_| no_answer())??,
+        );
+        *slot = Some(inspector.clone());
+        Ok(inspector)
     }
 
     /// The client that makes the writes (replay, delete, enqueue).
@@ -107,40 +107,75 @@ impl AppState {
             .connect();
         let client = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
-            .map_err(|_| PageError::Unavailable("no answer from Redis".to_owned()))??;
+            .map_err(|_| no_answer())??;
         *slot = Some(client.clone());
         Ok(client)
     }
 
-    /// Every service: those with streams in Redis and those the schemas define.
-    pub async fn services(&self) -> Result<Vec<String>, ReadError> {
-        let mut all: BTreeSet<String> =
-            self.reader().await?.services().await?.into_iter().collect();
+    /// Every service: those with a queue in Redis and those the schemas define.
+    pub async fn services(&self) -> Result<Vec<String>, PageError> {
+        let mut all: BTreeSet<String> = self
+            .inspector()
+            .await?
+            .services()
+            .await?
+            .into_iter()
+            .collect();
         all.extend(self.catalog().services());
         Ok(all.into_iter().collect())
     }
 
+    /// The counts of one service (zeros for a service that has no queue yet).
+    pub async fn service_stats(&self, service: &str) -> Result<ServiceStats, PageError> {
+        let stats = self.inspector().await?.service_stats(service).await?;
+        Ok(stats.unwrap_or_else(|| ServiceStats {
+            service: service.to_owned(),
+            queued: 0,
+            leased: 0,
+            dead_letters: 0,
+            stream_length: 0,
+            entries_added: None,
+            consumers: Vec::new(),
+            oldest_leased_age: None,
+        }))
+    }
+
     /// The counts of every service.
-    pub async fn all_service_stats(&self) -> Result<Vec<ServiceStats>, ReadError> {
-        let reader = self.reader().await?;
+    pub async fn all_service_stats(&self) -> Result<Vec<ServiceStats>, PageError> {
         let mut out = Vec::new();
         for service in self.services().await? {
-            out.push(reader.service_stats(&service).await?);
+            out.push(self.service_stats(&service).await?);
         }
         Ok(out)
     }
 
-    /// A service the dashboard knows of, or the 404 page.
-    pub async fn known_service(&self, service: &str) -> Result<QueueReader, PageError> {
-        let reader = self.reader().await?;
-        if self.catalog().services().contains(service) || reader.exists(service).await? {
-            Ok(reader)
-        } else {
-            Err(PageError::NotFound(format!(
-                "no service named `{service}`: it has no queue or dead letters under the prefix \
-                 `{}`, and no schema defines it",
-                self.inner.options.prefix
-            )))
+    /// Checks that the dashboard knows of the service, or gives the 404 page:
+    /// a schema defines it, or it has a queue or dead letters in Redis.
+    pub async fn known_service(&self, service: &str) -> Result<(), PageError> {
+        if self.catalog().services().contains(service)
+            || self
+                .inspector()
+                .await?
+                .service_stats(service)
+                .await?
+                .is_some()
+            || !self
+                .client()
+                .await?
+                .dead_letters(service, 1)
+                .await?
+                .is_empty()
+        {
+            return Ok(());
         }
+        Err(PageError::NotFound(format!(
+            "no service named `{service}`: it has no queue or dead letters under the prefix \
+             `{}`, and no schema defines it",
+            self.inner.options.prefix
+        )))
     }
+}
+
+fn no_answer() -> PageError {
+    PageError::Unavailable(format!("no answer from Redis within {CONNECT_TIMEOUT:?}"))
 }

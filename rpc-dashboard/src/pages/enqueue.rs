@@ -9,12 +9,13 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use rpc_runtime::backend::{DeadLetter, DEAD_LETTER_CAP};
 
+use crate::entry_id::is_entry_id;
 use crate::error::{render, PageError};
 use crate::message_view;
 use crate::pages::job::encode;
 use crate::pages::Layout;
-use crate::queue_reader::{is_entry_id, Entry};
 use crate::schema_catalog::JobSchemas;
 use crate::schema_forms::{Form, InputKind, RAW_PARAMS};
 use crate::state::AppState;
@@ -101,18 +102,25 @@ pub async fn new_call(
 }
 
 /// A dead letter by token, or the 404 page.
-pub async fn dead_letter(state: &AppState, service: &str, token: &str) -> Result<Entry, PageError> {
+pub async fn dead_letter(
+    state: &AppState,
+    service: &str,
+    token: &str,
+) -> Result<DeadLetter, PageError> {
     if !is_entry_id(token) {
         return Err(PageError::NotFound(format!(
             "`{token}` is not a dead letter's token"
         )));
     }
-    let reader = state.known_service(service).await?;
-    reader
-        .range(&reader.dead_key(service), token, token, 1)
+    state.known_service(service).await?;
+    // The dead-letter stream is capped, so reading it whole to find one is bounded.
+    state
+        .client()
+        .await?
+        .dead_letters(service, DEAD_LETTER_CAP)
         .await?
         .into_iter()
-        .next()
+        .find(|d| d.token == token)
         .ok_or_else(|| {
             PageError::NotFound(format!(
                 "no dead letter {token} in {service}: it was replayed or deleted meanwhile"
@@ -124,8 +132,9 @@ pub async fn edit_dead_letter(
     State(state): State<AppState>,
     Path((service, token)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let entry = dead_letter(&state, &service, &token).await?;
-    let message = message_view::job_message(entry.field("m"), state.catalog(), SystemTime::now());
+    let dead = dead_letter(&state, &service, &token).await?;
+    let message =
+        message_view::job_message(Some(&dead.payload), state.catalog(), SystemTime::now());
     if !message.is_readable() {
         return Err(PageError::BadRequest(
             "an unreadable message cannot be edited or replayed; delete it instead".to_owned(),
@@ -133,10 +142,6 @@ pub async fn edit_dead_letter(
     }
     let schema = state.catalog().job(&message.job);
     let form = Form::for_job(schema, Some(&message.params_value()));
-    let reason = entry
-        .field("reason")
-        .map(|r| String::from_utf8_lossy(r).into_owned())
-        .unwrap_or_default();
-    let page = FormPage::edit(&state, &service, &token, &message.job, &reason, form);
+    let page = FormPage::edit(&state, &service, &token, &message.job, &dead.reason, form);
     Ok(page.respond(StatusCode::OK).into_response())
 }

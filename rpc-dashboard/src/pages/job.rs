@@ -2,7 +2,7 @@
 //! with its kept result), its parameters and its reply.
 //!
 //! Redis has no index by call id, so the lookup reads each service's queue
-//! and dead letters (up to `SCAN_LIMIT` entries each) and the kept result
+//! and dead letters (up to `SCAN_LIMIT` entries of each) and the kept result
 //! key. A call can be in more than one place at once (a duplicate delivery,
 //! a replayed dead letter whose old result is still kept): every sighting is
 //! listed. Scheduled and cancelled calls join the list with the job
@@ -16,10 +16,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use crate::entry_id;
 use crate::error::{render, PageError};
 use crate::message_view::{self, MessageView, ReplyView};
 use crate::pages::Layout;
-use crate::queue_reader::{Entry, QueueReader};
 use crate::state::AppState;
 use crate::time_text;
 
@@ -75,11 +75,10 @@ pub async fn job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let reader = state.reader().await?;
     let now = SystemTime::now();
     let mut sightings = Vec::new();
     for service in state.services().await? {
-        sightings.extend(find_in_service(&state, &reader, &service, &id, now).await?);
+        sightings.extend(find_in_service(&state, &service, &id, now).await?);
     }
     let client = state.client().await?;
     let reply = client.backend().get_result(&id).await?.map(|bytes| {
@@ -103,92 +102,72 @@ pub async fn job(
 
 async fn find_in_service(
     state: &AppState,
-    reader: &QueueReader,
     service: &str,
     id: &str,
     now: SystemTime,
 ) -> Result<Vec<Sighting>, PageError> {
+    let inspector = state.inspector().await?;
+    let catalog = state.catalog();
     let mut found = Vec::new();
-    let queued = matching(
-        reader
-            .range(&reader.jobs_key(service), "-", "+", SCAN_LIMIT)
-            .await?,
-        id,
-    );
-    if !queued.is_empty() {
-        let leases = reader.leased(service, SCAN_LIMIT).await?;
-        for entry in queued {
-            let lease = leases.iter().find(|l| l.entry.id == entry.id);
-            let (state_name, detail) = match lease {
-                Some(l) => (
-                    "running",
-                    format!(
-                        "held by {} (delivery {}, lease idle {})",
-                        l.consumer,
-                        l.deliveries,
-                        time_text::duration(l.idle)
-                    ),
-                ),
-                None => ("queued", added(&entry, now)),
-            };
-            found.push(sighting(state, state_name, service, entry, detail, now));
+    let sighting = |state: &'static str, token: String, detail: String, payload: &[u8]| Sighting {
+        state,
+        service: service.to_owned(),
+        token,
+        detail,
+        message: message_view::job_message(Some(payload), catalog, now),
+    };
+    for job in inspector
+        .leased(service, SCAN_LIMIT)
+        .await?
+        .unwrap_or_default()
+    {
+        if let Some(payload) = job.payload.filter(|p| is_call(p, id)) {
+            let detail = format!(
+                "held by {} (delivery {}, lease idle {})",
+                job.consumer,
+                job.deliveries,
+                time_text::duration(job.idle)
+            );
+            found.push(sighting("running", job.token, detail, &payload));
         }
     }
-    for entry in matching(
-        reader
-            .range(&reader.dead_key(service), "-", "+", SCAN_LIMIT)
-            .await?,
-        id,
-    ) {
-        let reason = entry
-            .field("reason")
-            .map(|r| String::from_utf8_lossy(r).into_owned())
-            .unwrap_or_default();
-        let detail = format!("{reason} ({})", added(&entry, now));
-        found.push(sighting(state, "dead", service, entry, detail, now));
+    for job in inspector
+        .queued(service, SCAN_LIMIT)
+        .await?
+        .unwrap_or_default()
+    {
+        if is_call(&job.payload, id) {
+            let detail = added(&job.token, now);
+            found.push(sighting("queued", job.token, detail, &job.payload));
+        }
+    }
+    for dead in state
+        .client()
+        .await?
+        .dead_letters(service, SCAN_LIMIT)
+        .await?
+    {
+        if is_call(&dead.payload, id) {
+            let detail = format!("{} ({})", dead.reason, added(&dead.token, now));
+            found.push(sighting("dead", dead.token, detail, &dead.payload));
+        }
     }
     Ok(found)
 }
 
-fn sighting(
-    state: &AppState,
-    state_name: &'static str,
-    service: &str,
-    entry: Entry,
-    detail: String,
-    now: SystemTime,
-) -> Sighting {
-    Sighting {
-        state: state_name,
-        service: service.to_owned(),
-        message: message_view::job_message(entry.field("m"), state.catalog(), now),
-        token: entry.id,
-        detail,
-    }
-}
-
-fn added(entry: &Entry, now: SystemTime) -> String {
-    entry
-        .added_at()
+fn added(token: &str, now: SystemTime) -> String {
+    entry_id::added_at(token)
         .map(|t| format!("since {}", time_text::relative(t, now)))
         .unwrap_or_default()
 }
 
-/// The entries whose message is the call `id`.
-fn matching(entries: Vec<Entry>, id: &str) -> Vec<Entry> {
-    entries
-        .into_iter()
-        .filter(|e| {
-            let Some(m) = e.field("m") else { return false };
-            // Cheap test first: most entries do not even contain the id.
-            contains(m, id.as_bytes())
-                && serde_json::from_slice::<serde_json::Value>(m)
-                    .ok()
-                    .is_some_and(|v| v.get("id").and_then(|i| i.as_str()) == Some(id))
-        })
-        .collect()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+/// Whether a message is the call `id`.
+fn is_call(message: &[u8], id: &str) -> bool {
+    // Cheap test first: most messages do not even contain the id.
+    let needle = id.as_bytes();
+    !needle.is_empty()
+        && message.windows(needle.len()).any(|w| w == needle)
+        && serde_json::from_slice::<serde_json::Value>(message)
+            .ok()
+            .is_some_and(|v| v.get("id").and_then(|i| i.as_str()) == Some(id))
 }

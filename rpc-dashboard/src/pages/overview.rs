@@ -11,10 +11,10 @@ use axum::response::Response;
 
 use crate::error::render;
 use crate::pages::{Layout, NoticeQuery};
-use crate::queue_reader::ServiceStats;
 use crate::sparkline::Series;
 use crate::state::AppState;
 use crate::time_text;
+use rpc_runtime::inspect::ServiceStats;
 
 /// One service's line.
 pub struct ServiceRow {
@@ -53,7 +53,7 @@ pub async fn overview(
         Ok(stats) => stats,
         Err(e) => {
             layout.unavailable(&e);
-            last_sampled(&state)
+            state.sampler().history().latest()
         }
     };
     let schema_services = state.catalog().services();
@@ -65,11 +65,11 @@ pub async fn overview(
             let queued: Vec<f64> = history
                 .services
                 .get(&s.service)
-                .map(|samples| samples.iter().map(|x| x.queued as f64).collect())
+                .map(|samples| samples.iter().map(|(_, x)| x.queued as f64).collect())
                 .unwrap_or_default();
             ServiceRow {
-                jobs_in: Series::new(&rates.iter().map(|r| r.jobs_in).collect::<Vec<_>>(), 1.0),
-                jobs_out: Series::new(&rates.iter().map(|r| r.jobs_out).collect::<Vec<_>>(), 1.0),
+                jobs_in: Series::new(&rates.iter().map(|r| r.0).collect::<Vec<_>>(), 1.0),
+                jobs_out: Series::new(&rates.iter().map(|r| r.1).collect::<Vec<_>>(), 1.0),
                 queued_chart: Series::new(&queued, 1.0),
                 has_schema: schema_services.contains(&s.service),
                 name: s.service,
@@ -97,23 +97,4 @@ pub async fn overview(
         window: time_text::duration(options.sample_every * options.samples_kept as u32),
     };
     render(status, &page)
-}
-
-/// The counts of the last successful samples, when Redis cannot be read now.
-fn last_sampled(state: &AppState) -> Vec<ServiceStats> {
-    let history = state.sampler().history();
-    history
-        .services
-        .iter()
-        .filter_map(|(name, samples)| {
-            let last = samples.back()?;
-            Some(ServiceStats {
-                service: name.clone(),
-                queued: last.queued,
-                leased: last.leased,
-                dead_letters: last.dead_letters,
-                ..ServiceStats::default()
-            })
-        })
-        .collect()
 }

@@ -11,10 +11,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::entry_id;
 use crate::error::{render, PageError};
 use crate::message_view::{self, MessageView};
 use crate::pages::Layout;
-use crate::queue_reader::Entry;
 use crate::state::AppState;
 use crate::time_text;
 
@@ -75,39 +75,54 @@ pub async fn service(
     Path(service): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let reader = state.known_service(&service).await?;
+    state.known_service(&service).await?;
     let max = query.max.unwrap_or(DEFAULT_MAX).clamp(1, 1_000);
     let now = SystemTime::now();
     let catalog = state.catalog();
-    let stats = reader.service_stats(&service).await?;
-    let leased_rows = reader
+    let inspector = state.inspector().await?;
+    let stats = state.service_stats(&service).await?;
+    let leased_rows = inspector
         .leased(&service, max)
         .await?
+        .unwrap_or_default()
         .into_iter()
         .map(|l| {
-            let message = message_view::job_message(l.entry.field("m"), catalog, now);
+            let message = message_view::job_message(l.payload.as_deref(), catalog, now);
             LeasedRow {
                 attempt: u64::from(message.attempt.max(1)) + l.deliveries.saturating_sub(1),
-                age: entry_age(&l.entry, now),
+                age: entry_age(&l.token, now),
                 idle: time_text::duration(l.idle),
-                token: l.entry.id,
+                token: l.token,
                 consumer: l.consumer,
                 deliveries: l.deliveries,
                 message,
             }
         })
         .collect();
-    let queued_rows = reader
-        .queued(&stats, max)
+    let queued_rows = inspector
+        .queued(&service, max)
         .await?
+        .unwrap_or_default()
         .into_iter()
-        .map(|e| entry_row(e, now, &state))
+        .map(|q| EntryRow {
+            age: entry_age(&q.token, now),
+            reason: String::new(),
+            message: message_view::job_message(Some(&q.payload), catalog, now),
+            token: q.token,
+        })
         .collect();
-    let dead_rows = reader
-        .range(&reader.dead_key(&service), "-", "+", max)
+    let dead_rows = state
+        .client()
+        .await?
+        .dead_letters(&service, max)
         .await?
         .into_iter()
-        .map(|e| entry_row(e, now, &state))
+        .map(|d| EntryRow {
+            age: entry_age(&d.token, now),
+            message: message_view::job_message(Some(&d.payload), catalog, now),
+            reason: d.reason,
+            token: d.token,
+        })
         .collect();
     let jobs = catalog
         .jobs_of(&service)
@@ -143,22 +158,9 @@ pub async fn service(
     Ok(render(StatusCode::OK, &page).into_response())
 }
 
-fn entry_row(entry: Entry, now: SystemTime, state: &AppState) -> EntryRow {
-    EntryRow {
-        age: entry_age(&entry, now),
-        reason: entry
-            .field("reason")
-            .map(|r| String::from_utf8_lossy(r).into_owned())
-            .unwrap_or_default(),
-        message: message_view::job_message(entry.field("m"), state.catalog(), now),
-        token: entry.id,
-    }
-}
-
 /// How long ago the entry was added (from its stream id).
-fn entry_age(entry: &Entry, now: SystemTime) -> String {
-    entry
-        .added_at()
+fn entry_age(token: &str, now: SystemTime) -> String {
+    entry_id::added_at(token)
         .map(|t| time_text::age(t, now))
         .unwrap_or_default()
 }
