@@ -38,7 +38,7 @@ struct OverviewPage {
     rows: Vec<ServiceRow>,
     prefix: String,
     has_schemas: bool,
-    sample_secs: u64,
+    sample_every: String,
     window: String,
 }
 
@@ -93,7 +93,7 @@ pub async fn overview(
         rows,
         prefix: options.prefix.clone(),
         has_schemas: !state.catalog().is_empty(),
-        sample_secs: options.sample_every.as_secs().max(1),
+        sample_every: time_text::duration(options.sample_every),
         window: time_text::duration(options.sample_every * options.samples_kept as u32),
     };
     render(status, &page)
