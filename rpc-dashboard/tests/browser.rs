@@ -140,6 +140,32 @@ async fn text(browser: &Browser, css: &str) -> String {
     }
 }
 
+async fn count(browser: &Browser, css: &str) -> usize {
+    browser
+        .find_all(Locator::Css(css))
+        .await
+        .map(|found| found.len())
+        .unwrap_or(0)
+}
+
+async fn goto(browser: &Browser, url: &str) {
+    browser
+        .goto(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot load {url}: {e}"));
+}
+
+/// Clicks `css` and waits until the page it leads to shows `then`.
+async fn submit(browser: &Browser, css: &str, then: &str) {
+    click(browser, css).await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(then))
+        .await
+        .unwrap_or_else(|e| panic!("clicking `{css}` never led to `{then}`: {e}"));
+}
+
 async fn click(browser: &Browser, css: &str) {
     let element = browser
         .find(Locator::Css(css))
@@ -158,7 +184,7 @@ async fn screenshot(browser: &Browser, dir: &Path, name: &str) {
 async fn wait_for(browser: &Browser, url: &str, css: &str, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        browser.goto(url).await.expect("load page");
+        goto(browser, url).await;
         if browser.find(Locator::Css(css)).await.is_ok() {
             return;
         }
@@ -258,7 +284,7 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Overview: one row per service with the figures put there, and charts.
-    browser.goto(&format!("{base}/")).await.expect("overview");
+    goto(&browser, &format!("{base}/")).await;
     let points = browser
         .find(Locator::Css(
             "tr[data-service='Calculator'] svg.in polyline",
@@ -297,29 +323,16 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     calls.await.expect("the calls stop");
 
     // Service: the job in flight with its worker and attempt.
-    browser
-        .goto(&format!("{base}/services/Reports"))
-        .await
-        .expect("service page");
+    goto(&browser, &format!("{base}/services/Reports")).await;
     assert_eq!(
         text(&browser, "tr.leased td.consumer").await,
         "report-builder-1"
     );
-    assert_eq!(
-        browser
-            .find_all(Locator::Css("tr.queued"))
-            .await
-            .expect("queued rows")
-            .len(),
-        2
-    );
+    assert_eq!(count(&browser, "tr.queued").await, 2);
     screenshot(&browser, &shots, "service-in-flight.png").await;
 
     // Dead letters: reasons, typed params, the unreadable one, `<script>` as text.
-    browser
-        .goto(&format!("{base}/services/Calculator"))
-        .await
-        .expect("service page");
+    goto(&browser, &format!("{base}/services/Calculator")).await;
     let hostile_row = format!("tr[data-token='{hostile}']");
     assert!(text(&browser, &format!("{hostile_row} td.reason"))
         .await
@@ -327,15 +340,7 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     assert!(text(&browser, &format!("{hostile_row} pre.value"))
         .await
         .contains("<script>"));
-    assert_eq!(
-        browser
-            .find_all(Locator::Css("script"))
-            .await
-            .expect("scripts")
-            .len(),
-        1,
-        "only our own script"
-    );
+    assert_eq!(count(&browser, "script").await, 1, "only our own script");
     assert_ne!(browser.title().await.expect("title"), "pwned");
     let unreadable = text(&browser, "div.message.unreadable pre.raw").await;
     assert!(
@@ -354,11 +359,8 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     screenshot(&browser, &shots, "service-dead-letters.png").await;
 
     // Replay: the dead letter leaves the list, runs, and its result is kept.
-    click(
-        &browser,
-        &format!("tr[data-token='{replayable}'] button.replay"),
-    )
-    .await;
+    let replay = format!("tr[data-token='{replayable}'] button.replay");
+    submit(&browser, &replay, "#notice").await;
     assert!(text(&browser, "#notice")
         .await
         .contains("Replayed 1 dead letter"));
@@ -373,10 +375,11 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     screenshot(&browser, &shots, "job.png").await;
 
     // A form built from the schema: an invalid value is refused beside its field.
-    browser
-        .goto(&format!("{base}/services/Calculator/jobs/sum/new"))
-        .await
-        .expect("form");
+    goto(
+        &browser,
+        &format!("{base}/services/Calculator/jobs/sum/new"),
+    )
+    .await;
     let values = browser
         .find(Locator::Css("textarea[name='p.values']"))
         .await
@@ -385,7 +388,7 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
         .send_keys(r#"[{"label": "no value"}]"#)
         .await
         .expect("type");
-    click(&browser, "#submit").await;
+    submit(&browser, "#submit", "#error-values").await;
     let error = text(&browser, "#error-values").await;
     assert!(
         error.contains("\"value\" is a required property"),
@@ -403,17 +406,14 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
         .send_keys(r#"[{"value": 1.5}, {"value": 2}]"#)
         .await
         .expect("type");
-    click(&browser, "#submit").await;
+    submit(&browser, "#submit", "#call-id").await;
     let call_page = browser.current_url().await.expect("url").to_string();
     assert!(call_page.contains("/jobs/"), "{call_page}");
     wait_for(&browser, &call_page, "#state-done", Duration::from_secs(20)).await;
     assert!(text(&browser, "#reply-value").await.contains("3.5"));
 
     // Workers: the Calculator worker and the consumer holding Reports' job.
-    browser
-        .goto(&format!("{base}/workers"))
-        .await
-        .expect("workers page");
+    goto(&browser, &format!("{base}/workers")).await;
     assert_eq!(
         text(
             &browser,
@@ -422,21 +422,11 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
         .await,
         "1"
     );
-    assert_eq!(
-        browser
-            .find_all(Locator::Css("#workers tbody tr"))
-            .await
-            .expect("rows")
-            .len(),
-        2
-    );
+    assert_eq!(count(&browser, "#workers tbody tr").await, 2);
     screenshot(&browser, &shots, "workers.png").await;
 
     // An unknown service is a 404 page, not a panic.
-    browser
-        .goto(&format!("{base}/services/NoSuchService"))
-        .await
-        .expect("404 page");
+    goto(&browser, &format!("{base}/services/NoSuchService")).await;
     assert_eq!(text(&browser, "h1").await, "Not found");
 
     browser.close().await.expect("close the browser");

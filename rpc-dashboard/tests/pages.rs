@@ -387,16 +387,7 @@ async fn services_on_every_node_of_a_cluster_are_shown_and_replayed() {
         "m",
         &message,
     ]);
-    let seeds: Vec<String> = cluster
-        .urls()
-        .iter()
-        .map(|u| {
-            u.trim_start_matches("redis://")
-                .trim_end_matches('/')
-                .to_owned()
-        })
-        .collect();
-    let url = format!("redis+cluster://{}/", seeds.join(","));
+    let url = cluster.cluster_url();
     let router = dashboard(support::options(&url));
     let overview = get(&router, "/").await;
     assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
