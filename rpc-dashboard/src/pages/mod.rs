@@ -8,8 +8,6 @@ pub mod overview;
 pub mod service;
 pub mod workers;
 
-use serde::Deserialize;
-
 use crate::state::AppState;
 
 /// How often a page that could not reach Redis reloads itself.
@@ -65,12 +63,6 @@ impl Layout {
         self.notice = code.and_then(notice_text);
         self
     }
-}
-
-/// The `?notice=` an action redirects with.
-#[derive(Debug, Default, Deserialize)]
-pub struct NoticeQuery {
-    pub notice: Option<String>,
 }
 
 /// The text for a notice code (`replayed-3`); unknown codes show nothing, so

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::error::render;
-use crate::pages::{Layout, NoticeQuery};
+use crate::pages::{Layout, RETRY_SECS};
 use crate::sparkline::Series;
 use crate::state::AppState;
 use crate::time_text;
@@ -40,16 +40,27 @@ struct OverviewPage {
     has_schemas: bool,
     sample_every: String,
     window: String,
+    live: bool,
+}
+
+/// `?live=1` reloads the overview every few seconds (Sidekiq's live poll).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct OverviewQuery {
+    notice: Option<String>,
+    live: Option<String>,
 }
 
 pub async fn overview(
     State(state): State<AppState>,
-    Query(notice): Query<NoticeQuery>,
+    Query(query): Query<OverviewQuery>,
 ) -> Response {
     let mut layout =
-        Layout::new(&state, "Overview", "overview").with_notice(notice.notice.as_deref());
-    let live = state.all_service_stats().await;
-    let stats: Vec<ServiceStats> = match live {
+        Layout::new(&state, "Overview", "overview").with_notice(query.notice.as_deref());
+    let live = query.live.as_deref() == Some("1");
+    if live {
+        layout.refresh_secs = Some(RETRY_SECS);
+    }
+    let stats: Vec<ServiceStats> = match state.all_service_stats().await {
         Ok(stats) => stats,
         Err(e) => {
             layout.unavailable(&e);
@@ -95,6 +106,7 @@ pub async fn overview(
         has_schemas: !state.catalog().is_empty(),
         sample_every: time_text::duration(options.sample_every),
         window: time_text::duration(options.sample_every * options.samples_kept as u32),
+        live,
     };
     render(status, &page)
 }
