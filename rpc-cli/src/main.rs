@@ -7,10 +7,18 @@
 //! rpc dead-letters Calculator                     # what was dead-lettered, and why
 //! rpc replay Calculator --all                     # put dead letters back on the queue
 //! rpc dashboard --schema schema/calculator.rpc    # the web dashboard on 127.0.0.1:9870
+//! rpc ping                                        # does the broker answer? latency, version
+//! rpc stats [SERVICE...] [--json]                 # queued, leased, dead, workers per service
+//! rpc top                                         # the same, refreshed every second (q quits)
 //! ```
 //!
 //! Exit codes: 0 success, 1 the call failed (the error is printed on
 //! stderr, as JSON with `--json-errors`), 2 bad usage.
+
+mod operate;
+mod ping;
+mod stats;
+mod top;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,6 +92,8 @@ enum Command {
         #[arg(long)]
         read_only: bool,
     },
+    #[command(flatten)]
+    Operate(operate::Operate),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -123,6 +133,11 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             reason: e.to_string(),
         });
     }
+    // The operator's commands only read, and need no client.
+    let command = match command {
+        Command::Operate(operate) => return operate.run(url, prefix).await,
+        other => other,
+    };
     let client = Client::builder(url).prefix(prefix).connect().await?;
     match command {
         Command::Call {
@@ -202,6 +217,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 eprintln!("no matching dead letters");
             }
         }
+        Command::Operate(_) => unreachable!("run above, without a client"),
     }
     Ok(())
 }

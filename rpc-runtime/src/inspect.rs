@@ -2,10 +2,11 @@
 //! `rpc top`, the dashboard.
 //!
 //! It reads the keys `docs/PROTOCOL.md` describes (`P:{Service}:jobs` and its
-//! consumer group `workers`, `P:{Service}:dead`) and writes nothing, so it
-//! is safe to point at a production Redis, and an ACL user with `+scan
-//! +exists +xinfo +xlen +xpending +xrange +time +ping +info` (read-only
-//! commands) is enough for it. It sits beside the backend rather than behind
+//! consumer group `workers`, `P:{Service}:dead`, `P:inbox:{client}`,
+//! `P:result:{call}`) and writes nothing, so it
+//! is safe to point at a production Redis, and an ACL user allowed only
+//! read commands is enough for it (the operator rules in
+//! `docs/PROTOCOL.md`, "ACL"). It sits beside the backend rather than behind
 //! the [`Backend`](crate::backend::Backend) trait: workers and clients need
 //! none of this, and the memory backend has no separate process to inspect.
 //!
@@ -43,10 +44,13 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRou
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply, StreamPendingReply};
 use redis::{FromRedisValue, Value};
-use serde::{Serialize, Serializer};
 
 use crate::backend::redis::{parse_target, redact, GROUP};
 use crate::error::Error;
+
+mod figures;
+
+pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
 
 /// How long one command may take before the inspector reports Redis as
 /// unreachable.
@@ -58,7 +62,9 @@ const SCAN_COUNT: usize = 1000;
 /// The stream field holding the message (`docs/PROTOCOL.md`).
 const FIELD: &str = "m";
 
-/// A read-only connection to the queues of one key prefix.
+/// A read-only connection to the queues of one key prefix. Cloning is
+/// cheap and shares the connection.
+#[derive(Clone)]
 pub struct Inspector {
     connection: Connection,
     prefix: String,
@@ -71,118 +77,19 @@ enum Connection {
     Cluster(ClusterConnection),
 }
 
-/// One service's queue, as seen at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServiceStats {
-    /// The service name (the queue).
-    pub service: String,
-    /// Jobs waiting for a worker: in the stream, not yet delivered.
-    pub queued: u64,
-    /// Jobs delivered to a worker and not yet acked (running, or waiting
-    /// to be reclaimed from a dead worker).
-    pub leased: u64,
-    /// Entries in the dead-letter stream.
-    pub dead_letters: u64,
-    /// Entries in the jobs stream (queued + leased).
-    pub stream_length: u64,
-    /// Entries ever added to the jobs stream; `None` before Redis 7.
-    pub entries_added: Option<u64>,
-    /// The group's consumers (workers), by name.
-    pub consumers: Vec<ConsumerStats>,
-    /// How long ago the oldest leased job was added to the stream (a retry
-    /// counts from its re-send); `None` with nothing leased.
-    #[serde(rename = "oldest_leased_age_ms", serialize_with = "millis_opt")]
-    pub oldest_leased_age: Option<Duration>,
-}
-
-/// One consumer of a service's group: one worker process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConsumerStats {
-    /// The consumer name (`host-pid-random` for rpc-runtime workers).
-    pub name: String,
-    /// Jobs it holds leases on.
-    pub pending: u64,
-    /// Time since it last read, claimed or renewed anything.
-    #[serde(rename = "idle_ms", serialize_with = "millis")]
-    pub idle: Duration,
-    /// Time since it last read or claimed successfully (Redis 7.2+).
-    #[serde(rename = "inactive_ms", serialize_with = "millis_opt")]
-    pub inactive: Option<Duration>,
-}
-
-/// A job delivered to a worker and not yet acked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LeasedJob {
-    /// The stream entry id (what `rpc` calls a token).
-    pub token: String,
-    /// The consumer holding the lease.
-    pub consumer: String,
-    /// Time since the lease was last delivered or renewed.
-    #[serde(rename = "idle_ms", serialize_with = "millis")]
-    pub idle: Duration,
-    /// How often the group has handed this entry out.
-    pub deliveries: u64,
-    /// The message; `None` if the entry was deleted meanwhile.
-    #[serde(rename = "message", serialize_with = "message_opt")]
-    pub payload: Option<Vec<u8>>,
-}
-
-/// A job waiting for a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueuedJob {
-    /// The stream entry id.
-    pub token: String,
-    /// The message (empty for an entry without the `m` field).
-    #[serde(rename = "message", serialize_with = "message")]
-    pub payload: Vec<u8>,
-}
-
-/// Jobs per second into and out of one queue between two samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Rates {
-    /// Entries added per second (new jobs and retries); `None` before Redis 7.
-    pub in_per_sec: Option<f64>,
-    /// Entries removed per second (completed, retried or dead-lettered).
-    pub out_per_sec: Option<f64>,
-}
-
-impl Rates {
-    /// The rates between an `earlier` and a `later` sample of one service
-    /// taken `elapsed` apart: in from the growth of `entries_added`, out
-    /// from what was added minus how much the stream grew.
-    pub fn between(earlier: &ServiceStats, later: &ServiceStats, elapsed: Duration) -> Rates {
-        let secs = elapsed.as_secs_f64();
-        let added = match (earlier.entries_added, later.entries_added) {
-            // A smaller count means the stream was recreated: no rate.
-            (Some(a), Some(b)) if b >= a && secs > 0.0 => Some((b - a) as f64),
-            _ => None,
-        };
-        let removed = added
-            .map(|added| added - (later.stream_length as f64 - earlier.stream_length as f64))
-            .filter(|removed| *removed >= 0.0);
-        Rates {
-            in_per_sec: added.map(|n| n / secs),
-            out_per_sec: removed.map(|n| n / secs),
-        }
-    }
-}
-
-/// The answer to [`Inspector::ping`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Ping {
-    /// Round trip of one `PING`.
-    #[serde(rename = "latency_us", serialize_with = "micros")]
-    pub latency: Duration,
-    /// `redis_version` from `INFO server`, if the server told it.
-    pub server_version: Option<String>,
-}
-
 impl Inspector {
     /// Connects to `url` (`redis://`, `rediss://`, `redis+unix://`, or
     /// `redis+cluster://host:port,...` for a Cluster) to inspect the queues
     /// under `prefix`. Fails with [`Error::InvalidUrl`] or, when Redis does
     /// not answer or refuses the credentials, [`Error::Broker`].
     pub async fn connect(url: &str, prefix: &str) -> Result<Inspector, Error> {
+        if url.trim().starts_with("memory://") {
+            return Err(Error::InvalidUrl {
+                url: url.to_owned(),
+                reason: "a memory:// broker lives inside one process; only Redis can be inspected"
+                    .to_owned(),
+            });
+        }
         let target = parse_target(url.trim())?;
         if target.nodes.iter().any(|n| n.starts_with("rediss://")) {
             // rustls needs a process-wide crypto provider; one already
@@ -228,6 +135,11 @@ impl Inspector {
         })
     }
 
+    /// The URL this inspector reads, without its password.
+    pub fn url(&self) -> &str {
+        &self.url_for_errors
+    }
+
     /// Sends `PING` and asks for the server's version.
     pub async fn ping(&self) -> Result<Ping, Error> {
         let started = Instant::now();
@@ -256,7 +168,7 @@ impl Inspector {
     pub async fn services(&self) -> Result<Vec<String>, Error> {
         let pattern = format!("{}:{{*}}:jobs", glob_escape(&self.prefix));
         let keys = self
-            .scan_masters(&pattern)
+            .scan_masters(&pattern, "stream")
             .await
             .map_err(|e| self.broker(e))?;
         let head = format!("{}:{{", self.prefix);
@@ -412,16 +324,55 @@ impl Inspector {
     }
 
     /// Every stream key matching `pattern`, on every master of a Cluster.
-    async fn scan_masters(&self, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    async fn scan_masters(&self, pattern: &str, kind: &str) -> redis::RedisResult<Vec<String>> {
         let Connection::Cluster(con) = &self.connection else {
-            return scan(&self.connection, None, pattern).await;
+            return scan(&self.connection, None, pattern, kind).await;
         };
         let mut keys = Vec::new();
         for (host, port) in masters(&mut con.clone()).await? {
             let route = SingleNodeRoutingInfo::ByAddress { host, port };
-            keys.extend(scan(&self.connection, Some(route), pattern).await?);
+            keys.extend(scan(&self.connection, Some(route), pattern, kind).await?);
         }
         Ok(keys)
+    }
+
+    /// The clients' inboxes under this prefix (`P:inbox:{client}`), with
+    /// the replies waiting in each and when it expires, sorted by client: a
+    /// long list nobody drains is a client that died or stopped reading.
+    pub async fn inboxes(&self) -> Result<Vec<InboxStats>, Error> {
+        let pattern = format!("{}:inbox:{{*}}", glob_escape(&self.prefix));
+        let keys = self
+            .scan_masters(&pattern, "list")
+            .await
+            .map_err(|e| self.broker(e))?;
+        let head = format!("{}:inbox:{{", self.prefix);
+        let mut inboxes = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let Some(client) = key.strip_prefix(&head).and_then(|k| k.strip_suffix('}')) else {
+                continue;
+            };
+            let mut pipe = redis::pipe();
+            pipe.cmd("LLEN").arg(key).cmd("PTTL").arg(key);
+            let (replies, ttl_ms): (u64, i64) = self.pipeline(&pipe).await?;
+            // -2: expired since the scan; -1: no expiry (not one of ours).
+            if ttl_ms == -2 {
+                continue;
+            }
+            inboxes.push(InboxStats {
+                client: client.to_owned(),
+                replies,
+                expires_in: u64::try_from(ttl_ms).ok().map(Duration::from_millis),
+            });
+        }
+        inboxes.sort_by(|a, b| a.client.cmp(&b.client));
+        Ok(inboxes)
+    }
+
+    /// A kept result by call id (`GET P:result:{call}`) while it lasts: the
+    /// reply envelope as a worker stored it.
+    pub async fn kept_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
+        let key = format!("{}:result:{{{call_id}}}", self.prefix);
+        self.query(redis::cmd("GET").arg(key)).await
     }
 
     fn jobs_key(&self, service: &str) -> String {
@@ -513,12 +464,14 @@ async fn masters(con: &mut ClusterConnection) -> redis::RedisResult<Vec<(String,
         .collect())
 }
 
-/// `SCAN`s one node to the end: every stream key matching `pattern`.
-/// `route` picks a Cluster node; `None` is the only node of a single Redis.
+/// `SCAN`s one node to the end: every key of type `kind` matching
+/// `pattern`. `route` picks a Cluster node; `None` is the only node of a
+/// single Redis.
 async fn scan(
     con: &Connection,
     route: Option<SingleNodeRoutingInfo>,
     pattern: &str,
+    kind: &str,
 ) -> redis::RedisResult<Vec<String>> {
     let mut keys = Vec::new();
     let mut cursor = 0u64;
@@ -530,7 +483,7 @@ async fn scan(
             .arg("COUNT")
             .arg(SCAN_COUNT)
             .arg("TYPE")
-            .arg("stream");
+            .arg(kind);
         let reply = match (con, &route) {
             (Connection::Cluster(c), Some(route)) => {
                 let route = RoutingInfo::SingleNode(route.clone());
@@ -570,35 +523,5 @@ fn message_of(entry: &StreamId) -> Vec<u8> {
     match entry.map.get(FIELD) {
         Some(Value::BulkString(bytes)) => bytes.clone(),
         _ => Vec::new(),
-    }
-}
-
-fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn millis_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => millis(d, s),
-        None => s.serialize_none(),
-    }
-}
-
-fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// A message as JSON when it is JSON (they all should be), else as text.
-fn message<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(json) => json.serialize(s),
-        Err(_) => String::from_utf8_lossy(bytes).serialize(s),
-    }
-}
-
-fn message_opt<S: Serializer>(payload: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    match payload {
-        Some(bytes) => message(bytes, s),
-        None => s.serialize_none(),
     }
 }

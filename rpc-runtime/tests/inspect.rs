@@ -18,8 +18,9 @@ fn server_ms(redis: &RedisServer) -> u64 {
 
 /// Writes the known contents: service `Math` with 5 jobs (the first added a
 /// minute ago), 3 of them leased to two workers, one delivered twice, and 2
-/// dead letters; service `Idle` with one job and no worker yet; keys that
-/// look alike but are not queues of this prefix.
+/// dead letters; service `Idle` with one job and no worker yet; an inbox
+/// with two replies and a kept result; keys that look alike but are not
+/// queues of this prefix.
 fn fill(redis: &RedisServer) {
     let jobs = "rpc:{Math}:jobs";
     redis.cli(["XGROUP", "CREATE", jobs, "workers", "0", "MKSTREAM"]);
@@ -65,6 +66,15 @@ fn fill(redis: &RedisServer) {
         ]);
     }
     redis.cli(["XADD", "rpc:{Idle}:jobs", "*", "m", "not json"]);
+    redis.cli(["RPUSH", "rpc:inbox:{c1}", "r1", "r2"]);
+    redis.cli(["PEXPIRE", "rpc:inbox:{c1}", "60000"]);
+    redis.cli([
+        "SET",
+        "rpc:result:{call1}",
+        r#"{"v":1,"id":"call1","ok":3}"#,
+        "PX",
+        "60000",
+    ]);
     redis.cli(["XADD", "other:{Hidden}:jobs", "*", "m", "{}"]);
     redis.cli(["SET", "rpc:{NotAStream}:jobs", "x"]);
 }
@@ -167,6 +177,23 @@ async fn leased_and_queued_jobs_are_listed_with_their_messages() {
 }
 
 #[tokio::test]
+async fn inboxes_and_kept_results_are_readable() {
+    // Replies piling up in an inbox are a client that stopped reading; a
+    // kept result can be looked at by call id.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+    let inboxes = inspector.inboxes().await.unwrap();
+    assert_eq!(inboxes.len(), 1);
+    assert_eq!((inboxes[0].client.as_str(), inboxes[0].replies), ("c1", 2));
+    let ttl = inboxes[0].expires_in.expect("inboxes expire");
+    assert!(ttl > Duration::from_secs(50) && ttl <= Duration::from_secs(60));
+    let kept = inspector.kept_result("call1").await.unwrap().expect("kept");
+    assert_eq!(kept, br#"{"v":1,"id":"call1","ok":3}"#);
+    assert_eq!(inspector.kept_result("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn an_unknown_service_is_told_apart_from_an_empty_one() {
     // A typo in a service name must not look like an idle queue.
     let redis = RedisServer::start().expect("start redis-server");
@@ -193,10 +220,12 @@ async fn unreachable_redis_is_a_clear_error() {
         Err(other) => panic!("expected a broker error, got {other}"),
         Ok(_) => panic!("connected to a dead server"),
     }
-    assert!(matches!(
-        Inspector::connect("postgres://x", "rpc").await,
-        Err(Error::InvalidUrl { .. })
-    ));
+    for url in ["postgres://x", "memory://demo"] {
+        assert!(matches!(
+            Inspector::connect(url, "rpc").await,
+            Err(Error::InvalidUrl { .. })
+        ));
+    }
 }
 
 #[tokio::test]
@@ -233,6 +262,56 @@ async fn rates_come_from_entries_added_and_the_stream_length() {
     );
 }
 
+/// The operator's read-only rules from docs/PROTOCOL.md ("ACL").
+const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get";
+
+#[tokio::test]
+async fn works_as_a_read_only_operator_user() {
+    // The operator role of DESIGN.md: it sees every figure with read
+    // commands only, and cannot write to a queue.
+    let acl = std::env::temp_dir().join(format!("rpc-inspect-acl-{}.acl", std::process::id()));
+    let users = format!("user default on >admin ~* &* +@all\nuser ops {OPERATOR_RULES}\n");
+    std::fs::write(&acl, users).unwrap();
+    let redis = RedisServer::builder()
+        .acl_file(&acl)
+        .auth("default", "admin")
+        .start()
+        .expect("acl redis");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url_as("ops", "0ps"), "rpc")
+        .await
+        .unwrap();
+    inspector.ping().await.unwrap();
+    assert_eq!(inspector.services().await.unwrap(), ["Idle", "Math"]);
+    let math = inspector.service_stats("Math").await.unwrap().unwrap();
+    assert_eq!((math.queued, math.leased, math.dead_letters), (2, 3, 2));
+    assert_eq!(
+        inspector.leased("Math", 10).await.unwrap().unwrap().len(),
+        3
+    );
+    assert_eq!(
+        inspector.queued("Math", 10).await.unwrap().unwrap().len(),
+        2
+    );
+    let log = redis.cli(["ACL", "LOG"]);
+    assert!(
+        log.trim().is_empty(),
+        "the inspector was denied something:\n{log}"
+    );
+    let denied = redis.cli([
+        "ACL",
+        "DRYRUN",
+        "ops",
+        "XADD",
+        "rpc:{Math}:jobs",
+        "*",
+        "m",
+        "x",
+    ]);
+    assert!(denied.contains("no permissions"), "{denied}");
+    std::fs::remove_file(&acl).ok();
+}
+
 #[tokio::test]
 async fn services_are_found_on_every_master_of_a_cluster() {
     // On a Cluster each service's stream lives on the master of its slot; a
@@ -243,6 +322,16 @@ async fn services_are_found_on_every_master_of_a_cluster() {
         cluster.cli(["XADD", &format!("rpc:{{{s}}}:jobs"), "*", "m", "{}"]);
     }
     cluster.cli(["XADD", "rpc:{Alpha}:dead", "*", "reason", "r", "m", "{}"]);
+    cluster.cli(["XGROUP", "CREATE", "rpc:{Beta}:jobs", "workers", "0"]);
+    cluster.cli([
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w1",
+        "STREAMS",
+        "rpc:{Beta}:jobs",
+        ">",
+    ]);
     let seeds: Vec<String> = cluster
         .urls()
         .iter()
@@ -260,5 +349,9 @@ async fn services_are_found_on_every_master_of_a_cluster() {
     let alpha = inspector.service_stats("Alpha").await.unwrap().unwrap();
     assert_eq!((alpha.queued, alpha.dead_letters), (1, 1));
     assert_eq!(inspector.queued("Zeta", 5).await.unwrap().unwrap().len(), 1);
+    let beta = inspector.service_stats("Beta").await.unwrap().unwrap();
+    assert_eq!((beta.queued, beta.leased, beta.consumers.len()), (0, 1, 1));
+    let leased = inspector.leased("Beta", 5).await.unwrap().unwrap();
+    assert_eq!(leased[0].payload.as_deref(), Some(&b"{}"[..]));
     assert!(inspector.ping().await.unwrap().server_version.is_some());
 }
