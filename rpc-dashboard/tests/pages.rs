@@ -424,3 +424,54 @@ async fn services_on_every_node_of_a_cluster_are_shown_and_replayed() {
             || delta.body.contains("id=\"count-dead\">0<")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
+    // docs/PROTOCOL.md's read-only operator user serves every page of
+    // `--read-only`: Redis denies it nothing.
+    let rules = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists \
+                 +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen \
+                 +pttl +get";
+    let acl = std::env::temp_dir().join(format!("rpc-dashboard-acl-{}.acl", std::process::id()));
+    std::fs::write(
+        &acl,
+        format!("user default on >admin ~* &* +@all\nuser ops {rules}\n"),
+    )
+    .expect("write the ACL file");
+    let redis = rpc_testkit::RedisServer::builder()
+        .acl_file(&acl)
+        .auth("default", "admin")
+        .start()
+        .expect("start redis-server with an ACL");
+    let message = String::from_utf8(job_message("c1", "Calculator.add", json!({"a": 1, "b": 2})))
+        .expect("utf-8");
+    redis.cli(["XADD", "rpc:{Calculator}:jobs", "*", "m", &message]);
+    let dead = redis.cli([
+        "XADD",
+        "rpc:{Calculator}:dead",
+        "*",
+        "reason",
+        "boom",
+        "m",
+        &message,
+    ]);
+    let mut options = support::options(&redis.url_as("ops", "0ps"));
+    options.read_only = true;
+    let router = dashboard(options);
+    for path in [
+        "/".to_owned(),
+        "/workers".to_owned(),
+        "/services/Calculator".to_owned(),
+        "/jobs/c1".to_owned(),
+        format!("/services/Calculator/dead/{}/edit", dead.trim()),
+    ] {
+        let page = get(&router, &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+    }
+    let log = redis.cli(["ACL", "LOG"]);
+    assert!(
+        log.trim().is_empty(),
+        "the dashboard was denied something:\n{log}"
+    );
+    std::fs::remove_file(&acl).ok();
+}

@@ -80,8 +80,8 @@ pub async fn job(
     for service in state.services().await? {
         sightings.extend(find_in_service(&state, &service, &id, now).await?);
     }
-    let client = state.client().await?;
-    let reply = client.backend().get_result(&id).await?.map(|bytes| {
+    let kept = state.inspector().await?.kept_result(&id).await?;
+    let reply = kept.map(|bytes| {
         let job = sightings.first().map(|s| s.message.job.clone());
         message_view::reply(&bytes, job.and_then(|j| state.catalog().job(&j)))
     });
