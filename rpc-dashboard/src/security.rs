@@ -1,7 +1,7 @@
 //! Who may use the dashboard and how a page can be abused, decided in one
-//! place: the bind check at start, the token on every request, the CSRF
-//! token on every POST, and headers that keep the pages from being framed
-//! or running scripts that are not ours.
+//! place: the bind check at start, the token on every request (or, without
+//! one, loopback host names only), the CSRF token on every POST, and headers
+//! that keep the pages from being framed or running scripts that are not ours.
 //!
 //! The dashboard can replay, delete and enqueue jobs, so it is an operator's
 //! tool with an operator's reach. It listens on 127.0.0.1 by default; any
@@ -107,7 +107,10 @@ pub async fn require_token(
         .unwrap_or_default();
     if let Some(given) = query.get("token").filter(|t| same_secret(t, expected)) {
         let cookie = format!("{TOKEN_COOKIE}={given}; HttpOnly; SameSite=Strict; Path=/");
-        let mut response = Redirect::to(request.uri().path()).into_response();
+        // `//host/...` would leave the site: only a plain path comes back.
+        let path = request.uri().path();
+        let back = if path.starts_with("//") { "/" } else { path };
+        let mut response = Redirect::to(back).into_response();
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(header::SET_COOKIE, value);
         }
@@ -131,6 +134,45 @@ fn base64_decode(text: &str) -> Option<String> {
         .decode(text)
         .ok()?;
     String::from_utf8(bytes).ok()
+}
+
+/// Without a token, only loopback host names are served. A page on another
+/// site can point its own host name at 127.0.0.1 (DNS rebinding) and then
+/// read this dashboard as same-origin, CSRF token included; its requests
+/// still name that host, so they are refused here.
+pub async fn require_loopback_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.token().is_some() {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    match host {
+        Some(host) if !is_loopback_host(&host) => PageError::Forbidden(format!(
+            "this dashboard answers only to localhost, 127.0.0.1 or [::1], not `{host}` \
+             (serve it on another address with --listen and --token)"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Whether a `Host` header names this machine's loopback (any port).
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Every POST must carry this process's CSRF token in its form, and no POST
@@ -207,6 +249,28 @@ mod tests {
         assert!(check_bind(any, Some("s3cret")).is_ok());
         assert!(check_bind("127.0.0.1:0".parse().expect("addr"), None).is_ok());
         assert!(check_bind("[::1]:0".parse().expect("addr"), None).is_ok());
+    }
+
+    #[test]
+    fn only_loopback_host_names_pass_without_a_token() {
+        for host in [
+            "localhost:9870",
+            "127.0.0.1:9870",
+            "127.0.0.1",
+            "[::1]:9870",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:9870",
+            "evil.example",
+            "10.0.0.1:9870",
+            "[2001:db8::1]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]

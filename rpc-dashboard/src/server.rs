@@ -2,7 +2,8 @@
 //! assets, and serving until shutdown.
 //!
 //! Middleware, outermost first: security headers on every response, then
-//! the token (when there is one), then the CSRF check on every POST. In
+//! the host check (without a token), the token (when there is one), then
+//! the CSRF check on every POST. In
 //! read-only mode the action routes are not mounted at all, and the CSRF
 //! layer refuses any POST that still arrives.
 
@@ -79,6 +80,10 @@ pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::require_token,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::require_loopback_host,
         ))
         .layer(axum::middleware::from_fn(security::security_headers))
         .with_state(state.clone());

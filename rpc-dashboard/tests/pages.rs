@@ -475,3 +475,16 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     );
     std::fs::remove_file(&acl).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_only_loopback_host_names_are_served() {
+    // DNS rebinding: another site's name pointed at 127.0.0.1 must not get
+    // the pages (nor the CSRF token in them).
+    let fixture = Fixture::start().await;
+    let router = dashboard(support::options(&fixture.url));
+    let local = get_with(&router, "/", header::HOST, "127.0.0.1:9870").await;
+    assert_eq!(local.status, StatusCode::OK);
+    let rebound = get_with(&router, "/", header::HOST, "attacker.example:9870").await;
+    assert_eq!(rebound.status, StatusCode::FORBIDDEN);
+    assert!(!rebound.body.contains("name=\"csrf\""));
+}
