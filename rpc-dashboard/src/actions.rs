@@ -150,5 +150,10 @@ pub async fn enqueue(
     };
     let client = state.client().await?;
     let pending = client.send(&schema.name(), params).await?;
-    Ok(Redirect::to(&format!("/jobs/{}", encode(pending.id().as_str()))).into_response())
+    let page = format!(
+        "/jobs/{}?job={}",
+        encode(pending.id().as_str()),
+        encode(&schema.name())
+    );
+    Ok(Redirect::to(&page).into_response())
 }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use rpc_runtime::wire::{self, JobMessage};
 use serde_json::Value;
 
-use crate::schema_catalog::{Catalog, JobSchemas};
+use crate::schema_catalog::{Catalog, FieldDoc, JobSchemas};
 use crate::time_text;
 
 /// One parameter of a job message.
@@ -127,17 +127,27 @@ pub fn job_message(payload: Option<&[u8]>, catalog: &Catalog, now: SystemTime) -
 }
 
 fn param_views(params: &Value, schema: Option<&JobSchemas>) -> Vec<ParamView> {
-    let Some(map) = params.as_object() else {
+    field_views(
+        params,
+        schema.map(|s| s.fields.as_slice()),
+        "a parameter of this job",
+    )
+}
+
+/// An object's fields, each with its type and docs from `fields` when the
+/// schema is known (and a note on any the schema does not have).
+fn field_views(object: &Value, fields: Option<&[FieldDoc]>, what: &str) -> Vec<ParamView> {
+    let Some(map) = object.as_object() else {
         return Vec::new();
     };
     map.iter()
         .map(|(name, value)| {
-            let field = schema.and_then(|s| s.field(name));
+            let field = fields.and_then(|fs| fs.iter().find(|f| &f.name == name));
             ParamView {
                 name: name.clone(),
                 type_label: field.map(|f| f.type_label.clone()),
-                description: match (schema, field) {
-                    (Some(_), None) => Some("not a parameter of this job".to_owned()),
+                description: match (fields, field) {
+                    (Some(_), None) => Some(format!("not {what}")),
                     (_, Some(f)) => f.description.clone(),
                     _ => None,
                 },
@@ -157,6 +167,9 @@ pub struct ReplyView {
     pub message: Option<String>,
     /// The returned value or the error's data, as pretty JSON.
     pub value: String,
+    /// The returned value's fields with their schema types, when it is a
+    /// struct the job's schema describes.
+    pub fields: Vec<ParamView>,
     pub problems: Vec<String>,
 }
 
@@ -171,11 +184,13 @@ pub fn reply(bytes: &[u8], schema: Option<&JobSchemas>) -> ReplyView {
                 outcome: "unreadable".to_owned(),
                 message: None,
                 value: String::new(),
+                fields: Vec::new(),
                 problems: Vec::new(),
             }
         }
     };
     let mut problems = Vec::new();
+    let mut fields = Vec::new();
     let (outcome, message, value) = match whole.get("error") {
         Some(error) => {
             let kind = error
@@ -196,6 +211,9 @@ pub fn reply(bytes: &[u8], schema: Option<&JobSchemas>) -> ReplyView {
             let ok = whole.get("ok").cloned().unwrap_or(Value::Null);
             if let Some(schema) = schema {
                 problems.extend(schema.check_ok(&ok).iter().map(|p| p.to_string()));
+                if !schema.reply_fields.is_empty() {
+                    fields = field_views(&ok, Some(&schema.reply_fields), "a field of the answer");
+                }
             }
             ("ok".to_owned(), None, ok)
         }
@@ -206,6 +224,7 @@ pub fn reply(bytes: &[u8], schema: Option<&JobSchemas>) -> ReplyView {
         outcome,
         message,
         value: pretty(&value),
+        fields,
         problems,
     }
 }

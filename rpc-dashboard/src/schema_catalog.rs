@@ -48,6 +48,8 @@ pub struct JobSchemas {
     pub service: String,
     pub job: String,
     pub fields: Vec<FieldDoc>,
+    /// The answer's fields, when the job returns a struct.
+    pub reply_fields: Vec<FieldDoc>,
     /// The type of the answer (`f64`, `nothing` for one-way jobs).
     pub returns: String,
     /// The typed application error, for `Result<T, E>` jobs.
@@ -143,6 +145,7 @@ impl Catalog {
             let error_schema = entry.get("error").cloned();
             let schemas = JobSchemas {
                 fields: fields_of(&request_schema),
+                reply_fields: fields_of(&response_schema),
                 returns: match response_schema.get("type").and_then(Value::as_str) {
                     Some("null") => "nothing".to_owned(),
                     _ => type_label(&response_schema, &response_schema),
@@ -182,7 +185,7 @@ impl Catalog {
     }
 }
 
-/// The parameters of a request schema, in the order the schema lists them.
+/// The fields of an object schema, by name (JSON objects keep no order here).
 fn fields_of(request: &Value) -> Vec<FieldDoc> {
     let required: BTreeSet<&str> = request
         .get("required")
@@ -321,6 +324,12 @@ mod tests {
         let sum = catalog.job("Calculator.sum").expect("sum");
         assert_eq!(sum.fields[0].type_label, "Vec<Tagged>");
         assert_eq!(sum.returns, "Tagged");
+        let reply: Vec<&str> = sum
+            .reply_fields
+            .iter()
+            .map(|f| f.type_label.as_str())
+            .collect();
+        assert_eq!(reply, ["Option<String>", "f64"], "label, value: by name");
         let divide = catalog.job("Calculator.divide").expect("divide");
         assert_eq!(divide.error_type.as_deref(), Some("MathError"));
         assert_eq!(

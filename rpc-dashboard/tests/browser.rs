@@ -303,7 +303,7 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
         "2"
     );
     assert_eq!(
-        text(&browser, "tr[data-service='Reports'] td.leased").await,
+        text(&browser, "tr[data-service='Reports'] td.leased span.n").await,
         "1"
     );
     assert_eq!(
@@ -372,7 +372,6 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     )
     .await;
     assert_eq!(text(&browser, "#reply-value").await, "42");
-    screenshot(&browser, &shots, "job.png").await;
 
     // A form built from the schema: an invalid value is refused beside its field.
     goto(
@@ -410,7 +409,12 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     let call_page = browser.current_url().await.expect("url").to_string();
     assert!(call_page.contains("/jobs/"), "{call_page}");
     wait_for(&browser, &call_page, "#state-done", Duration::from_secs(20)).await;
-    assert!(text(&browser, "#reply-value").await.contains("3.5"));
+    let reply = text(&browser, "#reply-fields").await;
+    assert!(
+        reply.contains("value") && reply.contains("f64") && reply.contains("3.5"),
+        "{reply}"
+    );
+    screenshot(&browser, &shots, "job.png").await;
 
     // Workers: the Calculator worker and the consumer holding Reports' job.
     goto(&browser, &format!("{base}/workers")).await;

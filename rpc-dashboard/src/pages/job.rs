@@ -44,11 +44,20 @@ struct JobPage {
     id: String,
     sightings: Vec<Sighting>,
     reply: Option<ReplyView>,
+    /// `Service.job`, when known.
+    job: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct LookupQuery {
     id: Option<String>,
+}
+
+/// `?job=Service.job`: which job the call is, when nothing left in Redis
+/// says so (a finished call's kept reply does not name its job).
+#[derive(Debug, Deserialize)]
+pub struct JobQuery {
+    job: Option<String>,
 }
 
 /// The header's search box: `/jobs?id=...` goes to the call's page.
@@ -74,6 +83,7 @@ pub fn encode(segment: &str) -> String {
 pub async fn job(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<JobQuery>,
 ) -> Result<Response, PageError> {
     let now = SystemTime::now();
     let mut sightings = Vec::new();
@@ -81,9 +91,12 @@ pub async fn job(
         sightings.extend(find_in_service(&state, &service, &id, now).await?);
     }
     let kept = state.inspector().await?.kept_result(&id).await?;
+    let job = sightings
+        .first()
+        .map(|s| s.message.job.clone())
+        .or(query.job.filter(|j| state.catalog().job(j).is_some()));
     let reply = kept.map(|bytes| {
-        let job = sightings.first().map(|s| s.message.job.clone());
-        message_view::reply(&bytes, job.and_then(|j| state.catalog().job(&j)))
+        message_view::reply(&bytes, job.as_deref().and_then(|j| state.catalog().job(j)))
     });
     if sightings.is_empty() && reply.is_none() {
         return Err(PageError::NotFound(format!(
@@ -96,6 +109,7 @@ pub async fn job(
         id,
         sightings,
         reply,
+        job,
     };
     Ok(render(StatusCode::OK, &page).into_response())
 }

@@ -25,6 +25,8 @@ pub struct ServiceRow {
     pub scheduled: Option<u64>,
     pub dead_letters: u64,
     pub consumers: usize,
+    /// How long the oldest job a worker holds has been in the queue.
+    pub oldest_leased: Option<String>,
     pub jobs_in: Series,
     pub jobs_out: Series,
     pub queued_chart: Series,
@@ -89,6 +91,7 @@ pub async fn overview(
                 scheduled: None,
                 dead_letters: s.dead_letters,
                 consumers: s.consumers.len(),
+                oldest_leased: s.oldest_leased_age.map(time_text::duration),
             }
         })
         .collect();
