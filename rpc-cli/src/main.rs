@@ -6,6 +6,7 @@
 //! rpc fetch <id>                                  # a kept result, by id
 //! rpc dead-letters Calculator                     # what was dead-lettered, and why
 //! rpc replay Calculator --all                     # put dead letters back on the queue
+//! rpc dashboard --schema schema/calculator.rpc    # the web dashboard on 127.0.0.1:9870
 //! rpc ping                                        # does the broker answer? latency, version
 //! rpc stats [SERVICE...] [--json]                 # queued, leased, dead, workers per service
 //! rpc top                                         # the same, refreshed every second (q quits)
@@ -80,6 +81,21 @@ enum Command {
         #[arg(long, conflicts_with = "tokens")]
         all: bool,
     },
+    /// Serve the web dashboard: services, workers, jobs and dead letters.
+    Dashboard {
+        /// Address to listen on; anything but loopback needs --token.
+        #[arg(long, default_value = "127.0.0.1:9870")]
+        listen: std::net::SocketAddr,
+        /// Schema files (`.rpc`) for typed views and forms.
+        #[arg(long = "schema", value_name = "FILE.rpc")]
+        schemas: Vec<std::path::PathBuf>,
+        /// Token every request must carry (basic-auth password, bearer, or ?token= once).
+        #[arg(long, env = "RPC_DASHBOARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Show everything, offer no action.
+        #[arg(long)]
+        read_only: bool,
+    },
     #[command(flatten)]
     Operate(operate::Operate),
 }
@@ -107,6 +123,26 @@ async fn main() -> ExitCode {
 }
 
 async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
+    if let Command::Dashboard {
+        listen,
+        schemas,
+        token,
+        read_only,
+    } = command
+    {
+        let options = rpc_dashboard::Options {
+            prefix: prefix.to_owned(),
+            listen,
+            schemas,
+            token,
+            read_only,
+            ..rpc_dashboard::Options::new(url)
+        };
+        return rpc_dashboard::run(options).await.map_err(|e| Error::Codec {
+            what: "start the dashboard".to_owned(),
+            reason: e.to_string(),
+        });
+    }
     // The operator's commands only read, and need no client.
     let command = match command {
         Command::Operate(operate) => return operate.run(url, prefix).await,
@@ -210,6 +246,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 println!("{line}");
             }
         }
+        Command::Dashboard { .. } => unreachable!("served above"),
         Command::Replay {
             service,
             tokens,

@@ -64,6 +64,17 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
+    /// The whole cluster as one URL, every node a seed:
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,.../`.
+    pub fn cluster_url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}:{}", n.host(), n.port()))
+            .collect();
+        format!("redis+cluster://{}/", hosts.join(","))
+    }
+
     /// Runs `redis-cli -c ARGS...` against the first node (following
     /// redirects) and returns its output; panics when `redis-cli` fails.
     pub fn cli<I, S>(&self, args: I) -> String

@@ -1,0 +1,159 @@
+//! Every action, each a POST that redirects back to a page (so a reload
+//! does not repeat it): replay or delete one dead letter or all of them,
+//! fix a dead letter's parameters and replay it, enqueue a new call.
+//!
+//! The CSRF token and read-only mode are checked before any of these run
+//! (`security::check_csrf`). Writes go through `rpc_runtime::Client`, the
+//! same public API `rpc replay` uses, so the dashboard cannot drift from the
+//! protocol. Edited parameters and new calls are checked against the job's
+//! JSON Schema first; what does not fit is shown on the form again, with
+//! nothing queued. Cancel, pause and resume join this file with the job
+//! lifecycle.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form as Submitted;
+use rpc_runtime::backend::DeadLetter;
+use rpc_runtime::wire;
+use serde_json::Value;
+
+use crate::error::PageError;
+use crate::message_view;
+use crate::pages::enqueue::{dead_letter, schema_job, FormPage};
+use crate::pages::job::encode;
+use crate::schema_forms::Form;
+use crate::state::AppState;
+
+fn back_to_service(service: &str, notice: &str) -> Response {
+    Redirect::to(&format!("/services/{}?notice={notice}", encode(service))).into_response()
+}
+
+pub async fn replay_one(
+    State(state): State<AppState>,
+    Path((service, token)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let dead = dead_letter(&state, &service, &token).await?;
+    let client = state.client().await?;
+    client
+        .replay_dead_letter(&service, &dead)
+        .await
+        .map_err(|e| PageError::BadRequest(format!("cannot replay {token}: {e}")))?;
+    Ok(back_to_service(&service, "replayed-1"))
+}
+
+pub async fn delete_one(
+    State(state): State<AppState>,
+    Path((service, token)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    dead_letter(&state, &service, &token).await?;
+    let client = state.client().await?;
+    client
+        .backend()
+        .remove_dead_letter(&service, &token)
+        .await?;
+    Ok(back_to_service(&service, "deleted-1"))
+}
+
+/// Replays every readable dead letter (unreadable ones cannot run; they stay).
+pub async fn replay_all(
+    State(state): State<AppState>,
+    Path(service): Path<String>,
+) -> Result<Response, PageError> {
+    state.known_service(&service).await?;
+    let client = state.client().await?;
+    let mut replayed = 0;
+    for dead in client.dead_letters(&service, usize::MAX).await? {
+        if wire::for_replay(&dead.payload).is_some() {
+            client.replay_dead_letter(&service, &dead).await?;
+            replayed += 1;
+        }
+    }
+    Ok(back_to_service(&service, &format!("replayed-{replayed}")))
+}
+
+/// Deletes the dead letters there are now; any that arrive meanwhile stay.
+pub async fn delete_all(
+    State(state): State<AppState>,
+    Path(service): Path<String>,
+) -> Result<Response, PageError> {
+    state.known_service(&service).await?;
+    let client = state.client().await?;
+    let mut deleted = 0;
+    for dead in client.dead_letters(&service, usize::MAX).await? {
+        if client
+            .backend()
+            .remove_dead_letter(&service, &dead.token)
+            .await?
+        {
+            deleted += 1;
+        }
+    }
+    Ok(back_to_service(&service, &format!("deleted-{deleted}")))
+}
+
+/// Replays a dead letter with the parameters from the form, once they fit
+/// the job's schema. The call keeps its id, as a plain replay does.
+pub async fn edit_and_replay(
+    State(state): State<AppState>,
+    Path((service, token)): Path<(String, String)>,
+    Submitted(submitted): Submitted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let dead = dead_letter(&state, &service, &token).await?;
+    let view = message_view::job_message(Some(&dead.payload), state.catalog(), SystemTime::now());
+    let schema = state.catalog().job(&view.job);
+    let params = match Form::read(schema, &submitted) {
+        Ok(params) => params,
+        Err(form) => {
+            let page = FormPage::edit(&state, &service, &token, &view.job, &dead.reason, form);
+            return Ok(page.respond(StatusCode::UNPROCESSABLE_ENTITY));
+        }
+    };
+    let mut message: Value = serde_json::from_slice(&dead.payload)
+        .map_err(|e| PageError::BadRequest(format!("the dead letter is unreadable: {e}")))?;
+    let Some(fields) = message.as_object_mut() else {
+        return Err(PageError::BadRequest(
+            "the dead letter is not a job message".to_owned(),
+        ));
+    };
+    fields.insert("params".to_owned(), params);
+    let edited = DeadLetter {
+        payload: serde_json::to_vec(&message)
+            .map_err(|e| PageError::BadRequest(format!("cannot encode the message: {e}")))?,
+        ..dead
+    };
+    let client = state.client().await?;
+    client
+        .replay_dead_letter(&service, &edited)
+        .await
+        .map_err(|e| PageError::BadRequest(format!("cannot replay {token}: {e}")))?;
+    Ok(back_to_service(&service, "replayed-1"))
+}
+
+/// Enqueues a new call from the job's form, keeping its result so the
+/// call's page can show the answer.
+pub async fn enqueue(
+    State(state): State<AppState>,
+    Path((service, job)): Path<(String, String)>,
+    Submitted(submitted): Submitted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let schema = schema_job(&state, &service, &job)?;
+    let params = match Form::read(Some(schema), &submitted) {
+        Ok(params) => params,
+        Err(form) => {
+            let page = FormPage::new_call(&state, schema, form);
+            return Ok(page.respond(StatusCode::UNPROCESSABLE_ENTITY));
+        }
+    };
+    let client = state.client().await?;
+    let pending = client.send(&schema.name(), params).await?;
+    let page = format!(
+        "/jobs/{}?job={}",
+        encode(pending.id().as_str()),
+        encode(&schema.name())
+    );
+    Ok(Redirect::to(&page).into_response())
+}

@@ -1,0 +1,102 @@
+//! The dashboard's two kinds of failure: it cannot start (told on the
+//! terminal), or a page cannot be served (turned into an error page here, in
+//! one place, with the right status).
+//!
+//! An unreachable Redis is a 503 page with a banner that reloads itself
+//! every few seconds, so an operator who leaves the tab open sees the
+//! dashboard come back with Redis.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::pages::Layout;
+
+/// Why the dashboard did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "refusing to listen on {listen} without a token: anyone who can reach it could \
+         replay, delete and enqueue jobs. Pass --token (or set RPC_DASHBOARD_TOKEN), \
+         or listen on 127.0.0.1"
+    )]
+    NoToken { listen: SocketAddr },
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Schema(String),
+    #[error("{0}")]
+    Options(String),
+    #[error("the server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Why a page could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("{0}")]
+    NotFound(String),
+    /// Redis could not be reached or answered with an error.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl From<rpc_runtime::Error> for PageError {
+    fn from(e: rpc_runtime::Error) -> Self {
+        PageError::Unavailable(e.to_string())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    heading: &'static str,
+    detail: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, heading) = match &self {
+            PageError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            PageError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unavailable"),
+            PageError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
+            PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+        };
+        let mut layout = Layout::plain(heading);
+        if let PageError::Unavailable(reason) = &self {
+            layout.banner = Some(reason.clone());
+            layout.refresh_secs = Some(crate::pages::RETRY_SECS);
+        }
+        let page = ErrorPage {
+            layout,
+            heading,
+            detail: self.to_string(),
+        };
+        render(status, &page)
+    }
+}
+
+/// Renders a template as an HTML response with a status.
+pub fn render<T: Template>(status: StatusCode, template: &T) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}

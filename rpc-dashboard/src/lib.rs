@@ -1,0 +1,105 @@
+//! A web dashboard for rpc-runtime queues (`rpc dashboard`): every service's
+//! queued, leased and dead jobs and its workers, the jobs themselves, and
+//! the operator's actions on them, in the browser.
+//!
+//! What Sidekiq Web, Bull Board or Flower do, plus what they cannot: it knows
+//! the schema. Given the `.rpc` files (`--schema`), it shows parameters and
+//! replies by field with their types and docs, flags messages that do not
+//! match, and builds typed forms to enqueue a call or fix and replay a dead
+//! letter, checked against the job's JSON Schema before anything is queued.
+//!
+//! Server-rendered HTML (axum, askama templates that escape everything they
+//! print), every asset compiled into the binary, no build step. It binds to
+//! 127.0.0.1 unless told otherwise, and then only with a token; every form
+//! carries a per-process CSRF token; `--read-only` leaves out every action.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), rpc_dashboard::StartError> {
+//! let options = rpc_dashboard::Options::new("redis://127.0.0.1:6379/");
+//! rpc_dashboard::run(options).await
+//! # }
+//! ```
+//!
+//! Map of the crate: `server` (routes, middleware order), `security` (bind
+//! check, token, CSRF, headers), `state` (connections, schemas, sampler;
+//! queues are read with `rpc_runtime::Inspector`),
+//! `entry_id` (tokens), `sampler` + `sparkline` (the
+//! overview's charts), `pages/*` (one file per page), `actions` (every
+//! POST), `schema_catalog` + `schema_forms` + `message_view` (the schema-aware
+//! parts), `templates/` (the HTML).
+
+mod actions;
+mod entry_id;
+mod error;
+mod message_view;
+mod pages;
+mod sampler;
+mod schema_catalog;
+mod schema_forms;
+mod security;
+mod server;
+mod sparkline;
+mod state;
+mod time_text;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use error::StartError;
+pub use server::{router, serve};
+
+/// How the dashboard runs: what it reads, where it listens, who may use it.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Broker URL: `redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`.
+    pub url: String,
+    /// Key prefix shared with the clients and workers.
+    pub prefix: String,
+    /// Where to listen; anything but a loopback address needs `token`.
+    pub listen: SocketAddr,
+    /// Schema files (`.rpc`) of the services, for typed views and forms.
+    pub schemas: Vec<PathBuf>,
+    /// The token every request must carry (bearer, basic-auth password, or
+    /// once as `?token=` to set a cookie).
+    pub token: Option<String>,
+    /// Hide and refuse every action.
+    pub read_only: bool,
+    /// How often the overview's samples are taken.
+    pub sample_every: Duration,
+    /// How many samples the charts keep per service.
+    pub samples_kept: usize,
+}
+
+impl Options {
+    /// Defaults: prefix `rpc`, 127.0.0.1:9870, a sample every 2 s for 5 minutes.
+    pub fn new(url: impl Into<String>) -> Options {
+        Options {
+            url: url.into(),
+            prefix: "rpc".to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9870)),
+            schemas: Vec::new(),
+            token: None,
+            read_only: false,
+            sample_every: Duration::from_secs(2),
+            samples_kept: 150,
+        }
+    }
+}
+
+/// Checks the options, binds, and serves until ctrl-c or SIGTERM.
+pub async fn run(options: Options) -> Result<(), StartError> {
+    security::check_bind(options.listen, options.token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| StartError::Bind {
+            listen: options.listen,
+            source: e,
+        })?;
+    let local = listener.local_addr().map_err(|e| StartError::Bind {
+        listen: options.listen,
+        source: e,
+    })?;
+    println!("dashboard on http://{local}/ (ctrl-c to stop)");
+    serve(listener, options, rpc_runtime::shutdown_signal()).await
+}

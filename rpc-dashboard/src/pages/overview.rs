@@ -1,0 +1,115 @@
+//! The overview: one row per service with its live counts and the sampled
+//! charts of the last minutes (Sidekiq's dashboard, Bull Board's queue list).
+//!
+//! When Redis cannot be read the page still renders, from the last samples,
+//! under a banner that says so and reloads the page until Redis is back.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use crate::error::render;
+use crate::pages::{Layout, RETRY_SECS};
+use crate::sparkline::Series;
+use crate::state::AppState;
+use crate::time_text;
+use rpc_runtime::inspect::ServiceStats;
+
+/// One service's line.
+pub struct ServiceRow {
+    pub name: String,
+    pub queued: u64,
+    pub leased: u64,
+    /// Delayed and retrying jobs: `None` until the job lifecycle exists.
+    pub scheduled: Option<u64>,
+    pub dead_letters: u64,
+    pub consumers: usize,
+    /// How long the oldest job a worker holds has been in the queue.
+    pub oldest_leased: Option<String>,
+    pub jobs_in: Series,
+    pub jobs_out: Series,
+    pub queued_chart: Series,
+    pub has_schema: bool,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    layout: Layout,
+    rows: Vec<ServiceRow>,
+    prefix: String,
+    has_schemas: bool,
+    sample_every: String,
+    window: String,
+    live: bool,
+}
+
+/// `?live=1` reloads the overview every few seconds (Sidekiq's live poll).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct OverviewQuery {
+    notice: Option<String>,
+    live: Option<String>,
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    Query(query): Query<OverviewQuery>,
+) -> Response {
+    let mut layout =
+        Layout::new(&state, "Overview", "overview").with_notice(query.notice.as_deref());
+    let live = query.live.as_deref() == Some("1");
+    if live {
+        layout.refresh_secs = Some(RETRY_SECS);
+    }
+    let stats: Vec<ServiceStats> = match state.all_service_stats().await {
+        Ok(stats) => stats,
+        Err(e) => {
+            layout.unavailable(&e);
+            state.sampler().history().latest()
+        }
+    };
+    let schema_services = state.catalog().services();
+    let history = state.sampler().history();
+    let rows = stats
+        .into_iter()
+        .map(|s| {
+            let rates = history.rates(&s.service);
+            let queued: Vec<f64> = history
+                .services
+                .get(&s.service)
+                .map(|samples| samples.iter().map(|(_, x)| x.queued as f64).collect())
+                .unwrap_or_default();
+            ServiceRow {
+                jobs_in: Series::new(&rates.iter().map(|r| r.0).collect::<Vec<_>>(), 1.0),
+                jobs_out: Series::new(&rates.iter().map(|r| r.1).collect::<Vec<_>>(), 1.0),
+                queued_chart: Series::new(&queued, 1.0),
+                has_schema: schema_services.contains(&s.service),
+                name: s.service,
+                queued: s.queued,
+                leased: s.leased,
+                scheduled: None,
+                dead_letters: s.dead_letters,
+                consumers: s.consumers.len(),
+                oldest_leased: s.oldest_leased_age.map(time_text::duration),
+            }
+        })
+        .collect();
+    drop(history);
+    let options = state.options();
+    let status = if layout.banner.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let page = OverviewPage {
+        layout,
+        rows,
+        prefix: options.prefix.clone(),
+        has_schemas: !state.catalog().is_empty(),
+        sample_every: time_text::duration(options.sample_every),
+        window: time_text::duration(options.sample_every * options.samples_kept as u32),
+        live,
+    };
+    render(status, &page)
+}

@@ -1,0 +1,181 @@
+//! What every handler shares: the options, the schemas, the secrets, the
+//! sampler, and the connections to Redis.
+//!
+//! Connections are made on first use and remade after a failure, never at
+//! start: a dashboard started while Redis is down must come up, show the
+//! error, and recover on its own when Redis does.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpc_runtime::inspect::ServiceStats;
+use rpc_runtime::{Client, Inspector};
+use tokio::sync::Mutex;
+
+use crate::error::PageError;
+use crate::sampler::Sampler;
+use crate::schema_catalog::Catalog;
+use crate::Options;
+
+/// How long connecting may take before a page reports Redis as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Shared state, cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: Options,
+    catalog: Catalog,
+    csrf: String,
+    sampler: Sampler,
+    inspector: Mutex<Option<Arc<Inspector>>>,
+    client: Mutex<Option<Client>>,
+}
+
+impl AppState {
+    pub fn new(options: Options, catalog: Catalog) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                options,
+                catalog,
+                csrf: crate::security::new_secret(),
+                sampler: Sampler::default(),
+                inspector: Mutex::new(None),
+                client: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn csrf(&self) -> &str {
+        &self.inner.csrf
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.inner
+            .options
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.inner.options.read_only
+    }
+
+    pub fn sampler(&self) -> &Sampler {
+        &self.inner.sampler
+    }
+
+    /// The read-only view of the queues, connecting first if there is none yet.
+    pub async fn inspector(&self) -> Result<Arc<Inspector>, PageError> {
+        let mut slot = self.inner.inspector.lock().await;
+        if let Some(inspector) = slot.as_ref() {
+            return Ok(inspector.clone());
+        }
+        let options = &self.inner.options;
+        let connecting = Inspector::connect(&options.url, &options.prefix);
+        let inspector = Arc::new(
+            tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .map_err(|_| no_answer())??,
+        );
+        *slot = Some(inspector.clone());
+        Ok(inspector)
+    }
+
+    /// The client that makes the writes (replay, delete, enqueue).
+    pub async fn client(&self) -> Result<Client, PageError> {
+        let mut slot = self.inner.client.lock().await;
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let options = &self.inner.options;
+        let connecting = Client::builder(&options.url)
+            .prefix(&options.prefix)
+            .connect();
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| no_answer())??;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Every service: those with a queue in Redis and those the schemas define.
+    pub async fn services(&self) -> Result<Vec<String>, PageError> {
+        let mut all: BTreeSet<String> = self
+            .inspector()
+            .await?
+            .services()
+            .await?
+            .into_iter()
+            .collect();
+        all.extend(self.catalog().services());
+        Ok(all.into_iter().collect())
+    }
+
+    /// The counts of one service (zeros for a service that has no queue yet).
+    pub async fn service_stats(&self, service: &str) -> Result<ServiceStats, PageError> {
+        let stats = self.inspector().await?.service_stats(service).await?;
+        Ok(stats.unwrap_or_else(|| ServiceStats {
+            service: service.to_owned(),
+            queued: 0,
+            leased: 0,
+            dead_letters: 0,
+            stream_length: 0,
+            entries_added: None,
+            consumers: Vec::new(),
+            oldest_leased_age: None,
+        }))
+    }
+
+    /// The counts of every service.
+    pub async fn all_service_stats(&self) -> Result<Vec<ServiceStats>, PageError> {
+        let mut out = Vec::new();
+        for service in self.services().await? {
+            out.push(self.service_stats(&service).await?);
+        }
+        Ok(out)
+    }
+
+    /// Checks that the dashboard knows of the service, or gives the 404 page:
+    /// a schema defines it, or it has a queue or dead letters in Redis.
+    pub async fn known_service(&self, service: &str) -> Result<(), PageError> {
+        if self.catalog().services().contains(service)
+            || self
+                .inspector()
+                .await?
+                .service_stats(service)
+                .await?
+                .is_some()
+            || !self
+                .client()
+                .await?
+                .dead_letters(service, 1)
+                .await?
+                .is_empty()
+        {
+            return Ok(());
+        }
+        Err(PageError::NotFound(format!(
+            "no service named `{service}`: it has no queue or dead letters under the prefix \
+             `{}`, and no schema defines it",
+            self.inner.options.prefix
+        )))
+    }
+}
+
+fn no_answer() -> PageError {
+    PageError::Unavailable(format!("no answer from Redis within {CONNECT_TIMEOUT:?}"))
+}

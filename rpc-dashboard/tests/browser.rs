@@ -1,0 +1,441 @@
+//! The dashboard in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver, with fantoccini), against a private
+//! redis-server, a Calculator worker in its own process, and the dashboard
+//! serving on a free port.
+//!
+//! The worker process is this test binary started again with
+//! `RPC_DASHBOARD_TEST_WORKER_URL` set, which makes
+//! `serves_the_calculator_when_started_as_the_worker_process` run the
+//! Calculator worker until it is killed (it returns at once otherwise): a
+//! real second process running the real example service, with no binary of
+//! another crate to find.
+//!
+//! Screenshots go to a temporary folder, or to `docs/dashboard/` with
+//! `UPDATE_DASHBOARD_SCREENSHOTS=1`.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use rpc_testkit::ChildGuard;
+use serde_json::json;
+use support::{dead_message, Fixture};
+
+const WORKER_URL_VAR: &str = "RPC_DASHBOARD_TEST_WORKER_URL";
+
+/// Not a test of its own: the body of the worker process the browser test
+/// starts (see the module docs).
+#[test]
+fn serves_the_calculator_when_started_as_the_worker_process() {
+    let Ok(url) = std::env::var(WORKER_URL_VAR) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(async {
+        let worker = rpc_runtime::Worker::builder(&url)
+            .mount(calculator::CalculatorServer::new(calculator::Calc))
+            .build()
+            .await
+            .expect("the worker starts");
+        println!("worker ready");
+        let _ = worker.run().await;
+    });
+}
+
+fn start_worker(url: &str) -> ChildGuard {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    ChildGuard::spawn(
+        Command::new(exe)
+            .args([
+                "--exact",
+                "serves_the_calculator_when_started_as_the_worker_process",
+                "--nocapture",
+            ])
+            .env(WORKER_URL_VAR, url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
+    .expect("spawn the worker process")
+}
+
+/// chromium and chromedriver, or `None` (and why) when they are not installed.
+fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
+    let find = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(name))
+                    .find(|p| p.is_file())
+            })
+        })
+    };
+    let chromium = find(&["chromium", "chromium-browser"]).ok_or("chromium is not installed")?;
+    let driver = find(&["chromedriver"]).ok_or("chromedriver is not installed")?;
+    Ok((chromium, driver))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+async fn start_browser(chromium: &Path, driver: &Path, profile: &Path) -> (ChildGuard, Browser) {
+    let port = free_port();
+    let driver_process = ChildGuard::spawn(
+        Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("start chromedriver");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1400,1100",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let attempt = ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        match attempt {
+            Ok(browser) => return (driver_process, browser),
+            Err(e) if Instant::now() > deadline => panic!("no browser session: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Where screenshots go.
+fn screenshot_dir(scratch: &Path) -> PathBuf {
+    if std::env::var_os("UPDATE_DASHBOARD_SCREENSHOTS").is_some() {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/dashboard"))
+    } else {
+        scratch.join("screenshots")
+    }
+}
+
+async fn text(browser: &Browser, css: &str) -> String {
+    match browser.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(e) => panic!("no `{css}` on {:?}: {e}", browser.current_url().await.ok()),
+    }
+}
+
+async fn count(browser: &Browser, css: &str) -> usize {
+    browser
+        .find_all(Locator::Css(css))
+        .await
+        .map(|found| found.len())
+        .unwrap_or(0)
+}
+
+async fn goto(browser: &Browser, url: &str) {
+    browser
+        .goto(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot load {url}: {e}"));
+}
+
+/// Clicks `css` and waits until the page it leads to shows `then`.
+async fn submit(browser: &Browser, css: &str, then: &str) {
+    click(browser, css).await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(then))
+        .await
+        .unwrap_or_else(|e| panic!("clicking `{css}` never led to `{then}`: {e}"));
+}
+
+async fn click(browser: &Browser, css: &str) {
+    let element = browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no `{css}` to click: {e}"));
+    element.click().await.expect("click");
+}
+
+async fn screenshot(browser: &Browser, dir: &Path, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::create_dir_all(dir).expect("screenshot folder");
+    std::fs::write(dir.join(name), png).expect("write screenshot");
+}
+
+/// Reloads `url` until `css` is on the page (the worker runs asynchronously).
+async fn wait_for(browser: &Browser, url: &str, css: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        goto(browser, url).await;
+        if browser.find(Locator::Css(css)).await.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{css}` never appeared on {url}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
+    // Every page loads with the figures the test put in Redis; a dead letter
+    // replayed from the page runs on the worker; an invalid form shows its
+    // error beside the field; `<script>` in a message stays text.
+    let (chromium, driver) = match browser_binaries() {
+        Ok(found) => found,
+        Err(why) if std::env::var_os("CI").is_none() => {
+            println!("SKIPPED the browser test: {why} (apt-get install chromium chromium-driver)");
+            return;
+        }
+        Err(why) => panic!("CI must run the browser test, but {why}"),
+    };
+    let scratch =
+        std::env::temp_dir().join(format!("rpc-dashboard-browser-{}", std::process::id()));
+    let shots = screenshot_dir(&scratch);
+    let fixture = Fixture::start().await;
+    let url = fixture.url.clone();
+
+    // What the pages must show.
+    fixture
+        .lease_jobs("Reports", "report-builder-1", 3, 1)
+        .await;
+    let replayable = fixture
+        .dead_letter(
+            "Calculator",
+            "failed on attempt 3 of 3: the database was down",
+            &dead_message(
+                "call-to-replay",
+                "Calculator.add",
+                json!({"a": 20, "b": 22}),
+            ),
+        )
+        .await;
+    let hostile = fixture
+        .dead_letter(
+            "Calculator",
+            "failed on attempt 3 of 3: <script>document.title='pwned'</script>",
+            &dead_message(
+                "call-with-script",
+                "Calculator.log",
+                json!({"line": "<script>document.title='pwned'</script>"}),
+            ),
+        )
+        .await;
+    fixture
+        .dead_letter(
+            "Calculator",
+            "bad_request: a is not an integer",
+            &dead_message(
+                "call-with-bad-params",
+                "Calculator.add",
+                json!({"a": "one", "b": 2}),
+            ),
+        )
+        .await;
+    let mut worker = start_worker(&url);
+    // Garbage queued for the worker: it dead-letters it as unreadable.
+    fixture
+        .push_raw("Calculator", b"\xff\xfe not json <b>at all</b>")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fixture.len("rpc:{Calculator}:dead").await < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never dead-lettered the garbage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let served = support::serve(support::options(&url)).await;
+    let base = served.base.clone();
+    let (mut driver_process, browser) =
+        start_browser(&chromium, &driver, &scratch.join("profile")).await;
+
+    // Calls flowing at a changing pace while the dashboard samples, for the charts.
+    let (stop_traffic, traffic) = tokio::sync::watch::channel(false);
+    let caller = rpc_runtime::Client::connect(&url).await.expect("client");
+    let calls = tokio::spawn(async move {
+        let mut n = 0u64;
+        while !*traffic.borrow() {
+            let _ = caller
+                .call_and_wait("Calculator.add", json!({"a": n, "b": 1}))
+                .await;
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(5 + (n / 20 % 4) * 10)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Overview: one row per service with the figures put there, and charts.
+    goto(&browser, &format!("{base}/")).await;
+    let points = browser
+        .find(Locator::Css(
+            "tr[data-service='Calculator'] svg.in polyline",
+        ))
+        .await
+        .expect("the jobs-in chart")
+        .attr("points")
+        .await
+        .expect("points");
+    assert!(
+        points.is_some_and(|p| p.split(' ').count() >= 3),
+        "the chart has samples"
+    );
+    assert_eq!(
+        text(&browser, "tr[data-service='Reports'] td.queued").await,
+        "2"
+    );
+    assert_eq!(
+        text(&browser, "tr[data-service='Reports'] td.leased span.n").await,
+        "1"
+    );
+    assert_eq!(
+        text(&browser, "tr[data-service='Reports'] td.consumers").await,
+        "1"
+    );
+    assert_eq!(
+        text(&browser, "tr[data-service='Calculator'] td.dead").await,
+        "4"
+    );
+    assert_eq!(
+        text(&browser, "tr[data-service='Calculator'] td.consumers").await,
+        "1"
+    );
+    screenshot(&browser, &shots, "overview.png").await;
+    let _ = stop_traffic.send(true);
+    calls.await.expect("the calls stop");
+
+    // Service: the job in flight with its worker and attempt.
+    goto(&browser, &format!("{base}/services/Reports")).await;
+    assert_eq!(
+        text(&browser, "tr.leased td.consumer").await,
+        "report-builder-1"
+    );
+    assert_eq!(count(&browser, "tr.queued").await, 2);
+    screenshot(&browser, &shots, "service-in-flight.png").await;
+
+    // Dead letters: reasons, typed params, the unreadable one, `<script>` as text.
+    goto(&browser, &format!("{base}/services/Calculator")).await;
+    let hostile_row = format!("tr[data-token='{hostile}']");
+    assert!(text(&browser, &format!("{hostile_row} td.reason"))
+        .await
+        .contains("<script>document.title='pwned'</script>"));
+    assert!(text(&browser, &format!("{hostile_row} pre.value"))
+        .await
+        .contains("<script>"));
+    assert_eq!(count(&browser, "script").await, 1, "only our own script");
+    assert_ne!(browser.title().await.expect("title"), "pwned");
+    let unreadable = text(&browser, "div.message.unreadable pre.raw").await;
+    assert!(
+        unreadable.contains("\\xff\\xfe not json <b>at all</b>"),
+        "{unreadable}"
+    );
+    assert!(text(&browser, "ul.problems")
+        .await
+        .contains("\"one\" is not of type \"integer\""));
+    assert!(text(
+        &browser,
+        &format!("tr[data-token='{replayable}'] table.params")
+    )
+    .await
+    .contains("i64"));
+    screenshot(&browser, &shots, "service-dead-letters.png").await;
+
+    // Replay: the dead letter leaves the list, runs, and its result is kept.
+    let replay = format!("tr[data-token='{replayable}'] button.replay");
+    submit(&browser, &replay, "#notice").await;
+    assert!(text(&browser, "#notice")
+        .await
+        .contains("Replayed 1 dead letter"));
+    wait_for(
+        &browser,
+        &format!("{base}/jobs/call-to-replay"),
+        "#state-done",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(text(&browser, "#reply-value").await, "42");
+
+    // A form built from the schema: an invalid value is refused beside its field.
+    goto(
+        &browser,
+        &format!("{base}/services/Calculator/jobs/sum/new"),
+    )
+    .await;
+    let values = browser
+        .find(Locator::Css("textarea[name='p.values']"))
+        .await
+        .expect("values input");
+    values
+        .send_keys(r#"[{"label": "no value"}]"#)
+        .await
+        .expect("type");
+    submit(&browser, "#submit", "#error-values").await;
+    let error = text(&browser, "#error-values").await;
+    assert!(
+        error.contains("\"value\" is a required property"),
+        "{error}"
+    );
+    screenshot(&browser, &shots, "form-error.png").await;
+
+    // The same form, valid: the call is enqueued, runs, and its page shows the answer.
+    let values = browser
+        .find(Locator::Css("textarea[name='p.values']"))
+        .await
+        .expect("values input");
+    values.clear().await.expect("clear");
+    values
+        .send_keys(r#"[{"value": 1.5}, {"value": 2}]"#)
+        .await
+        .expect("type");
+    submit(&browser, "#submit", "#call-id").await;
+    let call_page = browser.current_url().await.expect("url").to_string();
+    assert!(call_page.contains("/jobs/"), "{call_page}");
+    wait_for(&browser, &call_page, "#state-done", Duration::from_secs(20)).await;
+    let reply = text(&browser, "#reply-fields").await;
+    assert!(
+        reply.contains("value") && reply.contains("f64") && reply.contains("3.5"),
+        "{reply}"
+    );
+    screenshot(&browser, &shots, "job.png").await;
+
+    // Workers: the Calculator worker and the consumer holding Reports' job.
+    goto(&browser, &format!("{base}/workers")).await;
+    assert_eq!(
+        text(
+            &browser,
+            "tr[data-consumer='report-builder-1'] td.in-flight"
+        )
+        .await,
+        "1"
+    );
+    assert_eq!(count(&browser, "#workers tbody tr").await, 2);
+    screenshot(&browser, &shots, "workers.png").await;
+
+    // An unknown service is a 404 page, not a panic.
+    goto(&browser, &format!("{base}/services/NoSuchService")).await;
+    assert_eq!(text(&browser, "h1").await, "Not found");
+
+    browser.close().await.expect("close the browser");
+    let _ = driver_process.kill_and_wait();
+    let _ = worker.kill_and_wait();
+    drop(served);
+    let _ = std::fs::remove_dir_all(scratch.join("profile"));
+}
