@@ -85,8 +85,7 @@ enum Command {
     },
     #[command(flatten)]
     Operate(operate::Operate),
-    /// Would a new schema reject messages queued, leased or dead-lettered
-    /// now? Per job, which and why; exit 1 if any (see --help for the rules).
+    /// Would a new schema's workers reject what is queued, leased or dead-lettered now? Exit 1 if so.
     BacklogCheck(backlog_check::BacklogCheckArgs),
 }
 
