@@ -96,8 +96,8 @@ struct Backlog {
 /// a v1 generated client sends, no worker running; the first two entries
 /// leased by a worker that never acks; a dead-lettered `log` call; a
 /// service (`Legacy`) the schema does not know.
-async fn fill(redis: &RedisServer) -> Backlog {
-    let client = Client::connect(&redis.url()).await.expect("client");
+async fn fill(redis: &RedisServer, url: &str) -> Backlog {
+    let client = Client::connect(url).await.expect("client");
     let send = |job: &'static str, params: Value| {
         let client = client.clone();
         async move { client.call(job, params).await.expect("send").to_string() }
@@ -181,8 +181,8 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
     // while v1 itself finds nothing wrong with them.
     let redis = RedisServer::start().expect("start redis-server");
     let (_dir, v1, v2) = schemas();
-    let ids = fill(&redis).await;
     let url = redis.url();
+    let ids = fill(&redis, &url).await;
 
     let (code, out, err) = backlog_check(&url, &v1, &[]).await;
     assert_eq!(code, 0, "{out}{err}");
@@ -305,4 +305,54 @@ async fn a_bad_schema_or_an_unreachable_redis_exits_2_with_the_reason() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("cannot connect"), "{err}");
     assert!(out.is_empty(), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_role_is_enough_to_check_the_backlog() {
+    // The check runs as the read-only operator of deploy/redis/roles.acl,
+    // as it would against production: Redis refuses it nothing (empty
+    // `ACL LOG`) and the report is the same.
+    rpc_testkit::require_redis_server();
+    let (dir, v1, v2) = schemas();
+    let acl = dir.path().join("users.acl");
+    let roles = include_str!("../../deploy/redis/roles.acl")
+        .replace("CLIENT_PASSWORD", "client-pw")
+        .replace("WORKER_PASSWORD", "worker-pw")
+        .replace("OPERATOR_PASSWORD", "operator-pw");
+    std::fs::write(&acl, format!("user default on >admin ~* &* +@all\n{roles}")).expect("acl");
+    let redis = RedisServer::builder()
+        .acl_file(&acl)
+        .auth("default", "admin")
+        .start()
+        .expect("redis with the role ACL");
+    let ids = fill(&redis, &redis.url_as("", "admin")).await;
+    let operator = redis.url_as("rpc-operator", "operator-pw");
+
+    let (code, out, err) = backlog_check(&operator, &v1, &[]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = backlog_check(&operator, &v2, &["--format", "json"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).expect("the report is JSON");
+    assert_eq!(
+        (report["checked"].as_u64(), report["rejected"].as_u64()),
+        (Some(7), Some(5))
+    );
+    let called: BTreeSet<String> = rejections(&report).into_iter().map(|r| r.1).collect();
+    let expected = [
+        ids.add_leased,
+        ids.add_queued,
+        ids.log_queued,
+        ids.scale_queued,
+        ids.log_dead,
+    ];
+    assert_eq!(called, BTreeSet::from(expected));
+    assert!(
+        !report["url"].as_str().unwrap_or("").contains("operator-pw"),
+        "{out}"
+    );
+    assert_eq!(
+        redis.cli(["ACL", "LOG"]).trim(),
+        "",
+        "Redis refused the operator something"
+    );
 }
