@@ -53,7 +53,9 @@ A message would be rejected by the new schema when it is:
   unknown job     its service is in the schema but the job is not (or it names
                   another service than the queue it is on)
   invalid params  its params do not validate against the job's request JSON
-                  Schema (the reasons name the field: params/b)
+                  Schema (the reasons name the field: params/b); integers are
+                  checked as the worker reads them: within their type's range,
+                  and written without a fraction (2.0 is not an i64)
 
 Checked: the schema's services' queued messages (not yet delivered), leased
 ones (delivered, not acked: they will be redelivered, to new workers too) and

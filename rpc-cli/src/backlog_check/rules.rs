@@ -13,8 +13,10 @@
 //! The request schemas come from `rpc-codegen` (the same documents as
 //! `rpc-codegen json-schema`). They are checked with a draft 7 validator,
 //! which, unlike 2020-12, checks `contentEncoding: base64` (a `Bytes`
-//! parameter); the 32- and 64-bit integer formats, which JSON Schema only
-//! names, get the bounds serde enforces on the worker.
+//! parameter). Integers are checked as serde reads them on the worker:
+//! within the bounds of their format (JSON Schema only names `int32` and
+//! the like), and written without a fraction or exponent (`2.0` is an
+//! integer to JSON Schema, but not to an `i64` field).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -91,8 +93,10 @@ impl NewSchema {
                     "rpc-codegen gave a job entry without its names: {entry}"
                 ));
             };
-            let validator =
-                jsonschema::draft7::new(&for_the_worker(request.clone())).map_err(|e| {
+            let validator = jsonschema::draft7::options()
+                .with_keyword(SERDE_INTEGER, |_, _, _| Ok(Box::new(SerdeInteger)))
+                .build(&for_the_worker(request.clone()))
+                .map_err(|e| {
                     format!("the request schema of {service}.{job} does not compile: {e}")
                 })?;
             services
@@ -171,8 +175,9 @@ impl NewSchema {
 
 /// A request schema as the draft 7 validator should read it: without the
 /// 2020-12 `$schema` (which would override the draft), and with the integer
-/// bounds serde's `i32`/`u32`/`i64`/`u64` enforce, which schemars only
-/// names as a `format`.
+/// rules serde enforces: the bounds of `i32`/`u32`/`i64`/`u64`, which
+/// schemars only names as a `format`, and [`SERDE_INTEGER`] on every
+/// integer.
 fn for_the_worker(mut schema: Value) -> Value {
     if let Value::Object(map) = &mut schema {
         map.remove("$schema");
@@ -184,14 +189,41 @@ fn for_the_worker(mut schema: Value) -> Value {
 fn bound_integers(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
-            if let Some((min, max)) = map.get("format").and_then(Value::as_str).and_then(bounds) {
+            let format = map.get("format").and_then(Value::as_str).map(str::to_owned);
+            if let Some((min, max)) = format.as_deref().and_then(bounds) {
                 map.entry("minimum").or_insert(min);
                 map.entry("maximum").or_insert(max);
+            }
+            if format.is_some_and(|f| f.starts_with("int") || f.starts_with("uint")) {
+                map.insert(SERDE_INTEGER.to_owned(), Value::Bool(true));
             }
             map.values_mut().for_each(bound_integers);
         }
         Value::Array(items) => items.iter_mut().for_each(bound_integers),
         _ => {}
+    }
+}
+
+/// Our keyword on integer schemas: a number must be written as an integer.
+const SERDE_INTEGER: &str = "x-serde-integer";
+
+/// [`SERDE_INTEGER`]: serde_json reads `2.0` or `1e3` as a float, which an
+/// integer field refuses, though JSON Schema's `integer` takes them.
+struct SerdeInteger;
+
+impl<'i> jsonschema::Keyword<'i> for SerdeInteger {
+    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
+        if self.is_valid(instance) {
+            return Ok(());
+        }
+        Err(jsonschema::ValidationError::custom(format!(
+            "{instance} is not written as an integer (no fraction, no exponent), \
+             as the worker's integer field requires"
+        )))
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        instance.as_number().is_none_or(|n| !n.is_f64())
     }
 }
 
@@ -249,6 +281,16 @@ mod tests {
         assert!(why[0].message.contains("no job `sub`"), "{why:?}");
         let (r, _) = rule(&message("T.add", json!({"a": 1, "b": 2})));
         assert_eq!(r, Rule::UnknownJob);
+
+        // A float where an integer is wanted, even one JSON Schema calls integral.
+        let (r, why) = rule(&message("S.add", json!({"a": 2.0, "b": 1e3})));
+        assert_eq!(r, Rule::InvalidParams);
+        let paths: Vec<&str> = why.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(paths, ["/a", "/b"], "{why:?}");
+        assert!(
+            why[0].message.contains("2.0 is not written as an integer"),
+            "{why:?}"
+        );
 
         // Missing `b`, `a` past i32, `c` not base64: one reason each.
         let (r, why) = rule(&message("S.add", json!({"a": 1u64 << 40, "c": "%%"})));
