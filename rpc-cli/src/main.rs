@@ -10,11 +10,14 @@
 //! rpc ping                                        # does the broker answer? latency, version
 //! rpc stats [SERVICE...] [--json]                 # queued, leased, dead, workers per service
 //! rpc top                                         # the same, refreshed every second (q quits)
+//! rpc backlog-check --schema new.rpc              # would the new schema reject what waits in Redis?
 //! ```
 //!
 //! Exit codes: 0 success, 1 the call failed (the error is printed on
-//! stderr, as JSON with `--json-errors`), 2 bad usage.
+//! stderr, as JSON with `--json-errors`), 2 bad usage. `backlog-check`
+//! exits 1 when a message would be rejected, 2 when it cannot check.
 
+mod backlog_check;
 mod operate;
 mod ping;
 mod stats;
@@ -98,6 +101,8 @@ enum Command {
     },
     #[command(flatten)]
     Operate(operate::Operate),
+    /// Would a new schema's workers reject what is queued, leased or dead-lettered now? Exit 1 if so.
+    BacklogCheck(backlog_check::BacklogCheckArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -107,7 +112,14 @@ async fn main() -> ExitCode {
         .url
         .or_else(|| std::env::var("REDIS_URL").ok())
         .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
-    match run(&url, &args.prefix, args.command).await {
+    // Its own exit statuses (1: something would be rejected, 2: cannot check).
+    let command = match args.command {
+        Command::BacklogCheck(check) => {
+            return backlog_check::main(&url, &args.prefix, check).await
+        }
+        other => other,
+    };
+    match run(&url, &args.prefix, command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match &e {
@@ -295,7 +307,9 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 eprintln!("no matching dead letters");
             }
         }
-        Command::Operate(_) => unreachable!("run above, without a client"),
+        Command::Operate(_) | Command::BacklogCheck(_) => {
+            unreachable!("run above, without a client")
+        }
     }
     Ok(())
 }

@@ -96,7 +96,7 @@ fn problems(validator: &jsonschema::Validator, value: &Value) -> Vec<Problem> {
     validator
         .iter_errors(value)
         .map(|e| Problem {
-            path: e.instance_path.to_string(),
+            path: e.instance_path().to_string(),
             message: e.to_string(),
         })
         .collect()
