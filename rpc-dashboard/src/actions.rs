@@ -24,12 +24,12 @@ use serde_json::Value;
 use crate::error::PageError;
 use crate::message_view;
 use crate::pages::enqueue::{dead_letter, schema_job, FormPage};
-use crate::pages::job::encode;
+use crate::paths;
 use crate::schema_forms::Form;
 use crate::state::AppState;
 
 fn back_to_service(service: &str, notice: &str) -> Response {
-    Redirect::to(&format!("/services/{}?notice={notice}", encode(service))).into_response()
+    Redirect::to(&format!("{}?notice={notice}", paths::service(service))).into_response()
 }
 
 pub async fn replay_one(
@@ -151,9 +151,9 @@ pub async fn enqueue(
     let client = state.client().await?;
     let pending = client.send(&schema.name(), params).await?;
     let page = format!(
-        "/jobs/{}?job={}",
-        encode(pending.id().as_str()),
-        encode(&schema.name())
+        "{}?job={}",
+        paths::call(pending.id().as_str()),
+        paths::segment(&schema.name())
     );
     Ok(Redirect::to(&page).into_response())
 }

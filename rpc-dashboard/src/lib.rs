@@ -20,19 +20,23 @@
 //! # }
 //! ```
 //!
-//! Map of the crate: `server` (routes, middleware order), `security` (bind
-//! check, token, CSRF, headers), `state` (connections, schemas, sampler;
-//! queues are read with `rpc_runtime::Inspector`),
-//! `entry_id` (tokens), `sampler` + `sparkline` (the
-//! overview's charts), `pages/*` (one file per page), `actions` (every
-//! POST), `schema_catalog` + `schema_forms` + `message_view` (the schema-aware
-//! parts), `templates/` (the HTML).
+//! Map of the crate:
+//! - `server`: the routes and the order of the middleware;
+//! - `security`: the bind check, the token, the host check, CSRF, headers;
+//! - `state`: connections (queues are read with `rpc_runtime::Inspector`,
+//!   written with `rpc_runtime::Client`), schemas, the sampler;
+//! - `pages/*`: one file per page; `actions`: every POST;
+//! - `schema_catalog`, `schema_forms`, `message_view`: the schema-aware parts;
+//! - `sampler`, `sparkline`: the overview's charts;
+//! - `paths`, `entry_id`, `time_text`: URLs, tokens, durations as text;
+//! - `templates/` and `assets/`: the HTML, the stylesheet, the one script.
 
 mod actions;
 mod entry_id;
 mod error;
 mod message_view;
 mod pages;
+mod paths;
 mod sampler;
 mod schema_catalog;
 mod schema_forms;

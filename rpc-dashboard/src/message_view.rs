@@ -86,7 +86,10 @@ impl MessageView {
 /// Decodes a job message. `None` is an entry without the message field.
 pub fn job_message(payload: Option<&[u8]>, catalog: &Catalog, now: SystemTime) -> MessageView {
     let Some(bytes) = payload else {
-        return MessageView::unreadable("the entry has no `m` field".to_owned(), b"");
+        return MessageView::unreadable(
+            "no message: the entry has no `m` field, or was deleted meanwhile".to_owned(),
+            b"",
+        );
     };
     let message: JobMessage = match serde_json::from_slice(bytes) {
         Ok(m) => m,

@@ -1,9 +1,10 @@
 //! What every handler shares: the options, the schemas, the secrets, the
 //! sampler, and the connections to Redis.
 //!
-//! Connections are made on first use and remade after a failure, never at
-//! start: a dashboard started while Redis is down must come up, show the
-//! error, and recover on its own when Redis does.
+//! Connections are made on first use, never at start, and tried again on
+//! the next page for as long as they fail (once made, they reconnect by
+//! themselves): a dashboard started while Redis is down must come up, show
+//! the error, and recover on its own when Redis does.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

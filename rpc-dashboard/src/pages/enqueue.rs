@@ -14,8 +14,8 @@ use rpc_runtime::backend::{DeadLetter, DEAD_LETTER_CAP};
 use crate::entry_id::is_entry_id;
 use crate::error::{render, PageError};
 use crate::message_view;
-use crate::pages::job::encode;
 use crate::pages::Layout;
+use crate::paths;
 use crate::schema_catalog::JobSchemas;
 use crate::schema_forms::{Form, InputKind, RAW_PARAMS};
 use crate::state::AppState;
@@ -43,12 +43,12 @@ impl FormPage {
             intro: format!("Returns {}.", job.returns),
             action: format!(
                 "/services/{}/jobs/{}/new",
-                encode(&job.service),
-                encode(&job.job)
+                paths::segment(&job.service),
+                paths::segment(&job.job)
             ),
             form,
             submit_label: "Enqueue",
-            back: format!("/services/{}", encode(&job.service)),
+            back: paths::service(&job.service),
             raw_name: RAW_PARAMS,
         }
     }
@@ -66,10 +66,14 @@ impl FormPage {
             layout: Layout::new(state, format!("Edit dead letter {token}"), ""),
             heading: format!("Edit and replay {job}"),
             intro: format!("Dead because: {reason}"),
-            action: format!("/services/{}/dead/{}/edit", encode(service), encode(token)),
+            action: format!(
+                "{}/dead/{}/edit",
+                paths::service(service),
+                paths::segment(token)
+            ),
             form,
             submit_label: "Replay with these parameters",
-            back: format!("/services/{}#dead", encode(service)),
+            back: format!("{}#dead", paths::service(service)),
             raw_name: RAW_PARAMS,
         }
     }

@@ -20,6 +20,7 @@ use crate::entry_id;
 use crate::error::{render, PageError};
 use crate::message_view::{self, MessageView, ReplyView};
 use crate::pages::Layout;
+use crate::paths;
 use crate::state::AppState;
 use crate::time_text;
 
@@ -68,16 +69,9 @@ pub async fn lookup(Query(query): Query<LookupQuery>) -> Response {
         .map(str::trim)
         .filter(|id| !id.is_empty())
     {
-        Some(id) => Redirect::to(&format!("/jobs/{}", encode(id))).into_response(),
+        Some(id) => Redirect::to(&paths::call(id)).into_response(),
         None => Redirect::to("/").into_response(),
     }
-}
-
-/// A path segment, percent-encoded.
-pub fn encode(segment: &str) -> String {
-    form_urlencoded::byte_serialize(segment.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 pub async fn job(

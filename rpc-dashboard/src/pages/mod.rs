@@ -33,7 +33,8 @@ impl Layout {
         Layout {
             title: title.to_owned(),
             csrf: String::new(),
-            read_only: true,
+            // No forms to hide; the badge would only mislead.
+            read_only: false,
             banner: None,
             refresh_secs: None,
             notice: None,
