@@ -317,7 +317,9 @@ impl Client {
         self.send_inner(job, request, options, true).await
     }
 
-    /// Sends a one-way job and returns once it is enqueued.
+    /// Sends a one-way job and returns once it is enqueued. Nothing is kept
+    /// unless `options.result_ttl` asks for it (then the result can be
+    /// fetched by id, though nobody waits on an inbox).
     pub async fn send_one_way<Req>(
         &self,
         job: &JobRef,
@@ -328,7 +330,8 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let id = JobId::new_random();
-        let (payload, timeout) = self.encode(job, &id, request, options, None, Duration::ZERO)?;
+        let keep = options.result_ttl.unwrap_or(Duration::ZERO);
+        let (payload, timeout) = self.encode(job, &id, request, options, None, keep)?;
         // Even enqueueing is bounded by the call's timeout: with the broker
         // down, reconnect attempts must not hold the caller past it.
         let deadline = tokio::time::Instant::now() + timeout;
