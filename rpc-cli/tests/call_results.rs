@@ -42,8 +42,10 @@ impl Service for Math {
         Box::pin(async move {
             let p: Value = serde_json::from_str(params.get()).unwrap_or_default();
             match (p["a"].as_f64(), p["b"].as_f64()) {
-                (Some(_), Some(b)) if b == 0.0 => Outcome::App("\"DivideByZero\"".to_owned()),
-                (Some(a), Some(b)) => Outcome::Ok((a / b).to_string()),
+                (Some(a), Some(b)) => match a / b {
+                    q if q.is_finite() => Outcome::Ok(q.to_string()),
+                    _ => Outcome::App("\"DivideByZero\"".to_owned()),
+                },
                 _ => Outcome::bad_request("a and b are numbers"),
             }
         })
