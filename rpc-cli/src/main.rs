@@ -6,10 +6,18 @@
 //! rpc fetch <id>                                  # a kept result, by id
 //! rpc dead-letters Calculator                     # what was dead-lettered, and why
 //! rpc replay Calculator --all                     # put dead letters back on the queue
+//! rpc ping                                        # does the broker answer? latency, version
+//! rpc stats [SERVICE...] [--json]                 # queued, leased, dead, workers per service
+//! rpc top                                         # the same, refreshed every second (q quits)
 //! ```
 //!
 //! Exit codes: 0 success, 1 the call failed (the error is printed on
 //! stderr, as JSON with `--json-errors`), 2 bad usage.
+
+mod operate;
+mod ping;
+mod stats;
+mod top;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -68,6 +76,8 @@ enum Command {
         #[arg(long, conflicts_with = "tokens")]
         all: bool,
     },
+    #[command(flatten)]
+    Operate(operate::Operate),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -87,6 +97,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
+    // The operator's commands only read, and need no client.
+    let command = match command {
+        Command::Operate(operate) => return operate.run(url, prefix).await,
+        other => other,
+    };
     let client = Client::builder(url).prefix(prefix).connect().await?;
     match command {
         Command::Call {
@@ -190,6 +205,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 eprintln!("no matching dead letters");
             }
         }
+        Command::Operate(_) => unreachable!("run above, without a client"),
     }
     Ok(())
 }

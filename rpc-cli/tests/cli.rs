@@ -1,6 +1,5 @@
 //! The real `rpc` binary against a private redis-server and a worker.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,18 +8,9 @@ use rpc_runtime::{DynamicService, HandlerError, Worker};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
-fn rpc(url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rpc"))
-        .args(["--url", url])
-        .args(args)
-        .output()
-        .expect("run rpc");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
+
+use support::rpc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_fetch_and_dead_letters_from_the_shell() {

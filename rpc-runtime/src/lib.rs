@@ -41,6 +41,7 @@ mod bytes;
 mod call;
 mod client;
 mod error;
+pub mod inspect;
 mod service;
 pub mod wire;
 mod worker;
@@ -49,6 +50,7 @@ pub use bytes::Bytes;
 pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
 pub use client::{Client, ClientBuilder, Pending, Response};
 pub use error::{CallError, Error, ErrorKind, HandlerError, JobError, Never};
+pub use inspect::Inspector;
 pub use service::{BoxFuture, DynamicService, Outcome, Request, Service};
 pub use worker::{shutdown_signal, StatsSnapshot, Worker, WorkerBuilder, WorkerSettings};
 

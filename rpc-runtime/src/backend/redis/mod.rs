@@ -61,7 +61,7 @@ use redis::{RedisError, Value};
 use self::commands::{create_group, Commands};
 use self::completion::complete_on;
 use self::reader::RedisReader;
-use self::url::{parse_target, redact};
+pub(crate) use self::url::{parse_target, redact};
 use super::{Backend, CompleteError, Completion, DeadLetter, Delivery, Reader};
 use crate::error::Error;
 

@@ -5,14 +5,14 @@ use crate::error::Error;
 
 /// A parsed broker URL: where to connect, whether it is a Cluster, and the
 /// TLS material it names.
-pub(super) struct Target {
+pub(crate) struct Target {
     /// `redis://` / `rediss://` URLs, one per node (one for a single Redis).
-    pub(super) nodes: Vec<String>,
-    pub(super) cluster: bool,
-    pub(super) tls: Option<redis::TlsCertificates>,
+    pub(crate) nodes: Vec<String>,
+    pub(crate) cluster: bool,
+    pub(crate) tls: Option<redis::TlsCertificates>,
 }
 
-pub(super) fn parse_target(url: &str) -> Result<Target, Error> {
+pub(crate) fn parse_target(url: &str) -> Result<Target, Error> {
     let invalid = |reason: String| Error::InvalidUrl {
         url: redact(url),
         reason,
@@ -114,7 +114,7 @@ pub(super) fn parse_target(url: &str) -> Result<Target, Error> {
 }
 
 /// The URL without its password, for messages and logs.
-pub(super) fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     // Cluster URLs list several hosts, which `url` cannot parse; redact the
     // user info by hand.
     if let Some((scheme, rest)) = url.split_once("://") {

@@ -1,0 +1,28 @@
+//! The operator's subcommands: `ping`, `stats` and `top`. They only read
+//! (through [`rpc_runtime::Inspector`]) and need no client, so they are
+//! dispatched here, before `main` connects one for the other subcommands.
+
+use clap::Subcommand;
+use rpc_runtime::Error;
+
+use crate::{ping, stats, top};
+
+#[derive(Subcommand, Debug)]
+pub enum Operate {
+    /// Check that the broker answers: PING, round trip, server version.
+    Ping,
+    /// Queued, leased and dead-lettered jobs and the workers, per service.
+    Stats(stats::StatsArgs),
+    /// The stats refreshed every second, with jobs/s in and out (`q` quits).
+    Top(top::TopArgs),
+}
+
+impl Operate {
+    pub async fn run(self, url: &str, prefix: &str) -> Result<(), Error> {
+        match self {
+            Operate::Ping => ping::run(url, prefix).await,
+            Operate::Stats(args) => stats::run(url, prefix, args).await,
+            Operate::Top(args) => top::run(url, prefix, args).await,
+        }
+    }
+}

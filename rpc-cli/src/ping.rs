@@ -1,0 +1,17 @@
+//! `rpc ping`: does this broker URL work from here? Connects (TLS, password
+//! and all), sends `PING`, prints the round trip and the server's version.
+//! An unreachable server or refused credentials exit non-zero with the
+//! reason, so it fits in a shell script or a container health check.
+
+use rpc_runtime::{Error, Inspector};
+
+pub async fn run(url: &str, prefix: &str) -> Result<(), Error> {
+    let inspector = Inspector::connect(url, prefix).await?;
+    let ping = inspector.ping().await?;
+    let version = ping.server_version.as_deref().unwrap_or("version unknown");
+    println!(
+        "PONG in {:.2} ms (Redis {version})",
+        ping.latency.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}

@@ -1,0 +1,527 @@
+//! A read-only view of the queues in Redis, for operators: `rpc stats`,
+//! `rpc top`, the dashboard.
+//!
+//! It reads the keys `docs/PROTOCOL.md` describes (`P:{Service}:jobs` and its
+//! consumer group `workers`, `P:{Service}:dead`, `P:inbox:{client}`,
+//! `P:result:{call}`) and writes nothing, so it
+//! is safe to point at a production Redis, and an ACL user allowed only
+//! read commands is enough for it (the operator rules in
+//! `docs/PROTOCOL.md`, "ACL"). It sits beside the backend rather than behind
+//! the [`Backend`](crate::backend::Backend) trait: workers and clients need
+//! none of this, and the memory backend has no separate process to inspect.
+//!
+//! What the figures mean, in the protocol's terms:
+//!
+//! * **queued**: entries not yet delivered to the group (XINFO GROUPS `lag`;
+//!   where Redis cannot say, the stream length minus the leased entries,
+//!   which is exact because workers delete every entry they ack);
+//! * **leased**: delivered and not yet acked (the group's pending entries);
+//! * **dead letters**: entries of the dead-letter stream;
+//! * **entries added**: every entry ever added to the jobs stream (Redis 7+),
+//!   the basis of "jobs in per second" (see [`Rates`]).
+//!
+//! Ages are measured against Redis's own clock (`TIME`), so a skewed clock on
+//! the operator's machine does not distort them.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), rpc_runtime::Error> {
+//! let inspector = rpc_runtime::Inspector::connect("redis://127.0.0.1:6379/", "rpc").await?;
+//! for service in inspector.services().await? {
+//!     if let Some(stats) = inspector.service_stats(&service).await? {
+//!         println!("{service}: {} queued, {} leased", stats.queued, stats.leased);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::streams::{StreamId, StreamRangeReply};
+use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply, StreamPendingReply};
+use redis::{FromRedisValue, Value};
+
+use crate::backend::redis::{parse_target, redact, GROUP};
+use crate::error::Error;
+
+mod figures;
+
+pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
+
+/// How long one command may take before the inspector reports Redis as
+/// unreachable.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys looked at per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+/// The stream field holding the message (`docs/PROTOCOL.md`).
+const FIELD: &str = "m";
+
+/// A read-only connection to the queues of one key prefix. Cloning is
+/// cheap and shares the connection.
+#[derive(Clone)]
+pub struct Inspector {
+    connection: Connection,
+    prefix: String,
+    url_for_errors: String,
+}
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Inspector {
+    /// Connects to `url` (`redis://`, `rediss://`, `redis+unix://`, or
+    /// `redis+cluster://host:port,...` for a Cluster) to inspect the queues
+    /// under `prefix`. Fails with [`Error::InvalidUrl`] or, when Redis does
+    /// not answer or refuses the credentials, [`Error::Broker`].
+    pub async fn connect(url: &str, prefix: &str) -> Result<Inspector, Error> {
+        if url.trim().starts_with("memory://") {
+            return Err(Error::InvalidUrl {
+                url: url.to_owned(),
+                reason: "a memory:// broker lives inside one process; only Redis can be inspected"
+                    .to_owned(),
+            });
+        }
+        let target = parse_target(url.trim())?;
+        if target.nodes.iter().any(|n| n.starts_with("rediss://")) {
+            // rustls needs a process-wide crypto provider; one already
+            // installed is just as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let invalid = |e: redis::RedisError| Error::InvalidUrl {
+            url: redact(url),
+            reason: e.to_string(),
+        };
+        let unreachable =
+            |e: redis::RedisError| Error::Broker(format!("cannot connect to {}: {e}", redact(url)));
+        let connection = if target.cluster {
+            let mut builder = ClusterClient::builder(target.nodes.clone())
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(COMMAND_TIMEOUT)
+                .retries(1);
+            if let Some(certs) = target.tls {
+                builder = builder.certs(certs);
+            }
+            let client = builder.build().map_err(invalid)?;
+            Connection::Cluster(client.get_async_connection().await.map_err(unreachable)?)
+        } else {
+            let node = target.nodes[0].as_str();
+            let client = match target.tls {
+                Some(certs) => redis::Client::build_with_tls(node, certs),
+                None => redis::Client::open(node),
+            }
+            .map_err(invalid)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(COMMAND_TIMEOUT))
+                .set_number_of_retries(1);
+            let manager = ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(unreachable)?;
+            Connection::Single(manager)
+        };
+        Ok(Inspector {
+            connection,
+            prefix: prefix.to_owned(),
+            url_for_errors: redact(url),
+        })
+    }
+
+    /// The URL this inspector reads, without its password.
+    pub fn url(&self) -> &str {
+        &self.url_for_errors
+    }
+
+    /// Sends `PING` and asks for the server's version.
+    pub async fn ping(&self) -> Result<Ping, Error> {
+        let started = Instant::now();
+        let _: Value = self.query(&redis::cmd("PING")).await?;
+        let latency = started.elapsed();
+        let info: Value = self.query(redis::cmd("INFO").arg("server")).await?;
+        let info = match info {
+            // A Cluster answers keyless commands from one node; a reply per
+            // node (a map) is possible with other routings.
+            Value::Map(mut nodes) if !nodes.is_empty() => nodes.swap_remove(0).1,
+            other => other,
+        };
+        let text = String::from_redis_value(info).unwrap_or_default();
+        let server_version = text
+            .lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .map(|v| v.trim().to_owned());
+        Ok(Ping {
+            latency,
+            server_version,
+        })
+    }
+
+    /// The services that have a jobs stream under this prefix, sorted:
+    /// `SCAN MATCH P:{*}:jobs` (on every master of a Cluster).
+    pub async fn services(&self) -> Result<Vec<String>, Error> {
+        let pattern = format!("{}:{{*}}:jobs", glob_escape(&self.prefix));
+        let keys = self
+            .scan_masters(&pattern, "stream")
+            .await
+            .map_err(|e| self.broker(e))?;
+        let head = format!("{}:{{", self.prefix);
+        let mut services: Vec<String> = keys
+            .iter()
+            .filter_map(|key| key.strip_prefix(&head)?.strip_suffix("}:jobs"))
+            .map(str::to_owned)
+            .collect();
+        services.sort();
+        services.dedup();
+        Ok(services)
+    }
+
+    /// The figures of one service's queue; `Ok(None)` if the service has no
+    /// jobs stream (unknown, or never sent a job).
+    pub async fn service_stats(&self, service: &str) -> Result<Option<ServiceStats>, Error> {
+        let jobs = self.jobs_key(service);
+        if !self.exists(&jobs).await? {
+            return Ok(None);
+        }
+        let stream: HashMap<String, Value> = self
+            .query(redis::cmd("XINFO").arg("STREAM").arg(&jobs))
+            .await?;
+        let number = |name: &str| {
+            stream
+                .get(name)
+                .and_then(|v| u64::from_redis_value(v.clone()).ok())
+        };
+        let stream_length = number("length").unwrap_or(0);
+        let entries_added = number("entries-added");
+        let group = self.group(&jobs).await?;
+        let pending: StreamPendingReply = match &group {
+            Some(_) => {
+                self.query(redis::cmd("XPENDING").arg(&jobs).arg(GROUP))
+                    .await?
+            }
+            None => StreamPendingReply::Empty,
+        };
+        let leased = pending.count() as u64;
+        let queued = match group.as_ref().and_then(|g| g.lag) {
+            Some(lag) => lag as u64,
+            // Redis 6, or entries deleted before being delivered: every
+            // entry in the stream is queued or leased, as workers delete
+            // what they ack.
+            None => stream_length.saturating_sub(leased),
+        };
+        let consumers = match group {
+            Some(_) => self.consumers(&jobs).await?,
+            None => Vec::new(),
+        };
+        let oldest_leased_age = match &pending {
+            StreamPendingReply::Data(data) => {
+                let now = self.server_time_ms().await?;
+                entry_time_ms(&data.start_id)
+                    .map(|added| Duration::from_millis(now.saturating_sub(added)))
+            }
+            _ => None,
+        };
+        let dead_letters: u64 = self
+            .query(redis::cmd("XLEN").arg(self.dead_key(service)))
+            .await?;
+        Ok(Some(ServiceStats {
+            service: service.to_owned(),
+            queued,
+            leased,
+            dead_letters,
+            stream_length,
+            entries_added,
+            consumers,
+            oldest_leased_age,
+        }))
+    }
+
+    /// Up to `max` leased jobs, oldest lease first, with their messages
+    /// (`XPENDING` extended form, then `XRANGE` of those ids); `Ok(None)` for
+    /// an unknown service.
+    pub async fn leased(&self, service: &str, max: usize) -> Result<Option<Vec<LeasedJob>>, Error> {
+        let jobs = self.jobs_key(service);
+        if !self.exists(&jobs).await? {
+            return Ok(None);
+        }
+        if max == 0 || self.group(&jobs).await?.is_none() {
+            return Ok(Some(Vec::new()));
+        }
+        let pending: StreamPendingCountReply = self
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&jobs)
+                    .arg(GROUP)
+                    .arg("-")
+                    .arg("+")
+                    .arg(max.min(1_000_000)),
+            )
+            .await?;
+        if pending.ids.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        // One XRANGE per id, in one pipeline (one slot: the queue's).
+        let mut pipe = redis::pipe();
+        for row in &pending.ids {
+            pipe.cmd("XRANGE").arg(&jobs).arg(&row.id).arg(&row.id);
+        }
+        let entries: Vec<StreamRangeReply> = self.pipeline(&pipe).await?;
+        let jobs = pending
+            .ids
+            .into_iter()
+            .zip(entries)
+            .map(|(row, entry)| LeasedJob {
+                payload: entry.ids.first().map(message_of),
+                token: row.id,
+                consumer: row.consumer,
+                idle: Duration::from_millis(row.last_delivered_ms as u64),
+                deliveries: row.times_delivered as u64,
+            })
+            .collect();
+        Ok(Some(jobs))
+    }
+
+    /// Up to `max` queued jobs, oldest first: the entries after the group's
+    /// last delivered id (all entries if no worker created the group yet);
+    /// `Ok(None)` for an unknown service.
+    pub async fn queued(&self, service: &str, max: usize) -> Result<Option<Vec<QueuedJob>>, Error> {
+        let jobs = self.jobs_key(service);
+        if !self.exists(&jobs).await? {
+            return Ok(None);
+        }
+        if max == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let start = match self.group(&jobs).await? {
+            Some(group) => format!("({}", group.last_delivered_id),
+            None => "-".to_owned(),
+        };
+        let range: StreamRangeReply = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&jobs)
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max.min(1_000_000)),
+            )
+            .await?;
+        let queued = range
+            .ids
+            .iter()
+            .map(|entry| QueuedJob {
+                token: entry.id.clone(),
+                payload: message_of(entry),
+            })
+            .collect();
+        Ok(Some(queued))
+    }
+
+    /// Every stream key matching `pattern`, on every master of a Cluster.
+    async fn scan_masters(&self, pattern: &str, kind: &str) -> redis::RedisResult<Vec<String>> {
+        let Connection::Cluster(con) = &self.connection else {
+            return scan(&self.connection, None, pattern, kind).await;
+        };
+        let mut keys = Vec::new();
+        for (host, port) in masters(&mut con.clone()).await? {
+            let route = SingleNodeRoutingInfo::ByAddress { host, port };
+            keys.extend(scan(&self.connection, Some(route), pattern, kind).await?);
+        }
+        Ok(keys)
+    }
+
+    /// The clients' inboxes under this prefix (`P:inbox:{client}`), with
+    /// the replies waiting in each and when it expires, sorted by client: a
+    /// long list nobody drains is a client that died or stopped reading.
+    pub async fn inboxes(&self) -> Result<Vec<InboxStats>, Error> {
+        let pattern = format!("{}:inbox:{{*}}", glob_escape(&self.prefix));
+        let keys = self
+            .scan_masters(&pattern, "list")
+            .await
+            .map_err(|e| self.broker(e))?;
+        let head = format!("{}:inbox:{{", self.prefix);
+        let mut inboxes = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let Some(client) = key.strip_prefix(&head).and_then(|k| k.strip_suffix('}')) else {
+                continue;
+            };
+            let mut pipe = redis::pipe();
+            pipe.cmd("LLEN").arg(key).cmd("PTTL").arg(key);
+            let (replies, ttl_ms): (u64, i64) = self.pipeline(&pipe).await?;
+            // -2: expired since the scan; -1: no expiry (not one of ours).
+            if ttl_ms == -2 {
+                continue;
+            }
+            inboxes.push(InboxStats {
+                client: client.to_owned(),
+                replies,
+                expires_in: u64::try_from(ttl_ms).ok().map(Duration::from_millis),
+            });
+        }
+        inboxes.sort_by(|a, b| a.client.cmp(&b.client));
+        Ok(inboxes)
+    }
+
+    /// A kept result by call id (`GET P:result:{call}`) while it lasts: the
+    /// reply envelope as a worker stored it.
+    pub async fn kept_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
+        let key = format!("{}:result:{{{call_id}}}", self.prefix);
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    fn jobs_key(&self, service: &str) -> String {
+        format!("{}:{{{service}}}:jobs", self.prefix)
+    }
+
+    fn dead_key(&self, service: &str) -> String {
+        format!("{}:{{{service}}}:dead", self.prefix)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, Error> {
+        let n: u64 = self.query(redis::cmd("EXISTS").arg(key)).await?;
+        Ok(n > 0)
+    }
+
+    /// The `workers` group of a jobs stream, if a worker created it.
+    async fn group(&self, jobs: &str) -> Result<Option<redis::streams::StreamInfoGroup>, Error> {
+        let groups: StreamInfoGroupsReply = self
+            .query(redis::cmd("XINFO").arg("GROUPS").arg(jobs))
+            .await?;
+        Ok(groups.groups.into_iter().find(|g| g.name == GROUP))
+    }
+
+    async fn consumers(&self, jobs: &str) -> Result<Vec<ConsumerStats>, Error> {
+        let rows: Vec<HashMap<String, Value>> = self
+            .query(redis::cmd("XINFO").arg("CONSUMERS").arg(jobs).arg(GROUP))
+            .await?;
+        let mut consumers: Vec<ConsumerStats> = rows
+            .into_iter()
+            .filter_map(|row| {
+                let number = |name: &str| {
+                    row.get(name)
+                        .and_then(|v| u64::from_redis_value(v.clone()).ok())
+                };
+                Some(ConsumerStats {
+                    name: String::from_redis_value(row.get("name")?.clone()).ok()?,
+                    pending: number("pending").unwrap_or(0),
+                    idle: Duration::from_millis(number("idle").unwrap_or(0)),
+                    inactive: number("inactive").map(Duration::from_millis),
+                })
+            })
+            .collect();
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(consumers)
+    }
+
+    /// Redis's clock in milliseconds (on a Cluster, any node's: their
+    /// clocks are kept in step like any servers').
+    async fn server_time_ms(&self) -> Result<u64, Error> {
+        let (secs, micros): (u64, u64) = self.query(&redis::cmd("TIME")).await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
+        let result = match &self.connection {
+            Connection::Single(con) => cmd.query_async(&mut con.clone()).await,
+            Connection::Cluster(con) => cmd.query_async(&mut con.clone()).await,
+        };
+        result.map_err(|e| self.broker(e))
+    }
+
+    async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, Error> {
+        let result = match &self.connection {
+            Connection::Single(con) => pipe.query_async(&mut con.clone()).await,
+            Connection::Cluster(con) => pipe.query_async(&mut con.clone()).await,
+        };
+        result.map_err(|e| self.broker(e))
+    }
+
+    fn broker(&self, e: redis::RedisError) -> Error {
+        Error::Broker(format!("{}: {e}", self.url_for_errors))
+    }
+}
+
+/// The node addresses of a Cluster's masters, from a `PING` sent to each.
+async fn masters(con: &mut ClusterConnection) -> redis::RedisResult<Vec<(String, u16)>> {
+    let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    let Value::Map(replies) = con.route_command(redis::cmd("PING"), all).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(replies
+        .into_iter()
+        .filter_map(|(addr, _)| {
+            let addr = String::from_redis_value(addr).ok()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect())
+}
+
+/// `SCAN`s one node to the end: every key of type `kind` matching
+/// `pattern`. `route` picks a Cluster node; `None` is the only node of a
+/// single Redis.
+async fn scan(
+    con: &Connection,
+    route: Option<SingleNodeRoutingInfo>,
+    pattern: &str,
+    kind: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg(kind);
+        let reply = match (con, &route) {
+            (Connection::Cluster(c), Some(route)) => {
+                let route = RoutingInfo::SingleNode(route.clone());
+                c.clone().route_command(cmd, route).await?
+            }
+            (Connection::Cluster(c), None) => cmd.query_async(&mut c.clone()).await?,
+            (Connection::Single(c), _) => cmd.query_async(&mut c.clone()).await?,
+        };
+        let (next, batch): (u64, Vec<String>) = FromRedisValue::from_redis_value(reply)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The milliseconds part of a stream entry id (`<ms>-<seq>`): when it was added.
+fn entry_time_ms(id: &str) -> Option<u64> {
+    id.split_once('-').map_or(id, |(ms, _)| ms).parse().ok()
+}
+
+/// The message of a stream entry: its `m` field (empty without one).
+fn message_of(entry: &StreamId) -> Vec<u8> {
+    match entry.map.get(FIELD) {
+        Some(Value::BulkString(bytes)) => bytes.clone(),
+        _ => Vec::new(),
+    }
+}

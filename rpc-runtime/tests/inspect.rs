@@ -1,0 +1,357 @@
+//! The operator's read-only view (`rpc_runtime::inspect`) against private
+//! Redis servers whose queue contents the tests write by hand, with the
+//! commands of docs/PROTOCOL.md.
+
+use std::time::Duration;
+
+use rpc_runtime::inspect::{Inspector, Rates};
+use rpc_runtime::Error;
+use rpc_testkit::{RedisCluster, RedisServer};
+
+/// Redis's clock, in milliseconds.
+fn server_ms(redis: &RedisServer) -> u64 {
+    let time = redis.cli(["TIME"]);
+    let mut parts = time.split_whitespace().map(|p| p.parse::<u64>().unwrap());
+    let (secs, micros) = (parts.next().unwrap(), parts.next().unwrap());
+    secs * 1000 + micros / 1000
+}
+
+/// Writes the known contents: service `Math` with 5 jobs (the first added a
+/// minute ago), 3 of them leased to two workers, one delivered twice, and 2
+/// dead letters; service `Idle` with one job and no worker yet; an inbox
+/// with two replies and a kept result; keys that look alike but are not
+/// queues of this prefix.
+fn fill(redis: &RedisServer) {
+    let jobs = "rpc:{Math}:jobs";
+    redis.cli(["XGROUP", "CREATE", jobs, "workers", "0", "MKSTREAM"]);
+    let minute_ago = format!("{}-0", server_ms(redis) - 60_000);
+    redis.cli(["XADD", jobs, &minute_ago, "m", r#"{"n":1}"#]);
+    for n in 2..=5 {
+        redis.cli(["XADD", jobs, "*", "m", &format!(r#"{{"n":{n}}}"#)]);
+    }
+    redis.cli([
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w1",
+        "COUNT",
+        "2",
+        "STREAMS",
+        jobs,
+        ">",
+    ]);
+    redis.cli([
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w2",
+        "COUNT",
+        "1",
+        "STREAMS",
+        jobs,
+        ">",
+    ]);
+    // A second delivery of the first job, to w2 (a reclaim).
+    redis.cli(["XCLAIM", jobs, "workers", "w2", "0", &minute_ago]);
+    for n in 1..=2 {
+        let message = format!(r#"{{"dead":{n}}}"#);
+        redis.cli([
+            "XADD",
+            "rpc:{Math}:dead",
+            "*",
+            "reason",
+            "boom",
+            "m",
+            &message,
+        ]);
+    }
+    redis.cli(["XADD", "rpc:{Idle}:jobs", "*", "m", "not json"]);
+    redis.cli(["RPUSH", "rpc:inbox:{c1}", "r1", "r2"]);
+    redis.cli(["PEXPIRE", "rpc:inbox:{c1}", "60000"]);
+    redis.cli([
+        "SET",
+        "rpc:result:{call1}",
+        r#"{"v":1,"id":"call1","ok":3}"#,
+        "PX",
+        "60000",
+    ]);
+    redis.cli(["XADD", "other:{Hidden}:jobs", "*", "m", "{}"]);
+    redis.cli(["SET", "rpc:{NotAStream}:jobs", "x"]);
+}
+
+fn message(n: u32) -> Vec<u8> {
+    format!(r#"{{"n":{n}}}"#).into_bytes()
+}
+
+#[tokio::test]
+async fn stats_show_what_is_queued_leased_and_dead() {
+    // An operator asks "what is waiting, what is running, what failed" of a
+    // Redis whose queues are known exactly.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+
+    assert_eq!(inspector.services().await.unwrap(), ["Idle", "Math"]);
+
+    let math = inspector
+        .service_stats("Math")
+        .await
+        .unwrap()
+        .expect("Math");
+    assert_eq!((math.queued, math.leased, math.dead_letters), (2, 3, 2));
+    assert_eq!(math.stream_length, 5);
+    assert_eq!(math.entries_added, Some(5), "Redis 7 reports entries-added");
+    let consumers: Vec<(&str, u64)> = math
+        .consumers
+        .iter()
+        .map(|c| (c.name.as_str(), c.pending))
+        .collect();
+    assert_eq!(consumers, [("w1", 1), ("w2", 2)]);
+    assert!(math
+        .consumers
+        .iter()
+        .all(|c| c.idle < Duration::from_secs(30)));
+    let age = math.oldest_leased_age.expect("something is leased");
+    assert!(
+        (Duration::from_secs(59)..Duration::from_secs(90)).contains(&age),
+        "the oldest lease is on the job added a minute ago: {age:?}"
+    );
+
+    let json = serde_json::to_value(&math).unwrap();
+    assert_eq!(json["queued"], 2);
+    assert_eq!(json["consumers"][1]["name"], "w2");
+    assert!(json["oldest_leased_age_ms"].as_u64().unwrap() >= 59_000);
+
+    let idle = inspector
+        .service_stats("Idle")
+        .await
+        .unwrap()
+        .expect("Idle");
+    assert_eq!((idle.queued, idle.leased, idle.dead_letters), (1, 0, 0));
+    assert!(idle.consumers.is_empty());
+    assert_eq!(idle.oldest_leased_age, None);
+}
+
+#[tokio::test]
+async fn leased_and_queued_jobs_are_listed_with_their_messages() {
+    // `rpc stats`' detail view: which jobs are leased to whom, how often they
+    // were handed out, and which wait.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+
+    let leased = inspector.leased("Math", 10).await.unwrap().expect("Math");
+    let seen: Vec<(&str, u64, Option<Vec<u8>>)> = leased
+        .iter()
+        .map(|j| (j.consumer.as_str(), j.deliveries, j.payload.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("w2", 2, Some(message(1))),
+            ("w1", 1, Some(message(2))),
+            ("w2", 1, Some(message(3))),
+        ]
+    );
+    assert_eq!(inspector.leased("Math", 1).await.unwrap().unwrap().len(), 1);
+
+    let queued = inspector.queued("Math", 10).await.unwrap().expect("Math");
+    let payloads: Vec<Vec<u8>> = queued.iter().map(|j| j.payload.clone()).collect();
+    assert_eq!(payloads, [message(4), message(5)]);
+    assert!(queued[0].token < queued[1].token);
+
+    // No group yet: everything in the stream is queued.
+    let idle = inspector.queued("Idle", 10).await.unwrap().expect("Idle");
+    assert_eq!(idle.len(), 1);
+    assert!(inspector
+        .leased("Idle", 10)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
+    let json = serde_json::to_value(&idle[0]).unwrap();
+    assert_eq!(
+        json["message"], "not json",
+        "non-JSON messages print as text"
+    );
+}
+
+#[tokio::test]
+async fn inboxes_and_kept_results_are_readable() {
+    // Replies piling up in an inbox are a client that stopped reading; a
+    // kept result can be looked at by call id.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+    let inboxes = inspector.inboxes().await.unwrap();
+    assert_eq!(inboxes.len(), 1);
+    assert_eq!((inboxes[0].client.as_str(), inboxes[0].replies), ("c1", 2));
+    let ttl = inboxes[0].expires_in.expect("inboxes expire");
+    assert!(ttl > Duration::from_secs(50) && ttl <= Duration::from_secs(60));
+    let kept = inspector.kept_result("call1").await.unwrap().expect("kept");
+    assert_eq!(kept, br#"{"v":1,"id":"call1","ok":3}"#);
+    assert_eq!(inspector.kept_result("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_unknown_service_is_told_apart_from_an_empty_one() {
+    // A typo in a service name must not look like an idle queue.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+    assert!(inspector.service_stats("Nope").await.unwrap().is_none());
+    assert!(inspector.leased("Nope", 10).await.unwrap().is_none());
+    assert!(inspector.queued("Nope", 10).await.unwrap().is_none());
+    // Another prefix's queue is not ours.
+    assert!(inspector.service_stats("Hidden").await.unwrap().is_none());
+    let other = Inspector::connect(&redis.url(), "other").await.unwrap();
+    assert_eq!(other.services().await.unwrap(), ["Hidden"]);
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_a_clear_error() {
+    // An operator pointing the tool at the wrong port gets a message naming
+    // it, not a hang.
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    redis.kill().unwrap();
+    match Inspector::connect(&url, "rpc").await {
+        Err(Error::Broker(message)) => assert!(message.contains("cannot connect"), "{message}"),
+        Err(other) => panic!("expected a broker error, got {other}"),
+        Ok(_) => panic!("connected to a dead server"),
+    }
+    for url in ["postgres://x", "memory://demo"] {
+        assert!(matches!(
+            Inspector::connect(url, "rpc").await,
+            Err(Error::InvalidUrl { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn ping_reports_the_server_version() {
+    let redis = RedisServer::start().expect("start redis-server");
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+    let ping = inspector.ping().await.unwrap();
+    let version = ping.server_version.expect("INFO server has redis_version");
+    assert!(
+        version.starts_with(|c: char| c.is_ascii_digit()),
+        "{version}"
+    );
+    assert!(ping.latency < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn rates_come_from_entries_added_and_the_stream_length() {
+    // `rpc top`'s jobs/s: 10 added and the stream 4 shorter in 2 s is 5/s in
+    // and 7/s out.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+    let earlier = inspector.service_stats("Math").await.unwrap().unwrap();
+    let mut later = earlier.clone();
+    later.entries_added = earlier.entries_added.map(|n| n + 10);
+    later.stream_length = earlier.stream_length + 10 - 14;
+    let rates = Rates::between(&earlier, &later, Duration::from_secs(2));
+    assert_eq!(rates.in_per_sec, Some(5.0));
+    assert_eq!(rates.out_per_sec, Some(7.0));
+    later.entries_added = None;
+    assert_eq!(
+        Rates::between(&earlier, &later, Duration::from_secs(2)).in_per_sec,
+        None
+    );
+}
+
+/// The operator's read-only rules from docs/PROTOCOL.md ("ACL").
+const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get";
+
+#[tokio::test]
+async fn works_as_a_read_only_operator_user() {
+    // The operator role of DESIGN.md: it sees every figure with read
+    // commands only, and cannot write to a queue.
+    let acl = std::env::temp_dir().join(format!("rpc-inspect-acl-{}.acl", std::process::id()));
+    let users = format!("user default on >admin ~* &* +@all\nuser ops {OPERATOR_RULES}\n");
+    std::fs::write(&acl, users).unwrap();
+    let redis = RedisServer::builder()
+        .acl_file(&acl)
+        .auth("default", "admin")
+        .start()
+        .expect("acl redis");
+    fill(&redis);
+    let inspector = Inspector::connect(&redis.url_as("ops", "0ps"), "rpc")
+        .await
+        .unwrap();
+    inspector.ping().await.unwrap();
+    assert_eq!(inspector.services().await.unwrap(), ["Idle", "Math"]);
+    let math = inspector.service_stats("Math").await.unwrap().unwrap();
+    assert_eq!((math.queued, math.leased, math.dead_letters), (2, 3, 2));
+    assert_eq!(
+        inspector.leased("Math", 10).await.unwrap().unwrap().len(),
+        3
+    );
+    assert_eq!(
+        inspector.queued("Math", 10).await.unwrap().unwrap().len(),
+        2
+    );
+    let log = redis.cli(["ACL", "LOG"]);
+    assert!(
+        log.trim().is_empty(),
+        "the inspector was denied something:\n{log}"
+    );
+    let denied = redis.cli([
+        "ACL",
+        "DRYRUN",
+        "ops",
+        "XADD",
+        "rpc:{Math}:jobs",
+        "*",
+        "m",
+        "x",
+    ]);
+    assert!(denied.contains("no permissions"), "{denied}");
+    std::fs::remove_file(&acl).ok();
+}
+
+#[tokio::test]
+async fn services_are_found_on_every_master_of_a_cluster() {
+    // On a Cluster each service's stream lives on the master of its slot; a
+    // SCAN of one node would miss the others.
+    let cluster = RedisCluster::start(3).expect("start a cluster");
+    let services = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta"];
+    for s in services {
+        cluster.cli(["XADD", &format!("rpc:{{{s}}}:jobs"), "*", "m", "{}"]);
+    }
+    cluster.cli(["XADD", "rpc:{Alpha}:dead", "*", "reason", "r", "m", "{}"]);
+    cluster.cli(["XGROUP", "CREATE", "rpc:{Beta}:jobs", "workers", "0"]);
+    cluster.cli([
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w1",
+        "STREAMS",
+        "rpc:{Beta}:jobs",
+        ">",
+    ]);
+    let seeds: Vec<String> = cluster
+        .urls()
+        .iter()
+        .map(|u| {
+            u.trim_start_matches("redis://")
+                .trim_end_matches('/')
+                .to_owned()
+        })
+        .collect();
+    let url = format!("redis+cluster://{}/", seeds.join(","));
+    let inspector = Inspector::connect(&url, "rpc").await.unwrap();
+    let mut expected = services.map(str::to_owned).to_vec();
+    expected.sort();
+    assert_eq!(inspector.services().await.unwrap(), expected);
+    let alpha = inspector.service_stats("Alpha").await.unwrap().unwrap();
+    assert_eq!((alpha.queued, alpha.dead_letters), (1, 1));
+    assert_eq!(inspector.queued("Zeta", 5).await.unwrap().unwrap().len(), 1);
+    let beta = inspector.service_stats("Beta").await.unwrap().unwrap();
+    assert_eq!((beta.queued, beta.leased, beta.consumers.len()), (0, 1, 1));
+    let leased = inspector.leased("Beta", 5).await.unwrap().unwrap();
+    assert_eq!(leased[0].payload.as_deref(), Some(&b"{}"[..]));
+    assert!(inspector.ping().await.unwrap().server_version.is_some());
+}
