@@ -2,7 +2,10 @@
 //! job and the read of the inbox in one round trip) or waiting for the
 //! router to hand the reply over.
 
+use tracing::Instrument;
+
 use super::*;
+use crate::telemetry::{TraceContext, TRACEPARENT};
 
 impl Client {
     pub(super) fn timeout_for(&self, job: &JobRef, options: &CallOptions) -> Duration {
@@ -20,8 +23,21 @@ impl Client {
         options: &CallOptions,
         reply_to: Option<&str>,
         result_ttl: Duration,
+        trace: Option<&TraceContext>,
     ) -> Result<(Vec<u8>, Duration), Error> {
         let timeout = self.timeout_for(job, options);
+        // The call's span is recorded: its context replaces the parent's
+        // (a copy of the metadata, only when a subscriber records spans).
+        let traced;
+        let meta = match trace {
+            None => &options.metadata,
+            Some(trace) => {
+                let mut meta = options.metadata.clone();
+                meta.insert(TRACEPARENT.to_owned(), trace.traceparent());
+                traced = meta;
+                &traced
+            }
+        };
         let name = JobName {
             service: job.service,
             job: job.job,
@@ -44,7 +60,7 @@ impl Client {
                 .or(job.max_attempts)
                 .or(self.inner.config.max_attempts),
             result_ttl_ms: result_ttl.as_millis() as u64,
-            meta: &options.metadata,
+            meta,
         };
         let mut payload = Vec::with_capacity(256);
         serde_json::to_writer(&mut payload, &message)
@@ -77,7 +93,8 @@ impl Client {
     where
         Req: Serialize + ?Sized,
     {
-        let call = self.encode_call(job, request, options, keep)?;
+        let observed = self.observe(job, options);
+        let call = self.encode_call(job, request, options, keep, &observed)?;
         let kept = !self.result_ttl(options, keep).is_zero();
         self.send_encoded(
             job,
@@ -98,11 +115,13 @@ impl Client {
         request: &Req,
         options: &CallOptions,
         keep: bool,
+        observed: &Observed,
     ) -> Result<OutgoingCall, Error>
     where
         Req: Serialize + ?Sized,
     {
         let id = JobId::new_random();
+        observed.span.record("messaging.message.id", id.as_str());
         let (payload, timeout) = self.encode(
             job,
             &id,
@@ -110,6 +129,7 @@ impl Client {
             options,
             Some(&self.inner.inbox.name()),
             self.result_ttl(options, keep),
+            observed.trace.as_ref(),
         )?;
         Ok(OutgoingCall {
             id,
@@ -188,16 +208,31 @@ impl Client {
         request: &Req,
         options: &CallOptions,
         keep: bool,
+        observed: &Observed,
     ) -> Result<(JobId, Vec<u8>), Error>
     where
         Req: Serialize + ?Sized,
     {
+        let call = self.encode_call(job, request, options, keep, observed)?;
+        self.call_encoded(job, call, options, keep)
+            .instrument(observed.span.clone())
+            .await
+    }
+
+    /// Sends an encoded call and waits for its reply (see [`Client::call_raw`]).
+    async fn call_encoded(
+        &self,
+        job: &JobRef,
+        call: OutgoingCall,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<(JobId, Vec<u8>), Error> {
         let OutgoingCall {
             id,
             payload,
             timeout,
             deadline,
-        } = self.encode_call(job, request, options, keep)?;
+        } = call;
         let kept = !self.result_ttl(options, keep).is_zero();
         let payload = match self.inner.inbox.try_lease() {
             None => payload,
