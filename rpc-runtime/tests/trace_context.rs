@@ -18,9 +18,15 @@ use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::Layer;
 
+/// A span's fields by name.
+type SpanFields = HashMap<String, String>;
+
 /// Every span's name and fields, as recorded.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<HashMap<u64, (String, HashMap<String, String>)>>>);
+struct Captured(Arc<Mutex<HashMap<u64, (String, SpanFields)>>>);
+
+/// What each hop of a chain saw: its job, time left, traceparent.
+type Hops = Arc<Mutex<Vec<(String, Option<Duration>, Option<String>)>>>;
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
 
@@ -48,7 +54,7 @@ impl<S: tracing::Subscriber> Layer<S> for Captured {
 }
 
 impl Captured {
-    fn spans(&self, name: &str) -> Vec<HashMap<String, String>> {
+    fn spans(&self, name: &str) -> Vec<SpanFields> {
         self.0
             .lock()
             .unwrap()
@@ -163,7 +169,7 @@ async fn a_chain_of_three_services_keeps_the_first_callers_deadline_and_trace() 
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     let client = Client::connect(&url).await.unwrap();
-    let seen: Arc<Mutex<Vec<(String, Option<Duration>, Option<String>)>>> = Arc::default();
+    let seen: Hops = Arc::default();
     let c_finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hop = |next: Option<&'static str>| {
         let (client, seen, c_finished) = (client.clone(), seen.clone(), c_finished.clone());

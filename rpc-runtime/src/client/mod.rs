@@ -25,6 +25,7 @@ mod lead;
 mod observe;
 mod pending;
 mod send;
+use self::send::Routing;
 mod untyped;
 
 use self::inbox::*;
@@ -360,9 +361,11 @@ impl Client {
             &id,
             request,
             options,
-            None,
-            Duration::ZERO,
-            observed.trace.as_ref(),
+            Routing {
+                reply_to: None,
+                result_ttl: Duration::ZERO,
+                trace: observed.trace.as_ref(),
+            },
         )?;
         // Even enqueueing is bounded by the call's timeout: with the broker
         // down, reconnect attempts must not hold the caller past it.

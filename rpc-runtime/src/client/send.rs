@@ -21,10 +21,13 @@ impl Client {
         id: &JobId,
         request: &Req,
         options: &CallOptions,
-        reply_to: Option<&str>,
-        result_ttl: Duration,
-        trace: Option<&TraceContext>,
+        routing: Routing<'_>,
     ) -> Result<(Vec<u8>, Duration), Error> {
+        let Routing {
+            reply_to,
+            result_ttl,
+            trace,
+        } = routing;
         let timeout = self.timeout_for(job, options);
         // The call's span is recorded: its context replaces the parent's
         // (a copy of the metadata, only when a subscriber records spans).
@@ -127,9 +130,11 @@ impl Client {
             &id,
             request,
             options,
-            Some(&self.inner.inbox.name()),
-            self.result_ttl(options, keep),
-            observed.trace.as_ref(),
+            Routing {
+                reply_to: Some(&self.inner.inbox.name()),
+                result_ttl: self.result_ttl(options, keep),
+                trace: observed.trace.as_ref(),
+            },
         )?;
         Ok(OutgoingCall {
             id,
@@ -283,6 +288,16 @@ impl Client {
         let inbox = Arc::downgrade(&self.inner.inbox);
         *router = Some(tokio::spawn(route_replies(backend, inbox)));
     }
+}
+
+/// Where a message's answer goes and whose span it continues.
+pub(super) struct Routing<'a> {
+    /// The inbox for the reply (`None`: one-way).
+    pub(super) reply_to: Option<&'a str>,
+    /// How long the worker keeps the result.
+    pub(super) result_ttl: Duration,
+    /// The call span's trace context, replacing the options' `traceparent`.
+    pub(super) trace: Option<&'a TraceContext>,
 }
 
 /// A call encoded and ready to send.

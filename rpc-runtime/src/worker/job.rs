@@ -29,7 +29,7 @@ use crate::wire::{self, JobMessage};
 pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
     let service = shared.queue_label(&delivery.queue);
     let (completion, outcome, job) = match check(shared, delivery) {
-        Err(completion) => (completion, Some(JobOutcome::dead_lettered), UNKNOWN),
+        Err(completion) => (*completion, Some(JobOutcome::dead_lettered), UNKNOWN),
         Ok(msg) => {
             let span = spans::job_span(
                 &delivery.queue,
@@ -62,7 +62,7 @@ fn attempt_of(msg: &JobMessage<'_>, delivery: &Delivery) -> u32 {
 /// The checks before anything of a message is believed: its size, its
 /// form, where it wants replies, its protocol version. A message that fails
 /// is dead-lettered (the completion saying so is the error).
-fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, Completion> {
+fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, Box<Completion>> {
     let inbox_ttl = Some(shared.settings.inbox_ttl);
     if delivery.payload.len() > shared.settings.max_message_bytes {
         let reason = format!(
@@ -73,10 +73,10 @@ fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, 
         tracing::warn!(queue = %delivery.queue, token = %delivery.token, "{reason}; dead-lettering");
         // Not parsed at all (that is the point), so the caller is not told;
         // it times out at its deadline.
-        return Err(Completion {
+        return Err(Box::new(Completion {
             dead_letter: Some(reason),
             ..Completion::default()
-        });
+        }));
     }
     let backend = &*shared.backend;
     let msg = match JobMessage::decode(&delivery.payload) {
@@ -85,7 +85,7 @@ fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, 
             tracing::warn!(queue = %delivery.queue, token = %delivery.token, error = %e, "dead-lettering an unreadable message");
             let mut c = unreadable(backend, delivery, &e.to_string());
             c.inbox_ttl = inbox_ttl;
-            return Err(c);
+            return Err(Box::new(c));
         }
     };
     if let Some(to) = msg.reply_to.as_deref().filter(|to| !backend.is_inbox(to)) {
@@ -97,10 +97,10 @@ fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, 
             backend.inbox_name("<client id>")
         );
         tracing::warn!(queue = %delivery.queue, token = %delivery.token, id = %msg.id, "{reason}; dead-lettering");
-        return Err(Completion {
+        return Err(Box::new(Completion {
             dead_letter: Some(reason),
             ..Completion::default()
-        });
+        }));
     }
     if msg.v != wire::PROTOCOL_VERSION {
         // A message of another protocol version is kept (a worker that
@@ -116,13 +116,13 @@ fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, 
                 wire::encode_error_reply(&msg.id, ErrorKind::BadRequest, &reason, None),
             )
         });
-        return Err(Completion {
+        return Err(Box::new(Completion {
             reply_to: reply.as_ref().map(|(to, _)| to.clone()),
             reply: reply.map(|(_, body)| body),
             dead_letter: Some(reason),
             inbox_ttl,
             ..Completion::default()
-        });
+        }));
     }
     Ok(msg)
 }
