@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rpc_runtime::telemetry::TraceContext;
-use rpc_runtime::{CallOptions, Client, DynamicService, Error, Worker};
+use rpc_runtime::{CallOptions, Client, DynamicService, Error, ErrorKind, Worker};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 use tracing::field::{Field, Visit};
@@ -54,15 +54,32 @@ impl<S: tracing::Subscriber> Layer<S> for Captured {
 }
 
 impl Captured {
-    fn spans(&self, name: &str) -> Vec<SpanFields> {
+    /// The spans called `name` of service `service`.
+    fn spans(&self, name: &str, service: &str) -> Vec<SpanFields> {
         self.0
             .lock()
             .unwrap()
             .values()
-            .filter(|(n, _)| n == name)
+            .filter(|(n, f)| n == name && f.get("rpc.service").map(String::as_str) == Some(service))
             .map(|(_, f)| f.clone())
             .collect()
     }
+}
+
+/// The recording subscriber, process-wide: a thread-local default would
+/// race with the other tests over the callsites' cached interest.
+fn captured() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(captured.clone()),
+            )
+            .expect("no other subscriber");
+            captured
+        })
+        .clone()
 }
 
 async fn start(url: &str, service: DynamicService) -> tokio::sync::oneshot::Sender<()> {
@@ -79,9 +96,7 @@ async fn start(url: &str, service: DynamicService) -> tokio::sync::oneshot::Send
 /// call's span, and both carry the RPC and messaging fields.
 #[tokio::test]
 async fn a_jobs_span_is_a_child_of_its_callers_span() {
-    let captured = Captured::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let captured = captured();
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     let stop = start(
@@ -95,8 +110,8 @@ async fn a_jobs_span_is_a_child_of_its_callers_span() {
     let answer = client.call_and_wait("Echo.echo", json!({})).await.unwrap();
     let _ = stop.send(());
 
-    let calls = captured.spans("rpc.call");
-    let jobs = captured.spans("rpc.job");
+    let calls = captured.spans("rpc.call", "Echo");
+    let jobs = captured.spans("rpc.job", "Echo");
     assert_eq!((calls.len(), jobs.len()), (1, 1), "{calls:?} {jobs:?}");
     let (call, job) = (&calls[0], &jobs[0]);
     assert_eq!(job["trace_id"], call["trace_id"]);
@@ -123,30 +138,28 @@ async fn a_jobs_span_is_a_child_of_its_callers_span() {
 /// ignored: the job runs, in a new trace, with no parent.
 #[tokio::test]
 async fn a_malformed_traceparent_starts_a_new_trace() {
-    let captured = Captured::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let captured = captured();
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     let stop = start(
         &url,
-        DynamicService::new("Echo").job("echo", |_| async move { Ok(json!(1)) }),
+        DynamicService::new("Bad").job("echo", |_| async move { Ok(json!(1)) }),
     )
     .await;
     let client = Client::connect(&url).await.unwrap();
     // Sent as is: straight onto the queue, as a client in another language would.
     let message = json!({
-        "v": 1, "id": "bad-trace", "job": "Echo.echo", "params": {},
+        "v": 1, "id": "bad-trace", "job": "Bad.echo", "params": {},
         "meta": {"traceparent": "00-zzzz-not-hex-01", "tracestate": "x=1"},
     });
     client
         .backend()
-        .push_job("Echo", message.to_string().as_bytes())
+        .push_job("Bad", message.to_string().as_bytes())
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while captured
-        .spans("rpc.job")
+        .spans("rpc.job", "Bad")
         .iter()
         .all(|s| !s.contains_key("rpc.outcome"))
     {
@@ -154,7 +167,7 @@ async fn a_malformed_traceparent_starts_a_new_trace() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = stop.send(());
-    let job = &captured.spans("rpc.job")[0];
+    let job = &captured.spans("rpc.job", "Bad")[0];
     assert_eq!(job["rpc.outcome"], "succeeded");
     assert_eq!(job["trace_id"].len(), 32);
     assert!(!job.contains_key("parent_span_id"), "{job:?}");
@@ -215,7 +228,14 @@ async fn a_chain_of_three_services_keeps_the_first_callers_deadline_and_trace() 
     let r = client
         .call_and_wait_with("Chain.a", json!({}), &options)
         .await;
-    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    // The caller's own timeout, or A's answer that its deadline passed or
+    // its call to B failed, whichever comes first: never a finished chain.
+    match &r {
+        Err(Error::Timeout { .. }) => {}
+        Err(e) if e.remote_kind() == Some(ErrorKind::DeadlineExceeded) => {}
+        Ok(answer) if answer.data == json!(false) => {}
+        other => panic!("the chain finished or failed otherwise: {other:?}"),
+    }
     assert!(
         t0.elapsed() < Duration::from_millis(1_500),
         "{:?}",
