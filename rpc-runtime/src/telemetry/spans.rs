@@ -65,26 +65,77 @@ pub(crate) fn job_span(queue: &str, job: &str, id: &str, attempt: u32) -> Span {
 /// which its outgoing calls carry. A disabled span gets no ids: `parent` is
 /// passed on as it is, so the trace still joins up around a process that
 /// records nothing.
+///
+/// With the `otel` feature and a tracing-opentelemetry layer installed, the
+/// ids are OpenTelemetry's: `parent` becomes the span's remote parent, and
+/// a span without one joins the trace of the current OpenTelemetry context
+/// (the application's enclosing span).
 pub(crate) fn place(span: &Span, parent: Option<TraceContext>) -> Option<TraceContext> {
     if span.is_disabled() {
         return parent;
     }
+    #[cfg(feature = "otel")]
+    if let Some(own) = otel::place(span, parent) {
+        record_ids(span, own, parent);
+        return Some(own);
+    }
     let own = parent.map_or_else(TraceContext::new_root, |p| p.child());
-    span.record(
-        "trace_id",
-        tracing::field::display(format_args!("{:032x}", own.trace_id)),
-    );
-    span.record(
-        "span_id",
-        tracing::field::display(format_args!("{:016x}", own.span_id)),
-    );
+    record_ids(span, own, parent);
+    Some(own)
+}
+
+fn record_ids(span: &Span, own: TraceContext, parent: Option<TraceContext>) {
+    use tracing::field::display;
+    span.record("trace_id", display(format_args!("{:032x}", own.trace_id)));
+    span.record("span_id", display(format_args!("{:016x}", own.span_id)));
     if let Some(parent) = parent {
         span.record(
             "parent_span_id",
-            tracing::field::display(format_args!("{:016x}", parent.span_id)),
+            display(format_args!("{:016x}", parent.span_id)),
         );
     }
-    Some(own)
+}
+
+/// The spans' OpenTelemetry side (feature `otel`).
+#[cfg(feature = "otel")]
+mod otel {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::*;
+
+    /// Sets `parent` as the OpenTelemetry parent of `span` and returns the
+    /// span's OpenTelemetry ids; `None` when no OpenTelemetry layer
+    /// records the span.
+    pub(super) fn place(span: &Span, parent: Option<TraceContext>) -> Option<TraceContext> {
+        if let Some(p) = parent {
+            let flags = if p.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            let remote = SpanContext::new(
+                TraceId::from_bytes(p.trace_id.to_be_bytes()),
+                SpanId::from_bytes(p.span_id.to_be_bytes()),
+                flags,
+                true,
+                TraceState::default(),
+            );
+            let cx = opentelemetry::Context::new().with_remote_span_context(remote);
+            if span.set_parent(cx).is_err() {
+                return None;
+            }
+        }
+        let cx = span.context();
+        let own = cx.span().span_context().clone();
+        own.is_valid().then(|| TraceContext {
+            trace_id: u128::from_be_bytes(own.trace_id().to_bytes()),
+            span_id: u64::from_be_bytes(own.span_id().to_bytes()),
+            sampled: own.is_sampled(),
+        })
+    }
 }
 
 /// Records how a call or job ended; anything but success marks the span

@@ -37,7 +37,10 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
                 &msg.id,
                 attempt_of(&msg, delivery),
             );
-            let ran = run_message(shared, delivery, msg, &span)
+            // Placed before the span is first entered: OpenTelemetry fixes
+            // a span's parent when it starts.
+            let trace = spans::place(&span, parent_of(&msg));
+            let ran = run_message(shared, delivery, msg, &span, trace)
                 .instrument(span.clone())
                 .await;
             if let Some(outcome) = ran.1 {
@@ -50,6 +53,17 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
         shared.count(outcome, service, job);
     }
     completion
+}
+
+/// The caller's trace context from the message's `traceparent`; a
+/// malformed one is ignored (the job's span starts a new trace).
+fn parent_of(msg: &JobMessage<'_>) -> Option<TraceContext> {
+    let header = msg.meta.get(TRACEPARENT)?;
+    let parent = TraceContext::parse(header);
+    if parent.is_none() {
+        tracing::debug!(id = %msg.id, "ignoring a malformed traceparent; starting a new trace");
+    }
+    parent
 }
 
 /// Which attempt a delivery of `msg` is: the message's own count plus the
@@ -134,6 +148,7 @@ async fn run_message(
     delivery: &Delivery,
     msg: JobMessage<'_>,
     span: &tracing::Span,
+    trace: Option<TraceContext>,
 ) -> (Completion, Option<JobOutcome>, &'static str) {
     let inbox_ttl = Some(shared.settings.inbox_ttl);
     let (service_name, job_name) = msg.job.split_once('.').unwrap_or(("", &msg.job));
@@ -231,13 +246,6 @@ async fn run_message(
             metrics.waited(service_label, label, waited);
         }
     }
-    let parent = msg.meta.get(TRACEPARENT).and_then(|header| {
-        let parent = TraceContext::parse(header);
-        if parent.is_none() {
-            tracing::debug!(id = %msg.id, "ignoring a malformed traceparent; starting a new trace");
-        }
-        parent
-    });
     let ctx = Context {
         id: JobId::from(msg.id.as_ref()),
         job: msg.job.as_ref().into(),
@@ -250,7 +258,7 @@ async fn run_message(
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         ),
-        trace: spans::place(span, parent),
+        trace,
     };
     let running = shared
         .metrics
