@@ -18,12 +18,11 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_chaos-worker"))
 }
 
-/// Starts a chaos-worker with a metrics listener on a free port and
-/// returns it with the listener's address.
-fn worker_with_metrics(url: &str, env: &[(&str, &str)]) -> (WorkerProcess, String) {
-    let mut worker =
-        WorkerProcess::start_with_env(bin(), url, &["--metrics-addr", "127.0.0.1:0"], env)
-            .expect("worker");
+/// Starts a chaos-worker with a metrics listener on a free port (and
+/// `args`, `env`) and returns it with the listener's address.
+fn worker_with_metrics(url: &str, args: &[&str], env: &[(&str, &str)]) -> (WorkerProcess, String) {
+    let args = [&["--metrics-addr", "127.0.0.1:0"], args].concat();
+    let mut worker = WorkerProcess::start_with_env(bin(), url, &args, env).expect("worker");
     let addr = worker
         .drain()
         .iter()
@@ -85,7 +84,7 @@ fn scrape(addr: &str) -> prometheus_parse::Scrape {
 async fn a_workers_metrics_count_what_its_jobs_did() {
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
-    let (_worker, addr) = worker_with_metrics(&url, &[]);
+    let (_worker, addr) = worker_with_metrics(&url, &[], &[]);
     let client = Client::connect(&url).await.unwrap();
     for n in 1..=3 {
         let r = client
@@ -111,11 +110,17 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
         Some(ErrorKind::UnknownJob),
         "{unknown}"
     );
-    // The caller gives up at 300 ms; the worker cancels the job then.
+    // The caller gives up at 300 ms; the worker cancels the job then (and
+    // its answer saying so may beat the caller's own timeout).
     let slow = client
         .call_and_wait_with("Chaos.sleep", json!({ "ms": 3_000 }), &timeout(300))
         .await;
-    assert!(matches!(slow, Err(Error::Timeout { .. })), "{slow:?}");
+    let expired = match &slow {
+        Err(Error::Timeout { .. }) => true,
+        Err(e) => e.remote_kind() == Some(ErrorKind::DeadlineExceeded),
+        Ok(_) => false,
+    };
+    assert!(expired, "{slow:?}");
     // A message that is not JSON: dead-lettered unread.
     redis.cli(["XADD", "rpc:{Chaos}:jobs", "*", "m", "not json"]);
 
@@ -181,20 +186,7 @@ async fn health_checks_pass_while_serving_and_fail_when_redis_is_gone() {
     let url = redis.url();
     // A short visibility timeout makes the staleness window short (2 s
     // janitor period: 2 * 0.2 s + 5 s).
-    let mut worker = WorkerProcess::start(
-        bin(),
-        &url,
-        &["--metrics-addr", "127.0.0.1:0", "--visibility-ms", "600"],
-    )
-    .expect("worker");
-    let addr = worker
-        .drain()
-        .iter()
-        .find_map(|e| match e {
-            Event::Other(line) => line.strip_prefix("metrics ").map(str::to_owned),
-            _ => None,
-        })
-        .expect("metrics address");
+    let (_worker, addr) = worker_with_metrics(&url, &["--visibility-ms", "600"], &[]);
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_owned()));
     // `ready` is printed just before the worker starts serving; a readiness
     // probe polls.
@@ -245,7 +237,7 @@ fn a_metrics_address_that_cannot_be_bound_fails_the_start_clearly() {
 async fn the_trace_context_crosses_into_the_worker_process() {
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
-    let (_worker, _) = worker_with_metrics(&url, &[("RUST_LOG", "error,rpc_runtime=info")]);
+    let (_worker, _) = worker_with_metrics(&url, &[], &[("RUST_LOG", "error,rpc_runtime=info")]);
     let client = Client::connect(&url).await.unwrap();
     let caller = TraceContext::new_root();
     let mut options = CallOptions::timeout(Duration::from_secs(10));
