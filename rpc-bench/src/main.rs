@@ -22,6 +22,11 @@
 //! What the floor is exactly is written in [`floor`]; how calls are driven in
 //! [`measure`]; the typed service (as codegen would emit it) in [`typed`].
 //!
+//! `--telemetry` turns spans and metrics on in the bench and its typed
+//! workers (a subscriber that records spans but exports nothing, client
+//! metrics in a registry, workers serving metrics on a free port), to
+//! measure what observability costs against the same run without it.
+//!
 //! `RPC_BENCH_THREADS=n` sets the async runtime's worker threads of the bench
 //! and its worker processes (default: one per CPU), to see how much of a
 //! figure is thread hand-offs rather than work.
@@ -85,6 +90,10 @@ struct Cli {
     /// its process ids printed: for `perf` or `strace` on one side alone.
     #[arg(long, hide = true, value_enum)]
     profile: Option<Kind>,
+    /// Spans and metrics on (no exporter): a recording `tracing`
+    /// subscriber, client metrics, and the typed workers' metrics listener.
+    #[arg(long)]
+    telemetry: bool,
 }
 
 #[derive(Subcommand)]
@@ -98,7 +107,17 @@ enum Cmd {
         kind: Kind,
         #[arg(long, default_value_t = WORKER_CONCURRENCY)]
         concurrency: usize,
+        #[arg(long)]
+        telemetry: bool,
     },
+}
+
+/// Whether `--telemetry` is on (worker processes are started with it too).
+static TELEMETRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records spans (the `tracing` registry stores each one) and exports nothing.
+fn record_spans() {
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(tracing_subscriber::registry());
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -197,7 +216,14 @@ fn main() -> ExitCode {
             ref url,
             kind,
             concurrency,
-        }) => rt.block_on(run_worker(url, kind, concurrency)),
+            telemetry,
+        }) => {
+            if telemetry {
+                record_spans();
+                TELEMETRY.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            rt.block_on(run_worker(url, kind, concurrency))
+        }
         // The bench runs as a task on the runtime's worker threads, as
         // application code does, not on the thread that blocks on it.
         None => rt.block_on(async move {
@@ -224,9 +250,13 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
         Kind::Blocking => tokio::task::block_in_place(|| floor::run_blocking_worker(url, 4))
             .map_err(|e| format!("blocking floor worker: {e}")),
         Kind::Typed => {
-            let worker = Worker::builder(url)
+            let mut builder = Worker::builder(url)
                 .mount(BenchServer::new(Adder))
-                .concurrency(concurrency)
+                .concurrency(concurrency);
+            if TELEMETRY.load(std::sync::atomic::Ordering::Relaxed) {
+                builder = builder.metrics_addr(([127, 0, 0, 1], 0).into());
+            }
+            let worker = builder
                 .build()
                 .await
                 .map_err(|e| format!("typed worker: {e}"))?;
@@ -246,6 +276,11 @@ fn spawn_worker(url: &str, kind: Kind) -> Result<ChildGuard, String> {
     let mut child = ChildGuard::spawn(
         Command::new(exe)
             .args(["worker", "--url", url, "--kind", kind.as_arg()])
+            .args(
+                TELEMETRY
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .then_some("--telemetry"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit()),
@@ -314,7 +349,23 @@ fn say(what: &str) {
     eprintln!("rpc-bench: {what}");
 }
 
+/// The bench's client builder: with metrics under `--telemetry`.
+fn client_builder(url: &str) -> rpc_runtime::ClientBuilder {
+    let builder = Client::builder(url);
+    if !TELEMETRY.load(std::sync::atomic::Ordering::Relaxed) {
+        return builder;
+    }
+    let mut registry = rpc_runtime::telemetry::prometheus_client::registry::Registry::default();
+    builder.metrics(rpc_runtime::telemetry::ClientMetrics::register(
+        &mut registry,
+    ))
+}
+
 async fn bench(cli: &Cli) -> Result<(), String> {
+    if cli.telemetry {
+        record_spans();
+        TELEMETRY.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let plan = Plan::new(cli);
     let server = RedisServer::start().map_err(|e| format!("cannot start redis-server: {e}"))?;
     let url = server.url();
@@ -336,7 +387,7 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     if let Some(kind) = cli.profile {
         return profile(&server, kind, plan.seq_calls).await;
     }
-    let client = Client::builder(url.clone())
+    let client = client_builder(&url)
         .connect()
         .await
         .map_err(|e| format!("client: {e}"))?;

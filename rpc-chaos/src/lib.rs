@@ -139,6 +139,7 @@ pub fn chaos_service() -> DynamicService {
                 "attempt": ctx.attempt(),
                 "max_attempts": ctx.max_attempts(),
                 "deadline_ms": ctx.deadline().map(unix_ms),
+                "traceparent": ctx.traceparent(),
                 "pid": std::process::id(),
             }))
         })
@@ -225,7 +226,6 @@ impl WorkerProcess {
         env: &[(&str, &str)],
     ) -> std::io::Result<WorkerProcess> {
         let mut command = Command::new(bin);
-        command.envs(env.iter().copied());
         command
             .arg("--url")
             .arg(url)
@@ -236,7 +236,9 @@ impl WorkerProcess {
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
-            );
+            )
+            // After the default, so a test can set RUST_LOG for one worker.
+            .envs(env.iter().copied());
         let mut child = ChildGuard::spawn(&mut command)?;
         let stdout = child
             .child_mut()

@@ -60,6 +60,10 @@ struct Args {
     /// schema that did not have it would (repeatable).
     #[arg(long, value_name = "JOB")]
     omit_job: Vec<String>,
+    /// Serve Prometheus metrics, /healthz and /readyz over HTTP here
+    /// (port 0: any free port; the bound address is printed as `metrics ADDR`).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 async fn call(args: &Args, job: &str) -> ExitCode {
@@ -140,7 +144,11 @@ async fn main() -> ExitCode {
         .omit_job
         .iter()
         .fold(chaos_service(), |service, job| service.without(job));
-    let worker = Worker::builder(&args.url)
+    let mut builder = Worker::builder(&args.url);
+    if let Some(addr) = args.metrics_addr {
+        builder = builder.metrics_addr(addr);
+    }
+    let worker = builder
         .prefix(&args.prefix)
         .mount(service)
         .concurrency(args.concurrency)
@@ -159,6 +167,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(addr) = worker.metrics_addr() {
+        emit(&format!("metrics {addr}"));
+    }
     // Handlers first, then "ready": a test may send SIGTERM right after it.
     let stop = shutdown_signal();
     emit(&format!("ready {}", std::process::id()));

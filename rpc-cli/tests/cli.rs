@@ -133,7 +133,19 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
     // Fire and forget, then fetch: a one-way call keeps no result.
     let u = url.clone();
     let (ok, id, _) = tokio::task::spawn_blocking(move || {
-        rpc(&u, &["call", "Math.add", r#"{"a":1,"b":2}"#, "--no-wait"])
+        // --keep 0: fire and forget, keeping nothing (the default keeps the
+        // result 5 min for `rpc fetch`; see tests/call_results.rs).
+        rpc(
+            &u,
+            &[
+                "call",
+                "Math.add",
+                r#"{"a":1,"b":2}"#,
+                "--no-wait",
+                "--keep",
+                "0",
+            ],
+        )
     })
     .await
     .unwrap();

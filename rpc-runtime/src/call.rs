@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::telemetry::{TraceContext, TRACEPARENT, TRACESTATE};
+
 /// The id of one call. On the wire it is a string (a UUID when this crate
 /// makes it); it doubles as the handle to fetch a kept result.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,6 +117,9 @@ pub struct Context {
     pub(crate) max_attempts: u32,
     pub(crate) deadline: Option<SystemTime>,
     pub(crate) metadata: Arc<BTreeMap<String, String>>,
+    /// The job's place in its trace: the worker's span, or the caller's
+    /// when this worker records no spans (`None`: no trace).
+    pub(crate) trace: Option<TraceContext>,
 }
 
 impl Context {
@@ -127,6 +132,7 @@ impl Context {
             max_attempts: 1,
             deadline: None,
             metadata: Arc::default(),
+            trace: None,
         }
     }
 
@@ -168,5 +174,42 @@ impl Context {
     /// Caller metadata.
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
+    }
+
+    /// The W3C `traceparent` of this job's span (the worker's span, or the
+    /// caller's when the worker records none); `None` outside a trace.
+    pub fn traceparent(&self) -> Option<String> {
+        self.trace.map(|t| t.traceparent())
+    }
+
+    /// Options for a call made while serving this job: the call inherits
+    /// what is left of this job's deadline as its timeout, and the trace
+    /// context (`traceparent`, `tracestate`), so the callee's span is a
+    /// child of this job's and a chain of calls never waits past its first
+    /// caller's deadline (as grpc-go propagates deadlines). Other metadata
+    /// is not passed on; add to the returned options what should be.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let ctx = rpc_runtime::Context::detached("Svc.job");
+    /// let options = ctx.call_options();
+    /// assert_eq!(options.timeout, None); // no deadline here: the job's or client's default applies
+    /// ```
+    pub fn call_options(&self) -> CallOptions {
+        let mut options = CallOptions {
+            timeout: self.remaining(),
+            ..CallOptions::default()
+        };
+        if let Some(trace) = self.trace {
+            options
+                .metadata
+                .insert(TRACEPARENT.to_owned(), trace.traceparent());
+            if let Some(state) = self.metadata.get(TRACESTATE) {
+                options
+                    .metadata
+                    .insert(TRACESTATE.to_owned(), state.clone());
+            }
+        }
+        options
     }
 }

@@ -43,6 +43,7 @@ mod client;
 mod error;
 pub mod inspect;
 mod service;
+pub mod telemetry;
 pub mod wire;
 mod worker;
 

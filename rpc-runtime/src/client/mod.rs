@@ -22,12 +22,15 @@
 
 mod inbox;
 mod lead;
+mod observe;
 mod pending;
 mod send;
+use self::send::Routing;
 mod untyped;
 
 use self::inbox::*;
 use self::lead::*;
+use self::observe::*;
 pub use self::pending::Pending;
 use self::pending::*;
 use self::untyped::*;
@@ -45,6 +48,7 @@ use tokio::sync::oneshot;
 use crate::backend::{self, Backend, BrokerConfig, DeadLetter, PushedAndPopped, Reader};
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error, ErrorKind, Never};
+use crate::telemetry::ClientMetrics;
 use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
 
 /// Replies fetched per blocking read.
@@ -65,6 +69,7 @@ pub struct ClientBuilder {
     result_ttl: Duration,
     max_attempts: Option<u32>,
     client_id_prefix: String,
+    metrics: Option<ClientMetrics>,
 }
 
 impl ClientBuilder {
@@ -77,6 +82,7 @@ impl ClientBuilder {
             result_ttl: Duration::from_secs(300),
             max_attempts: None,
             client_id_prefix: String::new(),
+            metrics: None,
         }
     }
 
@@ -116,6 +122,13 @@ impl ClientBuilder {
     /// `deploy/redis/roles.acl`). Letters, digits and `_ . :` only.
     pub fn client_id_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.client_id_prefix = prefix.into();
+        self
+    }
+
+    /// Counts this client's calls and their latency in `metrics` (see
+    /// [`ClientMetrics::register`]); off unless set.
+    pub fn metrics(mut self, metrics: ClientMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -262,9 +275,17 @@ impl Client {
         options: &CallOptions,
     ) -> Result<Response, Error> {
         let job_ref = untyped_ref(job)?;
-        let (id, body) = self.call_raw(&job_ref, &data, options, true).await?;
-        let data = decode_reply::<serde_json::Value, serde_json::Value>(label(&job_ref), &body)
-            .map_err(|e| untyped_error(job, e))?;
+        let observed = self.observe(&job_ref, options);
+        let answer = self
+            .call_raw(&job_ref, &data, options, true, &observed)
+            .await
+            .map_err(CallError::Rpc)
+            .and_then(|(id, body)| {
+                decode_reply::<serde_json::Value, serde_json::Value>(label(&job_ref), &body)
+                    .map(|data| (id, data))
+            });
+        self.observed(observed, &job_ref, &answer);
+        let (id, data) = answer.map_err(|e| untyped_error(job, e))?;
         let response_key = self.inner.backend.result_name(id.as_str());
         Ok(Response {
             data,
@@ -297,8 +318,13 @@ impl Client {
         T: DeserializeOwned,
         E: DeserializeOwned,
     {
-        let (_, body) = self.call_raw(job, request, options, false).await?;
-        decode_reply(label(job), &body)
+        let observed = self.observe(job, options);
+        let answer = match self.call_raw(job, request, options, false, &observed).await {
+            Ok((_, body)) => decode_reply(label(job), &body),
+            Err(e) => Err(CallError::Rpc(e)),
+        };
+        self.observed(observed, job, &answer);
+        answer
     }
 
     /// Sends a job and returns a handle to its answer; the result is kept for
@@ -330,8 +356,19 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let id = JobId::new_random();
-        let keep = options.result_ttl.unwrap_or(Duration::ZERO);
-        let (payload, timeout) = self.encode(job, &id, request, options, None, keep)?;
+        let observed = self.observe(job, options);
+        observed.span.record("messaging.message.id", id.as_str());
+        let (payload, timeout) = self.encode(
+            job,
+            &id,
+            request,
+            options,
+            Routing {
+                reply_to: None,
+                result_ttl: options.result_ttl.unwrap_or(Duration::ZERO),
+                trace: observed.trace.as_ref(),
+            },
+        )?;
         // Even enqueueing is bounded by the call's timeout: with the broker
         // down, reconnect attempts must not hold the caller past it.
         let deadline = tokio::time::Instant::now() + timeout;

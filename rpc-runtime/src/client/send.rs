@@ -2,7 +2,10 @@
 //! job and the read of the inbox in one round trip) or waiting for the
 //! router to hand the reply over.
 
+use tracing::Instrument;
+
 use super::*;
+use crate::telemetry::{TraceContext, TRACEPARENT};
 
 impl Client {
     pub(super) fn timeout_for(&self, job: &JobRef, options: &CallOptions) -> Duration {
@@ -18,10 +21,26 @@ impl Client {
         id: &JobId,
         request: &Req,
         options: &CallOptions,
-        reply_to: Option<&str>,
-        result_ttl: Duration,
+        routing: Routing<'_>,
     ) -> Result<(Vec<u8>, Duration), Error> {
+        let Routing {
+            reply_to,
+            result_ttl,
+            trace,
+        } = routing;
         let timeout = self.timeout_for(job, options);
+        // The call's span is recorded: its context replaces the parent's
+        // (a copy of the metadata, only when a subscriber records spans).
+        let traced;
+        let meta = match trace {
+            None => &options.metadata,
+            Some(trace) => {
+                let mut meta = options.metadata.clone();
+                meta.insert(TRACEPARENT.to_owned(), trace.traceparent());
+                traced = meta;
+                &traced
+            }
+        };
         let name = JobName {
             service: job.service,
             job: job.job,
@@ -44,7 +63,7 @@ impl Client {
                 .or(job.max_attempts)
                 .or(self.inner.config.max_attempts),
             result_ttl_ms: result_ttl.as_millis() as u64,
-            meta: &options.metadata,
+            meta,
         };
         let mut payload = Vec::with_capacity(256);
         serde_json::to_writer(&mut payload, &message)
@@ -77,7 +96,8 @@ impl Client {
     where
         Req: Serialize + ?Sized,
     {
-        let call = self.encode_call(job, request, options, keep)?;
+        let observed = self.observe(job, options);
+        let call = self.encode_call(job, request, options, keep, &observed)?;
         let kept = !self.result_ttl(options, keep).is_zero();
         self.send_encoded(
             job,
@@ -98,18 +118,23 @@ impl Client {
         request: &Req,
         options: &CallOptions,
         keep: bool,
+        observed: &Observed,
     ) -> Result<OutgoingCall, Error>
     where
         Req: Serialize + ?Sized,
     {
         let id = JobId::new_random();
+        observed.span.record("messaging.message.id", id.as_str());
         let (payload, timeout) = self.encode(
             job,
             &id,
             request,
             options,
-            Some(&self.inner.inbox.name()),
-            self.result_ttl(options, keep),
+            Routing {
+                reply_to: Some(&self.inner.inbox.name()),
+                result_ttl: self.result_ttl(options, keep),
+                trace: observed.trace.as_ref(),
+            },
         )?;
         Ok(OutgoingCall {
             id,
@@ -188,16 +213,31 @@ impl Client {
         request: &Req,
         options: &CallOptions,
         keep: bool,
+        observed: &Observed,
     ) -> Result<(JobId, Vec<u8>), Error>
     where
         Req: Serialize + ?Sized,
     {
+        let call = self.encode_call(job, request, options, keep, observed)?;
+        self.call_encoded(job, call, options, keep)
+            .instrument(observed.span.clone())
+            .await
+    }
+
+    /// Sends an encoded call and waits for its reply (see [`Client::call_raw`]).
+    async fn call_encoded(
+        &self,
+        job: &JobRef,
+        call: OutgoingCall,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<(JobId, Vec<u8>), Error> {
         let OutgoingCall {
             id,
             payload,
             timeout,
             deadline,
-        } = self.encode_call(job, request, options, keep)?;
+        } = call;
         let kept = !self.result_ttl(options, keep).is_zero();
         let payload = match self.inner.inbox.try_lease() {
             None => payload,
@@ -248,6 +288,16 @@ impl Client {
         let inbox = Arc::downgrade(&self.inner.inbox);
         *router = Some(tokio::spawn(route_replies(backend, inbox)));
     }
+}
+
+/// Where a message's answer goes and whose span it continues.
+pub(super) struct Routing<'a> {
+    /// The inbox for the reply (`None`: one-way).
+    pub(super) reply_to: Option<&'a str>,
+    /// How long the worker keeps the result.
+    pub(super) result_ttl: Duration,
+    /// The call span's trace context, replacing the options' `traceparent`.
+    pub(super) trace: Option<&'a TraceContext>,
 }
 
 /// A call encoded and ready to send.

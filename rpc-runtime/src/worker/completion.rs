@@ -22,6 +22,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::Shared;
 use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
+use crate::telemetry::{JobOutcome, UNKNOWN};
 
 /// How long a finished job keeps trying to complete while the broker is
 /// unreachable or refuses for the moment.
@@ -94,6 +95,7 @@ pub(super) fn complete_later(
         for (delivery, completion, error) in failed {
             match error {
                 CompleteError::Transient(e) => {
+                    shared.broker_error();
                     tracing::warn!(error = %e, token = %delivery.token, "completing a job failed; retrying");
                     finish_job(&shared, &delivery, completion, None).await;
                 }
@@ -138,6 +140,7 @@ pub(super) async fn finish_job(
                 }
             }
             Err(e) if tokio::time::Instant::now() + delay < give_up => {
+                shared.broker_error();
                 drop(slot.take());
                 tracing::warn!(error = %e, token = %delivery.token, "completing a job failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -197,7 +200,11 @@ fn fallback(
     };
     tracing::warn!(token = %delivery.token, queue = %delivery.queue, "{}; dead-lettering the job", instead.dead_letter.as_deref().unwrap_or_default());
     if refused.dead_letter.is_none() {
-        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        shared.count(
+            JobOutcome::dead_lettered,
+            shared.queue_label(&delivery.queue),
+            UNKNOWN,
+        );
     }
     Some(instead)
 }

@@ -12,20 +12,29 @@ use super::take::start_job;
 use super::Shared;
 use crate::client::lock;
 
+/// How often the janitor turns: three times per visibility timeout, so one
+/// late renewal does not cost a lease.
+pub(super) fn janitor_period(settings: &super::WorkerSettings) -> Duration {
+    (settings.visibility_timeout / 3).max(Duration::from_millis(50))
+}
+
 pub(super) async fn janitor_loop(
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    // Renew leases three times per visibility timeout, so one late renewal
-    // does not cost a lease.
-    let period = (shared.settings.visibility_timeout / 3).max(Duration::from_millis(50));
+    let period = janitor_period(&shared.settings);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = shared.clock.sample(&*shared.backend).await {
-            tracing::debug!(error = %e, "could not read the broker's clock");
+        shared.health.loop_turned();
+        match shared.clock.sample(&*shared.backend).await {
+            Ok(()) => shared.health.broker_answered(),
+            Err(e) => {
+                shared.broker_error();
+                tracing::debug!(error = %e, "could not read the broker's clock");
+            }
         }
         let running: Vec<(String, Vec<String>)> = lock(&shared.running)
             .iter()
@@ -37,6 +46,7 @@ pub(super) async fn janitor_loop(
                 .extend(&queue, &shared.settings.consumer, &tokens)
                 .await
             {
+                shared.broker_error();
                 tracing::warn!(error = %e, queue, "renewing leases failed");
             }
         }
@@ -65,11 +75,17 @@ pub(super) async fn janitor_loop(
                             break;
                         };
                         shared.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
+                        if let Some(metrics) = &shared.metrics {
+                            metrics.reclaimed();
+                        }
                         tracing::info!(queue, token = %delivery.token, deliveries = delivery.deliveries, "took over a job whose lease expired");
                         start_job(shared.clone(), delivery, permit, None).await;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, queue, "reclaiming stalled jobs failed"),
+                Err(e) => {
+                    shared.broker_error();
+                    tracing::warn!(error = %e, queue, "reclaiming stalled jobs failed");
+                }
             }
         }
     }

@@ -9,11 +9,11 @@
 //! reason (and answered `bad_request` when its caller's inbox is known and
 //! valid); nothing it names is touched.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
+use tracing::Instrument;
 
 use super::clock::time_left;
 use super::Shared;
@@ -21,13 +21,64 @@ use crate::backend::{Backend, Completion, Delivery};
 use crate::call::{Context, JobId, JobInfo};
 use crate::error::ErrorKind;
 use crate::service::Outcome;
+use crate::telemetry::spans;
+use crate::telemetry::{JobOutcome, TraceContext, TRACEPARENT, UNKNOWN};
 use crate::wire::{self, JobMessage};
 
-/// Runs one delivery and says how to complete it.
+/// Runs one delivery, counts how it ended, and says how to complete it.
 pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
+    let service = shared.queue_label(&delivery.queue);
+    let (completion, outcome, job) = match check(shared, delivery) {
+        Err(completion) => (*completion, Some(JobOutcome::dead_lettered), UNKNOWN),
+        Ok(msg) => {
+            let span = spans::job_span(
+                &delivery.queue,
+                &msg.job,
+                &msg.id,
+                attempt_of(&msg, delivery),
+            );
+            // Placed before the span is first entered: OpenTelemetry fixes
+            // a span's parent when it starts.
+            let trace = spans::place(&span, parent_of(&msg));
+            let ran = run_message(shared, delivery, msg, &span, trace)
+                .instrument(span.clone())
+                .await;
+            if let Some(outcome) = ran.1 {
+                spans::record_outcome(&span, outcome.as_str(), outcome == JobOutcome::succeeded);
+            }
+            ran
+        }
+    };
+    if let Some(outcome) = outcome {
+        shared.count(outcome, service, job);
+    }
+    completion
+}
+
+/// The caller's trace context from the message's `traceparent`; a
+/// malformed one is ignored (the job's span starts a new trace).
+fn parent_of(msg: &JobMessage<'_>) -> Option<TraceContext> {
+    let header = msg.meta.get(TRACEPARENT)?;
+    let parent = TraceContext::parse(header);
+    if parent.is_none() {
+        tracing::debug!(id = %msg.id, "ignoring a malformed traceparent; starting a new trace");
+    }
+    parent
+}
+
+/// Which attempt a delivery of `msg` is: the message's own count plus the
+/// broker's redeliveries (its workers died or stalled).
+fn attempt_of(msg: &JobMessage<'_>, delivery: &Delivery) -> u32 {
+    msg.attempt
+        .saturating_add(delivery.deliveries.saturating_sub(1))
+}
+
+/// The checks before anything of a message is believed: its size, its
+/// form, where it wants replies, its protocol version. A message that fails
+/// is dead-lettered (the completion saying so is the error).
+fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, Box<Completion>> {
     let inbox_ttl = Some(shared.settings.inbox_ttl);
     if delivery.payload.len() > shared.settings.max_message_bytes {
-        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         let reason = format!(
             "oversized job message: {} bytes, over the worker's limit of {} bytes",
             delivery.payload.len(),
@@ -36,41 +87,38 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
         tracing::warn!(queue = %delivery.queue, token = %delivery.token, "{reason}; dead-lettering");
         // Not parsed at all (that is the point), so the caller is not told;
         // it times out at its deadline.
-        return Completion {
+        return Err(Box::new(Completion {
             dead_letter: Some(reason),
             ..Completion::default()
-        };
+        }));
     }
     let backend = &*shared.backend;
     let msg = match JobMessage::decode(&delivery.payload) {
         Ok(m) => m,
         Err(e) => {
-            shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(queue = %delivery.queue, token = %delivery.token, error = %e, "dead-lettering an unreadable message");
             let mut c = unreadable(backend, delivery, &e.to_string());
             c.inbox_ttl = inbox_ttl;
-            return c;
+            return Err(Box::new(c));
         }
     };
     if let Some(to) = msg.reply_to.as_deref().filter(|to| !backend.is_inbox(to)) {
         // Anyone who may add a job could otherwise make the worker push to,
         // and expire, any key it can write: the jobs stream, a hash, another
         // application's inbox.
-        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         let reason = format!(
             "`reply_to` {to:?} is not a client inbox of this worker's prefix ({}); nothing was run or written",
             backend.inbox_name("<client id>")
         );
         tracing::warn!(queue = %delivery.queue, token = %delivery.token, id = %msg.id, "{reason}; dead-lettering");
-        return Completion {
+        return Err(Box::new(Completion {
             dead_letter: Some(reason),
             ..Completion::default()
-        };
+        }));
     }
     if msg.v != wire::PROTOCOL_VERSION {
         // A message of another protocol version is kept (a worker that
         // speaks it can have it replayed), and its caller told why.
-        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         let reason = format!(
             "protocol version {} is not spoken here (this worker speaks {})",
             msg.v,
@@ -82,28 +130,40 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
                 wire::encode_error_reply(&msg.id, ErrorKind::BadRequest, &reason, None),
             )
         });
-        return Completion {
+        return Err(Box::new(Completion {
             reply_to: reply.as_ref().map(|(to, _)| to.clone()),
             reply: reply.map(|(_, body)| body),
             dead_letter: Some(reason),
             inbox_ttl,
             ..Completion::default()
-        };
+        }));
     }
+    Ok(msg)
+}
+
+/// Runs a checked message: its completion, how it ended (`None`: handed
+/// back to another worker, not ended) and the job's label.
+async fn run_message(
+    shared: &Shared,
+    delivery: &Delivery,
+    msg: JobMessage<'_>,
+    span: &tracing::Span,
+    trace: Option<TraceContext>,
+) -> (Completion, Option<JobOutcome>, &'static str) {
+    let inbox_ttl = Some(shared.settings.inbox_ttl);
     let (service_name, job_name) = msg.job.split_once('.').unwrap_or(("", &msg.job));
     let service = shared
         .services
         .get(service_name)
         .filter(|_| service_name == delivery.queue);
     let info: Option<&JobInfo> = service.and_then(|s| s.jobs().iter().find(|j| j.name == job_name));
+    let label = info.map_or(UNKNOWN, |i| i.name);
     let max_attempts = msg
         .max_attempts
         .or(info.and_then(|i| i.max_attempts))
         .unwrap_or(shared.settings.max_attempts)
         .max(1);
-    let attempt = msg
-        .attempt
-        .saturating_add(delivery.deliveries.saturating_sub(1));
+    let attempt = attempt_of(&msg, delivery);
     let reply_to = msg.reply_to.as_deref().map(str::to_owned);
     let keep = (msg.result_ttl_ms > 0)
         .then(|| (msg.id.to_string(), Duration::from_millis(msg.result_ttl_ms)));
@@ -122,14 +182,14 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
         dead_letter: Some(reason.clone()),
         ..fail(ErrorKind::DeadLettered, &reason)
     };
+    let ended = |completion: Completion, outcome: JobOutcome| (completion, Some(outcome), label);
 
     if attempt > max_attempts {
-        shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         let reason = format!(
             "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
         );
         tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
-        return dead_letter(reason);
+        return ended(dead_letter(reason), JobOutcome::dead_lettered);
     }
     let left = time_left(
         &shared.clock,
@@ -138,17 +198,21 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
         msg.deadline_ms,
     );
     if left.is_some_and(|left| left.is_zero()) {
-        shared.stats.expired.fetch_add(1, Ordering::Relaxed);
-        return fail(
-            ErrorKind::DeadlineExceeded,
-            "the deadline passed before a worker could start the job",
+        return ended(
+            fail(
+                ErrorKind::DeadlineExceeded,
+                "the deadline passed before a worker could start the job",
+            ),
+            JobOutcome::expired,
         );
     }
     let Some(service) = service else {
-        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-        return fail(
-            ErrorKind::UnknownJob,
-            &format!("no service `{service_name}` is mounted on this worker"),
+        return ended(
+            fail(
+                ErrorKind::UnknownJob,
+                &format!("no service `{service_name}` is mounted on this worker"),
+            ),
+            JobOutcome::unknown_job,
         );
     };
     if info.is_none() {
@@ -161,16 +225,26 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
             tracing::debug!(job = %msg.job, id = %msg.id, handoffs = msg.handoffs, "handing back a job this worker does not know");
             let mut next = msg;
             next.handoffs += 1;
-            return requeue(next, due);
+            return (requeue(next, due), None, label);
         }
-        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-        return fail(
-            ErrorKind::UnknownJob,
-            &format!(
-                "no worker that took it knows job `{job_name}` of service `{service_name}` (handed back {} times)",
-                wire::limits::MAX_HANDOFFS
+        return ended(
+            fail(
+                ErrorKind::UnknownJob,
+                &format!(
+                    "no worker that took it knows job `{job_name}` of service `{service_name}` (handed back {} times)",
+                    wire::limits::MAX_HANDOFFS
+                ),
             ),
+            JobOutcome::unknown_job,
         );
+    }
+    let service_label = service.name();
+    if let Some(enqueued) = delivery.enqueued_ms {
+        let waited = Duration::from_millis(shared.clock.now_ms().saturating_sub(enqueued));
+        span.record("messaging.queue_wait_ms", waited.as_millis() as u64);
+        if let Some(metrics) = &shared.metrics {
+            metrics.waited(service_label, label, waited);
+        }
     }
     let ctx = Context {
         id: JobId::from(msg.id.as_ref()),
@@ -184,22 +258,31 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         ),
+        trace,
     };
+    let running = shared
+        .metrics
+        .as_ref()
+        .map(|m| (m.running(), Instant::now()));
     let run =
         std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
     let due = left.map(|left| tokio::time::Instant::now() + left);
     let outcome = match due {
-        Some(due) => match tokio::time::timeout_at(due, run).await {
-            Ok(r) => r,
-            Err(_) => {
-                shared.stats.expired.fetch_add(1, Ordering::Relaxed);
-                return fail(
-                    ErrorKind::DeadlineExceeded,
-                    "the deadline passed while the job was running; it was cancelled",
-                );
-            }
-        },
-        None => run.await,
+        Some(due) => tokio::time::timeout_at(due, run).await.ok(),
+        None => Some(run.await),
+    };
+    if let (Some(metrics), Some((_, started))) = (&shared.metrics, &running) {
+        metrics.handler_ran(service_label, label, started.elapsed());
+    }
+    drop(running);
+    let Some(outcome) = outcome else {
+        return ended(
+            fail(
+                ErrorKind::DeadlineExceeded,
+                "the deadline passed while the job was running; it was cancelled",
+            ),
+            JobOutcome::expired,
+        );
     };
     let outcome = outcome.unwrap_or_else(|panic| Outcome::Failed {
         kind: ErrorKind::Handler,
@@ -208,40 +291,42 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
     });
     match outcome {
         Outcome::Ok(json) => {
-            shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
             if reply_to.is_none() && keep.is_none() {
-                return Completion::default();
+                return ended(Completion::default(), JobOutcome::succeeded);
             }
-            answer(wire::encode_ok_reply(&msg.id, &json))
+            ended(
+                answer(wire::encode_ok_reply(&msg.id, &json)),
+                JobOutcome::succeeded,
+            )
         }
-        Outcome::App(json) => {
-            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        Outcome::App(json) => ended(
             answer(wire::encode_error_reply(
                 &msg.id,
                 ErrorKind::App,
                 "the job returned its application error",
                 Some(&json),
-            ))
-        }
+            )),
+            JobOutcome::failed,
+        ),
         Outcome::Failed {
             kind,
             message,
             retry,
         } => {
             if retry && attempt < max_attempts {
-                shared.stats.retried.fetch_add(1, Ordering::Relaxed);
                 let mut next = msg;
                 next.attempt = attempt + 1;
-                return requeue(next, due);
+                return ended(requeue(next, due), JobOutcome::retried);
             }
             if retry {
-                shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                return dead_letter(format!(
-                    "failed on attempt {attempt} of {max_attempts}: {message}"
-                ));
+                return ended(
+                    dead_letter(format!(
+                        "failed on attempt {attempt} of {max_attempts}: {message}"
+                    )),
+                    JobOutcome::dead_lettered,
+                );
             }
-            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-            fail(kind, &message)
+            ended(fail(kind, &message), JobOutcome::failed)
         }
     }
 }

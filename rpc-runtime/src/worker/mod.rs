@@ -28,6 +28,7 @@ mod take;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,18 +37,22 @@ use tokio::sync::Semaphore;
 
 use self::clock::BrokerClock;
 use self::completion::Outstanding;
-use self::janitor::janitor_loop;
+use self::janitor::{janitor_loop, janitor_period};
 use self::take::take_loop;
 use crate::backend::{self, Backend, BrokerConfig, Delivery};
 use crate::client::lock;
 use crate::error::Error;
 use crate::service::Service;
+use crate::telemetry::health::Health;
+use crate::telemetry::listener::{self, Exposition};
+use crate::telemetry::{JobOutcome, WorkerMetrics, UNKNOWN};
 
 /// Builds a [`Worker`].
 pub struct WorkerBuilder {
     broker: BrokerConfig,
     services: Vec<Arc<dyn Service>>,
     settings: WorkerSettings,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Tunables of a worker.
@@ -105,7 +110,18 @@ impl WorkerBuilder {
             broker: BrokerConfig::new(url),
             services: Vec::new(),
             settings: WorkerSettings::default(),
+            metrics_addr: None,
         }
+    }
+
+    /// Serves Prometheus metrics (`/metrics`), `/healthz` and `/readyz`
+    /// over HTTP on `addr` (port 0: any free port, see
+    /// [`Worker::metrics_addr`]). Off unless set; with it off the worker
+    /// keeps no metrics. [`WorkerBuilder::build`] fails if the address
+    /// cannot be bound.
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
     }
 
     /// Key prefix (default `rpc`); clients and workers must agree.
@@ -170,6 +186,11 @@ impl WorkerBuilder {
 
     /// Connects to the broker and prepares the queues.
     pub async fn build(self) -> Result<Worker, Error> {
+        // Bound first: a worker that cannot serve its metrics does not start.
+        let listener = match self.metrics_addr {
+            Some(addr) => Some(listener::bind(addr).await?),
+            None => None,
+        };
         let backend = backend::connect(&self.broker).await?;
         let mut services = HashMap::new();
         for s in self.services {
@@ -202,6 +223,38 @@ impl WorkerBuilder {
             ),
             Ok(()) => {}
         }
+        // The janitor turns once per period and samples the broker's clock;
+        // two missed turns (and a margin) make the worker unhealthy.
+        let health = Arc::new(Health::new(
+            janitor_period(&self.settings) * 2 + Duration::from_secs(5),
+        ));
+        health.broker_answered();
+        health.loop_turned();
+        let mut metrics = None;
+        let exposition = match listener {
+            None => None,
+            Some(listener) => {
+                let mut registry = prometheus_client::registry::Registry::default();
+                let m = WorkerMetrics::register(&mut registry);
+                metrics = Some(m.clone());
+                let inspector = if self.broker.url.trim().starts_with("memory://") {
+                    None
+                } else {
+                    crate::inspect::Inspector::connect(&self.broker.url, &self.broker.prefix)
+                        .await
+                        .inspect_err(|e| tracing::warn!(error = %e, "queue figures will be missing from the metrics"))
+                        .ok()
+                };
+                let exposition = Exposition {
+                    registry,
+                    metrics: m,
+                    health: health.clone(),
+                    inspector,
+                    services: queues.clone(),
+                };
+                Some((listener, Arc::new(exposition)))
+            }
+        };
         Ok(Worker {
             shared: Arc::new(Shared {
                 backend,
@@ -212,7 +265,10 @@ impl WorkerBuilder {
                 stats: Stats::default(),
                 clock,
                 outstanding: Arc::default(),
+                metrics,
+                health,
             }),
+            exposition,
         })
     }
 }
@@ -263,17 +319,30 @@ struct Shared {
     clock: BrokerClock,
     /// Completions in flight (a stopping worker waits for them).
     outstanding: Arc<Outstanding>,
+    /// Prometheus metrics, when a metrics address is set.
+    metrics: Option<WorkerMetrics>,
+    /// Liveness marks for `/healthz` and `/readyz`.
+    health: Arc<Health>,
 }
 
 /// A worker serving mounted services. Clone-free: run it once.
 pub struct Worker {
     shared: Arc<Shared>,
+    /// The bound metrics listener and what it serves.
+    exposition: Option<(tokio::net::TcpListener, Arc<Exposition>)>,
 }
 
 impl Worker {
     /// A builder for a worker on the broker at `url`.
     pub fn builder(url: impl Into<String>) -> WorkerBuilder {
         WorkerBuilder::new(url)
+    }
+
+    /// The address the metrics listener is bound to (see
+    /// [`WorkerBuilder::metrics_addr`]); it serves once the worker runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.exposition.as_ref()?;
+        listener.local_addr().ok()
     }
 
     /// Counters so far.
@@ -298,6 +367,9 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<StatsSnapshot, Error> {
         let shared = self.shared;
+        let serving = self
+            .exposition
+            .map(|(listener, exposition)| tokio::spawn(listener::serve(listener, exposition)));
         let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tracing::info!(
@@ -309,7 +381,9 @@ impl Worker {
         );
         let taker = tokio::spawn(take_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx));
+        shared.health.serving();
         shutdown.await;
+        shared.health.stopping();
         tracing::info!("worker stopping: no new jobs; waiting for running ones");
         let _ = stop_tx.send(true);
         let _ = taker.await;
@@ -327,6 +401,9 @@ impl Worker {
             );
         }
         janitor.abort();
+        if let Some(serving) = serving {
+            serving.abort();
+        }
         Ok(shared.snapshot())
     }
 }
@@ -336,6 +413,36 @@ impl Shared {
     fn forget_lease(&self, delivery: &Delivery) {
         if let Some(set) = lock(&self.running).get_mut(&delivery.queue) {
             set.remove(&delivery.token);
+        }
+    }
+
+    /// Counts a job that ended: in the counters and, when kept, the metrics.
+    fn count(&self, outcome: JobOutcome, service: &'static str, job: &'static str) {
+        let s = &self.stats;
+        let counter = match outcome {
+            JobOutcome::succeeded => &s.succeeded,
+            JobOutcome::failed | JobOutcome::unknown_job => &s.failed,
+            JobOutcome::retried => &s.retried,
+            JobOutcome::dead_lettered => &s.dead_lettered,
+            JobOutcome::expired => &s.expired,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.job_ended(service, job, outcome);
+        }
+    }
+
+    /// The mounted service's name for a queue, as a metrics label.
+    fn queue_label(&self, queue: &str) -> &'static str {
+        self.services
+            .get_key_value(queue)
+            .map_or(UNKNOWN, |(name, _)| *name)
+    }
+
+    /// A broker command failed.
+    fn broker_error(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.broker_error();
         }
     }
 

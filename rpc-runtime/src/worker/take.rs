@@ -27,7 +27,10 @@ pub(super) async fn take_loop(
     let mut reader = None;
     let mut backoff = Duration::from_millis(50);
     let mut finished: Finished = Vec::new();
+    // The reader was lost (so the next one opened is a reconnect).
+    let mut lost = false;
     loop {
+        shared.health.loop_turned();
         if *stop.borrow() {
             complete_now(&shared, std::mem::take(&mut finished)).await;
             return;
@@ -43,8 +46,17 @@ pub(super) async fn take_loop(
         let free = slots.available_permits() + 1;
         if reader.is_none() {
             match shared.backend.open_reader().await {
-                Ok(r) => reader = Some(r),
+                Ok(r) => {
+                    if std::mem::take(&mut lost) {
+                        if let Some(metrics) = &shared.metrics {
+                            metrics.reconnected();
+                        }
+                    }
+                    reader = Some(r);
+                }
                 Err(e) => {
+                    shared.broker_error();
+                    lost = true;
                     tracing::warn!(error = %e, "worker cannot reach the broker; retrying");
                     let pending = std::mem::take(&mut finished);
                     let shared = shared.clone();
@@ -86,6 +98,7 @@ pub(super) async fn take_loop(
         };
         match taken {
             Ok(deliveries) => {
+                shared.health.broker_answered();
                 backoff = Duration::from_millis(50);
                 let mut first = Some(first);
                 for delivery in deliveries {
@@ -107,6 +120,8 @@ pub(super) async fn take_loop(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "taking jobs failed; reconnecting");
+                shared.broker_error();
+                lost = true;
                 reader = None;
                 drop(first);
                 sleep_or_stop(&mut stop, backoff).await;

@@ -22,6 +22,9 @@ struct Args {
     /// Seconds a job's lease may go unrenewed before another worker takes it over.
     #[arg(long, default_value_t = 30.0)]
     visibility_timeout: f64,
+    /// Serve Prometheus metrics, /healthz and /readyz over HTTP here (e.g. 0.0.0.0:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -29,13 +32,15 @@ async fn main() -> std::process::ExitCode {
     init_tracing("info");
     let args = Args::parse();
     let url = broker_url(args.url, "redis://127.0.0.1:6379/");
-    let worker = rpc_runtime::Worker::builder(&url)
+    let mut builder = rpc_runtime::Worker::builder(&url)
         .prefix(args.prefix)
         .concurrency(args.concurrency)
         .visibility_timeout(Duration::from_secs_f64(args.visibility_timeout))
-        .mount(CalculatorServer::new(Calc))
-        .build()
-        .await;
+        .mount(CalculatorServer::new(Calc));
+    if let Some(addr) = args.metrics_addr {
+        builder = builder.metrics_addr(addr);
+    }
+    let worker = builder.build().await;
     let worker = match worker {
         Ok(w) => w,
         Err(e) => {
@@ -43,6 +48,9 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = worker.metrics_addr() {
+        println!("metrics on http://{addr}/metrics");
+    }
     println!("worker ready");
     match worker.run().await {
         Ok(stats) => {
