@@ -66,17 +66,23 @@ struct Args {
     metrics_addr: Option<std::net::SocketAddr>,
 }
 
-async fn call(args: &Args, job: &str) -> ExitCode {
-    let client = match Client::builder(&args.url)
+/// A client for the `--call` and `--fetch` modes; exit status 2 if the
+/// broker cannot be reached.
+async fn connect(args: &Args) -> Result<Client, ExitCode> {
+    Client::builder(&args.url)
         .prefix(&args.prefix)
         .connect()
         .await
-    {
-        Ok(c) => c,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("chaos-worker: {e}");
-            return ExitCode::from(2);
-        }
+            ExitCode::from(2)
+        })
+}
+
+async fn call(args: &Args, job: &str) -> ExitCode {
+    let client = match connect(args).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let params = match serde_json::from_str(&args.params) {
         Ok(p) => p,
@@ -101,16 +107,9 @@ async fn call(args: &Args, job: &str) -> ExitCode {
 }
 
 async fn fetch(args: &Args, id: &str) -> ExitCode {
-    let client = match Client::builder(&args.url)
-        .prefix(&args.prefix)
-        .connect()
-        .await
-    {
+    let client = match connect(args).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("chaos-worker: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match client.fetch_result(&JobId::from(id)).await {
         Ok(Some(Ok(value))) => emit(&format!("result {value}")),
