@@ -37,6 +37,7 @@
 //! ```
 
 pub mod backend;
+mod backoff;
 mod bytes;
 mod call;
 mod client;
@@ -47,6 +48,7 @@ pub mod telemetry;
 pub mod wire;
 mod worker;
 
+pub use backoff::Backoff;
 pub use bytes::Bytes;
 pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
 pub use client::{Client, ClientBuilder, Pending, Response};
