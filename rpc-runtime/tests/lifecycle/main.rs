@@ -5,6 +5,7 @@
 //! capability.
 
 mod cancel;
+mod cluster;
 mod delayed;
 mod garbage;
 mod once;
