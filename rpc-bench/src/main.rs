@@ -6,6 +6,7 @@
 //! cargo run --release -p rpc-bench -- --json out.json
 //! cargo run --release -p rpc-bench -- --long       # 1,000,000 calls for the memory figures
 //! cargo run --release -p rpc-bench -- --quick      # a few hundred calls: checks the harness only
+//! cargo run --release -p rpc-bench -- --schedule-lateness  # only how late delayed jobs start, ~10 s
 //! ```
 //!
 //! The bench starts its own `redis-server` on a free port (rpc-testkit) and
@@ -20,7 +21,8 @@
 //! it goes: the spread between rounds is part of the result.
 //!
 //! What the floor is exactly is written in [`floor`]; how calls are driven in
-//! [`measure`]; the typed service (as codegen would emit it) in [`typed`].
+//! [`measure`]; the typed service (as codegen would emit it) in [`typed`];
+//! the schedule-lateness mode, which has no floor, in [`lateness`].
 //!
 //! `--telemetry` turns spans and metrics on in the bench and its typed
 //! workers (a subscriber that records spans but exports nothing, client
@@ -35,6 +37,7 @@
 
 mod compare;
 mod floor;
+mod lateness;
 mod measure;
 mod report;
 mod typed;
@@ -93,6 +96,11 @@ struct Cli {
     /// its process ids printed: for `perf` or `strace` on one side alone.
     #[arg(long, hide = true, value_enum)]
     profile: Option<Kind>,
+    /// Instead of the comparison with the floor: how late delayed jobs
+    /// start, 5,000 due at 1,000 per second on two worker processes
+    /// (with `--quick`, 500 over 0.5 s).
+    #[arg(long, conflicts_with_all = ["long", "profile", "only_sequential"])]
+    schedule_lateness: bool,
     /// Spans and metrics on (no exporter): a recording `tracing`
     /// subscriber, client metrics, and the typed workers' metrics listener.
     #[arg(long)]
@@ -134,6 +142,8 @@ enum Kind {
     /// The blocking floor (the `redis` crate's synchronous connection).
     Blocking,
     Typed,
+    /// The schedule-lateness worker: records when each job starts.
+    Scheduled,
 }
 
 impl Kind {
@@ -142,6 +152,7 @@ impl Kind {
             Kind::Floor => "floor",
             Kind::Blocking => "blocking",
             Kind::Typed => "typed",
+            Kind::Scheduled => "scheduled",
         }
     }
 }
@@ -275,6 +286,7 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
                 .map(drop)
                 .map_err(|e| format!("typed worker: {e}"))
         }
+        Kind::Scheduled => lateness::run_worker(url, concurrency).await,
     }
 }
 
@@ -397,6 +409,11 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     }
     if cli.telemetry_compare {
         return compare::run(&server, &plan).await;
+    }
+    if cli.schedule_lateness {
+        let spawn = || spawn_worker(&url, Kind::Scheduled);
+        let json = cli.json.as_deref();
+        return lateness::run(&url, cli.quick, json, report.machine, report.command, spawn).await;
     }
     let client = client_builder(&url)
         .connect()
@@ -653,6 +670,7 @@ async fn profile(server: &RedisServer, kind: Kind, calls: usize) -> Result<(), S
                 .map_err(|e| format!("blocking floor connection: {e}"))?;
             profile_calls(caller, calls, procs).await
         }
+        Kind::Scheduled => Err("--profile scheduled: that worker answers no calls".to_owned()),
         Kind::Typed => {
             let client = Client::builder(url.clone())
                 .connect()

@@ -81,3 +81,40 @@ fn quick_telemetry_compare_prints_every_round_and_the_medians() {
         assert!(table.contains(figure), "no {figure:?} in\n{table}");
     }
 }
+
+// Reproduces a `--schedule-lateness` run end to end (its own worker
+// processes, the schedule read back, every start recorded): the mode's
+// harness works and its JSON is complete; the figures are not checked.
+#[test]
+fn quick_schedule_lateness_run_reports_every_job() {
+    rpc_testkit::require_redis_server();
+    let dir = std::env::temp_dir().join(format!("rpc-bench-lateness-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("out.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
+        .args(["--schedule-lateness", "--quick", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run rpc-bench");
+    assert!(
+        output.status.success(),
+        "rpc-bench --schedule-lateness --quick failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("JSON report written"))
+            .expect("JSON report parses");
+    let figures = &report["schedule_lateness"];
+    assert_eq!(figures["ran"], 500, "{report:#}");
+    assert_eq!(figures["missing"], 0, "{report:#}");
+    assert_eq!(figures["duplicates"], 0, "{report:#}");
+    assert_eq!(figures["early"], 0, "{report:#}");
+    for field in ["p50_ms", "p99_ms", "max_ms"] {
+        assert!(
+            figures[field].as_f64().is_some_and(f64::is_finite),
+            "{field}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

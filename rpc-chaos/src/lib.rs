@@ -78,6 +78,12 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+fn unix_us(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 fn int_param(data: &serde_json::Value, name: &str) -> Result<i64, HandlerError> {
     data[name]
         .as_i64()
@@ -91,6 +97,9 @@ fn int_param(data: &serde_json::Value, name: &str) -> Result<i64, HandlerError> 
 ///   `ms` milliseconds (prints `start ID ATTEMPT` first)
 /// * `Chaos.note {text}` -> `null` (prints `note TEXT`)
 /// * `Chaos.context {}` -> what the handler sees: id, attempt, deadline
+/// * `Chaos.record {ms}` -> `null` after sleeping `ms` milliseconds; prints
+///   `ran ID ATTEMPT UNIX_US` first, the time (µs since the epoch, this
+///   machine's clock) it started, for tests of when scheduled jobs run
 ///
 /// Any job run on a later attempt prints `redelivered ID ATTEMPT`.
 pub fn chaos_service() -> DynamicService {
@@ -131,6 +140,16 @@ pub fn chaos_service() -> DynamicService {
             emit(&format!("note {text}"));
             Ok(serde_json::Value::Null)
         })
+        .job("record", |req| async move {
+            // Read first: the start as early as the handler can see it.
+            let started = unix_us(SystemTime::now());
+            seen(&req);
+            let ctx = &req.context;
+            emit(&format!("ran {} {} {started}", ctx.id(), ctx.attempt()));
+            let ms = req.data["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(serde_json::Value::Null)
+        })
         .job("context", |req| async move {
             seen(&req);
             let ctx = &req.context;
@@ -154,6 +173,16 @@ pub enum Event {
     Start(String, u32),
     /// `redelivered ID ATTEMPT`: a job ran on an attempt after the first.
     Redelivered(String, u32),
+    /// `ran ID ATTEMPT UNIX_US`: a `record` job began at this time (µs
+    /// since the epoch).
+    Ran {
+        /// The call id.
+        id: String,
+        /// Its attempt.
+        attempt: u32,
+        /// When it began, µs since the epoch on this machine's clock.
+        at_us: u64,
+    },
     /// `note TEXT`.
     Note(String),
     /// `stats JSON`: the final counters, printed on a graceful exit.
@@ -171,6 +200,20 @@ impl Event {
             (Some("ready"), Some(a)) => Event::Ready(a.to_owned()),
             (Some("start"), Some(a)) => Event::Start(a.to_owned(), attempt(b)),
             (Some("redelivered"), Some(a)) => Event::Redelivered(a.to_owned(), attempt(b)),
+            (Some("ran"), Some(id)) => {
+                let mut rest = b.unwrap_or_default().split(' ');
+                match (
+                    rest.next().and_then(|a| a.parse().ok()),
+                    rest.next().and_then(|t| t.trim().parse().ok()),
+                ) {
+                    (Some(attempt), Some(at_us)) => Event::Ran {
+                        id: id.to_owned(),
+                        attempt,
+                        at_us,
+                    },
+                    _ => Event::Other(line.to_owned()),
+                }
+            }
             (Some("note"), _) => Event::Note(line.get(5..).unwrap_or_default().to_owned()),
             (Some("stats"), _) => serde_json::from_str(line.get(6..).unwrap_or_default())
                 .map(Event::Stats)

@@ -10,7 +10,7 @@ use clap::Parser;
 use rpc_chaos::{chaos_service, emit};
 use rpc_runtime::{shutdown_signal, CallOptions, Client, Error, JobId, Worker};
 
-/// Serve the Chaos jobs (square, sleep, note, context) from a Redis queue.
+/// Serve the Chaos jobs (square, sleep, note, record, context) from a Redis queue.
 #[derive(Parser, Debug)]
 struct Args {
     /// Broker URL (`redis://`, `rediss://...?ca=`, `redis+cluster://`).
