@@ -42,12 +42,14 @@ impl DueHint {
         }
     }
 
+    /// The hint to wake for; one that has come (perhaps while a poll ran)
+    /// is given once more as `now`, so it is polled for, then forgotten.
     fn take_until(&self, now: Instant) -> Option<Instant> {
         let mut hint = lock(&self.at);
         match *hint {
             Some(at) if at <= now => {
                 *hint = None;
-                None
+                Some(now)
             }
             other => other,
         }
