@@ -48,7 +48,7 @@ pub mod telemetry;
 pub mod wire;
 mod worker;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, ParseBackoffError};
 pub use bytes::Bytes;
 pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
 pub use client::{Client, ClientBuilder, Pending, Response};
