@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::backoff::Backoff;
 use crate::telemetry::{TraceContext, TRACEPARENT, TRACESTATE};
 
 /// The id of one call. On the wire it is a string (a UUID when this crate
@@ -95,6 +96,9 @@ pub struct JobInfo {
     pub max_attempts: Option<u32>,
     /// `#[deprecated]` in the schema.
     pub deprecated: bool,
+    /// `#[backoff = "..."]` from the schema: the delay before each retry of
+    /// this job (`None`: the worker's default).
+    pub backoff: Option<Backoff>,
 }
 
 /// JSON Schemas of one job's request, response and application error.

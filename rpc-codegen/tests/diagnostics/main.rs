@@ -8,6 +8,7 @@
 //! One file per kind of mistake; the helpers are here.
 
 mod attributes;
+mod backoff;
 mod imports;
 mod names;
 mod syntax;
