@@ -247,7 +247,7 @@ impl fmt::Display for DurationText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (unit, per_unit) = UNITS
             .iter()
-            .find(|(_, per_unit)| self.0 != 0 && self.0 % per_unit == 0)
+            .find(|(_, per_unit)| self.0 != 0 && self.0.is_multiple_of(*per_unit))
             .copied()
             .unwrap_or(("ms", 1));
         write!(f, "{}{unit}", self.0 / per_unit)

@@ -123,7 +123,7 @@ fn duration_ms(text: &str) -> Result<u64, String> {
 fn duration_text(ms: u64) -> String {
     let (unit, per_unit) = UNITS
         .iter()
-        .find(|(_, per_unit)| ms != 0 && ms % per_unit == 0)
+        .find(|(_, per_unit)| ms != 0 && ms.is_multiple_of(*per_unit))
         .copied()
         .unwrap_or(("ms", 1));
     format!("{}{unit}", ms / per_unit)
