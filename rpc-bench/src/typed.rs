@@ -83,6 +83,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 timeout_ms: None,
                 max_attempts: None,
                 deprecated: false,
+                backoff: None,
             },
             JobInfo {
                 name: "note",
@@ -90,6 +91,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 timeout_ms: None,
                 max_attempts: None,
                 deprecated: false,
+                backoff: None,
             },
         ]
     }

@@ -30,6 +30,7 @@ impl Service for Math {
             timeout_ms: None,
             max_attempts: None,
             deprecated: false,
+            backoff: None,
         }]
     }
 

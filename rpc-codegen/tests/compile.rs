@@ -7,6 +7,13 @@
 //! After a change to the emitter, refresh the expected errors with
 //! `TRYBUILD=overwrite cargo test -p rpc-codegen --test compile` and review
 //! the diff of `tests/ui/fail/*.stderr`.
+//!
+//! trybuild builds the cases' dependencies (rpc-runtime's whole tree) in a
+//! target of its own, so this is the suite's slowest test on a clean
+//! checkout. Two things keep that cost down: the dev-dependencies no case
+//! uses are left out of trybuild's project (`cfg(not(trybuild))` in
+//! Cargo.toml), and every dependency is compiled once, not twice (see
+//! [`one_set_of_rustflags`]).
 
 use std::path::Path;
 
@@ -37,9 +44,39 @@ fn generate() {
     }
 }
 
+/// The rustflags trybuild gives cargo (trybuild 1.0's `rustflags.rs`), with
+/// the `--diagnostic-width=140` it adds when it builds the cases.
+const TRYBUILD_RUSTFLAGS: [&str; 6] = [
+    "--cfg",
+    "trybuild",
+    "--verbose",
+    "-A",
+    "dead_code",
+    "--diagnostic-width=140",
+];
+
+/// trybuild first builds the dependencies with its rustflags, then builds
+/// the cases with one flag more (`--diagnostic-width=140`), and runs the
+/// passing ones with one flag fewer; cargo keeps artifacts apart by their
+/// rustflags, so every dependency was compiled twice. `CARGO_ENCODED_RUSTFLAGS`
+/// outranks the `--config build.rustflags` trybuild passes, so giving cargo
+/// the full set through it makes every step build with the same flags and
+/// reuse the first build. Left alone when the caller set rustflags (e.g. for
+/// coverage): then trybuild handles them as it always does.
+fn one_set_of_rustflags() {
+    if std::env::var_os("RUSTFLAGS").is_some()
+        || std::env::var_os("CARGO_ENCODED_RUSTFLAGS").is_some()
+    {
+        return;
+    }
+    // The only test in this binary, so no other thread reads the environment.
+    std::env::set_var("CARGO_ENCODED_RUSTFLAGS", TRYBUILD_RUSTFLAGS.join("\x1f"));
+}
+
 #[test]
 fn generated_code_compiles_and_misuse_does_not() {
     generate();
+    one_set_of_rustflags();
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/fail/*.rs");

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::telemetry::{TraceContext, TRACEPARENT, TRACESTATE};
 
 /// The id of one call. On the wire it is a string (a UUID when this crate
@@ -166,6 +167,9 @@ pub struct JobInfo {
     pub max_attempts: Option<u32>,
     /// `#[deprecated]` in the schema.
     pub deprecated: bool,
+    /// `#[backoff = "..."]` from the schema: the delay before each retry of
+    /// this job (`None`: the worker's default).
+    pub backoff: Option<Backoff>,
 }
 
 /// JSON Schemas of one job's request, response and application error.

@@ -49,7 +49,7 @@ pub mod wire;
 mod worker;
 
 pub use backend::Cancelled;
-pub use backoff::Backoff;
+pub use backoff::{Backoff, ParseBackoffError};
 pub use bytes::Bytes;
 pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
 pub use client::{Client, ClientBuilder, Pending, Response};

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::backoff::Backoff;
 use crate::call::{Context, JobInfo};
 use crate::error::{ErrorKind, HandlerError, JobError};
 
@@ -144,15 +145,17 @@ type DynHandler = Arc<
 /// A service built from closures over JSON values, mounted by name.
 ///
 /// ```
-/// use rpc_runtime::{DynamicService, HandlerError};
-/// let svc = DynamicService::new("Echo").job("echo", |req| async move {
-///     req.respond(req.data.clone())
-/// });
-/// # let _ = svc;
+/// use rpc_runtime::{Backoff, DynamicService, HandlerError, Service};
+/// let svc = DynamicService::new("Echo")
+///     .job("echo", |req| async move { req.respond(req.data.clone()) })
+///     .backoff("echo", "fixed(2s)".parse().expect("a retry policy"));
+/// assert_eq!(svc.jobs()[0].backoff, Some(Backoff::Fixed { delay_ms: 2_000 }));
 /// ```
 pub struct DynamicService {
     name: &'static str,
     handlers: HashMap<String, DynHandler>,
+    /// Per-job retry policies (what `#[backoff]` is for a typed service).
+    backoffs: HashMap<String, Backoff>,
     /// The job list, derived from `handlers` when first asked for.
     jobs: std::sync::OnceLock<&'static [JobInfo]>,
 }
@@ -163,6 +166,7 @@ impl DynamicService {
         DynamicService {
             name: Box::leak(name.to_owned().into_boxed_str()),
             handlers: HashMap::new(),
+            backoffs: HashMap::new(),
             jobs: std::sync::OnceLock::new(),
         }
     }
@@ -178,10 +182,19 @@ impl DynamicService {
         self
     }
 
+    /// Retries of the job `name` wait as `backoff` says, not as the
+    /// worker's default does: the untyped form of the schema's
+    /// `#[backoff = "..."]`. Given before or after the job itself.
+    pub fn backoff(mut self, name: &str, backoff: Backoff) -> Self {
+        self.backoffs.insert(name.to_owned(), backoff);
+        self
+    }
+
     /// The same service without the job `name`: what an older version of
     /// it, from before the job existed, would mount (rolling-deploy tests).
     pub fn without(mut self, name: &str) -> Self {
         self.handlers.remove(name);
+        self.backoffs.remove(name);
         self
     }
 }
@@ -204,6 +217,7 @@ impl Service for DynamicService {
                     timeout_ms: None,
                     max_attempts: None,
                     deprecated: false,
+                    backoff: self.backoffs.get(name).copied(),
                 })
                 .collect();
             Box::leak(jobs.into_boxed_slice())
@@ -226,5 +240,37 @@ impl Service for DynamicService {
             };
             finish(handler(Request { data, context: ctx }).await)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(req: Request) -> BoxFuture<'static, Result<serde_json::Value, HandlerError>> {
+        Box::pin(async move { Ok(req.data) })
+    }
+
+    fn backoff_of(service: &DynamicService, job: &str) -> Option<Backoff> {
+        let info = service.jobs().iter().find(|info| info.name == job);
+        info.expect("the job is listed").backoff
+    }
+
+    #[test]
+    fn a_dynamic_job_keeps_the_backoff_given_for_it_and_only_it() {
+        // Given before the job or after it, a policy lands on that job's
+        // `JobInfo`; the other jobs keep the worker's default (`None`).
+        let fixed = Backoff::Fixed { delay_ms: 2_000 };
+        let service = DynamicService::new("Svc")
+            .backoff("early", fixed)
+            .job("early", answer)
+            .job("late", answer)
+            .job("plain", answer)
+            .backoff("late", Backoff::None)
+            .backoff("absent", fixed);
+        assert_eq!(backoff_of(&service, "early"), Some(fixed));
+        assert_eq!(backoff_of(&service, "late"), Some(Backoff::None));
+        assert_eq!(backoff_of(&service, "plain"), None);
+        assert_eq!(service.jobs().len(), 3, "a policy alone adds no job");
     }
 }

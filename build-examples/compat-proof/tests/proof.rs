@@ -174,6 +174,7 @@ async fn start_worker(url: &str, prefix: &str, version: &Version) -> RunningWork
                 timeout_ms: None,
                 max_attempts: None,
                 deprecated: false,
+                backoff: None,
             })
             .collect();
         builder = builder.mount(ProofService {

@@ -220,6 +220,8 @@ fn compare_job(checker: &mut Checker, service: &str, old: &Job, new: &Job) {
         ),
     }
 
+    // `#[backoff]` is not compared: only workers read it, each from its own
+    // build, and nothing about it travels in a message.
     let defaults = [
         (
             Rule::ChangedTimeout,

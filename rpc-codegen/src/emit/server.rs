@@ -7,7 +7,7 @@ use quote::quote;
 
 use super::types::rust_type;
 use super::{deprecated, docs};
-use crate::model::{Job, ModuleId, Returns, Schema, Service};
+use crate::model::{Backoff, Job, ModuleId, Returns, Schema, Service};
 
 /// `Result<T, HandlerError>` or `Result<T, JobError<E>>` for a handler method.
 fn handler_output(schema: &Schema, id: ModuleId, job: &Job) -> TokenStream {
@@ -63,6 +63,13 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
         let timeout = option_tokens(job.timeout_ms.map(Literal::u64_unsuffixed));
         let attempts = option_tokens(job.attempts.map(Literal::u32_unsuffixed));
         let is_deprecated = job.deprecated.is_some();
+        let backoff = match job.backoff {
+            Some(policy) => {
+                let policy = backoff_tokens(policy);
+                quote!(Some(#policy))
+            }
+            None => quote!(None),
+        };
         quote! {
             ::rpc_runtime::JobInfo {
                 name: #wire,
@@ -70,6 +77,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
                 timeout_ms: #timeout,
                 max_attempts: #attempts,
                 deprecated: #is_deprecated,
+                backoff: #backoff,
             }
         }
     });
@@ -163,6 +171,24 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
             ) -> ::rpc_runtime::__private::BoxFuture<'a, ::rpc_runtime::Outcome> {
                 #dispatch_body
             }
+        }
+    }
+}
+
+/// A retry policy as a const expression of `rpc_runtime::Backoff`.
+fn backoff_tokens(policy: Backoff) -> TokenStream {
+    match policy {
+        Backoff::None => quote!(::rpc_runtime::Backoff::None),
+        Backoff::Fixed { delay_ms } => {
+            let delay_ms = Literal::u64_unsuffixed(delay_ms);
+            quote!(::rpc_runtime::Backoff::Fixed { delay_ms: #delay_ms })
+        }
+        Backoff::Exponential { base_ms, max_ms } => {
+            let (base_ms, max_ms) = (
+                Literal::u64_unsuffixed(base_ms),
+                Literal::u64_unsuffixed(max_ms),
+            );
+            quote!(::rpc_runtime::Backoff::Exponential { base_ms: #base_ms, max_ms: #max_ms })
         }
     }
 }

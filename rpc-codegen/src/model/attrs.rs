@@ -6,15 +6,18 @@
 //! | `///`, `#[doc = "..."]` | everything | text |
 //! | `#[timeout_ms = N]` | jobs | default deadline, N >= 1 |
 //! | `#[attempts = N]` | jobs | max delivery attempts, N >= 1 |
+//! | `#[backoff = "exponential(100ms, 30s)"]` | jobs | retry delays (see `backoff`); not with `#[attempts = 1]` |
 //! | `#[deprecated]`, `#[deprecated = "why"]` | types, fields, variants, jobs | |
 //! | `#[rename = "wire"]` | fields, parameters, variants, jobs | name on the wire |
 //!
 //! Anything else is an error with a hint, never silently ignored: a typo in
-//! `#[timeout_ms]` must not quietly leave a job without a timeout.
+//! `#[timeout_ms]` must not quietly leave a job without a timeout. So is an
+//! attribute that could never act: a backoff on a job with one attempt.
 
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, Lit, Meta};
 
+use super::backoff::{self, Backoff};
 use super::Deprecated;
 use crate::diagnostic::{did_you_mean, Diagnostic, Sink};
 use crate::source::{FileId, Span};
@@ -58,6 +61,7 @@ pub struct Attrs {
     pub rename: Option<(String, Span)>,
     pub timeout_ms: Option<u64>,
     pub attempts: Option<u32>,
+    pub backoff: Option<Backoff>,
 }
 
 impl Attrs {
@@ -79,6 +83,7 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
         "`#[timeout_ms = 2000]` (milliseconds, at least 1)",
     ),
     ("attempts", &[Target::Job], "`#[attempts = 3]` (at least 1)"),
+    ("backoff", &[Target::Job], backoff::USAGE),
     (
         "deprecated",
         &[
@@ -182,6 +187,13 @@ pub fn lower(attrs: &[Attribute], target: Target, file: FileId, sink: &mut Sink)
                 },
                 Err(span) => sink.push(bad_value("expected a whole number", span)),
             },
+            "backoff" => match str_value(attr, file) {
+                Ok((text, span)) => match backoff::parse(&text) {
+                    Ok(policy) => out.backoff = Some(policy),
+                    Err(expected) => sink.push(bad_value(&expected, span)),
+                },
+                Err(span) => sink.push(bad_value("expected a string", span)),
+            },
             "deprecated" => match &attr.meta {
                 Meta::Path(_) => out.deprecated = Some(Deprecated { note: None }),
                 _ => match str_value(attr, file) {
@@ -199,7 +211,28 @@ pub fn lower(attrs: &[Attribute], target: Target, file: FileId, sink: &mut Sink)
             _ => {}
         }
     }
+    if let (Some(1), Some(_)) = (out.attempts, out.backoff) {
+        if let Some(diagnostic) = backoff_without_retries(&seen) {
+            sink.push(diagnostic);
+        }
+    }
     out
+}
+
+/// `#[backoff]` next to `#[attempts = 1]`: the job is never retried, so the
+/// policy would never be used; likely a mistake in one of the two.
+/// (`None` only if either attribute was not seen, which the caller rules out.)
+fn backoff_without_retries(seen: &[(String, Span)]) -> Option<Diagnostic> {
+    let span = |name: &str| seen.iter().find(|(n, _)| n == name).map(|(_, span)| *span);
+    Some(
+        Diagnostic::error(
+            "attribute `backoff` on a job that is never retried",
+            span("backoff")?,
+            "this policy would never be used",
+        )
+        .with_label(span("attempts")?, "one attempt only")
+        .with_help("allow retries with `#[attempts = N]` (N > 1), or remove `#[backoff]`"),
+    )
 }
 
 fn unknown(name: &str, span: Span, target: Target) -> Diagnostic {

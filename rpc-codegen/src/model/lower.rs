@@ -348,6 +348,7 @@ impl Lowerer<'_> {
             deprecated: a.deprecated,
             timeout_ms: a.timeout_ms,
             attempts: a.attempts,
+            backoff: a.backoff,
             params,
             returns,
         }

@@ -9,9 +9,12 @@
 //! named thing so later diagnostics could still point at the source.
 
 mod attrs;
+mod backoff;
 mod clash;
 mod lower;
 mod recursion;
+
+pub use self::backoff::Backoff;
 
 use crate::diagnostic::Sink;
 use crate::load::Loaded;
@@ -166,6 +169,8 @@ pub struct Job {
     pub deprecated: Option<Deprecated>,
     pub timeout_ms: Option<u64>,
     pub attempts: Option<u32>,
+    /// The retry policy from `#[backoff = "..."]` (`None`: the worker's).
+    pub backoff: Option<Backoff>,
     pub params: Vec<Field>,
     pub returns: Returns,
 }

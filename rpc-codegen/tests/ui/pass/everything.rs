@@ -154,6 +154,9 @@ fn main() {
     );
     let draw = &drawing.jobs()[2];
     assert_eq!((draw.timeout_ms, draw.max_attempts), (Some(5000), Some(3)));
+    assert_eq!(draw.backoff, Some(rpc_runtime::Backoff::DEFAULT));
+    assert_eq!(drawing.jobs()[5].backoff, Some(rpc_runtime::Backoff::Fixed { delay_ms: 2000 }));
+    assert_eq!(drawing.jobs()[0].backoff, None);
     assert!(drawing.jobs()[15].deprecated);
     assert!(drawing.jobs()[1].one_way);
 
