@@ -19,6 +19,9 @@ use crate::error::Error;
 pub mod memory;
 pub mod redis;
 mod resp;
+mod tick;
+
+pub use tick::{TickAnswer, TickMode, TickOutcome, TickRequest};
 
 /// How long an inbox lives after its last reply, unless the completion says
 /// otherwise (a dead client's inbox expires).
@@ -215,6 +218,23 @@ pub trait Backend: Send + Sync + 'static {
     /// atomically: of many workers racing, each job moves exactly once.
     /// Returns how many moved.
     async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error>;
+
+    // Periodic jobs
+
+    /// Offers one tick of a periodic job on `queue` (the job's service):
+    /// in one atomic step the broker enqueues `tick.message` if the tick is
+    /// newer than the job's last one enqueued (and, for a catch-up, the job
+    /// ran before), records it as the last, and stores `tick.definition`.
+    /// Of many workers offering the same tick, exactly one gets
+    /// [`TickOutcome::Enqueued`]. A tick in the broker's future is refused
+    /// ([`TickOutcome::Early`]).
+    async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>)
+        -> Result<TickAnswer, Error>;
+
+    /// The periodic jobs recorded for `queue`, sorted by name: their
+    /// stored definitions and last ticks, unreadable values marked as such.
+    async fn periodic_jobs(&self, queue: &str)
+        -> Result<Vec<crate::periodic::PeriodicState>, Error>;
 }
 
 /// A connection for blocking reads.

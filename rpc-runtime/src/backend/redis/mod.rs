@@ -17,6 +17,7 @@
 //! | `P:{Service}:dead`   | stream | dead letters of a service (capped)     |
 //! | `P:inbox:{client}`   | list   | replies to one client (expires)        |
 //! | `P:result:{call}`    | string | a kept reply (expires)                 |
+//! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
 //!
 //! Connections. Ordinary commands go over one shared connection that
 //! reconnects by itself: a `ConnectionManager` on a single Redis, a
@@ -47,6 +48,7 @@ mod completion;
 mod consumers;
 mod dead_letters;
 mod leases;
+mod periodic;
 mod reader;
 mod schedule;
 mod url;
@@ -64,6 +66,7 @@ use self::completion::complete_on;
 use self::reader::RedisReader;
 pub(crate) use self::url::{parse_target, redact};
 use super::{Backend, CompleteError, Completion, DeadLetter, Delivery, Reader};
+use super::{TickAnswer, TickRequest};
 use crate::error::Error;
 
 /// The consumer group every worker joins.
@@ -305,5 +308,22 @@ impl Backend for RedisBackend {
 
     async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error> {
         self.move_due(queue, max).await
+    }
+
+    // Periodic jobs
+
+    async fn enqueue_tick(
+        &self,
+        queue: &str,
+        tick: &TickRequest<'_>,
+    ) -> Result<TickAnswer, Error> {
+        self.offer_tick(queue, tick).await
+    }
+
+    async fn periodic_jobs(
+        &self,
+        queue: &str,
+    ) -> Result<Vec<crate::periodic::PeriodicState>, Error> {
+        self.list_periodic(queue).await
     }
 }
