@@ -299,7 +299,11 @@ pub(crate) fn prepare(
                 "its job `{}` belongs to no service mounted on this worker (mounted: {}); \
                  mount `{service_name}` on the worker that runs the schedule",
                 p.job,
-                if mounted.is_empty() { "none".to_owned() } else { mounted.join(", ") }
+                if mounted.is_empty() {
+                    "none".to_owned()
+                } else {
+                    mounted.join(", ")
+                }
             )));
         };
         let Some(info) = service.jobs().iter().find(|j| j.name == job) else {
@@ -349,28 +353,53 @@ mod tests {
     }
 
     fn refused(p: Periodic) -> String {
-        prepare(vec![p], &services()).expect_err("refused").to_string()
+        prepare(vec![p], &services())
+            .expect_err("refused")
+            .to_string()
     }
 
     #[test]
     fn a_bad_definition_is_refused_at_build_with_what_to_do() {
-        let every = |name: &str, job: &str| {
-            Periodic::every(name, Duration::from_secs(1), job, json!({}))
-        };
+        let every =
+            |name: &str, job: &str| Periodic::every(name, Duration::from_secs(1), job, json!({}));
         let why = refused(every("has space", "Files.sweep"));
-        assert!(why.contains("`has space`") && why.contains("A-Z a-z 0-9 _ - ."), "{why}");
+        assert!(
+            why.contains("`has space`") && why.contains("A-Z a-z 0-9 _ - ."),
+            "{why}"
+        );
         assert!(refused(every("", "Files.sweep")).contains("1 to 128"));
         let why = refused(Periodic::cron("c", "every day", "Files.sweep", json!({})));
-        assert!(why.contains("not a cron expression") && why.contains("five fields"), "{why}");
-        let why = refused(Periodic::cron("c", "0 0 0 30 2 *", "Files.sweep", json!({})));
+        assert!(
+            why.contains("not a cron expression") && why.contains("five fields"),
+            "{why}"
+        );
+        let why = refused(Periodic::cron(
+            "c",
+            "0 0 0 30 2 *",
+            "Files.sweep",
+            json!({}),
+        ));
         assert!(why.contains("never fires"), "{why}");
         let why = refused(every("x", "Mail.send"));
-        assert!(why.contains("mounted: Files") && why.contains("mount `Mail`"), "{why}");
+        assert!(
+            why.contains("mounted: Files") && why.contains("mount `Mail`"),
+            "{why}"
+        );
         assert!(refused(every("x", "Files.nope")).contains("no job `nope`"));
         assert!(refused(every("x", "sweep")).contains("`Service.job`"));
-        let why = refused(Periodic::every("x", Duration::from_millis(5), "Files.sweep", json!({})));
+        let why = refused(Periodic::every(
+            "x",
+            Duration::from_millis(5),
+            "Files.sweep",
+            json!({}),
+        ));
         assert!(why.contains("shortest"), "{why}");
-        let why = refused(Periodic::every("x", Duration::from_secs(1), "Files.sweep", json!([1])));
+        let why = refused(Periodic::every(
+            "x",
+            Duration::from_secs(1),
+            "Files.sweep",
+            json!([1]),
+        ));
         assert!(why.contains("JSON object"), "{why}");
         let twice = vec![every("x", "Files.sweep"), every("x", "Files.sweep")];
         let why = prepare(twice, &services()).unwrap_err().to_string();
@@ -380,8 +409,13 @@ mod tests {
     #[test]
     fn a_tick_is_a_one_way_job_message_with_the_ticks_id() {
         let prepared = prepare(
-            vec![Periodic::every("beat", Duration::from_millis(200), "Files.sweep", json!({"a": 1}))
-                .timeout(Duration::from_secs(5))],
+            vec![Periodic::every(
+                "beat",
+                Duration::from_millis(200),
+                "Files.sweep",
+                json!({"a": 1}),
+            )
+            .timeout(Duration::from_secs(5))],
             &services(),
         )
         .unwrap()

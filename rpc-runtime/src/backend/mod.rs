@@ -228,13 +228,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Of many workers offering the same tick, exactly one gets
     /// [`TickOutcome::Enqueued`]. A tick in the broker's future is refused
     /// ([`TickOutcome::Early`]).
-    async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>)
-        -> Result<TickAnswer, Error>;
+    async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>) -> Result<TickAnswer, Error>;
 
     /// The periodic jobs recorded for `queue`, sorted by name: their
     /// stored definitions and last ticks, unreadable values marked as such.
-    async fn periodic_jobs(&self, queue: &str)
-        -> Result<Vec<crate::periodic::PeriodicState>, Error>;
+    async fn periodic_jobs(
+        &self,
+        queue: &str,
+    ) -> Result<Vec<crate::periodic::PeriodicState>, Error>;
 }
 
 /// A connection for blocking reads.

@@ -138,10 +138,16 @@ mod tests {
         assert_eq!(five_minutes.latest_at_or_before(NEW_YEAR), Some(NEW_YEAR));
         // Five fields: minute granularity, at second 0; in UTC.
         let three_am = Schedule::cron("0 3 * * *").unwrap();
-        assert_eq!(three_am.next_after(NEW_YEAR), Some(NEW_YEAR + 3 * 3_600_000));
+        assert_eq!(
+            three_am.next_after(NEW_YEAR),
+            Some(NEW_YEAR + 3 * 3_600_000)
+        );
         // Sub-second starts: the next tick is still the next whole instant.
         let every_second = Schedule::cron("* * * * * *").unwrap();
-        assert_eq!(every_second.next_after(NEW_YEAR + 400), Some(NEW_YEAR + 1_000));
+        assert_eq!(
+            every_second.next_after(NEW_YEAR + 400),
+            Some(NEW_YEAR + 1_000)
+        );
         assert_eq!(
             every_second.latest_at_or_before(NEW_YEAR + 400),
             Some(NEW_YEAR)

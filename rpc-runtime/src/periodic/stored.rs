@@ -103,9 +103,12 @@ impl PeriodicState {
     }
 
     fn read_definition(&mut self, raw: &[u8]) {
+        // (serde's derive would also read the struct from an array)
+        if !crate::wire::is_json_object(raw) {
+            return self.note("the definition is not a JSON object".to_owned());
+        }
         let definition: ReadDefinition = match serde_json::from_slice(raw) {
-            Ok(d) if crate::wire::is_json_object(raw) => d,
-            Ok(_) => return self.note("the definition is not a JSON object".to_owned()),
+            Ok(d) => d,
             Err(e) => return self.note(format!("the definition is not readable JSON: {e}")),
         };
         self.schedule = match (&definition.cron, definition.every_ms) {
@@ -192,7 +195,11 @@ mod tests {
                 pair("list", "[1,2]"),
                 pair("half", r#"{"job":"S.x"}"#),
             ],
-            vec![pair("beat", "1200"), pair("orphan", "5"), pair("half", "12x")],
+            vec![
+                pair("beat", "1200"),
+                pair("orphan", "5"),
+                pair("half", "12x"),
+            ],
         );
         let names: Vec<&str> = states.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["beat", "half", "junk", "list", "orphan"]);
@@ -204,17 +211,35 @@ mod tests {
         let half = &states[1];
         assert_eq!(half.job.as_deref(), Some("S.x"));
         let why = half.unreadable.as_deref().unwrap();
-        assert!(why.contains("no schedule") && why.contains("`12x`"), "{why}");
-        assert!(states[2].unreadable.as_deref().unwrap().contains("JSON"));
+        assert!(
+            why.contains("no schedule") && why.contains("`12x`"),
+            "{why}"
+        );
+        assert!(states[2]
+            .unreadable
+            .as_deref()
+            .unwrap()
+            .contains("JSON object"));
         assert!(states[3].unreadable.as_deref().unwrap().contains("object"));
         assert_eq!(states[4].last_ms, Some(5));
-        assert!(states[4].unreadable.as_deref().unwrap().contains("no definition"));
+        assert!(states[4]
+            .unreadable
+            .as_deref()
+            .unwrap()
+            .contains("no definition"));
     }
 
     #[test]
     fn a_last_tick_is_decimal_digits_only() {
         assert_eq!(parse_last(b"1767225600000"), Some(1_767_225_600_000));
-        for bad in [&b""[..], b"-1", b"1e3", b"0x10", b" 12", b"1000000000000000"] {
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"1e3",
+            b"0x10",
+            b" 12",
+            b"1000000000000000",
+        ] {
             assert_eq!(parse_last(bad), None, "{bad:?}");
         }
     }

@@ -115,7 +115,11 @@ impl Follower {
             definition: &definition,
         };
         // Only for the listing: the first on-time tick stores it anyway.
-        if let Err(e) = shared.backend.enqueue_tick(self.job.service, &request).await {
+        if let Err(e) = shared
+            .backend
+            .enqueue_tick(self.job.service, &request)
+            .await
+        {
             shared.broker_error();
             tracing::warn!(error = %e, periodic = %self.job.name, "could not register the periodic job");
         }
@@ -147,7 +151,11 @@ impl Follower {
             message: &message,
             definition: &definition,
         };
-        match shared.backend.enqueue_tick(self.job.service, &request).await {
+        match shared
+            .backend
+            .enqueue_tick(self.job.service, &request)
+            .await
+        {
             Ok(answer) => self.answered(shared, tick, next, mode, &answer).await,
             Err(e) => {
                 shared.broker_error();

@@ -312,11 +312,7 @@ impl Backend for RedisBackend {
 
     // Periodic jobs
 
-    async fn enqueue_tick(
-        &self,
-        queue: &str,
-        tick: &TickRequest<'_>,
-    ) -> Result<TickAnswer, Error> {
+    async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>) -> Result<TickAnswer, Error> {
         self.offer_tick(queue, tick).await
     }
 

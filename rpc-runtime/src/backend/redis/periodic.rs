@@ -54,7 +54,9 @@ impl RedisBackend {
             .arg(tick.definition);
         let answer = self.commands.invoke(&invocation).await?;
         tick_answer(answer).ok_or_else(|| {
-            Error::Broker("unexpected answer to tick.lua (is it the script of this version?)".into())
+            Error::Broker(
+                "unexpected answer to tick.lua (is it the script of this version?)".into(),
+            )
         })
     }
 
