@@ -10,6 +10,7 @@
 //! rpc ping                                        # does the broker answer? latency, version
 //! rpc stats [SERVICE...] [--json]                 # queued, leased, dead, workers per service
 //! rpc top                                         # the same, refreshed every second (q quits)
+//! rpc periodic [SERVICE...] [--json]              # periodic jobs: schedule, last and next run
 //! rpc backlog-check --schema new.rpc              # would the new schema reject what waits in Redis?
 //! ```
 //!
@@ -19,6 +20,7 @@
 
 mod backlog_check;
 mod operate;
+mod periodic;
 mod ping;
 mod stats;
 mod top;
