@@ -12,6 +12,11 @@
 //! rpc top                                         # the same, refreshed every second (q quits)
 //! rpc periodic [SERVICE...] [--json]              # periodic jobs: schedule, last and next run
 //! rpc backlog-check --schema new.rpc              # would the new schema reject what waits in Redis?
+//! rpc call Mail.send '{...}' --delay 10m --no-wait  # runs in ten minutes (or --at RFC3339)
+//! rpc call Orders.place '{...}' --key order-42    # at most once per key (idempotent)
+//! rpc scheduled Mail                              # delayed jobs and retries, with due times
+//! rpc cancel <id>                                 # a queued, scheduled or running call
+//! rpc pause Mail / rpc resume Mail                # stop and restart taking a service's jobs
 //! ```
 //!
 //! Exit codes: 0 success, 1 the call failed (the error is printed on
@@ -19,6 +24,7 @@
 //! exits 1 when a message would be rejected, 2 when it cannot check.
 
 mod backlog_check;
+mod lifecycle;
 mod operate;
 mod periodic;
 mod ping;
@@ -65,6 +71,16 @@ enum Command {
         /// `data`; for an error, `{"error": {"kind", "message", "data"}}`.
         #[arg(long)]
         full: bool,
+        /// Run the job this long after sending it (`10s`, `5m`, `1h 30m`).
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "at")]
+        delay: Option<Duration>,
+        /// Run the job at this time (RFC 3339, e.g. `2026-12-02T10:00:00Z`).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<std::time::SystemTime>,
+        /// An idempotency key: while it is remembered (1 h), the same call
+        /// with the same key runs once and every sender gets its answer.
+        #[arg(long)]
+        key: Option<String>,
         /// With `--no-wait`: seconds the result is kept for `rpc fetch`.
         #[arg(long, default_value_t = 300.0)]
         keep: f64,
@@ -86,6 +102,8 @@ enum Command {
         #[arg(long, conflicts_with = "tokens")]
         all: bool,
     },
+    #[command(flatten)]
+    Lifecycle(lifecycle::Lifecycle),
     /// Serve the web dashboard: services, workers, jobs and dead letters.
     Dashboard {
         /// Address to listen on; anything but loopback needs --token.
@@ -171,7 +189,16 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             no_wait,
             full,
             keep,
+            delay,
+            at,
+            key,
         } => {
+            let lifecycle = CallOptions {
+                delay,
+                run_at: at,
+                idempotency_key: key,
+                ..CallOptions::default()
+            };
             let params: serde_json::Value =
                 serde_json::from_str(&params).map_err(|e| Error::Codec {
                     what: "read the parameters".to_owned(),
@@ -193,7 +220,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 let options = CallOptions {
                     timeout: Some(Duration::from_secs_f64(timeout)),
                     result_ttl: Some(Duration::from_secs_f64(keep)),
-                    ..CallOptions::default()
+                    ..lifecycle
                 };
                 println!(
                     "{}",
@@ -201,7 +228,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 );
                 return Ok(());
             }
-            let options = CallOptions::timeout(Duration::from_secs_f64(timeout));
+            let options = lifecycle.with_timeout(Duration::from_secs_f64(timeout));
             let response = match client.call_and_wait_with(&job, params, &options).await {
                 Ok(response) => response,
                 Err(Error::Remote {
@@ -309,9 +336,17 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 eprintln!("no matching dead letters");
             }
         }
+        Command::Lifecycle(lifecycle) => return lifecycle.run(&client, url, prefix).await,
         Command::Operate(_) | Command::BacklogCheck(_) => {
             unreachable!("run above, without a client")
         }
     }
     Ok(())
+}
+
+/// An RFC 3339 time (`2026-12-02T10:00:00Z`, offsets allowed).
+fn parse_time(text: &str) -> Result<std::time::SystemTime, String> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(std::time::SystemTime::from)
+        .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-12-02T10:00:00Z)"))
 }

@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::telemetry::{TraceContext, TRACEPARENT, TRACESTATE};
 
 /// The id of one call. On the wire it is a string (a UUID when this crate
@@ -57,15 +59,84 @@ pub struct CallOptions {
     pub result_ttl: Option<Duration>,
     /// Free-form metadata the handler sees in [`Context::metadata`].
     pub metadata: BTreeMap<String, String>,
+    /// Run the job no sooner than this long after it is sent (measured on
+    /// the broker's clock). The call's timeout counts from when it is due.
+    pub delay: Option<Duration>,
+    /// Run the job no sooner than this time (this machine's clock turned
+    /// into a delay when the call is sent). `delay` wins if both are set.
+    pub run_at: Option<SystemTime>,
+    /// Send the call at most once per key while the key is remembered:
+    /// a second send with the same key enqueues nothing and attaches to the
+    /// first call (same id, same result); with other parameters it fails.
+    pub idempotency_key: Option<String>,
+    /// How long an idempotency key is remembered (default
+    /// [`CallOptions::DEFAULT_IDEMPOTENCY_TTL`]); the call's result is
+    /// kept at least as long, so every duplicate gets it.
+    pub idempotency_ttl: Option<Duration>,
 }
 
 impl CallOptions {
+    /// How long an idempotency key is remembered unless the options say.
+    pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(60 * 60);
+
     /// Options with only a timeout set.
     pub fn timeout(timeout: Duration) -> Self {
-        CallOptions {
-            timeout: Some(timeout),
-            ..Default::default()
-        }
+        CallOptions::default().with_timeout(timeout)
+    }
+
+    /// Options with only a delay set: the job runs `delay` after it is sent.
+    pub fn delay(delay: Duration) -> Self {
+        CallOptions::default().with_delay(delay)
+    }
+
+    /// Options with only a start time set: the job runs at `at` or later.
+    pub fn run_at(at: SystemTime) -> Self {
+        CallOptions::default().with_run_at(at)
+    }
+
+    /// Options with only an idempotency key set.
+    pub fn idempotency_key(key: impl Into<String>) -> Self {
+        CallOptions::default().with_idempotency_key(key)
+    }
+
+    /// These options with a timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// These options with a delay.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// These options with a start time.
+    pub fn with_run_at(mut self, at: SystemTime) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// These options with an idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// These options with an attempt limit.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
+    /// How long after sending the job is due (`None`: at once).
+    pub fn due_in(&self) -> Option<Duration> {
+        self.delay.or_else(|| {
+            self.run_at.map(|at| {
+                at.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO)
+            })
+        })
     }
 }
 
@@ -120,6 +191,8 @@ pub struct Context {
     /// The job's place in its trace: the worker's span, or the caller's
     /// when this worker records no spans (`None`: no trace).
     pub(crate) trace: Option<TraceContext>,
+    /// Fired when the call is cancelled.
+    pub(crate) cancel: CancellationToken,
 }
 
 impl Context {
@@ -133,6 +206,7 @@ impl Context {
             deadline: None,
             metadata: Arc::default(),
             trace: None,
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -169,6 +243,20 @@ impl Context {
             d.duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO)
         })
+    }
+
+    /// Whether the call has been cancelled (by its caller or an operator).
+    /// Cheap: a handler can check it between steps of a long loop.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the call is cancelled: race it against the work
+    /// (`tokio::select!`) to stop early. A handler that ignores it is
+    /// dropped after the worker's cancel grace period
+    /// ([`WorkerSettings::cancel_grace`](crate::WorkerSettings::cancel_grace)).
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
     }
 
     /// Caller metadata.

@@ -32,6 +32,9 @@ pub enum ErrorKind {
     /// The job ran out of attempts (crashed workers, retries) and was moved to
     /// the dead-letter stream.
     DeadLettered,
+    /// The call was cancelled (by its caller or an operator) before it ran
+    /// or while it ran.
+    Cancelled,
     /// A kind this version does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -46,6 +49,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::DeadLettered => "dead_lettered",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::Unknown => "unknown",
         };
         f.write_str(s)
@@ -78,6 +82,15 @@ pub enum Error {
         job: String,
         size: usize,
         limit: usize,
+    },
+
+    /// The idempotency key is held by another call with other parameters
+    /// (or another job): nothing was sent.
+    #[error("idempotency key {key:?} of `{job}` is held by call {holder} with other parameters; nothing was sent")]
+    IdempotencyConflict {
+        job: String,
+        key: String,
+        holder: String,
     },
 
     /// A value could not be encoded or a reply could not be decoded.
@@ -150,6 +163,17 @@ pub enum CallError<E> {
     Rpc(#[from] Error),
 }
 
+impl<E> CallError<E> {
+    /// The error kind the worker answered with, if this is a worker's
+    /// answer (`App` for the application error).
+    pub fn remote_kind(&self) -> Option<ErrorKind> {
+        match self {
+            CallError::App(_) => Some(ErrorKind::App),
+            CallError::Rpc(e) => e.remote_kind(),
+        }
+    }
+}
+
 impl CallError<Never> {
     /// A call to a job without an application error can only fail with [`Error`].
     pub fn into_rpc(self) -> Error {
@@ -171,6 +195,7 @@ impl From<CallError<Never>> for Error {
 pub struct HandlerError {
     message: String,
     retry: bool,
+    retry_after: Option<Duration>,
 }
 
 impl HandlerError {
@@ -180,6 +205,18 @@ impl HandlerError {
         HandlerError {
             message: message.into(),
             retry: true,
+            retry_after: None,
+        }
+    }
+
+    /// A transient failure that should be tried again after `delay` (a
+    /// rate limit's `Retry-After`, say) rather than after the job's
+    /// backoff; still bounded by the attempt limit and the call's deadline.
+    pub fn retry_after(delay: Duration, message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retry: true,
+            retry_after: Some(delay),
         }
     }
 
@@ -188,6 +225,7 @@ impl HandlerError {
         HandlerError {
             message: message.into(),
             retry: false,
+            retry_after: None,
         }
     }
 
@@ -199,6 +237,11 @@ impl HandlerError {
     /// Whether the job should be tried again.
     pub fn is_retry(&self) -> bool {
         self.retry
+    }
+
+    /// The delay the handler asked for before the next attempt, if any.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        self.retry_after
     }
 }
 

@@ -40,13 +40,13 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply, StreamPendingReply};
 use redis::{FromRedisValue, Value};
 
-use crate::backend::redis::{parse_target, redact, GROUP};
+use crate::backend::redis::{
+    glob_escape, parse_target, redact, scan, scan_all, Commands as Connection, GROUP,
+};
 use crate::error::Error;
 
 mod figures;
@@ -59,8 +59,6 @@ pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Keys looked at per `SCAN` step.
-const SCAN_COUNT: usize = 1000;
 /// The stream field holding the message (`docs/PROTOCOL.md`).
 const FIELD: &str = "m";
 
@@ -71,12 +69,6 @@ pub struct Inspector {
     connection: Connection,
     prefix: String,
     url_for_errors: String,
-}
-
-#[derive(Clone)]
-enum Connection {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
 }
 
 impl Inspector {
@@ -168,20 +160,9 @@ impl Inspector {
     /// The services that have a jobs stream under this prefix, sorted:
     /// `SCAN MATCH P:{*}:jobs` (on every master of a Cluster).
     pub async fn services(&self) -> Result<Vec<String>, Error> {
-        let pattern = format!("{}:{{*}}:jobs", glob_escape(&self.prefix));
-        let keys = self
-            .scan_masters(&pattern, "stream")
+        scan::services(&self.connection, &self.prefix)
             .await
-            .map_err(|e| self.broker(e))?;
-        let head = format!("{}:{{", self.prefix);
-        let mut services: Vec<String> = keys
-            .iter()
-            .filter_map(|key| key.strip_prefix(&head)?.strip_suffix("}:jobs"))
-            .map(str::to_owned)
-            .collect();
-        services.sort();
-        services.dedup();
-        Ok(services)
+            .map_err(|e| self.broker(e))
     }
 
     /// The figures of one service's queue; `Ok(None)` if the service has no
@@ -327,15 +308,7 @@ impl Inspector {
 
     /// Every stream key matching `pattern`, on every master of a Cluster.
     async fn scan_masters(&self, pattern: &str, kind: &str) -> redis::RedisResult<Vec<String>> {
-        let Connection::Cluster(con) = &self.connection else {
-            return scan(&self.connection, None, pattern, kind).await;
-        };
-        let mut keys = Vec::new();
-        for (host, port) in masters(&mut con.clone()).await? {
-            let route = SingleNodeRoutingInfo::ByAddress { host, port };
-            keys.extend(scan(&self.connection, Some(route), pattern, kind).await?);
-        }
-        Ok(keys)
+        scan_all(&self.connection, pattern, kind).await
     }
 
     /// The clients' inboxes under this prefix (`P:inbox:{client}`), with
@@ -447,72 +420,6 @@ impl Inspector {
     fn broker(&self, e: redis::RedisError) -> Error {
         Error::Broker(format!("{}: {e}", self.url_for_errors))
     }
-}
-
-/// The node addresses of a Cluster's masters, from a `PING` sent to each.
-async fn masters(con: &mut ClusterConnection) -> redis::RedisResult<Vec<(String, u16)>> {
-    let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-    let Value::Map(replies) = con.route_command(redis::cmd("PING"), all).await? else {
-        return Ok(Vec::new());
-    };
-    Ok(replies
-        .into_iter()
-        .filter_map(|(addr, _)| {
-            let addr = String::from_redis_value(addr).ok()?;
-            let (host, port) = addr.rsplit_once(':')?;
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            Some((host.to_owned(), port.parse().ok()?))
-        })
-        .collect())
-}
-
-/// `SCAN`s one node to the end: every key of type `kind` matching
-/// `pattern`. `route` picks a Cluster node; `None` is the only node of a
-/// single Redis.
-async fn scan(
-    con: &Connection,
-    route: Option<SingleNodeRoutingInfo>,
-    pattern: &str,
-    kind: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .arg("TYPE")
-            .arg(kind);
-        let reply = match (con, &route) {
-            (Connection::Cluster(c), Some(route)) => {
-                let route = RoutingInfo::SingleNode(route.clone());
-                c.clone().route_command(cmd, route).await?
-            }
-            (Connection::Cluster(c), None) => cmd.query_async(&mut c.clone()).await?,
-            (Connection::Single(c), _) => cmd.query_async(&mut c.clone()).await?,
-        };
-        let (next, batch): (u64, Vec<String>) = FromRedisValue::from_redis_value(reply)?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
-    }
-}
-
-/// `text` with the glob characters of `SCAN MATCH` escaped.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The milliseconds part of a stream entry id (`<ms>-<seq>`): when it was added.

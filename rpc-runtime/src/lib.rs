@@ -49,6 +49,7 @@ pub mod telemetry;
 pub mod wire;
 mod worker;
 
+pub use backend::Cancelled;
 pub use backoff::Backoff;
 pub use bytes::Bytes;
 pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};

@@ -45,11 +45,13 @@ pub enum Outcome {
     Ok(String),
     /// The job's application error, serialized as JSON.
     App(String),
-    /// The job failed. `retry` asks for another attempt.
+    /// The job failed. `retry` asks for another attempt, after
+    /// `retry_after` if set (else after the job's backoff).
     Failed {
         kind: ErrorKind,
         message: String,
         retry: bool,
+        retry_after: Option<std::time::Duration>,
     },
 }
 
@@ -60,6 +62,7 @@ impl Outcome {
             kind: ErrorKind::UnknownJob,
             message: format!("no job named `{job}` is mounted on this worker"),
             retry: false,
+            retry_after: None,
         }
     }
 
@@ -69,6 +72,7 @@ impl Outcome {
             kind: ErrorKind::BadRequest,
             message: format!("parameters do not match the job: {reason}"),
             retry: false,
+            retry_after: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl Outcome {
         Outcome::Failed {
             kind: ErrorKind::Handler,
             retry: e.is_retry(),
+            retry_after: e.retry_delay(),
             message: e.message().to_owned(),
         }
     }
@@ -88,6 +93,7 @@ impl Outcome {
                 kind: ErrorKind::Handler,
                 message: format!("could not serialize the result: {e}"),
                 retry: false,
+                retry_after: None,
             },
         }
     }

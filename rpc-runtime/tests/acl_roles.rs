@@ -122,6 +122,45 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
     let kept = other.fetch_result(&id).await.unwrap().expect("kept");
     assert_eq!(kept.unwrap(), json!("kept"));
 
+    // The job lifecycle as the client role: a delayed call (moved by the
+    // worker role), an idempotent one sent twice, a cancellation of a
+    // scheduled call, a look at the pause flag.
+    let later =
+        CallOptions::delay(Duration::from_millis(200)).with_timeout(Duration::from_secs(10));
+    let r = client
+        .call_and_wait_with("Acl.echo", json!("later"), &later)
+        .await
+        .expect("a delayed call as the client role");
+    assert_eq!(r.data, json!("later"));
+    let once = CallOptions::idempotency_key("acl-once").with_timeout(Duration::from_secs(10));
+    let first = client
+        .call_and_wait_with("Acl.echo", json!(1), &once)
+        .await
+        .unwrap();
+    let again = client
+        .call_and_wait_with("Acl.echo", json!(1), &once)
+        .await
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    let scheduled = client
+        .send_with(
+            "Acl.echo",
+            json!("never"),
+            &CallOptions::delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    scheduled
+        .cancel()
+        .await
+        .expect("a cancel as the client role");
+    assert!(scheduled.wait().await.is_err());
+    client
+        .cancel(&"some-call".into())
+        .await
+        .expect("a cancel by id as the client role");
+    assert!(!client.is_paused("Acl").await.unwrap());
+
     // An unreadable job: the worker dead-letters it; the operator lists it,
     // and replays a readable dead letter.
     redis.cli(["XADD", "rpc:{Acl}:jobs", "*", "m", "garbage"]);
@@ -155,6 +194,20 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         assert!(Instant::now() < deadline, "the replayed job never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The operator pauses and resumes, and cancels.
+    assert!(operator
+        .pause("Acl")
+        .await
+        .expect("a pause as the operator"));
+    assert!(operator
+        .resume("Acl")
+        .await
+        .expect("a resume as the operator"));
+    operator
+        .cancel_in("Acl", &"another-call".into())
+        .await
+        .expect("a cancel as the operator");
+
     // The operator's inspection (`rpc stats`, `rpc top`, `rpc ping`).
     let inspector =
         rpc_runtime::Inspector::connect(&redis.url_as("rpc-operator", "operator-pw"), "rpc")

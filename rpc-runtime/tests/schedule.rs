@@ -64,7 +64,7 @@ async fn a_scheduled_job_is_moved_onto_the_queue_only_once_it_is_due() {
             .schedule_job(QUEUE, "job-1", b"later", Duration::from_millis(400))
             .await
             .unwrap();
-        assert_eq!(backend.move_due_jobs(QUEUE, 10).await.unwrap(), 0);
+        assert_eq!(backend.poll_lifecycle(QUEUE, 10, 0).await.unwrap().moved, 0);
         assert!(
             take_all(&*backend).await.is_empty(),
             "{}",
@@ -73,8 +73,8 @@ async fn a_scheduled_job_is_moved_onto_the_queue_only_once_it_is_due() {
         while t0.elapsed() < Duration::from_millis(450) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(backend.move_due_jobs(QUEUE, 10).await.unwrap(), 1);
-        assert_eq!(backend.move_due_jobs(QUEUE, 10).await.unwrap(), 0);
+        assert_eq!(backend.poll_lifecycle(QUEUE, 10, 0).await.unwrap().moved, 1);
+        assert_eq!(backend.poll_lifecycle(QUEUE, 10, 0).await.unwrap().moved, 0);
         assert_eq!(take_all(&*backend).await, vec![b"later".to_vec()]);
     }
 }
@@ -103,7 +103,7 @@ async fn racing_movers_move_each_due_job_exactly_once() {
                 tokio::spawn(async move {
                     let mut moved = 0;
                     loop {
-                        match backend.move_due_jobs(QUEUE, 7).await.unwrap() {
+                        match backend.poll_lifecycle(QUEUE, 7, 0).await.unwrap().moved {
                             0 => return moved,
                             n => moved += n,
                         }

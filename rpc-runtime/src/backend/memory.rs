@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    complete_each, Backend, CompleteError, CompletedAndTaken, Completion, DeadLetter, Delivery,
-    PushedAndPopped, Reader, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+    complete_each, Backend, Cancelled, CompleteError, CompletedAndTaken, Completion, DeadLetter,
+    Delivery, LifecyclePoll, OnceKey, OnceSent, PushedAndPopped, Reader, CANCEL_MEMORY,
+    DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 use super::{TickAnswer, TickMode, TickOutcome, TickRequest};
 use crate::error::Error;
@@ -23,14 +24,24 @@ use crate::periodic::{read_states, PeriodicState};
 
 #[derive(Default)]
 struct Queue {
-    /// Token, when it was queued (ms since the epoch), message.
-    ready: VecDeque<(u64, u64, Vec<u8>)>,
+    ready: VecDeque<Ready>,
     leased: HashMap<u64, Lease>,
     dead: VecDeque<DeadLetter>,
 }
 
+/// A queued job.
+struct Ready {
+    token: u64,
+    /// When it was queued (ms since the epoch).
+    enqueued_ms: u64,
+    payload: Vec<u8>,
+    /// Cancelled while it was scheduled (Redis's `c` field).
+    cancelled: bool,
+}
+
 struct Lease {
     payload: Vec<u8>,
+    cancelled: bool,
     enqueued_ms: u64,
     consumer: String,
     since: Instant,
@@ -51,6 +62,13 @@ struct State {
     /// Per queue: scheduled jobs by token, with when they are due (ms
     /// since the epoch).
     scheduled: HashMap<String, HashMap<String, (u64, Vec<u8>)>>,
+    /// Per queue: cancelled call ids, with when (ms since the epoch).
+    cancelled: HashMap<String, HashMap<String, u64>>,
+    /// Paused queues.
+    paused: std::collections::HashSet<String>,
+    /// Idempotency keys by (queue, key): the call id, its fingerprint, and
+    /// when the key is forgotten.
+    once: HashMap<(String, String), (String, String, Instant)>,
     /// Per queue: the periodic jobs' definitions and last ticks.
     periodic: HashMap<String, PeriodicRecords>,
 }
@@ -112,16 +130,44 @@ impl MemoryBackend {
 
     fn push(&self, queue: &str, payload: Vec<u8>) {
         let mut state = self.state();
-        state.next_token += 1;
-        let token = state.next_token;
+        state.enqueue(queue, payload, false);
+        drop(state);
+        self.shared.jobs_ready.notify_waiters();
+    }
+
+    /// Puts a job on the schedule, due after `delay`.
+    fn schedule(
+        state: &mut State,
+        queue: &str,
+        token: &str,
+        payload: Vec<u8>,
+        delay: Duration,
+    ) -> u64 {
+        let due = crate::wire::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
         state
-            .queues
+            .scheduled
+            .entry(queue.to_owned())
+            .or_default()
+            .insert(token.to_owned(), (due, payload));
+        due
+    }
+}
+
+impl State {
+    /// Appends a job to a queue (the caller wakes the takers).
+    fn enqueue(&mut self, queue: &str, payload: Vec<u8>, cancelled: bool) {
+        self.next_token += 1;
+        let token = self.next_token;
+        self.queues
             .entry(queue.to_owned())
             .or_default()
             .ready
-            .push_back((token, crate::wire::unix_ms(SystemTime::now()), payload));
-        drop(state);
-        self.shared.jobs_ready.notify_waiters();
+            .push_back(Ready {
+                token,
+                enqueued_ms: crate::wire::unix_ms(SystemTime::now()),
+                payload,
+                cancelled,
+            });
     }
 }
 
@@ -142,39 +188,144 @@ impl Backend for MemoryBackend {
         payload: &[u8],
         delay: Duration,
     ) -> Result<u64, Error> {
-        let due = crate::wire::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
-        self.state()
-            .scheduled
-            .entry(queue.to_owned())
-            .or_default()
-            .insert(token.to_owned(), (due, payload.to_vec()));
-        Ok(due)
+        Ok(Self::schedule(
+            &mut self.state(),
+            queue,
+            token,
+            payload.to_vec(),
+            delay,
+        ))
     }
 
-    async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error> {
-        let now = crate::wire::unix_ms(SystemTime::now());
-        let due: Vec<Vec<u8>> = {
-            let mut state = self.state();
-            let Some(schedule) = state.scheduled.get_mut(queue) else {
-                return Ok(0);
-            };
-            let mut ready: Vec<(u64, String)> = schedule
-                .iter()
-                .filter(|(_, (due, _))| *due <= now)
-                .map(|(token, (due, _))| (*due, token.clone()))
-                .collect();
-            ready.sort();
-            ready.truncate(max.max(1));
-            ready
-                .into_iter()
-                .filter_map(|(_, token)| schedule.remove(&token).map(|(_, payload)| payload))
-                .collect()
-        };
-        let moved = due.len();
-        for payload in due {
-            self.push(queue, payload);
+    async fn poll_lifecycle(
+        &self,
+        queue: &str,
+        max_move: usize,
+        cancelled_after_ms: u64,
+    ) -> Result<LifecyclePoll, Error> {
+        let now_ms = crate::wire::unix_ms(SystemTime::now());
+        let mut state = self.state();
+        let mut due: Vec<(u64, String)> = state
+            .scheduled
+            .get(queue)
+            .map(|s| {
+                s.iter()
+                    .filter(|(_, (due, _))| *due <= now_ms)
+                    .map(|(token, (due, _))| (*due, token.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        due.sort();
+        due.truncate(max_move.max(1));
+        let mut moved = 0;
+        for (_, token) in due {
+            let payload = state
+                .scheduled
+                .get_mut(queue)
+                .and_then(|s| s.remove(&token));
+            if let Some((_, payload)) = payload {
+                state.enqueue(queue, payload, false);
+                moved += 1;
+            }
         }
-        Ok(moved)
+        let next_due_ms = state
+            .scheduled
+            .get(queue)
+            .and_then(|s| s.values().map(|(due, _)| *due).min());
+        let mut cancelled: Vec<(String, u64)> = state
+            .cancelled
+            .get(queue)
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, at)| **at > cancelled_after_ms)
+                    .map(|(id, at)| (id.clone(), *at))
+                    .collect()
+            })
+            .unwrap_or_default();
+        cancelled.sort_by_key(|(_, at)| *at);
+        let paused = state.paused.contains(queue);
+        drop(state);
+        if moved > 0 {
+            self.shared.jobs_ready.notify_waiters();
+        }
+        Ok(LifecyclePoll {
+            now_ms,
+            moved,
+            next_due_ms,
+            paused,
+            cancelled,
+        })
+    }
+
+    async fn cancel_job(&self, queue: &str, id: &str) -> Result<Cancelled, Error> {
+        let now_ms = crate::wire::unix_ms(SystemTime::now());
+        let forget_before = now_ms.saturating_sub(CANCEL_MEMORY.as_millis() as u64);
+        let mut state = self.state();
+        let marks = state.cancelled.entry(queue.to_owned()).or_default();
+        marks.insert(id.to_owned(), now_ms);
+        marks.retain(|_, at| *at > forget_before);
+        let scheduled = state.scheduled.get_mut(queue).and_then(|s| s.remove(id));
+        let Some((_, payload)) = scheduled else {
+            return Ok(Cancelled::Marked);
+        };
+        state.enqueue(queue, payload, true);
+        drop(state);
+        self.shared.jobs_ready.notify_waiters();
+        Ok(Cancelled::Unscheduled)
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<bool, Error> {
+        let mut state = self.state();
+        Ok(if paused {
+            state.paused.insert(queue.to_owned())
+        } else {
+            state.paused.remove(queue)
+        })
+    }
+
+    async fn is_paused(&self, queue: &str) -> Result<bool, Error> {
+        Ok(self.state().paused.contains(queue))
+    }
+
+    async fn push_job_once(
+        &self,
+        queue: &str,
+        once: &OnceKey,
+        id: &str,
+        payload: &[u8],
+        delay: Option<Duration>,
+    ) -> Result<OnceSent, Error> {
+        let now = Instant::now();
+        let mut state = self.state();
+        state.once.retain(|_, (_, _, until)| *until > now);
+        let key = (queue.to_owned(), once.key.clone());
+        if let Some((holder, fingerprint, _)) = state.once.get(&key) {
+            return Ok(OnceSent::Held {
+                id: holder.clone(),
+                same: *fingerprint == once.fingerprint,
+            });
+        }
+        state.once.insert(
+            key,
+            (id.to_owned(), once.fingerprint.clone(), now + once.ttl),
+        );
+        match delay {
+            Some(delay) => {
+                Self::schedule(&mut state, queue, id, payload.to_vec(), delay);
+            }
+            None => {
+                state.enqueue(queue, payload.to_vec(), false);
+                drop(state);
+                self.shared.jobs_ready.notify_waiters();
+            }
+        }
+        Ok(OnceSent::New)
+    }
+
+    async fn queues(&self) -> Result<Vec<String>, Error> {
+        let mut queues: Vec<String> = self.state().queues.keys().cloned().collect();
+        queues.sort();
+        Ok(queues)
     }
 
     fn is_inbox(&self, key: &str) -> bool {
@@ -241,6 +392,7 @@ impl Backend for MemoryBackend {
                     payload: lease.payload.clone(),
                     deliveries: lease.deliveries,
                     enqueued_ms: Some(lease.enqueued_ms),
+                    cancelled: lease.cancelled,
                 });
             }
         }
@@ -298,10 +450,16 @@ impl Backend for MemoryBackend {
                 payload,
             });
         }
-        drop(state);
         if let Some(payload) = &completion.requeue {
-            self.push(&delivery.queue, payload.clone());
+            match &completion.requeue_after {
+                Some((token, delay)) => {
+                    Self::schedule(&mut state, &delivery.queue, token, payload.clone(), *delay);
+                }
+                None => state.enqueue(&delivery.queue, payload.clone(), false),
+            }
         }
+        drop(state);
+        self.shared.jobs_ready.notify_waiters();
         self.shared.replies_ready.notify_waiters();
         Ok(())
     }
@@ -445,25 +603,27 @@ impl Reader for MemoryBackend {
                         continue;
                     };
                     while out.len() < max {
-                        let Some((token, enqueued_ms, payload)) = q.ready.pop_front() else {
+                        let Some(ready) = q.ready.pop_front() else {
                             break;
                         };
                         q.leased.insert(
-                            token,
+                            ready.token,
                             Lease {
-                                payload: payload.clone(),
+                                payload: ready.payload.clone(),
+                                cancelled: ready.cancelled,
                                 consumer: consumer.to_owned(),
                                 since: now,
                                 deliveries: 1,
-                                enqueued_ms,
+                                enqueued_ms: ready.enqueued_ms,
                             },
                         );
                         out.push(Delivery {
                             queue: name.clone(),
-                            token: token.to_string(),
-                            payload,
+                            token: ready.token.to_string(),
+                            payload: ready.payload,
                             deliveries: 1,
-                            enqueued_ms: Some(enqueued_ms),
+                            enqueued_ms: Some(ready.enqueued_ms),
+                            cancelled: ready.cancelled,
                         });
                     }
                 }

@@ -26,6 +26,9 @@ pub use tick::{TickAnswer, TickMode, TickOutcome, TickRequest};
 /// How long an inbox lives after its last reply, unless the completion says
 /// otherwise (a dead client's inbox expires).
 pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);
+/// How long a cancellation is remembered: a call queued behind a backlog
+/// (or a pause) that long is still skipped when a worker reaches it.
+pub const CANCEL_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Dead letters kept per queue; the oldest go first (approximately, on Redis).
 pub const DEAD_LETTER_CAP: usize = 10_000;
 
@@ -45,6 +48,10 @@ pub struct Delivery {
     /// the message's `timeout_ms` it gives a deadline that does not depend
     /// on the sender's clock.
     pub enqueued_ms: Option<u64>,
+    /// The job was cancelled while it waited on the schedule: the worker
+    /// answers it `cancelled` without running it (a Redis stream entry's
+    /// `c` field).
+    pub cancelled: bool,
 }
 
 /// Everything that happens when a worker is done with a delivery, applied in
@@ -59,6 +66,9 @@ pub struct Completion {
     pub keep_result: Option<(String, Duration)>,
     /// Put this message back on the same queue (a retry).
     pub requeue: Option<Vec<u8>>,
+    /// Put the retry on the queue's schedule instead, under this token (the
+    /// call id), due after this delay on the broker's clock (a backoff).
+    pub requeue_after: Option<(String, Duration)>,
     /// Move the message to the queue's dead-letter stream with this reason.
     pub dead_letter: Option<String>,
     /// How long the inbox lives after this reply (a dead client's replies
@@ -214,10 +224,45 @@ pub trait Backend: Send + Sync + 'static {
         delay: Duration,
     ) -> Result<u64, Error>;
 
-    /// Moves up to `max` of `queue`'s due scheduled jobs onto the queue,
-    /// atomically: of many workers racing, each job moves exactly once.
-    /// Returns how many moved.
-    async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error>;
+    /// A worker's regular look at one queue's lifecycle state, in one
+    /// round trip: moves up to `max_move` due scheduled jobs onto the queue
+    /// (atomically: of many workers racing, each job moves exactly once),
+    /// and reports the next due time, whether the queue is paused and the
+    /// calls cancelled after `cancelled_after_ms` (broker clock).
+    async fn poll_lifecycle(
+        &self,
+        queue: &str,
+        max_move: usize,
+        cancelled_after_ms: u64,
+    ) -> Result<LifecyclePoll, Error>;
+
+    /// Marks call `id` of `queue` cancelled (workers skip it if queued and
+    /// stop it if running). A call waiting on the schedule is moved onto
+    /// the queue at once, flagged cancelled, so a worker answers its caller
+    /// `cancelled` without running it.
+    async fn cancel_job(&self, queue: &str, id: &str) -> Result<Cancelled, Error>;
+
+    /// Pauses (`true`) or resumes a queue: workers stop taking its jobs
+    /// within about a second. Returns whether the state changed.
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<bool, Error>;
+
+    /// Whether a queue is paused.
+    async fn is_paused(&self, queue: &str) -> Result<bool, Error>;
+
+    /// Enqueues a job unless its idempotency key is already held: the
+    /// key is set (for `once.ttl`) and the job queued, or scheduled after
+    /// `delay`, in one atomic step. Returns the call that holds the key.
+    async fn push_job_once(
+        &self,
+        queue: &str,
+        once: &OnceKey,
+        id: &str,
+        payload: &[u8],
+        delay: Option<Duration>,
+    ) -> Result<OnceSent, Error>;
+
+    /// The services that have a queue here (for a cancel by id alone).
+    async fn queues(&self) -> Result<Vec<String>, Error>;
 
     // Periodic jobs
 
@@ -236,6 +281,56 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         queue: &str,
     ) -> Result<Vec<crate::periodic::PeriodicState>, Error>;
+}
+
+/// What [`Backend::poll_lifecycle`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LifecyclePoll {
+    /// The broker's clock when it looked (ms since the epoch).
+    pub now_ms: u64,
+    /// Scheduled jobs moved onto the queue.
+    pub moved: usize,
+    /// When the next scheduled job is due, if any.
+    pub next_due_ms: Option<u64>,
+    /// Whether the queue is paused.
+    pub paused: bool,
+    /// Call ids cancelled after the time asked for, with when (broker
+    /// clock, ms), oldest first. Unchecked: entries come from the broker.
+    pub cancelled: Vec<(String, u64)>,
+}
+
+/// What [`Backend::cancel_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The call waited on the schedule: it was moved onto the queue,
+    /// flagged, and will be answered `cancelled` without running.
+    Unscheduled,
+    /// The call was marked cancelled: a worker that has it queued skips it,
+    /// one running it stops it. (Also what a cancel of an unknown or
+    /// finished call does: the mark expires unused.)
+    Marked,
+}
+
+/// An idempotency key, as [`Backend::push_job_once`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnceKey {
+    /// The caller's key.
+    pub key: String,
+    /// Which call the key stands for: the SHA-1 (hex) of the full job
+    /// name, a newline and the parameters' JSON (docs/PROTOCOL.md).
+    pub fingerprint: String,
+    /// How long the key is held.
+    pub ttl: Duration,
+}
+
+/// What [`Backend::push_job_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnceSent {
+    /// The key was free: this call was enqueued.
+    New,
+    /// The key is held by call `id`; `same` says whether for the same job
+    /// and parameters. Nothing was enqueued.
+    Held { id: String, same: bool },
 }
 
 /// A connection for blocking reads.

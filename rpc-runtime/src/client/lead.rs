@@ -121,19 +121,3 @@ pub(super) async fn lead(
         popped = lease.pop(backend, REPLY_BATCH, left.min(REPLY_POLL)).await;
     }
 }
-
-/// Enqueues a job message, giving up at the call's deadline (a broker that
-/// is down may otherwise keep a reconnecting command waiting for seconds).
-pub(super) async fn push_until(
-    backend: &dyn Backend,
-    job: &JobRef,
-    id: &JobId,
-    payload: &[u8],
-    deadline: tokio::time::Instant,
-    timeout: Duration,
-) -> Result<(), Error> {
-    match tokio::time::timeout_at(deadline, backend.push_job(job.service, payload)).await {
-        Ok(pushed) => pushed,
-        Err(_) => Err(timed_out(label(job), id, timeout)),
-    }
-}

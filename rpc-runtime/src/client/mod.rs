@@ -20,10 +20,12 @@
 //! schema attribute or the client default). The deadline travels in the
 //! message so workers skip expired jobs, and the caller stops waiting at it.
 
+mod cancel;
 mod inbox;
 mod lead;
 mod observe;
 mod pending;
+mod place;
 mod send;
 use self::send::Routing;
 mod untyped;
@@ -33,6 +35,7 @@ use self::lead::*;
 use self::observe::*;
 pub use self::pending::Pending;
 use self::pending::*;
+use self::place::*;
 use self::untyped::*;
 
 use std::collections::HashMap;
@@ -304,6 +307,28 @@ impl Client {
             .await
     }
 
+    /// [`Client::send`] with options (a delay, an idempotency key, ...).
+    pub async fn send_with(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+        options: &CallOptions,
+    ) -> Result<Pending<serde_json::Value, serde_json::Value>, Error> {
+        self.send_typed(&untyped_ref(job)?, &data, options).await
+    }
+
+    /// [`Client::call`] with options: fire and forget, with a delay or an
+    /// idempotency key, say. Returns the call id (for an idempotent call
+    /// attached to an earlier one, that one's id).
+    pub async fn call_with(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+        options: &CallOptions,
+    ) -> Result<JobId, Error> {
+        self.send_one_way(&untyped_ref(job)?, &data, options).await
+    }
+
     // ----- typed API (what generated clients call) -----
 
     /// Calls a job and waits for its typed answer.
@@ -358,6 +383,7 @@ impl Client {
         let id = JobId::new_random();
         let observed = self.observe(job, options);
         observed.span.record("messaging.message.id", id.as_str());
+        let placement = Placement::of(job, request, options)?;
         let (payload, timeout) = self.encode(
             job,
             &id,
@@ -367,13 +393,17 @@ impl Client {
                 reply_to: None,
                 result_ttl: options.result_ttl.unwrap_or(Duration::ZERO),
                 trace: observed.trace.as_ref(),
+                delay: placement.delay(),
             },
         )?;
         // Even enqueueing is bounded by the call's timeout: with the broker
         // down, reconnect attempts must not hold the caller past it.
         let deadline = tokio::time::Instant::now() + timeout;
-        push_until(&*self.inner.backend, job, &id, &payload, deadline, timeout).await?;
-        Ok(id)
+        let backend = &*self.inner.backend;
+        match place_until(backend, job, &id, &payload, &placement, deadline, timeout).await? {
+            Placed::Sent => Ok(id),
+            Placed::Attached(holder) => Ok(holder),
+        }
     }
 
     /// Re-attaches to a call sent earlier, possibly by another process, by its

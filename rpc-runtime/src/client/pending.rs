@@ -57,6 +57,33 @@ impl<T, E> Pending<T, E> {
         }
     }
 
+    /// Waits for the reply envelope: routed to this call, or for a call
+    /// re-attached by id, its kept result, polled until the deadline.
+    pub(super) async fn wait_body(self) -> Result<Vec<u8>, Error> {
+        if self.rx.is_some() {
+            return self.wait_reply().await;
+        }
+        let mut delay = Duration::from_millis(20);
+        loop {
+            // Bounded by the deadline too: a broker that is down must not
+            // hold the caller past it.
+            let backend = &self.client.inner.backend;
+            let fetched =
+                tokio::time::timeout_at(self.deadline, backend.get_result(self.id.as_str())).await;
+            match fetched {
+                Ok(Ok(Some(body))) => return Ok(body),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(None)) | Err(_) => {}
+            }
+            let now = tokio::time::Instant::now();
+            if now >= self.deadline {
+                return Err(timed_out(self.job, &self.id, self.timeout));
+            }
+            tokio::time::sleep(delay.min(self.deadline - now)).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
     /// The reply routed to `rx`. For a call whose result is kept, also the
     /// kept result once a read of the inbox has failed: Redis may have
     /// popped the reply just before the connection broke (a restart, say),
@@ -114,28 +141,8 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
     /// Waits for the answer until the call's deadline.
     pub async fn wait(self) -> Result<T, CallError<E>> {
         let job = self.job;
-        if self.rx.is_some() {
-            let body = self.wait_reply().await?;
-            return decode_reply(job, &body);
-        }
-        // Re-attached by id: poll the kept result.
-        let mut delay = Duration::from_millis(20);
-        loop {
-            // Bounded by the deadline too: a broker that is down must not
-            // hold the caller past it.
-            let fetched = tokio::time::timeout_at(self.deadline, self.try_fetch()).await;
-            match fetched {
-                Ok(Ok(Some(result))) => return result,
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(None)) | Err(_) => {}
-            }
-            let now = tokio::time::Instant::now();
-            if now >= self.deadline {
-                return Err(timed_out(job, &self.id, self.timeout).into());
-            }
-            tokio::time::sleep(delay.min(self.deadline - now)).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
-        }
+        let body = self.wait_body().await?;
+        decode_reply(job, &body)
     }
 
     /// Fetches the kept result now: `None` if it is not there (yet).
@@ -170,6 +177,13 @@ pub(super) fn label(job: &JobRef) -> JobLabel {
 /// formatted only when a message is actually made.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct JobLabel(Option<JobName<'static>>);
+
+impl JobLabel {
+    /// The service, when known.
+    pub(super) fn service(&self) -> Option<&'static str> {
+        self.0.map(|name| name.service)
+    }
+}
 
 impl std::fmt::Display for JobLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

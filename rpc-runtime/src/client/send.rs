@@ -27,6 +27,7 @@ impl Client {
             reply_to,
             result_ttl,
             trace,
+            delay,
         } = routing;
         let timeout = self.timeout_for(job, options);
         // The call's span is recorded: its context replaces the parent's
@@ -55,7 +56,9 @@ impl Client {
             // The deadline twice: as time left, which workers measure from
             // the broker's timestamp of the entry (no clock of ours
             // involved), and as an absolute time for older workers.
-            deadline_ms: Some(wire::unix_ms(SystemTime::now() + timeout)),
+            // A delayed call's time counts from when it is due: its entry
+            // is added to the queue then.
+            deadline_ms: Some(wire::unix_ms(SystemTime::now() + delay + timeout)),
             timeout_ms: Some(timeout.as_millis() as u64),
             attempt: 1,
             max_attempts: options
@@ -79,10 +82,16 @@ impl Client {
     }
 
     pub(super) fn result_ttl(&self, options: &CallOptions, keep: bool) -> Duration {
-        match options.result_ttl {
+        let ttl = match options.result_ttl {
             Some(ttl) => ttl,
             None if keep => self.inner.config.result_ttl,
             None => Duration::ZERO,
+        };
+        // Every duplicate of an idempotent call gets the first one's
+        // result from where it is kept, as long as the key is remembered.
+        match &options.idempotency_key {
+            Some(_) => ttl.max(place::idempotency_ttl(options)),
+            None => ttl,
         }
     }
 
@@ -99,15 +108,7 @@ impl Client {
         let observed = self.observe(job, options);
         let call = self.encode_call(job, request, options, keep, &observed)?;
         let kept = !self.result_ttl(options, keep).is_zero();
-        self.send_encoded(
-            job,
-            call.id,
-            &call.payload,
-            kept,
-            call.timeout,
-            call.deadline,
-        )
-        .await
+        self.send_encoded(job, call, kept).await
     }
 
     /// Encodes a call that expects a reply, under a fresh id, and sets its
@@ -125,6 +126,8 @@ impl Client {
     {
         let id = JobId::new_random();
         observed.span.record("messaging.message.id", id.as_str());
+        let placement = Placement::of(job, request, options)?;
+        let delay = placement.delay();
         let (payload, timeout) = self.encode(
             job,
             &id,
@@ -134,38 +137,63 @@ impl Client {
                 reply_to: Some(&self.inner.inbox.name()),
                 result_ttl: self.result_ttl(options, keep),
                 trace: observed.trace.as_ref(),
+                delay,
             },
         )?;
         Ok(OutgoingCall {
             id,
             payload,
-            timeout,
-            deadline: tokio::time::Instant::now() + timeout,
+            // A delayed call waits for its delay and then its timeout.
+            timeout: timeout + delay,
+            deadline: tokio::time::Instant::now() + delay + timeout,
+            placement,
         })
     }
 
-    /// Registers a waiter for `id`, then sends its message over the shared
-    /// connection; the router reads the reply.
+    /// Registers a waiter for the call, then sends its message over the
+    /// shared connection; the router reads the reply. A call attached to
+    /// another by its idempotency key gets a handle to that one's kept
+    /// result instead.
     pub(super) async fn send_encoded<T, E>(
         &self,
         job: &JobRef,
-        id: JobId,
-        payload: &[u8],
+        call: OutgoingCall,
         kept: bool,
-        timeout: Duration,
-        deadline: tokio::time::Instant,
     ) -> Result<Pending<T, E>, Error> {
+        let OutgoingCall {
+            id,
+            payload,
+            timeout,
+            deadline,
+            placement,
+        } = call;
         // Watch for failed reads from before the reply can come.
         let failures = kept.then(|| self.inner.inbox.read_failures.subscribe());
         // Register before sending: a fast worker may answer before push_job returns.
         let (tx, rx) = oneshot::channel();
         self.wait_for(&id, tx);
-        if let Err(e) = push_until(&*self.inner.backend, job, &id, payload, deadline, timeout).await
-        {
-            lock(&self.inner.inbox.state).waiters.remove(id.as_str());
-            return Err(e);
+        let backend = &*self.inner.backend;
+        let placed = place_until(backend, job, &id, &payload, &placement, deadline, timeout).await;
+        match placed {
+            Ok(Placed::Sent) => Ok(self.pending_reply(job, id, rx, failures, timeout, deadline)),
+            Ok(Placed::Attached(holder)) => {
+                lock(&self.inner.inbox.state).waiters.remove(id.as_str());
+                Ok(Pending {
+                    client: self.clone(),
+                    id: holder,
+                    job: label(job),
+                    rx: None,
+                    failures: None,
+                    timeout,
+                    deadline,
+                    _types: PhantomData,
+                })
+            }
+            Err(e) => {
+                lock(&self.inner.inbox.state).waiters.remove(id.as_str());
+                Err(e)
+            }
         }
-        Ok(self.pending_reply(job, id, rx, failures, timeout, deadline))
     }
 
     /// A handle to a call whose reply will be routed to `rx`; `failures`
@@ -232,14 +260,20 @@ impl Client {
         options: &CallOptions,
         keep: bool,
     ) -> Result<(JobId, Vec<u8>), Error> {
+        let kept = !self.result_ttl(options, keep).is_zero();
+        let lease = match call.placement {
+            // Only a plain call can lead: the others are not a plain push.
+            Placement::Now => self.inner.inbox.try_lease(),
+            _ => None,
+        };
         let OutgoingCall {
             id,
             payload,
             timeout,
             deadline,
+            placement,
         } = call;
-        let kept = !self.result_ttl(options, keep).is_zero();
-        let payload = match self.inner.inbox.try_lease() {
+        let payload = match lease {
             None => payload,
             Some(lease) => {
                 // The lead runs to its end even if this call is dropped or
@@ -273,10 +307,17 @@ impl Client {
                 }
             }
         };
-        let pending = self
-            .send_encoded::<(), ()>(job, id.clone(), &payload, kept, timeout, deadline)
-            .await?;
-        pending.wait_reply().await.map(|body| (id, body))
+        let call = OutgoingCall {
+            id,
+            payload,
+            timeout,
+            deadline,
+            placement,
+        };
+        let pending = self.send_encoded::<(), ()>(job, call, kept).await?;
+        // The call's id, or the one its idempotency key attached it to.
+        let id = pending.id.clone();
+        pending.wait_body().await.map(|body| (id, body))
     }
 
     pub(super) fn ensure_router(&self) {
@@ -298,6 +339,8 @@ pub(super) struct Routing<'a> {
     pub(super) result_ttl: Duration,
     /// The call span's trace context, replacing the options' `traceparent`.
     pub(super) trace: Option<&'a TraceContext>,
+    /// How long after sending the job is due (its deadline counts from then).
+    pub(super) delay: Duration,
 }
 
 /// A call encoded and ready to send.
@@ -306,4 +349,5 @@ pub(super) struct OutgoingCall {
     pub(super) payload: Vec<u8>,
     pub(super) timeout: Duration,
     pub(super) deadline: tokio::time::Instant,
+    pub(super) placement: Placement,
 }

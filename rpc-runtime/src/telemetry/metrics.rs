@@ -41,6 +41,8 @@ pub enum JobOutcome {
     expired,
     /// No mounted service has the job (answered `unknown_job` or handed back).
     unknown_job,
+    /// Cancelled by its caller or an operator, before or while it ran.
+    cancelled,
 }
 
 impl JobOutcome {
@@ -53,6 +55,7 @@ impl JobOutcome {
             JobOutcome::dead_lettered => "dead_lettered",
             JobOutcome::expired => "expired",
             JobOutcome::unknown_job => "unknown_job",
+            JobOutcome::cancelled => "cancelled",
         }
     }
 }

@@ -185,6 +185,7 @@ fn fallback(
             reply_to: None,
             keep_result: refused.keep_result.clone(),
             requeue: None,
+            requeue_after: None,
             dead_letter,
             inbox_ttl: None,
         },

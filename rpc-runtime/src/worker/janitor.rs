@@ -55,6 +55,10 @@ pub(super) async fn janitor_loop(
             continue;
         }
         for queue in &shared.queues {
+            if shared.paused.is_paused(queue) {
+                // A paused service's stalled jobs wait for the resume too.
+                continue;
+            }
             let free = slots.available_permits();
             if free == 0 {
                 break;

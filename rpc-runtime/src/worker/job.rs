@@ -25,6 +25,10 @@ use crate::telemetry::spans;
 use crate::telemetry::{JobOutcome, TraceContext, TRACEPARENT, UNKNOWN};
 use crate::wire::{self, JobMessage};
 
+/// How long after a retry is due this worker looks for it (its completion,
+/// which puts it on the schedule, must have reached the broker).
+const RETRY_HINT_MARGIN: Duration = Duration::from_millis(2);
+
 /// Runs one delivery, counts how it ended, and says how to complete it.
 pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
     let service = shared.queue_label(&delivery.queue);
@@ -184,6 +188,13 @@ async fn run_message(
     };
     let ended = |completion: Completion, outcome: JobOutcome| (completion, Some(outcome), label);
 
+    if delivery.cancelled || shared.cancels.is_cancelled(&msg.id) {
+        tracing::info!(job = %msg.job, id = %msg.id, "skipping a cancelled job");
+        return ended(
+            fail(ErrorKind::Cancelled, "the call was cancelled before it ran"),
+            JobOutcome::cancelled,
+        );
+    }
     if attempt > max_attempts {
         let reason = format!(
             "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
@@ -225,7 +236,7 @@ async fn run_message(
             tracing::debug!(job = %msg.job, id = %msg.id, handoffs = msg.handoffs, "handing back a job this worker does not know");
             let mut next = msg;
             next.handoffs += 1;
-            return (requeue(next, due), None, label);
+            return (requeue(next, due, Duration::ZERO), None, label);
         }
         return ended(
             fail(
@@ -246,6 +257,7 @@ async fn run_message(
             metrics.waited(service_label, label, waited);
         }
     }
+    let running_job = shared.cancels.start(&msg.id);
     let ctx = Context {
         id: JobId::from(msg.id.as_ref()),
         job: msg.job.as_ref().into(),
@@ -259,6 +271,7 @@ async fn run_message(
                 .collect(),
         ),
         trace,
+        cancel: running_job.token.clone(),
     };
     let running = shared
         .metrics
@@ -266,11 +279,14 @@ async fn run_message(
         .map(|m| (m.running(), Instant::now()));
     let run =
         std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
+    let run = until_abandoned(run, &running_job.token, shared.settings.cancel_grace);
     let due = left.map(|left| tokio::time::Instant::now() + left);
     let outcome = match due {
         Some(due) => tokio::time::timeout_at(due, run).await.ok(),
         None => Some(run.await),
     };
+    let cancelled = running_job.token.is_cancelled();
+    drop(running_job);
     if let (Some(metrics), Some((_, started))) = (&shared.metrics, &running) {
         metrics.handler_ran(service_label, label, started.elapsed());
     }
@@ -284,11 +300,32 @@ async fn run_message(
             JobOutcome::expired,
         );
     };
+    let Some(outcome) = outcome else {
+        return ended(
+            fail(
+                ErrorKind::Cancelled,
+                &format!(
+                    "the call was cancelled while running; the handler did not stop within the grace period of {:?} and was dropped",
+                    shared.settings.cancel_grace
+                ),
+            ),
+            JobOutcome::cancelled,
+        );
+    };
     let outcome = outcome.unwrap_or_else(|panic| Outcome::Failed {
         kind: ErrorKind::Handler,
         message: format!("the handler panicked: {}", panic_message(&panic)),
         retry: true,
+        retry_after: None,
     });
+    if cancelled && !matches!(outcome, Outcome::Ok(_)) {
+        // The handler stopped for the cancellation (or failed after it):
+        // the caller learns why, and nothing is retried.
+        return ended(
+            fail(ErrorKind::Cancelled, "the call was cancelled while running"),
+            JobOutcome::cancelled,
+        );
+    }
     match outcome {
         Outcome::Ok(json) => {
             if reply_to.is_none() && keep.is_none() {
@@ -312,11 +349,28 @@ async fn run_message(
             kind,
             message,
             retry,
+            retry_after,
         } => {
             if retry && attempt < max_attempts {
+                let delay = retry_after.unwrap_or_else(|| shared.settings.backoff.delay(attempt));
+                let left =
+                    due.map(|due| due.saturating_duration_since(tokio::time::Instant::now()));
+                if left.is_some_and(|left| left <= delay) {
+                    return ended(
+                        fail(
+                            kind,
+                            &format!("{message} (attempt {attempt} of {max_attempts}; the next would start after the call's deadline)"),
+                        ),
+                        JobOutcome::failed,
+                    );
+                }
                 let mut next = msg;
                 next.attempt = attempt + 1;
-                return ended(requeue(next, due), JobOutcome::retried);
+                if !delay.is_zero() {
+                    let now = tokio::time::Instant::now();
+                    shared.due_hint.due_at(now + delay + RETRY_HINT_MARGIN);
+                }
+                return ended(requeue(next, due, delay), JobOutcome::retried);
             }
             if retry {
                 return ended(
@@ -331,17 +385,20 @@ async fn run_message(
     }
 }
 
-/// The completion that queues `next` again as a new entry. The new entry
-/// gets a new broker timestamp, so it carries the time left to `due` as its
-/// `timeout_ms`: it keeps the call's deadline.
-fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>) -> Completion {
+/// The completion that queues `next` again as a new entry, at once or on
+/// the schedule after `delay` (a backoff). The new entry gets a new broker
+/// timestamp (when it is queued, or due), so it carries the time left from
+/// then to `due` as its `timeout_ms`: it keeps the call's deadline.
+fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>, delay: Duration) -> Completion {
     if let (Some(due), Some(_)) = (due, next.timeout_ms) {
-        let left = due.saturating_duration_since(tokio::time::Instant::now());
+        let left = due.saturating_duration_since(tokio::time::Instant::now() + delay);
         next.timeout_ms = Some(left.as_millis() as u64);
     }
+    let requeue_after = (!delay.is_zero()).then(|| (next.id.to_string(), delay));
     match serde_json::to_vec(&next) {
         Ok(payload) => Completion {
             requeue: Some(payload),
+            requeue_after,
             ..Completion::default()
         },
         Err(e) => {
@@ -378,6 +435,24 @@ fn unreadable(backend: &dyn Backend, delivery: &Delivery, reason: &str) -> Compl
         reply: reply.map(|(_, body)| body),
         dead_letter: Some(reason),
         ..Completion::default()
+    }
+}
+
+/// Runs a handler's future until it ends, or until `grace` after `cancel`
+/// fires if it does not end by itself (`None`: dropped unfinished).
+async fn until_abandoned<F: std::future::Future>(
+    run: F,
+    cancel: &tokio_util::sync::CancellationToken,
+    grace: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(run);
+    tokio::select! {
+        biased;
+        out = &mut run => Some(out),
+        _ = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => None,
     }
 }
 

@@ -9,7 +9,9 @@
 //!   its own, which completes it in one round trip of the shared connection;
 //! * one *janitor* loop that renews the leases of running jobs and reclaims
 //!   jobs whose lease went idle past the visibility timeout (their worker
-//!   died or stalled).
+//!   died or stalled);
+//! * one *lifecycle* loop that moves due scheduled jobs and retries onto
+//!   the queues and learns pauses and cancellations (`lifecycle.rs`).
 //!
 //! Nothing a client sends can stop the worker: a message that does not parse
 //! is dead-lettered with the reason, an unknown job gets an error reply, and a
@@ -20,10 +22,13 @@
 //! return. Jobs still running after the grace period are not acked and will be
 //! reclaimed by another worker.
 
+mod cancel;
 mod clock;
 mod completion;
 mod janitor;
 mod job;
+mod lifecycle;
+mod pause;
 mod periodic;
 mod take;
 
@@ -36,11 +41,15 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use self::cancel::Cancellations;
 use self::clock::BrokerClock;
 use self::completion::Outstanding;
 use self::janitor::{janitor_loop, janitor_period};
+use self::lifecycle::{lifecycle_loop, DueHint};
+use self::pause::PausedQueues;
 use self::take::take_loop;
 use crate::backend::{self, Backend, BrokerConfig, Delivery};
+use crate::backoff::Backoff;
 use crate::client::lock;
 use crate::error::Error;
 use crate::service::Service;
@@ -83,6 +92,12 @@ pub struct WorkerSettings {
     /// leases are removed from the broker (default 24 h): every worker
     /// process joins under a fresh name, so dead ones would otherwise pile up.
     pub forget_consumers_after: Duration,
+    /// The retry policy of jobs whose schema sets none (default
+    /// [`Backoff::DEFAULT`], exponential from 100 ms to 30 s with jitter).
+    pub backoff: Backoff,
+    /// How long a cancelled job's handler may run on after the
+    /// cancellation before its future is dropped (default 5 s).
+    pub cancel_grace: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -96,6 +111,8 @@ impl Default for WorkerSettings {
             inbox_ttl: backend::DEFAULT_INBOX_TTL,
             max_message_bytes: 16 * 1024 * 1024,
             forget_consumers_after: Duration::from_secs(24 * 60 * 60),
+            backoff: Backoff::DEFAULT,
+            cancel_grace: Duration::from_secs(5),
         }
     }
 }
@@ -198,6 +215,18 @@ impl WorkerBuilder {
         self
     }
 
+    /// See [`WorkerSettings::backoff`].
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.settings.backoff = backoff;
+        self
+    }
+
+    /// See [`WorkerSettings::cancel_grace`].
+    pub fn cancel_grace(mut self, t: Duration) -> Self {
+        self.settings.cancel_grace = t;
+        self
+    }
+
     /// Connects to the broker and prepares the queues.
     pub async fn build(self) -> Result<Worker, Error> {
         // Bound first: a worker that cannot serve its metrics does not start.
@@ -282,6 +311,9 @@ impl WorkerBuilder {
                 outstanding: Arc::default(),
                 metrics,
                 health,
+                paused: PausedQueues::default(),
+                cancels: Cancellations::default(),
+                due_hint: DueHint::default(),
             }),
             exposition,
             periodic,
@@ -304,6 +336,8 @@ pub struct Stats {
     pub reclaimed: AtomicU64,
     /// Jobs skipped because their deadline had passed.
     pub expired: AtomicU64,
+    /// Jobs cancelled before or while they ran.
+    pub cancelled: AtomicU64,
 }
 
 /// A snapshot of a worker's counters (see [`Worker::stats`]).
@@ -321,6 +355,8 @@ pub struct StatsSnapshot {
     pub reclaimed: u64,
     /// Jobs skipped because their deadline had passed.
     pub expired: u64,
+    /// Jobs cancelled before or while they ran.
+    pub cancelled: u64,
 }
 
 struct Shared {
@@ -339,6 +375,12 @@ struct Shared {
     metrics: Option<WorkerMetrics>,
     /// Liveness marks for `/healthz` and `/readyz`.
     health: Arc<Health>,
+    /// The services paused, as last polled.
+    paused: PausedQueues,
+    /// Cancelled calls learned, and the running jobs to stop.
+    cancels: Cancellations,
+    /// The earliest retry this worker scheduled, for the lifecycle loop.
+    due_hint: DueHint,
 }
 
 /// A worker serving mounted services. Clone-free: run it once.
@@ -400,6 +442,7 @@ impl Worker {
         let taker = tokio::spawn(take_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let ticker = periodic::spawn(shared.clone(), self.periodic, stop_rx.clone());
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx));
+        let lifecycle = tokio::spawn(lifecycle_loop(shared.clone()));
         shared.health.serving();
         shutdown.await;
         shared.health.stopping();
@@ -423,6 +466,7 @@ impl Worker {
             );
         }
         janitor.abort();
+        lifecycle.abort();
         if let Some(serving) = serving {
             serving.abort();
         }
@@ -447,6 +491,7 @@ impl Shared {
             JobOutcome::retried => &s.retried,
             JobOutcome::dead_lettered => &s.dead_lettered,
             JobOutcome::expired => &s.expired,
+            JobOutcome::cancelled => &s.cancelled,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(metrics) = &self.metrics {
@@ -477,6 +522,7 @@ impl Shared {
             dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
             reclaimed: s.reclaimed.load(Ordering::Relaxed),
             expired: s.expired.load(Ordering::Relaxed),
+            cancelled: s.cancelled.load(Ordering::Relaxed),
         }
     }
 }

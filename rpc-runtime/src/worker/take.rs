@@ -74,16 +74,26 @@ pub(super) async fn take_loop(
         }
         let Some(r) = reader.as_mut() else { continue };
         let consumer = &shared.settings.consumer;
+        // Paused services are not read (`None`: none is paused).
+        let active = shared.paused.active(&shared.queues);
+        let queues = active.as_deref().unwrap_or(&shared.queues);
+        if queues.is_empty() {
+            // Every service is paused: finish what is done, look again soon.
+            complete_now(&shared, std::mem::take(&mut finished)).await;
+            drop(first);
+            sleep_or_stop(&mut stop, super::lifecycle::POLL_EVERY).await;
+            continue;
+        }
         let taken = if finished.is_empty() {
             tokio::select! {
-                taken = r.take_jobs(&shared.queues, consumer, free, Duration::from_secs(1)) => taken,
+                taken = r.take_jobs(queues, consumer, free, Duration::from_secs(1)) => taken,
                 _ = stop.changed() => return,
             }
         } else {
             // Not cancelled on stop: the completions are in this round trip.
             let done = std::mem::take(&mut finished);
             let out = r
-                .complete_and_take(&done, &shared.queues, consumer, free, COMPLETING_READ_WAIT)
+                .complete_and_take(&done, queues, consumer, free, COMPLETING_READ_WAIT)
                 .await;
             let mut failed = Vec::new();
             let mut not_completed = out.not_completed.into_iter().peekable();

@@ -9,7 +9,7 @@ use super::GROUP;
 
 /// The connection ordinary commands share.
 #[derive(Clone)]
-pub(super) enum Commands {
+pub(crate) enum Commands {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }

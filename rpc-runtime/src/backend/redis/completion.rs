@@ -24,6 +24,7 @@ use std::time::Duration;
 use redis::{RedisError, Script, Value};
 
 use super::commands::{is_connection_failure, Commands};
+use super::schedule::{schedule_key, scheduled_key};
 use super::{dead_key, jobs_key, result_key, GROUP};
 use crate::backend::{
     CompleteError, Completion, CompletionStep, Delivery, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
@@ -103,35 +104,47 @@ impl<'a> Call<'a> {
         // fixed (see the script's header), empty where a step is absent.
         let mut plan = String::new();
         let mut keys = Vec::new();
-        let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 10];
-        let mut step = |letter: char, key: String| {
-            plan.push(letter);
+        let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 12];
+        // A step and its key (`S` has a second key, pushed with a step of
+        // `None`).
+        let mut step = |letter: Option<char>, key: String| {
+            if let Some(letter) = letter {
+                plan.push(letter);
+            }
             keys.push(key);
         };
         let has = |s: Slots| slots == Slots::All || slots == s;
         if let Some(body) = &completion.reply {
             args[1] = Cow::Borrowed(body);
             if let (Some(to), true) = (&completion.reply_to, has(Slots::Inbox)) {
-                step('R', to.clone());
+                step(Some('R'), to.clone());
                 args[2] = ms(inbox_ttl);
             }
             if let (Some((id, ttl)), true) = (&completion.keep_result, has(Slots::Result)) {
-                step('K', result_key(prefix, id));
+                step(Some('K'), result_key(prefix, id));
                 args[3] = ms(*ttl);
             }
         }
         if has(Slots::Queue) {
             if let Some(payload) = &completion.requeue {
-                step('Q', jobs.clone());
                 args[4] = Cow::Borrowed(payload);
+                match &completion.requeue_after {
+                    None => step(Some('Q'), jobs.clone()),
+                    Some((retry_token, delay)) => {
+                        step(Some('S'), schedule_key(prefix, &delivery.queue));
+                        step(None, scheduled_key(prefix, &delivery.queue));
+                        args[10] = Cow::Borrowed(retry_token.as_bytes());
+                        args[11] = Cow::Owned(delay.as_millis().to_string().into_bytes());
+                    }
+                }
             }
             if let Some(reason) = &completion.dead_letter {
-                step('D', dead_key(prefix, &delivery.queue));
+                step(Some('D'), dead_key(prefix, &delivery.queue));
                 args[5] = Cow::Borrowed(reason.as_bytes());
                 args[6] = Cow::Borrowed(&delivery.payload);
                 args[7] = Cow::Owned(DEAD_LETTER_CAP.to_string().into_bytes());
             }
-            step('A', jobs);
+            step(Some('A'), jobs);
             args[8] = group;
             args[9] = token;
         }
@@ -192,7 +205,7 @@ pub(super) fn outcome(reply: &Value) -> Result<(), CompleteError> {
             let step = match text(parts.first()).as_str() {
                 "R" => CompletionStep::Reply,
                 "K" => CompletionStep::Keep,
-                "Q" => CompletionStep::Requeue,
+                "Q" | "S" => CompletionStep::Requeue,
                 "D" => CompletionStep::DeadLetter,
                 _ => CompletionStep::Ack,
             };

@@ -73,17 +73,22 @@ impl RedisBackend {
         };
         let mut out = Vec::new();
         let mut vanished = Vec::new();
-        for (id, payload) in parse_entries(&claimed) {
-            let deliveries = counts.get(&id).copied().unwrap_or(1).saturating_add(1);
-            match payload {
+        for entry in parse_entries(&claimed) {
+            let deliveries = counts
+                .get(&entry.id)
+                .copied()
+                .unwrap_or(1)
+                .saturating_add(1);
+            match entry.payload {
                 Some(payload) => out.push(Delivery {
                     queue: queue.to_owned(),
-                    enqueued_ms: entry_time_ms(&id),
-                    token: id,
+                    enqueued_ms: entry_time_ms(&entry.id),
+                    token: entry.id,
                     payload,
                     deliveries,
+                    cancelled: entry.cancelled,
                 }),
-                None => vanished.push(id),
+                None => vanished.push(entry.id),
             }
         }
         // Entries deleted from the stream but still pending (e.g. trimmed):

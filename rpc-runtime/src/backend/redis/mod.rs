@@ -17,6 +17,10 @@
 //! | `P:{Service}:dead`   | stream | dead letters of a service (capped)     |
 //! | `P:inbox:{client}`   | list   | replies to one client (expires)        |
 //! | `P:result:{call}`    | string | a kept reply (expires)                 |
+//! | `P:{Service}:schedule`, `:scheduled` | zset, hash | delayed jobs and retries (`schedule.rs`) |
+//! | `P:{Service}:cancelled` | zset | cancelled calls (`cancel.rs`)           |
+//! | `P:{Service}:paused` | string | the pause flag (`pause.rs`)              |
+//! | `P:{Service}:once:<key>` | string | an idempotency key (`once.rs`)     |
 //! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
 //!
 //! Connections. Ordinary commands go over one shared connection that
@@ -43,13 +47,17 @@
 //! slot, reply first and ack last: a crash in between redelivers the job
 //! (at-least-once) rather than losing its reply.
 
+mod cancel;
 mod commands;
 mod completion;
 mod consumers;
 mod dead_letters;
 mod leases;
+mod once;
+mod pause;
 mod periodic;
 mod reader;
+pub(crate) mod scan;
 mod schedule;
 mod url;
 mod values;
@@ -61,11 +69,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::{RedisError, Value};
 
-use self::commands::{create_group, Commands};
+use self::commands::create_group;
+pub(crate) use self::commands::Commands;
 use self::completion::complete_on;
 use self::reader::RedisReader;
+pub(crate) use self::scan::{glob_escape, scan_all};
 pub(crate) use self::url::{parse_target, redact};
-use super::{Backend, CompleteError, Completion, DeadLetter, Delivery, Reader};
+use super::{
+    Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, LifecyclePoll, OnceKey,
+    OnceSent, Reader,
+};
 use super::{TickAnswer, TickRequest};
 use crate::error::Error;
 
@@ -73,6 +86,8 @@ use crate::error::Error;
 pub const GROUP: &str = "workers";
 /// The stream field holding the message.
 const FIELD: &str = "m";
+/// The stream field that flags a job cancelled while it was scheduled.
+const CANCELLED_FIELD: &str = "c";
 /// Response timeout of ordinary (non-blocking) commands.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connection timeout of every connection.
@@ -252,7 +267,7 @@ impl Backend for RedisBackend {
             completion::SOURCE,
             completion::REPLY_AND_ACK_SOURCE,
             schedule::SCHEDULE_SOURCE,
-            schedule::MOVE_DUE_SOURCE,
+            schedule::POLL_SOURCE,
         ] {
             let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
             if let Err(e) = self.commands.query::<Value>(&load).await {
@@ -306,8 +321,40 @@ impl Backend for RedisBackend {
         self.add_to_schedule(queue, token, payload, delay).await
     }
 
-    async fn move_due_jobs(&self, queue: &str, max: usize) -> Result<usize, Error> {
-        self.move_due(queue, max).await
+    async fn poll_lifecycle(
+        &self,
+        queue: &str,
+        max_move: usize,
+        cancelled_after_ms: u64,
+    ) -> Result<LifecyclePoll, Error> {
+        self.poll(queue, max_move, cancelled_after_ms).await
+    }
+
+    async fn cancel_job(&self, queue: &str, id: &str) -> Result<Cancelled, Error> {
+        self.cancel(queue, id).await
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<bool, Error> {
+        self.pause(queue, paused).await
+    }
+
+    async fn is_paused(&self, queue: &str) -> Result<bool, Error> {
+        self.paused(queue).await
+    }
+
+    async fn push_job_once(
+        &self,
+        queue: &str,
+        once: &OnceKey,
+        id: &str,
+        payload: &[u8],
+        delay: Option<Duration>,
+    ) -> Result<OnceSent, Error> {
+        self.send_once(queue, once, id, payload, delay).await
+    }
+
+    async fn queues(&self) -> Result<Vec<String>, Error> {
+        self.services().await
     }
 
     // Periodic jobs

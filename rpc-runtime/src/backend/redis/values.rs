@@ -2,7 +2,7 @@
 
 use redis::Value;
 
-use super::FIELD;
+use super::{CANCELLED_FIELD, FIELD};
 use crate::backend::Delivery;
 
 /// Parses an `XREADGROUP` reply, `nil` or
@@ -30,24 +30,33 @@ pub(super) fn collect_deliveries(
         let Some(idx) = keys.iter().position(|k| *k == key) else {
             continue;
         };
-        for (id, payload) in parse_entries(entries) {
+        for entry in parse_entries(entries) {
             out.push(Delivery {
                 queue: queues[idx].clone(),
-                enqueued_ms: entry_time_ms(&id),
-                token: id,
+                enqueued_ms: entry_time_ms(&entry.id),
+                token: entry.id,
                 // An entry without our field is still a delivery: the
                 // worker dead-letters it as unreadable.
-                payload: payload.unwrap_or_default(),
+                payload: entry.payload.unwrap_or_default(),
                 deliveries: 1,
+                cancelled: entry.cancelled,
             });
         }
     }
 }
 
-/// Parses `[[id, [field, value, ...]] | [id, nil], ...]` into (id, value of `m`).
-/// An entry whose fields are nil (deleted) yields `None`; an entry without an
-/// `m` field yields an empty payload.
-pub(super) fn parse_entries(v: &Value) -> Vec<(String, Option<Vec<u8>>)> {
+/// One stream entry of a jobs stream.
+pub(super) struct Entry {
+    pub(super) id: String,
+    /// The message (`m`); `None` when the entry's fields are nil (deleted),
+    /// empty when it has no `m`.
+    pub(super) payload: Option<Vec<u8>>,
+    /// The entry has the field `c` = `1`: cancelled while it was scheduled.
+    pub(super) cancelled: bool,
+}
+
+/// Parses `[[id, [field, value, ...]] | [id, nil], ...]` into entries.
+pub(super) fn parse_entries(v: &Value) -> Vec<Entry> {
     let mut out = Vec::new();
     let Value::Array(entries) = v else {
         return out;
@@ -60,18 +69,29 @@ pub(super) fn parse_entries(v: &Value) -> Vec<(String, Option<Vec<u8>>)> {
         match parts.get(1) {
             Some(Value::Array(fields)) => {
                 let mut payload = Vec::new();
+                let mut cancelled = false;
                 for pair in fields.chunks(2) {
                     if let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
                         (pair.first(), pair.get(1))
                     {
                         if name == FIELD.as_bytes() {
                             payload = value.clone();
+                        } else if name == CANCELLED_FIELD.as_bytes() {
+                            cancelled = value == b"1";
                         }
                     }
                 }
-                out.push((id, Some(payload)));
+                out.push(Entry {
+                    id,
+                    payload: Some(payload),
+                    cancelled,
+                });
             }
-            _ => out.push((id, None)),
+            _ => out.push(Entry {
+                id,
+                payload: None,
+                cancelled: false,
+            }),
         }
     }
     out

@@ -9,10 +9,13 @@
 --               a key this script did not just write)
 --            K  keep the reply under the call's result key
 --            Q  queue the retry message on the jobs stream
+--            S  put the retry message on the schedule, due after a delay
+--               on Redis's clock (a retry with backoff)
 --            D  add the message to the dead-letter stream (capped)
 --            A  ack the entry and delete it from the jobs stream
--- KEYS     one per step, in plan order: R the inbox, K the result key,
---          Q the jobs stream, D the dead-letter stream, A the jobs stream
+-- KEYS     in plan order: R the inbox, K the result key, Q the jobs
+--          stream, S the schedule then the scheduled messages (two keys),
+--          D the dead-letter stream, A the jobs stream
 -- ARGV[2]  the reply (R, K)
 -- ARGV[3]  the inbox TTL in ms (R)
 -- ARGV[4]  the result TTL in ms (K)
@@ -22,14 +25,18 @@
 -- ARGV[8]  the dead-letter stream's approximate cap (D)
 -- ARGV[9]  the consumer group (A)
 -- ARGV[10] the entry id (A)
+-- ARGV[11] the retry's schedule token, its call id (S)
+-- ARGV[12] the retry's delay in ms (S)
 --
 -- Returns 1 when every step ran, or {step, error} for the first step Redis
 -- refused: the steps before it took effect, it and those after did not.
 -- NOGROUP on the ack is not a refusal: the group, and so the lease, is gone.
 local plan = ARGV[1]
+local k = 1
 for i = 1, #plan do
   local step = string.sub(plan, i, i)
-  local key = KEYS[i]
+  local key = KEYS[k]
+  k = k + 1
   local r
   if step == 'R' then
     r = redis.pcall('RPUSH', key, ARGV[2])
@@ -39,6 +46,13 @@ for i = 1, #plan do
     r = redis.pcall('SET', key, ARGV[2], 'PX', ARGV[4])
   elseif step == 'Q' then
     r = redis.pcall('XADD', key, '*', 'm', ARGV[5])
+  elseif step == 'S' then
+    local now = redis.call('TIME')
+    local due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[12])
+    r = redis.pcall('HSET', KEYS[k], ARGV[11], ARGV[5])
+    k = k + 1
+    if type(r) == 'table' and r.err then return {step, r.err} end
+    r = redis.pcall('ZADD', key, due, ARGV[11])
   elseif step == 'D' then
     r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[8], '*', 'reason', ARGV[6], 'm', ARGV[7])
   elseif step == 'A' then

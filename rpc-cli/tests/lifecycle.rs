@@ -1,0 +1,148 @@
+//! The job-lifecycle side of the real `rpc` binary against a private
+//! redis-server and a worker in this process: `call --delay/--at/--key`,
+//! `cancel`, `pause`, `resume`, and their clear failures (a bad id, an
+//! unknown service, an unreachable Redis).
+
+use std::time::Duration;
+
+use rpc_runtime::{Client, DynamicService, Worker};
+use rpc_testkit::RedisServer;
+use serde_json::json;
+
+mod support;
+
+use support::rpc_async;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_idempotent_cancelled_paused_from_the_shell() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let service = DynamicService::new("Mail").job("send", |req| async move {
+        req.respond(json!({"sent": req.data["to"]}))
+    });
+    let worker = Worker::builder(&url).mount(service).build().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    // A delayed call waited for: its answer after the delay.
+    let t0 = std::time::Instant::now();
+    let (ok, out, err) = rpc_async(
+        &url,
+        &[
+            "call",
+            "Mail.send",
+            r#"{"to":"a"}"#,
+            "--delay",
+            "700ms",
+            "--timeout",
+            "5",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), r#"{"sent":"a"}"#);
+    assert!(t0.elapsed() >= Duration::from_millis(700));
+
+    // --at in the past runs at once; garbage is a usage error.
+    let (ok, out, err) = rpc_async(
+        &url,
+        &[
+            "call",
+            "Mail.send",
+            r#"{"to":"b"}"#,
+            "--at",
+            "2020-01-01T00:00:00+01:00",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), r#"{"sent":"b"}"#);
+    let (ok, _, err) = rpc_async(&url, &["call", "Mail.send", "{}", "--at", "tomorrow"]).await;
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+
+    // An idempotency key: the second send prints the first call's id.
+    let key = [
+        "call",
+        "Mail.send",
+        r#"{"to":"c"}"#,
+        "--key",
+        "k-1",
+        "--no-wait",
+    ];
+    let (ok, first, err) = rpc_async(&url, &key).await;
+    assert!(ok, "{err}");
+    let (ok, second, _) = rpc_async(&url, &key).await;
+    assert!(ok);
+    assert_eq!(first, second);
+    let (ok, _, err) = rpc_async(
+        &url,
+        &["call", "Mail.send", r#"{"to":"d"}"#, "--key", "k-1"],
+    )
+    .await;
+    assert!(!ok && err.contains("held by call"), "{err}");
+
+    // Cancel a scheduled call by id alone: its caller is told.
+    let client = Client::connect(&url).await.unwrap();
+    let (ok, id, err) = rpc_async(
+        &url,
+        &[
+            "call",
+            "Mail.send",
+            r#"{"to":"e"}"#,
+            "--delay",
+            "1h",
+            "--no-wait",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let id = id.trim().to_owned();
+    let (ok, out, err) = rpc_async(&url, &["cancel", &id]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("will never run"), "{out}");
+    let mut answer = None;
+    for _ in 0..50 {
+        answer = client.fetch_result(&id.as_str().into()).await.unwrap();
+        if answer.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = answer.expect("the cancelled call's answer is kept");
+    assert!(answer.unwrap_err().to_string().contains("cancelled"));
+    // A finished call cannot be cancelled; nor can a call of no service.
+    let (ok, _, err) = rpc_async(&url, &["cancel", &id]).await;
+    assert!(!ok && err.contains("has finished"), "{err}");
+    let (ok, _, err) = rpc_async(&url, &["cancel", "x", "--service", "Nope"]).await;
+    assert!(!ok && err.contains("no such service"), "{err}");
+    let long = "x".repeat(300);
+    let (ok, _, err) = rpc_async(&url, &["cancel", &long]).await;
+    assert!(!ok && err.contains("1 to 256 bytes"), "{err}");
+
+    // Pause and resume.
+    let (ok, out, err) = rpc_async(&url, &["pause", "Mail"]).await;
+    assert!(ok && out.contains("paused Mail"), "{out}{err}");
+    assert!(client.is_paused("Mail").await.unwrap());
+    let (ok, out, _) = rpc_async(&url, &["pause", "Mail"]).await;
+    assert!(ok && out.contains("already paused"), "{out}");
+    let (ok, out, err) = rpc_async(&url, &["resume", "Mail"]).await;
+    assert!(ok && out.contains("resumed Mail"), "{out}{err}");
+    let (ok, _, err) = rpc_async(&url, &["pause", "Nope"]).await;
+    assert!(
+        !ok && err.contains("no such service") && err.contains("Mail"),
+        "{err}"
+    );
+
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+
+    // An unreachable Redis: a clear error, exit 1.
+    drop(redis);
+    for args in [&["pause", "Mail"][..], &["cancel", "some-id"][..]] {
+        let (ok, _, err) = rpc_async(&url, args).await;
+        assert!(!ok && err.contains("cannot connect"), "{args:?}: {err}");
+    }
+}

@@ -1,0 +1,51 @@
+//! Cancellation: a call id added to its service's cancelled set, which
+//! workers poll (a queued call is skipped, a running one stopped), and a
+//! call waiting on the schedule moved onto the queue flagged cancelled, so
+//! that it never runs and its caller is still answered.
+//!
+//! Key: `P:{Service}:cancelled`, a sorted set of call id -> when it was
+//! cancelled (ms, Redis's clock), under the service's hash tag so that
+//! `scripts/cancel.lua` touches one slot with the schedule and the stream
+//! (Cluster too). Entries are kept for [`CANCEL_MEMORY`], then pruned.
+
+use redis::{Script, Value};
+use std::sync::OnceLock;
+
+use super::schedule::{schedule_key, scheduled_key};
+use super::{jobs_key, RedisBackend};
+use crate::backend::{Cancelled, CANCEL_MEMORY};
+use crate::error::Error;
+
+/// `cancel.lua`'s source.
+pub(super) const CANCEL_SOURCE: &str = include_str!("scripts/cancel.lua");
+
+fn cancel_script() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(CANCEL_SOURCE))
+}
+
+/// The cancelled calls of `queue`.
+pub(super) fn cancelled_key(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{{queue}}}:cancelled")
+}
+
+impl RedisBackend {
+    /// Cancels call `id` of `queue` (see `scripts/cancel.lua`).
+    pub(super) async fn cancel(&self, queue: &str, id: &str) -> Result<Cancelled, Error> {
+        let mut invocation = cancel_script().prepare_invoke();
+        invocation
+            .key(schedule_key(&self.prefix, queue))
+            .key(scheduled_key(&self.prefix, queue))
+            .key(jobs_key(&self.prefix, queue))
+            .key(cancelled_key(&self.prefix, queue))
+            .arg(id)
+            .arg(CANCEL_MEMORY.as_millis() as u64);
+        match self.commands.invoke(&invocation).await? {
+            Value::Int(1) => Ok(Cancelled::Unscheduled),
+            Value::Int(_) => Ok(Cancelled::Marked),
+            other => Err(Error::Broker(format!(
+                "unexpected answer to cancel.lua: {other:?}"
+            ))),
+        }
+    }
+}

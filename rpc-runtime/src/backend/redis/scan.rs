@@ -1,0 +1,119 @@
+//! Finding keys by pattern on every node: `SCAN` on a single Redis, on
+//! each master of a Cluster. The inspector lists services and inboxes with
+//! it; the backend finds the services to cancel a call in when only its id
+//! is known.
+
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{FromRedisValue, Value};
+
+use super::commands::Commands;
+
+/// Keys looked at per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+/// Every key of type `kind` matching `pattern`, on every master.
+pub(crate) async fn scan_all(
+    con: &Commands,
+    pattern: &str,
+    kind: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let Commands::Cluster(cluster) = con else {
+        return scan(con, None, pattern, kind).await;
+    };
+    let mut keys = Vec::new();
+    for (host, port) in masters(&mut cluster.clone()).await? {
+        let route = SingleNodeRoutingInfo::ByAddress { host, port };
+        keys.extend(scan(con, Some(route), pattern, kind).await?);
+    }
+    Ok(keys)
+}
+
+/// The node addresses of a Cluster's masters, from a `PING` sent to each.
+async fn masters(con: &mut ClusterConnection) -> redis::RedisResult<Vec<(String, u16)>> {
+    let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    let Value::Map(replies) = con.route_command(redis::cmd("PING"), all).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(replies
+        .into_iter()
+        .filter_map(|(addr, _)| {
+            let addr = String::from_redis_value(addr).ok()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect())
+}
+
+/// `SCAN`s one node to the end: every key of type `kind` matching
+/// `pattern`. `route` picks a Cluster node; `None` is the only node of a
+/// single Redis.
+async fn scan(
+    con: &Commands,
+    route: Option<SingleNodeRoutingInfo>,
+    pattern: &str,
+    kind: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg(kind);
+        let reply = match (con, &route) {
+            (Commands::Cluster(c), Some(route)) => {
+                let route = RoutingInfo::SingleNode(route.clone());
+                c.clone().route_command(cmd, route).await?
+            }
+            (Commands::Cluster(c), None) => cmd.query_async(&mut c.clone()).await?,
+            (Commands::Single(c), _) => cmd.query_async(&mut c.clone()).await?,
+        };
+        let (next, batch): (u64, Vec<String>) = FromRedisValue::from_redis_value(reply)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+pub(crate) fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The services that have a jobs stream under `prefix`, sorted:
+/// `SCAN MATCH P:{*}:jobs` (on every master of a Cluster).
+pub(crate) async fn services(con: &Commands, prefix: &str) -> redis::RedisResult<Vec<String>> {
+    let pattern = format!("{}:{{*}}:jobs", glob_escape(prefix));
+    let keys = scan_all(con, &pattern, "stream").await?;
+    let head = format!("{prefix}:{{");
+    let mut services: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(&head)?.strip_suffix("}:jobs"))
+        .map(str::to_owned)
+        .collect();
+    services.sort();
+    services.dedup();
+    Ok(services)
+}
+
+impl super::RedisBackend {
+    /// The services that have a jobs stream under this prefix, sorted.
+    pub(super) async fn services(&self) -> Result<Vec<String>, crate::error::Error> {
+        Ok(services(&self.commands, &self.prefix).await?)
+    }
+}

@@ -1,0 +1,82 @@
+//! Cancelling calls and pausing services from the caller's side: the
+//! broker operations behind `Pending::cancel`, `Client::cancel` and
+//! `Client::pause`/`resume`. Workers act on them (`worker::cancel`,
+//! `worker::pause`); the caller of a cancelled call is answered
+//! `cancelled` by the worker that skips or stops it.
+
+use super::*;
+use crate::backend::Cancelled;
+use crate::wire::limits::MAX_ID_BYTES;
+
+impl Client {
+    /// Cancels call `id` of `service`: if it waits on the schedule it is
+    /// answered `cancelled` at once; if it is queued it is skipped; if it
+    /// is running, its handler is told (`Context::cancelled`) and dropped
+    /// after the worker's grace period. Cancelling a finished call does
+    /// nothing.
+    pub async fn cancel_in(&self, service: &str, id: &JobId) -> Result<Cancelled, Error> {
+        check_id(id)?;
+        self.inner.backend.cancel_job(service, id.as_str()).await
+    }
+
+    /// Cancels call `id` without knowing its service: it is cancelled in
+    /// every service that has a queue on the broker (found with `SCAN`).
+    /// [`Client::cancel_in`] is one round trip when the service is known.
+    pub async fn cancel(&self, id: &JobId) -> Result<Cancelled, Error> {
+        check_id(id)?;
+        let services = self.inner.backend.queues().await?;
+        if services.is_empty() {
+            return Err(Error::Codec {
+                what: format!("cancel call {id}"),
+                reason: "no service has a queue on this broker".to_owned(),
+            });
+        }
+        let mut outcome = Cancelled::Marked;
+        for service in &services {
+            if self.inner.backend.cancel_job(service, id.as_str()).await? == Cancelled::Unscheduled
+            {
+                outcome = Cancelled::Unscheduled;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Pauses `service`: every worker stops taking its jobs within about a
+    /// second; running jobs finish, new calls queue up (their deadlines
+    /// still apply). The state lives in the broker, so workers that start
+    /// later see it. Returns whether it was running before.
+    pub async fn pause(&self, service: &str) -> Result<bool, Error> {
+        self.inner.backend.set_paused(service, true).await
+    }
+
+    /// Resumes a paused `service`. Returns whether it was paused.
+    pub async fn resume(&self, service: &str) -> Result<bool, Error> {
+        self.inner.backend.set_paused(service, false).await
+    }
+
+    /// Whether `service` is paused.
+    pub async fn is_paused(&self, service: &str) -> Result<bool, Error> {
+        self.inner.backend.is_paused(service).await
+    }
+}
+
+impl<T, E> Pending<T, E> {
+    /// Cancels this call (see [`Client::cancel_in`]); awaiting the handle
+    /// then gives the error kind `cancelled` once a worker answers.
+    pub async fn cancel(&self) -> Result<Cancelled, Error> {
+        match self.job.service() {
+            Some(service) => self.client.cancel_in(service, &self.id).await,
+            None => self.client.cancel(&self.id).await,
+        }
+    }
+}
+
+fn check_id(id: &JobId) -> Result<(), Error> {
+    if id.as_str().is_empty() || id.as_str().len() > MAX_ID_BYTES {
+        return Err(Error::Codec {
+            what: format!("cancel call {id:?}"),
+            reason: format!("a call id is 1 to {MAX_ID_BYTES} bytes"),
+        });
+    }
+    Ok(())
+}

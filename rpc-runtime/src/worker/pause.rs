@@ -1,0 +1,58 @@
+//! Pause on the worker: which of its services are paused, as its last
+//! lifecycle poll saw them (`P:{Service}:paused`). The taker reads only the
+//! queues that are not, so a pause stops new jobs within a poll and one
+//! blocking read (about a second); running jobs finish.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use crate::client::lock;
+
+/// The paused services, as last polled.
+#[derive(Default)]
+pub(super) struct PausedQueues {
+    paused: Mutex<HashSet<String>>,
+    /// Whether any is paused (checked without the lock on every read).
+    any: AtomicBool,
+}
+
+impl PausedQueues {
+    /// Records a poll's answer for `queue`.
+    pub(super) fn set(&self, queue: &str, paused: bool) {
+        let mut set = lock(&self.paused);
+        let changed = if paused {
+            set.insert(queue.to_owned())
+        } else {
+            set.remove(queue)
+        };
+        if changed {
+            tracing::info!(
+                queue,
+                paused,
+                "service {}",
+                if paused {
+                    "paused: taking none of its jobs"
+                } else {
+                    "resumed"
+                }
+            );
+        }
+        self.any.store(!set.is_empty(), Ordering::Release);
+    }
+
+    /// Whether `queue` is paused.
+    pub(super) fn is_paused(&self, queue: &str) -> bool {
+        self.any.load(Ordering::Acquire) && lock(&self.paused).contains(queue)
+    }
+
+    /// The queues of `all` that are not paused, or `None` when none is
+    /// (the usual case: the caller reads `all` as it is).
+    pub(super) fn active(&self, all: &[String]) -> Option<Vec<String>> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let set = lock(&self.paused);
+        Some(all.iter().filter(|q| !set.contains(*q)).cloned().collect())
+    }
+}

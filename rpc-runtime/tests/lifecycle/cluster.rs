@@ -1,0 +1,66 @@
+//! The lifecycle on a 3-master Redis Cluster: every key of a service's
+//! lifecycle is under its hash tag, so each script runs on one slot. A
+//! delayed call, a retry with backoff, an idempotent pair, a cancelled
+//! running call and a pause, with the service's keys on one master and the
+//! callers' inboxes and results on others.
+
+use std::time::Duration;
+
+use rpc_runtime::{CallOptions, ErrorKind};
+use rpc_testkit::RedisCluster;
+use serde_json::json;
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_works_on_a_cluster() {
+    rpc_testkit::require_redis_server();
+    let cluster = RedisCluster::start(3).expect("cluster");
+    let url = cluster.cluster_url();
+    let log = Log::default();
+    let _worker = start(worker(&url, log.clone())).await;
+    let client = client(&url).await;
+
+    let delayed = CallOptions::delay(Duration::from_millis(300));
+    let reply = client
+        .call_and_wait_with(&format!("{SERVICE}.echo"), json!("later"), &delayed)
+        .await
+        .expect("a delayed call on a cluster");
+    assert_eq!(reply.data, json!("later"));
+
+    let reply = client
+        .call_and_wait(&format!("{SERVICE}.flaky"), json!({"ok_on": 2}))
+        .await
+        .expect("a retry with backoff on a cluster");
+    assert_eq!(reply.data, json!({"attempt": 2}));
+
+    let once = CallOptions::idempotency_key("cluster-1");
+    let a = client
+        .call_and_wait_with(&format!("{SERVICE}.echo"), json!(1), &once)
+        .await
+        .unwrap();
+    let b = client
+        .call_and_wait_with(&format!("{SERVICE}.echo"), json!(1), &once)
+        .await
+        .unwrap();
+    assert_eq!(a.id, b.id);
+
+    let running = client
+        .send_with(
+            &format!("{SERVICE}.polite"),
+            json!({"ms": 30_000}),
+            &CallOptions::timeout(Duration::from_secs(40)),
+        )
+        .await
+        .unwrap();
+    while log.runs("polite").is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.cancel().await.unwrap();
+    let err = running.wait().await.unwrap_err();
+    assert_eq!(err.remote_kind(), Some(ErrorKind::Cancelled), "{err}");
+
+    assert!(client.pause(SERVICE).await.unwrap());
+    assert!(client.is_paused(SERVICE).await.unwrap());
+    assert!(client.resume(SERVICE).await.unwrap());
+}

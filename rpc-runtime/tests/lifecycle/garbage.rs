@@ -1,0 +1,95 @@
+//! Garbage where the lifecycle keeps its state (written straight into
+//! Redis): schedule entries without a message or with a message that is
+//! no job, cancellation entries that are no call id, keys of the wrong
+//! type. The worker dead-letters or ignores them and goes on serving.
+
+use std::time::Duration;
+
+use rpc_runtime::CallOptions;
+use rpc_testkit::RedisServer;
+use serde_json::json;
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let raw = redis::Client::open(url.as_str()).unwrap();
+    let mut con = raw.get_multiplexed_async_connection().await.unwrap();
+    let key = |k: &str| format!("rpc:{{{SERVICE}}}:{k}");
+    let mut pipe = redis::pipe();
+    pipe.cmd("ZADD")
+        .arg(key("schedule"))
+        .arg(1)
+        .arg("no-message")
+        .cmd("ZADD")
+        .arg(key("schedule"))
+        .arg(2)
+        .arg("garbage")
+        .cmd("HSET")
+        .arg(key("scheduled"))
+        .arg("garbage")
+        .arg("\u{0}not json{")
+        .cmd("ZADD")
+        .arg(key("schedule"))
+        .arg("+inf")
+        .arg("never")
+        .cmd("ZADD")
+        .arg(key("cancelled"))
+        .arg(1)
+        .arg("x".repeat(5_000))
+        .cmd("ZADD")
+        .arg(key("cancelled"))
+        .arg("-inf")
+        .arg("")
+        .cmd("SET")
+        .arg(key("paused"))
+        .arg("not a time");
+    let _: () = pipe.query_async(&mut con).await.unwrap();
+
+    let log = Log::default();
+    let _worker = start(worker(&url, log.clone())).await;
+    let client = client(&url).await;
+    // A pause flag holding garbage is still a pause.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(client.is_paused(SERVICE).await.unwrap());
+    client.resume(SERVICE).await.unwrap();
+
+    // The garbage message was moved and dead-lettered with the reason.
+    let mut dead = Vec::new();
+    for _ in 0..50 {
+        dead = client.dead_letters(SERVICE, 10).await.unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].reason.contains("unreadable job message"),
+        "{}",
+        dead[0].reason
+    );
+
+    // Keys of the wrong type: the poll reports them and goes on.
+    let _: () = redis::pipe()
+        .cmd("DEL")
+        .arg(key("cancelled"))
+        .cmd("SET")
+        .arg(key("cancelled"))
+        .arg("a string")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let reply = client
+        .call_and_wait_with(
+            &format!("{SERVICE}.echo"),
+            json!("still serving"),
+            &CallOptions::delay(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.data, json!("still serving"));
+}

@@ -1,0 +1,66 @@
+//! Idempotency keys: 100 racing sends with one key run the job once and
+//! get one answer; the key with other parameters is an error.
+
+use std::time::Duration;
+
+use rpc_runtime::{CallOptions, Error};
+use serde_json::json;
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_racing_sends_with_one_key_run_once() {
+    on_both("once", |url| async move {
+        let log = Log::default();
+        let _worker = start(worker(&url, log.clone())).await;
+        let client = client(&url).await;
+        let echo = format!("{SERVICE}.echo");
+        let options = CallOptions::idempotency_key("order-42");
+        let mut racers = Vec::new();
+        for _ in 0..100 {
+            let (client, echo, options) = (client.clone(), echo.clone(), options.clone());
+            racers.push(tokio::spawn(async move {
+                client
+                    .call_and_wait_with(&echo, json!({"order": 42}), &options)
+                    .await
+            }));
+        }
+        let mut answers = Vec::new();
+        for racer in racers {
+            let reply = racer
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            answers.push((reply.id, reply.data));
+        }
+        assert_eq!(
+            log.runs("echo").len(),
+            1,
+            "{url}: the job ran more than once"
+        );
+        let first = answers[0].clone();
+        assert!(answers.iter().all(|a| *a == first), "{url}: answers differ");
+        assert_eq!(first.1, json!({"order": 42}));
+
+        // A later duplicate attaches too, through the kept result.
+        let later = client
+            .send_with(&echo, json!({"order": 42}), &options)
+            .await
+            .unwrap();
+        assert_eq!(later.id(), &first.0);
+        assert_eq!(later.wait().await.unwrap(), json!({"order": 42}));
+
+        // The same key for other parameters is refused, nothing is sent.
+        let err = client
+            .call_and_wait_with(&echo, json!({"order": 43}), &options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::IdempotencyConflict { .. }),
+            "{url}: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(log.runs("echo").len(), 1, "{url}");
+    })
+    .await;
+}
