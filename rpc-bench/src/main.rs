@@ -26,11 +26,14 @@
 //! workers (a subscriber that records spans but exports nothing, client
 //! metrics in a registry, workers serving metrics on a free port), to
 //! measure what observability costs against the same run without it.
+//! `--telemetry-compare` measures it off and on in alternating rounds of
+//! one run instead ([`compare`]): on a noisy machine, the way to see it.
 //!
 //! `RPC_BENCH_THREADS=n` sets the async runtime's worker threads of the bench
 //! and its worker processes (default: one per CPU), to see how much of a
 //! figure is thread hand-offs rather than work.
 
+mod compare;
 mod floor;
 mod measure;
 mod report;
@@ -94,6 +97,11 @@ struct Cli {
     /// subscriber, client metrics, and the typed workers' metrics listener.
     #[arg(long)]
     telemetry: bool,
+    /// Telemetry off and on in alternating rounds (`--seq-rounds` of each,
+    /// fresh workers each), sequential p50 and 64-in-flight throughput
+    /// against the floor, then the medians side by side.
+    #[arg(long, conflicts_with_all = ["telemetry", "profile", "only_sequential"])]
+    telemetry_compare: bool,
 }
 
 #[derive(Subcommand)]
@@ -386,6 +394,9 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     say(&format!("redis-server on {url}"));
     if let Some(kind) = cli.profile {
         return profile(&server, kind, plan.seq_calls).await;
+    }
+    if cli.telemetry_compare {
+        return compare::run(&server, &plan).await;
     }
     let client = client_builder(&url)
         .connect()

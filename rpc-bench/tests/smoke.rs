@@ -50,3 +50,34 @@ fn quick_run_produces_a_full_report() {
     assert!(report["targets"].as_array().is_some_and(|t| t.len() == 4));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--telemetry-compare` in `--quick` mode: both states measured in
+/// alternating rounds, each round's figures and the medians printed. The
+/// figures are not checked, only that every round and summary row is there.
+#[test]
+fn quick_telemetry_compare_prints_every_round_and_the_medians() {
+    rpc_testkit::require_redis_server();
+    let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
+        .args(["--quick", "--telemetry-compare", "--seq-rounds", "2"])
+        .output()
+        .expect("run rpc-bench");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "rpc-bench --quick --telemetry-compare failed\n--- stdout ---\n{table}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for state in ["off", "on"] {
+        for round in 1..=2 {
+            let row = format!("| {state} | {round} | ");
+            assert!(table.contains(&row), "no {row:?} in\n{table}");
+        }
+    }
+    for figure in [
+        "| sequential p50, ratio to the floor |",
+        "| throughput at 64 in flight, ratio to the floor |",
+        "| rpc-runtime worker CPU per sequential call",
+    ] {
+        assert!(table.contains(figure), "no {figure:?} in\n{table}");
+    }
+}

@@ -4,6 +4,10 @@
 
 use rpc_runtime::{Context, HandlerError, JobError};
 
+mod tracing_setup;
+
+pub use self::tracing_setup::{init_tracing, Tracing, TracingArgs};
+
 rpc_runtime::include_schema!("calculator");
 
 pub use self::calculator::{Calculator, CalculatorClient, CalculatorServer, MathError, Tagged};
@@ -47,14 +51,4 @@ impl Calculator for Calc {
             label: Some("sum".to_owned()),
         })
     }
-}
-
-/// Sets up logging from `RUST_LOG` (else `default`, e.g. `info`) on stderr.
-pub fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

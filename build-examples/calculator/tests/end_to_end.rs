@@ -224,3 +224,21 @@ fn demo_runs_in_memory_by_default_and_on_redis_when_asked() {
     );
     assert!(stdout.contains("send_add(40, 2)"), "{stdout}");
 }
+
+/// Asking a binary built without the `otlp` feature for traces is an error
+/// that says how to build it, before it touches the broker: a deploy that
+/// forgot the feature must not run on without traces and unnoticed.
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn asking_for_otlp_without_the_feature_says_how_to_build_it() {
+    for bin in [env!("CARGO_BIN_EXE_worker"), env!("CARGO_BIN_EXE_client")] {
+        let out = Command::new(bin)
+            .args(["--url", "redis://127.0.0.1:1/"])
+            .args(["--otlp-endpoint", "http://127.0.0.1:4318"])
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bin}: {stderr}");
+        assert!(stderr.contains("--features otlp"), "{bin}: {stderr}");
+    }
+}

@@ -7,10 +7,13 @@
 //! * `metrics`: the worker's and the client's metrics.
 //! * `health`: liveness and readiness marks.
 //! * `listener`: the minimal HTTP server for all of it.
+//! * [`otlp`] (feature `otlp`): the spans sent to an OTLP collector.
 
 pub(crate) mod health;
 pub(crate) mod listener;
 mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod propagation;
 pub(crate) mod spans;
 

@@ -1,14 +1,17 @@
 //! Calls the Calculator service over Redis.
 //!
 //! `client add 2 3`, `client divide 1 0`, `client log "hello"`,
-//! `client sum 1.5 2.5`, or `client` alone for a short tour.
+//! `client sum 1.5 2.5`, or `client` alone for a short tour. Built with
+//! `--features otlp`, `--otlp-endpoint http://127.0.0.1:4318` sends its
+//! spans (one trace per run) to an OpenTelemetry collector.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use calculator::{broker_url, init_tracing, CalculatorClient, MathError, Tagged};
+use calculator::{broker_url, CalculatorClient, MathError, Tagged, TracingArgs};
 use clap::{Parser, Subcommand};
 use rpc_runtime::CallError;
+use tracing::{info_span, Instrument};
 
 #[derive(Parser, Debug)]
 #[command(about = "Call the Calculator service")]
@@ -22,6 +25,8 @@ struct Args {
     /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    #[command(flatten)]
+    tracing: TracingArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,8 +45,15 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_tracing("warn");
     let args = Args::parse();
+    // Held to the end: dropping it sends the last spans.
+    let _tracing = match args.tracing.init("warn", "calculator-client") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let url = broker_url(args.url, "redis://127.0.0.1:6379/");
     let client = match rpc_runtime::Client::builder(&url)
         .prefix(args.prefix)
@@ -55,9 +67,10 @@ async fn main() -> ExitCode {
         }
     };
     let calc = CalculatorClient::new(client).with_timeout(Duration::from_secs_f64(args.timeout));
+    // One trace for the run: every call's span is a child of this one.
     let result = match args.command {
-        Some(command) => run(&calc, command).await,
-        None => tour(&calc).await,
+        Some(command) => run(&calc, command).instrument(info_span!("client")).await,
+        None => tour(&calc).instrument(info_span!("client tour")).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

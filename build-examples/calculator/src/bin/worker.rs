@@ -1,10 +1,12 @@
 //! Serves the Calculator service from a Redis queue until SIGTERM or ctrl-c.
 //!
-//! `worker --url redis://127.0.0.1:6379/` (or `REDIS_URL`).
+//! `worker --url redis://127.0.0.1:6379/` (or `REDIS_URL`); built with
+//! `--features otlp`, `--otlp-endpoint http://127.0.0.1:4318` sends its
+//! spans to an OpenTelemetry collector.
 
 use std::time::Duration;
 
-use calculator::{broker_url, init_tracing, Calc, CalculatorServer};
+use calculator::{broker_url, Calc, CalculatorServer, TracingArgs};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -25,12 +27,21 @@ struct Args {
     /// Serve Prometheus metrics, /healthz and /readyz over HTTP here (e.g. 0.0.0.0:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    tracing: TracingArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_tracing("info");
     let args = Args::parse();
+    // Held to the end: dropping it sends the last spans.
+    let _tracing = match args.tracing.init("info", "calculator-worker") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let url = broker_url(args.url, "redis://127.0.0.1:6379/");
     let mut builder = rpc_runtime::Worker::builder(&url)
         .prefix(args.prefix)
