@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use rpc_chaos::{chaos_service, emit};
-use rpc_runtime::{shutdown_signal, CallOptions, Client, Error, JobId, Worker};
+use rpc_runtime::{
+    shutdown_signal, CallOptions, Client, Error, JobId, MissedTicks, Periodic, Worker,
+};
 
 /// Serve the Chaos jobs (square, sleep, note, record, context) from a Redis queue.
 #[derive(Parser, Debug)]
@@ -64,6 +66,48 @@ struct Args {
     /// (port 0: any free port; the bound address is printed as `metrics ADDR`).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Enqueue a periodic job (repeatable):
+    /// `NAME=every:DURATION:Service.job[:PARAMS]` (DURATION like `200ms`,
+    /// `2s`) or `NAME=cron:EXPRESSION:Service.job[:PARAMS]`.
+    #[arg(long, value_name = "SPEC")]
+    periodic: Vec<String>,
+    /// What the periodic jobs do about ticks missed while no worker ran.
+    #[arg(long, value_name = "run-once|skip", default_value = "run-once")]
+    periodic_missed: String,
+}
+
+/// A `--periodic` spec as a periodic job.
+fn periodic(spec: &str, missed: &str) -> Result<Periodic, String> {
+    let missed = match missed {
+        "run-once" => MissedTicks::RunOnce,
+        "skip" => MissedTicks::Skip,
+        other => return Err(format!("--periodic-missed {other}: run-once or skip")),
+    };
+    let bad = || format!("--periodic {spec}: NAME=every:DURATION:Service.job[:PARAMS]");
+    let (name, rest) = spec.split_once('=').ok_or_else(bad)?;
+    let mut parts = rest.splitn(4, ':');
+    let (kind, when, job) = (parts.next(), parts.next(), parts.next().ok_or_else(bad)?);
+    let params = match parts.next() {
+        Some(json) => serde_json::from_str(json).map_err(|e| format!("--periodic {spec}: {e}"))?,
+        None => serde_json::json!({}),
+    };
+    let job = match (kind, when) {
+        (Some("every"), Some(d)) => {
+            let ms: u64 = match d.strip_suffix("ms") {
+                Some(ms) => ms.parse().map_err(|_| bad())?,
+                None => {
+                    d.strip_suffix('s')
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(bad)?
+                        * 1000
+                }
+            };
+            Periodic::every(name, Duration::from_millis(ms), job, params)
+        }
+        (Some("cron"), Some(expression)) => Periodic::cron(name, expression, job, params),
+        _ => return Err(bad()),
+    };
+    Ok(job.missed(missed))
 }
 
 /// A client for the `--call` and `--fetch` modes; exit status 2 if the
@@ -146,6 +190,15 @@ async fn main() -> ExitCode {
     let mut builder = Worker::builder(&args.url);
     if let Some(addr) = args.metrics_addr {
         builder = builder.metrics_addr(addr);
+    }
+    for spec in &args.periodic {
+        match periodic(spec, &args.periodic_missed) {
+            Ok(job) => builder = builder.periodic(job),
+            Err(e) => {
+                eprintln!("chaos-worker: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let worker = builder
         .prefix(&args.prefix)

@@ -10,6 +10,7 @@
 //! rpc ping                                        # does the broker answer? latency, version
 //! rpc stats [SERVICE...] [--json]                 # queued, leased, dead, workers per service
 //! rpc top                                         # the same, refreshed every second (q quits)
+//! rpc periodic [SERVICE...] [--json]              # periodic jobs: schedule, last and next run
 //! rpc backlog-check --schema new.rpc              # would the new schema reject what waits in Redis?
 //! rpc call Mail.send '{...}' --delay 10m --no-wait  # runs in ten minutes (or --at RFC3339)
 //! rpc call Orders.place '{...}' --key order-42    # at most once per key (idempotent)
@@ -25,6 +26,7 @@
 mod backlog_check;
 mod lifecycle;
 mod operate;
+mod periodic;
 mod ping;
 mod stats;
 mod top;

@@ -1,11 +1,11 @@
-//! The operator's subcommands: `ping`, `stats` and `top`. They only read
+//! The operator's subcommands: `ping`, `stats`, `top` and `periodic`. They only read
 //! (through [`rpc_runtime::Inspector`]) and need no client, so they are
 //! dispatched here, before `main` connects one for the other subcommands.
 
 use clap::Subcommand;
 use rpc_runtime::Error;
 
-use crate::{ping, stats, top};
+use crate::{periodic, ping, stats, top};
 
 #[derive(Subcommand, Debug)]
 pub enum Operate {
@@ -15,6 +15,8 @@ pub enum Operate {
     Stats(stats::StatsArgs),
     /// The stats refreshed every second, with jobs/s in and out (`q` quits).
     Top(top::TopArgs),
+    /// The periodic jobs per service: schedule, job, last and next run.
+    Periodic(periodic::PeriodicArgs),
 }
 
 impl Operate {
@@ -23,6 +25,7 @@ impl Operate {
             Operate::Ping => ping::run(url, prefix).await,
             Operate::Stats(args) => stats::run(url, prefix, args).await,
             Operate::Top(args) => top::run(url, prefix, args).await,
+            Operate::Periodic(args) => periodic::run(url, prefix, args).await,
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! It reads the keys `docs/PROTOCOL.md` describes (`P:{Service}:jobs` and its
 //! consumer group `workers`, `P:{Service}:dead`, `P:inbox:{client}`,
-//! `P:result:{call}`) and writes nothing, so it
+//! `P:result:{call}`, and the periodic jobs' hashes in `periodic.rs`) and
+//! writes nothing, so it
 //! is safe to point at a production Redis, and an ACL user allowed only
 //! read commands is enough for it (the operator rules in
 //! `docs/PROTOCOL.md`, "ACL"). It sits beside the backend rather than behind
@@ -49,6 +50,7 @@ use crate::backend::redis::{
 use crate::error::Error;
 
 mod figures;
+mod periodic;
 
 pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
 

@@ -43,6 +43,7 @@ mod call;
 mod client;
 mod error;
 pub mod inspect;
+pub mod periodic;
 mod service;
 pub mod telemetry;
 pub mod wire;
@@ -55,6 +56,7 @@ pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
 pub use client::{Client, ClientBuilder, Pending, Response};
 pub use error::{CallError, Error, ErrorKind, HandlerError, JobError, Never};
 pub use inspect::Inspector;
+pub use periodic::{MissedTicks, Periodic};
 pub use service::{BoxFuture, DynamicService, Outcome, Request, Service};
 pub use worker::{shutdown_signal, StatsSnapshot, Worker, WorkerBuilder, WorkerSettings};
 

@@ -7,7 +7,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rpc_runtime::{CallOptions, Client, DynamicService, HandlerError, StatsSnapshot, Worker};
+use rpc_runtime::{
+    CallOptions, Client, DynamicService, HandlerError, Periodic, StatsSnapshot, Worker,
+};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
@@ -48,7 +50,8 @@ type Running = (
 );
 
 /// A worker as the worker role: `Acl.echo`, and `Acl.flaky`, which fails
-/// its first attempt (so a retry is queued).
+/// its first attempt (so a retry is queued); `Acl.echo` also runs every
+/// 100 ms as the periodic job `acl-beat` (the tick script).
 async fn worker(redis: &RedisServer) -> Running {
     let service = DynamicService::new("Acl")
         .job("echo", |req| async move { Ok(req.data.clone()) })
@@ -60,6 +63,12 @@ async fn worker(redis: &RedisServer) -> Running {
         });
     let worker = Worker::builder(redis.url_as("rpc-worker", "worker-pw"))
         .mount(service)
+        .periodic(Periodic::every(
+            "acl-beat",
+            Duration::from_millis(100),
+            "Acl.echo",
+            json!({}),
+        ))
         .visibility_timeout(Duration::from_millis(300))
         .build()
         .await
@@ -213,6 +222,27 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
     let stats = inspector.service_stats("Acl").await.unwrap().expect("Acl");
     assert!(stats.dead_letters >= 1, "{stats:?}");
     inspector.inboxes().await.expect("inboxes as the operator");
+    // `rpc periodic`: the worker role ran the tick script, the operator
+    // reads its hashes.
+    assert_eq!(inspector.periodic_services().await.unwrap(), ["Acl"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let periodic = loop {
+        let periodic = inspector
+            .periodic("Acl")
+            .await
+            .expect("periodic jobs as the operator")
+            .expect("Acl");
+        assert_eq!(periodic.len(), 1, "{periodic:?}");
+        if periodic[0].last_ms.is_some() {
+            break periodic;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acl-beat never ran: {periodic:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(periodic[0].unreadable, None);
     // Let the janitor renew and reclaim (XPENDING, XCLAIM) a few times.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let _ = running.0.send(());

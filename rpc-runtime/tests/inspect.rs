@@ -263,7 +263,7 @@ async fn rates_come_from_entries_added_and_the_stream_length() {
 }
 
 /// The operator's read-only rules from docs/PROTOCOL.md ("ACL").
-const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get";
+const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get +type +hgetall";
 
 #[tokio::test]
 async fn works_as_a_read_only_operator_user() {
@@ -293,6 +293,12 @@ async fn works_as_a_read_only_operator_user() {
         inspector.queued("Math", 10).await.unwrap().unwrap().len(),
         2
     );
+    // `rpc periodic` (the hashes a worker with periodic jobs keeps).
+    redis.cli(["HSET", "rpc:{Math}:periodic", "beat", "{}"]);
+    redis.cli(["HSET", "rpc:{Math}:periodic:last", "beat", "1000"]);
+    assert_eq!(inspector.periodic_services().await.unwrap(), ["Math"]);
+    let periodic = inspector.periodic("Math").await.unwrap().unwrap();
+    assert_eq!(periodic[0].last_ms, Some(1000));
     let log = redis.cli(["ACL", "LOG"]);
     assert!(
         log.trim().is_empty(),

@@ -18,7 +18,9 @@ use super::{
     Delivery, LifecyclePoll, OnceKey, OnceSent, PushedAndPopped, Reader, CANCEL_MEMORY,
     DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
+use super::{TickAnswer, TickMode, TickOutcome, TickRequest};
 use crate::error::Error;
+use crate::periodic::{read_states, PeriodicState};
 
 #[derive(Default)]
 struct Queue {
@@ -67,6 +69,17 @@ struct State {
     /// Idempotency keys by (queue, key): the call id, its fingerprint, and
     /// when the key is forgotten.
     once: HashMap<(String, String), (String, String, Instant)>,
+    /// Per queue: the periodic jobs' definitions and last ticks.
+    periodic: HashMap<String, PeriodicRecords>,
+}
+
+/// One queue's periodic jobs, as Redis keeps them in two hashes.
+#[derive(Default)]
+struct PeriodicRecords {
+    /// Name -> definition JSON.
+    definitions: HashMap<String, Vec<u8>>,
+    /// Name -> the last tick enqueued (ms since the epoch).
+    last: HashMap<String, u64>,
 }
 
 struct Shared {
@@ -468,6 +481,70 @@ impl Backend for MemoryBackend {
         let before = q.dead.len();
         q.dead.retain(|d| d.token != token);
         Ok(q.dead.len() < before)
+    }
+
+    // Periodic jobs: the same decisions as `tick.lua`, under the state lock
+    // (so atomic like the script), on this process's clock.
+
+    async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>) -> Result<TickAnswer, Error> {
+        let now = crate::wire::unix_ms(SystemTime::now());
+        let outcome = {
+            let mut state = self.state();
+            let records = state.periodic.entry(queue.to_owned()).or_default();
+            let previous = records.last.get(tick.name).copied();
+            let answer = |outcome| TickAnswer {
+                outcome,
+                broker_now_ms: now,
+                previous_ms: previous,
+                unreadable_previous: None,
+            };
+            let store = |records: &mut PeriodicRecords| {
+                records
+                    .definitions
+                    .insert(tick.name.to_owned(), tick.definition.to_vec());
+            };
+            match tick.mode {
+                TickMode::Register => {
+                    store(records);
+                    return Ok(answer(TickOutcome::Registered));
+                }
+                _ if tick.tick_ms > now => return Ok(answer(TickOutcome::Early)),
+                _ if previous.is_some_and(|last| last >= tick.tick_ms) => {
+                    return Ok(answer(TickOutcome::AlreadyEnqueued))
+                }
+                TickMode::CatchUp if previous.is_none() => {
+                    store(records);
+                    return Ok(answer(TickOutcome::Registered));
+                }
+                _ => {
+                    store(records);
+                    records.last.insert(tick.name.to_owned(), tick.tick_ms);
+                    answer(TickOutcome::Enqueued)
+                }
+            }
+        };
+        // Pushed after the lock is released, like a retry; no other tick
+        // of this name can be enqueued in between (the record is written).
+        self.push(queue, tick.message.to_vec());
+        Ok(outcome)
+    }
+
+    async fn periodic_jobs(&self, queue: &str) -> Result<Vec<PeriodicState>, Error> {
+        let state = self.state();
+        let Some(records) = state.periodic.get(queue) else {
+            return Ok(Vec::new());
+        };
+        let pairs = |m: &HashMap<String, Vec<u8>>| -> Vec<(Vec<u8>, Vec<u8>)> {
+            m.iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+                .collect()
+        };
+        let last = records
+            .last
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_string().into_bytes()))
+            .collect();
+        Ok(read_states(queue, pairs(&records.definitions), last))
     }
 }
 

@@ -19,6 +19,9 @@ use crate::error::Error;
 pub mod memory;
 pub mod redis;
 mod resp;
+mod tick;
+
+pub use tick::{TickAnswer, TickMode, TickOutcome, TickRequest};
 
 /// How long an inbox lives after its last reply, unless the completion says
 /// otherwise (a dead client's inbox expires).
@@ -260,6 +263,24 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The services that have a queue here (for a cancel by id alone).
     async fn queues(&self) -> Result<Vec<String>, Error>;
+
+    // Periodic jobs
+
+    /// Offers one tick of a periodic job on `queue` (the job's service):
+    /// in one atomic step the broker enqueues `tick.message` if the tick is
+    /// newer than the job's last one enqueued (and, for a catch-up, the job
+    /// ran before), records it as the last, and stores `tick.definition`.
+    /// Of many workers offering the same tick, exactly one gets
+    /// [`TickOutcome::Enqueued`]. A tick in the broker's future is refused
+    /// ([`TickOutcome::Early`]).
+    async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>) -> Result<TickAnswer, Error>;
+
+    /// The periodic jobs recorded for `queue`, sorted by name: their
+    /// stored definitions and last ticks, unreadable values marked as such.
+    async fn periodic_jobs(
+        &self,
+        queue: &str,
+    ) -> Result<Vec<crate::periodic::PeriodicState>, Error>;
 }
 
 /// What [`Backend::poll_lifecycle`] found.

@@ -29,6 +29,7 @@ mod janitor;
 mod job;
 mod lifecycle;
 mod pause;
+mod periodic;
 mod take;
 
 use std::collections::{HashMap, HashSet};
@@ -62,6 +63,8 @@ pub struct WorkerBuilder {
     services: Vec<Arc<dyn Service>>,
     settings: WorkerSettings,
     metrics_addr: Option<SocketAddr>,
+    /// Jobs to enqueue on a schedule (`worker/periodic.rs`).
+    periodic: Vec<crate::periodic::Periodic>,
 }
 
 /// Tunables of a worker.
@@ -128,7 +131,18 @@ impl WorkerBuilder {
             services: Vec::new(),
             settings: WorkerSettings::default(),
             metrics_addr: None,
+            periodic: Vec::new(),
         }
+    }
+
+    /// Enqueues a job on a schedule (see [`crate::Periodic`]): every worker
+    /// given the same periodic job offers each tick, and the broker
+    /// enqueues it once. Its job must belong to a service mounted here;
+    /// [`WorkerBuilder::build`] refuses it otherwise, or when the definition
+    /// is invalid, with the reason.
+    pub fn periodic(mut self, job: crate::periodic::Periodic) -> Self {
+        self.periodic.push(job);
+        self
     }
 
     /// Serves Prometheus metrics (`/metrics`), `/healthz` and `/readyz`
@@ -220,6 +234,7 @@ impl WorkerBuilder {
             Some(addr) => Some(listener::bind(addr).await?),
             None => None,
         };
+        let periodic = crate::periodic::prepare(self.periodic, &self.services)?;
         let backend = backend::connect(&self.broker).await?;
         let mut services = HashMap::new();
         for s in self.services {
@@ -301,6 +316,7 @@ impl WorkerBuilder {
                 due_hint: DueHint::default(),
             }),
             exposition,
+            periodic,
         })
     }
 }
@@ -372,6 +388,8 @@ pub struct Worker {
     shared: Arc<Shared>,
     /// The bound metrics listener and what it serves.
     exposition: Option<(tokio::net::TcpListener, Arc<Exposition>)>,
+    /// The periodic jobs, checked.
+    periodic: Vec<crate::periodic::Prepared>,
 }
 
 impl Worker {
@@ -422,6 +440,7 @@ impl Worker {
             "worker started"
         );
         let taker = tokio::spawn(take_loop(shared.clone(), slots.clone(), stop_rx.clone()));
+        let ticker = periodic::spawn(shared.clone(), self.periodic, stop_rx.clone());
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx));
         let lifecycle = tokio::spawn(lifecycle_loop(shared.clone()));
         shared.health.serving();
@@ -430,6 +449,9 @@ impl Worker {
         tracing::info!("worker stopping: no new jobs; waiting for running ones");
         let _ = stop_tx.send(true);
         let _ = taker.await;
+        if let Some(ticker) = ticker {
+            let _ = ticker.await;
+        }
         // Running jobs hold slots; getting all of them back means all are done.
         let all = shared.settings.concurrency as u32;
         let drained = tokio::time::timeout(shared.settings.shutdown_grace, async {

@@ -21,6 +21,7 @@
 //! | `P:{Service}:cancelled` | zset | cancelled calls (`cancel.rs`)           |
 //! | `P:{Service}:paused` | string | the pause flag (`pause.rs`)              |
 //! | `P:{Service}:once:<key>` | string | an idempotency key (`once.rs`)     |
+//! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
 //!
 //! Connections. Ordinary commands go over one shared connection that
 //! reconnects by itself: a `ConnectionManager` on a single Redis, a
@@ -54,6 +55,7 @@ mod dead_letters;
 mod leases;
 mod once;
 mod pause;
+mod periodic;
 mod reader;
 pub(crate) mod scan;
 mod schedule;
@@ -77,6 +79,7 @@ use super::{
     Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, LifecyclePoll, OnceKey,
     OnceSent, Reader,
 };
+use super::{TickAnswer, TickRequest};
 use crate::error::Error;
 
 /// The consumer group every worker joins.
@@ -352,5 +355,18 @@ impl Backend for RedisBackend {
 
     async fn queues(&self) -> Result<Vec<String>, Error> {
         self.services().await
+    }
+
+    // Periodic jobs
+
+    async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>) -> Result<TickAnswer, Error> {
+        self.offer_tick(queue, tick).await
+    }
+
+    async fn periodic_jobs(
+        &self,
+        queue: &str,
+    ) -> Result<Vec<crate::periodic::PeriodicState>, Error> {
+        self.list_periodic(queue).await
     }
 }

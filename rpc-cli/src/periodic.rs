@@ -1,0 +1,178 @@
+//! `rpc periodic`: the periodic jobs workers enqueue on a schedule, per
+//! service: name, schedule, job, when each last ran and when it runs next
+//! (measured on Redis's clock). A table for people, `--json` for scripts.
+//!
+//! A next run in the past ("overdue") means no worker has enqueued that
+//! tick: none that runs the job is up. Values that are not what workers
+//! write list as unreadable, with the reason; they never fail the listing.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use clap::Args;
+use rpc_runtime::periodic::PeriodicState;
+use rpc_runtime::{Error, Inspector};
+
+use crate::stats::human;
+
+/// A next run this far in the past is overdue, not merely being enqueued.
+const OVERDUE_AFTER_MS: u64 = 1_000;
+
+/// `rpc periodic [SERVICE...] [--json]`.
+#[derive(Args, Debug)]
+pub struct PeriodicArgs {
+    /// Services to show; default: every service with periodic jobs under the prefix.
+    pub services: Vec<String>,
+    /// Print one JSON array (times in ms since the Unix epoch) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(url: &str, prefix: &str, args: PeriodicArgs) -> Result<(), Error> {
+    let inspector = Inspector::connect(url, prefix).await?;
+    let states = collect(&inspector, prefix, &args.services).await?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&states).map_err(|e| Error::Codec {
+            what: "write the periodic jobs as JSON".to_owned(),
+            reason: e.to_string(),
+        })?;
+        println!("{json}");
+    } else if states.is_empty() {
+        eprintln!(
+            "no periodic jobs under the prefix `{prefix}` (no hash {prefix}:{{Service}}:periodic; \
+             a worker writes it when it starts with WorkerBuilder::periodic)"
+        );
+    } else {
+        let now = inspector.broker_time_ms().await?;
+        print!("{}", table(&states, now));
+    }
+    Ok(())
+}
+
+/// The periodic jobs of the named services, or of every service that has
+/// some when none is named. A named service Redis knows nothing of is an
+/// error (a typo must not look like a service without periodic jobs).
+async fn collect(
+    inspector: &Inspector,
+    prefix: &str,
+    named: &[String],
+) -> Result<Vec<PeriodicState>, Error> {
+    let services = if named.is_empty() {
+        inspector.periodic_services().await?
+    } else {
+        named.to_vec()
+    };
+    let mut out = Vec::new();
+    for service in services {
+        match inspector.periodic(&service).await? {
+            Some(states) => out.extend(states),
+            None if named.is_empty() => {}
+            None => {
+                let mut known = inspector.services().await?;
+                known.extend(inspector.periodic_services().await?);
+                known.sort();
+                known.dedup();
+                let known = if known.is_empty() {
+                    "there are none".to_owned()
+                } else {
+                    format!("there are: {}", known.join(", "))
+                };
+                return Err(Error::Codec {
+                    what: format!("find the service `{service}`"),
+                    reason: format!(
+                        "no periodic jobs and no queue for it under the prefix `{prefix}` \
+                         ({known}; is --prefix right?)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// When it last ran, as a person reads it.
+fn last_run(last_ms: Option<u64>, now: u64) -> String {
+    match last_ms {
+        None => "never".to_owned(),
+        Some(ms) if ms <= now => format!("{} ago", human(Duration::from_millis(now - ms))),
+        Some(ms) => format!("in {}", human(Duration::from_millis(ms - now))),
+    }
+}
+
+/// When it runs next, as a person reads it; overdue when no worker
+/// enqueued it.
+fn next_run(next_ms: Option<u64>, now: u64) -> String {
+    match next_ms {
+        None => "-".to_owned(),
+        Some(ms) if ms + OVERDUE_AFTER_MS < now => {
+            format!(
+                "overdue {} (no worker?)",
+                human(Duration::from_millis(now - ms))
+            )
+        }
+        Some(ms) if ms <= now => "now".to_owned(),
+        Some(ms) => format!("in {}", human(Duration::from_millis(ms - now))),
+    }
+}
+
+/// The human table: one line per periodic job, and one more under a job
+/// whose stored values could not all be read.
+fn table(states: &[PeriodicState], now: u64) -> String {
+    const HEADER: [&str; 6] = ["NAME", "SERVICE", "SCHEDULE", "JOB", "LAST RUN", "NEXT RUN"];
+    let unknown = || "?".to_owned();
+    let rows: Vec<[String; 6]> = states
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                s.service.clone(),
+                s.schedule.clone().unwrap_or_else(unknown),
+                s.job.clone().unwrap_or_else(unknown),
+                last_run(s.last_ms, now),
+                next_run(s.next_ms, now),
+            ]
+        })
+        .collect();
+    let mut widths = HEADER.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: [&str; 6]| {
+        let mut text = String::new();
+        for (cell, width) in cells.iter().zip(&widths) {
+            let _ = write!(text, "{cell:<width$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, HEADER);
+    for (s, row) in states.iter().zip(&rows) {
+        line(&mut out, row.each_ref().map(String::as_str));
+        if let Some(why) = &s.unreadable {
+            let _ = writeln!(out, "  unreadable: {why}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_and_next_runs_read_relative_to_the_brokers_clock() {
+        let now = 1_000_000;
+        assert_eq!(last_run(None, now), "never");
+        assert_eq!(last_run(Some(now - 4_200), now), "4.2s ago");
+        assert_eq!(next_run(Some(now + 185_000), now), "in 3m05s");
+        assert_eq!(next_run(Some(now - 300), now), "now");
+        assert_eq!(
+            next_run(Some(now - 65_000), now),
+            "overdue 1m05s (no worker?)"
+        );
+        assert_eq!(next_run(None, now), "-");
+    }
+}

@@ -1,0 +1,110 @@
+//! Periodic jobs on Redis: a worker offers each tick through
+//! `scripts/tick.lua`, which enqueues it on the jobs stream only if it is
+//! newer than the last tick recorded, atomically, so N workers enqueue each
+//! tick once.
+//!
+//! Keys, under the service's hash tag so the script touches one slot (it
+//! works on a Cluster): `P:{Service}:periodic` (hash: periodic job name ->
+//! definition JSON, with the next tick) and `P:{Service}:periodic:last`
+//! (hash: name -> the last tick enqueued, ms since the epoch).
+
+use std::sync::OnceLock;
+
+use redis::{Script, Value};
+
+use super::{jobs_key, RedisBackend};
+use crate::backend::{TickAnswer, TickOutcome, TickRequest};
+use crate::error::Error;
+use crate::periodic::{parse_last, read_states, PeriodicState};
+
+/// `tick.lua`'s source.
+pub(super) const TICK_SOURCE: &str = include_str!("scripts/tick.lua");
+
+fn tick_script() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(TICK_SOURCE))
+}
+
+/// The periodic job definitions of `queue`, by name.
+pub(crate) fn periodic_key(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{{queue}}}:periodic")
+}
+
+/// The last tick enqueued of each of `queue`'s periodic jobs, by name.
+pub(crate) fn periodic_last_key(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{{queue}}}:periodic:last")
+}
+
+impl RedisBackend {
+    /// Offers one tick to `tick.lua`.
+    pub(super) async fn offer_tick(
+        &self,
+        queue: &str,
+        tick: &TickRequest<'_>,
+    ) -> Result<TickAnswer, Error> {
+        let mut invocation = tick_script().prepare_invoke();
+        invocation
+            .key(periodic_key(&self.prefix, queue))
+            .key(periodic_last_key(&self.prefix, queue))
+            .key(jobs_key(&self.prefix, queue))
+            .arg(tick.name)
+            .arg(tick.tick_ms)
+            .arg(tick.mode.as_str())
+            .arg(tick.message)
+            .arg(tick.definition);
+        let answer = self.commands.invoke(&invocation).await?;
+        tick_answer(answer).ok_or_else(|| {
+            Error::Broker(
+                "unexpected answer to tick.lua (is it the script of this version?)".into(),
+            )
+        })
+    }
+
+    /// Reads both hashes of `queue`.
+    pub(super) async fn list_periodic(&self, queue: &str) -> Result<Vec<PeriodicState>, Error> {
+        let definitions: Vec<(Vec<u8>, Vec<u8>)> = self
+            .commands
+            .query(redis::cmd("HGETALL").arg(periodic_key(&self.prefix, queue)))
+            .await?;
+        let lasts: Vec<(Vec<u8>, Vec<u8>)> = self
+            .commands
+            .query(redis::cmd("HGETALL").arg(periodic_last_key(&self.prefix, queue)))
+            .await?;
+        Ok(read_states(queue, definitions, lasts))
+    }
+}
+
+/// `{outcome, now_ms, previous}` as the script answers.
+fn tick_answer(answer: Value) -> Option<TickAnswer> {
+    let Value::Array(parts) = answer else {
+        return None;
+    };
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        _ => None,
+    };
+    let [outcome, now, previous] = parts.as_slice() else {
+        return None;
+    };
+    let outcome = match text(outcome)?.as_slice() {
+        b"enqueued" => TickOutcome::Enqueued,
+        b"done" => TickOutcome::AlreadyEnqueued,
+        b"registered" => TickOutcome::Registered,
+        b"early" => TickOutcome::Early,
+        _ => return None,
+    };
+    let Value::Int(now) = now else {
+        return None;
+    };
+    let previous = text(previous)?;
+    let previous_ms = parse_last(&previous);
+    let unreadable_previous = (previous_ms.is_none() && !previous.is_empty())
+        .then(|| String::from_utf8_lossy(&previous).into_owned());
+    Some(TickAnswer {
+        outcome,
+        broker_now_ms: (*now).max(0) as u64,
+        previous_ms,
+        unreadable_previous,
+    })
+}
