@@ -98,6 +98,27 @@ async fn unknown_services_tokens_and_calls_are_404_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_with_a_slash_links_to_its_own_page() {
+    // A service `a/b` and a call `c/1`: every link keeps the name one path
+    // segment (`a%2Fb`), and the page it leads to is that service's.
+    let fixture = Fixture::start().await;
+    fixture
+        .push_raw("a/b", &job_message("c/1", "a/b.run", json!({})))
+        .await;
+    let router = dashboard(support::options(&fixture.url));
+    let overview = get(&router, "/").await;
+    assert!(
+        overview.body.contains("href=\"/services/a%2Fb\""),
+        "{}",
+        overview.body
+    );
+    let service = get(&router, "/services/a%2Fb").await;
+    assert_eq!(service.status, StatusCode::OK, "{}", service.body);
+    assert!(service.body.contains("/services/a%2Fb/calls/c%2F1/cancel"));
+    assert_eq!(get(&router, "/jobs/c%2F1").await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_goes_away_is_a_banner_and_the_page_keeps_retrying() {
     // Redis killed under an open dashboard: every page says so and reloads
     // itself; when Redis is back, so are the pages.
