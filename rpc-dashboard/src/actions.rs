@@ -1,14 +1,16 @@
 //! Every action, each a POST that redirects back to a page (so a reload
 //! does not repeat it): replay or delete one dead letter or all of them,
-//! fix a dead letter's parameters and replay it, enqueue a new call.
+//! fix a dead letter's parameters and replay it, enqueue a new call, cancel
+//! a call, pause or resume a service.
 //!
 //! The CSRF token and read-only mode are checked before any of these run
 //! (`security::check_csrf`). Writes go through `rpc_runtime::Client`, the
 //! same public API `rpc replay` uses, so the dashboard cannot drift from the
 //! protocol. Edited parameters and new calls are checked against the job's
 //! JSON Schema first; what does not fit is shown on the form again, with
-//! nothing queued. Cancel, pause and resume join this file with the job
-//! lifecycle.
+//! nothing queued. A cancel names a call the dashboard can see scheduled,
+//! queued or running in that service, so a mistyped id is a 404 rather than
+//! a cancellation mark nobody ever reads.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -18,12 +20,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form as Submitted;
 use rpc_runtime::backend::DeadLetter;
-use rpc_runtime::wire;
+use rpc_runtime::wire::{self, limits::MAX_ID_BYTES};
+use rpc_runtime::{Cancelled, JobId};
 use serde_json::Value;
 
 use crate::error::PageError;
 use crate::message_view;
 use crate::pages::enqueue::{dead_letter, schema_job, FormPage};
+use crate::pages::job::sightings_in;
 use crate::paths;
 use crate::schema_forms::Form;
 use crate::state::AppState;
@@ -156,4 +160,56 @@ pub async fn enqueue(
         paths::segment(&schema.name())
     );
     Ok(Redirect::to(&page).into_response())
+}
+
+/// Cancels one call of a service: one on the schedule is answered
+/// `cancelled` at once, a queued one is skipped by the worker that takes
+/// it, a running one is told to stop (`Client::cancel_in`).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path((service, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        return Err(PageError::NotFound(format!(
+            "`{id}` is not a call id (1 to {MAX_ID_BYTES} bytes)"
+        )));
+    }
+    state.known_service(&service).await?;
+    let sightings = sightings_in(&state, &service, &id, SystemTime::now()).await?;
+    if !sightings.iter().any(|s| s.can_be_cancelled()) {
+        return Err(PageError::NotFound(format!(
+            "no call `{id}` is scheduled, queued or running in {service}: it has finished, \
+             or there never was one"
+        )));
+    }
+    let client = state.client().await?;
+    let notice = match client
+        .cancel_in(&service, &JobId::from(id.as_str()))
+        .await
+        .map_err(|e| PageError::BadRequest(format!("cannot cancel {id}: {e}")))?
+    {
+        Cancelled::Unscheduled => "cancelled",
+        Cancelled::Marked => "cancelling",
+    };
+    Ok(back_to_service(&service, notice))
+}
+
+/// Pauses a service: its workers stop taking its jobs within about a second.
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(service): Path<String>,
+) -> Result<Response, PageError> {
+    state.known_service(&service).await?;
+    state.client().await?.pause(&service).await?;
+    Ok(back_to_service(&service, "paused"))
+}
+
+/// Resumes a paused service.
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(service): Path<String>,
+) -> Result<Response, PageError> {
+    state.known_service(&service).await?;
+    state.client().await?.resume(&service).await?;
+    Ok(back_to_service(&service, "resumed"))
 }

@@ -19,8 +19,8 @@ use crate::pages::Layout;
 pub enum StartError {
     #[error(
         "refusing to listen on {listen} without a token: anyone who can reach it could \
-         replay, delete and enqueue jobs. Pass --token (or set RPC_DASHBOARD_TOKEN), \
-         or listen on 127.0.0.1"
+         replay, delete, enqueue and cancel jobs and pause services. Pass --token (or set \
+         RPC_DASHBOARD_TOKEN), or listen on 127.0.0.1"
     )]
     NoToken { listen: SocketAddr },
     #[error("cannot listen on {listen}: {source}")]

@@ -1,7 +1,8 @@
 //! The dashboard's URLs as the Rust side writes them (redirects, form
-//! actions); templates write theirs with askama's `urlencode` filter. Every
-//! name from Redis or the user is percent-encoded as one path segment, so a
-//! service called `a/b` or `<x>` still links to its own page.
+//! actions); templates write theirs with askama's `urlencode_strict` filter
+//! (plain `urlencode` leaves `/` as it is). Every name from Redis or the
+//! user is percent-encoded as one path segment, so a service called `a/b`
+//! or `<x>` still links to its own page.
 
 /// A path segment (or query value), percent-encoded.
 pub fn segment(text: &str) -> String {

@@ -3,12 +3,13 @@
 //! one, loopback host names only), the CSRF token on every POST, and headers
 //! that keep the pages from being framed or running scripts that are not ours.
 //!
-//! The dashboard can replay, delete and enqueue jobs, so it is an operator's
-//! tool with an operator's reach. It listens on 127.0.0.1 by default; any
-//! other address needs a token, or it refuses to start. A page is never
-//! trusted to be harmless: message content is escaped by the templates, and
-//! the Content-Security-Policy allows only our own script and style files,
-//! so even a missed escape could not run an injected `<script>`.
+//! The dashboard can replay, delete, enqueue and cancel jobs and pause
+//! services, so it is an operator's tool with an operator's reach. It
+//! listens on 127.0.0.1 by default; any other address needs a token, or it
+//! refuses to start. A page is never trusted to be harmless: message content
+//! is escaped by the templates, and the Content-Security-Policy allows only
+//! our own script and style files, so even a missed escape could not run an
+//! injected `<script>`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -69,7 +69,13 @@ pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
             .route(
                 "/services/{service}/dead/{token}/edit",
                 post(actions::edit_and_replay),
-            );
+            )
+            .route(
+                "/services/{service}/calls/{id}/cancel",
+                post(actions::cancel),
+            )
+            .route("/services/{service}/pause", post(actions::pause))
+            .route("/services/{service}/resume", post(actions::resume));
     }
     let router = routes
         .fallback(not_found)

@@ -96,7 +96,8 @@ impl AppState {
         Ok(inspector)
     }
 
-    /// The client that makes the writes (replay, delete, enqueue).
+    /// The client that makes the writes (replay, delete, enqueue, cancel,
+    /// pause, resume).
     pub async fn client(&self) -> Result<Client, PageError> {
         let mut slot = self.inner.client.lock().await;
         if let Some(client) = slot.as_ref() {
@@ -151,15 +152,14 @@ impl AppState {
     }
 
     /// Checks that the dashboard knows of the service, or gives the 404 page:
-    /// a schema defines it, or it has a queue or dead letters in Redis.
+    /// a schema defines it, or it has a queue, a schedule, a pause flag or
+    /// dead letters in Redis.
     pub async fn known_service(&self, service: &str) -> Result<(), PageError> {
+        let inspector = self.inspector().await?;
         if self.catalog().services().contains(service)
-            || self
-                .inspector()
-                .await?
-                .service_stats(service)
-                .await?
-                .is_some()
+            || inspector.service_stats(service).await?.is_some()
+            || inspector.scheduled_count(service).await? > 0
+            || inspector.is_paused(service).await?
             || !self
                 .client()
                 .await?
@@ -170,8 +170,8 @@ impl AppState {
             return Ok(());
         }
         Err(PageError::NotFound(format!(
-            "no service named `{service}`: it has no queue or dead letters under the prefix \
-             `{}`, and no schema defines it",
+            "no service named `{service}`: it has no queue, schedule or dead letters under the \
+             prefix `{}`, and no schema defines it",
             self.inner.options.prefix
         )))
     }

@@ -28,6 +28,16 @@ pub fn relative(t: SystemTime, now: SystemTime) -> String {
     }
 }
 
+/// When something is due, given in ms since the epoch (`in 20.0s`, or
+/// `5.0s ago` for one overdue); `never` past the year 9999 (a score of
+/// `+inf` on the schedule reads as `u64::MAX`).
+pub fn due_ms(ms: u64, now: SystemTime) -> String {
+    if ms > rpc_runtime::wire::limits::MAX_DEADLINE_MS {
+        return "never".to_owned();
+    }
+    relative(SystemTime::UNIX_EPOCH + Duration::from_millis(ms), now)
+}
+
 /// The age of something that started at `t`, `0ms` if `t` is ahead of the clock.
 pub fn age(t: SystemTime, now: SystemTime) -> String {
     duration(now.duration_since(t).unwrap_or_default())
@@ -46,5 +56,8 @@ mod tests {
         let now = SystemTime::now();
         assert_eq!(relative(now - Duration::from_secs(5), now), "5.0s ago");
         assert_eq!(relative(now + Duration::from_secs(20), now), "in 20.0s");
+        let now_ms = rpc_runtime::wire::unix_ms(now);
+        assert_eq!(due_ms(now_ms + 20_000, now), "in 20.0s");
+        assert_eq!(due_ms(u64::MAX, now), "never");
     }
 }

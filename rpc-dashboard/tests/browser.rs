@@ -197,7 +197,9 @@ async fn wait_for(browser: &Browser, url: &str, css: &str, within: Duration) {
 async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     // Every page loads with the figures the test put in Redis; a dead letter
     // replayed from the page runs on the worker; an invalid form shows its
-    // error beside the field; `<script>` in a message stays text.
+    // error beside the field; `<script>` in a message stays text; Pause
+    // (through its confirm dialog) shows the badge, Cancel takes a call off
+    // the schedule, Resume clears the badge.
     let (chromium, driver) = match browser_binaries() {
         Ok(found) => found,
         Err(why) if std::env::var_os("CI").is_none() => {
@@ -215,6 +217,26 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     // What the pages must show.
     fixture
         .lease_jobs("Reports", "report-builder-1", 3, 1)
+        .await;
+    // Reports' schedule: two delayed calls and a retry waiting out its backoff.
+    let scheduler = rpc_runtime::Client::connect(&url).await.expect("client");
+    let mut delayed = Vec::new();
+    for (minutes, month) in [(10, "2024-05"), (120, "2024-06")] {
+        let options = rpc_runtime::CallOptions::delay(Duration::from_secs(minutes * 60));
+        let id = scheduler
+            .call_with("Reports.build", json!({"month": month}), &options)
+            .await
+            .expect("a delayed call");
+        delayed.push(id.as_str().to_owned());
+    }
+    let retry = serde_json::to_vec(&json!({
+        "v": 1, "id": "report-retry-1", "job": "Reports.build", "params": {"month": "2024-04"},
+        "attempt": 2, "max_attempts": 5,
+    }))
+    .expect("JSON");
+    let due = fixture.server_ms().await + 45_000;
+    fixture
+        .schedule_raw("Reports", "report-retry-1", due, &retry)
         .await;
     let replayable = fixture
         .dead_letter(
@@ -321,6 +343,10 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     screenshot(&browser, &shots, "overview.png").await;
     let _ = stop_traffic.send(true);
     calls.await.expect("the calls stop");
+    assert_eq!(
+        text(&browser, "tr[data-service='Reports'] td.scheduled").await,
+        "3"
+    );
 
     // Service: the job in flight with its worker and attempt.
     goto(&browser, &format!("{base}/services/Reports")).await;
@@ -329,7 +355,51 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
         "report-builder-1"
     );
     assert_eq!(count(&browser, "tr.queued").await, 2);
+    assert_eq!(text(&browser, "#count-scheduled").await, "3");
+    assert_eq!(count(&browser, "tr.scheduled").await, 3);
     screenshot(&browser, &shots, "service-in-flight.png").await;
+
+    // Pause (after the confirm dialog): the badge, here and on the overview.
+    click(&browser, "#pause").await;
+    browser.accept_alert().await.expect("the confirm dialog");
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#paused-badge"))
+        .await
+        .expect("the paused badge");
+    assert!(text(&browser, "#notice").await.contains("Service paused"));
+    // Cancel one delayed call: it leaves the schedule.
+    let cancel = format!("tr.scheduled[data-id='{}'] button.cancel", delayed[1]);
+    click(&browser, &cancel).await;
+    browser.accept_alert().await.expect("the confirm dialog");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !browser
+        .current_url()
+        .await
+        .is_ok_and(|u| u.as_str().contains("notice=cancelled"))
+    {
+        assert!(Instant::now() < deadline, "the cancel never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text(&browser, "#notice").await.contains("Call cancelled"));
+    assert_eq!(count(&browser, "tr.scheduled").await, 2);
+    assert!(text(
+        &browser,
+        "tr.scheduled[data-id='report-retry-1'] td.attempt"
+    )
+    .await
+    .contains("retry"));
+    goto(&browser, &format!("{base}/services/Reports#scheduled")).await;
+    screenshot(&browser, &shots, "service-scheduled.png").await;
+    goto(&browser, &format!("{base}/")).await;
+    assert_eq!(
+        count(&browser, "tr[data-service='Reports'] .badge.paused").await,
+        1
+    );
+    goto(&browser, &format!("{base}/services/Reports")).await;
+    submit(&browser, "#resume", "#pause").await;
+    assert_eq!(count(&browser, "#paused-badge").await, 0);
 
     // Dead letters: reasons, typed params, the unreadable one, `<script>` as text.
     goto(&browser, &format!("{base}/services/Calculator")).await;

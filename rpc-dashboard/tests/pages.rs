@@ -1,7 +1,10 @@
 //! The dashboard's promises that need no browser, over HTTP against a
 //! private redis-server (and a Redis Cluster): bad input, a Redis that goes
-//! away, escaping, the token, CSRF and read-only mode.
+//! away, escaping, the token, CSRF and read-only mode; the job lifecycle's
+//! pages and actions in `pages/lifecycle.rs`.
 
+#[path = "pages/lifecycle.rs"]
+mod lifecycle;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -92,6 +95,27 @@ async fn unknown_services_tokens_and_calls_are_404_pages() {
             page.body
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_with_a_slash_links_to_its_own_page() {
+    // A service `a/b` and a call `c/1`: every link keeps the name one path
+    // segment (`a%2Fb`), and the page it leads to is that service's.
+    let fixture = Fixture::start().await;
+    fixture
+        .push_raw("a/b", &job_message("c/1", "a/b.run", json!({})))
+        .await;
+    let router = dashboard(support::options(&fixture.url));
+    let overview = get(&router, "/").await;
+    assert!(
+        overview.body.contains("href=\"/services/a%2Fb\""),
+        "{}",
+        overview.body
+    );
+    let service = get(&router, "/services/a%2Fb").await;
+    assert_eq!(service.status, StatusCode::OK, "{}", service.body);
+    assert!(service.body.contains("/services/a%2Fb/calls/c%2F1/cancel"));
+    assert_eq!(get(&router, "/jobs/c%2F1").await.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,7 +455,7 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     // `--read-only`: Redis denies it nothing.
     let rules = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists \
                  +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen \
-                 +pttl +get";
+                 +pttl +get +zcard +zrange +hmget";
     let acl = std::env::temp_dir().join(format!("rpc-dashboard-acl-{}.acl", std::process::id()));
     std::fs::write(
         &acl,
@@ -446,6 +470,10 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     let message = String::from_utf8(job_message("c1", "Calculator.add", json!({"a": 1, "b": 2})))
         .expect("utf-8");
     redis.cli(["XADD", "rpc:{Calculator}:jobs", "*", "m", &message]);
+    let scheduled = String::from_utf8(job_message("c2", "Calculator.add", json!({"a": 1, "b": 2})))
+        .expect("utf-8");
+    redis.cli(["ZADD", "rpc:{Calculator}:schedule", "1", "c2"]);
+    redis.cli(["HSET", "rpc:{Calculator}:scheduled", "c2", &scheduled]);
     let dead = redis.cli([
         "XADD",
         "rpc:{Calculator}:dead",
@@ -463,11 +491,17 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
         "/workers".to_owned(),
         "/services/Calculator".to_owned(),
         "/jobs/c1".to_owned(),
+        "/jobs/c2".to_owned(),
         format!("/services/Calculator/dead/{}/edit", dead.trim()),
     ] {
         let page = get(&router, &path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
     }
+    let page = get(&router, "/services/Calculator").await;
+    assert!(
+        page.body.contains("id=\"count-scheduled\">1<"),
+        "the schedule is read"
+    );
     let log = redis.cli(["ACL", "LOG"]);
     assert!(
         log.trim().is_empty(),

@@ -51,8 +51,10 @@ use crate::error::Error;
 
 mod figures;
 mod periodic;
+mod scheduled;
 
 pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
+pub use scheduled::ScheduledJob;
 
 /// How long one command may take before the inspector reports Redis as
 /// unreachable.

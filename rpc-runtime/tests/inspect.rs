@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use rpc_runtime::inspect::{Inspector, Rates};
-use rpc_runtime::Error;
+use rpc_runtime::inspect::{Inspector, Rates, ScheduledJob};
+use rpc_runtime::{CallOptions, Client, Error};
 use rpc_testkit::{RedisCluster, RedisServer};
+use serde_json::json;
 
 /// Redis's clock, in milliseconds.
 fn server_ms(redis: &RedisServer) -> u64 {
@@ -262,8 +263,163 @@ async fn rates_come_from_entries_added_and_the_stream_length() {
     );
 }
 
+#[tokio::test]
+async fn the_schedule_is_listed_soonest_first_and_garbage_on_it_is_shown_not_fatal() {
+    // `rpc scheduled` and the dashboard: a delayed call sent by the real
+    // client, a retry waiting out its backoff, and what a broken writer
+    // could leave there (no message, bytes that are no JSON, a JSON array,
+    // a score of +inf): every entry is listed, in due order, none fails
+    // the listing.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let url = redis.url();
+    let client = Client::connect(&url).await.unwrap();
+    let delayed = client
+        .call_with(
+            "Math.add",
+            json!({"a": 1, "b": 2}),
+            &CallOptions::delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let now = server_ms(&redis);
+    let retry =
+        r#"{"v":1,"id":"retry-1","job":"Math.add","params":{},"attempt":2,"max_attempts":3}"#;
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (schedule, messages) = ("rpc:{Math}:schedule", "rpc:{Math}:scheduled");
+    let _: () = redis::pipe()
+        .cmd("ZADD")
+        .arg(schedule)
+        .arg(now + 5_000)
+        .arg("retry-1")
+        .cmd("HSET")
+        .arg(messages)
+        .arg("retry-1")
+        .arg(retry)
+        .cmd("ZADD")
+        .arg(schedule)
+        .arg(1)
+        .arg("no-message")
+        .cmd("ZADD")
+        .arg(schedule)
+        .arg(2)
+        .arg("garbage")
+        .cmd("HSET")
+        .arg(messages)
+        .arg("garbage")
+        .arg(&b"\xff\x00not json{"[..])
+        .cmd("ZADD")
+        .arg(schedule)
+        .arg("+inf")
+        .arg("never")
+        .cmd("HSET")
+        .arg(messages)
+        .arg("never")
+        .arg("[1,2]")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let inspector = Inspector::connect(&url, "rpc").await.unwrap();
+
+    let jobs = inspector
+        .scheduled("Math", 10)
+        .await
+        .unwrap()
+        .expect("Math");
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "no-message",
+            "garbage",
+            "retry-1",
+            delayed.as_str(),
+            "never"
+        ]
+    );
+    let seen: Vec<(Option<u32>, Option<&str>, bool)> = jobs
+        .iter()
+        .map(|j| (j.attempt, j.job.as_deref(), j.is_retry()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (None, None, false),
+            (None, None, false),
+            (Some(2), Some("Math.add"), true),
+            (Some(1), Some("Math.add"), false),
+            (None, None, false),
+        ]
+    );
+    assert_eq!((jobs[0].due_ms, jobs[1].due_ms), (1, 2));
+    assert!(jobs[0].payload.is_empty(), "no message is an empty one");
+    assert_eq!(jobs[1].payload, b"\xff\x00not json{");
+    assert_eq!(jobs[2].due_ms, now + 5_000);
+    assert!(
+        (now + 55_000..=now + 60_000).contains(&jobs[3].due_ms),
+        "the delayed call is due a minute after it was sent: {} vs {now}",
+        jobs[3].due_ms
+    );
+    assert_eq!(jobs[4].due_ms, u64::MAX, "+inf");
+    let sent: serde_json::Value = serde_json::from_slice(&jobs[3].payload).unwrap();
+    assert_eq!(sent["params"], json!({"a": 1, "b": 2}));
+
+    let json = serde_json::to_value(&jobs[2]).unwrap();
+    assert_eq!(json["id"], "retry-1");
+    assert_eq!(json["due_ms"], now + 5_000);
+    assert_eq!(json["message"]["attempt"], 2, "the message as JSON");
+
+    let first_two = inspector.scheduled("Math", 2).await.unwrap().unwrap();
+    assert_eq!(first_two, jobs[..2].to_vec());
+    assert_eq!(
+        inspector.scheduled("Math", 0).await.unwrap(),
+        Some(Vec::new())
+    );
+    assert_eq!(inspector.scheduled_count("Math").await.unwrap(), 5);
+
+    // A service with a queue and nothing scheduled, one with only a
+    // schedule (no worker made its stream yet), and an unknown one.
+    assert_eq!(
+        inspector.scheduled("Idle", 10).await.unwrap(),
+        Some(Vec::new())
+    );
+    assert_eq!(inspector.scheduled_count("Idle").await.unwrap(), 0);
+    client
+        .call_with(
+            "Later.run",
+            json!({}),
+            &CallOptions::delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let later: Vec<ScheduledJob> = inspector.scheduled("Later", 10).await.unwrap().unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].job.as_deref(), Some("Later.run"));
+    assert!(inspector.scheduled("Nope", 10).await.unwrap().is_none());
+    assert_eq!(inspector.scheduled_count("Nope").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_paused_service_is_seen_as_paused_until_it_is_resumed() {
+    // The dashboard's "paused" badge reads the flag the client's pause sets.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+    assert!(!inspector.is_paused("Math").await.unwrap());
+    assert!(client.pause("Math").await.unwrap());
+    assert!(inspector.is_paused("Math").await.unwrap());
+    assert!(!inspector.is_paused("Idle").await.unwrap(), "only Math");
+    assert!(client.resume("Math").await.unwrap());
+    assert!(!inspector.is_paused("Math").await.unwrap());
+}
+
 /// The operator's read-only rules from docs/PROTOCOL.md ("ACL").
-const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get +type +hgetall";
+const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get +type +hgetall +zcard +zrange +hmget";
 
 #[tokio::test]
 async fn works_as_a_read_only_operator_user() {
@@ -299,6 +455,14 @@ async fn works_as_a_read_only_operator_user() {
     assert_eq!(inspector.periodic_services().await.unwrap(), ["Math"]);
     let periodic = inspector.periodic("Math").await.unwrap().unwrap();
     assert_eq!(periodic[0].last_ms, Some(1000));
+    redis.cli(["ZADD", "rpc:{Math}:schedule", "1", "c9"]);
+    redis.cli(["HSET", "rpc:{Math}:scheduled", "c9", "{}"]);
+    assert_eq!(inspector.scheduled_count("Math").await.unwrap(), 1);
+    assert_eq!(
+        inspector.scheduled("Math", 10).await.unwrap().unwrap()[0].payload,
+        b"{}"
+    );
+    assert!(!inspector.is_paused("Math").await.unwrap());
     let log = redis.cli(["ACL", "LOG"]);
     assert!(
         log.trim().is_empty(),

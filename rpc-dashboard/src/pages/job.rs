@@ -1,12 +1,13 @@
-//! One call, looked up by id: where it is now (queued, running, dead, done
-//! with its kept result), its parameters and its reply.
+//! One call, looked up by id: where it is now (scheduled, queued, running,
+//! dead, done with its kept result), its parameters and its reply, and the
+//! Cancel button while it has not finished.
 //!
-//! Redis has no index by call id, so the lookup reads each service's queue
-//! and dead letters (up to `SCAN_LIMIT` entries of each) and the kept result
-//! key. A call can be in more than one place at once (a duplicate delivery,
-//! a replayed dead letter whose old result is still kept): every sighting is
-//! listed. Scheduled and cancelled calls join the list with the job
-//! lifecycle.
+//! Redis has no index by call id, so the lookup reads each service's
+//! schedule, queue and dead letters (up to `SCAN_LIMIT` entries of each) and
+//! the kept result key. A call can be in more than one place at once (a
+//! duplicate delivery, a replayed dead letter whose old result is still
+//! kept): every sighting is listed. The cancel action looks the call up the
+//! same way before it cancels anything.
 
 use std::time::SystemTime;
 
@@ -29,13 +30,21 @@ const SCAN_LIMIT: usize = 10_000;
 
 /// Where the call was seen.
 pub struct Sighting {
-    /// `queued`, `running` or `dead`.
+    /// `scheduled`, `queued`, `running` or `dead`.
     pub state: &'static str,
     pub service: String,
     pub token: String,
     /// The worker holding it, or why it died, and since when.
     pub detail: String,
     pub message: MessageView,
+}
+
+impl Sighting {
+    /// Whether the call has yet to finish here, so that cancelling it means
+    /// something.
+    pub fn can_be_cancelled(&self) -> bool {
+        matches!(self.state, "scheduled" | "queued" | "running")
+    }
 }
 
 #[derive(Template)]
@@ -82,7 +91,7 @@ pub async fn job(
     let now = SystemTime::now();
     let mut sightings = Vec::new();
     for service in state.services().await? {
-        sightings.extend(find_in_service(&state, &service, &id, now).await?);
+        sightings.extend(sightings_in(&state, &service, &id, now).await?);
     }
     let kept = state.inspector().await?.kept_result(&id).await?;
     let job = sightings
@@ -94,8 +103,8 @@ pub async fn job(
     });
     if sightings.is_empty() && reply.is_none() {
         return Err(PageError::NotFound(format!(
-            "no call `{id}` is queued, running, dead or kept: it may have finished without a \
-             kept result, or its result expired"
+            "no call `{id}` is scheduled, queued, running, dead or kept: it may have finished \
+             without a kept result, or its result expired"
         )));
     }
     let page = JobPage {
@@ -108,7 +117,8 @@ pub async fn job(
     Ok(render(StatusCode::OK, &page).into_response())
 }
 
-async fn find_in_service(
+/// Where call `id` is in `service`: on the schedule, leased, queued, dead.
+pub async fn sightings_in(
     state: &AppState,
     service: &str,
     id: &str,
@@ -124,6 +134,29 @@ async fn find_in_service(
         detail,
         message: message_view::job_message(Some(payload), catalog, now),
     };
+    for job in inspector
+        .scheduled(service, SCAN_LIMIT)
+        .await?
+        .unwrap_or_default()
+    {
+        if job.id == id {
+            let mut detail = format!("(due {}", time_text::due_ms(job.due_ms, now));
+            if let Some(attempt) = job.attempt.filter(|_| job.is_retry()) {
+                detail.push_str(&format!(", a retry: attempt {attempt}"));
+            }
+            detail.push(')');
+            // No message: moved onto the queue meanwhile, or written broken.
+            let payload = (!job.payload.is_empty()).then_some(job.payload.as_slice());
+            let message = message_view::job_message(payload, catalog, now);
+            found.push(Sighting {
+                state: "scheduled",
+                service: service.to_owned(),
+                token: job.id,
+                detail,
+                message,
+            });
+        }
+    }
     for job in inspector
         .leased(service, SCAN_LIMIT)
         .await?

@@ -66,9 +66,26 @@ impl Layout {
     }
 }
 
-/// The text for a notice code (`replayed-3`); unknown codes show nothing, so
-/// a crafted link cannot put words on the page.
+/// The text for a notice code (`replayed-3`, `paused`); unknown codes show
+/// nothing, so a crafted link cannot put words on the page.
 fn notice_text(code: &str) -> Option<String> {
+    let fixed = match code {
+        "enqueued" => "Call enqueued.",
+        "cancelled" => {
+            "Call cancelled: it was taken off the schedule and will not run; its caller is \
+             answered `cancelled`."
+        }
+        "cancelling" => {
+            "Cancellation sent: a worker skips the call if it is queued, or stops it if it \
+             is running (after its grace period)."
+        }
+        "paused" => "Service paused: its workers take none of its jobs until it is resumed.",
+        "resumed" => "Service resumed: its workers take its jobs again.",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return Some(fixed.to_owned());
+    }
     let (what, n) = code.rsplit_once('-').unwrap_or((code, "1"));
     let n: u64 = n.parse().ok()?;
     let letters = if n == 1 {
@@ -79,7 +96,6 @@ fn notice_text(code: &str) -> Option<String> {
     match what {
         "replayed" => Some(format!("Replayed {n} {letters}: they are queued again.")),
         "deleted" => Some(format!("Deleted {n} {letters}.")),
-        "enqueued" => Some("Call enqueued.".to_owned()),
         _ => None,
     }
 }

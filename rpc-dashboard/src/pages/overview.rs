@@ -3,13 +3,17 @@
 //!
 //! When Redis cannot be read the page still renders, from the last samples,
 //! under a banner that says so and reloads the page until Redis is back.
+//! The schedule's size and the pause flag are read live only, not sampled:
+//! from samples they show as unknown.
+
+use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::error::render;
+use crate::error::{render, PageError};
 use crate::pages::{Layout, RETRY_SECS};
 use crate::sparkline::Series;
 use crate::state::AppState;
@@ -21,8 +25,10 @@ pub struct ServiceRow {
     pub name: String,
     pub queued: u64,
     pub leased: u64,
-    /// Delayed and retrying jobs: `None` until the job lifecycle exists.
+    /// Delayed and retrying jobs; `None` when Redis could not be read.
     pub scheduled: Option<u64>,
+    /// Whether the service is paused (as last read).
+    pub paused: bool,
     pub dead_letters: u64,
     pub consumers: usize,
     /// How long the oldest job a worker holds has been in the queue.
@@ -52,6 +58,29 @@ pub struct OverviewQuery {
     live: Option<String>,
 }
 
+/// What the job lifecycle adds to a service's line.
+struct Lifecycle {
+    scheduled: u64,
+    paused: bool,
+}
+
+/// Every service's counts, read now, with its schedule size and pause flag.
+async fn live_figures(
+    state: &AppState,
+) -> Result<(Vec<ServiceStats>, HashMap<String, Lifecycle>), PageError> {
+    let stats = state.all_service_stats().await?;
+    let inspector = state.inspector().await?;
+    let mut lifecycle = HashMap::new();
+    for s in &stats {
+        let figures = Lifecycle {
+            scheduled: inspector.scheduled_count(&s.service).await?,
+            paused: inspector.is_paused(&s.service).await?,
+        };
+        lifecycle.insert(s.service.clone(), figures);
+    }
+    Ok((stats, lifecycle))
+}
+
 pub async fn overview(
     State(state): State<AppState>,
     Query(query): Query<OverviewQuery>,
@@ -62,11 +91,11 @@ pub async fn overview(
     if live {
         layout.refresh_secs = Some(RETRY_SECS);
     }
-    let stats: Vec<ServiceStats> = match state.all_service_stats().await {
-        Ok(stats) => stats,
+    let (stats, lifecycle) = match live_figures(&state).await {
+        Ok(live) => live,
         Err(e) => {
             layout.unavailable(&e);
-            state.sampler().history().latest()
+            (state.sampler().history().latest(), HashMap::new())
         }
     };
     let schema_services = state.catalog().services();
@@ -75,6 +104,7 @@ pub async fn overview(
         .into_iter()
         .map(|s| {
             let rates = history.rates(&s.service);
+            let live = lifecycle.get(&s.service);
             let queued: Vec<f64> = history
                 .services
                 .get(&s.service)
@@ -88,7 +118,8 @@ pub async fn overview(
                 name: s.service,
                 queued: s.queued,
                 leased: s.leased,
-                scheduled: None,
+                scheduled: live.map(|l| l.scheduled),
+                paused: live.is_some_and(|l| l.paused),
                 dead_letters: s.dead_letters,
                 consumers: s.consumers.len(),
                 oldest_leased: s.oldest_leased_age.map(time_text::duration),

@@ -1,7 +1,10 @@
 //! One service: the jobs workers hold (worker, attempt, age, deadline), the
-//! jobs waiting, and the dead letters with their reason, each message
+//! jobs waiting, the jobs on the schedule (delayed calls, retries waiting
+//! out their backoff) and the dead letters with their reason, each message
 //! pretty-printed and, with a schema, shown by field and checked. The
-//! actions on dead letters sit beside them (Sidekiq's Dead tab).
+//! actions sit beside what they act on: Cancel on every call that has yet
+//! to finish, Pause or Resume by the service's name, replay and delete on
+//! dead letters (Sidekiq's Scheduled, Retries and Dead tabs).
 
 use std::time::SystemTime;
 
@@ -42,6 +45,18 @@ pub struct EntryRow {
     pub message: MessageView,
 }
 
+/// A job waiting on the schedule.
+pub struct ScheduledRow {
+    /// The call id.
+    pub id: String,
+    /// `in 20.0s` (`5.0s ago` for one due that no worker moved yet).
+    pub due: String,
+    pub attempt: Option<u32>,
+    pub retry: bool,
+    /// `Service.job`; `None` for a message that is no job message.
+    pub job: Option<String>,
+}
+
 /// A job the schema defines, with a link to its form.
 pub struct JobLink {
     pub job: String,
@@ -55,10 +70,13 @@ struct ServicePage {
     service: String,
     queued: u64,
     leased: u64,
+    scheduled: u64,
     dead_letters: u64,
     consumers: usize,
+    paused: bool,
     leased_rows: Vec<LeasedRow>,
     queued_rows: Vec<EntryRow>,
+    scheduled_rows: Vec<ScheduledRow>,
     dead_rows: Vec<EntryRow>,
     jobs: Vec<JobLink>,
     max: usize,
@@ -111,6 +129,23 @@ pub async fn service(
             token: q.token,
         })
         .collect();
+    let scheduled_rows = inspector
+        .scheduled(&service, max)
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|j| ScheduledRow {
+            // Redis's clock set the due time, this machine's reads it:
+            // close enough for "in 20s".
+            due: time_text::due_ms(j.due_ms, now),
+            retry: j.is_retry(),
+            attempt: j.attempt,
+            job: j.job,
+            id: j.id,
+        })
+        .collect();
+    let scheduled = inspector.scheduled_count(&service).await?;
+    let paused = inspector.is_paused(&service).await?;
     let dead_rows = state
         .client()
         .await?
@@ -146,11 +181,14 @@ pub async fn service(
         layout: Layout::new(&state, service.clone(), "").with_notice(query.notice.as_deref()),
         queued: stats.queued,
         leased: stats.leased,
+        scheduled,
         dead_letters: stats.dead_letters,
         consumers: stats.consumers.len(),
+        paused,
         service,
         leased_rows,
         queued_rows,
+        scheduled_rows,
         dead_rows,
         jobs,
         max,

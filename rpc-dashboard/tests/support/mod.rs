@@ -1,6 +1,7 @@
 //! What the dashboard's tests share: a private redis-server filled with
 //! queue contents the tests know (dead letters, a job leased to a consumer,
-//! jobs waiting), and the dashboard served on a free port.
+//! jobs waiting, jobs on the schedule), and the dashboard served on a free
+//! port.
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -120,6 +121,55 @@ impl Fixture {
             .query_async(&mut con)
             .await
             .expect("XREADGROUP");
+    }
+
+    /// Puts `message` on a service's schedule under `token`, due at
+    /// `due_ms` (Redis's clock), as the runtime's schedule script does: a
+    /// retry, or garbage, written by hand.
+    pub async fn schedule_raw(&self, service: &str, token: &str, due_ms: u64, message: &[u8]) {
+        let _: () = redis::pipe()
+            .cmd("ZADD")
+            .arg(format!("rpc:{{{service}}}:schedule"))
+            .arg(due_ms)
+            .arg(token)
+            .cmd("HSET")
+            .arg(format!("rpc:{{{service}}}:scheduled"))
+            .arg(token)
+            .arg(message)
+            .query_async(&mut self.con.clone())
+            .await
+            .expect("ZADD and HSET a scheduled job");
+    }
+
+    /// The tokens (call ids) on a service's schedule, soonest first.
+    pub async fn scheduled_ids(&self, service: &str) -> Vec<String> {
+        redis::cmd("ZRANGE")
+            .arg(format!("rpc:{{{service}}}:schedule"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.con.clone())
+            .await
+            .expect("ZRANGE")
+    }
+
+    /// Whether call `id` is in a service's cancelled set.
+    pub async fn is_marked_cancelled(&self, service: &str, id: &str) -> bool {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(format!("rpc:{{{service}}}:cancelled"))
+            .arg(id)
+            .query_async(&mut self.con.clone())
+            .await
+            .expect("ZSCORE");
+        score.is_some()
+    }
+
+    /// Redis's clock, in milliseconds.
+    pub async fn server_ms(&self) -> u64 {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.con.clone())
+            .await
+            .expect("TIME");
+        secs * 1000 + micros / 1000
     }
 
     /// The number of entries in a stream.

@@ -140,7 +140,7 @@ fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// A message as JSON when it is JSON (they all should be), else as text.
-fn message<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn message<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(json) => json.serialize(s),
         Err(_) => String::from_utf8_lossy(bytes).serialize(s),

@@ -1,0 +1,252 @@
+//! The job lifecycle as an operator sees it: what waits on a service's
+//! schedule (delayed calls and retries waiting out their backoff), and
+//! whether the service is paused. `rpc scheduled` and the dashboard read it.
+//!
+//! Keys (see `backend/redis/schedule.rs` and `pause.rs`): `P:{S}:schedule`,
+//! a sorted set of entry tokens (a token is the call id) scored by the time
+//! they are due (ms, Redis's clock); `P:{S}:scheduled`, a hash of token ->
+//! job message; `P:{S}:paused`, a string that exists while the service is
+//! paused. Only `ZCARD`, `ZRANGE`, `HMGET` and `EXISTS` are sent, so the
+//! read-only operator user of `docs/PROTOCOL.md` needs just those three
+//! more commands (`+zcard +zrange +hmget`).
+//!
+//! The schedule is read in two commands, not one atomic step: a worker may
+//! move an entry onto the queue in between. Such an entry is still listed,
+//! with an empty message, as is an entry written without one; a message
+//! that is no job message is listed with no attempt and no job, for the
+//! caller to show as unreadable. Nothing on the schedule can make this fail
+//! but Redis itself.
+
+use redis::Value;
+use serde::Serialize;
+
+use super::figures::message;
+use super::Inspector;
+use crate::error::Error;
+use crate::wire::{self, JobMessage};
+
+/// A job waiting on a service's schedule: a delayed call, or a failed call
+/// waiting to be retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduledJob {
+    /// The entry token, which is the call id.
+    pub id: String,
+    /// When it is due, in ms since the Unix epoch on Redis's clock.
+    pub due_ms: u64,
+    /// The attempt it will be (1 for a delayed call, 2 and up for a retry);
+    /// `None` when the message is no readable job message.
+    pub attempt: Option<u32>,
+    /// The full job name (`Service.job`); `None` when the message is no
+    /// readable job message.
+    pub job: Option<String>,
+    /// The message (empty when the entry has none: moved onto the queue
+    /// meanwhile, or written broken).
+    #[serde(rename = "message", serialize_with = "message")]
+    pub payload: Vec<u8>,
+}
+
+impl ScheduledJob {
+    /// Whether this is a retry waiting out its backoff (attempt 2 or later)
+    /// rather than a call sent with a delay.
+    pub fn is_retry(&self) -> bool {
+        self.attempt.is_some_and(|a| a > 1)
+    }
+}
+
+impl Inspector {
+    /// Up to `max` jobs on `service`'s schedule, soonest due first, with
+    /// their messages (`ZRANGE 0 max-1 WITHSCORES`, then `HMGET`);
+    /// `Ok(None)` for an unknown service: one with neither a jobs stream
+    /// nor a schedule.
+    ///
+    /// ```no_run
+    /// # async fn f(inspector: rpc_runtime::Inspector) -> Result<(), rpc_runtime::Error> {
+    /// for job in inspector.scheduled("Calculator", 20).await?.unwrap_or_default() {
+    ///     let what = job.job.as_deref().unwrap_or("(unreadable)");
+    ///     let retry = if job.is_retry() { " (retry)" } else { "" };
+    ///     println!("{} {what}{retry} due at {} ms", job.id, job.due_ms);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn scheduled(
+        &self,
+        service: &str,
+        max: usize,
+    ) -> Result<Option<Vec<ScheduledJob>>, Error> {
+        let schedule = self.schedule_key(service);
+        if !self.exists(&schedule).await? {
+            let known = self.exists(&self.jobs_key(service)).await?;
+            return Ok(known.then(Vec::new));
+        }
+        if max == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let last = max.min(1_000_000) - 1;
+        let reply: Value = self
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(&schedule)
+                    .arg(0)
+                    .arg(last)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let entries = scored_members(reply);
+        if entries.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(self.scheduled_messages_key(service));
+        for (token, _) in &entries {
+            hmget.arg(token.as_slice());
+        }
+        let messages: Vec<Option<Vec<u8>>> = self.query(&hmget).await?;
+        let jobs = entries
+            .into_iter()
+            .zip(messages.into_iter().chain(std::iter::repeat(None)))
+            .map(|((token, due_ms), payload)| {
+                let payload = payload.unwrap_or_default();
+                let (attempt, job) = attempt_and_job(&payload);
+                ScheduledJob {
+                    id: String::from_utf8_lossy(&token).into_owned(),
+                    due_ms,
+                    attempt,
+                    job,
+                    payload,
+                }
+            })
+            .collect();
+        Ok(Some(jobs))
+    }
+
+    /// How many jobs wait on `service`'s schedule (`ZCARD`; 0 for a service
+    /// that has none, or is unknown).
+    pub async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
+        self.query(redis::cmd("ZCARD").arg(self.schedule_key(service)))
+            .await
+    }
+
+    /// Whether `service` is paused (`EXISTS P:{S}:paused`): its workers
+    /// take none of its jobs until it is resumed.
+    pub async fn is_paused(&self, service: &str) -> Result<bool, Error> {
+        self.exists(&format!("{}:{{{service}}}:paused", self.prefix))
+            .await
+    }
+
+    fn schedule_key(&self, service: &str) -> String {
+        format!("{}:{{{service}}}:schedule", self.prefix)
+    }
+
+    fn scheduled_messages_key(&self, service: &str) -> String {
+        format!("{}:{{{service}}}:scheduled", self.prefix)
+    }
+}
+
+/// The `(member, score)` pairs of a `ZRANGE ... WITHSCORES` reply: a flat
+/// array `[member, score, ...]` (RESP2) or an array of pairs (RESP3). A
+/// score of `-inf` reads as 0, `+inf` as `u64::MAX`.
+fn scored_members(reply: Value) -> Vec<(Vec<u8>, u64)> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    let pairs: Vec<(Value, Value)> = if items.iter().all(|i| matches!(i, Value::Array(_))) {
+        items
+            .into_iter()
+            .filter_map(|pair| match pair {
+                Value::Array(mut pair) if pair.len() == 2 => {
+                    let score = pair.pop()?;
+                    Some((pair.pop()?, score))
+                }
+                _ => None,
+            })
+            .collect()
+    } else {
+        let mut items = items.into_iter();
+        std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(member, score)| {
+            let member = match member {
+                Value::BulkString(bytes) => bytes,
+                Value::SimpleString(text) => text.into_bytes(),
+                _ => return None,
+            };
+            let score = match score {
+                Value::Double(d) => d,
+                Value::Int(n) => n as f64,
+                Value::BulkString(bytes) => parse_score(&String::from_utf8_lossy(&bytes))?,
+                Value::SimpleString(text) => parse_score(&text)?,
+                _ => return None,
+            };
+            // `as` saturates: -inf and negatives are 0, +inf is u64::MAX.
+            Some((member, score as u64))
+        })
+        .collect()
+}
+
+/// A score as Redis writes it (`1700000000000`, `inf`, `-inf`).
+fn parse_score(text: &str) -> Option<f64> {
+    match text {
+        "inf" | "+inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        other => other.parse().ok(),
+    }
+}
+
+/// The attempt and job name of a job message, or `(None, None)` when it is
+/// none (not a JSON object, or missing the fields every job message has).
+fn attempt_and_job(payload: &[u8]) -> (Option<u32>, Option<String>) {
+    if !wire::is_json_object(payload) {
+        return (None, None);
+    }
+    match serde_json::from_slice::<JobMessage>(payload) {
+        Ok(message) => (Some(message.attempt), Some(message.job.into_owned())),
+        Err(_) => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn both_protocols_replies_read_alike() {
+        // RESP2 answers WITHSCORES flat, RESP3 in pairs with doubles.
+        let flat = Value::Array(vec![bulk("a"), bulk("5"), bulk("b"), bulk("inf")]);
+        let pairs = Value::Array(vec![
+            Value::Array(vec![bulk("a"), Value::Double(5.0)]),
+            Value::Array(vec![bulk("b"), Value::Double(f64::INFINITY)]),
+        ]);
+        let expected = vec![(b"a".to_vec(), 5), (b"b".to_vec(), u64::MAX)];
+        assert_eq!(scored_members(flat), expected);
+        assert_eq!(scored_members(pairs), expected);
+        assert_eq!(
+            scored_members(Value::Array(vec![bulk("c"), bulk("-inf")])),
+            [(b"c".to_vec(), 0)]
+        );
+        assert!(scored_members(Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn only_job_messages_give_an_attempt_and_a_job() {
+        let message = br#"{"v":1,"id":"c1","job":"Math.add","params":{},"attempt":3}"#;
+        assert_eq!(
+            attempt_and_job(message),
+            (Some(3), Some("Math.add".to_owned()))
+        );
+        for garbage in [
+            &b""[..],
+            b"\xff\x00{",
+            b"[1,2]",
+            b"{\"job\":1}",
+            b"not json",
+        ] {
+            assert_eq!(attempt_and_job(garbage), (None, None), "{garbage:?}");
+        }
+    }
+}
