@@ -28,6 +28,7 @@ mod lifecycle;
 mod operate;
 mod periodic;
 mod ping;
+mod scheduled;
 mod stats;
 mod top;
 

@@ -1,11 +1,11 @@
-//! The operator's subcommands: `ping`, `stats`, `top` and `periodic`. They only read
+//! The operator's subcommands: `ping`, `stats`, `top`, `periodic` and `scheduled`. They only read
 //! (through [`rpc_runtime::Inspector`]) and need no client, so they are
 //! dispatched here, before `main` connects one for the other subcommands.
 
 use clap::Subcommand;
 use rpc_runtime::Error;
 
-use crate::{periodic, ping, stats, top};
+use crate::{periodic, ping, scheduled, stats, top};
 
 #[derive(Subcommand, Debug)]
 pub enum Operate {
@@ -17,6 +17,8 @@ pub enum Operate {
     Top(top::TopArgs),
     /// The periodic jobs per service: schedule, job, last and next run.
     Periodic(periodic::PeriodicArgs),
+    /// Delayed jobs and retries waiting on a service's schedule, with due times.
+    Scheduled(scheduled::ScheduledArgs),
 }
 
 impl Operate {
@@ -26,6 +28,7 @@ impl Operate {
             Operate::Stats(args) => stats::run(url, prefix, args).await,
             Operate::Top(args) => top::run(url, prefix, args).await,
             Operate::Periodic(args) => periodic::run(url, prefix, args).await,
+            Operate::Scheduled(args) => scheduled::run(url, prefix, args).await,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The job-lifecycle side of the real `rpc` binary against a private
 //! redis-server and a worker in this process: `call --delay/--at/--key`,
-//! `cancel`, `pause`, `resume`, and their clear failures (a bad id, an
+//! `scheduled`, `cancel`, `pause`, `resume`, and their clear failures (a bad id, an
 //! unknown service, an unreachable Redis).
 
 use std::time::Duration;
@@ -100,6 +100,21 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     .await;
     assert!(ok, "{err}");
     let id = id.trim().to_owned();
+    // Listed on the schedule with its due time and attempt.
+    let (ok, out, err) = rpc_async(&url, &["scheduled", "Mail", "--json"]).await;
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(listed["id"], json!(id));
+    assert_eq!(listed["attempt"], json!(1));
+    assert_eq!(listed["job"], json!("Mail.send"));
+    assert!(listed["due_ms"].as_u64().unwrap() > 0);
+    let (ok, table, _) = rpc_async(&url, &["scheduled", "Mail"]).await;
+    assert!(
+        ok && table.contains(&id) && table.contains("Mail.send"),
+        "{table}"
+    );
+    let (ok, _, err) = rpc_async(&url, &["scheduled", "Nope"]).await;
+    assert!(!ok && err.contains("no such service"), "{err}");
     let (ok, out, err) = rpc_async(&url, &["cancel", &id]).await;
     assert!(ok, "{err}");
     assert!(out.contains("will never run"), "{out}");
@@ -141,7 +156,11 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
 
     // An unreachable Redis: a clear error, exit 1.
     drop(redis);
-    for args in [&["pause", "Mail"][..], &["cancel", "some-id"][..]] {
+    for args in [
+        &["pause", "Mail"][..],
+        &["cancel", "some-id"][..],
+        &["scheduled", "Mail"][..],
+    ] {
         let (ok, _, err) = rpc_async(&url, args).await;
         assert!(!ok && err.contains("cannot connect"), "{args:?}: {err}");
     }

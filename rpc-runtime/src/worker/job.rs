@@ -352,7 +352,9 @@ async fn run_message(
             retry_after,
         } => {
             if retry && attempt < max_attempts {
-                let backoff = info.and_then(|i| i.backoff).unwrap_or(shared.settings.backoff);
+                let backoff = info
+                    .and_then(|i| i.backoff)
+                    .unwrap_or(shared.settings.backoff);
                 let delay = retry_after.unwrap_or_else(|| backoff.delay(attempt));
                 let left =
                     due.map(|due| due.saturating_duration_since(tokio::time::Instant::now()));
