@@ -7,8 +7,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::backoff::Backoff;
 use crate::telemetry::{TraceContext, TRACEPARENT, TRACESTATE};
 
@@ -195,8 +193,9 @@ pub struct Context {
     /// The job's place in its trace: the worker's span, or the caller's
     /// when this worker records no spans (`None`: no trace).
     pub(crate) trace: Option<TraceContext>,
-    /// Fired when the call is cancelled.
-    pub(crate) cancel: CancellationToken,
+    /// The worker's cancellations, for this call's id (`None`: a detached
+    /// context, never cancelled).
+    pub(crate) cancel: Option<Arc<crate::worker::Cancellations>>,
 }
 
 impl Context {
@@ -210,7 +209,7 @@ impl Context {
             deadline: None,
             metadata: Arc::default(),
             trace: None,
-            cancel: CancellationToken::new(),
+            cancel: None,
         }
     }
 
@@ -252,7 +251,9 @@ impl Context {
     /// Whether the call has been cancelled (by its caller or an operator).
     /// Cheap: a handler can check it between steps of a long loop.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.is_cancelled(self.id.as_str()))
     }
 
     /// Resolves when the call is cancelled: race it against the work
@@ -260,7 +261,10 @@ impl Context {
     /// dropped after the worker's cancel grace period
     /// ([`WorkerSettings::cancel_grace`](crate::WorkerSettings::cancel_grace)).
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
+        match &self.cancel {
+            Some(cancellations) => cancellations.wait(self.id.as_str()).await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Caller metadata.

@@ -257,7 +257,6 @@ async fn run_message(
             metrics.waited(service_label, label, waited);
         }
     }
-    let running_job = shared.cancels.start(&msg.id);
     let ctx = Context {
         id: JobId::from(msg.id.as_ref()),
         job: msg.job.as_ref().into(),
@@ -271,7 +270,7 @@ async fn run_message(
                 .collect(),
         ),
         trace,
-        cancel: running_job.token.clone(),
+        cancel: Some(shared.cancels.clone()),
     };
     let running = shared
         .metrics
@@ -279,14 +278,17 @@ async fn run_message(
         .map(|m| (m.running(), Instant::now()));
     let run =
         std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
-    let run = until_abandoned(run, &running_job.token, shared.settings.cancel_grace);
+    let run = until_abandoned(
+        run,
+        shared.cancels.wait(&msg.id),
+        shared.settings.cancel_grace,
+    );
     let due = left.map(|left| tokio::time::Instant::now() + left);
     let outcome = match due {
         Some(due) => tokio::time::timeout_at(due, run).await.ok(),
         None => Some(run.await),
     };
-    let cancelled = running_job.token.is_cancelled();
-    drop(running_job);
+    let cancelled = shared.cancels.is_cancelled(&msg.id);
     if let (Some(metrics), Some((_, started))) = (&shared.metrics, &running) {
         metrics.handler_ran(service_label, label, started.elapsed());
     }
@@ -441,11 +443,12 @@ fn unreadable(backend: &dyn Backend, delivery: &Delivery, reason: &str) -> Compl
     }
 }
 
-/// Runs a handler's future until it ends, or until `grace` after `cancel`
-/// fires if it does not end by itself (`None`: dropped unfinished).
+/// Runs a handler's future until it ends, or until `grace` after
+/// `cancelled` resolves if it does not end by itself (`None`: dropped
+/// unfinished).
 async fn until_abandoned<F: std::future::Future>(
     run: F,
-    cancel: &tokio_util::sync::CancellationToken,
+    cancelled: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) -> Option<F::Output> {
     tokio::pin!(run);
@@ -453,7 +456,7 @@ async fn until_abandoned<F: std::future::Future>(
         biased;
         out = &mut run => Some(out),
         _ = async {
-            cancel.cancelled().await;
+            cancelled.await;
             tokio::time::sleep(grace).await;
         } => None,
     }

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use self::cancel::Cancellations;
+pub(crate) use self::cancel::Cancellations;
 use self::clock::BrokerClock;
 use self::completion::Outstanding;
 use self::janitor::{janitor_loop, janitor_period};
@@ -312,7 +312,7 @@ impl WorkerBuilder {
                 metrics,
                 health,
                 paused: PausedQueues::default(),
-                cancels: Cancellations::default(),
+                cancels: Arc::default(),
                 due_hint: DueHint::default(),
             }),
             exposition,
@@ -377,8 +377,8 @@ struct Shared {
     health: Arc<Health>,
     /// The services paused, as last polled.
     paused: PausedQueues,
-    /// Cancelled calls learned, and the running jobs to stop.
-    cancels: Cancellations,
+    /// Cancelled calls learned (running jobs' contexts share them).
+    cancels: Arc<Cancellations>,
     /// The earliest retry this worker scheduled, for the lifecycle loop.
     due_hint: DueHint,
 }
