@@ -39,6 +39,8 @@ mod compare;
 mod floor;
 mod lateness;
 mod measure;
+mod memory;
+mod profile;
 mod report;
 mod typed;
 
@@ -405,7 +407,7 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     };
     say(&format!("redis-server on {url}"));
     if let Some(kind) = cli.profile {
-        return profile(&server, kind, plan.seq_calls).await;
+        return profile::profile(&server, kind, plan.seq_calls).await;
     }
     if cli.telemetry_compare {
         return compare::run(&server, &plan).await;
@@ -599,7 +601,7 @@ async fn bench(cli: &Cli) -> Result<(), String> {
         }
         if workers == 1 {
             fire_and_forget(&url, &plan, &typed, &mut report).await?;
-            memory(&server, &plan, &typed, typed_workers[0].pid(), &mut report).await?;
+            memory::memory(&server, &plan, &typed, typed_workers[0].pid(), &mut report).await?;
         }
     }
     for (workers, ratio) in tp64 {
@@ -644,73 +646,6 @@ async fn sequential_round<F: Caller>(
     measure::sequential_pair(floor, typed, warmup, calls, 250, procs, into).await
 }
 
-/// Sequential calls of one side alone, for a profiler attached to the
-/// processes it names (`--profile floor|typed`); prints where the CPU time
-/// of each process went, per call.
-async fn profile(server: &RedisServer, kind: Kind, calls: usize) -> Result<(), String> {
-    let url = server.url();
-    let worker = spawn_worker(&url, kind)?;
-    say(&format!(
-        "profiling {}: client pid {}, worker pid {}, redis pid {}",
-        kind.as_arg(),
-        std::process::id(),
-        worker.pid(),
-        server.pid()
-    ));
-    let procs = [std::process::id(), worker.pid(), server.pid()];
-    match kind {
-        Kind::Floor => {
-            let caller = FloorCaller::connect(&url, 0)
-                .await
-                .map_err(|e| format!("floor connection: {e}"))?;
-            profile_calls(caller, calls, procs).await
-        }
-        Kind::Blocking => {
-            let caller = BlockingCaller::connect(&url, 0)
-                .map_err(|e| format!("blocking floor connection: {e}"))?;
-            profile_calls(caller, calls, procs).await
-        }
-        Kind::Scheduled => Err("--profile scheduled: that worker answers no calls".to_owned()),
-        Kind::Typed => {
-            let client = Client::builder(url.clone())
-                .connect()
-                .await
-                .map_err(|e| format!("client: {e}"))?;
-            profile_calls(TypedCaller(BenchClient::new(client)), calls, procs).await
-        }
-    }
-}
-
-async fn profile_calls<C: Caller>(
-    mut caller: C,
-    calls: usize,
-    procs: [u32; 3],
-) -> Result<(), String> {
-    for n in 0..(calls / 10) as u64 {
-        caller.call(n).await?;
-    }
-    let before = procs.map(measure::cpu_split);
-    let t = Instant::now();
-    for n in 0..calls as u64 {
-        caller.call(n).await?;
-    }
-    let took = t.elapsed();
-    let after = procs.map(measure::cpu_split);
-    let per_call = |secs: f64| secs * 1e6 / calls.max(1) as f64;
-    say(&format!(
-        "{calls} calls, {:.1} µs each",
-        per_call(took.as_secs_f64())
-    ));
-    for (i, who) in ["client", "worker", "Redis"].into_iter().enumerate() {
-        say(&format!(
-            "  {who}: user {:.1} µs + system {:.1} µs per call",
-            per_call(after[i].0 - before[i].0),
-            per_call(after[i].1 - before[i].1),
-        ));
-    }
-    Ok(())
-}
-
 async fn fire_and_forget(
     url: &str,
     plan: &Plan,
@@ -740,74 +675,5 @@ async fn fire_and_forget(
         typed_rate,
         Better::Higher,
     );
-    Ok(())
-}
-
-async fn memory(
-    server: &RedisServer,
-    plan: &Plan,
-    typed: &BenchClient,
-    worker_pid: u32,
-    report: &mut Report,
-) -> Result<(), String> {
-    say(&format!(
-        "memory: {} warm-up calls, then {} calls at 64 in flight",
-        plan.mem_warmup, plan.mem_calls
-    ));
-    measure::fixed_count(typed_callers(typed, 64), plan.mem_warmup).await?;
-    let sample = || {
-        (
-            measure::rss_kib(std::process::id()).unwrap_or(0) as f64,
-            measure::rss_kib(worker_pid).unwrap_or(0) as f64,
-            server.used_memory() as f64 / 1024.0,
-            server
-                .cli(["DBSIZE"])
-                .trim()
-                .parse::<f64>()
-                .unwrap_or(f64::NAN),
-        )
-    };
-    let before = sample();
-    let half = plan.mem_calls / 2;
-    let took = measure::fixed_count(typed_callers(typed, 64), half).await?;
-    let halfway = sample();
-    let took = took + measure::fixed_count(typed_callers(typed, 64), plan.mem_calls - half).await?;
-    let after = sample();
-    say(&format!(
-        "memory: {} calls in {:.1} s",
-        plan.mem_calls,
-        took.as_secs_f64()
-    ));
-    let rows = [
-        ("client RSS", "KiB", before.0, halfway.0, after.0),
-        ("worker RSS", "KiB", before.1, halfway.1, after.1),
-        ("Redis used_memory", "KiB", before.2, halfway.2, after.2),
-        ("Redis keys", "count", before.3, halfway.3, after.3),
-    ];
-    for (metric, unit, b, h, a) in rows {
-        report.memory.push(MemRow {
-            metric: metric.to_owned(),
-            unit,
-            before: b,
-            halfway: h,
-            after: a,
-        });
-    }
-    // Flat: no more than 10% growth plus 1 MiB of allocator slack.
-    let flat = |b: f64, a: f64| a <= b * 1.10 + 1024.0;
-    let pass = flat(before.0, after.0) && flat(before.1, after.1) && flat(before.2, after.2);
-    report.targets.push(Target {
-        what: format!(
-            "memory flat across {} calls (client, worker RSS and Redis used_memory grow < 10% + 1 MiB)",
-            plan.mem_calls
-        ),
-        measured: format!(
-            "client {:+.0} KiB, worker {:+.0} KiB, Redis {:+.0} KiB",
-            after.0 - before.0,
-            after.1 - before.1,
-            after.2 - before.2
-        ),
-        pass,
-    });
     Ok(())
 }
