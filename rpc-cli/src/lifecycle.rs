@@ -87,15 +87,20 @@ async fn known_service(url: &str, prefix: &str, service: &str) -> Result<(), Err
     if services.iter().any(|s| s == service) {
         return Ok(());
     }
-    let known = if services.is_empty() {
+    Err(no_such_service(service, &services))
+}
+
+/// The error for a service with no queue here, naming those that have one.
+pub fn no_such_service(service: &str, known: &[String]) -> Error {
+    let known = if known.is_empty() {
         "none".to_owned()
     } else {
-        services.join(", ")
+        known.join(", ")
     };
-    Err(refused(
+    refused(
         format!("find service `{service}`"),
         &format!("no such service has a queue here (services: {known})"),
-    ))
+    )
 }
 
 fn refused(what: String, reason: &str) -> Error {

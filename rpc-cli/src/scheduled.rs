@@ -26,17 +26,7 @@ pub async fn run(url: &str, prefix: &str, args: ScheduledArgs) -> Result<(), Err
     let inspector = Inspector::connect(url, prefix).await?;
     let Some(jobs) = inspector.scheduled(&args.service, args.max).await? else {
         let known = inspector.services().await?;
-        return Err(Error::Codec {
-            what: format!("find service `{}`", args.service),
-            reason: format!(
-                "no such service has a queue here (services: {})",
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        });
+        return Err(crate::lifecycle::no_such_service(&args.service, &known));
     };
     if args.json {
         for job in &jobs {
