@@ -63,6 +63,14 @@ impl<T, E> Pending<T, E> {
         if self.rx.is_some() {
             return self.wait_reply().await;
         }
+        // Boxed: the plain path's future does not carry this loop's state
+        // (every call's future is moved as it starts).
+        Box::pin(self.poll_kept()).await
+    }
+
+    /// Polls the kept result of a call re-attached by id until the
+    /// deadline.
+    async fn poll_kept(self) -> Result<Vec<u8>, Error> {
         let mut delay = Duration::from_millis(20);
         loop {
             // Bounded by the deadline too: a broker that is down must not

@@ -13,8 +13,9 @@ pub(super) enum Placement {
     Now,
     /// Onto the schedule, due after the delay.
     After(Duration),
-    /// Under an idempotency key, now or after a delay.
-    Once(OnceKey, Option<Duration>),
+    /// Under an idempotency key, now or after a delay (boxed: the plain
+    /// path carries a placement through every call's future).
+    Once(Box<OnceKey>, Option<Duration>),
 }
 
 /// What placing a message did.
@@ -50,11 +51,11 @@ impl Placement {
         let params = serde_json::to_vec(request)
             .map_err(|e| Error::codec(format!("encode the request for `{}`", label(job)), e))?;
         Ok(Placement::Once(
-            OnceKey {
+            Box::new(OnceKey {
                 key: key.clone(),
                 fingerprint: fingerprint(job, &params),
                 ttl: idempotency_ttl(options),
-            },
+            }),
             delay,
         ))
     }
@@ -89,7 +90,9 @@ pub(super) fn fingerprint(job: &JobRef, params: &[u8]) -> String {
 
 /// Puts a job message where `placement` says, giving up at the call's
 /// deadline (a broker that is down may otherwise keep a reconnecting
-/// command waiting for seconds).
+/// command waiting for seconds). The plain push is awaited in place; the
+/// other placements are boxed, so that every call's future stays as small
+/// as the plain path needs.
 pub(super) async fn place_until(
     backend: &dyn Backend,
     job: &JobRef,
@@ -99,40 +102,57 @@ pub(super) async fn place_until(
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Result<Placed, Error> {
-    let place = async {
-        match placement {
-            Placement::Now => backend
-                .push_job(job.service, payload)
-                .await
-                .map(|()| Placed::Sent),
-            Placement::After(delay) => backend
-                .schedule_job(job.service, id.as_str(), payload, *delay)
-                .await
-                .map(|_| Placed::Sent),
-            Placement::Once(key, delay) => {
-                match backend
-                    .push_job_once(job.service, key, id.as_str(), payload, *delay)
-                    .await?
-                {
-                    OnceSent::New => Ok(Placed::Sent),
-                    OnceSent::Held {
-                        id: holder,
-                        same: true,
-                    } => Ok(Placed::Attached(JobId::from(holder))),
-                    OnceSent::Held {
-                        id: holder,
-                        same: false,
-                    } => Err(Error::IdempotencyConflict {
-                        job: label(job).to_string(),
-                        key: key.key.clone(),
-                        holder,
-                    }),
-                }
-            }
+    let placed = match placement {
+        Placement::Now => tokio::time::timeout_at(deadline, backend.push_job(job.service, payload))
+            .await
+            .map(|pushed| pushed.map(|()| Placed::Sent)),
+        other => {
+            let place = Box::pin(place_later(backend, job, id, payload, other));
+            tokio::time::timeout_at(deadline, place).await
         }
     };
-    match tokio::time::timeout_at(deadline, place).await {
+    match placed {
         Ok(placed) => placed,
         Err(_) => Err(timed_out(label(job), id, timeout)),
+    }
+}
+
+/// A delayed or idempotent placement (see [`place_until`]).
+async fn place_later(
+    backend: &dyn Backend,
+    job: &JobRef,
+    id: &JobId,
+    payload: &[u8],
+    placement: &Placement,
+) -> Result<Placed, Error> {
+    match placement {
+        Placement::Now => backend
+            .push_job(job.service, payload)
+            .await
+            .map(|()| Placed::Sent),
+        Placement::After(delay) => backend
+            .schedule_job(job.service, id.as_str(), payload, *delay)
+            .await
+            .map(|_| Placed::Sent),
+        Placement::Once(key, delay) => {
+            match backend
+                .push_job_once(job.service, key, id.as_str(), payload, *delay)
+                .await?
+            {
+                OnceSent::New => Ok(Placed::Sent),
+                OnceSent::Held {
+                    id: holder,
+                    same: true,
+                } => Ok(Placed::Attached(JobId::from(holder))),
+                OnceSent::Held {
+                    id: holder,
+                    same: false,
+                } => Err(Error::IdempotencyConflict {
+                    job: label(job).to_string(),
+                    key: key.key.clone(),
+                    holder,
+                }),
+            }
+        }
     }
 }

@@ -317,7 +317,11 @@ impl Client {
         let pending = self.send_encoded::<(), ()>(job, call, kept).await?;
         // The call's id, or the one its idempotency key attached it to.
         let id = pending.id.clone();
-        pending.wait_body().await.map(|body| (id, body))
+        if pending.rx.is_none() {
+            // Attached to an earlier call: boxed, off the plain path.
+            return Box::pin(pending.wait_body()).await.map(|body| (id, body));
+        }
+        pending.wait_reply().await.map(|body| (id, body))
     }
 
     pub(super) fn ensure_router(&self) {

@@ -278,41 +278,44 @@ async fn run_message(
         .map(|m| (m.running(), Instant::now()));
     let run =
         std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
-    let run = until_abandoned(
-        run,
-        shared.cancels.wait(&msg.id),
-        shared.settings.cancel_grace,
-    );
     let due = left.map(|left| tokio::time::Instant::now() + left);
-    let outcome = match due {
-        Some(due) => tokio::time::timeout_at(due, run).await.ok(),
-        None => Some(run.await),
+    // One select over the handler, its deadline and its cancellation, not
+    // futures nested in one another: every wrapper would move the whole
+    // job future again, on the path every call takes.
+    let ran = tokio::select! {
+        biased;
+        out = run => Ran::Done(out),
+        () = expiry(due) => Ran::Expired,
+        () = abandoned(&shared.cancels, &msg.id, shared.settings.cancel_grace) => Ran::Abandoned,
     };
     let cancelled = shared.cancels.is_cancelled(&msg.id);
     if let (Some(metrics), Some((_, started))) = (&shared.metrics, &running) {
         metrics.handler_ran(service_label, label, started.elapsed());
     }
     drop(running);
-    let Some(outcome) = outcome else {
-        return ended(
-            fail(
-                ErrorKind::DeadlineExceeded,
-                "the deadline passed while the job was running; it was cancelled",
-            ),
-            JobOutcome::expired,
-        );
-    };
-    let Some(outcome) = outcome else {
-        return ended(
-            fail(
-                ErrorKind::Cancelled,
-                &format!(
-                    "the call was cancelled while running; the handler did not stop within the grace period of {:?} and was dropped",
-                    shared.settings.cancel_grace
+    let outcome = match ran {
+        Ran::Done(outcome) => outcome,
+        Ran::Expired => {
+            return ended(
+                fail(
+                    ErrorKind::DeadlineExceeded,
+                    "the deadline passed while the job was running; it was cancelled",
                 ),
-            ),
-            JobOutcome::cancelled,
-        );
+                JobOutcome::expired,
+            )
+        }
+        Ran::Abandoned => {
+            return ended(
+                fail(
+                    ErrorKind::Cancelled,
+                    &format!(
+                        "the call was cancelled while running; the handler did not stop within the grace period of {:?} and was dropped",
+                        shared.settings.cancel_grace
+                    ),
+                ),
+                JobOutcome::cancelled,
+            )
+        }
     };
     let outcome = outcome.unwrap_or_else(|panic| Outcome::Failed {
         kind: ErrorKind::Handler,
@@ -443,23 +446,29 @@ fn unreadable(backend: &dyn Backend, delivery: &Delivery, reason: &str) -> Compl
     }
 }
 
-/// Runs a handler's future until it ends, or until `grace` after
-/// `cancelled` resolves if it does not end by itself (`None`: dropped
-/// unfinished).
-async fn until_abandoned<F: std::future::Future>(
-    run: F,
-    cancelled: impl std::future::Future<Output = ()>,
-    grace: Duration,
-) -> Option<F::Output> {
-    tokio::pin!(run);
-    tokio::select! {
-        biased;
-        out = &mut run => Some(out),
-        _ = async {
-            cancelled.await;
-            tokio::time::sleep(grace).await;
-        } => None,
+/// How a handler's run ended.
+enum Ran<T> {
+    /// It returned (or panicked: the `Err`).
+    Done(T),
+    /// Its deadline passed first; it was dropped.
+    Expired,
+    /// It was cancelled and did not end within the grace period; it was
+    /// dropped.
+    Abandoned,
+}
+
+/// Resolves at `due`; never without one.
+async fn expiry(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
+}
+
+/// Resolves `grace` after call `id` is learned to be cancelled.
+async fn abandoned(cancels: &super::Cancellations, id: &str, grace: Duration) {
+    cancels.wait(id).await;
+    tokio::time::sleep(grace).await;
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
