@@ -94,10 +94,13 @@ struct Cli {
     /// Only the sequential figures (for profiling the hot path).
     #[arg(long, hide = true)]
     only_sequential: bool,
-    /// Only sequential calls of this side, for `--seq-calls` calls, with
-    /// its process ids printed: for `perf` or `strace` on one side alone.
+    /// Only calls of this side, `--seq-calls` of them, with its process
+    /// ids printed: for `perf`, `strace` or callgrind on one side alone.
     #[arg(long, hide = true, value_enum)]
     profile: Option<Kind>,
+    /// With `--profile`: this many callers at once (default 1, sequential).
+    #[arg(long, hide = true, requires = "profile", default_value_t = 1)]
+    in_flight: usize,
     /// Instead of the comparison with the floor: how late delayed jobs
     /// start, 5,000 due at 1,000 per second on two worker processes
     /// (with `--quick`, 500 over 0.5 s).
@@ -407,7 +410,7 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     };
     say(&format!("redis-server on {url}"));
     if let Some(kind) = cli.profile {
-        return profile::profile(&server, kind, plan.seq_calls).await;
+        return profile::profile(&server, kind, plan.seq_calls, cli.in_flight).await;
     }
     if cli.telemetry_compare {
         return compare::run(&server, &plan).await;

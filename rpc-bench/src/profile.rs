@@ -1,15 +1,25 @@
-//! `--profile floor|typed`: one side's sequential calls alone, with the
-//! pids printed for a profiler, and where each process's CPU time went per
-//! call.
+//! `--profile floor|typed`: one side's calls alone (sequential, or
+//! `--in-flight N` at once), with the pids printed for a profiler, and
+//! where each process's CPU time went per call. Under `valgrind
+//! --tool=callgrind` it gives instructions per call, which a loaded
+//! machine does not move: the way to compare two builds' plain call path
+//! (see RESULTS.md).
 
 use super::*;
 
-/// Sequential calls of one side alone, for a profiler attached to the
-/// processes it names (`--profile floor|typed`); prints where the CPU time
-/// of each process went, per call.
-pub(super) async fn profile(server: &RedisServer, kind: Kind, calls: usize) -> Result<(), String> {
+/// Calls of one side alone, for a profiler attached to the processes it
+/// names (`--profile floor|typed`): `calls` in all, by `in_flight`
+/// callers at once; prints where the CPU time of each process went, per
+/// call.
+pub(super) async fn profile(
+    server: &RedisServer,
+    kind: Kind,
+    calls: usize,
+    in_flight: usize,
+) -> Result<(), String> {
     let url = server.url();
-    let worker = spawn_worker(&url, kind)?;
+    let in_flight = in_flight.max(1);
+    let mut worker = spawn_worker(&url, kind)?;
     say(&format!(
         "profiling {}: client pid {}, worker pid {}, redis pid {}",
         kind.as_arg(),
@@ -18,17 +28,25 @@ pub(super) async fn profile(server: &RedisServer, kind: Kind, calls: usize) -> R
         server.pid()
     ));
     let procs = [std::process::id(), worker.pid(), server.pid()];
-    match kind {
+    let profiled = match kind {
         Kind::Floor => {
-            let caller = FloorCaller::connect(&url, 0)
-                .await
-                .map_err(|e| format!("floor connection: {e}"))?;
-            profile_calls(caller, calls, procs).await
+            let mut callers = Vec::with_capacity(in_flight);
+            for i in 0..in_flight {
+                callers.push(
+                    FloorCaller::connect(&url, i)
+                        .await
+                        .map_err(|e| format!("floor connection: {e}"))?,
+                );
+            }
+            profile_calls(callers, calls, procs).await
+        }
+        Kind::Blocking if in_flight > 1 => {
+            Err("--profile blocking: one caller only (it blocks its thread)".to_owned())
         }
         Kind::Blocking => {
             let caller = BlockingCaller::connect(&url, 0)
                 .map_err(|e| format!("blocking floor connection: {e}"))?;
-            profile_calls(caller, calls, procs).await
+            profile_calls(vec![caller], calls, procs).await
         }
         Kind::Scheduled => Err("--profile scheduled: that worker answers no calls".to_owned()),
         Kind::Typed => {
@@ -36,29 +54,32 @@ pub(super) async fn profile(server: &RedisServer, kind: Kind, calls: usize) -> R
                 .connect()
                 .await
                 .map_err(|e| format!("client: {e}"))?;
-            profile_calls(TypedCaller(BenchClient::new(client)), calls, procs).await
+            let typed = BenchClient::new(client);
+            let callers = (0..in_flight).map(|_| TypedCaller(typed.clone()));
+            profile_calls(callers.collect(), calls, procs).await
         }
-    }
+    };
+    // Asked to stop, not killed: a profiler writes its figures at exit.
+    let _ = worker.sigterm();
+    let _ = worker.wait_timeout(Duration::from_secs(30));
+    profiled
 }
 
 async fn profile_calls<C: Caller>(
-    mut caller: C,
+    callers: Vec<C>,
     calls: usize,
     procs: [u32; 3],
 ) -> Result<(), String> {
-    for n in 0..(calls / 10) as u64 {
-        caller.call(n).await?;
-    }
+    let in_flight = callers.len();
+    let callers = call_all(callers, calls / 10).await?;
     let before = procs.map(measure::cpu_split);
     let t = Instant::now();
-    for n in 0..calls as u64 {
-        caller.call(n).await?;
-    }
+    call_all(callers, calls).await?;
     let took = t.elapsed();
     let after = procs.map(measure::cpu_split);
     let per_call = |secs: f64| secs * 1e6 / calls.max(1) as f64;
     say(&format!(
-        "{calls} calls, {:.1} µs each",
+        "{calls} calls, {in_flight} in flight, {:.1} µs each",
         per_call(took.as_secs_f64())
     ));
     for (i, who) in ["client", "worker", "Redis"].into_iter().enumerate() {
@@ -69,4 +90,31 @@ async fn profile_calls<C: Caller>(
         ));
     }
     Ok(())
+}
+
+/// Makes `calls` calls shared among the callers, each caller in a task of
+/// its own; gives the callers back.
+async fn call_all<C: Caller>(callers: Vec<C>, calls: usize) -> Result<Vec<C>, String> {
+    let k = callers.len().max(1);
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut caller)| {
+            let share = calls / k + usize::from(i < calls % k);
+            tokio::spawn(async move {
+                for n in 0..share as u64 {
+                    caller.call(((i as u64) << 32) | n).await?;
+                }
+                Ok::<_, String>(caller)
+            })
+        })
+        .collect();
+    let mut back = Vec::with_capacity(k);
+    for task in tasks {
+        back.push(
+            task.await
+                .map_err(|e| format!("a caller task failed: {e}"))??,
+        );
+    }
+    Ok(back)
 }
