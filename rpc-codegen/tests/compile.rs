@@ -10,10 +10,10 @@
 //!
 //! trybuild builds the cases' dependencies (rpc-runtime's whole tree) in a
 //! target of its own, so this is the suite's slowest test on a clean
-//! checkout. Two things keep that cost down: the dev-dependencies no case
+//! checkout. Three things keep that cost down: the dev-dependencies no case
 //! uses are left out of trybuild's project (`cfg(not(trybuild))` in
-//! Cargo.toml), and every dependency is compiled once, not twice (see
-//! [`one_set_of_rustflags`]).
+//! Cargo.toml), every dependency is compiled once, not twice (see
+//! [`one_set_of_rustflags`]), and without debug info ([`no_debug_info`]).
 
 use std::path::Path;
 
@@ -73,10 +73,21 @@ fn one_set_of_rustflags() {
     std::env::set_var("CARGO_ENCODED_RUSTFLAGS", TRYBUILD_RUSTFLAGS.join("\x1f"));
 }
 
+/// trybuild's project has no `[profile]` of its own (it copies none from
+/// the workspace), so it would build rpc-runtime's whole tree with full
+/// debug info, which nothing here reads: cases are judged by their
+/// diagnostics, or by running to the end.
+fn no_debug_info() {
+    if std::env::var_os("CARGO_PROFILE_DEV_DEBUG").is_none() {
+        std::env::set_var("CARGO_PROFILE_DEV_DEBUG", "false");
+    }
+}
+
 #[test]
 fn generated_code_compiles_and_misuse_does_not() {
     generate();
     one_set_of_rustflags();
+    no_debug_info();
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/fail/*.rs");
