@@ -70,7 +70,7 @@ impl<T, E> Pending<T, E> {
 
     /// Polls the kept result of a call re-attached by id until the
     /// deadline.
-    async fn poll_kept(self) -> Result<Vec<u8>, Error> {
+    pub(super) async fn poll_kept(self) -> Result<Vec<u8>, Error> {
         let mut delay = Duration::from_millis(20);
         loop {
             // Bounded by the deadline too: a broker that is down must not

@@ -90,9 +90,9 @@ pub(super) fn fingerprint(job: &JobRef, params: &[u8]) -> String {
 
 /// Puts a job message where `placement` says, giving up at the call's
 /// deadline (a broker that is down may otherwise keep a reconnecting
-/// command waiting for seconds). The plain push is awaited in place; the
-/// other placements are boxed, so that every call's future stays as small
-/// as the plain path needs.
+/// command waiting for seconds). Each backend call is a boxed future, so
+/// awaiting it in place keeps every call's future as small as the plain
+/// push needs.
 pub(super) async fn place_until(
     backend: &dyn Backend,
     job: &JobRef,
@@ -102,57 +102,51 @@ pub(super) async fn place_until(
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Result<Placed, Error> {
-    let placed = match placement {
-        Placement::Now => tokio::time::timeout_at(deadline, backend.push_job(job.service, payload))
-            .await
-            .map(|pushed| pushed.map(|()| Placed::Sent)),
-        other => {
-            let place = Box::pin(place_later(backend, job, id, payload, other));
-            tokio::time::timeout_at(deadline, place).await
-        }
-    };
-    match placed {
+    let within = |placed: Result<Result<Placed, Error>, _>| match placed {
         Ok(placed) => placed,
         Err(_) => Err(timed_out(label(job), id, timeout)),
+    };
+    match placement {
+        Placement::Now => {
+            let push = backend.push_job(job.service, payload);
+            within(
+                tokio::time::timeout_at(deadline, push)
+                    .await
+                    .map(|r| r.map(|()| Placed::Sent)),
+            )
+        }
+        Placement::After(delay) => {
+            let schedule = backend.schedule_job(job.service, id.as_str(), payload, *delay);
+            within(
+                tokio::time::timeout_at(deadline, schedule)
+                    .await
+                    .map(|r| r.map(|_| Placed::Sent)),
+            )
+        }
+        Placement::Once(key, delay) => {
+            let send = backend.push_job_once(job.service, key, id.as_str(), payload, *delay);
+            let sent = tokio::time::timeout_at(deadline, send).await;
+            within(sent.map(|r| r.and_then(|sent| attached(sent, job, key))))
+        }
     }
 }
 
-/// A delayed or idempotent placement (see [`place_until`]).
-async fn place_later(
-    backend: &dyn Backend,
-    job: &JobRef,
-    id: &JobId,
-    payload: &[u8],
-    placement: &Placement,
-) -> Result<Placed, Error> {
-    match placement {
-        Placement::Now => backend
-            .push_job(job.service, payload)
-            .await
-            .map(|()| Placed::Sent),
-        Placement::After(delay) => backend
-            .schedule_job(job.service, id.as_str(), payload, *delay)
-            .await
-            .map(|_| Placed::Sent),
-        Placement::Once(key, delay) => {
-            match backend
-                .push_job_once(job.service, key, id.as_str(), payload, *delay)
-                .await?
-            {
-                OnceSent::New => Ok(Placed::Sent),
-                OnceSent::Held {
-                    id: holder,
-                    same: true,
-                } => Ok(Placed::Attached(JobId::from(holder))),
-                OnceSent::Held {
-                    id: holder,
-                    same: false,
-                } => Err(Error::IdempotencyConflict {
-                    job: label(job).to_string(),
-                    key: key.key.clone(),
-                    holder,
-                }),
-            }
-        }
+/// What an idempotent send's answer means for the call: sent, attached to
+/// the call holding the key, or a conflict (the key holds other parameters).
+fn attached(sent: OnceSent, job: &JobRef, key: &OnceKey) -> Result<Placed, Error> {
+    match sent {
+        OnceSent::New => Ok(Placed::Sent),
+        OnceSent::Held {
+            id: holder,
+            same: true,
+        } => Ok(Placed::Attached(JobId::from(holder))),
+        OnceSent::Held {
+            id: holder,
+            same: false,
+        } => Err(Error::IdempotencyConflict {
+            job: label(job).to_string(),
+            key: key.key.clone(),
+            holder,
+        }),
     }
 }

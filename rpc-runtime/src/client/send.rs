@@ -318,8 +318,9 @@ impl Client {
         // The call's id, or the one its idempotency key attached it to.
         let id = pending.id.clone();
         if pending.rx.is_none() {
-            // Attached to an earlier call: boxed, off the plain path.
-            return Box::pin(pending.wait_body()).await.map(|body| (id, body));
+            // Attached to an earlier call: its kept result, boxed, off the
+            // plain path.
+            return Box::pin(pending.poll_kept()).await.map(|body| (id, body));
         }
         pending.wait_reply().await.map(|body| (id, body))
     }
