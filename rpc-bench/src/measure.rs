@@ -294,8 +294,12 @@ async fn closed_loop<C: Caller>(
     Ok((total, back))
 }
 
-/// Makes `total` calls with one task per caller; returns the elapsed time.
-pub async fn fixed_count<C: Caller>(callers: Vec<C>, total: u64) -> Result<Duration, String> {
+/// Makes `total` calls with one task per caller; returns the elapsed time
+/// and the callers.
+pub async fn fixed_count<C: Caller>(
+    callers: Vec<C>,
+    total: u64,
+) -> Result<(Duration, Vec<C>), String> {
     let left = Arc::new(AtomicU64::new(total));
     let t = Instant::now();
     let mut tasks = Vec::with_capacity(callers.len());
@@ -305,16 +309,17 @@ pub async fn fixed_count<C: Caller>(callers: Vec<C>, total: u64) -> Result<Durat
             loop {
                 let n = left.fetch_sub(1, Ordering::Relaxed);
                 if n == 0 || n > total {
-                    return Ok::<(), String>(());
+                    return Ok::<C, String>(caller);
                 }
                 caller.call(n).await?;
             }
         }));
     }
+    let mut back = Vec::with_capacity(tasks.len());
     for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
+        back.push(task.await.map_err(|e| e.to_string())??);
     }
-    Ok(t.elapsed())
+    Ok((t.elapsed(), back))
 }
 
 /// Resident set size of a process in KiB (`VmRSS` in `/proc/<pid>/status`).

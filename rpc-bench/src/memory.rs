@@ -30,9 +30,10 @@ pub(super) async fn memory(
     };
     let before = sample();
     let half = plan.mem_calls / 2;
-    let took = measure::fixed_count(typed_callers(typed, 64), half).await?;
+    let (took, _) = measure::fixed_count(typed_callers(typed, 64), half).await?;
     let halfway = sample();
-    let took = took + measure::fixed_count(typed_callers(typed, 64), plan.mem_calls - half).await?;
+    let (rest, _) = measure::fixed_count(typed_callers(typed, 64), plan.mem_calls - half).await?;
+    let took = took + rest;
     let after = sample();
     say(&format!(
         "memory: {} calls in {:.1} s",

@@ -71,11 +71,9 @@ async fn profile_calls<C: Caller>(
     procs: [u32; 3],
 ) -> Result<(), String> {
     let in_flight = callers.len();
-    let callers = call_all(callers, calls / 10).await?;
+    let (_, callers) = measure::fixed_count(callers, calls as u64 / 10).await?;
     let before = procs.map(measure::cpu_split);
-    let t = Instant::now();
-    call_all(callers, calls).await?;
-    let took = t.elapsed();
+    let (took, _) = measure::fixed_count(callers, calls as u64).await?;
     let after = procs.map(measure::cpu_split);
     let per_call = |secs: f64| secs * 1e6 / calls.max(1) as f64;
     say(&format!(
@@ -90,31 +88,4 @@ async fn profile_calls<C: Caller>(
         ));
     }
     Ok(())
-}
-
-/// Makes `calls` calls shared among the callers, each caller in a task of
-/// its own; gives the callers back.
-async fn call_all<C: Caller>(callers: Vec<C>, calls: usize) -> Result<Vec<C>, String> {
-    let k = callers.len().max(1);
-    let tasks: Vec<_> = callers
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut caller)| {
-            let share = calls / k + usize::from(i < calls % k);
-            tokio::spawn(async move {
-                for n in 0..share as u64 {
-                    caller.call(((i as u64) << 32) | n).await?;
-                }
-                Ok::<_, String>(caller)
-            })
-        })
-        .collect();
-    let mut back = Vec::with_capacity(k);
-    for task in tasks {
-        back.push(
-            task.await
-                .map_err(|e| format!("a caller task failed: {e}"))??,
-        );
-    }
-    Ok(back)
 }
