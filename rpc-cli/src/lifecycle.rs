@@ -55,6 +55,9 @@ impl Lifecycle {
                     Cancelled::Marked => {
                         println!("cancelled {id}: a worker skips it if queued, stops it if running")
                     }
+                    Cancelled::Requested => {
+                        println!("asked the workers to cancel {id} (this user may not cancel directly): a worker skips it if queued, stops it if running")
+                    }
                 }
             }
             Lifecycle::Pause { service } => {

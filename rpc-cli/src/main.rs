@@ -87,7 +87,12 @@ enum Command {
         keep: f64,
     },
     /// Print the kept result of a call by id (exit 1 if it is not there).
-    Fetch { id: String },
+    Fetch {
+        id: String,
+        /// Seconds to wait for the result to be there (0: look once).
+        #[arg(long, default_value_t = 0.0)]
+        wait: f64,
+    },
     /// List a service's dead letters, oldest first, one JSON object a line.
     DeadLetters {
         service: String,
@@ -264,18 +269,31 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 println!("{}", response.data);
             }
         }
-        Command::Fetch { id } => match client.fetch_result(&JobId::from(id.as_str())).await? {
-            Some(Ok(data)) => println!("{data}"),
-            Some(Err(e)) => return Err(e),
-            None => {
-                return Err(Error::Codec {
-                    what: format!("fetch the result of {id}"),
-                    reason:
-                        "no result is kept under that id (not done yet, expired, or never kept)"
-                            .to_owned(),
-                })
+        Command::Fetch { id, wait } => {
+            let id = JobId::from(id.as_str());
+            let deadline = std::time::Instant::now() + Duration::from_secs_f64(wait.max(0.0));
+            let fetched = loop {
+                match client.fetch_result(&id).await? {
+                    Some(fetched) => break Some(fetched),
+                    None if std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    None => break None,
+                }
+            };
+            match fetched {
+                Some(Ok(data)) => println!("{data}"),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(Error::Codec {
+                        what: format!("fetch the result of {id}"),
+                        reason:
+                            "no result is kept under that id (not done yet, expired, or never kept)"
+                                .to_owned(),
+                    })
+                }
             }
-        },
+        }
         Command::DeadLetters { service, max } => {
             for dead in client.dead_letters(&service, max).await? {
                 let message = serde_json::from_slice::<serde_json::Value>(&dead.payload)

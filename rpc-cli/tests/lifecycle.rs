@@ -63,7 +63,8 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     let (ok, _, err) = rpc_async(&url, &["call", "Mail.send", "{}", "--at", "tomorrow"]).await;
     assert!(!ok && err.contains("RFC 3339"), "{err}");
 
-    // An idempotency key: the second send prints the first call's id.
+    // An idempotency key: the second send runs nothing; fetched by its
+    // own id it gives the first call's result (as long as the key).
     let key = [
         "call",
         "Mail.send",
@@ -76,7 +77,19 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     assert!(ok, "{err}");
     let (ok, second, _) = rpc_async(&url, &key).await;
     assert!(ok);
-    assert_eq!(first, second);
+    let (ok, out, err) = rpc_async(&url, &["fetch", second.trim(), "--wait", "5"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), r#"{"sent":"c"}"#);
+    let (ok, out, err) = rpc_async(&url, &["fetch", first.trim()]).await;
+    assert!(ok && out.trim() == r#"{"sent":"c"}"#, "{out}{err}");
+    // Kept as long as the key is held (an hour), not the 5 minutes of a
+    // plain --no-wait.
+    let ttl: i64 = redis
+        .cli(["PTTL", &format!("rpc:result:{{{}}}", first.trim())])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 3_000_000, "the first call's result is kept {ttl} ms");
     let (ok, _, err) = rpc_async(
         &url,
         &["call", "Mail.send", r#"{"to":"d"}"#, "--key", "k-1"],

@@ -189,7 +189,7 @@ pub async fn cancel(
         .map_err(|e| PageError::BadRequest(format!("cannot cancel {id}: {e}")))?
     {
         Cancelled::Unscheduled => "cancelled",
-        Cancelled::Marked => "cancelling",
+        Cancelled::Marked | Cancelled::Requested => "cancelling",
     };
     Ok(back_to_service(&service, notice))
 }

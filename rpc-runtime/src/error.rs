@@ -35,6 +35,10 @@ pub enum ErrorKind {
     /// The call was cancelled (by its caller or an operator) before it ran
     /// or while it ran.
     Cancelled,
+    /// The call's idempotency key is held by another call with other
+    /// parameters (or another job); `data` is `{"holder": id, "key": key}`.
+    /// It did not run.
+    IdempotencyConflict,
     /// A kind this version does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -50,6 +54,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::DeadLettered => "dead_lettered",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::IdempotencyConflict => "idempotency_conflict",
             ErrorKind::Unknown => "unknown",
         };
         f.write_str(s)
@@ -85,8 +90,8 @@ pub enum Error {
     },
 
     /// The idempotency key is held by another call with other parameters
-    /// (or another job): nothing was sent.
-    #[error("idempotency key {key:?} of `{job}` is held by call {holder} with other parameters; nothing was sent")]
+    /// (or another job): this call did not run.
+    #[error("idempotency key {key:?} of `{job}` is held by call {holder} with other parameters; this call did not run")]
     IdempotencyConflict {
         job: String,
         key: String,

@@ -41,7 +41,9 @@ mod backoff;
 mod bytes;
 mod call;
 mod client;
+mod clock;
 mod error;
+mod fingerprint;
 pub mod inspect;
 pub mod periodic;
 mod service;
@@ -49,7 +51,7 @@ pub mod telemetry;
 pub mod wire;
 mod worker;
 
-pub use backend::Cancelled;
+pub use backend::{Cancelled, Enqueue};
 pub use backoff::{Backoff, ParseBackoffError};
 pub use bytes::Bytes;
 pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};

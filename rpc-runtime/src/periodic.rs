@@ -228,6 +228,10 @@ impl Prepared {
             max_attempts: None,
             result_ttl_ms: 0,
             meta: &meta,
+            sent_ms: None,
+            run_at_ms: None,
+            idempotency_key: None,
+            idempotency_ttl_ms: None,
         };
         serde_json::to_vec(&message).unwrap_or_default()
     }

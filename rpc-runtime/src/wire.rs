@@ -23,8 +23,16 @@ use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
 
-/// The protocol version this crate speaks (`v` in every envelope).
+/// The protocol version of a plain message (`v` in every envelope): what
+/// every worker since the first speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// The version of a job message that a worker speaking only
+/// [`PROTOCOL_VERSION`] would misread: one with `run_at_ms` (it would run
+/// at once) or `idempotency_key` (it would run every duplicate). Such a
+/// worker dead-letters it instead, to be replayed once a newer one serves.
+pub const PROTOCOL_VERSION_LIFECYCLE: u32 = 2;
+/// The highest `v` this crate reads.
+pub const NEWEST_VERSION: u32 = PROTOCOL_VERSION_LIFECYCLE;
 
 /// A job message as sent by a client.
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,6 +77,25 @@ pub struct JobMessage<'a> {
     /// another worker (a rolling deploy); set by workers only.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub handoffs: u32,
+    /// When the sender sent it, in ms since the Unix epoch on the broker's
+    /// clock as the sender estimates it: `timeout_ms` counts from here (or
+    /// from the queue entry's timestamp, whichever is earlier), so a call
+    /// that waited in the intake before a worker moved it keeps its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_ms: Option<u64>,
+    /// A delayed call: not to run before this time (ms since the Unix
+    /// epoch, broker clock). A worker that takes it earlier puts it on the
+    /// schedule; `timeout_ms` counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at_ms: Option<u64>,
+    /// Run at most once per key while the key is held: the first worker
+    /// to take a call with this key claims it; later calls with the key
+    /// are answered with the holder's id (`holder`) instead of running.
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub idempotency_key: Option<std::borrow::Cow<'a, str>>,
+    /// How long the key is held once claimed (default 1 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_ttl_ms: Option<u64>,
 }
 
 fn is_zero_u32(v: &u32) -> bool {
@@ -99,6 +126,14 @@ pub struct OutgoingJob<'a, P: Serialize + ?Sized> {
     pub result_ttl_ms: u64,
     #[serde(skip_serializing_if = "no_meta")]
     pub meta: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_ttl_ms: Option<u64>,
 }
 
 /// A full job name, `Service.job`, written without allocating.
@@ -148,6 +183,19 @@ pub mod limits {
     /// A job no worker knows is handed back at most this many times before
     /// it is answered `unknown_job` (`handoffs` lies in `0..=MAX_HANDOFFS`).
     pub const MAX_HANDOFFS: u32 = 32;
+    /// A call may be delayed by at most this long (366 days): `run_at_ms`
+    /// further ahead than this is refused where it enters.
+    pub const MAX_DELAY_MS: u64 = MAX_TTL_MS;
+    /// An idempotency key is 1 to this many bytes, without control
+    /// characters.
+    pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+}
+
+/// Whether `key` may be an idempotency key: 1 to
+/// [`limits::MAX_IDEMPOTENCY_KEY_BYTES`] bytes, no control characters.
+pub fn is_idempotency_key(key: &str) -> bool {
+    (1..=limits::MAX_IDEMPOTENCY_KEY_BYTES).contains(&key.len())
+        && !key.chars().any(char::is_control)
 }
 
 /// Why a message was refused: the text goes into the dead letter's reason
@@ -226,6 +274,29 @@ impl<'a> JobMessage<'a> {
         if let Some(d) = self.deadline_ms.filter(|d| *d > MAX_DEADLINE_MS) {
             return refuse(format!("`deadline_ms` {d} is past the year 9999"));
         }
+        for (name, value) in [("sent_ms", self.sent_ms), ("run_at_ms", self.run_at_ms)] {
+            if let Some(t) = value.filter(|t| *t > MAX_DEADLINE_MS) {
+                return refuse(format!("`{name}` {t} is past the year 9999"));
+            }
+        }
+        if let Some(key) = self
+            .idempotency_key
+            .as_deref()
+            .filter(|k| !is_idempotency_key(k))
+        {
+            return refuse(format!(
+                "`idempotency_key` must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes without control characters ({} bytes given)",
+                key.len()
+            ));
+        }
+        if let Some(t) = self
+            .idempotency_ttl_ms
+            .filter(|t| !(1..=MAX_TTL_MS).contains(t))
+        {
+            return refuse(format!(
+                "`idempotency_ttl_ms` {t} is outside 1..={MAX_TTL_MS} (366 days)"
+            ));
+        }
         Ok(())
     }
 }
@@ -256,6 +327,11 @@ pub struct ReplyMessage<'a> {
         deserialize_with = "object_only"
     )]
     pub error: Option<ReplyError<'a>>,
+    /// The answer to a call whose idempotency key another call holds (for
+    /// the same job and parameters): that call's id. The caller waits for
+    /// that call's kept result instead.
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub holder: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl<'a> ReplyMessage<'a> {
@@ -315,6 +391,20 @@ pub fn encode_error_reply(
             message: message.into(),
             data: data.as_deref(),
         }),
+        holder: None,
+    };
+    serde_json::to_vec(&reply).expect("a reply envelope always serializes")
+}
+
+/// Encodes the answer to a duplicate of an idempotent call: the call that
+/// holds the key, whose kept result the caller waits for.
+pub fn encode_holder_reply(id: &str, holder: &str) -> Vec<u8> {
+    let reply = ReplyMessage {
+        v: PROTOCOL_VERSION,
+        id: id.into(),
+        ok: None,
+        error: None,
+        holder: Some(holder.into()),
     };
     serde_json::to_vec(&reply).expect("a reply envelope always serializes")
 }
@@ -329,6 +419,9 @@ pub fn for_replay(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     msg.deadline_ms = None;
     msg.timeout_ms = None;
     msg.handoffs = 0;
+    // Its time starts again: a replay runs now, not at its old start.
+    msg.sent_ms = None;
+    msg.run_at_ms = None;
     Some((msg.id.to_string(), serde_json::to_vec(&msg).ok()?))
 }
 
@@ -388,6 +481,10 @@ mod tests {
             max_attempts: None,
             result_ttl_ms: 0,
             meta: &meta,
+            sent_ms: Some(9),
+            run_at_ms: None,
+            idempotency_key: Some("k"),
+            idempotency_ttl_ms: None,
         };
         let bytes = serde_json::to_vec(&out).unwrap();
         let msg: JobMessage = serde_json::from_slice(&bytes).unwrap();
@@ -397,6 +494,8 @@ mod tests {
         assert_eq!(msg.reply_to.as_deref(), Some("rpc:inbox:{c}"));
         assert_eq!(msg.deadline_ms, Some(42));
         assert_eq!(msg.meta.get("trace").map(|v| v.as_ref()), Some("t1"));
+        assert_eq!(msg.sent_ms, Some(9));
+        assert_eq!(msg.idempotency_key.as_deref(), Some("k"));
         let empty = BTreeMap::new();
         let bare = serde_json::to_string(&OutgoingJob {
             meta: &empty,
@@ -436,6 +535,11 @@ mod tests {
             r#""deadline_ms":18446744073709551615"#,
             r#""timeout_ms":18446744073709551615"#,
             r#""attempt":-1"#,
+            r#""run_at_ms":253402300800000"#,
+            r#""sent_ms":1e300"#,
+            r#""idempotency_key":"""#,
+            r#""idempotency_key":"a\u0000b""#,
+            r#""idempotency_ttl_ms":0"#,
         ] {
             let text = with(bad);
             assert!(JobMessage::decode(text.as_bytes()).is_err(), "{text}");

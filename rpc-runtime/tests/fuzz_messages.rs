@@ -198,13 +198,14 @@ fn fate(payload: &[u8], backend: &dyn Backend) -> Fate {
     // deadline); a one-way job ends silently.
     let max_attempts = msg.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     Fate {
-        dead_letter: msg.v != wire::PROTOCOL_VERSION || msg.attempt > max_attempts,
+        dead_letter: !(wire::PROTOCOL_VERSION..=wire::NEWEST_VERSION).contains(&msg.v)
+            || msg.attempt > max_attempts,
         reply: reply_to.map(|to| (msg.id.to_string(), to.to_owned())),
     }
 }
 
 /// The call id and inbox of a message that is not a job message, read as
-/// the worker reads them.
+/// the worker reads them: only an id a call can have is answered.
 fn caller(payload: &[u8]) -> Option<(String, String)> {
     #[derive(serde::Deserialize)]
     struct Header {
@@ -215,6 +216,10 @@ fn caller(payload: &[u8]) -> Option<(String, String)> {
         return None;
     }
     let header: Header = serde_json::from_slice(payload).ok()?;
+    // An id no call can have is not echoed back (it may be a megabyte).
+    if !(1..=wire::limits::MAX_ID_BYTES).contains(&header.id.len()) {
+        return None;
+    }
     Some((header.id, header.reply_to?))
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rpc_runtime::inspect::{Inspector, Rates, ScheduledJob};
-use rpc_runtime::{CallOptions, Client, Error};
+use rpc_runtime::{CallOptions, Client, DynamicService, Error, Worker};
 use rpc_testkit::{RedisCluster, RedisServer};
 use serde_json::json;
 
@@ -266,7 +266,8 @@ async fn rates_come_from_entries_added_and_the_stream_length() {
 #[tokio::test]
 async fn the_schedule_is_listed_soonest_first_and_garbage_on_it_is_shown_not_fatal() {
     // `rpc scheduled` and the dashboard: a delayed call sent by the real
-    // client, a retry waiting out its backoff, and what a broken writer
+    // client (put on the schedule by a real worker), a retry waiting out
+    // its backoff, and what a broken writer
     // could leave there (no message, bytes that are no JSON, a JSON array,
     // a score of +inf): every entry is listed, in due order, none fails
     // the listing.
@@ -282,6 +283,28 @@ async fn the_schedule_is_listed_soonest_first_and_garbage_on_it_is_shown_not_fat
         )
         .await
         .unwrap();
+    // A worker takes the delayed call and puts it on the schedule; it is
+    // stopped before the garbage below is written (it would dead-letter it).
+    let worker = Worker::builder(&url)
+        .mount(DynamicService::new("Math").job("add", |req| async move { Ok(req.data) }))
+        .build()
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while redis
+        .cli(["ZSCORE", "rpc:{Math}:schedule", delayed.as_str()])
+        .trim()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "never scheduled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
     let now = server_ms(&redis);
     let retry =
         r#"{"v":1,"id":"retry-1","job":"Math.add","params":{},"attempt":2,"max_attempts":3}"#;
@@ -388,14 +411,15 @@ async fn the_schedule_is_listed_soonest_first_and_garbage_on_it_is_shown_not_fat
         Some(Vec::new())
     );
     assert_eq!(inspector.scheduled_count("Idle").await.unwrap(), 0);
-    client
-        .call_with(
-            "Later.run",
-            json!({}),
-            &CallOptions::delay(Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    // A retry waiting on the schedule of a service whose stream is gone.
+    let due = (now + 60_000).to_string();
+    redis.cli(["ZADD", "rpc:{Later}:schedule", &due, "later-1"]);
+    redis.cli([
+        "HSET",
+        "rpc:{Later}:scheduled",
+        "later-1",
+        r#"{"v":1,"id":"later-1","job":"Later.run","params":{},"attempt":2}"#,
+    ]);
     let later: Vec<ScheduledJob> = inspector.scheduled("Later", 10).await.unwrap().unwrap();
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].job.as_deref(), Some("Later.run"));

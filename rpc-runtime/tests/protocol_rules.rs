@@ -175,19 +175,19 @@ async fn the_inbox_gets_its_ttl_with_the_reply() {
     assert!((50_000..=60_000).contains(&ttl), "inbox TTL {ttl}");
 }
 
-/// A message of a protocol version the worker does not speak is
-/// dead-lettered with the reason and answered `bad_request`.
+/// A message of a protocol version the worker does not speak (it speaks 1
+/// and 2) is dead-lettered with the reason and answered `bad_request`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_version_is_dead_lettered_and_answered_bad_request() {
     let rig = rig().await;
-    let mut message = job("v2", "echo", json!({}), "rpc:inbox:{v}");
-    message["v"] = json!(2);
+    let mut message = job("v3", "echo", json!({}), "rpc:inbox:{v}");
+    message["v"] = json!(3);
     rig.send(message);
     let reply = rig.reply("rpc:inbox:{v}");
     assert_eq!(reply["error"]["kind"], "bad_request", "{reply}");
     let dead = rig.dead_letters(1).await;
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].0.contains("protocol version 2"), "{dead:?}");
+    assert!(dead[0].0.contains("protocol version 3"), "{dead:?}");
 }
 
 /// A job naming another service than the stream it is on is answered

@@ -3,13 +3,14 @@
 //! consumer group until it is due (on the broker's clock), and of many
 //! workers racing to move due jobs onto the queue each job moves exactly
 //! once. (The job lifecycle builds delayed calls and retries with backoff
-//! on this.)
+//! on this.) Jobs get onto the schedule the way workers put them there: a
+//! job is taken, then completed with "requeue after a delay".
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_runtime::backend::{connect, Backend, BrokerConfig};
+use rpc_runtime::backend::{connect, Backend, BrokerConfig, Completion};
 use rpc_testkit::RedisServer;
 
 const QUEUE: &str = "Later";
@@ -52,6 +53,48 @@ async fn take_all(backend: &dyn Backend) -> Vec<Vec<u8>> {
     }
 }
 
+/// Puts each `(token, payload, delay)` on the schedule as a worker does:
+/// queued, taken, then completed with a requeue after the delay.
+async fn schedule(backend: &dyn Backend, jobs: &[(String, Vec<u8>, Duration)]) {
+    for (_, payload, _) in jobs {
+        backend.push_job(QUEUE, payload).await.unwrap();
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let mut left: HashMap<&[u8], (&str, Duration)> = jobs
+        .iter()
+        .map(|(token, payload, delay)| (payload.as_slice(), (token.as_str(), *delay)))
+        .collect();
+    while !left.is_empty() {
+        let taken = reader
+            .take_jobs(
+                &[QUEUE.to_owned()],
+                "scheduler",
+                1000,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(!taken.is_empty(), "the jobs to schedule never came");
+        for delivery in taken {
+            let (token, delay) = left.remove(delivery.payload.as_slice()).expect("ours");
+            let completion = Completion {
+                requeue: Some(delivery.payload.clone()),
+                requeue_after: Some((token.to_owned(), delay)),
+                ..Completion::default()
+            };
+            backend.complete(&delivery, &completion).await.unwrap();
+        }
+    }
+}
+
+async fn poll(backend: &dyn Backend, max: usize) -> usize {
+    backend
+        .poll_lifecycle(QUEUE, max, 0, 100, None)
+        .await
+        .unwrap()
+        .moved
+}
+
 /// A job scheduled 400 ms ahead is not moved before it is due, and is moved
 /// once after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,11 +103,13 @@ async fn a_scheduled_job_is_moved_onto_the_queue_only_once_it_is_due() {
     let redis = RedisServer::start().expect("redis");
     for backend in backends(&redis).await {
         let t0 = Instant::now();
-        backend
-            .schedule_job(QUEUE, "job-1", b"later", Duration::from_millis(400))
-            .await
-            .unwrap();
-        assert_eq!(backend.poll_lifecycle(QUEUE, 10, 0).await.unwrap().moved, 0);
+        let later = (
+            "job-1".to_owned(),
+            b"later".to_vec(),
+            Duration::from_millis(400),
+        );
+        schedule(&*backend, &[later]).await;
+        assert_eq!(poll(&*backend, 10).await, 0);
         assert!(
             take_all(&*backend).await.is_empty(),
             "{}",
@@ -73,8 +118,8 @@ async fn a_scheduled_job_is_moved_onto_the_queue_only_once_it_is_due() {
         while t0.elapsed() < Duration::from_millis(450) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(backend.poll_lifecycle(QUEUE, 10, 0).await.unwrap().moved, 1);
-        assert_eq!(backend.poll_lifecycle(QUEUE, 10, 0).await.unwrap().moved, 0);
+        assert_eq!(poll(&*backend, 10).await, 1);
+        assert_eq!(poll(&*backend, 10).await, 0);
         assert_eq!(take_all(&*backend).await, vec![b"later".to_vec()]);
     }
 }
@@ -86,24 +131,20 @@ async fn racing_movers_move_each_due_job_exactly_once() {
     rpc_testkit::require_redis_server();
     let redis = RedisServer::start().expect("redis");
     for backend in backends(&redis).await {
-        for i in 0..300 {
-            backend
-                .schedule_job(
-                    QUEUE,
-                    &format!("t{i}"),
-                    format!("job {i}").as_bytes(),
-                    Duration::ZERO,
-                )
-                .await
-                .unwrap();
-        }
+        let jobs: Vec<_> = (0..300)
+            .map(|i| {
+                let payload = format!("job {i}").into_bytes();
+                (format!("t{i}"), payload, Duration::ZERO)
+            })
+            .collect();
+        schedule(&*backend, &jobs).await;
         let movers: Vec<_> = (0..8)
             .map(|_| {
                 let backend = backend.clone();
                 tokio::spawn(async move {
                     let mut moved = 0;
                     loop {
-                        match backend.poll_lifecycle(QUEUE, 7, 0).await.unwrap().moved {
+                        match poll(&*backend, 7).await {
                             0 => return moved,
                             n => moved += n,
                         }

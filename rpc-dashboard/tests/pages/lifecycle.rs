@@ -1,8 +1,9 @@
 //! The job lifecycle on the dashboard, over HTTP: the schedule counted and
 //! listed, Cancel on calls that have yet to finish, Pause and Resume, each
 //! refused without this process's CSRF token and in read-only mode. Delayed
-//! calls are sent by the real client (`CallOptions::delay`); retries and
-//! garbage are written onto the schedule by hand.
+//! calls are sent by the real client (`CallOptions::delay`) and put on the
+//! schedule by a real worker; retries and garbage are written onto the
+//! schedule by hand.
 
 use std::time::Duration;
 
@@ -24,15 +25,46 @@ async fn client(fixture: &Fixture) -> Client {
     Client::connect(&fixture.url).await.expect("a client")
 }
 
-/// Sends `Calculator.add` due in `secs`; returns its call id.
-async fn delayed(client: &Client, secs: u64) -> String {
+/// Sends `Calculator.add` due in `secs`, and waits until a worker has put
+/// it on the schedule; returns its call id.
+async fn delayed(fixture: &Fixture, client: &Client, secs: u64) -> String {
     let options = CallOptions::delay(Duration::from_secs(secs));
-    client
+    let id = client
         .call_with("Calculator.add", json!({"a": 1, "b": 2}), &options)
         .await
         .expect("a delayed call")
         .as_str()
-        .to_owned()
+        .to_owned();
+    until_scheduled(fixture, &[&id]).await;
+    id
+}
+
+/// Runs a worker until the calls `ids` are on `Calculator`'s schedule
+/// (where a worker puts a delayed call it takes before its time).
+async fn until_scheduled(fixture: &Fixture, ids: &[&str]) {
+    let worker = Worker::builder(&fixture.url)
+        .mount(CalculatorServer::new(Calc))
+        .build()
+        .await
+        .expect("a worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let on = fixture.scheduled_ids("Calculator").await;
+        if ids.iter().all(|id| on.iter().any(|o| o == id)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never scheduled: {ids:?} not in {on:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(());
+    running.await.expect("the worker task").expect("the worker");
 }
 
 /// The HTML of the table row whose `attribute` is `value`.
@@ -60,8 +92,8 @@ async fn the_schedule_is_counted_on_the_overview_and_listed_on_the_pages() {
     // it is due.
     let fixture = Fixture::start().await;
     let client = client(&fixture).await;
-    let soon = delayed(&client, 60).await;
-    let later = delayed(&client, 3_600).await;
+    let soon = delayed(&fixture, &client, 60).await;
+    let later = delayed(&fixture, &client, 3_600).await;
     let now = fixture.server_ms().await;
     fixture
         .schedule_raw(
@@ -143,7 +175,8 @@ async fn cancelling_a_scheduled_call_takes_it_off_the_schedule_and_its_caller_he
         .await
         .expect("a delayed call");
     let id = pending.id().as_str().to_owned();
-    let other = delayed(&client, 600).await;
+    let other = delayed(&fixture, &client, 600).await;
+    until_scheduled(&fixture, &[&id]).await;
     let router = dashboard(support::options(&fixture.url));
     let csrf = csrf_of(&get(&router, "/services/Calculator").await);
 
@@ -280,7 +313,7 @@ async fn lifecycle_actions_need_the_csrf_token_and_read_only_offers_and_takes_no
     // the POST.
     let fixture = Fixture::start().await;
     let client = client(&fixture).await;
-    let id = delayed(&client, 600).await;
+    let id = delayed(&fixture, &client, 600).await;
     let router = dashboard(support::options(&fixture.url));
     let actions = [
         cancel_path("Calculator", &id),

@@ -211,36 +211,41 @@ pub trait Backend: Send + Sync + 'static {
         Ok(0)
     }
 
-    /// Puts a job on `queue`'s schedule under `token` (unique per scheduled
-    /// message), due after `delay` on the broker's clock; it waits there,
-    /// outside the consumer group, until [`Backend::move_due_jobs`] moves
-    /// it onto the queue. Returns the due time (ms since the epoch, broker
-    /// clock).
-    async fn schedule_job(
-        &self,
-        queue: &str,
-        token: &str,
-        payload: &[u8],
-        delay: Duration,
-    ) -> Result<u64, Error>;
-
     /// A worker's regular look at one queue's lifecycle state, in one
     /// round trip: moves up to `max_move` due scheduled jobs onto the queue
     /// (atomically: of many workers racing, each job moves exactly once),
-    /// and reports the next due time, whether the queue is paused and the
-    /// calls cancelled after `cancelled_after_ms` (broker clock).
+    /// dead-letters scheduled entries that would never run, and reports
+    /// the next due time, whether the queue is paused and up to
+    /// `max_cancelled` calls cancelled after `cancelled_after_ms` (broker
+    /// clock). With `sweep` (a cursor, `"0"` to start) it also looks at a
+    /// page of the scheduled messages for ones without a due time.
     async fn poll_lifecycle(
         &self,
         queue: &str,
         max_move: usize,
         cancelled_after_ms: u64,
+        max_cancelled: usize,
+        sweep: Option<&str>,
     ) -> Result<LifecyclePoll, Error>;
 
     /// Marks call `id` of `queue` cancelled (workers skip it if queued and
     /// stop it if running). A call waiting on the schedule is moved onto
     /// the queue at once, flagged cancelled, so a worker answers its caller
-    /// `cancelled` without running it.
+    /// `cancelled` without running it. On Redis, a client that may not do
+    /// that itself (the client ACL role) hands the request to the workers
+    /// through the service's intake ([`Cancelled::Requested`]).
     async fn cancel_job(&self, queue: &str, id: &str) -> Result<Cancelled, Error>;
+
+    /// Whether clients may put calls on an intake that workers must move
+    /// onto the queue (Redis: yes; the memory backend queues directly).
+    fn has_intake(&self) -> bool {
+        false
+    }
+
+    /// When call `id` of `queue` was cancelled (broker ms), if the broker
+    /// remembers: what a worker that had to forget cancellations asks
+    /// before it starts a job.
+    async fn cancelled_at(&self, queue: &str, id: &str) -> Result<Option<u64>, Error>;
 
     /// Pauses (`true`) or resumes a queue: workers stop taking its jobs
     /// within about a second. Returns whether the state changed.
@@ -249,17 +254,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Whether a queue is paused.
     async fn is_paused(&self, queue: &str) -> Result<bool, Error>;
 
-    /// Enqueues a job unless its idempotency key is already held: the
-    /// key is set (for `once.ttl`) and the job queued, or scheduled after
-    /// `delay`, in one atomic step. Returns the call that holds the key.
-    async fn push_job_once(
+    /// Claims idempotency key `key` of `queue` for call `id`, for `ttl`,
+    /// unless another call holds it: returns who does. Of any number of
+    /// workers racing with calls of one key, exactly one claims it.
+    async fn claim_once(
         &self,
         queue: &str,
-        once: &OnceKey,
+        key: &str,
         id: &str,
-        payload: &[u8],
-        delay: Option<Duration>,
-    ) -> Result<OnceSent, Error>;
+        fingerprint: &str,
+        ttl: Duration,
+    ) -> Result<OnceClaim, Error>;
 
     /// The services that have a queue here (for a cancel by id alone).
     async fn queues(&self) -> Result<Vec<String>, Error>;
@@ -297,6 +302,12 @@ pub struct LifecyclePoll {
     /// Call ids cancelled after the time asked for, with when (broker
     /// clock, ms), oldest first. Unchecked: entries come from the broker.
     pub cancelled: Vec<(String, u64)>,
+    /// Scheduled entries dead-lettered because they would never run (due
+    /// beyond the horizon, or a message without a due time).
+    pub dead_lettered: usize,
+    /// Where the sweep of scheduled messages goes on (`None`: it went
+    /// round, or none was asked for).
+    pub sweep_cursor: Option<String>,
 }
 
 /// What [`Backend::cancel_job`] did.
@@ -309,27 +320,20 @@ pub enum Cancelled {
     /// one running it stops it. (Also what a cancel of an unknown or
     /// finished call does: the mark expires unused.)
     Marked,
+    /// The request went to the workers through the service's intake (this
+    /// client may not write the lifecycle keys itself); a worker applies it
+    /// as above within moments.
+    Requested,
 }
 
-/// An idempotency key, as [`Backend::push_job_once`] takes it.
+/// What [`Backend::claim_once`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OnceKey {
-    /// The caller's key.
-    pub key: String,
-    /// Which call the key stands for: the SHA-1 (hex) of the full job
-    /// name, a newline and the parameters' JSON (docs/PROTOCOL.md).
-    pub fingerprint: String,
-    /// How long the key is held.
-    pub ttl: Duration,
-}
-
-/// What [`Backend::push_job_once`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnceSent {
-    /// The key was free: this call was enqueued.
-    New,
+pub enum OnceClaim {
+    /// The key was free (or already this call's: a redelivery): it is
+    /// this call's now; run it.
+    Claimed,
     /// The key is held by call `id`; `same` says whether for the same job
-    /// and parameters. Nothing was enqueued.
+    /// and parameters (same fingerprint).
     Held { id: String, same: bool },
 }
 
@@ -381,6 +385,14 @@ pub trait Reader: Send {
         max: usize,
         wait: Duration,
     ) -> PushedAndPopped;
+
+    /// Waits up to `wait` for calls on `queue`'s intake and moves what is
+    /// there onto the queue (see [`Backend::has_intake`]); returns how many
+    /// elements it moved or applied.
+    async fn move_intake(&mut self, _queue: &str, wait: Duration) -> Result<usize, Error> {
+        tokio::time::sleep(wait).await;
+        Ok(0)
+    }
 }
 
 /// Completes each of `done` in turn with `complete`, and returns the indices
@@ -443,6 +455,8 @@ pub struct BrokerConfig {
     pub url: String,
     /// Prefix of every key (lets several applications share one Redis).
     pub prefix: String,
+    /// How a client adds jobs on Redis.
+    pub enqueue: Enqueue,
 }
 
 impl BrokerConfig {
@@ -451,8 +465,26 @@ impl BrokerConfig {
         BrokerConfig {
             url: url.into(),
             prefix: "rpc".to_owned(),
+            enqueue: Enqueue::Auto,
         }
     }
+}
+
+/// How a client adds jobs to a Redis jobs stream (docs/PROTOCOL.md, "The
+/// intake"; docs/SECURITY.md). A URL's `?enqueue=auto|stream|intake` wins
+/// over the builder's setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Enqueue {
+    /// `XADD` to the stream until Redis answers `NOPERM` (a client-role ACL
+    /// user), then through the intake for good. The one refused `XADD`
+    /// shows in Redis's `ACL LOG`: restricted users better say `Intake`.
+    #[default]
+    Auto,
+    /// Always `XADD` to the stream (a trusted producer).
+    Stream,
+    /// Always `RPUSH` to the service's intake, which workers move onto the
+    /// stream: what the client ACL role allows.
+    Intake,
 }
 
 /// Connects to the broker the URL names.
@@ -469,7 +501,7 @@ pub async fn connect(config: &BrokerConfig) -> Result<Arc<dyn Backend>, Error> {
         || url.starts_with("unix://")
     {
         return Ok(Arc::new(
-            redis::RedisBackend::connect(url, &config.prefix).await?,
+            redis::RedisBackend::connect(url, &config.prefix, config.enqueue).await?,
         ));
     }
     Err(Error::InvalidUrl {

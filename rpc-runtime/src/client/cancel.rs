@@ -13,14 +13,17 @@ impl Client {
     /// answered `cancelled` at once; if it is queued it is skipped; if it
     /// is running, its handler is told (`Context::cancelled`) and dropped
     /// after the worker's grace period. Cancelling a finished call does
-    /// nothing.
+    /// nothing. A client the broker does not let write the lifecycle keys
+    /// (the client ACL role) hands the request to the workers instead
+    /// ([`Cancelled::Requested`]).
     pub async fn cancel_in(&self, service: &str, id: &JobId) -> Result<Cancelled, Error> {
         check_id(id)?;
         self.inner.backend.cancel_job(service, id.as_str()).await
     }
 
     /// Cancels call `id` without knowing its service: it is cancelled in
-    /// every service that has a queue on the broker (found with `SCAN`).
+    /// every service that has a queue on the broker (found with `SCAN`,
+    /// which the client ACL role may not: an operator's tool).
     /// [`Client::cancel_in`] is one round trip when the service is known.
     pub async fn cancel(&self, id: &JobId) -> Result<Cancelled, Error> {
         check_id(id)?;
@@ -33,9 +36,12 @@ impl Client {
         }
         let mut outcome = Cancelled::Marked;
         for service in &services {
-            if self.inner.backend.cancel_job(service, id.as_str()).await? == Cancelled::Unscheduled
-            {
-                outcome = Cancelled::Unscheduled;
+            match self.inner.backend.cancel_job(service, id.as_str()).await? {
+                Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
+                Cancelled::Requested if outcome == Cancelled::Marked => {
+                    outcome = Cancelled::Requested
+                }
+                _ => {}
             }
         }
         Ok(outcome)

@@ -48,8 +48,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::backend::{self, Backend, BrokerConfig, DeadLetter, PushedAndPopped, Reader};
+use crate::backend::{self, Backend, BrokerConfig, DeadLetter, Enqueue, PushedAndPopped, Reader};
 use crate::call::{CallOptions, JobId, JobRef};
+use crate::clock::BrokerClock;
 use crate::error::{CallError, Error, ErrorKind, Never};
 use crate::telemetry::ClientMetrics;
 use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
@@ -62,6 +63,9 @@ const REPLY_POLL: Duration = Duration::from_secs(1);
 /// that Redis refused is only reported when that read returns, so it is
 /// short; a slower job's leader just reads again.
 const LEAD_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// How old the sample of the broker's clock may get before the client takes
+/// another (in the background; calls go on with the old one meanwhile).
+const CLOCK_RESAMPLE: Duration = Duration::from_secs(300);
 
 /// Builds a [`Client`].
 #[derive(Debug, Clone)]
@@ -135,6 +139,14 @@ impl ClientBuilder {
         self
     }
 
+    /// How calls are added to a Redis jobs stream (default
+    /// [`Enqueue::Auto`]: directly, or through the service's intake once
+    /// Redis refuses this client `XADD`, as it does the client ACL role).
+    pub fn enqueue(mut self, enqueue: Enqueue) -> Self {
+        self.broker.enqueue = enqueue;
+        self
+    }
+
     /// Connects.
     pub async fn connect(self) -> Result<Client, Error> {
         if !self.client_id_prefix.is_empty()
@@ -149,7 +161,13 @@ impl ClientBuilder {
             });
         }
         let backend = backend::connect(&self.broker).await?;
-        Ok(Client::from_backend(backend, self))
+        let client = Client::from_backend(backend, self);
+        // The broker's clock, for `sent_ms` and delayed calls: without a
+        // sample this machine's clock stands in (and the next call retries).
+        if let Err(e) = client.inner.clock.sample(&*client.inner.backend).await {
+            tracing::warn!(error = %e, "could not read the broker's clock; using this machine's until it can");
+        }
+        Ok(client)
     }
 }
 
@@ -174,6 +192,10 @@ struct ClientInner {
     inbox: Arc<Inbox>,
     router: Mutex<Option<tokio::task::JoinHandle<()>>>,
     config: ClientBuilder,
+    /// The broker's clock as this client sees it.
+    clock: Arc<BrokerClock>,
+    /// A sample of the clock is being taken in the background.
+    sampling: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Drop for ClientInner {
@@ -231,8 +253,44 @@ impl Client {
                 inbox,
                 router: Mutex::new(None),
                 config,
+                clock: Arc::new(BrokerClock::new()),
+                sampling: Arc::default(),
             }),
         }
+    }
+
+    /// The broker's clock; a sample older than a few minutes is renewed in
+    /// the background.
+    pub(super) fn broker_clock(&self) -> &BrokerClock {
+        use std::sync::atomic::Ordering;
+        let inner = &self.inner;
+        if !inner.clock.sampled_within(CLOCK_RESAMPLE)
+            && !inner.sampling.swap(true, Ordering::Relaxed)
+        {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (clock, backend, sampling) = (
+                    inner.clock.clone(),
+                    inner.backend.clone(),
+                    inner.sampling.clone(),
+                );
+                rt.spawn(async move {
+                    if let Err(e) = clock.sample(&*backend).await {
+                        tracing::debug!(error = %e, "could not sample the broker's clock");
+                    }
+                    sampling.store(false, Ordering::Relaxed);
+                });
+            } else {
+                inner.sampling.store(false, Ordering::Relaxed);
+            }
+        }
+        &inner.clock
+    }
+
+    /// A fresh call id: random, after the client's id prefix and a dash
+    /// when it has one, so an ACL user limited to `P:result:{tenant-*`
+    /// reads its own kept results (docs/SECURITY.md).
+    pub(super) fn new_call_id(&self) -> JobId {
+        JobId::from(fresh_client_id(&self.inner.config.client_id_prefix))
     }
 
     /// The broker this client talks to.
@@ -318,8 +376,7 @@ impl Client {
     }
 
     /// [`Client::call`] with options: fire and forget, with a delay or an
-    /// idempotency key, say. Returns the call id (for an idempotent call
-    /// attached to an earlier one, that one's id).
+    /// idempotency key, say. Returns the call id.
     pub async fn call_with(
         &self,
         job: &str,
@@ -380,30 +437,26 @@ impl Client {
     where
         Req: Serialize + ?Sized,
     {
-        let id = JobId::new_random();
+        let id = self.new_call_id();
         let observed = self.observe(job, options);
         observed.span.record("messaging.message.id", id.as_str());
-        let placement = Placement::of(job, request, options)?;
-        let (payload, timeout) = self.encode(
+        let (payload, timeout, placement) = self.encode(
             job,
             &id,
             request,
             options,
             Routing {
                 reply_to: None,
-                result_ttl: options.result_ttl.unwrap_or(Duration::ZERO),
+                result_ttl: self.result_ttl(options, false),
                 trace: observed.trace.as_ref(),
-                delay: placement.delay(),
             },
         )?;
         // Even enqueueing is bounded by the call's timeout: with the broker
         // down, reconnect attempts must not hold the caller past it.
+        let timeout = timeout + placement.delay;
         let deadline = tokio::time::Instant::now() + timeout;
-        let backend = &*self.inner.backend;
-        match place_until(backend, job, &id, &payload, &placement, deadline, timeout).await? {
-            Placed::Sent => Ok(id),
-            Placed::Attached(holder) => Ok(holder),
-        }
+        place_until(&*self.inner.backend, job, &id, &payload, deadline, timeout).await?;
+        Ok(id)
     }
 
     /// Re-attaches to a call sent earlier, possibly by another process, by its

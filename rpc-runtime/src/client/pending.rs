@@ -146,21 +146,38 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
         self.client.inner.backend.result_name(self.id.as_str())
     }
 
-    /// Waits for the answer until the call's deadline.
+    /// Waits for the answer until the call's deadline. A call whose
+    /// idempotency key an earlier call holds is answered with that call's
+    /// result.
     pub async fn wait(self) -> Result<T, CallError<E>> {
-        let job = self.job;
-        let body = self.wait_body().await?;
+        let (job, client, deadline, timeout) =
+            (self.job, self.client.clone(), self.deadline, self.timeout);
+        let mut body = self.wait_body().await?;
+        if let Some(holder) = holder_of(&body) {
+            let attached: Pending<T, E> = Pending {
+                client,
+                id: holder,
+                job,
+                rx: None,
+                failures: None,
+                timeout,
+                deadline,
+                _types: PhantomData,
+            };
+            body = Box::pin(attached.poll_kept()).await?;
+        }
         decode_reply(job, &body)
     }
 
-    /// Fetches the kept result now: `None` if it is not there (yet).
+    /// Fetches the kept result now: `None` if it is not there (yet). For a
+    /// call answered with the call holding its idempotency key, that
+    /// call's kept result.
     pub async fn try_fetch(&self) -> Result<Option<Result<T, CallError<E>>>, Error> {
-        let body = self
-            .client
-            .inner
-            .backend
-            .get_result(self.id.as_str())
-            .await?;
+        let backend = &self.client.inner.backend;
+        let mut body = backend.get_result(self.id.as_str()).await?;
+        if let Some(holder) = body.as_deref().and_then(holder_of) {
+            body = backend.get_result(holder.as_str()).await?;
+        }
         Ok(body.map(|b| decode_reply(self.job, &b)))
     }
 }
@@ -216,6 +233,16 @@ pub(super) fn ok_result(body: &[u8]) -> Option<&[u8]> {
         .strip_suffix(b"}")
 }
 
+/// The call a holder answer names: the reply to a call whose idempotency
+/// key an earlier call holds, for the same job and parameters.
+pub(super) fn holder_of(body: &[u8]) -> Option<JobId> {
+    if ok_result(body).is_some() {
+        return None;
+    }
+    let reply = ReplyMessage::decode(body).ok()?;
+    reply.holder.map(|h| JobId::from(h.as_ref()))
+}
+
 pub(super) fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
     job: JobLabel,
     body: &[u8],
@@ -245,6 +272,24 @@ pub(super) fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
                     Err(Error::codec(format!("decode the application error of `{job}`"), e).into())
                 }
             };
+        }
+    }
+    if err.kind == ErrorKind::IdempotencyConflict {
+        #[derive(serde::Deserialize)]
+        struct Held {
+            holder: String,
+            key: String,
+        }
+        if let Some(held) = err
+            .data
+            .and_then(|d| serde_json::from_str::<Held>(d.get()).ok())
+        {
+            return Err(Error::IdempotencyConflict {
+                job: job.to_string(),
+                key: held.key,
+                holder: held.holder,
+            }
+            .into());
         }
     }
     Err(Error::Remote {

@@ -1,71 +1,84 @@
-//! Where a call's message goes: onto the queue at once (the plain path),
-//! onto the service's schedule (a delayed call), or through an idempotency
-//! key (sent only if no call holds the key). All three are bounded by the
-//! call's deadline.
+//! What a call carries for the job lifecycle, decided when it is sent: when
+//! it is due (a delay or a start time, turned once into `run_at_ms` on the
+//! broker's clock) and its idempotency key, both checked here so a bad
+//! value is refused with a clear error before anything is sent.
+//!
+//! Every call goes onto the queue the same way (`Backend::push_job`);
+//! workers put a call that came early on the schedule and claim an
+//! idempotency key when they take the call. The client writes no schedule
+//! or key itself: the client ACL role may not (docs/SECURITY.md).
 
 use super::*;
-use crate::backend::{OnceKey, OnceSent};
+use crate::clock::BrokerClock;
+use crate::wire::limits::{MAX_DELAY_MS, MAX_TTL_MS};
 
-/// How a message is put on the broker.
-#[derive(Debug, Clone)]
-pub(super) enum Placement {
-    /// Onto the queue now.
-    Now,
-    /// Onto the schedule, due after the delay.
-    After(Duration),
-    /// Under an idempotency key, now or after a delay (boxed: the plain
-    /// path carries a placement through every call's future).
-    Once(Box<OnceKey>, Option<Duration>),
+/// When a call is due, and under which idempotency key it is sent.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Placement {
+    /// Not to run before this broker time (ms); `None`: at once.
+    pub(super) run_at_ms: Option<u64>,
+    /// How long after sending it is due (the caller waits this long more).
+    pub(super) delay: Duration,
 }
-
-/// What placing a message did.
-pub(super) enum Placed {
-    /// It was enqueued (or scheduled).
-    Sent,
-    /// An idempotency key is held by this call, for the same job and
-    /// parameters: nothing was sent; attach to it.
-    Attached(JobId),
-}
-
-/// The longest idempotency key, in bytes.
-const MAX_KEY_BYTES: usize = 200;
 
 impl Placement {
-    /// The placement `options` ask for; `params` serializes the call's
-    /// parameters, for an idempotency key's fingerprint.
-    pub(super) fn of<Req: Serialize + ?Sized>(
+    /// The placement `options` ask for, or why they cannot be sent: a
+    /// delay or start time more than 366 days ahead, a timeout over 366
+    /// days, a malformed idempotency key or TTL.
+    pub(super) fn of(
         job: &JobRef,
-        request: &Req,
         options: &CallOptions,
+        timeout: Duration,
+        clock: &BrokerClock,
     ) -> Result<Placement, Error> {
-        let delay = options.due_in();
-        let Some(key) = &options.idempotency_key else {
-            return Ok(delay.map_or(Placement::Now, Placement::After));
+        let refuse = |reason: String| Error::Codec {
+            what: format!("send `{}`", label(job)),
+            reason,
         };
-        if key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control) {
-            return Err(Error::Codec {
-                what: format!("use idempotency key {key:?}"),
-                reason: format!("a key is 1 to {MAX_KEY_BYTES} bytes without control characters"),
-            });
+        let max_delay = Duration::from_millis(MAX_DELAY_MS);
+        if timeout > Duration::from_millis(MAX_TTL_MS) {
+            return Err(refuse(format!(
+                "a timeout is at most 366 days ({timeout:?} given)"
+            )));
         }
-        let params = serde_json::to_vec(request)
-            .map_err(|e| Error::codec(format!("encode the request for `{}`", label(job)), e))?;
-        Ok(Placement::Once(
-            Box::new(OnceKey {
-                key: key.clone(),
-                fingerprint: fingerprint(job, &params),
-                ttl: idempotency_ttl(options),
-            }),
-            delay,
-        ))
-    }
-
-    /// How long after sending the job is due.
-    pub(super) fn delay(&self) -> Duration {
-        match self {
-            Placement::Now | Placement::Once(_, None) => Duration::ZERO,
-            Placement::After(d) | Placement::Once(_, Some(d)) => *d,
+        if let Some(key) = &options.idempotency_key {
+            if !wire::is_idempotency_key(key) {
+                return Err(refuse(format!(
+                    "idempotency key {key:?} is not 1 to {} bytes without control characters",
+                    wire::limits::MAX_IDEMPOTENCY_KEY_BYTES
+                )));
+            }
         }
+        if let Some(ttl) = options.idempotency_ttl {
+            if ttl.is_zero() || ttl > Duration::from_millis(MAX_TTL_MS) {
+                return Err(refuse(format!(
+                    "an idempotency key is held for 1 ms to 366 days ({ttl:?} given)"
+                )));
+            }
+        }
+        let now_ms = clock.now_ms();
+        let run_at_ms = match (options.delay, options.run_at) {
+            (Some(delay), _) if delay > max_delay => {
+                return Err(refuse(format!(
+                    "a delay is at most 366 days ({delay:?} given)"
+                )))
+            }
+            (Some(delay), _) if delay.is_zero() => None,
+            (Some(delay), _) => Some(now_ms.saturating_add(delay.as_millis() as u64)),
+            // A start time is a time on the broker's clock, taken as given:
+            // no clock of this machine's turns it into a delay.
+            (None, Some(at)) => {
+                let at_ms = wire::unix_ms(at);
+                if at_ms > now_ms.saturating_add(MAX_DELAY_MS) {
+                    return Err(refuse("a start time is at most 366 days ahead".to_owned()));
+                }
+                // One in the past runs at once, its time counted from now.
+                (at_ms > now_ms).then_some(at_ms)
+            }
+            (None, None) => None,
+        };
+        let delay = Duration::from_millis(run_at_ms.map_or(0, |at| at.saturating_sub(now_ms)));
+        Ok(Placement { run_at_ms, delay })
     }
 }
 
@@ -76,77 +89,19 @@ pub(super) fn idempotency_ttl(options: &CallOptions) -> Duration {
         .unwrap_or(CallOptions::DEFAULT_IDEMPOTENCY_TTL)
 }
 
-/// An idempotent call's fingerprint: SHA-1 (hex) of `Service.job`, a
-/// newline and the parameters' JSON (docs/PROTOCOL.md, "Idempotency keys").
-pub(super) fn fingerprint(job: &JobRef, params: &[u8]) -> String {
-    let mut sha = sha1_smol::Sha1::new();
-    sha.update(job.service.as_bytes());
-    sha.update(b".");
-    sha.update(job.job.as_bytes());
-    sha.update(b"\n");
-    sha.update(params);
-    sha.digest().to_string()
-}
-
-/// Puts a job message where `placement` says, giving up at the call's
-/// deadline (a broker that is down may otherwise keep a reconnecting
-/// command waiting for seconds). Each backend call is a boxed future, so
-/// awaiting it in place keeps every call's future as small as the plain
-/// push needs.
+/// Puts a job message on its queue, giving up at the call's deadline (a
+/// broker that is down may otherwise keep a reconnecting command waiting
+/// for seconds).
 pub(super) async fn place_until(
     backend: &dyn Backend,
     job: &JobRef,
     id: &JobId,
     payload: &[u8],
-    placement: &Placement,
     deadline: tokio::time::Instant,
     timeout: Duration,
-) -> Result<Placed, Error> {
-    let within = |placed: Result<Result<Placed, Error>, _>| match placed {
-        Ok(placed) => placed,
+) -> Result<(), Error> {
+    match tokio::time::timeout_at(deadline, backend.push_job(job.service, payload)).await {
+        Ok(pushed) => pushed,
         Err(_) => Err(timed_out(label(job), id, timeout)),
-    };
-    match placement {
-        Placement::Now => {
-            let push = backend.push_job(job.service, payload);
-            within(
-                tokio::time::timeout_at(deadline, push)
-                    .await
-                    .map(|r| r.map(|()| Placed::Sent)),
-            )
-        }
-        Placement::After(delay) => {
-            let schedule = backend.schedule_job(job.service, id.as_str(), payload, *delay);
-            within(
-                tokio::time::timeout_at(deadline, schedule)
-                    .await
-                    .map(|r| r.map(|_| Placed::Sent)),
-            )
-        }
-        Placement::Once(key, delay) => {
-            let send = backend.push_job_once(job.service, key, id.as_str(), payload, *delay);
-            let sent = tokio::time::timeout_at(deadline, send).await;
-            within(sent.map(|r| r.and_then(|sent| attached(sent, job, key))))
-        }
-    }
-}
-
-/// What an idempotent send's answer means for the call: sent, attached to
-/// the call holding the key, or a conflict (the key holds other parameters).
-fn attached(sent: OnceSent, job: &JobRef, key: &OnceKey) -> Result<Placed, Error> {
-    match sent {
-        OnceSent::New => Ok(Placed::Sent),
-        OnceSent::Held {
-            id: holder,
-            same: true,
-        } => Ok(Placed::Attached(JobId::from(holder))),
-        OnceSent::Held {
-            id: holder,
-            same: false,
-        } => Err(Error::IdempotencyConflict {
-            job: label(job).to_string(),
-            key: key.key.clone(),
-            holder,
-        }),
     }
 }

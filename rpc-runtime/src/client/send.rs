@@ -15,6 +15,9 @@ impl Client {
             .unwrap_or(self.inner.config.default_timeout)
     }
 
+    /// Encodes a call's message: its deadline, when it is due (checked:
+    /// see [`Placement::of`]) and its idempotency key. Returns the message,
+    /// the timeout and the placement.
     pub(super) fn encode<Req: Serialize + ?Sized>(
         &self,
         job: &JobRef,
@@ -22,14 +25,15 @@ impl Client {
         request: &Req,
         options: &CallOptions,
         routing: Routing<'_>,
-    ) -> Result<(Vec<u8>, Duration), Error> {
+    ) -> Result<(Vec<u8>, Duration, Placement), Error> {
         let Routing {
             reply_to,
             result_ttl,
             trace,
-            delay,
         } = routing;
         let timeout = self.timeout_for(job, options);
+        let clock = self.broker_clock();
+        let placement = Placement::of(job, options, timeout, clock)?;
         // The call's span is recorded: its context replaces the parent's
         // (a copy of the metadata, only when a subscriber records spans).
         let traced;
@@ -46,19 +50,28 @@ impl Client {
             service: job.service,
             job: job.job,
         };
+        let key = options.idempotency_key.as_deref();
         // One pass into one buffer: the parameters are serialized in place.
         let message = OutgoingJob {
-            v: PROTOCOL_VERSION,
+            // A worker that would run a delayed call at once, or every
+            // duplicate of a keyed one, must refuse it instead.
+            v: if placement.run_at_ms.is_some() || key.is_some() {
+                wire::PROTOCOL_VERSION_LIFECYCLE
+            } else {
+                PROTOCOL_VERSION
+            },
             id: id.as_str(),
             job: name,
             params: request,
             reply_to,
             // The deadline twice: as time left, which workers measure from
-            // the broker's timestamp of the entry (no clock of ours
-            // involved), and as an absolute time for older workers.
-            // A delayed call's time counts from when it is due: its entry
-            // is added to the queue then.
-            deadline_ms: Some(wire::unix_ms(SystemTime::now() + delay + timeout)),
+            // when the call was sent (or is due) on the broker's clock (no
+            // clock of this machine's involved), and as an absolute time
+            // for older workers. A delayed call's time counts from when
+            // it is due.
+            deadline_ms: SystemTime::now()
+                .checked_add(placement.delay + timeout)
+                .map(wire::unix_ms),
             timeout_ms: Some(timeout.as_millis() as u64),
             attempt: 1,
             max_attempts: options
@@ -67,6 +80,13 @@ impl Client {
                 .or(self.inner.config.max_attempts),
             result_ttl_ms: result_ttl.as_millis() as u64,
             meta,
+            sent_ms: clock.is_sampled().then(|| clock.now_ms()),
+            run_at_ms: placement.run_at_ms,
+            idempotency_key: key,
+            idempotency_ttl_ms: options
+                .idempotency_ttl
+                .filter(|_| key.is_some())
+                .map(|ttl| ttl.as_millis() as u64),
         };
         let mut payload = Vec::with_capacity(256);
         serde_json::to_writer(&mut payload, &message)
@@ -78,9 +98,13 @@ impl Client {
                 limit: self.inner.config.max_payload,
             });
         }
-        Ok((payload, timeout))
+        Ok((payload, timeout, placement))
     }
 
+    /// How long the worker keeps the call's result: the options', else the
+    /// client's for a call that keeps (`send`, untyped `call_and_wait`),
+    /// else not at all; an idempotent call's at least as long as its key
+    /// is held, so every duplicate finds it.
     pub(super) fn result_ttl(&self, options: &CallOptions, keep: bool) -> Duration {
         let ttl = match options.result_ttl {
             Some(ttl) => ttl,
@@ -124,11 +148,9 @@ impl Client {
     where
         Req: Serialize + ?Sized,
     {
-        let id = JobId::new_random();
+        let id = self.new_call_id();
         observed.span.record("messaging.message.id", id.as_str());
-        let placement = Placement::of(job, request, options)?;
-        let delay = placement.delay();
-        let (payload, timeout) = self.encode(
+        let (payload, timeout, placement) = self.encode(
             job,
             &id,
             request,
@@ -137,16 +159,15 @@ impl Client {
                 reply_to: Some(&self.inner.inbox.name()),
                 result_ttl: self.result_ttl(options, keep),
                 trace: observed.trace.as_ref(),
-                delay,
             },
         )?;
+        // A delayed call waits for its delay and then its timeout.
+        let timeout = timeout + placement.delay;
         Ok(OutgoingCall {
             id,
             payload,
-            // A delayed call waits for its delay and then its timeout.
-            timeout: timeout + delay,
-            deadline: tokio::time::Instant::now() + delay + timeout,
-            placement,
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
         })
     }
 
@@ -165,7 +186,6 @@ impl Client {
             payload,
             timeout,
             deadline,
-            placement,
         } = call;
         // Watch for failed reads from before the reply can come.
         let failures = kept.then(|| self.inner.inbox.read_failures.subscribe());
@@ -173,22 +193,8 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         self.wait_for(&id, tx);
         let backend = &*self.inner.backend;
-        let placed = place_until(backend, job, &id, &payload, &placement, deadline, timeout).await;
-        match placed {
-            Ok(Placed::Sent) => Ok(self.pending_reply(job, id, rx, failures, timeout, deadline)),
-            Ok(Placed::Attached(holder)) => {
-                lock(&self.inner.inbox.state).waiters.remove(id.as_str());
-                Ok(Pending {
-                    client: self.clone(),
-                    id: holder,
-                    job: label(job),
-                    rx: None,
-                    failures: None,
-                    timeout,
-                    deadline,
-                    _types: PhantomData,
-                })
-            }
+        match place_until(backend, job, &id, &payload, deadline, timeout).await {
+            Ok(()) => Ok(self.pending_reply(job, id, rx, failures, timeout, deadline)),
             Err(e) => {
                 lock(&self.inner.inbox.state).waiters.remove(id.as_str());
                 Err(e)
@@ -260,18 +266,31 @@ impl Client {
         options: &CallOptions,
         keep: bool,
     ) -> Result<(JobId, Vec<u8>), Error> {
+        let (deadline, timeout) = (call.deadline, call.timeout);
+        let (id, body) = self.call_until_reply(job, call, options, keep).await?;
+        if holder_of(&body).is_none() {
+            return Ok((id, body));
+        }
+        // Boxed: off the plain path, whose future stays small.
+        Box::pin(self.follow(job, &body, deadline, timeout)).await
+    }
+
+    /// Sends an encoded call and waits for the reply routed to it: leads
+    /// if the reader is free, else waits for the router.
+    async fn call_until_reply(
+        &self,
+        job: &JobRef,
+        call: OutgoingCall,
+        options: &CallOptions,
+        keep: bool,
+    ) -> Result<(JobId, Vec<u8>), Error> {
         let kept = !self.result_ttl(options, keep).is_zero();
-        let lease = match call.placement {
-            // Only a plain call can lead: the others are not a plain push.
-            Placement::Now => self.inner.inbox.try_lease(),
-            _ => None,
-        };
+        let lease = self.inner.inbox.try_lease();
         let OutgoingCall {
             id,
             payload,
             timeout,
             deadline,
-            placement,
         } = call;
         let payload = match lease {
             None => payload,
@@ -312,17 +331,35 @@ impl Client {
             payload,
             timeout,
             deadline,
-            placement,
         };
         let pending = self.send_encoded::<(), ()>(job, call, kept).await?;
-        // The call's id, or the one its idempotency key attached it to.
         let id = pending.id.clone();
-        if pending.rx.is_none() {
-            // Attached to an earlier call: its kept result, boxed, off the
-            // plain path.
-            return Box::pin(pending.poll_kept()).await.map(|body| (id, body));
-        }
         pending.wait_reply().await.map(|body| (id, body))
+    }
+
+    /// Follows a holder answer (the call's idempotency key is held by an
+    /// earlier call for the same job and parameters): the answer is that
+    /// call's kept result, polled until the deadline, under that call's id.
+    pub(super) async fn follow(
+        &self,
+        job: &JobRef,
+        body: &[u8],
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<(JobId, Vec<u8>), Error> {
+        let holder = holder_of(body).ok_or(Error::Closed)?;
+        let attached: Pending<(), ()> = Pending {
+            client: self.clone(),
+            id: holder.clone(),
+            job: label(job),
+            rx: None,
+            failures: None,
+            timeout,
+            deadline,
+            _types: PhantomData,
+        };
+        let body = attached.poll_kept().await?;
+        Ok((holder, body))
     }
 
     pub(super) fn ensure_router(&self) {
@@ -344,8 +381,6 @@ pub(super) struct Routing<'a> {
     pub(super) result_ttl: Duration,
     /// The call span's trace context, replacing the options' `traceparent`.
     pub(super) trace: Option<&'a TraceContext>,
-    /// How long after sending the job is due (its deadline counts from then).
-    pub(super) delay: Duration,
 }
 
 /// A call encoded and ready to send.
@@ -354,5 +389,4 @@ pub(super) struct OutgoingCall {
     pub(super) payload: Vec<u8>,
     pub(super) timeout: Duration,
     pub(super) deadline: tokio::time::Instant,
-    pub(super) placement: Placement,
 }

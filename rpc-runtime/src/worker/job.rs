@@ -15,10 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::clock::time_left;
+use super::admit::{self, Admission};
 use super::Shared;
 use crate::backend::{Backend, Completion, Delivery};
 use crate::call::{Context, JobId, JobInfo};
+use crate::clock::{started_ms, time_left};
 use crate::error::ErrorKind;
 use crate::service::Outcome;
 use crate::telemetry::spans;
@@ -120,13 +121,14 @@ fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, 
             ..Completion::default()
         }));
     }
-    if msg.v != wire::PROTOCOL_VERSION {
+    if !(wire::PROTOCOL_VERSION..=wire::NEWEST_VERSION).contains(&msg.v) {
         // A message of another protocol version is kept (a worker that
         // speaks it can have it replayed), and its caller told why.
         let reason = format!(
-            "protocol version {} is not spoken here (this worker speaks {})",
+            "protocol version {} is not spoken here (this worker speaks {} to {})",
             msg.v,
-            wire::PROTOCOL_VERSION
+            wire::PROTOCOL_VERSION,
+            wire::NEWEST_VERSION
         );
         let reply = msg.reply_to.as_deref().map(|to| {
             (
@@ -188,7 +190,10 @@ async fn run_message(
     };
     let ended = |completion: Completion, outcome: JobOutcome| (completion, Some(outcome), label);
 
-    if delivery.cancelled || shared.cancels.is_cancelled(&msg.id) {
+    if delivery.cancelled
+        || shared.cancels.is_cancelled(&msg.id)
+        || forgot_cancelled(shared, delivery, &msg.id).await
+    {
         tracing::info!(job = %msg.job, id = %msg.id, "skipping a cancelled job");
         return ended(
             fail(ErrorKind::Cancelled, "the call was cancelled before it ran"),
@@ -202,12 +207,23 @@ async fn run_message(
         tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
         return ended(dead_letter(reason), JobOutcome::dead_lettered);
     }
-    let left = time_left(
-        &shared.clock,
-        msg.timeout_ms,
-        delivery.enqueued_ms,
-        msg.deadline_ms,
-    );
+    match admit::when_due(shared, &msg) {
+        Admission::Run => {}
+        Admission::Later(delay) => {
+            // A delayed call taken before its time: onto the schedule, as
+            // it is (not an attempt, not answered).
+            let now = tokio::time::Instant::now();
+            shared.due_hint.due_at(now + delay + RETRY_HINT_MARGIN);
+            return (later(delivery, &msg.id, delay), None, label);
+        }
+        Admission::Refuse(reason) => {
+            tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
+            return ended(dead_letter(reason), JobOutcome::dead_lettered);
+        }
+        Admission::Held(_) | Admission::Conflict(_) => {}
+    }
+    let started = started_ms(delivery.enqueued_ms, msg.sent_ms, msg.run_at_ms);
+    let left = time_left(&shared.clock, msg.timeout_ms, started, msg.deadline_ms);
     if left.is_some_and(|left| left.is_zero()) {
         return ended(
             fail(
@@ -248,6 +264,38 @@ async fn run_message(
             ),
             JobOutcome::unknown_job,
         );
+    }
+    match admit::claim(shared, delivery, &msg).await {
+        Admission::Run => {}
+        Admission::Later(delay) => return (later(delivery, &msg.id, delay), None, label),
+        Admission::Refuse(reason) => {
+            return ended(fail(ErrorKind::BadRequest, &reason), JobOutcome::failed)
+        }
+        Admission::Held(holder) => {
+            // The same call again: its caller waits for the holder's result.
+            tracing::debug!(job = %msg.job, id = %msg.id, %holder, "a duplicate of an idempotent call; answering with the call that holds its key");
+            return (
+                answer(wire::encode_holder_reply(&msg.id, &holder)),
+                None,
+                label,
+            );
+        }
+        Admission::Conflict(holder) => {
+            let key = msg.idempotency_key.as_deref().unwrap_or_default();
+            let data = serde_json::json!({ "holder": holder, "key": key }).to_string();
+            let message = format!(
+                "idempotency key {key:?} is held by call {holder} with other parameters (or another job); this call did not run"
+            );
+            return ended(
+                answer(wire::encode_error_reply(
+                    &msg.id,
+                    ErrorKind::IdempotencyConflict,
+                    &message,
+                    Some(&data),
+                )),
+                JobOutcome::failed,
+            );
+        }
     }
     let service_label = service.name();
     if let Some(enqueued) = delivery.enqueued_ms {
@@ -402,6 +450,9 @@ fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>, delay: Durat
         let left = due.saturating_duration_since(tokio::time::Instant::now() + delay);
         next.timeout_ms = Some(left.as_millis() as u64);
     }
+    // The new entry's own timestamp is where its time left counts from.
+    next.sent_ms = None;
+    next.run_at_ms = None;
     let requeue_after = (!delay.is_zero()).then(|| (next.id.to_string(), delay));
     match serde_json::to_vec(&next) {
         Ok(payload) => Completion {
@@ -418,6 +469,36 @@ fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>, delay: Durat
     }
 }
 
+/// Whether call `id` is cancelled as far as the broker knows, asked only
+/// while this worker has had to forget cancellations (a storm of them):
+/// otherwise what it learned is the whole answer.
+async fn forgot_cancelled(shared: &Shared, delivery: &Delivery, id: &str) -> bool {
+    if !shared.cancels.overflowed(shared.clock.now_ms()) {
+        return false;
+    }
+    match shared.backend.cancelled_at(&delivery.queue, id).await {
+        Ok(Some(at)) => {
+            shared.cancels.note(&delivery.queue, id, at);
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(id, error = %e, "could not ask the broker whether a call is cancelled; running it");
+            false
+        }
+    }
+}
+
+/// The completion that puts a delivery back on the schedule, as it is,
+/// after `delay` (a delayed call that came early).
+fn later(delivery: &Delivery, id: &str, delay: Duration) -> Completion {
+    Completion {
+        requeue: Some(delivery.payload.clone()),
+        requeue_after: Some((id.to_owned(), delay.max(Duration::from_millis(1)))),
+        ..Completion::default()
+    }
+}
+
 /// The completion for a message that is not a job message: dead-letter it,
 /// and if enough of it parses to know the caller, tell the caller why.
 fn unreadable(backend: &dyn Backend, delivery: &Delivery, reason: &str) -> Completion {
@@ -430,6 +511,8 @@ fn unreadable(backend: &dyn Backend, delivery: &Delivery, reason: &str) -> Compl
     let reply = Some(&delivery.payload)
         .filter(|p| wire::is_json_object(p))
         .and_then(|p| serde_json::from_slice::<Header>(p).ok())
+        // An id no call can have is not echoed back (it may be a megabyte).
+        .filter(|h| (1..=wire::limits::MAX_ID_BYTES).contains(&h.id.len()))
         .and_then(|h| {
             h.reply_to.filter(|to| backend.is_inbox(to)).map(|to| {
                 (

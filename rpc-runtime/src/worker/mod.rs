@@ -11,7 +11,13 @@
 //!   jobs whose lease went idle past the visibility timeout (their worker
 //!   died or stalled);
 //! * one *lifecycle* loop that moves due scheduled jobs and retries onto
-//!   the queues and learns pauses and cancellations (`lifecycle.rs`).
+//!   the queues and learns pauses and cancellations (`lifecycle.rs`);
+//! * on Redis, one *mover* per service that moves calls from clients
+//!   without `XADD` rights from the service's intake onto its stream
+//!   (`intake.rs`);
+//! * before a job runs, what its message asks for: a delayed call that
+//!   came early goes onto the schedule, an idempotent one claims its key
+//!   (`admit.rs`).
 //!
 //! Nothing a client sends can stop the worker: a message that does not parse
 //! is dead-lettered with the reason, an unknown job gets an error reply, and a
@@ -22,9 +28,10 @@
 //! return. Jobs still running after the grace period are not acked and will be
 //! reclaimed by another worker.
 
+mod admit;
 mod cancel;
-mod clock;
 mod completion;
+mod intake;
 mod janitor;
 mod job;
 mod lifecycle;
@@ -42,15 +49,15 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 pub(crate) use self::cancel::Cancellations;
-use self::clock::BrokerClock;
 use self::completion::Outstanding;
 use self::janitor::{janitor_loop, janitor_period};
-use self::lifecycle::{lifecycle_loop, DueHint};
+use self::lifecycle::{DueHint, Lifecycle};
 use self::pause::PausedQueues;
 use self::take::take_loop;
 use crate::backend::{self, Backend, BrokerConfig, Delivery};
 use crate::backoff::Backoff;
 use crate::client::lock;
+use crate::clock::BrokerClock;
 use crate::error::Error;
 use crate::service::Service;
 use crate::telemetry::health::Health;
@@ -439,15 +446,22 @@ impl Worker {
             concurrency = shared.settings.concurrency,
             "worker started"
         );
+        // Pauses and cancellations known before the first job is taken.
+        let mut lifecycle = Lifecycle::new(shared.clone());
+        lifecycle.round().await;
         let taker = tokio::spawn(take_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let ticker = periodic::spawn(shared.clone(), self.periodic, stop_rx.clone());
-        let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx));
-        let lifecycle = tokio::spawn(lifecycle_loop(shared.clone()));
+        let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx.clone()));
+        let lifecycle = tokio::spawn(lifecycle.run());
+        let movers = intake::spawn(&shared, &stop_rx);
         shared.health.serving();
         shutdown.await;
         shared.health.stopping();
         tracing::info!("worker stopping: no new jobs; waiting for running ones");
         let _ = stop_tx.send(true);
+        for mover in movers {
+            let _ = mover.await;
+        }
         let _ = taker.await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;

@@ -219,7 +219,7 @@ pub(super) fn job_message() -> impl Strategy<Value = Recipe> {
         1 => Just("\"\u{e9}\u{1F600}\"".to_owned()),
     ];
     let fields = (
-        one_of("1|1|1|1|1|1|2|0"),
+        one_of("1|1|1|1|1|1|2|3|0"),
         id.prop_map(Some),
         one_of(r#""Fuzz.echo"|"Fuzz.echo"|"Fuzz.fail"|"Fuzz.nope"|"Other.echo"|"Fuzz"|"""#),
         field(r#"{"n":1}|{}|{"deep":[[[{}]]]}|[1,2]|null|"s""#, ""),
@@ -235,11 +235,23 @@ pub(super) fn job_message() -> impl Strategy<Value = Recipe> {
             field("||1000|31622400000", "31622400001|18446744073709551615"),
             field(r#"||{"t":"x"}"#, r#"{"t":1}|[]"#),
             field("||||||0|31|32", "33|4294967296"),
+            field(
+                "||||1|1765000000000|253402300799999",
+                "253402300800000|-1|1e3",
+            ),
         ),
     )
         .prop_map(|(v, id, job, params, reply_to, more)| {
-            let (deadline_ms, timeout_ms, attempt, max_attempts, result_ttl_ms, meta, handoffs) =
-                more;
+            let (
+                deadline_ms,
+                timeout_ms,
+                attempt,
+                max_attempts,
+                result_ttl_ms,
+                meta,
+                handoffs,
+                sent_ms,
+            ) = more;
             present(vec![
                 ("v", v),
                 ("id", id),
@@ -253,6 +265,7 @@ pub(super) fn job_message() -> impl Strategy<Value = Recipe> {
                 ("result_ttl_ms", result_ttl_ms),
                 ("meta", meta),
                 ("handoffs", handoffs),
+                ("sent_ms", sent_ms),
             ])
         });
     mutated(fields)

@@ -27,7 +27,9 @@ async fn queued_and_scheduled_calls_cancelled_never_run() {
             .await
             .unwrap();
         let t0 = Instant::now();
-        assert_eq!(scheduled.cancel().await.unwrap(), Cancelled::Unscheduled);
+        // Unscheduled, or marked when it had not reached the schedule yet:
+        // either way it is answered at once.
+        assert_ne!(scheduled.cancel().await.unwrap(), Cancelled::Requested);
         let err = scheduled.wait().await.unwrap_err();
         assert_eq!(
             err.remote_kind(),

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, LifecyclePoll, OnceKey,
-    OnceSent, Reader, CANCEL_MEMORY, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
+    Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, LifecyclePoll, OnceClaim,
+    Reader, CANCEL_MEMORY, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 use super::{TickAnswer, TickMode, TickOutcome, TickRequest};
 use crate::error::Error;
@@ -182,27 +182,13 @@ impl Backend for MemoryBackend {
         format!("inbox:{client_id}")
     }
 
-    async fn schedule_job(
-        &self,
-        queue: &str,
-        token: &str,
-        payload: &[u8],
-        delay: Duration,
-    ) -> Result<u64, Error> {
-        Ok(Self::schedule(
-            &mut self.state(),
-            queue,
-            token,
-            payload.to_vec(),
-            delay,
-        ))
-    }
-
     async fn poll_lifecycle(
         &self,
         queue: &str,
         max_move: usize,
         cancelled_after_ms: u64,
+        max_cancelled: usize,
+        _sweep: Option<&str>,
     ) -> Result<LifecyclePoll, Error> {
         let now_ms = crate::wire::unix_ms(SystemTime::now());
         let mut state = self.state();
@@ -244,6 +230,7 @@ impl Backend for MemoryBackend {
             })
             .unwrap_or_default();
         cancelled.sort_by_key(|(_, at)| *at);
+        cancelled.truncate(max_cancelled.max(1));
         let paused = state.paused.contains(queue);
         drop(state);
         if moved > 0 {
@@ -255,6 +242,8 @@ impl Backend for MemoryBackend {
             next_due_ms,
             paused,
             cancelled,
+            dead_lettered: 0,
+            sweep_cursor: None,
         })
     }
 
@@ -275,6 +264,14 @@ impl Backend for MemoryBackend {
         Ok(Cancelled::Unscheduled)
     }
 
+    async fn cancelled_at(&self, queue: &str, id: &str) -> Result<Option<u64>, Error> {
+        Ok(self
+            .state()
+            .cancelled
+            .get(queue)
+            .and_then(|c| c.get(id).copied()))
+    }
+
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<bool, Error> {
         let mut state = self.state();
         Ok(if paused {
@@ -288,39 +285,32 @@ impl Backend for MemoryBackend {
         Ok(self.state().paused.contains(queue))
     }
 
-    async fn push_job_once(
+    async fn claim_once(
         &self,
         queue: &str,
-        once: &OnceKey,
+        key: &str,
         id: &str,
-        payload: &[u8],
-        delay: Option<Duration>,
-    ) -> Result<OnceSent, Error> {
+        fingerprint: &str,
+        ttl: Duration,
+    ) -> Result<OnceClaim, Error> {
         let now = Instant::now();
         let mut state = self.state();
         state.once.retain(|_, (_, _, until)| *until > now);
-        let key = (queue.to_owned(), once.key.clone());
-        if let Some((holder, fingerprint, _)) = state.once.get(&key) {
-            return Ok(OnceSent::Held {
+        let key = (queue.to_owned(), key.to_owned());
+        if let Some((holder, theirs, _)) = state.once.get(&key) {
+            let same = theirs == fingerprint;
+            if holder == id && same {
+                return Ok(OnceClaim::Claimed);
+            }
+            return Ok(OnceClaim::Held {
                 id: holder.clone(),
-                same: *fingerprint == once.fingerprint,
+                same,
             });
         }
-        state.once.insert(
-            key,
-            (id.to_owned(), once.fingerprint.clone(), now + once.ttl),
-        );
-        match delay {
-            Some(delay) => {
-                Self::schedule(&mut state, queue, id, payload.to_vec(), delay);
-            }
-            None => {
-                state.enqueue(queue, payload.to_vec(), false);
-                drop(state);
-                self.shared.jobs_ready.notify_waiters();
-            }
-        }
-        Ok(OnceSent::New)
+        state
+            .once
+            .insert(key, (id.to_owned(), fingerprint.to_owned(), now + ttl));
+        Ok(OnceClaim::Claimed)
     }
 
     async fn queues(&self) -> Result<Vec<String>, Error> {
@@ -453,6 +443,16 @@ impl Backend for MemoryBackend {
         }
         if let Some(payload) = &completion.requeue {
             match &completion.requeue_after {
+                // Cancelled while the worker held it: queued flagged, to be
+                // answered `cancelled`, not scheduled (as complete.lua's `S`).
+                Some((token, _))
+                    if state
+                        .cancelled
+                        .get(&delivery.queue)
+                        .is_some_and(|c| c.contains_key(token)) =>
+                {
+                    state.enqueue(&delivery.queue, payload.clone(), true)
+                }
                 Some((token, delay)) => {
                     Self::schedule(&mut state, &delivery.queue, token, payload.clone(), *delay);
                 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use redis::{RedisError, Script, Value};
 
+use super::cancel::cancelled_key;
 use super::commands::{is_connection_failure, Commands};
 use super::schedule::{schedule_key, scheduled_key};
 use super::{dead_key, jobs_key, result_key, GROUP};
@@ -105,8 +106,8 @@ impl<'a> Call<'a> {
         let mut plan = String::new();
         let mut keys = Vec::new();
         let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 12];
-        // A step and its key (`S` has a second key, pushed with a step of
-        // `None`).
+        // A step and its key (`S` has three more keys, pushed with a step
+        // of `None`).
         let mut step = |letter: Option<char>, key: String| {
             if let Some(letter) = letter {
                 plan.push(letter);
@@ -133,6 +134,8 @@ impl<'a> Call<'a> {
                     Some((retry_token, delay)) => {
                         step(Some('S'), schedule_key(prefix, &delivery.queue));
                         step(None, scheduled_key(prefix, &delivery.queue));
+                        step(None, cancelled_key(prefix, &delivery.queue));
+                        step(None, jobs.clone());
                         args[10] = Cow::Borrowed(retry_token.as_bytes());
                         args[11] = Cow::Owned(delay.as_millis().to_string().into_bytes());
                     }

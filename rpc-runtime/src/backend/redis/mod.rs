@@ -14,6 +14,7 @@
 //! | key                  | type   | what                                   |
 //! |----------------------|--------|----------------------------------------|
 //! | `P:{Service}:jobs`   | stream | jobs of a service, group `workers`     |
+//! | `P:{Service}:intake`, `:moving` | list | calls of clients that may not `XADD` (`intake.rs`) |
 //! | `P:{Service}:dead`   | stream | dead letters of a service (capped)     |
 //! | `P:inbox:{client}`   | list   | replies to one client (expires)        |
 //! | `P:result:{call}`    | string | a kept reply (expires)                 |
@@ -52,6 +53,7 @@ mod commands;
 mod completion;
 mod consumers;
 mod dead_letters;
+mod intake;
 mod leases;
 mod once;
 mod pause;
@@ -72,12 +74,13 @@ use redis::{RedisError, Value};
 use self::commands::create_group;
 pub(crate) use self::commands::Commands;
 use self::completion::complete_on;
+use self::intake::EnqueueMode;
 use self::reader::RedisReader;
 pub(crate) use self::scan::{glob_escape, scan_all};
 pub(crate) use self::url::{parse_target, redact};
 use super::{
-    Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, LifecyclePoll, OnceKey,
-    OnceSent, Reader,
+    Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, Enqueue, LifecyclePoll,
+    OnceClaim, Reader,
 };
 use super::{TickAnswer, TickRequest};
 use crate::error::Error;
@@ -111,12 +114,14 @@ pub struct RedisBackend {
     commands: Commands,
     prefix: String,
     url_for_logs: String,
+    /// Whether this client adds jobs to streams or through intakes.
+    enqueue: EnqueueMode,
 }
 
 impl RedisBackend {
     /// Connects to `url` (`redis://[user:pass@]host:port/db`, `rediss://` for
     /// TLS, `redis+cluster://host:port,host:port` for a Cluster).
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
+    pub async fn connect(url: &str, prefix: &str, enqueue: Enqueue) -> Result<Self, Error> {
         let target = parse_target(url.trim())?;
         if target.nodes.iter().any(|n| n.starts_with("rediss://")) {
             // rustls needs a process-wide crypto provider; another part of the
@@ -171,6 +176,7 @@ impl RedisBackend {
             commands,
             prefix: prefix.to_owned(),
             url_for_logs: redact(url),
+            enqueue: EnqueueMode::new(target.enqueue.unwrap_or(enqueue)),
         })
     }
 
@@ -230,21 +236,21 @@ impl Backend for RedisBackend {
             self.source.clone(),
             self.prefix.clone(),
             self.commands.clone(),
+            self.enqueue.clone(),
         )))
     }
 
     async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error> {
-        let _: Value = self
-            .commands
-            .query(
-                redis::cmd("XADD")
-                    .arg(self.jobs_key(queue))
-                    .arg("*")
-                    .arg(FIELD)
-                    .arg(payload),
-            )
-            .await?;
-        Ok(())
+        let push = self.enqueue.push_cmd(&self.prefix, queue, payload);
+        match self.commands.query::<Value>(&push).await {
+            Ok(_) => Ok(()),
+            Err(e) if self.enqueue.turn_to_intake_after(&e) => {
+                let push = self.enqueue.push_cmd(&self.prefix, queue, payload);
+                self.commands.query::<Value>(&push).await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn get_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -266,8 +272,8 @@ impl Backend for RedisBackend {
         for source in [
             completion::SOURCE,
             completion::REPLY_AND_ACK_SOURCE,
-            schedule::SCHEDULE_SOURCE,
             schedule::POLL_SOURCE,
+            intake::INTAKE_SOURCE,
         ] {
             let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
             if let Err(e) = self.commands.query::<Value>(&load).await {
@@ -311,27 +317,28 @@ impl Backend for RedisBackend {
         self.forget_idle(queue, idle).await
     }
 
-    async fn schedule_job(
-        &self,
-        queue: &str,
-        token: &str,
-        payload: &[u8],
-        delay: Duration,
-    ) -> Result<u64, Error> {
-        self.add_to_schedule(queue, token, payload, delay).await
-    }
-
     async fn poll_lifecycle(
         &self,
         queue: &str,
         max_move: usize,
         cancelled_after_ms: u64,
+        max_cancelled: usize,
+        sweep: Option<&str>,
     ) -> Result<LifecyclePoll, Error> {
-        self.poll(queue, max_move, cancelled_after_ms).await
+        self.poll(queue, max_move, cancelled_after_ms, max_cancelled, sweep)
+            .await
     }
 
     async fn cancel_job(&self, queue: &str, id: &str) -> Result<Cancelled, Error> {
         self.cancel(queue, id).await
+    }
+
+    fn has_intake(&self) -> bool {
+        true
+    }
+
+    async fn cancelled_at(&self, queue: &str, id: &str) -> Result<Option<u64>, Error> {
+        self.cancelled_score(queue, id).await
     }
 
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<bool, Error> {
@@ -342,15 +349,15 @@ impl Backend for RedisBackend {
         self.paused(queue).await
     }
 
-    async fn push_job_once(
+    async fn claim_once(
         &self,
         queue: &str,
-        once: &OnceKey,
+        key: &str,
         id: &str,
-        payload: &[u8],
-        delay: Option<Duration>,
-    ) -> Result<OnceSent, Error> {
-        self.send_once(queue, once, id, payload, delay).await
+        fingerprint: &str,
+        ttl: Duration,
+    ) -> Result<OnceClaim, Error> {
+        self.claim(queue, key, id, fingerprint, ttl).await
     }
 
     async fn queues(&self) -> Result<Vec<String>, Error> {

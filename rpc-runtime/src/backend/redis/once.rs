@@ -1,31 +1,23 @@
-//! Idempotency keys: a call sent with a key is enqueued only if no call
-//! holds the key; duplicates attach to the call that does (same id, same
-//! result). `scripts/send_once.lua` checks the key, sets it and enqueues
-//! (or schedules) in one atomic step, so of any number of racing senders
-//! exactly one call is enqueued.
+//! Idempotency keys: of the calls sent with one key, the first a worker
+//! takes claims it and runs; the others are answered with the holder's id
+//! (or a conflict, for other parameters) and never run.
 //!
-//! Key: `P:{Service}:once:<key>`, a string `<call id> <fingerprint>` that
-//! expires after the key's TTL; under the service's hash tag, so the
-//! script touches one slot with the stream and the schedule.
+//! The claim is made by the worker, not the client: a client role that
+//! could write these keys could plant one naming its own call for another
+//! caller's key (and so hand that caller its result), and the fingerprint
+//! a worker computes from the parameters it will run cannot be forged.
+//! One command claims atomically: `SET P:{Service}:once:<key> "<call id>
+//! <fingerprint>" NX PX <ttl> GET` sets the key if it is free and answers
+//! what it held otherwise, so of any number of racing workers exactly one
+//! claims it.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use redis::{Script, Value};
+use redis::Value;
 
-use super::schedule::{schedule_key, scheduled_key};
-use super::values::{as_int, as_string};
-use super::{jobs_key, RedisBackend};
-use crate::backend::{OnceKey, OnceSent};
+use super::RedisBackend;
+use crate::backend::OnceClaim;
 use crate::error::Error;
-
-/// `send_once.lua`'s source.
-pub(super) const SEND_ONCE_SOURCE: &str = include_str!("scripts/send_once.lua");
-
-fn send_once_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(SEND_ONCE_SOURCE))
-}
 
 /// The idempotency key `key` of `queue`.
 pub(super) fn once_key(prefix: &str, queue: &str, key: &str) -> String {
@@ -33,50 +25,85 @@ pub(super) fn once_key(prefix: &str, queue: &str, key: &str) -> String {
 }
 
 impl RedisBackend {
-    /// Sends a call under an idempotency key (see `scripts/send_once.lua`).
-    pub(super) async fn send_once(
+    /// Claims `key` for call `id` unless another call holds it.
+    pub(super) async fn claim(
         &self,
         queue: &str,
-        once: &OnceKey,
+        key: &str,
         id: &str,
-        payload: &[u8],
-        delay: Option<Duration>,
-    ) -> Result<OnceSent, Error> {
-        let mut invocation = send_once_script().prepare_invoke();
-        invocation
-            .key(once_key(&self.prefix, queue, &once.key))
-            .key(jobs_key(&self.prefix, queue))
-            .key(schedule_key(&self.prefix, queue))
-            .key(scheduled_key(&self.prefix, queue))
-            .arg(id)
-            .arg(&once.fingerprint)
-            .arg(payload)
-            .arg(once.ttl.as_millis().max(1) as u64)
-            .arg(delay.map_or(-1, |d| d.as_millis() as i64));
-        let reply = self.commands.invoke(&invocation).await?;
-        let parts = match &reply {
-            Value::Array(parts) => parts,
-            _ => return Err(unexpected(&reply)),
+        fingerprint: &str,
+        ttl: Duration,
+    ) -> Result<OnceClaim, Error> {
+        let mut set = redis::cmd("SET");
+        set.arg(once_key(&self.prefix, queue, key))
+            .arg(format!("{id} {fingerprint}"))
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg("GET");
+        let held = match self.commands.query::<Value>(&set).await? {
+            Value::Nil => return Ok(OnceClaim::Claimed),
+            Value::BulkString(held) => String::from_utf8_lossy(&held).into_owned(),
+            Value::SimpleString(held) => held,
+            other => {
+                return Err(Error::Broker(format!(
+                    "unexpected answer to SET ... NX GET: {other:?}"
+                )))
+            }
         };
-        let (Some(sent), Some(holder), Some(same)) = (
-            parts.first().and_then(as_int),
-            parts.get(1).and_then(as_string),
-            parts.get(2).and_then(as_int),
-        ) else {
-            return Err(unexpected(&reply));
-        };
-        // A retried first try (the connection failed after Redis ran it)
-        // finds the key held by this very call: that is a send.
-        if sent == 1 || (holder == id && same == 1) {
-            return Ok(OnceSent::New);
-        }
-        Ok(OnceSent::Held {
-            id: holder,
-            same: same == 1,
-        })
+        Ok(read_holder(&held, id, fingerprint))
     }
 }
 
-fn unexpected(reply: &Value) -> Error {
-    Error::Broker(format!("unexpected answer to send_once.lua: {reply:?}"))
+/// What a held key's value `<call id> <fingerprint>` means for call `id`.
+/// A value not of that form (garbage) holds the key for a call that can
+/// never be attached to: a conflict, with the value as the holder.
+fn read_holder(held: &str, id: &str, fingerprint: &str) -> OnceClaim {
+    let Some((holder, theirs)) = held.split_once(' ') else {
+        return OnceClaim::Held {
+            id: held.chars().take(256).collect(),
+            same: false,
+        };
+    };
+    let same = theirs == fingerprint;
+    // A redelivery of the call that claimed the key (its worker died
+    // after the claim): it is still this call's.
+    if holder == id && same {
+        return OnceClaim::Claimed;
+    }
+    OnceClaim::Held {
+        id: holder.to_owned(),
+        same,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_key_is_read_as_its_holder_or_as_a_conflict() {
+        assert_eq!(read_holder("c1 ab", "c1", "ab"), OnceClaim::Claimed);
+        assert_eq!(
+            read_holder("c1 ab", "c2", "ab"),
+            OnceClaim::Held {
+                id: "c1".into(),
+                same: true
+            }
+        );
+        assert_eq!(
+            read_holder("c1 ab", "c1", "cd"),
+            OnceClaim::Held {
+                id: "c1".into(),
+                same: false
+            }
+        );
+        assert_eq!(
+            read_holder("garbage", "c1", "ab"),
+            OnceClaim::Held {
+                id: "garbage".into(),
+                same: false
+            }
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The blocking reader: a connection of its own that takes jobs
-//! (`XREADGROUP ... BLOCK`) for a worker and pops replies (`BLPOP` /
-//! `BLMPOP`) for a client.
+//! (`XREADGROUP ... BLOCK`) for a worker, moves a service's intake onto its
+//! stream (`BLMOVE` + `intake.lua`) for a worker's mover, and pops replies
+//! (`BLPOP` / `BLMPOP`) for a client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,11 @@ use redis::{AsyncConnectionConfig, RedisError, Value};
 
 use super::commands::{create_group, is_nogroup, Commands};
 use super::completion::{complete_on, outcome, Call, Slots};
+use super::intake::{
+    move_pipeline, parse_moved, push_cmd_to, push_key, EnqueueMode, INTAKE_SOURCE,
+};
 use super::values::collect_deliveries;
-use super::{jobs_key, ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT, FIELD, GROUP};
+use super::{jobs_key, ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT, GROUP};
 use crate::backend::resp::RespConnection;
 use crate::backend::{
     complete_each, CompleteError, CompletedAndTaken, Completion, Delivery, PushedAndPopped, Reader,
@@ -55,35 +59,52 @@ pub(super) struct RedisReader {
     con: Option<BlockingConnection>,
     prefix: String,
     commands: Commands,
+    /// Whether jobs are added to streams or through intakes.
+    enqueue: EnqueueMode,
     /// Which queue gets the blocking turn next (Cluster, several queues).
     turn: usize,
-    /// The stream keys of the queues last read, and of single queues pushed
-    /// to: made once, not on every call.
-    keys: Vec<(String, Arc<str>)>,
+    /// The keys single queues' jobs are pushed to (their stream, or their
+    /// intake), by queue and way: made once, not on every call.
+    keys: Vec<(String, bool, Arc<str>)>,
     queue_keys: Option<(Vec<String>, Arc<[String]>)>,
 }
 
 impl RedisReader {
-    pub(super) fn new(source: ReaderSource, prefix: String, commands: Commands) -> Self {
+    pub(super) fn new(
+        source: ReaderSource,
+        prefix: String,
+        commands: Commands,
+        enqueue: EnqueueMode,
+    ) -> Self {
         RedisReader {
             source,
             con: None,
             prefix,
             commands,
+            enqueue,
             turn: 0,
             keys: Vec::new(),
             queue_keys: None,
         }
     }
 
-    /// The stream key of `queue`.
-    fn jobs_key(&mut self, queue: &str) -> Arc<str> {
-        if let Some((_, key)) = self.keys.iter().find(|(q, _)| q == queue) {
-            return key.clone();
-        }
-        let key: Arc<str> = jobs_key(&self.prefix, queue).into();
-        self.keys.push((queue.to_owned(), key.clone()));
-        key
+    /// The command that pushes `payload` to `queue` (its stream, or its
+    /// intake when this client may not add to streams).
+    fn push_cmd(&mut self, queue: &str, payload: &[u8]) -> redis::Cmd {
+        let intake = self.enqueue.via_intake();
+        let key = match self
+            .keys
+            .iter()
+            .find(|(q, i, _)| q == queue && *i == intake)
+        {
+            Some((_, _, key)) => key.clone(),
+            None => {
+                let key: Arc<str> = push_key(intake, &self.prefix, queue).into();
+                self.keys.push((queue.to_owned(), intake, key.clone()));
+                key
+            }
+        };
+        push_cmd_to(intake, &key, payload)
     }
 
     /// The stream keys of `queues`, in order.
@@ -394,22 +415,21 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> PushedAndPopped {
-        let mut push = redis::cmd("XADD");
-        push.arg(&*self.jobs_key(queue))
-            .arg("*")
-            .arg(FIELD)
-            .arg(payload);
+        let push = self.push_cmd(queue, payload);
         if matches!(self.source, ReaderSource::Cluster(_)) {
             // The queue and the inbox live in different slots, maybe on
             // different nodes: push over the shared connection, then read.
             let pushed = self.commands.query::<Value>(&push).await;
+            if let Err(e) = &pushed {
+                self.enqueue.turn_to_intake_after(e);
+            }
             return PushedAndPopped {
                 pushed: pushed.map(drop).map_err(Error::from),
                 popped: self.pop_replies(inbox, max, wait).await,
             };
         }
         // Redis runs the two in order: the job is queued before the read
-        // blocks, and a refused XADD does not stop the read.
+        // blocks, and a refused push does not stop the read.
         let mut pipe = redis::pipe();
         pipe.add_command(push)
             .add_command(pop_cmd(inbox, max, wait))
@@ -418,13 +438,21 @@ impl Reader for RedisReader {
             Ok(replies) => {
                 let mut replies = replies.into_iter();
                 let mut next = || match replies.next() {
-                    Some(Value::ServerError(e)) => Err(Error::from(RedisError::from(e))),
+                    Some(Value::ServerError(e)) => Err(RedisError::from(e)),
                     Some(v) => Ok(v),
-                    None => Err(Error::Broker("a command got no answer".to_owned())),
+                    None => Err(RedisError::from(std::io::Error::other(
+                        "a command got no answer",
+                    ))),
                 };
+                let pushed = next().map(drop);
+                if let Err(e) = &pushed {
+                    // Refused for want of XADD rights: sent again (by the
+                    // caller) through the intake.
+                    self.enqueue.turn_to_intake_after(e);
+                }
                 PushedAndPopped {
-                    pushed: next().map(drop),
-                    popped: next().map(parse_popped),
+                    pushed: pushed.map_err(Error::from),
+                    popped: next().map(parse_popped).map_err(Error::from),
                 }
             }
             Err(e) => {
@@ -435,6 +463,70 @@ impl Reader for RedisReader {
                 }
             }
         }
+    }
+
+    async fn move_intake(&mut self, queue: &str, wait: Duration) -> Result<usize, Error> {
+        let pipe = move_pipeline(&self.prefix, queue, wait);
+        let script = if matches!(self.source, ReaderSource::Cluster(_)) {
+            // A cluster connection may split a pipeline by node; the keys
+            // share a slot, but send the two one after the other.
+            let mut cmds = pipe.cmd_iter();
+            let (Some(blmove), Some(evalsha)) = (cmds.next(), cmds.next()) else {
+                return Ok(0);
+            };
+            self.run(blmove, wait).await?;
+            match self.run(evalsha, Duration::ZERO).await {
+                Ok(v) => v,
+                Err(ReadFailure::Redis(e)) if e.code() == Some("NOSCRIPT") => {
+                    self.load_intake_script().await?;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let mut replies = self.run_pipeline(&pipe, wait).await?.into_iter();
+            if let Some(Value::ServerError(e)) = replies.next() {
+                return Err(RedisError::from(e).into());
+            }
+            match replies.next() {
+                Some(Value::ServerError(e)) if e.code() == "NOSCRIPT" => {
+                    // Redis lost its scripts (a restart): load it; what
+                    // BLMOVE took waits in `moving` for the next turn.
+                    self.load_intake_script().await?;
+                    return Ok(0);
+                }
+                Some(Value::ServerError(e)) => return Err(RedisError::from(e).into()),
+                Some(v) => v,
+                None => return Ok(0),
+            }
+        };
+        let moved = parse_moved(&script)
+            .ok_or_else(|| Error::Broker(format!("unexpected answer to intake.lua: {script:?}")))?;
+        if moved.refused > 0 {
+            tracing::warn!(
+                queue,
+                refused = moved.refused,
+                "ignored cancellation requests whose call id is not 1 to 256 bytes"
+            );
+        }
+        if let Some(error) = &moved.error {
+            // Left on the intake (out of memory, say): the next turn tries again.
+            return Err(Error::Broker(format!(
+                "moving the intake of `{queue}` onto its stream was refused: {error}"
+            )));
+        }
+        Ok(moved.messages + moved.cancels + moved.refused)
+    }
+}
+
+impl RedisReader {
+    async fn load_intake_script(&self) -> Result<(), Error> {
+        let load = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(INTAKE_SOURCE)
+            .to_owned();
+        self.commands.query::<Value>(&load).await?;
+        Ok(())
     }
 }
 

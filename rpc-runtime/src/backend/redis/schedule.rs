@@ -5,37 +5,33 @@
 //! Keys, under the service's hash tag so the scripts touch one slot:
 //! `P:{Service}:schedule` (sorted set: entry token scored by the time it is
 //! due, ms on Redis's clock) and `P:{Service}:scheduled` (hash: entry token
-//! -> job message). `scripts/schedule.lua` adds an entry due after a delay
-//! measured on Redis's clock; `scripts/poll.lua`, the worker's regular look
+//! -> job message). Workers add entries (a delayed call taken before its
+//! time, a retry with backoff: `complete.lua`'s step `S`, due after a delay
+//! measured on Redis's clock); `scripts/poll.lua`, the worker's regular look
 //! at a service, moves due entries onto the jobs stream atomically, so of
-//! many workers racing each job moves exactly once, and on the way reports
-//! what else a worker must follow: the next due time, the pause flag and
-//! new cancellations (`cancel.rs`, `pause.rs`).
+//! many workers racing each job moves exactly once, dead-letters entries
+//! that would never run, and on the way reports what else a worker must
+//! follow: the next due time, the pause flag and new cancellations
+//! (`cancel.rs`, `pause.rs`).
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use redis::{Script, Value};
 
 use super::cancel::cancelled_key;
 use super::pause::paused_key;
 use super::values::{as_int, as_string};
-use super::{jobs_key, RedisBackend};
-use crate::backend::LifecyclePoll;
+use super::{dead_key, jobs_key, RedisBackend};
+use crate::backend::{LifecyclePoll, DEAD_LETTER_CAP};
 use crate::error::Error;
+use crate::wire::limits::MAX_DELAY_MS;
 
-/// The most cancellations one poll reports (the rest come on the next).
-const CANCELLED_PER_POLL: usize = 1_000;
+/// How far ahead of now a scheduled entry may be due: the longest delay a
+/// call may ask for, and a day to spare. Anything later is garbage.
+const HORIZON_MS: u64 = MAX_DELAY_MS + 24 * 60 * 60 * 1000;
 
-/// `schedule.lua`'s source.
-pub(super) const SCHEDULE_SOURCE: &str = include_str!("scripts/schedule.lua");
 /// `poll.lua`'s source.
 pub(super) const POLL_SOURCE: &str = include_str!("scripts/poll.lua");
-
-fn schedule_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(SCHEDULE_SOURCE))
-}
 
 fn poll_script() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
@@ -53,37 +49,14 @@ pub(super) fn scheduled_key(prefix: &str, queue: &str) -> String {
 }
 
 impl RedisBackend {
-    /// Puts `payload` on `queue`'s schedule under `token`, due after `delay`
-    /// on Redis's clock; returns the due time (ms since the epoch, Redis's
-    /// clock).
-    pub(super) async fn add_to_schedule(
-        &self,
-        queue: &str,
-        token: &str,
-        payload: &[u8],
-        delay: Duration,
-    ) -> Result<u64, Error> {
-        let mut invocation = schedule_script().prepare_invoke();
-        invocation
-            .key(schedule_key(&self.prefix, queue))
-            .key(scheduled_key(&self.prefix, queue))
-            .arg(token)
-            .arg(payload)
-            .arg(delay.as_millis() as u64);
-        match self.commands.invoke(&invocation).await? {
-            Value::Int(due) => Ok(due.max(0) as u64),
-            other => Err(Error::Broker(format!(
-                "unexpected answer to schedule.lua: {other:?}"
-            ))),
-        }
-    }
-
     /// One lifecycle poll of `queue` (see `scripts/poll.lua`).
     pub(super) async fn poll(
         &self,
         queue: &str,
         max_move: usize,
         cancelled_after_ms: u64,
+        max_cancelled: usize,
+        sweep: Option<&str>,
     ) -> Result<LifecyclePoll, Error> {
         let mut invocation = poll_script().prepare_invoke();
         invocation
@@ -92,9 +65,13 @@ impl RedisBackend {
             .key(jobs_key(&self.prefix, queue))
             .key(cancelled_key(&self.prefix, queue))
             .key(paused_key(&self.prefix, queue))
+            .key(dead_key(&self.prefix, queue))
             .arg(max_move.max(1))
             .arg(cancelled_after_ms)
-            .arg(CANCELLED_PER_POLL);
+            .arg(max_cancelled.max(1))
+            .arg(HORIZON_MS)
+            .arg(DEAD_LETTER_CAP)
+            .arg(sweep.unwrap_or(""));
         let reply = self.commands.invoke(&invocation).await?;
         let unexpected = || Error::Broker(format!("unexpected answer to poll.lua: {reply:?}"));
         let Value::Array(parts) = &reply else {
@@ -122,12 +99,26 @@ impl RedisBackend {
                 .collect(),
             _ => Vec::new(),
         };
+        let dead_lettered = int(6).unwrap_or(0).max(0) as usize;
+        if dead_lettered > 0 {
+            tracing::warn!(
+                queue,
+                dead_lettered,
+                "dead-lettered scheduled entries that would never run (due beyond the horizon, or without a due time)"
+            );
+        }
+        let sweep_cursor = parts
+            .get(7)
+            .and_then(as_string)
+            .filter(|c| !c.is_empty() && c != "0");
         Ok(LifecyclePoll {
             now_ms: now_ms.max(0) as u64,
             moved: moved.max(0) as usize,
             next_due_ms: (next_due >= 0).then_some(next_due as u64),
             paused: paused == 1,
             cancelled,
+            dead_lettered,
+            sweep_cursor,
         })
     }
 }

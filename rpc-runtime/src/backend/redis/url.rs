@@ -10,6 +10,10 @@ pub(crate) struct Target {
     pub(crate) nodes: Vec<String>,
     pub(crate) cluster: bool,
     pub(crate) tls: Option<redis::TlsCertificates>,
+    /// `?enqueue=auto|stream|intake`: how a client adds jobs, when the URL
+    /// says (a restricted client user says `intake`, and so never has an
+    /// `XADD` refused in the ACL log).
+    pub(crate) enqueue: Option<crate::backend::Enqueue>,
 }
 
 pub(crate) fn parse_target(url: &str) -> Result<Target, Error> {
@@ -25,6 +29,7 @@ pub(crate) fn parse_target(url: &str) -> Result<Target, Error> {
     let mut ca = None;
     let mut client_cert = None;
     let mut client_key = None;
+    let mut enqueue = None;
     let mut passed_on = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -36,6 +41,18 @@ pub(crate) fn parse_target(url: &str) -> Result<Target, Error> {
             "ca" => ca = Some(v),
             "client_cert" => client_cert = Some(v),
             "client_key" => client_key = Some(v),
+            "enqueue" => {
+                enqueue = Some(match v.as_str() {
+                    "auto" => crate::backend::Enqueue::Auto,
+                    "stream" => crate::backend::Enqueue::Stream,
+                    "intake" => crate::backend::Enqueue::Intake,
+                    other => {
+                        return Err(invalid(format!(
+                            "enqueue={other}: expected auto, stream or intake"
+                        )))
+                    }
+                })
+            }
             _ => passed_on.push(pair.to_owned()),
         }
     }
@@ -82,6 +99,7 @@ pub(crate) fn parse_target(url: &str) -> Result<Target, Error> {
             nodes: vec![format!("{base}{rest_query}")],
             cluster: false,
             tls,
+            enqueue,
         });
     };
     let (authority, path) = match rest.split_once('/') {
@@ -110,6 +128,7 @@ pub(crate) fn parse_target(url: &str) -> Result<Target, Error> {
         nodes,
         cluster: true,
         tls,
+        enqueue,
     })
 }
 

@@ -10,12 +10,17 @@
 --            K  keep the reply under the call's result key
 --            Q  queue the retry message on the jobs stream
 --            S  put the retry message on the schedule, due after a delay
---               on Redis's clock (a retry with backoff)
+--               on Redis's clock (a retry with backoff, a delayed call
+--               taken early); unless the call is in the cancelled set:
+--               then it is queued at once flagged `c` = 1, to be answered
+--               `cancelled` (a cancellation that came while the worker
+--               held it, which found nothing on the schedule to take off)
 --            D  add the message to the dead-letter stream (capped)
 --            A  ack the entry and delete it from the jobs stream
 -- KEYS     in plan order: R the inbox, K the result key, Q the jobs
---          stream, S the schedule then the scheduled messages (two keys),
---          D the dead-letter stream, A the jobs stream
+--          stream, S the schedule, the scheduled messages, the cancelled
+--          calls and the jobs stream (four keys), D the dead-letter
+--          stream, A the jobs stream
 -- ARGV[2]  the reply (R, K)
 -- ARGV[3]  the inbox TTL in ms (R)
 -- ARGV[4]  the result TTL in ms (K)
@@ -47,12 +52,18 @@ for i = 1, #plan do
   elseif step == 'Q' then
     r = redis.pcall('XADD', key, '*', 'm', ARGV[5])
   elseif step == 'S' then
-    local now = redis.call('TIME')
-    local due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[12])
-    r = redis.pcall('HSET', KEYS[k], ARGV[11], ARGV[5])
-    k = k + 1
-    if type(r) == 'table' and r.err then return {step, r.err} end
-    r = redis.pcall('ZADD', key, due, ARGV[11])
+    local scheduled, cancelled, jobs = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+    k = k + 3
+    local gone = redis.pcall('ZSCORE', cancelled, ARGV[11])
+    if type(gone) == 'string' then
+      r = redis.pcall('XADD', jobs, '*', 'm', ARGV[5], 'c', '1')
+    else
+      local now = redis.call('TIME')
+      local due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[12])
+      r = redis.pcall('HSET', scheduled, ARGV[11], ARGV[5])
+      if type(r) == 'table' and r.err then return {step, r.err} end
+      r = redis.pcall('ZADD', key, due, ARGV[11])
+    end
   elseif step == 'D' then
     r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[8], '*', 'reason', ARGV[6], 'm', ARGV[7])
   elseif step == 'A' then

@@ -5,25 +5,52 @@
 -- the next due time, whether the service is paused, and the calls
 -- cancelled since the worker last looked.
 --
+-- Nothing in these keys is trusted to be well formed: an entry due beyond
+-- the horizon (an absurd or infinite score) would never run, and a
+-- scheduled message without a due time would never move, so both are
+-- dead-lettered with the reason instead; a cancellation scored in the
+-- future (which would hide later ones from a reader's `since`) is removed.
+--
 -- KEYS[1]  the schedule: a sorted set of entry tokens scored by the time
 --          they are due, in ms since the Unix epoch
 -- KEYS[2]  the scheduled messages: a hash of entry token -> job message
 -- KEYS[3]  the jobs stream
 -- KEYS[4]  the cancelled calls: a sorted set of call id -> when cancelled (ms)
 -- KEYS[5]  the pause flag (a string; it exists while the service is paused)
+-- KEYS[6]  the dead-letter stream
 -- ARGV[1]  the most jobs to move in one call
--- ARGV[2]  report cancellations scored above this (ms)
+-- ARGV[2]  report cancellations scored above this (ms; exclusive)
 -- ARGV[3]  the most cancellations to report in one call
+-- ARGV[4]  the horizon: entries due more than this many ms after now are
+--          dead-lettered
+-- ARGV[5]  the dead-letter stream's approximate cap
+-- ARGV[6]  '' or an HSCAN cursor of the scheduled messages: look at up to
+--          100 of them for messages without a due time (a sweep, run
+--          now and then, resumed from the cursor it returns)
 --
 -- Returns {now_ms, moved, next_due_ms or -1, paused (0/1), {id, ms, ...},
--- errors}. A token whose message is missing (a cancellation moved it) is
--- dropped from the schedule without a move. A key of the wrong type does
--- not stop the rest: its part is skipped and its error is in `errors`.
+-- errors, dead_lettered, cursor}: the cancellations scored in (ARGV[2], now_ms],
+-- oldest first; `errors` the parts Redis refused (a key of the wrong type
+-- skips its part and never stops the rest); `cursor` the sweep's next
+-- cursor ('0' when it went round, '' when no sweep was asked for).
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local horizon = now_ms + (tonumber(ARGV[4]) or 0)
+local cap = tonumber(ARGV[5]) or 10000
 local errors = {}
-local moved = 0
+local moved, dead = 0, 0
 local next_due = -1
+
+local function dead_letter(token, message, reason)
+  local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', cap, '*', 'reason', reason, 'm', message)
+  if type(added) == 'table' and added.err then
+    table.insert(errors, 'dead letters: ' .. added.err)
+    return false
+  end
+  dead = dead + 1
+  return true
+end
+
 local due = redis.pcall('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
 if due.err then
   table.insert(errors, 'schedule: ' .. due.err)
@@ -42,13 +69,48 @@ else
     redis.call('ZREM', KEYS[1], token)
     redis.pcall('HDEL', KEYS[2], token)
   end
+  -- Entries due beyond the horizon never would run: out, with the reason.
+  local far = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. horizon, '+inf', 'WITHSCORES', 'LIMIT', 0, 100)
+  for i = 1, #far, 2 do
+    local token = far[i]
+    local message = redis.pcall('HGET', KEYS[2], token)
+    if type(message) ~= 'string' then message = '' end
+    if dead_letter(token, message, 'scheduled to run at ' .. far[i + 1] .. ' ms, beyond the horizon of ' .. horizon .. ' ms (now + ' .. ARGV[4] .. ' ms): it would never run') then
+      redis.call('ZREM', KEYS[1], token)
+      redis.pcall('HDEL', KEYS[2], token)
+    end
+  end
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   if first[2] then next_due = math.floor(tonumber(first[2])) end
 end
-local cancelled = redis.pcall('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+
+local cursor = ''
+if ARGV[6] ~= '' then
+  local page = redis.pcall('HSCAN', KEYS[2], ARGV[6], 'COUNT', 100)
+  if page.err then
+    table.insert(errors, 'scheduled messages: ' .. page.err)
+  else
+    cursor = page[1]
+    local fields = page[2]
+    for i = 1, #fields, 2 do
+      local token = fields[i]
+      if not redis.call('ZSCORE', KEYS[1], token) then
+        if dead_letter(token, fields[i + 1], 'a scheduled message without a due time (token ' .. token .. '): it would never run') then
+          redis.call('HDEL', KEYS[2], token)
+        end
+      end
+    end
+  end
+end
+
+-- Cancellations are scored with Redis's TIME when made: one in the future
+-- is garbage, and would hide every later one from a reader's `since`.
+local cancelled = redis.pcall('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[2], now_ms, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 if cancelled.err then
   table.insert(errors, 'cancelled: ' .. cancelled.err)
   cancelled = {}
+else
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '(' .. (now_ms + 60000), '+inf')
 end
 local paused = redis.call('EXISTS', KEYS[5])
-return {now_ms, moved, next_due, paused, cancelled, errors}
+return {now_ms, moved, next_due, paused, cancelled, errors, dead, cursor}

@@ -21,7 +21,9 @@
 -- tick or a later one was enqueued already), `registered` or `early` (the
 -- tick is after now_ms); now_ms is Redis's clock; previous is the last tick
 -- recorded before the call as stored ('' if none). A recorded value that is
--- not 1 to 15 digits counts as none (and is replaced by the next enqueue).
+-- not 1 to 15 digits, or lies more than an hour in Redis's future (no tick
+-- is recorded before it is due, so that is garbage, and it would stop the
+-- job for good), counts as none and is replaced by the next enqueue.
 --
 -- Every key is checked before anything is written, so a key of the wrong
 -- type refuses the whole call rather than leaving half of it done (a job
@@ -45,6 +47,7 @@ local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local previous = redis.call('HGET', KEYS[2], name)
 local last = digits(previous)
+if last ~= nil and last > now_ms + 3600000 then last = nil end
 previous = previous or ''
 if mode == 'register' then
   redis.call('HSET', KEYS[1], name, ARGV[5])

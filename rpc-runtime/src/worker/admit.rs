@@ -1,0 +1,86 @@
+//! What a job message asks of the worker before its handler may run: a
+//! delayed call taken before its time goes onto the schedule, and a call
+//! with an idempotency key claims the key (or is answered with the call
+//! that holds it).
+//!
+//! Both happen here, in the worker, rather than in the client, because the
+//! client ACL role may not write the schedule or the keys: a client that
+//! could would be able to rewrite another caller's scheduled call, or plant
+//! a key that hands another caller its own result (docs/SECURITY.md). The
+//! worker writes both from a message it has checked, and computes the
+//! fingerprint itself from the parameters it would run.
+
+use std::time::Duration;
+
+use super::Shared;
+use crate::backend::{Delivery, OnceClaim};
+use crate::call::CallOptions;
+use crate::fingerprint::fingerprint;
+use crate::wire::limits::MAX_DELAY_MS;
+use crate::wire::JobMessage;
+
+/// How long a call whose key could not be claimed (the broker failed)
+/// waits on the schedule before a worker tries again.
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
+
+/// What to do with a message before its handler runs.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// Run it.
+    Run,
+    /// Not yet: put it on the schedule for this long (a delayed call that
+    /// came early; a claim the broker could not answer).
+    Later(Duration),
+    /// It asks for an absurd start (beyond the longest delay): refuse it.
+    Refuse(String),
+    /// Its key is held by this call for the same job and parameters:
+    /// answer with that call's id.
+    Held(String),
+    /// Its key is held by this call for other parameters (or another job).
+    Conflict(String),
+}
+
+/// Whether a delayed call is due: `Later` until its `run_at_ms` on the
+/// broker's clock.
+pub(super) fn when_due(shared: &Shared, msg: &JobMessage<'_>) -> Admission {
+    let Some(run_at) = msg.run_at_ms else {
+        return Admission::Run;
+    };
+    let now = shared.clock.now_ms();
+    if run_at <= now {
+        return Admission::Run;
+    }
+    if run_at - now > MAX_DELAY_MS + 60_000 {
+        return Admission::Refuse(format!(
+            "`run_at_ms` {run_at} is more than 366 days after now ({now} on the broker's clock): it would never run"
+        ));
+    }
+    Admission::Later(Duration::from_millis(run_at - now))
+}
+
+/// Claims the message's idempotency key, if it has one, for its call.
+pub(super) async fn claim(shared: &Shared, delivery: &Delivery, msg: &JobMessage<'_>) -> Admission {
+    let Some(key) = msg.idempotency_key.as_deref() else {
+        return Admission::Run;
+    };
+    let Some(fingerprint) = fingerprint(&msg.job, msg.params.get()) else {
+        // Cannot happen: `params` was read as JSON.
+        return Admission::Refuse("the parameters are not JSON".to_owned());
+    };
+    let ttl = msg
+        .idempotency_ttl_ms
+        .map_or(CallOptions::DEFAULT_IDEMPOTENCY_TTL, Duration::from_millis);
+    let claimed = shared
+        .backend
+        .claim_once(&delivery.queue, key, &msg.id, &fingerprint, ttl)
+        .await;
+    match claimed {
+        Ok(OnceClaim::Claimed) => Admission::Run,
+        Ok(OnceClaim::Held { id, same: true }) => Admission::Held(id),
+        Ok(OnceClaim::Held { id, same: false }) => Admission::Conflict(id),
+        Err(e) => {
+            tracing::warn!(id = %msg.id, error = %e, "could not claim an idempotency key; trying again shortly");
+            Admission::Later(CLAIM_RETRY)
+        }
+    }
+}
