@@ -11,7 +11,11 @@
 //!   jobs whose lease went idle past the visibility timeout (their worker
 //!   died or stalled);
 //! * one *lifecycle* loop that moves due scheduled jobs and retries onto
-//!   the queues and learns pauses and cancellations (`lifecycle.rs`).
+//!   the queues and learns pauses and cancellations (`lifecycle.rs`);
+//! * with a metrics listener, a *probe* that asks the broker for its time
+//!   when nothing else heard from it for a second, so `/readyz` knows
+//!   within seconds that it went away (`probe.rs`; the checks themselves
+//!   are `telemetry/health.rs`).
 //!
 //! Nothing a client sends can stop the worker: a message that does not parse
 //! is dead-lettered with the reason, an unknown job gets an error reply, and a
@@ -30,6 +34,7 @@ mod job;
 mod lifecycle;
 mod pause;
 mod periodic;
+mod probe;
 mod take;
 
 use std::collections::{HashMap, HashSet};
@@ -44,9 +49,10 @@ use tokio::sync::Semaphore;
 pub(crate) use self::cancel::Cancellations;
 use self::clock::BrokerClock;
 use self::completion::Outstanding;
-use self::janitor::{janitor_loop, janitor_period};
+use self::janitor::{janitor_loop, liveness_window};
 use self::lifecycle::{lifecycle_loop, DueHint};
 use self::pause::PausedQueues;
+use self::probe::probe_loop;
 use self::take::take_loop;
 use crate::backend::{self, Backend, BrokerConfig, Delivery};
 use crate::backoff::Backoff;
@@ -267,10 +273,9 @@ impl WorkerBuilder {
             ),
             Ok(()) => {}
         }
-        // The janitor turns once per period and samples the broker's clock;
-        // two missed turns (and a margin) make the worker unhealthy.
         let health = Arc::new(Health::new(
-            janitor_period(&self.settings) * 2 + Duration::from_secs(5),
+            liveness_window(&self.settings),
+            probe::READY_WINDOW,
         ));
         health.broker_answered();
         health.loop_turned();
@@ -373,7 +378,7 @@ struct Shared {
     outstanding: Arc<Outstanding>,
     /// Prometheus metrics, when a metrics address is set.
     metrics: Option<WorkerMetrics>,
-    /// Liveness marks for `/healthz` and `/readyz`.
+    /// Liveness and readiness marks for `/healthz` and `/readyz`.
     health: Arc<Health>,
     /// The services paused, as last polled.
     paused: PausedQueues,
@@ -427,9 +432,14 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<StatsSnapshot, Error> {
         let shared = self.shared;
-        let serving = self
-            .exposition
-            .map(|(listener, exposition)| tokio::spawn(listener::serve(listener, exposition)));
+        // The checks are served, and so the broker probed, only with a listener.
+        let (serving, probe) = match self.exposition {
+            Some((listener, exposition)) => (
+                Some(tokio::spawn(listener::serve(listener, exposition))),
+                Some(tokio::spawn(probe_loop(shared.clone()))),
+            ),
+            None => (None, None),
+        };
         let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tracing::info!(
@@ -443,7 +453,7 @@ impl Worker {
         let ticker = periodic::spawn(shared.clone(), self.periodic, stop_rx.clone());
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx));
         let lifecycle = tokio::spawn(lifecycle_loop(shared.clone()));
-        shared.health.serving();
+        // Ready once the taker has read the queues (`take.rs`).
         shutdown.await;
         shared.health.stopping();
         tracing::info!("worker stopping: no new jobs; waiting for running ones");
@@ -469,6 +479,9 @@ impl Worker {
         lifecycle.abort();
         if let Some(serving) = serving {
             serving.abort();
+        }
+        if let Some(probe) = probe {
+            probe.abort();
         }
         Ok(shared.snapshot())
     }
