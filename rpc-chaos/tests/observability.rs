@@ -179,13 +179,15 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
 }
 
 /// `/healthz` and `/readyz` answer 200 while the worker serves and its
-/// Redis answers; once Redis is gone, the worker is reported unhealthy.
+/// Redis answers; once Redis is gone, the worker process is reported not
+/// ready within 5 s, naming the broker, and still alive: liveness does not
+/// depend on Redis (restarting the worker would not bring Redis back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_checks_pass_while_serving_and_fail_when_redis_is_gone() {
+async fn readiness_fails_within_5s_when_redis_is_gone_and_liveness_does_not() {
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
-    // A short visibility timeout makes the staleness window short (2 s
-    // janitor period: 2 * 0.2 s + 5 s).
+    // A short visibility timeout makes the liveness window as short as it
+    // gets (two janitor periods of 0.2 s, plus 20 s for a broker call).
     let (_worker, addr) = worker_with_metrics(&url, &["--visibility-ms", "600"], &[]);
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_owned()));
     // `ready` is printed just before the worker starts serving; a readiness
@@ -196,17 +198,29 @@ async fn health_checks_pass_while_serving_and_fail_when_redis_is_gone() {
     }
     assert_eq!(get(&addr, "/readyz"), (200, "ok\n".to_owned()));
     assert_eq!(get(&addr, "/nothing").0, 404);
+    let gone = std::time::Instant::now();
     drop(redis);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = gone + Duration::from_secs(30);
     let (status, body) = loop {
-        let (status, body) = get(&addr, "/healthz");
+        let (status, body) = get(&addr, "/readyz");
         if status != 200 || std::time::Instant::now() > deadline {
             break (status, body);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let took = gone.elapsed();
     assert_eq!(status, 503, "{body}");
+    assert!(
+        took < Duration::from_secs(5),
+        "not ready only after {took:?}"
+    );
     assert!(body.contains("broker"), "{body}");
+    // Longer than the old liveness window (5.4 s here), which counted the
+    // broker's silence.
+    while gone.elapsed() < Duration::from_secs(8) {
+        assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_owned()));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert_eq!(get(&addr, "/readyz").0, 503);
 }
 

@@ -2,6 +2,11 @@
 //! service) answering `GET /metrics` (Prometheus/OpenMetrics text),
 //! `/healthz` and `/readyz`, and 404 for anything else.
 //!
+//! A check answers `200` with the body `ok`, or `503` with the reason on
+//! one line of text (`shutting down`, `the broker cannot be reached: ...`,
+//! `completions refused: NOPERM ...`). What each one checks, and why
+//! `/healthz` does not ask the broker, is in `health`.
+//!
 //! The per-service gauges are read from Redis at scrape time (through the
 //! same [`Inspector`] as `rpc stats`), bounded by a timeout so a slow
 //! broker cannot hold a scrape: the other figures are still served, and

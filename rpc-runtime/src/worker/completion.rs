@@ -13,6 +13,13 @@
 //!   permission) ends the job once instead: it is dead-lettered with the
 //!   reason, its result kept if that still can be, and acked. Nothing is
 //!   sent over and over.
+//!
+//! Readiness (`telemetry/health.rs`) hears of it: a refusal that is the
+//! worker's own (no permission, a script it cannot run or load, see
+//! `refusal_is_the_workers`) and a `NOSCRIPT` that outlived the reload
+//! make `/readyz` fail with the reason, until one of the jobs' own
+//! completions goes through again (a dead letter sent in place of a refused
+//! completion does not count).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -101,7 +108,9 @@ pub(super) fn complete_later(
                 }
                 CompleteError::Refused { step, reason } => {
                     match fallback(&shared, &delivery, &completion, step, &reason) {
-                        Some(instead) => finish_job(&shared, &delivery, instead, None).await,
+                        Some(instead) => {
+                            complete(&shared, &delivery, instead, None, Asked::FellBack).await
+                        }
                         None => shared.forget_lease(&delivery),
                     }
                 }
@@ -118,8 +127,27 @@ pub(super) fn complete_later(
 pub(super) async fn finish_job(
     shared: &Shared,
     delivery: &Delivery,
+    completion: Completion,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    complete(shared, delivery, completion, slot, Asked::Job).await
+}
+
+/// Whose completion is being sent: the job's own, or one that replaces a
+/// completion the broker refused (which going through does not make
+/// completions work again, for readiness).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Job,
+    FellBack,
+}
+
+async fn complete(
+    shared: &Shared,
+    delivery: &Delivery,
     mut completion: Completion,
     mut slot: Option<OwnedSemaphorePermit>,
+    mut asked: Asked,
 ) {
     let _guard = shared.outstanding.enter();
     let mut delay = Duration::from_millis(50);
@@ -127,7 +155,12 @@ pub(super) async fn finish_job(
     let mut fallbacks = FALLBACKS;
     loop {
         match shared.backend.complete(delivery, &completion).await {
-            Ok(()) => break,
+            Ok(()) => {
+                if asked == Asked::Job {
+                    shared.health.completed();
+                }
+                break;
+            }
             Err(CompleteError::Refused { step, reason }) => {
                 if fallbacks == 0 {
                     tracing::error!(token = %delivery.token, "the broker refused every way to end a job ({reason}); it stays leased");
@@ -135,20 +168,35 @@ pub(super) async fn finish_job(
                 }
                 fallbacks -= 1;
                 match fallback(shared, delivery, &completion, step, &reason) {
-                    Some(instead) => completion = instead,
+                    Some(instead) => {
+                        completion = instead;
+                        asked = Asked::FellBack;
+                    }
                     None => break,
                 }
             }
-            Err(e) if tokio::time::Instant::now() + delay < give_up => {
+            Err(e) => {
+                if let CompleteError::Transient(text) = &e {
+                    if error_code(text) == "NOSCRIPT" {
+                        // `Backend::complete` loads a script Redis says it
+                        // lacks and runs it again, so this NOSCRIPT outlived
+                        // the reload (a proxy that sends the two to
+                        // different servers, a failover in between). The
+                        // job is tried again as usual; readiness says so now.
+                        shared
+                            .health
+                            .completions_refused(format_args!("{text} (after loading the script)"));
+                    }
+                }
+                if tokio::time::Instant::now() + delay >= give_up {
+                    tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it stays leased and will be redelivered");
+                    break;
+                }
                 shared.broker_error();
                 drop(slot.take());
                 tracing::warn!(error = %e, token = %delivery.token, "completing a job failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, token = %delivery.token, "could not complete a job; it stays leased and will be redelivered");
-                break;
             }
         }
     }
@@ -167,6 +215,14 @@ fn fallback(
     reason: &str,
 ) -> Option<Completion> {
     let what = step.map_or("the completion".to_owned(), |s| s.to_string());
+    if refusal_is_the_workers(step, reason) {
+        match step {
+            Some(_) => shared
+                .health
+                .completions_refused(format_args!("{reason} ({what})")),
+            None => shared.health.completions_refused(reason),
+        }
+    }
     let why = match &refused.reply_to {
         Some(to) if matches!(step, Some(CompletionStep::Reply) | None) => {
             format!("{what} to `{to}` was refused: {reason}")
@@ -208,4 +264,19 @@ fn fallback(
         );
     }
     Some(instead)
+}
+
+/// Whether a refusal says something about this worker rather than about one
+/// message, so that the next completions will be refused too: Redis refused
+/// the whole script call (no permission to run it or to load it, no such
+/// command), or a step for lack of permission. A step refused for its key
+/// (`WRONGTYPE` on one caller's inbox) is that message's business; it does
+/// not make the worker unready.
+fn refusal_is_the_workers(step: Option<CompletionStep>, reason: &str) -> bool {
+    step.is_none() || error_code(reason) == "NOPERM"
+}
+
+/// Redis's error code: the first word of its error text.
+fn error_code(text: &str) -> &str {
+    text.split_whitespace().next().unwrap_or("")
 }

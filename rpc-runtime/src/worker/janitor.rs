@@ -18,6 +18,20 @@ pub(super) fn janitor_period(settings: &super::WorkerSettings) -> Duration {
     (settings.visibility_timeout / 3).max(Duration::from_millis(50))
 }
 
+/// The longest one broker call of the janitor may take when the broker
+/// does not answer: the Redis backend's command timeout (10 s), then a
+/// reconnect within its connect timeout (5 s), with a margin.
+const BROKER_CALL_BOUND: Duration = Duration::from_secs(20);
+
+/// How long the worker may go without a sign of progress of its loops
+/// before `/healthz` fails: two janitor periods, plus one broker call that
+/// runs into its timeouts (the janitor marks progress after every call, so
+/// a broker that does not answer does not fail liveness; see
+/// `telemetry/health.rs`).
+pub(super) fn liveness_window(settings: &super::WorkerSettings) -> Duration {
+    janitor_period(settings) * 2 + BROKER_CALL_BOUND
+}
+
 pub(super) async fn janitor_loop(
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
@@ -34,8 +48,12 @@ pub(super) async fn janitor_loop(
             Err(e) => {
                 shared.broker_error();
                 tracing::debug!(error = %e, "could not read the broker's clock");
+                shared
+                    .health
+                    .broker_failed(format_args!("reading its clock failed: {e}"));
             }
         }
+        shared.health.loop_turned();
         let running: Vec<(String, Vec<String>)> = lock(&shared.running)
             .iter()
             .map(|(q, t)| (q.clone(), t.iter().cloned().collect()))
@@ -49,6 +67,7 @@ pub(super) async fn janitor_loop(
                 shared.broker_error();
                 tracing::warn!(error = %e, queue, "renewing leases failed");
             }
+            shared.health.loop_turned();
         }
         if *stop.borrow() {
             // Shutting down: keep renewing the leases of running jobs, take no new ones.
@@ -74,6 +93,7 @@ pub(super) async fn janitor_loop(
                 .await
             {
                 Ok(deliveries) => {
+                    shared.health.loop_turned();
                     for delivery in deliveries {
                         let Ok(permit) = slots.clone().try_acquire_owned() else {
                             break;
@@ -87,6 +107,7 @@ pub(super) async fn janitor_loop(
                     }
                 }
                 Err(e) => {
+                    shared.health.loop_turned();
                     shared.broker_error();
                     tracing::warn!(error = %e, queue, "reclaiming stalled jobs failed");
                 }

@@ -17,7 +17,11 @@
 //!   (`intake.rs`);
 //! * before a job runs, what its message asks for: a delayed call that
 //!   came early goes onto the schedule, an idempotent one claims its key
-//!   (`admit.rs`).
+//!   (`admit.rs`);
+//! * with a metrics listener, a *probe* that asks the broker for its time
+//!   when nothing else heard from it for a second, so `/readyz` knows
+//!   within seconds that it went away (`probe.rs`; the checks themselves
+//!   are `telemetry/health.rs`).
 //!
 //! Nothing a client sends can stop the worker: a message that does not parse
 //! is dead-lettered with the reason, an unknown job gets an error reply, and a
@@ -37,6 +41,7 @@ mod job;
 mod lifecycle;
 mod pause;
 mod periodic;
+mod probe;
 mod take;
 
 use std::collections::{HashMap, HashSet};
@@ -50,9 +55,10 @@ use tokio::sync::Semaphore;
 
 pub(crate) use self::cancel::Cancellations;
 use self::completion::Outstanding;
-use self::janitor::{janitor_loop, janitor_period};
+use self::janitor::{janitor_loop, liveness_window};
 use self::lifecycle::{DueHint, Lifecycle};
 use self::pause::PausedQueues;
+use self::probe::probe_loop;
 use self::take::take_loop;
 use crate::backend::{self, Backend, BrokerConfig, Delivery};
 use crate::backoff::Backoff;
@@ -274,10 +280,9 @@ impl WorkerBuilder {
             ),
             Ok(()) => {}
         }
-        // The janitor turns once per period and samples the broker's clock;
-        // two missed turns (and a margin) make the worker unhealthy.
         let health = Arc::new(Health::new(
-            janitor_period(&self.settings) * 2 + Duration::from_secs(5),
+            liveness_window(&self.settings),
+            probe::READY_WINDOW,
         ));
         health.broker_answered();
         health.loop_turned();
@@ -380,7 +385,7 @@ struct Shared {
     outstanding: Arc<Outstanding>,
     /// Prometheus metrics, when a metrics address is set.
     metrics: Option<WorkerMetrics>,
-    /// Liveness marks for `/healthz` and `/readyz`.
+    /// Liveness and readiness marks for `/healthz` and `/readyz`.
     health: Arc<Health>,
     /// The services paused, as last polled.
     paused: PausedQueues,
@@ -434,9 +439,14 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<StatsSnapshot, Error> {
         let shared = self.shared;
-        let serving = self
-            .exposition
-            .map(|(listener, exposition)| tokio::spawn(listener::serve(listener, exposition)));
+        // The checks are served, and so the broker probed, only with a listener.
+        let (serving, probe) = match self.exposition {
+            Some((listener, exposition)) => (
+                Some(tokio::spawn(listener::serve(listener, exposition))),
+                Some(tokio::spawn(probe_loop(shared.clone()))),
+            ),
+            None => (None, None),
+        };
         let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tracing::info!(
@@ -454,7 +464,7 @@ impl Worker {
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let lifecycle = tokio::spawn(lifecycle.run());
         let movers = intake::spawn(&shared, &stop_rx);
-        shared.health.serving();
+        // Ready once the taker has read the queues (`take.rs`).
         shutdown.await;
         shared.health.stopping();
         tracing::info!("worker stopping: no new jobs; waiting for running ones");
@@ -483,6 +493,9 @@ impl Worker {
         lifecycle.abort();
         if let Some(serving) = serving {
             serving.abort();
+        }
+        if let Some(probe) = probe {
+            probe.abort();
         }
         Ok(shared.snapshot())
     }

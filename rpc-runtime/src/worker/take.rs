@@ -56,6 +56,7 @@ pub(super) async fn take_loop(
                 }
                 Err(e) => {
                     shared.broker_error();
+                    shared.health.take_failed(&e);
                     lost = true;
                     tracing::warn!(error = %e, "worker cannot reach the broker; retrying");
                     let pending = std::mem::take(&mut finished);
@@ -92,6 +93,7 @@ pub(super) async fn take_loop(
         } else {
             // Not cancelled on stop: the completions are in this round trip.
             let done = std::mem::take(&mut finished);
+            let finished_count = done.len();
             let out = r
                 .complete_and_take(&done, queues, consumer, free, COMPLETING_READ_WAIT)
                 .await;
@@ -103,12 +105,15 @@ pub(super) async fn take_loop(
                     None => shared.forget_lease(&delivery),
                 }
             }
+            if failed.len() < finished_count {
+                shared.health.completed();
+            }
             complete_later(&shared, failed);
             out.taken
         };
         match taken {
             Ok(deliveries) => {
-                shared.health.broker_answered();
+                shared.health.took();
                 backoff = Duration::from_millis(50);
                 let mut first = Some(first);
                 for delivery in deliveries {
@@ -131,6 +136,7 @@ pub(super) async fn take_loop(
             Err(e) => {
                 tracing::warn!(error = %e, "taking jobs failed; reconnecting");
                 shared.broker_error();
+                shared.health.take_failed(&e);
                 lost = true;
                 reader = None;
                 drop(first);

@@ -251,17 +251,23 @@ fn is_transient_code(code: &str) -> bool {
 }
 
 /// A failed script call as a [`CompleteError`]: connection failures and the
-/// codes above are transient, the rest a refusal of the whole call.
+/// codes above are transient, the rest a refusal of the whole call. A
+/// server's error reads as Redis wrote it, code first (`NOPERM User ...`),
+/// like a step's refusal, so the worker can tell which it was.
 pub(super) fn classify(e: &RedisError) -> CompleteError {
+    let as_redis_wrote_it = |code: &str| match e.detail() {
+        Some(detail) => format!("{code} {detail}"),
+        None => code.to_owned(),
+    };
     match e.code() {
         None if is_connection_failure(e) || e.is_timeout() => {
             CompleteError::Transient(e.to_string())
         }
-        Some(code) if is_transient_code(code) => CompleteError::Transient(e.to_string()),
+        Some(code) if is_transient_code(code) => CompleteError::Transient(as_redis_wrote_it(code)),
         None => CompleteError::Transient(e.to_string()),
-        Some(_) => CompleteError::Refused {
+        Some(code) => CompleteError::Refused {
             step: None,
-            reason: e.to_string(),
+            reason: as_redis_wrote_it(code),
         },
     }
 }
