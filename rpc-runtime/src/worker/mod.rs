@@ -25,6 +25,7 @@
 mod cancel;
 mod clock;
 mod completion;
+mod handoff;
 mod janitor;
 mod job;
 mod lifecycle;
