@@ -254,8 +254,9 @@ impl fmt::Display for DurationText {
     }
 }
 
-/// A random number in `0..=max`.
-fn jitter(max: u64) -> u64 {
+/// A random number in `0..=max` (also the jitter of hand-backs,
+/// `worker/handoff.rs`).
+pub(crate) fn jitter(max: u64) -> u64 {
     if max == 0 {
         return 0;
     }

@@ -182,6 +182,8 @@ pub mod limits {
     pub const MAX_ID_BYTES: usize = 256;
     /// A job no worker knows is handed back at most this many times before
     /// it is answered `unknown_job` (`handoffs` lies in `0..=MAX_HANDOFFS`).
+    /// Each hand-back waits on the schedule for a growing delay, so the
+    /// count is also a span of time (PROTOCOL.md, "Unknown jobs").
     pub const MAX_HANDOFFS: u32 = 32;
     /// A call may be delayed by at most this long (366 days): `run_at_ms`
     /// further ahead than this is refused where it enters.

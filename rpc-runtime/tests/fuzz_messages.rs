@@ -146,12 +146,14 @@ impl WorkerRig {
     }
 
     /// Waits (a while) until the worker has ended `fed` messages, and
-    /// returns how many it has ended.
+    /// returns how many it has ended. A while is much longer than the 1.6
+    /// to 2.5 s a job the worker does not know takes to be answered, when
+    /// an edit took away the `handoffs` the generator gives it.
     async fn ended(&self, fed: u64) -> u64 {
         let t0 = Instant::now();
         loop {
             let ended = ended(&(self.stats)());
-            if ended >= fed || t0.elapsed() > Duration::from_secs(5) {
+            if ended >= fed || t0.elapsed() > Duration::from_secs(10) {
                 return ended;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -240,7 +240,10 @@ fn redis_with_worker_lacking(permission: &str) -> (RedisServer, tempdir::Dir) {
         .find(|l| l.starts_with("user rpc-worker "))
         .expect("the worker role in deploy/redis/roles.acl")
         .replace("WORKER_PASSWORD", "worker-pw");
-    let without = role.replace(&format!(" {permission}"), "");
+    // Wherever it is granted: on its own, or first in a selector.
+    let without = role
+        .replace(&format!("({permission} "), "(")
+        .replace(&format!(" {permission}"), "");
     assert_ne!(
         role, without,
         "the worker role has no {permission} to take away"
@@ -293,7 +296,8 @@ async fn readyz_fails_within_5s_of_completions_refused_for_lack_of_evalsha_and_r
         "{body}"
     );
     assert_eq!(get(&addr, "/healthz").await, (200, "ok".to_owned()));
-    redis.cli(["ACL", "SETUSER", "rpc-worker", "+evalsha"]);
+    // Back as the role grants it: in a selector with the keys scripts touch.
+    redis.cli(["ACL", "SETUSER", "rpc-worker", "(+evalsha ~rpc:*)"]);
     let r = client
         .call_and_wait_with("Health.echo", json!("through"), &opts())
         .await

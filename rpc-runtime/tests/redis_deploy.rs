@@ -241,7 +241,15 @@ async fn the_protocol_doc_is_enough_to_write_a_client() {
             .unwrap(),
     );
     let raw = redis::Client::open(url.as_str()).unwrap();
-    let mut con = raw.get_multiplexed_async_connection().await.unwrap();
+    // The BLPOP below blocks up to 10 s: without the redis crate's default
+    // response timeout (about 500 ms), as PROTOCOL.md says of a blocking
+    // reader. The `unknown_job` answer takes 1.6 s or more (32 hand-backs
+    // through the schedule).
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut con = raw
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
     let inbox = "rpc:inbox:{raw-client-1}";
     let deadline_ms = rpc_runtime::wire::unix_ms(std::time::SystemTime::now()) + 10_000;
     let push = |id: &str, job: &str, params: serde_json::Value, result_ttl_ms: u64| {

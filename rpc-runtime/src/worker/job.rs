@@ -16,6 +16,7 @@ use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::admit::{self, Admission};
+use super::handoff::{self, HandBack};
 use super::Shared;
 use crate::backend::{Backend, Completion, Delivery};
 use crate::call::{Context, JobId, JobInfo};
@@ -26,8 +27,8 @@ use crate::telemetry::spans;
 use crate::telemetry::{JobOutcome, TraceContext, TRACEPARENT, UNKNOWN};
 use crate::wire::{self, JobMessage};
 
-/// How long after a retry is due this worker looks for it (its completion,
-/// which puts it on the schedule, must have reached the broker).
+/// How long after a retry or hand-back is due this worker looks for it (its
+/// completion, which puts it on the schedule, must have reached the broker).
 const RETRY_HINT_MARGIN: Duration = Duration::from_millis(2);
 
 /// Runs one delivery, counts how it ended, and says how to complete it.
@@ -245,25 +246,23 @@ async fn run_message(
     if info.is_none() {
         // During a rolling deploy, workers of an older schema share the
         // queue with newer ones: a job added in the new schema is handed
-        // back for another worker, a bounded number of times, before it is
-        // answered `unknown_job`.
-        let due = left.map(|left| tokio::time::Instant::now() + left);
-        if msg.handoffs < wire::limits::MAX_HANDOFFS {
-            tracing::debug!(job = %msg.job, id = %msg.id, handoffs = msg.handoffs, "handing back a job this worker does not know");
-            let mut next = msg;
-            next.handoffs += 1;
-            return (requeue(next, due, Duration::ZERO), None, label);
-        }
-        return ended(
-            fail(
-                ErrorKind::UnknownJob,
-                &format!(
-                    "no worker that took it knows job `{job_name}` of service `{service_name}` (handed back {} times)",
-                    wire::limits::MAX_HANDOFFS
-                ),
+        // back for another worker, through the schedule, before it is
+        // answered `unknown_job` (see `handoff.rs`).
+        return match handoff::hand_back(msg.handoffs, left, service_name, job_name) {
+            HandBack::After(delay) => {
+                tracing::debug!(job = %msg.job, id = %msg.id, handoffs = msg.handoffs, ?delay, "handing back a job this worker does not know");
+                let now = tokio::time::Instant::now();
+                let due = left.map(|left| now + left.saturating_sub(handoff::TRIP_ALLOWANCE));
+                shared.due_hint.due_at(now + delay + RETRY_HINT_MARGIN);
+                let mut next = msg;
+                next.handoffs += 1;
+                (requeue(next, due, delay), None, label)
+            }
+            HandBack::Answer(reason) => ended(
+                fail(ErrorKind::UnknownJob, &reason),
+                JobOutcome::unknown_job,
             ),
-            JobOutcome::unknown_job,
-        );
+        };
     }
     match admit::claim(shared, delivery, &msg).await {
         Admission::Run => {}
@@ -442,9 +441,10 @@ async fn run_message(
 }
 
 /// The completion that queues `next` again as a new entry, at once or on
-/// the schedule after `delay` (a backoff). The new entry gets a new broker
-/// timestamp (when it is queued, or due), so it carries the time left from
-/// then to `due` as its `timeout_ms`: it keeps the call's deadline.
+/// the schedule after `delay` (a backoff, or a hand-back's delay). The new
+/// entry gets a new broker timestamp (when it is queued, or due), so it
+/// carries the time left from then to `due` as its `timeout_ms`: it keeps
+/// the call's deadline.
 fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>, delay: Duration) -> Completion {
     if let (Some(due), Some(_)) = (due, next.timeout_ms) {
         let left = due.saturating_duration_since(tokio::time::Instant::now() + delay);

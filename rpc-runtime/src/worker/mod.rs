@@ -35,6 +35,7 @@
 mod admit;
 mod cancel;
 mod completion;
+mod handoff;
 mod intake;
 mod janitor;
 mod job;
