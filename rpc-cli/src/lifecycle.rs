@@ -81,16 +81,17 @@ impl Lifecycle {
     }
 }
 
-/// Fails unless `service` has a queue on the broker.
+/// Fails unless `service` has a queue on the broker, or calls waiting on
+/// its schedule or intake (no worker made its stream yet).
 async fn known_service(url: &str, prefix: &str, service: &str) -> Result<(), Error> {
     if url.trim().starts_with("memory://") {
         return Ok(());
     }
-    let services = Inspector::connect(url, prefix).await?.services().await?;
-    if services.iter().any(|s| s == service) {
+    let inspector = Inspector::connect(url, prefix).await?;
+    if inspector.has_service(service).await? {
         return Ok(());
     }
-    Err(no_such_service(service, &services))
+    Err(no_such_service(service, &inspector.services().await?))
 }
 
 /// The error for a service with no queue here, naming those that have one.

@@ -53,6 +53,15 @@ impl BrokerClock {
         }
     }
 
+    /// A clock `offset_ms` ahead of this machine's, as if sampled now.
+    #[cfg(test)]
+    pub(crate) fn with_offset_ms(offset_ms: i64) -> Self {
+        let clock = BrokerClock::new();
+        clock.offset_ms.store(offset_ms, Ordering::Relaxed);
+        clock.sampled_at_ms.store(0, Ordering::Relaxed);
+        clock
+    }
+
     /// Whether the offset was sampled in the last `within` (a client
     /// samples again in the background when not).
     pub(crate) fn sampled_within(&self, within: Duration) -> bool {

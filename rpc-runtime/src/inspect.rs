@@ -167,6 +167,22 @@ impl Inspector {
             .map_err(|e| self.broker(e))
     }
 
+    /// Whether `service` exists here: it has a jobs stream, or calls wait
+    /// on its schedule or intake though no worker made its stream yet (a
+    /// delayed call sent before the first worker started).
+    pub async fn has_service(&self, service: &str) -> Result<bool, Error> {
+        for key in [
+            self.jobs_key(service),
+            crate::backend::redis::schedule_key(&self.prefix, service),
+            crate::backend::redis::intake_key(&self.prefix, service),
+        ] {
+            if self.exists(&key).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The figures of one service's queue; `Ok(None)` if the service has no
     /// jobs stream (unknown, or never sent a job).
     pub async fn service_stats(&self, service: &str) -> Result<Option<ServiceStats>, Error> {

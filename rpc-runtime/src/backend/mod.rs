@@ -69,6 +69,10 @@ pub struct Completion {
     /// Put the retry on the queue's schedule instead, under this token (the
     /// call id), due after this delay on the broker's clock (a backoff).
     pub requeue_after: Option<(String, Duration)>,
+    /// With `requeue_after`: due at this time on the broker's clock (ms)
+    /// rather than after the delay (a delayed call's own `run_at_ms`, so
+    /// no worker's estimate of the broker's clock moves it).
+    pub requeue_at_ms: Option<u64>,
     /// Move the message to the queue's dead-letter stream with this reason.
     pub dead_letter: Option<String>,
     /// How long the inbox lives after this reply (a dead client's replies

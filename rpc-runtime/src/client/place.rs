@@ -105,3 +105,55 @@ pub(super) async fn place_until(
         Err(_) => Err(timed_out(label(job), id, timeout)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> JobRef {
+        JobRef {
+            service: "S",
+            job: "j",
+            timeout_ms: None,
+            max_attempts: None,
+        }
+    }
+
+    #[test]
+    fn a_start_time_is_sent_as_given_whatever_this_machine_s_clock_says() {
+        // This machine is 60 s behind the broker: a start time an hour
+        // ahead is still that very time, not an hour from a wrong "now".
+        let clock = BrokerClock::with_offset_ms(60_000);
+        let at = std::time::SystemTime::now() + Duration::from_secs(3_600);
+        let options = CallOptions::run_at(at);
+        let placed = Placement::of(&job(), &options, Duration::from_secs(1), &clock).unwrap();
+        assert_eq!(placed.run_at_ms, Some(wire::unix_ms(at)));
+        // A delay counts from the broker's now.
+        let placed = Placement::of(
+            &job(),
+            &CallOptions::delay(Duration::from_secs(10)),
+            Duration::from_secs(1),
+            &clock,
+        )
+        .unwrap();
+        let expected = clock.now_ms() + 10_000;
+        assert!(placed.run_at_ms.unwrap().abs_diff(expected) < 1_000);
+    }
+
+    #[test]
+    fn absurd_delays_and_timeouts_are_refused_before_anything_is_sent() {
+        let clock = BrokerClock::new();
+        let year = Duration::from_secs(367 * 24 * 3600);
+        for options in [
+            CallOptions::delay(year),
+            CallOptions::delay(Duration::MAX),
+            CallOptions::run_at(std::time::SystemTime::now() + year),
+            CallOptions::idempotency_key(""),
+            CallOptions::idempotency_key("a\nb"),
+        ] {
+            let refused = Placement::of(&job(), &options, Duration::from_secs(1), &clock);
+            assert!(refused.is_err(), "{options:?}");
+        }
+        assert!(Placement::of(&job(), &CallOptions::default(), year, &clock).is_err());
+    }
+}

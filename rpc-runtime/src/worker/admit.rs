@@ -58,6 +58,25 @@ pub(super) fn when_due(shared: &Shared, msg: &JobMessage<'_>) -> Admission {
     Admission::Later(Duration::from_millis(run_at - now))
 }
 
+/// How long the call's result is kept (`None`: not kept): its
+/// `result_ttl_ms`, and for a call with an idempotency key at least as long
+/// as the key is held, so a duplicate sent while the key lives finds the
+/// result of the call it is answered with, whatever its sender asked.
+pub(super) fn result_ttl(msg: &JobMessage<'_>) -> Option<Duration> {
+    let asked = Duration::from_millis(msg.result_ttl_ms);
+    let ttl = match msg.idempotency_key {
+        Some(_) => asked.max(key_ttl(msg)),
+        None => asked,
+    };
+    (!ttl.is_zero()).then_some(ttl)
+}
+
+/// How long the message's idempotency key is held once claimed.
+fn key_ttl(msg: &JobMessage<'_>) -> Duration {
+    msg.idempotency_ttl_ms
+        .map_or(CallOptions::DEFAULT_IDEMPOTENCY_TTL, Duration::from_millis)
+}
+
 /// Claims the message's idempotency key, if it has one, for its call.
 pub(super) async fn claim(shared: &Shared, delivery: &Delivery, msg: &JobMessage<'_>) -> Admission {
     let Some(key) = msg.idempotency_key.as_deref() else {
@@ -67,9 +86,7 @@ pub(super) async fn claim(shared: &Shared, delivery: &Delivery, msg: &JobMessage
         // Cannot happen: `params` was read as JSON.
         return Admission::Refuse("the parameters are not JSON".to_owned());
     };
-    let ttl = msg
-        .idempotency_ttl_ms
-        .map_or(CallOptions::DEFAULT_IDEMPOTENCY_TTL, Duration::from_millis);
+    let ttl = key_ttl(msg);
     let claimed = shared
         .backend
         .claim_once(&delivery.queue, key, &msg.id, &fingerprint, ttl)

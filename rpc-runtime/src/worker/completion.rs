@@ -242,6 +242,7 @@ fn fallback(
             keep_result: refused.keep_result.clone(),
             requeue: None,
             requeue_after: None,
+            requeue_at_ms: None,
             dead_letter,
             inbox_ttl: None,
         },

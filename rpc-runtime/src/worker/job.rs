@@ -172,8 +172,7 @@ async fn run_message(
         .max(1);
     let attempt = attempt_of(&msg, delivery);
     let reply_to = msg.reply_to.as_deref().map(str::to_owned);
-    let keep = (msg.result_ttl_ms > 0)
-        .then(|| (msg.id.to_string(), Duration::from_millis(msg.result_ttl_ms)));
+    let keep = admit::result_ttl(&msg).map(|ttl| (msg.id.to_string(), ttl));
     let answer = |reply: Vec<u8>| Completion {
         reply: Some(reply),
         reply_to: reply_to.clone(),
@@ -215,7 +214,7 @@ async fn run_message(
             // it is (not an attempt, not answered).
             let now = tokio::time::Instant::now();
             shared.due_hint.due_at(now + delay + RETRY_HINT_MARGIN);
-            return (later(delivery, &msg.id, delay), None, label);
+            return (later(delivery, &msg.id, delay, msg.run_at_ms), None, label);
         }
         Admission::Refuse(reason) => {
             tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
@@ -266,7 +265,7 @@ async fn run_message(
     }
     match admit::claim(shared, delivery, &msg).await {
         Admission::Run => {}
-        Admission::Later(delay) => return (later(delivery, &msg.id, delay), None, label),
+        Admission::Later(delay) => return (later(delivery, &msg.id, delay, None), None, label),
         Admission::Refuse(reason) => {
             return ended(fail(ErrorKind::BadRequest, &reason), JobOutcome::failed)
         }
@@ -458,6 +457,7 @@ fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>, delay: Durat
         Ok(payload) => Completion {
             requeue: Some(payload),
             requeue_after,
+            requeue_at_ms: None,
             ..Completion::default()
         },
         Err(e) => {
@@ -490,11 +490,13 @@ async fn forgot_cancelled(shared: &Shared, delivery: &Delivery, id: &str) -> boo
 }
 
 /// The completion that puts a delivery back on the schedule, as it is,
-/// after `delay` (a delayed call that came early).
-fn later(delivery: &Delivery, id: &str, delay: Duration) -> Completion {
+/// after `delay`, or at `at` on the broker's clock (a delayed call that
+/// came early: its own `run_at_ms`).
+fn later(delivery: &Delivery, id: &str, delay: Duration, at: Option<u64>) -> Completion {
     Completion {
         requeue: Some(delivery.payload.clone()),
         requeue_after: Some((id.to_owned(), delay.max(Duration::from_millis(1)))),
+        requeue_at_ms: at,
         ..Completion::default()
     }
 }

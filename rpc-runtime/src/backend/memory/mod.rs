@@ -454,7 +454,13 @@ impl Backend for MemoryBackend {
                     state.enqueue(&delivery.queue, payload.clone(), true)
                 }
                 Some((token, delay)) => {
-                    Self::schedule(&mut state, &delivery.queue, token, payload.clone(), *delay);
+                    let delay = match completion.requeue_at_ms {
+                        Some(at) => Duration::from_millis(
+                            at.saturating_sub(crate::wire::unix_ms(SystemTime::now())),
+                        ),
+                        None => *delay,
+                    };
+                    Self::schedule(&mut state, &delivery.queue, token, payload.clone(), delay);
                 }
                 None => state.enqueue(&delivery.queue, payload.clone(), false),
             }

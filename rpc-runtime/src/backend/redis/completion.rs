@@ -105,7 +105,7 @@ impl<'a> Call<'a> {
         // fixed (see the script's header), empty where a step is absent.
         let mut plan = String::new();
         let mut keys = Vec::new();
-        let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 12];
+        let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 13];
         // A step and its key (`S` has three more keys, pushed with a step
         // of `None`).
         let mut step = |letter: Option<char>, key: String| {
@@ -138,6 +138,9 @@ impl<'a> Call<'a> {
                         step(None, jobs.clone());
                         args[10] = Cow::Borrowed(retry_token.as_bytes());
                         args[11] = Cow::Owned(delay.as_millis().to_string().into_bytes());
+                        if let Some(at) = completion.requeue_at_ms {
+                            args[12] = Cow::Owned(at.to_string().into_bytes());
+                        }
                     }
                 }
             }

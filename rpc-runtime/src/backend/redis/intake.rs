@@ -52,7 +52,7 @@ pub(super) fn intake_script() -> &'static Script {
 }
 
 /// The intake of `queue`: a list restricted clients append calls to.
-pub(super) fn intake_key(prefix: &str, queue: &str) -> String {
+pub(crate) fn intake_key(prefix: &str, queue: &str) -> String {
     format!("{prefix}:{{{queue}}}:intake")
 }
 

@@ -74,9 +74,11 @@ use redis::{RedisError, Value};
 use self::commands::create_group;
 pub(crate) use self::commands::Commands;
 use self::completion::complete_on;
+pub(crate) use self::intake::intake_key;
 use self::intake::EnqueueMode;
 use self::reader::RedisReader;
 pub(crate) use self::scan::{glob_escape, scan_all};
+pub(crate) use self::schedule::schedule_key;
 pub(crate) use self::url::{parse_target, redact};
 use super::{
     Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, Enqueue, LifecyclePoll,

@@ -39,7 +39,7 @@ fn poll_script() -> &'static Script {
 }
 
 /// The schedule of `queue`: the sorted set of entry tokens.
-pub(super) fn schedule_key(prefix: &str, queue: &str) -> String {
+pub(crate) fn schedule_key(prefix: &str, queue: &str) -> String {
     format!("{prefix}:{{{queue}}}:schedule")
 }
 

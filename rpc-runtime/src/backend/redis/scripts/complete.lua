@@ -32,6 +32,8 @@
 -- ARGV[10] the entry id (A)
 -- ARGV[11] the retry's schedule token, its call id (S)
 -- ARGV[12] the retry's delay in ms (S)
+-- ARGV[13] '' or when the retry is due, in ms on Redis's clock (S; wins
+--          over the delay: a delayed call's own start time)
 --
 -- Returns 1 when every step ran, or {step, error} for the first step Redis
 -- refused: the steps before it took effect, it and those after did not.
@@ -58,8 +60,11 @@ for i = 1, #plan do
     if type(gone) == 'string' then
       r = redis.pcall('XADD', jobs, '*', 'm', ARGV[5], 'c', '1')
     else
-      local now = redis.call('TIME')
-      local due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[12])
+      local due = tonumber(ARGV[13])
+      if not due then
+        local now = redis.call('TIME')
+        due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[12])
+      end
       r = redis.pcall('HSET', scheduled, ARGV[11], ARGV[5])
       if type(r) == 'table' and r.err then return {step, r.err} end
       r = redis.pcall('ZADD', key, due, ARGV[11])

@@ -1,7 +1,11 @@
 //! docs/PROTOCOL.md's rules, one test each, followed by hand: a real worker
-//! on a private redis-server is fed raw job messages with `redis-cli XADD`,
-//! and its answers are read with `BLPOP`, `GET`, `PTTL` and `XRANGE`, as a
-//! client in another language would. No rpc-runtime client is involved.
+//! on a private redis-server is fed raw job messages with `redis-cli XADD`
+//! (or `RPUSH` onto the intake), and its answers are read with `BLPOP`,
+//! `GET`, `PTTL` and `XRANGE`, as a client in another language would. No
+//! rpc-runtime client is involved. The job lifecycle's rules (start times,
+//! idempotency keys, cancellation, the poll script) are in `lifecycle.rs`.
+
+mod lifecycle;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,11 +16,13 @@ use serde_json::{json, Value};
 
 const JOBS: &str = "rpc:{Rules}:jobs";
 const DEAD: &str = "rpc:{Rules}:dead";
+const INTAKE: &str = "rpc:{Rules}:intake";
 
 /// A private Redis and a worker serving `Rules`: `echo` (answers its
-/// parameters), `quiet` (returns nothing), `fatal`, `panic`, and `flaky`
-/// (fails with "retry" until its third attempt); `attempts` records the
-/// attempt each run of `flaky` and `panic` saw.
+/// parameters), `quiet` (returns nothing), `fatal`, `panic`, `flaky`
+/// (fails with "retry" until its third attempt) and `slow` (retries
+/// after 5 s, asking for it); `attempts` records the attempt each run of
+/// `flaky` and `panic` saw.
 struct Rig {
     redis: RedisServer,
     attempts: Arc<Mutex<Vec<u32>>>,
@@ -43,6 +49,9 @@ async fn rig() -> Rig {
                 }
                 Ok(json!("survived"))
             }
+        })
+        .job("slow", |_req| async move {
+            Err(HandlerError::retry_after(Duration::from_secs(5), "later"))
         })
         .job("flaky", move |req| {
             let seen = seen_flaky.clone();
@@ -78,6 +87,19 @@ impl Rig {
 
     fn send_raw(&self, message: &str) {
         self.redis.cli(["XADD", JOBS, "*", "m", message]);
+    }
+
+    /// Sends as a client without `XADD` rights does: onto the intake.
+    fn push(&self, message: Value) {
+        self.redis.cli(["RPUSH", INTAKE, &message.to_string()]);
+    }
+
+    /// Redis's clock, in ms.
+    fn now_ms(&self) -> u64 {
+        let time = self.redis.cli(["TIME"]);
+        let mut parts = time.split_whitespace().map(|p| p.parse::<u64>().unwrap());
+        let (secs, micros) = (parts.next().unwrap(), parts.next().unwrap());
+        secs * 1000 + micros / 1000
     }
 
     /// The next reply in `inbox`, parsed (panics after 10 s).
