@@ -21,6 +21,12 @@
 //! * **entries added**: every entry ever added to the jobs stream (Redis 7+),
 //!   the basis of "jobs in per second" (see [`Rates`]).
 //!
+//! Pages that must stay small whatever the queues hold read through
+//! `excerpts` (values cut to a window inside Redis, with their full
+//! lengths) and `find` (a call looked up by id inside Redis, in bounded
+//! steps); those need `+evalsha_ro +script|load` (and `+zscore`) besides
+//! the read commands.
+//!
 //! Ages are measured against Redis's own clock (`TIME`), so a skewed clock on
 //! the operator's machine does not distort them.
 //!
@@ -49,11 +55,18 @@ use crate::backend::redis::{
 };
 use crate::error::Error;
 
+mod excerpts;
 mod figures;
+mod find;
 mod periodic;
 mod scheduled;
 
+pub use excerpts::{
+    DeadLetterExcerpt, Excerpt, Lease, LeasedExcerpt, MessageExcerpt, ScheduledExcerpt, Stream,
+    MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
+};
 pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
+pub use find::Found;
 pub use scheduled::ScheduledJob;
 
 /// How long one command may take before the inspector reports Redis as

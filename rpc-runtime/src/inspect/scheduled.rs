@@ -133,11 +133,11 @@ impl Inspector {
             .await
     }
 
-    fn schedule_key(&self, service: &str) -> String {
+    pub(super) fn schedule_key(&self, service: &str) -> String {
         format!("{}:{{{service}}}:schedule", self.prefix)
     }
 
-    fn scheduled_messages_key(&self, service: &str) -> String {
+    pub(super) fn scheduled_messages_key(&self, service: &str) -> String {
         format!("{}:{{{service}}}:scheduled", self.prefix)
     }
 }

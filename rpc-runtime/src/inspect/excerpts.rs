@@ -1,0 +1,646 @@
+//! Bounded reads for pages that must stay small whatever the queues hold:
+//! messages, reasons, scheduled tokens and kept results cut to a window of
+//! bytes, each with its full length, read by the read-only scripts
+//! (`backend/redis/read_only.rs`) so that only the window leaves Redis.
+//!
+//! `XRANGE` or `HMGET` would send every value whole: ten 8 MB dead letters
+//! are 80 MB over the network and in the reader's memory just to show their
+//! first lines. Here a page asks for the first kilobytes of each, and a
+//! download asks for one value a window at a time. Whatever Redis answers
+//! is checked for shape; an entry that does not parse is left out rather
+//! than failing the page.
+//!
+//! The stream entries are read oldest first, from an id on, so that a page
+//! can go on where the last one stopped (`after`); ids from the caller are
+//! checked to be entry ids before they reach Redis.
+
+use std::time::Duration;
+
+use redis::streams::StreamPendingCountReply;
+use redis::Value;
+use serde::Serialize;
+
+use super::Inspector;
+use crate::backend::redis::read_only::ReadOnlyScript;
+use crate::backend::redis::GROUP;
+use crate::backend::DeadLetter;
+use crate::error::Error;
+
+/// The most entries one read returns (the scripts cap it too).
+pub const MAX_ENTRIES_PER_READ: usize = 1000;
+/// The largest window one read returns per value (the scripts cap it too).
+pub const MAX_WINDOW_BYTES: usize = 1024 * 1024;
+/// How much of a scheduled job's token is read: a call id is at most
+/// `wire::limits::MAX_ID_BYTES`, so anything longer is no call id anyway.
+const TOKEN_WINDOW_BYTES: usize = 512;
+
+/// Which stream of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Stream {
+    /// `P:{Service}:jobs`: queued and leased jobs.
+    Jobs,
+    /// `P:{Service}:dead`: dead letters.
+    Dead,
+}
+
+/// A window of a value that may be large, and the value's full length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Excerpt {
+    /// The bytes of the window.
+    pub bytes: Vec<u8>,
+    /// The whole value's length in bytes.
+    pub len: u64,
+}
+
+impl Excerpt {
+    /// Whether a window read from offset 0 holds the whole value.
+    pub fn is_whole(&self) -> bool {
+        self.bytes.len() as u64 == self.len
+    }
+}
+
+/// A stream entry with the window of its message (`m`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageExcerpt {
+    /// The entry id.
+    pub token: String,
+    /// The window of the message; `None` for an entry without one.
+    pub message: Option<Excerpt>,
+}
+
+/// A dead letter with the windows of its reason and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetterExcerpt {
+    /// The entry id.
+    pub token: String,
+    /// The window of the reason; `None` for an entry without one.
+    pub reason: Option<Excerpt>,
+    /// The window of the message; `None` for an entry without one.
+    pub message: Option<Excerpt>,
+}
+
+/// Who holds a leased job, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    /// The consumer holding the lease.
+    pub consumer: String,
+    /// Time since the lease was last delivered or renewed.
+    #[serde(rename = "idle_ms", serialize_with = "super::figures::millis")]
+    pub idle: Duration,
+    /// How often the group has handed this entry out.
+    pub deliveries: u64,
+}
+
+/// A leased job with the window of its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeasedExcerpt {
+    /// The entry id.
+    pub token: String,
+    /// Who holds it.
+    pub lease: Lease,
+    /// The window of the message; `None` if the entry was deleted meanwhile.
+    pub message: Option<Excerpt>,
+}
+
+/// A job on the schedule with the windows of its token and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduledExcerpt {
+    /// The token (the call id), cut to 512 bytes.
+    pub token: Excerpt,
+    /// When it is due, ms since the Unix epoch on Redis's clock; `None`
+    /// when only its message is left (moved onto the queue meanwhile).
+    pub due_ms: Option<u64>,
+    /// The window of the message; `None` when it has none.
+    pub message: Option<Excerpt>,
+}
+
+impl Inspector {
+    /// Up to `max` entries of a service's stream from `start` (an entry id,
+    /// `(id` for the entries after it, or `-`), oldest first, with the
+    /// fields `fields` cut to the first `window` bytes.
+    async fn entry_excerpts(
+        &self,
+        key: &str,
+        start: &str,
+        max: usize,
+        fields: &[&str],
+        window: usize,
+    ) -> Result<Vec<(String, Vec<Option<Excerpt>>)>, Error> {
+        let max = max.min(MAX_ENTRIES_PER_READ).to_string();
+        let window = window.min(MAX_WINDOW_BYTES).to_string();
+        let k = fields.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"range", b"0", window.as_bytes(), k.as_bytes()];
+        args.extend(fields.iter().map(|f| f.as_bytes()));
+        args.extend([start.as_bytes(), b"+", max.as_bytes()]);
+        let reply = self
+            .read_only(ReadOnlyScript::ExcerptEntries, &[key], &args)
+            .await?;
+        Ok(array(reply)
+            .into_iter()
+            .filter_map(|entry| parse_entry(entry, fields.len()))
+            .collect())
+    }
+
+    /// The entries of a stream with these ids (each `None` when there is no
+    /// such entry), with the fields `fields` cut to a window of `window`
+    /// bytes from `offset`.
+    async fn entries_by_id(
+        &self,
+        key: &str,
+        tokens: &[&str],
+        fields: &[&str],
+        offset: u64,
+        window: usize,
+    ) -> Result<Vec<Option<Vec<Option<Excerpt>>>>, Error> {
+        let mut out = Vec::with_capacity(tokens.len());
+        for chunk in tokens.chunks(MAX_ENTRIES_PER_READ) {
+            let offset = offset.to_string();
+            let window = window.min(MAX_WINDOW_BYTES).to_string();
+            let k = fields.len().to_string();
+            let mut args: Vec<&[u8]> =
+                vec![b"ids", offset.as_bytes(), window.as_bytes(), k.as_bytes()];
+            args.extend(fields.iter().map(|f| f.as_bytes()));
+            args.extend(chunk.iter().map(|t| t.as_bytes()));
+            let reply = self
+                .read_only(ReadOnlyScript::ExcerptEntries, &[key], &args)
+                .await?;
+            let mut replies = array(reply).into_iter();
+            for _ in chunk {
+                let entry = replies.next().and_then(|e| parse_entry(e, fields.len()));
+                out.push(entry.map(|(_, fields)| fields));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `max` dead letters of `service`, oldest first, after the entry
+    /// `after` (from the oldest without one), reasons and messages cut to
+    /// their first `window` bytes.
+    pub async fn dead_letter_excerpts(
+        &self,
+        service: &str,
+        after: Option<&str>,
+        max: usize,
+        window: usize,
+    ) -> Result<Vec<DeadLetterExcerpt>, Error> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let start = match after {
+            Some(token) => format!("({}", entry_id(token)?),
+            None => "-".to_owned(),
+        };
+        let key = self.dead_key(service);
+        let entries = self
+            .entry_excerpts(&key, &start, max, &["reason", FIELD], window)
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|(token, mut fields)| {
+                let message = fields.pop().flatten();
+                let reason = fields.pop().flatten();
+                DeadLetterExcerpt {
+                    token,
+                    reason,
+                    message,
+                }
+            })
+            .collect())
+    }
+
+    /// How many dead letters `service` has (`XLEN`).
+    pub async fn dead_letter_count(&self, service: &str) -> Result<u64, Error> {
+        self.query(redis::cmd("XLEN").arg(self.dead_key(service)))
+            .await
+    }
+
+    /// One dead letter whole, by token (`XRANGE token token`): what a
+    /// replay needs. `None` when there is no such entry.
+    pub async fn dead_letter(
+        &self,
+        service: &str,
+        token: &str,
+    ) -> Result<Option<DeadLetter>, Error> {
+        let token = entry_id(token)?;
+        let reply: redis::streams::StreamRangeReply = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(self.dead_key(service))
+                    .arg(token)
+                    .arg(token),
+            )
+            .await?;
+        Ok(reply.ids.into_iter().next().map(|entry| {
+            let text = |name: &str| match entry.map.get(name) {
+                Some(Value::BulkString(bytes)) => Some(bytes.clone()),
+                _ => None,
+            };
+            DeadLetter {
+                reason: String::from_utf8_lossy(&text("reason").unwrap_or_default()).into_owned(),
+                payload: text(FIELD).unwrap_or_default(),
+                token: entry.id.clone(),
+            }
+        }))
+    }
+
+    /// Up to `max` queued jobs of `service`, oldest first, messages cut to
+    /// their first `window` bytes; `Ok(None)` for an unknown service.
+    pub async fn queued_excerpts(
+        &self,
+        service: &str,
+        max: usize,
+        window: usize,
+    ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
+        let jobs = self.jobs_key(service);
+        if !self.exists(&jobs).await? {
+            return Ok(None);
+        }
+        if max == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let start = match self.group(&jobs).await? {
+            Some(group) => format!("({}", group.last_delivered_id),
+            None => "-".to_owned(),
+        };
+        let entries = self
+            .entry_excerpts(&jobs, &start, max, &[FIELD], window)
+            .await?;
+        Ok(Some(
+            entries
+                .into_iter()
+                .map(|(token, mut fields)| MessageExcerpt {
+                    token,
+                    message: fields.pop().flatten(),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Up to `max` leased jobs of `service`, oldest lease first, messages
+    /// cut to their first `window` bytes; `Ok(None)` for an unknown service.
+    pub async fn leased_excerpts(
+        &self,
+        service: &str,
+        max: usize,
+        window: usize,
+    ) -> Result<Option<Vec<LeasedExcerpt>>, Error> {
+        let jobs = self.jobs_key(service);
+        if !self.exists(&jobs).await? {
+            return Ok(None);
+        }
+        if max == 0 || self.group(&jobs).await?.is_none() {
+            return Ok(Some(Vec::new()));
+        }
+        let pending: StreamPendingCountReply = self
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&jobs)
+                    .arg(GROUP)
+                    .arg("-")
+                    .arg("+")
+                    .arg(max.min(MAX_ENTRIES_PER_READ)),
+            )
+            .await?;
+        let tokens: Vec<&str> = pending.ids.iter().map(|row| row.id.as_str()).collect();
+        let messages = self
+            .entries_by_id(&jobs, &tokens, &[FIELD], 0, window)
+            .await?;
+        Ok(Some(
+            pending
+                .ids
+                .iter()
+                .zip(messages)
+                .map(|(row, fields)| LeasedExcerpt {
+                    token: row.id.clone(),
+                    lease: Lease {
+                        consumer: row.consumer.clone(),
+                        idle: Duration::from_millis(row.last_delivered_ms as u64),
+                        deliveries: row.times_delivered as u64,
+                    },
+                    message: fields.and_then(|mut f| f.pop().flatten()),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Who holds the entry `token` of `service`'s jobs stream, if a worker
+    /// does (`XPENDING key workers token token 1`).
+    pub async fn lease(&self, service: &str, token: &str) -> Result<Option<Lease>, Error> {
+        let token = entry_id(token)?;
+        let jobs = self.jobs_key(service);
+        if self.group(&jobs).await?.is_none() {
+            return Ok(None);
+        }
+        let pending: StreamPendingCountReply = self
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&jobs)
+                    .arg(GROUP)
+                    .arg(token)
+                    .arg(token)
+                    .arg(1),
+            )
+            .await?;
+        Ok(pending.ids.into_iter().next().map(|row| Lease {
+            consumer: row.consumer,
+            idle: Duration::from_millis(row.last_delivered_ms as u64),
+            deliveries: row.times_delivered as u64,
+        }))
+    }
+
+    /// Entries of one of `service`'s streams by token, messages cut to their
+    /// first `window` bytes (`None` for a token with no entry).
+    pub async fn message_excerpts(
+        &self,
+        service: &str,
+        stream: Stream,
+        tokens: &[&str],
+        window: usize,
+    ) -> Result<Vec<Option<MessageExcerpt>>, Error> {
+        for token in tokens {
+            entry_id(token)?;
+        }
+        let key = self.stream_key(service, stream);
+        let entries = self
+            .entries_by_id(&key, tokens, &[FIELD], 0, window)
+            .await?;
+        Ok(tokens
+            .iter()
+            .zip(entries)
+            .map(|(token, fields)| {
+                fields.map(|mut f| MessageExcerpt {
+                    token: (*token).to_owned(),
+                    message: f.pop().flatten(),
+                })
+            })
+            .collect())
+    }
+
+    /// A window of one field of one stream entry: `len` bytes from
+    /// `offset` (what a download reads a chunk at a time). `None` when the
+    /// entry or the field is not there.
+    pub async fn entry_window(
+        &self,
+        service: &str,
+        stream: Stream,
+        token: &str,
+        field: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<Excerpt>, Error> {
+        let token = entry_id(token)?;
+        let key = self.stream_key(service, stream);
+        let mut entries = self
+            .entries_by_id(&key, &[token], &[field], offset, len)
+            .await?;
+        Ok(entries
+            .pop()
+            .flatten()
+            .and_then(|mut fields| fields.pop().flatten()))
+    }
+
+    /// Up to `max` jobs on `service`'s schedule, soonest first, tokens and
+    /// messages cut (messages to their first `window` bytes); `Ok(None)`
+    /// for a service with neither a schedule nor a jobs stream.
+    pub async fn scheduled_excerpts(
+        &self,
+        service: &str,
+        max: usize,
+        window: usize,
+    ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
+        let schedule = self.schedule_key(service);
+        if !self.exists(&schedule).await? {
+            let known = self.exists(&self.jobs_key(service)).await?;
+            return Ok(known.then(Vec::new));
+        }
+        let max = max.min(MAX_ENTRIES_PER_READ).to_string();
+        let reply = self
+            .schedule_script(service, "soonest", 0, window, &[max.as_bytes()])
+            .await?;
+        Ok(Some(
+            array(reply)
+                .into_iter()
+                .filter_map(parse_scheduled)
+                .collect(),
+        ))
+    }
+
+    /// A window of the job `id` on `service`'s schedule: its message's
+    /// `len` bytes from `offset` and when it is due; `None` when it is not
+    /// on the schedule.
+    pub async fn scheduled_window(
+        &self,
+        service: &str,
+        id: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<ScheduledExcerpt>, Error> {
+        let reply = self
+            .schedule_script(service, "ids", offset, len, &[id.as_bytes()])
+            .await?;
+        Ok(array(reply).into_iter().next().and_then(parse_scheduled))
+    }
+
+    async fn schedule_script(
+        &self,
+        service: &str,
+        mode: &str,
+        offset: u64,
+        window: usize,
+        rest: &[&[u8]],
+    ) -> Result<Value, Error> {
+        let schedule = self.schedule_key(service);
+        let messages = self.scheduled_messages_key(service);
+        let offset = offset.to_string();
+        let window = window.min(MAX_WINDOW_BYTES).to_string();
+        let token_window = TOKEN_WINDOW_BYTES.to_string();
+        let mut args: Vec<&[u8]> = vec![
+            mode.as_bytes(),
+            offset.as_bytes(),
+            window.as_bytes(),
+            token_window.as_bytes(),
+        ];
+        args.extend_from_slice(rest);
+        self.read_only(
+            ReadOnlyScript::ExcerptSchedule,
+            &[&schedule, &messages],
+            &args,
+        )
+        .await
+    }
+
+    /// A window of a kept result (`P:result:{call}`): `len` bytes from
+    /// `offset`; `None` when there is none (never kept, or expired).
+    pub async fn kept_result_window(
+        &self,
+        call_id: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<Excerpt>, Error> {
+        let key = format!("{}:result:{{{call_id}}}", self.prefix);
+        let offset = offset.to_string();
+        let len = len.min(MAX_WINDOW_BYTES).to_string();
+        let reply = self
+            .read_only(
+                ReadOnlyScript::ExcerptValue,
+                &[&key],
+                &[offset.as_bytes(), len.as_bytes()],
+            )
+            .await?;
+        let mut parts = array(reply).into_iter();
+        Ok(excerpt(parts.next(), parts.next()))
+    }
+
+    pub(super) fn stream_key(&self, service: &str, stream: Stream) -> String {
+        match stream {
+            Stream::Jobs => self.jobs_key(service),
+            Stream::Dead => self.dead_key(service),
+        }
+    }
+
+    pub(super) async fn read_only(
+        &self,
+        script: ReadOnlyScript,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<Value, Error> {
+        self.connection
+            .invoke_read_only(script, keys, args)
+            .await
+            .map_err(|e| self.broker(e))
+    }
+}
+
+/// The stream field holding the message (`docs/PROTOCOL.md`).
+const FIELD: &str = super::FIELD;
+
+/// Checks that `token` is a stream entry id before it reaches Redis.
+pub(super) fn entry_id(token: &str) -> Result<&str, Error> {
+    let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+    match token.split_once('-') {
+        Some((ms, seq)) if digits(ms) && digits(seq) => Ok(token),
+        _ => Err(Error::Codec {
+            what: "read a stream entry".to_owned(),
+            reason: format!("`{}` is not a stream entry id", token.escape_debug()),
+        }),
+    }
+}
+
+fn array(reply: Value) -> Vec<Value> {
+    match reply {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
+fn bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.into_bytes()),
+        _ => None,
+    }
+}
+
+fn number(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A `len, window` pair from a script: `None` for a missing value (-1 or nil).
+fn excerpt(len: Option<Value>, window: Option<Value>) -> Option<Excerpt> {
+    let len = u64::try_from(number(&len?)?).ok()?;
+    let bytes = bytes(window?)?;
+    // A window longer than the value is no answer of ours.
+    (bytes.len() as u64 <= len).then_some(Excerpt { bytes, len })
+}
+
+/// `{id, {len_1, window_1, ...}}` into the id and `k` excerpts.
+fn parse_entry(entry: Value, k: usize) -> Option<(String, Vec<Option<Excerpt>>)> {
+    let mut parts = array(entry).into_iter();
+    let id = String::from_utf8(bytes(parts.next()?)?).ok()?;
+    let mut fields = array(parts.next()?).into_iter();
+    let excerpts = (0..k)
+        .map(|_| excerpt(fields.next(), fields.next()))
+        .collect();
+    Some((id, excerpts))
+}
+
+/// `{token_len, token_window, due, message_len, message_window}`.
+fn parse_scheduled(job: Value) -> Option<ScheduledExcerpt> {
+    let mut parts = array(job).into_iter();
+    let token = excerpt(parts.next(), parts.next())?;
+    let due_ms = parts.next().and_then(bytes).and_then(|b| {
+        let text = String::from_utf8(b).ok()?;
+        let score: f64 = match text.as_str() {
+            "inf" | "+inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            other => other.parse().ok()?,
+        };
+        // `as` saturates: -inf and negatives are 0, +inf is u64::MAX.
+        Some(score as u64)
+    });
+    let message = excerpt(parts.next(), parts.next());
+    Some(ScheduledExcerpt {
+        token,
+        due_ms,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn script_answers_of_the_wrong_shape_are_left_out() {
+        // A field missing (-1, nil), a window longer than its length, and
+        // garbage where an entry should be: none of them is an excerpt.
+        let entry = Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(vec![Value::Int(-1), Value::Nil, Value::Int(2), bulk("abc")]),
+        ]);
+        assert_eq!(
+            parse_entry(entry, 2),
+            Some(("1-0".to_owned(), vec![None, None]))
+        );
+        assert_eq!(parse_entry(Value::Int(3), 1), None);
+        let ok = Value::Array(vec![
+            bulk("2-0"),
+            Value::Array(vec![Value::Int(10), bulk("abc")]),
+        ]);
+        let (_, fields) = parse_entry(ok, 1).expect("an entry");
+        assert_eq!(
+            fields[0],
+            Some(Excerpt {
+                bytes: b"abc".to_vec(),
+                len: 10
+            })
+        );
+        assert!(!fields[0].as_ref().is_some_and(Excerpt::is_whole));
+    }
+
+    #[test]
+    fn only_entry_ids_reach_redis() {
+        assert!(entry_id("1700000000000-0").is_ok());
+        for bad in [
+            "",
+            "-",
+            "+",
+            "1",
+            "1-",
+            "x-1",
+            "(1-0",
+            "1-0 1-1",
+            "123456789012345678901-0",
+        ] {
+            assert!(entry_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}
