@@ -48,7 +48,8 @@ async fn bytes_sent(con: &mut MultiplexedConnection) -> u64 {
 async fn only_the_window_of_a_large_value_leaves_redis() {
     // Ten 8 MB dead letters, an 8 MB queued job, leased job, scheduled job
     // and kept result: every listing reads their first 4 KiB and their
-    // lengths, and Redis sends well under 1 MB for all of it.
+    // lengths, the service's figures read no entry, and Redis sends well
+    // under 1 MB for all of it.
     let redis = RedisServer::start().expect("redis");
     let mut con = connect(&redis).await;
     let big = message("big-0", MB8);
@@ -140,8 +141,35 @@ async fn only_the_window_of_a_large_value_leaves_redis() {
         .await
         .expect("kept")
         .expect("a kept result");
+    let figures = inspector
+        .service_stats_bounded("Big")
+        .await
+        .expect("figures")
+        .expect("Big");
     let sent = bytes_sent(&mut con).await - before;
     println!("bytes Redis sent for the listings of 14 values of 8 MB: {sent}");
+    // The same figures `XINFO STREAM` gives, which sends both entries whole.
+    let whole = inspector
+        .service_stats("Big")
+        .await
+        .expect("stats")
+        .expect("Big");
+    let counts = |s: &rpc_runtime::inspect::ServiceStats| {
+        (
+            s.queued,
+            s.leased,
+            s.dead_letters,
+            s.stream_length,
+            s.entries_added,
+        )
+    };
+    assert_eq!(counts(&figures), counts(&whole));
+    assert_eq!((figures.stream_length, figures.leased), (2, 1));
+    assert!(inspector
+        .service_stats_bounded("Nope")
+        .await
+        .expect("figures")
+        .is_none());
     assert!(sent < 1024 * 1024, "Redis sent {sent} bytes");
 
     assert_eq!(dead.len(), 10);

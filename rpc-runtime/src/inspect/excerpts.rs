@@ -23,7 +23,6 @@ use serde::Serialize;
 use super::Inspector;
 use crate::backend::redis::read_only::ReadOnlyScript;
 use crate::backend::redis::GROUP;
-use crate::backend::DeadLetter;
 use crate::error::Error;
 
 /// The most entries one read returns (the scripts cap it too).
@@ -208,39 +207,41 @@ impl Inspector {
             .collect())
     }
 
+    /// Dead letters of `service` by token, reasons and messages cut to
+    /// their first `window` bytes (`None` for a token with no entry).
+    pub async fn dead_letters_by_token(
+        &self,
+        service: &str,
+        tokens: &[&str],
+        window: usize,
+    ) -> Result<Vec<Option<DeadLetterExcerpt>>, Error> {
+        for token in tokens {
+            entry_id(token)?;
+        }
+        let key = self.dead_key(service);
+        let entries = self
+            .entries_by_id(&key, tokens, &["reason", FIELD], 0, window)
+            .await?;
+        Ok(tokens
+            .iter()
+            .zip(entries)
+            .map(|(token, fields)| {
+                fields.map(|mut f| {
+                    let message = f.pop().flatten();
+                    DeadLetterExcerpt {
+                        token: (*token).to_owned(),
+                        reason: f.pop().flatten(),
+                        message,
+                    }
+                })
+            })
+            .collect())
+    }
+
     /// How many dead letters `service` has (`XLEN`).
     pub async fn dead_letter_count(&self, service: &str) -> Result<u64, Error> {
         self.query(redis::cmd("XLEN").arg(self.dead_key(service)))
             .await
-    }
-
-    /// One dead letter whole, by token (`XRANGE token token`): what a
-    /// replay needs. `None` when there is no such entry.
-    pub async fn dead_letter(
-        &self,
-        service: &str,
-        token: &str,
-    ) -> Result<Option<DeadLetter>, Error> {
-        let token = entry_id(token)?;
-        let reply: redis::streams::StreamRangeReply = self
-            .query(
-                redis::cmd("XRANGE")
-                    .arg(self.dead_key(service))
-                    .arg(token)
-                    .arg(token),
-            )
-            .await?;
-        Ok(reply.ids.into_iter().next().map(|entry| {
-            let text = |name: &str| match entry.map.get(name) {
-                Some(Value::BulkString(bytes)) => Some(bytes.clone()),
-                _ => None,
-            };
-            DeadLetter {
-                reason: String::from_utf8_lossy(&text("reason").unwrap_or_default()).into_owned(),
-                payload: text(FIELD).unwrap_or_default(),
-                token: entry.id.clone(),
-            }
-        }))
     }
 
     /// Up to `max` queued jobs of `service`, oldest first, messages cut to

@@ -1,7 +1,8 @@
 //! The read-only scripts an operator's view runs: each reads a window of
 //! values that may be any size (messages, tokens, kept results) so that
 //! only the window leaves Redis, or looks for a call id inside Redis so
-//! that no message does (`scripts/excerpt_*.lua`, `scripts/find_call.lua`).
+//! that no message does (`scripts/excerpt_*.lua`, `scripts/find_call.lua`),
+//! or counts a stream without its entries (`scripts/stream_figures.lua`).
 //!
 //! They run with `EVALSHA_RO` (Redis 7.0+), not `EVALSHA`: Redis then
 //! refuses any write they might attempt, and a key they name needs read
@@ -9,7 +10,11 @@
 //! access in one ACL pattern, which the operator role does not have for the
 //! dead-letter streams (`%R~P:*` plus `%W~P:{*}:dead`), and a read-only
 //! operator has for nothing. So an operator user needs `+evalsha_ro
-//! +script|load` (and `+zscore` for `excerpt_schedule.lua`'s lookup by id).
+//! +script|load`, and the read commands the scripts run: `XRANGE`,
+//! `XREVRANGE` (`find_call.lua` goes newest first), `XINFO STREAM`,
+//! `EXISTS`, `ZRANGE`, `ZSCORE`
+//! (`excerpt_schedule.lua` finds a call on the schedule by id), `HMGET`,
+//! `GET`. Commands a script runs are checked against the user's ACL.
 
 use std::sync::OnceLock;
 
@@ -21,6 +26,7 @@ pub(crate) const EXCERPT_ENTRIES_SOURCE: &str = include_str!("scripts/excerpt_en
 pub(crate) const EXCERPT_SCHEDULE_SOURCE: &str = include_str!("scripts/excerpt_schedule.lua");
 pub(crate) const EXCERPT_VALUE_SOURCE: &str = include_str!("scripts/excerpt_value.lua");
 pub(crate) const FIND_CALL_SOURCE: &str = include_str!("scripts/find_call.lua");
+pub(crate) const STREAM_FIGURES_SOURCE: &str = include_str!("scripts/stream_figures.lua");
 
 /// The read-only scripts, each loaded once and called by hash.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +39,8 @@ pub(crate) enum ReadOnlyScript {
     ExcerptValue,
     /// Entries of a stream whose message holds a text, newest first.
     FindCall,
+    /// A stream's length and entries added, without its entries.
+    StreamFigures,
 }
 
 impl ReadOnlyScript {
@@ -41,11 +49,13 @@ impl ReadOnlyScript {
         static SCHEDULE: OnceLock<Script> = OnceLock::new();
         static VALUE: OnceLock<Script> = OnceLock::new();
         static FIND: OnceLock<Script> = OnceLock::new();
+        static FIGURES: OnceLock<Script> = OnceLock::new();
         let (cell, source) = match self {
             ReadOnlyScript::ExcerptEntries => (&ENTRIES, EXCERPT_ENTRIES_SOURCE),
             ReadOnlyScript::ExcerptSchedule => (&SCHEDULE, EXCERPT_SCHEDULE_SOURCE),
             ReadOnlyScript::ExcerptValue => (&VALUE, EXCERPT_VALUE_SOURCE),
             ReadOnlyScript::FindCall => (&FIND, FIND_CALL_SOURCE),
+            ReadOnlyScript::StreamFigures => (&FIGURES, STREAM_FIGURES_SOURCE),
         };
         cell.get_or_init(|| Script::new(source))
     }

@@ -25,7 +25,8 @@ local length = math.min(math.max(tonumber(ARGV[3]) or 0, 0), 1048576)
 local token_length = math.min(math.max(tonumber(ARGV[4]) or 0, 0), 1024)
 
 local function job(token, due)
-  local message = redis.call('HGET', KEYS[2], token)
+  -- HMGET, not HGET: the read-only operator user has only the former.
+  local message = redis.call('HMGET', KEYS[2], token)[1]
   if not due and not message then
     return false
   end
