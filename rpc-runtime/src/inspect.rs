@@ -63,12 +63,12 @@ mod periodic;
 mod scheduled;
 
 pub use excerpts::{
-    DeadLetterExcerpt, Excerpt, Lease, LeasedExcerpt, MessageExcerpt, ScheduledExcerpt, Stream,
-    MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
+    DeadLetterExcerpt, Excerpt, Lease, LeasedExcerpt, MessageExcerpt, Stream, MAX_ENTRIES_PER_READ,
+    MAX_WINDOW_BYTES,
 };
 pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
 pub use find::Found;
-pub use scheduled::ScheduledJob;
+pub use scheduled::{ScheduledExcerpt, ScheduledJob};
 
 /// How long one command may take before the inspector reports Redis as
 /// unreachable.

@@ -15,9 +15,12 @@ const ROLES: &str = include_str!("../../deploy/redis/roles.acl");
 const MB8: usize = 8 * 1024 * 1024;
 
 async fn connect(redis: &RedisServer) -> MultiplexedConnection {
+    // No response timeout: writing a 16 MB entry on a loaded machine can
+    // take longer than the driver's default half second.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     redis::Client::open(redis.url().as_str())
         .expect("URL")
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("connect")
 }

@@ -10,7 +10,8 @@
 //! is checked for shape; an entry that does not parse is left out rather
 //! than failing the page.
 //!
-//! The stream entries are read oldest first, from an id on, so that a page
+//! The schedule's excerpts are in `scheduled.rs`, beside the rest of the
+//! schedule. The stream entries are read oldest first, from an id on, so that a page
 //! can go on where the last one stopped (`after`); ids from the caller are
 //! checked to be entry ids before they reach Redis.
 
@@ -29,9 +30,6 @@ use crate::error::Error;
 pub const MAX_ENTRIES_PER_READ: usize = 1000;
 /// The largest window one read returns per value (the scripts cap it too).
 pub const MAX_WINDOW_BYTES: usize = 1024 * 1024;
-/// How much of a scheduled job's token is read: a call id is at most
-/// `wire::limits::MAX_ID_BYTES`, so anything longer is no call id anyway.
-const TOKEN_WINDOW_BYTES: usize = 512;
 
 /// Which stream of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,18 +96,6 @@ pub struct LeasedExcerpt {
     /// Who holds it.
     pub lease: Lease,
     /// The window of the message; `None` if the entry was deleted meanwhile.
-    pub message: Option<Excerpt>,
-}
-
-/// A job on the schedule with the windows of its token and message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScheduledExcerpt {
-    /// The token (the call id), cut to 512 bytes.
-    pub token: Excerpt,
-    /// When it is due, ms since the Unix epoch on Redis's clock; `None`
-    /// when only its message is left (moved onto the queue meanwhile).
-    pub due_ms: Option<u64>,
-    /// The window of the message; `None` when it has none.
     pub message: Option<Excerpt>,
 }
 
@@ -400,76 +386,6 @@ impl Inspector {
             .and_then(|mut fields| fields.pop().flatten()))
     }
 
-    /// Up to `max` jobs on `service`'s schedule, soonest first, tokens and
-    /// messages cut (messages to their first `window` bytes); `Ok(None)`
-    /// for a service with neither a schedule nor a jobs stream.
-    pub async fn scheduled_excerpts(
-        &self,
-        service: &str,
-        max: usize,
-        window: usize,
-    ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
-        let schedule = self.schedule_key(service);
-        if !self.exists(&schedule).await? {
-            let known = self.exists(&self.jobs_key(service)).await?;
-            return Ok(known.then(Vec::new));
-        }
-        let max = max.min(MAX_ENTRIES_PER_READ).to_string();
-        let reply = self
-            .schedule_script(service, "soonest", 0, window, &[max.as_bytes()])
-            .await?;
-        Ok(Some(
-            array(reply)
-                .into_iter()
-                .filter_map(parse_scheduled)
-                .collect(),
-        ))
-    }
-
-    /// A window of the job `id` on `service`'s schedule: its message's
-    /// `len` bytes from `offset` and when it is due; `None` when it is not
-    /// on the schedule.
-    pub async fn scheduled_window(
-        &self,
-        service: &str,
-        id: &str,
-        offset: u64,
-        len: usize,
-    ) -> Result<Option<ScheduledExcerpt>, Error> {
-        let reply = self
-            .schedule_script(service, "ids", offset, len, &[id.as_bytes()])
-            .await?;
-        Ok(array(reply).into_iter().next().and_then(parse_scheduled))
-    }
-
-    async fn schedule_script(
-        &self,
-        service: &str,
-        mode: &str,
-        offset: u64,
-        window: usize,
-        rest: &[&[u8]],
-    ) -> Result<Value, Error> {
-        let schedule = self.schedule_key(service);
-        let messages = self.scheduled_messages_key(service);
-        let offset = offset.to_string();
-        let window = window.min(MAX_WINDOW_BYTES).to_string();
-        let token_window = TOKEN_WINDOW_BYTES.to_string();
-        let mut args: Vec<&[u8]> = vec![
-            mode.as_bytes(),
-            offset.as_bytes(),
-            window.as_bytes(),
-            token_window.as_bytes(),
-        ];
-        args.extend_from_slice(rest);
-        self.read_only(
-            ReadOnlyScript::ExcerptSchedule,
-            &[&schedule, &messages],
-            &args,
-        )
-        .await
-    }
-
     /// A window of a kept result (`P:result:{call}`): `len` bytes from
     /// `offset`; `None` when there is none (never kept, or expired).
     pub async fn kept_result_window(
@@ -527,14 +443,14 @@ pub(super) fn entry_id(token: &str) -> Result<&str, Error> {
     }
 }
 
-fn array(reply: Value) -> Vec<Value> {
+pub(super) fn array(reply: Value) -> Vec<Value> {
     match reply {
         Value::Array(items) => items,
         _ => Vec::new(),
     }
 }
 
-fn bytes(value: Value) -> Option<Vec<u8>> {
+pub(super) fn bytes(value: Value) -> Option<Vec<u8>> {
     match value {
         Value::BulkString(bytes) => Some(bytes),
         Value::SimpleString(text) => Some(text.into_bytes()),
@@ -551,7 +467,7 @@ fn number(value: &Value) -> Option<i64> {
 }
 
 /// A `len, window` pair from a script: `None` for a missing value (-1 or nil).
-fn excerpt(len: Option<Value>, window: Option<Value>) -> Option<Excerpt> {
+pub(super) fn excerpt(len: Option<Value>, window: Option<Value>) -> Option<Excerpt> {
     let len = u64::try_from(number(&len?)?).ok()?;
     let bytes = bytes(window?)?;
     // A window longer than the value is no answer of ours.
@@ -567,28 +483,6 @@ fn parse_entry(entry: Value, k: usize) -> Option<(String, Vec<Option<Excerpt>>)>
         .map(|_| excerpt(fields.next(), fields.next()))
         .collect();
     Some((id, excerpts))
-}
-
-/// `{token_len, token_window, due, message_len, message_window}`.
-fn parse_scheduled(job: Value) -> Option<ScheduledExcerpt> {
-    let mut parts = array(job).into_iter();
-    let token = excerpt(parts.next(), parts.next())?;
-    let due_ms = parts.next().and_then(bytes).and_then(|b| {
-        let text = String::from_utf8(b).ok()?;
-        let score: f64 = match text.as_str() {
-            "inf" | "+inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            other => other.parse().ok()?,
-        };
-        // `as` saturates: -inf and negatives are 0, +inf is u64::MAX.
-        Some(score as u64)
-    });
-    let message = excerpt(parts.next(), parts.next());
-    Some(ScheduledExcerpt {
-        token,
-        due_ms,
-        message,
-    })
 }
 
 #[cfg(test)]
