@@ -189,39 +189,49 @@ pub async fn check_post(State(state): State<AppState>, request: Request, next: N
 }
 
 /// Whether a POST comes from this dashboard's own pages, by what the
-/// browser says: `Origin` must be `http(s)://` and this request's `Host`;
-/// without `Origin`, `Sec-Fetch-Site` must be `same-origin` (or `none`: the
-/// user's own doing).
+/// browser says. `Sec-Fetch-Site`, which a page cannot set, must be
+/// `same-origin` (or `none`: the user's own doing); `Origin` must be
+/// `http(s)://` and this request's `Host`. A browser may send `Origin:
+/// null` for its own forms (under a `no-referrer` policy, as this
+/// dashboard once sent): that passes only when `Sec-Fetch-Site` vouches
+/// for it.
 fn same_origin(headers: &HeaderMap) -> Result<(), String> {
     let text = |name| {
         headers
             .get(name)
             .map(|v: &HeaderValue| v.to_str().unwrap_or("\u{fffd}"))
     };
-    if let Some(origin) = text(header::ORIGIN) {
-        let host = text(header::HOST).unwrap_or_default();
-        let named = origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"));
-        return match named {
-            Some(named) if !host.is_empty() && named.eq_ignore_ascii_case(host) => Ok(()),
-            _ => Err(format!(
-                "a form from `{}` may not act on this dashboard: only its own pages may",
-                crate::bounds::name(origin)
-            )),
-        };
-    }
-    match text(HeaderName::from_static("sec-fetch-site")) {
-        None | Some("same-origin") | Some("none") => Ok(()),
-        Some(site) => Err(format!(
+    let site = text(HeaderName::from_static("sec-fetch-site"));
+    if let Some(site) = site.filter(|s| !matches!(*s, "same-origin" | "none")) {
+        return Err(format!(
             "a form from another site (`Sec-Fetch-Site: {}`) may not act on this dashboard",
             crate::bounds::name(site)
+        ));
+    }
+    let Some(origin) = text(header::ORIGIN) else {
+        return Ok(());
+    };
+    if origin == "null" && site.is_some() {
+        return Ok(());
+    }
+    let host = text(header::HOST).unwrap_or_default();
+    let named = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match named {
+        Some(named) if !host.is_empty() && named.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err(format!(
+            "a form from `{}` may not act on this dashboard: only its own pages may",
+            crate::bounds::name(origin)
         )),
     }
 }
 
 /// Headers on every response: our own scripts and styles only, no framing,
-/// no content sniffing, no referrer leaking ids to other sites.
+/// no content sniffing, no referrer leaking ids to other sites. The
+/// referrer policy is `same-origin`, not `no-referrer`: under the latter a
+/// browser sends `Origin: null` with the dashboard's own forms, and the
+/// origin check needs the real one.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -239,7 +249,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -351,6 +361,11 @@ mod tests {
             &[("origin", "http://127.0.0.1:9870")],
             &[("host", "127.0.0.1:9870"), ("sec-fetch-site", "cross-site")],
             &[("host", "127.0.0.1:9870"), ("sec-fetch-site", "same-site")],
+            &[
+                ("host", "127.0.0.1:9870"),
+                ("origin", "null"),
+                ("sec-fetch-site", "cross-site"),
+            ],
         ] {
             assert!(same_origin(&headers(foreign)).is_err(), "{foreign:?}");
         }
