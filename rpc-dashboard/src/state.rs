@@ -162,23 +162,25 @@ impl AppState {
         Ok(all.into_iter().take(MAX_SERVICES).collect())
     }
 
-    /// The counts of one service (zeros for a service that has no queue yet).
+    /// The counts of one service (zeros but its dead letters for a service
+    /// that has no queue).
     pub async fn service_stats(&self, service: &str) -> Result<ServiceStats, PageError> {
-        let stats = self
-            .inspector()
-            .await?
-            .service_stats_bounded(service)
-            .await?;
-        Ok(stats.unwrap_or_else(|| ServiceStats {
+        let inspector = self.inspector().await?;
+        if let Some(stats) = inspector.service_stats_bounded(service).await? {
+            return Ok(stats);
+        }
+        // No jobs stream (yet, or any more): its dead letters may still be there.
+        let dead_letters = inspector.dead_letter_count(service).await?;
+        Ok(ServiceStats {
             service: service.to_owned(),
             queued: 0,
             leased: 0,
-            dead_letters: 0,
+            dead_letters,
             stream_length: 0,
             entries_added: None,
             consumers: Vec::new(),
             oldest_leased_age: None,
-        }))
+        })
     }
 
     /// The counts of every service.
