@@ -468,6 +468,14 @@ impl Inspector {
         result.map_err(|e| self.broker(e))
     }
 
+    /// A script answered in a shape it never answers in.
+    fn unexpected(&self, script: &str) -> Error {
+        Error::Broker(format!(
+            "{}: {script} answered in a shape it never answers in",
+            self.url_for_errors
+        ))
+    }
+
     fn broker(&self, e: redis::RedisError) -> Error {
         Error::Broker(format!("{}: {e}", self.url_for_errors))
     }

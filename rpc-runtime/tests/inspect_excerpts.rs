@@ -47,6 +47,32 @@ async fn bytes_sent(con: &mut MultiplexedConnection) -> u64 {
         .expect("total_net_output_bytes")
 }
 
+/// How long each `EVALSHA_RO` in the slow log took, in microseconds.
+async fn script_calls(con: &mut MultiplexedConnection) -> Vec<i64> {
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(128)
+        .query_async(con)
+        .await
+        .expect("SLOWLOG GET");
+    log.iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(parts) = entry else {
+                return None;
+            };
+            let redis::Value::Array(args) = parts.get(3)? else {
+                return None;
+            };
+            let is_script =
+                matches!(args.first(), Some(redis::Value::BulkString(c)) if c == b"EVALSHA_RO");
+            match (is_script, parts.get(2)) {
+                (true, Some(redis::Value::Int(micros))) => Some(*micros),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_window_of_a_large_value_leaves_redis() {
     // Ten 8 MB dead letters, an 8 MB queued job, leased job, scheduled job
@@ -119,11 +145,32 @@ async fn only_the_window_of_a_large_value_leaves_redis() {
     let inspector = Inspector::connect(&redis.url(), "rpc")
         .await
         .expect("inspector");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query_async(&mut con)
+        .await
+        .expect("CONFIG SET");
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut con)
+        .await
+        .expect("SLOWLOG RESET");
     let before = bytes_sent(&mut con).await;
     let dead = inspector
         .dead_letter_excerpts("Big", None, 50, 4096)
         .await
         .expect("dead letters");
+    // 80 MB of dead letters are read into the script in several calls, so
+    // no single call holds Redis for all of it.
+    let calls = script_calls(&mut con).await;
+    println!(
+        "listing ten 8 MB dead letters took {} script calls, the longest {} ms",
+        calls.len(),
+        calls.iter().max().unwrap_or(&0) / 1000
+    );
+    assert!(calls.len() >= 4, "{calls:?}");
     let queued = inspector
         .queued_excerpts("Big", 50, 4096)
         .await

@@ -30,6 +30,11 @@ use crate::error::Error;
 pub const MAX_ENTRIES_PER_READ: usize = 1000;
 /// The largest window one read returns per value (the scripts cap it too).
 pub const MAX_WINDOW_BYTES: usize = 1024 * 1024;
+/// Bytes of values one script call reads into Lua before it stops and
+/// leaves the rest to the next call: copying a value into a script costs
+/// Redis a few milliseconds per MB, and no single call should hold it for
+/// much more than a tenth of a second.
+pub(super) const BYTES_PER_CALL: usize = 16 * 1024 * 1024;
 
 /// Which stream of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -102,7 +107,8 @@ pub struct LeasedExcerpt {
 impl Inspector {
     /// Up to `max` entries of a service's stream from `start` (an entry id,
     /// `(id` for the entries after it, or `-`), oldest first, with the
-    /// fields `fields` cut to the first `window` bytes.
+    /// fields `fields` cut to the first `window` bytes: as many script
+    /// calls as the per-call byte limit takes.
     async fn entry_excerpts(
         &self,
         key: &str,
@@ -111,24 +117,45 @@ impl Inspector {
         fields: &[&str],
         window: usize,
     ) -> Result<Vec<(String, Vec<Option<Excerpt>>)>, Error> {
-        let max = max.min(MAX_ENTRIES_PER_READ).to_string();
+        let max = max.min(MAX_ENTRIES_PER_READ);
         let window = window.min(MAX_WINDOW_BYTES).to_string();
+        let budget = BYTES_PER_CALL.to_string();
         let k = fields.len().to_string();
-        let mut args: Vec<&[u8]> = vec![b"range", b"0", window.as_bytes(), k.as_bytes()];
-        args.extend(fields.iter().map(|f| f.as_bytes()));
-        args.extend([start.as_bytes(), b"+", max.as_bytes()]);
-        let reply = self
-            .read_only(ReadOnlyScript::ExcerptEntries, &[key], &args)
-            .await?;
-        Ok(array(reply)
-            .into_iter()
-            .filter_map(|entry| parse_entry(entry, fields.len()))
-            .collect())
+        let mut out: Vec<(String, Vec<Option<Excerpt>>)> = Vec::new();
+        let mut start = start.to_owned();
+        while out.len() < max {
+            let count = (max - out.len()).to_string();
+            let mut args: Vec<&[u8]> = vec![
+                b"range",
+                b"0",
+                window.as_bytes(),
+                budget.as_bytes(),
+                k.as_bytes(),
+            ];
+            args.extend(fields.iter().map(|f| f.as_bytes()));
+            args.extend([start.as_bytes(), b"+", count.as_bytes()]);
+            let reply = self
+                .read_only(ReadOnlyScript::ExcerptEntries, &[key], &args)
+                .await?;
+            let (more, entries) = more_and_items(reply);
+            let before = out.len();
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter_map(|entry| parse_entry(entry, fields.len())),
+            );
+            match out.last() {
+                Some((id, _)) if more && out.len() > before => start = format!("({id}"),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     /// The entries of a stream with these ids (each `None` when there is no
     /// such entry), with the fields `fields` cut to a window of `window`
-    /// bytes from `offset`.
+    /// bytes from `offset`: as many script calls as the per-call byte limit
+    /// takes.
     async fn entries_by_id(
         &self,
         key: &str,
@@ -137,22 +164,34 @@ impl Inspector {
         offset: u64,
         window: usize,
     ) -> Result<Vec<Option<Vec<Option<Excerpt>>>>, Error> {
+        let offset = offset.to_string();
+        let window = window.min(MAX_WINDOW_BYTES).to_string();
+        let budget = BYTES_PER_CALL.to_string();
+        let k = fields.len().to_string();
         let mut out = Vec::with_capacity(tokens.len());
-        for chunk in tokens.chunks(MAX_ENTRIES_PER_READ) {
-            let offset = offset.to_string();
-            let window = window.min(MAX_WINDOW_BYTES).to_string();
-            let k = fields.len().to_string();
-            let mut args: Vec<&[u8]> =
-                vec![b"ids", offset.as_bytes(), window.as_bytes(), k.as_bytes()];
+        while out.len() < tokens.len() {
+            let rest = &tokens[out.len()..];
+            let chunk = &rest[..rest.len().min(MAX_ENTRIES_PER_READ)];
+            let mut args: Vec<&[u8]> = vec![
+                b"ids",
+                offset.as_bytes(),
+                window.as_bytes(),
+                budget.as_bytes(),
+                k.as_bytes(),
+            ];
             args.extend(fields.iter().map(|f| f.as_bytes()));
             args.extend(chunk.iter().map(|t| t.as_bytes()));
             let reply = self
                 .read_only(ReadOnlyScript::ExcerptEntries, &[key], &args)
                 .await?;
-            let mut replies = array(reply).into_iter();
-            for _ in chunk {
-                let entry = replies.next().and_then(|e| parse_entry(e, fields.len()));
-                out.push(entry.map(|(_, fields)| fields));
+            let (_, entries) = more_and_items(reply);
+            // The n-th answer is the n-th id's; ids past the last answer are
+            // asked again. No answer at all would loop: that is no answer of ours.
+            if entries.is_empty() {
+                return Err(self.unexpected("excerpt_entries.lua"));
+            }
+            for entry in entries.into_iter().take(chunk.len()) {
+                out.push(parse_entry(entry, fields.len()).map(|(_, fields)| fields));
             }
         }
         Ok(out)
@@ -441,6 +480,16 @@ pub(super) fn entry_id(token: &str) -> Result<&str, Error> {
             reason: format!("`{}` is not a stream entry id", token.escape_debug()),
         }),
     }
+}
+
+/// A `{more, item, ...}` answer: whether the script stopped early, and the items.
+pub(super) fn more_and_items(reply: Value) -> (bool, Vec<Value>) {
+    let mut items = array(reply);
+    if items.is_empty() {
+        return (false, items);
+    }
+    let more = matches!(items.remove(0), Value::Int(1));
+    (more, items)
 }
 
 pub(super) fn array(reply: Value) -> Vec<Value> {

@@ -26,8 +26,9 @@ use crate::error::Error;
 /// Entries one step of the search looks at, at most.
 const ENTRIES_PER_STEP: usize = 2_000;
 /// Bytes of messages one step looks at, at most (the step ends after the
-/// entry that passes it): a few milliseconds of Redis's time.
-const BYTES_PER_STEP: usize = 16 * 1024 * 1024;
+/// entry that passes it): copying them into the script is most of its
+/// cost, a few milliseconds per MB.
+const BYTES_PER_STEP: usize = 8 * 1024 * 1024;
 
 /// What a search found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,12 +106,7 @@ impl Inspector {
                 ],
             )
             .await?;
-        parse_step(reply).ok_or_else(|| {
-            Error::Broker(format!(
-                "{}: find_call.lua answered in a shape it never answers in",
-                self.url()
-            ))
-        })
+        parse_step(reply).ok_or_else(|| self.unexpected("find_call.lua"))
     }
 }
 

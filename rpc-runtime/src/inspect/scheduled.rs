@@ -20,7 +20,10 @@
 use redis::Value;
 use serde::Serialize;
 
-use super::excerpts::{array, bytes, excerpt, Excerpt, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES};
+use super::excerpts::{
+    array, bytes, excerpt, more_and_items, Excerpt, BYTES_PER_CALL, MAX_ENTRIES_PER_READ,
+    MAX_WINDOW_BYTES,
+};
 use super::figures::message;
 use super::Inspector;
 use crate::backend::redis::read_only::ReadOnlyScript;
@@ -151,16 +154,30 @@ impl Inspector {
             let known = self.exists(&self.jobs_key(service)).await?;
             return Ok(known.then(Vec::new));
         }
-        let max = max.min(MAX_ENTRIES_PER_READ).to_string();
-        let reply = self
-            .schedule_script(service, "soonest", 0, window, &[max.as_bytes()])
-            .await?;
-        Ok(Some(
-            array(reply)
-                .into_iter()
-                .filter_map(parse_scheduled)
-                .collect(),
-        ))
+        let max = max.min(MAX_ENTRIES_PER_READ);
+        let mut jobs = Vec::new();
+        let mut rank = 0;
+        while rank < max {
+            let first = rank.to_string();
+            let count = (max - rank).to_string();
+            let reply = self
+                .schedule_script(
+                    service,
+                    "soonest",
+                    0,
+                    window,
+                    &[first.as_bytes(), count.as_bytes()],
+                )
+                .await?;
+            let (more, items) = more_and_items(reply);
+            rank += items.len();
+            let read = items.len();
+            jobs.extend(items.into_iter().filter_map(parse_scheduled));
+            if !more || read == 0 {
+                break;
+            }
+        }
+        Ok(Some(jobs))
     }
 
     /// A window of the job `id` on `service`'s schedule: its message's
@@ -176,7 +193,8 @@ impl Inspector {
         let reply = self
             .schedule_script(service, "ids", offset, len, &[id.as_bytes()])
             .await?;
-        Ok(array(reply).into_iter().next().and_then(parse_scheduled))
+        let (_, items) = more_and_items(reply);
+        Ok(items.into_iter().next().and_then(parse_scheduled))
     }
 
     async fn schedule_script(
@@ -192,11 +210,13 @@ impl Inspector {
         let offset = offset.to_string();
         let window = window.min(MAX_WINDOW_BYTES).to_string();
         let token_window = TOKEN_WINDOW_BYTES.to_string();
+        let budget = BYTES_PER_CALL.to_string();
         let mut args: Vec<&[u8]> = vec![
             mode.as_bytes(),
             offset.as_bytes(),
             window.as_bytes(),
             token_window.as_bytes(),
+            budget.as_bytes(),
         ];
         args.extend_from_slice(rest);
         self.read_only(

@@ -3,34 +3,46 @@
 -- window of bytes, plus each field's full length. A page can then show the
 -- first kilobytes of an 8 MB message, and a download read it a chunk at a
 -- time, while only the window leaves Redis. Entries are read one at a time,
--- so the script never holds more than one whole entry. Read-only (run with
--- EVALSHA_RO), and every count is capped here, so any role that may read
--- the stream may run it with any arguments.
+-- so the script never holds more than one whole entry, and it stops once
+-- the entries it read add up to ARGV[4] bytes, so one call never holds
+-- Redis for long however large the entries (copying a value into Lua costs
+-- Redis about as much as sending it): the caller goes on with another call.
+-- Read-only (run with EVALSHA_RO), and every count is capped here, so any
+-- role that may read the stream may run it with any arguments.
 --
 -- KEYS[1]  the stream
--- ARGV[1]  `range`: the entries from ARGV[5+k] to ARGV[6+k] (XRANGE
---          bounds; `(id` excludes id), oldest first, at most ARGV[7+k] of
+-- ARGV[1]  `range`: the entries from ARGV[6+k] to ARGV[7+k] (XRANGE
+--          bounds; `(id` excludes id), oldest first, at most ARGV[8+k] of
 --          them (capped at 1000);
---          `ids`: the entries whose ids are ARGV[5+k..] (at most 1000)
+--          `ids`: the entries whose ids are ARGV[6+k..] (at most 1000)
 -- ARGV[2]  the window's offset in each field's value, in bytes (0-based)
 -- ARGV[3]  the window's length in bytes (capped at 1 MiB)
--- ARGV[4]  k, the number of wanted fields (capped at 8)
--- ARGV[5..4+k]  the wanted field names
+-- ARGV[4]  stop after the entry that brings the bytes read past this
+--          (capped at 64 MiB)
+-- ARGV[5]  k, the number of wanted fields (capped at 8)
+-- ARGV[6..5+k]  the wanted field names
 --
--- Returns one element per entry: `{id, {len_1, window_1, ..., len_k,
--- window_k}}`, where len is the field's full length in bytes (-1 without
--- that field, whose window is then nil). For `ids`, an id with no entry
--- gives nil in its place.
+-- Returns `{more, entry, ...}`: more is 1 when the byte limit stopped the
+-- call before it read all it was asked for, else 0. Each entry is `{id,
+-- {len_1, window_1, ..., len_k, window_k}}`, where len is the field's full
+-- length in bytes (-1 without that field, whose window is then nil). For
+-- `ids`, the n-th entry answers the n-th id, nil when there is no such
+-- entry; the ids after the last answered are left for the next call.
 local offset = math.max(tonumber(ARGV[2]) or 0, 0)
 local length = math.min(math.max(tonumber(ARGV[3]) or 0, 0), 1048576)
-local k = math.min(math.max(tonumber(ARGV[4]) or 0, 0), 8)
+local max_bytes = math.min(math.max(tonumber(ARGV[4]) or 0, 1), 67108864)
+local k = math.min(math.max(tonumber(ARGV[5]) or 0, 0), 8)
 local wanted = {}
 for i = 1, k do
-  wanted[i] = ARGV[4 + i]
+  wanted[i] = ARGV[5 + i]
 end
+local bytes = 0
 
 local function cut(entry)
   local fields = entry[2]
+  for j = 2, #fields, 2 do
+    bytes = bytes + #fields[j]
+  end
   local out = {}
   for i = 1, k do
     local found = false
@@ -51,12 +63,16 @@ local function cut(entry)
   return {entry[1], out}
 end
 
-local result = {}
+local result = {0}
 if ARGV[1] == 'range' then
-  local cursor = ARGV[5 + k]
-  local stop = ARGV[6 + k]
-  local count = math.min(math.max(tonumber(ARGV[7 + k]) or 0, 0), 1000)
-  while #result < count do
+  local cursor = ARGV[6 + k]
+  local stop = ARGV[7 + k]
+  local count = math.min(math.max(tonumber(ARGV[8 + k]) or 0, 0), 1000)
+  while #result - 1 < count do
+    if bytes > max_bytes then
+      result[1] = 1
+      break
+    end
     local got = redis.call('XRANGE', KEYS[1], cursor, stop, 'COUNT', 1)
     if #got == 0 then
       break
@@ -65,7 +81,11 @@ if ARGV[1] == 'range' then
     cursor = '(' .. got[1][1]
   end
 elseif ARGV[1] == 'ids' then
-  for i = 5 + k, math.min(#ARGV, 4 + k + 1000) do
+  for i = 6 + k, math.min(#ARGV, 5 + k + 1000) do
+    if bytes > max_bytes then
+      result[1] = 1
+      break
+    end
     local got = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i], 'COUNT', 1)
     if #got == 0 then
       result[#result + 1] = false
