@@ -34,6 +34,9 @@ use crate::time_text;
 pub const LOOKUP_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Sightings of one call per stream, at most.
 const MAX_SIGHTINGS: usize = 20;
+/// Sightings one call's page lists, at most: the search stops at the
+/// service that brings it there.
+pub const MAX_SIGHTINGS_PER_PAGE: usize = 100;
 
 /// Where the call was seen.
 pub struct Sighting {

@@ -15,7 +15,7 @@ use rpc_runtime::wire::limits::MAX_ID_BYTES;
 use serde::Deserialize;
 
 use crate::bounds::{TextBudget, PREVIEW_BYTES};
-use crate::call_search::{sightings_in, Places, Sighting, LOOKUP_TIME};
+use crate::call_search::{sightings_in, Places, Sighting, LOOKUP_TIME, MAX_SIGHTINGS_PER_PAGE};
 use crate::error::{render, PageError};
 use crate::pages::Layout;
 use crate::paths;
@@ -77,6 +77,10 @@ pub async fn job(
     let mut sightings = Vec::new();
     let mut unfinished = false;
     for service in state.services().await? {
+        if sightings.len() >= MAX_SIGHTINGS_PER_PAGE {
+            unfinished = true;
+            break;
+        }
         let (found, finished) =
             sightings_in(&state, &service, &id, Places::All, deadline, &mut budget).await?;
         sightings.extend(found);
