@@ -11,26 +11,36 @@
 //! nothing queued. A cancel names a call the dashboard can see scheduled,
 //! queued or running in that service, so a mistyped id is a 404 rather than
 //! a cancellation mark nobody ever reads.
+//!
+//! Dead letters are found by token, and a message is read whole only to
+//! replay it (one at a time, up to the size workers take); acting on all
+//! of them pages through their tokens, never holding their messages.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form as Submitted;
 use rpc_runtime::backend::DeadLetter;
+use rpc_runtime::inspect::{DeadLetterExcerpt, Excerpt};
 use rpc_runtime::wire::{self, limits::MAX_ID_BYTES};
 use rpc_runtime::{Cancelled, JobId};
 use serde_json::Value;
 
+use crate::bounds::{TextBudget, EDIT_MAX_BYTES, REPLAY_MAX_BYTES};
+use crate::call_search::{sightings_in, Places, LOOKUP_TIME};
 use crate::error::PageError;
 use crate::message_view;
-use crate::pages::enqueue::{dead_letter, schema_job, FormPage};
-use crate::pages::job::sightings_in;
+use crate::pages::enqueue::{dead_letter, schema_job, whole_dead_letter, FormPage};
+use crate::pages::service::reason_text;
 use crate::paths;
 use crate::schema_forms::Form;
 use crate::state::AppState;
+
+/// Dead-letter tokens read per step when acting on all of them.
+const TOKENS_PER_READ: usize = 500;
 
 fn back_to_service(service: &str, notice: &str) -> Response {
     Redirect::to(&format!("{}?notice={notice}", paths::service(service))).into_response()
@@ -40,7 +50,7 @@ pub async fn replay_one(
     State(state): State<AppState>,
     Path((service, token)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let dead = dead_letter(&state, &service, &token).await?;
+    let (_, dead) = whole_dead_letter(&state, &service, &token, REPLAY_MAX_BYTES).await?;
     let client = state.client().await?;
     client
         .replay_dead_letter(&service, &dead)
@@ -62,7 +72,30 @@ pub async fn delete_one(
     Ok(back_to_service(&service, "deleted-1"))
 }
 
-/// Replays every readable dead letter (unreadable ones cannot run; they stay).
+/// The tokens and message lengths of every dead letter there is now,
+/// read a page at a time with no message in them.
+async fn every_dead_letter(
+    state: &AppState,
+    service: &str,
+) -> Result<Vec<DeadLetterExcerpt>, PageError> {
+    let inspector = state.inspector().await?;
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = inspector
+            .dead_letter_excerpts(service, after.as_deref(), TOKENS_PER_READ, 0)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(all);
+        };
+        after = Some(last.token.clone());
+        all.extend(page);
+    }
+}
+
+/// Replays every readable dead letter (unreadable ones cannot run, and
+/// ones larger than workers take would die again: they stay), one whole
+/// message at a time.
 pub async fn replay_all(
     State(state): State<AppState>,
     Path(service): Path<String>,
@@ -70,7 +103,18 @@ pub async fn replay_all(
     state.known_service(&service).await?;
     let client = state.client().await?;
     let mut replayed = 0;
-    for dead in client.dead_letters(&service, usize::MAX).await? {
+    for letter in every_dead_letter(&state, &service).await? {
+        let len = letter.message.as_ref().map_or(0, |m| m.len);
+        if len == 0 || len > REPLAY_MAX_BYTES {
+            continue;
+        }
+        let dead = match whole_dead_letter(&state, &service, &letter.token, REPLAY_MAX_BYTES).await
+        {
+            Ok((_, dead)) => dead,
+            // Replayed or deleted by someone else meanwhile.
+            Err(PageError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
         if wire::for_replay(&dead.payload).is_some() {
             client.replay_dead_letter(&service, &dead).await?;
             replayed += 1;
@@ -87,10 +131,10 @@ pub async fn delete_all(
     state.known_service(&service).await?;
     let client = state.client().await?;
     let mut deleted = 0;
-    for dead in client.dead_letters(&service, usize::MAX).await? {
+    for letter in every_dead_letter(&state, &service).await? {
         if client
             .backend()
-            .remove_dead_letter(&service, &dead.token)
+            .remove_dead_letter(&service, &letter.token)
             .await?
         {
             deleted += 1;
@@ -106,13 +150,24 @@ pub async fn edit_and_replay(
     Path((service, token)): Path<(String, String)>,
     Submitted(submitted): Submitted<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let dead = dead_letter(&state, &service, &token).await?;
-    let view = message_view::job_message(Some(&dead.payload), state.catalog(), SystemTime::now());
+    let (letter, dead) = whole_dead_letter(&state, &service, &token, EDIT_MAX_BYTES).await?;
+    let excerpt = Excerpt {
+        len: dead.payload.len() as u64,
+        bytes: dead.payload.clone(),
+    };
+    let mut budget = TextBudget::of(usize::MAX);
+    let view = message_view::job_message(
+        Some(&excerpt),
+        state.catalog(),
+        SystemTime::now(),
+        &mut budget,
+    );
     let schema = state.catalog().job(&view.job);
     let params = match Form::read(schema, &submitted) {
         Ok(params) => params,
         Err(form) => {
-            let page = FormPage::edit(&state, &service, &token, &view.job, &dead.reason, form);
+            let reason = reason_text(letter.reason.as_ref());
+            let page = FormPage::edit(&state, &service, &token, &view.job, &reason, form);
             return Ok(page.respond(StatusCode::UNPROCESSABLE_ENTITY));
         }
     };
@@ -175,7 +230,17 @@ pub async fn cancel(
         )));
     }
     state.known_service(&service).await?;
-    let sightings = sightings_in(&state, &service, &id, SystemTime::now()).await?;
+    let deadline = Instant::now() + LOOKUP_TIME;
+    let mut budget = TextBudget::default();
+    let (sightings, _) = sightings_in(
+        &state,
+        &service,
+        &id,
+        Places::Unfinished,
+        deadline,
+        &mut budget,
+    )
+    .await?;
     if !sightings.iter().any(|s| s.can_be_cancelled()) {
         return Err(PageError::NotFound(format!(
             "no call `{id}` is scheduled, queued or running in {service}: it has finished, \

@@ -32,6 +32,11 @@ pub enum StartError {
     Schema(String),
     #[error("{0}")]
     Options(String),
+    #[error(
+        "the token is too short: a dashboard token must be at least {min} characters, so it \
+         cannot be guessed (try: openssl rand -hex 16)"
+    )]
+    ShortToken { min: usize },
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
 }
@@ -48,6 +53,12 @@ pub enum PageError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A value too large for what was asked (editing an 8 MB message).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Too many wrong tokens: try again in this many seconds.
+    #[error("too many wrong tokens from this address: try again in {0} s")]
+    TooManyAttempts(u64),
 }
 
 impl From<rpc_runtime::Error> for PageError {
@@ -71,6 +82,8 @@ impl IntoResponse for PageError {
             PageError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unavailable"),
             PageError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
             PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+            PageError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Too large"),
+            PageError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts"),
         };
         let mut layout = Layout::plain(heading);
         if let PageError::Unavailable(reason) = &self {
@@ -82,7 +95,15 @@ impl IntoResponse for PageError {
             heading,
             detail: self.to_string(),
         };
-        render(status, &page)
+        let mut response = render(status, &page);
+        if let PageError::TooManyAttempts(secs) = self {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }
 

@@ -10,8 +10,12 @@
 //!
 //! Server-rendered HTML (axum, askama templates that escape everything they
 //! print), every asset compiled into the binary, no build step. It binds to
-//! 127.0.0.1 unless told otherwise, and then only with a token; every form
-//! carries a per-process CSRF token; `--read-only` leaves out every action.
+//! 127.0.0.1 unless told otherwise, and then only with a token of 16
+//! characters or more; without a token it answers only to loopback host
+//! names with its own port; every POST must come from its own pages and
+//! carry a per-process CSRF token; `--read-only` leaves out every form and
+//! action. Every page is bounded in size whatever the queues hold: values
+//! are read cut to a window inside Redis, with a download for the whole.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_dashboard::StartError> {
@@ -22,21 +26,30 @@
 //!
 //! Map of the crate:
 //! - `server`: the routes and the order of the middleware;
-//! - `security`: the bind check, the token, the host check, CSRF, headers;
+//! - `security`: the start checks, the host check, origin and CSRF, headers;
+//! - `auth`: the token, the session cookie, the throttle of wrong tokens;
+//! - `bounds`: how much of each value is read and shown, per page;
 //! - `state`: connections (queues are read with `rpc_runtime::Inspector`,
 //!   written with `rpc_runtime::Client`), schemas, the sampler;
-//! - `pages/*`: one file per page; `actions`: every POST;
-//! - `schema_catalog`, `schema_forms`, `message_view`: the schema-aware parts;
+//! - `pages/*`: one file per page (`download`: whole values, streamed);
+//!   `actions`: every POST; `call_search`: a call found by id;
+//! - `schema_catalog`, `schema_forms`, `message_view`, `reply_view`,
+//!   `message_head`: the schema-aware parts;
 //! - `sampler`, `sparkline`: the overview's charts;
 //! - `paths`, `entry_id`, `time_text`: URLs, tokens, durations as text;
 //! - `templates/` and `assets/`: the HTML, the stylesheet, the one script.
 
 mod actions;
+mod auth;
+mod bounds;
+mod call_search;
 mod entry_id;
 mod error;
+mod message_head;
 mod message_view;
 mod pages;
 mod paths;
+mod reply_view;
 mod sampler;
 mod schema_catalog;
 mod schema_forms;
@@ -65,7 +78,7 @@ pub struct Options {
     /// Schema files (`.rpc`) of the services, for typed views and forms.
     pub schemas: Vec<PathBuf>,
     /// The token every request must carry (bearer, basic-auth password, or
-    /// once as `?token=` to set a cookie).
+    /// once as `?token=` to set a session cookie); at least 16 characters.
     pub token: Option<String>,
     /// Hide and refuse every action.
     pub read_only: bool,

@@ -21,6 +21,30 @@ pub fn call(id: &str) -> String {
     format!("/jobs/{}", segment(id))
 }
 
+/// Where a queued or leased job's whole message is downloaded.
+pub fn queued_message(service_name: &str, token: &str) -> String {
+    format!("{}/queue/{}/message", service(service_name), segment(token))
+}
+
+/// Where a dead letter's whole message is downloaded (`?field=reason`: its reason).
+pub fn dead_message(service_name: &str, token: &str) -> String {
+    format!("{}/dead/{}/message", service(service_name), segment(token))
+}
+
+/// Where a scheduled job's whole message is downloaded.
+pub fn scheduled_message(service_name: &str, id: &str) -> String {
+    format!(
+        "{}/scheduled/{}/message",
+        service(service_name),
+        segment(id)
+    )
+}
+
+/// Where a call's whole kept result is downloaded.
+pub fn kept_result(id: &str) -> String {
+    format!("{}/result", call(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,13 @@
 //!
 //! Middleware, outermost first: security headers on every response, then
 //! the host check (without a token), the token (when there is one), then
-//! the CSRF check on every POST. In
-//! read-only mode the action routes are not mounted at all, and the CSRF
-//! layer refuses any POST that still arrives.
+//! the checks on every POST (origin, CSRF token). In read-only mode the
+//! action routes are not mounted at all, the form pages answer 403, and
+//! the POST layer refuses any POST that still arrives.
+//!
+//! `serve` tells the router the address it really listens on (the port a
+//! `:0` listener got), for the host check, and gives every request its
+//! peer's address, for the throttle of wrong tokens.
 
 use std::future::Future;
 
@@ -15,10 +19,10 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::{PageError, StartError};
-use crate::pages::{enqueue, job, overview, service, workers};
+use crate::pages::{download, enqueue, job, overview, service, workers};
 use crate::schema_catalog::Catalog;
 use crate::state::AppState;
-use crate::{actions, security, Options};
+use crate::{actions, auth, security, Options};
 
 const CSS: &str = include_str!("../assets/dashboard.css");
 const JS: &str = include_str!("../assets/dashboard.js");
@@ -26,6 +30,7 @@ const JS: &str = include_str!("../assets/dashboard.js");
 /// The dashboard's routes for `options`, and the state they share (whose
 /// sampler the caller starts, see [`serve`]).
 pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
+    security::check_token(options.token.as_deref())?;
     let catalog = Catalog::load(&options.schemas).map_err(StartError::Schema)?;
     if options.url.trim().starts_with("memory://") {
         return Err(StartError::Options(
@@ -39,7 +44,20 @@ pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
         .route("/workers", get(workers::workers))
         .route("/jobs", get(job::lookup))
         .route("/jobs/{id}", get(job::job))
+        .route("/jobs/{id}/result", get(download::kept_result))
         .route("/services/{service}", get(service::service))
+        .route(
+            "/services/{service}/queue/{token}/message",
+            get(download::queued_message),
+        )
+        .route(
+            "/services/{service}/dead/{token}/message",
+            get(download::dead_message),
+        )
+        .route(
+            "/services/{service}/scheduled/{id}/message",
+            get(download::scheduled_message),
+        )
         .route("/services/{service}/jobs/{job}/new", get(enqueue::new_call))
         .route(
             "/services/{service}/dead/{token}/edit",
@@ -81,15 +99,15 @@ pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            security::check_csrf,
+            security::check_post,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            security::require_token,
+            auth::require_token,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            security::require_loopback_host,
+            security::require_known_host,
         ))
         .layer(axum::middleware::from_fn(security::security_headers))
         .with_state(state.clone());
@@ -102,10 +120,16 @@ pub async fn serve(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let mut options = options;
+    options.listen = listener.local_addr().map_err(|e| StartError::Bind {
+        listen: options.listen,
+        source: e,
+    })?;
     let (every, keep) = (options.sample_every, options.samples_kept);
     let (router, state) = router(options)?;
     let sampling = state.sampler().spawn(state.clone(), every, keep);
-    let served = axum::serve(listener, router)
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     sampling.abort();

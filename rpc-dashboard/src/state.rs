@@ -1,4 +1,5 @@
-//! What every handler shares: the options, the schemas, the secrets, the
+//! What every handler shares: the options, the schemas, the secrets (the
+//! CSRF token, the session value), the throttle of wrong tokens, the
 //! sampler, and the connections to Redis.
 //!
 //! Connections are made on first use, never at start, and tried again on
@@ -12,13 +13,17 @@ use std::time::Duration;
 
 use rpc_runtime::inspect::ServiceStats;
 use rpc_runtime::{Client, Inspector};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
+use crate::auth::{self, Throttle};
+use crate::bounds::{MAX_SERVICES, MAX_SERVICE_NAME_BYTES};
 use crate::error::PageError;
 use crate::sampler::Sampler;
 use crate::schema_catalog::Catalog;
 use crate::Options;
 
+/// Whole messages held at once (each up to `bounds::REPLAY_MAX_BYTES`).
+const WHOLE_READS: usize = 2;
 /// How long connecting may take before a page reports Redis as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -32,21 +37,30 @@ struct Inner {
     options: Options,
     catalog: Catalog,
     csrf: String,
+    /// The session cookie's value: derived from the token, never the token.
+    session: Option<String>,
+    throttle: Throttle,
     sampler: Sampler,
     inspector: Mutex<Option<Arc<Inspector>>>,
     client: Mutex<Option<Client>>,
+    /// Reads that hold a whole message (a replay, the edit form).
+    whole_reads: Semaphore,
 }
 
 impl AppState {
     pub fn new(options: Options, catalog: Catalog) -> AppState {
+        let session = token_of(&options).map(auth::session_value);
         AppState {
             inner: Arc::new(Inner {
                 options,
                 catalog,
                 csrf: crate::security::new_secret(),
+                session,
+                throttle: Throttle::default(),
                 sampler: Sampler::default(),
                 inspector: Mutex::new(None),
                 client: Mutex::new(None),
+                whole_reads: Semaphore::new(WHOLE_READS),
             }),
         }
     }
@@ -64,11 +78,28 @@ impl AppState {
     }
 
     pub fn token(&self) -> Option<&str> {
-        self.inner
-            .options
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty())
+        token_of(&self.inner.options)
+    }
+
+    /// The session cookie's value, when there is a token.
+    pub fn session(&self) -> Option<&str> {
+        self.inner.session.as_deref()
+    }
+
+    /// Failed token attempts, by client address.
+    pub fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
+    }
+
+    /// Where the dashboard listens (port 0 when the router was made
+    /// without knowing its listener).
+    pub fn listen(&self) -> std::net::SocketAddr {
+        self.inner.options.listen
+    }
+
+    /// A turn to hold a whole message in memory; at most `WHOLE_READS` at once.
+    pub async fn whole_reads(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.inner.whole_reads.acquire().await.ok()
     }
 
     pub fn read_only(&self) -> bool {
@@ -114,7 +145,10 @@ impl AppState {
         Ok(client)
     }
 
-    /// Every service: those with a queue in Redis and those the schemas define.
+    /// Every service: those with a queue in Redis and those the schemas
+    /// define, the first `MAX_SERVICES` by name. A key whose service part is
+    /// longer than any service's name is left out (anyone who may add a job
+    /// may create it).
     pub async fn services(&self) -> Result<Vec<String>, PageError> {
         let mut all: BTreeSet<String> = self
             .inspector()
@@ -122,24 +156,31 @@ impl AppState {
             .services()
             .await?
             .into_iter()
+            .filter(|s| s.len() <= MAX_SERVICE_NAME_BYTES)
             .collect();
         all.extend(self.catalog().services());
-        Ok(all.into_iter().collect())
+        Ok(all.into_iter().take(MAX_SERVICES).collect())
     }
 
-    /// The counts of one service (zeros for a service that has no queue yet).
+    /// The counts of one service (zeros but its dead letters for a service
+    /// that has no queue).
     pub async fn service_stats(&self, service: &str) -> Result<ServiceStats, PageError> {
-        let stats = self.inspector().await?.service_stats(service).await?;
-        Ok(stats.unwrap_or_else(|| ServiceStats {
+        let inspector = self.inspector().await?;
+        if let Some(stats) = inspector.service_stats_bounded(service).await? {
+            return Ok(stats);
+        }
+        // No jobs stream (yet, or any more): its dead letters may still be there.
+        let dead_letters = inspector.dead_letter_count(service).await?;
+        Ok(ServiceStats {
             service: service.to_owned(),
             queued: 0,
             leased: 0,
-            dead_letters: 0,
+            dead_letters,
             stream_length: 0,
             entries_added: None,
             consumers: Vec::new(),
             oldest_leased_age: None,
-        }))
+        })
     }
 
     /// The counts of every service.
@@ -156,16 +197,16 @@ impl AppState {
     /// dead letters in Redis.
     pub async fn known_service(&self, service: &str) -> Result<(), PageError> {
         let inspector = self.inspector().await?;
+        if service.len() > MAX_SERVICE_NAME_BYTES {
+            return Err(PageError::NotFound(format!(
+                "no service has a name this long (at most {MAX_SERVICE_NAME_BYTES} bytes)"
+            )));
+        }
         if self.catalog().services().contains(service)
-            || inspector.service_stats(service).await?.is_some()
+            || inspector.service_stats_bounded(service).await?.is_some()
             || inspector.scheduled_count(service).await? > 0
             || inspector.is_paused(service).await?
-            || !self
-                .client()
-                .await?
-                .dead_letters(service, 1)
-                .await?
-                .is_empty()
+            || inspector.dead_letter_count(service).await? > 0
         {
             return Ok(());
         }
@@ -175,6 +216,11 @@ impl AppState {
             self.inner.options.prefix
         )))
     }
+}
+
+/// The token, unless none (or an empty one) was given.
+fn token_of(options: &Options) -> Option<&str> {
+    options.token.as_deref().filter(|t| !t.trim().is_empty())
 }
 
 fn no_answer() -> PageError {

@@ -193,13 +193,43 @@ async fn wait_for(browser: &Browser, url: &str, css: &str, within: Duration) {
     }
 }
 
+/// Another site on a free port: every request gets a page that posts a
+/// form to `action` with `csrf` in it as soon as it loads. Returns its URL.
+async fn attacker_site(action: &str, csrf: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the other site");
+    let url = format!("http://{}/", listener.local_addr().expect("address"));
+    let page = format!(
+        "<!doctype html><form id=\"f\" method=\"post\" action=\"{action}\">\
+         <input name=\"csrf\" value=\"{csrf}\"></form>\
+         <script>document.getElementById('f').submit()</script>"
+    );
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     // Every page loads with the figures the test put in Redis; a dead letter
     // replayed from the page runs on the worker; an invalid form shows its
     // error beside the field; `<script>` in a message stays text; Pause
     // (through its confirm dialog) shows the badge, Cancel takes a call off
-    // the schedule, Resume clears the badge.
+    // the schedule, Resume clears the badge. Another site's form carrying
+    // the CSRF token is refused by origin; a large message shows its start
+    // and a download link.
     let (chromium, driver) = match browser_binaries() {
         Ok(found) => found,
         Err(why) if std::env::var_os("CI").is_none() => {
@@ -498,6 +528,70 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     );
     assert_eq!(count(&browser, "#workers tbody tr").await, 2);
     screenshot(&browser, &shots, "workers.png").await;
+
+    // Another site's page posts a form with this dashboard's CSRF token
+    // (as if it had leaked): the browser names that site in `Origin` and
+    // `Sec-Fetch-Site`, and the dashboard refuses; nothing is paused.
+    goto(&browser, &format!("{base}/services/Reports")).await;
+    let csrf = browser
+        .find(Locator::Css("input[name='csrf']"))
+        .await
+        .expect("a form")
+        .attr("value")
+        .await
+        .expect("its value")
+        .expect("a CSRF token");
+    let attacker = attacker_site(&format!("{base}/services/Reports/pause"), &csrf).await;
+    goto(&browser, &attacker).await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#error-detail"))
+        .await
+        .expect("the dashboard's answer to the foreign form");
+    assert_eq!(text(&browser, "h1").await, "Forbidden");
+    assert!(text(&browser, "#error-detail")
+        .await
+        .contains("may not act on this dashboard"));
+    goto(&browser, &format!("{base}/services/Reports")).await;
+    assert_eq!(count(&browser, "#paused-badge").await, 0, "not paused");
+
+    // A large message: its start, its size, and a link to the whole of it.
+    let large = dead_message(
+        "call-with-a-large-report",
+        "Reports.build",
+        json!({"month": "2024-07", "rows": "r".repeat(300 * 1024)}),
+    );
+    let large_token = fixture
+        .dead_letter(
+            "Archive",
+            "failed on attempt 3 of 3: the report is too large",
+            &large,
+        )
+        .await;
+    goto(&browser, &format!("{base}/services/Archive")).await;
+    assert_eq!(
+        text(&browser, "#count-dead").await,
+        "1",
+        "counted without a queue"
+    );
+    let row = format!("tr[data-token='{large_token}']");
+    assert!(text(&browser, &format!("{row} p.truncated"))
+        .await
+        .contains("its start is shown"));
+    let link = browser
+        .find(Locator::Css(&format!("{row} a.download")))
+        .await
+        .expect("a download link")
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("a link");
+    assert!(
+        link.ends_with(&format!("/dead/{large_token}/message")),
+        "{link}"
+    );
+    screenshot(&browser, &shots, "service-large-message.png").await;
 
     // An unknown service is a 404 page, not a panic.
     goto(&browser, &format!("{base}/services/NoSuchService")).await;

@@ -322,13 +322,16 @@ async fn read_only_offers_no_action_and_takes_none() {
     assert_eq!(fixture.len("rpc:{Calculator}:dead").await, 1);
 }
 
+/// A token long enough to be accepted (16 characters or more).
+const TOKEN: &str = "s3cret-0123456789";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_guards_every_page_when_one_is_set() {
     // What `--listen 0.0.0.0:9870 --token ...` serves: nothing without it.
     use base64::Engine;
     let fixture = Fixture::start().await;
     let mut options = support::options(&fixture.url);
-    options.token = Some("s3cret".to_owned());
+    options.token = Some(TOKEN.to_owned());
     let router = dashboard(options);
     let denied = get(&router, "/").await;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
@@ -337,7 +340,7 @@ async fn a_token_guards_every_page_when_one_is_set() {
         get(&router, "/assets/dashboard.css").await.status,
         StatusCode::UNAUTHORIZED
     );
-    let basic = base64::engine::general_purpose::STANDARD.encode("operator:s3cret");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("operator:{TOKEN}"));
     let wrong = base64::engine::general_purpose::STANDARD.encode("operator:guess");
     assert_eq!(
         get_with(
@@ -362,12 +365,17 @@ async fn a_token_guards_every_page_when_one_is_set() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        get_with(&router, "/", header::AUTHORIZATION, "Bearer s3cret")
-            .await
-            .status,
+        get_with(
+            &router,
+            "/",
+            header::AUTHORIZATION,
+            &format!("Bearer {TOKEN}")
+        )
+        .await
+        .status,
         StatusCode::OK
     );
-    let login = get(&router, "/workers?token=s3cret").await;
+    let login = get(&router, &format!("/workers?token={TOKEN}")).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER);
     assert_eq!(login.headers[header::LOCATION], "/workers");
     let cookie = login.headers[header::SET_COOKIE]
@@ -376,6 +384,10 @@ async fn a_token_guards_every_page_when_one_is_set() {
         .to_owned();
     assert!(cookie.contains("HttpOnly"));
     let pair = cookie.split(';').next().expect("name=value");
+    assert!(
+        !pair.contains(TOKEN),
+        "the cookie holds a session value, not the token"
+    );
     assert_eq!(
         get_with(&router, "/workers", header::COOKIE, pair)
             .await
@@ -452,10 +464,13 @@ async fn services_on_every_node_of_a_cluster_are_shown_and_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     // docs/PROTOCOL.md's read-only operator user serves every page of
-    // `--read-only`: Redis denies it nothing.
+    // `--read-only`: Redis denies it nothing. Pages read messages cut to a
+    // window by read-only scripts, so it runs them (`+evalsha_ro
+    // +script|load`), and a call is looked up newest first (`+xrevrange`)
+    // and on the schedule by id (`+zscore`).
     let rules = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists \
                  +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen \
-                 +pttl +get +zcard +zrange +hmget";
+                 +pttl +get +zcard +zrange +hmget +evalsha_ro +script|load +zscore +xrevrange";
     let acl = std::env::temp_dir().join(format!("rpc-dashboard-acl-{}.acl", std::process::id()));
     std::fs::write(
         &acl,
@@ -492,11 +507,18 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
         "/services/Calculator".to_owned(),
         "/jobs/c1".to_owned(),
         "/jobs/c2".to_owned(),
-        format!("/services/Calculator/dead/{}/edit", dead.trim()),
+        format!("/services/Calculator/dead/{}/message", dead.trim()),
     ] {
         let page = get(&router, &path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
     }
+    // The edit form is an action's first step: read-only has none.
+    let edit = get(
+        &router,
+        &format!("/services/Calculator/dead/{}/edit", dead.trim()),
+    )
+    .await;
+    assert_eq!(edit.status, StatusCode::FORBIDDEN);
     let page = get(&router, "/services/Calculator").await;
     assert!(
         page.body.contains("id=\"count-scheduled\">1<"),

@@ -21,6 +21,12 @@
 //! * **entries added**: every entry ever added to the jobs stream (Redis 7+),
 //!   the basis of "jobs in per second" (see [`Rates`]).
 //!
+//! Pages that must stay small whatever the queues hold read through
+//! `excerpts` (values cut to a window inside Redis, with their full
+//! lengths) and `find` (a call looked up by id inside Redis, in bounded
+//! steps); those need `+evalsha_ro +script|load +xrevrange +zscore`
+//! besides the read commands above.
+//!
 //! Ages are measured against Redis's own clock (`TIME`), so a skewed clock on
 //! the operator's machine does not distort them.
 //!
@@ -44,17 +50,25 @@ use redis::streams::{StreamId, StreamRangeReply};
 use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply, StreamPendingReply};
 use redis::{FromRedisValue, Value};
 
+use crate::backend::redis::read_only::ReadOnlyScript;
 use crate::backend::redis::{
     glob_escape, parse_target, redact, scan, scan_all, Commands as Connection, GROUP,
 };
 use crate::error::Error;
 
+mod excerpts;
 mod figures;
+mod find;
 mod periodic;
 mod scheduled;
 
+pub use excerpts::{
+    DeadLetterExcerpt, Excerpt, Lease, LeasedExcerpt, MessageExcerpt, Stream, MAX_ENTRIES_PER_READ,
+    MAX_WINDOW_BYTES,
+};
 pub use figures::{ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats};
-pub use scheduled::ScheduledJob;
+pub use find::Found;
+pub use scheduled::{ScheduledExcerpt, ScheduledJob};
 
 /// How long one command may take before the inspector reports Redis as
 /// unreachable.
@@ -198,8 +212,43 @@ impl Inspector {
                 .get(name)
                 .and_then(|v| u64::from_redis_value(v.clone()).ok())
         };
-        let stream_length = number("length").unwrap_or(0);
-        let entries_added = number("entries-added");
+        let figures = (number("length").unwrap_or(0), number("entries-added"));
+        self.stats_with(service, figures).await.map(Some)
+    }
+
+    /// The figures of [`service_stats`](Self::service_stats) without
+    /// reading the jobs stream's first and last entries, which `XINFO
+    /// STREAM` sends whole (16 MB per service with 8 MB messages): for
+    /// pages that must stay small. Runs the read-only script
+    /// `stream_figures.lua` (`+evalsha_ro +script|load`).
+    pub async fn service_stats_bounded(
+        &self,
+        service: &str,
+    ) -> Result<Option<ServiceStats>, Error> {
+        let jobs = self.jobs_key(service);
+        let reply = self
+            .read_only(ReadOnlyScript::StreamFigures, &[&jobs], &[])
+            .await?;
+        let Value::Array(parts) = reply else {
+            return Ok(None);
+        };
+        let number = |i: usize| {
+            parts
+                .get(i)
+                .and_then(|v| u64::from_redis_value(v.clone()).ok())
+        };
+        let figures = (number(0).unwrap_or(0), number(1));
+        self.stats_with(service, figures).await.map(Some)
+    }
+
+    /// The figures of a service whose jobs stream has `stream_length`
+    /// entries and has had `entries_added`.
+    async fn stats_with(
+        &self,
+        service: &str,
+        (stream_length, entries_added): (u64, Option<u64>),
+    ) -> Result<ServiceStats, Error> {
+        let jobs = self.jobs_key(service);
         let group = self.group(&jobs).await?;
         let pending: StreamPendingReply = match &group {
             Some(_) => {
@@ -231,7 +280,7 @@ impl Inspector {
         let dead_letters: u64 = self
             .query(redis::cmd("XLEN").arg(self.dead_key(service)))
             .await?;
-        Ok(Some(ServiceStats {
+        Ok(ServiceStats {
             service: service.to_owned(),
             queued,
             leased,
@@ -240,7 +289,7 @@ impl Inspector {
             entries_added,
             consumers,
             oldest_leased_age,
-        }))
+        })
     }
 
     /// Up to `max` leased jobs, oldest lease first, with their messages
@@ -433,6 +482,14 @@ impl Inspector {
             Connection::Cluster(con) => pipe.query_async(&mut con.clone()).await,
         };
         result.map_err(|e| self.broker(e))
+    }
+
+    /// A script answered in a shape it never answers in.
+    fn unexpected(&self, script: &str) -> Error {
+        Error::Broker(format!(
+            "{}: {script} answered in a shape it never answers in",
+            self.url_for_errors
+        ))
     }
 
     fn broker(&self, e: redis::RedisError) -> Error {

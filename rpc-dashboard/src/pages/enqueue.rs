@@ -1,7 +1,10 @@
 //! The two forms: a new call of a job, built from its JSON Schema, and a
 //! dead letter's parameters to fix before replaying it. Both are sent to
 //! `actions`, which checks them against the schema and shows this page
-//! again with the errors beside their fields when they do not fit.
+//! again with the errors beside their fields when they do not fit. A
+//! read-only dashboard has neither (403). A dead letter is read by its
+//! token, its message whole only when it is small enough to edit
+//! (`bounds::EDIT_MAX_BYTES`).
 
 use std::time::SystemTime;
 
@@ -9,11 +12,14 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rpc_runtime::backend::{DeadLetter, DEAD_LETTER_CAP};
+use rpc_runtime::backend::DeadLetter;
+use rpc_runtime::inspect::{DeadLetterExcerpt, Excerpt, Stream, MAX_WINDOW_BYTES};
 
+use crate::bounds::{self, TextBudget, EDIT_MAX_BYTES, REASON_BYTES};
 use crate::entry_id::is_entry_id;
 use crate::error::{render, PageError};
 use crate::message_view;
+use crate::pages::service::reason_text;
 use crate::pages::Layout;
 use crate::paths;
 use crate::schema_catalog::JobSchemas;
@@ -100,31 +106,42 @@ pub async fn new_call(
     State(state): State<AppState>,
     Path((service, job)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
+    refuse_if_read_only(&state)?;
     let schema = schema_job(&state, &service, &job)?;
     let page = FormPage::new_call(&state, schema, Form::for_job(Some(schema), None));
     Ok(page.respond(StatusCode::OK))
 }
 
-/// A dead letter by token, or the 404 page.
+/// The form pages are actions' first step: a read-only dashboard has none.
+fn refuse_if_read_only(state: &AppState) -> Result<(), PageError> {
+    if state.read_only() {
+        return Err(PageError::Forbidden(
+            "the dashboard is read-only: it offers no forms and takes no action".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// A dead letter's reason (cut) and the length of its message, by token,
+/// or the 404 page. One entry is read by its id, however long the stream.
 pub async fn dead_letter(
     state: &AppState,
     service: &str,
     token: &str,
-) -> Result<DeadLetter, PageError> {
+) -> Result<DeadLetterExcerpt, PageError> {
     if !is_entry_id(token) {
         return Err(PageError::NotFound(format!(
             "`{token}` is not a dead letter's token"
         )));
     }
     state.known_service(service).await?;
-    // The dead-letter stream is capped, so reading it whole to find one is bounded.
     state
-        .client()
+        .inspector()
         .await?
-        .dead_letters(service, DEAD_LETTER_CAP)
+        .dead_letters_by_token(service, &[token], REASON_BYTES)
         .await?
-        .into_iter()
-        .find(|d| d.token == token)
+        .pop()
+        .flatten()
         .ok_or_else(|| {
             PageError::NotFound(format!(
                 "no dead letter {token} in {service}: it was replayed or deleted meanwhile"
@@ -132,20 +149,92 @@ pub async fn dead_letter(
         })
 }
 
+/// A dead letter with its whole message, when the message is at most
+/// `max` bytes (else the "too large" page, which links the download).
+pub async fn whole_dead_letter(
+    state: &AppState,
+    service: &str,
+    token: &str,
+    max: u64,
+) -> Result<(DeadLetterExcerpt, DeadLetter), PageError> {
+    let dead = dead_letter(state, service, token).await?;
+    let len = dead.message.as_ref().map_or(0, |m| m.len);
+    if len > max {
+        return Err(PageError::TooLarge(format!(
+            "this dead letter's message is {}: the dashboard edits and replays messages of \
+             at most {}. Download it from {} to look at it.",
+            bounds::size(len),
+            bounds::size(max),
+            paths::dead_message(service, token)
+        )));
+    }
+    let payload = whole_message(state, service, token, len).await?;
+    let letter = DeadLetter {
+        token: dead.token.clone(),
+        reason: String::new(),
+        payload,
+    };
+    Ok((dead, letter))
+}
+
+/// The message of dead letter `token`, `len` bytes, read a window at a
+/// time, at most two such reads at once (each holds a whole message).
+async fn whole_message(
+    state: &AppState,
+    service: &str,
+    token: &str,
+    len: u64,
+) -> Result<Vec<u8>, PageError> {
+    let _permit = state.whole_reads().await;
+    let inspector = state.inspector().await?;
+    let mut payload = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    while (payload.len() as u64) < len {
+        let window = inspector
+            .entry_window(
+                service,
+                Stream::Dead,
+                token,
+                "m",
+                payload.len() as u64,
+                MAX_WINDOW_BYTES,
+            )
+            .await?
+            .filter(|w| w.len == len && !w.bytes.is_empty())
+            .ok_or_else(|| {
+                PageError::NotFound(format!(
+                    "dead letter {token} in {service} was replayed or deleted meanwhile"
+                ))
+            })?;
+        payload.extend_from_slice(&window.bytes);
+    }
+    Ok(payload)
+}
+
 pub async fn edit_dead_letter(
     State(state): State<AppState>,
     Path((service, token)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let dead = dead_letter(&state, &service, &token).await?;
-    let message =
-        message_view::job_message(Some(&dead.payload), state.catalog(), SystemTime::now());
+    refuse_if_read_only(&state)?;
+    let (dead, letter) = whole_dead_letter(&state, &service, &token, EDIT_MAX_BYTES).await?;
+    let mut budget = TextBudget::of(usize::MAX);
+    let excerpt = Excerpt {
+        len: letter.payload.len() as u64,
+        bytes: letter.payload,
+    };
+    let message = message_view::job_message(
+        Some(&excerpt),
+        state.catalog(),
+        SystemTime::now(),
+        &mut budget,
+    );
     if !message.is_readable() {
         return Err(PageError::BadRequest(
             "an unreadable message cannot be edited or replayed; delete it instead".to_owned(),
         ));
     }
     let schema = state.catalog().job(&message.job);
-    let form = Form::for_job(schema, Some(&message.params_value()));
-    let page = FormPage::edit(&state, &service, &token, &message.job, &dead.reason, form);
+    let form = Form::for_job(schema, Some(&message.params_value));
+    let reason = reason_text(dead.reason.as_ref());
+    let page = FormPage::edit(&state, &service, &token, &message.job, &reason, form);
     Ok(page.respond(StatusCode::OK).into_response())
 }

@@ -2,6 +2,7 @@
 //! extends (title, banners, the CSRF token its forms carry) and the
 //! one-line notices an action leaves for the page it redirects to.
 
+pub mod download;
 pub mod enqueue;
 pub mod job;
 pub mod overview;
@@ -45,7 +46,12 @@ impl Layout {
     pub fn new(state: &AppState, title: impl Into<String>, active: &'static str) -> Layout {
         Layout {
             title: title.into(),
-            csrf: state.csrf().to_owned(),
+            // A read-only page has no form to put it in.
+            csrf: if state.read_only() {
+                String::new()
+            } else {
+                state.csrf().to_owned()
+            },
             read_only: state.read_only(),
             banner: None,
             refresh_secs: None,

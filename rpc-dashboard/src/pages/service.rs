@@ -14,10 +14,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use rpc_runtime::inspect::{Excerpt, ScheduledExcerpt};
+use rpc_runtime::wire::limits::MAX_ID_BYTES;
+
+use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
 use crate::entry_id;
 use crate::error::{render, PageError};
+use crate::message_head;
 use crate::message_view::{self, MessageView};
 use crate::pages::Layout;
+use crate::paths;
 use crate::state::AppState;
 use crate::time_text;
 
@@ -42,13 +48,18 @@ pub struct EntryRow {
     pub age: String,
     /// The dead letter's reason (empty for queued jobs).
     pub reason: String,
+    /// Where the whole reason is downloaded, when it was cut.
+    pub reason_download: Option<String>,
     pub message: MessageView,
 }
 
 /// A job waiting on the schedule.
 pub struct ScheduledRow {
-    /// The call id.
+    /// The call id (cut, for a token too long to be one).
     pub id: String,
+    /// Whether the token is a call id whole (not cut), so it can be
+    /// linked and cancelled.
+    pub linkable: bool,
     /// `in 20.0s` (`5.0s ago` for one due that no worker moved yet).
     pub due: String,
     pub attempt: Option<u32>,
@@ -78,14 +89,22 @@ struct ServicePage {
     queued_rows: Vec<EntryRow>,
     scheduled_rows: Vec<ScheduledRow>,
     dead_rows: Vec<EntryRow>,
+    /// The dead letter the list starts after (`?after=`), when it does.
+    dead_after: Option<String>,
+    /// Where the next page of dead letters starts, when there may be one.
+    dead_next: Option<String>,
     jobs: Vec<JobLink>,
     max: usize,
+    /// What "Show more" asks for (`max` is at most `MAX_ROWS`).
+    more: usize,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     max: Option<usize>,
     notice: Option<String>,
+    /// List the dead letters after this one (paging through them).
+    after: Option<String>,
 }
 
 pub async fn service(
@@ -94,71 +113,78 @@ pub async fn service(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     state.known_service(&service).await?;
-    let max = query.max.unwrap_or(DEFAULT_MAX).clamp(1, 1_000);
+    let max = query.max.unwrap_or(DEFAULT_MAX).clamp(1, MAX_ROWS);
     let now = SystemTime::now();
     let catalog = state.catalog();
     let inspector = state.inspector().await?;
     let stats = state.service_stats(&service).await?;
-    let leased_rows = inspector
-        .leased(&service, max)
+    let mut budget = TextBudget::default();
+    let leased = inspector
+        .leased_excerpts(&service, max, PREVIEW_BYTES)
         .await?
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let leased_rows = leased
         .into_iter()
         .map(|l| {
-            let message = message_view::job_message(l.payload.as_deref(), catalog, now);
+            let message = message_view::job_message(l.message.as_ref(), catalog, now, &mut budget)
+                .with_download(paths::queued_message(&service, &l.token));
             LeasedRow {
-                attempt: u64::from(message.attempt.max(1)) + l.deliveries.saturating_sub(1),
+                attempt: u64::from(message.attempt.max(1)) + l.lease.deliveries.saturating_sub(1),
                 age: entry_age(&l.token, now),
-                idle: time_text::duration(l.idle),
+                idle: time_text::duration(l.lease.idle),
                 token: l.token,
-                consumer: l.consumer,
-                deliveries: l.deliveries,
+                consumer: bounds::name(&l.lease.consumer),
+                deliveries: l.lease.deliveries,
                 message,
             }
         })
         .collect();
-    let queued_rows = inspector
-        .queued(&service, max)
+    let queued = inspector
+        .queued_excerpts(&service, max, PREVIEW_BYTES)
         .await?
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let queued_rows = queued
         .into_iter()
         .map(|q| EntryRow {
             age: entry_age(&q.token, now),
             reason: String::new(),
-            message: message_view::job_message(Some(&q.payload), catalog, now),
+            reason_download: None,
+            message: message_view::job_message(q.message.as_ref(), catalog, now, &mut budget)
+                .with_download(paths::queued_message(&service, &q.token)),
             token: q.token,
         })
         .collect();
     let scheduled_rows = inspector
-        .scheduled(&service, max)
+        .scheduled_excerpts(&service, max, PREVIEW_BYTES)
         .await?
         .unwrap_or_default()
         .into_iter()
-        .map(|j| ScheduledRow {
-            // Redis's clock set the due time, this machine's reads it:
-            // close enough for "in 20s".
-            due: time_text::due_ms(j.due_ms, now),
-            retry: j.is_retry(),
-            attempt: j.attempt,
-            job: j.job,
-            id: j.id,
-        })
+        .map(|j| scheduled_row(j, now))
         .collect();
     let scheduled = inspector.scheduled_count(&service).await?;
     let paused = inspector.is_paused(&service).await?;
-    let dead_rows = state
-        .client()
-        .await?
-        .dead_letters(&service, max)
-        .await?
+    let after = query.after.as_deref().filter(|t| entry_id::is_entry_id(t));
+    let dead = inspector
+        .dead_letter_excerpts(&service, after, max, PREVIEW_BYTES)
+        .await?;
+    let dead_rows: Vec<EntryRow> = dead
         .into_iter()
         .map(|d| EntryRow {
             age: entry_age(&d.token, now),
-            message: message_view::job_message(Some(&d.payload), catalog, now),
-            reason: d.reason,
+            message: message_view::job_message(d.message.as_ref(), catalog, now, &mut budget)
+                .with_download(paths::dead_message(&service, &d.token)),
+            reason: reason_text(d.reason.as_ref()),
+            reason_download: d
+                .reason
+                .as_ref()
+                .filter(|r| r.len > REASON_BYTES as u64)
+                .map(|_| format!("{}?field=reason", paths::dead_message(&service, &d.token))),
             token: d.token,
         })
         .collect();
+    let dead_next = (dead_rows.len() >= max)
+        .then(|| dead_rows.last().map(|r| r.token.clone()))
+        .flatten();
     let jobs = catalog
         .jobs_of(&service)
         .map(|j| JobLink {
@@ -190,10 +216,59 @@ pub async fn service(
         queued_rows,
         scheduled_rows,
         dead_rows,
+        dead_after: after.map(str::to_owned),
+        dead_next,
         jobs,
         max,
+        more: (max * 4).min(MAX_ROWS),
     };
     Ok(render(StatusCode::OK, &page).into_response())
+}
+
+/// A scheduled job's row: only the start of its message is read, enough
+/// for its attempt and job name.
+fn scheduled_row(job: ScheduledExcerpt, now: SystemTime) -> ScheduledRow {
+    let head = job
+        .message
+        .as_ref()
+        .map(|m| message_head::read(&m.bytes))
+        .unwrap_or_default();
+    let linkable = job.token.is_whole() && job.token.bytes.len() <= MAX_ID_BYTES;
+    let id = String::from_utf8_lossy(&job.token.bytes);
+    ScheduledRow {
+        // Redis's clock set the due time, this machine's reads it: close
+        // enough for "in 20s".
+        due: job
+            .due_ms
+            .map(|ms| time_text::due_ms(ms, now))
+            .unwrap_or_else(|| "moved onto the queue".to_owned()),
+        // A job message without `attempt` is on its first (as the runtime reads it).
+        retry: head.attempt.is_some_and(|a| a > 1),
+        attempt: head.job.is_some().then(|| head.attempt.unwrap_or(1)),
+        job: head.job.filter(|_| head.id.is_some()),
+        id: if linkable {
+            id.into_owned()
+        } else {
+            bounds::name(&id)
+        },
+        linkable,
+    }
+}
+
+/// A dead letter's reason as shown: its start, marked when cut.
+pub fn reason_text(reason: Option<&Excerpt>) -> String {
+    match reason {
+        None => String::new(),
+        Some(r) => {
+            let text = String::from_utf8_lossy(&r.bytes);
+            let text = bounds::cut_str(&text, REASON_BYTES);
+            if (text.len() as u64) < r.len {
+                format!("{text}… ({} in all)", bounds::size(r.len))
+            } else {
+                text.to_owned()
+            }
+        }
+    }
 }
 
 /// How long ago the entry was added (from its stream id).

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use crate::bounds::{self, MAX_WORKERS};
 use crate::error::render;
 use crate::pages::Layout;
 use crate::state::AppState;
@@ -39,12 +40,13 @@ pub async fn workers(State(state): State<AppState>) -> Response {
                 let service = s.service;
                 s.consumers.into_iter().map(move |c| WorkerRow {
                     service: service.clone(),
-                    name: c.name,
+                    name: bounds::name(&c.name),
                     in_flight: c.pending,
                     idle: time_text::duration(c.idle),
                     inactive: c.inactive.map(time_text::duration),
                 })
             })
+            .take(MAX_WORKERS)
             .collect(),
         Err(e) => {
             layout.unavailable(&e);

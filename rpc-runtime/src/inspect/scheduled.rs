@@ -20,9 +20,18 @@
 use redis::Value;
 use serde::Serialize;
 
+use super::excerpts::{
+    array, bytes, excerpt, more_and_items, Excerpt, BYTES_PER_CALL, MAX_ENTRIES_PER_READ,
+    MAX_WINDOW_BYTES,
+};
 use super::figures::message;
 use super::Inspector;
+use crate::backend::redis::read_only::ReadOnlyScript;
 use crate::error::Error;
+
+/// How much of a scheduled job's token a bounded read takes: a call id is
+/// at most `wire::limits::MAX_ID_BYTES`, so anything longer is no call id.
+const TOKEN_WINDOW_BYTES: usize = 512;
 use crate::wire::{self, JobMessage};
 
 /// A job waiting on a service's schedule: a delayed call, or a failed call
@@ -43,6 +52,18 @@ pub struct ScheduledJob {
     /// meanwhile, or written broken).
     #[serde(rename = "message", serialize_with = "message")]
     pub payload: Vec<u8>,
+}
+
+/// A job on the schedule with the windows of its token and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduledExcerpt {
+    /// The token (the call id), cut to 512 bytes.
+    pub token: Excerpt,
+    /// When it is due, ms since the Unix epoch on Redis's clock; `None`
+    /// when only its message is left (moved onto the queue meanwhile).
+    pub due_ms: Option<u64>,
+    /// The window of the message; `None` when it has none.
+    pub message: Option<Excerpt>,
 }
 
 impl ScheduledJob {
@@ -119,6 +140,93 @@ impl Inspector {
         Ok(Some(jobs))
     }
 
+    /// Up to `max` jobs on `service`'s schedule, soonest first, tokens and
+    /// messages cut (messages to their first `window` bytes); `Ok(None)`
+    /// for a service with neither a schedule nor a jobs stream.
+    pub async fn scheduled_excerpts(
+        &self,
+        service: &str,
+        max: usize,
+        window: usize,
+    ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
+        let schedule = self.schedule_key(service);
+        if !self.exists(&schedule).await? {
+            let known = self.exists(&self.jobs_key(service)).await?;
+            return Ok(known.then(Vec::new));
+        }
+        let max = max.min(MAX_ENTRIES_PER_READ);
+        let mut jobs = Vec::new();
+        let mut rank = 0;
+        while rank < max {
+            let first = rank.to_string();
+            let count = (max - rank).to_string();
+            let reply = self
+                .schedule_script(
+                    service,
+                    "soonest",
+                    0,
+                    window,
+                    &[first.as_bytes(), count.as_bytes()],
+                )
+                .await?;
+            let (more, items) = more_and_items(reply);
+            rank += items.len();
+            let read = items.len();
+            jobs.extend(items.into_iter().filter_map(parse_scheduled));
+            if !more || read == 0 {
+                break;
+            }
+        }
+        Ok(Some(jobs))
+    }
+
+    /// A window of the job `id` on `service`'s schedule: its message's
+    /// `len` bytes from `offset` and when it is due; `None` when it is not
+    /// on the schedule.
+    pub async fn scheduled_window(
+        &self,
+        service: &str,
+        id: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<ScheduledExcerpt>, Error> {
+        let reply = self
+            .schedule_script(service, "ids", offset, len, &[id.as_bytes()])
+            .await?;
+        let (_, items) = more_and_items(reply);
+        Ok(items.into_iter().next().and_then(parse_scheduled))
+    }
+
+    async fn schedule_script(
+        &self,
+        service: &str,
+        mode: &str,
+        offset: u64,
+        window: usize,
+        rest: &[&[u8]],
+    ) -> Result<Value, Error> {
+        let schedule = self.schedule_key(service);
+        let messages = self.scheduled_messages_key(service);
+        let offset = offset.to_string();
+        let window = window.min(MAX_WINDOW_BYTES).to_string();
+        let token_window = TOKEN_WINDOW_BYTES.to_string();
+        let budget = BYTES_PER_CALL.to_string();
+        let mut args: Vec<&[u8]> = vec![
+            mode.as_bytes(),
+            offset.as_bytes(),
+            window.as_bytes(),
+            token_window.as_bytes(),
+            budget.as_bytes(),
+        ];
+        args.extend_from_slice(rest);
+        self.read_only(
+            ReadOnlyScript::ExcerptSchedule,
+            &[&schedule, &messages],
+            &args,
+        )
+        .await
+    }
+
     /// How many jobs wait on `service`'s schedule (`ZCARD`; 0 for a service
     /// that has none, or is unknown).
     pub async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
@@ -133,13 +241,35 @@ impl Inspector {
             .await
     }
 
-    fn schedule_key(&self, service: &str) -> String {
+    pub(super) fn schedule_key(&self, service: &str) -> String {
         format!("{}:{{{service}}}:schedule", self.prefix)
     }
 
-    fn scheduled_messages_key(&self, service: &str) -> String {
+    pub(super) fn scheduled_messages_key(&self, service: &str) -> String {
         format!("{}:{{{service}}}:scheduled", self.prefix)
     }
+}
+
+/// `{token_len, token_window, due, message_len, message_window}`.
+fn parse_scheduled(job: Value) -> Option<ScheduledExcerpt> {
+    let mut parts = array(job).into_iter();
+    let token = excerpt(parts.next(), parts.next())?;
+    let due_ms = parts.next().and_then(bytes).and_then(|b| {
+        let text = String::from_utf8(b).ok()?;
+        let score: f64 = match text.as_str() {
+            "inf" | "+inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            other => other.parse().ok()?,
+        };
+        // `as` saturates: -inf and negatives are 0, +inf is u64::MAX.
+        Some(score as u64)
+    });
+    let message = excerpt(parts.next(), parts.next());
+    Some(ScheduledExcerpt {
+        token,
+        due_ms,
+        message,
+    })
 }
 
 /// The `(member, score)` pairs of a `ZRANGE ... WITHSCORES` reply: a flat

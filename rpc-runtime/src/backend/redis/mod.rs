@@ -58,6 +58,7 @@ mod leases;
 mod once;
 mod pause;
 mod periodic;
+pub(crate) mod read_only;
 mod reader;
 pub(crate) mod scan;
 mod schedule;
