@@ -248,16 +248,20 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     fixture
         .lease_jobs("Reports", "report-builder-1", 3, 1)
         .await;
-    // Reports' schedule: two delayed calls and a retry waiting out its backoff.
-    let scheduler = rpc_runtime::Client::connect(&url).await.expect("client");
+    // Reports' schedule: two delayed calls, as the worker that took them
+    // early left them (Reports has no worker here: its jobs stay as the
+    // fixture leased them), and a retry waiting out its backoff.
     let mut delayed = Vec::new();
-    for (minutes, month) in [(10, "2024-05"), (120, "2024-06")] {
-        let options = rpc_runtime::CallOptions::delay(Duration::from_secs(minutes * 60));
-        let id = scheduler
-            .call_with("Reports.build", json!({"month": month}), &options)
-            .await
-            .expect("a delayed call");
-        delayed.push(id.as_str().to_owned());
+    for (minutes, month) in [(10u64, "2024-05"), (120, "2024-06")] {
+        let id = format!("report-{month}");
+        let run_at = fixture.server_ms().await + minutes * 60_000;
+        let message = serde_json::to_vec(&json!({
+            "v": 2, "id": id, "job": "Reports.build", "params": {"month": month},
+            "timeout_ms": 30_000, "attempt": 1, "run_at_ms": run_at,
+        }))
+        .expect("JSON");
+        fixture.schedule_raw("Reports", &id, run_at, &message).await;
+        delayed.push(id);
     }
     let retry = serde_json::to_vec(&json!({
         "v": 1, "id": "report-retry-1", "job": "Reports.build", "params": {"month": "2024-04"},
