@@ -1,11 +1,21 @@
 //! The job-lifecycle subcommands: `cancel`, `pause`, `resume`. They act on
 //! the broker through the client (`Client::cancel_in`, `pause`, `resume`),
 //! after checking the service exists (an operator's typo must not pause a
-//! service nobody serves), and exit non-zero with a clear message on a bad
-//! id, an unknown service or an unreachable Redis.
+//! service nobody serves) and, for a cancel, that the call is there to
+//! cancel (scheduled, queued or running: looked up with the inspector,
+//! newest first); they exit non-zero with a clear message on a bad id, a
+//! call that does not exist or has finished, an unknown service or an
+//! unreachable Redis.
+
+use std::time::{Duration, Instant};
 
 use clap::Subcommand;
+use rpc_runtime::inspect::Stream;
 use rpc_runtime::{Cancelled, Client, Error, Inspector, JobId};
+
+/// How long a cancel looks for the call in the queues before it gives up
+/// (it then cancels where it could not finish looking, to be safe).
+const LOOK_FOR: Duration = Duration::from_secs(10);
 
 #[derive(Subcommand, Debug)]
 pub enum Lifecycle {
@@ -35,20 +45,32 @@ impl Lifecycle {
         match self {
             Lifecycle::Cancel { id, service } => {
                 let id = JobId::from(id);
+                if id.as_str().is_empty() || id.as_str().len() > 256 {
+                    return Err(refused(
+                        format!("cancel call {id:?}"),
+                        "a call id is 1 to 256 bytes",
+                    ));
+                }
                 if client.fetch_result(&id).await?.is_some() {
                     return Err(refused(
                         format!("cancel call {id}"),
                         "it has finished (its result is kept)",
                     ));
                 }
-                let done = match service {
+                let service = match service {
                     Some(service) => {
                         known_service(url, prefix, &service).await?;
-                        client.cancel_in(&service, &id).await?
+                        Some(service)
                     }
-                    None => client.cancel(&id).await?,
+                    None => None,
                 };
-                match done {
+                let Some(service) = find_call(url, prefix, service, &id).await? else {
+                    return Err(refused(
+                        format!("cancel call {id}"),
+                        "no such call is scheduled, queued or running here (it never existed, finished without a kept result, or belongs to another service)",
+                    ));
+                };
+                match client.cancel_in(&service, &id).await? {
                     Cancelled::Unscheduled => {
                         println!("cancelled {id}: it was scheduled and will never run")
                     }
@@ -79,6 +101,43 @@ impl Lifecycle {
         }
         Ok(())
     }
+}
+
+/// The service call `id` waits or runs in: on its schedule, or in its
+/// jobs stream (queued or leased), looked for in `only` or in every
+/// service. `None`: in none of them. A search the time ran out on counts
+/// as found (cancelling a call that is not there is harmless).
+async fn find_call(
+    url: &str,
+    prefix: &str,
+    only: Option<String>,
+    id: &JobId,
+) -> Result<Option<String>, Error> {
+    if url.trim().starts_with("memory://") {
+        return Ok(only);
+    }
+    let inspector = Inspector::connect(url, prefix).await?;
+    let services = match only {
+        Some(service) => vec![service],
+        None => inspector.services().await?,
+    };
+    let deadline = Instant::now() + LOOK_FOR;
+    for service in services {
+        if inspector
+            .scheduled_window(&service, id.as_str(), 0, 0)
+            .await?
+            .is_some()
+        {
+            return Ok(Some(service));
+        }
+        let found = inspector
+            .find_call(&service, Stream::Jobs, id.as_str(), 1, deadline)
+            .await?;
+        if !found.tokens.is_empty() || !found.finished {
+            return Ok(Some(service));
+        }
+    }
+    Ok(None)
 }
 
 /// Fails unless `service` has a queue on the broker, or calls waiting on

@@ -128,6 +128,19 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     );
     let (ok, _, err) = rpc_async(&url, &["scheduled", "Nope"]).await;
     assert!(!ok && err.contains("no such service"), "{err}");
+    // A call that never existed, or one of another service: said so, exit 1.
+    let (ok, out, err) = rpc_async(&url, &["cancel", "deadbeef"]).await;
+    assert!(!ok && err.contains("no such call"), "{out}{err}");
+    redis.cli([
+        "XGROUP",
+        "CREATE",
+        "rpc:{Other}:jobs",
+        "workers",
+        "0",
+        "MKSTREAM",
+    ]);
+    let (ok, out, err) = rpc_async(&url, &["cancel", &id, "--service", "Other"]).await;
+    assert!(!ok && err.contains("no such call"), "{out}{err}");
     let (ok, out, err) = rpc_async(&url, &["cancel", &id]).await;
     assert!(ok, "{err}");
     assert!(out.contains("will never run"), "{out}");
