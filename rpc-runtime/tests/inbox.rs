@@ -260,3 +260,29 @@ async fn a_clobbered_inbox_moves_the_client_to_a_fresh_one() {
         "a reply gave it a TTL"
     );
 }
+
+/// Issue 19, point 9: a reply that is not whole JSON, for a call in flight,
+/// used to fail that call with a codec error. Now it is dropped: the call
+/// waits on, and is answered by the worker's real reply. (No worker serves
+/// `Nobody`: the test writes both replies into the inbox itself.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_reply_does_not_end_the_call_it_names() {
+    let rig = rig().await;
+    let pending = rig
+        .client
+        .send_with("Nobody.answer", json!({}), &within(10_000))
+        .await
+        .unwrap();
+    let id = pending.id().to_string();
+    let inbox = rig.client.inbox();
+    let waiting = tokio::spawn(pending.wait());
+    for reply in [
+        format!(r#"{{"v":1,"id":"{id}","ok":"#),
+        format!(r#"{{"v":1,"id":"{id}","ok":1}}garbage"#),
+        format!(r#"{{"v":1,"id":"{id}","ok":42}}"#),
+    ] {
+        rig.server.cli(["RPUSH", &inbox, &reply]);
+    }
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer.unwrap(), json!(42));
+}

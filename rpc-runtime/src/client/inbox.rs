@@ -102,6 +102,15 @@ impl Inbox {
         {
             let mut state = lock(&self.state);
             for body in replies {
+                // A reply that is not whole JSON (truncated, garbled) ends
+                // no call: its call waits on for a readable one.
+                if !is_whole_json(&body) {
+                    tracing::warn!(
+                        bytes = body.len(),
+                        "dropping a reply that is not whole JSON"
+                    );
+                    continue;
+                }
                 let waiter = match reply_id(&body) {
                     Some(id) if Some(&*id) == mine => None,
                     Some(id) => match state.waiters.remove(&*id) {
@@ -283,6 +292,11 @@ pub(super) async fn route_replies(backend: Arc<dyn Backend>, inbox: std::sync::W
 /// Replies from this crate's workers start with `{"v":1,"id":"` (see
 /// [`wire::encode_ok_reply`]); an id without escapes is then read straight
 /// from the bytes. Anything else goes through the JSON parser.
+/// Whether `body` is one whole JSON object (checked without building it).
+fn is_whole_json(body: &[u8]) -> bool {
+    wire::is_json_object(body) && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+}
+
 pub(super) fn reply_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
     const HEAD: &[u8] = b"{\"v\":1,\"id\":\"";
     if let Some(rest) = body.strip_prefix(HEAD) {
