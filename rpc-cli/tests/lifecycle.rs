@@ -62,6 +62,18 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     assert_eq!(out.trim(), r#"{"sent":"b"}"#);
     let (ok, _, err) = rpc_async(&url, &["call", "Mail.send", "{}", "--at", "tomorrow"]).await;
     assert!(!ok && err.contains("RFC 3339"), "{err}");
+    // Absurd delays and start times: a clear refusal, never a panic.
+    for absurd in [
+        &["--delay", "500000000000years"][..],
+        &["--delay", "18446744073709551615s"],
+        &["--at", "9999-12-31T23:59:59Z"],
+    ] {
+        let mut args = vec!["call", "Mail.send", "{}"];
+        args.extend(absurd);
+        let (ok, _, err) = rpc_async(&url, &args).await;
+        assert!(!ok && err.contains("366 days"), "{absurd:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 
     // An idempotency key: the second send runs nothing; fetched by its
     // own id it gives the first call's result (as long as the key).

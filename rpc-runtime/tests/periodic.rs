@@ -279,3 +279,35 @@ async fn garbage_in_the_hashes_neither_stops_a_tick_nor_half_applies_one() {
         [format!("periodic:beat:{tick}")]
     );
 }
+
+/// Issue 19, point 6: a last tick far in Redis's future (999999999999999:
+/// 15 digits, so a number) used to count as "done" for every later tick,
+/// and the job stopped for good. No tick is recorded before it is due, so
+/// one more than an hour ahead is garbage: the next tick is enqueued and
+/// replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_tick_far_in_the_future_does_not_stop_the_job() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let backend = connect(&BrokerConfig::new(redis.url())).await.unwrap();
+    backend.prepare_queues(&[QUEUE.to_owned()]).await.unwrap();
+    redis.cli([
+        "HSET",
+        "rpc:{Beat}:periodic:last",
+        "beat",
+        "999999999999999",
+    ]);
+    let tick = past(&*backend, 1_000).await;
+    let answer = offer(&*backend, "beat", tick, TickMode::OnTime).await;
+    assert_eq!(answer.outcome, TickOutcome::Enqueued);
+    assert_eq!(
+        redis
+            .cli(["HGET", "rpc:{Beat}:periodic:last", "beat"])
+            .trim(),
+        tick.to_string()
+    );
+    assert_eq!(
+        taken_ids(&*backend).await,
+        [format!("periodic:beat:{tick}")]
+    );
+}

@@ -90,7 +90,8 @@ impl Lifecycle {
             shared,
             seen: HashMap::new(),
             sweeps: HashMap::new(),
-            next_sweep: Instant::now() + SWEEP_EVERY,
+            // The first round sweeps: garbage a crash left is gone at start.
+            next_sweep: Instant::now(),
             failing: false,
         }
     }

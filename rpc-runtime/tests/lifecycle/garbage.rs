@@ -1,8 +1,9 @@
 //! Garbage where the lifecycle keeps its state (written straight into
 //! Redis): schedule entries without a message, with a message that is no
-//! job, or due at infinity; cancellation entries that are no call id, keys
-//! of the wrong type. The worker dead-letters or ignores them and goes on
-//! serving.
+//! job, or due at infinity; a scheduled message without a due time (an
+//! orphan, which would never run); cancellation entries that are no call
+//! id, keys of the wrong type. The worker dead-letters or ignores them and
+//! goes on serving.
 
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
         .arg(key("cancelled"))
         .arg("-inf")
         .arg("")
+        .cmd("HSET")
+        .arg(key("scheduled"))
+        .arg("orphan")
+        .arg(r#"{"v":1,"id":"orphan","job":"Life.echo","params":{}}"#)
         .cmd("SET")
         .arg(key("paused"))
         .arg("not a time");
@@ -59,16 +64,17 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
     client.resume(SERVICE).await.unwrap();
 
     // The garbage message was moved and dead-lettered with the reason; the
-    // entry due at infinity, which would never run, too.
+    // entry due at infinity and the orphan, which would never run, too (the
+    // first poll sweeps the scheduled messages).
     let mut dead = Vec::new();
     for _ in 0..50 {
         dead = client.dead_letters(SERVICE, 10).await.unwrap();
-        if dead.len() >= 2 {
+        if dead.len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead.len(), 3, "{dead:?}");
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
     assert!(
         reasons.iter().any(|r| r.contains("unreadable job message")),
@@ -76,6 +82,10 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
     );
     assert!(
         reasons.iter().any(|r| r.contains("beyond the horizon")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("without a due time")),
         "{reasons:?}"
     );
 
