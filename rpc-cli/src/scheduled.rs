@@ -45,7 +45,7 @@ pub async fn run(url: &str, prefix: &str, args: ScheduledArgs) -> Result<(), Err
         eprintln!("nothing is scheduled for {}", args.service);
         return Ok(());
     }
-    let now = rpc_runtime::wire::unix_ms(SystemTime::now());
+    let now = rpc_protocol::time::unix_ms(SystemTime::now());
     let mut out = format!(
         "{:<34} {:>12} {:>8}  {}\n",
         "ID", "DUE IN", "ATTEMPT", "JOB"

@@ -32,7 +32,7 @@ pub fn relative(t: SystemTime, now: SystemTime) -> String {
 /// `5.0s ago` for one overdue); `never` past the year 9999 (a score of
 /// `+inf` on the schedule reads as `u64::MAX`).
 pub fn due_ms(ms: u64, now: SystemTime) -> String {
-    if ms > rpc_runtime::wire::limits::MAX_DEADLINE_MS {
+    if ms > rpc_protocol::limits::MAX_DEADLINE_MS {
         return "never".to_owned();
     }
     relative(SystemTime::UNIX_EPOCH + Duration::from_millis(ms), now)
@@ -56,7 +56,7 @@ mod tests {
         let now = SystemTime::now();
         assert_eq!(relative(now - Duration::from_secs(5), now), "5.0s ago");
         assert_eq!(relative(now + Duration::from_secs(20), now), "in 20.0s");
-        let now_ms = rpc_runtime::wire::unix_ms(now);
+        let now_ms = rpc_protocol::time::unix_ms(now);
         assert_eq!(due_ms(now_ms + 20_000, now), "in 20.0s");
         assert_eq!(due_ms(u64::MAX, now), "never");
     }

@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_runtime::inspect::{Excerpt, ScheduledExcerpt};
-use rpc_runtime::wire::limits::MAX_ID_BYTES;
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
 use crate::entry_id;

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 
 use crate::backend::CANCEL_MEMORY;
 use crate::client::lock;
-use crate::wire::limits::MAX_ID_BYTES;
+use rpc_protocol::limits::MAX_ID_BYTES;
 
 /// Cancelled call ids remembered per worker at most (the oldest go first);
 /// the broker remembers them for a day (`backend::CANCEL_MEMORY`).
