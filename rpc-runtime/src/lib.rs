@@ -45,6 +45,7 @@ mod error;
 pub mod inspect;
 pub mod periodic;
 mod service;
+mod sync;
 pub mod telemetry;
 mod worker;
 

@@ -63,7 +63,7 @@ use self::pause::PausedQueues;
 use self::probe::probe_loop;
 use self::take::take_loop;
 use crate::backend::{self, Backend, BrokerConfig, Delivery};
-use crate::client::lock;
+use crate::sync::lock;
 use crate::clock::BrokerClock;
 use crate::error::Error;
 use crate::service::Service;
