@@ -5,7 +5,7 @@
 //! leased (and will hand to new workers when their lease runs out) and what
 //! sits dead-lettered (what a replay would send) all meet the new workers.
 //! This reads every such message of the schema's services, through
-//! [`Inspector`] (queued and leased) and [`Client::dead_letters`], judges
+//! [`Inspector`](rpc_runtime::Inspector) (queued and leased) and [`Client::dead_letters`](rpc_runtime::Client::dead_letters), judges
 //! each by the rules in [`rules`], and reports per service and job which
 //! would be rejected and why. It only reads.
 //!
@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use rpc_runtime::{Client, Error, Inspector};
+use rpc_runtime::Error;
 
 use report::{Place, Report, NOT_CHECKED_SCHEDULED};
 use rules::NewSchema;
@@ -112,8 +112,8 @@ async fn check(
     args: &BacklogCheckArgs,
     schema: &NewSchema,
 ) -> Result<Report, Error> {
-    let inspector = Inspector::connect(url, prefix).await?;
-    let client = Client::builder(url).prefix(prefix).connect().await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
+    let client = crate::broker::client(url, prefix).await?;
     let max = args.max;
     let mut services = Vec::new();
     let mut truncated = Vec::new();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use rpc_runtime::inspect::Stream;
-use rpc_runtime::{Cancelled, Client, Error, Inspector, JobId};
+use rpc_runtime::{Cancelled, Client, Error, JobId};
 
 /// How long a cancel looks for the call in the queues before it gives up
 /// (it then cancels where it could not finish looking, to be safe).
@@ -113,10 +113,7 @@ async fn find_call(
     only: Option<String>,
     id: &JobId,
 ) -> Result<Option<String>, Error> {
-    if url.trim().starts_with("memory://") {
-        return Ok(only);
-    }
-    let inspector = Inspector::connect(url, prefix).await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
     let services = match only {
         Some(service) => vec![service],
         None => inspector.services().await?,
@@ -143,10 +140,7 @@ async fn find_call(
 /// Fails unless `service` has a queue on the broker, or calls waiting on
 /// its schedule or intake (no worker made its stream yet).
 async fn known_service(url: &str, prefix: &str, service: &str) -> Result<(), Error> {
-    if url.trim().starts_with("memory://") {
-        return Ok(());
-    }
-    let inspector = Inspector::connect(url, prefix).await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
     if inspector.has_service(service).await? {
         return Ok(());
     }

@@ -24,6 +24,7 @@
 //! exits 1 when a message would be rejected, 2 when it cannot check.
 
 mod backlog_check;
+mod broker;
 mod lifecycle;
 mod operate;
 mod periodic;
@@ -36,7 +37,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use rpc_runtime::{CallOptions, Client, Error, JobId, JobRef};
+use rpc_runtime::{CallOptions, Error, JobId, JobRef};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,7 +45,7 @@ use rpc_runtime::{CallOptions, Client, Error, JobId, JobRef};
     about = "Call jobs by name over the broker, inspect results and dead letters"
 )]
 struct Args {
-    /// Broker URL (redis://, rediss://, memory://); default: $REDIS_URL or redis://127.0.0.1:6379/
+    /// Broker URL (redis://, rediss://, redis+cluster://); default: $REDIS_URL or redis://127.0.0.1:6379/
     #[arg(long, global = true)]
     url: Option<String>,
     /// Key prefix shared with workers.
@@ -168,6 +169,11 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
         read_only,
     } = command
     {
+        // A broker this process alone would see is refused; one that does
+        // not answer yet is the dashboard's to report, page by page.
+        if let Err(e @ Error::InvalidUrl { .. }) = broker::inspector(url, prefix).await {
+            return Err(e);
+        }
         let options = rpc_dashboard::Options {
             prefix: prefix.to_owned(),
             listen,
@@ -186,7 +192,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
         Command::Operate(operate) => return operate.run(url, prefix).await,
         other => other,
     };
-    let client = Client::builder(url).prefix(prefix).connect().await?;
+    let client = crate::broker::client(url, prefix).await?;
     match command {
         Command::Call {
             job,

@@ -29,7 +29,7 @@ pub struct PeriodicArgs {
 }
 
 pub async fn run(url: &str, prefix: &str, args: PeriodicArgs) -> Result<(), Error> {
-    let inspector = Inspector::connect(url, prefix).await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
     let states = collect(&inspector, prefix, &args.services).await?;
     if args.json {
         let json = serde_json::to_string_pretty(&states).map_err(|e| Error::Codec {

@@ -3,10 +3,10 @@
 //! An unreachable server or refused credentials exit non-zero with the
 //! reason, so it fits in a shell script or a container health check.
 
-use rpc_runtime::{Error, Inspector};
+use rpc_runtime::Error;
 
 pub async fn run(url: &str, prefix: &str) -> Result<(), Error> {
-    let inspector = Inspector::connect(url, prefix).await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
     let ping = inspector.ping().await?;
     let version = ping.server_version.as_deref().unwrap_or("version unknown");
     println!(

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use rpc_runtime::{Error, Inspector};
+use rpc_runtime::Error;
 
 /// `rpc scheduled SERVICE [--max N] [--json]`.
 #[derive(Args, Debug)]
@@ -23,7 +23,7 @@ pub struct ScheduledArgs {
 }
 
 pub async fn run(url: &str, prefix: &str, args: ScheduledArgs) -> Result<(), Error> {
-    let inspector = Inspector::connect(url, prefix).await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
     let Some(jobs) = inspector.scheduled(&args.service, args.max).await? else {
         let known = inspector.services().await?;
         return Err(crate::lifecycle::no_such_service(&args.service, &known));

@@ -23,7 +23,7 @@ pub struct StatsArgs {
 }
 
 pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Error> {
-    let inspector = Inspector::connect(url, prefix).await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
     let stats = collect(&inspector, prefix, &args.services).await?;
     if args.json {
         let json = serde_json::to_string_pretty(&stats).map_err(|e| Error::Codec {

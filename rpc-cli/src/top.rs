@@ -71,7 +71,7 @@ pub async fn run(url: &str, prefix: &str, args: TopArgs) -> Result<(), Error> {
     let limit = if args.once { Some(1) } else { args.iterations };
     // Connection and service errors are printed on the ordinary screen,
     // before the terminal switches over.
-    let inspector = Inspector::connect(url, prefix).await?;
+    let inspector = crate::broker::inspector(url, prefix).await?;
     let first = collect(&inspector, prefix, &args.services).await?;
     let mut terminal = ratatui::try_init().map_err(terminal_error)?;
     let source = format!("{} prefix `{prefix}`", inspector.url());

@@ -32,12 +32,6 @@ const JS: &str = include_str!("../assets/dashboard.js");
 pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
     security::check_token(options.token.as_deref())?;
     let catalog = Catalog::load(&options.schemas).map_err(StartError::Schema)?;
-    if options.url.trim().starts_with("memory://") {
-        return Err(StartError::Options(
-            "memory:// queues live inside one process; the dashboard needs Redis (redis://...)"
-                .to_owned(),
-        ));
-    }
     let state = AppState::new(options, catalog);
     let mut routes = Router::new()
         .route("/", get(overview::overview))

@@ -5,6 +5,8 @@
 //! time centuries ahead would never run. docs/PROTOCOL.md gives each range
 //! with its field.
 
+use std::time::Duration;
+
 /// `attempt` and `max_attempts` lie in `1..=MAX_ATTEMPTS`.
 pub const MAX_ATTEMPTS: u32 = 1_000;
 /// `result_ttl_ms` and `timeout_ms` are at most a year (366 days).
@@ -27,6 +29,14 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 /// The largest job message a worker runs by default, in bytes; larger ones
 /// are dead-lettered unread.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long the broker remembers a cancellation: a call queued behind a
+/// backlog (or a pause) that long is still skipped when a worker reaches
+/// it (PROTOCOL.md, "Cancellation").
+pub const CANCEL_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long an inbox lives after its last reply unless the job says
+/// otherwise, so a dead client's inbox expires.
+pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);
 
 /// Whether `id` can name a client's inbox: 1 to 128 characters of
 /// `A-Z a-z 0-9 _ - . :` (docs/PROTOCOL.md, "Keys"). No braces, so an inbox

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::backend::Backend;
+use crate::backend::Broker;
 use crate::error::Error;
 
 /// A sample whose round trip took longer than this is too coarse to
@@ -77,7 +77,7 @@ impl BrokerClock {
     }
 
     /// Asks the broker for its time and updates the offset.
-    pub(crate) async fn sample(&self, backend: &dyn Backend) -> Result<(), Error> {
+    pub(crate) async fn sample(&self, backend: &dyn Broker) -> Result<(), Error> {
         let local_before = rpc_protocol::time::unix_ms(SystemTime::now()) as i64;
         let started = Instant::now();
         let broker = backend.broker_time_ms().await? as i64;

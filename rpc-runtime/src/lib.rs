@@ -4,7 +4,7 @@
 //! code calls into this crate. This crate carries the calls: a [`Client`]
 //! sends job messages and routes replies back to waiting calls, a [`Worker`]
 //! takes jobs, runs them on mounted [`Service`]s and replies. Between them is
-//! a broker behind the [`backend::Backend`] trait: Redis Streams in
+//! a broker behind the [`backend::Broker`] traits: Redis Streams in
 //! production, an in-process queue (`memory://`) for tests and demos.
 //!
 //! The untyped path by job name stays available for scripts, tools and other
@@ -41,6 +41,7 @@ mod bytes;
 mod call;
 mod client;
 mod clock;
+mod context;
 mod error;
 pub mod inspect;
 pub mod periodic;
@@ -55,8 +56,9 @@ pub use rpc_protocol as protocol;
 
 pub use backend::{Cancelled, Enqueue};
 pub use bytes::Bytes;
-pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
+pub use call::{CallOptions, JobId, JobInfo, JobRef, JobSchema};
 pub use client::{Client, ClientBuilder, Pending, Response};
+pub use context::Context;
 pub use error::{CallError, Error, ErrorKind, HandlerError, JobError, Never};
 pub use inspect::Inspector;
 pub use periodic::{MissedTicks, Periodic};

@@ -45,7 +45,7 @@
 //! [`WorkerBuilder::periodic`]: crate::WorkerBuilder::periodic
 
 mod schedule;
-mod stored;
+pub(crate) mod stored;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,7 +54,6 @@ use std::time::{Duration, SystemTime};
 use serde_json::value::RawValue;
 
 pub(crate) use self::schedule::Schedule;
-pub(crate) use self::stored::read_states;
 pub use self::stored::PeriodicState;
 use crate::error::Error;
 use crate::service::Service;

@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::call::{Context, JobInfo};
+use crate::call::JobInfo;
+use crate::context::Context;
 use crate::error::{ErrorKind, HandlerError, JobError};
 use rpc_protocol::Backoff;
 

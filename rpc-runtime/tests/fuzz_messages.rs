@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rpc_protocol::job::JobMessage;
 use rpc_protocol::reply::ReplyMessage;
-use rpc_runtime::backend::{self, Backend, BrokerConfig, Completion};
+use rpc_runtime::backend::{self, Broker, BrokerConfig, Completion};
 use rpc_runtime::{
     CallError, CallOptions, Client, DynamicService, Error, HandlerError, JobRef, StatsSnapshot,
     Worker,
@@ -80,7 +80,7 @@ where
 /// A worker serving `Fuzz.echo` (answers its parameters) and `Fuzz.fail`
 /// (fails for good), with a client for the calls that show it still serves.
 struct WorkerRig {
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn Broker>,
     client: Client,
     dead_letters_seen: AtomicU64,
     /// Messages put on the queue so far, ordinary calls included.
@@ -179,7 +179,7 @@ impl Fate {
     }
 }
 
-fn fate(payload: &[u8], backend: &dyn Backend) -> Fate {
+fn fate(payload: &[u8], backend: &dyn Broker) -> Fate {
     if payload.len() > MAX_MESSAGE_BYTES {
         // Not parsed at all: dead-lettered, nobody told.
         return Fate::dead_letter(None);

@@ -1,4 +1,4 @@
-//! Periodic ticks at the broker seam (`Backend::enqueue_tick`), against a
+//! Periodic ticks at the broker seam (`Schedule::enqueue_tick`), against a
 //! private redis-server (`tick.lua`) and the memory backend, which must
 //! decide alike: a tick is enqueued once however many workers offer it, an
 //! older tick never follows a newer one, a catch-up runs only for a job
@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::backend::{connect, Backend, BrokerConfig, TickMode, TickOutcome, TickRequest};
+use rpc_runtime::backend::{connect, Broker, BrokerConfig, TickMode, TickOutcome, TickRequest};
 use rpc_testkit::RedisServer;
 
 const QUEUE: &str = "Beat";
 
-async fn backends(redis: &RedisServer) -> Vec<Arc<dyn Backend>> {
+async fn backends(redis: &RedisServer) -> Vec<Arc<dyn Broker>> {
     let name = format!(
         "memory://periodic-{}",
         std::time::SystemTime::now()
@@ -46,7 +46,7 @@ fn definition(name: &str) -> Vec<u8> {
 }
 
 async fn offer(
-    backend: &dyn Backend,
+    backend: &dyn Broker,
     name: &str,
     tick: u64,
     mode: TickMode,
@@ -64,7 +64,7 @@ async fn offer(
 }
 
 /// The ids of everything on the queue (taken by a fresh consumer).
-async fn taken_ids(backend: &dyn Backend) -> Vec<String> {
+async fn taken_ids(backend: &dyn Broker) -> Vec<String> {
     let mut reader = backend.open_reader().await.unwrap();
     let mut out = Vec::new();
     loop {
@@ -88,7 +88,7 @@ async fn taken_ids(backend: &dyn Backend) -> Vec<String> {
 }
 
 /// A tick in the past of the broker's clock (ticks must not be in its future).
-async fn past(backend: &dyn Backend, ago_ms: u64) -> u64 {
+async fn past(backend: &dyn Broker, ago_ms: u64) -> u64 {
     backend.broker_time_ms().await.unwrap() / 100 * 100 - ago_ms
 }
 

@@ -1,5 +1,5 @@
 //! The Redis backend's combined round trips, driven directly through the
-//! `Backend` and `Reader` traits against a private redis-server: what was
+//! `Queue` and `Reader` traits against a private redis-server: what was
 //! applied and what was not must be told apart exactly, because the worker
 //! and the client retry only what did not take effect.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_runtime::backend::{
-    connect, Backend, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery, Reader,
+    connect, Broker, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery, Reader,
 };
 use rpc_testkit::RedisServer;
 
@@ -17,12 +17,7 @@ const QUEUE: &str = "Svc";
 /// that has taken them all as consumer `c1`.
 async fn jobs_taken(
     payloads: &[&[u8]],
-) -> (
-    RedisServer,
-    Arc<dyn Backend>,
-    Box<dyn Reader>,
-    Vec<Delivery>,
-) {
+) -> (RedisServer, Arc<dyn Broker>, Box<dyn Reader>, Vec<Delivery>) {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
     let backend = connect(&BrokerConfig::new(server.url()))

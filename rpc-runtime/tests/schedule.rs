@@ -1,4 +1,4 @@
-//! The schedule, driven through the `Backend` trait against a private
+//! The schedule, driven through the broker traits against a private
 //! redis-server and the memory backend: a scheduled job waits outside the
 //! consumer group until it is due (on the broker's clock), and of many
 //! workers racing to move due jobs onto the queue each job moves exactly
@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_runtime::backend::{connect, Backend, BrokerConfig, Completion};
+use rpc_runtime::backend::{connect, Broker, BrokerConfig, Completion};
 use rpc_testkit::RedisServer;
 
 const QUEUE: &str = "Later";
 
-async fn backends(redis: &RedisServer) -> Vec<Arc<dyn Backend>> {
+async fn backends(redis: &RedisServer) -> Vec<Arc<dyn Broker>> {
     let name = format!(
         "memory://schedule-{}",
         std::time::SystemTime::now()
@@ -33,7 +33,7 @@ async fn backends(redis: &RedisServer) -> Vec<Arc<dyn Backend>> {
 }
 
 /// Takes everything on the queue (a fresh consumer each time).
-async fn take_all(backend: &dyn Backend) -> Vec<Vec<u8>> {
+async fn take_all(backend: &dyn Broker) -> Vec<Vec<u8>> {
     let mut reader = backend.open_reader().await.unwrap();
     let mut out = Vec::new();
     loop {
@@ -55,7 +55,7 @@ async fn take_all(backend: &dyn Backend) -> Vec<Vec<u8>> {
 
 /// Puts each `(token, payload, delay)` on the schedule as a worker does:
 /// queued, taken, then completed with a requeue after the delay.
-async fn schedule(backend: &dyn Backend, jobs: &[(String, Vec<u8>, Duration)]) {
+async fn schedule(backend: &dyn Broker, jobs: &[(String, Vec<u8>, Duration)]) {
     for (_, payload, _) in jobs {
         backend.push_job(QUEUE, payload).await.unwrap();
     }
@@ -87,7 +87,7 @@ async fn schedule(backend: &dyn Backend, jobs: &[(String, Vec<u8>, Duration)]) {
     }
 }
 
-async fn poll(backend: &dyn Backend, max: usize) -> usize {
+async fn poll(backend: &dyn Broker, max: usize) -> usize {
     backend
         .poll_lifecycle(QUEUE, max, 0, 100, None)
         .await

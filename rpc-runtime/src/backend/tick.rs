@@ -1,5 +1,5 @@
 //! What a worker asks of the broker for a periodic job's tick, and what it
-//! hears back ([`Backend::enqueue_tick`](super::Backend::enqueue_tick)).
+//! hears back ([`Schedule::enqueue_tick`](super::schedule::Schedule::enqueue_tick)).
 //!
 //! The broker, not the worker, decides whether a tick is enqueued: it
 //! keeps the last tick enqueued per periodic job and enqueues a tick only if

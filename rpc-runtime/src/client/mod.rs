@@ -48,7 +48,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::backend::{self, Backend, BrokerConfig, DeadLetter, Enqueue, PushedAndPopped, Reader};
+use crate::backend::{self, Broker, BrokerConfig, DeadLetter, Enqueue, PushedAndPopped, Reader};
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::clock::BrokerClock;
 use crate::error::{CallError, Error, ErrorKind, Never};
@@ -153,7 +153,7 @@ impl ClientBuilder {
     /// Connects.
     pub async fn connect(self) -> Result<Client, Error> {
         if !self.client_id_prefix.is_empty()
-            && !backend::is_client_id(&format!("{}-x", self.client_id_prefix))
+            && !rpc_protocol::limits::is_client_id(&format!("{}-x", self.client_id_prefix))
         {
             return Err(Error::Codec {
                 what: "use the client id prefix".to_owned(),
@@ -191,7 +191,7 @@ impl std::fmt::Debug for Client {
 }
 
 struct ClientInner {
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn Broker>,
     inbox: Arc<Inbox>,
     router: Mutex<Option<tokio::task::JoinHandle<()>>>,
     config: ClientBuilder,
@@ -241,7 +241,7 @@ impl Client {
         ClientBuilder::new(url)
     }
 
-    fn from_backend(backend: Arc<dyn Backend>, config: ClientBuilder) -> Client {
+    fn from_backend(backend: Arc<dyn Broker>, config: ClientBuilder) -> Client {
         let id = fresh_client_id(&config.client_id_prefix);
         let inbox = Arc::new(Inbox {
             name: Mutex::new(backend.inbox_name(&id).into()),
@@ -297,7 +297,7 @@ impl Client {
     }
 
     /// The broker this client talks to.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
+    pub fn backend(&self) -> &Arc<dyn Broker> {
         &self.inner.backend
     }
 

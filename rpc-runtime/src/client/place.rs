@@ -3,7 +3,7 @@
 //! broker's clock) and its idempotency key, both checked here so a bad
 //! value is refused with a clear error before anything is sent.
 //!
-//! Every call goes onto the queue the same way (`Backend::push_job`);
+//! Every call goes onto the queue the same way (`Queue::push_job`);
 //! workers put a call that came early on the schedule and claim an
 //! idempotency key when they take the call. The client writes no schedule
 //! or key itself: the client ACL role may not (docs/SECURITY.md).
@@ -93,7 +93,7 @@ pub(super) fn idempotency_ttl(options: &CallOptions) -> Duration {
 /// broker that is down may otherwise keep a reconnecting command waiting
 /// for seconds).
 pub(super) async fn place_until(
-    backend: &dyn Backend,
+    backend: &dyn Broker,
     job: &JobRef,
     id: &JobId,
     payload: &[u8],

@@ -52,7 +52,7 @@ impl Inbox {
     /// Calls already in flight named the old one; those whose result is
     /// kept find it through the kept result (their wait watches
     /// `read_failures`), the others time out at their deadline.
-    fn move_if_clobbered(&self, backend: &dyn Backend, read_from: &str, error: &Error) {
+    fn move_if_clobbered(&self, backend: &dyn Broker, read_from: &str, error: &Error) {
         if !matches!(error, Error::Broker(m) if m.contains("WRONGTYPE")) {
             return;
         }
@@ -157,7 +157,7 @@ impl ReaderLease {
     /// needed. (After a failure the reader reconnects by itself.)
     pub(super) async fn pop(
         &mut self,
-        backend: &dyn Backend,
+        backend: &dyn Broker,
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Vec<u8>>, Error> {
@@ -177,7 +177,7 @@ impl ReaderLease {
     /// opening the reader if needed (`Err` if it cannot be opened).
     pub(super) async fn push_and_pop(
         &mut self,
-        backend: &dyn Backend,
+        backend: &dyn Broker,
         queue: &str,
         payload: &[u8],
         max: usize,
@@ -237,7 +237,7 @@ impl ReaderLease {
 /// The reader in `slot`, opened first if there is none.
 pub(super) async fn open<'r>(
     slot: &'r mut Option<Box<dyn Reader>>,
-    backend: &dyn Backend,
+    backend: &dyn Broker,
 ) -> Result<&'r mut Box<dyn Reader>, Error> {
     match slot {
         Some(reader) => Ok(reader),
@@ -255,7 +255,7 @@ impl Drop for ReaderLease {
 
 /// The router task: while calls wait for replies and no leading call holds
 /// the reader, block on the inbox and hand each reply to its waiter.
-pub(super) async fn route_replies(backend: Arc<dyn Backend>, inbox: std::sync::Weak<Inbox>) {
+pub(super) async fn route_replies(backend: Arc<dyn Broker>, inbox: std::sync::Weak<Inbox>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(ib) = inbox.upgrade() else { return };

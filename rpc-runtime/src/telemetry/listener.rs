@@ -39,7 +39,7 @@ pub(crate) struct Exposition {
     pub(crate) health: Arc<Health>,
     /// Reads the per-service gauges (`None` on a broker that cannot be
     /// inspected, e.g. `memory://`).
-    pub(crate) inspector: Option<Inspector>,
+    pub(crate) inspector: Inspector,
     pub(crate) services: Vec<String>,
 }
 
@@ -92,25 +92,23 @@ async fn answer<B>(exposition: &Exposition, request: Request<B>) -> Response<Ful
 }
 
 async fn metrics(exposition: &Exposition) -> Response<Full<Bytes>> {
-    if let Some(inspector) = &exposition.inspector {
-        let read = async {
-            for service in &exposition.services {
-                match inspector.service_stats(service).await {
-                    Ok(Some(stats)) => exposition.metrics.queues.set(&stats),
-                    Ok(None) => {}
-                    Err(e) => {
-                        exposition.metrics.broker_error();
-                        tracing::debug!(error = %e, service, "could not read queue figures");
-                    }
+    let read = async {
+        for service in &exposition.services {
+            match exposition.inspector.service_stats(service).await {
+                Ok(Some(stats)) => exposition.metrics.queues.set(&stats),
+                Ok(None) => {}
+                Err(e) => {
+                    exposition.metrics.broker_error();
+                    tracing::debug!(error = %e, service, "could not read queue figures");
                 }
             }
-        };
-        if tokio::time::timeout(QUEUE_READ_TIMEOUT, read)
-            .await
-            .is_err()
-        {
-            tracing::debug!("reading queue figures timed out; serving the last ones");
         }
+    };
+    if tokio::time::timeout(QUEUE_READ_TIMEOUT, read)
+        .await
+        .is_err()
+    {
+        tracing::debug!("reading queue figures timed out; serving the last ones");
     }
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &exposition.registry) {

@@ -14,7 +14,7 @@ pub(crate) mod listener;
 mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
-mod propagation;
+pub(crate) mod propagation;
 pub(crate) mod spans;
 
 pub use self::metrics::{ClientMetrics, JobOutcome, WorkerMetrics};

@@ -178,7 +178,7 @@ async fn complete(
             Err(e) => {
                 if let CompleteError::Transient(text) = &e {
                     if error_code(text) == "NOSCRIPT" {
-                        // `Backend::complete` loads a script Redis says it
+                        // `Queue::complete` loads a script Redis says it
                         // lacks and runs it again, so this NOSCRIPT outlived
                         // the reload (a proxy that sends the two to
                         // different servers, a failover in between). The

@@ -4,7 +4,7 @@
 //! Every field of a message is hostile until checked: the message must be
 //! the documented JSON object with its numbers in range
 //! ([`JobMessage::decode`]), and `reply_to` must name a client inbox under
-//! this worker's prefix ([`Backend::is_inbox`]) before the worker writes
+//! this worker's prefix ([`Queue::is_inbox`](crate::backend::Queue::is_inbox)) before the worker writes
 //! anything there. A message that fails is dead-lettered once with the
 //! reason (and answered `bad_request` when its caller's inbox is known and
 //! valid); nothing it names is touched.
@@ -18,9 +18,11 @@ use tracing::Instrument;
 use super::admit::{self, Admission};
 use super::handoff::{self, HandBack};
 use super::Shared;
-use crate::backend::{Backend, Completion, Delivery};
-use crate::call::{Context, JobId, JobInfo};
+use crate::backend::{Broker, Completion, Delivery};
+use crate::call::{JobId, JobInfo};
 use crate::clock::{started_ms, time_left};
+use crate::context::cancellations::Cancellations;
+use crate::context::Context;
 use crate::error::ErrorKind;
 use crate::service::Outcome;
 use crate::telemetry::spans;
@@ -511,7 +513,7 @@ fn later(delivery: &Delivery, id: &str, delay: Duration, at: Option<u64>) -> Com
 
 /// The completion for a message that is not a job message: dead-letter it,
 /// and if enough of it parses to know the caller, tell the caller why.
-fn unreadable(backend: &dyn Backend, delivery: &Delivery, reason: &str) -> Completion {
+fn unreadable(backend: &dyn Broker, delivery: &Delivery, reason: &str) -> Completion {
     #[derive(serde::Deserialize)]
     struct Header {
         id: String,
@@ -564,7 +566,7 @@ async fn expiry(due: Option<tokio::time::Instant>) {
 }
 
 /// Resolves `grace` after call `id` is learned to be cancelled.
-async fn abandoned(cancels: &super::Cancellations, id: &str, grace: Duration) {
+async fn abandoned(cancels: &Cancellations, id: &str, grace: Duration) {
     cancels.wait(id).await;
     tokio::time::sleep(grace).await;
 }

@@ -1,6 +1,6 @@
 //! The lifecycle loop: every [`POLL_EVERY`] (sooner when a scheduled job is
 //! due sooner) the worker looks at each of its services in one round trip
-//! (`Backend::poll_lifecycle`): due scheduled jobs and retries move onto
+//! (`Schedule::poll_lifecycle`): due scheduled jobs and retries move onto
 //! the queue (exactly once, whichever worker gets there first), and the
 //! worker learns which services are paused and which calls were cancelled.
 //! Now and then ([`SWEEP_EVERY`]) the poll also walks the scheduled

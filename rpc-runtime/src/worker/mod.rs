@@ -33,7 +33,6 @@
 //! reclaimed by another worker.
 
 mod admit;
-mod cancel;
 mod completion;
 mod handoff;
 mod intake;
@@ -55,18 +54,18 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-pub(crate) use self::cancel::Cancellations;
 use self::completion::Outstanding;
 use self::janitor::{janitor_loop, liveness_window};
 use self::lifecycle::{DueHint, Lifecycle};
 use self::pause::PausedQueues;
 use self::probe::probe_loop;
 use self::take::take_loop;
-use crate::backend::{self, Backend, BrokerConfig, Delivery};
-use crate::sync::lock;
+use crate::backend::{self, Broker, BrokerConfig, Delivery};
 use crate::clock::BrokerClock;
+use crate::context::cancellations::Cancellations;
 use crate::error::Error;
 use crate::service::Service;
+use crate::sync::lock;
 use crate::telemetry::health::Health;
 use crate::telemetry::listener::{self, Exposition};
 use crate::telemetry::{JobOutcome, WorkerMetrics, UNKNOWN};
@@ -123,7 +122,7 @@ impl Default for WorkerSettings {
             max_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             consumer: default_consumer_name(),
-            inbox_ttl: backend::DEFAULT_INBOX_TTL,
+            inbox_ttl: rpc_protocol::limits::DEFAULT_INBOX_TTL,
             max_message_bytes: 16 * 1024 * 1024,
             forget_consumers_after: Duration::from_secs(24 * 60 * 60),
             backoff: Backoff::DEFAULT,
@@ -295,14 +294,7 @@ impl WorkerBuilder {
                 let mut registry = prometheus_client::registry::Registry::default();
                 let m = WorkerMetrics::register(&mut registry);
                 metrics = Some(m.clone());
-                let inspector = if self.broker.url.trim().starts_with("memory://") {
-                    None
-                } else {
-                    crate::inspect::Inspector::connect(&self.broker.url, &self.broker.prefix)
-                        .await
-                        .inspect_err(|e| tracing::warn!(error = %e, "queue figures will be missing from the metrics"))
-                        .ok()
-                };
+                let inspector = crate::inspect::Inspector::new(backend.clone());
                 let exposition = Exposition {
                     registry,
                     metrics: m,
@@ -374,7 +366,7 @@ pub struct StatsSnapshot {
 }
 
 struct Shared {
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn Broker>,
     services: HashMap<&'static str, Arc<dyn Service>>,
     queues: Vec<String>,
     settings: WorkerSettings,

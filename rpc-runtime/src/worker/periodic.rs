@@ -1,6 +1,6 @@
 //! The worker's periodic-job task: one task per worker that sleeps until
 //! the next tick of any of its periodic jobs, on the broker's clock, and
-//! offers that tick to the broker ([`Backend::enqueue_tick`]), which
+//! offers that tick to the broker ([`Schedule::enqueue_tick`](crate::backend::Schedule::enqueue_tick)), which
 //! enqueues it unless another worker did. Every worker of a job offers every
 //! tick: there is no leader to elect or lose, and a worker that dies costs
 //! nothing as long as another runs.

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Lease, MemoryBackend};
-use crate::backend::{
-    complete_each, Backend, CompletedAndTaken, Completion, Delivery, PushedAndPopped, Reader,
-};
+use super::registry::MemoryBackend;
+use super::state::{token, Lease};
+use crate::backend::delivery::{Completion, Delivery};
+use crate::backend::queue::Queue;
+use crate::backend::reader::{complete_each, CompletedAndTaken, PushedAndPopped, Reader};
 use crate::error::Error;
 
 #[async_trait]
@@ -64,6 +65,7 @@ impl Reader for MemoryBackend {
                 let now = Instant::now();
                 let mut out = Vec::new();
                 for name in queues {
+                    state.seen(name, consumer);
                     let Some(q) = state.queues.get_mut(name) else {
                         continue;
                     };
@@ -84,7 +86,7 @@ impl Reader for MemoryBackend {
                         );
                         out.push(Delivery {
                             queue: name.clone(),
-                            token: ready.token.to_string(),
+                            token: token(ready.enqueued_ms, ready.token),
                             payload: ready.payload,
                             deliveries: 1,
                             enqueued_ms: Some(ready.enqueued_ms),
@@ -110,7 +112,7 @@ impl Reader for MemoryBackend {
         max: usize,
         wait: Duration,
     ) -> CompletedAndTaken {
-        let not_completed = complete_each(done, |d, c| Backend::complete(&*self, d, c)).await;
+        let not_completed = complete_each(done, |d, c| Queue::complete(&*self, d, c)).await;
         CompletedAndTaken {
             not_completed,
             taken: self.take_jobs(queues, consumer, max, wait).await,

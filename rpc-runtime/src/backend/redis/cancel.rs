@@ -16,10 +16,11 @@
 
 use redis::{Script, Value};
 
+use super::connect::RedisBackend;
 use super::intake::cancel_request_cmd;
-use super::RedisBackend;
-use crate::backend::{Cancelled, CANCEL_MEMORY};
+use crate::backend::Cancelled;
 use crate::error::Error;
+use rpc_protocol::limits::CANCEL_MEMORY;
 
 fn cancel_script() -> &'static Script {
     super::scripts::compiled(&rpc_protocol::scripts::CANCEL)

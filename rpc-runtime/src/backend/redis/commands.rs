@@ -5,7 +5,7 @@ use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, Value};
 
-use super::GROUP;
+use rpc_protocol::stream::GROUP;
 
 /// The connection ordinary commands share.
 #[derive(Clone)]

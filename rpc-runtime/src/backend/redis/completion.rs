@@ -17,6 +17,7 @@
 //! the queue), so it is up to three calls, one per slot, in step order,
 //! each sent only when the one before it succeeded.
 
+use rpc_protocol::limits::DEFAULT_INBOX_TTL;
 use rpc_protocol::Keys;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -25,10 +26,8 @@ use redis::{RedisError, Script, Value};
 
 use super::commands::{is_connection_failure, Commands};
 use super::scripts::compiled;
-use super::GROUP;
-use crate::backend::{
-    CompleteError, Completion, CompletionStep, Delivery, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
-};
+use crate::backend::{CompleteError, Completion, CompletionStep, Delivery, DEAD_LETTER_CAP};
+use rpc_protocol::stream::GROUP;
 
 /// The general completion script.
 fn complete_script() -> &'static Script {

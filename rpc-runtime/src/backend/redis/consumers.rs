@@ -6,9 +6,10 @@ use std::time::Duration;
 use redis::Value;
 
 use super::commands::is_nogroup;
+use super::connect::RedisBackend;
 use super::values::{as_fields, as_int, as_string};
-use super::{RedisBackend, GROUP};
 use crate::error::Error;
+use rpc_protocol::stream::GROUP;
 
 impl RedisBackend {
     pub(super) async fn forget_idle(&self, queue: &str, idle: Duration) -> Result<usize, Error> {

@@ -2,10 +2,11 @@
 
 use redis::Value;
 
+use super::connect::RedisBackend;
 use super::values::as_string;
-use super::{RedisBackend, FIELD};
 use crate::backend::DeadLetter;
 use crate::error::Error;
+use rpc_protocol::stream::MESSAGE as FIELD;
 
 impl RedisBackend {
     pub(super) async fn list_dead_letters(

@@ -33,9 +33,10 @@ use std::time::Duration;
 use redis::{RedisError, Script, Value};
 
 use super::values::{as_int, as_string};
-use super::FIELD;
-use crate::backend::{Enqueue, CANCEL_MEMORY};
+use crate::backend::Enqueue;
+use rpc_protocol::limits::CANCEL_MEMORY;
 use rpc_protocol::limits::MAX_ID_BYTES;
+use rpc_protocol::stream::MESSAGE as FIELD;
 
 /// Elements one mover call moves from each list at most.
 const MOVE_COUNT: usize = 1_000;

@@ -6,10 +6,11 @@ use std::time::Duration;
 use redis::Value;
 
 use super::commands::is_nogroup;
+use super::connect::RedisBackend;
 use super::values::{as_int, as_string, entry_time_ms, parse_entries};
-use super::{RedisBackend, GROUP};
 use crate::backend::Delivery;
 use crate::error::Error;
+use rpc_protocol::stream::GROUP;
 
 impl RedisBackend {
     pub(super) async fn reclaim_idle(

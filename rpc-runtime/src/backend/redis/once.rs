@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::RedisBackend;
+use super::connect::RedisBackend;
 use crate::backend::OnceClaim;
 use crate::error::Error;
 

@@ -5,7 +5,7 @@
 //! Key: `P:{Service}:paused`, a string holding when it was paused (ms,
 //! Redis's clock); no expiry: a pause lasts until a resume.
 
-use super::RedisBackend;
+use super::connect::RedisBackend;
 use crate::error::Error;
 
 impl RedisBackend {

@@ -10,10 +10,10 @@
 
 use redis::{Script, Value};
 
-use super::RedisBackend;
+use super::connect::RedisBackend;
 use crate::backend::{TickAnswer, TickOutcome, TickRequest};
 use crate::error::Error;
-use crate::periodic::{read_states, PeriodicState};
+use crate::periodic::stored::{read_states, PeriodicState};
 use rpc_protocol::periodic::parse_last;
 
 fn tick_script() -> &'static Script {

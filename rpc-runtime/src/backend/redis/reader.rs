@@ -14,12 +14,15 @@ use redis::{AsyncConnectionConfig, RedisError, Value};
 
 use super::commands::{create_group, is_nogroup, Commands};
 use super::completion::{complete_on, outcome, Call, Slots};
+use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
 use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, EnqueueMode};
+use super::resp::RespConnection;
 use super::values::collect_deliveries;
-use super::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT, GROUP};
-use crate::backend::resp::RespConnection;
+use rpc_protocol::stream::GROUP;
+
+use crate::backend::reader::complete_each;
 use crate::backend::{
-    complete_each, CompleteError, CompletedAndTaken, Completion, Delivery, PushedAndPopped, Reader,
+    CompleteError, CompletedAndTaken, Completion, Delivery, PushedAndPopped, Reader,
 };
 use crate::error::Error;
 

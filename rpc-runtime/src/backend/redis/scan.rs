@@ -97,10 +97,3 @@ pub(crate) async fn services(con: &Commands, keys: &Keys) -> redis::RedisResult<
     services.dedup();
     Ok(services)
 }
-
-impl super::RedisBackend {
-    /// The services that have a jobs stream under this prefix, sorted.
-    pub(super) async fn services(&self) -> Result<Vec<String>, crate::error::Error> {
-        Ok(services(&self.commands, &self.keys).await?)
-    }
-}

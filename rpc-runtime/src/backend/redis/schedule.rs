@@ -16,8 +16,8 @@
 
 use redis::{Script, Value};
 
+use super::connect::RedisBackend;
 use super::values::{as_int, as_string};
-use super::RedisBackend;
 use crate::backend::{LifecyclePoll, DEAD_LETTER_CAP};
 use crate::error::Error;
 use rpc_protocol::limits::MAX_DELAY_MS;

@@ -2,8 +2,8 @@
 
 use redis::Value;
 
-use super::{CANCELLED_FIELD, FIELD};
 use crate::backend::Delivery;
+use rpc_protocol::stream::{CANCELLED as CANCELLED_FIELD, MESSAGE as FIELD};
 
 /// Parses an `XREADGROUP` reply, `nil` or
 /// `[[key, [[id, [field, value, ...]], ...]], ...]`, into deliveries.

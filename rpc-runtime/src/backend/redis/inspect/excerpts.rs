@@ -15,96 +15,28 @@
 //! can go on where the last one stopped (`after`); ids from the caller are
 //! checked to be entry ids before they reach Redis.
 
+use rpc_protocol::stream::GROUP;
+
+use super::super::read_only::ReadOnlyScript;
+use super::view::RedisView;
+use crate::backend::inspection::excerpts::{
+    DeadLetterExcerpt, Excerpt, Lease, LeasedExcerpt, MessageExcerpt, Stream, MAX_ENTRIES_PER_READ,
+    MAX_WINDOW_BYTES,
+};
 use std::time::Duration;
 
 use redis::streams::StreamPendingCountReply;
 use redis::Value;
-use serde::Serialize;
 
-use super::Inspector;
-use crate::backend::redis::read_only::ReadOnlyScript;
-use crate::backend::redis::GROUP;
 use crate::error::Error;
 
-/// The most entries one read returns (the scripts cap it too).
-pub const MAX_ENTRIES_PER_READ: usize = 1000;
-/// The largest window one read returns per value (the scripts cap it too).
-pub const MAX_WINDOW_BYTES: usize = 1024 * 1024;
 /// Bytes of values one script call reads into Lua before it stops and
 /// leaves the rest to the next call: copying a value into a script costs
 /// Redis a few milliseconds per MB, and no single call should hold it for
 /// much more than a tenth of a second.
 pub(super) const BYTES_PER_CALL: usize = 16 * 1024 * 1024;
 
-/// Which stream of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Stream {
-    /// `P:{Service}:jobs`: queued and leased jobs.
-    Jobs,
-    /// `P:{Service}:dead`: dead letters.
-    Dead,
-}
-
-/// A window of a value that may be large, and the value's full length.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Excerpt {
-    /// The bytes of the window.
-    pub bytes: Vec<u8>,
-    /// The whole value's length in bytes.
-    pub len: u64,
-}
-
-impl Excerpt {
-    /// Whether a window read from offset 0 holds the whole value.
-    pub fn is_whole(&self) -> bool {
-        self.bytes.len() as u64 == self.len
-    }
-}
-
-/// A stream entry with the window of its message (`m`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MessageExcerpt {
-    /// The entry id.
-    pub token: String,
-    /// The window of the message; `None` for an entry without one.
-    pub message: Option<Excerpt>,
-}
-
-/// A dead letter with the windows of its reason and message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetterExcerpt {
-    /// The entry id.
-    pub token: String,
-    /// The window of the reason; `None` for an entry without one.
-    pub reason: Option<Excerpt>,
-    /// The window of the message; `None` for an entry without one.
-    pub message: Option<Excerpt>,
-}
-
-/// Who holds a leased job, and for how long.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Lease {
-    /// The consumer holding the lease.
-    pub consumer: String,
-    /// Time since the lease was last delivered or renewed.
-    #[serde(rename = "idle_ms", serialize_with = "super::figures::millis")]
-    pub idle: Duration,
-    /// How often the group has handed this entry out.
-    pub deliveries: u64,
-}
-
-/// A leased job with the window of its message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LeasedExcerpt {
-    /// The entry id.
-    pub token: String,
-    /// Who holds it.
-    pub lease: Lease,
-    /// The window of the message; `None` if the entry was deleted meanwhile.
-    pub message: Option<Excerpt>,
-}
-
-impl Inspector {
+impl RedisView {
     /// Up to `max` entries of a service's stream from `start` (an entry id,
     /// `(id` for the entries after it, or `-`), oldest first, with the
     /// fields `fields` cut to the first `window` bytes: as many script
@@ -200,7 +132,7 @@ impl Inspector {
     /// Up to `max` dead letters of `service`, oldest first, after the entry
     /// `after` (from the oldest without one), reasons and messages cut to
     /// their first `window` bytes.
-    pub async fn dead_letter_excerpts(
+    pub(crate) async fn dead_letter_excerpts(
         &self,
         service: &str,
         after: Option<&str>,
@@ -240,7 +172,7 @@ impl Inspector {
 
     /// Dead letters of `service` by token, reasons and messages cut to
     /// their first `window` bytes (`None` for a token with no entry).
-    pub async fn dead_letters_by_token(
+    pub(crate) async fn dead_letters_by_token(
         &self,
         service: &str,
         tokens: &[&str],
@@ -276,14 +208,14 @@ impl Inspector {
     }
 
     /// How many dead letters `service` has (`XLEN`).
-    pub async fn dead_letter_count(&self, service: &str) -> Result<u64, Error> {
+    pub(crate) async fn dead_letter_count(&self, service: &str) -> Result<u64, Error> {
         self.query(redis::cmd("XLEN").arg(self.keys.dead(service)))
             .await
     }
 
     /// Up to `max` queued jobs of `service`, oldest first, messages cut to
     /// their first `window` bytes; `Ok(None)` for an unknown service.
-    pub async fn queued_excerpts(
+    pub(crate) async fn queued_excerpts(
         &self,
         service: &str,
         max: usize,
@@ -316,7 +248,7 @@ impl Inspector {
 
     /// Up to `max` leased jobs of `service`, oldest lease first, messages
     /// cut to their first `window` bytes; `Ok(None)` for an unknown service.
-    pub async fn leased_excerpts(
+    pub(crate) async fn leased_excerpts(
         &self,
         service: &str,
         max: usize,
@@ -363,7 +295,7 @@ impl Inspector {
 
     /// Who holds the entry `token` of `service`'s jobs stream, if a worker
     /// does (`XPENDING key workers token token 1`).
-    pub async fn lease(&self, service: &str, token: &str) -> Result<Option<Lease>, Error> {
+    pub(crate) async fn lease(&self, service: &str, token: &str) -> Result<Option<Lease>, Error> {
         let token = entry_id(token)?;
         let jobs = self.keys.jobs(service);
         if self.group(&jobs).await?.is_none() {
@@ -388,7 +320,7 @@ impl Inspector {
 
     /// Entries of one of `service`'s streams by token, messages cut to their
     /// first `window` bytes (`None` for a token with no entry).
-    pub async fn message_excerpts(
+    pub(crate) async fn message_excerpts(
         &self,
         service: &str,
         stream: Stream,
@@ -417,7 +349,7 @@ impl Inspector {
     /// A window of one field of one stream entry: `len` bytes from
     /// `offset` (what a download reads a chunk at a time). `None` when the
     /// entry or the field is not there.
-    pub async fn entry_window(
+    pub(crate) async fn entry_window(
         &self,
         service: &str,
         stream: Stream,
@@ -439,7 +371,7 @@ impl Inspector {
 
     /// A window of a kept result (`P:result:{call}`): `len` bytes from
     /// `offset`; `None` when there is none (never kept, or expired).
-    pub async fn kept_result_window(
+    pub(crate) async fn kept_result_window(
         &self,
         call_id: &str,
         offset: u64,
@@ -458,29 +390,9 @@ impl Inspector {
         let mut parts = array(reply).into_iter();
         Ok(excerpt(parts.next(), parts.next()))
     }
-
-    pub(super) fn stream_key(&self, service: &str, stream: Stream) -> String {
-        match stream {
-            Stream::Jobs => self.keys.jobs(service),
-            Stream::Dead => self.keys.dead(service),
-        }
-    }
-
-    pub(super) async fn read_only(
-        &self,
-        script: ReadOnlyScript,
-        keys: &[&str],
-        args: &[&[u8]],
-    ) -> Result<Value, Error> {
-        self.connection
-            .invoke_read_only(script, keys, args)
-            .await
-            .map_err(|e| self.broker(e))
-    }
 }
 
-/// The stream field holding the message (`docs/PROTOCOL.md`).
-const FIELD: &str = super::FIELD;
+use rpc_protocol::stream::MESSAGE as FIELD;
 
 /// Checks that `token` is a stream entry id before it reaches Redis.
 pub(super) fn entry_id(token: &str) -> Result<&str, Error> {

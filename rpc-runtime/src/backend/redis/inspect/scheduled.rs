@@ -17,64 +17,21 @@
 //! caller to show as unreadable. Nothing on the schedule can make this fail
 //! but Redis itself.
 
+use crate::backend::inspection::scheduled::attempt_and_job;
 use redis::Value;
-use serde::Serialize;
 
-use super::excerpts::{
-    array, bytes, excerpt, more_and_items, Excerpt, BYTES_PER_CALL, MAX_ENTRIES_PER_READ,
-    MAX_WINDOW_BYTES,
-};
-use super::figures::message;
-use super::Inspector;
-use crate::backend::redis::read_only::ReadOnlyScript;
+use super::super::read_only::ReadOnlyScript;
+use super::excerpts::{array, bytes, excerpt, more_and_items, BYTES_PER_CALL};
+use super::view::RedisView;
+use crate::backend::inspection::excerpts::{MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES};
+use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 use crate::error::Error;
 
 /// How much of a scheduled job's token a bounded read takes: a call id is
 /// at most `rpc_protocol::limits::MAX_ID_BYTES`, so anything longer is no call id.
 const TOKEN_WINDOW_BYTES: usize = 512;
-use rpc_protocol::job::JobMessage;
 
-/// A job waiting on a service's schedule: a delayed call, or a failed call
-/// waiting to be retried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScheduledJob {
-    /// The entry token, which is the call id.
-    pub id: String,
-    /// When it is due, in ms since the Unix epoch on Redis's clock.
-    pub due_ms: u64,
-    /// The attempt it will be (1 for a delayed call, 2 and up for a retry);
-    /// `None` when the message is no readable job message.
-    pub attempt: Option<u32>,
-    /// The full job name (`Service.job`); `None` when the message is no
-    /// readable job message.
-    pub job: Option<String>,
-    /// The message (empty when the entry has none: moved onto the queue
-    /// meanwhile, or written broken).
-    #[serde(rename = "message", serialize_with = "message")]
-    pub payload: Vec<u8>,
-}
-
-/// A job on the schedule with the windows of its token and message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScheduledExcerpt {
-    /// The token (the call id), cut to 512 bytes.
-    pub token: Excerpt,
-    /// When it is due, ms since the Unix epoch on Redis's clock; `None`
-    /// when only its message is left (moved onto the queue meanwhile).
-    pub due_ms: Option<u64>,
-    /// The window of the message; `None` when it has none.
-    pub message: Option<Excerpt>,
-}
-
-impl ScheduledJob {
-    /// Whether this is a retry waiting out its backoff (attempt 2 or later)
-    /// rather than a call sent with a delay.
-    pub fn is_retry(&self) -> bool {
-        self.attempt.is_some_and(|a| a > 1)
-    }
-}
-
-impl Inspector {
+impl RedisView {
     /// Up to `max` jobs on `service`'s schedule, soonest due first, with
     /// their messages (`ZRANGE 0 max-1 WITHSCORES`, then `HMGET`);
     /// `Ok(None)` for an unknown service: one with neither a jobs stream
@@ -89,7 +46,7 @@ impl Inspector {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn scheduled(
+    pub(crate) async fn scheduled(
         &self,
         service: &str,
         max: usize,
@@ -143,7 +100,7 @@ impl Inspector {
     /// Up to `max` jobs on `service`'s schedule, soonest first, tokens and
     /// messages cut (messages to their first `window` bytes); `Ok(None)`
     /// for a service with neither a schedule nor a jobs stream.
-    pub async fn scheduled_excerpts(
+    pub(crate) async fn scheduled_excerpts(
         &self,
         service: &str,
         max: usize,
@@ -183,7 +140,7 @@ impl Inspector {
     /// A window of the job `id` on `service`'s schedule: its message's
     /// `len` bytes from `offset` and when it is due; `None` when it is not
     /// on the schedule.
-    pub async fn scheduled_window(
+    pub(crate) async fn scheduled_window(
         &self,
         service: &str,
         id: &str,
@@ -229,15 +186,9 @@ impl Inspector {
 
     /// How many jobs wait on `service`'s schedule (`ZCARD`; 0 for a service
     /// that has none, or is unknown).
-    pub async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
+    pub(crate) async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
         self.query(redis::cmd("ZCARD").arg(self.keys.schedule(service)))
             .await
-    }
-
-    /// Whether `service` is paused (`EXISTS P:{S}:paused`): its workers
-    /// take none of its jobs until it is resumed.
-    pub async fn is_paused(&self, service: &str) -> Result<bool, Error> {
-        self.exists(&self.keys.paused(service)).await
     }
 }
 
@@ -315,18 +266,6 @@ fn parse_score(text: &str) -> Option<f64> {
     }
 }
 
-/// The attempt and job name of a job message, or `(None, None)` when it is
-/// none (not a JSON object, or missing the fields every job message has).
-fn attempt_and_job(payload: &[u8]) -> (Option<u32>, Option<String>) {
-    if !rpc_protocol::job::is_json_object(payload) {
-        return (None, None);
-    }
-    match serde_json::from_slice::<JobMessage>(payload) {
-        Ok(message) => (Some(message.attempt), Some(message.job.into_owned())),
-        Err(_) => (None, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,23 +290,5 @@ mod tests {
             [(b"c".to_vec(), 0)]
         );
         assert!(scored_members(Value::Nil).is_empty());
-    }
-
-    #[test]
-    fn only_job_messages_give_an_attempt_and_a_job() {
-        let message = br#"{"v":1,"id":"c1","job":"Math.add","params":{},"attempt":3}"#;
-        assert_eq!(
-            attempt_and_job(message),
-            (Some(3), Some("Math.add".to_owned()))
-        );
-        for garbage in [
-            &b""[..],
-            b"\xff\x00{",
-            b"[1,2]",
-            b"{\"job\":1}",
-            b"not json",
-        ] {
-            assert_eq!(attempt_and_job(garbage), (None, None), "{garbage:?}");
-        }
     }
 }

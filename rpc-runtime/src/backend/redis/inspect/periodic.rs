@@ -7,14 +7,14 @@
 //! `TYPE` and `HGETALL` only. Values written there by hand list as
 //! unreadable rows rather than failing the listing.
 
-use super::Inspector;
+use super::view::RedisView;
 use crate::error::Error;
-use crate::periodic::{read_states, PeriodicState};
+use crate::periodic::stored::{read_states, PeriodicState};
 
-impl Inspector {
+impl RedisView {
     /// The services with periodic jobs under this prefix, sorted: `SCAN
     /// MATCH P:{*}:periodic TYPE hash` (on every master of a Cluster).
-    pub async fn periodic_services(&self) -> Result<Vec<String>, Error> {
+    pub(crate) async fn periodic_services(&self) -> Result<Vec<String>, Error> {
         let keys = self
             .scan_masters(&self.keys.periodic_pattern(), "hash")
             .await
@@ -33,7 +33,10 @@ impl Inspector {
     /// service is unknown (it has neither periodic jobs nor a jobs
     /// stream), `Ok(Some(empty))` for a service without periodic jobs. A
     /// key of another type than a hash is an error that names it.
-    pub async fn periodic(&self, service: &str) -> Result<Option<Vec<PeriodicState>>, Error> {
+    pub(crate) async fn periodic(
+        &self,
+        service: &str,
+    ) -> Result<Option<Vec<PeriodicState>>, Error> {
         let definitions_key = self.keys.periodic(service);
         let last_key = self.keys.periodic_last(service);
         let mut found = false;
@@ -61,11 +64,5 @@ impl Inspector {
         let lasts = contents.pop().unwrap_or_default();
         let definitions = contents.pop().unwrap_or_default();
         Ok(Some(read_states(service, definitions, lasts)))
-    }
-
-    /// Redis's clock, ms since the Unix epoch: what the listing's last and
-    /// next ticks are measured against.
-    pub async fn broker_time_ms(&self) -> Result<u64, Error> {
-        self.server_time_ms().await
     }
 }

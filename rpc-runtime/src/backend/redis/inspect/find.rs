@@ -14,13 +14,14 @@
 //! included) anywhere in the message; a match is a candidate, and the
 //! caller decides from the message whether its `id` field is the call.
 
+use super::super::read_only::ReadOnlyScript;
+use super::excerpts::entry_id;
+use super::view::RedisView;
+use crate::backend::inspection::excerpts::{Found, Stream};
 use std::time::Instant;
 
 use redis::Value;
 
-use super::excerpts::{entry_id, Stream};
-use super::Inspector;
-use crate::backend::redis::read_only::ReadOnlyScript;
 use crate::error::Error;
 
 /// Entries one step of the search looks at, at most.
@@ -30,21 +31,11 @@ const ENTRIES_PER_STEP: usize = 2_000;
 /// cost, a few milliseconds per MB.
 const BYTES_PER_STEP: usize = 8 * 1024 * 1024;
 
-/// What a search found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    /// The entries whose message holds the call id, newest first.
-    pub tokens: Vec<String>,
-    /// Whether every entry was looked at; `false` when the deadline or
-    /// `max_matches` stopped the search first.
-    pub finished: bool,
-}
-
-impl Inspector {
+impl RedisView {
     /// The entries of one of `service`'s streams whose message holds
     /// `call_id`, newest first: up to `max_matches` of them, looking until
     /// `deadline` at the latest.
-    pub async fn find_call(
+    pub(crate) async fn find_call(
         &self,
         service: &str,
         stream: Stream,
@@ -99,7 +90,7 @@ impl Inspector {
                 &[
                     needle.as_bytes(),
                     from.as_bytes(),
-                    super::FIELD.as_bytes(),
+                    rpc_protocol::stream::MESSAGE.as_bytes(),
                     entries.as_bytes(),
                     bytes.as_bytes(),
                     matches.as_bytes(),

@@ -23,12 +23,12 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::backend::CANCEL_MEMORY;
 use crate::sync::lock;
+use rpc_protocol::limits::CANCEL_MEMORY;
 use rpc_protocol::limits::MAX_ID_BYTES;
 
 /// Cancelled call ids remembered per worker at most (the oldest go first);
-/// the broker remembers them for a day (`backend::CANCEL_MEMORY`).
+/// the broker remembers them for a day (`rpc_protocol::limits::CANCEL_MEMORY`).
 const REMEMBERED: usize = 200_000;
 
 /// What a worker knows of cancellations.
@@ -100,7 +100,7 @@ impl Cancellations {
     /// Learns cancellations from a poll (ids are unchecked broker data:
     /// an id no call can have is ignored with a log line) and wakes the
     /// running jobs to look. Returns how many were new.
-    pub(super) fn learn(&self, queue: &str, cancelled: Vec<(String, u64)>) -> usize {
+    pub(crate) fn learn(&self, queue: &str, cancelled: Vec<(String, u64)>) -> usize {
         let mut new = 0;
         let mut ignored = 0;
         let mut learned = lock(&self.learned);

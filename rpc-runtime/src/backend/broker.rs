@@ -1,0 +1,15 @@
+//! A whole broker: every capability a client, a worker and an operator's
+//! tools need, as one trait object (`Arc<dyn Broker>`), in the manner of
+//! apalis-core's backend traits.
+
+use super::control::Control;
+use super::inspection::Inspection;
+use super::queue::Queue;
+use super::schedule::Schedule;
+
+/// A broker connection shared by all tasks of a client or worker: the
+/// queue, its schedule, the operator's levers and the read-only view, each
+/// implemented by Redis and by `memory://`.
+pub trait Broker: Queue + Schedule + Control + Inspection {}
+
+impl<T: Queue + Schedule + Control + Inspection> Broker for T {}

@@ -1,0 +1,121 @@
+//! What a memory broker holds, shaped after the Redis keys it stands in
+//! for: per queue the ready jobs, the leases and the dead letters; the
+//! inboxes, kept results, schedule, cancellations, pause flags,
+//! idempotency keys and periodic records.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::backend::control::DeadLetter;
+
+#[derive(Default)]
+pub(super) struct Queue {
+    pub(super) ready: VecDeque<Ready>,
+    pub(super) leased: HashMap<u64, Lease>,
+    pub(super) dead: VecDeque<DeadLetter>,
+    /// Jobs ever added (Redis's `entries-added`).
+    pub(super) added: u64,
+    /// The consumers that read this queue, with when they last did.
+    pub(super) consumers: HashMap<String, Instant>,
+}
+
+/// A queued job.
+pub(super) struct Ready {
+    pub(super) token: u64,
+    /// When it was queued (ms since the epoch).
+    pub(super) enqueued_ms: u64,
+    pub(super) payload: Vec<u8>,
+    /// Cancelled while it was scheduled (Redis's `c` field).
+    pub(super) cancelled: bool,
+}
+
+pub(super) struct Lease {
+    pub(super) payload: Vec<u8>,
+    pub(super) cancelled: bool,
+    pub(super) enqueued_ms: u64,
+    pub(super) consumer: String,
+    pub(super) since: Instant,
+    pub(super) deliveries: u32,
+}
+
+pub(super) struct Inbox {
+    pub(super) replies: VecDeque<Vec<u8>>,
+    pub(super) expires: Instant,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) next_token: u64,
+    pub(super) queues: HashMap<String, Queue>,
+    pub(super) inboxes: HashMap<String, Inbox>,
+    pub(super) results: HashMap<String, (Vec<u8>, Instant)>,
+    /// Per queue: scheduled jobs by token, with when they are due (ms
+    /// since the epoch).
+    pub(super) scheduled: HashMap<String, HashMap<String, (u64, Vec<u8>)>>,
+    /// Per queue: cancelled call ids, with when (ms since the epoch).
+    pub(super) cancelled: HashMap<String, HashMap<String, u64>>,
+    /// Paused queues.
+    pub(super) paused: HashSet<String>,
+    /// Idempotency keys by (queue, key): the call id, its fingerprint, and
+    /// when the key is forgotten.
+    pub(super) once: HashMap<(String, String), (String, String, Instant)>,
+    /// Per queue: the periodic jobs' definitions and last ticks.
+    pub(super) periodic: HashMap<String, PeriodicRecords>,
+}
+
+/// One queue's periodic jobs, as Redis keeps them in two hashes.
+#[derive(Default)]
+pub(super) struct PeriodicRecords {
+    /// Name -> definition JSON.
+    pub(super) definitions: HashMap<String, Vec<u8>>,
+    /// Name -> the last tick enqueued (ms since the epoch).
+    pub(super) last: HashMap<String, u64>,
+}
+
+impl State {
+    /// Appends a job to a queue (the caller wakes the takers).
+    pub(super) fn enqueue(&mut self, queue: &str, payload: Vec<u8>, cancelled: bool) {
+        self.next_token += 1;
+        let token = self.next_token;
+        let q = self.queues.entry(queue.to_owned()).or_default();
+        q.added += 1;
+        q.ready.push_back(Ready {
+            token,
+            enqueued_ms: rpc_protocol::time::unix_ms(SystemTime::now()),
+            payload,
+            cancelled,
+        });
+    }
+
+    /// Puts a job on the schedule under `token`, due after `delay`.
+    pub(super) fn schedule(&mut self, queue: &str, token: &str, payload: Vec<u8>, delay: Duration) {
+        let due =
+            rpc_protocol::time::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
+        self.scheduled
+            .entry(queue.to_owned())
+            .or_default()
+            .insert(token.to_owned(), (due, payload));
+    }
+
+    /// Notes that `consumer` read `queue` now (Redis's consumer idle time).
+    pub(super) fn seen(&mut self, queue: &str, consumer: &str) {
+        let q = self.queues.entry(queue.to_owned()).or_default();
+        match q.consumers.get_mut(consumer) {
+            Some(at) => *at = Instant::now(),
+            None => {
+                q.consumers.insert(consumer.to_owned(), Instant::now());
+            }
+        }
+    }
+}
+
+/// The token of entry `n` added at `ms`, shaped like a Redis stream entry
+/// id (`<ms>-<n>`), so tools that check tokens take it alike.
+pub(super) fn token(ms: u64, n: u64) -> String {
+    format!("{ms}-{n}")
+}
+
+/// The entry number of a token ([`token`]); `None` for anything else.
+pub(super) fn entry_number(token: &str) -> Option<u64> {
+    token.split_once('-')?.1.parse().ok()
+}
