@@ -126,6 +126,22 @@ mod tests {
     }
 
     #[test]
+    fn a_number_is_the_nearest_double_as_every_language_reads_it() {
+        // 9007199254740993 is halfway between the doubles 2^53 and 2^53 + 2;
+        // IEEE rounding (ties to even), which JavaScript, Python and Go
+        // parsers follow, gives 2^53. serde_json's default parser, which is
+        // not correctly rounded, gave 2^53 + 2: the same parameters then
+        // had one fingerprint in Rust and another in any other language,
+        // and `9007199254740993.0` shared a fingerprint with the integer
+        // `9007199254740994` here only.
+        assert_eq!(canon("9007199254740993.0"), "9007199254740992");
+        assert_ne!(
+            fingerprint("S.j", r#"{"id": 9007199254740993.0}"#),
+            fingerprint("S.j", r#"{"id": 9007199254740994}"#)
+        );
+    }
+
+    #[test]
     fn the_canonical_form_follows_rfc_8785() {
         // RFC 8785's own examples (3.2.2.3 numbers, 3.2.3 sorting by UTF-16).
         assert_eq!(canon("1e30"), "1e+30");

@@ -16,6 +16,8 @@ use rpc_testkit::RedisServer;
 use serde_json::json;
 
 mod client_attacks;
+mod intake_volume;
+mod known_ids;
 mod tenants;
 mod whole_job;
 mod worker_attacks;
