@@ -1,67 +1,82 @@
-//! JSON Schema straight from the model, for tools that cannot compile Rust.
+//! The JSON Schema of every job, from the model: the one implementation.
 //!
-//! At run time the generated `json_schemas()` asks schemars; the CLI's
-//! `json-schema` command has no compiled types, so this module builds the same
-//! documents from the model. It follows schemars 1's conventions (draft
-//! 2020-12, named types under `$defs`, `"$ref": "#"` for a root type that
-//! contains itself, externally tagged enums as `oneOf`, `Option<T>` as a
-//! nullable type or `anyOf [T, null]`, doc comments as `description`) so the
-//! two agree; `tests/json_schema.rs` checks them against each other.
+//! Every user of a job's schema reads these documents: `rpc-codegen
+//! json-schema` and the AsyncAPI export (from a schema file, nothing
+//! compiled), `rpc backlog-check` and the dashboard's forms (the same), and
+//! the compiled service at run time, whose generated `json_schemas()`
+//! returns the text `emit::schemas` embedded from here. There is no second
+//! source (the generated types derive no schema of their own) to drift from.
+//!
+//! The documents keep the conventions of schemars 1, which produced the
+//! run-time schemas before: draft 2020-12, named types under `$defs`,
+//! `"$ref": "#"` for a root type that contains itself, externally tagged
+//! enums as `oneOf`, `Option<T>` as a nullable type or `anyOf [T, null]`, doc
+//! comments as `description`. That they describe what serde really writes
+//! and accepts is tested against the generated types
+//! (`build-examples/everything/tests/schemas_describe_the_wire.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Field, Returns, Schema, Ty, TypeDef, TypeKind, TypeRef, VariantShape};
+use crate::model::{
+    Field, ModuleId, Returns, Schema, Ty, TypeDef, TypeKind, TypeRef, VariantShape,
+};
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 
 /// Every job of the requested modules:
-/// `[{service, job, request, response, error?}]`, like `json_schemas()`
-/// serialized.
+/// `[{service, job, request, response, error?}]`, as `json_schemas()`
+/// returns them.
 pub fn jobs(schema: &Schema) -> Value {
+    let jobs = schema
+        .roots
+        .iter()
+        .flat_map(|&id| module_jobs(schema, id))
+        .collect();
+    Value::Array(jobs)
+}
+
+/// The jobs of one module's own services, in declaration order.
+pub(crate) fn module_jobs(schema: &Schema, id: ModuleId) -> Vec<Value> {
     let mut out = Vec::new();
-    for &id in &schema.roots {
-        for service in &schema.module(id).services {
-            for job in &service.jobs {
-                let request_doc = vec![format!(
-                    " Parameters of job `{}` of service `{}`: the wire `params` object.",
-                    job.wire, service.wire
-                )];
-                let request = Gen::new(schema, None).root_object(
-                    job.request.unraw(),
-                    &request_doc,
-                    &job.params,
-                );
-                let (response, error) = match &job.returns {
-                    Returns::Nothing => (unit_root(), None),
-                    Returns::Value(ty) => (root_of(schema, ty), None),
-                    Returns::Result { ok, err } => {
-                        (root_of(schema, ok), Some(root_of(schema, &Ty::Named(*err))))
-                    }
-                };
-                let mut entry = json!({
-                    "service": service.wire,
-                    "job": job.wire,
-                    "request": request,
-                    "response": response,
-                });
-                // Like the runtime's `JobSchema`, which skips a missing error.
-                if let (Some(error), Value::Object(map)) = (error, &mut entry) {
-                    map.insert("error".into(), error);
+    for service in &schema.module(id).services {
+        for job in &service.jobs {
+            let request_doc = vec![format!(
+                " Parameters of job `{}` of service `{}`: the wire `params` object.",
+                job.wire, service.wire
+            )];
+            let request =
+                Gen::new(schema, None).root_object(job.request.unraw(), &request_doc, &job.params);
+            let (response, error) = match &job.returns {
+                Returns::Nothing => (unit_root(), None),
+                Returns::Value(ty) => (root_of(schema, ty), None),
+                Returns::Result { ok, err } => {
+                    (root_of(schema, ok), Some(root_of(schema, &Ty::Named(*err))))
                 }
-                out.push(entry);
+            };
+            let mut entry = json!({
+                "service": service.wire,
+                "job": job.wire,
+                "request": request,
+                "response": response,
+            });
+            // A job without an application error has no `error` (as
+            // `JobSchema` serializes `None`).
+            if let (Some(error), Value::Object(map)) = (error, &mut entry) {
+                map.insert("error".into(), error);
             }
+            out.push(entry);
         }
     }
-    Value::Array(out)
+    out
 }
 
 fn unit_root() -> Value {
     json!({ "$schema": DRAFT, "title": "null", "type": "null" })
 }
 
-/// The root schema of a type, as `schemars::schema_for!` would give it.
+/// The root schema of a type: titled by its name, its named types in `$defs`.
 fn root_of(schema: &Schema, ty: &Ty) -> Value {
     let root = match strip_box(ty) {
         Ty::Named(r) => Some(*r),
@@ -82,7 +97,8 @@ fn strip_box(ty: &Ty) -> &Ty {
     }
 }
 
-/// schemars' name for a type used as a root (`int64`, `Array_of_Tagged`).
+/// The title of a type used as a root (`int64`, `Array_of_Tagged`), named
+/// as schemars names them.
 fn title(schema: &Schema, ty: &Ty) -> String {
     match ty {
         Ty::Bool => "boolean".into(),
@@ -180,14 +196,14 @@ impl<'a> Gen<'a> {
     fn ty(&mut self, ty: &Ty) -> Value {
         match ty {
             Ty::Bool => json!({"type": "boolean"}),
-            Ty::I8 => int("int8", Some(i8::MIN as i64), Some(i8::MAX as u64)),
-            Ty::I16 => int("int16", Some(i16::MIN as i64), Some(i16::MAX as u64)),
-            Ty::I32 => int("int32", None, None),
-            Ty::I64 => int("int64", None, None),
-            Ty::U8 => int("uint8", Some(0), Some(u8::MAX as u64)),
-            Ty::U16 => int("uint16", Some(0), Some(u16::MAX as u64)),
-            Ty::U32 => int("uint32", Some(0), None),
-            Ty::U64 => int("uint64", Some(0), None),
+            Ty::I8 => int("int8", i8::MIN.into(), i8::MAX as u64),
+            Ty::I16 => int("int16", i16::MIN.into(), i16::MAX as u64),
+            Ty::I32 => int("int32", i32::MIN.into(), i32::MAX as u64),
+            Ty::I64 => int("int64", i64::MIN, i64::MAX as u64),
+            Ty::U8 => int("uint8", 0, u8::MAX.into()),
+            Ty::U16 => int("uint16", 0, u16::MAX.into()),
+            Ty::U32 => int("uint32", 0, u32::MAX.into()),
+            Ty::U64 => int("uint64", 0, u64::MAX),
             Ty::F32 => json!({"type": "number", "format": "float"}),
             Ty::F64 => json!({"type": "number", "format": "double"}),
             Ty::String => json!({"type": "string"}),
@@ -293,17 +309,11 @@ impl<'a> Gen<'a> {
     }
 }
 
-fn int(format: &str, min: Option<i64>, max: Option<u64>) -> Value {
-    let mut out = json!({"type": "integer", "format": format});
-    if let Value::Object(map) = &mut out {
-        if let Some(min) = min {
-            map.insert("minimum".into(), min.into());
-        }
-        if let Some(max) = max {
-            map.insert("maximum".into(), max.into());
-        }
-    }
-    out
+/// An integer with the range its Rust type holds: serde refuses a number
+/// outside it, and so must the schema. (schemars wrote the bounds of the
+/// 8- and 16-bit types only, leaving the wider ones to `format`.)
+fn int(format: &str, min: i64, max: u64) -> Value {
+    json!({"type": "integer", "format": format, "minimum": min, "maximum": max})
 }
 
 /// An externally tagged variant: `{"Tag": inner}`.
@@ -357,7 +367,7 @@ fn annotate(schema: &mut Value, docs: &[String], deprecated: bool) {
     }
 }
 
-/// Doc lines as schemars joins them: one leading space dropped per line,
+/// Doc lines as a description: one leading space dropped per line,
 /// lines joined with `\n`, surrounding blank lines trimmed.
 pub(crate) fn description(docs: &[String]) -> Option<String> {
     let text = docs

@@ -76,7 +76,6 @@ macro_rules! include_schema {
 /// Items generated code uses. Not a stable API for anything else.
 #[doc(hidden)]
 pub mod __private {
-    pub use schemars;
     pub use serde;
     pub use serde_json;
     pub use serde_json::value::RawValue;
@@ -109,8 +108,13 @@ pub mod __private {
         crate::service::finish_app(result)
     }
 
-    /// The JSON Schema of `T`, as a JSON value.
-    pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
-        schemars::schema_for!(T).to_value()
+    /// A module's job schemas from the JSON text rpc-codegen embedded in it
+    /// (computed from the schema, the same documents `rpc-codegen
+    /// json-schema` prints). The text is written by rpc-codegen, never read
+    /// from a peer: unreadable text is a codegen bug, and says so.
+    pub fn job_schemas(text: &str) -> Vec<crate::JobSchema> {
+        serde_json::from_str(text).unwrap_or_else(|e| {
+            panic!("rpc-codegen embedded job schemas that do not read as JSON: {e}")
+        })
     }
 }
