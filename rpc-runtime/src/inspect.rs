@@ -28,7 +28,8 @@
 //! besides the read commands above.
 //!
 //! Ages are measured against Redis's own clock (`TIME`), so a skewed clock on
-//! the operator's machine does not distort them.
+//! the operator's machine does not distort them; [`human_time`] writes them
+//! (and due times) for people, the same in every view.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_runtime::Error> {
@@ -59,6 +60,7 @@ use crate::error::Error;
 mod excerpts;
 mod figures;
 mod find;
+pub mod human_time;
 mod periodic;
 mod scheduled;
 
