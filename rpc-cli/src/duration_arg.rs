@@ -13,8 +13,9 @@ use std::time::Duration;
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("{text} seconds is not a duration (not negative, not that long)"));
+        return Duration::try_from_secs_f64(secs).map_err(|_| {
+            format!("{text} seconds is not a duration (not negative, not that long)")
+        });
     }
     humantime::parse_duration(text).map_err(|e| {
         format!("{e} (a duration is like `30s`, `1h 30m`, `250ms`, or a number of seconds)")

@@ -31,6 +31,7 @@ mod periodic;
 mod ping;
 mod scheduled;
 mod stats;
+mod table;
 mod top;
 
 use std::process::ExitCode;
