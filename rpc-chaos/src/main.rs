@@ -247,8 +247,7 @@ mod tests {
     #[test]
     fn periodic_intervals_are_read_as_rpc_reads_durations() {
         let every = |text: &str| {
-            periodic(&format!("beat=every:{text}:Chaos.note"), "run-once")
-                .map(|p| format!("{p:?}"))
+            periodic(&format!("beat=every:{text}:Chaos.note"), "run-once").map(|p| format!("{p:?}"))
         };
         assert!(every("200ms").unwrap().contains("Every(200ms)"));
         assert!(every("2s").unwrap().contains("Every(2s)"));

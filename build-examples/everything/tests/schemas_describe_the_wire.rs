@@ -201,9 +201,18 @@ fn written_by_serde() -> BTreeMap<&'static str, Written> {
             .collect::<Vec<_>>()
     };
     BTreeMap::from([
-        ("Health.ping", written(vec![json!({})], vec![value("pong")], none())),
-        ("Drawing.count", written(vec![json!({})], vec![value(0u64), value(u64::MAX)], none())),
-        ("Drawing.clear", written(vec![json!({})], vec![value(())], none())),
+        (
+            "Health.ping",
+            written(vec![json!({})], vec![value("pong")], none()),
+        ),
+        (
+            "Drawing.count",
+            written(vec![json!({})], vec![value(0u64), value(u64::MAX)], none()),
+        ),
+        (
+            "Drawing.clear",
+            written(vec![json!({})], vec![value(())], none()),
+        ),
         (
             "Drawing.draw",
             written(
@@ -352,7 +361,12 @@ fn written_by_serde() -> BTreeMap<&'static str, Written> {
             written(
                 shapes()
                     .into_iter()
-                    .map(|shape| value(DrawingRotateRequest { shape, degrees: 90.0 }))
+                    .map(|shape| {
+                        value(DrawingRotateRequest {
+                            shape,
+                            degrees: 90.0,
+                        })
+                    })
                     .collect(),
                 shapes().into_iter().map(value).collect(),
                 none(),
@@ -368,7 +382,10 @@ fn written_by_serde() -> BTreeMap<&'static str, Written> {
                 none(),
             ),
         ),
-        ("Admin.reset", written(vec![json!({})], vec![value(true)], none())),
+        (
+            "Admin.reset",
+            written(vec![json!({})], vec![value(true)], none()),
+        ),
         (
             "Admin.stats",
             written(
@@ -390,7 +407,8 @@ fn served() -> BTreeMap<String, JobSchema> {
 }
 
 fn validator(schema: &Value) -> jsonschema::Validator {
-    jsonschema::validator_for(schema).unwrap_or_else(|e| panic!("not a valid schema ({e}): {schema}"))
+    jsonschema::validator_for(schema)
+        .unwrap_or_else(|e| panic!("not a valid schema ({e}): {schema}"))
 }
 
 fn refusals(schema: &Value, instance: &Value) -> Vec<String> {
@@ -515,7 +533,10 @@ fn what_serde_refuses_the_schema_refuses() {
         &request("Drawing.reverse"),
         json!({"list": {"value": 1, "next": {"value": 2, "next": {"value": "3"}}}}),
     );
-    both_refuse::<Node>(&response("Drawing.reverse"), json!({"value": 1, "next": {}}));
+    both_refuse::<Node>(
+        &response("Drawing.reverse"),
+        json!({"value": 1, "next": {}}),
+    );
     both_refuse::<DrawingEvaluateRequest>(
         &request("Drawing.evaluate"),
         json!({"expr": {"Let": {"name": "x", "value": {"Negate": "1"}}}, "env": {}}),

@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn large_values_take_large_units() {
         assert_eq!(ms(2_171_493_600), "25d03h");
-        assert_eq!(duration(Duration::from_secs(u64::MAX)), "213503982334601d07h");
+        assert_eq!(
+            duration(Duration::from_secs(u64::MAX)),
+            "213503982334601d07h"
+        );
         assert_eq!(duration(Duration::MAX), "213503982334601d07h");
     }
 
