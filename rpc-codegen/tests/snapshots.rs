@@ -1,8 +1,9 @@
 //! Snapshot tests of the generated code: one snapshot per file in `schema/`
-//! (its own module; imported modules have their own snapshot). Each holds
-//! the module's JSON Schemas too, as `json_schemas()` serves them and
-//! `rpc-codegen json-schema` prints them. Review changes with
-//! `INSTA_UPDATE=always cargo test -p rpc-codegen` and `git diff`.
+//! (its own module; imported modules have their own snapshot), plus the
+//! job JSON Schemas of each file as `rpc-codegen json-schema` prints them
+//! (the generated code embeds them packed, one line a type or a job).
+//! Review changes with `INSTA_UPDATE=always cargo test -p rpc-codegen` and
+//! `git diff`.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,24 @@ fn every_schema_file_generates_code() {
             .expect("the requested file is generated");
         assert_eq!(own.module, stem);
         insta::assert_snapshot!(format!("generated_{stem}"), own.code);
+    }
+}
+
+/// The documents `rpc-codegen json-schema` prints (and `json_schemas()`
+/// serves, packed in the generated code above), pretty, for review.
+#[test]
+fn json_schema_of_every_schema_file() {
+    for path in schema_files() {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        let value = rpc_codegen::Builder::new()
+            .file(&path)
+            .json_schema()
+            .unwrap_or_else(|d| panic!("{} does not compile:\n{d}", path.display()));
+        let text = serde_json::to_string_pretty(&value).expect("JSON");
+        insta::assert_snapshot!(format!("json_schema_{stem}"), text);
     }
 }
 

@@ -45,6 +45,7 @@ mod clock;
 mod error;
 mod fingerprint;
 pub mod inspect;
+mod job_schemas;
 pub mod periodic;
 mod service;
 pub mod telemetry;
@@ -108,13 +109,9 @@ pub mod __private {
         crate::service::finish_app(result)
     }
 
-    /// A module's job schemas from the JSON text rpc-codegen embedded in it
-    /// (computed from the schema, the same documents `rpc-codegen
-    /// json-schema` prints). The text is written by rpc-codegen, never read
-    /// from a peer: unreadable text is a codegen bug, and says so.
+    /// A module's job schemas from the packed JSON text rpc-codegen
+    /// embedded in it: the documents `rpc-codegen json-schema` prints.
     pub fn job_schemas(text: &str) -> Vec<crate::JobSchema> {
-        serde_json::from_str(text).unwrap_or_else(|e| {
-            panic!("rpc-codegen embedded job schemas that do not read as JSON: {e}")
-        })
+        crate::job_schemas::unpack(text)
     }
 }
