@@ -29,7 +29,9 @@ use crate::report::Machine;
 /// The service the lateness jobs are sent to.
 const SERVICE: &str = "Lateness";
 /// Its schedule (call id -> due ms on Redis's clock).
-const SCHEDULE: &str = "rpc:{Lateness}:schedule";
+fn schedule_key() -> String {
+    rpc_runtime::protocol::Keys::new("rpc").schedule(SERVICE)
+}
 /// The list each run pushes `<call id> <start µs>` onto.
 const STARTS: &str = "bench:lateness:starts";
 /// Sends in flight while scheduling.
@@ -278,7 +280,7 @@ async fn measure<W>(
         .map_err(|e| e.to_string())?;
     let (intended, window_opens, took) = schedule(&client, &mut con, plan).await?;
     let recorded: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(SCHEDULE)
+        .arg(schedule_key())
         .arg(0)
         .arg(-1)
         .arg("WITHSCORES")

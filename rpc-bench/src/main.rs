@@ -670,7 +670,7 @@ async fn fire_and_forget(
         typed.note(i).await.map_err(|e| e.to_string())?;
     }
     let typed_rate = plan.ff_sends as f64 / t.elapsed().as_secs_f64();
-    drain(url, typed::jobs_key(), true).await?;
+    drain(url, &typed::jobs_key(), true).await?;
     report.row(
         format!("fire-and-forget sends, one sender, {} sends", plan.ff_sends),
         "sends/s",

@@ -169,6 +169,6 @@ impl Bench for Adder {
 }
 
 /// The queue key the typed jobs land on (for the bench's drain check).
-pub fn jobs_key() -> &'static str {
-    "rpc:{Bench}:jobs"
+pub fn jobs_key() -> String {
+    rpc_runtime::protocol::Keys::new("rpc").jobs("Bench")
 }

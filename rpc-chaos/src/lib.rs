@@ -26,7 +26,9 @@ use serde_json::json;
 /// The service name (and so the queue) the chaos worker serves.
 pub const SERVICE: &str = "Chaos";
 /// The service's jobs stream under the default prefix.
-pub const JOBS: &str = "rpc:{Chaos}:jobs";
+pub fn jobs_key() -> String {
+    rpc_runtime::protocol::Keys::new("rpc").jobs(SERVICE)
+}
 
 /// Call options with only a timeout, in milliseconds.
 pub fn timeout(ms: u64) -> rpc_runtime::CallOptions {
@@ -37,7 +39,7 @@ pub fn timeout(ms: u64) -> rpc_runtime::CallOptions {
 /// unacked jobs.
 pub fn pending_count(redis: &rpc_testkit::RedisServer) -> u64 {
     redis
-        .cli(["XPENDING", JOBS, "workers"])
+        .cli(["XPENDING", &jobs_key(), "workers"])
         .lines()
         .next()
         .and_then(|l| l.trim().parse().ok())

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rpc_chaos::{pending_count, timeout, Event, WorkerProcess, JOBS};
+use rpc_chaos::{jobs_key, pending_count, timeout, Event, WorkerProcess};
 use rpc_runtime::{Client, Error};
 use rpc_testkit::RedisServer;
 use serde_json::json;
@@ -154,7 +154,7 @@ fn b_frozen_worker_is_overtaken_and_its_late_answer_does_no_harm() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(a.child.is_running().unwrap());
         assert_eq!(pending_count(&redis), 0);
-        assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "0");
+        assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "0");
         assert_eq!(client.in_flight(), 0);
         // Nobody waits, so nobody reads: the duplicate sits in the inbox
         // (which expires) until the client's next read.
@@ -283,7 +283,7 @@ fn d_garbage_in_the_queue_is_dead_lettered() {
                     _ => format!("{{\"v\":1,\"id\":\"g{i}\",\"job\":{i},\"params\":{{}}}}"),
                 };
                 let _: String = redis::cmd("XADD")
-                    .arg(JOBS)
+                    .arg(jobs_key())
                     .arg("*")
                     .arg("m")
                     .arg(body)

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rpc_chaos::{pending_count, timeout, WorkerProcess, JOBS};
+use rpc_chaos::{jobs_key, pending_count, timeout, WorkerProcess};
 use rpc_runtime::Client;
 use rpc_testkit::RedisServer;
 use serde_json::json;
@@ -43,7 +43,7 @@ async fn a_reply_refused_for_good_ends_the_job_once_without_holding_a_slot() {
             "params": {"n": i}, "reply_to": inbox
         })
         .to_string();
-        redis.cli(["XADD", JOBS, "*", "m", &message]);
+        redis.cli(["XADD", &jobs_key(), "*", "m", &message]);
     }
     let client = Client::connect(&url).await.unwrap();
     let t0 = Instant::now();
@@ -78,7 +78,7 @@ async fn a_reply_refused_for_good_ends_the_job_once_without_holding_a_slot() {
         "the reason is given: {dead:#?}"
     );
     assert_eq!(pending_count(&redis), 0, "every job was acked");
-    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "0");
+    assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "0");
 }
 
 /// Issue 10, point 3: under `maxmemory` with `noeviction`, Redis refuses
@@ -106,7 +106,7 @@ async fn a_reply_refused_under_maxmemory_is_not_acked_and_arrives_once_memory_fr
             .expect("queued");
         calls.push((n, pending));
     }
-    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "10");
+    assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "10");
     redis.cli(["CONFIG", "SET", "maxmemory", "1"]);
     worker.child.sigcont().unwrap();
 
@@ -126,7 +126,11 @@ async fn a_reply_refused_under_maxmemory_is_not_acked_and_arrives_once_memory_fr
         10,
         "a job was acked without its reply"
     );
-    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "10", "a job was deleted");
+    assert_eq!(
+        redis.cli(["XLEN", &jobs_key()]).trim(),
+        "10",
+        "a job was deleted"
+    );
     assert_eq!(redis.cli(["EXISTS", "rpc:{Chaos}:dead"]).trim(), "0");
 
     // Memory frees: every caller gets its answer.

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rpc_chaos::{Event, WorkerProcess, JOBS};
+use rpc_chaos::{jobs_key, Event, WorkerProcess};
 use rpc_testkit::RedisServer;
 
 fn bin() -> &'static Path {
@@ -127,7 +127,7 @@ fn three_worker_processes_run_each_200ms_tick_exactly_once_over_3s() {
         // Redis agrees: each enqueued entry was run, or still waits (a
         // tick enqueued as the workers stopped), never one added twice.
         let added: u64 = stream_info(&redis, "entries-added");
-        let waiting: u64 = redis.cli(["XLEN", JOBS]).trim().parse().unwrap();
+        let waiting: u64 = redis.cli(["XLEN", &jobs_key()]).trim().parse().unwrap();
         assert_eq!(
             added,
             ticks.len() as u64 + waiting,
@@ -138,7 +138,7 @@ fn three_worker_processes_run_each_200ms_tick_exactly_once_over_3s() {
 
 /// A field of `XINFO STREAM rpc:{Chaos}:jobs`.
 fn stream_info(redis: &RedisServer, field: &str) -> u64 {
-    let info = redis.cli(["XINFO", "STREAM", JOBS]);
+    let info = redis.cli(["XINFO", "STREAM", &jobs_key()]);
     let lines: Vec<&str> = info.lines().map(str::trim).collect();
     let at = lines.iter().position(|l| *l == field).expect(field);
     lines[at + 1].parse().unwrap()

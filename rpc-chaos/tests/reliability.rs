@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_chaos::{pending_count, timeout, Event, WorkerProcess, JOBS};
+use rpc_chaos::{jobs_key, pending_count, timeout, Event, WorkerProcess};
 use rpc_runtime::{CallOptions, Client, Error, ErrorKind, JobRef};
 use rpc_testkit::RedisServer;
 use serde_json::json;
@@ -147,7 +147,7 @@ async fn deadlines_bound_the_caller_and_travel_to_the_handler() {
     );
 
     // The handler sees the deadline.
-    let before = rpc_runtime::wire::unix_ms(std::time::SystemTime::now());
+    let before = rpc_protocol::time::unix_ms(std::time::SystemTime::now());
     let ctx = client
         .call_and_wait_with("Chaos.context", json!({}), &timeout(5000))
         .await
@@ -178,7 +178,7 @@ async fn worker_does_not_start_an_expired_job() {
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(t0.elapsed() < Duration::from_millis(800));
-    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "1");
+    assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "1");
 
     let mut w = WorkerProcess::start(bin(), &url, &[]).expect("worker");
     let fresh = client
@@ -202,7 +202,7 @@ async fn worker_does_not_start_an_expired_job() {
         "the expired job never ran"
     );
     assert_eq!(stats["expired"], 1, "{stats}");
-    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "0");
+    assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "0");
     eprintln!("expired job skipped: worker stats {stats}");
 }
 
@@ -321,7 +321,7 @@ async fn nothing_transient_stays_in_redis() {
         p.wait().await.unwrap();
     }
     let t0 = Instant::now();
-    while pending_count(&redis) != 0 || redis.cli(["XLEN", JOBS]).trim() != "0" {
+    while pending_count(&redis) != 0 || redis.cli(["XLEN", &jobs_key()]).trim() != "0" {
         assert!(t0.elapsed() < Duration::from_secs(20), "jobs not drained");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -333,7 +333,7 @@ async fn nothing_transient_stays_in_redis() {
     let keys = redis.keys("*");
     for key in &keys {
         let ttl: i64 = redis.cli(["PTTL", key]).trim().parse().unwrap();
-        if key == JOBS {
+        if *key == jobs_key() {
             assert_eq!(ttl, -1);
             continue;
         }
@@ -344,15 +344,15 @@ async fn nothing_transient_stays_in_redis() {
         // -2: it expired between KEYS and PTTL.
         assert!(ttl >= 0 || ttl == -2, "{key} has no TTL ({ttl})");
     }
-    assert_eq!(redis.cli(["XLEN", JOBS]).trim(), "0");
-    let groups = redis.cli(["XINFO", "GROUPS", JOBS]);
+    assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "0");
+    let groups = redis.cli(["XINFO", "GROUPS", &jobs_key()]);
     assert!(groups.contains("workers"), "{groups}");
     let keys_right_after = keys.len();
 
     // After the TTLs: only the queue is left, and memory is back.
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let keys = redis.keys("*");
-    assert_eq!(keys, vec![JOBS.to_string()]);
+    assert_eq!(keys, vec![jobs_key()]);
     let memory_after = redis.used_memory();
     assert!(
         memory_after <= memory_before + 512 * 1024,
@@ -494,7 +494,7 @@ async fn redis_going_away_and_coming_back_empty() {
     let recovered = t0.elapsed();
     assert_eq!(r.unwrap().data, json!(81));
     assert!(w.child.is_running().unwrap(), "the worker survived");
-    let groups = redis.cli(["XINFO", "GROUPS", JOBS]);
+    let groups = redis.cli(["XINFO", "GROUPS", &jobs_key()]);
     assert!(groups.contains("workers"), "{groups}");
     for n in 0..20i64 {
         let r = client

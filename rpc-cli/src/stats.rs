@@ -75,8 +75,8 @@ fn unknown_service(service: &str, prefix: &str, known: &[String]) -> Error {
     Error::Codec {
         what: format!("find the service `{service}`"),
         reason: format!(
-            "no queue {prefix}:{{{service}}}:jobs under the prefix `{prefix}` ({known}; \
-             is --prefix right?)"
+            "no queue {} under the prefix `{prefix}` ({known}; is --prefix right?)",
+            rpc_protocol::Keys::new(prefix).jobs(service)
         ),
     }
 }

@@ -11,6 +11,7 @@
 //! come from the model, like `json-schema`'s, with named types under
 //! `components/schemas` so every message shares them.
 
+use rpc_protocol::Keys;
 use serde_json::{json, Map, Value};
 
 use crate::json_schema::{description, Gen};
@@ -75,22 +76,26 @@ pub fn document(schema: &Schema, api_version: &str) -> Value {
                 }
             }
             let mut channel = json!({
-                "address": "{prefix}:{queue}:jobs",
+                // The queue parameter is the hash tag, braces included.
+                "address": Keys::new("{prefix}").jobs("queue"),
                 "title": format!("Jobs of service `{}`", service.wire),
                 "description": format!(
-                    "The Redis stream `P:{{{0}}}:jobs`, every job of service `{0}`. Each \
-                     entry has one field, `m`, holding the job message as JSON \
-                     (`XADD P:{{{0}}}:jobs * m <json>`); workers read it in the consumer \
-                     group `workers`.",
-                    service.wire
+                    "The Redis stream `{jobs}`, every job of service `{0}`. Each \
+                     entry has one field, `{field}`, holding the job message as JSON \
+                     (`XADD {jobs} * {field} <json>`); workers read it in the consumer \
+                     group `{group}`.",
+                    service.wire,
+                    jobs = Keys::new("P").jobs(&service.wire),
+                    field = rpc_protocol::stream::MESSAGE,
+                    group = rpc_protocol::stream::GROUP,
                 ),
                 "parameters": {
                     "prefix": prefix_parameter(),
                     "queue": {
                         "description": format!(
                             "The service name in braces, a Redis Cluster hash tag: the key is \
-                             literally `rpc:{{{}}}:jobs` with the default prefix.",
-                            service.wire
+                             literally `{}` with the default prefix.",
+                            Keys::new("rpc").jobs(&service.wire)
                         ),
                         "enum": [format!("{{{}}}", service.wire)],
                         "default": format!("{{{}}}", service.wire),
@@ -107,13 +112,13 @@ pub fn document(schema: &Schema, api_version: &str) -> Value {
     channels.insert(
         "inbox".into(),
         json!({
-            "address": "{prefix}:inbox:{client}",
+            "address": Keys::new("{prefix}").inbox("client"),
             "title": "A client's reply inbox",
-            "description": "A Redis list per client process: workers `RPUSH` each reply (and \
+            "description": format!("A Redis list per client process: workers `RPUSH` each reply (and \
                 `PEXPIRE` the list), the client pops them with `BLMPOP`/`BLPOP` and routes \
                 them to waiting calls by `id`. The job message's `reply_to` is this key. A \
                 reply kept with `result_ttl_ms` is also stored as the string \
-                `P:result:{id}`.",
+                `{}`.", Keys::new("P").result("id")),
             "parameters": {
                 "prefix": prefix_parameter(),
                 "client": {
@@ -228,16 +233,21 @@ fn envelope_schemas() -> Map<String, Value> {
             "description": "A job message (client to worker). Unknown fields are ignored.",
             "required": ["v", "id", "job", "params"],
             "properties": {
-                "v": {"const": 1, "description": "Protocol version."},
-                "id": {"type": "string", "description": "Unique call id; replies carry it back."},
+                "v": {"enum": [1, 2], "description": "Protocol version: 2 for a message with `run_at_ms` or `idempotency_key` (older workers refuse it rather than run it early or twice)."},
+                "id": {"type": "string", "minLength": 1, "description": "Unique call id (1 to 256 bytes); replies carry it back."},
                 "job": {"type": "string", "description": "`Service.job`."},
                 "params": {"type": "object", "description": "The parameters, keyed by name."},
                 "reply_to": {"type": "string", "description": "The caller's inbox key; absent for one-way calls."},
                 "deadline_ms": {"type": "integer", "minimum": 0, "description": "Absolute deadline, ms since the Unix epoch."},
                 "attempt": {"type": "integer", "minimum": 1, "default": 1},
                 "max_attempts": {"type": "integer", "minimum": 1},
-                "result_ttl_ms": {"type": "integer", "minimum": 0, "default": 0, "description": "Keep the reply under `P:result:{id}` this long."},
+                "result_ttl_ms": {"type": "integer", "minimum": 0, "default": 0, "description": format!("Keep the reply under `{}` this long.", Keys::new("P").result("id"))},
                 "meta": {"type": "object", "additionalProperties": {"type": "string"}},
+                "timeout_ms": {"type": "integer", "minimum": 0, "description": "Time left to the deadline when sent, measured on Redis's clock."},
+                "sent_ms": {"type": "integer", "minimum": 0, "description": "When it was sent, ms since the Unix epoch on Redis's clock as the sender estimates it."},
+                "run_at_ms": {"type": "integer", "minimum": 0, "description": "A delayed call: not to run before this time, ms since the Unix epoch on Redis's clock."},
+                "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Run at most once per key while the key is held."},
+                "idempotency_ttl_ms": {"type": "integer", "minimum": 1, "description": "How long the key is held once claimed (default 1 h)."},
             },
         }),
     );
@@ -245,13 +255,14 @@ fn envelope_schemas() -> Map<String, Value> {
         "rpc.Reply".into(),
         json!({
             "type": "object",
-            "description": "A reply (worker to client): exactly one of `ok` and `error`.",
+            "description": "A reply (worker to client): exactly one of `ok`, `error` and `holder`.",
             "required": ["v", "id"],
             "properties": {
                 "v": {"const": 1},
                 "id": {"type": "string", "description": "The call id of the job message."},
                 "ok": {"description": "The job's return value."},
                 "error": reference("components/schemas", "rpc.Error"),
+                "holder": {"type": "string", "description": "The call holding this call's idempotency key (same job and parameters): this call did not run; its answer is that call's kept result."},
             },
         }),
     );
@@ -264,10 +275,10 @@ fn envelope_schemas() -> Map<String, Value> {
                 "kind": {
                     "type": "string",
                     "description": "Readers map kinds they do not know to \"unknown\".",
-                    "examples": ["app", "handler", "unknown_job", "bad_request", "deadline_exceeded", "dead_lettered"],
+                    "examples": ["app", "handler", "unknown_job", "bad_request", "deadline_exceeded", "dead_lettered", "cancelled", "idempotency_conflict"],
                 },
                 "message": {"type": "string"},
-                "data": {"description": "For `kind = \"app\"`: the application error."},
+                "data": {"description": "For `kind = \"app\"`: the application error; for `idempotency_conflict`: `{\"holder\", \"key\"}`."},
             },
         }),
     );

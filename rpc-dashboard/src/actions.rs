@@ -23,9 +23,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form as Submitted;
+use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_runtime::backend::DeadLetter;
 use rpc_runtime::inspect::{DeadLetterExcerpt, Excerpt};
-use rpc_runtime::wire::{self, limits::MAX_ID_BYTES};
 use rpc_runtime::{Cancelled, JobId};
 use serde_json::Value;
 
@@ -115,7 +115,7 @@ pub async fn replay_all(
             Err(PageError::NotFound(_)) => continue,
             Err(e) => return Err(e),
         };
-        if wire::for_replay(&dead.payload).is_some() {
+        if rpc_protocol::job::for_replay(&dead.payload).is_some() {
             client.replay_dead_letter(&service, &dead).await?;
             replayed += 1;
         }

@@ -19,7 +19,7 @@
 use std::time::{Instant, SystemTime};
 
 use rpc_runtime::inspect::{human_time, Excerpt, Stream};
-use rpc_runtime::wire;
+use rpc_protocol::time::unix_ms;
 
 use crate::bounds::{TextBudget, PREVIEW_BYTES};
 use crate::entry_id;
@@ -88,7 +88,7 @@ pub async fn sightings_in(
         let message = message_view::job_message(job.message.as_ref(), catalog, now, budget)
             .with_download(paths::scheduled_message(service, id));
         let mut detail = match job.due_ms {
-            Some(ms) => format!("(due {}", human_time::due_ms(ms, wire::unix_ms(now))),
+            Some(ms) => format!("(due {}", human_time::due_ms(ms, unix_ms(now))),
             // Only its message is left: moved onto the queue meanwhile.
             None => "(leaving the schedule".to_owned(),
         };

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use rpc_runtime::wire::limits::MAX_ID_BYTES;
+use rpc_protocol::limits::MAX_ID_BYTES;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
 

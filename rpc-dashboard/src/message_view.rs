@@ -16,8 +16,9 @@
 
 use std::time::SystemTime;
 
+use rpc_protocol::job::JobMessage;
+use rpc_protocol::time::unix_ms;
 use rpc_runtime::inspect::{human_time, Excerpt};
-use rpc_runtime::wire::{self, JobMessage};
 use serde_json::Value;
 
 use crate::bounds::{self, TextBudget, MESSAGE_TEXT_BYTES};
@@ -161,7 +162,7 @@ pub fn job_message(
         max_attempts: message.max_attempts,
         deadline: message
             .deadline_ms
-            .map(|ms| human_time::relative_ms(ms, wire::unix_ms(now))),
+            .map(|ms| human_time::relative_ms(ms, unix_ms(now))),
         reply_to: message.reply_to.as_deref().map(str::to_owned),
         result_kept: kept_for(message.result_ttl_ms),
         pretty: pretty.text,
@@ -205,7 +206,7 @@ fn cut_message(
         max_attempts: head.max_attempts,
         deadline: head
             .deadline_ms
-            .map(|ms| human_time::relative_ms(ms, wire::unix_ms(now))),
+            .map(|ms| human_time::relative_ms(ms, unix_ms(now))),
         reply_to: head.reply_to,
         result_kept: head.result_ttl_ms.and_then(kept_for),
         pretty: String::new(),

@@ -7,8 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::backoff::Backoff;
 use crate::telemetry::{TraceContext, TRACEPARENT, TRACESTATE};
+use rpc_protocol::Backoff;
 
 /// The id of one call. On the wire it is a string (a UUID when this crate
 /// makes it); it doubles as the handle to fetch a kept result.

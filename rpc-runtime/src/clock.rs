@@ -16,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::wire;
 
 /// A sample whose round trip took longer than this is too coarse to
 /// replace one we have.
@@ -79,7 +78,7 @@ impl BrokerClock {
 
     /// Asks the broker for its time and updates the offset.
     pub(crate) async fn sample(&self, backend: &dyn Backend) -> Result<(), Error> {
-        let local_before = wire::unix_ms(SystemTime::now()) as i64;
+        let local_before = rpc_protocol::time::unix_ms(SystemTime::now()) as i64;
         let started = Instant::now();
         let broker = backend.broker_time_ms().await? as i64;
         let rtt = started.elapsed();
@@ -97,7 +96,7 @@ impl BrokerClock {
 
     /// The broker's time now, in ms since the Unix epoch.
     pub(crate) fn now_ms(&self) -> u64 {
-        let local = wire::unix_ms(SystemTime::now()) as i64;
+        let local = rpc_protocol::time::unix_ms(SystemTime::now()) as i64;
         local
             .saturating_add(self.offset_ms.load(Ordering::Relaxed))
             .max(0) as u64
@@ -142,7 +141,7 @@ pub(crate) fn time_left(
             Some(Duration::from_millis(due.saturating_sub(clock.now_ms())))
         }
         _ => deadline_ms.map(|d| {
-            wire::from_unix_ms(d)
+            rpc_protocol::time::from_unix_ms(d)
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO)
         }),

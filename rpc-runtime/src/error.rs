@@ -14,52 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The kinds of failure a worker reports in a reply envelope (`error.kind` on
-/// the wire; see `docs/PROTOCOL.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The job returned its typed application error; `data` holds it.
-    App,
-    /// The handler failed and gave up (or ran out of attempts).
-    Handler,
-    /// No handler is mounted for this job name.
-    UnknownJob,
-    /// The parameters did not match the job's request type.
-    BadRequest,
-    /// The call's deadline passed before a worker could start it.
-    DeadlineExceeded,
-    /// The job ran out of attempts (crashed workers, retries) and was moved to
-    /// the dead-letter stream.
-    DeadLettered,
-    /// The call was cancelled (by its caller or an operator) before it ran
-    /// or while it ran.
-    Cancelled,
-    /// The call's idempotency key is held by another call with other
-    /// parameters (or another job); `data` is `{"holder": id, "key": key}`.
-    /// It did not run.
-    IdempotencyConflict,
-    /// A kind this version does not know (sent by a newer peer).
-    #[serde(other)]
-    Unknown,
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            ErrorKind::App => "app",
-            ErrorKind::Handler => "handler",
-            ErrorKind::UnknownJob => "unknown_job",
-            ErrorKind::BadRequest => "bad_request",
-            ErrorKind::DeadlineExceeded => "deadline_exceeded",
-            ErrorKind::DeadLettered => "dead_lettered",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::IdempotencyConflict => "idempotency_conflict",
-            ErrorKind::Unknown => "unknown",
-        };
-        f.write_str(s)
-    }
-}
+pub use rpc_protocol::ErrorKind;
 
 /// Why a call failed, as seen by the caller.
 #[derive(Debug, thiserror::Error)]

@@ -43,6 +43,8 @@
 //! ```
 
 use std::collections::HashMap;
+
+use rpc_protocol::Keys;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -52,9 +54,7 @@ use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply, StreamPendi
 use redis::{FromRedisValue, Value};
 
 use crate::backend::redis::read_only::ReadOnlyScript;
-use crate::backend::redis::{
-    glob_escape, parse_target, redact, scan, scan_all, Commands as Connection, GROUP,
-};
+use crate::backend::redis::{parse_target, redact, scan, scan_all, Commands as Connection, GROUP};
 use crate::error::Error;
 
 mod excerpts;
@@ -85,7 +85,7 @@ const FIELD: &str = "m";
 #[derive(Clone)]
 pub struct Inspector {
     connection: Connection,
-    prefix: String,
+    keys: Keys,
     url_for_errors: String,
 }
 
@@ -142,7 +142,7 @@ impl Inspector {
         };
         Ok(Inspector {
             connection,
-            prefix: prefix.to_owned(),
+            keys: Keys::new(prefix),
             url_for_errors: redact(url),
         })
     }
@@ -178,7 +178,7 @@ impl Inspector {
     /// The services that have a jobs stream under this prefix, sorted:
     /// `SCAN MATCH P:{*}:jobs` (on every master of a Cluster).
     pub async fn services(&self) -> Result<Vec<String>, Error> {
-        scan::services(&self.connection, &self.prefix)
+        scan::services(&self.connection, &self.keys)
             .await
             .map_err(|e| self.broker(e))
     }
@@ -188,9 +188,9 @@ impl Inspector {
     /// delayed call sent before the first worker started).
     pub async fn has_service(&self, service: &str) -> Result<bool, Error> {
         for key in [
-            self.jobs_key(service),
-            crate::backend::redis::schedule_key(&self.prefix, service),
-            crate::backend::redis::intake_key(&self.prefix, service),
+            self.keys.jobs(service),
+            self.keys.schedule(service),
+            self.keys.intake(service),
         ] {
             if self.exists(&key).await? {
                 return Ok(true);
@@ -202,7 +202,7 @@ impl Inspector {
     /// The figures of one service's queue; `Ok(None)` if the service has no
     /// jobs stream (unknown, or never sent a job).
     pub async fn service_stats(&self, service: &str) -> Result<Option<ServiceStats>, Error> {
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         if !self.exists(&jobs).await? {
             return Ok(None);
         }
@@ -227,7 +227,7 @@ impl Inspector {
         &self,
         service: &str,
     ) -> Result<Option<ServiceStats>, Error> {
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         let reply = self
             .read_only(ReadOnlyScript::StreamFigures, &[&jobs], &[])
             .await?;
@@ -250,7 +250,7 @@ impl Inspector {
         service: &str,
         (stream_length, entries_added): (u64, Option<u64>),
     ) -> Result<ServiceStats, Error> {
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         let group = self.group(&jobs).await?;
         let pending: StreamPendingReply = match &group {
             Some(_) => {
@@ -280,7 +280,7 @@ impl Inspector {
             _ => None,
         };
         let dead_letters: u64 = self
-            .query(redis::cmd("XLEN").arg(self.dead_key(service)))
+            .query(redis::cmd("XLEN").arg(self.keys.dead(service)))
             .await?;
         Ok(ServiceStats {
             service: service.to_owned(),
@@ -298,7 +298,7 @@ impl Inspector {
     /// (`XPENDING` extended form, then `XRANGE` of those ids); `Ok(None)` for
     /// an unknown service.
     pub async fn leased(&self, service: &str, max: usize) -> Result<Option<Vec<LeasedJob>>, Error> {
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         if !self.exists(&jobs).await? {
             return Ok(None);
         }
@@ -343,7 +343,7 @@ impl Inspector {
     /// last delivered id (all entries if no worker created the group yet);
     /// `Ok(None)` for an unknown service.
     pub async fn queued(&self, service: &str, max: usize) -> Result<Option<Vec<QueuedJob>>, Error> {
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         if !self.exists(&jobs).await? {
             return Ok(None);
         }
@@ -384,15 +384,13 @@ impl Inspector {
     /// the replies waiting in each and when it expires, sorted by client: a
     /// long list nobody drains is a client that died or stopped reading.
     pub async fn inboxes(&self) -> Result<Vec<InboxStats>, Error> {
-        let pattern = format!("{}:inbox:{{*}}", glob_escape(&self.prefix));
         let keys = self
-            .scan_masters(&pattern, "list")
+            .scan_masters(&self.keys.inbox_pattern(), "list")
             .await
             .map_err(|e| self.broker(e))?;
-        let head = format!("{}:inbox:{{", self.prefix);
         let mut inboxes = Vec::with_capacity(keys.len());
         for key in &keys {
-            let Some(client) = key.strip_prefix(&head).and_then(|k| k.strip_suffix('}')) else {
+            let Some(client) = self.keys.client_of_inbox(key) else {
                 continue;
             };
             let mut pipe = redis::pipe();
@@ -415,16 +413,8 @@ impl Inspector {
     /// A kept result by call id (`GET P:result:{call}`) while it lasts: the
     /// reply envelope as a worker stored it.
     pub async fn kept_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
-        let key = format!("{}:result:{{{call_id}}}", self.prefix);
+        let key = self.keys.result(call_id);
         self.query(redis::cmd("GET").arg(key)).await
-    }
-
-    fn jobs_key(&self, service: &str) -> String {
-        format!("{}:{{{service}}}:jobs", self.prefix)
-    }
-
-    fn dead_key(&self, service: &str) -> String {
-        format!("{}:{{{service}}}:dead", self.prefix)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, Error> {

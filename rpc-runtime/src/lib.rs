@@ -37,29 +37,31 @@
 //! ```
 
 pub mod backend;
-mod backoff;
 mod bytes;
 mod call;
 mod client;
 mod clock;
 mod error;
-mod fingerprint;
 pub mod inspect;
 mod job_schemas;
 pub mod periodic;
 mod service;
+mod sync;
 pub mod telemetry;
-pub mod wire;
 mod worker;
 
+/// The protocol every implementation agrees on (keys, envelopes, limits,
+/// scripts): the `rpc-protocol` crate.
+pub use rpc_protocol as protocol;
+
 pub use backend::{Cancelled, Enqueue};
-pub use backoff::{Backoff, ParseBackoffError};
 pub use bytes::Bytes;
 pub use call::{CallOptions, Context, JobId, JobInfo, JobRef, JobSchema};
 pub use client::{Client, ClientBuilder, Pending, Response};
 pub use error::{CallError, Error, ErrorKind, HandlerError, JobError, Never};
 pub use inspect::Inspector;
 pub use periodic::{MissedTicks, Periodic};
+pub use rpc_protocol::{Backoff, ParseBackoffError};
 pub use service::{BoxFuture, DynamicService, Outcome, Request, Service};
 pub use worker::{shutdown_signal, StatsSnapshot, Worker, WorkerBuilder, WorkerSettings};
 
@@ -89,7 +91,7 @@ pub mod __private {
     /// do not fit. They are one JSON object keyed by parameter name; serde's
     /// derive would also read them from an array in declaration order.
     pub fn decode<T: serde::de::DeserializeOwned>(params: &RawValue) -> Result<T, Outcome> {
-        if !crate::wire::is_json_object(params.get().as_bytes()) {
+        if !rpc_protocol::job::is_json_object(params.get().as_bytes()) {
             return Err(Outcome::bad_request(
                 "the parameters must be a JSON object keyed by parameter name",
             ));

@@ -51,15 +51,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub(crate) use self::schedule::Schedule;
+pub(crate) use self::stored::read_states;
 pub use self::stored::PeriodicState;
-pub(crate) use self::stored::{parse_last, read_states, StoredDefinition};
 use crate::error::Error;
 use crate::service::Service;
-use crate::wire::limits;
+use rpc_protocol::limits;
 
 /// Names are 1 to this many characters of `A-Z a-z 0-9 _ - .`.
 pub const MAX_NAME_LEN: usize = 128;
@@ -69,21 +68,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// `#[timeout_ms]` sets one (the client's default call timeout).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What a worker does, when it starts, about ticks that passed while no
-/// worker of the job was running.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MissedTicks {
-    /// Run once for all of them, at once (like systemd's `Persistent=true`
-    /// or anacron): the run has the id of the latest missed tick. Only a
-    /// job that has run before can have missed ticks; a new one starts
-    /// with the first tick after a worker starts. The default.
-    #[default]
-    RunOnce,
-    /// Run none of them: the job goes on with the first tick after the
-    /// worker's start.
-    Skip,
-}
+pub use rpc_protocol::periodic::{tick_id, MissedTicks};
 
 /// A job to enqueue on a schedule; give it to
 /// [`WorkerBuilder::periodic`](crate::WorkerBuilder::periodic). Nothing is
@@ -192,8 +177,8 @@ impl Prepared {
             Schedule::Cron { expression, .. } => (Some(expression.as_str()), None),
             Schedule::Every { ms } => (None, Some(*ms)),
         };
-        let stored = StoredDefinition {
-            v: crate::wire::PROTOCOL_VERSION,
+        let stored = rpc_protocol::periodic::Definition {
+            v: rpc_protocol::job::PROTOCOL_VERSION,
             name: &self.name,
             service: self.service,
             job: format!("{}.{}", self.service, self.job),
@@ -213,16 +198,18 @@ impl Prepared {
     pub(crate) fn message(&self, tick_ms: u64) -> Vec<u8> {
         let id = tick_id(&self.name, tick_ms);
         let meta = std::collections::BTreeMap::from([("periodic".to_owned(), self.name.clone())]);
-        let message = crate::wire::OutgoingJob {
-            v: crate::wire::PROTOCOL_VERSION,
+        let message = rpc_protocol::job::OutgoingJob {
+            v: rpc_protocol::job::PROTOCOL_VERSION,
             id: &id,
-            job: crate::wire::JobName {
+            job: rpc_protocol::job::JobName {
                 service: self.service,
                 job: &self.job,
             },
             params: &*self.params,
             reply_to: None,
-            deadline_ms: Some(crate::wire::unix_ms(SystemTime::now() + self.timeout)),
+            deadline_ms: Some(rpc_protocol::time::unix_ms(
+                SystemTime::now() + self.timeout,
+            )),
             timeout_ms: Some(self.timeout.as_millis() as u64),
             attempt: 1,
             max_attempts: None,
@@ -235,11 +222,6 @@ impl Prepared {
         };
         serde_json::to_vec(&message).unwrap_or_default()
     }
-}
-
-/// The call id of a tick: `periodic:<name>:<tick ms>`.
-pub fn tick_id(name: &str, tick_ms: u64) -> String {
-    format!("periodic:{name}:{tick_ms}")
 }
 
 /// Whether `name` can name a periodic job: 1 to [`MAX_NAME_LEN`]
@@ -287,7 +269,7 @@ pub(crate) fn prepare(
                 ms: interval.as_millis().min(u64::MAX as u128) as u64,
             },
         };
-        let now = crate::wire::unix_ms(SystemTime::now());
+        let now = rpc_protocol::time::unix_ms(SystemTime::now());
         if schedule.next_after(now).is_none() {
             return Err(refuse(format!(
                 "`{}` never fires after now",
@@ -425,7 +407,7 @@ mod tests {
         .unwrap()
         .remove(0);
         let message = prepared.message(1_000);
-        let decoded = crate::wire::JobMessage::decode(&message).expect("a valid job message");
+        let decoded = rpc_protocol::job::JobMessage::decode(&message).expect("a valid job message");
         assert_eq!(decoded.id, "periodic:beat:1000");
         assert_eq!(decoded.job, "Files.sweep");
         assert_eq!(decoded.params.get(), r#"{"a":1}"#);

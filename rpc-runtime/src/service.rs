@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::backoff::Backoff;
 use crate::call::{Context, JobInfo};
 use crate::error::{ErrorKind, HandlerError, JobError};
+use rpc_protocol::Backoff;
 
 /// A boxed, sendable future (what [`Service::dispatch`] returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

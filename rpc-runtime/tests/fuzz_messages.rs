@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use rpc_protocol::job::JobMessage;
+use rpc_protocol::reply::ReplyMessage;
 use rpc_runtime::backend::{self, Backend, BrokerConfig, Completion};
-use rpc_runtime::wire::{self, JobMessage, ReplyMessage};
 use rpc_runtime::{
     CallError, CallOptions, Client, DynamicService, Error, HandlerError, JobRef, StatsSnapshot,
     Worker,
@@ -200,7 +201,8 @@ fn fate(payload: &[u8], backend: &dyn Backend) -> Fate {
     // deadline); a one-way job ends silently.
     let max_attempts = msg.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     Fate {
-        dead_letter: !(wire::PROTOCOL_VERSION..=wire::NEWEST_VERSION).contains(&msg.v)
+        dead_letter: !(rpc_protocol::job::PROTOCOL_VERSION..=rpc_protocol::job::NEWEST_VERSION)
+            .contains(&msg.v)
             || msg.attempt > max_attempts,
         reply: reply_to.map(|to| (msg.id.to_string(), to.to_owned())),
     }
@@ -214,12 +216,12 @@ fn caller(payload: &[u8]) -> Option<(String, String)> {
         id: String,
         reply_to: Option<String>,
     }
-    if !wire::is_json_object(payload) {
+    if !rpc_protocol::job::is_json_object(payload) {
         return None;
     }
     let header: Header = serde_json::from_slice(payload).ok()?;
     // An id no call can have is not echoed back (it may be a megabyte).
-    if !(1..=wire::limits::MAX_ID_BYTES).contains(&header.id.len()) {
+    if !(1..=rpc_protocol::limits::MAX_ID_BYTES).contains(&header.id.len()) {
         return None;
     }
     Some((header.id, header.reply_to?))
@@ -473,7 +475,7 @@ async fn garbage_then_reply(
     }
     let real = json!({ "real": case });
     if input.answered {
-        let body = wire::encode_ok_reply(&id, &real.to_string());
+        let body = rpc_protocol::reply::encode_ok_reply(&id, &real.to_string());
         backend.complete(job, &push(body)).await?;
     }
 

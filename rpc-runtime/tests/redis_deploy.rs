@@ -251,7 +251,7 @@ async fn the_protocol_doc_is_enough_to_write_a_client() {
         .await
         .unwrap();
     let inbox = "rpc:inbox:{raw-client-1}";
-    let deadline_ms = rpc_runtime::wire::unix_ms(std::time::SystemTime::now()) + 10_000;
+    let deadline_ms = rpc_protocol::time::unix_ms(std::time::SystemTime::now()) + 10_000;
     let push = |id: &str, job: &str, params: serde_json::Value, result_ttl_ms: u64| {
         json!({
             "v": 1, "id": id, "job": job, "params": params, "reply_to": inbox,

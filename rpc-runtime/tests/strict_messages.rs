@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rpc_protocol::reply::ReplyMessage;
 use rpc_runtime::backend::DeadLetter;
-use rpc_runtime::wire::ReplyMessage;
 use rpc_runtime::{Client, DynamicService, ErrorKind, Worker};
 use rpc_testkit::RedisServer;
 use serde_json::json;

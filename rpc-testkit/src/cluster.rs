@@ -167,7 +167,7 @@ mod tests {
             .all(|url| url.starts_with("redis://127.0.0.1:")));
 
         // These keys hash to slots owned by different nodes.
-        let keys = ["a", "b", "c", "{queue}:jobs", "{inbox}:1"];
+        let keys = ["a", "b", "c", "{queue}:x", "{inbox}:1"];
         let slots: Vec<String> = keys
             .iter()
             .map(|key| cluster.cli(["CLUSTER", "KEYSLOT", key]).trim().to_string())

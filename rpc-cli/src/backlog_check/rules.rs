@@ -21,7 +21,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rpc_runtime::wire::{JobMessage, PROTOCOL_VERSION};
+use rpc_protocol::job::JobMessage;
+use rpc_protocol::job::PROTOCOL_VERSION;
 use serde::Serialize;
 use serde_json::Value;
 

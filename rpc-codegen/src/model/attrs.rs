@@ -17,10 +17,10 @@
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, Lit, Meta};
 
-use super::backoff::{self, Backoff};
 use super::Deprecated;
 use crate::diagnostic::{did_you_mean, Diagnostic, Sink};
 use crate::source::{FileId, Span};
+use rpc_protocol::backoff::{self, Backoff};
 
 /// What an attribute list is attached to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +188,7 @@ pub fn lower(attrs: &[Attribute], target: Target, file: FileId, sink: &mut Sink)
                 Err(span) => sink.push(bad_value("expected a whole number", span)),
             },
             "backoff" => match str_value(attr, file) {
-                Ok((text, span)) => match backoff::parse(&text) {
+                Ok((text, span)) => match text.parse::<Backoff>().map_err(|e| e.to_string()) {
                     Ok(policy) => out.backoff = Some(policy),
                     Err(expected) => sink.push(bad_value(&expected, span)),
                 },

@@ -9,12 +9,11 @@
 //! named thing so later diagnostics could still point at the source.
 
 mod attrs;
-mod backoff;
 mod clash;
 mod lower;
 mod recursion;
 
-pub use self::backoff::Backoff;
+pub use rpc_protocol::Backoff;
 
 use crate::diagnostic::Sink;
 use crate::load::Loaded;

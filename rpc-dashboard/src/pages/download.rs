@@ -19,8 +19,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_runtime::inspect::{Excerpt, Inspector, Stream};
-use rpc_runtime::wire::limits::MAX_ID_BYTES;
 use serde::Deserialize;
 
 use crate::bounds::DOWNLOAD_CHUNK_BYTES;

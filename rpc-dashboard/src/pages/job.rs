@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use rpc_runtime::wire::limits::MAX_ID_BYTES;
+use rpc_protocol::limits::MAX_ID_BYTES;
 use serde::Deserialize;
 
 use crate::bounds::{TextBudget, PREVIEW_BYTES};

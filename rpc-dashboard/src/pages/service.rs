@@ -14,9 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use rpc_protocol::limits::MAX_ID_BYTES;
+use rpc_protocol::time::unix_ms;
 use rpc_runtime::inspect::{human_time, Excerpt, ScheduledExcerpt};
-use rpc_runtime::wire;
-use rpc_runtime::wire::limits::MAX_ID_BYTES;
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
 use crate::entry_id;
@@ -240,7 +240,7 @@ fn scheduled_row(job: ScheduledExcerpt, now: SystemTime) -> ScheduledRow {
         // enough for "in 20s".
         due: job
             .due_ms
-            .map(|ms| human_time::due_ms(ms, wire::unix_ms(now)))
+            .map(|ms| human_time::due_ms(ms, unix_ms(now)))
             .unwrap_or_else(|| "moved onto the queue".to_owned()),
         // A job message without `attempt` is on its first (as the runtime reads it).
         retry: head.attempt.is_some_and(|a| a > 1),

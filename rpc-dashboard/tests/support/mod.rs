@@ -27,7 +27,7 @@ pub fn job_message(id: &str, job: &str, params: Value) -> Vec<u8> {
     let message = json!({
         "v": 1, "id": id, "job": job, "params": params,
         "reply_to": "rpc:inbox:{test-client}", "attempt": 1, "max_attempts": 3,
-        "deadline_ms": rpc_runtime::wire::unix_ms(due), "result_ttl_ms": 300_000,
+        "deadline_ms": rpc_protocol::time::unix_ms(due), "result_ttl_ms": 300_000,
     });
     serde_json::to_vec(&message).expect("a JSON value serializes")
 }

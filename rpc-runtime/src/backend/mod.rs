@@ -30,7 +30,7 @@ pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);
 /// (or a pause) that long is still skipped when a worker reaches it.
 pub const CANCEL_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Dead letters kept per queue; the oldest go first (approximately, on Redis).
-pub const DEAD_LETTER_CAP: usize = 10_000;
+pub use rpc_protocol::stream::DEAD_LETTER_CAP;
 
 /// One job handed to a worker.
 #[derive(Debug, Clone)]

@@ -8,31 +8,7 @@
 //! a worker whose clock runs ahead cannot enqueue ticks early (and so make
 //! the on-time ticks look done).
 
-/// Why a tick is offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TickMode {
-    /// The tick came due while the worker was running: enqueue it unless
-    /// it (or a later one) already was.
-    OnTime,
-    /// A starting worker's one run for ticks missed while no worker ran
-    /// (`MissedTicks::RunOnce`): enqueue it only if the job has run before
-    /// (a new job has missed nothing); otherwise just store the definition.
-    CatchUp,
-    /// Only store the definition (a starting worker with
-    /// `MissedTicks::Skip`), so it lists before its first tick.
-    Register,
-}
-
-impl TickMode {
-    /// The mode as the tick script reads it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TickMode::OnTime => "on_time",
-            TickMode::CatchUp => "catch_up",
-            TickMode::Register => "register",
-        }
-    }
-}
+pub use rpc_protocol::periodic::{TickMode, TickOutcome};
 
 /// One tick of a periodic job, offered to the broker.
 #[derive(Debug, Clone, Copy)]
@@ -47,20 +23,6 @@ pub struct TickRequest<'a> {
     pub message: &'a [u8],
     /// The definition JSON to store under the name.
     pub definition: &'a [u8],
-}
-
-/// What the broker did with a tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TickOutcome {
-    /// This call enqueued it.
-    Enqueued,
-    /// It, or a later tick, was enqueued already (by another worker).
-    AlreadyEnqueued,
-    /// The definition was stored and nothing enqueued (`Register`, or a
-    /// `CatchUp` of a job that never ran).
-    Registered,
-    /// The tick lies in the broker's future: offer it again then.
-    Early,
 }
 
 /// The broker's answer to a tick.

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::backend::Cancelled;
-use crate::wire::limits::MAX_ID_BYTES;
+use rpc_protocol::limits::MAX_ID_BYTES;
 
 impl Client {
     /// Cancels call `id` of `service`: if it waits on the schedule it is

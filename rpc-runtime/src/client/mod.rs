@@ -21,21 +21,21 @@
 //! message so workers skip expired jobs, and the caller stops waiting at it.
 
 mod cancel;
-mod inbox;
 mod lead;
 mod observe;
 mod pending;
 mod place;
+mod routing;
 mod send;
 use self::send::Routing;
 mod untyped;
 
-use self::inbox::*;
 use self::lead::*;
 use self::observe::*;
 pub use self::pending::Pending;
 use self::pending::*;
 use self::place::*;
+use self::routing::*;
 use self::untyped::*;
 
 use std::collections::HashMap;
@@ -53,7 +53,10 @@ use crate::call::{CallOptions, JobId, JobRef};
 use crate::clock::BrokerClock;
 use crate::error::{CallError, Error, ErrorKind, Never};
 use crate::telemetry::ClientMetrics;
-use crate::wire::{self, JobName, OutgoingJob, ReplyMessage, PROTOCOL_VERSION};
+use rpc_protocol::job::JobName;
+use rpc_protocol::job::OutgoingJob;
+use rpc_protocol::job::PROTOCOL_VERSION;
+use rpc_protocol::reply::ReplyMessage;
 
 /// Replies fetched per blocking read.
 const REPLY_BATCH: usize = 256;
@@ -489,11 +492,12 @@ impl Client {
         service: &str,
         dead: &DeadLetter,
     ) -> Result<JobId, Error> {
-        let (id, payload) = wire::for_replay(&dead.payload).ok_or_else(|| Error::Codec {
-            what: format!("replay dead letter {}", dead.token),
-            reason: "it is not a readable job message (it was dead-lettered as unreadable)"
-                .to_owned(),
-        })?;
+        let (id, payload) =
+            rpc_protocol::job::for_replay(&dead.payload).ok_or_else(|| Error::Codec {
+                what: format!("replay dead letter {}", dead.token),
+                reason: "it is not a readable job message (it was dead-lettered as unreadable)"
+                    .to_owned(),
+            })?;
         // Enqueue first, then delete: a crash in between leaves a duplicate
         // dead letter, never a lost job.
         self.inner.backend.push_job(service, &payload).await?;
@@ -518,6 +522,4 @@ impl Client {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use crate::sync::lock;

@@ -219,7 +219,7 @@ impl std::fmt::Display for JobLabel {
     }
 }
 
-/// The result of a reply in exactly the shape [`wire::encode_ok_reply`]
+/// The result of a reply in exactly the shape [`rpc_protocol::reply::encode_ok_reply`]
 /// writes, `{"v":1,"id":"<id without escapes>","ok":<result>}`, sliced out
 /// without parsing the envelope; `None` for any other shape.
 pub(super) fn ok_result(body: &[u8]) -> Option<&[u8]> {
@@ -307,14 +307,14 @@ mod tests {
 
     #[test]
     pub(super) fn reply_id_fast_path_and_fallback() {
-        let ok = wire::encode_ok_reply("abc123", "5");
+        let ok = rpc_protocol::reply::encode_ok_reply("abc123", "5");
         assert!(matches!(
             reply_id(&ok),
             Some(std::borrow::Cow::Borrowed("abc123"))
         ));
-        let escaped = wire::encode_ok_reply("a\"b", "5");
+        let escaped = rpc_protocol::reply::encode_ok_reply("a\"b", "5");
         assert_eq!(reply_id(&escaped).as_deref(), Some("a\"b"));
-        let err = wire::encode_error_reply("e1", ErrorKind::Handler, "m", None);
+        let err = rpc_protocol::reply::encode_error_reply("e1", ErrorKind::Handler, "m", None);
         assert_eq!(reply_id(&err).as_deref(), Some("e1"));
         let reordered = br#"{"id":"x9","v":1,"ok":1}"#;
         assert_eq!(ok_result(&ok), Some(&b"5"[..]));
@@ -328,12 +328,15 @@ mod tests {
     #[test]
     pub(super) fn replies_decode_by_the_fast_path_or_the_full_parse() {
         let decode = |body: &[u8]| decode_reply::<i64, Never>(JobLabel::default(), body);
-        assert_eq!(decode(&wire::encode_ok_reply("a", "5")).ok(), Some(5));
+        assert_eq!(
+            decode(&rpc_protocol::reply::encode_ok_reply("a", "5")).ok(),
+            Some(5)
+        );
         // More fields after `ok`: not the fast path's shape; still read.
         assert_eq!(decode(br#"{"v":1,"id":"a","ok":5,"x":1}"#).ok(), Some(5));
         assert_eq!(decode(br#"{"ok":7,"id":"a","v":1}"#).ok(), Some(7));
         // A result of the wrong type is a codec error, whichever path.
-        let wrong = decode(&wire::encode_ok_reply("a", "\"five\""));
+        let wrong = decode(&rpc_protocol::reply::encode_ok_reply("a", "\"five\""));
         assert!(
             matches!(wrong, Err(CallError::Rpc(Error::Codec { .. }))),
             "{wrong:?}"

@@ -10,7 +10,7 @@
 
 use super::*;
 use crate::clock::BrokerClock;
-use crate::wire::limits::{MAX_DELAY_MS, MAX_TTL_MS};
+use rpc_protocol::limits::{MAX_DELAY_MS, MAX_TTL_MS};
 
 /// When a call is due, and under which idempotency key it is sent.
 #[derive(Debug, Clone, Default)]
@@ -42,10 +42,10 @@ impl Placement {
             )));
         }
         if let Some(key) = &options.idempotency_key {
-            if !wire::is_idempotency_key(key) {
+            if !rpc_protocol::limits::is_idempotency_key(key) {
                 return Err(refuse(format!(
                     "idempotency key {key:?} is not 1 to {} bytes without control characters",
-                    wire::limits::MAX_IDEMPOTENCY_KEY_BYTES
+                    rpc_protocol::limits::MAX_IDEMPOTENCY_KEY_BYTES
                 )));
             }
         }
@@ -68,7 +68,7 @@ impl Placement {
             // A start time is a time on the broker's clock, taken as given:
             // no clock of this machine's turns it into a delay.
             (None, Some(at)) => {
-                let at_ms = wire::unix_ms(at);
+                let at_ms = rpc_protocol::time::unix_ms(at);
                 if at_ms > now_ms.saturating_add(MAX_DELAY_MS) {
                     return Err(refuse("a start time is at most 366 days ahead".to_owned()));
                 }
@@ -127,7 +127,7 @@ mod tests {
         let at = std::time::SystemTime::now() + Duration::from_secs(3_600);
         let options = CallOptions::run_at(at);
         let placed = Placement::of(&job(), &options, Duration::from_secs(1), &clock).unwrap();
-        assert_eq!(placed.run_at_ms, Some(wire::unix_ms(at)));
+        assert_eq!(placed.run_at_ms, Some(rpc_protocol::time::unix_ms(at)));
         // A delay counts from the broker's now.
         let placed = Placement::of(
             &job(),

@@ -56,7 +56,7 @@ impl Client {
             // A worker that would run a delayed call at once, or every
             // duplicate of a keyed one, must refuse it instead.
             v: if placement.run_at_ms.is_some() || key.is_some() {
-                wire::PROTOCOL_VERSION_LIFECYCLE
+                rpc_protocol::job::PROTOCOL_VERSION_LIFECYCLE
             } else {
                 PROTOCOL_VERSION
             },
@@ -71,7 +71,7 @@ impl Client {
             // it is due.
             deadline_ms: SystemTime::now()
                 .checked_add(placement.delay + timeout)
-                .map(wire::unix_ms),
+                .map(rpc_protocol::time::unix_ms),
             timeout_ms: Some(timeout.as_millis() as u64),
             attempt: 1,
             max_attempts: options

@@ -214,9 +214,15 @@ impl Inspector {
             Some(token) => format!("({}", entry_id(token)?),
             None => "-".to_owned(),
         };
-        let key = self.dead_key(service);
+        let key = self.keys.dead(service);
         let entries = self
-            .entry_excerpts(&key, &start, max, &["reason", FIELD], window)
+            .entry_excerpts(
+                &key,
+                &start,
+                max,
+                &[rpc_protocol::stream::REASON, FIELD],
+                window,
+            )
             .await?;
         Ok(entries
             .into_iter()
@@ -243,9 +249,15 @@ impl Inspector {
         for token in tokens {
             entry_id(token)?;
         }
-        let key = self.dead_key(service);
+        let key = self.keys.dead(service);
         let entries = self
-            .entries_by_id(&key, tokens, &["reason", FIELD], 0, window)
+            .entries_by_id(
+                &key,
+                tokens,
+                &[rpc_protocol::stream::REASON, FIELD],
+                0,
+                window,
+            )
             .await?;
         Ok(tokens
             .iter()
@@ -265,7 +277,7 @@ impl Inspector {
 
     /// How many dead letters `service` has (`XLEN`).
     pub async fn dead_letter_count(&self, service: &str) -> Result<u64, Error> {
-        self.query(redis::cmd("XLEN").arg(self.dead_key(service)))
+        self.query(redis::cmd("XLEN").arg(self.keys.dead(service)))
             .await
     }
 
@@ -277,7 +289,7 @@ impl Inspector {
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         if !self.exists(&jobs).await? {
             return Ok(None);
         }
@@ -310,7 +322,7 @@ impl Inspector {
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<LeasedExcerpt>>, Error> {
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         if !self.exists(&jobs).await? {
             return Ok(None);
         }
@@ -353,7 +365,7 @@ impl Inspector {
     /// does (`XPENDING key workers token token 1`).
     pub async fn lease(&self, service: &str, token: &str) -> Result<Option<Lease>, Error> {
         let token = entry_id(token)?;
-        let jobs = self.jobs_key(service);
+        let jobs = self.keys.jobs(service);
         if self.group(&jobs).await?.is_none() {
             return Ok(None);
         }
@@ -433,7 +445,7 @@ impl Inspector {
         offset: u64,
         len: usize,
     ) -> Result<Option<Excerpt>, Error> {
-        let key = format!("{}:result:{{{call_id}}}", self.prefix);
+        let key = self.keys.result(call_id);
         let offset = offset.to_string();
         let len = len.min(MAX_WINDOW_BYTES).to_string();
         let reply = self
@@ -449,8 +461,8 @@ impl Inspector {
 
     pub(super) fn stream_key(&self, service: &str, stream: Stream) -> String {
         match stream {
-            Stream::Jobs => self.jobs_key(service),
-            Stream::Dead => self.dead_key(service),
+            Stream::Jobs => self.keys.jobs(service),
+            Stream::Dead => self.keys.dead(service),
         }
     }
 

@@ -68,7 +68,7 @@ pub fn relative_ms(then_ms: u64, now_ms: u64) -> String {
 /// the latest time any field of the protocol may hold (a score of `+inf`
 /// reads as `u64::MAX`).
 pub fn due_ms(due_ms: u64, now_ms: u64) -> String {
-    if due_ms > crate::wire::limits::MAX_DEADLINE_MS {
+    if due_ms > rpc_protocol::limits::MAX_DEADLINE_MS {
         return "never".to_owned();
     }
     relative_ms(due_ms, now_ms)
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_due_time_past_the_year_9999_is_never() {
-        let last = crate::wire::limits::MAX_DEADLINE_MS;
+        let last = rpc_protocol::limits::MAX_DEADLINE_MS;
         assert_eq!(due_ms(u64::MAX, 0), "never");
         assert_eq!(due_ms(last + 1, 0), "never");
         assert_eq!(due_ms(last, last - 20_000), "in 20s");

@@ -7,7 +7,7 @@
 //! `TYPE` and `HGETALL` only. Values written there by hand list as
 //! unreadable rows rather than failing the listing.
 
-use super::{glob_escape, Inspector};
+use super::Inspector;
 use crate::error::Error;
 use crate::periodic::{read_states, PeriodicState};
 
@@ -15,15 +15,13 @@ impl Inspector {
     /// The services with periodic jobs under this prefix, sorted: `SCAN
     /// MATCH P:{*}:periodic TYPE hash` (on every master of a Cluster).
     pub async fn periodic_services(&self) -> Result<Vec<String>, Error> {
-        let pattern = format!("{}:{{*}}:periodic", glob_escape(&self.prefix));
         let keys = self
-            .scan_masters(&pattern, "hash")
+            .scan_masters(&self.keys.periodic_pattern(), "hash")
             .await
             .map_err(|e| self.broker(e))?;
-        let head = format!("{}:{{", self.prefix);
         let mut services: Vec<String> = keys
             .iter()
-            .filter_map(|key| key.strip_prefix(&head)?.strip_suffix("}:periodic"))
+            .filter_map(|key| self.keys.service_of_periodic(key))
             .map(str::to_owned)
             .collect();
         services.sort();
@@ -36,8 +34,8 @@ impl Inspector {
     /// stream), `Ok(Some(empty))` for a service without periodic jobs. A
     /// key of another type than a hash is an error that names it.
     pub async fn periodic(&self, service: &str) -> Result<Option<Vec<PeriodicState>>, Error> {
-        let definitions_key = format!("{}:{{{service}}}:periodic", self.prefix);
-        let last_key = format!("{definitions_key}:last");
+        let definitions_key = self.keys.periodic(service);
+        let last_key = self.keys.periodic_last(service);
         let mut found = false;
         let mut contents = Vec::with_capacity(2);
         for key in [&definitions_key, &last_key] {
@@ -57,7 +55,7 @@ impl Inspector {
                 }
             }
         }
-        if !found && !self.exists(&self.jobs_key(service)).await? {
+        if !found && !self.exists(&self.keys.jobs(service)).await? {
             return Ok(None);
         }
         let lasts = contents.pop().unwrap_or_default();

@@ -30,9 +30,9 @@ use crate::backend::redis::read_only::ReadOnlyScript;
 use crate::error::Error;
 
 /// How much of a scheduled job's token a bounded read takes: a call id is
-/// at most `wire::limits::MAX_ID_BYTES`, so anything longer is no call id.
+/// at most `rpc_protocol::limits::MAX_ID_BYTES`, so anything longer is no call id.
 const TOKEN_WINDOW_BYTES: usize = 512;
-use crate::wire::{self, JobMessage};
+use rpc_protocol::job::JobMessage;
 
 /// A job waiting on a service's schedule: a delayed call, or a failed call
 /// waiting to be retried.
@@ -94,9 +94,9 @@ impl Inspector {
         service: &str,
         max: usize,
     ) -> Result<Option<Vec<ScheduledJob>>, Error> {
-        let schedule = self.schedule_key(service);
+        let schedule = self.keys.schedule(service);
         if !self.exists(&schedule).await? {
-            let known = self.exists(&self.jobs_key(service)).await?;
+            let known = self.exists(&self.keys.jobs(service)).await?;
             return Ok(known.then(Vec::new));
         }
         if max == 0 {
@@ -117,7 +117,7 @@ impl Inspector {
             return Ok(Some(Vec::new()));
         }
         let mut hmget = redis::cmd("HMGET");
-        hmget.arg(self.scheduled_messages_key(service));
+        hmget.arg(self.keys.scheduled(service));
         for (token, _) in &entries {
             hmget.arg(token.as_slice());
         }
@@ -149,9 +149,9 @@ impl Inspector {
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
-        let schedule = self.schedule_key(service);
+        let schedule = self.keys.schedule(service);
         if !self.exists(&schedule).await? {
-            let known = self.exists(&self.jobs_key(service)).await?;
+            let known = self.exists(&self.keys.jobs(service)).await?;
             return Ok(known.then(Vec::new));
         }
         let max = max.min(MAX_ENTRIES_PER_READ);
@@ -205,8 +205,8 @@ impl Inspector {
         window: usize,
         rest: &[&[u8]],
     ) -> Result<Value, Error> {
-        let schedule = self.schedule_key(service);
-        let messages = self.scheduled_messages_key(service);
+        let schedule = self.keys.schedule(service);
+        let messages = self.keys.scheduled(service);
         let offset = offset.to_string();
         let window = window.min(MAX_WINDOW_BYTES).to_string();
         let token_window = TOKEN_WINDOW_BYTES.to_string();
@@ -230,23 +230,14 @@ impl Inspector {
     /// How many jobs wait on `service`'s schedule (`ZCARD`; 0 for a service
     /// that has none, or is unknown).
     pub async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
-        self.query(redis::cmd("ZCARD").arg(self.schedule_key(service)))
+        self.query(redis::cmd("ZCARD").arg(self.keys.schedule(service)))
             .await
     }
 
     /// Whether `service` is paused (`EXISTS P:{S}:paused`): its workers
     /// take none of its jobs until it is resumed.
     pub async fn is_paused(&self, service: &str) -> Result<bool, Error> {
-        self.exists(&format!("{}:{{{service}}}:paused", self.prefix))
-            .await
-    }
-
-    pub(super) fn schedule_key(&self, service: &str) -> String {
-        format!("{}:{{{service}}}:schedule", self.prefix)
-    }
-
-    pub(super) fn scheduled_messages_key(&self, service: &str) -> String {
-        format!("{}:{{{service}}}:scheduled", self.prefix)
+        self.exists(&self.keys.paused(service)).await
     }
 }
 
@@ -327,7 +318,7 @@ fn parse_score(text: &str) -> Option<f64> {
 /// The attempt and job name of a job message, or `(None, None)` when it is
 /// none (not a JSON object, or missing the fields every job message has).
 fn attempt_and_job(payload: &[u8]) -> (Option<u32>, Option<String>) {
-    if !wire::is_json_object(payload) {
+    if !rpc_protocol::job::is_json_object(payload) {
         return (None, None);
     }
     match serde_json::from_slice::<JobMessage>(payload) {

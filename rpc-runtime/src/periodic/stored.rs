@@ -10,45 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use rpc_protocol::periodic::{parse_last, StoredDefinition};
+use serde::Serialize;
 
 use super::schedule::interval_text;
-use super::MissedTicks;
-
-/// The definition JSON a worker stores under the job's name (the `next_ms`
-/// it carries is the tick after the one enqueued with it). `docs/PROTOCOL.md`,
-/// "Periodic jobs", is the normative description.
-#[derive(Debug, Serialize)]
-pub(crate) struct StoredDefinition<'a> {
-    pub v: u32,
-    pub name: &'a str,
-    pub service: &'a str,
-    /// The full job name, `Service.job`.
-    pub job: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cron: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub every_ms: Option<u64>,
-    pub params: &'a RawValue,
-    pub timeout_ms: u64,
-    pub missed: MissedTicks,
-    /// The next tick after this write, ms since the epoch (broker clock).
-    pub next_ms: Option<u64>,
-}
-
-/// What is read back; lenient (every field optional, unknown ones
-/// ignored), so a newer worker's definition still lists.
-#[derive(Debug, Deserialize)]
-struct ReadDefinition {
-    job: Option<String>,
-    cron: Option<String>,
-    every_ms: Option<u64>,
-    params: Option<serde_json::Value>,
-    timeout_ms: Option<u64>,
-    missed: Option<String>,
-    next_ms: Option<u64>,
-}
 
 /// One periodic job as the broker knows it: what runs, when it last ran,
 /// when it runs next. Fields are `None` where the stored values do not say
@@ -104,10 +69,10 @@ impl PeriodicState {
 
     fn read_definition(&mut self, raw: &[u8]) {
         // (serde's derive would also read the struct from an array)
-        if !crate::wire::is_json_object(raw) {
+        if !rpc_protocol::job::is_json_object(raw) {
             return self.note("the definition is not a JSON object".to_owned());
         }
-        let definition: ReadDefinition = match serde_json::from_slice(raw) {
+        let definition: StoredDefinition = match serde_json::from_slice(raw) {
             Ok(d) => d,
             Err(e) => return self.note(format!("the definition is not readable JSON: {e}")),
         };
@@ -164,15 +129,6 @@ pub(crate) fn read_states(
         }
     }
     states.into_values().collect()
-}
-
-/// A last-tick value: 1 to 15 decimal digits (what workers write; the tick
-/// script reads no other form, and Lua's numbers are exact up to there).
-pub(crate) fn parse_last(raw: &[u8]) -> Option<u64> {
-    if !(1..=15).contains(&raw.len()) || !raw.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::client::lock;
+use crate::sync::lock;
 
 /// The taker has not finished a read of the queues yet.
 const NOT_YET: u8 = 0;

@@ -15,9 +15,9 @@ use std::time::Duration;
 use super::Shared;
 use crate::backend::{Delivery, OnceClaim};
 use crate::call::CallOptions;
-use crate::fingerprint::fingerprint;
-use crate::wire::limits::MAX_DELAY_MS;
-use crate::wire::JobMessage;
+use rpc_protocol::fingerprint::fingerprint;
+use rpc_protocol::job::JobMessage;
+use rpc_protocol::limits::MAX_DELAY_MS;
 
 /// How long a call whose key could not be claimed (the broker failed)
 /// waits on the schedule before a worker tries again.

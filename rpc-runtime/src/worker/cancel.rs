@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::backend::CANCEL_MEMORY;
-use crate::client::lock;
-use crate::wire::limits::MAX_ID_BYTES;
+use crate::sync::lock;
+use rpc_protocol::limits::MAX_ID_BYTES;
 
 /// Cancelled call ids remembered per worker at most (the oldest go first);
 /// the broker remembers them for a day (`backend::CANCEL_MEMORY`).

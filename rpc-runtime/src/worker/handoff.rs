@@ -4,7 +4,7 @@
 //! newer ones, and a job added in the new schema reaches old workers too.
 //! An old worker hands such a job back (queued again with `handoffs + 1`)
 //! instead of answering `unknown_job`, at most
-//! [`MAX_HANDOFFS`](crate::wire::limits::MAX_HANDOFFS) times.
+//! [`MAX_HANDOFFS`](rpc_protocol::limits::MAX_HANDOFFS) times.
 //!
 //! A hand-back goes through the service's schedule, due after a short
 //! delay on Redis's clock, never straight onto the jobs stream. Straight on
@@ -46,8 +46,8 @@
 
 use std::time::Duration;
 
-use crate::backoff::jitter;
-use crate::wire::limits::MAX_HANDOFFS;
+use super::jitter::jitter;
+use rpc_protocol::limits::MAX_HANDOFFS;
 
 /// The least delay of the first hand-back, in ms.
 const FIRST_DELAY_MS: u64 = 20;

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::take::start_job;
 use super::Shared;
-use crate::client::lock;
+use crate::sync::lock;
 
 /// How often the janitor turns: three times per visibility timeout, so one
 /// late renewal does not cost a lease.

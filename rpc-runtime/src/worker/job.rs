@@ -25,7 +25,7 @@ use crate::error::ErrorKind;
 use crate::service::Outcome;
 use crate::telemetry::spans;
 use crate::telemetry::{JobOutcome, TraceContext, TRACEPARENT, UNKNOWN};
-use crate::wire::{self, JobMessage};
+use rpc_protocol::job::JobMessage;
 
 /// How long after a retry or hand-back is due this worker looks for it (its
 /// completion, which puts it on the schedule, must have reached the broker).
@@ -122,19 +122,24 @@ fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, 
             ..Completion::default()
         }));
     }
-    if !(wire::PROTOCOL_VERSION..=wire::NEWEST_VERSION).contains(&msg.v) {
+    if !(rpc_protocol::job::PROTOCOL_VERSION..=rpc_protocol::job::NEWEST_VERSION).contains(&msg.v) {
         // A message of another protocol version is kept (a worker that
         // speaks it can have it replayed), and its caller told why.
         let reason = format!(
             "protocol version {} is not spoken here (this worker speaks {} to {})",
             msg.v,
-            wire::PROTOCOL_VERSION,
-            wire::NEWEST_VERSION
+            rpc_protocol::job::PROTOCOL_VERSION,
+            rpc_protocol::job::NEWEST_VERSION
         );
         let reply = msg.reply_to.as_deref().map(|to| {
             (
                 to.to_owned(),
-                wire::encode_error_reply(&msg.id, ErrorKind::BadRequest, &reason, None),
+                rpc_protocol::reply::encode_error_reply(
+                    &msg.id,
+                    ErrorKind::BadRequest,
+                    &reason,
+                    None,
+                ),
             )
         });
         return Err(Box::new(Completion {
@@ -181,7 +186,9 @@ async fn run_message(
         ..Completion::default()
     };
     let fail = |kind: ErrorKind, message: &str| {
-        answer(wire::encode_error_reply(&msg.id, kind, message, None))
+        answer(rpc_protocol::reply::encode_error_reply(
+            &msg.id, kind, message, None,
+        ))
     };
     // Moves the message to the dead-letter stream and tells the caller why.
     let dead_letter = |reason: String| Completion {
@@ -273,7 +280,7 @@ async fn run_message(
             // The same call again: its caller waits for the holder's result.
             tracing::debug!(job = %msg.job, id = %msg.id, %holder, "a duplicate of an idempotent call; answering with the call that holds its key");
             return (
-                answer(wire::encode_holder_reply(&msg.id, &holder)),
+                answer(rpc_protocol::reply::encode_holder_reply(&msg.id, &holder)),
                 None,
                 label,
             );
@@ -285,7 +292,7 @@ async fn run_message(
                 "idempotency key {key:?} is held by call {holder} with other parameters (or another job); this call did not run"
             );
             return ended(
-                answer(wire::encode_error_reply(
+                answer(rpc_protocol::reply::encode_error_reply(
                     &msg.id,
                     ErrorKind::IdempotencyConflict,
                     &message,
@@ -383,12 +390,12 @@ async fn run_message(
                 return ended(Completion::default(), JobOutcome::succeeded);
             }
             ended(
-                answer(wire::encode_ok_reply(&msg.id, &json)),
+                answer(rpc_protocol::reply::encode_ok_reply(&msg.id, &json)),
                 JobOutcome::succeeded,
             )
         }
         Outcome::App(json) => ended(
-            answer(wire::encode_error_reply(
+            answer(rpc_protocol::reply::encode_error_reply(
                 &msg.id,
                 ErrorKind::App,
                 "the job returned its application error",
@@ -406,7 +413,8 @@ async fn run_message(
                 let backoff = info
                     .and_then(|i| i.backoff)
                     .unwrap_or(shared.settings.backoff);
-                let delay = retry_after.unwrap_or_else(|| backoff.delay(attempt));
+                let delay =
+                    retry_after.unwrap_or_else(|| backoff.delay(attempt, super::jitter::random()));
                 let left =
                     due.map(|due| due.saturating_duration_since(tokio::time::Instant::now()));
                 if left.is_some_and(|left| left <= delay) {
@@ -511,15 +519,20 @@ fn unreadable(backend: &dyn Backend, delivery: &Delivery, reason: &str) -> Compl
     }
     let reason = format!("unreadable job message: {reason}");
     let reply = Some(&delivery.payload)
-        .filter(|p| wire::is_json_object(p))
+        .filter(|p| rpc_protocol::job::is_json_object(p))
         .and_then(|p| serde_json::from_slice::<Header>(p).ok())
         // An id no call can have is not echoed back (it may be a megabyte).
-        .filter(|h| (1..=wire::limits::MAX_ID_BYTES).contains(&h.id.len()))
+        .filter(|h| (1..=rpc_protocol::limits::MAX_ID_BYTES).contains(&h.id.len()))
         .and_then(|h| {
             h.reply_to.filter(|to| backend.is_inbox(to)).map(|to| {
                 (
                     to,
-                    wire::encode_error_reply(&h.id, ErrorKind::BadRequest, &reason, None),
+                    rpc_protocol::reply::encode_error_reply(
+                        &h.id,
+                        ErrorKind::BadRequest,
+                        &reason,
+                        None,
+                    ),
                 )
             })
         });

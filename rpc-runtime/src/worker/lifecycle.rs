@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Shared;
-use crate::client::lock;
+use crate::sync::lock;
 
 /// How often each service is polled at least: the most a pause, a
 /// cancellation or a newly scheduled job's due time waits to be seen.

@@ -38,6 +38,7 @@ mod completion;
 mod handoff;
 mod intake;
 mod janitor;
+mod jitter;
 mod job;
 mod lifecycle;
 mod pause;
@@ -62,14 +63,14 @@ use self::pause::PausedQueues;
 use self::probe::probe_loop;
 use self::take::take_loop;
 use crate::backend::{self, Backend, BrokerConfig, Delivery};
-use crate::backoff::Backoff;
-use crate::client::lock;
+use crate::sync::lock;
 use crate::clock::BrokerClock;
 use crate::error::Error;
 use crate::service::Service;
 use crate::telemetry::health::Health;
 use crate::telemetry::listener::{self, Exposition};
 use crate::telemetry::{JobOutcome, WorkerMetrics, UNKNOWN};
+use rpc_protocol::Backoff;
 
 /// Builds a [`Worker`].
 pub struct WorkerBuilder {

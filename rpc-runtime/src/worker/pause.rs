@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::client::lock;
+use crate::sync::lock;
 
 /// The paused services, as last polled.
 #[derive(Default)]

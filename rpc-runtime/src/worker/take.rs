@@ -12,7 +12,7 @@ use super::completion::{complete_later, complete_now, finish_job, Finished};
 use super::job::run_job;
 use super::Shared;
 use crate::backend::Delivery;
-use crate::client::lock;
+use crate::sync::lock;
 
 /// How long the taker's read blocks when it carries completions: their
 /// answer (and so the end of their leases) comes only when the read does,

@@ -264,7 +264,7 @@ async fn the_checks_before_a_job_runs_go_in_the_documented_order() {
 async fn the_poll_script_s_bounds_and_since_are_as_documented() {
     rpc_testkit::require_redis_server();
     let redis = RedisServer::start().expect("redis-server");
-    let script = include_str!("../../src/backend/redis/scripts/poll.lua");
+    let script = rpc_protocol::scripts::POLL.source;
     for i in 0..5 {
         let token = format!("t{i}");
         redis.cli(["ZADD", "rpc:{P}:schedule", "1", &token]);

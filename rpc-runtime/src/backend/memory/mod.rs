@@ -144,7 +144,8 @@ impl MemoryBackend {
         payload: Vec<u8>,
         delay: Duration,
     ) -> u64 {
-        let due = crate::wire::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
+        let due =
+            rpc_protocol::time::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
         state
             .scheduled
             .entry(queue.to_owned())
@@ -165,7 +166,7 @@ impl State {
             .ready
             .push_back(Ready {
                 token,
-                enqueued_ms: crate::wire::unix_ms(SystemTime::now()),
+                enqueued_ms: rpc_protocol::time::unix_ms(SystemTime::now()),
                 payload,
                 cancelled,
             });
@@ -190,7 +191,7 @@ impl Backend for MemoryBackend {
         max_cancelled: usize,
         _sweep: Option<&str>,
     ) -> Result<LifecyclePoll, Error> {
-        let now_ms = crate::wire::unix_ms(SystemTime::now());
+        let now_ms = rpc_protocol::time::unix_ms(SystemTime::now());
         let mut state = self.state();
         let mut due: Vec<(u64, String)> = state
             .scheduled
@@ -248,7 +249,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn cancel_job(&self, queue: &str, id: &str) -> Result<Cancelled, Error> {
-        let now_ms = crate::wire::unix_ms(SystemTime::now());
+        let now_ms = rpc_protocol::time::unix_ms(SystemTime::now());
         let forget_before = now_ms.saturating_sub(CANCEL_MEMORY.as_millis() as u64);
         let mut state = self.state();
         let marks = state.cancelled.entry(queue.to_owned()).or_default();
@@ -325,7 +326,7 @@ impl Backend for MemoryBackend {
 
     async fn broker_time_ms(&self) -> Result<u64, Error> {
         // The broker is this process: its clock is ours.
-        Ok(crate::wire::unix_ms(SystemTime::now()))
+        Ok(rpc_protocol::time::unix_ms(SystemTime::now()))
     }
 
     fn result_name(&self, call_id: &str) -> String {
@@ -456,7 +457,7 @@ impl Backend for MemoryBackend {
                 Some((token, delay)) => {
                     let delay = match completion.requeue_at_ms {
                         Some(at) => Duration::from_millis(
-                            at.saturating_sub(crate::wire::unix_ms(SystemTime::now())),
+                            at.saturating_sub(rpc_protocol::time::unix_ms(SystemTime::now())),
                         ),
                         None => *delay,
                     };
@@ -494,7 +495,7 @@ impl Backend for MemoryBackend {
     // (so atomic like the script), on this process's clock.
 
     async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>) -> Result<TickAnswer, Error> {
-        let now = crate::wire::unix_ms(SystemTime::now());
+        let now = rpc_protocol::time::unix_ms(SystemTime::now());
         let outcome = {
             let mut state = self.state();
             let records = state.periodic.entry(queue.to_owned()).or_default();

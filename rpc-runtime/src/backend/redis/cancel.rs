@@ -15,25 +15,14 @@
 //! `intake.rs`).
 
 use redis::{Script, Value};
-use std::sync::OnceLock;
 
 use super::intake::cancel_request_cmd;
-use super::schedule::{schedule_key, scheduled_key};
-use super::{jobs_key, RedisBackend};
+use super::RedisBackend;
 use crate::backend::{Cancelled, CANCEL_MEMORY};
 use crate::error::Error;
 
-/// `cancel.lua`'s source.
-pub(super) const CANCEL_SOURCE: &str = include_str!("scripts/cancel.lua");
-
 fn cancel_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(CANCEL_SOURCE))
-}
-
-/// The cancelled calls of `queue`.
-pub(super) fn cancelled_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:cancelled")
+    super::scripts::compiled(&rpc_protocol::scripts::CANCEL)
 }
 
 impl RedisBackend {
@@ -48,7 +37,7 @@ impl RedisBackend {
         }
         let _: Value = self
             .commands
-            .query(&cancel_request_cmd(&self.prefix, queue, id))
+            .query(&cancel_request_cmd(&self.keys, queue, id))
             .await?;
         Ok(Cancelled::Requested)
     }
@@ -60,7 +49,7 @@ impl RedisBackend {
         id: &str,
     ) -> Result<Option<u64>, Error> {
         let mut cmd = redis::cmd("ZSCORE");
-        cmd.arg(cancelled_key(&self.prefix, queue)).arg(id);
+        cmd.arg(self.keys.cancelled(queue)).arg(id);
         let score: Option<f64> = self.commands.query(&cmd).await?;
         Ok(score.filter(|s| s.is_finite()).map(|s| s.max(0.0) as u64))
     }
@@ -68,10 +57,10 @@ impl RedisBackend {
     async fn run_cancel(&self, queue: &str, id: &str) -> redis::RedisResult<Cancelled> {
         let mut invocation = cancel_script().prepare_invoke();
         invocation
-            .key(schedule_key(&self.prefix, queue))
-            .key(scheduled_key(&self.prefix, queue))
-            .key(jobs_key(&self.prefix, queue))
-            .key(cancelled_key(&self.prefix, queue))
+            .key(self.keys.schedule(queue))
+            .key(self.keys.scheduled(queue))
+            .key(self.keys.jobs(queue))
+            .key(self.keys.cancelled(queue))
             .arg(id)
             .arg(CANCEL_MEMORY.as_millis() as u64);
         match self.commands.invoke(&invocation).await? {

@@ -17,29 +17,22 @@
 //! the queue), so it is up to three calls, one per slot, in step order,
 //! each sent only when the one before it succeeded.
 
+use rpc_protocol::Keys;
 use std::borrow::Cow;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::{RedisError, Script, Value};
 
-use super::cancel::cancelled_key;
 use super::commands::{is_connection_failure, Commands};
-use super::schedule::{schedule_key, scheduled_key};
-use super::{dead_key, jobs_key, result_key, GROUP};
+use super::scripts::compiled;
+use super::GROUP;
 use crate::backend::{
     CompleteError, Completion, CompletionStep, Delivery, DEAD_LETTER_CAP, DEFAULT_INBOX_TTL,
 };
 
-/// The general completion script's source, compiled into the binary.
-pub(super) const SOURCE: &str = include_str!("scripts/complete.lua");
-/// The common completion's script: a reply, then the ack.
-pub(super) const REPLY_AND_ACK_SOURCE: &str = include_str!("scripts/reply_and_ack.lua");
-
 /// The general completion script.
 fn complete_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(SOURCE))
+    compiled(&rpc_protocol::scripts::COMPLETE)
 }
 
 /// The script of the common completion: a reply, then the ack. Every call
@@ -47,8 +40,7 @@ fn complete_script() -> &'static Script {
 /// (measured with `INFO commandstats`: 8.0 µs of Redis time against 12.4 µs
 /// for the same completion through `complete.lua`).
 fn reply_and_ack_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(REPLY_AND_ACK_SOURCE))
+    compiled(&rpc_protocol::scripts::REPLY_AND_ACK)
 }
 
 /// Which of a completion's keys one script call may touch.
@@ -76,14 +68,14 @@ impl<'a> Call<'a> {
     /// The script call for the steps of `completion` that live in `slots`,
     /// or `None` when there are none.
     pub(super) fn new(
-        prefix: &str,
+        keys: &Keys,
         delivery: &'a Delivery,
         completion: &'a Completion,
         slots: Slots,
     ) -> Option<Call<'a>> {
         let ms = |d: Duration| Cow::Owned((d.as_millis().max(1) as u64).to_string().into_bytes());
         let inbox_ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
-        let jobs = jobs_key(prefix, &delivery.queue);
+        let jobs = keys.jobs(&delivery.queue);
         let group = Cow::Borrowed(GROUP.as_bytes());
         let token = Cow::Borrowed(delivery.token.as_bytes());
         // The common case: a reply, then the ack.
@@ -104,7 +96,7 @@ impl<'a> Call<'a> {
         // Anything else goes through complete.lua's plan: its arguments are
         // fixed (see the script's header), empty where a step is absent.
         let mut plan = String::new();
-        let mut keys = Vec::new();
+        let mut call_keys = Vec::new();
         let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 13];
         // A step and its key (`S` has three more keys, pushed with a step
         // of `None`).
@@ -112,7 +104,7 @@ impl<'a> Call<'a> {
             if let Some(letter) = letter {
                 plan.push(letter);
             }
-            keys.push(key);
+            call_keys.push(key);
         };
         let has = |s: Slots| slots == Slots::All || slots == s;
         if let Some(body) = &completion.reply {
@@ -122,7 +114,7 @@ impl<'a> Call<'a> {
                 args[2] = ms(inbox_ttl);
             }
             if let (Some((id, ttl)), true) = (&completion.keep_result, has(Slots::Result)) {
-                step(Some('K'), result_key(prefix, id));
+                step(Some('K'), keys.result(id));
                 args[3] = ms(*ttl);
             }
         }
@@ -132,9 +124,9 @@ impl<'a> Call<'a> {
                 match &completion.requeue_after {
                     None => step(Some('Q'), jobs.clone()),
                     Some((retry_token, delay)) => {
-                        step(Some('S'), schedule_key(prefix, &delivery.queue));
-                        step(None, scheduled_key(prefix, &delivery.queue));
-                        step(None, cancelled_key(prefix, &delivery.queue));
+                        step(Some('S'), keys.schedule(&delivery.queue));
+                        step(None, keys.scheduled(&delivery.queue));
+                        step(None, keys.cancelled(&delivery.queue));
                         step(None, jobs.clone());
                         args[10] = Cow::Borrowed(retry_token.as_bytes());
                         args[11] = Cow::Owned(delay.as_millis().to_string().into_bytes());
@@ -145,7 +137,7 @@ impl<'a> Call<'a> {
                 }
             }
             if let Some(reason) = &completion.dead_letter {
-                step(Some('D'), dead_key(prefix, &delivery.queue));
+                step(Some('D'), keys.dead(&delivery.queue));
                 args[5] = Cow::Borrowed(reason.as_bytes());
                 args[6] = Cow::Borrowed(&delivery.payload);
                 args[7] = Cow::Owned(DEAD_LETTER_CAP.to_string().into_bytes());
@@ -160,7 +152,7 @@ impl<'a> Call<'a> {
         args[0] = Cow::Owned(plan.into_bytes());
         Some(Call {
             script: complete_script(),
-            keys,
+            keys: call_keys,
             args,
         })
     }
@@ -280,7 +272,7 @@ pub(super) fn classify(e: &RedisError) -> CompleteError {
 /// it succeeded.
 pub(super) async fn complete_on(
     commands: &Commands,
-    prefix: &str,
+    keys: &Keys,
     delivery: &Delivery,
     completion: &Completion,
 ) -> Result<(), CompleteError> {
@@ -289,7 +281,7 @@ pub(super) async fn complete_on(
         Commands::Single(_) => &[Slots::All],
     };
     for &slots in parts {
-        if let Some(call) = Call::new(prefix, delivery, completion, slots) {
+        if let Some(call) = Call::new(keys, delivery, completion, slots) {
             call.run(commands).await?;
         }
     }

@@ -38,7 +38,9 @@ impl RedisBackend {
                 let mut payload = Vec::new();
                 for pair in fields.chunks(2) {
                     match (pair.first().and_then(as_string).as_deref(), pair.get(1)) {
-                        (Some("reason"), Some(v)) => reason = as_string(v).unwrap_or_default(),
+                        (Some(rpc_protocol::stream::REASON), Some(v)) => {
+                            reason = as_string(v).unwrap_or_default()
+                        }
                         (Some(FIELD), Some(Value::BulkString(b))) => payload = b.clone(),
                         _ => {}
                     }

@@ -25,21 +25,17 @@
 //! `BLMOVE` and one short script more than a direct `XADD`, and no round
 //! trip more.
 
+use rpc_protocol::Keys;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{RedisError, Script, Value};
 
-use super::cancel::cancelled_key;
-use super::schedule::{schedule_key, scheduled_key};
 use super::values::{as_int, as_string};
-use super::{jobs_key, FIELD};
+use super::FIELD;
 use crate::backend::{Enqueue, CANCEL_MEMORY};
-use crate::wire::limits::MAX_ID_BYTES;
-
-/// `intake.lua`'s source.
-pub(super) const INTAKE_SOURCE: &str = include_str!("scripts/intake.lua");
+use rpc_protocol::limits::MAX_ID_BYTES;
 
 /// Elements one mover call moves from each list at most.
 const MOVE_COUNT: usize = 1_000;
@@ -47,23 +43,12 @@ const MOVE_COUNT: usize = 1_000;
 const MOVE_BYTES: usize = 8 * 1024 * 1024;
 
 pub(super) fn intake_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(INTAKE_SOURCE))
-}
-
-/// The intake of `queue`: a list restricted clients append calls to.
-pub(crate) fn intake_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:intake")
-}
-
-/// Elements a mover took off `queue`'s intake and has not moved yet.
-pub(super) fn moving_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:moving")
+    super::scripts::compiled(&rpc_protocol::scripts::INTAKE)
 }
 
 /// How this client adds jobs now, shared by the backend and its readers.
 #[derive(Debug, Clone)]
-pub(super) struct EnqueueMode(Arc<AtomicU8>);
+pub(crate) struct EnqueueMode(Arc<AtomicU8>);
 
 const TO_STREAM: u8 = 0;
 const TO_INTAKE: u8 = 1;
@@ -103,23 +88,23 @@ impl EnqueueMode {
     }
 
     /// The command that adds `payload` to `queue` the current way.
-    pub(super) fn push_cmd(&self, prefix: &str, queue: &str, payload: &[u8]) -> redis::Cmd {
+    pub(super) fn push_cmd(&self, keys: &Keys, queue: &str, payload: &[u8]) -> redis::Cmd {
         let intake = self.via_intake();
-        push_cmd_to(intake, &push_key(intake, prefix, queue), payload)
+        push_cmd_to(intake, &push_key(intake, keys, queue), payload)
     }
 }
 
 /// The key jobs of `queue` are added to: its intake or its stream.
-pub(super) fn push_key(intake: bool, prefix: &str, queue: &str) -> String {
+pub(crate) fn push_key(intake: bool, keys: &Keys, queue: &str) -> String {
     if intake {
-        intake_key(prefix, queue)
+        keys.intake(queue)
     } else {
-        jobs_key(prefix, queue)
+        keys.jobs(queue)
     }
 }
 
 /// The command that adds `payload` to `key` (see [`push_key`]).
-pub(super) fn push_cmd_to(intake: bool, key: &str, payload: &[u8]) -> redis::Cmd {
+pub(crate) fn push_cmd_to(intake: bool, key: &str, payload: &[u8]) -> redis::Cmd {
     if intake {
         let mut cmd = redis::cmd("RPUSH");
         cmd.arg(key).arg(payload);
@@ -132,17 +117,17 @@ pub(super) fn push_cmd_to(intake: bool, key: &str, payload: &[u8]) -> redis::Cmd
 }
 
 /// The command that asks workers to cancel call `id` of `queue`.
-pub(super) fn cancel_request_cmd(prefix: &str, queue: &str, id: &str) -> redis::Cmd {
+pub(super) fn cancel_request_cmd(keys: &Keys, queue: &str, id: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("RPUSH");
-    cmd.arg(intake_key(prefix, queue))
-        .arg(format!("cancel {id}"));
+    cmd.arg(keys.intake(queue))
+        .arg(rpc_protocol::stream::cancel_request(id));
     cmd
 }
 
 /// The mover's pipeline for `queue`: wait up to `wait` for an element on
 /// the intake (taking it to `moving`), then move everything there is.
-pub(super) fn move_pipeline(prefix: &str, queue: &str, wait: Duration) -> redis::Pipeline {
-    let (moving, intake) = (moving_key(prefix, queue), intake_key(prefix, queue));
+pub(super) fn move_pipeline(keys: &Keys, queue: &str, wait: Duration) -> redis::Pipeline {
+    let (moving, intake) = (keys.moving(queue), keys.intake(queue));
     let secs = format!("{}.{:03}", wait.as_millis() / 1000, wait.as_millis() % 1000);
     let mut blmove = redis::cmd("BLMOVE");
     blmove
@@ -153,22 +138,22 @@ pub(super) fn move_pipeline(prefix: &str, queue: &str, wait: Duration) -> redis:
         .arg(secs);
     let mut pipe = redis::pipe();
     pipe.add_command(blmove)
-        .add_command(move_invocation(prefix, queue, &moving, &intake))
+        .add_command(move_invocation(keys, queue, &moving, &intake))
         .ignore_errors();
     pipe
 }
 
 /// `EVALSHA intake.lua` for `queue`.
-pub(super) fn move_invocation(prefix: &str, queue: &str, moving: &str, intake: &str) -> redis::Cmd {
+pub(super) fn move_invocation(keys: &Keys, queue: &str, moving: &str, intake: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(intake_script().get_hash())
         .arg(6)
         .arg(moving)
         .arg(intake)
-        .arg(jobs_key(prefix, queue))
-        .arg(schedule_key(prefix, queue))
-        .arg(scheduled_key(prefix, queue))
-        .arg(cancelled_key(prefix, queue))
+        .arg(keys.jobs(queue))
+        .arg(keys.schedule(queue))
+        .arg(keys.scheduled(queue))
+        .arg(keys.cancelled(queue))
         .arg(MOVE_COUNT)
         .arg(MOVE_BYTES)
         .arg(CANCEL_MEMORY.as_millis() as u64)

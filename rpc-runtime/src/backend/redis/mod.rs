@@ -62,9 +62,11 @@ pub(crate) mod read_only;
 mod reader;
 pub(crate) mod scan;
 mod schedule;
+mod scripts;
 mod url;
 mod values;
 
+use rpc_protocol::Keys;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -75,11 +77,9 @@ use redis::{RedisError, Value};
 use self::commands::create_group;
 pub(crate) use self::commands::Commands;
 use self::completion::complete_on;
-pub(crate) use self::intake::intake_key;
 use self::intake::EnqueueMode;
 use self::reader::RedisReader;
-pub(crate) use self::scan::{glob_escape, scan_all};
-pub(crate) use self::schedule::schedule_key;
+pub(crate) use self::scan::scan_all;
 pub(crate) use self::url::{parse_target, redact};
 use super::{
     Backend, Cancelled, CompleteError, Completion, DeadLetter, Delivery, Enqueue, LifecyclePoll,
@@ -88,12 +88,8 @@ use super::{
 use super::{TickAnswer, TickRequest};
 use crate::error::Error;
 
-/// The consumer group every worker joins.
-pub const GROUP: &str = "workers";
-/// The stream field holding the message.
-const FIELD: &str = "m";
-/// The stream field that flags a job cancelled while it was scheduled.
-const CANCELLED_FIELD: &str = "c";
+pub use rpc_protocol::stream::GROUP;
+use rpc_protocol::stream::{CANCELLED as CANCELLED_FIELD, MESSAGE as FIELD};
 /// Response timeout of ordinary (non-blocking) commands.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connection timeout of every connection.
@@ -115,7 +111,7 @@ pub(super) enum ReaderSource {
 pub struct RedisBackend {
     source: ReaderSource,
     commands: Commands,
-    prefix: String,
+    keys: Keys,
     url_for_logs: String,
     /// Whether this client adds jobs to streams or through intakes.
     enqueue: EnqueueMode,
@@ -177,35 +173,23 @@ impl RedisBackend {
         Ok(RedisBackend {
             source,
             commands,
-            prefix: prefix.to_owned(),
+            keys: Keys::new(prefix),
             url_for_logs: redact(url),
             enqueue: EnqueueMode::new(target.enqueue.unwrap_or(enqueue)),
         })
     }
 
     fn jobs_key(&self, queue: &str) -> String {
-        jobs_key(&self.prefix, queue)
+        self.keys.jobs(queue)
     }
 
     fn dead_key(&self, queue: &str) -> String {
-        dead_key(&self.prefix, queue)
+        self.keys.dead(queue)
     }
 
     async fn create_group(&self, queue: &str) -> Result<(), Error> {
         Ok(create_group(&self.commands, &self.jobs_key(queue)).await?)
     }
-}
-
-fn jobs_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:jobs")
-}
-
-fn dead_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:dead")
-}
-
-fn result_key(prefix: &str, call_id: &str) -> String {
-    format!("{prefix}:result:{{{call_id}}}")
 }
 
 #[async_trait]
@@ -215,18 +199,15 @@ impl Backend for RedisBackend {
     }
 
     fn inbox_name(&self, client_id: &str) -> String {
-        format!("{}:inbox:{{{}}}", self.prefix, client_id)
+        self.keys.inbox(client_id)
     }
 
     fn result_name(&self, call_id: &str) -> String {
-        result_key(&self.prefix, call_id)
+        self.keys.result(call_id)
     }
 
     fn is_inbox(&self, key: &str) -> bool {
-        key.strip_prefix(self.prefix.as_str())
-            .and_then(|rest| rest.strip_prefix(":inbox:{"))
-            .and_then(|rest| rest.strip_suffix('}'))
-            .is_some_and(crate::backend::is_client_id)
+        self.keys.is_inbox(key)
     }
 
     async fn broker_time_ms(&self) -> Result<u64, Error> {
@@ -237,18 +218,18 @@ impl Backend for RedisBackend {
     async fn open_reader(&self) -> Result<Box<dyn Reader>, Error> {
         Ok(Box::new(RedisReader::new(
             self.source.clone(),
-            self.prefix.clone(),
+            self.keys.clone(),
             self.commands.clone(),
             self.enqueue.clone(),
         )))
     }
 
     async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error> {
-        let push = self.enqueue.push_cmd(&self.prefix, queue, payload);
+        let push = self.enqueue.push_cmd(&self.keys, queue, payload);
         match self.commands.query::<Value>(&push).await {
             Ok(_) => Ok(()),
             Err(e) if self.enqueue.turn_to_intake_after(&e) => {
-                let push = self.enqueue.push_cmd(&self.prefix, queue, payload);
+                let push = self.enqueue.push_cmd(&self.keys, queue, payload);
                 self.commands.query::<Value>(&push).await?;
                 Ok(())
             }
@@ -272,13 +253,11 @@ impl Backend for RedisBackend {
         // which ride on the taker's read as `EVALSHA`, find it. (After a
         // restart that empties the script cache, the first one is refused
         // with NOSCRIPT, sent again the ordinary way, which loads it.)
-        for source in [
-            completion::SOURCE,
-            completion::REPLY_AND_ACK_SOURCE,
-            schedule::POLL_SOURCE,
-            intake::INTAKE_SOURCE,
-        ] {
-            let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
+        for script in scripts::LOADED_AT_START {
+            let load = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script.source)
+                .to_owned();
             if let Err(e) = self.commands.query::<Value>(&load).await {
                 tracing::warn!(error = %e, "could not load a completion script; it is loaded on first use");
             }
@@ -305,7 +284,7 @@ impl Backend for RedisBackend {
         delivery: &Delivery,
         completion: &Completion,
     ) -> Result<(), CompleteError> {
-        complete_on(&self.commands, &self.prefix, delivery, completion).await
+        complete_on(&self.commands, &self.keys, delivery, completion).await
     }
 
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {

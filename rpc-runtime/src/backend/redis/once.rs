@@ -19,11 +19,6 @@ use super::RedisBackend;
 use crate::backend::OnceClaim;
 use crate::error::Error;
 
-/// The idempotency key `key` of `queue`.
-pub(super) fn once_key(prefix: &str, queue: &str, key: &str) -> String {
-    format!("{prefix}:{{{queue}}}:once:{key}")
-}
-
 impl RedisBackend {
     /// Claims `key` for call `id` unless another call holds it.
     pub(super) async fn claim(
@@ -35,7 +30,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<OnceClaim, Error> {
         let mut set = redis::cmd("SET");
-        set.arg(once_key(&self.prefix, queue, key))
+        set.arg(self.keys.once(queue, key))
             .arg(format!("{id} {fingerprint}"))
             .arg("NX")
             .arg("PX")

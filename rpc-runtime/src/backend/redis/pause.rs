@@ -8,17 +8,12 @@
 use super::RedisBackend;
 use crate::error::Error;
 
-/// The pause flag of `queue`.
-pub(super) fn paused_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:paused")
-}
-
 impl RedisBackend {
     /// Sets or clears the pause flag; returns whether it changed.
     pub(super) async fn pause(&self, queue: &str, paused: bool) -> Result<bool, Error> {
-        let key = paused_key(&self.prefix, queue);
+        let key = self.keys.paused(queue);
         if paused {
-            let now = crate::wire::unix_ms(std::time::SystemTime::now());
+            let now = rpc_protocol::time::unix_ms(std::time::SystemTime::now());
             let mut cmd = redis::cmd("SET");
             cmd.arg(&key).arg(now).arg("NX");
             let set: Option<String> = self.commands.query(&cmd).await?;
@@ -33,7 +28,7 @@ impl RedisBackend {
     pub(super) async fn paused(&self, queue: &str) -> Result<bool, Error> {
         let exists: i64 = self
             .commands
-            .query(redis::cmd("EXISTS").arg(paused_key(&self.prefix, queue)))
+            .query(redis::cmd("EXISTS").arg(self.keys.paused(queue)))
             .await?;
         Ok(exists > 0)
     }

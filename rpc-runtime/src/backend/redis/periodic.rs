@@ -8,31 +8,16 @@
 //! definition JSON, with the next tick) and `P:{Service}:periodic:last`
 //! (hash: name -> the last tick enqueued, ms since the epoch).
 
-use std::sync::OnceLock;
-
 use redis::{Script, Value};
 
-use super::{jobs_key, RedisBackend};
+use super::RedisBackend;
 use crate::backend::{TickAnswer, TickOutcome, TickRequest};
 use crate::error::Error;
-use crate::periodic::{parse_last, read_states, PeriodicState};
-
-/// `tick.lua`'s source.
-pub(super) const TICK_SOURCE: &str = include_str!("scripts/tick.lua");
+use crate::periodic::{read_states, PeriodicState};
+use rpc_protocol::periodic::parse_last;
 
 fn tick_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(TICK_SOURCE))
-}
-
-/// The periodic job definitions of `queue`, by name.
-pub(crate) fn periodic_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:periodic")
-}
-
-/// The last tick enqueued of each of `queue`'s periodic jobs, by name.
-pub(crate) fn periodic_last_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:periodic:last")
+    super::scripts::compiled(&rpc_protocol::scripts::TICK)
 }
 
 impl RedisBackend {
@@ -44,9 +29,9 @@ impl RedisBackend {
     ) -> Result<TickAnswer, Error> {
         let mut invocation = tick_script().prepare_invoke();
         invocation
-            .key(periodic_key(&self.prefix, queue))
-            .key(periodic_last_key(&self.prefix, queue))
-            .key(jobs_key(&self.prefix, queue))
+            .key(self.keys.periodic(queue))
+            .key(self.keys.periodic_last(queue))
+            .key(self.keys.jobs(queue))
             .arg(tick.name)
             .arg(tick.tick_ms)
             .arg(tick.mode.as_str())
@@ -64,11 +49,11 @@ impl RedisBackend {
     pub(super) async fn list_periodic(&self, queue: &str) -> Result<Vec<PeriodicState>, Error> {
         let definitions: Vec<(Vec<u8>, Vec<u8>)> = self
             .commands
-            .query(redis::cmd("HGETALL").arg(periodic_key(&self.prefix, queue)))
+            .query(redis::cmd("HGETALL").arg(self.keys.periodic(queue)))
             .await?;
         let lasts: Vec<(Vec<u8>, Vec<u8>)> = self
             .commands
-            .query(redis::cmd("HGETALL").arg(periodic_last_key(&self.prefix, queue)))
+            .query(redis::cmd("HGETALL").arg(self.keys.periodic_last(queue)))
             .await?;
         Ok(read_states(queue, definitions, lasts))
     }
@@ -87,13 +72,7 @@ fn tick_answer(answer: Value) -> Option<TickAnswer> {
     let [outcome, now, previous] = parts.as_slice() else {
         return None;
     };
-    let outcome = match text(outcome)?.as_slice() {
-        b"enqueued" => TickOutcome::Enqueued,
-        b"done" => TickOutcome::AlreadyEnqueued,
-        b"registered" => TickOutcome::Registered,
-        b"early" => TickOutcome::Early,
-        _ => return None,
-    };
+    let outcome = TickOutcome::parse(&text(outcome)?)?;
     let Value::Int(now) = now else {
         return None;
     };

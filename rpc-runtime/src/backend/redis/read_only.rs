@@ -16,17 +16,9 @@
 //! (`excerpt_schedule.lua` finds a call on the schedule by id), `HMGET`,
 //! `GET`. Commands a script runs are checked against the user's ACL.
 
-use std::sync::OnceLock;
-
 use redis::{ErrorKind, RedisResult, Script, ServerErrorKind, Value};
 
 use super::commands::Commands;
-
-pub(crate) const EXCERPT_ENTRIES_SOURCE: &str = include_str!("scripts/excerpt_entries.lua");
-pub(crate) const EXCERPT_SCHEDULE_SOURCE: &str = include_str!("scripts/excerpt_schedule.lua");
-pub(crate) const EXCERPT_VALUE_SOURCE: &str = include_str!("scripts/excerpt_value.lua");
-pub(crate) const FIND_CALL_SOURCE: &str = include_str!("scripts/find_call.lua");
-pub(crate) const STREAM_FIGURES_SOURCE: &str = include_str!("scripts/stream_figures.lua");
 
 /// The read-only scripts, each loaded once and called by hash.
 #[derive(Debug, Clone, Copy)]
@@ -45,19 +37,14 @@ pub(crate) enum ReadOnlyScript {
 
 impl ReadOnlyScript {
     fn script(self) -> &'static Script {
-        static ENTRIES: OnceLock<Script> = OnceLock::new();
-        static SCHEDULE: OnceLock<Script> = OnceLock::new();
-        static VALUE: OnceLock<Script> = OnceLock::new();
-        static FIND: OnceLock<Script> = OnceLock::new();
-        static FIGURES: OnceLock<Script> = OnceLock::new();
-        let (cell, source) = match self {
-            ReadOnlyScript::ExcerptEntries => (&ENTRIES, EXCERPT_ENTRIES_SOURCE),
-            ReadOnlyScript::ExcerptSchedule => (&SCHEDULE, EXCERPT_SCHEDULE_SOURCE),
-            ReadOnlyScript::ExcerptValue => (&VALUE, EXCERPT_VALUE_SOURCE),
-            ReadOnlyScript::FindCall => (&FIND, FIND_CALL_SOURCE),
-            ReadOnlyScript::StreamFigures => (&FIGURES, STREAM_FIGURES_SOURCE),
-        };
-        cell.get_or_init(|| Script::new(source))
+        use rpc_protocol::scripts;
+        super::scripts::compiled(match self {
+            ReadOnlyScript::ExcerptEntries => &scripts::EXCERPT_ENTRIES,
+            ReadOnlyScript::ExcerptSchedule => &scripts::EXCERPT_SCHEDULE,
+            ReadOnlyScript::ExcerptValue => &scripts::EXCERPT_VALUE,
+            ReadOnlyScript::FindCall => &scripts::FIND_CALL,
+            ReadOnlyScript::StreamFigures => &scripts::STREAM_FIGURES,
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! stream (`BLMOVE` + `intake.lua`) for a worker's mover, and pops replies
 //! (`BLPOP` / `BLMPOP`) for a client.
 
+use rpc_protocol::Keys;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +14,9 @@ use redis::{AsyncConnectionConfig, RedisError, Value};
 
 use super::commands::{create_group, is_nogroup, Commands};
 use super::completion::{complete_on, outcome, Call, Slots};
-use super::intake::{
-    move_pipeline, parse_moved, push_cmd_to, push_key, EnqueueMode, INTAKE_SOURCE,
-};
+use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, EnqueueMode};
 use super::values::collect_deliveries;
-use super::{jobs_key, ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT, GROUP};
+use super::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT, GROUP};
 use crate::backend::resp::RespConnection;
 use crate::backend::{
     complete_each, CompleteError, CompletedAndTaken, Completion, Delivery, PushedAndPopped, Reader,
@@ -57,7 +56,7 @@ pub(super) enum BlockingConnection {
 pub(super) struct RedisReader {
     source: ReaderSource,
     con: Option<BlockingConnection>,
-    prefix: String,
+    keys: Keys,
     commands: Commands,
     /// Whether jobs are added to streams or through intakes.
     enqueue: EnqueueMode,
@@ -65,25 +64,25 @@ pub(super) struct RedisReader {
     turn: usize,
     /// The keys single queues' jobs are pushed to (their stream, or their
     /// intake), by queue and way: made once, not on every call.
-    keys: Vec<(String, bool, Arc<str>)>,
+    push_keys: Vec<(String, bool, Arc<str>)>,
     queue_keys: Option<(Vec<String>, Arc<[String]>)>,
 }
 
 impl RedisReader {
     pub(super) fn new(
         source: ReaderSource,
-        prefix: String,
+        keys: Keys,
         commands: Commands,
         enqueue: EnqueueMode,
     ) -> Self {
         RedisReader {
             source,
             con: None,
-            prefix,
+            keys,
             commands,
             enqueue,
             turn: 0,
-            keys: Vec::new(),
+            push_keys: Vec::new(),
             queue_keys: None,
         }
     }
@@ -93,14 +92,14 @@ impl RedisReader {
     fn push_cmd(&mut self, queue: &str, payload: &[u8]) -> redis::Cmd {
         let intake = self.enqueue.via_intake();
         let key = match self
-            .keys
+            .push_keys
             .iter()
             .find(|(q, i, _)| q == queue && *i == intake)
         {
             Some((_, _, key)) => key.clone(),
             None => {
-                let key: Arc<str> = push_key(intake, &self.prefix, queue).into();
-                self.keys.push((queue.to_owned(), intake, key.clone()));
+                let key: Arc<str> = push_key(intake, &self.keys, queue).into();
+                self.push_keys.push((queue.to_owned(), intake, key.clone()));
                 key
             }
         };
@@ -112,8 +111,7 @@ impl RedisReader {
         match &self.queue_keys {
             Some((q, keys)) if q[..] == *queues => keys.clone(),
             _ => {
-                let keys: Arc<[String]> =
-                    queues.iter().map(|q| jobs_key(&self.prefix, q)).collect();
+                let keys: Arc<[String]> = queues.iter().map(|q| self.keys.jobs(q)).collect();
                 self.queue_keys = Some((queues.to_vec(), keys.clone()));
                 keys
             }
@@ -345,9 +343,8 @@ impl Reader for RedisReader {
         if matches!(self.source, ReaderSource::Cluster(_)) {
             // A completion spans slots, and so nodes: complete over the
             // shared connection, then read.
-            let (commands, prefix) = (&self.commands, self.prefix.as_str());
-            let not_completed =
-                complete_each(done, |d, c| complete_on(commands, prefix, d, c)).await;
+            let (commands, keys) = (&self.commands, &self.keys);
+            let not_completed = complete_each(done, |d, c| complete_on(commands, keys, d, c)).await;
             let taken = self.take_jobs(queues, consumer, max, wait).await;
             return CompletedAndTaken {
                 not_completed,
@@ -361,7 +358,7 @@ impl Reader for RedisReader {
         let mut pipe = redis::pipe();
         let mut calls = 0;
         for (delivery, completion) in done {
-            if let Some(call) = Call::new(&self.prefix, delivery, completion, Slots::All) {
+            if let Some(call) = Call::new(&self.keys, delivery, completion, Slots::All) {
                 pipe.add_command(call.evalsha());
                 calls += 1;
             }
@@ -466,7 +463,7 @@ impl Reader for RedisReader {
     }
 
     async fn move_intake(&mut self, queue: &str, wait: Duration) -> Result<usize, Error> {
-        let pipe = move_pipeline(&self.prefix, queue, wait);
+        let pipe = move_pipeline(&self.keys, queue, wait);
         let script = if matches!(self.source, ReaderSource::Cluster(_)) {
             // A cluster connection may split a pipeline by node; the keys
             // share a slot, but send the two one after the other.
@@ -523,7 +520,7 @@ impl RedisReader {
     async fn load_intake_script(&self) -> Result<(), Error> {
         let load = redis::cmd("SCRIPT")
             .arg("LOAD")
-            .arg(INTAKE_SOURCE)
+            .arg(rpc_protocol::scripts::INTAKE.source)
             .to_owned();
         self.commands.query::<Value>(&load).await?;
         Ok(())

@@ -6,6 +6,7 @@
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{FromRedisValue, Value};
+use rpc_protocol::Keys;
 
 use super::commands::Commands;
 
@@ -83,27 +84,13 @@ async fn scan(
     }
 }
 
-/// `text` with the glob characters of `SCAN MATCH` escaped.
-pub(crate) fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The services that have a jobs stream under `prefix`, sorted:
+/// The services that have a jobs stream under `keys`' prefix, sorted:
 /// `SCAN MATCH P:{*}:jobs` (on every master of a Cluster).
-pub(crate) async fn services(con: &Commands, prefix: &str) -> redis::RedisResult<Vec<String>> {
-    let pattern = format!("{}:{{*}}:jobs", glob_escape(prefix));
-    let keys = scan_all(con, &pattern, "stream").await?;
-    let head = format!("{prefix}:{{");
-    let mut services: Vec<String> = keys
+pub(crate) async fn services(con: &Commands, keys: &Keys) -> redis::RedisResult<Vec<String>> {
+    let found = scan_all(con, &keys.jobs_pattern(), "stream").await?;
+    let mut services: Vec<String> = found
         .iter()
-        .filter_map(|k| k.strip_prefix(&head)?.strip_suffix("}:jobs"))
+        .filter_map(|k| keys.service_of_jobs(k))
         .map(str::to_owned)
         .collect();
     services.sort();
@@ -114,6 +101,6 @@ pub(crate) async fn services(con: &Commands, prefix: &str) -> redis::RedisResult
 impl super::RedisBackend {
     /// The services that have a jobs stream under this prefix, sorted.
     pub(super) async fn services(&self) -> Result<Vec<String>, crate::error::Error> {
-        Ok(services(&self.commands, &self.prefix).await?)
+        Ok(services(&self.commands, &self.keys).await?)
     }
 }

@@ -14,38 +14,20 @@
 //! follow: the next due time, the pause flag and new cancellations
 //! (`cancel.rs`, `pause.rs`).
 
-use std::sync::OnceLock;
-
 use redis::{Script, Value};
 
-use super::cancel::cancelled_key;
-use super::pause::paused_key;
 use super::values::{as_int, as_string};
-use super::{dead_key, jobs_key, RedisBackend};
+use super::RedisBackend;
 use crate::backend::{LifecyclePoll, DEAD_LETTER_CAP};
 use crate::error::Error;
-use crate::wire::limits::MAX_DELAY_MS;
+use rpc_protocol::limits::MAX_DELAY_MS;
 
 /// How far ahead of now a scheduled entry may be due: the longest delay a
 /// call may ask for, and a day to spare. Anything later is garbage.
 const HORIZON_MS: u64 = MAX_DELAY_MS + 24 * 60 * 60 * 1000;
 
-/// `poll.lua`'s source.
-pub(super) const POLL_SOURCE: &str = include_str!("scripts/poll.lua");
-
 fn poll_script() -> &'static Script {
-    static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(POLL_SOURCE))
-}
-
-/// The schedule of `queue`: the sorted set of entry tokens.
-pub(crate) fn schedule_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:schedule")
-}
-
-/// The messages of `queue`'s schedule, by entry token.
-pub(super) fn scheduled_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{{queue}}}:scheduled")
+    super::scripts::compiled(&rpc_protocol::scripts::POLL)
 }
 
 impl RedisBackend {
@@ -60,12 +42,12 @@ impl RedisBackend {
     ) -> Result<LifecyclePoll, Error> {
         let mut invocation = poll_script().prepare_invoke();
         invocation
-            .key(schedule_key(&self.prefix, queue))
-            .key(scheduled_key(&self.prefix, queue))
-            .key(jobs_key(&self.prefix, queue))
-            .key(cancelled_key(&self.prefix, queue))
-            .key(paused_key(&self.prefix, queue))
-            .key(dead_key(&self.prefix, queue))
+            .key(self.keys.schedule(queue))
+            .key(self.keys.scheduled(queue))
+            .key(self.keys.jobs(queue))
+            .key(self.keys.cancelled(queue))
+            .key(self.keys.paused(queue))
+            .key(self.keys.dead(queue))
             .arg(max_move.max(1))
             .arg(cancelled_after_ms)
             .arg(max_cancelled.max(1))

@@ -290,11 +290,12 @@ pub(super) async fn route_replies(backend: Arc<dyn Backend>, inbox: std::sync::W
 /// The call id of a reply, borrowed from it when possible.
 ///
 /// Replies from this crate's workers start with `{"v":1,"id":"` (see
-/// [`wire::encode_ok_reply`]); an id without escapes is then read straight
+/// [`rpc_protocol::reply::encode_ok_reply`]); an id without escapes is then read straight
 /// from the bytes. Anything else goes through the JSON parser.
 /// Whether `body` is one whole JSON object (checked without building it).
 fn is_whole_json(body: &[u8]) -> bool {
-    wire::is_json_object(body) && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+    rpc_protocol::job::is_json_object(body)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 pub(super) fn reply_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
@@ -314,7 +315,7 @@ pub(super) fn reply_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
         #[serde(borrow)]
         id: std::borrow::Cow<'a, str>,
     }
-    if !wire::is_json_object(body) {
+    if !rpc_protocol::job::is_json_object(body) {
         return None;
     }
     serde_json::from_slice::<IdOnly>(body).ok().map(|r| r.id)

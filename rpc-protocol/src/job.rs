@@ -1,27 +1,24 @@
-//! The wire format: job and reply envelopes, as JSON.
+//! The job message: what a sender puts on a service's queue, as JSON.
 //!
-//! Every message on the broker is one UTF-8 JSON object. A job message names
-//! the job, carries the parameters as one JSON object keyed by parameter name
-//! (the old library's `data` dict), and says where to reply. A reply carries
-//! either `ok` (the job's return value) or `error`. `docs/PROTOCOL.md` is the
-//! normative description; this module is its Rust mirror.
+//! A job message names the job, carries the parameters as one JSON object
+//! keyed by parameter name (the old library's `data` dict), says where to
+//! reply, and carries its deadline, attempt and lifecycle fields.
+//! docs/PROTOCOL.md, "Job message", is the normative description.
 //!
-//! Decoding borrows from the received bytes (`&RawValue` for params and
-//! results) so the hot path never builds an intermediate `serde_json::Value`.
-//!
+//! Decoding borrows from the received bytes (`&RawValue` for the
+//! parameters) so a worker never builds an intermediate `serde_json::Value`.
 //! Every field comes off the network, so decoding is strict where serde's
-//! derive is lenient: [`JobMessage::decode`] and [`ReplyMessage::decode`]
-//! accept only the documented object forms (a derived `Deserialize` for a
-//! struct also takes a JSON array of its fields in order), and the numeric
-//! fields must lie in their documented ranges ([`limits`]).
+//! derive is lenient: [`JobMessage::decode`] accepts only the documented
+//! object form (a derived `Deserialize` for a struct also takes a JSON array
+//! of its fields in order), and the numeric fields must lie in their
+//! documented ranges ([`crate::limits`]).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::ErrorKind;
+use crate::limits;
 
 /// The protocol version of a plain message (`v` in every envelope): what
 /// every worker since the first speaks.
@@ -167,39 +164,6 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-/// The documented ranges of a job message's numeric fields. A message
-/// with a value outside them is refused (`bad_request`) before it steers
-/// anything: an out-of-range TTL would make Redis refuse the completion,
-/// an attempt number near `u32::MAX` would overflow.
-pub mod limits {
-    /// `attempt` and `max_attempts` lie in `1..=MAX_ATTEMPTS`.
-    pub const MAX_ATTEMPTS: u32 = 1_000;
-    /// `result_ttl_ms` and `timeout_ms` are at most a year (366 days).
-    pub const MAX_TTL_MS: u64 = 366 * 24 * 60 * 60 * 1000;
-    /// `deadline_ms` is at most 9999-12-31T23:59:59.999Z.
-    pub const MAX_DEADLINE_MS: u64 = 253_402_300_799_999;
-    /// `id` is at most this many bytes.
-    pub const MAX_ID_BYTES: usize = 256;
-    /// A job no worker knows is handed back at most this many times before
-    /// it is answered `unknown_job` (`handoffs` lies in `0..=MAX_HANDOFFS`).
-    /// Each hand-back waits on the schedule for a growing delay, so the
-    /// count is also a span of time (PROTOCOL.md, "Unknown jobs").
-    pub const MAX_HANDOFFS: u32 = 32;
-    /// A call may be delayed by at most this long (366 days): `run_at_ms`
-    /// further ahead than this is refused where it enters.
-    pub const MAX_DELAY_MS: u64 = MAX_TTL_MS;
-    /// An idempotency key is 1 to this many bytes, without control
-    /// characters.
-    pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
-}
-
-/// Whether `key` may be an idempotency key: 1 to
-/// [`limits::MAX_IDEMPOTENCY_KEY_BYTES`] bytes, no control characters.
-pub fn is_idempotency_key(key: &str) -> bool {
-    (1..=limits::MAX_IDEMPOTENCY_KEY_BYTES).contains(&key.len())
-        && !key.chars().any(char::is_control)
-}
-
 /// Why a message was refused: the text goes into the dead letter's reason
 /// and the `bad_request` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,114 +267,6 @@ impl<'a> JobMessage<'a> {
     }
 }
 
-/// The error part of a reply.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReplyError<'a> {
-    pub kind: ErrorKind,
-    #[serde(borrow)]
-    pub message: std::borrow::Cow<'a, str>,
-    /// The application error value for `kind == "app"`.
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
-    pub data: Option<&'a RawValue>,
-}
-
-/// A reply as received by a client.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReplyMessage<'a> {
-    pub v: u32,
-    #[serde(borrow)]
-    pub id: std::borrow::Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
-    pub ok: Option<&'a RawValue>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        borrow,
-        deserialize_with = "object_only"
-    )]
-    pub error: Option<ReplyError<'a>>,
-    /// The answer to a call whose idempotency key another call holds (for
-    /// the same job and parameters): that call's id. The caller waits for
-    /// that call's kept result instead.
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
-    pub holder: Option<std::borrow::Cow<'a, str>>,
-}
-
-impl<'a> ReplyMessage<'a> {
-    /// Decodes a reply strictly: the documented object form only, for the
-    /// envelope and its `error`.
-    pub fn decode(body: &'a [u8]) -> Result<Self, Refused> {
-        if !is_json_object(body) {
-            return Err(Refused("a reply is a JSON object".to_owned()));
-        }
-        serde_json::from_slice(body).map_err(|e| Refused(e.to_string()))
-    }
-}
-
-/// Deserializes an optional struct only from a JSON object (or `null`).
-fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    let raw: Option<&'de RawValue> = Deserialize::deserialize(d)?;
-    match raw {
-        None => Ok(None),
-        Some(raw) if raw.get() == "null" => Ok(None),
-        Some(raw) if is_json_object(raw.get().as_bytes()) => serde_json::from_str(raw.get())
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-        Some(_) => Err(serde::de::Error::custom("`error` must be a JSON object")),
-    }
-}
-
-/// Encodes a successful reply around an already-serialized result.
-pub fn encode_ok_reply(id: &str, ok_json: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ok_json.len() + id.len() + 24);
-    out.extend_from_slice(b"{\"v\":1,\"id\":");
-    // Ids are generated by clients; escape anyway, they come off the network.
-    serde_json::to_writer(&mut out, id).expect("writing a str to a Vec cannot fail");
-    out.extend_from_slice(b",\"ok\":");
-    out.extend_from_slice(ok_json.as_bytes());
-    out.push(b'}');
-    out
-}
-
-/// Encodes an error reply.
-pub fn encode_error_reply(
-    id: &str,
-    kind: ErrorKind,
-    message: &str,
-    data_json: Option<&str>,
-) -> Vec<u8> {
-    let data = data_json.and_then(|d| RawValue::from_string(d.to_owned()).ok());
-    let reply = ReplyMessage {
-        v: PROTOCOL_VERSION,
-        id: id.into(),
-        ok: None,
-        error: Some(ReplyError {
-            kind,
-            message: message.into(),
-            data: data.as_deref(),
-        }),
-        holder: None,
-    };
-    serde_json::to_vec(&reply).expect("a reply envelope always serializes")
-}
-
-/// Encodes the answer to a duplicate of an idempotent call: the call that
-/// holds the key, whose kept result the caller waits for.
-pub fn encode_holder_reply(id: &str, holder: &str) -> Vec<u8> {
-    let reply = ReplyMessage {
-        v: PROTOCOL_VERSION,
-        id: id.into(),
-        ok: None,
-        error: None,
-        holder: Some(holder.into()),
-    };
-    serde_json::to_vec(&reply).expect("a reply envelope always serializes")
-}
-
 /// A dead-lettered job message made ready to run again: attempts start over
 /// at 1 and the old deadline (long past) is dropped. Returns the call id and
 /// the new message, or `None` when the message is not a readable job message
@@ -427,44 +283,10 @@ pub fn for_replay(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     Some((msg.id.to_string(), serde_json::to_vec(&msg).ok()?))
 }
 
-/// Milliseconds since the Unix epoch for `t`.
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The `SystemTime` for milliseconds since the Unix epoch.
-pub fn from_unix_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ok_reply_round_trips() {
-        let bytes = encode_ok_reply("a\"b", "{\"x\":1}");
-        let reply: ReplyMessage = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(reply.id, "a\"b");
-        assert_eq!(reply.ok.unwrap().get(), "{\"x\":1}");
-        assert!(reply.error.is_none());
-    }
-
-    #[test]
-    fn error_reply_round_trips_and_unknown_kinds_decode() {
-        let bytes = encode_error_reply("id1", ErrorKind::App, "nope", Some("\"DivideByZero\""));
-        let reply: ReplyMessage = serde_json::from_slice(&bytes).unwrap();
-        let err = reply.error.unwrap();
-        assert_eq!(err.kind, ErrorKind::App);
-        assert_eq!(err.data.unwrap().get(), "\"DivideByZero\"");
-
-        let newer = br#"{"v":1,"id":"x","error":{"kind":"from_the_future","message":"m"}}"#;
-        let reply: ReplyMessage = serde_json::from_slice(newer).unwrap();
-        assert_eq!(reply.error.unwrap().kind, ErrorKind::Unknown);
-    }
-
+    use crate::reply::ReplyMessage;
     #[test]
     fn outgoing_job_decodes_as_a_job_message() {
         let meta = BTreeMap::from([("trace".to_owned(), "t1".to_owned())]);

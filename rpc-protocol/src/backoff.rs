@@ -1,17 +1,17 @@
-//! How long a failed job waits before its next attempt.
+//! How long a failed job waits before its next attempt: the retry policy
+//! and its grammar.
 //!
 //! A retry waits in the service's schedule (never in the consumer group) for
 //! the delay its [`Backoff`] gives: by default exponential with jitter, so a
 //! dependency that is down is not hammered by every worker at once; per job
-//! from the schema's `#[backoff = "..."]`; per failure from
-//! [`HandlerError::retry_after`](crate::HandlerError::retry_after).
+//! from the schema's `#[backoff = "..."]`; per failure from the handler.
 //!
 //! The text form (`none`, `fixed(2s)`, `exponential(100ms, 30s)`) is the
-//! schema attribute's: [`FromStr`] reads it, `Display` writes it back.
-//! rpc-codegen reads the same grammar with a parser of its own (it does not
-//! depend on this crate) and emits the `Backoff` it means; both parsers'
-//! tests hold the same accepted and refused examples, and rpc-codegen's
-//! `tests/backoff_grammar.rs` checks that the two agree.
+//! schema attribute's: [`FromStr`] reads it, `Display` writes it back. This
+//! is the one parser: rpc-codegen uses it for the schema's diagnostics, the
+//! runtime for the policy it runs. The random part of a delay is the
+//! caller's to draw ([`Backoff::delay`] takes it), so this crate needs no
+//! source of randomness.
 
 use std::fmt;
 use std::str::FromStr;
@@ -52,8 +52,9 @@ impl Backoff {
     };
 
     /// The delay before the attempt after `attempt` (1 = the first attempt
-    /// failed), jitter included.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    /// failed), jitter included: `random` is any random number (the jitter
+    /// is `random` modulo the jitter's range).
+    pub fn delay(&self, attempt: u32, random: u64) -> Duration {
         match *self {
             Backoff::None => Duration::ZERO,
             Backoff::Fixed { delay_ms } => Duration::from_millis(delay_ms),
@@ -63,7 +64,7 @@ impl Backoff {
                     .saturating_mul(1u64 << doublings)
                     .min(max_ms.max(base_ms));
                 let half = full / 2;
-                Duration::from_millis(full - half + jitter(half))
+                Duration::from_millis(full - half + random % (half + 1))
             }
         }
     }
@@ -79,10 +80,16 @@ impl Backoff {
                         .min(max_ms.max(base_ms)),
                 )
             }
-            other => other.delay(attempt),
+            other => other.delay(attempt, 0),
         }
     }
 }
+
+/// How a retry policy is written, for help texts (rpc-codegen's diagnostic
+/// of the schema's attribute).
+pub const USAGE: &str = "`#[backoff = \"exponential(100ms, 30s)\"]`: `none`, `fixed(<delay>)` \
+     or `exponential(<base>, <max>)` with base <= max, each duration a whole number \
+     followed by `ms`, `s`, `m` or `h`, from 1ms to 24h";
 
 /// The longest delay a policy may name: a retry a day later is a job that
 /// should have been scheduled, not retried.
@@ -115,7 +122,7 @@ impl ParseBackoffError {
 /// Whitespace around the tokens is allowed.
 ///
 /// ```
-/// use rpc_runtime::Backoff;
+/// use rpc_protocol::Backoff;
 /// let backoff: Backoff = "exponential(100ms, 30s)".parse().unwrap();
 /// assert_eq!(backoff, Backoff::DEFAULT);
 /// assert_eq!(backoff.to_string(), "exponential(100ms, 30s)");
@@ -254,20 +261,6 @@ impl fmt::Display for DurationText {
     }
 }
 
-/// A random number in `0..=max` (also the jitter of hand-backs,
-/// `worker/handoff.rs`).
-pub(crate) fn jitter(max: u64) -> u64 {
-    if max == 0 {
-        return 0;
-    }
-    let random = u64::from_le_bytes(
-        uuid::Uuid::new_v4().as_bytes()[..8]
-            .try_into()
-            .expect("a UUID has 16 bytes"),
-    );
-    random % (max + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,23 +271,23 @@ mod tests {
             base_ms: 100,
             max_ms: 1_000,
         };
-        for _ in 0..200 {
-            let (d1, d2, d3) = (b.delay(1), b.delay(2), b.delay(3));
+        for random in [0, 1, 49, 50, 51, 12_345, u64::MAX - 1, u64::MAX] {
+            let (d1, d2, d3) = (b.delay(1, random), b.delay(2, random), b.delay(3, random));
             assert!((50..=100).contains(&(d1.as_millis() as u64)), "{d1:?}");
             assert!((100..=200).contains(&(d2.as_millis() as u64)), "{d2:?}");
             assert!(d3 >= d2 && d2 >= d1);
-            assert!(b.delay(40) <= Duration::from_secs(1));
-            assert!(b.delay(u32::MAX) >= Duration::from_millis(500));
+            assert!(b.delay(40, random) <= Duration::from_secs(1));
+            assert!(b.delay(u32::MAX, random) >= Duration::from_millis(500));
         }
-        assert_eq!(Backoff::None.delay(3), Duration::ZERO);
+        assert_eq!(Backoff::None.delay(3, 7), Duration::ZERO);
         assert_eq!(
-            Backoff::Fixed { delay_ms: 7 }.delay(9),
+            Backoff::Fixed { delay_ms: 7 }.delay(9, 7),
             Duration::from_millis(7)
         );
     }
 
-    // The same examples as rpc-codegen's `model/backoff.rs` tests: the two
-    // parsers of the grammar accept and refuse the same texts.
+    // What the grammar accepts and refuses (rpc-codegen's diagnostics and
+    // the runtime's policy both use this parser).
     const ACCEPTED: &[(&str, Backoff)] = &[
         ("none", Backoff::None),
         ("  none\t", Backoff::None),

@@ -1,0 +1,224 @@
+//! Every Redis key of the protocol, built here and nowhere else.
+//!
+//! `P` is the prefix (`rpc` unless configured): applications with different
+//! prefixes share one Redis without seeing each other's keys. The `{...}`
+//! parts are Redis Cluster hash tags: every key of one service lives in one
+//! slot (so a script may touch several of them), and an inbox or a kept
+//! result lives in the slot of its client or call. docs/PROTOCOL.md, "Keys",
+//! is the normative table; this module is its one implementation, so a
+//! change of a key is a change here, seen by every crate.
+//!
+//! ```
+//! let keys = rpc_protocol::Keys::new("rpc");
+//! assert_eq!(keys.jobs("Calculator"), "rpc:{Calculator}:jobs");
+//! assert_eq!(keys.inbox("c1"), "rpc:inbox:{c1}");
+//! assert_eq!(keys.service_of_jobs("rpc:{Calculator}:jobs"), Some("Calculator"));
+//! // Templates for documents: the placeholders are the arguments.
+//! assert_eq!(rpc_protocol::Keys::new("{prefix}").jobs("queue"), "{prefix}:{queue}:jobs");
+//! ```
+
+use crate::limits::is_client_id;
+
+/// The keys under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The keys under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Keys {
+        Keys {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn of_service(&self, service: &str, what: &str) -> String {
+        format!("{}:{{{service}}}:{what}", self.prefix)
+    }
+
+    /// `P:{S}:jobs`, the service's stream of jobs (consumer group
+    /// [`GROUP`](crate::stream::GROUP)).
+    pub fn jobs(&self, service: &str) -> String {
+        self.of_service(service, "jobs")
+    }
+
+    /// `P:{S}:intake`, the list clients without `XADD` rights append to.
+    pub fn intake(&self, service: &str) -> String {
+        self.of_service(service, "intake")
+    }
+
+    /// `P:{S}:moving`, what a worker's mover took off the intake and has
+    /// not moved yet.
+    pub fn moving(&self, service: &str) -> String {
+        self.of_service(service, "moving")
+    }
+
+    /// `P:{S}:dead`, the service's dead letters.
+    pub fn dead(&self, service: &str) -> String {
+        self.of_service(service, "dead")
+    }
+
+    /// `P:{S}:schedule`, the sorted set of tokens by due time.
+    pub fn schedule(&self, service: &str) -> String {
+        self.of_service(service, "schedule")
+    }
+
+    /// `P:{S}:scheduled`, the hash of token -> scheduled message.
+    pub fn scheduled(&self, service: &str) -> String {
+        self.of_service(service, "scheduled")
+    }
+
+    /// `P:{S}:cancelled`, the sorted set of call id -> when cancelled.
+    pub fn cancelled(&self, service: &str) -> String {
+        self.of_service(service, "cancelled")
+    }
+
+    /// `P:{S}:paused`, the pause flag.
+    pub fn paused(&self, service: &str) -> String {
+        self.of_service(service, "paused")
+    }
+
+    /// `P:{S}:once:<key>`, an idempotency key of the service.
+    pub fn once(&self, service: &str, key: &str) -> String {
+        format!("{}:{{{service}}}:once:{key}", self.prefix)
+    }
+
+    /// `P:{S}:periodic`, the periodic jobs' definitions by name.
+    pub fn periodic(&self, service: &str) -> String {
+        self.of_service(service, "periodic")
+    }
+
+    /// `P:{S}:periodic:last`, the periodic jobs' last ticks by name.
+    pub fn periodic_last(&self, service: &str) -> String {
+        self.of_service(service, "periodic:last")
+    }
+
+    /// `P:inbox:{client}`, one client's reply list.
+    pub fn inbox(&self, client_id: &str) -> String {
+        format!("{}:inbox:{{{client_id}}}", self.prefix)
+    }
+
+    /// `P:result:{call}`, a call's kept reply.
+    pub fn result(&self, call_id: &str) -> String {
+        format!("{}:result:{{{call_id}}}", self.prefix)
+    }
+
+    /// The client of an inbox key of this prefix, if `key` is one: exactly
+    /// `P:inbox:{client}` with a valid client id (see
+    /// [`is_client_id`](crate::limits::is_client_id)). The only keys a worker
+    /// pushes replies to, whatever a message's `reply_to` says.
+    pub fn client_of_inbox<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix(":inbox:{"))
+            .and_then(|rest| rest.strip_suffix('}'))
+            .filter(|client| is_client_id(client))
+    }
+
+    /// Whether `key` is an inbox of this prefix.
+    pub fn is_inbox(&self, key: &str) -> bool {
+        self.client_of_inbox(key).is_some()
+    }
+
+    /// The service of a `P:{S}:jobs` key of this prefix.
+    pub fn service_of_jobs<'k>(&self, key: &'k str) -> Option<&'k str> {
+        self.service_of(key, "jobs")
+    }
+
+    /// The service of a `P:{S}:periodic` key of this prefix.
+    pub fn service_of_periodic<'k>(&self, key: &'k str) -> Option<&'k str> {
+        self.service_of(key, "periodic")
+    }
+
+    fn service_of<'k>(&self, key: &'k str, what: &str) -> Option<&'k str> {
+        key.strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":{")?
+            .strip_suffix(what)?
+            .strip_suffix("}:")
+    }
+
+    /// `SCAN MATCH` pattern of every jobs stream of this prefix.
+    pub fn jobs_pattern(&self) -> String {
+        format!("{}:{{*}}:jobs", glob_escape(&self.prefix))
+    }
+
+    /// `SCAN MATCH` pattern of every periodic definitions hash.
+    pub fn periodic_pattern(&self) -> String {
+        format!("{}:{{*}}:periodic", glob_escape(&self.prefix))
+    }
+
+    /// `SCAN MATCH` pattern of every inbox of this prefix.
+    pub fn inbox_pattern(&self) -> String {
+        format!("{}:inbox:{{*}}", glob_escape(&self.prefix))
+    }
+
+    /// `SCAN MATCH` pattern of every key of this prefix.
+    pub fn all_pattern(&self) -> String {
+        format!("{}:*", glob_escape(&self.prefix))
+    }
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+pub fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_service_shares_its_hash_tag() {
+        let keys = Keys::new("app");
+        for key in [
+            keys.jobs("S"),
+            keys.intake("S"),
+            keys.moving("S"),
+            keys.dead("S"),
+            keys.schedule("S"),
+            keys.scheduled("S"),
+            keys.cancelled("S"),
+            keys.paused("S"),
+            keys.once("S", "k:1"),
+            keys.periodic("S"),
+            keys.periodic_last("S"),
+        ] {
+            assert!(key.starts_with("app:{S}:"), "{key}");
+        }
+        assert_eq!(keys.once("S", "k:1"), "app:{S}:once:k:1");
+        assert_eq!(keys.result("c-1"), "app:result:{c-1}");
+    }
+
+    #[test]
+    fn keys_are_read_back_only_when_they_are_of_this_prefix() {
+        let keys = Keys::new("rpc");
+        assert_eq!(keys.service_of_jobs("rpc:{A}:jobs"), Some("A"));
+        assert_eq!(keys.service_of_jobs("other:{A}:jobs"), None);
+        assert_eq!(keys.service_of_jobs("rpc:{A}:dead"), None);
+        assert_eq!(keys.service_of_periodic("rpc:{A}:periodic"), Some("A"));
+        assert_eq!(keys.client_of_inbox("rpc:inbox:{c1}"), Some("c1"));
+        for not_an_inbox in [
+            "rpc:{A}:jobs",
+            "other:inbox:{c1}",
+            "rpc:inbox:{}",
+            "rpc:inbox:{a b}",
+            "rpc:inbox:{x}}",
+            "",
+        ] {
+            assert!(!keys.is_inbox(not_an_inbox), "{not_an_inbox}");
+        }
+        assert_eq!(Keys::new("a*b").jobs_pattern(), "a\\*b:{*}:jobs");
+    }
+}

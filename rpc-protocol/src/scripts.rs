@@ -1,0 +1,146 @@
+//! The protocol's Lua scripts, each one operation, in `scripts/*.lua`: every
+//! implementation runs these very files (loaded once with `SCRIPT LOAD`,
+//! called by hash with `EVALSHA`, loaded again on `NOSCRIPT`). Each file
+//! opens with a header listing its KEYS and ARGV; docs/PROTOCOL.md says when
+//! each runs and what its answer means.
+//!
+//! ```
+//! use rpc_protocol::scripts;
+//! assert!(scripts::COMPLETE.source.contains("KEYS"));
+//! assert_eq!(scripts::COMPLETE.sha1().len(), 40);
+//! ```
+
+/// One script: its file name, its source, and its SHA-1 (what `EVALSHA`
+/// names it by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Script {
+    /// The file name, e.g. `complete.lua`.
+    pub name: &'static str,
+    /// The Lua source, exactly as Redis must hash it.
+    pub source: &'static str,
+}
+
+impl Script {
+    /// The SHA-1 of the source, lowercase hex: the script's name for
+    /// `EVALSHA` once loaded.
+    pub fn sha1(&self) -> String {
+        sha1_smol::Sha1::from(self.source).digest().to_string()
+    }
+}
+
+macro_rules! script {
+    ($(#[$doc:meta])* $name:ident, $file:literal) => {
+        $(#[$doc])*
+        pub const $name: Script = Script {
+            name: $file,
+            source: include_str!(concat!("../scripts/", $file)),
+        };
+    };
+}
+
+script!(
+    /// Ends one job: reply, keep, retry or schedule, dead-letter, ack, each
+    /// write checked before the next.
+    COMPLETE,
+    "complete.lua"
+);
+script!(
+    /// The common completion, a reply then the ack, cheaper for Redis.
+    REPLY_AND_ACK,
+    "reply_and_ack.lua"
+);
+script!(
+    /// A worker's regular look at a service: moves due scheduled jobs,
+    /// reports pauses and cancellations, dead-letters garbage.
+    POLL,
+    "poll.lua"
+);
+script!(
+    /// Moves a service's intake onto its stream, applying cancellation
+    /// requests.
+    INTAKE,
+    "intake.lua"
+);
+script!(
+    /// Cancels one call (an operator's cancel).
+    CANCEL,
+    "cancel.lua"
+);
+script!(
+    /// Offers one tick of a periodic job.
+    TICK,
+    "tick.lua"
+);
+script!(
+    /// Reads stream entries with their fields cut to a window (read-only).
+    EXCERPT_ENTRIES,
+    "excerpt_entries.lua"
+);
+script!(
+    /// Reads scheduled jobs with their messages cut to a window (read-only).
+    EXCERPT_SCHEDULE,
+    "excerpt_schedule.lua"
+);
+script!(
+    /// Reads a window of a string value (read-only).
+    EXCERPT_VALUE,
+    "excerpt_value.lua"
+);
+script!(
+    /// Finds the entries of a stream holding a call id, newest first, a
+    /// bounded page at a time (read-only).
+    FIND_CALL,
+    "find_call.lua"
+);
+script!(
+    /// A stream's length and entries ever added, without its entries
+    /// (read-only).
+    STREAM_FIGURES,
+    "stream_figures.lua"
+);
+
+/// Every script of the protocol.
+pub const ALL: [Script; 11] = [
+    COMPLETE,
+    REPLY_AND_ACK,
+    POLL,
+    INTAKE,
+    CANCEL,
+    TICK,
+    EXCERPT_ENTRIES,
+    EXCERPT_SCHEDULE,
+    EXCERPT_VALUE,
+    FIND_CALL,
+    STREAM_FIGURES,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_script_names_its_keys_and_arguments_in_its_header() {
+        for script in ALL {
+            let header: String = script
+                .source
+                .lines()
+                .skip_while(|l| l.starts_with("#!"))
+                .take_while(|l| l.starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                header.starts_with(&format!("-- {}:", script.name)),
+                "{}: the header names the script",
+                script.name
+            );
+            for part in ["KEYS[1]", "ARGV[1]"] {
+                let uses = script.source.contains(part);
+                assert!(
+                    !uses || header.contains(part),
+                    "{}: uses {part} without saying what it is",
+                    script.name
+                );
+            }
+        }
+    }
+}

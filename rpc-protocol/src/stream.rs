@@ -1,0 +1,24 @@
+//! The fields of stream entries, the consumer group, and the intake's
+//! elements: what goes into Redis besides the JSON envelopes.
+
+/// The consumer group every worker joins on every jobs stream.
+pub const GROUP: &str = "workers";
+/// The field of a jobs stream entry holding the message.
+pub const MESSAGE: &str = "m";
+/// The field that flags an entry cancelled while it waited on the schedule
+/// (its value is `1`): the worker answers it `cancelled` without running it.
+pub const CANCELLED: &str = "c";
+/// The field of a dead letter holding why it was dead-lettered (it comes
+/// first; [`MESSAGE`] holds the message exactly as it was).
+pub const REASON: &str = "reason";
+/// The approximate cap of a dead-letter stream (`XADD ... MAXLEN ~`).
+pub const DEAD_LETTER_CAP: usize = 10_000;
+
+/// What an intake element that asks for a cancellation starts with; the
+/// call id follows. Any other element is a job message.
+pub const CANCEL_REQUEST: &str = "cancel ";
+
+/// The intake element that asks for call `id` to be cancelled.
+pub fn cancel_request(id: &str) -> String {
+    format!("{CANCEL_REQUEST}{id}")
+}
