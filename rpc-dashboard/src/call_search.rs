@@ -18,8 +18,8 @@
 
 use std::time::{Instant, SystemTime};
 
-use rpc_runtime::inspect::{human_time, Excerpt, Stream};
 use rpc_protocol::time::unix_ms;
+use rpc_runtime::inspect::{human_time, Excerpt, Stream};
 
 use crate::bounds::{TextBudget, PREVIEW_BYTES};
 use crate::entry_id;
