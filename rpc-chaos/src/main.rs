@@ -68,7 +68,8 @@ struct Args {
     metrics_addr: Option<std::net::SocketAddr>,
     /// Enqueue a periodic job (repeatable):
     /// `NAME=every:DURATION:Service.job[:PARAMS]` (DURATION like `200ms`,
-    /// `2s`) or `NAME=cron:EXPRESSION:Service.job[:PARAMS]`.
+    /// `2s`, `1h 30m`: humantime's, as `rpc` reads durations) or
+    /// `NAME=cron:EXPRESSION:Service.job[:PARAMS]`.
     #[arg(long, value_name = "SPEC")]
     periodic: Vec<String>,
     /// What the periodic jobs do about ticks missed while no worker ran.
@@ -93,16 +94,8 @@ fn periodic(spec: &str, missed: &str) -> Result<Periodic, String> {
     };
     let job = match (kind, when) {
         (Some("every"), Some(d)) => {
-            let ms: u64 = match d.strip_suffix("ms") {
-                Some(ms) => ms.parse().map_err(|_| bad())?,
-                None => {
-                    d.strip_suffix('s')
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or_else(bad)?
-                        * 1000
-                }
-            };
-            Periodic::every(name, Duration::from_millis(ms), job, params)
+            let every = humantime::parse_duration(d).map_err(|e| format!("{}: {e}", bad()))?;
+            Periodic::every(name, every, job, params)
         }
         (Some("cron"), Some(expression)) => Periodic::cron(name, expression, job, params),
         _ => return Err(bad()),
@@ -243,6 +236,25 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("chaos-worker: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_intervals_are_read_as_rpc_reads_durations() {
+        let every = |text: &str| {
+            periodic(&format!("beat=every:{text}:Chaos.note"), "run-once").map(|p| format!("{p:?}"))
+        };
+        assert!(every("200ms").unwrap().contains("Every(200ms)"));
+        assert!(every("2s").unwrap().contains("Every(2s)"));
+        assert!(every("1h 30m").unwrap().contains("Every(5400s)"));
+        for bad in ["", "200", "2 parsecs", "-1s"] {
+            let err = every(bad).expect_err(bad);
+            assert!(err.contains("NAME=every:DURATION"), "{bad}: {err}");
         }
     }
 }

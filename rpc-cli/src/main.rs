@@ -25,12 +25,14 @@
 
 mod backlog_check;
 mod broker;
+mod duration_arg;
 mod lifecycle;
 mod operate;
 mod periodic;
 mod ping;
 mod scheduled;
 mod stats;
+mod table;
 mod top;
 
 use std::process::ExitCode;
@@ -63,9 +65,9 @@ enum Command {
         /// The parameters: a JSON object keyed by parameter name.
         #[arg(default_value = "{}")]
         params: String,
-        /// Seconds to wait for the answer.
-        #[arg(long, default_value_t = 30.0)]
-        timeout: f64,
+        /// How long to wait for the answer (`30s`, `2m`; a bare number is seconds).
+        #[arg(long, default_value = "30s", value_parser = duration_arg::parse)]
+        timeout: Duration,
         /// Enqueue and print the call id without waiting (fire and forget).
         #[arg(long)]
         no_wait: bool,
@@ -74,7 +76,7 @@ enum Command {
         #[arg(long)]
         full: bool,
         /// Run the job this long after sending it (`10s`, `5m`, `1h 30m`).
-        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "at")]
+        #[arg(long, value_parser = duration_arg::parse, conflicts_with = "at")]
         delay: Option<Duration>,
         /// Run the job at this time (RFC 3339, e.g. `2026-12-02T10:00:00Z`).
         #[arg(long, value_parser = parse_time)]
@@ -83,16 +85,16 @@ enum Command {
         /// with the same key runs once and every sender gets its answer.
         #[arg(long)]
         key: Option<String>,
-        /// With `--no-wait`: seconds the result is kept for `rpc fetch`.
-        #[arg(long, default_value_t = 300.0)]
-        keep: f64,
+        /// With `--no-wait`: how long the result is kept for `rpc fetch`.
+        #[arg(long, default_value = "5m", value_parser = duration_arg::parse)]
+        keep: Duration,
     },
     /// Print the kept result of a call by id (exit 1 if it is not there).
     Fetch {
         id: String,
-        /// Seconds to wait for the result to be there (0: look once).
-        #[arg(long, default_value_t = 0.0)]
-        wait: f64,
+        /// How long to wait for the result to be there (`0`: look once).
+        #[arg(long, default_value = "0s", value_parser = duration_arg::parse)]
+        wait: Duration,
     },
     /// List a service's dead letters, oldest first, one JSON object a line.
     DeadLetters {
@@ -230,8 +232,8 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                     max_attempts: None,
                 };
                 let options = CallOptions {
-                    timeout: Some(Duration::from_secs_f64(timeout)),
-                    result_ttl: Some(Duration::from_secs_f64(keep)),
+                    timeout: Some(timeout),
+                    result_ttl: Some(keep),
                     ..lifecycle
                 };
                 println!(
@@ -240,7 +242,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 );
                 return Ok(());
             }
-            let options = lifecycle.with_timeout(Duration::from_secs_f64(timeout));
+            let options = lifecycle.with_timeout(timeout);
             let response = match client.call_and_wait_with(&job, params, &options).await {
                 Ok(response) => response,
                 Err(Error::Remote {
@@ -277,11 +279,12 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
         }
         Command::Fetch { id, wait } => {
             let id = JobId::from(id.as_str());
-            let deadline = std::time::Instant::now() + Duration::from_secs_f64(wait.max(0.0));
+            // No deadline an Instant can hold: wait as long as it takes.
+            let deadline = std::time::Instant::now().checked_add(wait);
             let fetched = loop {
                 match client.fetch_result(&id).await? {
                     Some(fetched) => break Some(fetched),
-                    None if std::time::Instant::now() < deadline => {
+                    None if deadline.is_none_or(|d| std::time::Instant::now() < d) => {
                         tokio::time::sleep(Duration::from_millis(50)).await
                     }
                     None => break None,

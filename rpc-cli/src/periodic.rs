@@ -6,14 +6,14 @@
 //! tick: none that runs the job is up. Values that are not what workers
 //! write list as unreadable, with the reason; they never fail the listing.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use clap::Args;
+use rpc_runtime::inspect::human_time::{duration, relative_ms};
 use rpc_runtime::periodic::PeriodicState;
 use rpc_runtime::{Error, Inspector};
 
-use crate::stats::human;
+use crate::table::{Align, Table};
 
 /// A next run this far in the past is overdue, not merely being enqueued.
 const OVERDUE_AFTER_MS: u64 = 1_000;
@@ -92,11 +92,7 @@ async fn collect(
 
 /// When it last ran, as a person reads it.
 fn last_run(last_ms: Option<u64>, now: u64) -> String {
-    match last_ms {
-        None => "never".to_owned(),
-        Some(ms) if ms <= now => format!("{} ago", human(Duration::from_millis(now - ms))),
-        Some(ms) => format!("in {}", human(Duration::from_millis(ms - now))),
-    }
+    last_ms.map_or("never".to_owned(), |ms| relative_ms(ms, now))
 }
 
 /// When it runs next, as a person reads it; overdue when no worker
@@ -104,58 +100,43 @@ fn last_run(last_ms: Option<u64>, now: u64) -> String {
 fn next_run(next_ms: Option<u64>, now: u64) -> String {
     match next_ms {
         None => "-".to_owned(),
-        Some(ms) if ms + OVERDUE_AFTER_MS < now => {
+        Some(ms) if ms.saturating_add(OVERDUE_AFTER_MS) < now => {
             format!(
                 "overdue {} (no worker?)",
-                human(Duration::from_millis(now - ms))
+                duration(Duration::from_millis(now - ms))
             )
         }
         Some(ms) if ms <= now => "now".to_owned(),
-        Some(ms) => format!("in {}", human(Duration::from_millis(ms - now))),
+        Some(ms) => relative_ms(ms, now),
     }
 }
 
 /// The human table: one line per periodic job, and one more under a job
 /// whose stored values could not all be read.
-fn table(states: &[PeriodicState], now: u64) -> String {
-    const HEADER: [&str; 6] = ["NAME", "SERVICE", "SCHEDULE", "JOB", "LAST RUN", "NEXT RUN"];
+fn table(states: &[PeriodicState], now: u64) -> Table {
+    let mut table = Table::new(&[
+        ("NAME", Align::Left),
+        ("SERVICE", Align::Left),
+        ("SCHEDULE", Align::Left),
+        ("JOB", Align::Left),
+        ("LAST RUN", Align::Left),
+        ("NEXT RUN", Align::Left),
+    ]);
     let unknown = || "?".to_owned();
-    let rows: Vec<[String; 6]> = states
-        .iter()
-        .map(|s| {
-            [
-                s.name.clone(),
-                s.service.clone(),
-                s.schedule.clone().unwrap_or_else(unknown),
-                s.job.clone().unwrap_or_else(unknown),
-                last_run(s.last_ms, now),
-                next_run(s.next_ms, now),
-            ]
-        })
-        .collect();
-    let mut widths = HEADER.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, cells: [&str; 6]| {
-        let mut text = String::new();
-        for (cell, width) in cells.iter().zip(&widths) {
-            let _ = write!(text, "{cell:<width$}  ");
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&mut out, HEADER);
-    for (s, row) in states.iter().zip(&rows) {
-        line(&mut out, row.each_ref().map(String::as_str));
+    for s in states {
+        table.row([
+            s.name.clone(),
+            s.service.clone(),
+            s.schedule.clone().unwrap_or_else(unknown),
+            s.job.clone().unwrap_or_else(unknown),
+            last_run(s.last_ms, now),
+            next_run(s.next_ms, now),
+        ]);
         if let Some(why) = &s.unreadable {
-            let _ = writeln!(out, "  unreadable: {why}");
+            table.note(&format!("unreadable: {why}"));
         }
     }
-    out
+    table
 }
 
 #[cfg(test)]
@@ -167,6 +148,7 @@ mod tests {
         let now = 1_000_000;
         assert_eq!(last_run(None, now), "never");
         assert_eq!(last_run(Some(now - 4_200), now), "4.2s ago");
+        assert_eq!(last_run(Some(now + 1_000), now), "in 1s");
         assert_eq!(next_run(Some(now + 185_000), now), "in 3m05s");
         assert_eq!(next_run(Some(now - 300), now), "now");
         assert_eq!(

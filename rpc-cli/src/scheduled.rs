@@ -3,11 +3,11 @@
 //! due and which attempt it is, soonest first. A table for people,
 //! `--json` for scripts. Read-only, through [`rpc_runtime::Inspector`].
 
-use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
-
 use clap::Args;
+use rpc_runtime::inspect::human_time::due_ms;
 use rpc_runtime::Error;
+
+use crate::table::{Align, Table};
 
 /// `rpc scheduled SERVICE [--max N] [--json]`.
 #[derive(Args, Debug)]
@@ -45,21 +45,22 @@ pub async fn run(url: &str, prefix: &str, args: ScheduledArgs) -> Result<(), Err
         eprintln!("nothing is scheduled for {}", args.service);
         return Ok(());
     }
-    let now = rpc_protocol::time::unix_ms(SystemTime::now());
-    let mut out = format!(
-        "{:<34} {:>12} {:>8}  {}\n",
-        "ID", "DUE IN", "ATTEMPT", "JOB"
-    );
+    // Due times are on Redis's clock: measured against it, not this machine's.
+    let now = inspector.broker_time_ms().await?;
+    let mut table = Table::new(&[
+        ("ID", Align::Left),
+        ("DUE", Align::Left),
+        ("ATTEMPT", Align::Right),
+        ("JOB", Align::Left),
+    ]);
     for job in &jobs {
-        let due_in = if job.due_ms > now {
-            format!("{:.1?}", Duration::from_millis(job.due_ms - now))
-        } else {
-            "due".to_owned()
-        };
-        let attempt = job.attempt.map_or("?".to_owned(), |a| a.to_string());
-        let name = job.job.as_deref().unwrap_or("(unreadable)");
-        let _ = writeln!(out, "{:<34} {:>12} {:>8}  {name}", job.id, due_in, attempt);
+        table.row([
+            job.id.clone(),
+            due_ms(job.due_ms, now),
+            job.attempt.map_or("?".to_owned(), |a| a.to_string()),
+            job.job.clone().unwrap_or_else(|| "(unreadable)".to_owned()),
+        ]);
     }
-    print!("{out}");
+    print!("{table}");
     Ok(())
 }

@@ -5,12 +5,12 @@
 //! The figures come from [`rpc_runtime::Inspector`], which only reads; `rpc
 //! top` shows the same ones refreshed, with rates.
 
-use std::fmt::Write as _;
-use std::time::Duration;
-
 use clap::Args;
+use rpc_runtime::inspect::human_time::duration;
 use rpc_runtime::inspect::ServiceStats;
 use rpc_runtime::{Error, Inspector};
+
+use crate::table::{Align, Table};
 
 /// `rpc stats [SERVICE...] [--json]`.
 #[derive(Args, Debug)]
@@ -82,83 +82,35 @@ fn unknown_service(service: &str, prefix: &str, known: &[String]) -> Error {
 }
 
 /// The human table: one line per service, then one per worker under it.
-fn table(stats: &[ServiceStats]) -> String {
-    let header = [
-        "SERVICE",
-        "QUEUED",
-        "LEASED",
-        "DEAD",
-        "WORKERS",
-        "OLDEST LEASE",
-    ];
-    let rows: Vec<[String; 6]> = stats
-        .iter()
-        .map(|s| {
-            [
-                s.service.clone(),
-                s.queued.to_string(),
-                s.leased.to_string(),
-                s.dead_letters.to_string(),
-                s.consumers.len().to_string(),
-                s.oldest_leased_age.map_or("-".to_owned(), human),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, cells: [&str; 6]| {
-        let _ = write!(out, "{:<w$}", cells[0], w = widths[0]);
-        for (cell, width) in cells[1..].iter().zip(&widths[1..]) {
-            let _ = write!(out, "  {cell:>width$}");
-        }
-        out.push('\n');
-    };
-    line(&mut out, header);
-    for (s, row) in stats.iter().zip(&rows) {
-        line(&mut out, row.each_ref().map(String::as_str));
+fn table(stats: &[ServiceStats]) -> Table {
+    let mut table = Table::new(&[
+        ("SERVICE", Align::Left),
+        ("QUEUED", Align::Right),
+        ("LEASED", Align::Right),
+        ("DEAD", Align::Right),
+        ("WORKERS", Align::Right),
+        ("OLDEST LEASE", Align::Right),
+    ]);
+    for s in stats {
+        table.row([
+            s.service.clone(),
+            s.queued.to_string(),
+            s.leased.to_string(),
+            s.dead_letters.to_string(),
+            s.consumers.len().to_string(),
+            s.oldest_leased_age.map_or("-".to_owned(), duration),
+        ]);
         for c in &s.consumers {
-            let inactive = c
-                .inactive
-                .map_or(String::new(), |d| format!(", last read {} ago", human(d)));
-            let _ = writeln!(
-                out,
-                "  worker {}: {} leased, idle {}{inactive}",
+            let inactive = c.inactive.map_or(String::new(), |d| {
+                format!(", last read {} ago", duration(d))
+            });
+            table.note(&format!(
+                "worker {}: {} leased, idle {}{inactive}",
                 c.name,
                 c.pending,
-                human(c.idle)
-            );
+                duration(c.idle)
+            ));
         }
     }
-    out
-}
-
-/// A duration as a person reads it: `850ms`, `4.2s`, `3m05s`, `2h10m`, `3d04h`.
-pub fn human(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0 => format!("{}ms", d.as_millis()),
-        1..60 => format!("{:.1}s", d.as_secs_f64()),
-        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
-        3600..86400 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
-        _ => format!("{}d{:02}h", secs / 86400, secs % 86400 / 3600),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_a_person_would_say_them() {
-        assert_eq!(human(Duration::from_millis(850)), "850ms");
-        assert_eq!(human(Duration::from_millis(4200)), "4.2s");
-        assert_eq!(human(Duration::from_secs(185)), "3m05s");
-        assert_eq!(human(Duration::from_secs(2 * 3600 + 600)), "2h10m");
-        assert_eq!(human(Duration::from_secs(3 * 86400 + 4 * 3600)), "3d04h");
-    }
+    table
 }

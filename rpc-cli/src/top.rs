@@ -22,21 +22,22 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
 use ratatui::widgets::{Block, Paragraph, Row, Table};
 use ratatui::{DefaultTerminal, Frame};
+use rpc_runtime::inspect::human_time::duration;
 use rpc_runtime::inspect::{Rates, ServiceStats};
 use rpc_runtime::{Error, Inspector};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::stats::{collect, human};
+use crate::stats::collect;
 
-/// `rpc top [SERVICE...] [--interval S] [--iterations N | --once]`.
+/// `rpc top [SERVICE...] [--interval DURATION] [--iterations N | --once]`.
 #[derive(Args, Debug)]
 pub struct TopArgs {
     /// Services to show; default: every service found at each refresh.
     pub services: Vec<String>,
-    /// Seconds between refreshes.
-    #[arg(long, default_value_t = 1.0)]
-    pub interval: f64,
+    /// Time between refreshes (`1s`, `500ms`; a bare number is seconds).
+    #[arg(long, default_value = "1s", value_parser = crate::duration_arg::parse)]
+    pub interval: Duration,
     /// Stop after this many screens (for scripts and tests).
     #[arg(long)]
     pub iterations: Option<u64>,
@@ -44,6 +45,11 @@ pub struct TopArgs {
     #[arg(long, conflicts_with = "iterations")]
     pub once: bool,
 }
+
+/// Refreshes no faster than this (each one reads every queue)...
+const MIN_INTERVAL: Duration = Duration::from_millis(50);
+/// ...and no slower than this (a screen a day is a script's job).
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
 /// What one screen shows.
 struct View<'a> {
@@ -65,8 +71,8 @@ pub async fn run(url: &str, prefix: &str, args: TopArgs) -> Result<(), Error> {
             "it draws on a terminal; for scripts use `rpc stats --json`",
         ));
     }
-    if !(args.interval.is_finite() && args.interval >= 0.05) {
-        return Err(usage("--interval is a number of seconds, at least 0.05"));
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&args.interval) {
+        return Err(usage("--interval is between 50ms and 1 day"));
     }
     let limit = if args.once { Some(1) } else { args.iterations };
     // Connection and service errors are printed on the ordinary screen,
@@ -81,7 +87,7 @@ pub async fn run(url: &str, prefix: &str, args: TopArgs) -> Result<(), Error> {
         rates: HashMap::new(),
         error: None,
         screens: 0,
-        interval: Duration::from_secs_f64(args.interval),
+        interval: args.interval,
     };
     let result =
         refresh_until_quit(&mut terminal, &inspector, prefix, &args, limit, &mut view).await;
@@ -201,7 +207,7 @@ fn draw(frame: &mut Frame, view: &View) {
             rate(r.and_then(|r| r.in_per_sec)),
             rate(r.and_then(|r| r.out_per_sec)),
             s.consumers.len().to_string(),
-            s.oldest_leased_age.map_or("-".to_owned(), human),
+            s.oldest_leased_age.map_or("-".to_owned(), duration),
         ])
     });
     let header = [
@@ -236,8 +242,8 @@ fn draw(frame: &mut Frame, view: &View) {
                 s.service.clone(),
                 c.name.clone(),
                 c.pending.to_string(),
-                human(c.idle),
-                c.inactive.map_or("-".to_owned(), human),
+                duration(c.idle),
+                c.inactive.map_or("-".to_owned(), duration),
             ])
         })
     });
@@ -257,9 +263,9 @@ fn draw(frame: &mut Frame, view: &View) {
     let line = match &view.error {
         Some(e) => format!("refresh failed, showing the last figures: {e}"),
         None => format!(
-            "screen {}, every {:.1}s — q quits",
+            "screen {}, every {} — q quits",
             view.screens + 1,
-            view.interval.as_secs_f64()
+            duration(view.interval)
         ),
     };
     frame.render_widget(Paragraph::new(line), status);

@@ -74,6 +74,20 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
         assert!(!ok && err.contains("366 days"), "{absurd:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    // Durations nothing can hold were given to Duration::from_secs_f64,
+    // which panicked: now a usage error, like any unreadable flag.
+    for absurd in [
+        &["--timeout=-1"][..],
+        &["--timeout", "1e30"],
+        &["--no-wait", "--keep", "inf"],
+        &["--timeout", "ten"],
+    ] {
+        let mut args = vec!["call", "Mail.send", "{}"];
+        args.extend(absurd);
+        let (ok, _, err) = rpc_async(&url, &args).await;
+        assert!(!ok && err.contains("duration"), "{absurd:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 
     // An idempotency key: the second send runs nothing; fetched by its
     // own id it gives the first call's result (as long as the key).
@@ -136,6 +150,12 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     let (ok, table, _) = rpc_async(&url, &["scheduled", "Mail"]).await;
     assert!(
         ok && table.contains(&id) && table.contains("Mail.send"),
+        "{table}"
+    );
+    // Due in an hour on Redis's clock, as a person says it (not `3599.2s`).
+    let row = table.lines().find(|l| l.contains(&id)).unwrap_or_default();
+    assert!(
+        row.contains(" in 59m") || row.contains(" in 1h "),
         "{table}"
     );
     let (ok, _, err) = rpc_async(&url, &["scheduled", "Nope"]).await;

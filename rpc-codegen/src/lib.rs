@@ -11,7 +11,8 @@
 //! ```text
 //! load (files, imports) -> parse (syntax) -> model (resolved, validated IR)
 //!                                            -> emit (quote + prettyplease)
-//!                                            -> json_schema (CLI)
+//!                                            -> json_schema (the CLI, and
+//!                                               embedded by emit)
 //! ```
 //!
 //! Every stage reports problems as [`Diagnostic`]s with spans; nothing panics

@@ -2,8 +2,9 @@
 //! traits can be used, and misuse fails to compile with a clear error.
 //!
 //! The schemas in `schema/` are generated into `tests/ui/generated/` first
-//! (ignored by git; rewritten only when they change), together with the
-//! model-derived JSON Schemas the pass cases compare schemars' output to.
+//! (ignored by git; rewritten only when they change), together with what
+//! `rpc-codegen json-schema` prints for each, which the pass cases compare
+//! with what the compiled modules' `json_schemas()` serve.
 //! After a change to the emitter, refresh the expected errors with
 //! `TRYBUILD=overwrite cargo test -p rpc-codegen --test compile` and review
 //! the diff of `tests/ui/fail/*.stderr`.

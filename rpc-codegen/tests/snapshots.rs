@@ -1,7 +1,9 @@
 //! Snapshot tests of the generated code: one snapshot per file in `schema/`
 //! (its own module; imported modules have their own snapshot), plus the
-//! model-derived JSON Schemas. Review changes with `INSTA_UPDATE=always cargo
-//! test -p rpc-codegen` and `git diff`.
+//! job JSON Schemas of each file as `rpc-codegen json-schema` prints them
+//! (the generated code embeds them packed, one line a type or a job).
+//! Review changes with `INSTA_UPDATE=always cargo test -p rpc-codegen` and
+//! `git diff`.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,8 @@ fn every_schema_file_generates_code() {
     }
 }
 
+/// The documents `rpc-codegen json-schema` prints (and `json_schemas()`
+/// serves, packed in the generated code above), pretty, for review.
 #[test]
 fn json_schema_of_every_schema_file() {
     for path in schema_files() {

@@ -18,7 +18,8 @@
 
 use std::time::{Instant, SystemTime};
 
-use rpc_runtime::inspect::{Excerpt, Stream};
+use rpc_protocol::time::unix_ms;
+use rpc_runtime::inspect::{human_time, Excerpt, Stream};
 
 use crate::bounds::{TextBudget, PREVIEW_BYTES};
 use crate::entry_id;
@@ -28,7 +29,6 @@ use crate::message_view::{self, MessageView};
 use crate::pages::service::reason_text;
 use crate::paths;
 use crate::state::AppState;
-use crate::time_text;
 
 /// How long one lookup may search, across every service.
 pub const LOOKUP_TIME: std::time::Duration = std::time::Duration::from_secs(10);
@@ -88,7 +88,7 @@ pub async fn sightings_in(
         let message = message_view::job_message(job.message.as_ref(), catalog, now, budget)
             .with_download(paths::scheduled_message(service, id));
         let mut detail = match job.due_ms {
-            Some(ms) => format!("(due {}", time_text::due_ms(ms, now)),
+            Some(ms) => format!("(due {}", human_time::due_ms(ms, unix_ms(now))),
             // Only its message is left: moved onto the queue meanwhile.
             None => "(leaving the schedule".to_owned(),
         };
@@ -125,7 +125,7 @@ pub async fn sightings_in(
                     "held by {} (delivery {}, lease idle {})",
                     crate::bounds::name(&lease.consumer),
                     lease.deliveries,
-                    time_text::duration(lease.idle)
+                    human_time::duration(lease.idle)
                 ),
             ),
             None => ("queued", added(&entry.token, now)),
@@ -176,7 +176,7 @@ pub async fn sightings_in(
 
 fn added(token: &str, now: SystemTime) -> String {
     entry_id::added_at(token)
-        .map(|t| format!("since {}", time_text::relative(t, now)))
+        .map(|t| format!("since {}", human_time::relative(t, now)))
         .unwrap_or_default()
 }
 

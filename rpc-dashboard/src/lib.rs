@@ -36,7 +36,8 @@
 //! - `schema_catalog`, `schema_forms`, `message_view`, `reply_view`,
 //!   `message_head`: the schema-aware parts;
 //! - `sampler`, `sparkline`: the overview's charts;
-//! - `paths`, `entry_id`, `time_text`: URLs, tokens, durations as text;
+//! - `paths`, `entry_id`: URLs and tokens (durations are written by
+//!   `rpc_runtime::inspect::human_time`, as in `rpc stats`);
 //! - `templates/` and `assets/`: the HTML, the stylesheet, the one script.
 
 mod actions;
@@ -57,7 +58,6 @@ mod security;
 mod server;
 mod sparkline;
 mod state;
-mod time_text;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -17,13 +17,13 @@
 use std::time::SystemTime;
 
 use rpc_protocol::job::JobMessage;
-use rpc_runtime::inspect::Excerpt;
+use rpc_protocol::time::unix_ms;
+use rpc_runtime::inspect::{human_time, Excerpt};
 use serde_json::Value;
 
 use crate::bounds::{self, TextBudget, MESSAGE_TEXT_BYTES};
 use crate::message_head;
 use crate::schema_catalog::{Catalog, FieldDoc, Problem};
-use crate::time_text;
 
 /// Schema problems listed per message, at most.
 const MAX_PROBLEMS: usize = 20;
@@ -162,7 +162,7 @@ pub fn job_message(
         max_attempts: message.max_attempts,
         deadline: message
             .deadline_ms
-            .map(|ms| time_text::relative(rpc_protocol::time::from_unix_ms(ms), now)),
+            .map(|ms| human_time::relative_ms(ms, unix_ms(now))),
         reply_to: message.reply_to.as_deref().map(str::to_owned),
         result_kept: kept_for(message.result_ttl_ms),
         pretty: pretty.text,
@@ -206,7 +206,7 @@ fn cut_message(
         max_attempts: head.max_attempts,
         deadline: head
             .deadline_ms
-            .map(|ms| time_text::relative(rpc_protocol::time::from_unix_ms(ms), now)),
+            .map(|ms| human_time::relative_ms(ms, unix_ms(now))),
         reply_to: head.reply_to,
         result_kept: head.result_ttl_ms.and_then(kept_for),
         pretty: String::new(),
@@ -219,7 +219,7 @@ fn cut_message(
 }
 
 fn kept_for(ttl_ms: u64) -> Option<String> {
-    (ttl_ms > 0).then(|| time_text::duration(std::time::Duration::from_millis(ttl_ms)))
+    (ttl_ms > 0).then(|| human_time::duration(std::time::Duration::from_millis(ttl_ms)))
 }
 
 /// Schema problems as text: the first few, each cut.

@@ -42,20 +42,6 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
-impl schemars::JsonSchema for Bytes {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Bytes".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "contentEncoding": "base64",
-            "description": "Binary data, base64 (standard alphabet, padded)."
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

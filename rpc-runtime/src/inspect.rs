@@ -7,7 +7,9 @@
 //! result, the pause flag, the broker's clock). It works on Redis and on
 //! `memory://` alike; it writes nothing, so it is safe to point at a
 //! production Redis with the operator's read-only ACL user
-//! (docs/SECURITY.md).
+//! (docs/SECURITY.md). Ages are measured against the broker's clock, and
+//! [`human_time`] writes them (and due times) for people, the same in
+//! every view.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_runtime::Error> {
@@ -19,6 +21,8 @@
 //! }
 //! # Ok(()) }
 //! ```
+
+pub mod human_time;
 
 use std::ops::Deref;
 use std::sync::Arc;

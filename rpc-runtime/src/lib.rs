@@ -44,6 +44,7 @@ mod clock;
 mod context;
 mod error;
 pub mod inspect;
+mod job_schemas;
 pub mod periodic;
 mod service;
 mod sync;
@@ -80,7 +81,6 @@ macro_rules! include_schema {
 /// Items generated code uses. Not a stable API for anything else.
 #[doc(hidden)]
 pub mod __private {
-    pub use schemars;
     pub use serde;
     pub use serde_json;
     pub use serde_json::value::RawValue;
@@ -113,8 +113,9 @@ pub mod __private {
         crate::service::finish_app(result)
     }
 
-    /// The JSON Schema of `T`, as a JSON value.
-    pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
-        schemars::schema_for!(T).to_value()
+    /// A module's job schemas from the packed JSON text rpc-codegen
+    /// embedded in it: the documents `rpc-codegen json-schema` prints.
+    pub fn job_schemas(text: &str) -> Vec<crate::JobSchema> {
+        crate::job_schemas::unpack(text)
     }
 }

@@ -14,9 +14,9 @@
 //! `rpc-codegen json-schema`). They are checked with a draft 7 validator,
 //! which, unlike 2020-12, checks `contentEncoding: base64` (a `Bytes`
 //! parameter). Integers are checked as serde reads them on the worker:
-//! within the bounds of their format (JSON Schema only names `int32` and
-//! the like), and written without a fraction or exponent (`2.0` is an
-//! integer to JSON Schema, but not to an `i64` field).
+//! within their type's range (the schema's `minimum` and `maximum`), and
+//! written without a fraction or exponent (`2.0` is an integer to JSON
+//! Schema, but not to an `i64` field).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -175,32 +175,31 @@ impl NewSchema {
 }
 
 /// A request schema as the draft 7 validator should read it: without the
-/// 2020-12 `$schema` (which would override the draft), and with the integer
-/// rules serde enforces: the bounds of `i32`/`u32`/`i64`/`u64`, which
-/// schemars only names as a `format`, and [`SERDE_INTEGER`] on every
-/// integer.
+/// 2020-12 `$schema` (which would override the draft), and with the one
+/// integer rule of serde's that JSON Schema cannot say, [`SERDE_INTEGER`],
+/// on every integer. (Each integer's range is in the schema itself.)
 fn for_the_worker(mut schema: Value) -> Value {
     if let Value::Object(map) = &mut schema {
         map.remove("$schema");
     }
-    bound_integers(&mut schema);
+    mark_integers(&mut schema);
     schema
 }
 
-fn bound_integers(schema: &mut Value) {
+fn mark_integers(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
-            let format = map.get("format").and_then(Value::as_str).map(str::to_owned);
-            if let Some((min, max)) = format.as_deref().and_then(bounds) {
-                map.entry("minimum").or_insert(min);
-                map.entry("maximum").or_insert(max);
-            }
-            if format.is_some_and(|f| f.starts_with("int") || f.starts_with("uint")) {
+            if map.get("type").and_then(Value::as_str) == Some("integer")
+                || map
+                    .get("type")
+                    .and_then(Value::as_array)
+                    .is_some_and(|types| types.iter().any(|t| t == "integer"))
+            {
                 map.insert(SERDE_INTEGER.to_owned(), Value::Bool(true));
             }
-            map.values_mut().for_each(bound_integers);
+            map.values_mut().for_each(mark_integers);
         }
-        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        Value::Array(items) => items.iter_mut().for_each(mark_integers),
         _ => {}
     }
 }
@@ -226,16 +225,6 @@ impl<'i> jsonschema::Keyword<'i> for SerdeInteger {
     fn is_valid(&self, instance: &'i Value) -> bool {
         instance.as_number().is_none_or(|n| !n.is_f64())
     }
-}
-
-fn bounds(format: &str) -> Option<(Value, Value)> {
-    Some(match format {
-        "int32" => (i32::MIN.into(), i32::MAX.into()),
-        "uint32" => (0.into(), u32::MAX.into()),
-        "int64" => (i64::MIN.into(), i64::MAX.into()),
-        "uint64" => (0.into(), u64::MAX.into()),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -65,11 +65,9 @@ pub(crate) fn data_derives() -> TokenStream {
             Clone,
             PartialEq,
             ::rpc_runtime::__private::serde::Serialize,
-            ::rpc_runtime::__private::serde::Deserialize,
-            ::rpc_runtime::__private::schemars::JsonSchema
+            ::rpc_runtime::__private::serde::Deserialize
         )]
         #[serde(crate = "::rpc_runtime::__private::serde")]
-        #[schemars(crate = "::rpc_runtime::__private::schemars")]
     }
 }
 

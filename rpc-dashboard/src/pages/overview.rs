@@ -17,8 +17,7 @@ use crate::error::{render, PageError};
 use crate::pages::{Layout, RETRY_SECS};
 use crate::sparkline::Series;
 use crate::state::AppState;
-use crate::time_text;
-use rpc_runtime::inspect::ServiceStats;
+use rpc_runtime::inspect::{human_time, ServiceStats};
 
 /// One service's line.
 pub struct ServiceRow {
@@ -122,7 +121,7 @@ pub async fn overview(
                 paused: live.is_some_and(|l| l.paused),
                 dead_letters: s.dead_letters,
                 consumers: s.consumers.len(),
-                oldest_leased: s.oldest_leased_age.map(time_text::duration),
+                oldest_leased: s.oldest_leased_age.map(human_time::duration),
             }
         })
         .collect();
@@ -138,8 +137,8 @@ pub async fn overview(
         rows,
         prefix: options.prefix.clone(),
         has_schemas: !state.catalog().is_empty(),
-        sample_every: time_text::duration(options.sample_every),
-        window: time_text::duration(options.sample_every * options.samples_kept as u32),
+        sample_every: human_time::duration(options.sample_every),
+        window: human_time::duration(options.sample_every * options.samples_kept as u32),
         live,
     };
     render(status, &page)

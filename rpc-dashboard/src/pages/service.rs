@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use rpc_protocol::limits::MAX_ID_BYTES;
-use rpc_runtime::inspect::{Excerpt, ScheduledExcerpt};
+use rpc_protocol::time::unix_ms;
+use rpc_runtime::inspect::{human_time, Excerpt, ScheduledExcerpt};
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
 use crate::entry_id;
@@ -25,7 +26,6 @@ use crate::message_view::{self, MessageView};
 use crate::pages::Layout;
 use crate::paths;
 use crate::state::AppState;
-use crate::time_text;
 
 /// How many entries of each list a page shows unless `?max=` says otherwise.
 const DEFAULT_MAX: usize = 50;
@@ -131,7 +131,7 @@ pub async fn service(
             LeasedRow {
                 attempt: u64::from(message.attempt.max(1)) + l.lease.deliveries.saturating_sub(1),
                 age: entry_age(&l.token, now),
-                idle: time_text::duration(l.lease.idle),
+                idle: human_time::duration(l.lease.idle),
                 token: l.token,
                 consumer: bounds::name(&l.lease.consumer),
                 deliveries: l.lease.deliveries,
@@ -240,7 +240,7 @@ fn scheduled_row(job: ScheduledExcerpt, now: SystemTime) -> ScheduledRow {
         // enough for "in 20s".
         due: job
             .due_ms
-            .map(|ms| time_text::due_ms(ms, now))
+            .map(|ms| human_time::due_ms(ms, unix_ms(now)))
             .unwrap_or_else(|| "moved onto the queue".to_owned()),
         // A job message without `attempt` is on its first (as the runtime reads it).
         retry: head.attempt.is_some_and(|a| a > 1),
@@ -271,9 +271,9 @@ pub fn reason_text(reason: Option<&Excerpt>) -> String {
     }
 }
 
-/// How long ago the entry was added (from its stream id).
+/// When the entry was added (from its stream id): `3m ago`.
 fn entry_age(token: &str, now: SystemTime) -> String {
     entry_id::added_at(token)
-        .map(|t| time_text::age(t, now))
+        .map(|t| human_time::relative(t, now))
         .unwrap_or_default()
 }

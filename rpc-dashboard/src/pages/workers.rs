@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use rpc_runtime::inspect::human_time;
+
 use crate::bounds::{self, MAX_WORKERS};
 use crate::error::render;
 use crate::pages::Layout;
 use crate::state::AppState;
-use crate::time_text;
 
 /// One consumer of one service.
 pub struct WorkerRow {
@@ -42,8 +43,8 @@ pub async fn workers(State(state): State<AppState>) -> Response {
                     service: service.clone(),
                     name: bounds::name(&c.name),
                     in_flight: c.pending,
-                    idle: time_text::duration(c.idle),
-                    inactive: c.inactive.map(time_text::duration),
+                    idle: human_time::duration(c.idle),
+                    inactive: c.inactive.map(human_time::duration),
                 })
             })
             .take(MAX_WORKERS)

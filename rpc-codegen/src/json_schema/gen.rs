@@ -1,132 +1,64 @@
-//! JSON Schema straight from the model, for tools that cannot compile Rust.
-//!
-//! At run time the generated `json_schemas()` asks schemars; the CLI's
-//! `json-schema` command has no compiled types, so this module builds the same
-//! documents from the model. It follows schemars 1's conventions (draft
-//! 2020-12, named types under `$defs`, `"$ref": "#"` for a root type that
-//! contains itself, externally tagged enums as `oneOf`, `Option<T>` as a
-//! nullable type or `anyOf [T, null]`, doc comments as `description`) so the
-//! two agree; `tests/json_schema.rs` checks them against each other.
+//! One type at a time, from the model to JSON Schema: the conventions
+//! (see the parent module) in one place, for the job documents and for the
+//! AsyncAPI export's components.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Field, Returns, Schema, Ty, TypeDef, TypeKind, TypeRef, VariantShape};
-
-const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
-
-/// Every job of the requested modules:
-/// `[{service, job, request, response, error?}]`, like `json_schemas()`
-/// serialized.
-pub fn jobs(schema: &Schema) -> Value {
-    let mut out = Vec::new();
-    for &id in &schema.roots {
-        for service in &schema.module(id).services {
-            for job in &service.jobs {
-                let request_doc = vec![format!(
-                    " Parameters of job `{}` of service `{}`: the wire `params` object.",
-                    job.wire, service.wire
-                )];
-                let request = Gen::new(schema, None).root_object(
-                    job.request.unraw(),
-                    &request_doc,
-                    &job.params,
-                );
-                let (response, error) = match &job.returns {
-                    Returns::Nothing => (unit_root(), None),
-                    Returns::Value(ty) => (root_of(schema, ty), None),
-                    Returns::Result { ok, err } => {
-                        (root_of(schema, ok), Some(root_of(schema, &Ty::Named(*err))))
-                    }
-                };
-                let mut entry = json!({
-                    "service": service.wire,
-                    "job": job.wire,
-                    "request": request,
-                    "response": response,
-                });
-                // Like the runtime's `JobSchema`, which skips a missing error.
-                if let (Some(error), Value::Object(map)) = (error, &mut entry) {
-                    map.insert("error".into(), error);
-                }
-                out.push(entry);
-            }
-        }
-    }
-    Value::Array(out)
-}
-
-fn unit_root() -> Value {
-    json!({ "$schema": DRAFT, "title": "null", "type": "null" })
-}
-
-/// The root schema of a type, as `schemars::schema_for!` would give it.
-fn root_of(schema: &Schema, ty: &Ty) -> Value {
-    let root = match strip_box(ty) {
-        Ty::Named(r) => Some(*r),
-        _ => None,
-    };
-    let mut gen = Gen::new(schema, root);
-    let body = match root {
-        Some(r) => gen.type_schema(r),
-        None => gen.ty(ty),
-    };
-    gen.finish(&title(schema, ty), body)
-}
-
-fn strip_box(ty: &Ty) -> &Ty {
-    match ty {
-        Ty::Boxed(inner) => strip_box(inner),
-        other => other,
-    }
-}
-
-/// schemars' name for a type used as a root (`int64`, `Array_of_Tagged`).
-fn title(schema: &Schema, ty: &Ty) -> String {
-    match ty {
-        Ty::Bool => "boolean".into(),
-        Ty::I8 => "int8".into(),
-        Ty::I16 => "int16".into(),
-        Ty::I32 => "int32".into(),
-        Ty::I64 => "int64".into(),
-        Ty::U8 => "uint8".into(),
-        Ty::U16 => "uint16".into(),
-        Ty::U32 => "uint32".into(),
-        Ty::U64 => "uint64".into(),
-        Ty::F32 => "float".into(),
-        Ty::F64 => "double".into(),
-        Ty::String => "string".into(),
-        Ty::Bytes => "Bytes".into(),
-        Ty::Json => "AnyValue".into(),
-        Ty::Vec(inner) => format!("Array_of_{}", title(schema, inner)),
-        Ty::Option(inner) => format!("Nullable_{}", title(schema, inner)),
-        Ty::Map(inner) => format!("Map_of_{}", title(schema, inner)),
-        Ty::Boxed(inner) => title(schema, inner),
-        Ty::Named(r) => schema.type_def(*r).name.unraw().to_string(),
-    }
-}
+use super::shared::Shared;
+use super::{Def, Doc, DRAFT};
+use crate::model::{Field, Schema, Ty, TypeDef, TypeKind, TypeRef, VariantShape};
 
 /// Builds one root document, collecting named types into `$defs` (or, for
 /// an AsyncAPI document, into its `components/schemas`).
 pub(crate) struct Gen<'a> {
     schema: &'a Schema,
+    /// The type the document is the schema of, referenced as `#`.
     root: Option<TypeRef>,
-    defs: BTreeMap<String, Value>,
+    defs: BTreeMap<String, Def>,
     names: HashMap<TypeRef, String>,
+    /// The values of `names`, to find a name taken at once.
+    taken: HashSet<String>,
     /// Where references to named types point: `#/$defs/`.
     ref_base: &'static str,
+    /// Named types' schemas built once for every document (none for the
+    /// AsyncAPI components).
+    shared: Option<&'a Shared>,
+    /// Set while [`Shared`] builds one type's schema alone: the named types
+    /// it references, recorded instead of defined.
+    shallow: Option<Vec<TypeRef>>,
 }
 
 impl<'a> Gen<'a> {
-    fn new(schema: &'a Schema, root: Option<TypeRef>) -> Self {
+    pub(super) fn new(
+        schema: &'a Schema,
+        shared: Option<&'a Shared>,
+        root: Option<TypeRef>,
+    ) -> Self {
         Gen {
             schema,
             root,
             defs: BTreeMap::new(),
             names: HashMap::new(),
+            taken: HashSet::new(),
             ref_base: "#/$defs/",
+            shared,
+            shallow: None,
         }
+    }
+
+    /// One type's schema alone, for [`Shared`]: the body, the named types
+    /// it references, and whether it uses `Bytes`. Only valid when no two
+    /// types share a name (every reference is then to the type's own name).
+    pub(super) fn shallow(schema: &'a Schema, r: TypeRef) -> (Value, Vec<TypeRef>, bool) {
+        let mut gen = Gen {
+            shallow: Some(Vec::new()),
+            ..Gen::new(schema, None, None)
+        };
+        let body = gen.type_schema(r);
+        let bytes = gen.defs.contains_key("Bytes");
+        (body, gen.shallow.unwrap_or_default(), bytes)
     }
 
     /// A generator whose named types (and `Bytes`) are shared by every
@@ -135,13 +67,20 @@ impl<'a> Gen<'a> {
     pub(crate) fn for_components(schema: &'a Schema) -> Self {
         Gen {
             ref_base: "#/components/schemas/",
-            ..Gen::new(schema, None)
+            ..Gen::new(schema, None, None)
         }
     }
 
     /// The named types collected so far, by component name.
     pub(crate) fn into_defs(self) -> BTreeMap<String, Value> {
         self.defs
+            .into_iter()
+            .filter_map(|(name, def)| match def {
+                Def::Own(schema) => Some((name, schema)),
+                // Never: these components are built without `Shared`.
+                Def::Shared(_) => None,
+            })
+            .collect()
     }
 
     /// The schema of a job's parameters object (which is never referenced).
@@ -154,51 +93,43 @@ impl<'a> Gen<'a> {
         self.ty(ty)
     }
 
-    fn finish(self, title: &str, body: Value) -> Value {
+    /// The document: `$schema`, `title`, the body, and the named types met.
+    pub(super) fn finish(self, title: &str, body: Value) -> Doc {
         let mut out = Map::new();
         out.insert("$schema".into(), DRAFT.into());
         out.insert("title".into(), title.into());
         if let Value::Object(body) = body {
             out.extend(body);
         }
-        if !self.defs.is_empty() {
-            out.insert(
-                "$defs".into(),
-                Value::Object(self.defs.into_iter().collect()),
-            );
+        Doc {
+            body: out,
+            defs: self.defs,
         }
-        Value::Object(out)
     }
 
     /// The document for a request struct (which is never referenced).
-    fn root_object(mut self, name: &str, docs: &[String], fields: &[Field]) -> Value {
+    pub(super) fn root_object(mut self, name: &str, docs: &[String], fields: &[Field]) -> Doc {
         let mut body = self.object(fields);
         annotate(&mut body, docs, false);
         self.finish(name, body)
     }
 
-    fn ty(&mut self, ty: &Ty) -> Value {
+    pub(super) fn ty(&mut self, ty: &Ty) -> Value {
         match ty {
             Ty::Bool => json!({"type": "boolean"}),
-            Ty::I8 => int("int8", Some(i8::MIN as i64), Some(i8::MAX as u64)),
-            Ty::I16 => int("int16", Some(i16::MIN as i64), Some(i16::MAX as u64)),
-            Ty::I32 => int("int32", None, None),
-            Ty::I64 => int("int64", None, None),
-            Ty::U8 => int("uint8", Some(0), Some(u8::MAX as u64)),
-            Ty::U16 => int("uint16", Some(0), Some(u16::MAX as u64)),
-            Ty::U32 => int("uint32", Some(0), None),
-            Ty::U64 => int("uint64", Some(0), None),
+            Ty::I8 => int("int8", i8::MIN.into(), i8::MAX as u64),
+            Ty::I16 => int("int16", i16::MIN.into(), i16::MAX as u64),
+            Ty::I32 => int("int32", i32::MIN.into(), i32::MAX as u64),
+            Ty::I64 => int("int64", i64::MIN, i64::MAX as u64),
+            Ty::U8 => int("uint8", 0, u8::MAX.into()),
+            Ty::U16 => int("uint16", 0, u16::MAX.into()),
+            Ty::U32 => int("uint32", 0, u32::MAX.into()),
+            Ty::U64 => int("uint64", 0, u64::MAX),
             Ty::F32 => json!({"type": "number", "format": "float"}),
             Ty::F64 => json!({"type": "number", "format": "double"}),
             Ty::String => json!({"type": "string"}),
             Ty::Bytes => {
-                self.defs.entry("Bytes".into()).or_insert_with(|| {
-                    json!({
-                        "type": "string",
-                        "contentEncoding": "base64",
-                        "description": "Binary data, base64 (standard alphabet, padded)."
-                    })
-                });
+                self.define_bytes();
                 json!({ "$ref": format!("{}Bytes", self.ref_base) })
             }
             Ty::Json => Value::Bool(true),
@@ -210,26 +141,64 @@ impl<'a> Gen<'a> {
         }
     }
 
+    fn define_bytes(&mut self) {
+        self.defs.entry("Bytes".into()).or_insert_with(|| {
+            Def::Own(json!({
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": "Binary data, base64 (standard alphabet, padded)."
+            }))
+        });
+    }
+
     /// `{"$ref": ...}` to a named type, defining it on first use.
     fn reference(&mut self, r: TypeRef) -> Value {
         if self.root == Some(r) {
             return json!({"$ref": "#"});
         }
-        if let Some(name) = self.names.get(&r) {
+        if let Some(referenced) = &mut self.shallow {
+            if !referenced.contains(&r) {
+                referenced.push(r);
+            }
+            let name = self.schema.type_def(r).name.unraw();
             return json!({ "$ref": format!("{}{name}", self.ref_base) });
         }
-        let def = self.schema.type_def(r);
-        let mut name = def.name.unraw().to_string();
-        if self.names.values().any(|n| *n == name) || name == "Bytes" {
-            name = format!("{}_{}", self.schema.module(r.module).out_stem, name);
-        }
-        self.names.insert(r, name.clone());
-        let body = self.type_schema(r);
-        self.defs.insert(name.clone(), body);
+        self.define(r);
+        let name = self.names.get(&r).map_or("", String::as_str);
         json!({ "$ref": format!("{}{name}", self.ref_base) })
     }
 
-    fn type_schema(&mut self, r: TypeRef) -> Value {
+    /// Names `r` in this document and puts its schema under `$defs`, with
+    /// every named type it reaches (not the root: that is `#`).
+    fn define(&mut self, r: TypeRef) {
+        if self.root == Some(r) || self.names.contains_key(&r) {
+            return;
+        }
+        let def = self.schema.type_def(r);
+        let mut name = def.name.unraw().to_string();
+        if self.taken.contains(&name) || name == "Bytes" {
+            name = format!("{}_{}", self.schema.module(r.module).out_stem, name);
+        }
+        self.names.insert(r, name.clone());
+        self.taken.insert(name.clone());
+        // Built once for all documents where it reads the same in this one;
+        // the named types it reaches are defined here all the same.
+        let def = match self.shared.and_then(|shared| shared.usable(r, self.root)) {
+            Some(built) => {
+                for &child in &built.references {
+                    self.define(child);
+                }
+                if built.uses_bytes {
+                    self.define_bytes();
+                }
+                Def::Shared(r)
+            }
+            None => Def::Own(self.type_schema(r)),
+        };
+        self.defs.insert(name, def);
+    }
+
+    pub(super) fn type_schema(&mut self, r: TypeRef) -> Value {
         let def: &TypeDef = self.schema.type_def(r);
         let mut body = match &def.kind {
             TypeKind::Struct(fields) => self.object(fields),
@@ -293,17 +262,11 @@ impl<'a> Gen<'a> {
     }
 }
 
-fn int(format: &str, min: Option<i64>, max: Option<u64>) -> Value {
-    let mut out = json!({"type": "integer", "format": format});
-    if let Value::Object(map) = &mut out {
-        if let Some(min) = min {
-            map.insert("minimum".into(), min.into());
-        }
-        if let Some(max) = max {
-            map.insert("maximum".into(), max.into());
-        }
-    }
-    out
+/// An integer with the range its Rust type holds: serde refuses a number
+/// outside it, and so must the schema. (schemars wrote the bounds of the
+/// 8- and 16-bit types only, leaving the wider ones to `format`.)
+fn int(format: &str, min: i64, max: u64) -> Value {
+    json!({"type": "integer", "format": format, "minimum": min, "maximum": max})
 }
 
 /// An externally tagged variant: `{"Tag": inner}`.
@@ -357,7 +320,7 @@ fn annotate(schema: &mut Value, docs: &[String], deprecated: bool) {
     }
 }
 
-/// Doc lines as schemars joins them: one leading space dropped per line,
+/// Doc lines as a description: one leading space dropped per line,
 /// lines joined with `\n`, surrounding blank lines trimmed.
 pub(crate) fn description(docs: &[String]) -> Option<String> {
     let text = docs
