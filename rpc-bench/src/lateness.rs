@@ -240,11 +240,8 @@ async fn schedule(
                 let elapsed = read_at.elapsed().as_millis() as u64;
                 let delay = Duration::from_millis(offset.saturating_sub(elapsed));
                 let id = client
-                    .call_with(
-                        &format!("{SERVICE}.stamp"),
-                        serde_json::Value::Null,
-                        &CallOptions::delay(delay),
-                    )
+                    .send(&format!("{SERVICE}.stamp"), serde_json::Value::Null)
+                    .options(CallOptions::delay(delay))
                     .await
                     .map_err(|e| format!("scheduling a job: {e}"))?;
                 sent.push((id.as_str().to_owned(), now_ms + offset));

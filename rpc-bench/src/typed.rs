@@ -10,16 +10,15 @@
 //!
 //! The bench does not depend on the code generator so that a change there
 //! cannot silently change what is measured; the shapes are the same (request
-//! structs, a `JobRef` constant per job, `call_typed` / `send_one_way`, and a
-//! `Service` impl that decodes with `__private::decode` and answers with
+//! structs, a `JobRef` constant per job, `__private::call` / `one_way`
+//! returning a `Call` that is awaited, and a `Service` impl that decodes with `__private::decode` and answers with
 //! `__private::finish`).
 
 use std::future::Future;
 
 use rpc_runtime::__private::{self, BoxFuture, RawValue};
 use rpc_runtime::{
-    CallError, CallOptions, Client, Context, Error, HandlerError, JobId, JobInfo, JobRef, Never,
-    Outcome, Service,
+    Call, Client, Context, HandlerError, JobInfo, JobRef, OneWayCall, Outcome, Service,
 };
 use serde::{Deserialize, Serialize};
 
@@ -128,30 +127,21 @@ impl<H: Bench> Service for BenchServer<H> {
 #[derive(Clone, Debug)]
 pub struct BenchClient {
     client: Client,
-    options: CallOptions,
 }
 
 impl BenchClient {
     pub fn new(client: Client) -> Self {
-        BenchClient {
-            client,
-            options: CallOptions::default(),
-        }
+        BenchClient { client }
     }
 
-    /// Call and wait.
-    pub async fn add(&self, a: i64, b: i64) -> Result<i64, Error> {
-        let req = BenchAddRequest { a, b };
-        self.client
-            .call_typed::<_, i64, Never>(&ADD, &req, &self.options)
-            .await
-            .map_err(CallError::into_rpc)
+    /// A call of `add`: awaited, it waits for the answer.
+    pub fn add(&self, a: i64, b: i64) -> Call<i64> {
+        __private::call(&self.client, ADD, &BenchAddRequest { a, b })
     }
 
-    /// One-way: returns once enqueued.
-    pub async fn note(&self, n: u64) -> Result<JobId, Error> {
-        let req = BenchNoteRequest { n };
-        self.client.send_one_way(&NOTE, &req, &self.options).await
+    /// A one-way send of `note`: awaited, it returns once enqueued.
+    pub fn note(&self, n: u64) -> OneWayCall {
+        __private::one_way(&self.client, NOTE, &BenchNoteRequest { n })
     }
 }
 

@@ -130,7 +130,11 @@ async fn call(args: &Args, job: &str) -> ExitCode {
     };
     let options = CallOptions::timeout(Duration::from_millis(args.timeout_ms));
     let t0 = std::time::Instant::now();
-    let answer = client.call_and_wait_with(job, params, &options).await;
+    let answer = client
+        .call(job, params)
+        .options(options.clone())
+        .response()
+        .await;
     let elapsed = t0.elapsed().as_millis();
     match answer {
         Ok(r) => emit(&format!("answer {} {elapsed}", r.data)),

@@ -43,7 +43,9 @@ async fn squares(client: &Client, calls: i64, in_flight: usize, deadline_ms: u64
         tasks.push(tokio::spawn(async move {
             let t0 = Instant::now();
             let r = client
-                .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(deadline_ms))
+                .call("Chaos.square", json!({"n": n}))
+                .options(timeout(deadline_ms))
+                .response()
                 .await;
             drop(permit);
             let took = t0.elapsed();
@@ -131,7 +133,9 @@ fn b_frozen_worker_is_overtaken_and_its_late_answer_does_no_harm() {
             let client = client.clone();
             tokio::spawn(async move {
                 client
-                    .call_and_wait_with("Chaos.sleep", json!({"ms": 1500}), &timeout(20_000))
+                    .call("Chaos.sleep", json!({"ms": 1500}))
+                    .options(timeout(20_000))
+                    .response()
                     .await
             })
         };
@@ -164,7 +168,9 @@ fn b_frozen_worker_is_overtaken_and_its_late_answer_does_no_harm() {
         // The client is fine and gets exactly its own answers afterwards;
         // that read drops the duplicate, and the inbox is empty (gone).
         let r = client
-            .call_and_wait_with("Chaos.square", json!({"n": 5}), &timeout(5000))
+            .call("Chaos.square", json!({"n": 5}))
+            .options(timeout(5000))
+            .response()
             .await
             .unwrap();
         assert_eq!(r.data, json!(25));
@@ -217,7 +223,9 @@ fn c_redis_with_aof_killed_mid_load_loses_no_call() {
                 loop {
                     let t = Instant::now();
                     match client
-                        .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(deadline_ms))
+                        .call("Chaos.square", json!({"n": n}))
+                        .options(timeout(deadline_ms))
+                        .response()
                         .await
                     {
                         Ok(r) => {

@@ -48,7 +48,9 @@ async fn a_reply_refused_for_good_ends_the_job_once_without_holding_a_slot() {
     let client = Client::connect(&url).await.unwrap();
     let t0 = Instant::now();
     let r = client
-        .call_and_wait_with("Chaos.square", json!({"n": 7}), &timeout(20_000))
+        .call("Chaos.square", json!({"n": 7}))
+        .options(timeout(20_000))
+        .response()
         .await
         .expect("an ordinary call is answered");
     assert_eq!(r.data, json!(49));
@@ -101,7 +103,8 @@ async fn a_reply_refused_under_maxmemory_is_not_acked_and_arrives_once_memory_fr
     let mut calls = Vec::new();
     for n in 0..10 {
         let pending = client
-            .send("Chaos.square", json!({ "n": n }))
+            .call("Chaos.square", json!({ "n": n }))
+            .send()
             .await
             .expect("queued");
         calls.push((n, pending));

@@ -88,12 +88,16 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
     let client = Client::connect(&url).await.unwrap();
     for n in 1..=3 {
         let r = client
-            .call_and_wait_with("Chaos.square", json!({ "n": n }), &timeout(10_000))
+            .call("Chaos.square", json!({ "n": n }))
+            .options(timeout(10_000))
+            .response()
             .await;
         assert_eq!(r.unwrap().data, json!(n * n));
     }
     let overflow = client
-        .call_and_wait_with("Chaos.square", json!({ "n": i64::MAX }), &timeout(10_000))
+        .call("Chaos.square", json!({ "n": i64::MAX }))
+        .options(timeout(10_000))
+        .response()
         .await
         .unwrap_err();
     assert_eq!(
@@ -102,7 +106,9 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
         "{overflow}"
     );
     let unknown = client
-        .call_and_wait_with("Chaos.nope", json!({}), &timeout(10_000))
+        .call("Chaos.nope", json!({}))
+        .options(timeout(10_000))
+        .response()
         .await
         .unwrap_err();
     assert_eq!(
@@ -113,7 +119,9 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
     // The caller gives up at 300 ms; the worker cancels the job then (and
     // its answer saying so may beat the caller's own timeout).
     let slow = client
-        .call_and_wait_with("Chaos.sleep", json!({ "ms": 3_000 }), &timeout(300))
+        .call("Chaos.sleep", json!({ "ms": 3_000 }))
+        .options(timeout(300))
+        .response()
         .await;
     let expired = match &slow {
         Err(Error::Timeout { .. }) => true,
@@ -259,7 +267,9 @@ async fn the_trace_context_crosses_into_the_worker_process() {
         .metadata
         .insert("traceparent".into(), caller.traceparent());
     let answer = client
-        .call_and_wait_with("Chaos.context", json!({}), &options)
+        .call("Chaos.context", json!({}))
+        .options(options.clone())
+        .response()
         .await
         .unwrap();
     let job = TraceContext::parse(answer.data["traceparent"].as_str().expect("in a trace"))
@@ -271,7 +281,9 @@ async fn the_trace_context_crosses_into_the_worker_process() {
         .metadata
         .insert("traceparent".into(), "00-not-a-trace-01".into());
     let answer = client
-        .call_and_wait_with("Chaos.context", json!({}), &options)
+        .call("Chaos.context", json!({}))
+        .options(options.clone())
+        .response()
         .await
         .expect("a malformed traceparent is no error");
     let fresh = TraceContext::parse(answer.data["traceparent"].as_str().expect("a new trace"))

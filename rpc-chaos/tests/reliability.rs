@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpc_chaos::{jobs_key, pending_count, timeout, Event, WorkerProcess};
-use rpc_runtime::{CallOptions, Client, Error, ErrorKind, JobRef};
+use rpc_runtime::{Client, Error, ErrorKind, JobRef};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
@@ -46,7 +46,9 @@ async fn killed_worker_job_is_taken_over_then_dead_lettered() {
         tokio::spawn(async move {
             let t0 = Instant::now();
             let r = client
-                .call_and_wait_with("Chaos.sleep", json!({"ms": 60_000}), &timeout(30_000))
+                .call("Chaos.sleep", json!({"ms": 60_000}))
+                .options(timeout(30_000))
+                .response()
                 .await;
             (r, t0.elapsed())
         })
@@ -109,7 +111,9 @@ async fn deadlines_bound_the_caller_and_travel_to_the_handler() {
     // Per call: the job sleeps 5 s, the caller gives up at 1 s.
     let t0 = Instant::now();
     let err = client
-        .call_and_wait_with("Chaos.sleep", json!({"ms": 5000}), &timeout(1000))
+        .call("Chaos.sleep", json!({"ms": 5000}))
+        .options(timeout(1000))
+        .response()
         .await
         .unwrap_err();
     let waited = t0.elapsed();
@@ -127,14 +131,13 @@ async fn deadlines_bound_the_caller_and_travel_to_the_handler() {
         max_attempts: None,
     };
     let t0 = Instant::now();
-    let err = client
-        .call_typed::<_, serde_json::Value, serde_json::Value>(
-            &job,
-            &json!({"ms": 5000}),
-            &CallOptions::default(),
-        )
-        .await
-        .unwrap_err();
+    let err = rpc_runtime::__private::call::<serde_json::Value, serde_json::Value, _>(
+        &client,
+        job,
+        &json!({"ms": 5000}),
+    )
+    .await
+    .unwrap_err();
     let waited_default = t0.elapsed();
     let rpc_runtime::CallError::Rpc(err) = err else {
         panic!("no app error here")
@@ -149,7 +152,9 @@ async fn deadlines_bound_the_caller_and_travel_to_the_handler() {
     // The handler sees the deadline.
     let before = rpc_protocol::time::unix_ms(std::time::SystemTime::now());
     let ctx = client
-        .call_and_wait_with("Chaos.context", json!({}), &timeout(5000))
+        .call("Chaos.context", json!({}))
+        .options(timeout(5000))
+        .response()
         .await
         .unwrap()
         .data;
@@ -173,7 +178,9 @@ async fn worker_does_not_start_an_expired_job() {
     // Nobody serves the queue yet: the call times out, its message stays.
     let t0 = Instant::now();
     let err = client
-        .call_and_wait_with("Chaos.note", json!({"text": "late"}), &timeout(300))
+        .call("Chaos.note", json!({"text": "late"}))
+        .options(timeout(300))
+        .response()
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
@@ -182,7 +189,9 @@ async fn worker_does_not_start_an_expired_job() {
 
     let mut w = WorkerProcess::start(bin(), &url, &[]).expect("worker");
     let fresh = client
-        .call_and_wait_with("Chaos.note", json!({"text": "fresh"}), &timeout(5000))
+        .call("Chaos.note", json!({"text": "fresh"}))
+        .options(timeout(5000))
+        .response()
         .await
         .unwrap();
     assert_eq!(fresh.data, serde_json::Value::Null);
@@ -218,7 +227,9 @@ async fn one_inbox_one_reader_and_results_fetched_from_another_process() {
             let client = client.clone();
             tokio::spawn(async move {
                 client
-                    .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(30_000))
+                    .call("Chaos.square", json!({"n": n}))
+                    .options(timeout(30_000))
+                    .response()
                     .await
                     .map(|r| (n, r.data))
             })
@@ -239,7 +250,11 @@ async fn one_inbox_one_reader_and_results_fetched_from_another_process() {
     assert_eq!(client.in_flight(), 0);
 
     // Send now, await later; and fetch the kept result from another process.
-    let pending = client.send("Chaos.square", json!({"n": 12})).await.unwrap();
+    let pending = client
+        .call("Chaos.square", json!({"n": 12}))
+        .send()
+        .await
+        .unwrap();
     let id = pending.id().clone();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(pending.wait().await.unwrap(), json!(144));
@@ -279,7 +294,9 @@ async fn nothing_transient_stays_in_redis() {
         let client = client.clone();
         calls.push(tokio::spawn(async move {
             let r = client
-                .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(30_000))
+                .call("Chaos.square", json!({"n": n}))
+                .options(timeout(30_000))
+                .response()
                 .await;
             drop(permit);
             assert_eq!(r.unwrap().data, json!(n * n));
@@ -287,13 +304,19 @@ async fn nothing_transient_stays_in_redis() {
     }
     for n in 0..200 {
         client
-            .call("Chaos.note", json!({"text": format!("one-way {n}")}))
+            .send("Chaos.note", json!({"text": format!("one-way {n}")}))
             .await
             .unwrap();
     }
     let mut kept = Vec::new();
     for n in 0..20i64 {
-        kept.push(client.send("Chaos.square", json!({"n": n})).await.unwrap());
+        kept.push(
+            client
+                .call("Chaos.square", json!({"n": n}))
+                .send()
+                .await
+                .unwrap(),
+        );
     }
     // A client dropped with calls in flight: its replies land in an inbox
     // nobody reads any more.
@@ -307,7 +330,8 @@ async fn nothing_transient_stays_in_redis() {
         for _ in 0..50 {
             handles.push(
                 doomed
-                    .send("Chaos.sleep", json!({"ms": 300}))
+                    .call("Chaos.sleep", json!({"ms": 300}))
+                    .send()
                     .await
                     .unwrap(),
             );
@@ -375,7 +399,9 @@ async fn sigterm_finishes_running_jobs_then_exits_zero() {
             let client = client.clone();
             tokio::spawn(async move {
                 client
-                    .call_and_wait_with("Chaos.sleep", json!({"ms": 1500}), &timeout(20_000))
+                    .call("Chaos.sleep", json!({"ms": 1500}))
+                    .options(timeout(20_000))
+                    .response()
                     .await
             })
         })
@@ -423,7 +449,9 @@ async fn concurrency_is_bounded() {
             let client = client.clone();
             tokio::spawn(async move {
                 client
-                    .call_and_wait_with("Chaos.sleep", json!({"ms": 200}), &timeout(20_000))
+                    .call("Chaos.sleep", json!({"ms": 200}))
+                    .options(timeout(20_000))
+                    .response()
                     .await
             })
         })
@@ -444,7 +472,9 @@ async fn redis_going_away_and_coming_back_empty() {
     let mut w = WorkerProcess::start(bin(), &url, &["--visibility-ms", "1000"]).expect("worker");
     let client = Client::connect(&url).await.unwrap();
     let r = client
-        .call_and_wait_with("Chaos.square", json!({"n": 7}), &timeout(5000))
+        .call("Chaos.square", json!({"n": 7}))
+        .options(timeout(5000))
+        .response()
         .await
         .unwrap();
     assert_eq!(r.data, json!(49));
@@ -455,7 +485,9 @@ async fn redis_going_away_and_coming_back_empty() {
         tokio::spawn(async move {
             let t0 = Instant::now();
             let r = client
-                .call_and_wait_with("Chaos.sleep", json!({"ms": 1000}), &timeout(2500))
+                .call("Chaos.sleep", json!({"ms": 1000}))
+                .options(timeout(2500))
+                .response()
                 .await;
             (r, t0.elapsed())
         })
@@ -468,7 +500,9 @@ async fn redis_going_away_and_coming_back_empty() {
     for _ in 0..3 {
         let t0 = Instant::now();
         let err = client
-            .call_and_wait_with("Chaos.square", json!({"n": 1}), &timeout(1000))
+            .call("Chaos.square", json!({"n": 1}))
+            .options(timeout(1000))
+            .response()
             .await
             .unwrap_err();
         let waited = t0.elapsed();
@@ -489,7 +523,9 @@ async fn redis_going_away_and_coming_back_empty() {
     redis.restart().unwrap();
     let t0 = Instant::now();
     let r = client
-        .call_and_wait_with("Chaos.square", json!({"n": 9}), &timeout(15_000))
+        .call("Chaos.square", json!({"n": 9}))
+        .options(timeout(15_000))
+        .response()
         .await;
     let recovered = t0.elapsed();
     assert_eq!(r.unwrap().data, json!(81));
@@ -498,7 +534,9 @@ async fn redis_going_away_and_coming_back_empty() {
     assert!(groups.contains("workers"), "{groups}");
     for n in 0..20i64 {
         let r = client
-            .call_and_wait_with("Chaos.square", json!({"n": n}), &timeout(5000))
+            .call("Chaos.square", json!({"n": n}))
+            .options(timeout(5000))
+            .response()
             .await
             .unwrap();
         assert_eq!(r.data, json!(n * n));

@@ -56,7 +56,9 @@ async fn load(client: &Client, calls: i64, in_flight: usize) -> Round {
     let answers = futures_util::stream::iter(0..calls)
         .map(|n| async move {
             let r = client
-                .call_and_wait_with("Chaos.square", json!({ "n": n }), &timeout(20_000))
+                .call("Chaos.square", json!({ "n": n }))
+                .options(timeout(20_000))
+                .response()
                 .await;
             (n, r)
         })
@@ -110,7 +112,9 @@ async fn a_job_an_old_worker_does_not_know_is_handed_to_a_new_one() {
         let client = client.clone();
         tokio::spawn(async move {
             let r = client
-                .call_and_wait_with("Chaos.square", json!({ "n": n }), &timeout(20_000))
+                .call("Chaos.square", json!({ "n": n }))
+                .options(timeout(20_000))
+                .response()
                 .await;
             (n, r)
         })
@@ -176,7 +180,9 @@ async fn a_job_no_worker_knows_is_answered_unknown_job_after_a_bounded_hand_back
     let client = Client::connect(&url).await.unwrap();
     let t0 = Instant::now();
     let err = client
-        .call_and_wait_with("Chaos.square", json!({ "n": 3 }), &timeout(20_000))
+        .call("Chaos.square", json!({ "n": 3 }))
+        .options(timeout(20_000))
+        .response()
         .await
         .unwrap_err();
     let took = t0.elapsed();
@@ -211,7 +217,9 @@ async fn a_hand_back_too_near_the_deadline_answers_at_once() {
         .await
         .unwrap();
     let pending = client
-        .send_with("Chaos.square", json!({ "n": 3 }), &timeout(1_000))
+        .call("Chaos.square", json!({ "n": 3 }))
+        .options(timeout(1_000))
+        .send()
         .await
         .unwrap();
     let id = pending.id().clone();
@@ -219,7 +227,7 @@ async fn a_hand_back_too_near_the_deadline_answers_at_once() {
     let give_up = Instant::now() + Duration::from_secs(10);
     let kept = loop {
         let kept = client
-            .pending::<serde_json::Value, serde_json::Value>(id.clone())
+            .attach::<serde_json::Value, serde_json::Value>(id.clone())
             .try_fetch()
             .await
             .expect("fetch");
@@ -251,7 +259,9 @@ async fn a_hand_back_waits_on_the_schedule() {
     let _old = WorkerProcess::start(bin(), &url, &["--omit-job", "square"]).expect("old worker");
     let client = Client::connect(&url).await.unwrap();
     let pending = client
-        .send_with("Chaos.square", json!({ "n": 3 }), &timeout(10_000))
+        .call("Chaos.square", json!({ "n": 3 }))
+        .options(timeout(10_000))
+        .send()
         .await
         .unwrap();
     let id = pending.id().to_string();

@@ -118,7 +118,8 @@ async fn schedule_jobs(url: &str) -> (HashMap<String, Due>, Instant, Duration) {
                 let delay = Duration::from_millis(offset.saturating_sub(elapsed));
                 let params = json!({"due_ms": intended, "ms": RUN_MS});
                 let id = client
-                    .call_with("Chaos.record", params, &CallOptions::delay(delay))
+                    .send("Chaos.record", params)
+                    .options(CallOptions::delay(delay))
                     .await
                     .expect("schedule a job");
                 (id.as_str().to_owned(), intended)

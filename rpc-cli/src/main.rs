@@ -39,7 +39,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use rpc_runtime::{CallOptions, Error, JobId, JobRef};
+use rpc_runtime::{CallError, CallOptions, Error, JobId};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -221,60 +221,58 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             if no_wait {
                 // Fire and forget, but keep the result a while, so that
                 // `rpc fetch <id>` can read it (nobody waits on an inbox).
-                let (service, name) = job.split_once('.').ok_or_else(|| Error::Codec {
-                    what: format!("route job `{job}`"),
-                    reason: "job names are `Service.job`".to_owned(),
-                })?;
-                let job_ref = JobRef {
-                    service: Box::leak(service.to_owned().into_boxed_str()),
-                    job: Box::leak(name.to_owned().into_boxed_str()),
-                    timeout_ms: None,
-                    max_attempts: None,
-                };
                 let options = CallOptions {
                     timeout: Some(timeout),
                     result_ttl: Some(keep),
                     ..lifecycle
                 };
-                println!(
-                    "{}",
-                    client.send_one_way(&job_ref, &params, &options).await?
-                );
+                println!("{}", client.send(&job, params).options(options).await?);
                 return Ok(());
             }
             let options = lifecycle.with_timeout(timeout);
-            let response = match client.call_and_wait_with(&job, params, &options).await {
-                Ok(response) => response,
-                Err(Error::Remote {
-                    job,
-                    kind,
-                    message,
-                    data,
-                }) if full => {
-                    // The whole answer on stdout for scripts, the error on
-                    // stderr and the exit status as usual.
-                    let whole = serde_json::json!({
-                        "error": {"kind": kind, "message": message, "data": data},
-                    });
-                    println!("{whole}");
-                    return Err(Error::Remote {
-                        job,
-                        kind,
-                        message,
-                        data,
-                    });
+            let pending = client.call(&job, params).options(options).send().await?;
+            let (id, response_key) = (pending.id().clone(), pending.response_key());
+            let data = match pending.await {
+                Ok(data) => data,
+                Err(e) => {
+                    let e = match e {
+                        CallError::Rpc(e) => e,
+                        CallError::App(data) => Error::Remote {
+                            job: job.clone(),
+                            kind: rpc_runtime::ErrorKind::App,
+                            message: "the job returned its application error".to_owned(),
+                            data: Some(data),
+                        },
+                    };
+                    if let (
+                        true,
+                        Error::Remote {
+                            kind,
+                            message,
+                            data,
+                            ..
+                        },
+                    ) = (full, &e)
+                    {
+                        // The whole answer on stdout for scripts, the error on
+                        // stderr and the exit status as usual.
+                        let whole = serde_json::json!({
+                            "error": {"kind": kind, "message": message, "data": data},
+                        });
+                        println!("{whole}");
+                    }
+                    return Err(e);
                 }
-                Err(e) => return Err(e),
             };
             if full {
                 let whole = serde_json::json!({
-                    "data": response.data,
-                    "id": response.id.as_str(),
-                    "response_key": response.response_key,
+                    "data": data,
+                    "id": id.as_str(),
+                    "response_key": response_key,
                 });
                 println!("{whole}");
             } else {
-                println!("{}", response.data);
+                println!("{data}");
             }
         }
         Command::Fetch { id, wait } => {

@@ -100,7 +100,7 @@ async fn fill(redis: &RedisServer, url: &str) -> Backlog {
     let client = Client::connect(url).await.expect("client");
     let send = |job: &'static str, params: Value| {
         let client = client.clone();
-        async move { client.call(job, params).await.expect("send").to_string() }
+        async move { client.send(job, params).await.expect("send").to_string() }
     };
     let add_leased = send("Calculator.add", json!({"a": 1, "b": 2})).await;
     let _sum_leased = send("Calculator.sum", json!({"values": [{"value": 1.5}]})).await;

@@ -80,10 +80,10 @@ async fn fill(redis: &RedisServer) -> Holding {
     let worker = Holding::start(&url).await;
     let client = Client::connect(&url).await.expect("client");
     for _ in 0..3 {
-        client.call("Slow.hold", json!({})).await.expect("send");
+        client.send("Slow.hold", json!({})).await.expect("send");
     }
     client
-        .call("Math.add", json!({"a": 1, "b": 2}))
+        .send("Math.add", json!({"a": 1, "b": 2}))
         .await
         .expect("send");
     for n in 1..=2 {
@@ -338,7 +338,7 @@ async fn top_shows_the_figures_and_rates_and_quits_on_q() {
 
     let client = Client::connect(&url).await.expect("client");
     for _ in 0..20 {
-        client.call("Math.add", json!({})).await.expect("send");
+        client.send("Math.add", json!({})).await.expect("send");
     }
     let top = tokio::task::spawn_blocking(move || {
         // SERVICE QUEUED LEASED DEAD IN/S ...: 20 in within one refresh.

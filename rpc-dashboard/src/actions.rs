@@ -208,7 +208,7 @@ pub async fn enqueue(
         }
     };
     let client = state.client().await?;
-    let pending = client.send(&schema.name(), params).await?;
+    let pending = client.call(&schema.name(), params).send().await?;
     let page = format!(
         "{}?job={}",
         paths::call(pending.id().as_str()),

@@ -36,6 +36,12 @@ pub enum ErrorKind {
     /// parameters (or another job); `data` is `{"holder": id, "key": key}`.
     /// It did not run.
     IdempotencyConflict,
+    /// A worker's middleware refused the call: it did not prove who sent
+    /// it (a missing or wrong token). It did not run.
+    Unauthenticated,
+    /// A worker's middleware refused the call: its sender may not call
+    /// this job. It did not run.
+    PermissionDenied,
     /// A kind this version does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -52,6 +58,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::DeadLettered => "dead_lettered",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::IdempotencyConflict => "idempotency_conflict",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::Unknown => "unknown",
         };
         f.write_str(s)

@@ -1,13 +1,17 @@
 //! Errors, one enum per boundary.
 //!
 //! * [`Error`] is what a caller sees: the broker failed, the call timed out,
-//!   the worker answered with an error. Every variant says what to do next.
-//! * [`CallError`] adds a job's typed application error (`Result<T, E>` in the
-//!   schema) on top of [`Error`], so the compiler makes callers handle it.
+//!   the worker answered with an error, the program is misconfigured. Every
+//!   variant says what to do next.
+//! * [`CallError`] is what every call of a job fails with: the job's typed
+//!   application error (`Result<T, E>` in the schema; [`Never`] for jobs
+//!   without one) or an [`Error`]. Plain and `Result` jobs match alike.
 //! * [`HandlerError`] is what a handler returns when it cannot do its job:
 //!   either "try again later" (the job is retried until its attempt limit) or
-//!   "this will never work" (the caller gets the error at once).
-//! * [`JobError`] is the handler-side twin of [`CallError`].
+//!   "this will never work" (the caller gets the error at once). `?` turns
+//!   any `std::error::Error` into one (a retry).
+//! * [`JobError`] is the handler-side twin of [`CallError`]: the typed
+//!   application error, or a [`HandlerError`].
 
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +27,17 @@ pub enum Error {
     /// The connection URL could not be used.
     #[error("invalid broker URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
+
+    /// The program asked for something that cannot work as configured: a
+    /// service mounted twice, a metrics address that cannot be bound, a
+    /// malformed job name, call id or client id prefix. Fix the program;
+    /// retrying will not help.
+    #[error("misconfigured: {0}")]
+    Config(String),
+
+    /// A client interceptor refused the call before it was sent.
+    #[error("`{job}` was refused before it was sent: {reason}")]
+    Refused { job: String, reason: String },
 
     /// The broker could not be reached or refused a command.
     #[error("broker error: {0}")]
@@ -87,6 +102,10 @@ impl Error {
         matches!(self, Error::Broker(_) | Error::Timeout { .. })
     }
 
+    pub(crate) fn config(what: impl fmt::Display) -> Self {
+        Error::Config(what.to_string())
+    }
+
     pub(crate) fn codec(what: impl Into<String>, reason: impl fmt::Display) -> Self {
         Error::Codec {
             what: what.into(),
@@ -114,7 +133,7 @@ impl fmt::Display for Never {
 /// The result of a typed call to a job declared `-> Result<T, E>`: either the
 /// job's own error `E`, or a runtime [`Error`].
 #[derive(Debug, thiserror::Error)]
-pub enum CallError<E> {
+pub enum CallError<E = Never> {
     /// The job answered with its application error.
     #[error("application error: {0:?}")]
     App(E),
@@ -131,6 +150,21 @@ impl<E> CallError<E> {
             CallError::App(_) => Some(ErrorKind::App),
             CallError::Rpc(e) => e.remote_kind(),
         }
+    }
+
+    /// The job's application error, if that is what came back.
+    pub fn app(&self) -> Option<&E> {
+        match self {
+            CallError::App(e) => Some(e),
+            CallError::Rpc(_) => None,
+        }
+    }
+
+    /// True for errors that may go away if the same call is made again
+    /// (see [`Error::is_transient`]); an application error is the job's
+    /// answer, and is not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CallError::Rpc(e) if e.is_transient())
     }
 }
 
@@ -211,9 +245,34 @@ impl fmt::Display for HandlerError {
     }
 }
 
-impl std::error::Error for HandlerError {}
+/// `?` on any error in a handler: a transient failure (the job is tried
+/// again up to its attempt limit, then dead-lettered and answered
+/// `handler`), with the error and its sources as the message. A handler
+/// that knows better says [`HandlerError::fatal`].
+///
+/// (So that this conversion can exist, `HandlerError` is not itself a
+/// `std::error::Error`, as `anyhow::Error` is not.)
+impl<X: std::error::Error + Send + Sync + 'static> From<X> for HandlerError {
+    fn from(error: X) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        HandlerError::retry(message)
+    }
+}
 
 /// The handler-side result error of a job declared `-> Result<T, E>`.
+///
+/// `?` works for both kinds: on the job's error type `E` (generated code
+/// implements `From<E>` for each schema type, so it reaches the caller
+/// typed, as `CallError::App`), and on any `std::error::Error` (a handler
+/// failure, as for plain jobs). Schema types therefore do not implement
+/// `std::error::Error`; a builtin error type (`String`, say) is returned
+/// as `JobError::App(e)`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobError<E> {
     /// The job's application error, delivered to the caller as `CallError::App`.
@@ -222,9 +281,17 @@ pub enum JobError<E> {
     Handler(HandlerError),
 }
 
-impl<E> From<E> for JobError<E> {
-    fn from(e: E) -> Self {
-        JobError::App(e)
+impl<E> From<HandlerError> for JobError<E> {
+    fn from(e: HandlerError) -> Self {
+        JobError::Handler(e)
+    }
+}
+
+/// `?` on any error in a handler of a `Result` job: a handler failure, as
+/// [`HandlerError`]'s conversion makes it.
+impl<E, X: std::error::Error + Send + Sync + 'static> From<X> for JobError<E> {
+    fn from(error: X) -> Self {
+        JobError::Handler(HandlerError::from(error))
     }
 }
 

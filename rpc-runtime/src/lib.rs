@@ -8,8 +8,31 @@
 //! production, an in-process queue (`memory://`) for tests and demos.
 //!
 //! The untyped path by job name stays available for scripts, tools and other
-//! languages ([`Client::call`], [`Client::call_and_wait`],
+//! languages ([`Client::call`], [`Client::send`], [`Client::call_and_wait`],
 //! [`DynamicService`]); the wire format is in `docs/PROTOCOL.md`.
+//!
+//! # The modules, lowest layer first
+//!
+//! A module imports only from its own layer and those below, and no two
+//! modules import each other, directly or through others (checked by
+//! `tests/module_graph.rs`):
+//!
+//! 1. `sync` (the lock helper), `bytes`, `error`, `telemetry::propagation`
+//!    (W3C trace context): leaves.
+//! 2. `call` (call ids, options, job descriptions), `context` (what a
+//!    handler knows of its call; cancellation), `periodic` (periodic job
+//!    definitions and their stored state).
+//! 3. `backend`: the broker seam, as capability traits (`Queue`,
+//!    `Schedule`, `Control`, `Inspection`) with Redis (`backend/redis/`) and
+//!    in-process (`backend/memory/`) brokers behind them.
+//! 4. `clock` (the broker's clock), `inspect` (the operator's read-only
+//!    view), `service` (what a worker runs), `middleware` (what runs around
+//!    it).
+//! 5. `client` (calls: the builder, routing replies, pending handles,
+//!    interceptors) and `telemetry` (spans, metrics, health, the metrics
+//!    listener).
+//! 6. `worker`: takes jobs, admits, runs and completes them, and the
+//!    lifecycle loops (schedule, pause, cancellations, periodic ticks).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -45,6 +68,7 @@ mod context;
 mod error;
 pub mod inspect;
 mod job_schemas;
+mod middleware;
 pub mod periodic;
 mod service;
 mod sync;
@@ -58,10 +82,14 @@ pub use rpc_protocol as protocol;
 pub use backend::{Cancelled, Enqueue};
 pub use bytes::Bytes;
 pub use call::{CallOptions, JobId, JobInfo, JobRef, JobSchema};
-pub use client::{Client, ClientBuilder, Pending, Response};
+pub use client::{
+    Answered, Call, Client, ClientBuilder, Interceptor, OneWay, OneWayCall, Outgoing, Pending,
+    Response,
+};
 pub use context::Context;
 pub use error::{CallError, Error, ErrorKind, HandlerError, JobError, Never};
 pub use inspect::Inspector;
+pub use middleware::{Middleware, Next};
 pub use periodic::{MissedTicks, Periodic};
 pub use rpc_protocol::{Backoff, ParseBackoffError};
 pub use service::{BoxFuture, DynamicService, Outcome, Request, Service};
@@ -111,6 +139,25 @@ pub mod __private {
         result: Result<T, JobError<E>>,
     ) -> Outcome {
         crate::service::finish_app(result)
+    }
+
+    /// A call of `job` (a job that answers) with `params`, through
+    /// `client`: what a generated client's job method returns.
+    pub fn call<T, E, P: serde::Serialize + ?Sized>(
+        client: &crate::Client,
+        job: crate::JobRef,
+        params: &P,
+    ) -> crate::Call<T, E> {
+        crate::Call::new(client, Ok(job), params)
+    }
+
+    /// A call of the one-way `job` with `params`, through `client`.
+    pub fn one_way<P: serde::Serialize + ?Sized>(
+        client: &crate::Client,
+        job: crate::JobRef,
+        params: &P,
+    ) -> crate::OneWayCall {
+        crate::Call::new(client, Ok(job), params)
     }
 
     /// A module's job schemas from the packed JSON text rpc-codegen

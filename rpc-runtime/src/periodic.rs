@@ -240,10 +240,8 @@ pub(crate) fn prepare(
     let mut names = HashSet::new();
     let mut prepared = Vec::with_capacity(periodic.len());
     for p in periodic {
-        let refuse = |reason: String| Error::Codec {
-            what: format!("define the periodic job `{}`", p.name),
-            reason,
-        };
+        let refuse =
+            |reason: String| Error::config(format_args!("periodic job `{}`: {reason}", p.name));
         if !is_periodic_name(&p.name) {
             return Err(refuse(format!(
                 "a name is 1 to {MAX_NAME_LEN} characters of A-Z a-z 0-9 _ - ."

@@ -78,6 +78,30 @@ impl Outcome {
         }
     }
 
+    /// The outcome for a call its sender did not prove the right to make
+    /// (a missing or wrong token): what a [`Middleware`](crate::Middleware)
+    /// answers. The caller gets an `unauthenticated` error; nothing is
+    /// retried.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Outcome::Failed {
+            kind: ErrorKind::Unauthenticated,
+            message: message.into(),
+            retry: false,
+            retry_after: None,
+        }
+    }
+
+    /// The outcome for a call its (proven) sender may not make: the caller
+    /// gets a `permission_denied` error; nothing is retried.
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Outcome::Failed {
+            kind: ErrorKind::PermissionDenied,
+            message: message.into(),
+            retry: false,
+            retry_after: None,
+        }
+    }
+
     fn from_handler_error(e: HandlerError) -> Self {
         Outcome::Failed {
             kind: ErrorKind::Handler,

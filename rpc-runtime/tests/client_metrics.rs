@@ -47,7 +47,9 @@ async fn a_clients_calls_are_counted_by_outcome_in_the_applications_registry() {
     // No worker serves `Idle`: the call times out.
     let short = CallOptions::timeout(Duration::from_millis(200));
     client
-        .call_and_wait_with("Idle.wait", json!({}), &short)
+        .call("Idle.wait", json!({}))
+        .options(short.clone())
+        .response()
         .await
         .unwrap_err();
     let _ = stop.send(());

@@ -21,8 +21,7 @@ use rpc_protocol::job::JobMessage;
 use rpc_protocol::reply::ReplyMessage;
 use rpc_runtime::backend::{self, Broker, BrokerConfig, Completion};
 use rpc_runtime::{
-    CallError, CallOptions, Client, DynamicService, Error, HandlerError, JobRef, StatsSnapshot,
-    Worker,
+    CallError, CallOptions, Client, DynamicService, Error, HandlerError, StatsSnapshot, Worker,
 };
 use serde_json::json;
 
@@ -263,11 +262,9 @@ async fn feed(
     rig.fed.fetch_add(1, Ordering::Relaxed);
     let answer = rig
         .client
-        .call_and_wait_with(
-            "Fuzz.echo",
-            json!({ "case": case }),
-            &CallOptions::timeout(Duration::from_secs(3)),
-        )
+        .call("Fuzz.echo", json!({ "case": case }))
+        .options(CallOptions::timeout(Duration::from_secs(3)))
+        .response()
         .await;
     prop_assert!(
         matches!(&answer, Ok(r) if r.data == json!({ "case": case })),
@@ -408,13 +405,6 @@ fn inbox_case() -> impl Strategy<Value = InboxCase> {
         })
 }
 
-const ECHO: JobRef = JobRef {
-    service: QUEUE,
-    job: "echo",
-    timeout_ms: None,
-    max_attempts: None,
-};
-
 /// Plays the worker by hand: takes the call's job, pushes the garbage into
 /// its inbox, then (if `answered`) its real reply; the call must get that
 /// reply, or time out at its deadline, never later.
@@ -436,12 +426,16 @@ async fn garbage_then_reply(
         let data = json!({ "case": case });
         if input.lead {
             caller
-                .call_and_wait_with("Fuzz.echo", data, &options)
+                .call("Fuzz.echo", data)
+                .options(options.clone())
+                .response()
                 .await
                 .map(|r| r.data)
         } else {
             let pending = caller
-                .send_typed::<_, serde_json::Value, serde_json::Value>(&ECHO, &data, &options)
+                .call("Fuzz.echo", data)
+                .options(options.clone())
+                .send()
                 .await?;
             pending.wait().await.map_err(|e| match e {
                 CallError::Rpc(e) => e,

@@ -207,7 +207,7 @@ async fn readyz_fails_within_5s_of_redis_freezing_even_while_every_slot_is_busy(
     let hold = Hold::default();
     let (running, addr) = ready_worker(&redis.url(), &hold).await;
     let client = Client::connect(&redis.url()).await.unwrap();
-    let held = client.send("Health.hold", json!({})).await.unwrap();
+    let held = client.call("Health.hold", json!({})).send().await.unwrap();
     hold.until_started().await;
     let frozen = Instant::now();
     rpc_testkit::process::sigstop(redis.pid()).expect("SIGSTOP redis");
@@ -284,7 +284,11 @@ async fn readyz_fails_within_5s_of_completions_refused_for_lack_of_evalsha_and_r
         ready_worker(&redis.url_as("rpc-worker", "worker-pw"), &Hold::default()).await;
     let client = Client::connect(&admin_url(&redis)).await.unwrap();
     let sent = Instant::now();
-    let _refused = client.send("Health.echo", json!("refused")).await.unwrap();
+    let _refused = client
+        .call("Health.echo", json!("refused"))
+        .send()
+        .await
+        .unwrap();
     let (_, body, took) = poll_until(&addr, "/readyz", sent, |s, _| s == 503).await;
     eprintln!(
         "/readyz failed {} ms after the job was sent: {body}",
@@ -299,7 +303,9 @@ async fn readyz_fails_within_5s_of_completions_refused_for_lack_of_evalsha_and_r
     // Back as the role grants it: in a selector with the keys scripts touch.
     redis.cli(["ACL", "SETUSER", "rpc-worker", "(+evalsha ~rpc:*)"]);
     let r = client
-        .call_and_wait_with("Health.echo", json!("through"), &opts())
+        .call("Health.echo", json!("through"))
+        .options(opts())
+        .response()
         .await
         .expect("a completion goes through once the worker may run scripts");
     assert_eq!(r.data, json!("through"));
@@ -322,7 +328,11 @@ async fn readyz_fails_within_5s_when_a_missing_script_cannot_be_loaded_and_recov
     // The worker could not load its scripts at start; make sure nobody did.
     assert_eq!(redis.cli(["SCRIPT", "FLUSH"]).trim(), "OK");
     let sent = Instant::now();
-    let _refused = client.send("Health.echo", json!("refused")).await.unwrap();
+    let _refused = client
+        .call("Health.echo", json!("refused"))
+        .send()
+        .await
+        .unwrap();
     let (_, body, took) = poll_until(&addr, "/readyz", sent, |s, _| s == 503).await;
     eprintln!(
         "/readyz failed {} ms after the job was sent: {body}",
@@ -335,7 +345,9 @@ async fn readyz_fails_within_5s_when_a_missing_script_cannot_be_loaded_and_recov
     );
     redis.cli(["ACL", "SETUSER", "rpc-worker", "+script|load"]);
     client
-        .call_and_wait_with("Health.echo", json!("through"), &opts())
+        .call("Health.echo", json!("through"))
+        .options(opts())
+        .response()
         .await
         .expect("a completion goes through once the worker may load scripts");
     poll_until(&addr, "/readyz", Instant::now(), |s, _| s == 200).await;
@@ -369,7 +381,7 @@ async fn readyz_is_false_before_the_first_read_and_while_shutting_down() {
     poll_until(&addr, "/readyz", Instant::now(), |s, _| s == 200).await;
 
     let client = Client::connect(&redis.url()).await.unwrap();
-    let held = client.send("Health.hold", json!({})).await.unwrap();
+    let held = client.call("Health.hold", json!({})).send().await.unwrap();
     hold.until_started().await;
     let (tx, task) = running;
     let _ = tx.send(());

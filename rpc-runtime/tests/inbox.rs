@@ -65,7 +65,9 @@ async fn echo_calls(client: &Client, n: usize) -> Vec<tokio::task::JoinHandle<()
             let client = client.clone();
             tokio::spawn(async move {
                 let r = client
-                    .call_and_wait_with("Inbox.echo", json!({ "i": i }), &within(10_000))
+                    .call("Inbox.echo", json!({ "i": i }))
+                    .options(within(10_000))
+                    .response()
                     .await
                     .expect("echo answered");
                 assert_eq!(r.data, json!({ "i": i }));
@@ -85,7 +87,9 @@ async fn a_leader_that_times_out_strands_nobody() {
         tokio::spawn(async move {
             let t = Instant::now();
             let r = client
-                .call_and_wait_with("Inbox.sleep", json!({ "ms": 800 }), &within(300))
+                .call("Inbox.sleep", json!({ "ms": 800 }))
+                .options(within(300))
+                .response()
                 .await;
             (r, t.elapsed())
         })
@@ -116,7 +120,9 @@ async fn a_leader_that_times_out_strands_nobody() {
     assert_eq!(client.in_flight(), 0);
     // And the client keeps working, leading again.
     let r = client
-        .call_and_wait_with("Inbox.echo", json!("again"), &within(5_000))
+        .call("Inbox.echo", json!("again"))
+        .options(within(5_000))
+        .response()
         .await
         .unwrap();
     assert_eq!(r.data, json!("again"));
@@ -134,7 +140,7 @@ async fn a_cancelled_leader_strands_nobody() {
         tokio::spawn(async move {
             let options = within(10_000);
             tokio::select! {
-                _ = client.call_and_wait_with("Inbox.sleep", json!({ "ms": 600 }), &options) => {
+                _ = client.call("Inbox.sleep", json!({ "ms": 600 })).options(options.clone()).response() => {
                     panic!("the sleep cannot answer before the select gives up");
                 }
                 _ = tokio::time::sleep(Duration::from_millis(150)) => {}
@@ -160,7 +166,9 @@ async fn a_leader_whose_connection_dies_still_gets_its_reply() {
         let client = client.clone();
         tokio::spawn(async move {
             client
-                .call_and_wait_with("Inbox.sleep", json!({ "ms": 700 }), &within(10_000))
+                .call("Inbox.sleep", json!({ "ms": 700 }))
+                .options(within(10_000))
+                .response()
                 .await
         })
     };
@@ -198,7 +206,9 @@ async fn a_refused_job_is_an_error_not_a_timeout() {
     for _ in 0..3 {
         let t = Instant::now();
         let r = client
-            .call_and_wait_with("Broken.job", json!({}), &within(20_000))
+            .call("Broken.job", json!({}))
+            .options(within(20_000))
+            .response()
             .await;
         let took = t.elapsed();
         match r {
@@ -209,7 +219,9 @@ async fn a_refused_job_is_an_error_not_a_timeout() {
     }
     assert_eq!(client.in_flight(), 0);
     let r = client
-        .call_and_wait_with("Inbox.echo", json!(1), &within(5_000))
+        .call("Inbox.echo", json!(1))
+        .options(within(5_000))
+        .response()
         .await
         .unwrap();
     assert_eq!(r.data, json!(1));
@@ -229,7 +241,9 @@ async fn a_clobbered_inbox_moves_the_client_to_a_fresh_one() {
             let client = client.clone();
             tokio::spawn(async move {
                 client
-                    .call_and_wait_with("Inbox.sleep", json!({ "ms": 300 + i }), &within(10_000))
+                    .call("Inbox.sleep", json!({ "ms": 300 + i }))
+                    .options(within(10_000))
+                    .response()
                     .await
             })
         })
@@ -246,7 +260,9 @@ async fn a_clobbered_inbox_moves_the_client_to_a_fresh_one() {
     let t = Instant::now();
     for i in 0..40 {
         let r = client
-            .call_and_wait_with("Inbox.echo", json!(i), &within(5_000))
+            .call("Inbox.echo", json!(i))
+            .options(within(5_000))
+            .response()
             .await
             .expect("later calls are answered");
         assert_eq!(r.data, json!(i));
@@ -270,7 +286,9 @@ async fn a_truncated_reply_does_not_end_the_call_it_names() {
     let rig = rig().await;
     let pending = rig
         .client
-        .send_with("Nobody.answer", json!({}), &within(10_000))
+        .call("Nobody.answer", json!({}))
+        .options(within(10_000))
+        .send()
         .await
         .unwrap();
     let id = pending.id().to_string();

@@ -277,11 +277,8 @@ async fn the_schedule_is_listed_soonest_first_and_garbage_on_it_is_shown_not_fat
     let url = redis.url();
     let client = Client::connect(&url).await.unwrap();
     let delayed = client
-        .call_with(
-            "Math.add",
-            json!({"a": 1, "b": 2}),
-            &CallOptions::delay(Duration::from_secs(60)),
-        )
+        .send("Math.add", json!({"a": 1, "b": 2}))
+        .options(CallOptions::delay(Duration::from_secs(60)))
         .await
         .unwrap();
     // A worker takes the delayed call and puts it on the schedule; it is

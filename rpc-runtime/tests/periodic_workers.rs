@@ -257,11 +257,9 @@ async fn garbage_in_the_periodic_hashes_stops_neither_ticks_nor_the_worker() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let client = Client::connect(&redis.url()).await.unwrap();
     let echoed = client
-        .call_and_wait_with(
-            "Beat.echo",
-            json!({"still": "here"}),
-            &CallOptions::timeout(Duration::from_secs(5)),
-        )
+        .call("Beat.echo", json!({"still": "here"}))
+        .options(CallOptions::timeout(Duration::from_secs(5)))
+        .response()
         .await
         .expect("the worker still answers");
     assert_eq!(echoed.data, json!({"still": "here"}));

@@ -50,7 +50,9 @@ async fn round_trips(url: &str, service: &str) -> StatsSnapshot {
     // reader's connection), then many at once (the router reads for them).
     for n in 0..20 {
         let r = client
-            .call_and_wait_with(&format!("{service}.twice"), json!({ "n": n }), &opts)
+            .call(&format!("{service}.twice"), json!({ "n": n }))
+            .options(opts.clone())
+            .response()
             .await
             .expect("answer");
         assert_eq!(r.data, json!(n * 2));
@@ -60,7 +62,9 @@ async fn round_trips(url: &str, service: &str) -> StatsSnapshot {
         let opts = opts.clone();
         async move {
             let r = client
-                .call_and_wait_with(&format!("{service}.twice"), json!({ "n": n }), &opts)
+                .call(&format!("{service}.twice"), json!({ "n": n }))
+                .options(opts.clone())
+                .response()
                 .await
                 .expect("answer");
             assert_eq!(r.data, json!(n * 2));
@@ -114,7 +118,9 @@ async fn a_refused_reconnect_of_the_reader_ends_the_call_by_its_deadline() {
     let client = Client::connect(&url).await.expect("client");
     let opts = CallOptions::timeout(Duration::from_secs(2));
     let r = client
-        .call_and_wait_with("Auth.ping", json!({}), &opts)
+        .call("Auth.ping", json!({}))
+        .options(opts.clone())
+        .response()
         .await
         .expect("answer");
     assert_eq!(r.data, json!("pong"));
@@ -125,7 +131,9 @@ async fn a_refused_reconnect_of_the_reader_ends_the_call_by_its_deadline() {
     ]);
     let started = std::time::Instant::now();
     let err = client
-        .call_and_wait_with("Auth.ping", json!({}), &opts)
+        .call("Auth.ping", json!({}))
+        .options(opts.clone())
+        .response()
         .await
         .expect_err("no connection can be made");
     assert!(

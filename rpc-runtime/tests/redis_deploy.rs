@@ -43,13 +43,16 @@ async fn exercise(url: &str, service: &str, tag: &str) {
     let client = Client::connect(url).await.expect("client");
     for i in 0..20 {
         let r = client
-            .call_and_wait_with(&format!("{service}.echo"), json!({ "i": i }), &opts())
+            .call(&format!("{service}.echo"), json!({ "i": i }))
+            .options(opts())
+            .response()
             .await
             .expect("answer");
         assert_eq!(r.data, json!({"tag": tag, "data": {"i": i}}));
     }
     let pending = client
-        .send(&format!("{service}.echo"), json!({"kept": true}))
+        .call(&format!("{service}.echo"), json!({"kept": true}))
+        .send()
         .await
         .unwrap();
     let id = pending.id().clone();
@@ -58,7 +61,9 @@ async fn exercise(url: &str, service: &str, tag: &str) {
     let kept = other.fetch_result(&id).await.unwrap().expect("kept");
     assert_eq!(kept.unwrap()["data"], json!({"kept": true}));
     let err = client
-        .call_and_wait_with(&format!("{service}.nope"), json!({}), &opts())
+        .call(&format!("{service}.nope"), json!({}))
+        .options(opts())
+        .response()
         .await
         .unwrap_err();
     assert_eq!(err.remote_kind(), Some(ErrorKind::UnknownJob));
@@ -82,7 +87,9 @@ async fn prefixes_keep_applications_apart() {
             .unwrap();
         for _ in 0..10 {
             let r = client
-                .call_and_wait_with("Svc.echo", json!({}), &opts())
+                .call("Svc.echo", json!({}))
+                .options(opts())
+                .response()
                 .await
                 .unwrap();
             assert_eq!(r.data["tag"], tag, "{prefix} answered by the other app");

@@ -140,7 +140,8 @@ async fn a_reply_in_array_form_is_not_taken_as_the_answer() {
     // A queue no worker serves: this test answers by hand.
     let pending = rig
         .client
-        .send("Nobody.job", json!({}))
+        .call("Nobody.job", json!({}))
+        .send()
         .await
         .expect("sent");
     let id = pending.id().to_string();

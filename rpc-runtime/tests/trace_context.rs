@@ -198,7 +198,9 @@ async fn a_chain_of_three_services_keeps_the_first_callers_deadline_and_trace() 
                 match next {
                     Some(next) => {
                         let r = client
-                            .call_and_wait_with(next, json!({}), &ctx.call_options())
+                            .call(next, json!({}))
+                            .options(ctx.call_options())
+                            .response()
                             .await;
                         // The next hop's answer, or null if it failed.
                         Ok(json!(r.map(|r| r.data).ok()))
@@ -227,7 +229,9 @@ async fn a_chain_of_three_services_keeps_the_first_callers_deadline_and_trace() 
         .insert("traceparent".into(), first.traceparent());
     let t0 = Instant::now();
     let r = client
-        .call_and_wait_with("Chain.a", json!({}), &options)
+        .call("Chain.a", json!({}))
+        .options(options.clone())
+        .response()
         .await;
     // The caller's own timeout, or A's answer that its deadline passed or
     // that the chain failed further down (B's, or C's, deadline), whichever

@@ -94,7 +94,7 @@ async fn exercise(url: &str) {
 
     // Fire and forget, observed by the worker.
     for _ in 0..5 {
-        client.call("Legacy.note", json!({})).await.unwrap();
+        client.send("Legacy.note", json!({})).await.unwrap();
     }
     let t0 = std::time::Instant::now();
     while seen.load(Ordering::SeqCst) < 5 {
@@ -113,7 +113,9 @@ async fn exercise(url: &str) {
     assert_eq!(err.remote_kind(), Some(ErrorKind::UnknownJob), "{err}");
     let opts = CallOptions::timeout(Duration::from_secs(2));
     let err = client
-        .call_and_wait_with("Ghost.nope", json!({}), &opts)
+        .call("Ghost.nope", json!({}))
+        .options(opts.clone())
+        .response()
         .await
         .unwrap_err();
     assert!(
@@ -147,7 +149,8 @@ async fn exercise(url: &str) {
 
     // Send now, fetch the kept result by id later from another client.
     let pending = client
-        .send("Legacy.add", json!({"a": 1, "b": 1}))
+        .call("Legacy.add", json!({"a": 1, "b": 1}))
+        .send()
         .await
         .unwrap();
     let id = pending.id().clone();
@@ -163,7 +166,7 @@ async fn exercise(url: &str) {
         .await
         .unwrap();
     let err = small
-        .call("Legacy.note", json!({"blob": "x".repeat(4096)}))
+        .send("Legacy.note", json!({"blob": "x".repeat(4096)}))
         .await
         .unwrap_err();
     assert!(

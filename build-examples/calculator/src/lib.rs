@@ -30,11 +30,13 @@ impl Calculator for Calc {
 
     async fn divide(&self, _ctx: Context, a: f64, b: f64) -> Result<f64, JobError<MathError>> {
         if b == 0.0 {
-            return Err(MathError::DivideByZero.into());
+            // `?` (or `.into()`) makes the schema's error the caller's
+            // `CallError::App`; `?` on any other error is a handler failure.
+            Err(MathError::DivideByZero)?;
         }
         let q = a / b;
         if !q.is_finite() {
-            return Err(MathError::Overflow { limit: i64::MAX }.into());
+            Err(MathError::Overflow { limit: i64::MAX })?;
         }
         Ok(q)
     }

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use calculator::{CalculatorClient, MathError, Tagged};
-use rpc_runtime::{CallError, Client, ErrorKind};
+use rpc_runtime::{CallError, Client, ErrorKind, Pending};
 use rpc_testkit::{ChildGuard, RedisServer};
 
 /// A `worker` process whose stdout lines arrive on a channel.
@@ -54,8 +54,12 @@ impl WorkerProcess {
 }
 
 async fn typed_client(url: &str) -> CalculatorClient {
-    let client = Client::connect(url).await.expect("client connects");
-    CalculatorClient::new(client).with_timeout(Duration::from_secs(20))
+    let client = Client::builder(url)
+        .default_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .expect("client connects");
+    CalculatorClient::new(client)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,16 +102,17 @@ async fn typed_calls_across_two_processes() {
     assert_eq!(err.remote_kind(), Some(ErrorKind::Handler), "{err}");
 
     // Fire and forget: the call returns its id at once; the worker logs the line.
-    let id = calc.log("fire and forget".to_owned()).await.unwrap();
+    let id = calc.log("fire and forget").await.unwrap();
     let line = worker.expect_line(|l| l.contains("fire and forget"), Duration::from_secs(10));
     assert!(line.contains(id.as_str()), "{line}");
 
     // Send now, await later; and fetch the kept result by id from another client.
-    let pending = calc.send_add(40, 2).await.unwrap();
+    let pending = calc.add(40, 2).send().await.unwrap();
     let id = pending.id().clone();
-    assert_eq!(pending.wait().await.unwrap(), 42);
+    assert_eq!(pending.await.unwrap(), 42);
     let elsewhere = typed_client(&url).await;
-    assert_eq!(elsewhere.pending_add(id).wait().await.unwrap(), 42);
+    let attached: Pending<i64> = elsewhere.client().attach(id);
+    assert_eq!(attached.await.unwrap(), 42);
 
     // An unknown job gets an error reply, promptly, not a hang.
     let raw = Client::connect(&url).await.unwrap();
@@ -222,7 +227,7 @@ fn demo_runs_in_memory_by_default_and_on_redis_when_asked() {
         stdout.contains(&format!("broker: {}", redis.url())),
         "{stdout}"
     );
-    assert!(stdout.contains("send_add(40, 2)"), "{stdout}");
+    assert!(stdout.contains("add(40, 2).send()"), "{stdout}");
 }
 
 /// Asking a binary built without the `otlp` feature for traces is an error

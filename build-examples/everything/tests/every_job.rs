@@ -51,8 +51,12 @@ async fn every_job_over_redis() {
     let running = tokio::spawn(worker.run_until(async {
         let _ = stopped.await;
     }));
-    let client = Client::connect(&url).await.unwrap();
-    let drawing = DrawingClient::new(client.clone()).with_timeout(Duration::from_secs(10));
+    let client = Client::builder(&url)
+        .default_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap();
+    let drawing = DrawingClient::new(client.clone());
     let admin = AdminClient::new(client.clone());
     let health = HealthClient::new(client.clone());
 
@@ -111,7 +115,7 @@ async fn every_job_over_redis() {
     );
 
     // One-way jobs with and without parameters.
-    drawing.log("hello".to_owned(), Some(3)).await.unwrap();
+    drawing.log("hello", Some(3)).await.unwrap();
     drawing.clear().await.unwrap();
 
     // Recursive types.

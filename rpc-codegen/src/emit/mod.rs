@@ -94,7 +94,11 @@ impl Part {
 
     fn tokens(self, schema: &Schema, id: ModuleId) -> TokenStream {
         match self {
-            Part::Type(i) => types::schema_type(schema, id, &schema.module(id).types[i]),
+            Part::Type(i) => {
+                let def = types::schema_type(schema, id, &schema.module(id).types[i]);
+                let app_error = types::app_error(schema, id, i);
+                quote! { #def #app_error }
+            }
             Part::Service(i) => {
                 let service = &schema.module(id).services[i];
                 let requests = types::request_structs(schema, id, service);

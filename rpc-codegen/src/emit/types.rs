@@ -5,7 +5,9 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{data_derives, deprecated, docs};
-use crate::model::{Field, ModuleId, Schema, Service, Ty, TypeDef, TypeKind, VariantShape};
+use crate::model::{
+    Field, ModuleId, Returns, Schema, Service, Ty, TypeDef, TypeKind, TypeRef, VariantShape,
+};
 
 /// The Rust spelling of a type, from inside module `current`.
 pub(crate) fn rust_type(schema: &Schema, current: ModuleId, ty: &Ty) -> TokenStream {
@@ -138,6 +140,31 @@ pub(crate) fn schema_type(schema: &Schema, id: ModuleId, def: &TypeDef) -> Token
                     #derives
                     pub enum #name { #(#variants,)* }
                 }
+            }
+        }
+    }
+}
+
+/// For a type some job returns as its application error (`Result<T, E>`):
+/// `From<E> for JobError<E>`, so `?` in a handler turns it into the typed
+/// error the caller gets (any other error becomes a handler failure).
+pub(crate) fn app_error(schema: &Schema, id: ModuleId, index: usize) -> TokenStream {
+    let me = TypeRef { module: id, index };
+    let is_error = schema.modules.iter().any(|m| {
+        m.services.iter().any(|s| {
+            s.jobs
+                .iter()
+                .any(|j| matches!(j.returns, Returns::Result { err, .. } if err == me))
+        })
+    });
+    if !is_error {
+        return TokenStream::new();
+    }
+    let name = schema.type_def(me).name.ident();
+    quote! {
+        impl ::std::convert::From<#name> for ::rpc_runtime::JobError<#name> {
+            fn from(error: #name) -> Self {
+                ::rpc_runtime::JobError::App(error)
             }
         }
     }

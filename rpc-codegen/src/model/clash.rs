@@ -7,10 +7,10 @@
 //! 1. the same schema name twice;
 //! 2. different schema names that become the same Rust name after case
 //!    conversion (`fooBar`, `foo_bar`), or that collide with a name the
-//!    emitter generates (`CalculatorClient`, `send_add`, ...);
+//!    emitter generates (`CalculatorClient`, `CalculatorAddRequest`, ...);
 //! 3. the same wire name twice (after `#[rename]`).
 
-use super::{Field, Module, Returns, Schema, Service, TypeKind, VariantShape};
+use super::{Field, Module, Schema, Service, TypeKind, VariantShape};
 use crate::diagnostic::{Diagnostic, Sink};
 use crate::source::Span;
 
@@ -54,7 +54,7 @@ const PRELUDE: &[&str] = &[
 ];
 
 /// Methods every generated client has.
-const CLIENT_METHODS: &[&str] = &["new", "with_options", "with_timeout"];
+const CLIENT_METHODS: &[&str] = &["new", "client"];
 
 /// One name in a group of siblings.
 struct Named<'a> {
@@ -353,69 +353,26 @@ fn check_service(service: &Service, sink: &mut Sink) {
         .collect();
     let jobs_reported = check_group(&named, "job", &container, sink);
 
-    // Client methods: every job's call method, plus send_/pending_ for jobs
-    // that answer, plus the constructor and builders.
-    let mut methods: Vec<(String, Span, String)> = Vec::new();
+    // Client methods: every job's method (jobs clashing among themselves
+    // are reported above), beside the constructor and the accessor.
     for (job, reported) in service.jobs.iter().zip(&jobs_reported) {
-        if *reported {
-            continue; // already reported as a clash between jobs
-        }
-        methods.push((
-            job.method.as_str().to_string(),
-            job.span,
-            format!("job `{}`", job.schema_name),
-        ));
-        if !matches!(job.returns, Returns::Nothing) {
-            methods.push((
-                job.send_method.as_str().to_string(),
-                job.span,
-                format!("job `{}` (its send method)", job.schema_name),
-            ));
-            methods.push((
-                job.pending_method.as_str().to_string(),
-                job.span,
-                format!("job `{}` (its re-attach method)", job.schema_name),
-            ));
-        }
-    }
-    let mut reported = vec![false; methods.len()];
-    for (j, (name, span, origin)) in methods.iter().enumerate() {
-        if CLIENT_METHODS.contains(&name.as_str()) {
-            sink.push(
-                Diagnostic::error(
-                    format!(
-                        "{origin} would generate the client method `{name}`, which `{}` already has",
-                        service.client
-                    ),
-                    *span,
-                    format!("generates `{name}`"),
-                )
-                .with_help(format!(
-                    "give the job another name; `#[rename = \"{name}\"]` keeps `{name}` on the wire"
-                )),
-            );
-            reported[j] = true;
+        let name = job.method.as_str();
+        if *reported || !CLIENT_METHODS.contains(&name) {
             continue;
         }
-        let clash = methods[..j]
-            .iter()
-            .enumerate()
-            .find(|(i, (other, _, _))| !reported[*i] && other == name);
-        if let Some((_, (_, first_span, first_origin))) = clash {
-            sink.push(
-                Diagnostic::error(
-                    format!("the client method `{name}` would be generated twice for {container}"),
-                    *span,
-                    format!("{origin} generates `{name}`"),
-                )
-                .with_label(
-                    *first_span,
-                    format!("{first_origin} also generates `{name}`"),
-                )
-                .with_help("rename one of the jobs; `#[rename]` keeps the old name on the wire"),
-            );
-            reported[j] = true;
-        }
+        sink.push(
+            Diagnostic::error(
+                format!(
+                    "job `{}` would generate the client method `{name}`, which `{}` already has",
+                    job.schema_name, service.client
+                ),
+                job.span,
+                format!("generates `{name}`"),
+            )
+            .with_help(format!(
+                "give the job another name; `#[rename = \"{name}\"]` keeps `{name}` on the wire"
+            )),
+        );
     }
 
     for job in &service.jobs {

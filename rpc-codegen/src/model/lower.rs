@@ -315,10 +315,6 @@ impl Lowerer<'_> {
         let schema_name = naming_unraw(&def.name);
         let span = Span::from_proc_macro(file, def.name.span());
         let method = self.rust_value_name(&schema_name, span, "job");
-        let send_method = RustName::derived(&format!("send_{}", method.unraw()))
-            .unwrap_or_else(|| self.placeholder("send"));
-        let pending_method = RustName::derived(&format!("pending_{}", method.unraw()))
-            .unwrap_or_else(|| self.placeholder("pending"));
         let request = RustName::derived(&format!(
             "{}{}Request",
             service.unraw(),
@@ -339,8 +335,6 @@ impl Lowerer<'_> {
             wire: a.wire_name(&schema_name),
             schema_name,
             method,
-            send_method,
-            pending_method,
             request,
             ctx_name,
             span,

@@ -153,12 +153,8 @@ pub struct Job {
     pub schema_name: String,
     /// The job name on the wire.
     pub wire: String,
-    /// Handler-trait method and client call-and-wait method.
+    /// Handler-trait method and client method.
     pub method: RustName,
-    /// Client send-without-waiting method (unused for one-way jobs).
-    pub send_method: RustName,
-    /// Client re-attach-by-id method (unused for one-way jobs).
-    pub pending_method: RustName,
     /// The request struct.
     pub request: RustName,
     /// Name of the handler's context parameter, distinct from every parameter.

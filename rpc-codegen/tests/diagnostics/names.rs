@@ -303,26 +303,27 @@ error: aborting due to 1 previous error"#,
 }
 
 #[test]
-fn clash_between_client_methods() {
+fn clash_with_client_accessor() {
+    // One method per job: `send_add` is a job like any other now, and
+    // only the client's own methods are taken.
     assert_diagnostic(
         &[(
             "test.rpc",
             r#"service Calculator {
     fn add(a: i64) -> i64;
     fn send_add(a: i64) -> i64;
+    fn client() -> i64;
 }
 "#,
         )],
-        "test.rpc:3:8",
-        r#"error: the client method `send_add` would be generated twice for service `Calculator`
- --> test.rpc:3:8
+        "test.rpc:4:8",
+        r#"error: job `client` would generate the client method `client`, which `CalculatorClient` already has
+ --> test.rpc:4:8
   |
-2 |     fn add(a: i64) -> i64;
-  |        --- job `add` (its send method) also generates `send_add`
-3 |     fn send_add(a: i64) -> i64;
-  |        ^^^^^^^^ job `send_add` generates `send_add`
+4 |     fn client() -> i64;
+  |        ^^^^^^ generates `client`
   |
-  = help: rename one of the jobs; `#[rename]` keeps the old name on the wire
+  = help: give the job another name; `#[rename = "client"]` keeps `client` on the wire
 
 error: aborting due to 1 previous error"#,
     );

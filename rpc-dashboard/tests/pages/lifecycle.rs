@@ -30,7 +30,8 @@ async fn client(fixture: &Fixture) -> Client {
 async fn delayed(fixture: &Fixture, client: &Client, secs: u64) -> String {
     let options = CallOptions::delay(Duration::from_secs(secs));
     let id = client
-        .call_with("Calculator.add", json!({"a": 1, "b": 2}), &options)
+        .send("Calculator.add", json!({"a": 1, "b": 2}))
+        .options(options.clone())
         .await
         .expect("a delayed call")
         .as_str()
@@ -171,7 +172,9 @@ async fn cancelling_a_scheduled_call_takes_it_off_the_schedule_and_its_caller_he
     let client = client(&fixture).await;
     let options = CallOptions::delay(Duration::from_secs(600));
     let pending = client
-        .send_with("Calculator.add", json!({"a": 1, "b": 2}), &options)
+        .call("Calculator.add", json!({"a": 1, "b": 2}))
+        .options(options.clone())
+        .send()
         .await
         .expect("a delayed call");
     let id = pending.id().as_str().to_owned();

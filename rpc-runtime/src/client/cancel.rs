@@ -29,10 +29,9 @@ impl Client {
         check_id(id)?;
         let services = self.inner.backend.queues().await?;
         if services.is_empty() {
-            return Err(Error::Codec {
-                what: format!("cancel call {id}"),
-                reason: "no service has a queue on this broker".to_owned(),
-            });
+            return Err(Error::config(format_args!(
+                "cannot cancel call {id}: no service has a queue on this broker"
+            )));
         }
         let mut outcome = Cancelled::Marked;
         for service in &services {
@@ -79,10 +78,9 @@ impl<T, E> Pending<T, E> {
 
 fn check_id(id: &JobId) -> Result<(), Error> {
     if id.as_str().is_empty() || id.as_str().len() > MAX_ID_BYTES {
-        return Err(Error::Codec {
-            what: format!("cancel call {id:?}"),
-            reason: format!("a call id is 1 to {MAX_ID_BYTES} bytes"),
-        });
+        return Err(Error::config(format_args!(
+            "cannot cancel call {id:?}: a call id is 1 to {MAX_ID_BYTES} bytes"
+        )));
     }
     Ok(())
 }

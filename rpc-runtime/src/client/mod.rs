@@ -20,7 +20,9 @@
 //! schema attribute or the client default). The deadline travels in the
 //! message so workers skip expired jobs, and the caller stops waiting at it.
 
+mod call;
 mod cancel;
+mod interceptor;
 mod lead;
 mod observe;
 mod pending;
@@ -30,6 +32,9 @@ mod send;
 use self::send::Routing;
 mod untyped;
 
+pub use self::call::{Answered, Call, OneWay, OneWayCall};
+use self::interceptor::Interceptors;
+pub use self::interceptor::{Interceptor, Outgoing};
 use self::lead::*;
 use self::observe::*;
 pub use self::pending::Pending;
@@ -80,6 +85,7 @@ pub struct ClientBuilder {
     max_attempts: Option<u32>,
     client_id_prefix: String,
     metrics: Option<ClientMetrics>,
+    interceptors: Interceptors,
 }
 
 impl ClientBuilder {
@@ -93,6 +99,7 @@ impl ClientBuilder {
             max_attempts: None,
             client_id_prefix: String::new(),
             metrics: None,
+            interceptors: Interceptors::default(),
         }
     }
 
@@ -150,18 +157,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Runs `interceptor` on every call this client sends, after those
+    /// added before it: to add metadata (a token, a tenant) or refuse the
+    /// call (see [`Interceptor`]).
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
     /// Connects.
     pub async fn connect(self) -> Result<Client, Error> {
         if !self.client_id_prefix.is_empty()
             && !rpc_protocol::limits::is_client_id(&format!("{}-x", self.client_id_prefix))
         {
-            return Err(Error::Codec {
-                what: "use the client id prefix".to_owned(),
-                reason: format!(
-                    "{:?} has characters an inbox key may not (letters, digits and `_ - . :` only, 100 at most)",
-                    self.client_id_prefix
-                ),
-            });
+            return Err(Error::config(format_args!(
+                "client id prefix {:?} has characters an inbox key may not \
+                 (letters, digits and `_ - . :` only, 100 at most)",
+                self.client_id_prefix
+            )));
         }
         let backend = backend::connect(&self.broker).await?;
         let client = Client::from_backend(backend, self);
@@ -313,43 +326,64 @@ impl Client {
         lock(&self.inner.inbox.state).waiters.len()
     }
 
-    // ----- untyped API (the old library's) -----
+    // ----- untyped API: jobs by name, JSON in and out -----
 
-    /// Fire and forget: enqueue `job` (`Service.job`) with `data` and return its id.
-    pub async fn call(&self, job: &str, data: serde_json::Value) -> Result<JobId, Error> {
-        self.send_one_way(&untyped_ref(job)?, &data, &CallOptions::default())
-            .await
+    /// A call of `job` (`Service.job`) with `data`: `.await` sends it and
+    /// waits for the answer (options go on the [`Call`] first; `.send()`
+    /// gives a [`Pending`] handle instead).
+    ///
+    /// ```no_run
+    /// # async fn f(client: rpc_runtime::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let sum = client.call("Calculator.add", serde_json::json!({"a": 1, "b": 2})).await?;
+    /// assert_eq!(sum, 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn call(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+    ) -> Call<serde_json::Value, serde_json::Value> {
+        Call::new(self, untyped_ref(job), &data)
     }
 
-    /// Call `job` with `data` and wait for the answer.
+    /// A one-way send of `job` with `data`: `.await` returns its id once it
+    /// is queued, and nothing waits for an answer (the old library's
+    /// `call(name, data)`).
+    pub fn send(&self, job: &str, data: serde_json::Value) -> OneWayCall {
+        Call::new(self, untyped_ref(job), &data)
+    }
+
+    /// Calls `job` with `data` and waits for the answer, as the old
+    /// library's `call_and_wait` did: the answer's `data`, with the call's
+    /// `id` and the `response_key` its result is kept under (see
+    /// [`Call::response`], which takes options).
     pub async fn call_and_wait(
         &self,
         job: &str,
         data: serde_json::Value,
     ) -> Result<Response, Error> {
-        self.call_and_wait_with(job, data, &CallOptions::default())
-            .await
+        self.call(job, data).response().await
     }
 
-    /// [`Client::call_and_wait`] with options.
-    pub async fn call_and_wait_with(
+    /// What [`Call::response`] runs.
+    pub(super) async fn respond(
         &self,
-        job: &str,
-        data: serde_json::Value,
+        job: JobRef,
+        data: &serde_json::value::RawValue,
         options: &CallOptions,
     ) -> Result<Response, Error> {
-        let job_ref = untyped_ref(job)?;
-        let observed = self.observe(&job_ref, options);
+        let observed = self.observe(&job, options);
         let answer = self
-            .call_raw(&job_ref, &data, options, true, &observed)
+            .call_raw(&job, data, options, true, &observed)
             .await
             .map_err(CallError::Rpc)
             .and_then(|(id, body)| {
-                decode_reply::<serde_json::Value, serde_json::Value>(label(&job_ref), &body)
+                decode_reply::<serde_json::Value, serde_json::Value>(label(&job), &body)
                     .map(|data| (id, data))
             });
-        self.observed(observed, &job_ref, &answer);
-        let (id, data) = answer.map_err(|e| untyped_error(job, e))?;
+        self.observed(observed, &job, &answer);
+        let name = label(&job).to_string();
+        let (id, data) = answer.map_err(|e| untyped_error(&name, e))?;
         let response_key = self.inner.backend.result_name(id.as_str());
         Ok(Response {
             data,
@@ -358,41 +392,10 @@ impl Client {
         })
     }
 
-    /// Send `job` without waiting; the handle can be awaited later.
-    pub async fn send(
-        &self,
-        job: &str,
-        data: serde_json::Value,
-    ) -> Result<Pending<serde_json::Value, serde_json::Value>, Error> {
-        self.send_typed(&untyped_ref(job)?, &data, &CallOptions::default())
-            .await
-    }
-
-    /// [`Client::send`] with options (a delay, an idempotency key, ...).
-    pub async fn send_with(
-        &self,
-        job: &str,
-        data: serde_json::Value,
-        options: &CallOptions,
-    ) -> Result<Pending<serde_json::Value, serde_json::Value>, Error> {
-        self.send_typed(&untyped_ref(job)?, &data, options).await
-    }
-
-    /// [`Client::call`] with options: fire and forget, with a delay or an
-    /// idempotency key, say. Returns the call id.
-    pub async fn call_with(
-        &self,
-        job: &str,
-        data: serde_json::Value,
-        options: &CallOptions,
-    ) -> Result<JobId, Error> {
-        self.send_one_way(&untyped_ref(job)?, &data, options).await
-    }
-
-    // ----- typed API (what generated clients call) -----
+    // ----- what a Call runs -----
 
     /// Calls a job and waits for its typed answer.
-    pub async fn call_typed<Req, T, E>(
+    pub(crate) async fn call_typed<Req, T, E>(
         &self,
         job: &JobRef,
         request: &Req,
@@ -414,7 +417,7 @@ impl Client {
 
     /// Sends a job and returns a handle to its answer; the result is kept for
     /// the client's result TTL so other processes can fetch it by id.
-    pub async fn send_typed<Req, T, E>(
+    pub(crate) async fn send_typed<Req, T, E>(
         &self,
         job: &JobRef,
         request: &Req,
@@ -431,7 +434,7 @@ impl Client {
     /// Sends a one-way job and returns once it is enqueued. Nothing is kept
     /// unless `options.result_ttl` asks for it (then the result can be
     /// fetched by id, though nobody waits on an inbox).
-    pub async fn send_one_way<Req>(
+    pub(crate) async fn send_one_way<Req>(
         &self,
         job: &JobRef,
         request: &Req,
@@ -463,9 +466,16 @@ impl Client {
     }
 
     /// Re-attaches to a call sent earlier, possibly by another process, by its
-    /// id. Awaiting the handle polls the kept result until the client's
+    /// id: awaiting the handle polls the kept result until the client's
     /// default timeout.
-    pub fn pending<T, E>(&self, id: JobId) -> Pending<T, E> {
+    ///
+    /// ```no_run
+    /// # async fn f(client: rpc_runtime::Client, id: rpc_runtime::JobId) -> Result<(), Box<dyn std::error::Error>> {
+    /// let pending: rpc_runtime::Pending<i64> = client.attach(id);
+    /// let sum = pending.await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn attach<T, E>(&self, id: JobId) -> Pending<T, E> {
         let timeout = self.inner.config.default_timeout;
         Pending {
             client: self.clone(),
@@ -514,7 +524,7 @@ impl Client {
         &self,
         id: &JobId,
     ) -> Result<Option<Result<serde_json::Value, Error>>, Error> {
-        let pending = self.pending::<serde_json::Value, serde_json::Value>(id.clone());
+        let pending = self.attach::<serde_json::Value, serde_json::Value>(id.clone());
         Ok(pending
             .try_fetch()
             .await?

@@ -1,6 +1,9 @@
 //! A call in flight ([`Pending`]) and how a reply envelope becomes the
 //! caller's result.
 
+use std::future::IntoFuture;
+use std::pin::Pin;
+
 use super::*;
 
 /// A call in flight: await [`Pending::wait`] for its answer, or keep its
@@ -132,6 +135,20 @@ impl<T, E> Pending<T, E> {
             }
             delay = (delay * 2).min(Duration::from_secs(1));
         }
+    }
+}
+
+impl<T, E> IntoFuture for Pending<T, E>
+where
+    T: DeserializeOwned + Send + 'static,
+    E: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<T, CallError<E>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    /// Waits for the answer until the call's deadline ([`Pending::wait`]).
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.wait())
     }
 }
 

@@ -31,10 +31,7 @@ impl Placement {
         timeout: Duration,
         clock: &BrokerClock,
     ) -> Result<Placement, Error> {
-        let refuse = |reason: String| Error::Codec {
-            what: format!("send `{}`", label(job)),
-            reason,
-        };
+        let refuse = |reason: String| Error::config(format_args!("`{}`: {reason}", label(job)));
         let max_delay = Duration::from_millis(MAX_DELAY_MS);
         if timeout > Duration::from_millis(MAX_TTL_MS) {
             return Err(refuse(format!(

@@ -34,17 +34,32 @@ impl Client {
         let timeout = self.timeout_for(job, options);
         let clock = self.broker_clock();
         let placement = Placement::of(job, options, timeout, clock)?;
-        // The call's span is recorded: its context replaces the parent's
-        // (a copy of the metadata, only when a subscriber records spans).
-        let traced;
-        let meta = match trace {
-            None => &options.metadata,
-            Some(trace) => {
-                let mut meta = options.metadata.clone();
+        // The call's span is recorded: its context replaces the parent's;
+        // interceptors may change the metadata. Either way the metadata is
+        // copied, only then.
+        let changed;
+        let interceptors = &self.inner.config.interceptors;
+        let meta = if trace.is_none() && interceptors.is_empty() {
+            &options.metadata
+        } else {
+            let mut meta = options.metadata.clone();
+            if let Some(trace) = trace {
                 meta.insert(TRACEPARENT.to_owned(), trace.traceparent());
-                traced = meta;
-                &traced
             }
+            let mut outgoing = Outgoing {
+                job,
+                id,
+                timeout,
+                metadata: &mut meta,
+            };
+            interceptors
+                .run(&mut outgoing)
+                .map_err(|reason| Error::Refused {
+                    job: label(job).to_string(),
+                    reason,
+                })?;
+            changed = meta;
+            &changed
         };
         let name = JobName {
             service: job.service,

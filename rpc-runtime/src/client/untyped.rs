@@ -33,10 +33,9 @@ pub(super) fn untyped_error(job: &str, e: CallError<serde_json::Value>) -> Error
 pub(super) fn split_job(job: &str) -> Result<(&str, &str), Error> {
     match job.split_once('.') {
         Some((service, name)) if !service.is_empty() && !name.is_empty() => Ok((service, name)),
-        _ => Err(Error::Codec {
-            what: format!("route job `{job}`"),
-            reason: "job names are `Service.job`".to_owned(),
-        }),
+        _ => Err(Error::config(format_args!(
+            "cannot route job `{job}`: job names are `Service.job`"
+        ))),
     }
 }
 

@@ -45,9 +45,11 @@ pub(crate) struct Exposition {
 
 /// Binds the metrics address, or says clearly why it cannot.
 pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|e| Error::Codec {
-        what: format!("serve metrics and health checks on {addr}"),
-        reason: format!("{e} (choose another metrics address, or free this one)"),
+    TcpListener::bind(addr).await.map_err(|e| {
+        Error::config(format_args!(
+            "cannot serve metrics and health checks on {addr}: {e} \
+             (choose another metrics address, or free this one)"
+        ))
     })
 }
 

@@ -331,8 +331,9 @@ async fn run_message(
         .metrics
         .as_ref()
         .map(|m| (m.running(), Instant::now()));
-    let run =
-        std::panic::AssertUnwindSafe(service.dispatch(ctx, job_name, msg.params)).catch_unwind();
+    let handled =
+        crate::middleware::dispatch(&shared.middleware, &**service, ctx, job_name, msg.params);
+    let run = std::panic::AssertUnwindSafe(handled).catch_unwind();
     let due = left.map(|left| tokio::time::Instant::now() + left);
     // One select over the handler, its deadline and its cancellation, not
     // futures nested in one another: every wrapper would move the whole

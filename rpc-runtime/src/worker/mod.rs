@@ -64,6 +64,7 @@ use crate::backend::{self, Broker, BrokerConfig, Delivery};
 use crate::clock::BrokerClock;
 use crate::context::cancellations::Cancellations;
 use crate::error::Error;
+use crate::middleware::Middleware;
 use crate::service::Service;
 use crate::sync::lock;
 use crate::telemetry::health::Health;
@@ -75,6 +76,7 @@ use rpc_protocol::Backoff;
 pub struct WorkerBuilder {
     broker: BrokerConfig,
     services: Vec<Arc<dyn Service>>,
+    middleware: Vec<Arc<dyn Middleware>>,
     settings: WorkerSettings,
     metrics_addr: Option<SocketAddr>,
     /// Jobs to enqueue on a schedule (`worker/periodic.rs`).
@@ -143,6 +145,7 @@ impl WorkerBuilder {
         WorkerBuilder {
             broker: BrokerConfig::new(url),
             services: Vec::new(),
+            middleware: Vec::new(),
             settings: WorkerSettings::default(),
             metrics_addr: None,
             periodic: Vec::new(),
@@ -178,6 +181,14 @@ impl WorkerBuilder {
     /// Mounts a service (a generated `<Service>Server` or a [`crate::DynamicService`]).
     pub fn mount(mut self, service: impl Service) -> Self {
         self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Runs `middleware` around every handler of this worker, inside the
+    /// middleware added before it (see [`Middleware`]): to check a token,
+    /// refuse a call, time or log it.
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
         self
     }
 
@@ -253,10 +264,10 @@ impl WorkerBuilder {
         let mut services = HashMap::new();
         for s in self.services {
             if services.insert(s.name(), s.clone()).is_some() {
-                return Err(Error::Codec {
-                    what: "mount services".to_owned(),
-                    reason: format!("service `{}` is mounted twice", s.name()),
-                });
+                return Err(Error::config(format_args!(
+                    "service `{}` is mounted twice",
+                    s.name()
+                )));
             }
         }
         let queues: Vec<String> = services.keys().map(|s| s.to_string()).collect();
@@ -309,6 +320,7 @@ impl WorkerBuilder {
             shared: Arc::new(Shared {
                 backend,
                 services,
+                middleware: self.middleware,
                 queues,
                 settings: self.settings,
                 running: Mutex::default(),
@@ -368,6 +380,8 @@ pub struct StatsSnapshot {
 struct Shared {
     backend: Arc<dyn Broker>,
     services: HashMap<&'static str, Arc<dyn Service>>,
+    /// Runs around every handler, the first outermost.
+    middleware: Vec<Arc<dyn Middleware>>,
     queues: Vec<String>,
     settings: WorkerSettings,
     /// Leases held by running jobs, per queue, renewed by the janitor.

@@ -19,15 +19,15 @@ async fn a_client_cannot_trim_delete_or_rewrite_other_callers_jobs() {
     let victim = Client::connect(&url(&redis, CLIENT)).await.unwrap();
     // Queued before any worker runs, and one delayed past the attacks.
     let queued = victim
-        .send_with("Acl.square", json!({"n": 3}), &opts())
+        .call("Acl.square", json!({"n": 3}))
+        .options(opts())
+        .send()
         .await
         .unwrap();
     let later = victim
-        .send_with(
-            "Acl.square",
-            json!({"n": 4}),
-            &CallOptions::delay(Duration::from_secs(2)).with_timeout(Duration::from_secs(20)),
-        )
+        .call("Acl.square", json!({"n": 4}))
+        .options(CallOptions::delay(Duration::from_secs(2)).with_timeout(Duration::from_secs(20)))
+        .send()
         .await
         .unwrap();
     let running = worker(&redis).await;
@@ -105,22 +105,30 @@ async fn a_client_cannot_read_or_plant_idempotency_records() {
     let key = |k: &str| CallOptions::idempotency_key(k).with_timeout(Duration::from_secs(10));
     // The attacker takes order-43 first, with other parameters.
     attacker
-        .call_and_wait_with("Acl.square", json!({"n": 1000}), &key("order-43"))
+        .call("Acl.square", json!({"n": 1000}))
+        .options(key("order-43"))
+        .response()
         .await
         .unwrap();
     let err = victim
-        .call_and_wait_with("Acl.square", json!({"n": 3}), &key("order-43"))
+        .call("Acl.square", json!({"n": 3}))
+        .options(key("order-43"))
+        .response()
         .await
         .unwrap_err();
     assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err}");
     // With the very parameters the victim will send: the victim's call is
     // answered with the result of those parameters.
     attacker
-        .call_and_wait_with("Acl.square", json!({"n": 3}), &key("order-44"))
+        .call("Acl.square", json!({"n": 3}))
+        .options(key("order-44"))
+        .response()
         .await
         .unwrap();
     let r = victim
-        .call_and_wait_with("Acl.square", json!({"n": 3}), &key("order-44"))
+        .call("Acl.square", json!({"n": 3}))
+        .options(key("order-44"))
+        .response()
         .await
         .unwrap();
     assert_eq!(r.data, json!(9));
@@ -177,7 +185,9 @@ async fn cancellations_cannot_be_blinded_and_clients_cannot_pause() {
     assert!(operator.pause("Acl").await.unwrap());
     let running = worker(&redis).await;
     let queued = client
-        .send_with("Acl.echo", json!("never"), &opts())
+        .call("Acl.echo", json!("never"))
+        .options(opts())
+        .send()
         .await
         .unwrap();
     queued.cancel().await.unwrap();
@@ -215,11 +225,9 @@ async fn a_storm_of_cancellations_does_not_hide_a_real_one() {
     let running = worker(&redis).await;
     let client = Client::connect(&url(&redis, CLIENT)).await.unwrap();
     let call = client
-        .send_with(
-            "Acl.hold",
-            json!({"ms": 60_000}),
-            &CallOptions::timeout(Duration::from_secs(60)),
-        )
+        .call("Acl.hold", json!({"ms": 60_000}))
+        .options(CallOptions::timeout(Duration::from_secs(60)))
+        .send()
         .await
         .unwrap();
     // Running: its lease is in the group.

@@ -85,7 +85,9 @@ async fn a_keyed_call_is_answered_with_the_result_of_what_it_asked_not_a_reused_
     let victim = Client::connect(&url(&redis, CLIENT)).await.unwrap();
     let options = CallOptions::idempotency_key("order-500").with_timeout(Duration::from_secs(10));
     let answer = victim
-        .call_and_wait_with("Acl.square", json!({"n": 3}), &options)
+        .call("Acl.square", json!({"n": 3}))
+        .options(options.clone())
+        .response()
         .await;
     stop(running).await;
     match answer {
@@ -152,11 +154,9 @@ async fn a_client_cannot_rewrite_a_delayed_call_whose_id_it_knows() {
     let running = worker(&redis).await;
     let victim = Client::connect(&url(&redis, CLIENT)).await.unwrap();
     let later = victim
-        .send_with(
-            "Acl.square",
-            json!({"n": 4}),
-            &CallOptions::delay(Duration::from_secs(3)).with_timeout(Duration::from_secs(10)),
-        )
+        .call("Acl.square", json!({"n": 4}))
+        .options(CallOptions::delay(Duration::from_secs(3)).with_timeout(Duration::from_secs(10)))
+        .send()
         .await
         .unwrap();
     let id = later.id().to_string();
@@ -209,7 +209,9 @@ async fn a_tenant_is_not_told_another_tenants_call_id() {
         .unwrap();
     let options = CallOptions::idempotency_key("a:order-77").with_timeout(Duration::from_secs(20));
     let held = a
-        .send_with("Acl.hold", json!({"ms": 3_000}), &options)
+        .call("Acl.hold", json!({"ms": 3_000}))
+        .options(options.clone())
+        .send()
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -263,7 +265,9 @@ async fn a_followed_holder_answer_is_never_read_as_a_null_result() {
     let victim = Client::connect(&url(&redis, CLIENT)).await.unwrap();
     let options = CallOptions::idempotency_key("order-600").with_timeout(Duration::from_secs(5));
     let answer = victim
-        .call_and_wait_with("Acl.square", json!({"n": 3}), &options)
+        .call("Acl.square", json!({"n": 3}))
+        .options(options.clone())
+        .response()
         .await;
     stop(running).await;
     // An error is an acceptable end; a made-up success is not.

@@ -18,7 +18,7 @@ async fn a_tenant_cannot_read_another_tenant_s_inbox_or_kept_results() {
     let a = tenant(TENANT_A, "a").await.unwrap();
     let b = tenant(TENANT_B, "b").await.unwrap();
     // Each tenant does its whole job, kept results included.
-    let pending = a.send("Acl.square", json!({"n": 5})).await.unwrap();
+    let pending = a.call("Acl.square", json!({"n": 5})).send().await.unwrap();
     let kept = pending.id().clone();
     assert!(kept.as_str().starts_with("a-"), "{kept}");
     assert_eq!(pending.wait().await.unwrap(), json!(25));
@@ -27,7 +27,9 @@ async fn a_tenant_cannot_read_another_tenant_s_inbox_or_kept_results() {
         Some(json!(25))
     );
     let r = b
-        .call_and_wait_with("Acl.square", json!({"n": 6}), &opts())
+        .call("Acl.square", json!({"n": 6}))
+        .options(opts())
+        .response()
         .await
         .unwrap();
     assert_eq!(r.data, json!(36));

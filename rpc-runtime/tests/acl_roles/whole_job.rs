@@ -18,18 +18,22 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
     let client = Client::connect(&url(&redis, CLIENT)).await.unwrap();
     for i in 0..5 {
         let r = client
-            .call_and_wait_with("Acl.echo", json!({ "i": i }), &opts())
+            .call("Acl.echo", json!({ "i": i }))
+            .options(opts())
+            .response()
             .await
             .expect("a call as the client role");
         assert_eq!(r.data, json!({ "i": i }));
     }
     let r = client
-        .call_and_wait_with("Acl.flaky", json!({}), &opts())
+        .call("Acl.flaky", json!({}))
+        .options(opts())
+        .response()
         .await
         .expect("retried once by the worker role");
     assert_eq!(r.data, json!("second time lucky"));
-    client.call("Acl.echo", json!("one way")).await.unwrap();
-    let pending = client.send("Acl.echo", json!("kept")).await.unwrap();
+    client.send("Acl.echo", json!("one way")).await.unwrap();
+    let pending = client.call("Acl.echo", json!("kept")).send().await.unwrap();
     let id = pending.id().clone();
     pending.wait().await.unwrap();
     let other = Client::connect(&url(&redis, CLIENT)).await.unwrap();
@@ -42,26 +46,30 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
     let later =
         CallOptions::delay(Duration::from_millis(200)).with_timeout(Duration::from_secs(10));
     let r = client
-        .call_and_wait_with("Acl.echo", json!("later"), &later)
+        .call("Acl.echo", json!("later"))
+        .options(later.clone())
+        .response()
         .await
         .expect("a delayed call as the client role");
     assert_eq!(r.data, json!("later"));
     let once = CallOptions::idempotency_key("acl-once").with_timeout(Duration::from_secs(10));
     let first = client
-        .call_and_wait_with("Acl.echo", json!(1), &once)
+        .call("Acl.echo", json!(1))
+        .options(once.clone())
+        .response()
         .await
         .unwrap();
     let again = client
-        .call_and_wait_with("Acl.echo", json!(1), &once)
+        .call("Acl.echo", json!(1))
+        .options(once.clone())
+        .response()
         .await
         .unwrap();
     assert_eq!(first.id, again.id, "the duplicate is answered as the first");
     let scheduled = client
-        .send_with(
-            "Acl.echo",
-            json!("never"),
-            &CallOptions::delay(Duration::from_secs(60)),
-        )
+        .call("Acl.echo", json!("never"))
+        .options(CallOptions::delay(Duration::from_secs(60)))
+        .send()
         .await
         .unwrap();
     assert_eq!(
@@ -160,7 +168,9 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
     // worker role (the ACL log below shows none of it was refused), so the
     // job is never taken over: it answers its first attempt.
     let r = client
-        .call_and_wait_with("Acl.hold", json!({"ms": 900}), &opts())
+        .call("Acl.hold", json!({"ms": 900}))
+        .options(opts())
+        .response()
         .await
         .unwrap();
     assert_eq!(r.data, json!(1), "the held job's attempt");
@@ -182,7 +192,9 @@ async fn a_message_cannot_make_a_worker_touch_a_key_that_is_not_an_inbox() {
     let client = Client::connect(&url(&redis, CLIENT)).await.unwrap();
     // Make the stream and let the worker settle.
     client
-        .call_and_wait_with("Acl.echo", json!(0), &opts())
+        .call("Acl.echo", json!(0))
+        .options(opts())
+        .response()
         .await
         .unwrap();
     redis.cli(["HSET", "app:profile", "name", "ada"]);
@@ -237,7 +249,9 @@ async fn a_message_cannot_make_a_worker_touch_a_key_that_is_not_an_inbox() {
     }
     // The worker keeps serving, and nothing it was pointed at changed.
     let r = client
-        .call_and_wait_with("Acl.echo", json!("still here"), &opts())
+        .call("Acl.echo", json!("still here"))
+        .options(opts())
+        .response()
         .await
         .unwrap();
     assert_eq!(r.data, json!("still here"));
@@ -271,7 +285,9 @@ async fn a_client_left_on_auto_turns_to_the_intake_after_one_refusal() {
         .unwrap();
     for i in 0..3 {
         let r = client
-            .call_and_wait_with("Acl.echo", json!(i), &opts())
+            .call("Acl.echo", json!(i))
+            .options(opts())
+            .response()
             .await
             .unwrap();
         assert_eq!(r.data, json!(i));

@@ -19,11 +19,9 @@ async fn queued_and_scheduled_calls_cancelled_never_run() {
 
         // Scheduled: answered `cancelled` at once, long before it is due.
         let scheduled = client
-            .send_with(
-                &echo,
-                json!("s"),
-                &CallOptions::delay(Duration::from_secs(30)),
-            )
+            .call(&echo, json!("s"))
+            .options(CallOptions::delay(Duration::from_secs(30)))
+            .send()
             .await
             .unwrap();
         let t0 = Instant::now();
@@ -46,7 +44,9 @@ async fn queued_and_scheduled_calls_cancelled_never_run() {
         client.pause(SERVICE).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1_200)).await;
         let queued = client
-            .send_with(&echo, json!("q"), &CallOptions::default())
+            .call(&echo, json!("q"))
+            .options(CallOptions::default())
+            .send()
             .await
             .unwrap();
         assert_eq!(client.cancel(queued.id()).await.unwrap(), Cancelled::Marked);
@@ -74,7 +74,7 @@ async fn a_running_call_is_stopped_and_its_caller_told() {
 
         // A handler that listens ends as soon as it learns.
         let polite = client
-            .send_with(&format!("{SERVICE}.polite"), json!({"ms": 30_000}), &long)
+            .call(&format!("{SERVICE}.polite"), json!({"ms": 30_000})).options(long.clone()).send()
             .await
             .unwrap();
         while log.runs("polite").is_empty() {
@@ -97,7 +97,7 @@ async fn a_running_call_is_stopped_and_its_caller_told() {
 
         // A 30 s handler that ignores it is dropped after the grace (1 s).
         let slow = client
-            .send_with(&format!("{SERVICE}.slow"), json!({"ms": 30_000}), &long)
+            .call(&format!("{SERVICE}.slow"), json!({"ms": 30_000})).options(long.clone()).send()
             .await
             .unwrap();
         while log.runs("slow").is_empty() {

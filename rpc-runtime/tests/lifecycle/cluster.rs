@@ -23,7 +23,9 @@ async fn the_lifecycle_works_on_a_cluster() {
 
     let delayed = CallOptions::delay(Duration::from_millis(300));
     let reply = client
-        .call_and_wait_with(&format!("{SERVICE}.echo"), json!("later"), &delayed)
+        .call(&format!("{SERVICE}.echo"), json!("later"))
+        .options(delayed.clone())
+        .response()
         .await
         .expect("a delayed call on a cluster");
     assert_eq!(reply.data, json!("later"));
@@ -36,21 +38,23 @@ async fn the_lifecycle_works_on_a_cluster() {
 
     let once = CallOptions::idempotency_key("cluster-1");
     let a = client
-        .call_and_wait_with(&format!("{SERVICE}.echo"), json!(1), &once)
+        .call(&format!("{SERVICE}.echo"), json!(1))
+        .options(once.clone())
+        .response()
         .await
         .unwrap();
     let b = client
-        .call_and_wait_with(&format!("{SERVICE}.echo"), json!(1), &once)
+        .call(&format!("{SERVICE}.echo"), json!(1))
+        .options(once.clone())
+        .response()
         .await
         .unwrap();
     assert_eq!(a.id, b.id);
 
     let running = client
-        .send_with(
-            &format!("{SERVICE}.polite"),
-            json!({"ms": 30_000}),
-            &CallOptions::timeout(Duration::from_secs(40)),
-        )
+        .call(&format!("{SERVICE}.polite"), json!({"ms": 30_000}))
+        .options(CallOptions::timeout(Duration::from_secs(40)))
+        .send()
         .await
         .unwrap();
     while log.runs("polite").is_empty() {

@@ -21,7 +21,9 @@ async fn a_delayed_call_runs_after_its_delay_and_its_caller_gets_the_answer() {
         let options = CallOptions::delay(Duration::from_millis(700))
             .with_timeout(Duration::from_millis(1_500));
         let reply = client
-            .call_and_wait_with(&format!("{SERVICE}.echo"), json!({"n": 1}), &options)
+            .call(&format!("{SERVICE}.echo"), json!({"n": 1}))
+            .options(options.clone())
+            .response()
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}"));
         assert_eq!(reply.data, json!({"n": 1}));
@@ -40,16 +42,14 @@ async fn a_delayed_call_runs_after_its_delay_and_its_caller_gets_the_answer() {
         // run_at, through a handle kept by id.
         let at = SystemTime::now() + Duration::from_millis(400);
         let pending = client
-            .send_with(
-                &format!("{SERVICE}.echo"),
-                json!("later"),
-                &CallOptions::run_at(at),
-            )
+            .call(&format!("{SERVICE}.echo"), json!("later"))
+            .options(CallOptions::run_at(at))
+            .send()
             .await
             .unwrap();
         let id = pending.id().clone();
         assert!(client.fetch_result(&id).await.unwrap().is_none());
-        let again = client.pending::<serde_json::Value, serde_json::Value>(id);
+        let again = client.attach::<serde_json::Value, serde_json::Value>(id);
         assert_eq!(again.wait().await.unwrap(), json!("later"));
         assert!(SystemTime::now() >= at, "{url}");
     })

@@ -100,11 +100,9 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
         .await
         .unwrap();
     let reply = client
-        .call_and_wait_with(
-            &format!("{SERVICE}.echo"),
-            json!("still serving"),
-            &CallOptions::delay(Duration::from_millis(200)),
-        )
+        .call(&format!("{SERVICE}.echo"), json!("still serving"))
+        .options(CallOptions::delay(Duration::from_millis(200)))
+        .response()
         .await
         .unwrap();
     assert_eq!(reply.data, json!("still serving"));

@@ -19,7 +19,7 @@ async fn a_hundred_racing_sends_with_one_key_run_once() {
             let (client, echo, options) = (client.clone(), echo.clone(), options.clone());
             racers.push(tokio::spawn(async move {
                 client
-                    .call_and_wait_with(&echo, json!({"order": 42}), &options)
+                    .call(&echo, json!({"order": 42})).options(options.clone()).response()
                     .await
             }));
         }
@@ -43,7 +43,7 @@ async fn a_hundred_racing_sends_with_one_key_run_once() {
         // A later duplicate is answered too, with the first call's kept
         // result (the same parameters in another spelling are the same call).
         let later = client
-            .send_with(&echo, json!({"order": 42.0}), &options)
+            .call(&echo, json!({"order": 42.0})).options(options.clone()).send()
             .await
             .unwrap();
         assert_ne!(later.id(), &first.0, "a call has its own id");
@@ -56,7 +56,7 @@ async fn a_hundred_racing_sends_with_one_key_run_once() {
         // The same key for other parameters is refused: the worker answers
         // so instead of running it (the answer comes only after it decided).
         let err = client
-            .call_and_wait_with(&echo, json!({"order": 43}), &options)
+            .call(&echo, json!({"order": 43})).options(options.clone()).response()
             .await
             .unwrap_err();
         assert!(

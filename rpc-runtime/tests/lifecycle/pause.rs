@@ -24,7 +24,9 @@ async fn paused_jobs_wait_and_run_after_the_resume() {
         for n in 0..5 {
             pending.push(
                 client
-                    .send_with(&format!("{SERVICE}.echo"), json!(n), &options)
+                    .call(&format!("{SERVICE}.echo"), json!(n))
+                    .options(options.clone())
+                    .send()
                     .await
                     .unwrap(),
             );

@@ -5,6 +5,7 @@
 //! `--features otlp`, `--otlp-endpoint http://127.0.0.1:4318` sends its
 //! spans (one trace per run) to an OpenTelemetry collector.
 
+use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -66,11 +67,20 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let calc = CalculatorClient::new(client).with_timeout(Duration::from_secs_f64(args.timeout));
+    let calc = CalculatorClient::new(client);
+    let timeout = Duration::from_secs_f64(args.timeout);
     // One trace for the run: every call's span is a child of this one.
     let result = match args.command {
-        Some(command) => run(&calc, command).instrument(info_span!("client")).await,
-        None => tour(&calc).instrument(info_span!("client tour")).await,
+        Some(command) => {
+            run(&calc, command, timeout)
+                .instrument(info_span!("client"))
+                .await
+        }
+        None => {
+            tour(&calc, timeout)
+                .instrument(info_span!("client tour"))
+                .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,29 +91,33 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(calc: &CalculatorClient, command: Command) -> Result<(), rpc_runtime::Error> {
+async fn run(
+    calc: &CalculatorClient,
+    command: Command,
+    timeout: Duration,
+) -> Result<(), Box<dyn Error>> {
     match command {
-        Command::Add { a, b } => println!("{}", calc.add(a, b).await?),
-        Command::Divide { a, b } => match calc.divide(a, b).await {
+        Command::Add { a, b } => println!("{}", calc.add(a, b).timeout(timeout).await?),
+        Command::Divide { a, b } => match calc.divide(a, b).timeout(timeout).await {
             Ok(q) => println!("{q}"),
             Err(CallError::App(e)) => println!("math error: {e:?}"),
-            Err(CallError::Rpc(e)) => return Err(e),
+            Err(CallError::Rpc(e)) => return Err(e.into()),
         },
-        Command::Log { line } => println!("sent {}", calc.log(line).await?),
+        Command::Log { line } => println!("sent {}", calc.log(line).timeout(timeout).await?),
         Command::Sum { values } => {
-            let values = values
+            let values: Vec<Tagged> = values
                 .into_iter()
                 .map(|value| Tagged { value, label: None })
                 .collect();
-            println!("{}", calc.sum(values).await?.value);
+            println!("{}", calc.sum(values).timeout(timeout).await?.value);
         }
     }
     Ok(())
 }
 
-async fn tour(calc: &CalculatorClient) -> Result<(), rpc_runtime::Error> {
-    println!("add(2, 3) = {}", calc.add(2, 3).await?);
-    match calc.divide(1.0, 0.0).await {
+async fn tour(calc: &CalculatorClient, timeout: Duration) -> Result<(), Box<dyn Error>> {
+    println!("add(2, 3) = {}", calc.add(2, 3).timeout(timeout).await?);
+    match calc.divide(1.0, 0.0).timeout(timeout).await {
         Err(CallError::App(MathError::DivideByZero)) => {
             println!("divide(1, 0) = DivideByZero (typed error)")
         }
@@ -111,21 +125,15 @@ async fn tour(calc: &CalculatorClient) -> Result<(), rpc_runtime::Error> {
     }
     println!(
         "divide(7, 2) = {}",
-        calc.divide(7.0, 2.0).await.map_err(|e| match e {
-            CallError::App(e) => rpc_runtime::Error::Codec {
-                what: "divide".into(),
-                reason: format!("{e:?}")
-            },
-            CallError::Rpc(e) => e,
-        })?
+        calc.divide(7.0, 2.0).timeout(timeout).await?
     );
-    let id = calc.log("hello from the client".to_owned()).await?;
+    let id = calc.log("hello from the client").await?;
     println!("log(..) sent as {id}");
-    let pending = calc.send_add(20, 22).await?;
+    let pending = calc.add(20, 22).timeout(timeout).send().await?;
     let id = pending.id().clone();
     println!(
-        "send_add(20, 22) -> id {id}; awaited later: {}",
-        pending.wait().await?
+        "add(20, 22).send() -> id {id}; awaited later: {}",
+        pending.await?
     );
     Ok(())
 }

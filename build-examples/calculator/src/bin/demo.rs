@@ -43,8 +43,7 @@ async fn demo(url: &str) -> Result<(), rpc_runtime::Error> {
         let _ = stopped.await;
     }));
 
-    let calc =
-        CalculatorClient::new(Client::connect(url).await?).with_timeout(Duration::from_secs(10));
+    let calc = CalculatorClient::new(Client::connect(url).await?);
     println!("add(2, 3) = {}", calc.add(2, 3).await?);
     match calc.divide(10.0, 4.0).await {
         Ok(q) => println!("divide(10, 4) = {q}"),
@@ -69,10 +68,14 @@ async fn demo(url: &str) -> Result<(), rpc_runtime::Error> {
         ])
         .await?;
     println!("sum([1.5 a, 2.5 b]) = {} {:?}", total.value, total.label);
-    calc.log("one-way: nothing comes back".to_owned()).await?;
-    let pending = calc.send_add(40, 2).await?;
+    calc.log("one-way: nothing comes back").await?;
+    let pending = calc
+        .add(40, 2)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
     let id = pending.id().clone();
-    println!("send_add(40, 2): id {id} ... {}", pending.wait().await?);
+    println!("add(40, 2).send(): id {id} ... {}", pending.await?);
 
     // Let the one-way job land before stopping.
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -72,8 +72,8 @@ fn call<T: DeserializeOwned + Send + 'static, E: DeserializeOwned + Send + 'stat
     params: Value,
 ) -> BoxFuture<'static, Observed> {
     Box::pin(async move {
-        match client
-            .call_typed::<Value, T, E>(&job, &params, &options())
+        match rpc_runtime::__private::call::<T, E, _>(&client, job, &params)
+            .options(options())
             .await
         {
             Ok(_) | Err(CallError::App(_)) => Ok(()),
@@ -92,8 +92,9 @@ fn send<T: DeserializeOwned + Send + 'static, E: DeserializeOwned + Send + 'stat
             result_ttl: Some(Duration::from_secs(60)),
             ..options()
         };
-        client
-            .send_typed::<Value, T, E>(&job, &params, &options)
+        rpc_runtime::__private::call::<T, E, _>(&client, job, &params)
+            .options(options)
+            .send()
             .await
             .map(|pending| pending.id().clone())
             .map_err(|e| e.to_string())
@@ -105,7 +106,7 @@ fn fetch<T: DeserializeOwned + Send + 'static, E: DeserializeOwned + Send + 'sta
     id: JobId,
 ) -> BoxFuture<'static, Observed> {
     Box::pin(async move {
-        match client.pending::<T, E>(id).wait().await {
+        match client.attach::<T, E>(id).await {
             Ok(_) | Err(CallError::App(_)) => Ok(()),
             Err(CallError::Rpc(err)) => Err(err.to_string()),
         }
@@ -118,8 +119,8 @@ fn send_one_way(
     params: Value,
 ) -> BoxFuture<'static, Result<JobId, String>> {
     Box::pin(async move {
-        client
-            .send_one_way(&job, &params, &options())
+        rpc_runtime::__private::one_way(&client, job, &params)
+            .options(options())
             .await
             .map_err(|e| e.to_string())
     })

@@ -1,9 +1,10 @@
-//! A one-way job has no send/pending methods and returns only a job id.
+//! A one-way job's call has no `.send()` (nothing answers) and `.await`
+//! gives only the job's id.
 include!("../generated/calculator.rs");
 
 async fn call(client: calculator::CalculatorClient) {
-    let _ = client.send_log("line".into()).await;
-    let _: Result<(), rpc_runtime::Error> = client.log("line".into()).await;
+    let _ = client.log("line").send().await;
+    let _: Result<(), rpc_runtime::Error> = client.log("line").await;
 }
 
 fn main() {

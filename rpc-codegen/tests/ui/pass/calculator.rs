@@ -6,6 +6,8 @@
 include!("../generated/calculator.rs");
 
 use calculator::{Calculator, CalculatorClient, CalculatorServer, MathError, Tagged};
+use std::future::IntoFuture;
+
 use rpc_runtime::{Context, HandlerError, JobError, Outcome, Service};
 
 struct Handler;
@@ -17,12 +19,17 @@ impl Calculator for Handler {
 
     async fn divide(&self, _ctx: Context, a: f64, b: f64) -> Result<f64, JobError<MathError>> {
         if b == 0.0 {
-            return Err(JobError::App(MathError::DivideByZero));
+            // The schema's error type: `?` makes it the caller's `CallError::App`.
+            Err(MathError::DivideByZero)?;
         }
+        // Any other error: `?` makes it a handler failure.
+        let _: i64 = "2".parse()?;
         Ok(a / b)
     }
 
-    async fn log(&self, _ctx: Context, _line: String) -> Result<(), HandlerError> {
+    async fn log(&self, _ctx: Context, line: String) -> Result<(), HandlerError> {
+        // `?` on any std error is a handler failure.
+        let _: u8 = line.len().to_string().parse()?;
         Ok(())
     }
 
@@ -37,19 +44,41 @@ impl Calculator for Handler {
 /// Type-checks every client method; never called.
 #[allow(dead_code)]
 async fn use_client(client: CalculatorClient) -> Result<(), Box<dyn std::error::Error>> {
-    let client = client.with_timeout(std::time::Duration::from_secs(1));
+    use std::time::Duration;
+    // One method per job; options on the call; `.await` sends it.
     let three: i64 = client.add(1, 2).await?;
     let _ = three;
+    let _: i64 = client
+        .add(1, 2)
+        .timeout(Duration::from_secs(1))
+        .delay(Duration::from_millis(10))
+        .idempotency_key("k")
+        .meta("tenant", "a")
+        .await?;
+    // Plain and `Result` jobs fail with the same error type, matched alike.
+    let plain: Result<i64, rpc_runtime::CallError> = client.add(1, 2).await;
+    if let Err(rpc_runtime::CallError::Rpc(e)) = plain {
+        println!("{e}");
+    }
     match client.divide(1.0, 0.0).await {
         Ok(q) => println!("{q}"),
         Err(rpc_runtime::CallError::App(MathError::DivideByZero)) => {}
         Err(other) => println!("{other}"),
     }
-    let _id: rpc_runtime::JobId = client.log("hello".into()).await?;
-    let pending: rpc_runtime::Pending<i64> = client.send_add(20, 22).await?;
-    let _again: rpc_runtime::Pending<i64> = client.pending_add(pending.id().clone());
-    let _pending: rpc_runtime::Pending<f64, MathError> = client.send_divide(1.0, 2.0).await?;
+    // String parameters take anything that converts into a String.
+    let _id: rpc_runtime::JobId = client.log("hello").await?;
+    let _id: rpc_runtime::JobId = client.log(String::from("hello")).await?;
+    // Sent now, awaited later: the handle is itself a future.
+    let pending: rpc_runtime::Pending<i64> = client.add(20, 22).send().await?;
+    let again: rpc_runtime::Pending<i64> = client.client().attach(pending.id().clone());
+    let _: i64 = pending.await?;
+    let _: i64 = again.await?;
+    let _pending: rpc_runtime::Pending<f64, MathError> = client.divide(1.0, 2.0).send().await?;
     let _sum: Tagged = client.sum(vec![Tagged { value: 1.0, label: None }]).await?;
+    let _sum: Tagged = client.sum([Tagged { value: 1.0, label: None }]).await?;
+    // The client is Clone and cheap; a call can move into a task.
+    let spawned = tokio::spawn(client.clone().add(1, 1).into_future());
+    let _ = spawned.await;
     Ok(())
 }
 

@@ -121,8 +121,8 @@ async fn use_clients(client: rpc_runtime::Client) -> Result<(), Box<dyn std::err
         _ => {}
     }
     let _: Result<Shape, rpc_runtime::CallError<CommonError>> = drawing.find(1).await;
-    let _: Keywords = drawing.r#type("x".into(), Keywords { r#type: "t".into(), r#match: true, self_: 1, r#async: None }).await?;
-    let _: rpc_runtime::Pending<Shape> = drawing.send_rotate(Shape::Empty, 90.0).await?;
+    let _: Keywords = drawing.r#type("x", Keywords { r#type: "t".into(), r#match: true, self_: 1, r#async: None }).await?;
+    let _: rpc_runtime::Pending<Shape> = drawing.rotate(Shape::Empty, 90.0).send().await?;
     let admin = AdminClient::new(client.clone());
     let _: BTreeMap<String, u64> = admin.stats().await?;
     let _: String = common::HealthClient::new(client).ping().await?;

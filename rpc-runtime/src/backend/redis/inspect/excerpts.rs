@@ -399,10 +399,10 @@ pub(super) fn entry_id(token: &str) -> Result<&str, Error> {
     let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
     match token.split_once('-') {
         Some((ms, seq)) if digits(ms) && digits(seq) => Ok(token),
-        _ => Err(Error::Codec {
-            what: "read a stream entry".to_owned(),
-            reason: format!("`{}` is not a stream entry id", token.escape_debug()),
-        }),
+        _ => Err(Error::config(format_args!(
+            "`{}` is not a stream entry id",
+            token.escape_debug()
+        ))),
     }
 }
 
