@@ -44,7 +44,7 @@ impl Placement {
         if let Some(key) = &options.idempotency_key {
             if !rpc_protocol::limits::is_idempotency_key(key) {
                 return Err(refuse(format!(
-                    "idempotency key {key:?} is not 1 to {} bytes without control characters",
+                    "idempotency key {key:?} is not 1 to {} bytes without control characters or braces",
                     rpc_protocol::limits::MAX_IDEMPOTENCY_KEY_BYTES
                 )));
             }
