@@ -87,14 +87,28 @@ impl State {
         });
     }
 
-    /// Puts a job on the schedule under `token`, due after `delay`.
-    pub(super) fn schedule(&mut self, queue: &str, token: &str, payload: Vec<u8>, delay: Duration) {
+    /// Puts a job on the schedule under `token`, due after `delay`, unless
+    /// the token is taken: a scheduled job is never replaced (as
+    /// complete.lua's `S`). Returns the job back when another message holds
+    /// the token; the same message again is taken as done.
+    pub(super) fn schedule(
+        &mut self,
+        queue: &str,
+        token: &str,
+        payload: Vec<u8>,
+        delay: Duration,
+    ) -> Result<(), Vec<u8>> {
         let due =
             rpc_protocol::time::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
-        self.scheduled
-            .entry(queue.to_owned())
-            .or_default()
-            .insert(token.to_owned(), (due, payload));
+        let scheduled = self.scheduled.entry(queue.to_owned()).or_default();
+        match scheduled.get(token) {
+            Some((_, held)) if *held == payload => Ok(()),
+            Some(_) => Err(payload),
+            None => {
+                scheduled.insert(token.to_owned(), (due, payload));
+                Ok(())
+            }
+        }
     }
 
     /// Notes that `consumer` read `queue` now (Redis's consumer idle time).
