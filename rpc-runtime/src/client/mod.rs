@@ -21,6 +21,7 @@
 //! message so workers skip expired jobs, and the caller stops waiting at it.
 
 mod cancel;
+mod follow;
 mod lead;
 mod observe;
 mod pending;
@@ -30,6 +31,7 @@ mod send;
 use self::send::Routing;
 mod untyped;
 
+use self::follow::*;
 use self::lead::*;
 use self::observe::*;
 pub use self::pending::Pending;
