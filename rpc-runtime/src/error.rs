@@ -90,6 +90,13 @@ impl Error {
         }
     }
 
+    /// True when the broker refused a command for want of permission: a
+    /// Redis ACL user without the rights (`NOPERM`, which the driver
+    /// writes `NoPerm`).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::Broker(message) if message.contains("NOPERM") || message.contains("NoPerm"))
+    }
+
     /// True for errors that may go away if the same call is made again
     /// (broker down, timeout); false for errors that will repeat.
     pub fn is_transient(&self) -> bool {
