@@ -350,4 +350,36 @@ mod tests {
             "{wrong:?}"
         );
     }
+
+    #[test]
+    fn a_holder_answer_or_an_envelope_without_an_answer_is_never_a_null_result() {
+        let decode =
+            |body: &[u8]| decode_reply::<serde_json::Value, Never>(JobLabel::default(), body);
+        assert_eq!(
+            decode(br#"{"v":1,"id":"a","ok":null}"#).ok(),
+            Some(serde_json::Value::Null)
+        );
+        for nothing in [
+            &br#"{"v":1,"id":"a"}"#[..],
+            br#"{"v":1,"id":"a","fingerprint":"f"}"#,
+            br#"{"v":1,"id":"a","holder":"b"}"#,
+            br#"{"v":1,"id":"a","holder":"b","fingerprint":"f"}"#,
+        ] {
+            let read = decode(nothing);
+            assert!(
+                matches!(read, Err(CallError::Rpc(Error::Codec { .. }))),
+                "{}: {read:?}",
+                String::from_utf8_lossy(nothing)
+            );
+        }
+        // A conflict names the key only (older workers also sent the holder,
+        // which is not passed on).
+        let conflict = br#"{"v":1,"id":"a","error":{"kind":"idempotency_conflict","message":"m","data":{"holder":"h","key":"k"}}}"#;
+        let read = decode(conflict);
+        assert!(
+            matches!(&read, Err(CallError::Rpc(Error::IdempotencyConflict { key, .. })) if key == "k"),
+            "{read:?}"
+        );
+        assert!(!format!("{read:?}").contains("\"h\""), "{read:?}");
+    }
 }

@@ -150,6 +150,7 @@ mod tests {
             CallOptions::run_at(std::time::SystemTime::now() + year),
             CallOptions::idempotency_key(""),
             CallOptions::idempotency_key("a\nb"),
+            CallOptions::idempotency_key("x}:intake"),
         ] {
             let refused = Placement::of(&job(), &options, Duration::from_secs(1), &clock);
             assert!(refused.is_err(), "{options:?}");

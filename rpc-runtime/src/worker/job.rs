@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::admit::{self, Admission};
 use super::handoff::{self, HandBack};
+use super::requeue::{later, requeue};
 use super::Shared;
 use crate::backend::{Broker, Completion, Delivery};
 use crate::call::{JobId, JobInfo};
@@ -489,36 +490,6 @@ async fn run_message(
     }
 }
 
-/// The completion that queues `next` again as a new entry, at once or on
-/// the schedule after `delay` (a backoff, or a hand-back's delay). The new
-/// entry gets a new broker timestamp (when it is queued, or due), so it
-/// carries the time left from then to `due` as its `timeout_ms`: it keeps
-/// the call's deadline.
-fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>, delay: Duration) -> Completion {
-    if let (Some(due), Some(_)) = (due, next.timeout_ms) {
-        let left = due.saturating_duration_since(tokio::time::Instant::now() + delay);
-        next.timeout_ms = Some(left.as_millis() as u64);
-    }
-    // The new entry's own timestamp is where its time left counts from.
-    next.sent_ms = None;
-    next.run_at_ms = None;
-    let requeue_after = (!delay.is_zero()).then(|| (next.id.to_string(), delay));
-    match serde_json::to_vec(&next) {
-        Ok(payload) => Completion {
-            requeue: Some(payload),
-            requeue_after,
-            requeue_at_ms: None,
-            ..Completion::default()
-        },
-        Err(e) => {
-            // Cannot happen (it was decoded from JSON); if it did, the job
-            // is acked without a trace but this line.
-            tracing::error!(error = %e, id = %next.id, "could not re-encode a job to queue it again");
-            Completion::default()
-        }
-    }
-}
-
 /// Whether call `id` is cancelled as far as the broker knows, asked only
 /// while this worker has had to forget cancellations (a storm of them):
 /// otherwise what it learned is the whole answer.
@@ -536,42 +507,6 @@ async fn forgot_cancelled(shared: &Shared, delivery: &Delivery, id: &str) -> boo
             tracing::warn!(id, error = %e, "could not ask the broker whether a call is cancelled; running it");
             false
         }
-    }
-}
-
-/// The completion that puts a delivery back on the schedule after
-/// `delay`, or at `at` on the broker's clock (a delayed call that came
-/// early: its own `run_at_ms`).
-///
-/// A delayed call goes as it is, byte for byte: its time counts from
-/// `run_at_ms`, and a copy of it sent again finds itself already
-/// scheduled and is only acked (complete.lua, step `S`). Anything else
-/// (a claim the broker could not answer) gets the entry's timestamp as
-/// its `sent_ms` when it has none: the entry a worker adds when the call
-/// comes back is stamped later, and the call's time left, counted from
-/// there, would start over on every trip and never run out.
-fn later(delivery: &Delivery, msg: JobMessage<'_>, delay: Duration, at: Option<u64>) -> Completion {
-    let id = msg.id.to_string();
-    let payload = match (at, msg.sent_ms, delivery.enqueued_ms) {
-        (None, None, Some(entry)) => {
-            let pinned = JobMessage {
-                sent_ms: Some(entry),
-                ..msg
-            };
-            serde_json::to_vec(&pinned).unwrap_or_else(|e| {
-                // Cannot happen (it was decoded from JSON); if it did, the
-                // call goes back as it came.
-                tracing::error!(error = %e, %id, "could not re-encode a job to keep its start time");
-                delivery.payload.clone()
-            })
-        }
-        _ => delivery.payload.clone(),
-    };
-    Completion {
-        requeue: Some(payload),
-        requeue_after: Some((id, delay.max(Duration::from_millis(1)))),
-        requeue_at_ms: at,
-        ..Completion::default()
     }
 }
 
