@@ -133,3 +133,27 @@ pub(super) fn token(ms: u64, n: u64) -> String {
 pub(super) fn entry_number(token: &str) -> Option<u64> {
     token.split_once('-')?.1.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scheduled_job_is_never_replaced_under_its_token() {
+        let mut state = State::default();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(state.schedule("S", "c", b"first".to_vec(), hour), Ok(()));
+        let due = state.scheduled["S"]["c"].0;
+        // The same message again: taken as done.
+        assert_eq!(
+            state.schedule("S", "c", b"first".to_vec(), hour * 2),
+            Ok(())
+        );
+        // Another: handed back, for the dead-letter stream.
+        assert_eq!(
+            state.schedule("S", "c", b"other".to_vec(), Duration::ZERO),
+            Err(b"other".to_vec())
+        );
+        assert_eq!(state.scheduled["S"]["c"], (due, b"first".to_vec()));
+    }
+}
