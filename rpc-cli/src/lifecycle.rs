@@ -6,6 +6,11 @@
 //! newest first); they exit non-zero with a clear message on a bad id, a
 //! call that does not exist or has finished, an unknown service or an
 //! unreachable Redis.
+//!
+//! Looking needs the operator's reads. A user Redis refuses them
+//! (`NOPERM`: the client role, which may cancel through the intake but
+//! not read the queues) cannot look, so its cancel goes out unchecked,
+//! with a note on stderr that says so, into the service it names.
 
 use std::time::{Duration, Instant};
 
@@ -51,24 +56,14 @@ impl Lifecycle {
                         "a call id is 1 to 256 bytes",
                     ));
                 }
-                if client.fetch_result(&id).await?.is_some() {
-                    return Err(refused(
-                        format!("cancel call {id}"),
-                        "it has finished (its result is kept)",
-                    ));
-                }
-                let service = match service {
-                    Some(service) => {
-                        known_service(url, prefix, &service).await?;
-                        Some(service)
+                let service = match look_for_call(client, url, prefix, service, &id).await? {
+                    Looked::Found(service) => service,
+                    Looked::NotAllowed { service, why } => {
+                        eprintln!(
+                            "note: this user may not read the queues ({why}), so whether call {id} exists in `{service}` was not checked; the cancellation is sent anyway"
+                        );
+                        service
                     }
-                    None => None,
-                };
-                let Some(service) = find_call(url, prefix, service, &id).await? else {
-                    return Err(refused(
-                        format!("cancel call {id}"),
-                        "no such call is scheduled, queued or running here (it never existed, finished without a kept result, or belongs to another service)",
-                    ));
                 };
                 match client.cancel_in(&service, &id).await? {
                     Cancelled::Unscheduled => {
@@ -100,6 +95,56 @@ impl Lifecycle {
             }
         }
         Ok(())
+    }
+}
+
+/// What looking for a call to cancel found.
+enum Looked {
+    /// It waits or runs in this service (or the look ran out of time).
+    Found(String),
+    /// Redis refused this user the reads (`why`); `service` is the one the
+    /// user named.
+    NotAllowed { service: String, why: String },
+}
+
+/// Looks for call `id` before it is cancelled: it must not have finished
+/// (a kept result), and must wait or run in `service` (or, not named, in
+/// any service). Fails when it is not there, and when the user may not
+/// look and named no service (nowhere to send the cancellation).
+async fn look_for_call(
+    client: &Client,
+    url: &str,
+    prefix: &str,
+    service: Option<String>,
+    id: &JobId,
+) -> Result<Looked, Error> {
+    let looked = async {
+        if client.fetch_result(id).await?.is_some() {
+            return Err(refused(
+                format!("cancel call {id}"),
+                "it has finished (its result is kept)",
+            ));
+        }
+        if let Some(service) = &service {
+            known_service(url, prefix, service).await?;
+        }
+        find_call(url, prefix, service.clone(), id).await
+    };
+    match (looked.await, service) {
+        (Ok(Some(found)), _) => Ok(Looked::Found(found)),
+        (Ok(None), _) => Err(refused(
+            format!("cancel call {id}"),
+            "no such call is scheduled, queued or running here (it never existed, finished without a kept result, or belongs to another service)",
+        )),
+        (Err(e), Some(service)) if e.is_permission_denied() => Ok(Looked::NotAllowed {
+            service,
+            why: e.to_string(),
+        }),
+        (Err(e), None) if e.is_permission_denied() => Err(refused(
+            format!("cancel call {id}"),
+            &format!("this user may not read the queues ({e}), so the call's service cannot be looked up: name it with --service"),
+        )),
+        (Err(e), _) => Err(e),
     }
 }
 

@@ -260,9 +260,10 @@ fn envelope_schemas() -> Map<String, Value> {
             "properties": {
                 "v": {"const": 1},
                 "id": {"type": "string", "description": "The call id of the job message."},
+                "fingerprint": {"type": "string", "description": "For a call with an idempotency key: the fingerprint of its job and parameters (on a holder answer: of the claim it matched). A caller that follows a holder takes the holder's kept result only when it carries the same fingerprint."},
                 "ok": {"description": "The job's return value."},
                 "error": reference("components/schemas", "rpc.Error"),
-                "holder": {"type": "string", "description": "The call holding this call's idempotency key (same job and parameters): this call did not run; its answer is that call's kept result."},
+                "holder": {"type": "string", "description": "The call holding this call's idempotency key (same job and parameters): this call did not run; its answer is that call's kept result, when that carries this reply's fingerprint."},
             },
         }),
     );
@@ -278,7 +279,7 @@ fn envelope_schemas() -> Map<String, Value> {
                     "examples": ["app", "handler", "unknown_job", "bad_request", "deadline_exceeded", "dead_lettered", "cancelled", "idempotency_conflict"],
                 },
                 "message": {"type": "string"},
-                "data": {"description": "For `kind = \"app\"`: the application error; for `idempotency_conflict`: `{\"holder\", \"key\"}`."},
+                "data": {"description": "For `kind = \"app\"`: the application error; for `idempotency_conflict`: `{\"key\"}`."},
             },
         }),
     );

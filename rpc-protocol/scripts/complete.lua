@@ -10,24 +10,30 @@
 --            K  keep the reply under the call's result key
 --            Q  queue the retry message on the jobs stream
 --            S  put the retry message on the schedule, due after a delay
---               on Redis's clock (a retry with backoff, a delayed call
---               taken early); unless the call is in the cancelled set:
---               then it is queued at once flagged `c` = 1, to be answered
---               `cancelled` (a cancellation that came while the worker
---               held it, which found nothing on the schedule to take off)
+--               on Redis's clock (a retry with backoff, a hand-back, a
+--               delayed call taken early); unless the call is in the
+--               cancelled set: then it is queued at once flagged `c` = 1,
+--               to be answered `cancelled` (a cancellation that came while
+--               the worker held it, which found nothing on the schedule to
+--               take off). A token already scheduled is never replaced
+--               (call ids are chosen by senders: anyone could otherwise
+--               rewrite or move another caller's scheduled call): the same
+--               message again (a resent call, a completion sent again) is
+--               only acked; another one is dead-lettered with the reason
+--               "a call with this id is already scheduled"
 --            D  add the message to the dead-letter stream (capped)
 --            A  ack the entry and delete it from the jobs stream
 -- KEYS     in plan order: R the inbox, K the result key, Q the jobs
 --          stream, S the schedule, the scheduled messages, the cancelled
---          calls and the jobs stream (four keys), D the dead-letter
---          stream, A the jobs stream
+--          calls, the jobs stream and the dead-letter stream (five keys),
+--          D the dead-letter stream, A the jobs stream
 -- ARGV[2]  the reply (R, K)
 -- ARGV[3]  the inbox TTL in ms (R)
 -- ARGV[4]  the result TTL in ms (K)
--- ARGV[5]  the retry message (Q)
+-- ARGV[5]  the retry message (Q, S)
 -- ARGV[6]  the dead letter's reason (D)
 -- ARGV[7]  the message as it was on the queue (D)
--- ARGV[8]  the dead-letter stream's approximate cap (D)
+-- ARGV[8]  the dead-letter stream's approximate cap (D, S)
 -- ARGV[9]  the consumer group (A)
 -- ARGV[10] the entry id (A)
 -- ARGV[11] the retry's schedule token, its call id (S)
@@ -54,20 +60,33 @@ for i = 1, #plan do
   elseif step == 'Q' then
     r = redis.pcall('XADD', key, '*', 'm', ARGV[5])
   elseif step == 'S' then
-    local scheduled, cancelled, jobs = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-    k = k + 3
+    local scheduled, cancelled, jobs, dead = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+    k = k + 4
     local gone = redis.pcall('ZSCORE', cancelled, ARGV[11])
     if type(gone) == 'string' then
       r = redis.pcall('XADD', jobs, '*', 'm', ARGV[5], 'c', '1')
     else
-      local due = tonumber(ARGV[13])
-      if not due then
-        local now = redis.call('TIME')
-        due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[12])
+      -- HGET, then HSET only when it found nothing: HSETNX in one atomic
+      -- step, with the commands the worker role already has.
+      local held = redis.pcall('HGET', scheduled, ARGV[11])
+      if type(held) == 'table' and held.err then return {step, held.err} end
+      if type(held) == 'string' then
+        if held ~= ARGV[5] then
+          r = redis.pcall('XADD', dead, 'MAXLEN', '~', ARGV[8], '*',
+            'reason', 'a call with this id is already scheduled', 'm', ARGV[5])
+        end
+      else
+        local due = tonumber(ARGV[13])
+        if not due then
+          local now = redis.call('TIME')
+          due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[12])
+        end
+        r = redis.pcall('HSET', scheduled, ARGV[11], ARGV[5])
+        if type(r) == 'table' and r.err then return {step, r.err} end
+        -- The hash held no message under this token, so a score the
+        -- schedule may hold for it belongs to nothing: replaced.
+        r = redis.pcall('ZADD', key, due, ARGV[11])
       end
-      r = redis.pcall('HSET', scheduled, ARGV[11], ARGV[5])
-      if type(r) == 'table' and r.err then return {step, r.err} end
-      r = redis.pcall('ZADD', key, due, ARGV[11])
     end
   elseif step == 'D' then
     r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[8], '*', 'reason', ARGV[6], 'm', ARGV[7])

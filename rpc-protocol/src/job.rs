@@ -251,7 +251,7 @@ impl<'a> JobMessage<'a> {
             .filter(|k| !is_idempotency_key(k))
         {
             return refuse(format!(
-                "`idempotency_key` must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes without control characters ({} bytes given)",
+                "`idempotency_key` must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes without control characters or braces ({} bytes given)",
                 key.len()
             ));
         }
@@ -363,6 +363,7 @@ mod tests {
             r#""sent_ms":1e300"#,
             r#""idempotency_key":"""#,
             r#""idempotency_key":"a\u0000b""#,
+            r#""idempotency_key":"x}:intake""#,
             r#""idempotency_ttl_ms":0"#,
         ] {
             let text = with(bad);

@@ -24,7 +24,7 @@ pub const MAX_HANDOFFS: u32 = 32;
 /// further ahead than this is refused where it enters.
 pub const MAX_DELAY_MS: u64 = MAX_TTL_MS;
 /// An idempotency key is 1 to this many bytes, without control
-/// characters.
+/// characters or braces ([`is_idempotency_key`]).
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 /// The largest job message a worker runs by default, in bytes; larger ones
 /// are dead-lettered unread.
@@ -49,7 +49,29 @@ pub fn is_client_id(id: &str) -> bool {
 }
 
 /// Whether `key` may be an idempotency key: 1 to
-/// [`MAX_IDEMPOTENCY_KEY_BYTES`] bytes, no control characters.
+/// [`MAX_IDEMPOTENCY_KEY_BYTES`] bytes, no control characters, no braces.
+/// The key ends a Redis key (`P:{S}:once:<key>`), and ACL patterns match
+/// `}` with `*`: a key `x}:intake` would make it a key a client may write
+/// (`P:{*}:intake`), so a client could plant a list there and make every
+/// claim of it fail.
 pub fn is_idempotency_key(key: &str) -> bool {
-    (1..=MAX_IDEMPOTENCY_KEY_BYTES).contains(&key.len()) && !key.chars().any(char::is_control)
+    (1..=MAX_IDEMPOTENCY_KEY_BYTES).contains(&key.len())
+        && !key.chars().any(|c| c.is_control() || c == '{' || c == '}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idempotency_key_has_no_braces_or_control_characters() {
+        assert!(is_idempotency_key("order-42: été"));
+        assert!(is_idempotency_key(&"k".repeat(MAX_IDEMPOTENCY_KEY_BYTES)));
+        for bad in ["", "x}:intake", "{S}", "a\u{0}b", "line\n"] {
+            assert!(!is_idempotency_key(bad), "{bad:?}");
+        }
+        assert!(!is_idempotency_key(
+            &"k".repeat(MAX_IDEMPOTENCY_KEY_BYTES + 1)
+        ));
+    }
 }

@@ -3,6 +3,13 @@
 //! its kind, or the call holding the call's idempotency key (`holder`).
 //! docs/PROTOCOL.md, "Reply", is the normative description; decoding takes
 //! only the documented object forms.
+//!
+//! A keyed call's replies also carry the `fingerprint` of the call (job and
+//! parameters, see [`crate::fingerprint`]): the one a worker ran with on
+//! the replies it keeps, the one of the claim it matched on a holder
+//! answer. Call ids are chosen by senders, so anyone may send another call
+//! under a holder's id and overwrite its kept result; a caller that
+//! follows a holder takes the kept result only when the two agree.
 
 use std::fmt;
 
@@ -33,8 +40,9 @@ pub enum ErrorKind {
     /// or while it ran.
     Cancelled,
     /// The call's idempotency key is held by another call with other
-    /// parameters (or another job); `data` is `{"holder": id, "key": key}`.
-    /// It did not run.
+    /// parameters (or another job); `data` is `{"key": key}`. It did not
+    /// run. The holder's id is not told: it is another caller's, maybe
+    /// another tenant's, and knowing it is enough to cancel that call.
     IdempotencyConflict,
     /// A worker's middleware refused the call: it did not prove who sent
     /// it (a missing or wrong token). It did not run.
@@ -83,7 +91,20 @@ pub struct ReplyMessage<'a> {
     pub v: u32,
     #[serde(borrow)]
     pub id: std::borrow::Cow<'a, str>,
+    /// For a call with an idempotency key: the fingerprint of the call the
+    /// reply answers (a holder answer: of the claim it matched). Written
+    /// before `ok`, so a keyed reply never takes a reader's fast path for
+    /// the plain `{"v":1,"id":..,"ok":..}`. Older readers ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub fingerprint: Option<std::borrow::Cow<'a, str>>,
+    /// The job's value; `Some("null")` for `"ok":null` (a job that
+    /// returns nothing), `None` only when the field is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow,
+        deserialize_with = "present"
+    )]
     pub ok: Option<&'a RawValue>,
     #[serde(
         default,
@@ -108,6 +129,22 @@ impl<'a> ReplyMessage<'a> {
         }
         serde_json::from_slice(body).map_err(|e| Refused(e.to_string()))
     }
+
+    /// Whether the reply is an answer (`ok` or `error`), as opposed to a
+    /// holder answer or an envelope with neither, which answer nothing.
+    pub fn is_answer(&self) -> bool {
+        self.holder.is_none() && (self.ok.is_some() || self.error.is_some())
+    }
+}
+
+/// Deserializes a field that is there, `null` included, as `Some`: an
+/// `Option` alone reads `null` as absent, and `"ok":null` is an answer
+/// while an envelope without `ok` is not.
+fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// Deserializes an optional struct only from a JSON object (or `null`).
@@ -150,6 +187,7 @@ pub fn encode_error_reply(
     let reply = ReplyMessage {
         v: PROTOCOL_VERSION,
         id: id.into(),
+        fingerprint: None,
         ok: None,
         error: Some(ReplyError {
             kind,
@@ -162,16 +200,27 @@ pub fn encode_error_reply(
 }
 
 /// Encodes the answer to a duplicate of an idempotent call: the call that
-/// holds the key, whose kept result the caller waits for.
-pub fn encode_holder_reply(id: &str, holder: &str) -> Vec<u8> {
+/// holds the key, whose kept result the caller waits for, and the
+/// fingerprint of the claim it matched, which that kept result must carry.
+pub fn encode_holder_reply(id: &str, holder: &str, fingerprint: &str) -> Vec<u8> {
     let reply = ReplyMessage {
         v: PROTOCOL_VERSION,
         id: id.into(),
+        fingerprint: Some(fingerprint.into()),
         ok: None,
         error: None,
         holder: Some(holder.into()),
     };
     serde_json::to_vec(&reply).expect("a reply envelope always serializes")
+}
+
+/// `reply` (one of this module's encodings) with the call's `fingerprint`
+/// added: what a worker answers and keeps for a keyed call it ran. `None`
+/// when `reply` is not a reply envelope.
+pub fn with_fingerprint(reply: &[u8], fingerprint: &str) -> Option<Vec<u8>> {
+    let mut decoded = ReplyMessage::decode(reply).ok()?;
+    decoded.fingerprint = Some(fingerprint.into());
+    serde_json::to_vec(&decoded).ok()
 }
 
 #[cfg(test)]
@@ -197,5 +246,53 @@ mod tests {
         let newer = br#"{"v":1,"id":"x","error":{"kind":"from_the_future","message":"m"}}"#;
         let reply: ReplyMessage = serde_json::from_slice(newer).unwrap();
         assert_eq!(reply.error.unwrap().kind, ErrorKind::Unknown);
+    }
+
+    #[test]
+    fn ok_null_is_an_answer_and_an_envelope_without_ok_or_error_is_not() {
+        let unit = ReplyMessage::decode(br#"{"v":1,"id":"a","ok":null}"#).unwrap();
+        assert_eq!(unit.ok.map(RawValue::get), Some("null"));
+        assert!(unit.is_answer());
+        assert_eq!(
+            serde_json::to_string(&unit).unwrap(),
+            r#"{"v":1,"id":"a","ok":null}"#
+        );
+        let empty = ReplyMessage::decode(br#"{"v":1,"id":"a"}"#).unwrap();
+        assert!(empty.ok.is_none() && !empty.is_answer());
+        let holder = encode_holder_reply("b", "a", "f00d");
+        assert!(!ReplyMessage::decode(&holder).unwrap().is_answer());
+    }
+
+    #[test]
+    fn a_keyed_reply_carries_its_fingerprint_before_ok_and_old_readers_skip_it() {
+        let kept = with_fingerprint(&encode_ok_reply("a", "9"), "f00d").unwrap();
+        assert_eq!(
+            String::from_utf8(kept.clone()).unwrap(),
+            r#"{"v":1,"id":"a","fingerprint":"f00d","ok":9}"#
+        );
+        let error = encode_error_reply("a", ErrorKind::Handler, "m", None);
+        let error = with_fingerprint(&error, "f00d").unwrap();
+        let error = ReplyMessage::decode(&error).unwrap();
+        assert_eq!(error.fingerprint.as_deref(), Some("f00d"));
+        assert_eq!(error.error.unwrap().kind, ErrorKind::Handler);
+        let holder = encode_holder_reply("b", "a", "f00d");
+        let holder = ReplyMessage::decode(&holder).unwrap();
+        assert_eq!(
+            (holder.holder.as_deref(), holder.fingerprint.as_deref()),
+            (Some("a"), Some("f00d"))
+        );
+        // A reader that predates the field (any struct without it, as
+        // serde derives it: unknown fields are skipped) reads the rest.
+        #[derive(Deserialize)]
+        struct Old<'a> {
+            id: String,
+            #[serde(borrow)]
+            ok: Option<&'a RawValue>,
+        }
+        let old: Old = serde_json::from_slice(&kept).unwrap();
+        assert_eq!(
+            (old.id.as_str(), old.ok.map(RawValue::get)),
+            ("a", Some("9"))
+        );
     }
 }

@@ -143,4 +143,11 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn the_schedule_step_dead_letters_with_the_documented_reason() {
+        assert!(COMPLETE
+            .source
+            .contains(&format!("'{}'", crate::stream::ALREADY_SCHEDULED)));
+    }
 }

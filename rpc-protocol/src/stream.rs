@@ -13,6 +13,10 @@ pub const CANCELLED: &str = "c";
 pub const REASON: &str = "reason";
 /// The approximate cap of a dead-letter stream (`XADD ... MAXLEN ~`).
 pub const DEAD_LETTER_CAP: usize = 10_000;
+/// The dead-letter reason of a message put on the schedule under a token
+/// (its call id) that another message holds there: scheduled calls are
+/// never replaced (`complete.lua`, step `S`, writes the same text).
+pub const ALREADY_SCHEDULED: &str = "a call with this id is already scheduled";
 
 /// What an intake element that asks for a cancellation starts with; the
 /// call id follows. Any other element is a job message.

@@ -60,12 +60,21 @@ pub enum Error {
     },
 
     /// The idempotency key is held by another call with other parameters
-    /// (or another job): this call did not run.
-    #[error("idempotency key {key:?} of `{job}` is held by call {holder} with other parameters; this call did not run")]
-    IdempotencyConflict {
+    /// (or another job): this call did not run. Which call holds it is not
+    /// told: it may be another caller's.
+    #[error("idempotency key {key:?} of `{job}` is held by another call with other parameters; this call did not run")]
+    IdempotencyConflict { job: String, key: String },
+
+    /// The call's idempotency key is held by call `holder` for the same
+    /// job and parameters, so this call did not run, but what is kept
+    /// under the holder's id is not that call's answer: another call sent
+    /// under the same id overwrote it, or it is no answer at all. Nothing
+    /// is made up in its place; the call may be sent again under a new key.
+    #[error("the result of call {holder}, which holds the idempotency key of this call to `{job}`, cannot answer it: {reason}; this call did not run")]
+    HolderResultRefused {
         job: String,
-        key: String,
         holder: String,
+        reason: String,
     },
 
     /// A value could not be encoded or a reply could not be decoded.
@@ -94,6 +103,13 @@ impl Error {
             Error::Remote { kind, .. } => Some(*kind),
             _ => None,
         }
+    }
+
+    /// True when the broker refused a command for want of permission: a
+    /// Redis ACL user without the rights (`NOPERM`, which the driver
+    /// writes `NoPerm`).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::Broker(message) if message.contains("NOPERM") || message.contains("NoPerm"))
     }
 
     /// True for errors that may go away if the same call is made again

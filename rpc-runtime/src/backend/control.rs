@@ -38,12 +38,16 @@ pub enum Cancelled {
 /// What [`Control::claim_once`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OnceClaim {
-    /// The key was free (or already this call's: a redelivery): it is
-    /// this call's now; run it.
+    /// The key was free: it is this call's now; run it.
     Claimed,
     /// The key is held by call `id`; `same` says whether for the same job
-    /// and parameters (same fingerprint).
+    /// and parameters (same fingerprint). `id` may be the claiming call's
+    /// own: the broker cannot tell a redelivery or retry of the call that
+    /// claimed it from a second copy of its message; the worker can.
     Held { id: String, same: bool },
+    /// The broker refused the claim for good (the key holds a value of
+    /// another type, no permission): asking again would get the same.
+    Refused(String),
 }
 
 /// Levers on a queue: cancellation, pause, idempotency keys, dead letters.

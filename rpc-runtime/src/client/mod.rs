@@ -22,6 +22,7 @@
 
 mod call;
 mod cancel;
+mod follow;
 mod interceptor;
 mod lead;
 mod observe;
@@ -33,6 +34,7 @@ use self::send::Routing;
 mod untyped;
 
 pub use self::call::{Answered, Call, OneWay, OneWayCall};
+use self::follow::*;
 use self::interceptor::Interceptors;
 pub use self::interceptor::{Interceptor, Outgoing};
 use self::lead::*;

@@ -173,7 +173,7 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
         if let Some(holder) = holder_of(&body) {
             let attached: Pending<T, E> = Pending {
                 client,
-                id: holder,
+                id: holder.id.clone(),
                 job,
                 rx: None,
                 failures: None,
@@ -181,7 +181,7 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
                 deadline,
                 _types: PhantomData,
             };
-            body = Box::pin(attached.poll_kept()).await?;
+            body = vouched(job, &holder, Box::pin(attached.poll_kept()).await?)?;
         }
         decode_reply(job, &body)
     }
@@ -191,11 +191,15 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
     /// call's kept result.
     pub async fn try_fetch(&self) -> Result<Option<Result<T, CallError<E>>>, Error> {
         let backend = &self.client.inner.backend;
-        let mut body = backend.get_result(self.id.as_str()).await?;
-        if let Some(holder) = body.as_deref().and_then(holder_of) {
-            body = backend.get_result(holder.as_str()).await?;
-        }
-        Ok(body.map(|b| decode_reply(self.job, &b)))
+        let body = backend.get_result(self.id.as_str()).await?;
+        let Some(holder) = body.as_deref().and_then(holder_of) else {
+            return Ok(body.map(|b| decode_reply(self.job, &b)));
+        };
+        let kept = backend.get_result(holder.id.as_str()).await?;
+        Ok(kept.map(|kept| {
+            let kept = vouched(self.job, &holder, kept)?;
+            decode_reply(self.job, &kept)
+        }))
     }
 }
 
@@ -250,16 +254,6 @@ pub(super) fn ok_result(body: &[u8]) -> Option<&[u8]> {
         .strip_suffix(b"}")
 }
 
-/// The call a holder answer names: the reply to a call whose idempotency
-/// key an earlier call holds, for the same job and parameters.
-pub(super) fn holder_of(body: &[u8]) -> Option<JobId> {
-    if ok_result(body).is_some() {
-        return None;
-    }
-    let reply = ReplyMessage::decode(body).ok()?;
-    reply.holder.map(|h| JobId::from(h.as_ref()))
-}
-
 pub(super) fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
     job: JobLabel,
     body: &[u8],
@@ -272,14 +266,28 @@ pub(super) fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
     }
     let reply =
         ReplyMessage::decode(body).map_err(|e| Error::codec("decode a reply envelope", e))?;
+    if let Some(holder) = &reply.holder {
+        // Never read as a result (it has none): only `holder_of` and
+        // `vouched` may turn one into the holder's answer.
+        return Err(Error::codec(
+            format!("read the answer of `{job}`"),
+            format!(
+                "the reply names call {holder} as holding its idempotency key; it is no answer"
+            ),
+        )
+        .into());
+    }
     if let Some(ok) = reply.ok {
         return serde_json::from_str(ok.get())
             .map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
     }
     let Some(err) = reply.error else {
-        // `"ok": null` is dropped by the Option; that is a unit result.
-        return serde_json::from_str("null")
-            .map_err(|e| Error::codec(format!("decode the result of `{job}`"), e).into());
+        // `"ok": null` is a result (`Some("null")`); no `ok` at all is not.
+        return Err(Error::codec(
+            format!("read the answer of `{job}`"),
+            "the reply has neither `ok` nor `error`",
+        )
+        .into());
     };
     if err.kind == ErrorKind::App {
         if let Some(data) = err.data {
@@ -292,9 +300,10 @@ pub(super) fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
         }
     }
     if err.kind == ErrorKind::IdempotencyConflict {
+        // `{"key"}`; older workers also named the holder, which is not
+        // passed on.
         #[derive(serde::Deserialize)]
         struct Held {
-            holder: String,
             key: String,
         }
         if let Some(held) = err
@@ -304,7 +313,6 @@ pub(super) fn decode_reply<T: DeserializeOwned, E: DeserializeOwned>(
             return Err(Error::IdempotencyConflict {
                 job: job.to_string(),
                 key: held.key,
-                holder: held.holder,
             }
             .into());
         }
@@ -358,5 +366,37 @@ mod tests {
             matches!(wrong, Err(CallError::Rpc(Error::Codec { .. }))),
             "{wrong:?}"
         );
+    }
+
+    #[test]
+    fn a_holder_answer_or_an_envelope_without_an_answer_is_never_a_null_result() {
+        let decode =
+            |body: &[u8]| decode_reply::<serde_json::Value, Never>(JobLabel::default(), body);
+        assert_eq!(
+            decode(br#"{"v":1,"id":"a","ok":null}"#).ok(),
+            Some(serde_json::Value::Null)
+        );
+        for nothing in [
+            &br#"{"v":1,"id":"a"}"#[..],
+            br#"{"v":1,"id":"a","fingerprint":"f"}"#,
+            br#"{"v":1,"id":"a","holder":"b"}"#,
+            br#"{"v":1,"id":"a","holder":"b","fingerprint":"f"}"#,
+        ] {
+            let read = decode(nothing);
+            assert!(
+                matches!(read, Err(CallError::Rpc(Error::Codec { .. }))),
+                "{}: {read:?}",
+                String::from_utf8_lossy(nothing)
+            );
+        }
+        // A conflict names the key only (older workers also sent the holder,
+        // which is not passed on).
+        let conflict = br#"{"v":1,"id":"a","error":{"kind":"idempotency_conflict","message":"m","data":{"holder":"h","key":"k"}}}"#;
+        let read = decode(conflict);
+        assert!(
+            matches!(&read, Err(CallError::Rpc(Error::IdempotencyConflict { key, .. })) if key == "k"),
+            "{read:?}"
+        );
+        assert!(!format!("{read:?}").contains("\"h\""), "{read:?}");
     }
 }

@@ -41,7 +41,7 @@ impl Placement {
         if let Some(key) = &options.idempotency_key {
             if !rpc_protocol::limits::is_idempotency_key(key) {
                 return Err(refuse(format!(
-                    "idempotency key {key:?} is not 1 to {} bytes without control characters",
+                    "idempotency key {key:?} is not 1 to {} bytes without control characters or braces",
                     rpc_protocol::limits::MAX_IDEMPOTENCY_KEY_BYTES
                 )));
             }
@@ -147,6 +147,7 @@ mod tests {
             CallOptions::run_at(std::time::SystemTime::now() + year),
             CallOptions::idempotency_key(""),
             CallOptions::idempotency_key("a\nb"),
+            CallOptions::idempotency_key("x}:intake"),
         ] {
             let refused = Placement::of(&job(), &options, Duration::from_secs(1), &clock);
             assert!(refused.is_err(), "{options:?}");

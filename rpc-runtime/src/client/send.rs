@@ -354,7 +354,8 @@ impl Client {
 
     /// Follows a holder answer (the call's idempotency key is held by an
     /// earlier call for the same job and parameters): the answer is that
-    /// call's kept result, polled until the deadline, under that call's id.
+    /// call's kept result, polled until the deadline, under that call's
+    /// id, when it answers this call (see `follow.rs`).
     pub(super) async fn follow(
         &self,
         job: &JobRef,
@@ -365,7 +366,7 @@ impl Client {
         let holder = holder_of(body).ok_or(Error::Closed)?;
         let attached: Pending<(), ()> = Pending {
             client: self.clone(),
-            id: holder.clone(),
+            id: holder.id.clone(),
             job: label(job),
             rx: None,
             failures: None,
@@ -373,8 +374,9 @@ impl Client {
             deadline,
             _types: PhantomData,
         };
-        let body = attached.poll_kept().await?;
-        Ok((holder, body))
+        let kept = attached.poll_kept().await?;
+        let body = vouched(label(job), &holder, kept)?;
+        Ok((holder.id, body))
     }
 
     pub(super) fn ensure_router(&self) {

@@ -9,6 +9,16 @@
 //! a key that hands another caller its own result (docs/SECURITY.md). The
 //! worker writes both from a message it has checked, and computes the
 //! fingerprint itself from the parameters it would run.
+//!
+//! A key held under this very call's id is this call's only when the
+//! delivery is the claiming call again: redelivered (its worker died or
+//! stalled after the claim) or a retry. A fresh entry of the same message
+//! (a sender that sent again, unsure its first send landed, or anyone
+//! replaying it) is a second copy, which must not run a second time. The
+//! order of the checks in `job.rs` makes this hold: a delayed call goes
+//! on the schedule, and a job this worker does not know is handed back,
+//! before the key is claimed, so no message claims and then comes back as
+//! a fresh entry to find itself holding the key.
 
 use std::time::Duration;
 
@@ -26,17 +36,23 @@ const CLAIM_RETRY: Duration = Duration::from_secs(1);
 /// What to do with a message before its handler runs.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Admission {
-    /// Run it.
+    /// Run it (its idempotency key, if it has one, is this call's).
     Run,
     /// Not yet: put it on the schedule for this long (a delayed call that
     /// came early; a claim the broker could not answer).
     Later(Duration),
-    /// It asks for an absurd start (beyond the longest delay): refuse it.
+    /// It cannot run, for this reason: dead-letter it (an absurd start,
+    /// beyond the longest delay; a key Redis refuses to claim).
     Refuse(String),
     /// Its key is held by this call for the same job and parameters:
     /// answer with that call's id.
     Held(String),
-    /// Its key is held by this call for other parameters (or another job).
+    /// A second copy of the message of the call that holds its key: it
+    /// does not run; its caller is pointed at the call's own kept result,
+    /// which the first copy writes.
+    Copy,
+    /// Its key is held by this call for other parameters (or another
+    /// job). The holder is for the worker's log only.
     Conflict(String),
 }
 
@@ -77,27 +93,89 @@ fn key_ttl(msg: &JobMessage<'_>) -> Duration {
         .map_or(CallOptions::DEFAULT_IDEMPOTENCY_TTL, Duration::from_millis)
 }
 
-/// Claims the message's idempotency key, if it has one, for its call.
-pub(super) async fn claim(shared: &Shared, delivery: &Delivery, msg: &JobMessage<'_>) -> Admission {
+/// The fingerprint of a keyed call (`None` for a call without a key):
+/// claimed with its key, and said in every reply the call gets.
+pub(super) fn fingerprint_of(msg: &JobMessage<'_>) -> Option<String> {
+    msg.idempotency_key.as_ref()?;
+    fingerprint(&msg.job, msg.params.get())
+}
+
+/// Claims the message's idempotency key, if it has one, for its call
+/// (`fingerprint`: see [`fingerprint_of`]).
+pub(super) async fn claim(
+    shared: &Shared,
+    delivery: &Delivery,
+    msg: &JobMessage<'_>,
+    fingerprint: Option<&str>,
+) -> Admission {
     let Some(key) = msg.idempotency_key.as_deref() else {
         return Admission::Run;
     };
-    let Some(fingerprint) = fingerprint(&msg.job, msg.params.get()) else {
+    let Some(fingerprint) = fingerprint else {
         // Cannot happen: `params` was read as JSON.
         return Admission::Refuse("the parameters are not JSON".to_owned());
     };
     let ttl = key_ttl(msg);
     let claimed = shared
         .backend
-        .claim_once(&delivery.queue, key, &msg.id, &fingerprint, ttl)
+        .claim_once(&delivery.queue, key, &msg.id, fingerprint, ttl)
         .await;
     match claimed {
         Ok(OnceClaim::Claimed) => Admission::Run,
+        Ok(OnceClaim::Held { id, same: true }) if id == msg.id => {
+            if is_the_claiming_call_again(delivery, msg) {
+                Admission::Run
+            } else {
+                Admission::Copy
+            }
+        }
         Ok(OnceClaim::Held { id, same: true }) => Admission::Held(id),
         Ok(OnceClaim::Held { id, same: false }) => Admission::Conflict(id),
+        Ok(OnceClaim::Refused(reason)) => Admission::Refuse(format!(
+            "the idempotency key {key:?} cannot be claimed: Redis refused it ({reason}); the call did not run"
+        )),
         Err(e) => {
             tracing::warn!(id = %msg.id, error = %e, "could not claim an idempotency key; trying again shortly");
             Admission::Later(CLAIM_RETRY)
         }
+    }
+}
+
+/// Whether a delivery whose key its own call id holds (same fingerprint)
+/// is the call that claimed it: a redelivery of the same entry, or a
+/// retry. Anything else is a fresh entry of the same message.
+fn is_the_claiming_call_again(delivery: &Delivery, msg: &JobMessage<'_>) -> bool {
+    delivery.deliveries > 1 || msg.attempt > 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_redelivery_or_a_retry_is_the_claiming_call_again() {
+        let delivery = |deliveries| Delivery {
+            queue: "S".into(),
+            token: "1-1".into(),
+            payload: Vec::new(),
+            deliveries,
+            enqueued_ms: None,
+            cancelled: false,
+        };
+        let message = |extra: &str| {
+            format!(r#"{{"v":2,"id":"c","job":"S.j","params":{{}},"idempotency_key":"k"{extra}}}"#)
+        };
+        let fresh = message("");
+        let fresh = JobMessage::decode(fresh.as_bytes()).unwrap();
+        assert!(!is_the_claiming_call_again(&delivery(1), &fresh));
+        assert!(is_the_claiming_call_again(&delivery(2), &fresh));
+        let retry = message(r#","attempt":2"#);
+        let retry = JobMessage::decode(retry.as_bytes()).unwrap();
+        assert!(is_the_claiming_call_again(&delivery(1), &retry));
+        // A hand-back never claimed (it is handed back before the claim),
+        // so a handed-back copy of a message is a copy like any other.
+        let handed_back = message(r#","handoffs":3"#);
+        let handed_back = JobMessage::decode(handed_back.as_bytes()).unwrap();
+        assert!(!is_the_claiming_call_again(&delivery(1), &handed_back));
     }
 }

@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::admit::{self, Admission};
 use super::handoff::{self, HandBack};
+use super::requeue::{later, requeue};
 use super::Shared;
 use crate::backend::{Broker, Completion, Delivery};
 use crate::call::{JobId, JobInfo};
@@ -180,12 +181,23 @@ async fn run_message(
     let attempt = attempt_of(&msg, delivery);
     let reply_to = msg.reply_to.as_deref().map(str::to_owned);
     let keep = admit::result_ttl(&msg).map(|ttl| (msg.id.to_string(), ttl));
-    let answer = |reply: Vec<u8>| Completion {
+    // Every reply of a keyed call says which call it answers (the
+    // fingerprint of its job and parameters), so a caller pointed here by
+    // a holder answer can tell it from the reply of another call sent
+    // under the same id. Calls without a key pay nothing for it.
+    let fingerprint = admit::fingerprint_of(&msg);
+    let answered = |reply: Vec<u8>| Completion {
         reply: Some(reply),
         reply_to: reply_to.clone(),
         keep_result: keep.clone(),
         inbox_ttl,
         ..Completion::default()
+    };
+    let answer = |reply: Vec<u8>| match &fingerprint {
+        Some(fingerprint) => {
+            answered(rpc_protocol::reply::with_fingerprint(&reply, fingerprint).unwrap_or(reply))
+        }
+        None => answered(reply),
     };
     let fail = |kind: ErrorKind, message: &str| {
         answer(rpc_protocol::reply::encode_error_reply(
@@ -223,13 +235,15 @@ async fn run_message(
             // it is (not an attempt, not answered).
             let now = tokio::time::Instant::now();
             shared.due_hint.due_at(now + delay + RETRY_HINT_MARGIN);
-            return (later(delivery, &msg.id, delay, msg.run_at_ms), None, label);
+            let at = msg.run_at_ms;
+            return (later(delivery, msg, delay, at), None, label);
         }
         Admission::Refuse(reason) => {
             tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
             return ended(dead_letter(reason), JobOutcome::dead_lettered);
         }
-        Admission::Held(_) | Admission::Conflict(_) => {}
+        // Only claims answer these.
+        Admission::Held(_) | Admission::Copy | Admission::Conflict(_) => {}
     }
     let started = started_ms(delivery.enqueued_ms, msg.sent_ms, msg.run_at_ms);
     let left = time_left(&shared.clock, msg.timeout_ms, started, msg.deadline_ms);
@@ -272,26 +286,53 @@ async fn run_message(
             ),
         };
     }
-    match admit::claim(shared, delivery, &msg).await {
+    match admit::claim(shared, delivery, &msg, fingerprint.as_deref()).await {
         Admission::Run => {}
-        Admission::Later(delay) => return (later(delivery, &msg.id, delay, None), None, label),
+        Admission::Later(delay) => return (later(delivery, msg, delay, None), None, label),
         Admission::Refuse(reason) => {
-            return ended(fail(ErrorKind::BadRequest, &reason), JobOutcome::failed)
+            tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
+            return ended(dead_letter(reason), JobOutcome::dead_lettered);
         }
         Admission::Held(holder) => {
             // The same call again: its caller waits for the holder's result.
             tracing::debug!(job = %msg.job, id = %msg.id, %holder, "a duplicate of an idempotent call; answering with the call that holds its key");
-            return (
-                answer(rpc_protocol::reply::encode_holder_reply(&msg.id, &holder)),
-                None,
-                label,
+            let body = rpc_protocol::reply::encode_holder_reply(
+                &msg.id,
+                &holder,
+                fingerprint.as_deref().unwrap_or_default(),
             );
+            return (answered(body), None, label);
+        }
+        Admission::Copy => {
+            // A second copy of the holder's own message: it does not run.
+            // Its caller (the holder's) is pointed at the kept result the
+            // first copy writes, in case this answer comes first; nothing
+            // is kept, which would overwrite that result.
+            tracing::debug!(job = %msg.job, id = %msg.id, "a second copy of a keyed call's message; not running it");
+            let body = rpc_protocol::reply::encode_holder_reply(
+                &msg.id,
+                &msg.id,
+                fingerprint.as_deref().unwrap_or_default(),
+            );
+            let completion = match reply_to.clone() {
+                Some(to) => Completion {
+                    reply: Some(body),
+                    reply_to: Some(to),
+                    inbox_ttl,
+                    ..Completion::default()
+                },
+                None => Completion::default(),
+            };
+            return (completion, None, label);
         }
         Admission::Conflict(holder) => {
             let key = msg.idempotency_key.as_deref().unwrap_or_default();
-            let data = serde_json::json!({ "holder": holder, "key": key }).to_string();
+            // Not the holder's id: it is another caller's (another
+            // tenant's, maybe), and knowing it is enough to cancel it.
+            tracing::debug!(job = %msg.job, id = %msg.id, %holder, "an idempotency key held for other parameters");
+            let data = serde_json::json!({ "key": key }).to_string();
             let message = format!(
-                "idempotency key {key:?} is held by call {holder} with other parameters (or another job); this call did not run"
+                "idempotency key {key:?} is held by another call with other parameters (or another job); this call did not run"
             );
             return ended(
                 answer(rpc_protocol::reply::encode_error_reply(
@@ -450,36 +491,6 @@ async fn run_message(
     }
 }
 
-/// The completion that queues `next` again as a new entry, at once or on
-/// the schedule after `delay` (a backoff, or a hand-back's delay). The new
-/// entry gets a new broker timestamp (when it is queued, or due), so it
-/// carries the time left from then to `due` as its `timeout_ms`: it keeps
-/// the call's deadline.
-fn requeue(mut next: JobMessage, due: Option<tokio::time::Instant>, delay: Duration) -> Completion {
-    if let (Some(due), Some(_)) = (due, next.timeout_ms) {
-        let left = due.saturating_duration_since(tokio::time::Instant::now() + delay);
-        next.timeout_ms = Some(left.as_millis() as u64);
-    }
-    // The new entry's own timestamp is where its time left counts from.
-    next.sent_ms = None;
-    next.run_at_ms = None;
-    let requeue_after = (!delay.is_zero()).then(|| (next.id.to_string(), delay));
-    match serde_json::to_vec(&next) {
-        Ok(payload) => Completion {
-            requeue: Some(payload),
-            requeue_after,
-            requeue_at_ms: None,
-            ..Completion::default()
-        },
-        Err(e) => {
-            // Cannot happen (it was decoded from JSON); if it did, the job
-            // is acked without a trace but this line.
-            tracing::error!(error = %e, id = %next.id, "could not re-encode a job to queue it again");
-            Completion::default()
-        }
-    }
-}
-
 /// Whether call `id` is cancelled as far as the broker knows, asked only
 /// while this worker has had to forget cancellations (a storm of them):
 /// otherwise what it learned is the whole answer.
@@ -497,18 +508,6 @@ async fn forgot_cancelled(shared: &Shared, delivery: &Delivery, id: &str) -> boo
             tracing::warn!(id, error = %e, "could not ask the broker whether a call is cancelled; running it");
             false
         }
-    }
-}
-
-/// The completion that puts a delivery back on the schedule, as it is,
-/// after `delay`, or at `at` on the broker's clock (a delayed call that
-/// came early: its own `run_at_ms`).
-fn later(delivery: &Delivery, id: &str, delay: Duration, at: Option<u64>) -> Completion {
-    Completion {
-        requeue: Some(delivery.payload.clone()),
-        requeue_after: Some((id.to_owned(), delay.max(Duration::from_millis(1)))),
-        requeue_at_ms: at,
-        ..Completion::default()
     }
 }
 

@@ -43,6 +43,7 @@ mod lifecycle;
 mod pause;
 mod periodic;
 mod probe;
+mod requeue;
 mod take;
 
 use std::collections::{HashMap, HashSet};

@@ -190,6 +190,11 @@ async fn a_client_cannot_rewrite_a_delayed_call_whose_id_it_knows() {
         json!(16),
         "the delayed call as its caller sent it"
     );
+    // The attacker's call was dead-lettered by the worker role's own
+    // rights (complete.lua step `S`: HGET, XADD to the dead letters).
+    let dead = redis.cli(["XRANGE", "rpc:{Acl}:dead", "-", "+"]);
+    assert!(dead.contains("already scheduled"), "{dead}");
+    assert_acl_log_empty(&redis);
 }
 
 /// SECURITY.md: "Call ids are 128 random bits: knowing one is the

@@ -97,19 +97,27 @@ async fn the_fingerprint_is_of_the_canonical_parameters() {
         "\"params\":{}",
         r#""params":{"b":[1.0,2e0],"a":{"y":-0,"x":"é"},"big":9007199254740993}"#,
     ));
-    assert!(rig.reply("rpc:inbox:{fp}").get("ok").is_some());
+    let first = rig.reply("rpc:inbox:{fp}");
+    assert!(first.get("ok").is_some(), "{first}");
     // Independently: the canonical text, hashed by hand.
     let canonical = r#"{"a":{"x":"é","y":0},"b":[1,2],"big":9007199254740993}"#;
     let sha = Sha256::digest(format!("Rules.echo\n{canonical}").as_bytes());
     let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(get(&rig, "rpc:{Rules}:once:fp-key"), format!("fp-1 {hex}"));
+    // A keyed call's reply, and the result kept for it, say its fingerprint.
+    assert_eq!(first["fingerprint"], json!(hex), "{first}");
+    let kept: Value = serde_json::from_str(&get(&rig, "rpc:result:{fp-1}")).unwrap();
+    assert_eq!(kept["fingerprint"], json!(hex), "{kept}");
     // The same call spelled otherwise: answered with the holder.
     rig.send_raw(&keyed("fp-2", json!({})).to_string().replace(
         "\"params\":{}",
         r#""params":{"big":9007199254740993,"a":{"y":0,"x":"\u00e9"},"b":[1,2]}"#,
     ));
     let reply = rig.reply("rpc:inbox:{fp}");
-    assert_eq!(reply, json!({"v": 1, "id": "fp-2", "holder": "fp-1"}));
+    assert_eq!(
+        reply,
+        json!({"v": 1, "id": "fp-2", "fingerprint": hex, "holder": "fp-1"})
+    );
     // One integer off (where doubles would agree): a conflict.
     rig.send_raw(&keyed("fp-3", json!({})).to_string().replace(
         "\"params\":{}",
@@ -117,10 +125,8 @@ async fn the_fingerprint_is_of_the_canonical_parameters() {
     ));
     let reply = rig.reply("rpc:inbox:{fp}");
     assert_eq!(reply["error"]["kind"], "idempotency_conflict", "{reply}");
-    assert_eq!(
-        reply["error"]["data"],
-        json!({"holder": "fp-1", "key": "fp-key"})
-    );
+    assert_eq!(reply["error"]["data"], json!({"key": "fp-key"}));
+    assert!(!reply.to_string().contains("fp-1"), "{reply}");
 }
 
 /// Point 13: a service whose calls wait only on its schedule or its intake

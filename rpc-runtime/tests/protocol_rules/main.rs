@@ -5,6 +5,7 @@
 //! rpc-runtime client is involved. The job lifecycle's rules (start times,
 //! idempotency keys, cancellation, the poll script) are in `lifecycle.rs`.
 
+mod known_ids;
 mod lifecycle;
 
 use std::sync::{Arc, Mutex};

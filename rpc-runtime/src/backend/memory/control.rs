@@ -64,9 +64,6 @@ impl Control for MemoryBackend {
         let key = (queue.to_owned(), key.to_owned());
         if let Some((holder, theirs, _)) = state.once.get(&key) {
             let same = theirs == fingerprint;
-            if holder == id && same {
-                return Ok(OnceClaim::Claimed);
-            }
             return Ok(OnceClaim::Held {
                 id: holder.clone(),
                 same,

@@ -418,7 +418,7 @@ impl Inspection for MemoryBackend {
                 .filter_map(|d| Some((entry_number(&d.token)?, d.token.clone())))
                 .collect(),
         };
-        matches.sort_by(|a, b| b.0.cmp(&a.0));
+        matches.sort_by_key(|m| std::cmp::Reverse(m.0));
         let finished = matches.len() <= max_matches && Instant::now() <= deadline;
         matches.truncate(max_matches);
         Ok(Found {

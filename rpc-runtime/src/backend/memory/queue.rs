@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use rpc_protocol::limits::{is_client_id, DEFAULT_INBOX_TTL};
+use rpc_protocol::stream::ALREADY_SCHEDULED;
 
 use super::registry::MemoryBackend;
 use super::state::{entry_number, token as token_text, Inbox};
@@ -182,7 +183,23 @@ impl Queue for MemoryBackend {
                         ),
                         None => *delay,
                     };
-                    state.schedule(&delivery.queue, token, payload.clone(), delay);
+                    let taken = state.schedule(&delivery.queue, token, payload.clone(), delay);
+                    if let Err(payload) = taken {
+                        state.next_token += 1;
+                        let dead_token = token_text(
+                            rpc_protocol::time::unix_ms(SystemTime::now()),
+                            state.next_token,
+                        );
+                        let q = state.queues.entry(delivery.queue.clone()).or_default();
+                        if q.dead.len() >= DEAD_LETTER_CAP {
+                            q.dead.pop_front();
+                        }
+                        q.dead.push_back(DeadLetter {
+                            token: dead_token,
+                            reason: ALREADY_SCHEDULED.to_owned(),
+                            payload,
+                        });
+                    }
                 }
                 None => state.enqueue(&delivery.queue, payload.clone(), false),
             }

@@ -87,14 +87,28 @@ impl State {
         });
     }
 
-    /// Puts a job on the schedule under `token`, due after `delay`.
-    pub(super) fn schedule(&mut self, queue: &str, token: &str, payload: Vec<u8>, delay: Duration) {
+    /// Puts a job on the schedule under `token`, due after `delay`, unless
+    /// the token is taken: a scheduled job is never replaced (as
+    /// complete.lua's `S`). Returns the job back when another message holds
+    /// the token; the same message again is taken as done.
+    pub(super) fn schedule(
+        &mut self,
+        queue: &str,
+        token: &str,
+        payload: Vec<u8>,
+        delay: Duration,
+    ) -> Result<(), Vec<u8>> {
         let due =
             rpc_protocol::time::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
-        self.scheduled
-            .entry(queue.to_owned())
-            .or_default()
-            .insert(token.to_owned(), (due, payload));
+        let scheduled = self.scheduled.entry(queue.to_owned()).or_default();
+        match scheduled.get(token) {
+            Some((_, held)) if *held == payload => Ok(()),
+            Some(_) => Err(payload),
+            None => {
+                scheduled.insert(token.to_owned(), (due, payload));
+                Ok(())
+            }
+        }
     }
 
     /// Notes that `consumer` read `queue` now (Redis's consumer idle time).
@@ -118,4 +132,28 @@ pub(super) fn token(ms: u64, n: u64) -> String {
 /// The entry number of a token ([`token`]); `None` for anything else.
 pub(super) fn entry_number(token: &str) -> Option<u64> {
     token.split_once('-')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scheduled_job_is_never_replaced_under_its_token() {
+        let mut state = State::default();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(state.schedule("S", "c", b"first".to_vec(), hour), Ok(()));
+        let due = state.scheduled["S"]["c"].0;
+        // The same message again: taken as done.
+        assert_eq!(
+            state.schedule("S", "c", b"first".to_vec(), hour * 2),
+            Ok(())
+        );
+        // Another: handed back, for the dead-letter stream.
+        assert_eq!(
+            state.schedule("S", "c", b"other".to_vec(), Duration::ZERO),
+            Err(b"other".to_vec())
+        );
+        assert_eq!(state.scheduled["S"]["c"], (due, b"first".to_vec()));
+    }
 }

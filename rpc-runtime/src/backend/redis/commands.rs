@@ -30,6 +30,26 @@ impl Commands {
         }
     }
 
+    /// [`Commands::query`], also saying whether the command went out a
+    /// second time because the first try's connection failed: Redis may
+    /// then have run it twice, and a command whose answer depends on what
+    /// was there before (`SET ... NX GET`) may be reading its own first
+    /// run. (A Cluster connection retries inside the driver, unseen.)
+    pub(super) async fn query_told_of_retry<T: FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> (redis::RedisResult<T>, bool) {
+        match self {
+            Commands::Single(con) => match cmd.query_async(&mut con.clone()).await {
+                Err(e) if is_connection_failure(&e) => {
+                    (cmd.query_async(&mut con.clone()).await, true)
+                }
+                other => (other, false),
+            },
+            Commands::Cluster(con) => (cmd.query_async(&mut con.clone()).await, false),
+        }
+    }
+
     /// Runs a script by hash, loading it first if Redis does not have it
     /// (a restart empties the script cache). The script's own answer comes
     /// back as a value, a refusal of the call itself as an error.

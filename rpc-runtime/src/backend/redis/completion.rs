@@ -97,7 +97,7 @@ impl<'a> Call<'a> {
         let mut plan = String::new();
         let mut call_keys = Vec::new();
         let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 13];
-        // A step and its key (`S` has three more keys, pushed with a step
+        // A step and its key (`S` has four more keys, pushed with a step
         // of `None`).
         let mut step = |letter: Option<char>, key: String| {
             if let Some(letter) = letter {
@@ -127,6 +127,9 @@ impl<'a> Call<'a> {
                         step(None, keys.scheduled(&delivery.queue));
                         step(None, keys.cancelled(&delivery.queue));
                         step(None, jobs.clone());
+                        // Where a message under a token already scheduled goes.
+                        step(None, keys.dead(&delivery.queue));
+                        args[7] = Cow::Owned(DEAD_LETTER_CAP.to_string().into_bytes());
                         args[10] = Cow::Borrowed(retry_token.as_bytes());
                         args[11] = Cow::Owned(delay.as_millis().to_string().into_bytes());
                         if let Some(at) = completion.requeue_at_ms {
