@@ -18,9 +18,7 @@ fn redis() -> RedisServer {
 }
 
 /// What one call of `intake.lua` answered: `{moved, cancels, refused,
-/// error, dead}`, with the element and byte limits given and the others
-/// as a worker passes them (a day of cancellations, ids of 256 bytes, a
-/// dead-letter cap of 10,000).
+/// error, dead}`.
 #[derive(Debug, PartialEq)]
 struct Answer {
     moved: u64,
@@ -30,6 +28,7 @@ struct Answer {
     dead: u64,
 }
 
+/// Reads `redis-cli`'s print of the answer (one part a line).
 fn parse_answer(out: &str) -> Answer {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 5, "intake.lua answered {out:?}");
@@ -47,8 +46,12 @@ fn parse_answer(out: &str) -> Answer {
     }
 }
 
-/// One call of `intake.lua`, as `redis-cli` prints its answer.
-fn call_script(redis: &RedisServer, max_bytes: usize, largest: usize) -> String {
+/// One call of `intake.lua`, as `redis-cli` prints its answer: at most
+/// `per_list` elements of each list, a budget of `max_bytes`, elements
+/// over `largest` bytes dead-lettered; the other arguments as a worker
+/// passes them (a day of cancellations, ids of 256 bytes, a dead-letter
+/// cap of 10,000).
+fn call_script(redis: &RedisServer, per_list: usize, max_bytes: usize, largest: usize) -> String {
     redis.cli([
         "EVAL",
         rpc_runtime::protocol::scripts::INTAKE.source,
@@ -60,7 +63,7 @@ fn call_script(redis: &RedisServer, max_bytes: usize, largest: usize) -> String 
         "rpc:{Mover}:scheduled",
         CANCELLED,
         DEAD_STREAM,
-        "1000",
+        &per_list.to_string(),
         &max_bytes.to_string(),
         "86400000",
         "256",
@@ -92,31 +95,63 @@ fn llen(redis: &RedisServer, key: &str) -> usize {
     redis.cli(["LLEN", key]).trim().parse().unwrap()
 }
 
-/// Order: what a mover took (`moving`) goes before what is still on the
-/// intake. Reproduces the third round's finding: with A and B in `moving`
-/// and the byte budget spent after A, the script went on to the intake
-/// and moved C ahead of B (A, C, B).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_intake_keeps_order_when_the_byte_budget_stops_a_move() {
-    let redis = redis();
-    let (a, b, c) = ("A".repeat(50), "B".repeat(100), "C".repeat(10));
-    redis.cli(["RPUSH", MOVING, &a, &b]);
-    redis.cli(["RPUSH", INTAKE_LIST, &c]);
+/// Moves `moving` = `taken` and `intake` = `waiting` onto a fresh stream
+/// with calls of `intake.lua` taking at most `per_list` elements of each
+/// list and `max_bytes` bytes, until both lists are empty; returns the
+/// stream's messages in order.
+fn move_all(
+    redis: &RedisServer,
+    taken: &[&str],
+    waiting: &[&str],
+    per_list: usize,
+    max_bytes: usize,
+) -> Vec<String> {
+    redis.cli(["DEL", MOVING, INTAKE_LIST, STREAM]);
+    redis.cli([&["RPUSH", MOVING][..], taken].concat());
+    redis.cli([&["RPUSH", INTAKE_LIST][..], waiting].concat());
     let mut calls = 0;
-    while llen(&redis, MOVING) + llen(&redis, INTAKE_LIST) > 0 {
+    while llen(redis, MOVING) + llen(redis, INTAKE_LIST) > 0 {
         calls += 1;
         assert!(calls <= 10, "the lists never emptied");
-        let answer = call_script(&redis, 70, 1_000);
+        let answer = call_script(redis, per_list, max_bytes, 1_000);
         assert!(
             !answer.starts_with("0\n"),
             "a call moves at least one: {answer}"
         );
     }
-    let moved: Vec<String> = entries(&redis, STREAM)
+    entries(redis, STREAM)
         .into_iter()
         .map(|fields| fields[1].clone())
-        .collect();
-    assert_eq!(moved, [a, b, c], "the stream got the elements out of order");
+        .collect()
+}
+
+/// Order: what a mover took (`moving`) goes before what is still on the
+/// intake, however a call's limits stop it. Reproduces the third round's
+/// finding: with A and B in `moving` and the byte budget spent after A,
+/// the script went on to the intake and moved C ahead of B (A, C, B).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intake_keeps_order_when_a_move_stops_early() {
+    let redis = redis();
+    let (a, b, c, d) = (
+        "A".repeat(50),
+        "B".repeat(100),
+        "C".repeat(10),
+        "D".repeat(20),
+    );
+    // The byte budget (70) is spent in `moving`, before D.
+    let moved = move_all(&redis, &[&a, &b, &d], &[&c], 1_000, 70);
+    assert_eq!(
+        moved,
+        [&a, &b, &d, &c].map(String::as_str),
+        "out of order (a budget of 70 bytes)"
+    );
+    // The element count (1 per list) stops the call in `moving`.
+    let moved = move_all(&redis, &[&a, &b], &[&c], 1, 1_000_000);
+    assert_eq!(
+        moved,
+        [&a, &b, &c].map(String::as_str),
+        "out of order (1 element per list)"
+    );
 }
 
 /// Cancellation: a job message whose call is cancelled, by a cancellation
@@ -143,7 +178,7 @@ async fn a_job_message_cancelled_in_its_batch_or_before_is_moved_flagged() {
     for element in elements {
         redis.cli(["RPUSH", INTAKE_LIST, element]);
     }
-    let answer = call_script(&redis, 1024 * 1024, 16 * 1024 * 1024);
+    let answer = call_script(&redis, 1_000, 1024 * 1024, 16 * 1024 * 1024);
     let flagged: Vec<(String, bool)> = entries(&redis, STREAM)
         .into_iter()
         .map(|fields| {
@@ -179,7 +214,7 @@ async fn an_intake_element_over_the_size_limit_is_dead_lettered_not_moved() {
     let redis = redis();
     let big = format!("{{\"v\":1,\"id\":\"big\",\"s\":\"{}\"}}", "x".repeat(3_000));
     redis.cli(["RPUSH", INTAKE_LIST, "before", &big, "after"]);
-    let answer = call_script(&redis, 1024 * 1024, 2_000);
+    let answer = call_script(&redis, 1_000, 1024 * 1024, 2_000);
     // Their first bytes (the oversized one would fill the screen).
     let moved: Vec<String> = entries(&redis, STREAM)
         .into_iter()
