@@ -133,10 +133,9 @@ mod tests {
                 "{}: the header names the script",
                 script.name
             );
-            for part in ["KEYS[1]", "ARGV[1]"] {
-                let uses = script.source.contains(part);
+            for part in used_arguments(script.source) {
                 assert!(
-                    !uses || header.contains(part),
+                    header.contains(&part),
                     "{}: uses {part} without saying what it is",
                     script.name
                 );
@@ -149,5 +148,28 @@ mod tests {
         assert!(COMPLETE
             .source
             .contains(&format!("'{}'", crate::stream::ALREADY_SCHEDULED)));
+    }
+
+    /// Every `KEYS[n]` and `ARGV[n]` a source names (`n` a number).
+    fn used_arguments(source: &str) -> Vec<String> {
+        let mut used = Vec::new();
+        for table in ["KEYS[", "ARGV["] {
+            for (at, _) in source.match_indices(table) {
+                let rest = &source[at + table.len()..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if !digits.is_empty() && rest[digits.len()..].starts_with(']') {
+                    used.push(format!("{table}{digits}]"));
+                }
+            }
+        }
+        used.sort();
+        used.dedup();
+        used
+    }
+
+    #[test]
+    fn the_header_check_sees_every_argument_a_script_names() {
+        let used = used_arguments("redis.call('GET', KEYS[1], ARGV[12], KEYS[i], ARGV[2])");
+        assert_eq!(used, ["ARGV[12]", "ARGV[2]", "KEYS[1]"]);
     }
 }

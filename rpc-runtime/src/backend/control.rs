@@ -15,7 +15,8 @@ pub struct DeadLetter {
     pub token: String,
     /// Why it was dead-lettered.
     pub reason: String,
-    /// The message exactly as it was on the queue.
+    /// The message exactly as it was on the queue (of an intake element
+    /// over the workers' size limit, only its first KiB).
     pub payload: Vec<u8>,
 }
 

@@ -61,9 +61,15 @@ pub trait Reader: Send {
 
     /// Waits up to `wait` for calls on `queue`'s intake and moves what is
     /// there onto the queue (see
-    /// [`Queue::has_intake`](super::queue::Queue::has_intake)); returns how many
-    /// elements it moved or applied.
-    async fn move_intake(&mut self, _queue: &str, wait: Duration) -> Result<usize, Error> {
+    /// [`Queue::has_intake`](super::queue::Queue::has_intake)), dead-lettering
+    /// elements over `max_message_bytes`; returns how many elements it
+    /// moved, applied or dead-lettered.
+    async fn move_intake(
+        &mut self,
+        _queue: &str,
+        wait: Duration,
+        _max_message_bytes: usize,
+    ) -> Result<usize, Error> {
         tokio::time::sleep(wait).await;
         Ok(0)
     }

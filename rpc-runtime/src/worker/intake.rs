@@ -58,7 +58,7 @@ async fn mover(shared: Arc<Shared>, queue: String, mut stop: tokio::sync::watch:
             },
         };
         let moved = tokio::select! {
-            moved = r.move_intake(&queue, WAIT) => moved,
+            moved = r.move_intake(&queue, WAIT, shared.settings.max_message_bytes) => moved,
             _ = stop.changed() => return,
         };
         match moved {

@@ -3,8 +3,11 @@
 //! (or `RPUSH` onto the intake), and its answers are read with `BLPOP`,
 //! `GET`, `PTTL` and `XRANGE`, as a client in another language would. No
 //! rpc-runtime client is involved. The job lifecycle's rules (start times,
-//! idempotency keys, cancellation, the poll script) are in `lifecycle.rs`.
+//! idempotency keys, cancellation, the poll script) are in `lifecycle.rs`;
+//! the intake script's (order, cancelled flags, oversized elements) in
+//! `intake.rs`.
 
+mod intake;
 mod known_ids;
 mod lifecycle;
 

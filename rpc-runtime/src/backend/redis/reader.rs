@@ -15,7 +15,7 @@ use redis::{AsyncConnectionConfig, RedisError, Value};
 use super::commands::{create_group, is_nogroup, Commands};
 use super::completion::{complete_on, outcome, Call, Slots};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
-use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, EnqueueMode};
+use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, report, EnqueueMode};
 use super::resp::RespConnection;
 use super::values::collect_deliveries;
 use rpc_protocol::stream::GROUP;
@@ -465,8 +465,13 @@ impl Reader for RedisReader {
         }
     }
 
-    async fn move_intake(&mut self, queue: &str, wait: Duration) -> Result<usize, Error> {
-        let pipe = move_pipeline(&self.keys, queue, wait);
+    async fn move_intake(
+        &mut self,
+        queue: &str,
+        wait: Duration,
+        max_message_bytes: usize,
+    ) -> Result<usize, Error> {
+        let pipe = move_pipeline(&self.keys, queue, wait, max_message_bytes);
         let script = if matches!(self.source, ReaderSource::Cluster(_)) {
             // A cluster connection may split a pipeline by node; the keys
             // share a slot, but send the two one after the other.
@@ -500,22 +505,11 @@ impl Reader for RedisReader {
                 None => return Ok(0),
             }
         };
-        let moved = parse_moved(&script)
-            .ok_or_else(|| Error::Broker(format!("unexpected answer to intake.lua: {script:?}")))?;
-        if moved.refused > 0 {
-            tracing::warn!(
-                queue,
-                refused = moved.refused,
-                "ignored cancellation requests whose call id is not 1 to 256 bytes"
-            );
-        }
-        if let Some(error) = &moved.error {
-            // Left on the intake (out of memory, say): the next turn tries again.
-            return Err(Error::Broker(format!(
-                "moving the intake of `{queue}` onto its stream was refused: {error}"
-            )));
-        }
-        Ok(moved.messages + moved.cancels + moved.refused)
+        let moved = parse_moved(&script).ok_or_else(|| {
+            let shown: String = format!("{script:?}").chars().take(200).collect();
+            Error::Broker(format!("unexpected answer to intake.lua: {shown}"))
+        })?;
+        report(queue, &moved, max_message_bytes)
     }
 }
 
