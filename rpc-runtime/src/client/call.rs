@@ -33,8 +33,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::Client;
-use super::{Pending, Response};
+use super::handle::Client;
+use super::pending::Pending;
+
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error, Never};
 
@@ -50,6 +51,10 @@ pub struct OneWay;
 /// A one-way call (a job that returns nothing).
 pub type OneWayCall = Call<(), Never, OneWay>;
 
+/// What a call answers, fails with and how it is sent, carried only as
+/// types (a `fn` pointer keeps the call `Send` whatever `T` and `E` are).
+type Types<T, E, M> = PhantomData<fn() -> (T, E, M)>;
+
 /// A call of one job, not sent yet: set its options, then `.await` it.
 ///
 /// `T` is what the job answers and `E` its application error ([`Never`]
@@ -61,7 +66,7 @@ pub struct Call<T, E = Never, M = Answered> {
     job: Result<JobRef, Error>,
     params: Result<Box<RawValue>, Error>,
     options: CallOptions,
-    _types: PhantomData<fn() -> (T, E, M)>,
+    _types: Types<T, E, M>,
 }
 
 impl<T, E, M> std::fmt::Debug for Call<T, E, M> {
@@ -167,7 +172,7 @@ impl<T, E, M> Call<T, E, M> {
         self
     }
 
-    fn parts(self) -> Result<(Client, JobRef, Box<RawValue>, CallOptions), Error> {
+    pub(super) fn parts(self) -> Result<(Client, JobRef, Box<RawValue>, CallOptions), Error> {
         Ok((self.client, self.job?, self.params?, self.options))
     }
 }
@@ -184,17 +189,6 @@ where
     pub async fn send(self) -> Result<Pending<T, E>, Error> {
         let (client, job, params, options) = self.parts()?;
         client.send_typed(&job, &*params, &options).await
-    }
-}
-
-impl Call<serde_json::Value, serde_json::Value, Answered> {
-    /// Sends the call and waits for the answer in the old library's shape:
-    /// its `data`, with the call's `id` and the `response_key` its result
-    /// is kept under. An application error is an [`Error::Remote`] of kind
-    /// `app` carrying the error value.
-    pub async fn response(self) -> Result<Response, Error> {
-        let (client, job, params, options) = self.parts()?;
-        client.respond(job, &params, &options).await
     }
 }
 

@@ -4,9 +4,14 @@
 //! `worker::pause`); the caller of a cancelled call is answered
 //! `cancelled` by the worker that skips or stops it.
 
-use super::*;
-use crate::backend::Cancelled;
 use rpc_protocol::limits::MAX_ID_BYTES;
+
+use super::handle::Client;
+use super::pending::Pending;
+
+use crate::backend::Cancelled;
+use crate::call::JobId;
+use crate::error::Error;
 
 impl Client {
     /// Cancels call `id` of `service`: if it waits on the schedule it is

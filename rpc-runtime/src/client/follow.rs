@@ -14,7 +14,12 @@
 //! them; its kept result cannot be checked and is taken as before, when
 //! it is an answer.
 
-use super::*;
+use rpc_protocol::reply::ReplyMessage;
+
+use super::reply::{ok_result, JobLabel};
+
+use crate::call::JobId;
+use crate::error::Error;
 
 /// The call a holder answer names, and the fingerprint of the claim it
 /// matched (`None` from a worker that predates fingerprints in replies).

@@ -1,7 +1,20 @@
 //! The leading call: a lone call sends its job and the blocking read of
 //! the inbox as one round trip, and reads until its own reply comes.
 
-use super::*;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::handle::Client;
+use super::routing::{ReaderLease, REPLY_BATCH, REPLY_POLL};
+
+use crate::call::JobId;
+
+/// How long the read sent along with a leading call's job blocks. A job
+/// that Redis refused is only reported when that read returns, so it is
+/// short; a slower job's leader just reads again.
+const LEAD_FIRST_WAIT: Duration = Duration::from_millis(100);
 
 /// How a leading call ended.
 pub(super) enum Led {

@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use tracing::Span;
 
-use super::*;
-use crate::telemetry::spans;
-use crate::telemetry::{TraceContext, TRACEPARENT};
+use super::handle::Client;
+
+use crate::call::{CallOptions, JobRef};
+use crate::error::{CallError, Error, ErrorKind};
+use crate::telemetry::{spans, TraceContext, TRACEPARENT};
 
 /// One call being observed.
 pub(super) struct Observed {

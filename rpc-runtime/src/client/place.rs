@@ -8,9 +8,16 @@
 //! idempotency key when they take the call. The client writes no schedule
 //! or key itself: the client ACL role may not (docs/SECURITY.md).
 
-use super::*;
-use crate::clock::BrokerClock;
+use std::time::Duration;
+
 use rpc_protocol::limits::{MAX_DELAY_MS, MAX_TTL_MS};
+
+use super::reply::{label, timed_out};
+
+use crate::backend::Broker;
+use crate::call::{CallOptions, JobId, JobRef};
+use crate::clock::BrokerClock;
+use crate::error::Error;
 
 /// When a call is due, and under which idempotency key it is sent.
 #[derive(Debug, Clone, Default)]

@@ -1,7 +1,22 @@
 //! A client's reply inbox: who holds its reader, and how each reply gets
 //! to the call waiting for it.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::backend::{Broker, PushedAndPopped, Reader};
+use crate::call::JobId;
+use crate::error::Error;
+use crate::sync::lock;
+
+/// Replies fetched per blocking read.
+pub(super) const REPLY_BATCH: usize = 256;
+/// How long one blocking read of the inbox waits before looping (to
+/// notice shutdown).
+pub(super) const REPLY_POLL: Duration = Duration::from_secs(1);
 
 /// A client's reply inbox and who reads it.
 pub(super) struct Inbox {

@@ -2,9 +2,27 @@
 //! job and the read of the inbox in one round trip) or waiting for the
 //! router to hand the reply over.
 
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime};
+
+use rpc_protocol::job::{JobName, OutgoingJob, PROTOCOL_VERSION};
+use serde::Serialize;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::*;
+use super::follow::{holder_of, vouched};
+use super::handle::Client;
+use super::interceptor::Outgoing;
+use super::lead::{Lead, Led};
+use super::observe::Observed;
+use super::pending::Pending;
+
+use super::place::{self, place_until, Placement};
+use super::reply::{label, timed_out};
+
+use crate::call::{CallOptions, JobId, JobRef};
+use crate::error::Error;
+use crate::sync::lock;
 use crate::telemetry::{TraceContext, TRACEPARENT};
 
 impl Client {
@@ -377,16 +395,6 @@ impl Client {
         let kept = attached.poll_kept().await?;
         let body = vouched(label(job), &holder, kept)?;
         Ok((holder.id, body))
-    }
-
-    pub(super) fn ensure_router(&self) {
-        let mut router = lock(&self.inner.router);
-        if router.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        let backend = self.inner.backend.clone();
-        let inbox = Arc::downgrade(&self.inner.inbox);
-        *router = Some(tokio::spawn(route_replies(backend, inbox)));
     }
 }
 

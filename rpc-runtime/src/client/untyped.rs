@@ -2,7 +2,15 @@
 //! `JobRef`s the typed machinery wants, and application errors as plain
 //! runtime errors.
 
-use super::*;
+use std::sync::Mutex;
+
+use super::call::{Answered, Call, OneWayCall};
+use super::handle::Client;
+use super::reply::{decode_reply, label};
+
+use crate::call::{CallOptions, JobId, JobRef};
+use crate::error::{CallError, Error, ErrorKind};
+use crate::sync::lock;
 
 /// The `JobRef` of an untyped call to `Service.job`.
 pub(super) fn untyped_ref(job: &str) -> Result<JobRef, Error> {
@@ -49,4 +57,94 @@ pub(super) fn intern(s: &str) -> &'static str {
     let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
     names.insert(leaked);
     leaked
+}
+
+/// The answer to an untyped [`Client::call_and_wait`]: the old library's
+/// `Response { data, id, response_key }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// What the job returned.
+    pub data: serde_json::Value,
+    /// The call id.
+    pub id: JobId,
+    /// The key under which the result is kept (while its TTL lasts, when the
+    /// call asked for it to be kept).
+    pub response_key: String,
+}
+
+impl Client {
+    /// A call of `job` (`Service.job`) with `data`: `.await` sends it and
+    /// waits for the answer (options go on the [`Call`] first; `.send()`
+    /// gives a [`Pending`] handle instead).
+    ///
+    /// ```no_run
+    /// # async fn f(client: rpc_runtime::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let sum = client.call("Calculator.add", serde_json::json!({"a": 1, "b": 2})).await?;
+    /// assert_eq!(sum, 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn call(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+    ) -> Call<serde_json::Value, serde_json::Value> {
+        Call::new(self, untyped_ref(job), &data)
+    }
+
+    /// A one-way send of `job` with `data`: `.await` returns its id once it
+    /// is queued, and nothing waits for an answer (the old library's
+    /// `call(name, data)`).
+    pub fn send(&self, job: &str, data: serde_json::Value) -> OneWayCall {
+        Call::new(self, untyped_ref(job), &data)
+    }
+
+    /// Calls `job` with `data` and waits for the answer, as the old
+    /// library's `call_and_wait` did: the answer's `data`, with the call's
+    /// `id` and the `response_key` its result is kept under (see
+    /// [`Call::response`], which takes options).
+    pub async fn call_and_wait(
+        &self,
+        job: &str,
+        data: serde_json::Value,
+    ) -> Result<Response, Error> {
+        self.call(job, data).response().await
+    }
+
+    /// What [`Call::response`] runs.
+    pub(super) async fn respond(
+        &self,
+        job: JobRef,
+        data: &serde_json::value::RawValue,
+        options: &CallOptions,
+    ) -> Result<Response, Error> {
+        let observed = self.observe(&job, options);
+        let answer = self
+            .call_raw(&job, data, options, true, &observed)
+            .await
+            .map_err(CallError::Rpc)
+            .and_then(|(id, body)| {
+                decode_reply::<serde_json::Value, serde_json::Value>(label(&job), &body)
+                    .map(|data| (id, data))
+            });
+        self.observed(observed, &job, &answer);
+        let name = label(&job).to_string();
+        let (id, data) = answer.map_err(|e| untyped_error(&name, e))?;
+        let response_key = self.inner.backend.result_name(id.as_str());
+        Ok(Response {
+            data,
+            id,
+            response_key,
+        })
+    }
+}
+
+impl Call<serde_json::Value, serde_json::Value, Answered> {
+    /// Sends the call and waits for the answer in the old library's shape:
+    /// its `data`, with the call's `id` and the `response_key` its result
+    /// is kept under. An application error is an [`Error::Remote`] of kind
+    /// `app` carrying the error value.
+    pub async fn response(self) -> Result<Response, Error> {
+        let (client, job, params, options) = self.parts()?;
+        client.respond(job, &params, &options).await
+    }
 }

@@ -22,12 +22,14 @@
 
 use std::time::Duration;
 
-use super::Shared;
-use crate::backend::{Delivery, OnceClaim};
-use crate::call::CallOptions;
 use rpc_protocol::fingerprint::fingerprint;
 use rpc_protocol::job::JobMessage;
 use rpc_protocol::limits::MAX_DELAY_MS;
+
+use super::shared::Shared;
+
+use crate::backend::{Delivery, OnceClaim};
+use crate::call::CallOptions;
 
 /// How long a call whose key could not be claimed (the broker failed)
 /// waits on the schedule before a worker tries again.

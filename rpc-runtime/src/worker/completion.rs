@@ -21,13 +21,13 @@
 //! completions goes through again (a dead letter sent in place of a refused
 //! completion does not count).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::Shared;
+use super::shared::Shared;
+
 use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
 use crate::telemetry::{JobOutcome, UNKNOWN};
 
@@ -41,42 +41,6 @@ const FALLBACKS: usize = 2;
 
 /// Jobs finished, whose completions go out later.
 pub(super) type Finished = Vec<(Delivery, Completion)>;
-
-/// Completions in flight, so that a stopping worker waits for them.
-#[derive(Default)]
-pub(super) struct Outstanding {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-/// One completion in flight; dropping it says it is over.
-pub(super) struct OutstandingGuard(Arc<Outstanding>);
-
-impl Outstanding {
-    pub(super) fn enter(self: &Arc<Self>) -> OutstandingGuard {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        OutstandingGuard(self.clone())
-    }
-
-    /// Waits until no completion is in flight.
-    pub(super) async fn wait_idle(&self) {
-        loop {
-            let idle = self.idle.notified();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            idle.await;
-        }
-    }
-}
-
-impl Drop for OutstandingGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
 
 /// Completes finished jobs through the shared connection, one by one, and
 /// returns when they are done (or given up on).

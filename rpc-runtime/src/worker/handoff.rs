@@ -46,8 +46,9 @@
 
 use std::time::Duration;
 
-use super::jitter::jitter;
 use rpc_protocol::limits::MAX_HANDOFFS;
+
+use super::jitter::jitter;
 
 /// The least delay of the first hand-back, in ms.
 const FIRST_DELAY_MS: u64 = 20;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use super::shared::Shared;
 use super::take::sleep_or_stop;
-use super::Shared;
 
 /// How long one wait for the intake blocks before it loops (to notice a
 /// stop, and to move what a mover that died left in `moving`).

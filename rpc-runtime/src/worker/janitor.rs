@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::shared::Shared;
 use super::take::start_job;
-use super::Shared;
+
 use crate::sync::lock;
 
 /// How often the janitor turns: three times per visibility timeout, so one
 /// late renewal does not cost a lease.
-pub(super) fn janitor_period(settings: &super::WorkerSettings) -> Duration {
+pub(super) fn janitor_period(settings: &super::settings::WorkerSettings) -> Duration {
     (settings.visibility_timeout / 3).max(Duration::from_millis(50))
 }
 
@@ -28,7 +29,7 @@ const BROKER_CALL_BOUND: Duration = Duration::from_secs(20);
 /// runs into its timeouts (the janitor marks progress after every call, so
 /// a broker that does not answer does not fail liveness; see
 /// `telemetry/health.rs`).
-pub(super) fn liveness_window(settings: &super::WorkerSettings) -> Duration {
+pub(super) fn liveness_window(settings: &super::settings::WorkerSettings) -> Duration {
     janitor_period(settings) * 2 + BROKER_CALL_BOUND
 }
 

@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
+use rpc_protocol::job::JobMessage;
 use tracing::Instrument;
 
 use super::admit::{self, Admission};
 use super::handoff::{self, HandBack};
 use super::requeue::{later, requeue};
-use super::Shared;
+use super::shared::Shared;
+
 use crate::backend::{Broker, Completion, Delivery};
 use crate::call::{JobId, JobInfo};
 use crate::clock::{started_ms, time_left};
@@ -26,9 +28,7 @@ use crate::context::cancellations::Cancellations;
 use crate::context::Context;
 use crate::error::ErrorKind;
 use crate::service::Outcome;
-use crate::telemetry::spans;
-use crate::telemetry::{JobOutcome, TraceContext, TRACEPARENT, UNKNOWN};
-use rpc_protocol::job::JobMessage;
+use crate::telemetry::{spans, JobOutcome, TraceContext, TRACEPARENT, UNKNOWN};
 
 /// How long after a retry or hand-back is due this worker looks for it (its
 /// completion, which puts it on the schedule, must have reached the broker).

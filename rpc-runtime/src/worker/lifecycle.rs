@@ -12,14 +12,12 @@
 //! read them (100,000 in well under a second), never by a poll each.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::Shared;
-use crate::sync::lock;
+use super::shared::Shared;
 
 /// How often each service is polled at least: the most a pause, a
 /// cancellation or a newly scheduled job's due time waits to be seen.
@@ -36,40 +34,6 @@ const CANCELLED_PER_POLL: usize = 10_000;
 /// How often a sweep of the scheduled messages starts (it then goes on a
 /// page per poll until it has gone round).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-/// When this worker itself scheduled a retry due, so the loop wakes for it
-/// without waiting for its next poll (the retry's gap is then its backoff,
-/// not its backoff plus up to a poll).
-#[derive(Default)]
-pub(super) struct DueHint {
-    at: Mutex<Option<Instant>>,
-    earlier: Notify,
-}
-
-impl DueHint {
-    /// A retry of this worker's is due at `at` (a little after, to let its
-    /// completion reach the broker first).
-    pub(super) fn due_at(&self, at: Instant) {
-        let mut hint = lock(&self.at);
-        if hint.is_none_or(|h| at < h) {
-            *hint = Some(at);
-            self.earlier.notify_one();
-        }
-    }
-
-    /// The hint to wake for; one that has come (perhaps while a poll ran)
-    /// is given once more as `now`, so it is polled for, then forgotten.
-    fn take_until(&self, now: Instant) -> Option<Instant> {
-        let mut hint = lock(&self.at);
-        match *hint {
-            Some(at) if at <= now => {
-                *hint = None;
-                Some(now)
-            }
-            other => other,
-        }
-    }
-}
 
 /// The lifecycle loop's memory between rounds.
 pub(super) struct Lifecycle {

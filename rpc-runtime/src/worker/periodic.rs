@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Shared;
+use super::shared::Shared;
+
+use super::periodic_check::Prepared;
 use crate::backend::{TickAnswer, TickMode, TickOutcome, TickRequest};
-use crate::periodic::{MissedTicks, Prepared};
+use crate::periodic::MissedTicks;
 
 /// First wait after a broker error; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Shared;
+use super::shared::Shared;
 
 /// How often the probe looks, and how old the broker's last answer must be
 /// for it to ask.

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use crate::backend::{Completion, Delivery};
 use rpc_protocol::job::JobMessage;
+
+use crate::backend::{Completion, Delivery};
 
 /// The completion that queues `next` again as a new entry, at once or on
 /// the schedule after `delay` (a backoff, or a hand-back's delay). The new

@@ -10,7 +10,8 @@ use tokio::sync::Semaphore;
 
 use super::completion::{complete_later, complete_now, finish_job, Finished};
 use super::job::run_job;
-use super::Shared;
+use super::shared::Shared;
+
 use crate::backend::Delivery;
 use crate::sync::lock;
 

@@ -1,0 +1,101 @@
+//! What every task of a worker shares: the broker, the mounted services
+//! and their middleware, the settings, the running leases, the counters,
+//! the clock, health and the lifecycle state learned from polls.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::due_hint::DueHint;
+use super::outstanding::Outstanding;
+use super::pause::PausedQueues;
+use super::settings::WorkerSettings;
+use super::stats::{Stats, StatsSnapshot};
+
+use crate::backend::{Broker, Delivery};
+use crate::clock::BrokerClock;
+use crate::context::cancellations::Cancellations;
+use crate::middleware::Middleware;
+use crate::service::Service;
+use crate::sync::lock;
+use crate::telemetry::health::Health;
+use crate::telemetry::{JobOutcome, WorkerMetrics, UNKNOWN};
+
+pub(super) struct Shared {
+    pub(super) backend: Arc<dyn Broker>,
+    pub(super) services: HashMap<&'static str, Arc<dyn Service>>,
+    /// Runs around every handler, the first outermost.
+    pub(super) middleware: Vec<Arc<dyn Middleware>>,
+    pub(super) queues: Vec<String>,
+    pub(super) settings: WorkerSettings,
+    /// Leases held by running jobs, per queue, renewed by the janitor.
+    pub(super) running: Mutex<HashMap<String, HashSet<String>>>,
+    pub(super) stats: Stats,
+    /// The worker's view of the broker's clock (deadlines are measured on it).
+    pub(super) clock: BrokerClock,
+    /// Completions in flight (a stopping worker waits for them).
+    pub(super) outstanding: Arc<Outstanding>,
+    /// Prometheus metrics, when a metrics address is set.
+    pub(super) metrics: Option<WorkerMetrics>,
+    /// Liveness and readiness marks for `/healthz` and `/readyz`.
+    pub(super) health: Arc<Health>,
+    /// The services paused, as last polled.
+    pub(super) paused: PausedQueues,
+    /// Cancelled calls learned (running jobs' contexts share them).
+    pub(super) cancels: Arc<Cancellations>,
+    /// The earliest retry this worker scheduled, for the lifecycle loop.
+    pub(super) due_hint: DueHint,
+}
+
+impl Shared {
+    /// Stops renewing a delivery's lease (its job is completed or given up).
+    pub(super) fn forget_lease(&self, delivery: &Delivery) {
+        if let Some(set) = lock(&self.running).get_mut(&delivery.queue) {
+            set.remove(&delivery.token);
+        }
+    }
+
+    /// Counts a job that ended: in the counters and, when kept, the metrics.
+    pub(super) fn count(&self, outcome: JobOutcome, service: &'static str, job: &'static str) {
+        let s = &self.stats;
+        let counter = match outcome {
+            JobOutcome::succeeded => &s.succeeded,
+            JobOutcome::failed | JobOutcome::unknown_job => &s.failed,
+            JobOutcome::retried => &s.retried,
+            JobOutcome::dead_lettered => &s.dead_lettered,
+            JobOutcome::expired => &s.expired,
+            JobOutcome::cancelled => &s.cancelled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.job_ended(service, job, outcome);
+        }
+    }
+
+    /// The mounted service's name for a queue, as a metrics label.
+    pub(super) fn queue_label(&self, queue: &str) -> &'static str {
+        self.services
+            .get_key_value(queue)
+            .map_or(UNKNOWN, |(name, _)| *name)
+    }
+
+    /// A broker command failed.
+    pub(super) fn broker_error(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.broker_error();
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            retried: s.retried.load(Ordering::Relaxed),
+            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
+            reclaimed: s.reclaimed.load(Ordering::Relaxed),
+            expired: s.expired.load(Ordering::Relaxed),
+            cancelled: s.cancelled.load(Ordering::Relaxed),
+        }
+    }
+}
