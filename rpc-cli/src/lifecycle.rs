@@ -14,9 +14,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::failure::Failure;
 use clap::Subcommand;
 use rpc_runtime::inspect::Stream;
-use rpc_runtime::{Cancelled, Client, Error, JobId};
+use rpc_runtime::{Cancelled, Client, JobId};
 
 /// How long a cancel looks for the call in the queues before it gives up
 /// (it then cancels where it could not finish looking, to be safe).
@@ -46,7 +47,7 @@ pub enum Lifecycle {
 }
 
 impl Lifecycle {
-    pub async fn run(self, client: &Client, url: &str, prefix: &str) -> Result<(), Error> {
+    pub async fn run(self, client: &Client, url: &str, prefix: &str) -> Result<(), Failure> {
         match self {
             Lifecycle::Cancel { id, service } => {
                 let id = JobId::from(id);
@@ -117,7 +118,7 @@ async fn look_for_call(
     prefix: &str,
     service: Option<String>,
     id: &JobId,
-) -> Result<Looked, Error> {
+) -> Result<Looked, Failure> {
     let looked = async {
         if client.fetch_result(id).await?.is_some() {
             return Err(refused(
@@ -157,7 +158,7 @@ async fn find_call(
     prefix: &str,
     only: Option<String>,
     id: &JobId,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let services = match only {
         Some(service) => vec![service],
@@ -184,7 +185,7 @@ async fn find_call(
 
 /// Fails unless `service` has a queue on the broker, or calls waiting on
 /// its schedule or intake (no worker made its stream yet).
-async fn known_service(url: &str, prefix: &str, service: &str) -> Result<(), Error> {
+async fn known_service(url: &str, prefix: &str, service: &str) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     if inspector.has_service(service).await? {
         return Ok(());
@@ -193,7 +194,7 @@ async fn known_service(url: &str, prefix: &str, service: &str) -> Result<(), Err
 }
 
 /// The error for a service with no queue here, naming those that have one.
-pub fn no_such_service(service: &str, known: &[String]) -> Error {
+pub fn no_such_service(service: &str, known: &[String]) -> Failure {
     let known = if known.is_empty() {
         "none".to_owned()
     } else {
@@ -205,8 +206,8 @@ pub fn no_such_service(service: &str, known: &[String]) -> Error {
     )
 }
 
-fn refused(what: String, reason: &str) -> Error {
-    Error::Codec {
+fn refused(what: String, reason: &str) -> Failure {
+    Failure::Cannot {
         what,
         reason: reason.to_owned(),
     }

@@ -26,6 +26,7 @@
 mod backlog_check;
 mod broker;
 mod duration_arg;
+mod failure;
 mod lifecycle;
 mod operate;
 mod periodic;
@@ -39,6 +40,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use failure::Failure;
 use rpc_runtime::{CallError, CallOptions, Error, JobId};
 
 #[derive(Parser, Debug)]
@@ -153,9 +155,9 @@ async fn main() -> ExitCode {
         Err(e) => {
             match &e {
                 // An application error's value is what the caller needs.
-                Error::Remote {
+                Failure::Runtime(Error::Remote {
                     data: Some(data), ..
-                } => eprintln!("error: {e}: {data}"),
+                }) => eprintln!("error: {e}: {data}"),
                 _ => eprintln!("error: {e}"),
             }
             ExitCode::FAILURE
@@ -163,7 +165,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
+async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
     if let Command::Dashboard {
         listen,
         schemas,
@@ -174,7 +176,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
         // A broker this process alone would see is refused; one that does
         // not answer yet is the dashboard's to report, page by page.
         if let Err(e @ Error::InvalidUrl { .. }) = broker::inspector(url, prefix).await {
-            return Err(e);
+            return Err(e.into());
         }
         let options = rpc_dashboard::Options {
             prefix: prefix.to_owned(),
@@ -184,10 +186,9 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             read_only,
             ..rpc_dashboard::Options::new(url)
         };
-        return rpc_dashboard::run(options).await.map_err(|e| Error::Codec {
-            what: "start the dashboard".to_owned(),
-            reason: e.to_string(),
-        });
+        return rpc_dashboard::run(options)
+            .await
+            .map_err(|e| Failure::cannot("start the dashboard", e));
     }
     // The operator's commands only read, and need no client.
     let command = match command {
@@ -213,11 +214,12 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 idempotency_key: key,
                 ..CallOptions::default()
             };
-            let params: serde_json::Value =
-                serde_json::from_str(&params).map_err(|e| Error::Codec {
-                    what: "read the parameters".to_owned(),
-                    reason: format!("{e} (give one JSON object, e.g. '{{\"a\": 1}}')"),
-                })?;
+            let params: serde_json::Value = serde_json::from_str(&params).map_err(|e| {
+                Failure::cannot(
+                    "read the parameters".to_owned(),
+                    format!("{e} (give one JSON object, e.g. '{{\"a\": 1}}')"),
+                )
+            })?;
             if no_wait {
                 // Fire and forget, but keep the result a while, so that
                 // `rpc fetch <id>` can read it (nobody waits on an inbox).
@@ -261,7 +263,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                         });
                         println!("{whole}");
                     }
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
             if full {
@@ -290,9 +292,9 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             };
             match fetched {
                 Some(Ok(data)) => println!("{data}"),
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => return Err(e.into()),
                 None => {
-                    return Err(Error::Codec {
+                    return Err(Failure::Cannot {
                         what: format!("fetch the result of {id}"),
                         reason:
                             "no result is kept under that id (not done yet, expired, or never kept)"
@@ -320,10 +322,10 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
             all,
         } => {
             if tokens.is_empty() && !all {
-                return Err(Error::Codec {
-                    what: "choose dead letters".to_owned(),
-                    reason: "name their tokens, or pass --all".to_owned(),
-                });
+                return Err(Failure::cannot(
+                    "choose dead letters".to_owned(),
+                    "name their tokens, or pass --all".to_owned(),
+                ));
             }
             // One dead letter that cannot be replayed (garbage that was
             // dead-lettered as unreadable) must not hold back the others:
@@ -349,7 +351,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Error> {
                 }
             }
             if !not_replayed.is_empty() {
-                return Err(Error::Codec {
+                return Err(Failure::Cannot {
                     what: "replay every dead letter".to_owned(),
                     reason: format!(
                         "replayed {replayed}, could not replay {}: {}",

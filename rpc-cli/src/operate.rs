@@ -3,8 +3,8 @@
 //! dispatched here, before `main` connects one for the other subcommands.
 
 use clap::Subcommand;
-use rpc_runtime::Error;
 
+use crate::failure::Failure;
 use crate::{periodic, ping, scheduled, stats, top};
 
 #[derive(Subcommand, Debug)]
@@ -22,7 +22,7 @@ pub enum Operate {
 }
 
 impl Operate {
-    pub async fn run(self, url: &str, prefix: &str) -> Result<(), Error> {
+    pub async fn run(self, url: &str, prefix: &str) -> Result<(), Failure> {
         match self {
             Operate::Ping => ping::run(url, prefix).await,
             Operate::Stats(args) => stats::run(url, prefix, args).await,

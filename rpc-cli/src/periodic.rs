@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::Args;
 use rpc_runtime::inspect::human_time::{duration, relative_ms};
 use rpc_runtime::periodic::PeriodicState;
-use rpc_runtime::{Error, Inspector};
+use rpc_runtime::Inspector;
 
+use crate::failure::Failure;
 use crate::table::{Align, Table};
 
 /// A next run this far in the past is overdue, not merely being enqueued.
@@ -28,14 +29,12 @@ pub struct PeriodicArgs {
     pub json: bool,
 }
 
-pub async fn run(url: &str, prefix: &str, args: PeriodicArgs) -> Result<(), Error> {
+pub async fn run(url: &str, prefix: &str, args: PeriodicArgs) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let states = collect(&inspector, prefix, &args.services).await?;
     if args.json {
-        let json = serde_json::to_string_pretty(&states).map_err(|e| Error::Codec {
-            what: "write the periodic jobs as JSON".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let json = serde_json::to_string_pretty(&states)
+            .map_err(|e| Failure::cannot("write the periodic jobs as JSON", e))?;
         println!("{json}");
     } else if states.is_empty() {
         eprintln!(
@@ -56,7 +55,7 @@ async fn collect(
     inspector: &Inspector,
     prefix: &str,
     named: &[String],
-) -> Result<Vec<PeriodicState>, Error> {
+) -> Result<Vec<PeriodicState>, Failure> {
     let services = if named.is_empty() {
         inspector.periodic_services().await?
     } else {
@@ -77,7 +76,7 @@ async fn collect(
                 } else {
                     format!("there are: {}", known.join(", "))
                 };
-                return Err(Error::Codec {
+                return Err(Failure::Cannot {
                     what: format!("find the service `{service}`"),
                     reason: format!(
                         "no periodic jobs and no queue for it under the prefix `{prefix}` \

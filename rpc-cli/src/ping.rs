@@ -3,9 +3,9 @@
 //! An unreachable server or refused credentials exit non-zero with the
 //! reason, so it fits in a shell script or a container health check.
 
-use rpc_runtime::Error;
+use crate::failure::Failure;
 
-pub async fn run(url: &str, prefix: &str) -> Result<(), Error> {
+pub async fn run(url: &str, prefix: &str) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let ping = inspector.ping().await?;
     let version = ping.server_version.as_deref().unwrap_or("version unknown");

@@ -5,8 +5,8 @@
 
 use clap::Args;
 use rpc_runtime::inspect::human_time::due_ms;
-use rpc_runtime::Error;
 
+use crate::failure::Failure;
 use crate::table::{Align, Table};
 
 /// `rpc scheduled SERVICE [--max N] [--json]`.
@@ -22,7 +22,7 @@ pub struct ScheduledArgs {
     pub json: bool,
 }
 
-pub async fn run(url: &str, prefix: &str, args: ScheduledArgs) -> Result<(), Error> {
+pub async fn run(url: &str, prefix: &str, args: ScheduledArgs) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let Some(jobs) = inspector.scheduled(&args.service, args.max).await? else {
         let known = inspector.services().await?;

@@ -8,8 +8,9 @@
 use clap::Args;
 use rpc_runtime::inspect::human_time::duration;
 use rpc_runtime::inspect::ServiceStats;
-use rpc_runtime::{Error, Inspector};
+use rpc_runtime::Inspector;
 
+use crate::failure::Failure;
 use crate::table::{Align, Table};
 
 /// `rpc stats [SERVICE...] [--json]`.
@@ -22,14 +23,12 @@ pub struct StatsArgs {
     pub json: bool,
 }
 
-pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Error> {
+pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let stats = collect(&inspector, prefix, &args.services).await?;
     if args.json {
-        let json = serde_json::to_string_pretty(&stats).map_err(|e| Error::Codec {
-            what: "write the stats as JSON".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let json = serde_json::to_string_pretty(&stats)
+            .map_err(|e| Failure::cannot("write the stats as JSON", e))?;
         println!("{json}");
     } else if stats.is_empty() {
         eprintln!("no queues under the prefix `{prefix}` (no stream {prefix}:{{Service}}:jobs)");
@@ -46,7 +45,7 @@ pub async fn collect(
     inspector: &Inspector,
     prefix: &str,
     named: &[String],
-) -> Result<Vec<ServiceStats>, Error> {
+) -> Result<Vec<ServiceStats>, Failure> {
     let services = if named.is_empty() {
         inspector.services().await?
     } else {
@@ -66,13 +65,13 @@ pub async fn collect(
     Ok(out)
 }
 
-fn unknown_service(service: &str, prefix: &str, known: &[String]) -> Error {
+fn unknown_service(service: &str, prefix: &str, known: &[String]) -> Failure {
     let known = if known.is_empty() {
         "there are none".to_owned()
     } else {
         format!("there are: {}", known.join(", "))
     };
-    Error::Codec {
+    Failure::Cannot {
         what: format!("find the service `{service}`"),
         reason: format!(
             "no queue {} under the prefix `{prefix}` ({known}; is --prefix right?)",

@@ -24,10 +24,11 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 use ratatui::{DefaultTerminal, Frame};
 use rpc_runtime::inspect::human_time::duration;
 use rpc_runtime::inspect::{Rates, ServiceStats};
-use rpc_runtime::{Error, Inspector};
+use rpc_runtime::Inspector;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::failure::Failure;
 use crate::stats::collect;
 
 /// `rpc top [SERVICE...] [--interval DURATION] [--iterations N | --once]`.
@@ -61,11 +62,8 @@ struct View<'a> {
     interval: Duration,
 }
 
-pub async fn run(url: &str, prefix: &str, args: TopArgs) -> Result<(), Error> {
-    let usage = |reason: &str| Error::Codec {
-        what: "start rpc top".to_owned(),
-        reason: reason.to_owned(),
-    };
+pub async fn run(url: &str, prefix: &str, args: TopArgs) -> Result<(), Failure> {
+    let usage = |reason: &str| Failure::cannot("start rpc top", reason);
     if !std::io::stdout().is_terminal() {
         return Err(usage(
             "it draws on a terminal; for scripts use `rpc stats --json`",
@@ -102,7 +100,7 @@ async fn refresh_until_quit(
     args: &TopArgs,
     limit: Option<u64>,
     view: &mut View<'_>,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let mut keys = read_keys();
     let mut sampled = Instant::now();
     loop {
@@ -271,9 +269,6 @@ fn draw(frame: &mut Frame, view: &View) {
     frame.render_widget(Paragraph::new(line), status);
 }
 
-fn terminal_error(e: std::io::Error) -> Error {
-    Error::Codec {
-        what: "draw on the terminal".to_owned(),
-        reason: e.to_string(),
-    }
+fn terminal_error(e: std::io::Error) -> Failure {
+    Failure::cannot("draw on the terminal", e)
 }

@@ -5,8 +5,10 @@
 pub const GROUP: &str = "workers";
 /// The field of a jobs stream entry holding the message.
 pub const MESSAGE: &str = "m";
-/// The field that flags an entry cancelled while it waited on the schedule
-/// (its value is `1`): the worker answers it `cancelled` without running it.
+/// The field that flags an entry whose call was cancelled before it got
+/// onto the stream (its value is `1`): on the schedule, in the intake, or
+/// when `complete.lua` step `S` finds it cancelled. The worker answers it
+/// `cancelled` without running it.
 pub const CANCELLED: &str = "c";
 /// The field of a dead letter holding why it was dead-lettered (it comes
 /// first; [`MESSAGE`] holds the message exactly as it was).

@@ -61,12 +61,13 @@ pub struct CallOptions {
     /// Run the job no sooner than this long after it is sent (measured on
     /// the broker's clock). The call's timeout counts from when it is due.
     pub delay: Option<Duration>,
-    /// Run the job no sooner than this time (this machine's clock turned
-    /// into a delay when the call is sent). `delay` wins if both are set.
+    /// Run the job no sooner than this time, read on the broker's clock.
+    /// `delay` wins if both are set.
     pub run_at: Option<SystemTime>,
-    /// Send the call at most once per key while the key is remembered:
-    /// a second send with the same key enqueues nothing and attaches to the
-    /// first call (same id, same result); with other parameters it fails.
+    /// Run the call at most once per key while the key is remembered: a
+    /// second send with the same key is queued, does not run, and is
+    /// answered with the first call's result; with other parameters it
+    /// fails (`idempotency_conflict`).
     pub idempotency_key: Option<String>,
     /// How long an idempotency key is remembered (default
     /// [`CallOptions::DEFAULT_IDEMPOTENCY_TTL`]); the call's result is

@@ -81,7 +81,10 @@ pub use rpc_protocol as protocol;
 
 pub use backend::{Cancelled, Enqueue};
 pub use bytes::Bytes;
-pub use call::{CallOptions, JobId, JobInfo, JobRef, JobSchema};
+/// How a generated client names a job; only generated code needs it.
+#[doc(hidden)]
+pub use call::JobRef;
+pub use call::{CallOptions, JobId, JobInfo, JobSchema};
 pub use client::{
     Answered, Call, Client, ClientBuilder, Interceptor, OneWay, OneWayCall, Outgoing, Pending,
     Response,

@@ -117,8 +117,8 @@ impl<T, E, M> Call<T, E, M> {
         self
     }
 
-    /// Runs the job no sooner than `at` (this machine's clock, turned into
-    /// a delay when the call is sent).
+    /// Runs the job no sooner than `at`, read on the broker's clock (the
+    /// time all workers judge it by); a time already past runs at once.
     pub fn at(mut self, at: SystemTime) -> Self {
         self.options.run_at = Some(at);
         self

@@ -18,7 +18,12 @@
 //! order of the checks in `job.rs` makes this hold: a delayed call goes
 //! on the schedule, and a job this worker does not know is handed back,
 //! before the key is claimed, so no message claims and then comes back as
-//! a fresh entry to find itself holding the key.
+//! a fresh entry to find itself holding the key. For the same reason a
+//! claim the broker did not answer (the connection failed: the `SET` may
+//! or may not have landed) is tried again within the same delivery,
+//! where a key found under this call's own id is this call's, rather than
+//! put back on the schedule as a fresh entry that would take itself for a
+//! copy and never run.
 
 use std::time::Duration;
 
@@ -31,9 +36,17 @@ use super::shared::Shared;
 use crate::backend::{Delivery, OnceClaim};
 use crate::call::CallOptions;
 
-/// How long a call whose key could not be claimed (the broker failed)
-/// waits on the schedule before a worker tries again.
+/// How long a call whose key could not be claimed (the broker failed
+/// for all of [`CLAIM_PATIENCE`]) waits on the schedule before a worker
+/// tries again.
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
+
+/// How long a delivery keeps trying to claim its key while the broker
+/// does not answer (its lease is renewed meanwhile), and the first and
+/// longest pauses between tries.
+const CLAIM_PATIENCE: Duration = Duration::from_secs(30);
+const CLAIM_PAUSE_FIRST: Duration = Duration::from_millis(100);
+const CLAIM_PAUSE_MAX: Duration = Duration::from_secs(4);
 
 /// What to do with a message before its handler runs.
 #[derive(Debug, PartialEq, Eq)]
@@ -103,12 +116,14 @@ pub(super) fn fingerprint_of(msg: &JobMessage<'_>) -> Option<String> {
 }
 
 /// Claims the message's idempotency key, if it has one, for its call
-/// (`fingerprint`: see [`fingerprint_of`]).
+/// (`fingerprint`: see [`fingerprint_of`]; `left`: the call's time left,
+/// if it has a deadline).
 pub(super) async fn claim(
     shared: &Shared,
     delivery: &Delivery,
     msg: &JobMessage<'_>,
     fingerprint: Option<&str>,
+    left: Option<Duration>,
 ) -> Admission {
     let Some(key) = msg.idempotency_key.as_deref() else {
         return Admission::Run;
@@ -118,27 +133,45 @@ pub(super) async fn claim(
         return Admission::Refuse("the parameters are not JSON".to_owned());
     };
     let ttl = key_ttl(msg);
-    let claimed = shared
-        .backend
-        .claim_once(&delivery.queue, key, &msg.id, fingerprint, ttl)
-        .await;
-    match claimed {
-        Ok(OnceClaim::Claimed) => Admission::Run,
-        Ok(OnceClaim::Held { id, same: true }) if id == msg.id => {
-            if is_the_claiming_call_again(delivery, msg) {
-                Admission::Run
-            } else {
-                Admission::Copy
+    // Past the call's deadline there is nothing left to wait for; the
+    // pauses never outlast it.
+    let patience = left.map_or(CLAIM_PATIENCE, |left| left.min(CLAIM_PATIENCE));
+    let give_up = tokio::time::Instant::now() + patience;
+    let mut pause = CLAIM_PAUSE_FIRST;
+    let mut tried = false;
+    loop {
+        let claimed = shared
+            .backend
+            .claim_once(&delivery.queue, key, &msg.id, fingerprint, ttl)
+            .await;
+        match claimed {
+            Ok(OnceClaim::Claimed) => return Admission::Run,
+            Ok(OnceClaim::Held { id, same: true }) if id == msg.id => {
+                // An earlier try of this delivery may have landed unheard.
+                return if tried || is_the_claiming_call_again(delivery, msg) {
+                    Admission::Run
+                } else {
+                    Admission::Copy
+                };
             }
-        }
-        Ok(OnceClaim::Held { id, same: true }) => Admission::Held(id),
-        Ok(OnceClaim::Held { id, same: false }) => Admission::Conflict(id),
-        Ok(OnceClaim::Refused(reason)) => Admission::Refuse(format!(
-            "the idempotency key {key:?} cannot be claimed: Redis refused it ({reason}); the call did not run"
-        )),
-        Err(e) => {
-            tracing::warn!(id = %msg.id, error = %e, "could not claim an idempotency key; trying again shortly");
-            Admission::Later(CLAIM_RETRY)
+            Ok(OnceClaim::Held { id, same: true }) => return Admission::Held(id),
+            Ok(OnceClaim::Held { id, same: false }) => return Admission::Conflict(id),
+            Ok(OnceClaim::Refused(reason)) => {
+                return Admission::Refuse(format!(
+                    "the idempotency key {key:?} cannot be claimed: Redis refused it ({reason}); the call did not run"
+                ))
+            }
+            Err(e) => {
+                tried = true;
+                let now = tokio::time::Instant::now();
+                if now + pause > give_up {
+                    tracing::warn!(id = %msg.id, error = %e, "could not claim an idempotency key; putting the call back on the schedule");
+                    return Admission::Later(CLAIM_RETRY);
+                }
+                tracing::warn!(id = %msg.id, error = %e, "could not claim an idempotency key; trying again shortly");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(CLAIM_PAUSE_MAX);
+            }
         }
     }
 }

@@ -286,7 +286,7 @@ async fn run_message(
             ),
         };
     }
-    match admit::claim(shared, delivery, &msg, fingerprint.as_deref()).await {
+    match admit::claim(shared, delivery, &msg, fingerprint.as_deref(), left).await {
         Admission::Run => {}
         Admission::Later(delay) => return (later(delivery, msg, delay, None), None, label),
         Admission::Refuse(reason) => {
