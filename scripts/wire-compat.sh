@@ -349,7 +349,8 @@ switch_workers() { # switch_workers <label> <first worker dir> <second worker di
         # Deliberate (keys-fix, aba606f): the new worker's holder answer
         # names the claim's fingerprint, the old worker's kept result
         # carries none, and a new client takes a kept result only when it
-        # carries that fingerprint (rpc-runtime/src/client/follow.rs).
+        # carries that fingerprint (rpc-runtime/src/client/follow.rs;
+        # docs/PROTOCOL.md, "What an older worker does").
         if [ $RC = 1 ] && grep -q 'does not say which parameters it answers' "$D/again_new.err"; then
             row "$label" "new client sends it again" KNOWN "refused, did not run (HolderResultRefused: old kept result has no fingerprint)"
         else
@@ -529,6 +530,7 @@ done
 if grep -q '|KNOWN|' <(printf '%s\n' "${ROWS[@]}"); then
     echo "KNOWN: deliberate difference (keys-fix): a keyed call's result kept by an old worker cannot answer a"
     echo "       duplicate that a new worker takes, for a new client (no fingerprint to check); old clients take it."
+    echo "       docs/PROTOCOL.md, \"What an older worker does\", says so."
 fi
 if [ "$FAILED" = 0 ]; then
     echo "all scenarios passed (KNOWN rows included: they behave exactly as documented)"
