@@ -1,7 +1,7 @@
 //! The floor: the same call done by hand with the `redis` crate, the least
 //! work Redis allows for a request/reply over lists.
 //!
-//! * Client: one request is `LPUSH floor:jobs <json>` and `BLPOP` on the
+//! * Client: one request is `LPUSH floor-jobs <json>` and `BLPOP` on the
 //!   caller's own reply list, sent as one pipeline (one write, one round
 //!   trip). For N calls in flight the bench runs N caller tasks, each with
 //!   its **own reply list and its own connection** (a blocking `BLPOP` needs
@@ -9,7 +9,7 @@
 //!   design; it pays one connection per concurrent caller, where the runtime
 //!   multiplexes all callers onto one inbox and one reader.
 //! * Worker: each worker process runs `concurrency` tasks, each with its own
-//!   connection: `BRPOP floor:jobs floor:notes 0`, decode the JSON, add,
+//!   connection: `BRPOP floor-jobs floor:notes 0`, decode the JSON, add,
 //!   `LPUSH <reply_to> <json>`.
 //!
 //! The floor keeps none of the runtime's promises (no lease, no redelivery
@@ -30,12 +30,12 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use serde::{Deserialize, Serialize};
 
-/// The list requests go to.
-pub const JOBS: &str = "floor:jobs";
+/// The list requests go to (the floor's own keys, not the protocol's).
+pub const JOBS: &str = "floor-jobs";
 /// The list fire-and-forget messages go to.
 pub const NOTES: &str = "floor:notes";
 /// The list the blocking floor's requests go to.
-pub const BLOCKING_JOBS: &str = "floor:blocking:jobs";
+pub const BLOCKING_JOBS: &str = "floor-blocking-jobs";
 
 #[derive(Serialize, Deserialize)]
 struct FloorRequest<'a> {

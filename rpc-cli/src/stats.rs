@@ -31,7 +31,8 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
             .map_err(|e| Failure::cannot("write the stats as JSON", e))?;
         println!("{json}");
     } else if stats.is_empty() {
-        eprintln!("no queues under the prefix `{prefix}` (no stream {prefix}:{{Service}}:jobs)");
+        let stream = rpc_protocol::Keys::new(prefix).jobs("Service");
+        eprintln!("no queues under the prefix `{prefix}` (no stream {stream})");
     } else {
         print!("{}", table(&stats));
     }
