@@ -341,23 +341,30 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(5 + (n / 20 % 4) * 10)).await;
         }
     });
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // Overview: one row per service with the figures put there, and charts.
-    goto(&browser, &format!("{base}/")).await;
-    let points = browser
-        .find(Locator::Css(
-            "tr[data-service='Calculator'] svg.in polyline",
-        ))
-        .await
-        .expect("the jobs-in chart")
-        .attr("points")
-        .await
-        .expect("points");
-    assert!(
-        points.is_some_and(|p| p.split(' ').count() >= 3),
-        "the chart has samples"
-    );
+    // Overview: one row per service with the figures put there, and charts
+    // (reloaded until the dashboard has sampled the traffic three times).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        goto(&browser, &format!("{base}/")).await;
+        let points = browser
+            .find(Locator::Css(
+                "tr[data-service='Calculator'] svg.in polyline",
+            ))
+            .await
+            .expect("the jobs-in chart")
+            .attr("points")
+            .await
+            .expect("points");
+        if points.as_deref().is_some_and(|p| p.split(' ').count() >= 3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart never had three samples: {points:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(
         text(&browser, "tr[data-service='Reports'] td.queued").await,
         "2"
