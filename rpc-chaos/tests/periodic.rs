@@ -176,7 +176,9 @@ fn down_and_up(policy: &str, every: u64) -> (BTreeMap<u64, usize>, u64, u64, u64
     let spec = spec(every);
     let args = ["--periodic", spec.as_str(), "--periodic-missed", policy];
     let mut first = WorkerProcess::start(bin(), &url, &args).expect("worker");
-    wait_until("two ticks before the stop", || ticks_of(&mut first).len() >= 2);
+    wait_until("two ticks before the stop", || {
+        ticks_of(&mut first).len() >= 2
+    });
     stop(&mut first);
     let before = ticks_of(&mut first);
     let last_before = last_enqueued(&redis);
@@ -186,12 +188,8 @@ fn down_and_up(policy: &str, every: u64) -> (BTreeMap<u64, usize>, u64, u64, u64
     });
     let restart = broker_ms(&redis);
     let mut second = WorkerProcess::start(bin(), &url, &args).expect("worker");
-    let after = |w: &mut WorkerProcess| {
-        ticks_of(w)
-            .into_iter()
-            .filter(|&t| t > last_before)
-            .count()
-    };
+    let after =
+        |w: &mut WorkerProcess| ticks_of(w).into_iter().filter(|&t| t > last_before).count();
     wait_until("a run after the restart", || after(&mut second) >= 1);
     let first_run = broker_ms(&redis);
     wait_until("two runs after the restart", || after(&mut second) >= 2);

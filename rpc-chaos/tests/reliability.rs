@@ -199,7 +199,11 @@ async fn worker_does_not_start_an_expired_job() {
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     // So the job's deadline has passed before any worker runs.
-    assert!(t0.elapsed() >= Duration::from_millis(300), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "1");
 
     let mut w = WorkerProcess::start(bin(), &url, &[]).expect("worker");

@@ -143,7 +143,10 @@ async fn three_workers_on_memory_run_each_tick_once() {
     let seen = seen.lock().unwrap().clone();
     assert!(seen.values().all(|&n| n == 1), "a tick ran twice: {seen:?}");
     let ticks: Vec<u64> = seen.keys().copied().collect();
-    assert!(ticks.iter().all(|t| t % EVERY == 0), "off the grid: {ticks:?}");
+    assert!(
+        ticks.iter().all(|t| t % EVERY == 0),
+        "off the grid: {ticks:?}"
+    );
     let (first, last) = (ticks[0], ticks[ticks.len() - 1]);
     assert!(first > t0, "{ticks:?} before the start at {t0}");
     assert_eq!(

@@ -225,7 +225,10 @@ async fn works_as_an_acl_user_limited_to_its_keys_and_commands() {
     let asked = times_asked(&redis, "xpending");
     let t0 = std::time::Instant::now();
     while times_asked(&redis, "xpending") < asked + 3 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the janitor never ran");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the janitor never ran"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop(running).await;

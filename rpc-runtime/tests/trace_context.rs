@@ -267,11 +267,7 @@ async fn a_chain_of_three_services_keeps_the_first_callers_deadline_and_trace() 
     }
     // Given up at the 1 s deadline, not when C's 20 s were up (a far
     // bound, for a loaded machine).
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     // C's handler ends: dropped at the deadline, not after its 20 s.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !c_ended.load(std::sync::atomic::Ordering::SeqCst) {

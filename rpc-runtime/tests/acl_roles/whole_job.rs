@@ -208,7 +208,11 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     RELEASE.notify_one();
-    assert_eq!(held.wait().await.unwrap(), json!(1), "the held job's attempt");
+    assert_eq!(
+        held.wait().await.unwrap(),
+        json!(1),
+        "the held job's attempt"
+    );
     stop(running).await;
     assert_acl_log_empty(&redis);
 }

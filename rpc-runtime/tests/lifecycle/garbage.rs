@@ -69,9 +69,11 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
     .await;
     let client = client(&url).await;
     // A pause flag holding garbage is still a pause, to the worker too.
-    wait_until("the worker saw the garbage flag as a pause", PATIENCE, || {
-        events.pauses(GARBAGE, true) > paused_before
-    })
+    wait_until(
+        "the worker saw the garbage flag as a pause",
+        PATIENCE,
+        || events.pauses(GARBAGE, true) > paused_before,
+    )
     .await;
     assert!(client.is_paused(GARBAGE).await.unwrap());
     client.resume(GARBAGE).await.unwrap();

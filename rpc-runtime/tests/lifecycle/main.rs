@@ -264,7 +264,12 @@ impl WorkerEvents {
             service: service.to_owned(),
             paused,
         };
-        self.0.lock().unwrap().iter().filter(|l| **l == wanted).count()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| **l == wanted)
+            .count()
     }
 
     /// Whether a worker has learned that call `id` is cancelled.
