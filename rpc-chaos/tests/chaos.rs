@@ -139,12 +139,12 @@ fn b_frozen_worker_is_overtaken_and_its_late_answer_does_no_harm() {
                     .await
             })
         };
-        a.wait_for(Duration::from_secs(10), |e| matches!(e, Event::Start(..)))
+        a.wait_for(Duration::from_secs(60), |e| matches!(e, Event::Start(..)))
             .unwrap();
         a.child.sigstop().unwrap();
         let mut b = WorkerProcess::start(bin(), &url, &args).expect("worker b");
         let taken = b
-            .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Start(..)))
+            .wait_for(Duration::from_secs(60), |e| matches!(e, Event::Start(..)))
             .unwrap();
         assert!(matches!(taken, Event::Start(_, 2)), "{taken:?}");
         let answer = call.await.unwrap().expect("answered by b").data;
@@ -155,7 +155,19 @@ fn b_frozen_worker_is_overtaken_and_its_late_answer_does_no_harm() {
         // Thaw A: it finishes late, pushes a second reply and acks an entry
         // that is already gone.
         a.child.sigcont().unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Waited for: A's second reply lands in the client's inbox.
+        let t0 = Instant::now();
+        while !redis
+            .keys("rpc:inbox:*")
+            .iter()
+            .any(|inbox| redis.cli(["LLEN", inbox]).trim() == "1")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "A never pushed its late reply"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(a.child.is_running().unwrap());
         assert_eq!(pending_count(&redis), 0);
         assert_eq!(redis.cli(["XLEN", &jobs_key()]).trim(), "0");

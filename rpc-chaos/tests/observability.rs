@@ -141,7 +141,7 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
         )
     };
     // The cancelled sleep and the dead letter end after the calls returned.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while (jobs("sleep", "expired").is_none() || jobs("(unknown)", "dead_lettered").is_none())
         && std::time::Instant::now() < deadline
     {

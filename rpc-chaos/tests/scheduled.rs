@@ -213,7 +213,7 @@ fn scheduled_jobs_run_once_and_never_early_while_a_worker_is_killed() {
     workers.push(replacement);
 
     // Until every job ran, nothing is leased and nothing is left scheduled.
-    let give_up = window_opens + Duration::from_millis(WINDOW_MS) + Duration::from_secs(15);
+    let give_up = window_opens + Duration::from_millis(WINDOW_MS) + Duration::from_secs(60);
     let runs = loop {
         let runs = runs_of(&mut workers);
         let settled = pending_count(&redis) == 0
@@ -224,7 +224,7 @@ fn scheduled_jobs_run_once_and_never_early_while_a_worker_is_killed() {
         }
         assert!(
             Instant::now() < give_up,
-            "{} of {JOBS} jobs ran within 15 s of the window's end; {} still scheduled, {} leased",
+            "{} of {JOBS} jobs ran within 60 s of the window's end; {} still scheduled, {} leased",
             dues.keys().filter(|id| runs.contains_key(*id)).count(),
             redis.cli(["ZCARD", SCHEDULE]).trim(),
             pending_count(&redis)

@@ -1,4 +1,6 @@
-//! The real `rpc` binary against a private redis-server and a worker.
+//! The real `rpc` binary against a private redis-server and a worker. It
+//! waits on the worker (its stats, its handlers) with generous deadlines,
+//! never for a time.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -43,6 +45,7 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
         .build()
         .await
         .unwrap();
+    let stats = worker.stats_handle();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run_until(async {
         let _ = stopped.await;
@@ -115,7 +118,7 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
     let t0 = std::time::Instant::now();
     while recovered.load(Ordering::SeqCst) == 0 {
         assert!(
-            t0.elapsed() < Duration::from_secs(10),
+            t0.elapsed() < Duration::from_secs(60),
             "replayed job never ran"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -131,6 +134,7 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
     );
 
     // Fire and forget, then fetch: a one-way call keeps no result.
+    let succeeded_before = stats().succeeded;
     let u = url.clone();
     let (ok, id, _) = tokio::task::spawn_blocking(move || {
         // --keep 0: fire and forget, keeping nothing (the default keeps the
@@ -150,7 +154,13 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
     .await
     .unwrap();
     assert!(ok);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Fetched once the worker has run it (its stats say so): a result kept
+    // would be there by then.
+    let t0 = std::time::Instant::now();
+    while stats().succeeded == succeeded_before {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the call never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let u = url.clone();
     let id = id.trim().to_owned();
     let (ok, _, err) = tokio::task::spawn_blocking(move || rpc(&u, &["fetch", &id]))

@@ -180,7 +180,8 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     assert!(ok, "{err}");
     assert!(out.contains("will never run"), "{out}");
     let mut answer = None;
-    for _ in 0..50 {
+    // Up to a minute: the worker answers it at its next poll.
+    for _ in 0..600 {
         answer = client.fetch_result(&id.as_str().into()).await.unwrap();
         if answer.is_some() {
             break;

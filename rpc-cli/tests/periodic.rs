@@ -4,8 +4,11 @@
 //! JSON; garbage written into the hashes lists as unreadable without
 //! failing; an unknown service or a dead Redis exits non-zero with the
 //! reason.
+//!
+//! The test waits on what Redis holds (the worker's first tick and its
+//! registration, the clock passing the next run), not for a time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rpc_runtime::{DynamicService, MissedTicks, Periodic, Worker};
 use rpc_testkit::RedisServer;
@@ -47,13 +50,41 @@ async fn worker(url: &str) -> Running {
     (tx, task)
 }
 
+/// Polls `check` every 20 ms until it holds; panics with `what` after a
+/// minute (generous: the condition is what the test waits for).
+async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Redis's clock, in ms.
+fn broker_ms(redis: &RedisServer) -> u64 {
+    let time = redis.cli(["TIME"]);
+    let mut parts = time.lines().map(|l| l.trim().parse::<u64>().unwrap());
+    let (secs, micros) = (parts.next().unwrap(), parts.next().unwrap());
+    secs * 1000 + micros / 1000
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_lists_each_job_with_its_schedule_and_last_and_next_run() {
     // An operator asks what runs on a schedule and whether it does.
     let redis = RedisServer::start().expect("start redis-server");
     let url = redis.url();
     let running = worker(&url).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_until("beat ran and nightly was registered", || {
+        !redis
+            .cli(["HGET", "rpc:{Files}:periodic:last", "beat"])
+            .trim()
+            .is_empty()
+            && redis
+                .cli(["HEXISTS", "rpc:{Files}:periodic", "nightly"])
+                .trim()
+                == "1"
+    })
+    .await;
 
     let (ok, out, err) = rpc_async(&url, &["periodic", "--json"]).await;
     assert!(ok, "{err}");
@@ -111,7 +142,16 @@ async fn periodic_lists_each_job_with_its_schedule_and_last_and_next_run() {
     // Every worker stopped: the next run goes overdue.
     let _ = running.0.send(());
     running.1.await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Until Redis's clock is past beat's next run by more than the second
+    // after which `rpc periodic` calls a run overdue.
+    let definition: Value =
+        serde_json::from_str(&redis.cli(["HGET", "rpc:{Files}:periodic", "beat"]))
+            .expect("beat's definition");
+    let next = definition["next_ms"].as_u64().expect("a next run");
+    wait_until("beat's next run is a second past", || {
+        broker_ms(&redis) > next + 1_100
+    })
+    .await;
     let (ok, out, err) = rpc_async(&url, &["periodic"]).await;
     assert!(ok, "{err}");
     assert!(line_of(&out, "beat ").contains("overdue"), "{out}");

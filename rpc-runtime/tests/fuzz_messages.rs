@@ -145,15 +145,15 @@ impl WorkerRig {
         assert_eq!(ended(&stats), self.fed.load(Ordering::Relaxed), "{stats:?}");
     }
 
-    /// Waits (a while) until the worker has ended `fed` messages, and
-    /// returns how many it has ended. A while is much longer than the 1.6
+    /// Waits (up to a minute) until the worker has ended `fed` messages, and
+    /// returns how many it has ended. A minute is much longer than the 1.6
     /// to 2.5 s a job the worker does not know takes to be answered, when
     /// an edit took away the `handoffs` the generator gives it.
     async fn ended(&self, fed: u64) -> u64 {
         let t0 = Instant::now();
         loop {
             let ended = ended(&(self.stats)());
-            if ended >= fed || t0.elapsed() > Duration::from_secs(10) {
+            if ended >= fed || t0.elapsed() > Duration::from_secs(60) {
                 return ended;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -263,7 +263,7 @@ async fn feed(
     let answer = rig
         .client
         .call("Fuzz.echo", json!({ "case": case }))
-        .options(CallOptions::timeout(Duration::from_secs(3)))
+        .options(CallOptions::timeout(Duration::from_secs(30)))
         .response()
         .await;
     prop_assert!(
@@ -405,19 +405,29 @@ fn inbox_case() -> impl Strategy<Value = InboxCase> {
         })
 }
 
+/// The timeout of a call whose reply never comes.
+const UNANSWERED_TIMEOUT: Duration = Duration::from_millis(150);
+
 /// Plays the worker by hand: takes the call's job, pushes the garbage into
 /// its inbox, then (if `answered`) its real reply; the call must get that
-/// reply, or time out at its deadline, never later.
+/// reply, or time out (an error of kind timeout), not before its deadline.
+/// How long past its deadline an unanswered call gave up is pushed onto
+/// `late`: one case on a loaded machine can be late for any reason, so the
+/// bound is checked on all of them together, outside the property.
 async fn garbage_then_reply(
     client: &Client,
     case: u64,
     input: InboxCase,
+    late: &std::sync::Mutex<Vec<Duration>>,
 ) -> Result<(), TestCaseError> {
     let backend = client.backend().clone();
+    // An answered call's reply is pushed at once: its timeout is only a
+    // backstop, generous so that a slow machine does not turn it into a
+    // timeout.
     let timeout = if input.answered {
-        Duration::from_secs(3)
+        Duration::from_secs(30)
     } else {
-        Duration::from_millis(150)
+        UNANSWERED_TIMEOUT
     };
     let options = CallOptions::timeout(timeout);
     let caller = client.clone();
@@ -446,7 +456,7 @@ async fn garbage_then_reply(
 
     let mut reader = backend.open_reader().await?;
     let taken = reader
-        .take_jobs(&[QUEUE.to_owned()], "hand", 1, Duration::from_secs(3))
+        .take_jobs(&[QUEUE.to_owned()], "hand", 1, Duration::from_secs(30))
         .await?;
     prop_assert_eq!(taken.len(), 1);
     let job = &taken[0];
@@ -488,13 +498,7 @@ async fn garbage_then_reply(
         // A leading call stops reading with under a millisecond left.
         let early = timeout - Duration::from_millis(1);
         prop_assert!(took >= early, "gave up early, after {:?}", took);
-        // Slack for a loaded two-core machine; a call that waits past its
-        // deadline by a read's poll interval (1 s) fails this.
-        prop_assert!(
-            took < timeout + Duration::from_millis(600),
-            "gave up late, after {:?}",
-            took
-        );
+        late.lock().unwrap().push(took.saturating_sub(timeout));
     }
     prop_assert_eq!(client.in_flight(), 0, "a waiter was left behind");
     Ok(())
@@ -518,10 +522,27 @@ fn garbage_in_an_inbox_never_panics_and_the_waiting_call_gets_its_own_reply() {
             .expect("queue");
         client
     });
+    let late = std::sync::Mutex::new(Vec::new());
     check(96, inbox_case(), |input| {
         let case = next_case();
-        rt.block_on(garbage_then_reply(&client, case, input))
+        rt.block_on(garbage_then_reply(&client, case, input, &late))
     });
+    // A call that waits past its deadline for a read's poll interval (1 s)
+    // is late by most of a second every time; a loaded machine makes some
+    // cases late, not the typical one. So the median of all unanswered
+    // cases (about 14 in 96) must be well under that interval.
+    let mut late = late.into_inner().unwrap();
+    late.sort();
+    if late.len() < 3 {
+        // Only with a small FUZZ_CASES: 96 cases give about 14.
+        eprintln!("too few unanswered cases to judge their lateness: {late:?}");
+        return;
+    }
+    let median = late[late.len() / 2];
+    assert!(
+        median < Duration::from_millis(500),
+        "unanswered calls gave up late past their {UNANSWERED_TIMEOUT:?} deadline: {late:?}"
+    );
 }
 
 #[path = "fuzz_messages/generate.rs"]

@@ -4,7 +4,12 @@
 //! it times out, is cancelled, loses its connection, or has its job
 //! refused; no other call may lose its reply, and no caller may wait past
 //! its deadline.
+//!
+//! Orderings are waited for, not slept for: a call is known to lead when a
+//! connection is blocked on the inbox (`CLIENT LIST`), and calls to be
+//! running when the worker holds their leases (`XPENDING`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rpc_runtime::{CallOptions, Client, DynamicService, Error, ErrorKind, Worker};
@@ -34,6 +39,12 @@ async fn rig() -> Rig {
         .job("echo", |req| async move {
             let data = req.data.clone();
             req.respond(data)
+        })
+        .job("held", |req| async move {
+            while !RELEASED.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            req.respond(req.data.clone())
         });
     let worker = Worker::builder(&url)
         .mount(service)
@@ -50,6 +61,26 @@ async fn rig() -> Rig {
         server,
         client,
         _stop: stop,
+    }
+}
+
+/// Lets every `Inbox.held` job answer (only one test uses them).
+static RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// Waits until a connection of `server` is blocked reading an inbox: a
+/// call is leading, its read in flight.
+async fn a_read_in_flight(server: &RedisServer) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = server.cli(["CLIENT", "LIST"]);
+        if list
+            .lines()
+            .any(|l| l.contains("cmd=blmpop") || l.contains("cmd=blpop"))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no read in flight: {list}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -80,21 +111,21 @@ async fn echo_calls(client: &Client, n: usize) -> Vec<tokio::task::JoinHandle<()
 /// calls queued behind it are still answered, and the client reads on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_times_out_strands_nobody() {
-    let Rig { client, .. } = &rig().await;
+    let Rig { server, client, .. } = &rig().await;
 
     let leader = {
         let client = client.clone();
         tokio::spawn(async move {
             let t = Instant::now();
             let r = client
-                .call("Inbox.sleep", json!({ "ms": 800 }))
+                .call("Inbox.sleep", json!({ "ms": 20_000 }))
                 .options(within(300))
                 .response()
                 .await;
             (r, t.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    a_read_in_flight(server).await;
     let others = echo_calls(client, 50).await;
     let (r, took) = leader.await.unwrap();
     // The worker cancels the job at the same deadline and says so; which of
@@ -110,8 +141,10 @@ async fn a_leader_that_times_out_strands_nobody() {
         ),
         "expected a timeout, got {r:?}"
     );
+    // At its deadline, not when the 20 s job ends (a far bound, for a
+    // loaded machine).
     assert!(
-        took < Duration::from_millis(600),
+        took >= Duration::from_millis(299) && took < Duration::from_secs(10),
         "timed out after {took:?}"
     );
     for call in others {
@@ -133,21 +166,21 @@ async fn a_leader_that_times_out_strands_nobody() {
 /// their replies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_strands_nobody() {
-    let Rig { client, .. } = &rig().await;
+    let Rig { server, client, .. } = &rig().await;
 
     let leader = {
         let client = client.clone();
         tokio::spawn(async move {
             let options = within(10_000);
             tokio::select! {
-                _ = client.call("Inbox.sleep", json!({ "ms": 600 })).options(options.clone()).response() => {
+                _ = client.call("Inbox.sleep", json!({ "ms": 20_000 })).options(options.clone()).response() => {
                     panic!("the sleep cannot answer before the select gives up");
                 }
                 _ = tokio::time::sleep(Duration::from_millis(150)) => {}
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    a_read_in_flight(server).await;
     let others = echo_calls(client, 50).await;
     leader.await.unwrap();
     for call in others {
@@ -215,7 +248,8 @@ async fn a_refused_job_is_an_error_not_a_timeout() {
             Err(Error::Broker(m)) => assert!(m.contains("WRONGTYPE"), "{m}"),
             other => panic!("expected a broker error, got {other:?}"),
         }
-        assert!(took < Duration::from_secs(2), "reported after {took:?}");
+        // Well before the 20 s deadline, generous for a loaded machine.
+        assert!(took < Duration::from_secs(10), "reported after {took:?}");
     }
     assert_eq!(client.in_flight(), 0);
     let r = client
@@ -241,15 +275,28 @@ async fn a_clobbered_inbox_moves_the_client_to_a_fresh_one() {
             let client = client.clone();
             tokio::spawn(async move {
                 client
-                    .call("Inbox.sleep", json!({ "ms": 300 + i }))
-                    .options(within(10_000))
+                    .call("Inbox.held", json!({ "slept": 300 + i }))
+                    .options(within(60_000))
                     .response()
                     .await
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // All 20 running (leased by the worker), none answered: then the inbox
+    // is clobbered, and only then are the replies let go.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server
+        .cli(["XPENDING", "rpc:{Inbox}:jobs", "workers"])
+        .lines()
+        .next()
+        .map(str::trim)
+        != Some("20")
+    {
+        assert!(Instant::now() < deadline, "the 20 calls never all ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.cli(["SET", &old, "clobbered"]);
+    RELEASED.store(true, Ordering::SeqCst);
     for (i, call) in in_flight.into_iter().enumerate() {
         let r = call
             .await
@@ -267,7 +314,8 @@ async fn a_clobbered_inbox_moves_the_client_to_a_fresh_one() {
             .expect("later calls are answered");
         assert_eq!(r.data, json!(i));
     }
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // Each answered at once, not after a read's timeout (a far bound).
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_ne!(client.inbox(), old, "the client moved");
     assert_eq!(server.cli(["GET", &old]).trim(), "clobbered");
     assert_eq!(

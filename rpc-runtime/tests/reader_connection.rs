@@ -136,8 +136,9 @@ async fn a_refused_reconnect_of_the_reader_ends_the_call_by_its_deadline() {
         .response()
         .await
         .expect_err("no connection can be made");
+    // By its 2 s deadline, not hanging (a far bound, for a loaded machine).
     assert!(
-        started.elapsed() < Duration::from_secs(4),
+        started.elapsed() < Duration::from_secs(10),
         "took {:?}: {err}",
         started.elapsed()
     );

@@ -163,6 +163,25 @@ async fn works_over_tls_with_a_private_ca() {
 /// may be one) does not know.
 const ACL_RULES: &str = "on >s3cret resetkeys ~rpc:* resetchannels -@all +ping +xadd +xreadgroup +xack +xdel +xclaim +xpending +xgroup|create +xgroup|delconsumer +xinfo|consumers +xrange +blmpop +blpop +rpush +pexpire +set +get +evalsha +script|load +time +zrangebyscore +zrange +zrem +zadd +zscore +zremrangebyscore +hget +hdel +hset +hscan +exists +blmove +lrange +ltrim";
 
+/// How many times Redis was asked `command` (lower case): run, refused by
+/// the ACL, or failed, from `INFO commandstats`.
+fn times_asked(redis: &RedisServer, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:");
+    redis
+        .cli(["INFO", "commandstats"])
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(&prefix).map(str::to_owned))
+        .map(|counts| {
+            counts
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(k, _)| matches!(*k, "calls" | "rejected_calls" | "failed_calls"))
+                .filter_map(|(_, v)| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_as_an_acl_user_limited_to_its_keys_and_commands() {
     let dir = tempfile_dir();
@@ -198,11 +217,20 @@ async fn works_as_an_acl_user_limited_to_its_keys_and_commands() {
         .unwrap()
         .is_empty()
     {
-        assert!(t0.elapsed() < Duration::from_secs(10));
+        assert!(t0.elapsed() < Duration::from_secs(60));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the janitor run its reclaim (XPENDING) a few times.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Wait until the janitor has run its reclaim (XPENDING) a few more
+    // times, as Redis counts them (refused ones too).
+    let asked = times_asked(&redis, "xpending");
+    let t0 = std::time::Instant::now();
+    while times_asked(&redis, "xpending") < asked + 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the janitor never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop(running).await;
     let log = redis.cli(["ACL", "LOG"]);
     assert!(
@@ -346,6 +374,18 @@ async fn the_protocol_doc_is_enough_to_write_a_client() {
     assert_eq!(stats.dead_lettered, 1);
 }
 
+/// Whether every consumer of `key`'s group has been idle over `ms`.
+fn consumers_idle_over(redis: &RedisServer, key: &str, ms: u64) -> bool {
+    let listed = redis.cli(["XINFO", "CONSUMERS", key, "workers"]);
+    let lines: Vec<&str> = listed.lines().map(str::trim).collect();
+    let idles: Vec<u64> = lines
+        .windows(2)
+        .filter(|w| w[0] == "idle")
+        .filter_map(|w| w[1].parse().ok())
+        .collect();
+    !idles.is_empty() && idles.iter().all(|&idle| idle > ms)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_dead_consumers_are_forgotten_on_start() {
     let redis = RedisServer::start().expect("redis");
@@ -367,7 +407,13 @@ async fn long_dead_consumers_are_forgotten_on_start() {
         key,
         ">",
     ]);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Both idle past the 500 ms after which the worker forgets consumers
+    // (as Redis reports their idle time).
+    let t0 = std::time::Instant::now();
+    while !consumers_idle_over(&redis, key, 600) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "never idle");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let worker = Worker::builder(&url)
         .mount(echo("Old", "old"))
         .forget_consumers_after(Duration::from_millis(500))

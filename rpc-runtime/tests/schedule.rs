@@ -95,19 +95,18 @@ async fn poll(backend: &dyn Broker, max: usize) -> usize {
         .moved
 }
 
-/// A job scheduled 400 ms ahead is not moved before it is due, and is moved
-/// once after.
+/// A job scheduled 2 s ahead is not moved before it is due, and is moved
+/// once after: polled until it moves, which must not be before its delay
+/// has passed (the delay is long enough that the first poll, however slow
+/// the machine, is well before it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_job_is_moved_onto_the_queue_only_once_it_is_due() {
     rpc_testkit::require_redis_server();
     let redis = RedisServer::start().expect("redis");
+    let delay = Duration::from_secs(2);
     for backend in backends(&redis).await {
         let t0 = Instant::now();
-        let later = (
-            "job-1".to_owned(),
-            b"later".to_vec(),
-            Duration::from_millis(400),
-        );
+        let later = ("job-1".to_owned(), b"later".to_vec(), delay);
         schedule(&*backend, &[later]).await;
         assert_eq!(poll(&*backend, 10).await, 0);
         assert!(
@@ -115,10 +114,23 @@ async fn a_scheduled_job_is_moved_onto_the_queue_only_once_it_is_due() {
             "{}",
             backend.describe()
         );
-        while t0.elapsed() < Duration::from_millis(450) {
+        let moved_after = loop {
+            if poll(&*backend, 10).await == 1 {
+                break t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "never moved: {}",
+                backend.describe()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(poll(&*backend, 10).await, 1);
+        };
+        // Due times are whole milliseconds: a couple of ms of slack.
+        assert!(
+            moved_after + Duration::from_millis(2) >= delay,
+            "moved after {moved_after:?}, before its {delay:?}: {}",
+            backend.describe()
+        );
         assert_eq!(poll(&*backend, 10).await, 0);
         assert_eq!(take_all(&*backend).await, vec![b"later".to_vec()]);
     }

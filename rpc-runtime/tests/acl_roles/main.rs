@@ -107,8 +107,9 @@ type Running = (
 /// A worker as the worker role: `Acl.echo`; `Acl.square`; `Acl.flaky`,
 /// which fails its first attempt (so a retry is queued); `Acl.hold`,
 /// which takes `ms` (or stops when cancelled) and answers its attempt;
-/// `Acl.echo` also runs every 100 ms as the periodic job `acl-beat` (the
-/// tick script).
+/// `Acl.held`, which runs until the test lets it go ([`RELEASE`]) and
+/// answers its attempt; `Acl.echo` also runs every 100 ms as the periodic
+/// job `acl-beat` (the tick script).
 async fn worker(redis: &RedisServer) -> Running {
     let service = DynamicService::new("Acl")
         .job("echo", |req| async move { Ok(req.data.clone()) })
@@ -122,6 +123,10 @@ async fn worker(redis: &RedisServer) -> Running {
                 () = tokio::time::sleep(Duration::from_millis(ms)) => {}
                 () = req.context.cancelled() => return Err(HandlerError::fatal("cancelled")),
             }
+            Ok(json!(req.context.attempt()))
+        })
+        .job("held", |req| async move {
+            RELEASE.notified().await;
             Ok(json!(req.context.attempt()))
         })
         .job("flaky", |req| async move {
@@ -138,7 +143,7 @@ async fn worker(redis: &RedisServer) -> Running {
             "Acl.echo",
             json!({}),
         ))
-        .visibility_timeout(Duration::from_millis(300))
+        .visibility_timeout(VISIBILITY)
         .build()
         .await
         .expect("worker as the worker role");
@@ -154,6 +159,16 @@ async fn stop(running: Running) {
     running.1.await.unwrap().unwrap();
 }
 
+/// The workers' visibility timeout: a lease not renewed for that long is
+/// taken over.
+const VISIBILITY: Duration = Duration::from_millis(300);
+
+/// Lets one `Acl.held` job end.
+static RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// How long any waited-for event may take on a loaded machine.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 fn opts() -> CallOptions {
     CallOptions::timeout(Duration::from_secs(10))
 }
@@ -165,7 +180,7 @@ fn assert_acl_log_empty(redis: &RedisServer) {
 
 /// Waits until the service has at least `n` dead letters, and returns them.
 async fn wait_for_dead_letters(client: &Client, n: usize) -> Vec<rpc_runtime::backend::DeadLetter> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let dead = client.dead_letters("Acl", 100).await.unwrap();
         if dead.len() >= n {

@@ -106,7 +106,7 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         .find(|d| d.payload == readable.as_bytes())
         .unwrap();
     operator.replay_dead_letter("Acl", to_replay).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(result) = operator.fetch_result(&"replayed-1".into()).await.unwrap() {
             assert_eq!(result.unwrap(), json!({"x": 1}));
@@ -145,7 +145,7 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
     // `rpc periodic`: the worker role ran the tick script, the operator
     // reads its hashes.
     assert_eq!(inspector.periodic_services().await.unwrap(), ["Acl"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     let periodic = loop {
         let periodic = inspector
             .periodic("Acl")
@@ -163,17 +163,56 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(periodic[0].unreadable, None);
-    // A job held three times the visibility timeout (300 ms): the janitor
-    // renews its lease (XPENDING, XCLAIM) every 100 ms meanwhile, as the
-    // worker role (the ACL log below shows none of it was refused), so the
-    // job is never taken over: it answers its first attempt.
-    let r = client
-        .call("Acl.hold", json!({"ms": 900}))
-        .options(opts())
-        .response()
+    // A job held past three times the visibility timeout (300 ms): the
+    // janitor renews its lease (XPENDING, XCLAIM) meanwhile, as the worker
+    // role (the ACL log below shows none of it was refused), so the job is
+    // never taken over: it answers its first attempt. The operator watches
+    // the lease until it has seen three renewals (its idle time dropping
+    // back), and only then lets the handler end.
+    let held = client
+        .call("Acl.held", json!({}))
+        .options(CallOptions::timeout(PATIENCE))
+        .send()
         .await
         .unwrap();
-    assert_eq!(r.data, json!(1), "the held job's attempt");
+    let held_id = held.id().to_string();
+    let deadline = Instant::now() + PATIENCE;
+    let (mut renewals, mut last_idle, mut leased_since) = (0, None, None);
+    while renewals < 3 || leased_since.is_none_or(|t: Instant| t.elapsed() < 3 * VISIBILITY) {
+        assert!(
+            Instant::now() < deadline,
+            "the janitor renewed the held job's lease {renewals} times"
+        );
+        let leased = inspector
+            .leased("Acl", 100)
+            .await
+            .expect("leases as the operator")
+            .unwrap_or_default();
+        let lease = leased.iter().find(|l| {
+            l.payload
+                .as_deref()
+                .is_some_and(|p| String::from_utf8_lossy(p).contains(&held_id))
+        });
+        if let Some(lease) = lease {
+            assert_eq!(
+                lease.deliveries, 1,
+                "the held job was taken over after {renewals} renewals (idle {:?})",
+                lease.idle
+            );
+            leased_since.get_or_insert_with(Instant::now);
+            if last_idle.is_some_and(|idle| lease.idle < idle) {
+                renewals += 1;
+            }
+            last_idle = Some(lease.idle);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    RELEASE.notify_one();
+    assert_eq!(
+        held.wait().await.unwrap(),
+        json!(1),
+        "the held job's attempt"
+    );
     stop(running).await;
     assert_acl_log_empty(&redis);
 }

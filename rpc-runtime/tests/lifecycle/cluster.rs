@@ -57,9 +57,10 @@ async fn the_lifecycle_works_on_a_cluster() {
         .send()
         .await
         .unwrap();
-    while log.runs("polite").is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the polite handler started", PATIENCE, || {
+        !log.runs("polite").is_empty()
+    })
+    .await;
     running.cancel().await.unwrap();
     let err = running.wait().await.unwrap_err();
     assert_eq!(err.remote_kind(), Some(ErrorKind::Cancelled), "{err}");

@@ -3,15 +3,20 @@
 //! job, or due at infinity; a scheduled message without a due time (an
 //! orphan, which would never run); cancellation entries that are no call
 //! id, keys of the wrong type. The worker dead-letters or ignores them and
-//! goes on serving.
+//! goes on serving. It waits on what the worker did (its log event for
+//! the pause, the dead letters), with generous deadlines.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rpc_runtime::CallOptions;
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
 use super::*;
+
+/// The service, a name of its own: the test waits for its worker to see
+/// its pause (see [`WorkerEvents`]).
+const GARBAGE: &str = "LifeGarbage";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
@@ -20,7 +25,8 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
     let url = redis.url();
     let raw = redis::Client::open(url.as_str()).unwrap();
     let mut con = raw.get_multiplexed_async_connection().await.unwrap();
-    let key = |k: &str| format!("rpc:{{{SERVICE}}}:{k}");
+    let events = WorkerEvents::get();
+    let key = |k: &str| format!("rpc:{{{GARBAGE}}}:{k}");
     let mut pipe = redis::pipe();
     pipe.cmd("ZADD")
         .arg(key("schedule"))
@@ -49,31 +55,41 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
         .cmd("HSET")
         .arg(key("scheduled"))
         .arg("orphan")
-        .arg(r#"{"v":1,"id":"orphan","job":"Life.echo","params":{}}"#)
+        .arg(r#"{"v":1,"id":"orphan","job":"LifeGarbage.echo","params":{}}"#)
         .cmd("SET")
         .arg(key("paused"))
         .arg("not a time");
     let _: () = pipe.query_async(&mut con).await.unwrap();
 
     let log = Log::default();
-    let _worker = start(worker(&url, log.clone())).await;
+    let paused_before = events.pauses(GARBAGE, true);
+    let _worker = start(settings(
+        Worker::builder(&url).mount(service_named(GARBAGE, log.clone())),
+    ))
+    .await;
     let client = client(&url).await;
-    // A pause flag holding garbage is still a pause.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(client.is_paused(SERVICE).await.unwrap());
-    client.resume(SERVICE).await.unwrap();
+    // A pause flag holding garbage is still a pause, to the worker too.
+    wait_until(
+        "the worker saw the garbage flag as a pause",
+        PATIENCE,
+        || events.pauses(GARBAGE, true) > paused_before,
+    )
+    .await;
+    assert!(client.is_paused(GARBAGE).await.unwrap());
+    client.resume(GARBAGE).await.unwrap();
 
     // The garbage message was moved and dead-lettered with the reason; the
     // entry due at infinity and the orphan, which would never run, too (the
     // first poll sweeps the scheduled messages).
-    let mut dead = Vec::new();
-    for _ in 0..50 {
-        dead = client.dead_letters(SERVICE, 10).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let dead = loop {
+        let dead = client.dead_letters(GARBAGE, 10).await.unwrap();
         if dead.len() >= 3 {
-            break;
+            break dead;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        assert!(Instant::now() < deadline, "only {dead:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(dead.len(), 3, "{dead:?}");
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
     assert!(
@@ -100,8 +116,8 @@ async fn garbage_in_the_schedule_and_cancellations_never_stops_a_worker() {
         .await
         .unwrap();
     let reply = client
-        .call(&format!("{SERVICE}.echo"), json!("still serving"))
-        .options(CallOptions::delay(Duration::from_millis(200)))
+        .call(&format!("{GARBAGE}.echo"), json!("still serving"))
+        .options(CallOptions::delay(Duration::from_millis(200)).with_timeout(PATIENCE))
         .response()
         .await
         .unwrap();

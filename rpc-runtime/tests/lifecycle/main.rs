@@ -3,6 +3,11 @@
 //! backoff, cancellation, idempotency keys, pause and resume, and garbage
 //! where the lifecycle keeps its state. One test binary, one file per
 //! capability.
+//!
+//! Tests wait on events with generous deadlines ([`wait_until`],
+//! [`PATIENCE`]): what the handlers logged ([`Log`]), what the worker says
+//! it learned ([`WorkerEvents`]: a pause seen, a cancellation learned), a
+//! reply; never a sleep followed by a look.
 
 mod cancel;
 mod cluster;
@@ -80,8 +85,15 @@ impl Log {
 /// attempt given in `ok_on` (0: never); `slow` sleeps `ms`, ignoring
 /// cancellation; `polite` sleeps `ms` unless cancelled.
 pub fn service(log: Log) -> DynamicService {
+    service_named(SERVICE, log)
+}
+
+/// [`service`] under another name: a test that pauses a service has one of
+/// its own, so that the pauses other tests make are not taken for its own
+/// (see [`WorkerEvents`]).
+pub fn service_named(name: &str, log: Log) -> DynamicService {
     let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log);
-    DynamicService::new(SERVICE)
+    DynamicService::new(name)
         .job("echo", move |req| {
             let log = l1.clone();
             async move {
@@ -140,8 +152,12 @@ fn log_cancel_seen(ctx: &rpc_runtime::Context) {
 
 /// A worker builder for `url` with the test service and quick settings.
 pub fn worker(url: &str, log: Log) -> WorkerBuilder {
-    Worker::builder(url)
-        .mount(service(log))
+    settings(Worker::builder(url).mount(service(log)))
+}
+
+/// The quick settings every test's worker has.
+pub fn settings(builder: WorkerBuilder) -> WorkerBuilder {
+    builder
         .max_attempts(3)
         .backoff(Backoff::Exponential {
             base_ms: 200,
@@ -192,4 +208,139 @@ where
     let redis = RedisServer::start().expect("redis");
     case(redis.url()).await;
     case(memory_url(test)).await;
+}
+
+/// Polls `check` every 10 ms until it holds; panics with `what` after
+/// `within`. The condition is what a test waits for; the deadline, generous,
+/// only ends a test that would otherwise hang.
+pub async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How long any waited-for event may take on a loaded machine.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// What the workers of this process said they learned, from their log
+/// events: which services they saw paused or resumed, and which call ids
+/// they learned are cancelled. It is how a test knows that a worker has
+/// seen a pause or a cancellation, rather than waiting "long enough".
+#[derive(Clone, Default)]
+pub struct WorkerEvents(Arc<Mutex<Vec<Learned>>>);
+
+/// One thing a worker learned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Learned {
+    /// `service`'s pause flag, as a lifecycle poll saw it change.
+    Paused { service: String, paused: bool },
+    /// A call id the worker learned is cancelled.
+    Cancelled { id: String },
+}
+
+impl WorkerEvents {
+    /// The process-wide recorder (installed on first use): a thread-local
+    /// subscriber would miss the events of the workers' tasks.
+    pub fn get() -> WorkerEvents {
+        use tracing_subscriber::layer::SubscriberExt;
+        static EVENTS: std::sync::OnceLock<WorkerEvents> = std::sync::OnceLock::new();
+        EVENTS
+            .get_or_init(|| {
+                let events = WorkerEvents::default();
+                tracing::subscriber::set_global_default(
+                    tracing_subscriber::registry().with(events.clone()),
+                )
+                .expect("no other subscriber");
+                events
+            })
+            .clone()
+    }
+
+    /// How many times a worker has seen `service` turn `paused`.
+    pub fn pauses(&self, service: &str, paused: bool) -> usize {
+        let wanted = Learned::Paused {
+            service: service.to_owned(),
+            paused,
+        };
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| **l == wanted)
+            .count()
+    }
+
+    /// Whether a worker has learned that call `id` is cancelled.
+    pub fn knows_cancelled(&self, id: &str) -> bool {
+        let wanted = Learned::Cancelled { id: id.to_owned() };
+        self.0.lock().unwrap().contains(&wanted)
+    }
+}
+
+/// The fields of one event this recorder reads.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    queue: Option<String>,
+    paused: Option<bool>,
+    id: Option<String>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        if field.name() == "paused" {
+            self.paused = Some(value);
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "queue" => self.queue = Some(value.to_owned()),
+            "id" => self.id = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        match field.name() {
+            "message" => self.message = text,
+            "queue" => self.queue = Some(text.trim_matches('"').to_owned()),
+            "id" => self.id = Some(text.trim_matches('"').to_owned()),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WorkerEvents {
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        metadata.target().starts_with("rpc_runtime::worker")
+            || metadata.target().starts_with("rpc_runtime::context")
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let learned = match fields {
+            Fields {
+                queue: Some(service),
+                paused: Some(paused),
+                ref message,
+                ..
+            } if message.starts_with("service ") => Learned::Paused { service, paused },
+            Fields {
+                id: Some(id),
+                ref message,
+                ..
+            } if message == "learned a cancellation" => Learned::Cancelled { id },
+            _ => return,
+        };
+        self.0.lock().unwrap().push(learned);
+    }
 }

@@ -29,12 +29,11 @@ async fn a_job_failing_twice_runs_three_times_with_growing_gaps() {
             "{url}: gaps between attempts {gap1:?}, {gap2:?} (backoff exponential(200ms, 5s))"
         );
         // Equal jitter: the first gap is 100-200 ms, the second 200-400 ms.
+        // Only the lower bounds are checked (a loaded machine makes any gap
+        // longer): the second's is twice the first's, so a backoff that did
+        // not grow (a second gap of 100-200 ms) fails almost every run.
         assert!(gap1 >= Duration::from_millis(95), "{url}: {gap1:?}");
         assert!(gap2 >= Duration::from_millis(195), "{url}: {gap2:?}");
-        assert!(
-            gap2 + Duration::from_millis(20) >= gap1,
-            "{url}: {gap1:?} then {gap2:?}"
-        );
     })
     .await;
 }
