@@ -79,6 +79,19 @@ impl CallOptions {
     /// How long an idempotency key is remembered unless the options say.
     pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(60 * 60);
 
+    /// No option set: what a call without options uses, without building
+    /// (or carrying) options of its own.
+    pub(crate) const NONE: CallOptions = CallOptions {
+        timeout: None,
+        max_attempts: None,
+        result_ttl: None,
+        metadata: BTreeMap::new(),
+        delay: None,
+        run_at: None,
+        idempotency_key: None,
+        idempotency_ttl: None,
+    };
+
     /// Options with only a timeout set.
     pub fn timeout(timeout: Duration) -> Self {
         CallOptions::default().with_timeout(timeout)

@@ -35,6 +35,7 @@ use serde_json::value::RawValue;
 
 use super::handle::Client;
 use super::pending::Pending;
+use super::typed::Parts;
 
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error, Never};
@@ -65,7 +66,9 @@ pub struct Call<T, E = Never, M = Answered> {
     client: Client,
     job: Result<JobRef, Error>,
     params: Result<Box<RawValue>, Error>,
-    options: CallOptions,
+    /// `None` until an option is set: a call without options carries no
+    /// options of its own (its future stays small).
+    options: Option<Box<CallOptions>>,
     _types: Types<T, E, M>,
 }
 
@@ -97,7 +100,7 @@ impl<T, E, M> Call<T, E, M> {
             client: client.clone(),
             job,
             params,
-            options: CallOptions::default(),
+            options: None,
             _types: PhantomData,
         }
     }
@@ -106,21 +109,21 @@ impl<T, E, M> Call<T, E, M> {
     /// a delayed call's time counts from when it is due. Default: the
     /// job's `#[timeout_ms]`, else the client's default.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
+        self.options_mut().timeout = Some(timeout);
         self
     }
 
     /// Runs the job no sooner than `delay` after it is sent (measured on
     /// the broker's clock).
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.options.delay = Some(delay);
+        self.options_mut().delay = Some(delay);
         self
     }
 
     /// Runs the job no sooner than `at`, read on the broker's clock (the
     /// time all workers judge it by); a time already past runs at once.
     pub fn at(mut self, at: SystemTime) -> Self {
-        self.options.run_at = Some(at);
+        self.options_mut().run_at = Some(at);
         self
     }
 
@@ -130,13 +133,13 @@ impl<T, E, M> Call<T, E, M> {
     /// one's result; with other parameters it fails
     /// ([`Error::IdempotencyConflict`]).
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.options.idempotency_key = Some(key.into());
+        self.options_mut().idempotency_key = Some(key.into());
         self
     }
 
     /// How long the idempotency key is remembered.
     pub fn idempotency_ttl(mut self, ttl: Duration) -> Self {
-        self.options.idempotency_ttl = Some(ttl);
+        self.options_mut().idempotency_ttl = Some(ttl);
         self
     }
 
@@ -144,14 +147,14 @@ impl<T, E, M> Call<T, E, M> {
     /// [`Context::metadata`](crate::Context::metadata) (a tenant, a
     /// request id...).
     pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.metadata.insert(key.into(), value.into());
+        self.options_mut().metadata.insert(key.into(), value.into());
         self
     }
 
     /// The attempt limit before the job is dead-lettered. Default: the
     /// job's `#[attempts]`, else the client's default.
     pub fn attempts(mut self, attempts: u32) -> Self {
-        self.options.max_attempts = Some(attempts);
+        self.options_mut().max_attempts = Some(attempts);
         self
     }
 
@@ -159,7 +162,7 @@ impl<T, E, M> Call<T, E, M> {
     /// ([`Client::fetch_result`], [`Client::attach`]); `ZERO` keeps
     /// nothing.
     pub fn keep_result(mut self, ttl: Duration) -> Self {
-        self.options.result_ttl = Some(ttl);
+        self.options_mut().result_ttl = Some(ttl);
         self
     }
 
@@ -168,12 +171,21 @@ impl<T, E, M> Call<T, E, M> {
     /// call made while serving a job: it inherits the job's deadline and
     /// trace).
     pub fn options(mut self, options: CallOptions) -> Self {
-        self.options = options;
+        self.options = Some(Box::new(options));
         self
     }
 
-    pub(super) fn parts(self) -> Result<(Client, JobRef, Box<RawValue>, CallOptions), Error> {
-        Ok((self.client, self.job?, self.params?, self.options))
+    fn options_mut(&mut self) -> &mut CallOptions {
+        self.options.get_or_insert_with(Default::default)
+    }
+
+    pub(super) fn parts(self) -> Result<Parts, Error> {
+        Ok(Parts {
+            client: self.client,
+            job: self.job?,
+            params: self.params?,
+            options: self.options,
+        })
     }
 }
 
@@ -187,8 +199,7 @@ where
     /// fetch the result from anywhere while it is kept (the client's
     /// result TTL, unless [`keep_result`](Self::keep_result) says).
     pub async fn send(self) -> Result<Pending<T, E>, Error> {
-        let (client, job, params, options) = self.parts()?;
-        client.send_typed(&job, &*params, &options).await
+        self.parts()?.send().await
     }
 }
 
@@ -201,10 +212,13 @@ where
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (client, job, params, options) = self.parts()?;
-            client.call_typed(&job, &*params, &options).await
-        })
+        // The parts are moved into the future as the arguments of an
+        // `async fn`, stored once: the boxed future is the call's whole
+        // cost in memory on the plain path.
+        match self.parts() {
+            Ok(parts) => Box::pin(parts.answer()),
+            Err(e) => Box::pin(std::future::ready(Err(CallError::Rpc(e)))),
+        }
     }
 }
 
@@ -213,9 +227,9 @@ impl IntoFuture for Call<(), Never, OneWay> {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (client, job, params, options) = self.parts()?;
-            client.send_one_way(&job, &*params, &options).await
-        })
+        match self.parts() {
+            Ok(parts) => Box::pin(parts.send_one_way()),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 }

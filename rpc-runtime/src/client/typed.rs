@@ -1,8 +1,13 @@
-//! What a [`Call`](super::Call) runs: a typed call and wait, a send that
-//! returns a [`Pending`] handle, a one-way send.
+//! What a [`Call`](super::Call) runs once its parts are checked: a typed
+//! call and wait, a send that returns a [`Pending`] handle, a one-way send.
+//!
+//! The parts are moved into the call's (boxed) future as one value, and
+//! the answer's path runs in this one `async fn` rather than a chain of
+//! them: the future stays within the allocator's small sizes (see
+//! rpc-bench/RESULTS.md).
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::handle::Client;
 use super::pending::Pending;
@@ -13,67 +18,75 @@ use super::send::Routing;
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::{CallError, Error};
 
-impl Client {
-    /// Calls a job and waits for its typed answer.
-    pub(crate) async fn call_typed<Req, T, E>(
-        &self,
-        job: &JobRef,
-        request: &Req,
-        options: &CallOptions,
-    ) -> Result<T, CallError<E>>
+/// What a call without options of its own uses.
+static NO_OPTIONS: CallOptions = CallOptions::NONE;
+
+/// A call's parts once it is checked: what its future runs with.
+pub(super) struct Parts {
+    pub(super) client: Client,
+    pub(super) job: JobRef,
+    pub(super) params: Box<RawValue>,
+    /// `None`: no option set.
+    pub(super) options: Option<Box<CallOptions>>,
+}
+
+impl Parts {
+    /// The call's options, or none set.
+    pub(super) fn options(&self) -> &CallOptions {
+        self.options.as_deref().unwrap_or(&NO_OPTIONS)
+    }
+
+    /// Calls the job and waits for its typed answer.
+    pub(super) async fn answer<T, E>(self) -> Result<T, CallError<E>>
     where
-        Req: Serialize + ?Sized,
         T: DeserializeOwned,
         E: DeserializeOwned,
     {
-        let observed = self.observe(job, options);
-        let answer = match self.call_raw(job, request, options, false, &observed).await {
+        let (client, job) = (&self.client, &self.job);
+        let options = self.options();
+        let observed = client.observe(job, options);
+        let answer = match client
+            .call_raw(job, &*self.params, options, false, &observed)
+            .await
+        {
             Ok((_, body)) => decode_reply(label(job), &body),
             Err(e) => Err(CallError::Rpc(e)),
         };
-        self.observed(observed, job, &answer);
+        client.observed(observed, job, &answer);
         answer
     }
 
-    /// Sends a job and returns a handle to its answer; the result is kept for
-    /// the client's result TTL so other processes can fetch it by id.
-    pub(crate) async fn send_typed<Req, T, E>(
-        &self,
-        job: &JobRef,
-        request: &Req,
-        options: &CallOptions,
-    ) -> Result<Pending<T, E>, Error>
+    /// Sends the job and returns a handle to its answer; the result is
+    /// kept for the client's result TTL so other processes can fetch it
+    /// by id.
+    pub(super) async fn send<T, E>(self) -> Result<Pending<T, E>, Error>
     where
-        Req: Serialize + ?Sized,
         T: DeserializeOwned,
         E: DeserializeOwned,
     {
-        self.send_inner(job, request, options, true).await
+        let options = self.options();
+        self.client
+            .send_inner(&self.job, &*self.params, options, true)
+            .await
     }
 
-    /// Sends a one-way job and returns once it is enqueued. Nothing is kept
-    /// unless `options.result_ttl` asks for it (then the result can be
-    /// fetched by id, though nobody waits on an inbox).
-    pub(crate) async fn send_one_way<Req>(
-        &self,
-        job: &JobRef,
-        request: &Req,
-        options: &CallOptions,
-    ) -> Result<JobId, Error>
-    where
-        Req: Serialize + ?Sized,
-    {
-        let id = self.new_call_id();
-        let observed = self.observe(job, options);
+    /// Sends a one-way job and returns once it is enqueued. Nothing is
+    /// kept unless `options.result_ttl` asks for it (then the result can
+    /// be fetched by id, though nobody waits on an inbox).
+    pub(super) async fn send_one_way(self) -> Result<JobId, Error> {
+        let (client, job) = (&self.client, &self.job);
+        let options = self.options();
+        let id = client.new_call_id();
+        let observed = client.observe(job, options);
         observed.span.record("messaging.message.id", id.as_str());
-        let (payload, timeout, placement) = self.encode(
+        let (payload, timeout, placement) = client.encode(
             job,
             &id,
-            request,
+            &*self.params,
             options,
             Routing {
                 reply_to: None,
-                result_ttl: self.result_ttl(options, false),
+                result_ttl: client.result_ttl(options, false),
                 trace: observed.trace.as_ref(),
             },
         )?;
@@ -81,7 +94,15 @@ impl Client {
         // down, reconnect attempts must not hold the caller past it.
         let timeout = timeout + placement.delay;
         let deadline = tokio::time::Instant::now() + timeout;
-        place_until(&*self.inner.backend, job, &id, &payload, deadline, timeout).await?;
+        place_until(
+            &*client.inner.backend,
+            job,
+            &id,
+            &payload,
+            deadline,
+            timeout,
+        )
+        .await?;
         Ok(id)
     }
 }

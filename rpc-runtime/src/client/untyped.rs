@@ -144,7 +144,10 @@ impl Call<serde_json::Value, serde_json::Value, Answered> {
     /// is kept under. An application error is an [`Error::Remote`] of kind
     /// `app` carrying the error value.
     pub async fn response(self) -> Result<Response, Error> {
-        let (client, job, params, options) = self.parts()?;
-        client.respond(job, &params, &options).await
+        let parts = self.parts()?;
+        parts
+            .client
+            .respond(parts.job, &parts.params, parts.options())
+            .await
     }
 }
