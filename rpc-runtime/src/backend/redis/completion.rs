@@ -13,9 +13,11 @@
 //! permission) and end the job once.
 //!
 //! On a single Redis the whole completion is one script call. On a Cluster
-//! its keys live in up to three slots (the caller's inbox, the kept result,
-//! the queue), so it is up to three calls, one per slot, in step order,
-//! each sent only when the one before it succeeded.
+//! its keys live in up to three slots (the kept result, the caller's inbox,
+//! the queue), so it is up to three calls, one per slot, in that order,
+//! each sent only when the one before it succeeded: the result is kept
+//! before the reply goes out, so a caller that has its answer finds the
+//! result kept, as it would on a single Redis.
 
 use rpc_protocol::limits::DEFAULT_INBOX_TTL;
 use rpc_protocol::Keys;
@@ -279,7 +281,10 @@ pub(super) async fn complete_on(
     completion: &Completion,
 ) -> Result<(), CompleteError> {
     let parts: &[Slots] = match commands {
-        Commands::Cluster(_) => &[Slots::Inbox, Slots::Result, Slots::Queue],
+        // The kept result before the reply: a caller that has its answer
+        // may hand the call's id to another process, which must find the
+        // result kept (on a single Redis both are written in one step).
+        Commands::Cluster(_) => &[Slots::Result, Slots::Inbox, Slots::Queue],
         Commands::Single(_) => &[Slots::All],
     };
     for &slots in parts {
