@@ -254,30 +254,18 @@ impl RedisView {
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<LeasedExcerpt>>, Error> {
-        let jobs = self.keys.jobs(service);
-        if !self.exists(&jobs).await? {
+        let Some((jobs, pending)) = self
+            .oldest_leases(service, max.min(MAX_ENTRIES_PER_READ))
+            .await?
+        else {
             return Ok(None);
-        }
-        if max == 0 || self.group(&jobs).await?.is_none() {
-            return Ok(Some(Vec::new()));
-        }
-        let pending: StreamPendingCountReply = self
-            .query(
-                redis::cmd("XPENDING")
-                    .arg(&jobs)
-                    .arg(GROUP)
-                    .arg("-")
-                    .arg("+")
-                    .arg(max.min(MAX_ENTRIES_PER_READ)),
-            )
-            .await?;
-        let tokens: Vec<&str> = pending.ids.iter().map(|row| row.id.as_str()).collect();
+        };
+        let tokens: Vec<&str> = pending.iter().map(|row| row.id.as_str()).collect();
         let messages = self
             .entries_by_id(&jobs, &tokens, &[FIELD], 0, window)
             .await?;
         Ok(Some(
             pending
-                .ids
                 .iter()
                 .zip(messages)
                 .map(|(row, fields)| LeasedExcerpt {

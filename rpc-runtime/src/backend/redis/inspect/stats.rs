@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use redis::streams::{StreamPendingCountReply, StreamPendingReply, StreamRangeReply};
+use redis::streams::{StreamPendingReply, StreamRangeReply};
 use redis::{FromRedisValue, Value};
 use rpc_protocol::stream::GROUP;
 
@@ -175,34 +175,19 @@ impl RedisView {
         service: &str,
         max: usize,
     ) -> Result<Option<Vec<LeasedJob>>, Error> {
-        let jobs = self.keys.jobs(service);
-        if !self.exists(&jobs).await? {
+        let Some((jobs, pending)) = self.oldest_leases(service, max.min(1_000_000)).await? else {
             return Ok(None);
-        }
-        if max == 0 || self.group(&jobs).await?.is_none() {
-            return Ok(Some(Vec::new()));
-        }
-        let pending: StreamPendingCountReply = self
-            .query(
-                redis::cmd("XPENDING")
-                    .arg(&jobs)
-                    .arg(GROUP)
-                    .arg("-")
-                    .arg("+")
-                    .arg(max.min(1_000_000)),
-            )
-            .await?;
-        if pending.ids.is_empty() {
+        };
+        if pending.is_empty() {
             return Ok(Some(Vec::new()));
         }
         // One XRANGE per id, in one pipeline (one slot: the queue's).
         let mut pipe = redis::pipe();
-        for row in &pending.ids {
+        for row in &pending {
             pipe.cmd("XRANGE").arg(&jobs).arg(&row.id).arg(&row.id);
         }
         let entries: Vec<StreamRangeReply> = self.pipeline(&pipe).await?;
         let jobs = pending
-            .ids
             .into_iter()
             .zip(entries)
             .map(|(row, entry)| LeasedJob {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamInfoGroupsReply};
+use redis::streams::{StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamPendingId};
 use redis::{FromRedisValue, Value};
 use rpc_protocol::stream::{GROUP, MESSAGE as FIELD};
 use rpc_protocol::Keys;
@@ -65,6 +65,34 @@ impl RedisView {
             .query(redis::cmd("XINFO").arg("GROUPS").arg(jobs))
             .await?;
         Ok(groups.groups.into_iter().find(|g| g.name == GROUP))
+    }
+
+    /// The oldest `max` leases of `service`'s jobs stream (`XPENDING`,
+    /// extended form), with the stream's key; `Ok(None)` for an unknown
+    /// service, none before a worker created the group.
+    pub(super) async fn oldest_leases(
+        &self,
+        service: &str,
+        max: usize,
+    ) -> Result<Option<(String, Vec<StreamPendingId>)>, Error> {
+        let jobs = self.keys.jobs(service);
+        if !self.exists(&jobs).await? {
+            return Ok(None);
+        }
+        if max == 0 || self.group(&jobs).await?.is_none() {
+            return Ok(Some((jobs, Vec::new())));
+        }
+        let pending: StreamPendingCountReply = self
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&jobs)
+                    .arg(GROUP)
+                    .arg("-")
+                    .arg("+")
+                    .arg(max),
+            )
+            .await?;
+        Ok(Some((jobs, pending.ids)))
     }
 
     pub(super) async fn consumers(&self, jobs: &str) -> Result<Vec<ConsumerStats>, Error> {
