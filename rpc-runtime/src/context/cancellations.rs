@@ -110,6 +110,7 @@ impl Cancellations {
                 continue;
             }
             if learned.insert(self.hash(&id), at).is_none() {
+                // tests/lifecycle waits on this event, by its message.
                 tracing::debug!(queue, id, "learned a cancellation");
                 new += 1;
             }

@@ -27,6 +27,8 @@ impl PausedQueues {
             set.remove(queue)
         };
         if changed {
+            // tests/lifecycle waits on this event (its `paused` field and
+            // a message starting "service ").
             tracing::info!(
                 queue,
                 paused,
