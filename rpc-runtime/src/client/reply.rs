@@ -42,7 +42,8 @@ impl std::fmt::Display for JobLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             Some(name) => name.fmt(f),
-            None => Ok(()),
+            // A call attached to by id: its reply does not name its job.
+            None => f.write_str("(job not known: attached by id)"),
         }
     }
 }
@@ -138,6 +139,19 @@ mod tests {
     use super::*;
     use crate::client::routing::reply_id;
     use crate::error::Never;
+
+    #[test]
+    fn an_error_of_a_call_attached_by_id_says_its_job_is_not_known() {
+        let e = decode_reply::<(), Never>(
+            JobLabel::default(),
+            br#"{"v":1,"id":"c1","error":{"kind":"cancelled","message":"the call was cancelled before it ran"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`(job not known: attached by id)` failed (cancelled): the call was cancelled before it ran"
+        );
+    }
 
     #[test]
     pub(super) fn reply_id_fast_path_and_fallback() {
