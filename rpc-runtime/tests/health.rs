@@ -233,7 +233,7 @@ async fn readyz_fails_within_5s_of_redis_freezing_even_while_every_slot_is_busy(
 
 /// A private Redis whose `rpc-worker` user is the deployed worker role
 /// without `permission`, with the admin user the kit uses.
-fn redis_with_worker_lacking(permission: &str) -> (RedisServer, tempdir::Dir) {
+fn redis_with_worker_lacking(permission: &str) -> (RedisServer, tempfile::TempDir) {
     rpc_testkit::require_redis_server();
     let role = ROLES
         .lines()
@@ -248,8 +248,8 @@ fn redis_with_worker_lacking(permission: &str) -> (RedisServer, tempdir::Dir) {
         role, without,
         "the worker role has no {permission} to take away"
     );
-    let dir = tempdir::Dir::new();
-    let acl = dir.path.join("users.acl");
+    let dir = tempfile::TempDir::new().expect("a temporary directory");
+    let acl = dir.path().join("users.acl");
     std::fs::write(
         &acl,
         format!("user default on >admin ~* &* +@all\n{without}\n"),
@@ -398,30 +398,4 @@ async fn readyz_is_false_before_the_first_read_and_while_shutting_down() {
         .expect("the worker stops")
         .expect("joins")
         .expect("runs");
-}
-
-/// A temporary directory removed on drop.
-mod tempdir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-
-    impl Dir {
-        pub fn new() -> Self {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let path =
-                std::env::temp_dir().join(format!("rpc-health-{}-{nanos}", std::process::id()));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }

@@ -35,10 +35,10 @@ const TENANT_B: (&str, &str) = ("rpc-client-b", "tenant-b-pw");
 
 /// A private Redis with the admin user the kit uses and the roles, the
 /// tenant template made into tenants `a` and `b`.
-fn redis_with_roles() -> (RedisServer, tempdir::Dir) {
+fn redis_with_roles() -> (RedisServer, tempfile::TempDir) {
     rpc_testkit::require_redis_server();
-    let dir = tempdir::Dir::new();
-    let acl = dir.path.join("users.acl");
+    let dir = tempfile::TempDir::new().expect("a temporary directory");
+    let acl = dir.path().join("users.acl");
     let mut users = String::from("user default on >admin ~* &* +@all\n");
     for line in ROLES.lines().filter(|l| !l.trim().is_empty()) {
         if line.contains("TENANT") {
@@ -192,31 +192,5 @@ async fn wait_for_dead_letters(client: &Client, n: usize) -> Vec<rpc_runtime::ba
             dead.len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A temporary directory removed on drop.
-mod tempdir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-
-    impl Dir {
-        pub fn new() -> Self {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let path =
-                std::env::temp_dir().join(format!("rpc-roles-{}-{nanos}", std::process::id()));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
     }
 }
