@@ -79,6 +79,13 @@ pub struct LeasedExcerpt {
     pub message: Option<Excerpt>,
 }
 
+/// What a search for `call_id` looks for in a message: the id as JSON
+/// writes it, quotes included (as `find_call.lua` does), so that an id is
+/// not found inside a longer one.
+pub(crate) fn call_id_needle(call_id: &str) -> String {
+    serde_json::Value::from(call_id).to_string()
+}
+
 /// What a search found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {

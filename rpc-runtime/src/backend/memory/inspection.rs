@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use super::registry::MemoryBackend;
 use super::state::{entry_number, token, Queue, State};
 use crate::backend::inspection::excerpts::{
-    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
-    MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
+    call_id_needle, DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt,
+    Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
 };
 use crate::backend::inspection::figures::{
     ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats,
@@ -381,11 +381,7 @@ impl Inspection for MemoryBackend {
         max_matches: usize,
         deadline: Instant,
     ) -> Result<Found, Error> {
-        // The call id as JSON writes it, quotes included (as find_call.lua).
-        let needle = serde_json::to_string(call_id).map_err(|e| Error::Codec {
-            what: "look for a call id".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let needle = call_id_needle(call_id);
         let holds = |message: &[u8]| {
             message
                 .windows(needle.len())

@@ -17,7 +17,7 @@
 use super::super::read_only::ReadOnlyScript;
 use super::excerpts::entry_id;
 use super::view::RedisView;
-use crate::backend::inspection::excerpts::{Found, Stream};
+use crate::backend::inspection::excerpts::{call_id_needle, Found, Stream};
 use std::time::Instant;
 
 use redis::Value;
@@ -43,10 +43,7 @@ impl RedisView {
         max_matches: usize,
         deadline: Instant,
     ) -> Result<Found, Error> {
-        let needle = serde_json::to_string(call_id).map_err(|e| Error::Codec {
-            what: "look up a call".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let needle = call_id_needle(call_id);
         let key = self.stream_key(service, stream);
         let mut found = Found {
             tokens: Vec::new(),
