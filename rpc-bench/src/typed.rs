@@ -136,12 +136,12 @@ impl BenchClient {
 
     /// A call of `add`: awaited, it waits for the answer.
     pub fn add(&self, a: i64, b: i64) -> Call<i64> {
-        __private::call(&self.client, ADD, &BenchAddRequest { a, b })
+        __private::call(&self.client, ADD, BenchAddRequest { a, b })
     }
 
     /// A one-way send of `note`: awaited, it returns once enqueued.
     pub fn note(&self, n: u64) -> OneWayCall {
-        __private::one_way(&self.client, NOTE, &BenchNoteRequest { n })
+        __private::one_way(&self.client, NOTE, BenchNoteRequest { n })
     }
 }
 

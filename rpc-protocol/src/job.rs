@@ -105,7 +105,7 @@ fn is_zero_u32(v: &u32) -> bool {
 /// string of the parameters, no re-parse to build a `RawValue`, no
 /// allocated `Service.job` name.
 #[derive(Debug, Serialize)]
-pub struct OutgoingJob<'a, P: Serialize + ?Sized> {
+pub struct OutgoingJob<'a, P: ?Sized> {
     pub v: u32,
     pub id: &'a str,
     pub job: JobName<'a>,

@@ -5,7 +5,8 @@
 //! interoperates with rpc-runtime's:
 //!
 //! * [`keys`]: every Redis key and hash tag, built in one place;
-//! * [`job`] and [`reply`]: the JSON envelopes, decoded strictly;
+//! * [`job`] and [`reply`]: the JSON envelopes, decoded strictly (a job
+//!   message is written by `OutgoingJob::write_json`, `job_write.rs`);
 //! * [`limits`]: the ranges of every value a message may carry;
 //! * [`stream`]: entry fields, the consumer group, intake elements;
 //! * [`time`]: times on the wire (ms since the Unix epoch);
@@ -22,6 +23,7 @@
 pub mod backoff;
 pub mod fingerprint;
 pub mod job;
+mod job_write;
 pub mod keys;
 pub mod limits;
 pub mod periodic;
@@ -32,5 +34,6 @@ pub mod time;
 
 pub use backoff::{Backoff, ParseBackoffError};
 pub use job::{JobMessage, JobName, OutgoingJob, Refused};
+pub use job_write::WriteParams;
 pub use keys::Keys;
 pub use reply::{ErrorKind, ReplyError, ReplyMessage};

@@ -146,19 +146,19 @@ pub mod __private {
 
     /// A call of `job` (a job that answers) with `params`, through
     /// `client`: what a generated client's job method returns.
-    pub fn call<T, E, P: serde::Serialize + ?Sized>(
+    pub fn call<T, E, P: serde::Serialize + Send + Sync + 'static>(
         client: &crate::Client,
         job: crate::JobRef,
-        params: &P,
+        params: P,
     ) -> crate::Call<T, E> {
         crate::Call::new(client, Ok(job), params)
     }
 
     /// A call of the one-way `job` with `params`, through `client`.
-    pub fn one_way<P: serde::Serialize + ?Sized>(
+    pub fn one_way<P: serde::Serialize + Send + Sync + 'static>(
         client: &crate::Client,
         job: crate::JobRef,
-        params: &P,
+        params: P,
     ) -> crate::OneWayCall {
         crate::Call::new(client, Ok(job), params)
     }

@@ -131,7 +131,7 @@ fn job_method(schema: &Schema, id: ModuleId, service: &Service, job: &Job) -> To
             ::rpc_runtime::__private::#constructor(
                 &self.client,
                 JOB,
-                &#request { #(#fields),* },
+                #request { #(#fields),* },
             )
         }
     }

@@ -29,9 +29,9 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+use rpc_protocol::WriteParams;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use super::handle::Client;
 use super::pending::Pending;
@@ -65,7 +65,8 @@ type Types<T, E, M> = PhantomData<fn() -> (T, E, M)>;
 pub struct Call<T, E = Never, M = Answered> {
     client: Client,
     job: Result<JobRef, Error>,
-    params: Result<Box<RawValue>, Error>,
+    /// Serialized once, straight into the message, when the call is sent.
+    params: Box<dyn WriteParams + Send + Sync>,
     /// `None` until an option is set: a call without options carries no
     /// options of its own (its future stays small).
     options: Option<Box<CallOptions>>,
@@ -85,21 +86,15 @@ impl<T, E, M> std::fmt::Debug for Call<T, E, M> {
 impl<T, E, M> Call<T, E, M> {
     /// A call of `job` with `params` through `client` (what generated code
     /// and the untyped methods build).
-    pub(crate) fn new<P: Serialize + ?Sized>(
+    pub(crate) fn new<P: Serialize + Send + Sync + 'static>(
         client: &Client,
         job: Result<JobRef, Error>,
-        params: &P,
+        params: P,
     ) -> Self {
-        let params = serde_json::value::to_raw_value(params).map_err(|e| {
-            let name = job
-                .as_ref()
-                .map_or_else(|_| String::new(), |j| format!("{}.{}", j.service, j.job));
-            Error::codec(format!("encode the request for `{name}`"), e)
-        });
         Call {
             client: client.clone(),
             job,
-            params,
+            params: Box::new(params),
             options: None,
             _types: PhantomData,
         }
@@ -183,7 +178,7 @@ impl<T, E, M> Call<T, E, M> {
         Ok(Parts {
             client: self.client,
             job: self.job?,
-            params: self.params?,
+            params: self.params,
             options: self.options,
         })
     }

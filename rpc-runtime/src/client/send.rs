@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
 use rpc_protocol::job::{JobName, OutgoingJob, PROTOCOL_VERSION};
-use serde::Serialize;
+use rpc_protocol::WriteParams;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -36,7 +36,7 @@ impl Client {
     /// Encodes a call's message: its deadline, when it is due (checked:
     /// see [`Placement::of`]) and its idempotency key. Returns the message,
     /// the timeout and the placement.
-    pub(super) fn encode<Req: Serialize + ?Sized>(
+    pub(super) fn encode<Req: WriteParams + ?Sized>(
         &self,
         job: &JobRef,
         id: &JobId,
@@ -122,7 +122,8 @@ impl Client {
                 .map(|ttl| ttl.as_millis() as u64),
         };
         let mut payload = Vec::with_capacity(256);
-        serde_json::to_writer(&mut payload, &message)
+        message
+            .write_json(&mut payload)
             .map_err(|e| Error::codec(format!("encode the request for `{name}`"), e))?;
         if payload.len() > self.inner.config.max_payload {
             return Err(Error::PayloadTooLarge {
@@ -160,7 +161,7 @@ impl Client {
         keep: bool,
     ) -> Result<Pending<T, E>, Error>
     where
-        Req: Serialize + ?Sized,
+        Req: WriteParams + ?Sized,
     {
         let observed = self.observe(job, options);
         let call = self.encode_call(job, request, options, keep, &observed)?;
@@ -179,7 +180,7 @@ impl Client {
         observed: &Observed,
     ) -> Result<OutgoingCall, Error>
     where
-        Req: Serialize + ?Sized,
+        Req: WriteParams + ?Sized,
     {
         let id = self.new_call_id();
         observed.span.record("messaging.message.id", id.as_str());
@@ -283,7 +284,7 @@ impl Client {
         observed: &Observed,
     ) -> Result<(JobId, Vec<u8>), Error>
     where
-        Req: Serialize + ?Sized,
+        Req: WriteParams + ?Sized,
     {
         let call = self.encode_call(job, request, options, keep, observed)?;
         self.call_encoded(job, call, options, keep)

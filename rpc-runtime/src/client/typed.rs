@@ -6,8 +6,8 @@
 //! them: the future stays within the allocator's small sizes (see
 //! rpc-bench/RESULTS.md).
 
+use rpc_protocol::WriteParams;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
 use super::handle::Client;
 use super::pending::Pending;
@@ -25,7 +25,7 @@ static NO_OPTIONS: CallOptions = CallOptions::NONE;
 pub(super) struct Parts {
     pub(super) client: Client,
     pub(super) job: JobRef,
-    pub(super) params: Box<RawValue>,
+    pub(super) params: Box<dyn WriteParams + Send + Sync>,
     /// `None`: no option set.
     pub(super) options: Option<Box<CallOptions>>,
 }

@@ -88,14 +88,14 @@ impl Client {
         job: &str,
         data: serde_json::Value,
     ) -> Call<serde_json::Value, serde_json::Value> {
-        Call::new(self, untyped_ref(job), &data)
+        Call::new(self, untyped_ref(job), data)
     }
 
     /// A one-way send of `job` with `data`: `.await` returns its id once it
     /// is queued, and nothing waits for an answer (the old library's
     /// `call(name, data)`).
     pub fn send(&self, job: &str, data: serde_json::Value) -> OneWayCall {
-        Call::new(self, untyped_ref(job), &data)
+        Call::new(self, untyped_ref(job), data)
     }
 
     /// Calls `job` with `data` and waits for the answer, as the old
@@ -114,7 +114,7 @@ impl Client {
     pub(super) async fn respond(
         &self,
         job: JobRef,
-        data: &serde_json::value::RawValue,
+        data: &(dyn rpc_protocol::WriteParams + Send + Sync),
         options: &CallOptions,
     ) -> Result<Response, Error> {
         let observed = self.observe(&job, options);
@@ -147,7 +147,7 @@ impl Call<serde_json::Value, serde_json::Value, Answered> {
         let parts = self.parts()?;
         parts
             .client
-            .respond(parts.job, &parts.params, parts.options())
+            .respond(parts.job, &*parts.params, parts.options())
             .await
     }
 }

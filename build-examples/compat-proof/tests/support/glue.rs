@@ -72,7 +72,7 @@ fn call<T: DeserializeOwned + Send + 'static, E: DeserializeOwned + Send + 'stat
     params: Value,
 ) -> BoxFuture<'static, Observed> {
     Box::pin(async move {
-        match rpc_runtime::__private::call::<T, E, _>(&client, job, &params)
+        match rpc_runtime::__private::call::<T, E, _>(&client, job, params)
             .options(options())
             .await
         {
@@ -92,7 +92,7 @@ fn send<T: DeserializeOwned + Send + 'static, E: DeserializeOwned + Send + 'stat
             result_ttl: Some(Duration::from_secs(60)),
             ..options()
         };
-        rpc_runtime::__private::call::<T, E, _>(&client, job, &params)
+        rpc_runtime::__private::call::<T, E, _>(&client, job, params)
             .options(options)
             .send()
             .await
@@ -119,7 +119,7 @@ fn send_one_way(
     params: Value,
 ) -> BoxFuture<'static, Result<JobId, String>> {
     Box::pin(async move {
-        rpc_runtime::__private::one_way(&client, job, &params)
+        rpc_runtime::__private::one_way(&client, job, params)
             .options(options())
             .await
             .map_err(|e| e.to_string())
