@@ -82,7 +82,11 @@ pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Re
         return Ok(());
     }
     let options = lifecycle.with_timeout(args.timeout);
-    let pending = client.call(&args.job, params).options(options).send().await?;
+    let pending = client
+        .call(&args.job, params)
+        .options(options)
+        .send()
+        .await?;
     let (id, response_key) = (pending.id().clone(), pending.response_key());
     let data = match pending.await {
         Ok(data) => data,

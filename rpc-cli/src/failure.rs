@@ -113,7 +113,10 @@ mod tests {
             after: std::time::Duration::from_secs(1),
         });
         assert_eq!(timeout.exit_status(), 1);
-        assert_eq!(Failure::from(Error::Broker("down".to_owned())).exit_status(), 2);
+        assert_eq!(
+            Failure::from(Error::Broker("down".to_owned())).exit_status(),
+            2
+        );
         let url = Error::InvalidUrl {
             url: "x".to_owned(),
             reason: "bad".to_owned(),

@@ -2,8 +2,8 @@
 //! (`Calculater`) must fail at once with the services there are, not look
 //! like an idle queue, pause nothing, or queue a call nobody will ever
 //! take. A service is known when it has a queue, calls waiting on its
-//! schedule or intake (sent before its first worker started), or periodic
-//! jobs.
+//! schedule or intake (sent before its first worker started), periodic
+//! jobs, or dead letters.
 
 use rpc_runtime::Inspector;
 
@@ -11,7 +11,10 @@ use crate::failure::Failure;
 
 /// Fails (exit 2) unless `service` is known under the prefix.
 pub async fn check(inspector: &Inspector, prefix: &str, service: &str) -> Result<(), Failure> {
-    if inspector.has_service(service).await? || inspector.periodic(service).await?.is_some() {
+    if inspector.has_service(service).await?
+        || inspector.periodic(service).await?.is_some()
+        || inspector.dead_letter_count(service).await? > 0
+    {
         return Ok(());
     }
     Err(unknown(service, prefix, &known(inspector).await?))
@@ -37,8 +40,8 @@ pub fn unknown(service: &str, prefix: &str, known: &[String]) -> Failure {
     Failure::cannot(
         format!("find the service `{service}`"),
         format!(
-            "no queue, schedule or periodic job for it under the prefix `{prefix}` \
-             ({known}; is --prefix right?)"
+            "no such service under the prefix `{prefix}` (no queue, schedule, periodic job \
+             or dead letter; {known}; is --prefix right?)"
         ),
     )
 }

@@ -71,7 +71,9 @@ impl Lifecycle {
                         crate::outln!("cancelled {id}: it was scheduled and will never run")
                     }
                     Cancelled::Marked => {
-                        crate::outln!("cancelled {id}: a worker skips it if queued, stops it if running")
+                        crate::outln!(
+                            "cancelled {id}: a worker skips it if queued, stops it if running"
+                        )
                     }
                     Cancelled::Requested => {
                         crate::outln!("asked the workers to cancel {id} (this user may not cancel directly): a worker skips it if queued, stops it if running")
@@ -81,7 +83,9 @@ impl Lifecycle {
             Lifecycle::Pause { service } => {
                 known_service(url, prefix, &service).await?;
                 if client.pause(&service).await? {
-                    crate::outln!("paused {service}: workers take none of its jobs within a second");
+                    crate::outln!(
+                        "paused {service}: workers take none of its jobs within a second"
+                    );
                 } else {
                     crate::outln!("{service} was already paused");
                 }

@@ -37,7 +37,12 @@ pub async fn run(url: &str, prefix: &str, args: ScheduledArgs) -> Result<(), Fai
     for service in services {
         // A service that vanished since it was listed has nothing scheduled.
         let scheduled = inspector.scheduled(&service, args.max).await?;
-        jobs.extend(scheduled.into_iter().flatten().map(|j| (service.clone(), j)));
+        jobs.extend(
+            scheduled
+                .into_iter()
+                .flatten()
+                .map(|j| (service.clone(), j)),
+        );
     }
     if args.format.is_json() {
         for (service, job) in &jobs {

@@ -130,8 +130,18 @@ async fn fill(redis: &RedisServer, url: &str) -> Backlog {
     let add_scheduled = "retry-add-1".to_owned();
     let retry = json!({"v": 1, "id": add_scheduled, "job": "Calculator.add",
         "params": {"a": 5, "b": 6}, "attempt": 2});
-    redis.cli(["HSET", "rpc:{Calculator}:scheduled", &add_scheduled, &retry.to_string()]);
-    redis.cli(["ZADD", "rpc:{Calculator}:schedule", "99999999999999", &add_scheduled]);
+    redis.cli([
+        "HSET",
+        "rpc:{Calculator}:scheduled",
+        &add_scheduled,
+        &retry.to_string(),
+    ]);
+    redis.cli([
+        "ZADD",
+        "rpc:{Calculator}:schedule",
+        "99999999999999",
+        &add_scheduled,
+    ]);
 
     let jobs = "rpc:{Calculator}:jobs";
     redis.cli(["XGROUP", "CREATE", jobs, "workers", "0"]);
@@ -280,7 +290,10 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
         (Some(10), Some(8))
     );
     assert_eq!(report["services_not_in_schema"], json!(["Legacy"]));
-    assert!(report.get("not_checked").is_none(), "scheduled jobs are checked");
+    assert!(
+        report.get("not_checked").is_none(),
+        "scheduled jobs are checked"
+    );
     let calculator = &report["services"][1];
     assert_eq!(calculator["service"], "Calculator");
     let sum = calculator["jobs"]
@@ -300,7 +313,10 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
     for line in [
         "Calculator: 10 checked, 8 would be rejected",
         "  Calculator.add: 4 checked, 4 rejected",
-        &format!("    scheduled {id} call {id}: invalid params", id = ids.add_scheduled),
+        &format!(
+            "    scheduled {id} call {id}: invalid params",
+            id = ids.add_scheduled
+        ),
         "    leased ",
         &format!("call {}: invalid params", ids.add_leased),
         "      params: \"c\" is a required property",
