@@ -189,3 +189,35 @@ async fn dashboard(
         .await
         .map_err(|e| Failure::cannot("start the dashboard", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Walks the whole command tree: every subcommand and every argument
+    /// (flags and positionals alike) says what it is for in `--help`.
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        let command = super::Args::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "rpc", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_name() != "help" && sub.get_about().is_none() {
+                missing.push(sub_path.clone());
+            }
+            walk(sub, &sub_path, missing);
+        }
+    }
+}

@@ -265,8 +265,13 @@ mod tests {
         let (r, why) = rule(b"[1, 2]");
         assert_eq!(r, Rule::Unreadable);
         assert!(why[0].message.contains("JSON object"), "{why:?}");
-        let (r, _) = rule(br#"{"v": 2, "id": "x", "job": "S.add", "params": {}}"#);
+        // A version no worker speaks is unreadable; 2 (a delayed or keyed
+        // call) is spoken, and judged by its params.
+        let (r, why) = rule(br#"{"v": 3, "id": "x", "job": "S.add", "params": {}}"#);
         assert_eq!(r, Rule::Unreadable);
+        assert!(why[0].message.contains("version 3"), "{why:?}");
+        let (r, _) = rule(br#"{"v": 2, "id": "x", "job": "S.add", "params": {}}"#);
+        assert_eq!(r, Rule::InvalidParams);
 
         let (r, why) = rule(&message("S.sub", json!({})));
         assert_eq!(r, Rule::UnknownJob);
