@@ -221,3 +221,55 @@ fn version_completions_and_the_exit_rule_in_help() {
         "{help}"
     );
 }
+
+/// `rpc replay --all` over many dead letters shows its progress on stderr
+/// when that is a terminal (`replaying N/TOTAL`), and never when stderr is
+/// a pipe or a file: no carriage returns in a log.
+#[test]
+fn replay_all_shows_progress_on_a_terminal_only() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    let fill = |service: &str| {
+        redis.cli([
+            "EVAL",
+            "for i = 1, 300 do redis.call('XADD', KEYS[1], '*', 'reason', 'r', 'm', \
+             '{\"v\":1,\"id\":\"p' .. i .. '\",\"job\":\"' .. ARGV[1] .. '.echo\",\"params\":{}}') end",
+            "1",
+            &format!("rpc:{{{service}}}:dead"),
+            service,
+        ]);
+    };
+
+    // On a pseudo-terminal: the progress line is drawn.
+    fill("OnTty");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rpc"));
+    command.args(["--url", &url, "replay", "OnTty", "--all"]);
+    let mut session = expectrl::Session::spawn(command).expect("spawn rpc on a pty");
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    loop {
+        let mut buf = [0u8; 8192];
+        match session.try_read(&mut buf) {
+            Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => {
+                let status = session.get_process().status();
+                if !matches!(status, Ok(expectrl::process::unix::WaitStatus::StillAlive)) {
+                    break;
+                }
+                assert!(t0.elapsed() < Duration::from_secs(30), "rpc did not end");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("replaying 1/300"), "{text}");
+    assert_eq!(redis.cli(["XLEN", "rpc:{OnTty}:jobs"]).trim(), "300");
+
+    // On pipes: the same replay, and no progress at all.
+    fill("OnPipe");
+    let (code, out, err) = rpc_status(&url, &["replay", "OnPipe", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 300, "{out}");
+    assert!(!err.contains("replaying") && !err.contains('\r'), "{err}");
+}
