@@ -66,6 +66,7 @@ const WORKER_CONCURRENCY: usize = 256;
 #[derive(Parser)]
 #[command(
     name = "rpc-bench",
+    version,
     about = "Benchmark rpc-runtime against a hand-written raw-Redis floor, in one run"
 )]
 struct Cli {

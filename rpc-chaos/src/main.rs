@@ -14,6 +14,7 @@ use rpc_runtime::{
 
 /// Serve the Chaos jobs (square, sleep, note, record, context) from a Redis queue.
 #[derive(Parser, Debug)]
+#[command(name = "chaos-worker", version)]
 struct Args {
     /// Broker URL (`redis://`, `rediss://...?ca=`, `redis+cluster://`).
     #[arg(long, env = "CHAOS_URL")]
@@ -172,6 +173,12 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Coloured only on a terminal, never with NO_COLOR set: a log file
+        // carries no ANSI escapes.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let args = Args::parse();
     if let Some(id) = &args.fetch {

@@ -1,21 +1,25 @@
 //! `rpc backlog-check --schema NEW.rpc`: before a deploy, would the new
 //! schema's workers reject anything already waiting in Redis?
 //!
-//! Messages outlive deploys: what old clients queued, what old workers hold
+//! Messages outlive deploys: what old clients scheduled (delayed calls,
+//! retries waiting out their backoff) or queued, what old workers hold
 //! leased (and will hand to new workers when their lease runs out) and what
 //! sits dead-lettered (what a replay would send) all meet the new workers.
 //! This reads every such message of the schema's services, through
-//! [`Inspector`](rpc_runtime::Inspector) (queued and leased) and [`Client::dead_letters`](rpc_runtime::Client::dead_letters), judges
+//! [`Inspector`](rpc_runtime::Inspector) (scheduled, queued and leased) and
+//! [`Client::dead_letters`](rpc_runtime::Client::dead_letters), judges
 //! each by the rules in [`rules`], and reports per service and job which
-//! would be rejected and why. It only reads.
+//! would be rejected and why. It only reads. Over a large backlog, a
+//! progress line counts the messages checked (on a terminal's stderr only).
 //!
-//! Queued is read before leased, so a message delivered in between is seen
-//! in both (and checked once, by its entry id) rather than in neither; one
-//! acked meanwhile is missed, but then no new worker will see it either.
-//! Scheduled jobs are not read: the runtime has none yet.
+//! Scheduled is read before queued, and queued before leased, so a message
+//! moved on in between is seen twice (checked once when its entry id is the
+//! same) rather than missed; one acked meanwhile is missed, but then no new
+//! worker will see it either.
 //!
-//! Exit status: 0 nothing would be rejected, 1 something would, 2 a usage
-//! error, a schema that does not load, or a Redis that does not answer.
+//! Exit status, by `rpc`'s rule: 0 nothing would be rejected, 1 something
+//! would, 2 a usage error, a schema that does not load, or a Redis that
+//! does not answer.
 
 mod report;
 mod rules;
@@ -24,24 +28,28 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use rpc_runtime::Error;
 
-use report::{Place, Report, NOT_CHECKED_SCHEDULED};
+use crate::failure::{ANSWER_NO, COULD_NOT_RUN};
+use crate::output_format::Format;
+use crate::progress::Progress;
+use report::{Place, Report};
 use rules::NewSchema;
 
-/// `rpc backlog-check --schema NEW.rpc [--format json] [--max N]`.
+/// `rpc backlog-check --schema NEW.rpc [--format table|json] [--max N]`.
 #[derive(Args, Debug)]
 #[command(after_long_help = RULES)]
 pub struct BacklogCheckArgs {
     /// The new schema file (`.rpc`; its imports are read too).
     #[arg(long, value_name = "NEW.rpc")]
     schema: PathBuf,
-    /// `human` (a report per service and job) or `json` (for CI).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Output format: `table` (a report per service and job; `human` is the
+    /// same) or `json` (for CI; see the README, "Machine-readable output").
+    #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// At most this many messages read per service from each of the queue,
-    /// the leases and the dead letters (a cut is reported).
+    /// At most this many messages read per service from each of the
+    /// schedule, the queue, the leases and the dead letters (a cut is reported).
     #[arg(long, default_value_t = 100_000)]
     max: usize,
 }
@@ -57,20 +65,14 @@ A message would be rejected by the new schema when it is:
                   checked as the worker reads them: within their type's range,
                   and written without a fraction (2.0 is not an i64)
 
-Checked: the schema's services' queued messages (not yet delivered), leased
-ones (delivered, not acked: they will be redelivered, to new workers too) and
-dead letters (what a replay would send). Services in Redis that the schema
-does not have are named, not checked. Scheduled jobs are not checked yet (the
-runtime has none).
+Checked: the schema's services' scheduled jobs (delayed calls and retries
+waiting out their backoff), queued messages (not yet delivered), leased ones
+(delivered, not acked: they will be redelivered, to new workers too) and dead
+letters (what a replay would send). Services in Redis that the schema does
+not have are named, not checked.
 
 Exit status: 0 nothing would be rejected, 1 something would, 2 usage error,
 schema error or Redis unreachable.";
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Format {
-    Human,
-    Json,
-}
 
 /// Runs the check; the exit status as documented above.
 pub async fn main(url: &str, prefix: &str, args: BacklogCheckArgs) -> ExitCode {
@@ -79,28 +81,28 @@ pub async fn main(url: &str, prefix: &str, args: BacklogCheckArgs) -> ExitCode {
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
             eprintln!("error: the schema {} does not load", args.schema.display());
-            return ExitCode::from(2);
+            return ExitCode::from(COULD_NOT_RUN);
         }
     };
     let report = match check(url, prefix, &args, &schema).await {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(COULD_NOT_RUN);
         }
     };
     match args.format {
-        Format::Human => print!("{}", report.render()),
+        Format::Table => crate::out!("{}", report.render()),
         Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => crate::outln!("{json}"),
             Err(e) => {
                 eprintln!("error: write the report as JSON: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(COULD_NOT_RUN);
             }
         },
     }
     if report.rejected > 0 {
-        ExitCode::FAILURE
+        ExitCode::from(ANSWER_NO)
     } else {
         ExitCode::SUCCESS
     }
@@ -124,11 +126,20 @@ async fn check(
             ));
         }
     };
+    let mut progress = Progress::new("checked", None);
     for service in schema.services() {
         let mut verdicts = Vec::new();
         let mut seen = HashSet::new();
+        let scheduled = inspector.scheduled(service, max).await?.unwrap_or_default();
+        cut(service, "scheduled", scheduled.len());
+        progress.add(scheduled.len());
+        for job in scheduled {
+            let verdict = schema.judge(service, &job.payload);
+            verdicts.push((Place::Scheduled, job.id, verdict));
+        }
         let queued = inspector.queued(service, max).await?.unwrap_or_default();
         cut(service, "queued", queued.len());
+        progress.add(queued.len());
         for job in queued {
             let verdict = schema.judge(service, &job.payload);
             seen.insert(job.token.clone());
@@ -136,6 +147,7 @@ async fn check(
         }
         let leased = inspector.leased(service, max).await?.unwrap_or_default();
         cut(service, "leased", leased.len());
+        progress.add(leased.len());
         for job in leased {
             // No payload: acked and deleted since XPENDING listed it.
             let Some(payload) = job.payload else { continue };
@@ -145,6 +157,7 @@ async fn check(
         }
         let dead = client.dead_letters(service, max).await?;
         cut(service, "dead-lettered", dead.len());
+        progress.add(dead.len());
         for letter in dead {
             let verdict = schema.judge(service, &letter.payload);
             verdicts.push((Place::DeadLetter, letter.token, verdict));
@@ -158,6 +171,7 @@ async fn check(
         .into_iter()
         .filter(|s| !in_schema.contains(s.as_str()))
         .collect();
+    progress.finish();
     Ok(Report {
         schema: args.schema.display().to_string(),
         url: inspector.url().to_owned(),
@@ -167,6 +181,5 @@ async fn check(
         services,
         services_not_in_schema,
         truncated,
-        not_checked: NOT_CHECKED_SCHEDULED,
     })
 }

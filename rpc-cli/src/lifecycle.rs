@@ -52,7 +52,7 @@ impl Lifecycle {
             Lifecycle::Cancel { id, service } => {
                 let id = JobId::from(id);
                 if id.as_str().is_empty() || id.as_str().len() > 256 {
-                    return Err(refused(
+                    return Err(Failure::cannot(
                         format!("cancel call {id:?}"),
                         "a call id is 1 to 256 bytes",
                     ));
@@ -68,30 +68,34 @@ impl Lifecycle {
                 };
                 match client.cancel_in(&service, &id).await? {
                     Cancelled::Unscheduled => {
-                        println!("cancelled {id}: it was scheduled and will never run")
+                        crate::outln!("cancelled {id}: it was scheduled and will never run")
                     }
                     Cancelled::Marked => {
-                        println!("cancelled {id}: a worker skips it if queued, stops it if running")
+                        crate::outln!(
+                            "cancelled {id}: a worker skips it if queued, stops it if running"
+                        )
                     }
                     Cancelled::Requested => {
-                        println!("asked the workers to cancel {id} (this user may not cancel directly): a worker skips it if queued, stops it if running")
+                        crate::outln!("asked the workers to cancel {id} (this user may not cancel directly): a worker skips it if queued, stops it if running")
                     }
                 }
             }
             Lifecycle::Pause { service } => {
                 known_service(url, prefix, &service).await?;
                 if client.pause(&service).await? {
-                    println!("paused {service}: workers take none of its jobs within a second");
+                    crate::outln!(
+                        "paused {service}: workers take none of its jobs within a second"
+                    );
                 } else {
-                    println!("{service} was already paused");
+                    crate::outln!("{service} was already paused");
                 }
             }
             Lifecycle::Resume { service } => {
                 known_service(url, prefix, &service).await?;
                 if client.resume(&service).await? {
-                    println!("resumed {service}");
+                    crate::outln!("resumed {service}");
                 } else {
-                    println!("{service} was not paused");
+                    crate::outln!("{service} was not paused");
                 }
             }
         }
@@ -121,8 +125,8 @@ async fn look_for_call(
 ) -> Result<Looked, Failure> {
     let looked = async {
         if client.fetch_result(id).await?.is_some() {
-            return Err(refused(
-                format!("cancel call {id}"),
+            return Err(Failure::no(
+                format!("call {id} was not cancelled"),
                 "it has finished (its result is kept)",
             ));
         }
@@ -133,17 +137,17 @@ async fn look_for_call(
     };
     match (looked.await, service) {
         (Ok(Some(found)), _) => Ok(Looked::Found(found)),
-        (Ok(None), _) => Err(refused(
-            format!("cancel call {id}"),
+        (Ok(None), _) => Err(Failure::no(
+            format!("call {id} was not cancelled"),
             "no such call is scheduled, queued or running here (it never existed, finished without a kept result, or belongs to another service)",
         )),
         (Err(e), Some(service)) if e.is_permission_denied() => Ok(Looked::NotAllowed {
             service,
             why: e.to_string(),
         }),
-        (Err(e), None) if e.is_permission_denied() => Err(refused(
+        (Err(e), None) if e.is_permission_denied() => Err(Failure::cannot(
             format!("cancel call {id}"),
-            &format!("this user may not read the queues ({e}), so the call's service cannot be looked up: name it with --service"),
+            format!("this user may not read the queues ({e}), so the call's service cannot be looked up: name it with --service"),
         )),
         (Err(e), _) => Err(e),
     }
@@ -183,32 +187,8 @@ async fn find_call(
     Ok(None)
 }
 
-/// Fails unless `service` has a queue on the broker, or calls waiting on
-/// its schedule or intake (no worker made its stream yet).
+/// Fails unless `service` is known (see [`crate::known_service`]).
 async fn known_service(url: &str, prefix: &str, service: &str) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
-    if inspector.has_service(service).await? {
-        return Ok(());
-    }
-    Err(no_such_service(service, &inspector.services().await?))
-}
-
-/// The error for a service with no queue here, naming those that have one.
-pub fn no_such_service(service: &str, known: &[String]) -> Failure {
-    let known = if known.is_empty() {
-        "none".to_owned()
-    } else {
-        known.join(", ")
-    };
-    refused(
-        format!("find service `{service}`"),
-        &format!("no such service has a queue here (services: {known})"),
-    )
-}
-
-fn refused(what: String, reason: &str) -> Failure {
-    Failure::Cannot {
-        what,
-        reason: reason.to_owned(),
-    }
+    crate::known_service::check(&inspector, prefix, service).await
 }

@@ -4,49 +4,59 @@
 //! rpc call Calculator.add '{"a": 1, "b": 2}'      # waits, prints the result as JSON
 //! rpc call Calculator.log '{"line": "hi"}' --no-wait  # prints the call id
 //! rpc fetch <id>                                  # a kept result, by id
-//! rpc dead-letters Calculator                     # what was dead-lettered, and why
+//! rpc dead-letters [Calculator]                   # what was dead-lettered, and why
 //! rpc replay Calculator --all                     # put dead letters back on the queue
 //! rpc dashboard --schema schema/calculator.rpc    # the web dashboard on 127.0.0.1:9870
 //! rpc ping                                        # does the broker answer? latency, version
-//! rpc stats [SERVICE...] [--json]                 # queued, leased, dead, workers per service
+//! rpc stats [SERVICE...] [--format json]          # queued, leased, dead, workers per service
 //! rpc top                                         # the same, refreshed every second (q quits)
-//! rpc periodic [SERVICE...] [--json]              # periodic jobs: schedule, last and next run
+//! rpc periodic [SERVICE...] [--format json]       # periodic jobs: schedule, last and next run
 //! rpc backlog-check --schema new.rpc              # would the new schema reject what waits in Redis?
 //! rpc call Mail.send '{...}' --delay 10m --no-wait  # runs in ten minutes (or --at RFC3339)
 //! rpc call Orders.place '{...}' --key order-42    # at most once per key (idempotent)
-//! rpc scheduled Mail                              # delayed jobs and retries, with due times
+//! rpc scheduled [Mail]                            # delayed jobs and retries, with due times
 //! rpc cancel <id>                                 # a queued, scheduled or running call
 //! rpc pause Mail / rpc resume Mail                # stop and restart taking a service's jobs
+//! rpc completions bash                            # the shell's completion script
 //! ```
 //!
-//! Exit codes: 0 success, 1 the call failed (the error is printed on
-//! stderr, as JSON with `--json-errors`), 2 bad usage. `backlog-check`
-//! exits 1 when a message would be rejected, 2 when it cannot check.
+//! Every listing takes `--format table|json` (README, "Machine-readable
+//! output"); the exit status follows one rule for every command
+//! ([`failure`]): 0 done, 1 the answer is "no", 2 could not run.
 
 mod backlog_check;
 mod broker;
+mod call;
+mod completions;
+mod dead_letters;
 mod duration_arg;
 mod failure;
+mod fetch;
+mod known_service;
 mod lifecycle;
 mod operate;
+mod output_format;
 mod periodic;
 mod ping;
+mod progress;
 mod scheduled;
 mod stats;
+mod stdout;
 mod table;
 mod top;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use failure::Failure;
-use rpc_runtime::{CallError, CallOptions, Error, JobId};
+use rpc_runtime::Error;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rpc",
-    about = "Call jobs by name over the broker, inspect results and dead letters"
+    version,
+    about = "Call jobs by name over the broker, inspect results and dead letters",
+    after_help = failure::EXIT_STATUS_HELP
 )]
 struct Args {
     /// Broker URL (redis://, rediss://, redis+cluster://); default: $REDIS_URL or redis://127.0.0.1:6379/
@@ -62,57 +72,13 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Call a job (`Service.job`) with JSON parameters.
-    Call {
-        job: String,
-        /// The parameters: a JSON object keyed by parameter name.
-        #[arg(default_value = "{}")]
-        params: String,
-        /// How long to wait for the answer (`30s`, `2m`; a bare number is seconds).
-        #[arg(long, default_value = "30s", value_parser = duration_arg::parse)]
-        timeout: Duration,
-        /// Enqueue and print the call id without waiting (fire and forget).
-        #[arg(long)]
-        no_wait: bool,
-        /// Print the whole response (`data`, `id`, `response_key`), not only
-        /// `data`; for an error, `{"error": {"kind", "message", "data"}}`.
-        #[arg(long)]
-        full: bool,
-        /// Run the job this long after sending it (`10s`, `5m`, `1h 30m`).
-        #[arg(long, value_parser = duration_arg::parse, conflicts_with = "at")]
-        delay: Option<Duration>,
-        /// Run the job at this time (RFC 3339, e.g. `2026-12-02T10:00:00Z`).
-        #[arg(long, value_parser = parse_time)]
-        at: Option<std::time::SystemTime>,
-        /// An idempotency key: while it is remembered (1 h), the same call
-        /// with the same key runs once and every sender gets its answer.
-        #[arg(long)]
-        key: Option<String>,
-        /// With `--no-wait`: how long the result is kept for `rpc fetch`.
-        #[arg(long, default_value = "5m", value_parser = duration_arg::parse)]
-        keep: Duration,
-    },
+    Call(call::CallArgs),
     /// Print the kept result of a call by id (exit 1 if it is not there).
-    Fetch {
-        id: String,
-        /// How long to wait for the result to be there (`0`: look once).
-        #[arg(long, default_value = "0s", value_parser = duration_arg::parse)]
-        wait: Duration,
-    },
-    /// List a service's dead letters, oldest first, one JSON object a line.
-    DeadLetters {
-        service: String,
-        #[arg(long, default_value_t = 100)]
-        max: usize,
-    },
+    Fetch(fetch::FetchArgs),
+    /// List dead letters (of a service, or of every one), oldest first.
+    DeadLetters(dead_letters::DeadLettersArgs),
     /// Put dead letters back on their queue (fresh attempts, no deadline).
-    Replay {
-        service: String,
-        /// Tokens of the dead letters to replay (from `dead-letters`).
-        tokens: Vec<String>,
-        /// Replay every dead letter of the service.
-        #[arg(long, conflicts_with = "tokens")]
-        all: bool,
-    },
+    Replay(dead_letters::ReplayArgs),
     #[command(flatten)]
     Lifecycle(lifecycle::Lifecycle),
     /// Serve the web dashboard: services, workers, jobs and dead letters.
@@ -132,8 +98,10 @@ enum Command {
     },
     #[command(flatten)]
     Operate(operate::Operate),
-    /// Would a new schema's workers reject what is queued, leased or dead-lettered now? Exit 1 if so.
+    /// Would a new schema's workers reject what is queued, scheduled, leased or dead-lettered now? Exit 1 if so.
     BacklogCheck(backlog_check::BacklogCheckArgs),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -143,10 +111,13 @@ async fn main() -> ExitCode {
         .url
         .or_else(|| std::env::var("REDIS_URL").ok())
         .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
-    // Its own exit statuses (1: something would be rejected, 2: cannot check).
     let command = match args.command {
         Command::BacklogCheck(check) => {
             return backlog_check::main(&url, &args.prefix, check).await
+        }
+        Command::Completions(shell) => {
+            completions::run(shell);
+            return ExitCode::SUCCESS;
         }
         other => other,
     };
@@ -160,221 +131,93 @@ async fn main() -> ExitCode {
                 }) => eprintln!("error: {e}: {data}"),
                 _ => eprintln!("error: {e}"),
             }
-            ExitCode::FAILURE
+            e.exit_code()
         }
     }
 }
 
 async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
-    if let Command::Dashboard {
-        listen,
-        schemas,
-        token,
-        read_only,
-    } = command
-    {
-        // A broker this process alone would see is refused; one that does
-        // not answer yet is the dashboard's to report, page by page.
-        if let Err(e @ Error::InvalidUrl { .. }) = broker::inspector(url, prefix).await {
-            return Err(e.into());
-        }
-        let options = rpc_dashboard::Options {
-            prefix: prefix.to_owned(),
+    let command = match command {
+        Command::Dashboard {
             listen,
             schemas,
             token,
             read_only,
-            ..rpc_dashboard::Options::new(url)
-        };
-        return rpc_dashboard::run(options)
-            .await
-            .map_err(|e| Failure::cannot("start the dashboard", e));
-    }
-    // The operator's commands only read, and need no client.
-    let command = match command {
+        } => return dashboard(url, prefix, listen, schemas, token, read_only).await,
+        // The operator's commands only read, and need no client.
         Command::Operate(operate) => return operate.run(url, prefix).await,
         other => other,
     };
     let client = crate::broker::client(url, prefix).await?;
     match command {
-        Command::Call {
-            job,
-            params,
-            timeout,
-            no_wait,
-            full,
-            keep,
-            delay,
-            at,
-            key,
-        } => {
-            let lifecycle = CallOptions {
-                delay,
-                run_at: at,
-                idempotency_key: key,
-                ..CallOptions::default()
-            };
-            let params: serde_json::Value = serde_json::from_str(&params).map_err(|e| {
-                Failure::cannot(
-                    "read the parameters".to_owned(),
-                    format!("{e} (give one JSON object, e.g. '{{\"a\": 1}}')"),
-                )
-            })?;
-            if no_wait {
-                // Fire and forget, but keep the result a while, so that
-                // `rpc fetch <id>` can read it (nobody waits on an inbox).
-                let options = CallOptions {
-                    timeout: Some(timeout),
-                    result_ttl: Some(keep),
-                    ..lifecycle
-                };
-                println!("{}", client.send(&job, params).options(options).await?);
-                return Ok(());
-            }
-            let options = lifecycle.with_timeout(timeout);
-            let pending = client.call(&job, params).options(options).send().await?;
-            let (id, response_key) = (pending.id().clone(), pending.response_key());
-            let data = match pending.await {
-                Ok(data) => data,
-                Err(e) => {
-                    let e = match e {
-                        CallError::Rpc(e) => e,
-                        CallError::App(data) => Error::Remote {
-                            job: job.clone(),
-                            kind: rpc_runtime::ErrorKind::App,
-                            message: "the job returned its application error".to_owned(),
-                            data: Some(data),
-                        },
-                    };
-                    if let (
-                        true,
-                        Error::Remote {
-                            kind,
-                            message,
-                            data,
-                            ..
-                        },
-                    ) = (full, &e)
-                    {
-                        // The whole answer on stdout for scripts, the error on
-                        // stderr and the exit status as usual.
-                        let whole = serde_json::json!({
-                            "error": {"kind": kind, "message": message, "data": data},
-                        });
-                        println!("{whole}");
-                    }
-                    return Err(e.into());
-                }
-            };
-            if full {
-                let whole = serde_json::json!({
-                    "data": data,
-                    "id": id.as_str(),
-                    "response_key": response_key,
-                });
-                println!("{whole}");
-            } else {
-                println!("{data}");
-            }
-        }
-        Command::Fetch { id, wait } => {
-            let id = JobId::from(id.as_str());
-            // No deadline an Instant can hold: wait as long as it takes.
-            let deadline = std::time::Instant::now().checked_add(wait);
-            let fetched = loop {
-                match client.fetch_result(&id).await? {
-                    Some(fetched) => break Some(fetched),
-                    None if deadline.is_none_or(|d| std::time::Instant::now() < d) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    None => break None,
-                }
-            };
-            match fetched {
-                Some(Ok(data)) => println!("{data}"),
-                Some(Err(e)) => return Err(e.into()),
-                None => {
-                    return Err(Failure::Cannot {
-                        what: format!("fetch the result of {id}"),
-                        reason:
-                            "no result is kept under that id (not done yet, expired, or never kept)"
-                                .to_owned(),
-                    })
-                }
-            }
-        }
-        Command::DeadLetters { service, max } => {
-            for dead in client.dead_letters(&service, max).await? {
-                let message = serde_json::from_slice::<serde_json::Value>(&dead.payload)
-                    .unwrap_or_else(|_| {
-                        serde_json::Value::String(
-                            String::from_utf8_lossy(&dead.payload).into_owned(),
-                        )
-                    });
-                let line = serde_json::json!({"token": dead.token, "reason": dead.reason, "message": message});
-                println!("{line}");
-            }
-        }
-        Command::Dashboard { .. } => unreachable!("served above"),
-        Command::Replay {
-            service,
-            tokens,
-            all,
-        } => {
-            if tokens.is_empty() && !all {
-                return Err(Failure::cannot(
-                    "choose dead letters".to_owned(),
-                    "name their tokens, or pass --all".to_owned(),
-                ));
-            }
-            // One dead letter that cannot be replayed (garbage that was
-            // dead-lettered as unreadable) must not hold back the others:
-            // replay every one that can be, then say which could not.
-            let mut replayed = 0;
-            let mut not_replayed = Vec::new();
-            for dead in client.dead_letters(&service, usize::MAX).await? {
-                if all || tokens.contains(&dead.token) {
-                    match client.replay_dead_letter(&service, &dead).await {
-                        Ok(id) => {
-                            println!("replayed {} as call {id}", dead.token);
-                            replayed += 1;
-                        }
-                        Err(e) => {
-                            let why = match e {
-                                Error::Codec { reason, .. } => reason,
-                                other => other.to_string(),
-                            };
-                            eprintln!("could not replay {}: {why}", dead.token);
-                            not_replayed.push(dead.token);
-                        }
-                    }
-                }
-            }
-            if !not_replayed.is_empty() {
-                return Err(Failure::Cannot {
-                    what: "replay every dead letter".to_owned(),
-                    reason: format!(
-                        "replayed {replayed}, could not replay {}: {}",
-                        not_replayed.len(),
-                        not_replayed.join(", ")
-                    ),
-                });
-            }
-            if replayed == 0 {
-                eprintln!("no matching dead letters");
-            }
-        }
-        Command::Lifecycle(lifecycle) => return lifecycle.run(&client, url, prefix).await,
-        Command::Operate(_) | Command::BacklogCheck(_) => {
+        Command::Call(args) => call::run(&client, url, prefix, args).await,
+        Command::Fetch(args) => fetch::run(&client, args).await,
+        Command::DeadLetters(args) => dead_letters::list(&client, url, prefix, args).await,
+        Command::Replay(args) => dead_letters::replay(&client, url, prefix, args).await,
+        Command::Lifecycle(lifecycle) => lifecycle.run(&client, url, prefix).await,
+        Command::Dashboard { .. }
+        | Command::Operate(_)
+        | Command::BacklogCheck(_)
+        | Command::Completions(_) => {
             unreachable!("run above, without a client")
         }
     }
-    Ok(())
 }
 
-/// An RFC 3339 time (`2026-12-02T10:00:00Z`, offsets allowed).
-fn parse_time(text: &str) -> Result<std::time::SystemTime, String> {
-    chrono::DateTime::parse_from_rfc3339(text.trim())
-        .map(std::time::SystemTime::from)
-        .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-12-02T10:00:00Z)"))
+async fn dashboard(
+    url: &str,
+    prefix: &str,
+    listen: std::net::SocketAddr,
+    schemas: Vec<std::path::PathBuf>,
+    token: Option<String>,
+    read_only: bool,
+) -> Result<(), Failure> {
+    // A broker this process alone would see is refused; one that does
+    // not answer yet is the dashboard's to report, page by page.
+    if let Err(e @ Error::InvalidUrl { .. }) = broker::inspector(url, prefix).await {
+        return Err(e.into());
+    }
+    let options = rpc_dashboard::Options {
+        prefix: prefix.to_owned(),
+        listen,
+        schemas,
+        token,
+        read_only,
+        ..rpc_dashboard::Options::new(url)
+    };
+    rpc_dashboard::run(options)
+        .await
+        .map_err(|e| Failure::cannot("start the dashboard", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Walks the whole command tree: every subcommand and every argument
+    /// (flags and positionals alike) says what it is for in `--help`.
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        let command = super::Args::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "rpc", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_name() != "help" && sub.get_about().is_none() {
+                missing.push(sub_path.clone());
+            }
+            walk(sub, &sub_path, missing);
+        }
+    }
 }

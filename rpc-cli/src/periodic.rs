@@ -1,6 +1,6 @@
 //! `rpc periodic`: the periodic jobs workers enqueue on a schedule, per
 //! service: name, schedule, job, when each last ran and when it runs next
-//! (measured on Redis's clock). A table for people, `--json` for scripts.
+//! (measured on Redis's clock). A table for people, `--format json` for scripts.
 //!
 //! A next run in the past ("overdue") means no worker has enqueued that
 //! tick: none that runs the job is up. Values that are not what workers
@@ -14,28 +14,28 @@ use rpc_runtime::periodic::PeriodicState;
 use rpc_runtime::Inspector;
 
 use crate::failure::Failure;
+use crate::output_format::FormatArg;
 use crate::table::{Align, Table};
 
 /// A next run this far in the past is overdue, not merely being enqueued.
 const OVERDUE_AFTER_MS: u64 = 1_000;
 
-/// `rpc periodic [SERVICE...] [--json]`.
+/// `rpc periodic [SERVICE...] [--format table|json]`.
 #[derive(Args, Debug)]
 pub struct PeriodicArgs {
     /// Services to show; default: every service with periodic jobs under the prefix.
     pub services: Vec<String>,
-    /// Print one JSON array (times in ms since the Unix epoch) instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 pub async fn run(url: &str, prefix: &str, args: PeriodicArgs) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let states = collect(&inspector, prefix, &args.services).await?;
-    if args.json {
+    if args.format.is_json() {
         let json = serde_json::to_string_pretty(&states)
             .map_err(|e| Failure::cannot("write the periodic jobs as JSON", e))?;
-        println!("{json}");
+        crate::outln!("{json}");
     } else if states.is_empty() {
         eprintln!(
             "no periodic jobs under the prefix `{prefix}` (no hash {prefix}:{{Service}}:periodic; \
@@ -43,7 +43,7 @@ pub async fn run(url: &str, prefix: &str, args: PeriodicArgs) -> Result<(), Fail
         );
     } else {
         let now = inspector.broker_time_ms().await?;
-        print!("{}", table(&states, now));
+        crate::out!("{}", table(&states, now));
     }
     Ok(())
 }
@@ -67,22 +67,8 @@ async fn collect(
             Some(states) => out.extend(states),
             None if named.is_empty() => {}
             None => {
-                let mut known = inspector.services().await?;
-                known.extend(inspector.periodic_services().await?);
-                known.sort();
-                known.dedup();
-                let known = if known.is_empty() {
-                    "there are none".to_owned()
-                } else {
-                    format!("there are: {}", known.join(", "))
-                };
-                return Err(Failure::Cannot {
-                    what: format!("find the service `{service}`"),
-                    reason: format!(
-                        "no periodic jobs and no queue for it under the prefix `{prefix}` \
-                         ({known}; is --prefix right?)"
-                    ),
-                });
+                let known = crate::known_service::known(inspector).await?;
+                return Err(crate::known_service::unknown(&service, prefix, &known));
             }
         }
     }

@@ -9,7 +9,7 @@ pub async fn run(url: &str, prefix: &str) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let ping = inspector.ping().await?;
     let version = ping.server_version.as_deref().unwrap_or("version unknown");
-    println!(
+    crate::outln!(
         "PONG in {:.2} ms (Redis {version})",
         ping.latency.as_secs_f64() * 1000.0
     );

@@ -1,6 +1,6 @@
 //! `rpc stats`: how each service's queue stands right now — jobs queued,
 //! leased, dead-lettered, the workers and how long each has been quiet, the
-//! age of the oldest lease. A table for people, `--json` for scripts.
+//! age of the oldest lease. A table for people, `--format json` for scripts.
 //!
 //! The figures come from [`rpc_runtime::Inspector`], which only reads; `rpc
 //! top` shows the same ones refreshed, with rates.
@@ -11,30 +11,30 @@ use rpc_runtime::inspect::ServiceStats;
 use rpc_runtime::Inspector;
 
 use crate::failure::Failure;
+use crate::output_format::FormatArg;
 use crate::table::{Align, Table};
 
-/// `rpc stats [SERVICE...] [--json]`.
+/// `rpc stats [SERVICE...] [--format table|json]`.
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     /// Services to show; default: every service with a queue under the prefix.
     pub services: Vec<String>,
-    /// Print one JSON array (durations in milliseconds) instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let stats = collect(&inspector, prefix, &args.services).await?;
-    if args.json {
+    if args.format.is_json() {
         let json = serde_json::to_string_pretty(&stats)
             .map_err(|e| Failure::cannot("write the stats as JSON", e))?;
-        println!("{json}");
+        crate::outln!("{json}");
     } else if stats.is_empty() {
         let stream = rpc_protocol::Keys::new(prefix).jobs("Service");
         eprintln!("no queues under the prefix `{prefix}` (no stream {stream})");
     } else {
-        print!("{}", table(&stats));
+        crate::out!("{}", table(&stats));
     }
     Ok(())
 }
@@ -58,27 +58,12 @@ pub async fn collect(
             Some(stats) => out.push(stats),
             None if named.is_empty() => {}
             None => {
-                let known = inspector.services().await?;
-                return Err(unknown_service(&service, prefix, &known));
+                let known = crate::known_service::known(inspector).await?;
+                return Err(crate::known_service::unknown(&service, prefix, &known));
             }
         }
     }
     Ok(out)
-}
-
-fn unknown_service(service: &str, prefix: &str, known: &[String]) -> Failure {
-    let known = if known.is_empty() {
-        "there are none".to_owned()
-    } else {
-        format!("there are: {}", known.join(", "))
-    };
-    Failure::Cannot {
-        what: format!("find the service `{service}`"),
-        reason: format!(
-            "no queue {} under the prefix `{prefix}` ({known}; is --prefix right?)",
-            rpc_protocol::Keys::new(prefix).jobs(service)
-        ),
-    }
 }
 
 /// The human table: one line per service, then one per worker under it.

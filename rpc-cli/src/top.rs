@@ -66,7 +66,7 @@ pub async fn run(url: &str, prefix: &str, args: TopArgs) -> Result<(), Failure> 
     let usage = |reason: &str| Failure::cannot("start rpc top", reason);
     if !std::io::stdout().is_terminal() {
         return Err(usage(
-            "it draws on a terminal; for scripts use `rpc stats --json`",
+            "it draws on a terminal; for scripts use `rpc stats --format json`",
         ));
     }
     if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&args.interval) {

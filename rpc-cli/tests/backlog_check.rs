@@ -85,6 +85,8 @@ async fn backlog_check(url: &str, schema: &Path, args: &[&str]) -> (i32, String,
 
 /// The call ids of what the v1 side left in Redis.
 struct Backlog {
+    add_delayed: String,
+    add_scheduled: String,
     add_leased: String,
     add_queued: String,
     log_queued: String,
@@ -94,8 +96,8 @@ struct Backlog {
 
 /// Fills Redis as v1 clients and a v1 worker leave it: sends with the JSON
 /// a v1 generated client sends, no worker running; the first two entries
-/// leased by a worker that never acks; a dead-lettered `log` call; a
-/// service (`Legacy`) the schema does not know.
+/// leased by a worker that never acks; a delayed `add` (queued) and a retry
+/// of one (on the schedule); a dead-lettered `log` call; a service (`Legacy`) the schema does not know.
 async fn fill(redis: &RedisServer, url: &str) -> Backlog {
     let client = Client::connect(url).await.expect("client");
     let send = |job: &'static str, params: Value| {
@@ -113,6 +115,33 @@ async fn fill(redis: &RedisServer, url: &str) -> Backlog {
     )
     .await;
     send("Legacy.ping", json!({})).await;
+    // A delayed call (a lifecycle message, protocol version 2), queued
+    // until a worker puts it on the schedule.
+    let add_delayed = client
+        .send("Calculator.add", json!({"a": 5, "b": 6}))
+        .options(rpc_runtime::CallOptions {
+            delay: Some(std::time::Duration::from_secs(3_600)),
+            ..rpc_runtime::CallOptions::default()
+        })
+        .await
+        .expect("send delayed")
+        .to_string();
+    // A retry waiting out its backoff on the schedule, as a worker leaves it.
+    let add_scheduled = "retry-add-1".to_owned();
+    let retry = json!({"v": 1, "id": add_scheduled, "job": "Calculator.add",
+        "params": {"a": 5, "b": 6}, "attempt": 2});
+    redis.cli([
+        "HSET",
+        "rpc:{Calculator}:scheduled",
+        &add_scheduled,
+        &retry.to_string(),
+    ]);
+    redis.cli([
+        "ZADD",
+        "rpc:{Calculator}:schedule",
+        "99999999999999",
+        &add_scheduled,
+    ]);
 
     let jobs = "rpc:{Calculator}:jobs";
     redis.cli(["XGROUP", "CREATE", jobs, "workers", "0"]);
@@ -141,6 +170,8 @@ async fn fill(redis: &RedisServer, url: &str) -> Backlog {
         &dead.to_string(),
     ]);
     Backlog {
+        add_delayed,
+        add_scheduled,
         add_leased,
         add_queued,
         log_queued,
@@ -176,8 +207,8 @@ fn rejections(report: &Value) -> BTreeSet<(String, String, String, Vec<String>)>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
-    // A deploy of v2 over a v1 backlog: the operator learns which queued,
-    // leased and dead-lettered calls v2's workers would refuse, and why,
+    // A deploy of v2 over a v1 backlog: the operator learns which scheduled,
+    // queued, leased and dead-lettered calls v2's workers would refuse, and why,
     // while v1 itself finds nothing wrong with them.
     let redis = RedisServer::start().expect("start redis-server");
     let (_dir, v1, v2) = schemas();
@@ -186,9 +217,9 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
 
     let (code, out, err) = backlog_check(&url, &v1, &[]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("0 of 7 messages would be rejected"), "{out}");
+    assert!(out.contains("0 of 9 messages would be rejected"), "{out}");
     assert!(
-        out.contains("Billing: nothing queued, leased or dead-lettered"),
+        out.contains("Billing: nothing scheduled, queued, leased or dead-lettered"),
         "{out}"
     );
 
@@ -209,6 +240,18 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
     let report: Value = serde_json::from_str(&out).expect("the report is JSON");
     let s = |x: &str| x.to_owned();
     let expected = BTreeSet::from([
+        (
+            s("scheduled"),
+            ids.add_scheduled.clone(),
+            s("invalid_params"),
+            vec![s("")],
+        ),
+        (
+            s("queued"),
+            ids.add_delayed.clone(),
+            s("invalid_params"),
+            vec![s("")],
+        ),
         (
             s("leased"),
             ids.add_leased.clone(),
@@ -244,12 +287,13 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
     assert_eq!(rejections(&report), expected, "{out}");
     assert_eq!(
         (report["checked"].as_u64(), report["rejected"].as_u64()),
-        (Some(8), Some(6))
+        (Some(10), Some(8))
     );
     assert_eq!(report["services_not_in_schema"], json!(["Legacy"]));
-    assert!(report["not_checked"]
-        .as_str()
-        .is_some_and(|t| t.contains("scheduled")));
+    assert!(
+        report.get("not_checked").is_none(),
+        "scheduled jobs are checked"
+    );
     let calculator = &report["services"][1];
     assert_eq!(calculator["service"], "Calculator");
     let sum = calculator["jobs"]
@@ -267,8 +311,12 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
     let (code, out, err) = backlog_check(&url, &v2, &[]).await;
     assert_eq!(code, 1, "{out}{err}");
     for line in [
-        "Calculator: 8 checked, 6 would be rejected",
-        "  Calculator.add: 2 checked, 2 rejected",
+        "Calculator: 10 checked, 8 would be rejected",
+        "  Calculator.add: 4 checked, 4 rejected",
+        &format!(
+            "    scheduled {id} call {id}: invalid params",
+            id = ids.add_scheduled
+        ),
         "    leased ",
         &format!("call {}: invalid params", ids.add_leased),
         "      params: \"c\" is a required property",
@@ -277,8 +325,7 @@ async fn the_check_names_exactly_the_messages_the_new_schema_would_reject() {
         "      params/factor: 2 is not of type \"string\"",
         &format!("    dead letter {garbage} call -: unreadable"),
         "Not in the schema, not checked: Legacy",
-        "scheduled jobs are not checked",
-        "6 of 8 messages would be rejected by the new schema",
+        "8 of 10 messages would be rejected by the new schema",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
@@ -335,10 +382,12 @@ async fn the_operator_role_is_enough_to_check_the_backlog() {
     let report: Value = serde_json::from_str(&out).expect("the report is JSON");
     assert_eq!(
         (report["checked"].as_u64(), report["rejected"].as_u64()),
-        (Some(7), Some(5))
+        (Some(9), Some(7))
     );
     let called: BTreeSet<String> = rejections(&report).into_iter().map(|r| r.1).collect();
     let expected = [
+        ids.add_delayed,
+        ids.add_scheduled,
         ids.add_leased,
         ids.add_queued,
         ids.log_queued,

@@ -12,7 +12,7 @@ use serde_json::json;
 
 mod support;
 
-use support::rpc;
+use support::{rpc, rpc_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_fetch_and_dead_letters_from_the_shell() {
@@ -98,9 +98,10 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
     assert!(!ok);
     assert!(err.contains("dead_lettered"), "{err}");
     let u = url.clone();
-    let (ok, out, _) = tokio::task::spawn_blocking(move || rpc(&u, &["dead-letters", "Math"]))
-        .await
-        .unwrap();
+    let (ok, out, _) =
+        tokio::task::spawn_blocking(move || rpc(&u, &["dead-letters", "Math", "--format", "json"]))
+            .await
+            .unwrap();
     assert!(ok);
     let first: serde_json::Value =
         serde_json::from_str(out.lines().next().expect("one dead letter")).unwrap();
@@ -124,9 +125,10 @@ async fn call_fetch_and_dead_letters_from_the_shell() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let u = url.clone();
-    let (ok, out, _) = tokio::task::spawn_blocking(move || rpc(&u, &["dead-letters", "Math"]))
-        .await
-        .unwrap();
+    let (ok, out, _) =
+        tokio::task::spawn_blocking(move || rpc(&u, &["dead-letters", "Math", "--format", "json"]))
+            .await
+            .unwrap();
     assert!(ok);
     assert!(
         out.trim().is_empty(),
@@ -201,9 +203,9 @@ fn replay_all_replays_every_readable_dead_letter_and_names_the_rest() {
     let garbage = add_dead_letter(&redis, "Replay", "not a job message");
     let last = add_dead_letter(&redis, "Replay", &job("last"));
 
-    let (ok, out, err) = rpc(&url, &["replay", "Replay", "--all"]);
-    assert!(
-        !ok,
+    let (code, out, err) = rpc_status(&url, &["replay", "Replay", "--all"]);
+    assert_eq!(
+        code, 1,
         "an unreadable dead letter must fail the run: {out}{err}"
     );
     for token in [&first, &last] {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 mod support;
 
-use support::rpc_async;
+use support::{rpc_async, rpc_status_async};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_idempotent_cancelled_paused_from_the_shell() {
@@ -143,7 +143,7 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     assert!(ok, "{err}");
     let id = id.trim().to_owned();
     // Listed on the schedule with its due time and attempt.
-    let (ok, out, err) = rpc_async(&url, &["scheduled", "Mail", "--json"]).await;
+    let (ok, out, err) = rpc_async(&url, &["scheduled", "Mail", "--format", "json"]).await;
     assert!(ok, "{err}");
     let listed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(listed["id"], json!(id));
@@ -161,11 +161,19 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
         row.contains(" in 59m") || row.contains(" in 1h "),
         "{table}"
     );
-    let (ok, _, err) = rpc_async(&url, &["scheduled", "Nope"]).await;
-    assert!(!ok && err.contains("no such service"), "{err}");
+    // The old `--json` still works, for scripts written before `--format`.
+    let (ok, old, err) = rpc_async(&url, &["scheduled", "Mail", "--json"]).await;
+    assert!(ok && old == out, "{old}{err}");
+    // An unknown service could not be listed (exit 2), naming the known ones.
+    let (code, _, err) = rpc_status_async(&url, &["scheduled", "Nope"]).await;
+    assert!(
+        code == 2 && err.contains("no such service") && err.contains("Mail"),
+        "{err}"
+    );
     // A call that never existed, or one of another service: said so, exit 1.
-    let (ok, out, err) = rpc_async(&url, &["cancel", "deadbeef"]).await;
-    assert!(!ok && err.contains("no such call"), "{out}{err}");
+    let (code, out, err) = rpc_status_async(&url, &["cancel", "deadbeef"]).await;
+    assert!(code == 1 && err.contains("no such call"), "{out}{err}");
+    assert!(!out.contains("cancelled"), "{out}");
     redis.cli([
         "XGROUP",
         "CREATE",
@@ -174,8 +182,8 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
         "0",
         "MKSTREAM",
     ]);
-    let (ok, out, err) = rpc_async(&url, &["cancel", &id, "--service", "Other"]).await;
-    assert!(!ok && err.contains("no such call"), "{out}{err}");
+    let (code, out, err) = rpc_status_async(&url, &["cancel", &id, "--service", "Other"]).await;
+    assert!(code == 1 && err.contains("no such call"), "{out}{err}");
     let (ok, out, err) = rpc_async(&url, &["cancel", &id]).await;
     assert!(ok, "{err}");
     assert!(out.contains("will never run"), "{out}");
@@ -191,13 +199,13 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     let answer = answer.expect("the cancelled call's answer is kept");
     assert!(answer.unwrap_err().to_string().contains("cancelled"));
     // A finished call cannot be cancelled; nor can a call of no service.
-    let (ok, _, err) = rpc_async(&url, &["cancel", &id]).await;
-    assert!(!ok && err.contains("has finished"), "{err}");
-    let (ok, _, err) = rpc_async(&url, &["cancel", "x", "--service", "Nope"]).await;
-    assert!(!ok && err.contains("no such service"), "{err}");
+    let (code, _, err) = rpc_status_async(&url, &["cancel", &id]).await;
+    assert!(code == 1 && err.contains("has finished"), "{err}");
+    let (code, _, err) = rpc_status_async(&url, &["cancel", "x", "--service", "Nope"]).await;
+    assert!(code == 2 && err.contains("no such service"), "{err}");
     let long = "x".repeat(300);
-    let (ok, _, err) = rpc_async(&url, &["cancel", &long]).await;
-    assert!(!ok && err.contains("1 to 256 bytes"), "{err}");
+    let (code, _, err) = rpc_status_async(&url, &["cancel", &long]).await;
+    assert!(code == 2 && err.contains("1 to 256 bytes"), "{err}");
 
     // Pause and resume.
     let (ok, out, err) = rpc_async(&url, &["pause", "Mail"]).await;
@@ -207,24 +215,27 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     assert!(ok && out.contains("already paused"), "{out}");
     let (ok, out, err) = rpc_async(&url, &["resume", "Mail"]).await;
     assert!(ok && out.contains("resumed Mail"), "{out}{err}");
-    let (ok, _, err) = rpc_async(&url, &["pause", "Nope"]).await;
+    let (code, _, err) = rpc_status_async(&url, &["pause", "Nope"]).await;
     assert!(
-        !ok && err.contains("no such service") && err.contains("Mail"),
+        code == 2 && err.contains("no such service") && err.contains("Mail"),
         "{err}"
     );
 
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 
-    // An unreachable Redis: a clear error, exit 1.
+    // An unreachable Redis: a clear error, exit 2 (could not run).
     drop(redis);
     for args in [
         &["pause", "Mail"][..],
         &["cancel", "some-id"][..],
         &["scheduled", "Mail"][..],
     ] {
-        let (ok, _, err) = rpc_async(&url, args).await;
-        assert!(!ok && err.contains("cannot connect"), "{args:?}: {err}");
+        let (code, _, err) = rpc_status_async(&url, args).await;
+        assert!(
+            code == 2 && err.contains("cannot connect"),
+            "{args:?}: {err}"
+        );
     }
 }
 

@@ -170,10 +170,13 @@ async fn periodic_of_an_unknown_service_or_a_dead_redis_exits_non_zero_with_the_
     let (ok, out, err) = rpc_async(&url, &["periodic", "Math"]).await;
     assert!(ok, "a service without periodic jobs is not an error: {err}");
     assert!(out.is_empty(), "{out}");
-    let (ok, _, err) = rpc_async(&url, &["periodic", "Nope"]).await;
-    assert!(!ok);
+    let (code, _, err) = support::rpc_status_async(&url, &["periodic", "Nope"]).await;
+    assert_eq!(
+        code, 2,
+        "an unknown service is a command that could not run"
+    );
     assert!(
-        err.contains("`Nope`") && err.contains("there are: Math"),
+        err.contains("`Nope`") && err.contains("known services: Math"),
         "{err}"
     );
     redis.cli(["SET", "rpc:{Odd}:periodic", "a string"]);
@@ -182,7 +185,11 @@ async fn periodic_of_an_unknown_service_or_a_dead_redis_exits_non_zero_with_the_
     assert!(err.contains("rpc:{Odd}:periodic holds a string"), "{err}");
 
     redis.kill().unwrap();
-    for command in [&["periodic"][..], &["periodic", "--json"]] {
+    for command in [
+        &["periodic"][..],
+        &["periodic", "--json"],
+        &["periodic", "--format", "json"],
+    ] {
         let (ok, out, err) = rpc_async(&url, command).await;
         assert!(!ok, "{command:?} succeeded: {out}");
         assert!(err.contains("cannot connect"), "{command:?}: {err}");

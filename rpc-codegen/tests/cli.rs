@@ -273,13 +273,14 @@ fn breaking_against_git_reads_the_file_and_its_imports_at_the_revision() {
         "{stderr}"
     );
 
-    // A revision without the file is an error, not a crash.
+    // A revision without the file is an error, not a crash, and exits 2
+    // ("could not compare"), never 1 ("breaking change found").
     let out = Command::new(env!("CARGO_BIN_EXE_rpc-codegen"))
         .args(["breaking", "--against-git", "nope", "schema/api.rpc"])
         .current_dir(&dir)
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("error: cannot read `nope:schema/api.rpc`")
             || text(&out.stderr).contains("git show nope"),

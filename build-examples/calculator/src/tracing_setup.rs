@@ -3,6 +3,10 @@
 //! an OpenTelemetry collector (`--otlp-endpoint`, or the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`), as an operator would run them.
 //!
+//! Log lines are coloured only on a terminal, and never when `NO_COLOR` is
+//! set (<https://no-color.org>): stderr sent to a file or a log collector
+//! carries no ANSI escapes.
+//!
 //! The flag exists in every build, so a script that passes it to a binary
 //! built without the feature gets an error that says how to build it,
 //! rather than silently no traces.
@@ -30,7 +34,15 @@ pub fn init_tracing(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(log_filter(default))
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .try_init();
+}
+
+/// Whether log lines on stderr may be coloured: only on a terminal, and
+/// not when `NO_COLOR` is set to anything but the empty string.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
@@ -81,6 +93,7 @@ impl TracingArgs {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .with_ansi(colour_on_stderr())
                     .with_filter(log_filter(default)),
             )
             .with(otlp.layer())

@@ -175,12 +175,15 @@ fn client_binary_talks_to_worker_binary() {
     let redis = RedisServer::start().expect("start redis-server");
     let url = redis.url();
     let _worker = WorkerProcess::start(&url);
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_client"))
+    let client = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_client"))
             .args(["--url", &url])
             .args(args)
             .output()
-            .expect("run client");
+            .expect("run client")
+    };
+    let run = |args: &[&str]| {
+        let out = client(args);
         assert!(
             out.status.success(),
             "client {args:?} failed: {}",
@@ -189,11 +192,69 @@ fn client_binary_talks_to_worker_binary() {
         String::from_utf8(out.stdout).expect("utf-8 output")
     };
     assert_eq!(run(&["add", "2", "3"]).trim(), "5");
-    assert_eq!(
-        run(&["divide", "1", "0"]).trim(),
-        "math error: DivideByZero"
-    );
     assert!(run(&[]).contains("add(2, 3) = 5"));
+    // The job answered with its error: printed on stderr, exit 1 (it
+    // exited 0, so a script could not tell).
+    let out = client(&["divide", "1", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("math error: DivideByZero"), "{stderr}");
+    // A broker that does not answer: could not run, exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["--url", "redis://127.0.0.1:1/", "add", "1", "2"])
+        .output()
+        .expect("run client");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every example binary says its version.
+#[test]
+fn every_binary_prints_its_version() {
+    for bin in [
+        env!("CARGO_BIN_EXE_worker"),
+        env!("CARGO_BIN_EXE_client"),
+        env!("CARGO_BIN_EXE_demo"),
+    ] {
+        let out = Command::new(bin).arg("--version").output().expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{bin}: {stdout}");
+        assert!(
+            stdout.contains(env!("CARGO_PKG_VERSION")),
+            "{bin}: {stdout}"
+        );
+    }
+}
+
+/// Reproduces log files full of ANSI escapes: the log lines of a binary
+/// whose stderr goes to a file carry no ESC byte, whatever the level.
+#[test]
+fn logs_written_to_a_file_have_no_colour_escapes() {
+    let path = std::env::temp_dir().join(format!("calculator-demo-{}.log", std::process::id()));
+    let log = std::fs::File::create(&path).expect("log file");
+    let out = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .env_remove("REDIS_URL")
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "debug")
+        .stderr(log)
+        .output()
+        .expect("run demo");
+    assert!(out.status.success());
+    let logged = std::fs::read(&path).expect("read the log");
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&logged);
+    assert!(
+        text.contains("DEBUG") || text.contains("INFO"),
+        "no log lines: {text}"
+    );
+    assert!(
+        !logged.contains(&0x1b),
+        "ANSI escapes in a log file:\n{text}"
+    );
 }
 
 #[test]

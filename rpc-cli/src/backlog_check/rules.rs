@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rpc_protocol::job::JobMessage;
-use rpc_protocol::job::PROTOCOL_VERSION;
+use rpc_protocol::job::{NEWEST_VERSION, PROTOCOL_VERSION};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -134,13 +134,15 @@ impl NewSchema {
         };
         let job = Some(msg.job.to_string());
         let call_id = Some(msg.id.to_string());
-        if msg.v != PROTOCOL_VERSION {
+        // The versions a worker speaks: 2 is a call with lifecycle fields
+        // (a delay, an idempotency key), as `rpc call --delay` sends.
+        if !(PROTOCOL_VERSION..=NEWEST_VERSION).contains(&msg.v) {
             return reject(
                 job,
                 call_id,
                 Rule::Unreadable,
                 format!(
-                    "protocol version {} is not spoken here (workers speak {PROTOCOL_VERSION})",
+                    "protocol version {} is not spoken here (workers speak {PROTOCOL_VERSION} to {NEWEST_VERSION})",
                     msg.v
                 ),
             );
@@ -263,8 +265,13 @@ mod tests {
         let (r, why) = rule(b"[1, 2]");
         assert_eq!(r, Rule::Unreadable);
         assert!(why[0].message.contains("JSON object"), "{why:?}");
-        let (r, _) = rule(br#"{"v": 2, "id": "x", "job": "S.add", "params": {}}"#);
+        // A version no worker speaks is unreadable; 2 (a delayed or keyed
+        // call) is spoken, and judged by its params.
+        let (r, why) = rule(br#"{"v": 3, "id": "x", "job": "S.add", "params": {}}"#);
         assert_eq!(r, Rule::Unreadable);
+        assert!(why[0].message.contains("version 3"), "{why:?}");
+        let (r, _) = rule(br#"{"v": 2, "id": "x", "job": "S.add", "params": {}}"#);
+        assert_eq!(r, Rule::InvalidParams);
 
         let (r, why) = rule(&message("S.sub", json!({})));
         assert_eq!(r, Rule::UnknownJob);

@@ -1,10 +1,15 @@
 //! `rpc-codegen`: check schemas, generate Rust, print JSON Schemas, compare
 //! two versions of a schema for wire compatibility.
 //!
-//! A thin front end over [`rpc_codegen::Builder`]; diagnostics go to stderr
-//! and the exit status is 1 when there are any, or when `breaking` finds a
-//! breaking change (2 for usage errors, as clap does).
+//! A thin front end over [`rpc_codegen::Builder`]; diagnostics go to stderr.
+//! Exit status, by the rule every binary of the workspace follows: 0 done;
+//! 1 the answer is "no" (`check`/`gen` found errors in a schema, `breaking`
+//! found a breaking change); 2 could not run (usage errors, as clap does;
+//! for `breaking`, a schema that does not load or a git revision that
+//! cannot be read, so CI never mistakes "could not compare" for "breaks").
+//! A reader that closes the pipe early ends the output quietly.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,7 +19,10 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 #[command(
     name = "rpc-codegen",
     version,
-    about = "Schema compiler for typed RPC over Redis queues"
+    about = "Schema compiler for typed RPC over Redis queues",
+    after_help = "Exit status: 0 done; 1 errors in a schema (check, gen) or a breaking change \
+                  (breaking); 2 could not run (bad arguments; for breaking, a schema that does \
+                  not load or a git revision that cannot be read)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -50,7 +58,7 @@ enum Command {
         #[arg(long, value_name = "VERSION", default_value = "1.0.0")]
         api_version: String,
     },
-    /// Report changes from OLD to NEW that break wire compatibility; exit 1 if any do.
+    /// Report changes from OLD to NEW that break wire compatibility; exit 1 if any do, 2 if it cannot compare.
     ///
     /// `breaking OLD NEW` compares two files; `breaking --against-git REF NEW`
     /// compares NEW with the same file (and its imports) at git revision REF.
@@ -83,30 +91,23 @@ fn main() -> ExitCode {
     {
         return breaking(files, against_git, format);
     }
-    let result =
-        match cli.command {
-            Command::Check { files } => rpc_codegen::Builder::new().files(files).check(),
-            Command::Gen { file, out } => rpc_codegen::Builder::new()
-                .file(file)
-                .out_dir(out)
-                .rerun_if_changed(false)
-                .compile(),
-            Command::JsonSchema { file } => rpc_codegen::Builder::new()
-                .file(file)
-                .json_schema()
-                .map(|value| match serde_json::to_string_pretty(&value) {
-                    Ok(text) => println!("{text}"),
-                    Err(err) => eprintln!("error: {err}"),
-                }),
-            Command::Asyncapi { file, api_version } => rpc_codegen::Builder::new()
-                .file(file)
-                .asyncapi(&api_version)
-                .map(|value| match serde_json::to_string_pretty(&value) {
-                    Ok(text) => println!("{text}"),
-                    Err(err) => eprintln!("error: {err}"),
-                }),
-            Command::Breaking { .. } => Ok(()),
-        };
+    let result = match cli.command {
+        Command::Check { files } => rpc_codegen::Builder::new().files(files).check(),
+        Command::Gen { file, out } => rpc_codegen::Builder::new()
+            .file(file)
+            .out_dir(out)
+            .rerun_if_changed(false)
+            .compile(),
+        Command::JsonSchema { file } => rpc_codegen::Builder::new()
+            .file(file)
+            .json_schema()
+            .map(|value| print_json(&value)),
+        Command::Asyncapi { file, api_version } => rpc_codegen::Builder::new()
+            .file(file)
+            .asyncapi(&api_version)
+            .map(|value| print_json(&value)),
+        Command::Breaking { .. } => Ok(()),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(diagnostics) => {
@@ -116,8 +117,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `value` on stdout; a closed pipe ends the process quietly (0),
+/// any other write error with status 2.
+fn print_json(value: &serde_json::Value) {
+    let text = match serde_json::to_string_pretty(value) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(err) = writeln!(std::io::stdout().lock(), "{text}") {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: could not write to stdout: {err}");
+        std::process::exit(2);
+    }
+}
+
 /// `breaking`: 0 when nothing breaks (warnings allowed), 1 when something
-/// does or a schema is invalid.
+/// does, 2 when it cannot compare (a schema that does not load, a git
+/// revision that cannot be read).
 fn breaking(files: Vec<PathBuf>, against_git: Option<String>, format: Format) -> ExitCode {
     let (old, new) = match (files.as_slice(), against_git) {
         ([old, new], None) => (rpc_codegen::Builder::new().file(old), new),
@@ -142,18 +163,12 @@ fn breaking(files: Vec<PathBuf>, against_git: Option<String>, format: Format) ->
         Ok(report) => report,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     match format {
         Format::Human => eprint!("{}", report.render()),
-        Format::Json => match serde_json::to_string_pretty(&report.to_json()) {
-            Ok(text) => println!("{text}"),
-            Err(err) => {
-                eprintln!("error: {err}");
-                return ExitCode::FAILURE;
-            }
-        },
+        Format::Json => print_json(&report.to_json()),
     }
     if report.is_breaking() {
         ExitCode::FAILURE

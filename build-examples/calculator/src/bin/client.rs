@@ -4,6 +4,9 @@
 //! `client sum 1.5 2.5`, or `client` alone for a short tour. Built with
 //! `--features otlp`, `--otlp-endpoint http://127.0.0.1:4318` sends its
 //! spans (one trace per run) to an OpenTelemetry collector.
+//!
+//! Exit status: 0 done; 1 a call failed (`client divide 1 0`: the error on
+//! stderr); 2 could not run (bad arguments, the broker unreachable).
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -15,7 +18,7 @@ use rpc_runtime::CallError;
 use tracing::{info_span, Instrument};
 
 #[derive(Parser, Debug)]
-#[command(about = "Call the Calculator service")]
+#[command(name = "client", version, about = "Call the Calculator service")]
 struct Args {
     /// Broker URL (redis://, rediss://, memory://); default: $REDIS_URL or redis://127.0.0.1:6379/
     #[arg(long)]
@@ -52,7 +55,7 @@ async fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     let url = broker_url(args.url, "redis://127.0.0.1:6379/");
@@ -64,7 +67,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     let calc = CalculatorClient::new(client);
@@ -100,7 +103,8 @@ async fn run(
         Command::Add { a, b } => println!("{}", calc.add(a, b).timeout(timeout).await?),
         Command::Divide { a, b } => match calc.divide(a, b).timeout(timeout).await {
             Ok(q) => println!("{q}"),
-            Err(CallError::App(e)) => println!("math error: {e:?}"),
+            // The job's answer is an error: said on stderr, exit 1.
+            Err(CallError::App(e)) => return Err(format!("math error: {e:?}").into()),
             Err(CallError::Rpc(e)) => return Err(e.into()),
         },
         Command::Log { line } => println!("sent {}", calc.log(line).timeout(timeout).await?),

@@ -11,7 +11,11 @@ use clap::Parser;
 use rpc_runtime::{CallError, Client, Worker};
 
 #[derive(Parser, Debug)]
-#[command(about = "Run a Calculator worker and client in one process")]
+#[command(
+    name = "demo",
+    version,
+    about = "Run a Calculator worker and client in one process"
+)]
 struct Args {
     /// Broker URL; default: $REDIS_URL, else memory://demo
     #[arg(long)]

@@ -10,7 +10,7 @@ use calculator::{broker_url, Calc, CalculatorServer, TracingArgs};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(about = "Serve the Calculator service")]
+#[command(name = "worker", version, about = "Serve the Calculator service")]
 struct Args {
     /// Broker URL (redis://, rediss://, memory://); default: $REDIS_URL or redis://127.0.0.1:6379/
     #[arg(long)]

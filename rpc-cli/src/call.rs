@@ -1,0 +1,159 @@
+//! `rpc call Service.job '{...}'`: a job called by name from a shell, the
+//! answer printed as JSON.
+//!
+//! The service is looked up first: one that has never existed here (no
+//! queue, nothing scheduled or waiting on its intake, no periodic job) is
+//! most likely a typo, and a call to it would wait out its whole timeout
+//! and leave a queue nobody serves behind. It fails at once, naming the
+//! services there are; `--allow-new-service` queues it anyway (a worker
+//! that is not up yet will take it). A user that may not read the queues
+//! (the client's ACL role) cannot look, and its call goes out unchecked.
+
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use rpc_runtime::{CallError, CallOptions, Client, Error};
+
+use crate::failure::Failure;
+
+/// `rpc call Service.job [PARAMS] [...]`.
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// The job to call, `Service.job` (e.g. `Calculator.add`).
+    job: String,
+    /// The parameters: a JSON object keyed by parameter name.
+    #[arg(default_value = "{}")]
+    params: String,
+    /// How long to wait for the answer (`30s`, `2m`; a bare number is seconds).
+    #[arg(long, default_value = "30s", value_parser = crate::duration_arg::parse)]
+    timeout: Duration,
+    /// Enqueue and print the call id without waiting (fire and forget).
+    #[arg(long)]
+    no_wait: bool,
+    /// Print the whole response (`data`, `id`, `response_key`), not only
+    /// `data`; for an error, `{"error": {"kind", "message", "data"}}`.
+    #[arg(long)]
+    full: bool,
+    /// Run the job this long after sending it (`10s`, `5m`, `1h 30m`).
+    #[arg(long, value_parser = crate::duration_arg::parse, conflicts_with = "at")]
+    delay: Option<Duration>,
+    /// Run the job at this time (RFC 3339, e.g. `2026-12-02T10:00:00Z`).
+    #[arg(long, value_parser = parse_time)]
+    at: Option<SystemTime>,
+    /// An idempotency key: while it is remembered (1 h), the same call
+    /// with the same key runs once and every sender gets its answer.
+    #[arg(long)]
+    key: Option<String>,
+    /// With `--no-wait`: how long the result is kept for `rpc fetch`.
+    #[arg(long, default_value = "5m", value_parser = crate::duration_arg::parse)]
+    keep: Duration,
+    /// Queue the call even if its service has never existed here (no
+    /// queue, schedule or periodic job yet); without it such a call fails
+    /// at once, naming the services there are.
+    #[arg(long)]
+    allow_new_service: bool,
+}
+
+pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Result<(), Failure> {
+    let params: serde_json::Value = serde_json::from_str(&args.params).map_err(|e| {
+        Failure::cannot(
+            "read the parameters",
+            format!("{e} (give one JSON object, e.g. '{{\"a\": 1}}')"),
+        )
+    })?;
+    if !args.allow_new_service {
+        check_service(url, prefix, &args.job).await?;
+    }
+    let lifecycle = CallOptions {
+        delay: args.delay,
+        run_at: args.at,
+        idempotency_key: args.key,
+        ..CallOptions::default()
+    };
+    if args.no_wait {
+        // Fire and forget, but keep the result a while, so that
+        // `rpc fetch <id>` can read it (nobody waits on an inbox).
+        let options = CallOptions {
+            timeout: Some(args.timeout),
+            result_ttl: Some(args.keep),
+            ..lifecycle
+        };
+        crate::outln!("{}", client.send(&args.job, params).options(options).await?);
+        return Ok(());
+    }
+    let options = lifecycle.with_timeout(args.timeout);
+    let pending = client
+        .call(&args.job, params)
+        .options(options)
+        .send()
+        .await?;
+    let (id, response_key) = (pending.id().clone(), pending.response_key());
+    let data = match pending.await {
+        Ok(data) => data,
+        Err(e) => {
+            let e = match e {
+                CallError::Rpc(e) => e,
+                CallError::App(data) => Error::Remote {
+                    job: args.job.clone(),
+                    kind: rpc_runtime::ErrorKind::App,
+                    message: "the job returned its application error".to_owned(),
+                    data: Some(data),
+                },
+            };
+            if let (
+                true,
+                Error::Remote {
+                    kind,
+                    message,
+                    data,
+                    ..
+                },
+            ) = (args.full, &e)
+            {
+                // The whole answer on stdout for scripts, the error on
+                // stderr and the exit status as usual.
+                let whole = serde_json::json!({
+                    "error": {"kind": kind, "message": message, "data": data},
+                });
+                crate::outln!("{whole}");
+            }
+            return Err(e.into());
+        }
+    };
+    if args.full {
+        let whole = serde_json::json!({
+            "data": data,
+            "id": id.as_str(),
+            "response_key": response_key,
+        });
+        crate::outln!("{whole}");
+    } else {
+        crate::outln!("{data}");
+    }
+    Ok(())
+}
+
+/// Fails at once when `job`'s service has never existed here. A job name
+/// without a service is left to the client, which says what a job name is;
+/// a user that may not read the queues is not checked.
+async fn check_service(url: &str, prefix: &str, job: &str) -> Result<(), Failure> {
+    let Some((service, _)) = job.split_once('.') else {
+        return Ok(());
+    };
+    let inspector = crate::broker::inspector(url, prefix).await?;
+    match crate::known_service::check(&inspector, prefix, service).await {
+        Err(Failure::Cannot { what, reason }) => Err(Failure::Cannot {
+            what,
+            reason: format!("{reason}; --allow-new-service queues the call anyway"),
+        }),
+        Err(e) if e.is_permission_denied() => Ok(()),
+        other => other,
+    }
+}
+
+/// An RFC 3339 time (`2026-12-02T10:00:00Z`, offsets allowed).
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(SystemTime::from)
+        .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-12-02T10:00:00Z)"))
+}
