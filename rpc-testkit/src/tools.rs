@@ -78,6 +78,7 @@ impl Tool {
     /// When it is missing: `None` after printing `SKIPPED <test>: ...` with
     /// the package to install, so the caller returns; but when this run
     /// requires every tool ([`tools_required`]), a panic that says so.
+    #[track_caller]
     pub fn or_skip(self, test: &str) -> Option<PathBuf> {
         match self.judge(self.find(), test, tools_required()) {
             Ok(found) => found,
