@@ -14,47 +14,40 @@ use std::process::Command;
 use std::time::Duration;
 
 use rpc_chaos::{Event, WorkerProcess};
-use rpc_testkit::RedisServer;
+use rpc_testkit::{RedisServer, Tool};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_chaos-worker"))
 }
 
-/// libfaketime, preloaded into the process itself (not through the
-/// `faketime` wrapper, which would stand between the test and the process
-/// it must kill). The multi-threaded build, for tokio's threads.
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
 /// The environment that shifts a process's wall clock by `offset` (`-30s`,
-/// `+30s`). Only the wall clock: tokio's timers run on the monotonic clock,
+/// `+30s`): libfaketime (`lib`), preloaded into the process itself (not
+/// through the `faketime` wrapper, which would stand between the test and
+/// the process it must kill), in its multi-threaded build for tokio's
+/// threads. Only the wall clock: tokio's timers run on the monotonic clock,
 /// which stays true, as it does on a machine whose clock is set wrong.
-fn shifted(offset: &str) -> [(&'static str, String); 3] {
+fn shifted(lib: &Path, offset: &str) -> [(&'static str, String); 3] {
     [
-        ("LD_PRELOAD", LIBFAKETIME.to_owned()),
+        ("LD_PRELOAD", lib.display().to_string()),
         ("FAKETIME", offset.to_owned()),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
     ]
 }
 
-fn require_faketime() -> bool {
-    let found = Path::new(LIBFAKETIME).exists();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "libfaketime is missing in CI (.ci/run installs Debian's faketime)"
-        );
-        eprintln!("skipping: no {LIBFAKETIME} (apt-get install faketime)");
-    }
-    found
-}
-
 /// One call from a `chaos-worker --call` process whose clock is shifted by
 /// `offset`: `("answer JSON" | "failed KIND", elapsed ms)`.
-fn call_from(offset: &str, url: &str, job: &str, params: &str, timeout_ms: u64) -> (String, u64) {
+fn call_from(
+    lib: &Path,
+    offset: &str,
+    url: &str,
+    job: &str,
+    params: &str,
+    timeout_ms: u64,
+) -> (String, u64) {
     let out = Command::new(bin())
         .args(["--url", url, "--call", job, "--params", params])
         .args(["--timeout-ms", &timeout_ms.to_string()])
-        .envs(shifted(offset))
+        .envs(shifted(lib, offset))
         .output()
         .expect("chaos-worker --call");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -71,8 +64,8 @@ fn call_from(offset: &str, url: &str, job: &str, params: &str, timeout_ms: u64) 
     (outcome.to_owned(), elapsed.parse().expect("elapsed ms"))
 }
 
-fn worker_under(offset: &str, url: &str) -> WorkerProcess {
-    let env = shifted(offset);
+fn worker_under(lib: &Path, offset: &str, url: &str) -> WorkerProcess {
+    let env = shifted(lib, offset);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     WorkerProcess::start_with_env(bin(), url, &["--concurrency", "8"], &env)
         .expect("chaos-worker with a shifted clock")
@@ -92,20 +85,34 @@ fn final_stats(mut worker: WorkerProcess) -> serde_json::Value {
 /// as expired) instead of running on after the caller gave up.
 #[test]
 fn deadlines_hold_with_client_and_worker_clocks_skewed_by_30_seconds() {
-    if !require_faketime() {
+    // Skipped without libfaketime, unless the run requires every tool
+    // (scripts/test, CI): then it fails.
+    let Some(lib) = Tool::LibFaketime.or_skip("the clock-skew test") else {
         return;
-    }
+    };
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     for worker_offset in ["-30s", "+0s", "+30s"] {
-        let worker = worker_under(worker_offset, &url);
+        let worker = worker_under(&lib, worker_offset, &url);
         for client_offset in ["-30s", "+30s"] {
             let case = format!("client {client_offset}, worker {worker_offset}");
-            let (outcome, elapsed) =
-                call_from(client_offset, &url, "Chaos.square", r#"{"n": 12}"#, 2_000);
+            let (outcome, elapsed) = call_from(
+                &lib,
+                client_offset,
+                &url,
+                "Chaos.square",
+                r#"{"n": 12}"#,
+                2_000,
+            );
             assert_eq!(outcome, "answer 144", "{case}: took {elapsed} ms");
-            let (outcome, elapsed) =
-                call_from(client_offset, &url, "Chaos.sleep", r#"{"ms": 3000}"#, 2_000);
+            let (outcome, elapsed) = call_from(
+                &lib,
+                client_offset,
+                &url,
+                "Chaos.sleep",
+                r#"{"ms": 3000}"#,
+                2_000,
+            );
             assert!(
                 outcome == "failed timeout" || outcome == "failed deadline_exceeded",
                 "{case}: {outcome}"

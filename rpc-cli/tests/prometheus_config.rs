@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rpc_testkit::Tool;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -45,20 +47,20 @@ fn the_compose_prometheus_config_is_valid_and_scrapes_the_workers_metrics_port()
         "Prometheus scrapes the workers' metrics port"
     );
 
-    let promtool = Command::new("promtool")
+    // Skipped without promtool, unless the run requires every tool
+    // (scripts/test, CI): then it fails.
+    let Some(promtool) = Tool::Promtool.or_skip("`promtool check config`") else {
+        return;
+    };
+    let out = Command::new(promtool)
         .args(["check", "config"])
         .arg(&config)
-        .output();
-    match promtool {
-        Ok(out) => assert!(
-            out.status.success(),
-            "promtool check config failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("promtool must be installed in CI (.ci/run installs `prometheus`): {e}")
-        }
-        Err(e) => eprintln!("promtool not found ({e}); skipped `promtool check config`"),
-    }
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check config failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

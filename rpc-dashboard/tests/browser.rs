@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
-use rpc_testkit::ChildGuard;
+use rpc_testkit::{ChildGuard, Tool};
 use serde_json::json;
 use support::{dead_message, Fixture};
 
@@ -64,22 +64,6 @@ fn start_worker(url: &str) -> ChildGuard {
             .stdout(Stdio::null()),
     )
     .expect("spawn the worker process")
-}
-
-/// chromium and chromedriver, or `None` (and why) when they are not installed.
-fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
-    let find = |names: &[&str]| {
-        names.iter().find_map(|name| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join(name))
-                    .find(|p| p.is_file())
-            })
-        })
-    };
-    let chromium = find(&["chromium", "chromium-browser"]).ok_or("chromium is not installed")?;
-    let driver = find(&["chromedriver"]).ok_or("chromedriver is not installed")?;
-    Ok((chromium, driver))
 }
 
 fn free_port() -> u16 {
@@ -234,13 +218,14 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     // the schedule, Resume clears the badge. Another site's form carrying
     // the CSRF token is refused by origin; a large message shows its start
     // and a download link.
-    let (chromium, driver) = match browser_binaries() {
-        Ok(found) => found,
-        Err(why) if std::env::var_os("CI").is_none() => {
-            println!("SKIPPED the browser test: {why} (apt-get install chromium chromium-driver)");
-            return;
-        }
-        Err(why) => panic!("CI must run the browser test, but {why}"),
+    // Skipped when they are not installed, unless the run requires every
+    // tool (scripts/test, CI): then it fails.
+    let test = "the browser test";
+    let (Some(chromium), Some(driver)) = (
+        Tool::Chromium.or_skip(test),
+        Tool::Chromedriver.or_skip(test),
+    ) else {
+        return;
     };
     let scratch =
         std::env::temp_dir().join(format!("rpc-dashboard-browser-{}", std::process::id()));

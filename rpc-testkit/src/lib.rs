@@ -32,6 +32,11 @@
 //!   killed when the test ends, whatever way it ends, and signal helpers
 //!   (`SIGKILL`, `SIGSTOP`, `SIGCONT`, `SIGTERM`) to simulate crashes and
 //!   hangs.
+//! - [`Tool`] and the [`tools`] module: the other programs some tests need
+//!   (Chromium, chromedriver, libfaketime, promtool) and the one rule for a
+//!   missing one: skipped with a line saying what to install, or a failure
+//!   when the run requires every tool ([`REQUIRE_TOOLS_VAR`], set by
+//!   `scripts/test`, or `CI`).
 //!
 //! # Requirements
 //!
@@ -39,7 +44,7 @@
 //! redis-server`, which pulls in `redis-tools`), and the `openssl` command for
 //! TLS servers. When they are missing, starting a server fails with an error
 //! that says what to install; [`require_redis_server`] turns that into a panic
-//! for test code.
+//! for test code. `scripts/test` installs these and every [`Tool`].
 //!
 //! # Example
 //!
@@ -60,11 +65,13 @@ pub mod process;
 mod resp;
 mod server;
 mod tls;
+pub mod tools;
 
 pub use cluster::RedisCluster;
 pub use process::ChildGuard;
 pub use server::{RedisServer, RedisServerBuilder};
 pub use tls::TlsFiles;
+pub use tools::{tools_required, Tool, REQUIRE_TOOLS_VAR};
 
 use std::process::{Command, Stdio};
 

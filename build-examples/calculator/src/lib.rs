@@ -4,6 +4,7 @@
 
 use rpc_runtime::{Context, HandlerError, JobError};
 
+pub mod probe;
 mod tracing_setup;
 
 pub use self::tracing_setup::{init_tracing, Tracing, TracingArgs};

@@ -2,7 +2,8 @@
 //!
 //! `worker --url redis://127.0.0.1:6379/` (or `REDIS_URL`); built with
 //! `--features otlp`, `--otlp-endpoint http://127.0.0.1:4318` sends its
-//! spans to an OpenTelemetry collector.
+//! spans to an OpenTelemetry collector. `worker --probe 127.0.0.1:9464`
+//! asks a running worker's `/healthz` (`probe.rs`), for healthchecks.
 
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ struct Args {
     /// Serve Prometheus metrics, /healthz and /readyz over HTTP here (e.g. 0.0.0.0:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Ask the worker serving metrics at ADDR whether it is alive (GET /healthz), exit 0 if so, 1 if not; for container healthchecks.
+    #[arg(long, value_name = "ADDR")]
+    probe: Option<std::net::SocketAddr>,
     #[command(flatten)]
     tracing: TracingArgs,
 }
@@ -34,6 +38,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(addr) = args.probe {
+        return calculator::probe::healthz(addr).await;
+    }
     // Held to the end: dropping it sends the last spans.
     let _tracing = match args.tracing.init("info", "calculator-worker") {
         Ok(t) => t,
