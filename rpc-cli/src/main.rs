@@ -12,6 +12,7 @@
 //! rpc top                                         # the same, refreshed every second (q quits)
 //! rpc periodic [SERVICE...] [--json]              # periodic jobs: schedule, last and next run
 //! rpc backlog-check --schema new.rpc              # would the new schema reject what waits in Redis?
+//! rpc exporter --listen 0.0.0.0:9465              # every queue's figures for Prometheus, once
 //! rpc call Mail.send '{...}' --delay 10m --no-wait  # runs in ten minutes (or --at RFC3339)
 //! rpc call Orders.place '{...}' --key order-42    # at most once per key (idempotent)
 //! rpc scheduled Mail                              # delayed jobs and retries, with due times
@@ -26,6 +27,7 @@
 mod backlog_check;
 mod broker;
 mod duration_arg;
+mod exporter;
 mod failure;
 mod lifecycle;
 mod operate;
@@ -134,6 +136,8 @@ enum Command {
     Operate(operate::Operate),
     /// Would a new schema's workers reject what is queued, leased or dead-lettered now? Exit 1 if so.
     BacklogCheck(backlog_check::BacklogCheckArgs),
+    /// Serve every queue's figures (depth, leased, scheduled, dead, paused, consumers) to Prometheus.
+    Exporter(exporter::ExporterArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -193,6 +197,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
     // The operator's commands only read, and need no client.
     let command = match command {
         Command::Operate(operate) => return operate.run(url, prefix).await,
+        Command::Exporter(args) => return exporter::run(url, prefix, args).await,
         other => other,
     };
     let client = crate::broker::client(url, prefix).await?;
