@@ -103,6 +103,7 @@ impl Receiver {
         let addr = listener.local_addr().expect("its address");
         let received = Arc::new(Mutex::new(Received::default()));
         let shared = received.clone();
+        let https = tls.is_some();
         let serving = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = shared.clone();
@@ -131,7 +132,7 @@ impl Receiver {
             addr,
             received,
             serving,
-            https: tls.is_some(),
+            https,
         }
     }
 
