@@ -370,7 +370,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
             }
         }
         Command::Lifecycle(lifecycle) => return lifecycle.run(&client, url, prefix).await,
-        Command::Operate(_) | Command::BacklogCheck(_) => {
+        Command::Operate(_) | Command::BacklogCheck(_) | Command::Exporter(_) => {
             unreachable!("run above, without a client")
         }
     }
