@@ -137,7 +137,11 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
         sample(
             &scrape,
             "rpc_worker_jobs_total",
-            &[("rpc_service", "Chaos"), ("rpc_method", job), ("outcome", outcome)],
+            &[
+                ("rpc_service", "Chaos"),
+                ("rpc_method", job),
+                ("outcome", outcome),
+            ],
         )
     };
     // The cancelled sleep and the dead letter end after the calls returned.
@@ -152,7 +156,11 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
         sample(
             &s,
             "rpc_worker_jobs_total",
-            &[("rpc_service", "Chaos"), ("rpc_method", job), ("outcome", outcome)],
+            &[
+                ("rpc_service", "Chaos"),
+                ("rpc_method", job),
+                ("outcome", outcome),
+            ],
         )
     };
     assert_eq!(jobs("square", "succeeded"), Some(3.0));
@@ -177,8 +185,16 @@ async fn a_workers_metrics_count_what_its_jobs_did() {
     assert!(sample(&s, "rpc_worker_broker_errors_total", &[]).is_some());
     // The queues' gauges are `rpc exporter`'s, once for the fleet, not
     // every worker's (rpc-cli/tests/metrics_conventions.rs).
-    for gone in ["rpc_queue_dead_letters", "rpc_queue_depth", "rpc_queue_consumers"] {
-        assert_eq!(sample(&s, gone, &[("rpc_service", "Chaos")]), None, "{gone}");
+    for gone in [
+        "rpc_queue_dead_letters",
+        "rpc_queue_depth",
+        "rpc_queue_consumers",
+    ] {
+        assert_eq!(
+            sample(&s, gone, &[("rpc_service", "Chaos")]),
+            None,
+            "{gone}"
+        );
     }
 }
 

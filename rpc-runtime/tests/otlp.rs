@@ -52,10 +52,16 @@ async fn otlp_worker_process() {
     let served = Arc::new(tokio::sync::Notify::new());
     let on_job = served.clone();
     let worker = Worker::builder(&url)
-        .mount(DynamicService::new("Otlp").job("echo", move |req| {
-            on_job.notify_one();
-            async move { Ok(json!(req.context.traceparent())) }
-        }))
+        .mount(
+            DynamicService::new("Otlp")
+                .job("echo", move |req| {
+                    on_job.notify_one();
+                    async move { Ok(json!(req.context.traceparent())) }
+                })
+                .job("fail", |_| async move {
+                    Err::<serde_json::Value, _>(rpc_runtime::HandlerError::fatal("no"))
+                }),
+        )
         .build()
         .await
         .expect("worker");
@@ -80,6 +86,11 @@ async fn otlp_caller_process() {
     let otlp = otlp::install(CALLER_SERVICE, Some(&endpoint)).expect("OTLP export set up");
     assert_eq!(otlp.endpoint(), format!("{endpoint}/v1/traces"));
     let client = Client::connect(&url).await.expect("client");
+    // First a call that fails (the worker stops after the echo).
+    client
+        .call_and_wait("Otlp.fail", json!({}))
+        .await
+        .expect_err("the handler fails");
     let answer = client
         .call_and_wait("Otlp.echo", json!({}))
         .instrument(tracing::info_span!("request"))
@@ -146,10 +157,34 @@ fn check_trace_and_conventions(spans: &[ReceivedSpan]) {
     let find = |service: &str, name: &str| -> ReceivedSpan {
         spans
             .iter()
-            .find(|s| s.service == service && s.name == name)
+            .find(|s| {
+                s.service == service && s.name == name && s.attribute("rpc.method") != Some("fail")
+            })
             .cloned()
             .unwrap_or_else(|| panic!("no {name} span from {service} in {spans:#?}"))
     };
+    let failed = |service: &str, name: &str| -> ReceivedSpan {
+        spans
+            .iter()
+            .find(|s| {
+                s.service == service && s.name == name && s.attribute("rpc.method") == Some("fail")
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no failed {name} span from {service} in {spans:#?}"))
+    };
+    // A failure: the span's status is error (2), `error.type` the kind.
+    for span in [
+        failed(CALLER_SERVICE, "rpc.call"),
+        failed(WORKER_SERVICE, "rpc.job"),
+    ] {
+        assert_eq!(span.status, 2, "{span:?}");
+        assert_eq!(span.attribute("error.type"), Some("handler"), "{span:?}");
+        assert_eq!(
+            span.attribute("rpc.redis_rpc.outcome"),
+            Some("failed"),
+            "{span:?}"
+        );
+    }
     let request = find(CALLER_SERVICE, "request");
     let call = find(CALLER_SERVICE, "rpc.call");
     let job = find(WORKER_SERVICE, "rpc.job");

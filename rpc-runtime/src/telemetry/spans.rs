@@ -183,17 +183,25 @@ mod otel {
 }
 
 /// Records how a call or job ended: its outcome and, on anything but
-/// success, `error.type` (the outcome's word when no finer one is known)
-/// and the span's status set to error.
+/// success, the span's status set to error and `error_type` as
+/// `error.type` (a job's span gets it earlier, from [`record_error_type`],
+/// where the error kind is known).
 pub(crate) fn record_outcome(span: &Span, outcome: JobOutcome, error_type: Option<&'static str>) {
     if span.is_disabled() {
         return;
     }
     span.record("rpc.redis_rpc.outcome", outcome.as_str());
     if !outcome.is_success() {
-        let error_type = error_type.unwrap_or(outcome.as_str());
-        span.record("error.type", error_type);
+        if let Some(error_type) = error_type {
+            span.record("error.type", error_type);
+        }
         span.record("otel.status_code", "ERROR");
-        span.record("otel.status_message", error_type);
+        span.record("otel.status_message", outcome.as_str());
     }
+}
+
+/// Records the kind of error a job is answered with (or retried for) as
+/// the span's `error.type`.
+pub(crate) fn record_error_type(span: &Span, kind: ErrorKind) {
+    span.record("error.type", error_type_of(kind));
 }

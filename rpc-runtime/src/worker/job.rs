@@ -200,6 +200,7 @@ async fn run_message(
         None => answered(reply),
     };
     let fail = |kind: ErrorKind, message: &str| {
+        spans::record_error_type(span, kind);
         answer(rpc_protocol::reply::encode_error_reply(
             &msg.id, kind, message, None,
         ))
@@ -334,6 +335,7 @@ async fn run_message(
             let message = format!(
                 "idempotency key {key:?} is held by another call with other parameters (or another job); this call did not run"
             );
+            spans::record_error_type(span, ErrorKind::IdempotencyConflict);
             return ended(
                 answer(rpc_protocol::reply::encode_error_reply(
                     &msg.id,
@@ -438,15 +440,18 @@ async fn run_message(
                 JobOutcome::succeeded,
             )
         }
-        Outcome::App(json) => ended(
-            answer(rpc_protocol::reply::encode_error_reply(
-                &msg.id,
-                ErrorKind::App,
-                "the job returned its application error",
-                Some(&json),
-            )),
-            JobOutcome::failed,
-        ),
+        Outcome::App(json) => {
+            spans::record_error_type(span, ErrorKind::App);
+            ended(
+                answer(rpc_protocol::reply::encode_error_reply(
+                    &msg.id,
+                    ErrorKind::App,
+                    "the job returned its application error",
+                    Some(&json),
+                )),
+                JobOutcome::failed,
+            )
+        }
         Outcome::Failed {
             kind,
             message,
@@ -470,6 +475,7 @@ async fn run_message(
                         JobOutcome::failed,
                     );
                 }
+                spans::record_error_type(span, kind);
                 let mut next = msg;
                 next.attempt = attempt + 1;
                 if !delay.is_zero() {
