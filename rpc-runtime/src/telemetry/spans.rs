@@ -10,10 +10,10 @@
 //! span status to error. What the conventions do not name lives under this
 //! system's own namespace, as they advise (`rpc.<system>.*`, like
 //! `rpc.grpc.status_code`): `rpc.redis_rpc.outcome` (the one list of
-//! outcomes, as in the metrics), `rpc.redis_rpc.attempt` (an integer, from
-//! 1) and `rpc.redis_rpc.queue_wait` (seconds from enqueue to start, a
-//! float). `trace_id`, `span_id` and `parent_span_id` are for log lines;
-//! README's tracing section lists all of it.
+//! outcomes, as in the metrics), `rpc.redis_rpc.attempt` (an integer, the
+//! first attempt is one) and `rpc.redis_rpc.queue_wait` (seconds from
+//! enqueue to start, a float). `trace_id`, `span_id` and `parent_span_id`
+//! are for log lines; README's tracing section lists all of it.
 //!
 //! Spans cost nothing when no subscriber wants them: the macros return a
 //! disabled span without evaluating any field, and the trace ids are then
