@@ -31,7 +31,7 @@ pub use self::exporter::QueueExporter;
 pub use self::metrics::{
     ClientMetrics, JobOutcome, WorkerMetrics, DURATION_BUCKETS, QUEUE_WAIT_BUCKETS,
 };
-pub use self::process::{register_process_metrics, REVISION};
+pub use self::process::{register_process_metrics, revision};
 pub use self::propagation::{TraceContext, TRACEPARENT, TRACESTATE};
 pub use self::spans::{MESSAGING_SYSTEM, RPC_SYSTEM};
 /// The `prometheus-client` this crate registers its metrics with.

@@ -18,12 +18,14 @@ use prometheus_client::registry::Registry;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The git revision `rpc_build_info` reports: `RPC_GIT_REVISION` as set
-/// when the crate was compiled (the Dockerfile and CI pass
-/// `git rev-parse HEAD`), else `unknown`.
-pub const REVISION: &str = match option_env!("RPC_GIT_REVISION") {
-    Some(revision) => revision,
-    None => "unknown",
-};
+/// when the crate was compiled (the Dockerfile and CI can pass
+/// `git rev-parse HEAD`), else (unset or empty) `unknown`.
+pub fn revision() -> &'static str {
+    match option_env!("RPC_GIT_REVISION") {
+        Some(revision) if !revision.trim().is_empty() => revision.trim(),
+        _ => "unknown",
+    }
+}
 
 /// Registers `rpc_build_info` and the `process_*` metrics in `registry`.
 pub fn register_process_metrics(registry: &mut Registry) {
@@ -39,7 +41,7 @@ impl Collector for BuildInfo {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let family = Family::<[(&'static str, &'static str); 2], Gauge>::default();
         family
-            .get_or_create(&[("version", VERSION), ("revision", REVISION)])
+            .get_or_create(&[("version", VERSION), ("revision", revision())])
             .set(1);
         let metric = encoder.encode_descriptor(
             "rpc_build_info",
