@@ -12,6 +12,7 @@
 //! rpc top                                         # the same, refreshed every second (q quits)
 //! rpc periodic [SERVICE...] [--format json]       # periodic jobs: schedule, last and next run
 //! rpc backlog-check --schema new.rpc              # would the new schema reject what waits in Redis?
+//! rpc exporter --listen 0.0.0.0:9465              # every queue's figures for Prometheus, once
 //! rpc call Mail.send '{...}' --delay 10m --no-wait  # runs in ten minutes (or --at RFC3339)
 //! rpc call Orders.place '{...}' --key order-42    # at most once per key (idempotent)
 //! rpc scheduled [Mail]                            # delayed jobs and retries, with due times
@@ -30,6 +31,7 @@ mod call;
 mod completions;
 mod dead_letters;
 mod duration_arg;
+mod exporter;
 mod failure;
 mod fetch;
 mod known_service;
@@ -102,6 +104,8 @@ enum Command {
     BacklogCheck(backlog_check::BacklogCheckArgs),
     /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Serve every queue's figures (depth, leased, scheduled, dead, paused, consumers) to Prometheus.
+    Exporter(exporter::ExporterArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -146,6 +150,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
         } => return dashboard(url, prefix, listen, schemas, token, read_only).await,
         // The operator's commands only read, and need no client.
         Command::Operate(operate) => return operate.run(url, prefix).await,
+        Command::Exporter(args) => return exporter::run(url, prefix, args).await,
         other => other,
     };
     let client = crate::broker::client(url, prefix).await?;
@@ -158,7 +163,8 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
         Command::Dashboard { .. }
         | Command::Operate(_)
         | Command::BacklogCheck(_)
-        | Command::Completions(_) => {
+        | Command::Completions(_)
+        | Command::Exporter(_) => {
             unreachable!("run above, without a client")
         }
     }

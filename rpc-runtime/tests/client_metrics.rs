@@ -1,4 +1,5 @@
-//! A client's metrics (issue 12, point 4): calls by outcome and their
+//! A client's metrics (issue 12, point 4; issue 21, point 3): calls by
+//! outcome, in the same words a worker uses for its jobs, and their
 //! latency, in the application's own `prometheus-client` registry.
 
 use std::time::Duration;
@@ -58,10 +59,10 @@ async fn a_clients_calls_are_counted_by_outcome_in_the_applications_registry() {
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     for line in [
-        r#"rpc_client_calls_total{service="Echo",job="echo",outcome="ok"} 2"#,
-        r#"rpc_client_calls_total{service="Echo",job="fail",outcome="handler"} 1"#,
-        r#"rpc_client_calls_total{service="Idle",job="wait",outcome="timeout"} 1"#,
-        r#"rpc_client_call_duration_seconds_count{service="Echo",job="echo"} 2"#,
+        r#"rpc_client_calls_total{rpc_service="Echo",rpc_method="echo",outcome="succeeded"} 2"#,
+        r#"rpc_client_calls_total{rpc_service="Echo",rpc_method="fail",outcome="failed"} 1"#,
+        r#"rpc_client_calls_total{rpc_service="Idle",rpc_method="wait",outcome="timeout"} 1"#,
+        r#"rpc_client_call_duration_seconds_count{rpc_service="Echo",rpc_method="echo"} 2"#,
         "# TYPE rpc_client_call_duration_seconds histogram",
         "# UNIT rpc_client_call_duration_seconds seconds",
     ] {

@@ -52,10 +52,16 @@ async fn otlp_worker_process() {
     let served = Arc::new(tokio::sync::Notify::new());
     let on_job = served.clone();
     let worker = Worker::builder(&url)
-        .mount(DynamicService::new("Otlp").job("echo", move |req| {
-            on_job.notify_one();
-            async move { Ok(json!(req.context.traceparent())) }
-        }))
+        .mount(
+            DynamicService::new("Otlp")
+                .job("echo", move |req| {
+                    on_job.notify_one();
+                    async move { Ok(json!(req.context.traceparent())) }
+                })
+                .job("fail", |_| async move {
+                    Err::<serde_json::Value, _>(rpc_runtime::HandlerError::fatal("no"))
+                }),
+        )
         .build()
         .await
         .expect("worker");
@@ -80,6 +86,11 @@ async fn otlp_caller_process() {
     let otlp = otlp::install(CALLER_SERVICE, Some(&endpoint)).expect("OTLP export set up");
     assert_eq!(otlp.endpoint(), format!("{endpoint}/v1/traces"));
     let client = Client::connect(&url).await.expect("client");
+    // First a call that fails (the worker stops after the echo).
+    client
+        .call_and_wait("Otlp.fail", json!({}))
+        .await
+        .expect_err("the handler fails");
     let answer = client
         .call_and_wait("Otlp.echo", json!({}))
         .instrument(tracing::info_span!("request"))
@@ -98,32 +109,82 @@ async fn otlp_caller_process() {
 /// The caller's application span encloses the call; both processes send
 /// their spans over OTLP; the worker's job span has the caller's trace id
 /// and the caller's `rpc.call` span (itself a child of the application's
-/// span) as parent, and both carry the RPC conventions' kind and fields.
+/// span) as parent, and both carry the RPC and messaging conventions'
+/// kind, attributes and types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workers_span_sent_over_otlp_has_the_callers_trace_and_parent() {
-    let redis = RedisServer::start().expect("redis");
     let receiver = Receiver::start().await;
+    let spans = spans_of_one_call(&receiver, &[]);
+    check_trace_and_conventions(&spans);
+}
 
+/// The same to a collector that speaks only https, with a certificate of a
+/// private CA that the processes are told to trust by the standard
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`: every span arrives over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_https_collector_whose_ca_is_named_by_the_standard_variable() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let tls = rpc_testkit::TlsFiles::generate(dir.path()).expect("throwaway certificates");
+    let receiver = Receiver::start_tls(&tls).await;
+    assert!(receiver.endpoint().starts_with("https://"));
+    let ca = tls.ca_cert.to_str().expect("a UTF-8 path").to_owned();
+    let spans = spans_of_one_call(&receiver, &[("OTEL_EXPORTER_OTLP_CERTIFICATE", ca)]);
+    check_trace_and_conventions(&spans);
+}
+
+/// Runs the worker and the caller processes against `receiver` (with
+/// `env` added to both) and returns the spans it received.
+fn spans_of_one_call(receiver: &Receiver, env: &[(&str, String)]) -> Vec<ReceivedSpan> {
+    let redis = RedisServer::start().expect("redis");
     let mut worker = Role::start("otlp_worker_process", &redis.url(), |c| {
-        c.env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
     });
     worker.wait_for_line("ready");
     let mut caller = Role::start("otlp_caller_process", &redis.url(), |c| {
-        c.env(CALLER_ENDPOINT, receiver.endpoint())
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env(CALLER_ENDPOINT, receiver.endpoint())
     });
     // Each process exits only after its last export was answered.
     caller.expect_success();
     worker.expect_success();
-
-    let spans = receiver.spans();
     assert!(receiver.refused().is_empty(), "{:?}", receiver.refused());
+    receiver.spans()
+}
+
+fn check_trace_and_conventions(spans: &[ReceivedSpan]) {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
     let find = |service: &str, name: &str| -> ReceivedSpan {
         spans
             .iter()
-            .find(|s| s.service == service && s.name == name)
+            .find(|s| {
+                s.service == service && s.name == name && s.attribute("rpc.method") != Some("fail")
+            })
             .cloned()
             .unwrap_or_else(|| panic!("no {name} span from {service} in {spans:#?}"))
     };
+    let failed = |service: &str, name: &str| -> ReceivedSpan {
+        spans
+            .iter()
+            .find(|s| {
+                s.service == service && s.name == name && s.attribute("rpc.method") == Some("fail")
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no failed {name} span from {service} in {spans:#?}"))
+    };
+    // A failure: the span's status is error (2), `error.type` the kind.
+    for span in [
+        failed(CALLER_SERVICE, "rpc.call"),
+        failed(WORKER_SERVICE, "rpc.job"),
+    ] {
+        assert_eq!(span.status, 2, "{span:?}");
+        assert_eq!(span.attribute("error.type"), Some("handler"), "{span:?}");
+        assert_eq!(
+            span.attribute("rpc.redis_rpc.outcome"),
+            Some("failed"),
+            "{span:?}"
+        );
+    }
     let request = find(CALLER_SERVICE, "request");
     let call = find(CALLER_SERVICE, "rpc.call");
     let job = find(WORKER_SERVICE, "rpc.job");
@@ -147,7 +208,45 @@ async fn the_workers_span_sent_over_otlp_has_the_callers_trace_and_parent() {
     for span in [&call, &job] {
         assert_eq!(span.attribute("rpc.system"), Some("redis_rpc"), "{span:?}");
         assert_eq!(span.attribute("rpc.method"), Some("echo"), "{span:?}");
+        assert_eq!(
+            span.attribute("messaging.system"),
+            Some("redis"),
+            "{span:?}"
+        );
+        assert_eq!(
+            span.attribute("messaging.destination.name"),
+            Some("Otlp"),
+            "{span:?}"
+        );
+        assert_eq!(
+            span.attribute("rpc.redis_rpc.outcome"),
+            Some("succeeded"),
+            "{span:?}"
+        );
+        assert!(span.attribute("messaging.message.id").is_some(), "{span:?}");
+        // Neither deprecated nor invented names.
+        for gone in [
+            "messaging.operation",
+            "rpc.attempt",
+            "messaging.queue_wait_ms",
+            "rpc.outcome",
+        ] {
+            assert!(span.value(gone).is_none(), "{gone} in {span:?}");
+        }
+        assert_ne!(span.status, 2, "a success is not an error: {span:?}");
     }
+    assert_eq!(call.attribute("messaging.operation.type"), Some("send"));
+    assert_eq!(job.attribute("messaging.operation.type"), Some("process"));
+    // Numbers as numbers.
+    assert_eq!(
+        job.value("rpc.redis_rpc.attempt"),
+        Some(&Value::IntValue(1)),
+        "{job:?}"
+    );
+    assert!(
+        matches!(job.value("rpc.redis_rpc.queue_wait"), Some(Value::DoubleValue(s)) if *s >= 0.0),
+        "{job:?}"
+    );
 }
 
 /// A child process running one of the ignored tests above, its output

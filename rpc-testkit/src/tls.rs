@@ -65,8 +65,9 @@ authorityKeyIdentifier = keyid,issuer
 ";
 
 impl TlsFiles {
-    /// Generates a CA and a server and client certificate into `dir`.
-    pub(crate) fn generate(dir: &Path) -> io::Result<TlsFiles> {
+    /// Generates a CA and a server and client certificate into `dir`, for
+    /// any TLS test server (a Redis, an OTLP collector).
+    pub fn generate(dir: &Path) -> io::Result<TlsFiles> {
         fs::create_dir_all(dir)?;
         let config = dir.join("openssl.cnf");
         fs::write(&config, OPENSSL_CONFIG)?;

@@ -14,7 +14,7 @@ use super::handle::Client;
 
 use crate::call::{CallOptions, JobRef};
 use crate::error::{CallError, Error, ErrorKind};
-use crate::telemetry::{spans, TraceContext, TRACEPARENT};
+use crate::telemetry::{spans, JobOutcome, TraceContext, TRACEPARENT};
 
 /// One call being observed.
 pub(super) struct Observed {
@@ -54,40 +54,51 @@ impl Client {
         result: &Result<T, CallError<E>>,
     ) {
         let outcome = match result {
-            Ok(_) => "ok",
-            Err(CallError::App(_)) => "app_error",
+            Ok(_) => JobOutcome::succeeded,
+            Err(CallError::App(_)) => JobOutcome::failed,
             Err(CallError::Rpc(e)) => error_outcome(e),
         };
-        spans::record_outcome(&observed.span, outcome, result.is_ok());
+        let error_type = match result {
+            Ok(_) => None,
+            Err(CallError::App(_)) => Some(spans::error_type_of(ErrorKind::App)),
+            Err(CallError::Rpc(e)) => Some(error_type(e)),
+        };
+        spans::record_outcome(&observed.span, outcome, error_type);
         if let (Some(metrics), Some(started)) = (&self.inner.config.metrics, observed.started) {
             metrics.call_ended(job.service, job.job, outcome, started.elapsed());
         }
     }
 }
 
-/// The `outcome` label of a call that failed with `e`.
-pub(super) fn error_outcome(e: &Error) -> &'static str {
+/// The `outcome` of a call that failed with `e`: the same words a worker
+/// uses for how the job ended (`telemetry::JobOutcome`).
+pub(super) fn error_outcome(e: &Error) -> JobOutcome {
+    match e {
+        Error::Timeout { .. } => JobOutcome::timeout,
+        Error::Remote { kind, .. } => match kind {
+            ErrorKind::UnknownJob => JobOutcome::unknown_job,
+            ErrorKind::DeadlineExceeded => JobOutcome::timeout,
+            ErrorKind::DeadLettered => JobOutcome::dead,
+            ErrorKind::Cancelled => JobOutcome::cancelled,
+            _ => JobOutcome::failed,
+        },
+        _ => JobOutcome::error,
+    }
+}
+
+/// The `error.type` of a call that failed with `e`: the error kind a
+/// worker answered (`handler`, `bad_request`, ...), or what went wrong on
+/// this side (`timeout`, `broker`, ...).
+fn error_type(e: &Error) -> &'static str {
     match e {
         Error::Timeout { .. } => "timeout",
-        Error::Remote { kind, .. } => match kind {
-            ErrorKind::App => "app_error",
-            ErrorKind::Handler => "handler",
-            ErrorKind::UnknownJob => "unknown_job",
-            ErrorKind::BadRequest => "bad_request",
-            ErrorKind::DeadlineExceeded => "deadline_exceeded",
-            ErrorKind::DeadLettered => "dead_lettered",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::IdempotencyConflict => "idempotency_conflict",
-            ErrorKind::Unauthenticated => "unauthenticated",
-            ErrorKind::PermissionDenied => "permission_denied",
-            _ => "unknown",
-        },
-        Error::Broker(_) => "broker_error",
+        Error::Remote { kind, .. } => spans::error_type_of(*kind),
+        Error::Broker(_) => "broker",
         Error::PayloadTooLarge { .. } => "payload_too_large",
-        Error::Codec { .. } => "codec_error",
+        Error::Codec { .. } => "codec",
         Error::Refused { .. } => "refused",
-        Error::Config(_) => "config_error",
+        Error::Config(_) => "config",
         Error::Closed => "closed",
-        _ => "error",
+        _ => "_OTHER",
     }
 }

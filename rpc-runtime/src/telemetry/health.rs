@@ -219,14 +219,14 @@ impl Health {
     }
 }
 
-fn pass() -> Verdict {
+pub(super) fn pass() -> Verdict {
     Verdict {
         ok: true,
         reason: "ok".to_owned(),
     }
 }
 
-fn fail(reason: String) -> Verdict {
+pub(super) fn fail(reason: String) -> Verdict {
     Verdict { ok: false, reason }
 }
 

@@ -1,16 +1,18 @@
-//! The worker's metrics listener: a minimal HTTP/1 server (hyper, one tiny
-//! service) answering `GET /metrics` (Prometheus/OpenMetrics text),
-//! `/healthz` and `/readyz`, and 404 for anything else.
+//! The metrics listener of a worker and of `rpc exporter`: a minimal
+//! HTTP/1 server (hyper, one tiny service) answering `GET /metrics`
+//! (OpenMetrics to a scraper that asks for it, else the classic Prometheus
+//! text format: `exposition`), `/healthz` and `/readyz`, and 404 for
+//! anything else.
 //!
 //! A check answers `200` with the body `ok`, or `503` with the reason on
 //! one line of text (`shutting down`, `the broker cannot be reached: ...`,
-//! `completions refused: NOPERM ...`). What each one checks, and why
-//! `/healthz` does not ask the broker, is in `health`.
+//! `completions refused: NOPERM ...`). What a worker's checks look at, and
+//! why `/healthz` does not ask the broker, is in `health`; the exporter is
+//! alive while it answers and ready while it can read the broker.
 //!
-//! The per-service gauges are read from Redis at scrape time (through the
-//! same [`Inspector`] as `rpc stats`), bounded by a timeout so a slow
-//! broker cannot hold a scrape: the other figures are still served, and
-//! the gauges keep their last values.
+//! The exporter's queue figures are read from Redis at scrape time
+//! (`queue_metrics`), bounded by a timeout so a slow broker cannot hold a
+//! scrape: the scrape is then answered with `rpc_broker_up 0`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,23 +26,21 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use super::health::{Health, Verdict};
-use super::metrics::WorkerMetrics;
+use super::exposition;
+use super::health::{self, Health, Verdict};
+use super::queue_metrics::QueueMetrics;
 use crate::error::Error;
-use crate::inspect::Inspector;
 
 /// How long a scrape waits for the queue figures from Redis.
-const QUEUE_READ_TIMEOUT: Duration = Duration::from_secs(2);
+const QUEUE_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the listener serves.
 pub(crate) struct Exposition {
     pub(crate) registry: Registry,
-    pub(crate) metrics: WorkerMetrics,
-    pub(crate) health: Arc<Health>,
-    /// Reads the per-service gauges (`None` on a broker that cannot be
-    /// inspected, e.g. `memory://`).
-    pub(crate) inspector: Inspector,
-    pub(crate) services: Vec<String>,
+    /// A worker's liveness and readiness; `None` for the exporter.
+    pub(crate) health: Option<Arc<Health>>,
+    /// The exporter's queue figures, read before each scrape.
+    pub(crate) queues: Option<QueueMetrics>,
 }
 
 /// Binds the metrics address, or says clearly why it cannot.
@@ -83,9 +83,25 @@ async fn answer<B>(exposition: &Exposition, request: Request<B>) -> Response<Ful
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".to_owned());
     }
     match request.uri().path() {
-        "/metrics" => metrics(exposition).await,
-        "/healthz" => verdict(exposition.health.alive()),
-        "/readyz" => verdict(exposition.health.ready()),
+        "/metrics" => {
+            let accept = request
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            metrics(exposition, accept).await
+        }
+        "/healthz" => verdict(match &exposition.health {
+            Some(health) => health.alive(),
+            None => health::pass(),
+        }),
+        "/readyz" => verdict(match (&exposition.health, &exposition.queues) {
+            (Some(health), _) => health.ready(),
+            (None, Some(queues)) => match queues.refresh(QUEUE_READ_TIMEOUT).await {
+                Ok(()) => health::pass(),
+                Err(e) => health::fail(format!("the broker cannot be read: {e}")),
+            },
+            (None, None) => health::pass(),
+        }),
         _ => plain(
             StatusCode::NOT_FOUND,
             "not found: try /metrics, /healthz or /readyz\n".to_owned(),
@@ -93,38 +109,20 @@ async fn answer<B>(exposition: &Exposition, request: Request<B>) -> Response<Ful
     }
 }
 
-async fn metrics(exposition: &Exposition) -> Response<Full<Bytes>> {
-    let read = async {
-        for service in &exposition.services {
-            match exposition.inspector.service_stats(service).await {
-                Ok(Some(stats)) => exposition.metrics.queues.set(&stats),
-                Ok(None) => {}
-                Err(e) => {
-                    exposition.metrics.broker_error();
-                    tracing::debug!(error = %e, service, "could not read queue figures");
-                }
-            }
+async fn metrics(exposition: &Exposition, accept: Option<&str>) -> Response<Full<Bytes>> {
+    if let Some(queues) = &exposition.queues {
+        if let Err(e) = queues.refresh(QUEUE_READ_TIMEOUT).await {
+            tracing::warn!(error = %e, "could not read the queue figures; serving rpc_broker_up 0");
         }
+    }
+    let (body, content_type) = match exposition::encode(&exposition.registry, accept) {
+        Ok(encoded) => encoded,
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     };
-    if tokio::time::timeout(QUEUE_READ_TIMEOUT, read)
-        .await
-        .is_err()
-    {
-        tracing::debug!("reading queue figures timed out; serving the last ones");
-    }
-    let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &exposition.registry) {
-        return plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("could not encode metrics: {e}\n"),
-        );
-    }
     let mut response = Response::new(Full::new(Bytes::from(body)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     response
 }

@@ -1,99 +1,75 @@
 //! Prometheus metrics of workers and clients, on `prometheus-client`.
 //!
-//! Names follow Prometheus conventions: base units (`_seconds`), counters
-//! end in `_total` (the encoder adds it), labels are the wire names of the
-//! service and job, which a worker takes from its mounted services (never
-//! from a message: a peer cannot grow the label set). Updating a metric is
-//! an atomic add or a bucket increment under a short lock; nothing here
-//! allocates once a label set has been seen.
+//! Names follow Prometheus conventions: a `rpc_` namespace, base units in
+//! the name (`_seconds`), counters end in `_total` (the encoder adds it).
+//! Labels are OpenTelemetry's attribute names as Prometheus spells them
+//! (`rpc.service` is `rpc_service`, `rpc.method` is `rpc_method`), never
+//! `job` or `instance`, which Prometheus sets on every scraped series; the
+//! values are the wire names of the service and job, which a worker takes
+//! from its mounted services (never from a message: a peer cannot grow the
+//! label set). `outcome` is the one list of [`JobOutcome`]. Updating a
+//! metric is an atomic add or a bucket increment under a short lock;
+//! nothing here allocates once a label set has been seen.
 //!
-//! A worker serves its registry itself ([`crate::WorkerBuilder::metrics_addr`]);
-//! a client's metrics go into the application's registry
-//! ([`ClientMetrics::register`]) for the application to serve.
+//! A worker's metrics carry nothing about queues: those are the same for
+//! every worker and are exported once, by `rpc exporter`
+//! ([`super::queue_metrics`]). A worker serves its registry itself
+//! ([`crate::WorkerBuilder::metrics_addr`]); a client's metrics go into
+//! the application's registry ([`ClientMetrics::register`]) for the
+//! application to serve.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+pub use super::outcome::JobOutcome;
 
 /// The label of a job whose name no mounted service knows (or an
 /// unreadable message's): one bounded value, whatever the message said.
 pub const UNKNOWN: &str = "(unknown)";
 
-/// How a job ended, as the `outcome` label says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum JobOutcome {
-    /// Completed with a result.
-    succeeded,
-    /// Answered with an error (application error, handler failure, bad request).
-    failed,
-    /// Put back for another attempt.
-    retried,
-    /// Moved to the dead-letter stream.
-    dead_lettered,
-    /// Skipped or cancelled because its deadline passed.
-    expired,
-    /// No mounted service has the job (answered `unknown_job` or handed back).
-    unknown_job,
-    /// Cancelled by its caller or an operator, before or while it ran.
-    cancelled,
-}
+/// Buckets of handler and call durations, in seconds: OpenTelemetry's
+/// advice for `messaging.process.duration` and `rpc.*.call.duration` (5 ms
+/// to 10 s), then on to an hour, since a job may run that long.
+pub const DURATION_BUCKETS: [f64; 20] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+    300.0, 900.0, 1800.0, 3600.0,
+];
 
-impl JobOutcome {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobOutcome::succeeded => "succeeded",
-            JobOutcome::failed => "failed",
-            JobOutcome::retried => "retried",
-            JobOutcome::dead_lettered => "dead_lettered",
-            JobOutcome::expired => "expired",
-            JobOutcome::unknown_job => "unknown_job",
-            JobOutcome::cancelled => "cancelled",
-        }
-    }
-}
+/// Buckets of the time a job waited in its queue, in seconds: from 5 ms to
+/// a day, so that a backlog of hours or a delayed job is measured, not
+/// lumped into `+Inf`.
+pub const QUEUE_WAIT_BUCKETS: [f64; 22] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct JobLabels {
-    service: &'static str,
-    job: &'static str,
+    rpc_service: &'static str,
+    rpc_method: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct JobOutcomeLabels {
-    service: &'static str,
-    job: &'static str,
+    rpc_service: &'static str,
+    rpc_method: &'static str,
     outcome: JobOutcome,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct CallOutcomeLabels {
-    service: &'static str,
-    job: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub(crate) struct ServiceLabels {
-    service: String,
 }
 
 type Histograms = Family<JobLabels, Histogram, fn() -> Histogram>;
 
-/// Durations from half a millisecond to about 16 s.
-fn seconds_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
 }
 
-fn histograms() -> Histograms {
-    Family::new_with_constructor(seconds_histogram as fn() -> Histogram)
+fn queue_wait_histogram() -> Histogram {
+    Histogram::new(QUEUE_WAIT_BUCKETS)
 }
 
 /// A worker's metrics. Cheap to clone (the metrics are shared).
@@ -106,17 +82,6 @@ pub struct WorkerMetrics {
     reclaimed: Counter,
     broker_errors: Counter,
     reconnects: Counter,
-    pub(crate) queues: QueueGauges,
-}
-
-/// Per-service figures read from the broker at scrape time.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct QueueGauges {
-    pub(crate) stream_length: Family<ServiceLabels, Gauge>,
-    pub(crate) leased: Family<ServiceLabels, Gauge>,
-    pub(crate) dead_letters: Family<ServiceLabels, Gauge>,
-    pub(crate) consumers: Family<ServiceLabels, Gauge>,
-    pub(crate) oldest_leased_age: Family<ServiceLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl WorkerMetrics {
@@ -124,29 +89,28 @@ impl WorkerMetrics {
     pub fn register(registry: &mut Registry) -> WorkerMetrics {
         let m = WorkerMetrics {
             jobs: Family::default(),
-            handler_duration: histograms(),
-            queue_wait: histograms(),
+            handler_duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            queue_wait: Family::new_with_constructor(queue_wait_histogram as fn() -> Histogram),
             in_flight: Gauge::default(),
             reclaimed: Counter::default(),
             broker_errors: Counter::default(),
             reconnects: Counter::default(),
-            queues: QueueGauges::default(),
         };
         let r = registry.sub_registry_with_prefix("rpc_worker");
         r.register(
             "jobs",
-            "Jobs ended, by service, job and outcome",
+            "Jobs ended, by service (rpc_service), job (rpc_method) and outcome",
             m.jobs.clone(),
         );
         r.register_with_unit(
             "handler_duration",
-            "Time handlers ran, by service and job",
+            "Time handlers ran, by service and job (OpenTelemetry's messaging.process.duration)",
             Unit::Seconds,
             m.handler_duration.clone(),
         );
         r.register_with_unit(
             "queue_wait",
-            "Time from enqueue (broker clock) to the start of the job",
+            "Time from enqueue (broker clock) to the start of the job, by service and job",
             Unit::Seconds,
             m.queue_wait.clone(),
         );
@@ -166,42 +130,14 @@ impl WorkerMetrics {
             "Times the taker reconnected to the broker after losing it",
             m.reconnects.clone(),
         );
-        let q = registry.sub_registry_with_prefix("rpc_queue");
-        let g = &m.queues;
-        q.register(
-            "stream_length",
-            "Entries in the service's jobs stream",
-            g.stream_length.clone(),
-        );
-        q.register(
-            "leased_jobs",
-            "Jobs delivered and not yet acked",
-            g.leased.clone(),
-        );
-        q.register(
-            "dead_letters",
-            "Entries in the dead-letter stream",
-            g.dead_letters.clone(),
-        );
-        q.register(
-            "consumers",
-            "Consumers (workers) in the group",
-            g.consumers.clone(),
-        );
-        q.register_with_unit(
-            "oldest_leased_age",
-            "Age of the oldest leased job (0 when none)",
-            Unit::Seconds,
-            g.oldest_leased_age.clone(),
-        );
         m
     }
 
     pub(crate) fn job_ended(&self, service: &'static str, job: &'static str, outcome: JobOutcome) {
         self.jobs
             .get_or_create(&JobOutcomeLabels {
-                service,
-                job,
+                rpc_service: service,
+                rpc_method: job,
                 outcome,
             })
             .inc();
@@ -209,13 +145,19 @@ impl WorkerMetrics {
 
     pub(crate) fn handler_ran(&self, service: &'static str, job: &'static str, took: Duration) {
         self.handler_duration
-            .get_or_create(&JobLabels { service, job })
+            .get_or_create(&JobLabels {
+                rpc_service: service,
+                rpc_method: job,
+            })
             .observe(took.as_secs_f64());
     }
 
     pub(crate) fn waited(&self, service: &'static str, job: &'static str, waited: Duration) {
         self.queue_wait
-            .get_or_create(&JobLabels { service, job })
+            .get_or_create(&JobLabels {
+                rpc_service: service,
+                rpc_method: job,
+            })
             .observe(waited.as_secs_f64());
     }
 
@@ -247,28 +189,6 @@ impl Drop for InFlight {
     }
 }
 
-impl QueueGauges {
-    pub(crate) fn set(&self, stats: &crate::inspect::ServiceStats) {
-        let labels = ServiceLabels {
-            service: stats.service.clone(),
-        };
-        let int = |v: u64| v.min(i64::MAX as u64) as i64;
-        self.stream_length
-            .get_or_create(&labels)
-            .set(int(stats.stream_length));
-        self.leased.get_or_create(&labels).set(int(stats.leased));
-        self.dead_letters
-            .get_or_create(&labels)
-            .set(int(stats.dead_letters));
-        self.consumers
-            .get_or_create(&labels)
-            .set(stats.consumers.len() as i64);
-        self.oldest_leased_age
-            .get_or_create(&labels)
-            .set(stats.oldest_leased_age.map_or(0.0, |a| a.as_secs_f64()));
-    }
-}
-
 /// A client's metrics: calls by outcome and their latency. Register them
 /// in the application's registry and hand them to
 /// [`crate::ClientBuilder::metrics`].
@@ -282,7 +202,7 @@ impl QueueGauges {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClientMetrics {
-    calls: Family<CallOutcomeLabels, Counter>,
+    calls: Family<JobOutcomeLabels, Counter>,
     duration: Histograms,
 }
 
@@ -291,17 +211,17 @@ impl ClientMetrics {
     pub fn register(registry: &mut Registry) -> ClientMetrics {
         let m = ClientMetrics {
             calls: Family::default(),
-            duration: histograms(),
+            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
         };
         let r = registry.sub_registry_with_prefix("rpc_client");
         r.register(
             "calls",
-            "Calls that waited for an answer, by service, job and outcome (ok, app_error, timeout, the error kind, broker_error, ...)",
+            "Calls that waited for an answer, by service (rpc_service), job (rpc_method) and outcome",
             m.calls.clone(),
         );
         r.register_with_unit(
             "call_duration",
-            "Time from sending a call to its answer or failure",
+            "Time from sending a call to its answer or failure (OpenTelemetry's rpc.client.call.duration)",
             Unit::Seconds,
             m.duration.clone(),
         );
@@ -312,18 +232,21 @@ impl ClientMetrics {
         &self,
         service: &'static str,
         job: &'static str,
-        outcome: &'static str,
+        outcome: JobOutcome,
         took: Duration,
     ) {
         self.calls
-            .get_or_create(&CallOutcomeLabels {
-                service,
-                job,
+            .get_or_create(&JobOutcomeLabels {
+                rpc_service: service,
+                rpc_method: job,
                 outcome,
             })
             .inc();
         self.duration
-            .get_or_create(&JobLabels { service, job })
+            .get_or_create(&JobLabels {
+                rpc_service: service,
+                rpc_method: job,
+            })
             .observe(took.as_secs_f64());
     }
 }

@@ -1,6 +1,19 @@
-//! The `tracing` spans of calls and jobs, with fields named after
-//! OpenTelemetry's RPC and messaging semantic conventions, and how a span
-//! gets its place in a W3C trace.
+//! The `tracing` spans of calls and jobs, with attributes named and typed
+//! as OpenTelemetry's RPC and messaging semantic conventions say, and how a
+//! span gets its place in a W3C trace.
+//!
+//! Both spans carry `rpc.system`, `rpc.service`, `rpc.method`,
+//! `messaging.system`, `messaging.operation.type` and `.name` (`send` on
+//! the caller, `process` on the worker), `messaging.destination.name` (the
+//! service's queue) and `messaging.message.id` (the call id); a failure
+//! sets `error.type` (the error kind, e.g. `handler`, `timeout`) and the
+//! span status to error. What the conventions do not name lives under this
+//! system's own namespace, as they advise (`rpc.<system>.*`, like
+//! `rpc.grpc.status_code`): `rpc.redis_rpc.outcome` (the one list of
+//! outcomes, as in the metrics), `rpc.redis_rpc.attempt` (an integer, the
+//! first attempt is one) and `rpc.redis_rpc.queue_wait` (seconds from
+//! enqueue to start, a float). `trace_id`, `span_id` and `parent_span_id`
+//! are for log lines; README's tracing section lists all of it.
 //!
 //! Spans cost nothing when no subscriber wants them: the macros return a
 //! disabled span without evaluating any field, and the trace ids are then
@@ -10,7 +23,9 @@
 use tracing::field::Empty;
 use tracing::Span;
 
+use super::outcome::JobOutcome;
 use super::propagation::TraceContext;
+use crate::error::ErrorKind;
 
 /// `rpc.system` of every span: this crate's protocol.
 pub const RPC_SYSTEM: &str = "redis_rpc";
@@ -24,13 +39,17 @@ pub(crate) fn call_span(service: &'static str, job: &'static str) -> Span {
         "rpc.call",
         otel.kind = "client",
         otel.status_code = Empty,
+        otel.status_message = Empty,
         rpc.system = RPC_SYSTEM,
         rpc.service = service,
         rpc.method = job,
         messaging.system = MESSAGING_SYSTEM,
+        messaging.operation.type = "send",
+        messaging.operation.name = "send",
         messaging.destination.name = service,
         messaging.message.id = Empty,
-        rpc.outcome = Empty,
+        error.r#type = Empty,
+        rpc.redis_rpc.outcome = Empty,
         trace_id = Empty,
         span_id = Empty,
         parent_span_id = Empty,
@@ -44,20 +63,45 @@ pub(crate) fn job_span(queue: &str, job: &str, id: &str, attempt: u32) -> Span {
         "rpc.job",
         otel.kind = "consumer",
         otel.status_code = Empty,
+        otel.status_message = Empty,
         rpc.system = RPC_SYSTEM,
         rpc.service = queue,
         rpc.method = job.split_once('.').map_or(job, |(_, j)| j),
         messaging.system = MESSAGING_SYSTEM,
-        messaging.operation = "process",
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
         messaging.destination.name = queue,
         messaging.message.id = id,
-        rpc.attempt = attempt,
-        messaging.queue_wait_ms = Empty,
-        rpc.outcome = Empty,
+        error.r#type = Empty,
+        rpc.redis_rpc.attempt = i64::from(attempt),
+        rpc.redis_rpc.queue_wait = Empty,
+        rpc.redis_rpc.outcome = Empty,
         trace_id = Empty,
         span_id = Empty,
         parent_span_id = Empty,
     )
+}
+
+/// Records how long a job waited in its queue, in seconds.
+pub(crate) fn record_queue_wait(span: &Span, waited: std::time::Duration) {
+    span.record("rpc.redis_rpc.queue_wait", waited.as_secs_f64());
+}
+
+/// The `error.type` of an error kind a worker answered with.
+pub(crate) fn error_type_of(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::App => "app",
+        ErrorKind::Handler => "handler",
+        ErrorKind::UnknownJob => "unknown_job",
+        ErrorKind::BadRequest => "bad_request",
+        ErrorKind::DeadlineExceeded => "deadline_exceeded",
+        ErrorKind::DeadLettered => "dead_lettered",
+        ErrorKind::Cancelled => "cancelled",
+        ErrorKind::IdempotencyConflict => "idempotency_conflict",
+        ErrorKind::Unauthenticated => "unauthenticated",
+        ErrorKind::PermissionDenied => "permission_denied",
+        _ => "_OTHER",
+    }
 }
 
 /// Gives `span` its place in the trace: a child of `parent` (the caller's
@@ -138,14 +182,26 @@ mod otel {
     }
 }
 
-/// Records how a call or job ended; anything but success marks the span
-/// as an error for OpenTelemetry.
-pub(crate) fn record_outcome(span: &Span, outcome: &'static str, ok: bool) {
+/// Records how a call or job ended: its outcome and, on anything but
+/// success, the span's status set to error and `error_type` as
+/// `error.type` (a job's span gets it earlier, from [`record_error_type`],
+/// where the error kind is known).
+pub(crate) fn record_outcome(span: &Span, outcome: JobOutcome, error_type: Option<&'static str>) {
     if span.is_disabled() {
         return;
     }
-    span.record("rpc.outcome", outcome);
-    if !ok {
+    span.record("rpc.redis_rpc.outcome", outcome.as_str());
+    if !outcome.is_success() {
+        if let Some(error_type) = error_type {
+            span.record("error.type", error_type);
+        }
         span.record("otel.status_code", "ERROR");
+        span.record("otel.status_message", outcome.as_str());
     }
+}
+
+/// Records the kind of error a job is answered with (or retried for) as
+/// the span's `error.type`.
+pub(crate) fn record_error_type(span: &Span, kind: ErrorKind) {
+    span.record("error.type", error_type_of(kind));
 }

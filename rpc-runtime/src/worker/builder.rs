@@ -202,15 +202,13 @@ impl WorkerBuilder {
             None => None,
             Some(listener) => {
                 let mut registry = prometheus_client::registry::Registry::default();
-                let m = WorkerMetrics::register(&mut registry);
-                metrics = Some(m.clone());
-                let inspector = crate::inspect::Inspector::new(backend.clone());
+                metrics = Some(WorkerMetrics::register(&mut registry));
+                // No queue gauges: `rpc exporter` serves those once.
+                crate::telemetry::register_process_metrics(&mut registry);
                 let exposition = Exposition {
                     registry,
-                    metrics: m,
-                    health: health.clone(),
-                    inspector,
-                    services: queues.clone(),
+                    health: Some(health.clone()),
+                    queues: None,
                 };
                 Some((listener, Arc::new(exposition)))
             }

@@ -223,7 +223,7 @@ fn fallback(
     tracing::warn!(token = %delivery.token, queue = %delivery.queue, "{}; dead-lettering the job", instead.dead_letter.as_deref().unwrap_or_default());
     if refused.dead_letter.is_none() {
         shared.count(
-            JobOutcome::dead_lettered,
+            JobOutcome::dead,
             shared.queue_label(&delivery.queue),
             UNKNOWN,
         );

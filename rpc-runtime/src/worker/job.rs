@@ -38,7 +38,7 @@ const RETRY_HINT_MARGIN: Duration = Duration::from_millis(2);
 pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
     let service = shared.queue_label(&delivery.queue);
     let (completion, outcome, job) = match check(shared, delivery) {
-        Err(completion) => (*completion, Some(JobOutcome::dead_lettered), UNKNOWN),
+        Err(completion) => (*completion, Some(JobOutcome::dead), UNKNOWN),
         Ok(msg) => {
             let span = spans::job_span(
                 &delivery.queue,
@@ -53,7 +53,7 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
                 .instrument(span.clone())
                 .await;
             if let Some(outcome) = ran.1 {
-                spans::record_outcome(&span, outcome.as_str(), outcome == JobOutcome::succeeded);
+                spans::record_outcome(&span, outcome, None);
             }
             ran
         }
@@ -200,6 +200,7 @@ async fn run_message(
         None => answered(reply),
     };
     let fail = |kind: ErrorKind, message: &str| {
+        spans::record_error_type(span, kind);
         answer(rpc_protocol::reply::encode_error_reply(
             &msg.id, kind, message, None,
         ))
@@ -226,7 +227,7 @@ async fn run_message(
             "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
         );
         tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
-        return ended(dead_letter(reason), JobOutcome::dead_lettered);
+        return ended(dead_letter(reason), JobOutcome::dead);
     }
     match admit::when_due(shared, &msg) {
         Admission::Run => {}
@@ -240,7 +241,7 @@ async fn run_message(
         }
         Admission::Refuse(reason) => {
             tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
-            return ended(dead_letter(reason), JobOutcome::dead_lettered);
+            return ended(dead_letter(reason), JobOutcome::dead);
         }
         // Only claims answer these.
         Admission::Held(_) | Admission::Copy | Admission::Conflict(_) => {}
@@ -253,7 +254,7 @@ async fn run_message(
                 ErrorKind::DeadlineExceeded,
                 "the deadline passed before a worker could start the job",
             ),
-            JobOutcome::expired,
+            JobOutcome::timeout,
         );
     }
     let Some(service) = service else {
@@ -291,7 +292,7 @@ async fn run_message(
         Admission::Later(delay) => return (later(delivery, msg, delay, None), None, label),
         Admission::Refuse(reason) => {
             tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
-            return ended(dead_letter(reason), JobOutcome::dead_lettered);
+            return ended(dead_letter(reason), JobOutcome::dead);
         }
         Admission::Held(holder) => {
             // The same call again: its caller waits for the holder's result.
@@ -334,6 +335,7 @@ async fn run_message(
             let message = format!(
                 "idempotency key {key:?} is held by another call with other parameters (or another job); this call did not run"
             );
+            spans::record_error_type(span, ErrorKind::IdempotencyConflict);
             return ended(
                 answer(rpc_protocol::reply::encode_error_reply(
                     &msg.id,
@@ -348,7 +350,7 @@ async fn run_message(
     let service_label = service.name();
     if let Some(enqueued) = delivery.enqueued_ms {
         let waited = Duration::from_millis(shared.clock.now_ms().saturating_sub(enqueued));
-        span.record("messaging.queue_wait_ms", waited.as_millis() as u64);
+        spans::record_queue_wait(span, waited);
         if let Some(metrics) = &shared.metrics {
             metrics.waited(service_label, label, waited);
         }
@@ -398,7 +400,7 @@ async fn run_message(
                     ErrorKind::DeadlineExceeded,
                     "the deadline passed while the job was running; it was cancelled",
                 ),
-                JobOutcome::expired,
+                JobOutcome::timeout,
             )
         }
         Ran::Abandoned => {
@@ -438,15 +440,18 @@ async fn run_message(
                 JobOutcome::succeeded,
             )
         }
-        Outcome::App(json) => ended(
-            answer(rpc_protocol::reply::encode_error_reply(
-                &msg.id,
-                ErrorKind::App,
-                "the job returned its application error",
-                Some(&json),
-            )),
-            JobOutcome::failed,
-        ),
+        Outcome::App(json) => {
+            spans::record_error_type(span, ErrorKind::App);
+            ended(
+                answer(rpc_protocol::reply::encode_error_reply(
+                    &msg.id,
+                    ErrorKind::App,
+                    "the job returned its application error",
+                    Some(&json),
+                )),
+                JobOutcome::failed,
+            )
+        }
         Outcome::Failed {
             kind,
             message,
@@ -470,6 +475,7 @@ async fn run_message(
                         JobOutcome::failed,
                     );
                 }
+                spans::record_error_type(span, kind);
                 let mut next = msg;
                 next.attempt = attempt + 1;
                 if !delay.is_zero() {
@@ -483,7 +489,7 @@ async fn run_message(
                     dead_letter(format!(
                         "failed on attempt {attempt} of {max_attempts}: {message}"
                     )),
-                    JobOutcome::dead_lettered,
+                    JobOutcome::dead,
                 );
             }
             ended(fail(kind, &message), JobOutcome::failed)

@@ -60,10 +60,11 @@ impl Shared {
         let s = &self.stats;
         let counter = match outcome {
             JobOutcome::succeeded => &s.succeeded,
-            JobOutcome::failed | JobOutcome::unknown_job => &s.failed,
+            // `error` is a client's outcome; a worker never ends a job so.
+            JobOutcome::failed | JobOutcome::unknown_job | JobOutcome::error => &s.failed,
             JobOutcome::retried => &s.retried,
-            JobOutcome::dead_lettered => &s.dead_lettered,
-            JobOutcome::expired => &s.expired,
+            JobOutcome::dead => &s.dead_lettered,
+            JobOutcome::timeout => &s.expired,
             JobOutcome::cancelled => &s.cancelled,
         };
         counter.fetch_add(1, Ordering::Relaxed);

@@ -1,4 +1,7 @@
-//! A worker's counters, and their snapshot.
+//! A worker's counters, and their snapshot: the same events as the
+//! `outcome` label of `rpc_worker_jobs_total` (`telemetry::JobOutcome`),
+//! without service or job. `failed` also counts `unknown_job`;
+//! `dead_lettered` is the outcome `dead`, `expired` the outcome `timeout`.
 
 use std::sync::atomic::AtomicU64;
 

@@ -32,6 +32,10 @@ pub struct ReceivedSpan {
     pub kind: i32,
     /// The string-valued attributes.
     pub attributes: Vec<(String, String)>,
+    /// Every attribute, with its OTLP type.
+    pub typed: Vec<(String, any_value::Value)>,
+    /// The span's status code (0 unset, 1 ok, 2 error).
+    pub status: i32,
 }
 
 impl ReceivedSpan {
@@ -41,6 +45,11 @@ impl ReceivedSpan {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The attribute `key` with its type, if sent.
+    pub fn value(&self, key: &str) -> Option<&any_value::Value> {
+        self.typed.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 }
 
@@ -57,28 +66,65 @@ pub struct Receiver {
     addr: SocketAddr,
     received: Arc<Mutex<Received>>,
     serving: tokio::task::JoinHandle<()>,
+    https: bool,
 }
 
 impl Receiver {
     /// Binds a free port on 127.0.0.1 and serves on the current runtime.
     pub async fn start() -> Receiver {
+        Receiver::serve(None).await
+    }
+
+    /// [`start`](Self::start), serving https with `tls`'s server
+    /// certificate (signed by its throwaway CA).
+    pub async fn start_tls(tls: &rpc_testkit::TlsFiles) -> Receiver {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(&tls.server_cert)
+            .expect("the server certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM certificates");
+        let key = PrivateKeyDer::from_pem_file(&tls.server_key).expect("the server key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("a server certificate");
+        Receiver::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the receiver");
         let addr = listener.local_addr().expect("its address");
         let received = Arc::new(Mutex::new(Received::default()));
         let shared = received.clone();
+        let https = tls.is_some();
         let serving = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let shared = shared.clone();
                         async move { Ok::<_, hyper::Error>(handle(request, &shared).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(tls) => {
+                            // A handshake that fails (an untrusted CA) ends here.
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -86,12 +132,14 @@ impl Receiver {
             addr,
             received,
             serving,
+            https,
         }
     }
 
     /// The base URL to give an exporter (`/v1/traces` is appended to it).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Every span received so far.
@@ -156,6 +204,12 @@ async fn handle(request: Request<Incoming>, received: &Mutex<Received>) -> Respo
             spans.push(ReceivedSpan {
                 service: service.clone(),
                 attributes: strings(&span.attributes),
+                typed: span
+                    .attributes
+                    .iter()
+                    .filter_map(|kv| Some((kv.key.clone(), kv.value.as_ref()?.value.clone()?)))
+                    .collect(),
+                status: span.status.as_ref().map_or(0, |s| s.code),
                 name: span.name,
                 trace_id: hex(&span.trace_id),
                 span_id: hex(&span.span_id),

@@ -6,7 +6,7 @@
 //! not spans lost without a word every few seconds.
 //!
 //! The resolution is done here rather than left to `opentelemetry-otlp` so
-//! that the URL can be checked (http only, see `transport`) and told back
+//! that the URL can be checked (http or https, with a host) and told back
 //! to the application ([`super::OtlpGuard::endpoint`]); the exporter is then
 //! given the resolved URL, which it uses as it is.
 
@@ -50,7 +50,7 @@ fn traces_url(base: &str) -> String {
     format!("{}/{TRACES_PATH}", base.trim().trim_end_matches('/'))
 }
 
-/// An http URL with a host, or why not.
+/// An http or https URL with a host, or why not.
 fn check(url: &str, from: &'static str) -> Result<(), OtlpError> {
     let bad = |reason: &str| OtlpError::Endpoint {
         url: url.to_owned(),
@@ -58,16 +58,8 @@ fn check(url: &str, from: &'static str) -> Result<(), OtlpError> {
         reason: reason.to_owned(),
     };
     let uri: hyper::Uri = url.parse().map_err(|e| bad(&format!("not a URL ({e})")))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(bad(
-                "https is not spoken by this exporter (no TLS); send to a collector or agent \
-                 over http (e.g. http://localhost:4318), or use the `otel` feature with an \
-                 exporter of your own",
-            ))
-        }
-        _ => return Err(bad("not an http:// URL")),
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("not an http:// or https:// URL"));
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("no host"));
@@ -117,10 +109,14 @@ mod tests {
 
     #[test]
     fn an_endpoint_that_cannot_work_is_refused_at_start_and_says_where_it_came_from() {
-        let https = resolve(None, env(&[(ENDPOINT_VAR, "https://collector:4318")]));
-        let message = https.unwrap_err().to_string();
+        // https is spoken (rustls), as well as http.
+        assert_eq!(
+            resolve(None, env(&[(ENDPOINT_VAR, "https://collector:4318")])).unwrap(),
+            "https://collector:4318/v1/traces"
+        );
+        let wrong = resolve(None, env(&[(ENDPOINT_VAR, "grpc://collector:4317")]));
+        let message = wrong.unwrap_err().to_string();
         assert!(message.contains(ENDPOINT_VAR), "{message}");
-        assert!(message.contains("http://localhost:4318"), "{message}");
         for bad in [
             "collector:4318",
             "grpc://collector:4317",

@@ -17,8 +17,10 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
 //! (`endpoint`), `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_TIMEOUT`,
 //! `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`,
-//! and the batch processor's `OTEL_BSP_*`. The transport (hyper, http only,
-//! and why) is `transport`. The wire between client and worker does not
+//! the batch processor's `OTEL_BSP_*`, and for TLS
+//! `OTEL_EXPORTER_OTLP_CERTIFICATE` (a CA to trust) and the client
+//! certificate and key. The transport (reqwest's blocking client, http or
+//! https, off the application's runtime, and why) is `transport`. The wire between client and worker does not
 //! change: the trace context still travels in `meta` (docs/PROTOCOL.md).
 
 mod endpoint;
@@ -47,6 +49,15 @@ pub enum OtlpError {
         url: String,
         /// Where the endpoint came from.
         from: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `OTEL_EXPORTER_OTLP_*` setting cannot be used (a timeout that is
+    /// not a number, a certificate file that cannot be read).
+    #[error("{var}: {reason}")]
+    Setting {
+        /// The variable (or variables) at fault.
+        var: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -80,7 +91,8 @@ pub struct OtlpGuard {
 
 /// Starts exporting spans over OTLP (HTTP/protobuf) as `service_name`.
 ///
-/// `endpoint` is the collector's base URL (`http://host:4318`; the
+/// `endpoint` is the collector's base URL (`http://host:4318` or
+/// `https://collector.example:4318`; the
 /// `/v1/traces` path is appended); `None` reads
 /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL) or
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` (a base), else `http://localhost:4318`.
@@ -106,7 +118,7 @@ pub fn start(service_name: &str, endpoint: Option<&str>) -> Result<OtlpGuard, Ot
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(endpoint.clone())
-        .with_http_client(transport::HyperTransport::from_env())
+        .with_http_client(transport::client(|var| std::env::var(var).ok())?)
         .build()?;
     let mut resource = Resource::builder();
     // The SDK's resource reads OTEL_SERVICE_NAME itself; only a process
