@@ -17,6 +17,11 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 COPY . .
+# The commit the image is built from, in rpc_build_info{revision}
+# (`docker compose build --build-arg RPC_GIT_REVISION=$(git rev-parse HEAD)`);
+# empty reads as "unknown".
+ARG RPC_GIT_REVISION=""
+ENV RPC_GIT_REVISION=$RPC_GIT_REVISION
 # The cache mounts keep downloaded crates and compiled dependencies between
 # builds; the binaries are copied out in the same step because the target
 # directory is not part of the image.
