@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_protocol::time::unix_ms;
-use rpc_runtime::inspect::{human_time, Excerpt, ScheduledExcerpt};
+use rpc_runtime::inspect::{human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt};
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
 use crate::entry_id;
@@ -119,10 +119,15 @@ pub async fn service(
     let inspector = state.inspector().await?;
     let stats = state.service_stats(&service).await?;
     let mut budget = TextBudget::default();
-    let leased = inspector
-        .leased_excerpts(&service, max, PREVIEW_BYTES)
-        .await?
-        .unwrap_or_default();
+    let leased = finished_meanwhile_left_out(
+        &inspector,
+        &service,
+        inspector
+            .leased_excerpts(&service, max, PREVIEW_BYTES)
+            .await?
+            .unwrap_or_default(),
+    )
+    .await?;
     let leased_rows = leased
         .into_iter()
         .map(|l| {
@@ -223,6 +228,31 @@ pub async fn service(
         more: (max * 4).min(MAX_ROWS),
     };
     Ok(render(StatusCode::OK, &page).into_response())
+}
+
+/// The leases read, less those whose job finished between the read of the
+/// leases and the read of their entries.
+///
+/// The page reads who holds what (`XPENDING`), then the entries by id: a
+/// job that completes in between is acked and deleted, so its entry is
+/// gone by the second read, and under load that is common. Shown, it would
+/// be a running job flagged "unreadable" for one refresh. An entry that is
+/// missing is looked up again: if its lease is gone too, the job finished
+/// and is left out; if it is still held, the entry was deleted under a
+/// live lease, which is worth showing as it is.
+async fn finished_meanwhile_left_out(
+    inspector: &rpc_runtime::Inspector,
+    service: &str,
+    leased: Vec<LeasedExcerpt>,
+) -> Result<Vec<LeasedExcerpt>, PageError> {
+    let mut kept = Vec::with_capacity(leased.len());
+    for l in leased {
+        if l.message.is_none() && inspector.lease(service, &l.token).await?.is_none() {
+            continue;
+        }
+        kept.push(l);
+    }
+    Ok(kept)
 }
 
 /// A scheduled job's row: only the start of its message is read, enough
