@@ -38,7 +38,7 @@ pub use crate::backend::inspection::excerpts::{
 pub use crate::backend::inspection::figures::{
     ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats,
 };
-pub use crate::backend::daily_counts::{utc_day, DailyCount};
+pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 pub use crate::periodic::PeriodicState;
 
@@ -110,13 +110,16 @@ impl Inspector {
         self.broker.broker_time_ms().await
     }
 
-    /// `service`'s jobs processed and failed on each of the last `days`
-    /// UTC days (today, on the broker's clock, last), oldest first, as the
-    /// workers counted them (`P:{S}:stat:processed:<day>`).
-    pub async fn daily_counts(&self, service: &str, days: u32) -> Result<Vec<DailyCount>, Error> {
-        let now = self.broker.broker_time_ms().await?;
-        let days = crate::backend::daily_counts::last_days(now, days);
-        self.broker.daily_counts(service, &days).await
+    /// `service`'s jobs processed and failed on each of `days` (UTC days,
+    /// `YYYY-MM-DD`; see [`last_days`] for the last few on the broker's
+    /// clock), as the workers counted them (`P:{S}:stat:processed:<day>`);
+    /// zero for a day with no count.
+    pub async fn daily_counts(
+        &self,
+        service: &str,
+        days: &[String],
+    ) -> Result<Vec<DailyCount>, Error> {
+        self.broker.daily_counts(service, days).await
     }
 }
 

@@ -19,6 +19,7 @@ use rpc_protocol::time::unix_ms;
 use rpc_runtime::inspect::{human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt};
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
+use crate::daily_history::DailyChart;
 use crate::entry_id;
 use crate::error::{render, PageError};
 use crate::message_head;
@@ -94,6 +95,8 @@ struct ServicePage {
     /// Where the next page of dead letters starts, when there may be one.
     dead_next: Option<String>,
     jobs: Vec<JobLink>,
+    /// Processed and failed per day over the last 30 days.
+    daily: DailyChart,
     max: usize,
     /// What "Show more" asks for (`max` is at most `MAX_ROWS`).
     more: usize,
@@ -208,6 +211,7 @@ pub async fn service(
             ),
         })
         .collect();
+    let daily = DailyChart::new(&state.daily_counts(std::slice::from_ref(&service)).await?);
     let page = ServicePage {
         layout: Layout::new(&state, service.clone(), "").with_notice(query.notice.as_deref()),
         queued: stats.queued,
@@ -224,6 +228,7 @@ pub async fn service(
         dead_after: after.map(str::to_owned),
         dead_next,
         jobs,
+        daily,
         max,
         more: (max * 4).min(MAX_ROWS),
     };
