@@ -32,7 +32,7 @@ use crate::backend::{connect, Broker, BrokerConfig, Enqueue, Inspection};
 use crate::error::Error;
 
 pub use crate::backend::inspection::excerpts::{
-    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
+    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
     MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
 };
 pub use crate::backend::inspection::figures::{

@@ -69,10 +69,22 @@ pub struct ScheduledRow {
     pub job: Option<String>,
 }
 
-/// A job the schema defines, with a link to its form.
+/// A job the schema defines, with its doc comment, its parameters' docs,
+/// and a link to its form.
 pub struct JobLink {
     pub job: String,
     pub signature: String,
+    pub description: Option<String>,
+    pub deprecated: bool,
+    /// Parameters: name, type, doc comment.
+    pub params: Vec<(String, String, Option<String>)>,
+}
+
+impl JobLink {
+    /// Whether any parameter has a doc comment to show.
+    pub fn has_param_docs(&self) -> bool {
+        self.params.iter().any(|p| p.2.is_some())
+    }
 }
 
 #[derive(Template)]
@@ -197,6 +209,13 @@ pub async fn service(
         .jobs_of(&service)
         .map(|j| JobLink {
             job: j.job.clone(),
+            description: j.description.clone(),
+            deprecated: j.deprecated,
+            params: j
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), f.type_label.clone(), f.description.clone()))
+                .collect(),
             signature: format!(
                 "({}) -> {}",
                 j.fields

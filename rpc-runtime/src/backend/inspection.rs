@@ -26,7 +26,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use self::excerpts::{
-    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
+    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
 };
 use self::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
 use self::scheduled::{ScheduledExcerpt, ScheduledJob};
@@ -160,6 +160,23 @@ pub trait Inspection: Send + Sync + 'static {
         max_matches: usize,
         deadline: Instant,
     ) -> Result<Found, Error>;
+
+    /// A page of one of `service`'s streams, newest first, below the
+    /// entry `before` (from the newest without one): the entries whose
+    /// message holds `text` as JSON writes a string (`"..."`, quotes
+    /// included: a call id, a job's full name), or every entry without
+    /// `text`; up to `max` of them, looking until `deadline` at the latest
+    /// (the answer says where it stopped). What a list of dead letters
+    /// pages with, in bounded time per page whatever the stream holds.
+    async fn search_stream(
+        &self,
+        service: &str,
+        stream: Stream,
+        text: Option<&str>,
+        before: Option<&str>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<SearchPage, Error>;
 
     /// The services with periodic jobs, sorted.
     async fn periodic_services(&self) -> Result<Vec<String>, Error>;

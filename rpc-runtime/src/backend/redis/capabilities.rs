@@ -15,7 +15,7 @@ use super::scripts;
 use crate::backend::control::{Cancelled, Control, DeadLetter, OnceClaim};
 use crate::backend::delivery::{CompleteError, Completion, Delivery};
 use crate::backend::inspection::excerpts::{
-    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
+    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
 };
 use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
 use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
@@ -324,6 +324,20 @@ impl Inspection for RedisBackend {
     ) -> Result<Found, Error> {
         self.view
             .find_call(service, stream, call_id, max_matches, deadline)
+            .await
+    }
+
+    async fn search_stream(
+        &self,
+        service: &str,
+        stream: Stream,
+        text: Option<&str>,
+        before: Option<&str>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<SearchPage, Error> {
+        self.view
+            .search_stream(service, stream, text, before, max, deadline)
             .await
     }
 
