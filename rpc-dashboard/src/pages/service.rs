@@ -110,8 +110,12 @@ struct ServicePage {
     /// Processed and failed per day over the last 30 days.
     daily: DailyChart,
     max: usize,
-    /// What "Show more" asks for (`max` is at most `MAX_ROWS`).
-    more: usize,
+    /// The queued entry the list starts after, when it does.
+    queued_after: Option<String>,
+    /// Where the next page of queued jobs starts, when there may be one.
+    queued_next: Option<String>,
+    /// The rank the schedule's list starts at.
+    scheduled_from: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +124,10 @@ pub struct ListQuery {
     notice: Option<String>,
     /// List the dead letters after this one (paging through them).
     after: Option<String>,
+    /// List the queued jobs after this entry.
+    queued_after: Option<String>,
+    /// List the schedule from this rank on (0: the soonest).
+    scheduled_from: Option<usize>,
 }
 
 pub async fn service(
@@ -159,11 +167,16 @@ pub async fn service(
             }
         })
         .collect();
+    let queued_after = query
+        .queued_after
+        .as_deref()
+        .filter(|t| entry_id::is_entry_id(t));
+    let scheduled_from = query.scheduled_from.unwrap_or(0).min(u32::MAX as usize);
     let queued = inspector
-        .queued_excerpts(&service, max, PREVIEW_BYTES)
+        .queued_excerpts(&service, queued_after, max, PREVIEW_BYTES)
         .await?
         .unwrap_or_default();
-    let queued_rows = queued
+    let queued_rows: Vec<EntryRow> = queued
         .into_iter()
         .map(|q| EntryRow {
             age: entry_age(&q.token, now),
@@ -174,8 +187,10 @@ pub async fn service(
             token: q.token,
         })
         .collect();
-    let scheduled_rows = inspector
-        .scheduled_excerpts(&service, max, PREVIEW_BYTES)
+    let queued_rows_len = queued_rows.len();
+    let queued_last = queued_rows.last().map(|r| r.token.clone());
+    let scheduled_rows: Vec<ScheduledRow> = inspector
+        .scheduled_excerpts(&service, scheduled_from, max, PREVIEW_BYTES)
         .await?
         .unwrap_or_default()
         .into_iter()
@@ -248,8 +263,12 @@ pub async fn service(
         dead_next,
         jobs,
         daily,
+        queued_next: (queued_rows_len >= max)
+            .then(|| queued_last.clone())
+            .flatten(),
+        queued_after: queued_after.map(str::to_owned),
+        scheduled_from,
         max,
-        more: (max * 4).min(MAX_ROWS),
     };
     Ok(render(StatusCode::OK, &page).into_response())
 }

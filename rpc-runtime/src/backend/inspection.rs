@@ -96,11 +96,13 @@ pub trait Inspection: Send + Sync + 'static {
     /// How many dead letters `service` has.
     async fn dead_letter_count(&self, service: &str) -> Result<u64, Error>;
 
-    /// Up to `max` queued jobs of `service`, oldest first, messages cut to
-    /// their first `window` bytes; `Ok(None)` for an unknown service.
+    /// Up to `max` queued jobs of `service`, oldest first, after the entry
+    /// `after` when given (paging on), messages cut to their first `window`
+    /// bytes; `Ok(None)` for an unknown service.
     async fn queued_excerpts(
         &self,
         service: &str,
+        after: Option<&str>,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error>;
@@ -196,12 +198,14 @@ pub trait Inspection: Send + Sync + 'static {
         max: usize,
     ) -> Result<Option<Vec<ScheduledJob>>, Error>;
 
-    /// Up to `max` jobs on `service`'s schedule, soonest first, tokens and
+    /// Up to `max` jobs on `service`'s schedule, soonest first, from the
+    /// `from`-th soonest (0: the soonest; paging on by rank), tokens and
     /// messages cut (messages to their first `window` bytes); `Ok(None)`
     /// for an unknown service.
     async fn scheduled_excerpts(
         &self,
         service: &str,
+        from: usize,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error>;

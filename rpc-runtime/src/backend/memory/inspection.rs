@@ -247,13 +247,16 @@ impl Inspection for MemoryBackend {
     async fn queued_excerpts(
         &self,
         service: &str,
+        after: Option<&str>,
         max: usize,
         window_bytes: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
         let state = self.state();
+        let after = after.and_then(entry_number);
         Ok(state.queues.get(service).map(|q| {
             q.ready
                 .iter()
+                .filter(|r| after.is_none_or(|a| r.token > a))
                 .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|r| MessageExcerpt {
                     token: token(r.enqueued_ms, r.token),
@@ -543,6 +546,7 @@ impl Inspection for MemoryBackend {
     async fn scheduled_excerpts(
         &self,
         service: &str,
+        from: usize,
         max: usize,
         window_bytes: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
@@ -554,6 +558,7 @@ impl Inspection for MemoryBackend {
             state
                 .schedule_of(service)
                 .into_iter()
+                .skip(from)
                 .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|(id, due_ms, payload)| ScheduledExcerpt {
                     token: window(id.as_bytes(), 0, TOKEN_WINDOW_BYTES),

@@ -260,10 +260,11 @@ impl Inspection for RedisBackend {
     async fn queued_excerpts(
         &self,
         service: &str,
+        after: Option<&str>,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
-        self.view.queued_excerpts(service, max, window).await
+        self.view.queued_excerpts(service, after, max, window).await
     }
 
     async fn leased_excerpts(
@@ -360,10 +361,11 @@ impl Inspection for RedisBackend {
     async fn scheduled_excerpts(
         &self,
         service: &str,
+        from: usize,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
-        self.view.scheduled_excerpts(service, max, window).await
+        self.view.scheduled_excerpts(service, from, max, window).await
     }
 
     async fn scheduled_window(
