@@ -89,16 +89,23 @@ pub(super) async fn flush(shared: &Shared) {
     }
 }
 
-/// Flushes every [`FLUSH_EVERY`] until aborted; the caller flushes once
-/// more after the drain ([`flush`]).
-pub(super) fn spawn(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+/// Flushes every [`FLUSH_EVERY`] until the worker stops taking jobs; the
+/// caller awaits it and flushes once more after the drain ([`flush`]).
+/// It is never aborted: a flush cut off between taking the counts and
+/// writing them would lose them.
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            tick.tick().await;
-            flush(&shared).await;
+            tokio::select! {
+                _ = tick.tick() => flush(&shared).await,
+                _ = stop.wait_for(|stopping| *stopping) => return,
+            }
         }
     })
 }

@@ -85,7 +85,7 @@ impl Worker {
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let lifecycle = tokio::spawn(lifecycle.run());
         let movers = intake::spawn(&shared, &stop_rx);
-        let daily = daily_stats::spawn(shared.clone());
+        let daily = daily_stats::spawn(shared.clone(), stop_rx.clone());
         // Ready once the taker has read the queues (`take.rs`).
         shutdown.await;
         shared.health.stopping();
@@ -111,7 +111,7 @@ impl Worker {
                 "shutdown grace period over; unfinished jobs will be reclaimed by other workers"
             );
         }
-        daily.abort();
+        let _ = daily.await;
         daily_stats::flush(&shared).await;
         janitor.abort();
         lifecycle.abort();
