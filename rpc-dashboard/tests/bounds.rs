@@ -446,3 +446,72 @@ async fn failures_page_through_100000_dead_letters_in_bounded_time() {
     );
     assert!(first_took < bound && second_took < bound, "{first_took:?} {second_took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_jobs_and_the_schedule_page_on_past_the_first_ones() {
+    // Issue 21: the queued and scheduled lists stopped at "Showing the
+    // first 50" (or 200 with `?max=`), a dead end. Now each pages on with a
+    // cursor: every queued job and every scheduled call can be reached,
+    // one bounded page at a time, none twice.
+    let fixture = Fixture::start().await;
+    // 7 jobs, the first leased: 6 queued.
+    fixture.lease_jobs("Reports", "builder-1", 7, 1).await;
+    let due = fixture.server_ms().await + 3_600_000;
+    for i in 0..5u64 {
+        let id = format!("later-{i}");
+        let message = support::job_message(&id, "Reports.build", json!({"n": i}));
+        fixture
+            .schedule_raw("Reports", &id, due + i * 1000, &message)
+            .await;
+    }
+    let served = support::serve(support::options(&fixture.url)).await;
+    let row_tokens = |page: &str, class: &str, attr: &str| -> Vec<String> {
+        let marker = format!("<tr class=\"{class}\" {attr}=\"");
+        page.match_indices(&marker)
+            .map(|(at, m)| page[at + m.len()..].split('"').next().unwrap_or("").to_owned())
+            .collect()
+    };
+    let mut queued = Vec::new();
+    let mut scheduled = Vec::new();
+    let mut path = "/services/Reports?max=2".to_owned();
+    for _ in 0..10 {
+        let page = get(&served.base, &path).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page = page.text();
+        queued.extend(row_tokens(&page, "queued", "data-token"));
+        match page.find("id=\"queued-next\"") {
+            Some(at) => {
+                let href = page[..at].rfind("href=\"").expect("a link") + 6;
+                path = format!(
+                    "/services/Reports{}",
+                    page[href..].split('"').next().unwrap_or("").replace("&amp;", "&")
+                );
+                path = path.split('#').next().unwrap_or("").to_owned();
+            }
+            None => break,
+        }
+    }
+    let mut unique = queued.clone();
+    unique.dedup();
+    assert_eq!(queued.len(), 6, "every queued job once: {queued:?}");
+    assert_eq!(unique.len(), 6, "{queued:?}");
+    for from in [0, 2, 4] {
+        let page = get(
+            &served.base,
+            &format!("/services/Reports?max=2&scheduled_from={from}"),
+        )
+        .await
+        .text();
+        scheduled.extend(row_tokens(&page, "scheduled", "data-id"));
+        assert_eq!(
+            page.contains("id=\"scheduled-next\""),
+            from < 4,
+            "from {from}"
+        );
+    }
+    assert_eq!(
+        scheduled,
+        (0..5).map(|i| format!("later-{i}")).collect::<Vec<_>>(),
+        "the schedule, soonest first, each once"
+    );
+}

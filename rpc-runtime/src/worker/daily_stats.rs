@@ -102,10 +102,14 @@ pub(super) fn spawn(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
+            let stopping = async {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            };
             tokio::select! {
-                _ = tick.tick() => flush(&shared).await,
-                _ = stop.wait_for(|stopping| *stopping) => return,
+                _ = tick.tick() => {}
+                () = stopping => return,
             }
+            flush(&shared).await;
         }
     })
 }
