@@ -47,7 +47,8 @@ impl DailyHistory {
             days.iter()
                 .enumerate()
                 .filter(|(i, day)| {
-                    *i >= settled_until || !settled.contains_key(&(service.to_owned(), (*day).clone()))
+                    *i >= settled_until
+                        || !settled.contains_key(&(service.to_owned(), (*day).clone()))
                 })
                 .map(|(_, day)| day.clone())
                 .collect()
@@ -133,7 +134,11 @@ pub struct DailyChart {
 impl DailyChart {
     /// Draws `counts` (oldest first).
     pub fn new(counts: &[DailyCount]) -> DailyChart {
-        let max = counts.iter().map(|c| c.processed.max(c.failed)).max().unwrap_or(0);
+        let max = counts
+            .iter()
+            .map(|c| c.processed.max(c.failed))
+            .max()
+            .unwrap_or(0);
         let scale = max.max(1) as f64;
         let step = WIDTH / counts.len().max(1) as f64;
         let height = |n: u64| (n as f64 / scale).clamp(0.0, 1.0) * (HEIGHT - 2.0);
@@ -187,8 +192,14 @@ mod tests {
         let chart = DailyChart::new(&sum);
         assert_eq!((chart.processed, chart.failed, chart.max), (110, 10, 100));
         assert_eq!(chart.bars[1].height, format!("{:.1}", HEIGHT - 2.0));
-        assert_eq!(chart.bars[0].height, format!("{:.1}", (HEIGHT - 2.0) / 10.0));
-        assert_eq!((chart.first_day.as_str(), chart.last_day.as_str()), ("d1", "d2"));
+        assert_eq!(
+            chart.bars[0].height,
+            format!("{:.1}", (HEIGHT - 2.0) / 10.0)
+        );
+        assert_eq!(
+            (chart.first_day.as_str(), chart.last_day.as_str()),
+            ("d1", "d2")
+        );
         // No counts at all: flat, not a division by zero.
         let empty = DailyChart::new(&[day("d1", 0, 0)]);
         assert_eq!(empty.bars[0].height, "0.0");

@@ -198,7 +198,10 @@ mod tests {
             assert_eq!(reply_view_state(&cut, &mut budget), state, "cut: {reply}");
         }
         // A value that holds the word `error` is still a value.
-        assert_eq!(cut_state(br#"{"v":1,"id":"a","ok":{"error":{"kind":"app""#), "done");
+        assert_eq!(
+            cut_state(br#"{"v":1,"id":"a","ok":{"error":{"kind":"app""#),
+            "done"
+        );
     }
 
     fn reply_view_state(excerpt: &Excerpt, budget: &mut TextBudget) -> &'static str {

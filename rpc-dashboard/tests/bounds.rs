@@ -383,7 +383,11 @@ async fn failures_page_through_100000_dead_letters_in_bounded_time() {
                 .arg("reason")
                 .arg(format!("failed on attempt 3 of 3: boom {i}"))
                 .arg("m")
-                .arg(support::dead_message(&format!("f-{i}"), job, json!({"a": i, "b": 1})))
+                .arg(support::dead_message(
+                    &format!("f-{i}"),
+                    job,
+                    json!({"a": i, "b": 1}),
+                ))
                 .arg("worker")
                 .arg("host-1:4242:w")
                 .arg("duration_ms")
@@ -418,7 +422,10 @@ async fn failures_page_through_100000_dead_letters_in_bounded_time() {
     let second = second.text();
     let more = failure_tokens(&second);
     assert_eq!(more.len(), 50, "a full second page");
-    assert!(second.contains(">f-99949<"), "the second page goes on where the first stopped");
+    assert!(
+        second.contains(">f-99949<"),
+        "the second page goes on where the first stopped"
+    );
     assert!(more.iter().all(|t| !rows.contains(t)), "no row twice");
 
     // A search that has to look through all of them: the 10 oldest.
@@ -444,7 +451,10 @@ async fn failures_page_through_100000_dead_letters_in_bounded_time() {
         "failures among 100,000 dead letters: first page {first_took:?}, next {second_took:?}, \
          a search through all in {pages} page(s) {search_took:?}"
     );
-    assert!(first_took < bound && second_took < bound, "{first_took:?} {second_took:?}");
+    assert!(
+        first_took < bound && second_took < bound,
+        "{first_took:?} {second_took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +478,13 @@ async fn queued_jobs_and_the_schedule_page_on_past_the_first_ones() {
     let row_tokens = |page: &str, class: &str, attr: &str| -> Vec<String> {
         let marker = format!("<tr class=\"{class}\" {attr}=\"");
         page.match_indices(&marker)
-            .map(|(at, m)| page[at + m.len()..].split('"').next().unwrap_or("").to_owned())
+            .map(|(at, m)| {
+                page[at + m.len()..]
+                    .split('"')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
             .collect()
     };
     let mut queued = Vec::new();
@@ -484,7 +500,11 @@ async fn queued_jobs_and_the_schedule_page_on_past_the_first_ones() {
                 let href = page[..at].rfind("href=\"").expect("a link") + 6;
                 path = format!(
                     "/services/Reports{}",
-                    page[href..].split('"').next().unwrap_or("").replace("&amp;", "&")
+                    page[href..]
+                        .split('"')
+                        .next()
+                        .unwrap_or("")
+                        .replace("&amp;", "&")
                 );
                 path = path.split('#').next().unwrap_or("").to_owned();
             }

@@ -331,7 +331,10 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     for (i, day) in days.iter().take(29).enumerate() {
         let i = i as u64;
         for (key, n) in [
-            (keys.stat_processed("Calculator", day), 400 + (i * 137) % 300),
+            (
+                keys.stat_processed("Calculator", day),
+                400 + (i * 137) % 300,
+            ),
             (keys.stat_failed("Calculator", day), (i * 7) % 40),
         ] {
             let _: () = redis::cmd("SET")
@@ -419,7 +422,10 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
             .attr("data-processed")
             .await
             .expect("its count");
-        if today.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0) {
+        if today
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+        {
             break;
         }
         assert!(
@@ -592,13 +598,20 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     // error (`<script>` as text); a search by call id finds the one.
     goto(&browser, &format!("{base}/failures")).await;
     assert!(count(&browser, "tr.failure").await >= 3);
-    assert!(text(&browser, "#failures").await.contains("<script>document.title"));
+    assert!(text(&browser, "#failures")
+        .await
+        .contains("<script>document.title"));
     assert_ne!(browser.title().await.expect("title"), "pwned");
     screenshot(&browser, &shots, "failures.png").await;
     goto(&browser, &format!("{base}/failures?q=call-with-bad-params")).await;
     assert_eq!(count(&browser, "tr.failure").await, 1);
-    assert_eq!(text(&browser, "tr.failure td.call").await, "call-with-bad-params");
-    assert!(text(&browser, "tr.failure td.reason").await.contains("a is not an integer"));
+    assert_eq!(
+        text(&browser, "tr.failure td.call").await,
+        "call-with-bad-params"
+    );
+    assert!(text(&browser, "tr.failure td.reason")
+        .await
+        .contains("a is not an integer"));
 
     // The schema's doc comments beside each job and its parameters.
     goto(&browser, &format!("{base}/services/Calculator")).await;

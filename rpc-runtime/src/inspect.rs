@@ -31,6 +31,7 @@ use std::time::Duration;
 use crate::backend::{connect, Broker, BrokerConfig, Enqueue, Inspection};
 use crate::error::Error;
 
+pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
 pub use crate::backend::inspection::excerpts::{
     DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
     MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
@@ -38,7 +39,6 @@ pub use crate::backend::inspection::excerpts::{
 pub use crate::backend::inspection::figures::{
     ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats,
 };
-pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 pub use crate::periodic::PeriodicState;
 

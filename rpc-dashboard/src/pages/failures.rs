@@ -125,7 +125,14 @@ pub async fn failures(
     let mut floor: Option<String> = None;
     for s in &searched {
         let page = inspector
-            .search_stream(s, Stream::Dead, q.as_deref(), before.as_deref(), max, deadline)
+            .search_stream(
+                s,
+                Stream::Dead,
+                q.as_deref(),
+                before.as_deref(),
+                max,
+                deadline,
+            )
             .await?;
         found.extend(page.tokens.into_iter().map(|t| (s.clone(), t)));
         if let Some(reached) = page.reached {
@@ -201,7 +208,9 @@ pub async fn failures(
                 .await
                 .and_then(|ms| ms.parse::<u64>().ok())
                 .map(|ms| human_time::duration(std::time::Duration::from_millis(ms)));
-            let worker = field(rpc_protocol::stream::WORKER).await.map(|w| bounds::name(&w));
+            let worker = field(rpc_protocol::stream::WORKER)
+                .await
+                .map(|w| bounds::name(&w));
             rows.push(FailureRow {
                 service: s.clone(),
                 died: entry_id::added_at(&letter.token)

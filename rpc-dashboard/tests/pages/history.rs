@@ -97,8 +97,16 @@ async fn the_daily_chart_comes_from_redis_and_survives_a_restart_of_the_dashboar
         let overview = get(&router, "/").await;
         assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
         assert_eq!(bar(&overview, "daily-all", &today), (5, 2), "run {restart}");
-        assert_eq!(bar(&overview, "daily-all", &old_day), (40, 4), "run {restart}");
-        assert_eq!(bar(&overview, "daily-all", &days[5]), (0, 0), "run {restart}");
+        assert_eq!(
+            bar(&overview, "daily-all", &old_day),
+            (40, 4),
+            "run {restart}"
+        );
+        assert_eq!(
+            bar(&overview, "daily-all", &days[5]),
+            (0, 0),
+            "run {restart}"
+        );
         let service = get(&router, "/services/Calculator").await;
         assert_eq!(service.status, StatusCode::OK, "{}", service.body);
         assert_eq!(bar(&service, "daily-service", &today), (5, 2));
@@ -158,7 +166,8 @@ async fn a_finished_calls_badge_says_how_it_ended() {
         let page = get(&router, &format!("/jobs/{id}")).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         assert!(
-            page.body.contains(&format!("id=\"state-{state}\">{state}<")),
+            page.body
+                .contains(&format!("id=\"state-{state}\">{state}<")),
             "{id}: {}",
             page.body
         );

@@ -15,8 +15,7 @@ use super::registry::MemoryBackend;
 use super::state::{entry_number, token, Queue, State};
 use crate::backend::inspection::excerpts::{
     call_id_needle, DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt,
-    SearchPage,
-    Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
+    SearchPage, Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
 };
 use crate::backend::inspection::figures::{
     ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats,

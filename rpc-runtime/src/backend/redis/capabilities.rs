@@ -365,7 +365,9 @@ impl Inspection for RedisBackend {
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
-        self.view.scheduled_excerpts(service, from, max, window).await
+        self.view
+            .scheduled_excerpts(service, from, max, window)
+            .await
     }
 
     async fn scheduled_window(
