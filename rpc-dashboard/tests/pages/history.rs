@@ -176,3 +176,63 @@ async fn a_finished_calls_badge_says_how_it_ended() {
         }
     }
 }
+
+/// Issue 21: the list of failures shows, beside each dead letter's error
+/// and attempt, how long its last attempt ran and on which worker. A real
+/// worker that gives up on a job (out of attempts) writes both with the
+/// dead letter, and the Failures page shows them, found by the job's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_gives_up_says_who_it_was_and_how_long_the_job_ran() {
+    let fixture = Fixture::start().await;
+    let service = rpc_runtime::DynamicService::new("Flaky").job("down", |_req| async move {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        Err::<serde_json::Value, _>(rpc_runtime::HandlerError::retry("the database is down"))
+    });
+    let worker = Worker::builder(&fixture.url)
+        .mount(service)
+        .max_attempts(1)
+        .consumer_name("host-a:4242")
+        .build()
+        .await
+        .expect("a worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = Client::connect(&fixture.url).await.expect("a client");
+    let error = client
+        .call("Flaky.down", json!({}))
+        .options(rpc_runtime::CallOptions::timeout(Duration::from_secs(30)))
+        .await
+        .expect_err("out of attempts");
+    assert_eq!(
+        error.remote_kind(),
+        Some(rpc_runtime::ErrorKind::DeadLettered),
+        "{error}"
+    );
+    let _ = stop.send(());
+    running.await.expect("the worker task").expect("the worker");
+
+    let router = dashboard(support::options(&fixture.url));
+    let page = get(&router, "/failures?q=Flaky.down").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        page.body.matches("<tr class=\"failure\"").count(),
+        1,
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("class=\"worker\">host-a:4242<"),
+        "{}",
+        page.body
+    );
+    let ran = page
+        .body
+        .split("class=\"duration\">")
+        .nth(1)
+        .expect("a duration cell");
+    assert!(!ran.starts_with('<'), "how long it ran is shown: {ran:.80}");
+    assert!(page.body.contains("the database is down"));
+    assert!(page.body.contains("class=\"num attempt\">1"), "the attempt");
+}
