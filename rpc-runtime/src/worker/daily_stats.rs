@@ -33,10 +33,13 @@ use crate::telemetry::{JobOutcome, UNKNOWN};
 /// loses.
 pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-/// Counts not flushed yet, by (service, day): processed, failed.
+/// Counts by (service, day): processed, failed.
+type Counts = HashMap<(&'static str, String), (u64, u64)>;
+
+/// Counts not flushed yet.
 #[derive(Debug, Default)]
 pub(super) struct DailyStats {
-    pending: Mutex<HashMap<(&'static str, String), (u64, u64)>>,
+    pending: Mutex<Counts>,
 }
 
 impl DailyStats {
@@ -60,7 +63,7 @@ impl DailyStats {
     }
 
     /// The counts so far, leaving none.
-    fn take(&self) -> HashMap<(&'static str, String), (u64, u64)> {
+    fn take(&self) -> Counts {
         std::mem::take(&mut *lock(&self.pending))
     }
 
