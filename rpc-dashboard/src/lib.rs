@@ -35,7 +35,9 @@
 //!   `actions`: every POST; `call_search`: a call found by id;
 //! - `schema_catalog`, `schema_forms`, `message_view`, `reply_view`,
 //!   `message_head`: the schema-aware parts;
-//! - `sampler`, `sparkline`: the overview's charts;
+//! - `sampler`, `sparkline`: the overview's charts of the last minutes;
+//!   `daily_history`: the chart of the last 30 days, from the counts
+//!   workers keep in Redis, so it survives a restart of the dashboard;
 //! - `paths`, `entry_id`: URLs and tokens (durations are written by
 //!   `rpc_runtime::inspect::human_time`, as in `rpc stats`);
 //! - `templates/` and `assets/`: the HTML, the stylesheet, the one script.
@@ -44,6 +46,7 @@ mod actions;
 mod auth;
 mod bounds;
 mod call_search;
+mod daily_history;
 mod entry_id;
 mod error;
 mod message_head;

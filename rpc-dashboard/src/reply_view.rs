@@ -22,6 +22,9 @@ pub struct ReplyView {
     pub raw: String,
     /// `ok` or the error kind.
     pub outcome: String,
+    /// The call's state as the reply says it ended: `done`, `failed`,
+    /// `dead` or `cancelled` (see [`ended_state`]).
+    pub state: &'static str,
     pub message: Option<String>,
     /// The returned value or the error's data, as pretty JSON.
     pub value: String,
@@ -42,6 +45,8 @@ impl ReplyView {
             unreadable: reason,
             raw: shown.text,
             outcome: outcome.to_owned(),
+            // Nothing can be told from a reply that cannot be read.
+            state: "failed",
             message: None,
             value: String::new(),
             fields: Vec::new(),
@@ -52,6 +57,38 @@ impl ReplyView {
     }
 }
 
+/// The state a call ended in, from its reply's outcome (`ok` or the
+/// error's `kind`): only a value is `done`; a call dead-lettered is `dead`
+/// and one cancelled is `cancelled`, as the badges of the calls still in a
+/// queue say; every other error (the job's own, a handler's, a refusal) is
+/// `failed`.
+pub fn ended_state(outcome: &str) -> &'static str {
+    match outcome {
+        "ok" => "done",
+        "dead_lettered" => "dead",
+        "cancelled" => "cancelled",
+        _ => "failed",
+    }
+}
+
+/// The state of a reply read cut: the envelope writes `v`, `id` and maybe
+/// `fingerprint` before its `"ok":` or `"error":{"kind":"..."`, so the
+/// start of a large reply tells which (inside a JSON string a quote is
+/// escaped, so neither can be matched there). A start that shows neither
+/// is taken for a value.
+fn cut_state(start: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(start);
+    let ok = text.find("\"ok\":").unwrap_or(usize::MAX);
+    let Some(error) = text.find("\"error\":").filter(|&e| e < ok) else {
+        return "done";
+    };
+    let rest = &text[error..];
+    match rest.find("\"kind\":\"") {
+        Some(k) => ended_state(rest[k + 8..].split('"').next().unwrap_or("")),
+        None => "failed",
+    }
+}
+
 /// Decodes a reply envelope read as `excerpt`, checked against the job's
 /// schema when known.
 pub fn reply(excerpt: &Excerpt, schema: Option<&JobSchemas>, budget: &mut TextBudget) -> ReplyView {
@@ -59,6 +96,7 @@ pub fn reply(excerpt: &Excerpt, schema: Option<&JobSchemas>, budget: &mut TextBu
         let start = String::from_utf8_lossy(&excerpt.bytes);
         let mut view = ReplyView::raw("not shown", None, &start, budget);
         view.truncated = Some(bounds::size(excerpt.len));
+        view.state = cut_state(&excerpt.bytes);
         return view;
     }
     let bytes = excerpt.bytes.as_slice();
@@ -109,6 +147,7 @@ pub fn reply(excerpt: &Excerpt, schema: Option<&JobSchemas>, budget: &mut TextBu
     ReplyView {
         unreadable: None,
         raw: String::new(),
+        state: ended_state(&outcome),
         outcome,
         message,
         cut: cut || value.cut,
@@ -116,5 +155,56 @@ pub fn reply(excerpt: &Excerpt, schema: Option<&JobSchemas>, budget: &mut TextBu
         fields,
         problems,
         truncated: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_value_is_done_and_a_dead_or_cancelled_call_says_so() {
+        assert_eq!(ended_state("ok"), "done");
+        assert_eq!(ended_state("dead_lettered"), "dead");
+        assert_eq!(ended_state("cancelled"), "cancelled");
+        assert_eq!(ended_state("app"), "failed");
+        assert_eq!(ended_state("handler"), "failed");
+        let mut budget = TextBudget::default();
+        for (reply, state) in [
+            (r#"{"v":1,"id":"a","ok":3}"#, "done"),
+            (
+                r#"{"v":1,"id":"a","error":{"kind":"dead_lettered","message":"m"}}"#,
+                "dead",
+            ),
+            (
+                r#"{"v":1,"id":"a","error":{"kind":"cancelled","message":"m"}}"#,
+                "cancelled",
+            ),
+            (
+                r#"{"v":1,"id":"a","error":{"kind":"app","message":"m","data":1}}"#,
+                "failed",
+            ),
+        ] {
+            let excerpt = Excerpt {
+                bytes: reply.as_bytes().to_vec(),
+                len: reply.len() as u64,
+            };
+            assert_eq!(reply_view_state(&excerpt, &mut budget), state, "{reply}");
+            // Read cut, the start says the same.
+            let cut = Excerpt {
+                bytes: reply.as_bytes()[..reply.len() - 2].to_vec(),
+                len: reply.len() as u64 + 1000,
+            };
+            assert_eq!(reply_view_state(&cut, &mut budget), state, "cut: {reply}");
+        }
+        // A value that holds the word `error` is still a value.
+        assert_eq!(
+            cut_state(br#"{"v":1,"id":"a","ok":{"error":{"kind":"app""#),
+            "done"
+        );
+    }
+
+    fn reply_view_state(excerpt: &Excerpt, budget: &mut TextBudget) -> &'static str {
+        reply(excerpt, None, budget).state
     }
 }

@@ -54,6 +54,10 @@ pub struct JobSchemas {
     pub returns: String,
     /// The typed application error, for `Result<T, E>` jobs.
     pub error_type: Option<String>,
+    /// The job's doc comment (`///` above its `fn`).
+    pub description: Option<String>,
+    /// Whether the schema marks the job `#[deprecated]`.
+    pub deprecated: bool,
     request: jsonschema::Validator,
     response: jsonschema::Validator,
     error: Option<jsonschema::Validator>,
@@ -121,8 +125,42 @@ impl Catalog {
             catalog
                 .add_json_schemas(&value)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
+            // A job's own doc comment is not part of its JSON Schemas (those
+            // describe its parameters and answer); the AsyncAPI document
+            // rpc-codegen makes from the same file carries it per message.
+            let api = rpc_codegen::Builder::new()
+                .file(file)
+                .asyncapi("1.0.0")
+                .map_err(|d| d.to_string())?;
+            catalog.add_job_docs(&api);
         }
         Ok(catalog)
+    }
+
+    /// Takes the jobs' doc comments and deprecations from an AsyncAPI
+    /// document of rpc-codegen's (`components.messages.*`, each with the
+    /// job's full `name`).
+    pub fn add_job_docs(&mut self, api: &Value) {
+        let Some(messages) = api
+            .pointer("/components/messages")
+            .and_then(Value::as_object)
+        else {
+            return;
+        };
+        for message in messages.values() {
+            let Some(job) = message
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|name| self.jobs.get_mut(name))
+            else {
+                continue;
+            };
+            job.description = message
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            job.deprecated = message.get("deprecated") == Some(&Value::Bool(true));
+        }
     }
 
     /// Adds the jobs of one `rpc-codegen json-schema` document
@@ -151,6 +189,8 @@ impl Catalog {
                     _ => type_label(&response_schema, &response_schema),
                 },
                 error_type: error_schema.as_ref().map(|e| type_label(e, e)),
+                description: None,
+                deprecated: false,
                 request: compile("request", &request_schema)?,
                 response: compile("response", &response_schema)?,
                 error: error_schema

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::{PageError, StartError};
-use crate::pages::{download, enqueue, job, overview, service, workers};
+use crate::pages::{download, enqueue, failures, job, overview, service, workers};
 use crate::schema_catalog::Catalog;
 use crate::state::AppState;
 use crate::{actions, auth, security, Options};
@@ -36,6 +36,7 @@ pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
     let mut routes = Router::new()
         .route("/", get(overview::overview))
         .route("/workers", get(workers::workers))
+        .route("/failures", get(failures::failures))
         .route("/jobs", get(job::lookup))
         .route("/jobs/{id}", get(job::job))
         .route("/jobs/{id}/result", get(download::kept_result))

@@ -11,12 +11,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::inspect::ServiceStats;
+use rpc_protocol::limits::DAILY_STATS_SHOWN;
+use rpc_runtime::inspect::{last_days, DailyCount, ServiceStats};
 use rpc_runtime::{Client, Inspector};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::auth::{self, Throttle};
 use crate::bounds::{MAX_SERVICES, MAX_SERVICE_NAME_BYTES};
+use crate::daily_history::DailyHistory;
 use crate::error::PageError;
 use crate::sampler::Sampler;
 use crate::schema_catalog::Catalog;
@@ -41,6 +43,7 @@ struct Inner {
     session: Option<String>,
     throttle: Throttle,
     sampler: Sampler,
+    daily: DailyHistory,
     inspector: Mutex<Option<Arc<Inspector>>>,
     client: Mutex<Option<Client>>,
     /// Reads that hold a whole message (a replay, the edit form).
@@ -58,6 +61,7 @@ impl AppState {
                 session,
                 throttle: Throttle::default(),
                 sampler: Sampler::default(),
+                daily: DailyHistory::default(),
                 inspector: Mutex::new(None),
                 client: Mutex::new(None),
                 whole_reads: Semaphore::new(WHOLE_READS),
@@ -108,6 +112,29 @@ impl AppState {
 
     pub fn sampler(&self) -> &Sampler {
         &self.inner.sampler
+    }
+
+    /// Processed and failed per day over the charted days, oldest first,
+    /// of `services` added up, as workers counted them in Redis.
+    pub async fn daily_counts(&self, services: &[String]) -> Result<Vec<DailyCount>, PageError> {
+        let inspector = self.inspector().await?;
+        let now = inspector.broker_time_ms().await?;
+        let mut per_service = Vec::with_capacity(services.len() + 1);
+        // No service: every day at zero.
+        per_service.push(
+            last_days(now, DAILY_STATS_SHOWN)
+                .into_iter()
+                .map(|day| DailyCount {
+                    day,
+                    processed: 0,
+                    failed: 0,
+                })
+                .collect(),
+        );
+        for service in services {
+            per_service.push(self.inner.daily.of(&inspector, service, now).await?);
+        }
+        Ok(crate::daily_history::total(&per_service))
     }
 
     /// The read-only view of the queues, connecting first if there is none yet.

@@ -330,3 +330,208 @@ async fn dead_letters_page_on_past_the_first_ones() {
     assert!(next.contains(&format!("data-token=\"{}\"", tokens[2])));
     assert!(!next.contains(&format!("data-token=\"{}\"", tokens[1])));
 }
+
+/// The `data-token`s of a failures page's rows, in order.
+fn failure_tokens(page: &str) -> Vec<String> {
+    page.match_indices("<tr class=\"failure\" data-token=\"")
+        .map(|(at, m)| {
+            page[at + m.len()..]
+                .split('"')
+                .next()
+                .expect("a token")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The href of the link with `id` on a page, unescaped.
+fn link(page: &str, id: &str) -> Option<String> {
+    let at = page.find(&format!("id=\"{id}\""))?;
+    let start = page[..at].rfind("href=\"")? + 6;
+    Some(
+        page[start..]
+            .split('"')
+            .next()?
+            .replace("&amp;", "&")
+            .replace("&#38;", "&"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_page_through_100000_dead_letters_in_bounded_time() {
+    // Issue 21: a list of recent failures, searchable, with paging that
+    // stays bounded per page with 100,000 dead letters present. The newest
+    // page, the next one by its cursor, and a search for a job name that
+    // only the oldest letters have all load within a generous bound, and
+    // the cursor neither skips nor repeats a row. The worker and duration
+    // a newer worker writes with a dead letter are shown.
+    let fixture = Fixture::start().await;
+    let mut con = fixture.connection();
+    let total = 100_000;
+    for batch in 0..total / 1000 {
+        let mut pipe = redis::pipe();
+        for i in batch * 1000..(batch + 1) * 1000 {
+            // The 10 oldest are of another job, to search for.
+            let job = if i < 10 {
+                "Calculator.divide"
+            } else {
+                "Calculator.add"
+            };
+            pipe.cmd("XADD")
+                .arg("rpc:{Calculator}:dead")
+                .arg("*")
+                .arg("reason")
+                .arg(format!("failed on attempt 3 of 3: boom {i}"))
+                .arg("m")
+                .arg(support::dead_message(
+                    &format!("f-{i}"),
+                    job,
+                    json!({"a": i, "b": 1}),
+                ))
+                .arg("worker")
+                .arg("host-1:4242:w")
+                .arg("duration_ms")
+                .arg(1500)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut con).await.expect("XADD a batch");
+    }
+    let served = support::serve(support::options(&fixture.url)).await;
+    let bound = std::time::Duration::from_secs(20);
+
+    let started = Instant::now();
+    let first = get(&served.base, "/failures?max=50").await;
+    let first_took = started.elapsed();
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first = first.text();
+    let rows = failure_tokens(&first);
+    assert_eq!(rows.len(), 50, "a full first page");
+    assert!(first.contains(">f-99999<"), "the newest comes first");
+    assert!(first.contains("host-1:4242:w"), "the worker");
+    assert!(
+        first.contains("class=\"duration\">1.5s<"),
+        "how long the last attempt ran"
+    );
+    assert!(first.contains("3 of 3"), "the attempt");
+    let next = link(&first, "failures-next").expect("a link to the next page");
+
+    let started = Instant::now();
+    let second = get(&served.base, &next).await;
+    let second_took = started.elapsed();
+    assert_eq!(second.status, 200, "{}", second.text());
+    let second = second.text();
+    let more = failure_tokens(&second);
+    assert_eq!(more.len(), 50, "a full second page");
+    assert!(
+        second.contains(">f-99949<"),
+        "the second page goes on where the first stopped"
+    );
+    assert!(more.iter().all(|t| !rows.contains(t)), "no row twice");
+
+    // A search that has to look through all of them: the 10 oldest.
+    let started = Instant::now();
+    let mut found = Vec::new();
+    let mut path = "/failures?q=Calculator.divide&max=50".to_owned();
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages < 100, "the search pages on to the end");
+        let page = get(&served.base, &path).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page = page.text();
+        found.extend(failure_tokens(&page));
+        match link(&page, "failures-next") {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    let search_took = started.elapsed();
+    assert_eq!(found.len(), 10, "every letter of the job, once: {found:?}");
+    println!(
+        "failures among 100,000 dead letters: first page {first_took:?}, next {second_took:?}, \
+         a search through all in {pages} page(s) {search_took:?}"
+    );
+    assert!(
+        first_took < bound && second_took < bound,
+        "{first_took:?} {second_took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_jobs_and_the_schedule_page_on_past_the_first_ones() {
+    // Issue 21: the queued and scheduled lists stopped at "Showing the
+    // first 50" (or 200 with `?max=`), a dead end. Now each pages on with a
+    // cursor: every queued job and every scheduled call can be reached,
+    // one bounded page at a time, none twice.
+    let fixture = Fixture::start().await;
+    // 7 jobs, the first leased: 6 queued.
+    fixture.lease_jobs("Reports", "builder-1", 7, 1).await;
+    let due = fixture.server_ms().await + 3_600_000;
+    for i in 0..5u64 {
+        let id = format!("later-{i}");
+        let message = support::job_message(&id, "Reports.build", json!({"n": i}));
+        fixture
+            .schedule_raw("Reports", &id, due + i * 1000, &message)
+            .await;
+    }
+    let served = support::serve(support::options(&fixture.url)).await;
+    let row_tokens = |page: &str, class: &str, attr: &str| -> Vec<String> {
+        let marker = format!("<tr class=\"{class}\" {attr}=\"");
+        page.match_indices(&marker)
+            .map(|(at, m)| {
+                page[at + m.len()..]
+                    .split('"')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let mut queued = Vec::new();
+    let mut scheduled = Vec::new();
+    let mut path = "/services/Reports?max=2".to_owned();
+    for _ in 0..10 {
+        let page = get(&served.base, &path).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page = page.text();
+        queued.extend(row_tokens(&page, "queued", "data-token"));
+        match page.find("id=\"queued-next\"") {
+            Some(at) => {
+                let href = page[..at].rfind("href=\"").expect("a link") + 6;
+                path = format!(
+                    "/services/Reports{}",
+                    page[href..]
+                        .split('"')
+                        .next()
+                        .unwrap_or("")
+                        .replace("&amp;", "&")
+                );
+                path = path.split('#').next().unwrap_or("").to_owned();
+            }
+            None => break,
+        }
+    }
+    let mut unique = queued.clone();
+    unique.dedup();
+    assert_eq!(queued.len(), 6, "every queued job once: {queued:?}");
+    assert_eq!(unique.len(), 6, "{queued:?}");
+    for from in [0, 2, 4] {
+        let page = get(
+            &served.base,
+            &format!("/services/Reports?max=2&scheduled_from={from}"),
+        )
+        .await
+        .text();
+        scheduled.extend(row_tokens(&page, "scheduled", "data-id"));
+        assert_eq!(
+            page.contains("id=\"scheduled-next\""),
+            from < 4,
+            "from {from}"
+        );
+    }
+    assert_eq!(
+        scheduled,
+        (0..5).map(|i| format!("later-{i}")).collect::<Vec<_>>(),
+        "the schedule, soonest first, each once"
+    );
+}

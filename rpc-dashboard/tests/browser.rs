@@ -308,6 +308,29 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The last 29 days' counts, as workers would have left them, for the
+    // 30-day chart; today's come from the worker process below.
+    let days = rpc_runtime::inspect::last_days(fixture.server_ms().await, 30);
+    let keys = rpc_protocol::Keys::new("rpc");
+    let mut con = fixture.connection();
+    for (i, day) in days.iter().take(29).enumerate() {
+        let i = i as u64;
+        for (key, n) in [
+            (
+                keys.stat_processed("Calculator", day),
+                400 + (i * 137) % 300,
+            ),
+            (keys.stat_failed("Calculator", day), (i * 7) % 40),
+        ] {
+            let _: () = redis::cmd("SET")
+                .arg(key)
+                .arg(n)
+                .query_async(&mut con)
+                .await
+                .expect("SET a day's count");
+        }
+    }
+
     let served = support::serve(support::options(&url)).await;
     let base = served.base.clone();
     let (mut driver_process, browser) =
@@ -370,6 +393,33 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
         text(&browser, "tr[data-service='Calculator'] td.consumers").await,
         "1"
     );
+    // Today's bar: the worker process flushes what it counted every 5 s.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        goto(&browser, &format!("{base}/")).await;
+        let today = browser
+            .find(Locator::Css(&format!(
+                "#daily-all g.day[data-day='{}']",
+                days[29]
+            )))
+            .await
+            .expect("today's bar")
+            .attr("data-processed")
+            .await
+            .expect("its count");
+        if today
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker's counts never reached the chart"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(count(&browser, "#daily-all g.day").await, 30);
     screenshot(&browser, &shots, "overview.png").await;
     let _ = stop_traffic.send(true);
     calls.await.expect("the calls stop");
@@ -528,6 +578,34 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     );
     assert_eq!(count(&browser, "#workers tbody tr").await, 2);
     screenshot(&browser, &shots, "workers.png").await;
+
+    // Failures: every dead letter, newest first, with its attempt and
+    // error (`<script>` as text); a search by call id finds the one.
+    goto(&browser, &format!("{base}/failures")).await;
+    assert!(count(&browser, "tr.failure").await >= 3);
+    assert!(text(&browser, "#failures")
+        .await
+        .contains("<script>document.title"));
+    assert_ne!(browser.title().await.expect("title"), "pwned");
+    screenshot(&browser, &shots, "failures.png").await;
+    goto(&browser, &format!("{base}/failures?q=call-with-bad-params")).await;
+    assert_eq!(count(&browser, "tr.failure").await, 1);
+    assert_eq!(
+        text(&browser, "tr.failure td.call").await,
+        "call-with-bad-params"
+    );
+    assert!(text(&browser, "tr.failure td.reason")
+        .await
+        .contains("a is not an integer"));
+
+    // The schema's doc comments beside each job and its parameters.
+    goto(&browser, &format!("{base}/services/Calculator")).await;
+    assert_eq!(
+        text(&browser, "tr.job[data-job='add'] .job-doc").await,
+        "Adds two numbers."
+    );
+    assert_eq!(count(&browser, "#daily-service g.day").await, 30);
+    screenshot(&browser, &shots, "service-jobs.png").await;
 
     // Another site's page posts a form with this dashboard's CSRF token
     // (as if it had leaked): the browser names that site in `Origin` and

@@ -3,6 +3,8 @@
 //! away, escaping, the token, CSRF and read-only mode; the job lifecycle's
 //! pages and actions in `pages/lifecycle.rs`.
 
+#[path = "pages/history.rs"]
+mod history;
 #[path = "pages/lifecycle.rs"]
 mod lifecycle;
 mod support;

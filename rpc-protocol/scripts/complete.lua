@@ -40,6 +40,10 @@
 -- ARGV[12] the retry's delay in ms (S)
 -- ARGV[13] '' or when the retry is due, in ms on Redis's clock (S; wins
 --          over the delay: a delayed call's own start time)
+-- ARGV[14] optional: the worker that dead-letters it, absent or '' for
+--          none (D; the dead letter's `worker` field)
+-- ARGV[15] optional: how long its last attempt ran, in ms, absent or ''
+--          for none (D; the dead letter's `duration_ms` field)
 --
 -- Returns 1 when every step ran, or {step, error} for the first step Redis
 -- refused: the steps before it took effect, it and those after did not.
@@ -89,7 +93,16 @@ for i = 1, #plan do
       end
     end
   elseif step == 'D' then
-    r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[8], '*', 'reason', ARGV[6], 'm', ARGV[7])
+    local entry = {'reason', ARGV[6], 'm', ARGV[7]}
+    if ARGV[14] and ARGV[14] ~= '' then
+      entry[#entry + 1] = 'worker'
+      entry[#entry + 1] = ARGV[14]
+    end
+    if ARGV[15] and ARGV[15] ~= '' then
+      entry[#entry + 1] = 'duration_ms'
+      entry[#entry + 1] = ARGV[15]
+    end
+    r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[8], '*', unpack(entry))
   elseif step == 'A' then
     r = redis.pcall('XACK', key, ARGV[9], ARGV[10])
     if type(r) == 'table' and r.err and string.sub(r.err, 1, 7) ~= 'NOGROUP' then

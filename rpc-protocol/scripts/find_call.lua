@@ -17,6 +17,9 @@
 -- ARGV[5]  stop after the entry that brings the bytes looked at past this
 --          (capped at 64 MiB)
 -- ARGV[6]  return no more than this many matches (capped at 100)
+-- ARGV[7]  optional: `all` to match every entry, whatever ARGV[1] (a page
+--          of the newest entries, by id only; the dashboard's list of
+--          failures pages through dead letters so)
 --
 -- Returns `{next, id, ...}`: the ids of the matching entries, newest first,
 -- after `next`, the id to pass as ARGV[2] to go on, or nil when the oldest
@@ -26,6 +29,7 @@ local field = ARGV[3]
 local max_entries = math.min(math.max(tonumber(ARGV[4]) or 0, 1), 10000)
 local max_bytes = math.min(math.max(tonumber(ARGV[5]) or 0, 1), 67108864)
 local max_matches = math.min(math.max(tonumber(ARGV[6]) or 0, 1), 100)
+local all = ARGV[7] == 'all'
 
 local cursor = ARGV[2]
 if cursor ~= '+' then
@@ -39,11 +43,14 @@ while entries < max_entries and bytes <= max_bytes and #matches < max_matches do
     return {false, unpack(matches)}
   end
   local id, fields = got[1][1], got[1][2]
+  if all then
+    matches[#matches + 1] = id
+  end
   for j = 1, #fields - 1, 2 do
     if fields[j] == field then
       local value = fields[j + 1]
       bytes = bytes + #value
-      if needle ~= '' and string.find(value, needle, 1, true) then
+      if not all and needle ~= '' and string.find(value, needle, 1, true) then
         matches[#matches + 1] = id
       end
       break

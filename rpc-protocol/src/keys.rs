@@ -99,6 +99,23 @@ impl Keys {
         self.of_service(service, "periodic:last")
     }
 
+    // Daily counts (the dashboard's history), in the service's slot.
+
+    /// `P:{S}:stat:processed:<day>`, how many of the service's jobs ended
+    /// on day `day` (`YYYY-MM-DD`, UTC), whatever the outcome: a string
+    /// counter that workers `INCRBY` and that expires
+    /// [`DAILY_STATS_KEPT`](crate::limits::DAILY_STATS_KEPT) after it was
+    /// last written (Sidekiq's `stat:processed:<date>`).
+    pub fn stat_processed(&self, service: &str, day: &str) -> String {
+        format!("{}:{{{service}}}:stat:processed:{day}", self.prefix)
+    }
+
+    /// `P:{S}:stat:failed:<day>`, how many of them ended in a failure
+    /// (answered with an error, retried, dead-lettered); kept as long.
+    pub fn stat_failed(&self, service: &str, day: &str) -> String {
+        format!("{}:{{{service}}}:stat:failed:{day}", self.prefix)
+    }
+
     /// `P:inbox:{client}`, one client's reply list.
     pub fn inbox(&self, client_id: &str) -> String {
         format!("{}:inbox:{{{client_id}}}", self.prefix)
@@ -194,11 +211,17 @@ mod tests {
             keys.once("S", "k:1"),
             keys.periodic("S"),
             keys.periodic_last("S"),
+            keys.stat_processed("S", "2026-12-06"),
+            keys.stat_failed("S", "2026-12-06"),
         ] {
             assert!(key.starts_with("app:{S}:"), "{key}");
         }
         assert_eq!(keys.once("S", "k:1"), "app:{S}:once:k:1");
         assert_eq!(keys.result("c-1"), "app:result:{c-1}");
+        assert_eq!(
+            keys.stat_processed("S", "2026-12-06"),
+            "app:{S}:stat:processed:2026-12-06"
+        );
     }
 
     #[test]

@@ -34,6 +34,13 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// backlog (or a pause) that long is still skipped when a worker reaches
 /// it (PROTOCOL.md, "Cancellation").
 pub const CANCEL_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a daily count (`P:{S}:stat:processed:<day>`,
+/// `P:{S}:stat:failed:<day>`) is kept after its last write: long enough
+/// for a chart of the last 30 days, short enough that the counters of a
+/// service stay a few dozen keys.
+pub const DAILY_STATS_KEPT: Duration = Duration::from_secs(35 * 24 * 60 * 60);
+/// How many days of counts the dashboard's history chart shows.
+pub const DAILY_STATS_SHOWN: u32 = 30;
 /// How long an inbox lives after its last reply unless the job says
 /// otherwise, so a dead client's inbox expires.
 pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);

@@ -13,6 +13,14 @@ pub const CANCELLED: &str = "c";
 /// The field of a dead letter holding why it was dead-lettered (it comes
 /// first; [`MESSAGE`] holds the message exactly as it was).
 pub const REASON: &str = "reason";
+/// The optional field of a dead letter naming the worker (its consumer
+/// name) that dead-lettered it, after [`MESSAGE`]; absent in dead letters
+/// written by older workers and by operators.
+pub const WORKER: &str = "worker";
+/// The optional field of a dead letter holding how long its last attempt
+/// ran, in ms (decimal digits), after [`WORKER`]; absent when the message
+/// never ran (unreadable, refused before its handler).
+pub const DURATION_MS: &str = "duration_ms";
 /// The approximate cap of a dead-letter stream (`XADD ... MAXLEN ~`).
 pub const DEAD_LETTER_CAP: usize = 10_000;
 /// The dead-letter reason of a message put on the schedule under a token

@@ -23,6 +23,7 @@ const FRAGMENTS: &[&str] = &[
     ":moving",
     ":result:",
     ":periodic",
+    ":stat:",
 ];
 
 fn workspace() -> PathBuf {

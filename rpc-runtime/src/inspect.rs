@@ -31,8 +31,9 @@ use std::time::Duration;
 use crate::backend::{connect, Broker, BrokerConfig, Enqueue, Inspection};
 use crate::error::Error;
 
+pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
 pub use crate::backend::inspection::excerpts::{
-    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
+    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
     MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
 };
 pub use crate::backend::inspection::figures::{
@@ -107,6 +108,18 @@ impl Inspector {
     /// next ticks are measured against.
     pub async fn broker_time_ms(&self) -> Result<u64, Error> {
         self.broker.broker_time_ms().await
+    }
+
+    /// `service`'s jobs processed and failed on each of `days` (UTC days,
+    /// `YYYY-MM-DD`; see [`last_days`] for the last few on the broker's
+    /// clock), as the workers counted them (`P:{S}:stat:processed:<day>`);
+    /// zero for a day with no count.
+    pub async fn daily_counts(
+        &self,
+        service: &str,
+        days: &[String],
+    ) -> Result<Vec<DailyCount>, Error> {
+        self.broker.daily_counts(service, days).await
     }
 }
 

@@ -172,7 +172,7 @@ async fn only_the_window_of_a_large_value_leaves_redis() {
     );
     assert!(calls.len() >= 4, "{calls:?}");
     let queued = inspector
-        .queued_excerpts("Big", 50, 4096)
+        .queued_excerpts("Big", None, 50, 4096)
         .await
         .expect("queued")
         .expect("Big");
@@ -182,7 +182,7 @@ async fn only_the_window_of_a_large_value_leaves_redis() {
         .expect("leased")
         .expect("Big");
     let scheduled = inspector
-        .scheduled_excerpts("Big", 50, 4096)
+        .scheduled_excerpts("Big", 0, 50, 4096)
         .await
         .expect("scheduled")
         .expect("Big");
@@ -436,7 +436,7 @@ async fn the_operator_role_reads_excerpts_with_its_read_only_scripts() {
         .expect("dead letters");
     assert_eq!(dead.len(), 1);
     assert!(inspector
-        .queued_excerpts("Acl", 10, 100)
+        .queued_excerpts("Acl", None, 10, 100)
         .await
         .expect("queued")
         .is_some_and(|q| q.len() == 1));

@@ -141,7 +141,7 @@ async fn scenario(broker: Arc<dyn Broker>) -> Seen {
             .map(|q| q.payload)
             .collect(),
         queued_windows: inspector
-            .queued_excerpts(QUEUE, 10, 5)
+            .queued_excerpts(QUEUE, None, 10, 5)
             .await
             .unwrap()
             .unwrap()

@@ -38,6 +38,8 @@ pub struct FormPage {
     pub submit_label: &'static str,
     pub back: String,
     pub raw_name: &'static str,
+    /// The job's doc comment, from its schema.
+    pub job_doc: Option<String>,
 }
 
 impl FormPage {
@@ -56,6 +58,7 @@ impl FormPage {
             submit_label: "Enqueue",
             back: paths::service(&job.service),
             raw_name: RAW_PARAMS,
+            job_doc: job.description.clone(),
         }
     }
 
@@ -81,6 +84,7 @@ impl FormPage {
             submit_label: "Replay with these parameters",
             back: format!("{}#dead", paths::service(service)),
             raw_name: RAW_PARAMS,
+            job_doc: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod download;
 pub mod enqueue;
+pub mod failures;
 pub mod job;
 pub mod overview;
 pub mod service;

@@ -1,5 +1,7 @@
 //! The overview: one row per service with its live counts and the sampled
-//! charts of the last minutes (Sidekiq's dashboard, Bull Board's queue list).
+//! charts of the last minutes (Sidekiq's dashboard, Bull Board's queue list),
+//! and the jobs processed and failed per day over the last 30 days, which
+//! workers keep in Redis (`daily_history`), so a restart loses none of it.
 //!
 //! When Redis cannot be read the page still renders, from the last samples,
 //! under a banner that says so and reloads the page until Redis is back.
@@ -13,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use crate::daily_history::DailyChart;
 use crate::error::{render, PageError};
 use crate::pages::{Layout, RETRY_SECS};
 use crate::sparkline::Series;
@@ -48,6 +51,9 @@ struct OverviewPage {
     sample_every: String,
     window: String,
     live: bool,
+    /// Processed and failed per day, every service added up; `None` while
+    /// Redis cannot be read.
+    daily: Option<DailyChart>,
 }
 
 /// `?live=1` reloads the overview every few seconds (Sidekiq's live poll).
@@ -97,6 +103,17 @@ pub async fn overview(
             (state.sampler().history().latest(), HashMap::new())
         }
     };
+    let names: Vec<String> = stats.iter().map(|s| s.service.clone()).collect();
+    let daily = match layout.banner {
+        Some(_) => None,
+        None => match state.daily_counts(&names).await {
+            Ok(counts) => Some(DailyChart::new(&counts)),
+            Err(e) => {
+                layout.unavailable(&e);
+                None
+            }
+        },
+    };
     let schema_services = state.catalog().services();
     let history = state.sampler().history();
     let rows = stats
@@ -140,6 +157,7 @@ pub async fn overview(
         sample_every: human_time::duration(options.sample_every),
         window: human_time::duration(options.sample_every * options.samples_kept as u32),
         live,
+        daily,
     };
     render(status, &page)
 }

@@ -16,9 +16,10 @@ use serde::Deserialize;
 
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_protocol::time::unix_ms;
-use rpc_runtime::inspect::{human_time, Excerpt, ScheduledExcerpt};
+use rpc_runtime::inspect::{human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt};
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
+use crate::daily_history::DailyChart;
 use crate::entry_id;
 use crate::error::{render, PageError};
 use crate::message_head;
@@ -68,10 +69,22 @@ pub struct ScheduledRow {
     pub job: Option<String>,
 }
 
-/// A job the schema defines, with a link to its form.
+/// A job the schema defines, with its doc comment, its parameters' docs,
+/// and a link to its form.
 pub struct JobLink {
     pub job: String,
     pub signature: String,
+    pub description: Option<String>,
+    pub deprecated: bool,
+    /// Parameters: name, type, doc comment.
+    pub params: Vec<(String, String, Option<String>)>,
+}
+
+impl JobLink {
+    /// Whether any parameter has a doc comment to show.
+    pub fn has_param_docs(&self) -> bool {
+        self.params.iter().any(|p| p.2.is_some())
+    }
 }
 
 #[derive(Template)]
@@ -94,9 +107,15 @@ struct ServicePage {
     /// Where the next page of dead letters starts, when there may be one.
     dead_next: Option<String>,
     jobs: Vec<JobLink>,
+    /// Processed and failed per day over the last 30 days.
+    daily: DailyChart,
     max: usize,
-    /// What "Show more" asks for (`max` is at most `MAX_ROWS`).
-    more: usize,
+    /// The queued entry the list starts after, when it does.
+    queued_after: Option<String>,
+    /// Where the next page of queued jobs starts, when there may be one.
+    queued_next: Option<String>,
+    /// The rank the schedule's list starts at.
+    scheduled_from: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +124,10 @@ pub struct ListQuery {
     notice: Option<String>,
     /// List the dead letters after this one (paging through them).
     after: Option<String>,
+    /// List the queued jobs after this entry.
+    queued_after: Option<String>,
+    /// List the schedule from this rank on (0: the soonest).
+    scheduled_from: Option<usize>,
 }
 
 pub async fn service(
@@ -119,10 +142,15 @@ pub async fn service(
     let inspector = state.inspector().await?;
     let stats = state.service_stats(&service).await?;
     let mut budget = TextBudget::default();
-    let leased = inspector
-        .leased_excerpts(&service, max, PREVIEW_BYTES)
-        .await?
-        .unwrap_or_default();
+    let leased = finished_meanwhile_left_out(
+        &inspector,
+        &service,
+        inspector
+            .leased_excerpts(&service, max, PREVIEW_BYTES)
+            .await?
+            .unwrap_or_default(),
+    )
+    .await?;
     let leased_rows = leased
         .into_iter()
         .map(|l| {
@@ -139,11 +167,16 @@ pub async fn service(
             }
         })
         .collect();
+    let queued_after = query
+        .queued_after
+        .as_deref()
+        .filter(|t| entry_id::is_entry_id(t));
+    let scheduled_from = query.scheduled_from.unwrap_or(0).min(u32::MAX as usize);
     let queued = inspector
-        .queued_excerpts(&service, max, PREVIEW_BYTES)
+        .queued_excerpts(&service, queued_after, max, PREVIEW_BYTES)
         .await?
         .unwrap_or_default();
-    let queued_rows = queued
+    let queued_rows: Vec<EntryRow> = queued
         .into_iter()
         .map(|q| EntryRow {
             age: entry_age(&q.token, now),
@@ -154,8 +187,10 @@ pub async fn service(
             token: q.token,
         })
         .collect();
-    let scheduled_rows = inspector
-        .scheduled_excerpts(&service, max, PREVIEW_BYTES)
+    let queued_rows_len = queued_rows.len();
+    let queued_last = queued_rows.last().map(|r| r.token.clone());
+    let scheduled_rows: Vec<ScheduledRow> = inspector
+        .scheduled_excerpts(&service, scheduled_from, max, PREVIEW_BYTES)
         .await?
         .unwrap_or_default()
         .into_iter()
@@ -189,6 +224,13 @@ pub async fn service(
         .jobs_of(&service)
         .map(|j| JobLink {
             job: j.job.clone(),
+            description: j.description.clone(),
+            deprecated: j.deprecated,
+            params: j
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), f.type_label.clone(), f.description.clone()))
+                .collect(),
             signature: format!(
                 "({}) -> {}",
                 j.fields
@@ -203,6 +245,7 @@ pub async fn service(
             ),
         })
         .collect();
+    let daily = DailyChart::new(&state.daily_counts(std::slice::from_ref(&service)).await?);
     let page = ServicePage {
         layout: Layout::new(&state, service.clone(), "").with_notice(query.notice.as_deref()),
         queued: stats.queued,
@@ -219,10 +262,40 @@ pub async fn service(
         dead_after: after.map(str::to_owned),
         dead_next,
         jobs,
+        daily,
+        queued_next: (queued_rows_len >= max)
+            .then(|| queued_last.clone())
+            .flatten(),
+        queued_after: queued_after.map(str::to_owned),
+        scheduled_from,
         max,
-        more: (max * 4).min(MAX_ROWS),
     };
     Ok(render(StatusCode::OK, &page).into_response())
+}
+
+/// The leases read, less those whose job finished between the read of the
+/// leases and the read of their entries.
+///
+/// The page reads who holds what (`XPENDING`), then the entries by id: a
+/// job that completes in between is acked and deleted, so its entry is
+/// gone by the second read, and under load that is common. Shown, it would
+/// be a running job flagged "unreadable" for one refresh. An entry that is
+/// missing is looked up again: if its lease is gone too, the job finished
+/// and is left out; if it is still held, the entry was deleted under a
+/// live lease, which is worth showing as it is.
+async fn finished_meanwhile_left_out(
+    inspector: &rpc_runtime::Inspector,
+    service: &str,
+    leased: Vec<LeasedExcerpt>,
+) -> Result<Vec<LeasedExcerpt>, PageError> {
+    let mut kept = Vec::with_capacity(leased.len());
+    for l in leased {
+        if l.message.is_none() && inspector.lease(service, &l.token).await?.is_none() {
+            continue;
+        }
+        kept.push(l);
+    }
+    Ok(kept)
 }
 
 /// A scheduled job's row: only the start of its message is read, enough
@@ -276,4 +349,49 @@ fn entry_age(token: &str, now: SystemTime) -> String {
     entry_id::added_at(token)
         .map(|t| human_time::relative(t, now))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rpc_runtime::inspect::Lease;
+
+    fn leased(token: &str) -> LeasedExcerpt {
+        LeasedExcerpt {
+            token: token.to_owned(),
+            lease: Lease {
+                consumer: "w".to_owned(),
+                idle: std::time::Duration::ZERO,
+                deliveries: 1,
+            },
+            message: None,
+        }
+    }
+
+    /// Issue 21: under load a running job was briefly flagged "unreadable":
+    /// the page read the leases, the job finished (acked and deleted), then
+    /// the page read its entry and found none. Such a lease, gone by the
+    /// time its entry is missed, is left out; an entry deleted under a
+    /// lease that is still held is still shown.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_finished_while_the_page_read_it_is_left_out() {
+        let redis = rpc_testkit::RedisServer::start().expect("redis-server");
+        let keys = rpc_protocol::Keys::new("rpc");
+        let jobs = keys.jobs("S");
+        redis.cli(["XGROUP", "CREATE", &jobs, "workers", "0", "MKSTREAM"]);
+        let held = redis.cli(["XADD", &jobs, "*", "m", "{}"]).trim().to_owned();
+        let done = redis.cli(["XADD", &jobs, "*", "m", "{}"]).trim().to_owned();
+        redis.cli(["XREADGROUP", "GROUP", "workers", "w", "STREAMS", &jobs, ">"]);
+        // Both entries are gone; only `done` was acked (finished).
+        redis.cli(["XACK", &jobs, "workers", &done]);
+        redis.cli(["XDEL", &jobs, &done, &held]);
+        let inspector = rpc_runtime::Inspector::connect(&redis.url(), "rpc")
+            .await
+            .expect("an inspector");
+        let kept = finished_meanwhile_left_out(&inspector, "S", vec![leased(&held), leased(&done)])
+            .await
+            .expect("leases read");
+        let tokens: Vec<&str> = kept.iter().map(|l| l.token.as_str()).collect();
+        assert_eq!(tokens, [held.as_str()]);
+    }
 }

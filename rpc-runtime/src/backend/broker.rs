@@ -3,6 +3,7 @@
 //! apalis-core's backend traits.
 
 use super::control::Control;
+use super::daily_counts::DailyCounts;
 use super::inspection::Inspection;
 use super::queue::Queue;
 use super::schedule::Schedule;
@@ -10,6 +11,6 @@ use super::schedule::Schedule;
 /// A broker connection shared by all tasks of a client or worker: the
 /// queue, its schedule, the operator's levers and the read-only view, each
 /// implemented by Redis and by `memory://`.
-pub trait Broker: Queue + Schedule + Control + Inspection {}
+pub trait Broker: Queue + Schedule + Control + Inspection + DailyCounts {}
 
-impl<T: Queue + Schedule + Control + Inspection> Broker for T {}
+impl<T: Queue + Schedule + Control + Inspection + DailyCounts> Broker for T {}

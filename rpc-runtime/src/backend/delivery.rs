@@ -49,6 +49,10 @@ pub struct Completion {
     pub requeue_at_ms: Option<u64>,
     /// Move the message to the queue's dead-letter stream with this reason.
     pub dead_letter: Option<String>,
+    /// With `dead_letter`: the worker that gives up on it, and how long its
+    /// last attempt ran, when it ran (the dead letter's optional `worker`
+    /// and `duration_ms` fields, for the dashboard's list of failures).
+    pub dead_letter_by: Option<(String, Option<Duration>)>,
     /// How long the inbox lives after this reply (a dead client's replies
     /// expire); `None` is the backend's default.
     pub inbox_ttl: Option<Duration>,

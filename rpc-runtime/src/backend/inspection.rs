@@ -26,7 +26,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use self::excerpts::{
-    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
+    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
 };
 use self::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
 use self::scheduled::{ScheduledExcerpt, ScheduledJob};
@@ -96,11 +96,13 @@ pub trait Inspection: Send + Sync + 'static {
     /// How many dead letters `service` has.
     async fn dead_letter_count(&self, service: &str) -> Result<u64, Error>;
 
-    /// Up to `max` queued jobs of `service`, oldest first, messages cut to
-    /// their first `window` bytes; `Ok(None)` for an unknown service.
+    /// Up to `max` queued jobs of `service`, oldest first, after the entry
+    /// `after` when given (paging on), messages cut to their first `window`
+    /// bytes; `Ok(None)` for an unknown service.
     async fn queued_excerpts(
         &self,
         service: &str,
+        after: Option<&str>,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error>;
@@ -161,6 +163,23 @@ pub trait Inspection: Send + Sync + 'static {
         deadline: Instant,
     ) -> Result<Found, Error>;
 
+    /// A page of one of `service`'s streams, newest first, below the
+    /// entry `before` (from the newest without one): the entries whose
+    /// message holds `text` as JSON writes a string (`"..."`, quotes
+    /// included: a call id, a job's full name), or every entry without
+    /// `text`; up to `max` of them, looking until `deadline` at the latest
+    /// (the answer says where it stopped). What a list of dead letters
+    /// pages with, in bounded time per page whatever the stream holds.
+    async fn search_stream(
+        &self,
+        service: &str,
+        stream: Stream,
+        text: Option<&str>,
+        before: Option<&str>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<SearchPage, Error>;
+
     /// The services with periodic jobs, sorted.
     async fn periodic_services(&self) -> Result<Vec<String>, Error>;
 
@@ -179,12 +198,14 @@ pub trait Inspection: Send + Sync + 'static {
         max: usize,
     ) -> Result<Option<Vec<ScheduledJob>>, Error>;
 
-    /// Up to `max` jobs on `service`'s schedule, soonest first, tokens and
+    /// Up to `max` jobs on `service`'s schedule, soonest first, from the
+    /// `from`-th soonest (0: the soonest; paging on by rank), tokens and
     /// messages cut (messages to their first `window` bytes); `Ok(None)`
     /// for an unknown service.
     async fn scheduled_excerpts(
         &self,
         service: &str,
+        from: usize,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error>;

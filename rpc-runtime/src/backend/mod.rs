@@ -14,7 +14,10 @@
 //! * [`Inspection`] (`inspection.rs`): the read-only view behind
 //!   [`Inspector`](crate::Inspector), the CLI and the dashboard.
 //!
-//! [`Broker`] (`broker.rs`) is all four; [`connect`] (`connect.rs`) opens
+//! * [`DailyCounts`] (`daily_counts.rs`): processed and failed jobs per
+//!   service and day, added by workers, read by the dashboard.
+//!
+//! [`Broker`] (`broker.rs`) is all of them; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -22,6 +25,7 @@ mod broker;
 mod config;
 mod connect;
 mod control;
+pub mod daily_counts;
 mod delivery;
 pub mod inspection;
 pub mod memory;
@@ -35,6 +39,7 @@ pub use self::broker::Broker;
 pub use self::config::{BrokerConfig, Enqueue};
 pub use self::connect::connect;
 pub use self::control::{Cancelled, Control, DeadLetter, OnceClaim};
+pub use self::daily_counts::{DailyCount, DailyCounts};
 pub use self::delivery::{CompleteError, Completion, CompletionStep, Delivery};
 pub use self::inspection::Inspection;
 pub use self::queue::Queue;

@@ -229,6 +229,7 @@ impl WorkerBuilder {
                 paused: PausedQueues::default(),
                 cancels: Arc::default(),
                 due_hint: DueHint::default(),
+                daily: Default::default(),
             }),
             exposition,
             periodic,

@@ -208,11 +208,13 @@ fn fallback(
             requeue_after: None,
             requeue_at_ms: None,
             dead_letter,
+            dead_letter_by: refused.dead_letter_by.clone(),
             inbox_ttl: None,
         },
         // The reply (if any) went out; the rest cannot: dead-letter.
         Some(CompletionStep::Keep) | Some(CompletionStep::Requeue) => Completion {
             dead_letter,
+            dead_letter_by: refused.dead_letter_by.clone(),
             ..Completion::default()
         },
         Some(CompletionStep::DeadLetter) | Some(CompletionStep::Ack) => {

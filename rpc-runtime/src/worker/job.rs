@@ -374,6 +374,7 @@ async fn run_message(
         .metrics
         .as_ref()
         .map(|m| (m.running(), Instant::now()));
+    let ran_since = Instant::now();
     let handled =
         crate::middleware::dispatch(&shared.middleware, &**service, ctx, job_name, msg.params);
     let run = std::panic::AssertUnwindSafe(handled).catch_unwind();
@@ -485,10 +486,14 @@ async fn run_message(
                 return ended(requeue(next, due, delay), JobOutcome::retried);
             }
             if retry {
+                let by = (shared.settings.consumer.clone(), Some(ran_since.elapsed()));
                 return ended(
-                    dead_letter(format!(
-                        "failed on attempt {attempt} of {max_attempts}: {message}"
-                    )),
+                    Completion {
+                        dead_letter_by: Some(by),
+                        ..dead_letter(format!(
+                            "failed on attempt {attempt} of {max_attempts}: {message}"
+                        ))
+                    },
                     JobOutcome::dead,
                 );
             }

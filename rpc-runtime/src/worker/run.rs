@@ -15,7 +15,7 @@ use super::shared::Shared;
 use super::signal::shutdown_signal;
 use super::stats::StatsSnapshot;
 use super::take::take_loop;
-use super::{intake, periodic};
+use super::{daily_stats, intake, periodic};
 
 use crate::error::Error;
 use crate::telemetry::listener;
@@ -85,6 +85,7 @@ impl Worker {
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let lifecycle = tokio::spawn(lifecycle.run());
         let movers = intake::spawn(&shared, &stop_rx);
+        let daily = daily_stats::spawn(shared.clone(), stop_rx.clone());
         // Ready once the taker has read the queues (`take.rs`).
         shutdown.await;
         shared.health.stopping();
@@ -110,6 +111,8 @@ impl Worker {
                 "shutdown grace period over; unfinished jobs will be reclaimed by other workers"
             );
         }
+        let _ = daily.await;
+        daily_stats::flush(&shared).await;
         janitor.abort();
         lifecycle.abort();
         if let Some(serving) = serving {

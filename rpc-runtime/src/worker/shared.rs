@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use super::daily_stats::DailyStats;
 use super::due_hint::DueHint;
 use super::outstanding::Outstanding;
 use super::pause::PausedQueues;
@@ -45,6 +46,8 @@ pub(super) struct Shared {
     pub(super) cancels: Arc<Cancellations>,
     /// The earliest retry this worker scheduled, for the lifecycle loop.
     pub(super) due_hint: DueHint,
+    /// Jobs ended per service and day, not yet added to the broker's.
+    pub(super) daily: DailyStats,
 }
 
 impl Shared {
@@ -68,6 +71,7 @@ impl Shared {
             JobOutcome::cancelled => &s.cancelled,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.daily.count(service, outcome);
         if let Some(metrics) = &self.metrics {
             metrics.job_ended(service, job, outcome);
         }

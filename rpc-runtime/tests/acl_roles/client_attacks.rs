@@ -159,6 +159,14 @@ async fn a_client_cannot_load_or_run_code_on_redis() {
     ] {
         denied(&redis, CLIENT, attack);
     }
+    // Nor write the daily counts the dashboard charts: only workers count.
+    for attack in [
+        &["INCRBY", "rpc:{Acl}:stat:processed:2026-12-06", "1000000"][..],
+        &["SET", "rpc:{Acl}:stat:failed:2026-12-06", "1000000"],
+        &["EXPIRE", "rpc:{Acl}:stat:failed:2026-12-06", "1"],
+    ] {
+        denied(&redis, CLIENT, attack);
+    }
 }
 
 /// The cancelled set is the workers' and operators' to write: a client can

@@ -214,6 +214,15 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         "the held job's attempt"
     );
     stop(running).await;
+    // The worker added its jobs to today's counts (its last flush runs
+    // when it stops), which its role may write.
+    let now = inspector.broker_time_ms().await.unwrap();
+    let days = rpc_runtime::inspect::last_days(now, 1);
+    let today = inspector.daily_counts("Acl", &days).await.unwrap();
+    assert!(
+        today[0].processed >= 3 && today[0].failed >= 1,
+        "today's counts: {today:?}"
+    );
     assert_acl_log_empty(&redis);
 }
 

@@ -86,6 +86,21 @@ pub(crate) fn call_id_needle(call_id: &str) -> String {
     serde_json::Value::from(call_id).to_string()
 }
 
+/// A page of a stream, newest first ([`Inspection::search_stream`]).
+///
+/// [`Inspection::search_stream`]: crate::backend::Inspection::search_stream
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// The matching entries, newest first.
+    pub tokens: Vec<String>,
+    /// The oldest entry looked at, when the search stopped before the
+    /// oldest entry of the stream (the page was full, or the deadline
+    /// passed): every entry from the start of the search down to this one
+    /// was looked at, and the next page starts below it. `None` when the
+    /// search reached the oldest entry.
+    pub reached: Option<String>,
+}
+
 /// What a search found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {

@@ -15,7 +15,7 @@ use super::registry::MemoryBackend;
 use super::state::{entry_number, token, Queue, State};
 use crate::backend::inspection::excerpts::{
     call_id_needle, DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt,
-    Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
+    SearchPage, Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
 };
 use crate::backend::inspection::figures::{
     ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats,
@@ -246,13 +246,16 @@ impl Inspection for MemoryBackend {
     async fn queued_excerpts(
         &self,
         service: &str,
+        after: Option<&str>,
         max: usize,
         window_bytes: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
         let state = self.state();
+        let after = after.and_then(entry_number);
         Ok(state.queues.get(service).map(|q| {
             q.ready
                 .iter()
+                .filter(|r| after.is_none_or(|a| r.token > a))
                 .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|r| MessageExcerpt {
                     token: token(r.enqueued_ms, r.token),
@@ -423,6 +426,64 @@ impl Inspection for MemoryBackend {
         })
     }
 
+    async fn search_stream(
+        &self,
+        service: &str,
+        stream: Stream,
+        text: Option<&str>,
+        before: Option<&str>,
+        max: usize,
+        _deadline: Instant,
+    ) -> Result<SearchPage, Error> {
+        let needle = text.map(call_id_needle);
+        let holds = |message: &[u8]| match &needle {
+            Some(n) => message.windows(n.len()).any(|w| w == n.as_bytes()),
+            None => true,
+        };
+        let below = before.and_then(entry_number).unwrap_or(u64::MAX);
+        let state = self.state();
+        let Some(q) = state.queues.get(service) else {
+            return Ok(SearchPage {
+                tokens: Vec::new(),
+                reached: None,
+            });
+        };
+        let mut entries: Vec<(u64, String, bool)> = match stream {
+            Stream::Jobs => q
+                .ready
+                .iter()
+                .map(|r| (r.token, token(r.enqueued_ms, r.token), holds(&r.payload)))
+                .chain(
+                    q.leased
+                        .iter()
+                        .map(|(n, l)| (*n, token(l.enqueued_ms, *n), holds(&l.payload))),
+                )
+                .collect(),
+            Stream::Dead => q
+                .dead
+                .iter()
+                .filter_map(|d| Some((entry_number(&d.token)?, d.token.clone(), holds(&d.payload))))
+                .collect(),
+        };
+        entries.retain(|(n, _, _)| *n < below);
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+        let max = max.max(1);
+        let mut page = SearchPage {
+            tokens: Vec::new(),
+            reached: None,
+        };
+        for (i, (_, token, matches)) in entries.iter().enumerate() {
+            if *matches {
+                page.tokens.push(token.clone());
+            }
+            if page.tokens.len() >= max && i + 1 < entries.len() {
+                page.reached = Some(token.clone());
+                break;
+            }
+        }
+        Ok(page)
+    }
+
     async fn periodic_services(&self) -> Result<Vec<String>, Error> {
         let state = self.state();
         let mut services: Vec<String> = state
@@ -484,6 +545,7 @@ impl Inspection for MemoryBackend {
     async fn scheduled_excerpts(
         &self,
         service: &str,
+        from: usize,
         max: usize,
         window_bytes: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
@@ -495,6 +557,7 @@ impl Inspection for MemoryBackend {
             state
                 .schedule_of(service)
                 .into_iter()
+                .skip(from)
                 .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|(id, due_ms, payload)| ScheduledExcerpt {
                     token: window(id.as_bytes(), 0, TOKEN_WINDOW_BYTES),

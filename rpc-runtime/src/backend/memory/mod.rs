@@ -11,6 +11,7 @@
 //! `schedule.rs`, `control.rs`, `inspection.rs`).
 
 mod control;
+mod daily_counts;
 mod inspection;
 mod queue;
 mod reader;

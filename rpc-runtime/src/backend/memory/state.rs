@@ -61,6 +61,8 @@ pub(super) struct State {
     pub(super) once: HashMap<(String, String), (String, String, Instant)>,
     /// Per queue: the periodic jobs' definitions and last ticks.
     pub(super) periodic: HashMap<String, PeriodicRecords>,
+    /// Daily counts by (queue, day): processed, failed (`daily_counts.rs`).
+    pub(super) daily: HashMap<(String, String), (u64, u64)>,
 }
 
 /// One queue's periodic jobs, as Redis keeps them in two hashes.

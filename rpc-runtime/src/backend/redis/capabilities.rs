@@ -15,7 +15,7 @@ use super::scripts;
 use crate::backend::control::{Cancelled, Control, DeadLetter, OnceClaim};
 use crate::backend::delivery::{CompleteError, Completion, Delivery};
 use crate::backend::inspection::excerpts::{
-    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
+    DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
 };
 use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
 use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
@@ -260,10 +260,11 @@ impl Inspection for RedisBackend {
     async fn queued_excerpts(
         &self,
         service: &str,
+        after: Option<&str>,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
-        self.view.queued_excerpts(service, max, window).await
+        self.view.queued_excerpts(service, after, max, window).await
     }
 
     async fn leased_excerpts(
@@ -327,6 +328,20 @@ impl Inspection for RedisBackend {
             .await
     }
 
+    async fn search_stream(
+        &self,
+        service: &str,
+        stream: Stream,
+        text: Option<&str>,
+        before: Option<&str>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<SearchPage, Error> {
+        self.view
+            .search_stream(service, stream, text, before, max, deadline)
+            .await
+    }
+
     async fn periodic_services(&self) -> Result<Vec<String>, Error> {
         self.view.periodic_services().await
     }
@@ -346,10 +361,13 @@ impl Inspection for RedisBackend {
     async fn scheduled_excerpts(
         &self,
         service: &str,
+        from: usize,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
-        self.view.scheduled_excerpts(service, max, window).await
+        self.view
+            .scheduled_excerpts(service, from, max, window)
+            .await
     }
 
     async fn scheduled_window(

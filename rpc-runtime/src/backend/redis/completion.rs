@@ -98,7 +98,7 @@ impl<'a> Call<'a> {
         // fixed (see the script's header), empty where a step is absent.
         let mut plan = String::new();
         let mut call_keys = Vec::new();
-        let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 13];
+        let mut args: Vec<Cow<'a, [u8]>> = vec![Cow::Borrowed(b""); 15];
         // A step and its key (`S` has four more keys, pushed with a step
         // of `None`).
         let mut step = |letter: Option<char>, key: String| {
@@ -145,6 +145,12 @@ impl<'a> Call<'a> {
                 args[5] = Cow::Borrowed(reason.as_bytes());
                 args[6] = Cow::Borrowed(&delivery.payload);
                 args[7] = Cow::Owned(DEAD_LETTER_CAP.to_string().into_bytes());
+                if let Some((worker, ran)) = &completion.dead_letter_by {
+                    args[13] = Cow::Borrowed(worker.as_bytes());
+                    if let Some(ran) = ran {
+                        args[14] = Cow::Owned(ran.as_millis().to_string().into_bytes());
+                    }
+                }
             }
             step(Some('A'), jobs);
             args[8] = group;

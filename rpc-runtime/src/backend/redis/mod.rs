@@ -59,6 +59,7 @@ mod commands;
 mod completion;
 mod connect;
 mod consumers;
+mod daily_counts;
 mod dead_letters;
 mod inspect;
 mod intake;

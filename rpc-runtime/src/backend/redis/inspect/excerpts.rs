@@ -218,6 +218,7 @@ impl RedisView {
     pub(crate) async fn queued_excerpts(
         &self,
         service: &str,
+        after: Option<&str>,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
@@ -228,8 +229,21 @@ impl RedisView {
         if max == 0 {
             return Ok(Some(Vec::new()));
         }
-        let start = match self.group(&jobs).await? {
-            Some(group) => format!("({}", group.last_delivered_id),
+        // After the last entry delivered to a worker (what is before it is
+        // leased or done), and after `after` when that is further on.
+        let delivered = self.group(&jobs).await?.map(|g| g.last_delivered_id);
+        let after = after.map(entry_id).transpose()?;
+        let order = |id: &str| {
+            id.split_once('-')
+                .and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)))
+                .unwrap_or((0, 0))
+        };
+        let from = match (delivered.as_deref(), after) {
+            (Some(d), Some(a)) => Some(if order(a) > order(d) { a } else { d }),
+            (d, a) => a.or(d),
+        };
+        let start = match from {
+            Some(id) => format!("({id}"),
             None => "-".to_owned(),
         };
         let entries = self

@@ -17,7 +17,7 @@
 use super::super::read_only::ReadOnlyScript;
 use super::excerpts::entry_id;
 use super::view::RedisView;
-use crate::backend::inspection::excerpts::{call_id_needle, Found, Stream};
+use crate::backend::inspection::excerpts::{call_id_needle, Found, SearchPage, Stream};
 use std::time::Instant;
 
 use redis::Value;
@@ -69,11 +69,66 @@ impl RedisView {
         Ok(found)
     }
 
+    /// A page of one of `service`'s streams, newest first, below `before`:
+    /// the entries whose message holds `text` as JSON writes it, or every
+    /// entry; see [`Inspection::search_stream`].
+    ///
+    /// [`Inspection::search_stream`]: crate::backend::Inspection::search_stream
+    pub(crate) async fn search_stream(
+        &self,
+        service: &str,
+        stream: Stream,
+        text: Option<&str>,
+        before: Option<&str>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<SearchPage, Error> {
+        let key = self.stream_key(service, stream);
+        let needle = text.map(call_id_needle);
+        let mut page = SearchPage {
+            tokens: Vec::new(),
+            reached: None,
+        };
+        let mut from = match before {
+            Some(token) => entry_id(token)?.to_owned(),
+            None => "+".to_owned(),
+        };
+        let max = max.max(1);
+        loop {
+            let step = self
+                .search_step(&key, needle.as_deref(), &from, max - page.tokens.len())
+                .await?;
+            page.tokens.extend(step.tokens);
+            match step.next {
+                None => return Ok(page),
+                Some(next) => {
+                    from = next;
+                    if page.tokens.len() >= max || Instant::now() >= deadline {
+                        page.reached = Some(from);
+                        return Ok(page);
+                    }
+                }
+            }
+        }
+    }
+
     /// One step of the search, from the entry before `from` (`+`: the newest).
     async fn find_step(
         &self,
         key: &str,
         needle: &str,
+        from: &str,
+        max_matches: usize,
+    ) -> Result<Step, Error> {
+        self.search_step(key, Some(needle), from, max_matches).await
+    }
+
+    /// One step of a search for `needle` (every entry without one), from
+    /// the entry before `from` (`+`: the newest).
+    async fn search_step(
+        &self,
+        key: &str,
+        needle: Option<&str>,
         from: &str,
         max_matches: usize,
     ) -> Result<Step, Error> {
@@ -85,12 +140,13 @@ impl RedisView {
                 ReadOnlyScript::FindCall,
                 &[key],
                 &[
-                    needle.as_bytes(),
+                    needle.unwrap_or_default().as_bytes(),
                     from.as_bytes(),
                     rpc_protocol::stream::MESSAGE.as_bytes(),
                     entries.as_bytes(),
                     bytes.as_bytes(),
                     matches.as_bytes(),
+                    if needle.is_some() { b"" } else { b"all" },
                 ],
             )
             .await?;

@@ -103,6 +103,7 @@ impl RedisView {
     pub(crate) async fn scheduled_excerpts(
         &self,
         service: &str,
+        from: usize,
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<ScheduledExcerpt>>, Error> {
@@ -113,10 +114,10 @@ impl RedisView {
         }
         let max = max.min(MAX_ENTRIES_PER_READ);
         let mut jobs = Vec::new();
-        let mut rank = 0;
-        while rank < max {
-            let first = rank.to_string();
-            let count = (max - rank).to_string();
+        let mut read = 0;
+        while read < max {
+            let first = (from + read).to_string();
+            let count = (max - read).to_string();
             let reply = self
                 .schedule_script(
                     service,
@@ -127,10 +128,10 @@ impl RedisView {
                 )
                 .await?;
             let (more, items) = more_and_items(reply);
-            rank += items.len();
-            let read = items.len();
+            read += items.len();
+            let got = items.len();
             jobs.extend(items.into_iter().filter_map(parse_scheduled));
-            if !more || read == 0 {
+            if !more || got == 0 {
                 break;
             }
         }
