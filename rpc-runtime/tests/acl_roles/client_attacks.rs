@@ -248,7 +248,13 @@ async fn a_storm_of_cancellations_does_not_hide_a_real_one() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let raw = redis::Client::open(url(&redis, CLIENT)).unwrap();
-    let mut con = raw.get_multiplexed_async_connection().await.unwrap();
+    // 10,000 commands a pipeline: on a loaded machine their answers take
+    // longer than redis-rs's default response timeout (500 ms).
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut con = raw
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
     for chunk in 0..10 {
         let mut pipe = redis::pipe();
         for i in 0..10_000 {

@@ -69,8 +69,9 @@ async fn longest_ping(url: String, done: Arc<AtomicBool>) -> Duration {
 
 /// A client-role user pushes 600 elements of 256 KiB (150 MiB) onto an
 /// intake, then a worker starts: no call of the mover's script may hold
-/// Redis for 100 ms (each reads about a MiB: a few milliseconds of
-/// copying), as Redis's own `SLOWLOG` says, and a `PING` sent meanwhile
+/// Redis for 500 ms (each reads about a MiB: a few milliseconds of
+/// copying, more when the machine is loaded; one unbounded move of the
+/// whole intake takes seconds), as Redis's own `SLOWLOG` says, and a `PING` sent meanwhile
 /// is answered within a second. Prints the longest call and `PING`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intake_of_large_elements_never_holds_redis_for_long() {
@@ -79,7 +80,10 @@ async fn an_intake_of_large_elements_never_holds_redis_for_long() {
     redis.cli(["CONFIG", "SET", "slowlog-max-len", "100000"]);
     redis.cli(["SLOWLOG", "RESET"]);
     let raw = redis::Client::open(url(&redis, CLIENT)).unwrap();
-    let mut con = raw.get_multiplexed_async_connection().await.unwrap();
+    let mut con = raw
+        .get_multiplexed_async_connection_with_config(&patient())
+        .await
+        .unwrap();
     let element = format!("{{{}", "x".repeat(256 * 1024 - 1));
     for _ in 0..20 {
         let mut pipe = redis::pipe();
@@ -113,13 +117,16 @@ async fn an_intake_of_large_elements_never_holds_redis_for_long() {
     let longest_ping = pinger.await.unwrap();
     stop(running).await;
     let admin = redis::Client::open(redis.url_as("default", "admin")).unwrap();
-    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let mut admin = admin
+        .get_multiplexed_async_connection_with_config(&patient())
+        .await
+        .unwrap();
     let longest = Duration::from_micros(longest_move_us(&mut admin).await);
     println!(
         "moved 600 elements of 256 KiB in {took:?}: the longest intake.lua call took {longest:?}, the longest PING {longest_ping:?}"
     );
     assert!(
-        longest < Duration::from_millis(100),
+        longest < Duration::from_millis(500),
         "a move of the intake held Redis for {longest:?}"
     );
     assert!(
@@ -182,4 +189,11 @@ async fn an_intake_element_over_the_message_limit_is_dead_lettered_not_queued() 
         "m keeps its first KiB"
     );
     assert_acl_log_empty(&redis);
+}
+
+/// A connection whose commands wait as long as they need: the pipelines
+/// here carry megabytes, and a loaded machine answers them later than
+/// redis-rs's default response timeout (500 ms).
+fn patient() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new().set_response_timeout(None)
 }
