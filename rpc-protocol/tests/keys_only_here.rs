@@ -23,6 +23,8 @@ const FRAGMENTS: &[&str] = &[
     ":moving",
     ":result:",
     ":periodic",
+    ":workers",
+    ":worker:",
 ];
 
 fn workspace() -> PathBuf {
