@@ -14,7 +14,10 @@
 //! * [`Inspection`] (`inspection.rs`): the read-only view behind
 //!   [`Inspector`](crate::Inspector), the CLI and the dashboard.
 //!
-//! [`Broker`] (`broker.rs`) is all four; [`connect`] (`connect.rs`) opens
+//! * [`Presence`] (`presence.rs`): workers' heartbeats, the registries of
+//!   who serves each service, and the operator's quiet/stop controls.
+//!
+//! [`Broker`] (`broker.rs`) is all five; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -25,6 +28,7 @@ mod control;
 mod delivery;
 pub mod inspection;
 pub mod memory;
+pub mod presence;
 mod queue;
 mod reader;
 pub mod redis;
@@ -37,6 +41,7 @@ pub use self::connect::connect;
 pub use self::control::{Cancelled, Control, DeadLetter, OnceClaim};
 pub use self::delivery::{CompleteError, Completion, CompletionStep, Delivery};
 pub use self::inspection::Inspection;
+pub use self::presence::{Presence, Registered};
 pub use self::queue::Queue;
 pub use self::reader::{CompletedAndTaken, PushedAndPopped, Reader};
 pub use self::schedule::{LifecyclePoll, Schedule};
