@@ -9,7 +9,8 @@
 //! production Redis with the operator's read-only ACL user
 //! (docs/SECURITY.md). Ages are measured against the broker's clock, and
 //! [`human_time`] writes them (and due times) for people, the same in
-//! every view.
+//! every view. [`Inspector::workers`] lists the workers from their
+//! heartbeats (`inspect/workers.rs`).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_runtime::Error> {
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod human_time;
+pub mod workers;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub use crate::backend::inspection::figures::{
 };
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 pub use crate::periodic::PeriodicState;
+pub use rpc_protocol::worker::{WorkerBeat, WorkerControl, WorkerState};
+pub use self::workers::{Liveness, ServiceHealth, WorkerInfo};
 
 /// How long one command may take before the inspector reports the broker
 /// as unreachable: an operator's page should say so within seconds.

@@ -118,10 +118,13 @@ impl Client {
         options: &CallOptions,
     ) -> Result<Response, Error> {
         let observed = self.observe(&job, options);
-        let answer = self
-            .call_raw(&job, data, options, true, &observed)
-            .await
-            .map_err(CallError::Rpc)
+        let answer = match self.call_raw(&job, data, options, true, &observed).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(CallError::Rpc(
+                Box::pin(self.explain(Some(job.service), e)).await,
+            )),
+        };
+        let answer = answer
             .and_then(|(id, body)| {
                 decode_reply::<serde_json::Value, serde_json::Value>(label(&job), &body)
                     .map(|data| (id, data))
