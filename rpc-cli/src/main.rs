@@ -17,6 +17,7 @@
 //! rpc scheduled Mail                              # delayed jobs and retries, with due times
 //! rpc cancel <id>                                 # a queued, scheduled or running call
 //! rpc pause Mail / rpc resume Mail                # stop and restart taking a service's jobs
+//! rpc workers [SERVICE] / rpc workers quiet|stop ID  # live workers; quiet or stop one
 //! ```
 //!
 //! Exit codes: 0 success, 1 the call failed (the error is printed on
@@ -35,6 +36,7 @@ mod scheduled;
 mod stats;
 mod table;
 mod top;
+mod workers;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -134,6 +136,8 @@ enum Command {
     Operate(operate::Operate),
     /// Would a new schema's workers reject what is queued, leased or dead-lettered now? Exit 1 if so.
     BacklogCheck(backlog_check::BacklogCheckArgs),
+    /// The live workers (and the gone ones) from their heartbeats; `quiet ID` / `stop ID` ask one to stop taking jobs / to shut down.
+    Workers(workers::WorkersArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -193,6 +197,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
     // The operator's commands only read, and need no client.
     let command = match command {
         Command::Operate(operate) => return operate.run(url, prefix).await,
+        Command::Workers(args) => return workers::run(url, prefix, args).await,
         other => other,
     };
     let client = crate::broker::client(url, prefix).await?;
@@ -365,7 +370,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
             }
         }
         Command::Lifecycle(lifecycle) => return lifecycle.run(&client, url, prefix).await,
-        Command::Operate(_) | Command::BacklogCheck(_) => {
+        Command::Operate(_) | Command::BacklogCheck(_) | Command::Workers(_) => {
             unreachable!("run above, without a client")
         }
     }

@@ -164,7 +164,10 @@ impl WorkerBeat {
     pub fn check(&self) -> Result<(), BeatError> {
         let bad = |what: String| Err(BeatError(what));
         if self.v != BEAT_VERSION {
-            return bad(format!("version {} (this reader knows {BEAT_VERSION})", self.v));
+            return bad(format!(
+                "version {} (this reader knows {BEAT_VERSION})",
+                self.v
+            ));
         }
         if !is_worker_id(&self.id) {
             return bad("the id is not 1 to 128 of A-Z a-z 0-9 _ - . :".to_owned());
@@ -176,7 +179,10 @@ impl WorkerBeat {
             return bad("the version is too long or has control characters".to_owned());
         }
         if self.services.len() > MAX_BEAT_SERVICES {
-            return bad(format!("{} services, over {MAX_BEAT_SERVICES}", self.services.len()));
+            return bad(format!(
+                "{} services, over {MAX_BEAT_SERVICES}",
+                self.services.len()
+            ));
         }
         if let Some(s) = self.services.iter().find(|s| !is_service_text(s)) {
             return bad(format!("the service name {s:?} cannot be a service"));
@@ -317,7 +323,10 @@ mod tests {
         let b = beat();
         assert!(b.is_live_at(b.beat_ms + b.ttl_ms));
         assert!(!b.is_live_at(b.beat_ms + b.ttl_ms + 1));
-        assert!(b.is_live_at(0), "a clock behind the beat is no reason to call it gone");
+        assert!(
+            b.is_live_at(0),
+            "a clock behind the beat is no reason to call it gone"
+        );
     }
 
     #[test]

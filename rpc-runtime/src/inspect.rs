@@ -33,6 +33,7 @@ use std::time::Duration;
 use crate::backend::{connect, Broker, BrokerConfig, Enqueue, Inspection};
 use crate::error::Error;
 
+pub use self::workers::{Liveness, ServiceHealth, WorkerInfo};
 pub use crate::backend::inspection::excerpts::{
     DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, Stream,
     MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
@@ -43,7 +44,6 @@ pub use crate::backend::inspection::figures::{
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 pub use crate::periodic::PeriodicState;
 pub use rpc_protocol::worker::{WorkerBeat, WorkerControl, WorkerState};
-pub use self::workers::{Liveness, ServiceHealth, WorkerInfo};
 
 /// How long one command may take before the inspector reports the broker
 /// as unreachable: an operator's page should say so within seconds.

@@ -19,11 +19,18 @@ impl Client {
     /// `error` with a diagnosis of `service` when it is a timeout; any
     /// other error as it is.
     pub(super) async fn explain(&self, service: Option<&str>, error: Error) -> Error {
-        let (Some(service), Error::Timeout { diagnosis: None, .. }) = (service, &error) else {
+        let (
+            Some(service),
+            Error::Timeout {
+                diagnosis: None, ..
+            },
+        ) = (service, &error)
+        else {
             return error;
         };
         let backend = &*self.inner.backend;
-        let Ok(health) = tokio::time::timeout(DIAGNOSIS_BOUND, service_health(backend, service)).await
+        let Ok(health) =
+            tokio::time::timeout(DIAGNOSIS_BOUND, service_health(backend, service)).await
         else {
             return error;
         };

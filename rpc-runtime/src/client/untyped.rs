@@ -124,11 +124,10 @@ impl Client {
                 Box::pin(self.explain(Some(job.service), e)).await,
             )),
         };
-        let answer = answer
-            .and_then(|(id, body)| {
-                decode_reply::<serde_json::Value, serde_json::Value>(label(&job), &body)
-                    .map(|data| (id, data))
-            });
+        let answer = answer.and_then(|(id, body)| {
+            decode_reply::<serde_json::Value, serde_json::Value>(label(&job), &body)
+                .map(|data| (id, data))
+        });
         self.observed(observed, &job, &answer);
         let name = label(&job).to_string();
         let (id, data) = answer.map_err(|e| untyped_error(&name, e))?;

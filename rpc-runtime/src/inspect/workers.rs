@@ -115,8 +115,7 @@ impl Inspector {
     ) -> Result<BTreeMap<String, u64>, Error> {
         let now_ms = self.broker_time_ms().await?;
         let workers = workers_of(&*self.broker, services, now_ms).await?;
-        let mut counts: BTreeMap<String, u64> =
-            services.iter().map(|s| (s.clone(), 0)).collect();
+        let mut counts: BTreeMap<String, u64> = services.iter().map(|s| (s.clone(), 0)).collect();
         for w in workers.iter().filter(|w| w.liveness == Liveness::Live) {
             for s in &w.services {
                 if let Some(n) = counts.get_mut(s) {
@@ -210,7 +209,10 @@ pub(crate) async fn service_health(broker: &dyn Broker, service: &str) -> Servic
         let ids: Vec<String> = registered.into_iter().map(|r| r.id).collect();
         if let Ok(beats) = broker.beats(&ids).await {
             let (mut live, mut quiet) = (0, 0);
-            let decoded = beats.iter().flatten().filter_map(|raw| WorkerBeat::decode(raw).ok());
+            let decoded = beats
+                .iter()
+                .flatten()
+                .filter_map(|raw| WorkerBeat::decode(raw).ok());
             for beat in decoded {
                 if beat.is_live_at(now_ms) && beat.services.iter().any(|s| s == service) {
                     live += 1;

@@ -327,9 +327,15 @@ async fn connect_or_wait(
 
 /// Whether the broker answered and refused us (rather than not answering).
 fn is_refusal(reason: &str) -> bool {
-    ["WRONGPASS", "NOPERM", "NoPerm", "Authentication", "invalid username-password"]
-        .iter()
-        .any(|word| reason.contains(word))
+    [
+        "WRONGPASS",
+        "NOPERM",
+        "NoPerm",
+        "Authentication",
+        "invalid username-password",
+    ]
+    .iter()
+    .any(|word| reason.contains(word))
 }
 
 impl Worker {

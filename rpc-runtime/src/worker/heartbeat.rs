@@ -93,8 +93,7 @@ impl Heartbeat {
             version: settings.version.clone(),
             services,
             concurrency: u32::try_from(settings.concurrency).unwrap_or(u32::MAX),
-            in_flight: u32::try_from(settings.concurrency.saturating_sub(free))
-                .unwrap_or(u32::MAX),
+            in_flight: u32::try_from(settings.concurrency.saturating_sub(free)).unwrap_or(u32::MAX),
             started_ms: self.started_ms.min(now),
             beat_ms: now,
             every_ms: settings.beat_every.as_millis() as u64,

@@ -226,9 +226,7 @@ impl Queue for MemoryBackend {
             .consumers
             .iter()
             .filter(|(name, seen)| {
-                seen.elapsed() >= idle
-                    && !holding.contains(name.as_str())
-                    && !keep.contains(name)
+                seen.elapsed() >= idle && !holding.contains(name.as_str()) && !keep.contains(name)
             })
             .map(|(name, _)| name.clone())
             .collect();

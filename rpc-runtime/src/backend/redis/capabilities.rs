@@ -27,8 +27,8 @@ use crate::backend::reader::Reader;
 use crate::backend::schedule::{LifecyclePoll, Schedule};
 use crate::backend::tick::{TickAnswer, TickRequest};
 use crate::error::Error;
-use rpc_protocol::worker::{WorkerBeat, WorkerControl};
 use crate::periodic::stored::PeriodicState;
+use rpc_protocol::worker::{WorkerBeat, WorkerControl};
 
 #[async_trait]
 impl Queue for RedisBackend {

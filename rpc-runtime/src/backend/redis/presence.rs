@@ -17,7 +17,10 @@ use crate::backend::presence::Registered;
 use crate::error::Error;
 
 impl RedisBackend {
-    pub(super) async fn write_beat(&self, beat: &WorkerBeat) -> Result<Option<WorkerControl>, Error> {
+    pub(super) async fn write_beat(
+        &self,
+        beat: &WorkerBeat,
+    ) -> Result<Option<WorkerControl>, Error> {
         let _: () = self
             .commands
             .query(
@@ -120,13 +123,21 @@ impl RedisBackend {
             let max = rpc_protocol::worker::MAX_BEAT_BYTES as i64;
             let value: Vec<u8> = self
                 .commands
-                .query(redis::cmd("GETRANGE").arg(self.keys.worker(id)).arg(0).arg(max))
+                .query(
+                    redis::cmd("GETRANGE")
+                        .arg(self.keys.worker(id))
+                        .arg(0)
+                        .arg(max),
+                )
                 .await?;
             // A key that expired (or never was) reads as empty.
             let value = (!value.is_empty()).then_some(value);
             Ok::<_, Error>(value)
         });
-        futures_util::future::join_all(reads).await.into_iter().collect()
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect()
     }
 
     pub(super) async fn write_control(
