@@ -29,7 +29,7 @@ use rpc_protocol::worker::{
     WorkerBeat, WorkerControl, WorkerState, BEAT_VERSION, MAX_BEAT_TEXT_BYTES, MAX_BEAT_TTL_MS,
     MAX_WORKERS_LISTED,
 };
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use super::shared::Shared;
 
@@ -40,7 +40,6 @@ const UNREGISTER_BOUND: Duration = Duration::from_secs(2);
 /// One worker's heartbeat, shared by the beating task and the run loop.
 pub(super) struct Heartbeat {
     shared: Arc<Shared>,
-    slots: Arc<Semaphore>,
     started_ms: u64,
     host: String,
     state: AtomicU8,
@@ -55,13 +54,11 @@ pub(super) struct Heartbeat {
 impl Heartbeat {
     pub(super) fn new(
         shared: Arc<Shared>,
-        slots: Arc<Semaphore>,
         quiet: Arc<tokio::sync::watch::Sender<bool>>,
     ) -> Arc<Heartbeat> {
         Arc::new(Heartbeat {
             started_ms: shared.clock.now_ms(),
             shared,
-            slots,
             host: host_name(),
             state: AtomicU8::new(WorkerState::Running as u8),
             quiet,
@@ -81,7 +78,12 @@ impl Heartbeat {
     /// The beat as of now.
     fn beat(&self) -> WorkerBeat {
         let settings = &self.shared.settings;
-        let free = self.slots.available_permits();
+        // Jobs whose lease is held: running, or their completion on its way.
+        // (Not the free slots: the taker holds one while it waits to read.)
+        let in_flight: usize = crate::sync::lock(&self.shared.running)
+            .values()
+            .map(|tokens| tokens.len())
+            .sum();
         let mut services = self.shared.queues.clone();
         services.sort();
         let now = self.shared.clock.now_ms();
@@ -93,7 +95,7 @@ impl Heartbeat {
             version: settings.version.clone(),
             services,
             concurrency: u32::try_from(settings.concurrency).unwrap_or(u32::MAX),
-            in_flight: u32::try_from(settings.concurrency.saturating_sub(free)).unwrap_or(u32::MAX),
+            in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
             started_ms: self.started_ms.min(now),
             beat_ms: now,
             every_ms: settings.beat_every.as_millis() as u64,

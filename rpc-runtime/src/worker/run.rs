@@ -74,7 +74,7 @@ impl Worker {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         // Listed from the first beat, before any job is taken.
-        let heartbeat = Heartbeat::new(shared.clone(), slots.clone(), stop_tx.clone());
+        let heartbeat = Heartbeat::new(shared.clone(), stop_tx.clone());
         heartbeat.beat_once().await;
         let beating = tokio::spawn(heartbeat.clone().run());
         tracing::info!(
