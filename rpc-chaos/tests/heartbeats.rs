@@ -78,7 +78,11 @@ async fn a_killed_worker_is_gone_within_its_beat_ttl_and_its_consumer_forgotten(
     assert!(survivor_live);
     // The survivor's janitor forgets the victim's consumer (no lease held).
     while consumers().contains(&victim_id) {
-        assert!(Instant::now() < deadline, "never forgotten: {}", consumers());
+        assert!(
+            Instant::now() < deadline,
+            "never forgotten: {}",
+            consumers()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(survivor);
