@@ -409,3 +409,50 @@ async fn a_timeout_says_paused_no_live_worker_or_busy() {
     let d = err.timeout_diagnosis().unwrap_or_else(|| panic!("{err}"));
     assert_eq!(d.cause(), TimeoutCause::NoLiveWorker, "{err}");
 }
+
+/// A worker of another implementation beats as docs/PROTOCOL.md says
+/// (`SET` the beat with a TTL, `ZADD` the registry) and is listed live;
+/// a beat that does not read is listed as unreadable, never trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beat_written_by_hand_is_listed_and_a_hostile_one_is_not_trusted() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let inspector = Inspector::connect(&url, "rpc").await.unwrap();
+    let now = inspector.broker_time_ms().await.unwrap();
+    let beat = json!({
+        "v": 1, "id": "py-7", "host": "box", "pid": 7, "version": "rq-compat 0.1",
+        "services": ["W"], "concurrency": 2, "in_flight": 1,
+        "started_ms": now - 1000, "beat_ms": now, "every_ms": 5000, "ttl_ms": 30000,
+        "state": "running", "from_the_future": true
+    });
+    redis.cli(["SET", "rpc:worker:{py-7}", &beat.to_string(), "PX", "30000"]);
+    redis.cli(["ZADD", "rpc:{W}:workers", &now.to_string(), "py-7"]);
+    let hostile = json!({"v": 1, "id": "bad-1", "host": "\u{1b}[2J", "pid": 1});
+    redis.cli([
+        "SET",
+        "rpc:worker:{bad-1}",
+        &hostile.to_string(),
+        "PX",
+        "30000",
+    ]);
+    redis.cli(["ZADD", "rpc:{W}:workers", &now.to_string(), "bad-1"]);
+    redis.cli([
+        "ZADD",
+        "rpc:{W}:workers",
+        &now.to_string(),
+        "not a worker id",
+    ]);
+    let workers = inspector.workers(Some("W")).await.unwrap();
+    assert_eq!(workers.len(), 2, "{workers:#?}");
+    let py = workers.iter().find(|w| w.id == "py-7").unwrap();
+    assert_eq!(py.liveness, Liveness::Live);
+    assert_eq!(py.beat.as_ref().unwrap().in_flight, 1);
+    let bad = workers.iter().find(|w| w.id == "bad-1").unwrap();
+    assert_eq!(bad.liveness, Liveness::Unreadable);
+    assert!(bad.beat.is_none() && bad.error.is_some(), "{bad:?}");
+    let counts = inspector
+        .live_worker_counts(&["W".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(counts["W"], 1);
+}
