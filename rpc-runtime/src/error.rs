@@ -234,7 +234,11 @@ fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
         0 => format!("{}ms", d.subsec_millis()),
-        1..60 => format!("{secs}s"),
+        1..10 => match d.subsec_millis() / 100 {
+            0 => format!("{secs}s"),
+            tenths => format!("{secs}.{tenths}s"),
+        },
+        10..60 => format!("{secs}s"),
         60..3600 => two_units(secs / 60, 'm', secs % 60, 's'),
         3600..86400 => two_units(secs / 3600, 'h', secs % 3600 / 60, 'm'),
         _ => two_units(secs / 86400, 'd', secs % 86400 / 3600, 'h'),
