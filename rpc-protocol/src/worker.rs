@@ -293,7 +293,8 @@ mod tests {
 
     #[test]
     fn a_hostile_beat_is_refused_never_a_panic() {
-        let cases: Vec<Box<dyn Fn(&mut WorkerBeat)>> = vec![
+        type Spoil = Box<dyn Fn(&mut WorkerBeat)>;
+        let cases: Vec<Spoil> = vec![
             Box::new(|b| b.v = 9),
             Box::new(|b| b.id = "a}b".into()),
             Box::new(|b| b.id = String::new()),

@@ -103,7 +103,7 @@ impl RedisBackend {
                     && score.is_finite()
                     && score >= 0.0
                     && score <= rpc_protocol::limits::MAX_DEADLINE_MS as f64;
-                ok.then(|| Registered {
+                ok.then_some(Registered {
                     id,
                     last_beat_ms: score as u64,
                 })
