@@ -26,6 +26,7 @@
 pub mod human_time;
 pub mod workers;
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +112,53 @@ impl Inspector {
     /// next ticks are measured against.
     pub async fn broker_time_ms(&self) -> Result<u64, Error> {
         self.broker.broker_time_ms().await
+    }
+}
+
+impl Inspector {
+    /// The workers of `service` (of every service with `None`), live ones
+    /// first, then by id; gone ones stay listed for a day after their last
+    /// beat. At most [`MAX_WORKERS_LISTED`](rpc_protocol::worker::MAX_WORKERS_LISTED) per service are read.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rpc_runtime::Error> {
+    /// let inspector = rpc_runtime::Inspector::connect("redis://127.0.0.1:6379/", "rpc").await?;
+    /// for w in inspector.workers(Some("Calculator")).await? {
+    ///     println!("{} {:?}", w.id, w.liveness);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn workers(&self, service: Option<&str>) -> Result<Vec<WorkerInfo>, Error> {
+        let services = match service {
+            Some(s) => vec![s.to_owned()],
+            None => self.services().await?,
+        };
+        let now_ms = self.broker_time_ms().await?;
+        workers::workers_of(&*self.broker, &services, now_ms).await
+    }
+
+    /// How many live workers serve each of `services` (0 for none).
+    pub async fn live_worker_counts(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, u64>, Error> {
+        let now_ms = self.broker_time_ms().await?;
+        let workers = workers::workers_of(&*self.broker, services, now_ms).await?;
+        let mut counts: BTreeMap<String, u64> = services.iter().map(|s| (s.clone(), 0)).collect();
+        for w in workers.iter().filter(|w| w.liveness == Liveness::Live) {
+            for s in &w.services {
+                if let Some(n) = counts.get_mut(s) {
+                    *n += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The paused flag, live workers and queue of `service` (see
+    /// [`ServiceHealth`]).
+    pub async fn service_health(&self, service: &str) -> ServiceHealth {
+        workers::service_health(&*self.broker, service).await
     }
 }
 

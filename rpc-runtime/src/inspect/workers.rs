@@ -1,6 +1,7 @@
 //! The workers an operator sees: each service's registry joined with the
-//! beats that have not expired ([`Inspector::workers`]), and what a call
-//! that timed out can say about its service ([`ServiceHealth`]).
+//! beats that have not expired (what
+//! [`Inspector::workers`](super::Inspector::workers) lists), and what a
+//! call that timed out can say about its service ([`ServiceHealth`]).
 //!
 //! A worker is *live* while its beat key exists and its beat is younger
 //! than the TTL it states; it is *gone* when its registry entry remains
@@ -14,7 +15,6 @@ use std::collections::BTreeMap;
 use rpc_protocol::worker::{WorkerBeat, MAX_WORKERS_LISTED};
 use serde::Serialize;
 
-use super::Inspector;
 use crate::backend::Broker;
 use crate::error::Error;
 
@@ -84,53 +84,6 @@ pub struct ServiceHealth {
     pub oldest_queued_age_ms: Option<u64>,
     /// The broker's clock when this was read (ms since the epoch).
     pub now_ms: u64,
-}
-
-impl Inspector {
-    /// The workers of `service` (of every service with `None`), live ones
-    /// first, then by id; gone ones stay listed for a day after their last
-    /// beat. At most [`MAX_WORKERS_LISTED`] per service are read.
-    ///
-    /// ```no_run
-    /// # async fn f() -> Result<(), rpc_runtime::Error> {
-    /// let inspector = rpc_runtime::Inspector::connect("redis://127.0.0.1:6379/", "rpc").await?;
-    /// for w in inspector.workers(Some("Calculator")).await? {
-    ///     println!("{} {:?}", w.id, w.liveness);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn workers(&self, service: Option<&str>) -> Result<Vec<WorkerInfo>, Error> {
-        let services = match service {
-            Some(s) => vec![s.to_owned()],
-            None => self.services().await?,
-        };
-        let now_ms = self.broker_time_ms().await?;
-        workers_of(&*self.broker, &services, now_ms).await
-    }
-
-    /// How many live workers serve each of `services` (0 for none).
-    pub async fn live_worker_counts(
-        &self,
-        services: &[String],
-    ) -> Result<BTreeMap<String, u64>, Error> {
-        let now_ms = self.broker_time_ms().await?;
-        let workers = workers_of(&*self.broker, services, now_ms).await?;
-        let mut counts: BTreeMap<String, u64> = services.iter().map(|s| (s.clone(), 0)).collect();
-        for w in workers.iter().filter(|w| w.liveness == Liveness::Live) {
-            for s in &w.services {
-                if let Some(n) = counts.get_mut(s) {
-                    *n += 1;
-                }
-            }
-        }
-        Ok(counts)
-    }
-
-    /// The paused flag, live workers and queue of `service` (see
-    /// [`ServiceHealth`]).
-    pub async fn service_health(&self, service: &str) -> ServiceHealth {
-        service_health(&*self.broker, service).await
-    }
 }
 
 /// The workers of `services` at `now_ms`.

@@ -27,6 +27,9 @@ struct Args {
     /// Serve Prometheus metrics, /healthz and /readyz over HTTP here (e.g. 0.0.0.0:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Exit at once when Redis cannot be reached at start, instead of waiting for it.
+    #[arg(long)]
+    fail_fast: bool,
     #[command(flatten)]
     tracing: TracingArgs,
 }
@@ -47,6 +50,8 @@ async fn main() -> std::process::ExitCode {
         .prefix(args.prefix)
         .concurrency(args.concurrency)
         .visibility_timeout(Duration::from_secs_f64(args.visibility_timeout))
+        .version(concat!("calculator ", env!("CARGO_PKG_VERSION")))
+        .fail_fast(args.fail_fast)
         .mount(CalculatorServer::new(Calc));
     if let Some(addr) = args.metrics_addr {
         builder = builder.metrics_addr(addr);
