@@ -73,6 +73,15 @@ struct Args {
     /// `NAME=cron:EXPRESSION:Service.job[:PARAMS]`.
     #[arg(long, value_name = "SPEC")]
     periodic: Vec<String>,
+    /// How often the heartbeat is written, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    beat_every_ms: u64,
+    /// How long a heartbeat lives, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    beat_ttl_ms: u64,
+    /// Exit when the broker cannot be reached at start, instead of waiting for it.
+    #[arg(long)]
+    fail_fast: bool,
     /// What the periodic jobs do about ticks missed while no worker ran.
     #[arg(long, value_name = "run-once|skip", default_value = "run-once")]
     periodic_missed: String,
@@ -214,6 +223,11 @@ async fn main() -> ExitCode {
         .inbox_ttl(Duration::from_millis(args.inbox_ttl_ms))
         .max_message_bytes(args.max_message_bytes)
         .forget_consumers_after(Duration::from_millis(args.forget_consumers_after_ms))
+        .heartbeat(
+            Duration::from_millis(args.beat_every_ms),
+            Duration::from_millis(args.beat_ttl_ms),
+        )
+        .fail_fast(args.fail_fast)
         .build()
         .await;
     let worker = match worker {

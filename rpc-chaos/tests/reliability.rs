@@ -146,7 +146,7 @@ async fn deadlines_bound_the_caller_and_travel_to_the_handler() {
     let err = rpc_runtime::__private::call::<serde_json::Value, serde_json::Value, _>(
         &client,
         job,
-        &json!({"ms": 20_000}),
+        json!({"ms": 20_000}),
     )
     .await
     .unwrap_err();

@@ -111,6 +111,7 @@ mod tests {
             job: "S.j".to_owned(),
             id: "x".to_owned(),
             after: std::time::Duration::from_secs(1),
+            diagnosis: None,
         });
         assert_eq!(timeout.exit_status(), 1);
         assert_eq!(

@@ -19,6 +19,7 @@
 //! rpc cancel <id>                                 # a queued, scheduled or running call
 //! rpc pause Mail / rpc resume Mail                # stop and restart taking a service's jobs
 //! rpc completions bash                            # the shell's completion script
+//! rpc workers [SERVICE] / rpc workers quiet|stop ID  # live workers; quiet or stop one
 //! ```
 //!
 //! Every listing takes `--format table|json` (README, "Machine-readable
@@ -46,6 +47,7 @@ mod stats;
 mod stdout;
 mod table;
 mod top;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -106,6 +108,8 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Serve every queue's figures (depth, leased, scheduled, dead, paused, consumers) to Prometheus.
     Exporter(exporter::ExporterArgs),
+    /// The live workers (and the gone ones) from their heartbeats; `quiet ID` / `stop ID` ask one to stop taking jobs / to shut down.
+    Workers(workers::WorkersArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -151,6 +155,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
         // The operator's commands only read, and need no client.
         Command::Operate(operate) => return operate.run(url, prefix).await,
         Command::Exporter(args) => return exporter::run(url, prefix, args).await,
+        Command::Workers(args) => return workers::run(url, prefix, args).await,
         other => other,
     };
     let client = crate::broker::client(url, prefix).await?;
@@ -164,7 +169,8 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
         | Command::Operate(_)
         | Command::BacklogCheck(_)
         | Command::Completions(_)
-        | Command::Exporter(_) => {
+        | Command::Exporter(_)
+        | Command::Workers(_) => {
             unreachable!("run above, without a client")
         }
     }

@@ -26,15 +26,23 @@ pub struct StatsArgs {
 pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure> {
     let inspector = crate::broker::inspector(url, prefix).await?;
     let stats = collect(&inspector, prefix, &args.services).await?;
+    let live = live_workers(&inspector, &stats).await?;
     if args.format.is_json() {
-        let json = serde_json::to_string_pretty(&stats)
+        let rows: Vec<_> = stats
+            .iter()
+            .map(|s| WithLive {
+                stats: s,
+                live_workers: live[&s.service],
+            })
+            .collect();
+        let json = serde_json::to_string_pretty(&rows)
             .map_err(|e| Failure::cannot("write the stats as JSON", e))?;
         crate::outln!("{json}");
     } else if stats.is_empty() {
         let stream = rpc_protocol::Keys::new(prefix).jobs("Service");
         eprintln!("no queues under the prefix `{prefix}` (no stream {stream})");
     } else {
-        crate::out!("{}", table(&stats));
+        crate::out!("{}", table(&stats, &live));
     }
     Ok(())
 }
@@ -66,8 +74,26 @@ pub async fn collect(
     Ok(out)
 }
 
-/// The human table: one line per service, then one per worker under it.
-fn table(stats: &[ServiceStats]) -> Table {
+/// A service's figures with its live workers (from their heartbeats).
+#[derive(serde::Serialize)]
+struct WithLive<'a> {
+    #[serde(flatten)]
+    stats: &'a ServiceStats,
+    live_workers: u64,
+}
+
+/// How many workers with a live heartbeat serve each service shown.
+pub async fn live_workers(
+    inspector: &Inspector,
+    stats: &[ServiceStats],
+) -> Result<std::collections::BTreeMap<String, u64>, Failure> {
+    let services: Vec<String> = stats.iter().map(|s| s.service.clone()).collect();
+    Ok(inspector.live_worker_counts(&services).await?)
+}
+
+/// The human table: one line per service (WORKERS: live heartbeats), then
+/// one per consumer of its group under it.
+fn table(stats: &[ServiceStats], live: &std::collections::BTreeMap<String, u64>) -> Table {
     let mut table = Table::new(&[
         ("SERVICE", Align::Left),
         ("QUEUED", Align::Right),
@@ -82,7 +108,7 @@ fn table(stats: &[ServiceStats]) -> Table {
             s.queued.to_string(),
             s.leased.to_string(),
             s.dead_letters.to_string(),
-            s.consumers.len().to_string(),
+            live[&s.service].to_string(),
             s.oldest_leased_age.map_or("-".to_owned(), duration),
         ]);
         for c in &s.consumers {
@@ -90,7 +116,7 @@ fn table(stats: &[ServiceStats]) -> Table {
                 format!(", last read {} ago", duration(d))
             });
             table.note(&format!(
-                "worker {}: {} leased, idle {}{inactive}",
+                "consumer {}: {} leased, idle {}{inactive}",
                 c.name,
                 c.pending,
                 duration(c.idle)

@@ -56,6 +56,8 @@ const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 struct View<'a> {
     source: &'a str,
     stats: Vec<ServiceStats>,
+    /// Live workers per service, from their heartbeats.
+    live: std::collections::BTreeMap<String, u64>,
     rates: HashMap<String, Rates>,
     error: Option<String>,
     screens: u64,
@@ -77,11 +79,13 @@ pub async fn run(url: &str, prefix: &str, args: TopArgs) -> Result<(), Failure> 
     // before the terminal switches over.
     let inspector = crate::broker::inspector(url, prefix).await?;
     let first = collect(&inspector, prefix, &args.services).await?;
+    let live = crate::stats::live_workers(&inspector, &first).await?;
     let mut terminal = ratatui::try_init().map_err(terminal_error)?;
     let source = format!("{} prefix `{prefix}`", inspector.url());
     let mut view = View {
         source: &source,
         stats: first,
+        live,
         rates: HashMap::new(),
         error: None,
         screens: 0,
@@ -125,6 +129,9 @@ async fn refresh_until_quit(
         }
         match collect(inspector, prefix, &args.services).await {
             Ok(stats) => {
+                view.live = crate::stats::live_workers(inspector, &stats)
+                    .await
+                    .unwrap_or_default();
                 let now = Instant::now();
                 view.rates = rates(&view.stats, &stats, now - sampled);
                 view.stats = stats;
@@ -204,7 +211,7 @@ fn draw(frame: &mut Frame, view: &View) {
             s.dead_letters.to_string(),
             rate(r.and_then(|r| r.in_per_sec)),
             rate(r.and_then(|r| r.out_per_sec)),
-            s.consumers.len().to_string(),
+            view.live.get(&s.service).copied().unwrap_or(0).to_string(),
             s.oldest_leased_age.map_or("-".to_owned(), duration),
         ])
     });

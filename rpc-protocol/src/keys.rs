@@ -116,6 +116,24 @@ impl Keys {
         format!("{}:{{{service}}}:stat:failed:{day}", self.prefix)
     }
 
+    /// `P:{S}:workers`, the sorted set of worker id -> its last beat (ms,
+    /// Redis's clock) of the workers serving the service: who serves it,
+    /// and when one was last seen ([`crate::worker`]).
+    pub fn workers(&self, service: &str) -> String {
+        self.of_service(service, "workers")
+    }
+
+    /// `P:worker:{id}`, one worker's beat (JSON, with a TTL).
+    pub fn worker(&self, worker_id: &str) -> String {
+        format!("{}:worker:{{{worker_id}}}", self.prefix)
+    }
+
+    /// `P:worker:{id}:control`, what an operator asks of one worker
+    /// (`quiet` or `stop`), in the slot of its beat.
+    pub fn worker_control(&self, worker_id: &str) -> String {
+        format!("{}:worker:{{{worker_id}}}:control", self.prefix)
+    }
+
     /// `P:inbox:{client}`, one client's reply list.
     pub fn inbox(&self, client_id: &str) -> String {
         format!("{}:inbox:{{{client_id}}}", self.prefix)
@@ -213,6 +231,7 @@ mod tests {
             keys.periodic_last("S"),
             keys.stat_processed("S", "2026-12-06"),
             keys.stat_failed("S", "2026-12-06"),
+            keys.workers("S"),
         ] {
             assert!(key.starts_with("app:{S}:"), "{key}");
         }
@@ -222,6 +241,14 @@ mod tests {
             keys.stat_processed("S", "2026-12-06"),
             "app:{S}:stat:processed:2026-12-06"
         );
+    }
+
+    #[test]
+    fn a_workers_beat_and_control_share_its_hash_tag() {
+        let keys = Keys::new("app");
+        assert_eq!(keys.workers("S"), "app:{S}:workers");
+        assert_eq!(keys.worker("w-1"), "app:worker:{w-1}");
+        assert_eq!(keys.worker_control("w-1"), "app:worker:{w-1}:control");
     }
 
     #[test]

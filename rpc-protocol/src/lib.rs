@@ -14,6 +14,7 @@
 //! * [`fingerprint`]: the canonical form of an idempotent call's parameters;
 //! * [`periodic`]: a tick's id, the stored definition, the tick script's
 //!   vocabulary;
+//! * [`worker`]: a worker's heartbeat and the operator's quiet/stop control;
 //! * [`scripts`]: the Lua scripts themselves (`scripts/*.lua`), which every
 //!   implementation runs as they are.
 //!
@@ -31,6 +32,7 @@ pub mod reply;
 pub mod scripts;
 pub mod stream;
 pub mod time;
+pub mod worker;
 
 pub use backoff::{Backoff, ParseBackoffError};
 pub use job::{JobMessage, JobName, OutgoingJob, Refused};

@@ -24,6 +24,8 @@ const FRAGMENTS: &[&str] = &[
     ":result:",
     ":periodic",
     ":stat:",
+    ":workers",
+    ":worker:",
 ];
 
 fn workspace() -> PathBuf {

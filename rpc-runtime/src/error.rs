@@ -43,12 +43,16 @@ pub enum Error {
     #[error("broker error: {0}")]
     Broker(String),
 
-    /// No reply came before the call's deadline.
-    #[error("call {id} to `{job}` got no reply within {after:?}")]
+    /// No reply came before the call's deadline. `diagnosis` says why, as
+    /// far as the broker could tell right after the timeout (the service
+    /// is paused, has no live worker, or is busy); `None` when it could
+    /// not be read in time.
+    #[error("call {id} to `{job}` got no reply within {after:?}{}", DiagnosisSuffix(.diagnosis))]
     Timeout {
         job: String,
         id: String,
         after: Duration,
+        diagnosis: Option<Box<TimeoutDiagnosis>>,
     },
 
     /// The request was larger than the configured payload limit; nothing was sent.
@@ -130,6 +134,155 @@ impl Error {
     }
 }
 
+/// Why a call may have timed out, read from the broker right after it did
+/// (a few bounded reads, never on a call that is answered in time). Each
+/// figure is `None` when it could not be read (the client ACL role reads
+/// only the pause flag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimeoutDiagnosis {
+    /// The service called.
+    pub service: String,
+    /// Whether the service is paused.
+    pub paused: Option<bool>,
+    /// Workers with a live heartbeat that serve the service.
+    pub live_workers: Option<u64>,
+    /// Of those, how many are quiet or stopping (take no jobs).
+    pub quiet_workers: Option<u64>,
+    /// How long ago a worker of the service last beat (within the last day).
+    #[serde(rename = "last_seen_ago_ms", serialize_with = "millis_opt")]
+    pub last_seen_ago: Option<Duration>,
+    /// Jobs waiting for a worker.
+    pub queued: Option<u64>,
+    /// How long the oldest of them has waited.
+    #[serde(rename = "oldest_queued_age_ms", serialize_with = "millis_opt")]
+    pub oldest_queued_age: Option<Duration>,
+}
+
+/// What most likely kept a call from its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutCause {
+    /// The service is paused: its jobs wait for a resume.
+    Paused,
+    /// No worker with a live heartbeat serves it.
+    NoLiveWorker,
+    /// Its workers are all quiet or stopping.
+    NoTakingWorker,
+    /// Workers are there; the queue is long, or the job slow.
+    Busy,
+    /// The broker could not tell.
+    Unknown,
+}
+
+impl TimeoutDiagnosis {
+    /// The likeliest cause, in the order an operator checks them.
+    pub fn cause(&self) -> TimeoutCause {
+        match (self.paused, self.live_workers, self.quiet_workers) {
+            (Some(true), _, _) => TimeoutCause::Paused,
+            (_, Some(0), _) => TimeoutCause::NoLiveWorker,
+            (_, Some(live), Some(quiet)) if quiet >= live => TimeoutCause::NoTakingWorker,
+            (_, Some(_), _) => TimeoutCause::Busy,
+            _ => TimeoutCause::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for TimeoutDiagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let service = &self.service;
+        match self.cause() {
+            TimeoutCause::Paused => write!(
+                f,
+                "service `{service}` is paused: its jobs wait until it is resumed (`rpc resume {service}`)"
+            ),
+            TimeoutCause::NoLiveWorker => {
+                write!(f, "no live worker serves `{service}`")?;
+                match self.last_seen_ago {
+                    Some(ago) => write!(f, " (one was last seen {} ago)", short_duration(ago)),
+                    None => f.write_str(" (none seen in the last day)"),
+                }
+            }
+            TimeoutCause::NoTakingWorker => write!(
+                f,
+                "every live worker of `{service}` is quiet or stopping: none takes jobs"
+            ),
+            TimeoutCause::Busy => {
+                let live = self.live_workers.unwrap_or(0);
+                let s = if live == 1 { "" } else { "s" };
+                write!(f, "`{service}` has {live} live worker{s}")?;
+                match (self.queued, self.oldest_queued_age) {
+                    (Some(0), _) => f.write_str(" and no queued job: the job itself is slow"),
+                    (Some(n), Some(age)) => write!(
+                        f,
+                        " and is busy: {n} queued, the oldest waiting {}",
+                        short_duration(age)
+                    ),
+                    (Some(n), None) => write!(f, " and is busy: {n} queued"),
+                    (None, _) => Ok(()),
+                }
+            }
+            TimeoutCause::Unknown => {
+                write!(f, "the broker could not tell why (no rights to read `{service}`'s workers?)")
+            }
+        }
+    }
+}
+
+/// `4.2s`, `13m14s`, `2h05m`: the operator's duration style (this layer
+/// cannot use `inspect::human_time`; the same rules, cut down).
+fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.subsec_millis()),
+        1..10 => match d.subsec_millis() / 100 {
+            0 => format!("{secs}s"),
+            tenths => format!("{secs}.{tenths}s"),
+        },
+        10..60 => format!("{secs}s"),
+        60..3600 => two_units(secs / 60, 'm', secs % 60, 's'),
+        3600..86400 => two_units(secs / 3600, 'h', secs % 3600 / 60, 'm'),
+        _ => two_units(secs / 86400, 'd', secs % 86400 / 3600, 'h'),
+    }
+}
+
+fn two_units(large: u64, large_unit: char, small: u64, small_unit: char) -> String {
+    if small == 0 {
+        format!("{large}{large_unit}")
+    } else {
+        format!("{large}{large_unit}{small:02}{small_unit}")
+    }
+}
+
+fn millis_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `: <diagnosis>` after a timeout's message, or nothing.
+struct DiagnosisSuffix<'a>(&'a Option<Box<TimeoutDiagnosis>>);
+
+impl fmt::Display for DiagnosisSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(diagnosis) => write!(f, "; {diagnosis}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Error {
+    /// Why a timed-out call got no answer, if this is a timeout and the
+    /// broker could tell (see [`TimeoutDiagnosis`]).
+    pub fn timeout_diagnosis(&self) -> Option<&TimeoutDiagnosis> {
+        match self {
+            Error::Timeout { diagnosis, .. } => diagnosis.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         Error::Broker(e.to_string())
@@ -165,6 +318,14 @@ impl<E> CallError<E> {
         match self {
             CallError::App(_) => Some(ErrorKind::App),
             CallError::Rpc(e) => e.remote_kind(),
+        }
+    }
+
+    /// Why a timed-out call got no answer (see [`Error::timeout_diagnosis`]).
+    pub fn timeout_diagnosis(&self) -> Option<&TimeoutDiagnosis> {
+        match self {
+            CallError::Rpc(e) => e.timeout_diagnosis(),
+            CallError::App(_) => None,
         }
     }
 

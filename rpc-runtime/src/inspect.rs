@@ -9,7 +9,8 @@
 //! production Redis with the operator's read-only ACL user
 //! (docs/SECURITY.md). Ages are measured against the broker's clock, and
 //! [`human_time`] writes them (and due times) for people, the same in
-//! every view.
+//! every view. [`Inspector::workers`] lists the workers from their
+//! heartbeats (`inspect/workers.rs`).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_runtime::Error> {
@@ -23,7 +24,9 @@
 //! ```
 
 pub mod human_time;
+pub mod workers;
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use crate::backend::{connect, Broker, BrokerConfig, Enqueue, Inspection};
 use crate::error::Error;
 
+pub use self::workers::{Liveness, ServiceHealth, WorkerInfo};
 pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
 pub use crate::backend::inspection::excerpts::{
     DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
@@ -41,6 +45,7 @@ pub use crate::backend::inspection::figures::{
 };
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 pub use crate::periodic::PeriodicState;
+pub use rpc_protocol::worker::{WorkerBeat, WorkerControl, WorkerState};
 
 /// How long one command may take before the inspector reports the broker
 /// as unreachable: an operator's page should say so within seconds.
@@ -120,6 +125,53 @@ impl Inspector {
         days: &[String],
     ) -> Result<Vec<DailyCount>, Error> {
         self.broker.daily_counts(service, days).await
+    }
+}
+
+impl Inspector {
+    /// The workers of `service` (of every service with `None`), live ones
+    /// first, then by id; gone ones stay listed for a day after their last
+    /// beat. At most [`MAX_WORKERS_LISTED`](rpc_protocol::worker::MAX_WORKERS_LISTED) per service are read.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rpc_runtime::Error> {
+    /// let inspector = rpc_runtime::Inspector::connect("redis://127.0.0.1:6379/", "rpc").await?;
+    /// for w in inspector.workers(Some("Calculator")).await? {
+    ///     println!("{} {:?}", w.id, w.liveness);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn workers(&self, service: Option<&str>) -> Result<Vec<WorkerInfo>, Error> {
+        let services = match service {
+            Some(s) => vec![s.to_owned()],
+            None => self.services().await?,
+        };
+        let now_ms = self.broker_time_ms().await?;
+        workers::workers_of(&*self.broker, &services, now_ms).await
+    }
+
+    /// How many live workers serve each of `services` (0 for none).
+    pub async fn live_worker_counts(
+        &self,
+        services: &[String],
+    ) -> Result<BTreeMap<String, u64>, Error> {
+        let now_ms = self.broker_time_ms().await?;
+        let workers = workers::workers_of(&*self.broker, services, now_ms).await?;
+        let mut counts: BTreeMap<String, u64> = services.iter().map(|s| (s.clone(), 0)).collect();
+        for w in workers.iter().filter(|w| w.liveness == Liveness::Live) {
+            for s in &w.services {
+                if let Some(n) = counts.get_mut(s) {
+                    *n += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The paused flag, live workers and queue of `service` (see
+    /// [`ServiceHealth`]).
+    pub async fn service_health(&self, service: &str) -> ServiceHealth {
+        workers::service_health(&*self.broker, service).await
     }
 }
 

@@ -90,7 +90,9 @@ pub use client::{
     Response,
 };
 pub use context::Context;
-pub use error::{CallError, Error, ErrorKind, HandlerError, JobError, Never};
+pub use error::{
+    CallError, Error, ErrorKind, HandlerError, JobError, Never, TimeoutCause, TimeoutDiagnosis,
+};
 pub use inspect::Inspector;
 pub use middleware::{Middleware, Next};
 pub use periodic::{MissedTicks, Periodic};

@@ -5,12 +5,13 @@
 use super::control::Control;
 use super::daily_counts::DailyCounts;
 use super::inspection::Inspection;
+use super::presence::Presence;
 use super::queue::Queue;
 use super::schedule::Schedule;
 
 /// A broker connection shared by all tasks of a client or worker: the
 /// queue, its schedule, the operator's levers and the read-only view, each
 /// implemented by Redis and by `memory://`.
-pub trait Broker: Queue + Schedule + Control + Inspection + DailyCounts {}
+pub trait Broker: Queue + Schedule + Control + Inspection + DailyCounts + Presence {}
 
-impl<T: Queue + Schedule + Control + Inspection + DailyCounts> Broker for T {}
+impl<T: Queue + Schedule + Control + Inspection + DailyCounts + Presence> Broker for T {}

@@ -13,11 +13,12 @@
 //!   letters.
 //! * [`Inspection`] (`inspection.rs`): the read-only view behind
 //!   [`Inspector`](crate::Inspector), the CLI and the dashboard.
-//!
 //! * [`DailyCounts`] (`daily_counts.rs`): processed and failed jobs per
 //!   service and day, added by workers, read by the dashboard.
+//! * [`Presence`] (`presence.rs`): workers' heartbeats, the registries of
+//!   who serves each service, and the operator's quiet/stop controls.
 //!
-//! [`Broker`] (`broker.rs`) is all of them; [`connect`] (`connect.rs`) opens
+//! [`Broker`] (`broker.rs`) is all six; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -29,6 +30,7 @@ pub mod daily_counts;
 mod delivery;
 pub mod inspection;
 pub mod memory;
+pub mod presence;
 mod queue;
 mod reader;
 pub mod redis;
@@ -42,6 +44,7 @@ pub use self::control::{Cancelled, Control, DeadLetter, OnceClaim};
 pub use self::daily_counts::{DailyCount, DailyCounts};
 pub use self::delivery::{CompleteError, Completion, CompletionStep, Delivery};
 pub use self::inspection::Inspection;
+pub use self::presence::{Presence, Registered};
 pub use self::queue::Queue;
 pub use self::reader::{CompletedAndTaken, PushedAndPopped, Reader};
 pub use self::schedule::{LifecyclePoll, Schedule};

@@ -86,12 +86,16 @@ pub trait Queue: Send + Sync + 'static {
         completion: &Completion,
     ) -> Result<(), CompleteError>;
 
-    /// Forgets consumers of the queue that have been idle for at least `idle`
-    /// and hold no leases (workers that died long ago), so they do not pile
-    /// up in the broker. Returns how many were forgotten.
-    async fn forget_idle_consumers(&self, _queue: &str, _idle: Duration) -> Result<usize, Error> {
-        Ok(0)
-    }
+    /// Forgets consumers of the queue that have been idle for at least `idle`,
+    /// hold no leases and are not named in `keep` (the live workers): workers
+    /// that are gone, so they do not pile up in the broker. Returns how many
+    /// were forgotten.
+    async fn forget_idle_consumers(
+        &self,
+        queue: &str,
+        idle: Duration,
+        keep: &[String],
+    ) -> Result<usize, Error>;
 
     /// The services that have a queue here.
     async fn queues(&self) -> Result<Vec<String>, Error>;

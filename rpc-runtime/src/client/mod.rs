@@ -27,7 +27,8 @@
 //! `pending.rs` (a call in flight), `reply.rs` and `follow.rs` (reading
 //! answers), `place.rs` (when a call is due, its key), `observe.rs` (spans
 //! and metrics), `typed.rs`, `untyped.rs`, `by_id.rs`, `cancel.rs`,
-//! `dead_letters.rs`.
+//! `dead_letters.rs`, `diagnosis.rs` (why a call timed out), `workers.rs`
+//! (asking a worker to be quiet or stop).
 
 mod builder;
 mod by_id;
@@ -35,6 +36,7 @@ mod call;
 mod cancel;
 mod config;
 mod dead_letters;
+mod diagnosis;
 mod follow;
 mod handle;
 mod interceptor;
@@ -47,6 +49,7 @@ mod routing;
 mod send;
 mod typed;
 mod untyped;
+mod workers;
 
 pub use self::builder::ClientBuilder;
 pub use self::call::{Answered, Call, OneWay, OneWayCall};

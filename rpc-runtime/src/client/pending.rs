@@ -180,7 +180,11 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Pending<T, E> {
     pub async fn wait(self) -> Result<T, CallError<E>> {
         let (job, client, deadline, timeout) =
             (self.job, self.client.clone(), self.deadline, self.timeout);
-        let mut body = self.wait_body().await?;
+        let mut body = match self.wait_body().await {
+            Ok(body) => body,
+            // Boxed: only a timeout pays for the diagnosis's state.
+            Err(e) => return Err(Box::pin(client.explain(job.service(), e)).await.into()),
+        };
         if let Some(holder) = holder_of(&body) {
             let attached: Pending<T, E> = Pending {
                 client,

@@ -16,6 +16,7 @@ pub(super) fn timed_out(job: JobLabel, id: &JobId, after: Duration) -> Error {
         job: job.to_string(),
         id: id.to_string(),
         after,
+        diagnosis: None,
     }
 }
 

@@ -50,7 +50,10 @@ impl Parts {
             .await
         {
             Ok((_, body)) => decode_reply(label(job), &body),
-            Err(e) => Err(CallError::Rpc(e)),
+            // Boxed: only a timeout pays for the diagnosis's state.
+            Err(e) => Err(CallError::Rpc(
+                Box::pin(client.explain(Some(job.service), e)).await,
+            )),
         };
         client.observed(observed, job, &answer);
         answer

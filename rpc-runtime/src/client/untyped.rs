@@ -118,14 +118,16 @@ impl Client {
         options: &CallOptions,
     ) -> Result<Response, Error> {
         let observed = self.observe(&job, options);
-        let answer = self
-            .call_raw(&job, data, options, true, &observed)
-            .await
-            .map_err(CallError::Rpc)
-            .and_then(|(id, body)| {
-                decode_reply::<serde_json::Value, serde_json::Value>(label(&job), &body)
-                    .map(|data| (id, data))
-            });
+        let answer = match self.call_raw(&job, data, options, true, &observed).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(CallError::Rpc(
+                Box::pin(self.explain(Some(job.service), e)).await,
+            )),
+        };
+        let answer = answer.and_then(|(id, body)| {
+            decode_reply::<serde_json::Value, serde_json::Value>(label(&job), &body)
+                .map(|data| (id, data))
+        });
         self.observed(observed, &job, &answer);
         let name = label(&job).to_string();
         let (id, data) = answer.map_err(|e| untyped_error(&name, e))?;

@@ -139,6 +139,31 @@ impl WorkerBuilder {
         self
     }
 
+    /// How often the worker writes its heartbeat and how long one lives
+    /// (default every 5 s, living 30 s; see [`WorkerSettings::beat_ttl`]).
+    /// [`WorkerBuilder::build`] refuses a period outside 100 ms..=60 s or
+    /// a TTL shorter than the period or longer than 10 minutes.
+    pub fn heartbeat(mut self, every: Duration, ttl: Duration) -> Self {
+        self.settings.beat_every = every;
+        self.settings.beat_ttl = ttl;
+        self
+    }
+
+    /// The version the heartbeat tells, for `rpc workers` (default
+    /// `rpc-runtime <version>`): an application's own is more useful.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.settings.version = version.into();
+        self
+    }
+
+    /// Fail at once when the broker cannot be reached at start, instead of
+    /// waiting for it (the default waits, retrying with a message in the
+    /// log every few seconds).
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.settings.wait_for_broker = !fail_fast;
+        self
+    }
+
     /// See [`WorkerSettings::backoff`].
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.settings.backoff = backoff;
@@ -159,7 +184,8 @@ impl WorkerBuilder {
             None => None,
         };
         let periodic = super::periodic_check::prepare(self.periodic, &self.services)?;
-        let backend = backend::connect(&self.broker).await?;
+        check_heartbeat(&self.settings)?;
+        let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;
         let mut services = HashMap::new();
         for s in self.services {
             if services.insert(s.name(), s.clone()).is_some() {
@@ -174,7 +200,7 @@ impl WorkerBuilder {
         for queue in &queues {
             // Housekeeping only: a failure here must not stop the worker.
             if let Err(e) = backend
-                .forget_idle_consumers(queue, self.settings.forget_consumers_after)
+                .forget_idle_consumers(queue, self.settings.forget_consumers_after, &[])
                 .await
             {
                 tracing::warn!(error = %e, queue, "could not forget idle consumers");
@@ -235,6 +261,80 @@ impl WorkerBuilder {
             periodic,
         })
     }
+}
+
+/// The heartbeat settings a beat may state, and a worker id that fits a key.
+fn check_heartbeat(settings: &WorkerSettings) -> Result<(), Error> {
+    use rpc_protocol::worker::{MAX_BEAT_EVERY_MS, MAX_BEAT_TTL_MS, MIN_BEAT_EVERY_MS};
+    let every = settings.beat_every.as_millis();
+    let ttl = settings.beat_ttl.as_millis();
+    if !(u128::from(MIN_BEAT_EVERY_MS)..=u128::from(MAX_BEAT_EVERY_MS)).contains(&every) {
+        return Err(Error::config(format_args!(
+            "a heartbeat every {:?} is outside {MIN_BEAT_EVERY_MS} ms..={MAX_BEAT_EVERY_MS} ms",
+            settings.beat_every
+        )));
+    }
+    if ttl < every || ttl > u128::from(MAX_BEAT_TTL_MS) {
+        return Err(Error::config(format_args!(
+            "a heartbeat TTL of {:?} must be at least the period ({:?}) and at most {MAX_BEAT_TTL_MS} ms",
+            settings.beat_ttl, settings.beat_every
+        )));
+    }
+    if !rpc_protocol::worker::is_worker_id(&settings.consumer) {
+        return Err(Error::config(format_args!(
+            "the consumer name {:?} is not 1 to 128 of A-Z a-z 0-9 _ - . :",
+            settings.consumer
+        )));
+    }
+    if settings.version.len() > rpc_protocol::worker::MAX_BEAT_TEXT_BYTES
+        || settings.version.chars().any(char::is_control)
+    {
+        return Err(Error::config(
+            "the version must be at most 255 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The longest wait between two tries to reach the broker at start.
+const MAX_CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// Connects to the broker; when it cannot be reached and `wait` is set,
+/// tries again with growing waits (1 s, 2 s, ... 30 s), saying so in the log
+/// each time, until it can. A URL that cannot work fails at once.
+async fn connect_or_wait(
+    config: &BrokerConfig,
+    wait: bool,
+) -> Result<Arc<dyn backend::Broker>, Error> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match backend::connect(config).await {
+            // Refused credentials will not get better by waiting.
+            Err(Error::Broker(reason)) if wait && !is_refusal(&reason) => {
+                tracing::warn!(
+                    %reason,
+                    retry_in = ?delay,
+                    "cannot reach the broker; waiting for it (fail fast instead with WorkerBuilder::fail_fast)"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_CONNECT_WAIT);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether the broker answered and refused us (rather than not answering).
+fn is_refusal(reason: &str) -> bool {
+    [
+        "WRONGPASS",
+        "NOPERM",
+        "NoPerm",
+        "Authentication",
+        "invalid username-password",
+    ]
+    .iter()
+    .any(|word| reason.contains(word))
 }
 
 impl Worker {

@@ -50,10 +50,7 @@ impl DailyStats {
         }
         let failed = matches!(
             outcome,
-            JobOutcome::failed
-                | JobOutcome::retried
-                | JobOutcome::dead
-                | JobOutcome::unknown_job
+            JobOutcome::failed | JobOutcome::retried | JobOutcome::dead | JobOutcome::unknown_job
         );
         let day = utc_day(unix_ms(SystemTime::now()));
         let mut pending = lock(&self.pending);

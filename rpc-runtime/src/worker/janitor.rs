@@ -1,6 +1,7 @@
 //! The janitor: renews the leases of running jobs and takes over jobs
 //! whose worker died or stalled past the visibility timeout; on the way it
-//! keeps the worker's view of the broker's clock fresh.
+//! keeps the worker's view of the broker's clock fresh and, every beat TTL,
+//! forgets the consumers of workers that are gone (`heartbeat.rs`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,8 +42,14 @@ pub(super) async fn janitor_loop(
     let period = janitor_period(&shared.settings);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        if last_sweep.elapsed() >= shared.settings.beat_ttl {
+            // Consumers of workers that are gone (`heartbeat.rs`).
+            last_sweep = tokio::time::Instant::now();
+            super::heartbeat::forget_gone_consumers(&shared).await;
+        }
         shared.health.loop_turned();
         match shared.clock.sample(&*shared.backend).await {
             Ok(()) => shared.health.broker_answered(),

@@ -18,6 +18,8 @@
 //! * before a job runs, what its message asks for: a delayed call that
 //!   came early goes onto the schedule, an idempotent one claims its key
 //!   (`admit.rs`);
+//! * a *heartbeat* that says every few seconds that the worker is alive
+//!   and reads back an operator's quiet or stop (`heartbeat.rs`);
 //! * with a metrics listener, a *probe* that asks the broker for its time
 //!   when nothing else heard from it for a second, so `/readyz` knows
 //!   within seconds that it went away (`probe.rs`; the checks themselves
@@ -47,6 +49,7 @@ mod completion;
 mod daily_stats;
 mod due_hint;
 mod handoff;
+mod heartbeat;
 mod intake;
 mod janitor;
 mod jitter;

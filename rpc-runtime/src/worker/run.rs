@@ -1,6 +1,7 @@
-//! A [`Worker`] running: the taker, the janitor, the lifecycle loop, the
-//! intake movers, the periodic ticker and the metrics listener, started
-//! together and stopped gracefully.
+//! A [`Worker`] running: the heartbeat, the taker, the janitor, the
+//! lifecycle loop, the intake movers, the periodic ticker and the metrics
+//! listener, started together and stopped gracefully (on the shutdown
+//! future, or when an operator asks through the heartbeat).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use super::heartbeat::Heartbeat;
 use super::janitor::janitor_loop;
 use super::lifecycle::Lifecycle;
 use super::probe::probe_loop;
@@ -70,6 +72,11 @@ impl Worker {
         };
         let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        // Listed from the first beat, before any job is taken.
+        let heartbeat = Heartbeat::new(shared.clone(), stop_tx.clone());
+        heartbeat.beat_once().await;
+        let beating = tokio::spawn(heartbeat.clone().run());
         tracing::info!(
             broker = %shared.backend.describe(),
             queues = ?shared.queues,
@@ -87,7 +94,11 @@ impl Worker {
         let movers = intake::spawn(&shared, &stop_rx);
         let daily = daily_stats::spawn(shared.clone(), stop_rx.clone());
         // Ready once the taker has read the queues (`take.rs`).
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = heartbeat.stop_asked() => {}
+        }
+        heartbeat.stopping();
         shared.health.stopping();
         tracing::info!("worker stopping: no new jobs; waiting for running ones");
         let _ = stop_tx.send(true);
@@ -115,6 +126,8 @@ impl Worker {
         daily_stats::flush(&shared).await;
         janitor.abort();
         lifecycle.abort();
+        beating.abort();
+        heartbeat.unregister().await;
         if let Some(serving) = serving {
             serving.abort();
         }

@@ -31,6 +31,9 @@ struct Args {
     /// Ask the worker serving metrics at ADDR whether it is alive (GET /healthz), exit 0 if so, 1 if not; for container healthchecks.
     #[arg(long, value_name = "ADDR")]
     probe: Option<std::net::SocketAddr>,
+    /// Exit at once when Redis cannot be reached at start, instead of waiting for it.
+    #[arg(long)]
+    fail_fast: bool,
     #[command(flatten)]
     tracing: TracingArgs,
 }
@@ -54,6 +57,8 @@ async fn main() -> std::process::ExitCode {
         .prefix(args.prefix)
         .concurrency(args.concurrency)
         .visibility_timeout(Duration::from_secs_f64(args.visibility_timeout))
+        .version(concat!("calculator ", env!("CARGO_PKG_VERSION")))
+        .fail_fast(args.fail_fast)
         .mount(CalculatorServer::new(Calc));
     if let Some(addr) = args.metrics_addr {
         builder = builder.metrics_addr(addr);

@@ -8,11 +8,12 @@
 //!
 //! `registry.rs` finds a broker by name, `state.rs` is what it holds, and
 //! one file implements each capability (`queue.rs`, `reader.rs`,
-//! `schedule.rs`, `control.rs`, `inspection.rs`).
+//! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`).
 
 mod control;
 mod daily_counts;
 mod inspection;
+mod presence;
 mod queue;
 mod reader;
 mod registry;

@@ -210,6 +210,32 @@ impl Queue for MemoryBackend {
         Ok(())
     }
 
+    async fn forget_idle_consumers(
+        &self,
+        queue: &str,
+        idle: Duration,
+        keep: &[String],
+    ) -> Result<usize, Error> {
+        let mut state = self.state();
+        let Some(q) = state.queues.get_mut(queue) else {
+            return Ok(0);
+        };
+        let holding: std::collections::HashSet<&str> =
+            q.leased.values().map(|l| l.consumer.as_str()).collect();
+        let gone: Vec<String> = q
+            .consumers
+            .iter()
+            .filter(|(name, seen)| {
+                seen.elapsed() >= idle && !holding.contains(name.as_str()) && !keep.contains(name)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &gone {
+            q.consumers.remove(name);
+        }
+        Ok(gone.len())
+    }
+
     async fn queues(&self) -> Result<Vec<String>, Error> {
         let mut queues: Vec<String> = self.state().queues.keys().cloned().collect();
         queues.sort();

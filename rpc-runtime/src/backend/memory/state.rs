@@ -1,10 +1,12 @@
 //! What a memory broker holds, shaped after the Redis keys it stands in
 //! for: per queue the ready jobs, the leases and the dead letters; the
 //! inboxes, kept results, schedule, cancellations, pause flags,
-//! idempotency keys and periodic records.
+//! idempotency keys and periodic records, workers' beats and controls.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
+
+use rpc_protocol::worker::WorkerControl;
 
 use crate::backend::control::DeadLetter;
 
@@ -63,6 +65,12 @@ pub(super) struct State {
     pub(super) periodic: HashMap<String, PeriodicRecords>,
     /// Daily counts by (queue, day): processed, failed (`daily_counts.rs`).
     pub(super) daily: HashMap<(String, String), (u64, u64)>,
+    /// Workers' beats by id, with when they expire.
+    pub(super) beats: HashMap<String, (Vec<u8>, Instant)>,
+    /// Per queue: worker id -> its last beat (ms since the epoch).
+    pub(super) registries: HashMap<String, HashMap<String, u64>>,
+    /// Operators' controls by worker id, with when they expire.
+    pub(super) controls: HashMap<String, (WorkerControl, Instant)>,
 }
 
 /// One queue's periodic jobs, as Redis keeps them in two hashes.

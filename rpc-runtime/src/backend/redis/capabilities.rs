@@ -1,6 +1,7 @@
 //! [`RedisBackend`]'s capabilities: each broker trait wired to the file
 //! that implements it (`leases.rs`, `completion.rs`, `schedule.rs`,
-//! `cancel.rs`, `pause.rs`, `once.rs`, `periodic.rs`, `inspect/`...).
+//! `cancel.rs`, `pause.rs`, `once.rs`, `periodic.rs`, `presence.rs`,
+//! `inspect/`...).
 
 use std::time::{Duration, Instant};
 
@@ -20,12 +21,14 @@ use crate::backend::inspection::excerpts::{
 use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
 use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 use crate::backend::inspection::Inspection;
+use crate::backend::presence::{Presence, Registered};
 use crate::backend::queue::Queue;
 use crate::backend::reader::Reader;
 use crate::backend::schedule::{LifecyclePoll, Schedule};
 use crate::backend::tick::{TickAnswer, TickRequest};
 use crate::error::Error;
 use crate::periodic::stored::PeriodicState;
+use rpc_protocol::worker::{WorkerBeat, WorkerControl};
 
 #[async_trait]
 impl Queue for RedisBackend {
@@ -126,12 +129,40 @@ impl Queue for RedisBackend {
         complete_on(&self.commands, &self.keys, delivery, completion).await
     }
 
-    async fn forget_idle_consumers(&self, queue: &str, idle: Duration) -> Result<usize, Error> {
-        self.forget_idle(queue, idle).await
+    async fn forget_idle_consumers(
+        &self,
+        queue: &str,
+        idle: Duration,
+        keep: &[String],
+    ) -> Result<usize, Error> {
+        self.forget_idle(queue, idle, keep).await
     }
 
     async fn queues(&self) -> Result<Vec<String>, Error> {
         Ok(scan::services(&self.commands, &self.keys).await?)
+    }
+}
+
+#[async_trait]
+impl Presence for RedisBackend {
+    async fn beat(&self, beat: &WorkerBeat) -> Result<Option<WorkerControl>, Error> {
+        self.write_beat(beat).await
+    }
+
+    async fn unregister(&self, worker_id: &str) -> Result<(), Error> {
+        self.remove_beat(worker_id).await
+    }
+
+    async fn registered(&self, service: &str, max: usize) -> Result<Vec<Registered>, Error> {
+        self.read_registry(service, max).await
+    }
+
+    async fn beats(&self, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        self.read_beats(ids).await
+    }
+
+    async fn set_control(&self, worker_id: &str, control: WorkerControl) -> Result<(), Error> {
+        self.write_control(worker_id, control).await
     }
 }
 

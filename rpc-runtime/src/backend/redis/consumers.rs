@@ -1,5 +1,8 @@
 //! Consumer housekeeping: forgetting the consumer names of workers that
-//! died long ago and hold no leases.
+//! are gone and hold no leases. A consumer is forgotten when it holds no
+//! pending entry, has not even tried to read for `idle` (Redis's `idle`,
+//! which every blocking read resets, so a live idle worker never
+//! qualifies), and is not one of the live workers in `keep`.
 
 use std::time::Duration;
 
@@ -12,7 +15,12 @@ use crate::error::Error;
 use rpc_protocol::stream::GROUP;
 
 impl RedisBackend {
-    pub(super) async fn forget_idle(&self, queue: &str, idle: Duration) -> Result<usize, Error> {
+    pub(super) async fn forget_idle(
+        &self,
+        queue: &str,
+        idle: Duration,
+        keep: &[String],
+    ) -> Result<usize, Error> {
         let key = self.jobs_key(queue);
         let v: Value = match self
             .commands
@@ -38,17 +46,18 @@ impl RedisBackend {
                 .iter()
                 .find(|(k, _)| k == "pending")
                 .and_then(|(_, v)| as_int(v));
-            // `inactive` (Redis 7.2+) is the time since the consumer last read
-            // successfully; older servers only have `idle`.
+            // `idle` is the time since the consumer last tried to read (a
+            // blocking read that found nothing counts); `inactive` (Redis
+            // 7.2+) only counts successful reads, so a live worker of a
+            // quiet queue would look gone by it.
             let quiet = fields
                 .iter()
-                .find(|(k, _)| k == "inactive")
-                .or_else(|| fields.iter().find(|(k, _)| k == "idle"))
+                .find(|(k, _)| k == "idle")
                 .and_then(|(_, v)| as_int(v));
             let (Some(name), Some(0), Some(quiet)) = (name, pending, quiet) else {
                 continue;
             };
-            if quiet < idle_ms {
+            if quiet < idle_ms || keep.contains(&name) {
                 continue;
             }
             // DELCONSUMER drops the consumer's pending entries too; we only

@@ -23,6 +23,8 @@
 //! | `P:{Service}:paused` | string | the pause flag (`pause.rs`)              |
 //! | `P:{Service}:once:<key>` | string | an idempotency key (`once.rs`)     |
 //! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
+//! | `P:{Service}:workers` | zset | worker id -> last beat (`presence.rs`) |
+//! | `P:worker:{id}` (`:control`) | string | a worker's beat, an operator's control (`presence.rs`) |
 //!
 //! Every key is built by `rpc_protocol::Keys`. [`RedisBackend`] and how it
 //! connects are in `connect.rs`; `capabilities.rs` wires the broker traits
@@ -67,6 +69,7 @@ mod leases;
 mod once;
 mod pause;
 mod periodic;
+mod presence;
 mod read_only;
 mod reader;
 mod resp;
