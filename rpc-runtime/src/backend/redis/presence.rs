@@ -3,7 +3,8 @@
 //! Keys: `P:worker:{id}`, the beat (JSON, `SET ... PX ttl`);
 //! `P:{S}:workers`, the sorted set of worker id -> last beat ms of each
 //! service, trimmed by every beat to the last day and the newest
-//! [`MAX_WORKERS_LISTED`] entries; `P:worker:{id}:control`, what an
+//! [`MAX_WORKERS_LISTED`] entries, and expiring a day after the last beat;
+//! `P:worker:{id}:control`, what an
 //! operator asks (`quiet` / `stop`). The beat and its control share the
 //! worker's hash tag, each registry its service's, so every command here
 //! names one key and runs as is on a Cluster.
@@ -57,6 +58,11 @@ impl RedisBackend {
                         .arg(0)
                         .arg(-(MAX_WORKERS_LISTED as i64) - 1),
                 )
+                .await?;
+            // Transient too: a service none beats for a day leaves nothing.
+            let _: i64 = self
+                .commands
+                .query(redis::cmd("PEXPIRE").arg(&key).arg(REGISTRY_RETENTION_MS))
                 .await?;
         }
         let control: Option<Vec<u8>> = self
