@@ -1,7 +1,7 @@
 //! Every action, each a POST that redirects back to a page (so a reload
 //! does not repeat it): replay or delete one dead letter or all of them,
 //! fix a dead letter's parameters and replay it, enqueue a new call, cancel
-//! a call, pause or resume a service.
+//! a call, pause or resume a service, ask a worker to be quiet or to stop.
 //!
 //! The CSRF token and read-only mode are checked before any of these run
 //! (`security::check_csrf`). Writes go through `rpc_runtime::Client`, the
@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form as Submitted;
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_runtime::backend::DeadLetter;
-use rpc_runtime::inspect::{DeadLetterExcerpt, Excerpt};
+use rpc_runtime::inspect::{DeadLetterExcerpt, Excerpt, Liveness, WorkerControl};
 use rpc_runtime::{Cancelled, JobId};
 use serde_json::Value;
 
@@ -277,4 +277,48 @@ pub async fn resume(
     state.known_service(&service).await?;
     state.client().await?.resume(&service).await?;
     Ok(back_to_service(&service, "resumed"))
+}
+
+/// Asks a live worker to take no new jobs and stay up (Sidekiq's quiet):
+/// it reads the request on its next beat.
+pub async fn quiet_worker(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    control_worker(&state, &id, WorkerControl::Quiet).await?;
+    Ok(Redirect::to("/workers?notice=quiet").into_response())
+}
+
+/// Asks a live worker to finish its jobs and exit, as on SIGTERM.
+pub async fn stop_worker(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    control_worker(&state, &id, WorkerControl::Stop).await?;
+    Ok(Redirect::to("/workers?notice=stopping").into_response())
+}
+
+/// Sends `control` to `id` once the dashboard sees it beating, so a
+/// mistyped or gone worker is a 404 rather than a request nobody reads.
+async fn control_worker(
+    state: &AppState,
+    id: &str,
+    control: WorkerControl,
+) -> Result<(), PageError> {
+    let workers = state.inspector().await?.workers(None).await?;
+    if !workers
+        .iter()
+        .any(|w| w.id == id && w.liveness == Liveness::Live)
+    {
+        return Err(PageError::NotFound(format!(
+            "no live worker `{}`: it has gone, or there never was one",
+            crate::bounds::name(id)
+        )));
+    }
+    state
+        .client()
+        .await?
+        .control_worker(id, control)
+        .await
+        .map_err(|e| PageError::BadRequest(format!("cannot ask {id} to {}: {e}", control.as_str())))
 }

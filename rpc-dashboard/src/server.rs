@@ -88,7 +88,9 @@ pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
                 post(actions::cancel),
             )
             .route("/services/{service}/pause", post(actions::pause))
-            .route("/services/{service}/resume", post(actions::resume));
+            .route("/services/{service}/resume", post(actions::resume))
+            .route("/workers/{id}/quiet", post(actions::quiet_worker))
+            .route("/workers/{id}/stop", post(actions::stop_worker));
     }
     let router = routes
         .fallback(not_found)

@@ -88,6 +88,14 @@ fn notice_text(code: &str) -> Option<String> {
         }
         "paused" => "Service paused: its workers take none of its jobs until it is resumed.",
         "resumed" => "Service resumed: its workers take its jobs again.",
+        "quiet" => {
+            "Quiet sent: the worker takes no new jobs from its next beat, finishes the ones \
+             it runs, and stays up."
+        }
+        "stopping" => {
+            "Stop sent: the worker takes no new jobs from its next beat, finishes the ones it \
+             runs, then exits."
+        }
         _ => "",
     };
     if !fixed.is_empty() {

@@ -97,6 +97,8 @@ struct ServicePage {
     scheduled: u64,
     dead_letters: u64,
     consumers: usize,
+    /// Workers beating for the service now (`/workers?service=` lists them).
+    live_workers: u64,
     paused: bool,
     leased_rows: Vec<LeasedRow>,
     queued_rows: Vec<EntryRow>,
@@ -246,6 +248,12 @@ pub async fn service(
         })
         .collect();
     let daily = DailyChart::new(&state.daily_counts(std::slice::from_ref(&service)).await?);
+    let live_workers = inspector
+        .live_worker_counts(std::slice::from_ref(&service))
+        .await?
+        .get(&service)
+        .copied()
+        .unwrap_or(0);
     let page = ServicePage {
         layout: Layout::new(&state, service.clone(), "").with_notice(query.notice.as_deref()),
         queued: stats.queued,
@@ -253,6 +261,7 @@ pub async fn service(
         scheduled,
         dead_letters: stats.dead_letters,
         consumers: stats.consumers.len(),
+        live_workers,
         paused,
         service,
         leased_rows,
