@@ -1,13 +1,15 @@
 //! The dashboard's promises that need no browser, over HTTP against a
 //! private redis-server (and a Redis Cluster): bad input, a Redis that goes
 //! away, escaping, the token, CSRF and read-only mode; the job lifecycle's
-//! pages and actions in `pages/lifecycle.rs`.
+//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`.
 
 #[path = "pages/history.rs"]
 mod history;
 #[path = "pages/lifecycle.rs"]
 mod lifecycle;
 mod support;
+#[path = "pages/workers.rs"]
+mod workers;
 
 use std::time::{Duration, Instant};
 

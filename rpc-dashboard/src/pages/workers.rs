@@ -86,12 +86,17 @@ fn beat_row(info: WorkerInfo, now_ms: u64) -> BeatRow {
         Liveness::Unreadable => "unreadable",
     };
     let live = info.liveness == Liveness::Live;
-    let uptime = info
-        .uptime_ms(now_ms)
-        .filter(|_| live)
-        .map_or_else(|| DASH.to_owned(), |ms| human_time::duration(Duration::from_millis(ms)));
+    let uptime = info.uptime_ms(now_ms).filter(|_| live).map_or_else(
+        || DASH.to_owned(),
+        |ms| human_time::duration(Duration::from_millis(ms)),
+    );
     let last_beat = human_time::relative_ms(info.last_beat_ms, now_ms);
-    let services = info.services.iter().take(50).map(|s| bounds::name(s)).collect();
+    let services = info
+        .services
+        .iter()
+        .take(50)
+        .map(|s| bounds::name(s))
+        .collect();
     let state = info.beat.as_ref().map(|b| b.state);
     let mut row = BeatRow {
         id: bounds::name(&info.id),
