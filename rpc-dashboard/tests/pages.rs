@@ -471,10 +471,12 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     // `--read-only`: Redis denies it nothing. Pages read messages cut to a
     // window by read-only scripts, so it runs them (`+evalsha_ro
     // +script|load`), and a call is looked up newest first (`+xrevrange`)
-    // and on the schedule by id (`+zscore`).
+    // and on the schedule by id (`+zscore`); the workers page reads a live
+    // worker's beat (`+getrange`).
     let rules = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists \
                  +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen \
-                 +pttl +get +zcard +zrange +hmget +evalsha_ro +script|load +zscore +xrevrange";
+                 +pttl +get +zcard +zrange +hmget +evalsha_ro +script|load +zscore +xrevrange \
+                 +getrange";
     let acl = std::env::temp_dir().join(format!("rpc-dashboard-acl-{}.acl", std::process::id()));
     std::fs::write(
         &acl,
@@ -486,6 +488,41 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
         .auth("default", "admin")
         .start()
         .expect("start redis-server with an ACL");
+    let mut options = support::options(&redis.url_as("ops", "0ps"));
+    options.read_only = true;
+    let router = dashboard(options);
+    // A worker beating (as the admin), for the workers page to read its
+    // beat; stopped before the jobs are written, so it takes none of them.
+    let worker = rpc_runtime::Worker::builder(&redis.url_as("default", "admin"))
+        .mount(calculator::CalculatorServer::new(calculator::Calc))
+        .consumer_name("acl-worker")
+        .heartbeat(Duration::from_millis(200), Duration::from_secs(10))
+        .build()
+        .await
+        .expect("a worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = get(&router, "/workers").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        if page
+            .body
+            .contains("data-worker=\"acl-worker\" class=\"live\"")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never listed live:\n{}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    running.await.expect("the worker task").expect("the worker");
     let message = String::from_utf8(job_message("c1", "Calculator.add", json!({"a": 1, "b": 2})))
         .expect("utf-8");
     redis.cli(["XADD", "rpc:{Calculator}:jobs", "*", "m", &message]);
@@ -502,9 +539,6 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
         "m",
         &message,
     ]);
-    let mut options = support::options(&redis.url_as("ops", "0ps"));
-    options.read_only = true;
-    let router = dashboard(options);
     for path in [
         "/".to_owned(),
         "/workers".to_owned(),
