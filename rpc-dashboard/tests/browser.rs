@@ -566,8 +566,36 @@ async fn an_operator_sees_and_fixes_the_queues_in_a_real_browser() {
     );
     screenshot(&browser, &shots, "job.png").await;
 
-    // Workers: the Calculator worker and the consumer holding Reports' job.
-    goto(&browser, &format!("{base}/workers")).await;
+    // Workers: the Calculator worker process from its heartbeat (live,
+    // running, its pid, Quiet and Stop), and below, the consumers: its own
+    // and the one holding Reports' job.
+    let workers = format!("{base}/workers");
+    wait_for(
+        &browser,
+        &workers,
+        "#live-workers tr.live",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(count(&browser, "#live-workers tr.live").await, 1);
+    assert_eq!(
+        text(&browser, "#live-workers tr.live td.state").await,
+        "running"
+    );
+    let pid = text(&browser, "#live-workers tr.live td.pid").await;
+    assert!(pid.parse::<u32>().is_ok_and(|p| p > 0), "{pid:?}");
+    assert_eq!(
+        text(&browser, "#live-workers tr.live td.services").await,
+        "Calculator"
+    );
+    assert_eq!(
+        count(&browser, "#live-workers tr.live button.quiet").await,
+        1
+    );
+    assert_eq!(
+        count(&browser, "#live-workers tr.live button.stop").await,
+        1
+    );
     assert_eq!(
         text(
             &browser,
