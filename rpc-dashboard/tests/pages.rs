@@ -493,7 +493,7 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     let router = dashboard(options);
     // A worker beating (as the admin), for the workers page to read its
     // beat; stopped before the jobs are written, so it takes none of them.
-    let worker = rpc_runtime::Worker::builder(&redis.url_as("default", "admin"))
+    let worker = rpc_runtime::Worker::builder(redis.url_as("default", "admin"))
         .mount(calculator::CalculatorServer::new(calculator::Calc))
         .consumer_name("acl-worker")
         .heartbeat(Duration::from_millis(200), Duration::from_secs(10))
