@@ -1,6 +1,7 @@
 //! A web dashboard for rpc-runtime queues (`rpc dashboard`): every service's
-//! queued, leased and dead jobs and its workers, the jobs themselves, and
-//! the operator's actions on them, in the browser.
+//! queued, leased and dead jobs, the workers from their heartbeats, the jobs
+//! themselves, and the operator's actions on them (down to asking a worker
+//! to be quiet or to stop), in the browser.
 //!
 //! What Sidekiq Web, Bull Board or Flower do, plus what they cannot: it knows
 //! the schema. Given the `.rpc` files (`--schema`), it shows parameters and
