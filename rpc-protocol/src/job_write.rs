@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::job::OutgoingJob;
+use crate::json_text::{needs_no_escape, write_str};
 
 /// A job's parameters, which write themselves into a message as JSON.
 pub trait WriteParams {
@@ -87,27 +88,6 @@ impl<P: WriteParams + ?Sized> OutgoingJob<'_, P> {
         optional_u64(out, b",\"idempotency_ttl_ms\":", self.idempotency_ttl_ms);
         out.push(b'}');
         Ok(())
-    }
-}
-
-/// Whether serde_json writes `s` inside its quotes as it is: no quote, no
-/// backslash, no control character (it escapes nothing else). Every byte
-/// is looked at, without an early exit, so the compiler checks many at
-/// once: the strings are short and almost never need escaping.
-fn needs_no_escape(s: &str) -> bool {
-    !s.bytes().fold(false, |bad, b| {
-        bad | (b < 0x20) | (b == b'"') | (b == b'\\')
-    })
-}
-
-fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    if needs_no_escape(s) {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        Ok(())
-    } else {
-        serde_json::to_writer(out, s)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod backoff;
 pub mod fingerprint;
 pub mod job;
 mod job_write;
+mod json_text;
 pub mod keys;
 pub mod limits;
 pub mod periodic;

@@ -4,22 +4,22 @@
 //! worker loads up front so the first completions riding on its reads find
 //! them.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use redis::Script;
 use rpc_protocol::scripts::{self, Script as Source};
 
-/// The `redis::Script` of `source`, made once.
+/// The `redis::Script` of `source`, made once. Looked up by position in
+/// [`scripts::ALL`] (a handful, names compared by address first): every
+/// completion asks, and a hash of the name cost more than the search.
 pub(super) fn compiled(source: &Source) -> &'static Script {
-    static ALL: OnceLock<HashMap<&'static str, Script>> = OnceLock::new();
-    let all = ALL.get_or_init(|| {
-        scripts::ALL
-            .iter()
-            .map(|s| (s.name, Script::new(s.source)))
-            .collect()
-    });
-    &all[source.name]
+    static ALL: OnceLock<Vec<Script>> = OnceLock::new();
+    let all = ALL.get_or_init(|| scripts::ALL.iter().map(|s| Script::new(s.source)).collect());
+    let at = scripts::ALL
+        .iter()
+        .position(|s| std::ptr::eq(s.name, source.name) || s.name == source.name)
+        .expect("every script is in scripts::ALL");
+    &all[at]
 }
 
 /// What a worker loads when it starts: the scripts on its hot path.
