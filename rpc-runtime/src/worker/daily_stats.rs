@@ -18,14 +18,11 @@
 //! a failure (answered with an error, retried, dead-lettered, an unknown
 //! job), as Sidekiq counts a failed attempt that will be retried.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use rpc_protocol::time::unix_ms;
 
-use super::shared::Shared;
-use crate::backend::daily_counts::utc_day;
 use crate::sync::lock;
 use crate::telemetry::{JobOutcome, UNKNOWN};
 
@@ -33,8 +30,27 @@ use crate::telemetry::{JobOutcome, UNKNOWN};
 /// loses.
 pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-/// Counts by (service, day): processed, failed.
-type Counts = HashMap<(&'static str, String), (u64, u64)>;
+/// Counts by (service, day as days since the Unix epoch, UTC): processed,
+/// failed. The day's name (`YYYY-MM-DD`) is written only when the counts
+/// are flushed, not on every job's end; and a worker serves a handful of
+/// services, so a short list searched by the service name's address beats
+/// hashing it on every job's end.
+pub(super) type Counts = Vec<((&'static str, u64), (u64, u64))>;
+
+/// The counts of (`service`, `day`) in `counts`, added if new.
+fn entry<'a>(counts: &'a mut Counts, service: &'static str, day: u64) -> &'a mut (u64, u64) {
+    let at = counts
+        .iter()
+        .position(|((s, d), _)| *d == day && (std::ptr::eq(*s, service) || *s == service));
+    let at = at.unwrap_or_else(|| {
+        counts.push(((service, day), (0, 0)));
+        counts.len() - 1
+    });
+    &mut counts[at].1
+}
+
+/// A UTC day in ms.
+pub(super) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Counts not flushed yet.
 #[derive(Debug, Default)]
@@ -52,71 +68,31 @@ impl DailyStats {
             outcome,
             JobOutcome::failed | JobOutcome::retried | JobOutcome::dead | JobOutcome::unknown_job
         );
-        let day = utc_day(unix_ms(SystemTime::now()));
+        let day = unix_ms(SystemTime::now()) / DAY_MS;
         let mut pending = lock(&self.pending);
-        let counts = pending.entry((service, day)).or_default();
+        let counts = entry(&mut pending, service, day);
         counts.0 += 1;
         counts.1 += u64::from(failed);
     }
 
     /// The counts so far, leaving none.
-    fn take(&self) -> Counts {
+    pub(super) fn take(&self) -> Counts {
         std::mem::take(&mut *lock(&self.pending))
     }
 
     /// Puts back counts a flush could not write.
-    fn put_back(&self, service: &'static str, day: String, processed: u64, failed: u64) {
+    pub(super) fn put_back(&self, service: &'static str, day: u64, processed: u64, failed: u64) {
         let mut pending = lock(&self.pending);
-        let counts = pending.entry((service, day)).or_default();
+        let counts = entry(&mut pending, service, day);
         counts.0 += processed;
         counts.1 += failed;
     }
 }
 
-/// Writes what was counted to the broker; what it refuses waits for the
-/// next flush.
-pub(super) async fn flush(shared: &Shared) {
-    for ((service, day), (processed, failed)) in shared.daily.take() {
-        let added = shared
-            .backend
-            .add_daily_counts(service, &day, processed, failed)
-            .await;
-        if let Err(e) = added {
-            tracing::debug!(service, %day, "daily counts not written yet: {e}");
-            shared.broker_error();
-            shared.daily.put_back(service, day, processed, failed);
-        }
-    }
-}
-
-/// Flushes every [`FLUSH_EVERY`] until the worker stops taking jobs; the
-/// caller awaits it and flushes once more after the drain ([`flush`]).
-/// It is never aborted: a flush cut off between taking the counts and
-/// writing them would lose them.
-pub(super) fn spawn(
-    shared: Arc<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            let stopping = async {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            };
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stopping => return,
-            }
-            flush(&shared).await;
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::daily_counts::utc_day;
 
     #[test]
     fn every_end_is_processed_and_only_failures_are_failed() {
@@ -134,8 +110,13 @@ mod tests {
         stats.count(UNKNOWN, JobOutcome::failed);
         let taken = stats.take();
         assert_eq!(taken.len(), 1, "{taken:?}");
-        let ((service, _day), counts) = taken.into_iter().next().expect("one");
+        let ((service, day), counts) = taken.into_iter().next().expect("one");
         assert_eq!((service, counts), ("S", (6, 3)));
+        assert_eq!(
+            utc_day(day * DAY_MS),
+            utc_day(unix_ms(SystemTime::now())),
+            "counted under today"
+        );
         assert!(stats.take().is_empty(), "taken counts are not taken again");
     }
 }

@@ -40,12 +40,14 @@
 //! writes the outcome; `janitor.rs` renews leases and reclaims,
 //! `lifecycle.rs` polls the schedule, pauses and cancellations,
 //! `intake.rs` moves the intake, `periodic.rs` ticks periodic jobs,
-//! `probe.rs` checks the broker for readiness, `daily_stats.rs` adds the
-//! jobs processed and failed per day to the broker's counters.
+//! `probe.rs` checks the broker for readiness, `daily_stats.rs` counts the
+//! jobs processed and failed per day and `daily_flush.rs` adds them to the
+//! broker's counters.
 
 mod admit;
 mod builder;
 mod completion;
+mod daily_flush;
 mod daily_stats;
 mod due_hint;
 mod handoff;

@@ -17,7 +17,7 @@ use super::shared::Shared;
 use super::signal::shutdown_signal;
 use super::stats::StatsSnapshot;
 use super::take::take_loop;
-use super::{daily_stats, intake, periodic};
+use super::{daily_flush, intake, periodic};
 
 use crate::error::Error;
 use crate::telemetry::listener;
@@ -92,7 +92,7 @@ impl Worker {
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let lifecycle = tokio::spawn(lifecycle.run());
         let movers = intake::spawn(&shared, &stop_rx);
-        let daily = daily_stats::spawn(shared.clone(), stop_rx.clone());
+        let daily = daily_flush::spawn(shared.clone(), stop_rx.clone());
         // Ready once the taker has read the queues (`take.rs`).
         tokio::select! {
             _ = shutdown => {}
@@ -123,7 +123,7 @@ impl Worker {
             );
         }
         let _ = daily.await;
-        daily_stats::flush(&shared).await;
+        daily_flush::flush(&shared).await;
         janitor.abort();
         lifecycle.abort();
         beating.abort();
