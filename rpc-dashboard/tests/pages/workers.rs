@@ -157,7 +157,12 @@ async fn the_workers_page_lists_a_live_worker_and_quiet_and_stop_reach_it() {
     // An id no live worker has is a 404, not a request nobody reads.
     let unknown = post(&router, "/workers/no-such-worker/quiet", &form).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Refused before anything is written: no control key exists at all,
+    // so the worker has nothing to read at its next beat.
+    assert_eq!(
+        fixture.redis.keys("rpc:worker:*:control"),
+        Vec::<String>::new()
+    );
     let still = inspector.workers(None).await.expect("workers");
     let me = still.iter().find(|w| w.id == WORKER).expect("listed");
     assert_eq!(
