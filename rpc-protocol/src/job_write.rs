@@ -187,31 +187,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn parameters_that_fail_to_serialize_fail_the_write() {
-        let meta = BTreeMap::new();
-        // A map with non-string keys cannot be a JSON object.
-        let params = BTreeMap::from([((1, 2), 3)]);
-        let message = OutgoingJob {
+    /// A message with `params` and nothing optional set.
+    fn bare<'a, P: ?Sized>(
+        params: &'a P,
+        meta: &'a BTreeMap<String, String>,
+    ) -> OutgoingJob<'a, P> {
+        OutgoingJob {
             v: 1,
             id: "x",
             job: JobName {
                 service: "S",
                 job: "j",
             },
-            params: &params,
+            params,
             reply_to: None,
             deadline_ms: None,
             timeout_ms: None,
             attempt: 1,
             max_attempts: None,
             result_ttl_ms: 0,
-            meta: &meta,
+            meta,
             sent_ms: None,
             run_at_ms: None,
             idempotency_key: None,
             idempotency_ttl_ms: None,
-        };
+        }
+    }
+
+    #[test]
+    fn parameters_that_fail_to_serialize_fail_the_write() {
+        let meta = BTreeMap::new();
+        // A map with non-string keys cannot be a JSON object.
+        let params = BTreeMap::from([((1, 2), 3)]);
+        let message = bare(&params, &meta);
         assert!(message.write_json(&mut Vec::new()).is_err());
     }
 
@@ -223,28 +231,7 @@ mod tests {
         let erased: Box<dyn WriteParams + Send + Sync> = Box::new(value.clone());
         let message = |params: &dyn WriteParams| {
             let mut out = Vec::new();
-            OutgoingJob {
-                v: 1,
-                id: "x",
-                job: JobName {
-                    service: "S",
-                    job: "j",
-                },
-                params,
-                reply_to: None,
-                deadline_ms: None,
-                timeout_ms: None,
-                attempt: 1,
-                max_attempts: None,
-                result_ttl_ms: 0,
-                meta: &meta,
-                sent_ms: None,
-                run_at_ms: None,
-                idempotency_key: None,
-                idempotency_ttl_ms: None,
-            }
-            .write_json(&mut out)
-            .unwrap();
+            bare(params, &meta).write_json(&mut out).unwrap();
             String::from_utf8(out).unwrap()
         };
         let expected = format!(r#"{{"v":1,"id":"x","job":"S.j","params":{value},"attempt":1}}"#);
