@@ -116,6 +116,16 @@ impl Keys {
         format!("{}:{{{service}}}:stat:failed:{day}", self.prefix)
     }
 
+    /// `P:{S}:failures`, the stream of the service's recent failed
+    /// attempts (retried, or answered with an error): workers `XADD` one
+    /// entry per failed attempt, capped at
+    /// [`FAILURES_CAP`](crate::limits::FAILURES_CAP) with `MAXLEN ~`, and
+    /// `PEXPIRE` it [`FAILURES_KEPT`](crate::limits::FAILURES_KEPT) on each
+    /// write; its fields are in [`crate::stream`] (`FAILURE_*`).
+    pub fn failures(&self, service: &str) -> String {
+        self.of_service(service, "failures")
+    }
+
     /// `P:{S}:workers`, the sorted set of worker id -> its last beat (ms,
     /// Redis's clock) of the workers serving the service: who serves it,
     /// and when one was last seen ([`crate::worker`]).
@@ -231,11 +241,13 @@ mod tests {
             keys.periodic_last("S"),
             keys.stat_processed("S", "2026-12-06"),
             keys.stat_failed("S", "2026-12-06"),
+            keys.failures("S"),
             keys.workers("S"),
         ] {
             assert!(key.starts_with("app:{S}:"), "{key}");
         }
         assert_eq!(keys.once("S", "k:1"), "app:{S}:once:k:1");
+        assert_eq!(keys.failures("S"), "app:{S}:failures");
         assert_eq!(keys.result("c-1"), "app:result:{c-1}");
         assert_eq!(
             keys.stat_processed("S", "2026-12-06"),

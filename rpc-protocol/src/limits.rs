@@ -41,6 +41,15 @@ pub const CANCEL_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DAILY_STATS_KEPT: Duration = Duration::from_secs(35 * 24 * 60 * 60);
 /// How many days of counts the dashboard's history chart shows.
 pub const DAILY_STATS_SHOWN: u32 = 30;
+/// The approximate cap of a service's stream of recent failures
+/// (`P:{S}:failures`, `XADD ... MAXLEN ~`): the newest attempts that failed.
+pub const FAILURES_CAP: usize = 1_000;
+/// How long the stream of recent failures lives after its last write
+/// (`PEXPIRE`), so an abandoned service's record goes away.
+pub const FAILURES_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest error message kept in a failure entry, in bytes (cut at a
+/// character boundary).
+pub const FAILURE_MESSAGE_BYTES: usize = 1_024;
 /// How long an inbox lives after its last reply unless the job says
 /// otherwise, so a dead client's inbox expires.
 pub const DEFAULT_INBOX_TTL: Duration = Duration::from_secs(60);

@@ -21,6 +21,27 @@ pub const WORKER: &str = "worker";
 /// ran, in ms (decimal digits), after [`WORKER`]; absent when the message
 /// never ran (unreadable, refused before its handler).
 pub const DURATION_MS: &str = "duration_ms";
+/// The fields of an entry of `P:{S}:failures`, one failed attempt, in this
+/// order: the call id, the job (`Service.job`), the attempt (from 1), the
+/// error kind (as in replies), the message (at most
+/// [`FAILURE_MESSAGE_BYTES`](crate::limits::FAILURE_MESSAGE_BYTES)), the
+/// worker (consumer name), how long the attempt ran (ms), and whether it
+/// will be retried (`1` or `0`). Everything in it is hostile to readers.
+pub const FAILURE_ID: &str = "id";
+/// See [`FAILURE_ID`].
+pub const FAILURE_JOB: &str = "job";
+/// See [`FAILURE_ID`].
+pub const FAILURE_ATTEMPT: &str = "attempt";
+/// See [`FAILURE_ID`].
+pub const FAILURE_KIND: &str = "kind";
+/// See [`FAILURE_ID`].
+pub const FAILURE_MESSAGE: &str = "message";
+/// See [`FAILURE_ID`]; the same name as a dead letter's.
+pub const FAILURE_WORKER: &str = WORKER;
+/// See [`FAILURE_ID`]; the same name as a dead letter's.
+pub const FAILURE_DURATION_MS: &str = DURATION_MS;
+/// See [`FAILURE_ID`].
+pub const FAILURE_RETRIED: &str = "retried";
 /// The approximate cap of a dead-letter stream (`XADD ... MAXLEN ~`).
 pub const DEAD_LETTER_CAP: usize = 10_000;
 /// The dead-letter reason of a message put on the schedule under a token

@@ -25,6 +25,7 @@ const FRAGMENTS: &[&str] = &[
     ":periodic",
     ":stat:",
     ":workers",
+    ":failures",
     ":worker:",
 ];
 

@@ -4,6 +4,7 @@
 
 use super::control::Control;
 use super::daily_counts::DailyCounts;
+use super::failures::Failures;
 use super::inspection::Inspection;
 use super::presence::Presence;
 use super::queue::Queue;
@@ -12,6 +13,9 @@ use super::schedule::Schedule;
 /// A broker connection shared by all tasks of a client or worker: the
 /// queue, its schedule, the operator's levers and the read-only view, each
 /// implemented by Redis and by `memory://`.
-pub trait Broker: Queue + Schedule + Control + Inspection + DailyCounts + Presence {}
+pub trait Broker:
+    Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence
+{
+}
 
-impl<T: Queue + Schedule + Control + Inspection + DailyCounts + Presence> Broker for T {}
+impl<T: Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence> Broker for T {}

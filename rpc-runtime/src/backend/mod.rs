@@ -15,10 +15,12 @@
 //!   [`Inspector`](crate::Inspector), the CLI and the dashboard.
 //! * [`DailyCounts`] (`daily_counts.rs`): processed and failed jobs per
 //!   service and day, added by workers, read by the dashboard.
+//! * [`Failures`] (`failures.rs`): each service's recent failed attempts,
+//!   added by workers, read by the dashboard.
 //! * [`Presence`] (`presence.rs`): workers' heartbeats, the registries of
 //!   who serves each service, and the operator's quiet/stop controls.
 //!
-//! [`Broker`] (`broker.rs`) is all six; [`connect`] (`connect.rs`) opens
+//! [`Broker`] (`broker.rs`) is all seven; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -28,6 +30,7 @@ mod connect;
 mod control;
 pub mod daily_counts;
 mod delivery;
+pub mod failures;
 pub mod inspection;
 pub mod memory;
 pub mod presence;
@@ -43,6 +46,7 @@ pub use self::connect::connect;
 pub use self::control::{Cancelled, Control, DeadLetter, OnceClaim};
 pub use self::daily_counts::{DailyCount, DailyCounts};
 pub use self::delivery::{CompleteError, Completion, CompletionStep, Delivery};
+pub use self::failures::{Failure, Failures, RecordedFailure};
 pub use self::inspection::Inspection;
 pub use self::presence::{Presence, Registered};
 pub use self::queue::Queue;

@@ -21,7 +21,8 @@ use super::handoff::{self, HandBack};
 use super::requeue::{later, requeue};
 use super::shared::Shared;
 
-use crate::backend::{Broker, Completion, Delivery};
+use crate::backend::failures::cut_message;
+use crate::backend::{Broker, Completion, Delivery, Failure};
 use crate::call::{JobId, JobInfo};
 use crate::clock::{started_ms, time_left};
 use crate::context::cancellations::Cancellations;
@@ -34,9 +35,12 @@ use crate::telemetry::{spans, JobOutcome, TraceContext, TRACEPARENT, UNKNOWN};
 /// completion, which puts it on the schedule, must have reached the broker).
 const RETRY_HINT_MARGIN: Duration = Duration::from_millis(2);
 
-/// Runs one delivery, counts how it ended, and says how to complete it.
-pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion {
+/// Runs one delivery, counts how it ended, and says how to complete it,
+/// with the failed attempt to record when its handler ran and failed
+/// (retried or answered with an error; see `failures.rs`).
+pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> (Completion, Option<Failure>) {
     let service = shared.queue_label(&delivery.queue);
+    let mut failure = None;
     let (completion, outcome, job) = match check(shared, delivery) {
         Err(completion) => (*completion, Some(JobOutcome::dead), UNKNOWN),
         Ok(msg) => {
@@ -49,7 +53,7 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
             // Placed before the span is first entered: OpenTelemetry fixes
             // a span's parent when it starts.
             let trace = spans::place(&span, parent_of(&msg));
-            let ran = run_message(shared, delivery, msg, &span, trace)
+            let ran = run_message(shared, delivery, msg, &span, trace, &mut failure)
                 .instrument(span.clone())
                 .await;
             if let Some(outcome) = ran.1 {
@@ -61,7 +65,7 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> Completion 
     if let Some(outcome) = outcome {
         shared.count(outcome, service, job);
     }
-    completion
+    (completion, failure)
 }
 
 /// The caller's trace context from the message's `traceparent`; a
@@ -164,6 +168,7 @@ async fn run_message(
     msg: JobMessage<'_>,
     span: &tracing::Span,
     trace: Option<TraceContext>,
+    failure: &mut Option<Failure>,
 ) -> (Completion, Option<JobOutcome>, &'static str) {
     let inbox_ttl = Some(shared.settings.inbox_ttl);
     let (service_name, job_name) = msg.job.split_once('.').unwrap_or(("", &msg.job));
@@ -393,9 +398,29 @@ async fn run_message(
         metrics.handler_ran(service_label, label, started.elapsed());
     }
     drop(running);
+    let ran_for = ran_since.elapsed();
+    let job_id = msg.id.to_string();
+    let job_named = msg.job.to_string();
+    let mut failed = |kind: ErrorKind, message: &str, retried: bool| {
+        *failure = Some(Failure {
+            id: job_id.clone(),
+            job: job_named.clone(),
+            attempt,
+            kind: kind.to_string(),
+            message: cut_message(message),
+            worker: shared.settings.consumer.clone(),
+            duration_ms: u64::try_from(ran_for.as_millis()).unwrap_or(u64::MAX),
+            retried,
+        });
+    };
     let outcome = match ran {
         Ran::Done(outcome) => outcome,
         Ran::Expired => {
+            failed(
+                ErrorKind::DeadlineExceeded,
+                "the deadline passed while the job was running",
+                false,
+            );
             return ended(
                 fail(
                     ErrorKind::DeadlineExceeded,
@@ -442,6 +467,7 @@ async fn run_message(
             )
         }
         Outcome::App(json) => {
+            failed(ErrorKind::App, &json, false);
             spans::record_error_type(span, ErrorKind::App);
             ended(
                 answer(rpc_protocol::reply::encode_error_reply(
@@ -468,6 +494,7 @@ async fn run_message(
                 let left =
                     due.map(|due| due.saturating_duration_since(tokio::time::Instant::now()));
                 if left.is_some_and(|left| left <= delay) {
+                    failed(kind, &message, false);
                     return ended(
                         fail(
                             kind,
@@ -476,6 +503,7 @@ async fn run_message(
                         JobOutcome::failed,
                     );
                 }
+                failed(kind, &message, true);
                 spans::record_error_type(span, kind);
                 let mut next = msg;
                 next.attempt = attempt + 1;
@@ -486,7 +514,8 @@ async fn run_message(
                 return ended(requeue(next, due, delay), JobOutcome::retried);
             }
             if retry {
-                let by = (shared.settings.consumer.clone(), Some(ran_since.elapsed()));
+                // Recorded as a dead letter, with its worker and duration.
+                let by = (shared.settings.consumer.clone(), Some(ran_for));
                 return ended(
                     Completion {
                         dead_letter_by: Some(by),
@@ -497,6 +526,7 @@ async fn run_message(
                     JobOutcome::dead,
                 );
             }
+            failed(kind, &message, false);
             ended(fail(kind, &message), JobOutcome::failed)
         }
     }

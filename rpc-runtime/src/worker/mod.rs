@@ -40,6 +40,7 @@
 //! writes the outcome; `janitor.rs` renews leases and reclaims,
 //! `lifecycle.rs` polls the schedule, pauses and cancellations,
 //! `intake.rs` moves the intake, `periodic.rs` ticks periodic jobs,
+//! `failures.rs` records each failed attempt on the broker (best effort),
 //! `probe.rs` checks the broker for readiness, `daily_stats.rs` counts the
 //! jobs processed and failed per day and `daily_flush.rs` adds them to the
 //! broker's counters.
@@ -50,6 +51,7 @@ mod completion;
 mod daily_flush;
 mod daily_stats;
 mod due_hint;
+mod failures;
 mod handoff;
 mod heartbeat;
 mod intake;

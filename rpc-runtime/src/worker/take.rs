@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::completion::{complete_later, complete_now, finish_job, Finished};
+use super::failures;
 use super::job::run_job;
 use super::shared::Shared;
 
@@ -176,19 +177,27 @@ pub(super) async fn start_job(
         .or_default()
         .insert(delivery.token.clone());
     let mut run = Box::pin(async move {
-        let completion = run_job(&shared, &delivery).await;
-        (shared, delivery, completion)
+        let (completion, failure) = run_job(&shared, &delivery).await;
+        (shared, delivery, completion, failure)
     });
     match (poll_once(&mut run).await, finished) {
         // The handler is done, so is its slot; the lease stays in `running`
         // (renewed) until the completion is through.
-        (Poll::Ready((_, delivery, completion)), Some(finished)) => {
+        (Poll::Ready((shared, delivery, completion, failure)), Some(finished)) => {
             drop(permit);
+            // Sent with the taker's next read; the record goes apart.
+            if let Some(failure) = failure {
+                let queue = delivery.queue.clone();
+                tokio::spawn(async move { failures::record(&shared, &queue, failure).await });
+            }
             finished.push((delivery, completion));
         }
-        (Poll::Ready((shared, delivery, completion)), None) => {
+        (Poll::Ready((shared, delivery, completion, failure)), None) => {
             let mut done = Box::pin(async move {
                 finish_job(&shared, &delivery, completion, Some(permit)).await;
+                if let Some(failure) = failure {
+                    failures::record(&shared, &delivery.queue, failure).await;
+                }
             });
             if poll_once(&mut done).await.is_pending() {
                 tokio::spawn(done);
@@ -196,8 +205,11 @@ pub(super) async fn start_job(
         }
         (Poll::Pending, _) => {
             tokio::spawn(async move {
-                let (shared, delivery, completion) = run.await;
+                let (shared, delivery, completion, failure) = run.await;
                 finish_job(&shared, &delivery, completion, Some(permit)).await;
+                if let Some(failure) = failure {
+                    failures::record(&shared, &delivery.queue, failure).await;
+                }
             });
         }
     }

@@ -12,6 +12,7 @@
 
 mod control;
 mod daily_counts;
+mod failures;
 mod inspection;
 mod presence;
 mod queue;

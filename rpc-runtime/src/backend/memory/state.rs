@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rpc_protocol::worker::WorkerControl;
 
 use crate::backend::control::DeadLetter;
+use crate::backend::failures::RecordedFailure;
 
 #[derive(Default)]
 pub(super) struct Queue {
@@ -65,6 +66,9 @@ pub(super) struct State {
     pub(super) periodic: HashMap<String, PeriodicRecords>,
     /// Daily counts by (queue, day): processed, failed (`daily_counts.rs`).
     pub(super) daily: HashMap<(String, String), (u64, u64)>,
+    /// Per queue: recent failures, oldest first, with the next entry's
+    /// sequence number (`failures.rs`).
+    pub(super) failures: HashMap<String, (VecDeque<RecordedFailure>, u64)>,
     /// Workers' beats by id, with when they expire.
     pub(super) beats: HashMap<String, (Vec<u8>, Instant)>,
     /// Per queue: worker id -> its last beat (ms since the epoch).

@@ -63,6 +63,7 @@ mod connect;
 mod consumers;
 mod daily_counts;
 mod dead_letters;
+mod failures;
 mod inspect;
 mod intake;
 mod leases;
