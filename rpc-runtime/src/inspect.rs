@@ -36,6 +36,7 @@ use crate::error::Error;
 
 pub use self::workers::{Liveness, ServiceHealth, WorkerInfo};
 pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
+pub use crate::backend::failures::{Failure, RecordedFailure};
 pub use crate::backend::inspection::excerpts::{
     DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
     MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
@@ -125,6 +126,19 @@ impl Inspector {
         days: &[String],
     ) -> Result<Vec<DailyCount>, Error> {
         self.broker.daily_counts(service, days).await
+    }
+
+    /// At most `max` of `service`'s recent failed attempts, newest first,
+    /// older than entry `before` when given (the last entry of the page
+    /// before): from `P:{S}:failures`, which workers keep to about
+    /// [`FAILURES_CAP`](rpc_protocol::limits::FAILURES_CAP) entries.
+    pub async fn recent_failures(
+        &self,
+        service: &str,
+        before: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<RecordedFailure>, Error> {
+        self.broker.recent_failures(service, before, max).await
     }
 }
 

@@ -167,6 +167,22 @@ async fn a_client_cannot_load_or_run_code_on_redis() {
     ] {
         denied(&redis, CLIENT, attack);
     }
+    // Nor forge, nor expire, the record of recent failures.
+    for attack in [
+        &[
+            "XADD",
+            "rpc:{Acl}:failures",
+            "*",
+            "id",
+            "forged",
+            "retried",
+            "0",
+        ][..],
+        &["PEXPIRE", "rpc:{Acl}:failures", "1"],
+        &["DEL", "rpc:{Acl}:failures"],
+    ] {
+        denied(&redis, CLIENT, attack);
+    }
 }
 
 /// The cancelled set is the workers' and operators' to write: a client can

@@ -223,6 +223,15 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         today[0].processed >= 3 && today[0].failed >= 1,
         "today's counts: {today:?}"
     );
+    // And recorded the flaky job's failed first attempt, which its role
+    // may add (and the operator's read).
+    let failures = inspector.recent_failures("Acl", None, 100).await.unwrap();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.failure.job == "Acl.flaky" && f.failure.retried && f.failure.attempt == 1),
+        "recent failures: {failures:?}"
+    );
     assert_acl_log_empty(&redis);
 }
 
