@@ -1,4 +1,6 @@
-//! Recent failures: the dead letters of every service (or of one), newest
+//! Recent failures: the failed attempts that are not dead letters (retried,
+//! or answered with an error; `failed_attempts.rs`), and the dead letters
+//! of every service (or of one), newest
 //! first, each with its job, call id, attempt, error, and, when the worker
 //! that gave up wrote them, how long the last attempt ran and on which
 //! worker (Sidekiq's Dead tab, across queues). Searchable by a job's full
@@ -28,6 +30,7 @@ use crate::bounds::{self, PREVIEW_BYTES, REASON_BYTES};
 use crate::entry_id;
 use crate::error::{render, PageError};
 use crate::message_head;
+use crate::pages::failed_attempts::{self, AttemptRow};
 use crate::pages::service::reason_text;
 use crate::pages::Layout;
 use crate::paths;
@@ -75,6 +78,12 @@ struct FailuresPage {
     next: Option<String>,
     /// Whether the time limit stopped the search (the next page goes on).
     stopped_early: bool,
+    /// Recent failed attempts, newest first (`failed_attempts.rs`).
+    attempts: Vec<AttemptRow>,
+    /// The cursor the attempts started at, when not the newest.
+    attempts_before: Option<String>,
+    /// Where the attempts' next page starts, when there is one.
+    attempts_next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +91,8 @@ pub struct FailuresQuery {
     service: Option<String>,
     q: Option<String>,
     before: Option<String>,
+    /// The failed attempts' cursor (an entry id).
+    attempts_before: Option<String>,
     max: Option<usize>,
 }
 
@@ -119,6 +130,19 @@ pub async fn failures(
         None => all.clone(),
     };
     let inspector = state.inspector().await?;
+    let attempts_before = query
+        .attempts_before
+        .as_deref()
+        .filter(|t| entry_id::is_entry_id(t))
+        .map(str::to_owned);
+    let attempts = failed_attempts::page(
+        &inspector,
+        &searched,
+        q.as_deref(),
+        attempts_before.as_deref(),
+        max,
+    )
+    .await?;
     let deadline = Instant::now() + SEARCH_TIME;
     let mut found: Vec<(String, String)> = Vec::new();
     // Down to where every service was searched.
@@ -242,6 +266,9 @@ pub async fn failures(
         before,
         next,
         stopped_early,
+        attempts: attempts.rows,
+        attempts_before,
+        attempts_next: attempts.next,
     };
     Ok(render(StatusCode::OK, &page).into_response())
 }

@@ -4,6 +4,7 @@
 
 pub mod download;
 pub mod enqueue;
+pub mod failed_attempts;
 pub mod failures;
 pub mod job;
 pub mod overview;
