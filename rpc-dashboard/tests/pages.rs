@@ -1,8 +1,10 @@
 //! The dashboard's promises that need no browser, over HTTP against a
 //! private redis-server (and a Redis Cluster): bad input, a Redis that goes
 //! away, escaping, the token, CSRF and read-only mode; the job lifecycle's
-//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`.
+//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`; failed attempts in `pages/attempts.rs`.
 
+#[path = "pages/attempts.rs"]
+mod attempts;
 #[path = "pages/history.rs"]
 mod history;
 #[path = "pages/lifecycle.rs"]
