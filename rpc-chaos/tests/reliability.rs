@@ -387,12 +387,14 @@ async fn nothing_transient_stays_in_redis() {
         }
         // The service's registry of workers expires a day after the
         // last beat (docs/PROTOCOL.md, "Workers"); its daily counts 35
-        // days after their last write ("Daily counts").
+        // days after their last write ("Daily counts"); its record of
+        // failed attempts a day after its last ("Recent failures").
         assert!(
             key.starts_with("rpc:result:")
                 || key.starts_with("rpc:inbox:")
                 || key == "rpc:{Chaos}:workers"
-                || is_daily_count(key),
+                || is_daily_count(key)
+                || is_failure_record(key),
             "unexpected key {key}"
         );
         // -2: it expired between KEYS and PTTL.
@@ -405,11 +407,12 @@ async fn nothing_transient_stays_in_redis() {
 
     // After the TTLs (1.5 s): only the queue is left (and the registry of
     // its workers, bounded, which says for a day when one was last seen,
-    // and the day's two counters), and memory is back.
+    // the day's two counters, and the record of failed attempts, capped),
+    // and memory is back.
     let t0 = Instant::now();
     let keys = loop {
         let mut keys = redis.keys("*");
-        keys.retain(|k| k != "rpc:{Chaos}:workers" && !is_daily_count(k));
+        keys.retain(|k| k != "rpc:{Chaos}:workers" && !is_daily_count(k) && !is_failure_record(k));
         if keys == vec![jobs_key()] {
             break keys;
         }
@@ -598,4 +601,11 @@ async fn redis_going_away_and_coming_back_empty() {
 /// failed), which the dashboard charts for 30 days: bounded, expiring.
 fn is_daily_count(key: &str) -> bool {
     key.starts_with("rpc:{Chaos}:stat:processed:") || key.starts_with("rpc:{Chaos}:stat:failed:")
+}
+
+/// Whether `key` is the service's record of recent failed attempts, which
+/// the dashboard lists: capped at about 1,000 entries, expiring a day after
+/// its last write.
+fn is_failure_record(key: &str) -> bool {
+    key == "rpc:{Chaos}:failures"
 }
