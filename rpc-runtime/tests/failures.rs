@@ -2,7 +2,8 @@
 //! worker on a private redis-server: an attempt that fails and is retried,
 //! and a handler error that is answered, each leave one entry with the
 //! attempt, the error, the worker and how long it ran; the stream stays
-//! near its cap however much is written; pages follow one another.
+//! near its cap however much is written; pages follow one another; and
+//! `memory://` keeps the same record.
 //!
 //! Each test waits on what it can observe with a generous deadline.
 
@@ -178,4 +179,45 @@ async fn the_record_stays_near_its_cap_and_pages_newest_first() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// `memory://` keeps the same record: capped, newest first, paged by the
+/// same cursors, a cursor that is no entry id refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_broker_keeps_the_same_record() {
+    let url = "memory://failures-record";
+    let broker = connect(&BrokerConfig::new(url)).await.unwrap();
+    let written = FAILURES_CAP + 10;
+    for i in 0..written {
+        let failure = Failure {
+            id: format!("call-{i}"),
+            job: "F.broken".to_owned(),
+            attempt: 1,
+            kind: "handler".to_owned(),
+            message: "no".to_owned(),
+            worker: "w".to_owned(),
+            duration_ms: 1,
+            retried: i % 2 == 0,
+        };
+        broker.record_failure("F", &failure).await.unwrap();
+    }
+    let inspector = Inspector::connect(url, "rpc").await.unwrap();
+    let all = inspector
+        .recent_failures("F", None, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), FAILURES_CAP);
+    assert_eq!(all[0].failure.id, format!("call-{}", written - 1));
+    let first = inspector.recent_failures("F", None, 10).await.unwrap();
+    let cursor = first.last().unwrap().entry.clone();
+    let second = inspector
+        .recent_failures("F", Some(&cursor), 10)
+        .await
+        .unwrap();
+    assert_eq!(second[0].failure.id, format!("call-{}", written - 11));
+    assert!(inspector
+        .recent_failures("F", Some("nope"), 10)
+        .await
+        .is_err());
+    drop(broker);
 }

@@ -38,24 +38,30 @@ impl Failures for MemoryBackend {
         before: Option<&str>,
         max: usize,
     ) -> Result<Vec<RecordedFailure>, Error> {
+        // As on Redis: older than the cursor's entry id, which must be one.
+        let before = match before {
+            None => None,
+            Some(id) => Some(order(id).ok_or_else(|| Error::Codec {
+                what: "read recent failures".to_owned(),
+                reason: format!("{id:?} is not a failure entry id (`<ms>-<seq>`)"),
+            })?),
+        };
         let state = self.state();
         let Some((entries, _)) = state.failures.get(queue) else {
             return Ok(Vec::new());
         };
-        // Entries are in the order written; the cursor is one of them.
-        let newer_than_cursor = before.map_or(0, |before| {
-            entries
-                .iter()
-                .rev()
-                .position(|e| e.entry == before)
-                .map_or(entries.len(), |at| at + 1)
-        });
         Ok(entries
             .iter()
             .rev()
-            .skip(newer_than_cursor)
+            .filter(|e| before.is_none_or(|b| order(&e.entry).is_some_and(|o| o < b)))
             .take(max.clamp(1, FAILURES_CAP))
             .cloned()
             .collect())
     }
+}
+
+/// An entry id, `<ms>-<seq>`, as numbers to compare.
+fn order(entry: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = entry.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
