@@ -55,9 +55,11 @@ pub enum ErrorKind {
     Unknown,
 }
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
+impl ErrorKind {
+    /// The kind as the wire spells it (`"unknown"` for one this crate
+    /// does not know).
+    pub fn as_str(self) -> &'static str {
+        match self {
             ErrorKind::App => "app",
             ErrorKind::Handler => "handler",
             ErrorKind::UnknownJob => "unknown_job",
@@ -69,8 +71,13 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::Unknown => "unknown",
-        };
-        f.write_str(s)
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -87,20 +87,13 @@ pub(crate) fn record_queue_wait(span: &Span, waited: std::time::Duration) {
     span.record("rpc.redis_rpc.queue_wait", waited.as_secs_f64());
 }
 
-/// The `error.type` of an error kind a worker answered with.
+/// The `error.type` of an error kind a worker answered with: the wire's
+/// name, or `_OTHER` (the semantic conventions' fallback) for a kind
+/// this build does not know.
 pub(crate) fn error_type_of(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::App => "app",
-        ErrorKind::Handler => "handler",
-        ErrorKind::UnknownJob => "unknown_job",
-        ErrorKind::BadRequest => "bad_request",
-        ErrorKind::DeadlineExceeded => "deadline_exceeded",
-        ErrorKind::DeadLettered => "dead_lettered",
-        ErrorKind::Cancelled => "cancelled",
-        ErrorKind::IdempotencyConflict => "idempotency_conflict",
-        ErrorKind::Unauthenticated => "unauthenticated",
-        ErrorKind::PermissionDenied => "permission_denied",
-        _ => "_OTHER",
+        ErrorKind::Unknown => "_OTHER",
+        known => known.as_str(),
     }
 }
 
