@@ -39,3 +39,7 @@ __all__ = [
     "RpcError",
     "Service",
 ]
+
+from .worker import Request, Worker  # noqa: E402 - the worker helper's exports
+
+__all__ += ["Request", "Worker"]
