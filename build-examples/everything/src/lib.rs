@@ -13,6 +13,8 @@ use rpc_runtime::{Bytes, Context, HandlerError, JobError};
 rpc_runtime::include_schema!("common");
 rpc_runtime::include_schema!("everything");
 
+pub mod check;
+
 use self::common::{CommonError, Page, Point};
 #[allow(deprecated)] // `paint` takes the deprecated `OldShape`; serving it is still required.
 use self::everything::OldShape;
