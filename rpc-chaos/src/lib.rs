@@ -102,6 +102,9 @@ fn int_param(data: &serde_json::Value, name: &str) -> Result<i64, HandlerError> 
 /// * `Chaos.record {ms}` -> `null` after sleeping `ms` milliseconds; prints
 ///   `ran ID ATTEMPT UNIX_US` first, the time (µs since the epoch, this
 ///   machine's clock) it started, for tests of when scheduled jobs run
+/// * `Chaos.flaky {n}` -> the attempt that succeeded; prints `ran ID ATTEMPT
+///   UNIX_US` as `record` does, then asks for a retry (with the job's
+///   backoff) while the attempt is `n` or less, for tests of retries
 ///
 /// Any job run on a later attempt prints `redelivered ID ATTEMPT`.
 pub fn chaos_service() -> DynamicService {
@@ -151,6 +154,20 @@ pub fn chaos_service() -> DynamicService {
             let ms = req.data["ms"].as_u64().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(serde_json::Value::Null)
+        })
+        .job("flaky", |req| async move {
+            let started = unix_us(SystemTime::now());
+            seen(&req);
+            let ctx = &req.context;
+            emit(&format!("ran {} {} {started}", ctx.id(), ctx.attempt()));
+            let n = int_param(&req.data, "n")?;
+            if i64::from(ctx.attempt()) <= n {
+                return Err(HandlerError::retry(format!(
+                    "flaky: attempt {} of the {n} that fail",
+                    ctx.attempt()
+                )));
+            }
+            Ok(json!(ctx.attempt()))
         })
         .job("context", |req| async move {
             seen(&req);

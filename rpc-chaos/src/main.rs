@@ -12,7 +12,7 @@ use rpc_runtime::{
     shutdown_signal, CallOptions, Client, Error, JobId, MissedTicks, Periodic, Worker,
 };
 
-/// Serve the Chaos jobs (square, sleep, note, record, context) from a Redis queue.
+/// Serve the Chaos jobs (square, sleep, note, record, flaky, context) from a Redis queue.
 #[derive(Parser, Debug)]
 #[command(name = "chaos-worker", version)]
 struct Args {
