@@ -1,70 +1,23 @@
-"""Private redis-servers and a worker running in a thread, for the worker
-tests. Never the Redis on 6379: each server gets a free port of its own
-and is killed by pid at the end."""
+"""Fixtures of the Python tests: a private redis-server per test, a worker
+running on its own event loop in a thread, and the generated modules of the
+repository's schemas (once per session). The helpers themselves live in
+``support/``; the names the worker tests import from here (RedisServer,
+free_port, rust_bin, wait_for) are re-exported."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
-import redis
 
 from rpc_runtime.worker import Worker
+from support import RedisServer, free_port, rust_bin, wait_for
+from support.generated import Generated, generate
 
-REPO = Path(__file__).resolve().parents[2]
-RUST_BIN = Path(os.environ.get("RPC_RUST_BIN", "/work/main/target/debug"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--bind", "127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{self.port}/"
-        self.r = redis.Redis(port=self.port)
-        wait_for(self._up, 10, "redis-server up")
-
-    def _up(self) -> bool:
-        try:
-            return bool(self.r.ping())
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        self.r.close()
-        self.proc.kill()
-        self.proc.wait()
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+__all__ = ["Generated", "RedisServer", "Running", "free_port", "rust_bin", "wait_for"]
 
 
 @pytest.fixture
@@ -84,9 +37,9 @@ class Running:
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, daemon=True)
         self.thread.start()
-        wait_for(lambda: worker.shared is not None or self.error, 30, "worker start")
-        # Started: its first poll and group creation happened before shared is set? wait a beat.
         wait_for(lambda: self.error or self._serving(), 30, "worker serving")
+        if self.error is not None:
+            raise self.error
 
     def _serving(self) -> bool:
         sh = self.worker.shared
@@ -95,7 +48,7 @@ class Running:
     def _main(self) -> None:
         try:
             asyncio.run(self.worker.run_async())
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - re-raised by stop()
             self.error = e
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -121,8 +74,8 @@ def start_worker() -> Iterator[Callable[[Worker], Running]]:
             r.stop()
 
 
-def rust_bin(name: str) -> Path:
-    path = RUST_BIN / name
-    if not path.is_file():
-        pytest.skip(f"the Rust binary {path} is not built")
-    return path
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    """schema/calculator.rpc and schema/everything.rpc generated with
+    ``rpc-codegen gen --lang python`` into a package ``generated`` on sys.path."""
+    return generate(tmp_path_factory.mktemp("python-generated"))
