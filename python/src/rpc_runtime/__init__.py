@@ -39,3 +39,22 @@ __all__ = [
     "RpcError",
     "Service",
 ]
+
+# The client (sync and asyncio), appended by the client helper.
+from .client import AsyncClient  # noqa: E402
+from .message import InvalidCall  # noqa: E402
+from .pending import AsyncPending, Pending, Response  # noqa: E402
+from .reply import HolderResultRefused  # noqa: E402
+from .sync_client import Client  # noqa: E402
+from .url import InvalidUrl  # noqa: E402
+
+__all__ += [
+    "AsyncClient",
+    "AsyncPending",
+    "Client",
+    "HolderResultRefused",
+    "InvalidCall",
+    "InvalidUrl",
+    "Pending",
+    "Response",
+]
