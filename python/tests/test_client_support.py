@@ -61,7 +61,9 @@ class RedisServer:
                     raise RuntimeError("redis-server did not start")
                 time.sleep(0.02)
 
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:
+        """A plain synchronous redis-py client (typed Any: redis-py's sync
+        and async return types are one union)."""
         return redis.Redis(port=self.port)
 
     def stop(self) -> None:
@@ -85,7 +87,7 @@ class FakeWorker:
     """One consumer of ``P:{service}:jobs`` answering the test jobs."""
 
     def __init__(self, port: int, prefix: str, service: str = "Calc", *, move_intake: bool = True) -> None:
-        self.r = redis.Redis(port=port)
+        self.r: Any = redis.Redis(port=port)
         self.keys = Keys(prefix)
         self.service = service
         self.move_intake = move_intake
@@ -119,7 +121,7 @@ class FakeWorker:
         while not self.stop_flag.is_set():
             if self.move_intake:
                 k, s = self.keys, self.service
-                args = [k.moving(s), k.intake(s), k.jobs(s), k.schedule(s), k.scheduled(s), k.cancelled(s),
+                args: list[Any] = [k.moving(s), k.intake(s), k.jobs(s), k.schedule(s), k.scheduled(s), k.cancelled(s),
                         k.dead(s), 1000, 1 << 20, 86_400_000, 256, 16 << 20, 10_000]
                 try:
                     self.r.evalsha(intake.sha1, 7, *args)
@@ -129,7 +131,10 @@ class FakeWorker:
             due = [m for m in self.delayed if m["run_at_ms"] <= now]
             for m in due:
                 self.delayed.remove(m)
-                self.handle(m, None, None)
+                if self.r.zscore(self.keys.cancelled(self.service), m["id"]) is not None:
+                    self.answer(m, {"error": {"kind": "cancelled", "message": "the call was cancelled"}})
+                else:
+                    self.handle(m, None, None)
             got = self.r.xreadgroup(GROUP, self.consumer, {self.jobs: ">"}, count=100, block=50)
             for _, entries in got or []:
                 for entry_id, fields in entries:
@@ -191,12 +196,16 @@ class FakeWorker:
             reply["fingerprint"] = fp
         reply.update(answer)
         body = json.dumps(reply, separators=(",", ":"))
-        if push and msg.get("reply_to"):
-            self.r.rpush(msg["reply_to"], body)
-            self.r.pexpire(msg["reply_to"], 60_000)
+        # Kept first: complete.lua writes both in one step.
         ttl = msg.get("result_ttl_ms", 0)
         if keep and ttl:
             self.r.set(self.keys.result(msg["id"]), body, px=ttl)
+        if push and msg.get("reply_to"):
+            try:
+                self.r.rpush(msg["reply_to"], body)
+            except redis.ResponseError:  # WRONGTYPE: a real worker dead-letters it
+                return
+            self.r.pexpire(msg["reply_to"], 60_000)
 
     # -- the jobs ----------------------------------------------------------
 
