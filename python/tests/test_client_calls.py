@@ -369,3 +369,19 @@ def test_client_id_prefix_names_inbox_and_calls(server: RedisServer, worker: Fak
         assert client.client_id.startswith("tenant-") and client.inbox == f"{prefix}:inbox:{{{client.client_id}}}"
         response = client.call_and_wait("Calc.add", {"a": 1, "b": 2})
         assert response.id.startswith("tenant-")
+
+
+def test_closing_ends_the_calls_still_waiting(server: RedisServer, worker: FakeWorker, prefix: str) -> None:
+    async def main() -> None:
+        client = await AsyncClient.connect(server.url, prefix=prefix, timeout=10)
+        pending = await client.send_job(JobSpec[str](service="Calc", name="slow"), {"ms": 2000})
+        waiting = asyncio.ensure_future(pending.result())
+        await asyncio.sleep(0.05)
+        await client.close()
+        with pytest.raises(CallError) as closed:
+            await waiting
+        assert closed.value.kind == "closed"
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.call_job(ADD, {"a": 1, "b": 1})
+
+    asyncio.run(main())

@@ -26,6 +26,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from . import reply as replies
+from .errors import CallError
 from .keys import Keys
 from .message import new_id
 
@@ -95,7 +96,8 @@ class Inbox:
                 pass
         for future, _ in self._waiters.values():
             if not future.done():
-                future.cancel()
+                future.set_exception(CallError("closed", "the client was closed before the call was answered"))
+                future.exception()  # retrieved: whoever awaits it gets it; nobody else warns
         self._waiters.clear()
 
     async def _read(self) -> None:

@@ -9,6 +9,7 @@ see "The intake"), as the Rust client writes it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -53,6 +54,15 @@ def check_client_id_prefix(prefix: str | None) -> None:
 
 def split_job(name: str) -> tuple[str, str]:
     """``Service.job`` into its two parts; refuses what cannot be routed."""
+    if isinstance(name, str):
+        return _split_job(name)
+    raise InvalidCall(f"a job name is a string `Service.job`, not {type(name).__name__}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_job(name: str) -> tuple[str, str]:
+    # Cached: a client calls the same few jobs over and over (a refusal
+    # raises, and is not cached).
     if not isinstance(name, str):
         raise InvalidCall(f"a job name is a string `Service.job`, not {type(name).__name__}")
     service, dot, job = name.partition(".")
