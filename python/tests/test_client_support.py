@@ -96,6 +96,7 @@ class FakeWorker:
         self.ran: list[str] = []  # call ids whose handler ran
         self.seen: list[dict[str, Any]] = []  # every message taken
         self.thread: threading.Thread | None = None
+        self.job_threads: list[threading.Thread] = []
         self.jobs = self.keys.jobs(service)
         self.consumer = f"fake-{os.getpid()}-{id(self)}"
         try:
@@ -113,6 +114,8 @@ class FakeWorker:
         self.stop_flag.set()
         if self.thread is not None:
             self.thread.join(10)
+        for t in self.job_threads:
+            t.join(40)
 
     # -- the loop --------------------------------------------------------
 
@@ -179,7 +182,9 @@ class FakeWorker:
             self.answer(msg, {"error": {"kind": "unknown_job", "message": f"no job named `{job}`"}}, fp)
             return
         if job == "slow" or job == "lost":
-            threading.Thread(target=lambda: self.run_job(handler, msg, fp), daemon=True).start()
+            t = threading.Thread(target=lambda: self.run_job(handler, msg, fp), daemon=True)
+            self.job_threads.append(t)
+            t.start()
         else:
             self.run_job(handler, msg, fp)
 
