@@ -3,7 +3,7 @@ synchronous Client and from 200 asyncio tasks on one AsyncClient, every
 answer checked, with the calls per second printed (run pytest with ``-s``
 to see them). Served by the fake worker in a process of its own, and by the
 Rust calculator worker when its binary is there (``RPC_CALCULATOR_WORKER``,
-else ``target/debug/worker`` of this checkout or of /work/main)."""
+else ``target/debug/worker`` of this checkout)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ def _int(value: Any) -> int:
 
 def _rust_worker() -> str | None:
     candidates = [os.environ.get("RPC_CALCULATOR_WORKER", ""),
-                  str(Path(__file__).resolve().parents[2] / "target" / "debug" / "worker"),
-                  "/work/main/target/debug/worker"]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+                  str(Path(__file__).resolve().parents[2] / "target" / "debug" / "worker")]
+    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if found is None and os.environ.get("RPC_TEST_REQUIRE_TOOLS") == "1":
+        pytest.fail("the Rust calculator worker is not built (cargo build -p calculator)")
+    return found
 
 
 @pytest.fixture(scope="module", params=["fake", "rust"])
