@@ -19,6 +19,7 @@ pub(crate) fn result_type(names: &Names<'_>, id: ModuleId, job: &Job) -> String 
 /// `CALCULATOR_ADD: rpc_runtime.JobSpec[int] = rpc_runtime.JobSpec(...)`.
 pub(crate) fn specs(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service) {
     let schema = names.schema();
+    code.blank();
     for job in &service.jobs {
         let constant = names::constant(&service.schema_name, &job.schema_name);
         let result = result_type(names, id, job);
@@ -157,9 +158,13 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
             )],
         );
         code.blank();
-        code.line(format!(
-            "def __init__(self, client: {runtime}, options: rpc_runtime.CallOptions | None = None) -> None:"
-        ));
+        code.line("def __init__(");
+        code.indented(|code| {
+            code.line(format!(
+                "self, client: {runtime}, options: rpc_runtime.CallOptions | None = None"
+            ))
+        });
+        code.line(") -> None:");
         code.indented(|code| {
             code.line("self._client = client");
             code.line("self._options = options");
@@ -232,9 +237,7 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
                     extra.push("One-way: sends the job and returns its call id.".into());
                     code.docstring(&job.docs, &extra);
                     warn(code);
-                    code.line(format!(
-                        "return {wait}self._client.send_one_way({constant}, {json}, self._options)"
-                    ));
+                    call(code, wait, "send_one_way", &constant, &json);
                 });
                 continue;
             }
@@ -243,9 +246,7 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
             code.indented(|code| {
                 code.docstring(&job.docs, &extra);
                 warn(code);
-                code.line(format!(
-                    "return {wait}self._client.call_job({constant}, {json}, self._options)"
-                ));
+                call(code, wait, "call_job", &constant, &json);
             });
             code.blank();
             code.line(format!(
@@ -261,10 +262,15 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
                     )],
                 );
                 warn(code);
-                code.line(format!(
-                    "return {wait}self._client.send_job({constant}, {json}, self._options)"
-                ));
+                call(code, wait, "send_job", &constant, &json);
             });
         }
     });
+}
+
+/// `return [await ]self._client.<method>(SPEC, params, self._options)`.
+fn call(code: &mut Code, wait: &str, method: &str, constant: &str, json: &str) {
+    code.line(format!("return {wait}self._client.{method}("));
+    code.indented(|code| code.line(format!("{constant}, {json}, self._options")));
+    code.line(")");
 }

@@ -26,8 +26,8 @@ pub(crate) fn schema_enum(
         .collect();
     let mut extra = deprecation(&def.deprecated);
     extra.push(format!(
-        "One of {}: match on the variant classes. JSON: externally tagged\n\
-         (``\"Tag\"`` for a unit variant, ``{{\"Tag\": value}}`` otherwise).",
+        "One of: {}.\nMatch on the variant classes. JSON: externally tagged (``\"Tag\"``\n\
+         for a unit variant, ``{{\"Tag\": value}}`` otherwise).",
         classes
             .iter()
             .map(|c| format!("``{c}``"))

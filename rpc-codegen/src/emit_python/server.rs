@@ -38,14 +38,15 @@ pub(crate) fn handlers(code: &mut Code, names: &Names<'_>, id: ModuleId, service
             code.docstring(
                 &service.docs,
                 &[format!(
-                    "The {} handler of service `{}`: subclass it, implement every job and\n\
-                     mount ``{function}(handler)`` on a ``rpc_runtime.Worker``. Return the\n\
-                     result; raise the job's ``...Exception`` for its typed error,\n\
-                     ``rpc_runtime.Retry`` to be tried again, ``rpc_runtime.Fatal`` to give up.",
+                    "The {} handler of service `{}`: subclass it,\n\
+                     implement every job and mount ``{function}(handler)`` on a\n\
+                     ``rpc_runtime.Worker``. Return the result; raise the job's\n\
+                     ``...Exception`` for its typed error, ``rpc_runtime.Retry`` to be\n\
+                     tried again, ``rpc_runtime.Fatal`` to give up.",
                     if is_async {
                         "asyncio (``async def``)"
                     } else {
-                        "synchronous (run in the worker's threads)"
+                        "synchronous (run in a worker thread)"
                     },
                     service.wire
                 )],
@@ -98,7 +99,7 @@ fn runners(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service) 
         code.blank();
         code.blank();
         code.line(format!(
-            "def {runner}(handler: {base}, ctx: rpc_runtime.Context, params: typing.Any) -> {result}:"
+            "def {runner}(\n    handler: {base}, ctx: rpc_runtime.Context, params: typing.Any\n) -> {result}:"
         ));
         code.indented(|code| {
             code.line(format!("p = {params_class}.from_json(params)"));
@@ -130,14 +131,18 @@ fn service_function(code: &mut Code, names: &Names<'_>, service: &Service) {
     let binding = |code: &mut Code, job: &Job, is_async: bool| {
         let constant = names::constant(&service.schema_name, &job.schema_name);
         let runner = runner_name(service, job);
-        let (suffix, flag) = if is_async {
-            ("_async", ", is_async=True")
-        } else {
-            ("", "")
-        };
-        code.line(format!(
-            "rpc_runtime.JobBinding({constant}, lambda ctx, params: {runner}{suffix}(handler, ctx, params){flag}),"
-        ));
+        let suffix = if is_async { "_async" } else { "" };
+        code.line("rpc_runtime.JobBinding(");
+        code.indented(|code| {
+            code.line(format!("{constant},"));
+            code.line(format!(
+                "lambda ctx, params: {runner}{suffix}(handler, ctx, params),"
+            ));
+            if is_async {
+                code.line("is_async=True,");
+            }
+        });
+        code.line("),");
     };
     for is_async in [false, true] {
         let (name, class) = if is_async {
@@ -151,16 +156,18 @@ fn service_function(code: &mut Code, names: &Names<'_>, service: &Service) {
             "def {name}(handler: {class}) -> rpc_runtime.Service:"
         ));
         code.indented(|code| {
-            code.line(format!(
-                "return rpc_runtime.Service({}, (",
-                string(&service.wire)
-            ));
+            code.line("return rpc_runtime.Service(");
             code.indented(|code| {
-                for job in &service.jobs {
-                    binding(code, job, is_async);
-                }
+                code.line(format!("{},", string(&service.wire)));
+                code.line("(");
+                code.indented(|code| {
+                    for job in &service.jobs {
+                        binding(code, job, is_async);
+                    }
+                });
+                code.line("),");
             });
-            code.line("))");
+            code.line(")");
         });
     }
     code.blank();
