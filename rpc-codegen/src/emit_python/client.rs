@@ -2,7 +2,7 @@
 //! clients `<Service>Client` (wraps `rpc_runtime.Client`) and
 //! `Async<Service>Client` (wraps `rpc_runtime.AsyncClient`).
 
-use super::codec::{annotation, reader, writer};
+use super::codec::{annotation, optional_inner, reader, writer};
 use super::names::{self, client_methods, Names};
 use super::types::{deprecation, params_class_name};
 use super::{string, Code};
@@ -77,13 +77,29 @@ pub(crate) fn specs(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &
     }
 }
 
-/// The parameters of a method: `, a: int, b: int`.
-pub(crate) fn params_signature(names: &Names<'_>, id: ModuleId, job: &Job) -> String {
+/// The parameters of a method: `, a: int, b: int`. With `defaults`, the
+/// `Option` parameters after the last required one default to None.
+pub(crate) fn params_signature(
+    names: &Names<'_>,
+    id: ModuleId,
+    job: &Job,
+    defaults: bool,
+) -> String {
+    let last_required = job
+        .params
+        .iter()
+        .rposition(|p| optional_inner(&p.ty).is_none());
     job.params
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
+            let default = if defaults && last_required.is_none_or(|last| i > last) {
+                " = None"
+            } else {
+                ""
+            };
             format!(
-                ", {}: {}",
+                ", {}: {}{default}",
                 names.value(&p.schema_name),
                 annotation(names.schema(), id, &p.ty)
             )
@@ -205,7 +221,7 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
         for job in &service.jobs {
             let (method, send) = client_methods(names, job);
             let constant = names::constant(&service.schema_name, &job.schema_name);
-            let params = params_signature(names, id, job);
+            let params = params_signature(names, id, job, true);
             let json = params_json(names, service, job);
             let mut extra = deprecation(&job.deprecated);
             if let Returns::Result { err, .. } = &job.returns {

@@ -54,7 +54,7 @@ pub(crate) fn handlers(code: &mut Code, names: &Names<'_>, id: ModuleId, service
             for job in &service.jobs {
                 let method = names.value(&job.schema_name);
                 let ctx = ctx_name(names, job);
-                let params = params_signature(names, id, job);
+                let params = params_signature(names, id, job, false);
                 let result = result_type(names, id, job);
                 let def = if is_async { "async def" } else { "def" };
                 let mut extra = deprecation(&job.deprecated);
