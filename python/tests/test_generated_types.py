@@ -203,7 +203,8 @@ def test_bytes_are_standard_padded_base64(gen: dict[str, ModuleType]) -> None:
 
 def test_json_fields_take_any_value_including_null(gen: dict[str, ModuleType]) -> None:
     Scalars = gen["everything"].Scalars
-    for value in [None, 1, "s", [1, {"a": None}], {}]:
+    values: list[Any] = [None, 1, "s", [1, {"a": None}], {}]
+    for value in values:
         scalars = Scalars.from_json(scalars_with("extra", value))
         assert scalars.extra == value
         assert scalars.to_json()["extra"] == value
@@ -360,7 +361,7 @@ def test_enums_are_externally_tagged(gen: dict[str, ModuleType]) -> None:
     # Variants pattern-match.
     match e.Shape.from_json({"Circle": {"center": {"x": 0, "y": 1}, "radius": 2}}):
         case e.ShapeCircle(center=center, radius=radius):
-            assert (center, radius) == (Point(0.0, 1.0), 2.0)
+            assert (center, radius) == (Point(0.0, 1.0), 2.0)  # type: ignore[has-type]
         case other:
             pytest.fail(f"matched {other}")
 
