@@ -64,7 +64,7 @@ impl<'a> Names<'a> {
         let mut name = snake_case(schema_name);
         while KEYWORDS.contains(&name.as_str())
             || RESERVED.contains(&name.as_str())
-            || self.imported.iter().any(|m| *m == name)
+            || self.imported.contains(&name)
         {
             name.push('_');
         }
