@@ -135,6 +135,17 @@ fn names_that_collide_in_python_are_errors() {
         .generate_python()
         .expect_err("a clash");
     assert!(errors.to_string().contains("`add_send`"), "{errors}");
+
+    let errors = rpc_codegen::Builder::new()
+        .source("clash.rpc", "struct A { type: String, type_: String }")
+        .generate_python()
+        .expect_err("a clash");
+    assert!(
+        errors
+            .to_string()
+            .contains("`type` and `type_` of struct `A` are both `type_` in Python"),
+        "{errors}"
+    );
 }
 
 /// Every generated file compiles as Python, when a `python3` is around

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{ModuleId, Returns, Schema, TypeKind};
+use crate::model::{Field, ModuleId, Returns, Schema, TypeKind, VariantShape};
 use crate::naming::{snake_case, upper_camel};
 use crate::source::Span;
 
@@ -132,6 +132,22 @@ pub(crate) fn check(schema: &Schema, id: ModuleId) -> Vec<Diagnostic> {
         }
     };
     for def in &module.types {
+        match &def.kind {
+            TypeKind::Struct(fields) => check_fields(
+                &names,
+                fields,
+                &format!("struct `{}`", def.schema_name),
+                &mut errors,
+            ),
+            TypeKind::Enum(variants) => {
+                for v in variants {
+                    if let VariantShape::Struct(fields) = &v.shape {
+                        let what = format!("variant `{}::{}`", def.schema_name, v.schema_name);
+                        check_fields(&names, fields, &what, &mut errors);
+                    }
+                }
+            }
+        }
         let class_name = class(&def.schema_name);
         define(
             class_name.clone(),
@@ -173,6 +189,8 @@ pub(crate) fn check(schema: &Schema, id: ModuleId) -> Vec<Diagnostic> {
         }
         let mut methods: BTreeMap<String, (Span, String)> = BTreeMap::new();
         for job in &service.jobs {
+            let what = format!("job `{}.{}`", service.schema_name, job.schema_name);
+            check_fields(&names, &job.params, &what, &mut errors);
             define(
                 constant(&service.schema_name, &job.schema_name),
                 job.span,
@@ -206,4 +224,34 @@ pub(crate) fn check(schema: &Schema, id: ModuleId) -> Vec<Diagnostic> {
         }
     }
     errors
+}
+
+/// Two fields (or parameters) of one container with one Python name
+/// (`type` is escaped to `type_`, which may also be a field).
+fn check_fields(
+    names: &Names<'_>,
+    fields: &[Field],
+    container: &str,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let mut seen: BTreeMap<String, &Field> = BTreeMap::new();
+    for f in fields {
+        let name = names.value(&f.schema_name);
+        if let Some(first) = seen.get(&name) {
+            errors.push(
+                Diagnostic::error(
+                    format!(
+                        "`{}` and `{}` of {container} are both `{name}` in Python",
+                        first.schema_name, f.schema_name
+                    ),
+                    f.span,
+                    "generated Python would define this name twice",
+                )
+                .with_label(first.span, "the first is here")
+                .with_help("rename one of them in the schema (`#[rename]` keeps the wire name)"),
+            );
+        } else {
+            seen.insert(name, f);
+        }
+    }
 }
