@@ -45,14 +45,17 @@ mod builder;
 mod compat;
 mod diagnostic;
 mod emit;
+mod emit_python;
 mod git;
 mod json_schema;
 mod load;
 mod model;
 mod naming;
 mod parse;
+mod python;
 mod source;
 
 pub use builder::{Builder, GeneratedFile};
 pub use compat::{Change, CompatReport, Direction, Rule, Severity};
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use python::PYTHON_INIT;

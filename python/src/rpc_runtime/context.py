@@ -90,4 +90,8 @@ class Context:
         """Options for a call a handler makes on the job's behalf: the time
         left as its timeout and the trace context passed on."""
         carried = {k: v for k, v in self._metadata.items() if k in ("traceparent", "tracestate")}
-        return CallOptions(timeout=self.time_left(), metadata=carried or None)
+        left = self.time_left()
+        # A call made after the deadline still gets a (1 ms) timeout: it
+        # times out at once rather than being refused as malformed.
+        timeout = None if left is None else max(left, 0.001)
+        return CallOptions(timeout=timeout, metadata=carried or None)

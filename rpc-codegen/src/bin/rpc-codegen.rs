@@ -1,4 +1,4 @@
-//! `rpc-codegen`: check schemas, generate Rust, print JSON Schemas, compare
+//! `rpc-codegen`: check schemas, generate Rust or Python, print JSON Schemas, compare
 //! two versions of a schema for wire compatibility.
 //!
 //! A thin front end over [`rpc_codegen::Builder`]; diagnostics go to stderr.
@@ -37,13 +37,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Generate Rust modules (`<module>.rs`, one per file and import) into DIR.
+    /// Generate Rust (`<module>.rs`) or Python (`<module>.py`) modules, one per file and import, into DIR.
     Gen {
         /// Schema file (`.rpc`).
         file: PathBuf,
         /// Output directory (created if missing).
         #[arg(short, long, value_name = "DIR")]
         out: PathBuf,
+        /// The language generated. Python also writes DIR/__init__.py when missing.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
     },
     /// Print the JSON Schemas of every job's request, response and error.
     JsonSchema {
@@ -76,6 +79,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Lang {
+    Rust,
+    Python,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Human,
     Json,
@@ -93,11 +102,23 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Check { files } => rpc_codegen::Builder::new().files(files).check(),
-        Command::Gen { file, out } => rpc_codegen::Builder::new()
+        Command::Gen {
+            file,
+            out,
+            lang: Lang::Rust,
+        } => rpc_codegen::Builder::new()
             .file(file)
             .out_dir(out)
             .rerun_if_changed(false)
             .compile(),
+        Command::Gen {
+            file,
+            out,
+            lang: Lang::Python,
+        } => rpc_codegen::Builder::new()
+            .file(file)
+            .write_python(out)
+            .map(|_| ()),
         Command::JsonSchema { file } => rpc_codegen::Builder::new()
             .file(file)
             .json_schema()

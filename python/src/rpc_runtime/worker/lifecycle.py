@@ -79,6 +79,8 @@ class Lifecycle:
                 log.info("ignoring a cancellation of an id over %d bytes", limits.MAX_ID_BYTES)
                 continue
             sh.cancels.note(call_id, at)
+        # Redis forgets a cancellation after a day; so does the worker.
+        sh.cancels.prune(now_ms)
         self._seen[service] = newest
         for e in errors:
             log.warning("the lifecycle poll of %s: %s", service, _text(e))
