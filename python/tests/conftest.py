@@ -79,3 +79,25 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     """schema/calculator.rpc and schema/everything.rpc generated with
     ``rpc-codegen gen --lang python`` into a package ``generated`` on sys.path."""
     return generate(tmp_path_factory.mktemp("python-generated"))
+
+
+#: Figures tests report (calls per second...), printed at the end of the run.
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """``report(line)``: a figure printed in pytest's summary (and now, with -s)."""
+
+    def add(line: str) -> None:
+        print(f"\n{line}")
+        _FIGURES.append(line)
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

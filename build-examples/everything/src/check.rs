@@ -421,3 +421,39 @@ pub async fn every_job(client: &Client) -> Result<Vec<&'static str>, String> {
     passed.push("bad_request, unknown_job");
     Ok(passed)
 }
+
+/// `calls` calls of `Drawing.headerValue`, each with its own answer
+/// (`"t{task}: {i}"`), from `tasks` tasks at once through one client, every
+/// answer checked: the Rust client's throughput figure beside the Python
+/// client's (python/tests/test_interop_load.py). Returns the time taken.
+pub async fn load(client: &Client, calls: usize, tasks: usize) -> Result<Duration, String> {
+    let drawing = DrawingClient::new(client.clone());
+    let tasks = tasks.max(1);
+    let started = Instant::now();
+    let runs = (0..tasks).map(|t| {
+        let drawing = drawing.clone();
+        let each = calls / tasks + usize::from(t < calls % tasks);
+        tokio::spawn(async move {
+            for i in 0..each {
+                #[allow(deprecated)] // constructing sets every field, deprecated ones too
+                let header = HttpHeader {
+                    label_text: format!("t{t}"),
+                    value: i.to_string(),
+                    legacy: None,
+                    old_value: None,
+                };
+                let got = drawing
+                    .header_value(header)
+                    .await
+                    .map_err(e("Drawing.headerValue"))?;
+                ensure!(got == format!("t{t}: {i}"), "Drawing.headerValue: {got:?}");
+            }
+            Ok::<(), String>(())
+        })
+    });
+    let runs: Vec<_> = runs.collect();
+    for run in runs {
+        run.await.map_err(|err| format!("a task failed: {err}"))??;
+    }
+    Ok(started.elapsed())
+}

@@ -7,7 +7,8 @@
 //! `everything-check --url redis://127.0.0.1:6379/ [--prefix rpc]` prints
 //! `ok CHECK` per passed group and exits 0 when all pass; on the first
 //! wrong answer it prints `FAILED: WHY` on stderr and exits 1 (2: could not
-//! connect).
+//! connect). `--load N --tasks T` instead makes N checked calls from T tasks
+//! and prints the calls per second, for comparison with the Python client.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +31,14 @@ struct Args {
     /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    /// Instead of the checks: this many `Drawing.headerValue` calls, every
+    /// answer checked, printing `rust client: N calls from T tasks in S s
+    /// = R calls/s`.
+    #[arg(long, value_name = "N")]
+    load: Option<usize>,
+    /// The tasks calling at once with `--load`.
+    #[arg(long, default_value_t = 200)]
+    tasks: usize,
 }
 
 #[tokio::main]
@@ -51,6 +60,23 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(calls) = args.load {
+        return match everything::check::load(&client, calls, args.tasks).await {
+            Ok(took) => {
+                let secs = took.as_secs_f64();
+                println!(
+                    "rust client: {calls} calls from {} tasks in {secs:.2} s = {:.0} calls/s",
+                    args.tasks,
+                    calls as f64 / secs
+                );
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("FAILED: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match everything::check::every_job(&client).await {
         Ok(passed) => {
             for check in passed {
