@@ -1,8 +1,9 @@
 """Where the tests find what they run (the Rust binaries under
 ``<repo>/target/debug``, or ``$RPC_RUST_BIN``; redis-server on PATH) and what
 happens when something is missing: a skip on a developer's machine, a
-failure under ``RPC_TEST_REQUIRE_TOOLS=1`` (scripts/test sets it, as it does
-for the Rust tests), so CI never passes a test it did not run."""
+failure under ``RPC_TEST_REQUIRE_TOOLS=1`` or ``CI`` (scripts/test sets the
+first, as it does for the Rust tests), so CI never passes a test it did not
+run."""
 
 from __future__ import annotations
 
@@ -18,8 +19,18 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def require_tools() -> bool:
-    """Whether a missing tool or binary fails the test instead of skipping it."""
-    return os.environ.get("RPC_TEST_REQUIRE_TOOLS", "") not in ("", "0")
+    """Whether a missing tool or binary fails the test instead of skipping
+    it: ``RPC_TEST_REQUIRE_TOOLS`` says so when set, otherwise a ``CI``
+    variable that is set (and not ``false`` or ``0``), as rpc-testkit decides
+    for the Rust tests."""
+
+    def yes(value: str) -> bool:
+        return value.strip() not in ("", "0", "false")
+
+    require = os.environ.get("RPC_TEST_REQUIRE_TOOLS")
+    if require is not None:
+        return yes(require)
+    return yes(os.environ.get("CI", ""))
 
 
 def missing(what: str) -> NoReturn:
