@@ -18,7 +18,7 @@ import pytest
 import rpc_runtime
 from rpc_runtime import CallError, CallTimeout, Client, DecodeError, JobSpec
 from rpc_runtime import codec
-from support import Process, RedisServer, rust_process, wait_for
+from support import Process, RedisServer, python_example, rust_process, wait_for
 from support.generated import Generated
 
 
@@ -241,3 +241,18 @@ def test_call_options_against_the_rust_calculator(server: RedisServer, generated
             return False
 
         wait_for(expired, 30, "the expired call's kept answer")
+
+
+def test_the_python_calculator_client_example_against_the_rust_worker(
+        server: RedisServer, generated: Generated, calculator_rs: Process) -> None:
+    tour = python_example("calculator_client.py", server.url, ready=None,
+                          pythonpath=[generated.root])
+    with tour:
+        assert tour.wait(60) == 0, tour.describe()
+        out = "\n".join(tour.lines)
+    assert "add(2, 3) = 5" in out and "DivideByZero (typed error)" in out, out
+    assert "awaited later: 42" in out, out
+    with python_example("calculator_client.py", server.url, "divide", "1", "0", ready=None,
+                        pythonpath=[generated.root]) as failed:
+        assert failed.wait(60) == 1
+        assert "MathErrorDivideByZero" in failed.stderr, failed.describe()
