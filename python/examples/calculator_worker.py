@@ -59,12 +59,7 @@ class Calc(AsyncCalculator):
 
 async def serve(worker: rpc_runtime.Worker) -> None:
     """Runs ``worker`` until SIGTERM/SIGINT, saying ``worker ready`` once it serves."""
-    running = asyncio.ensure_future(worker.run_async(signals=True))
-    while worker.shared is None and not running.done():
-        await asyncio.sleep(0.01)
-    if not running.done():
-        print("worker ready", flush=True)
-    await running
+    await worker.run_async(signals=True, on_ready=lambda: print("worker ready", flush=True))
     print("worker stopped", flush=True)
 
 

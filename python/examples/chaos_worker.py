@@ -129,13 +129,8 @@ def stats_of(totals: dict[str, int]) -> dict[str, int]:
 
 
 async def serve(worker: rpc_runtime.Worker) -> None:
-    running = asyncio.ensure_future(worker.run_async(signals=True))
-    while worker.shared is None and not running.done():
-        await asyncio.sleep(0.01)
+    await worker.run_async(signals=True, on_ready=lambda: emit(f"ready {os.getpid()}"))
     counts = worker.shared.counts if worker.shared is not None else None
-    if not running.done():
-        emit(f"ready {os.getpid()}")
-    await running
     if counts is not None:
         emit(f"stats {json.dumps(stats_of(dict(counts.totals)))}")
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from rpc_runtime import CallError, CallOptions, Client, JobSpec
-from test_client_load import _rust_worker
+from support.tools import rust_bin
 from test_client_support import RedisServer
 
 ADD = JobSpec[int](service="Calculator", name="add")
@@ -23,9 +23,7 @@ SUM = JobSpec[Any](service="Calculator", name="sum")
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    binary = _rust_worker()
-    if binary is None:
-        pytest.skip("the Rust calculator worker is not built")
+    binary = str(rust_bin("worker"))
     server = RedisServer()
     proc = subprocess.Popen([binary, "--url", server.url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

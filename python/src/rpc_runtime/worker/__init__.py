@@ -90,6 +90,8 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self.shared: Shared | None = None
+        self._on_ready: Callable[[], None] | None = None
+        self._ready = threading.Event()
         self.metrics: Metrics | None = None
 
     @property
@@ -136,6 +138,10 @@ class Worker:
         )
         return self
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Waits (from another thread) until the worker serves; False on timeout."""
+        return self._ready.wait(timeout)
+
     def stop(self) -> None:
         """Starts a graceful shutdown (thread-safe)."""
         self._stop_requested.set()
@@ -146,12 +152,23 @@ class Worker:
             except RuntimeError:
                 pass
 
-    def run(self) -> None:
-        """Serves until SIGTERM/SIGINT or :meth:`stop`, then drains."""
-        asyncio.run(self.run_async(signals=True))
+    def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
+        """Serves until SIGTERM/SIGINT or :meth:`stop`, then drains.
+        ``on_ready`` is called once the worker serves (its groups exist,
+        its first beat is written, pauses and cancellations are known)."""
+        asyncio.run(self.run_async(signals=True, on_ready=on_ready))
 
-    async def run_async(self, stop: asyncio.Event | None = None, *, signals: bool = False) -> None:
-        """Serves until ``stop`` is set (or :meth:`stop`), then drains."""
+    async def run_async(
+        self,
+        stop: asyncio.Event | None = None,
+        *,
+        signals: bool = False,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        """Serves until ``stop`` is set (or :meth:`stop`), then drains;
+        ``signals`` stops it on SIGTERM/SIGINT too; ``on_ready`` as for
+        :meth:`run`."""
+        self._on_ready = on_ready
         if not self._services:
             raise ValueError("nothing to serve: mount a service or handle a job first")
         loop = asyncio.get_running_loop()
@@ -234,9 +251,13 @@ class Worker:
             for name, conn in movers.items()
         ]
         log.info("worker %s serving %s", s.consumer, ", ".join(sorted(self._services)))
+        self._ready.set()
+        if self._on_ready is not None:
+            self._on_ready()
         try:
             await stopping.wait()
         finally:
+            self._ready.clear()
             log.info("worker %s stopping: draining %d jobs", s.consumer, len(shared.tasks))
             shared.quiet = True
             quiet.set()
