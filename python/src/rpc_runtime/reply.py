@@ -9,6 +9,7 @@ the holder's kept result only when that result carries the same
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -85,8 +86,17 @@ def _strict_loads(body: bytes | str) -> tuple[Any, set[int]]:
             doubled.add(id(obj))
         return obj
 
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            # `1e400`: no double; the Rust reader refuses it too.
+            raise ValueError("number out of range")
+        return value
+
     text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-    return json.loads(text, object_pairs_hook=pairs, parse_constant=_no_constants), doubled
+    value = json.loads(text, object_pairs_hook=pairs, parse_constant=_no_constants,
+                       parse_float=finite)
+    return value, doubled
 
 
 def parse(body: bytes | str) -> Reply | None:

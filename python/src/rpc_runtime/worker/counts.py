@@ -39,9 +39,9 @@ class Failure:
 
 def cut_message(message: str) -> str:
     """At most 1,024 bytes, cut at a character boundary, ending in ``…``."""
-    data = message.encode("utf-8")
+    data = message.encode("utf-8", "replace")  # a lone surrogate (a handler's text) as `?`
     if len(data) <= limits.FAILURE_MESSAGE_BYTES:
-        return message
+        return data.decode("utf-8")
     room = limits.FAILURE_MESSAGE_BYTES - len("…".encode("utf-8"))
     return data[:room].decode("utf-8", "ignore") + "…"
 

@@ -15,6 +15,8 @@ do not (the rest of the text is the same).
 from __future__ import annotations
 
 import json
+import math
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +92,8 @@ class Message:
         ]:
             if value is not None:
                 out[name] = value
-        return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(out, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,10 @@ class Refusal:
 
 
 class _Unreadable(Exception):
-    pass
+    def __init__(self, why: str, parsed: Any = None) -> None:
+        super().__init__(why)
+        #: The value parsed, when the text was JSON but its shape is refused.
+        self.parsed = parsed
 
 
 class _Obj(dict[str, Any]):
@@ -127,17 +133,76 @@ def _constant(name: str) -> Any:
 
 
 def parse_json(payload: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN or Infinity; objects as :class:`_Obj`."""
+    """Strict JSON: UTF-8, no NaN or Infinity (nor a number that overflows
+    a double), no lone surrogate escape, nesting at most :data:`MAX_DEPTH`
+    deep; objects as :class:`_Obj`. What is refused here could not be
+    answered, fingerprinted or queued again as JSON (``json.dumps`` fails on
+    it), so it is refused before anything runs; when the text was JSON, the
+    refusal carries the value (its ``id`` and ``reply_to`` get the answer)."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
         raise _Unreadable(f"invalid unicode code point ({e.reason})") from None
+    overflowed = False
+
+    def finite(number: str) -> float:
+        nonlocal overflowed
+        value = float(number)
+        if not math.isfinite(value):
+            overflowed = True  # `1e400`: no f64 (serde_json's words below)
+        return value
+
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant,
+                           parse_float=finite)
     except json.JSONDecodeError as e:
         raise _Unreadable(e.msg) from None
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise _Unreadable(_TOO_DEEP) from None
+    except ValueError as e:
         raise _Unreadable(str(e)) from None
+    try:
+        if overflowed:
+            raise _Unreadable("number out of range")
+        check_shape(payload, value)
+    except _Unreadable as e:
+        raise _Unreadable(str(e), value) from None
+    return value
+
+
+#: How deep a message may nest (serde_json's limit, which the Rust
+#: runtime's readers have): deeper cannot be read by a Rust client, and
+#: Python's own recursion limit is not far above.
+MAX_DEPTH = 128
+_TOO_DEEP = f"recursion limit exceeded (JSON nested deeper than {MAX_DEPTH} levels)"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def check_shape(payload: bytes, value: Any) -> None:
+    """Refuses a parsed ``value`` nested deeper than :data:`MAX_DEPTH` or
+    holding a lone surrogate (``"\\ud800"``: JSON that no UTF-8 can
+    carry). Walks the value (without recursion) only when the text could
+    hold either: enough brackets, or a surrogate escape."""
+    deep = payload.count(b"[") + payload.count(b"{") > MAX_DEPTH
+    surrogates = _SURROGATE_ESCAPE.search(payload) is not None
+    if not deep and not surrogates:
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if surrogates:
+                _valid_text(item)
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise _Unreadable(_TOO_DEEP)
+            if isinstance(item, dict):
+                if surrogates:
+                    for k in item:
+                        _valid_text(k)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
 
 
 def is_json_object(payload: bytes) -> bool:
@@ -320,11 +385,19 @@ def error_reply(call_id: str, kind: str, message: str, data: Any = None, *,
     out: dict[str, Any] = {"v": 1, "id": call_id}
     if fingerprint is not None:
         out["fingerprint"] = fingerprint
-    error: dict[str, Any] = {"kind": kind, "message": message}
+    # A message may quote a handler's exception: a lone surrogate in it
+    # would make the reply unwritable (and the job stuck), so it is replaced.
+    error: dict[str, Any] = {"kind": kind, "message": _utf8(message)}
     if has_data:
         error["data"] = data
     out["error"] = error
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
+
+
+def _utf8(text: str) -> str:
+    """``text`` with what UTF-8 cannot carry (lone surrogates) replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def decode(payload: bytes, keys: Keys, max_message_bytes: int) -> Message | Refusal:
@@ -346,7 +419,7 @@ def decode(payload: bytes, keys: Keys, max_message_bytes: int) -> Message | Refu
             raise _Unreadable("a job message is a JSON object")
         msg = _message(parsed)
     except _Unreadable as e:
-        return _unreadable(payload, parsed, str(e), keys)
+        return _unreadable(payload, parsed if parsed is not None else e.parsed, str(e), keys)
     reason = check_ranges(msg)
     if reason is not None:
         return _unreadable(payload, parsed, reason, keys)
@@ -372,8 +445,8 @@ def _unreadable(payload: bytes, parsed: Any, why: str, keys: Keys) -> Refusal:
     if parsed is None and is_json_object(payload):
         try:
             parsed = parse_json(payload)
-        except _Unreadable:
-            parsed = None
+        except _Unreadable as e:
+            parsed = e.parsed
     reply = None
     if isinstance(parsed, _Obj):
         call_id = parsed.get("id")
@@ -385,6 +458,7 @@ def _unreadable(payload: bytes, parsed: Any, why: str, keys: Keys) -> Refusal:
             and _encodes(call_id)
             and 1 <= len(call_id.encode("utf-8")) <= limits.MAX_ID_BYTES
             and isinstance(to, str)
+            and _encodes(to)
             and keys.is_inbox(to)
         ):
             reply = (to, error_reply(call_id, "bad_request", reason))

@@ -50,6 +50,10 @@ class Ran:
     failure: Failure | None = None
 
 
+#: What ``json.dumps`` raises for a value that is no JSON.
+_UNWRITABLE = (ValueError, TypeError, RecursionError, UnicodeEncodeError)
+
+
 def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
@@ -244,7 +248,9 @@ class _Outcome:
                  after_ms: int | None = None) -> None:
         self.kind = kind  # ok | app | failed | bad_request
         self.value = value
-        self.message = message
+        # It quotes the handler (an exception's text): what UTF-8 cannot
+        # carry would make the reply, the failure or the dead letter unwritable.
+        self.message = message.encode("utf-8", "replace").decode("utf-8")
         self.retry = retry
         self.after_ms = after_ms
 
@@ -351,9 +357,20 @@ async def _run_handler(shared: Shared, d: Delivery, msg: Message, mounted: Mount
     if out.kind == "ok":
         if msg.reply_to is None and answered(b"").keep_result is None:
             return Ran(Completion(), "succeeded")
-        return Ran(answered(ok_reply(msg.id, out.value, fp)), "succeeded")
+        try:
+            body = ok_reply(msg.id, out.value, fp)
+        except _UNWRITABLE as e:
+            # An untyped handler's value that is no JSON (NaN, a lone
+            # surrogate, too deep...): answered `handler`, never left leased.
+            message = f"the handler's result does not encode: {type(e).__name__}: {e}"
+            return Ran(fail("handler", message), "failed", failure("handler", message, False))
+        return Ran(answered(body), "succeeded")
     if out.kind == "app":
-        data_text = _json(out.value).decode()
+        try:
+            data_text = _json(out.value).decode()
+        except _UNWRITABLE as e:
+            message = f"the application error does not encode: {type(e).__name__}: {e}"
+            return Ran(fail("handler", message), "failed", failure("handler", message, False))
         return Ran(
             fail("app", "the job returned its application error", out.value, True),
             "failed",
