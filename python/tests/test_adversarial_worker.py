@@ -151,3 +151,25 @@ def test_a_retry_whose_reason_json_cannot_carry_is_dead_lettered(server: RedisSe
     [(_, letter)] = server.r.xrange(DEAD)
     assert b"again ?" in letter[b"reason"]
     still_serving(server, "retry")
+
+
+def test_a_jobs_key_of_another_type_leaves_only_its_service_unserved(server: RedisServer,
+                                                                      start_worker) -> None:  # type: ignore[no-untyped-def]
+    """Someone wrote a string over one service's jobs stream: the worker
+    still starts and serves its other services, and serves the broken one
+    once its key is a stream again."""
+    server.r.set("rpc:{Broken}:jobs", "not a stream")
+    worker = Worker(server.url).handle("Adv.echo", lambda r: r.data)
+    worker.handle("Broken.echo", lambda r: r.data)
+    start_worker(worker)
+    still_serving(server, "beside-broken")
+    server.r.delete("rpc:{Broken}:jobs")
+    inbox = "rpc:inbox:{broken-fixed}"
+    msg = {"v": 1, "id": "fixed", "job": "Broken.echo", "params": {"ok": 1}, "reply_to": inbox}
+    # The worker recreates the group (MKSTREAM) within a second or so; the
+    # message may land before or after: the group starts at 0 either way.
+    wait_for(lambda: server.r.exists("rpc:{Broken}:jobs"), 30, "the group made again")
+    server.r.xadd("rpc:{Broken}:jobs", {"m": json.dumps(msg)})
+    popped = server.r.blpop([inbox], 30)
+    assert popped is not None, "the repaired service is not served"
+    assert json.loads(popped[1])["ok"] == {"ok": 1}

@@ -92,6 +92,9 @@ class Worker:
         self.shared: Shared | None = None
         self._on_ready: Callable[[], None] | None = None
         self._ready = threading.Event()
+        #: Services whose jobs key is not a stream (see ``_create_groups``).
+        self._broken: set[str] = set()
+        self._broken_retry_at = 0.0
         self.metrics: Metrics | None = None
 
     @property
@@ -289,15 +292,27 @@ class Worker:
             log.info("worker %s stopped", s.consumer)
 
     async def _create_groups(self) -> None:
+        """Creates the consumer group of every service. A jobs key of another
+        type (WRONGTYPE: someone wrote over it) leaves that service unserved,
+        logged, and looked at again every second; the others are served."""
         assert self.shared is not None
         for name in self._services:
+            key = self.shared.keys.jobs(name)
             try:
-                await self.shared.redis.xgroup_create(
-                    self.shared.keys.jobs(name), GROUP, id="0", mkstream=True
-                )
+                await self.shared.redis.xgroup_create(key, GROUP, id="0", mkstream=True)
             except ResponseError as e:
-                if "BUSYGROUP" not in str(e):
+                if "BUSYGROUP" in str(e):
+                    pass
+                elif "WRONGTYPE" in str(e):
+                    if name not in self._broken:
+                        log.error("%s is not a stream (%s): not serving %s until it is", key, e, name)
+                    self._broken.add(name)
+                    continue
+                else:
                     raise
+            if name in self._broken:
+                log.info("%s is a stream again: serving %s", key, name)
+                self._broken.discard(name)
 
     async def _take(self, reader: aredis.Redis, quiet: asyncio.Event) -> None:
         shared = self.shared
@@ -309,7 +324,14 @@ class Worker:
                 shared.slot_freed.clear()
                 await shared.slot_freed.wait()
                 continue
-            streams: dict[Any, Any] = {shared.keys.jobs(n): ">" for n in self._services if n not in shared.paused}
+            if self._broken and asyncio.get_running_loop().time() >= self._broken_retry_at:
+                self._broken_retry_at = asyncio.get_running_loop().time() + 1.0
+                await self._create_groups()
+            streams: dict[Any, Any] = {
+                shared.keys.jobs(n): ">"
+                for n in self._services
+                if n not in shared.paused and n not in self._broken
+            }
             if not streams:
                 await asyncio.sleep(0.1)
                 continue
@@ -319,7 +341,7 @@ class Worker:
                 )
                 delay = 0.1
             except ResponseError as e:
-                if "NOGROUP" in str(e):
+                if "NOGROUP" in str(e) or "WRONGTYPE" in str(e):
                     await self._create_groups()
                     continue
                 log.warning("reading jobs failed: %s", e)
