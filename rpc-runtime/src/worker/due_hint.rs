@@ -1,5 +1,6 @@
 //! The earliest retry this worker scheduled, so the lifecycle loop wakes
-//! for it without waiting for its next poll.
+//! for it without waiting for its service's next poll (which is a second
+//! away when the service is idle on this worker).
 
 use std::sync::Mutex;
 
@@ -28,16 +29,21 @@ impl DueHint {
         }
     }
 
-    /// The hint to wake for; one that has come (perhaps while a poll ran)
-    /// is given once more as `now`, so it is polled for, then forgotten.
-    pub(super) fn take_until(&self, now: Instant) -> Option<Instant> {
+    /// The hint to wake for, if any (it stays until [`DueHint::take_if_come`]).
+    pub(super) fn peek(&self) -> Option<Instant> {
+        *lock(&self.at)
+    }
+
+    /// Whether the hint has come by `now`; one that has is forgotten (the
+    /// caller polls for it).
+    pub(super) fn take_if_come(&self, now: Instant) -> bool {
         let mut hint = lock(&self.at);
         match *hint {
             Some(at) if at <= now => {
                 *hint = None;
-                Some(now)
+                true
             }
-            other => other,
+            _ => false,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Pause on the worker: which of its services are paused, as its last
 //! lifecycle poll saw them (`P:{Service}:paused`). The taker reads only the
 //! queues that are not, so a pause stops new jobs within a poll and one
-//! blocking read (about a second); running jobs finish.
+//! blocking read (about a second while the worker runs jobs of the
+//! service, about two while it is idle there and polled every second:
+//! `lifecycle.rs`); running jobs finish.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,13 +1,26 @@
-"""The lifecycle poll: ``poll.lua`` per service, at least every 100 ms and
-at the next due time it knows of. It moves due scheduled jobs onto the
-stream, reports the pause flag and the calls cancelled since the last look,
-and now and then sweeps the scheduled messages for garbage
-(docs/PROTOCOL.md, "Delayed calls", "Cancellation", "Pause and resume")."""
+"""The lifecycle poll: ``poll.lua`` per service. It moves due scheduled
+jobs onto the stream, reports the pause flag and the calls cancelled since
+the last look, and now and then sweeps the scheduled messages for garbage
+(docs/PROTOCOL.md, "Delayed calls", "Cancellation", "Pause and resume").
+
+How often is the rule of docs/PROTOCOL.md, "The lifecycle poll's cadence",
+as ``rpc-runtime/src/worker/lifecycle.rs`` follows it: a service is *busy*
+while the worker holds a lease of one of its jobs, and for a second after
+that or after a poll of it that moved a job, learned a cancellation or saw
+its pause flag change. A busy service is polled every 100 ms, an idle one
+every second; either at once when it turns busy and at the next due time
+its last poll reported. The worker looks at its leases at least every
+100 ms, and this one also hears of every lease as it is taken (``leases``
+is watched), so even a job that ends within a millisecond makes its
+service busy: a retry it put on the schedule is learned by the next polls
+and moved on time."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import limits, scripts
@@ -16,6 +29,8 @@ from .shared import Shared
 log = logging.getLogger("rpc_runtime.worker")
 
 POLL_EVERY_S = 0.1
+IDLE_EVERY_S = 1.0
+IDLE_AFTER_S = 1.0
 SWEEP_EVERY_S = 60.0
 MAX_MOVED = 1000
 MAX_CANCELS = 10_000
@@ -35,6 +50,19 @@ def _text(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
+class _WatchedLeases(set[tuple[str, str]]):
+    """The worker's leases (``Shared.leases``), telling the lifecycle of
+    each one taken: (service, entry id)."""
+
+    def __init__(self, leases: Iterable[tuple[str, str]], on_add: Callable[[str], None]) -> None:
+        super().__init__(leases)
+        self._on_add = on_add
+
+    def add(self, lease: tuple[str, str]) -> None:
+        super().add(lease)
+        self._on_add(lease[0])
+
+
 class Lifecycle:
     """One worker's polls of every service it serves."""
 
@@ -43,14 +71,35 @@ class Lifecycle:
         self._seen: dict[str, int] = {}
         self._cursor: dict[str, str] = {}
         self._next_sweep = 0.0
-        #: Wakes the loop early (a retry or delayed call due sooner).
+        #: Wakes the loop early (a service turned busy).
         self.wake = asyncio.Event()
-        self._next_due_ms: dict[str, int] = {}
+        now = time.monotonic()
+        #: Per service: when it is polled next, and until when it is busy
+        #: (busy at first: a worker that starts often starts to work).
+        self._next_poll: dict[str, float] = {s: now for s in shared.services}
+        self._busy_until: dict[str, float] = {s: now + IDLE_AFTER_S for s in shared.services}
+        shared.leases = _WatchedLeases(shared.leases, self._leased)
+
+    def _leased(self, service: str) -> None:
+        """A lease of ``service``'s was taken: busy, polled at once if it was idle."""
+        now = time.monotonic()
+        if self._busy_until.get(service, 0.0) <= now:
+            self._next_poll[service] = now
+            self.wake.set()
+        self._busy_until[service] = now + IDLE_AFTER_S
+
+    def _look_at_leases(self, now: float) -> None:
+        """The services of the leases held are busy (for long jobs)."""
+        for service in {s for s, _ in self.shared.leases}:
+            if self._busy_until.get(service, 0.0) <= now:
+                self._next_poll[service] = now
+            self._busy_until[service] = now + IDLE_AFTER_S
 
     async def poll(self, service: str, cursor: str = "") -> tuple[bool, str]:
         """One poll of ``service``; True when it should be polled again at once."""
         sh = self.shared
         k = sh.keys
+        started = time.monotonic()
         since = self._seen.get(service, 0)
         answer = await scripts.poll().run(
             sh.redis,
@@ -63,11 +112,12 @@ class Lifecycle:
         cancels = answer[4] or []
         errors = answer[5] or []
         next_cursor = _text(answer[7]) if len(answer) > 7 else ""
+        was_paused = service in sh.paused
         if paused:
-            if service not in sh.paused:
+            if not was_paused:
                 log.info("service %s is paused", service)
             sh.paused.add(service)
-        elif service in sh.paused:
+        elif was_paused:
             log.info("service %s is resumed", service)
             sh.paused.discard(service)
         newest = since
@@ -84,17 +134,24 @@ class Lifecycle:
         self._seen[service] = newest
         for e in errors:
             log.warning("the lifecycle poll of %s: %s", service, _text(e))
-        self._next_due_ms[service] = next_due
+        # Something happened in the service: busy for a while.
+        if moved > 0 or cancels or was_paused != bool(paused):
+            self._busy_until[service] = started + IDLE_AFTER_S
+        busy = self._busy_until.get(service, 0.0) > started
+        next_poll = started + (POLL_EVERY_S if busy else IDLE_EVERY_S)
+        if next_due >= 0:
+            next_poll = min(next_poll, started + max(0, next_due - now_ms) / 1000 + 0.002)
         again = moved >= MAX_MOVED or len(cancels) // 2 >= MAX_CANCELS
+        self._next_poll[service] = started if again else next_poll
         return again, next_cursor
 
-    async def poll_all(self) -> None:
-        """One poll of every service (again at once while there is more)."""
-        loop = asyncio.get_running_loop()
-        sweep = loop.time() >= self._next_sweep
+    async def _poll_services(self, services: list[str]) -> None:
+        """One poll of each of ``services`` (again at once while there is more)."""
+        now = time.monotonic()
+        sweep = now >= self._next_sweep
         if sweep:
-            self._next_sweep = loop.time() + SWEEP_EVERY_S
-        for service in self.shared.services:
+            self._next_sweep = now + SWEEP_EVERY_S
+        for service in services:
             cursor = ""
             if sweep:
                 cursor = "0"
@@ -108,28 +165,32 @@ class Lifecycle:
                 if not again:
                     break
 
+    async def poll_all(self) -> None:
+        """One poll of every service (again at once while there is more)."""
+        await self._poll_services(list(self.shared.services))
+
     def next_wait_s(self) -> float:
-        """Until the next poll: 100 ms, or sooner for a due time known."""
-        wait = POLL_EVERY_S
-        now = self.shared.clock.now_ms()
-        for due in self._next_due_ms.values():
-            if due >= 0:
-                wait = min(wait, max(0.002, (due - now) / 1000 + 0.002))
-        return wait
+        """Until the next poll of some service, or the next look at the leases."""
+        now = time.monotonic()
+        first = min(self._next_poll.values(), default=now + POLL_EVERY_S)
+        return max(0.0, min(POLL_EVERY_S, first - now))
 
     async def run(self, stop: asyncio.Event) -> None:
         delay = 0.1
         while not stop.is_set():
+            now = time.monotonic()
+            self._look_at_leases(now)
+            due = [s for s in self.shared.services if self._next_poll.get(s, now) <= now]
             try:
-                await self.poll_all()
+                await self._poll_services(due)
                 delay = 0.1
-                wait = self.next_wait_s()
             except Exception as e:  # noqa: BLE001 - Redis away: try again
                 log.warning("the lifecycle poll failed: %s", e)
-                wait = delay
+                for s in due:
+                    self._next_poll[s] = max(self._next_poll.get(s, now), time.monotonic() + delay)
                 delay = min(delay * 2, 5.0)
             self.wake.clear()
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=wait)
+                await asyncio.wait_for(self.wake.wait(), timeout=self.next_wait_s())
             except asyncio.TimeoutError:
                 pass
