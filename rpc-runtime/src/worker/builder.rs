@@ -244,6 +244,7 @@ impl WorkerBuilder {
                 backend,
                 services,
                 middleware: self.middleware,
+                taken: queues.iter().map(|_| Default::default()).collect(),
                 queues,
                 settings: self.settings,
                 running: Mutex::default(),

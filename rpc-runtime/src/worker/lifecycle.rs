@@ -26,6 +26,7 @@
 //! read them (100,000 in well under a second), never by a poll each.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,9 +146,13 @@ impl Lifecycle {
     /// Marks the services this worker holds leases of busy (without a round
     /// trip); one that was idle is polled at once.
     fn look_at_leases(&mut self, now: Instant) {
-        let running = lock(&self.shared.running);
-        for (queue, leases) in running.iter() {
-            if leases.is_empty() {
+        let shared = Arc::clone(&self.shared);
+        let running = lock(&shared.running);
+        for (i, queue) in shared.queues.iter().enumerate() {
+            // A job taken since the last look counts, even if it ended.
+            let taken = shared.taken[i].swap(false, Ordering::Relaxed);
+            let leased = running.get(queue).is_some_and(|l| !l.is_empty());
+            if !(taken || leased) {
                 continue;
             }
             if let Some(c) = self.cadence.get_mut(queue) {

@@ -3,7 +3,7 @@
 //! the clock, health and the lifecycle state learned from polls.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::daily_stats::DailyStats;
@@ -31,6 +31,10 @@ pub(super) struct Shared {
     pub(super) settings: WorkerSettings,
     /// Leases held by running jobs, per queue, renewed by the janitor.
     pub(super) running: Mutex<HashMap<String, HashSet<String>>>,
+    /// Per queue (in `queues`' order): a job was taken since the lifecycle
+    /// loop last looked, so the service is busy even when that job ended
+    /// before the look (jobs shorter than its 100 ms turn).
+    pub(super) taken: Vec<AtomicBool>,
     pub(super) stats: Stats,
     /// The worker's view of the broker's clock (deadlines are measured on it).
     pub(super) clock: BrokerClock,
@@ -51,6 +55,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// Marks `queue` as having had a job taken (one relaxed store).
+    pub(super) fn note_taken(&self, queue: &str) {
+        if let Some(i) = self.queues.iter().position(|q| q == queue) {
+            self.taken[i].store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Stops renewing a delivery's lease (its job is completed or given up).
     pub(super) fn forget_lease(&self, delivery: &Delivery) {
         if let Some(set) = lock(&self.running).get_mut(&delivery.queue) {

@@ -176,6 +176,7 @@ pub(super) async fn start_job(
         .entry(delivery.queue.clone())
         .or_default()
         .insert(delivery.token.clone());
+    shared.note_taken(&delivery.queue);
     let mut run = Box::pin(async move {
         let (completion, failure) = run_job(&shared, &delivery).await;
         (shared, delivery, completion, failure)

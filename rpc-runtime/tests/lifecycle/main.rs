@@ -13,6 +13,7 @@ mod cancel;
 mod cluster;
 mod delayed;
 mod garbage;
+mod idle;
 mod once;
 mod pause;
 mod retries;
