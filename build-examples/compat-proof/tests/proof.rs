@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rpc_codegen::Direction;
 use rpc_runtime::__private::RawValue;
-use rpc_runtime::{BoxFuture, Client, Context, JobInfo, Outcome, Service, Worker};
+use rpc_runtime::{BoxFuture, Client, Context, Inspector, JobInfo, Outcome, Service, Worker};
 use rpc_testkit::RedisServer;
 use serde_json::Value;
 
@@ -150,6 +150,25 @@ impl Service for ProofService {
 struct RunningWorker {
     task: tokio::task::JoinHandle<()>,
     log: Arc<Mutex<Vec<Observed>>>,
+    /// The services it serves, and a look at their queues.
+    services: Vec<&'static str>,
+    inspector: Inspector,
+}
+
+impl RunningWorker {
+    /// Whether the queues of the services it serves are empty: every job
+    /// it could take has been run (and logged first: a job leaves its
+    /// queue when done).
+    async fn drained(&self) -> bool {
+        for service in &self.services {
+            match self.inspector.service_stats(service).await {
+                Ok(Some(stats)) if stats.stream_length > 0 => return false,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
 }
 
 impl Drop for RunningWorker {
@@ -164,6 +183,7 @@ async fn start_worker(url: &str, prefix: &str, version: &Version) -> RunningWork
     for glue in &version.jobs {
         by_service.entry(glue.service).or_default().push(*glue);
     }
+    let services: Vec<&'static str> = by_service.keys().copied().collect();
     let mut builder = Worker::builder(url).prefix(prefix);
     for (name, jobs) in by_service {
         let infos: Vec<JobInfo> = jobs
@@ -191,7 +211,15 @@ async fn start_worker(url: &str, prefix: &str, version: &Version) -> RunningWork
     let task = tokio::spawn(async move {
         let _ = worker.run_until(std::future::pending::<()>()).await;
     });
-    RunningWorker { task, log }
+    let inspector = Inspector::connect(url, prefix)
+        .await
+        .expect("inspector connects");
+    RunningWorker {
+        task,
+        log,
+        services,
+        inspector,
+    }
 }
 
 async fn connect(url: &str, prefix: &str) -> Client {
@@ -203,12 +231,15 @@ async fn connect(url: &str, prefix: &str) -> Client {
         .expect("client connects")
 }
 
-/// Waits until the worker's log holds `count` entries; returns them.
+/// Waits until the worker's log holds `count` entries, or until it has run
+/// every job it can take (the rest wait on queues no worker of its version
+/// reads: never served), for a minute at most; returns the entries.
 async fn log_entries(worker: &RunningWorker, count: usize) -> Vec<Observed> {
-    for _ in 0..100 {
-        if worker.log.lock().expect("log").len() >= count {
-            break;
-        }
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while worker.log.lock().expect("log").len() < count
+        && !worker.drained().await
+        && Instant::now() < give_up
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     worker.log.lock().expect("log").clone()

@@ -43,8 +43,18 @@ impl Glue {
     }
 }
 
+/// A call's deadline: a call of a job no worker serves (a removed service)
+/// is answered only by it, so it is what the live runs wait for that.
 fn options() -> CallOptions {
     CallOptions::timeout(Duration::from_millis(1500))
+}
+
+/// A sent job's deadline: jobs are queued before the worker that serves
+/// them starts (the deploy), which on a loaded machine took over 1.5 s and
+/// let them expire unserved; what breaks is found by the worker's log, not
+/// by this deadline.
+fn send_options() -> CallOptions {
+    CallOptions::timeout(Duration::from_secs(60))
 }
 
 fn write_params<R: Serialize + DeserializeOwned>(value: &Value) -> Option<Value> {
@@ -90,7 +100,7 @@ fn send<T: DeserializeOwned + Send + 'static, E: DeserializeOwned + Send + 'stat
     Box::pin(async move {
         let options = CallOptions {
             result_ttl: Some(Duration::from_secs(60)),
-            ..options()
+            ..send_options()
         };
         rpc_runtime::__private::call::<T, E, _>(&client, job, params)
             .options(options)
@@ -120,7 +130,7 @@ fn send_one_way(
 ) -> BoxFuture<'static, Result<JobId, String>> {
     Box::pin(async move {
         rpc_runtime::__private::one_way(&client, job, params)
-            .options(options())
+            .options(send_options())
             .await
             .map_err(|e| e.to_string())
     })
