@@ -342,3 +342,54 @@ async fn a_batch_that_fails_part_way_says_which_calls_were_queued() {
         .count();
     assert_eq!((unknown, not_sent), (1_000, 1_500), "{failed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_may_not_xadd_turns_its_batch_to_the_intake() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server starts");
+    // Everything but XADD, as the client role (which may RPUSH the intake).
+    let set = server.cli([
+        "ACL", "SETUSER", "no-xadd", "on", ">pw", "~*", "&*", "+@all", "-xadd",
+    ]);
+    assert_eq!(set.trim(), "OK");
+    let seen: Seen = Arc::default();
+    let worker = start_worker(&server.url(), seen.clone()).await;
+    let client = Client::connect(&server.url_as("no-xadd", "pw"))
+        .await
+        .unwrap();
+    for round in 0..2u64 {
+        let ids = client
+            .send_many(
+                "Bulk.note",
+                (0..30).map(|n| json!({ "n": round * 100 + n })),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 30);
+        wait_until("the batch ran", || {
+            seen.lock().unwrap().len() as u64 >= (round + 1) * 30
+        })
+        .await;
+        let seen = seen.lock().unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            let ran: Vec<u64> = seen
+                .iter()
+                .filter(|(ran, _)| ran == id.as_str())
+                .map(|s| s.1)
+                .collect();
+            assert_eq!(ran, [round * 100 + n as u64], "job {n} of round {round}");
+        }
+    }
+    // The first batch's XADDs were refused once (NOPERM); after that,
+    // batches go straight to the intake.
+    let stats = server.cli(["INFO", "commandstats"]);
+    let rejected = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_xadd:"))
+        .and_then(|l| l.split("rejected_calls=").nth(1))
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().parse::<u64>().unwrap());
+    assert_eq!(rejected, Some(30), "{stats}");
+    let _ = worker.stop.send(());
+    worker.task.await.unwrap().unwrap();
+}

@@ -65,8 +65,11 @@ pub struct Batch<T, E = Never, M = Answered> {
     items: Vec<Result<Parts, Error>>,
     /// What calls that do not set an option themselves get.
     options: Option<Box<CallOptions>>,
-    _types: PhantomData<fn() -> (T, E, M)>,
+    _types: Types<T, E, M>,
 }
+
+/// What the calls answer, fail with and how they are sent, as types only.
+type Types<T, E, M> = PhantomData<fn() -> (T, E, M)>;
 
 impl<T, E, M> std::fmt::Debug for Batch<T, E, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -431,7 +434,7 @@ impl Sent {
 #[derive(Debug)]
 pub struct BatchError {
     /// What went wrong: the refused call's error, or the broker's.
-    pub error: Error,
+    pub error: Box<Error>,
     /// The call that could not be sent, by its place in the batch (from
     /// 0): nothing was sent. `None`: the batch went out, in part.
     pub refused: Option<usize>,
@@ -444,7 +447,7 @@ pub struct BatchError {
 impl BatchError {
     pub(super) fn refused(index: usize, len: usize, error: Error) -> Self {
         BatchError {
-            error,
+            error: Box::new(error),
             refused: Some(index),
             calls: Vec::new(),
             len,
@@ -453,7 +456,7 @@ impl BatchError {
 
     pub(super) fn partial(error: Error, calls: Vec<Sent>) -> Self {
         BatchError {
-            error,
+            error: Box::new(error),
             refused: None,
             len: calls.len(),
             calls,
@@ -503,6 +506,6 @@ impl std::fmt::Display for BatchError {
 
 impl std::error::Error for BatchError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        Some(&*self.error)
     }
 }
