@@ -1,5 +1,6 @@
 //! `rpc call Service.job '{...}'`: a job called by name from a shell, the
-//! answer printed as JSON.
+//! answer printed as JSON. With `-` (or `--stdin`) for the parameters, one
+//! call per JSON line of stdin, all sent in one batch (`call/stdin.rs`).
 //!
 //! The service is looked up first: one that has never existed here (no
 //! queue, nothing scheduled or waiting on its intake, no periodic job) is
@@ -16,14 +17,21 @@ use rpc_runtime::{CallError, CallOptions, Client, Error};
 
 use crate::failure::Failure;
 
+mod stdin;
+
 /// `rpc call Service.job [PARAMS] [...]`.
 #[derive(Args, Debug)]
 pub struct CallArgs {
     /// The job to call, `Service.job` (e.g. `Calculator.add`).
     job: String,
-    /// The parameters: a JSON object keyed by parameter name.
+    /// The parameters: a JSON object keyed by parameter name; `-` reads
+    /// one object per line from stdin, calls them all in one batch and
+    /// prints one line per input, in order.
     #[arg(default_value = "{}")]
     params: String,
+    /// Read the parameters from stdin, one JSON object per line (as `-`).
+    #[arg(long, conflicts_with = "key")]
+    stdin: bool,
     /// How long to wait for the answer (`30s`, `2m`; a bare number is seconds).
     #[arg(long, default_value = "30s", value_parser = crate::duration_arg::parse)]
     timeout: Duration,
@@ -55,6 +63,9 @@ pub struct CallArgs {
 }
 
 pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Result<(), Failure> {
+    if args.stdin || args.params == "-" {
+        return stdin::run(client, url, prefix, args).await;
+    }
     let params: serde_json::Value = serde_json::from_str(&args.params).map_err(|e| {
         Failure::cannot(
             "read the parameters",

@@ -86,8 +86,8 @@ pub use bytes::Bytes;
 pub use call::JobRef;
 pub use call::{CallOptions, JobId, JobInfo, JobSchema};
 pub use client::{
-    Answered, Call, Client, ClientBuilder, Interceptor, OneWay, OneWayCall, Outgoing, Pending,
-    Response,
+    Answered, Batch, BatchError, Call, Client, ClientBuilder, Interceptor, OneWay, OneWayBatch,
+    OneWayCall, Outgoing, Pending, Response, Sent,
 };
 pub use context::Context;
 pub use error::{

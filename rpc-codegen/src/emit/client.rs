@@ -1,7 +1,9 @@
 //! The caller side: `<Service>Client`, one method per job returning a
 //! [`Call`](https://docs.rs/rpc-runtime) that options are set on and that
-//! `.await` sends (the answer, or a one-way job's id). String, byte,
-//! JSON, list and map parameters take what converts into them.
+//! `.await` sends (the answer, or a one-way job's id), and beside it
+//! `<job>_many`, the same calls as one [`Batch`](https://docs.rs/rpc-runtime)
+//! sent in one round trip. String, byte, JSON, list and map parameters
+//! take what converts into them.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -22,6 +24,11 @@ pub(crate) fn client(schema: &Schema, id: ModuleId, service: &Service) -> TokenS
         .jobs
         .iter()
         .map(|job| job_method(schema, id, service, job));
+    let bulk_methods = service
+        .jobs
+        .iter()
+        .filter(|job| has_bulk_method(service, job))
+        .map(|job| bulk_method(schema, id, job));
     quote! {
         #[doc = #doc]
         #[derive(Clone, Debug)]
@@ -42,6 +49,8 @@ pub(crate) fn client(schema: &Schema, id: ModuleId, service: &Service) -> TokenS
             }
 
             #(#methods)*
+
+            #(#bulk_methods)*
         }
     }
 }
@@ -56,6 +65,80 @@ fn param_type(schema: &Schema, id: ModuleId, ty: &Ty) -> (TokenStream, bool) {
             (quote!(impl ::std::convert::Into<#rust>), true)
         }
         _ => (rust, false),
+    }
+}
+
+/// The name of a job's bulk method: `<method>_many`.
+fn bulk_name(job: &Job) -> String {
+    format!("{}_many", job.method.unraw())
+}
+
+/// Whether a job gets its `<method>_many`: not when another job's method
+/// has that name (that job's method wins; the calls can still be batched
+/// with `Batch::from_iter`).
+fn has_bulk_method(service: &Service, job: &Job) -> bool {
+    let name = bulk_name(job);
+    !service
+        .jobs
+        .iter()
+        .any(|other| other.method.unraw() == name)
+}
+
+/// `<method>_many(calls)`: one call of the job per item (its parameters,
+/// a tuple when there are several), as a batch sent in one round trip.
+fn bulk_method(schema: &Schema, id: ModuleId, job: &Job) -> TokenStream {
+    let method = job.method.ident();
+    let bulk = proc_macro2::Ident::new(&bulk_name(job), proc_macro2::Span::call_site());
+    let names: Vec<_> = job.params.iter().map(|p| p.name.ident()).collect();
+    let types: Vec<_> = job
+        .params
+        .iter()
+        .map(|p| param_type(schema, id, &p.ty).0)
+        .collect();
+    let (item, pattern) = match (&names[..], &types[..]) {
+        ([name], [ty]) => (quote!(#ty), quote!(#name)),
+        _ => (quote!((#(#types,)*)), quote!((#(#names,)*))),
+    };
+    let ret = match &job.returns {
+        Returns::Nothing => quote!(::rpc_runtime::OneWayBatch),
+        Returns::Value(ty) => {
+            let ok = rust_type(schema, id, ty);
+            quote!(::rpc_runtime::Batch<#ok>)
+        }
+        Returns::Result { ok, err } => {
+            let ok = rust_type(schema, id, ok);
+            let err = rust_type(schema, id, &Ty::Named(*err));
+            quote!(::rpc_runtime::Batch<#ok, #err>)
+        }
+    };
+    let what = match &job.returns {
+        Returns::Nothing => "their ids, in order, once all are queued",
+        _ => "every answer in order, each a `Result`; `.send()` a handle per call",
+    };
+    let items = match job.params.len() {
+        0 => "one `()` per call".to_owned(),
+        1 => "one parameter per call".to_owned(),
+        _ => "one tuple of parameters per call".to_owned(),
+    };
+    let doc = docs(&[format!(
+        " `{}` for each item of `calls` ({items}), sent as one batch in one \
+         round trip: `.await` gives {what}. Options for every call go on the \
+         batch.",
+        job.wire
+    )]);
+    let deprecated = deprecated(&job.deprecated);
+    quote! {
+        #doc
+        #deprecated
+        pub fn #bulk(
+            &self,
+            calls: impl ::std::iter::IntoIterator<Item = #item>,
+        ) -> #ret {
+            calls
+                .into_iter()
+                .map(|#pattern| self.#method(#(#names),*))
+                .collect()
+        }
     }
 }
 

@@ -50,6 +50,17 @@ pub trait Queue: Send + Sync + 'static {
     /// Appends a job to a queue.
     async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error>;
 
+    /// Appends jobs to one queue in one round trip, in order (Redis: one
+    /// pipeline; the caller keeps each batch to a size Redis takes in one
+    /// go). `Ok` holds each job's fate: `Ok(())` queued, `Err` refused by
+    /// the broker (not queued). `Err`: the round trip failed, and any of
+    /// the jobs may have been queued.
+    async fn push_jobs(
+        &self,
+        queue: &str,
+        payloads: &[&[u8]],
+    ) -> Result<Vec<Result<(), Error>>, Error>;
+
     /// Whether clients may put calls on an intake that workers must move
     /// onto the queue (Redis: yes; the memory backend queues directly).
     fn has_intake(&self) -> bool {

@@ -28,9 +28,12 @@
 //! answers), `place.rs` (when a call is due, its key), `observe.rs` (spans
 //! and metrics), `typed.rs`, `untyped.rs`, `by_id.rs`, `cancel.rs`,
 //! `dead_letters.rs`, `diagnosis.rs` (why a call timed out), `workers.rs`
-//! (asking a worker to be quiet or stop).
+//! (asking a worker to be quiet or stop), `bulk.rs` and `bulk_send.rs`
+//! (many calls in one round trip).
 
 mod builder;
+mod bulk;
+mod bulk_send;
 mod by_id;
 mod call;
 mod cancel;
@@ -52,6 +55,7 @@ mod untyped;
 mod workers;
 
 pub use self::builder::ClientBuilder;
+pub use self::bulk::{Batch, BatchError, OneWayBatch, Sent};
 pub use self::call::{Answered, Call, OneWay, OneWayCall};
 pub use self::handle::Client;
 pub use self::interceptor::{Interceptor, Outgoing};

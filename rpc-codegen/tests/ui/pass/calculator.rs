@@ -79,6 +79,24 @@ async fn use_client(client: CalculatorClient) -> Result<(), Box<dyn std::error::
     // The client is Clone and cheap; a call can move into a task.
     let spawned = tokio::spawn(client.clone().add(1, 1).into_future());
     let _ = spawned.await;
+    // Many calls in one round trip: ids of one-way jobs, answers in order.
+    let _ids: Vec<rpc_runtime::JobId> = client.log_many(["a", "b"]).await?;
+    let sums: Vec<Result<i64, rpc_runtime::CallError>> =
+        client.add_many([(1, 2), (3, 4)]).timeout(Duration::from_secs(1)).await?;
+    let _ = sums;
+    let _quotients: Vec<Result<f64, rpc_runtime::CallError<MathError>>> =
+        client.divide_many(vec![(1.0, 2.0)]).await?;
+    let _handles: Vec<rpc_runtime::Pending<i64>> = client.add_many([(1, 1)]).send().await?;
+    // A batch of calls with their own options.
+    let batch: rpc_runtime::Batch<i64> = [client.add(1, 2).idempotency_key("k1"), client.add(3, 4)]
+        .into_iter()
+        .collect();
+    let _ = batch.await?;
+    let mut one_way = rpc_runtime::OneWayBatch::new();
+    one_way
+        .push(client.log("x").delay(Duration::from_secs(5)))
+        .push(client.client().send("Other.job", serde_json::json!({})));
+    let _ids = one_way.await?;
     Ok(())
 }
 

@@ -53,6 +53,21 @@ impl Queue for MemoryBackend {
         Ok(())
     }
 
+    async fn push_jobs(
+        &self,
+        queue: &str,
+        payloads: &[&[u8]],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        // Under one lock, as one pipeline reaches Redis in one piece.
+        let mut state = self.state();
+        for payload in payloads {
+            state.enqueue(queue, payload.to_vec(), false);
+        }
+        drop(state);
+        self.shared.jobs_ready.notify_waiters();
+        Ok(payloads.iter().map(|_| Ok(())).collect())
+    }
+
     async fn get_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
         let mut state = self.state();
         let now = Instant::now();

@@ -75,6 +75,14 @@ impl Queue for RedisBackend {
         }
     }
 
+    async fn push_jobs(
+        &self,
+        queue: &str,
+        payloads: &[&[u8]],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        self.push_many(queue, payloads).await
+    }
+
     fn has_intake(&self) -> bool {
         true
     }

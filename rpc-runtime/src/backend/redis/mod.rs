@@ -55,6 +55,7 @@
 //! slot, reply first and ack last: a crash in between redelivers the job
 //! (at-least-once) rather than losing its reply.
 
+mod bulk;
 mod cancel;
 mod capabilities;
 mod commands;

@@ -1,0 +1,336 @@
+//! How a [`Batch`](super::Batch) goes out: every call encoded first (one
+//! bad call refuses the whole batch before anything is sent), then the
+//! messages of each queue sent in one round trip per chunk
+//! ([`Queue::push_jobs`](crate::backend::Queue::push_jobs)), the queues
+//! side by side, and each call's fate recorded.
+//!
+//! A queue is the unit of a round trip because on a Cluster one pipeline
+//! goes to one slot, and every key of a queue shares one hash tag. When a
+//! service is spread over shards, a shard becomes that unit here, and
+//! nothing above this file changes.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::bulk::{BatchError, Sent};
+use super::handle::Client;
+use super::observe::Observed;
+use super::reply::label;
+use super::send::Routing;
+use super::typed::Parts;
+
+use crate::call::{CallOptions, JobId, JobRef};
+use crate::error::Error;
+use crate::sync::lock;
+
+/// Jobs per round trip at most: Redis reads a chunk in a few passes of its
+/// event loop, and other clients are served between them.
+pub(super) const CHUNK_JOBS: usize = 1_000;
+/// Bytes of messages per round trip at most (a chunk goes past it by one
+/// message at most, and holds one whatever its size).
+pub(super) const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// How the calls of a batch are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// One-way: nobody waits, nothing is kept unless asked.
+    OneWay,
+    /// Answered, waited for here: nothing kept unless asked (as `.await`
+    /// on a single call).
+    Wait,
+    /// Answered, handed back as [`Pending`](super::Pending) handles: the
+    /// result kept for the client's result TTL (as `.send()`).
+    Handles,
+}
+
+/// One call of a batch, encoded and ready to send.
+pub(super) struct Encoded {
+    pub(super) job: JobRef,
+    pub(super) id: JobId,
+    pub(super) payload: Vec<u8>,
+    /// The call's timeout (a delayed call's from when it is due).
+    pub(super) timeout: Duration,
+    pub(super) deadline: tokio::time::Instant,
+    /// Whether its result is kept (its wait also watches failed reads).
+    pub(super) kept: bool,
+    pub(super) observed: Observed,
+}
+
+/// The options a call goes out with: its own, with what it leaves unset
+/// taken from the batch's.
+pub(super) fn merged(own: Option<&CallOptions>, batch: &CallOptions) -> CallOptions {
+    let mut options = own.cloned().unwrap_or_default();
+    options.timeout = options.timeout.or(batch.timeout);
+    options.max_attempts = options.max_attempts.or(batch.max_attempts);
+    options.result_ttl = options.result_ttl.or(batch.result_ttl);
+    options.idempotency_ttl = options.idempotency_ttl.or(batch.idempotency_ttl);
+    if options.delay.is_none() && options.run_at.is_none() {
+        options.delay = batch.delay;
+        options.run_at = batch.run_at;
+    }
+    for (key, value) in &batch.metadata {
+        options
+            .metadata
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
+    options
+}
+
+impl Client {
+    /// Encodes every call of a batch, in order; the first that cannot be
+    /// sent (no such job name, parameters that do not serialize, a bad
+    /// idempotency key or delay, too large, refused by an interceptor)
+    /// refuses the whole batch, naming it.
+    pub(super) fn encode_batch(
+        &self,
+        items: Vec<Result<Parts, Error>>,
+        batch_options: Option<&CallOptions>,
+        mode: Mode,
+    ) -> Result<Vec<Encoded>, BatchError> {
+        let count = items.len();
+        let refuse = |index: usize, error: Error| BatchError::refused(index, count, error);
+        let mut encoded = Vec::with_capacity(count);
+        for (index, item) in items.into_iter().enumerate() {
+            let parts = item.map_err(|e| refuse(index, e))?;
+            let merged_options;
+            let options = match batch_options {
+                None => parts.options(),
+                Some(batch) => {
+                    merged_options = merged(parts.options.as_deref(), batch);
+                    &merged_options
+                }
+            };
+            let call = self
+                .encode_one(&parts, options, mode)
+                .map_err(|e| refuse(index, e))?;
+            encoded.push(call);
+        }
+        Ok(encoded)
+    }
+
+    fn encode_one(
+        &self,
+        parts: &Parts,
+        options: &CallOptions,
+        mode: Mode,
+    ) -> Result<Encoded, Error> {
+        let job = parts.job;
+        let observed = self.observe(&job, options);
+        let keep = mode == Mode::Handles;
+        if mode == Mode::OneWay {
+            let id = self.new_call_id();
+            observed.span.record("messaging.message.id", id.as_str());
+            let result_ttl = self.result_ttl(options, false);
+            let (payload, timeout, placement) = self.encode(
+                &job,
+                &id,
+                &*parts.params,
+                options,
+                Routing {
+                    reply_to: None,
+                    result_ttl,
+                    trace: observed.trace.as_ref(),
+                },
+            )?;
+            let timeout = timeout + placement.delay;
+            return Ok(Encoded {
+                job,
+                id,
+                payload,
+                timeout,
+                deadline: tokio::time::Instant::now() + timeout,
+                kept: !result_ttl.is_zero(),
+                observed,
+            });
+        }
+        let call = self.encode_call(&job, &*parts.params, options, keep, &observed)?;
+        Ok(Encoded {
+            job,
+            id: call.id,
+            payload: call.payload,
+            timeout: call.timeout,
+            deadline: call.deadline,
+            kept: !self.result_ttl(options, keep).is_zero(),
+            observed,
+        })
+    }
+
+    /// Registers a waiter for every call of a batch (under one lock), so
+    /// a fast worker's replies find them; returns the receivers in order.
+    pub(super) fn wait_for_batch(&self, calls: &[Encoded]) -> Vec<oneshot::Receiver<Vec<u8>>> {
+        let mut receivers = Vec::with_capacity(calls.len());
+        let free = {
+            let mut state = lock(&self.inner.inbox.state);
+            for call in calls {
+                let (tx, rx) = oneshot::channel();
+                state.waiters.insert(call.id.as_str().into(), tx);
+                receivers.push(rx);
+            }
+            !state.busy
+        };
+        self.ensure_router();
+        if free {
+            self.inner.inbox.wake_router.notify_one();
+        }
+        receivers
+    }
+
+    /// Forgets the waiters of calls that were not queued.
+    pub(super) fn forget_waiters<'a>(&self, ids: impl Iterator<Item = &'a JobId>) {
+        let mut state = lock(&self.inner.inbox.state);
+        for id in ids {
+            state.waiters.remove(id.as_str());
+        }
+    }
+
+    /// Sends encoded calls: each queue's in order, one round trip per
+    /// chunk, the queues at the same time, all bounded by the earliest
+    /// deadline among them (a broker that is down must not hold the batch
+    /// past it). Returns each call's fate and the first failure, if any.
+    pub(super) async fn send_batch(&self, calls: &[Encoded]) -> (Vec<Sent>, Option<Error>) {
+        let mut fates: Vec<Sent> = calls.iter().map(|c| Sent::NotSent(c.id.clone())).collect();
+        let Some(deadline) = calls.iter().map(|c| c.deadline).min() else {
+            return (fates, None);
+        };
+        // Each queue's calls, in the batch's order.
+        let mut queues: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for (index, call) in calls.iter().enumerate() {
+            match queues.iter_mut().find(|(q, _)| *q == call.job.service) {
+                Some((_, indices)) => indices.push(index),
+                None => queues.push((call.job.service, vec![index])),
+            }
+        }
+        let sends = queues
+            .iter()
+            .map(|(queue, indices)| self.send_queue(queue, indices, calls, deadline));
+        let mut first_error = None;
+        for (outcomes, error) in futures_util::future::join_all(sends).await {
+            for (index, fate) in outcomes {
+                fates[index] = fate;
+            }
+            if first_error.is_none() {
+                first_error = error;
+            }
+        }
+        if first_error.is_none() {
+            first_error = fates.iter().find_map(|fate| match fate {
+                Sent::Refused(_, e) => Some(Error::Broker(e.to_string())),
+                _ => None,
+            });
+        }
+        (fates, first_error)
+    }
+
+    /// Sends the calls at `indices` (all for `queue`), chunk after chunk;
+    /// a chunk whose round trip fails is of unknown fate, and the chunks
+    /// after it are not sent.
+    async fn send_queue(
+        &self,
+        queue: &str,
+        indices: &[usize],
+        calls: &[Encoded],
+        deadline: tokio::time::Instant,
+    ) -> (Vec<(usize, Sent)>, Option<Error>) {
+        let backend = &*self.inner.backend;
+        let mut fates = Vec::with_capacity(indices.len());
+        let mut rest = indices;
+        while !rest.is_empty() {
+            let size = chunk_len(rest.iter().map(|&i| calls[i].payload.len()));
+            let (chunk, after) = rest.split_at(size);
+            rest = after;
+            let payloads: Vec<&[u8]> = chunk.iter().map(|&i| &calls[i].payload[..]).collect();
+            let pushed = tokio::time::timeout_at(deadline, backend.push_jobs(queue, &payloads));
+            let failed = match pushed.await {
+                Ok(Ok(outcomes)) if outcomes.len() == chunk.len() => {
+                    for (&i, outcome) in chunk.iter().zip(outcomes) {
+                        let id = calls[i].id.clone();
+                        fates.push(match outcome {
+                            Ok(()) => (i, Sent::Queued(id)),
+                            Err(e) => (i, Sent::Refused(id, e)),
+                        });
+                    }
+                    continue;
+                }
+                Ok(Ok(outcomes)) => Error::Broker(format!(
+                    "the broker told the fate of {} of {} jobs sent to `{queue}`",
+                    outcomes.len(),
+                    chunk.len()
+                )),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    let first = &calls[chunk[0]];
+                    super::reply::timed_out(label(&first.job), &first.id, first.timeout)
+                }
+            };
+            for &i in chunk {
+                fates.push((i, Sent::Unknown(calls[i].id.clone())));
+            }
+            return (fates, Some(failed));
+        }
+        (fates, None)
+    }
+}
+
+/// How many of the next messages (their sizes, in order) go in one chunk.
+pub(super) fn chunk_len(sizes: impl Iterator<Item = usize>) -> usize {
+    let mut bytes = 0;
+    let mut count = 0;
+    for size in sizes {
+        if count == CHUNK_JOBS || (count > 0 && bytes >= CHUNK_BYTES) {
+            break;
+        }
+        bytes += size;
+        count += 1;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_hold_at_most_a_thousand_jobs_or_about_a_mebibyte() {
+        assert_eq!(chunk_len(std::iter::repeat_n(100, 5_000)), CHUNK_JOBS);
+        assert_eq!(chunk_len(std::iter::repeat_n(100, 7)), 7);
+        assert_eq!(chunk_len(std::iter::empty()), 0);
+        // Past the byte budget by one message at most.
+        assert_eq!(chunk_len(std::iter::repeat_n(300 * 1024, 10)), 4);
+        // One message over the budget still goes, alone.
+        assert_eq!(chunk_len(std::iter::repeat_n(5 * 1024 * 1024, 3)), 1);
+    }
+
+    #[test]
+    fn a_call_s_own_options_win_over_the_batch_s() {
+        let meta = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let own = CallOptions {
+            timeout: Some(Duration::from_secs(1)),
+            run_at: Some(std::time::SystemTime::UNIX_EPOCH),
+            metadata: meta(&[("tenant", "a")]),
+            ..CallOptions::default()
+        };
+        let batch = CallOptions {
+            timeout: Some(Duration::from_secs(9)),
+            max_attempts: Some(3),
+            delay: Some(Duration::from_secs(5)),
+            metadata: meta(&[("tenant", "b"), ("source", "import")]),
+            ..CallOptions::default()
+        };
+        let options = merged(Some(&own), &batch);
+        assert_eq!(options.timeout, Some(Duration::from_secs(1)));
+        assert_eq!(options.max_attempts, Some(3));
+        // Its own start time: the batch's delay does not apply.
+        assert_eq!(options.delay, None);
+        assert_eq!(options.metadata["tenant"], "a");
+        assert_eq!(options.metadata["source"], "import");
+        let options = merged(None, &batch);
+        assert_eq!(options.delay, Some(Duration::from_secs(5)));
+    }
+}
