@@ -25,6 +25,10 @@ use rpc_runtime::{CallOptions, Client};
 use rpc_testkit::RedisServer;
 use serde_json::json;
 
+/// How far the client's estimate of Redis's clock may run ahead of it:
+/// half the round trip of its sample, on a machine running many tests.
+const CLOCK_ESTIMATE_MS: u64 = 25;
+
 /// Jobs scheduled.
 const JOBS: usize = 1_000;
 /// The due times are spread uniformly over this window (ms).
@@ -242,10 +246,12 @@ fn scheduled_jobs_run_once_and_never_early_while_a_worker_is_killed() {
     let mut widest_gap_ms = 0;
     for (id, due) in &dues {
         if let Some(recorded) = due.recorded_ms {
-            // The delay was computed against Redis's clock: Redis's due
-            // time is the intended one or later (by the send's latency;
-            // 1 ms for the local and Redis's clocks ticking apart).
-            assert!(recorded + 1 >= due.intended_ms, "{id}: {due:?}");
+            // The delay was computed against Redis's clock as the client
+            // estimates it: Redis's due time is the intended one or later
+            // (by the send's latency), less the estimate's error, which is
+            // up to half the round trip of the clock's sample (clock.rs):
+            // a few ms on a loaded machine, never tens.
+            assert!(recorded + CLOCK_ESTIMATE_MS >= due.intended_ms, "{id}: {due:?}");
             widest_gap_ms = widest_gap_ms.max(recorded.saturating_sub(due.intended_ms));
         }
         let list = &runs[id];

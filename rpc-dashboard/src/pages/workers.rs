@@ -90,7 +90,9 @@ fn beat_row(info: WorkerInfo, now_ms: u64) -> BeatRow {
         || DASH.to_owned(),
         |ms| human_time::duration(Duration::from_millis(ms)),
     );
-    let last_beat = human_time::relative_ms(info.last_beat_ms, now_ms);
+    // A beat is never in the future: one that reads so (the worker's view
+    // of Redis's clock runs a few ms ahead of the dashboard's) was now.
+    let last_beat = human_time::relative_ms(info.last_beat_ms.min(now_ms), now_ms);
     let services = info
         .services
         .iter()
