@@ -251,7 +251,10 @@ fn scheduled_jobs_run_once_and_never_early_while_a_worker_is_killed() {
             // (by the send's latency), less the estimate's error, which is
             // up to half the round trip of the clock's sample (clock.rs):
             // a few ms on a loaded machine, never tens.
-            assert!(recorded + CLOCK_ESTIMATE_MS >= due.intended_ms, "{id}: {due:?}");
+            assert!(
+                recorded + CLOCK_ESTIMATE_MS >= due.intended_ms,
+                "{id}: {due:?}"
+            );
             widest_gap_ms = widest_gap_ms.max(recorded.saturating_sub(due.intended_ms));
         }
         let list = &runs[id];
