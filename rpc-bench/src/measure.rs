@@ -50,6 +50,25 @@ impl Caller for TypedCaller {
     }
 }
 
+/// A fire-and-forget sender on the floor: `LPUSH floor:notes`, awaited.
+pub struct FloorSender(pub FloorCaller);
+
+impl Caller for FloorSender {
+    async fn call(&mut self, n: u64) -> Result<(), String> {
+        self.0.note(n as i64).await
+    }
+}
+
+/// A fire-and-forget sender of the runtime: a one-way `note`, awaited
+/// until it is enqueued.
+pub struct TypedSender(pub BenchClient);
+
+impl Caller for TypedSender {
+    async fn call(&mut self, n: u64) -> Result<(), String> {
+        self.0.note(n).await.map(drop).map_err(|e| e.to_string())
+    }
+}
+
 fn check(got: i64, a: i64) -> Result<(), String> {
     if got == a.wrapping_add(1) {
         Ok(())
