@@ -606,6 +606,10 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     });
 
     let mut tp64 = Vec::new();
+    let mut redis_per_call_64 = None;
+    let mut stats = floor::blocking_connection(&url)
+        .await
+        .map_err(|e| format!("stats connection: {e}"))?;
     let worker_counts: &[usize] = if cli.only_sequential { &[] } else { &[1, 2] };
     for &workers in worker_counts {
         if workers == 2 {
@@ -616,24 +620,44 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             say(&format!(
                 "throughput, {in_flight} in flight, {workers} worker process(es)"
             ));
-            let (f, t) = measure::throughput_pair(
+            let mut stats = (in_flight == 64).then_some(&mut stats);
+            let (f, t, redis) = measure::throughput_pair_with(
                 floor_callers(&url, in_flight).await?,
                 typed_callers(&typed, in_flight),
                 plan.tp_warmup,
                 plan.tp_measure,
                 3,
+                stats.as_deref_mut(),
             )
             .await?;
+            let label = format!(
+                "{in_flight} in flight, {workers} worker{}",
+                if workers == 1 { "" } else { "s" }
+            );
             report.row(
-                format!(
-                    "throughput, {in_flight} in flight, {workers} worker{}",
-                    if workers == 1 { "" } else { "s" }
-                ),
+                format!("throughput, {label}"),
                 "calls/s",
                 f,
                 t,
                 Better::Higher,
             );
+            if let Some([floor_redis, rpc_redis]) = redis {
+                report.row(
+                    format!("Redis CPU per call (INFO), {label}"),
+                    "µs",
+                    floor_redis.cpu_us,
+                    rpc_redis.cpu_us,
+                    Better::Lower,
+                );
+                if workers == 1 {
+                    redis_per_call_64 = Some(rpc_redis.cpu_us);
+                }
+                say(&format!(
+                    "Redis commands per call, {label}: floor {}; rpc-runtime {}",
+                    floor_redis.describe(),
+                    rpc_redis.describe()
+                ));
+            }
             if in_flight == 64 {
                 tp64.push((workers, t / f));
             }
@@ -648,6 +672,13 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             what: format!("throughput at 64 in flight, {workers} worker(s) >= 0.8x the floor"),
             measured: format!("{ratio:.2}x"),
             pass: ratio >= 0.8,
+        });
+    }
+    if let Some(us) = redis_per_call_64 {
+        report.targets.push(Target {
+            what: "Redis CPU per call at 64 in flight, 1 worker <= 10 µs".to_owned(),
+            measured: format!("{us:.1} µs"),
+            pass: us <= 10.0,
         });
     }
     drop(floor_workers);
