@@ -30,7 +30,7 @@ use serde::Serialize;
 use super::*;
 use crate::jobs_floor::{self, FloorEnqueuer};
 use crate::measure::{fixed_count, TypedSender};
-use crate::redis_stats::{RedisCost, RedisStats};
+use crate::redis_stats::{CostPool, RedisCost, RedisStats};
 
 /// Worker concurrencies of the drain figures.
 const DRAIN_CONCURRENCY: [usize; 3] = [1, 16, 100];
@@ -74,6 +74,8 @@ pub struct Side {
     pub rate: f64,
     /// Redis CPU time and commands per job.
     pub redis: RedisCost,
+    /// CPU time per job of the worker process (drain figures only), µs.
+    pub worker_cpu_us: Option<f64>,
 }
 
 /// One figure, the runtime's side by side with the floor's.
@@ -119,7 +121,7 @@ impl JobsReport {
             m.nproc, m.cpu_model, m.mem_total, m.redis, self.command
         );
         out.push_str(
-            "| figure (jobs/s, higher is better) | floor (raw Redis) | rpc-runtime | ratio | Redis CPU per job, floor / rpc (µs) | ratio |\n|---|---:|---:|---:|---:|---:|\n",
+            "| figure (jobs/s, higher is better) | floor (raw Redis) | rpc-runtime | ratio | Redis CPU per job, floor / rpc (µs) | ratio | worker CPU per job, floor / rpc (µs) |\n|---|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.rows {
             let (rpc, ratio, cpu, cpu_ratio) = match &r.rpc {
@@ -139,12 +141,19 @@ impl JobsReport {
                     "-".to_owned(),
                 ),
             };
+            let worker = match (
+                r.floor.worker_cpu_us,
+                r.rpc.as_ref().and_then(|s| s.worker_cpu_us),
+            ) {
+                (Some(f), Some(t)) => format!("{f:.1} / {t:.1}"),
+                _ => "-".to_owned(),
+            };
             out.push_str(&format!(
-                "| {}, {} jobs | {:.0} | {rpc} | {ratio} | {cpu} | {cpu_ratio} |\n",
+                "| {}, {} jobs | {:.0} | {rpc} | {ratio} | {cpu} | {cpu_ratio} | {worker} |\n",
                 r.metric, r.jobs, r.floor.rate
             ));
         }
-        out.push_str("\nRedis commands per job (`INFO commandstats`, scripts' commands included):\n\n| figure | floor | rpc-runtime |\n|---|---|---|\n");
+        out.push_str("\nRedis commands per job, and Redis's time in each per job (`INFO commandstats`; a script's time includes the commands it runs, which are also counted under their own names):\n\n| figure | floor | rpc-runtime |\n|---|---|---|\n");
         for r in &self.rows {
             out.push_str(&format!(
                 "| {} | {} | {} |\n",
@@ -183,6 +192,7 @@ where
         Side {
             rate: jobs as f64 / took.as_secs_f64(),
             redis: before.per(&after, jobs),
+            worker_cpu_us: None,
         },
         out,
     ))
@@ -222,32 +232,21 @@ impl Caller for FloorEnqueuer {
 struct Pool {
     jobs: u64,
     secs: f64,
-    cpu_us: f64,
-    commands: std::collections::BTreeMap<String, f64>,
+    redis: CostPool,
 }
 
 impl Pool {
     fn add(&mut self, jobs: u64, side: &Side) {
         self.jobs += jobs;
         self.secs += jobs as f64 / side.rate;
-        self.cpu_us += side.redis.cpu_us * jobs as f64;
-        for (name, n) in &side.redis.commands {
-            *self.commands.entry(name.clone()).or_default() += n * jobs as f64;
-        }
+        self.redis.add(&side.redis, jobs);
     }
 
     fn side(&self) -> Side {
-        let n = self.jobs.max(1) as f64;
         Side {
             rate: self.jobs as f64 / self.secs,
-            redis: RedisCost {
-                cpu_us: self.cpu_us / n,
-                commands: self
-                    .commands
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v / n))
-                    .collect(),
-            },
+            redis: self.redis.cost(),
+            worker_cpu_us: None,
         }
     }
 }
@@ -394,7 +393,8 @@ async fn drain(
         Kind::Typed => typed::jobs_key(),
         _ => jobs_floor::STREAM.to_owned(),
     };
-    let (side, ()) = measured(stats, jobs, async {
+    let worker_before = measure::sched_stats(worker.pid()).0;
+    let (mut side, ()) = measured(stats, jobs, async {
         let limit = Instant::now() + DRAIN_LIMIT;
         loop {
             let done = match kind {
@@ -411,6 +411,10 @@ async fn drain(
         }
     })
     .await?;
+    let worker_ns = measure::sched_stats(worker.pid())
+        .0
+        .saturating_sub(worker_before);
+    side.worker_cpu_us = Some(worker_ns as f64 / 1e3 / jobs.max(1) as f64);
     drop(worker);
     Ok(side)
 }

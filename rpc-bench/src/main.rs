@@ -620,14 +620,14 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             say(&format!(
                 "throughput, {in_flight} in flight, {workers} worker process(es)"
             ));
-            let mut stats = (in_flight == 64).then_some(&mut stats);
+            let stats = (in_flight == 64).then_some(&mut stats);
             let (f, t, redis) = measure::throughput_pair_with(
                 floor_callers(&url, in_flight).await?,
                 typed_callers(&typed, in_flight),
                 plan.tp_warmup,
                 plan.tp_measure,
                 3,
-                stats.as_deref_mut(),
+                stats,
             )
             .await?;
             let label = format!(

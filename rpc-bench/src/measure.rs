@@ -15,7 +15,7 @@ use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
 use crate::floor::{BlockingCaller, FloorCaller};
-use crate::redis_stats::{RedisCost, RedisStats};
+use crate::redis_stats::{CostPool, RedisCost, RedisStats};
 use crate::typed::BenchClient;
 
 /// Something that makes one call and waits for its answer.
@@ -281,16 +281,16 @@ pub async fn throughput_pair_with<A: Caller, B: Caller>(
 ) -> Result<(f64, f64, Option<[RedisCost; 2]>), String> {
     let slice = measure / rounds.max(1);
     let (mut ca, mut cb) = (0u64, 0u64);
-    let mut redis = [Pool::default(), Pool::default()];
+    let mut redis = [CostPool::default(), CostPool::default()];
     for _ in 0..rounds.max(1) {
         let before = read_stats(&mut stats).await?;
         let (n, all, back) = closed_loop(a, warmup, slice).await?;
-        redis[0].add(before, read_stats(&mut stats).await?, all);
+        pool(&mut redis[0], before, read_stats(&mut stats).await?, all);
         ca += n;
         a = back;
         let before = read_stats(&mut stats).await?;
         let (n, all, back) = closed_loop(b, warmup, slice).await?;
-        redis[1].add(before, read_stats(&mut stats).await?, all);
+        pool(&mut redis[1], before, read_stats(&mut stats).await?, all);
         cb += n;
         b = back;
     }
@@ -299,46 +299,18 @@ pub async fn throughput_pair_with<A: Caller, B: Caller>(
     Ok((ca as f64 / secs, cb as f64 / secs, costs))
 }
 
+fn pool(into: &mut CostPool, before: Option<RedisStats>, after: Option<RedisStats>, calls: u64) {
+    if let (Some(before), Some(after)) = (before, after) {
+        into.add(&before.per(&after, calls), calls);
+    }
+}
+
 async fn read_stats(
     stats: &mut Option<&mut MultiplexedConnection>,
 ) -> Result<Option<RedisStats>, String> {
     match stats {
         Some(con) => RedisStats::read(con).await.map(Some),
         None => Ok(None),
-    }
-}
-
-/// Redis's work over several stretches, weighted by their calls.
-#[derive(Default)]
-struct Pool {
-    calls: u64,
-    cpu_us: f64,
-    commands: std::collections::BTreeMap<String, f64>,
-}
-
-impl Pool {
-    fn add(&mut self, before: Option<RedisStats>, after: Option<RedisStats>, calls: u64) {
-        let (Some(before), Some(after)) = (before, after) else {
-            return;
-        };
-        let cost = before.per(&after, calls);
-        self.calls += calls;
-        self.cpu_us += cost.cpu_us * calls as f64;
-        for (name, n) in cost.commands {
-            *self.commands.entry(name).or_default() += n * calls as f64;
-        }
-    }
-
-    fn cost(&self) -> RedisCost {
-        let n = self.calls.max(1) as f64;
-        RedisCost {
-            cpu_us: self.cpu_us / n,
-            commands: self
-                .commands
-                .iter()
-                .map(|(k, v)| (k.clone(), v / n))
-                .collect(),
-        }
     }
 }
 

@@ -24,6 +24,8 @@ pub struct RedisStats {
     pub cpu_s: f64,
     /// Calls per command name (lower case, as `INFO` spells them).
     pub calls: BTreeMap<String, u64>,
+    /// Microseconds Redis spent in each command (`usec`).
+    pub usec: BTreeMap<String, u64>,
 }
 
 impl RedisStats {
@@ -51,12 +53,15 @@ impl RedisStats {
                 let Some((name, fields)) = rest.split_once(':') else {
                     continue;
                 };
-                let calls = fields
-                    .split(',')
-                    .find_map(|f| f.strip_prefix("calls="))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                stats.calls.insert(name.to_owned(), calls);
+                let field = |key: &str| {
+                    fields
+                        .split(',')
+                        .find_map(|f| f.strip_prefix(key))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                stats.calls.insert(name.to_owned(), field("calls="));
+                stats.usec.insert(name.to_owned(), field("usec="));
             }
         }
         stats
@@ -67,6 +72,7 @@ impl RedisStats {
     pub fn per(&self, later: &RedisStats, per: u64) -> RedisCost {
         let n = per.max(1) as f64;
         let mut commands = BTreeMap::new();
+        let mut command_us = BTreeMap::new();
         for (name, &after) in &later.calls {
             let before = self.calls.get(name).copied().unwrap_or(0);
             // The bench's own readings and polls do not count.
@@ -74,10 +80,14 @@ impl RedisStats {
                 continue;
             }
             commands.insert(name.clone(), (after - before) as f64 / n);
+            let usec = |s: &RedisStats| s.usec.get(name).copied().unwrap_or(0);
+            let spent = usec(later).saturating_sub(usec(self));
+            command_us.insert(name.clone(), spent as f64 / n);
         }
         RedisCost {
             cpu_us: (later.cpu_s - self.cpu_s).max(0.0) * 1e6 / n,
             commands,
+            command_us,
         }
     }
 }
@@ -89,6 +99,10 @@ pub struct RedisCost {
     pub cpu_us: f64,
     /// Commands run, by name (scripts' own commands included).
     pub commands: BTreeMap<String, f64>,
+    /// Redis's time in each command (`INFO commandstats` `usec`), in µs;
+    /// a script's time includes the commands it runs, which are counted
+    /// under their own names too.
+    pub command_us: BTreeMap<String, f64>,
 }
 
 impl RedisCost {
@@ -97,16 +111,56 @@ impl RedisCost {
         self.commands.values().sum()
     }
 
-    /// `xadd 1.00, xack 1.00, ...`, the commands per unit that add up to at
+    /// `xadd 1.00 (2.10 µs), ...`, the commands per unit (and Redis's time
+    /// in them per unit) that add up to at
     /// least 0.005 each, the most frequent first.
     pub fn describe(&self) -> String {
         let mut by_count: Vec<_> = self.commands.iter().filter(|(_, &n)| n >= 0.005).collect();
         by_count.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
         by_count
             .iter()
-            .map(|(name, n)| format!("{name} {n:.2}"))
+            .map(|(name, n)| {
+                let us = self.command_us.get(*name).copied().unwrap_or(0.0);
+                format!("{name} {n:.2} ({us:.2} µs)")
+            })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// Redis's work over several stretches, pooled: weighted by each
+/// stretch's calls or jobs.
+#[derive(Debug, Default)]
+pub struct CostPool {
+    units: u64,
+    cpu_us: f64,
+    commands: BTreeMap<String, f64>,
+    command_us: BTreeMap<String, f64>,
+}
+
+impl CostPool {
+    /// Adds a stretch of `units` calls or jobs that cost `cost` each.
+    pub fn add(&mut self, cost: &RedisCost, units: u64) {
+        let w = units as f64;
+        self.units += units;
+        self.cpu_us += cost.cpu_us * w;
+        for (name, n) in &cost.commands {
+            *self.commands.entry(name.clone()).or_default() += n * w;
+        }
+        for (name, us) in &cost.command_us {
+            *self.command_us.entry(name.clone()).or_default() += us * w;
+        }
+    }
+
+    /// The cost per call or job over every stretch added.
+    pub fn cost(&self) -> RedisCost {
+        let n = self.units.max(1) as f64;
+        let per = |m: &BTreeMap<String, f64>| m.iter().map(|(k, v)| (k.clone(), v / n)).collect();
+        RedisCost {
+            cpu_us: self.cpu_us / n,
+            commands: per(&self.commands),
+            command_us: per(&self.command_us),
+        }
     }
 }
 
@@ -133,6 +187,7 @@ mod tests {
         assert_eq!(cost.commands.get("xack"), Some(&0.5));
         assert!(!cost.commands.contains_key("info"));
         assert_eq!(cost.total_commands(), 1.5);
-        assert_eq!(cost.describe(), "xadd 1.00, xack 0.50");
+        assert_eq!(cost.command_us.get("xadd"), Some(&2.0));
+        assert_eq!(cost.describe(), "xadd 1.00 (2.00 µs), xack 0.50 (0.20 µs)");
     }
 }
