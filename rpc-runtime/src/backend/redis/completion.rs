@@ -12,6 +12,11 @@
 //! memory, loading) from "this will never work" (wrong type, no
 //! permission) and end the job once.
 //!
+//! A completion that is its ack alone (a one-way job's) has no write
+//! before the ack for a script to check: a worker's read pipeline sends
+//! all of those it has as one `XACK` and one `XDEL` per queue
+//! ([`AckBatch`]).
+//!
 //! On a single Redis the whole completion is one script call. On a Cluster
 //! its keys live in up to three slots (the kept result, the caller's inbox,
 //! the queue), so it is up to three calls, one per slot, in that order,
