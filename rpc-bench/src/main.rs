@@ -7,6 +7,7 @@
 //! cargo run --release -p rpc-bench -- --long       # 1,000,000 calls for the memory figures
 //! cargo run --release -p rpc-bench -- --quick      # a few hundred calls: checks the harness only
 //! cargo run --release -p rpc-bench -- --schedule-lateness  # only how late delayed jobs start, ~10 s
+//! cargo run --release -p rpc-bench -- --jobs       # background jobs against a stream floor, ~2 min
 //! ```
 //!
 //! The bench starts its own `redis-server` on a free port (rpc-testkit) and
@@ -22,7 +23,9 @@
 //!
 //! What the floor is exactly is written in [`floor`]; how calls are driven in
 //! [`measure`]; the typed service (as codegen would emit it) in [`typed`];
-//! the schedule-lateness mode, which has no floor, in [`lateness`].
+//! the schedule-lateness mode, which has no floor, in [`lateness`]; the
+//! background-jobs mode in [`jobs`], against the stream floor of
+//! [`jobs_floor`].
 //!
 //! `--telemetry` turns spans and metrics on in the bench and its typed
 //! workers (a subscriber that records spans but exports nothing, client
@@ -37,10 +40,13 @@
 
 mod compare;
 mod floor;
+mod jobs;
+mod jobs_floor;
 mod lateness;
 mod measure;
 mod memory;
 mod profile;
+mod redis_stats;
 mod report;
 mod typed;
 
@@ -102,6 +108,9 @@ struct Cli {
     /// With `--profile`: this many callers at once (default 1, sequential).
     #[arg(long, hide = true, requires = "profile", default_value_t = 1)]
     in_flight: usize,
+    /// With `--profile`: fire-and-forget sends instead of calls.
+    #[arg(long, hide = true, requires = "profile")]
+    sends: bool,
     /// Instead of the comparison with the floor: how late delayed jobs
     /// start, 5,000 due at 1,000 per second on two worker processes
     /// (with `--quick`, 500 over 0.5 s).
@@ -116,6 +125,17 @@ struct Cli {
     /// against the floor, then the medians side by side.
     #[arg(long, conflicts_with_all = ["telemetry", "profile", "only_sequential"])]
     telemetry_compare: bool,
+    /// Instead of the comparison of calls: background jobs against a
+    /// hand-written stream floor (`XADD` / `XREADGROUP` / `XACK`):
+    /// enqueue one at a time, with 64 in flight and in bulk; a backlog
+    /// drained by one worker process at concurrency 1, 16 and 100; Redis
+    /// CPU and commands per job for each (~2 minutes; with `--quick`, 500
+    /// jobs a backlog).
+    #[arg(long, conflicts_with_all = ["long", "profile", "only_sequential", "telemetry_compare", "schedule_lateness"])]
+    jobs: bool,
+    /// With `--jobs`: jobs per backlog (default 100,000).
+    #[arg(long, requires = "jobs")]
+    jobs_backlog: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +170,8 @@ enum Kind {
     Typed,
     /// The schedule-lateness worker: records when each job starts.
     Scheduled,
+    /// The jobs floor's drain worker (`XREADGROUP` / `XACK` by hand).
+    JobsFloor,
 }
 
 impl Kind {
@@ -159,6 +181,7 @@ impl Kind {
             Kind::Blocking => "blocking",
             Kind::Typed => "typed",
             Kind::Scheduled => "scheduled",
+            Kind::JobsFloor => "jobs-floor",
         }
     }
 }
@@ -293,15 +316,22 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
                 .map_err(|e| format!("typed worker: {e}"))
         }
         Kind::Scheduled => lateness::run_worker(url, concurrency).await,
+        Kind::JobsFloor => jobs_floor::run_worker(url, concurrency).await,
     }
 }
 
 /// Starts a worker process (this binary, `worker` subcommand) and waits until it is ready.
 fn spawn_worker(url: &str, kind: Kind) -> Result<ChildGuard, String> {
+    spawn_worker_with(url, kind, WORKER_CONCURRENCY)
+}
+
+/// [`spawn_worker`] with the worker's concurrency given.
+fn spawn_worker_with(url: &str, kind: Kind, concurrency: usize) -> Result<ChildGuard, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
     let mut child = ChildGuard::spawn(
         Command::new(exe)
             .args(["worker", "--url", url, "--kind", kind.as_arg()])
+            .args(["--concurrency", &concurrency.to_string()])
             .args(
                 TELEMETRY
                     .load(std::sync::atomic::Ordering::Relaxed)
@@ -411,10 +441,15 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     };
     say(&format!("redis-server on {url}"));
     if let Some(kind) = cli.profile {
-        return profile::profile(&server, kind, plan.seq_calls, cli.in_flight).await;
+        return profile::profile(&server, kind, plan.seq_calls, cli.in_flight, cli.sends).await;
     }
     if cli.telemetry_compare {
         return compare::run(&server, &plan).await;
+    }
+    if cli.jobs {
+        let plan = jobs::JobsPlan::new(cli.quick, cli.jobs_backlog);
+        let json = cli.json.as_deref();
+        return jobs::run(&server, plan, json, report.machine, report.command).await;
     }
     if cli.schedule_lateness {
         let spawn = || spawn_worker(&url, Kind::Scheduled);
@@ -571,6 +606,10 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     });
 
     let mut tp64 = Vec::new();
+    let mut redis_per_call_64 = None;
+    let mut stats = floor::blocking_connection(&url)
+        .await
+        .map_err(|e| format!("stats connection: {e}"))?;
     let worker_counts: &[usize] = if cli.only_sequential { &[] } else { &[1, 2] };
     for &workers in worker_counts {
         if workers == 2 {
@@ -581,24 +620,44 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             say(&format!(
                 "throughput, {in_flight} in flight, {workers} worker process(es)"
             ));
-            let (f, t) = measure::throughput_pair(
+            let stats = (in_flight == 64).then_some(&mut stats);
+            let (f, t, redis) = measure::throughput_pair_with(
                 floor_callers(&url, in_flight).await?,
                 typed_callers(&typed, in_flight),
                 plan.tp_warmup,
                 plan.tp_measure,
                 3,
+                stats,
             )
             .await?;
+            let label = format!(
+                "{in_flight} in flight, {workers} worker{}",
+                if workers == 1 { "" } else { "s" }
+            );
             report.row(
-                format!(
-                    "throughput, {in_flight} in flight, {workers} worker{}",
-                    if workers == 1 { "" } else { "s" }
-                ),
+                format!("throughput, {label}"),
                 "calls/s",
                 f,
                 t,
                 Better::Higher,
             );
+            if let Some([floor_redis, rpc_redis]) = redis {
+                report.row(
+                    format!("Redis CPU per call (INFO), {label}"),
+                    "µs",
+                    floor_redis.cpu_us,
+                    rpc_redis.cpu_us,
+                    Better::Lower,
+                );
+                if workers == 1 {
+                    redis_per_call_64 = Some(rpc_redis.cpu_us);
+                }
+                say(&format!(
+                    "Redis commands per call, {label}: floor {}; rpc-runtime {}",
+                    floor_redis.describe(),
+                    rpc_redis.describe()
+                ));
+            }
             if in_flight == 64 {
                 tp64.push((workers, t / f));
             }
@@ -613,6 +672,13 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             what: format!("throughput at 64 in flight, {workers} worker(s) >= 0.8x the floor"),
             measured: format!("{ratio:.2}x"),
             pass: ratio >= 0.8,
+        });
+    }
+    if let Some(us) = redis_per_call_64 {
+        report.targets.push(Target {
+            what: "Redis CPU per call at 64 in flight, 1 worker <= 10 µs".to_owned(),
+            measured: format!("{us:.1} µs"),
+            pass: us <= 10.0,
         });
     }
     drop(floor_workers);

@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
 use crate::floor::{BlockingCaller, FloorCaller};
+use crate::redis_stats::{CostPool, RedisCost, RedisStats};
 use crate::typed::BenchClient;
 
 /// Something that makes one call and waits for its answer.
@@ -47,6 +49,25 @@ impl Caller for TypedCaller {
         let a = n as i64;
         let got = self.0.add(a, 1).await.map_err(|e| e.to_string())?;
         check(got, a)
+    }
+}
+
+/// A fire-and-forget sender on the floor: `LPUSH floor:notes`, awaited.
+pub struct FloorSender(pub FloorCaller);
+
+impl Caller for FloorSender {
+    async fn call(&mut self, n: u64) -> Result<(), String> {
+        self.0.note(n as i64).await
+    }
+}
+
+/// A fire-and-forget sender of the runtime: a one-way `note`, awaited
+/// until it is enqueued.
+pub struct TypedSender(pub BenchClient);
+
+impl Caller for TypedSender {
+    async fn call(&mut self, n: u64) -> Result<(), String> {
+        self.0.note(n).await.map(drop).map_err(|e| e.to_string())
     }
 }
 
@@ -237,46 +258,84 @@ fn latency(mut samples: Vec<Duration>) -> Latency {
 /// rounds (each: warm-up, then `measure / rounds` counted), so noise hits
 /// both alike. Returns calls per second for each.
 pub async fn throughput_pair<A: Caller, B: Caller>(
+    a: Vec<A>,
+    b: Vec<B>,
+    warmup: Duration,
+    measure: Duration,
+    rounds: u32,
+) -> Result<(f64, f64), String> {
+    let (fa, fb, _) = throughput_pair_with(a, b, warmup, measure, rounds, None).await?;
+    Ok((fa, fb))
+}
+
+/// [`throughput_pair`], and with `stats` (a connection to the same Redis)
+/// what Redis did per call on each side (`INFO`, over each side's rounds,
+/// warm-ups included).
+pub async fn throughput_pair_with<A: Caller, B: Caller>(
     mut a: Vec<A>,
     mut b: Vec<B>,
     warmup: Duration,
     measure: Duration,
     rounds: u32,
-) -> Result<(f64, f64), String> {
+    mut stats: Option<&mut MultiplexedConnection>,
+) -> Result<(f64, f64, Option<[RedisCost; 2]>), String> {
     let slice = measure / rounds.max(1);
     let (mut ca, mut cb) = (0u64, 0u64);
+    let mut redis = [CostPool::default(), CostPool::default()];
     for _ in 0..rounds.max(1) {
-        let (n, back) = closed_loop(a, warmup, slice).await?;
+        let before = read_stats(&mut stats).await?;
+        let (n, all, back) = closed_loop(a, warmup, slice).await?;
+        pool(&mut redis[0], before, read_stats(&mut stats).await?, all);
         ca += n;
         a = back;
-        let (n, back) = closed_loop(b, warmup, slice).await?;
+        let before = read_stats(&mut stats).await?;
+        let (n, all, back) = closed_loop(b, warmup, slice).await?;
+        pool(&mut redis[1], before, read_stats(&mut stats).await?, all);
         cb += n;
         b = back;
     }
     let secs = (slice * rounds.max(1)).as_secs_f64();
-    Ok((ca as f64 / secs, cb as f64 / secs))
+    let costs = stats.map(|_| redis.map(|p| p.cost()));
+    Ok((ca as f64 / secs, cb as f64 / secs, costs))
+}
+
+fn pool(into: &mut CostPool, before: Option<RedisStats>, after: Option<RedisStats>, calls: u64) {
+    if let (Some(before), Some(after)) = (before, after) {
+        into.add(&before.per(&after, calls), calls);
+    }
+}
+
+async fn read_stats(
+    stats: &mut Option<&mut MultiplexedConnection>,
+) -> Result<Option<RedisStats>, String> {
+    match stats {
+        Some(con) => RedisStats::read(con).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Runs one task per caller, each calling in a loop, for `warmup + measure`;
-/// returns the calls completed during `measure`, and the callers.
+/// returns the calls completed during `measure`, all calls made, and the
+/// callers.
 async fn closed_loop<C: Caller>(
     callers: Vec<C>,
     warmup: Duration,
     measure: Duration,
-) -> Result<(u64, Vec<C>), String> {
+) -> Result<(u64, u64, Vec<C>), String> {
     let start = Instant::now() + warmup;
     let end = start + measure;
     let mut tasks = Vec::with_capacity(callers.len());
     for (i, mut caller) in callers.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut counted = 0u64;
-            let mut n = (i as u64) << 32;
+            let first = (i as u64) << 32;
+            let mut n = first;
             loop {
                 caller.call(n).await?;
                 n += 1;
                 let now = Instant::now();
                 if now >= end {
-                    return Ok::<_, String>((counted, caller));
+                    return Ok::<_, String>((counted, n - first, caller));
                 }
                 if now >= start {
                     counted += 1;
@@ -284,14 +343,15 @@ async fn closed_loop<C: Caller>(
             }
         }));
     }
-    let mut total = 0;
+    let (mut total, mut all) = (0, 0);
     let mut back = Vec::with_capacity(tasks.len());
     for t in tasks {
-        let (n, caller) = t.await.map_err(|e| e.to_string())??;
+        let (n, made, caller) = t.await.map_err(|e| e.to_string())??;
         total += n;
+        all += made;
         back.push(caller);
     }
-    Ok((total, back))
+    Ok((total, all, back))
 }
 
 /// Makes `total` calls with one task per caller; returns the elapsed time

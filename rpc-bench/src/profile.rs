@@ -3,9 +3,15 @@
 //! where each process's CPU time went per call. Under `valgrind
 //! --tool=callgrind` it gives instructions per call, which a loaded
 //! machine does not move: the way to compare two builds' plain call path
-//! (see RESULTS.md).
+//! (see RESULTS.md). `--sends` makes fire-and-forget sends instead of
+//! calls (the floor's `LPUSH`, the runtime's one-way `XADD`). Each run
+//! also prints Redis's CPU time and the commands it ran per call (`INFO`),
+//! which a profiler of the client cannot see: an added round trip costs
+//! no client instructions but a whole wait.
 
 use super::*;
+use crate::measure::{FloorSender, TypedSender};
+use crate::redis_stats::RedisStats;
 
 /// Calls of one side alone, for a profiler attached to the processes it
 /// names (`--profile floor|typed`): `calls` in all, by `in_flight`
@@ -16,6 +22,7 @@ pub(super) async fn profile(
     kind: Kind,
     calls: usize,
     in_flight: usize,
+    sends: bool,
 ) -> Result<(), String> {
     let url = server.url();
     let in_flight = in_flight.max(1);
@@ -38,25 +45,38 @@ pub(super) async fn profile(
                         .map_err(|e| format!("floor connection: {e}"))?,
                 );
             }
-            profile_calls(callers, calls, procs).await
+            if sends {
+                let senders = callers.into_iter().map(FloorSender).collect();
+                profile_calls(&url, senders, calls, procs).await
+            } else {
+                profile_calls(&url, callers, calls, procs).await
+            }
         }
+        Kind::Blocking if sends => Err("--profile blocking: calls only".to_owned()),
         Kind::Blocking if in_flight > 1 => {
             Err("--profile blocking: one caller only (it blocks its thread)".to_owned())
         }
         Kind::Blocking => {
             let caller = BlockingCaller::connect(&url, 0)
                 .map_err(|e| format!("blocking floor connection: {e}"))?;
-            profile_calls(vec![caller], calls, procs).await
+            profile_calls(&url, vec![caller], calls, procs).await
         }
-        Kind::Scheduled => Err("--profile scheduled: that worker answers no calls".to_owned()),
+        Kind::Scheduled | Kind::JobsFloor => {
+            Err("--profile scheduled|jobs-floor: that worker answers no calls".to_owned())
+        }
         Kind::Typed => {
             let client = Client::builder(url.clone())
                 .connect()
                 .await
                 .map_err(|e| format!("client: {e}"))?;
             let typed = BenchClient::new(client);
-            let callers = (0..in_flight).map(|_| TypedCaller(typed.clone()));
-            profile_calls(callers.collect(), calls, procs).await
+            if sends {
+                let senders = (0..in_flight).map(|_| TypedSender(typed.clone()));
+                profile_calls(&url, senders.collect(), calls, procs).await
+            } else {
+                let callers = (0..in_flight).map(|_| TypedCaller(typed.clone()));
+                profile_calls(&url, callers.collect(), calls, procs).await
+            }
         }
     };
     // Asked to stop, not killed: a profiler writes its figures at exit.
@@ -66,15 +86,21 @@ pub(super) async fn profile(
 }
 
 async fn profile_calls<C: Caller>(
+    url: &str,
     callers: Vec<C>,
     calls: usize,
     procs: [u32; 3],
 ) -> Result<(), String> {
     let in_flight = callers.len();
+    let mut stats = floor::blocking_connection(url)
+        .await
+        .map_err(|e| format!("stats connection: {e}"))?;
     let (_, callers) = measure::fixed_count(callers, calls as u64 / 10).await?;
     let before = procs.map(measure::cpu_split);
+    let redis_before = RedisStats::read(&mut stats).await?;
     let (took, _) = measure::fixed_count(callers, calls as u64).await?;
     let after = procs.map(measure::cpu_split);
+    let redis = redis_before.per(&RedisStats::read(&mut stats).await?, calls as u64);
     let per_call = |secs: f64| secs * 1e6 / calls.max(1) as f64;
     say(&format!(
         "{calls} calls, {in_flight} in flight, {:.1} µs each",
@@ -87,5 +113,11 @@ async fn profile_calls<C: Caller>(
             per_call(after[i].1 - before[i].1),
         ));
     }
+    say(&format!(
+        "  Redis (INFO): {:.1} µs of CPU, {:.2} commands per call: {}",
+        redis.cpu_us,
+        redis.total_commands(),
+        redis.describe()
+    ));
     Ok(())
 }

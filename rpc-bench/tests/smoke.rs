@@ -37,9 +37,9 @@ fn quick_run_produces_a_full_report() {
             .expect("JSON report parses");
     let rows = report["rows"].as_array().expect("rows");
     // 4 latency figures, 3 CPU-per-call and 3 runs-per-call figures, 2
-    // against the blocking floor, 8 throughput figures, 1 fire-and-forget
-    // figure.
-    assert_eq!(rows.len(), 21, "{report:#}");
+    // against the blocking floor, 8 throughput figures, 2 of Redis CPU per
+    // call at 64 in flight, 1 fire-and-forget figure.
+    assert_eq!(rows.len(), 23, "{report:#}");
     for row in rows {
         for field in ["floor", "rpc", "ratio"] {
             let v = row[field].as_f64().unwrap_or(f64::NAN);
@@ -47,7 +47,7 @@ fn quick_run_produces_a_full_report() {
         }
     }
     assert_eq!(report["memory"].as_array().map(Vec::len), Some(4));
-    assert!(report["targets"].as_array().is_some_and(|t| t.len() == 4));
+    assert!(report["targets"].as_array().is_some_and(|t| t.len() == 5));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -116,5 +116,80 @@ fn quick_schedule_lateness_run_reports_every_job() {
             "{field}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--jobs` in `--quick` mode (500-job backlogs): every row of the jobs
+/// report is there with sane figures: rates and Redis CPU positive and
+/// finite, every job of a row costing at least one `XADD` (enqueue) or one
+/// ack (drain) in Redis; the runtime's bulk row says it is missing rather
+/// than showing a figure. The figures themselves are not checked.
+#[test]
+fn quick_jobs_run_reports_every_row() {
+    rpc_testkit::require_redis_server();
+    let dir = std::env::temp_dir().join(format!("rpc-bench-jobs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("out.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
+        .args(["--jobs", "--quick", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run rpc-bench");
+    assert!(
+        output.status.success(),
+        "rpc-bench --jobs --quick failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("JSON report written"))
+            .expect("JSON report parses");
+    let rows = report["rows"].as_array().expect("rows");
+    let metrics: Vec<&str> = rows.iter().filter_map(|r| r["metric"].as_str()).collect();
+    for prefix in [
+        "enqueue one at a time",
+        "enqueue with 64 in flight",
+        "enqueue in bulk",
+        "drain a backlog, 1 worker process, concurrency 1,",
+        "drain a backlog, 1 worker process, concurrency 16",
+        "drain a backlog, 1 worker process, concurrency 100",
+    ] {
+        let prefix = prefix.trim_end_matches(',');
+        assert!(
+            metrics.iter().any(|m| m.starts_with(prefix)),
+            "no {prefix:?} in {metrics:?}"
+        );
+    }
+    assert_eq!(rows.len(), 6, "{report:#}");
+    for row in rows {
+        let metric = row["metric"].as_str().unwrap_or("");
+        let mut sides = vec![&row["floor"]];
+        if metric.starts_with("enqueue in bulk") {
+            assert!(row["rpc"].is_null(), "{row}");
+            assert!(
+                row["missing"].as_str().is_some_and(|m| !m.is_empty()),
+                "{row}"
+            );
+        } else {
+            sides.push(&row["rpc"]);
+        }
+        for side in sides {
+            let rate = side["rate"].as_f64().unwrap_or(f64::NAN);
+            let cpu = side["redis"]["cpu_us"].as_f64().unwrap_or(f64::NAN);
+            assert!(rate.is_finite() && rate > 0.0, "rate in {row}");
+            assert!(cpu.is_finite() && cpu >= 0.0, "Redis CPU in {row}");
+            let commands = side["redis"]["commands"].as_object().expect("commands");
+            let per_job = |name: &str| commands.get(name).and_then(|v| v.as_f64()).unwrap_or(0.0);
+            if metric.starts_with("enqueue") {
+                assert!(per_job("xadd") >= 0.99, "an XADD per job: {row}");
+            } else {
+                assert!(per_job("xack") > 0.0, "jobs acked: {row}");
+            }
+        }
+    }
+    let targets = report["targets"].as_array().expect("targets");
+    assert!(targets.len() >= 3, "{report:#}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("missing: "), "{table}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -127,8 +127,10 @@ pub(crate) fn push_cmd_to(intake: bool, key: &str, payload: &[u8]) -> redis::Cmd
         cmd.arg(key).arg(payload);
         cmd
     } else {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(key).arg("*").arg(FIELD).arg(payload);
+        // Sized once: grown argument by argument, the buffer was
+        // reallocated on the way to the payload's size, on every send.
+        let mut cmd = redis::Cmd::with_capacity(5, 6 + key.len() + FIELD.len() + payload.len());
+        cmd.arg("XADD").arg(key).arg("*").arg(FIELD).arg(payload);
         cmd
     }
 }

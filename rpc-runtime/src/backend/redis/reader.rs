@@ -13,7 +13,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 
 use super::commands::{create_group, is_nogroup, Commands};
-use super::completion::{complete_on, outcome, Call, Slots};
+use super::completion::{complete_on, is_ack_only, outcome, AckBatch, Call, Slots};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
 use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, report, EnqueueMode};
 use super::resp::RespConnection;
@@ -354,19 +354,34 @@ impl Reader for RedisReader {
                 taken,
             };
         }
-        // One pipeline: every completion (a script call each), then the
-        // blocking read. Redis runs them in order, so the replies and acks
-        // are applied before the read blocks.
+        // One pipeline: every completion (a script call each, the acks
+        // alone as one XACK + XDEL per queue), then the blocking read.
+        // Redis runs them in order, so the replies and acks are applied
+        // before the read blocks.
         let keys = self.jobs_keys(queues);
         let mut pipe = redis::pipe();
-        let mut calls = 0;
-        for (delivery, completion) in done {
+        let mut scripted = Vec::new();
+        for (i, (delivery, completion)) in done.iter().enumerate() {
+            if is_ack_only(completion) {
+                continue;
+            }
             if let Some(call) = Call::new(&self.keys, delivery, completion, Slots::All) {
                 pipe.add_command(call.evalsha());
-                calls += 1;
+                scripted.push(i);
             }
         }
-        debug_assert_eq!(calls, done.len(), "every completion acks");
+        let acks = AckBatch::gather(&self.keys, done);
+        for batch in &acks {
+            for cmd in batch.commands() {
+                pipe.add_command(cmd);
+            }
+        }
+        let calls = scripted.len() + 2 * acks.len();
+        debug_assert_eq!(
+            scripted.len() + acks.iter().map(|b| b.indices.len()).sum::<usize>(),
+            done.len(),
+            "every completion acks"
+        );
         pipe.add_command(Self::read_group_cmd(&keys, consumer, max, Some(wait)));
         pipe.ignore_errors();
         let replies = match self.run_pipeline(&pipe, wait).await {
@@ -382,11 +397,18 @@ impl Reader for RedisReader {
                 };
             }
         };
-        let not_completed = replies[..calls]
+        let mut not_completed: Vec<(usize, CompleteError)> = scripted
             .iter()
-            .enumerate()
-            .filter_map(|(i, reply)| outcome(reply).err().map(|e| (i, e)))
+            .zip(&replies)
+            .filter_map(|(&i, reply)| outcome(reply).err().map(|e| (i, e)))
             .collect();
+        let ack_replies = replies[scripted.len()..calls].chunks(2);
+        for (batch, answers) in acks.iter().zip(ack_replies) {
+            if let Err(e) = AckBatch::outcome(&answers[0], &answers[1]) {
+                not_completed.extend(batch.indices.iter().map(|&i| (i, e.clone())));
+            }
+        }
+        not_completed.sort_by_key(|(i, _)| *i);
         let start = calls;
         let taken = match &replies[start] {
             Value::ServerError(e) if e.code() == "NOGROUP" => self
