@@ -11,8 +11,8 @@
 //!   on one multiplexed connection), the figure pooled over the backlogs
 //!   below, which it builds;
 //! * enqueue in bulk: the floor's 1,000 `XADD`s per pipeline; the
-//!   runtime's row says it is missing until the bulk API lands (no figure
-//!   stands in for it);
+//!   runtime's one `OneWayBatch` of typed calls (sent in round trips of up
+//!   to 1,000 jobs);
 //! * drain: a backlog of `--jobs-backlog` jobs (default 100,000) worked off
 //!   by one worker process at concurrency 1, 16 and 100, timed from the
 //!   worker's `ready` to the last job acked (runtime: the stream is empty,
@@ -294,23 +294,31 @@ pub async fn run(
         missing: None,
     });
 
-    // Bulk: the floor's pipelined XADD; the runtime's bulk API is not here yet.
+    // Bulk: the floor's pipelined XADD against one batch of typed one-way
+    // calls (the runtime sends it in round trips of up to 1,000 jobs).
     let n = plan.backlog;
     say(&format!("jobs: enqueue in bulk, {n} jobs"));
     let mut bulk = floor_enqueuer.clone();
     let (floor, _) = measured(&mut stats, n, bulk.enqueue_bulk(0, n)).await?;
     stats.del(jobs_floor::STREAM).await?;
+    let (rpc, ids) = measured(&mut stats, n, async {
+        let batch: rpc_runtime::OneWayBatch = (0..n).map(|i| typed.note(i)).collect();
+        batch.await.map_err(|e| format!("bulk send: {e}"))
+    })
+    .await?;
+    if ids.len() as u64 != n {
+        return Err(format!("bulk send: {} ids for {n} jobs", ids.len()));
+    }
+    stats.del(&typed_key).await?;
     let bulk_row = JobsRow {
         metric: format!(
-            "enqueue in bulk (floor: {} XADDs per pipeline)",
+            "enqueue in bulk (floor: {} XADDs per pipeline; rpc-runtime: one batch)",
             jobs_floor::BULK_BATCH
         ),
         jobs: n,
         floor,
-        rpc: None,
-        missing: Some(
-            "the runtime's bulk send (issue 23 point 3) is not on this branch yet".to_owned(),
-        ),
+        rpc: Some(rpc),
+        missing: None,
     };
 
     // Backlogs built with 64 in flight, each drained at one concurrency.
