@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::bulk::{BatchError, Sent};
+use super::bulk_error::{BatchError, Sent};
 use super::handle::Client;
 use super::observe::Observed;
 use super::reply::label;

@@ -28,11 +28,12 @@
 //! answers), `place.rs` (when a call is due, its key), `observe.rs` (spans
 //! and metrics), `typed.rs`, `untyped.rs`, `by_id.rs`, `cancel.rs`,
 //! `dead_letters.rs`, `diagnosis.rs` (why a call timed out), `workers.rs`
-//! (asking a worker to be quiet or stop), `bulk.rs` and `bulk_send.rs`
+//! (asking a worker to be quiet or stop), `bulk.rs`, `bulk_error.rs` and `bulk_send.rs`
 //! (many calls in one round trip).
 
 mod builder;
 mod bulk;
+mod bulk_error;
 mod bulk_send;
 mod by_id;
 mod call;
