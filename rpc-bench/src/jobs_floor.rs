@@ -2,13 +2,13 @@
 //! the `redis` crate (`XADD` / `XREADGROUP` / `XACK`), the least work Redis
 //! allows for a queue that a consumer group drains.
 //!
-//! * Enqueue: `XADD floor:jobs-stream * m <json>` awaited, one at a time or
+//! * Enqueue: `XADD floor-jobs-stream * m <json>` awaited, one at a time or
 //!   by many tasks on one multiplexed connection (the crate pipelines what
 //!   they send); in bulk, 1,000 `XADD`s per pipeline (one write, one round
 //!   trip).
 //! * Drain at concurrency C (a worker process of its own): one connection,
 //!   `XREADGROUP GROUP floor <consumer> COUNT C BLOCK 1000 STREAMS
-//!   floor:jobs-stream >`, decode each entry's JSON and add, then one `XACK`
+//!   floor-jobs-stream >`, decode each entry's JSON and add, then one `XACK`
 //!   of the whole batch sent in the same pipeline as the next read. So at
 //!   most C jobs are taken and not yet acked, and each batch costs one round
 //!   trip: the best a hand-written consumer does for a handler that needs
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::floor::blocking_connection;
 
 /// The floor's jobs stream (the floor's own key, not the protocol's).
-pub const STREAM: &str = "floor:jobs-stream";
+pub const STREAM: &str = "floor-jobs-stream";
 /// The floor's consumer group.
 pub const GROUP: &str = "floor";
 /// `XADD`s per pipeline in the floor's bulk enqueue.
@@ -97,7 +97,7 @@ impl FloorEnqueuer {
     }
 }
 
-/// `XGROUP CREATE floor:jobs-stream floor 0 MKSTREAM` (an existing group
+/// `XGROUP CREATE floor-jobs-stream floor 0 MKSTREAM` (an existing group
 /// is fine).
 pub async fn create_group(con: &mut MultiplexedConnection) -> Result<(), String> {
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")

@@ -239,7 +239,18 @@ async fn one_inbox_one_reader_and_results_fetched_from_another_process() {
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     let _w = WorkerProcess::start(bin(), &url, &["--concurrency", "64"]).expect("worker");
-    let baseline = connections(&redis);
+    // The worker's connections, once it has opened them all (on a loaded
+    // machine the last ones come after its `ready`): the same count seen
+    // five times in a row, 50 ms apart.
+    let mut baseline = connections(&redis);
+    let mut same = 0;
+    let settled_by = Instant::now() + PATIENCE;
+    while same < 5 && Instant::now() < settled_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = connections(&redis);
+        same = if now == baseline { same + 1 } else { 0 };
+        baseline = now;
+    }
     let client = Client::connect(&url).await.unwrap();
     let calls: Vec<_> = (0..500i64)
         .map(|n| {
