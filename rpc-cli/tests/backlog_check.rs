@@ -348,7 +348,9 @@ async fn a_bad_schema_or_an_unreachable_redis_exits_2_with_the_reason() {
     assert!(err.contains("nope.rpc"), "{err}");
 
     redis.kill().expect("kill redis");
-    let (code, out, err) = backlog_check(&redis.url(), &v1, &["--format", "json"]).await;
+    // Not `url()`: another test's server may have taken the freed port.
+    let (code, out, err) =
+        backlog_check(&redis.unreachable_url(), &v1, &["--format", "json"]).await;
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("cannot connect"), "{err}");
     assert!(out.is_empty(), "{out}");

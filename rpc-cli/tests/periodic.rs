@@ -185,12 +185,14 @@ async fn periodic_of_an_unknown_service_or_a_dead_redis_exits_non_zero_with_the_
     assert!(err.contains("rpc:{Odd}:periodic holds a string"), "{err}");
 
     redis.kill().unwrap();
+    // Not `url`: another test's server may have taken the freed port.
+    let dead = redis.unreachable_url();
     for command in [
         &["periodic"][..],
         &["periodic", "--json"],
         &["periodic", "--format", "json"],
     ] {
-        let (ok, out, err) = rpc_async(&url, command).await;
+        let (ok, out, err) = rpc_async(&dead, command).await;
         assert!(!ok, "{command:?} succeeded: {out}");
         assert!(err.contains("cannot connect"), "{command:?}: {err}");
     }

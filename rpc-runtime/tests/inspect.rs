@@ -214,8 +214,9 @@ async fn unreachable_redis_is_a_clear_error() {
     // An operator pointing the tool at the wrong port gets a message naming
     // it, not a hang.
     let redis = RedisServer::start().expect("start redis-server");
-    let url = redis.url();
     redis.kill().unwrap();
+    // Not `url()`: another test's server may have taken the freed port.
+    let url = redis.unreachable_url();
     match Inspector::connect(&url, "rpc").await {
         Err(Error::Broker(message)) => assert!(message.contains("cannot connect"), "{message}"),
         Err(other) => panic!("expected a broker error, got {other}"),

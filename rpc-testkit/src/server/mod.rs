@@ -91,6 +91,15 @@ impl RedisServer {
         format!("{}://127.0.0.1:{}/", self.scheme(), self.port)
     }
 
+    /// This server's port on another loopback address,
+    /// `redis://127.0.0.3:PORT/`, where nothing listens (every test's
+    /// server binds 127.0.0.1): for a test of a dead Redis, a URL that
+    /// still cannot connect after this server is killed and another test,
+    /// running beside it, has started a server on the freed port.
+    pub fn unreachable_url(&self) -> String {
+        format!("{}://127.0.0.3:{}/", self.scheme(), self.port)
+    }
+
     /// The URL with credentials: `redis://USER:PASSWORD@127.0.0.1:PORT/`
     /// (an empty `user` means the `default` user). Both are used verbatim,
     /// so keep them free of characters that need percent-encoding.
