@@ -457,7 +457,7 @@ mod tests {
         let [ack, del] = batches[0].commands();
         let packed = |c: &redis::Cmd| String::from_utf8_lossy(&c.get_packed_command()).into_owned();
         let ack = packed(&ack);
-        assert!(ack.contains("XACK") && ack.contains("rpc:{A}:jobs") && ack.contains("workers"));
+        assert!(ack.contains("XACK") && ack.contains(&keys.jobs("A")) && ack.contains(GROUP));
         assert!(ack.contains("1-0") && ack.contains("4-0") && !ack.contains("3-0"));
         let del = packed(&del);
         assert!(del.contains("XDEL") && del.contains("1-0") && del.contains("4-0"));
