@@ -84,6 +84,20 @@ impl Keys {
         self.of_service(service, "paused")
     }
 
+    /// `P:{S}:shards`, a service's shard count (a hash: `count`, what
+    /// clients place calls on; `seen`, the most it ever had, what workers
+    /// read). Lives once, in shard 0's slot ([`crate::shards`]).
+    pub fn shards(&self, service: &str) -> String {
+        self.of_service(service, "shards")
+    }
+
+    /// `P:{Q}:ready`, the channel a client `SPUBLISH`es to after adding a
+    /// job to queue `Q` on a Redis Cluster, so a worker waiting on that
+    /// master wakes up (one shard-channel per queue, in its slot).
+    pub fn ready(&self, queue: &str) -> String {
+        self.of_service(queue, "ready")
+    }
+
     /// `P:{S}:once:<key>`, an idempotency key of the service.
     pub fn once(&self, service: &str, key: &str) -> String {
         format!("{}:{{{service}}}:once:{key}", self.prefix)

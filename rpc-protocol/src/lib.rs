@@ -14,6 +14,8 @@
 //! * [`fingerprint`]: the canonical form of an idempotent call's parameters;
 //! * [`periodic`]: a tick's id, the stored definition, the tick script's
 //!   vocabulary;
+//! * [`shards`]: a sharded service's queue names, and which shard a call
+//!   goes to;
 //! * [`worker`]: a worker's heartbeat and the operator's quiet/stop control;
 //! * [`scripts`]: the Lua scripts themselves (`scripts/*.lua`), which every
 //!   implementation runs as they are.
@@ -31,6 +33,7 @@ pub mod limits;
 pub mod periodic;
 pub mod reply;
 pub mod scripts;
+pub mod shards;
 pub mod stream;
 pub mod time;
 pub mod worker;

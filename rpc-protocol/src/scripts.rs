@@ -99,8 +99,15 @@ script!(
     "stream_figures.lua"
 );
 
+script!(
+    /// Reads a service's shard count; records what a worker serves or an
+    /// operator sets.
+    SHARDS,
+    "shards.lua"
+);
+
 /// Every script of the protocol.
-pub const ALL: [Script; 11] = [
+pub const ALL: [Script; 12] = [
     COMPLETE,
     REPLY_AND_ACK,
     POLL,
@@ -112,6 +119,7 @@ pub const ALL: [Script; 11] = [
     EXCERPT_VALUE,
     FIND_CALL,
     STREAM_FIGURES,
+    SHARDS,
 ];
 
 #[cfg(test)]

@@ -9,13 +9,25 @@ use super::inspection::Inspection;
 use super::presence::Presence;
 use super::queue::Queue;
 use super::schedule::Schedule;
+use super::shard_counts::ShardCounts;
 
 /// A broker connection shared by all tasks of a client or worker: the
 /// queue, its schedule, the operator's levers and the read-only view, each
 /// implemented by Redis and by `memory://`.
 pub trait Broker:
-    Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence
+    Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence + ShardCounts
 {
 }
 
-impl<T: Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence> Broker for T {}
+impl<
+        T: Queue
+            + Schedule
+            + Control
+            + Inspection
+            + DailyCounts
+            + Failures
+            + Presence
+            + ShardCounts,
+    > Broker for T
+{
+}

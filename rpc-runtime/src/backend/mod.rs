@@ -19,8 +19,9 @@
 //!   added by workers, read by the dashboard.
 //! * [`Presence`] (`presence.rs`): workers' heartbeats, the registries of
 //!   who serves each service, and the operator's quiet/stop controls.
+//! * [`ShardCounts`] (`shard_counts.rs`): a sharded service's shard count.
 //!
-//! [`Broker`] (`broker.rs`) is all seven; [`connect`] (`connect.rs`) opens
+//! [`Broker`] (`broker.rs`) is all eight; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -38,6 +39,7 @@ mod queue;
 mod reader;
 pub mod redis;
 mod schedule;
+pub mod shard_counts;
 mod tick;
 
 pub use self::broker::Broker;
@@ -52,6 +54,7 @@ pub use self::presence::{Presence, Registered};
 pub use self::queue::Queue;
 pub use self::reader::{CompletedAndTaken, PushedAndPopped, Reader};
 pub use self::schedule::{LifecyclePoll, Schedule};
+pub use self::shard_counts::{ShardCount, ShardCounts, ShardOp};
 pub use self::tick::{TickAnswer, TickMode, TickOutcome, TickRequest};
 /// Dead letters kept per queue; the oldest go first (approximately, on Redis).
 pub use rpc_protocol::stream::DEAD_LETTER_CAP;

@@ -19,6 +19,7 @@ mod queue;
 mod reader;
 mod registry;
 mod schedule;
+mod shard_counts;
 mod state;
 
 pub use self::registry::MemoryBackend;

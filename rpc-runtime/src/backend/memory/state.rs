@@ -57,6 +57,8 @@ pub(super) struct State {
     pub(super) scheduled: HashMap<String, HashMap<String, (u64, Vec<u8>)>>,
     /// Per queue: cancelled call ids, with when (ms since the epoch).
     pub(super) cancelled: HashMap<String, HashMap<String, u64>>,
+    /// Shard counts by service: (count, seen).
+    pub(super) shard_counts: HashMap<String, (Option<u32>, Option<u32>)>,
     /// Paused queues.
     pub(super) paused: HashSet<String>,
     /// Idempotency keys by (queue, key): the call id, its fingerprint, and

@@ -78,6 +78,7 @@ mod resp;
 mod scan;
 mod schedule;
 mod scripts;
+mod shard_counts;
 mod url;
 mod values;
 

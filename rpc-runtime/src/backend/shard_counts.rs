@@ -1,0 +1,54 @@
+//! A sharded service's shard count, as the broker keeps it (Redis:
+//! `P:{S}:shards`, `scripts/shards.lua`): what clients place calls on
+//! (`count`), and the most shards the service ever had (`seen`), which
+//! workers read so that lowering the count loses nothing. The number in
+//! the schema is the default; the broker's, when set, wins for placing.
+
+use async_trait::async_trait;
+
+use crate::error::Error;
+
+/// What to do with a service's shard count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardOp {
+    /// Only read it (a client).
+    Read,
+    /// Read it, and raise `seen` to this many (a worker serving them).
+    Serve(u32),
+    /// Set `count` to this many, raising `seen` to at least the old count
+    /// and the new one (an operator).
+    Set(u32),
+}
+
+/// A service's shard count in the broker: `None` where a field is absent
+/// or garbage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardCount {
+    /// The shards clients place calls on.
+    pub count: Option<u32>,
+    /// The most shards the service ever had.
+    pub seen: Option<u32>,
+}
+
+impl ShardCount {
+    /// How many shards to place calls on, given the schema's number.
+    pub fn placing(&self, schema: u32) -> u32 {
+        self.count.unwrap_or(schema).max(1)
+    }
+
+    /// How many shards a worker reads, given the schema's number: every
+    /// one a client may have written to.
+    pub fn serving(&self, schema: u32) -> u32 {
+        schema
+            .max(self.count.unwrap_or(1))
+            .max(self.seen.unwrap_or(1))
+            .max(1)
+    }
+}
+
+/// Reading and recording shard counts.
+#[async_trait]
+pub trait ShardCounts: Send + Sync {
+    /// Runs `op` on `service`'s shard count; returns it as it is after.
+    async fn shard_count(&self, service: &str, op: ShardOp) -> Result<ShardCount, Error>;
+}
