@@ -219,3 +219,35 @@ fn attribute_list_form() {
 error: aborting due to 1 previous error"#,
     );
 }
+
+#[test]
+fn shards_out_of_range() {
+    assert_diagnostic(
+        &[(
+            "test.rpc",
+            r#"#[shards = 300]
+service S {
+    fn run();
+}
+"#,
+        )],
+        "test.rpc:1:12",
+        r#"PLACEHOLDER"#,
+    );
+}
+
+#[test]
+fn shards_on_a_job() {
+    assert_diagnostic(
+        &[(
+            "test.rpc",
+            r#"service S {
+    #[shards = 4]
+    fn run();
+}
+"#,
+        )],
+        "test.rpc:2:7",
+        r#"PLACEHOLDER"#,
+    );
+}
