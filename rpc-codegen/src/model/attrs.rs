@@ -86,11 +86,7 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
     ),
     ("attempts", &[Target::Job], "`#[attempts = 3]` (at least 1)"),
     ("backoff", &[Target::Job], backoff::USAGE),
-    (
-        "shards",
-        &[Target::Service],
-        "`#[shards = 8]` (1 to 256)",
-    ),
+    ("shards", &[Target::Service], "`#[shards = 8]` (1 to 256)"),
     (
         "deprecated",
         &[

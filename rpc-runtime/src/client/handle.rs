@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::config::Settings;
 use super::routing::{fresh_client_id, route_replies, Inbox};
-use super::shard_choice::ShardCache;
+use super::shard_cache::ShardCache;
 
 use crate::backend::Broker;
 use crate::call::JobId;

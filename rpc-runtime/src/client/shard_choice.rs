@@ -10,16 +10,16 @@
 //! claim. rpc_protocol::shards has the rules; docs/PROTOCOL.md, "Sharded
 //! services", the text.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rpc_protocol::shards;
 
 use super::handle::Client;
+use super::shard_cache::Known;
 
-use crate::backend::{Broker, ShardCount, ShardOp};
+use crate::backend::{Broker, ShardOp};
 use crate::call::{CallOptions, JobId, JobRef};
 use crate::error::Error;
 use crate::sync::lock;
@@ -33,45 +33,6 @@ pub(super) const REFRESH: Duration = Duration::from_secs(5);
 pub(crate) struct Route {
     pub(crate) queue: Arc<str>,
     pub(crate) mark: Option<u32>,
-}
-
-/// The shard counts this client knows, by service.
-#[derive(Default)]
-pub(crate) struct ShardCache {
-    services: Mutex<HashMap<&'static str, Known>>,
-    /// The round robin over shards, from a random start.
-    next: AtomicU32,
-}
-
-struct Known {
-    /// The broker's counts; `None` until read.
-    broker: Option<ShardCount>,
-    /// When the broker's count was last read (`None`: never yet).
-    read_at: Option<Instant>,
-    /// A read is under way.
-    reading: Arc<AtomicBool>,
-    /// Queue names by shard, made once.
-    queues: Vec<Arc<str>>,
-}
-
-impl Known {
-    fn new(service: &'static str) -> Known {
-        Known {
-            broker: None,
-            read_at: None,
-            reading: Arc::default(),
-            queues: vec![Arc::from(service)],
-        }
-    }
-}
-
-impl ShardCache {
-    pub(crate) fn new() -> ShardCache {
-        ShardCache {
-            services: Mutex::default(),
-            next: AtomicU32::new(uuid::Uuid::new_v4().as_u128() as u32),
-        }
-    }
 }
 
 impl Client {
@@ -142,7 +103,9 @@ impl Client {
             .await
         {
             Ok(count) => self.inner.shards.learn(job.service, count),
-            Err(e) => tracing::debug!(service = job.service, error = %e, "could not read the shard count"),
+            Err(e) => {
+                tracing::debug!(service = job.service, error = %e, "could not read the shard count")
+            }
         }
     }
 
@@ -180,17 +143,6 @@ impl Client {
     }
 }
 
-impl ShardCache {
-    fn learn(&self, service: &'static str, count: ShardCount) {
-        let mut services = lock(&self.services);
-        let known = services
-            .entry(service)
-            .or_insert_with(|| Known::new(service));
-        known.broker = Some(count);
-        known.read_at = Some(Instant::now());
-    }
-}
-
 /// The shard queues of `service` a cancel without a marked id looks in.
 pub(super) fn every_queue(service: &str, count: u32) -> impl Iterator<Item = String> + '_ {
     (0..count.max(1)).map(move |k| shards::queue(service, k).into_owned())
@@ -212,9 +164,6 @@ mod tests {
             queue_of_id("S", &JobId::from("abc~3")).as_deref(),
             Some("S~3")
         );
-        assert_eq!(
-            every_queue("S", 3).collect::<Vec<_>>(),
-            ["S", "S~1", "S~2"]
-        );
+        assert_eq!(every_queue("S", 3).collect::<Vec<_>>(), ["S", "S~1", "S~2"]);
     }
 }

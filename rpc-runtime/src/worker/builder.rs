@@ -276,7 +276,9 @@ async fn shard_queues(
     names.sort_unstable();
     let mut queues = Vec::new();
     for name in names {
-        let schema = services[name].shards().clamp(1, rpc_protocol::shards::MAX_SHARDS);
+        let schema = services[name]
+            .shards()
+            .clamp(1, rpc_protocol::shards::MAX_SHARDS);
         let serving = match backend.shard_count(name, ShardOp::Serve(schema)).await {
             Ok(count) => count.serving(schema),
             Err(e) => {

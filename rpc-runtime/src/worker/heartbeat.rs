@@ -85,7 +85,8 @@ impl Heartbeat {
             .map(|tokens| tokens.len())
             .sum();
         // Services, not their shards' queues.
-        let mut services: Vec<String> = self.shared.services.keys().map(|s| s.to_string()).collect();
+        let mut services: Vec<String> =
+            self.shared.services.keys().map(|s| s.to_string()).collect();
         services.sort();
         let now = self.shared.clock.now_ms();
         WorkerBeat {
