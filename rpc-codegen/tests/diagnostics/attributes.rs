@@ -232,7 +232,15 @@ service S {
 "#,
         )],
         "test.rpc:1:12",
-        r#"PLACEHOLDER"#,
+        r#"error: bad value for attribute `shards`
+ --> test.rpc:1:12
+  |
+1 | #[shards = 300]
+  |            ^^^ a service has 1 to 256 shards
+  |
+  = help: write it as `#[shards = 8]` (1 to 256)
+
+error: aborting due to 1 previous error"#,
     );
 }
 
@@ -248,6 +256,14 @@ fn shards_on_a_job() {
 "#,
         )],
         "test.rpc:2:7",
-        r#"PLACEHOLDER"#,
+        r#"error: attribute `shards` is not allowed on a job
+ --> test.rpc:2:7
+  |
+2 |     #[shards = 4]
+  |       ^^^^^^ not allowed here
+  |
+  = help: `shards` goes on a service
+
+error: aborting due to 1 previous error"#,
     );
 }
