@@ -308,3 +308,48 @@ async fn lowering_the_shard_count_loses_nothing() {
     until_placing(&fresh, 2).await;
     worker.stop().await;
 }
+
+/// Raising the count reaches a worker that runs: it starts reading the new
+/// shards (within its watch period), and calls placed there are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raising_the_shard_count_reaches_a_running_worker() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let runs = Arc::new(AtomicU32::new(0));
+    let worker = start_worker(&url, 1, runs.clone()).await;
+    let client = client(&url).await;
+    let answer = client
+        .call_and_wait(&format!("{SERVICE}.echo"), json!("one shard"))
+        .await
+        .expect("answered");
+    assert_eq!(
+        shards::shard_of_id(answer.id.as_str()),
+        None,
+        "unsharded ids are unmarked"
+    );
+    client
+        .backend()
+        .shard_count(SERVICE, ShardOp::Set(3))
+        .await
+        .expect("set 3");
+    until_placing(&client, 3).await;
+    // Calls on every shard, the new ones included, are answered.
+    let calls = (0..30).map(|i| {
+        let client = client.clone();
+        async move {
+            client
+                .call(&format!("{SERVICE}.echo"), json!(i))
+                .response()
+                .await
+                .expect("answered")
+        }
+    });
+    let shards_used: std::collections::HashSet<u32> = futures_util::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| shard_of(&r.id))
+        .collect();
+    assert_eq!(shards_used.len(), 3, "{shards_used:?}");
+    worker.stop().await;
+}

@@ -13,6 +13,7 @@ use super::janitor::liveness_window;
 use super::pause::PausedQueues;
 use super::probe;
 use super::run::Worker;
+use super::served::Served;
 use super::settings::WorkerSettings;
 use super::shared::Shared;
 use super::stats::Stats;
@@ -244,8 +245,7 @@ impl WorkerBuilder {
                 backend,
                 services,
                 middleware: self.middleware,
-                taken: queues.iter().map(|_| Default::default()).collect(),
-                queues,
+                served: Served::new(queues),
                 settings: self.settings,
                 running: Mutex::default(),
                 stats: Stats::default(),

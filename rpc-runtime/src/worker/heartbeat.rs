@@ -187,7 +187,7 @@ impl Heartbeat {
 /// expired) under their name. Called by the janitor every TTL.
 pub(super) async fn forget_gone_consumers(shared: &Shared) {
     let now = shared.clock.now_ms();
-    for queue in &shared.queues {
+    for queue in shared.served.names().iter() {
         let service = rpc_protocol::shards::service_of_queue(queue);
         let live = match live_workers(shared, service, now).await {
             Ok(live) => live,

@@ -87,7 +87,8 @@ impl Lifecycle {
     pub(super) fn new(shared: Arc<Shared>) -> Lifecycle {
         let now = Instant::now();
         let cadence = shared
-            .queues
+            .served
+            .names()
             .iter()
             .map(|q| {
                 // Busy at first: a worker that starts often starts to work.
@@ -147,10 +148,11 @@ impl Lifecycle {
     /// trip); one that was idle is polled at once.
     fn look_at_leases(&mut self, now: Instant) {
         let shared = Arc::clone(&self.shared);
+        let list = shared.served.list();
         let running = lock(&shared.running);
-        for (i, queue) in shared.queues.iter().enumerate() {
+        for (i, queue) in list.names.iter().enumerate() {
             // A job taken since the last look counts, even if it ended.
-            let taken = shared.taken[i].swap(false, Ordering::Relaxed);
+            let taken = list.taken[i].swap(false, Ordering::Relaxed);
             let leased = running.get(queue).is_some_and(|l| !l.is_empty());
             if !(taken || leased) {
                 continue;
@@ -166,9 +168,15 @@ impl Lifecycle {
 
     /// Polls every service whose time has come.
     async fn poll_due(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .shared
-            .queues
+        let names = self.shared.served.names();
+        // A shard added while the worker runs is polled at once.
+        for queue in names.iter() {
+            self.cadence.entry(queue.clone()).or_insert(Cadence {
+                next_poll: now,
+                busy_until: now + IDLE_AFTER,
+            });
+        }
+        let due: Vec<String> = names
             .iter()
             .filter(|q| self.cadence.get(*q).is_some_and(|c| c.next_poll <= now))
             .cloned()
@@ -191,8 +199,8 @@ impl Lifecycle {
         let now = Instant::now();
         self.start_sweep(now);
         let mut failed = false;
-        for queue in self.shared.queues.clone() {
-            failed |= !self.poll(&queue).await;
+        for queue in self.shared.served.names().iter() {
+            failed |= !self.poll(queue).await;
         }
         self.failing = failed;
         self.cadence
@@ -207,7 +215,7 @@ impl Lifecycle {
             return;
         }
         self.next_sweep = now + SWEEP_EVERY;
-        for queue in &self.shared.queues {
+        for queue in self.shared.served.names().iter() {
             self.sweeps
                 .entry(queue.clone())
                 .or_insert_with(|| "0".to_owned());

@@ -78,8 +78,9 @@ pub(super) async fn take_loop(
         let Some(r) = reader.as_mut() else { continue };
         let consumer = &shared.settings.consumer;
         // Paused services are not read (`None`: none is paused).
-        let active = shared.paused.active(&shared.queues);
-        let queues = active.as_deref().unwrap_or(&shared.queues);
+        let all = shared.served.names();
+        let active = shared.paused.active(&all);
+        let queues = active.as_deref().unwrap_or(&all);
         if queues.is_empty() {
             // Every service is paused: finish what is done, look again soon.
             complete_now(&shared, std::mem::take(&mut finished)).await;
