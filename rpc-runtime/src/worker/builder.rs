@@ -256,6 +256,7 @@ impl WorkerBuilder {
                 paused: PausedQueues::default(),
                 cancels: Arc::default(),
                 due_hint: DueHint::default(),
+                idle_polls: Default::default(),
                 daily: Default::default(),
             }),
             exposition,

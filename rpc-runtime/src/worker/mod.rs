@@ -54,6 +54,7 @@ mod due_hint;
 mod failures;
 mod handoff;
 mod heartbeat;
+mod idle_polls;
 mod intake;
 mod janitor;
 mod jitter;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::daily_stats::DailyStats;
 use super::due_hint::DueHint;
+use super::idle_polls::IdlePolls;
 use super::outstanding::Outstanding;
 use super::pause::PausedQueues;
 use super::served::Served;
@@ -46,6 +47,8 @@ pub(super) struct Shared {
     pub(super) paused: PausedQueues,
     /// Cancelled calls learned (running jobs' contexts share them).
     pub(super) cancels: Arc<Cancellations>,
+    /// The fleet's size and the polls' ages, for the idle poll's back-off.
+    pub(super) idle_polls: IdlePolls,
     /// The earliest retry this worker scheduled, for the lifecycle loop.
     pub(super) due_hint: DueHint,
     /// Jobs ended per service and day, not yet added to the broker's.
