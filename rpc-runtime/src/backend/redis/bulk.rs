@@ -6,12 +6,16 @@
 //!
 //! The client keeps each call here to a size Redis reads in one go
 //! (`client/bulk_send.rs`); so does a Cluster, where one pipeline goes to
-//! one slot: every job of a call is for one queue, under one hash tag.
+//! one slot: every job of a call is for one queue, under one hash tag. On
+//! a Cluster the pipeline ends with one ring of the queue's doorbell
+//! (`doorbell.rs`), in the same slot, for all the jobs.
 
 use redis::{RedisError, RedisResult, Value};
 
+use super::commands::Commands;
 use super::commands::{is_connection_failure, retry_once};
 use super::connect::RedisBackend;
+use super::doorbell::{push_and_ring, ring_cmd};
 use super::intake::{push_cmd_to, push_key};
 use crate::error::Error;
 
@@ -33,8 +37,18 @@ impl RedisBackend {
         for payload in payloads {
             pipe.add_command(push_cmd_to(false, &key, payload));
         }
+        let ring = matches!(self.commands, Commands::Cluster(_));
+        if ring {
+            pipe.add_command(ring_cmd(&self.keys, queue));
+        }
         pipe.ignore_errors();
-        let answers: Vec<RedisResult<Value>> = self.query_pipe(&pipe).await?;
+        let mut answers: Vec<RedisResult<Value>> = self.query_pipe(&pipe).await?;
+        if ring && answers.len() == payloads.len() + 1 {
+            // The ring is a hint: its answer is not a job's.
+            if let Some(Err(e)) = answers.pop() {
+                tracing::debug!(queue, error = %e, "could not ring the doorbell");
+            }
+        }
         if answers.len() != payloads.len() {
             return Err(Error::Broker(format!(
                 "{} answers to a pipeline of {} jobs",
@@ -78,7 +92,7 @@ impl RedisBackend {
         for payload in payloads {
             push.arg(*payload);
         }
-        match self.commands.query::<Value>(&push).await {
+        match push_and_ring(&self.commands, &self.keys, queue, push).await {
             Ok(_) => Ok(payloads.iter().map(|_| Ok(())).collect()),
             Err(e) if is_connection_failure(&e) => Err(e.into()),
             Err(e) => Ok(payloads.iter().map(|_| Err(refusal(&e))).collect()),
@@ -89,7 +103,6 @@ impl RedisBackend {
     /// included), once more if the connection failed: a duplicate is
     /// harmless under at-least-once delivery, as for a single send.
     async fn query_pipe(&self, pipe: &redis::Pipeline) -> Result<Vec<RedisResult<Value>>, Error> {
-        use super::commands::Commands;
         let answers = match &self.commands {
             Commands::Single(con) => {
                 retry_once(|| async { pipe.query_async(&mut con.clone()).await }).await

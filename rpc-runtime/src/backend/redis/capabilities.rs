@@ -10,6 +10,7 @@ use redis::Value;
 
 use super::completion::complete_on;
 use super::connect::RedisBackend;
+use super::doorbell::push_and_ring;
 use super::reader::RedisReader;
 use super::scan;
 use super::scripts;
@@ -64,11 +65,11 @@ impl Queue for RedisBackend {
 
     async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error> {
         let push = self.enqueue.push_cmd(&self.keys, queue, payload);
-        match self.commands.query::<Value>(&push).await {
+        match push_and_ring(&self.commands, &self.keys, queue, push).await {
             Ok(_) => Ok(()),
             Err(e) if self.enqueue.turn_to_intake_after(&e) => {
                 let push = self.enqueue.push_cmd(&self.keys, queue, payload);
-                self.commands.query::<Value>(&push).await?;
+                push_and_ring(&self.commands, &self.keys, queue, push).await?;
                 Ok(())
             }
             Err(e) => Err(e.into()),

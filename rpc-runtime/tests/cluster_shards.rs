@@ -1,0 +1,251 @@
+//! A worker reading many queues on a real Redis Cluster (issue 23): each
+//! queue's doorbell (`SPUBLISH P:{Q}:ready`) wakes it, so a call on any of
+//! them is taken at once, not after a blocking turn on the others; the
+//! reads are spread over the masters; and a master killed mid-run, with a
+//! replica taking over, leaves no call hanging past its deadline.
+//!
+//! The queues are eight services here (the same reads a sharded service's
+//! eight shards get). Tests wait on answers with deadlines; the latency
+//! test compares with the old 200 ms turn, which it could not pass.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rpc_runtime::{CallOptions, Client, DynamicService, StatsSnapshot, Worker};
+use rpc_testkit::{RedisCluster, RedisServer};
+use serde_json::json;
+
+/// How many queues the worker reads.
+const QUEUES: usize = 8;
+
+/// The handler runs seen, by call id.
+#[derive(Clone, Default)]
+struct Runs(Arc<Mutex<HashMap<String, u32>>>);
+
+impl Runs {
+    fn record(&self, id: &str) {
+        *self.0.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+    }
+
+    fn of(&self, id: &str) -> u32 {
+        self.0.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+fn queue(i: usize) -> String {
+    format!("Q{i}")
+}
+
+fn echo(name: &str, runs: Runs) -> DynamicService {
+    DynamicService::new(name).job("echo", move |req| {
+        let runs = runs.clone();
+        async move {
+            runs.record(req.context.id().as_str());
+            Ok(json!({ "echo": req.data }))
+        }
+    })
+}
+
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<StatsSnapshot, rpc_runtime::Error>>,
+);
+
+async fn serve_all(url: &str, runs: &Runs) -> Running {
+    let mut builder = Worker::builder(url).concurrency(16);
+    for i in 0..QUEUES {
+        builder = builder.mount(echo(&queue(i), runs.clone()));
+    }
+    let worker = builder.build().await.expect("worker on the cluster");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run_until(async move {
+        let _ = rx.await;
+    }));
+    (tx, task)
+}
+
+async fn stop(running: Running) -> StatsSnapshot {
+    let _ = running.0.send(());
+    running.1.await.expect("worker task").expect("worker")
+}
+
+fn masters(cluster: &RedisCluster) -> Vec<&RedisServer> {
+    cluster.masters()
+}
+
+fn sum(nodes: &[&RedisServer], f: impl Fn(&RedisServer) -> u64) -> u64 {
+    nodes.iter().map(|n| f(n)).sum()
+}
+
+/// Fifty sequential calls, each on the next queue, are each answered well
+/// under the old 200 ms turn, through the doorbell (one `SPUBLISH` each);
+/// and a burst on every queue is answered once per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
+    rpc_testkit::require_redis_server();
+    let cluster = RedisCluster::start(3).expect("cluster");
+    let url = cluster.cluster_url();
+    let runs = Runs::default();
+    let running = serve_all(&url, &runs).await;
+    let client = Client::builder(&url)
+        .default_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("client");
+    // The first call of each queue warms the connections up.
+    for i in 0..QUEUES {
+        client
+            .call(&format!("{}.echo", queue(i)), json!("warm"))
+            .response()
+            .await
+            .expect("a first call");
+    }
+    let nodes = masters(&cluster);
+    let rung_before = sum(&nodes, |n| n.command_calls("spublish"));
+    let mut took = Vec::new();
+    for k in 0..50 {
+        let started = Instant::now();
+        let reply = client
+            .call(&format!("{}.echo", queue(k % QUEUES)), json!(k))
+            .response()
+            .await
+            .expect("a sequential call");
+        took.push(started.elapsed());
+        assert_eq!(reply.data, json!({ "echo": k }));
+        assert_eq!(runs.of(reply.id.as_str()), 1, "call {k} ran once");
+    }
+    let rung = sum(&nodes, |n| n.command_calls("spublish")) - rung_before;
+    took.sort();
+    let p50 = took[took.len() / 2];
+    let p90 = took[took.len() * 9 / 10];
+    println!(
+        "50 sequential calls over {QUEUES} queues: p50 {p50:?}, p90 {p90:?}, max {:?}; {rung} SPUBLISH",
+        took[took.len() - 1]
+    );
+    assert!(rung >= 50, "every call rang its queue's doorbell: {rung}");
+    assert!(
+        p50 < Duration::from_millis(50),
+        "p50 {p50:?}: not woken by the doorbell (the old turn was 200 ms)"
+    );
+
+    // A burst on every queue at once: each call answered, each run once.
+    let mut calls = tokio::task::JoinSet::new();
+    for k in 0..400 {
+        let client = client.clone();
+        calls.spawn(async move {
+            client
+                .call(&format!("{}.echo", queue(k % QUEUES)), json!(k))
+                .response()
+                .await
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(answer) = calls.join_next().await {
+        let reply = answer.expect("task").expect("a burst call");
+        ids.push(reply.id.to_string());
+    }
+    assert_eq!(ids.len(), 400);
+    for id in &ids {
+        assert_eq!(runs.of(id), 1, "{id} ran once");
+    }
+    let stats = stop(running).await;
+    assert_eq!(stats.succeeded, (QUEUES + 50 + 400) as u64);
+}
+
+/// A master SIGKILLed while calls run, a replica taking over: every call
+/// is answered or fails by its deadline, none hangs; the lost and the
+/// duplicated are counted and printed; afterwards every queue serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_mid_run_leaves_no_call_hanging() {
+    rpc_testkit::require_redis_server();
+    let cluster = RedisCluster::start_with_replicas(3, 1, Duration::from_millis(1000))
+        .expect("cluster with replicas");
+    let url = cluster.cluster_url();
+    let runs = Runs::default();
+    let running = serve_all(&url, &runs).await;
+    let client = Client::builder(&url)
+        .default_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("client");
+    for i in 0..QUEUES {
+        client
+            .call(&format!("{}.echo", queue(i)), json!("warm"))
+            .response()
+            .await
+            .expect("a first call");
+    }
+    // Kill the master of Q0's queue once calls are under way.
+    let victim_key = rpc_protocol::Keys::new("rpc").jobs(&queue(0));
+    let victim = cluster.master_of(&victim_key).expect("Q0's master");
+    let deadline = Duration::from_secs(8);
+    let total = 600;
+    let mut calls = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for k in 0..total {
+        let client = client.clone();
+        calls.spawn(async move {
+            // Spread over about three seconds.
+            tokio::time::sleep(Duration::from_millis(5 * k as u64)).await;
+            let sent = Instant::now();
+            let answer = tokio::time::timeout(
+                deadline + Duration::from_secs(5),
+                client
+                    .call(&format!("{}.echo", queue(k % QUEUES)), json!(k))
+                    .options(CallOptions::timeout(deadline))
+                    .response(),
+            )
+            .await;
+            (k, sent.elapsed(), answer)
+        });
+        if k == total / 3 {
+            victim.kill().expect("SIGKILL a master");
+        }
+    }
+    let (mut answered, mut failed, mut hung) = (0, 0, 0);
+    let mut kinds: HashMap<String, u32> = HashMap::new();
+    let mut ids = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        let (_k, _took, answer) = done.expect("task");
+        match answer {
+            Ok(Ok(reply)) => {
+                answered += 1;
+                ids.push(reply.id.to_string());
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                let kind = match e.remote_kind() {
+                    Some(kind) => format!("{kind:?}"),
+                    None => e.to_string().chars().take(60).collect(),
+                };
+                *kinds.entry(kind).or_default() += 1;
+            }
+            Err(_) => hung += 1,
+        }
+    }
+    let duplicated = runs.0.lock().unwrap().values().filter(|&&n| n > 1).count();
+    let ran_twice_answered = ids.iter().filter(|id| runs.of(id) > 1).count();
+    println!(
+        "failover: {total} calls in {:?}: {answered} answered, {failed} failed {kinds:?}, {hung} hung; {duplicated} run more than once ({ran_twice_answered} of them answered)",
+        started.elapsed()
+    );
+    assert_eq!(hung, 0, "every call ends by its deadline");
+    assert_eq!(answered + failed, total);
+
+    // After the failover every queue serves again, Q0's on the new master.
+    let new_master = cluster
+        .wait_for_failover(&victim_key, Duration::from_secs(30))
+        .expect("a replica took over");
+    assert_ne!(new_master.port(), victim.port());
+    for i in 0..QUEUES {
+        let reply = client
+            .call(&format!("{}.echo", queue(i)), json!("after"))
+            .options(CallOptions::timeout(Duration::from_secs(20)))
+            .response()
+            .await
+            .expect("served after the failover");
+        assert_eq!(reply.data, json!({ "echo": "after" }));
+    }
+    let _ = stop(running).await;
+}
