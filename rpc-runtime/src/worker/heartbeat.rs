@@ -84,7 +84,9 @@ impl Heartbeat {
             .values()
             .map(|tokens| tokens.len())
             .sum();
-        let mut services = self.shared.queues.clone();
+        // Services, not their shards' queues.
+        let mut services: Vec<String> =
+            self.shared.services.keys().map(|s| s.to_string()).collect();
         services.sort();
         let now = self.shared.clock.now_ms();
         WorkerBeat {
@@ -186,7 +188,8 @@ impl Heartbeat {
 pub(super) async fn forget_gone_consumers(shared: &Shared) {
     let now = shared.clock.now_ms();
     for queue in &shared.queues {
-        let live = match live_workers(shared, queue, now).await {
+        let service = rpc_protocol::shards::service_of_queue(queue);
+        let live = match live_workers(shared, service, now).await {
             Ok(live) => live,
             Err(e) => {
                 tracing::debug!(error = %e, queue, "could not read the live workers");

@@ -175,7 +175,7 @@ async fn run_message(
     let service = shared
         .services
         .get(service_name)
-        .filter(|_| service_name == delivery.queue);
+        .filter(|_| service_name == rpc_protocol::shards::service_of_queue(&delivery.queue));
     let info: Option<&JobInfo> = service.and_then(|s| s.jobs().iter().find(|j| j.name == job_name));
     let label = info.map_or(UNKNOWN, |i| i.name);
     let max_attempts = msg

@@ -91,7 +91,7 @@ impl Shared {
     /// The mounted service's name for a queue, as a metrics label.
     pub(super) fn queue_label(&self, queue: &str) -> &'static str {
         self.services
-            .get_key_value(queue)
+            .get_key_value(rpc_protocol::shards::service_of_queue(queue))
             .map_or(UNKNOWN, |(name, _)| *name)
     }
 
