@@ -41,6 +41,9 @@ fn clients_and_workers_ring_workers_listen_and_no_other_channel_is_open() {
     ];
     for (user, args) in refused {
         let answer = dry_run(&redis, user, args);
-        assert!(answer.contains("no permissions"), "{user} {args:?}: {answer}");
+        assert!(
+            answer.contains("no permissions"),
+            "{user} {args:?}: {answer}"
+        );
     }
 }

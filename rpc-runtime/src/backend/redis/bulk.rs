@@ -7,15 +7,15 @@
 //! The client keeps each call here to a size Redis reads in one go
 //! (`client/bulk_send.rs`); so does a Cluster, where one pipeline goes to
 //! one slot: every job of a call is for one queue, under one hash tag. On
-//! a Cluster the pipeline ends with one ring of the queue's doorbell
-//! (`doorbell.rs`), in the same slot, for all the jobs.
+//! a Cluster one ring of the queue's doorbell (`doorbell.rs`) follows the
+//! pipeline, for all its jobs.
 
 use redis::{RedisError, RedisResult, Value};
 
 use super::commands::Commands;
 use super::commands::{is_connection_failure, retry_once};
 use super::connect::RedisBackend;
-use super::doorbell::{push_and_ring, ring_cmd};
+use super::doorbell::{push_and_ring, ring};
 use super::intake::{push_cmd_to, push_key};
 use crate::error::Error;
 
@@ -37,17 +37,10 @@ impl RedisBackend {
         for payload in payloads {
             pipe.add_command(push_cmd_to(false, &key, payload));
         }
-        let ring = matches!(self.commands, Commands::Cluster(_));
-        if ring {
-            pipe.add_command(ring_cmd(&self.keys, queue));
-        }
         pipe.ignore_errors();
-        let mut answers: Vec<RedisResult<Value>> = self.query_pipe(&pipe).await?;
-        if ring && answers.len() == payloads.len() + 1 {
-            // The ring is a hint: its answer is not a job's.
-            if let Some(Err(e)) = answers.pop() {
-                tracing::debug!(queue, error = %e, "could not ring the doorbell");
-            }
+        let answers: Vec<RedisResult<Value>> = self.query_pipe(&pipe).await?;
+        if answers.iter().any(Result::is_ok) {
+            ring(&self.commands, &self.keys, queue).await;
         }
         if answers.len() != payloads.len() {
             return Err(Error::Broker(format!(

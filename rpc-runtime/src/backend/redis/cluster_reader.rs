@@ -11,10 +11,10 @@
 //!   (`doorbell.rs`).
 //! - A sweep sends, per master, one pipeline of non-blocking
 //!   `XREADGROUP ... COUNT n STREAMS <queue> >`, one per queue, to every
-//!   master at once: one round trip however many queues there are. The
-//!   worker's free slots are split among the queues swept, from a start
-//!   that turns with each sweep, so every shard is served alike and no
-//!   more jobs are leased than the worker can run.
+//!   master at once: one round trip however many queues there are. Every
+//!   queue swept gets the same `COUNT` (the worker's share of its free
+//!   slots per queue, as one multi-stream read gives on a single Redis),
+//!   so every shard is served alike.
 //! - It only sweeps queues that may hold a job ("dirty"): all of them after
 //!   (re)subscribing, one whose doorbell rang, one whose last read came
 //!   back full. When none is, it waits on the subscriber connections for a
@@ -85,7 +85,6 @@ pub(super) struct ClusterTaker {
     dirty: Vec<bool>,
     stale: bool,
     refreshed_at: Option<Instant>,
-    turn: usize,
     /// A warning about an unreachable master was logged (and not yet
     /// followed by a recovery).
     warned: bool,
@@ -105,12 +104,12 @@ impl ClusterTaker {
             dirty: Vec::new(),
             stale: true,
             refreshed_at: None,
-            turn: 0,
             warned: false,
         }
     }
 
-    /// Leases up to `max` jobs of `queues`, waiting up to `wait` for one.
+    /// Leases up to `max` jobs of each of `queues` (`COUNT` per stream, as
+    /// a multi-stream `XREADGROUP`), waiting up to `wait` for one.
     pub(super) async fn take(
         &mut self,
         queues: &[String],
@@ -164,7 +163,6 @@ impl ClusterTaker {
         self.dirty = vec![true; queues.len()];
         self.stale = true;
         self.refreshed_at = None;
-        self.turn = 0;
     }
 
     fn refresh_due(&self) -> bool {
@@ -387,25 +385,14 @@ impl ClusterTaker {
     /// One pipelined round of non-blocking reads of the dirty queues, to
     /// every master at once.
     async fn sweep(&mut self, consumer: &str, max: usize) -> Result<Vec<Delivery>, Error> {
-        let n = self.queues.len();
-        let candidates: Vec<usize> = (0..n)
-            .map(|i| (self.turn + i) % n)
-            .filter(|&q| self.dirty[q] && self.link_of[q].is_some())
-            .collect();
-        self.turn = (self.turn + 1) % n.max(1);
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Split the free slots over the queues swept: never more leased
-        // than the worker can start.
-        let k = candidates.len().min(max);
-        let (per, extra) = (max / k, max % k);
         let mut plans: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.links.len()];
-        for (j, &q) in candidates[..k].iter().enumerate() {
-            let count = per + usize::from(j < extra);
-            if let Some(li) = self.link_of[q] {
-                plans[li].push((q, count));
+        for q in 0..self.queues.len() {
+            if let (true, Some(li)) = (self.dirty[q], self.link_of[q]) {
+                plans[li].push((q, max));
             }
+        }
+        if plans.iter().all(Vec::is_empty) {
+            return Ok(Vec::new());
         }
         let pipes: Vec<redis::Pipeline> = plans
             .iter()

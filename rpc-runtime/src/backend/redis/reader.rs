@@ -150,7 +150,20 @@ impl RedisReader {
                     )
                 }
                 ReaderSource::Cluster(client, _) => {
-                    BlockingConnection::Cluster(client.get_async_connection().await?)
+                    // The crate's cluster connect can hang when a node is
+                    // down (redis-rs#1953): bounded, so a failover does not
+                    // leave this reader stuck for good.
+                    let connecting =
+                        tokio::time::timeout(CONNECT_TIMEOUT * 2, client.get_async_connection());
+                    match connecting.await {
+                        Ok(con) => BlockingConnection::Cluster(con?),
+                        Err(_) => {
+                            return Err(RedisError::from(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "connecting to the Redis Cluster timed out",
+                            )))
+                        }
+                    }
                 }
             };
             self.con = Some(con);
