@@ -57,6 +57,8 @@ const LINK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a sweep (non-blocking reads) may go unanswered before its
 /// connection counts as half-open.
 const SWEEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most frames read off one subscriber connection without waiting.
+const MAX_HEARD: usize = 4096;
 /// How often a stale slot map is fetched again at most.
 pub(super) const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
@@ -319,7 +321,9 @@ impl ClusterTaker {
         let mut heard = Vec::new();
         let mut lost = Vec::new();
         for (li, link) in self.links.iter_mut().enumerate() {
-            loop {
+            // Bounded: a flood of rings (a client may ring) must not keep
+            // the reader here; what is left is read next time.
+            for _ in 0..MAX_HEARD {
                 match link.bell.next().now_or_never() {
                     Some(Ok(h)) => heard.push((li, h)),
                     Some(Err(_)) => {
