@@ -80,8 +80,38 @@ fn sum(nodes: &[&RedisServer], f: impl Fn(&RedisServer) -> u64) -> u64 {
     nodes.iter().map(|n| f(n)).sum()
 }
 
-/// Fifty sequential calls on a service of eight shards (placed round
-/// robin, so on every shard) are answered well under the old 200 ms turn,
+/// Waits until a worker listens to the doorbell of each of `queues`
+/// (`PUBSUB SHARDNUMSUB`, asked of every master: each counts its own).
+async fn wait_until_listened(cluster: &RedisCluster, queues: &[String]) {
+    let keys = rpc_protocol::Keys::new("rpc");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listened = queues.iter().all(|q| {
+            let channel = keys.ready(q);
+            let heard: u64 = cluster
+                .masters()
+                .iter()
+                .filter_map(|n| {
+                    let out = n.cli(["PUBSUB", "SHARDNUMSUB", &channel]);
+                    out.lines().nth(1)?.trim().parse::<u64>().ok()
+                })
+                .sum();
+            heard > 0
+        });
+        if listened {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no worker listens to every doorbell"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Fifty sequential calls on a service of eight shards (placed by their
+/// idempotency keys, so in no set order) are answered well under the old
+/// 200 ms turn (which failed this: p50 over 100 ms),
 /// through the doorbell (one `SPUBLISH` each); and a burst is answered
 /// once per call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,6 +131,10 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
         let _ = rx.await;
     }));
     let running = (tx, task);
+    let shard_queues: Vec<String> = (0..QUEUES as u32)
+        .map(|k| rpc_protocol::shards::queue(SHARDED, k).into_owned())
+        .collect();
+    wait_until_listened(&cluster, &shard_queues).await;
     let client = Client::builder(&url)
         .default_timeout(Duration::from_secs(10))
         .connect()
@@ -122,6 +156,9 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
         let started = Instant::now();
         let reply = client
             .call(&format!("{SHARDED}.echo"), json!(k))
+            // A key places each call on a shard by its hash: in no order
+            // a reader taking turns could follow.
+            .options(CallOptions::idempotency_key(format!("seq-{k}")))
             .response()
             .await
             .expect("a sequential call");
@@ -139,10 +176,9 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
         took[took.len() - 1]
     );
     assert!(rung >= 50, "every call rang its queue's doorbell: {rung}");
-    assert_eq!(
-        shards_seen.len(),
-        QUEUES,
-        "calls went to every shard: {shards_seen:?}"
+    assert!(
+        shards_seen.len() >= QUEUES / 2,
+        "calls went to many shards: {shards_seen:?}"
     );
     assert!(
         p50 < Duration::from_millis(50),

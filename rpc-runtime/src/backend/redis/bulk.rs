@@ -15,7 +15,6 @@ use redis::{RedisError, RedisResult, Value};
 use super::commands::Commands;
 use super::commands::{is_connection_failure, retry_once};
 use super::connect::RedisBackend;
-use super::doorbell::{push_and_ring, ring};
 use super::intake::{push_cmd_to, push_key};
 use crate::error::Error;
 
@@ -40,7 +39,7 @@ impl RedisBackend {
         pipe.ignore_errors();
         let answers: Vec<RedisResult<Value>> = self.query_pipe(&pipe).await?;
         if answers.iter().any(Result::is_ok) {
-            ring(&self.commands, &self.keys, queue).await;
+            self.doorbell.ring(queue).await;
         }
         if answers.len() != payloads.len() {
             return Err(Error::Broker(format!(
@@ -85,7 +84,7 @@ impl RedisBackend {
         for payload in payloads {
             push.arg(*payload);
         }
-        match push_and_ring(&self.commands, &self.keys, queue, push).await {
+        match self.doorbell.push_and_ring(queue, push).await {
             Ok(_) => Ok(payloads.iter().map(|_| Ok(())).collect()),
             Err(e) if is_connection_failure(&e) => Err(e.into()),
             Err(e) => Ok(payloads.iter().map(|_| Err(refusal(&e))).collect()),

@@ -10,6 +10,7 @@ use redis::{ConnectionInfo, IntoConnectionInfo, RedisError};
 use rpc_protocol::Keys;
 
 use super::commands::{create_group, Commands};
+use super::doorbell::Doorbell;
 use super::inspect::view::RedisView;
 use super::intake::EnqueueMode;
 use super::resp::RespConnection;
@@ -47,6 +48,8 @@ pub struct RedisBackend {
     pub(super) enqueue: EnqueueMode,
     /// The read-only view over the same connection.
     pub(super) view: RedisView,
+    /// Rings queues' doorbells on a Cluster (`doorbell.rs`).
+    pub(super) doorbell: Doorbell,
 }
 
 impl RedisBackend {
@@ -117,6 +120,7 @@ impl RedisBackend {
         Ok(RedisBackend {
             source,
             view: RedisView::new(commands.clone(), keys.clone(), redact(url)),
+            doorbell: Doorbell::new(commands.clone(), keys.clone()),
             commands,
             keys,
             url_for_logs: redact(url),

@@ -16,7 +16,7 @@ use super::cluster_reader::ClusterTaker;
 use super::commands::{create_group, is_nogroup, Commands};
 use super::completion::{complete_on, is_ack_only, outcome, AckBatch, Call, Slots};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
-use super::doorbell::{push_and_ring, ring};
+use super::doorbell::Doorbell;
 use super::inbox_pop::{parse_popped, pop_cmd};
 use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, report, EnqueueMode};
 use super::resp::RespConnection;
@@ -75,6 +75,8 @@ pub(super) struct RedisReader {
     /// On a Cluster over plain TCP, what reads several queues
     /// (`cluster_reader.rs`), made on the first such read.
     cluster_taker: Option<ClusterTaker>,
+    /// Rings queues' doorbells on a Cluster (`doorbell.rs`).
+    doorbell: Doorbell,
 }
 
 impl RedisReader {
@@ -83,6 +85,7 @@ impl RedisReader {
         keys: Keys,
         commands: Commands,
         enqueue: EnqueueMode,
+        doorbell: Doorbell,
     ) -> Self {
         RedisReader {
             source,
@@ -94,6 +97,7 @@ impl RedisReader {
             push_keys: Vec::new(),
             queue_keys: None,
             cluster_taker: None,
+            doorbell,
         }
     }
 
@@ -470,7 +474,7 @@ impl Reader for RedisReader {
             // The queue and the inbox live in different slots, maybe on
             // different nodes: push (and ring the queue's doorbell) over
             // the shared connection, then read.
-            let pushed = push_and_ring(&self.commands, &self.keys, queue, push).await;
+            let pushed = self.doorbell.push_and_ring(queue, push).await;
             if let Err(e) = &pushed {
                 self.enqueue.turn_to_intake_after(e);
             }
@@ -564,7 +568,7 @@ impl Reader for RedisReader {
         if moved.messages > 0 {
             // Jobs landed on the stream: on a Cluster, wake the workers
             // waiting on this queue's doorbell (a hint).
-            ring(&self.commands, &self.keys, queue).await;
+            self.doorbell.ring(queue).await;
         }
         report(queue, &moved, max_message_bytes)
     }

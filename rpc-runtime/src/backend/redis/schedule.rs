@@ -84,7 +84,7 @@ impl RedisBackend {
         if moved > 0 {
             // Due jobs landed on the stream: on a Cluster, wake the
             // workers waiting on this queue's doorbell (`doorbell.rs`).
-            super::doorbell::ring(&self.commands, &self.keys, queue).await;
+            self.doorbell.ring(queue).await;
         }
         let dead_lettered = int(6).unwrap_or(0).max(0) as usize;
         if dead_lettered > 0 {
