@@ -111,7 +111,7 @@ async fn wait_until_listened(cluster: &RedisCluster, queues: &[String]) {
 
 /// Fifty sequential calls on a service of eight shards (placed by their
 /// idempotency keys, so in no set order) are answered well under the old
-/// 200 ms turn (which failed this: p50 over 100 ms),
+/// 200 ms turn (which failed this: p90 293 ms),
 /// through the doorbell (one `SPUBLISH` each); and a burst is answered
 /// once per call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,9 +180,11 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
         shards_seen.len() >= QUEUES / 2,
         "calls went to many shards: {shards_seen:?}"
     );
+    // The old reader (a sweep, then a 200 ms blocking turn on one queue)
+    // had p50 3.9 ms but p90 293 ms here: the calls that missed its turn.
     assert!(
-        p50 < Duration::from_millis(50),
-        "p50 {p50:?}: not woken by the doorbell (the old turn was 200 ms)"
+        p50 < Duration::from_millis(50) && p90 < Duration::from_millis(100),
+        "p50 {p50:?}, p90 {p90:?}: not woken by the doorbell (the old turn was 200 ms)"
     );
 
     // A burst on every queue at once: each call answered, each run once.
