@@ -108,10 +108,9 @@ impl Doorbell {
     /// The ring goes after the push's answer, as a command of its own,
     /// though one pipeline would save the client a round trip: the `redis`
     /// crate's cluster connection follows `MOVED` for a single command but
-    /// not inside a pipeline, so during a failover a pipelined push came
-    /// back `MOVED` to its caller where a single one was redirected (the
-    /// failover test, `tests/cluster_shards.rs`: 68 of 600 calls failed so
-    /// with the pipeline, against 1 to 15 for single commands).
+    /// not inside a pipeline (whose answers come back as they are), so
+    /// during a failover a pipelined push would come back `MOVED` to its
+    /// caller where a single one is redirected.
     pub(super) async fn push_and_ring(&self, queue: &str, push: redis::Cmd) -> RedisResult<Value> {
         let pushed = self.commands.query(&push).await?;
         self.ring(queue).await;
