@@ -121,7 +121,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
 
     # 1. cancelled
     if d.cancelled or shared.cancels.is_cancelled(msg.id) or await _forgot_cancelled(
-        shared, d.service, msg.id
+        shared, d.queue, msg.id
     ):
         log.info("skipping cancelled job %s (%s)", msg.job, msg.id)
         return Ran(fail("cancelled", "the call was cancelled before it ran"), "cancelled")
@@ -176,7 +176,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
     if msg.idempotency_key is not None:
         if fp is None:
             return Ran(dead_letter("the parameters are not JSON"), "dead")
-        claimed = await claim(shared.redis, shared.keys, d.service, msg, fp, d.deliveries, left)
+        claimed = await claim(shared.redis, shared.keys, d.queue, msg, fp, d.deliveries, left)
         if claimed.what == "later":
             again = _copy(msg)
             payload = d.payload

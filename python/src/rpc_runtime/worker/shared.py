@@ -1,5 +1,6 @@
 """What a worker's loops share: its settings, connections, clock, mounted
-jobs, the cancellations and pauses it learned, its leases and counters."""
+jobs, the queues it serves (every shard of every service), the
+cancellations and pauses it learned, its leases and counters."""
 
 from __future__ import annotations
 
@@ -93,10 +94,14 @@ class Shared:
     executor: ThreadPoolExecutor
     clock: BrokerClock = field(default_factory=BrokerClock)
     cancels: Cancellations = field(default_factory=Cancellations)
+    #: The paused services (``P:{S}:paused``: every shard of theirs).
     paused: set[str] = field(default_factory=set)
     counts: DailyCounts = field(default_factory=DailyCounts)
     metrics: Metrics | None = None
-    #: Entries whose lease this worker holds: (service, entry id).
+    #: The queues served, each to its service: ``S`` (shard 0) and ``S~k``
+    #: for every shard of ``S`` this worker reads (it only ever grows).
+    queues: dict[str, str] = field(default_factory=dict)
+    #: Entries whose lease this worker holds: (queue, entry id).
     leases: set[tuple[str, str]] = field(default_factory=set)
     #: Jobs running now (a slot each).
     running: int = 0
