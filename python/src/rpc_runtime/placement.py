@@ -7,9 +7,9 @@ client's ACL role allows that, and no script) and kept for
 with an idempotency key goes to the key's shard (every duplicate meets the
 same claim); the others go round robin from a random start, one turn per
 service. A count that cannot be read (a key of another type, a user
-without ``+hmget`` on it, Redis slow or away) is taken as unset: the
-schema's ``N`` places the call, and the push itself reports a Redis that
-is away.
+without ``+hmget`` on it) is taken as unset: the schema's ``N`` places the
+call. When Redis is slow or away the last count known stands (the push
+itself reports a Redis that is away).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class Placement:
     def __init__(self, keys: Keys) -> None:
         self._keys = keys
         self._counts: dict[str, tuple[float, shards.ShardCount]] = {}
+        #: Reads under way: the calls that find the count stale meanwhile wait for it.
+        self._reading: dict[str, asyncio.Future[shards.ShardCount | None]] = {}
         self._turn: dict[str, int] = {}
         self._told: set[str] = set()
 
@@ -48,11 +50,30 @@ class Placement:
         cached = self._counts.get(service)
         if cached is not None and now < cached[0]:
             return cached[1]
-        count = await self._read(redis, service)
-        self._counts[service] = (time.monotonic() + CACHE_S, count)
-        return count
+        reading = self._reading.get(service)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(redis, service))
+            self._reading[service] = reading
 
-    async def _read(self, redis: Any, service: str) -> shards.ShardCount:
+            def settle(done: asyncio.Future[shards.ShardCount | None]) -> None:
+                if self._reading.get(service) is done:
+                    del self._reading[service]
+                if not done.cancelled() and done.exception() is None:
+                    # A read that failed keeps the last count known.
+                    read = done.result()
+                    known = read if read is not None else self._known(service)
+                    self._counts[service] = (time.monotonic() + CACHE_S, known)
+
+            reading.add_done_callback(settle)
+        read = await asyncio.shield(reading)
+        return read if read is not None else self._known(service)
+
+    def _known(self, service: str) -> shards.ShardCount:
+        cached = self._counts.get(service)
+        return cached[1] if cached is not None else shards.ShardCount()
+
+    async def _read(self, redis: Any, service: str) -> shards.ShardCount | None:
+        """The count in Redis; None when Redis did not answer in time."""
         key = self._keys.shards(service)
         try:
             fields = await asyncio.wait_for(
@@ -69,7 +90,7 @@ class Placement:
             return shards.ShardCount()
         except Exception as e:  # noqa: BLE001 - slow or away: the push will tell
             log.debug("reading the shard count %s failed: %s", key, e)
-            return shards.ShardCount()
+            return None
         return shards.ShardCount.of_fields(fields)
 
     async def place(self, redis: Any, service: str, schema: int,

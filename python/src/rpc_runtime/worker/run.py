@@ -76,7 +76,7 @@ async def run_delivery(shared: Shared, d: Delivery) -> Ran:
     s = shared.settings
     checked = decode(d.payload, shared.keys, s.max_message_bytes)
     if isinstance(checked, Refusal):
-        log.warning("dead-lettering a message of %s (%s): %s", d.service, d.entry_id,
+        log.warning("dead-lettering a message of %s (%s): %s", d.queue, d.entry_id,
                     checked.reason)
         to, body = checked.reply if checked.reply else (None, None)
         return Ran(
