@@ -293,3 +293,32 @@ def test_the_deploy_roles_let_a_sharded_service_work(  # type: ignore[no-untyped
             pending.result()
         assert e.value.kind == "cancelled"
     assert server.r.hmget(K.shards("Sh"), "count", "seen") == [b"4", b"4"]
+
+
+def test_one_read_takes_about_the_free_slots_not_that_many_per_shard(  # type: ignore[no-untyped-def]
+    server: RedisServer, start_worker
+) -> None:
+    # XREADGROUP's COUNT is per stream: with COUNT = free slots, a worker of
+    # 2 slots reading 4 shards would take 8 jobs at once and hold the 6 it
+    # cannot run. Shared among the shards, one read takes fewer than 2 + 4.
+    import threading
+
+    set_count(server, "Sh", 4)
+    inboxes = [push_raw(server, queue("Sh", k), "Sh.block", f"b{k}-{i}")
+               for k in range(4) for i in range(4)]
+    release = threading.Event()
+    running: list[str] = []
+
+    def block(req: Request) -> Any:
+        running.append(req.id)
+        release.wait(60)
+        return None
+
+    w = Worker(server.url, concurrency=2).handle("Sh.block", block)
+    start_worker(w)
+    wait_for(lambda: len(running) >= 2, 30, "two jobs running")
+    taken = sum(server.r.xpending(K.jobs(queue("Sh", k)), "workers")["pending"] for k in range(4))
+    assert 2 <= taken < 2 + 4, taken
+    release.set()
+    for inbox in inboxes:
+        assert "ok" in reply(server, inbox)

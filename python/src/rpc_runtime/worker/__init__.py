@@ -406,9 +406,13 @@ class Worker:
             if not streams:
                 await asyncio.sleep(0.1)
                 continue
+            # COUNT is per stream: the free slots are shared among the queues,
+            # so one read takes fewer than free + queues jobs (not free times
+            # queues: a service of many shards would swamp the slots).
+            per_queue = -(-free // len(streams))
             try:
                 got = await reader.xreadgroup(
-                    GROUP, shared.settings.consumer, streams, count=free, block=BLOCK_MS
+                    GROUP, shared.settings.consumer, streams, count=per_queue, block=BLOCK_MS
                 )
                 delay = 0.1
             except ResponseError as e:
