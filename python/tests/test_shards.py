@@ -95,3 +95,23 @@ def test_the_per_service_keys() -> None:
     assert k.shards("Calc") == "rpc:{Calc}:shards"
     assert k.ready("Calc~3") == "rpc:{Calc~3}:ready"
     assert k.jobs(queue("Calc", 3)) == "rpc:{Calc~3}:jobs"
+
+
+#: ``shard_of_key(key, count)`` for counts 2, 3, 4, 7, 8, 16, 100 and 256, as
+#: rpc-protocol's Rust ``shards::shard_of_key`` computed them (a throwaway
+#: program linking rpc-protocol, run once): the cross-check of the two.
+RUST_SHARD_OF_KEY = {
+    "order-42": [0, 2, 0, 0, 4, 4, 4, 212],
+    "order-43": [1, 0, 3, 3, 7, 7, 15, 135],
+    "a": [0, 1, 0, 5, 4, 12, 96, 140],
+    "": [1, 2, 1, 2, 5, 5, 37, 37],
+    "é": [1, 1, 1, 2, 1, 1, 17, 1],
+    "日本語-key": [1, 2, 1, 4, 5, 5, 45, 133],
+    "x" * 200: [1, 2, 1, 4, 5, 5, 61, 69],
+}
+RUST_COUNTS = [2, 3, 4, 7, 8, 16, 100, 256]
+
+
+def test_keys_land_where_the_rust_implementation_puts_them() -> None:
+    for key, shards in RUST_SHARD_OF_KEY.items():
+        assert [shard_of_key(key, n) for n in RUST_COUNTS] == shards, key
