@@ -22,6 +22,7 @@ pub(super) fn untyped_ref(job: &str) -> Result<JobRef, Error> {
         job: intern(name),
         timeout_ms: None,
         max_attempts: None,
+        shards: 1,
     })
 }
 
