@@ -250,19 +250,15 @@ def _roles(server: RedisServer) -> None:
         server.r.execute_command("ACL", "SETUSER", tokens[1], *rules)
 
 
-#: What shards.lua runs on the shard count (TYPE, HMGET, HSET): what a
-#: worker (`serve`) needs, and an operator (`set`).
-SHARDS_LUA_NEEDS = "(~rpc:{*}:shards +type +hmget +hset)"
-
-
-@pytest.mark.xfail(reason="deploy/redis/roles.acl (the lead's): rpc-worker may EVALSHA on "
-                   "P:{S}:shards but not TYPE/HMGET/HSET it, so shards.lua is refused; "
-                   "rpc-operator lacks +hset for `set`", strict=False)
 def test_the_deploy_roles_may_run_shards_lua(server: RedisServer) -> None:
+    # shards.lua runs TYPE, HMGET and HSET on P:{S}:shards: a worker's
+    # `serve` and an operator's `set` need all three, not only EVALSHA.
     _roles(server)
+    sha = server.r.script_load(SCRIPT)
     for user, verb in [("rpc-worker", "serve"), ("rpc-operator", "set")]:
         r = redis.Redis(port=server.port, username=user, password="pw")
-        assert r.eval(SCRIPT, 1, K.shards("Sh"), verb, 2, 256) is not None
+        assert r.evalsha(sha, 1, K.shards("Sh"), verb, 2, 256) is not None
+    assert server.r.hmget(K.shards("Sh"), "count", "seen") == [b"2", b"2"]
 
 
 def test_the_deploy_roles_let_a_sharded_service_work(  # type: ignore[no-untyped-def]
@@ -273,8 +269,6 @@ def test_the_deploy_roles_let_a_sharded_service_work(  # type: ignore[no-untyped
     # sends through every shard's intake; the worker runs shards.lua and
     # moves every shard's intake.
     _roles(server)
-    # Until the deploy file grants it (see the test above).
-    server.r.execute_command("ACL", "SETUSER", "rpc-worker", SHARDS_LUA_NEEDS)
     set_count(server, "Sh", 4)
     base = f"127.0.0.1:{server.port}/"
     w = Worker(f"redis://rpc-worker:pw@{base}", concurrency=8, cancel_grace=0.5)
