@@ -40,6 +40,7 @@ from . import leases
 from . import shard_counts
 from .complete import Delivery, complete
 from .counts import FLUSH_EVERY_S, record_failure
+from .idle_polls import count_fleets
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .mover import run_mover
@@ -540,6 +541,7 @@ class Worker:
             if loop.time() >= next_janitor:
                 next_janitor = loop.time() + s.beat_ttl_ms / 1000
                 try:
+                    await count_fleets(shared)
                     await beats.forget_consumers(shared, s.beat_ttl_ms, need_gone_beat=True)
                 except Exception as e:  # noqa: BLE001
                     log.debug("the janitor failed: %s", e)

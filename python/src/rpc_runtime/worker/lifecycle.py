@@ -14,7 +14,8 @@ as ``rpc-runtime/src/worker/lifecycle.rs`` follows it: a service is *busy*
 while the worker holds a lease of one of its jobs, and for a second after
 that or after a poll of it that moved a job, learned a cancellation or saw
 its pause flag change. A busy service is polled every 100 ms, an idle one
-every second; either at once when it turns busy and at the next due time
+every second times the live workers of its service, at most ten
+(``idle_polls.py``); either at once when it turns busy and at the next due time
 its last poll reported. All of this per queue: "service" below is a
 shard's queue. The worker looks at its leases at least every
 100 ms, and this one also hears of every lease as it is taken (``leases``
@@ -36,7 +37,6 @@ from .shared import Shared
 log = logging.getLogger("rpc_runtime.worker")
 
 POLL_EVERY_S = 0.1
-IDLE_EVERY_S = 1.0
 IDLE_AFTER_S = 1.0
 SWEEP_EVERY_S = 60.0
 MAX_MOVED = 1000
@@ -127,6 +127,7 @@ class Lifecycle:
             [MAX_MOVED, max(0, since - 1), MAX_CANCELS, HORIZON_MS, limits.DEAD_LETTER_CAP,
              cursor],
         )
+        sh.idle_polls.polled(service, started)
         now_ms, moved, next_due, paused = (_int(answer[i]) for i in range(4))
         cancels = answer[4] or []
         errors = answer[5] or []
@@ -159,7 +160,7 @@ class Lifecycle:
         if moved > 0 or cancels or was_paused != bool(paused):
             self._busy_until[service] = started + IDLE_AFTER_S
         busy = self._busy_until.get(service, 0.0) > started
-        next_poll = started + (POLL_EVERY_S if busy else IDLE_EVERY_S)
+        next_poll = started + (POLL_EVERY_S if busy else sh.idle_polls.idle_every_s(service))
         if next_due >= 0:
             next_poll = min(next_poll, started + max(0, next_due - now_ms) / 1000 + 0.002)
         again = moved >= MAX_MOVED or len(cancels) // 2 >= MAX_CANCELS

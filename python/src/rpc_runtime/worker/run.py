@@ -227,11 +227,15 @@ def _requeue(nxt: Message, left_at_now: int | None, delay_ms: int) -> Completion
     return Completion(requeue=nxt.encode(), requeue_after=after)
 
 
-async def _forgot_cancelled(shared: Shared, service: str, call_id: str) -> bool:
-    if not shared.cancels.overflowed(shared.clock.now_ms()):
+async def _forgot_cancelled(shared: Shared, queue: str, call_id: str) -> bool:
+    """Whether Redis says call ``call_id`` is cancelled, asked only when what
+    the polls said may not be the whole answer: this worker had to forget
+    cancellations, or its last poll of the queue is old (an idle poll backed
+    off: ``idle_polls.py``)."""
+    if not shared.cancels.overflowed(shared.clock.now_ms()) and not shared.idle_polls.is_stale(queue):
         return False
     try:
-        at = await shared.redis.zscore(shared.keys.cancelled(service), call_id)
+        at = await shared.redis.zscore(shared.keys.cancelled(queue), call_id)
     except Exception as e:  # noqa: BLE001 - runs it
         log.warning("could not ask whether call %s is cancelled (%s); running it", call_id, e)
         return False

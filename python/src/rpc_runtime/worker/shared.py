@@ -17,6 +17,7 @@ from ..keys import Keys
 from ..spec import JobBinding
 from .clock import BrokerClock
 from .counts import DailyCounts
+from .idle_polls import IdlePolls
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class Shared:
     #: The queues served, each to its service: ``S`` (shard 0) and ``S~k``
     #: for every shard of ``S`` this worker reads (it only ever grows).
     queues: dict[str, str] = field(default_factory=dict)
+    #: Live workers per service, and when each queue was last polled.
+    idle_polls: IdlePolls = field(default_factory=IdlePolls)
     #: Entries whose lease this worker holds: (queue, entry id).
     leases: set[tuple[str, str]] = field(default_factory=set)
     #: Jobs running now (a slot each).
