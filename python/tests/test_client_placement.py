@@ -79,7 +79,7 @@ def test_the_count_is_read_again_after_five_seconds(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("answer", [
-    [None, None], [b"0", b"0"], [b"abc", b"7"], [b"300", None],
+    [None, None], [b"0", b"0"], [b"abc", b"x"], [b"300", None], [None, b"2"],
     ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
     NoPermissionError("NOPERM this user has no permissions to access the 'rpc:{S}:shards' key"),
 ])
@@ -87,7 +87,20 @@ def test_without_a_valid_count_the_schemas_number_places(answer: Any) -> None:
     async def main() -> None:
         p = Placement(Keys())
         assert (await p.place(FakeRedis(answer), "S", 3, "order-1")) == (shard_of_key("order-1", 3), 3)
-        assert (await Placement(Keys()).place(FakeRedis(answer), "S", 1, None)) == (0, 1)
+        if not (isinstance(answer, list) and answer[1] == b"2"):
+            assert (await Placement(Keys()).place(FakeRedis(answer), "S", 1, None)) == (0, 1)
+
+    asyncio.run(main())
+
+
+def test_without_a_count_the_most_shards_the_service_had_places() -> None:
+    # `seen` (raised by the workers' `serve N`): an untyped client agrees
+    # with a typed one, and a key lands on one shard whoever sends it.
+    async def main() -> None:
+        assert await Placement(Keys()).place(FakeRedis([None, b"4"]), "S", 1, "k") == (
+            shard_of_key("k", 4), 4)
+        assert await Placement(Keys()).place(FakeRedis([b"2", b"4"]), "S", 8, "k") == (
+            shard_of_key("k", 2), 2)
 
     asyncio.run(main())
 

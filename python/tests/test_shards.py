@@ -78,6 +78,10 @@ def test_a_key_is_placed_by_its_utf8_bytes() -> None:
 def test_shard_counts_read_like_rusts() -> None:
     assert ShardCount().placing(3) == 3
     assert ShardCount(count=2, seen=8).placing(3) == 2
+    # Without a count: the most the service had (its workers' schema).
+    assert ShardCount(seen=8).placing(3) == 8
+    assert ShardCount(seen=2).placing(3) == 3
+    assert ShardCount(seen=4).placing(1) == 4
     assert ShardCount().serving(3) == 3
     assert ShardCount(count=2, seen=8).serving(3) == 8
     assert ShardCount(count=5).serving(1) == 5

@@ -93,13 +93,10 @@ def test_a_worker_answers_calls_on_every_shard_the_count_in_redis_says(  # type:
     assert shards_hit == {0, 1, 2, 3}
     # Another client's call added straight to shard 3's stream.
     assert reply(server, push_raw(server, "Sh~3", "Sh.echo", "raw-3"))["ok"] == {"n": "raw-3"}
-    # The daily counts are the shards' own: two calls each, and the raw one on shard 3.
+    # The daily counts are the service's (shard 0's slot): all nine calls.
     day = time.strftime("%Y-%m-%d", time.gmtime())
-
-    def counted() -> list[int]:
-        return [int(server.r.get(K.stat_processed(queue("Sh", k), day)) or 0) for k in range(4)]
-
-    wait_for(lambda: counted() == [2, 2, 2, 3], 30, "the shards' daily counts")
+    wait_for(lambda: server.r.get(K.stat_processed("Sh", day)) == b"9", 30, "the daily count")
+    assert not server.r.keys("rpc:{Sh~*}:stat:*")
 
 
 def test_lowering_the_count_still_drains_the_shards_above_it(  # type: ignore[no-untyped-def]

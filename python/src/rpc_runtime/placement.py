@@ -3,7 +3,8 @@
 
 The shard count is read with ``HMGET P:{S}:shards count seen`` (the
 client's ACL role allows that, and no script) and kept for
-:data:`CACHE_S`; a valid ``count`` wins over the schema's ``N``. A call
+:data:`CACHE_S`; a valid ``count`` wins, else the larger of the schema's
+``N`` and ``seen`` (an untyped call's ``N`` is 1). A call
 with an idempotency key goes to the key's shard (every duplicate meets the
 same claim); the others go round robin from a random start, one turn per
 service. A count that cannot be read (a key of another type, a user

@@ -120,8 +120,13 @@ class ShardCount:
     seen: int | None = None
 
     def placing(self, schema: int) -> int:
-        """How many shards to place calls on, given the schema's number."""
-        return max(self.count if self.count is not None else schema, 1)
+        """How many shards to place calls on, given the schema's number (1
+        for an untyped call): the count an operator set, else the most the
+        service has had (what its workers' schema says), so a typed and an
+        untyped client agree and an idempotency key lands on one shard."""
+        if self.count is not None:
+            return max(self.count, 1)
+        return max(schema, self.seen or 1, 1)
 
     def serving(self, schema: int) -> int:
         """How many shards a worker reads, given the schema's number: every

@@ -10,8 +10,8 @@ janitor, the daily counts, and the look at the shard counts.
 A service of N shards is N queues (``S``, ``S~1`` ... ``S~{N-1}``, see
 ``rpc_runtime.shards``), and everything kept per queue (the stream and its
 leases, the schedule, the intake, cancellations, idempotency keys, dead
-letters, counts, failures) is kept per shard; what is per service (the
-pause flag, the worker registry) is shard 0's. The worker reads every shard
+letters, failures) is kept per shard; what is per service (the pause flag,
+the worker registry, the daily counts) is shard 0's. The worker reads every shard
 the service's shard count says (``shard_counts.py``), and starts reading
 new ones when it grows. ``run()`` blocks and stops gracefully on
 SIGTERM/SIGINT; ``await run_async()`` is the same for asyncio applications.
@@ -470,7 +470,7 @@ class Worker:
             ran = await run_delivery(shared, d)
             release()
             if ran.outcome is not None:
-                shared.counts.count(d.queue, ran.outcome)
+                shared.counts.count(d.service, ran.outcome)
                 if shared.metrics is not None:
                     job = _job_of(d.payload)
                     shared.metrics.ended(d.service, job, ran.outcome)
