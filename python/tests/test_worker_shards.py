@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from rpc_runtime import CallError, CallOptions, Client, JobSpec, Request, Worker
+from rpc_runtime import CallError, CallOptions, Client, InvalidCall, JobSpec, Request, Worker
 from rpc_runtime.keys import Keys
 from rpc_runtime.shards import queue, shard_of_id, shard_of_key
 
@@ -211,7 +211,7 @@ def test_a_delayed_call_and_its_retry_stay_on_their_shard(  # type: ignore[no-un
     assert server.r.exists(K.schedule("Sh")) == 0
 
 
-@pytest.mark.parametrize("garbage", ["a string", "count abc", "count 9999"])
+@pytest.mark.parametrize("garbage", ["a string", "count abc", "count 9999", "count 2.5", "seen 1e3"])
 def test_garbage_in_the_shard_count_serves_the_schemas_number(  # type: ignore[no-untyped-def]
     server: RedisServer, start_worker, client: Client, garbage: str
 ) -> None:
@@ -220,7 +220,7 @@ def test_garbage_in_the_shard_count_serves_the_schemas_number(  # type: ignore[n
         server.r.set(key, "4")
     else:
         field, value = garbage.split()
-        server.r.hset(key, mapping={field: value, "seen": "-3"})
+        server.r.hset(key, mapping={"seen": "-3", field: value})
     running = start_worker(sharded_worker(server))
     r = client.call_and_wait("Sh.echo", {"g": garbage})
     assert r.data == {"g": garbage}
@@ -229,9 +229,12 @@ def test_garbage_in_the_shard_count_serves_the_schemas_number(  # type: ignore[n
     assert [q for q in running.worker.shared.queues if q.startswith("Sh")] == ["Sh"]
 
 
-def test_a_service_name_that_reads_as_a_shard_is_refused() -> None:
-    with pytest.raises(ValueError, match="shard"):
-        Worker("redis://127.0.0.1:1").handle("Sh~3.echo", lambda req: None)
+def test_a_service_name_that_spells_a_shard_is_refused(client: Client) -> None:
+    for name in ["Sh~3.echo", "Sh~x.echo"]:
+        with pytest.raises(ValueError, match="shard"):
+            Worker("redis://127.0.0.1:1").handle(name, lambda req: None)
+        with pytest.raises(InvalidCall, match="shard"):
+            client.call(name, {})
 
 
 def _roles(server: RedisServer) -> None:

@@ -32,7 +32,7 @@ from redis.exceptions import ResponseError
 
 from ..context import Context
 from ..keys import GROUP, Keys
-from ..shards import is_count, split_queue
+from ..shards import SEPARATOR, is_count, split_queue
 from ..shards import queue as shard_queue
 from ..spec import JobBinding, JobSpec, Service
 from . import heartbeat as beats
@@ -559,10 +559,11 @@ class Worker:
 
 
 def _check_service_name(name: str) -> None:
-    """A service's name must not read as a shard's queue (``S~3`` is shard
-    3 of ``S``)."""
-    if split_queue(name)[1] != 0:
-        raise ValueError(f"service {name!r}: a name ending in `~<number>` names a shard's queue")
+    """A service's name has no shard mark's separator (``S~3`` is shard 3
+    of ``S``), as the Rust runtime refuses it."""
+    if SEPARATOR in name:
+        raise ValueError(f"service {name!r}: a service name has no `{SEPARATOR}` "
+                         f"(`S{SEPARATOR}k` is a shard of `S`)")
 
 
 def _queue_of(stream_key: str) -> str:
