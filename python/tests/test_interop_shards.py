@@ -136,3 +136,24 @@ def test_the_python_client_places_calls_on_a_rust_workers_shards(server: RedisSe
                                 options=CallOptions(idempotency_key=key))
             assert r.data == k and shard_of_id(r.id) == k
             assert server.r.exists(K.once(queue("Calculator", k), key)) == 1
+
+
+def test_the_python_workers_schema_number_reaches_the_rust_cli_through_seen(  # type: ignore[no-untyped-def]
+    sharded: ModuleType, server: RedisServer, start_worker
+) -> None:
+    # No count set: the Python worker's `serve 4` (its schema's #[shards = 4])
+    # raises `seen`, and the untyped Rust client places on `seen`.
+    running = start_worker(Worker(server.url, concurrency=4).mount(
+        sharded.sharded_service(handler(sharded))))
+    assert running.worker.wait_ready(30)
+    assert server.r.hmget(K.shards("Sharded"), "count", "seen") == [None, b"4"]
+    rpc = str(rust_bin("rpc"))
+    for k, key in keys_for_every_shard(4).items():
+        out = subprocess.run(
+            [rpc, "--url", server.url, "call", "Sharded.echo", json.dumps({"n": k}), "--key", key,
+             "--full"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        answer = json.loads(out.stdout)
+        assert answer["data"] == k and shard_of_id(answer["id"]) == k, answer
