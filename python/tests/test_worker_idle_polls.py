@@ -47,6 +47,10 @@ def fake_fleet(server: RedisServer, service: str, live: int, dead: int) -> None:
         server.r.zadd(K.workers(service), {f"w{i}": now_ms})
         if i < live:
             server.r.set(K.worker(f"w{i}"), "{}", px=600_000)
+    # Garbage a worker's rights let anyone write: no worker's id.
+    server.r.zadd(K.workers(service), {"not a worker}": now_ms, "x" * 200: now_ms})
+    server.r.set(K.worker("not a worker}"), "{}", px=600_000)
+    server.r.set(K.worker("x" * 200), "{}", px=600_000)
 
 
 ran: list[str] = []

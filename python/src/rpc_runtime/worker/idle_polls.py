@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import shards
+from ..keys import is_client_id
 
 if TYPE_CHECKING:
     from .shared import Shared
@@ -85,7 +86,9 @@ async def count_fleets(shared: Shared) -> None:
             )
             others = [w.decode("utf-8", "replace") if isinstance(w, bytes) else str(w)
                       for w in listed]
-            others = [w for w in others if w != me]
+            # Anyone with a worker's rights may write the registry: what
+            # could not be a worker's id is left out.
+            others = [w for w in others if w != me and is_client_id(w)]
             alive = 0
             if others:
                 async with shared.redis.pipeline(transaction=False) as pipe:
