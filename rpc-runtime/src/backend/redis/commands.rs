@@ -2,7 +2,8 @@
 //! commands every part of the backend needs on it.
 
 use redis::aio::ConnectionManager;
-use redis::cluster_async::ClusterConnection;
+
+use super::cluster_commands::ClusterCommands;
 use redis::{FromRedisValue, RedisError, Value};
 
 use rpc_protocol::stream::GROUP;
@@ -11,7 +12,7 @@ use rpc_protocol::stream::GROUP;
 #[derive(Clone)]
 pub(crate) enum Commands {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterCommands),
 }
 
 /// Whether a command failed because the connection did (not because Redis

@@ -9,6 +9,7 @@ use redis::cluster::ClusterClient;
 use redis::{ConnectionInfo, IntoConnectionInfo, RedisError};
 use rpc_protocol::Keys;
 
+use super::cluster_commands::ClusterCommands;
 use super::commands::{create_group, Commands};
 use super::doorbell::Doorbell;
 use super::inspect::view::RedisView;
@@ -98,7 +99,7 @@ impl RedisBackend {
                 .filter(RespConnection::handles);
             (
                 ReaderSource::Cluster(reader_client, seed),
-                Commands::Cluster(con),
+                Commands::Cluster(ClusterCommands::new(commands_client, con)),
             )
         } else {
             let node = target.nodes[0].as_str();

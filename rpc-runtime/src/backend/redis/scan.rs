@@ -23,7 +23,7 @@ pub(crate) async fn scan_all(
         return scan(con, None, pattern, kind).await;
     };
     let mut keys = Vec::new();
-    for (host, port) in masters(&mut cluster.clone()).await? {
+    for (host, port) in masters(&mut cluster.connection()).await? {
         let route = SingleNodeRoutingInfo::ByAddress { host, port };
         keys.extend(scan(con, Some(route), pattern, kind).await?);
     }
@@ -70,7 +70,7 @@ async fn scan(
         let reply = match (con, &route) {
             (Commands::Cluster(c), Some(route)) => {
                 let route = RoutingInfo::SingleNode(route.clone());
-                c.clone().route_command(cmd, route).await?
+                c.connection().route_command(cmd, route).await?
             }
             (Commands::Cluster(c), None) => cmd.query_async(&mut c.clone()).await?,
             (Commands::Single(c), _) => cmd.query_async(&mut c.clone()).await?,
