@@ -9,8 +9,11 @@ use serde::{Serialize, Serializer};
 /// One service's queue, as seen at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceStats {
-    /// The service name (the queue).
+    /// The service name (the queue; a shard's queue, `S~k`, in a
+    /// per-shard breakdown).
     pub service: String,
+    /// How many queues (shards) these figures add up: 1 for one queue.
+    pub shards: u32,
     /// Jobs waiting for a worker: in the stream, not yet delivered.
     pub queued: u64,
     /// Jobs delivered to a worker and not yet acked (running, or waiting
