@@ -38,7 +38,7 @@ use std::time::Duration;
 use crate::backend::{connect, Broker, BrokerConfig, Enqueue, Inspection};
 use crate::error::Error;
 
-pub use self::shards::{locate, mark_token, ShardFigures};
+pub use self::shards::{entry_order, locate, mark_token, ShardFigures};
 pub use self::workers::{Liveness, ServiceHealth, WorkerInfo};
 pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
 pub use crate::backend::failures::{Failure, RecordedFailure};

@@ -297,8 +297,9 @@ impl Inspector {
     }
 }
 
-/// A stream entry id's order: `(ms, seq)`; garbage sorts first.
-pub(crate) fn entry_order(id: &str) -> (u64, u64) {
+/// A stream entry id's order: `(ms, seq)`, for merging shards' streams
+/// (an id is a time); garbage sorts first.
+pub fn entry_order(id: &str) -> (u64, u64) {
     id.split_once('-')
         .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
         .unwrap_or((0, 0))
