@@ -298,8 +298,10 @@ impl Inspector {
 }
 
 /// A stream entry id's order: `(ms, seq)`, for merging shards' streams
-/// (an id is a time); garbage sorts first.
+/// (an id is a time); a shard mark (`~k`) is not part of it; garbage sorts
+/// first.
 pub fn entry_order(id: &str) -> (u64, u64) {
+    let id = id.split(SEPARATOR).next().unwrap_or(id);
     id.split_once('-')
         .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
         .unwrap_or((0, 0))
@@ -411,6 +413,7 @@ mod tests {
     fn entry_ids_order_as_times() {
         assert!(entry_order("10-1") > entry_order("9-5"));
         assert!(entry_order("10-1") > entry_order("10-0"));
+        assert_eq!(entry_order("10-1~3"), (10, 1));
         assert_eq!(entry_order("garbage"), (0, 0));
     }
 }
