@@ -173,24 +173,27 @@ impl Inspector {
         Ok(false)
     }
 
-    /// `name`'s figures, summed over its shards (`shards` says how many
-    /// had a queue); `Ok(None)` when none has one.
+    /// `name`'s figures, summed over its shards (`shards` says how many it
+    /// has, [`shards_of`](Self::shards_of)); `Ok(None)` when no shard has
+    /// a queue.
     pub async fn service_stats(&self, name: &str) -> Result<Option<ServiceStats>, Error> {
+        let queues = self.shard_queues(name).await?;
         let mut parts = Vec::new();
-        for (_, queue) in self.shard_queues(name).await? {
-            parts.extend(self.broker.service_stats(&queue).await?);
+        for (_, queue) in &queues {
+            parts.extend(self.broker.service_stats(queue).await?);
         }
-        Ok(sum(name, parts))
+        Ok(sum(name, queues.len(), parts))
     }
 
     /// [`service_stats`](Self::service_stats) read without any message,
     /// for pages that must stay small.
     pub async fn service_stats_bounded(&self, name: &str) -> Result<Option<ServiceStats>, Error> {
+        let queues = self.shard_queues(name).await?;
         let mut parts = Vec::new();
-        for (_, queue) in self.shard_queues(name).await? {
-            parts.extend(self.broker.service_stats_bounded(&queue).await?);
+        for (_, queue) in &queues {
+            parts.extend(self.broker.service_stats_bounded(queue).await?);
         }
-        Ok(sum(name, parts))
+        Ok(sum(name, queues.len(), parts))
     }
 
     /// `name`'s figures shard by shard (bounded reads): where a hot or
@@ -307,18 +310,18 @@ pub fn entry_order(id: &str) -> (u64, u64) {
         .unwrap_or((0, 0))
 }
 
-/// One service's figures from its shards' (`None` when no shard has a
-/// queue): counts add up, the oldest lease is the oldest of any shard, and
+/// One service's figures from those of its `shards` shards that have a
+/// queue (`None` when none has): counts add up, the oldest lease is the oldest of any shard, and
 /// a worker, a consumer in every shard's group, is listed once, with the
 /// jobs it holds in all of them and its most recent activity.
-fn sum(name: &str, parts: Vec<ServiceStats>) -> Option<ServiceStats> {
+fn sum(name: &str, shards: usize, parts: Vec<ServiceStats>) -> Option<ServiceStats> {
     if parts.is_empty() {
         return None;
     }
     let mut consumers: BTreeMap<String, ConsumerStats> = BTreeMap::new();
     let mut total = ServiceStats {
         service: name.to_owned(),
-        shards: 0,
+        shards: u32::try_from(shards).unwrap_or(u32::MAX),
         queued: 0,
         leased: 0,
         dead_letters: 0,
@@ -328,7 +331,6 @@ fn sum(name: &str, parts: Vec<ServiceStats>) -> Option<ServiceStats> {
         oldest_leased_age: None,
     };
     for part in parts {
-        total.shards += part.shards;
         total.queued += part.queued;
         total.leased += part.leased;
         total.dead_letters += part.dead_letters;
@@ -395,6 +397,7 @@ mod tests {
     fn a_service_adds_up_its_shards_and_lists_each_worker_once() {
         let total = sum(
             "S",
+            2,
             vec![part("S", 3, ("w1", 2, 50)), part("S~1", 4, ("w1", 1, 20))],
         )
         .unwrap();
@@ -406,7 +409,7 @@ mod tests {
         assert_eq!(total.consumers.len(), 1);
         assert_eq!(total.consumers[0].pending, 3);
         assert_eq!(total.consumers[0].idle, Duration::from_millis(20));
-        assert!(sum("S", Vec::new()).is_none());
+        assert!(sum("S", 3, Vec::new()).is_none());
     }
 
     #[test]

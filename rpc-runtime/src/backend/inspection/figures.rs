@@ -12,7 +12,8 @@ pub struct ServiceStats {
     /// The service name (the queue; a shard's queue, `S~k`, in a
     /// per-shard breakdown).
     pub service: String,
-    /// How many queues (shards) these figures add up: 1 for one queue.
+    /// How many shards the service has (its figures are their sums): 1
+    /// for an unsharded service, or one shard's queue.
     pub shards: u32,
     /// Jobs waiting for a worker: in the stream, not yet delivered.
     pub queued: u64,
