@@ -136,18 +136,17 @@ async fn check(
         // A sharded service's messages are on every one of its shards'
         // queues; a token is one shard's, so it is shown marked (`~k`).
         for (shard, queue) in inspector.shard_queues(service).await? {
+            // This shard's queue alone (`S` itself names every shard).
+            let one = inspector.per_queue();
             let mut seen = HashSet::new();
-            let scheduled = inspector
-                .scheduled(&queue, max)
-                .await?
-                .unwrap_or_default();
+            let scheduled = one.scheduled(&queue, max).await?.unwrap_or_default();
             cut(&queue, "scheduled", scheduled.len());
             progress.add(scheduled.len());
             for job in scheduled {
                 let verdict = schema.judge(service, &job.payload);
                 verdicts.push((Place::Scheduled, job.id, verdict));
             }
-            let queued = inspector.queued(&queue, max).await?.unwrap_or_default();
+            let queued = one.queued(&queue, max).await?.unwrap_or_default();
             cut(&queue, "queued", queued.len());
             progress.add(queued.len());
             for job in queued {
@@ -155,7 +154,7 @@ async fn check(
                 seen.insert(job.token.clone());
                 verdicts.push((Place::Queued, mark_token(&job.token, shard), verdict));
             }
-            let leased = inspector.leased(&queue, max).await?.unwrap_or_default();
+            let leased = one.leased(&queue, max).await?.unwrap_or_default();
             cut(&queue, "leased", leased.len());
             progress.add(leased.len());
             for job in leased {

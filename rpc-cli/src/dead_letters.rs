@@ -185,4 +185,3 @@ async fn dead_letters_of(
     all.truncate(max);
     Ok(all.into_iter().map(|(_, q, d)| (q, d)).collect())
 }
-

@@ -212,9 +212,7 @@ async fn cancel_in_shards(
     for (_, queue) in inspector.shard_queues(service).await? {
         match client.cancel_in(&queue, id).await? {
             Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
-            Cancelled::Requested if outcome == Cancelled::Marked => {
-                outcome = Cancelled::Requested
-            }
+            Cancelled::Requested if outcome == Cancelled::Marked => outcome = Cancelled::Requested,
             _ => {}
         }
     }

@@ -36,7 +36,10 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
     let mut per_shard = std::collections::BTreeMap::new();
     if args.shards {
         for s in &stats {
-            per_shard.insert(s.service.clone(), inspector.shard_figures(&s.service).await?);
+            per_shard.insert(
+                s.service.clone(),
+                inspector.shard_figures(&s.service).await?,
+            );
         }
     }
     if args.format.is_json() {
@@ -135,7 +138,10 @@ fn table(
         ]);
         for f in per_shard.get(&s.service).into_iter().flatten() {
             let oldest = f.oldest_leased_age_ms.map_or(String::new(), |ms| {
-                format!(", oldest lease {}", duration(std::time::Duration::from_millis(ms)))
+                format!(
+                    ", oldest lease {}",
+                    duration(std::time::Duration::from_millis(ms))
+                )
             });
             table.note(&format!(
                 "shard {} ({}): {} queued, {} leased, {} scheduled, {} dead, {} consumers{oldest}",

@@ -112,8 +112,9 @@ fn stats_show_one_service_with_the_sums_and_each_shard_on_demand() {
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(&header[..3], ["SERVICE", "SHARDS", "QUEUED"], "{out}");
     assert!(
-        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()[..5]
-            == ["Orders", "3", "6", "0", "3"]),
+        out.lines().any(
+            |l| l.split_whitespace().collect::<Vec<_>>()[..5] == ["Orders", "3", "6", "0", "3"]
+        ),
         "{out}"
     );
     assert!(
@@ -153,7 +154,10 @@ async fn dead_letters_of_every_shard_are_listed_and_replay_onto_their_own_shard(
         .map(|l| l["token"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(on_shard_2.len(), 2);
-    assert!(on_shard_2.iter().all(|t| t.ends_with("~2")), "{on_shard_2:?}");
+    assert!(
+        on_shard_2.iter().all(|t| t.ends_with("~2")),
+        "{on_shard_2:?}"
+    );
     // Every service's letters: still one service.
     let (ok, out, _) = rpc(&url, &["dead-letters", "--format", "json"]);
     assert!(ok);
@@ -162,10 +166,12 @@ async fn dead_letters_of_every_shard_are_listed_and_replay_onto_their_own_shard(
     let (ok, out, err) = rpc(&url, &["replay", "Orders", &on_shard_2[0]]);
     assert!(ok, "{err}");
     assert!(out.contains(&on_shard_2[0]), "{out}");
-    let len = |key: String| -> u64 {
-        redis.cli(["XLEN", &key]).trim().parse().expect("XLEN")
-    };
-    assert_eq!(len(key(2, Keys::dead)), 1, "taken off shard 2's dead letters");
+    let len = |key: String| -> u64 { redis.cli(["XLEN", &key]).trim().parse().expect("XLEN") };
+    assert_eq!(
+        len(key(2, Keys::dead)),
+        1,
+        "taken off shard 2's dead letters"
+    );
     assert_eq!(len(key(2, Keys::jobs)), 4, "back on shard 2's queue");
     assert_eq!(len(key(0, Keys::jobs)), 1, "not on shard 0's");
 
@@ -203,7 +209,10 @@ fn rpc_shards_prints_and_sets_the_count_within_bounds() {
     let (ok, out, _) = rpc(&url, &["shards", "Orders", "2", "--format", "json"]);
     assert!(ok);
     let now: Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!((now["count"].as_u64(), now["seen"].as_u64()), (Some(2), Some(4)));
+    assert_eq!(
+        (now["count"].as_u64(), now["seen"].as_u64()),
+        (Some(2), Some(4))
+    );
 
     for bad in ["0", "257"] {
         let (status, _, err) = rpc_status(&url, &["shards", "Orders", bad]);
@@ -261,12 +270,80 @@ fn the_exporter_sums_a_sharded_service_with_no_label_per_shard() {
 fn get(addr: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the exporter");
-    write!(
-        stream,
-        "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n"
-    )
-    .expect("send");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
     let mut raw = String::new();
     stream.read_to_string(&mut raw).expect("read");
-    raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(raw)
+    raw.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(raw)
+}
+
+#[test]
+fn the_backlog_check_reads_every_shard_of_a_service() {
+    // A message on shard 2 that the new schema rejects must be named, as
+    // one on shard 0 would be.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    let url = redis.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = |name: &str, param: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("service Orders {{ fn place(n: {param}); }}"))
+            .expect("write schema");
+        path
+    };
+    let check = |schema: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rpc"))
+            .args([
+                "--url",
+                &url,
+                "backlog-check",
+                "--format",
+                "json",
+                "--schema",
+            ])
+            .arg(schema)
+            .output()
+            .expect("run rpc");
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), report)
+    };
+    // 6 queued, 1 scheduled, 3 dead letters over the three shards.
+    let (status, report) = check(&schema("v1.rpc", "i64"));
+    assert_eq!(status, Some(0), "{report}");
+    assert_eq!(
+        (report["checked"].as_u64(), report["rejected"].as_u64()),
+        (Some(10), Some(0))
+    );
+    assert_eq!(report["services_not_in_schema"], json!([]), "no Orders~k");
+
+    let (status, report) = check(&schema("v2.rpc", "String"));
+    assert_eq!(status, Some(1), "{report}");
+    assert_eq!(report["rejected"], 10, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("q2-2~2") && text.contains("s1~1"), "{text}");
+}
+
+#[test]
+fn a_call_id_without_a_shard_mark_is_cancelled_in_the_shard_that_holds_it() {
+    // `u1` (a call of a client that marks no shard) waits on shard 1; a
+    // cancel sent to shard 0 alone would leave it to run.
+    let redis = RedisServer::start().expect("start redis-server");
+    fill(&redis);
+    for (k, id) in [(1, "u1"), (2, "u2")] {
+        redis.cli(["XADD", &key(k, Keys::jobs), "*", "m", &job(id)]);
+    }
+    let url = redis.url();
+    let (ok, out, err) = rpc(&url, &["cancel", "u1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("cancelled u1"), "{out}");
+    let marked = redis.cli(["ZSCORE", &key(1, Keys::cancelled), "u1"]);
+    assert!(!marked.trim().is_empty(), "not marked on shard 1");
+
+    // Named by its service, the same.
+    let (ok, _, err) = rpc(&url, &["cancel", "u2", "--service", "Orders"]);
+    assert!(ok, "{err}");
+    let marked = redis.cli(["ZSCORE", &key(2, Keys::cancelled), "u2"]);
+    assert!(!marked.trim().is_empty(), "not marked on shard 2");
 }

@@ -295,9 +295,7 @@ async fn cancel_in_shards(
     for (_, queue) in state.inspector().await?.shard_queues(service).await? {
         match client.cancel_in(&queue, &job).await.map_err(refused)? {
             Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
-            Cancelled::Requested if outcome == Cancelled::Marked => {
-                outcome = Cancelled::Requested
-            }
+            Cancelled::Requested if outcome == Cancelled::Marked => outcome = Cancelled::Requested,
             _ => {}
         }
     }

@@ -132,7 +132,9 @@ mod tests {
 
     #[test]
     fn what_is_not_a_shard_mark_is_part_of_the_name() {
-        for name in ["S~", "S~0", "S~01", "S~-1", "S~+1", "S~256", "S~x", "~3", "S~1000"] {
+        for name in [
+            "S~", "S~0", "S~01", "S~-1", "S~+1", "S~256", "S~x", "~3", "S~1000",
+        ] {
             assert_eq!(split_queue(name), (name, 0), "{name}");
         }
         assert_eq!(split_queue("a~b~2"), ("a~b", 2));

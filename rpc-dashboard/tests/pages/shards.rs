@@ -72,12 +72,7 @@ async fn a_sharded_service_is_one_service_summed_with_a_table_of_its_shards() {
 
     let page = get(&router, "/services/Orders").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    for (figure, n) in [
-        ("queued", 6),
-        ("dead", 2),
-        ("scheduled", 1),
-        ("shards", 3),
-    ] {
+    for (figure, n) in [("queued", 6), ("dead", 2), ("scheduled", 1), ("shards", 3)] {
         assert!(
             page.body.contains(&format!("id=\"count-{figure}\">{n}<")),
             "{figure} {n}: {}",
@@ -103,7 +98,10 @@ async fn a_sharded_service_is_one_service_summed_with_a_table_of_its_shards() {
     let queued = tokens(&page, "queued");
     assert_eq!(queued.len(), 6, "{queued:?}");
     assert_eq!(queued.iter().filter(|t| t.ends_with("~2")).count(), 3);
-    assert!(page.body.contains("s1~1"), "the schedule of shard 1 is listed");
+    assert!(
+        page.body.contains("s1~1"),
+        "the schedule of shard 1 is listed"
+    );
     // Oldest first over the shards (shard 2's was added first), ties (the
     // same id in two shards' streams) in shard order.
     let dead_rows = tokens(&page, "dead");
@@ -156,7 +154,12 @@ async fn a_sharded_service_is_one_service_summed_with_a_table_of_its_shards() {
         &format!("csrf={csrf}"),
     )
     .await;
-    assert_eq!(cancelled.status, StatusCode::SEE_OTHER, "{}", cancelled.body);
+    assert_eq!(
+        cancelled.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        cancelled.body
+    );
     assert!(fixture.is_marked_cancelled("Orders~1", "q1-0").await);
 }
 
@@ -171,6 +174,14 @@ async fn the_shards_of_a_service_on_a_cluster_are_read_on_their_own_nodes() {
     let router = dashboard(support::options(&cluster.cluster_url()));
     let page = get(&router, "/services/Orders").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("id=\"count-queued\">4<"), "{}", page.body);
-    assert!(page.body.contains("id=\"count-shards\">4<"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"count-queued\">4<"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"count-shards\">4<"),
+        "{}",
+        page.body
+    );
 }

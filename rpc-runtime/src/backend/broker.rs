@@ -20,14 +20,7 @@ pub trait Broker:
 }
 
 impl<
-        T: Queue
-            + Schedule
-            + Control
-            + Inspection
-            + DailyCounts
-            + Failures
-            + Presence
-            + ShardCounts,
+        T: Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence + ShardCounts,
     > Broker for T
 {
 }

@@ -100,10 +100,16 @@ impl Inspector {
                 .broker
                 .dead_letters_by_token(&queue, &[bare], window)
                 .await?;
-            out.push(found.into_iter().flatten().next().map(|d| DeadLetterExcerpt {
-                token: (*token).to_owned(),
-                ..d
-            }));
+            out.push(
+                found
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(|d| DeadLetterExcerpt {
+                        token: (*token).to_owned(),
+                        ..d
+                    }),
+            );
         }
         Ok(out)
     }
@@ -356,7 +362,13 @@ impl Inspector {
         }
         // Soonest first; one moved onto its queue meanwhile (no due time) last.
         all.sort_by_key(|(shard, j)| (j.due_ms.is_none(), j.due_ms, *shard));
-        Ok(any.then(|| all.into_iter().skip(from).take(max).map(|(_, j)| j).collect()))
+        Ok(any.then(|| {
+            all.into_iter()
+                .skip(from)
+                .take(max)
+                .map(|(_, j)| j)
+                .collect()
+        }))
     }
 
     /// `len` bytes from `offset` of the message of job `id` on `name`'s
@@ -395,9 +407,18 @@ mod tests {
     fn paging_goes_on_from_a_marked_token_in_every_shard() {
         assert_eq!(after_in_shard("S", None, 1), None);
         // After 7-2 of shard 1: shards 0 and 1 after it, shard 2 from it.
-        assert_eq!(after_in_shard("S", Some("7-2~1"), 0).as_deref(), Some("7-2"));
-        assert_eq!(after_in_shard("S", Some("7-2~1"), 1).as_deref(), Some("7-2"));
-        assert_eq!(after_in_shard("S", Some("7-2~1"), 2).as_deref(), Some("7-1"));
+        assert_eq!(
+            after_in_shard("S", Some("7-2~1"), 0).as_deref(),
+            Some("7-2")
+        );
+        assert_eq!(
+            after_in_shard("S", Some("7-2~1"), 1).as_deref(),
+            Some("7-2")
+        );
+        assert_eq!(
+            after_in_shard("S", Some("7-2~1"), 2).as_deref(),
+            Some("7-1")
+        );
         assert_eq!(
             after_in_shard("S", Some("7-0"), 3).as_deref(),
             Some(format!("6-{}", u64::MAX).as_str())

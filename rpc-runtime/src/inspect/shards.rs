@@ -69,7 +69,10 @@ const SCAN_REUSED_FOR: Duration = Duration::from_secs(1);
 /// The last scan of the queues and when it was made, shared by an
 /// inspector's clones.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RecentScan(Arc<Mutex<Option<(Instant, Arc<Vec<String>>)>>>);
+pub(crate) struct RecentScan(Arc<Mutex<Option<Scan>>>);
+
+/// When a scan was made, and the queues it found.
+type Scan = (Instant, Arc<Vec<String>>);
 
 /// One shard's figures, in a service's per-shard breakdown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,6 +110,13 @@ impl Inspector {
         Ok(services.into_iter().collect())
     }
 
+    /// The answers for one queue each, shards apart: `per_queue().scheduled("S", n)`
+    /// is shard 0's schedule alone, where [`Inspector::scheduled`] merges
+    /// every shard of `S`.
+    pub fn per_queue(&self) -> &dyn crate::backend::Inspection {
+        &*self.broker
+    }
+
     /// Every queue there is, shards apart (`S`, `S~1`, ...), sorted.
     pub async fn queues(&self) -> Result<Vec<String>, Error> {
         let queues = self.broker.services().await?;
@@ -142,7 +152,7 @@ impl Inspector {
         let kept = self.shard_count(service).await?.serving(1);
         let mut all: BTreeSet<u32> = (0..kept).collect();
         for queue in self.recent_queues().await?.iter() {
-            let (s, k) = shards::split_queue(&queue);
+            let (s, k) = shards::split_queue(queue);
             if s == service {
                 all.insert(k);
             }
@@ -244,9 +254,7 @@ impl Inspector {
 
     /// Whether `name`'s service is paused (one flag for every shard).
     pub async fn is_paused(&self, name: &str) -> Result<bool, Error> {
-        self.broker
-            .is_paused(shards::service_of_queue(name))
-            .await
+        self.broker.is_paused(shards::service_of_queue(name)).await
     }
 
     /// `name`'s jobs processed and failed on each of `days` (UTC days,
@@ -254,7 +262,11 @@ impl Inspector {
     /// on the broker's clock), as the workers counted them
     /// (`P:{S}:stat:processed:<day>`, one count per shard), added up over
     /// its shards; zero for a day with no count.
-    pub async fn daily_counts(&self, name: &str, days: &[String]) -> Result<Vec<DailyCount>, Error> {
+    pub async fn daily_counts(
+        &self,
+        name: &str,
+        days: &[String],
+    ) -> Result<Vec<DailyCount>, Error> {
         let mut total: Vec<DailyCount> = days
             .iter()
             .map(|day| DailyCount {
@@ -335,7 +347,10 @@ fn sum(name: &str, shards: usize, parts: Vec<ServiceStats>) -> Option<ServiceSta
         total.leased += part.leased;
         total.dead_letters += part.dead_letters;
         total.stream_length += part.stream_length;
-        total.entries_added = total.entries_added.zip(part.entries_added).map(|(a, b)| a + b);
+        total.entries_added = total
+            .entries_added
+            .zip(part.entries_added)
+            .map(|(a, b)| a + b);
         total.oldest_leased_age = total.oldest_leased_age.max(part.oldest_leased_age);
         for c in part.consumers {
             match consumers.get_mut(&c.name) {

@@ -17,7 +17,8 @@ fn shards_script() -> &'static redis::Script {
 
 /// A field's value if it is a valid shard count.
 fn valid(v: Option<i64>) -> Option<u32> {
-    v.and_then(|n| u32::try_from(n).ok()).filter(|&n| is_count(n))
+    v.and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| is_count(n))
 }
 
 #[async_trait]
