@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use rpc_runtime::inspect::mark_token;
+use rpc_runtime::inspect::shards::mark_token;
 use rpc_runtime::Error;
 
 use crate::failure::{ANSWER_NO, COULD_NOT_RUN};

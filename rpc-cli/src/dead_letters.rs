@@ -11,7 +11,7 @@
 
 use clap::Args;
 use rpc_runtime::backend::DeadLetter;
-use rpc_runtime::inspect::{entry_order, locate, mark_token};
+use rpc_runtime::inspect::shards::{entry_order, locate, mark_token};
 use rpc_runtime::{Client, Error, Inspector};
 
 use crate::failure::Failure;

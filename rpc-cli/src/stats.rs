@@ -10,7 +10,8 @@
 
 use clap::Args;
 use rpc_runtime::inspect::human_time::duration;
-use rpc_runtime::inspect::{ServiceStats, ShardFigures};
+use rpc_runtime::inspect::shards::ShardFigures;
+use rpc_runtime::inspect::ServiceStats;
 use rpc_runtime::Inspector;
 
 use crate::failure::Failure;

@@ -28,7 +28,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form as Submitted;
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_runtime::backend::DeadLetter;
-use rpc_runtime::inspect::{locate, DeadLetterExcerpt, Excerpt, Liveness, WorkerControl};
+use rpc_runtime::inspect::shards::locate;
+use rpc_runtime::inspect::{DeadLetterExcerpt, Excerpt, Liveness, WorkerControl};
 use rpc_runtime::{Cancelled, JobId};
 use serde_json::Value;
 

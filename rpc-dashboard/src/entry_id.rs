@@ -2,7 +2,7 @@
 //! reach Redis, and read for when the entry was added (an id starts with
 //! the milliseconds since the epoch at which Redis added it). A token of
 //! shard `k >= 1` of a sharded service carries its shard, `<id>~k`
-//! (`rpc_runtime::inspect::mark_token`).
+//! (`rpc_runtime::inspect::shards::mark_token`).
 
 use std::time::{Duration, SystemTime};
 

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod human_time;
+mod recent_scan;
 mod shard_lists;
 pub mod shards;
 pub mod workers;
@@ -38,7 +39,6 @@ use std::time::Duration;
 use crate::backend::{connect, Broker, BrokerConfig, Enqueue, Inspection};
 use crate::error::Error;
 
-pub use self::shards::{entry_order, locate, mark_token, ShardFigures};
 pub use self::workers::{Liveness, ServiceHealth, WorkerInfo};
 pub use crate::backend::daily_counts::{last_days, utc_day, DailyCount};
 pub use crate::backend::failures::{Failure, RecordedFailure};
@@ -65,7 +65,7 @@ pub struct Inspector {
     url: String,
     /// The last scan of the queues, which finding a service's shards
     /// reuses for a moment (`inspect/shards.rs`).
-    scanned: shards::RecentScan,
+    scanned: recent_scan::RecentScan,
 }
 
 impl Inspector {
@@ -91,7 +91,7 @@ impl Inspector {
         Inspector {
             url: broker.describe(),
             broker,
-            scanned: shards::RecentScan::default(),
+            scanned: recent_scan::RecentScan::default(),
         }
     }
 

@@ -99,7 +99,7 @@ pub struct FailuresQuery {
 /// An entry id as a pair of numbers, to compare ids of two streams.
 fn order(token: &str) -> (u64, u64) {
     // A token of a sharded service's shard is marked `~k`: still a time.
-    rpc_runtime::inspect::entry_order(token)
+    rpc_runtime::inspect::shards::entry_order(token)
 }
 
 pub async fn failures(

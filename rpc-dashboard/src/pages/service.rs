@@ -21,7 +21,8 @@ use serde::Deserialize;
 
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_protocol::time::unix_ms;
-use rpc_runtime::inspect::{human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt, ShardFigures};
+use rpc_runtime::inspect::shards::ShardFigures;
+use rpc_runtime::inspect::{human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt};
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
 use crate::daily_history::DailyChart;

@@ -17,7 +17,7 @@
 //! (`P:{S}:shards`, which workers and operators keep), and any `S~k`
 //! queue the scan finds beyond them (calls a client placed before any
 //! worker served that many). That scan is reused for a second
-//! ([`RecentScan`]): a page or a scrape asks for many services' shards
+//! (`recent_scan.rs`): a page or a scrape asks for many services' shards
 //! at once, and one `SCAN` of the keyspace serves them all.
 //!
 //! A token (a stream entry id) is unique only within one shard's stream,
@@ -29,8 +29,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use rpc_protocol::shards::{self, SEPARATOR};
 use serde::Serialize;
@@ -62,17 +61,6 @@ pub fn locate<'a>(name: &'a str, token: &'a str) -> (Cow<'a, str>, &'a str) {
         _ => (Cow::Borrowed(name), token),
     }
 }
-
-/// How long a scan of the queues serves to find services' shards.
-const SCAN_REUSED_FOR: Duration = Duration::from_secs(1);
-
-/// The last scan of the queues and when it was made, shared by an
-/// inspector's clones.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RecentScan(Arc<Mutex<Option<Scan>>>);
-
-/// When a scan was made, and the queues it found.
-type Scan = (Instant, Arc<Vec<String>>);
 
 /// One shard's figures, in a service's per-shard breakdown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,20 +108,18 @@ impl Inspector {
     /// Every queue there is, shards apart (`S`, `S~1`, ...), sorted.
     pub async fn queues(&self) -> Result<Vec<String>, Error> {
         let queues = self.broker.services().await?;
-        *crate::sync::lock(&self.scanned.0) = Some((Instant::now(), Arc::new(queues.clone())));
+        self.scanned.put(queues.clone());
         Ok(queues)
     }
 
-    /// The queues as a scan found them at most [`SCAN_REUSED_FOR`] ago.
+    /// The queues as a scan found them at most a second ago
+    /// (`recent_scan.rs`).
     async fn recent_queues(&self) -> Result<Arc<Vec<String>>, Error> {
-        if let Some((at, queues)) = crate::sync::lock(&self.scanned.0).as_ref() {
-            if at.elapsed() < SCAN_REUSED_FOR {
-                return Ok(queues.clone());
-            }
+        if let Some(queues) = self.scanned.get() {
+            return Ok(queues);
         }
-        let queues = Arc::new(self.queues().await?);
-        *crate::sync::lock(&self.scanned.0) = Some((Instant::now(), queues.clone()));
-        Ok(queues)
+        let queues = self.broker.services().await?;
+        Ok(self.scanned.put(queues))
     }
 
     /// `service`'s shard count as kept in the broker (`rpc shards`):
