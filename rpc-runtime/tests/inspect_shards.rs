@@ -4,7 +4,8 @@
 //! built through the broker traits on a private redis-server and on
 //! `memory://`. The service's figures must be the sums, its breakdown
 //! each shard's, its merged lists must page through every shard's entries
-//! exactly once, and a marked token must lead back to its shard.
+//! exactly once, a marked token must lead back to its shard, and a timed-out
+//! call's diagnosis must count the jobs waiting on every shard.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ struct Seen {
     leased_marked: bool,
     lease_found: bool,
     found_b3: Vec<bool>,
+    /// What a timed-out call's diagnosis counts as queued.
+    health_queued: Option<u64>,
 }
 
 async fn scenario(broker: Arc<dyn Broker>) -> Seen {
@@ -142,6 +145,7 @@ async fn scenario(broker: Arc<dyn Broker>) -> Seen {
         leased_marked: leased[0].token.ends_with("~1"),
         lease_found: lease.is_some_and(|l| l.consumer == "w1"),
         found_b3: found.tokens.iter().map(|t| t.ends_with("~2")).collect(),
+        health_queued: inspector.service_health("Orders").await.queued,
     }
 }
 
@@ -166,6 +170,7 @@ fn expected() -> Seen {
         leased_marked: true,
         lease_found: true,
         found_b3: vec![true],
+        health_queued: Some(4),
     }
 }
 
