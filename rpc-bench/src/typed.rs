@@ -40,6 +40,7 @@ const ADD: JobRef = JobRef {
     job: "add",
     timeout_ms: None,
     max_attempts: None,
+    shards: 1,
 };
 
 const NOTE: JobRef = JobRef {
@@ -47,6 +48,7 @@ const NOTE: JobRef = JobRef {
     job: "note",
     timeout_ms: None,
     max_attempts: None,
+    shards: 1,
 };
 
 /// The handler trait a worker implements.

@@ -164,6 +164,9 @@ pub struct JobRef {
     pub timeout_ms: Option<u64>,
     /// `#[attempts = N]` from the schema.
     pub max_attempts: Option<u32>,
+    /// The service's `#[shards = N]` from the schema (1: unsharded). The
+    /// broker's shard count, when an operator set one, wins.
+    pub shards: u32,
 }
 
 /// A job as a mounted service describes it to the worker.

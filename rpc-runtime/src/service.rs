@@ -31,6 +31,13 @@ pub trait Service: Send + Sync + 'static {
     /// The jobs this service serves.
     fn jobs(&self) -> &'static [JobInfo];
 
+    /// How many shards (queues) the service is spread over, the schema's
+    /// `#[shards = N]`; the broker's shard count may raise what a worker
+    /// reads (`rpc_protocol::shards`).
+    fn shards(&self) -> u32 {
+        1
+    }
+
     /// Runs one job. `job` is the wire job name without the service prefix.
     fn dispatch<'a>(
         &'a self,
@@ -183,6 +190,8 @@ pub struct DynamicService {
     backoffs: HashMap<String, Backoff>,
     /// The job list, derived from `handlers` when first asked for.
     jobs: std::sync::OnceLock<&'static [JobInfo]>,
+    /// What `#[shards = N]` is for a typed service.
+    shards: u32,
 }
 
 impl DynamicService {
@@ -193,7 +202,15 @@ impl DynamicService {
             handlers: HashMap::new(),
             backoffs: HashMap::new(),
             jobs: std::sync::OnceLock::new(),
+            shards: 1,
         }
+    }
+
+    /// Spreads the service over `n` shards (queues), as `#[shards = n]`
+    /// does for a typed one (clamped to 1..=256).
+    pub fn shards(mut self, n: u32) -> Self {
+        self.shards = n.clamp(1, rpc_protocol::shards::MAX_SHARDS);
+        self
     }
 
     /// Adds a job that answers.
@@ -227,6 +244,10 @@ impl DynamicService {
 impl Service for DynamicService {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn shards(&self) -> u32 {
+        self.shards
     }
 
     fn jobs(&self) -> &'static [JobInfo] {

@@ -147,6 +147,7 @@ fn job_method(schema: &Schema, id: ModuleId, service: &Service, job: &Job) -> To
     let wire_job = &job.wire;
     let timeout = option_tokens(job.timeout_ms.map(Literal::u64_unsuffixed));
     let attempts = option_tokens(job.attempts.map(Literal::u32_unsuffixed));
+    let shards = Literal::u32_unsuffixed(service.shards);
     let request = job.request.ident();
     let mut params = Vec::new();
     let mut fields = Vec::new();
@@ -210,6 +211,7 @@ fn job_method(schema: &Schema, id: ModuleId, service: &Service, job: &Job) -> To
                 job: #wire_job,
                 timeout_ms: #timeout,
                 max_attempts: #attempts,
+                shards: #shards,
             };
             ::rpc_runtime::__private::#constructor(
                 &self.client,

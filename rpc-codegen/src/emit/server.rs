@@ -29,6 +29,15 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
     let trait_name = service.name.ident();
     let server = service.server.ident();
     let wire_service = &service.wire;
+    // Unsharded services keep the trait's default.
+    let shards_fn = (service.shards > 1).then(|| {
+        let n = Literal::u32_unsuffixed(service.shards);
+        quote! {
+            fn shards(&self) -> u32 {
+                #n
+            }
+        }
+    });
     let trait_docs = if service.docs.is_empty() {
         docs(&[format!(
             " Handler for service `{}`: implement it and mount [`{}`] on a worker.",
@@ -162,6 +171,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
                 const JOBS: &[::rpc_runtime::JobInfo] = &[#(#infos),*];
                 JOBS
             }
+            #shards_fn
 
             fn dispatch<'a>(
                 &'a self,

@@ -50,6 +50,9 @@ pub(crate) fn specs(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &
                 let class = super::codec::class_ref(schema, id, *err);
                 code.line(format!("decode_error={class}Exception.from_error_json,"));
             }
+            if service.shards > 1 {
+                code.line(format!("shards={},", service.shards));
+            }
             if let Some(ms) = job.timeout_ms {
                 code.line(format!("timeout_ms={ms},"));
             }

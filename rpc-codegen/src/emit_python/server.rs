@@ -166,6 +166,9 @@ fn service_function(code: &mut Code, names: &Names<'_>, service: &Service) {
                     }
                 });
                 code.line("),");
+                if service.shards > 1 {
+                    code.line(format!("shards={},", service.shards));
+                }
             });
             code.line(")");
         });

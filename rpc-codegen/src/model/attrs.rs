@@ -7,6 +7,7 @@
 //! | `#[timeout_ms = N]` | jobs | default deadline, N >= 1 |
 //! | `#[attempts = N]` | jobs | max delivery attempts, N >= 1 |
 //! | `#[backoff = "exponential(100ms, 30s)"]` | jobs | retry delays (see `backoff`); not with `#[attempts = 1]` |
+//! | `#[shards = N]` | services | queues the service is spread over, 1..=256 (`rpc_protocol::shards`) |
 //! | `#[deprecated]`, `#[deprecated = "why"]` | types, fields, variants, jobs | |
 //! | `#[rename = "wire"]` | fields, parameters, variants, jobs | name on the wire |
 //!
@@ -62,6 +63,7 @@ pub struct Attrs {
     pub timeout_ms: Option<u64>,
     pub attempts: Option<u32>,
     pub backoff: Option<Backoff>,
+    pub shards: Option<u32>,
 }
 
 impl Attrs {
@@ -84,6 +86,7 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
     ),
     ("attempts", &[Target::Job], "`#[attempts = 3]` (at least 1)"),
     ("backoff", &[Target::Job], backoff::USAGE),
+    ("shards", &[Target::Service], "`#[shards = 8]` (1 to 256)"),
     (
         "deprecated",
         &[
@@ -182,6 +185,21 @@ pub fn lower(attrs: &[Attribute], target: Target, file: FileId, sink: &mut Sink)
                 Ok((value, span)) => match value.base10_parse::<u32>() {
                     Ok(0) => sink.push(bad_value("at least one attempt is needed", span)),
                     Ok(n) if value.suffix().is_empty() => out.attempts = Some(n),
+                    Ok(_) => sink.push(bad_value("write the number without a suffix", span)),
+                    Err(_) => sink.push(bad_value("too large for a u32", span)),
+                },
+                Err(span) => sink.push(bad_value("expected a whole number", span)),
+            },
+            "shards" => match int_value(attr, file) {
+                Ok((value, span)) => match value.base10_parse::<u32>() {
+                    Ok(n) if !rpc_protocol::shards::is_count(n) => sink.push(bad_value(
+                        &format!(
+                            "a service has 1 to {} shards",
+                            rpc_protocol::shards::MAX_SHARDS
+                        ),
+                        span,
+                    )),
+                    Ok(n) if value.suffix().is_empty() => out.shards = Some(n),
                     Ok(_) => sink.push(bad_value("write the number without a suffix", span)),
                     Err(_) => sink.push(bad_value("too large for a u32", span)),
                 },

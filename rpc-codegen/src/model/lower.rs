@@ -306,6 +306,7 @@ impl Lowerer<'_> {
             span,
             docs: a.docs,
             jobs,
+            shards: a.shards.unwrap_or(1),
         }
     }
 

@@ -146,6 +146,8 @@ pub struct Service {
     pub span: Span,
     pub docs: Vec<String>,
     pub jobs: Vec<Job>,
+    /// `#[shards = N]` (1 when not given).
+    pub shards: u32,
 }
 
 #[derive(Debug)]

@@ -219,3 +219,51 @@ fn attribute_list_form() {
 error: aborting due to 1 previous error"#,
     );
 }
+
+#[test]
+fn shards_out_of_range() {
+    assert_diagnostic(
+        &[(
+            "test.rpc",
+            r#"#[shards = 300]
+service S {
+    fn run();
+}
+"#,
+        )],
+        "test.rpc:1:12",
+        r#"error: bad value for attribute `shards`
+ --> test.rpc:1:12
+  |
+1 | #[shards = 300]
+  |            ^^^ a service has 1 to 256 shards
+  |
+  = help: write it as `#[shards = 8]` (1 to 256)
+
+error: aborting due to 1 previous error"#,
+    );
+}
+
+#[test]
+fn shards_on_a_job() {
+    assert_diagnostic(
+        &[(
+            "test.rpc",
+            r#"service S {
+    #[shards = 4]
+    fn run();
+}
+"#,
+        )],
+        "test.rpc:2:7",
+        r#"error: attribute `shards` is not allowed on a job
+ --> test.rpc:2:7
+  |
+2 |     #[shards = 4]
+  |       ^^^^^^ not allowed here
+  |
+  = help: `shards` goes on a service
+
+error: aborting due to 1 previous error"#,
+    );
+}

@@ -31,9 +31,14 @@ pub struct ShardCount {
 }
 
 impl ShardCount {
-    /// How many shards to place calls on, given the schema's number.
+    /// How many shards to place calls on, given the schema's number (1
+    /// for an untyped call): the count an operator set, else the most the
+    /// service has had (what its workers' schema says), so a typed and
+    /// an untyped client agree and an idempotency key lands on one shard.
     pub fn placing(&self, schema: u32) -> u32 {
-        self.count.unwrap_or(schema).max(1)
+        self.count
+            .unwrap_or_else(|| schema.max(self.seen.unwrap_or(1)))
+            .max(1)
     }
 
     /// How many shards a worker reads, given the schema's number: every

@@ -9,6 +9,7 @@
 //! service is spread over shards, a shard becomes that unit here, and
 //! nothing above this file changes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -48,6 +49,8 @@ pub(super) enum Mode {
 pub(super) struct Encoded {
     pub(super) job: JobRef,
     pub(super) id: JobId,
+    /// The queue (shard) it goes to.
+    pub(super) queue: Arc<str>,
     pub(super) payload: Vec<u8>,
     /// The call's timeout (a delayed call's from when it is due).
     pub(super) timeout: Duration,
@@ -120,7 +123,8 @@ impl Client {
         let observed = self.observe(&job, options);
         let keep = mode == Mode::Handles;
         if mode == Mode::OneWay {
-            let id = self.new_call_id();
+            let route = self.route(&job, options);
+            let id = self.call_id_for(&route);
             observed.span.record("messaging.message.id", id.as_str());
             let result_ttl = self.result_ttl(options, false);
             let (payload, timeout, placement) = self.encode(
@@ -138,6 +142,7 @@ impl Client {
             return Ok(Encoded {
                 job,
                 id,
+                queue: route.queue,
                 payload,
                 timeout,
                 deadline: tokio::time::Instant::now() + timeout,
@@ -149,6 +154,7 @@ impl Client {
         Ok(Encoded {
             job,
             id: call.id,
+            queue: call.queue,
             payload: call.payload,
             timeout: call.timeout,
             deadline: call.deadline,
@@ -195,11 +201,11 @@ impl Client {
             return (fates, None);
         };
         // Each queue's calls, in the batch's order.
-        let mut queues: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        let mut queues: Vec<(&str, Vec<usize>)> = Vec::new();
         for (index, call) in calls.iter().enumerate() {
-            match queues.iter_mut().find(|(q, _)| *q == call.job.service) {
+            match queues.iter_mut().find(|(q, _)| *q == &*call.queue) {
                 Some((_, indices)) => indices.push(index),
-                None => queues.push((call.job.service, vec![index])),
+                None => queues.push((&call.queue, vec![index])),
             }
         }
         let sends = queues

@@ -8,6 +8,7 @@ use rpc_protocol::limits::MAX_ID_BYTES;
 
 use super::handle::Client;
 use super::pending::Pending;
+use super::shard_choice::{every_queue, queue_of_id};
 
 use crate::backend::Cancelled;
 use crate::call::JobId;
@@ -21,9 +22,22 @@ impl Client {
     /// nothing. A client the broker does not let write the lifecycle keys
     /// (the client ACL role) hands the request to the workers instead
     /// ([`Cancelled::Requested`]).
+    ///
+    /// A sharded service's call is cancelled in the shard its id names
+    /// (`...~k`); an id that names none is cancelled in every shard.
     pub async fn cancel_in(&self, service: &str, id: &JobId) -> Result<Cancelled, Error> {
         check_id(id)?;
-        self.inner.backend.cancel_job(service, id.as_str()).await
+        let service = rpc_protocol::shards::service_of_queue(service);
+        if let Some(queue) = queue_of_id(service, id) {
+            return self.inner.backend.cancel_job(&queue, id.as_str()).await;
+        }
+        let count = self.shards_to_search(service).await?;
+        let mut outcome = Cancelled::Marked;
+        for queue in every_queue(service, count) {
+            let done = self.inner.backend.cancel_job(&queue, id.as_str()).await?;
+            outcome = strongest(outcome, done);
+        }
+        Ok(outcome)
     }
 
     /// Cancels call `id` without knowing its service: it is cancelled in
@@ -38,15 +52,16 @@ impl Client {
                 "cannot cancel call {id}: no service has a queue on this broker"
             )));
         }
+        // A marked id's call is in that shard of whichever service.
+        let shard = rpc_protocol::shards::shard_of_id(id.as_str());
         let mut outcome = Cancelled::Marked;
-        for service in &services {
-            match self.inner.backend.cancel_job(service, id.as_str()).await? {
-                Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
-                Cancelled::Requested if outcome == Cancelled::Marked => {
-                    outcome = Cancelled::Requested
-                }
-                _ => {}
+        for queue in &services {
+            let in_shard = rpc_protocol::shards::split_queue(queue).1;
+            if shard.is_some_and(|k| k != in_shard) {
+                continue;
             }
+            let done = self.inner.backend.cancel_job(queue, id.as_str()).await?;
+            outcome = strongest(outcome, done);
         }
         Ok(outcome)
     }
@@ -56,16 +71,19 @@ impl Client {
     /// still apply). The state lives in the broker, so workers that start
     /// later see it. Returns whether it was running before.
     pub async fn pause(&self, service: &str) -> Result<bool, Error> {
+        let service = rpc_protocol::shards::service_of_queue(service);
         self.inner.backend.set_paused(service, true).await
     }
 
     /// Resumes a paused `service`. Returns whether it was paused.
     pub async fn resume(&self, service: &str) -> Result<bool, Error> {
+        let service = rpc_protocol::shards::service_of_queue(service);
         self.inner.backend.set_paused(service, false).await
     }
 
     /// Whether `service` is paused.
     pub async fn is_paused(&self, service: &str) -> Result<bool, Error> {
+        let service = rpc_protocol::shards::service_of_queue(service);
         self.inner.backend.is_paused(service).await
     }
 }
@@ -78,6 +96,16 @@ impl<T, E> Pending<T, E> {
             Some(service) => self.client.cancel_in(service, &self.id).await,
             None => self.client.cancel(&self.id).await,
         }
+    }
+}
+
+/// The more telling of two cancels' outcomes: unscheduled over requested
+/// over marked.
+fn strongest(a: Cancelled, b: Cancelled) -> Cancelled {
+    match (a, b) {
+        (Cancelled::Unscheduled, _) | (_, Cancelled::Unscheduled) => Cancelled::Unscheduled,
+        (Cancelled::Requested, _) | (_, Cancelled::Requested) => Cancelled::Requested,
+        _ => Cancelled::Marked,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::config::Settings;
 use super::routing::{fresh_client_id, route_replies, Inbox};
+use super::shard_cache::ShardCache;
 
 use crate::backend::Broker;
 use crate::call::JobId;
@@ -42,6 +43,8 @@ pub(super) struct ClientInner {
     pub(super) clock: Arc<BrokerClock>,
     /// A sample of the clock is being taken in the background.
     pub(super) sampling: Arc<std::sync::atomic::AtomicBool>,
+    /// The shard counts of the services it called.
+    pub(super) shards: ShardCache,
 }
 
 impl Drop for ClientInner {
@@ -70,6 +73,7 @@ impl Client {
                 config,
                 clock: Arc::new(BrokerClock::new()),
                 sampling: Arc::default(),
+                shards: ShardCache::new(),
             }),
         }
     }

@@ -2,6 +2,7 @@
 //! the inbox as one round trip, and reads until its own reply comes.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -42,7 +43,7 @@ impl Lead {
     pub(super) fn new(
         client: Client,
         lease: ReaderLease,
-        queue: &'static str,
+        queue: Arc<str>,
         payload: Vec<u8>,
         id: JobId,
         deadline: tokio::time::Instant,
@@ -87,7 +88,7 @@ impl Drop for Lead {
 pub(super) async fn lead(
     client: Client,
     mut lease: ReaderLease,
-    queue: &'static str,
+    queue: Arc<str>,
     payload: Vec<u8>,
     id: JobId,
     deadline: tokio::time::Instant,
@@ -99,7 +100,7 @@ pub(super) async fn lead(
         .min(LEAD_FIRST_WAIT);
     // One reply is what a lone call waits for, and popping one is cheaper
     // for Redis; later reads, if any, take what has piled up.
-    let sent = match lease.push_and_pop(backend, queue, &payload, 1, wait).await {
+    let sent = match lease.push_and_pop(backend, &queue, &payload, 1, wait).await {
         Ok(sent) => sent,
         Err(e) => {
             tracing::debug!(error = %e, "reply reader cannot connect; sending the ordinary way");

@@ -51,6 +51,8 @@ mod place;
 mod reply;
 mod routing;
 mod send;
+mod shard_cache;
+mod shard_choice;
 mod typed;
 mod untyped;
 mod workers;

@@ -99,12 +99,13 @@ pub(super) fn idempotency_ttl(options: &CallOptions) -> Duration {
 pub(super) async fn place_until(
     backend: &dyn Broker,
     job: &JobRef,
+    queue: &str,
     id: &JobId,
     payload: &[u8],
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Result<(), Error> {
-    match tokio::time::timeout_at(deadline, backend.push_job(job.service, payload)).await {
+    match tokio::time::timeout_at(deadline, backend.push_job(queue, payload)).await {
         Ok(pushed) => pushed,
         Err(_) => Err(timed_out(label(job), id, timeout)),
     }
@@ -120,6 +121,7 @@ mod tests {
             job: "j",
             timeout_ms: None,
             max_attempts: None,
+            shards: 1,
         }
     }
 

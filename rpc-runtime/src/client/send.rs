@@ -3,6 +3,7 @@
 //! router to hand the reply over.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rpc_protocol::job::{JobName, OutgoingJob, PROTOCOL_VERSION};
@@ -163,6 +164,7 @@ impl Client {
     where
         Req: WriteParams + ?Sized,
     {
+        self.know_shards(job, options).await;
         let observed = self.observe(job, options);
         let call = self.encode_call(job, request, options, keep, &observed)?;
         let kept = !self.result_ttl(options, keep).is_zero();
@@ -182,7 +184,8 @@ impl Client {
     where
         Req: WriteParams + ?Sized,
     {
-        let id = self.new_call_id();
+        let route = self.route(job, options);
+        let id = self.call_id_for(&route);
         observed.span.record("messaging.message.id", id.as_str());
         let (payload, timeout, placement) = self.encode(
             job,
@@ -199,6 +202,7 @@ impl Client {
         let timeout = timeout + placement.delay;
         Ok(OutgoingCall {
             id,
+            queue: route.queue,
             payload,
             timeout,
             deadline: tokio::time::Instant::now() + timeout,
@@ -217,6 +221,7 @@ impl Client {
     ) -> Result<Pending<T, E>, Error> {
         let OutgoingCall {
             id,
+            queue,
             payload,
             timeout,
             deadline,
@@ -227,7 +232,7 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         self.wait_for(&id, tx);
         let backend = &*self.inner.backend;
-        match place_until(backend, job, &id, &payload, deadline, timeout).await {
+        match place_until(backend, job, &queue, &id, &payload, deadline, timeout).await {
             Ok(()) => Ok(self.pending_reply(job, id, rx, failures, timeout, deadline)),
             Err(e) => {
                 lock(&self.inner.inbox.state).waiters.remove(id.as_str());
@@ -286,6 +291,7 @@ impl Client {
     where
         Req: WriteParams + ?Sized,
     {
+        self.know_shards(job, options).await;
         let call = self.encode_call(job, request, options, keep, observed)?;
         self.call_encoded(job, call, options, keep)
             .instrument(observed.span.clone())
@@ -322,6 +328,7 @@ impl Client {
         let lease = self.inner.inbox.try_lease();
         let OutgoingCall {
             id,
+            queue,
             payload,
             timeout,
             deadline,
@@ -335,7 +342,7 @@ impl Client {
                 let lead = Lead::new(
                     self.clone(),
                     lease,
-                    job.service,
+                    queue.clone(),
                     payload,
                     id.clone(),
                     deadline,
@@ -362,6 +369,7 @@ impl Client {
         };
         let call = OutgoingCall {
             id,
+            queue,
             payload,
             timeout,
             deadline,
@@ -415,6 +423,8 @@ pub(super) struct Routing<'a> {
 /// A call encoded and ready to send.
 pub(super) struct OutgoingCall {
     pub(super) id: JobId,
+    /// The queue (shard) it goes to.
+    pub(super) queue: Arc<str>,
     pub(super) payload: Vec<u8>,
     pub(super) timeout: Duration,
     pub(super) deadline: tokio::time::Instant,

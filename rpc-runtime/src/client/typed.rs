@@ -79,7 +79,9 @@ impl Parts {
     pub(super) async fn send_one_way(self) -> Result<JobId, Error> {
         let (client, job) = (&self.client, &self.job);
         let options = self.options();
-        let id = client.new_call_id();
+        client.know_shards(job, options).await;
+        let route = client.route(job, options);
+        let id = client.call_id_for(&route);
         let observed = client.observe(job, options);
         observed.span.record("messaging.message.id", id.as_str());
         let (payload, timeout, placement) = client.encode(
@@ -100,6 +102,7 @@ impl Parts {
         place_until(
             &*client.inner.backend,
             job,
+            &route.queue,
             &id,
             &payload,
             deadline,

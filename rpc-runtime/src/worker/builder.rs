@@ -13,12 +13,13 @@ use super::janitor::liveness_window;
 use super::pause::PausedQueues;
 use super::probe;
 use super::run::Worker;
+use super::served::Served;
 use super::settings::WorkerSettings;
 use super::shared::Shared;
 use super::stats::Stats;
 
 use crate::backend;
-use crate::backend::BrokerConfig;
+use crate::backend::{Broker, BrokerConfig, ShardOp};
 use crate::clock::BrokerClock;
 use crate::error::Error;
 use crate::middleware::Middleware;
@@ -195,7 +196,7 @@ impl WorkerBuilder {
                 )));
             }
         }
-        let queues: Vec<String> = services.keys().map(|s| s.to_string()).collect();
+        let queues = shard_queues(&*backend, &services).await;
         backend.prepare_queues(&queues).await?;
         for queue in &queues {
             // Housekeeping only: a failure here must not stop the worker.
@@ -244,8 +245,7 @@ impl WorkerBuilder {
                 backend,
                 services,
                 middleware: self.middleware,
-                taken: queues.iter().map(|_| Default::default()).collect(),
-                queues,
+                served: Served::new(queues),
                 settings: self.settings,
                 running: Mutex::default(),
                 stats: Stats::default(),
@@ -256,12 +256,40 @@ impl WorkerBuilder {
                 paused: PausedQueues::default(),
                 cancels: Arc::default(),
                 due_hint: DueHint::default(),
+                idle_polls: Default::default(),
                 daily: Default::default(),
             }),
             exposition,
             periodic,
         })
     }
+}
+
+/// The queues of every mounted service: each shard of it, as many as the
+/// schema says or the broker holds (`P:{S}:shards`: the count clients
+/// place on, and every shard the service ever had, so shards no longer
+/// written to are drained), recording this worker's number there.
+async fn shard_queues(
+    backend: &dyn Broker,
+    services: &HashMap<&'static str, Arc<dyn Service>>,
+) -> Vec<String> {
+    let mut names: Vec<&'static str> = services.keys().copied().collect();
+    names.sort_unstable();
+    let mut queues = Vec::new();
+    for name in names {
+        let schema = services[name]
+            .shards()
+            .clamp(1, rpc_protocol::shards::MAX_SHARDS);
+        let serving = match backend.shard_count(name, ShardOp::Serve(schema)).await {
+            Ok(count) => count.serving(schema),
+            Err(e) => {
+                tracing::warn!(service = name, error = %e, "cannot read the shard count; serving the schema's shards");
+                schema
+            }
+        };
+        queues.extend((0..serving).map(|k| rpc_protocol::shards::queue(name, k).into_owned()));
+    }
+    queues
 }
 
 /// The heartbeat settings a beat may state, and a worker id that fits a key.

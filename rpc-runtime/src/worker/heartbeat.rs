@@ -84,7 +84,9 @@ impl Heartbeat {
             .values()
             .map(|tokens| tokens.len())
             .sum();
-        let mut services = self.shared.queues.clone();
+        // Services, not their shards' queues.
+        let mut services: Vec<String> =
+            self.shared.services.keys().map(|s| s.to_string()).collect();
         services.sort();
         let now = self.shared.clock.now_ms();
         WorkerBeat {
@@ -185,17 +187,27 @@ impl Heartbeat {
 /// expired) under their name. Called by the janitor every TTL.
 pub(super) async fn forget_gone_consumers(shared: &Shared) {
     let now = shared.clock.now_ms();
-    for queue in &shared.queues {
-        let live = match live_workers(shared, queue, now).await {
-            Ok(live) => live,
-            Err(e) => {
-                tracing::debug!(error = %e, queue, "could not read the live workers");
-                continue;
+    // Read once per service, whatever its shards.
+    let mut fleets: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    let names = shared.served.names();
+    for queue in names.iter() {
+        let service = rpc_protocol::shards::service_of_queue(queue);
+        if !fleets.contains_key(service) {
+            match live_workers(shared, service, now).await {
+                Ok(live) => {
+                    shared.idle_polls.fleet_is(service, live.len());
+                    fleets.insert(service, live);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, queue, "could not read the live workers");
+                    continue;
+                }
             }
-        };
+        }
+        let live = &fleets[service];
         if let Err(e) = shared
             .backend
-            .forget_idle_consumers(queue, shared.settings.beat_ttl, &live)
+            .forget_idle_consumers(queue, shared.settings.beat_ttl, live)
             .await
         {
             tracing::debug!(error = %e, queue, "could not forget gone consumers");

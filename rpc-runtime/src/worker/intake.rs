@@ -21,17 +21,17 @@ use super::take::sleep_or_stop;
 /// stop, and to move what a mover that died left in `moving`).
 const WAIT: Duration = Duration::from_secs(1);
 
-/// Starts a mover for each of the worker's services, if the broker has
-/// intakes (`None` otherwise: the memory backend queues directly).
+/// Starts a mover for each of `queues`, if the broker has intakes (none
+/// otherwise: the memory backend queues directly).
 pub(super) fn spawn(
     shared: &Arc<Shared>,
+    queues: &[String],
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     if !shared.backend.has_intake() {
         return Vec::new();
     }
-    shared
-        .queues
+    queues
         .iter()
         .map(|queue| tokio::spawn(mover(shared.clone(), queue.clone(), stop.clone())))
         .collect()

@@ -175,7 +175,7 @@ async fn run_message(
     let service = shared
         .services
         .get(service_name)
-        .filter(|_| service_name == delivery.queue);
+        .filter(|_| service_name == rpc_protocol::shards::service_of_queue(&delivery.queue));
     let info: Option<&JobInfo> = service.and_then(|s| s.jobs().iter().find(|j| j.name == job_name));
     let label = info.map_or(UNKNOWN, |i| i.name);
     let max_attempts = msg
@@ -533,10 +533,16 @@ async fn run_message(
 }
 
 /// Whether call `id` is cancelled as far as the broker knows, asked only
-/// while this worker has had to forget cancellations (a storm of them):
-/// otherwise what it learned is the whole answer.
+/// while this worker has had to forget cancellations (a storm of them) or
+/// has not polled the queue lately: otherwise what it learned is the
+/// whole answer.
 async fn forgot_cancelled(shared: &Shared, delivery: &Delivery, id: &str) -> bool {
-    if !shared.cancels.overflowed(shared.clock.now_ms()) {
+    // What the polls said is the whole answer, unless this worker had to
+    // forget cancellations or its last poll of the queue is old (an idle
+    // poll backed off: `idle_polls.rs`).
+    if !shared.cancels.overflowed(shared.clock.now_ms())
+        && !shared.idle_polls.is_stale(&delivery.queue)
+    {
         return false;
     }
     match shared.backend.cancelled_at(&delivery.queue, id).await {

@@ -11,7 +11,8 @@
 //! jobs, and for [`IDLE_AFTER`] after that or after a poll of it moved a
 //! job, learned a cancellation or saw its pause flag change; a busy
 //! service is polled every [`POLL_EVERY`], an idle one every
-//! [`IDLE_EVERY`]. Either is polled at once when it turns busy, at the
+//! [`IDLE_EVERY`] times the number of workers serving it, at most ten
+//! times (`idle_polls.rs`). Either is polled at once when it turns busy, at the
 //! next due time its last poll reported, and at the due time of a retry
 //! or delayed call this worker put on the schedule itself (`due_hint.rs`).
 //! The worker looks at its leases every [`POLL_EVERY`] (no round trip), so
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::idle_polls::IDLE_EVERY;
 use super::shared::Shared;
 use crate::sync::lock;
 
@@ -39,11 +41,6 @@ use crate::sync::lock;
 /// its leases: the most a pause, a cancellation or a newly scheduled job's
 /// due time waits to be seen while the worker runs jobs of the service.
 pub(super) const POLL_EVERY: Duration = Duration::from_millis(100);
-
-/// How often an idle service is polled: the most a pause, or a job put on
-/// the schedule by another worker that then died, waits to be seen while
-/// nothing happens in the service on this worker.
-const IDLE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a service stays busy after its last lease or its last poll
 /// that found something to do.
@@ -87,7 +84,8 @@ impl Lifecycle {
     pub(super) fn new(shared: Arc<Shared>) -> Lifecycle {
         let now = Instant::now();
         let cadence = shared
-            .queues
+            .served
+            .names()
             .iter()
             .map(|q| {
                 // Busy at first: a worker that starts often starts to work.
@@ -147,10 +145,11 @@ impl Lifecycle {
     /// trip); one that was idle is polled at once.
     fn look_at_leases(&mut self, now: Instant) {
         let shared = Arc::clone(&self.shared);
+        let list = shared.served.list();
         let running = lock(&shared.running);
-        for (i, queue) in shared.queues.iter().enumerate() {
+        for (i, queue) in list.names.iter().enumerate() {
             // A job taken since the last look counts, even if it ended.
-            let taken = shared.taken[i].swap(false, Ordering::Relaxed);
+            let taken = list.taken[i].swap(false, Ordering::Relaxed);
             let leased = running.get(queue).is_some_and(|l| !l.is_empty());
             if !(taken || leased) {
                 continue;
@@ -166,9 +165,15 @@ impl Lifecycle {
 
     /// Polls every service whose time has come.
     async fn poll_due(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .shared
-            .queues
+        let names = self.shared.served.names();
+        // A shard added while the worker runs is polled at once.
+        for queue in names.iter() {
+            self.cadence.entry(queue.clone()).or_insert(Cadence {
+                next_poll: now,
+                busy_until: now + IDLE_AFTER,
+            });
+        }
+        let due: Vec<String> = names
             .iter()
             .filter(|q| self.cadence.get(*q).is_some_and(|c| c.next_poll <= now))
             .cloned()
@@ -191,8 +196,8 @@ impl Lifecycle {
         let now = Instant::now();
         self.start_sweep(now);
         let mut failed = false;
-        for queue in self.shared.queues.clone() {
-            failed |= !self.poll(&queue).await;
+        for queue in self.shared.served.names().iter() {
+            failed |= !self.poll(queue).await;
         }
         self.failing = failed;
         self.cadence
@@ -207,7 +212,7 @@ impl Lifecycle {
             return;
         }
         self.next_sweep = now + SWEEP_EVERY;
-        for queue in &self.shared.queues {
+        for queue in self.shared.served.names().iter() {
             self.sweeps
                 .entry(queue.clone())
                 .or_insert_with(|| "0".to_owned());
@@ -247,6 +252,9 @@ impl Lifecycle {
                 return false;
             }
         };
+        shared.idle_polls.polled(queue, started);
+        // Only shard 0's poll reads the service's pause flag.
+        let reads_pause = rpc_protocol::shards::split_queue(queue).1 == 0;
         let was_paused = shared.paused.is_paused(queue);
         shared.paused.set(queue, poll.paused);
         match poll.sweep_cursor {
@@ -269,13 +277,13 @@ impl Lifecycle {
             );
         }
         // Something happened in the service: busy for a while.
-        if poll.moved > 0 || learned || was_paused != poll.paused {
+        if poll.moved > 0 || learned || (reads_pause && was_paused != poll.paused) {
             cadence.busy_until = started + IDLE_AFTER;
         }
         let every = if cadence.busy_until > started {
             POLL_EVERY
         } else {
-            IDLE_EVERY
+            shared.idle_polls.idle_every(queue)
         };
         cadence.next_poll = started + every;
         if more_cancelled || poll.moved >= MOVE_PER_POLL {

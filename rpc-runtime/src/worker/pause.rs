@@ -3,11 +3,14 @@
 //! queues that are not, so a pause stops new jobs within a poll and one
 //! blocking read (about a second while the worker runs jobs of the
 //! service, about two while it is idle there and polled every second:
-//! `lifecycle.rs`); running jobs finish.
+//! `lifecycle.rs`); running jobs finish. A sharded service has one flag,
+//! and pausing it pauses every shard.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+use rpc_protocol::shards::{service_of_queue, split_queue};
 
 use crate::sync::lock;
 
@@ -20,8 +23,14 @@ pub(super) struct PausedQueues {
 }
 
 impl PausedQueues {
-    /// Records a poll's answer for `queue`.
+    /// Records a poll's answer for `queue`. The pause flag is the
+    /// service's, in shard 0's slot: only a poll of shard 0 (the queue
+    /// named after the service) reads it, and it stands for every shard.
     pub(super) fn set(&self, queue: &str, paused: bool) {
+        let (queue, shard) = split_queue(queue);
+        if shard != 0 {
+            return;
+        }
         let mut set = lock(&self.paused);
         let changed = if paused {
             set.insert(queue.to_owned())
@@ -47,7 +56,7 @@ impl PausedQueues {
 
     /// Whether `queue` is paused.
     pub(super) fn is_paused(&self, queue: &str) -> bool {
-        self.any.load(Ordering::Acquire) && lock(&self.paused).contains(queue)
+        self.any.load(Ordering::Acquire) && lock(&self.paused).contains(service_of_queue(queue))
     }
 
     /// The queues of `all` that are not paused, or `None` when none is
@@ -57,6 +66,11 @@ impl PausedQueues {
             return None;
         }
         let set = lock(&self.paused);
-        Some(all.iter().filter(|q| !set.contains(*q)).cloned().collect())
+        Some(
+            all.iter()
+                .filter(|q| !set.contains(service_of_queue(q)))
+                .cloned()
+                .collect(),
+        )
     }
 }

@@ -17,7 +17,7 @@ use super::shared::Shared;
 use super::signal::shutdown_signal;
 use super::stats::StatsSnapshot;
 use super::take::take_loop;
-use super::{daily_flush, intake, periodic};
+use super::{daily_flush, intake, periodic, shard_watch};
 
 use crate::error::Error;
 use crate::telemetry::listener;
@@ -79,7 +79,7 @@ impl Worker {
         let beating = tokio::spawn(heartbeat.clone().run());
         tracing::info!(
             broker = %shared.backend.describe(),
-            queues = ?shared.queues,
+            queues = ?shared.served.names(),
             consumer = %shared.settings.consumer,
             concurrency = shared.settings.concurrency,
             "worker started"
@@ -91,7 +91,8 @@ impl Worker {
         let ticker = periodic::spawn(shared.clone(), self.periodic, stop_rx.clone());
         let janitor = tokio::spawn(janitor_loop(shared.clone(), slots.clone(), stop_rx.clone()));
         let lifecycle = tokio::spawn(lifecycle.run());
-        let movers = intake::spawn(&shared, &stop_rx);
+        let movers = intake::spawn(&shared, &shared.served.names(), &stop_rx);
+        let watcher = shard_watch::spawn(shared.clone(), stop_rx.clone());
         let daily = daily_flush::spawn(shared.clone(), stop_rx.clone());
         // Ready once the taker has read the queues (`take.rs`).
         tokio::select! {
@@ -105,6 +106,7 @@ impl Worker {
         for mover in movers {
             let _ = mover.await;
         }
+        let _ = watcher.await;
         let _ = taker.await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;

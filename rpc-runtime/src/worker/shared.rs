@@ -3,13 +3,15 @@
 //! the clock, health and the lifecycle state learned from polls.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::daily_stats::DailyStats;
 use super::due_hint::DueHint;
+use super::idle_polls::IdlePolls;
 use super::outstanding::Outstanding;
 use super::pause::PausedQueues;
+use super::served::Served;
 use super::settings::WorkerSettings;
 use super::stats::{Stats, StatsSnapshot};
 
@@ -27,14 +29,11 @@ pub(super) struct Shared {
     pub(super) services: HashMap<&'static str, Arc<dyn Service>>,
     /// Runs around every handler, the first outermost.
     pub(super) middleware: Vec<Arc<dyn Middleware>>,
-    pub(super) queues: Vec<String>,
+    /// The queues read: every shard of every service (`served.rs`).
+    pub(super) served: Served,
     pub(super) settings: WorkerSettings,
     /// Leases held by running jobs, per queue, renewed by the janitor.
     pub(super) running: Mutex<HashMap<String, HashSet<String>>>,
-    /// Per queue (in `queues`' order): a job was taken since the lifecycle
-    /// loop last looked, so the service is busy even when that job ended
-    /// before the look (jobs shorter than its 100 ms turn).
-    pub(super) taken: Vec<AtomicBool>,
     pub(super) stats: Stats,
     /// The worker's view of the broker's clock (deadlines are measured on it).
     pub(super) clock: BrokerClock,
@@ -48,6 +47,8 @@ pub(super) struct Shared {
     pub(super) paused: PausedQueues,
     /// Cancelled calls learned (running jobs' contexts share them).
     pub(super) cancels: Arc<Cancellations>,
+    /// The fleet's size and the polls' ages, for the idle poll's back-off.
+    pub(super) idle_polls: IdlePolls,
     /// The earliest retry this worker scheduled, for the lifecycle loop.
     pub(super) due_hint: DueHint,
     /// Jobs ended per service and day, not yet added to the broker's.
@@ -55,11 +56,11 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// Marks `queue` as having had a job taken (one relaxed store).
+    /// Marks `queue` as having had a job taken since the lifecycle loop
+    /// last looked, so the queue is busy even when that job ended before
+    /// the look (jobs shorter than its 100 ms turn).
     pub(super) fn note_taken(&self, queue: &str) {
-        if let Some(i) = self.queues.iter().position(|q| q == queue) {
-            self.taken[i].store(true, Ordering::Relaxed);
-        }
+        self.served.note_taken(queue);
     }
 
     /// Stops renewing a delivery's lease (its job is completed or given up).
@@ -91,7 +92,7 @@ impl Shared {
     /// The mounted service's name for a queue, as a metrics label.
     pub(super) fn queue_label(&self, queue: &str) -> &'static str {
         self.services
-            .get_key_value(queue)
+            .get_key_value(rpc_protocol::shards::service_of_queue(queue))
             .map_or(UNKNOWN, |(name, _)| *name)
     }
 

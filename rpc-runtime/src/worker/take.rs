@@ -78,8 +78,9 @@ pub(super) async fn take_loop(
         let Some(r) = reader.as_mut() else { continue };
         let consumer = &shared.settings.consumer;
         // Paused services are not read (`None`: none is paused).
-        let active = shared.paused.active(&shared.queues);
-        let queues = active.as_deref().unwrap_or(&shared.queues);
+        let all = shared.served.names();
+        let active = shared.paused.active(&all);
+        let queues = active.as_deref().unwrap_or(&all);
         if queues.is_empty() {
             // Every service is paused: finish what is done, look again soon.
             complete_now(&shared, std::mem::take(&mut finished)).await;
@@ -87,9 +88,13 @@ pub(super) async fn take_loop(
             sleep_or_stop(&mut stop, super::lifecycle::POLL_EVERY).await;
             continue;
         }
+        // `COUNT` applies to each stream of a read: every queue gets an
+        // equal share of the free slots (the shards of a service are served
+        // alike), at least one each.
+        let per_queue = free.div_ceil(queues.len());
         let taken = if finished.is_empty() {
             tokio::select! {
-                taken = r.take_jobs(queues, consumer, free, Duration::from_secs(1)) => taken,
+                taken = r.take_jobs(queues, consumer, per_queue, Duration::from_secs(1)) => taken,
                 _ = stop.changed() => return,
             }
         } else {
@@ -97,7 +102,7 @@ pub(super) async fn take_loop(
             let done = std::mem::take(&mut finished);
             let finished_count = done.len();
             let out = r
-                .complete_and_take(&done, queues, consumer, free, COMPLETING_READ_WAIT)
+                .complete_and_take(&done, queues, consumer, per_queue, COMPLETING_READ_WAIT)
                 .await;
             let mut failed = Vec::new();
             let mut not_completed = out.not_completed.into_iter().peekable();
@@ -118,14 +123,27 @@ pub(super) async fn take_loop(
                 shared.health.took();
                 backoff = Duration::from_millis(50);
                 let mut first = Some(first);
+                // A read of several queues may bring a few more jobs than
+                // slots were free (one per queue at least): their leases
+                // are renewed from now, and each waits for a slot.
+                if deliveries.len() > free {
+                    let mut running = lock(&shared.running);
+                    for d in &deliveries {
+                        running
+                            .entry(d.queue.clone())
+                            .or_default()
+                            .insert(d.token.clone());
+                    }
+                }
                 for delivery in deliveries {
                     let permit = match first.take() {
                         Some(p) => p,
                         None => match slots.clone().try_acquire_owned() {
                             Ok(p) => p,
-                            // Cannot happen (we asked for no more than were free);
-                            // if it did, the job stays leased and is reclaimed later.
-                            Err(_) => break,
+                            Err(_) => match slots.clone().acquire_owned().await {
+                                Ok(p) => p,
+                                Err(_) => return,
+                            },
                         },
                     };
                     start_job(shared.clone(), delivery, permit, Some(&mut finished)).await;

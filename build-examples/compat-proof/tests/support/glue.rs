@@ -39,6 +39,7 @@ impl Glue {
             job: self.job,
             timeout_ms: None,
             max_attempts: None,
+            shards: 1,
         }
     }
 }

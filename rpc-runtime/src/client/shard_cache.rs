@@ -1,0 +1,60 @@
+//! The shard counts a client knows, by service: what the broker said
+//! (`P:{S}:shards`), when, and the queue names of each shard, made once.
+//! `shard_choice.rs` decides with them where each call goes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::backend::ShardCount;
+use crate::sync::lock;
+
+/// The shard counts this client knows, by service.
+#[derive(Default)]
+pub(crate) struct ShardCache {
+    pub(super) services: Mutex<HashMap<&'static str, Known>>,
+    /// The round robin over shards, from a random start.
+    pub(super) next: AtomicU32,
+}
+
+pub(super) struct Known {
+    /// The broker's counts; `None` until read.
+    pub(super) broker: Option<ShardCount>,
+    /// When the broker's count was last read (`None`: never yet).
+    pub(super) read_at: Option<Instant>,
+    /// A read is under way.
+    pub(super) reading: Arc<AtomicBool>,
+    /// Queue names by shard, made once.
+    pub(super) queues: Vec<Arc<str>>,
+}
+
+impl Known {
+    pub(super) fn new(service: &'static str) -> Known {
+        Known {
+            broker: None,
+            read_at: None,
+            reading: Arc::default(),
+            queues: vec![Arc::from(service)],
+        }
+    }
+}
+
+impl ShardCache {
+    pub(crate) fn new() -> ShardCache {
+        ShardCache {
+            services: Mutex::default(),
+            next: AtomicU32::new(uuid::Uuid::new_v4().as_u128() as u32),
+        }
+    }
+
+    /// Records what the broker said of `service`'s shards.
+    pub(super) fn learn(&self, service: &'static str, count: ShardCount) {
+        let mut services = lock(&self.services);
+        let known = services
+            .entry(service)
+            .or_insert_with(|| Known::new(service));
+        known.broker = Some(count);
+        known.read_at = Some(Instant::now());
+    }
+}

@@ -1,0 +1,169 @@
+//! Which shard (queue) a call goes to, and the shard counts behind it.
+//!
+//! A service's shard count is the schema's `#[shards = N]` unless the
+//! broker holds one (`P:{S}:shards`, set by an operator), which wins. The
+//! broker's is read once per service and refreshed in the background
+//! every [`REFRESH`]; until the first read answers, the schema's number is
+//! used, which loses nothing (workers read every shard either number
+//! names). A call with an idempotency key waits for that first read
+//! instead ([`Client::know_shards`]), so every duplicate meets the same
+//! claim. rpc_protocol::shards has the rules; docs/PROTOCOL.md, "Sharded
+//! services", the text.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpc_protocol::shards;
+
+use super::handle::Client;
+use super::shard_cache::Known;
+
+use crate::backend::{Broker, ShardOp};
+use crate::call::{CallOptions, JobId, JobRef};
+use crate::error::Error;
+use crate::sync::lock;
+
+/// How long a broker's shard count is used before it is read again.
+pub(super) const REFRESH: Duration = Duration::from_secs(5);
+
+/// Where a call goes: its queue, and the shard to mark its id with (`None`
+/// for a service of one shard, whose ids stay unmarked).
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) queue: Arc<str>,
+    pub(crate) mark: Option<u32>,
+}
+
+impl Client {
+    /// The queue `job` goes to with `options`, and whether its id is
+    /// marked; starts a read of the broker's count when it is stale.
+    pub(super) fn route(&self, job: &JobRef, options: &CallOptions) -> Route {
+        let cache = &self.inner.shards;
+        let mut services = lock(&cache.services);
+        let known = services
+            .entry(job.service)
+            .or_insert_with(|| Known::new(job.service));
+        let count = known
+            .broker
+            .map_or(job.shards, |c| c.placing(job.shards))
+            .clamp(1, shards::MAX_SHARDS);
+        let stale = known.read_at.is_none_or(|at| at.elapsed() >= REFRESH);
+        if stale && !known.reading.swap(true, Ordering::AcqRel) {
+            self.read_in_background(job.service, known.reading.clone());
+        }
+        if count == 1 {
+            return Route {
+                queue: known.queues[0].clone(),
+                mark: None,
+            };
+        }
+        let shard = match &options.idempotency_key {
+            Some(key) => shards::shard_of_key(key, count),
+            None => cache.next.fetch_add(1, Ordering::Relaxed) % count,
+        };
+        while known.queues.len() <= shard as usize {
+            let k = known.queues.len() as u32;
+            known
+                .queues
+                .push(Arc::from(shards::queue(job.service, k).as_ref()));
+        }
+        Route {
+            queue: known.queues[shard as usize].clone(),
+            mark: Some(shard),
+        }
+    }
+
+    /// A fresh call id for `route`: marked `~k` when the service has
+    /// several shards.
+    pub(super) fn call_id_for(&self, route: &Route) -> JobId {
+        let id = self.new_call_id();
+        match route.mark {
+            Some(shard) => JobId::from(shards::with_shard(id.as_str(), shard)),
+            None => id,
+        }
+    }
+
+    /// Makes sure the broker's shard count of `job`'s service has been
+    /// read once, for a call that must land on its key's shard.
+    pub(super) async fn know_shards(&self, job: &JobRef, options: &CallOptions) {
+        if options.idempotency_key.is_none() {
+            return;
+        }
+        let known = lock(&self.inner.shards.services)
+            .get(job.service)
+            .is_some_and(|k| k.read_at.is_some());
+        if known {
+            return;
+        }
+        match self
+            .inner
+            .backend
+            .shard_count(job.service, ShardOp::Read)
+            .await
+        {
+            Ok(count) => self.inner.shards.learn(job.service, count),
+            Err(e) => {
+                tracing::debug!(service = job.service, error = %e, "could not read the shard count")
+            }
+        }
+    }
+
+    /// Reads `service`'s count off the call path.
+    fn read_in_background(&self, service: &'static str, reading: Arc<AtomicBool>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            reading.store(false, Ordering::Release);
+            return;
+        };
+        let backend: Arc<dyn Broker> = self.inner.backend.clone();
+        let client = Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let read = backend.shard_count(service, ShardOp::Read).await;
+            if let Some(inner) = client.upgrade() {
+                match read {
+                    Ok(count) => inner.shards.learn(service, count),
+                    Err(e) => {
+                        tracing::debug!(service, error = %e, "could not read the shard count")
+                    }
+                }
+            }
+            reading.store(false, Ordering::Release);
+        });
+    }
+
+    /// How many shards `service` may have queues on (for a cancel that
+    /// does not know a call's shard): every one a worker reads.
+    pub(super) async fn shards_to_search(&self, service: &str) -> Result<u32, Error> {
+        let count = self
+            .inner
+            .backend
+            .shard_count(service, ShardOp::Read)
+            .await?;
+        Ok(count.serving(1))
+    }
+}
+
+/// The shard queues of `service` a cancel without a marked id looks in.
+pub(super) fn every_queue(service: &str, count: u32) -> impl Iterator<Item = String> + '_ {
+    (0..count.max(1)).map(move |k| shards::queue(service, k).into_owned())
+}
+
+/// The queue a marked id's call went to, if the id is marked.
+pub(super) fn queue_of_id(service: &str, id: &JobId) -> Option<String> {
+    shards::shard_of_id(id.as_str()).map(|k| shards::queue(service, k).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmarked_ids_name_no_queue() {
+        assert_eq!(queue_of_id("S", &JobId::from("abc")), None);
+        assert_eq!(
+            queue_of_id("S", &JobId::from("abc~3")).as_deref(),
+            Some("S~3")
+        );
+        assert_eq!(every_queue("S", 3).collect::<Vec<_>>(), ["S", "S~1", "S~2"]);
+    }
+}
