@@ -196,7 +196,8 @@ async fn find_call(
 
 /// Cancels call `id` in `service`: through the client, which routes an
 /// id marked with its shard; an unmarked one in each of the service's
-/// shards, the strongest outcome reported.
+/// shards the inspector finds (its kept count and the scan), the
+/// strongest outcome reported.
 async fn cancel_in_shards(
     client: &Client,
     url: &str,
@@ -209,8 +210,11 @@ async fn cancel_in_shards(
     }
     let inspector = crate::broker::inspector(url, prefix).await?;
     let mut outcome = Cancelled::Marked;
+    // Each shard's queue itself: `cancel_in` of a shard's queue would
+    // search the service's kept shards again, and miss one the scan found
+    // beyond them.
     for (_, queue) in inspector.shard_queues(service).await? {
-        match client.cancel_in(&queue, id).await? {
+        match client.backend().cancel_job(&queue, id.as_str()).await? {
             Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
             Cancelled::Requested if outcome == Cancelled::Marked => outcome = Cancelled::Requested,
             _ => {}

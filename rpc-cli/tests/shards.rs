@@ -347,3 +347,68 @@ fn a_call_id_without_a_shard_mark_is_cancelled_in_the_shard_that_holds_it() {
     let marked = redis.cli(["ZSCORE", &key(2, Keys::cancelled), "u2"]);
     assert!(!marked.trim().is_empty(), "not marked on shard 2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_a_client_spread_over_shards_are_counted_where_they_wait() {
+    // The runtime's own placement: eight calls spread over four shards, no
+    // worker yet. The operator sees one service of eight, each shard with
+    // the calls whose ids name it, and cancels a marked id in its shard.
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    let broker =
+        rpc_runtime::backend::connect(&rpc_runtime::backend::BrokerConfig::new(url.clone()))
+            .await
+            .expect("broker");
+    broker
+        .shard_count("Spread", rpc_runtime::backend::ShardOp::Set(4))
+        .await
+        .expect("set the count");
+    let client = rpc_runtime::Client::connect(&url).await.expect("client");
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let id = client
+            .send("Spread.run", json!({"n": n}))
+            .await
+            .expect("send");
+        ids.push(id.as_str().to_owned());
+    }
+    let (ok, out, err) = support::rpc_async(&url, &["stats", "--shards", "--format", "json"]).await;
+    assert!(ok, "{err}");
+    let stats: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(stats.as_array().map(Vec::len), Some(1), "{stats}");
+    assert_eq!(
+        (stats[0]["shards"].as_u64(), stats[0]["queued"].as_u64()),
+        (Some(4), Some(8))
+    );
+    let per_shard: Vec<u64> = stats[0]["per_shard"]
+        .as_array()
+        .expect("per_shard")
+        .iter()
+        .map(|s| s["queued"].as_u64().unwrap())
+        .collect();
+    // Each shard holds the calls whose ids name it (an unmarked id's call
+    // is on shard 0).
+    let named: Vec<u64> = (0..4)
+        .map(|k| {
+            ids.iter()
+                .filter(|id| shards::shard_of_id(id).unwrap_or(0) == k)
+                .count() as u64
+        })
+        .collect();
+    assert_eq!(per_shard, named, "{stats} {ids:?}");
+
+    let marked = ids
+        .iter()
+        .find(|id| shards::shard_of_id(id).is_some_and(|k| k > 0))
+        .expect("a call on a shard past 0");
+    let shard = shards::shard_of_id(marked).unwrap();
+    let (ok, out, err) = support::rpc_async(&url, &["cancel", marked]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("cancelled"), "{out}");
+    let score = redis.cli([
+        "ZSCORE",
+        &Keys::new("rpc").cancelled(&shards::queue("Spread", shard)),
+        marked,
+    ]);
+    assert!(!score.trim().is_empty(), "marked on shard {shard}");
+}

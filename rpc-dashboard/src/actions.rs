@@ -293,8 +293,11 @@ async fn cancel_in_shards(
         return client.cancel_in(service, &job).await.map_err(refused);
     }
     let mut outcome = Cancelled::Marked;
+    // Each shard's queue itself (`cancel_in` of a shard's queue would
+    // search the service's kept shards, missing one only the scan found).
     for (_, queue) in state.inspector().await?.shard_queues(service).await? {
-        match client.cancel_in(&queue, &job).await.map_err(refused)? {
+        let done = client.backend().cancel_job(&queue, id).await;
+        match done.map_err(refused)? {
             Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
             Cancelled::Requested if outcome == Cancelled::Marked => outcome = Cancelled::Requested,
             _ => {}
