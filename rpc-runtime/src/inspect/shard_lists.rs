@@ -10,10 +10,12 @@
 //! `k` from `<id>` itself, so two entries of two shards with the very same
 //! id are neither skipped nor shown twice. Schedules merge by due time.
 //! Every read stays bounded: each shard is read for at most what one page
-//! shows.
+//! shows, the shards at once (pipelined on one connection, each on its
+//! own node of a Cluster).
 
 use std::time::Instant;
 
+use futures_util::future::try_join_all;
 use rpc_protocol::shards;
 
 use super::shards::{entry_order, locate, mark_token};
@@ -66,14 +68,17 @@ impl Inspector {
         max: usize,
         window: usize,
     ) -> Result<Vec<DeadLetterExcerpt>, Error> {
+        let queues = self.shard_queues(name).await?;
+        let pages = try_join_all(queues.iter().map(|(shard, queue)| async move {
+            let from = after_in_shard(name, after, *shard);
+            self.broker
+                .dead_letter_excerpts(queue, from.as_deref(), max, window)
+                .await
+        }))
+        .await?;
         let mut all = Vec::new();
-        for (shard, queue) in self.shard_queues(name).await? {
-            let from = after_in_shard(name, after, shard);
-            let page = self
-                .broker
-                .dead_letter_excerpts(&queue, from.as_deref(), max, window)
-                .await?;
-            all.extend(page.into_iter().map(|d| (shard, d.token.clone(), d)));
+        for ((shard, _), page) in queues.iter().zip(pages) {
+            all.extend(page.into_iter().map(|d| (*shard, d.token.clone(), d)));
         }
         Ok(oldest_first(all, max)
             .into_iter()
@@ -124,17 +129,20 @@ impl Inspector {
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
+        let queues = self.shard_queues(name).await?;
+        let pages = try_join_all(queues.iter().map(|(shard, queue)| async move {
+            let from = after_in_shard(name, after, *shard);
+            self.broker
+                .queued_excerpts(queue, from.as_deref(), max, window)
+                .await
+        }))
+        .await?;
         let mut all = Vec::new();
         let mut any = false;
-        for (shard, queue) in self.shard_queues(name).await? {
-            let from = after_in_shard(name, after, shard);
-            if let Some(page) = self
-                .broker
-                .queued_excerpts(&queue, from.as_deref(), max, window)
-                .await?
-            {
+        for ((shard, _), page) in queues.iter().zip(pages) {
+            if let Some(page) = page {
                 any = true;
-                all.extend(page.into_iter().map(|m| (shard, m.token.clone(), m)));
+                all.extend(page.into_iter().map(|m| (*shard, m.token.clone(), m)));
             }
         }
         Ok(any.then(|| {
@@ -157,13 +165,20 @@ impl Inspector {
         max: usize,
         window: usize,
     ) -> Result<Option<Vec<LeasedExcerpt>>, Error> {
+        let queues = self.shard_queues(name).await?;
+        let pages = try_join_all(
+            queues
+                .iter()
+                .map(|(_, queue)| self.broker.leased_excerpts(queue, max, window)),
+        )
+        .await?;
         let mut all = Vec::new();
         let mut any = false;
-        for (shard, queue) in self.shard_queues(name).await? {
-            if let Some(page) = self.broker.leased_excerpts(&queue, max, window).await? {
+        for ((shard, _), page) in queues.iter().zip(pages) {
+            if let Some(page) = page {
                 any = true;
                 all.extend(page.into_iter().map(|l| LeasedExcerpt {
-                    token: mark_token(&l.token, shard),
+                    token: mark_token(&l.token, *shard),
                     ..l
                 }));
             }
@@ -316,13 +331,18 @@ impl Inspector {
         name: &str,
         max: usize,
     ) -> Result<Option<Vec<ScheduledJob>>, Error> {
+        let queues = self.shard_queues(name).await?;
+        let pages = try_join_all(
+            queues
+                .iter()
+                .map(|(_, queue)| self.broker.scheduled(queue, max)),
+        )
+        .await?;
         let mut all = Vec::new();
         let mut any = false;
-        for (_, queue) in self.shard_queues(name).await? {
-            if let Some(jobs) = self.broker.scheduled(&queue, max).await? {
-                any = true;
-                all.extend(jobs);
-            }
+        for jobs in pages.into_iter().flatten() {
+            any = true;
+            all.extend(jobs);
         }
         all.sort_by_key(|j| j.due_ms);
         all.truncate(max);
@@ -347,17 +367,19 @@ impl Inspector {
                 .scheduled_excerpts(&queues[0].1, from, max, window)
                 .await;
         }
+        let first = from.saturating_add(max);
+        let pages = try_join_all(
+            queues
+                .iter()
+                .map(|(_, queue)| self.broker.scheduled_excerpts(queue, 0, first, window)),
+        )
+        .await?;
         let mut all = Vec::new();
         let mut any = false;
-        for (shard, queue) in queues {
-            let first = from.saturating_add(max);
-            if let Some(jobs) = self
-                .broker
-                .scheduled_excerpts(&queue, 0, first, window)
-                .await?
-            {
+        for ((shard, _), page) in queues.iter().zip(pages) {
+            if let Some(jobs) = page {
                 any = true;
-                all.extend(jobs.into_iter().map(|j| (shard, j)));
+                all.extend(jobs.into_iter().map(|j| (*shard, j)));
             }
         }
         // Soonest first; one moved onto its queue meanwhile (no due time) last.

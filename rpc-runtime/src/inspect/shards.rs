@@ -18,7 +18,9 @@
 //! queue the scan finds beyond them (calls a client placed before any
 //! worker served that many). That scan is reused for a second
 //! (`recent_scan.rs`): a page or a scrape asks for many services' shards
-//! at once, and one `SCAN` of the keyspace serves them all.
+//! at once, and one `SCAN` of the keyspace serves them all. The shards are
+//! read at once, not one after the other: on one connection the commands
+//! go out pipelined, on a Cluster each to its own node.
 //!
 //! A token (a stream entry id) is unique only within one shard's stream,
 //! so a token of shard `k >= 1` is shown marked, `<id>~k`, as call ids
@@ -31,6 +33,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures_util::future::try_join_all;
 use rpc_protocol::shards::{self, SEPARATOR};
 use serde::Serialize;
 
@@ -174,36 +177,43 @@ impl Inspector {
     /// a queue.
     pub async fn service_stats(&self, name: &str) -> Result<Option<ServiceStats>, Error> {
         let queues = self.shard_queues(name).await?;
-        let mut parts = Vec::new();
-        for (_, queue) in &queues {
-            parts.extend(self.broker.service_stats(queue).await?);
-        }
-        Ok(sum(name, queues.len(), parts))
+        let parts = try_join_all(queues.iter().map(|(_, q)| self.broker.service_stats(q))).await?;
+        Ok(sum(
+            name,
+            queues.len(),
+            parts.into_iter().flatten().collect(),
+        ))
     }
 
     /// [`service_stats`](Self::service_stats) read without any message,
     /// for pages that must stay small.
     pub async fn service_stats_bounded(&self, name: &str) -> Result<Option<ServiceStats>, Error> {
         let queues = self.shard_queues(name).await?;
-        let mut parts = Vec::new();
-        for (_, queue) in &queues {
-            parts.extend(self.broker.service_stats_bounded(queue).await?);
-        }
-        Ok(sum(name, queues.len(), parts))
+        let parts = try_join_all(
+            queues
+                .iter()
+                .map(|(_, q)| self.broker.service_stats_bounded(q)),
+        )
+        .await?;
+        Ok(sum(
+            name,
+            queues.len(),
+            parts.into_iter().flatten().collect(),
+        ))
     }
 
     /// `name`'s figures shard by shard (bounded reads): where a hot or
     /// stuck shard shows. A shard without a queue yet has zeros but its
     /// schedule and dead letters.
     pub async fn shard_figures(&self, name: &str) -> Result<Vec<ShardFigures>, Error> {
-        let mut out = Vec::new();
-        for (shard, queue) in self.shard_queues(name).await? {
+        let queues = self.shard_queues(name).await?;
+        try_join_all(queues.into_iter().map(|(shard, queue)| async move {
             let stats = self.broker.service_stats_bounded(&queue).await?;
             let dead_letters = match &stats {
                 Some(s) => s.dead_letters,
                 None => self.broker.dead_letter_count(&queue).await?,
             };
-            out.push(ShardFigures {
+            Ok::<_, Error>(ShardFigures {
                 shard,
                 scheduled: self.broker.scheduled_count(&queue).await?,
                 queued: stats.as_ref().map_or(0, |s| s.queued),
@@ -215,27 +225,25 @@ impl Inspector {
                     .and_then(|s| s.oldest_leased_age)
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 queue,
-            });
-        }
-        Ok(out)
+            })
+        }))
+        .await
     }
 
     /// How many dead letters `name` has, over its shards.
     pub async fn dead_letter_count(&self, name: &str) -> Result<u64, Error> {
-        let mut n = 0;
-        for (_, queue) in self.shard_queues(name).await? {
-            n += self.broker.dead_letter_count(&queue).await?;
-        }
-        Ok(n)
+        let queues = self.shard_queues(name).await?;
+        let counts =
+            try_join_all(queues.iter().map(|(_, q)| self.broker.dead_letter_count(q))).await?;
+        Ok(counts.into_iter().sum())
     }
 
     /// How many jobs wait on `name`'s schedules, over its shards.
     pub async fn scheduled_count(&self, name: &str) -> Result<u64, Error> {
-        let mut n = 0;
-        for (_, queue) in self.shard_queues(name).await? {
-            n += self.broker.scheduled_count(&queue).await?;
-        }
-        Ok(n)
+        let queues = self.shard_queues(name).await?;
+        let counts =
+            try_join_all(queues.iter().map(|(_, q)| self.broker.scheduled_count(q))).await?;
+        Ok(counts.into_iter().sum())
     }
 
     /// Whether `name`'s service is paused (one flag for every shard).
@@ -261,8 +269,14 @@ impl Inspector {
                 failed: 0,
             })
             .collect();
-        for (_, queue) in self.shard_queues(name).await? {
-            let counts = self.broker.daily_counts(&queue, days).await?;
+        let queues = self.shard_queues(name).await?;
+        let per_shard = try_join_all(
+            queues
+                .iter()
+                .map(|(_, q)| self.broker.daily_counts(q, days)),
+        )
+        .await?;
+        for counts in per_shard {
             for (t, c) in total.iter_mut().zip(counts) {
                 t.processed = t.processed.saturating_add(c.processed);
                 t.failed = t.failed.saturating_add(c.failed);
@@ -285,10 +299,17 @@ impl Inspector {
         max: usize,
     ) -> Result<Vec<RecordedFailure>, Error> {
         let before = before.map(|b| locate(name, b).1);
+        let queues = self.shard_queues(name).await?;
+        let per_shard = try_join_all(
+            queues
+                .iter()
+                .map(|(_, q)| self.broker.recent_failures(q, before, max)),
+        )
+        .await?;
         let mut all = Vec::new();
-        for (shard, queue) in self.shard_queues(name).await? {
-            for mut f in self.broker.recent_failures(&queue, before, max).await? {
-                f.entry = mark_token(&f.entry, shard);
+        for ((shard, _), failures) in queues.iter().zip(per_shard) {
+            for mut f in failures {
+                f.entry = mark_token(&f.entry, *shard);
                 all.push(f);
             }
         }
