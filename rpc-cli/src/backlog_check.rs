@@ -11,6 +11,9 @@
 //! each by the rules in [`rules`], and reports per service and job which
 //! would be rejected and why. It only reads. Over a large backlog, a
 //! progress line counts the messages checked (on a terminal's stderr only).
+//! A sharded service is checked on every one of its shards' queues (`S`,
+//! `S~1`, ...), reported as one service, tokens of shard `k >= 1` marked
+//! `~k`.
 //!
 //! Scheduled is read before queued, and queued before leased, so a message
 //! moved on in between is seen twice (checked once when its entry id is the
@@ -29,6 +32,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use rpc_runtime::inspect::shards::mark_token;
 use rpc_runtime::Error;
 
 use crate::failure::{ANSWER_NO, COULD_NOT_RUN};
@@ -65,7 +69,7 @@ A message would be rejected by the new schema when it is:
                   checked as the worker reads them: within their type's range,
                   and written without a fraction (2.0 is not an i64)
 
-Checked: the schema's services' scheduled jobs (delayed calls and retries
+Checked: the schema's services' (every shard of a sharded one) scheduled jobs (delayed calls and retries
 waiting out their backoff), queued messages (not yet delivered), leased ones
 (delivered, not acked: they will be redelivered, to new workers too) and dead
 letters (what a replay would send). Services in Redis that the schema does
@@ -129,38 +133,45 @@ async fn check(
     let mut progress = Progress::new("checked", None);
     for service in schema.services() {
         let mut verdicts = Vec::new();
-        let mut seen = HashSet::new();
-        let scheduled = inspector.scheduled(service, max).await?.unwrap_or_default();
-        cut(service, "scheduled", scheduled.len());
-        progress.add(scheduled.len());
-        for job in scheduled {
-            let verdict = schema.judge(service, &job.payload);
-            verdicts.push((Place::Scheduled, job.id, verdict));
-        }
-        let queued = inspector.queued(service, max).await?.unwrap_or_default();
-        cut(service, "queued", queued.len());
-        progress.add(queued.len());
-        for job in queued {
-            let verdict = schema.judge(service, &job.payload);
-            seen.insert(job.token.clone());
-            verdicts.push((Place::Queued, job.token, verdict));
-        }
-        let leased = inspector.leased(service, max).await?.unwrap_or_default();
-        cut(service, "leased", leased.len());
-        progress.add(leased.len());
-        for job in leased {
-            // No payload: acked and deleted since XPENDING listed it.
-            let Some(payload) = job.payload else { continue };
-            if seen.insert(job.token.clone()) {
-                verdicts.push((Place::Leased, job.token, schema.judge(service, &payload)));
+        // A sharded service's messages are on every one of its shards'
+        // queues; a token is one shard's, so it is shown marked (`~k`).
+        for (shard, queue) in inspector.shard_queues(service).await? {
+            // This shard's queue alone (`S` itself names every shard).
+            let one = inspector.per_queue();
+            let mut seen = HashSet::new();
+            let scheduled = one.scheduled(&queue, max).await?.unwrap_or_default();
+            cut(&queue, "scheduled", scheduled.len());
+            progress.add(scheduled.len());
+            for job in scheduled {
+                let verdict = schema.judge(service, &job.payload);
+                verdicts.push((Place::Scheduled, job.id, verdict));
             }
-        }
-        let dead = client.dead_letters(service, max).await?;
-        cut(service, "dead-lettered", dead.len());
-        progress.add(dead.len());
-        for letter in dead {
-            let verdict = schema.judge(service, &letter.payload);
-            verdicts.push((Place::DeadLetter, letter.token, verdict));
+            let queued = one.queued(&queue, max).await?.unwrap_or_default();
+            cut(&queue, "queued", queued.len());
+            progress.add(queued.len());
+            for job in queued {
+                let verdict = schema.judge(service, &job.payload);
+                seen.insert(job.token.clone());
+                verdicts.push((Place::Queued, mark_token(&job.token, shard), verdict));
+            }
+            let leased = one.leased(&queue, max).await?.unwrap_or_default();
+            cut(&queue, "leased", leased.len());
+            progress.add(leased.len());
+            for job in leased {
+                // No payload: acked and deleted since XPENDING listed it.
+                let Some(payload) = job.payload else { continue };
+                if seen.insert(job.token.clone()) {
+                    let verdict = schema.judge(service, &payload);
+                    verdicts.push((Place::Leased, mark_token(&job.token, shard), verdict));
+                }
+            }
+            let dead = client.dead_letters(&queue, max).await?;
+            cut(&queue, "dead-lettered", dead.len());
+            progress.add(dead.len());
+            for letter in dead {
+                let verdict = schema.judge(service, &letter.payload);
+                verdicts.push((Place::DeadLetter, mark_token(&letter.token, shard), verdict));
+            }
         }
         services.push(report::service_report(service, verdicts));
     }

@@ -3,9 +3,16 @@
 //! queue with fresh attempts. Listing reads through the client's
 //! [`dead_letters`](rpc_runtime::Client::dead_letters); replaying is
 //! [`replay_dead_letter`](rpc_runtime::Client::replay_dead_letter).
+//!
+//! A sharded service's dead letters are on each of its shards' queues
+//! (`S`, `S~1`, ...): they are listed together, oldest first, and a token
+//! of shard `k >= 1` is shown marked, `<id>~k`, so that replaying it puts
+//! the letter back on the shard it came from.
 
 use clap::Args;
-use rpc_runtime::{Client, Error};
+use rpc_runtime::backend::DeadLetter;
+use rpc_runtime::inspect::shards::{entry_order, locate, mark_token};
+use rpc_runtime::{Client, Error, Inspector};
 
 use crate::failure::Failure;
 use crate::output_format::FormatArg;
@@ -58,7 +65,7 @@ pub async fn list(
     ]);
     let mut listed = 0;
     for service in &services {
-        for dead in client.dead_letters(service, args.max).await? {
+        for (_, dead) in dead_letters_of(client, &inspector, service, args.max).await? {
             listed += 1;
             let message = serde_json::from_slice::<serde_json::Value>(&dead.payload)
                 .unwrap_or_else(|_| {
@@ -107,14 +114,20 @@ pub async fn replay(
     // replay every one that can be, then say which could not.
     let mut replayed = 0;
     let mut not_replayed = Vec::new();
-    let dead_letters = client.dead_letters(&args.service, usize::MAX).await?;
+    let dead_letters = dead_letters_of(client, &inspector, &args.service, usize::MAX).await?;
     let chosen: Vec<_> = dead_letters
         .into_iter()
-        .filter(|dead| args.all || args.tokens.contains(&dead.token))
+        .filter(|(_, dead)| args.all || args.tokens.contains(&dead.token))
         .collect();
     let mut progress = Progress::new("replaying", Some(chosen.len()));
-    for dead in chosen {
-        match client.replay_dead_letter(&args.service, &dead).await {
+    for (queue, dead) in chosen {
+        // Back onto its own shard, under the token it has there.
+        let (_, bare) = locate(&queue, &dead.token);
+        let on_shard = DeadLetter {
+            token: bare.to_owned(),
+            ..dead.clone()
+        };
+        match client.replay_dead_letter(&queue, &on_shard).await {
             Ok(id) => {
                 progress.clear();
                 crate::outln!("replayed {} as call {id}", dead.token);
@@ -147,4 +160,28 @@ pub async fn replay(
         eprintln!("no matching dead letters");
     }
     Ok(())
+}
+
+/// Up to `max` dead letters of `service`, oldest first over its shards,
+/// each with the queue (shard) it is on and its token marked (`~k`).
+async fn dead_letters_of(
+    client: &Client,
+    inspector: &Inspector,
+    service: &str,
+    max: usize,
+) -> Result<Vec<(String, DeadLetter)>, Failure> {
+    let mut all = Vec::new();
+    for (shard, queue) in inspector.shard_queues(service).await? {
+        for dead in client.dead_letters(&queue, max).await? {
+            let order = entry_order(&dead.token);
+            let dead = DeadLetter {
+                token: mark_token(&dead.token, shard),
+                ..dead
+            };
+            all.push(((order, shard), queue.clone(), dead));
+        }
+    }
+    all.sort_by_key(|(order, _, _)| *order);
+    all.truncate(max);
+    Ok(all.into_iter().map(|(_, q, d)| (q, d)).collect())
 }

@@ -11,6 +11,11 @@
 //! (`NOPERM`: the client role, which may cancel through the intake but
 //! not read the queues) cannot look, so its cancel goes out unchecked,
 //! with a note on stderr that says so, into the service it names.
+//!
+//! A call of a sharded service waits on one of its shards. An id marked
+//! with its shard (`...~k`) goes through `Client::cancel_in`, which routes
+//! by the mark; an id without one is cancelled in every shard of the
+//! service (a cancel where the call is not is harmless).
 
 use std::time::{Duration, Instant};
 
@@ -57,16 +62,18 @@ impl Lifecycle {
                         "a call id is 1 to 256 bytes",
                     ));
                 }
-                let service = match look_for_call(client, url, prefix, service, &id).await? {
-                    Looked::Found(service) => service,
+                let outcome = match look_for_call(client, url, prefix, service, &id).await? {
+                    Looked::Found(service) => {
+                        cancel_in_shards(client, url, prefix, &service, &id).await?
+                    }
                     Looked::NotAllowed { service, why } => {
                         eprintln!(
                             "note: this user may not read the queues ({why}), so whether call {id} exists in `{service}` was not checked; the cancellation is sent anyway"
                         );
-                        service
+                        client.cancel_in(&service, &id).await?
                     }
                 };
-                match client.cancel_in(&service, &id).await? {
+                match outcome {
                     Cancelled::Unscheduled => {
                         crate::outln!("cancelled {id}: it was scheduled and will never run")
                     }
@@ -185,6 +192,35 @@ async fn find_call(
         }
     }
     Ok(None)
+}
+
+/// Cancels call `id` in `service`: through the client, which routes an
+/// id marked with its shard; an unmarked one in each of the service's
+/// shards the inspector finds (its kept count and the scan), the
+/// strongest outcome reported.
+async fn cancel_in_shards(
+    client: &Client,
+    url: &str,
+    prefix: &str,
+    service: &str,
+    id: &JobId,
+) -> Result<Cancelled, Failure> {
+    if rpc_protocol::shards::shard_of_id(id.as_str()).is_some() {
+        return Ok(client.cancel_in(service, id).await?);
+    }
+    let inspector = crate::broker::inspector(url, prefix).await?;
+    let mut outcome = Cancelled::Marked;
+    // Each shard's queue itself: `cancel_in` of a shard's queue would
+    // search the service's kept shards again, and miss one the scan found
+    // beyond them.
+    for (_, queue) in inspector.shard_queues(service).await? {
+        match client.backend().cancel_job(&queue, id.as_str()).await? {
+            Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
+            Cancelled::Requested if outcome == Cancelled::Marked => outcome = Cancelled::Requested,
+            _ => {}
+        }
+    }
+    Ok(outcome)
 }
 
 /// Fails unless `service` is known (see [`crate::known_service`]).

@@ -20,6 +20,7 @@
 //! rpc pause Mail / rpc resume Mail                # stop and restart taking a service's jobs
 //! rpc completions bash                            # the shell's completion script
 //! rpc workers [SERVICE] / rpc workers quiet|stop ID  # live workers; quiet or stop one
+//! rpc shards Orders / rpc shards Orders 8          # a sharded service's shard count; set it
 //! ```
 //!
 //! Every listing takes `--format table|json` (README, "Machine-readable
@@ -43,6 +44,7 @@ mod periodic;
 mod ping;
 mod progress;
 mod scheduled;
+mod shards;
 mod stats;
 mod stdout;
 mod table;
@@ -110,6 +112,8 @@ enum Command {
     Exporter(exporter::ExporterArgs),
     /// The live workers (and the gone ones) from their heartbeats; `quiet ID` / `stop ID` ask one to stop taking jobs / to shut down.
     Workers(workers::WorkersArgs),
+    /// A sharded service's shard count (count and seen); `SERVICE N` sets the count clients place calls on.
+    Shards(shards::ShardsArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -156,6 +160,7 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
         Command::Operate(operate) => return operate.run(url, prefix).await,
         Command::Exporter(args) => return exporter::run(url, prefix, args).await,
         Command::Workers(args) => return workers::run(url, prefix, args).await,
+        Command::Shards(args) => return shards::run(url, prefix, args).await,
         other => other,
     };
     let client = crate::broker::client(url, prefix).await?;
@@ -170,7 +175,8 @@ async fn run(url: &str, prefix: &str, command: Command) -> Result<(), Failure> {
         | Command::BacklogCheck(_)
         | Command::Completions(_)
         | Command::Exporter(_)
-        | Command::Workers(_) => {
+        | Command::Workers(_)
+        | Command::Shards(_) => {
             unreachable!("run above, without a client")
         }
     }

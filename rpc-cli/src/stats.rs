@@ -3,10 +3,14 @@
 //! age of the oldest lease. A table for people, `--format json` for scripts.
 //!
 //! The figures come from [`rpc_runtime::Inspector`], which only reads; `rpc
-//! top` shows the same ones refreshed, with rates.
+//! top` shows the same ones refreshed, with rates. A sharded service is one
+//! line, its figures summed over its shards (SHARDS says how many);
+//! `--shards` adds a line per shard under it, where a hot or stuck shard
+//! shows.
 
 use clap::Args;
 use rpc_runtime::inspect::human_time::duration;
+use rpc_runtime::inspect::shards::ShardFigures;
 use rpc_runtime::inspect::ServiceStats;
 use rpc_runtime::Inspector;
 
@@ -19,6 +23,9 @@ use crate::table::{Align, Table};
 pub struct StatsArgs {
     /// Services to show; default: every service with a queue under the prefix.
     pub services: Vec<String>,
+    /// Also show each shard of a sharded service: queued, leased, scheduled, dead.
+    #[arg(long)]
+    pub shards: bool,
     #[command(flatten)]
     pub format: FormatArg,
 }
@@ -27,12 +34,22 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
     let inspector = crate::broker::inspector(url, prefix).await?;
     let stats = collect(&inspector, prefix, &args.services).await?;
     let live = live_workers(&inspector, &stats).await?;
+    let mut per_shard = std::collections::BTreeMap::new();
+    if args.shards {
+        for s in &stats {
+            per_shard.insert(
+                s.service.clone(),
+                inspector.shard_figures(&s.service).await?,
+            );
+        }
+    }
     if args.format.is_json() {
         let rows: Vec<_> = stats
             .iter()
             .map(|s| WithLive {
                 stats: s,
                 live_workers: live[&s.service],
+                per_shard: per_shard.get(&s.service),
             })
             .collect();
         let json = serde_json::to_string_pretty(&rows)
@@ -42,7 +59,7 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
         let stream = rpc_protocol::Keys::new(prefix).jobs("Service");
         eprintln!("no queues under the prefix `{prefix}` (no stream {stream})");
     } else {
-        crate::out!("{}", table(&stats, &live));
+        crate::out!("{}", table(&stats, &live, &per_shard));
     }
     Ok(())
 }
@@ -80,6 +97,9 @@ struct WithLive<'a> {
     #[serde(flatten)]
     stats: &'a ServiceStats,
     live_workers: u64,
+    /// With `--shards`: each shard's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_shard: Option<&'a Vec<ShardFigures>>,
 }
 
 /// How many workers with a live heartbeat serve each service shown.
@@ -92,10 +112,15 @@ pub async fn live_workers(
 }
 
 /// The human table: one line per service (WORKERS: live heartbeats), then
-/// one per consumer of its group under it.
-fn table(stats: &[ServiceStats], live: &std::collections::BTreeMap<String, u64>) -> Table {
+/// one per shard with `--shards`, then one per consumer of its group(s).
+fn table(
+    stats: &[ServiceStats],
+    live: &std::collections::BTreeMap<String, u64>,
+    per_shard: &std::collections::BTreeMap<String, Vec<ShardFigures>>,
+) -> Table {
     let mut table = Table::new(&[
         ("SERVICE", Align::Left),
+        ("SHARDS", Align::Right),
         ("QUEUED", Align::Right),
         ("LEASED", Align::Right),
         ("DEAD", Align::Right),
@@ -105,12 +130,25 @@ fn table(stats: &[ServiceStats], live: &std::collections::BTreeMap<String, u64>)
     for s in stats {
         table.row([
             s.service.clone(),
+            s.shards.to_string(),
             s.queued.to_string(),
             s.leased.to_string(),
             s.dead_letters.to_string(),
             live[&s.service].to_string(),
             s.oldest_leased_age.map_or("-".to_owned(), duration),
         ]);
+        for f in per_shard.get(&s.service).into_iter().flatten() {
+            let oldest = f.oldest_leased_age_ms.map_or(String::new(), |ms| {
+                format!(
+                    ", oldest lease {}",
+                    duration(std::time::Duration::from_millis(ms))
+                )
+            });
+            table.note(&format!(
+                "shard {} ({}): {} queued, {} leased, {} scheduled, {} dead, {} consumers{oldest}",
+                f.shard, f.queue, f.queued, f.leased, f.scheduled, f.dead_letters, f.consumers
+            ));
+        }
         for c in &s.consumers {
             let inactive = c.inactive.map_or(String::new(), |d| {
                 format!(", last read {} ago", duration(d))

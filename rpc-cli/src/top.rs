@@ -204,8 +204,14 @@ fn draw(frame: &mut Frame, view: &View) {
     let rate = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.1}"));
     let rows = view.stats.iter().map(|s| {
         let r = view.rates.get(&s.service);
+        // A sharded service is one row, summed over its shards.
+        let name = if s.shards > 1 {
+            format!("{} ({} shards)", s.service, s.shards)
+        } else {
+            s.service.clone()
+        };
         Row::new([
-            s.service.clone(),
+            name,
             s.queued.to_string(),
             s.leased.to_string(),
             s.dead_letters.to_string(),

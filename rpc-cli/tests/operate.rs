@@ -167,7 +167,7 @@ async fn stats_json_reports_queued_leased_dead_and_workers() {
     let (ok, out, _) = rpc_async(&url, &["stats"]).await;
     assert!(ok);
     assert!(out.starts_with("SERVICE"), "{out}");
-    let slow_row = ["Slow", "2", "1", "0", "1"]; // service queued leased dead workers
+    let slow_row = ["Slow", "1", "2", "1", "0", "1"]; // service shards queued leased dead workers
     assert!(
         out.lines().any(|l| l
             .split_whitespace()

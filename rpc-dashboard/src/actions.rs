@@ -14,7 +14,10 @@
 //!
 //! Dead letters are found by token, and a message is read whole only to
 //! replay it (one at a time, up to the size workers take); acting on all
-//! of them pages through their tokens, never holding their messages.
+//! of them pages through their tokens, never holding their messages. A
+//! sharded service's dead letters are listed over all its shards, a token
+//! of shard `k >= 1` marked `<id>~k`: a replay puts the letter back on the
+//! shard it came from, a delete removes it there ([`on_its_shard`]).
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
@@ -25,6 +28,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form as Submitted;
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_runtime::backend::DeadLetter;
+use rpc_runtime::inspect::shards::locate;
 use rpc_runtime::inspect::{DeadLetterExcerpt, Excerpt, Liveness, WorkerControl};
 use rpc_runtime::{Cancelled, JobId};
 use serde_json::Value;
@@ -42,6 +46,32 @@ use crate::state::AppState;
 /// Dead-letter tokens read per step when acting on all of them.
 const TOKENS_PER_READ: usize = 500;
 
+/// The queue (shard) dead letter `dead` of `service` is on, and the letter
+/// under the token it has there.
+fn on_its_shard(service: &str, dead: &DeadLetter) -> (String, DeadLetter) {
+    let (queue, bare) = locate(service, &dead.token);
+    let letter = DeadLetter {
+        token: bare.to_owned(),
+        ..dead.clone()
+    };
+    (queue.into_owned(), letter)
+}
+
+/// Removes dead letter (marked) `token` of `service` from its shard.
+async fn remove_from_its_shard(
+    state: &AppState,
+    service: &str,
+    token: &str,
+) -> Result<bool, PageError> {
+    let (queue, bare) = locate(service, token);
+    Ok(state
+        .client()
+        .await?
+        .backend()
+        .remove_dead_letter(&queue, bare)
+        .await?)
+}
+
 fn back_to_service(service: &str, notice: &str) -> Response {
     Redirect::to(&format!("{}?notice={notice}", paths::service(service))).into_response()
 }
@@ -52,8 +82,9 @@ pub async fn replay_one(
 ) -> Result<Response, PageError> {
     let (_, dead) = whole_dead_letter(&state, &service, &token, REPLAY_MAX_BYTES).await?;
     let client = state.client().await?;
+    let (queue, dead) = on_its_shard(&service, &dead);
     client
-        .replay_dead_letter(&service, &dead)
+        .replay_dead_letter(&queue, &dead)
         .await
         .map_err(|e| PageError::BadRequest(format!("cannot replay {token}: {e}")))?;
     Ok(back_to_service(&service, "replayed-1"))
@@ -64,11 +95,7 @@ pub async fn delete_one(
     Path((service, token)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     dead_letter(&state, &service, &token).await?;
-    let client = state.client().await?;
-    client
-        .backend()
-        .remove_dead_letter(&service, &token)
-        .await?;
+    remove_from_its_shard(&state, &service, &token).await?;
     Ok(back_to_service(&service, "deleted-1"))
 }
 
@@ -116,7 +143,8 @@ pub async fn replay_all(
             Err(e) => return Err(e),
         };
         if rpc_protocol::job::for_replay(&dead.payload).is_some() {
-            client.replay_dead_letter(&service, &dead).await?;
+            let (queue, dead) = on_its_shard(&service, &dead);
+            client.replay_dead_letter(&queue, &dead).await?;
             replayed += 1;
         }
     }
@@ -129,14 +157,9 @@ pub async fn delete_all(
     Path(service): Path<String>,
 ) -> Result<Response, PageError> {
     state.known_service(&service).await?;
-    let client = state.client().await?;
     let mut deleted = 0;
     for letter in every_dead_letter(&state, &service).await? {
-        if client
-            .backend()
-            .remove_dead_letter(&service, &letter.token)
-            .await?
-        {
+        if remove_from_its_shard(&state, &service, &letter.token).await? {
             deleted += 1;
         }
     }
@@ -185,8 +208,9 @@ pub async fn edit_and_replay(
         ..dead
     };
     let client = state.client().await?;
+    let (queue, edited) = on_its_shard(&service, &edited);
     client
-        .replay_dead_letter(&service, &edited)
+        .replay_dead_letter(&queue, &edited)
         .await
         .map_err(|e| PageError::BadRequest(format!("cannot replay {token}: {e}")))?;
     Ok(back_to_service(&service, "replayed-1"))
@@ -247,16 +271,39 @@ pub async fn cancel(
              or there never was one"
         )));
     }
-    let client = state.client().await?;
-    let notice = match client
-        .cancel_in(&service, &JobId::from(id.as_str()))
-        .await
-        .map_err(|e| PageError::BadRequest(format!("cannot cancel {id}: {e}")))?
-    {
+    let notice = match cancel_in_shards(&state, &service, &id).await? {
         Cancelled::Unscheduled => "cancelled",
         Cancelled::Marked | Cancelled::Requested => "cancelling",
     };
     Ok(back_to_service(&service, notice))
+}
+
+/// Cancels call `id` of `service` through the client, which routes an id
+/// marked with its shard (`...~k`); an unmarked id in every shard of the
+/// service, the strongest outcome reported.
+async fn cancel_in_shards(
+    state: &AppState,
+    service: &str,
+    id: &str,
+) -> Result<Cancelled, PageError> {
+    let client = state.client().await?;
+    let job = JobId::from(id);
+    let refused = |e| PageError::BadRequest(format!("cannot cancel {id}: {e}"));
+    if rpc_protocol::shards::shard_of_id(id).is_some() {
+        return client.cancel_in(service, &job).await.map_err(refused);
+    }
+    let mut outcome = Cancelled::Marked;
+    // Each shard's queue itself (`cancel_in` of a shard's queue would
+    // search the service's kept shards, missing one only the scan found).
+    for (_, queue) in state.inspector().await?.shard_queues(service).await? {
+        let done = client.backend().cancel_job(&queue, id).await;
+        match done.map_err(refused)? {
+            Cancelled::Unscheduled => outcome = Cancelled::Unscheduled,
+            Cancelled::Requested if outcome == Cancelled::Marked => outcome = Cancelled::Requested,
+            _ => {}
+        }
+    }
+    Ok(outcome)
 }
 
 /// Pauses a service: its workers stop taking its jobs within about a second.

@@ -105,6 +105,7 @@ mod tests {
     fn stats(added: u64, length: u64) -> ServiceStats {
         ServiceStats {
             service: "S".into(),
+            shards: 1,
             queued: length,
             leased: 0,
             dead_letters: 0,

@@ -198,8 +198,10 @@ impl AppState {
         }
         // No jobs stream (yet, or any more): its dead letters may still be there.
         let dead_letters = inspector.dead_letter_count(service).await?;
+        let shards = inspector.shards_of(service).await?.len();
         Ok(ServiceStats {
             service: service.to_owned(),
+            shards: u32::try_from(shards).unwrap_or(u32::MAX),
             queued: 0,
             leased: 0,
             dead_letters,

@@ -10,7 +10,9 @@
 //! (docs/SECURITY.md). Ages are measured against the broker's clock, and
 //! [`human_time`] writes them (and due times) for people, the same in
 //! every view. [`Inspector::workers`] lists the workers from their
-//! heartbeats (`inspect/workers.rs`).
+//! heartbeats (`inspect/workers.rs`). A sharded service is one service
+//! here, its figures and lists summed and merged over its shards
+//! (`inspect/shards.rs`, `inspect/shard_lists.rs`).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_runtime::Error> {
@@ -24,6 +26,9 @@
 //! ```
 
 pub mod human_time;
+mod recent_scan;
+mod shard_lists;
+pub mod shards;
 pub mod workers;
 
 use std::collections::BTreeMap;
@@ -58,6 +63,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Inspector {
     broker: Arc<dyn Broker>,
     url: String,
+    /// The last scan of the queues, which finding a service's shards
+    /// reuses for a moment (`inspect/shards.rs`).
+    scanned: recent_scan::RecentScan,
 }
 
 impl Inspector {
@@ -83,6 +91,7 @@ impl Inspector {
         Inspector {
             url: broker.describe(),
             broker,
+            scanned: recent_scan::RecentScan::default(),
         }
     }
 
@@ -104,41 +113,10 @@ impl Inspector {
         self.broker.get_result(call_id).await
     }
 
-    /// Whether `service` is paused: its workers take none of its jobs until
-    /// it is resumed.
-    pub async fn is_paused(&self, service: &str) -> Result<bool, Error> {
-        self.broker.is_paused(service).await
-    }
-
     /// The broker's clock, ms since the Unix epoch: what ages, last and
     /// next ticks are measured against.
     pub async fn broker_time_ms(&self) -> Result<u64, Error> {
         self.broker.broker_time_ms().await
-    }
-
-    /// `service`'s jobs processed and failed on each of `days` (UTC days,
-    /// `YYYY-MM-DD`; see [`last_days`] for the last few on the broker's
-    /// clock), as the workers counted them (`P:{S}:stat:processed:<day>`);
-    /// zero for a day with no count.
-    pub async fn daily_counts(
-        &self,
-        service: &str,
-        days: &[String],
-    ) -> Result<Vec<DailyCount>, Error> {
-        self.broker.daily_counts(service, days).await
-    }
-
-    /// At most `max` of `service`'s recent failed attempts, newest first,
-    /// older than entry `before` when given (the last entry of the page
-    /// before): from `P:{S}:failures`, which workers keep to about
-    /// [`FAILURES_CAP`](rpc_protocol::limits::FAILURES_CAP) entries.
-    pub async fn recent_failures(
-        &self,
-        service: &str,
-        before: Option<&str>,
-        max: usize,
-    ) -> Result<Vec<RecordedFailure>, Error> {
-        self.broker.recent_failures(service, before, max).await
     }
 }
 

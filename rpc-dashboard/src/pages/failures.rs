@@ -98,10 +98,8 @@ pub struct FailuresQuery {
 
 /// An entry id as a pair of numbers, to compare ids of two streams.
 fn order(token: &str) -> (u64, u64) {
-    token
-        .split_once('-')
-        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
-        .unwrap_or((0, 0))
+    // A token of a sharded service's shard is marked `~k`: still a time.
+    rpc_runtime::inspect::shards::entry_order(token)
 }
 
 pub async fn failures(

@@ -25,6 +25,8 @@ use rpc_runtime::inspect::{human_time, ServiceStats};
 /// One service's line.
 pub struct ServiceRow {
     pub name: String,
+    /// The queues its figures add up (a sharded service is one row).
+    pub shards: u32,
     pub queued: u64,
     pub leased: u64,
     /// Delayed and retrying jobs; `None` when Redis could not be read.
@@ -132,6 +134,7 @@ pub async fn overview(
                 queued_chart: Series::new(&queued, 1.0),
                 has_schema: schema_services.contains(&s.service),
                 name: s.service,
+                shards: s.shards,
                 queued: s.queued,
                 leased: s.leased,
                 scheduled: live.map(|l| l.scheduled),

@@ -5,6 +5,11 @@
 //! actions sit beside what they act on: Cancel on every call that has yet
 //! to finish, Pause or Resume by the service's name, replay and delete on
 //! dead letters (Sidekiq's Scheduled, Retries and Dead tabs).
+//!
+//! A sharded service is one page: its counts are the sums over its shards,
+//! its lists merge them (a token of shard `k >= 1` reads `<id>~k`), and a
+//! table of its shards (queued, leased, scheduled, dead, consumers, oldest
+//! lease) shows a hot or stuck one.
 
 use std::time::SystemTime;
 
@@ -16,6 +21,7 @@ use serde::Deserialize;
 
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_protocol::time::unix_ms;
+use rpc_runtime::inspect::shards::ShardFigures;
 use rpc_runtime::inspect::{human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt};
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
@@ -87,11 +93,43 @@ impl JobLink {
     }
 }
 
+/// One shard of a sharded service, in the page's table of shards.
+pub struct ShardRow {
+    pub shard: u32,
+    pub queue: String,
+    pub queued: u64,
+    pub leased: u64,
+    pub scheduled: u64,
+    pub dead_letters: u64,
+    pub consumers: u64,
+    /// `2m05s`, or `-` with nothing leased.
+    pub oldest_lease: String,
+}
+
+impl From<ShardFigures> for ShardRow {
+    fn from(f: ShardFigures) -> ShardRow {
+        ShardRow {
+            shard: f.shard,
+            queue: bounds::name(&f.queue),
+            queued: f.queued,
+            leased: f.leased,
+            scheduled: f.scheduled,
+            dead_letters: f.dead_letters,
+            consumers: f.consumers,
+            oldest_lease: f.oldest_leased_age_ms.map_or("-".to_owned(), |ms| {
+                human_time::duration(std::time::Duration::from_millis(ms))
+            }),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "service.html")]
 struct ServicePage {
     layout: Layout,
     service: String,
+    /// Its shards, one row each, when it has more than one.
+    shard_rows: Vec<ShardRow>,
     queued: u64,
     leased: u64,
     scheduled: u64,
@@ -248,6 +286,12 @@ pub async fn service(
         })
         .collect();
     let daily = DailyChart::new(&state.daily_counts(std::slice::from_ref(&service)).await?);
+    let shard_figures = inspector.shard_figures(&service).await?;
+    let shard_rows = if shard_figures.len() > 1 {
+        shard_figures.into_iter().map(ShardRow::from).collect()
+    } else {
+        Vec::new()
+    };
     let live_workers = inspector
         .live_worker_counts(std::slice::from_ref(&service))
         .await?
@@ -264,6 +308,7 @@ pub async fn service(
         live_workers,
         paused,
         service,
+        shard_rows,
         leased_rows,
         queued_rows,
         scheduled_rows,

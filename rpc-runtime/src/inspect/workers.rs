@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use rpc_protocol::worker::{WorkerBeat, MAX_WORKERS_LISTED};
 use serde::Serialize;
 
-use crate::backend::Broker;
+use crate::backend::{Broker, ShardOp};
 use crate::error::Error;
 
 /// Whether a worker is there.
@@ -178,17 +178,28 @@ pub(crate) async fn service_health(broker: &dyn Broker, service: &str) -> Servic
             health.quiet_workers = Some(quiet);
         }
     }
-    if let Ok(Some(stats)) = broker.service_stats_bounded(service).await {
-        health.queued = Some(stats.queued);
+    // A sharded service's jobs wait on every shard it has: the count the
+    // broker keeps (clients may read it), one queue otherwise.
+    let shards = broker
+        .shard_count(service, ShardOp::Read)
+        .await
+        .map_or(1, |count| count.serving(1));
+    for shard in 0..shards {
+        let queue = rpc_protocol::shards::queue(service, shard);
+        let Ok(Some(stats)) = broker.service_stats_bounded(&queue).await else {
+            continue;
+        };
+        health.queued = Some(health.queued.unwrap_or(0) + stats.queued);
         if stats.queued > 0 {
-            health.oldest_queued_age_ms = broker
-                .queued_excerpts(service, None, 1, 0)
+            let age = broker
+                .queued_excerpts(&queue, None, 1, 0)
                 .await
                 .ok()
                 .flatten()
                 .and_then(|jobs| jobs.into_iter().next())
                 .and_then(|job| token_ms(&job.token))
                 .map(|added| now_ms.saturating_sub(added));
+            health.oldest_queued_age_ms = health.oldest_queued_age_ms.max(age);
         }
     }
     health

@@ -7,6 +7,12 @@
 //! the collector writes the snapshot as it is, so a service that went away
 //! leaves no stale series, and a broker that cannot be read gives
 //! `rpc_broker_up 0` and no queue figures rather than old ones.
+//!
+//! A sharded service is one series per gauge, its figures summed over its
+//! shards ([`Inspector`] adds them up), and `rpc_queue_shards` says how
+//! many queues it has: no label per shard, so the series stay one per
+//! service and metric however many shards a service is given (the
+//! per-shard breakdown is `rpc stats --shards` and the dashboard's).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +34,7 @@ use crate::sync::lock;
 #[derive(Debug, Clone, Default, PartialEq)]
 struct QueueFigures {
     service: String,
+    shards: u64,
     queued: u64,
     leased: u64,
     scheduled: u64,
@@ -97,6 +104,7 @@ async fn read_all(inspector: &Inspector) -> Result<Vec<QueueFigures>, Error> {
             continue;
         };
         out.push(QueueFigures {
+            shards: u64::from(stats.shards),
             queued: stats.queued,
             leased: stats.leased,
             scheduled: inspector.scheduled_count(&service).await?,
@@ -141,7 +149,7 @@ impl Collector for QueueCollector {
         took.encode(m)?;
 
         type Figure = fn(&QueueFigures) -> f64;
-        let gauges: [(&str, &str, Option<Unit>, Figure); 7] = [
+        let gauges: [(&str, &str, Option<Unit>, Figure); 8] = [
             (
                 "rpc_queue_depth",
                 "Jobs waiting for a worker: in the stream, not yet delivered",
@@ -165,6 +173,12 @@ impl Collector for QueueCollector {
                 "Entries in the dead-letter stream",
                 None,
                 |q| q.dead_letters as f64,
+            ),
+            (
+                "rpc_queue_shards",
+                "Queues (shards) the service's figures add up (1 for an unsharded service)",
+                None,
+                |q| q.shards as f64,
             ),
             (
                 "rpc_queue_paused",

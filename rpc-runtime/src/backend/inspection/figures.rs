@@ -9,8 +9,12 @@ use serde::{Serialize, Serializer};
 /// One service's queue, as seen at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceStats {
-    /// The service name (the queue).
+    /// The service name (the queue; a shard's queue, `S~k`, in a
+    /// per-shard breakdown).
     pub service: String,
+    /// How many shards the service has (its figures are their sums): 1
+    /// for an unsharded service, or one shard's queue.
+    pub shards: u32,
     /// Jobs waiting for a worker: in the stream, not yet delivered.
     pub queued: u64,
     /// Jobs delivered to a worker and not yet acked (running, or waiting

@@ -93,6 +93,7 @@ fn stats(service: &str, q: &Queue) -> ServiceStats {
     let oldest = q.leased.values().map(|l| l.enqueued_ms).min();
     ServiceStats {
         service: service.to_owned(),
+        shards: 1,
         queued: q.ready.len() as u64,
         leased: q.leased.len() as u64,
         dead_letters: q.dead.len() as u64,

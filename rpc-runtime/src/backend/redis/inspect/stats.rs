@@ -157,6 +157,7 @@ impl RedisView {
             .await?;
         Ok(ServiceStats {
             service: service.to_owned(),
+            shards: 1,
             queued,
             leased,
             dead_letters,
