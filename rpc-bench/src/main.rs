@@ -8,7 +8,7 @@
 //! cargo run --release -p rpc-bench -- --quick      # a few hundred calls: checks the harness only
 //! cargo run --release -p rpc-bench -- --schedule-lateness  # only how late delayed jobs start, ~10 s
 //! cargo run --release -p rpc-bench -- --jobs       # background jobs against a stream floor, ~2 min
-//! cargo run --release -p rpc-bench -- --shards 8    # Redis CPU per call, 1 shard against 8, ~30 s
+//! cargo run --release -p rpc-bench -- --shards 8    # Redis CPU per call, 1 shard against 8, ~40 s
 //! cargo run --release -p rpc-bench -- --shards 8 --cluster 3  # the same on a 3-master Cluster
 //! ```
 //!
@@ -143,9 +143,9 @@ struct Cli {
     #[arg(long, requires = "jobs")]
     jobs_backlog: Option<u64>,
     /// Instead of the comparison of calls: the typed service at 64 in
-    /// flight on 1 shard and on this many, alternately (3 rounds of 1.5 s
+    /// flight on 1 shard and on this many, alternately (5 rounds of 1.5 s
     /// each, `--seconds` per round), every node's Redis CPU and commands
-    /// per call and each master's share (~30 s; with `--quick`, 2 rounds
+    /// per call and each master's share (~40 s; with `--quick`, 2 rounds
     /// of 0.25 s).
     #[arg(
         long,

@@ -11,7 +11,8 @@
 //! The typed `Bench` service ([`crate::typed`]) is driven at 64 calls in
 //! flight, closed loop ([`crate::measure::closed_loop`]), by one client and
 //! one worker process (the hidden `worker --kind typed`). Configurations of
-//! 1 and of N shards alternate, several rounds of each; every
+//! 1 and of N shards alternate, five rounds of 1.5 s of each (each round
+//! both counts back to back, which first alternating); every
 //! configuration starts from an empty Redis (`FLUSHALL` on every node: a
 //! service's `seen` shard count never goes down, so a 1-shard
 //! configuration after an N-shard one would still be read on N queues),
@@ -27,7 +28,12 @@
 //! The report ([`crate::shards_report`]) gives per configuration the calls
 //! per second, Redis CPU per call (all nodes), commands per call, each
 //! master's share of commands and CPU, and the calls one Redis core could
-//! carry at that cost (on a Cluster: bound by the busiest master).
+//! carry at that cost (on a Cluster: bound by the busiest master). The
+//! target is judged on the median of the rounds' ratios (N over 1, each
+//! pair measured back to back): on a shared 2-core machine Redis's CPU per
+//! call rises by a third in a round that other work crowds, and the pooled
+//! ratio moves with whichever configuration that round hit; both are
+//! reported.
 
 use super::*;
 use crate::measure::closed_loop;
@@ -81,7 +87,7 @@ impl ShardsPlan {
             ShardsPlan {
                 shards,
                 masters,
-                rounds: 3,
+                rounds: 5,
                 warmup: Duration::from_millis(500),
                 slice: Duration::from_millis(1500),
                 idle: Duration::from_secs(2),
@@ -385,6 +391,17 @@ impl Pooled {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// `part` of `whole` in % (0 for nothing: an empty sum of `f64` is -0).
 fn share(part: f64, whole: f64) -> f64 {
     if whole > 0.0 && part > 0.0 {
@@ -432,8 +449,14 @@ pub async fn run(
         Pooled::new(1, nodes.len()),
         Pooled::new(plan.shards, nodes.len()),
     ];
+    // Each round measures both counts back to back, in turn first (1, N,
+    // N, 1, ...), so a drift in the machine's load favours neither.
+    let mut round_ratios = Vec::with_capacity(plan.rounds);
     for round in 0..plan.rounds {
-        for p in pooled.iter_mut() {
+        let mut cpu = [0.0f64; 2];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let p = &mut pooled[i];
             let slice = configuration(&redis, &mut nodes, p.count, &plan).await?;
             let total = RedisCost::sum(&slice.nodes);
             say(&format!(
@@ -445,18 +468,29 @@ pub async fn run(
                 total.cpu_us,
                 total.total_commands()
             ));
+            cpu[i] = total.cpu_us;
             p.add(slice, plan.slice.as_secs_f64());
         }
+        round_ratios.push(cpu[1] / cpu[0]);
     }
     let [one, many] = pooled.map(|p| p.configuration(&urls));
     let ratio = many.redis_cpu_us / one.redis_cpu_us;
+    let median = median(&round_ratios);
     let target = Target {
         what: format!(
-            "Redis CPU per call (all nodes), {} shards over 1 shard <= {TARGET_RATIO:.2}",
+            "Redis CPU per call (all nodes), {} shards over 1 shard <= {TARGET_RATIO:.2} \
+             (median of the rounds' pairs)",
             plan.shards
         ),
-        measured: format!("{ratio:.2}x"),
-        pass: ratio <= TARGET_RATIO,
+        measured: format!(
+            "{median:.2}x (rounds: {}; pooled {ratio:.2}x)",
+            round_ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        pass: median <= TARGET_RATIO,
     };
     let report = ShardsReport {
         machine,
@@ -470,6 +504,8 @@ pub async fn run(
         idle_cpu_us_per_s: idle,
         configurations: vec![one, many],
         cpu_ratio: ratio,
+        round_ratios,
+        cpu_ratio_median: median,
         targets: vec![target],
     };
     println!("{}", report.markdown());

@@ -73,8 +73,12 @@ pub struct ShardsReport {
     pub idle_cpu_us_per_s: Vec<f64>,
     /// 1 shard, then N shards.
     pub configurations: Vec<Configuration>,
-    /// Redis CPU per call of N shards over 1 shard.
+    /// Redis CPU per call of N shards over 1 shard, pooled over the rounds.
     pub cpu_ratio: f64,
+    /// The same ratio in each round (the two counts back to back).
+    pub round_ratios: Vec<f64>,
+    /// Their median: what the target is judged on.
+    pub cpu_ratio_median: f64,
     pub targets: Vec<Target>,
 }
 
@@ -127,7 +131,7 @@ impl ShardsReport {
             .iter()
             .map(|c| {
                 format!(
-                    "{:.1} µs at {} shard(s)",
+                    "{:.2} µs at {} shard(s)",
                     idle / c.calls_per_s.max(f64::EPSILON),
                     c.shards
                 )
@@ -176,6 +180,13 @@ impl ShardsReport {
                 "* {} shard(s): {}\n",
                 c.shards,
                 c.redis.describe()
+            ));
+        }
+        if let [one, many] = &self.configurations[..] {
+            out.push_str(&format!(
+                "\nCommands per call, {} shards over 1: {:.3}x.\n",
+                many.shards,
+                many.commands / one.commands
             ));
         }
         out.push_str("\n| target | measured | met |\n|---|---|---|\n");

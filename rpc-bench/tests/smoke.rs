@@ -221,10 +221,13 @@ fn check_shards_report(report: &serde_json::Value, shards: u64, masters: usize) 
             .count();
         assert!(holders >= 2, "{shards} shards on one master: {report:#}");
     }
-    assert!(
-        report["cpu_ratio"].as_f64().is_some_and(f64::is_finite),
-        "{report:#}"
-    );
+    for field in ["cpu_ratio", "cpu_ratio_median"] {
+        assert!(
+            report[field].as_f64().is_some_and(f64::is_finite),
+            "{field}: {report:#}"
+        );
+    }
+    assert_eq!(report["round_ratios"].as_array().map(Vec::len), Some(2));
     assert_eq!(report["targets"].as_array().map(Vec::len), Some(1));
     assert_eq!(
         report["idle_cpu_us_per_s"].as_array().map(Vec::len),
