@@ -21,7 +21,11 @@
 //! start) and a fresh client. The warm-up lasts until every shard's stream
 //! has had entries (`XINFO STREAM` `entries-added`, asked of the node that
 //! holds it): the client reads the count in the background after its
-//! first call, so its first calls all go to shard 0. Then `INFO cpu` and
+//! first call, so its first calls all go to shard 0. The client's inbox
+//! is on shard 0's node in every configuration (a client is connected
+//! again until its random id lands there): one client's inbox carries
+//! about as much of the work as the queue, so where it is decides the
+//! shares. Then `INFO cpu` and
 //! `INFO commandstats` are read on every node before and after the
 //! measured slice ([`crate::redis_stats`]).
 //!
@@ -49,6 +53,9 @@ const SERVICE: &str = "Bench";
 pub const IN_FLIGHT: usize = 64;
 /// How much more Redis CPU per call N shards may cost than 1.
 pub const TARGET_RATIO: f64 = 1.10;
+/// Clients connected at most to find one whose inbox is on the chosen
+/// node (each has a chance of one in the masters).
+const INBOX_TRIES: usize = 200;
 /// How long the warm-up may take to see every shard written.
 const PLACEMENT_LIMIT: Duration = Duration::from_secs(30);
 
@@ -180,6 +187,32 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Whether this node holds `key`'s slot (a keyed `TYPE` is redirected
+    /// by any other node).
+    async fn holds(&mut self, key: &str) -> Result<bool, String> {
+        let answer: Result<redis::Value, _> =
+            redis::cmd("TYPE").arg(key).query_async(&mut self.con).await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {
+                Ok(false)
+            }
+            Err(e) => Err(format!("TYPE {key} on {}: {e}", self.url)),
+        }
+    }
+}
+
+/// The node that holds `key`.
+async fn holder(nodes: &mut [Node], key: &str) -> Result<usize, String> {
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if node.holds(key).await? {
+            return Ok(i);
+        }
+    }
+    Err(format!("no node holds {key}"))
+}
+
 /// A non-negative integer field of a map reply (RESP3) or of a flat array
 /// of name/value pairs (RESP2).
 fn field_u64(reply: &redis::Value, name: &str) -> Option<u64> {
@@ -215,6 +248,8 @@ struct Slice {
     nodes: Vec<RedisCost>,
     /// Which node holds each shard's queue.
     holders: Vec<usize>,
+    /// Which node holds the client's inbox (where every reply goes).
+    inbox: usize,
 }
 
 async fn read_all(nodes: &mut [Node]) -> Result<Vec<RedisStats>, String> {
@@ -246,20 +281,40 @@ async fn shard_entries(nodes: &mut [Node], count: u32) -> Result<Vec<(usize, u64
 /// One configuration: an empty Redis, the count set, a fresh worker
 /// process and client, a warm-up until every shard was written, then the
 /// measured slice.
+///
+/// The client is connected again until its inbox (a random id's slot) is
+/// on `home`: with one client, its inbox is a hot spot of its own (every
+/// reply is pushed there and popped from there, about as much of Redis's
+/// work as the queue's side), and the nodes' shares pooled over rounds
+/// would mix wherever each round's client happened to land.
 async fn configuration(
     redis: &Redis,
     nodes: &mut [Node],
     count: u32,
+    home: usize,
     plan: &ShardsPlan,
 ) -> Result<Slice, String> {
     for node in nodes.iter_mut() {
         node.flush().await?;
     }
     let url = redis.url();
-    let client = Client::builder(url.clone())
-        .connect()
-        .await
-        .map_err(|e| format!("client: {e}"))?;
+    let mut tries = 0;
+    let client = loop {
+        let client = Client::builder(url.clone())
+            .connect()
+            .await
+            .map_err(|e| format!("client: {e}"))?;
+        if holder(nodes, &client.inbox()).await? == home {
+            break client;
+        }
+        tries += 1;
+        if tries >= INBOX_TRIES {
+            return Err(format!(
+                "none of {INBOX_TRIES} clients had its inbox on {}",
+                nodes[home].url
+            ));
+        }
+    };
     client
         .backend()
         .shard_count(SERVICE, ShardOp::Set(count))
@@ -315,6 +370,7 @@ async fn configuration(
         calls,
         nodes: costs,
         holders: placed.iter().map(|&(i, _)| i).collect(),
+        inbox: home,
     })
 }
 
@@ -327,6 +383,7 @@ struct Pooled {
     total: CostPool,
     rounds: Vec<RoundFigure>,
     holders: Vec<usize>,
+    inbox: usize,
 }
 
 impl Pooled {
@@ -339,6 +396,7 @@ impl Pooled {
             total: CostPool::default(),
             rounds: Vec::new(),
             holders: Vec::new(),
+            inbox: 0,
         }
     }
 
@@ -356,6 +414,7 @@ impl Pooled {
             pool.add(cost, slice.calls);
         }
         self.holders = slice.holders;
+        self.inbox = slice.inbox;
     }
 
     fn configuration(&self, urls: &[String]) -> Configuration {
@@ -370,6 +429,7 @@ impl Pooled {
                 Master {
                     node: url.clone(),
                     shards_held: self.holders.iter().filter(|&&h| h == i).count() as u32,
+                    holds_inbox: self.inbox == i,
                     command_share: share(redis.total_commands(), total.total_commands()),
                     cpu_share: share(redis.cpu_us, total.cpu_us),
                     redis,
@@ -445,6 +505,10 @@ pub async fn run(
         .map(|(b, a)| (a.cpu_s - b.cpu_s).max(0.0) * 1e6 / secs)
         .collect();
     say(&format!("idle CPU per node, µs per second: {idle:.0?}"));
+    // Every round's client has its inbox on the node of shard 0 (the
+    // service's own keys): with 1 shard, one node does all of a call's
+    // work, as an unsharded service with one client does.
+    let home = holder(&mut nodes, &Keys::new("rpc").jobs(SERVICE)).await?;
     let mut pooled = [
         Pooled::new(1, nodes.len()),
         Pooled::new(plan.shards, nodes.len()),
@@ -457,7 +521,7 @@ pub async fn run(
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let p = &mut pooled[i];
-            let slice = configuration(&redis, &mut nodes, p.count, &plan).await?;
+            let slice = configuration(&redis, &mut nodes, p.count, home, &plan).await?;
             let total = RedisCost::sum(&slice.nodes);
             say(&format!(
                 "round {} of {}, {} shard(s): {:.0} calls/s, Redis CPU {:.1} µs and {:.2} commands per call",

@@ -24,6 +24,9 @@ pub struct Master {
     pub node: String,
     /// Shard queues of the service this node holds.
     pub shards_held: u32,
+    /// Whether it holds the client's inbox, where every reply is pushed
+    /// (each round's fresh client has it on shard 0's node).
+    pub holds_inbox: bool,
     /// Its share of every node's commands, %.
     pub command_share: f64,
     /// Its share of every node's CPU time, %.
@@ -148,7 +151,7 @@ impl ShardsReport {
             idle_per_call.join(", ")
         ));
         out.push_str(
-            "\nEach node's share (commands % / CPU %; CPU µs per call; shard queues held):\n\n| node |",
+            "\nEach node's share (commands % / CPU %; CPU µs per call; shard queues held, and whether it holds the client's inbox):\n\n| node |",
         );
         for c in &self.configurations {
             out.push_str(&format!(" {} shard(s) |", c.shards));
@@ -165,8 +168,12 @@ impl ShardsReport {
             for c in &self.configurations {
                 let n = &c.masters[i];
                 out.push_str(&format!(
-                    " {:.0}% / {:.0}%; {:.1} µs; {} held |",
-                    n.command_share, n.cpu_share, n.redis.cpu_us, n.shards_held
+                    " {:.0}% / {:.0}%; {:.1} µs; {} held{} |",
+                    n.command_share,
+                    n.cpu_share,
+                    n.redis.cpu_us,
+                    n.shards_held,
+                    if n.holds_inbox { ", the inbox" } else { "" }
                 ));
             }
             out.push('\n');
