@@ -133,11 +133,15 @@ impl Redis {
         }
     }
 
-    /// Every node's own URL.
-    fn node_urls(&self) -> Vec<String> {
+    /// Every node's own URL and process id.
+    fn nodes(&self) -> Vec<(String, u32)> {
         match self {
-            Redis::One(server) => vec![server.url()],
-            Redis::Cluster(cluster) => cluster.urls(),
+            Redis::One(server) => vec![(server.url(), server.pid())],
+            Redis::Cluster(cluster) => cluster
+                .nodes()
+                .iter()
+                .map(|node| (node.url(), node.pid()))
+                .collect(),
         }
     }
 }
@@ -146,15 +150,22 @@ impl Redis {
 /// `INFO`, `FLUSHALL` and `XINFO` are asked of that node.
 struct Node {
     url: String,
+    /// The redis-server process, for how often it was put on a CPU.
+    pid: u32,
     con: redis::aio::MultiplexedConnection,
 }
 
 impl Node {
-    async fn connect(url: String) -> Result<Node, String> {
+    async fn connect(url: String, pid: u32) -> Result<Node, String> {
         let con = floor::blocking_connection(&url)
             .await
             .map_err(|e| format!("connecting to {url}: {e}"))?;
-        Ok(Node { url, con })
+        Ok(Node { url, pid, con })
+    }
+
+    /// Times the node's threads have been put on a CPU so far.
+    fn wakeups(&self) -> u64 {
+        measure::sched_stats(self.pid).1
     }
 
     async fn flush(&mut self) -> Result<(), String> {
@@ -246,6 +257,9 @@ struct Slice {
     calls: u64,
     /// Redis's work per call on each node.
     nodes: Vec<RedisCost>,
+    /// Times per call each node's threads were put on a CPU (woken): a
+    /// node does its work for the calls in as many event-loop turns.
+    wakeups: Vec<f64>,
     /// Which node holds each shard's queue.
     holders: Vec<usize>,
     /// Which node holds the client's inbox (where every reply goes).
@@ -340,7 +354,13 @@ async fn configuration(
         }
     };
     let before = read_all(nodes).await?;
+    let woken: Vec<u64> = nodes.iter().map(Node::wakeups).collect();
     let (counted, calls, back) = closed_loop(callers, Duration::ZERO, plan.slice).await?;
+    let wakeups = nodes
+        .iter()
+        .zip(&woken)
+        .map(|(node, &before)| node.wakeups().saturating_sub(before) as f64 / calls.max(1) as f64)
+        .collect();
     let after = read_all(nodes).await?;
     // Every call is answered when the loop returns: nothing of the slice's
     // work is left for the next reading.
@@ -369,6 +389,7 @@ async fn configuration(
         calls_per_s: counted as f64 / plan.slice.as_secs_f64(),
         calls,
         nodes: costs,
+        wakeups,
         holders: placed.iter().map(|&(i, _)| i).collect(),
         inbox: home,
     })
@@ -384,6 +405,9 @@ struct Pooled {
     rounds: Vec<RoundFigure>,
     holders: Vec<usize>,
     inbox: usize,
+    /// Per node: wake-ups per call times calls, and the calls.
+    wakeups: Vec<f64>,
+    wakeup_calls: u64,
 }
 
 impl Pooled {
@@ -397,6 +421,8 @@ impl Pooled {
             rounds: Vec::new(),
             holders: Vec::new(),
             inbox: 0,
+            wakeups: vec![0.0; nodes],
+            wakeup_calls: 0,
         }
     }
 
@@ -406,6 +432,7 @@ impl Pooled {
             calls_per_s: slice.calls_per_s,
             redis_cpu_us: total.cpu_us,
             commands: total.total_commands(),
+            wakeups: slice.wakeups.iter().sum(),
         });
         self.calls += slice.counted;
         self.secs += secs;
@@ -413,12 +440,17 @@ impl Pooled {
         for (pool, cost) in self.nodes.iter_mut().zip(&slice.nodes) {
             pool.add(cost, slice.calls);
         }
+        for (sum, w) in self.wakeups.iter_mut().zip(&slice.wakeups) {
+            *sum += w * slice.calls as f64;
+        }
+        self.wakeup_calls += slice.calls;
         self.holders = slice.holders;
         self.inbox = slice.inbox;
     }
 
     fn configuration(&self, urls: &[String]) -> Configuration {
         let total = self.total.cost();
+        let calls = self.wakeup_calls.max(1) as f64;
         let masters: Vec<Master> = self
             .nodes
             .iter()
@@ -430,6 +462,7 @@ impl Pooled {
                     node: url.clone(),
                     shards_held: self.holders.iter().filter(|&&h| h == i).count() as u32,
                     holds_inbox: self.inbox == i,
+                    wakeups: self.wakeups[i] / calls,
                     command_share: share(redis.total_commands(), total.total_commands()),
                     cpu_share: share(redis.cpu_us, total.cpu_us),
                     redis,
@@ -442,6 +475,7 @@ impl Pooled {
             calls_per_s: self.calls as f64 / self.secs.max(f64::EPSILON),
             redis_cpu_us: total.cpu_us,
             commands: total.total_commands(),
+            wakeups: self.wakeups.iter().sum::<f64>() / calls,
             calls_per_redis_core: 1e6 / total.cpu_us.max(f64::EPSILON),
             calls_per_busiest_core: 1e6 / busiest.max(f64::EPSILON),
             redis: total,
@@ -479,7 +513,7 @@ pub async fn run(
     command: String,
 ) -> Result<(), String> {
     let redis = Redis::start(plan.masters)?;
-    let urls = redis.node_urls();
+    let (urls, pids): (Vec<String>, Vec<u32>) = redis.nodes().into_iter().unzip();
     say(&format!(
         "{}: {}",
         if plan.masters.is_some() {
@@ -490,8 +524,8 @@ pub async fn run(
         urls.join(", ")
     ));
     let mut nodes = Vec::with_capacity(urls.len());
-    for url in &urls {
-        nodes.push(Node::connect(url.clone()).await?);
+    for (url, &pid) in urls.iter().zip(&pids) {
+        nodes.push(Node::connect(url.clone(), pid).await?);
     }
     // Nothing but the bench's own connections: what the nodes cost idle.
     let before = read_all(&mut nodes).await?;
@@ -524,13 +558,14 @@ pub async fn run(
             let slice = configuration(&redis, &mut nodes, p.count, home, &plan).await?;
             let total = RedisCost::sum(&slice.nodes);
             say(&format!(
-                "round {} of {}, {} shard(s): {:.0} calls/s, Redis CPU {:.1} µs and {:.2} commands per call",
+                "round {} of {}, {} shard(s): {:.0} calls/s, Redis CPU {:.1} µs, {:.2} commands and {:.2} wake-ups per call",
                 round + 1,
                 plan.rounds,
                 p.count,
                 slice.calls_per_s,
                 total.cpu_us,
-                total.total_commands()
+                total.total_commands(),
+                slice.wakeups.iter().sum::<f64>()
             ));
             cpu[i] = total.cpu_us;
             p.add(slice, plan.slice.as_secs_f64());

@@ -15,6 +15,8 @@ pub struct RoundFigure {
     pub redis_cpu_us: f64,
     /// Commands per call, every node.
     pub commands: f64,
+    /// Times per call the nodes' threads were put on a CPU, every node.
+    pub wakeups: f64,
 }
 
 /// One node's (master's) part of a configuration.
@@ -27,6 +29,8 @@ pub struct Master {
     /// Whether it holds the client's inbox, where every reply is pushed
     /// (each round's fresh client has it on shard 0's node).
     pub holds_inbox: bool,
+    /// Times per call its threads were put on a CPU.
+    pub wakeups: f64,
     /// Its share of every node's commands, %.
     pub command_share: f64,
     /// Its share of every node's CPU time, %.
@@ -44,6 +48,10 @@ pub struct Configuration {
     pub redis_cpu_us: f64,
     /// Commands per call, summed over every node.
     pub commands: f64,
+    /// Times per call the nodes' threads were put on a CPU (woken),
+    /// summed: each is an event-loop turn that reads, runs and answers
+    /// whatever arrived meanwhile (`/proc/<pid>/task/*/schedstat`).
+    pub wakeups: f64,
     /// Calls per second one Redis core would carry at this CPU per call.
     pub calls_per_redis_core: f64,
     /// Calls per second the nodes would carry with a core each, bound by
@@ -108,8 +116,9 @@ impl ShardsReport {
         ));
         out.push_str(
             "| shards | calls/s | Redis CPU per call, all nodes (µs) | commands per call | \
-             calls/s per Redis core | calls/s, a core per master (busiest bounds) | rounds: calls/s, µs |\n\
-             |---:|---:|---:|---:|---:|---:|---|\n",
+             Redis wake-ups per call, all nodes | calls/s per Redis core | \
+             calls/s, a core per master (busiest bounds) | rounds: calls/s, µs |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for c in &self.configurations {
             let rounds: Vec<String> = c
@@ -118,11 +127,12 @@ impl ShardsReport {
                 .map(|r| format!("{:.0}, {:.1}", r.calls_per_s, r.redis_cpu_us))
                 .collect();
             out.push_str(&format!(
-                "| {} | {:.0} | {:.1} | {:.2} | {:.0} | {:.0} | {} |\n",
+                "| {} | {:.0} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} | {} |\n",
                 c.shards,
                 c.calls_per_s,
                 c.redis_cpu_us,
                 c.commands,
+                c.wakeups,
                 c.calls_per_redis_core,
                 c.calls_per_busiest_core,
                 rounds.join("; ")
@@ -151,7 +161,7 @@ impl ShardsReport {
             idle_per_call.join(", ")
         ));
         out.push_str(
-            "\nEach node's share (commands % / CPU %; CPU µs per call; shard queues held, and whether it holds the client's inbox):\n\n| node |",
+            "\nEach node's share (commands % / CPU %; CPU µs and wake-ups per call; shard queues held, and whether it holds the client's inbox):\n\n| node |",
         );
         for c in &self.configurations {
             out.push_str(&format!(" {} shard(s) |", c.shards));
@@ -168,10 +178,11 @@ impl ShardsReport {
             for c in &self.configurations {
                 let n = &c.masters[i];
                 out.push_str(&format!(
-                    " {:.0}% / {:.0}%; {:.1} µs; {} held{} |",
+                    " {:.0}% / {:.0}%; {:.1} µs, {:.2} wake-ups; {} held{} |",
                     n.command_share,
                     n.cpu_share,
                     n.redis.cpu_us,
+                    n.wakeups,
                     n.shards_held,
                     if n.holds_inbox { ", the inbox" } else { "" }
                 ));
