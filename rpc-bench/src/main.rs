@@ -157,6 +157,10 @@ struct Cli {
     /// 3) instead of one redis-server.
     #[arg(long, requires = "shards", value_parser = clap::value_parser!(u16).range(3..=16))]
     cluster: Option<u16>,
+    /// With `--cluster`: the client's inbox on another master than the
+    /// service's shard 0 (by default on the same one).
+    #[arg(long, requires = "cluster")]
+    inbox_apart: bool,
 }
 
 #[derive(Subcommand)]
@@ -456,7 +460,8 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     let plan = Plan::new(cli);
     if let Some(n) = cli.shards {
         let masters = cli.cluster.map(usize::from);
-        let plan = shards::ShardsPlan::new(n, masters, cli.quick, cli.seconds);
+        let mut plan = shards::ShardsPlan::new(n, masters, cli.quick, cli.seconds);
+        plan.inbox_apart = cli.inbox_apart;
         let json = cli.json.as_deref();
         return shards::run(plan, json, Machine::detect(), command_line()).await;
     }

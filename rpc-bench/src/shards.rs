@@ -77,6 +77,10 @@ pub struct ShardsPlan {
     /// first configuration: what a node costs per second whatever the
     /// load (its cron; on a Cluster, the cluster bus).
     pub idle: Duration,
+    /// The client's inbox on another master than shard 0's (the next
+    /// node), not on the same: then a call on 1 shard touches two
+    /// masters, not one.
+    pub inbox_apart: bool,
 }
 
 impl ShardsPlan {
@@ -89,6 +93,7 @@ impl ShardsPlan {
                 warmup: Duration::from_millis(200),
                 slice: Duration::from_millis(250),
                 idle: Duration::from_millis(250),
+                inbox_apart: false,
             }
         } else {
             ShardsPlan {
@@ -98,6 +103,7 @@ impl ShardsPlan {
                 warmup: Duration::from_millis(500),
                 slice: Duration::from_millis(1500),
                 idle: Duration::from_secs(2),
+                inbox_apart: false,
             }
         };
         if let Some(s) = seconds {
@@ -542,7 +548,12 @@ pub async fn run(
     // Every round's client has its inbox on the node of shard 0 (the
     // service's own keys): with 1 shard, one node does all of a call's
     // work, as an unsharded service with one client does.
-    let home = holder(&mut nodes, &Keys::new("rpc").jobs(SERVICE)).await?;
+    // (`--inbox-apart`: on the next node instead, so a call on 1 shard
+    // touches two masters.)
+    let mut home = holder(&mut nodes, &Keys::new("rpc").jobs(SERVICE)).await?;
+    if plan.inbox_apart {
+        home = (home + 1) % nodes.len();
+    }
     let mut pooled = [
         Pooled::new(1, nodes.len()),
         Pooled::new(plan.shards, nodes.len()),
@@ -597,6 +608,7 @@ pub async fn run(
         shards: plan.shards,
         masters: plan.masters.unwrap_or(1),
         cluster: plan.masters.is_some(),
+        inbox_apart: plan.inbox_apart,
         in_flight: IN_FLIGHT,
         rounds: plan.rounds,
         slice_s: plan.slice.as_secs_f64(),

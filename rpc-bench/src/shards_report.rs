@@ -73,6 +73,8 @@ pub struct ShardsReport {
     /// Masters (1 without `--cluster`).
     pub masters: usize,
     pub cluster: bool,
+    /// Whether the client's inbox was on another master than shard 0's.
+    pub inbox_apart: bool,
     pub in_flight: usize,
     /// Configurations of each shard count.
     pub rounds: usize,
