@@ -10,7 +10,8 @@
 --
 -- KEYS[1]  the shard count: a hash with fields `count` and `seen`
 -- ARGV[1]  'serve': raise `seen` to ARGV[2] if lower (a worker serving
---          ARGV[2] shards); 'set': set `count` to ARGV[2] and raise `seen`
+--          ARGV[2] shards; one shard is what an absent `seen` means, so
+--          an unsharded service's worker writes nothing); 'set': set `count` to ARGV[2] and raise `seen`
 --          to at least the old count and ARGV[2] (an operator); 'read':
 --          neither
 -- ARGV[2]  a shard count (ignored by 'read')
@@ -35,7 +36,7 @@ if ARGV[1] == 'set' and n > 0 then
   count = n
   if n > seen then seen = n end
   redis.call('HSET', KEYS[1], 'count', count, 'seen', seen)
-elseif ARGV[1] == 'serve' and n > seen then
+elseif ARGV[1] == 'serve' and n > seen and n > 1 then
   seen = n
   redis.call('HSET', KEYS[1], 'seen', seen)
 end

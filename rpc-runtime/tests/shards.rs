@@ -353,3 +353,40 @@ async fn raising_the_shard_count_reaches_a_running_worker() {
     assert_eq!(shards_used.len(), 3, "{shards_used:?}");
     worker.stop().await;
 }
+
+/// Garbage where the shard count lives never stops a client or a worker:
+/// a key of another type, fields out of range or not numbers count as
+/// unset; a service name that spells a shard is refused at the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_shard_counts_are_ignored() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let key = Keys::new("rpc").shards(SERVICE);
+    for garbage in [
+        vec!["SET", key.as_str(), "not a hash"],
+        vec!["HSET", key.as_str(), "count", "99999", "seen", "-3"],
+        vec!["HSET", key.as_str(), "count", "abc", "seen", "1e3"],
+        vec!["HSET", key.as_str(), "count", "2.5", "seen", ""],
+    ] {
+        redis.cli(["DEL", key.as_str()]);
+        redis.cli(garbage.iter().copied());
+        let runs = Arc::new(AtomicU32::new(0));
+        let worker = start_worker(&url, 1, runs).await;
+        let client = client(&url).await;
+        for i in 0..5 {
+            let answer = client
+                .call_and_wait(&format!("{SERVICE}.echo"), json!(i))
+                .await
+                .unwrap_or_else(|e| panic!("{garbage:?}: {e}"));
+            assert_eq!(shards::shard_of_id(answer.id.as_str()), None, "{garbage:?}");
+        }
+        worker.stop().await;
+    }
+    let client = client(&url).await;
+    let err = client
+        .call_and_wait("Sharded~1.echo", json!(null))
+        .await
+        .expect_err("a shard is not a service");
+    assert!(err.to_string().contains("shard"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! A small Redis Cluster (masters only) made of private servers.
+//! A small Redis Cluster made of private servers: masters only, or masters
+//! with replicas that take over when a master dies.
 //!
 //! Key naming with hash tags only matters on a cluster, and a single node in
 //! cluster mode serves no slots, so tests of it need a real one. Forming it
@@ -16,7 +17,8 @@ use crate::RedisServer;
 /// How long the nodes may take to agree once created.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running Redis Cluster of N masters and no replicas.
+/// A running Redis Cluster of N masters (and, from
+/// [`RedisCluster::start_with_replicas`], replicas).
 ///
 /// Dropping it kills every node and removes their directories.
 ///
@@ -32,6 +34,7 @@ const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    replicas: usize,
 }
 
 impl RedisCluster {
@@ -44,13 +47,109 @@ impl RedisCluster {
                 format!("a Redis Cluster needs at least 3 masters, not {masters}"),
             ));
         }
-        let nodes = (0..masters)
-            .map(|_| RedisServer::builder().cluster_enabled(true).start())
+        Self::start_nodes(masters, 0, Duration::from_millis(5000))
+    }
+
+    /// Starts `masters` masters with `replicas` replicas each, whose nodes
+    /// give up on a silent peer after `node_timeout` (so a replica takes
+    /// over from a killed master within about twice that), and waits until
+    /// the cluster is `ok` and every replica has synced with its master.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rpc_testkit::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start_with_replicas(3, 1, Duration::from_millis(1000)).unwrap();
+    /// assert_eq!(cluster.nodes().len(), 6);
+    /// let master = cluster.master_of("{queue}:jobs").unwrap();
+    /// master.kill().unwrap();
+    /// cluster.wait_for_failover("{queue}:jobs", Duration::from_secs(30)).unwrap();
+    /// ```
+    pub fn start_with_replicas(
+        masters: usize,
+        replicas: usize,
+        node_timeout: Duration,
+    ) -> io::Result<RedisCluster> {
+        Self::start_nodes(masters, replicas, node_timeout)
+    }
+
+    fn start_nodes(
+        masters: usize,
+        replicas: usize,
+        node_timeout: Duration,
+    ) -> io::Result<RedisCluster> {
+        if masters < 3 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a Redis Cluster needs at least 3 masters, not {masters}"),
+            ));
+        }
+        let nodes = (0..masters * (1 + replicas))
+            .map(|_| {
+                RedisServer::builder()
+                    .cluster_enabled(true)
+                    .cluster_node_timeout(node_timeout)
+                    .start()
+            })
             .collect::<io::Result<Vec<_>>>()?;
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster { nodes, replicas };
         cluster.create()?;
         cluster.wait_until_ok()?;
+        if replicas > 0 {
+            cluster.wait_for_replicas()?;
+        }
         Ok(cluster)
+    }
+
+    /// The node that is now the master of `key`'s slot, by asking the
+    /// nodes still running (`CLUSTER SLOTS`; the first answer wins).
+    pub fn master_of(&self, key: &str) -> Option<&RedisServer> {
+        let slot: u16 = self.cli(["CLUSTER", "KEYSLOT", key]).trim().parse().ok()?;
+        let port = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .find_map(|node| {
+                let slots = node.try_cli(["CLUSTER", "SLOTS"]).ok()?;
+                master_port_of_slot(&slots, slot)
+            })?;
+        self.nodes.iter().find(|n| n.port() == port)
+    }
+
+    /// The masters now, by asking each node still running for its role.
+    pub fn masters(&self) -> Vec<&RedisServer> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running() && n.info("role").as_deref() == Some("master"))
+            .collect()
+    }
+
+    /// Waits until `key`'s slot is served by a running master that every
+    /// running node agrees on, and the cluster is `ok` again: after its
+    /// master was killed, a replica has taken over.
+    pub fn wait_for_failover(&self, key: &str, timeout: Duration) -> io::Result<&RedisServer> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(master) = self.master_of(key) {
+                let agreed = master.is_running()
+                    && master.info("role").as_deref() == Some("master")
+                    && self
+                        .nodes
+                        .iter()
+                        .filter(|n| n.is_running())
+                        .all(|n| n.info_cluster("cluster_state").as_deref() == Some("ok"));
+                if agreed {
+                    return Ok(master);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no replica took over {key}'s slot within {timeout:?}"),
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The nodes, in the order they were started.
@@ -82,7 +181,12 @@ impl RedisCluster {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let node = &self.nodes[0];
+        // The first node still running (a test may have killed some).
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .unwrap_or(&self.nodes[0]);
         match run_cli(node.cli_command().arg("-c").args(args)) {
             Ok(output) => output,
             Err(err) => panic!("redis-cli -c against the cluster failed: {err}"),
@@ -95,7 +199,8 @@ impl RedisCluster {
         for node in &self.nodes {
             command.arg(format!("127.0.0.1:{}", node.port()));
         }
-        command.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        let replicas = self.replicas.to_string();
+        command.args(["--cluster-replicas", &replicas, "--cluster-yes"]);
         let output = run_cli(&mut command)?;
         if output.contains("[ERR]") {
             return Err(io::Error::other(format!(
@@ -142,9 +247,93 @@ impl RedisCluster {
             thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// Waits until every replica reports its link to its master up.
+    fn wait_for_replicas(&self) -> io::Result<()> {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let replicas: Vec<&RedisServer> = self
+                .nodes
+                .iter()
+                .filter(|n| n.info("role").as_deref() == Some("slave"))
+                .collect();
+            let synced = replicas.len() == self.nodes.len() / (1 + self.replicas) * self.replicas
+                && replicas
+                    .iter()
+                    .all(|n| n.info("master_link_status").as_deref() == Some("up"));
+            if synced {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("replicas not in sync after {FORM_TIMEOUT:?}"),
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The port of the master serving `slot` in `redis-cli`'s rendering of
+/// `CLUSTER SLOTS` (one value a line: start, end, then each node's host,
+/// port, id, and maybe more, master first).
+fn master_port_of_slot(rendered: &str, slot: u16) -> Option<u16> {
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    let mut i = 0;
+    while i + 3 < lines.len() {
+        let (start, end) = (lines[i].parse::<u16>(), lines[i + 1].parse::<u16>());
+        if let (Ok(start), Ok(end)) = (start, end) {
+            if (start..=end).contains(&slot) && lines[i + 2].parse::<u16>().is_err() {
+                return lines[i + 3].parse().ok();
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 impl RedisServer {
+    /// How many times this node ran `command` (lowercase, `spublish`,
+    /// `xreadgroup`, `config|get`), from `INFO commandstats`; 0 if never.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let stats = self.cli(["INFO", "commandstats"]);
+        let field = format!("cmdstat_{command}");
+        parse_info(&stats, &field)
+            .and_then(|v| {
+                v.split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every command this node ran, from `INFO commandstats`.
+    pub fn commands_run(&self) -> u64 {
+        self.cli(["INFO", "commandstats"])
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .filter_map(|l| {
+                l.split(':')
+                    .nth(1)?
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+
+    /// CPU seconds this node has used, system and user
+    /// (`used_cpu_sys + used_cpu_user` of `INFO cpu`).
+    pub fn cpu_seconds(&self) -> f64 {
+        let info = self.cli(["INFO", "cpu"]);
+        ["used_cpu_sys", "used_cpu_user"]
+            .iter()
+            .filter_map(|f| parse_info(&info, f)?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// One field of `CLUSTER INFO`, e.g. `cluster_state`.
     fn info_cluster(&self, field: &str) -> Option<String> {
         parse_info(&self.try_cli(["CLUSTER", "INFO"]).ok()?, field)

@@ -1,8 +1,10 @@
 """The asyncio client (:class:`AsyncClient`): sends calls as docs/PROTOCOL.md
 says and waits for their answers through the client's one inbox.
 
-A call is added with ``XADD P:{S}:jobs * m <message>``; the first
-``NOPERM`` turns the client to ``RPUSH P:{S}:intake <message>`` for good
+A call is added with ``XADD P:{Q}:jobs * m <message>``, ``Q`` the queue of
+the shard it is placed on (``placement.py``: ``S`` itself for a service of
+one shard, and then the call id is not marked); the first
+``NOPERM`` turns the client to ``RPUSH P:{Q}:intake <message>`` for good
 (``?enqueue=intake`` in the URL starts there; ``stream`` never turns).
 Replies come back through one reader (``inbox.py``); a call waits until its
 deadline on this machine's monotonic clock, then raises
@@ -27,12 +29,14 @@ from redis.exceptions import NoPermissionError, ResponseError
 from . import limits
 from . import message as messages
 from . import reply as replies
+from . import shards
 from . import url as urls
 from .errors import CallTimeout, DecodeError
 from .inbox import Inbox
 from .keys import Keys
 from .options import CallOptions
 from .pending import AsyncPending, Response
+from .placement import Placement
 from .redis_clock import RedisClock
 from .spec import JobSpec
 
@@ -85,6 +89,7 @@ class AsyncClient:
         self._reader: Any = aredis.Redis(connection_pool=reader_pool)
         self._inbox = Inbox(self._reader, self.keys, client_id_prefix)
         self.clock = RedisClock()
+        self._placement = Placement(self.keys)
         self._sampling: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -196,9 +201,9 @@ class AsyncClient:
         """Sends a call without ``reply_to``: nothing comes back (kept only if
         ``keep_result`` says). Returns the call id."""
         options = options or CallOptions()
-        out = self._build(spec, params, options, reply_to=None, keep=False)
+        out, queue = await self._build(spec, params, options, reply_to=None, keep=False)
         deadline = time.monotonic() + out.wait
-        await self._push_until(out, deadline)
+        await self._push_until(out, queue, deadline)
         return out.id
 
     # -- the untyped path (the old library's API) -----------------------------
@@ -208,8 +213,9 @@ class AsyncClient:
         id at once; the result is kept (``result_ttl``) for :meth:`fetch`."""
         spec = _untyped(name)
         options = options or CallOptions()
-        out = self._build(spec, data if data is not None else {}, options, reply_to=None, keep=True)
-        await self._push_until(out, time.monotonic() + out.wait)
+        out, queue = await self._build(spec, data if data is not None else {}, options, reply_to=None,
+                                       keep=True)
+        await self._push_until(out, queue, time.monotonic() + out.wait)
         return out.id
 
     async def call_and_wait(
@@ -267,13 +273,21 @@ class AsyncClient:
 
     # -- cancel, pause, resume -------------------------------------------------
 
-    async def cancel(self, call_id: str, service: str) -> None:
-        """Cancels call ``call_id`` of ``service`` through the service's intake
-        (``RPUSH P:{S}:intake "cancel <id>"``): a worker answers it
-        ``cancelled`` if it has not run, and tells its handler if it runs."""
+    async def cancel(self, call_id: str, service: str, *, schema_shards: int = 1) -> None:
+        """Cancels call ``call_id`` of ``service`` through the intake of its
+        shard (``RPUSH P:{Q}:intake "cancel <id>"``): a worker answers it
+        ``cancelled`` if it has not run, and tells its handler if it runs.
+        An id that names no shard the service has (``~k``) is cancelled in
+        every shard (``schema_shards`` is the schema's ``N``)."""
         messages.check_call_id(call_id)
         messages.check_service(service)
-        await self._redis.execute_command("RPUSH", self.keys.intake(service), f"cancel {call_id}")
+        serving = await self._placement.serving(self._redis, service, schema_shards)
+        shard = shards.shard_of_id(call_id)
+        targets = [shard] if shard is not None and shard < serving else range(serving)
+        for k in targets:
+            await self._redis.execute_command(
+                "RPUSH", self.keys.intake(shards.queue(service, k)), f"cancel {call_id}"
+            )
 
     async def pause(self, service: str) -> bool:
         """Pauses ``service`` (``SET P:{S}:paused <ms> NX``): workers stop
@@ -296,7 +310,7 @@ class AsyncClient:
 
     # -- internals ---------------------------------------------------------------
 
-    def _build(
+    async def _build(
         self,
         spec: JobSpec[Any],
         params: Mapping[str, Any],
@@ -304,51 +318,59 @@ class AsyncClient:
         *,
         reply_to: str | None,
         keep: bool,
-    ) -> messages.Outgoing:
+    ) -> tuple[messages.Outgoing, str]:
+        """The call's message and the queue of the shard it is placed on."""
         if self._closed:
             raise RuntimeError("the client is closed")
+        service, _ = messages.split_job(spec.job)
         messages.check_options(options)
         if self.clock.is_stale():
             self._resample()
+        shard, count = await self._placement.place(
+            self._redis, service, spec.shards, options.idempotency_key
+        )
+        call_id = messages.new_id(self._client_id_prefix)
+        if count > 1:
+            call_id = shards.with_shard(call_id, shard)
         return messages.build(
             job=spec.job,
             params=params,
-            call_id=messages.new_id(self._client_id_prefix),
+            call_id=call_id,
             reply_to=reply_to,
             options=options,
             timeout_ms=messages.timeout_ms(options, spec.timeout_ms, self._default_timeout),
             result_ttl_ms=messages.result_ttl_ms(options, keep, self._result_ttl),
             clock=self.clock,
             max_attempts=spec.max_attempts,
-        )
+        ), shards.queue(service, shard)
 
     async def _send(
         self, spec: JobSpec[R], params: Mapping[str, Any], options: CallOptions | None, *, keep: bool
     ) -> AsyncPending[R]:
         options = options or CallOptions()
-        out = self._build(spec, params, options, reply_to=self._inbox.name, keep=keep)
+        out, queue = await self._build(spec, params, options, reply_to=self._inbox.name, keep=keep)
         deadline = time.monotonic() + out.wait
         kept = messages.result_ttl_ms(options, keep, self._result_ttl) > 0
         future = self._inbox.wait_for(out.id, deadline)
         try:
-            await self._push_until(out, deadline)
+            await self._push_until(out, queue, deadline)
         except BaseException:
             self._inbox.forget(out.id, future)
             raise
         return AsyncPending(self, spec, out.id, future=future, deadline=deadline, wait=out.wait, kept=kept)
 
-    async def _push_until(self, out: messages.Outgoing, deadline: float) -> None:
-        """Adds the message, giving up at the call's deadline (a Redis that
-        is away must not hold the caller past it)."""
+    async def _push_until(self, out: messages.Outgoing, queue: str, deadline: float) -> None:
+        """Adds the message to ``queue``, giving up at the call's deadline (a
+        Redis that is away must not hold the caller past it)."""
         try:
-            await asyncio.wait_for(self._push(out.service, out.body), timeout=max(0.001, deadline - time.monotonic()))
+            await asyncio.wait_for(self._push(queue, out.body), timeout=max(0.001, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise await self._timeout(out.job, out.id, out.wait) from None
 
-    async def _push(self, service: str, body: bytes) -> None:
+    async def _push(self, queue: str, body: bytes) -> None:
         if not self._via_intake:
             try:
-                await self._redis.execute_command("XADD", self.keys.jobs(service), "*", "m", body)
+                await self._redis.execute_command("XADD", self.keys.jobs(queue), "*", "m", body)
                 return
             except ResponseError as e:
                 if self._enqueue == "stream" or not _is_noperm(e):
@@ -359,7 +381,7 @@ class AsyncClient:
                         "this client may not add to jobs streams (NOPERM); sending its calls "
                         "through the services' intakes from now on"
                     )
-        await self._redis.execute_command("RPUSH", self.keys.intake(service), body)
+        await self._redis.execute_command("RPUSH", self.keys.intake(queue), body)
 
     async def _get_result(self, call_id: str) -> bytes | None:
         body: bytes | None = await self._redis.execute_command("GET", self.keys.result(call_id))
@@ -421,7 +443,9 @@ class AsyncClient:
                 return f"no live worker serves `{service}` (one was last seen {(now_ms - last_seen) / 1000:.0f} s ago)"
             if quiet == live:
                 return f"every live worker of `{service}` is quiet or stopping: none takes jobs"
-            queued = int(await r.execute_command("XLEN", keys.jobs(service)))
+            queued = 0
+            for k in range(await self._placement.serving(r, service, 1)):
+                queued += int(await r.execute_command("XLEN", keys.jobs(shards.queue(service, k))))
             s = "" if live == 1 else "s"
             if queued == 0:
                 return f"`{service}` has {live} live worker{s} and no queued job: the job itself is slow"

@@ -70,6 +70,18 @@ class Keys:
     def paused(self, service: str) -> str:
         return self._of_service(service, "paused")
 
+    def shards(self, service: str) -> str:
+        """``P:{S}:shards``, a service's shard count (a hash: ``count``, what
+        clients place calls on; ``seen``, the most it ever had, what workers
+        read). Lives once, in shard 0's slot (see ``shards.py``)."""
+        return self._of_service(service, "shards")
+
+    def ready(self, queue: str) -> str:
+        """``P:{Q}:ready``, the channel a client ``SPUBLISH``es to after
+        adding a job to queue ``Q`` on a Redis Cluster (which this runtime
+        does not serve yet)."""
+        return self._of_service(queue, "ready")
+
     def once(self, service: str, key: str) -> str:
         return f"{self.prefix}:{{{service}}}:once:{key}"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from . import limits
+from . import limits, shards
 from .errors import EncodeError, RpcError
 from .keys import is_client_id, is_idempotency_key
 from .options import CallOptions
@@ -68,6 +68,11 @@ def _split_job(name: str) -> tuple[str, str]:
     service, dot, job = name.partition(".")
     if not dot or not service or not job:
         raise InvalidCall(f"cannot route job `{name}`: job names are `Service.job`")
+    if shards.SEPARATOR in service:
+        raise InvalidCall(
+            f"cannot route job `{name}`: a service name has no `{shards.SEPARATOR}` "
+            f"(`S{shards.SEPARATOR}k` is a shard of `S`)"
+        )
     check_service(service)
     return service, job
 

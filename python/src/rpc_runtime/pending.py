@@ -110,7 +110,7 @@ class AsyncPending(Generic[R]):
         runs. A call attached by id needs :meth:`AsyncClient.cancel`."""
         if self._spec is None:
             raise ValueError("this call was attached by id: its service is not known; use client.cancel(id, service)")
-        await self._client.cancel(self._id, self._spec.service)
+        await self._client.cancel(self._id, self._spec.service, schema_shards=self._spec.shards)
 
     async def answer(self, timeout: float | None = None) -> tuple[str, replies.Reply]:
         """The answering call's id and its reply (an answer, never a holder

@@ -90,3 +90,7 @@ def cancel() -> Script:
 
 def tick() -> Script:
     return script("tick.lua")
+
+
+def shards() -> Script:
+    return script("shards.lua")

@@ -53,6 +53,9 @@ class JobSpec(Generic[R]):
     backoff: str | None = None
     #: The schema's ``#[deprecated]`` note (``""`` when it has none).
     deprecated: str | None = None
+    #: The service's ``#[shards = N]`` (1 to 256): how many shards a client
+    #: places calls on unless Redis's shard count (``P:{S}:shards``) says.
+    shards: int = 1
 
     @property
     def job(self) -> str:
@@ -82,3 +85,6 @@ class Service:
 
     name: str
     jobs: Sequence[JobBinding] = field(default_factory=tuple)
+    #: The schema's ``#[shards = N]`` (1 to 256): a worker serves at least
+    #: this many shards (more when Redis's shard count says).
+    shards: int = 1

@@ -148,9 +148,9 @@ class Client:
 
     # -- cancel, pause, resume ------------------------------------------------------
 
-    def cancel(self, call_id: str, service: str) -> None:
+    def cancel(self, call_id: str, service: str, *, schema_shards: int = 1) -> None:
         """See :meth:`AsyncClient.cancel`."""
-        self._run(self._inner.cancel(call_id, service))
+        self._run(self._inner.cancel(call_id, service, schema_shards=schema_shards))
 
     def pause(self, service: str) -> bool:
         """See :meth:`AsyncClient.pause`."""

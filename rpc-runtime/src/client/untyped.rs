@@ -41,6 +41,13 @@ pub(super) fn untyped_error(job: &str, e: CallError<serde_json::Value>) -> Error
 
 pub(super) fn split_job(job: &str) -> Result<(&str, &str), Error> {
     match job.split_once('.') {
+        // `S~k` names shard k of service S, never a service of its own.
+        Some((service, _)) if service.contains(rpc_protocol::shards::SEPARATOR) => {
+            Err(Error::config(format_args!(
+                "cannot route job `{job}`: a service name has no `{}` (`S~k` is a shard of `S`)",
+                rpc_protocol::shards::SEPARATOR
+            )))
+        }
         Some((service, name)) if !service.is_empty() && !name.is_empty() => Ok((service, name)),
         _ => Err(Error::config(format_args!(
             "cannot route job `{job}`: job names are `Service.job`"

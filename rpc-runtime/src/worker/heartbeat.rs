@@ -237,7 +237,11 @@ async fn live_workers(
         .filter(|(_, beat)| beat.is_some())
         .map(|(id, _)| id)
         .collect();
-    live.push(shared.settings.consumer.clone());
+    // This worker is live whatever the registry says (its first beat
+    // may not be there yet), and counted once.
+    if !live.contains(&shared.settings.consumer) {
+        live.push(shared.settings.consumer.clone());
+    }
     Ok(live)
 }
 

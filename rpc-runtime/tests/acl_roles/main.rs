@@ -16,6 +16,7 @@ use rpc_testkit::RedisServer;
 use serde_json::json;
 
 mod client_attacks;
+mod doorbell;
 mod heartbeats;
 mod intake_cancel;
 mod intake_volume;

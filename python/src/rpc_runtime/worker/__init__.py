@@ -4,8 +4,16 @@ docs/PROTOCOL.md says a worker does ("Taking and running jobs" and after).
 Its core is asyncio: one blocking reader (``XREADGROUP``), a task per job
 (a synchronous handler runs in a thread pool, one thread per concurrency
 slot; an asynchronous one on the loop), the lease renewer and reclaimer,
-the lifecycle poll, one intake mover per service, the heartbeat and
-janitor, and the daily counts. ``run()`` blocks and stops gracefully on
+the lifecycle poll, one intake mover per queue, the heartbeat and
+janitor, the daily counts, and the look at the shard counts.
+
+A service of N shards is N queues (``S``, ``S~1`` ... ``S~{N-1}``, see
+``rpc_runtime.shards``), and everything kept per queue (the stream and its
+leases, the schedule, the intake, cancellations, idempotency keys, dead
+letters, failures) is kept per shard; what is per service (the pause flag,
+the worker registry, the daily counts) is shard 0's. The worker reads every shard
+the service's shard count says (``shard_counts.py``), and starts reading
+new ones when it grows. ``run()`` blocks and stops gracefully on
 SIGTERM/SIGINT; ``await run_async()`` is the same for asyncio applications.
 """
 
@@ -24,11 +32,15 @@ from redis.exceptions import ResponseError
 
 from ..context import Context
 from ..keys import GROUP, Keys
+from ..shards import SEPARATOR, is_count, split_queue
+from ..shards import queue as shard_queue
 from ..spec import JobBinding, JobSpec, Service
 from . import heartbeat as beats
 from . import leases
+from . import shard_counts
 from .complete import Delivery, complete
 from .counts import FLUSH_EVERY_S, record_failure
+from .idle_polls import count_fleets
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .mover import run_mover
@@ -86,13 +98,17 @@ class Worker:
             consumer=check_consumer(consumer) if consumer else default_consumer(),
         )
         self._services: dict[str, dict[str, Mounted]] = {}
+        #: Each service's shard number from the schema (``#[shards = N]``).
+        self._shards: dict[str, int] = {}
+        #: Each queue's intake mover: its connection and task.
+        self._movers: dict[str, tuple[aredis.Redis, asyncio.Task[None]]] = {}
         self._stop_requested = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self.shared: Shared | None = None
         self._on_ready: Callable[[], None] | None = None
         self._ready = threading.Event()
-        #: Services whose jobs key is not a stream (see ``_create_groups``).
+        #: Queues whose jobs key is not a stream (see ``_create_groups``).
         self._broken: set[str] = set()
         self._broken_retry_at = 0.0
         self.metrics: Metrics | None = None
@@ -104,11 +120,17 @@ class Worker:
 
     def mount(self, service: Service) -> Worker:
         """Serves ``service``'s jobs (generated ``<service>_service(handler)``)."""
-        jobs = self._services.setdefault(service.name, {})
+        _check_service_name(service.name)
+        shards = max([service.shards, *(b.spec.shards for b in service.jobs)])
+        if isinstance(shards, bool) or not isinstance(shards, int) or not is_count(shards):
+            raise ValueError(f"service {service.name} has {shards!r} shards: 1 to 256")
         for binding in service.jobs:
             if binding.spec.service != service.name:
                 raise ValueError(f"job {binding.spec.job} is not of service {service.name}")
+        jobs = self._services.setdefault(service.name, {})
+        for binding in service.jobs:
             jobs[binding.spec.name] = Mounted(binding)
+        self._shards[service.name] = max(self._shards.get(service.name, 1), shards)
         return self
 
     def handle(self, name: str, fn: Callable[[Request], Any], *, one_way: bool = False) -> Worker:
@@ -118,6 +140,7 @@ class Worker:
         service, dot, job = name.partition(".")
         if not dot or not service or not job:
             raise ValueError(f"a job name is `Service.job` (got {name!r})")
+        _check_service_name(service)
         is_async = inspect.iscoroutinefunction(fn)
         if is_async:
 
@@ -139,6 +162,7 @@ class Worker:
         self._services.setdefault(service, {})[job] = Mounted(
             JobBinding(spec, run, is_async=is_async), untyped=True
         )
+        self._shards.setdefault(service, 1)
         return self
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -222,14 +246,17 @@ class Worker:
         s = self.settings
         redis = await self._connect()
         reader: aredis.Redis = aredis.Redis.from_url(s.url, socket_timeout=None)
-        movers = {name: aredis.Redis.from_url(s.url, socket_timeout=None)
-                  for name in self._services}
         executor = ThreadPoolExecutor(max_workers=s.concurrency, thread_name_prefix="rpc-job")
         self.metrics = Metrics(s.metrics_addr) if s.metrics_addr else None
         shared = Shared(settings=s, keys=Keys(s.prefix), redis=redis, services=self._services,
                         executor=executor, metrics=self.metrics)
         self.shared = shared
         await shared.clock.sample(redis)
+        # Every shard a client may have placed a call on, before the first read.
+        serving = await shard_counts.serving(redis, shared.keys, self._shards, {})
+        for service in self._services:
+            for k in range(serving.get(service, 1)):
+                shared.queues[shard_queue(service, k)] = service
         await self._create_groups()
         started_ms = shared.clock.now_ms()
         await self._beat(started_ms, "running")
@@ -248,12 +275,13 @@ class Worker:
             asyncio.ensure_future(self._leases(quiet, done)),
             asyncio.ensure_future(self._beats(started_ms, quiet, stopping, done)),
             asyncio.ensure_future(self._flush_counts(done)),
+            asyncio.ensure_future(self._watch_shards(serving, lifecycle, quiet, done)),
         ]
-        loops += [
-            asyncio.ensure_future(run_mover(conn, shared.keys, name, s.max_message_bytes, quiet))
-            for name, conn in movers.items()
-        ]
-        log.info("worker %s serving %s", s.consumer, ", ".join(sorted(self._services)))
+        for name in list(shared.queues):
+            self._start_mover(name, quiet)
+        log.info("worker %s serving %s", s.consumer, ", ".join(
+            f"{name} ({serving.get(name, 1)} shards)" if serving.get(name, 1) > 1 else name
+            for name in sorted(self._services)))
         self._ready.set()
         if self._on_ready is not None:
             self._on_ready()
@@ -274,6 +302,9 @@ class Worker:
                     for t in pending:
                         t.cancel()
             done.set()
+            movers = list(self._movers.values())
+            self._movers.clear()
+            loops += [task for _, task in movers]
             for t in loops:
                 t.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -285,18 +316,57 @@ class Worker:
             executor.shutdown(wait=False, cancel_futures=True)
             if self.metrics is not None:
                 self.metrics.close()
-            for conn in [reader, *movers.values()]:
+            for conn in [reader, *(c for c, _ in movers)]:
                 await conn.aclose()
             await redis.aclose()
             self.shared = None
             log.info("worker %s stopped", s.consumer)
 
-    async def _create_groups(self) -> None:
-        """Creates the consumer group of every service. A jobs key of another
-        type (WRONGTYPE: someone wrote over it) leaves that service unserved,
-        logged, and looked at again every second; the others are served."""
+    def _start_mover(self, name: str, quiet: asyncio.Event) -> None:
+        """Moves queue ``name``'s intake, on a connection of its own (it blocks)."""
+        s = self.settings
         assert self.shared is not None
-        for name in self._services:
+        conn: aredis.Redis = aredis.Redis.from_url(s.url, socket_timeout=None)
+        task = asyncio.ensure_future(
+            run_mover(conn, self.shared.keys, name, s.max_message_bytes, quiet))
+        self._movers[name] = (conn, task)
+
+    async def _watch_shards(self, serving: dict[str, int], lifecycle: Lifecycle,
+                            quiet: asyncio.Event, done: asyncio.Event) -> None:
+        """Every few seconds, the shard counts again (``shards.lua serve``):
+        a service's new shards are read from then on."""
+        shared = self.shared
+        assert shared is not None
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), timeout=shard_counts.EVERY_S)
+                return
+            except asyncio.TimeoutError:
+                pass
+            serving = await shard_counts.serving(shared.redis, shared.keys, self._shards, serving)
+            if quiet.is_set():
+                continue
+            for service, n in serving.items():
+                new = [shard_queue(service, k) for k in range(n)
+                       if shard_queue(service, k) not in shared.queues]
+                if not new:
+                    continue
+                log.info("service %s has %d shards now: serving %s too", service, n,
+                         ", ".join(new))
+                for name in new:
+                    shared.queues[name] = service
+                await self._create_groups(new)
+                for name in new:
+                    lifecycle.add(name)
+                    self._start_mover(name, quiet)
+
+    async def _create_groups(self, queues: list[str] | None = None) -> None:
+        """Creates the consumer group of every queue (or of ``queues``). A
+        jobs key of another type (WRONGTYPE: someone wrote over it) leaves
+        that queue unserved, logged, and looked at again every second; the
+        others are served."""
+        assert self.shared is not None
+        for name in list(self.shared.queues) if queues is None else queues:
             key = self.shared.keys.jobs(name)
             try:
                 await self.shared.redis.xgroup_create(key, GROUP, id="0", mkstream=True)
@@ -305,13 +375,14 @@ class Worker:
                     pass
                 elif "WRONGTYPE" in str(e):
                     if name not in self._broken:
-                        log.error("%s is not a stream (%s): not serving %s until it is", key, e, name)
+                        log.error("%s is not a stream (%s): not serving queue %s until it is",
+                                  key, e, name)
                     self._broken.add(name)
                     continue
                 else:
                     raise
             if name in self._broken:
-                log.info("%s is a stream again: serving %s", key, name)
+                log.info("%s is a stream again: serving queue %s", key, name)
                 self._broken.discard(name)
 
     async def _take(self, reader: aredis.Redis, quiet: asyncio.Event) -> None:
@@ -327,17 +398,22 @@ class Worker:
             if self._broken and asyncio.get_running_loop().time() >= self._broken_retry_at:
                 self._broken_retry_at = asyncio.get_running_loop().time() + 1.0
                 await self._create_groups()
+            # A paused service's every shard is left unread.
             streams: dict[Any, Any] = {
-                shared.keys.jobs(n): ">"
-                for n in self._services
-                if n not in shared.paused and n not in self._broken
+                shared.keys.jobs(q): ">"
+                for q, service in list(shared.queues.items())
+                if service not in shared.paused and q not in self._broken
             }
             if not streams:
                 await asyncio.sleep(0.1)
                 continue
+            # COUNT is per stream: the free slots are shared among the queues,
+            # so one read takes fewer than free + queues jobs (not free times
+            # queues: a service of many shards would swamp the slots).
+            per_queue = -(-free // len(streams))
             try:
                 got = await reader.xreadgroup(
-                    GROUP, shared.settings.consumer, streams, count=free, block=BLOCK_MS
+                    GROUP, shared.settings.consumer, streams, count=per_queue, block=BLOCK_MS
                 )
                 delay = 0.1
             except ResponseError as e:
@@ -355,12 +431,14 @@ class Worker:
                 continue
             for stream, entries in got or []:
                 stream_key = stream.decode() if isinstance(stream, bytes) else str(stream)
-                service = _service_of(stream_key)
+                name = _queue_of(stream_key)
+                service = shared.queues.get(name) or split_queue(name)[0]
                 for entry_id, fields in entries:
                     eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                     fields = fields or {}
                     self._start(Delivery(
                         service=service,
+                        queue=name,
                         entry_id=eid,
                         payload=fields.get(b"m", b""),
                         deliveries=1,
@@ -371,7 +449,7 @@ class Worker:
         shared = self.shared
         assert shared is not None
         shared.running += 1
-        shared.leases.add((d.service, d.entry_id))
+        shared.leases.add((d.queue, d.entry_id))
         task = asyncio.ensure_future(self._process(d))
         shared.tasks.add(task)
         task.add_done_callback(shared.tasks.discard)
@@ -398,14 +476,14 @@ class Worker:
                     shared.metrics.ended(d.service, job, ran.outcome)
             await complete(shared.redis, shared.keys, d, ran.completion)
             if ran.failure is not None:
-                await record_failure(shared.redis, shared.keys, d.service, ran.failure)
+                await record_failure(shared.redis, shared.keys, d.queue, ran.failure)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a bug here must not stop the worker
-            log.exception("ending job %s of %s failed; it stays leased", d.entry_id, d.service)
+            log.exception("ending job %s of %s failed; it stays leased", d.entry_id, d.queue)
         finally:
             release()
-            shared.leases.discard((d.service, d.entry_id))
+            shared.leases.discard((d.queue, d.entry_id))
 
     async def _leases(self, quiet: asyncio.Event, done: asyncio.Event) -> None:
         shared = self.shared
@@ -463,6 +541,7 @@ class Worker:
             if loop.time() >= next_janitor:
                 next_janitor = loop.time() + s.beat_ttl_ms / 1000
                 try:
+                    await count_fleets(shared)
                     await beats.forget_consumers(shared, s.beat_ttl_ms, need_gone_beat=True)
                 except Exception as e:  # noqa: BLE001
                     log.debug("the janitor failed: %s", e)
@@ -479,7 +558,15 @@ class Worker:
             await shared.counts.flush(shared.redis, shared.keys)
 
 
-def _service_of(stream_key: str) -> str:
+def _check_service_name(name: str) -> None:
+    """A service's name has no shard mark's separator (``S~3`` is shard 3
+    of ``S``), as the Rust runtime refuses it."""
+    if SEPARATOR in name:
+        raise ValueError(f"service {name!r}: a service name has no `{SEPARATOR}` "
+                         f"(`S{SEPARATOR}k` is a shard of `S`)")
+
+
+def _queue_of(stream_key: str) -> str:
     start = stream_key.find("{")
     end = stream_key.rfind("}")
     return stream_key[start + 1 : end] if 0 <= start < end else stream_key

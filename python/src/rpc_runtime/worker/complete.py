@@ -50,11 +50,20 @@ _STEP_NAMES = {
 class Delivery:
     """One entry handed to this worker."""
 
+    #: The service whose job it is.
     service: str
     entry_id: str
     payload: bytes
     deliveries: int = 1
     cancelled: bool = False
+    #: The queue it was read from: the service's own (shard 0) or one of its
+    #: shards' (``S~k``). Every key of the job's end is this queue's: a retry
+    #: comes back to the same shard, a dead letter stays on it.
+    queue: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.queue:
+            object.__setattr__(self, "queue", self.service)
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ class Refused(Exception):
 
 def plan(keys: Keys, d: Delivery, c: Completion) -> tuple[Any, list[str], list[Any]] | None:
     """The script, KEYS and ARGV that end ``d`` as ``c`` says."""
-    jobs = keys.jobs(d.service)
+    jobs = keys.jobs(d.queue)
     if (
         c.reply is not None
         and c.reply_to is not None
@@ -127,7 +136,7 @@ def plan(keys: Keys, d: Delivery, c: Completion) -> tuple[Any, list[str], list[A
             ks.append(jobs)
         else:
             steps += "S"
-            s = d.service
+            s = d.queue
             ks += [keys.schedule(s), keys.scheduled(s), keys.cancelled(s), jobs, keys.dead(s)]
             args[7] = str(limits.DEAD_LETTER_CAP)
             args[10] = c.requeue_after[0]
@@ -136,7 +145,7 @@ def plan(keys: Keys, d: Delivery, c: Completion) -> tuple[Any, list[str], list[A
                 args[12] = str(c.requeue_at_ms)
     if c.dead_letter is not None:
         steps += "D"
-        ks.append(keys.dead(d.service))
+        ks.append(keys.dead(d.queue))
         args[5] = c.dead_letter
         args[6] = d.payload
         args[7] = str(limits.DEAD_LETTER_CAP)

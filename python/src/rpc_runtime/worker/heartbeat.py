@@ -1,5 +1,6 @@
 """Saying the worker is alive: its beat (``SET P:worker:{id} <json> PX
-ttl``), its place in each service's registry, and the operator's control
+ttl``), its place in each service's registry (one per service, however
+many shards it has), and the operator's control
 (``quiet`` or ``stop``) read back with every beat; and the janitor that
 forgets consumers of workers that are gone (docs/PROTOCOL.md, "Workers"
 and "Consumer housekeeping")."""
@@ -86,8 +87,8 @@ async def forget_consumers(shared: Shared, idle_ms: int, need_gone_beat: bool) -
     """Removes consumers idle past ``idle_ms`` with no pending entries (and,
     with ``need_gone_beat``, no live beat). Returns how many went."""
     forgotten = 0
-    for service in shared.services:
-        key = shared.keys.jobs(service)
+    for queue in list(shared.queues):
+        key = shared.keys.jobs(queue)
         try:
             consumers = await shared.redis.xinfo_consumers(key, GROUP)
         except Exception as e:  # noqa: BLE001 - no group yet

@@ -1,7 +1,8 @@
 """Leases: every visibility/3 a worker renews the leases of the jobs it
 still runs (``XPENDING`` of its own entries, then ``XCLAIM ... 0 ... JUSTID``)
 and, with free slots, reclaims entries idle past the visibility timeout
-(``XPENDING IDLE`` then ``XCLAIM``) (docs/PROTOCOL.md, "Leases")."""
+(``XPENDING IDLE`` then ``XCLAIM``) (docs/PROTOCOL.md, "Leases"). Both per
+queue: every shard of a service has its own stream and group."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ def _s(v: Any) -> str:
 
 async def renew(shared: Shared) -> None:
     """Resets the idle time of the entries this worker runs and still owns."""
-    by_service: dict[str, set[str]] = {}
-    for service, entry in list(shared.leases):
-        by_service.setdefault(service, set()).add(entry)
-    for service, mine in by_service.items():
-        key = shared.keys.jobs(service)
+    by_queue: dict[str, set[str]] = {}
+    for queue, entry in list(shared.leases):
+        by_queue.setdefault(queue, set()).add(entry)
+    for queue, mine in by_queue.items():
+        key = shared.keys.jobs(queue)
         pending = await shared.redis.xpending_range(
             key, GROUP, min="-", max="+", count=len(mine) + 1000,
             consumername=shared.settings.consumer,
@@ -39,12 +40,12 @@ async def reclaim(shared: Shared, free: int) -> list[Delivery]:
     """Takes over up to ``free`` entries idle past the visibility timeout."""
     out: list[Delivery] = []
     vis = shared.settings.visibility_timeout_ms
-    for service in shared.services:
+    for queue, service in list(shared.queues.items()):
         if free <= 0:
             break
         if service in shared.paused:
             continue
-        key = shared.keys.jobs(service)
+        key = shared.keys.jobs(queue)
         try:
             pending = await shared.redis.xpending_range(
                 key, GROUP, min="-", max="+", count=free, idle=vis
@@ -71,6 +72,7 @@ async def reclaim(shared: Shared, free: int) -> list[Delivery]:
             out.append(
                 Delivery(
                     service=service,
+                    queue=queue,
                     entry_id=eid,
                     payload=payload if isinstance(payload, bytes) else str(payload).encode(),
                     deliveries=counts.get(eid, 0) + 1,

@@ -1,15 +1,23 @@
-"""The lifecycle poll: ``poll.lua`` per service. It moves due scheduled
-jobs onto the stream, reports the pause flag and the calls cancelled since
-the last look, and now and then sweeps the scheduled messages for garbage
-(docs/PROTOCOL.md, "Delayed calls", "Cancellation", "Pause and resume").
+"""The lifecycle poll: ``poll.lua`` per queue (every shard of every
+service). It moves due scheduled jobs onto the stream, reports the pause
+flag and the calls cancelled since the last look, and now and then sweeps
+the scheduled messages for garbage (docs/PROTOCOL.md, "Delayed calls",
+"Cancellation", "Pause and resume").
+
+The pause flag is the service's (``P:{S}:paused``, in shard 0's slot) and
+pauses every shard: shard 0's poll reads it. A poll is one script on one
+slot, so shard ``k``'s poll is given its own queue's flag, which nobody
+sets, and its answer about pausing is not listened to.
 
 How often is the rule of docs/PROTOCOL.md, "The lifecycle poll's cadence",
 as ``rpc-runtime/src/worker/lifecycle.rs`` follows it: a service is *busy*
 while the worker holds a lease of one of its jobs, and for a second after
 that or after a poll of it that moved a job, learned a cancellation or saw
 its pause flag change. A busy service is polled every 100 ms, an idle one
-every second; either at once when it turns busy and at the next due time
-its last poll reported. The worker looks at its leases at least every
+every second times the live workers of its service, at most ten
+(``idle_polls.py``); either at once when it turns busy and at the next due time
+its last poll reported. All of this per queue: "service" below is a
+shard's queue. The worker looks at its leases at least every
 100 ms, and this one also hears of every lease as it is taken (``leases``
 is watched), so even a job that ends within a millisecond makes its
 service busy: a retry it put on the schedule is learned by the next polls
@@ -29,7 +37,6 @@ from .shared import Shared
 log = logging.getLogger("rpc_runtime.worker")
 
 POLL_EVERY_S = 0.1
-IDLE_EVERY_S = 1.0
 IDLE_AFTER_S = 1.0
 SWEEP_EVERY_S = 60.0
 MAX_MOVED = 1000
@@ -76,9 +83,18 @@ class Lifecycle:
         now = time.monotonic()
         #: Per service: when it is polled next, and until when it is busy
         #: (busy at first: a worker that starts often starts to work).
-        self._next_poll: dict[str, float] = {s: now for s in shared.services}
-        self._busy_until: dict[str, float] = {s: now + IDLE_AFTER_S for s in shared.services}
+        self._next_poll: dict[str, float] = {}
+        self._busy_until: dict[str, float] = {}
+        for queue in shared.queues:
+            self.add(queue)
         shared.leases = _WatchedLeases(shared.leases, self._leased)
+
+    def add(self, queue: str) -> None:
+        """Polls ``queue`` too (a shard the worker started serving), at once."""
+        now = time.monotonic()
+        self._next_poll.setdefault(queue, now)
+        self._busy_until.setdefault(queue, now + IDLE_AFTER_S)
+        self.wake.set()
 
     def _leased(self, service: str) -> None:
         """A lease of ``service``'s was taken: busy, polled at once if it was idle."""
@@ -96,9 +112,12 @@ class Lifecycle:
             self._busy_until[service] = now + IDLE_AFTER_S
 
     async def poll(self, service: str, cursor: str = "") -> tuple[bool, str]:
-        """One poll of ``service``; True when it should be polled again at once."""
+        """One poll of queue ``service``; True when it should be polled again at once."""
         sh = self.shared
         k = sh.keys
+        # Shard 0's poll tells whether the service is paused; another
+        # shard's reads a flag of its own queue, which nobody sets.
+        tells_pause = sh.queues.get(service, service) == service
         started = time.monotonic()
         since = self._seen.get(service, 0)
         answer = await scripts.poll().run(
@@ -108,10 +127,13 @@ class Lifecycle:
             [MAX_MOVED, max(0, since - 1), MAX_CANCELS, HORIZON_MS, limits.DEAD_LETTER_CAP,
              cursor],
         )
+        sh.idle_polls.polled(service, started)
         now_ms, moved, next_due, paused = (_int(answer[i]) for i in range(4))
         cancels = answer[4] or []
         errors = answer[5] or []
         next_cursor = _text(answer[7]) if len(answer) > 7 else ""
+        if not tells_pause:
+            paused = 0
         was_paused = service in sh.paused
         if paused:
             if not was_paused:
@@ -138,7 +160,7 @@ class Lifecycle:
         if moved > 0 or cancels or was_paused != bool(paused):
             self._busy_until[service] = started + IDLE_AFTER_S
         busy = self._busy_until.get(service, 0.0) > started
-        next_poll = started + (POLL_EVERY_S if busy else IDLE_EVERY_S)
+        next_poll = started + (POLL_EVERY_S if busy else sh.idle_polls.idle_every_s(service))
         if next_due >= 0:
             next_poll = min(next_poll, started + max(0, next_due - now_ms) / 1000 + 0.002)
         again = moved >= MAX_MOVED or len(cancels) // 2 >= MAX_CANCELS
@@ -167,7 +189,7 @@ class Lifecycle:
 
     async def poll_all(self) -> None:
         """One poll of every service (again at once while there is more)."""
-        await self._poll_services(list(self.shared.services))
+        await self._poll_services(list(self.shared.queues))
 
     def next_wait_s(self) -> float:
         """Until the next poll of some service, or the next look at the leases."""
@@ -180,7 +202,7 @@ class Lifecycle:
         while not stop.is_set():
             now = time.monotonic()
             self._look_at_leases(now)
-            due = [s for s in self.shared.services if self._next_poll.get(s, now) <= now]
+            due = [q for q in list(self.shared.queues) if self._next_poll.get(q, now) <= now]
             try:
                 await self._poll_services(due)
                 delay = 0.1

@@ -76,7 +76,7 @@ async def run_delivery(shared: Shared, d: Delivery) -> Ran:
     s = shared.settings
     checked = decode(d.payload, shared.keys, s.max_message_bytes)
     if isinstance(checked, Refusal):
-        log.warning("dead-lettering a message of %s (%s): %s", d.service, d.entry_id,
+        log.warning("dead-lettering a message of %s (%s): %s", d.queue, d.entry_id,
                     checked.reason)
         to, body = checked.reply if checked.reply else (None, None)
         return Ran(
@@ -121,7 +121,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
 
     # 1. cancelled
     if d.cancelled or shared.cancels.is_cancelled(msg.id) or await _forgot_cancelled(
-        shared, d.service, msg.id
+        shared, d.queue, msg.id
     ):
         log.info("skipping cancelled job %s (%s)", msg.job, msg.id)
         return Ran(fail("cancelled", "the call was cancelled before it ran"), "cancelled")
@@ -176,7 +176,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
     if msg.idempotency_key is not None:
         if fp is None:
             return Ran(dead_letter("the parameters are not JSON"), "dead")
-        claimed = await claim(shared.redis, shared.keys, d.service, msg, fp, d.deliveries, left)
+        claimed = await claim(shared.redis, shared.keys, d.queue, msg, fp, d.deliveries, left)
         if claimed.what == "later":
             again = _copy(msg)
             payload = d.payload
@@ -227,11 +227,15 @@ def _requeue(nxt: Message, left_at_now: int | None, delay_ms: int) -> Completion
     return Completion(requeue=nxt.encode(), requeue_after=after)
 
 
-async def _forgot_cancelled(shared: Shared, service: str, call_id: str) -> bool:
-    if not shared.cancels.overflowed(shared.clock.now_ms()):
+async def _forgot_cancelled(shared: Shared, queue: str, call_id: str) -> bool:
+    """Whether Redis says call ``call_id`` is cancelled, asked only when what
+    the polls said may not be the whole answer: this worker had to forget
+    cancellations, or its last poll of the queue is old (an idle poll backed
+    off: ``idle_polls.py``)."""
+    if not shared.cancels.overflowed(shared.clock.now_ms()) and not shared.idle_polls.is_stale(queue):
         return False
     try:
-        at = await shared.redis.zscore(shared.keys.cancelled(service), call_id)
+        at = await shared.redis.zscore(shared.keys.cancelled(queue), call_id)
     except Exception as e:  # noqa: BLE001 - runs it
         log.warning("could not ask whether call %s is cancelled (%s); running it", call_id, e)
         return False

@@ -1,5 +1,6 @@
 """What a worker's loops share: its settings, connections, clock, mounted
-jobs, the cancellations and pauses it learned, its leases and counters."""
+jobs, the queues it serves (every shard of every service), the
+cancellations and pauses it learned, its leases and counters."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..keys import Keys
 from ..spec import JobBinding
 from .clock import BrokerClock
 from .counts import DailyCounts
+from .idle_polls import IdlePolls
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -93,10 +95,16 @@ class Shared:
     executor: ThreadPoolExecutor
     clock: BrokerClock = field(default_factory=BrokerClock)
     cancels: Cancellations = field(default_factory=Cancellations)
+    #: The paused services (``P:{S}:paused``: every shard of theirs).
     paused: set[str] = field(default_factory=set)
     counts: DailyCounts = field(default_factory=DailyCounts)
     metrics: Metrics | None = None
-    #: Entries whose lease this worker holds: (service, entry id).
+    #: The queues served, each to its service: ``S`` (shard 0) and ``S~k``
+    #: for every shard of ``S`` this worker reads (it only ever grows).
+    queues: dict[str, str] = field(default_factory=dict)
+    #: Live workers per service, and when each queue was last polled.
+    idle_polls: IdlePolls = field(default_factory=IdlePolls)
+    #: Entries whose lease this worker holds: (queue, entry id).
     leases: set[tuple[str, str]] = field(default_factory=set)
     #: Jobs running now (a slot each).
     running: int = 0

@@ -15,7 +15,7 @@ impl ShardCounts for MemoryBackend {
         let (count, seen) = entry;
         match op {
             ShardOp::Read => {}
-            ShardOp::Serve(n) if is_count(n) => {
+            ShardOp::Serve(n) if is_count(n) && n > seen.unwrap_or(1) => {
                 *seen = Some(seen.unwrap_or(0).max(n));
             }
             ShardOp::Set(n) if is_count(n) => {

@@ -6,10 +6,13 @@
 //!
 //! The client keeps each call here to a size Redis reads in one go
 //! (`client/bulk_send.rs`); so does a Cluster, where one pipeline goes to
-//! one slot: every job of a call is for one queue, under one hash tag.
+//! one slot: every job of a call is for one queue, under one hash tag. On
+//! a Cluster one ring of the queue's doorbell (`doorbell.rs`) follows the
+//! pipeline, for all its jobs.
 
 use redis::{RedisError, RedisResult, Value};
 
+use super::commands::Commands;
 use super::commands::{is_connection_failure, retry_once};
 use super::connect::RedisBackend;
 use super::intake::{push_cmd_to, push_key};
@@ -35,6 +38,9 @@ impl RedisBackend {
         }
         pipe.ignore_errors();
         let answers: Vec<RedisResult<Value>> = self.query_pipe(&pipe).await?;
+        if answers.iter().any(Result::is_ok) {
+            self.doorbell.ring(queue).await;
+        }
         if answers.len() != payloads.len() {
             return Err(Error::Broker(format!(
                 "{} answers to a pipeline of {} jobs",
@@ -78,7 +84,7 @@ impl RedisBackend {
         for payload in payloads {
             push.arg(*payload);
         }
-        match self.commands.query::<Value>(&push).await {
+        match self.doorbell.push_and_ring(queue, push).await {
             Ok(_) => Ok(payloads.iter().map(|_| Ok(())).collect()),
             Err(e) if is_connection_failure(&e) => Err(e.into()),
             Err(e) => Ok(payloads.iter().map(|_| Err(refusal(&e))).collect()),
@@ -89,7 +95,6 @@ impl RedisBackend {
     /// included), once more if the connection failed: a duplicate is
     /// harmless under at-least-once delivery, as for a single send.
     async fn query_pipe(&self, pipe: &redis::Pipeline) -> Result<Vec<RedisResult<Value>>, Error> {
-        use super::commands::Commands;
         let answers = match &self.commands {
             Commands::Single(con) => {
                 retry_once(|| async { pipe.query_async(&mut con.clone()).await }).await

@@ -59,16 +59,17 @@ impl Queue for RedisBackend {
             self.keys.clone(),
             self.commands.clone(),
             self.enqueue.clone(),
+            self.doorbell.clone(),
         )))
     }
 
     async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error> {
         let push = self.enqueue.push_cmd(&self.keys, queue, payload);
-        match self.commands.query::<Value>(&push).await {
+        match self.doorbell.push_and_ring(queue, push).await {
             Ok(_) => Ok(()),
             Err(e) if self.enqueue.turn_to_intake_after(&e) => {
                 let push = self.enqueue.push_cmd(&self.keys, queue, payload);
-                self.commands.query::<Value>(&push).await?;
+                self.doorbell.push_and_ring(queue, push).await?;
                 Ok(())
             }
             Err(e) => Err(e.into()),

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::RedisError;
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisError};
 use rpc_protocol::Keys;
 
 use super::commands::{create_group, Commands};
+use super::doorbell::Doorbell;
 use super::inspect::view::RedisView;
 use super::intake::EnqueueMode;
+use super::resp::RespConnection;
 use super::url::{parse_target, redact};
 use crate::backend::config::BrokerConfig;
 use crate::error::Error;
@@ -20,6 +22,8 @@ use crate::error::Error;
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// On a Cluster with several queues in different slots one `XREADGROUP`
 /// cannot block on all of them; each queue then gets a short blocking turn.
+/// (Over TLS only: over plain TCP a worker waits on the queues' doorbells,
+/// `cluster_reader.rs`.)
 pub(super) const CLUSTER_TURN: Duration = Duration::from_millis(200);
 
 /// How blocking readers connect. (One per backend, so the size difference
@@ -28,7 +32,10 @@ pub(super) const CLUSTER_TURN: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub(crate) enum ReaderSource {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    /// The cluster client, and the settings (user, password) to reach a
+    /// single master with over plain TCP (`None` over TLS): the cluster
+    /// reader's connections to each master (`cluster_reader.rs`).
+    Cluster(ClusterClient, Option<ConnectionInfo>),
 }
 
 /// Redis as a broker.
@@ -41,6 +48,8 @@ pub struct RedisBackend {
     pub(super) enqueue: EnqueueMode,
     /// The read-only view over the same connection.
     pub(super) view: RedisView,
+    /// Rings queues' doorbells on a Cluster (`doorbell.rs`).
+    pub(super) doorbell: Doorbell,
 }
 
 impl RedisBackend {
@@ -82,7 +91,15 @@ impl RedisBackend {
                 .get_async_connection()
                 .await
                 .map_err(cannot_connect)?;
-            (ReaderSource::Cluster(reader_client), Commands::Cluster(con))
+            let seed = target.nodes[0]
+                .as_str()
+                .into_connection_info()
+                .ok()
+                .filter(RespConnection::handles);
+            (
+                ReaderSource::Cluster(reader_client, seed),
+                Commands::Cluster(con),
+            )
         } else {
             let node = target.nodes[0].as_str();
             let client = match &target.tls {
@@ -103,6 +120,7 @@ impl RedisBackend {
         Ok(RedisBackend {
             source,
             view: RedisView::new(commands.clone(), keys.clone(), redact(url)),
+            doorbell: Doorbell::new(commands.clone(), keys.clone()),
             commands,
             keys,
             url_for_logs: redact(url),

@@ -25,6 +25,7 @@
 //! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
 //! | `P:{Service}:workers` | zset | worker id -> last beat (`presence.rs`) |
 //! | `P:worker:{id}` (`:control`) | string | a worker's beat, an operator's control (`presence.rs`) |
+//! | `P:{Service}:ready` | shard channel | on a Cluster, a queue's doorbell (`doorbell.rs`, `cluster_reader.rs`) |
 //!
 //! Every key is built by `rpc_protocol::Keys`. [`RedisBackend`] and how it
 //! connects are in `connect.rs`; `capabilities.rs` wires the broker traits
@@ -58,13 +59,17 @@
 mod bulk;
 mod cancel;
 mod capabilities;
+mod cluster_reader;
+mod cluster_slots;
 mod commands;
 mod completion;
 mod connect;
 mod consumers;
 mod daily_counts;
 mod dead_letters;
+mod doorbell;
 mod failures;
+mod inbox_pop;
 mod inspect;
 mod intake;
 mod leases;

@@ -12,9 +12,12 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 
+use super::cluster_reader::ClusterTaker;
 use super::commands::{create_group, is_nogroup, Commands};
 use super::completion::{complete_on, is_ack_only, outcome, AckBatch, Call, Slots};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
+use super::doorbell::Doorbell;
+use super::inbox_pop::{parse_popped, pop_cmd};
 use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, report, EnqueueMode};
 use super::resp::RespConnection;
 use super::values::collect_deliveries;
@@ -69,6 +72,11 @@ pub(super) struct RedisReader {
     /// intake), by queue and way: made once, not on every call.
     push_keys: Vec<(String, bool, Arc<str>)>,
     queue_keys: Option<(Vec<String>, Arc<[String]>)>,
+    /// On a Cluster over plain TCP, what reads several queues
+    /// (`cluster_reader.rs`), made on the first such read.
+    cluster_taker: Option<ClusterTaker>,
+    /// Rings queues' doorbells on a Cluster (`doorbell.rs`).
+    doorbell: Doorbell,
 }
 
 impl RedisReader {
@@ -77,6 +85,7 @@ impl RedisReader {
         keys: Keys,
         commands: Commands,
         enqueue: EnqueueMode,
+        doorbell: Doorbell,
     ) -> Self {
         RedisReader {
             source,
@@ -87,6 +96,8 @@ impl RedisReader {
             turn: 0,
             push_keys: Vec::new(),
             queue_keys: None,
+            cluster_taker: None,
+            doorbell,
         }
     }
 
@@ -142,8 +153,21 @@ impl RedisReader {
                             .await?,
                     )
                 }
-                ReaderSource::Cluster(client) => {
-                    BlockingConnection::Cluster(client.get_async_connection().await?)
+                ReaderSource::Cluster(client, _) => {
+                    // The crate's cluster connect can hang when a node is
+                    // down (redis-rs#1953): bounded, so a failover does not
+                    // leave this reader stuck for good.
+                    let connecting =
+                        tokio::time::timeout(CONNECT_TIMEOUT * 2, client.get_async_connection());
+                    match connecting.await {
+                        Ok(con) => BlockingConnection::Cluster(con?),
+                        Err(_) => {
+                            return Err(RedisError::from(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "connecting to the Redis Cluster timed out",
+                            )))
+                        }
+                    }
                 }
             };
             self.con = Some(con);
@@ -303,12 +327,20 @@ impl Reader for RedisReader {
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error> {
         let keys = self.jobs_keys(queues);
-        let cluster = matches!(self.source, ReaderSource::Cluster(_));
+        let cluster = matches!(self.source, ReaderSource::Cluster(..));
         let mut out = Vec::new();
+        if let (ReaderSource::Cluster(_, Some(seed)), true) = (&self.source, keys.len() > 1) {
+            // Queues in different slots: sweeps per master and a wait on
+            // their doorbells.
+            let taker = self.cluster_taker.get_or_insert_with(|| {
+                ClusterTaker::new(seed.clone(), self.commands.clone(), self.keys.clone())
+            });
+            return taker.take(queues, consumer, max, wait).await;
+        }
         if cluster && keys.len() > 1 {
-            // Keys of different services hash to different slots, and one
-            // command may only touch one slot: look at every queue without
-            // blocking, then block briefly on one of them in turn.
+            // Over TLS: keys of different services hash to different slots,
+            // and one command may only touch one slot: look at every queue
+            // without blocking, then block briefly on one of them in turn.
             for (i, key) in keys.iter().enumerate() {
                 let v = self
                     .read_group(std::slice::from_ref(key), consumer, max, None)
@@ -343,7 +375,7 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> CompletedAndTaken {
-        if matches!(self.source, ReaderSource::Cluster(_)) {
+        if matches!(self.source, ReaderSource::Cluster(..)) {
             // A completion spans slots, and so nodes: complete over the
             // shared connection, then read.
             let (commands, keys) = (&self.commands, &self.keys);
@@ -438,10 +470,11 @@ impl Reader for RedisReader {
         wait: Duration,
     ) -> PushedAndPopped {
         let push = self.push_cmd(queue, payload);
-        if matches!(self.source, ReaderSource::Cluster(_)) {
+        if matches!(self.source, ReaderSource::Cluster(..)) {
             // The queue and the inbox live in different slots, maybe on
-            // different nodes: push over the shared connection, then read.
-            let pushed = self.commands.query::<Value>(&push).await;
+            // different nodes: push (and ring the queue's doorbell) over
+            // the shared connection, then read.
+            let pushed = self.doorbell.push_and_ring(queue, push).await;
             if let Err(e) = &pushed {
                 self.enqueue.turn_to_intake_after(e);
             }
@@ -494,7 +527,8 @@ impl Reader for RedisReader {
         max_message_bytes: usize,
     ) -> Result<usize, Error> {
         let pipe = move_pipeline(&self.keys, queue, wait, max_message_bytes);
-        let script = if matches!(self.source, ReaderSource::Cluster(_)) {
+        let cluster = matches!(self.source, ReaderSource::Cluster(..));
+        let script = if cluster {
             // A cluster connection may split a pipeline by node; the keys
             // share a slot, but send the two one after the other.
             let mut cmds = pipe.cmd_iter();
@@ -531,6 +565,11 @@ impl Reader for RedisReader {
             let shown: String = format!("{script:?}").chars().take(200).collect();
             Error::Broker(format!("unexpected answer to intake.lua: {shown}"))
         })?;
+        if moved.messages > 0 {
+            // Jobs landed on the stream: on a Cluster, wake the workers
+            // waiting on this queue's doorbell (a hint).
+            self.doorbell.ring(queue).await;
+        }
         report(queue, &moved, max_message_bytes)
     }
 }
@@ -544,47 +583,4 @@ impl RedisReader {
         self.commands.query::<Value>(&load).await?;
         Ok(())
     }
-}
-
-/// `BLMPOP <wait> 1 <inbox> LEFT COUNT <max>`, or `BLPOP <inbox> <wait>`
-/// for a single reply, which costs Redis less (in `INFO commandstats`
-/// during the bench, 2.6 µs per `BLPOP` against 4.3 µs per `BLMPOP`).
-pub(super) fn pop_cmd(inbox: &str, max: usize, wait: Duration) -> redis::Cmd {
-    // Seconds with millisecond precision, written without float formatting
-    // (this is on every call's path).
-    let ms = wait.as_millis().max(10);
-    let secs = format!("{}.{:03}", ms / 1000, ms % 1000);
-    if max <= 1 {
-        let mut cmd = redis::cmd("BLPOP");
-        cmd.arg(inbox).arg(secs);
-        return cmd;
-    }
-    let mut cmd = redis::cmd("BLMPOP");
-    cmd.arg(secs)
-        .arg(1)
-        .arg(inbox)
-        .arg("LEFT")
-        .arg("COUNT")
-        .arg(max);
-    cmd
-}
-
-/// Parses a `BLMPOP` reply, nil or `[key, [element, ...]]`, or a `BLPOP`
-/// reply, nil or `[key, element]`.
-pub(super) fn parse_popped(v: Value) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    if let Value::Array(parts) = v {
-        match parts.into_iter().nth(1) {
-            Some(Value::Array(items)) => {
-                for item in items {
-                    if let Value::BulkString(b) = item {
-                        out.push(b);
-                    }
-                }
-            }
-            Some(Value::BulkString(b)) => out.push(b),
-            _ => {}
-        }
-    }
-    out
 }

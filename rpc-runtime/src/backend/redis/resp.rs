@@ -204,6 +204,47 @@ impl RespConnection {
         Ok(values)
     }
 
+    /// Writes `pipe` without reading its replies: for a subscriber
+    /// connection, whose replies and pushed messages come in any order and
+    /// are read one by one with [`RespConnection::next_reply`].
+    pub(super) async fn send_pipeline(&mut self, pipe: &redis::Pipeline) -> RedisResult<()> {
+        if self.poisoned {
+            return Err(out_of_step("an earlier request on it was cut short"));
+        }
+        self.out.clear();
+        for cmd in pipe.cmd_iter() {
+            cmd.write_packed_command(&mut self.out);
+        }
+        // A write cut short leaves half a command on the wire.
+        self.poisoned = true;
+        self.stream.write_all(&self.out).await?;
+        self.poisoned = false;
+        Ok(())
+    }
+
+    /// The next value Redis sends: a reply or, on a subscriber connection,
+    /// a pushed message. Cancel-safe: the only wait is a read into the
+    /// buffer, which loses nothing when dropped, so it may be raced against
+    /// a timer.
+    pub(super) async fn next_reply(&mut self) -> RedisResult<Value> {
+        if self.poisoned {
+            return Err(out_of_step("an earlier request on it was cut short"));
+        }
+        loop {
+            let pending = &self.buf[self.parsed..];
+            if let Some(len) = value_len(pending, 0).map_err(protocol_error)? {
+                let (value, _) = parse(&pending[..len], 0).map_err(protocol_error)?;
+                self.parsed += len;
+                if self.parsed == self.buf.len() {
+                    self.buf.clear();
+                    self.parsed = 0;
+                }
+                return Ok(value);
+            }
+            self.fill().await?;
+        }
+    }
+
     /// Reads more bytes, first moving what is left unparsed to the front.
     async fn fill(&mut self) -> RedisResult<()> {
         if self.parsed > 0 {

@@ -81,6 +81,11 @@ impl RedisBackend {
                 .collect(),
             _ => Vec::new(),
         };
+        if moved > 0 {
+            // Due jobs landed on the stream: on a Cluster, wake the
+            // workers waiting on this queue's doorbell (`doorbell.rs`).
+            self.doorbell.ring(queue).await;
+        }
         let dead_lettered = int(6).unwrap_or(0).max(0) as usize;
         if dead_lettered > 0 {
             tracing::warn!(

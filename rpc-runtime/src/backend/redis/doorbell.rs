@@ -1,0 +1,273 @@
+//! The doorbell: how a worker reading many queues on a Redis Cluster
+//! learns, without polling, that one of them got a job.
+//!
+//! One `XREADGROUP ... BLOCK` cannot wait on queues in different slots, so
+//! on a Cluster whoever adds a job to queue `Q` (a client's `XADD` to its
+//! stream or `RPUSH` to its intake) then sends `SPUBLISH P:{Q}:ready ""`:
+//! the channel is in `Q`'s slot, so it goes to the same master. A worker rings too when its mover
+//! or its schedule poll moved jobs onto the stream. A worker
+//! subscribes (`SSUBSCRIBE`) to the ready channel of each of its queues,
+//! one subscriber connection per master, and waits on those connections
+//! when every queue is empty (`cluster_reader.rs`).
+//!
+//! A ring is only a hint: it carries nothing, a lost one (a failover, a
+//! reconnect) costs at most one wait, because the reader sweeps every
+//! queue after subscribing and after each wait that ends unrung. On a
+//! single Redis nothing rings: one multi-key `XREADGROUP BLOCK` covers
+//! every queue there.
+//!
+//! The subscriber speaks RESP2 on a connection of its own
+//! ([`RespConnection`]), where confirmations and messages are plain
+//! arrays that may come in any order; every frame is checked before it
+//! counts (a frame that is not one of ours is ignored).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::{ConnectionInfo, RedisError, RedisResult, Value};
+use rpc_protocol::Keys;
+
+use super::commands::Commands;
+use super::resp::RespConnection;
+
+/// `SPUBLISH P:{queue}:ready ""`: rings the doorbell of `queue`.
+pub(super) fn ring_cmd(keys: &Keys, queue: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("SPUBLISH");
+    cmd.arg(keys.ready(queue)).arg("");
+    cmd
+}
+
+/// How long a client stops ringing a queue's doorbell after a ring that
+/// nobody heard (`SPUBLISH` answered 0: no worker on that master waits on
+/// it, as with a worker of one queue, which blocks in `XREADGROUP`
+/// instead). A worker that starts listening meanwhile misses rings for at
+/// most this long, which costs each of those calls at most one wait.
+const SILENT_FOR: Duration = Duration::from_secs(1);
+
+/// Rings doorbells on a Cluster (nothing on a single Redis); shared by a
+/// backend and its readers. It remembers which doorbells nobody heard
+/// lately, and does not ring those for [`SILENT_FOR`]: on a Cluster where
+/// every worker reads one queue, a ring per job would only cost Redis a
+/// command (measured: +1 command and about +15% Redis CPU per call).
+#[derive(Clone)]
+pub(crate) struct Doorbell {
+    commands: Commands,
+    keys: Keys,
+    /// Queue -> until when its doorbell is not rung.
+    silent: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl Doorbell {
+    pub(super) fn new(commands: Commands, keys: Keys) -> Self {
+        Doorbell {
+            commands,
+            keys,
+            silent: Arc::default(),
+        }
+    }
+
+    fn cluster(&self) -> bool {
+        matches!(self.commands, Commands::Cluster(_))
+    }
+
+    fn worth_ringing(&self, queue: &str) -> bool {
+        let silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
+        silent
+            .get(queue)
+            .is_none_or(|until| Instant::now() >= *until)
+    }
+
+    /// Rings `queue`'s doorbell (after jobs were added to its stream) and
+    /// remembers whether anyone heard it. Its failure is only logged.
+    pub(super) async fn ring(&self, queue: &str) {
+        if !self.cluster() || !self.worth_ringing(queue) {
+            return;
+        }
+        match self
+            .commands
+            .query::<Value>(&ring_cmd(&self.keys, queue))
+            .await
+        {
+            Ok(heard_by) => {
+                let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
+                if heard_by == Value::Int(0) {
+                    silent.insert(queue.to_owned(), Instant::now() + SILENT_FOR);
+                } else {
+                    silent.remove(queue);
+                }
+            }
+            Err(e) => tracing::debug!(queue, error = %e, "could not ring the doorbell"),
+        }
+    }
+
+    /// Sends `push`, which adds a job to `queue` (an `XADD` to its stream,
+    /// an `RPUSH` to its intake), and on a Cluster, once Redis took it,
+    /// rings `queue`'s doorbell. Answers what Redis said to the push.
+    ///
+    /// The ring goes after the push's answer, as a command of its own,
+    /// though one pipeline would save the client a round trip: the `redis`
+    /// crate's cluster connection follows `MOVED` for a single command but
+    /// not inside a pipeline (whose answers come back as they are), so
+    /// during a failover a pipelined push would come back `MOVED` to its
+    /// caller where a single one is redirected.
+    pub(super) async fn push_and_ring(&self, queue: &str, push: redis::Cmd) -> RedisResult<Value> {
+        let pushed = self.commands.query(&push).await?;
+        self.ring(queue).await;
+        Ok(pushed)
+    }
+}
+
+/// What a subscriber connection heard.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Heard {
+    /// A message on a channel: a queue's doorbell rang.
+    Rung(Vec<u8>),
+    /// Redis ended the subscription by itself (the channel's slot moved
+    /// away from this node): the slot map is stale.
+    Dropped(Vec<u8>),
+    /// A subscription confirmed.
+    Confirmed,
+    /// Redis refused a subscription (`MOVED`, `NOPERM`, ...).
+    Refused(String),
+    /// Anything else.
+    Other,
+}
+
+/// Reads one frame of a RESP2 subscriber connection.
+pub(super) fn hear(frame: &Value) -> Heard {
+    let Value::Array(parts) = frame else {
+        return match frame {
+            Value::ServerError(e) => Heard::Refused(format!("{e:?}")),
+            _ => Heard::Other,
+        };
+    };
+    let kind = match parts.first() {
+        Some(Value::BulkString(k)) => k.as_slice(),
+        Some(Value::SimpleString(k)) => k.as_bytes(),
+        _ => return Heard::Other,
+    };
+    let channel = match parts.get(1) {
+        Some(Value::BulkString(c)) => c.clone(),
+        _ => return Heard::Other,
+    };
+    if kind.eq_ignore_ascii_case(b"smessage") && parts.len() == 3 {
+        Heard::Rung(channel)
+    } else if kind.eq_ignore_ascii_case(b"ssubscribe") {
+        Heard::Confirmed
+    } else if kind.eq_ignore_ascii_case(b"sunsubscribe") {
+        Heard::Dropped(channel)
+    } else {
+        Heard::Other
+    }
+}
+
+/// A subscriber connection to one master, subscribed to the ready
+/// channels of the queues that master holds.
+pub(super) struct Bell {
+    con: RespConnection,
+}
+
+impl Bell {
+    /// Connects to the master `info` names and subscribes to `channels`
+    /// (one `SSUBSCRIBE` each: a command may only name channels of one
+    /// slot), returning once every one is confirmed. Rings heard on the
+    /// way are dropped: the caller sweeps every queue after this anyway.
+    pub(super) async fn open(
+        info: &ConnectionInfo,
+        channels: &[String],
+        timeout: Duration,
+    ) -> RedisResult<Bell> {
+        let mut con = RespConnection::connect(info, timeout).await?;
+        let mut pipe = redis::pipe();
+        for channel in channels {
+            pipe.cmd("SSUBSCRIBE").arg(channel);
+        }
+        let subscribing = async {
+            con.send_pipeline(&pipe).await?;
+            let mut confirmed = 0;
+            while confirmed < channels.len() {
+                match hear(&con.next_reply().await?) {
+                    Heard::Confirmed => confirmed += 1,
+                    Heard::Refused(e) => {
+                        return Err(RedisError::from(std::io::Error::other(format!(
+                            "SSUBSCRIBE refused: {e}"
+                        ))))
+                    }
+                    Heard::Dropped(_) => {
+                        return Err(RedisError::from(std::io::Error::other(
+                            "a subscription was dropped while subscribing",
+                        )))
+                    }
+                    Heard::Rung(_) | Heard::Other => {}
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(timeout, subscribing).await {
+            Ok(Ok(())) => Ok(Bell { con }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "subscribing timed out",
+            ))),
+        }
+    }
+
+    /// The next thing heard. Cancel-safe (see
+    /// [`RespConnection::next_reply`]).
+    pub(super) async fn next(&mut self) -> RedisResult<Heard> {
+        Ok(hear(&self.con.next_reply().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn frames_are_heard_only_when_they_are_ours() {
+        let ring = Value::Array(vec![bulk("smessage"), bulk("rpc:{S}:ready"), bulk("")]);
+        assert_eq!(hear(&ring), Heard::Rung(b"rpc:{S}:ready".to_vec()));
+        let ok = Value::Array(vec![bulk("ssubscribe"), bulk("c"), Value::Int(1)]);
+        assert_eq!(hear(&ok), Heard::Confirmed);
+        let gone = Value::Array(vec![bulk("sunsubscribe"), bulk("c"), Value::Int(0)]);
+        assert_eq!(hear(&gone), Heard::Dropped(b"c".to_vec()));
+        for junk in [
+            Value::Nil,
+            Value::Int(3),
+            Value::Array(vec![]),
+            Value::Array(vec![bulk("smessage")]),
+            Value::Array(vec![bulk("smessage"), Value::Int(1), bulk("")]),
+            Value::Array(vec![bulk("message"), bulk("c"), bulk("")]),
+            Value::Array(vec![Value::Int(1), bulk("c"), bulk("")]),
+        ] {
+            assert_eq!(hear(&junk), Heard::Other, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn a_ring_is_an_spublish_on_the_queues_ready_channel() {
+        let keys = Keys::new("rpc");
+        let cmd = ring_cmd(&keys, "Calc~3");
+        let args: Vec<Vec<u8>> = cmd
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => b.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            args,
+            vec![
+                b"SPUBLISH".to_vec(),
+                keys.ready("Calc~3").into_bytes(),
+                Vec::new()
+            ]
+        );
+    }
+}
