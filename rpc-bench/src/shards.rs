@@ -25,9 +25,12 @@
 //! is on shard 0's node in every configuration (a client is connected
 //! again until its random id lands there): one client's inbox carries
 //! about as much of the work as the queue, so where it is decides the
-//! shares. Then `INFO cpu` and
+//! shares (`--inbox-apart`: on another master, so that a call on 1 shard
+//! touches two masters, not one). Then `INFO cpu` and
 //! `INFO commandstats` are read on every node before and after the
-//! measured slice ([`crate::redis_stats`]).
+//! measured slice ([`crate::redis_stats`]), and how often each
+//! redis-server was put on a CPU (`/proc/<pid>/task/*/schedstat`): a
+//! Cluster's extra CPU per call goes to event-loop turns on more masters.
 //!
 //! The report ([`crate::shards_report`]) gives per configuration the calls
 //! per second, Redis CPU per call (all nodes), commands per call, each
