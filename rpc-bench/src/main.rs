@@ -8,6 +8,8 @@
 //! cargo run --release -p rpc-bench -- --quick      # a few hundred calls: checks the harness only
 //! cargo run --release -p rpc-bench -- --schedule-lateness  # only how late delayed jobs start, ~10 s
 //! cargo run --release -p rpc-bench -- --jobs       # background jobs against a stream floor, ~2 min
+//! cargo run --release -p rpc-bench -- --shards 8    # Redis CPU per call, 1 shard against 8, ~40 s
+//! cargo run --release -p rpc-bench -- --shards 8 --cluster 3  # the same on a 3-master Cluster
 //! ```
 //!
 //! The bench starts its own `redis-server` on a free port (rpc-testkit) and
@@ -25,7 +27,9 @@
 //! [`measure`]; the typed service (as codegen would emit it) in [`typed`];
 //! the schedule-lateness mode, which has no floor, in [`lateness`]; the
 //! background-jobs mode in [`jobs`], against the stream floor of
-//! [`jobs_floor`].
+//! [`jobs_floor`]; the sharded-service mode (`--shards N [--cluster M]`:
+//! Redis CPU per call and each master's share, 1 shard against N, no
+//! floor) in [`shards`].
 //!
 //! `--telemetry` turns spans and metrics on in the bench and its typed
 //! workers (a subscriber that records spans but exports nothing, client
@@ -48,6 +52,8 @@ mod memory;
 mod profile;
 mod redis_stats;
 mod report;
+mod shards;
+mod shards_report;
 mod typed;
 
 use std::io::{BufRead, BufReader};
@@ -136,6 +142,25 @@ struct Cli {
     /// With `--jobs`: jobs per backlog (default 100,000).
     #[arg(long, requires = "jobs")]
     jobs_backlog: Option<u64>,
+    /// Instead of the comparison of calls: the typed service at 64 in
+    /// flight on 1 shard and on this many, alternately (5 rounds of 1.5 s
+    /// each, `--seconds` per round), every node's Redis CPU and commands
+    /// per call and each master's share (~40 s; with `--quick`, 2 rounds
+    /// of 0.25 s).
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u32).range(2..=i64::from(rpc_runtime::protocol::shards::MAX_SHARDS)),
+        conflicts_with_all = ["long", "profile", "only_sequential", "telemetry_compare", "schedule_lateness", "jobs", "telemetry"]
+    )]
+    shards: Option<u32>,
+    /// With `--shards`: on a Redis Cluster of this many masters (at least
+    /// 3) instead of one redis-server.
+    #[arg(long, requires = "shards", value_parser = clap::value_parser!(u16).range(3..=16))]
+    cluster: Option<u16>,
+    /// With `--cluster`: the client's inbox on another master than the
+    /// service's shard 0 (by default on the same one).
+    #[arg(long, requires = "cluster")]
+    inbox_apart: bool,
 }
 
 #[derive(Subcommand)]
@@ -417,23 +442,35 @@ fn client_builder(url: &str) -> rpc_runtime::ClientBuilder {
     ))
 }
 
+/// How this run was started, for the report.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        "cargo run --release -p rpc-bench".to_owned()
+    } else {
+        format!("cargo run --release -p rpc-bench -- {}", args.join(" "))
+    }
+}
+
 async fn bench(cli: &Cli) -> Result<(), String> {
     if cli.telemetry {
         record_spans();
         TELEMETRY.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let plan = Plan::new(cli);
+    if let Some(n) = cli.shards {
+        let masters = cli.cluster.map(usize::from);
+        let mut plan = shards::ShardsPlan::new(n, masters, cli.quick, cli.seconds);
+        plan.inbox_apart = cli.inbox_apart;
+        let json = cli.json.as_deref();
+        return shards::run(plan, json, Machine::detect(), command_line()).await;
+    }
     let server = RedisServer::start().map_err(|e| format!("cannot start redis-server: {e}"))?;
     let url = server.url();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut report = Report {
         machine: Machine::detect(),
         mode: plan.mode.to_owned(),
-        command: if args.is_empty() {
-            "cargo run --release -p rpc-bench".to_owned()
-        } else {
-            format!("cargo run --release -p rpc-bench -- {}", args.join(" "))
-        },
+        command: command_line(),
         rows: Vec::new(),
         memory_calls: plan.mem_calls,
         memory: Vec::new(),

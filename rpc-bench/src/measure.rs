@@ -317,7 +317,7 @@ async fn read_stats(
 /// Runs one task per caller, each calling in a loop, for `warmup + measure`;
 /// returns the calls completed during `measure`, all calls made, and the
 /// callers.
-async fn closed_loop<C: Caller>(
+pub async fn closed_loop<C: Caller>(
     callers: Vec<C>,
     warmup: Duration,
     measure: Duration,

@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 
 use redis::aio::MultiplexedConnection;
 
-/// Commands only the bench itself sends while measuring (`INFO`, and the
-/// drain polls' `XLEN` and `XINFO`): not charged to either side.
-const BENCH_OWN: [&str; 3] = ["info", "xlen", "xinfo|groups"];
+/// Commands only the bench itself sends while measuring (`INFO`, the
+/// drain polls' `XLEN` and `XINFO`, the placement checks' `XINFO`): not
+/// charged to either side.
+const BENCH_OWN: [&str; 4] = ["info", "xlen", "xinfo|groups", "xinfo|stream"];
 
 /// One reading of Redis's counters.
 #[derive(Debug, Clone, Default)]
@@ -106,6 +107,22 @@ pub struct RedisCost {
 }
 
 impl RedisCost {
+    /// The work of several servers (a Cluster's masters) over the same
+    /// stretch and units, added up.
+    pub fn sum<'a>(costs: impl IntoIterator<Item = &'a RedisCost>) -> RedisCost {
+        let mut total = RedisCost::default();
+        for cost in costs {
+            total.cpu_us += cost.cpu_us;
+            for (name, n) in &cost.commands {
+                *total.commands.entry(name.clone()).or_default() += n;
+            }
+            for (name, us) in &cost.command_us {
+                *total.command_us.entry(name.clone()).or_default() += us;
+            }
+        }
+        total
+    }
+
     /// Every command per unit, summed.
     pub fn total_commands(&self) -> f64 {
         self.commands.values().sum()

@@ -184,3 +184,103 @@ fn quick_jobs_run_reports_every_row() {
     assert!(!table.contains("missing: "), "{table}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Checks one `--shards` report: both configurations (1 shard, then
+/// `shards`) with sane figures, an `XADD` per call, every node listed with
+/// the shard queues it holds, shares adding up to 100%, and the target.
+fn check_shards_report(report: &serde_json::Value, shards: u64, masters: usize) {
+    let configurations = report["configurations"].as_array().expect("configurations");
+    assert_eq!(configurations.len(), 2, "{report:#}");
+    for (c, count) in configurations.iter().zip([1, shards]) {
+        assert_eq!(c["shards"], count, "{c}");
+        for field in ["calls_per_s", "redis_cpu_us", "commands"] {
+            let v = c[field].as_f64().unwrap_or(f64::NAN);
+            assert!(v.is_finite() && v > 0.0, "{field} in {c}");
+        }
+        let xadd = c["redis"]["commands"]["xadd"].as_f64().unwrap_or(0.0);
+        assert!(xadd >= 0.99, "an XADD per call: {c}");
+        let nodes = c["masters"].as_array().expect("masters");
+        assert_eq!(nodes.len(), masters, "{c}");
+        let held: u64 = nodes.iter().filter_map(|n| n["shards_held"].as_u64()).sum();
+        assert_eq!(held, count, "every shard queue has one holder: {c}");
+        for field in ["command_share", "cpu_share"] {
+            let total: f64 = nodes.iter().filter_map(|n| n[field].as_f64()).sum();
+            assert!(
+                (total - 100.0).abs() < 0.5,
+                "{field} adds up to {total}: {c}"
+            );
+        }
+        assert_eq!(c["rounds"].as_array().map(Vec::len), Some(2), "{c}");
+    }
+    if masters > 1 {
+        let holders = configurations[1]["masters"]
+            .as_array()
+            .expect("masters")
+            .iter()
+            .filter(|n| n["shards_held"].as_u64().unwrap_or(0) > 0)
+            .count();
+        assert!(holders >= 2, "{shards} shards on one master: {report:#}");
+    }
+    for field in ["cpu_ratio", "cpu_ratio_median"] {
+        assert!(
+            report[field].as_f64().is_some_and(f64::is_finite),
+            "{field}: {report:#}"
+        );
+    }
+    assert_eq!(report["round_ratios"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        report["idle_cpu_us_per_s"].as_array().map(Vec::len),
+        Some(masters)
+    );
+}
+
+/// Runs `rpc-bench --shards ... --quick --json` and returns its report.
+fn quick_shards_run(args: &[&str], name: &str) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!("rpc-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("out.json");
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
+        .args(args)
+        .args(["--quick", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run rpc-bench");
+    assert!(
+        output.status.success(),
+        "rpc-bench {args:?} --quick failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{args:?} --quick took {:?}",
+        started.elapsed()
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("| shards | calls/s |"), "{table}");
+    let report = serde_json::from_slice(&std::fs::read(&json).expect("JSON report written"))
+        .expect("JSON report parses");
+    let _ = std::fs::remove_dir_all(&dir);
+    report
+}
+
+/// `--shards 4 --quick` on one redis-server: 1 shard and 4 shards each
+/// measured (the warm-up saw every shard written), every figure there.
+#[test]
+fn quick_shards_run_reports_both_configurations() {
+    rpc_testkit::require_redis_server();
+    let report = quick_shards_run(&["--shards", "4"], "shards");
+    check_shards_report(&report, 4, 1);
+}
+
+/// `--shards 8 --cluster 3 --quick`: the same on a 3-master Cluster, each
+/// master's share reported and the shards spread over more than one.
+#[test]
+fn quick_shards_run_on_a_cluster_reports_every_master() {
+    rpc_testkit::require_redis_server();
+    let report = quick_shards_run(&["--shards", "8", "--cluster", "3"], "shards-cluster");
+    check_shards_report(&report, 8, 3);
+    assert_eq!(report["cluster"], true);
+}
