@@ -34,7 +34,6 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
-use super::commands::is_connection_failure;
 use crate::sync::lock;
 
 /// How long no command must have been answered before the connection
@@ -55,6 +54,8 @@ pub(crate) struct ClusterCommands {
 
 struct Inner {
     client: ClusterClient,
+    /// How long opening a new connection may take.
+    connect_timeout: Duration,
     con: RwLock<ClusterConnection>,
     /// When a command was last answered (or the connection opened).
     last_answer: Mutex<Instant>,
@@ -66,10 +67,15 @@ struct Inner {
 }
 
 impl ClusterCommands {
-    pub(super) fn new(client: ClusterClient, con: ClusterConnection) -> ClusterCommands {
+    pub(super) fn new(
+        client: ClusterClient,
+        con: ClusterConnection,
+        connect_timeout: Duration,
+    ) -> ClusterCommands {
         ClusterCommands {
             inner: Arc::new(Inner {
                 client,
+                connect_timeout,
                 con: RwLock::new(con),
                 last_answer: Mutex::new(Instant::now()),
                 rebuilding: AtomicBool::new(false),
@@ -156,7 +162,7 @@ impl ClusterCommands {
         rt.spawn(async move {
             tracing::warn!("commands keep failing on the cluster connection; opening a new one");
             let fresh = tokio::time::timeout(
-                super::connect::CONNECT_TIMEOUT * 2,
+                inner.connect_timeout * 2,
                 inner.client.get_async_connection(),
             )
             .await;
@@ -181,7 +187,11 @@ impl ClusterCommands {
 /// An error that says the connection or the cluster's map is wrong, not
 /// that Redis refused the command.
 fn is_trouble(e: &RedisError) -> bool {
-    is_connection_failure(e) || e.is_timeout() || e.is_cluster_error()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_cluster_error()
 }
 
 impl ConnectionLike for ClusterCommands {

@@ -99,7 +99,7 @@ impl RedisBackend {
                 .filter(RespConnection::handles);
             (
                 ReaderSource::Cluster(reader_client, seed),
-                Commands::Cluster(ClusterCommands::new(commands_client, con)),
+                Commands::Cluster(ClusterCommands::new(commands_client, con, CONNECT_TIMEOUT)),
             )
         } else {
             let node = target.nodes[0].as_str();
