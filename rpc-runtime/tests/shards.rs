@@ -229,6 +229,21 @@ async fn a_sharded_service_on_redis() {
     assert!(total >= 200, "{total}");
 }
 
+/// The same on a 3-master Redis Cluster: the shards' keys hash to slots
+/// on different masters, and every lifecycle feature works across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_service_on_a_cluster() {
+    rpc_testkit::require_redis_server();
+    let cluster = rpc_testkit::RedisCluster::start(3).expect("cluster");
+    exercise(&cluster.cluster_url()).await;
+    let keys = Keys::new("rpc");
+    let masters: std::collections::HashSet<u16> = (0..4)
+        .filter_map(|k| cluster.master_of(&keys.jobs(&shards::queue(SERVICE, k))))
+        .map(|m| m.port())
+        .collect();
+    assert!(masters.len() > 1, "four shards on one master: {masters:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_service_in_memory() {
     exercise("memory://shards-both").await;
