@@ -2,7 +2,6 @@
 //! (`P:{S}:shards`), when, and the queue names of each shard, made once.
 //! `shard_choice.rs` decides with them where each call goes.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -13,12 +12,15 @@ use crate::sync::lock;
 /// The shard counts this client knows, by service.
 #[derive(Default)]
 pub(crate) struct ShardCache {
-    pub(super) services: Mutex<HashMap<&'static str, Known>>,
+    /// A short list, looked up on every call: by the name's address
+    /// first (a typed client's names are constants), no hashing.
+    pub(super) services: Mutex<Vec<Known>>,
     /// The round robin over shards, from a random start.
     pub(super) next: AtomicU32,
 }
 
 pub(super) struct Known {
+    pub(super) service: &'static str,
     /// The broker's counts; `None` until read.
     pub(super) broker: Option<ShardCount>,
     /// When the broker's count was last read (`None`: never yet).
@@ -32,6 +34,7 @@ pub(super) struct Known {
 impl Known {
     pub(super) fn new(service: &'static str) -> Known {
         Known {
+            service,
             broker: None,
             read_at: None,
             reading: Arc::default(),
@@ -51,10 +54,23 @@ impl ShardCache {
     /// Records what the broker said of `service`'s shards.
     pub(super) fn learn(&self, service: &'static str, count: ShardCount) {
         let mut services = lock(&self.services);
-        let known = services
-            .entry(service)
-            .or_insert_with(|| Known::new(service));
+        let known = entry(&mut services, service);
         known.broker = Some(count);
         known.read_at = Some(Instant::now());
+    }
+}
+
+/// `service`'s entry in `list`, added if missing.
+pub(super) fn entry<'l>(list: &'l mut Vec<Known>, service: &'static str) -> &'l mut Known {
+    let at = list
+        .iter()
+        .position(|k| std::ptr::eq(k.service, service))
+        .or_else(|| list.iter().position(|k| k.service == service));
+    match at {
+        Some(i) => &mut list[i],
+        None => {
+            list.push(Known::new(service));
+            list.last_mut().expect("just pushed")
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rpc_protocol::shards;
 
 use super::handle::Client;
-use super::shard_cache::Known;
+use super::shard_cache::entry;
 
 use crate::backend::{Broker, ShardOp};
 use crate::call::{CallOptions, JobId, JobRef};
@@ -41,9 +41,7 @@ impl Client {
     pub(super) fn route(&self, job: &JobRef, options: &CallOptions) -> Route {
         let cache = &self.inner.shards;
         let mut services = lock(&cache.services);
-        let known = services
-            .entry(job.service)
-            .or_insert_with(|| Known::new(job.service));
+        let known = entry(&mut services, job.service);
         let count = known
             .broker
             .map_or(job.shards, |c| c.placing(job.shards))
@@ -91,8 +89,8 @@ impl Client {
             return;
         }
         let known = lock(&self.inner.shards.services)
-            .get(job.service)
-            .is_some_and(|k| k.read_at.is_some());
+            .iter()
+            .any(|k| k.service == job.service && k.read_at.is_some());
         if known {
             return;
         }
