@@ -18,9 +18,11 @@
 //! job taken from a queue whose last poll is older than [`FRESH_FOR`]
 //! asks the broker whether its call was cancelled (one `ZSCORE`,
 //! `Control::cancelled_at`), as a worker that had to forget cancellations
-//! does. With one worker (F = 1) the poll is never that old.
+//! does. While no service has more than one worker nothing backs off, and
+//! the check is one atomic load.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -44,12 +46,19 @@ pub(super) struct IdlePolls {
     fleet: Mutex<HashMap<String, u32>>,
     /// When each queue was last polled.
     polled: Mutex<HashMap<String, Instant>>,
+    /// Whether any service's idle poll backs off (more than one worker):
+    /// until then no poll is older than a second and a bit, and a job's
+    /// check costs one atomic load.
+    backed_off: AtomicBool,
 }
 
 impl IdlePolls {
     /// Records how many live workers serve `service`.
     pub(super) fn fleet_is(&self, service: &str, workers: usize) {
         let n = u32::try_from(workers).unwrap_or(u32::MAX).max(1);
+        if n > 1 {
+            self.backed_off.store(true, Ordering::Relaxed);
+        }
         lock(&self.fleet).insert(service.to_owned(), n);
     }
 
@@ -77,6 +86,9 @@ impl IdlePolls {
 
     /// Whether what the last poll of `queue` said may be out of date.
     pub(super) fn is_stale(&self, queue: &str) -> bool {
+        if !self.backed_off.load(Ordering::Relaxed) {
+            return false;
+        }
         lock(&self.polled)
             .get(queue)
             .is_none_or(|at| at.elapsed() > FRESH_FOR)
@@ -102,6 +114,8 @@ mod tests {
     #[test]
     fn a_poll_goes_stale() {
         let polls = IdlePolls::default();
+        assert!(!polls.is_stale("S"), "a worker alone polls every second");
+        polls.fleet_is("S", 2);
         assert!(polls.is_stale("S"), "never polled");
         polls.polled("S", Instant::now());
         assert!(!polls.is_stale("S"));
