@@ -50,6 +50,12 @@ script!(
     "reply_and_ack.lua"
 );
 script!(
+    /// The common completions of a worker's batch on one queue: replies,
+    /// one ack, the acked entries trimmed.
+    COMPLETE_BATCH,
+    "complete_batch.lua"
+);
+script!(
     /// A worker's regular look at a service: moves due scheduled jobs,
     /// reports pauses and cancellations, dead-letters garbage.
     POLL,
@@ -107,9 +113,10 @@ script!(
 );
 
 /// Every script of the protocol.
-pub const ALL: [Script; 12] = [
+pub const ALL: [Script; 13] = [
     COMPLETE,
     REPLY_AND_ACK,
+    COMPLETE_BATCH,
     POLL,
     INTAKE,
     CANCEL,

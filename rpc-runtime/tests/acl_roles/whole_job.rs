@@ -360,3 +360,55 @@ async fn a_client_left_on_auto_turns_to_the_intake_after_one_refusal() {
     assert_eq!((entries, count), (1, Some("1")), "{log}");
     assert!(log.contains("xadd"), "{log}");
 }
+
+/// A worker's batched completions (`complete_batch.lua`: replies, one ack,
+/// the acked entries trimmed), as the worker role: every step allowed, the
+/// stream left empty, nothing in the ACL log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_completions_runs_as_the_worker_role() {
+    use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
+    let (redis, _dir) = redis_with_roles();
+    let backend = connect(&BrokerConfig::new(url(&redis, WORKER)))
+        .await
+        .expect("connect as the worker role");
+    let queues = vec!["Acl".to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    for i in 0..12 {
+        redis.cli(["XADD", "rpc:{Acl}:jobs", "*", "m", &format!("job {i}")]);
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let mut taken: Vec<Delivery> = Vec::new();
+    while taken.len() < 12 {
+        let more = reader
+            .take_jobs(&queues, "c1", 12, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(!more.is_empty());
+        taken.extend(more);
+    }
+    let done: Vec<(Delivery, Completion)> = taken
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let completion = if i % 2 == 0 {
+                Completion {
+                    reply: Some(b"{}".to_vec()),
+                    reply_to: Some("rpc:inbox:{someone}".to_owned()),
+                    ..Completion::default()
+                }
+            } else {
+                Completion::default()
+            };
+            (d, completion)
+        })
+        .collect();
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 1, Duration::from_millis(10))
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_eq!(redis.cli(["XLEN", "rpc:{Acl}:jobs"]).trim(), "0");
+    assert_eq!(redis.cli(["LLEN", "rpc:inbox:{someone}"]).trim(), "6");
+    let stats = redis.cli(["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_xtrim:"), "trimmed: {stats}");
+    assert_acl_log_empty(&redis);
+}

@@ -18,9 +18,11 @@ async fn a_worker_cannot_do_what_only_operators_may() {
         &["XREVRANGE", "rpc:{Acl}:dead", "+", "-"],
         &["XDEL", "rpc:{Acl}:dead", "0-1"],
         &["DEL", "rpc:{Acl}:dead"],
-        // Delete or trim streams and the schedule.
+        // Delete streams and the schedule, trim dead letters. (A worker may
+        // XTRIM the jobs streams it serves: its batched completions trim
+        // what they acked, and XDEL and XADD MAXLEN gave it that already.)
         &["DEL", "rpc:{Acl}:jobs"],
-        &["XTRIM", "rpc:{Acl}:jobs", "MAXLEN", "0"],
+        &["XTRIM", "rpc:{Acl}:dead", "MAXLEN", "0"],
         &["DEL", "rpc:{Acl}:schedule"],
         &["UNLINK", "rpc:{Acl}:jobs"],
         // Read what it does not serve; write outside its role.

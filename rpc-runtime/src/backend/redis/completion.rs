@@ -12,10 +12,9 @@
 //! memory, loading) from "this will never work" (wrong type, no
 //! permission) and end the job once.
 //!
-//! A completion that is its ack alone (a one-way job's) has no write
-//! before the ack for a script to check: a worker's read pipeline sends
-//! all of those it has as one `XACK` and one `XDEL` per queue
-//! ([`AckBatch`]).
+//! On its read pipeline a worker sends the common completions (a reply
+//! then the ack, or the ack alone) of a whole batch as one script call per
+//! queue instead (`completion_batch.rs`); the rest go one by one, here.
 //!
 //! On a single Redis the whole completion is one script call. On a Cluster
 //! its keys live in up to three slots (the kept result, the caller's inbox,
@@ -47,88 +46,6 @@ fn complete_script() -> &'static Script {
 /// for the same completion through `complete.lua`).
 fn reply_and_ack_script() -> &'static Script {
     compiled(&rpc_protocol::scripts::REPLY_AND_ACK)
-}
-
-/// Whether a completion is its ack alone: nothing to reply, keep, requeue
-/// or dead-letter (a one-way job that ran, or a job whose answer nobody
-/// waits for or keeps). Such a completion has no step before the ack to
-/// protect, so it needs no script: a worker's pipeline acks a batch of
-/// them with one `XACK` and one `XDEL` per queue ([`AckBatch`]).
-pub(super) fn is_ack_only(completion: &Completion) -> bool {
-    let answers = completion.reply.is_some()
-        && (completion.reply_to.is_some() || completion.keep_result.is_some());
-    !answers && completion.requeue.is_none() && completion.dead_letter.is_none()
-}
-
-/// The ack-only completions ([`is_ack_only`]) of one queue, applied as
-/// `XACK <jobs> workers <id>...` then `XDEL <jobs> <id>...`: what
-/// `complete.lua`'s plan `A` does for one job, for all of them, without a
-/// script. (Measured on the bench's one-way jobs, `rpc-bench --jobs`: a
-/// script call per job was most of Redis's CPU per job.) XACK and XDEL
-/// are never refused for memory, so nothing the script's order protects
-/// is lost: `NOGROUP` on the ack is no refusal, as in the script; any
-/// other refusal ends every completion of the batch, as the script would
-/// have ended each.
-pub(super) struct AckBatch<'a> {
-    jobs: String,
-    /// Indices into the completions given to [`AckBatch::gather`].
-    pub(super) indices: Vec<usize>,
-    tokens: Vec<&'a str>,
-}
-
-impl<'a> AckBatch<'a> {
-    /// The batches of the ack-only completions in `done`, one per queue,
-    /// in the order each queue first appears.
-    pub(super) fn gather(keys: &Keys, done: &'a [(Delivery, Completion)]) -> Vec<AckBatch<'a>> {
-        let mut batches: Vec<AckBatch<'a>> = Vec::new();
-        for (i, (delivery, completion)) in done.iter().enumerate() {
-            if !is_ack_only(completion) {
-                continue;
-            }
-            let jobs = keys.jobs(&delivery.queue);
-            let batch = match batches.iter_mut().position(|b| b.jobs == jobs) {
-                Some(at) => &mut batches[at],
-                None => {
-                    batches.push(AckBatch {
-                        jobs,
-                        indices: Vec::new(),
-                        tokens: Vec::new(),
-                    });
-                    batches.last_mut().expect("just pushed")
-                }
-            };
-            batch.indices.push(i);
-            batch.tokens.push(&delivery.token);
-        }
-        batches
-    }
-
-    /// `XACK` and `XDEL` of the batch, for a pipeline.
-    pub(super) fn commands(&self) -> [redis::Cmd; 2] {
-        let mut ack = redis::cmd("XACK");
-        ack.arg(&self.jobs).arg(GROUP).arg(&self.tokens);
-        let mut del = redis::cmd("XDEL");
-        del.arg(&self.jobs).arg(&self.tokens);
-        [ack, del]
-    }
-
-    /// What the answers to [`AckBatch::commands`] say, for every
-    /// completion of the batch alike.
-    pub(super) fn outcome(ack: &Value, del: &Value) -> Result<(), CompleteError> {
-        match (ack, del) {
-            (Value::ServerError(e), _) if e.code() != "NOGROUP" => {
-                Err(match classify(&RedisError::from(e.clone())) {
-                    CompleteError::Refused { reason, .. } => CompleteError::Refused {
-                        step: Some(CompletionStep::Ack),
-                        reason,
-                    },
-                    transient => transient,
-                })
-            }
-            (_, Value::ServerError(e)) => Err(classify(&RedisError::from(e.clone()))),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Which of a completion's keys one script call may touch.
@@ -386,81 +303,4 @@ pub(super) async fn complete_on(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn delivery(queue: &str, token: &str) -> Delivery {
-        Delivery {
-            queue: queue.to_owned(),
-            token: token.to_owned(),
-            payload: b"{}".to_vec(),
-            deliveries: 1,
-            enqueued_ms: None,
-            cancelled: false,
-        }
-    }
-
-    #[test]
-    fn only_a_completion_with_nothing_before_its_ack_is_ack_only() {
-        let reply = Some(b"{}".to_vec());
-        assert!(is_ack_only(&Completion::default()));
-        // A reply nobody waits for or keeps is not written.
-        assert!(is_ack_only(&Completion {
-            reply: reply.clone(),
-            ..Completion::default()
-        }));
-        for not in [
-            Completion {
-                reply: reply.clone(),
-                reply_to: Some("inbox".to_owned()),
-                ..Completion::default()
-            },
-            Completion {
-                reply: reply.clone(),
-                keep_result: Some(("id".to_owned(), Duration::from_secs(1))),
-                ..Completion::default()
-            },
-            Completion {
-                requeue: Some(b"{}".to_vec()),
-                ..Completion::default()
-            },
-            Completion {
-                dead_letter: Some("why".to_owned()),
-                ..Completion::default()
-            },
-        ] {
-            assert!(!is_ack_only(&not), "{not:?}");
-        }
-    }
-
-    #[test]
-    fn ack_only_completions_are_batched_per_queue_in_order() {
-        let keys = Keys::new("rpc");
-        let answer = Completion {
-            reply: Some(b"{}".to_vec()),
-            reply_to: Some("inbox".to_owned()),
-            ..Completion::default()
-        };
-        let done = vec![
-            (delivery("A", "1-0"), Completion::default()),
-            (delivery("B", "2-0"), Completion::default()),
-            (delivery("A", "3-0"), answer),
-            (delivery("A", "4-0"), Completion::default()),
-        ];
-        let batches = AckBatch::gather(&keys, &done);
-        assert_eq!(batches.len(), 2);
-        assert_eq!(batches[0].indices, vec![0, 3]);
-        assert_eq!(batches[1].indices, vec![1]);
-        let [ack, del] = batches[0].commands();
-        let packed = |c: &redis::Cmd| String::from_utf8_lossy(&c.get_packed_command()).into_owned();
-        let ack = packed(&ack);
-        assert!(ack.contains("XACK") && ack.contains(&keys.jobs("A")) && ack.contains(GROUP));
-        assert!(ack.contains("1-0") && ack.contains("4-0") && !ack.contains("3-0"));
-        let del = packed(&del);
-        assert!(del.contains("XDEL") && del.contains("1-0") && del.contains("4-0"));
-        assert_eq!(AckBatch::outcome(&Value::Int(2), &Value::Int(2)), Ok(()));
-    }
 }

@@ -64,6 +64,7 @@ mod cluster_reader;
 mod cluster_slots;
 mod commands;
 mod completion;
+mod completion_batch;
 mod connect;
 mod consumers;
 mod daily_counts;

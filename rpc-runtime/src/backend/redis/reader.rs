@@ -14,7 +14,8 @@ use redis::{AsyncConnectionConfig, RedisError, Value};
 
 use super::cluster_reader::ClusterTaker;
 use super::commands::{create_group, is_nogroup, Commands};
-use super::completion::{complete_on, is_ack_only, outcome, AckBatch, Call, Slots};
+use super::completion::{complete_on, outcome, Call, Slots};
+use super::completion_batch::{batches, CompleteBatch};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
 use super::doorbell::Doorbell;
 use super::inbox_pop::{parse_popped, pop_cmd};
@@ -386,15 +387,15 @@ impl Reader for RedisReader {
                 taken,
             };
         }
-        // One pipeline: every completion (a script call each, the acks
-        // alone as one XACK + XDEL per queue), then the blocking read.
-        // Redis runs them in order, so the replies and acks are applied
-        // before the read blocks.
+        // One pipeline: the completions that do more than reply and ack (a
+        // script call each), the rest batched (a script call per queue),
+        // then the blocking read. Redis runs them in order, so the replies
+        // and acks are applied before the read blocks.
         let keys = self.jobs_keys(queues);
         let mut pipe = redis::pipe();
         let mut scripted = Vec::new();
         for (i, (delivery, completion)) in done.iter().enumerate() {
-            if is_ack_only(completion) {
+            if batches(completion) {
                 continue;
             }
             if let Some(call) = Call::new(&self.keys, delivery, completion, Slots::All) {
@@ -402,15 +403,25 @@ impl Reader for RedisReader {
                 scripted.push(i);
             }
         }
-        let acks = AckBatch::gather(&self.keys, done);
-        for batch in &acks {
-            for cmd in batch.commands() {
-                pipe.add_command(cmd);
-            }
-        }
-        let calls = scripted.len() + 2 * acks.len();
+        // Each batch with how many commands it sent.
+        let batched: Vec<(CompleteBatch, usize)> = CompleteBatch::gather(&self.keys, done)
+            .into_iter()
+            .map(|batch| {
+                let commands = batch.commands();
+                let sent = commands.len();
+                for cmd in commands {
+                    pipe.add_command(cmd);
+                }
+                (batch, sent)
+            })
+            .collect();
+        let calls = scripted.len() + batched.iter().map(|(_, sent)| sent).sum::<usize>();
         debug_assert_eq!(
-            scripted.len() + acks.iter().map(|b| b.indices.len()).sum::<usize>(),
+            scripted.len()
+                + batched
+                    .iter()
+                    .map(|(b, _)| b.indices().count())
+                    .sum::<usize>(),
             done.len(),
             "every completion acks"
         );
@@ -434,10 +445,25 @@ impl Reader for RedisReader {
             .zip(&replies)
             .filter_map(|(&i, reply)| outcome(reply).err().map(|e| (i, e)))
             .collect();
-        let ack_replies = replies[scripted.len()..calls].chunks(2);
-        for (batch, answers) in acks.iter().zip(ack_replies) {
-            if let Err(e) = AckBatch::outcome(&answers[0], &answers[1]) {
-                not_completed.extend(batch.indices.iter().map(|&i| (i, e.clone())));
+        let batch_replies = &replies[scripted.len()..calls];
+        let mut at = 0;
+        for (batch, sent) in &batched {
+            not_completed.extend(batch.outcome(&batch_replies[at..at + sent]));
+            at += sent;
+        }
+        if batch_replies
+            .iter()
+            .any(|r| matches!(r, Value::ServerError(e) if e.code() == "NOSCRIPT"))
+        {
+            // Redis lost its scripts (a restart): the jobs are completed
+            // again one by one (which loads their scripts); load the batch
+            // script for the next batches.
+            let load = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(rpc_protocol::scripts::COMPLETE_BATCH.source)
+                .to_owned();
+            if let Err(e) = self.commands.query::<Value>(&load).await {
+                tracing::warn!(error = %e, "could not load the batch completion script");
             }
         }
         not_completed.sort_by_key(|(i, _)| *i);

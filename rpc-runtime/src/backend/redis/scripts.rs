@@ -23,9 +23,10 @@ pub(super) fn compiled(source: &Source) -> &'static Script {
 }
 
 /// What a worker loads when it starts: the scripts on its hot path.
-pub(super) const LOADED_AT_START: [Source; 4] = [
+pub(super) const LOADED_AT_START: [Source; 5] = [
     scripts::COMPLETE,
     scripts::REPLY_AND_ACK,
+    scripts::COMPLETE_BATCH,
     scripts::POLL,
     scripts::INTAKE,
 ];

@@ -1,0 +1,528 @@
+//! The common completions of a worker's batch, one script call per queue
+//! (`scripts/complete_batch.lua`): every reply pushed (one `RPUSH` per
+//! caller's inbox), the jobs whose replies went out and the one-way jobs
+//! acked with one `XACK`, and the acked entries trimmed from the stream.
+//!
+//! A worker's read pipeline sends these ahead of its next read. Per job
+//! that is a reply and a share of one script call, where a script call per
+//! job (`reply_and_ack.lua`) cost Redis about 8 µs of its ~15 µs a call at
+//! 64 in flight (rpc-bench), and `XDEL` of each entry was most of what a
+//! drained one-way job cost Redis beyond the floor's `XACK` (`rpc-bench
+//! --jobs`). The script keeps what one job's completion promises: a job is
+//! acked only once its reply was written, and an inbox's TTL is set only
+//! after a push to it succeeded. Completions that do more (keep a result,
+//! retry, dead-letter) keep their own script call (`completion::Call`).
+
+use redis::{RedisError, Script, Value};
+use rpc_protocol::limits::DEFAULT_INBOX_TTL;
+use rpc_protocol::stream::GROUP;
+use rpc_protocol::Keys;
+
+use super::completion::{classify, outcome};
+use super::scripts::compiled;
+use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
+
+/// The batch completion script.
+fn complete_batch_script() -> &'static Script {
+    compiled(&rpc_protocol::scripts::COMPLETE_BATCH)
+}
+
+/// The script of one reply and its ack.
+fn reply_and_ack_script() -> &'static Script {
+    compiled(&rpc_protocol::scripts::REPLY_AND_ACK)
+}
+
+/// Whether a completion goes in a batch: its ack alone (a one-way job, or
+/// an answer nobody waits for or keeps), or a reply to a caller's inbox
+/// then the ack. Anything else (a kept result, a retry, a dead letter) is
+/// its own script call.
+pub(super) fn batches(completion: &Completion) -> bool {
+    completion.keep_result.is_none()
+        && completion.requeue.is_none()
+        && completion.dead_letter.is_none()
+}
+
+/// At most this many replies per inbox, and this many ids that only ack,
+/// in one script call (the script passes them to one command each, and
+/// Lua's `unpack` is bounded).
+const MOST_PER_CALL: usize = 1000;
+
+/// Ack-only batches smaller than this are sent as plain `XACK` + `XDEL`:
+/// for a few ids the script's own cost is more than trimming saves.
+const FEWEST_TO_TRIM: usize = 8;
+
+/// One inbox's replies in a batch.
+struct Inbox<'a> {
+    key: &'a str,
+    ttl_ms: u64,
+    /// (index into the completions, reply, entry id)
+    replies: Vec<(usize, &'a [u8], &'a str)>,
+}
+
+/// The batched completions of one queue.
+pub(super) struct CompleteBatch<'a> {
+    jobs: String,
+    inboxes: Vec<Inbox<'a>>,
+    /// (index into the completions, entry id) of the jobs that only ack.
+    acks: Vec<(usize, &'a str)>,
+}
+
+/// How a batch is sent.
+enum Form {
+    /// `XACK` + `XDEL`: a few acks alone.
+    Plain,
+    /// `reply_and_ack.lua`: one reply and its ack (a lone call's).
+    One,
+    /// `complete_batch.lua`.
+    Script,
+}
+
+impl<'a> CompleteBatch<'a> {
+    /// The batches of the completions in `done` that [`batches`] takes,
+    /// per queue (more than one when a queue has more than a script call
+    /// takes), in the order each queue first appears.
+    pub(super) fn gather(
+        keys: &Keys,
+        done: &'a [(Delivery, Completion)],
+    ) -> Vec<CompleteBatch<'a>> {
+        let mut out: Vec<CompleteBatch<'a>> = Vec::new();
+        for (i, (delivery, completion)) in done.iter().enumerate() {
+            if !batches(completion) {
+                continue;
+            }
+            let jobs = keys.jobs(&delivery.queue);
+            let reply = match (&completion.reply, &completion.reply_to) {
+                (Some(body), Some(to)) => Some((body, to)),
+                // Nobody waits for the answer: the ack alone.
+                _ => None,
+            };
+            let has_room = |b: &CompleteBatch<'a>| match reply {
+                Some((_, to)) => b
+                    .inboxes
+                    .iter()
+                    .find(|inbox| inbox.key == to)
+                    .is_none_or(|inbox| inbox.replies.len() < MOST_PER_CALL),
+                None => b.acks.len() < MOST_PER_CALL,
+            };
+            let batch = match out.iter().rposition(|b| b.jobs == jobs && has_room(b)) {
+                Some(at) => &mut out[at],
+                None => {
+                    out.push(CompleteBatch {
+                        jobs,
+                        inboxes: Vec::new(),
+                        acks: Vec::new(),
+                    });
+                    out.last_mut().expect("just pushed")
+                }
+            };
+            let Some((body, to)) = reply else {
+                batch.acks.push((i, &delivery.token));
+                continue;
+            };
+            let ttl_ms = completion
+                .inbox_ttl
+                .unwrap_or(DEFAULT_INBOX_TTL)
+                .as_millis()
+                .max(1) as u64;
+            let inbox = match batch.inboxes.iter().position(|b| b.key == to) {
+                Some(at) => &mut batch.inboxes[at],
+                None => {
+                    batch.inboxes.push(Inbox {
+                        key: to,
+                        ttl_ms: 0,
+                        replies: Vec::new(),
+                    });
+                    batch.inboxes.last_mut().expect("just pushed")
+                }
+            };
+            // The inbox lives as long as the longest TTL asked.
+            inbox.ttl_ms = inbox.ttl_ms.max(ttl_ms);
+            inbox.replies.push((i, body, &delivery.token));
+        }
+        out
+    }
+
+    fn form(&self) -> Form {
+        match (self.inboxes.as_slice(), self.acks.len()) {
+            ([], n) if n < FEWEST_TO_TRIM => Form::Plain,
+            ([one], 0) if one.replies.len() == 1 => Form::One,
+            _ => Form::Script,
+        }
+    }
+
+    /// The indices (into the completions) of this batch's jobs, in the
+    /// order the script numbers them (its `k`, from 1).
+    pub(super) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.inboxes
+            .iter()
+            .flat_map(|inbox| inbox.replies.iter().map(|&(i, _, _)| i))
+            .chain(self.acks.iter().map(|&(i, _)| i))
+    }
+
+    /// The ids of the batch in the script's order.
+    fn tokens(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.inboxes
+            .iter()
+            .flat_map(|inbox| inbox.replies.iter().map(|&(_, _, t)| t))
+            .chain(self.acks.iter().map(|&(_, t)| t))
+    }
+
+    /// The newest of the batch's entry ids, or "" when one is not an id
+    /// Redis makes (then the script trims nothing).
+    fn newest(&self) -> String {
+        let mut newest: Option<((u64, u64), &str)> = None;
+        for token in self.tokens() {
+            let parsed = token
+                .split_once('-')
+                .and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)));
+            match parsed {
+                None => return String::new(),
+                Some(id) if newest.is_none_or(|(n, _)| id > n) => newest = Some((id, token)),
+                Some(_) => {}
+            }
+        }
+        newest.map(|(_, t)| t.to_owned()).unwrap_or_default()
+    }
+
+    /// The commands that complete the batch, for a pipeline (the caller
+    /// handles `NOSCRIPT`); [`CompleteBatch::outcome`] reads their answers.
+    pub(super) fn commands(&self) -> Vec<redis::Cmd> {
+        match self.form() {
+            Form::Plain => {
+                let tokens: Vec<&str> = self.tokens().collect();
+                let mut ack = redis::cmd("XACK");
+                ack.arg(&self.jobs).arg(GROUP).arg(&tokens);
+                let mut del = redis::cmd("XDEL");
+                del.arg(&self.jobs).arg(&tokens);
+                vec![ack, del]
+            }
+            Form::One => {
+                let inbox = &self.inboxes[0];
+                let (_, body, token) = inbox.replies[0];
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(reply_and_ack_script().get_hash())
+                    .arg(2)
+                    .arg(inbox.key)
+                    .arg(&self.jobs)
+                    .arg(body)
+                    .arg(inbox.ttl_ms)
+                    .arg(GROUP)
+                    .arg(token);
+                vec![cmd]
+            }
+            Form::Script => {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(complete_batch_script().get_hash())
+                    .arg(1 + self.inboxes.len())
+                    .arg(&self.jobs);
+                for inbox in &self.inboxes {
+                    cmd.arg(inbox.key);
+                }
+                cmd.arg(GROUP).arg(self.newest());
+                for inbox in &self.inboxes {
+                    cmd.arg(inbox.ttl_ms).arg(inbox.replies.len());
+                    for &(_, body, _) in &inbox.replies {
+                        cmd.arg(body);
+                    }
+                    for &(_, _, token) in &inbox.replies {
+                        cmd.arg(token);
+                    }
+                }
+                for &(_, token) in &self.acks {
+                    cmd.arg(token);
+                }
+                vec![cmd]
+            }
+        }
+    }
+
+    /// What the answers to [`CompleteBatch::commands`] say, as `(index,
+    /// error)` for each job of the batch that did not complete.
+    pub(super) fn outcome(&self, answers: &[Value]) -> Vec<(usize, CompleteError)> {
+        let every = |e: CompleteError| self.indices().map(|i| (i, e.clone())).collect();
+        match (self.form(), answers) {
+            (Form::Plain, [ack, del]) => match plain_outcome(ack, del) {
+                Ok(()) => Vec::new(),
+                Err(e) => every(e),
+            },
+            (Form::One, [reply]) => match outcome(reply) {
+                Ok(()) => Vec::new(),
+                Err(e) => every(e),
+            },
+            (Form::Script, [reply]) => self.script_outcome(reply),
+            _ => every(CompleteError::Transient(format!(
+                "unexpected answers to a batch of completions: {answers:?}"
+            ))),
+        }
+    }
+
+    fn script_outcome(&self, reply: &Value) -> Vec<(usize, CompleteError)> {
+        let every = |e: CompleteError| self.indices().map(|i| (i, e.clone())).collect();
+        let parts = match reply {
+            Value::Array(parts) => parts,
+            Value::ServerError(e) => return every(classify(&RedisError::from(e.clone()))),
+            other => {
+                return every(CompleteError::Transient(format!(
+                    "unexpected answer to the batch completion script: {other:?}"
+                )))
+            }
+        };
+        let by_place: Vec<usize> = self.indices().collect();
+        let mut failed: Vec<(usize, CompleteError)> = Vec::new();
+        for refusal in parts.chunks(3) {
+            let [Value::Int(k), step, error] = refusal else {
+                return every(CompleteError::Transient(format!(
+                    "unexpected answer to the batch completion script: {reply:?}"
+                )));
+            };
+            let e = outcome(&Value::Array(vec![step.clone(), error.clone()]))
+                .err()
+                .unwrap_or_else(|| CompleteError::Transient("a step was refused".to_owned()));
+            match *k {
+                // The acked entries could not be removed: the jobs are
+                // completed, the entries stay (counted as queued) until an
+                // operator looks.
+                -1 => tracing::warn!(
+                    stream = %self.jobs,
+                    "the acked entries could not be removed from the stream: {}",
+                    text_of(error)
+                ),
+                // The ack, for every job not refused before it.
+                0 => {
+                    let before: Vec<usize> = failed.iter().map(|(i, _)| *i).collect();
+                    failed.extend(
+                        by_place
+                            .iter()
+                            .filter(|i| !before.contains(i))
+                            .map(|&i| (i, e.clone())),
+                    );
+                }
+                k => {
+                    let place = usize::try_from(k - 1).ok();
+                    if let Some(&i) = place.and_then(|p| by_place.get(p)) {
+                        failed.push((i, e));
+                    }
+                }
+            }
+        }
+        failed
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// What the answers to a plain `XACK` + `XDEL` say, for every job alike:
+/// `NOGROUP` on the ack is no refusal, as in the scripts.
+fn plain_outcome(ack: &Value, del: &Value) -> Result<(), CompleteError> {
+    match (ack, del) {
+        (Value::ServerError(e), _) if e.code() != "NOGROUP" => {
+            Err(match classify(&RedisError::from(e.clone())) {
+                CompleteError::Refused { reason, .. } => CompleteError::Refused {
+                    step: Some(CompletionStep::Ack),
+                    reason,
+                },
+                transient => transient,
+            })
+        }
+        (_, Value::ServerError(e)) => Err(classify(&RedisError::from(e.clone()))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn packed(cmd: &redis::Cmd) -> String {
+        String::from_utf8_lossy(&cmd.get_packed_command()).into_owned()
+    }
+
+    fn delivery(queue: &str, token: &str) -> Delivery {
+        Delivery {
+            queue: queue.to_owned(),
+            token: token.to_owned(),
+            payload: b"{}".to_vec(),
+            deliveries: 1,
+            enqueued_ms: None,
+            cancelled: false,
+        }
+    }
+
+    fn answer(to: &str, ttl: u64) -> Completion {
+        Completion {
+            reply: Some(b"{\"ok\":1}".to_vec()),
+            reply_to: Some(to.to_owned()),
+            inbox_ttl: Some(Duration::from_millis(ttl)),
+            ..Completion::default()
+        }
+    }
+
+    #[test]
+    fn only_replies_and_acks_are_batched() {
+        assert!(batches(&Completion::default()));
+        assert!(batches(&answer("inbox", 10)));
+        for not in [
+            Completion {
+                keep_result: Some(("id".to_owned(), Duration::from_secs(1))),
+                ..answer("inbox", 10)
+            },
+            Completion {
+                requeue: Some(b"{}".to_vec()),
+                ..Completion::default()
+            },
+            Completion {
+                dead_letter: Some("why".to_owned()),
+                ..Completion::default()
+            },
+        ] {
+            assert!(!batches(&not), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn a_batch_per_queue_with_replies_grouped_per_inbox() {
+        let keys = Keys::new("rpc");
+        let done = vec![
+            (delivery("A", "1-0"), answer("in1", 10)),
+            (delivery("B", "2-0"), Completion::default()),
+            (delivery("A", "3-0"), Completion::default()),
+            (delivery("A", "14-0"), answer("in2", 10)),
+            (delivery("A", "5-0"), answer("in1", 30)),
+            (
+                delivery("A", "6-0"),
+                Completion {
+                    dead_letter: Some("no".to_owned()),
+                    ..Completion::default()
+                },
+            ),
+        ];
+        let batches = CompleteBatch::gather(&keys, &done);
+        assert_eq!(batches.len(), 2);
+        let a = &batches[0];
+        // in1's replies, in2's, then the acks alone.
+        assert_eq!(a.indices().collect::<Vec<_>>(), vec![0, 4, 3, 2]);
+        assert_eq!(a.inboxes[0].ttl_ms, 30, "the longest TTL asked");
+        assert_eq!(a.newest(), "14-0", "compared as numbers");
+        let [cmd] = a.commands().try_into().expect("one script call");
+        let cmd = packed(&cmd);
+        assert!(cmd.contains(complete_batch_script().get_hash()));
+        for part in [
+            keys.jobs("A").as_str(),
+            "in1",
+            "in2",
+            GROUP,
+            "1-0",
+            "5-0",
+            "14-0",
+            "3-0",
+        ] {
+            assert!(cmd.contains(part), "{part} in {cmd}");
+        }
+        assert!(!cmd.contains("6-0") && !cmd.contains("2-0"));
+        // B's lone ack: plain XACK + XDEL.
+        let b = &batches[1];
+        assert_eq!(b.indices().collect::<Vec<_>>(), vec![1]);
+        let [ack, del] = b.commands().try_into().expect("two commands");
+        assert!(packed(&ack).contains("XACK") && packed(&del).contains("XDEL"));
+        assert!(b.outcome(&[Value::Int(1), Value::Int(1)]).is_empty());
+        // A lone reply: reply_and_ack.lua.
+        let one = [(delivery("A", "1-0"), answer("in1", 10))];
+        let [cmd] = CompleteBatch::gather(&keys, &one)[0]
+            .commands()
+            .try_into()
+            .expect("one call");
+        assert!(packed(&cmd).contains(reply_and_ack_script().get_hash()));
+    }
+
+    #[test]
+    fn a_queue_past_what_one_call_takes_is_split_and_odd_ids_are_not_trimmed() {
+        let keys = Keys::new("rpc");
+        let done: Vec<_> = (0..MOST_PER_CALL + 5)
+            .map(|i| (delivery("A", &format!("{i}-0")), Completion::default()))
+            .collect();
+        let batches = CompleteBatch::gather(&keys, &done);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].acks.len(), MOST_PER_CALL);
+        assert_eq!(batches[1].acks.len(), 5);
+        let odd = [
+            (delivery("A", "7-0"), Completion::default()),
+            (delivery("A", "garbage"), Completion::default()),
+        ];
+        assert_eq!(CompleteBatch::gather(&keys, &odd)[0].newest(), "");
+    }
+
+    #[test]
+    fn refusals_name_their_jobs() {
+        let keys = Keys::new("rpc");
+        let done = vec![
+            (delivery("A", "1-0"), answer("in1", 10)),
+            (delivery("A", "2-0"), answer("in2", 10)),
+            (delivery("A", "3-0"), Completion::default()),
+        ];
+        let batch = &CompleteBatch::gather(&keys, &done)[0];
+        let outcome = |reply: &Value| batch.outcome(std::slice::from_ref(reply));
+        assert!(outcome(&Value::Array(vec![])).is_empty());
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        // The second job's reply refused for good.
+        let failed = outcome(&Value::Array(vec![
+            Value::Int(2),
+            bulk("R"),
+            bulk("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ]));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, 1);
+        assert!(matches!(
+            &failed[0].1,
+            CompleteError::Refused { step: Some(CompletionStep::Reply), reason } if reason.starts_with("WRONGTYPE")
+        ));
+        // Out of memory on the first reply, then the ack refused.
+        let failed = outcome(&Value::Array(vec![
+            Value::Int(1),
+            bulk("R"),
+            bulk("OOM command not allowed"),
+            Value::Int(0),
+            bulk("A"),
+            bulk("NOPERM no"),
+        ]));
+        assert_eq!(failed.len(), 3);
+        assert!(matches!(failed[0], (0, CompleteError::Transient(_))));
+        assert!(failed[1..].iter().all(|(i, e)| *i != 0
+            && matches!(
+                e,
+                CompleteError::Refused {
+                    step: Some(CompletionStep::Ack),
+                    ..
+                }
+            )));
+        // Removing the acked entries refused: the jobs are completed.
+        assert!(outcome(&Value::Array(vec![
+            Value::Int(-1),
+            bulk("X"),
+            bulk("NOPERM no xtrim"),
+        ]))
+        .is_empty());
+        // A refusal of the whole call is every job's.
+        let noscript = redis::parse_redis_value(b"-NOSCRIPT No matching script\r\n").unwrap();
+        assert!(matches!(noscript, Value::ServerError(_)));
+        let failed = outcome(&noscript);
+        assert_eq!(failed.len(), 3);
+        assert!(failed
+            .iter()
+            .all(|(_, e)| matches!(e, CompleteError::Transient(_))));
+        // Garbage is no success.
+        assert_eq!(outcome(&Value::Int(7)).len(), 3);
+        assert_eq!(outcome(&Value::Array(vec![Value::Int(1)])).len(), 3);
+        assert_eq!(
+            batch.outcome(&[]).len(),
+            3,
+            "missing answers are no success"
+        );
+    }
+}

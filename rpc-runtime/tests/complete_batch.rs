@@ -1,0 +1,345 @@
+//! The worker's common completions (replies and acks) ride on its next read
+//! batched per queue: a few acks alone as one `XACK` + `XDEL`, a lone reply
+//! as `reply_and_ack.lua`, anything larger as one `complete_batch.lua` call,
+//! which trims the acked entries from the stream (rpc-bench/RESULTS.md).
+//! Driven through the backend's `Reader` against a private redis-server, as
+//! rpc-runtime/tests/redis_reader.rs does: every completion of a mixed
+//! batch takes effect, in the right place; the trim removes exactly the
+//! acked entries, never a job still queued or leased; a refused batch is
+//! reported for each of its jobs, still leased.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpc_runtime::backend::{
+    connect, Broker, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery, Reader,
+};
+use rpc_testkit::RedisServer;
+
+const QUEUE: &str = "Svc";
+const OTHER: &str = "Other";
+
+async fn taken(
+    server: &RedisServer,
+    jobs: &[(&str, &[u8])],
+) -> (Arc<dyn Broker>, Box<dyn Reader>, Vec<Delivery>) {
+    let backend = connect(&BrokerConfig::new(server.url()))
+        .await
+        .expect("connect");
+    let queues = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    for (queue, payload) in jobs {
+        backend.push_job(queue, payload).await.unwrap();
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let out = take(&mut *reader, jobs.len()).await;
+    (backend, reader, out)
+}
+
+/// Takes `n` jobs from the two queues.
+async fn take(reader: &mut dyn Reader, n: usize) -> Vec<Delivery> {
+    let queues = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    let mut out = Vec::new();
+    while out.len() < n {
+        let more = reader
+            .take_jobs(&queues, "c1", n - out.len(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(!more.is_empty(), "jobs not taken: {out:?}");
+        out.extend(more);
+    }
+    out
+}
+
+/// The ids of a stream's entries, oldest first.
+fn entry_ids(server: &RedisServer, queue: &str) -> Vec<String> {
+    server
+        .cli(["XRANGE", &format!("rpc:{{{queue}}}:jobs"), "-", "+"])
+        .lines()
+        .filter(|l| l.contains('-') && l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn answer(inbox: &str) -> Completion {
+    Completion {
+        reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
+        reply_to: Some(inbox.to_owned()),
+        ..Completion::default()
+    }
+}
+
+fn pending(server: &RedisServer, queue: &str) -> String {
+    server.cli(["XPENDING", &format!("rpc:{{{queue}}}:jobs"), "workers"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_only_completions_of_two_queues_and_a_reply_all_take_effect() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let jobs: [(&str, &[u8]); 4] = [
+        (QUEUE, b"one"),
+        (QUEUE, b"two"),
+        (OTHER, b"three"),
+        (QUEUE, b"four"),
+    ];
+    let (backend, mut reader, taken) = taken(&server, &jobs).await;
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .map(|d| {
+            let completion = if d.payload == b"two" {
+                Completion {
+                    reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
+                    reply_to: Some("rpc:inbox:{c}".to_owned()),
+                    ..Completion::default()
+                }
+            } else {
+                // What a one-way job that ran completes with.
+                Completion::default()
+            };
+            (d.clone(), completion)
+        })
+        .collect();
+    backend.push_job(QUEUE, b"five").await.unwrap();
+    let queues = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(500))
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    let next = out.taken.expect("the read succeeds");
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].payload, b"five");
+    // Acked and deleted: only the job taken since is left, in each queue.
+    assert_eq!(server.cli(["XLEN", "rpc:{Svc}:jobs"]).trim(), "1");
+    assert_eq!(server.cli(["XLEN", "rpc:{Other}:jobs"]).trim(), "0");
+    assert!(
+        pending(&server, QUEUE).starts_with('1'),
+        "{}",
+        pending(&server, QUEUE)
+    );
+    assert!(
+        pending(&server, OTHER).starts_with('0'),
+        "{}",
+        pending(&server, OTHER)
+    );
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{c}"]).trim(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_ack_batch_is_reported_for_each_job_and_a_vanished_group_is_no_refusal() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let jobs: [(&str, &[u8]); 3] = [(QUEUE, b"one"), (QUEUE, b"two"), (OTHER, b"three")];
+    let (_backend, mut reader, taken) = taken(&server, &jobs).await;
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .map(|d| (d.clone(), Completion::default()))
+        .collect();
+    // The Svc stream replaced by a string: its acks are refused (WRONGTYPE);
+    // the Other stream deleted: NOGROUP on its ack, which is no refusal.
+    server.cli(["DEL", "rpc:{Svc}:jobs"]);
+    server.cli(["SET", "rpc:{Svc}:jobs", "not a stream"]);
+    server.cli(["DEL", "rpc:{Other}:jobs"]);
+    let queues = vec![OTHER.to_owned()];
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(100))
+        .await;
+    let mut refused: Vec<usize> = Vec::new();
+    for (i, e) in &out.not_completed {
+        assert_eq!(taken[*i].queue, QUEUE, "{e:?}");
+        assert!(
+            matches!(e, CompleteError::Refused { step: Some(CompletionStep::Ack), reason } if reason.starts_with("WRONGTYPE")),
+            "{e:?}"
+        );
+        refused.push(*i);
+    }
+    let svc: Vec<usize> = (0..taken.len())
+        .filter(|&i| taken[i].queue == QUEUE)
+        .collect();
+    assert_eq!(refused, svc, "each of Svc's jobs, in order");
+    assert!(out.taken.is_ok(), "{:?}", out.taken);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_trims_exactly_the_acked_entries() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let payloads: Vec<Vec<u8>> = (0..40).map(|i| format!("job {i}").into_bytes()).collect();
+    let jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
+    // 30 taken (leased), 10 still queued.
+    let (backend, mut reader, _) = taken(&server, &[]).await;
+    for (queue, payload) in &jobs {
+        backend.push_job(queue, payload).await.unwrap();
+    }
+    let all = entry_ids(&server, QUEUE);
+    assert_eq!(all.len(), 40);
+    let leased = take(&mut *reader, 30).await;
+    // Jobs 10..15 stay leased (still running): the oldest leased entry is
+    // older than most of what is acked, so the trim stops there and the
+    // acked entries past it are deleted one by one.
+    let done: Vec<(Delivery, Completion)> = leased
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(10..15).contains(i))
+        .map(|(i, d)| {
+            let completion = match i % 3 {
+                0 => answer("rpc:inbox:{a}"),
+                1 => answer("rpc:inbox:{b}"),
+                _ => Completion::default(),
+            };
+            (d.clone(), completion)
+        })
+        .collect();
+    // The read that follows looks at the other queue only.
+    let queues = vec![OTHER.to_owned()];
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 1, Duration::from_millis(10))
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    let mut left: Vec<String> = all[10..15].to_vec();
+    left.extend_from_slice(&all[30..]);
+    assert_eq!(
+        entry_ids(&server, QUEUE),
+        left,
+        "the leased and the queued, nothing else"
+    );
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{a}"]).trim(), "9");
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{b}"]).trim(), "8");
+    assert!(
+        pending(&server, QUEUE).starts_with('5'),
+        "{}",
+        pending(&server, QUEUE)
+    );
+    let ttl: i64 = server
+        .cli(["PTTL", "rpc:inbox:{a}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 0, "the inbox expires: {ttl}");
+    let stats = server.cli(["INFO", "commandstats"]);
+    assert!(
+        stats.contains("cmdstat_xtrim:calls=1,"),
+        "trimmed, once: {stats}"
+    );
+
+    // The rest taken and completed, the oldest leased among them: the
+    // stream is empty.
+    let rest = take(&mut *reader, 10).await;
+    let done: Vec<(Delivery, Completion)> = leased[10..15]
+        .iter()
+        .chain(&rest)
+        .map(|d| (d.clone(), Completion::default()))
+        .collect();
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 1, Duration::from_millis(10))
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert!(
+        entry_ids(&server, QUEUE).is_empty(),
+        "{:?}",
+        entry_ids(&server, QUEUE)
+    );
+    assert!(
+        pending(&server, QUEUE).starts_with('0'),
+        "{}",
+        pending(&server, QUEUE)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_else() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let payloads: Vec<Vec<u8>> = (0..12).map(|i| format!("job {i}").into_bytes()).collect();
+    let jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
+    let (backend, mut reader, leased) = taken(&server, &jobs).await;
+    let all = entry_ids(&server, QUEUE);
+    backend.push_job(QUEUE, b"queued").await.unwrap();
+    // One caller's inbox is not a list: its replies are refused for good.
+    server.cli(["SET", "rpc:inbox:{bad}", "not a list"]);
+    let done: Vec<(Delivery, Completion)> = leased
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let completion = match i % 2 {
+                0 => answer("rpc:inbox:{bad}"),
+                _ => answer("rpc:inbox:{good}"),
+            };
+            (d.clone(), completion)
+        })
+        .collect();
+    // The same job completed twice in one batch: counted once by XACK.
+    let mut done = done;
+    done.push(done[1].clone());
+    // The read that follows looks at the other queue only.
+    let queues = vec![OTHER.to_owned()];
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 1, Duration::from_millis(10))
+        .await;
+    let refused: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, (0..12).step_by(2).collect::<Vec<_>>());
+    for (_, e) in &out.not_completed {
+        assert!(
+            matches!(e, CompleteError::Refused { step: Some(CompletionStep::Reply), reason } if reason.starts_with("WRONGTYPE")),
+            "{e:?}"
+        );
+    }
+    // The refused ones stay, leased, and so does the queued job.
+    let mut left: Vec<String> = all.iter().step_by(2).cloned().collect();
+    left.push(entry_ids(&server, QUEUE).last().unwrap().clone());
+    assert_eq!(entry_ids(&server, QUEUE), left);
+    assert!(
+        pending(&server, QUEUE).starts_with('6'),
+        "{}",
+        pending(&server, QUEUE)
+    );
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_removal_does_not_undo_the_completions() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    // A user who may do everything but remove entries.
+    server.cli([
+        "ACL", "SETUSER", "w", "on", ">pw", "~*", "&*", "+@all", "-xtrim", "-xdel",
+    ]);
+    let backend = connect(&BrokerConfig::new(server.url_as("w", "pw")))
+        .await
+        .expect("connect");
+    let queues = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    for i in 0..10 {
+        backend
+            .push_job(QUEUE, format!("job {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let leased = take(&mut *reader, 10).await;
+    let done: Vec<(Delivery, Completion)> = leased
+        .iter()
+        .map(|d| (d.clone(), answer("rpc:inbox:{a}")))
+        .collect();
+    let out = reader
+        .complete_and_take(
+            &done,
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(
+        out.not_completed.is_empty(),
+        "completed: {:?}",
+        out.not_completed
+    );
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{a}"]).trim(), "10");
+    assert!(
+        pending(&server, QUEUE).starts_with('0'),
+        "{}",
+        pending(&server, QUEUE)
+    );
+    assert_eq!(entry_ids(&server, QUEUE).len(), 10, "the entries stay");
+}
