@@ -41,10 +41,23 @@ const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// How long a drain may take before the bench gives up.
 const DRAIN_LIMIT: Duration = Duration::from_secs(600);
 
-/// How many jobs each figure of a `--jobs` run takes.
+/// How many jobs each figure of a `--jobs` run takes, and the floor's
+/// message size.
 pub struct JobsPlan {
     pub one_at_a_time: u64,
     pub backlog: u64,
+    pub floor_bytes: FloorBytes,
+}
+
+/// The size of the floor's messages (`--jobs-floor-bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorBytes {
+    /// As they are, about 13 bytes.
+    Unpadded,
+    /// The size of the runtime's message for the same job.
+    Same,
+    /// Padded to this many bytes.
+    Exactly(usize),
 }
 
 impl JobsPlan {
@@ -53,11 +66,13 @@ impl JobsPlan {
             JobsPlan {
                 one_at_a_time: 200,
                 backlog: 500,
+                floor_bytes: FloorBytes::Unpadded,
             }
         } else {
             JobsPlan {
                 one_at_a_time: 10_000,
                 backlog: 100_000,
+                floor_bytes: FloorBytes::Unpadded,
             }
         };
         if let Some(n) = backlog {
@@ -109,6 +124,9 @@ pub struct JobsReport {
     pub machine: Machine,
     pub command: String,
     pub backlog: u64,
+    /// The size of the floor's messages, and of the runtime's, in bytes.
+    pub floor_message_bytes: usize,
+    pub rpc_message_bytes: usize,
     pub rows: Vec<JobsRow>,
     pub targets: Vec<Target>,
 }
@@ -117,8 +135,8 @@ impl JobsReport {
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let mut out = format!(
-            "Machine: {} CPUs ({}), {} RAM, redis-server {}. Command: `{}`\n\n",
-            m.nproc, m.cpu_model, m.mem_total, m.redis, self.command
+            "Machine: {} CPUs ({}), {} RAM, redis-server {}. Command: `{}`. Messages: the floor's {} bytes, the runtime's {}.\n\n",
+            m.nproc, m.cpu_model, m.mem_total, m.redis, self.command, self.floor_message_bytes, self.rpc_message_bytes
         );
         out.push_str(
             "| figure (jobs/s, higher is better) | floor (raw Redis) | rpc-runtime | ratio | Redis CPU per job, floor / rpc (µs) | ratio | worker CPU per job, floor / rpc (µs) |\n|---|---:|---:|---:|---:|---:|---:|\n",
@@ -210,6 +228,23 @@ impl Stats {
             .map_err(|e| format!("DEL {key}: {e}"))
     }
 
+    /// The size of the `m` field of a stream's first entry.
+    async fn first_message_len(&mut self, key: &str) -> Result<usize, String> {
+        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.0)
+            .await
+            .map_err(|e| format!("XRANGE {key}: {e}"))?;
+        match entries.ids.first().and_then(|e| e.map.get("m")) {
+            Some(redis::Value::BulkString(m)) => Ok(m.len()),
+            _ => Err(format!("{key}: no message to measure")),
+        }
+    }
+
     async fn xlen(&mut self, key: &str) -> Result<u64, String> {
         redis::cmd("XLEN")
             .arg(key)
@@ -270,8 +305,23 @@ pub async fn run(
         .await
         .map_err(|e| format!("client: {e}"))?;
     let typed = BenchClient::new(client);
-    let floor_enqueuer = FloorEnqueuer::connect(&url).await?;
     let typed_key = typed::jobs_key();
+    // One job's message, to know its size.
+    typed
+        .note(0)
+        .await
+        .map_err(|e| format!("a one-way send: {e}"))?;
+    let rpc_message_bytes = stats.first_message_len(&typed_key).await?;
+    stats.del(&typed_key).await?;
+    let floor_bytes = match plan.floor_bytes {
+        FloorBytes::Unpadded => 0,
+        FloorBytes::Same => rpc_message_bytes,
+        FloorBytes::Exactly(n) => n,
+    };
+    let floor_enqueuer = FloorEnqueuer::connect(&url, floor_bytes).await?;
+    floor_enqueuer.clone().enqueue(0).await?;
+    let floor_message_bytes = stats.first_message_len(jobs_floor::STREAM).await?;
+    stats.del(jobs_floor::STREAM).await?;
     let mut rows = Vec::new();
 
     // One at a time, no worker running.
@@ -370,6 +420,8 @@ pub async fn run(
         machine,
         command,
         backlog: n,
+        floor_message_bytes,
+        rpc_message_bytes,
         rows,
         targets,
     };

@@ -14,6 +14,12 @@
 //!   trip: the best a hand-written consumer does for a handler that needs
 //!   no waiting.
 //!
+//! With `--jobs-floor-bytes N` each message is padded to N bytes (`same`:
+//! the size of the runtime's message for the same job), so that the two
+//! sides move the same bytes and the ratio shows what the runtime's
+//! machinery costs; unpadded, a floor message is about 13 bytes against
+//! the runtime's ~190 (its envelope: id, job name, deadline, attempt).
+//!
 //! What the floor does not do, and the runtime does: no deadline, no lease
 //! renewal or redelivery of a crashed worker's jobs, no retries, no dead
 //! letters, no cancellation, no delays, no `XDEL` (acked entries stay in the
@@ -38,32 +44,49 @@ pub const BULK_BATCH: usize = 1_000;
 struct FloorJob {
     a: i64,
     b: i64,
+    /// Filler that brings the message to a chosen size (`--jobs-floor-bytes`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pad: String,
 }
 
-/// The message of job `n`.
-fn body(n: u64) -> Vec<u8> {
-    serde_json::to_vec(&FloorJob { a: n as i64, b: 1 }).expect("a job always serializes")
+/// The message of job `n`, padded to at least `bytes` (0: unpadded, about
+/// 13 bytes).
+fn body(n: u64, bytes: usize) -> Vec<u8> {
+    let mut job = FloorJob {
+        a: n as i64,
+        b: 1,
+        pad: String::new(),
+    };
+    let plain = serde_json::to_vec(&job).expect("a job always serializes");
+    // `,"pad":""` is 9 bytes.
+    if bytes <= plain.len() + 9 {
+        return plain;
+    }
+    job.pad = "x".repeat(bytes - plain.len() - 9);
+    serde_json::to_vec(&job).expect("a job always serializes")
 }
 
-fn xadd(pipe: &mut redis::Pipeline, n: u64) {
+fn xadd(pipe: &mut redis::Pipeline, n: u64, bytes: usize) {
     pipe.cmd("XADD")
         .arg(STREAM)
         .arg("*")
         .arg("m")
-        .arg(body(n))
+        .arg(body(n, bytes))
         .ignore();
 }
 
-/// One hand-written enqueuer: a clone of a shared multiplexed connection.
+/// One hand-written enqueuer: a clone of a shared multiplexed connection,
+/// and the size its messages are padded to (0: unpadded).
 #[derive(Clone)]
-pub struct FloorEnqueuer(pub MultiplexedConnection);
+pub struct FloorEnqueuer(pub MultiplexedConnection, pub usize);
 
 impl FloorEnqueuer {
-    pub async fn connect(url: &str) -> Result<Self, String> {
+    pub async fn connect(url: &str, bytes: usize) -> Result<Self, String> {
         Ok(FloorEnqueuer(
             blocking_connection(url)
                 .await
                 .map_err(|e| format!("floor connection: {e}"))?,
+            bytes,
         ))
     }
 
@@ -73,7 +96,7 @@ impl FloorEnqueuer {
             .arg(STREAM)
             .arg("*")
             .arg("m")
-            .arg(body(n))
+            .arg(body(n, self.1))
             .query_async::<()>(&mut self.0)
             .await
             .map_err(|e| format!("floor XADD: {e}"))
@@ -86,7 +109,7 @@ impl FloorEnqueuer {
             let end = (n + BULK_BATCH as u64).min(from + count);
             let mut pipe = redis::pipe();
             for i in n..end {
-                xadd(&mut pipe, i);
+                xadd(&mut pipe, i, self.1);
             }
             pipe.query_async::<()>(&mut self.0)
                 .await

@@ -117,6 +117,11 @@ struct Cli {
     /// With `--profile`: fire-and-forget sends instead of calls.
     #[arg(long, hide = true, requires = "profile")]
     sends: bool,
+    /// With `--profile floor|typed`: `--seq-calls` one-way jobs sent in
+    /// bulk (the floor's pipelined `XADD`s, the runtime's `OneWayBatch`),
+    /// no worker running.
+    #[arg(long, hide = true, requires = "profile", conflicts_with = "sends")]
+    bulk: bool,
     /// Instead of the comparison with the floor: how late delayed jobs
     /// start, 5,000 due at 1,000 per second on two worker processes
     /// (with `--quick`, 500 over 0.5 s).
@@ -142,6 +147,11 @@ struct Cli {
     /// With `--jobs`: jobs per backlog (default 100,000).
     #[arg(long, requires = "jobs")]
     jobs_backlog: Option<u64>,
+    /// With `--jobs`: the floor's messages padded to this many bytes, or
+    /// `same`: the size of the runtime's message for the same job (default:
+    /// unpadded, about 13 bytes).
+    #[arg(long, requires = "jobs")]
+    jobs_floor_bytes: Option<String>,
     /// Instead of the comparison of calls: the typed service at 64 in
     /// flight on 1 shard and on this many, alternately (5 rounds of 1.5 s
     /// each, `--seconds` per round), every node's Redis CPU and commands
@@ -478,13 +488,23 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     };
     say(&format!("redis-server on {url}"));
     if let Some(kind) = cli.profile {
+        if cli.bulk {
+            return profile::profile_bulk(&server, kind, plan.seq_calls).await;
+        }
         return profile::profile(&server, kind, plan.seq_calls, cli.in_flight, cli.sends).await;
     }
     if cli.telemetry_compare {
         return compare::run(&server, &plan).await;
     }
     if cli.jobs {
-        let plan = jobs::JobsPlan::new(cli.quick, cli.jobs_backlog);
+        let mut plan = jobs::JobsPlan::new(cli.quick, cli.jobs_backlog);
+        plan.floor_bytes = match cli.jobs_floor_bytes.as_deref() {
+            None => jobs::FloorBytes::Unpadded,
+            Some("same") => jobs::FloorBytes::Same,
+            Some(n) => jobs::FloorBytes::Exactly(n.parse().map_err(|_| {
+                format!("--jobs-floor-bytes: `{n}` is neither a number nor `same`")
+            })?),
+        };
         let json = cli.json.as_deref();
         return jobs::run(&server, plan, json, report.machine, report.command).await;
     }

@@ -7,7 +7,8 @@
 //! calls (the floor's `LPUSH`, the runtime's one-way `XADD`). Each run
 //! also prints Redis's CPU time and the commands it ran per call (`INFO`),
 //! which a profiler of the client cannot see: an added round trip costs
-//! no client instructions but a whole wait.
+//! no client instructions but a whole wait. `--bulk` sends one-way jobs in
+//! bulk instead, with no worker (what `--jobs`' bulk row measures).
 
 use super::*;
 use crate::measure::{FloorSender, TypedSender};
@@ -115,6 +116,81 @@ async fn profile_calls<C: Caller>(
     }
     say(&format!(
         "  Redis (INFO): {:.1} µs of CPU, {:.2} commands per call: {}",
+        redis.cpu_us,
+        redis.total_commands(),
+        redis.describe()
+    ));
+    Ok(())
+}
+
+/// `--profile floor|typed --bulk`: `jobs` one-way jobs sent in bulk, no
+/// worker running, after a tenth as many to warm up; prints the client's
+/// and Redis's CPU per job.
+pub(super) async fn profile_bulk(
+    server: &RedisServer,
+    kind: Kind,
+    jobs: usize,
+) -> Result<(), String> {
+    let url = server.url();
+    let procs = [std::process::id(), server.pid()];
+    say(&format!(
+        "profiling {} bulk sends: client pid {}, redis pid {}",
+        kind.as_arg(),
+        procs[0],
+        procs[1]
+    ));
+    let mut stats = floor::blocking_connection(&url)
+        .await
+        .map_err(|e| format!("stats connection: {e}"))?;
+    let jobs = jobs as u64;
+    let (cpu_before, redis_before) = match kind {
+        Kind::Floor => {
+            let mut floor = crate::jobs_floor::FloorEnqueuer::connect(&url, 0).await?;
+            floor.enqueue_bulk(0, jobs / 10).await?;
+            let before = (
+                procs.map(measure::cpu_split),
+                RedisStats::read(&mut stats).await?,
+            );
+            floor.enqueue_bulk(0, jobs).await?;
+            before
+        }
+        Kind::Typed => {
+            let client = Client::builder(url.clone())
+                .connect()
+                .await
+                .map_err(|e| format!("client: {e}"))?;
+            let typed = BenchClient::new(client);
+            let send = |n: u64| {
+                let batch: rpc_runtime::OneWayBatch = (0..n).map(|i| typed.note(i)).collect();
+                async move {
+                    batch
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("bulk send: {e}"))
+                }
+            };
+            send(jobs / 10).await?;
+            let before = (
+                procs.map(measure::cpu_split),
+                RedisStats::read(&mut stats).await?,
+            );
+            send(jobs).await?;
+            before
+        }
+        _ => return Err("--profile --bulk: floor or typed".to_owned()),
+    };
+    let after = procs.map(measure::cpu_split);
+    let redis = redis_before.per(&RedisStats::read(&mut stats).await?, jobs);
+    let per_job = |secs: f64| secs * 1e6 / jobs.max(1) as f64;
+    for (i, who) in ["client", "Redis"].into_iter().enumerate() {
+        say(&format!(
+            "  {who}: user {:.2} µs + system {:.2} µs per job",
+            per_job(after[i].0 - cpu_before[i].0),
+            per_job(after[i].1 - cpu_before[i].1),
+        ));
+    }
+    say(&format!(
+        "  Redis (INFO): {:.2} µs of CPU, {:.2} commands per job: {}",
         redis.cpu_us,
         redis.total_commands(),
         redis.describe()

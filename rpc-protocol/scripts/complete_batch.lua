@@ -5,52 +5,58 @@
 -- one-way job) acked, and the acked entries removed from the stream. A job
 -- whose reply was refused is not acked.
 --
--- The acked entries are removed mostly by trimming. A group delivers in
--- order, so when every id given was leased (XACK acked them all), every
--- entry older than both the oldest entry still leased and the newest id
--- given was delivered and is not leased: it is acked, and one XTRIM MINID
--- removes all of those far more cheaply than XDEL finds them one by one.
--- The acked ids at or past that bound are deleted with XDEL. When some id
--- was not leased, or a reply was refused, every acked id is deleted with
--- XDEL instead, as reply_and_ack.lua does.
+-- The acked entries are removed mostly by trimming. The ids of a range
+-- (an inbox's, or the ack-only ones) that XACK counted in full were all
+-- leased, so delivered; a group delivers in order (it is created at id 0),
+-- so every entry older than the newest of them was delivered too, and
+-- every one older than the oldest lease still held (XPENDING) as well is
+-- acked: one XTRIM MINID removes all of those far more cheaply than XDEL
+-- finds them one by one. The ids of those ranges at or past that bound are
+-- deleted with XDEL. The ids of a range XACK did not count in full (an id
+-- given twice, one not leased) are not deleted here: a later batch's trim
+-- removes those that were acked, and an id that names no lease can never
+-- make a waiting job go.
 --
 -- KEYS[1]    the jobs stream
 -- KEYS[2..]  the callers' inboxes (lists), each once
 -- ARGV[1]    the consumer group
--- ARGV[2]    the newest entry id among the call's ids ('' when unknown:
---            then nothing is trimmed)
 -- then, for each inbox KEYS[1 + i] in order: its TTL in ms, the number n
 --            of replies to it, its n replies, then their n entry ids
 -- then       the entry ids of the jobs that only ack (nothing to reply)
--- (at most 1,000 replies per inbox and 1,000 ids that only ack: Lua's
--- unpack is bounded)
+-- Each inbox's ids, and the ack-only ids, oldest first (out of order, some
+-- acked entries stay in the stream until a later batch's trim). At most
+-- 1,000 replies per inbox and 1,000 ack-only ids (Lua's unpack is
+-- bounded).
 --
 -- Returns the refusals, flattened: {k, step, error, ...}, where k is the
 -- job's place among the call's entry ids (1-based, in argument order) and
--- step 'R' (its reply was refused: it is not acked); or k = 0 and step 'A'
--- when the ack was refused (then no job of the call was acked); k = -1 and
--- step 'X' when removing the acked entries was refused (the jobs are
--- completed all the same; the entries stay). NOGROUP on the ack is no
--- refusal. An empty table: every step took effect.
-local jobs, group, newest = KEYS[1], ARGV[1], ARGV[2]
+-- step 'R' (its reply was refused) or 'A' (its ack was refused): either
+-- way that job is not acked. k = -1 and step 'X' when removing acked
+-- entries was refused (the jobs are completed all the same; the entries
+-- stay). NOGROUP on the ack is no refusal. An empty table: every step
+-- took effect.
+local jobs, group = KEYS[1], ARGV[1]
 local refused = {}
--- The ARGV ranges of the ids to ack, as {first, last, first, last, ...}.
+local function refuse(k, step, err)
+  refused[#refused + 1] = k
+  refused[#refused + 1] = step
+  refused[#refused + 1] = err
+end
+
+-- The ARGV ranges of the ids to ack, {first, last, k of first, ...}.
 local ranges = {}
-local at, k = 3, 0
+local at, k = 2, 0
 for i = 2, #KEYS do
   local ttl, n = ARGV[at], tonumber(ARGV[at + 1])
   at = at + 2
   local pushed = redis.pcall('RPUSH', KEYS[i], unpack(ARGV, at, at + n - 1))
   if type(pushed) == 'table' and pushed.err then
-    for j = 1, n do
-      refused[#refused + 1] = k + j
-      refused[#refused + 1] = 'R'
-      refused[#refused + 1] = pushed.err
-    end
+    for j = 1, n do refuse(k + j, 'R', pushed.err) end
   else
     redis.call('PEXPIRE', KEYS[i], ttl)
     ranges[#ranges + 1] = at + n
     ranges[#ranges + 1] = at + 2 * n - 1
+    ranges[#ranges + 1] = k + 1
   end
   at = at + 2 * n
   k = k + n
@@ -58,22 +64,26 @@ end
 if at <= #ARGV then
   ranges[#ranges + 1] = at
   ranges[#ranges + 1] = #ARGV
+  ranges[#ranges + 1] = k + 1
 end
 
-local given, acked = 0, 0
-for r = 1, #ranges, 2 do
-  local a = redis.pcall('XACK', jobs, group, unpack(ARGV, ranges[r], ranges[r + 1]))
+-- Each range's XACK: a range whose ids were all leased (XACK counted each)
+-- is "whole": its ids were delivered by this group.
+local whole = {}
+for r = 1, #ranges, 3 do
+  local first, last = ranges[r], ranges[r + 1]
+  local a = redis.pcall('XACK', jobs, group, unpack(ARGV, first, last))
   if type(a) == 'table' and a.err then
     if string.sub(a.err, 1, 7) ~= 'NOGROUP' then
-      refused[#refused + 1] = 0
-      refused[#refused + 1] = 'A'
-      refused[#refused + 1] = a.err
-      return refused
+      for j = 0, last - first do refuse(ranges[r + 2] + j, 'A', a.err) end
     end
-  else
-    acked = acked + a
+  elseif a == last - first + 1 then
+    whole[#whole + 1] = first
+    whole[#whole + 1] = last
   end
-  given = given + ranges[r + 1] - ranges[r] + 1
+end
+if #whole == 0 then
+  return refused
 end
 
 -- Whether stream id a is older than b ("ms-seq", decimal, no leading
@@ -88,44 +98,48 @@ local function older(a, b)
   return a < b
 end
 
--- A removal Redis refuses does not undo the acks: it is reported as
--- k = -1, step 'X', and every job of the call still counts as completed.
+-- A removal Redis refuses does not undo the acks: it is reported once as
+-- k = -1, step 'X'.
 local function removal(r)
   if type(r) == 'table' and r.err then
-    refused[#refused + 1] = -1
-    refused[#refused + 1] = 'X'
-    refused[#refused + 1] = r.err
+    refuse(-1, 'X', r.err)
     return false
   end
   return true
 end
 
-local bound = nil
-if newest ~= '' and #refused == 0 and acked == given and given > 0 then
-  bound = newest
-  local summary = redis.pcall('XPENDING', jobs, group)
-  if type(summary) == 'table' and summary.err then
-    bound = nil
-  elseif summary[1] > 0 and older(summary[2], newest) then
-    bound = summary[2]
-  end
+-- The bound: the newest id of the whole ranges (each range's last, if
+-- they came oldest first; any of them was delivered, whatever the order),
+-- or the oldest lease if older.
+local newest = ARGV[whole[2]]
+for r = 3, #whole, 2 do
+  if older(newest, ARGV[whole[r + 1]]) then newest = ARGV[whole[r + 1]] end
 end
-if bound and not removal(redis.pcall('XTRIM', jobs, 'MINID', bound)) then
-  bound = nil
+local bound, leased = newest, true
+local summary = redis.pcall('XPENDING', jobs, group)
+if type(summary) == 'table' and summary.err then
+  return refused
+elseif summary[1] == 0 then
+  leased = false
+elseif older(summary[2], bound) then
+  bound = summary[2]
 end
-for r = 1, #ranges, 2 do
-  if not bound then
-    if not removal(redis.pcall('XDEL', jobs, unpack(ARGV, ranges[r], ranges[r + 1]))) then break end
-  elseif bound == newest then
-    -- Everything older than the newest is trimmed.
-    removal(redis.pcall('XDEL', jobs, newest))
+if not removal(redis.pcall('XTRIM', jobs, 'MINID', bound)) then
+  return refused
+end
+if not leased then
+  -- Nothing leased: the newest id given is acked too, and nothing older
+  -- is left.
+  removal(redis.pcall('XDEL', jobs, bound))
+  return refused
+end
+for r = 1, #whole, 2 do
+  local first, last = whole[r], whole[r + 1]
+  -- Oldest first: the ids at or past the bound are at the end.
+  local from = last + 1
+  while from > first and not older(ARGV[from - 1], bound) do from = from - 1 end
+  if from <= last and not removal(redis.pcall('XDEL', jobs, unpack(ARGV, from, last))) then
     break
-  else
-    local rest = {}
-    for a = ranges[r], ranges[r + 1] do
-      if not older(ARGV[a], bound) then rest[#rest + 1] = ARGV[a] end
-    end
-    if #rest > 0 and not removal(redis.pcall('XDEL', jobs, unpack(rest))) then break end
   end
 end
 return refused

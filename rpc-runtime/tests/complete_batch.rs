@@ -268,9 +268,6 @@ async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_els
             (d.clone(), completion)
         })
         .collect();
-    // The same job completed twice in one batch: counted once by XACK.
-    let mut done = done;
-    done.push(done[1].clone());
     // The read that follows looks at the other queue only.
     let queues = vec![OTHER.to_owned()];
     let out = reader
@@ -293,7 +290,64 @@ async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_els
         "{}",
         pending(&server, QUEUE)
     );
-    assert_eq!(server.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "7");
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let payloads: Vec<Vec<u8>> = (0..24).map(|i| format!("job {i}").into_bytes()).collect();
+    let (backend, mut reader, _) = taken(&server, &[]).await;
+    for p in &payloads {
+        backend.push_job(QUEUE, p).await.unwrap();
+    }
+    let all = entry_ids(&server, QUEUE);
+    let first = take(&mut *reader, 12).await;
+    // XACK counts the twice-given id once: nothing of that range is
+    // removed now (its ids might name no lease).
+    let mut done: Vec<(Delivery, Completion)> = first
+        .iter()
+        .map(|d| (d.clone(), Completion::default()))
+        .collect();
+    done.push(done[3].clone());
+    let out = reader
+        .complete_and_take(
+            &done,
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert!(
+        pending(&server, QUEUE).starts_with('0'),
+        "{}",
+        pending(&server, QUEUE)
+    );
+    assert_eq!(entry_ids(&server, QUEUE), all, "acked, not yet removed");
+    // The next batch trims them with its own.
+    let second = take(&mut *reader, 12).await;
+    let done: Vec<(Delivery, Completion)> = second
+        .iter()
+        .map(|d| (d.clone(), Completion::default()))
+        .collect();
+    let out = reader
+        .complete_and_take(
+            &done,
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert!(
+        entry_ids(&server, QUEUE).is_empty(),
+        "{:?}",
+        entry_ids(&server, QUEUE)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,4 +396,86 @@ async fn a_refused_removal_does_not_undo_the_completions() {
         pending(&server, QUEUE)
     );
     assert_eq!(entry_ids(&server, QUEUE).len(), 10, "the entries stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_are_not_leases_neither_trim_nor_delete_waiting_jobs() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let payloads: Vec<Vec<u8>> = (0..20).map(|i| format!("job {i}").into_bytes()).collect();
+    let (backend, mut reader, _) = taken(&server, &[]).await;
+    for p in &payloads {
+        backend.push_job(QUEUE, p).await.unwrap();
+    }
+    let all = entry_ids(&server, QUEUE);
+    let leased = take(&mut *reader, 10).await;
+    // A completion naming a job still waiting (never delivered), one with
+    // an id Redis refuses, and the ten leases.
+    let forged = |token: &str| Delivery {
+        token: token.to_owned(),
+        ..leased[0].clone()
+    };
+    let mut done: Vec<(Delivery, Completion)> = leased
+        .iter()
+        .map(|d| (d.clone(), answer("rpc:inbox:{a}")))
+        .collect();
+    done.push((forged(&all[15]), Completion::default()));
+    for _ in 0..8 {
+        done.push((forged("bogus"), Completion::default()));
+    }
+    let out = reader
+        .complete_and_take(
+            &done,
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    // The ack-only range holds an id Redis refuses: those jobs are not
+    // acked, and say so; the replies' range is acked.
+    let refused: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, (10..19).collect::<Vec<_>>());
+    for (_, e) in &out.not_completed {
+        assert!(
+            matches!(
+                e,
+                CompleteError::Refused {
+                    step: Some(CompletionStep::Ack),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{a}"]).trim(), "10");
+    assert_eq!(
+        entry_ids(&server, QUEUE),
+        all[10..].to_vec(),
+        "every waiting job stays"
+    );
+
+    // Again with the waiting job's id alone among the acks: XACK takes it
+    // (it acks nothing), and it is still not deleted.
+    let more = take(&mut *reader, 2).await;
+    let mut done: Vec<(Delivery, Completion)> = more
+        .iter()
+        .map(|d| (d.clone(), answer("rpc:inbox:{a}")))
+        .collect();
+    done.push((forged(&all[15]), Completion::default()));
+    let out = reader
+        .complete_and_take(
+            &done,
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_eq!(
+        entry_ids(&server, QUEUE),
+        all[12..].to_vec(),
+        "every waiting job stays"
+    );
 }

@@ -1,8 +1,9 @@
 //! How a [`Batch`](super::Batch) goes out: every call encoded first (one
 //! bad call refuses the whole batch before anything is sent), then the
 //! messages of each queue sent in one round trip per chunk
-//! ([`Queue::push_jobs`](crate::backend::Queue::push_jobs)), the queues
-//! side by side, and each call's fate recorded.
+//! ([`Queue::push_jobs`](crate::backend::Queue::push_jobs)), a few chunks
+//! in flight at once, the queues side by side, and each call's fate
+//! recorded.
 //!
 //! A queue is the unit of a round trip because on a Cluster one pipeline
 //! goes to one slot, and every key of a queue shares one hash tag. When a
@@ -28,6 +29,10 @@ use crate::sync::lock;
 /// Jobs per round trip at most: Redis reads a chunk in a few passes of its
 /// event loop, and other clients are served between them.
 pub(super) const CHUNK_JOBS: usize = 1_000;
+/// Round trips of one queue's chunks in flight at once: Redis adds one
+/// chunk while the next is on its way and the client reads the answers to
+/// the one before (`rpc-bench --jobs`, the bulk row).
+pub(super) const CHUNKS_IN_FLIGHT: usize = 4;
 /// Bytes of messages per round trip at most (a chunk goes past it by one
 /// message at most, and holds one whatever its size).
 pub(super) const CHUNK_BYTES: usize = 1024 * 1024;
@@ -229,9 +234,11 @@ impl Client {
         (fates, first_error)
     }
 
-    /// Sends the calls at `indices` (all for `queue`), chunk after chunk;
-    /// a chunk whose round trip fails is of unknown fate, and the chunks
-    /// after it are not sent.
+    /// Sends the calls at `indices` (all for `queue`), in chunks, up to
+    /// [`CHUNKS_IN_FLIGHT`] round trips at a time on the one connection
+    /// (written in order, so Redis adds them in order). A chunk whose round
+    /// trip fails is of unknown fate; so are the chunks already sent after
+    /// it that have not answered, and the chunks not yet sent are not sent.
     async fn send_queue(
         &self,
         queue: &str,
@@ -239,16 +246,30 @@ impl Client {
         calls: &[Encoded],
         deadline: tokio::time::Instant,
     ) -> (Vec<(usize, Sent)>, Option<Error>) {
+        use futures_util::stream::{FuturesOrdered, StreamExt};
+
         let backend = &*self.inner.backend;
-        let mut fates = Vec::with_capacity(indices.len());
+        let mut chunks: Vec<&[usize]> = Vec::new();
         let mut rest = indices;
         while !rest.is_empty() {
             let size = chunk_len(rest.iter().map(|&i| calls[i].payload.len()));
             let (chunk, after) = rest.split_at(size);
+            chunks.push(chunk);
             rest = after;
-            let payloads: Vec<&[u8]> = chunk.iter().map(|&i| &calls[i].payload[..]).collect();
-            let pushed = tokio::time::timeout_at(deadline, backend.push_jobs(queue, &payloads));
-            let failed = match pushed.await {
+        }
+        let mut answers = FuturesOrdered::new();
+        // How many chunks were handed to the connection.
+        let mut started = 0;
+        while started < chunks.len().min(CHUNKS_IN_FLIGHT) {
+            answers.push_back(push_chunk(backend, queue, calls, chunks[started], deadline));
+            started += 1;
+        }
+        let mut fates = Vec::with_capacity(indices.len());
+        let mut answered = 0;
+        while let Some(pushed) = answers.next().await {
+            let chunk = chunks[answered];
+            answered += 1;
+            let failed = match pushed {
                 Ok(Ok(outcomes)) if outcomes.len() == chunk.len() => {
                     for (&i, outcome) in chunk.iter().zip(outcomes) {
                         let id = calls[i].id.clone();
@@ -256,6 +277,11 @@ impl Client {
                             Ok(()) => (i, Sent::Queued(id)),
                             Err(e) => (i, Sent::Refused(id, e)),
                         });
+                    }
+                    if started < chunks.len() {
+                        let next = push_chunk(backend, queue, calls, chunks[started], deadline);
+                        answers.push_back(next);
+                        started += 1;
                     }
                     continue;
                 }
@@ -270,13 +296,26 @@ impl Client {
                     super::reply::timed_out(label(&first.job), &first.id, first.timeout)
                 }
             };
-            for &i in chunk {
+            drop(answers);
+            for &i in chunks[answered - 1..started].iter().copied().flatten() {
                 fates.push((i, Sent::Unknown(calls[i].id.clone())));
             }
             return (fates, Some(failed));
         }
         (fates, None)
     }
+}
+
+/// One chunk's round trip, bounded by the batch's deadline.
+async fn push_chunk(
+    backend: &dyn crate::backend::Broker,
+    queue: &str,
+    calls: &[Encoded],
+    chunk: &[usize],
+    deadline: tokio::time::Instant,
+) -> Result<Result<Vec<Result<(), Error>>, Error>, tokio::time::error::Elapsed> {
+    let payloads: Vec<&[u8]> = chunk.iter().map(|&i| &calls[i].payload[..]).collect();
+    tokio::time::timeout_at(deadline, backend.push_jobs(queue, &payloads)).await
 }
 
 /// How many of the next messages (their sizes, in order) go in one chunk.

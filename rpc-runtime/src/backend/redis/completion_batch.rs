@@ -139,6 +139,14 @@ impl<'a> CompleteBatch<'a> {
             inbox.ttl_ms = inbox.ttl_ms.max(ttl_ms);
             inbox.replies.push((i, body, &delivery.token));
         }
+        // Each inbox's ids and the ack-only ids oldest first, as the
+        // script asks.
+        for batch in &mut out {
+            for inbox in &mut batch.inboxes {
+                inbox.replies.sort_by_key(|&(_, _, token)| entry_id(token));
+            }
+            batch.acks.sort_by_key(|&(_, token)| entry_id(token));
+        }
         out
     }
 
@@ -165,23 +173,6 @@ impl<'a> CompleteBatch<'a> {
             .iter()
             .flat_map(|inbox| inbox.replies.iter().map(|&(_, _, t)| t))
             .chain(self.acks.iter().map(|&(_, t)| t))
-    }
-
-    /// The newest of the batch's entry ids, or "" when one is not an id
-    /// Redis makes (then the script trims nothing).
-    fn newest(&self) -> String {
-        let mut newest: Option<((u64, u64), &str)> = None;
-        for token in self.tokens() {
-            let parsed = token
-                .split_once('-')
-                .and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)));
-            match parsed {
-                None => return String::new(),
-                Some(id) if newest.is_none_or(|(n, _)| id > n) => newest = Some((id, token)),
-                Some(_) => {}
-            }
-        }
-        newest.map(|(_, t)| t.to_owned()).unwrap_or_default()
     }
 
     /// The commands that complete the batch, for a pipeline (the caller
@@ -218,7 +209,7 @@ impl<'a> CompleteBatch<'a> {
                 for inbox in &self.inboxes {
                     cmd.arg(inbox.key);
                 }
-                cmd.arg(GROUP).arg(self.newest());
+                cmd.arg(GROUP);
                 for inbox in &self.inboxes {
                     cmd.arg(inbox.ttl_ms).arg(inbox.replies.len());
                     for &(_, body, _) in &inbox.replies {
@@ -307,6 +298,13 @@ impl<'a> CompleteBatch<'a> {
         }
         failed
     }
+}
+
+/// A stream entry id as the numbers it orders by (`None`, first, for what
+/// Redis would not have made).
+fn entry_id(token: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = token.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 fn text_of(v: &Value) -> String {
@@ -406,10 +404,10 @@ mod tests {
         let batches = CompleteBatch::gather(&keys, &done);
         assert_eq!(batches.len(), 2);
         let a = &batches[0];
-        // in1's replies, in2's, then the acks alone.
+        // in1's replies, in2's, then the acks alone, each oldest first
+        // (ids compared as numbers).
         assert_eq!(a.indices().collect::<Vec<_>>(), vec![0, 4, 3, 2]);
         assert_eq!(a.inboxes[0].ttl_ms, 30, "the longest TTL asked");
-        assert_eq!(a.newest(), "14-0", "compared as numbers");
         let [cmd] = a.commands().try_into().expect("one script call");
         let cmd = packed(&cmd);
         assert!(cmd.contains(complete_batch_script().get_hash()));
@@ -442,7 +440,21 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_past_what_one_call_takes_is_split_and_odd_ids_are_not_trimmed() {
+    fn ids_go_oldest_first() {
+        let keys = Keys::new("rpc");
+        let done = vec![
+            (delivery("A", "10-1"), answer("in1", 10)),
+            (delivery("A", "9-5"), answer("in1", 10)),
+            (delivery("A", "10-0"), answer("in1", 10)),
+            (delivery("A", "100-0"), Completion::default()),
+            (delivery("A", "20-0"), Completion::default()),
+        ];
+        let batch = &CompleteBatch::gather(&keys, &done)[0];
+        assert_eq!(batch.indices().collect::<Vec<_>>(), vec![1, 2, 0, 4, 3]);
+    }
+
+    #[test]
+    fn a_queue_past_what_one_call_takes_is_split() {
         let keys = Keys::new("rpc");
         let done: Vec<_> = (0..MOST_PER_CALL + 5)
             .map(|i| (delivery("A", &format!("{i}-0")), Completion::default()))
@@ -451,11 +463,6 @@ mod tests {
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[0].acks.len(), MOST_PER_CALL);
         assert_eq!(batches[1].acks.len(), 5);
-        let odd = [
-            (delivery("A", "7-0"), Completion::default()),
-            (delivery("A", "garbage"), Completion::default()),
-        ];
-        assert_eq!(CompleteBatch::gather(&keys, &odd)[0].newest(), "");
     }
 
     #[test]
