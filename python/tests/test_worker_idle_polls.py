@@ -90,3 +90,27 @@ def test_a_fleet_of_ten_polls_each_idle_queue_every_ten_seconds_and_still_skips_
     assert popped is not None
     assert json.loads(popped[1])["error"]["kind"] == "cancelled"
     assert "cancelled-1" not in ran
+
+
+def test_the_janitor_forgets_gone_consumers_and_keeps_a_lease(  # type: ignore[no-untyped-def]
+    server: RedisServer, start_worker
+) -> None:
+    # forget_consumer.lua checks "no lease, still idle" in one step with
+    # XGROUP DELCONSUMER, as deploy/redis/roles.acl's worker.
+    key = K.jobs("Idle")
+    server.r.xgroup_create(key, "workers", id="0", mkstream=True)
+    server.r.xgroup_createconsumer(key, "workers", "gone")
+    server.r.xadd(key, {"m": "not a job"})
+    server.r.xreadgroup("workers", "holder", {key: ">"}, count=1)
+    _roles(server)
+    url = f"redis://rpc-worker:pw@127.0.0.1:{server.port}/"
+    w = Worker(url, concurrency=4, heartbeat=(0.2, 1.0)).handle("Idle.run", record)
+    start_worker(w)
+
+    def names() -> list[str]:
+        return [c["name"].decode() for c in server.r.xinfo_consumers(key, "workers")]
+
+    wait_for(lambda: "gone" not in names(), 30, "the gone consumer forgotten")
+    assert "holder" in names(), "a consumer holding a lease stays"
+    assert server.r.xpending(key, "workers")["pending"] >= 1
+    assert server.r.acl_log() == [], "the role may run forget_consumer.lua"

@@ -106,6 +106,13 @@ script!(
 );
 
 script!(
+    /// Forgets a consumer of a jobs stream only if it still holds no lease
+    /// and is still idle (a janitor's check and delete in one step).
+    FORGET_CONSUMER,
+    "forget_consumer.lua"
+);
+
+script!(
     /// Reads a service's shard count; records what a worker serves or an
     /// operator sets.
     SHARDS,
@@ -113,7 +120,7 @@ script!(
 );
 
 /// Every script of the protocol.
-pub const ALL: [Script; 13] = [
+pub const ALL: [Script; 14] = [
     COMPLETE,
     REPLY_AND_ACK,
     COMPLETE_BATCH,
@@ -127,6 +134,7 @@ pub const ALL: [Script; 13] = [
     FIND_CALL,
     STREAM_FIGURES,
     SHARDS,
+    FORGET_CONSUMER,
 ];
 
 #[cfg(test)]

@@ -393,3 +393,28 @@ async fn a_client_that_may_not_xadd_turns_its_batch_to_the_intake() {
     let _ = worker.stop.send(());
     worker.task.await.unwrap().unwrap();
 }
+
+/// A batch of many chunks, several in flight at once, lands on the stream
+/// in the batch's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chunks_of_a_batch_land_in_its_order() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server starts");
+    let client = Client::connect(&server.url()).await.unwrap();
+    const JOBS: u64 = 7_500; // eight chunks
+    let ids = client
+        .send_many("Ordered.note", (0..JOBS).map(|n| json!({ "n": n })))
+        .await
+        .unwrap();
+    assert_eq!(ids.len() as u64, JOBS);
+    let listed = server.cli(["XRANGE", "rpc:{Ordered}:jobs", "-", "+"]);
+    let order: Vec<u64> = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix('{'))
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&format!("{{{m}")).unwrap();
+            v["params"]["n"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(order, (0..JOBS).collect::<Vec<_>>());
+}

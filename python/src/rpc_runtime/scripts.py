@@ -94,3 +94,7 @@ def tick() -> Script:
 
 def shards() -> Script:
     return script("shards.lua")
+
+
+def forget_consumer() -> Script:
+    return script("forget_consumer.lua")

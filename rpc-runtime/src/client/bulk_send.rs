@@ -234,11 +234,11 @@ impl Client {
         (fates, first_error)
     }
 
-    /// Sends the calls at `indices` (all for `queue`), in chunks, up to
-    /// [`CHUNKS_IN_FLIGHT`] round trips at a time on the one connection
-    /// (written in order, so Redis adds them in order). A chunk whose round
-    /// trip fails is of unknown fate; so are the chunks already sent after
-    /// it that have not answered, and the chunks not yet sent are not sent.
+    /// Sends the calls at `indices` (all for `queue`), in chunks: the first
+    /// alone, then up to [`CHUNKS_IN_FLIGHT`] round trips at a time on the
+    /// one connection (written in order, so Redis adds them in order). A
+    /// chunk whose round trip fails is of unknown fate; so are the chunks
+    /// already sent after it, and the chunks not yet sent are not sent.
     async fn send_queue(
         &self,
         queue: &str,
@@ -260,9 +260,11 @@ impl Client {
         let mut answers = FuturesOrdered::new();
         // How many chunks were handed to the connection.
         let mut started = 0;
-        while started < chunks.len().min(CHUNKS_IN_FLIGHT) {
-            answers.push_back(push_chunk(backend, queue, calls, chunks[started], deadline));
-            started += 1;
+        // The first chunk alone: a broker that is down costs one chunk of
+        // unknown fate, the rest are known not sent.
+        if let Some(&first) = chunks.first() {
+            answers.push_back(push_chunk(backend, queue, calls, first, deadline));
+            started = 1;
         }
         let mut fates = Vec::with_capacity(indices.len());
         let mut answered = 0;
@@ -278,7 +280,7 @@ impl Client {
                             Err(e) => (i, Sent::Refused(id, e)),
                         });
                     }
-                    if started < chunks.len() {
+                    while started < chunks.len() && started - answered < CHUNKS_IN_FLIGHT {
                         let next = push_chunk(backend, queue, calls, chunks[started], deadline);
                         answers.push_back(next);
                         started += 1;

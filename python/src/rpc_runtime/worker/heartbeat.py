@@ -13,6 +13,7 @@ import os
 import socket
 from typing import Any
 
+from .. import scripts
 from ..keys import GROUP
 from .shared import Shared
 
@@ -106,8 +107,11 @@ async def forget_consumers(shared: Shared, idle_ms: int, need_gone_beat: bool) -
                 if alive:
                     continue
             try:
-                await shared.redis.xgroup_delconsumer(key, GROUP, name)
-                forgotten += 1
+                # Checked again in one step with the delete: a worker that
+                # came back may have read a job since the listing, and
+                # DELCONSUMER would drop that lease (forget_consumer.lua).
+                gone = await scripts.forget_consumer().run(shared.redis, [key], [GROUP, name, idle_ms])
+                forgotten += int(gone == 1)
             except Exception as e:  # noqa: BLE001 - a janitor's miss is harmless
-                log.debug("XGROUP DELCONSUMER %s %s: %s", key, name, e)
+                log.debug("forget_consumer.lua %s %s: %s", key, name, e)
     return forgotten

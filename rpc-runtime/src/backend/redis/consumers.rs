@@ -9,6 +9,8 @@ use std::time::Duration;
 use redis::Value;
 
 use super::commands::is_nogroup;
+use super::scripts::compiled;
+use rpc_protocol::scripts;
 use super::connect::RedisBackend;
 use super::values::{as_fields, as_int, as_string};
 use crate::error::Error;
@@ -60,18 +62,16 @@ impl RedisBackend {
             if quiet < idle_ms || keep.contains(&name) {
                 continue;
             }
-            // DELCONSUMER drops the consumer's pending entries too; we only
-            // get here for consumers with none.
-            let _: Value = self
-                .commands
-                .query(
-                    redis::cmd("XGROUP")
-                        .arg("DELCONSUMER")
-                        .arg(&key)
-                        .arg(GROUP)
-                        .arg(&name),
-                )
-                .await?;
+            // DELCONSUMER drops the consumer's pending entries too: the
+            // script checks again, in one step with the delete, that the
+            // consumer still holds none and is still idle (a worker that
+            // came back may have read a job since the listing).
+            let mut invocation = compiled(&scripts::FORGET_CONSUMER).prepare_invoke();
+            invocation.key(&key).arg(GROUP).arg(&name).arg(idle_ms);
+            let forgot = self.commands.invoke(&invocation).await?;
+            if as_int(&forgot) != Some(1) {
+                continue;
+            }
             tracing::info!(queue, consumer = %name, "forgot an idle consumer with no pending jobs");
             removed += 1;
         }
