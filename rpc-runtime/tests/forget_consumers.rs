@@ -24,7 +24,17 @@ async fn only_idle_consumers_without_leases_are_forgotten() {
     backend.prepare_queues(&["Svc".to_owned()]).await.unwrap();
     backend.push_job("Svc", b"held").await.unwrap();
     // `busy` holds a lease; `gone` and `live` hold none.
-    server.cli(["XREADGROUP", "GROUP", "workers", "busy", "COUNT", "1", "STREAMS", KEY, ">"]);
+    server.cli([
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "busy",
+        "COUNT",
+        "1",
+        "STREAMS",
+        KEY,
+        ">",
+    ]);
     for consumer in ["gone", "live"] {
         server.cli(["XGROUP", "CREATECONSUMER", KEY, "workers", consumer]);
     }
@@ -35,7 +45,10 @@ async fn only_idle_consumers_without_leases_are_forgotten() {
         .unwrap();
     assert_eq!(forgot, 1);
     let left = consumers(&server);
-    assert!(left.contains("busy") && left.contains("live") && !left.contains("gone"), "{left}");
+    assert!(
+        left.contains("busy") && left.contains("live") && !left.contains("gone"),
+        "{left}"
+    );
     assert!(server.cli(["XPENDING", KEY, "workers"]).starts_with('1'));
 }
 
@@ -47,11 +60,24 @@ fn a_consumer_that_read_again_since_the_listing_is_kept() {
     server.cli(["XGROUP", "CREATE", KEY, "workers", "0", "MKSTREAM"]);
     server.cli(["XADD", KEY, "*", "m", "job"]);
     // Listed as idle with no lease a moment ago; it has just read a job.
-    server.cli(["XREADGROUP", "GROUP", "workers", "back", "COUNT", "1", "STREAMS", KEY, ">"]);
+    server.cli([
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "back",
+        "COUNT",
+        "1",
+        "STREAMS",
+        KEY,
+        ">",
+    ]);
     let kept = server.cli(["EVAL", script, "1", KEY, "workers", "back", "0"]);
     assert_eq!(kept.trim(), "0", "it holds a lease");
     assert!(consumers(&server).contains("back"));
-    assert!(server.cli(["XPENDING", KEY, "workers"]).starts_with('1'), "the lease stays");
+    assert!(
+        server.cli(["XPENDING", KEY, "workers"]).starts_with('1'),
+        "the lease stays"
+    );
     // Idle, without a lease: forgotten; not idle long enough: kept.
     server.cli(["XGROUP", "CREATECONSUMER", KEY, "workers", "quiet"]);
     let kept = server.cli(["EVAL", script, "1", KEY, "workers", "quiet", "3600000"]);
@@ -60,7 +86,22 @@ fn a_consumer_that_read_again_since_the_listing_is_kept() {
     assert_eq!(forgot.trim(), "1");
     assert!(!consumers(&server).contains("quiet"));
     // No such consumer, no such stream, garbage: nothing happens.
-    assert_eq!(server.cli(["EVAL", script, "1", KEY, "workers", "nobody", "0"]).trim(), "0");
-    assert_eq!(server.cli(["EVAL", script, "1", "rpc:{None}:jobs", "workers", "x", "0"]).trim(), "0");
-    assert_eq!(server.cli(["EVAL", script, "1", KEY, "workers", "back", "soon"]).trim(), "0");
+    assert_eq!(
+        server
+            .cli(["EVAL", script, "1", KEY, "workers", "nobody", "0"])
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        server
+            .cli(["EVAL", script, "1", "rpc:{None}:jobs", "workers", "x", "0"])
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        server
+            .cli(["EVAL", script, "1", KEY, "workers", "back", "soon"])
+            .trim(),
+        "0"
+    );
 }

@@ -9,11 +9,11 @@ use std::time::Duration;
 use redis::Value;
 
 use super::commands::is_nogroup;
-use super::scripts::compiled;
-use rpc_protocol::scripts;
 use super::connect::RedisBackend;
+use super::scripts::compiled;
 use super::values::{as_fields, as_int, as_string};
 use crate::error::Error;
+use rpc_protocol::scripts;
 use rpc_protocol::stream::GROUP;
 
 impl RedisBackend {
