@@ -297,13 +297,13 @@ async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_els
 async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads: Vec<Vec<u8>> = (0..24).map(|i| format!("job {i}").into_bytes()).collect();
+    let payloads: Vec<Vec<u8>> = (0..80).map(|i| format!("job {i}").into_bytes()).collect();
     let (backend, mut reader, _) = taken(&server, &[]).await;
     for p in &payloads {
         backend.push_job(QUEUE, p).await.unwrap();
     }
     let all = entry_ids(&server, QUEUE);
-    let first = take(&mut *reader, 12).await;
+    let first = take(&mut *reader, 40).await;
     // XACK counts the twice-given id once: nothing of that range is
     // removed now (its ids might name no lease).
     let mut done: Vec<(Delivery, Completion)> = first
@@ -328,7 +328,7 @@ async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
     );
     assert_eq!(entry_ids(&server, QUEUE), all, "acked, not yet removed");
     // The next batch trims them with its own.
-    let second = take(&mut *reader, 12).await;
+    let second = take(&mut *reader, 40).await;
     let done: Vec<(Delivery, Completion)> = second
         .iter()
         .map(|d| (d.clone(), Completion::default()))
@@ -477,5 +477,57 @@ async fn ids_that_are_not_leases_neither_trim_nor_delete_waiting_jobs() {
         entry_ids(&server, QUEUE),
         all[12..].to_vec(),
         "every waiting job stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batches_of_several_queues_are_one_script_call() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let payloads: Vec<Vec<u8>> = (0..10).map(|i| format!("job {i}").into_bytes()).collect();
+    let mut jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
+    jobs.extend(payloads.iter().map(|p| (OTHER, p.as_slice())));
+    let (_backend, mut reader, taken) = taken(&server, &jobs).await;
+    // Svc's jobs only ack; Other's answer two callers.
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let completion = match (d.queue.as_str(), i % 2) {
+                (QUEUE, _) => Completion::default(),
+                (_, 0) => answer("rpc:inbox:{a}"),
+                _ => answer("rpc:inbox:{b}"),
+            };
+            (d.clone(), completion)
+        })
+        .collect();
+    server.cli(["CONFIG", "RESETSTAT"]);
+    let out = reader
+        .complete_and_take(
+            &done,
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert!(entry_ids(&server, QUEUE).is_empty());
+    assert!(entry_ids(&server, OTHER).is_empty());
+    let a: u64 = server
+        .cli(["LLEN", "rpc:inbox:{a}"])
+        .trim()
+        .parse()
+        .unwrap();
+    let b: u64 = server
+        .cli(["LLEN", "rpc:inbox:{b}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(a + b, 10);
+    let stats = server.cli(["INFO", "commandstats"]);
+    assert!(
+        stats.contains("cmdstat_evalsha:calls=1,"),
+        "one script call: {stats}"
     );
 }

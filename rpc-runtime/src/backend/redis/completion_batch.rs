@@ -49,7 +49,7 @@ const MOST_PER_CALL: usize = 1000;
 
 /// Ack-only batches smaller than this are sent as plain `XACK` + `XDEL`:
 /// for a few ids the script's own cost is more than trimming saves.
-const FEWEST_TO_TRIM: usize = 8;
+const FEWEST_TO_TRIM: usize = 32;
 
 /// One inbox's replies in a batch.
 struct Inbox<'a> {
@@ -201,30 +201,63 @@ impl<'a> CompleteBatch<'a> {
                     .arg(token);
                 vec![cmd]
             }
-            Form::Script => {
-                let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(complete_batch_script().get_hash())
-                    .arg(1 + self.inboxes.len())
-                    .arg(&self.jobs);
-                for inbox in &self.inboxes {
-                    cmd.arg(inbox.key);
+            Form::Script => vec![CompleteBatch::script_call(&[self])],
+        }
+    }
+
+    /// Whether the batch goes as (part of) a `complete_batch.lua` call.
+    pub(super) fn is_scripted(&self) -> bool {
+        matches!(self.form(), Form::Script)
+    }
+
+    /// One `complete_batch.lua` call for `batches` (every one scripted, all
+    /// on one Redis: their queues may be in different slots), for a
+    /// pipeline (the caller handles `NOSCRIPT`).
+    pub(super) fn script_call(batches: &[&CompleteBatch<'_>]) -> redis::Cmd {
+        fn key_index<'k>(keys: &mut Vec<&'k str>, key: &'k str) -> usize {
+            match keys.iter().position(|k| *k == key) {
+                Some(at) => at + 1,
+                None => {
+                    keys.push(key);
+                    keys.len()
                 }
-                cmd.arg(GROUP);
-                for inbox in &self.inboxes {
-                    cmd.arg(inbox.ttl_ms).arg(inbox.replies.len());
-                    for &(_, body, _) in &inbox.replies {
-                        cmd.arg(body);
-                    }
-                    for &(_, _, token) in &inbox.replies {
-                        cmd.arg(token);
-                    }
-                }
-                for &(_, token) in &self.acks {
-                    cmd.arg(token);
-                }
-                vec![cmd]
             }
         }
+        // Every stream and inbox once; the arguments name them by index.
+        let mut keys: Vec<&str> = Vec::new();
+        let mut named: Vec<usize> = Vec::new();
+        for batch in batches {
+            named.push(key_index(&mut keys, &batch.jobs));
+            for inbox in &batch.inboxes {
+                named.push(key_index(&mut keys, inbox.key));
+            }
+        }
+        let mut named = named.into_iter();
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(complete_batch_script().get_hash()).arg(keys.len());
+        for key in &keys {
+            cmd.arg(*key);
+        }
+        cmd.arg(GROUP).arg(batches.len());
+        for batch in batches {
+            cmd.arg(named.next()).arg(batch.inboxes.len());
+            for inbox in &batch.inboxes {
+                cmd.arg(named.next())
+                    .arg(inbox.ttl_ms)
+                    .arg(inbox.replies.len());
+                for &(_, reply, _) in &inbox.replies {
+                    cmd.arg(reply);
+                }
+                for &(_, _, token) in &inbox.replies {
+                    cmd.arg(token);
+                }
+            }
+            cmd.arg(batch.acks.len());
+            for &(_, token) in &batch.acks {
+                cmd.arg(token);
+            }
+        }
+        cmd
     }
 
     /// What the answers to [`CompleteBatch::commands`] say, as `(index,
@@ -240,15 +273,21 @@ impl<'a> CompleteBatch<'a> {
                 Ok(()) => Vec::new(),
                 Err(e) => every(e),
             },
-            (Form::Script, [reply]) => self.script_outcome(reply),
+            (Form::Script, [reply]) => CompleteBatch::script_outcome(&[self], reply),
             _ => every(CompleteError::Transient(format!(
                 "unexpected answers to a batch of completions: {answers:?}"
             ))),
         }
     }
 
-    fn script_outcome(&self, reply: &Value) -> Vec<(usize, CompleteError)> {
-        let every = |e: CompleteError| self.indices().map(|i| (i, e.clone())).collect();
+    /// What the answer to [`CompleteBatch::script_call`] of `batches`
+    /// says, as `(index, error)` for each job that did not complete.
+    pub(super) fn script_outcome(
+        batches: &[&CompleteBatch<'_>],
+        reply: &Value,
+    ) -> Vec<(usize, CompleteError)> {
+        let by_place: Vec<usize> = batches.iter().flat_map(|b| b.indices()).collect();
+        let every = |e: CompleteError| by_place.iter().map(|&i| (i, e.clone())).collect();
         let parts = match reply {
             Value::Array(parts) => parts,
             Value::ServerError(e) => return every(classify(&RedisError::from(e.clone()))),
@@ -258,7 +297,6 @@ impl<'a> CompleteBatch<'a> {
                 )))
             }
         };
-        let by_place: Vec<usize> = self.indices().collect();
         let mut failed: Vec<(usize, CompleteError)> = Vec::new();
         for refusal in parts.chunks(3) {
             let [Value::Int(k), step, error] = refusal else {
@@ -274,20 +312,9 @@ impl<'a> CompleteBatch<'a> {
                 // completed, the entries stay (counted as queued) until an
                 // operator looks.
                 -1 => tracing::warn!(
-                    stream = %self.jobs,
-                    "the acked entries could not be removed from the stream: {}",
+                    "acked entries could not be removed from their stream: {}",
                     text_of(error)
                 ),
-                // The ack, for every job not refused before it.
-                0 => {
-                    let before: Vec<usize> = failed.iter().map(|(i, _)| *i).collect();
-                    failed.extend(
-                        by_place
-                            .iter()
-                            .filter(|i| !before.contains(i))
-                            .map(|&i| (i, e.clone())),
-                    );
-                }
                 k => {
                     let place = usize::try_from(k - 1).ok();
                     if let Some(&i) = place.and_then(|p| by_place.get(p)) {
@@ -489,12 +516,15 @@ mod tests {
             &failed[0].1,
             CompleteError::Refused { step: Some(CompletionStep::Reply), reason } if reason.starts_with("WRONGTYPE")
         ));
-        // Out of memory on the first reply, then the ack refused.
+        // Out of memory on the first reply, then the others' acks refused.
         let failed = outcome(&Value::Array(vec![
             Value::Int(1),
             bulk("R"),
             bulk("OOM command not allowed"),
-            Value::Int(0),
+            Value::Int(2),
+            bulk("A"),
+            bulk("NOPERM no"),
+            Value::Int(3),
             bulk("A"),
             bulk("NOPERM no"),
         ]));

@@ -403,8 +403,12 @@ impl Reader for RedisReader {
                 scripted.push(i);
             }
         }
-        // Each batch with how many commands it sent.
-        let batched: Vec<(CompleteBatch, usize)> = CompleteBatch::gather(&self.keys, done)
+        // Each batch sent on its own, with how many commands it sent; the
+        // scripted ones of every queue together, as one script call.
+        let gathered = CompleteBatch::gather(&self.keys, done);
+        let (together, alone): (Vec<&CompleteBatch>, Vec<&CompleteBatch>) =
+            gathered.iter().partition(|b| b.is_scripted());
+        let batched: Vec<(&CompleteBatch, usize)> = alone
             .into_iter()
             .map(|batch| {
                 let commands = batch.commands();
@@ -415,13 +419,14 @@ impl Reader for RedisReader {
                 (batch, sent)
             })
             .collect();
-        let calls = scripted.len() + batched.iter().map(|(_, sent)| sent).sum::<usize>();
+        if !together.is_empty() {
+            pipe.add_command(CompleteBatch::script_call(&together));
+        }
+        let calls = scripted.len()
+            + batched.iter().map(|(_, sent)| sent).sum::<usize>()
+            + usize::from(!together.is_empty());
         debug_assert_eq!(
-            scripted.len()
-                + batched
-                    .iter()
-                    .map(|(b, _)| b.indices().count())
-                    .sum::<usize>(),
+            scripted.len() + gathered.iter().map(|b| b.indices().count()).sum::<usize>(),
             done.len(),
             "every completion acks"
         );
@@ -450,6 +455,9 @@ impl Reader for RedisReader {
         for (batch, sent) in &batched {
             not_completed.extend(batch.outcome(&batch_replies[at..at + sent]));
             at += sent;
+        }
+        if let Some(reply) = batch_replies.get(at).filter(|_| !together.is_empty()) {
+            not_completed.extend(CompleteBatch::script_outcome(&together, reply));
         }
         if batch_replies
             .iter()
