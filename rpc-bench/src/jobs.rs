@@ -60,6 +60,20 @@ pub enum FloorBytes {
     Exactly(usize),
 }
 
+impl FloorBytes {
+    /// `--jobs-floor-bytes`: absent, `same`, or a number.
+    pub fn parse(arg: Option<&str>) -> Result<FloorBytes, String> {
+        match arg {
+            None => Ok(FloorBytes::Unpadded),
+            Some("same") => Ok(FloorBytes::Same),
+            Some(n) => n
+                .parse()
+                .map(FloorBytes::Exactly)
+                .map_err(|_| format!("--jobs-floor-bytes: `{n}` is neither a number nor `same`")),
+        }
+    }
+}
+
 impl JobsPlan {
     pub fn new(quick: bool, backlog: Option<u64>) -> JobsPlan {
         let mut plan = if quick {

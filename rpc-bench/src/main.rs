@@ -498,13 +498,7 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     }
     if cli.jobs {
         let mut plan = jobs::JobsPlan::new(cli.quick, cli.jobs_backlog);
-        plan.floor_bytes = match cli.jobs_floor_bytes.as_deref() {
-            None => jobs::FloorBytes::Unpadded,
-            Some("same") => jobs::FloorBytes::Same,
-            Some(n) => jobs::FloorBytes::Exactly(n.parse().map_err(|_| {
-                format!("--jobs-floor-bytes: `{n}` is neither a number nor `same`")
-            })?),
-        };
+        plan.floor_bytes = jobs::FloorBytes::parse(cli.jobs_floor_bytes.as_deref())?;
         let json = cli.json.as_deref();
         return jobs::run(&server, plan, json, report.machine, report.command).await;
     }

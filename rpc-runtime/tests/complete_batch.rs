@@ -73,6 +73,25 @@ fn pending(server: &RedisServer, queue: &str) -> String {
     server.cli(["XPENDING", &format!("rpc:{{{queue}}}:jobs"), "workers"])
 }
 
+/// Asserts how many leases a queue holds (a digit: the count's first).
+fn assert_pending(server: &RedisServer, queue: &str, count: char) {
+    let pending = pending(server, queue);
+    assert!(pending.starts_with(count), "{queue}: {pending}");
+}
+
+/// `n` distinct job messages.
+fn payloads(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("job {i}").into_bytes()).collect()
+}
+
+/// What one-way jobs that ran complete with.
+fn acks(taken: &[Delivery]) -> Vec<(Delivery, Completion)> {
+    taken
+        .iter()
+        .map(|d| (d.clone(), Completion::default()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_only_completions_of_two_queues_and_a_reply_all_take_effect() {
     rpc_testkit::require_redis_server();
@@ -112,16 +131,8 @@ async fn ack_only_completions_of_two_queues_and_a_reply_all_take_effect() {
     // Acked and deleted: only the job taken since is left, in each queue.
     assert_eq!(server.cli(["XLEN", "rpc:{Svc}:jobs"]).trim(), "1");
     assert_eq!(server.cli(["XLEN", "rpc:{Other}:jobs"]).trim(), "0");
-    assert!(
-        pending(&server, QUEUE).starts_with('1'),
-        "{}",
-        pending(&server, QUEUE)
-    );
-    assert!(
-        pending(&server, OTHER).starts_with('0'),
-        "{}",
-        pending(&server, OTHER)
-    );
+    assert_pending(&server, QUEUE, '1');
+    assert_pending(&server, OTHER, '0');
     assert_eq!(server.cli(["LLEN", "rpc:inbox:{c}"]).trim(), "1");
 }
 
@@ -131,10 +142,7 @@ async fn a_refused_ack_batch_is_reported_for_each_job_and_a_vanished_group_is_no
     let server = RedisServer::start().expect("redis-server");
     let jobs: [(&str, &[u8]); 3] = [(QUEUE, b"one"), (QUEUE, b"two"), (OTHER, b"three")];
     let (_backend, mut reader, taken) = taken(&server, &jobs).await;
-    let done: Vec<(Delivery, Completion)> = taken
-        .iter()
-        .map(|d| (d.clone(), Completion::default()))
-        .collect();
+    let done: Vec<(Delivery, Completion)> = acks(&taken);
     // The Svc stream replaced by a string: its acks are refused (WRONGTYPE);
     // the Other stream deleted: NOGROUP on its ack, which is no refusal.
     server.cli(["DEL", "rpc:{Svc}:jobs"]);
@@ -164,7 +172,7 @@ async fn a_refused_ack_batch_is_reported_for_each_job_and_a_vanished_group_is_no
 async fn a_large_batch_trims_exactly_the_acked_entries() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads: Vec<Vec<u8>> = (0..40).map(|i| format!("job {i}").into_bytes()).collect();
+    let payloads = payloads(40);
     let jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
     // 30 taken (leased), 10 still queued.
     let (backend, mut reader, _) = taken(&server, &[]).await;
@@ -205,11 +213,7 @@ async fn a_large_batch_trims_exactly_the_acked_entries() {
     );
     assert_eq!(server.cli(["LLEN", "rpc:inbox:{a}"]).trim(), "9");
     assert_eq!(server.cli(["LLEN", "rpc:inbox:{b}"]).trim(), "8");
-    assert!(
-        pending(&server, QUEUE).starts_with('5'),
-        "{}",
-        pending(&server, QUEUE)
-    );
+    assert_pending(&server, QUEUE, '5');
     let ttl: i64 = server
         .cli(["PTTL", "rpc:inbox:{a}"])
         .trim()
@@ -239,18 +243,14 @@ async fn a_large_batch_trims_exactly_the_acked_entries() {
         "{:?}",
         entry_ids(&server, QUEUE)
     );
-    assert!(
-        pending(&server, QUEUE).starts_with('0'),
-        "{}",
-        pending(&server, QUEUE)
-    );
+    assert_pending(&server, QUEUE, '0');
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_else() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads: Vec<Vec<u8>> = (0..12).map(|i| format!("job {i}").into_bytes()).collect();
+    let payloads = payloads(12);
     let jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
     let (backend, mut reader, leased) = taken(&server, &jobs).await;
     let all = entry_ids(&server, QUEUE);
@@ -285,11 +285,7 @@ async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_els
     let mut left: Vec<String> = all.iter().step_by(2).cloned().collect();
     left.push(entry_ids(&server, QUEUE).last().unwrap().clone());
     assert_eq!(entry_ids(&server, QUEUE), left);
-    assert!(
-        pending(&server, QUEUE).starts_with('6'),
-        "{}",
-        pending(&server, QUEUE)
-    );
+    assert_pending(&server, QUEUE, '6');
     assert_eq!(server.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "6");
 }
 
@@ -297,7 +293,7 @@ async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_els
 async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads: Vec<Vec<u8>> = (0..80).map(|i| format!("job {i}").into_bytes()).collect();
+    let payloads = payloads(80);
     let (backend, mut reader, _) = taken(&server, &[]).await;
     for p in &payloads {
         backend.push_job(QUEUE, p).await.unwrap();
@@ -306,10 +302,7 @@ async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
     let first = take(&mut *reader, 40).await;
     // XACK counts the twice-given id once: nothing of that range is
     // removed now (its ids might name no lease).
-    let mut done: Vec<(Delivery, Completion)> = first
-        .iter()
-        .map(|d| (d.clone(), Completion::default()))
-        .collect();
+    let mut done: Vec<(Delivery, Completion)> = acks(&first);
     done.push(done[3].clone());
     let out = reader
         .complete_and_take(
@@ -321,18 +314,11 @@ async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
         )
         .await;
     assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
-    assert!(
-        pending(&server, QUEUE).starts_with('0'),
-        "{}",
-        pending(&server, QUEUE)
-    );
+    assert_pending(&server, QUEUE, '0');
     assert_eq!(entry_ids(&server, QUEUE), all, "acked, not yet removed");
     // The next batch trims them with its own.
     let second = take(&mut *reader, 40).await;
-    let done: Vec<(Delivery, Completion)> = second
-        .iter()
-        .map(|d| (d.clone(), Completion::default()))
-        .collect();
+    let done: Vec<(Delivery, Completion)> = acks(&second);
     let out = reader
         .complete_and_take(
             &done,
@@ -390,11 +376,7 @@ async fn a_refused_removal_does_not_undo_the_completions() {
         out.not_completed
     );
     assert_eq!(server.cli(["LLEN", "rpc:inbox:{a}"]).trim(), "10");
-    assert!(
-        pending(&server, QUEUE).starts_with('0'),
-        "{}",
-        pending(&server, QUEUE)
-    );
+    assert_pending(&server, QUEUE, '0');
     assert_eq!(entry_ids(&server, QUEUE).len(), 10, "the entries stay");
 }
 
@@ -402,7 +384,7 @@ async fn a_refused_removal_does_not_undo_the_completions() {
 async fn ids_that_are_not_leases_neither_trim_nor_delete_waiting_jobs() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads: Vec<Vec<u8>> = (0..20).map(|i| format!("job {i}").into_bytes()).collect();
+    let payloads = payloads(20);
     let (backend, mut reader, _) = taken(&server, &[]).await;
     for p in &payloads {
         backend.push_job(QUEUE, p).await.unwrap();
@@ -484,7 +466,7 @@ async fn ids_that_are_not_leases_neither_trim_nor_delete_waiting_jobs() {
 async fn the_batches_of_several_queues_are_one_script_call() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads: Vec<Vec<u8>> = (0..10).map(|i| format!("job {i}").into_bytes()).collect();
+    let payloads = payloads(10);
     let mut jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
     jobs.extend(payloads.iter().map(|p| (OTHER, p.as_slice())));
     let (_backend, mut reader, taken) = taken(&server, &jobs).await;
