@@ -1,7 +1,9 @@
-//! The common completions of a worker's batch, one script call per queue
-//! (`scripts/complete_batch.lua`): every reply pushed (one `RPUSH` per
-//! caller's inbox), the jobs whose replies went out and the one-way jobs
-//! acked with one `XACK`, and the acked entries trimmed from the stream.
+//! The common completions of a worker's batch, gathered per queue and sent
+//! as one script call for every queue (`scripts/complete_batch.lua`): every
+//! reply pushed (one `RPUSH` per caller's inbox), the jobs whose replies
+//! went out and the one-way jobs acked with one `XACK`, and the acked
+//! entries trimmed from the stream. A lone reply, or a few acks alone, go
+//! the cheaper ways they always went.
 //!
 //! A worker's read pipeline sends these ahead of its next read. Per job
 //! that is a reply and a share of one script call, where a script call per
