@@ -13,8 +13,9 @@
 //! permission) and end the job once.
 //!
 //! On its read pipeline a worker sends the common completions (a reply
-//! then the ack, or the ack alone) of a whole batch as one script call per
-//! queue instead (`completion_batch.rs`); the rest go one by one, here.
+//! then the ack, or the ack alone) of a whole batch as one script call for
+//! every queue instead (`completion_batch.rs`); the rest go one by one,
+//! here.
 //!
 //! On a single Redis the whole completion is one script call. On a Cluster
 //! its keys live in up to three slots (the kept result, the caller's inbox,

@@ -388,7 +388,7 @@ impl Reader for RedisReader {
             };
         }
         // One pipeline: the completions that do more than reply and ack (a
-        // script call each), the rest batched (a script call per queue),
+        // script call each), the rest batched (one script call for them all),
         // then the blocking read. Redis runs them in order, so the replies
         // and acks are applied before the read blocks.
         let keys = self.jobs_keys(queues);
