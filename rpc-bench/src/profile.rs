@@ -102,24 +102,18 @@ async fn profile_calls<C: Caller>(
     let (took, _) = measure::fixed_count(callers, calls as u64).await?;
     let after = procs.map(measure::cpu_split);
     let redis = redis_before.per(&RedisStats::read(&mut stats).await?, calls as u64);
-    let per_call = |secs: f64| secs * 1e6 / calls.max(1) as f64;
     say(&format!(
         "{calls} calls, {in_flight} in flight, {:.1} µs each",
-        per_call(took.as_secs_f64())
+        took.as_secs_f64() * 1e6 / calls.max(1) as f64
     ));
-    for (i, who) in ["client", "worker", "Redis"].into_iter().enumerate() {
-        say(&format!(
-            "  {who}: user {:.1} µs + system {:.1} µs per call",
-            per_call(after[i].0 - before[i].0),
-            per_call(after[i].1 - before[i].1),
-        ));
-    }
-    say(&format!(
-        "  Redis (INFO): {:.1} µs of CPU, {:.2} commands per call: {}",
-        redis.cpu_us,
-        redis.total_commands(),
-        redis.describe()
-    ));
+    say_costs(
+        "call",
+        calls as u64,
+        &["client", "worker", "Redis"],
+        &before,
+        &after,
+        &redis,
+    );
     Ok(())
 }
 
@@ -181,19 +175,40 @@ pub(super) async fn profile_bulk(
     };
     let after = procs.map(measure::cpu_split);
     let redis = redis_before.per(&RedisStats::read(&mut stats).await?, jobs);
-    let per_job = |secs: f64| secs * 1e6 / jobs.max(1) as f64;
-    for (i, who) in ["client", "Redis"].into_iter().enumerate() {
+    say_costs(
+        "job",
+        jobs,
+        &["client", "Redis"],
+        &cpu_before,
+        &after,
+        &redis,
+    );
+    Ok(())
+}
+
+/// Prints each process's user and system CPU per `unit` between `before`
+/// and `after` (`measure::cpu_split` of the processes `who` names, in
+/// order), then Redis's own CPU and commands per `unit`.
+fn say_costs(
+    unit: &str,
+    count: u64,
+    who: &[&str],
+    before: &[(f64, f64)],
+    after: &[(f64, f64)],
+    redis: &crate::redis_stats::RedisCost,
+) {
+    let per = |secs: f64| secs * 1e6 / count.max(1) as f64;
+    for (i, who) in who.iter().enumerate() {
         say(&format!(
-            "  {who}: user {:.2} µs + system {:.2} µs per job",
-            per_job(after[i].0 - cpu_before[i].0),
-            per_job(after[i].1 - cpu_before[i].1),
+            "  {who}: user {:.2} µs + system {:.2} µs per {unit}",
+            per(after[i].0 - before[i].0),
+            per(after[i].1 - before[i].1),
         ));
     }
     say(&format!(
-        "  Redis (INFO): {:.2} µs of CPU, {:.2} commands per job: {}",
+        "  Redis (INFO): {:.2} µs of CPU, {:.2} commands per {unit}: {}",
         redis.cpu_us,
         redis.total_commands(),
         redis.describe()
     ));
-    Ok(())
 }

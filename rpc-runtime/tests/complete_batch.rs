@@ -79,6 +79,19 @@ fn assert_pending(server: &RedisServer, queue: &str, count: char) {
     assert!(pending.starts_with(count), "{queue}: {pending}");
 }
 
+/// `n` jobs queued on [`QUEUE`], none taken yet: the backend, a reader,
+/// and the entries' ids, oldest first.
+async fn backlog(
+    server: &RedisServer,
+    n: usize,
+) -> (Arc<dyn Broker>, Box<dyn Reader>, Vec<String>) {
+    let (backend, reader, _) = taken(server, &[]).await;
+    for p in payloads(n) {
+        backend.push_job(QUEUE, &p).await.unwrap();
+    }
+    (backend, reader, entry_ids(server, QUEUE))
+}
+
 /// `n` distinct job messages.
 fn payloads(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| format!("job {i}").into_bytes()).collect()
@@ -172,14 +185,8 @@ async fn a_refused_ack_batch_is_reported_for_each_job_and_a_vanished_group_is_no
 async fn a_large_batch_trims_exactly_the_acked_entries() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads = payloads(40);
-    let jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
     // 30 taken (leased), 10 still queued.
-    let (backend, mut reader, _) = taken(&server, &[]).await;
-    for (queue, payload) in &jobs {
-        backend.push_job(queue, payload).await.unwrap();
-    }
-    let all = entry_ids(&server, QUEUE);
+    let (_backend, mut reader, all) = backlog(&server, 40).await;
     assert_eq!(all.len(), 40);
     let leased = take(&mut *reader, 30).await;
     // Jobs 10..15 stay leased (still running): the oldest leased entry is
@@ -293,12 +300,7 @@ async fn a_refused_reply_in_a_batch_leaves_its_jobs_leased_and_trims_nothing_els
 async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads = payloads(80);
-    let (backend, mut reader, _) = taken(&server, &[]).await;
-    for p in &payloads {
-        backend.push_job(QUEUE, p).await.unwrap();
-    }
-    let all = entry_ids(&server, QUEUE);
+    let (_backend, mut reader, all) = backlog(&server, 80).await;
     let first = take(&mut *reader, 40).await;
     // XACK counts the twice-given id once: nothing of that range is
     // removed now (its ids might name no lease).
@@ -384,12 +386,7 @@ async fn a_refused_removal_does_not_undo_the_completions() {
 async fn ids_that_are_not_leases_neither_trim_nor_delete_waiting_jobs() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let payloads = payloads(20);
-    let (backend, mut reader, _) = taken(&server, &[]).await;
-    for p in &payloads {
-        backend.push_job(QUEUE, p).await.unwrap();
-    }
-    let all = entry_ids(&server, QUEUE);
+    let (_backend, mut reader, all) = backlog(&server, 20).await;
     let leased = take(&mut *reader, 10).await;
     // A completion naming a job still waiting (never delivered), one with
     // an id Redis refuses, and the ten leases.
