@@ -97,6 +97,74 @@ async fn completions_ride_on_the_next_read_and_failures_are_told_apart() {
     assert!(!pending.contains(&taken[1].token), "{pending}");
 }
 
+/// A read's only completion, a reply, is pushed alone before the read, and
+/// its TTL and ack go with the read. Refused (the inbox is a string), the
+/// job stays leased and the key gets no TTL; accepted, the job is acked and
+/// its entry gone, the inbox has the reply and the TTL asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_reply_is_pushed_first_and_acked_with_the_read() {
+    let (server, backend, mut reader, taken) = jobs_taken(&[b"one"]).await;
+    let queues = vec![QUEUE.to_owned()];
+    server.cli(["SET", "rpc:inbox:{lone}", "not a list"]);
+    let reply = Completion {
+        reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
+        reply_to: Some("rpc:inbox:{lone}".to_owned()),
+        inbox_ttl: Some(Duration::from_secs(600)),
+        ..Completion::default()
+    };
+    let done = vec![(taken[0].clone(), reply)];
+    backend.push_job(QUEUE, b"two").await.unwrap();
+
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(200))
+        .await;
+    let [(0, CompleteError::Refused { step, reason })] = &out.not_completed[..] else {
+        panic!("{:?}", out.not_completed);
+    };
+    assert_eq!(*step, Some(CompletionStep::Reply));
+    assert!(reason.starts_with("WRONGTYPE"), "{reason}");
+    assert_eq!(server.cli(["PTTL", "rpc:inbox:{lone}"]).trim(), "-1");
+    let pending = server.cli(["XPENDING", "rpc:{Svc}:jobs", "workers", "-", "+", "10"]);
+    assert!(
+        pending.contains(&taken[0].token),
+        "refused, so not acked: {pending}"
+    );
+    let next = out.taken.expect("the read still runs");
+    assert_eq!(next.len(), 1);
+
+    server.cli(["DEL", "rpc:inbox:{lone}"]);
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(200))
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{lone}"]).trim(), "1");
+    let ttl: u64 = server
+        .cli(["PTTL", "rpc:inbox:{lone}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 500_000 && ttl <= 600_000, "the TTL asked: {ttl}");
+    let pending = server.cli(["XPENDING", "rpc:{Svc}:jobs", "workers", "-", "+", "10"]);
+    assert!(!pending.contains(&taken[0].token), "acked: {pending}");
+    let left = server.cli(["XRANGE", "rpc:{Svc}:jobs", "-", "+"]);
+    assert!(
+        !left.contains(&taken[0].token) && left.contains("two"),
+        "{left}"
+    );
+    // One push, then one pipeline: the TTL, the ack and the entry's removal.
+    for command in ["rpush", "pexpire", "xack", "xdel"] {
+        assert!(
+            server
+                .cli(["INFO", "commandstats"])
+                .contains(&format!("cmdstat_{command}:calls=")),
+            "{command} ran"
+        );
+    }
+    assert!(!server
+        .cli(["INFO", "commandstats"])
+        .contains("cmdstat_evalsha"));
+}
+
 /// A group that vanished (Redis restarted without persistence, or the
 /// stream was deleted) is recreated by the combined read, and the
 /// completion's reply still goes out.

@@ -20,6 +20,7 @@ use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
 use super::doorbell::Doorbell;
 use super::inbox_pop::{parse_popped, pop_cmd};
 use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, report, EnqueueMode};
+use super::lone_reply::LoneReply;
 use super::resp::RespConnection;
 use super::values::collect_deliveries;
 use rpc_protocol::stream::GROUP;
@@ -387,12 +388,36 @@ impl Reader for RedisReader {
                 taken,
             };
         }
+        // A lone reply is pushed first, on its own (`LoneReply`): its TTL
+        // and its ack then go with the read, as an ack-only completion.
+        let acked;
+        let mut pipe = redis::pipe();
+        let done = match LoneReply::of(done) {
+            Some(lone) => {
+                let answer = self.run(&lone.push(), wait).await.map_err(|f| match f {
+                    ReadFailure::Redis(e) => e,
+                    ReadFailure::Stalled => {
+                        std::io::Error::from(std::io::ErrorKind::TimedOut).into()
+                    }
+                });
+                if let Err(e) = LoneReply::pushed(answer) {
+                    return CompletedAndTaken {
+                        not_completed: vec![(0, e)],
+                        taken: self.take_jobs(queues, consumer, max, wait).await,
+                    };
+                }
+                pipe.add_command(lone.expire());
+                acked = LoneReply::acked(done);
+                &acked[..]
+            }
+            None => done,
+        };
+        let expired = pipe.len();
         // One pipeline: the completions that do more than reply and ack (a
         // script call each), the rest batched (one script call for them all),
         // then the blocking read. Redis runs them in order, so the replies
         // and acks are applied before the read blocks.
         let keys = self.jobs_keys(queues);
-        let mut pipe = redis::pipe();
         let mut scripted = Vec::new();
         for (i, (delivery, completion)) in done.iter().enumerate() {
             if batches(completion) {
@@ -433,7 +458,8 @@ impl Reader for RedisReader {
         pipe.add_command(Self::read_group_cmd(&keys, consumer, max, Some(wait)));
         pipe.ignore_errors();
         let replies = match self.run_pipeline(&pipe, wait).await {
-            Ok(replies) => replies,
+            // The TTL's answer tells nothing about the job: its push worked.
+            Ok(replies) => replies.into_iter().skip(expired).collect::<Vec<_>>(),
             // The connection failed: which commands ran is unknown.
             Err(e) => {
                 let e = Error::from(e);
