@@ -31,6 +31,21 @@ impl Commands {
         }
     }
 
+    /// A pipeline's answers, one per command, errors kept as values (for
+    /// a pipeline that `ignore_errors`); on a Cluster its commands must
+    /// share a slot.
+    pub(super) async fn query_pipeline(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Commands::Single(con) => {
+                retry_once(|| async { pipe.query_async(&mut con.clone()).await }).await
+            }
+            Commands::Cluster(con) => pipe.query_async(&mut con.clone()).await,
+        }
+    }
+
     /// [`Commands::query`], also saying whether the command went out a
     /// second time because the first try's connection failed: Redis may
     /// then have run it twice, and a command whose answer depends on what

@@ -282,6 +282,29 @@ pub(super) fn classify(e: &RedisError) -> CompleteError {
     }
 }
 
+/// What an `RPUSH` of replies answered, for its jobs: a refusal is the
+/// reply step's (nothing was written; the jobs stay leased).
+pub(super) fn reply_pushed(answer: Result<Value, RedisError>) -> Result<(), CompleteError> {
+    let error = match answer {
+        Ok(Value::ServerError(e)) => RedisError::from(e),
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    Err(match classify(&error) {
+        CompleteError::Refused { reason, .. } => CompleteError::Refused {
+            step: Some(CompletionStep::Reply),
+            reason,
+        },
+        transient => transient,
+    })
+}
+
+/// The TTL, in ms, a completion's reply gives its caller's inbox.
+pub(super) fn inbox_ttl_ms(completion: &Completion) -> u64 {
+    let ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
+    ttl.as_millis().clamp(1, u64::MAX.into()) as u64
+}
+
 /// Applies a completion over the shared connection: one script call on a
 /// single Redis, one per slot on a Cluster, each only after the one before
 /// it succeeded.

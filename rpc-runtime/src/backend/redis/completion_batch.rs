@@ -16,11 +16,10 @@
 //! retry, dead-letter) keep their own script call (`completion::Call`).
 
 use redis::{RedisError, Script, Value};
-use rpc_protocol::limits::DEFAULT_INBOX_TTL;
 use rpc_protocol::stream::GROUP;
 use rpc_protocol::Keys;
 
-use super::completion::{classify, outcome};
+use super::completion::{classify, inbox_ttl_ms, outcome};
 use super::scripts::compiled;
 use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
 
@@ -121,11 +120,7 @@ impl<'a> CompleteBatch<'a> {
                 batch.acks.push((i, &delivery.token));
                 continue;
             };
-            let ttl_ms = completion
-                .inbox_ttl
-                .unwrap_or(DEFAULT_INBOX_TTL)
-                .as_millis()
-                .max(1) as u64;
+            let ttl_ms = inbox_ttl_ms(completion);
             let inbox = match batch.inboxes.iter().position(|b| b.key == to) {
                 Some(at) => &mut batch.inboxes[at],
                 None => {
@@ -346,7 +341,7 @@ fn text_of(v: &Value) -> String {
 
 /// What the answers to a plain `XACK` + `XDEL` say, for every job alike:
 /// `NOGROUP` on the ack is no refusal, as in the scripts.
-fn plain_outcome(ack: &Value, del: &Value) -> Result<(), CompleteError> {
+pub(super) fn plain_outcome(ack: &Value, del: &Value) -> Result<(), CompleteError> {
     match (ack, del) {
         (Value::ServerError(e), _) if e.code() != "NOGROUP" => {
             Err(match classify(&RedisError::from(e.clone())) {

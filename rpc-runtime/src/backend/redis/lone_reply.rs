@@ -14,11 +14,10 @@
 //! between has its job run again, as one dying just before the script would.
 
 use redis::{RedisError, Value};
-use rpc_protocol::limits::DEFAULT_INBOX_TTL;
 
-use super::completion::classify;
+use super::completion::{inbox_ttl_ms, reply_pushed};
 use super::completion_batch::batches;
-use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
+use crate::backend::{CompleteError, Completion, Delivery};
 
 /// The one reply of a read's completions.
 pub(super) struct LoneReply<'a> {
@@ -40,11 +39,10 @@ impl<'a> LoneReply<'a> {
         let (Some(body), Some(inbox)) = (&completion.reply, &completion.reply_to) else {
             return None;
         };
-        let ttl = completion.inbox_ttl.unwrap_or(DEFAULT_INBOX_TTL);
         Some(LoneReply {
             inbox,
             body,
-            ttl_ms: ttl.as_millis().clamp(1, u64::MAX.into()) as u64,
+            ttl_ms: inbox_ttl_ms(completion),
         })
     }
 
@@ -58,18 +56,7 @@ impl<'a> LoneReply<'a> {
     /// What the push's answer means for the job: a refusal is the reply
     /// step's (nothing was written, the job stays leased).
     pub(super) fn pushed(answer: Result<Value, RedisError>) -> Result<(), CompleteError> {
-        let refused = |e: &RedisError| match classify(e) {
-            CompleteError::Refused { reason, .. } => CompleteError::Refused {
-                step: Some(CompletionStep::Reply),
-                reason,
-            },
-            transient => transient,
-        };
-        match answer {
-            Ok(Value::ServerError(e)) => Err(refused(&RedisError::from(e))),
-            Ok(_) => Ok(()),
-            Err(e) => Err(refused(&e)),
-        }
+        reply_pushed(answer)
     }
 
     /// The inbox's TTL, for the read after a push that succeeded.
@@ -90,6 +77,7 @@ impl<'a> LoneReply<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::CompletionStep;
     use std::time::Duration;
 
     fn delivery() -> Delivery {

@@ -60,6 +60,7 @@ mod bulk;
 mod cancel;
 mod capabilities;
 mod cluster_commands;
+mod cluster_completion;
 mod cluster_reader;
 mod cluster_slots;
 mod commands;

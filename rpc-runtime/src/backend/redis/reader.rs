@@ -12,9 +12,10 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 
+use super::cluster_completion::complete_grouped;
 use super::cluster_reader::ClusterTaker;
 use super::commands::{create_group, is_nogroup, Commands};
-use super::completion::{complete_on, outcome, Call, Slots};
+use super::completion::{outcome, Call, Slots};
 use super::completion_batch::{batches, CompleteBatch};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
 use super::doorbell::Doorbell;
@@ -25,7 +26,6 @@ use super::resp::RespConnection;
 use super::values::collect_deliveries;
 use rpc_protocol::stream::GROUP;
 
-use crate::backend::reader::complete_each;
 use crate::backend::{
     CompleteError, CompletedAndTaken, Completion, Delivery, PushedAndPopped, Reader,
 };
@@ -381,7 +381,7 @@ impl Reader for RedisReader {
             // A completion spans slots, and so nodes: complete over the
             // shared connection, then read.
             let (commands, keys) = (&self.commands, &self.keys);
-            let not_completed = complete_each(done, |d, c| complete_on(commands, keys, d, c)).await;
+            let not_completed = complete_grouped(commands, keys, done).await;
             let taken = self.take_jobs(queues, consumer, max, wait).await;
             return CompletedAndTaken {
                 not_completed,

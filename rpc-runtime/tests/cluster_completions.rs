@@ -1,0 +1,126 @@
+//! A worker's batch of completions on a real Redis Cluster, driven through
+//! the `Reader` trait: grouped by key (one `RPUSH` per caller's inbox, then
+//! each queue's acks), it must keep what job-by-job completion promised.
+//! A refused push leaves exactly its jobs leased and its key untouched;
+//! every other job is acked and its entry gone; one-way jobs are acked
+//! whatever the replies did; and it takes a handful of commands, not a
+//! script call per job and slot.
+
+use std::time::Duration;
+
+use rpc_runtime::backend::{
+    connect, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery,
+};
+use rpc_testkit::RedisCluster;
+
+const QUEUE: &str = "Svc";
+const JOBS: &str = "rpc:{Svc}:jobs";
+
+fn reply(to: &str) -> Completion {
+    Completion {
+        reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
+        reply_to: Some(to.to_owned()),
+        inbox_ttl: Some(Duration::from_secs(600)),
+        ..Completion::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_leased() {
+    rpc_testkit::require_redis_server();
+    let cluster = RedisCluster::start(3).expect("cluster");
+    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
+        .await
+        .expect("connect");
+    let queues = vec![QUEUE.to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    for i in 0..12 {
+        backend
+            .push_job(QUEUE, format!("job {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let mut taken = Vec::new();
+    while taken.len() < 12 {
+        let more = reader
+            .take_jobs(&queues, "c1", 12, Duration::from_secs(1))
+            .await
+            .unwrap();
+        taken.extend(more);
+    }
+    // Inboxes in other slots than the queue (and, likely, on other masters).
+    cluster.cli(["SET", "rpc:inbox:{bad}", "not a list"]);
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .enumerate()
+        .map(|(i, delivery)| {
+            let completion = match i % 4 {
+                0 | 1 => reply("rpc:inbox:{good}"),
+                2 => reply("rpc:inbox:{bad}"),
+                _ => Completion::default(),
+            };
+            (delivery.clone(), completion)
+        })
+        .collect();
+
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(200))
+        .await;
+
+    let refused: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, vec![2, 6, 10], "only the replies to the bad inbox");
+    for (_, error) in &out.not_completed {
+        assert!(
+            matches!(error, CompleteError::Refused { step: Some(CompletionStep::Reply), reason } if reason.starts_with("WRONGTYPE")),
+            "{error:?}"
+        );
+    }
+    assert_eq!(cluster.cli(["GET", "rpc:inbox:{bad}"]).trim(), "not a list");
+    assert_eq!(cluster.cli(["PTTL", "rpc:inbox:{bad}"]).trim(), "-1");
+    assert_eq!(cluster.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "6");
+    let ttl: u64 = cluster
+        .cli(["PTTL", "rpc:inbox:{good}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 500_000 && ttl <= 600_000, "the TTL asked: {ttl}");
+    // The refused are still leased and queued; every other entry is gone.
+    let pending = cluster.cli(["XPENDING", JOBS, "workers", "-", "+", "20"]);
+    let left = cluster.cli(["XRANGE", JOBS, "-", "+"]);
+    for (i, delivery) in taken.iter().enumerate() {
+        let kept = refused.contains(&i);
+        assert_eq!(
+            pending.contains(&delivery.token),
+            kept,
+            "job {i}: {pending}"
+        );
+        assert_eq!(left.contains(&delivery.token), kept, "job {i}: {left}");
+    }
+    assert!(out.taken.expect("the read").is_empty());
+    // Grouped: two pushes, one TTL, one ack and one delete; job by job it
+    // was a script call per job and slot (21 here).
+    let calls = |command: &str| -> u64 {
+        cluster
+            .masters()
+            .iter()
+            .map(|m| m.command_calls(command))
+            .sum()
+    };
+    assert_eq!(calls("rpush"), 2, "one push per inbox");
+    assert_eq!(calls("pexpire"), 1, "a TTL only where a push succeeded");
+    assert_eq!(
+        (calls("xack"), calls("xdel")),
+        (1, 1),
+        "one ack for the queue"
+    );
+    assert_eq!(
+        cluster
+            .masters()
+            .iter()
+            .map(|m| m.command_calls("evalsha"))
+            .sum::<u64>(),
+        0,
+        "no script call"
+    );
+}
