@@ -63,14 +63,30 @@ async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_lease
             (delivery.clone(), completion)
         })
         .collect();
+    // A token no read hands out fails alone (Redis would refuse the whole
+    // `XACK` of its queue).
+    let mut forged = taken[0].clone();
+    forged.token = "not-an-id".into();
+    let mut done = done;
+    done.push((forged, Completion::default()));
 
     let out = reader
         .complete_and_take(&done, &queues, "c1", 10, Duration::from_millis(200))
         .await;
 
     let refused: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
-    assert_eq!(refused, vec![2, 6, 10], "only the replies to the bad inbox");
-    for (_, error) in &out.not_completed {
+    assert_eq!(
+        refused,
+        vec![2, 6, 10, 12],
+        "the replies to the bad inbox, the forged id"
+    );
+    assert!(
+        matches!(&out.not_completed[3].1, CompleteError::Refused { step: Some(CompletionStep::Ack), reason } if reason.contains("not a stream entry id")),
+        "{:?}",
+        out.not_completed[3]
+    );
+    let refused = &refused[..3];
+    for (_, error) in &out.not_completed[..3] {
         assert!(
             matches!(error, CompleteError::Refused { step: Some(CompletionStep::Reply), reason } if reason.starts_with("WRONGTYPE")),
             "{error:?}"

@@ -23,8 +23,8 @@ use rpc_protocol::Keys;
 
 use super::commands::Commands;
 use super::completion::{classify, complete_on, inbox_ttl_ms, reply_pushed};
-use super::completion_batch::{batches, plain_outcome};
-use crate::backend::{CompleteError, Completion, Delivery};
+use super::completion_batch::{batches, is_entry_id, plain_outcome};
+use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
 
 /// Replies in one `RPUSH`, and ids in one `XACK`, at most.
 const MOST_PER_COMMAND: usize = 1000;
@@ -42,6 +42,12 @@ pub(super) async fn complete_grouped(
     let mut inboxes: Vec<(&str, u64, Vec<usize>)> = Vec::new();
     let mut acks: Vec<(&str, Vec<usize>)> = Vec::new();
     for (i, (delivery, completion)) in done.iter().enumerate() {
+        if !is_entry_id(&delivery.token) {
+            // Redis refuses a whole `XACK` for one id it cannot parse: such
+            // a token (which no read hands out) fails alone, unwritten.
+            failed.push((i, not_an_entry_id(&delivery.token)));
+            continue;
+        }
         if !batches(completion) {
             if let Err(e) = complete_on(commands, keys, delivery, completion).await {
                 failed.push((i, e));
@@ -156,5 +162,14 @@ fn add_ack<'a>(acks: &mut Vec<(&'a str, Vec<usize>)>, queue: &'a str, i: usize) 
     match acks.iter_mut().find(|(q, _)| *q == queue) {
         Some((_, jobs)) => jobs.push(i),
         None => acks.push((queue, vec![i])),
+    }
+}
+
+/// The refusal of a completion whose token is no stream entry id.
+fn not_an_entry_id(token: &str) -> CompleteError {
+    let shown: String = token.chars().take(40).collect();
+    CompleteError::Refused {
+        step: Some(CompletionStep::Ack),
+        reason: format!("`{shown}` is not a stream entry id"),
     }
 }

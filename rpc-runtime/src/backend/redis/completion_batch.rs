@@ -331,6 +331,12 @@ fn entry_id(token: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
+/// Whether `token` reads as a stream entry id (`<ms>-<seq>`, numbers that
+/// fit in 64 bits), as Redis would parse it.
+pub(super) fn is_entry_id(token: &str) -> bool {
+    entry_id(token).is_some()
+}
+
 fn text_of(v: &Value) -> String {
     match v {
         Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),

@@ -394,16 +394,28 @@ impl Reader for RedisReader {
         let mut pipe = redis::pipe();
         let done = match LoneReply::of(done) {
             Some(lone) => {
-                let answer = self.run(&lone.push(), wait).await.map_err(|f| match f {
+                let answer = self.run(&lone.push(), wait).await;
+                // The connection lost (or stalled): so is the read, with no
+                // second wait on a broker that does not answer.
+                let lost = match &answer {
+                    Err(ReadFailure::Stalled) => true,
+                    Err(ReadFailure::Redis(e)) => e.code().is_none(),
+                    Ok(_) => false,
+                };
+                let answer = answer.map_err(|f| match f {
                     ReadFailure::Redis(e) => e,
                     ReadFailure::Stalled => {
                         std::io::Error::from(std::io::ErrorKind::TimedOut).into()
                     }
                 });
                 if let Err(e) = LoneReply::pushed(answer) {
+                    let taken = match lost {
+                        true => Err(Error::Broker(format!("completing a job: {e}"))),
+                        false => self.take_jobs(queues, consumer, max, wait).await,
+                    };
                     return CompletedAndTaken {
                         not_completed: vec![(0, e)],
-                        taken: self.take_jobs(queues, consumer, max, wait).await,
+                        taken,
                     };
                 }
                 pipe.add_command(lone.expire());
