@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(ProgressValue::decode(text.as_bytes()), Ok(value));
         // A fraction alone, from another language, without `attempt`.
         let plain = ProgressValue::decode(br#"{"seq":1,"at_ms":5,"fraction":0.5}"#).unwrap();
-        assert_eq!((plain.attempt, plain.done, plain.message.as_str()), (1, None, ""));
+        assert_eq!(
+            (plain.attempt, plain.done, plain.message.as_str()),
+            (1, None, "")
+        );
     }
 
     #[test]
