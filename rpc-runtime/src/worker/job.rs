@@ -26,6 +26,7 @@ use crate::backend::{Broker, Completion, Delivery, Failure};
 use crate::call::{JobId, JobInfo};
 use crate::clock::{started_ms, time_left};
 use crate::context::cancellations::Cancellations;
+use crate::context::progress::ProgressHandle;
 use crate::context::Context;
 use crate::error::ErrorKind;
 use crate::service::Outcome;
@@ -374,6 +375,10 @@ async fn run_message(
         ),
         trace,
         cancel: Some(shared.cancels.clone()),
+        progress: Some(ProgressHandle {
+            board: shared.progress.clone(),
+            kept: keep.as_ref().map(|(_, ttl)| *ttl),
+        }),
     };
     let running = shared
         .metrics
@@ -393,6 +398,7 @@ async fn run_message(
         () = expiry(due) => Ran::Expired,
         () = abandoned(&shared.cancels, &msg.id, shared.settings.cancel_grace) => Ran::Abandoned,
     };
+    shared.progress.finish(&msg.id);
     let cancelled = shared.cancels.is_cancelled(&msg.id);
     if let (Some(metrics), Some((_, started))) = (&shared.metrics, &running) {
         metrics.handler_ran(service_label, label, started.elapsed());

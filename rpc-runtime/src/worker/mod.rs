@@ -43,7 +43,8 @@
 //! `failures.rs` records each failed attempt on the broker (best effort),
 //! `probe.rs` checks the broker for readiness, `daily_stats.rs` counts the
 //! jobs processed and failed per day and `daily_flush.rs` adds them to the
-//! broker's counters.
+//! broker's counters, `progress_writer.rs` writes the progress handlers
+//! report (at most once per call every 200 ms).
 
 mod admit;
 mod builder;
@@ -65,6 +66,7 @@ mod pause;
 mod periodic;
 mod periodic_check;
 mod probe;
+mod progress_writer;
 mod requeue;
 mod run;
 mod served;
