@@ -174,6 +174,8 @@ async fn a_tight_loop_of_reports_writes_progress_a_bounded_number_of_times() {
         .unwrap();
     assert_eq!(reports, json!(100_000));
     let written = sets() - before;
+    // Shown with --nocapture: the figure the README quotes.
+    eprintln!("100,000 progress reports made {written} SETs (heartbeats included)");
     assert!(
         (1..50).contains(&written),
         "100,000 reports made {written} SETs"
