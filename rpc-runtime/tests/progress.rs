@@ -8,7 +8,7 @@ use std::time::Duration;
 use rpc_runtime::{
     CallOptions, Client, DynamicService, HandlerError, Progress, ProgressUpdate, Worker,
 };
-use rpc_testkit::RedisServer;
+use rpc_testkit::{RedisCluster, RedisServer};
 use serde_json::json;
 use tokio::sync::{watch, Notify};
 
@@ -141,6 +141,15 @@ async fn steps_are_watched_to_the_end(url: &str) {
 async fn a_callers_watch_sees_every_step_in_order_and_ends_with_the_call_on_redis() {
     let redis = RedisServer::start().expect("redis-server");
     steps_are_watched_to_the_end(&redis.url()).await;
+}
+
+/// On a Cluster the progress key lives in the call's slot, wherever that
+/// is: the writes and reads are routed by the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_watch_sees_every_step_in_order_and_ends_with_the_call_on_a_cluster() {
+    rpc_testkit::require_redis_server();
+    let cluster = RedisCluster::start(3).expect("cluster");
+    steps_are_watched_to_the_end(&cluster.cluster_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
