@@ -35,7 +35,7 @@
 //! reclaimed by another worker.
 //!
 //! `builder.rs` builds a worker, `run.rs` runs it; `shared.rs` is what its
-//! tasks share; `take.rs` takes jobs, `job.rs` runs one (`admit.rs` first,
+//! tasks share; `take.rs` takes jobs, `check.rs` checks a message, `job.rs` runs one (`admit.rs` first,
 //! `requeue.rs` and `handoff.rs` for what goes back), `completion.rs`
 //! writes the outcome; `janitor.rs` renews leases and reclaims,
 //! `lifecycle.rs` polls the schedule, pauses and cancellations,
@@ -48,6 +48,7 @@
 
 mod admit;
 mod builder;
+mod check;
 mod completion;
 mod daily_flush;
 mod daily_stats;
