@@ -20,6 +20,9 @@ const WIDTH: usize = 20;
 pub struct ProgressBar {
     on_terminal: bool,
     drawn: bool,
+    /// The last warning printed: the same one again (a broker that
+    /// refuses every read) is not repeated every 200 ms.
+    warned: Option<String>,
 }
 
 impl ProgressBar {
@@ -27,6 +30,7 @@ impl ProgressBar {
         ProgressBar {
             on_terminal: std::io::stderr().is_terminal(),
             drawn: false,
+            warned: None,
         }
     }
 
@@ -42,10 +46,16 @@ impl ProgressBar {
         let _ = stderr.flush();
     }
 
-    /// Says that a progress value could not be read (the call goes on).
+    /// Says that a progress value could not be read (the call goes on),
+    /// once for the same error.
     pub fn warn(&mut self, error: &rpc_runtime::Error) {
+        let text = error.to_string();
+        if self.warned.as_ref() == Some(&text) {
+            return;
+        }
         self.clear();
-        eprintln!("rpc: progress: {error}");
+        eprintln!("rpc: progress: {text}");
+        self.warned = Some(text);
     }
 
     /// Erases the bar, so the answer starts clean.
