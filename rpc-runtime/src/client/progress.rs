@@ -124,7 +124,12 @@ impl Client {
     /// is there (a call whose result is not kept is watched to the end of
     /// `timeout`).
     pub fn watch_progress(&self, id: &JobId, timeout: Duration) -> ProgressWatch {
-        ProgressWatch::new(self.clone(), id.clone(), Instant::now() + timeout, false)
+        // A timeout no clock can add (`Duration::MAX`) is a century.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        ProgressWatch::new(self.clone(), id.clone(), deadline, false)
     }
 
     /// Reads call `id`'s progress now: `None` if there is none (none
