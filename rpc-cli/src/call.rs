@@ -11,7 +11,7 @@
 //! (the client's ACL role) cannot look, and its call goes out unchecked.
 //!
 //! `--progress` shows the call's progress on stderr while it waits
-//! (`call/progress_bar.rs`).
+//! (`progress_bar.rs`).
 
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +21,6 @@ use serde_json::Value;
 
 use crate::failure::Failure;
 
-mod progress_bar;
 mod stdin;
 
 /// `rpc call Service.job [PARAMS] [...]`.
@@ -162,7 +161,7 @@ pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Re
 /// erased before the answer is printed.
 async fn with_progress(pending: Pending<Value, Value>) -> Result<Value, CallError<Value>> {
     let mut watch = pending.progress();
-    let mut bar = progress_bar::ProgressBar::new();
+    let mut bar = crate::progress_bar::ProgressBar::new();
     let answer = std::future::IntoFuture::into_future(pending);
     tokio::pin!(answer);
     let answer = loop {

@@ -1,4 +1,5 @@
-//! `rpc call --progress`: the call's progress on stderr while it runs. On
+//! `rpc call --progress` and `rpc fetch ID --wait D --progress`: a call's
+//! progress on stderr while the command waits for its answer. On
 //! a terminal, a bar redrawn in place (`[#######.............]  35%  7/20
 //! copying`) and erased when the answer comes; anywhere else (a file, a
 //! pipe, a test), one plain line per new value (`progress 7/20 35%
