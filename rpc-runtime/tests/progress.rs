@@ -307,3 +307,36 @@ async fn garbage_in_the_progress_key_is_an_error_item_and_the_watch_ends_by_its_
     assert_eq!(pending.await.unwrap(), json!("released"));
     stop(running).await;
 }
+
+/// The watch as a `futures::Stream` gives the same values and ends with
+/// the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_is_also_a_stream_that_ends_with_the_call() {
+    use futures_util::StreamExt;
+    let url = "memory://progress-stream";
+    let shared = Arc::new(Shared::default());
+    let running = worker(url, shared.clone()).await;
+    let client = Client::connect(url).await.unwrap();
+    let pending = client
+        .call("Work.hold", json!({}))
+        .options(CallOptions::timeout(PATIENCE))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = pending.progress().into_stream();
+    let first = tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("a value within the patience")
+        .expect("a value")
+        .expect("a good value");
+    assert_eq!(steps_of(&first), (7, 10));
+    shared.release.notify_one();
+    let (answer, rest) = tokio::time::timeout(PATIENCE, async {
+        tokio::join!(pending, stream.collect::<Vec<_>>())
+    })
+    .await
+    .expect("the call and its stream end");
+    assert_eq!(answer.unwrap(), json!("released"));
+    assert!(rest.is_empty(), "{rest:?}");
+    stop(running).await;
+}
