@@ -9,11 +9,15 @@
 //! services there are; `--allow-new-service` queues it anyway (a worker
 //! that is not up yet will take it). A user that may not read the queues
 //! (the client's ACL role) cannot look, and its call goes out unchecked.
+//!
+//! `--progress` shows the call's progress on stderr while it waits
+//! (`progress_bar.rs`).
 
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use rpc_runtime::{CallError, CallOptions, Client, Error};
+use rpc_runtime::{CallError, CallOptions, Client, Error, Pending};
+use serde_json::Value;
 
 use crate::failure::Failure;
 
@@ -60,6 +64,10 @@ pub struct CallArgs {
     /// at once, naming the services there are.
     #[arg(long)]
     allow_new_service: bool,
+    /// Show the job's progress on stderr while waiting: a bar on a
+    /// terminal, else one line per new value (`progress 3/10 30% ...`).
+    #[arg(long, conflicts_with_all = ["no_wait", "stdin"])]
+    progress: bool,
 }
 
 pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Result<(), Failure> {
@@ -99,7 +107,12 @@ pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Re
         .send()
         .await?;
     let (id, response_key) = (pending.id().clone(), pending.response_key());
-    let data = match pending.await {
+    let answer = if args.progress {
+        with_progress(pending).await
+    } else {
+        pending.await
+    };
+    let data = match answer {
         Ok(data) => data,
         Err(e) => {
             let e = match e {
@@ -142,6 +155,28 @@ pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Re
         crate::outln!("{data}");
     }
     Ok(())
+}
+
+/// Waits for the answer while drawing the call's progress; the bar is
+/// erased before the answer is printed.
+async fn with_progress(pending: Pending<Value, Value>) -> Result<Value, CallError<Value>> {
+    let mut watch = pending.progress();
+    let mut bar = crate::progress_bar::ProgressBar::new();
+    let answer = std::future::IntoFuture::into_future(pending);
+    tokio::pin!(answer);
+    let answer = loop {
+        tokio::select! {
+            answer = &mut answer => break answer,
+            update = watch.next() => match update {
+                Some(Ok(update)) => bar.show(&update),
+                Some(Err(e)) => bar.warn(&e),
+                // The watch ended (answered, or past the deadline).
+                None => break answer.await,
+            },
+        }
+    };
+    bar.clear();
+    answer
 }
 
 /// Fails at once when `job`'s service has never existed here. A job name

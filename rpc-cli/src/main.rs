@@ -43,6 +43,7 @@ mod output_format;
 mod periodic;
 mod ping;
 mod progress;
+mod progress_bar;
 mod scheduled;
 mod shards;
 mod stats;

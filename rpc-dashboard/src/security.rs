@@ -227,7 +227,8 @@ fn same_origin(headers: &HeaderMap) -> Result<(), String> {
     }
 }
 
-/// Headers on every response: our own scripts and styles only, no framing,
+/// Headers on every response: our own scripts and styles only (and
+/// fetches of our own pages only: a call's progress fragment), no framing,
 /// no content sniffing, no referrer leaking ids to other sites. The
 /// referrer policy is `same-origin`, not `no-referrer`: under the latter a
 /// browser sends `Origin: null` with the dashboard's own forms, and the
@@ -239,6 +240,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; \
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );

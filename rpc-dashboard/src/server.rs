@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::{PageError, StartError};
-use crate::pages::{download, enqueue, failures, job, overview, service, workers};
+use crate::pages::{download, enqueue, failures, job, overview, progress, service, workers};
 use crate::schema_catalog::Catalog;
 use crate::state::AppState;
 use crate::{actions, auth, security, Options};
@@ -40,6 +40,7 @@ pub fn router(options: Options) -> Result<(Router, AppState), StartError> {
         .route("/jobs", get(job::lookup))
         .route("/jobs/{id}", get(job::job))
         .route("/jobs/{id}/result", get(download::kept_result))
+        .route("/jobs/{id}/progress", get(progress::fragment))
         .route("/services/{service}", get(service::service))
         .route(
             "/services/{service}/queue/{token}/message",

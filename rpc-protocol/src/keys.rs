@@ -168,6 +168,12 @@ impl Keys {
         format!("{}:result:{{{call_id}}}", self.prefix)
     }
 
+    /// `P:progress:{call}`, a call's newest progress value (JSON, with a
+    /// TTL; [`crate::progress`]), in the slot of its call.
+    pub fn progress(&self, call_id: &str) -> String {
+        format!("{}:progress:{{{call_id}}}", self.prefix)
+    }
+
     /// The client of an inbox key of this prefix, if `key` is one: exactly
     /// `P:inbox:{client}` with a valid client id (see
     /// [`is_client_id`](crate::limits::is_client_id)). The only keys a worker
@@ -263,6 +269,7 @@ mod tests {
         assert_eq!(keys.once("S", "k:1"), "app:{S}:once:k:1");
         assert_eq!(keys.failures("S"), "app:{S}:failures");
         assert_eq!(keys.result("c-1"), "app:result:{c-1}");
+        assert_eq!(keys.progress("c-1"), "app:progress:{c-1}");
         assert_eq!(
             keys.stat_processed("S", "2026-12-06"),
             "app:{S}:stat:processed:2026-12-06"

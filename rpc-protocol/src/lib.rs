@@ -14,6 +14,7 @@
 //! * [`fingerprint`]: the canonical form of an idempotent call's parameters;
 //! * [`periodic`]: a tick's id, the stored definition, the tick script's
 //!   vocabulary;
+//! * [`progress`]: a call's progress value, its bounds and TTL;
 //! * [`shards`]: a sharded service's queue names, and which shard a call
 //!   goes to;
 //! * [`worker`]: a worker's heartbeat and the operator's quiet/stop control;
@@ -31,6 +32,7 @@ mod json_text;
 pub mod keys;
 pub mod limits;
 pub mod periodic;
+pub mod progress;
 pub mod reply;
 pub mod scripts;
 pub mod shards;

@@ -27,6 +27,7 @@ const FRAGMENTS: &[&str] = &[
     ":workers",
     ":failures",
     ":worker:",
+    ":progress:",
 ];
 
 fn workspace() -> PathBuf {

@@ -3,15 +3,19 @@
 //!
 //! It sits below the worker, which builds contexts, and below services,
 //! which receive them: cancellation is a set the worker fills
-//! ([`cancellations::Cancellations`]) and a context only reads.
+//! ([`cancellations::Cancellations`]) and a context only reads; progress
+//! is a board a context writes and the worker's writer empties
+//! ([`progress::ProgressBoard`]).
 
 pub(crate) mod cancellations;
+pub(crate) mod progress;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use self::cancellations::Cancellations;
+use self::progress::{BadProgress, Progress, ProgressHandle};
 use crate::call::{CallOptions, JobId};
 use crate::telemetry::propagation::{TraceContext, TRACEPARENT, TRACESTATE};
 
@@ -30,6 +34,9 @@ pub struct Context {
     /// The worker's cancellations, for this call's id (`None`: a detached
     /// context, never cancelled).
     pub(crate) cancel: Option<Arc<Cancellations>>,
+    /// The worker's progress board (`None`: a detached context, whose
+    /// progress goes nowhere).
+    pub(crate) progress: Option<ProgressHandle>,
 }
 
 impl Context {
@@ -44,6 +51,7 @@ impl Context {
             metadata: Arc::default(),
             trace: None,
             cancel: None,
+            progress: None,
         }
     }
 
@@ -99,6 +107,40 @@ impl Context {
             Some(cancellations) => cancellations.wait(self.id.as_str()).await,
             None => std::future::pending().await,
         }
+    }
+
+    /// Reports how far along the job is: a fraction (`0.5`) or steps
+    /// (`(3, 10)`), with a message (cut to 200 characters). Callers watch
+    /// it ([`Pending::progress`](crate::Pending::progress), `rpc call
+    /// --progress`, the dashboard). It never waits: the newest value is
+    /// written by the worker at most every 200 ms, so a tight loop may
+    /// report as often as it likes. A value out of range (NaN, outside
+    /// `0..=1`, `done > total`, `total` 0) is refused; a detached
+    /// context's progress goes nowhere.
+    ///
+    /// ```
+    /// let ctx = rpc_runtime::Context::detached("Files.copy");
+    /// ctx.progress((3, 10), "copying").unwrap();
+    /// ctx.progress(0.5, "half way").unwrap();
+    /// assert!(ctx.progress(1.5, "too far").is_err());
+    /// ```
+    pub fn progress(
+        &self,
+        progress: impl Into<Progress>,
+        message: impl AsRef<str>,
+    ) -> Result<(), BadProgress> {
+        let progress = progress.into();
+        let Some(handle) = &self.progress else {
+            return progress.fraction().map(drop);
+        };
+        let ttl = rpc_protocol::progress::ttl(self.remaining(), handle.kept);
+        handle.board.report(
+            self.id.as_str(),
+            self.attempt,
+            ttl,
+            progress,
+            message.as_ref(),
+        )
     }
 
     /// Caller metadata.

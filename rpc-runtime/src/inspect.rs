@@ -4,10 +4,10 @@
 //! An [`Inspector`] is a broker seen through its
 //! [`Inspection`](crate::backend::Inspection) capability (it derefs to
 //! it), plus the few read-only questions other capabilities answer (a kept
-//! result, the pause flag, the broker's clock). It works on Redis and on
-//! `memory://` alike; it writes nothing, so it is safe to point at a
-//! production Redis with the operator's read-only ACL user
-//! (docs/SECURITY.md). Ages are measured against the broker's clock, and
+//! result, a call's progress, the pause flag, the broker's clock). It
+//! works on Redis and on `memory://` alike; it writes nothing, so it is
+//! safe to point at a production Redis with the operator's read-only ACL
+//! user (docs/SECURITY.md). Ages are measured against the broker's clock, and
 //! [`human_time`] writes them (and due times) for people, the same in
 //! every view. [`Inspector::workers`] lists the workers from their
 //! heartbeats (`inspect/workers.rs`). A sharded service is one service
@@ -51,6 +51,7 @@ pub use crate::backend::inspection::figures::{
 };
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 pub use crate::periodic::PeriodicState;
+pub use rpc_protocol::progress::ProgressValue;
 pub use rpc_protocol::worker::{WorkerBeat, WorkerControl, WorkerState};
 
 /// How long one command may take before the inspector reports the broker
@@ -111,6 +112,18 @@ impl Inspector {
     /// worker stored it.
     pub async fn kept_result(&self, call_id: &str) -> Result<Option<Vec<u8>>, Error> {
         self.broker.get_result(call_id).await
+    }
+
+    /// Call `call_id`'s newest progress (docs/PROTOCOL.md, "Progress"),
+    /// checked: `None` when none is kept, [`Error::Codec`] when what is
+    /// there is not a progress value.
+    pub async fn progress(&self, call_id: &str) -> Result<Option<ProgressValue>, Error> {
+        let Some(bytes) = self.broker.read_progress(call_id).await? else {
+            return Ok(None);
+        };
+        ProgressValue::decode(&bytes)
+            .map(Some)
+            .map_err(|e| Error::codec("read the call's progress", e))
     }
 
     /// The broker's clock, ms since the Unix epoch: what ages, last and

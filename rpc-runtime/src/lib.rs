@@ -87,8 +87,9 @@ pub use call::JobRef;
 pub use call::{CallOptions, JobId, JobInfo, JobSchema};
 pub use client::{
     Answered, Batch, BatchError, Call, Client, ClientBuilder, Interceptor, OneWay, OneWayBatch,
-    OneWayCall, Outgoing, Pending, Response, Sent,
+    OneWayCall, Outgoing, Pending, ProgressUpdate, ProgressWatch, Response, Sent,
 };
+pub use context::progress::{BadProgress, Progress};
 pub use context::Context;
 pub use error::{
     CallError, Error, ErrorKind, HandlerError, JobError, Never, TimeoutCause, TimeoutDiagnosis,

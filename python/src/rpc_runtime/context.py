@@ -1,5 +1,6 @@
 """What a handler knows about the call it runs: its id, attempt, deadline,
-metadata and whether it was cancelled (the mirror of Rust's ``Context``).
+metadata and whether it was cancelled (the mirror of Rust's ``Context``),
+and where it reports its progress (``progress``).
 
 The worker makes one per run; handlers only read it. Cancellation is a
 ``threading.Event`` so that synchronous handlers (in worker threads) and
@@ -12,9 +13,14 @@ import asyncio
 import threading
 import time
 from types import MappingProxyType
-from typing import Mapping
+from typing import Callable, Mapping
 
+from . import progress as _progress
 from .options import CallOptions
+
+#: Where a context's progress goes: (fraction, done, total, message,
+#: seconds left or None).
+Reporter = Callable[[float, "int | None", "int | None", str, "float | None"], None]
 
 
 class Context:
@@ -30,6 +36,7 @@ class Context:
         metadata: Mapping[str, str] | None = None,
         deadline: float | None = None,
         cancelled: threading.Event | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         self._id = call_id
         self._job = job
@@ -38,6 +45,7 @@ class Context:
         self._metadata: Mapping[str, str] = MappingProxyType(dict(metadata or {}))
         self._deadline = deadline
         self._cancelled = cancelled if cancelled is not None else threading.Event()
+        self._reporter = reporter
 
     @property
     def id(self) -> str:
@@ -85,6 +93,18 @@ class Context:
         """Returns once the call is cancelled (for ``asyncio.wait`` races)."""
         while not self._cancelled.is_set():
             await asyncio.sleep(0.05)
+
+    def progress(self, progress: float | tuple[int, int], message: str = "") -> None:
+        """Reports how far along the job is: a fraction (``0.5``) or steps
+        (``(3, 10)``), with a message (cut to 200 characters). It never
+        waits: the worker writes the newest value at most every 200 ms.
+        Raises ``ValueError`` for a value out of range (NaN, outside 0..1,
+        ``done > total``, ``total`` 0); without a worker (a context made by
+        hand) the report goes nowhere."""
+        fraction, done, total = _progress.check(progress)
+        if self._reporter is not None:
+            self._reporter(fraction, done, total, _progress.cut_message(str(message)),
+                           self.time_left())
 
     def call_options(self) -> CallOptions:
         """Options for a call a handler makes on the job's behalf: the time

@@ -115,6 +115,11 @@ class Keys:
     def result(self, call_id: str) -> str:
         return f"{self.prefix}:result:{{{call_id}}}"
 
+    def progress(self, call_id: str) -> str:
+        """``P:progress:{call}``, a call's newest progress (docs/PROTOCOL.md,
+        "Progress")."""
+        return f"{self.prefix}:progress:{{{call_id}}}"
+
     def client_of_inbox(self, key: str) -> str | None:
         """The client id of an inbox key under this prefix, or None: what a
         worker checks a message's ``reply_to`` with."""

@@ -1,6 +1,7 @@
 //! One call, looked up by id: where it is now (scheduled, queued, running,
 //! dead, done with its kept result), its parameters and its reply, and the
-//! Cancel button while it has not finished. The search itself is
+//! Cancel button while it has not finished, and its progress, kept live
+//! by `progress.rs`'s fragment. The search itself is
 //! `call_search`: bounded in time, newest first; the page says when it was
 //! cut short. Messages and the reply are read cut to a window, with a link
 //! to download them whole.
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use crate::bounds::{TextBudget, PREVIEW_BYTES};
 use crate::call_search::{sightings_in, Places, Sighting, LOOKUP_TIME, MAX_SIGHTINGS_PER_PAGE};
 use crate::error::{render, PageError};
+use crate::pages::progress::{self, ProgressView};
 use crate::pages::Layout;
 use crate::paths;
 use crate::reply_view::{self, ReplyView};
@@ -35,6 +37,10 @@ struct JobPage {
     job: Option<String>,
     /// Whether the search stopped before it looked at every entry.
     unfinished: bool,
+    /// The handler's newest progress report, if one is kept.
+    progress: Option<ProgressView>,
+    /// Whether the call has yet to finish: its progress is polled.
+    live: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +112,8 @@ pub async fn job(
              without a kept result, or its result expired"
         )));
     }
+    let live = reply.is_none() && sightings.iter().any(Sighting::can_be_cancelled);
+    let progress = progress::read(&*state.inspector().await?, &id).await?;
     let page = JobPage {
         layout: Layout::new(&state, format!("Call {id}"), ""),
         reply_download: paths::kept_result(&id),
@@ -114,6 +122,8 @@ pub async fn job(
         reply,
         job,
         unfinished,
+        progress,
+        live,
     };
     Ok(render(StatusCode::OK, &page).into_response())
 }

@@ -8,6 +8,7 @@ pub mod failed_attempts;
 pub mod failures;
 pub mod job;
 pub mod overview;
+pub mod progress;
 pub mod service;
 pub mod workers;
 

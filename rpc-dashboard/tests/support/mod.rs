@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 

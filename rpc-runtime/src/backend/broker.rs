@@ -7,6 +7,7 @@ use super::daily_counts::DailyCounts;
 use super::failures::Failures;
 use super::inspection::Inspection;
 use super::presence::Presence;
+use super::progress::ProgressStore;
 use super::queue::Queue;
 use super::schedule::Schedule;
 use super::shard_counts::ShardCounts;
@@ -15,12 +16,28 @@ use super::shard_counts::ShardCounts;
 /// queue, its schedule, the operator's levers and the read-only view, each
 /// implemented by Redis and by `memory://`.
 pub trait Broker:
-    Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence + ShardCounts
+    Queue
+    + Schedule
+    + Control
+    + Inspection
+    + DailyCounts
+    + Failures
+    + Presence
+    + ShardCounts
+    + ProgressStore
 {
 }
 
 impl<
-        T: Queue + Schedule + Control + Inspection + DailyCounts + Failures + Presence + ShardCounts,
+        T: Queue
+            + Schedule
+            + Control
+            + Inspection
+            + DailyCounts
+            + Failures
+            + Presence
+            + ShardCounts
+            + ProgressStore,
     > Broker for T
 {
 }

@@ -20,8 +20,10 @@
 //! * [`Presence`] (`presence.rs`): workers' heartbeats, the registries of
 //!   who serves each service, and the operator's quiet/stop controls.
 //! * [`ShardCounts`] (`shard_counts.rs`): a sharded service's shard count.
+//! * [`ProgressStore`] (`progress.rs`): each running call's newest
+//!   progress, written by its worker, read by its watchers.
 //!
-//! [`Broker`] (`broker.rs`) is all eight; [`connect`] (`connect.rs`) opens
+//! [`Broker`] (`broker.rs`) is all nine; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -35,6 +37,7 @@ pub mod failures;
 pub mod inspection;
 pub mod memory;
 pub mod presence;
+pub mod progress;
 mod queue;
 mod reader;
 pub mod redis;
@@ -51,6 +54,7 @@ pub use self::delivery::{CompleteError, Completion, CompletionStep, Delivery};
 pub use self::failures::{Failure, Failures, RecordedFailure};
 pub use self::inspection::Inspection;
 pub use self::presence::{Presence, Registered};
+pub use self::progress::ProgressStore;
 pub use self::queue::Queue;
 pub use self::reader::{CompletedAndTaken, PushedAndPopped, Reader};
 pub use self::schedule::{LifecyclePoll, Schedule};

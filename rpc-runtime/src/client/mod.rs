@@ -29,7 +29,8 @@
 //! and metrics), `typed.rs`, `untyped.rs`, `by_id.rs`, `cancel.rs`,
 //! `dead_letters.rs`, `diagnosis.rs` (why a call timed out), `workers.rs`
 //! (asking a worker to be quiet or stop), `bulk.rs`, `bulk_error.rs` and `bulk_send.rs`
-//! (many calls in one round trip).
+//! (many calls in one round trip), `progress.rs` (watching a call's
+//! progress).
 
 mod builder;
 mod bulk;
@@ -48,6 +49,7 @@ mod lead;
 mod observe;
 mod pending;
 mod place;
+mod progress;
 mod reply;
 mod routing;
 mod send;
@@ -63,4 +65,5 @@ pub use self::call::{Answered, Call, OneWay, OneWayCall};
 pub use self::handle::Client;
 pub use self::interceptor::{Interceptor, Outgoing};
 pub use self::pending::Pending;
+pub use self::progress::{ProgressUpdate, ProgressWatch};
 pub use self::untyped::Response;

@@ -258,6 +258,7 @@ impl WorkerBuilder {
                 due_hint: DueHint::default(),
                 idle_polls: Default::default(),
                 daily: Default::default(),
+                progress: Default::default(),
             }),
             exposition,
             periodic,

@@ -1,13 +1,13 @@
-//! Running one delivery: decode and check the message, run the handler
+//! Running one delivery: check the message (`check.rs`), run the handler
 //! under its deadline, and say how to complete the job.
 //!
 //! Every field of a message is hostile until checked: the message must be
 //! the documented JSON object with its numbers in range
-//! ([`JobMessage::decode`]), and `reply_to` must name a client inbox under
-//! this worker's prefix ([`Queue::is_inbox`](crate::backend::Queue::is_inbox)) before the worker writes
-//! anything there. A message that fails is dead-lettered once with the
-//! reason (and answered `bad_request` when its caller's inbox is known and
-//! valid); nothing it names is touched.
+//! ([`JobMessage::decode`](rpc_protocol::job::JobMessage::decode)), and
+//! `reply_to` must name a client inbox under this worker's prefix before
+//! the worker writes anything there; a message that fails is
+//! dead-lettered (see `check.rs`). The handler reports progress through
+//! its context onto the worker's board (`progress_writer.rs` writes it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,15 +17,17 @@ use rpc_protocol::job::JobMessage;
 use tracing::Instrument;
 
 use super::admit::{self, Admission};
+use super::check;
 use super::handoff::{self, HandBack};
 use super::requeue::{later, requeue};
 use super::shared::Shared;
 
 use crate::backend::failures::cut_message;
-use crate::backend::{Broker, Completion, Delivery, Failure};
+use crate::backend::{Completion, Delivery, Failure};
 use crate::call::{JobId, JobInfo};
 use crate::clock::{started_ms, time_left};
 use crate::context::cancellations::Cancellations;
+use crate::context::progress::ProgressHandle;
 use crate::context::Context;
 use crate::error::ErrorKind;
 use crate::service::Outcome;
@@ -41,7 +43,7 @@ const RETRY_HINT_MARGIN: Duration = Duration::from_millis(2);
 pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> (Completion, Option<Failure>) {
     let service = shared.queue_label(&delivery.queue);
     let mut failure = None;
-    let (completion, outcome, job) = match check(shared, delivery) {
+    let (completion, outcome, job) = match check::check(shared, delivery) {
         Err(completion) => (*completion, Some(JobOutcome::dead), UNKNOWN),
         Ok(msg) => {
             let span = spans::job_span(
@@ -84,80 +86,6 @@ fn parent_of(msg: &JobMessage<'_>) -> Option<TraceContext> {
 fn attempt_of(msg: &JobMessage<'_>, delivery: &Delivery) -> u32 {
     msg.attempt
         .saturating_add(delivery.deliveries.saturating_sub(1))
-}
-
-/// The checks before anything of a message is believed: its size, its
-/// form, where it wants replies, its protocol version. A message that fails
-/// is dead-lettered (the completion saying so is the error).
-fn check<'a>(shared: &Shared, delivery: &'a Delivery) -> Result<JobMessage<'a>, Box<Completion>> {
-    let inbox_ttl = Some(shared.settings.inbox_ttl);
-    if delivery.payload.len() > shared.settings.max_message_bytes {
-        let reason = format!(
-            "oversized job message: {} bytes, over the worker's limit of {} bytes",
-            delivery.payload.len(),
-            shared.settings.max_message_bytes
-        );
-        tracing::warn!(queue = %delivery.queue, token = %delivery.token, "{reason}; dead-lettering");
-        // Not parsed at all (that is the point), so the caller is not told;
-        // it times out at its deadline.
-        return Err(Box::new(Completion {
-            dead_letter: Some(reason),
-            ..Completion::default()
-        }));
-    }
-    let backend = &*shared.backend;
-    let msg = match JobMessage::decode(&delivery.payload) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(queue = %delivery.queue, token = %delivery.token, error = %e, "dead-lettering an unreadable message");
-            let mut c = unreadable(backend, delivery, &e.to_string());
-            c.inbox_ttl = inbox_ttl;
-            return Err(Box::new(c));
-        }
-    };
-    if let Some(to) = msg.reply_to.as_deref().filter(|to| !backend.is_inbox(to)) {
-        // Anyone who may add a job could otherwise make the worker push to,
-        // and expire, any key it can write: the jobs stream, a hash, another
-        // application's inbox.
-        let reason = format!(
-            "`reply_to` {to:?} is not a client inbox of this worker's prefix ({}); nothing was run or written",
-            backend.inbox_name("<client id>")
-        );
-        tracing::warn!(queue = %delivery.queue, token = %delivery.token, id = %msg.id, "{reason}; dead-lettering");
-        return Err(Box::new(Completion {
-            dead_letter: Some(reason),
-            ..Completion::default()
-        }));
-    }
-    if !(rpc_protocol::job::PROTOCOL_VERSION..=rpc_protocol::job::NEWEST_VERSION).contains(&msg.v) {
-        // A message of another protocol version is kept (a worker that
-        // speaks it can have it replayed), and its caller told why.
-        let reason = format!(
-            "protocol version {} is not spoken here (this worker speaks {} to {})",
-            msg.v,
-            rpc_protocol::job::PROTOCOL_VERSION,
-            rpc_protocol::job::NEWEST_VERSION
-        );
-        let reply = msg.reply_to.as_deref().map(|to| {
-            (
-                to.to_owned(),
-                rpc_protocol::reply::encode_error_reply(
-                    &msg.id,
-                    ErrorKind::BadRequest,
-                    &reason,
-                    None,
-                ),
-            )
-        });
-        return Err(Box::new(Completion {
-            reply_to: reply.as_ref().map(|(to, _)| to.clone()),
-            reply: reply.map(|(_, body)| body),
-            dead_letter: Some(reason),
-            inbox_ttl,
-            ..Completion::default()
-        }));
-    }
-    Ok(msg)
 }
 
 /// Runs a checked message: its completion, how it ended (`None`: handed
@@ -374,6 +302,10 @@ async fn run_message(
         ),
         trace,
         cancel: Some(shared.cancels.clone()),
+        progress: Some(ProgressHandle {
+            board: shared.progress.clone(),
+            kept: keep.as_ref().map(|(_, ttl)| *ttl),
+        }),
     };
     let running = shared
         .metrics
@@ -393,6 +325,7 @@ async fn run_message(
         () = expiry(due) => Ran::Expired,
         () = abandoned(&shared.cancels, &msg.id, shared.settings.cancel_grace) => Ran::Abandoned,
     };
+    shared.progress.finish(&msg.id);
     let cancelled = shared.cancels.is_cancelled(&msg.id);
     if let (Some(metrics), Some((_, started))) = (&shared.metrics, &running) {
         metrics.handler_ran(service_label, label, started.elapsed());
@@ -555,41 +488,6 @@ async fn forgot_cancelled(shared: &Shared, delivery: &Delivery, id: &str) -> boo
             tracing::warn!(id, error = %e, "could not ask the broker whether a call is cancelled; running it");
             false
         }
-    }
-}
-
-/// The completion for a message that is not a job message: dead-letter it,
-/// and if enough of it parses to know the caller, tell the caller why.
-fn unreadable(backend: &dyn Broker, delivery: &Delivery, reason: &str) -> Completion {
-    #[derive(serde::Deserialize)]
-    struct Header {
-        id: String,
-        reply_to: Option<String>,
-    }
-    let reason = format!("unreadable job message: {reason}");
-    let reply = Some(&delivery.payload)
-        .filter(|p| rpc_protocol::job::is_json_object(p))
-        .and_then(|p| serde_json::from_slice::<Header>(p).ok())
-        // An id no call can have is not echoed back (it may be a megabyte).
-        .filter(|h| (1..=rpc_protocol::limits::MAX_ID_BYTES).contains(&h.id.len()))
-        .and_then(|h| {
-            h.reply_to.filter(|to| backend.is_inbox(to)).map(|to| {
-                (
-                    to,
-                    rpc_protocol::reply::encode_error_reply(
-                        &h.id,
-                        ErrorKind::BadRequest,
-                        &reason,
-                        None,
-                    ),
-                )
-            })
-        });
-    Completion {
-        reply_to: reply.as_ref().map(|(to, _)| to.clone()),
-        reply: reply.map(|(_, body)| body),
-        dead_letter: Some(reason),
-        ..Completion::default()
     }
 }
 

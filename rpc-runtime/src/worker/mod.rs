@@ -35,7 +35,7 @@
 //! reclaimed by another worker.
 //!
 //! `builder.rs` builds a worker, `run.rs` runs it; `shared.rs` is what its
-//! tasks share; `take.rs` takes jobs, `job.rs` runs one (`admit.rs` first,
+//! tasks share; `take.rs` takes jobs, `check.rs` checks a message, `job.rs` runs one (`admit.rs` first,
 //! `requeue.rs` and `handoff.rs` for what goes back), `completion.rs`
 //! writes the outcome; `janitor.rs` renews leases and reclaims,
 //! `lifecycle.rs` polls the schedule, pauses and cancellations,
@@ -43,10 +43,12 @@
 //! `failures.rs` records each failed attempt on the broker (best effort),
 //! `probe.rs` checks the broker for readiness, `daily_stats.rs` counts the
 //! jobs processed and failed per day and `daily_flush.rs` adds them to the
-//! broker's counters.
+//! broker's counters, `progress_writer.rs` writes the progress handlers
+//! report (at most once per call every 200 ms).
 
 mod admit;
 mod builder;
+mod check;
 mod completion;
 mod daily_flush;
 mod daily_stats;
@@ -65,6 +67,7 @@ mod pause;
 mod periodic;
 mod periodic_check;
 mod probe;
+mod progress_writer;
 mod requeue;
 mod run;
 mod served;

@@ -1,7 +1,8 @@
 //! A [`Worker`] running: the heartbeat, the taker, the janitor, the
-//! lifecycle loop, the intake movers, the periodic ticker and the metrics
-//! listener, started together and stopped gracefully (on the shutdown
-//! future, or when an operator asks through the heartbeat).
+//! lifecycle loop, the intake movers, the periodic ticker, the progress
+//! writer and the metrics listener, started together and stopped
+//! gracefully (on the shutdown future, or when an operator asks through
+//! the heartbeat).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use super::shared::Shared;
 use super::signal::shutdown_signal;
 use super::stats::StatsSnapshot;
 use super::take::take_loop;
-use super::{daily_flush, intake, periodic, shard_watch};
+use super::{daily_flush, intake, periodic, progress_writer, shard_watch};
 
 use crate::error::Error;
 use crate::telemetry::listener;
@@ -94,6 +95,7 @@ impl Worker {
         let movers = intake::spawn(&shared, &shared.served.names(), &stop_rx);
         let watcher = shard_watch::spawn(shared.clone(), stop_rx.clone());
         let daily = daily_flush::spawn(shared.clone(), stop_rx.clone());
+        let progress = progress_writer::spawn(shared.clone());
         // Ready once the taker has read the queues (`take.rs`).
         tokio::select! {
             _ = shutdown => {}
@@ -126,6 +128,8 @@ impl Worker {
         }
         let _ = daily.await;
         daily_flush::flush(&shared).await;
+        progress.abort();
+        progress_writer::flush(&shared).await;
         janitor.abort();
         lifecycle.abort();
         beating.abort();

@@ -18,6 +18,7 @@ use super::stats::{Stats, StatsSnapshot};
 use crate::backend::{Broker, Delivery};
 use crate::clock::BrokerClock;
 use crate::context::cancellations::Cancellations;
+use crate::context::progress::ProgressBoard;
 use crate::middleware::Middleware;
 use crate::service::Service;
 use crate::sync::lock;
@@ -53,6 +54,9 @@ pub(super) struct Shared {
     pub(super) due_hint: DueHint,
     /// Jobs ended per service and day, not yet added to the broker's.
     pub(super) daily: DailyStats,
+    /// Progress reported by running jobs, not written yet
+    /// (`progress_writer.rs`).
+    pub(super) progress: Arc<ProgressBoard>,
 }
 
 impl Shared {

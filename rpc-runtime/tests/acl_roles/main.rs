@@ -21,6 +21,7 @@ mod heartbeats;
 mod intake_cancel;
 mod intake_volume;
 mod known_ids;
+mod progress;
 mod tenants;
 mod whole_job;
 mod worker_attacks;

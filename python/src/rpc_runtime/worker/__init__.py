@@ -5,7 +5,8 @@ Its core is asyncio: one blocking reader (``XREADGROUP``), a task per job
 (a synchronous handler runs in a thread pool, one thread per concurrency
 slot; an asynchronous one on the loop), the lease renewer and reclaimer,
 the lifecycle poll, one intake mover per queue, the heartbeat and
-janitor, the daily counts, and the look at the shard counts.
+janitor, the daily counts, the look at the shard counts, and the writer
+of the progress handlers report (``progress.py``).
 
 A service of N shards is N queues (``S``, ``S~1`` ... ``S~{N-1}``, see
 ``rpc_runtime.shards``), and everything kept per queue (the stream and its
@@ -36,7 +37,7 @@ from ..shards import SEPARATOR, is_count, split_queue
 from ..shards import queue as shard_queue
 from ..spec import JobBinding, JobSpec, Service
 from . import heartbeat as beats
-from . import leases
+from . import leases, progress
 from . import shard_counts
 from .complete import Delivery, complete
 from .counts import FLUSH_EVERY_S, record_failure
@@ -275,6 +276,7 @@ class Worker:
             asyncio.ensure_future(self._leases(quiet, done)),
             asyncio.ensure_future(self._beats(started_ms, quiet, stopping, done)),
             asyncio.ensure_future(self._flush_counts(done)),
+            asyncio.ensure_future(progress.write_loop(shared)),
             asyncio.ensure_future(self._watch_shards(serving, lifecycle, quiet, done)),
         ]
         for name in list(shared.queues):
@@ -309,6 +311,7 @@ class Worker:
                 t.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
             try:
+                await progress.flush(shared)
                 await shared.counts.flush(redis, shared.keys)
                 await beats.unregister(shared)
             except Exception as e:  # noqa: BLE001

@@ -23,6 +23,7 @@ from typing import Any
 from ..context import Context
 from ..errors import AppError, DecodeError, EncodeError, Fatal, Retry
 from ..fingerprint import fingerprint_value
+from ..progress import ttl_ms
 from .clock import entry_ms, started_ms, time_left_ms
 from .complete import Completion, Delivery
 from .counts import Failure, cut_message
@@ -294,6 +295,14 @@ async def _run_handler(shared: Shared, d: Delivery, msg: Message, mounted: Mount
             "failed",
         )
     watch = shared.cancels.watch(msg.id)
+    kept_ms = result_ttl_ms(msg)
+
+    def report(fraction: float, done: int | None, total: int | None, message: str,
+               left_s: float | None) -> None:
+        left = None if left_s is None else int(left_s * 1000)
+        shared.progress.report(msg.id, attempt, ttl_ms(left, kept_ms), fraction, done, total,
+                               message)
+
     ctx = Context(
         call_id=msg.id,
         job=msg.job,
@@ -302,6 +311,7 @@ async def _run_handler(shared: Shared, d: Delivery, msg: Message, mounted: Mount
         metadata=msg.meta,
         deadline=None if left is None else time.time() + left / 1000,
         cancelled=watch[0],
+        reporter=report,
     )
     begun = time.monotonic()
     due = None if left is None else loop.time() + left / 1000
@@ -325,6 +335,7 @@ async def _run_handler(shared: Shared, d: Delivery, msg: Message, mounted: Mount
     finally:
         abandoned.cancel()
         shared.cancels.unwatch(msg.id, watch)
+        shared.progress.finish(msg.id)
     ran_ms = int((time.monotonic() - begun) * 1000)
     if metrics is not None:
         metrics.finished(d.service, msg.job, ran_ms / 1000)

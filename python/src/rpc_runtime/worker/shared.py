@@ -1,6 +1,7 @@
 """What a worker's loops share: its settings, connections, clock, mounted
 jobs, the queues it serves (every shard of every service), the
-cancellations and pauses it learned, its leases and counters."""
+cancellations and pauses it learned, its leases and counters, the
+progress its jobs reported."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..spec import JobBinding
 from .clock import BrokerClock
 from .counts import DailyCounts
 from .idle_polls import IdlePolls
+from .progress import ProgressBoard
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -112,5 +114,7 @@ class Shared:
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
     #: Quiet: take no new jobs (a shutdown, or an operator's ``quiet``).
     quiet: bool = False
+    #: Progress reported by running jobs, not written yet (``progress.py``).
+    progress: ProgressBoard = field(default_factory=ProgressBoard)
     #: Tasks ending jobs (running or completing), awaited on shutdown.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)

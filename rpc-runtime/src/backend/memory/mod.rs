@@ -8,13 +8,15 @@
 //!
 //! `registry.rs` finds a broker by name, `state.rs` is what it holds, and
 //! one file implements each capability (`queue.rs`, `reader.rs`,
-//! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`).
+//! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
+//! `progress.rs`).
 
 mod control;
 mod daily_counts;
 mod failures;
 mod inspection;
 mod presence;
+mod progress;
 mod queue;
 mod reader;
 mod registry;

@@ -1,6 +1,6 @@
 //! What a memory broker holds, shaped after the Redis keys it stands in
 //! for: per queue the ready jobs, the leases and the dead letters; the
-//! inboxes, kept results, schedule, cancellations, pause flags,
+//! inboxes, kept results, progress, schedule, cancellations, pause flags,
 //! idempotency keys and periodic records, workers' beats and controls.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -52,6 +52,8 @@ pub(super) struct State {
     pub(super) queues: HashMap<String, Queue>,
     pub(super) inboxes: HashMap<String, Inbox>,
     pub(super) results: HashMap<String, (Vec<u8>, Instant)>,
+    /// Calls' newest progress, with when it expires (`progress.rs`).
+    pub(super) progress: HashMap<String, (Vec<u8>, Instant)>,
     /// Per queue: scheduled jobs by token, with when they are due (ms
     /// since the epoch).
     pub(super) scheduled: HashMap<String, HashMap<String, (u64, Vec<u8>)>>,

@@ -18,6 +18,7 @@
 //! | `P:{Service}:dead`   | stream | dead letters of a service (capped)     |
 //! | `P:inbox:{client}`   | list   | replies to one client (expires)        |
 //! | `P:result:{call}`    | string | a kept reply (expires)                 |
+//! | `P:progress:{call}`  | string | a call's newest progress (expires; `progress.rs`) |
 //! | `P:{Service}:schedule`, `:scheduled` | zset, hash | delayed jobs and retries (`schedule.rs`) |
 //! | `P:{Service}:cancelled` | zset | cancelled calls (`cancel.rs`)           |
 //! | `P:{Service}:paused` | string | the pause flag (`pause.rs`)              |
@@ -81,6 +82,7 @@ mod once;
 mod pause;
 mod periodic;
 mod presence;
+mod progress;
 mod read_only;
 mod reader;
 mod resp;
