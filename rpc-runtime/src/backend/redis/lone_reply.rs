@@ -91,10 +91,11 @@ mod tests {
         }
     }
 
+    /// A reply to client `to`'s inbox.
     fn reply(to: &str) -> Completion {
         Completion {
             reply: Some(b"r".to_vec()),
-            reply_to: Some(to.into()),
+            reply_to: Some(rpc_protocol::Keys::new("rpc").inbox(to)),
             inbox_ttl: Some(Duration::from_secs(5)),
             ..Completion::default()
         }
@@ -102,16 +103,16 @@ mod tests {
 
     #[test]
     fn only_a_single_plain_reply_goes_alone() {
-        let one = [(delivery(), reply("rpc:inbox:a"))];
+        let one = [(delivery(), reply("a"))];
         let lone = LoneReply::of(&one).expect("a lone reply");
         assert_eq!(lone.ttl_ms, 5000);
         assert_eq!(lone.push().args_iter().count(), 3);
 
-        let two = [one[0].clone(), (delivery(), reply("rpc:inbox:b"))];
+        let two = [one[0].clone(), (delivery(), reply("b"))];
         assert!(LoneReply::of(&two).is_none(), "several completions batch");
         let ack_only = [(delivery(), Completion::default())];
         assert!(LoneReply::of(&ack_only).is_none(), "nothing to push");
-        let mut kept = reply("rpc:inbox:a");
+        let mut kept = reply("a");
         kept.keep_result = Some(("id".into(), Duration::from_secs(60)));
         assert!(
             LoneReply::of(&[(delivery(), kept)]).is_none(),
