@@ -28,10 +28,10 @@ from redis.exceptions import NoPermissionError, ResponseError
 
 from . import limits
 from . import message as messages
+from . import progress
 from . import reply as replies
 from . import shards
 from . import url as urls
-from . import progress
 from .errors import CallTimeout, DecodeError
 from .inbox import Inbox
 from .keys import Keys

@@ -253,7 +253,7 @@ class Pending(Generic[R]):
     def progress(self) -> ProgressWatch:
         """Watches this call's progress (see :meth:`AsyncPending.progress`):
         an iterator that blocks between values and ends when the call is
-        answered or its deadline passes; then ``result()`` returns at once."""
+        answered or its deadline passes; take ``result()`` after it."""
         return ProgressWatch(self._inner.progress(), self._run)
 
     def result(self, timeout: float | None = None) -> R:
