@@ -13,7 +13,8 @@ a fleet of Rust and Python workers alike:
 Jobs: ``square {n}`` -> n*n; ``sleep {ms}`` -> {pid, attempt, max_running};
 ``note {text}`` -> null; ``record {ms}`` -> null; ``flaky {n}`` -> the
 attempt that succeeded, after asking for a retry while attempt <= n;
-``context {}`` -> what the handler sees.
+``context {}`` -> what the handler sees; ``steps {n, ms}`` -> n, after
+reporting progress i/n (``step i``) for i from 1 to n, sleeping ms after each.
 
     python python/examples/chaos_worker.py --url redis://127.0.0.1:6379/ --visibility-ms 2000
 """
@@ -104,6 +105,15 @@ class Jobs:
             raise Retry(f"flaky: attempt {attempt} of the {n} that fail")
         return attempt
 
+    async def steps(self, req: Request) -> int:
+        seen(req)
+        n = max(int_param(req.data, "n"), 1)
+        ms = max(int_param(req.data, "ms"), 0)
+        for i in range(1, n + 1):
+            req.context.progress((i, n), f"step {i}")
+            await asyncio.sleep(ms / 1000)
+        return n
+
     async def context(self, req: Request) -> dict[str, Any]:
         seen(req)
         ctx = req.context
@@ -161,7 +171,7 @@ def main() -> None:
         version="chaos-worker (python example)",
     )
     jobs = Jobs()
-    for name in ("square", "sleep", "note", "record", "flaky", "context"):
+    for name in ("square", "sleep", "note", "record", "flaky", "context", "steps"):
         if name not in args.omit_job:
             worker.handle(f"{SERVICE}.{name}", getattr(jobs, name))
     asyncio.run(serve(worker))

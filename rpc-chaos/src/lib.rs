@@ -105,6 +105,9 @@ fn int_param(data: &serde_json::Value, name: &str) -> Result<i64, HandlerError> 
 /// * `Chaos.flaky {n}` -> the attempt that succeeded; prints `ran ID ATTEMPT
 ///   UNIX_US` as `record` does, then asks for a retry (with the job's
 ///   backoff) while the attempt is `n` or less, for tests of retries
+/// * `Chaos.steps {n, ms}` -> `n` after reporting progress `i/n` (message
+///   `step i`) for each `i` from 1 to `n`, sleeping `ms` milliseconds after
+///   each report, for tests of progress watchers
 ///
 /// Any job run on a later attempt prints `redelivered ID ATTEMPT`.
 pub fn chaos_service() -> DynamicService {
@@ -168,6 +171,18 @@ pub fn chaos_service() -> DynamicService {
                 )));
             }
             Ok(json!(ctx.attempt()))
+        })
+        .job("steps", |req| async move {
+            seen(&req);
+            let n = int_param(&req.data, "n")?.max(1) as u64;
+            let ms = int_param(&req.data, "ms")?.max(0) as u64;
+            for i in 1..=n {
+                req.context
+                    .progress((i, n), format!("step {i}"))
+                    .map_err(|e| HandlerError::fatal(e.to_string()))?;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            Ok(json!(n))
         })
         .job("context", |req| async move {
             seen(&req);

@@ -10,12 +10,14 @@ from .client import AsyncClient
 from .context import Context
 from .errors import (
     AppError,
+    BadProgress,
     CallError,
     CallTimeout,
     DecodeError,
     EncodeError,
     ErrorKind,
     Fatal,
+    ProgressError,
     Retry,
     RpcError,
 )
@@ -23,6 +25,8 @@ from .keys import Keys
 from .message import InvalidCall
 from .options import CallOptions
 from .pending import AsyncPending, Pending, Response
+from .progress import Progress
+from .progress_watch import AsyncProgressWatch, ProgressWatch
 from .reply import HolderResultRefused
 from .spec import JobBinding, JobSpec, Service
 from .sync_client import Client
@@ -33,6 +37,8 @@ __all__ = [
     "AppError",
     "AsyncClient",
     "AsyncPending",
+    "AsyncProgressWatch",
+    "BadProgress",
     "CallError",
     "CallOptions",
     "CallTimeout",
@@ -49,6 +55,9 @@ __all__ = [
     "JobSpec",
     "Keys",
     "Pending",
+    "Progress",
+    "ProgressError",
+    "ProgressWatch",
     "Request",
     "Response",
     "Retry",

@@ -28,6 +28,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 
 from . import limits
 from . import message as messages
+from . import progress
 from . import reply as replies
 from . import shards
 from . import url as urls
@@ -37,6 +38,7 @@ from .keys import Keys
 from .options import CallOptions
 from .pending import AsyncPending, Response
 from .placement import Placement
+from .progress_watch import LONGEST_WATCH_S, AsyncProgressWatch
 from .redis_clock import RedisClock
 from .spec import JobSpec
 
@@ -270,6 +272,36 @@ class AsyncClient:
         return AsyncPending(
             self, spec, call_id, future=None, deadline=time.monotonic() + wait, wait=wait, kept=True
         )
+
+    # -- progress ----------------------------------------------------------------
+
+    def watch_progress(self, call_id: str, timeout: float) -> AsyncProgressWatch:
+        """Watches the progress of call ``call_id``, placed by any process,
+        for at most ``timeout`` seconds: an async iterator (see
+        :meth:`AsyncPending.progress`) that ends earlier once the call's
+        kept result is there (a call whose result is not kept is watched to
+        the end of ``timeout``)."""
+        messages.check_call_id(call_id)
+        if not timeout >= 0:
+            raise ValueError(f"a watch's timeout is a number of seconds from 0, not {timeout!r}")
+        deadline = time.monotonic() + min(float(timeout), LONGEST_WATCH_S)
+        return AsyncProgressWatch(self, call_id, deadline, answer=None)
+
+    async def read_progress(self, call_id: str) -> progress.Progress | None:
+        """Call ``call_id``'s progress now: None if there is none (none
+        reported, not written yet, or expired). Raises
+        :class:`~rpc_runtime.BadProgress` if the key holds something else."""
+        messages.check_call_id(call_id)
+        raw = await self._read_progress(call_id)
+        return progress.decode(raw) if raw else None
+
+    async def _read_progress(self, call_id: str) -> bytes:
+        """``GETRANGE P:progress:{id} 0 2048``: at most 2,049 bytes, empty
+        when there is no value."""
+        raw: bytes = await self._redis.execute_command(
+            "GETRANGE", self.keys.progress(call_id), 0, progress.MAX_VALUE_BYTES
+        )
+        return raw
 
     # -- cancel, pause, resume -------------------------------------------------
 

@@ -155,3 +155,15 @@ class Fatal(RpcError):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+class ProgressError(RpcError):
+    """A progress watch could not read a value (the broker failed): yielded
+    by the watch as an item, which goes on. ``__cause__`` is the error."""
+
+
+class BadProgress(ProgressError, ValueError):
+    """What a call's progress key holds is not a progress value
+    (docs/PROTOCOL.md, "Progress"): too large, not JSON, not the object,
+    a field of the wrong type or out of range. A watch yields it once for
+    each distinct bad value, skips it and goes on."""

@@ -74,6 +74,12 @@ class Inbox:
         if entry is not None and entry[0] is future:
             del self._waiters[call_id]
 
+    def is_waiting(self, call_id: str, future: asyncio.Future[replies.Reply]) -> bool:
+        """Whether ``future`` still waits for call ``call_id``'s reply (not
+        handed over, forgotten or purged)."""
+        entry = self._waiters.get(call_id)
+        return entry is not None and entry[0] is future
+
     def next_failure(self) -> asyncio.Future[None]:
         """A future that is done when the next read fails."""
         if self._next_failure is None or self._next_failure.done():

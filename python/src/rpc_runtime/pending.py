@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Generic, TypeVar
 
 from . import reply as replies
 from .errors import CallTimeout
+from .progress_watch import AsyncProgressWatch, ProgressWatch
 from .spec import JobSpec
 
 if TYPE_CHECKING:
@@ -86,6 +87,15 @@ class AsyncPending(Generic[R]):
     def deadline(self) -> float:
         """When the caller stops waiting, on ``time.monotonic()``."""
         return self._deadline
+
+    def progress(self) -> AsyncProgressWatch:
+        """Watches this call's progress until it is answered or its deadline
+        passes: an async iterator of :class:`~rpc_runtime.progress.Progress`
+        values (and :class:`~rpc_runtime.ProgressError` items, after which it
+        goes on); see ``progress_watch.py``. Await ``result()`` alongside,
+        or after it ends. A call attached by id ends its watch when its kept
+        result is there."""
+        return AsyncProgressWatch(self._client, self._id, self._deadline, answer=self._future)
 
     async def result(self, timeout: float | None = None) -> R:
         """Waits for the answer, at most ``timeout`` seconds (None: until the
@@ -219,7 +229,8 @@ def _identity(value: Any) -> Any:
 
 class Pending(Generic[R]):
     """A call in flight, for the synchronous :class:`~rpc_runtime.Client`:
-    ``.id``, ``.response_key``, ``.result(timeout=None)``, ``.cancel()``."""
+    ``.id``, ``.response_key``, ``.result(timeout=None)``, ``.cancel()``,
+    ``.progress()``."""
 
     def __init__(self, inner: AsyncPending[R], run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
         self._inner = inner
@@ -238,6 +249,12 @@ class Pending(Generic[R]):
     def response_key(self) -> str:
         """The key the result is kept under (``P:result:{id}``)."""
         return self._inner.response_key
+
+    def progress(self) -> ProgressWatch:
+        """Watches this call's progress (see :meth:`AsyncPending.progress`):
+        an iterator that blocks between values and ends when the call is
+        answered or its deadline passes; take ``result()`` after it."""
+        return ProgressWatch(self._inner.progress(), self._run)
 
     def result(self, timeout: float | None = None) -> R:
         """Blocks until the answer (see :meth:`AsyncPending.result`)."""

@@ -19,6 +19,8 @@ from . import limits
 from .client import AsyncClient
 from .options import CallOptions
 from .pending import Pending, Response
+from .progress import Progress
+from .progress_watch import ProgressWatch
 from .spec import JobSpec
 
 R = TypeVar("R")
@@ -145,6 +147,17 @@ class Client:
     def attach(self, call_id: str, spec: JobSpec[R] | None = None, *, timeout: float | None = None) -> Pending[Any]:
         """See :meth:`AsyncClient.attach`."""
         return Pending(self._inner.attach(call_id, spec, timeout=timeout), self._run)
+
+    # -- progress --------------------------------------------------------------------
+
+    def watch_progress(self, call_id: str, timeout: float) -> ProgressWatch:
+        """See :meth:`AsyncClient.watch_progress`: an iterator that blocks
+        between values."""
+        return ProgressWatch(self._inner.watch_progress(call_id, timeout), self._run)
+
+    def read_progress(self, call_id: str) -> Progress | None:
+        """See :meth:`AsyncClient.read_progress`."""
+        return self._run(self._inner.read_progress(call_id))
 
     # -- cancel, pause, resume ------------------------------------------------------
 
