@@ -77,7 +77,6 @@ mod inbox_pop;
 mod inspect;
 mod intake;
 mod leases;
-mod lone_reply;
 mod once;
 mod pause;
 mod periodic;

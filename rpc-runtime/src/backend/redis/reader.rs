@@ -21,7 +21,6 @@ use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
 use super::doorbell::Doorbell;
 use super::inbox_pop::{parse_popped, pop_cmd};
 use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, report, EnqueueMode};
-use super::lone_reply::LoneReply;
 use super::resp::RespConnection;
 use super::values::collect_deliveries;
 use rpc_protocol::stream::GROUP;
@@ -388,48 +387,12 @@ impl Reader for RedisReader {
                 taken,
             };
         }
-        // A lone reply is pushed first, on its own (`LoneReply`): its TTL
-        // and its ack then go with the read, as an ack-only completion.
-        let acked;
-        let mut pipe = redis::pipe();
-        let done = match LoneReply::of(done) {
-            Some(lone) => {
-                let answer = self.run(&lone.push(), wait).await;
-                // The connection lost (or stalled): so is the read, with no
-                // second wait on a broker that does not answer.
-                let lost = match &answer {
-                    Err(ReadFailure::Stalled) => true,
-                    Err(ReadFailure::Redis(e)) => e.code().is_none(),
-                    Ok(_) => false,
-                };
-                let answer = answer.map_err(|f| match f {
-                    ReadFailure::Redis(e) => e,
-                    ReadFailure::Stalled => {
-                        std::io::Error::from(std::io::ErrorKind::TimedOut).into()
-                    }
-                });
-                if let Err(e) = LoneReply::pushed(answer) {
-                    let taken = match lost {
-                        true => Err(Error::Broker(format!("completing a job: {e}"))),
-                        false => self.take_jobs(queues, consumer, max, wait).await,
-                    };
-                    return CompletedAndTaken {
-                        not_completed: vec![(0, e)],
-                        taken,
-                    };
-                }
-                pipe.add_command(lone.expire());
-                acked = LoneReply::acked(done);
-                &acked[..]
-            }
-            None => done,
-        };
-        let expired = pipe.len();
         // One pipeline: the completions that do more than reply and ack (a
         // script call each), the rest batched (one script call for them all),
         // then the blocking read. Redis runs them in order, so the replies
         // and acks are applied before the read blocks.
         let keys = self.jobs_keys(queues);
+        let mut pipe = redis::pipe();
         let mut scripted = Vec::new();
         for (i, (delivery, completion)) in done.iter().enumerate() {
             if batches(completion) {
@@ -470,8 +433,7 @@ impl Reader for RedisReader {
         pipe.add_command(Self::read_group_cmd(&keys, consumer, max, Some(wait)));
         pipe.ignore_errors();
         let replies = match self.run_pipeline(&pipe, wait).await {
-            // The TTL's answer tells nothing about the job: its push worked.
-            Ok(replies) => replies.into_iter().skip(expired).collect::<Vec<_>>(),
+            Ok(replies) => replies,
             // The connection failed: which commands ran is unknown.
             Err(e) => {
                 let e = Error::from(e);
