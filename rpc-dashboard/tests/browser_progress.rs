@@ -60,10 +60,7 @@ async fn a_running_calls_progress_moves_on_its_page_without_a_reload() {
         .build()
         .await
         .expect("a worker");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until(async {
-        let _ = stopped.await;
-    }));
+    let running = support::Running::spawn(worker);
     let client = Client::connect(&fixture.url).await.expect("a client");
     let pending = client
         .call("Files.copy", json!({}))
@@ -138,7 +135,6 @@ async fn a_running_calls_progress_moves_on_its_page_without_a_reload() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     browser.close().await.expect("close the browser");
-    let _ = stop.send(());
-    running.await.expect("the worker task").expect("the worker");
+    running.stop().await;
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -43,10 +43,7 @@ async fn the_daily_chart_comes_from_redis_and_survives_a_restart_of_the_dashboar
         .build()
         .await
         .expect("a worker");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until(async {
-        let _ = stopped.await;
-    }));
+    let running = support::Running::spawn(worker);
     let client = Client::connect(&fixture.url).await.expect("a client");
     let opts = rpc_runtime::CallOptions::timeout(Duration::from_secs(30));
     for i in 0..3 {
@@ -63,8 +60,7 @@ async fn the_daily_chart_comes_from_redis_and_survives_a_restart_of_the_dashboar
             .await
             .expect_err("a division by zero fails");
     }
-    let _ = stop.send(());
-    running.await.expect("the worker task").expect("the worker");
+    running.stop().await;
 
     // An older day, as workers would have left it.
     let now = fixture.server_ms().await;
@@ -195,10 +191,7 @@ async fn a_worker_that_gives_up_says_who_it_was_and_how_long_the_job_ran() {
         .build()
         .await
         .expect("a worker");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until(async {
-        let _ = stopped.await;
-    }));
+    let running = support::Running::spawn(worker);
     let client = Client::connect(&fixture.url).await.expect("a client");
     let error = client
         .call("Flaky.down", json!({}))
@@ -210,8 +203,7 @@ async fn a_worker_that_gives_up_says_who_it_was_and_how_long_the_job_ran() {
         Some(rpc_runtime::ErrorKind::DeadLettered),
         "{error}"
     );
-    let _ = stop.send(());
-    running.await.expect("the worker task").expect("the worker");
+    running.stop().await;
 
     let router = dashboard(support::options(&fixture.url));
     let page = get(&router, "/failures?q=Flaky.down").await;

@@ -31,10 +31,7 @@ async fn a_running_calls_page_shows_its_progress_and_the_fragment_keeps_it_live(
         .build()
         .await
         .expect("a worker");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until(async {
-        let _ = stopped.await;
-    }));
+    let running = support::Running::spawn(worker);
     let client = Client::connect(&fixture.url).await.expect("a client");
     let pending = client
         .call("Files.copy", json!({}))
@@ -115,6 +112,5 @@ async fn a_running_calls_page_shows_its_progress_and_the_fragment_keeps_it_live(
         "a finished call is not polled"
     );
 
-    let _ = stop.send(());
-    running.await.expect("the worker task").expect("the worker");
+    running.stop().await;
 }

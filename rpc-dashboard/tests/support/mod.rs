@@ -236,6 +236,32 @@ pub async fn serve(options: rpc_dashboard::Options) -> Served {
     }
 }
 
+/// A worker running in the background until [`Running::stop`].
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<rpc_runtime::StatsSnapshot, rpc_runtime::Error>>,
+}
+
+impl Running {
+    /// Runs `worker` in a task of its own.
+    pub fn spawn(worker: rpc_runtime::Worker) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run_until(async {
+            let _ = stopped.await;
+        }));
+        Running { stop, task }
+    }
+
+    /// Stops the worker and waits until it has; panics if it failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("the worker task")
+            .expect("the worker");
+    }
+}
+
 /// An HTTP answer from the dashboard.
 #[derive(Debug)]
 pub struct Answer {
