@@ -85,6 +85,10 @@ struct Args {
     /// What the periodic jobs do about ticks missed while no worker ran.
     #[arg(long, value_name = "run-once|skip", default_value = "run-once")]
     periodic_missed: String,
+    /// Rate limits across the fleet, e.g. `Chaos.record=50/s; Chaos=1000/m`
+    /// (`WorkerBuilder::rate_limits`).
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    rate_limits: String,
 }
 
 /// A `--periodic` spec as a periodic job.
@@ -213,6 +217,13 @@ async fn main() -> ExitCode {
             }
         }
     }
+    builder = match builder.rate_limits(&args.rate_limits) {
+        Ok(builder) => builder,
+        Err(e) => {
+            eprintln!("chaos-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let worker = builder
         .prefix(&args.prefix)
         .mount(service)

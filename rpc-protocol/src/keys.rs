@@ -103,6 +103,26 @@ impl Keys {
         format!("{}:{{{service}}}:once:{key}", self.prefix)
     }
 
+    /// `P:{S}:rate` (the service's rate limit, `job` `None`) or
+    /// `P:{S}:rate:<job>` (job `job`'s): the limit's state, a hash that
+    /// `rate_limit.lua` keeps (`tat`, and counts for operators). Lives once
+    /// per service, in the slot of its unsharded name.
+    pub fn rate(&self, service: &str, job: Option<&str>) -> String {
+        match job {
+            Some(job) => format!("{}:{{{service}}}:rate:{job}", self.prefix),
+            None => self.of_service(service, "rate"),
+        }
+    }
+
+    /// `P:{S}:turns` or `P:{S}:turns:<job>`: the turns given to calls that
+    /// wait on that rate limit (a sorted set of call id -> µs).
+    pub fn rate_turns(&self, service: &str, job: Option<&str>) -> String {
+        match job {
+            Some(job) => format!("{}:{{{service}}}:turns:{job}", self.prefix),
+            None => self.of_service(service, "turns"),
+        }
+    }
+
     /// `P:{S}:periodic`, the periodic jobs' definitions by name.
     pub fn periodic(&self, service: &str) -> String {
         self.of_service(service, "periodic")

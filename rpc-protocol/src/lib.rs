@@ -33,6 +33,7 @@ pub mod keys;
 pub mod limits;
 pub mod periodic;
 pub mod progress;
+pub mod rate;
 pub mod reply;
 pub mod scripts;
 pub mod shards;

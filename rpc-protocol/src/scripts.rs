@@ -119,8 +119,14 @@ script!(
     "shards.lua"
 );
 
+script!(
+    /// Whether a call may start under its rate limits, or when its turn is.
+    RATE_LIMIT,
+    "rate_limit.lua"
+);
+
 /// Every script of the protocol.
-pub const ALL: [Script; 14] = [
+pub const ALL: [Script; 15] = [
     COMPLETE,
     REPLY_AND_ACK,
     COMPLETE_BATCH,
@@ -135,6 +141,7 @@ pub const ALL: [Script; 14] = [
     STREAM_FIGURES,
     SHARDS,
     FORGET_CONSUMER,
+    RATE_LIMIT,
 ];
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rpc_protocol::rate::RateLimit;
 use rpc_protocol::Backoff;
 
 /// The id of one call. On the wire it is a string (a UUID when this crate
@@ -185,6 +186,11 @@ pub struct JobInfo {
     /// `#[backoff = "..."]` from the schema: the delay before each retry of
     /// this job (`None`: the worker's default).
     pub backoff: Option<Backoff>,
+    /// `#[rate = "..."]` on the job in the schema: at most so many starts
+    /// of it across the fleet (`rpc_protocol::rate`; `None`: no limit of
+    /// its own). A worker's [`rate_limit`](crate::WorkerBuilder::rate_limit)
+    /// overrides it.
+    pub rate: Option<RateLimit>,
 }
 
 /// JSON Schemas of one job's request, response and application error.

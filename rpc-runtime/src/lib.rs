@@ -97,6 +97,7 @@ pub use error::{
 pub use inspect::Inspector;
 pub use middleware::{Middleware, Next};
 pub use periodic::{MissedTicks, Periodic};
+pub use rpc_protocol::rate::{RateError, RateLimit};
 pub use rpc_protocol::{Backoff, ParseBackoffError};
 pub use service::{BoxFuture, DynamicService, Outcome, Request, Service};
 pub use worker::{shutdown_signal, StatsSnapshot, Worker, WorkerBuilder, WorkerSettings};

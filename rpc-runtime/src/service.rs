@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use crate::call::JobInfo;
 use crate::context::Context;
 use crate::error::{ErrorKind, HandlerError, JobError};
+use rpc_protocol::rate::RateLimit;
 use rpc_protocol::Backoff;
 
 /// A boxed, sendable future (what [`Service::dispatch`] returns).
@@ -36,6 +37,14 @@ pub trait Service: Send + Sync + 'static {
     /// reads (`rpc_protocol::shards`).
     fn shards(&self) -> u32 {
         1
+    }
+
+    /// The service's own rate limit, the schema's `#[rate = "..."]` on
+    /// the service: every start of any of its jobs counts (`None`: no
+    /// limit). A worker's [`rate_limit`](crate::WorkerBuilder::rate_limit)
+    /// overrides it.
+    fn rate(&self) -> Option<RateLimit> {
+        None
     }
 
     /// Runs one job. `job` is the wire job name without the service prefix.
@@ -192,6 +201,9 @@ pub struct DynamicService {
     jobs: std::sync::OnceLock<&'static [JobInfo]>,
     /// What `#[shards = N]` is for a typed service.
     shards: u32,
+    /// What `#[rate = "..."]` is for a typed service (`None` for the
+    /// service's own), by job.
+    rates: HashMap<Option<String>, RateLimit>,
 }
 
 impl DynamicService {
@@ -203,6 +215,7 @@ impl DynamicService {
             backoffs: HashMap::new(),
             jobs: std::sync::OnceLock::new(),
             shards: 1,
+            rates: HashMap::new(),
         }
     }
 
@@ -232,6 +245,14 @@ impl DynamicService {
         self
     }
 
+    /// Starts of the job `name` are limited to `rate` across the fleet,
+    /// as the schema's `#[rate = "..."]` on a job does for a typed
+    /// service; `name` `None` limits the service (every job's starts count).
+    pub fn rate_limit(mut self, name: Option<&str>, rate: RateLimit) -> Self {
+        self.rates.insert(name.map(str::to_owned), rate);
+        self
+    }
+
     /// The same service without the job `name`: what an older version of
     /// it, from before the job existed, would mount (rolling-deploy tests).
     pub fn without(mut self, name: &str) -> Self {
@@ -250,6 +271,10 @@ impl Service for DynamicService {
         self.shards
     }
 
+    fn rate(&self) -> Option<RateLimit> {
+        self.rates.get(&None).copied()
+    }
+
     fn jobs(&self) -> &'static [JobInfo] {
         // Built once per service at start-up; leaking it gives the `'static`
         // slice the trait asks for.
@@ -264,6 +289,7 @@ impl Service for DynamicService {
                     max_attempts: None,
                     deprecated: false,
                     backoff: self.backoffs.get(name).copied(),
+                    rate: self.rates.get(&Some(name.clone())).copied(),
                 })
                 .collect();
             Box::leak(jobs.into_boxed_slice())

@@ -7,7 +7,7 @@ use quote::quote;
 
 use super::types::rust_type;
 use super::{deprecated, docs};
-use crate::model::{Backoff, Job, ModuleId, Returns, Schema, Service};
+use crate::model::{Backoff, Job, ModuleId, RateLimit, Returns, Schema, Service};
 
 /// `Result<T, HandlerError>` or `Result<T, JobError<E>>` for a handler method.
 fn handler_output(schema: &Schema, id: ModuleId, job: &Job) -> TokenStream {
@@ -35,6 +35,14 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
         quote! {
             fn shards(&self) -> u32 {
                 #n
+            }
+        }
+    });
+    let rate_fn = service.rate.map(|limit| {
+        let limit = rate_tokens(limit);
+        quote! {
+            fn rate(&self) -> ::std::option::Option<::rpc_runtime::RateLimit> {
+                ::std::option::Option::Some(#limit)
             }
         }
     });
@@ -79,6 +87,13 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
             }
             None => quote!(None),
         };
+        let rate = match job.rate {
+            Some(limit) => {
+                let limit = rate_tokens(limit);
+                quote!(Some(#limit))
+            }
+            None => quote!(None),
+        };
         quote! {
             ::rpc_runtime::JobInfo {
                 name: #wire,
@@ -87,6 +102,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
                 max_attempts: #attempts,
                 deprecated: #is_deprecated,
                 backoff: #backoff,
+                rate: #rate,
             }
         }
     });
@@ -172,6 +188,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
                 JOBS
             }
             #shards_fn
+            #rate_fn
 
             fn dispatch<'a>(
                 &'a self,
@@ -201,6 +218,16 @@ fn backoff_tokens(policy: Backoff) -> TokenStream {
             quote!(::rpc_runtime::Backoff::Exponential { base_ms: #base_ms, max_ms: #max_ms })
         }
     }
+}
+
+/// A rate limit as a struct literal (checked when the schema was read).
+fn rate_tokens(limit: RateLimit) -> TokenStream {
+    let (count, per_ms, burst) = (
+        Literal::u32_unsuffixed(limit.count),
+        Literal::u64_unsuffixed(limit.per_ms),
+        Literal::u32_unsuffixed(limit.burst),
+    );
+    quote!(::rpc_runtime::RateLimit { count: #count, per_ms: #per_ms, burst: #burst })
 }
 
 /// `Some(x)` or `None` as tokens.

@@ -8,6 +8,7 @@
 //! | `#[attempts = N]` | jobs | max delivery attempts, N >= 1 |
 //! | `#[backoff = "exponential(100ms, 30s)"]` | jobs | retry delays (see `backoff`); not with `#[attempts = 1]` |
 //! | `#[shards = N]` | services | queues the service is spread over, 1..=256 (`rpc_protocol::shards`) |
+//! | `#[rate = "50/s"]` | jobs, services | starts allowed across the fleet (`rpc_protocol::rate`) |
 //! | `#[deprecated]`, `#[deprecated = "why"]` | types, fields, variants, jobs | |
 //! | `#[rename = "wire"]` | fields, parameters, variants, jobs | name on the wire |
 //!
@@ -22,6 +23,7 @@ use super::Deprecated;
 use crate::diagnostic::{did_you_mean, Diagnostic, Sink};
 use crate::source::{FileId, Span};
 use rpc_protocol::backoff::{self, Backoff};
+use rpc_protocol::rate::{self, RateLimit};
 
 /// What an attribute list is attached to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +66,7 @@ pub struct Attrs {
     pub attempts: Option<u32>,
     pub backoff: Option<Backoff>,
     pub shards: Option<u32>,
+    pub rate: Option<RateLimit>,
 }
 
 impl Attrs {
@@ -87,6 +90,7 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
     ("attempts", &[Target::Job], "`#[attempts = 3]` (at least 1)"),
     ("backoff", &[Target::Job], backoff::USAGE),
     ("shards", &[Target::Service], "`#[shards = 8]` (1 to 256)"),
+    ("rate", &[Target::Job, Target::Service], rate::USAGE),
     (
         "deprecated",
         &[
@@ -209,6 +213,13 @@ pub fn lower(attrs: &[Attribute], target: Target, file: FileId, sink: &mut Sink)
                 Ok((text, span)) => match text.parse::<Backoff>().map_err(|e| e.to_string()) {
                     Ok(policy) => out.backoff = Some(policy),
                     Err(expected) => sink.push(bad_value(&expected, span)),
+                },
+                Err(span) => sink.push(bad_value("expected a string", span)),
+            },
+            "rate" => match str_value(attr, file) {
+                Ok((text, span)) => match text.parse::<RateLimit>() {
+                    Ok(limit) => out.rate = Some(limit),
+                    Err(e) => sink.push(bad_value(&e.reason(), span)),
                 },
                 Err(span) => sink.push(bad_value("expected a string", span)),
             },

@@ -307,6 +307,7 @@ impl Lowerer<'_> {
             docs: a.docs,
             jobs,
             shards: a.shards.unwrap_or(1),
+            rate: a.rate,
         }
     }
 
@@ -344,6 +345,7 @@ impl Lowerer<'_> {
             timeout_ms: a.timeout_ms,
             attempts: a.attempts,
             backoff: a.backoff,
+            rate: a.rate,
             params,
             returns,
         }

@@ -13,6 +13,7 @@ mod clash;
 mod lower;
 mod recursion;
 
+pub use rpc_protocol::rate::RateLimit;
 pub use rpc_protocol::Backoff;
 
 use crate::diagnostic::Sink;
@@ -148,6 +149,8 @@ pub struct Service {
     pub jobs: Vec<Job>,
     /// `#[shards = N]` (1 when not given).
     pub shards: u32,
+    /// `#[rate = "..."]` on the service: every job's starts count.
+    pub rate: Option<RateLimit>,
 }
 
 #[derive(Debug)]
@@ -168,6 +171,8 @@ pub struct Job {
     pub attempts: Option<u32>,
     /// The retry policy from `#[backoff = "..."]` (`None`: the worker's).
     pub backoff: Option<Backoff>,
+    /// `#[rate = "..."]` on the job.
+    pub rate: Option<RateLimit>,
     pub params: Vec<Field>,
     pub returns: Returns,
 }

@@ -9,6 +9,7 @@ use super::inspection::Inspection;
 use super::presence::Presence;
 use super::progress::ProgressStore;
 use super::queue::Queue;
+use super::rate_limits::RateLimits;
 use super::schedule::Schedule;
 use super::shard_counts::ShardCounts;
 
@@ -25,6 +26,7 @@ pub trait Broker:
     + Presence
     + ShardCounts
     + ProgressStore
+    + RateLimits
 {
 }
 
@@ -37,7 +39,8 @@ impl<
             + Failures
             + Presence
             + ShardCounts
-            + ProgressStore,
+            + ProgressStore
+            + RateLimits,
     > Broker for T
 {
 }

@@ -22,8 +22,10 @@
 //! * [`ShardCounts`] (`shard_counts.rs`): a sharded service's shard count.
 //! * [`ProgressStore`] (`progress.rs`): each running call's newest
 //!   progress, written by its worker, read by its watchers.
+//! * [`RateLimits`] (`rate_limits.rs`): the fleet's shared rate limits,
+//!   asked by workers before a limited job starts.
 //!
-//! [`Broker`] (`broker.rs`) is all nine; [`connect`] (`connect.rs`) opens
+//! [`Broker`] (`broker.rs`) is all ten; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -39,6 +41,7 @@ pub mod memory;
 pub mod presence;
 pub mod progress;
 mod queue;
+pub mod rate_limits;
 mod reader;
 pub mod redis;
 mod schedule;
@@ -56,6 +59,7 @@ pub use self::inspection::Inspection;
 pub use self::presence::{Presence, Registered};
 pub use self::progress::ProgressStore;
 pub use self::queue::Queue;
+pub use self::rate_limits::{Limit, RateAnswer, RateLimits, RateScope, RateState};
 pub use self::reader::{CompletedAndTaken, PushedAndPopped, Reader};
 pub use self::schedule::{LifecyclePoll, Schedule};
 pub use self::shard_counts::{ShardCount, ShardCounts, ShardOp};

@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rpc_protocol::rate::RateLimit;
 use rpc_protocol::Backoff;
 
 use super::due_hint::DueHint;
 use super::janitor::liveness_window;
 use super::pause::PausedQueues;
 use super::probe;
+use super::rate_limit::RateBook;
 use super::run::Worker;
 use super::served::Served;
 use super::settings::WorkerSettings;
@@ -37,6 +39,8 @@ pub struct WorkerBuilder {
     metrics_addr: Option<SocketAddr>,
     /// Jobs to enqueue on a schedule (`worker/periodic.rs`).
     periodic: Vec<crate::periodic::Periodic>,
+    /// Rate limits set at deploy time, by `Service` or `Service.job`.
+    rates: Vec<(String, RateLimit)>,
 }
 
 impl WorkerBuilder {
@@ -49,6 +53,7 @@ impl WorkerBuilder {
             settings: WorkerSettings::default(),
             metrics_addr: None,
             periodic: Vec::new(),
+            rates: Vec::new(),
         }
     }
 
@@ -177,6 +182,37 @@ impl WorkerBuilder {
         self
     }
 
+    /// Limits the starts of `target` across the fleet to `rate`, whatever
+    /// the schema says: `"Service.job"` for one job, `"Service"` for every
+    /// job of a service together. Every worker serving the service should
+    /// be given the same limits: each start is checked against the limits
+    /// of the worker that takes it. [`WorkerBuilder::build`] refuses a
+    /// target that names no mounted service or job.
+    pub fn rate_limit(mut self, target: impl Into<String>, rate: RateLimit) -> Self {
+        self.rates.push((target.into(), rate));
+        self
+    }
+
+    /// Rate limits written as one string, as a deploy sets them (an
+    /// environment variable, a flag): `"Mail.send=10/s; Mail=1000/m"`,
+    /// entries separated by `;` or newlines. Each is given to
+    /// [`WorkerBuilder::rate_limit`]; a malformed entry is an error here.
+    pub fn rate_limits(mut self, spec: &str) -> Result<Self, Error> {
+        for entry in spec.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+            let Some((target, rate)) = entry.split_once('=') else {
+                return Err(Error::config(format_args!(
+                    "rate limit {entry:?}: write it as `Service.job=50/s` or `Service=50/s`"
+                )));
+            };
+            let rate = rate
+                .trim()
+                .parse::<RateLimit>()
+                .map_err(|e| Error::config(format_args!("rate limit for `{}`: {e}", target.trim())))?;
+            self.rates.push((target.trim().to_owned(), rate));
+        }
+        Ok(self)
+    }
+
     /// Connects to the broker and prepares the queues.
     pub async fn build(self) -> Result<Worker, Error> {
         // Bound first: a worker that cannot serve its metrics does not start.
@@ -185,6 +221,9 @@ impl WorkerBuilder {
             None => None,
         };
         let periodic = super::periodic_check::prepare(self.periodic, &self.services)?;
+        let named: HashMap<&'static str, Arc<dyn Service>> =
+            self.services.iter().map(|s| (s.name(), s.clone())).collect();
+        let rates = RateBook::new(&named, &self.rates)?;
         check_heartbeat(&self.settings)?;
         let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;
         let mut services = HashMap::new();
@@ -259,6 +298,7 @@ impl WorkerBuilder {
                 idle_polls: Default::default(),
                 daily: Default::default(),
                 progress: Default::default(),
+                rates,
             }),
             exposition,
             periodic,

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::admit::{self, Admission};
 use super::check;
+use super::rate_limit::{self, Gate};
 use super::handoff::{self, HandBack};
 use super::requeue::{later, requeue};
 use super::shared::Shared;
@@ -219,6 +220,18 @@ async fn run_message(
                 JobOutcome::unknown_job,
             ),
         };
+    }
+    // Before the key is claimed, as a delayed call is put on the schedule
+    // (see `admit.rs`): a call that waits for its turn comes back as it went.
+    match rate_limit::gate(shared, service_name, job_name, &msg, left).await {
+        Gate::Start => {}
+        Gate::Wait(turn) => {
+            shared.due_hint.due_at(tokio::time::Instant::now() + turn + RETRY_HINT_MARGIN);
+            return (later(delivery, msg, turn, None), None, label);
+        }
+        Gate::TooLate(reason) => {
+            return ended(fail(ErrorKind::DeadlineExceeded, &reason), JobOutcome::timeout)
+        }
     }
     match admit::claim(shared, delivery, &msg, fingerprint.as_deref(), left).await {
         Admission::Run => {}

@@ -16,7 +16,8 @@
 //!   without `XADD` rights from the service's intake onto its stream
 //!   (`intake.rs`);
 //! * before a job runs, what its message asks for: a delayed call that
-//!   came early goes onto the schedule, an idempotent one claims its key
+//!   came early goes onto the schedule, a rate-limited one waits for its
+//!   turn there (`rate_limit.rs`), an idempotent one claims its key
 //!   (`admit.rs`);
 //! * a *heartbeat* that says every few seconds that the worker is alive
 //!   and reads back an operator's quiet or stop (`heartbeat.rs`);
@@ -35,7 +36,7 @@
 //! reclaimed by another worker.
 //!
 //! `builder.rs` builds a worker, `run.rs` runs it; `shared.rs` is what its
-//! tasks share; `take.rs` takes jobs, `check.rs` checks a message, `job.rs` runs one (`admit.rs` first,
+//! tasks share; `take.rs` takes jobs, `check.rs` checks a message, `job.rs` runs one (`admit.rs` and `rate_limit.rs` first,
 //! `requeue.rs` and `handoff.rs` for what goes back), `completion.rs`
 //! writes the outcome; `janitor.rs` renews leases and reclaims,
 //! `lifecycle.rs` polls the schedule, pauses and cancellations,
@@ -68,6 +69,7 @@ mod periodic;
 mod periodic_check;
 mod probe;
 mod progress_writer;
+mod rate_limit;
 mod requeue;
 mod run;
 mod served;

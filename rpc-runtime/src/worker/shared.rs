@@ -57,6 +57,8 @@ pub(super) struct Shared {
     /// Progress reported by running jobs, not written yet
     /// (`progress_writer.rs`).
     pub(super) progress: Arc<ProgressBoard>,
+    /// The mounted jobs' rate limits (`rate_limit.rs`).
+    pub(super) rates: super::rate_limit::RateBook,
 }
 
 impl Shared {

@@ -9,7 +9,7 @@
 //! `registry.rs` finds a broker by name, `state.rs` is what it holds, and
 //! one file implements each capability (`queue.rs`, `reader.rs`,
 //! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
-//! `progress.rs`).
+//! `progress.rs`, `rate_limits.rs`).
 
 mod control;
 mod daily_counts;
@@ -18,6 +18,7 @@ mod inspection;
 mod presence;
 mod progress;
 mod queue;
+mod rate_limits;
 mod reader;
 mod registry;
 mod schedule;

@@ -79,6 +79,9 @@ pub(super) struct State {
     pub(super) registries: HashMap<String, HashMap<String, u64>>,
     /// Operators' controls by worker id, with when they expire.
     pub(super) controls: HashMap<String, (WorkerControl, Instant)>,
+    /// Rate limits' states by (service, job or `None` for the service's
+    /// own), with their turns (`rate_limits.rs`).
+    pub(super) rates: HashMap<(String, Option<String>), super::rate_limits::Limiter>,
 }
 
 /// One queue's periodic jobs, as Redis keeps them in two hashes.

@@ -23,6 +23,7 @@
 //! | `P:{Service}:cancelled` | zset | cancelled calls (`cancel.rs`)           |
 //! | `P:{Service}:paused` | string | the pause flag (`pause.rs`)              |
 //! | `P:{Service}:once:<key>` | string | an idempotency key (`once.rs`)     |
+//! | `P:{Service}:rate[:<job>]`, `P:{Service}:turns[:<job>]` | hash, zset | a rate limit's state and turns (`rate_limits.rs`) |
 //! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
 //! | `P:{Service}:workers` | zset | worker id -> last beat (`presence.rs`) |
 //! | `P:worker:{id}` (`:control`) | string | a worker's beat, an operator's control (`presence.rs`) |
@@ -82,6 +83,7 @@ mod pause;
 mod periodic;
 mod presence;
 mod progress;
+mod rate_limits;
 mod read_only;
 mod reader;
 mod resp;

@@ -1,0 +1,100 @@
+//! Rate limits on the broker: the one state every worker of the fleet
+//! shares per limit, so "50/s" means 50 starts a second in all, not per
+//! worker (Celery's `rate_limit` is per worker; this is not).
+//!
+//! A worker asks [`RateLimits::admit_rate`] before a rate-limited job's
+//! handler runs. A call over its limit is given a turn (the first time
+//! every limit allows it) and waits on the schedule until then; when it
+//! comes back its turn is due and it starts without asking again. So a
+//! backlog is spread one interval apart, never retried in a herd (the
+//! failure Sidekiq's window limiter had), and waiting is no attempt.
+//! docs/PROTOCOL.md, "Rate limits", is the normative description;
+//! `rpc_protocol::rate` the grammar; on Redis it is `rate_limit.lua`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rpc_protocol::rate::RateLimit;
+
+use crate::error::Error;
+
+/// Which rate limit: a service's own (every job of it counts) or one job's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateScope<'a> {
+    Service,
+    Job(&'a str),
+}
+
+impl<'a> RateScope<'a> {
+    /// The job, for a job's limit.
+    pub fn job(self) -> Option<&'a str> {
+        match self {
+            RateScope::Service => None,
+            RateScope::Job(job) => Some(job),
+        }
+    }
+}
+
+/// One limit a call must pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit<'a> {
+    pub scope: RateScope<'a>,
+    pub rate: RateLimit,
+}
+
+/// What [`RateLimits::admit_rate`] said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateAnswer {
+    /// Start now.
+    Start,
+    /// Come back after this long: the call's turn (given now, or earlier).
+    Turn(Duration),
+    /// The first turn is this far away, later than the call may wait: none
+    /// was given.
+    TooLate(Duration),
+}
+
+/// A limit's state as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RateState {
+    /// The limit as the workers last wrote it (`None`: never used).
+    pub rate: Option<String>,
+    /// Starts allowed in all.
+    pub allowed: u64,
+    /// Calls that were given a turn to wait for, in all.
+    pub waited: u64,
+    /// Calls holding a turn now (waiting on the schedule for it).
+    pub waiting: u64,
+    /// Starts in the last whole second.
+    pub last_second: u64,
+}
+
+/// Where the fleet's rate limits keep their state.
+#[async_trait]
+pub trait RateLimits: Send + Sync + 'static {
+    /// Whether call `id` of `service` may start under `limits` (one or
+    /// two: its job's, its service's); a call that must wait is given a
+    /// turn no later than `longest` from now, or none.
+    async fn admit_rate(
+        &self,
+        service: &str,
+        id: &str,
+        limits: &[Limit<'_>],
+        longest: Duration,
+    ) -> Result<RateAnswer, Error>;
+
+    /// A limit's state, for operators.
+    async fn rate_state(&self, service: &str, scope: RateScope<'_>) -> Result<RateState, Error>;
+}
+
+/// Starts in the last whole second before `now_second`, from a limit's
+/// per-second counts (`second`: the second `this_second` counts).
+pub(crate) fn last_second(now_second: u64, second: u64, this_second: u64, last: u64) -> u64 {
+    if second == now_second {
+        last
+    } else if second + 1 == now_second {
+        this_second
+    } else {
+        0
+    }
+}
