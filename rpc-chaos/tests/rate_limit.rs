@@ -45,7 +45,10 @@ fn starts_of(processes: &mut [WorkerProcess]) -> HashMap<String, Vec<(u32, u64)>
     for process in processes {
         for event in process.drain() {
             if let Event::Ran { id, attempt, at_us } = event {
-                starts.entry(id.clone()).or_default().push((*attempt, *at_us));
+                starts
+                    .entry(id.clone())
+                    .or_default()
+                    .push((*attempt, *at_us));
             }
         }
     }
@@ -127,7 +130,10 @@ fn four_workers_share_one_limit_of_50_a_second() {
     for id in &ids {
         let list = &starts[id];
         assert_eq!(list.len(), 1, "{id} started {} times: {list:?}", list.len());
-        assert_eq!(list[0].0, 1, "{id}: waiting for its turn counted as an attempt");
+        assert_eq!(
+            list[0].0, 1,
+            "{id}: waiting for its turn counted as an attempt"
+        );
         times.push(list[0].1);
     }
     times.sort_unstable();
@@ -149,7 +155,10 @@ fn four_workers_share_one_limit_of_50_a_second() {
         "starts before their turn (k, µs after the first): {late:?}"
     );
     let bound = PER_SECOND + PER_SECOND / 10;
-    assert!(most <= bound, "a 1 s window held {most} starts, over {bound}");
+    assert!(
+        most <= bound,
+        "a 1 s window held {most} starts, over {bound}"
+    );
     if jobs >= 2 * PER_SECOND {
         let floor = PER_SECOND - PER_SECOND / 10;
         assert!(

@@ -42,6 +42,12 @@ for i = 2, #KEYS do
   end
 end
 
+-- Adds one to a count (not HINCRBY: a count that is no number starts again).
+local function count(key, field)
+  local n = tonumber(redis.call('HGET', key, field)) or 0
+  redis.call('HSET', key, field, n + 1)
+end
+
 -- A start, counted for the operators: in all, and per second.
 local function started()
   for i = 2, #KEYS do
@@ -54,7 +60,7 @@ local function started()
       if at == second - 1 then last = n end
       redis.call('HSET', KEYS[i], 'second', second, 'this_second', 1, 'last_second', last)
     end
-    redis.call('HINCRBY', KEYS[i], 'allowed', 1)
+    count(KEYS[i], 'allowed')
   end
 end
 
@@ -97,6 +103,6 @@ if at <= now then
 end
 redis.call('ZADD', turns, string.format('%d', at), ARGV[1])
 for i = 2, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'waited', 1)
+  count(KEYS[i], 'waited')
 end
 return {1, at - now}

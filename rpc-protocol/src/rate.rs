@@ -142,7 +142,11 @@ fn whole(text: &str, what: &str) -> Result<u64, String> {
 fn period_ms(text: &str) -> Result<u64, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (n, unit) = text.split_at(digits);
-    let n = if n.is_empty() { 1 } else { whole(n, "the period")? };
+    let n = if n.is_empty() {
+        1
+    } else {
+        whole(n, "the period")?
+    };
     let unit_ms = match unit.trim() {
         "ms" => 1,
         "s" | "sec" | "second" => 1_000,
@@ -192,7 +196,11 @@ mod tests {
             ("2/90m", 2, 5_400_000, 1, "2/90m"),
         ] {
             let r: RateLimit = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!((r.count, r.per_ms, r.burst), (count, per_ms, burst), "{text}");
+            assert_eq!(
+                (r.count, r.per_ms, r.burst),
+                (count, per_ms, burst),
+                "{text}"
+            );
             assert_eq!(r.to_string(), printed);
             assert_eq!(printed.parse::<RateLimit>().as_ref(), Ok(&r));
         }

@@ -43,7 +43,7 @@ pub struct Limit<'a> {
 }
 
 /// What [`RateLimits::admit_rate`] said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RateAnswer {
     /// Start now.
     Start,
@@ -52,6 +52,9 @@ pub enum RateAnswer {
     /// The first turn is this far away, later than the call may wait: none
     /// was given.
     TooLate(Duration),
+    /// The broker refused to say, for good (asking again would get the
+    /// same): why.
+    Refused(String),
 }
 
 /// A limit's state as operators see it.

@@ -198,16 +198,19 @@ impl WorkerBuilder {
     /// entries separated by `;` or newlines. Each is given to
     /// [`WorkerBuilder::rate_limit`]; a malformed entry is an error here.
     pub fn rate_limits(mut self, spec: &str) -> Result<Self, Error> {
-        for entry in spec.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+        for entry in spec
+            .split([';', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
             let Some((target, rate)) = entry.split_once('=') else {
                 return Err(Error::config(format_args!(
                     "rate limit {entry:?}: write it as `Service.job=50/s` or `Service=50/s`"
                 )));
             };
-            let rate = rate
-                .trim()
-                .parse::<RateLimit>()
-                .map_err(|e| Error::config(format_args!("rate limit for `{}`: {e}", target.trim())))?;
+            let rate = rate.trim().parse::<RateLimit>().map_err(|e| {
+                Error::config(format_args!("rate limit for `{}`: {e}", target.trim()))
+            })?;
             self.rates.push((target.trim().to_owned(), rate));
         }
         Ok(self)
@@ -221,8 +224,11 @@ impl WorkerBuilder {
             None => None,
         };
         let periodic = super::periodic_check::prepare(self.periodic, &self.services)?;
-        let named: HashMap<&'static str, Arc<dyn Service>> =
-            self.services.iter().map(|s| (s.name(), s.clone())).collect();
+        let named: HashMap<&'static str, Arc<dyn Service>> = self
+            .services
+            .iter()
+            .map(|s| (s.name(), s.clone()))
+            .collect();
         let rates = RateBook::new(&named, &self.rates)?;
         check_heartbeat(&self.settings)?;
         let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;

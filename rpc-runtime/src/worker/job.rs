@@ -18,8 +18,8 @@ use tracing::Instrument;
 
 use super::admit::{self, Admission};
 use super::check;
-use super::rate_limit::{self, Gate};
 use super::handoff::{self, HandBack};
+use super::rate_limit::{self, Gate};
 use super::requeue::{later, requeue};
 use super::shared::Shared;
 
@@ -226,11 +226,20 @@ async fn run_message(
     match rate_limit::gate(shared, service_name, job_name, &msg, left).await {
         Gate::Start => {}
         Gate::Wait(turn) => {
-            shared.due_hint.due_at(tokio::time::Instant::now() + turn + RETRY_HINT_MARGIN);
+            shared
+                .due_hint
+                .due_at(tokio::time::Instant::now() + turn + RETRY_HINT_MARGIN);
             return (later(delivery, msg, turn, None), None, label);
         }
         Gate::TooLate(reason) => {
-            return ended(fail(ErrorKind::DeadlineExceeded, &reason), JobOutcome::timeout)
+            return ended(
+                fail(ErrorKind::DeadlineExceeded, &reason),
+                JobOutcome::timeout,
+            )
+        }
+        Gate::Refuse(reason) => {
+            tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
+            return ended(dead_letter(reason), JobOutcome::dead);
         }
     }
     match admit::claim(shared, delivery, &msg, fingerprint.as_deref(), left).await {

@@ -114,6 +114,10 @@ pub(super) enum Gate {
     /// Its turn would come after its deadline: answer it so, with this
     /// message.
     TooLate(String),
+    /// The broker refuses to say, for good (a permission missing, a
+    /// script it cannot run): dead-letter it with this reason, rather than
+    /// ask again every second for ever.
+    Refuse(String),
 }
 
 /// Whether call `msg` of `service.job` may start (`left`: its time to the
@@ -141,6 +145,9 @@ pub(super) async fn gate(
             "the rate limit of {service}.{job} ({}) gives this call its turn in {:.1}s, after its deadline; it did not run",
             describe(&limits),
             wait.as_secs_f64()
+        )),
+        Ok(RateAnswer::Refused(reason)) => Gate::Refuse(format!(
+            "the rate limit of {service}.{job} cannot be asked: Redis refused it ({reason}); the call did not run"
         )),
         Err(e) => {
             tracing::warn!(id = %msg.id, error = %e, "could not ask the rate limit; putting the call back on the schedule");

@@ -1,8 +1,8 @@
 //! The job lifecycle through the public API, in-process, against a private
 //! redis-server and the memory backend: delayed calls, retries with
-//! backoff, cancellation, idempotency keys, pause and resume, and garbage
-//! where the lifecycle keeps its state. One test binary, one file per
-//! capability.
+//! backoff, cancellation, idempotency keys, pause and resume, rate limits,
+//! and garbage where the lifecycle keeps its state. One test binary, one
+//! file per capability.
 //!
 //! Tests wait on events with generous deadlines ([`wait_until`],
 //! [`PATIENCE`]): what the handlers logged ([`Log`]), what the worker says
@@ -16,6 +16,7 @@ mod garbage;
 mod idle;
 mod once;
 mod pause;
+mod rate;
 mod retries;
 
 use std::sync::{Arc, Mutex};

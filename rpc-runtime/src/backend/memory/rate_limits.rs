@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use super::registry::MemoryBackend;
-use crate::backend::rate_limits::{last_second, Limit, RateAnswer, RateLimits, RateScope, RateState};
+use crate::backend::rate_limits::{
+    last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+};
 use crate::error::Error;
 
 /// One limit's state: what `P:{S}:rate[:<job>]` and its turns hold.

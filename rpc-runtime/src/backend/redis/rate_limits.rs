@@ -12,10 +12,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{Script, Value};
 
+use super::completion::classify;
 use super::connect::RedisBackend;
 use crate::backend::rate_limits::{
     last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
 };
+use crate::backend::CompleteError;
 use crate::error::Error;
 
 fn rate_script() -> &'static Script {
@@ -46,7 +48,15 @@ impl RateLimits for RedisBackend {
                 .arg(limit.rate.tolerance_us())
                 .arg(limit.rate.to_string());
         }
-        let answer = self.commands.invoke(&invocation).await?;
+        let answer = match self.commands.invoke(&invocation).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                return match classify(&e) {
+                    CompleteError::Refused { reason, .. } => Ok(RateAnswer::Refused(reason)),
+                    CompleteError::Transient(reason) => Err(Error::Broker(reason)),
+                }
+            }
+        };
         read_answer(&answer).ok_or_else(|| {
             Error::Broker(format!("unexpected answer to rate_limit.lua: {answer:?}"))
         })

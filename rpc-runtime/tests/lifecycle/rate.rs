@@ -1,0 +1,231 @@
+//! Rate limits in-process, on Redis and on `memory://`: starts spaced by
+//! the limit (a job's own and its service's together), waiting that is no
+//! attempt, a call whose turn would come after its deadline answered at
+//! once, and garbage where the limit keeps its state that stops nothing.
+//! The fleet-wide figure (four processes, 50/s) is
+//! `rpc-chaos/tests/rate_limit.rs`.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use rpc_runtime::{CallOptions, ErrorKind, RateLimit};
+use serde_json::json;
+
+use super::*;
+
+fn rate(text: &str) -> RateLimit {
+    text.parse().expect("a valid rate")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_are_spaced_by_the_jobs_and_the_services_limits_and_waiting_is_no_attempt() {
+    on_both("rate-spacing", |url| async move {
+        let log = Log::default();
+        let name = "RateSpaced";
+        // echo: its own 5/s; every job of the service together: 10/s.
+        let service = service_named(name, log.clone())
+            .rate_limit(Some("echo"), rate("5/s"))
+            .rate_limit(None, rate("10/s"));
+        let _worker = start(settings(Worker::builder(&url).mount(service))).await;
+        let client = client(&url).await;
+        let calls = (0..6).map(|i| {
+            let client = client.clone();
+            let job = if i % 2 == 0 { "echo" } else { "slow" };
+            async move {
+                client
+                    .call(&format!("{name}.{job}"), json!({"ms": 0}))
+                    .options(CallOptions::timeout(PATIENCE))
+                    .response()
+                    .await
+                    .unwrap_or_else(|e| panic!("{job}: {e}"))
+            }
+        });
+        join_all(calls).await;
+        let mut echo: Vec<Instant> = log.runs("echo").iter().map(|r| r.2).collect();
+        let mut all: Vec<Instant> = echo.clone();
+        all.extend(log.runs("slow").iter().map(|r| r.2));
+        echo.sort();
+        all.sort();
+        assert_eq!(all.len(), 6, "{url}");
+        // Spacing is the limit's, less what the handlers' clock reads add
+        // (a few ms on a loaded machine).
+        let slack = Duration::from_millis(15);
+        for pair in echo.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap + slack >= Duration::from_millis(200),
+                "{url}: echo starts {gap:?} apart"
+            );
+        }
+        for pair in all.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap + slack >= Duration::from_millis(100),
+                "{url}: starts {gap:?} apart"
+            );
+        }
+        let attempts: Vec<u32> = ["echo", "slow"]
+            .iter()
+            .flat_map(|job| log.runs(job))
+            .map(|r| r.1)
+            .collect();
+        assert!(attempts.iter().all(|&a| a == 1), "{url}: {attempts:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_turn_comes_after_its_deadline_is_answered_at_once() {
+    on_both("rate-deadline", |url| async move {
+        let log = Log::default();
+        let name = "RateLate";
+        let service = service_named(name, log.clone()).rate_limit(Some("echo"), rate("1/m"));
+        let _worker = start(settings(Worker::builder(&url).mount(service))).await;
+        let client = client(&url).await;
+        let job = format!("{name}.echo");
+        client
+            .call(&job, json!(1))
+            .options(CallOptions::timeout(PATIENCE))
+            .response()
+            .await
+            .expect("the first start is allowed");
+        // The next turn is a minute away; this call has 20 s.
+        let asked = Instant::now();
+        let e = client
+            .call(&job, json!(2))
+            .options(CallOptions::timeout(Duration::from_secs(20)))
+            .response()
+            .await
+            .expect_err("its turn is after its deadline");
+        assert_eq!(
+            e.remote_kind(),
+            Some(ErrorKind::DeadlineExceeded),
+            "{url}: {e}"
+        );
+        assert!(
+            e.to_string().contains("rate limit of RateLate.echo (1/m)"),
+            "{url}: {e}"
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "{url}: answered after {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(log.runs("echo").len(), 1, "{url}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waits_on_the_schedule_for_its_turn_holding_nothing() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let log = Log::default();
+    let name = "RateWait";
+    let service = service_named(name, log.clone()).rate_limit(Some("echo"), rate("1/m"));
+    let _worker = start(settings(Worker::builder(&url).mount(service))).await;
+    let client = client(&url).await;
+    let job = format!("{name}.echo");
+    // Its deadline (10 min) is after its turn (a minute on).
+    let patient = CallOptions::timeout(Duration::from_secs(600));
+    let first = client
+        .send(&job, json!(1))
+        .options(patient.clone())
+        .await
+        .unwrap();
+    let second = client.send(&job, json!(2)).options(patient).await.unwrap();
+    let turns = format!("rpc:{{{name}}}:turns:echo");
+    // One of the two starts (the worker may take both in one read and ask
+    // for both at once); the other is given the next turn.
+    wait_until("a call holds a turn", PATIENCE, || {
+        redis.cli(["ZCARD", &turns]).trim() == "1"
+    })
+    .await;
+    let waiting = redis.cli(["ZRANGE", &turns, "0", "0"]).trim().to_owned();
+    assert!(
+        [first.as_str(), second.as_str()].contains(&waiting.as_str()),
+        "{waiting} holds the turn"
+    );
+    // On the schedule, its turn a minute on: not leased, not run.
+    let schedule = format!("rpc:{{{name}}}:schedule");
+    assert_eq!(redis.cli(["ZCARD", &schedule]).trim(), "1");
+    let turn_us: u64 = redis
+        .cli(["ZSCORE", &turns, &waiting])
+        .trim()
+        .parse()
+        .unwrap();
+    let due_ms: u64 = redis
+        .cli(["ZSCORE", &schedule, &waiting])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        due_ms * 1_000 + 5_000 >= turn_us,
+        "due {due_ms} ms, turn {turn_us} µs"
+    );
+    assert_eq!(log.runs("echo").len(), 1);
+    let state = format!("rpc:{{{name}}}:rate:echo");
+    assert_eq!(redis.cli(["HGET", &state, "rate"]).trim(), "1/m");
+    assert_eq!(redis.cli(["HGET", &state, "allowed"]).trim(), "1");
+    assert_eq!(redis.cli(["HGET", &state, "waited"]).trim(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_a_limits_state_stops_nothing() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let log = Log::default();
+    let name = "RateGarbage";
+    let state = format!("rpc:{{{name}}}:rate:echo");
+    let turns = format!("rpc:{{{name}}}:turns:echo");
+    let all = format!("rpc:{{{name}}}:rate");
+    // Keys of the wrong types, and a hash whose `tat` is no number.
+    redis.cli(["RPUSH", &state, "not", "a", "hash"]);
+    redis.cli(["SET", &turns, "not a sorted set"]);
+    redis.cli(["HSET", &all, "tat", "soon", "allowed", "many"]);
+    let service = service_named(name, log.clone())
+        .rate_limit(Some("echo"), rate("100/s"))
+        .rate_limit(None, rate("100/s"));
+    let _worker = start(settings(Worker::builder(&url).mount(service))).await;
+    let client = client(&url).await;
+    for i in 0..3 {
+        let reply = client
+            .call(&format!("{name}.echo"), json!(i))
+            .options(CallOptions::timeout(PATIENCE))
+            .response()
+            .await
+            .expect("answered despite the garbage");
+        assert_eq!(reply.data, json!(i));
+    }
+    assert_eq!(redis.cli(["TYPE", &state]).trim(), "hash");
+    assert_ne!(redis.cli(["TYPE", &turns]).trim(), "string");
+    assert_eq!(redis.cli(["HGET", &state, "allowed"]).trim(), "3");
+    let tat: u64 = redis
+        .cli(["HGET", &all, "tat"])
+        .trim()
+        .parse()
+        .expect("a number again");
+    assert!(tat > 1_000_000_000_000_000, "tat {tat} µs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_a_limit_for_a_job_it_does_not_serve() {
+    let url = memory_url("rate-config");
+    let e = match settings(Worker::builder(&url).mount(service_named("RateConf", Log::default())))
+        .rate_limits("RateConf.echo=5/s; RateConf.nope=1/s")
+        .expect("the spec parses")
+        .build()
+        .await
+    {
+        Ok(_) => panic!("built with a limit for no job"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("service `RateConf` has no job `nope`"), "{e}");
+    let e = match Worker::builder(&url).rate_limits("RateConf.echo=5/fortnight") {
+        Ok(_) => panic!("a bad rate was taken"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("unknown period unit \"fortnight\""), "{e}");
+}
