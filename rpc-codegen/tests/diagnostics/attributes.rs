@@ -267,3 +267,50 @@ fn shards_on_a_job() {
 error: aborting due to 1 previous error"#,
     );
 }
+
+#[test]
+fn rate_malformed() {
+    assert_diagnostic(
+        &[(
+            "test.rpc",
+            r#"service S {
+    #[rate = "50/fortnight"]
+    fn run();
+}
+"#,
+        )],
+        "test.rpc:2:14",
+        r#"error: bad value for attribute `rate`
+ --> test.rpc:2:14
+  |
+2 |     #[rate = "50/fortnight"]
+  |              ^^^^^^^^^^^^^^ unknown period unit "fortnight"
+  |
+  = help: write it as `"<count>/<period>"` with an optional `burst <n>`: `"50/s"`, `"1000/m"`, `"10/500ms"`, `"100/s burst 20"` (periods: ms, s, m, h, or a number before one, up to 24h)
+
+error: aborting due to 1 previous error"#,
+    );
+}
+
+#[test]
+fn rate_on_a_parameter() {
+    assert_diagnostic(
+        &[(
+            "test.rpc",
+            r#"service S {
+    fn run(#[rate = "5/s"] n: i64);
+}
+"#,
+        )],
+        "test.rpc:2:14",
+        r#"error: attribute `rate` is not allowed on a parameter
+ --> test.rpc:2:14
+  |
+2 |     fn run(#[rate = "5/s"] n: i64);
+  |              ^^^^ not allowed here
+  |
+  = help: `rate` goes on a job or a service
+
+error: aborting due to 1 previous error"#,
+    );
+}

@@ -158,6 +158,12 @@ fn main() {
     assert_eq!(draw.backoff, Some(rpc_runtime::Backoff::DEFAULT));
     assert_eq!(drawing.jobs()[5].backoff, Some(rpc_runtime::Backoff::Fixed { delay_ms: 2000 }));
     assert_eq!(drawing.jobs()[0].backoff, None);
+    assert_eq!(
+        drawing.jobs()[5].rate.map(|r| r.to_string()).as_deref(),
+        Some("100/s burst 10")
+    );
+    assert_eq!(drawing.jobs()[0].rate, None);
+    assert_eq!(drawing.rate(), None);
     assert!(drawing.jobs()[15].deprecated);
     assert!(drawing.jobs()[1].one_way);
 
@@ -206,6 +212,7 @@ fn main() {
 
     let admin = AdminServer::new(Handler);
     assert_eq!(ok(dispatch(&admin, "stats", "{}")), serde_json::json!({"calls": 1}));
+    assert_eq!(admin.rate().map(|r| r.to_string()).as_deref(), Some("1000/m"));
     let health = common::HealthServer::new(Handler);
     assert_eq!(ok(dispatch(&health, "ping", "{}")), serde_json::json!("pong"));
 
