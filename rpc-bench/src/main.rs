@@ -10,6 +10,7 @@
 //! cargo run --release -p rpc-bench -- --jobs       # background jobs against a stream floor, ~2 min
 //! cargo run --release -p rpc-bench -- --shards 8    # Redis CPU per call, 1 shard against 8, ~40 s
 //! cargo run --release -p rpc-bench -- --shards 8 --cluster 3  # the same on a 3-master Cluster
+//! RPC_BENCH_RATE_LIMITS="Bench.note=1000000/s" cargo run --release -p rpc-bench -- --jobs  # the jobs asking a rate limit that never bites
 //! ```
 //!
 //! The bench starts its own `redis-server` on a free port (rpc-testkit) and
@@ -338,6 +339,11 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
                 .concurrency(concurrency);
             if TELEMETRY.load(std::sync::atomic::Ordering::Relaxed) {
                 builder = builder.metrics_addr(([127, 0, 0, 1], 0).into());
+            }
+            // What a rate-limited job costs: limits that never bite, so
+            // every start asks and none waits.
+            if let Ok(spec) = std::env::var("RPC_BENCH_RATE_LIMITS") {
+                builder = builder.rate_limits(&spec).map_err(|e| format!("typed worker: {e}"))?;
             }
             let worker = builder
                 .build()
