@@ -343,7 +343,9 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
             // What a rate-limited job costs: limits that never bite, so
             // every start asks and none waits.
             if let Ok(spec) = std::env::var("RPC_BENCH_RATE_LIMITS") {
-                builder = builder.rate_limits(&spec).map_err(|e| format!("typed worker: {e}"))?;
+                builder = builder
+                    .rate_limits(&spec)
+                    .map_err(|e| format!("typed worker: {e}"))?;
             }
             let worker = builder
                 .build()

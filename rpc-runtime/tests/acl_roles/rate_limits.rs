@@ -32,7 +32,11 @@ async fn the_worker_role_asks_its_limits_and_clients_cannot_touch_them() {
                 .await
         }
     });
-    for (i, answer) in futures_util::future::join_all(calls).await.into_iter().enumerate() {
+    for (i, answer) in futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         assert_eq!(answer.expect("answered").data, json!(i));
     }
     let state = "rpc:{AclRate}:rate:go";

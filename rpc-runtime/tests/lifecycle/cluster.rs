@@ -71,8 +71,8 @@ async fn the_lifecycle_works_on_a_cluster() {
 
     // A rate limit: its keys on its service's slot, its waiting calls on
     // the schedule there.
-    let limited = service_named("RateCluster", log.clone())
-        .rate_limit(Some("slow"), "10/s".parse().unwrap());
+    let limited =
+        service_named("RateCluster", log.clone()).rate_limit(Some("slow"), "10/s".parse().unwrap());
     let _limited = start(settings(Worker::builder(&url).mount(limited))).await;
     let calls = (0..3).map(|_| {
         let client = client.clone();
@@ -91,6 +91,9 @@ async fn the_lifecycle_works_on_a_cluster() {
     assert_eq!(starts.len(), 3);
     for pair in starts.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap + Duration::from_millis(15) >= Duration::from_millis(100), "{gap:?}");
+        assert!(
+            gap + Duration::from_millis(15) >= Duration::from_millis(100),
+            "{gap:?}"
+        );
     }
 }
