@@ -119,8 +119,22 @@ script!(
     "shards.lua"
 );
 
+script!(
+    /// A keyed call takes a slot of its group key, or is parked on the
+    /// key's waiting list.
+    GROUP_ADMIT,
+    "group_admit.lua"
+);
+
+script!(
+    /// A keyed call gives its slot back; waiting messages of the key move
+    /// onto the stream while slots are free.
+    GROUP_RELEASE,
+    "group_release.lua"
+);
+
 /// Every script of the protocol.
-pub const ALL: [Script; 14] = [
+pub const ALL: [Script; 16] = [
     COMPLETE,
     REPLY_AND_ACK,
     COMPLETE_BATCH,
@@ -135,6 +149,8 @@ pub const ALL: [Script; 14] = [
     STREAM_FIGURES,
     SHARDS,
     FORGET_CONSUMER,
+    GROUP_ADMIT,
+    GROUP_RELEASE,
 ];
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use super::control::Control;
 use super::daily_counts::DailyCounts;
 use super::failures::Failures;
+use super::group_slots::GroupSlots;
 use super::inspection::Inspection;
 use super::presence::Presence;
 use super::progress::ProgressStore;
@@ -25,6 +26,7 @@ pub trait Broker:
     + Presence
     + ShardCounts
     + ProgressStore
+    + GroupSlots
 {
 }
 
@@ -37,7 +39,8 @@ impl<
             + Failures
             + Presence
             + ShardCounts
-            + ProgressStore,
+            + ProgressStore
+            + GroupSlots,
     > Broker for T
 {
 }

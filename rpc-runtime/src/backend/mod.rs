@@ -23,7 +23,10 @@
 //! * [`ProgressStore`] (`progress.rs`): each running call's newest
 //!   progress, written by its worker, read by its watchers.
 //!
-//! [`Broker`] (`broker.rs`) is all nine; [`connect`] (`connect.rs`) opens
+//! * [`GroupSlots`] (`group_slots.rs`): per-key concurrency, the slots of
+//!   group keys and the messages parked until one is free.
+//!
+//! [`Broker`] (`broker.rs`) is all ten; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -34,6 +37,7 @@ mod control;
 pub mod daily_counts;
 mod delivery;
 pub mod failures;
+mod group_slots;
 pub mod inspection;
 pub mod memory;
 pub mod presence;
@@ -52,6 +56,7 @@ pub use self::control::{Cancelled, Control, DeadLetter, OnceClaim};
 pub use self::daily_counts::{DailyCount, DailyCounts};
 pub use self::delivery::{CompleteError, Completion, CompletionStep, Delivery};
 pub use self::failures::{Failure, Failures, RecordedFailure};
+pub use self::group_slots::{GroupAdmission, GroupSlot, GroupSlots};
 pub use self::inspection::Inspection;
 pub use self::presence::{Presence, Registered};
 pub use self::progress::ProgressStore;

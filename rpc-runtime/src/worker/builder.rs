@@ -37,6 +37,8 @@ pub struct WorkerBuilder {
     metrics_addr: Option<SocketAddr>,
     /// Jobs to enqueue on a schedule (`worker/periodic.rs`).
     periodic: Vec<crate::periodic::Periodic>,
+    /// Per-key limits by `Service.job` (`worker/group_admit.rs`).
+    group_limits: HashMap<String, u32>,
 }
 
 impl WorkerBuilder {
@@ -49,6 +51,7 @@ impl WorkerBuilder {
             settings: WorkerSettings::default(),
             metrics_addr: None,
             periodic: Vec::new(),
+            group_limits: HashMap::new(),
         }
     }
 
@@ -177,6 +180,19 @@ impl WorkerBuilder {
         self
     }
 
+    /// Runs at most `limit` (1 to 10,000) calls of job `job`
+    /// (`Service.job`) with the same group key at once across the fleet
+    /// (a call's key: [`Call::group`](crate::Call::group)); without this,
+    /// a keyed job's limit is 1. Every worker of the job should say the
+    /// same: each applies its own when it takes a slot. [`build`] refuses
+    /// a limit out of range.
+    ///
+    /// [`build`]: WorkerBuilder::build
+    pub fn group_limit(mut self, job: impl Into<String>, limit: u32) -> Self {
+        self.group_limits.insert(job.into(), limit);
+        self
+    }
+
     /// Connects to the broker and prepares the queues.
     pub async fn build(self) -> Result<Worker, Error> {
         // Bound first: a worker that cannot serve its metrics does not start.
@@ -185,6 +201,7 @@ impl WorkerBuilder {
             None => None,
         };
         let periodic = super::periodic_check::prepare(self.periodic, &self.services)?;
+        let groups = super::group_admit::GroupLimits::new(self.group_limits)?;
         check_heartbeat(&self.settings)?;
         let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;
         let mut services = HashMap::new();
@@ -259,6 +276,7 @@ impl WorkerBuilder {
                 idle_polls: Default::default(),
                 daily: Default::default(),
                 progress: Default::default(),
+                groups,
             }),
             exposition,
             periodic,

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::admit::{self, Admission};
 use super::check;
+use super::group_admit::{self, GroupStep};
 use super::handoff::{self, HandBack};
 use super::requeue::{later, requeue};
 use super::shared::Shared;
@@ -55,9 +56,15 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> (Completion
             // Placed before the span is first entered: OpenTelemetry fixes
             // a span's parent when it starts.
             let trace = spans::place(&span, parent_of(&msg));
+            let keyed = msg.group.is_some();
             let ran = run_message(shared, delivery, msg, &span, trace, &mut failure)
                 .instrument(span.clone())
                 .await;
+            if keyed {
+                // However the job ended, its slot (if it took one) goes
+                // back and the key's waiting calls move on.
+                group_admit::release(shared, delivery).await;
+            }
             if let Some(outcome) = ran.1 {
                 spans::record_outcome(&span, outcome, None);
             }
@@ -178,6 +185,13 @@ async fn run_message(
         }
         // Only claims answer these.
         Admission::Held(_) | Admission::Copy | Admission::Conflict(_) => {}
+    }
+    match group_admit::admit(shared, delivery, &msg).await {
+        GroupStep::Run => {}
+        // Off the stream and on its key's waiting list already: the ack
+        // that ends the delivery finds nothing left to ack.
+        GroupStep::Parked => return (Completion::default(), None, label),
+        GroupStep::Later(delay) => return (later(delivery, msg, delay, None), None, label),
     }
     let started = started_ms(delivery.enqueued_ms, msg.sent_ms, msg.run_at_ms);
     let left = time_left(&shared.clock, msg.timeout_ms, started, msg.deadline_ms);

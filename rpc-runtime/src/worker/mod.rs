@@ -54,6 +54,7 @@ mod daily_flush;
 mod daily_stats;
 mod due_hint;
 mod failures;
+mod group_admit;
 mod handoff;
 mod heartbeat;
 mod idle_polls;

@@ -57,6 +57,9 @@ pub(super) struct Shared {
     /// Progress reported by running jobs, not written yet
     /// (`progress_writer.rs`).
     pub(super) progress: Arc<ProgressBoard>,
+    /// Per-key limits and the group slots running jobs hold
+    /// (`group_admit.rs`).
+    pub(super) groups: super::group_admit::GroupLimits,
 }
 
 impl Shared {

@@ -79,6 +79,8 @@ pub(super) struct State {
     pub(super) registries: HashMap<String, HashMap<String, u64>>,
     /// Operators' controls by worker id, with when they expire.
     pub(super) controls: HashMap<String, (WorkerControl, Instant)>,
+    /// Per-key concurrency by (queue, job, key): `group_slots.rs`.
+    pub(super) groups: HashMap<(String, String, String), super::group_slots::Group>,
 }
 
 /// One queue's periodic jobs, as Redis keeps them in two hashes.

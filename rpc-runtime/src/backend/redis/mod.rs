@@ -73,6 +73,7 @@ mod daily_counts;
 mod dead_letters;
 mod doorbell;
 mod failures;
+mod group_slots;
 mod inbox_pop;
 mod inspect;
 mod intake;

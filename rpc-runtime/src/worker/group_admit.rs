@@ -1,0 +1,260 @@
+//! Per-key concurrency, the worker's side (docs/PROTOCOL.md, "Per-key
+//! concurrency"): a job message with a `group` key runs only while it
+//! holds one of its key's slots, at most the job's limit across the fleet.
+//! A message that finds no slot free is parked by the broker (taken off
+//! the stream and appended to the key's waiting list in one step) and its
+//! delivery ends without running; when a keyed job ends, its slot is given
+//! back and the key's oldest waiting messages move back onto the stream.
+//!
+//! Fair share follows from that hand-on: a key never has more than its
+//! limit of messages on the stream and running together, so a tenant with
+//! ten thousand queued calls and one with ten take turns on the workers
+//! rather than the ten waiting behind the ten thousand.
+//!
+//! The limit is the job's as this worker is configured
+//! ([`WorkerBuilder::group_limit`](crate::WorkerBuilder::group_limit)),
+//! else 1: the message carries only the key, so no sender can raise it.
+//! Slots lapse after the visibility timeout unless renewed, so the slot of
+//! a worker that died comes back with its job's lease; the janitor renews
+//! the slots of running jobs ([`renew`]) and the lifecycle poll hands
+//! lapsed slots on to waiting messages ([`sweep`]) when no completion
+//! comes to do it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rpc_protocol::job::JobMessage;
+use rpc_protocol::limits::MAX_GROUP_LIMIT;
+use tokio::time::Instant;
+
+use super::shared::Shared;
+
+use crate::backend::{Delivery, GroupAdmission, GroupSlot};
+use crate::error::Error;
+use crate::sync::lock;
+
+/// How long a keyed call whose slot could not be asked for (the broker
+/// failed) waits on the schedule before a worker tries again.
+const TAKE_RETRY: Duration = Duration::from_secs(1);
+
+/// How often the lifecycle poll looks for groups whose lapsed slots could
+/// take waiting messages, per queue, and how many it looks at each time.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+const SWEEP_GROUPS: usize = 32;
+
+/// A slot this worker holds for a running job.
+struct Held {
+    id: String,
+    job: String,
+    key: String,
+    limit: u32,
+}
+
+/// The per-key limits this worker applies, and the slots it holds.
+#[derive(Default)]
+pub(super) struct GroupLimits {
+    /// `Service.job` -> its per-key limit (deploy-time overrides).
+    limits: HashMap<String, u32>,
+    /// Slots held by running jobs, by (queue, delivery token).
+    held: std::sync::Mutex<HashMap<(String, String), Held>>,
+    /// When each queue's groups were last swept.
+    swept: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+impl GroupLimits {
+    /// The limits `limits` sets (`Service.job` -> K), each checked.
+    pub(super) fn new(limits: HashMap<String, u32>) -> Result<GroupLimits, Error> {
+        for (job, limit) in &limits {
+            if !(1..=MAX_GROUP_LIMIT).contains(limit) {
+                return Err(Error::config(format_args!(
+                    "the per-key limit of `{job}` must be 1 to {MAX_GROUP_LIMIT} ({limit} given)"
+                )));
+            }
+            if job
+                .split_once('.')
+                .is_none_or(|(s, j)| s.is_empty() || j.is_empty())
+            {
+                return Err(Error::config(format_args!(
+                    "a per-key limit names its job as `Service.job` ({job:?} given)"
+                )));
+            }
+        }
+        Ok(GroupLimits {
+            limits,
+            ..GroupLimits::default()
+        })
+    }
+
+    /// The per-key limit of job `Service.job` on this worker.
+    fn limit_of(&self, service: &str, job: &str) -> u32 {
+        self.limits
+            .get(&format!("{service}.{job}"))
+            .copied()
+            .unwrap_or(1)
+    }
+}
+
+/// What to do with a keyed message before its handler runs.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum GroupStep {
+    /// Run it (it holds a slot, or has no key).
+    Run,
+    /// It was parked: its delivery ends without a completion of its own.
+    Parked,
+    /// The broker could not be asked: onto the schedule for this long.
+    Later(Duration),
+}
+
+/// Takes a slot of the message's group key, or parks the message.
+pub(super) async fn admit(shared: &Shared, delivery: &Delivery, msg: &JobMessage<'_>) -> GroupStep {
+    let Some(key) = msg.group.as_deref() else {
+        return GroupStep::Run;
+    };
+    let (service, job) = msg.job.split_once('.').unwrap_or(("", &msg.job));
+    let slot = GroupSlot {
+        job,
+        key,
+        limit: shared.groups.limit_of(service, job),
+    };
+    let lease = shared.settings.visibility_timeout;
+    match shared
+        .backend
+        .take_group_slot(delivery, &msg.id, &slot, lease)
+        .await
+    {
+        Ok(GroupAdmission::Run) => {
+            lock(&shared.groups.held).insert(
+                (delivery.queue.clone(), delivery.token.clone()),
+                Held {
+                    id: msg.id.to_string(),
+                    job: job.to_owned(),
+                    key: key.to_owned(),
+                    limit: slot.limit,
+                },
+            );
+            GroupStep::Run
+        }
+        Ok(GroupAdmission::Parked) => {
+            tracing::debug!(id = %msg.id, job = %msg.job, key, limit = slot.limit, "every slot of the call's group key is taken; parked");
+            GroupStep::Parked
+        }
+        Err(e) => {
+            shared.broker_error();
+            tracing::warn!(id = %msg.id, error = %e, "could not take a slot of the call's group key; putting the call back on the schedule");
+            GroupStep::Later(TAKE_RETRY)
+        }
+    }
+}
+
+/// Gives back the slot `delivery`'s job held, if it held one, moving the
+/// key's waiting messages on. A failure is logged: the slot then lapses
+/// after the visibility timeout and the sweep hands it on.
+pub(super) async fn release(shared: &Shared, delivery: &Delivery) {
+    let held = lock(&shared.groups.held).remove(&(delivery.queue.clone(), delivery.token.clone()));
+    let Some(held) = held else {
+        return;
+    };
+    let slot = GroupSlot {
+        job: &held.job,
+        key: &held.key,
+        limit: held.limit,
+    };
+    let lease = shared.settings.visibility_timeout;
+    if let Err(e) = shared
+        .backend
+        .release_group_slot(&delivery.queue, Some(&held.id), &slot, lease)
+        .await
+    {
+        shared.broker_error();
+        tracing::warn!(id = %held.id, error = %e, "could not give back a slot of a group key; it lapses after the visibility timeout");
+    }
+}
+
+/// Renews the slots of this worker's running keyed jobs, with their
+/// leases (the janitor's turn).
+pub(super) async fn renew(shared: &Shared) {
+    let mut by_queue: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    for ((queue, _), held) in lock(&shared.groups.held).iter() {
+        by_queue.entry(queue.clone()).or_default().push((
+            held.id.clone(),
+            held.job.clone(),
+            held.key.clone(),
+        ));
+    }
+    let lease = shared.settings.visibility_timeout.as_millis() as u64;
+    let until = shared.clock.now_ms().saturating_add(lease);
+    for (queue, held) in by_queue {
+        if let Err(e) = shared.backend.renew_group_slots(&queue, &held, until).await {
+            shared.broker_error();
+            tracing::warn!(error = %e, queue, "renewing slots of group keys failed");
+        }
+    }
+}
+
+/// Hands lapsed slots of `queue`'s groups on to their waiting messages (a
+/// worker that held them died), at most every [`SWEEP_EVERY`].
+pub(super) async fn sweep(shared: &Shared, queue: &str) {
+    let now = Instant::now();
+    {
+        let mut swept = lock(&shared.groups.swept);
+        if swept.get(queue).is_some_and(|at| now < *at + SWEEP_EVERY) {
+            return;
+        }
+        swept.insert(queue.to_owned(), now);
+    }
+    let groups = match shared.backend.groups_waiting(queue, SWEEP_GROUPS).await {
+        Ok(groups) => groups,
+        Err(e) => {
+            shared.broker_error();
+            tracing::debug!(error = %e, queue, "could not read the groups with waiting calls");
+            return;
+        }
+    };
+    let service = rpc_protocol::shards::service_of_queue(queue);
+    let lease = shared.settings.visibility_timeout;
+    for (job, key) in groups {
+        let slot = GroupSlot {
+            job: &job,
+            key: &key,
+            limit: shared.groups.limit_of(service, &job),
+        };
+        match shared
+            .backend
+            .release_group_slot(queue, None, &slot, lease)
+            .await
+        {
+            Ok(0) => {}
+            Ok(moved) => {
+                tracing::debug!(
+                    queue,
+                    job,
+                    key,
+                    moved,
+                    "lapsed slots of a group key handed on to waiting calls"
+                )
+            }
+            Err(e) => {
+                shared.broker_error();
+                tracing::debug!(error = %e, queue, "could not hand lapsed group slots on");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_out_of_range_or_misnamed_are_refused() {
+        let one = |job: &str, k| GroupLimits::new(HashMap::from([(job.to_owned(), k)]));
+        assert!(one("S.j", 1).is_ok());
+        assert!(one("S.j", MAX_GROUP_LIMIT).is_ok());
+        assert!(one("S.j", 0).is_err());
+        assert!(one("S.j", MAX_GROUP_LIMIT + 1).is_err());
+        assert!(one("j", 2).is_err());
+        let limits = one("S.j", 4).unwrap();
+        assert_eq!(limits.limit_of("S", "j"), 4);
+        assert_eq!(limits.limit_of("S", "other"), 1);
+    }
+}
