@@ -85,6 +85,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 max_attempts: None,
                 deprecated: false,
                 backoff: None,
+                group_limit: None,
             },
             JobInfo {
                 name: "note",
@@ -93,6 +94,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 max_attempts: None,
                 deprecated: false,
                 backoff: None,
+                group_limit: None,
             },
         ]
     }

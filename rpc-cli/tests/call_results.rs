@@ -31,6 +31,7 @@ impl Service for Math {
             max_attempts: None,
             deprecated: false,
             backoff: None,
+            group_limit: None,
         }]
     }
 

@@ -198,6 +198,10 @@ pub struct JobInfo {
     /// `#[backoff = "..."]` from the schema: the delay before each retry of
     /// this job (`None`: the worker's default).
     pub backoff: Option<Backoff>,
+    /// `#[group_limit = K]` from the schema: calls of one group key that
+    /// run at once across the fleet (`None`: 1, unless the worker's
+    /// [`group_limit`](crate::WorkerBuilder::group_limit) says).
+    pub group_limit: Option<u32>,
 }
 
 /// JSON Schemas of one job's request, response and application error.

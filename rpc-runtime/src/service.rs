@@ -264,6 +264,7 @@ impl Service for DynamicService {
                     max_attempts: None,
                     deprecated: false,
                     backoff: self.backoffs.get(name).copied(),
+                    group_limit: None,
                 })
                 .collect();
             Box::leak(jobs.into_boxed_slice())

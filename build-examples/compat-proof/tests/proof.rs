@@ -195,6 +195,7 @@ async fn start_worker(url: &str, prefix: &str, version: &Version) -> RunningWork
                 max_attempts: None,
                 deprecated: false,
                 backoff: None,
+                group_limit: None,
             })
             .collect();
         builder = builder.mount(ProofService {

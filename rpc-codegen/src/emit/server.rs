@@ -79,6 +79,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
             }
             None => quote!(None),
         };
+        let group_limit = option_tokens(job.group_limit.map(Literal::u32_unsuffixed));
         quote! {
             ::rpc_runtime::JobInfo {
                 name: #wire,
@@ -87,6 +88,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
                 max_attempts: #attempts,
                 deprecated: #is_deprecated,
                 backoff: #backoff,
+                group_limit: #group_limit,
             }
         }
     });

@@ -85,13 +85,22 @@ impl GroupLimits {
         })
     }
 
-    /// The per-key limit of job `Service.job` on this worker.
-    fn limit_of(&self, service: &str, job: &str) -> u32 {
+    /// The per-key limit of job `Service.job` on this worker: its
+    /// override, else the schema's (`schema`), else 1.
+    fn limit_of(&self, service: &str, job: &str, schema: Option<u32>) -> u32 {
         self.limits
             .get(&format!("{service}.{job}"))
             .copied()
+            .or(schema)
             .unwrap_or(1)
+            .clamp(1, MAX_GROUP_LIMIT)
     }
+}
+
+/// The schema's `#[group_limit]` of job `job` of `service`, if mounted here.
+fn schema_limit(shared: &Shared, service: &str, job: &str) -> Option<u32> {
+    let service = shared.services.get(service)?;
+    service.jobs().iter().find(|j| j.name == job)?.group_limit
 }
 
 /// What to do with a keyed message before its handler runs.
@@ -114,7 +123,9 @@ pub(super) async fn admit(shared: &Shared, delivery: &Delivery, msg: &JobMessage
     let slot = GroupSlot {
         job,
         key,
-        limit: shared.groups.limit_of(service, job),
+        limit: shared
+            .groups
+            .limit_of(service, job, schema_limit(shared, service, job)),
     };
     let lease = shared.settings.visibility_timeout;
     match shared
@@ -216,7 +227,9 @@ pub(super) async fn sweep(shared: &Shared, queue: &str) {
         let slot = GroupSlot {
             job: &job,
             key: &key,
-            limit: shared.groups.limit_of(service, &job),
+            limit: shared
+                .groups
+                .limit_of(service, &job, schema_limit(shared, service, &job)),
         };
         match shared
             .backend
@@ -254,7 +267,12 @@ mod tests {
         assert!(one("S.j", MAX_GROUP_LIMIT + 1).is_err());
         assert!(one("j", 2).is_err());
         let limits = one("S.j", 4).unwrap();
-        assert_eq!(limits.limit_of("S", "j"), 4);
-        assert_eq!(limits.limit_of("S", "other"), 1);
+        assert_eq!(limits.limit_of("S", "j", Some(9)), 4, "the override wins");
+        assert_eq!(
+            limits.limit_of("S", "other", Some(9)),
+            9,
+            "then the schema's"
+        );
+        assert_eq!(limits.limit_of("S", "other", None), 1);
     }
 }
