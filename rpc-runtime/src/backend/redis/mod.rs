@@ -23,6 +23,7 @@
 //! | `P:{Service}:cancelled` | zset | cancelled calls (`cancel.rs`)           |
 //! | `P:{Service}:paused` | string | the pause flag (`pause.rs`)              |
 //! | `P:{Service}:once:<key>` | string | an idempotency key (`once.rs`)     |
+//! | `P:{Q}:group:<job>:<key>:running`, `:waiting`, `P:{Q}:groups` | zset, list, set | per-key concurrency (`group_slots.rs`) |
 //! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
 //! | `P:{Service}:workers` | zset | worker id -> last beat (`presence.rs`) |
 //! | `P:worker:{id}` (`:control`) | string | a worker's beat, an operator's control (`presence.rs`) |
