@@ -158,27 +158,35 @@ pub(super) async fn admit(shared: &Shared, delivery: &Delivery, msg: &JobMessage
 }
 
 /// Gives back the slot `delivery`'s job held, if it held one, moving the
-/// key's waiting messages on. A failure is logged: the slot then lapses
-/// after the visibility timeout and the sweep hands it on.
-pub(super) async fn release(shared: &Shared, delivery: &Delivery) {
+/// key's waiting messages on. Sent off on its own task, beside the job's
+/// completion rather than before it: the handler is done, so the slot is
+/// free, and the completion keeps its place in the worker's batch. A
+/// stopping worker waits for it as for a completion; a failure is logged,
+/// and the slot then lapses after the visibility timeout and the sweep
+/// hands it on.
+pub(super) fn release(shared: &Shared, delivery: &Delivery) {
     let held = lock(&shared.groups.held).remove(&(delivery.queue.clone(), delivery.token.clone()));
     let Some(held) = held else {
         return;
     };
-    let slot = GroupSlot {
-        job: &held.job,
-        key: &held.key,
-        limit: held.limit,
-    };
+    let backend = shared.backend.clone();
     let lease = shared.settings.visibility_timeout;
-    if let Err(e) = shared
-        .backend
-        .release_group_slot(&delivery.queue, Some(&held.id), &slot, lease)
-        .await
-    {
-        shared.broker_error();
-        tracing::warn!(id = %held.id, error = %e, "could not give back a slot of a group key; it lapses after the visibility timeout");
-    }
+    let queue = delivery.queue.clone();
+    let in_flight = shared.outstanding.enter();
+    tokio::spawn(async move {
+        let _in_flight = in_flight;
+        let slot = GroupSlot {
+            job: &held.job,
+            key: &held.key,
+            limit: held.limit,
+        };
+        if let Err(e) = backend
+            .release_group_slot(&queue, Some(&held.id), &slot, lease)
+            .await
+        {
+            tracing::warn!(id = %held.id, error = %e, "could not give back a slot of a group key; it lapses after the visibility timeout");
+        }
+    });
 }
 
 /// Renews the slots of this worker's running keyed jobs, with their

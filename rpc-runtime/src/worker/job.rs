@@ -63,7 +63,7 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> (Completion
             if keyed {
                 // However the job ended, its slot (if it took one) goes
                 // back and the key's waiting calls move on.
-                group_admit::release(shared, delivery).await;
+                group_admit::release(shared, delivery);
             }
             if let Some(outcome) = ran.1 {
                 spans::record_outcome(&span, outcome, None);
