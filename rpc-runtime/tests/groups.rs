@@ -302,3 +302,40 @@ async fn raw_bad_group_keys_are_dead_lettered_and_garbage_group_state_does_not_s
     );
     workers.stop().await;
 }
+
+/// A call cancelled while it waited for a slot gives back the slot it
+/// reserved as it moved onto the stream at once, not after the visibility
+/// timeout (30 s here): the key's next call runs as soon as the first ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_while_parked_does_not_hold_its_keys_slot() {
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let workers = Workers::start(&url, 1, 4, 1, &seen).await;
+    let client = Client::connect(&url).await.unwrap();
+    let t0 = Instant::now();
+    let mut ids = Vec::new();
+    for ms in [1000, 0, 0] {
+        let id = client
+            .send("Fair.work", json!({"key": "k", "ms": ms}))
+            .group("k")
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let waiting = "rpc:{Fair}:group:work:k:waiting";
+    until(Duration::from_secs(10), "two calls parked", || {
+        redis.cli(["LLEN", waiting]).trim() == "2"
+    })
+    .await;
+    client.cancel_in("Fair", &ids[1]).await.unwrap();
+    until(
+        Duration::from_secs(10),
+        "the first and third call to end",
+        || ended(&seen, "k") == 2,
+    )
+    .await;
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(seen.lock().unwrap().most["k"], 1);
+    workers.stop().await;
+}

@@ -189,6 +189,31 @@ pub(super) fn release(shared: &Shared, delivery: &Delivery) {
     });
 }
 
+/// Gives back the slot a keyed message may hold without having taken it
+/// here: a message moved back from its key's waiting list reserved a slot
+/// as it moved, and one that ends before it reaches [`admit`] (cancelled
+/// while it waited, out of attempts) would leave the reservation to block
+/// the key until it lapsed.
+pub(super) fn release_reserved(shared: &Shared, delivery: &Delivery, msg: &JobMessage<'_>) {
+    let Some(key) = msg.group.as_deref() else {
+        return;
+    };
+    let (service, job) = msg.job.split_once('.').unwrap_or(("", &msg.job));
+    let limit = shared
+        .groups
+        .limit_of(service, job, schema_limit(shared, service, job));
+    lock(&shared.groups.held).insert(
+        (delivery.queue.clone(), delivery.token.clone()),
+        Held {
+            id: msg.id.to_string(),
+            job: job.to_owned(),
+            key: key.to_owned(),
+            limit,
+        },
+    );
+    release(shared, delivery);
+}
+
 /// Renews the slots of this worker's running keyed jobs, with their
 /// leases (the janitor's turn).
 pub(super) async fn renew(shared: &Shared) {

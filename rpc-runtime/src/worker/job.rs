@@ -157,6 +157,7 @@ async fn run_message(
         || forgot_cancelled(shared, delivery, &msg.id).await
     {
         tracing::info!(job = %msg.job, id = %msg.id, "skipping a cancelled job");
+        group_admit::release_reserved(shared, delivery, &msg);
         return ended(
             fail(ErrorKind::Cancelled, "the call was cancelled before it ran"),
             JobOutcome::cancelled,
@@ -167,6 +168,7 @@ async fn run_message(
             "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
         );
         tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
+        group_admit::release_reserved(shared, delivery, &msg);
         return ended(dead_letter(reason), JobOutcome::dead);
     }
     match admit::when_due(shared, &msg) {
