@@ -3,7 +3,9 @@
 //! moves waiting messages onto the stream, both in the slot of the queue's
 //! hash tag (a Cluster too). Renewals are one `ZADD XX` per running call,
 //! pipelined; the sweep reads the queue's set of groups with waiting
-//! messages with `SRANDMEMBER`, so one poll reads a bounded number.
+//! messages with `SRANDMEMBER`, so one poll reads a bounded number. A
+//! message moved back onto the stream rings the queue's doorbell, as due
+//! scheduled jobs do, so Cluster workers waiting on it wake.
 
 use std::time::Duration;
 
@@ -54,8 +56,12 @@ impl GroupSlots for RedisBackend {
             .arg(&delivery.payload[..])
             .arg(Keys::group_member(slot.job, slot.key));
         let answer = self.commands.invoke(&invocation).await?;
-        let [admitted, reset, _moved] = three_ints(&answer, "group_admit.lua")?;
+        let [admitted, reset, moved] = three_ints(&answer, "group_admit.lua")?;
         note_reset(reset, &delivery.queue, slot);
+        if moved > 0 {
+            // On a Cluster, wake the workers waiting on the queue's doorbell.
+            self.doorbell.ring(&delivery.queue).await;
+        }
         Ok(if admitted == 1 {
             GroupAdmission::Run
         } else {
@@ -80,6 +86,9 @@ impl GroupSlots for RedisBackend {
         let answer = self.commands.invoke(&invocation).await?;
         let [moved, reset, _] = three_ints(&answer, "group_release.lua")?;
         note_reset(reset, queue, slot);
+        if moved > 0 {
+            self.doorbell.ring(queue).await;
+        }
         Ok(u32::try_from(moved).unwrap_or(0))
     }
 
