@@ -288,6 +288,14 @@ async fn raw_bad_group_keys_are_dead_lettered_and_garbage_group_state_does_not_s
         redis.cli(["XLEN", "rpc:{Fair}:dead"]).trim() == "5"
     })
     .await;
+    // The garbage members of the groups set are dropped by the sweep.
+    until(Duration::from_secs(10), "the garbage members to go", || {
+        redis
+            .cli(["SMEMBERS", "rpc:{Fair}:groups"])
+            .trim()
+            .is_empty()
+    })
+    .await;
     let dead = client.backend().dead_letters("Fair", 10).await.unwrap();
     let bad_keys = dead.iter().filter(|d| d.reason.contains("`group`")).count();
     assert_eq!(

@@ -130,12 +130,26 @@ impl GroupSlots for RedisBackend {
             Err(e) if e.code() == Some("WRONGTYPE") => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        Ok(members
-            .iter()
-            .filter_map(|m| Keys::split_group_member(m))
-            .filter(|(job, key)| !job.is_empty() && rpc_protocol::limits::is_group_key(key))
-            .map(|(job, key)| (job.to_owned(), key.to_owned()))
-            .collect())
+        let mut groups = Vec::new();
+        let mut garbage = Vec::new();
+        for member in &members {
+            match Keys::split_group_member(member) {
+                Some((job, key)) if !job.is_empty() && rpc_protocol::limits::is_group_key(key) => {
+                    groups.push((job.to_owned(), key.to_owned()))
+                }
+                // Not a member a worker writes: dropped, so it never
+                // crowds out the real ones.
+                _ => garbage.push(member),
+            }
+        }
+        if !garbage.is_empty() {
+            let mut srem = redis::cmd("SREM");
+            srem.arg(self.keys.groups_waiting(queue)).arg(garbage);
+            if let Err(e) = self.commands.query::<Value>(&srem).await {
+                tracing::debug!(queue, error = %e, "could not drop garbage members of the groups set");
+            }
+        }
+        Ok(groups)
     }
 }
 
