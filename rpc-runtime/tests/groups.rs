@@ -143,6 +143,14 @@ async fn the_per_key_limit_holds_across_workers_over_redis() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_per_key_limit_holds_across_workers_on_a_cluster() {
+    // Every key of a group shares its queue's slot, so both scripts run
+    // on one master; moved calls ring the queue's doorbell.
+    let cluster = rpc_testkit::RedisCluster::start(3).expect("cluster");
+    limit_holds(&cluster.cluster_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_per_key_limit_holds_across_workers_in_memory() {
     limit_holds("memory://groups-limit").await;
 }
