@@ -338,6 +338,13 @@ async fn a_call_cancelled_while_parked_does_not_hold_its_keys_slot() {
             .await
             .unwrap();
         ids.push(id);
+        if ms > 0 {
+            // The long one holds the slot before the others come.
+            until(Duration::from_secs(10), "the first call to run", || {
+                seen.lock().unwrap().most.contains_key("k")
+            })
+            .await;
+        }
     }
     let waiting = "rpc:{Fair}:group:work:k:waiting";
     until(Duration::from_secs(10), "two calls parked", || {

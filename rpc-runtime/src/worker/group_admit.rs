@@ -38,9 +38,16 @@ use crate::sync::lock;
 const TAKE_RETRY: Duration = Duration::from_secs(1);
 
 /// How often the lifecycle poll looks for groups whose lapsed slots could
-/// take waiting messages, per queue, and how many it looks at each time.
+/// take waiting messages, per queue, while this worker has lately seen
+/// keyed calls of the queue ([`KEYED_LATELY`]), and how many groups it
+/// looks at each time. Otherwise a queue is swept every visibility timeout
+/// (at least [`IDLE_SWEEP_MIN`]): a fleet that serves no keyed calls pays a
+/// read per queue that rarely, and one whose every slot holder died still
+/// has its parked calls handed on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const SWEEP_GROUPS: usize = 32;
+const KEYED_LATELY: Duration = Duration::from_secs(60);
+const IDLE_SWEEP_MIN: Duration = Duration::from_secs(5);
 
 /// A slot this worker holds for a running job.
 struct Held {
@@ -59,6 +66,8 @@ pub(super) struct GroupLimits {
     held: std::sync::Mutex<HashMap<(String, String), Held>>,
     /// When each queue's groups were last swept.
     swept: std::sync::Mutex<HashMap<String, Instant>>,
+    /// When this worker last saw a keyed call of each queue.
+    keyed_seen: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl GroupLimits {
@@ -83,6 +92,18 @@ impl GroupLimits {
             limits,
             ..GroupLimits::default()
         })
+    }
+
+    /// Notes a keyed call of `queue`: its groups are swept often a while.
+    fn saw_keyed(&self, queue: &str) {
+        let now = Instant::now();
+        let mut seen = lock(&self.keyed_seen);
+        match seen.get_mut(queue) {
+            Some(at) => *at = now,
+            None => {
+                seen.insert(queue.to_owned(), now);
+            }
+        }
     }
 
     /// The per-key limit of job `Service.job` on this worker: its
@@ -119,6 +140,7 @@ pub(super) async fn admit(shared: &Shared, delivery: &Delivery, msg: &JobMessage
     let Some(key) = msg.group.as_deref() else {
         return GroupStep::Run;
     };
+    shared.groups.saw_keyed(&delivery.queue);
     let (service, job) = msg.job.split_once('.').unwrap_or(("", &msg.job));
     let slot = GroupSlot {
         job,
@@ -198,6 +220,7 @@ pub(super) fn release_reserved(shared: &Shared, delivery: &Delivery, msg: &JobMe
     let Some(key) = msg.group.as_deref() else {
         return;
     };
+    shared.groups.saw_keyed(&delivery.queue);
     let (service, job) = msg.job.split_once('.').unwrap_or(("", &msg.job));
     let limit = shared
         .groups
@@ -236,12 +259,20 @@ pub(super) async fn renew(shared: &Shared) {
 }
 
 /// Hands lapsed slots of `queue`'s groups on to their waiting messages (a
-/// worker that held them died), at most every [`SWEEP_EVERY`].
+/// worker that held them died), at most every [`SWEEP_EVERY`] (see there).
 pub(super) async fn sweep(shared: &Shared, queue: &str) {
     let now = Instant::now();
+    let keyed_lately = lock(&shared.groups.keyed_seen)
+        .get(queue)
+        .is_some_and(|at| now < *at + KEYED_LATELY);
+    let every = if keyed_lately {
+        SWEEP_EVERY
+    } else {
+        shared.settings.visibility_timeout.max(IDLE_SWEEP_MIN)
+    };
     {
         let mut swept = lock(&shared.groups.swept);
-        if swept.get(queue).is_some_and(|at| now < *at + SWEEP_EVERY) {
+        if swept.get(queue).is_some_and(|at| now < *at + every) {
             return;
         }
         swept.insert(queue.to_owned(), now);
