@@ -201,7 +201,7 @@ impl WorkerBuilder {
             None => None,
         };
         let periodic = super::periodic_check::prepare(self.periodic, &self.services)?;
-        let groups = super::group_admit::GroupLimits::new(self.group_limits)?;
+        let groups = super::group_limits::GroupLimits::new(self.group_limits)?;
         check_heartbeat(&self.settings)?;
         let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;
         let mut services = HashMap::new();

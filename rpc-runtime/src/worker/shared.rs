@@ -58,8 +58,8 @@ pub(super) struct Shared {
     /// (`progress_writer.rs`).
     pub(super) progress: Arc<ProgressBoard>,
     /// Per-key limits and the group slots running jobs hold
-    /// (`group_admit.rs`).
-    pub(super) groups: super::group_admit::GroupLimits,
+    /// (`group_limits.rs`, used by `group_admit.rs`).
+    pub(super) groups: super::group_limits::GroupLimits,
 }
 
 impl Shared {

@@ -3,7 +3,6 @@
 //! each step under the broker's one lock. Slots lapse on the wall clock in
 //! ms, as Redis's do on its `TIME`.
 
-use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -12,15 +11,6 @@ use super::registry::MemoryBackend;
 use super::state::{entry_number, State};
 use crate::backend::{Delivery, GroupAdmission, GroupSlot, GroupSlots};
 use crate::error::Error;
-
-/// One job's group key: the calls holding slots, and the parked messages.
-#[derive(Default)]
-pub(super) struct Group {
-    /// Call id -> when its slot lapses (ms since the epoch).
-    running: HashMap<String, u64>,
-    /// Parked job messages, oldest first.
-    waiting: VecDeque<Vec<u8>>,
-}
 
 fn now_ms() -> u64 {
     rpc_protocol::time::unix_ms(SystemTime::now())

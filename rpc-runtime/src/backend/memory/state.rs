@@ -80,7 +80,17 @@ pub(super) struct State {
     /// Operators' controls by worker id, with when they expire.
     pub(super) controls: HashMap<String, (WorkerControl, Instant)>,
     /// Per-key concurrency by (queue, job, key): `group_slots.rs`.
-    pub(super) groups: HashMap<(String, String, String), super::group_slots::Group>,
+    pub(super) groups: HashMap<(String, String, String), Group>,
+}
+
+/// One job's group key (`group_slots.rs`): the calls holding slots, and
+/// the parked messages, as Redis keeps them in a sorted set and a list.
+#[derive(Default)]
+pub(super) struct Group {
+    /// Call id -> when its slot lapses (ms since the epoch).
+    pub(super) running: HashMap<String, u64>,
+    /// Parked job messages, oldest first.
+    pub(super) waiting: VecDeque<Vec<u8>>,
 }
 
 /// One queue's periodic jobs, as Redis keeps them in two hashes.
