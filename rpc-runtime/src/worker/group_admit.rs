@@ -13,7 +13,8 @@
 //!
 //! The limit is the job's as this worker is configured
 //! ([`WorkerBuilder::group_limit`](crate::WorkerBuilder::group_limit)),
-//! else 1: the message carries only the key, so no sender can raise it.
+//! else its schema's `#[group_limit]`, else 1: the message carries only
+//! the key, so no sender can raise it.
 //! Slots lapse after the visibility timeout unless renewed, so the slot of
 //! a worker that died comes back with its job's lease; the janitor renews
 //! the slots of running jobs ([`renew`]) and the lifecycle poll hands
