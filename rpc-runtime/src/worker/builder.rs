@@ -13,7 +13,7 @@ use super::due_hint::DueHint;
 use super::janitor::liveness_window;
 use super::pause::PausedQueues;
 use super::probe;
-use super::rate_limit::RateBook;
+use super::rate_book::RateBook;
 use super::run::Worker;
 use super::served::Served;
 use super::settings::WorkerSettings;

@@ -71,6 +71,7 @@ mod periodic;
 mod periodic_check;
 mod probe;
 mod progress_writer;
+mod rate_book;
 mod rate_limit;
 mod requeue;
 mod run;

@@ -58,7 +58,7 @@ pub(super) struct Shared {
     /// (`progress_writer.rs`).
     pub(super) progress: Arc<ProgressBoard>,
     /// The mounted jobs' rate limits (`rate_limit.rs`).
-    pub(super) rates: super::rate_limit::RateBook,
+    pub(super) rates: super::rate_book::RateBook,
     /// Per-key limits and the group slots running jobs hold
     /// (`group_limits.rs`, used by `group_admit.rs`).
     pub(super) groups: super::group_limits::GroupLimits,
