@@ -89,11 +89,10 @@ async fn the_lifecycle_works_on_a_cluster() {
     let mut starts: Vec<_> = log.runs("slow").iter().map(|r| r.2).collect();
     starts.sort();
     assert_eq!(starts.len(), 3);
-    for pair in starts.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(
-            gap + Duration::from_millis(15) >= Duration::from_millis(100),
-            "{gap:?}"
-        );
-    }
+    super::rate::assert_spaced(
+        &url,
+        "RateCluster.slow",
+        &starts,
+        Duration::from_millis(100),
+    );
 }
