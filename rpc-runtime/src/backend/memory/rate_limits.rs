@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use super::registry::MemoryBackend;
 use crate::backend::rate_limits::{
-    last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    in_listed_order, last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    ServiceRateLimit,
 };
 use crate::error::Error;
 
@@ -130,5 +131,22 @@ impl RateLimits for MemoryBackend {
             waiting: l.turns.len() as u64,
             last_second: last_second(second, l.second, l.this_second, l.last_second),
         })
+    }
+
+    async fn rate_limits(&self, service: &str) -> Result<Vec<ServiceRateLimit>, Error> {
+        let jobs = self
+            .state()
+            .rates
+            .keys()
+            .filter(|(s, _)| s == service)
+            .map(|(_, job)| job.clone())
+            .collect();
+        let mut out = Vec::new();
+        for job in in_listed_order(jobs) {
+            let scope = job.as_deref().map_or(RateScope::Service, RateScope::Job);
+            let state = self.rate_state(service, scope).await?;
+            out.push(ServiceRateLimit { job, state });
+        }
+        Ok(out)
     }
 }

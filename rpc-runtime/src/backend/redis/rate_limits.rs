@@ -15,7 +15,8 @@ use redis::{Script, Value};
 use super::completion::classify;
 use super::connect::RedisBackend;
 use crate::backend::rate_limits::{
-    last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    in_listed_order, last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    ServiceRateLimit, MAX_RATE_LIMITS_LISTED,
 };
 use crate::backend::CompleteError;
 use crate::error::Error;
@@ -98,6 +99,33 @@ impl RateLimits for RedisBackend {
             waiting,
             last_second: last_second(now_s, number(3), number(4), number(5)),
         })
+    }
+
+    async fn rate_limits(&self, service: &str) -> Result<Vec<ServiceRateLimit>, Error> {
+        // `SCAN ... TYPE hash`: a key of another type is no limit. All of
+        // them are in the service's slot, so on a Cluster one master is
+        // scanned.
+        let found = super::scan::scan_slot(
+            &self.commands,
+            &self.keys.rate(service, None),
+            &self.keys.rate_pattern(service),
+            "hash",
+            MAX_RATE_LIMITS_LISTED + 1,
+        )
+        .await
+        .map_err(|e| Error::Broker(format!("list the rate limits of {service}: {e}")))?;
+        let jobs = found
+            .iter()
+            .filter_map(|key| self.keys.job_of_rate(service, key))
+            .map(|job| job.map(str::to_owned))
+            .collect();
+        let mut out = Vec::new();
+        for job in in_listed_order(jobs) {
+            let scope = job.as_deref().map_or(RateScope::Service, RateScope::Job);
+            let state = self.rate_state(service, scope).await?;
+            out.push(ServiceRateLimit { job, state });
+        }
+        Ok(out)
     }
 }
 
