@@ -174,8 +174,13 @@ mod tests {
 
     fn mounted() -> HashMap<&'static str, Arc<dyn Service>> {
         let svc = DynamicService::new("Mail")
-            .job("send", |req| async move { req.respond(()) })
-            .job("digest", |req| async move { req.respond(()) })
+            .job(
+                "send",
+                |req| async move { req.respond(serde_json::Value::Null) },
+            )
+            .job("digest", |req| async move {
+                req.respond(serde_json::Value::Null)
+            })
             .rate_limit(Some("send"), "10/s".parse().unwrap());
         HashMap::from([("Mail", Arc::new(svc) as Arc<dyn Service>)])
     }
