@@ -317,3 +317,30 @@ async fn garbage_where_limits_keep_state_is_left_out_or_read_as_zeros() {
     let limits = inspector.rate_limits("RateMany").await.unwrap();
     assert_eq!(limits.len(), MAX_RATE_LIMITS_LISTED);
 }
+
+/// On a Cluster a service's limits are all in its slot: the listing scans
+/// the one master that holds it and finds them, whichever master that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_limits_are_listed_on_a_cluster() {
+    rpc_testkit::require_redis_server();
+    let cluster = rpc_testkit::RedisCluster::start(3).expect("cluster");
+    for name in ["RateA", "RateB", "RateC"] {
+        for key in [
+            format!("rpc:{{{name}}}:rate"),
+            format!("rpc:{{{name}}}:rate:echo"),
+        ] {
+            cluster.cli(["HSET", &key, "rate", "5/s", "allowed", "2"]);
+        }
+    }
+    let inspector = Inspector::connect(&cluster.cluster_url(), "rpc")
+        .await
+        .unwrap();
+    for name in ["RateA", "RateB", "RateC"] {
+        let limits = inspector.rate_limits(name).await.expect("listed");
+        let found: Vec<(Option<&str>, u64)> = limits
+            .iter()
+            .map(|l| (l.job.as_deref(), l.state.allowed))
+            .collect();
+        assert_eq!(found, [(None, 2), (Some("echo"), 2)], "{name}");
+    }
+}
