@@ -46,9 +46,21 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
             );
         }
     }
-    let mut limits = std::collections::BTreeMap::new();
+    // Every service's limits in one pass, or the named services' each.
+    let mut limits = if args.services.is_empty() {
+        inspector.every_rate_limit().await?
+    } else {
+        std::collections::BTreeMap::new()
+    };
     for s in &stats {
-        limits.insert(s.service.clone(), inspector.rate_limits(&s.service).await?);
+        if !limits.contains_key(&s.service) {
+            let listed = if args.services.is_empty() {
+                Vec::new()
+            } else {
+                inspector.rate_limits(&s.service).await?
+            };
+            limits.insert(s.service.clone(), listed);
+        }
     }
     if args.format.is_json() {
         let rows: Vec<_> = stats

@@ -256,6 +256,23 @@ impl Keys {
         (!job.is_empty()).then_some(Some(job))
     }
 
+    /// `SCAN MATCH` pattern of every service's rate limits (read back with
+    /// [`Keys::rate_of`]).
+    pub fn rates_pattern(&self) -> String {
+        format!("{}:{{*}}:rate*", glob_escape(&self.prefix))
+    }
+
+    /// The service and job of rate limit key `key` (job `None` for the
+    /// service's own limit), `None` when it is no rate limit's key.
+    pub fn rate_of<'k>(&self, key: &'k str) -> Option<(&'k str, Option<&'k str>)> {
+        let inner = key.strip_prefix(self.prefix.as_str())?.strip_prefix(":{")?;
+        let (service, _) = inner.split_once("}:rate")?;
+        if service.is_empty() {
+            return None;
+        }
+        Some((service, self.job_of_rate(service, key)?))
+    }
+
     /// `SCAN MATCH` pattern of every inbox of this prefix.
     pub fn inbox_pattern(&self) -> String {
         format!("{}:inbox:{{*}}", glob_escape(&self.prefix))
@@ -355,6 +372,17 @@ mod tests {
             "rpc:{A}:turns",
         ] {
             assert_eq!(keys.job_of_rate("A", not_a_limit), None, "{not_a_limit}");
+        }
+        assert_eq!(keys.rates_pattern(), "rpc:{*}:rate*");
+        assert_eq!(keys.rate_of("rpc:{A~1}:rate"), Some(("A~1", None)));
+        assert_eq!(keys.rate_of("rpc:{A}:rate:send"), Some(("A", Some("send"))));
+        for not_a_limit in [
+            "rpc:{A}:rates",
+            "rpc:{}:rate",
+            "other:{A}:rate",
+            "rpc:{A}:jobs",
+        ] {
+            assert_eq!(keys.rate_of(not_a_limit), None, "{not_a_limit}");
         }
     }
 }

@@ -194,6 +194,12 @@ impl Inspector {
         self.broker.rate_limits(service).await
     }
 
+    /// [`Inspector::rate_limits`] of every service that has any, by
+    /// service, in one pass over the broker (one `SCAN` on Redis).
+    pub async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error> {
+        self.broker.every_rate_limit().await
+    }
+
     /// The paused flag, live workers and queue of `service` (see
     /// [`ServiceHealth`]).
     pub async fn service_health(&self, service: &str) -> ServiceHealth {

@@ -11,6 +11,7 @@
 //! docs/PROTOCOL.md, "Rate limits", is the normative description;
 //! `rpc_protocol::rate` the grammar; on Redis it is `rate_limit.lua`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -111,6 +112,12 @@ pub trait RateLimits: Send + Sync + 'static {
     /// of another type, fields that are not numbers) is left out or read
     /// as zeros, never an error.
     async fn rate_limits(&self, service: &str) -> Result<Vec<ServiceRateLimit>, Error>;
+
+    /// [`RateLimits::rate_limits`] of every service that has any, by
+    /// service, found in one pass (on Redis one `SCAN`, where asking each
+    /// service would scan once per service): what the exporter reads at
+    /// each scrape.
+    async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error>;
 }
 
 /// `limits` in the order [`RateLimits::rate_limits`] lists them, at most

@@ -119,8 +119,11 @@ impl QueueMetrics {
 async fn read_all(inspector: &Inspector) -> Result<(Vec<QueueFigures>, Vec<LimitFigures>), Error> {
     let mut out = Vec::new();
     let mut limits = Vec::new();
+    // One pass for every service's limits; a service is exported only
+    // with a queue, so no limit's garbage makes a service appear.
+    let mut every_limit = inspector.every_rate_limit().await?;
     for service in inspector.services().await? {
-        for limit in inspector.rate_limits(&service).await? {
+        for limit in every_limit.remove(&service).unwrap_or_default() {
             limits.push(LimitFigures {
                 service: service.clone(),
                 job: limit.job.unwrap_or_default(),

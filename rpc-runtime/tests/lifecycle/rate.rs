@@ -276,6 +276,9 @@ async fn a_services_limits_are_listed_with_their_state_for_operators() {
         }
         // The turn is kept with the job's limit, the first the call asks.
         assert_eq!((own.waiting, echo.waiting), (0, 1), "{url}");
+        // Every service's, in one pass: the same.
+        let every = inspector.every_rate_limit().await.expect("listed");
+        assert_eq!(every.get(name), Some(&limits), "{url}");
     })
     .await;
 }
@@ -309,13 +312,18 @@ async fn garbage_where_limits_keep_state_is_left_out_or_read_as_zeros() {
             ..RateState::default()
         },
     };
-    assert_eq!(limits, [expected]);
+    assert_eq!(limits, [expected.clone()]);
 
     let many = "rpc:{RateMany}:rate";
     let script = "for i = 1, 150 do redis.call('HSET', KEYS[1] .. ':j' .. i, 'allowed', i) end";
     redis.cli(["EVAL", script, "1", many]);
     let limits = inspector.rate_limits("RateMany").await.unwrap();
     assert_eq!(limits.len(), MAX_RATE_LIMITS_LISTED);
+    let every = inspector.every_rate_limit().await.expect("listed");
+    let services: Vec<&String> = every.keys().collect();
+    assert_eq!(services, ["RateJunk", "RateMany"]);
+    assert_eq!(every["RateJunk"], [expected]);
+    assert_eq!(every["RateMany"].len(), MAX_RATE_LIMITS_LISTED);
 }
 
 /// On a Cluster a service's limits are all in its slot: the listing scans
@@ -343,4 +351,8 @@ async fn a_services_limits_are_listed_on_a_cluster() {
             .collect();
         assert_eq!(found, [(None, 2), (Some("echo"), 2)], "{name}");
     }
+    // Every service's, scanning every master once.
+    let every = inspector.every_rate_limit().await.expect("listed");
+    let counts: Vec<(&str, usize)> = every.iter().map(|(s, l)| (s.as_str(), l.len())).collect();
+    assert_eq!(counts, [("RateA", 2), ("RateB", 2), ("RateC", 2)]);
 }

@@ -2,7 +2,7 @@
 //! this process's clock, so `memory://` limits and gives turns as Redis
 //! does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -146,6 +146,17 @@ impl RateLimits for MemoryBackend {
             let scope = job.as_deref().map_or(RateScope::Service, RateScope::Job);
             let state = self.rate_state(service, scope).await?;
             out.push(ServiceRateLimit { job, state });
+        }
+        Ok(out)
+    }
+
+    async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error> {
+        let services: BTreeSet<String> =
+            self.state().rates.keys().map(|(s, _)| s.clone()).collect();
+        let mut out = BTreeMap::new();
+        for service in services {
+            let limits = self.rate_limits(&service).await?;
+            out.insert(service, limits);
         }
         Ok(out)
     }

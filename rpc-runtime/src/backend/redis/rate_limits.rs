@@ -7,6 +7,7 @@
 //! limit. The limit's state is written by the script alone, and what it
 //! finds there that it did not write is replaced, never trusted.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -119,6 +120,35 @@ impl RateLimits for RedisBackend {
             .filter_map(|key| self.keys.job_of_rate(service, key))
             .map(|job| job.map(str::to_owned))
             .collect();
+        self.states_of(service, jobs).await
+    }
+
+    async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error> {
+        let found = super::scan::scan_all(&self.commands, &self.keys.rates_pattern(), "hash")
+            .await
+            .map_err(|e| Error::Broker(format!("list the rate limits: {e}")))?;
+        let mut jobs: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+        for (service, job) in found.iter().filter_map(|key| self.keys.rate_of(key)) {
+            jobs.entry(service.to_owned())
+                .or_default()
+                .push(job.map(str::to_owned));
+        }
+        let mut out = BTreeMap::new();
+        for (service, jobs) in jobs {
+            let limits = self.states_of(&service, jobs).await?;
+            out.insert(service, limits);
+        }
+        Ok(out)
+    }
+}
+
+impl RedisBackend {
+    /// The state of each of `jobs`' limits of `service`, listed in order.
+    async fn states_of(
+        &self,
+        service: &str,
+        jobs: Vec<Option<String>>,
+    ) -> Result<Vec<ServiceRateLimit>, Error> {
         let mut out = Vec::new();
         for job in in_listed_order(jobs) {
             let scope = job.as_deref().map_or(RateScope::Service, RateScope::Job);
