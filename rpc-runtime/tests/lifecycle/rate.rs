@@ -312,7 +312,7 @@ async fn garbage_where_limits_keep_state_is_left_out_or_read_as_zeros() {
             ..RateState::default()
         },
     };
-    assert_eq!(limits, [expected.clone()]);
+    assert_eq!(limits, std::slice::from_ref(&expected));
 
     let many = "rpc:{RateMany}:rate";
     let script = "for i = 1, 150 do redis.call('HSET', KEYS[1] .. ':j' .. i, 'allowed', i) end";
