@@ -158,6 +158,8 @@ def main() -> None:
     parser.add_argument("--beat-ttl-ms", type=int, default=30_000)
     parser.add_argument("--omit-job", action="append", default=[],
                         help="serve Chaos without this job (repeatable)")
+    parser.add_argument("--rate-limits", default=None,
+                        help="rate limits across the fleet, e.g. `Chaos.record=50/s`")
     args = parser.parse_args()
     worker = rpc_runtime.Worker(
         args.url,
@@ -169,6 +171,7 @@ def main() -> None:
         inbox_ttl=args.inbox_ttl_ms / 1000,
         heartbeat=(args.beat_every_ms / 1000, args.beat_ttl_ms / 1000),
         version="chaos-worker (python example)",
+        rate_limits=args.rate_limits,
     )
     jobs = Jobs()
     for name in ("square", "sleep", "note", "record", "flaky", "context", "steps"):

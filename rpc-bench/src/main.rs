@@ -8,8 +8,10 @@
 //! cargo run --release -p rpc-bench -- --quick      # a few hundred calls: checks the harness only
 //! cargo run --release -p rpc-bench -- --schedule-lateness  # only how late delayed jobs start, ~10 s
 //! cargo run --release -p rpc-bench -- --jobs       # background jobs against a stream floor, ~2 min
+//! cargo run --release -p rpc-bench -- --jobs-group # what a group key costs a job, ~30 s
 //! cargo run --release -p rpc-bench -- --shards 8    # Redis CPU per call, 1 shard against 8, ~40 s
 //! cargo run --release -p rpc-bench -- --shards 8 --cluster 3  # the same on a 3-master Cluster
+//! RPC_BENCH_RATE_LIMITS="Bench.note=1000000/s" cargo run --release -p rpc-bench -- --jobs  # the jobs asking a rate limit that never bites
 //! ```
 //!
 //! The bench starts its own `redis-server` on a free port (rpc-testkit) and
@@ -44,6 +46,7 @@
 
 mod compare;
 mod floor;
+mod groups;
 mod jobs;
 mod jobs_floor;
 mod lateness;
@@ -144,6 +147,10 @@ struct Cli {
     /// jobs a backlog).
     #[arg(long, conflicts_with_all = ["long", "profile", "only_sequential", "telemetry_compare", "schedule_lateness"])]
     jobs: bool,
+    /// Instead of the comparison of calls: what a group key costs a
+    /// background job (plain, keyed, keyed and parked), ~30 s.
+    #[arg(long, conflicts_with_all = ["long", "profile", "only_sequential", "jobs"])]
+    jobs_group: bool,
     /// With `--jobs`: jobs per backlog (default 100,000).
     #[arg(long, requires = "jobs")]
     jobs_backlog: Option<u64>,
@@ -339,6 +346,13 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
             if TELEMETRY.load(std::sync::atomic::Ordering::Relaxed) {
                 builder = builder.metrics_addr(([127, 0, 0, 1], 0).into());
             }
+            // What a rate-limited job costs: limits that never bite, so
+            // every start asks and none waits.
+            if let Ok(spec) = std::env::var("RPC_BENCH_RATE_LIMITS") {
+                builder = builder
+                    .rate_limits(&spec)
+                    .map_err(|e| format!("typed worker: {e}"))?;
+            }
             let worker = builder
                 .build()
                 .await
@@ -495,6 +509,9 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     }
     if cli.telemetry_compare {
         return compare::run(&server, &plan).await;
+    }
+    if cli.jobs_group {
+        return groups::run(&server, cli.quick).await;
     }
     if cli.jobs {
         let mut plan = jobs::JobsPlan::new(cli.quick, cli.jobs_backlog);

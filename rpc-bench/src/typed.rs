@@ -86,6 +86,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 deprecated: false,
                 backoff: None,
                 rate: None,
+                group_limit: None,
             },
             JobInfo {
                 name: "note",
@@ -95,6 +96,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 deprecated: false,
                 backoff: None,
                 rate: None,
+                group_limit: None,
             },
         ]
     }

@@ -82,6 +82,9 @@ struct Args {
     /// Exit when the broker cannot be reached at start, instead of waiting for it.
     #[arg(long)]
     fail_fast: bool,
+    /// A per-key concurrency limit, `Service.job=K` (repeatable).
+    #[arg(long, value_name = "JOB=K")]
+    group_limit: Vec<String>,
     /// What the periodic jobs do about ticks missed while no worker ran.
     #[arg(long, value_name = "run-once|skip", default_value = "run-once")]
     periodic_missed: String,
@@ -207,6 +210,18 @@ async fn main() -> ExitCode {
     let mut builder = Worker::builder(&args.url);
     if let Some(addr) = args.metrics_addr {
         builder = builder.metrics_addr(addr);
+    }
+    for spec in &args.group_limit {
+        let limit = spec
+            .split_once('=')
+            .and_then(|(job, k)| Some((job, k.parse::<u32>().ok()?)));
+        match limit {
+            Some((job, k)) => builder = builder.group_limit(job, k),
+            None => {
+                eprintln!("chaos-worker: --group-limit {spec}: Service.job=K");
+                return ExitCode::from(2);
+            }
+        }
     }
     for spec in &args.periodic {
         match periodic(spec, &args.periodic_missed) {

@@ -56,6 +56,11 @@ pub struct CallArgs {
     /// with the same key runs once and every sender gets its answer.
     #[arg(long)]
     key: Option<String>,
+    /// A group key (a tenant, a customer): at most the job's per-key limit
+    /// of calls with this key run at once, and keys take turns on the
+    /// workers (1 to 128 bytes, no control characters or braces).
+    #[arg(long)]
+    group: Option<String>,
     /// With `--no-wait`: how long the result is kept for `rpc fetch`.
     #[arg(long, default_value = "5m", value_parser = crate::duration_arg::parse)]
     keep: Duration,
@@ -87,6 +92,7 @@ pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Re
         delay: args.delay,
         run_at: args.at,
         idempotency_key: args.key,
+        group: args.group,
         ..CallOptions::default()
     };
     if args.no_wait {

@@ -32,6 +32,7 @@ impl Service for Math {
             deprecated: false,
             backoff: None,
             rate: None,
+            group_limit: None,
         }]
     }
 

@@ -126,6 +126,22 @@ async fn delayed_idempotent_cancelled_paused_from_the_shell() {
     assert!(!ok && err.contains("held by another call"), "{err}");
     assert!(!err.contains(first.trim()), "{err}");
 
+    // A group key: the call runs under its key's limit; a bad key is
+    // refused before anything is sent, saying why (exit 2).
+    let (ok, out, err) = rpc_async(
+        &url,
+        &["call", "Mail.send", r#"{"to":"g"}"#, "--group", "tenant-1"],
+    )
+    .await;
+    assert!(ok && out.trim() == r#"{"sent":"g"}"#, "{out}{err}");
+    let (status, _, err) = rpc_status_async(
+        &url,
+        &["call", "Mail.send", r#"{"to":"h"}"#, "--group", "a}b"],
+    )
+    .await;
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("group key") && err.contains("braces"), "{err}");
+
     // Cancel a scheduled call by id alone: its caller is told.
     let client = Client::connect(&url).await.unwrap();
     let (ok, id, err) = rpc_async(

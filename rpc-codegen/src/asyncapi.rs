@@ -248,6 +248,7 @@ fn envelope_schemas() -> Map<String, Value> {
                 "run_at_ms": {"type": "integer", "minimum": 0, "description": "A delayed call: not to run before this time, ms since the Unix epoch on Redis's clock."},
                 "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Run at most once per key while the key is held."},
                 "idempotency_ttl_ms": {"type": "integer", "minimum": 1, "description": "How long the key is held once claimed (default 1 h)."},
+                "group": {"type": "string", "minLength": 1, "maxLength": 128, "description": "The call's group key (a tenant): at most the job's per-key limit of its calls with this key run at once, and keys take turns; older workers run it without the limit."},
             },
         }),
     );

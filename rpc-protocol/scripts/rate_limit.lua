@@ -35,33 +35,48 @@ local kind = redis.call('TYPE', turns).ok
 if kind ~= 'zset' and kind ~= 'none' then
   redis.call('DEL', turns)
 end
+
+-- Each limit's state, read once: tat, second, this_second, last_second,
+-- allowed, waited (a field that is no number reads as none).
+local state = {}
 for i = 2, #KEYS do
   kind = redis.call('TYPE', KEYS[i]).ok
   if kind ~= 'hash' and kind ~= 'none' then
     redis.call('DEL', KEYS[i])
   end
-end
-
--- Adds one to a count (not HINCRBY: a count that is no number starts again).
-local function count(key, field)
-  local n = tonumber(redis.call('HGET', key, field)) or 0
-  redis.call('HSET', key, field, n + 1)
+  local f = redis.call('HMGET', KEYS[i], 'tat', 'second', 'this_second', 'last_second', 'allowed', 'waited')
+  local s = {}
+  for k = 1, 6 do s[k] = tonumber(f[k]) end
+  state[i] = s
 end
 
 -- A start, counted for the operators: in all, and per second.
-local function started()
-  for i = 2, #KEYS do
-    local counts = redis.call('HMGET', KEYS[i], 'second', 'this_second')
-    local at, n = tonumber(counts[1]), tonumber(counts[2]) or 0
-    if at == second then
-      redis.call('HSET', KEYS[i], 'this_second', n + 1)
-    else
-      local last = 0
-      if at == second - 1 then last = n end
-      redis.call('HSET', KEYS[i], 'second', second, 'this_second', 1, 'last_second', last)
-    end
-    count(KEYS[i], 'allowed')
+local function started(s)
+  local n = s[3] or 0
+  if s[2] == second then
+    s[3] = n + 1
+  else
+    if s[2] == second - 1 then s[4] = n else s[4] = 0 end
+    s[2] = second
+    s[3] = 1
   end
+  s[5] = (s[5] or 0) + 1
+end
+
+-- Each limit's state, written once.
+local function write(i, rate)
+  local s = state[i]
+  local fields = {'second', s[2] or second, 'this_second', s[3] or 0,
+    'last_second', s[4] or 0, 'allowed', s[5] or 0, 'waited', s[6] or 0}
+  if s[1] then
+    fields[#fields + 1] = 'tat'
+    fields[#fields + 1] = string.format('%d', s[1])
+  end
+  if rate then
+    fields[#fields + 1] = 'rate'
+    fields[#fields + 1] = rate
+  end
+  redis.call('HSET', KEYS[i], unpack(fields))
 end
 
 local turn = redis.call('ZSCORE', turns, ARGV[1])
@@ -69,22 +84,21 @@ if turn then
   turn = tonumber(turn)
   if turn <= now then
     redis.call('ZREM', turns, ARGV[1])
-    started()
+    for i = 2, #KEYS do
+      started(state[i])
+      write(i, nil)
+    end
     return {0, 0}
   end
   return {1, turn - now}
 end
--- Turns given an hour ago or more were never taken up (their calls were
--- cancelled or went elsewhere).
-redis.call('ZREMRANGEBYSCORE', turns, '-inf', now - 3600000000)
 
 local at = now
-local tats = {}
 for i = 2, #KEYS do
   local j = 3 + (i - 2) * 3
-  local tat = tonumber(redis.call('HGET', KEYS[i], 'tat')) or now
+  local tat = state[i][1] or now
   if tat < now then tat = now end
-  tats[i] = tat
+  state[i][1] = tat
   local allowed_at = tat - tonumber(ARGV[j + 1])
   if allowed_at > at then at = allowed_at end
 end
@@ -93,16 +107,21 @@ if at - now > tonumber(ARGV[2]) then
 end
 for i = 2, #KEYS do
   local j = 3 + (i - 2) * 3
-  local tat = tats[i]
-  if at > tat then tat = at end
-  redis.call('HSET', KEYS[i], 'tat', string.format('%d', tat + tonumber(ARGV[j])), 'rate', ARGV[j + 2])
+  local s = state[i]
+  if at > s[1] then s[1] = at end
+  s[1] = s[1] + tonumber(ARGV[j])
+  if at <= now then
+    started(s)
+  else
+    s[6] = (s[6] or 0) + 1
+  end
+  write(i, ARGV[j + 2])
 end
 if at <= now then
-  started()
   return {0, 0}
 end
+-- Turns given an hour ago or more were never taken up (their calls were
+-- cancelled or went elsewhere).
+redis.call('ZREMRANGEBYSCORE', turns, '-inf', now - 3600000000)
 redis.call('ZADD', turns, string.format('%d', at), ARGV[1])
-for i = 2, #KEYS do
-  count(KEYS[i], 'waited')
-end
 return {1, at - now}

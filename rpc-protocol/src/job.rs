@@ -93,6 +93,12 @@ pub struct JobMessage<'a> {
     /// How long the key is held once claimed (default 1 h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_ttl_ms: Option<u64>,
+    /// The call's group key (a tenant, a customer, a resource): at most the
+    /// job's per-key limit of its calls with this key run at once across
+    /// the fleet, and keys share the workers fairly. A worker that does not
+    /// know the field runs the call without the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    pub group: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn is_zero_u32(v: &u32) -> bool {
@@ -131,6 +137,8 @@ pub struct OutgoingJob<'a, P: ?Sized> {
     pub idempotency_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_ttl_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<&'a str>,
 }
 
 /// A full job name, `Service.job`, written without allocating.
@@ -263,6 +271,12 @@ impl<'a> JobMessage<'a> {
                 "`idempotency_ttl_ms` {t} is outside 1..={MAX_TTL_MS} (366 days)"
             ));
         }
+        if let Some(group) = self.group.as_deref().filter(|g| !is_group_key(g)) {
+            return refuse(format!(
+                "`group` must be 1 to {MAX_GROUP_KEY_BYTES} bytes without control characters or braces ({} bytes given)",
+                group.len()
+            ));
+        }
         Ok(())
     }
 }
@@ -309,6 +323,7 @@ mod tests {
             run_at_ms: None,
             idempotency_key: Some("k"),
             idempotency_ttl_ms: None,
+            group: Some("tenant"),
         };
         let bytes = serde_json::to_vec(&out).unwrap();
         let msg: JobMessage = serde_json::from_slice(&bytes).unwrap();
@@ -320,6 +335,7 @@ mod tests {
         assert_eq!(msg.meta.get("trace").map(|v| v.as_ref()), Some("t1"));
         assert_eq!(msg.sent_ms, Some(9));
         assert_eq!(msg.idempotency_key.as_deref(), Some("k"));
+        assert_eq!(msg.group.as_deref(), Some("tenant"));
         let empty = BTreeMap::new();
         let bare = serde_json::to_string(&OutgoingJob {
             meta: &empty,
@@ -365,6 +381,10 @@ mod tests {
             r#""idempotency_key":"a\u0000b""#,
             r#""idempotency_key":"x}:intake""#,
             r#""idempotency_ttl_ms":0"#,
+            r#""group":"""#,
+            r#""group":"a\u0001b""#,
+            r#""group":"x}:intake""#,
+            r#""group":7"#,
         ] {
             let text = with(bad);
             assert!(JobMessage::decode(text.as_bytes()).is_err(), "{text}");

@@ -86,6 +86,10 @@ impl<P: WriteParams + ?Sized> OutgoingJob<'_, P> {
             write_str(out, key)?;
         }
         optional_u64(out, b",\"idempotency_ttl_ms\":", self.idempotency_ttl_ms);
+        if let Some(group) = self.group {
+            out.extend_from_slice(b",\"group\":");
+            write_str(out, group)?;
+        }
         out.push(b'}');
         Ok(())
     }
@@ -177,6 +181,7 @@ mod tests {
                 run_at_ms,
                 idempotency_key: key.as_deref(),
                 idempotency_ttl_ms,
+                group: key.as_deref(),
             };
             let mut written = Vec::new();
             message.write_json(&mut written).unwrap();
@@ -211,6 +216,7 @@ mod tests {
             run_at_ms: None,
             idempotency_key: None,
             idempotency_ttl_ms: None,
+            group: None,
         }
     }
 

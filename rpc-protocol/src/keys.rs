@@ -123,6 +123,38 @@ impl Keys {
         }
     }
 
+    /// `P:{Q}:group:<job>:<key>:running`, the calls of job `job` (the wire
+    /// name inside its service) with group key `key` that hold one of the
+    /// key's slots on queue `Q`: a sorted set of call id -> when the slot
+    /// lapses (broker ms). See docs/PROTOCOL.md, "Per-key concurrency".
+    pub fn group_running(&self, queue: &str, job: &str, key: &str) -> String {
+        format!("{}:{{{queue}}}:group:{job}:{key}:running", self.prefix)
+    }
+
+    /// `P:{Q}:group:<job>:<key>:waiting`, the messages of that job and key
+    /// parked until a slot is free: a list, oldest first.
+    pub fn group_waiting(&self, queue: &str, job: &str, key: &str) -> String {
+        format!("{}:{{{queue}}}:group:{job}:{key}:waiting", self.prefix)
+    }
+
+    /// `P:{Q}:groups`, the groups of queue `Q` with parked messages: a set
+    /// of [`group_member`](Self::group_member)s, swept by the lifecycle
+    /// poll.
+    pub fn groups_waiting(&self, queue: &str) -> String {
+        self.of_service(queue, "groups")
+    }
+
+    /// A member of [`groups_waiting`](Self::groups_waiting): `<job>:<key>`
+    /// (a job name has no `:`, so the first one splits it).
+    pub fn group_member(job: &str, key: &str) -> String {
+        format!("{job}:{key}")
+    }
+
+    /// The job and key a [`group_member`](Self::group_member) names.
+    pub fn split_group_member(member: &str) -> Option<(&str, &str)> {
+        member.split_once(':')
+    }
+
     /// `P:{S}:periodic`, the periodic jobs' definitions by name.
     pub fn periodic(&self, service: &str) -> String {
         self.of_service(service, "periodic")
@@ -319,9 +351,18 @@ mod tests {
             keys.stat_failed("S", "2026-12-06"),
             keys.failures("S"),
             keys.workers("S"),
+            keys.group_running("S", "j", "tenant:1"),
+            keys.group_waiting("S", "j", "tenant:1"),
+            keys.groups_waiting("S"),
         ] {
             assert!(key.starts_with("app:{S}:"), "{key}");
         }
+        assert_eq!(
+            keys.group_running("S", "j", "t"),
+            "app:{S}:group:j:t:running"
+        );
+        let member = Keys::group_member("j", "tenant:1");
+        assert_eq!(Keys::split_group_member(&member), Some(("j", "tenant:1")));
         assert_eq!(keys.once("S", "k:1"), "app:{S}:once:k:1");
         assert_eq!(keys.failures("S"), "app:{S}:failures");
         assert_eq!(keys.result("c-1"), "app:result:{c-1}");

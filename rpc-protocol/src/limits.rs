@@ -75,9 +75,36 @@ pub fn is_idempotency_key(key: &str) -> bool {
         && !key.chars().any(|c| c.is_control() || c == '{' || c == '}')
 }
 
+/// The longest group key (a call's tenant, customer or resource: the key
+/// of its per-key concurrency limit), in bytes.
+pub const MAX_GROUP_KEY_BYTES: usize = 128;
+
+/// The highest per-key concurrency limit a job may have (`#[group_limit]`,
+/// a worker's override).
+pub const MAX_GROUP_LIMIT: u32 = 10_000;
+
+/// Whether `key` may be a job message's `group`: 1 to
+/// [`MAX_GROUP_KEY_BYTES`] bytes, no control characters, no braces. It
+/// ends Redis keys (`P:{S}:group:<job>:<key>:running`), so the same rule as
+/// an idempotency key's holds (see [`is_idempotency_key`]).
+pub fn is_group_key(key: &str) -> bool {
+    (1..=MAX_GROUP_KEY_BYTES).contains(&key.len())
+        && !key.chars().any(|c| c.is_control() || c == '{' || c == '}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_keys_are_short_printable_and_brace_free() {
+        assert!(is_group_key("tenant-42"));
+        assert!(is_group_key(&"k".repeat(MAX_GROUP_KEY_BYTES)));
+        assert!(!is_group_key(&"k".repeat(MAX_GROUP_KEY_BYTES + 1)));
+        for bad in ["", "x}:intake", "{S}", "a\u{0}b", "tab\t"] {
+            assert!(!is_group_key(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn an_idempotency_key_has_no_braces_or_control_characters() {

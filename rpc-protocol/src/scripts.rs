@@ -125,8 +125,22 @@ script!(
     "rate_limit.lua"
 );
 
+script!(
+    /// A keyed call takes a slot of its group key, or is parked on the
+    /// key's waiting list.
+    GROUP_ADMIT,
+    "group_admit.lua"
+);
+
+script!(
+    /// A keyed call gives its slot back; waiting messages of the key move
+    /// onto the stream while slots are free.
+    GROUP_RELEASE,
+    "group_release.lua"
+);
+
 /// Every script of the protocol.
-pub const ALL: [Script; 15] = [
+pub const ALL: [Script; 17] = [
     COMPLETE,
     REPLY_AND_ACK,
     COMPLETE_BATCH,
@@ -142,6 +156,8 @@ pub const ALL: [Script; 15] = [
     SHARDS,
     FORGET_CONSUMER,
     RATE_LIMIT,
+    GROUP_ADMIT,
+    GROUP_RELEASE,
 ];
 
 #[cfg(test)]

@@ -74,6 +74,12 @@ pub struct CallOptions {
     /// [`CallOptions::DEFAULT_IDEMPOTENCY_TTL`]); the call's result is
     /// kept at least as long, so every duplicate gets it.
     pub idempotency_ttl: Option<Duration>,
+    /// The call's group key (a tenant, a customer, a resource): at most the
+    /// job's per-key limit of calls with this key run at once across the
+    /// fleet, and keys take turns on the workers (docs/PROTOCOL.md,
+    /// "Per-key concurrency"). 1 to 128 bytes, no control characters or
+    /// braces.
+    pub group: Option<String>,
 }
 
 impl CallOptions {
@@ -91,6 +97,7 @@ impl CallOptions {
         run_at: None,
         idempotency_key: None,
         idempotency_ttl: None,
+        group: None,
     };
 
     /// Options with only a timeout set.
@@ -134,6 +141,12 @@ impl CallOptions {
     /// These options with an idempotency key.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// These options with a group key (see [`CallOptions::group`]).
+    pub fn with_group(mut self, key: impl Into<String>) -> Self {
+        self.group = Some(key.into());
         self
     }
 
@@ -191,6 +204,10 @@ pub struct JobInfo {
     /// its own). A worker's [`rate_limit`](crate::WorkerBuilder::rate_limit)
     /// overrides it.
     pub rate: Option<RateLimit>,
+    /// `#[group_limit = K]` from the schema: calls of one group key that
+    /// run at once across the fleet (`None`: 1, unless the worker's
+    /// [`group_limit`](crate::WorkerBuilder::group_limit) says).
+    pub group_limit: Option<u32>,
 }
 
 /// JSON Schemas of one job's request, response and application error.

@@ -290,6 +290,7 @@ impl Service for DynamicService {
                     deprecated: false,
                     backoff: self.backoffs.get(name).copied(),
                     rate: self.rates.get(&Some(name.clone())).copied(),
+                    group_limit: None,
                 })
                 .collect();
             Box::leak(jobs.into_boxed_slice())

@@ -161,7 +161,7 @@ async fn works_over_tls_with_a_private_ca() {
 /// The minimal ACL of the runtime (docs/PROTOCOL.md, "ACL"). The doc's line
 /// adds `+client|setinfo` for Redis 7.2+, which 7.0 (this test's server
 /// may be one) does not know.
-const ACL_RULES: &str = "on >s3cret resetkeys ~rpc:* resetchannels -@all +ping +xadd +xreadgroup +xack +xdel +xtrim +xclaim +xpending +xgroup|create +xgroup|delconsumer +xinfo|consumers +xrange +blmpop +blpop +rpush +pexpire +set +get +evalsha +script|load +time +zrangebyscore +zrange +zrem +zadd +zscore +zremrangebyscore +hget +hdel +hset +hscan +exists +blmove +lrange +ltrim +del +getrange +zremrangebyrank +incrby +expire +hmget +type";
+const ACL_RULES: &str = "on >s3cret resetkeys ~rpc:* resetchannels -@all +ping +xadd +xreadgroup +xack +xdel +xtrim +xclaim +xpending +xgroup|create +xgroup|delconsumer +xinfo|consumers +xrange +blmpop +blpop +rpush +pexpire +set +get +evalsha +script|load +time +zrangebyscore +zrange +zrem +zadd +zscore +zremrangebyscore +hget +hdel +hset +hscan +exists +blmove +lrange +ltrim +del +getrange +zremrangebyrank +incrby +expire +hmget +type +srandmember +sadd +srem +zcard +llen +lpop";
 
 /// How many times Redis was asked `command` (lower case): run, refused by
 /// the ACL, or failed, from `INFO commandstats`.

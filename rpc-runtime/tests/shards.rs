@@ -180,6 +180,17 @@ async fn exercise(url: &str) {
     assert_eq!(first.id, again.id, "the duplicate is answered as the first");
     assert_eq!(shard_of(&first.id), shards::shard_of_key("order-42", 4));
 
+    // So does a group key: one key's slots are one shard's state.
+    for i in 0..8 {
+        let response = client
+            .call(&format!("{SERVICE}.echo"), json!(i))
+            .group("tenant-7")
+            .response()
+            .await
+            .expect("a call with a group key");
+        assert_eq!(shard_of(&response.id), shards::shard_of_key("tenant-7", 4));
+    }
+
     // Retries go through the shard's own schedule and are answered.
     let response = client
         .call_and_wait(&format!("{SERVICE}.flaky"), json!(null))

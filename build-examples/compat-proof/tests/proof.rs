@@ -196,6 +196,7 @@ async fn start_worker(url: &str, prefix: &str, version: &Version) -> RunningWork
                 deprecated: false,
                 backoff: None,
                 rate: None,
+                group_limit: None,
             })
             .collect();
         builder = builder.mount(ProofService {

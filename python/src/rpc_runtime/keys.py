@@ -85,6 +85,14 @@ class Keys:
     def once(self, service: str, key: str) -> str:
         return f"{self.prefix}:{{{service}}}:once:{key}"
 
+    def rate(self, service: str, job: str | None) -> str:
+        """``P:{S}:rate`` (the service's own limit) or ``P:{S}:rate:<job>``."""
+        return self._of_service(service, "rate" if job is None else f"rate:{job}")
+
+    def rate_turns(self, service: str, job: str | None) -> str:
+        """``P:{S}:turns`` or ``P:{S}:turns:<job>``: the turns of calls that wait."""
+        return self._of_service(service, "turns" if job is None else f"turns:{job}")
+
     def periodic(self, service: str) -> str:
         return self._of_service(service, "periodic")
 

@@ -96,5 +96,9 @@ def shards() -> Script:
     return script("shards.lua")
 
 
+def rate_limit() -> Script:
+    return script("rate_limit.lua")
+
+
 def forget_consumer() -> Script:
     return script("forget_consumer.lua")

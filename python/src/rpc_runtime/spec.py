@@ -51,6 +51,11 @@ class JobSpec(Generic[R]):
     max_attempts: int | None = None
     #: The schema's ``#[backoff]``, as written (``"exponential(100ms, 30s)"``).
     backoff: str | None = None
+    #: The job's ``#[rate]``, as written (``"50/s"``): its starts across
+    #: the fleet (docs/PROTOCOL.md, "Rate limits").
+    rate: str | None = None
+    #: The service's ``#[rate]``: every job's starts of the service together.
+    service_rate: str | None = None
     #: The schema's ``#[deprecated]`` note (``""`` when it has none).
     deprecated: str | None = None
     #: The service's ``#[shards = N]`` (1 to 256): how many shards a client

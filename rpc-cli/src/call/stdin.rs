@@ -68,6 +68,7 @@ pub(super) async fn run(
     let lifecycle = CallOptions {
         delay: args.delay,
         run_at: args.at,
+        group: args.group,
         ..CallOptions::default()
     };
     let refused = |e: BatchError| -> Failure {

@@ -151,16 +151,33 @@ fn job_method(schema: &Schema, id: ModuleId, service: &Service, job: &Job) -> To
     let request = job.request.ident();
     let mut params = Vec::new();
     let mut fields = Vec::new();
-    for p in &job.params {
+    // `#[group_by]`: the parameter's value, as text, is the call's group
+    // key (a string parameter converted first, then its text copied).
+    let mut group = None;
+    for (at, p) in job.params.iter().enumerate() {
         let name = p.name.ident();
         let (ty, converts) = param_type(schema, id, &p.ty);
         params.push(quote!(#name: #ty));
+        if job.group_by == Some(at) {
+            let rust = rust_type(schema, id, &p.ty);
+            let convert = converts.then(|| quote!(let #name: #rust = #name.into();));
+            group = Some(quote! {
+                #convert
+                let group = ::std::string::ToString::to_string(&#name);
+            });
+            fields.push(quote!(#name));
+            continue;
+        }
         fields.push(if converts {
             quote!(#name: #name.into())
         } else {
             quote!(#name)
         });
     }
+    let (group_setup, with_group) = match group {
+        Some(setup) => (setup, quote!(.group(group))),
+        None => (quote!(), quote!()),
+    };
     let method = job.method.ident();
     let deprecated = deprecated(&job.deprecated);
     let (ret, constructor, default_doc) = match &job.returns {
@@ -213,11 +230,13 @@ fn job_method(schema: &Schema, id: ModuleId, service: &Service, job: &Job) -> To
                 max_attempts: #attempts,
                 shards: #shards,
             };
+            #group_setup
             ::rpc_runtime::__private::#constructor(
                 &self.client,
                 JOB,
                 #request { #(#fields),* },
             )
+            #with_group
         }
     }
 }

@@ -94,6 +94,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
             }
             None => quote!(None),
         };
+        let group_limit = option_tokens(job.group_limit.map(Literal::u32_unsuffixed));
         quote! {
             ::rpc_runtime::JobInfo {
                 name: #wire,
@@ -103,6 +104,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
                 deprecated: #is_deprecated,
                 backoff: #backoff,
                 rate: #rate,
+                group_limit: #group_limit,
             }
         }
     });

@@ -62,6 +62,12 @@ pub(crate) fn specs(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &
             if let Some(b) = &job.backoff {
                 code.line(format!("backoff={},", string(&b.to_string())));
             }
+            if let Some(r) = &job.rate {
+                code.line(format!("rate={},", string(&r.to_string())));
+            }
+            if let Some(r) = &service.rate {
+                code.line(format!("service_rate={},", string(&r.to_string())));
+            }
             if let Some(d) = &job.deprecated {
                 code.line(format!(
                     "deprecated={},",

@@ -7,6 +7,8 @@
 //! | `#[timeout_ms = N]` | jobs | default deadline, N >= 1 |
 //! | `#[attempts = N]` | jobs | max delivery attempts, N >= 1 |
 //! | `#[backoff = "exponential(100ms, 30s)"]` | jobs | retry delays (see `backoff`); not with `#[attempts = 1]` |
+//! | `#[group_by = "param"]` | jobs | the parameter whose value is a call's group key (a string or integer parameter) |
+//! | `#[group_limit = K]` | jobs | calls of one group key running at once, 1..=10000 (default 1); needs `group_by` |
 //! | `#[shards = N]` | services | queues the service is spread over, 1..=256 (`rpc_protocol::shards`) |
 //! | `#[rate = "50/s"]` | jobs, services | starts allowed across the fleet (`rpc_protocol::rate`) |
 //! | `#[deprecated]`, `#[deprecated = "why"]` | types, fields, variants, jobs | |
@@ -67,6 +69,10 @@ pub struct Attrs {
     pub backoff: Option<Backoff>,
     pub shards: Option<u32>,
     pub rate: Option<RateLimit>,
+    /// `#[group_by = "param"]`: the parameter's schema name, and where.
+    pub group_by: Option<(String, Span)>,
+    /// `#[group_limit = K]`, and where.
+    pub group_limit: Option<(u32, Span)>,
 }
 
 impl Attrs {
@@ -91,6 +97,16 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
     ("backoff", &[Target::Job], backoff::USAGE),
     ("shards", &[Target::Service], "`#[shards = 8]` (1 to 256)"),
     ("rate", &[Target::Job, Target::Service], rate::USAGE),
+    (
+        "group_by",
+        &[Target::Job],
+        "`#[group_by = \"tenant_id\"]` (a parameter of the job)",
+    ),
+    (
+        "group_limit",
+        &[Target::Job],
+        "`#[group_limit = 4]` (1 to 10000)",
+    ),
     (
         "deprecated",
         &[
@@ -204,6 +220,29 @@ pub fn lower(attrs: &[Attribute], target: Target, file: FileId, sink: &mut Sink)
                         span,
                     )),
                     Ok(n) if value.suffix().is_empty() => out.shards = Some(n),
+                    Ok(_) => sink.push(bad_value("write the number without a suffix", span)),
+                    Err(_) => sink.push(bad_value("too large for a u32", span)),
+                },
+                Err(span) => sink.push(bad_value("expected a whole number", span)),
+            },
+            "group_by" => match str_value(attr, file) {
+                Ok((text, span)) if text.is_empty() => {
+                    sink.push(bad_value("name a parameter of the job", span))
+                }
+                Ok((text, span)) => out.group_by = Some((text, span)),
+                Err(span) => sink.push(bad_value("expected a string", span)),
+            },
+            "group_limit" => match int_value(attr, file) {
+                Ok((value, span)) => match value.base10_parse::<u32>() {
+                    Ok(n) if !(1..=rpc_protocol::limits::MAX_GROUP_LIMIT).contains(&n) => sink
+                        .push(bad_value(
+                            &format!(
+                                "a per-key limit is 1 to {}",
+                                rpc_protocol::limits::MAX_GROUP_LIMIT
+                            ),
+                            span,
+                        )),
+                    Ok(n) if value.suffix().is_empty() => out.group_limit = Some((n, span)),
                     Ok(_) => sink.push(bad_value("write the number without a suffix", span)),
                     Err(_) => sink.push(bad_value("too large for a u32", span)),
                 },

@@ -175,6 +175,11 @@ pub struct Job {
     pub rate: Option<RateLimit>,
     pub params: Vec<Field>,
     pub returns: Returns,
+    /// `#[group_by]`: the index in `params` of the parameter whose value
+    /// is a call's group key (a string or integer parameter).
+    pub group_by: Option<usize>,
+    /// `#[group_limit = K]` (`None`: the worker's, 1 unless configured).
+    pub group_limit: Option<u32>,
 }
 
 #[derive(Debug)]

@@ -9,6 +9,7 @@
 
 mod attributes;
 mod backoff;
+mod groups;
 mod imports;
 mod names;
 mod syntax;

@@ -5,6 +5,7 @@
 use super::control::Control;
 use super::daily_counts::DailyCounts;
 use super::failures::Failures;
+use super::group_slots::GroupSlots;
 use super::inspection::Inspection;
 use super::presence::Presence;
 use super::progress::ProgressStore;
@@ -27,6 +28,7 @@ pub trait Broker:
     + ShardCounts
     + ProgressStore
     + RateLimits
+    + GroupSlots
 {
 }
 
@@ -40,7 +42,8 @@ impl<
             + Presence
             + ShardCounts
             + ProgressStore
-            + RateLimits,
+            + RateLimits
+            + GroupSlots,
     > Broker for T
 {
 }

@@ -25,7 +25,10 @@
 //! * [`RateLimits`] (`rate_limits.rs`): the fleet's shared rate limits,
 //!   asked by workers before a limited job starts.
 //!
-//! [`Broker`] (`broker.rs`) is all ten; [`connect`] (`connect.rs`) opens
+//! * [`GroupSlots`] (`group_slots.rs`): per-key concurrency, the slots of
+//!   group keys and the messages parked until one is free.
+//!
+//! [`Broker`] (`broker.rs`) is all eleven; [`connect`] (`connect.rs`) opens
 //! the one a URL names ([`BrokerConfig`], `config.rs`). The brokers live
 //! in `redis/` and `memory/`.
 
@@ -36,6 +39,7 @@ mod control;
 pub mod daily_counts;
 mod delivery;
 pub mod failures;
+mod group_slots;
 pub mod inspection;
 pub mod memory;
 pub mod presence;
@@ -55,6 +59,7 @@ pub use self::control::{Cancelled, Control, DeadLetter, OnceClaim};
 pub use self::daily_counts::{DailyCount, DailyCounts};
 pub use self::delivery::{CompleteError, Completion, CompletionStep, Delivery};
 pub use self::failures::{Failure, Failures, RecordedFailure};
+pub use self::group_slots::{GroupAdmission, GroupSlot, GroupSlots};
 pub use self::inspection::Inspection;
 pub use self::presence::{Presence, Registered};
 pub use self::progress::ProgressStore;

@@ -153,6 +153,13 @@ impl<T, E, M> Batch<T, E, M> {
         self
     }
 
+    /// The group key of every call that sets none itself (see
+    /// [`Call::group`]).
+    pub fn group(mut self, key: impl Into<String>) -> Self {
+        self.options_mut().group = Some(key.into());
+        self
+    }
+
     /// The attempt limit of every call that sets none itself.
     pub fn attempts(mut self, attempts: u32) -> Self {
         self.options_mut().max_attempts = Some(attempts);

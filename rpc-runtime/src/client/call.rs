@@ -138,6 +138,16 @@ impl<T, E, M> Call<T, E, M> {
         self
     }
 
+    /// Puts the call in group `key` (a tenant, a customer, a resource): at
+    /// most the job's per-key limit of calls with this key run at once
+    /// across the fleet, and keys take turns on the workers. A key that
+    /// is not 1 to 128 bytes without control characters or braces is
+    /// refused when the call is sent.
+    pub fn group(mut self, key: impl Into<String>) -> Self {
+        self.options_mut().group = Some(key.into());
+        self
+    }
+
     /// Adds metadata the handler reads in
     /// [`Context::metadata`](crate::Context::metadata) (a tenant, a
     /// request id...).

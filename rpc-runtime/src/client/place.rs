@@ -53,6 +53,16 @@ impl Placement {
                 )));
             }
         }
+        if let Some(key) = &options.group {
+            if !rpc_protocol::limits::is_group_key(key) {
+                return Err(refuse(format!(
+                    "group key {:?} is not 1 to {} bytes without control characters or braces ({} bytes given)",
+                    key.chars().take(64).collect::<String>(),
+                    rpc_protocol::limits::MAX_GROUP_KEY_BYTES,
+                    key.len()
+                )));
+            }
+        }
         if let Some(ttl) = options.idempotency_ttl {
             if ttl.is_zero() || ttl > Duration::from_millis(MAX_TTL_MS) {
                 return Err(refuse(format!(
@@ -157,6 +167,10 @@ mod tests {
             CallOptions::idempotency_key(""),
             CallOptions::idempotency_key("a\nb"),
             CallOptions::idempotency_key("x}:intake"),
+            CallOptions::default().with_group(""),
+            CallOptions::default().with_group("a\nb"),
+            CallOptions::default().with_group("x}:intake"),
+            CallOptions::default().with_group("k".repeat(129)),
         ] {
             let refused = Placement::of(&job(), &options, Duration::from_secs(1), &clock);
             assert!(refused.is_err(), "{options:?}");

@@ -121,6 +121,7 @@ impl Client {
                 .idempotency_ttl
                 .filter(|_| key.is_some())
                 .map(|ttl| ttl.as_millis() as u64),
+            group: options.group.as_deref(),
         };
         let mut payload = Vec::with_capacity(256);
         message

@@ -7,7 +7,8 @@
 //! used, which loses nothing (workers read every shard either number
 //! names). A call with an idempotency key waits for that first read
 //! instead ([`Client::know_shards`]), so every duplicate meets the same
-//! claim. rpc_protocol::shards has the rules; docs/PROTOCOL.md, "Sharded
+//! claim; so does a call with a group key, so that all of a key's calls
+//! share one shard's slots. rpc_protocol::shards has the rules; docs/PROTOCOL.md, "Sharded
 //! services", the text.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,7 +57,10 @@ impl Client {
                 mark: None,
             };
         }
-        let shard = match &options.idempotency_key {
+        // A keyed call goes to its key's shard, so a key's slots are one
+        // slot's state; an idempotency key wins (every duplicate meets the
+        // same claim).
+        let shard = match options.idempotency_key.as_ref().or(options.group.as_ref()) {
             Some(key) => shards::shard_of_key(key, count),
             None => cache.next.fetch_add(1, Ordering::Relaxed) % count,
         };
@@ -85,7 +89,7 @@ impl Client {
     /// Makes sure the broker's shard count of `job`'s service has been
     /// read once, for a call that must land on its key's shard.
     pub(super) async fn know_shards(&self, job: &JobRef, options: &CallOptions) {
-        if options.idempotency_key.is_none() {
+        if options.idempotency_key.is_none() && options.group.is_none() {
             return;
         }
         let known = lock(&self.inner.shards.services)

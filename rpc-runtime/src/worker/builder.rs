@@ -41,6 +41,8 @@ pub struct WorkerBuilder {
     periodic: Vec<crate::periodic::Periodic>,
     /// Rate limits set at deploy time, by `Service` or `Service.job`.
     rates: Vec<(String, RateLimit)>,
+    /// Per-key limits by `Service.job` (`worker/group_admit.rs`).
+    group_limits: HashMap<String, u32>,
 }
 
 impl WorkerBuilder {
@@ -54,6 +56,7 @@ impl WorkerBuilder {
             metrics_addr: None,
             periodic: Vec::new(),
             rates: Vec::new(),
+            group_limits: HashMap::new(),
         }
     }
 
@@ -216,6 +219,19 @@ impl WorkerBuilder {
         Ok(self)
     }
 
+    /// Runs at most `limit` (1 to 10,000) calls of job `job`
+    /// (`Service.job`) with the same group key at once across the fleet
+    /// (a call's key: [`Call::group`](crate::Call::group)); without this,
+    /// a keyed job's limit is 1. Every worker of the job should say the
+    /// same: each applies its own when it takes a slot. [`build`] refuses
+    /// a limit out of range.
+    ///
+    /// [`build`]: WorkerBuilder::build
+    pub fn group_limit(mut self, job: impl Into<String>, limit: u32) -> Self {
+        self.group_limits.insert(job.into(), limit);
+        self
+    }
+
     /// Connects to the broker and prepares the queues.
     pub async fn build(self) -> Result<Worker, Error> {
         // Bound first: a worker that cannot serve its metrics does not start.
@@ -230,6 +246,7 @@ impl WorkerBuilder {
             .map(|s| (s.name(), s.clone()))
             .collect();
         let rates = RateBook::new(&named, &self.rates)?;
+        let groups = super::group_limits::GroupLimits::new(self.group_limits)?;
         check_heartbeat(&self.settings)?;
         let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;
         let mut services = HashMap::new();
@@ -305,6 +322,7 @@ impl WorkerBuilder {
                 daily: Default::default(),
                 progress: Default::default(),
                 rates,
+                groups,
             }),
             exposition,
             periodic,

@@ -77,6 +77,7 @@ pub(super) async fn janitor_loop(
             }
             shared.health.loop_turned();
         }
+        super::group_admit::renew(&shared).await;
         if *stop.borrow() {
             // Shutting down: keep renewing the leases of running jobs, take no new ones.
             continue;

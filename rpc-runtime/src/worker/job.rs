@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::admit::{self, Admission};
 use super::check;
+use super::group_admit::{self, GroupStep};
 use super::handoff::{self, HandBack};
 use super::rate_limit::{self, Gate};
 use super::requeue::{later, requeue};
@@ -56,9 +57,15 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> (Completion
             // Placed before the span is first entered: OpenTelemetry fixes
             // a span's parent when it starts.
             let trace = spans::place(&span, parent_of(&msg));
+            let keyed = msg.group.is_some();
             let ran = run_message(shared, delivery, msg, &span, trace, &mut failure)
                 .instrument(span.clone())
                 .await;
+            if keyed {
+                // However the job ended, its slot (if it took one) goes
+                // back and the key's waiting calls move on.
+                group_admit::release(shared, delivery);
+            }
             if let Some(outcome) = ran.1 {
                 spans::record_outcome(&span, outcome, None);
             }
@@ -151,6 +158,7 @@ async fn run_message(
         || forgot_cancelled(shared, delivery, &msg.id).await
     {
         tracing::info!(job = %msg.job, id = %msg.id, "skipping a cancelled job");
+        group_admit::release_reserved(shared, delivery, &msg);
         return ended(
             fail(ErrorKind::Cancelled, "the call was cancelled before it ran"),
             JobOutcome::cancelled,
@@ -161,6 +169,7 @@ async fn run_message(
             "delivered {attempt} times, over the limit of {max_attempts} (its workers died or stalled past the visibility timeout)"
         );
         tracing::warn!(job = %msg.job, id = %msg.id, "{reason}; dead-lettering");
+        group_admit::release_reserved(shared, delivery, &msg);
         return ended(dead_letter(reason), JobOutcome::dead);
     }
     match admit::when_due(shared, &msg) {
@@ -179,6 +188,13 @@ async fn run_message(
         }
         // Only claims answer these.
         Admission::Held(_) | Admission::Copy | Admission::Conflict(_) => {}
+    }
+    match group_admit::admit(shared, delivery, &msg).await {
+        GroupStep::Run => {}
+        // Off the stream and on its key's waiting list already: the ack
+        // that ends the delivery finds nothing left to ack.
+        GroupStep::Parked => return (Completion::default(), None, label),
+        GroupStep::Later(delay) => return (later(delivery, msg, delay, None), None, label),
     }
     let started = started_ms(delivery.enqueued_ms, msg.sent_ms, msg.run_at_ms);
     let left = time_left(&shared.clock, msg.timeout_ms, started, msg.deadline_ms);

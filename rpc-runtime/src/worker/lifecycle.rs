@@ -253,6 +253,7 @@ impl Lifecycle {
             }
         };
         shared.idle_polls.polled(queue, started);
+        super::group_admit::sweep(&shared, queue).await;
         // Only shard 0's poll reads the service's pause flag.
         let reads_pause = rpc_protocol::shards::split_queue(queue).1 == 0;
         let was_paused = shared.paused.is_paused(queue);

@@ -55,6 +55,8 @@ mod daily_flush;
 mod daily_stats;
 mod due_hint;
 mod failures;
+mod group_admit;
+mod group_limits;
 mod handoff;
 mod heartbeat;
 mod idle_polls;

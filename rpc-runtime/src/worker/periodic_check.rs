@@ -79,6 +79,7 @@ impl Prepared {
             run_at_ms: None,
             idempotency_key: None,
             idempotency_ttl_ms: None,
+            group: None,
         };
         serde_json::to_vec(&message).unwrap_or_default()
     }

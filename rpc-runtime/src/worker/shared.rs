@@ -59,6 +59,9 @@ pub(super) struct Shared {
     pub(super) progress: Arc<ProgressBoard>,
     /// The mounted jobs' rate limits (`rate_limit.rs`).
     pub(super) rates: super::rate_limit::RateBook,
+    /// Per-key limits and the group slots running jobs hold
+    /// (`group_limits.rs`, used by `group_admit.rs`).
+    pub(super) groups: super::group_limits::GroupLimits,
 }
 
 impl Shared {

@@ -22,6 +22,7 @@ mod intake_cancel;
 mod intake_volume;
 mod known_ids;
 mod progress;
+mod rate_limits;
 mod tenants;
 mod whole_job;
 mod worker_attacks;

@@ -66,6 +66,25 @@ async fn each_role_does_its_whole_job_with_an_empty_acl_log() {
         .await
         .unwrap();
     assert_eq!(first.id, again.id, "the duplicate is answered as the first");
+    // Calls with one group key (limit 1) as the client role: the worker
+    // role takes their slots, parks those that find none and hands them on.
+    let keyed = (0..4).map(|_| {
+        client
+            .call("Acl.hold", json!({"ms": 50}))
+            .options(opts())
+            .group("acl-tenant")
+            .response()
+    });
+    for answer in futures_util::future::join_all(keyed).await {
+        answer.expect("a keyed call as the client role");
+    }
+    assert_eq!(
+        redis
+            .cli(["EXISTS", "rpc:{Acl}:group:hold:acl-tenant:waiting"])
+            .trim(),
+        "0",
+        "every parked call was handed on"
+    );
     let scheduled = client
         .call("Acl.echo", json!("never"))
         .options(CallOptions::delay(Duration::from_secs(60)))

@@ -1,8 +1,8 @@
 //! The lifecycle on a 3-master Redis Cluster: every key of a service's
 //! lifecycle is under its hash tag, so each script runs on one slot. A
 //! delayed call, a retry with backoff, an idempotent pair, a cancelled
-//! running call and a pause, with the service's keys on one master and the
-//! callers' inboxes and results on others.
+//! running call, a pause and a rate limit, with the service's keys on one
+//! master and the callers' inboxes and results on others.
 
 use std::time::Duration;
 
@@ -68,4 +68,32 @@ async fn the_lifecycle_works_on_a_cluster() {
     assert!(client.pause(SERVICE).await.unwrap());
     assert!(client.is_paused(SERVICE).await.unwrap());
     assert!(client.resume(SERVICE).await.unwrap());
+
+    // A rate limit: its keys on its service's slot, its waiting calls on
+    // the schedule there.
+    let limited =
+        service_named("RateCluster", log.clone()).rate_limit(Some("slow"), "10/s".parse().unwrap());
+    let _limited = start(settings(Worker::builder(&url).mount(limited))).await;
+    let calls = (0..3).map(|_| {
+        let client = client.clone();
+        async move {
+            client
+                .call("RateCluster.slow", json!({"ms": 0}))
+                .options(CallOptions::timeout(PATIENCE))
+                .response()
+                .await
+                .expect("a rate-limited call on a cluster")
+        }
+    });
+    futures_util::future::join_all(calls).await;
+    let mut starts: Vec<_> = log.runs("slow").iter().map(|r| r.2).collect();
+    starts.sort();
+    assert_eq!(starts.len(), 3);
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap + Duration::from_millis(15) >= Duration::from_millis(100),
+            "{gap:?}"
+        );
+    }
 }

@@ -26,7 +26,7 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
@@ -45,6 +45,7 @@ from .idle_polls import count_fleets
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .mover import run_mover
+from .rate_limit import RateBook, parse_overrides
 from .request import Request
 from .retry import parse as parse_backoff
 from .run import run_delivery
@@ -78,6 +79,7 @@ class Worker:
         metrics_addr: str | None = None,
         version: str | None = None,
         consumer: str | None = None,
+        rate_limits: str | Mapping[str, str] | None = None,
     ) -> None:
         check(concurrency=concurrency, visibility_timeout=visibility_timeout,
               max_attempts=max_attempts, heartbeat=heartbeat, max_message_bytes=max_message_bytes)
@@ -98,6 +100,10 @@ class Worker:
             version=version or "rpc-runtime (python)",
             consumer=check_consumer(consumer) if consumer else default_consumer(),
         )
+        #: Rate limits given at deploy time (``"Mail.send=10/s; Mail=1000/m"``),
+        #: over the schema's; checked against the mounted jobs at start.
+        self._rate_overrides = parse_overrides(rate_limits)
+        self._rates: RateBook | None = None
         self._services: dict[str, dict[str, Mounted]] = {}
         #: Each service's shard number from the schema (``#[shards = N]``).
         self._shards: dict[str, int] = {}
@@ -199,6 +205,8 @@ class Worker:
         self._on_ready = on_ready
         if not self._services:
             raise ValueError("nothing to serve: mount a service or handle a job first")
+        # A limit for a job not mounted here is an error before anything runs.
+        self._rates = RateBook(self._services, self._rate_overrides)
         loop = asyncio.get_running_loop()
         self._loop = loop
         stopping = asyncio.Event()
@@ -250,7 +258,8 @@ class Worker:
         executor = ThreadPoolExecutor(max_workers=s.concurrency, thread_name_prefix="rpc-job")
         self.metrics = Metrics(s.metrics_addr) if s.metrics_addr else None
         shared = Shared(settings=s, keys=Keys(s.prefix), redis=redis, services=self._services,
-                        executor=executor, metrics=self.metrics)
+                        executor=executor, metrics=self.metrics,
+                        rates=self._rates)
         self.shared = shared
         await shared.clock.sample(redis)
         # Every shard a client may have placed a call on, before the first read.

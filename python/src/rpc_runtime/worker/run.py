@@ -1,6 +1,6 @@
 """Running one delivery: the checks before the handler, in
 docs/PROTOCOL.md's order (cancelled, out of attempts, not due, deadline,
-service and job, idempotency key), then the handler (a synchronous one in
+service and job, rate limit, idempotency key), then the handler (a synchronous one in
 the worker's thread pool, an asynchronous one on the loop) under its
 deadline and cancellation, and how to complete the job. The mirror of
 ``rpc-runtime/src/worker/job.rs``.
@@ -30,6 +30,7 @@ from .counts import Failure, cut_message
 from .decode import Message, Refusal, decode, error_reply
 from .handoff import TRIP_ALLOWANCE_MS, hand_back
 from .idempotency import CLAIM_RETRY_MS, claim, result_ttl_ms
+from .rate_limit import gate
 from .retry import Backoff
 from .retry import parse as parse_backoff
 from .shared import Mounted, Shared
@@ -173,7 +174,22 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
         nxt.handoffs += 1
         due_left = None if left is None else max(0, left - TRIP_ALLOWANCE_MS)
         return Ran(_requeue(nxt, due_left, back), None)
-    # 6. idempotency key
+    # 6. rate limit (before the key is claimed, as a delayed call's step is)
+    if shared.rates is not None:
+        gated = await gate(shared.redis, shared.keys, shared.rates, service_name, job_name,
+                           msg.id, left)
+        if gated.what == "wait":
+            again = _copy(msg)
+            payload = d.payload
+            if msg.sent_ms is None and entry is not None:
+                again.sent_ms = entry
+                payload = again.encode()
+            return Ran(Completion(requeue=payload, requeue_after=(msg.id, gated.wait_ms)), None)
+        if gated.what == "too_late":
+            return Ran(fail("deadline_exceeded", gated.reason), "timeout")
+        if gated.what == "refuse":
+            return Ran(dead_letter(gated.reason), "dead")
+    # 7. idempotency key
     if msg.idempotency_key is not None:
         if fp is None:
             return Ran(dead_letter("the parameters are not JSON"), "dead")
@@ -206,7 +222,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
                 "(or another job); this call did not run"
             )
             return Ran(fail("idempotency_conflict", message, {"key": key}, True), "failed")
-    # 7. run
+    # 8. run
     return await _run_handler(shared, d, msg, mounted, attempt, max_attempts, left, fail,
                               dead_letter, answered, fp)
 

@@ -23,6 +23,7 @@ from .progress import ProgressBoard
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .rate_limit import RateBook
     from .metrics import Metrics
 
 #: The most cancellations a worker remembers (then it asks Redis per job).
@@ -116,5 +117,7 @@ class Shared:
     quiet: bool = False
     #: Progress reported by running jobs, not written yet (``progress.py``).
     progress: ProgressBoard = field(default_factory=ProgressBoard)
+    #: The mounted jobs' rate limits (``rate_limit.py``).
+    rates: RateBook | None = None
     #: Tasks ending jobs (running or completing), awaited on shutdown.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)

@@ -9,11 +9,12 @@
 //! `registry.rs` finds a broker by name, `state.rs` is what it holds, and
 //! one file implements each capability (`queue.rs`, `reader.rs`,
 //! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
-//! `progress.rs`, `rate_limits.rs`).
+//! `progress.rs`, `rate_limits.rs`, `group_slots.rs`).
 
 mod control;
 mod daily_counts;
 mod failures;
+mod group_slots;
 mod inspection;
 mod presence;
 mod progress;

@@ -82,6 +82,18 @@ pub(super) struct State {
     /// Rate limits' states by (service, job or `None` for the service's
     /// own), with their turns (`rate_limits.rs`).
     pub(super) rates: HashMap<(String, Option<String>), super::rate_limits::Limiter>,
+    /// Per-key concurrency by (queue, job, key): `group_slots.rs`.
+    pub(super) groups: HashMap<(String, String, String), Group>,
+}
+
+/// One job's group key (`group_slots.rs`): the calls holding slots, and
+/// the parked messages, as Redis keeps them in a sorted set and a list.
+#[derive(Default)]
+pub(super) struct Group {
+    /// Call id -> when its slot lapses (ms since the epoch).
+    pub(super) running: HashMap<String, u64>,
+    /// Parked job messages, oldest first.
+    pub(super) waiting: VecDeque<Vec<u8>>,
 }
 
 /// One queue's periodic jobs, as Redis keeps them in two hashes.

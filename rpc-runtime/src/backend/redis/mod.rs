@@ -24,6 +24,7 @@
 //! | `P:{Service}:paused` | string | the pause flag (`pause.rs`)              |
 //! | `P:{Service}:once:<key>` | string | an idempotency key (`once.rs`)     |
 //! | `P:{Service}:rate[:<job>]`, `P:{Service}:turns[:<job>]` | hash, zset | a rate limit's state and turns (`rate_limits.rs`) |
+//! | `P:{Q}:group:<job>:<key>:running`, `:waiting`, `P:{Q}:groups` | zset, list, set | per-key concurrency (`group_slots.rs`) |
 //! | `P:{Service}:periodic` (`:last`) | hash | periodic jobs (`periodic.rs`)  |
 //! | `P:{Service}:workers` | zset | worker id -> last beat (`presence.rs`) |
 //! | `P:worker:{id}` (`:control`) | string | a worker's beat, an operator's control (`presence.rs`) |
@@ -74,6 +75,7 @@ mod daily_counts;
 mod dead_letters;
 mod doorbell;
 mod failures;
+mod group_slots;
 mod inbox_pop;
 mod inspect;
 mod intake;

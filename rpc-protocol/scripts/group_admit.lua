@@ -1,0 +1,100 @@
+-- group_admit.lua: the per-key concurrency step of a worker, run before the
+-- handler of a job message that carries a `group` key (PROTOCOL.md,
+-- "Per-key concurrency"). At most `limit` calls of one job and key hold a
+-- slot at once; a call that finds none free is parked: taken off the stream
+-- (XACK + XDEL of its entry) and appended to the key's waiting list, in the
+-- same step, so it is never both parked and leased. A slot is a member of
+-- the running set scored by when it lapses on Redis's clock: a worker that
+-- dies holding one loses it after the slot lease, with no one to release it.
+--
+-- A call already in the running set keeps its slot (a redelivery after its
+-- worker died, a message this very script moved back from the waiting list,
+-- which reserved its slot as it moved it) and its lease is renewed. A call
+-- that finds a free slot but older messages of its key still waiting is
+-- parked behind them, and the oldest move instead: first come, first run
+-- within a key.
+--
+-- Keys of another type than this script writes (written by hand, or by a
+-- bug) are deleted, never obeyed: a garbage key must not stop the workers;
+-- how many were reset is returned, for the worker's log.
+--
+-- KEYS[1]  the key's running set (sorted set: call id -> slot lapses, ms)
+-- KEYS[2]  the key's waiting list (job messages, oldest first)
+-- KEYS[3]  the queue's set of groups with waiting messages
+-- KEYS[4]  the jobs stream the message was delivered from
+-- ARGV[1]  the call id
+-- ARGV[2]  the job's per-key limit (1 to 10000) as this worker knows it
+-- ARGV[3]  the slot lease, in ms (the workers' visibility timeout)
+-- ARGV[4]  the consumer group of the stream
+-- ARGV[5]  the stream entry id of this delivery
+-- ARGV[6]  the job message, exactly as delivered
+-- ARGV[7]  this group's member of KEYS[3]: `<job>:<key>`
+--
+-- Returns {admitted, reset, moved}: 1 if the call may run now (0: it was
+-- parked), how many keys of the wrong type were deleted, and how many
+-- waiting messages were moved back onto the stream.
+local limit = math.max(1, math.min(10000, tonumber(ARGV[2]) or 1))
+local lease = math.max(1, tonumber(ARGV[3]) or 30000)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local reset = 0
+for i, want in ipairs({'zset', 'list', 'set'}) do
+  local kind = redis.call('TYPE', KEYS[i]).ok
+  if kind ~= 'none' and kind ~= want then
+    redis.call('DEL', KEYS[i])
+    reset = reset + 1
+  end
+end
+
+-- The call id of job message `m`, or nil (read as intake.lua reads it).
+local function call_id(m)
+  local id = string.match(m, '^{"v":%d+,"id":"([^"\\]*)"')
+  if id then return id end
+  if #m > 65536 then return nil end
+  local ok, message = pcall(cjson.decode, m)
+  if ok and type(message) == 'table' and type(message.id) == 'string' then
+    return message.id
+  end
+  return nil
+end
+
+-- Moves the oldest waiting messages onto the stream while slots are free,
+-- each reserving its slot; at most `limit` per call.
+local function refill()
+  local moved = 0
+  while moved < limit and redis.call('ZCARD', KEYS[1]) < limit do
+    local m = redis.call('LPOP', KEYS[2])
+    if not m then break end
+    redis.call('XADD', KEYS[4], '*', 'm', m)
+    local id = call_id(m)
+    if id then redis.call('ZADD', KEYS[1], now + lease, id) end
+    moved = moved + 1
+  end
+  if redis.call('LLEN', KEYS[2]) == 0 then
+    redis.call('SREM', KEYS[3], ARGV[7])
+  end
+  return moved
+end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+  return {1, reset, 0}
+end
+if redis.call('ZCARD', KEYS[1]) < limit and redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+  return {1, reset, 0}
+end
+-- An entry no longer on the stream was parked already (this script sent
+-- again after a connection failed) or completed: nothing to park.
+if #redis.call('XRANGE', KEYS[4], ARGV[5], ARGV[5]) == 0 then
+  return {0, reset, 0}
+end
+-- Parked: appended first, so a refused write (out of memory) leaves the
+-- entry leased and nothing lost.
+redis.call('RPUSH', KEYS[2], ARGV[6])
+redis.call('SADD', KEYS[3], ARGV[7])
+redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
+redis.call('XDEL', KEYS[4], ARGV[5])
+return {0, reset, refill()}
