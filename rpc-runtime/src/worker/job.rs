@@ -239,7 +239,16 @@ async fn run_message(
     }
     // Before the key is claimed, as a delayed call is put on the schedule
     // (see `admit.rs`): a call that waits for its turn comes back as it went.
-    match rate_limit::gate(shared, service_name, job_name, &msg, left).await {
+    match rate_limit::gate(
+        &shared.rates,
+        &*shared.backend,
+        service_name,
+        job_name,
+        &msg,
+        left,
+    )
+    .await
+    {
         Gate::Start => {}
         Gate::Wait(turn) => {
             shared

@@ -17,9 +17,7 @@ use rpc_protocol::job::JobMessage;
 use rpc_protocol::limits::MAX_DELAY_MS;
 use rpc_protocol::rate::RateLimit;
 
-use super::shared::Shared;
-
-use crate::backend::{Limit, RateAnswer, RateScope};
+use crate::backend::{Broker, Limit, RateAnswer, RateScope};
 use crate::error::Error;
 use crate::service::Service;
 
@@ -122,20 +120,22 @@ pub(super) enum Gate {
 
 /// Whether call `msg` of `service.job` may start (`left`: its time to the
 /// deadline, if it has one).
+/// Takes the worker's `rates` and `backend` (not the whole `Shared`, which
+/// holds the book: the two modules stay out of a circle).
 pub(super) async fn gate(
-    shared: &Shared,
+    rates: &RateBook,
+    backend: &dyn Broker,
     service: &str,
     job: &str,
     msg: &JobMessage<'_>,
     left: Option<Duration>,
 ) -> Gate {
-    let limits = shared.rates.limits(service, job);
+    let limits = rates.limits(service, job);
     if limits.is_empty() {
         return Gate::Start;
     }
     let longest = left.unwrap_or(Duration::from_millis(MAX_DELAY_MS));
-    match shared
-        .backend
+    match backend
         .admit_rate(service, &msg.id, &limits, longest)
         .await
     {

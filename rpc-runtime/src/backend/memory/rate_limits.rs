@@ -2,7 +2,7 @@
 //! this process's clock, so `memory://` limits and gives turns as Redis
 //! does.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -13,38 +13,6 @@ use crate::backend::rate_limits::{
     ServiceRateLimit,
 };
 use crate::error::Error;
-
-/// One limit's state: what `P:{S}:rate[:<job>]` and its turns hold.
-#[derive(Default)]
-pub(super) struct Limiter {
-    /// When the next start is due at the steady rate, µs.
-    tat: u64,
-    rate: Option<String>,
-    allowed: u64,
-    waited: u64,
-    second: u64,
-    this_second: u64,
-    last_second: u64,
-    /// Calls' turns, µs.
-    turns: HashMap<String, u64>,
-}
-
-impl Limiter {
-    fn started(&mut self, second: u64) {
-        if self.second == second {
-            self.this_second += 1;
-        } else {
-            self.last_second = if self.second + 1 == second {
-                self.this_second
-            } else {
-                0
-            };
-            self.second = second;
-            self.this_second = 1;
-        }
-        self.allowed += 1;
-    }
-}
 
 fn now_us() -> u64 {
     SystemTime::now()

@@ -81,9 +81,43 @@ pub(super) struct State {
     pub(super) controls: HashMap<String, (WorkerControl, Instant)>,
     /// Rate limits' states by (service, job or `None` for the service's
     /// own), with their turns (`rate_limits.rs`).
-    pub(super) rates: HashMap<(String, Option<String>), super::rate_limits::Limiter>,
+    pub(super) rates: HashMap<(String, Option<String>), Limiter>,
     /// Per-key concurrency by (queue, job, key): `group_slots.rs`.
     pub(super) groups: HashMap<(String, String, String), Group>,
+}
+
+/// One limit's state: what `P:{S}:rate[:<job>]` and its turns hold
+/// (`rate_limits.rs`).
+#[derive(Default)]
+pub(super) struct Limiter {
+    /// When the next start is due at the steady rate, µs.
+    pub(super) tat: u64,
+    pub(super) rate: Option<String>,
+    pub(super) allowed: u64,
+    pub(super) waited: u64,
+    pub(super) second: u64,
+    pub(super) this_second: u64,
+    pub(super) last_second: u64,
+    /// Calls' turns, µs.
+    pub(super) turns: HashMap<String, u64>,
+}
+
+impl Limiter {
+    /// Counts a start in second `second`.
+    pub(super) fn started(&mut self, second: u64) {
+        if self.second == second {
+            self.this_second += 1;
+        } else {
+            self.last_second = if self.second + 1 == second {
+                self.this_second
+            } else {
+                0
+            };
+            self.second = second;
+            self.this_second = 1;
+        }
+        self.allowed += 1;
+    }
 }
 
 /// One job's group key (`group_slots.rs`): the calls holding slots, and
