@@ -6,12 +6,15 @@
 //! top` shows the same ones refreshed, with rates. A sharded service is one
 //! line, its figures summed over its shards (SHARDS says how many);
 //! `--shards` adds a line per shard under it, where a hot or stuck shard
-//! shows.
+//! shows. A service with rate limits gets a line per limit: the limit,
+//! starts in the last second, calls waiting for their turn, and the
+//! starts allowed and turns given in all (`rate_limits` in JSON, left out
+//! for a service without limits).
 
 use clap::Args;
 use rpc_runtime::inspect::human_time::duration;
 use rpc_runtime::inspect::shards::ShardFigures;
-use rpc_runtime::inspect::ServiceStats;
+use rpc_runtime::inspect::{ServiceRateLimit, ServiceStats};
 use rpc_runtime::Inspector;
 
 use crate::failure::Failure;
@@ -43,6 +46,22 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
             );
         }
     }
+    // Every service's limits in one pass, or the named services' each.
+    let mut limits = if args.services.is_empty() {
+        inspector.every_rate_limit().await?
+    } else {
+        std::collections::BTreeMap::new()
+    };
+    for s in &stats {
+        if !limits.contains_key(&s.service) {
+            let listed = if args.services.is_empty() {
+                Vec::new()
+            } else {
+                inspector.rate_limits(&s.service).await?
+            };
+            limits.insert(s.service.clone(), listed);
+        }
+    }
     if args.format.is_json() {
         let rows: Vec<_> = stats
             .iter()
@@ -50,6 +69,7 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
                 stats: s,
                 live_workers: live[&s.service],
                 per_shard: per_shard.get(&s.service),
+                rate_limits: &limits[&s.service],
             })
             .collect();
         let json = serde_json::to_string_pretty(&rows)
@@ -59,7 +79,7 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
         let stream = rpc_protocol::Keys::new(prefix).jobs("Service");
         eprintln!("no queues under the prefix `{prefix}` (no stream {stream})");
     } else {
-        crate::out!("{}", table(&stats, &live, &per_shard));
+        crate::out!("{}", table(&stats, &live, &per_shard, &limits));
     }
     Ok(())
 }
@@ -100,6 +120,9 @@ struct WithLive<'a> {
     /// With `--shards`: each shard's figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     per_shard: Option<&'a Vec<ShardFigures>>,
+    /// The service's rate limits with state on the broker, if any.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    rate_limits: &'a [ServiceRateLimit],
 }
 
 /// How many workers with a live heartbeat serve each service shown.
@@ -112,11 +135,13 @@ pub async fn live_workers(
 }
 
 /// The human table: one line per service (WORKERS: live heartbeats), then
-/// one per shard with `--shards`, then one per consumer of its group(s).
+/// one per shard with `--shards`, one per rate limit, then one per
+/// consumer of its group(s).
 fn table(
     stats: &[ServiceStats],
     live: &std::collections::BTreeMap<String, u64>,
     per_shard: &std::collections::BTreeMap<String, Vec<ShardFigures>>,
+    limits: &std::collections::BTreeMap<String, Vec<ServiceRateLimit>>,
 ) -> Table {
     let mut table = Table::new(&[
         ("SERVICE", Align::Left),
@@ -149,6 +174,9 @@ fn table(
                 f.shard, f.queue, f.queued, f.leased, f.scheduled, f.dead_letters, f.consumers
             ));
         }
+        for limit in limits.get(&s.service).into_iter().flatten() {
+            table.note(&rate_limit_line(limit));
+        }
         for c in &s.consumers {
             let inactive = c.inactive.map_or(String::new(), |d| {
                 format!(", last read {} ago", duration(d))
@@ -162,4 +190,21 @@ fn table(
         }
     }
     table
+}
+
+/// One rate limit, as `rpc stats` notes it under its service.
+fn rate_limit_line(limit: &ServiceRateLimit) -> String {
+    let of = match &limit.job {
+        Some(job) => format!("job {job}"),
+        None => "the service".to_owned(),
+    };
+    let l = &limit.state;
+    format!(
+        "rate limit {} ({of}): {} started in the last second, {} waiting, {} allowed, {} waited",
+        l.rate.as_deref().unwrap_or("?"),
+        l.last_second,
+        l.waiting,
+        l.allowed,
+        l.waited
+    )
 }

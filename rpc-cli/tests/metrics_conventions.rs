@@ -21,6 +21,8 @@ use rpc_testkit::{ChildGuard, RedisServer};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod support;
+
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn repo_root() -> PathBuf {
@@ -450,6 +452,43 @@ async fn worker_and_exporter_metrics_pass_promtool_and_the_rules_and_dashboard_q
             assert!(known.contains(metric.trim()), "{query}");
         }
     }
+}
+
+/// Issue 24 point 5: the exporter has a series per rate limit and metric
+/// (`rpc_method` the job, empty for the service's own limit), never one
+/// per call, and they pass promtool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_has_one_series_per_rate_limit() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let mail = support::limited_mail(&url).await;
+    let (_exporter, addr) = start_exporter(&url);
+    let (_, text) = get(&addr, "/metrics", None).await;
+    promtool(&["check", "metrics"], &text);
+    for line in [
+        r#"rpc_rate_limit_waiting{rpc_service="Mail",rpc_method="send"} 1"#,
+        r#"rpc_rate_limit_waiting{rpc_service="Mail",rpc_method=""} 0"#,
+        r#"rpc_rate_limit_allowed_total{rpc_service="Mail",rpc_method="send"} 1"#,
+        r#"rpc_rate_limit_allowed_total{rpc_service="Mail",rpc_method=""} 1"#,
+        r#"rpc_rate_limit_waited_total{rpc_service="Mail",rpc_method="send"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    let series = |name: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .count()
+    };
+    for name in [
+        "rpc_rate_limit_waiting",
+        "rpc_rate_limit_starts_last_second",
+        "rpc_rate_limit_allowed_total",
+        "rpc_rate_limit_waited_total",
+    ] {
+        assert_eq!(series(name), 2, "{name}: one per limit in\n{text}");
+    }
+    let _ = mail.stop.send(());
+    let _ = mail.running.await;
 }
 
 #[test]

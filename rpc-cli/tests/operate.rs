@@ -378,3 +378,65 @@ async fn top_with_iterations_stops_by_itself() {
     .await
     .expect("top task");
 }
+
+/// Issue 24 point 5: `rpc stats` shows each rate limit of a service (the
+/// limit, starts in the last second, calls waiting for their turn, starts
+/// allowed and turns given in all), in the table and in JSON; a service
+/// without limits shows as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_show_each_rate_limit_with_its_waiting_calls() {
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    let mail = support::limited_mail(&url).await;
+    redis.cli(["XADD", "rpc:{Math}:jobs", "*", "m", "{}"]);
+
+    let (ok, out, err) = rpc_async(&url, &["stats", "--json"]).await;
+    assert!(ok, "{err}");
+    let stats: Value = serde_json::from_str(&out).expect("JSON");
+    let by_name = |name: &str| {
+        stats
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["service"] == name))
+            .unwrap_or_else(|| panic!("{name} in {stats}"))
+            .clone()
+    };
+    let limits = by_name("Mail")["rate_limits"].clone();
+    let limits = limits.as_array().unwrap_or_else(|| panic!("{stats}"));
+    let figures: Vec<_> = limits
+        .iter()
+        .map(|l| {
+            (
+                l["job"].as_str(),
+                l["rate"].as_str(),
+                l["waiting"].as_u64(),
+                l["allowed"].as_u64(),
+                l["waited"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            (None, Some("100/s"), Some(0), Some(1), Some(1)),
+            (Some("send"), Some("1/m"), Some(1), Some(1), Some(1)),
+        ],
+        "{stats}"
+    );
+    assert!(limits.iter().all(|l| l["last_second"].as_u64() <= Some(1)));
+    assert!(
+        by_name("Math").get("rate_limits").is_none(),
+        "no limits, no key: {stats}"
+    );
+
+    let (ok, out, err) = rpc_async(&url, &["stats"]).await;
+    assert!(ok, "{err}");
+    for line in [
+        "rate limit 100/s (the service): ",
+        "rate limit 1/m (job send): ",
+        ", 1 waiting, 1 allowed, 1 waited",
+    ] {
+        assert!(out.contains(line), "no {line:?} in\n{out}");
+    }
+    let _ = mail.stop.send(());
+    let _ = mail.running.await;
+}

@@ -1,7 +1,7 @@
 //! The dashboard's promises that need no browser, over HTTP against a
 //! private redis-server (and a Redis Cluster): bad input, a Redis that goes
 //! away, escaping, the token, CSRF and read-only mode; the job lifecycle's
-//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`; failed attempts in `pages/attempts.rs`; a sharded service in `pages/shards.rs`; a call's progress in `pages/progress.rs`.
+//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`; failed attempts in `pages/attempts.rs`; a sharded service in `pages/shards.rs`; rate limits in `pages/rate_limits.rs`; a call's progress in `pages/progress.rs`.
 
 #[path = "pages/attempts.rs"]
 mod attempts;
@@ -11,6 +11,8 @@ mod history;
 mod lifecycle;
 #[path = "pages/progress.rs"]
 mod progress;
+#[path = "pages/rate_limits.rs"]
+mod rate_limits;
 #[path = "pages/shards.rs"]
 mod shards;
 mod support;

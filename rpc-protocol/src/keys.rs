@@ -269,6 +269,42 @@ impl Keys {
         format!("{}:{{*}}:periodic", glob_escape(&self.prefix))
     }
 
+    /// `SCAN MATCH` pattern of service `service`'s rate limits: `P:{S}:rate`
+    /// and `P:{S}:rate:<job>` (and whatever else starts so; read the job
+    /// back with [`Keys::job_of_rate`]).
+    pub fn rate_pattern(&self, service: &str) -> String {
+        format!("{}*", glob_escape(&self.rate(service, None)))
+    }
+
+    /// Which limit of `service` key `key` holds: `Some(None)` the service's
+    /// own (`P:{S}:rate`), `Some(Some(job))` a job's (`P:{S}:rate:<job>`),
+    /// `None` when it is no rate limit of `service`.
+    pub fn job_of_rate<'k>(&self, service: &str, key: &'k str) -> Option<Option<&'k str>> {
+        let rest = key.strip_prefix(self.rate(service, None).as_str())?;
+        if rest.is_empty() {
+            return Some(None);
+        }
+        let job = rest.strip_prefix(':')?;
+        (!job.is_empty()).then_some(Some(job))
+    }
+
+    /// `SCAN MATCH` pattern of every service's rate limits (read back with
+    /// [`Keys::rate_of`]).
+    pub fn rates_pattern(&self) -> String {
+        format!("{}:{{*}}:rate*", glob_escape(&self.prefix))
+    }
+
+    /// The service and job of rate limit key `key` (job `None` for the
+    /// service's own limit), `None` when it is no rate limit's key.
+    pub fn rate_of<'k>(&self, key: &'k str) -> Option<(&'k str, Option<&'k str>)> {
+        let inner = key.strip_prefix(self.prefix.as_str())?.strip_prefix(":{")?;
+        let (service, _) = inner.split_once("}:rate")?;
+        if service.is_empty() {
+            return None;
+        }
+        Some((service, self.job_of_rate(service, key)?))
+    }
+
     /// `SCAN MATCH` pattern of every inbox of this prefix.
     pub fn inbox_pattern(&self) -> String {
         format!("{}:inbox:{{*}}", glob_escape(&self.prefix))
@@ -364,5 +400,30 @@ mod tests {
             assert!(!keys.is_inbox(not_an_inbox), "{not_an_inbox}");
         }
         assert_eq!(Keys::new("a*b").jobs_pattern(), "a\\*b:{*}:jobs");
+        assert_eq!(Keys::new("a*b").rate_pattern("S?"), "a\\*b:{S\\?}:rate*");
+        assert_eq!(keys.job_of_rate("A", "rpc:{A}:rate"), Some(None));
+        assert_eq!(
+            keys.job_of_rate("A", "rpc:{A}:rate:send"),
+            Some(Some("send"))
+        );
+        for not_a_limit in [
+            "rpc:{A}:rate:",
+            "rpc:{A}:rates",
+            "rpc:{B}:rate",
+            "rpc:{A}:turns",
+        ] {
+            assert_eq!(keys.job_of_rate("A", not_a_limit), None, "{not_a_limit}");
+        }
+        assert_eq!(keys.rates_pattern(), "rpc:{*}:rate*");
+        assert_eq!(keys.rate_of("rpc:{A~1}:rate"), Some(("A~1", None)));
+        assert_eq!(keys.rate_of("rpc:{A}:rate:send"), Some(("A", Some("send"))));
+        for not_a_limit in [
+            "rpc:{A}:rates",
+            "rpc:{}:rate",
+            "other:{A}:rate",
+            "rpc:{A}:jobs",
+        ] {
+            assert_eq!(keys.rate_of(not_a_limit), None, "{not_a_limit}");
+        }
     }
 }

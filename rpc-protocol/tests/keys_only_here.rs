@@ -28,6 +28,8 @@ const FRAGMENTS: &[&str] = &[
     ":failures",
     ":worker:",
     ":progress:",
+    ":rate",
+    ":turns",
 ];
 
 fn workspace() -> PathBuf {

@@ -13,6 +13,8 @@
 //! heartbeats (`inspect/workers.rs`). A sharded service is one service
 //! here, its figures and lists summed and merged over its shards
 //! (`inspect/shards.rs`, `inspect/shard_lists.rs`).
+//! [`Inspector::rate_limits`] lists a service's rate limits and their
+//! state.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_runtime::Error> {
@@ -50,6 +52,7 @@ pub use crate::backend::inspection::figures::{
     ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats,
 };
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
+pub use crate::backend::rate_limits::{RateState, ServiceRateLimit, MAX_RATE_LIMITS_LISTED};
 pub use crate::periodic::PeriodicState;
 pub use rpc_protocol::progress::ProgressValue;
 pub use rpc_protocol::worker::{WorkerBeat, WorkerControl, WorkerState};
@@ -171,6 +174,30 @@ impl Inspector {
             }
         }
         Ok(counts)
+    }
+
+    /// The rate limits of `service` that have state on the broker
+    /// (docs/PROTOCOL.md, "Rate limits"): the service's own first, then
+    /// its jobs' by name, at most [`MAX_RATE_LIMITS_LISTED`]. What is no
+    /// limit's state is left out or read as zeros, never an error.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rpc_runtime::Error> {
+    /// let inspector = rpc_runtime::Inspector::connect("redis://127.0.0.1:6379/", "rpc").await?;
+    /// for limit in inspector.rate_limits("Mailer").await? {
+    ///     let job = limit.job.as_deref().unwrap_or("(the service)");
+    ///     println!("{job}: {} waiting", limit.state.waiting);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn rate_limits(&self, service: &str) -> Result<Vec<ServiceRateLimit>, Error> {
+        self.broker.rate_limits(service).await
+    }
+
+    /// [`Inspector::rate_limits`] of every service that has any, by
+    /// service, in one pass over the broker (one `SCAN` on Redis).
+    pub async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error> {
+        self.broker.every_rate_limit().await
     }
 
     /// The paused flag, live workers and queue of `service` (see

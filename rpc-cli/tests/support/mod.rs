@@ -59,3 +59,51 @@ pub async fn rpc_status_async(url: &str, args: &[&str]) -> (i32, String, String)
     .await
     .expect("rpc task")
 }
+
+/// A worker of `Mail`, whose job `send` is limited to 1/m and the service
+/// to 100/s, running until the sender is dropped or sent to.
+pub struct LimitedMail {
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub running: tokio::task::JoinHandle<Result<rpc_runtime::StatsSnapshot, rpc_runtime::Error>>,
+}
+
+/// Starts [`LimitedMail`] on `url` and sends `Mail.send` twice: one call
+/// starts, the other is given the next turn, a minute on. Returns once a
+/// call waits for its turn, as the inspector sees it.
+pub async fn limited_mail(url: &str) -> LimitedMail {
+    use rpc_runtime::{CallOptions, Client, DynamicService, Inspector, Worker};
+    let service = DynamicService::new("Mail")
+        .job("send", |req| async move { Ok(req.data) })
+        .rate_limit(Some("send"), "1/m".parse().unwrap())
+        .rate_limit(None, "100/s".parse().unwrap());
+    let worker = Worker::builder(url)
+        .mount(service)
+        .build()
+        .await
+        .expect("worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = Client::connect(url).await.expect("client");
+    for i in 0..2 {
+        client
+            .send("Mail.send", serde_json::json!(i))
+            .options(CallOptions::timeout(std::time::Duration::from_secs(600)))
+            .await
+            .expect("send");
+    }
+    let inspector = Inspector::connect(url, "rpc").await.expect("inspector");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let limits = inspector.rate_limits("Mail").await.expect("limits");
+        if limits.iter().any(|l| l.state.waiting == 1) {
+            return LimitedMail { stop, running };
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no call waits for its turn: {limits:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

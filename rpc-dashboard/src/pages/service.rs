@@ -10,6 +10,10 @@
 //! its lists merge them (a token of shard `k >= 1` reads `<id>~k`), and a
 //! table of its shards (queued, leased, scheduled, dead, consumers, oldest
 //! lease) shows a hot or stuck one.
+//!
+//! A service with rate limits (docs/PROTOCOL.md, "Rate limits") has a
+//! table of them: the limit, starts in the last second (the current
+//! rate), calls waiting for their turn, and starts allowed in all.
 
 use std::time::SystemTime;
 
@@ -22,7 +26,9 @@ use serde::Deserialize;
 use rpc_protocol::limits::MAX_ID_BYTES;
 use rpc_protocol::time::unix_ms;
 use rpc_runtime::inspect::shards::ShardFigures;
-use rpc_runtime::inspect::{human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt};
+use rpc_runtime::inspect::{
+    human_time, Excerpt, LeasedExcerpt, ScheduledExcerpt, ServiceRateLimit,
+};
 
 use crate::bounds::{self, TextBudget, MAX_ROWS, PREVIEW_BYTES, REASON_BYTES};
 use crate::daily_history::DailyChart;
@@ -123,6 +129,32 @@ impl From<ShardFigures> for ShardRow {
     }
 }
 
+/// One rate limit of the service, in the page's table of them.
+pub struct RateLimitRow {
+    /// The job limited; `None` for the service's own limit.
+    pub job: Option<String>,
+    /// The limit as the workers wrote it (`50/s`), `?` when unknown.
+    pub rate: String,
+    /// Starts in the last whole second: the current rate.
+    pub last_second: u64,
+    pub waiting: u64,
+    pub allowed: u64,
+    pub waited: u64,
+}
+
+impl From<ServiceRateLimit> for RateLimitRow {
+    fn from(l: ServiceRateLimit) -> RateLimitRow {
+        RateLimitRow {
+            job: l.job.as_deref().map(bounds::name),
+            rate: l.state.rate.as_deref().map_or("?".to_owned(), bounds::name),
+            last_second: l.state.last_second,
+            waiting: l.state.waiting,
+            allowed: l.state.allowed,
+            waited: l.state.waited,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "service.html")]
 struct ServicePage {
@@ -130,6 +162,8 @@ struct ServicePage {
     service: String,
     /// Its shards, one row each, when it has more than one.
     shard_rows: Vec<ShardRow>,
+    /// Its rate limits with state on the broker, the service's own first.
+    rate_limit_rows: Vec<RateLimitRow>,
     queued: u64,
     leased: u64,
     scheduled: u64,
@@ -292,6 +326,12 @@ pub async fn service(
     } else {
         Vec::new()
     };
+    let rate_limit_rows = inspector
+        .rate_limits(&service)
+        .await?
+        .into_iter()
+        .map(RateLimitRow::from)
+        .collect();
     let live_workers = inspector
         .live_worker_counts(std::slice::from_ref(&service))
         .await?
@@ -309,6 +349,7 @@ pub async fn service(
         paused,
         service,
         shard_rows,
+        rate_limit_rows,
         leased_rows,
         queued_rows,
         scheduled_rows,

@@ -64,7 +64,9 @@ pub use self::inspection::Inspection;
 pub use self::presence::{Presence, Registered};
 pub use self::progress::ProgressStore;
 pub use self::queue::Queue;
-pub use self::rate_limits::{Limit, RateAnswer, RateLimits, RateScope, RateState};
+pub use self::rate_limits::{
+    Limit, RateAnswer, RateLimits, RateScope, RateState, ServiceRateLimit, MAX_RATE_LIMITS_LISTED,
+};
 pub use self::reader::{CompletedAndTaken, PushedAndPopped, Reader};
 pub use self::schedule::{LifecyclePoll, Schedule};
 pub use self::shard_counts::{ShardCount, ShardCounts, ShardOp};

@@ -11,6 +11,7 @@
 //! docs/PROTOCOL.md, "Rate limits", is the normative description;
 //! `rpc_protocol::rate` the grammar; on Redis it is `rate_limit.lua`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,7 +59,7 @@ pub enum RateAnswer {
 }
 
 /// A limit's state as operators see it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct RateState {
     /// The limit as the workers last wrote it (`None`: never used).
     pub rate: Option<String>,
@@ -70,6 +71,22 @@ pub struct RateState {
     pub waiting: u64,
     /// Starts in the last whole second.
     pub last_second: u64,
+}
+
+/// The most limits of one service [`RateLimits::rate_limits`] lists: far
+/// more than a schema defines (one per job and one for the service), few
+/// enough that a page, a table and the exporter's series stay bounded
+/// whatever garbage the broker holds.
+pub const MAX_RATE_LIMITS_LISTED: usize = 100;
+
+/// One limit of a service and its state, as [`RateLimits::rate_limits`]
+/// lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ServiceRateLimit {
+    /// The job limited; `None` for the service's own limit (all its jobs).
+    pub job: Option<String>,
+    #[serde(flatten)]
+    pub state: RateState,
 }
 
 /// Where the fleet's rate limits keep their state.
@@ -88,6 +105,29 @@ pub trait RateLimits: Send + Sync + 'static {
 
     /// A limit's state, for operators.
     async fn rate_state(&self, service: &str, scope: RateScope<'_>) -> Result<RateState, Error>;
+
+    /// Every limit of `service` that has state on the broker (used at
+    /// least once), the service's own first, then the jobs' by name; at
+    /// most [`MAX_RATE_LIMITS_LISTED`]. State that is not a limit's (a key
+    /// of another type, fields that are not numbers) is left out or read
+    /// as zeros, never an error.
+    async fn rate_limits(&self, service: &str) -> Result<Vec<ServiceRateLimit>, Error>;
+
+    /// [`RateLimits::rate_limits`] of every service that has any, by
+    /// service, found in one pass (on Redis one `SCAN`, where asking each
+    /// service would scan once per service): what the exporter reads at
+    /// each scrape.
+    async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error>;
+}
+
+/// `limits` in the order [`RateLimits::rate_limits`] lists them, at most
+/// [`MAX_RATE_LIMITS_LISTED`].
+pub(crate) fn in_listed_order(mut jobs: Vec<Option<String>>) -> Vec<Option<String>> {
+    // `None` (the service's own) sorts first.
+    jobs.sort();
+    jobs.dedup();
+    jobs.truncate(MAX_RATE_LIMITS_LISTED);
+    jobs
 }
 
 /// Starts in the last whole second before `now_second`, from a limit's

@@ -13,6 +13,14 @@
 //! many queues it has: no label per shard, so the series stay one per
 //! service and metric however many shards a service is given (the
 //! per-shard breakdown is `rpc stats --shards` and the dashboard's).
+//!
+//! Rate limits are one series per limit and metric (`rpc_rate_limit_*`,
+//! labelled `rpc_service` and `rpc_method`, the job limited, empty for a
+//! service's own limit): a schema defines at most one per job and one per
+//! service, and [`Inspector::rate_limits`] lists at most
+//! [`MAX_RATE_LIMITS_LISTED`](crate::inspect::MAX_RATE_LIMITS_LISTED) per
+//! service whatever the broker holds, so a call, a turn or a key never
+//! makes a series.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +35,7 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 use crate::error::Error;
-use crate::inspect::Inspector;
+use crate::inspect::{Inspector, RateState};
 use crate::sync::lock;
 
 /// One service's queue as read at one scrape.
@@ -45,12 +53,22 @@ struct QueueFigures {
     entries_added: Option<u64>,
 }
 
+/// One rate limit as read at one scrape.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct LimitFigures {
+    service: String,
+    /// The job limited; empty for the service's own limit.
+    job: String,
+    state: RateState,
+}
+
 /// What the last read found.
 #[derive(Debug, Default)]
 struct Snapshot {
     up: bool,
     took: Duration,
     queues: Vec<QueueFigures>,
+    limits: Vec<LimitFigures>,
 }
 
 /// The queue gauges of every service under one prefix, refreshed from the
@@ -82,23 +100,36 @@ impl QueueMetrics {
         let mut last = lock(&self.last);
         last.took = started.elapsed();
         match read {
-            Ok(queues) => {
+            Ok((queues, limits)) => {
                 last.up = true;
                 last.queues = queues;
+                last.limits = limits;
                 Ok(())
             }
             Err(e) => {
                 last.up = false;
                 last.queues.clear();
+                last.limits.clear();
                 Err(e)
             }
         }
     }
 }
 
-async fn read_all(inspector: &Inspector) -> Result<Vec<QueueFigures>, Error> {
+async fn read_all(inspector: &Inspector) -> Result<(Vec<QueueFigures>, Vec<LimitFigures>), Error> {
     let mut out = Vec::new();
+    let mut limits = Vec::new();
+    // One pass for every service's limits; a service is exported only
+    // with a queue, so no limit's garbage makes a service appear.
+    let mut every_limit = inspector.every_rate_limit().await?;
     for service in inspector.services().await? {
+        for limit in every_limit.remove(&service).unwrap_or_default() {
+            limits.push(LimitFigures {
+                service: service.clone(),
+                job: limit.job.unwrap_or_default(),
+                state: limit.state,
+            });
+        }
         // Bounded: no message is read, only counts.
         let Some(stats) = inspector.service_stats_bounded(&service).await? else {
             continue;
@@ -116,7 +147,7 @@ async fn read_all(inspector: &Inspector) -> Result<Vec<QueueFigures>, Error> {
             service,
         });
     }
-    Ok(out)
+    Ok((out, limits))
 }
 
 type Labels = [(&'static str, String); 1];
@@ -223,6 +254,66 @@ impl Collector for QueueCollector {
             None,
             added.metric_type(),
         )?;
-        added.encode(m)
+        added.encode(m)?;
+        encode_limits(&last.limits, &mut encoder)
     }
+}
+
+type LimitLabels = [(&'static str, String); 2];
+
+/// The rate limits' series: one per limit and metric.
+fn encode_limits(
+    limits: &[LimitFigures],
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let labels = |l: &LimitFigures| -> LimitLabels {
+        [
+            ("rpc_service", l.service.clone()),
+            ("rpc_method", l.job.clone()),
+        ]
+    };
+    type Figure = fn(&RateState) -> u64;
+    let gauges: [(&str, &str, Figure); 2] = [
+        (
+            "rpc_rate_limit_waiting",
+            "Calls holding a turn of the rate limit, waiting on the schedule for it",
+            |s| s.waiting,
+        ),
+        (
+            "rpc_rate_limit_starts_last_second",
+            "Starts the rate limit allowed in the last whole second",
+            |s| s.last_second,
+        ),
+    ];
+    for (name, help, figure) in gauges {
+        let family = Family::<LimitLabels, Gauge>::default();
+        for l in limits {
+            family
+                .get_or_create(&labels(l))
+                .set(i64::try_from(figure(&l.state)).unwrap_or(i64::MAX));
+        }
+        let m = encoder.encode_descriptor(name, help, None, family.metric_type())?;
+        family.encode(m)?;
+    }
+    let counters: [(&str, &str, Figure); 2] = [
+        (
+            "rpc_rate_limit_allowed",
+            "Starts the rate limit allowed, in all (the fleet's, across restarts)",
+            |s| s.allowed,
+        ),
+        (
+            "rpc_rate_limit_waited",
+            "Calls the rate limit gave a turn to wait for, in all",
+            |s| s.waited,
+        ),
+    ];
+    for (name, help, figure) in counters {
+        let family = Family::<LimitLabels, Counter>::default();
+        for l in limits {
+            family.get_or_create(&labels(l)).inc_by(figure(&l.state));
+        }
+        let m = encoder.encode_descriptor(name, help, None, family.metric_type())?;
+        family.encode(m)?;
+    }
+    Ok(())
 }

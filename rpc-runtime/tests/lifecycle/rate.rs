@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use rpc_runtime::{CallOptions, ErrorKind, RateLimit};
+use rpc_runtime::inspect::{RateState, ServiceRateLimit, MAX_RATE_LIMITS_LISTED};
+use rpc_runtime::{CallOptions, ErrorKind, Inspector, RateLimit};
 use serde_json::json;
 
 use super::*;
@@ -230,4 +231,130 @@ async fn a_worker_refuses_a_limit_for_a_job_it_does_not_serve() {
         Err(e) => e.to_string(),
     };
     assert!(e.contains("unknown period unit \"fortnight\""), "{e}");
+}
+
+/// Issue 24 point 5: operators see every limit of a service with its
+/// state (`rpc stats`, the dashboard and the exporter read this list): a
+/// job's limit of 1/m and its service's own, after one call started and
+/// one was given the next turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_limits_are_listed_with_their_state_for_operators() {
+    on_both("rate-listed", |url| async move {
+        let log = Log::default();
+        let name = "RateListed";
+        let service = service_named(name, log.clone())
+            .rate_limit(Some("echo"), rate("1/m"))
+            .rate_limit(None, rate("100/s"));
+        let _worker = start(settings(Worker::builder(&url).mount(service))).await;
+        let client = client(&url).await;
+        let inspector = Inspector::new(client.backend().clone());
+        assert_eq!(inspector.rate_limits(name).await.unwrap(), []);
+        let job = format!("{name}.echo");
+        let patient = CallOptions::timeout(Duration::from_secs(600));
+        for i in 0..2 {
+            client
+                .send(&job, json!(i))
+                .options(patient.clone())
+                .await
+                .unwrap();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        let limits = loop {
+            let limits = inspector.rate_limits(name).await.expect("listed");
+            if limits.iter().any(|l| l.state.waiting == 1) {
+                break limits;
+            }
+            assert!(Instant::now() < deadline, "{url}: none waits: {limits:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let jobs: Vec<Option<&str>> = limits.iter().map(|l| l.job.as_deref()).collect();
+        assert_eq!(jobs, [None, Some("echo")], "{url}: the service's first");
+        let [own, echo] = [&limits[0].state, &limits[1].state];
+        assert_eq!(own.rate.as_deref(), Some("100/s"), "{url}");
+        assert_eq!(echo.rate.as_deref(), Some("1/m"), "{url}");
+        for state in [own, echo] {
+            assert_eq!((state.allowed, state.waited), (1, 1), "{url}: {state:?}");
+            assert!(state.last_second <= 1, "{url}: {state:?}");
+        }
+        // The turn is kept with the job's limit, the first the call asks.
+        assert_eq!((own.waiting, echo.waiting), (0, 1), "{url}");
+        // Every service's, in one pass: the same.
+        let every = inspector.every_rate_limit().await.expect("listed");
+        assert_eq!(every.get(name), Some(&limits), "{url}");
+    })
+    .await;
+}
+
+/// What the broker holds where limits keep their state is listed only
+/// when it is a limit's hash (its numbers that are not numbers read as
+/// zeros), never an error that would break `rpc stats` or the dashboard;
+/// and however many there are, at most `MAX_RATE_LIMITS_LISTED` are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_where_limits_keep_state_is_left_out_or_read_as_zeros() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let name = "RateJunk";
+    redis.cli(["RPUSH", &format!("rpc:{{{name}}}:rate"), "not a hash"]);
+    let echo = format!("rpc:{{{name}}}:rate:echo");
+    redis.cli([
+        "HSET", &echo, "rate", "5/s", "allowed", "many", "waited", "-3", "second", "x",
+    ]);
+    redis.cli(["SET", &format!("rpc:{{{name}}}:turns:echo"), "no zset"]);
+    redis.cli(["HSET", &format!("rpc:{{{name}}}:rates"), "allowed", "1"]);
+    redis.cli(["HSET", &format!("rpc:{{{name}}}:rate:"), "allowed", "1"]);
+    let inspector = Inspector::connect(&redis.url(), "rpc").await.unwrap();
+    let limits = inspector
+        .rate_limits(name)
+        .await
+        .expect("garbage is no error");
+    let expected = ServiceRateLimit {
+        job: Some("echo".to_owned()),
+        state: RateState {
+            rate: Some("5/s".to_owned()),
+            ..RateState::default()
+        },
+    };
+    assert_eq!(limits, std::slice::from_ref(&expected));
+
+    let many = "rpc:{RateMany}:rate";
+    let script = "for i = 1, 150 do redis.call('HSET', KEYS[1] .. ':j' .. i, 'allowed', i) end";
+    redis.cli(["EVAL", script, "1", many]);
+    let limits = inspector.rate_limits("RateMany").await.unwrap();
+    assert_eq!(limits.len(), MAX_RATE_LIMITS_LISTED);
+    let every = inspector.every_rate_limit().await.expect("listed");
+    let services: Vec<&String> = every.keys().collect();
+    assert_eq!(services, ["RateJunk", "RateMany"]);
+    assert_eq!(every["RateJunk"], [expected]);
+    assert_eq!(every["RateMany"].len(), MAX_RATE_LIMITS_LISTED);
+}
+
+/// On a Cluster a service's limits are all in its slot: the listing scans
+/// the one master that holds it and finds them, whichever master that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_limits_are_listed_on_a_cluster() {
+    rpc_testkit::require_redis_server();
+    let cluster = rpc_testkit::RedisCluster::start(3).expect("cluster");
+    for name in ["RateA", "RateB", "RateC"] {
+        for key in [
+            format!("rpc:{{{name}}}:rate"),
+            format!("rpc:{{{name}}}:rate:echo"),
+        ] {
+            cluster.cli(["HSET", &key, "rate", "5/s", "allowed", "2"]);
+        }
+    }
+    let inspector = Inspector::connect(&cluster.cluster_url(), "rpc")
+        .await
+        .unwrap();
+    for name in ["RateA", "RateB", "RateC"] {
+        let limits = inspector.rate_limits(name).await.expect("listed");
+        let found: Vec<(Option<&str>, u64)> = limits
+            .iter()
+            .map(|l| (l.job.as_deref(), l.state.allowed))
+            .collect();
+        assert_eq!(found, [(None, 2), (Some("echo"), 2)], "{name}");
+    }
+    // Every service's, scanning every master once.
+    let every = inspector.every_rate_limit().await.expect("listed");
+    let counts: Vec<(&str, usize)> = every.iter().map(|(s, l)| (s.as_str(), l.len())).collect();
+    assert_eq!(counts, [("RateA", 2), ("RateB", 2), ("RateC", 2)]);
 }

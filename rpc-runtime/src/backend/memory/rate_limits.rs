@@ -2,13 +2,15 @@
 //! this process's clock, so `memory://` limits and gives turns as Redis
 //! does.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
 use super::registry::MemoryBackend;
 use crate::backend::rate_limits::{
-    last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    in_listed_order, last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    ServiceRateLimit,
 };
 use crate::error::Error;
 
@@ -97,5 +99,33 @@ impl RateLimits for MemoryBackend {
             waiting: l.turns.len() as u64,
             last_second: last_second(second, l.second, l.this_second, l.last_second),
         })
+    }
+
+    async fn rate_limits(&self, service: &str) -> Result<Vec<ServiceRateLimit>, Error> {
+        let jobs = self
+            .state()
+            .rates
+            .keys()
+            .filter(|(s, _)| s == service)
+            .map(|(_, job)| job.clone())
+            .collect();
+        let mut out = Vec::new();
+        for job in in_listed_order(jobs) {
+            let scope = job.as_deref().map_or(RateScope::Service, RateScope::Job);
+            let state = self.rate_state(service, scope).await?;
+            out.push(ServiceRateLimit { job, state });
+        }
+        Ok(out)
+    }
+
+    async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error> {
+        let services: BTreeSet<String> =
+            self.state().rates.keys().map(|(s, _)| s.clone()).collect();
+        let mut out = BTreeMap::new();
+        for service in services {
+            let limits = self.rate_limits(&service).await?;
+            out.insert(service, limits);
+        }
+        Ok(out)
     }
 }

@@ -86,6 +86,40 @@ pub(super) struct State {
     pub(super) groups: HashMap<(String, String, String), Group>,
 }
 
+/// One limit's state: what `P:{S}:rate[:<job>]` and its turns hold
+/// (`rate_limits.rs`).
+#[derive(Default)]
+pub(super) struct Limiter {
+    /// When the next start is due at the steady rate, µs.
+    pub(super) tat: u64,
+    pub(super) rate: Option<String>,
+    pub(super) allowed: u64,
+    pub(super) waited: u64,
+    pub(super) second: u64,
+    pub(super) this_second: u64,
+    pub(super) last_second: u64,
+    /// Calls' turns, µs.
+    pub(super) turns: HashMap<String, u64>,
+}
+
+impl Limiter {
+    /// Counts a start in second `second`.
+    pub(super) fn started(&mut self, second: u64) {
+        if self.second == second {
+            self.this_second += 1;
+        } else {
+            self.last_second = if self.second + 1 == second {
+                self.this_second
+            } else {
+                0
+            };
+            self.second = second;
+            self.this_second = 1;
+        }
+        self.allowed += 1;
+    }
+}
+
 /// One job's group key (`group_slots.rs`): the calls holding slots, and
 /// the parked messages, as Redis keeps them in a sorted set and a list.
 #[derive(Default)]
@@ -188,38 +222,5 @@ mod tests {
             Err(b"other".to_vec())
         );
         assert_eq!(state.scheduled["S"]["c"], (due, b"first".to_vec()));
-    }
-}
-
-/// One rate limit's state (`rate_limits.rs`): what `P:{S}:rate[:<job>]`
-/// and its turns hold.
-#[derive(Default)]
-pub(super) struct Limiter {
-    /// When the next start is due at the steady rate, µs.
-    pub(super) tat: u64,
-    pub(super) rate: Option<String>,
-    pub(super) allowed: u64,
-    pub(super) waited: u64,
-    pub(super) second: u64,
-    pub(super) this_second: u64,
-    pub(super) last_second: u64,
-    /// Calls' turns, µs.
-    pub(super) turns: HashMap<String, u64>,
-}
-
-impl Limiter {
-    pub(super) fn started(&mut self, second: u64) {
-        if self.second == second {
-            self.this_second += 1;
-        } else {
-            self.last_second = if self.second + 1 == second {
-                self.this_second
-            } else {
-                0
-            };
-            self.second = second;
-            self.this_second = 1;
-        }
-        self.allowed += 1;
     }
 }

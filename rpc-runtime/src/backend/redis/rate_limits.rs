@@ -7,6 +7,7 @@
 //! limit. The limit's state is written by the script alone, and what it
 //! finds there that it did not write is replaced, never trusted.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +16,8 @@ use redis::{Script, Value};
 use super::completion::classify;
 use super::connect::RedisBackend;
 use crate::backend::rate_limits::{
-    last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    in_listed_order, last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
+    ServiceRateLimit, MAX_RATE_LIMITS_LISTED,
 };
 use crate::backend::CompleteError;
 use crate::error::Error;
@@ -98,6 +100,62 @@ impl RateLimits for RedisBackend {
             waiting,
             last_second: last_second(now_s, number(3), number(4), number(5)),
         })
+    }
+
+    async fn rate_limits(&self, service: &str) -> Result<Vec<ServiceRateLimit>, Error> {
+        // `SCAN ... TYPE hash`: a key of another type is no limit. All of
+        // them are in the service's slot, so on a Cluster one master is
+        // scanned.
+        let found = super::scan::scan_slot(
+            &self.commands,
+            &self.keys.rate(service, None),
+            &self.keys.rate_pattern(service),
+            "hash",
+            MAX_RATE_LIMITS_LISTED + 1,
+        )
+        .await
+        .map_err(|e| Error::Broker(format!("list the rate limits of {service}: {e}")))?;
+        let jobs = found
+            .iter()
+            .filter_map(|key| self.keys.job_of_rate(service, key))
+            .map(|job| job.map(str::to_owned))
+            .collect();
+        self.states_of(service, jobs).await
+    }
+
+    async fn every_rate_limit(&self) -> Result<BTreeMap<String, Vec<ServiceRateLimit>>, Error> {
+        let found = super::scan::scan_all(&self.commands, &self.keys.rates_pattern(), "hash")
+            .await
+            .map_err(|e| Error::Broker(format!("list the rate limits: {e}")))?;
+        let mut jobs: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+        for (service, job) in found.iter().filter_map(|key| self.keys.rate_of(key)) {
+            jobs.entry(service.to_owned())
+                .or_default()
+                .push(job.map(str::to_owned));
+        }
+        let mut out = BTreeMap::new();
+        for (service, jobs) in jobs {
+            let limits = self.states_of(&service, jobs).await?;
+            out.insert(service, limits);
+        }
+        Ok(out)
+    }
+}
+
+impl RedisBackend {
+    /// The state of each of `jobs`' limits of `service`, listed in order.
+    async fn states_of(
+        &self,
+        service: &str,
+        jobs: Vec<Option<String>>,
+    ) -> Result<Vec<ServiceRateLimit>, Error> {
+        let mut out = Vec::new();
+        for job in in_listed_order(jobs) {
+            let scope = job.as_deref().map_or(RateScope::Service, RateScope::Job);
+            let state = self.rate_state(service, scope).await?;
+            out.push(ServiceRateLimit { job, state });
+        }
+        Ok(out)
     }
 }
 

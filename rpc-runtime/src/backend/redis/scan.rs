@@ -1,10 +1,13 @@
 //! Finding keys by pattern on every node: `SCAN` on a single Redis, on
 //! each master of a Cluster. The inspector lists services and inboxes with
 //! it; the backend finds the services to cancel a call in when only its id
-//! is known.
+//! is known. Keys of one slot (a service's rate limits) are scanned on the
+//! one master that holds it.
 
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{FromRedisValue, Value};
 use rpc_protocol::Keys;
 
@@ -20,14 +23,34 @@ pub(crate) async fn scan_all(
     kind: &str,
 ) -> redis::RedisResult<Vec<String>> {
     let Commands::Cluster(cluster) = con else {
-        return scan(con, None, pattern, kind).await;
+        return scan(con, None, pattern, kind, usize::MAX).await;
     };
     let mut keys = Vec::new();
     for (host, port) in masters(&mut cluster.connection()).await? {
         let route = SingleNodeRoutingInfo::ByAddress { host, port };
-        keys.extend(scan(con, Some(route), pattern, kind).await?);
+        keys.extend(scan(con, Some(route), pattern, kind, usize::MAX).await?);
     }
     Ok(keys)
+}
+
+/// Keys of type `kind` matching `pattern`, all in the slot of `in_slot`
+/// (a hash tag makes it so): on a Cluster only the master of that slot is
+/// scanned. At most about `max` are returned; the scan stops there.
+pub(crate) async fn scan_slot(
+    con: &Commands,
+    in_slot: &str,
+    pattern: &str,
+    kind: &str,
+    max: usize,
+) -> redis::RedisResult<Vec<String>> {
+    let route = match con {
+        Commands::Cluster(_) => Some(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+            in_slot,
+            SlotAddr::Master,
+        ))),
+        Commands::Single(_) => None,
+    };
+    scan(con, route, pattern, kind, max).await
 }
 
 /// The node addresses of a Cluster's masters, from a `PING` sent to each.
@@ -47,14 +70,15 @@ async fn masters(con: &mut ClusterConnection) -> redis::RedisResult<Vec<(String,
         .collect())
 }
 
-/// `SCAN`s one node to the end: every key of type `kind` matching
-/// `pattern`. `route` picks a Cluster node; `None` is the only node of a
-/// single Redis.
+/// `SCAN`s one node to the end, or until `max` keys are found: the keys
+/// of type `kind` matching `pattern`. `route` picks a Cluster node;
+/// `None` is the only node of a single Redis.
 async fn scan(
     con: &Commands,
     route: Option<SingleNodeRoutingInfo>,
     pattern: &str,
     kind: &str,
+    max: usize,
 ) -> redis::RedisResult<Vec<String>> {
     let mut keys = Vec::new();
     let mut cursor = 0u64;
@@ -77,7 +101,7 @@ async fn scan(
         };
         let (next, batch): (u64, Vec<String>) = FromRedisValue::from_redis_value(reply)?;
         keys.extend(batch);
-        if next == 0 {
+        if next == 0 || keys.len() >= max {
             return Ok(keys);
         }
         cursor = next;
