@@ -65,13 +65,13 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use rpc_runtime::{Client, Worker};
+use rpc_runtime::Client;
 use rpc_testkit::{ChildGuard, RedisServer};
 
 use floor::{BlockingCaller, FloorCaller};
 use measure::{Caller, SequentialSamples, TypedCaller};
 use report::{Better, Machine, MemRow, Report, Target};
-use typed::{Adder, BenchClient, BenchServer};
+use typed::BenchClient;
 
 /// Calls in flight for the throughput figures.
 const IN_FLIGHT: [usize; 4] = [1, 16, 64, 256];
@@ -340,29 +340,8 @@ async fn run_worker(url: &str, kind: Kind, concurrency: usize) -> Result<(), Str
         Kind::Blocking => tokio::task::block_in_place(|| floor::run_blocking_worker(url, 4))
             .map_err(|e| format!("blocking floor worker: {e}")),
         Kind::Typed => {
-            let mut builder = Worker::builder(url)
-                .mount(BenchServer::new(Adder))
-                .concurrency(concurrency);
-            if TELEMETRY.load(std::sync::atomic::Ordering::Relaxed) {
-                builder = builder.metrics_addr(([127, 0, 0, 1], 0).into());
-            }
-            // What a rate-limited job costs: limits that never bite, so
-            // every start asks and none waits.
-            if let Ok(spec) = std::env::var("RPC_BENCH_RATE_LIMITS") {
-                builder = builder
-                    .rate_limits(&spec)
-                    .map_err(|e| format!("typed worker: {e}"))?;
-            }
-            let worker = builder
-                .build()
-                .await
-                .map_err(|e| format!("typed worker: {e}"))?;
-            println!("ready");
-            worker
-                .run()
-                .await
-                .map(drop)
-                .map_err(|e| format!("typed worker: {e}"))
+            let telemetry = TELEMETRY.load(std::sync::atomic::Ordering::Relaxed);
+            typed::run_worker(url, concurrency, telemetry).await
         }
         Kind::Scheduled => lateness::run_worker(url, concurrency).await,
         Kind::JobsFloor => jobs_floor::run_worker(url, concurrency).await,

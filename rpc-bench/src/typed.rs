@@ -168,3 +168,31 @@ impl Bench for Adder {
 pub fn jobs_key() -> String {
     rpc_runtime::protocol::Keys::new("rpc").jobs("Bench")
 }
+
+/// The typed worker process (`worker --kind typed`): [`Adder`] mounted,
+/// serving metrics on a free port with `--telemetry`, and the rate limits
+/// of `RPC_BENCH_RATE_LIMITS` if set (limits that never bite measure what
+/// a rate-limited job costs: every start asks, none waits).
+pub async fn run_worker(url: &str, concurrency: usize, telemetry: bool) -> Result<(), String> {
+    let mut builder = rpc_runtime::Worker::builder(url)
+        .mount(BenchServer::new(Adder))
+        .concurrency(concurrency);
+    if telemetry {
+        builder = builder.metrics_addr(([127, 0, 0, 1], 0).into());
+    }
+    if let Ok(spec) = std::env::var("RPC_BENCH_RATE_LIMITS") {
+        builder = builder
+            .rate_limits(&spec)
+            .map_err(|e| format!("typed worker: {e}"))?;
+    }
+    let worker = builder
+        .build()
+        .await
+        .map_err(|e| format!("typed worker: {e}"))?;
+    println!("ready");
+    worker
+        .run()
+        .await
+        .map(drop)
+        .map_err(|e| format!("typed worker: {e}"))
+}
