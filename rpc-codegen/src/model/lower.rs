@@ -333,17 +333,7 @@ impl Lowerer<'_> {
             None => Returns::Nothing,
             Some(expr) => self.returns(expr, module),
         };
-        let group_by = self.group_by(&a, &params);
-        if let (None, Some((_, span))) = (&a.group_by, a.group_limit) {
-            self.sink.push(
-                Diagnostic::error(
-                    "attribute `group_limit` without `group_by`",
-                    span,
-                    "limits calls per group key, but the job's calls have none",
-                )
-                .with_help("name the parameter that holds the key: `#[group_by = \"tenant_id\"]`"),
-            );
-        }
+        let group_by = super::group_key::lower(&a, &params, self.sink);
         Job {
             wire: a.wire_name(&schema_name),
             schema_name,
@@ -362,59 +352,6 @@ impl Lowerer<'_> {
             group_by,
             group_limit: a.group_limit.map(|(k, _)| k),
         }
-    }
-
-    /// The index of the parameter `#[group_by]` names, checked: it exists
-    /// and holds a string or an integer (a value with a plain text form
-    /// that can be a key).
-    fn group_by(&mut self, a: &attrs::Attrs, params: &[Field]) -> Option<usize> {
-        let (name, span) = a.group_by.as_ref()?;
-        let Some(at) = params.iter().position(|p| p.schema_name == *name) else {
-            let mut diagnostic = Diagnostic::error(
-                format!("`group_by` names no parameter of the job: `{name}`"),
-                *span,
-                "no such parameter",
-            );
-            if let Some(suggestion) =
-                did_you_mean(name, params.iter().map(|p| p.schema_name.as_str()))
-            {
-                diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
-            } else if !params.is_empty() {
-                let names: Vec<String> = params
-                    .iter()
-                    .map(|p| format!("`{}`", p.schema_name))
-                    .collect();
-                diagnostic =
-                    diagnostic.with_note(format!("the job's parameters: {}", names.join(", ")));
-            }
-            self.sink.push(diagnostic);
-            return None;
-        };
-        let keyable = matches!(
-            params[at].ty,
-            Ty::String
-                | Ty::I8
-                | Ty::I16
-                | Ty::I32
-                | Ty::I64
-                | Ty::U8
-                | Ty::U16
-                | Ty::U32
-                | Ty::U64
-        );
-        if !keyable {
-            self.sink.push(
-                Diagnostic::error(
-                    format!("`group_by` parameter `{name}` is not a string or an integer"),
-                    *span,
-                    "a group key is the parameter's value as text",
-                )
-                .with_label(params[at].span, "declared here")
-                .with_help("group by a `String` or integer parameter (a tenant id, say)"),
-            );
-            return None;
-        }
-        Some(at)
     }
 
     fn returns(&mut self, expr: &TypeExpr, module: usize) -> Returns {

@@ -10,6 +10,7 @@
 
 mod attrs;
 mod clash;
+mod group_key;
 mod lower;
 mod recursion;
 
