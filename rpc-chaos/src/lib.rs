@@ -276,6 +276,23 @@ impl WorkerProcess {
         Ok(process)
     }
 
+    /// Starts `n` processes of `bin` at once (they start up side by side),
+    /// then waits until every one says `ready`.
+    pub fn start_fleet(
+        bin: &Path,
+        url: &str,
+        args: &[&str],
+        n: usize,
+    ) -> std::io::Result<Vec<WorkerProcess>> {
+        let mut fleet = (0..n)
+            .map(|_| WorkerProcess::spawn(bin, url, args))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        for process in &mut fleet {
+            process.wait_for(Duration::from_secs(30), |e| matches!(e, Event::Ready(_)))?;
+        }
+        Ok(fleet)
+    }
+
     /// Starts `bin` without waiting for it to be ready.
     pub fn spawn(bin: &Path, url: &str, args: &[&str]) -> std::io::Result<WorkerProcess> {
         WorkerProcess::spawn_with_env(bin, url, args, &[])

@@ -84,13 +84,7 @@ fn four_workers_share_one_limit_of_50_a_second() {
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     let args = ["--rate-limits", RATE, "--concurrency", "16"];
-    let mut workers: Vec<WorkerProcess> = (0..4)
-        .map(|_| WorkerProcess::spawn(bin(), &url, &args).expect("worker"))
-        .collect();
-    for w in &mut workers {
-        w.wait_for(Duration::from_secs(30), |e| matches!(e, Event::Ready(_)))
-            .expect("worker ready");
-    }
+    let mut workers = WorkerProcess::start_fleet(bin(), &url, &args, 4).expect("workers ready");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -189,13 +189,7 @@ fn scheduled_jobs_run_once_and_never_early_while_a_worker_is_killed() {
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     let args = ["--visibility-ms", VISIBILITY_MS, "--concurrency", "64"];
-    let mut workers: Vec<WorkerProcess> = (0..4)
-        .map(|_| WorkerProcess::spawn(bin(), &url, &args).expect("worker"))
-        .collect();
-    for w in &mut workers {
-        w.wait_for(Duration::from_secs(30), |e| matches!(e, Event::Ready(_)))
-            .expect("worker ready");
-    }
+    let mut workers = WorkerProcess::start_fleet(bin(), &url, &args, 4).expect("workers ready");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
