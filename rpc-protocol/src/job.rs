@@ -99,6 +99,12 @@ pub struct JobMessage<'a> {
     /// know the field runs the call without the limit.
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     pub group: Option<std::borrow::Cow<'a, str>>,
+    /// The call's priority, 1 (taken first) to 5; absent is the default, 3
+    /// ([`crate::priority`]). It names the lane a call goes back to when it
+    /// leaves the schedule; the lane it was read from decides its turn. A
+    /// worker that does not know the field runs the call without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
 }
 
 fn is_zero_u32(v: &u32) -> bool {
@@ -139,6 +145,9 @@ pub struct OutgoingJob<'a, P: ?Sized> {
     pub idempotency_ttl_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<&'a str>,
+    /// Written only when it is not the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }
 
 /// A full job name, `Service.job`, written without allocating.
@@ -277,7 +286,21 @@ impl<'a> JobMessage<'a> {
                 group.len()
             ));
         }
+        if let Some(p) = self
+            .priority
+            .filter(|p| !u8::try_from(*p).is_ok_and(crate::priority::is_priority))
+        {
+            return refuse(crate::priority::out_of_range(p));
+        }
         Ok(())
+    }
+
+    /// The call's priority: its `priority` field, or the default.
+    pub fn priority(&self) -> u8 {
+        self.priority
+            .and_then(|p| u8::try_from(p).ok())
+            .filter(|p| crate::priority::is_priority(*p))
+            .unwrap_or(crate::priority::DEFAULT)
     }
 }
 
@@ -324,6 +347,7 @@ mod tests {
             idempotency_key: Some("k"),
             idempotency_ttl_ms: None,
             group: Some("tenant"),
+            priority: None,
         };
         let bytes = serde_json::to_vec(&out).unwrap();
         let msg: JobMessage = serde_json::from_slice(&bytes).unwrap();

@@ -90,6 +90,13 @@ impl<P: WriteParams + ?Sized> OutgoingJob<'_, P> {
             out.extend_from_slice(b",\"group\":");
             write_str(out, group)?;
         }
+        optional_u64(
+            out,
+            b",\"priority\":",
+            self.priority
+                .filter(|p| *p != crate::priority::DEFAULT)
+                .map(u64::from),
+        );
         out.push(b'}');
         Ok(())
     }
@@ -182,6 +189,7 @@ mod tests {
                 idempotency_key: key.as_deref(),
                 idempotency_ttl_ms,
                 group: key.as_deref(),
+                priority: None,
             };
             let mut written = Vec::new();
             message.write_json(&mut written).unwrap();
@@ -217,6 +225,7 @@ mod tests {
             idempotency_key: None,
             idempotency_ttl_ms: None,
             group: None,
+            priority: None,
         }
     }
 

@@ -18,6 +18,13 @@
 //! ```
 
 use crate::limits::is_client_id;
+use crate::priority;
+
+/// A queue's name without its lane (`Q^p` -> `Q`): every key of a lane but
+/// its stream is its queue's.
+fn lane_free(queue: &str) -> &str {
+    priority::split_lane(queue).0
+}
 
 /// The keys under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,13 +46,25 @@ impl Keys {
     }
 
     fn of_service(&self, service: &str, what: &str) -> String {
+        let service = lane_free(service);
         format!("{}:{{{service}}}:{what}", self.prefix)
     }
 
     /// `P:{S}:jobs`, the service's stream of jobs (consumer group
-    /// [`GROUP`](crate::stream::GROUP)).
+    /// [`GROUP`](crate::stream::GROUP)); for a lane `Q^p` of a queue
+    /// ([`crate::priority`]), `P:{Q}:jobs:<p>`, the stream of its calls at
+    /// priority `p`. Every other key of a lane is its queue's.
     pub fn jobs(&self, service: &str) -> String {
-        self.of_service(service, "jobs")
+        match priority::split_lane(service) {
+            (queue, priority::DEFAULT) => self.of_service(queue, "jobs"),
+            (queue, p) => format!("{}:{{{queue}}}:jobs:{p}", self.prefix),
+        }
+    }
+
+    /// `P:{Q}:jobs` or `P:{Q}:jobs:<p>`: the stream of queue `queue`'s calls
+    /// at priority `p`.
+    pub fn jobs_at(&self, queue: &str, p: u8) -> String {
+        self.jobs(&priority::lane_queue(lane_free(queue), p))
     }
 
     /// `P:{S}:intake`, the list clients without `XADD` rights append to.
@@ -100,6 +119,7 @@ impl Keys {
 
     /// `P:{S}:once:<key>`, an idempotency key of the service.
     pub fn once(&self, service: &str, key: &str) -> String {
+        let service = lane_free(service);
         format!("{}:{{{service}}}:once:{key}", self.prefix)
     }
 
@@ -108,6 +128,7 @@ impl Keys {
     /// `rate_limit.lua` keeps (`tat`, and counts for operators). Lives once
     /// per service, in the slot of its unsharded name.
     pub fn rate(&self, service: &str, job: Option<&str>) -> String {
+        let service = lane_free(service);
         match job {
             Some(job) => format!("{}:{{{service}}}:rate:{job}", self.prefix),
             None => self.of_service(service, "rate"),
@@ -117,6 +138,7 @@ impl Keys {
     /// `P:{S}:turns` or `P:{S}:turns:<job>`: the turns given to calls that
     /// wait on that rate limit (a sorted set of call id -> µs).
     pub fn rate_turns(&self, service: &str, job: Option<&str>) -> String {
+        let service = lane_free(service);
         match job {
             Some(job) => format!("{}:{{{service}}}:turns:{job}", self.prefix),
             None => self.of_service(service, "turns"),
@@ -128,12 +150,14 @@ impl Keys {
     /// key's slots on queue `Q`: a sorted set of call id -> when the slot
     /// lapses (broker ms). See docs/PROTOCOL.md, "Per-key concurrency".
     pub fn group_running(&self, queue: &str, job: &str, key: &str) -> String {
+        let queue = lane_free(queue);
         format!("{}:{{{queue}}}:group:{job}:{key}:running", self.prefix)
     }
 
     /// `P:{Q}:group:<job>:<key>:waiting`, the messages of that job and key
     /// parked until a slot is free: a list, oldest first.
     pub fn group_waiting(&self, queue: &str, job: &str, key: &str) -> String {
+        let queue = lane_free(queue);
         format!("{}:{{{queue}}}:group:{job}:{key}:waiting", self.prefix)
     }
 
@@ -173,12 +197,14 @@ impl Keys {
     /// [`DAILY_STATS_KEPT`](crate::limits::DAILY_STATS_KEPT) after it was
     /// last written (Sidekiq's `stat:processed:<date>`).
     pub fn stat_processed(&self, service: &str, day: &str) -> String {
+        let service = lane_free(service);
         format!("{}:{{{service}}}:stat:processed:{day}", self.prefix)
     }
 
     /// `P:{S}:stat:failed:<day>`, how many of them ended in a failure
     /// (answered with an error, retried, dead-lettered); kept as long.
     pub fn stat_failed(&self, service: &str, day: &str) -> String {
+        let service = lane_free(service);
         format!("{}:{{{service}}}:stat:failed:{day}", self.prefix)
     }
 

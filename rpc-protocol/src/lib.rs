@@ -15,6 +15,7 @@
 //! * [`periodic`]: a tick's id, the stored definition, the tick script's
 //!   vocabulary;
 //! * [`progress`]: a call's progress value, its bounds and TTL;
+//! * [`priority`]: a call's priority, its lanes and their weights;
 //! * [`shards`]: a sharded service's queue names, and which shard a call
 //!   goes to;
 //! * [`worker`]: a worker's heartbeat and the operator's quiet/stop control;
@@ -32,6 +33,7 @@ mod json_text;
 pub mod keys;
 pub mod limits;
 pub mod periodic;
+pub mod priority;
 pub mod progress;
 pub mod rate;
 pub mod reply;

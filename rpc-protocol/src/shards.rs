@@ -59,6 +59,8 @@ pub fn queue(service: &str, shard: u32) -> Cow<'_, str> {
 /// The service and shard of a queue name: `("S", k)` for `S~k` with `k` in
 /// `1..MAX_SHARDS`, else the name itself as shard 0.
 pub fn split_queue(queue: &str) -> (&str, u32) {
+    // A lane of a shard (`S~k^p`) is that shard.
+    let queue = crate::priority::split_lane(queue).0;
     match queue.rsplit_once(SEPARATOR) {
         Some((service, shard)) if !service.is_empty() => match parse_shard(shard) {
             Some(k) if k > 0 => (service, k),

@@ -80,6 +80,7 @@ impl Prepared {
             idempotency_key: None,
             idempotency_ttl_ms: None,
             group: None,
+            priority: None,
         };
         serde_json::to_vec(&message).unwrap_or_default()
     }
