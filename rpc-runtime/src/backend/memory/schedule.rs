@@ -78,6 +78,7 @@ impl Schedule for MemoryBackend {
             cancelled,
             dead_lettered: 0,
             sweep_cursor: None,
+            lanes: 0,
         })
     }
 
