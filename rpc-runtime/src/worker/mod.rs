@@ -62,6 +62,8 @@ mod heartbeat;
 mod idle_polls;
 mod intake;
 mod janitor;
+mod lane_take;
+mod lanes;
 mod jitter;
 mod job;
 mod lifecycle;

@@ -330,6 +330,23 @@ impl Reader for RedisReader {
         let keys = self.jobs_keys(queues);
         let cluster = matches!(self.source, ReaderSource::Cluster(..));
         let mut out = Vec::new();
+        if wait.is_zero() {
+            // A look without waiting (the taker's priority lanes,
+            // `lane_take.rs`): no `BLOCK`; on a Cluster one stream at a
+            // time, as the streams of several queues live on several
+            // masters.
+            if cluster {
+                for (i, key) in keys.iter().enumerate() {
+                    let key = std::slice::from_ref(key);
+                    let v = self.read_group(key, consumer, max, None).await?;
+                    collect_deliveries(&v, key, &queues[i..=i], &mut out);
+                }
+            } else {
+                let v = self.read_group(&keys, consumer, max, None).await?;
+                collect_deliveries(&v, &keys, queues, &mut out);
+            }
+            return Ok(out);
+        }
         if let (ReaderSource::Cluster(_, Some(seed)), true) = (&self.source, keys.len() > 1) {
             // Queues in different slots: sweeps per master and a wait on
             // their doorbells.
