@@ -85,25 +85,24 @@ async fn a_delayed_urgent_call_keeps_its_lane_when_it_leaves_the_schedule() {
         // A lane of priority 1 exists, so the worker reads it.
         client
             .call(&format!("{name}.work"), json!({"n": 999}))
-            .priority(1)
             .options(CallOptions::timeout(PATIENCE))
+            .priority(1)
             .response()
             .await
             .expect("answered");
-        // A backlog of 200 jobs of 10 ms at priority 5 (two seconds), and
-        // an urgent call due in 300 ms.
+        // A backlog of 200 jobs of 10 ms at the default priority (two
+        // seconds), and an urgent call due in 300 ms.
         for n in 0..200u64 {
             client
                 .send(&format!("{name}.work"), json!({"n": n, "ms": 10}))
-                .priority(5)
                 .await
                 .expect("queued");
         }
         let sent = Instant::now();
         client
             .send(&format!("{name}.work"), json!({"n": 1000}))
-            .priority(1)
             .options(CallOptions::delay(Duration::from_millis(300)))
+            .priority(1)
             .await
             .expect("queued");
         wait_until(&format!("{url}: the urgent call ran"), PATIENCE, || {
@@ -112,11 +111,11 @@ async fn a_delayed_urgent_call_keeps_its_lane_when_it_leaves_the_schedule() {
         .await;
         let order = seen.lock().unwrap().clone();
         let at = order.iter().position(|&n| n == 1000).unwrap();
-        // It ran soon after its due time, ahead of most of the backlog,
-        // not behind all of it (as it would from the default lane's tail
-        // after the backlog, had it gone back anywhere but its lane).
+        // It ran soon after its due time (about the 30th), ahead of most of
+        // the backlog: not behind all of it, as it would have from the
+        // default lane's tail, had it gone back anywhere but its lane.
         assert!(
-            at < 150,
+            at < 120,
             "{url}: the urgent call ran {at}th of {}, {:?} after it was sent",
             order.len(),
             sent.elapsed()
