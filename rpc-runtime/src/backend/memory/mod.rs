@@ -9,13 +9,15 @@
 //! `registry.rs` finds a broker by name, `state.rs` is what it holds, and
 //! one file implements each capability (`queue.rs`, `reader.rs`,
 //! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
-//! `progress.rs`, `rate_limits.rs`, `group_slots.rs`).
+//! `progress.rs`, `rate_limits.rs`, `group_slots.rs`); `lanes.rs` names a
+//! queue's priority lanes and says which state they share.
 
 mod control;
 mod daily_counts;
 mod failures;
 mod group_slots;
 mod inspection;
+mod lanes;
 mod presence;
 mod progress;
 mod queue;
