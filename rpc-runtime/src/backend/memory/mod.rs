@@ -10,7 +10,8 @@
 //! one file implements each capability (`queue.rs`, `reader.rs`,
 //! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
 //! `progress.rs`, `rate_limits.rs`, `group_slots.rs`); `lanes.rs` names a
-//! queue's priority lanes and says which state they share.
+//! queue's priority lanes and says which state they share, and
+//! `service_view.rs` reads a queue's lanes together for the inspection.
 
 mod control;
 mod daily_counts;
@@ -25,6 +26,7 @@ mod rate_limits;
 mod reader;
 mod registry;
 mod schedule;
+mod service_view;
 mod shard_counts;
 mod state;
 
