@@ -19,6 +19,8 @@ mod failures;
 mod group_slots;
 mod inspection;
 mod lanes;
+#[cfg(test)]
+mod lanes_tests;
 mod presence;
 mod progress;
 mod queue;
