@@ -1,8 +1,8 @@
 //! Priority lanes in the memory broker, named as on Redis
 //! ([`rpc_protocol::priority`]): lane `p` of queue `Q` is the queue entry
 //! `Q^p` ([`lane_queue`]), `Q` itself for the default lane. Only a lane's
-//! stream part (its ready jobs, leases and consumers, [`Queue`]) is its
-//! own; everything else the broker keeps by queue name (schedule,
+//! stream part (its ready jobs, leases and consumers) is its own;
+//! everything else the broker keeps by queue name (schedule,
 //! cancellations, dead letters, pause flag, idempotency keys, periodic
 //! records, counts, group and rate-limit state) is keyed by the lane-free
 //! name ([`lane_free`]), as [`rpc_protocol::Keys`] maps every key of `Q^p`
@@ -12,14 +12,13 @@
 //! goes onto the lane its message's `priority` names ([`lane_of_message`]),
 //! read as leniently as `poll.lua`'s `lane_of`: a message that does not
 //! parse goes onto the default lane, where the worker refuses it.
+//!
+//! Names only: what the broker's state says of a queue's lanes (which
+//! exist, where their dead letters are) is in `state.rs`.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 
-use rpc_protocol::priority::{self, lane_queue, split_lane, OTHER_LANES};
-
-use super::state::{Queue, State};
-use crate::backend::control::DeadLetter;
+use rpc_protocol::priority::{self, lane_queue, split_lane};
 
 /// A message larger than this is not decoded for its priority (the
 /// scripts' `lane_of` stops at the same size): it goes onto the default
@@ -55,58 +54,6 @@ fn message_priority(message: &[u8]) -> u8 {
         .and_then(|p| u8::try_from(p).ok())
         .filter(|p| priority::is_priority(*p))
         .unwrap_or(priority::DEFAULT)
-}
-
-impl State {
-    /// Which of `queue`'s lanes other than the default exist (bit `p - 1`
-    /// for lane `p`), as `poll.lua` reports them: a lane exists once
-    /// something was pushed onto it or a worker prepared it.
-    pub(super) fn lane_bits(&self, queue: &str) -> u8 {
-        let queue = lane_free(queue);
-        OTHER_LANES
-            .iter()
-            .filter(|&&p| self.queues.contains_key(lane_queue(queue, p).as_ref()))
-            .fold(0, |bits, &p| bits | 1 << (p - 1))
-    }
-
-    /// The lanes of `service` that exist, most urgent first: every lane of
-    /// a queue's name, the one lane of a lane's name (`Q^p`).
-    pub(super) fn lanes(&self, service: &str) -> Vec<&Queue> {
-        match split_lane(service) {
-            (queue, priority::DEFAULT) => priority::LANES
-                .iter()
-                .filter_map(|&p| self.queues.get(lane_queue(queue, p).as_ref()))
-                .collect(),
-            _ => self.queues.get(service).into_iter().collect(),
-        }
-    }
-
-    /// The dead letters of `queue`'s lanes, which they share: kept on the
-    /// default lane's entry.
-    pub(super) fn dead_letters(&self, queue: &str) -> Option<&VecDeque<DeadLetter>> {
-        self.queues.get(lane_free(queue)).map(|q| &q.dead)
-    }
-
-    /// The dead letters of `queue`'s lanes, to add to or take from.
-    pub(super) fn dead_letters_mut(&mut self, queue: &str) -> &mut VecDeque<DeadLetter> {
-        &mut self
-            .queues
-            .entry(lane_free(queue).to_owned())
-            .or_default()
-            .dead
-    }
-
-    /// The queues that exist, each once whatever lanes it has, sorted.
-    pub(super) fn lane_free_queues(&self) -> Vec<String> {
-        let mut queues: Vec<String> = self
-            .queues
-            .keys()
-            .map(|q| lane_free(q).to_owned())
-            .collect();
-        queues.sort();
-        queues.dedup();
-        queues
-    }
 }
 
 #[cfg(test)]

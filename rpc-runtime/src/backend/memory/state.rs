@@ -12,6 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rpc_protocol::worker::WorkerControl;
 
+use rpc_protocol::priority::{self, lane_queue, split_lane, OTHER_LANES};
+
 use super::lanes::lane_free;
 use crate::backend::control::DeadLetter;
 use crate::backend::failures::RecordedFailure;
@@ -199,6 +201,59 @@ impl State {
                 q.consumers.insert(consumer.to_owned(), Instant::now());
             }
         }
+    }
+}
+
+/// A queue's priority lanes in the state (`lanes.rs` names them).
+impl State {
+    /// Which of `queue`'s lanes other than the default exist (bit `p - 1`
+    /// for lane `p`), as `poll.lua` reports them: a lane exists once
+    /// something was pushed onto it or a worker prepared it.
+    pub(super) fn lane_bits(&self, queue: &str) -> u8 {
+        let queue = lane_free(queue);
+        OTHER_LANES
+            .iter()
+            .filter(|&&p| self.queues.contains_key(lane_queue(queue, p).as_ref()))
+            .fold(0, |bits, &p| bits | 1 << (p - 1))
+    }
+
+    /// The lanes of `service` that exist, most urgent first: every lane of
+    /// a queue's name, the one lane of a lane's name (`Q^p`).
+    pub(super) fn lanes(&self, service: &str) -> Vec<&Queue> {
+        match split_lane(service) {
+            (queue, priority::DEFAULT) => priority::LANES
+                .iter()
+                .filter_map(|&p| self.queues.get(lane_queue(queue, p).as_ref()))
+                .collect(),
+            _ => self.queues.get(service).into_iter().collect(),
+        }
+    }
+
+    /// The dead letters of `queue`'s lanes, which they share: kept on the
+    /// default lane's entry.
+    pub(super) fn dead_letters(&self, queue: &str) -> Option<&VecDeque<DeadLetter>> {
+        self.queues.get(lane_free(queue)).map(|q| &q.dead)
+    }
+
+    /// The dead letters of `queue`'s lanes, to add to or take from.
+    pub(super) fn dead_letters_mut(&mut self, queue: &str) -> &mut VecDeque<DeadLetter> {
+        &mut self
+            .queues
+            .entry(lane_free(queue).to_owned())
+            .or_default()
+            .dead
+    }
+
+    /// The queues that exist, each once whatever lanes it has, sorted.
+    pub(super) fn lane_free_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = self
+            .queues
+            .keys()
+            .map(|q| lane_free(q).to_owned())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        queues
     }
 }
 
