@@ -9,13 +9,18 @@
 //! `registry.rs` finds a broker by name, `state.rs` is what it holds, and
 //! one file implements each capability (`queue.rs`, `reader.rs`,
 //! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
-//! `progress.rs`, `rate_limits.rs`, `group_slots.rs`).
+//! `progress.rs`, `rate_limits.rs`, `group_slots.rs`); `lanes.rs` names a
+//! queue's priority lanes and says which state they share, and
+//! `service_view.rs` reads a queue's lanes together for the inspection.
 
 mod control;
 mod daily_counts;
 mod failures;
 mod group_slots;
 mod inspection;
+mod lanes;
+#[cfg(test)]
+mod lanes_tests;
 mod presence;
 mod progress;
 mod queue;
@@ -23,6 +28,7 @@ mod rate_limits;
 mod reader;
 mod registry;
 mod schedule;
+mod service_view;
 mod shard_counts;
 mod state;
 
