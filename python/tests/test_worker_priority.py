@@ -216,3 +216,14 @@ def test_a_rust_clients_urgent_call_is_answered_by_a_python_worker(server: Redis
     assert entries_added(server, "rpc:{Echo}:jobs:1") == 1
     assert entries_added(server, "rpc:{Echo}:jobs") == 0
     assert server.r.xlen("rpc:{Echo}:jobs:1") == 0
+
+
+def test_a_lane_that_is_not_a_stream_leaves_the_other_lanes_served(server: RedisServer,
+                                                                    start_worker: Any) -> None:
+    # Garbage written over lane 1: the poll reports it (it exists), its
+    # group cannot be made, and the worker reads the other lanes on.
+    server.r.set("rpc:{W}:jobs:1", "garbage")
+    start_worker(Worker(server.url).handle("W.go", lambda req: req.data["n"]))
+    with Client.connect(server.url, timeout=30) as client:
+        assert client.call_and_wait("W.go", {"n": 5}, options=CallOptions(priority=5)).data == 5
+        assert client.call_and_wait("W.go", {"n": 3}).data == 3

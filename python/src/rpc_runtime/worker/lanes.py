@@ -34,6 +34,8 @@ class Lanes:
     def __init__(self) -> None:
         #: Queue -> its lanes seen besides the default one (bit ``p - 1``).
         self._seen: dict[str, int] = {}
+        #: The lanes whose group Redis refused, logged once.
+        self.told: set[str] = set()
 
     def any(self) -> bool:
         """Whether some queue has a lane other than the default: until one
@@ -75,17 +77,21 @@ async def create_groups(redis: aredis.Redis, keys: Keys, lanes: Lanes, queue: st
                         priorities: list[int]) -> None:
     """Creates the consumer group on lanes ``priorities`` of ``queue``
     (``XGROUP CREATE ... 0 MKSTREAM``; one that exists is fine). A lane
-    whose key is not a stream is forgotten, logged: the other lanes are
-    read."""
+    Redis refuses it for (a key that is not a stream, a user not allowed
+    the lanes) is forgotten, logged once: the other lanes are read, and the
+    next poll that reports the lane tries again."""
     for p in priorities:
         key = keys.jobs_at(queue, p)
         try:
             await redis.xgroup_create(key, GROUP, id="0", mkstream=True)
         except ResponseError as e:
             if "BUSYGROUP" in str(e):
+                lanes.told.discard(key)
                 continue
-            if "WRONGTYPE" in str(e):
-                log.error("%s is not a stream (%s): not reading that lane of %s", key, e, queue)
-                lanes.forget(queue, p)
-                continue
-            raise
+            if key not in lanes.told:
+                lanes.told.add(key)
+                log.error("cannot read %s (%s): not reading lane %d of %s until it can be",
+                          key, e, p, queue)
+            lanes.forget(queue, p)
+            continue
+        lanes.told.discard(key)
