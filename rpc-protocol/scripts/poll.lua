@@ -33,7 +33,8 @@
 -- oldest first; `errors` the parts Redis refused (a key of the wrong type
 -- skips its part and never stops the rest); `cursor` the sweep's next
 -- cursor ('0' when it went round, '' when no sweep was asked for); `lanes`
--- which of the queue's priority lanes other than the default exist (bit
+-- which of the queue's priority lanes other than the default exist as
+-- streams (bit
 -- p-1 for lane p: 1, 2, 8, 16).
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -128,10 +129,11 @@ else
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '(' .. (now_ms + 60000), '+inf')
 end
 local paused = redis.call('EXISTS', KEYS[5])
--- The queue's lanes other than the default that exist (bit p-1 for lane p,
--- docs/PROTOCOL.md, "Priorities"): a worker reads them from now on.
+-- The queue's lanes other than the default that exist as streams (bit p-1
+-- for lane p, docs/PROTOCOL.md, "Priorities"): a worker reads them from
+-- now on. A lane key of another type is garbage, never reported.
 local lanes = 0
 for p, bit in pairs({[1] = 1, [2] = 2, [4] = 8, [5] = 16}) do
-  if redis.call('EXISTS', KEYS[3] .. ':' .. p) == 1 then lanes = lanes + bit end
+  if redis.call('TYPE', KEYS[3] .. ':' .. p).ok == 'stream' then lanes = lanes + bit end
 end
 return {now_ms, moved, next_due, paused, cancelled, errors, dead, cursor, lanes}

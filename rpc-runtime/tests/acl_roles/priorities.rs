@@ -1,6 +1,6 @@
 //! Priorities under the roles: a client that may not `XADD` sends calls
 //! at several priorities through the intake, the worker role moves them
-//! onto their lanes, learns the lanes (`EXISTS` in `poll.lua`) and reads
+//! onto their lanes, learns the lanes (`TYPE` in `poll.lua`) and reads
 //! them, with nothing refused; no client may write a lane.
 
 use super::*;

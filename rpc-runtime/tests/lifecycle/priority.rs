@@ -2,7 +2,7 @@
 //! behind a backlog are taken first and in order, a delayed urgent call
 //! keeps its lane when it leaves the schedule, a priority out of range is
 //! refused at the client and dead-lettered with the reason when it arrives
-//! raw. The fleet figures (10,000 low and 1,000 high; the least urgent
+//! raw, and garbage where a lane would be stops nothing. The fleet figures (10,000 low and 1,000 high; the least urgent
 //! lane's share under a constant urgent load) are
 //! `rpc-chaos/tests/priority.rs`.
 
@@ -147,6 +147,14 @@ async fn a_priority_out_of_range_is_refused_at_the_client_and_dead_lettered_raw(
     let url = redis.url();
     let raw = redis::Client::open(url.as_str()).unwrap();
     let mut con = raw.get_multiplexed_async_connection().await.unwrap();
+    // Garbage where lane 1 would be: never taken for a lane, never a
+    // reason to stop serving the others.
+    let _: () = redis::cmd("SET")
+        .arg("rpc:{PrioRaw}:jobs:1")
+        .arg("not a stream")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let _worker = start(settings(
         Worker::builder(&url).mount(recorder("PrioRaw", seen.clone())),
@@ -189,4 +197,13 @@ async fn a_priority_out_of_range_is_refused_at_the_client_and_dead_lettered_raw(
         "{reasons:?}"
     );
     assert!(seen.lock().unwrap().is_empty(), "a refused call ran");
+    for p in [3u8, 5] {
+        client
+            .call("PrioRaw.work", json!({"n": p}))
+            .options(CallOptions::timeout(PATIENCE))
+            .priority(p)
+            .response()
+            .await
+            .unwrap_or_else(|e| panic!("priority {p} next to a garbage lane: {e}"));
+    }
 }
