@@ -63,7 +63,10 @@ impl Placement {
                 )));
             }
         }
-        if let Some(p) = options.priority.filter(|p| !rpc_protocol::priority::is_priority(*p)) {
+        if let Some(p) = options
+            .priority
+            .filter(|p| !rpc_protocol::priority::is_priority(*p))
+        {
             return Err(refuse(rpc_protocol::priority::out_of_range(p.into())));
         }
         if let Some(ttl) = options.idempotency_ttl {

@@ -8,8 +8,8 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_role_reads_the_lanes_and_clients_cannot_write_them() {
     let (redis, _dir) = redis_with_roles();
-    let service =
-        DynamicService::new("AclPrio").job("go", |req| async move { req.respond(req.data.clone()) });
+    let service = DynamicService::new("AclPrio")
+        .job("go", |req| async move { req.respond(req.data.clone()) });
     let worker = Worker::builder(url(&redis, WORKER))
         .mount(service)
         .build()
@@ -36,7 +36,11 @@ async fn the_worker_role_reads_the_lanes_and_clients_cannot_write_them() {
     }
     assert_acl_log_empty(&redis);
     for role in [CLIENT, TENANT_A] {
-        denied(&redis, role, &["XADD", "rpc:{AclPrio}:jobs:1", "*", "m", "{}"]);
+        denied(
+            &redis,
+            role,
+            &["XADD", "rpc:{AclPrio}:jobs:1", "*", "m", "{}"],
+        );
         denied(&redis, role, &["DEL", "rpc:{AclPrio}:jobs:5"]);
     }
     let _ = tx.send(());

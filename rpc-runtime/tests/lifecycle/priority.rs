@@ -21,7 +21,9 @@ fn recorder(name: &str, seen: Arc<Mutex<Vec<u64>>>) -> DynamicService {
     DynamicService::new(name).job("work", move |req| {
         let seen = seen.clone();
         async move {
-            seen.lock().unwrap().push(req.data["n"].as_u64().unwrap_or(0));
+            seen.lock()
+                .unwrap()
+                .push(req.data["n"].as_u64().unwrap_or(0));
             let ms = req.data["ms"].as_u64().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             req.respond(json!(null))
@@ -135,7 +137,8 @@ async fn a_priority_out_of_range_is_refused_at_the_client_and_dead_lettered_raw(
                 .await
                 .expect_err("refused");
             assert!(
-                e.to_string().contains(&format!("`priority` {p} is outside 1..=5")),
+                e.to_string()
+                    .contains(&format!("`priority` {p} is outside 1..=5")),
                 "{url}: {e}"
             );
         }
@@ -185,11 +188,15 @@ async fn a_priority_out_of_range_is_refused_at_the_client_and_dead_lettered_raw(
     };
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
     assert!(
-        reasons.iter().any(|r| r.contains("`priority` 9 is outside 1..=5")),
+        reasons
+            .iter()
+            .any(|r| r.contains("`priority` 9 is outside 1..=5")),
         "{reasons:?}"
     );
     assert!(
-        reasons.iter().any(|r| r.contains("`priority` -1 is outside 1..=5")),
+        reasons
+            .iter()
+            .any(|r| r.contains("`priority` -1 is outside 1..=5")),
         "{reasons:?}"
     );
     assert!(
