@@ -8,16 +8,21 @@ holder died is handed on by the lifecycle poll's sweep."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from rpc_runtime import AsyncClient, CallOptions, InvalidCall, JobSpec, Request, Worker
 from rpc_runtime.worker.group_limits import GroupBook, check_overrides
-from support import Process, RedisServer, python_example, rust_process, wait_for
+from support import REPO, Process, RedisServer, python_example, rust_bin, rust_process, wait_for
 
 WORK: JobSpec[Any] = JobSpec("T", "work")
 
@@ -35,6 +40,17 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 def group_keys(server: RedisServer, queue: str) -> list[bytes]:
     return sorted(server.r.keys(f"rpc:{{{queue}}}:group*"))
+
+
+def group_state(server: RedisServer, queue: str) -> dict[bytes, Any]:
+    """The group keys of ``queue`` and what they hold (for a failure's message)."""
+    out: dict[bytes, Any] = {}
+    for k in group_keys(server, queue):
+        kind = server.r.type(k)
+        out[k] = (server.r.zrange(k, 0, -1, withscores=True) if kind == b"zset"
+                  else server.r.lrange(k, 0, -1) if kind == b"list"
+                  else server.r.smembers(k))
+    return out
 
 
 def test_limits_are_checked_and_the_override_wins() -> None:
@@ -193,6 +209,13 @@ def test_a_python_and_a_rust_worker_keep_one_keys_limit_together(server: RedisSe
         ids = asyncio.run(main())
         wait_for(lambda: len(starts_of(py)) + len(starts_of(rs)) >= 20, 30, "every ran line")
         py_starts, rs_starts = starts_of(py), starts_of(rs)
+        # Every slot given back while both still serve (a leaked one would
+        # stay until its lease of 30 s lapsed).
+        try:
+            wait_for(lambda: group_keys(server, "Chaos") == [], 10, "the key's sets gone")
+        except AssertionError:
+            raise AssertionError(f"left: {group_state(server, 'Chaos')}\n{py.describe()}\n"
+                                 f"{rs.describe()}") from None
     assert py_starts and rs_starts, "both workers ran calls of the key"
     every = {**py_starts, **rs_starts}
     assert sorted(every) == sorted(ids)
@@ -200,4 +223,63 @@ def test_a_python_and_a_rust_worker_keep_one_keys_limit_together(server: RedisSe
     # back after it ends), so these spans are within the true ones.
     spans = [(float(t), float(t + ms * 1000)) for t in every.values()]
     assert most_at_once(spans) <= 2, sorted(spans)
-    wait_for(lambda: group_keys(server, "Chaos") == [], 10, "the key's sets gone")
+
+
+def generate_tenants(root: Path) -> ModuleType:
+    """build-examples/tenants/tenants.rpc generated into ``root/tenants_gen``."""
+    out = root / "tenants_gen"
+    done = subprocess.run(
+        [str(rust_bin("rpc-codegen")), "gen", "--lang", "python",
+         str(REPO / "build-examples" / "tenants" / "tenants.rpc"), "-o", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    return importlib.import_module("tenants_gen.tenants")
+
+
+def test_the_generated_client_sends_its_group_by_parameter_and_the_schema_limit_holds(
+        server: RedisServer, start_worker: Any, tmp_path: Path) -> None:
+    # Reproduces: `#[group_by = "tenant"] #[group_limit = 2]`: the typed
+    # client sends the tenant as the call's group key (an integer in
+    # decimal, a key the options name kept), and a worker without an
+    # override applies the schema's limit of 2.
+    tenants = generate_tenants(tmp_path)
+    assert tenants.REPORTS_BUILD.group_limit == 2 and tenants.REPORTS_TOUCH.group_limit is None
+    lock = threading.Lock()
+    spans: list[tuple[float, float]] = []
+    touched: list[int] = []
+
+    class Handler(tenants.AsyncReports):  # type: ignore[misc, name-defined]
+        async def build(self, ctx: Any, tenant: str, pages: int) -> int:
+            began = time.monotonic()
+            await asyncio.sleep(0.1)
+            with lock:
+                spans.append((began, time.monotonic()))
+            return pages
+
+        async def touch(self, ctx: Any, account: int) -> None:
+            touched.append(account)
+
+    async def touches() -> None:
+        async with AsyncClient.connect(server.url, timeout=60.0) as client:
+            await tenants.AsyncReportsClient(client).touch(42)
+            await tenants.AsyncReportsClient(client, CallOptions(group="chosen")).touch(7)
+
+    asyncio.run(touches())
+    groups = [json.loads(fields[b"m"]).get("group")
+              for _, fields in server.r.xrange("rpc:{Reports}:jobs")]
+    assert groups == ["42", "chosen"], groups
+    start_worker(Worker(server.url).mount(tenants.reports_service(Handler())))
+
+    async def builds() -> list[int]:
+        async with AsyncClient.connect(server.url, timeout=60.0) as client:
+            reports = tenants.AsyncReportsClient(client)
+            sent = [await reports.build_send("acme", i) for i in range(8)]
+            return list(await asyncio.gather(*(p.result(60.0) for p in sent)))
+
+    assert asyncio.run(builds()) == list(range(8))
+    assert most_at_once(spans) == 2, sorted(spans)
+    wait_for(lambda: sorted(touched) == [7, 42], 10, "both touches")
