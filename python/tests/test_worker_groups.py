@@ -180,6 +180,26 @@ def test_a_slot_whose_holder_died_is_handed_on_by_the_sweep(
     wait_for(lambda: group_keys(server, "T") == [], 10, "the key's sets gone")
 
 
+def test_a_stopping_worker_gives_back_the_slot_of_a_job_it_drains(
+        server: RedisServer, start_worker: Any) -> None:
+    # Reproduces: a keyed job that ends while its worker drains for a stop
+    # gives its slot back before the worker exits (not after 30 s, when it
+    # would lapse).
+    began = threading.Event()
+
+    async def slow(req: Request) -> None:
+        began.set()
+        await asyncio.sleep(0.5)
+
+    running = start_worker(Worker(server.url).handle("T.work", slow))
+    message = {"v": 1, "id": "drained", "job": "T.work", "params": {}, "group": "k"}
+    server.r.xadd("rpc:{T}:jobs", {"m": json.dumps(message)})
+    assert began.wait(30), "the job started"
+    assert server.r.zrange("rpc:{T}:group:work:k:running", 0, -1) == [b"drained"]
+    running.stop()
+    assert group_keys(server, "T") == [], group_state(server, "T")
+
+
 def starts_of(process: Process) -> dict[str, int]:
     """Call id -> when its ``record`` began (µs), from the ``ran`` lines."""
     out = {}

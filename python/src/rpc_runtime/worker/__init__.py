@@ -316,13 +316,21 @@ class Worker:
             quiet.set()
             reader_task = loops[0]
             reader_task.cancel()
-            if shared.tasks:
-                _, pending = await asyncio.wait(set(shared.tasks), timeout=s.shutdown_grace_s)
-                if pending:
-                    log.warning("%d jobs did not finish within the grace period; they stay "
-                                "leased and will be reclaimed", len(pending))
-                    for t in pending:
-                        t.cancel()
+            # Again while tasks remain: a job that ends during the drain adds
+            # the give-back of its group slot (``groups.release``).
+            drain_until = asyncio.get_running_loop().time() + s.shutdown_grace_s
+            pending: set[asyncio.Task[None]] = set()
+            while live := {t for t in shared.tasks if not t.done()}:
+                left = drain_until - asyncio.get_running_loop().time()
+                if left <= 0:
+                    pending = live
+                    break
+                _, pending = await asyncio.wait(live, timeout=left)
+            if pending:
+                log.warning("%d jobs did not finish within the grace period; they stay "
+                            "leased and will be reclaimed", len(pending))
+                for t in pending:
+                    t.cancel()
             done.set()
             movers = list(self._movers.values())
             self._movers.clear()
