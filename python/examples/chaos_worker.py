@@ -160,7 +160,15 @@ def main() -> None:
                         help="serve Chaos without this job (repeatable)")
     parser.add_argument("--rate-limits", default=None,
                         help="rate limits across the fleet, e.g. `Chaos.record=50/s`")
+    parser.add_argument("--group-limit", action="append", default=[], metavar="JOB=K",
+                        help="a per-key concurrency limit, `Service.job=K` (repeatable)")
     args = parser.parse_args()
+    group_limits: dict[str, int] = {}
+    for spec in args.group_limit:
+        job, eq, k = spec.partition("=")
+        if not eq or not k.isdigit():
+            parser.error(f"--group-limit {spec}: Service.job=K")
+        group_limits[job] = int(k)
     worker = rpc_runtime.Worker(
         args.url,
         prefix=args.prefix,
@@ -172,6 +180,7 @@ def main() -> None:
         heartbeat=(args.beat_every_ms / 1000, args.beat_ttl_ms / 1000),
         version="chaos-worker (python example)",
         rate_limits=args.rate_limits,
+        group_limits=group_limits,
     )
     jobs = Jobs()
     for name in ("square", "sleep", "note", "record", "flaky", "context", "steps"):

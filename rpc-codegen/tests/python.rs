@@ -212,3 +212,39 @@ fn generated_python_compiles() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_jobs_group_key_and_limit_reach_its_client_and_job_spec() {
+    // `#[group_by]` names the parameter whose value is each call's group
+    // key (as `with_group` writes it, unless the options name one), and
+    // `#[group_limit]` reaches the JobSpec (only when set), as the Rust
+    // client's `.group(...)` and the schema's limit do.
+    let generated = rpc_codegen::Builder::new()
+        .source(
+            "tenants.rpc",
+            "service Reports {\n\
+             #[group_by = \"tenant\"] #[group_limit = 2] fn build(tenant: String, pages: u32) -> u32;\n\
+             #[group_by = \"account\"] fn touch(account: u64);\n\
+             fn plain(n: u32) -> u32;\n}",
+        )
+        .generate_python()
+        .unwrap_or_else(|d| panic!("does not generate Python:\n{d}"));
+    let code = &generated[0].code;
+    assert_eq!(code.matches("group_limit=2,").count(), 1, "{code}");
+    // Twice per client (sync and async): the call and the send.
+    assert_eq!(
+        code.matches("_codec.with_group(self._options, tenant)")
+            .count(),
+        4,
+        "{code}"
+    );
+    // One-way: one method per client.
+    assert_eq!(
+        code.matches("_codec.with_group(self._options, account)")
+            .count(),
+        2,
+        "{code}"
+    );
+    // And no other: `plain` has no group key.
+    assert_eq!(code.matches("_codec.with_group(").count(), 6, "{code}");
+}

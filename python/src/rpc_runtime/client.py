@@ -359,9 +359,10 @@ class AsyncClient:
         messages.check_options(options)
         if self.clock.is_stale():
             self._resample()
-        shard, count = await self._placement.place(
-            self._redis, service, spec.shards, options.idempotency_key
-        )
+        # A keyed call goes to the shard its key names, so one key's slots
+        # are one slot's state; an idempotency key wins when it has both.
+        key = options.idempotency_key if options.idempotency_key is not None else options.group
+        shard, count = await self._placement.place(self._redis, service, spec.shards, key)
         call_id = messages.new_id(self._client_id_prefix)
         if count > 1:
             call_id = shards.with_shard(call_id, shard)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import math
 import struct
@@ -497,3 +498,13 @@ def options_with(
         priority=priority,
     )
     return (base or CallOptions()).merged(given)
+
+
+def with_group(base: CallOptions | None, key: str | int) -> CallOptions:
+    """``base`` with the call's group key from its ``#[group_by]`` parameter
+    (a string as it is, an integer in decimal), unless ``base`` names one
+    (docs/PROTOCOL.md, "Per-key concurrency")."""
+    base = base or CallOptions()
+    if base.group is not None:
+        return base
+    return dataclasses.replace(base, group=key if isinstance(key, str) else str(int(key)))

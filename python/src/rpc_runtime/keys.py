@@ -31,6 +31,18 @@ def is_idempotency_key(key: str) -> bool:
     )
 
 
+def is_group_key(key: str) -> bool:
+    """Whether ``key`` may be a call's ``group``: 1 to 128 bytes, no control
+    characters, no braces (it ends Redis keys, as an idempotency key does)."""
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8
+        return False
+    return 1 <= size <= limits.MAX_GROUP_KEY_BYTES and not any(
+        _is_control(c) or c in "{}" for c in key
+    )
+
+
 def _is_control(c: str) -> bool:
     # Rust's char::is_control: the Unicode Cc category.
     o = ord(c)
@@ -100,6 +112,21 @@ class Keys:
     def rate_turns(self, service: str, job: str | None) -> str:
         """``P:{S}:turns`` or ``P:{S}:turns:<job>``: the turns of calls that wait."""
         return self._of_service(service, "turns" if job is None else f"turns:{job}")
+
+    def group_running(self, queue: str, job: str, key: str) -> str:
+        """``P:{Q}:group:<job>:<key>:running``: the calls holding a slot of
+        the key (a sorted set: call id -> when its slot lapses, Redis ms)."""
+        return self._of_service(queue, f"group:{job}:{key}:running")
+
+    def group_waiting(self, queue: str, job: str, key: str) -> str:
+        """``P:{Q}:group:<job>:<key>:waiting``: the key's parked messages,
+        oldest first (a list)."""
+        return self._of_service(queue, f"group:{job}:{key}:waiting")
+
+    def groups_waiting(self, queue: str) -> str:
+        """``P:{Q}:groups``: the ``<job>:<key>`` of every group of queue
+        ``Q`` with parked messages (a set), swept by the lifecycle poll."""
+        return self._of_service(queue, "groups")
 
     def periodic(self, service: str) -> str:
         return self._of_service(service, "periodic")

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from . import limits, priority, shards
 from .priority import DEFAULT as DEFAULT_PRIORITY
 from .errors import EncodeError, RpcError
-from .keys import is_client_id, is_idempotency_key
+from .keys import is_client_id, is_group_key, is_idempotency_key
 from .options import CallOptions
 from .redis_clock import RedisClock, local_ms
 
@@ -126,6 +126,7 @@ def check_options(options: CallOptions) -> None:
             f"idempotency key {key!r} is not 1 to {limits.MAX_IDEMPOTENCY_KEY_BYTES} bytes "
             "without control characters or braces"
         )
+    check_group(options.group)
     if options.idempotency_ttl is not None:
         _seconds("idempotency_ttl", options.idempotency_ttl, zero_ok=False, most_ms=limits.MAX_TTL_MS)
     if options.keep_result is not None:
@@ -141,6 +142,23 @@ def check_options(options: CallOptions) -> None:
         for k, v in meta.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise InvalidCall(f"metadata maps strings to strings ({k!r}: {v!r} given)")
+
+
+def check_group(key: object) -> None:
+    """Refuses a group key that is not 1 to 128 bytes of UTF-8 without
+    control characters or braces (``None``: no key), in the Rust client's
+    words."""
+    if key is None or (isinstance(key, str) and is_group_key(key)):
+        return
+    if not isinstance(key, str):
+        raise InvalidCall(f"a group key is a string, not {type(key).__name__}")
+    from .worker.decode import rust_debug
+
+    size = len(key.encode("utf-8", "surrogatepass"))
+    raise InvalidCall(
+        f"group key {rust_debug(key[:64])} is not 1 to {limits.MAX_GROUP_KEY_BYTES} bytes without "
+        f"control characters or braces ({size} bytes given)"
+    )
 
 
 def check_priority(p: object) -> None:
@@ -301,6 +319,8 @@ def build(
         message["idempotency_key"] = key
         if options.idempotency_ttl is not None:
             message["idempotency_ttl_ms"] = idempotency_ttl_ms(options)
+    if options.group is not None:
+        message["group"] = options.group
     # Written only when it is not the default, as the Rust client does.
     if p != priority.DEFAULT:
         message["priority"] = p

@@ -35,6 +35,11 @@ class CallOptions:
     #: priorities by weight, so a less urgent call is delayed, never starved
     #: (docs/PROTOCOL.md, "Priorities").
     priority: int | None = None
+    #: The call's group key (a tenant, a customer): of its job's calls with
+    #: this key, at most the job's per-key limit run at once across the
+    #: fleet, and keys take turns. 1 to 128 bytes without control
+    #: characters or braces (docs/PROTOCOL.md, "Per-key concurrency").
+    group: str | None = None
 
     def merged(self, other: CallOptions | None) -> CallOptions:
         """These options with ``other``'s set fields on top (metadata merged)."""

@@ -6,7 +6,8 @@ client's ACL role allows that, and no script) and kept for
 :data:`CACHE_S`; a valid ``count`` wins, else the larger of the schema's
 ``N`` and ``seen`` (an untyped call's ``N`` is 1). A call
 with an idempotency key goes to the key's shard (every duplicate meets the
-same claim); the others go round robin from a random start, one turn per
+same claim), one with a group key (and none) to its group key's shard (one
+key's slots are one slot's state); the others go round robin from a random start, one turn per
 service. A count that cannot be read (a key of another type, a user
 without ``+hmget`` on it) is taken as unset: the schema's ``N`` places the
 call. When Redis is slow or away the last count known stands (the push
@@ -97,7 +98,8 @@ class Placement:
     async def place(self, redis: Any, service: str, schema: int,
                     idempotency_key: str | None) -> tuple[int, int]:
         """The shard for a call of ``service`` and the count it was placed
-        among: ``(k, count)``."""
+        among: ``(k, count)``. ``idempotency_key`` is the call's key that
+        names its shard: its idempotency key, else its group key."""
         count = (await self.count(redis, service)).placing(_schema(schema))
         if count <= 1:
             return 0, 1

@@ -102,3 +102,11 @@ def rate_limit() -> Script:
 
 def forget_consumer() -> Script:
     return script("forget_consumer.lua")
+
+
+def group_admit() -> Script:
+    return script("group_admit.lua")
+
+
+def group_release() -> Script:
+    return script("group_release.lua")

@@ -65,6 +65,11 @@ class JobSpec(Generic[R]):
     #: default priority; ``None`` is 3. A call's own ``CallOptions.priority``
     #: wins (docs/PROTOCOL.md, "Priorities").
     priority: int | None = None
+    #: The job's ``#[group_limit = K]`` (1 to 10000): how many of its calls
+    #: with one group key run at once across the fleet; ``None`` is 1 unless
+    #: a worker's ``group_limits`` says (docs/PROTOCOL.md, "Per-key
+    #: concurrency"). A worker's override wins.
+    group_limit: int | None = None
 
     @property
     def job(self) -> str:

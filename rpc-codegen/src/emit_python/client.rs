@@ -71,6 +71,9 @@ pub(crate) fn specs(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &
             if let Some(p) = job.priority {
                 code.line(format!("priority={p},"));
             }
+            if let Some(k) = job.group_limit {
+                code.line(format!("group_limit={k},"));
+            }
             if let Some(d) = &job.deprecated {
                 code.line(format!(
                     "deprecated={},",
@@ -236,6 +239,18 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
             let constant = names::constant(&service.schema_name, &job.schema_name);
             let params = params_signature(names, id, job, true);
             let json = params_json(names, service, job);
+            // `#[group_by]`: the parameter's value, as text (an integer in
+            // decimal), is the call's group key unless the options name one.
+            let options = match job.group_by {
+                Some(at) => format!(
+                    "_codec.with_group(self._options, {})",
+                    names.value(&job.params[at].schema_name)
+                ),
+                None => "self._options".to_owned(),
+            };
+            let emit_call = |code: &mut Code, wait: &str, method: &str| {
+                call(code, wait, method, &constant, &json, &options)
+            };
             let mut extra = deprecation(&job.deprecated);
             if let Returns::Result { err, .. } = &job.returns {
                 let class = super::codec::class_ref(names.schema(), id, *err);
@@ -266,7 +281,7 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
                     extra.push("One-way: sends the job and returns its call id.".into());
                     code.docstring(&job.docs, &extra);
                     warn(code);
-                    call(code, wait, "send_one_way", &constant, &json);
+                    emit_call(code, wait, "send_one_way");
                 });
                 continue;
             }
@@ -275,7 +290,7 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
             code.indented(|code| {
                 code.docstring(&job.docs, &extra);
                 warn(code);
-                call(code, wait, "call_job", &constant, &json);
+                emit_call(code, wait, "call_job");
             });
             code.blank();
             code.line(format!(
@@ -291,15 +306,15 @@ fn client(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &Service, i
                     )],
                 );
                 warn(code);
-                call(code, wait, "send_job", &constant, &json);
+                emit_call(code, wait, "send_job");
             });
         }
     });
 }
 
-/// `return [await ]self._client.<method>(SPEC, params, self._options)`.
-fn call(code: &mut Code, wait: &str, method: &str, constant: &str, json: &str) {
+/// `return [await ]self._client.<method>(SPEC, params, <options>)`.
+fn call(code: &mut Code, wait: &str, method: &str, constant: &str, json: &str, options: &str) {
     code.line(format!("return {wait}self._client.{method}("));
-    code.indented(|code| code.line(format!("{constant}, {json}, self._options")));
+    code.indented(|code| code.line(format!("{constant}, {json}, {options}")));
     code.line(")");
 }

@@ -39,10 +39,12 @@ from ..shards import SEPARATOR, is_count, split_queue
 from ..shards import queue as shard_queue
 from ..spec import JobBinding, JobSpec, Service
 from . import heartbeat as beats
-from . import lane_take, leases, progress
+from . import groups, lane_take, leases, progress
 from . import shard_counts
 from .complete import Delivery, complete
 from .counts import FLUSH_EVERY_S, record_failure
+from .group_limits import GroupBook
+from .group_limits import check_overrides as check_group_limits
 from .idle_polls import count_fleets
 from .lanes import create_groups as create_lane_groups
 from .lanes import lane_of_key
@@ -84,6 +86,7 @@ class Worker:
         version: str | None = None,
         consumer: str | None = None,
         rate_limits: str | Mapping[str, str] | None = None,
+        group_limits: Mapping[str, int] | None = None,
     ) -> None:
         check(concurrency=concurrency, visibility_timeout=visibility_timeout,
               max_attempts=max_attempts, heartbeat=heartbeat, max_message_bytes=max_message_bytes)
@@ -108,6 +111,10 @@ class Worker:
         #: over the schema's; checked against the mounted jobs at start.
         self._rate_overrides = parse_overrides(rate_limits)
         self._rates: RateBook | None = None
+        #: Per-key limits given at deploy time (``{"Reports.build": 4}``),
+        #: over the schema's ``#[group_limit]`` (docs/PROTOCOL.md, "Per-key
+        #: concurrency"): checked here, 1 to 10000 each.
+        self._group_limits = check_group_limits(group_limits)
         self._services: dict[str, dict[str, Mounted]] = {}
         #: Each service's shard number from the schema (``#[shards = N]``).
         self._shards: dict[str, int] = {}
@@ -263,7 +270,7 @@ class Worker:
         self.metrics = Metrics(s.metrics_addr) if s.metrics_addr else None
         shared = Shared(settings=s, keys=Keys(s.prefix), redis=redis, services=self._services,
                         executor=executor, metrics=self.metrics,
-                        rates=self._rates)
+                        rates=self._rates, groups=GroupBook(dict(self._group_limits)))
         self.shared = shared
         await shared.clock.sample(redis)
         # Every shard a client may have placed a call on, before the first read.
@@ -309,13 +316,21 @@ class Worker:
             quiet.set()
             reader_task = loops[0]
             reader_task.cancel()
-            if shared.tasks:
-                _, pending = await asyncio.wait(set(shared.tasks), timeout=s.shutdown_grace_s)
-                if pending:
-                    log.warning("%d jobs did not finish within the grace period; they stay "
-                                "leased and will be reclaimed", len(pending))
-                    for t in pending:
-                        t.cancel()
+            # Again while tasks remain: a job that ends during the drain adds
+            # the give-back of its group slot (``groups.release``).
+            drain_until = asyncio.get_running_loop().time() + s.shutdown_grace_s
+            pending: set[asyncio.Task[None]] = set()
+            while live := {t for t in shared.tasks if not t.done()}:
+                left = drain_until - asyncio.get_running_loop().time()
+                if left <= 0:
+                    pending = live
+                    break
+                _, pending = await asyncio.wait(live, timeout=left)
+            if pending:
+                log.warning("%d jobs did not finish within the grace period; they stay "
+                            "leased and will be reclaimed", len(pending))
+                for t in pending:
+                    t.cancel()
             done.set()
             movers = list(self._movers.values())
             self._movers.clear()
@@ -530,6 +545,7 @@ class Worker:
             try:
                 await shared.clock.sample(shared.redis)
                 await leases.renew(shared)
+                await groups.renew(shared)
                 free = shared.settings.concurrency - shared.running
                 if not quiet.is_set() and free > 0:
                     for d in await leases.reclaim(shared, free):

@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import limits
 from ..priority import is_priority, out_of_range
-from ..keys import Keys, is_idempotency_key
+from ..keys import Keys, is_group_key, is_idempotency_key
 
 PROTOCOL_VERSION = 1
 NEWEST_VERSION = 2
@@ -36,7 +36,7 @@ _I64_MAX = 2**63 - 1
 FIELDS = (
     "v", "id", "job", "params", "reply_to", "deadline_ms", "timeout_ms", "attempt",
     "max_attempts", "result_ttl_ms", "meta", "handoffs", "sent_ms", "run_at_ms",
-    "idempotency_key", "idempotency_ttl_ms", "priority",
+    "idempotency_key", "idempotency_ttl_ms", "group", "priority",
 )  # fmt: skip
 
 
@@ -60,11 +60,13 @@ class Message:
     run_at_ms: int | None = None
     idempotency_key: str | None = None
     idempotency_ttl_ms: int | None = None
+    #: The call's group key (checked: 1 to 128 bytes, no control characters
+    #: or braces): the key of its job's per-key limit (``groups.py``).
+    group: str | None = None
     #: The call's priority as sent (checked 1 to 5; None: the default, 3).
     #: It names the lane a retry or a delayed call goes back to.
     priority: int | None = None
-    #: The fields this worker does not know (a newer sender's, such as
-    #: ``group``), kept as they came so that a retry loses none of them.
+    #: The fields this worker does not know (a newer sender's), kept as they came so that a retry loses none of them.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
@@ -99,6 +101,7 @@ class Message:
             ("run_at_ms", self.run_at_ms),
             ("idempotency_key", self.idempotency_key),
             ("idempotency_ttl_ms", self.idempotency_ttl_ms),
+            ("group", self.group),
             ("priority", self.priority),
         ]:
             if value is not None:
@@ -337,6 +340,7 @@ def _message(obj: _Obj) -> Message:
         run_at_ms=_int(obj, "run_at_ms", "u64", _U64_MAX, True),
         idempotency_key=_str(obj, "idempotency_key", True),
         idempotency_ttl_ms=_int(obj, "idempotency_ttl_ms", "u64", _U64_MAX, True),
+        group=_str(obj, "group", True),
         priority=_i64(obj, "priority"),
         extra={k: v for k, v in obj.items() if k not in FIELDS},
     )
@@ -351,7 +355,9 @@ _U64_FIELDS = {
     "deadline_ms": True, "timeout_ms": True, "result_ttl_ms": False, "sent_ms": True,
     "run_at_ms": True, "idempotency_ttl_ms": True,
 }  # fmt: skip
-_STR_FIELDS = {"id": False, "job": False, "reply_to": True, "idempotency_key": True}
+_STR_FIELDS = {
+    "id": False, "job": False, "reply_to": True, "idempotency_key": True, "group": True,
+}  # fmt: skip
 
 
 def _check_type(obj: dict[str, Any], name: str) -> None:
@@ -406,6 +412,12 @@ def check_ranges(msg: Message) -> str | None:
     ttl = msg.idempotency_ttl_ms
     if ttl is not None and not 1 <= ttl <= m.MAX_TTL_MS:
         return f"`idempotency_ttl_ms` {ttl} is outside 1..={m.MAX_TTL_MS} (366 days)"
+    group = msg.group
+    if group is not None and not is_group_key(group):
+        return (
+            f"`group` must be 1 to {m.MAX_GROUP_KEY_BYTES} bytes without control characters or "
+            f"braces ({len(group.encode('utf-8'))} bytes given)"
+        )
     if msg.priority is not None and not is_priority(msg.priority):
         return out_of_range(msg.priority)
     return None

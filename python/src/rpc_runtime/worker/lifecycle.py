@@ -3,7 +3,9 @@ service). It moves due scheduled jobs onto the stream, reports the pause
 flag and the calls cancelled since the last look, and now and then sweeps
 the scheduled messages for garbage (docs/PROTOCOL.md, "Delayed calls",
 "Cancellation", "Pause and resume"), and tells which priority lanes the
-queue has (``lanes.py``).
+queue has (``lanes.py``). After its poll, a queue's groups with parked
+calls are swept for lapsed slots (``groups.sweep``: every second while
+keyed calls of it came lately, else once per visibility timeout).
 
 The pause flag is the service's (``P:{S}:paused``, in shard 0's slot) and
 pauses every shard: shard 0's poll reads it. A poll is one script on one
@@ -33,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import limits, scripts
+from . import groups
 from .lanes import create_groups as create_lane_groups
 from .shared import Shared
 
@@ -131,6 +134,7 @@ class Lifecycle:
              cursor],
         )
         sh.idle_polls.polled(service, started)
+        await groups.sweep(sh, service)
         now_ms, moved, next_due, paused = (_int(answer[i]) for i in range(4))
         cancels = answer[4] or []
         errors = answer[5] or []

@@ -1,6 +1,6 @@
 """Running one delivery: the checks before the handler, in
-docs/PROTOCOL.md's order (cancelled, out of attempts, not due, deadline,
-service and job, rate limit, idempotency key), then the handler (a synchronous one in
+docs/PROTOCOL.md's order (cancelled, out of attempts, not due, group slot,
+deadline, service and job, rate limit, idempotency key), then the handler (a synchronous one in
 the worker's thread pool, an asynchronous one on the loop) under its
 deadline and cancellation, and how to complete the job. The mirror of
 ``rpc-runtime/src/worker/job.rs``.
@@ -27,6 +27,7 @@ from ..progress import ttl_ms
 from .clock import entry_ms, started_ms, time_left_ms
 from .complete import Completion, Delivery
 from .counts import Failure, cut_message
+from . import groups
 from .decode import Message, Refusal, decode, error_reply
 from .handoff import TRIP_ALLOWANCE_MS, hand_back
 from .idempotency import CLAIM_RETRY_MS, claim, result_ttl_ms
@@ -86,7 +87,13 @@ async def run_delivery(shared: Shared, d: Delivery) -> Ran:
                        inbox_ttl_ms=s.inbox_ttl_ms),
             "dead",
         )
-    return await _run_message(shared, d, checked)
+    try:
+        return await _run_message(shared, d, checked)
+    finally:
+        if checked.group is not None:
+            # However the job ended, its slot (if it took one) goes back
+            # and the key's waiting calls move on.
+            groups.release(shared, d)
 
 
 async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
@@ -126,6 +133,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
         shared, d.queue, msg.id
     ):
         log.info("skipping cancelled job %s (%s)", msg.job, msg.id)
+        groups.release_reserved(shared, d, msg)
         return Ran(fail("cancelled", "the call was cancelled before it ran"), "cancelled")
     # 2. out of attempts
     if attempt > max_attempts:
@@ -134,6 +142,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
             "stalled past the visibility timeout)"
         )
         log.warning("%s; dead-lettering %s", reason, msg.id)
+        groups.release_reserved(shared, d, msg)
         return Ran(dead_letter(reason), "dead")
     # 3. not due
     if msg.run_at_ms is not None:
@@ -151,8 +160,16 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
                            requeue_at_ms=msg.run_at_ms),
                 None,
             )
-    # 4. deadline
     entry = entry_ms(d.entry_id)
+    # 4. group slot: taken, or the message is parked (off the stream and on
+    # its key's waiting list already: the ack that ends the delivery finds
+    # nothing left to ack)
+    admitted = await groups.admit(shared, d, msg)
+    if admitted == "parked":
+        return Ran(Completion(), None)
+    if admitted == "later":
+        return Ran(_again(msg, d.payload, entry, groups.TAKE_RETRY_MS), None)
+    # 5. deadline
     started = started_ms(entry, msg.sent_ms, msg.run_at_ms)
     left = time_left_ms(shared.clock, msg.timeout_ms, started, msg.deadline_ms)
     if left is not None and left <= 0:
@@ -160,7 +177,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
             fail("deadline_exceeded", "the deadline passed before a worker could start the job"),
             "timeout",
         )
-    # 5. service and job
+    # 6. service and job
     if jobs is None:
         return Ran(
             fail("unknown_job", f"no service `{service_name}` is mounted on this worker"),
@@ -174,7 +191,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
         nxt.handoffs += 1
         due_left = None if left is None else max(0, left - TRIP_ALLOWANCE_MS)
         return Ran(_requeue(nxt, due_left, back), None)
-    # 6. rate limit (before the key is claimed, as a delayed call's step is)
+    # 7. rate limit (before the key is claimed, as a delayed call's step is)
     if shared.rates is not None:
         gated = await gate(shared.redis, shared.keys, shared.rates, service_name, job_name,
                            msg.id, left)
@@ -189,7 +206,7 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
             return Ran(fail("deadline_exceeded", gated.reason), "timeout")
         if gated.what == "refuse":
             return Ran(dead_letter(gated.reason), "dead")
-    # 7. idempotency key
+    # 8. idempotency key
     if msg.idempotency_key is not None:
         if fp is None:
             return Ran(dead_letter("the parameters are not JSON"), "dead")
@@ -222,9 +239,20 @@ async def _run_message(shared: Shared, d: Delivery, msg: Message) -> Ran:
                 "(or another job); this call did not run"
             )
             return Ran(fail("idempotency_conflict", message, {"key": key}, True), "failed")
-    # 8. run
+    # 9. run
     return await _run_handler(shared, d, msg, mounted, attempt, max_attempts, left, fail,
                               dead_letter, answered, fp)
+
+
+def _again(msg: Message, payload: bytes, entry: int | None, delay_ms: int) -> Completion:
+    """The message as it is, back on the schedule after ``delay_ms`` (not
+    an attempt, not answered), its time still counted from its entry's
+    timestamp (``sent_ms`` set from it when the sender gave none)."""
+    if msg.sent_ms is None and entry is not None:
+        again = _copy(msg)
+        again.sent_ms = entry
+        payload = again.encode()
+    return Completion(requeue=payload, requeue_after=(msg.id, delay_ms))
 
 
 def _copy(msg: Message) -> Message:

@@ -18,6 +18,7 @@ from ..keys import Keys
 from ..spec import JobBinding
 from .clock import BrokerClock
 from .counts import DailyCounts
+from .group_limits import GroupBook
 from .idle_polls import IdlePolls
 from .lanes import Lanes
 from .progress import ProgressBoard
@@ -123,5 +124,7 @@ class Shared:
     progress: ProgressBoard = field(default_factory=ProgressBoard)
     #: The mounted jobs' rate limits (``rate_limit.py``).
     rates: RateBook | None = None
+    #: The per-key limits and the group slots held (``groups.py``).
+    groups: GroupBook = field(default_factory=GroupBook)
     #: Tasks ending jobs (running or completing), awaited on shutdown.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
