@@ -158,16 +158,27 @@ local function cancel(id)
 end
 
 -- The lane a message goes onto (docs/PROTOCOL.md, "Priorities"): the
--- stream of its `priority` (`<jobs>:<p>`, the queue's own for 3 or none),
--- decoded only when its text names one. `jobs` is any lane of the queue.
+-- stream of its `priority` (`<jobs>:<p>`, the queue's own for 3 or none).
+-- The priority is read from the message's end (`"priority":p}`, where
+-- writers put it: only a top-level member can end a valid object so), else
+-- decoded when the message is small (16 KiB) and names one, so a huge
+-- message costs no decode. A lane key that is not a stream is garbage: the
+-- message goes to the queue's own stream instead. `jobs` is any lane.
 local function lane_of(jobs, message)
   local base = string.gsub(jobs, ':jobs:%d$', ':jobs')
-  if not string.find(message, '"priority"', 1, true) or #message > 1048576 then return base end
-  local ok, decoded = pcall(cjson.decode, message)
-  if not ok or type(decoded) ~= 'table' then return base end
-  local p = decoded.priority
-  if p == 1 or p == 2 or p == 4 or p == 5 then return base .. ':' .. p end
-  return base
+  local p = string.match(string.sub(message, -24), '"priority":([1245])}%s*$')
+  if not p and #message <= 16384 and string.find(message, '"priority"', 1, true) then
+    local ok, decoded = pcall(cjson.decode, message)
+    if ok and type(decoded) == 'table' then
+      local n = decoded.priority
+      if n == 1 or n == 2 or n == 4 or n == 5 then p = tostring(n) end
+    end
+  end
+  if not p then return base end
+  local lane = base .. ':' .. p
+  local kind = redis.call('TYPE', lane).ok
+  if kind ~= 'none' and kind ~= 'stream' then return base end
+  return lane
 end
 
 -- 3. Apply the batch in order; returns an error, or nil.

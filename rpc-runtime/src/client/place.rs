@@ -121,9 +121,25 @@ pub(super) async fn place_until(
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Result<(), Error> {
-    match tokio::time::timeout_at(deadline, backend.push_job(queue, payload)).await {
+    let pushed = match tokio::time::timeout_at(deadline, backend.push_job(queue, payload)).await {
         Ok(pushed) => pushed,
-        Err(_) => Err(timed_out(label(job), id, timeout)),
+        Err(_) => return Err(timed_out(label(job), id, timeout)),
+    };
+    match (pushed, rpc_protocol::priority::split_lane(queue)) {
+        // Garbage where the call's priority lane would be: the call goes
+        // onto its queue's own stream (taken at the default priority's
+        // turn) rather than fail, as the scripts move calls (PROTOCOL.md,
+        // "Priorities").
+        (Err(e), (base, p))
+            if p != rpc_protocol::priority::DEFAULT && e.to_string().contains("WRONGTYPE") =>
+        {
+            tracing::warn!(queue, error = %e, "the call's priority lane is no stream; sending it on its queue's own");
+            match tokio::time::timeout_at(deadline, backend.push_job(base, payload)).await {
+                Ok(pushed) => pushed,
+                Err(_) => Err(timed_out(label(job), id, timeout)),
+            }
+        }
+        (pushed, _) => pushed,
     }
 }
 

@@ -22,6 +22,8 @@ pub(super) struct Lanes {
     any: AtomicBool,
     /// Queue -> its lanes seen (bit `p - 1` for lane `p`).
     seen: Mutex<HashMap<String, u8>>,
+    /// The lanes were forgotten: poll every queue at once.
+    relearn: AtomicBool,
 }
 
 impl Lanes {
@@ -32,16 +34,20 @@ impl Lanes {
     }
 
     /// Learns the lanes of `queue` a poll reported (`bits` as
-    /// `LifecyclePoll::lanes`); returns the lane queues new to this worker.
+    /// `LifecyclePoll::lanes`): those it no longer reports (a lane that is
+    /// no stream any more, garbage) are not read from now on; returns the
+    /// lane queues new to this worker.
     pub(super) fn learn(&self, queue: &str, bits: u8) -> Vec<String> {
+        let bits = bits & lane_bits();
         let mut seen = lock(&self.seen);
         let known = seen.get(queue).copied().unwrap_or(0);
-        let new = bits & !known & lane_bits();
-        if new == 0 {
+        if bits == known {
             return Vec::new();
         }
-        seen.insert(queue.to_owned(), known | new);
-        self.any.store(true, Ordering::Relaxed);
+        seen.insert(queue.to_owned(), bits);
+        self.any
+            .store(seen.values().any(|&b| b != 0), Ordering::Relaxed);
+        let new = bits & !known;
         OTHER_LANES
             .iter()
             .filter(|&&p| new & bit(p) != 0)
@@ -63,6 +69,20 @@ impl Lanes {
             }
         }
         out
+    }
+
+    /// Forgets every lane (a read of them was refused: one turned into
+    /// garbage); the lifecycle loop polls every queue at once to learn
+    /// again those that are streams.
+    pub(super) fn forget_all(&self) {
+        lock(&self.seen).clear();
+        self.any.store(false, Ordering::Relaxed);
+        self.relearn.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the lanes were forgotten since the last ask (once).
+    pub(super) fn take_relearn(&self) -> bool {
+        self.relearn.swap(false, Ordering::Relaxed)
     }
 
     /// `queues` and the lanes of them seen: what leases live in.
@@ -105,5 +125,14 @@ mod tests {
         assert_eq!(by[2], ["S", "S~1"]);
         assert_eq!(by[4], ["S~1^5"]);
         assert_eq!(queue_of("S~1^5"), "S~1");
+        // Lane 5 is no longer reported (garbage now): not read any more.
+        assert!(lanes.learn("S~1", 0b1).is_empty());
+        assert!(lanes.by_lane(&["S~1".into()])[4].is_empty());
+        assert!(lanes.any());
+        lanes.learn("S~1", 0);
+        assert!(!lanes.any());
+        lanes.learn("S", 0b10);
+        lanes.forget_all();
+        assert!(!lanes.any() && lanes.take_relearn() && !lanes.take_relearn());
     }
 }

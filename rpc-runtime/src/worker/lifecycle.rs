@@ -145,6 +145,12 @@ impl Lifecycle {
     /// trip); one that was idle is polled at once.
     fn look_at_leases(&mut self, now: Instant) {
         let shared = Arc::clone(&self.shared);
+        if shared.lanes.take_relearn() {
+            // The lanes were forgotten: learn again at once which are read.
+            for c in self.cadence.values_mut() {
+                c.next_poll = now;
+            }
+        }
         let list = shared.served.list();
         let running = lock(&shared.running);
         // Leases are kept per lane; a lane's lease makes its queue busy.
@@ -259,6 +265,7 @@ impl Lifecycle {
             }
         };
         shared.idle_polls.polled(queue, started);
+        // Every poll: a lane that stopped being a stream is dropped too.
         let new_lanes = shared.lanes.learn(queue, poll.lanes);
         if !new_lanes.is_empty() {
             tracing::info!(queue, lanes = ?new_lanes, "reading the queue's priority lanes from now on");

@@ -165,6 +165,12 @@ pub(super) async fn take_loop(
                 // sequential call 1.6x the floor's with it, 1.1-1.2x without).
             }
             Err(e) => {
+                if shared.lanes.any() && e.to_string().contains("WRONGTYPE") {
+                    // A lane read turned into garbage: read none until the
+                    // polls say again which lanes are streams (`lanes.rs`).
+                    tracing::warn!(error = %e, "a priority lane is no stream; reading the lanes again from the next polls");
+                    shared.lanes.forget_all();
+                }
                 tracing::warn!(error = %e, "taking jobs failed; reconnecting");
                 shared.broker_error();
                 shared.health.take_failed(&e);

@@ -17,6 +17,7 @@ mod idle;
 mod once;
 mod pause;
 mod priority;
+mod priority_garbage;
 mod rate;
 mod retries;
 
