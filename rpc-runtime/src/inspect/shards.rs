@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use super::{DailyCount, Inspector, RecordedFailure};
 use crate::backend::inspection::figures::{ConsumerStats, ServiceStats};
+use crate::backend::inspection::lanes::{add_lanes, empty_lanes};
 use crate::backend::{ShardCount, ShardOp};
 use crate::error::Error;
 
@@ -342,6 +343,7 @@ fn sum(name: &str, shards: usize, parts: Vec<ServiceStats>) -> Option<ServiceSta
         service: name.to_owned(),
         shards: u32::try_from(shards).unwrap_or(u32::MAX),
         queued: 0,
+        lanes: empty_lanes(),
         leased: 0,
         dead_letters: 0,
         stream_length: 0,
@@ -351,6 +353,7 @@ fn sum(name: &str, shards: usize, parts: Vec<ServiceStats>) -> Option<ServiceSta
     };
     for part in parts {
         total.queued += part.queued;
+        add_lanes(&mut total.lanes, &part.lanes);
         total.leased += part.leased;
         total.dead_letters += part.dead_letters;
         total.stream_length += part.stream_length;
@@ -401,6 +404,7 @@ mod tests {
             service: queue.into(),
             shards: 1,
             queued,
+            lanes: crate::backend::inspection::lanes::lanes_of(queued, &[]),
             leased: consumer.1,
             dead_letters: 1,
             stream_length: queued + consumer.1,
@@ -426,6 +430,7 @@ mod tests {
         assert_eq!(total.service, "S");
         assert_eq!(total.shards, 2);
         assert_eq!((total.queued, total.leased, total.dead_letters), (7, 3, 2));
+        assert_eq!(total.lanes[2].queued, 7, "the default lane's, summed");
         assert_eq!(total.entries_added, Some(20));
         assert_eq!(total.oldest_leased_age, Some(Duration::from_millis(50)));
         assert_eq!(total.consumers.len(), 1);

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use super::lanes::LaneDepth;
+
 /// One service's queue, as seen at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceStats {
@@ -15,14 +17,18 @@ pub struct ServiceStats {
     /// How many shards the service has (its figures are their sums): 1
     /// for an unsharded service, or one shard's queue.
     pub shards: u32,
-    /// Jobs waiting for a worker: in the stream, not yet delivered.
+    /// Jobs waiting for a worker: in the streams, not yet delivered; the
+    /// sum of [`lanes`](Self::lanes).
     pub queued: u64,
+    /// The queued jobs by priority, one entry per lane, most urgent first
+    /// (docs/PROTOCOL.md, "Priorities").
+    pub lanes: Vec<LaneDepth>,
     /// Jobs delivered to a worker and not yet acked (running, or waiting
     /// to be reclaimed from a dead worker).
     pub leased: u64,
     /// Entries in the dead-letter stream.
     pub dead_letters: u64,
-    /// Entries in the jobs stream (queued + leased).
+    /// Entries in the default lane's jobs stream (its queued + leased).
     pub stream_length: u64,
     /// Entries ever added to the jobs stream; `None` before Redis 7.
     pub entries_added: Option<u64>,

@@ -7,19 +7,20 @@
 //! [`MAX_ENTRIES_PER_READ`]), values by their window (and
 //! [`MAX_WINDOW_BYTES`]).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
+use super::queue_figures::stats;
 use super::registry::MemoryBackend;
 use super::state::{entry_number, token, Queue, State};
 use crate::backend::inspection::excerpts::{
     call_id_needle, DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt,
     SearchPage, Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
 };
-use crate::backend::inspection::figures::{
-    ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats,
-};
+use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
+use crate::backend::inspection::group_keys::{BusyGroupKeys, MAX_GROUP_KEYS_VISITED};
 use crate::backend::inspection::scheduled::{attempt_and_job, ScheduledExcerpt, ScheduledJob};
 use crate::backend::inspection::Inspection;
 use crate::error::Error;
@@ -41,10 +42,6 @@ fn window(value: &[u8], offset: u64, len: usize) -> Excerpt {
         bytes: value[start..end].to_vec(),
         len: value.len() as u64,
     }
-}
-
-fn now_ms() -> u64 {
-    rpc_protocol::time::unix_ms(SystemTime::now())
 }
 
 /// A queued or leased job of a queue by token: its message.
@@ -75,33 +72,6 @@ fn leases(q: &Queue, max: usize) -> Vec<(u64, &super::state::Lease)> {
     leased.sort_by_key(|(n, _)| *n);
     leased.truncate(max.min(MAX_ENTRIES_PER_READ));
     leased
-}
-
-fn stats(service: &str, q: &Queue) -> ServiceStats {
-    let now = Instant::now();
-    let mut consumers: Vec<ConsumerStats> = q
-        .consumers
-        .iter()
-        .map(|(name, seen)| ConsumerStats {
-            name: name.clone(),
-            pending: q.leased.values().filter(|l| &l.consumer == name).count() as u64,
-            idle: now.duration_since(*seen),
-            inactive: None,
-        })
-        .collect();
-    consumers.sort_by(|a, b| a.name.cmp(&b.name));
-    let oldest = q.leased.values().map(|l| l.enqueued_ms).min();
-    ServiceStats {
-        service: service.to_owned(),
-        shards: 1,
-        queued: q.ready.len() as u64,
-        leased: q.leased.len() as u64,
-        dead_letters: q.dead.len() as u64,
-        stream_length: (q.ready.len() + q.leased.len()) as u64,
-        entries_added: Some(q.added),
-        consumers,
-        oldest_leased_age: oldest.map(|at| Duration::from_millis(now_ms().saturating_sub(at))),
-    }
 }
 
 impl State {
@@ -147,7 +117,8 @@ impl Inspection for MemoryBackend {
     }
 
     async fn service_stats(&self, service: &str) -> Result<Option<ServiceStats>, Error> {
-        Ok(self.state().queues.get(service).map(|q| stats(service, q)))
+        let state = self.state();
+        Ok(state.queues.get(service).map(|q| stats(&state, service, q)))
     }
 
     async fn service_stats_bounded(&self, service: &str) -> Result<Option<ServiceStats>, Error> {
@@ -588,5 +559,18 @@ impl Inspection for MemoryBackend {
     async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
         let state = self.state();
         Ok(state.scheduled.get(service).map_or(0, |s| s.len() as u64))
+    }
+
+    async fn group_keys(&self, queue: &str, max_visited: usize) -> Result<BusyGroupKeys, Error> {
+        Ok(self.state().group_keys_of(queue, max_visited))
+    }
+
+    async fn every_group_key(
+        &self,
+        max_visited: usize,
+    ) -> Result<BTreeMap<String, BusyGroupKeys>, Error> {
+        Ok(self
+            .state()
+            .group_keys(None, MAX_GROUP_KEYS_VISITED, max_visited))
     }
 }

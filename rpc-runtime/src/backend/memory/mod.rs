@@ -9,16 +9,21 @@
 //! `registry.rs` finds a broker by name, `state.rs` is what it holds, and
 //! one file implements each capability (`queue.rs`, `reader.rs`,
 //! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
-//! `progress.rs`, `rate_limits.rs`, `group_slots.rs`).
+//! `progress.rs`, `rate_limits.rs`, `group_slots.rs`); the operator's
+//! view of priority lanes and group keys is in `lane_depths.rs` and
+//! `group_keys.rs`.
 
 mod control;
 mod daily_counts;
 mod failures;
+mod group_keys;
 mod group_slots;
 mod inspection;
+mod lane_depths;
 mod presence;
 mod progress;
 mod queue;
+mod queue_figures;
 mod rate_limits;
 mod reader;
 mod registry;

@@ -7,7 +7,8 @@
 //!
 //! * **queued**: XINFO GROUPS `lag`; where Redis cannot say, the stream
 //!   length minus the leased entries, which is exact because workers
-//!   delete every entry they ack;
+//!   delete every entry they ack; the same of each other priority lane's
+//!   stream added (`lanes.rs`);
 //! * **leased**: the group's pending entries;
 //! * **entries added**: XINFO STREAM `entries-added` (Redis 7+).
 
@@ -22,6 +23,7 @@ use super::super::read_only::ReadOnlyScript;
 use super::super::scan;
 use super::view::{entry_time_ms, message_of, RedisView};
 use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
+use crate::backend::inspection::lanes::lanes_of;
 use crate::error::Error;
 
 impl RedisView {
@@ -140,6 +142,9 @@ impl RedisView {
             // what they ack.
             None => stream_length.saturating_sub(leased),
         };
+        // The other priority lanes' streams add to what is queued.
+        let lanes = lanes_of(queued, &self.other_lanes(service).await?);
+        let queued = lanes.iter().map(|l| l.queued).sum();
         let consumers = match group {
             Some(_) => self.consumers(&jobs).await?,
             None => Vec::new(),
@@ -159,6 +164,7 @@ impl RedisView {
             service: service.to_owned(),
             shards: 1,
             queued,
+            lanes,
             leased,
             dead_letters,
             stream_length,
