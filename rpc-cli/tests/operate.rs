@@ -480,6 +480,9 @@ async fn stats_show_priority_lanes_and_the_busiest_group_keys() {
                     {"job": "send", "key": "junk", "running": null, "waiting": 0},
                 ],
                 "visited": 2,
+                "running": 2,
+                "waiting": 1,
+                "at_limit": 1,
                 "capped": false,
             }),
             "{prio}"

@@ -60,6 +60,14 @@ pub struct BusyGroupKeys {
     pub keys: Vec<GroupKeyLoad>,
     /// How many keys the look read.
     pub visited: u64,
+    /// Calls holding a slot, over every key the look read (not only those
+    /// listed).
+    pub running: u64,
+    /// Calls parked, over every key the look read.
+    pub waiting: u64,
+    /// Keys the look read with calls parked: keys whose every slot is
+    /// taken, at their limit (a call parks only then).
+    pub at_limit: u64,
     /// Whether the look stopped at its bound
     /// ([`MAX_GROUP_KEYS_VISITED`] per service) before it saw every key:
     /// busier keys than those listed may exist.
@@ -67,14 +75,34 @@ pub struct BusyGroupKeys {
 }
 
 impl BusyGroupKeys {
+    /// What one look read: `keys`, all of them (the totals count them
+    /// all), `capped` when it stopped at its bound.
+    pub fn read(keys: Vec<GroupKeyLoad>, capped: bool) -> BusyGroupKeys {
+        let sum = |f: fn(&GroupKeyLoad) -> Option<u64>| {
+            keys.iter().filter_map(f).fold(0u64, u64::saturating_add)
+        };
+        BusyGroupKeys {
+            visited: keys.len() as u64,
+            running: sum(|k| k.running),
+            waiting: sum(|k| k.waiting),
+            at_limit: keys.iter().filter(|k| k.waiting > Some(0)).count() as u64,
+            keys,
+            capped,
+        }
+    }
+
     /// The keys of `parts` (one service's shards, or one look cut by
     /// queue) together: the same job and key in two parts add up, and
-    /// only the `top` busiest are kept (idle keys left out).
+    /// only the `top` busiest are kept (idle keys left out); the totals
+    /// are the parts' added up.
     pub fn merge(parts: impl IntoIterator<Item = BusyGroupKeys>, top: usize) -> BusyGroupKeys {
         let mut by_key: BTreeMap<(String, String), GroupKeyLoad> = BTreeMap::new();
         let mut merged = BusyGroupKeys::default();
         for part in parts {
             merged.visited = merged.visited.saturating_add(part.visited);
+            merged.running = merged.running.saturating_add(part.running);
+            merged.waiting = merged.waiting.saturating_add(part.waiting);
+            merged.at_limit = merged.at_limit.saturating_add(part.at_limit);
             merged.capped |= part.capped;
             for load in part.keys {
                 match by_key.get_mut(&(load.job.clone(), load.key.clone())) {
@@ -117,29 +145,29 @@ mod tests {
 
     #[test]
     fn the_busiest_keys_of_all_parts_are_kept_idle_ones_left_out() {
-        let a = BusyGroupKeys {
-            keys: vec![
+        let a = BusyGroupKeys::read(
+            vec![
                 load("j", "t1", Some(1), Some(0)),
                 load("j", "t2", Some(2), Some(5)),
                 load("j", "idle", Some(0), Some(0)),
             ],
-            visited: 3,
-            capped: false,
-        };
-        let b = BusyGroupKeys {
-            keys: vec![
+            false,
+        );
+        let b = BusyGroupKeys::read(
+            vec![
                 load("j", "t1", Some(2), Some(1)),
                 load("j", "junk", None, Some(0)),
                 load("k", "t2", Some(2), Some(9)),
             ],
-            visited: 3,
-            capped: true,
-        };
+            true,
+        );
+        assert_eq!((b.running, b.waiting, b.at_limit), (4, 10, 2));
         let top = BusyGroupKeys::merge([a, b], 3);
         let names: Vec<_> = top.keys.iter().map(|k| (&*k.job, &*k.key)).collect();
         assert_eq!(names, [("j", "t1"), ("k", "t2"), ("j", "t2")]);
         assert_eq!(top.keys[0].running, Some(3));
         assert_eq!((top.visited, top.capped), (6, true));
+        assert_eq!((top.running, top.waiting, top.at_limit), (7, 15, 3));
         let all = BusyGroupKeys::merge([top.clone()], 10);
         assert_eq!(all.keys.len(), 3);
     }

@@ -47,20 +47,23 @@ impl State {
         found.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         let stopped = found.len() > max_visited;
         found.truncate(max_visited);
-        let mut out: BTreeMap<String, BusyGroupKeys> = BTreeMap::new();
+        let mut read: BTreeMap<&str, (Vec<GroupKeyLoad>, bool)> = BTreeMap::new();
         for (queue, job, key, group) in found {
-            let part = out.entry(queue.to_owned()).or_default();
-            if part.keys.len() >= max_per_queue {
-                part.capped = true;
+            let (keys, capped) = read.entry(queue).or_default();
+            if keys.len() >= max_per_queue {
+                *capped = true;
                 continue;
             }
-            part.keys.push(load(job, key, group, now_ms));
-            part.visited += 1;
+            keys.push(load(job, key, group, now_ms));
         }
-        for part in out.values_mut() {
-            part.capped |= stopped;
-        }
-        out
+        read.into_iter()
+            .map(|(queue, (keys, capped))| {
+                (
+                    queue.to_owned(),
+                    BusyGroupKeys::read(keys, capped || stopped),
+                )
+            })
+            .collect()
     }
 
     /// [`State::group_keys`] of queue `queue` alone.

@@ -118,10 +118,6 @@ impl RedisView {
                 });
             }
         }
-        Ok(BusyGroupKeys {
-            visited: keys.len() as u64,
-            keys,
-            capped,
-        })
+        Ok(BusyGroupKeys::read(keys, capped))
     }
 }
