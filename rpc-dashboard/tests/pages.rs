@@ -1,12 +1,14 @@
 //! The dashboard's promises that need no browser, over HTTP against a
 //! private redis-server (and a Redis Cluster): bad input, a Redis that goes
 //! away, escaping, the token, CSRF and read-only mode; the job lifecycle's
-//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`; failed attempts in `pages/attempts.rs`; a sharded service in `pages/shards.rs`; rate limits in `pages/rate_limits.rs`; a call's progress in `pages/progress.rs`.
+//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`; failed attempts in `pages/attempts.rs`; a sharded service in `pages/shards.rs`; rate limits in `pages/rate_limits.rs`; priority lanes and group keys in `pages/lanes_and_groups.rs`; a call's progress in `pages/progress.rs`.
 
 #[path = "pages/attempts.rs"]
 mod attempts;
 #[path = "pages/history.rs"]
 mod history;
+#[path = "pages/lanes_and_groups.rs"]
+mod lanes_and_groups;
 #[path = "pages/lifecycle.rs"]
 mod lifecycle;
 #[path = "pages/progress.rs"]
