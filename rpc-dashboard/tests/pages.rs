@@ -486,7 +486,7 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     let rules = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists \
                  +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen \
                  +pttl +get +zcard +zrange +hmget +evalsha_ro +script|load +zscore +xrevrange \
-                 +getrange";
+                 +getrange +type +zcount";
     let acl = std::env::temp_dir().join(format!("rpc-dashboard-acl-{}.acl", std::process::id()));
     std::fs::write(
         &acl,
@@ -539,6 +539,15 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     let scheduled = String::from_utf8(job_message("c2", "Calculator.add", json!({"a": 1, "b": 2})))
         .expect("utf-8");
     redis.cli(["ZADD", "rpc:{Calculator}:schedule", "1", "c2"]);
+    // A call at priority 1 and a busy group key: the service page reads
+    // their lane (`+exists +type`) and the key (`+zcount +llen`).
+    redis.cli(["XADD", "rpc:{Calculator}:jobs:1", "*", "m", &message]);
+    redis.cli([
+        "ZADD",
+        "rpc:{Calculator}:group:add:t1:running",
+        "+inf",
+        "c3",
+    ]);
     redis.cli(["HSET", "rpc:{Calculator}:scheduled", "c2", &scheduled]);
     let dead = redis.cli([
         "XADD",
@@ -571,6 +580,11 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     assert!(
         page.body.contains("id=\"count-scheduled\">1<"),
         "the schedule is read"
+    );
+    assert!(
+        page.body.contains("data-priority=\"1\"") && page.body.contains("data-key=\"t1\""),
+        "the lanes and group keys are read: {}",
+        page.body
     );
     let log = redis.cli(["ACL", "LOG"]);
     assert!(
