@@ -18,6 +18,8 @@ mod rate_limits;
 #[path = "pages/shards.rs"]
 mod shards;
 mod support;
+#[path = "pages/tables.rs"]
+mod tables;
 #[path = "pages/workers.rs"]
 mod workers;
 
@@ -29,6 +31,7 @@ use axum::Router;
 use rpc_testkit::RedisCluster;
 use serde_json::json;
 use support::{dead_message, job_message, Fixture};
+use tables::{row_cell, row_figure};
 use tower::ServiceExt;
 
 struct Page {

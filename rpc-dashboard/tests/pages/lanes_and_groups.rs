@@ -20,21 +20,6 @@ async fn cmd(fixture: &Fixture, args: &[&str]) {
         .unwrap_or_else(|e| panic!("{args:?}: {e}"));
 }
 
-/// The text of cell `class` in the row that starts with `row_start`.
-fn cell(page: &Page, row_start: &str, class: &str) -> String {
-    let row = page
-        .body
-        .split(row_start)
-        .nth(1)
-        .unwrap_or_else(|| panic!("no {row_start:?} in {}", page.body));
-    let row = row.split("</tr>").next().unwrap();
-    row.split(&format!("class=\"num {class}\">"))
-        .nth(1)
-        .and_then(|c| c.split("</td>").next())
-        .unwrap_or_else(|| panic!("no {class} in {row}"))
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_services_page_shows_its_lanes_and_busiest_group_keys_garbage_as_unreadable() {
     let fixture = Fixture::start().await;
@@ -72,7 +57,7 @@ async fn a_services_page_shows_its_lanes_and_busiest_group_keys_garbage_as_unrea
         .body
         .contains("<div class=\"n\" id=\"count-queued\">3</div>"));
     assert!(page.body.contains("<section id=\"priorities\">"));
-    let lane = |p: u8| cell(&page, &format!("data-priority=\"{p}\""), "lane-queued");
+    let lane = |p: u8| row_cell(&page, &format!("data-priority=\"{p}\""), "lane-queued");
     assert_eq!(lane(1), "2");
     assert_eq!(lane(3), "1");
     assert_eq!(lane(2), "0");
@@ -82,7 +67,7 @@ async fn a_services_page_shows_its_lanes_and_busiest_group_keys_garbage_as_unrea
     assert!(page
         .body
         .contains("3 running, 1 waiting, 1 keys at their limit, of 3 keys looked at"));
-    let key = |k: &str, class: &str| cell(&page, &format!("data-key=\"{k}\""), class);
+    let key = |k: &str, class: &str| row_cell(&page, &format!("data-key=\"{k}\""), class);
     assert_eq!(
         (key("t1", "group-running"), key("t1", "group-waiting")),
         ("2".into(), "1".into())
