@@ -55,8 +55,11 @@ impl GroupKeyLoad {
 /// The group keys of one queue or service, as one look found them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BusyGroupKeys {
-    /// The keys, busiest first: most running, then most waiting, then by
-    /// job and key; unreadable ones count as none running.
+    /// The keys: as a broker's look read them, every one in no order; as
+    /// [`merge`](Self::merge) keeps them (what the
+    /// [`Inspector`](crate::Inspector) answers), the busiest first: most
+    /// running, then most waiting, then by job and key, unreadable counts
+    /// as none.
     pub keys: Vec<GroupKeyLoad>,
     /// How many keys the look read.
     pub visited: u64,
