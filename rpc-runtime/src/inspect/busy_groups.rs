@@ -46,11 +46,12 @@ impl Inspector {
 
     /// [`Inspector::busy_group_keys`] of every service that has group
     /// keys, by service, in one pass over the broker (one `SCAN` on
-    /// Redis, stopped after [`MAX_GROUP_KEYS_VISITED`] keys per service
-    /// there is).
+    /// Redis, stopped after [`MAX_GROUP_KEYS_VISITED`] keys per queue
+    /// there is; the queues as a scan of them found them at most a second
+    /// ago, so a scrape that lists the services first pays no scan more).
     pub async fn every_busy_group_key(&self) -> Result<BTreeMap<String, BusyGroupKeys>, Error> {
-        let services = self.services().await?;
-        let max = MAX_GROUP_KEYS_VISITED.saturating_mul(services.len().max(1));
+        let queues = self.recent_queues().await?.len();
+        let max = MAX_GROUP_KEYS_VISITED.saturating_mul(queues.max(1));
         let by_queue = self.per_queue().every_group_key(max).await?;
         let mut by_service: BTreeMap<String, Vec<BusyGroupKeys>> = BTreeMap::new();
         for (queue, keys) in by_queue {

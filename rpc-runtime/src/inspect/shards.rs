@@ -118,7 +118,7 @@ impl Inspector {
 
     /// The queues as a scan found them at most a second ago
     /// (`recent_scan.rs`).
-    async fn recent_queues(&self) -> Result<Arc<Vec<String>>, Error> {
+    pub(super) async fn recent_queues(&self) -> Result<Arc<Vec<String>>, Error> {
         if let Some(queues) = self.scanned.get() {
             return Ok(queues);
         }

@@ -135,9 +135,10 @@ async fn read_all(inspector: &Inspector) -> Result<Read, Error> {
     // One pass for every service's limits, one for its group keys; a
     // service is exported only with a queue, so no limit's or group's
     // garbage makes a service appear.
+    let services = inspector.services().await?;
     let mut every_limit = inspector.every_rate_limit().await?;
     let mut every_group = inspector.every_busy_group_key().await?;
-    for service in inspector.services().await? {
+    for service in services {
         for limit in every_limit.remove(&service).unwrap_or_default() {
             limits.push(LimitFigures {
                 service: service.clone(),
