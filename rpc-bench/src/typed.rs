@@ -41,6 +41,7 @@ const ADD: JobRef = JobRef {
     timeout_ms: None,
     max_attempts: None,
     shards: 1,
+    priority: None,
 };
 
 const NOTE: JobRef = JobRef {
@@ -49,6 +50,7 @@ const NOTE: JobRef = JobRef {
     timeout_ms: None,
     max_attempts: None,
     shards: 1,
+    priority: None,
 };
 
 /// The handler trait a worker implements.

@@ -142,6 +142,7 @@ async fn deadlines_bound_the_caller_and_travel_to_the_handler() {
         timeout_ms: Some(700),
         max_attempts: None,
         shards: 1,
+        priority: None,
     };
     let t0 = Instant::now();
     let err = rpc_runtime::__private::call::<serde_json::Value, serde_json::Value, _>(

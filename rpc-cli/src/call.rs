@@ -61,6 +61,9 @@ pub struct CallArgs {
     /// workers (1 to 128 bytes, no control characters or braces).
     #[arg(long)]
     group: Option<String>,
+    /// The call's priority: 1 (taken first) to 5 (last); the default is 3.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    priority: Option<u8>,
     /// With `--no-wait`: how long the result is kept for `rpc fetch`.
     #[arg(long, default_value = "5m", value_parser = crate::duration_arg::parse)]
     keep: Duration,
@@ -93,6 +96,7 @@ pub async fn run(client: &Client, url: &str, prefix: &str, args: CallArgs) -> Re
         run_at: args.at,
         idempotency_key: args.key,
         group: args.group,
+        priority: args.priority,
         ..CallOptions::default()
     };
     if args.no_wait {

@@ -114,6 +114,25 @@ fn both_schemas_generate_without_diagnostics_and_deterministically() {
 }
 
 #[test]
+fn a_jobs_priority_reaches_its_job_spec_and_calls_may_override_it() {
+    // `#[priority = N]` is the default priority of the job's calls: the
+    // JobSpec carries it (only when set) and `with_options` can override it.
+    let generated = rpc_codegen::Builder::new()
+        .source(
+            "urgent.rpc",
+            "service Mail { #[priority = 1] fn alert(text: String) -> bool; fn digest() -> bool; }",
+        )
+        .generate_python()
+        .unwrap_or_else(|d| panic!("does not generate Python:\n{d}"));
+    let code = &generated[0].code;
+    assert_eq!(code.matches("priority=1,").count(), 1, "{code}");
+    assert!(code.contains("priority: int | None = None,"), "{code}");
+    assert!(code.contains("priority=priority,"), "{code}");
+    let digest = code.find("name=\"digest\",").expect("digest's spec");
+    assert!(!code[digest..].contains("priority=1,"), "{code}");
+}
+
+#[test]
 fn names_that_collide_in_python_are_errors() {
     // Valid for Rust (`ShapeCircle` and `Shape::Circle` live apart) but one
     // Python name.

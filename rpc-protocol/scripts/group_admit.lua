@@ -47,6 +47,19 @@ for i, want in ipairs({'zset', 'list', 'set'}) do
   end
 end
 
+-- The lane a message goes onto (docs/PROTOCOL.md, "Priorities"): the
+-- stream of its `priority` (`<jobs>:<p>`, the queue's own for 3 or none),
+-- decoded only when its text names one. `jobs` is any lane of the queue.
+local function lane_of(jobs, message)
+  local base = string.gsub(jobs, ':jobs:%d$', ':jobs')
+  if not string.find(message, '"priority"', 1, true) or #message > 1048576 then return base end
+  local ok, decoded = pcall(cjson.decode, message)
+  if not ok or type(decoded) ~= 'table' then return base end
+  local p = decoded.priority
+  if p == 1 or p == 2 or p == 4 or p == 5 then return base .. ':' .. p end
+  return base
+end
+
 -- The call id of job message `m`, or nil (read as intake.lua reads it).
 local function call_id(m)
   local id = string.match(m, '^{"v":%d+,"id":"([^"\\]*)"')
@@ -66,7 +79,7 @@ local function refill()
   while moved < limit and redis.call('ZCARD', KEYS[1]) < limit do
     local m = redis.call('LPOP', KEYS[2])
     if not m then break end
-    redis.call('XADD', KEYS[4], '*', 'm', m)
+    redis.call('XADD', lane_of(KEYS[4], m), '*', 'm', m)
     local id = call_id(m)
     if id then redis.call('ZADD', KEYS[1], now + lease, id) end
     moved = moved + 1

@@ -157,6 +157,19 @@ local function cancel(id)
   cancels = cancels + 1
 end
 
+-- The lane a message goes onto (docs/PROTOCOL.md, "Priorities"): the
+-- stream of its `priority` (`<jobs>:<p>`, the queue's own for 3 or none),
+-- decoded only when its text names one. `jobs` is any lane of the queue.
+local function lane_of(jobs, message)
+  local base = string.gsub(jobs, ':jobs:%d$', ':jobs')
+  if not string.find(message, '"priority"', 1, true) or #message > 1048576 then return base end
+  local ok, decoded = pcall(cjson.decode, message)
+  if not ok or type(decoded) ~= 'table' then return base end
+  local p = decoded.priority
+  if p == 1 or p == 2 or p == 4 or p == 5 then return base .. ':' .. p end
+  return base
+end
+
 -- 3. Apply the batch in order; returns an error, or nil.
 local done = {0, 0}
 local function apply()
@@ -176,7 +189,7 @@ local function apply()
       if is_cancelled(item) then
         added = redis.pcall('XADD', KEYS[3], '*', 'm', item, 'c', '1')
       else
-        added = redis.pcall('XADD', KEYS[3], '*', 'm', item)
+        added = redis.pcall('XADD', lane_of(KEYS[3], item), '*', 'm', item)
       end
       if type(added) == 'table' and added.err then return added.err end
       moved = moved + 1

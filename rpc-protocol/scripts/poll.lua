@@ -29,10 +29,13 @@
 --          now and then, resumed from the cursor it returns)
 --
 -- Returns {now_ms, moved, next_due_ms or -1, paused (0/1), {id, ms, ...},
--- errors, dead_lettered, cursor}: the cancellations scored in (ARGV[2], now_ms],
+-- errors, dead_lettered, cursor, lanes}: the cancellations scored in (ARGV[2], now_ms],
 -- oldest first; `errors` the parts Redis refused (a key of the wrong type
 -- skips its part and never stops the rest); `cursor` the sweep's next
--- cursor ('0' when it went round, '' when no sweep was asked for).
+-- cursor ('0' when it went round, '' when no sweep was asked for); `lanes`
+-- which of the queue's priority lanes other than the default exist as
+-- streams (bit
+-- p-1 for lane p: 1, 2, 8, 16).
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local horizon = now_ms + (tonumber(ARGV[4]) or 0)
@@ -40,6 +43,19 @@ local cap = tonumber(ARGV[5]) or 10000
 local errors = {}
 local moved, dead = 0, 0
 local next_due = -1
+
+-- The lane a message goes onto (docs/PROTOCOL.md, "Priorities"): the
+-- stream of its `priority` (`<jobs>:<p>`, the queue's own for 3 or none),
+-- decoded only when its text names one. `jobs` is any lane of the queue.
+local function lane_of(jobs, message)
+  local base = string.gsub(jobs, ':jobs:%d$', ':jobs')
+  if not string.find(message, '"priority"', 1, true) or #message > 1048576 then return base end
+  local ok, decoded = pcall(cjson.decode, message)
+  if not ok or type(decoded) ~= 'table' then return base end
+  local p = decoded.priority
+  if p == 1 or p == 2 or p == 4 or p == 5 then return base .. ':' .. p end
+  return base
+end
 
 local function dead_letter(token, message, reason)
   local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', cap, '*', 'reason', reason, 'm', message)
@@ -58,7 +74,7 @@ else
   for _, token in ipairs(due) do
     local message = redis.pcall('HGET', KEYS[2], token)
     if type(message) == 'string' then
-      local added = redis.pcall('XADD', KEYS[3], '*', 'm', message)
+      local added = redis.pcall('XADD', lane_of(KEYS[3], message), '*', 'm', message)
       if type(added) == 'table' and added.err then
         -- Left on the schedule: moved on a later look.
         table.insert(errors, 'queue: ' .. added.err)
@@ -113,4 +129,11 @@ else
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '(' .. (now_ms + 60000), '+inf')
 end
 local paused = redis.call('EXISTS', KEYS[5])
-return {now_ms, moved, next_due, paused, cancelled, errors, dead, cursor}
+-- The queue's lanes other than the default that exist as streams (bit p-1
+-- for lane p, docs/PROTOCOL.md, "Priorities"): a worker reads them from
+-- now on. A lane key of another type is garbage, never reported.
+local lanes = 0
+for p, bit in pairs({[1] = 1, [2] = 2, [4] = 8, [5] = 16}) do
+  if redis.call('TYPE', KEYS[3] .. ':' .. p).ok == 'stream' then lanes = lanes + bit end
+end
+return {now_ms, moved, next_due, paused, cancelled, errors, dead, cursor, lanes}

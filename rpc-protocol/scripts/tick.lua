@@ -53,6 +53,19 @@ if mode == 'register' then
   redis.call('HSET', KEYS[1], name, ARGV[5])
   return {'registered', now_ms, previous}
 end
+-- The lane a message goes onto (docs/PROTOCOL.md, "Priorities"): the
+-- stream of its `priority` (`<jobs>:<p>`, the queue's own for 3 or none),
+-- decoded only when its text names one. `jobs` is any lane of the queue.
+local function lane_of(jobs, message)
+  local base = string.gsub(jobs, ':jobs:%d$', ':jobs')
+  if not string.find(message, '"priority"', 1, true) or #message > 1048576 then return base end
+  local ok, decoded = pcall(cjson.decode, message)
+  if not ok or type(decoded) ~= 'table' then return base end
+  local p = decoded.priority
+  if p == 1 or p == 2 or p == 4 or p == 5 then return base .. ':' .. p end
+  return base
+end
+
 if tick == nil or (mode ~= 'on_time' and mode ~= 'catch_up') then
   return redis.error_reply('ERR tick.lua: a tick is a number and the mode on_time, catch_up or register')
 end
@@ -68,5 +81,5 @@ if mode == 'catch_up' and last == nil then
 end
 redis.call('HSET', KEYS[2], name, ARGV[2])
 redis.call('HSET', KEYS[1], name, ARGV[5])
-redis.call('XADD', KEYS[3], '*', 'm', ARGV[4])
+redis.call('XADD', lane_of(KEYS[3], ARGV[4]), '*', 'm', ARGV[4])
 return {'enqueued', now_ms, previous}

@@ -80,6 +80,12 @@ pub struct CallOptions {
     /// "Per-key concurrency"). 1 to 128 bytes, no control characters or
     /// braces.
     pub group: Option<String>,
+    /// The call's priority, 1 (taken first) to 5 (last); `None`: the job's
+    /// `#[priority]`, else 3. Workers share their slots between priorities
+    /// by weight, so a less urgent call is delayed, never starved
+    /// (docs/PROTOCOL.md, "Priorities"). Out of range is refused when the
+    /// call is sent.
+    pub priority: Option<u8>,
 }
 
 impl CallOptions {
@@ -98,6 +104,7 @@ impl CallOptions {
         idempotency_key: None,
         idempotency_ttl: None,
         group: None,
+        priority: None,
     };
 
     /// Options with only a timeout set.
@@ -150,6 +157,19 @@ impl CallOptions {
         self
     }
 
+    /// These options with a priority (see [`CallOptions::priority`]).
+    pub fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// The priority a call of `job` with these options goes at.
+    pub fn priority_of(&self, job: &JobRef) -> u8 {
+        self.priority
+            .or(job.priority)
+            .unwrap_or(rpc_protocol::priority::DEFAULT)
+    }
+
     /// These options with an attempt limit.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = Some(attempts);
@@ -181,6 +201,9 @@ pub struct JobRef {
     /// The service's `#[shards = N]` from the schema (1: unsharded). The
     /// broker's shard count, when an operator set one, wins.
     pub shards: u32,
+    /// The job's `#[priority = N]` from the schema (`None`: the default,
+    /// 3); a call's own [`CallOptions::priority`] wins.
+    pub priority: Option<u8>,
 }
 
 /// A job as a mounted service describes it to the worker.

@@ -1,8 +1,9 @@
 """The asyncio client (:class:`AsyncClient`): sends calls as docs/PROTOCOL.md
 says and waits for their answers through the client's one inbox.
 
-A call is added with ``XADD P:{Q}:jobs * m <message>``, ``Q`` the queue of
-the shard it is placed on (``placement.py``: ``S`` itself for a service of
+A call is added with ``XADD P:{Q}:jobs * m <message>`` (``P:{Q}:jobs:<p>``
+for a call at priority ``p`` other than 3, docs/PROTOCOL.md, "Priorities"),
+``Q`` the queue of the shard it is placed on (``placement.py``: ``S`` itself for a service of
 one shard, and then the call id is not marked); the first
 ``NOPERM`` turns the client to ``RPUSH P:{Q}:intake <message>`` for good
 (``?enqueue=intake`` in the URL starts there; ``stream`` never turns).
@@ -374,6 +375,7 @@ class AsyncClient:
             result_ttl_ms=messages.result_ttl_ms(options, keep, self._result_ttl),
             clock=self.clock,
             max_attempts=spec.max_attempts,
+            default_priority=spec.priority,
         ), shards.queue(service, shard)
 
     async def _send(
@@ -395,14 +397,18 @@ class AsyncClient:
         """Adds the message to ``queue``, giving up at the call's deadline (a
         Redis that is away must not hold the caller past it)."""
         try:
-            await asyncio.wait_for(self._push(queue, out.body), timeout=max(0.001, deadline - time.monotonic()))
+            await asyncio.wait_for(self._push(queue, out.body, out.priority), timeout=max(0.001, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise await self._timeout(out.job, out.id, out.wait) from None
 
-    async def _push(self, queue: str, body: bytes) -> None:
+    async def _push(self, queue: str, body: bytes, priority: int) -> None:
+        """Adds a call to the lane of its priority (``P:{Q}:jobs`` or
+        ``P:{Q}:jobs:<p>``), or pushes it to the intake as any call: the
+        mover adds it to the lane its ``priority`` field names."""
         if not self._via_intake:
             try:
-                await self._redis.execute_command("XADD", self.keys.jobs(queue), "*", "m", body)
+                await self._redis.execute_command(
+                    "XADD", self.keys.jobs_at(queue, priority), "*", "m", body)
                 return
             except ResponseError as e:
                 if self._enqueue == "stream" or not _is_noperm(e):

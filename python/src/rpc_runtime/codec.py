@@ -481,6 +481,7 @@ def options_with(
     metadata: Mapping[str, str] | None = None,
     keep_result: float | None = None,
     max_attempts: int | None = None,
+    priority: int | None = None,
 ) -> CallOptions:
     """``base`` with the given options on top (what a generated client's
     ``with_options`` returns a copy bound to)."""
@@ -493,5 +494,6 @@ def options_with(
         metadata=metadata,
         keep_result=keep_result,
         max_attempts=max_attempts,
+        priority=priority,
     )
     return (base or CallOptions()).merged(given)

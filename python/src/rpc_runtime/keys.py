@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import limits
+from . import limits, priority
 
 #: The consumer group on every jobs stream.
 GROUP = "workers"
@@ -48,6 +48,14 @@ class Keys:
 
     def jobs(self, service: str) -> str:
         return self._of_service(service, "jobs")
+
+    def jobs_at(self, queue: str, p: int) -> str:
+        """``P:{Q}:jobs`` for the default priority (3), else ``P:{Q}:jobs:<p>``:
+        the stream (lane) of queue ``queue``'s calls at priority ``p``
+        (docs/PROTOCOL.md, "Priorities")."""
+        if p == priority.DEFAULT:
+            return self.jobs(queue)
+        return self._of_service(queue, f"jobs:{p}")
 
     def intake(self, service: str) -> str:
         return self._of_service(service, "intake")

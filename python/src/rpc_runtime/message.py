@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from . import limits, shards
+from . import limits, priority, shards
+from .priority import DEFAULT as DEFAULT_PRIORITY
 from .errors import EncodeError, RpcError
 from .keys import is_client_id, is_idempotency_key
 from .options import CallOptions
@@ -132,6 +133,7 @@ def check_options(options: CallOptions) -> None:
     n = options.max_attempts
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limits.MAX_ATTEMPTS):
         raise InvalidCall(f"max_attempts is an integer from 1 to {limits.MAX_ATTEMPTS} ({n!r} given)")
+    check_priority(options.priority)
     meta = options.metadata
     if meta is not None:
         if not isinstance(meta, Mapping):
@@ -139,6 +141,29 @@ def check_options(options: CallOptions) -> None:
         for k, v in meta.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise InvalidCall(f"metadata maps strings to strings ({k!r}: {v!r} given)")
+
+
+def check_priority(p: object) -> None:
+    """Refuses a priority that is not 1 to 5 (``None`` is the default), in
+    the Rust client's words."""
+    if p is None or priority.is_priority(p):
+        return
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise InvalidCall(f"`priority` is an integer from {priority.HIGHEST} to {priority.LOWEST} "
+                          f"({p!r} given)")
+    raise InvalidCall(priority.out_of_range(p))
+
+
+def priority_of(options: CallOptions, spec_priority: int | None) -> int:
+    """The priority a call goes at: the options', else the job's, else 3."""
+    if options.priority is not None:
+        p: int = options.priority
+    elif spec_priority is not None:
+        p = spec_priority
+    else:
+        p = priority.DEFAULT
+    check_priority(p)
+    return p
 
 
 def _run_at_ms(at: object) -> int:
@@ -199,6 +224,8 @@ class Outgoing:
     timeout_ms: int
     #: How long after sending the call is due, ms (0: at once).
     delay_ms: int
+    #: The call's priority: the lane (stream) it is added to.
+    priority: int = DEFAULT_PRIORITY
 
     @property
     def wait(self) -> float:
@@ -218,12 +245,14 @@ def build(
     clock: RedisClock,
     max_attempts: int | None = None,
     max_message_bytes: int = limits.DEFAULT_MAX_MESSAGE_BYTES,
+    default_priority: int | None = None,
 ) -> Outgoing:
     """Builds the message of a call of ``job`` (``Service.job``) with
-    ``params`` (a JSON object). ``max_attempts`` is the job's default,
-    which ``options`` override."""
+    ``params`` (a JSON object). ``max_attempts`` and ``default_priority``
+    are the job's defaults, which ``options`` override."""
     service, _ = split_job(job)
     check_options(options)
+    p = priority_of(options, default_priority)
     check_call_id(call_id)
     if not isinstance(params, Mapping):
         raise EncodeError("params", f"{job}: a job's parameters are a JSON object (a mapping), not {type(params).__name__}")
@@ -272,6 +301,9 @@ def build(
         message["idempotency_key"] = key
         if options.idempotency_ttl is not None:
             message["idempotency_ttl_ms"] = idempotency_ttl_ms(options)
+    # Written only when it is not the default, as the Rust client does.
+    if p != priority.DEFAULT:
+        message["priority"] = p
     try:
         text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         body = text.encode("utf-8")
@@ -281,4 +313,5 @@ def build(
         raise InvalidCall(
             f"{job}: the message is {len(body)} bytes, over the workers' limit of {max_message_bytes}"
         )
-    return Outgoing(id=call_id, service=service, job=job, body=body, timeout_ms=timeout_ms, delay_ms=delay_ms)
+    return Outgoing(id=call_id, service=service, job=job, body=body, timeout_ms=timeout_ms,
+                    delay_ms=delay_ms, priority=p)

@@ -30,6 +30,11 @@ class CallOptions:
     keep_result: float | None = None
     #: Attempt limit (``max_attempts``), 1 to 1000.
     max_attempts: int | None = None
+    #: The call's priority, 1 (taken first) to 5 (last); ``None``: the
+    #: job's ``#[priority]``, else 3. Workers share their slots between
+    #: priorities by weight, so a less urgent call is delayed, never starved
+    #: (docs/PROTOCOL.md, "Priorities").
+    priority: int | None = None
 
     def merged(self, other: CallOptions | None) -> CallOptions:
         """These options with ``other``'s set fields on top (metadata merged)."""

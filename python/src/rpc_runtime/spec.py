@@ -61,6 +61,10 @@ class JobSpec(Generic[R]):
     #: The service's ``#[shards = N]`` (1 to 256): how many shards a client
     #: places calls on unless Redis's shard count (``P:{S}:shards``) says.
     shards: int = 1
+    #: The job's ``#[priority = N]`` (1, taken first, to 5): its calls'
+    #: default priority; ``None`` is 3. A call's own ``CallOptions.priority``
+    #: wins (docs/PROTOCOL.md, "Priorities").
+    priority: int | None = None
 
     @property
     def job(self) -> str:

@@ -69,6 +69,7 @@ pub(super) async fn run(
         delay: args.delay,
         run_at: args.at,
         group: args.group,
+        priority: args.priority,
         ..CallOptions::default()
     };
     let refused = |e: BatchError| -> Failure {

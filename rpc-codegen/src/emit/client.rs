@@ -148,6 +148,7 @@ fn job_method(schema: &Schema, id: ModuleId, service: &Service, job: &Job) -> To
     let timeout = option_tokens(job.timeout_ms.map(Literal::u64_unsuffixed));
     let attempts = option_tokens(job.attempts.map(Literal::u32_unsuffixed));
     let shards = Literal::u32_unsuffixed(service.shards);
+    let priority = option_tokens(job.priority.map(Literal::u8_unsuffixed));
     let request = job.request.ident();
     let mut params = Vec::new();
     let mut fields = Vec::new();
@@ -229,6 +230,7 @@ fn job_method(schema: &Schema, id: ModuleId, service: &Service, job: &Job) -> To
                 timeout_ms: #timeout,
                 max_attempts: #attempts,
                 shards: #shards,
+                priority: #priority,
             };
             #group_setup
             ::rpc_runtime::__private::#constructor(

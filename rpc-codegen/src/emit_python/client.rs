@@ -68,6 +68,9 @@ pub(crate) fn specs(code: &mut Code, names: &Names<'_>, id: ModuleId, service: &
             if let Some(r) = &service.rate {
                 code.line(format!("service_rate={},", string(&r.to_string())));
             }
+            if let Some(p) = job.priority {
+                code.line(format!("priority={p},"));
+            }
             if let Some(d) = &job.deprecated {
                 code.line(format!(
                     "deprecated={},",
@@ -142,6 +145,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("metadata", "typing.Mapping[str, str] | None"),
     ("keep_result", "float | None"),
     ("max_attempts", "int | None"),
+    ("priority", "int | None"),
 ];
 
 /// Both client classes of a service.

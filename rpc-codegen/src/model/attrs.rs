@@ -9,6 +9,7 @@
 //! | `#[backoff = "exponential(100ms, 30s)"]` | jobs | retry delays (see `backoff`); not with `#[attempts = 1]` |
 //! | `#[group_by = "param"]` | jobs | the parameter whose value is a call's group key (a string or integer parameter) |
 //! | `#[group_limit = K]` | jobs | calls of one group key running at once, 1..=10000 (default 1); needs `group_by` |
+//! | `#[priority = N]` | jobs | its calls' default priority, 1 (taken first) to 5 (`rpc_protocol::priority`; default 3) |
 //! | `#[shards = N]` | services | queues the service is spread over, 1..=256 (`rpc_protocol::shards`) |
 //! | `#[rate = "50/s"]` | jobs, services | starts allowed across the fleet (`rpc_protocol::rate`) |
 //! | `#[deprecated]`, `#[deprecated = "why"]` | types, fields, variants, jobs | |
@@ -73,6 +74,8 @@ pub struct Attrs {
     pub group_by: Option<(String, Span)>,
     /// `#[group_limit = K]`, and where.
     pub group_limit: Option<(u32, Span)>,
+    /// `#[priority = N]`, 1..=5.
+    pub priority: Option<u8>,
 }
 
 impl Attrs {
@@ -96,6 +99,11 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
     ("attempts", &[Target::Job], "`#[attempts = 3]` (at least 1)"),
     ("backoff", &[Target::Job], backoff::USAGE),
     ("shards", &[Target::Service], "`#[shards = 8]` (1 to 256)"),
+    (
+        "priority",
+        &[Target::Job],
+        "`#[priority = 1]` (1, taken first, to 5; default 3)",
+    ),
     ("rate", &[Target::Job, Target::Service], rate::USAGE),
     (
         "group_by",
@@ -222,6 +230,21 @@ pub fn lower(attrs: &[Attribute], target: Target, file: FileId, sink: &mut Sink)
                     Ok(n) if value.suffix().is_empty() => out.shards = Some(n),
                     Ok(_) => sink.push(bad_value("write the number without a suffix", span)),
                     Err(_) => sink.push(bad_value("too large for a u32", span)),
+                },
+                Err(span) => sink.push(bad_value("expected a whole number", span)),
+            },
+            "priority" => match int_value(attr, file) {
+                Ok((value, span)) => match value.base10_parse::<u8>() {
+                    Ok(n) if !rpc_protocol::priority::is_priority(n) => sink.push(bad_value(
+                        "a priority is 1 (taken first) to 5 (last); 3 is the default",
+                        span,
+                    )),
+                    Ok(n) if value.suffix().is_empty() => out.priority = Some(n),
+                    Ok(_) => sink.push(bad_value("write the number without a suffix", span)),
+                    Err(_) => sink.push(bad_value(
+                        "a priority is 1 (taken first) to 5 (last); 3 is the default",
+                        span,
+                    )),
                 },
                 Err(span) => sink.push(bad_value("expected a whole number", span)),
             },

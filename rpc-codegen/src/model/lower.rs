@@ -351,6 +351,7 @@ impl Lowerer<'_> {
             returns,
             group_by,
             group_limit: a.group_limit.map(|(k, _)| k),
+            priority: a.priority,
         }
     }
 

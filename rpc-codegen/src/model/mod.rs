@@ -181,6 +181,8 @@ pub struct Job {
     pub group_by: Option<usize>,
     /// `#[group_limit = K]` (`None`: the worker's, 1 unless configured).
     pub group_limit: Option<u32>,
+    /// `#[priority = N]`: its calls' default priority (`None`: 3).
+    pub priority: Option<u8>,
 }
 
 #[derive(Debug)]

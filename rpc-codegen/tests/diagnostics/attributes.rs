@@ -269,6 +269,30 @@ error: aborting due to 1 previous error"#,
 }
 
 #[test]
+fn priority_out_of_range() {
+    assert_diagnostic(
+        &[(
+            "test.rpc",
+            r#"service S {
+    #[priority = 6]
+    fn run();
+}
+"#,
+        )],
+        "test.rpc:2:18",
+        r#"error: bad value for attribute `priority`
+ --> test.rpc:2:18
+  |
+2 |     #[priority = 6]
+  |                  ^ a priority is 1 (taken first) to 5 (last); 3 is the default
+  |
+  = help: write it as `#[priority = 1]` (1, taken first, to 5; default 3)
+
+error: aborting due to 1 previous error"#,
+    );
+}
+
+#[test]
 fn rate_malformed() {
     assert_diagnostic(
         &[(

@@ -28,6 +28,10 @@ pub struct LifecyclePoll {
     /// Where the sweep of scheduled messages goes on (`None`: it went
     /// round, or none was asked for).
     pub sweep_cursor: Option<String>,
+    /// The queue's priority lanes other than the default that exist: bit
+    /// `p - 1` for lane `p` ([`rpc_protocol::priority`]). A worker reads
+    /// them from then on.
+    pub lanes: u8,
 }
 
 /// Time on the broker: delayed jobs, retries, pauses and cancellations

@@ -160,6 +160,13 @@ impl<T, E, M> Batch<T, E, M> {
         self
     }
 
+    /// The priority of every call that sets none itself, 1 (taken first)
+    /// to 5 (last) (see [`CallOptions::priority`](crate::CallOptions::priority)).
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.options_mut().priority = Some(priority);
+        self
+    }
+
     /// The attempt limit of every call that sets none itself.
     pub fn attempts(mut self, attempts: u32) -> Self {
         self.options_mut().max_attempts = Some(attempts);

@@ -74,6 +74,7 @@ pub(super) fn merged(own: Option<&CallOptions>, batch: &CallOptions) -> CallOpti
     options.result_ttl = options.result_ttl.or(batch.result_ttl);
     options.idempotency_ttl = options.idempotency_ttl.or(batch.idempotency_ttl);
     options.group = options.group.or_else(|| batch.group.clone());
+    options.priority = options.priority.or(batch.priority);
     if options.delay.is_none() && options.run_at.is_none() {
         options.delay = batch.delay;
         options.run_at = batch.run_at;

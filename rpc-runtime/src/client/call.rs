@@ -148,6 +148,15 @@ impl<T, E, M> Call<T, E, M> {
         self
     }
 
+    /// The call's priority, 1 (taken first) to 5 (last); default the
+    /// job's `#[priority]`, else 3 (see
+    /// [`CallOptions::priority`](crate::CallOptions::priority)). Out of
+    /// range is refused when the call is sent.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.options_mut().priority = Some(priority);
+        self
+    }
+
     /// Adds metadata the handler reads in
     /// [`Context::metadata`](crate::Context::metadata) (a tenant, a
     /// request id...).

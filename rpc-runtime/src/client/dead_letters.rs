@@ -14,8 +14,9 @@ impl Client {
         self.inner.backend.dead_letters(service, max).await
     }
 
-    /// Puts a dead-lettered job back on its queue with a fresh attempt count
-    /// and no deadline (the old one has passed), then removes the dead
+    /// Puts a dead-lettered job back on its queue (the lane of its priority)
+    /// with a fresh attempt count and no deadline (the old one has passed),
+    /// then removes the dead
     /// letter. Returns the call id. Sidekiq's "retry from the dead set".
     pub async fn replay_dead_letter(
         &self,
@@ -28,9 +29,14 @@ impl Client {
                 reason: "it is not a readable job message (it was dead-lettered as unreadable)"
                     .to_owned(),
             })?;
+        // Back onto the lane of its priority (rpc_protocol::priority).
+        let priority = rpc_protocol::JobMessage::decode(&payload)
+            .map(|m| m.priority())
+            .unwrap_or(rpc_protocol::priority::DEFAULT);
+        let lane = rpc_protocol::priority::lane_queue(service, priority);
         // Enqueue first, then delete: a crash in between leaves a duplicate
         // dead letter, never a lost job.
-        self.inner.backend.push_job(service, &payload).await?;
+        self.inner.backend.push_job(&lane, &payload).await?;
         self.inner
             .backend
             .remove_dead_letter(service, &dead.token)

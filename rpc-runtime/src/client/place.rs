@@ -63,6 +63,12 @@ impl Placement {
                 )));
             }
         }
+        if let Some(p) = options
+            .priority
+            .filter(|p| !rpc_protocol::priority::is_priority(*p))
+        {
+            return Err(refuse(rpc_protocol::priority::out_of_range(p.into())));
+        }
         if let Some(ttl) = options.idempotency_ttl {
             if ttl.is_zero() || ttl > Duration::from_millis(MAX_TTL_MS) {
                 return Err(refuse(format!(
@@ -132,6 +138,7 @@ mod tests {
             timeout_ms: None,
             max_attempts: None,
             shards: 1,
+            priority: None,
         }
     }
 

@@ -122,7 +122,7 @@ impl Client {
                 .filter(|_| key.is_some())
                 .map(|ttl| ttl.as_millis() as u64),
             group: options.group.as_deref(),
-            priority: None,
+            priority: Some(options.priority_of(job)),
         };
         let mut payload = Vec::with_capacity(256);
         message

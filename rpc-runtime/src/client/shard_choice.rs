@@ -36,6 +36,18 @@ pub(crate) struct Route {
     pub(crate) mark: Option<u32>,
 }
 
+/// `route` on the lane of priority `priority` (rpc_protocol::priority): a
+/// call at the default priority keeps the queue's name as it is.
+fn lane(route: Route, priority: u8) -> Route {
+    if priority == rpc_protocol::priority::DEFAULT {
+        return route;
+    }
+    Route {
+        queue: Arc::from(rpc_protocol::priority::lane_queue(&route.queue, priority).as_ref()),
+        mark: route.mark,
+    }
+}
+
 impl Client {
     /// The queue `job` goes to with `options`, and whether its id is
     /// marked; starts a read of the broker's count when it is stale.
@@ -52,10 +64,13 @@ impl Client {
             self.read_in_background(job.service, known.reading.clone());
         }
         if count == 1 {
-            return Route {
-                queue: known.queues[0].clone(),
-                mark: None,
-            };
+            return lane(
+                Route {
+                    queue: known.queues[0].clone(),
+                    mark: None,
+                },
+                options.priority_of(job),
+            );
         }
         // A keyed call goes to its key's shard, so a key's slots are one
         // slot's state; an idempotency key wins (every duplicate meets the
@@ -70,10 +85,13 @@ impl Client {
                 .queues
                 .push(Arc::from(shards::queue(job.service, k).as_ref()));
         }
-        Route {
-            queue: known.queues[shard as usize].clone(),
-            mark: Some(shard),
-        }
+        lane(
+            Route {
+                queue: known.queues[shard as usize].clone(),
+                mark: Some(shard),
+            },
+            options.priority_of(job),
+        )
     }
 
     /// A fresh call id for `route`: marked `~k` when the service has

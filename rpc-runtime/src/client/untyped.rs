@@ -23,6 +23,7 @@ pub(super) fn untyped_ref(job: &str) -> Result<JobRef, Error> {
         timeout_ms: None,
         max_attempts: None,
         shards: 1,
+        priority: None,
     })
 }
 
@@ -46,6 +47,13 @@ pub(super) fn split_job(job: &str) -> Result<(&str, &str), Error> {
             Err(Error::config(format_args!(
                 "cannot route job `{job}`: a service name has no `{}` (`S~k` is a shard of `S`)",
                 rpc_protocol::shards::SEPARATOR
+            )))
+        }
+        // `Q^p` names lane p of queue Q (rpc_protocol::priority).
+        Some((service, _)) if service.contains(rpc_protocol::priority::LANE_SEPARATOR) => {
+            Err(Error::config(format_args!(
+                "cannot route job `{job}`: a service name has no `{}` (a call's priority is an option: `priority`)",
+                rpc_protocol::priority::LANE_SEPARATOR
             )))
         }
         Some((service, name)) if !service.is_empty() && !name.is_empty() => Ok((service, name)),

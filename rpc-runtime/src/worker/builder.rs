@@ -323,6 +323,7 @@ impl WorkerBuilder {
                 progress: Default::default(),
                 rates,
                 groups,
+                lanes: Default::default(),
             }),
             exposition,
             periodic,

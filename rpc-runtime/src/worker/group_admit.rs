@@ -71,7 +71,9 @@ pub(super) async fn admit(shared: &Shared, delivery: &Delivery, msg: &JobMessage
     let Some(key) = msg.group.as_deref() else {
         return GroupStep::Run;
     };
-    shared.groups.saw_keyed(&delivery.queue);
+    shared
+        .groups
+        .saw_keyed(super::lanes::queue_of(&delivery.queue));
     let (service, job) = msg.job.split_once('.').unwrap_or(("", &msg.job));
     let slot = GroupSlot {
         job,
@@ -151,7 +153,9 @@ pub(super) fn release_reserved(shared: &Shared, delivery: &Delivery, msg: &JobMe
     let Some(key) = msg.group.as_deref() else {
         return;
     };
-    shared.groups.saw_keyed(&delivery.queue);
+    shared
+        .groups
+        .saw_keyed(super::lanes::queue_of(&delivery.queue));
     let (service, job) = msg.job.split_once('.').unwrap_or(("", &msg.job));
     let limit = shared
         .groups

@@ -189,7 +189,7 @@ pub(super) async fn forget_gone_consumers(shared: &Shared) {
     let now = shared.clock.now_ms();
     // Read once per service, whatever its shards.
     let mut fleets: std::collections::HashMap<&str, Vec<String>> = Default::default();
-    let names = shared.served.names();
+    let names = shared.lanes.with_lanes(&shared.served.names());
     for queue in names.iter() {
         let service = rpc_protocol::shards::service_of_queue(queue);
         if !fleets.contains_key(service) {

@@ -82,7 +82,7 @@ pub(super) async fn janitor_loop(
             // Shutting down: keep renewing the leases of running jobs, take no new ones.
             continue;
         }
-        for queue in shared.served.names().iter() {
+        for queue in shared.lanes.with_lanes(&shared.served.names()).iter() {
             if shared.paused.is_paused(queue) {
                 // A paused service's stalled jobs wait for the resume too.
                 continue;

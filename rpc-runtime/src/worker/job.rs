@@ -512,7 +512,9 @@ async fn forgot_cancelled(shared: &Shared, delivery: &Delivery, id: &str) -> boo
     // forget cancellations or its last poll of the queue is old (an idle
     // poll backed off: `idle_polls.rs`).
     if !shared.cancels.overflowed(shared.clock.now_ms())
-        && !shared.idle_polls.is_stale(&delivery.queue)
+        && !shared
+            .idle_polls
+            .is_stale(super::lanes::queue_of(&delivery.queue))
     {
         return false;
     }

@@ -147,10 +147,16 @@ impl Lifecycle {
         let shared = Arc::clone(&self.shared);
         let list = shared.served.list();
         let running = lock(&shared.running);
+        // Leases are kept per lane; a lane's lease makes its queue busy.
+        let leased_queues: std::collections::HashSet<&str> = running
+            .iter()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(lane, _)| super::lanes::queue_of(lane))
+            .collect();
         for (i, queue) in list.names.iter().enumerate() {
             // A job taken since the last look counts, even if it ended.
             let taken = list.taken[i].swap(false, Ordering::Relaxed);
-            let leased = running.get(queue).is_some_and(|l| !l.is_empty());
+            let leased = leased_queues.contains(queue.as_str());
             if !(taken || leased) {
                 continue;
             }
@@ -253,6 +259,15 @@ impl Lifecycle {
             }
         };
         shared.idle_polls.polled(queue, started);
+        let new_lanes = shared.lanes.learn(queue, poll.lanes);
+        if !new_lanes.is_empty() {
+            tracing::info!(queue, lanes = ?new_lanes, "reading the queue's priority lanes from now on");
+            if let Err(e) = shared.backend.prepare_queues(&new_lanes).await {
+                // The taker's first read of a lane creates its group too.
+                tracing::debug!(error = %e, queue, "could not prepare the priority lanes");
+            }
+            cadence.busy_until = started + IDLE_AFTER;
+        }
         super::group_admit::sweep(&shared, queue).await;
         // Only shard 0's poll reads the service's pause flag.
         let reads_pause = rpc_protocol::shards::split_queue(queue).1 == 0;

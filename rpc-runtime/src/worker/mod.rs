@@ -64,6 +64,8 @@ mod intake;
 mod janitor;
 mod jitter;
 mod job;
+mod lane_take;
+mod lanes;
 mod lifecycle;
 mod outstanding;
 mod pause;

@@ -62,6 +62,8 @@ pub(super) struct Shared {
     /// Per-key limits and the group slots running jobs hold
     /// (`group_limits.rs`, used by `group_admit.rs`).
     pub(super) groups: super::group_limits::GroupLimits,
+    /// The priority lanes seen, per queue (`lanes.rs`).
+    pub(super) lanes: super::lanes::Lanes,
 }
 
 impl Shared {
@@ -69,7 +71,7 @@ impl Shared {
     /// last looked, so the queue is busy even when that job ended before
     /// the look (jobs shorter than its 100 ms turn).
     pub(super) fn note_taken(&self, queue: &str) {
-        self.served.note_taken(queue);
+        self.served.note_taken(super::lanes::queue_of(queue));
     }
 
     /// Stops renewing a delivery's lease (its job is completed or given up).

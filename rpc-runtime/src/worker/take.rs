@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use super::completion::{complete_later, complete_now, finish_job, Finished};
 use super::failures;
 use super::job::run_job;
+use super::lane_take;
 use super::shared::Shared;
 
 use crate::backend::Delivery;
@@ -27,6 +28,7 @@ pub(super) async fn take_loop(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut reader = None;
+    let mut picker = lane_take::LanePicker::default();
     let mut backoff = Duration::from_millis(50);
     let mut finished: Finished = Vec::new();
     // The reader was lost (so the next one opened is a reconnect).
@@ -92,7 +94,16 @@ pub(super) async fn take_loop(
         // equal share of the free slots (the shards of a service are served
         // alike), at least one each.
         let per_queue = free.div_ceil(queues.len());
-        let taken = if finished.is_empty() {
+        let taken = if shared.lanes.any() {
+            // Some queue has priority lanes: taken by weight, lane by lane
+            // (`lane_take.rs`); the completions go first, on their own.
+            complete_now(&shared, std::mem::take(&mut finished)).await;
+            let lanes = shared.lanes.by_lane(queues);
+            tokio::select! {
+                taken = lane_take::take(&mut **r, &mut picker, &lanes, consumer, free, Duration::from_secs(1)) => taken,
+                _ = stop.changed() => return,
+            }
+        } else if finished.is_empty() {
             tokio::select! {
                 taken = r.take_jobs(queues, consumer, per_queue, Duration::from_secs(1)) => taken,
                 _ = stop.changed() => return,

@@ -21,6 +21,7 @@ mod heartbeats;
 mod intake_cancel;
 mod intake_volume;
 mod known_ids;
+mod priorities;
 mod progress;
 mod rate_limits;
 mod tenants;

@@ -1,7 +1,7 @@
 //! The lifecycle on a 3-master Redis Cluster: every key of a service's
 //! lifecycle is under its hash tag, so each script runs on one slot. A
 //! delayed call, a retry with backoff, an idempotent pair, a cancelled
-//! running call, a pause and a rate limit, with the service's keys on one
+//! running call, a pause, a rate limit and priorities, with the service's keys on one
 //! master and the callers' inboxes and results on others.
 
 use std::time::Duration;
@@ -34,6 +34,25 @@ async fn the_lifecycle_works_on_a_cluster() {
         .call_and_wait(&format!("{SERVICE}.flaky"), json!({"ok_on": 2}))
         .await
         .expect("a retry with backoff on a cluster");
+    assert_eq!(reply.data, json!({"attempt": 2}));
+
+    // A delayed urgent call and a retried one at priority 5: each goes
+    // back from the schedule onto its lane (`poll.lua` writes a lane of
+    // the queue's slot), and the worker learns the lanes and reads them.
+    let reply = client
+        .call(&format!("{SERVICE}.echo"), json!("urgent"))
+        .options(delayed.clone())
+        .priority(1)
+        .response()
+        .await
+        .expect("a delayed urgent call on a cluster");
+    assert_eq!(reply.data, json!("urgent"));
+    let reply = client
+        .call(&format!("{SERVICE}.flaky"), json!({"ok_on": 2}))
+        .priority(5)
+        .response()
+        .await
+        .expect("a retry at priority 5 on a cluster");
     assert_eq!(reply.data, json!({"attempt": 2}));
 
     let once = CallOptions::idempotency_key("cluster-1");

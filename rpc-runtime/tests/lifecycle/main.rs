@@ -16,6 +16,7 @@ mod garbage;
 mod idle;
 mod once;
 mod pause;
+mod priority;
 mod rate;
 mod retries;
 

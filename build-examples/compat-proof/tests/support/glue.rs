@@ -40,6 +40,7 @@ impl Glue {
             timeout_ms: None,
             max_attempts: None,
             shards: 1,
+            priority: None,
         }
     }
 }

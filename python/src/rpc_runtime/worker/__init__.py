@@ -33,15 +33,19 @@ from redis.exceptions import ResponseError
 
 from ..context import Context
 from ..keys import GROUP, Keys
+from ..priority import DEFAULT as DEFAULT_PRIORITY
+from ..priority import LANES
 from ..shards import SEPARATOR, is_count, split_queue
 from ..shards import queue as shard_queue
 from ..spec import JobBinding, JobSpec, Service
 from . import heartbeat as beats
-from . import leases, progress
+from . import lane_take, leases, progress
 from . import shard_counts
 from .complete import Delivery, complete
 from .counts import FLUSH_EVERY_S, record_failure
 from .idle_polls import count_fleets
+from .lanes import create_groups as create_lane_groups
+from .lanes import lane_of_key
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .mover import run_mover
@@ -396,11 +400,18 @@ class Worker:
             if name in self._broken:
                 log.info("%s is a stream again: serving queue %s", key, name)
                 self._broken.discard(name)
+            # The queue's priority lanes seen (a NOGROUP on one: deleted and
+            # recreated by someone).
+            others = [p for p in self.shared.lanes.of(name) if p != DEFAULT_PRIORITY]
+            if others:
+                await create_lane_groups(self.shared.redis, self.shared.keys, self.shared.lanes,
+                                         name, others)
 
     async def _take(self, reader: aredis.Redis, quiet: asyncio.Event) -> None:
         shared = self.shared
         assert shared is not None
         delay = 0.1
+        picker = lane_take.LanePicker()
         while not quiet.is_set():
             free = shared.settings.concurrency - shared.running
             if free <= 0:
@@ -411,22 +422,30 @@ class Worker:
                 self._broken_retry_at = asyncio.get_running_loop().time() + 1.0
                 await self._create_groups()
             # A paused service's every shard is left unread.
-            streams: dict[Any, Any] = {
-                shared.keys.jobs(q): ">"
-                for q, service in list(shared.queues.items())
-                if service not in shared.paused and q not in self._broken
-            }
-            if not streams:
+            queues = [q for q, service in list(shared.queues.items())
+                      if service not in shared.paused and q not in self._broken]
+            if not queues:
                 await asyncio.sleep(0.1)
                 continue
-            # COUNT is per stream: the free slots are shared among the queues,
-            # so one read takes fewer than free + queues jobs (not free times
-            # queues: a service of many shards would swamp the slots).
-            per_queue = -(-free // len(streams))
             try:
-                got = await reader.xreadgroup(
-                    GROUP, shared.settings.consumer, streams, count=per_queue, block=BLOCK_MS
-                )
+                if shared.lanes.any():
+                    # Some queue has priority lanes: taken by weight, lane
+                    # by lane (`lane_take.py`).
+                    got = await lane_take.take(
+                        reader, shared.settings.consumer, picker,
+                        {p: [shared.keys.jobs_at(q, p) for q in queues if p in shared.lanes.of(q)]
+                         for p in LANES},
+                        free, BLOCK_MS)
+                else:
+                    # COUNT is per stream: the free slots are shared among the
+                    # queues, so one read takes fewer than free + queues jobs
+                    # (not free times queues: a service of many shards would
+                    # swamp the slots).
+                    per_queue = -(-free // len(queues))
+                    streams: dict[Any, Any] = {shared.keys.jobs(q): ">" for q in queues}
+                    got = await reader.xreadgroup(
+                        GROUP, shared.settings.consumer, streams, count=per_queue, block=BLOCK_MS
+                    )
                 delay = 0.1
             except ResponseError as e:
                 if "NOGROUP" in str(e) or "WRONGTYPE" in str(e):
@@ -451,6 +470,7 @@ class Worker:
                     self._start(Delivery(
                         service=service,
                         queue=name,
+                        lane=lane_of_key(stream_key),
                         entry_id=eid,
                         payload=fields.get(b"m", b""),
                         deliveries=1,
@@ -461,7 +481,7 @@ class Worker:
         shared = self.shared
         assert shared is not None
         shared.running += 1
-        shared.leases.add((d.queue, d.entry_id))
+        shared.leases.add((d.queue, d.entry_id, d.lane))
         task = asyncio.ensure_future(self._process(d))
         shared.tasks.add(task)
         task.add_done_callback(shared.tasks.discard)
@@ -495,7 +515,7 @@ class Worker:
             log.exception("ending job %s of %s failed; it stays leased", d.entry_id, d.queue)
         finally:
             release()
-            shared.leases.discard((d.queue, d.entry_id))
+            shared.leases.discard((d.queue, d.entry_id, d.lane))
 
     async def _leases(self, quiet: asyncio.Event, done: asyncio.Event) -> None:
         shared = self.shared

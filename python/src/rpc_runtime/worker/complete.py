@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import limits, scripts
 from ..keys import GROUP, Keys
+from ..priority import DEFAULT as DEFAULT_PRIORITY
 
 log = logging.getLogger("rpc_runtime.worker")
 
@@ -60,6 +61,10 @@ class Delivery:
     #: shards' (``S~k``). Every key of the job's end is this queue's: a retry
     #: comes back to the same shard, a dead letter stays on it.
     queue: str = ""
+    #: The lane it was read from (docs/PROTOCOL.md, "Priorities"): its ack,
+    #: lease and a retry without delay go to that stream,
+    #: ``P:{Q}:jobs:<lane>`` (``P:{Q}:jobs`` for 3).
+    lane: int = DEFAULT_PRIORITY
 
     def __post_init__(self) -> None:
         if not self.queue:
@@ -102,7 +107,9 @@ class Refused(Exception):
 
 def plan(keys: Keys, d: Delivery, c: Completion) -> tuple[Any, list[str], list[Any]] | None:
     """The script, KEYS and ARGV that end ``d`` as ``c`` says."""
-    jobs = keys.jobs(d.queue)
+    # The lane it was read from; a retry through the schedule goes back to
+    # the lane its message's `priority` names (poll.lua).
+    jobs = keys.jobs_at(d.queue, d.lane)
     if (
         c.reply is not None
         and c.reply_to is not None

@@ -22,18 +22,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import limits
+from ..priority import is_priority, out_of_range
 from ..keys import Keys, is_idempotency_key
 
 PROTOCOL_VERSION = 1
 NEWEST_VERSION = 2
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
 
 #: The fields of a job message, in the order the Rust worker writes them.
 FIELDS = (
     "v", "id", "job", "params", "reply_to", "deadline_ms", "timeout_ms", "attempt",
     "max_attempts", "result_ttl_ms", "meta", "handoffs", "sent_ms", "run_at_ms",
-    "idempotency_key", "idempotency_ttl_ms",
+    "idempotency_key", "idempotency_ttl_ms", "priority",
 )  # fmt: skip
 
 
@@ -57,10 +60,17 @@ class Message:
     run_at_ms: int | None = None
     idempotency_key: str | None = None
     idempotency_ttl_ms: int | None = None
+    #: The call's priority as sent (checked 1 to 5; None: the default, 3).
+    #: It names the lane a retry or a delayed call goes back to.
+    priority: int | None = None
+    #: The fields this worker does not know (a newer sender's, such as
+    #: ``group``), kept as they came so that a retry loses none of them.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         """The message as the Rust worker re-encodes one (a retry, a
-        hand-back): known fields in order, defaults left out."""
+        hand-back): known fields in order, defaults left out, then the
+        fields this worker does not know, as they came."""
         out: dict[str, Any] = {
             "v": self.v,
             "id": self.id,
@@ -89,9 +99,12 @@ class Message:
             ("run_at_ms", self.run_at_ms),
             ("idempotency_key", self.idempotency_key),
             ("idempotency_ttl_ms", self.idempotency_ttl_ms),
+            ("priority", self.priority),
         ]:
             if value is not None:
                 out[name] = value
+        for name, value in self.extra.items():
+            out.setdefault(name, value)
         return json.dumps(out, ensure_ascii=False, separators=(",", ":"),
                           allow_nan=False).encode("utf-8")
 
@@ -264,6 +277,19 @@ def _int(obj: dict[str, Any], name: str, expected: str, top: int, optional: bool
     return int(value)
 
 
+def _i64(obj: dict[str, Any], name: str) -> int | None:
+    """An optional signed integer field (serde's ``Option<i64>``): null is
+    absent; the range is checked later (``check_ranges``)."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Unreadable(f"invalid type: {_unexpected(value)}, expected i64")
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise _Unreadable(f"invalid value: {_unexpected(value)}, expected i64")
+    return int(value)
+
+
 def _str(obj: dict[str, Any], name: str, optional: bool) -> str | None:
     if name not in obj:
         return None
@@ -311,6 +337,8 @@ def _message(obj: _Obj) -> Message:
         run_at_ms=_int(obj, "run_at_ms", "u64", _U64_MAX, True),
         idempotency_key=_str(obj, "idempotency_key", True),
         idempotency_ttl_ms=_int(obj, "idempotency_ttl_ms", "u64", _U64_MAX, True),
+        priority=_i64(obj, "priority"),
+        extra={k: v for k, v in obj.items() if k not in FIELDS},
     )
 
 
@@ -333,6 +361,8 @@ def _check_type(obj: dict[str, Any], name: str) -> None:
         _int(obj, name, "u64", _U64_MAX, _U64_FIELDS[name])
     elif name in _STR_FIELDS:
         _str(obj, name, _STR_FIELDS[name])
+    elif name == "priority":
+        _i64(obj, name)
     elif name == "meta":
         meta = obj[name]
         if not isinstance(meta, dict):
@@ -376,6 +406,8 @@ def check_ranges(msg: Message) -> str | None:
     ttl = msg.idempotency_ttl_ms
     if ttl is not None and not 1 <= ttl <= m.MAX_TTL_MS:
         return f"`idempotency_ttl_ms` {ttl} is outside 1..={m.MAX_TTL_MS} (366 days)"
+    if msg.priority is not None and not is_priority(msg.priority):
+        return out_of_range(msg.priority)
     return None
 
 

@@ -88,8 +88,9 @@ async def forget_consumers(shared: Shared, idle_ms: int, need_gone_beat: bool) -
     """Removes consumers idle past ``idle_ms`` with no pending entries (and,
     with ``need_gone_beat``, no live beat). Returns how many went."""
     forgotten = 0
-    for queue in list(shared.queues):
-        key = shared.keys.jobs(queue)
+    streams = [shared.keys.jobs_at(queue, lane) for queue in list(shared.queues)
+               for lane in shared.lanes.of(queue)]
+    for key in streams:
         try:
             consumers = await shared.redis.xinfo_consumers(key, GROUP)
         except Exception as e:  # noqa: BLE001 - no group yet

@@ -2,7 +2,8 @@
 still runs (``XPENDING`` of its own entries, then ``XCLAIM ... 0 ... JUSTID``)
 and, with free slots, reclaims entries idle past the visibility timeout
 (``XPENDING IDLE`` then ``XCLAIM``) (docs/PROTOCOL.md, "Leases"). Both per
-queue: every shard of a service has its own stream and group."""
+queue and lane: every shard of a service, and every priority lane of a
+shard this worker reads, has its own stream and group."""
 
 from __future__ import annotations
 
@@ -22,11 +23,10 @@ def _s(v: Any) -> str:
 
 async def renew(shared: Shared) -> None:
     """Resets the idle time of the entries this worker runs and still owns."""
-    by_queue: dict[str, set[str]] = {}
-    for queue, entry in list(shared.leases):
-        by_queue.setdefault(queue, set()).add(entry)
-    for queue, mine in by_queue.items():
-        key = shared.keys.jobs(queue)
+    by_stream: dict[str, set[str]] = {}
+    for queue, entry, lane in list(shared.leases):
+        by_stream.setdefault(shared.keys.jobs_at(queue, lane), set()).add(entry)
+    for key, mine in by_stream.items():
         pending = await shared.redis.xpending_range(
             key, GROUP, min="-", max="+", count=len(mine) + 1000,
             consumername=shared.settings.consumer,
@@ -37,15 +37,18 @@ async def renew(shared: Shared) -> None:
 
 
 async def reclaim(shared: Shared, free: int) -> list[Delivery]:
-    """Takes over up to ``free`` entries idle past the visibility timeout."""
+    """Takes over up to ``free`` entries idle past the visibility timeout,
+    each queue's lanes most urgent first."""
     out: list[Delivery] = []
     vis = shared.settings.visibility_timeout_ms
-    for queue, service in list(shared.queues.items()):
+    lanes = [(queue, service, lane) for queue, service in list(shared.queues.items())
+             for lane in shared.lanes.of(queue)]
+    for queue, service, lane in lanes:
         if free <= 0:
             break
         if service in shared.paused:
             continue
-        key = shared.keys.jobs(queue)
+        key = shared.keys.jobs_at(queue, lane)
         try:
             pending = await shared.redis.xpending_range(
                 key, GROUP, min="-", max="+", count=free, idle=vis
@@ -73,6 +76,7 @@ async def reclaim(shared: Shared, free: int) -> list[Delivery]:
                 Delivery(
                     service=service,
                     queue=queue,
+                    lane=lane,
                     entry_id=eid,
                     payload=payload if isinstance(payload, bytes) else str(payload).encode(),
                     deliveries=counts.get(eid, 0) + 1,

@@ -2,7 +2,8 @@
 service). It moves due scheduled jobs onto the stream, reports the pause
 flag and the calls cancelled since the last look, and now and then sweeps
 the scheduled messages for garbage (docs/PROTOCOL.md, "Delayed calls",
-"Cancellation", "Pause and resume").
+"Cancellation", "Pause and resume"), and tells which priority lanes the
+queue has (``lanes.py``).
 
 The pause flag is the service's (``P:{S}:paused``, in shard 0's slot) and
 pauses every shard: shard 0's poll reads it. A poll is one script on one
@@ -32,6 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import limits, scripts
+from .lanes import create_groups as create_lane_groups
 from .shared import Shared
 
 log = logging.getLogger("rpc_runtime.worker")
@@ -57,15 +59,16 @@ def _text(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-class _WatchedLeases(set[tuple[str, str]]):
+class _WatchedLeases(set[tuple[str, str, int]]):
     """The worker's leases (``Shared.leases``), telling the lifecycle of
-    each one taken: (service, entry id)."""
+    each one taken: (service, entry id, lane)."""
 
-    def __init__(self, leases: Iterable[tuple[str, str]], on_add: Callable[[str], None]) -> None:
+    def __init__(self, leases: Iterable[tuple[str, str, int]],
+                 on_add: Callable[[str], None]) -> None:
         super().__init__(leases)
         self._on_add = on_add
 
-    def add(self, lease: tuple[str, str]) -> None:
+    def add(self, lease: tuple[str, str, int]) -> None:
         super().add(lease)
         self._on_add(lease[0])
 
@@ -106,7 +109,7 @@ class Lifecycle:
 
     def _look_at_leases(self, now: float) -> None:
         """The services of the leases held are busy (for long jobs)."""
-        for service in {s for s, _ in self.shared.leases}:
+        for service in {lease[0] for lease in self.shared.leases}:
             if self._busy_until.get(service, 0.0) <= now:
                 self._next_poll[service] = now
             self._busy_until[service] = now + IDLE_AFTER_S
@@ -132,6 +135,16 @@ class Lifecycle:
         cancels = answer[4] or []
         errors = answer[5] or []
         next_cursor = _text(answer[7]) if len(answer) > 7 else ""
+        # The queue's priority lanes (a poll.lua of before lanes answers 8 values).
+        new_lanes = sh.lanes.learn(service, _int(answer[8]) if len(answer) > 8 else 0)
+        if new_lanes:
+            log.info("reading the priority lanes %s of %s from now on",
+                     ", ".join(str(p) for p in new_lanes), service)
+            # The taker's NOGROUP creates them too, should this fail.
+            try:
+                await create_lane_groups(sh.redis, k, sh.lanes, service, new_lanes)
+            except Exception as refused:  # noqa: BLE001
+                log.debug("could not create the groups of the lanes of %s: %s", service, refused)
         if not tells_pause:
             paused = 0
         was_paused = service in sh.paused
@@ -157,7 +170,7 @@ class Lifecycle:
         for e in errors:
             log.warning("the lifecycle poll of %s: %s", service, _text(e))
         # Something happened in the service: busy for a while.
-        if moved > 0 or cancels or was_paused != bool(paused):
+        if moved > 0 or cancels or new_lanes or was_paused != bool(paused):
             self._busy_until[service] = started + IDLE_AFTER_S
         busy = self._busy_until.get(service, 0.0) > started
         next_poll = started + (POLL_EVERY_S if busy else sh.idle_polls.idle_every_s(service))

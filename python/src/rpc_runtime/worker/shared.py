@@ -19,6 +19,7 @@ from ..spec import JobBinding
 from .clock import BrokerClock
 from .counts import DailyCounts
 from .idle_polls import IdlePolls
+from .lanes import Lanes
 from .progress import ProgressBoard
 from .settings import Settings
 
@@ -107,8 +108,11 @@ class Shared:
     queues: dict[str, str] = field(default_factory=dict)
     #: Live workers per service, and when each queue was last polled.
     idle_polls: IdlePolls = field(default_factory=IdlePolls)
-    #: Entries whose lease this worker holds: (queue, entry id).
-    leases: set[tuple[str, str]] = field(default_factory=set)
+    #: The priority lanes seen, per queue (``lanes.py``).
+    lanes: Lanes = field(default_factory=Lanes)
+    #: Entries whose lease this worker holds: (queue, entry id, lane), the
+    #: lane the priority of the stream it was read from (``P:{Q}:jobs`` is 3).
+    leases: set[tuple[str, str, int]] = field(default_factory=set)
     #: Jobs running now (a slot each).
     running: int = 0
     #: Set when a slot frees (the reader waits on it when full).

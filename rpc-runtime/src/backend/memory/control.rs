@@ -1,11 +1,13 @@
 //! The memory broker's levers: cancellations (a scheduled call is moved
-//! onto its queue flagged), pause flags, idempotency keys, dead letters.
+//! onto its queue flagged), pause flags, idempotency keys, dead letters:
+//! each its queue's, shared by the queue's priority lanes (`lanes.rs`).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use rpc_protocol::limits::CANCEL_MEMORY;
 
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
 use crate::backend::control::{Cancelled, Control, DeadLetter, OnceClaim};
 use crate::error::Error;
@@ -15,6 +17,10 @@ impl Control for MemoryBackend {
     async fn cancel_job(&self, queue: &str, id: &str) -> Result<Cancelled, Error> {
         let now_ms = rpc_protocol::time::unix_ms(SystemTime::now());
         let forget_before = now_ms.saturating_sub(CANCEL_MEMORY.as_millis() as u64);
+        // The mark is the queue's, so the worker of any of its lanes sees
+        // it; a scheduled call goes back onto the default lane flagged (as
+        // cancel.lua does).
+        let queue = lane_free(queue);
         let mut state = self.state();
         let marks = state.cancelled.entry(queue.to_owned()).or_default();
         marks.insert(id.to_owned(), now_ms);
@@ -33,11 +39,12 @@ impl Control for MemoryBackend {
         Ok(self
             .state()
             .cancelled
-            .get(queue)
+            .get(lane_free(queue))
             .and_then(|c| c.get(id).copied()))
     }
 
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<bool, Error> {
+        let queue = lane_free(queue);
         let mut state = self.state();
         Ok(if paused {
             state.paused.insert(queue.to_owned())
@@ -47,7 +54,7 @@ impl Control for MemoryBackend {
     }
 
     async fn is_paused(&self, queue: &str) -> Result<bool, Error> {
-        Ok(self.state().paused.contains(queue))
+        Ok(self.state().paused.contains(lane_free(queue)))
     }
 
     async fn claim_once(
@@ -61,7 +68,7 @@ impl Control for MemoryBackend {
         let now = Instant::now();
         let mut state = self.state();
         state.once.retain(|_, (_, _, until)| *until > now);
-        let key = (queue.to_owned(), key.to_owned());
+        let key = (lane_free(queue).to_owned(), key.to_owned());
         if let Some((holder, theirs, _)) = state.once.get(&key) {
             let same = theirs == fingerprint;
             return Ok(OnceClaim::Held {
@@ -78,15 +85,14 @@ impl Control for MemoryBackend {
     async fn dead_letters(&self, queue: &str, max: usize) -> Result<Vec<DeadLetter>, Error> {
         let state = self.state();
         Ok(state
-            .queues
-            .get(queue)
-            .map(|q| q.dead.iter().take(max).cloned().collect())
+            .dead_letters(queue)
+            .map(|dead| dead.iter().take(max).cloned().collect())
             .unwrap_or_default())
     }
 
     async fn remove_dead_letter(&self, queue: &str, token: &str) -> Result<bool, Error> {
         let mut state = self.state();
-        let Some(q) = state.queues.get_mut(queue) else {
+        let Some(q) = state.queues.get_mut(lane_free(queue)) else {
             return Ok(false);
         };
         let before = q.dead.len();

@@ -1,9 +1,11 @@
 //! Daily counts in memory: a map by queue and day, as long as the broker
 //! lives (one process; nothing to expire but what `DAILY_STATS_KEPT`
-//! would on Redis, which a process does not outlive in practice).
+//! would on Redis, which a process does not outlive in practice). A
+//! queue's priority lanes count together (`lanes.rs`).
 
 use async_trait::async_trait;
 
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
 use crate::backend::daily_counts::{DailyCount, DailyCounts};
 use crate::error::Error;
@@ -20,7 +22,7 @@ impl DailyCounts for MemoryBackend {
         let mut state = self.state();
         let counts = state
             .daily
-            .entry((queue.to_owned(), day.to_owned()))
+            .entry((lane_free(queue).to_owned(), day.to_owned()))
             .or_default();
         counts.0 = counts.0.saturating_add(processed);
         counts.1 = counts.1.saturating_add(failed);
@@ -34,7 +36,7 @@ impl DailyCounts for MemoryBackend {
             .map(|day| {
                 let (processed, failed) = state
                     .daily
-                    .get(&(queue.to_owned(), day.clone()))
+                    .get(&(lane_free(queue).to_owned(), day.clone()))
                     .copied()
                     .unwrap_or_default();
                 DailyCount {

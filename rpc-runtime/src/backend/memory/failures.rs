@@ -1,10 +1,12 @@
 //! Recent failures in memory: per queue, the newest
 //! [`FAILURES_CAP`](rpc_protocol::limits::FAILURES_CAP) as long as the
-//! broker lives (one process; nothing to expire).
+//! broker lives (one process; nothing to expire). A queue's priority lanes
+//! share its list (`lanes.rs`).
 
 use async_trait::async_trait;
 use rpc_protocol::limits::FAILURES_CAP;
 
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
 use crate::backend::failures::{cut_message, Failure, Failures, RecordedFailure};
 use crate::error::Error;
@@ -16,7 +18,10 @@ impl Failures for MemoryBackend {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut state = self.state();
-        let (entries, seq) = state.failures.entry(queue.to_owned()).or_default();
+        let (entries, seq) = state
+            .failures
+            .entry(lane_free(queue).to_owned())
+            .or_default();
         *seq += 1;
         entries.push_back(RecordedFailure {
             entry: format!("{at_ms}-{seq}"),
@@ -47,7 +52,7 @@ impl Failures for MemoryBackend {
             })?),
         };
         let state = self.state();
-        let Some((entries, _)) = state.failures.get(queue) else {
+        let Some((entries, _)) = state.failures.get(lane_free(queue)) else {
             return Ok(Vec::new());
         };
         Ok(entries

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use super::lanes::{lane_free, lane_of_message};
 use super::registry::MemoryBackend;
 use super::state::{entry_number, State};
 use crate::backend::{Delivery, GroupAdmission, GroupSlot, GroupSlots};
@@ -20,8 +21,14 @@ fn lease_ms(lease: Duration) -> u64 {
     u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// A group is its queue's, shared by the queue's priority lanes
+/// (`lanes.rs`).
 fn group_of(queue: &str, slot: &GroupSlot<'_>) -> (String, String, String) {
-    (queue.to_owned(), slot.job.to_owned(), slot.key.to_owned())
+    (
+        lane_free(queue).to_owned(),
+        slot.job.to_owned(),
+        slot.key.to_owned(),
+    )
 }
 
 /// The call id of a parked message, if it has a readable one.
@@ -33,9 +40,10 @@ fn call_id(message: &[u8]) -> Option<String> {
     serde_json::from_slice::<Id>(message).ok().map(|m| m.id)
 }
 
-/// Moves the oldest parked messages of a group onto its queue while slots
-/// are free, each holding its slot; forgets a group with nothing left.
-/// Returns how many moved (the caller wakes the takers).
+/// Moves the oldest parked messages of a group onto its queue, each onto
+/// the lane of its priority, while slots are free, each holding its slot;
+/// forgets a group with nothing left. Returns how many moved (the caller
+/// wakes the takers).
 fn refill(state: &mut State, group: &(String, String, String), limit: u32, until: u64) -> u32 {
     let limit = limit.clamp(1, rpc_protocol::limits::MAX_GROUP_LIMIT) as usize;
     let mut moving = Vec::new();
@@ -55,7 +63,8 @@ fn refill(state: &mut State, group: &(String, String, String), limit: u32, until
     }
     let moved = moving.len() as u32;
     for message in moving {
-        state.enqueue(&group.0, message, false);
+        let lane = lane_of_message(&group.0, &message).into_owned();
+        state.enqueue(&lane, message, false);
     }
     moved
 }
@@ -145,7 +154,7 @@ impl GroupSlots for MemoryBackend {
     ) -> Result<(), Error> {
         let mut state = self.state();
         for (id, job, key) in held {
-            let group = (queue.to_owned(), job.clone(), key.clone());
+            let group = (lane_free(queue).to_owned(), job.clone(), key.clone());
             if let Some(lapses) = state
                 .groups
                 .get_mut(&group)
@@ -166,7 +175,7 @@ impl GroupSlots for MemoryBackend {
             .state()
             .groups
             .iter()
-            .filter(|((q, _, _), g)| q == queue && !g.waiting.is_empty())
+            .filter(|((q, _, _), g)| q == lane_free(queue) && !g.waiting.is_empty())
             .take(max)
             .map(|((_, job, key), _)| (job.clone(), key.clone()))
             .collect())

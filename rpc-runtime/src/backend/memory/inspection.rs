@@ -3,6 +3,10 @@
 //! an application that runs on `memory://` can show its own queues (a
 //! worker's gauges, an embedded dashboard).
 //!
+//! A service here is a queue with all its priority lanes, read together
+//! (`service_view.rs`): its figures and lists count every lane's calls,
+//! and `services` lists no lane of its own.
+//!
 //! Every answer is bounded the way Redis's is: lists by their `max` (and
 //! [`MAX_ENTRIES_PER_READ`]), values by their window (and
 //! [`MAX_WINDOW_BYTES`]).
@@ -12,9 +16,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::queue_figures::stats;
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
-use super::state::{entry_number, token, Queue, State};
+use super::state::{entry_number, token, State};
+use crate::backend::control::DeadLetter;
 use crate::backend::inspection::excerpts::{
     call_id_needle, DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt,
     SearchPage, Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
@@ -44,47 +49,20 @@ fn window(value: &[u8], offset: u64, len: usize) -> Excerpt {
     }
 }
 
-/// A queued or leased job of a queue by token: its message.
-fn job_message<'a>(q: &'a Queue, token: &str) -> Option<&'a [u8]> {
-    let n = entry_number(token)?;
-    if let Some(lease) = q.leased.get(&n) {
-        return Some(&lease.payload);
-    }
-    q.ready
-        .iter()
-        .find(|r| r.token == n)
-        .map(|r| r.payload.as_slice())
-}
-
-fn dead_excerpt(q: &Queue, token: &str, window_bytes: usize) -> Option<DeadLetterExcerpt> {
-    let dead = q.dead.iter().find(|d| d.token == token)?;
-    Some(DeadLetterExcerpt {
+fn dead_excerpt(dead: &DeadLetter, window_bytes: usize) -> DeadLetterExcerpt {
+    DeadLetterExcerpt {
         token: dead.token.clone(),
         reason: Some(window(dead.reason.as_bytes(), 0, window_bytes)),
         message: Some(window(&dead.payload, 0, window_bytes)),
-    })
-}
-
-/// The leased jobs of a queue in token order (Redis lists pending entries
-/// by id), at most `max`.
-fn leases(q: &Queue, max: usize) -> Vec<(u64, &super::state::Lease)> {
-    let mut leased: Vec<_> = q.leased.iter().map(|(n, l)| (*n, l)).collect();
-    leased.sort_by_key(|(n, _)| *n);
-    leased.truncate(max.min(MAX_ENTRIES_PER_READ));
-    leased
+    }
 }
 
 impl State {
-    fn knows(&self, service: &str) -> bool {
-        self.queues.contains_key(service)
-            || self.scheduled.get(service).is_some_and(|s| !s.is_empty())
-    }
-
     /// The jobs on `service`'s schedule, soonest due first.
     fn schedule_of(&self, service: &str) -> Vec<(&String, u64, &Vec<u8>)> {
         let mut jobs: Vec<_> = self
             .scheduled
-            .get(service)
+            .get(lane_free(service))
             .map(|s| s.iter().map(|(id, (due, m))| (id, *due, m)).collect())
             .unwrap_or_default();
         jobs.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
@@ -107,9 +85,7 @@ impl Inspection for MemoryBackend {
     }
 
     async fn services(&self) -> Result<Vec<String>, Error> {
-        let mut services: Vec<String> = self.state().queues.keys().cloned().collect();
-        services.sort();
-        Ok(services)
+        Ok(self.state().lane_free_queues())
     }
 
     async fn has_service(&self, service: &str) -> Result<bool, Error> {
@@ -117,8 +93,7 @@ impl Inspection for MemoryBackend {
     }
 
     async fn service_stats(&self, service: &str) -> Result<Option<ServiceStats>, Error> {
-        let state = self.state();
-        Ok(state.queues.get(service).map(|q| stats(&state, service, q)))
+        Ok(self.state().view(service).map(|v| v.stats(service)))
     }
 
     async fn service_stats_bounded(&self, service: &str) -> Result<Option<ServiceStats>, Error> {
@@ -127,13 +102,14 @@ impl Inspection for MemoryBackend {
 
     async fn leased(&self, service: &str, max: usize) -> Result<Option<Vec<LeasedJob>>, Error> {
         let state = self.state();
-        let Some(q) = state.queues.get(service) else {
+        let Some(view) = state.view(service) else {
             return Ok(None);
         };
         let now = Instant::now();
         Ok(Some(
-            leases(q, max)
+            view.leased()
                 .into_iter()
+                .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|(n, l)| LeasedJob {
                     token: token(l.enqueued_ms, n),
                     consumer: l.consumer.clone(),
@@ -147,9 +123,9 @@ impl Inspection for MemoryBackend {
 
     async fn queued(&self, service: &str, max: usize) -> Result<Option<Vec<QueuedJob>>, Error> {
         let state = self.state();
-        Ok(state.queues.get(service).map(|q| {
-            q.ready
-                .iter()
+        Ok(state.view(service).map(|view| {
+            view.ready()
+                .into_iter()
                 .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|r| QueuedJob {
                     token: token(r.enqueued_ms, r.token),
@@ -184,15 +160,15 @@ impl Inspection for MemoryBackend {
         window_bytes: usize,
     ) -> Result<Vec<DeadLetterExcerpt>, Error> {
         let state = self.state();
-        let Some(q) = state.queues.get(service) else {
+        let Some(dead) = state.dead_letters(service) else {
             return Ok(Vec::new());
         };
         let after = after.and_then(entry_number).unwrap_or(0);
-        Ok(q.dead
+        Ok(dead
             .iter()
             .filter(|d| entry_number(&d.token).is_some_and(|n| n > after))
             .take(max.min(MAX_ENTRIES_PER_READ))
-            .filter_map(|d| dead_excerpt(q, &d.token, window_bytes))
+            .map(|d| dead_excerpt(d, window_bytes))
             .collect())
     }
 
@@ -203,16 +179,19 @@ impl Inspection for MemoryBackend {
         window_bytes: usize,
     ) -> Result<Vec<Option<DeadLetterExcerpt>>, Error> {
         let state = self.state();
-        let q = state.queues.get(service);
+        let dead = state.dead_letters(service);
         Ok(tokens
             .iter()
-            .map(|t| q.and_then(|q| dead_excerpt(q, t, window_bytes)))
+            .map(|t| {
+                let d = dead?.iter().find(|d| d.token == *t)?;
+                Some(dead_excerpt(d, window_bytes))
+            })
             .collect())
     }
 
     async fn dead_letter_count(&self, service: &str) -> Result<u64, Error> {
         let state = self.state();
-        Ok(state.queues.get(service).map_or(0, |q| q.dead.len() as u64))
+        Ok(state.dead_letters(service).map_or(0, |d| d.len() as u64))
     }
 
     async fn queued_excerpts(
@@ -224,9 +203,9 @@ impl Inspection for MemoryBackend {
     ) -> Result<Option<Vec<MessageExcerpt>>, Error> {
         let state = self.state();
         let after = after.and_then(entry_number);
-        Ok(state.queues.get(service).map(|q| {
-            q.ready
-                .iter()
+        Ok(state.view(service).map(|view| {
+            view.ready()
+                .into_iter()
                 .filter(|r| after.is_none_or(|a| r.token > a))
                 .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|r| MessageExcerpt {
@@ -244,13 +223,14 @@ impl Inspection for MemoryBackend {
         window_bytes: usize,
     ) -> Result<Option<Vec<LeasedExcerpt>>, Error> {
         let state = self.state();
-        let Some(q) = state.queues.get(service) else {
+        let Some(view) = state.view(service) else {
             return Ok(None);
         };
         let now = Instant::now();
         Ok(Some(
-            leases(q, max)
+            view.leased()
                 .into_iter()
+                .take(max.min(MAX_ENTRIES_PER_READ))
                 .map(|(n, l)| LeasedExcerpt {
                     token: token(l.enqueued_ms, n),
                     lease: Lease {
@@ -267,10 +247,9 @@ impl Inspection for MemoryBackend {
     async fn lease(&self, service: &str, token: &str) -> Result<Option<Lease>, Error> {
         let state = self.state();
         let lease = state
-            .queues
-            .get(service)
+            .view(service)
             .zip(entry_number(token))
-            .and_then(|(q, n)| q.leased.get(&n));
+            .and_then(|(view, n)| view.lease(n));
         Ok(lease.map(|l| Lease {
             consumer: l.consumer.clone(),
             idle: Instant::now().duration_since(l.since),
@@ -286,14 +265,14 @@ impl Inspection for MemoryBackend {
         window_bytes: usize,
     ) -> Result<Vec<Option<MessageExcerpt>>, Error> {
         let state = self.state();
-        let q = state.queues.get(service);
+        let view = state.view(service);
         Ok(tokens
             .iter()
             .map(|t| {
-                let q = q?;
+                let view = view.as_ref()?;
                 let message = match stream {
-                    Stream::Jobs => job_message(q, t)?,
-                    Stream::Dead => &q.dead.iter().find(|d| d.token == *t)?.payload,
+                    Stream::Jobs => view.job_message(t)?,
+                    Stream::Dead => &view.dead_letter(t)?.payload,
                 };
                 Some(MessageExcerpt {
                     token: (*t).to_owned(),
@@ -313,21 +292,17 @@ impl Inspection for MemoryBackend {
         len: usize,
     ) -> Result<Option<Excerpt>, Error> {
         let state = self.state();
-        let Some(q) = state.queues.get(service) else {
+        let Some(view) = state.view(service) else {
             return Ok(None);
         };
         let value = match (stream, field) {
-            (Stream::Jobs, rpc_protocol::stream::MESSAGE) => job_message(q, token),
-            (Stream::Dead, rpc_protocol::stream::MESSAGE) => q
-                .dead
-                .iter()
-                .find(|d| d.token == token)
-                .map(|d| d.payload.as_slice()),
-            (Stream::Dead, rpc_protocol::stream::REASON) => q
-                .dead
-                .iter()
-                .find(|d| d.token == token)
-                .map(|d| d.reason.as_bytes()),
+            (Stream::Jobs, rpc_protocol::stream::MESSAGE) => view.job_message(token),
+            (Stream::Dead, rpc_protocol::stream::MESSAGE) => {
+                view.dead_letter(token).map(|d| d.payload.as_slice())
+            }
+            (Stream::Dead, rpc_protocol::stream::REASON) => {
+                view.dead_letter(token).map(|d| d.reason.as_bytes())
+            }
             _ => None,
         };
         Ok(value.map(|v| window(v, offset, len)))
@@ -363,26 +338,26 @@ impl Inspection for MemoryBackend {
                 .any(|w| w == needle.as_bytes())
         };
         let state = self.state();
-        let Some(q) = state.queues.get(service) else {
+        let Some(view) = state.view(service) else {
             return Ok(Found {
                 tokens: Vec::new(),
                 finished: true,
             });
         };
         let mut matches: Vec<(u64, String)> = match stream {
-            Stream::Jobs => q
-                .ready
-                .iter()
+            Stream::Jobs => view
+                .ready()
+                .into_iter()
                 .map(|r| (r.token, r.enqueued_ms, &r.payload))
                 .chain(
-                    q.leased
-                        .iter()
-                        .map(|(n, l)| (*n, l.enqueued_ms, &l.payload)),
+                    view.leased()
+                        .into_iter()
+                        .map(|(n, l)| (n, l.enqueued_ms, &l.payload)),
                 )
                 .filter(|(_, _, m)| holds(m))
                 .map(|(n, ms, _)| (n, token(ms, n)))
                 .collect(),
-            Stream::Dead => q
+            Stream::Dead => view
                 .dead
                 .iter()
                 .filter(|d| holds(&d.payload))
@@ -414,24 +389,24 @@ impl Inspection for MemoryBackend {
         };
         let below = before.and_then(entry_number).unwrap_or(u64::MAX);
         let state = self.state();
-        let Some(q) = state.queues.get(service) else {
+        let Some(view) = state.view(service) else {
             return Ok(SearchPage {
                 tokens: Vec::new(),
                 reached: None,
             });
         };
         let mut entries: Vec<(u64, String, bool)> = match stream {
-            Stream::Jobs => q
-                .ready
-                .iter()
+            Stream::Jobs => view
+                .ready()
+                .into_iter()
                 .map(|r| (r.token, token(r.enqueued_ms, r.token), holds(&r.payload)))
                 .chain(
-                    q.leased
-                        .iter()
-                        .map(|(n, l)| (*n, token(l.enqueued_ms, *n), holds(&l.payload))),
+                    view.leased()
+                        .into_iter()
+                        .map(|(n, l)| (n, token(l.enqueued_ms, n), holds(&l.payload))),
                 )
                 .collect(),
-            Stream::Dead => q
+            Stream::Dead => view
                 .dead
                 .iter()
                 .filter_map(|d| Some((entry_number(&d.token)?, d.token.clone(), holds(&d.payload))))
@@ -470,8 +445,8 @@ impl Inspection for MemoryBackend {
 
     async fn periodic(&self, service: &str) -> Result<Option<Vec<PeriodicState>>, Error> {
         let state = self.state();
-        let Some(records) = state.periodic.get(service) else {
-            return Ok(state.queues.contains_key(service).then(Vec::new));
+        let Some(records) = state.periodic.get(lane_free(service)) else {
+            return Ok(state.view(service).is_some().then(Vec::new));
         };
         let definitions = records
             .definitions
@@ -548,7 +523,10 @@ impl Inspection for MemoryBackend {
         len: usize,
     ) -> Result<Option<ScheduledExcerpt>, Error> {
         let state = self.state();
-        let job = state.scheduled.get(service).and_then(|s| s.get(id));
+        let job = state
+            .scheduled
+            .get(lane_free(service))
+            .and_then(|s| s.get(id));
         Ok(job.map(|(due_ms, payload)| ScheduledExcerpt {
             token: window(id.as_bytes(), 0, TOKEN_WINDOW_BYTES),
             due_ms: Some(*due_ms),
@@ -558,7 +536,10 @@ impl Inspection for MemoryBackend {
 
     async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
         let state = self.state();
-        Ok(state.scheduled.get(service).map_or(0, |s| s.len() as u64))
+        Ok(state
+            .scheduled
+            .get(lane_free(service))
+            .map_or(0, |s| s.len() as u64))
     }
 
     async fn group_keys(&self, queue: &str, max_visited: usize) -> Result<BusyGroupKeys, Error> {

@@ -9,6 +9,7 @@ use rpc_protocol::worker::{
     WorkerBeat, WorkerControl, CONTROL_TTL_MS, MAX_WORKERS_LISTED, REGISTRY_RETENTION_MS,
 };
 
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
 use crate::backend::presence::{Presence, Registered};
 use crate::error::Error;
@@ -25,7 +26,10 @@ impl Presence for MemoryBackend {
         );
         let forget_before = beat.beat_ms.saturating_sub(REGISTRY_RETENTION_MS);
         for service in &beat.services {
-            let registry = state.registries.entry(service.clone()).or_default();
+            let registry = state
+                .registries
+                .entry(lane_free(service).to_owned())
+                .or_default();
             registry.insert(beat.id.clone(), beat.beat_ms);
             registry.retain(|_, at| *at >= forget_before);
             if registry.len() > MAX_WORKERS_LISTED {
@@ -48,7 +52,7 @@ impl Presence for MemoryBackend {
 
     async fn registered(&self, service: &str, max: usize) -> Result<Vec<Registered>, Error> {
         let state = self.state();
-        let Some(registry) = state.registries.get(service) else {
+        let Some(registry) = state.registries.get(lane_free(service)) else {
             return Ok(Vec::new());
         };
         let mut entries: Vec<Registered> = registry

@@ -1,5 +1,8 @@
 //! The memory broker's queue: jobs in, leases out (with the same
 //! reclaim of idle leases as Redis), completions applied under one lock.
+//! A queue name here may be a priority lane's (`Q^p`, `lanes.rs`): its
+//! jobs and leases are the lane's, its schedule and dead letters its
+//! queue's.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -8,6 +11,7 @@ use async_trait::async_trait;
 use rpc_protocol::limits::{is_client_id, DEFAULT_INBOX_TTL};
 use rpc_protocol::stream::ALREADY_SCHEDULED;
 
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
 use super::state::{entry_number, token as token_text, Inbox};
 use crate::backend::control::DeadLetter;
@@ -164,16 +168,18 @@ impl Queue for MemoryBackend {
                 state.next_token,
             )
         });
+        // The lease is the lane's; the dead letters are its queue's.
         let q = state.queues.entry(delivery.queue.clone()).or_default();
         let lease = token.and_then(|t| q.leased.remove(&t));
         if let (Some(reason), Some(dead_token)) = (completion.dead_letter.clone(), dead_token) {
-            if q.dead.len() >= DEAD_LETTER_CAP {
-                q.dead.pop_front();
+            let dead = state.dead_letters_mut(&delivery.queue);
+            if dead.len() >= DEAD_LETTER_CAP {
+                dead.pop_front();
             }
             let payload = lease
                 .map(|l| l.payload)
                 .unwrap_or_else(|| delivery.payload.clone());
-            q.dead.push_back(DeadLetter {
+            dead.push_back(DeadLetter {
                 token: dead_token,
                 reason,
                 payload,
@@ -181,12 +187,13 @@ impl Queue for MemoryBackend {
         }
         if let Some(payload) = &completion.requeue {
             match &completion.requeue_after {
-                // Cancelled while the worker held it: queued flagged, to be
-                // answered `cancelled`, not scheduled (as complete.lua's `S`).
+                // Cancelled while the worker held it: queued flagged on its
+                // lane, to be answered `cancelled`, not scheduled (as
+                // complete.lua's `S`).
                 Some((token, _))
                     if state
                         .cancelled
-                        .get(&delivery.queue)
+                        .get(lane_free(&delivery.queue))
                         .is_some_and(|c| c.contains_key(token)) =>
                 {
                     state.enqueue(&delivery.queue, payload.clone(), true)
@@ -205,11 +212,11 @@ impl Queue for MemoryBackend {
                             rpc_protocol::time::unix_ms(SystemTime::now()),
                             state.next_token,
                         );
-                        let q = state.queues.entry(delivery.queue.clone()).or_default();
-                        if q.dead.len() >= DEAD_LETTER_CAP {
-                            q.dead.pop_front();
+                        let dead = state.dead_letters_mut(&delivery.queue);
+                        if dead.len() >= DEAD_LETTER_CAP {
+                            dead.pop_front();
                         }
-                        q.dead.push_back(DeadLetter {
+                        dead.push_back(DeadLetter {
                             token: dead_token,
                             reason: ALREADY_SCHEDULED.to_owned(),
                             payload,
@@ -252,8 +259,8 @@ impl Queue for MemoryBackend {
     }
 
     async fn queues(&self) -> Result<Vec<String>, Error> {
-        let mut queues: Vec<String> = self.state().queues.keys().cloned().collect();
-        queues.sort();
-        Ok(queues)
+        // Queues, not lanes: a lane's calls are its queue's (cancelling
+        // on the queue reaches them).
+        Ok(self.state().lane_free_queues())
     }
 }

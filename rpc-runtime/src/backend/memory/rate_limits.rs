@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
 use crate::backend::rate_limits::{
     in_listed_order, last_second, Limit, RateAnswer, RateLimits, RateScope, RateState,
@@ -20,8 +21,13 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// A limit's state is its service's, shared by the service's priority
+/// lanes (`lanes.rs`).
 fn key(service: &str, scope: RateScope<'_>) -> (String, Option<String>) {
-    (service.to_owned(), scope.job().map(str::to_owned))
+    (
+        lane_free(service).to_owned(),
+        scope.job().map(str::to_owned),
+    )
 }
 
 #[async_trait]
@@ -106,7 +112,7 @@ impl RateLimits for MemoryBackend {
             .state()
             .rates
             .keys()
-            .filter(|(s, _)| s == service)
+            .filter(|(s, _)| s == lane_free(service))
             .map(|(_, job)| job.clone())
             .collect();
         let mut out = Vec::new();

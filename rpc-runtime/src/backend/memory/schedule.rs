@@ -1,12 +1,15 @@
-//! The memory broker's schedule: due jobs moved onto their queue, the
-//! pause flag and new cancellations reported, periodic ticks enqueued
-//! once, as `poll.lua` and `tick.lua` do on Redis.
+//! The memory broker's schedule: due jobs moved onto the lane of their
+//! priority, the pause flag, new cancellations and the lanes that exist
+//! reported, periodic ticks enqueued once (onto their lane too), as
+//! `poll.lua` and `tick.lua` do on Redis. Everything here is the queue's,
+//! shared by its lanes (`lanes.rs`).
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use super::lanes::{lane_free, lane_of_message};
 use super::registry::MemoryBackend;
 use super::state::PeriodicRecords;
 use crate::backend::schedule::{LifecyclePoll, Schedule};
@@ -24,6 +27,8 @@ impl Schedule for MemoryBackend {
         max_cancelled: usize,
         _sweep: Option<&str>,
     ) -> Result<LifecyclePoll, Error> {
+        // Called with a queue's name; a lane's is taken as its queue's.
+        let queue = lane_free(queue);
         let now_ms = rpc_protocol::time::unix_ms(SystemTime::now());
         let mut state = self.state();
         let mut due: Vec<(u64, String)> = state
@@ -45,7 +50,8 @@ impl Schedule for MemoryBackend {
                 .get_mut(queue)
                 .and_then(|s| s.remove(&token));
             if let Some((_, payload)) = payload {
-                state.enqueue(queue, payload, false);
+                let lane = lane_of_message(queue, &payload).into_owned();
+                state.enqueue(&lane, payload, false);
                 moved += 1;
             }
         }
@@ -66,6 +72,7 @@ impl Schedule for MemoryBackend {
         cancelled.sort_by_key(|(_, at)| *at);
         cancelled.truncate(max_cancelled.max(1));
         let paused = state.paused.contains(queue);
+        let lanes = state.lane_bits(queue);
         drop(state);
         if moved > 0 {
             self.shared.jobs_ready.notify_waiters();
@@ -78,12 +85,14 @@ impl Schedule for MemoryBackend {
             cancelled,
             dead_lettered: 0,
             sweep_cursor: None,
+            lanes,
         })
     }
 
     // The same decisions as `tick.lua`, under the state lock (so atomic
     // like the script), on this process's clock.
     async fn enqueue_tick(&self, queue: &str, tick: &TickRequest<'_>) -> Result<TickAnswer, Error> {
+        let queue = lane_free(queue);
         let now = rpc_protocol::time::unix_ms(SystemTime::now());
         let outcome = {
             let mut state = self.state();
@@ -122,11 +131,12 @@ impl Schedule for MemoryBackend {
         };
         // Pushed after the lock is released, like a retry; no other tick
         // of this name can be enqueued in between (the record is written).
-        self.push(queue, tick.message.to_vec());
+        self.push(&lane_of_message(queue, tick.message), tick.message.to_vec());
         Ok(outcome)
     }
 
     async fn periodic_jobs(&self, queue: &str) -> Result<Vec<PeriodicState>, Error> {
+        let queue = lane_free(queue);
         let state = self.state();
         let Some(records) = state.periodic.get(queue) else {
             return Ok(Vec::new());

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use rpc_protocol::shards::is_count;
 
+use super::lanes::lane_free;
 use super::registry::MemoryBackend;
 use crate::backend::shard_counts::{ShardCount, ShardCounts, ShardOp};
 use crate::error::Error;
@@ -11,7 +12,10 @@ use crate::error::Error;
 impl ShardCounts for MemoryBackend {
     async fn shard_count(&self, service: &str, op: ShardOp) -> Result<ShardCount, Error> {
         let mut state = self.state();
-        let entry = state.shard_counts.entry(service.to_owned()).or_default();
+        let entry = state
+            .shard_counts
+            .entry(lane_free(service).to_owned())
+            .or_default();
         let (count, seen) = entry;
         match op {
             ShardOp::Read => {}

@@ -2,19 +2,29 @@
 //! for: per queue the ready jobs, the leases and the dead letters; the
 //! inboxes, kept results, progress, schedule, cancellations, pause flags,
 //! idempotency keys and periodic records, workers' beats and controls.
+//!
+//! A queue's priority lanes (`lanes.rs`) are entries of [`State::queues`]
+//! of their own (`Q^p`) for their stream part alone; every other map is
+//! keyed by the lane-free queue name, shared by its lanes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use rpc_protocol::worker::WorkerControl;
 
+use rpc_protocol::priority::{self, lane_queue, split_lane, OTHER_LANES};
+
+use super::lanes::lane_free;
 use crate::backend::control::DeadLetter;
 use crate::backend::failures::RecordedFailure;
 
+/// One lane's stream (`P:{Q}:jobs` or `P:{Q}:jobs:<p>`), and, on the
+/// default lane's entry alone, the dead letters its queue's lanes share.
 #[derive(Default)]
 pub(super) struct Queue {
     pub(super) ready: VecDeque<Ready>,
     pub(super) leased: HashMap<u64, Lease>,
+    /// Kept on the lane-free name's entry (`State::dead_letters_mut`).
     pub(super) dead: VecDeque<DeadLetter>,
     /// Jobs ever added (Redis's `entries-added`).
     pub(super) added: u64,
@@ -140,7 +150,8 @@ pub(super) struct PeriodicRecords {
 }
 
 impl State {
-    /// Appends a job to a queue (the caller wakes the takers).
+    /// Appends a job to a queue's lane, `queue` being the lane's name (the
+    /// caller wakes the takers).
     pub(super) fn enqueue(&mut self, queue: &str, payload: Vec<u8>, cancelled: bool) {
         self.next_token += 1;
         let token = self.next_token;
@@ -154,10 +165,10 @@ impl State {
         });
     }
 
-    /// Puts a job on the schedule under `token`, due after `delay`, unless
-    /// the token is taken: a scheduled job is never replaced (as
-    /// complete.lua's `S`). Returns the job back when another message holds
-    /// the token; the same message again is taken as done.
+    /// Puts a job on the schedule of `queue`'s lanes under `token`, due
+    /// after `delay`, unless the token is taken: a scheduled job is never
+    /// replaced (as complete.lua's `S`). Returns the job back when another
+    /// message holds the token; the same message again is taken as done.
     pub(super) fn schedule(
         &mut self,
         queue: &str,
@@ -167,7 +178,10 @@ impl State {
     ) -> Result<(), Vec<u8>> {
         let due =
             rpc_protocol::time::unix_ms(SystemTime::now()).saturating_add(delay.as_millis() as u64);
-        let scheduled = self.scheduled.entry(queue.to_owned()).or_default();
+        let scheduled = self
+            .scheduled
+            .entry(lane_free(queue).to_owned())
+            .or_default();
         match scheduled.get(token) {
             Some((_, held)) if *held == payload => Ok(()),
             Some(_) => Err(payload),
@@ -187,6 +201,59 @@ impl State {
                 q.consumers.insert(consumer.to_owned(), Instant::now());
             }
         }
+    }
+}
+
+/// A queue's priority lanes in the state (`lanes.rs` names them).
+impl State {
+    /// Which of `queue`'s lanes other than the default exist (bit `p - 1`
+    /// for lane `p`), as `poll.lua` reports them: a lane exists once
+    /// something was pushed onto it or a worker prepared it.
+    pub(super) fn lane_bits(&self, queue: &str) -> u8 {
+        let queue = lane_free(queue);
+        OTHER_LANES
+            .iter()
+            .filter(|&&p| self.queues.contains_key(lane_queue(queue, p).as_ref()))
+            .fold(0, |bits, &p| bits | 1 << (p - 1))
+    }
+
+    /// The lanes of `service` that exist, most urgent first: every lane of
+    /// a queue's name, the one lane of a lane's name (`Q^p`).
+    pub(super) fn lanes(&self, service: &str) -> Vec<&Queue> {
+        match split_lane(service) {
+            (queue, priority::DEFAULT) => priority::LANES
+                .iter()
+                .filter_map(|&p| self.queues.get(lane_queue(queue, p).as_ref()))
+                .collect(),
+            _ => self.queues.get(service).into_iter().collect(),
+        }
+    }
+
+    /// The dead letters of `queue`'s lanes, which they share: kept on the
+    /// default lane's entry.
+    pub(super) fn dead_letters(&self, queue: &str) -> Option<&VecDeque<DeadLetter>> {
+        self.queues.get(lane_free(queue)).map(|q| &q.dead)
+    }
+
+    /// The dead letters of `queue`'s lanes, to add to or take from.
+    pub(super) fn dead_letters_mut(&mut self, queue: &str) -> &mut VecDeque<DeadLetter> {
+        &mut self
+            .queues
+            .entry(lane_free(queue).to_owned())
+            .or_default()
+            .dead
+    }
+
+    /// The queues that exist, each once whatever lanes it has, sorted.
+    pub(super) fn lane_free_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = self
+            .queues
+            .keys()
+            .map(|q| lane_free(q).to_owned())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        queues
     }
 }
 

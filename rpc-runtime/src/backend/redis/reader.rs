@@ -20,7 +20,7 @@ use super::completion_batch::{batches, CompleteBatch};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
 use super::doorbell::Doorbell;
 use super::inbox_pop::{parse_popped, pop_cmd};
-use super::intake::{move_pipeline, parse_moved, push_cmd_to, push_key, report, EnqueueMode};
+use super::intake::{push_cmd_to, push_key, EnqueueMode};
 use super::resp::RespConnection;
 use super::values::collect_deliveries;
 use rpc_protocol::stream::GROUP;
@@ -29,6 +29,8 @@ use crate::backend::{
     CompleteError, CompletedAndTaken, Completion, Delivery, PushedAndPopped, Reader,
 };
 use crate::error::Error;
+
+mod intake_move;
 
 /// Why a blocking read failed.
 pub(super) enum ReadFailure {
@@ -330,6 +332,23 @@ impl Reader for RedisReader {
         let keys = self.jobs_keys(queues);
         let cluster = matches!(self.source, ReaderSource::Cluster(..));
         let mut out = Vec::new();
+        if wait.is_zero() {
+            // A look without waiting (the taker's priority lanes,
+            // `lane_take.rs`): no `BLOCK`; on a Cluster one stream at a
+            // time, as the streams of several queues live on several
+            // masters.
+            if cluster {
+                for (i, key) in keys.iter().enumerate() {
+                    let key = std::slice::from_ref(key);
+                    let v = self.read_group(key, consumer, max, None).await?;
+                    collect_deliveries(&v, key, &queues[i..=i], &mut out);
+                }
+            } else {
+                let v = self.read_group(&keys, consumer, max, None).await?;
+                collect_deliveries(&v, &keys, queues, &mut out);
+            }
+            return Ok(out);
+        }
         if let (ReaderSource::Cluster(_, Some(seed)), true) = (&self.source, keys.len() > 1) {
             // Queues in different slots: sweeps per master and a wait on
             // their doorbells.
@@ -560,61 +579,6 @@ impl Reader for RedisReader {
         wait: Duration,
         max_message_bytes: usize,
     ) -> Result<usize, Error> {
-        let pipe = move_pipeline(&self.keys, queue, wait, max_message_bytes);
-        let cluster = matches!(self.source, ReaderSource::Cluster(..));
-        let script = if cluster {
-            // A cluster connection may split a pipeline by node; the keys
-            // share a slot, but send the two one after the other.
-            let mut cmds = pipe.cmd_iter();
-            let (Some(blmove), Some(evalsha)) = (cmds.next(), cmds.next()) else {
-                return Ok(0);
-            };
-            self.run(blmove, wait).await?;
-            match self.run(evalsha, Duration::ZERO).await {
-                Ok(v) => v,
-                Err(ReadFailure::Redis(e)) if e.code() == Some("NOSCRIPT") => {
-                    self.load_intake_script().await?;
-                    return Ok(0);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        } else {
-            let mut replies = self.run_pipeline(&pipe, wait).await?.into_iter();
-            if let Some(Value::ServerError(e)) = replies.next() {
-                return Err(RedisError::from(e).into());
-            }
-            match replies.next() {
-                Some(Value::ServerError(e)) if e.code() == "NOSCRIPT" => {
-                    // Redis lost its scripts (a restart): load it; what
-                    // BLMOVE took waits in `moving` for the next turn.
-                    self.load_intake_script().await?;
-                    return Ok(0);
-                }
-                Some(Value::ServerError(e)) => return Err(RedisError::from(e).into()),
-                Some(v) => v,
-                None => return Ok(0),
-            }
-        };
-        let moved = parse_moved(&script).ok_or_else(|| {
-            let shown: String = format!("{script:?}").chars().take(200).collect();
-            Error::Broker(format!("unexpected answer to intake.lua: {shown}"))
-        })?;
-        if moved.messages > 0 {
-            // Jobs landed on the stream: on a Cluster, wake the workers
-            // waiting on this queue's doorbell (a hint).
-            self.doorbell.ring(queue).await;
-        }
-        report(queue, &moved, max_message_bytes)
-    }
-}
-
-impl RedisReader {
-    async fn load_intake_script(&self) -> Result<(), Error> {
-        let load = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(rpc_protocol::scripts::INTAKE.source)
-            .to_owned();
-        self.commands.query::<Value>(&load).await?;
-        Ok(())
+        self.move_intake_once(queue, wait, max_message_bytes).await
     }
 }

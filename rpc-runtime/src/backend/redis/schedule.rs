@@ -106,6 +106,8 @@ impl RedisBackend {
             cancelled,
             dead_lettered,
             sweep_cursor,
+            // Only the bits of lanes 1, 2, 4 and 5 mean anything.
+            lanes: (int(8).unwrap_or(0) & 0b1_1011) as u8,
         })
     }
 }
