@@ -442,7 +442,7 @@ async fn a_paused_service_is_seen_as_paused_until_it_is_resumed() {
 }
 
 /// The operator's read-only rules from docs/PROTOCOL.md ("ACL").
-const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get +type +hgetall +zcard +zcount +zrange +hmget";
+const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get +type +hgetall +zcard +zcount +zrange +hmget +evalsha_ro +script|load";
 
 #[tokio::test]
 async fn works_as_a_read_only_operator_user() {

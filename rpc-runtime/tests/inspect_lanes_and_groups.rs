@@ -24,15 +24,17 @@ fn job(id: &str, key: &str) -> Vec<u8> {
 #[derive(Debug, PartialEq)]
 struct Seen {
     queued: u64,
+    leased: u64,
+    consumers: Vec<(String, u64)>,
     lanes: Vec<(u8, u64, bool)>,
     bounded_lanes: Vec<(u8, u64, bool)>,
     keys: Vec<GroupKeyLoad>,
     every: Vec<(String, Vec<GroupKeyLoad>)>,
 }
 
-/// Two calls at priority 1 and one at 5 beside two at the default; one of
-/// the default's taken and holding the one slot of key `t1`, then a
-/// second of `t1` taken and parked behind it.
+/// Two calls at priority 1 and one at 5 beside three at the default; one
+/// of the default's taken and holding the one slot of key `t1`, a second
+/// of `t1` taken and parked behind it, and one urgent call taken.
 async fn scenario(broker: Arc<dyn Broker>) -> Seen {
     let urgent = lane_queue(QUEUE, 1).into_owned();
     let idle = lane_queue(QUEUE, 5).into_owned();
@@ -70,6 +72,17 @@ async fn scenario(broker: Arc<dyn Broker>) -> Seen {
         (first, second),
         (GroupAdmission::Run, GroupAdmission::Parked)
     );
+    // One urgent call taken: leased in its lane.
+    let urgent_taken = reader
+        .take_jobs(
+            std::slice::from_ref(&urgent),
+            "w1",
+            1,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(urgent_taken.len(), 1);
 
     let inspector = Inspector::new(broker.clone());
     let lanes = |s: &rpc_runtime::inspect::ServiceStats| {
@@ -88,6 +101,12 @@ async fn scenario(broker: Arc<dyn Broker>) -> Seen {
     assert!(!busy.capped);
     Seen {
         queued: stats.queued,
+        leased: stats.leased,
+        consumers: stats
+            .consumers
+            .iter()
+            .map(|c| (c.name.clone(), c.pending))
+            .collect(),
         lanes: lanes(&stats),
         bounded_lanes: lanes(&bounded),
         keys: busy.keys,
@@ -118,7 +137,7 @@ async fn both_brokers_show_each_lanes_depth_and_the_busy_group_keys() {
     let seen = on_memory;
     // d3 waits at the default priority (d1 runs, d2 is parked).
     let lanes = vec![
-        (1, 2, false),
+        (1, 1, false),
         (2, 0, false),
         (3, 1, false),
         (4, 0, false),
@@ -126,7 +145,10 @@ async fn both_brokers_show_each_lanes_depth_and_the_busy_group_keys() {
     ];
     assert_eq!(seen.lanes, lanes);
     assert_eq!(seen.bounded_lanes, lanes);
-    assert_eq!(seen.queued, 4, "the sum of the lanes");
+    assert_eq!(seen.queued, 3, "the sum of the lanes");
+    // d1 (running) and u1; d2 was parked, off the stream.
+    assert_eq!(seen.leased, 2, "every lane's leases");
+    assert_eq!(seen.consumers, [("w1".to_owned(), 2)]);
     let t1 = GroupKeyLoad {
         job: "send".into(),
         key: "t1".into(),
@@ -241,7 +263,12 @@ async fn garbage_lanes_and_group_state_read_as_unreadable_never_an_error() {
         ]
     );
     assert_eq!(stats.queued, 8);
-    assert_eq!(stats.leased, 1, "the default lane's, as before");
+    assert_eq!(
+        stats.leased, 2,
+        "every lane's, as the memory broker counts them"
+    );
+    assert_eq!(stats.consumers.len(), 1, "one worker, in two lanes' groups");
+    assert_eq!(stats.consumers[0].pending, 2);
 
     let busy = inspector.busy_group_keys("S").await.expect("no error");
     assert!(!busy.capped);
