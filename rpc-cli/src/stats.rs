@@ -10,11 +10,21 @@
 //! starts in the last second, calls waiting for their turn, and the
 //! starts allowed and turns given in all (`rate_limits` in JSON, left out
 //! for a service without limits).
+//!
+//! Priorities and group keys: a service with calls waiting at a priority
+//! other than the default gets a line of its lanes, how many wait at each
+//! (`lanes` in JSON, always); one with group keys gets a line for each of
+//! its busiest keys, at most ten, with the calls running and parked
+//! (`group_keys` in JSON, left out for a service without), found in a
+//! look at no more than 1,000 keys, which the output says when it stopped
+//! there.
 
 use clap::Args;
 use rpc_runtime::inspect::human_time::duration;
 use rpc_runtime::inspect::shards::ShardFigures;
-use rpc_runtime::inspect::{ServiceRateLimit, ServiceStats};
+use rpc_runtime::inspect::{
+    any_other_lane, BusyGroupKeys, GroupKeyLoad, LaneDepth, ServiceRateLimit, ServiceStats,
+};
 use rpc_runtime::Inspector;
 
 use crate::failure::Failure;
@@ -62,6 +72,7 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
             limits.insert(s.service.clone(), listed);
         }
     }
+    let groups = group_keys(&inspector, &args.services, &stats).await?;
     if args.format.is_json() {
         let rows: Vec<_> = stats
             .iter()
@@ -70,6 +81,7 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
                 live_workers: live[&s.service],
                 per_shard: per_shard.get(&s.service),
                 rate_limits: &limits[&s.service],
+                group_keys: groups.get(&s.service),
             })
             .collect();
         let json = serde_json::to_string_pretty(&rows)
@@ -79,7 +91,12 @@ pub async fn run(url: &str, prefix: &str, args: StatsArgs) -> Result<(), Failure
         let stream = rpc_protocol::Keys::new(prefix).jobs("Service");
         eprintln!("no queues under the prefix `{prefix}` (no stream {stream})");
     } else {
-        crate::out!("{}", table(&stats, &live, &per_shard, &limits));
+        let notes = Notes {
+            per_shard: &per_shard,
+            limits: &limits,
+            groups: &groups,
+        };
+        crate::out!("{}", table(&stats, &live, &notes));
     }
     Ok(())
 }
@@ -123,6 +140,39 @@ struct WithLive<'a> {
     /// The service's rate limits with state on the broker, if any.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     rate_limits: &'a [ServiceRateLimit],
+    /// Its busiest group keys, if it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_keys: Option<&'a BusyGroupKeys>,
+}
+
+/// The busiest group keys of each service shown that has any: every
+/// service's in one pass, or the named services' each.
+async fn group_keys(
+    inspector: &Inspector,
+    named: &[String],
+    stats: &[ServiceStats],
+) -> Result<std::collections::BTreeMap<String, BusyGroupKeys>, Failure> {
+    let mut all = if named.is_empty() {
+        inspector.every_busy_group_key().await?
+    } else {
+        let mut each = std::collections::BTreeMap::new();
+        for s in stats {
+            each.insert(
+                s.service.clone(),
+                inspector.busy_group_keys(&s.service).await?,
+            );
+        }
+        each
+    };
+    all.retain(|_, g| !g.keys.is_empty() || g.capped);
+    Ok(all)
+}
+
+/// What `rpc stats` notes under a service's line besides its consumers.
+struct Notes<'a> {
+    per_shard: &'a std::collections::BTreeMap<String, Vec<ShardFigures>>,
+    limits: &'a std::collections::BTreeMap<String, Vec<ServiceRateLimit>>,
+    groups: &'a std::collections::BTreeMap<String, BusyGroupKeys>,
 }
 
 /// How many workers with a live heartbeat serve each service shown.
@@ -135,13 +185,13 @@ pub async fn live_workers(
 }
 
 /// The human table: one line per service (WORKERS: live heartbeats), then
-/// one per shard with `--shards`, one per rate limit, then one per
-/// consumer of its group(s).
+/// one per shard with `--shards`, one of its priority lanes when any but
+/// the default has calls, one per rate limit, one per busy group key, then
+/// one per consumer of its group(s).
 fn table(
     stats: &[ServiceStats],
     live: &std::collections::BTreeMap<String, u64>,
-    per_shard: &std::collections::BTreeMap<String, Vec<ShardFigures>>,
-    limits: &std::collections::BTreeMap<String, Vec<ServiceRateLimit>>,
+    notes: &Notes<'_>,
 ) -> Table {
     let mut table = Table::new(&[
         ("SERVICE", Align::Left),
@@ -162,7 +212,7 @@ fn table(
             live[&s.service].to_string(),
             s.oldest_leased_age.map_or("-".to_owned(), duration),
         ]);
-        for f in per_shard.get(&s.service).into_iter().flatten() {
+        for f in notes.per_shard.get(&s.service).into_iter().flatten() {
             let oldest = f.oldest_leased_age_ms.map_or(String::new(), |ms| {
                 format!(
                     ", oldest lease {}",
@@ -174,8 +224,22 @@ fn table(
                 f.shard, f.queue, f.queued, f.leased, f.scheduled, f.dead_letters, f.consumers
             ));
         }
-        for limit in limits.get(&s.service).into_iter().flatten() {
+        if any_other_lane(&s.lanes) {
+            table.note(&lanes_line(&s.lanes));
+        }
+        for limit in notes.limits.get(&s.service).into_iter().flatten() {
             table.note(&rate_limit_line(limit));
+        }
+        if let Some(groups) = notes.groups.get(&s.service) {
+            for key in &groups.keys {
+                table.note(&group_key_line(key));
+            }
+            if groups.capped {
+                table.note(&format!(
+                    "group keys: the look stopped after {} keys; busier ones may exist",
+                    groups.visited
+                ));
+            }
         }
         for c in &s.consumers {
             let inactive = c.inactive.map_or(String::new(), |d| {
@@ -206,5 +270,39 @@ fn rate_limit_line(limit: &ServiceRateLimit) -> String {
         l.waiting,
         l.allowed,
         l.waited
+    )
+}
+
+/// A service's priority lanes, most urgent first: `priority lanes: 1: 4,
+/// 2: 0, 3 (default): 7, 4: unreadable, 5: 0`.
+fn lanes_line(lanes: &[LaneDepth]) -> String {
+    let each: Vec<String> = lanes
+        .iter()
+        .map(|l| {
+            let default = if l.priority == rpc_protocol::priority::DEFAULT {
+                " (default)"
+            } else {
+                ""
+            };
+            let depth = match (l.unreadable, l.queued) {
+                (true, 0) => "unreadable".to_owned(),
+                (true, n) => format!("{n} + unreadable"),
+                (false, n) => n.to_string(),
+            };
+            format!("{}{default}: {depth}", l.priority)
+        })
+        .collect();
+    format!("priority lanes (queued): {}", each.join(", "))
+}
+
+/// One busy group key, as `rpc stats` notes it under its service.
+fn group_key_line(k: &GroupKeyLoad) -> String {
+    let count = |n: Option<u64>| n.map_or("unreadable".to_owned(), |n| n.to_string());
+    format!(
+        "group key {} (job {}): {} running, {} waiting",
+        k.key,
+        k.job,
+        count(k.running),
+        count(k.waiting)
     )
 }

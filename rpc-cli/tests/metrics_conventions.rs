@@ -491,6 +491,41 @@ async fn the_exporter_has_one_series_per_rate_limit() {
     let _ = mail.running.await;
 }
 
+/// Issue 24 point 5: the exporter has one series per service and
+/// priority lane (adding up to `rpc_queue_depth`, an unreadable lane 0),
+/// and group keys only as per-service counts: no series names a key, as
+/// no label value comes from a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_has_lane_series_and_group_counts_per_service_never_per_key() {
+    let redis = RedisServer::start().expect("redis");
+    support::prio_with_lanes_and_group_keys(&redis);
+    let (_exporter, addr) = start_exporter(&redis.url());
+    let (_, text) = get(&addr, "/metrics", None).await;
+    promtool(&["check", "metrics"], &text);
+    for line in [
+        r#"rpc_queue_depth{rpc_service="Prio"} 3.0"#,
+        r#"rpc_queue_lane_depth{rpc_service="Prio",priority="1"} 2.0"#,
+        r#"rpc_queue_lane_depth{rpc_service="Prio",priority="2"} 0.0"#,
+        r#"rpc_queue_lane_depth{rpc_service="Prio",priority="3"} 1.0"#,
+        r#"rpc_queue_lane_depth{rpc_service="Prio",priority="5"} 0.0"#,
+        r#"rpc_group_calls_running{rpc_service="Prio"} 2"#,
+        r#"rpc_group_calls_waiting{rpc_service="Prio"} 1"#,
+        r#"rpc_group_keys_at_limit{rpc_service="Prio"} 1"#,
+        r#"rpc_group_keys_look_capped{rpc_service="Prio"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    let lanes = text
+        .lines()
+        .filter(|l| l.starts_with("rpc_queue_lane_depth{"))
+        .count();
+    assert_eq!(lanes, 5, "one per lane in\n{text}");
+    assert!(
+        !text.contains("t1") && !text.contains("junk"),
+        "no key in a series:\n{text}"
+    );
+}
+
 #[test]
 fn promql_metric_names_are_found_and_labels_functions_and_ranges_are_not() {
     let expr = r#"histogram_quantile(0.95, sum by (rpc_service, le) (rate(a_bucket{x="y"}[5m]))) / on (rpc_service) b:rec"#;

@@ -440,3 +440,79 @@ async fn stats_show_each_rate_limit_with_its_waiting_calls() {
     let _ = mail.stop.send(());
     let _ = mail.running.await;
 }
+
+/// Issue 24 point 5: `rpc stats` shows how many calls wait in each
+/// priority lane (adding up to QUEUED) and the busiest group keys with
+/// their calls running and parked; a lane or a key whose state is of the
+/// wrong type shows as unreadable, and the rest of the view as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_show_priority_lanes_and_the_busiest_group_keys() {
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    support::prio_with_lanes_and_group_keys(&redis);
+    redis.cli(["XADD", "rpc:{Math}:jobs", "*", "m", "{}"]);
+
+    for args in [&["stats", "--json"][..], &["stats", "--json", "Prio"][..]] {
+        let (ok, out, err) = rpc_async(&url, args).await;
+        assert!(ok, "{err}");
+        let stats: Value = serde_json::from_str(&out).expect("JSON");
+        let prio = stats
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["service"] == "Prio"))
+            .unwrap_or_else(|| panic!("Prio in {stats}"));
+        assert_eq!(prio["queued"], 3, "{prio}");
+        assert_eq!(
+            prio["lanes"],
+            json!([
+                {"priority": 1, "queued": 2},
+                {"priority": 2, "queued": 0},
+                {"priority": 3, "queued": 1},
+                {"priority": 4, "queued": 0},
+                {"priority": 5, "queued": 0, "unreadable": true},
+            ]),
+            "{prio}"
+        );
+        assert_eq!(
+            prio["group_keys"],
+            json!({
+                "keys": [
+                    {"job": "send", "key": "t1", "running": 2, "waiting": 1},
+                    {"job": "send", "key": "junk", "running": null, "waiting": 0},
+                ],
+                "visited": 2,
+                "running": 2,
+                "waiting": 1,
+                "at_limit": 1,
+                "capped": false,
+            }),
+            "{prio}"
+        );
+        if let Some(math) = stats
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["service"] == "Math"))
+        {
+            assert!(math.get("group_keys").is_none(), "none, no key: {math}");
+        }
+    }
+
+    let (ok, out, err) = rpc_async(&url, &["stats"]).await;
+    assert!(ok, "{err}");
+    for line in [
+        "priority lanes (queued): 1: 2, 2: 0, 3 (default): 1, 4: 0, 5: unreadable",
+        "group key t1 (job send): 2 running, 1 waiting",
+        "group key junk (job send): unreadable running, 0 waiting",
+    ] {
+        assert!(out.contains(line), "no {line:?} in\n{out}");
+    }
+    let math = out.lines().position(|l| l.starts_with("Math")).unwrap();
+    let prio = out.lines().position(|l| l.starts_with("Prio")).unwrap();
+    assert!(
+        math < prio
+            && !out
+                .lines()
+                .nth(math + 1)
+                .unwrap()
+                .contains("priority lanes"),
+        "a service with only default-lane calls shows no lanes line:\n{out}"
+    );
+}

@@ -107,6 +107,7 @@ mod tests {
             service: "S".into(),
             shards: 1,
             queued: length,
+            lanes: rpc_runtime::inspect::lanes_of(length, &[]),
             leased: 0,
             dead_letters: 0,
             stream_length: length,

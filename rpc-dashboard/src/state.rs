@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_protocol::limits::DAILY_STATS_SHOWN;
-use rpc_runtime::inspect::{last_days, DailyCount, ServiceStats};
+use rpc_runtime::inspect::{empty_lanes, last_days, DailyCount, ServiceStats};
 use rpc_runtime::{Client, Inspector};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -203,6 +203,7 @@ impl AppState {
             service: service.to_owned(),
             shards: u32::try_from(shards).unwrap_or(u32::MAX),
             queued: 0,
+            lanes: empty_lanes(),
             leased: 0,
             dead_letters,
             stream_length: 0,

@@ -1,12 +1,14 @@
 //! The dashboard's promises that need no browser, over HTTP against a
 //! private redis-server (and a Redis Cluster): bad input, a Redis that goes
 //! away, escaping, the token, CSRF and read-only mode; the job lifecycle's
-//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`; failed attempts in `pages/attempts.rs`; a sharded service in `pages/shards.rs`; rate limits in `pages/rate_limits.rs`; a call's progress in `pages/progress.rs`.
+//! pages and actions in `pages/lifecycle.rs`; the workers page in `pages/workers.rs`; failed attempts in `pages/attempts.rs`; a sharded service in `pages/shards.rs`; rate limits in `pages/rate_limits.rs`; priority lanes and group keys in `pages/lanes_and_groups.rs`; a call's progress in `pages/progress.rs`.
 
 #[path = "pages/attempts.rs"]
 mod attempts;
 #[path = "pages/history.rs"]
 mod history;
+#[path = "pages/lanes_and_groups.rs"]
+mod lanes_and_groups;
 #[path = "pages/lifecycle.rs"]
 mod lifecycle;
 #[path = "pages/progress.rs"]
@@ -16,6 +18,8 @@ mod rate_limits;
 #[path = "pages/shards.rs"]
 mod shards;
 mod support;
+#[path = "pages/tables.rs"]
+mod tables;
 #[path = "pages/workers.rs"]
 mod workers;
 
@@ -27,6 +31,7 @@ use axum::Router;
 use rpc_testkit::RedisCluster;
 use serde_json::json;
 use support::{dead_message, job_message, Fixture};
+use tables::{row_cell, row_figure};
 use tower::ServiceExt;
 
 struct Page {
@@ -484,7 +489,7 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     let rules = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists \
                  +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen \
                  +pttl +get +zcard +zrange +hmget +evalsha_ro +script|load +zscore +xrevrange \
-                 +getrange";
+                 +getrange +type +zcount";
     let acl = std::env::temp_dir().join(format!("rpc-dashboard-acl-{}.acl", std::process::id()));
     std::fs::write(
         &acl,
@@ -537,6 +542,15 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     let scheduled = String::from_utf8(job_message("c2", "Calculator.add", json!({"a": 1, "b": 2})))
         .expect("utf-8");
     redis.cli(["ZADD", "rpc:{Calculator}:schedule", "1", "c2"]);
+    // A call at priority 1 and a busy group key: the service page reads
+    // their lane (`+exists +type`) and the key (`+zcount +llen`).
+    redis.cli(["XADD", "rpc:{Calculator}:jobs:1", "*", "m", &message]);
+    redis.cli([
+        "ZADD",
+        "rpc:{Calculator}:group:add:t1:running",
+        "+inf",
+        "c3",
+    ]);
     redis.cli(["HSET", "rpc:{Calculator}:scheduled", "c2", &scheduled]);
     let dead = redis.cli([
         "XADD",
@@ -569,6 +583,11 @@ async fn a_read_only_dashboard_needs_only_the_operators_read_only_acl() {
     assert!(
         page.body.contains("id=\"count-scheduled\">1<"),
         "the schedule is read"
+    );
+    assert!(
+        page.body.contains("data-priority=\"1\"") && page.body.contains("data-key=\"t1\""),
+        "the lanes and group keys are read: {}",
+        page.body
     );
     let log = redis.cli(["ACL", "LOG"]);
     assert!(

@@ -154,6 +154,34 @@ impl Keys {
         format!("{}:{{{queue}}}:group:{job}:{key}:running", self.prefix)
     }
 
+    /// `SCAN MATCH` pattern of queue `queue`'s running sets
+    /// ([`group_running`](Self::group_running)), every job and key (read
+    /// back with [`Keys::group_of_running`]).
+    pub fn group_running_pattern(&self, queue: &str) -> String {
+        let queue = lane_free(queue);
+        let head = format!("{}:{{{queue}}}:group:", self.prefix);
+        format!("{}*:running", glob_escape(&head))
+    }
+
+    /// `SCAN MATCH` pattern of every queue's running sets (read back with
+    /// [`Keys::group_of_running`]).
+    pub fn groups_running_pattern(&self) -> String {
+        format!("{}:{{*}}:group:*:running", glob_escape(&self.prefix))
+    }
+
+    /// The queue, job and key of running set `key`
+    /// ([`group_running`](Self::group_running)); `None` when it is none
+    /// of this prefix's.
+    pub fn group_of_running<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str, &'k str)> {
+        let inner = key.strip_prefix(self.prefix.as_str())?.strip_prefix(":{")?;
+        let (queue, member) = inner.split_once("}:group:")?;
+        let (job, group_key) = Self::split_group_member(member.strip_suffix(":running")?)?;
+        if queue.is_empty() || job.is_empty() || group_key.is_empty() {
+            return None;
+        }
+        Some((queue, job, group_key))
+    }
+
     /// `P:{Q}:group:<job>:<key>:waiting`, the messages of that job and key
     /// parked until a slot is free: a list, oldest first.
     pub fn group_waiting(&self, queue: &str, job: &str, key: &str) -> String {
@@ -439,6 +467,25 @@ mod tests {
             "rpc:{A}:turns",
         ] {
             assert_eq!(keys.job_of_rate("A", not_a_limit), None, "{not_a_limit}");
+        }
+        assert_eq!(
+            Keys::new("a*b").group_running_pattern("S?^1"),
+            "a\\*b:{S\\?}:group:*:running"
+        );
+        assert_eq!(keys.groups_running_pattern(), "rpc:{*}:group:*:running");
+        let running = keys.group_running("A~1", "send", "tenant:7");
+        assert_eq!(
+            keys.group_of_running(&running),
+            Some(("A~1", "send", "tenant:7"))
+        );
+        for not_running in [
+            "rpc:{A}:group:send:t:waiting",
+            "rpc:{A}:group:send:running",
+            "rpc:{A}:group::t:running",
+            "rpc:{}:group:send:t:running",
+            "other:{A}:group:send:t:running",
+        ] {
+            assert_eq!(keys.group_of_running(not_running), None, "{not_running}");
         }
         assert_eq!(keys.rates_pattern(), "rpc:{*}:rate*");
         assert_eq!(keys.rate_of("rpc:{A~1}:rate"), Some(("A~1", None)));

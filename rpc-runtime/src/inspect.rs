@@ -14,7 +14,9 @@
 //! here, its figures and lists summed and merged over its shards
 //! (`inspect/shards.rs`, `inspect/shard_lists.rs`).
 //! [`Inspector::rate_limits`] lists a service's rate limits and their
-//! state.
+//! state; [`Inspector::busy_group_keys`] its busiest group keys
+//! (`inspect/busy_groups.rs`). A service's figures count its calls at
+//! every priority, lane by lane in [`ServiceStats::lanes`].
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), rpc_runtime::Error> {
@@ -27,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod busy_groups;
 pub mod human_time;
 mod recent_scan;
 mod shard_lists;
@@ -51,6 +54,10 @@ pub use crate::backend::inspection::excerpts::{
 pub use crate::backend::inspection::figures::{
     ConsumerStats, InboxStats, LeasedJob, Ping, QueuedJob, Rates, ServiceStats,
 };
+pub use crate::backend::inspection::group_keys::{
+    BusyGroupKeys, GroupKeyLoad, MAX_GROUP_KEYS_VISITED, TOP_GROUP_KEYS,
+};
+pub use crate::backend::inspection::lanes::{any_other_lane, empty_lanes, lanes_of, LaneDepth};
 pub use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 pub use crate::backend::rate_limits::{RateState, ServiceRateLimit, MAX_RATE_LIMITS_LISTED};
 pub use crate::periodic::PeriodicState;

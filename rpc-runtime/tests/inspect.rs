@@ -442,7 +442,7 @@ async fn a_paused_service_is_seen_as_paused_until_it_is_resumed() {
 }
 
 /// The operator's read-only rules from docs/PROTOCOL.md ("ACL").
-const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get +type +hgetall +zcard +zrange +hmget";
+const OPERATOR_RULES: &str = "on >0ps resetkeys ~rpc:* resetchannels -@all +ping +info +time +scan +exists +xlen +xrange +xpending +xinfo|stream +xinfo|groups +xinfo|consumers +llen +pttl +get +type +hgetall +zcard +zcount +zrange +hmget +evalsha_ro +script|load";
 
 #[tokio::test]
 async fn works_as_a_read_only_operator_user() {
@@ -486,6 +486,16 @@ async fn works_as_a_read_only_operator_user() {
         b"{}"
     );
     assert!(!inspector.is_paused("Math").await.unwrap());
+    // A priority lane and a group key (issue 24 point 5).
+    redis.cli(["XADD", "rpc:{Math}:jobs:1", "*", "m", "{}"]);
+    redis.cli(["ZADD", "rpc:{Math}:group:add:t1:running", "+inf", "c1"]);
+    let math = inspector.service_stats("Math").await.unwrap().unwrap();
+    assert_eq!((math.queued, math.lanes[0].queued), (3, 1));
+    let busy = inspector.busy_group_keys("Math").await.unwrap();
+    assert_eq!(
+        busy.keys.iter().map(|k| k.running).collect::<Vec<_>>(),
+        [Some(1)]
+    );
     let log = redis.cli(["ACL", "LOG"]);
     assert!(
         log.trim().is_empty(),

@@ -107,3 +107,24 @@ pub async fn limited_mail(url: &str) -> LimitedMail {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Writes service `Prio` by hand, as workers and clients would leave it
+/// (docs/PROTOCOL.md, "Priorities", "Per-key concurrency"): one call
+/// queued at the default priority, two at priority 1, a string where lane
+/// 5's stream belongs; group key `t1` of job `send` with two calls
+/// holding slots (to lapse never) and one parked, and a running set of
+/// key `junk` that is a string.
+pub fn prio_with_lanes_and_group_keys(redis: &rpc_testkit::RedisServer) {
+    for stream in ["rpc:{Prio}:jobs", "rpc:{Prio}:jobs:1"] {
+        redis.cli(["XGROUP", "CREATE", stream, "workers", "0", "MKSTREAM"]);
+    }
+    redis.cli(["XADD", "rpc:{Prio}:jobs", "*", "m", "{}"]);
+    for _ in 0..2 {
+        redis.cli(["XADD", "rpc:{Prio}:jobs:1", "*", "m", "{}"]);
+    }
+    redis.cli(["SET", "rpc:{Prio}:jobs:5", "not a stream"]);
+    let running = "rpc:{Prio}:group:send:t1:running";
+    redis.cli(["ZADD", running, "+inf", "c1", "+inf", "c2"]);
+    redis.cli(["RPUSH", "rpc:{Prio}:group:send:t1:waiting", "{}"]);
+    redis.cli(["SET", "rpc:{Prio}:group:send:junk:running", "x"]);
+}

@@ -10,6 +10,7 @@ pub mod job;
 pub mod overview;
 pub mod progress;
 pub mod service;
+pub mod service_load;
 pub mod workers;
 
 use crate::state::AppState;

@@ -13,7 +13,10 @@
 //!
 //! A service with rate limits (docs/PROTOCOL.md, "Rate limits") has a
 //! table of them: the limit, starts in the last second (the current
-//! rate), calls waiting for their turn, and starts allowed in all.
+//! rate), calls waiting for their turn, and starts allowed in all. One
+//! with calls at priorities other than the default has a table of its
+//! lanes, and one with group keys a table of its busiest
+//! (`service_load.rs`).
 
 use std::time::SystemTime;
 
@@ -36,6 +39,7 @@ use crate::entry_id;
 use crate::error::{render, PageError};
 use crate::message_head;
 use crate::message_view::{self, MessageView};
+use crate::pages::service_load::{lane_rows, GroupKeys, LaneRow};
 use crate::pages::Layout;
 use crate::paths;
 use crate::state::AppState;
@@ -164,6 +168,10 @@ struct ServicePage {
     shard_rows: Vec<ShardRow>,
     /// Its rate limits with state on the broker, the service's own first.
     rate_limit_rows: Vec<RateLimitRow>,
+    /// Its priority lanes, when it uses any but the default.
+    lane_rows: Vec<LaneRow>,
+    /// Its busiest group keys.
+    group_keys: GroupKeys,
     queued: u64,
     leased: u64,
     scheduled: u64,
@@ -332,6 +340,7 @@ pub async fn service(
         .into_iter()
         .map(RateLimitRow::from)
         .collect();
+    let group_keys = GroupKeys::from(inspector.busy_group_keys(&service).await?);
     let live_workers = inspector
         .live_worker_counts(std::slice::from_ref(&service))
         .await?
@@ -340,6 +349,8 @@ pub async fn service(
         .unwrap_or(0);
     let page = ServicePage {
         layout: Layout::new(&state, service.clone(), "").with_notice(query.notice.as_deref()),
+        lane_rows: lane_rows(&stats.lanes),
+        group_keys,
         queued: stats.queued,
         leased: stats.leased,
         scheduled,

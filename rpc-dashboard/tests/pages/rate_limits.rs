@@ -13,17 +13,8 @@ use super::*;
 /// The figure of column `class` in the rate limits table's row of `job`
 /// (empty for the service's own limit).
 fn limit_figure(page: &Page, job: &str, class: &str) -> String {
-    let row = page
-        .body
-        .split(&format!("<tr class=\"rate-limit\" data-job=\"{job}\">"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no row of limit {job:?} in {}", page.body));
-    let row = row.split("</tr>").next().unwrap();
-    row.split(&format!("class=\"num {class}\">"))
-        .nth(1)
-        .and_then(|cell| cell.split('<').next())
-        .unwrap_or_else(|| panic!("no {class} in {row}"))
-        .to_owned()
+    let row = format!("<tr class=\"rate-limit\" data-job=\"{job}\">");
+    row_figure(page, &row, class)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,17 +26,8 @@ fn tokens<'p>(page: &'p Page, class: &str) -> Vec<&'p str> {
 
 /// The figure of column `class` in the shards table's row of `shard`.
 fn shard_figure(page: &Page, shard: u32, class: &str) -> String {
-    let row = page
-        .body
-        .split(&format!("<tr class=\"shard\" data-shard=\"{shard}\">"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no row of shard {shard} in {}", page.body));
-    let row = row.split("</tr>").next().unwrap();
-    row.split(&format!("class=\"num {class}\">"))
-        .nth(1)
-        .and_then(|cell| cell.split('<').next())
-        .unwrap_or_else(|| panic!("no {class} in {row}"))
-        .to_owned()
+    let row = format!("<tr class=\"shard\" data-shard=\"{shard}\">");
+    row_figure(page, &row, class)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,11 @@
 //!   reclaimed from a dead worker);
 //! * **dead letters**: jobs that will never run, with why;
 //! * **entries added**: every job ever added to the queue (Redis 7+), the
-//!   basis of "jobs in per second" (see [`Rates`]).
+//!   basis of "jobs in per second" (see [`Rates`]);
+//! * **lanes**: how many of the queued calls wait at each priority
+//!   (`lanes.rs`), which add up to queued;
+//! * **group keys**: the calls running and parked per job and group key,
+//!   the busiest of a bounded look (`group_keys.rs`).
 //!
 //! Pages that must stay small whatever the queues hold read *excerpts*:
 //! values cut to a window by the broker, each with its full length
@@ -19,8 +23,11 @@
 
 pub mod excerpts;
 pub mod figures;
+pub mod group_keys;
+pub mod lanes;
 pub mod scheduled;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -29,6 +36,7 @@ use self::excerpts::{
     DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
 };
 use self::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
+use self::group_keys::BusyGroupKeys;
 use self::scheduled::{ScheduledExcerpt, ScheduledJob};
 use crate::error::Error;
 use crate::periodic::stored::PeriodicState;
@@ -223,4 +231,23 @@ pub trait Inspection: Send + Sync + 'static {
     /// How many jobs wait on `service`'s schedule (0 for none, or an
     /// unknown service).
     async fn scheduled_count(&self, service: &str) -> Result<u64, Error>;
+
+    /// The group keys of queue `queue` (one shard's) with their calls
+    /// running and waiting, at most `max_visited` of them read (`capped`
+    /// when there were more), in no particular order: the
+    /// [`Inspector`](crate::Inspector) merges shards and keeps the
+    /// busiest. State of the wrong type reads as unreadable, never an
+    /// error.
+    async fn group_keys(&self, queue: &str, max_visited: usize) -> Result<BusyGroupKeys, Error>;
+
+    /// [`group_keys`](Self::group_keys) of every queue that has any, by
+    /// queue, found in one pass (on Redis one `SCAN`, where asking each
+    /// queue would scan once per queue): at most
+    /// [`MAX_GROUP_KEYS_VISITED`](group_keys::MAX_GROUP_KEYS_VISITED)
+    /// read per queue, and the pass stops after `max_visited` in all
+    /// (every queue then `capped`).
+    async fn every_group_key(
+        &self,
+        max_visited: usize,
+    ) -> Result<BTreeMap<String, BusyGroupKeys>, Error>;
 }

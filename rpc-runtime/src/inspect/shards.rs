@@ -30,7 +30,7 @@
 //! `shard_lists.rs`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures_util::future::try_join_all;
@@ -38,7 +38,7 @@ use rpc_protocol::shards::{self, SEPARATOR};
 use serde::Serialize;
 
 use super::{DailyCount, Inspector, RecordedFailure};
-use crate::backend::inspection::figures::{ConsumerStats, ServiceStats};
+use crate::backend::inspection::figures::ServiceStats;
 use crate::backend::{ShardCount, ShardOp};
 use crate::error::Error;
 
@@ -117,7 +117,7 @@ impl Inspector {
 
     /// The queues as a scan found them at most a second ago
     /// (`recent_scan.rs`).
-    async fn recent_queues(&self) -> Result<Arc<Vec<String>>, Error> {
+    pub(super) async fn recent_queues(&self) -> Result<Arc<Vec<String>>, Error> {
         if let Some(queues) = self.scanned.get() {
             return Ok(queues);
         }
@@ -330,58 +330,15 @@ pub fn entry_order(id: &str) -> (u64, u64) {
 }
 
 /// One service's figures from those of its `shards` shards that have a
-/// queue (`None` when none has): counts add up, the oldest lease is the oldest of any shard, and
-/// a worker, a consumer in every shard's group, is listed once, with the
-/// jobs it holds in all of them and its most recent activity.
+/// queue (`None` when none has): [`ServiceStats::sum_of`].
 fn sum(name: &str, shards: usize, parts: Vec<ServiceStats>) -> Option<ServiceStats> {
-    if parts.is_empty() {
-        return None;
-    }
-    let mut consumers: BTreeMap<String, ConsumerStats> = BTreeMap::new();
-    let mut total = ServiceStats {
-        service: name.to_owned(),
-        shards: u32::try_from(shards).unwrap_or(u32::MAX),
-        queued: 0,
-        leased: 0,
-        dead_letters: 0,
-        stream_length: 0,
-        entries_added: Some(0),
-        consumers: Vec::new(),
-        oldest_leased_age: None,
-    };
-    for part in parts {
-        total.queued += part.queued;
-        total.leased += part.leased;
-        total.dead_letters += part.dead_letters;
-        total.stream_length += part.stream_length;
-        total.entries_added = total
-            .entries_added
-            .zip(part.entries_added)
-            .map(|(a, b)| a + b);
-        total.oldest_leased_age = total.oldest_leased_age.max(part.oldest_leased_age);
-        for c in part.consumers {
-            match consumers.get_mut(&c.name) {
-                Some(seen) => {
-                    seen.pending += c.pending;
-                    seen.idle = seen.idle.min(c.idle);
-                    seen.inactive = match (seen.inactive, c.inactive) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
-                None => {
-                    consumers.insert(c.name.clone(), c);
-                }
-            }
-        }
-    }
-    total.consumers = consumers.into_values().collect();
-    Some(total)
+    ServiceStats::sum_of(name, u32::try_from(shards).unwrap_or(u32::MAX), parts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::inspection::figures::ConsumerStats;
     use std::time::Duration;
 
     #[test]
@@ -401,6 +358,7 @@ mod tests {
             service: queue.into(),
             shards: 1,
             queued,
+            lanes: crate::backend::inspection::lanes::lanes_of(queued, &[]),
             leased: consumer.1,
             dead_letters: 1,
             stream_length: queued + consumer.1,
@@ -426,6 +384,7 @@ mod tests {
         assert_eq!(total.service, "S");
         assert_eq!(total.shards, 2);
         assert_eq!((total.queued, total.leased, total.dead_letters), (7, 3, 2));
+        assert_eq!(total.lanes[2].queued, 7, "the default lane's, summed");
         assert_eq!(total.entries_added, Some(20));
         assert_eq!(total.oldest_leased_age, Some(Duration::from_millis(50)));
         assert_eq!(total.consumers.len(), 1);

@@ -17,6 +17,7 @@
 mod exporter;
 pub mod exposition;
 pub(crate) mod health;
+mod lane_and_group_series;
 pub(crate) mod listener;
 mod metrics;
 #[cfg(feature = "otlp")]

@@ -21,6 +21,10 @@
 //! [`MAX_RATE_LIMITS_LISTED`](crate::inspect::MAX_RATE_LIMITS_LISTED) per
 //! service whatever the broker holds, so a call, a turn or a key never
 //! makes a series.
+//!
+//! Priority lanes and group keys are written by `lane_and_group_series.rs`:
+//! five series per service for the lanes, and per-service counts for the
+//! group keys, never a series per key.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +38,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use std::sync::atomic::AtomicU64;
 
+use super::lane_and_group_series::{encode_groups, encode_lanes, ServiceGroups, ServiceLanes};
 use crate::error::Error;
 use crate::inspect::{Inspector, RateState};
 use crate::sync::lock;
@@ -67,8 +72,16 @@ struct LimitFigures {
 struct Snapshot {
     up: bool,
     took: Duration,
+    read: Read,
+}
+
+/// The figures one read found.
+#[derive(Debug, Default)]
+struct Read {
     queues: Vec<QueueFigures>,
     limits: Vec<LimitFigures>,
+    lanes: Vec<ServiceLanes>,
+    groups: Vec<ServiceGroups>,
 }
 
 /// The queue gauges of every service under one prefix, refreshed from the
@@ -100,29 +113,32 @@ impl QueueMetrics {
         let mut last = lock(&self.last);
         last.took = started.elapsed();
         match read {
-            Ok((queues, limits)) => {
+            Ok(read) => {
                 last.up = true;
-                last.queues = queues;
-                last.limits = limits;
+                last.read = read;
                 Ok(())
             }
             Err(e) => {
                 last.up = false;
-                last.queues.clear();
-                last.limits.clear();
+                last.read = Read::default();
                 Err(e)
             }
         }
     }
 }
 
-async fn read_all(inspector: &Inspector) -> Result<(Vec<QueueFigures>, Vec<LimitFigures>), Error> {
+async fn read_all(inspector: &Inspector) -> Result<Read, Error> {
     let mut out = Vec::new();
     let mut limits = Vec::new();
-    // One pass for every service's limits; a service is exported only
-    // with a queue, so no limit's garbage makes a service appear.
+    let mut lanes = Vec::new();
+    let mut groups = Vec::new();
+    // One pass for every service's limits, one for its group keys; a
+    // service is exported only with a queue, so no limit's or group's
+    // garbage makes a service appear.
+    let services = inspector.services().await?;
     let mut every_limit = inspector.every_rate_limit().await?;
-    for service in inspector.services().await? {
+    let mut every_group = inspector.every_busy_group_key().await?;
+    for service in services {
         for limit in every_limit.remove(&service).unwrap_or_default() {
             limits.push(LimitFigures {
                 service: service.clone(),
@@ -134,6 +150,10 @@ async fn read_all(inspector: &Inspector) -> Result<(Vec<QueueFigures>, Vec<Limit
         let Some(stats) = inspector.service_stats_bounded(&service).await? else {
             continue;
         };
+        lanes.push((service.clone(), stats.lanes.clone()));
+        if let Some(g) = every_group.remove(&service) {
+            groups.push((service.clone(), g));
+        }
         out.push(QueueFigures {
             shards: u64::from(stats.shards),
             queued: stats.queued,
@@ -147,7 +167,12 @@ async fn read_all(inspector: &Inspector) -> Result<(Vec<QueueFigures>, Vec<Limit
             service,
         });
     }
-    Ok((out, limits))
+    Ok(Read {
+        queues: out,
+        limits,
+        lanes,
+        groups,
+    })
 }
 
 type Labels = [(&'static str, String); 1];
@@ -232,7 +257,7 @@ impl Collector for QueueCollector {
         ];
         for (name, help, unit, figure) in gauges {
             let family = Gauges::default();
-            for q in &last.queues {
+            for q in &last.read.queues {
                 family
                     .get_or_create(&[("rpc_service", q.service.clone())])
                     .set(figure(q));
@@ -241,7 +266,7 @@ impl Collector for QueueCollector {
             family.encode(m)?;
         }
         let added = Family::<Labels, Counter>::default();
-        for q in &last.queues {
+        for q in &last.read.queues {
             if let Some(n) = q.entries_added {
                 added
                     .get_or_create(&[("rpc_service", q.service.clone())])
@@ -255,7 +280,9 @@ impl Collector for QueueCollector {
             added.metric_type(),
         )?;
         added.encode(m)?;
-        encode_limits(&last.limits, &mut encoder)
+        encode_limits(&last.read.limits, &mut encoder)?;
+        encode_lanes(&last.read.lanes, &mut encoder)?;
+        encode_groups(&last.read.groups, &mut encoder)
     }
 }
 

@@ -2,9 +2,12 @@
 //! durations serialize as whole milliseconds (`idle_ms`, ...) and messages
 //! as the JSON they are (or as text when they are not JSON).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+
+use super::lanes::{add_lanes, empty_lanes, LaneDepth};
 
 /// One service's queue, as seen at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -15,16 +18,21 @@ pub struct ServiceStats {
     /// How many shards the service has (its figures are their sums): 1
     /// for an unsharded service, or one shard's queue.
     pub shards: u32,
-    /// Jobs waiting for a worker: in the stream, not yet delivered.
+    /// Jobs waiting for a worker: in the streams, not yet delivered; the
+    /// sum of [`lanes`](Self::lanes).
     pub queued: u64,
+    /// The queued jobs by priority, one entry per lane, most urgent first
+    /// (docs/PROTOCOL.md, "Priorities").
+    pub lanes: Vec<LaneDepth>,
     /// Jobs delivered to a worker and not yet acked (running, or waiting
     /// to be reclaimed from a dead worker).
     pub leased: u64,
     /// Entries in the dead-letter stream.
     pub dead_letters: u64,
-    /// Entries in the jobs stream (queued + leased).
+    /// Entries in the jobs streams of its lanes (queued + leased).
     pub stream_length: u64,
-    /// Entries ever added to the jobs stream; `None` before Redis 7.
+    /// Entries ever added to its lanes' jobs streams; `None` before Redis
+    /// 7 (or where a lane's count could not be read).
     pub entries_added: Option<u64>,
     /// The group's consumers (workers), by name.
     pub consumers: Vec<ConsumerStats>,
@@ -32,6 +40,61 @@ pub struct ServiceStats {
     /// counts from its re-send); `None` with nothing leased.
     #[serde(rename = "oldest_leased_age_ms", serialize_with = "millis_opt")]
     pub oldest_leased_age: Option<Duration>,
+}
+
+impl ServiceStats {
+    /// One figure set from `parts` (a service's shards, or a queue's
+    /// priority lanes), named `name`, of `shards` shards; `None` without
+    /// parts. Counts add up, the oldest lease is the oldest of any part,
+    /// and a worker, a consumer in every part's group, is listed once,
+    /// with the jobs it holds in all of them and its most recent activity.
+    pub fn sum_of(name: &str, shards: u32, parts: Vec<ServiceStats>) -> Option<ServiceStats> {
+        if parts.is_empty() {
+            return None;
+        }
+        let mut consumers: BTreeMap<String, ConsumerStats> = BTreeMap::new();
+        let mut total = ServiceStats {
+            service: name.to_owned(),
+            shards,
+            queued: 0,
+            lanes: empty_lanes(),
+            leased: 0,
+            dead_letters: 0,
+            stream_length: 0,
+            entries_added: Some(0),
+            consumers: Vec::new(),
+            oldest_leased_age: None,
+        };
+        for part in parts {
+            total.queued += part.queued;
+            add_lanes(&mut total.lanes, &part.lanes);
+            total.leased += part.leased;
+            total.dead_letters += part.dead_letters;
+            total.stream_length += part.stream_length;
+            total.entries_added = total
+                .entries_added
+                .zip(part.entries_added)
+                .map(|(a, b)| a + b);
+            total.oldest_leased_age = total.oldest_leased_age.max(part.oldest_leased_age);
+            for c in part.consumers {
+                match consumers.get_mut(&c.name) {
+                    Some(seen) => {
+                        seen.pending += c.pending;
+                        seen.idle = seen.idle.min(c.idle);
+                        seen.inactive = match (seen.inactive, c.inactive) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    None => {
+                        consumers.insert(c.name.clone(), c);
+                    }
+                }
+            }
+        }
+        total.consumers = consumers.into_values().collect();
+        Some(total)
+    }
 }
 
 /// One consumer of a service's group: one worker process.

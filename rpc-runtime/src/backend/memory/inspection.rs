@@ -11,6 +11,7 @@
 //! [`MAX_ENTRIES_PER_READ`]), values by their window (and
 //! [`MAX_WINDOW_BYTES`]).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use crate::backend::inspection::excerpts::{
     SearchPage, Stream, MAX_ENTRIES_PER_READ, MAX_WINDOW_BYTES,
 };
 use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
+use crate::backend::inspection::group_keys::{BusyGroupKeys, MAX_GROUP_KEYS_VISITED};
 use crate::backend::inspection::scheduled::{attempt_and_job, ScheduledExcerpt, ScheduledJob};
 use crate::backend::inspection::Inspection;
 use crate::error::Error;
@@ -538,5 +540,18 @@ impl Inspection for MemoryBackend {
             .scheduled
             .get(lane_free(service))
             .map_or(0, |s| s.len() as u64))
+    }
+
+    async fn group_keys(&self, queue: &str, max_visited: usize) -> Result<BusyGroupKeys, Error> {
+        Ok(self.state().group_keys_of(queue, max_visited))
+    }
+
+    async fn every_group_key(
+        &self,
+        max_visited: usize,
+    ) -> Result<BTreeMap<String, BusyGroupKeys>, Error> {
+        Ok(self
+            .state()
+            .group_keys(None, MAX_GROUP_KEYS_VISITED, max_visited))
     }
 }

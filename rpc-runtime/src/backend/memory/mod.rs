@@ -11,13 +11,17 @@
 //! `schedule.rs`, `control.rs`, `inspection.rs`, `presence.rs`,
 //! `progress.rs`, `rate_limits.rs`, `group_slots.rs`); `lanes.rs` names a
 //! queue's priority lanes and says which state they share, and
-//! `service_view.rs` reads a queue's lanes together for the inspection.
+//! `service_view.rs` reads a queue's lanes together for the inspection;
+//! the operator's view of each lane's depth and of the group keys is in
+//! `lane_depths.rs` and `group_keys.rs`.
 
 mod control;
 mod daily_counts;
 mod failures;
+mod group_keys;
 mod group_slots;
 mod inspection;
+mod lane_depths;
 mod lanes;
 #[cfg(test)]
 mod lanes_tests;

@@ -15,6 +15,7 @@ use super::lanes::lane_free;
 use super::state::{entry_number, Lease, Queue, Ready, State};
 use crate::backend::control::DeadLetter;
 use crate::backend::inspection::figures::{ConsumerStats, ServiceStats};
+use crate::backend::inspection::lanes::LaneDepth;
 
 /// The dead letters of a queue with no entry of its own yet.
 static NO_DEAD_LETTERS: VecDeque<DeadLetter> = VecDeque::new();
@@ -25,6 +26,8 @@ pub(super) struct ServiceView<'a> {
     lanes: Vec<&'a Queue>,
     /// The queue's dead letters, shared by its lanes.
     pub(super) dead: &'a VecDeque<DeadLetter>,
+    /// The calls ready in each of the five lanes (`lane_depths.rs`).
+    depths: Vec<LaneDepth>,
 }
 
 impl State {
@@ -37,6 +40,7 @@ impl State {
         Some(ServiceView {
             lanes,
             dead: self.dead_letters(service).unwrap_or(&NO_DEAD_LETTERS),
+            depths: self.lane_depths(service),
         })
     }
 
@@ -121,6 +125,7 @@ impl<'a> ServiceView<'a> {
             service: service.to_owned(),
             shards: 1,
             queued: queued as u64,
+            lanes: self.depths.clone(),
             leased: leased.len() as u64,
             dead_letters: self.dead.len() as u64,
             stream_length: (queued + leased.len()) as u64,

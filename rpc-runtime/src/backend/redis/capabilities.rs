@@ -3,6 +3,7 @@
 //! `cancel.rs`, `pause.rs`, `once.rs`, `periodic.rs`, `presence.rs`,
 //! `inspect/`...).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use crate::backend::inspection::excerpts::{
     DeadLetterExcerpt, Excerpt, Found, Lease, LeasedExcerpt, MessageExcerpt, SearchPage, Stream,
 };
 use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
+use crate::backend::inspection::group_keys::BusyGroupKeys;
 use crate::backend::inspection::scheduled::{ScheduledExcerpt, ScheduledJob};
 use crate::backend::inspection::Inspection;
 use crate::backend::presence::{Presence, Registered};
@@ -422,5 +424,16 @@ impl Inspection for RedisBackend {
 
     async fn scheduled_count(&self, service: &str) -> Result<u64, Error> {
         self.view.scheduled_count(service).await
+    }
+
+    async fn group_keys(&self, queue: &str, max_visited: usize) -> Result<BusyGroupKeys, Error> {
+        self.view.group_keys(queue, max_visited).await
+    }
+
+    async fn every_group_key(
+        &self,
+        max_visited: usize,
+    ) -> Result<BTreeMap<String, BusyGroupKeys>, Error> {
+        self.view.every_group_key(max_visited).await
     }
 }

@@ -110,7 +110,7 @@ impl RateLimits for RedisBackend {
             &self.commands,
             &self.keys.rate(service, None),
             &self.keys.rate_pattern(service),
-            "hash",
+            Some("hash"),
             MAX_RATE_LIMITS_LISTED + 1,
         )
         .await

@@ -2,7 +2,7 @@
 //! each master of a Cluster. The inspector lists services and inboxes with
 //! it; the backend finds the services to cancel a call in when only its id
 //! is known. Keys of one slot (a service's rate limits) are scanned on the
-//! one master that holds it.
+//! one master that holds it, and so are a queue's group keys.
 
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
@@ -22,25 +22,40 @@ pub(crate) async fn scan_all(
     pattern: &str,
     kind: &str,
 ) -> redis::RedisResult<Vec<String>> {
+    scan_all_at_most(con, pattern, Some(kind), usize::MAX).await
+}
+
+/// Keys matching `pattern` (of type `kind`, of any type with `None`), on
+/// every master, until about `max` are found: the scan stops there.
+pub(crate) async fn scan_all_at_most(
+    con: &Commands,
+    pattern: &str,
+    kind: Option<&str>,
+    max: usize,
+) -> redis::RedisResult<Vec<String>> {
     let Commands::Cluster(cluster) = con else {
-        return scan(con, None, pattern, kind, usize::MAX).await;
+        return scan(con, None, pattern, kind, max).await;
     };
     let mut keys = Vec::new();
     for (host, port) in masters(&mut cluster.connection()).await? {
+        if keys.len() >= max {
+            break;
+        }
         let route = SingleNodeRoutingInfo::ByAddress { host, port };
-        keys.extend(scan(con, Some(route), pattern, kind, usize::MAX).await?);
+        keys.extend(scan(con, Some(route), pattern, kind, max - keys.len()).await?);
     }
     Ok(keys)
 }
 
-/// Keys of type `kind` matching `pattern`, all in the slot of `in_slot`
-/// (a hash tag makes it so): on a Cluster only the master of that slot is
-/// scanned. At most about `max` are returned; the scan stops there.
+/// Keys of type `kind` (any with `None`) matching `pattern`, all in the
+/// slot of `in_slot` (a hash tag makes it so): on a Cluster only the
+/// master of that slot is scanned. At most about `max` are returned; the
+/// scan stops there.
 pub(crate) async fn scan_slot(
     con: &Commands,
     in_slot: &str,
     pattern: &str,
-    kind: &str,
+    kind: Option<&str>,
     max: usize,
 ) -> redis::RedisResult<Vec<String>> {
     let route = match con {
@@ -71,13 +86,13 @@ async fn masters(con: &mut ClusterConnection) -> redis::RedisResult<Vec<(String,
 }
 
 /// `SCAN`s one node to the end, or until `max` keys are found: the keys
-/// of type `kind` matching `pattern`. `route` picks a Cluster node;
-/// `None` is the only node of a single Redis.
+/// of type `kind` (any type with `None`) matching `pattern`. `route`
+/// picks a Cluster node; `None` is the only node of a single Redis.
 async fn scan(
     con: &Commands,
     route: Option<SingleNodeRoutingInfo>,
     pattern: &str,
-    kind: &str,
+    kind: Option<&str>,
     max: usize,
 ) -> redis::RedisResult<Vec<String>> {
     let mut keys = Vec::new();
@@ -88,9 +103,10 @@ async fn scan(
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .arg("TYPE")
-            .arg(kind);
+            .arg(SCAN_COUNT);
+        if let Some(kind) = kind {
+            cmd.arg("TYPE").arg(kind);
+        }
         let reply = match (con, &route) {
             (Commands::Cluster(c), Some(route)) => {
                 let route = RoutingInfo::SingleNode(route.clone());

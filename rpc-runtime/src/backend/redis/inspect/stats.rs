@@ -10,18 +10,23 @@
 //!   delete every entry they ack;
 //! * **leased**: the group's pending entries;
 //! * **entries added**: XINFO STREAM `entries-added` (Redis 7+).
+//!
+//! A queue's figures are those of its default lane's stream summed with
+//! its other priority lanes' streams (`lanes.rs`), consumers listed once.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis::streams::{StreamPendingReply, StreamRangeReply};
 use redis::{FromRedisValue, Value};
+use rpc_protocol::priority::DEFAULT;
 use rpc_protocol::stream::GROUP;
 
 use super::super::read_only::ReadOnlyScript;
 use super::super::scan;
 use super::view::{entry_time_ms, message_of, RedisView};
 use crate::backend::inspection::figures::{InboxStats, LeasedJob, Ping, QueuedJob, ServiceStats};
+use crate::backend::inspection::lanes::empty_lanes;
 use crate::error::Error;
 
 impl RedisView {
@@ -116,14 +121,36 @@ impl RedisView {
         self.stats_with(service, figures).await.map(Some)
     }
 
-    /// The figures of a service whose jobs stream has `stream_length`
-    /// entries and has had `entries_added`.
+    /// The figures of a service whose default lane's jobs stream has
+    /// `stream_length` entries and has had `entries_added`: that stream's
+    /// summed with its other priority lanes' (`lanes.rs`), as a service's
+    /// shards are, and its dead letters, which the lanes share.
     async fn stats_with(
         &self,
         service: &str,
+        figures: (u64, Option<u64>),
+    ) -> Result<ServiceStats, Error> {
+        let mut parts = vec![self.stream_stats(service, DEFAULT, figures).await?];
+        parts.extend(self.other_lane_stats(service).await?);
+        let dead_letters: u64 = self
+            .query(redis::cmd("XLEN").arg(self.keys.dead(service)))
+            .await?;
+        let mut total = ServiceStats::sum_of(service, 1, parts)
+            .ok_or_else(|| self.unexpected("the default lane's figures"))?;
+        total.dead_letters = dead_letters;
+        Ok(total)
+    }
+
+    /// The figures of lane `priority`'s jobs stream of `service` (no dead
+    /// letters: the lanes share them), which has `stream_length` entries
+    /// and has had `entries_added`.
+    pub(super) async fn stream_stats(
+        &self,
+        service: &str,
+        priority: u8,
         (stream_length, entries_added): (u64, Option<u64>),
     ) -> Result<ServiceStats, Error> {
-        let jobs = self.keys.jobs(service);
+        let jobs = self.keys.jobs_at(service, priority);
         let group = self.group(&jobs).await?;
         let pending: StreamPendingReply = match &group {
             Some(_) => {
@@ -152,15 +179,17 @@ impl RedisView {
             }
             _ => None,
         };
-        let dead_letters: u64 = self
-            .query(redis::cmd("XLEN").arg(self.keys.dead(service)))
-            .await?;
+        let mut lanes = empty_lanes();
+        for lane in lanes.iter_mut().filter(|l| l.priority == priority) {
+            lane.queued = queued;
+        }
         Ok(ServiceStats {
             service: service.to_owned(),
             shards: 1,
             queued,
+            lanes,
             leased,
-            dead_letters,
+            dead_letters: 0,
             stream_length,
             entries_added,
             consumers,

@@ -5,7 +5,7 @@
 //!
 //! It reads the keys `docs/PROTOCOL.md` describes and writes nothing.
 //! Plain reads need `XINFO`, `XPENDING`, `XRANGE`, `XLEN`, `SCAN`, `TYPE`,
-//! `EXISTS`, `HGETALL`, `LLEN`, `PTTL`, `ZCARD`, `ZRANGE`, `HMGET`,
+//! `EXISTS`, `HGETALL`, `LLEN`, `PTTL`, `ZCARD`, `ZCOUNT`, `ZRANGE`, `HMGET`,
 //! `GET` and `TIME`; the bounded reads of `excerpts.rs`, `find.rs` and
 //! `scheduled.rs` run read-only scripts (`+evalsha_ro +script|load`,
 //! `read_only.rs`).
