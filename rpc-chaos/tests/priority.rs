@@ -7,8 +7,9 @@
 //!    start before the last urgent one; the test allows 4 per worker plus
 //!    one read's over-take each.
 //! 2. A constant urgent load (10,000 at priority 1) over 1,000 at priority
-//!    5: the less urgent still progress at their documented share, 1 start
-//!    in 257 per worker while both lanes have work.
+//!    5: the less urgent still progress at their documented share, at
+//!    least 1 start in 341 per worker while they have work (1 in 273 here,
+//!    with lanes 1, 3 and 5 read and 3 empty).
 //!
 //! `PRIORITY_JOBS` scales both backlogs (10,000 here: the figure).
 
@@ -129,12 +130,12 @@ fn urgent_calls_finish_first_and_the_least_urgent_keep_their_share() {
     let (high, low_before, took) = run(n / 10, n);
     let share = low_before as f64 / (high + low_before) as f64;
     eprintln!(
-        "priorities: under {high} urgent calls ({took:.2} s), {low_before} less urgent ones started: a share of {:.2}% (documented minimum 1/257 = 0.39%)",
+        "priorities: under {high} urgent calls ({took:.2} s), {low_before} less urgent ones started: a share of {:.2}% (documented minimum 1/341 = 0.29%; 1/273 = 0.37% with these lanes read)",
         share * 100.0
     );
-    // Each worker gives the lane 1 slot of 257 it fills; a worker may
-    // fill fewer than a quarter of them.
-    let least = (high / 257).saturating_sub(WORKERS);
+    // Each worker gives the lane at least 1 slot of 341 it fills; a
+    // worker may fill fewer than a quarter of them.
+    let least = (high / 341).saturating_sub(WORKERS);
     assert!(
         low_before >= least,
         "only {low_before} less urgent calls started under the urgent load (at least {least})"

@@ -251,6 +251,19 @@ impl WorkerBuilder {
         let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;
         let mut services = HashMap::new();
         for s in self.services {
+            // `S~k` names a shard of `S`, `Q^p` a priority lane of `Q`: a
+            // service so named would read another's queue.
+            if s.name().contains([
+                rpc_protocol::shards::SEPARATOR,
+                rpc_protocol::priority::LANE_SEPARATOR,
+            ]) {
+                return Err(Error::config(format_args!(
+                    "service `{}`: a service name has no `{}` (a shard) nor `{}` (a priority lane)",
+                    s.name(),
+                    rpc_protocol::shards::SEPARATOR,
+                    rpc_protocol::priority::LANE_SEPARATOR
+                )));
+            }
             if services.insert(s.name(), s.clone()).is_some() {
                 return Err(Error::config(format_args!(
                     "service `{}` is mounted twice",

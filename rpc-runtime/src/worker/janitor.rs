@@ -3,7 +3,7 @@
 //! keeps the worker's view of the broker's clock fresh and, every beat TTL,
 //! forgets the consumers of workers that are gone (`heartbeat.rs`).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub(super) async fn janitor_loop(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep = tokio::time::Instant::now();
+    // A job taken over waits for a slot (at most one at a time).
+    let waiting = Arc::new(AtomicBool::new(false));
     loop {
         tick.tick().await;
         if last_sweep.elapsed() >= shared.settings.beat_ttl {
@@ -88,7 +90,12 @@ pub(super) async fn janitor_loop(
                 continue;
             }
             let free = slots.available_permits();
-            if free == 0 {
+            // Every slot taken: still take one job over, which waits for the
+            // next free slot, one at a time. With concurrency 1 the taker
+            // holds the only slot while it waits for new jobs, so a worker
+            // that took over nothing then would never take over a job of a
+            // dead worker (found by an adversarial review).
+            if free == 0 && waiting.load(Ordering::Acquire) {
                 break;
             }
             match shared
@@ -97,22 +104,22 @@ pub(super) async fn janitor_loop(
                     queue,
                     &shared.settings.consumer,
                     shared.settings.visibility_timeout,
-                    free,
+                    free.max(1),
                 )
                 .await
             {
                 Ok(deliveries) => {
                     shared.health.loop_turned();
                     for delivery in deliveries {
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
-                            break;
-                        };
                         shared.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
                         if let Some(metrics) = &shared.metrics {
                             metrics.reclaimed();
                         }
                         tracing::info!(queue, token = %delivery.token, deliveries = delivery.deliveries, "took over a job whose lease expired");
-                        start_job(shared.clone(), delivery, permit, None).await;
+                        match slots.clone().try_acquire_owned() {
+                            Ok(permit) => start_job(shared.clone(), delivery, permit, None).await,
+                            Err(_) => wait_for_a_slot(&shared, &slots, &waiting, delivery),
+                        }
                     }
                 }
                 Err(e) => {
@@ -123,4 +130,28 @@ pub(super) async fn janitor_loop(
             }
         }
     }
+}
+
+/// Starts `delivery`, a job taken over while every slot was taken, at the
+/// next free slot; its lease is renewed meanwhile (it is in `running`).
+fn wait_for_a_slot(
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    waiting: &Arc<AtomicBool>,
+    delivery: crate::backend::Delivery,
+) {
+    lock(&shared.running)
+        .entry(delivery.queue.clone())
+        .or_default()
+        .insert(delivery.token.clone());
+    waiting.store(true, Ordering::Release);
+    let (shared, slots, waiting) = (shared.clone(), slots.clone(), waiting.clone());
+    // Not counted as outstanding: a stopping worker does not wait for it
+    // (its lease lapses, and another worker takes it over).
+    tokio::spawn(async move {
+        if let Ok(permit) = slots.acquire_owned().await {
+            waiting.store(false, Ordering::Release);
+            start_job(shared, delivery, permit, None).await;
+        }
+    });
 }
