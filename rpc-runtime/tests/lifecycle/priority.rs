@@ -219,7 +219,7 @@ async fn a_priority_out_of_range_is_refused_at_the_client_and_dead_lettered_raw(
 async fn a_service_named_like_a_lane_or_a_shard_is_refused() {
     for name in ["Prio^1", "Prio~2"] {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let e = Worker::builder(&memory_url("priority-names"))
+        let e = Worker::builder(memory_url("priority-names"))
             .mount(recorder(name, seen))
             .build()
             .await
