@@ -36,6 +36,18 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     client.get_multiplexed_async_connection().await.unwrap()
 }
 
+/// Calls `service.work` at priority `p` and waits for its answer (the
+/// worker reads lane `p` from then on).
+async fn answered_at(client: &rpc_runtime::Client, service: &str, n: u64, p: u8) {
+    client
+        .call(&format!("{service}.work"), json!({"n": n}))
+        .options(CallOptions::timeout(PATIENCE))
+        .priority(p)
+        .response()
+        .await
+        .unwrap_or_else(|e| panic!("{service}: a call at priority {p}: {e}"));
+}
+
 async fn garbage_at(con: &mut redis::aio::MultiplexedConnection, key: &str) {
     let _: () = redis::cmd("DEL").arg(key).query_async(con).await.unwrap();
     let _: () = redis::cmd("SET")
@@ -116,32 +128,14 @@ async fn a_lane_being_read_that_turns_into_garbage_stops_no_service() {
     ))
     .await;
     let client = client(&url).await;
-    // The worker reads lane 1 once it answered a call there.
-    client
-        .call("PrioTurned.work", json!({"n": 1}))
-        .options(CallOptions::timeout(PATIENCE))
-        .priority(1)
-        .response()
-        .await
-        .expect("answered on lane 1");
+    answered_at(&client, "PrioTurned", 1, 1).await;
     garbage_at(&mut con, "rpc:{PrioTurned}:jobs:1").await;
-    for n in [2u64, 3] {
-        client
-            .call("PrioOther.work", json!({"n": n}))
-            .options(CallOptions::timeout(PATIENCE))
-            .response()
-            .await
-            .expect("another service is served next to a lane turned garbage");
-    }
+    // Another service is served next to a lane turned garbage.
+    answered_at(&client, "PrioOther", 2, 3).await;
+    answered_at(&client, "PrioOther", 3, 3).await;
     // A client sending onto the garbage lane sends onto the queue's own
     // stream instead.
-    client
-        .call("PrioTurned.work", json!({"n": 4}))
-        .options(CallOptions::timeout(PATIENCE))
-        .priority(1)
-        .response()
-        .await
-        .expect("an urgent call of the queue runs from its own stream");
+    answered_at(&client, "PrioTurned", 4, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,13 +153,7 @@ async fn a_parked_call_released_towards_a_garbage_lane_is_not_lost() {
     .await;
     let client = client(&url).await;
     // The worker reads lane 1 once it answered a call there.
-    client
-        .call("PrioPark.work", json!({"n": 0}))
-        .options(CallOptions::timeout(PATIENCE))
-        .priority(1)
-        .response()
-        .await
-        .expect("answered on lane 1");
+    answered_at(&client, "PrioPark", 0, 1).await;
     // Key `k` has one slot: `a` holds it for two seconds, urgent `b` parks.
     let a = client
         .call("PrioPark.work", json!({"n": 1, "ms": 2000}))
