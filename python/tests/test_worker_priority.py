@@ -227,3 +227,18 @@ def test_a_lane_that_is_not_a_stream_leaves_the_other_lanes_served(server: Redis
     with Client.connect(server.url, timeout=30) as client:
         assert client.call_and_wait("W.go", {"n": 5}, options=CallOptions(priority=5)).data == 5
         assert client.call_and_wait("W.go", {"n": 3}).data == 3
+
+
+def test_a_lane_being_read_that_turns_into_garbage_stops_nothing(server: RedisServer,
+                                                                 start_worker: Any) -> None:
+    # The worker reads lane 1 once it answered a call there; then garbage
+    # is written over it: the read it fails drops the lane, and the other
+    # lanes and services are served on.
+    start_worker(Worker(server.url).handle("T.go", lambda req: req.data["n"])
+                 .handle("U.go", lambda req: req.data["n"]))
+    with Client.connect(server.url, timeout=30) as client:
+        assert client.call_and_wait("T.go", {"n": 1}, options=CallOptions(priority=1)).data == 1
+        server.r.delete("rpc:{T}:jobs:1")
+        server.r.set("rpc:{T}:jobs:1", "garbage")
+        assert client.call_and_wait("U.go", {"n": 2}).data == 2
+        assert client.call_and_wait("T.go", {"n": 3}, options=CallOptions(priority=5)).data == 3
