@@ -89,6 +89,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 backoff: None,
                 rate: None,
                 group_limit: None,
+                priority: None,
             },
             JobInfo {
                 name: "note",
@@ -99,6 +100,7 @@ impl<H: Bench> Service for BenchServer<H> {
                 backoff: None,
                 rate: None,
                 group_limit: None,
+                priority: None,
             },
         ]
     }

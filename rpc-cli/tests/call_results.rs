@@ -33,6 +33,7 @@ impl Service for Math {
             backoff: None,
             rate: None,
             group_limit: None,
+            priority: None,
         }]
     }
 

@@ -231,6 +231,9 @@ pub struct JobInfo {
     /// run at once across the fleet (`None`: 1, unless the worker's
     /// [`group_limit`](crate::WorkerBuilder::group_limit) says).
     pub group_limit: Option<u32>,
+    /// `#[priority = N]` from the schema: the priority of the calls the
+    /// worker itself sends for the job (its periodic ticks); `None`: 3.
+    pub priority: Option<u8>,
 }
 
 /// JSON Schemas of one job's request, response and application error.

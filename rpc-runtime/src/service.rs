@@ -291,6 +291,7 @@ impl Service for DynamicService {
                     backoff: self.backoffs.get(name).copied(),
                     rate: self.rates.get(&Some(name.clone())).copied(),
                     group_limit: None,
+                    priority: None,
                 })
                 .collect();
             Box::leak(jobs.into_boxed_slice())

@@ -197,6 +197,7 @@ async fn start_worker(url: &str, prefix: &str, version: &Version) -> RunningWork
                 backoff: None,
                 rate: None,
                 group_limit: None,
+                priority: None,
             })
             .collect();
         builder = builder.mount(ProofService {

@@ -95,6 +95,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
             None => quote!(None),
         };
         let group_limit = option_tokens(job.group_limit.map(Literal::u32_unsuffixed));
+        let priority = option_tokens(job.priority.map(Literal::u8_unsuffixed));
         quote! {
             ::rpc_runtime::JobInfo {
                 name: #wire,
@@ -105,6 +106,7 @@ pub(crate) fn service(schema: &Schema, id: ModuleId, service: &Service) -> Token
                 backoff: #backoff,
                 rate: #rate,
                 group_limit: #group_limit,
+                priority: #priority,
             }
         }
     });

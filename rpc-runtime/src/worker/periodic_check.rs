@@ -28,6 +28,8 @@ pub(crate) struct Prepared {
     pub params: Box<RawValue>,
     pub missed: MissedTicks,
     pub timeout: Duration,
+    /// The job's `#[priority]`: the lane its ticks go onto.
+    pub priority: Option<u8>,
 }
 
 impl Prepared {
@@ -80,7 +82,10 @@ impl Prepared {
             idempotency_key: None,
             idempotency_ttl_ms: None,
             group: None,
-            priority: None,
+            // Last in the message, where `tick.lua` reads it.
+            priority: self
+                .priority
+                .filter(|p| *p != rpc_protocol::priority::DEFAULT),
         };
         serde_json::to_vec(&message).unwrap_or_default()
     }
@@ -172,6 +177,7 @@ pub(super) fn prepare(
             params,
             missed: p.missed,
             timeout,
+            priority: info.priority,
         });
     }
     Ok(prepared)
@@ -274,5 +280,25 @@ mod tests {
                    "every_ms": 200, "params": {"a": 1}, "timeout_ms": 5000,
                    "missed": "run_once", "next_ms": 1200})
         );
+    }
+
+    #[test]
+    fn a_tick_of_a_prioritised_job_names_its_priority_last() {
+        let mut prepared = prepare(
+            vec![Periodic::every(
+                "sweep-often",
+                Duration::from_secs(60),
+                "Files.sweep",
+                json!({}),
+            )],
+            &services(),
+        )
+        .expect("prepared")
+        .remove(0);
+        assert!(!String::from_utf8_lossy(&prepared.message(0)).contains("priority"));
+        prepared.priority = Some(1);
+        let message = String::from_utf8(prepared.message(0)).unwrap();
+        // `tick.lua` reads it from the end (PROTOCOL.md, "Priorities").
+        assert!(message.ends_with(r#","priority":1}"#), "{message}");
     }
 }
