@@ -304,11 +304,21 @@ impl<'a> JobMessage<'a> {
     }
 }
 
+/// A dead letter made ready to run again ([`for_replay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The call id.
+    pub id: String,
+    /// The message to queue.
+    pub message: Vec<u8>,
+    /// Its priority: the lane it goes back onto ([`crate::priority`]).
+    pub priority: u8,
+}
+
 /// A dead-lettered job message made ready to run again: attempts start over
-/// at 1 and the old deadline (long past) is dropped. Returns the call id and
-/// the new message, or `None` when the message is not a readable job message
-/// (garbage cannot be replayed).
-pub fn for_replay(payload: &[u8]) -> Option<(String, Vec<u8>)> {
+/// at 1 and the old deadline (long past) is dropped. `None` when the
+/// message is not a readable job message (garbage cannot be replayed).
+pub fn for_replay(payload: &[u8]) -> Option<Replay> {
     let mut msg = JobMessage::decode(payload).ok()?;
     msg.attempt = 1;
     msg.deadline_ms = None;
@@ -317,7 +327,11 @@ pub fn for_replay(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     // Its time starts again: a replay runs now, not at its old start.
     msg.sent_ms = None;
     msg.run_at_ms = None;
-    Some((msg.id.to_string(), serde_json::to_vec(&msg).ok()?))
+    Some(Replay {
+        id: msg.id.to_string(),
+        message: serde_json::to_vec(&msg).ok()?,
+        priority: msg.priority(),
+    })
 }
 
 #[cfg(test)]

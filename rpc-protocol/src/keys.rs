@@ -46,8 +46,13 @@ impl Keys {
     }
 
     fn of_service(&self, service: &str, what: &str) -> String {
-        let service = lane_free(service);
-        format!("{}:{{{service}}}:{what}", self.prefix)
+        self.in_slot(service, format_args!("{what}"))
+    }
+
+    /// `P:{Q}:<rest>`: a key in the slot of queue `queue`, a lane's in its
+    /// queue's (every key of a lane but its stream is its queue's).
+    fn in_slot(&self, queue: &str, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}:{{{}}}:{rest}", self.prefix, lane_free(queue))
     }
 
     /// `P:{S}:jobs`, the service's stream of jobs (consumer group
@@ -57,7 +62,7 @@ impl Keys {
     pub fn jobs(&self, service: &str) -> String {
         match priority::split_lane(service) {
             (queue, priority::DEFAULT) => self.of_service(queue, "jobs"),
-            (queue, p) => format!("{}:{{{queue}}}:jobs:{p}", self.prefix),
+            (queue, p) => self.in_slot(queue, format_args!("jobs:{p}")),
         }
     }
 
@@ -119,8 +124,7 @@ impl Keys {
 
     /// `P:{S}:once:<key>`, an idempotency key of the service.
     pub fn once(&self, service: &str, key: &str) -> String {
-        let service = lane_free(service);
-        format!("{}:{{{service}}}:once:{key}", self.prefix)
+        self.in_slot(service, format_args!("once:{key}"))
     }
 
     /// `P:{S}:rate` (the service's rate limit, `job` `None`) or
@@ -128,9 +132,8 @@ impl Keys {
     /// `rate_limit.lua` keeps (`tat`, and counts for operators). Lives once
     /// per service, in the slot of its unsharded name.
     pub fn rate(&self, service: &str, job: Option<&str>) -> String {
-        let service = lane_free(service);
         match job {
-            Some(job) => format!("{}:{{{service}}}:rate:{job}", self.prefix),
+            Some(job) => self.in_slot(service, format_args!("rate:{job}")),
             None => self.of_service(service, "rate"),
         }
     }
@@ -138,9 +141,8 @@ impl Keys {
     /// `P:{S}:turns` or `P:{S}:turns:<job>`: the turns given to calls that
     /// wait on that rate limit (a sorted set of call id -> µs).
     pub fn rate_turns(&self, service: &str, job: Option<&str>) -> String {
-        let service = lane_free(service);
         match job {
-            Some(job) => format!("{}:{{{service}}}:turns:{job}", self.prefix),
+            Some(job) => self.in_slot(service, format_args!("turns:{job}")),
             None => self.of_service(service, "turns"),
         }
     }
@@ -150,16 +152,14 @@ impl Keys {
     /// key's slots on queue `Q`: a sorted set of call id -> when the slot
     /// lapses (broker ms). See docs/PROTOCOL.md, "Per-key concurrency".
     pub fn group_running(&self, queue: &str, job: &str, key: &str) -> String {
-        let queue = lane_free(queue);
-        format!("{}:{{{queue}}}:group:{job}:{key}:running", self.prefix)
+        self.in_slot(queue, format_args!("group:{job}:{key}:running"))
     }
 
     /// `SCAN MATCH` pattern of queue `queue`'s running sets
     /// ([`group_running`](Self::group_running)), every job and key (read
     /// back with [`Keys::group_of_running`]).
     pub fn group_running_pattern(&self, queue: &str) -> String {
-        let queue = lane_free(queue);
-        let head = format!("{}:{{{queue}}}:group:", self.prefix);
+        let head = self.in_slot(queue, format_args!("group:"));
         format!("{}*:running", glob_escape(&head))
     }
 
@@ -185,8 +185,7 @@ impl Keys {
     /// `P:{Q}:group:<job>:<key>:waiting`, the messages of that job and key
     /// parked until a slot is free: a list, oldest first.
     pub fn group_waiting(&self, queue: &str, job: &str, key: &str) -> String {
-        let queue = lane_free(queue);
-        format!("{}:{{{queue}}}:group:{job}:{key}:waiting", self.prefix)
+        self.in_slot(queue, format_args!("group:{job}:{key}:waiting"))
     }
 
     /// `P:{Q}:groups`, the groups of queue `Q` with parked messages: a set
@@ -225,15 +224,13 @@ impl Keys {
     /// [`DAILY_STATS_KEPT`](crate::limits::DAILY_STATS_KEPT) after it was
     /// last written (Sidekiq's `stat:processed:<date>`).
     pub fn stat_processed(&self, service: &str, day: &str) -> String {
-        let service = lane_free(service);
-        format!("{}:{{{service}}}:stat:processed:{day}", self.prefix)
+        self.in_slot(service, format_args!("stat:processed:{day}"))
     }
 
     /// `P:{S}:stat:failed:<day>`, how many of them ended in a failure
     /// (answered with an error, retried, dead-lettered); kept as long.
     pub fn stat_failed(&self, service: &str, day: &str) -> String {
-        let service = lane_free(service);
-        format!("{}:{{{service}}}:stat:failed:{day}", self.prefix)
+        self.in_slot(service, format_args!("stat:failed:{day}"))
     }
 
     /// `P:{S}:failures`, the stream of the service's recent failed

@@ -16,31 +16,26 @@ impl Client {
 
     /// Puts a dead-lettered job back on its queue (the lane of its priority)
     /// with a fresh attempt count and no deadline (the old one has passed),
-    /// then removes the dead
-    /// letter. Returns the call id. Sidekiq's "retry from the dead set".
+    /// then removes the dead letter. Returns the call id. Sidekiq's "retry from the dead set".
     pub async fn replay_dead_letter(
         &self,
         service: &str,
         dead: &DeadLetter,
     ) -> Result<JobId, Error> {
-        let (id, payload) =
-            rpc_protocol::job::for_replay(&dead.payload).ok_or_else(|| Error::Codec {
-                what: format!("replay dead letter {}", dead.token),
-                reason: "it is not a readable job message (it was dead-lettered as unreadable)"
-                    .to_owned(),
-            })?;
+        let replay = rpc_protocol::job::for_replay(&dead.payload).ok_or_else(|| Error::Codec {
+            what: format!("replay dead letter {}", dead.token),
+            reason: "it is not a readable job message (it was dead-lettered as unreadable)"
+                .to_owned(),
+        })?;
         // Back onto the lane of its priority (rpc_protocol::priority).
-        let priority = rpc_protocol::JobMessage::decode(&payload)
-            .map(|m| m.priority())
-            .unwrap_or(rpc_protocol::priority::DEFAULT);
-        let lane = rpc_protocol::priority::lane_queue(service, priority);
+        let lane = rpc_protocol::priority::lane_queue(service, replay.priority);
         // Enqueue first, then delete: a crash in between leaves a duplicate
         // dead letter, never a lost job.
-        self.inner.backend.push_job(&lane, &payload).await?;
+        self.inner.backend.push_job(&lane, &replay.message).await?;
         self.inner
             .backend
             .remove_dead_letter(service, &dead.token)
             .await?;
-        Ok(JobId::from(id))
+        Ok(JobId::from(replay.id))
     }
 }
