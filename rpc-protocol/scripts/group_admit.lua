@@ -14,6 +14,12 @@
 -- parked behind them, and the oldest move instead: first come, first run
 -- within a key.
 --
+-- A parked call also parks, behind it, the next calls of its job and key
+-- that no worker has been handed yet (among the next AHEAD entries after
+-- the consumer group's last delivered id): a flood of one key's calls is
+-- parked a hundred at a time, not one per delivery, so another key's calls
+-- sent right behind it reach the workers within a few steps.
+--
 -- Keys of another type than this script writes (written by hand, or by a
 -- bug) are deleted, never obeyed: a garbage key must not stop the workers;
 -- how many were reset is returned, for the worker's log.
@@ -83,6 +89,53 @@ local function call_id(m)
   return nil
 end
 
+-- Parks the calls of this message's job and key among the next AHEAD
+-- entries no worker has been handed (after the consumer group's
+-- last-delivered-id: a delivered entry is a worker's to admit or park), in
+-- stream order, behind this one. Only an entry that is nothing but its
+-- message (no cancel mark), small enough to decode (16 KiB), naming
+-- exactly this job and key, and not a delayed call is parked; anything
+-- else stays for the workers. An error reading the group (an ACL without
+-- `xinfo|groups`) parks nothing more. Returns how many it parked.
+local AHEAD = 100
+local function park_ahead()
+  if #ARGV[6] > 16384 then return 0 end
+  local ok, this = pcall(cjson.decode, ARGV[6])
+  if not ok or type(this) ~= 'table' or type(this.job) ~= 'string'
+      or type(this.group) ~= 'string' then
+    return 0
+  end
+  local groups = redis.pcall('XINFO', 'GROUPS', KEYS[4])
+  if type(groups) ~= 'table' or groups.err then return 0 end
+  local last
+  for _, g in ipairs(groups) do
+    local name, delivered
+    for i = 1, #g - 1, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then delivered = g[i + 1] end
+    end
+    if name == ARGV[4] then last = delivered end
+  end
+  if type(last) ~= 'string' then return 0 end
+  -- The writers' compact JSON, so most other keys' calls cost no decode.
+  local mark = '"group":"' .. this.group .. '"'
+  local parked = 0
+  for _, e in ipairs(redis.call('XRANGE', KEYS[4], '(' .. last, '+', 'COUNT', AHEAD)) do
+    local f = e[2]
+    local m = #f == 2 and f[1] == 'm' and f[2]
+    if m and #m <= 16384 and string.find(m, mark, 1, true) then
+      local fine, c = pcall(cjson.decode, m)
+      if fine and type(c) == 'table' and c.job == this.job
+          and c.group == this.group and c.run_at_ms == nil then
+        redis.call('RPUSH', KEYS[2], m)
+        redis.call('XDEL', KEYS[4], e[1])
+        parked = parked + 1
+      end
+    end
+  end
+  return parked
+end
+
 -- Moves the oldest waiting messages onto the stream while slots are free,
 -- each reserving its slot; at most `limit` per call.
 local function refill()
@@ -121,4 +174,5 @@ redis.call('RPUSH', KEYS[2], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[7])
 redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
 redis.call('XDEL', KEYS[4], ARGV[5])
+park_ahead()
 return {0, reset, refill()}

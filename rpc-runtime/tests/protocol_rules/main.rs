@@ -7,6 +7,7 @@
 //! the intake script's (order, cancelled flags, oversized elements) in
 //! `intake.rs`.
 
+mod group_admit;
 mod intake;
 mod known_ids;
 mod lifecycle;

@@ -40,6 +40,56 @@ fn call_id(message: &[u8]) -> Option<String> {
     serde_json::from_slice::<Id>(message).ok().map(|m| m.id)
 }
 
+/// How many queued messages after a parked one `park_ahead` looks at
+/// (`AHEAD` in group_admit.lua).
+const AHEAD: usize = 100;
+
+/// The job and group key of a message, when it is small enough to decode
+/// (16 KiB, as the script) and is not a delayed call.
+fn job_and_key(message: &[u8]) -> Option<(String, String)> {
+    if message.len() > 16 * 1024 {
+        return None;
+    }
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(message).ok()?;
+    if fields.contains_key("run_at_ms") {
+        return None;
+    }
+    match (fields.get("job")?, fields.get("group")?) {
+        (serde_json::Value::String(job), serde_json::Value::String(key)) => {
+            Some((job.clone(), key.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Parks, behind a parked message, the next calls of its job and key
+/// (`this`) that no worker was handed yet (among the next `AHEAD` queued
+/// on its lane, not cancelled), in order, as group_admit.lua does.
+fn park_ahead(
+    state: &mut State,
+    lane: &str,
+    group: &(String, String, String),
+    this: &(String, String),
+) {
+    let Some(q) = state.queues.get_mut(lane) else {
+        return;
+    };
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < q.ready.len() && i + taken.len() < AHEAD {
+        let r = &q.ready[i];
+        if !r.cancelled && job_and_key(&r.payload).as_ref() == Some(this) {
+            taken.extend(q.ready.remove(i).map(|r| r.payload));
+        } else {
+            i += 1;
+        }
+    }
+    if let Some(g) = state.groups.get_mut(group) {
+        g.waiting.extend(taken);
+    }
+}
+
 /// Moves the oldest parked messages of a group onto its queue, each onto
 /// the lane of its priority, while slots are free, each holding its slot;
 /// forgets a group with nothing left. Returns how many moved (the caller
@@ -103,12 +153,16 @@ impl GroupSlots for MemoryBackend {
             // Completed or parked already: nothing to park.
             return Ok(GroupAdmission::Parked);
         };
+        let ahead = job_and_key(&lease.payload);
         state
             .groups
             .entry(group.clone())
             .or_default()
             .waiting
             .push_back(lease.payload);
+        if let Some(this) = ahead {
+            park_ahead(&mut state, &delivery.queue, &group, &this);
+        }
         let moved = refill(&mut state, &group, slot.limit, until);
         drop(state);
         if moved > 0 {
@@ -179,5 +233,88 @@ impl GroupSlots for MemoryBackend {
             .take(max)
             .map(|((_, job, key), _)| (job.clone(), key.clone()))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::backend::Broker;
+
+    fn message(id: &str, job: &str, key: &str) -> Vec<u8> {
+        let mut m = json!({"v": 1, "id": id, "job": format!("Q.{job}"), "group": key});
+        if id == "delayed" {
+            m["run_at_ms"] = json!(1);
+        }
+        serde_json::to_vec(&m).unwrap()
+    }
+
+    async fn take(broker: &Arc<dyn Broker>, n: usize) -> Vec<Delivery> {
+        let mut reader = broker.open_reader().await.unwrap();
+        reader
+            .take_jobs(&["Q".to_owned()], "w1", n, Duration::ZERO)
+            .await
+            .unwrap()
+    }
+
+    fn ids(taken: &[Delivery]) -> Vec<String> {
+        taken.iter().map(|d| call_id(&d.payload).unwrap()).collect()
+    }
+
+    /// group_admit.lua's parking ahead (tests/protocol_rules/group_admit.rs
+    /// on Redis): a parked call takes the next queued calls of its job and
+    /// key behind it, in order, and leaves the rest and what a worker holds.
+    #[tokio::test]
+    async fn a_parked_call_parks_the_queued_calls_of_its_job_and_key_behind_it() {
+        let broker: Arc<dyn Broker> = MemoryBackend::named("group-slots-ahead");
+        let slot = GroupSlot {
+            job: "work",
+            key: "A",
+            limit: 1,
+        };
+        let lease = Duration::from_secs(60);
+        let calls = [
+            ("a0", "work", "A"),
+            ("a1", "work", "A"),
+            ("a2", "work", "A"),
+            ("b1", "work", "B"),
+            ("a3", "work", "A"),
+            ("other", "other", "A"),
+            ("delayed", "work", "A"),
+            ("a4", "work", "A"),
+        ];
+        for (id, job, key) in calls {
+            broker.push_job("Q", &message(id, job, key)).await.unwrap();
+        }
+        let held = take(&broker, 3).await;
+        assert_eq!(ids(&held), ["a0", "a1", "a2"]);
+        let admit = |d: &Delivery, id: &'static str| {
+            let broker = broker.clone();
+            let d = d.clone();
+            async move { broker.take_group_slot(&d, id, &slot, lease).await.unwrap() }
+        };
+        assert_eq!(admit(&held[0], "a0").await, GroupAdmission::Run);
+        assert_eq!(admit(&held[1], "a1").await, GroupAdmission::Parked);
+        assert_eq!(admit(&held[2], "a2").await, GroupAdmission::Parked);
+        assert_eq!(ids(&take(&broker, 10).await), ["b1", "other", "delayed"]);
+        // The slot goes round in parking order: a1, then what it parked
+        // ahead, then a2.
+        let mut order = Vec::new();
+        let mut running = "a0".to_owned();
+        for _ in 0..4 {
+            broker
+                .release_group_slot("Q", Some(&running), &slot, lease)
+                .await
+                .unwrap();
+            let next = take(&broker, 10).await;
+            assert_eq!(next.len(), 1);
+            running = ids(&next).remove(0);
+            order.push(running.clone());
+        }
+        assert_eq!(order, ["a1", "a3", "a4", "a2"]);
     }
 }
