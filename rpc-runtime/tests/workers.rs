@@ -357,9 +357,11 @@ async fn a_timeout_says_paused_no_live_worker_or_busy() {
         .await
         .unwrap();
     started.notified().await;
+    // At the least urgent priority: its lane's oldest call is told too.
     let err = client
         .call("W.echo", json!({}))
         .options(short())
+        .priority(5)
         .await
         .unwrap_err();
     let d = err.timeout_diagnosis().unwrap_or_else(|| panic!("{err}"));

@@ -319,7 +319,42 @@ async fn push_chunk(
     deadline: tokio::time::Instant,
 ) -> Result<Result<Vec<Result<(), Error>>, Error>, tokio::time::error::Elapsed> {
     let payloads: Vec<&[u8]> = chunk.iter().map(|&i| &calls[i].payload[..]).collect();
-    tokio::time::timeout_at(deadline, backend.push_jobs(queue, &payloads)).await
+    let mut pushed = tokio::time::timeout_at(deadline, backend.push_jobs(queue, &payloads)).await;
+    // Garbage where the calls' priority lane would be: those calls go onto
+    // their queue's own stream instead, as a single call does
+    // (`place::place_until`).
+    let (base, p) = rpc_protocol::priority::split_lane(queue);
+    if let Ok(Ok(outcomes)) = &mut pushed {
+        let wrong_type =
+            |o: &Result<(), Error>| matches!(o, Err(e) if e.to_string().contains("WRONGTYPE"));
+        if p != rpc_protocol::priority::DEFAULT && outcomes.iter().any(wrong_type) {
+            tracing::warn!(
+                queue,
+                "the calls' priority lane is no stream; sending them on their queue's own"
+            );
+            let refused: Vec<usize> = (0..outcomes.len())
+                .filter(|&i| wrong_type(&outcomes[i]))
+                .collect();
+            let again: Vec<&[u8]> = refused.iter().map(|&i| payloads[i]).collect();
+            match tokio::time::timeout_at(deadline, backend.push_jobs(base, &again)).await {
+                Ok(Ok(retried)) if retried.len() == refused.len() => {
+                    for (i, outcome) in refused.into_iter().zip(retried) {
+                        outcomes[i] = outcome;
+                    }
+                }
+                Ok(Ok(retried)) => {
+                    return Ok(Err(Error::Broker(format!(
+                        "the broker told the fate of {} of {} jobs sent to `{base}`",
+                        retried.len(),
+                        refused.len()
+                    ))))
+                }
+                Ok(Err(e)) => return Ok(Err(e)),
+                Err(elapsed) => return Err(elapsed),
+            }
+        }
+    }
+    pushed
 }
 
 /// How many of the next messages (their sizes, in order) go in one chunk.

@@ -190,9 +190,11 @@ pub(crate) async fn service_health(broker: &dyn Broker, service: &str) -> Servic
             continue;
         };
         health.queued = Some(health.queued.unwrap_or(0) + stats.queued);
-        if stats.queued > 0 {
+        // The oldest waiting call of each priority lane with calls queued.
+        for lane in stats.lanes.iter().filter(|l| l.queued > 0) {
+            let lane = rpc_protocol::priority::lane_queue(&queue, lane.priority);
             let age = broker
-                .queued_excerpts(&queue, None, 1, 0)
+                .queued_excerpts(&lane, None, 1, 0)
                 .await
                 .ok()
                 .flatten()

@@ -1,7 +1,8 @@
 //! Garbage where a priority lane would be (a key of another type at
 //! `P:{Q}:jobs:<p>`), on Redis: it never stops a worker nor loses a call.
-//! A call that would go onto such a lane (from the schedule, the intake or
-//! a group's waiting list) goes onto the queue's own stream instead, and a
+//! A call that would go onto such a lane (from a client, alone or in a
+//! batch, the schedule, the intake or a group's waiting list) goes onto
+//! the queue's own stream instead, and a
 //! lane the worker was reading that turns into garbage is dropped until
 //! it is a stream again. Found by an adversarial review: before, one such
 //! key stalled the schedule or the intake, lost a parked call, or stopped
@@ -99,11 +100,19 @@ async fn calls_bound_for_a_garbage_lane_run_from_the_queue_s_own_stream() {
         .send()
         .await
         .unwrap();
+    // A batch bound for the lane: refused there, sent on the queue's own.
+    let batch = (31..34).map(|n| json!({"n": n}));
+    let ids = client
+        .send_many("PrioJunk.work", batch)
+        .priority(1)
+        .await
+        .expect("a batch at the garbage lane's priority is sent");
+    assert_eq!(ids.len(), 3);
     urgent.wait().await.expect("the delayed urgent call ran");
     plain.wait().await.expect("the delayed call after it ran");
-    wait_until("both intake pushes ran", PATIENCE, || {
+    wait_until("both intake pushes and the batch ran", PATIENCE, || {
         let seen = seen.lock().unwrap();
-        seen.contains(&11) && seen.contains(&13)
+        [11, 13, 31, 32, 33].iter().all(|n| seen.contains(n))
     })
     .await;
     let kind: String = redis::cmd("TYPE")

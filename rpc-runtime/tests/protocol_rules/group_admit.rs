@@ -92,14 +92,28 @@ fn a_parked_call_parks_the_undelivered_calls_of_its_job_and_key_behind_it() {
     add(&redis, &["m", &message("b1", "work", "B", "")]);
     add(&redis, &["m", &message("a3", "work", "A", "")]);
     add(&redis, &["m", &message("other", "other", "A", "")]);
-    add(&redis, &["m", &message("delayed", "work", "A", r#","run_at_ms":1"#)]);
-    add(&redis, &["m", &message("marked", "work", "A", ""), "c", "1"]);
+    add(
+        &redis,
+        &["m", &message("delayed", "work", "A", r#","run_at_ms":1"#)],
+    );
+    add(
+        &redis,
+        &["m", &message("marked", "work", "A", ""), "c", "1"],
+    );
     let large = format!(r#","pad":"{}""#, "x".repeat(17_000));
     add(&redis, &["m", &message("large", "work", "A", &large)]);
     add(&redis, &["m", &message("a4", "work", "A", "")]);
     // A worker is handed A1 and A2.
     redis.cli([
-        "XREADGROUP", "GROUP", "workers", "w", "COUNT", "2", "STREAMS", STREAM, ">",
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w",
+        "COUNT",
+        "2",
+        "STREAMS",
+        STREAM,
+        ">",
     ]);
 
     assert_eq!(admit(&redis, "a1", &a1_entry, &a1).trim(), "0\n0\n0");
@@ -135,7 +149,15 @@ fn parking_ahead_looks_at_a_hundred_entries() {
         add(&redis, &["m", &message(&format!("n{i}"), "work", "A", "")]);
     }
     redis.cli([
-        "XREADGROUP", "GROUP", "workers", "w", "COUNT", "1", "STREAMS", STREAM, ">",
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w",
+        "COUNT",
+        "1",
+        "STREAMS",
+        STREAM,
+        ">",
     ]);
     assert_eq!(admit(&redis, "a1", &a1_entry, &a1).trim(), "0\n0\n0");
     let waiting = waiting_ids(&redis);
