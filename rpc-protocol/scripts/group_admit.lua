@@ -94,8 +94,9 @@ end
 -- last-delivered-id: a delivered entry is a worker's to admit or park), in
 -- stream order, behind this one. Only an entry that is nothing but its
 -- message (no cancel mark), small enough to decode (16 KiB), naming
--- exactly this job and key, and not a delayed call is parked; anything
--- else stays for the workers. An error reading the group (an ACL without
+-- exactly this job and key, not a delayed call, and whose call id holds no
+-- slot (a message a hand-on moved back reserved one: it is to run) is
+-- parked; anything else stays for the workers. An error reading the group (an ACL without
 -- `xinfo|groups`) parks nothing more. Returns how many it parked.
 local AHEAD = 100
 local function park_ahead()
@@ -126,7 +127,9 @@ local function park_ahead()
     if m and #m <= 16384 and string.find(m, mark, 1, true) then
       local fine, c = pcall(cjson.decode, m)
       if fine and type(c) == 'table' and c.job == this.job
-          and c.group == this.group and c.run_at_ms == nil then
+          and c.group == this.group and c.run_at_ms == nil
+          and type(c.id) == 'string'
+          and not redis.call('ZSCORE', KEYS[1], c.id) then
         redis.call('RPUSH', KEYS[2], m)
         redis.call('XDEL', KEYS[4], e[1])
         parked = parked + 1

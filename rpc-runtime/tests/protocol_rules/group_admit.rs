@@ -79,7 +79,9 @@ fn admit(redis: &RedisServer, id: &str, entry: &str, message: &str) -> String {
 /// `work` behind it that no worker was handed, in order; it leaves A2,
 /// delivered to a worker, which parks it itself, after them; and it
 /// leaves another key's call, another job's, a delayed one, one marked
-/// cancelled and one too large to decode.
+/// cancelled, one too large to decode, and one holding a slot (moved back
+/// by a hand-on: parking it again would hold the slot with nothing to
+/// run, until the slot lapsed).
 #[test]
 fn a_parked_call_parks_the_undelivered_calls_of_its_job_and_key_behind_it() {
     let redis = rpc_testkit::RedisServer::start().expect("redis-server");
@@ -102,6 +104,9 @@ fn a_parked_call_parks_the_undelivered_calls_of_its_job_and_key_behind_it() {
     );
     let large = format!(r#","pad":"{}""#, "x".repeat(17_000));
     add(&redis, &["m", &message("large", "work", "A", &large)]);
+    // Moved back by a hand-on, which reserved its slot: it is to run.
+    add(&redis, &["m", &message("moved", "work", "A", "")]);
+    redis.cli(["ZADD", RUNNING, "99999999999999", "moved"]);
     add(&redis, &["m", &message("a4", "work", "A", "")]);
     // A worker is handed A1 and A2.
     redis.cli([
@@ -120,7 +125,7 @@ fn a_parked_call_parks_the_undelivered_calls_of_its_job_and_key_behind_it() {
     assert_eq!(waiting_ids(&redis), ["a1", "a3", "a4"]);
     assert_eq!(
         stream_ids(&redis),
-        ["a2", "b1", "other", "delayed", "marked", "large"]
+        ["a2", "b1", "other", "delayed", "marked", "large", "moved"]
     );
     // The parked entries are gone from the group's pending list too.
     let pending = redis.cli(["XPENDING", STREAM, "workers"]);

@@ -44,9 +44,9 @@ fn call_id(message: &[u8]) -> Option<String> {
 /// (`AHEAD` in group_admit.lua).
 const AHEAD: usize = 100;
 
-/// The job and group key of a message, when it is small enough to decode
-/// (16 KiB, as the script) and is not a delayed call.
-fn job_and_key(message: &[u8]) -> Option<(String, String)> {
+/// The job, group key and call id of a message, when it is small enough
+/// to decode (16 KiB, as the script) and is not a delayed call.
+fn job_key_and_id(message: &[u8]) -> Option<(String, String, String)> {
     if message.len() > 16 * 1024 {
         return None;
     }
@@ -55,31 +55,39 @@ fn job_and_key(message: &[u8]) -> Option<(String, String)> {
     if fields.contains_key("run_at_ms") {
         return None;
     }
-    match (fields.get("job")?, fields.get("group")?) {
-        (serde_json::Value::String(job), serde_json::Value::String(key)) => {
-            Some((job.clone(), key.clone()))
-        }
+    match (fields.get("job")?, fields.get("group")?, fields.get("id")?) {
+        (
+            serde_json::Value::String(job),
+            serde_json::Value::String(key),
+            serde_json::Value::String(id),
+        ) => Some((job.clone(), key.clone(), id.clone())),
         _ => None,
     }
 }
 
 /// Parks, behind a parked message, the next calls of its job and key
 /// (`this`) that no worker was handed yet (among the next `AHEAD` queued
-/// on its lane, not cancelled), in order, as group_admit.lua does.
+/// on its lane, not cancelled, holding no slot: a hand-on reserved one for
+/// a message it moved back), in order, as group_admit.lua does.
 fn park_ahead(
     state: &mut State,
     lane: &str,
     group: &(String, String, String),
-    this: &(String, String),
+    this: &(String, String, String),
 ) {
-    let Some(q) = state.queues.get_mut(lane) else {
+    let (Some(q), Some(g)) = (state.queues.get_mut(lane), state.groups.get(group)) else {
         return;
+    };
+    let parks = |payload: &[u8]| {
+        job_key_and_id(payload).is_some_and(|(job, key, id)| {
+            job == this.0 && key == this.1 && !g.running.contains_key(&id)
+        })
     };
     let mut taken = Vec::new();
     let mut i = 0;
     while i < q.ready.len() && i + taken.len() < AHEAD {
         let r = &q.ready[i];
-        if !r.cancelled && job_and_key(&r.payload).as_ref() == Some(this) {
+        if !r.cancelled && parks(&r.payload) {
             taken.extend(q.ready.remove(i).map(|r| r.payload));
         } else {
             i += 1;
@@ -153,7 +161,7 @@ impl GroupSlots for MemoryBackend {
             // Completed or parked already: nothing to park.
             return Ok(GroupAdmission::Parked);
         };
-        let ahead = job_and_key(&lease.payload);
+        let ahead = job_key_and_id(&lease.payload);
         state
             .groups
             .entry(group.clone())
@@ -316,5 +324,41 @@ mod tests {
             order.push(running.clone());
         }
         assert_eq!(order, ["a1", "a3", "a4", "a2"]);
+    }
+
+    /// A message a hand-on moved back holds its slot: a call parked after
+    /// it leaves it queued, to run.
+    #[tokio::test]
+    async fn a_message_moved_back_is_not_parked_ahead() {
+        let broker: Arc<dyn Broker> = MemoryBackend::named("group-slots-moved");
+        let slot = GroupSlot {
+            job: "work",
+            key: "A",
+            limit: 1,
+        };
+        let lease = Duration::from_secs(60);
+        let admit = |d: Delivery, id: &'static str| {
+            let broker = broker.clone();
+            async move { broker.take_group_slot(&d, id, &slot, lease).await.unwrap() }
+        };
+        for id in ["a0", "a1", "a2"] {
+            broker
+                .push_job("Q", &message(id, "work", "A"))
+                .await
+                .unwrap();
+        }
+        let held = take(&broker, 3).await;
+        assert_eq!(admit(held[0].clone(), "a0").await, GroupAdmission::Run);
+        assert_eq!(admit(held[1].clone(), "a1").await, GroupAdmission::Parked);
+        // a0 ends: a1 goes back onto the queue, holding the slot.
+        broker
+            .release_group_slot("Q", Some("a0"), &slot, lease)
+            .await
+            .unwrap();
+        // a2, handed to a worker before that, finds the slot taken.
+        assert_eq!(admit(held[2].clone(), "a2").await, GroupAdmission::Parked);
+        let a1 = take(&broker, 10).await;
+        assert_eq!(ids(&a1), ["a1"], "a1 is still queued");
+        assert_eq!(admit(a1[0].clone(), "a1").await, GroupAdmission::Run);
     }
 }
