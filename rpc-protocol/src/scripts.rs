@@ -56,6 +56,12 @@ script!(
     "complete_batch.lua"
 );
 script!(
+    /// A worker's batch of ack-only completions, acked by a plain `XACK`:
+    /// the acked entries trimmed from the stream.
+    TRIM_ACKED,
+    "trim_acked.lua"
+);
+script!(
     /// A worker's regular look at a service: moves due scheduled jobs,
     /// reports pauses and cancellations, dead-letters garbage.
     POLL,
@@ -140,10 +146,11 @@ script!(
 );
 
 /// Every script of the protocol.
-pub const ALL: [Script; 17] = [
+pub const ALL: [Script; 18] = [
     COMPLETE,
     REPLY_AND_ACK,
     COMPLETE_BATCH,
+    TRIM_ACKED,
     POLL,
     INTAKE,
     CANCEL,

@@ -1,12 +1,14 @@
 //! The worker's common completions (replies and acks) ride on its next read
-//! batched per queue: a few acks alone as one `XACK` + `XDEL`, a lone reply
-//! as `reply_and_ack.lua`, anything larger as one `complete_batch.lua` call,
-//! which trims the acked entries from the stream (rpc-bench/RESULTS.md).
-//! Driven through the backend's `Reader` against a private redis-server, as
-//! rpc-runtime/tests/redis_reader.rs does: every completion of a mixed
-//! batch takes effect, in the right place; the trim removes exactly the
-//! acked entries, never a job still queued or leased; a refused batch is
-//! reported for each of its jobs, still leased.
+//! batched per queue: a few acks alone as one `XACK` + `XDEL`, more acks
+//! alone as one `XACK` + `trim_acked.lua`, a lone reply as
+//! `reply_and_ack.lua`, anything larger as one `complete_batch.lua` call;
+//! both scripts trim the acked entries from the stream
+//! (rpc-bench/RESULTS.md). Driven through the backend's `Reader` against a
+//! private redis-server, as rpc-runtime/tests/redis_reader.rs does: every
+//! completion of a mixed batch takes effect, in the right place; the trim
+//! removes exactly the acked entries, never a job still queued or leased;
+//! what a trim leaves goes with the next read; a refused batch is reported
+//! for each of its jobs, still leased.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -302,9 +304,13 @@ async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
     let server = RedisServer::start().expect("redis-server");
     let (_backend, mut reader, all) = backlog(&server, 80).await;
     let first = take(&mut *reader, 40).await;
-    // XACK counts the twice-given id once: nothing of that range is
-    // removed now (its ids might name no lease).
-    let mut done: Vec<(Delivery, Completion)> = acks(&first);
+    // XACK counts the twice-given id once: nothing of that range (one
+    // caller's replies, `complete_batch.lua`) is removed now (its ids might
+    // name no lease).
+    let mut done: Vec<(Delivery, Completion)> = first
+        .iter()
+        .map(|d| (d.clone(), answer("rpc:inbox:{a}")))
+        .collect();
     done.push(done[3].clone());
     let out = reader
         .complete_and_take(
@@ -467,13 +473,14 @@ async fn the_batches_of_several_queues_are_one_script_call() {
     let mut jobs: Vec<(&str, &[u8])> = payloads.iter().map(|p| (QUEUE, p.as_slice())).collect();
     jobs.extend(payloads.iter().map(|p| (OTHER, p.as_slice())));
     let (_backend, mut reader, taken) = taken(&server, &jobs).await;
-    // Svc's jobs only ack; Other's answer two callers.
+    // Svc's jobs answer one caller and ack; Other's answer two callers.
     let done: Vec<(Delivery, Completion)> = taken
         .iter()
         .enumerate()
         .map(|(i, d)| {
             let completion = match (d.queue.as_str(), i % 2) {
-                (QUEUE, _) => Completion::default(),
+                (QUEUE, 0) => Completion::default(),
+                (QUEUE, _) => answer("rpc:inbox:{c}"),
                 (_, 0) => answer("rpc:inbox:{a}"),
                 _ => answer("rpc:inbox:{b}"),
             };
@@ -509,4 +516,116 @@ async fn the_batches_of_several_queues_are_one_script_call() {
         stats.contains("cmdstat_evalsha:calls=1,"),
         "one script call: {stats}"
     );
+}
+
+/// Acks alone (one-way jobs) of a batch: `XACK` and `trim_acked.lua`. A
+/// lease older than some of them is held by another worker: the trim stops
+/// at it, and the acked entries past it are deleted with the reader's next
+/// read; a job acked twice is no matter; a waiting job is never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_alone_are_trimmed_and_what_a_held_lease_keeps_goes_with_the_next_read() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let (backend, mut reader, all) = backlog(&server, 40).await;
+    let mine = take(&mut *reader, 10).await;
+    // Another worker holds entries 10..20.
+    let mut other = backend.open_reader().await.unwrap();
+    let theirs = other
+        .take_jobs(&[QUEUE.to_owned()], "c2", 10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 10);
+    let more = take(&mut *reader, 10).await;
+    // Entries 0..10 and 20..30 acked, one twice.
+    let mut done = acks(&mine);
+    done.extend(acks(&more));
+    done.push(done[12].clone());
+    server.cli(["CONFIG", "RESETSTAT"]);
+    let out = reader
+        .complete_and_take(
+            &done,
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    // Trimmed up to the held lease: 20..30 are acked but still there.
+    assert_eq!(entry_ids(&server, QUEUE), all[10..].to_vec());
+    assert_pending(&server, QUEUE, '1');
+    let stats = server.cli(["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_xtrim:calls=1,"), "{stats}");
+    assert!(!stats.contains("cmdstat_xdel"), "no XDEL yet: {stats}");
+    // The next read deletes them; the held and the waiting stay.
+    let none = reader
+        .take_jobs(&[OTHER.to_owned()], "c1", 1, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let mut left = all[10..20].to_vec();
+    left.extend_from_slice(&all[30..]);
+    assert_eq!(entry_ids(&server, QUEUE), left);
+    // The other worker acks its ten: nothing is leased any more, so the
+    // trim goes up to the last delivered entry; the waiting ten stay.
+    let out = other
+        .complete_and_take(
+            &acks(&theirs),
+            &[OTHER.to_owned()],
+            "c2",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_eq!(entry_ids(&server, QUEUE), all[30..].to_vec());
+    assert_pending(&server, QUEUE, '0');
+}
+
+/// A worker whose ACL predates `xinfo|groups` cannot tell that the newest
+/// id of its batch was delivered: nothing is trimmed, and its acked entries
+/// go with its next read, by `XDEL`, as plain completions do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_xinfo_groups_acks_alone_are_deleted_with_the_next_read() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    server.cli([
+        "ACL",
+        "SETUSER",
+        "w",
+        "on",
+        ">pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-xinfo|groups",
+    ]);
+    let backend = connect(&BrokerConfig::new(server.url_as("w", "pw")))
+        .await
+        .expect("connect");
+    let queues = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    backend.prepare_queues(&queues).await.unwrap();
+    for p in payloads(14) {
+        backend.push_job(QUEUE, &p).await.unwrap();
+    }
+    let all = entry_ids(&server, QUEUE);
+    let mut reader = backend.open_reader().await.unwrap();
+    let leased = take(&mut *reader, 12).await;
+    let out = reader
+        .complete_and_take(
+            &acks(&leased),
+            &[OTHER.to_owned()],
+            "c1",
+            1,
+            Duration::from_millis(10),
+        )
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_pending(&server, QUEUE, '0');
+    assert_eq!(entry_ids(&server, QUEUE), all, "acked, not trimmed");
+    reader
+        .take_jobs(&[OTHER.to_owned()], "c1", 1, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(entry_ids(&server, QUEUE), all[12..].to_vec());
 }

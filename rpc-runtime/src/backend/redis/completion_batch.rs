@@ -33,6 +33,11 @@ fn reply_and_ack_script() -> &'static Script {
     compiled(&rpc_protocol::scripts::REPLY_AND_ACK)
 }
 
+/// The script that trims what a plain `XACK` of a batch acked.
+fn trim_acked_script() -> &'static Script {
+    compiled(&rpc_protocol::scripts::TRIM_ACKED)
+}
+
 /// Whether a completion goes in a batch: its ack alone (a one-way job, or
 /// an answer nobody waits for or keeps), or a reply to a caller's inbox
 /// then the ack. Anything else (a kept result, a retry, a dead letter) is
@@ -49,8 +54,8 @@ pub(super) fn batches(completion: &Completion) -> bool {
 const MOST_PER_CALL: usize = 1000;
 
 /// Ack-only batches smaller than this are sent as plain `XACK` + `XDEL`:
-/// for a few ids the script's own cost is more than trimming saves.
-const FEWEST_TO_TRIM: usize = 32;
+/// for a few ids the trim script's own cost is more than trimming saves.
+const FEWEST_TO_TRIM: usize = 12;
 
 /// One inbox's replies in a batch.
 struct Inbox<'a> {
@@ -72,6 +77,8 @@ pub(super) struct CompleteBatch<'a> {
 enum Form {
     /// `XACK` + `XDEL`: a few acks alone.
     Plain,
+    /// `XACK` + `trim_acked.lua`: more acks alone.
+    AckTrim,
     /// `reply_and_ack.lua`: one reply and its ack (a lone call's).
     One,
     /// `complete_batch.lua`.
@@ -147,9 +154,15 @@ impl<'a> CompleteBatch<'a> {
         out
     }
 
+    /// The jobs stream of the batch's queue.
+    pub(super) fn jobs(&self) -> &str {
+        &self.jobs
+    }
+
     fn form(&self) -> Form {
         match (self.inboxes.as_slice(), self.acks.len()) {
             ([], n) if n < FEWEST_TO_TRIM => Form::Plain,
+            ([], _) => Form::AckTrim,
             ([one], 0) if one.replies.len() == 1 => Form::One,
             _ => Form::Script,
         }
@@ -183,6 +196,19 @@ impl<'a> CompleteBatch<'a> {
                 let mut del = redis::cmd("XDEL");
                 del.arg(&self.jobs).arg(&tokens);
                 vec![ack, del]
+            }
+            Form::AckTrim => {
+                let tokens: Vec<&str> = self.tokens().collect();
+                let newest = self.acks.last().map_or("", |&(_, t)| t);
+                let mut ack = redis::cmd("XACK");
+                ack.arg(&self.jobs).arg(GROUP).arg(&tokens);
+                let mut trim = redis::cmd("EVALSHA");
+                trim.arg(trim_acked_script().get_hash())
+                    .arg(1)
+                    .arg(&self.jobs)
+                    .arg(GROUP)
+                    .arg(newest);
+                vec![ack, trim]
             }
             Form::One => {
                 let inbox = &self.inboxes[0];
@@ -266,6 +292,12 @@ impl<'a> CompleteBatch<'a> {
                 Ok(()) => Vec::new(),
                 Err(e) => every(e),
             },
+            // The trim's answer never fails a job: they are acked (its
+            // leftovers are `CompleteBatch::left_on_stream`'s).
+            (Form::AckTrim, [ack, _]) => match plain_outcome(ack, &Value::Okay) {
+                Ok(()) => Vec::new(),
+                Err(e) => every(e),
+            },
             (Form::One, [reply]) => match outcome(reply) {
                 Ok(()) => Vec::new(),
                 Err(e) => every(e),
@@ -274,6 +306,34 @@ impl<'a> CompleteBatch<'a> {
             _ => every(CompleteError::Transient(format!(
                 "unexpected answers to a batch of completions: {answers:?}"
             ))),
+        }
+    }
+
+    /// The acked ids of this batch that the answers to
+    /// [`CompleteBatch::commands`] say are still on the stream, for the
+    /// worker to delete (`XDEL`) with its next read: those at or past the
+    /// bound `trim_acked.lua` answered (a lease older than them is held),
+    /// or all of them when the trim failed (`NOSCRIPT` after a restart, a
+    /// refusal). None for the other forms, or when the ack itself failed.
+    pub(super) fn left_on_stream(&self, answers: &[Value]) -> Vec<&'a str> {
+        let (Form::AckTrim, [ack, trim]) = (self.form(), answers) else {
+            return Vec::new();
+        };
+        if matches!(ack, Value::ServerError(_)) {
+            return Vec::new();
+        }
+        let tokens = self.acks.iter().map(|&(_, t)| t);
+        match trim {
+            Value::BulkString(b) if b.is_empty() => Vec::new(),
+            Value::BulkString(b) => match std::str::from_utf8(b).ok().and_then(entry_id) {
+                Some(bound) => tokens.filter(|t| entry_id(t) >= Some(bound)).collect(),
+                None => tokens.collect(),
+            },
+            Value::ServerError(e) => {
+                tracing::debug!(error = ?e, "trimming acked entries failed: they are deleted with the next read");
+                tokens.collect()
+            }
+            _ => tokens.collect(),
         }
     }
 

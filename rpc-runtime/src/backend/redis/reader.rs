@@ -80,6 +80,10 @@ pub(super) struct RedisReader {
     cluster_taker: Option<ClusterTaker>,
     /// Rings queues' doorbells on a Cluster (`doorbell.rs`).
     doorbell: Doorbell,
+    /// Acked entries a batch's trim left on their stream, by jobs stream:
+    /// deleted (`XDEL`) with the next read
+    /// (`CompleteBatch::left_on_stream`).
+    left: Vec<(String, Vec<String>)>,
 }
 
 impl RedisReader {
@@ -101,7 +105,21 @@ impl RedisReader {
             queue_keys: None,
             cluster_taker: None,
             doorbell,
+            left: Vec::new(),
         }
+    }
+
+    /// The `XDEL`s of the acked entries earlier batches left on their
+    /// streams, taken from `left`.
+    fn take_left(&mut self) -> Vec<redis::Cmd> {
+        self.left
+            .drain(..)
+            .map(|(jobs, ids)| {
+                let mut del = redis::cmd("XDEL");
+                del.arg(jobs).arg(ids);
+                del
+            })
+            .collect()
     }
 
     /// The command that pushes `payload` to `queue` (its stream, or its
@@ -329,6 +347,18 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error> {
+        if !self.left.is_empty() {
+            // Acked entries the last batch left: deleted before the read
+            // (on the shared connection; a failure leaves them to a later
+            // batch's trim).
+            let mut pipe = redis::pipe();
+            for del in self.take_left() {
+                pipe.add_command(del).ignore();
+            }
+            if let Err(e) = self.commands.query_pipeline(&pipe).await {
+                tracing::debug!(error = %e, "deleting acked entries failed");
+            }
+        }
         let keys = self.jobs_keys(queues);
         let cluster = matches!(self.source, ReaderSource::Cluster(..));
         let mut out = Vec::new();
@@ -412,6 +442,12 @@ impl Reader for RedisReader {
         // and acks are applied before the read blocks.
         let keys = self.jobs_keys(queues);
         let mut pipe = redis::pipe();
+        // First the acked entries the last batch left on their streams.
+        let deletions = self.take_left();
+        let skipped = deletions.len();
+        for del in deletions {
+            pipe.add_command(del);
+        }
         let mut scripted = Vec::new();
         for (i, (delivery, completion)) in done.iter().enumerate() {
             if batches(completion) {
@@ -452,7 +488,10 @@ impl Reader for RedisReader {
         pipe.add_command(Self::read_group_cmd(&keys, consumer, max, Some(wait)));
         pipe.ignore_errors();
         let replies = match self.run_pipeline(&pipe, wait).await {
-            Ok(replies) => replies,
+            Ok(mut replies) => {
+                replies.drain(..skipped);
+                replies
+            }
             // The connection failed: which commands ran is unknown.
             Err(e) => {
                 let e = Error::from(e);
@@ -471,10 +510,20 @@ impl Reader for RedisReader {
             .collect();
         let batch_replies = &replies[scripted.len()..calls];
         let mut at = 0;
+        let mut left = Vec::new();
         for (batch, sent) in &batched {
-            not_completed.extend(batch.outcome(&batch_replies[at..at + sent]));
+            let answers = &batch_replies[at..at + sent];
+            not_completed.extend(batch.outcome(answers));
+            let ids = batch.left_on_stream(answers);
+            if !ids.is_empty() {
+                left.push((
+                    batch.jobs().to_owned(),
+                    ids.into_iter().map(str::to_owned).collect(),
+                ));
+            }
             at += sent;
         }
+        self.left = left;
         if let Some(reply) = batch_replies.get(at).filter(|_| !together.is_empty()) {
             not_completed.extend(CompleteBatch::script_outcome(&together, reply));
         }
@@ -485,12 +534,17 @@ impl Reader for RedisReader {
             // Redis lost its scripts (a restart): the jobs are completed
             // again one by one (which loads their scripts); load the batch
             // script for the next batches.
-            let load = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(rpc_protocol::scripts::COMPLETE_BATCH.source)
-                .to_owned();
-            if let Err(e) = self.commands.query::<Value>(&load).await {
-                tracing::warn!(error = %e, "could not load the batch completion script");
+            for script in [
+                rpc_protocol::scripts::COMPLETE_BATCH,
+                rpc_protocol::scripts::TRIM_ACKED,
+            ] {
+                let load = redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(script.source)
+                    .to_owned();
+                if let Err(e) = self.commands.query::<Value>(&load).await {
+                    tracing::warn!(error = %e, script = script.name, "could not load a batch completion script");
+                }
             }
         }
         not_completed.sort_by_key(|(i, _)| *i);

@@ -23,10 +23,11 @@ pub(super) fn compiled(source: &Source) -> &'static Script {
 }
 
 /// What a worker loads when it starts: the scripts on its hot path.
-pub(super) const LOADED_AT_START: [Source; 5] = [
+pub(super) const LOADED_AT_START: [Source; 6] = [
     scripts::COMPLETE,
     scripts::REPLY_AND_ACK,
     scripts::COMPLETE_BATCH,
+    scripts::TRIM_ACKED,
     scripts::POLL,
     scripts::INTAKE,
 ];
