@@ -192,3 +192,84 @@ async fn a_parked_ahead_call_only_cjson_reads_does_not_hold_its_keys_slot() {
     let bad = r#"{"v":1,"id":"bad","job":"Keyed.work","params":{"x":NaN},"reply_to":"rpc:inbox:{c}","group":"A"}"#;
     a_refused_message_parked_ahead_does_not_hold_the_slot(bad).await;
 }
+
+/// Key A's slot held by A0 (held by the gate); A1, A2 and A3 added at
+/// once; a second worker is handed A1, parks it, and parks A2 and A3
+/// ahead: A3 was never handed to any worker.
+async fn three_parked_behind_a_held_slot(rig: &mut Rig) {
+    rig.worker().await;
+    rig.redis
+        .cli(["XADD", STREAM, "*", "m", &message("a0", r#","hold":true"#)]);
+    until(Duration::from_secs(10), "A0 to take A's slot", || {
+        rig.redis.cli(["ZSCORE", RUNNING, "a0"]).trim() != ""
+    })
+    .await;
+    rig.add_at_once(&[message("a1", ""), message("a2", ""), message("a3", "")]);
+    rig.worker().await;
+    until(Duration::from_secs(10), "A1, A2 and A3 to wait", || {
+        rig.llen(WAITING) == 3
+    })
+    .await;
+}
+
+/// Held: a client's cancellation of a call parked ahead (the cancelled
+/// set) is honoured when the hand-on moves it back: it never runs, and
+/// the slot reserved for it is given back at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_parked_ahead_that_a_client_cancels_never_runs_nor_holds_the_slot() {
+    let mut rig = Rig::start();
+    three_parked_behind_a_held_slot(&mut rig).await;
+    let client = rpc_runtime::Client::connect(&rig.redis.url())
+        .await
+        .unwrap();
+    let id = rpc_runtime::JobId::from("a2".to_owned());
+    client.cancel_in("Keyed", &id).await.unwrap();
+    // Workers learn cancellations with their lifecycle polls, at most
+    // ~1 s apart while idle ("Cancellation"): a call taken sooner starts
+    // (documented, and no concern of parking ahead). Nothing shows that a
+    // worker has learned it, so this waits twice that.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rig.gate.add_permits(1);
+    until(Duration::from_secs(10), "A0, A1 and A3 to run", || {
+        rig.ran().len() == 3
+    })
+    .await;
+    assert_eq!(rig.ran(), ["a0", "a1", "a3"]);
+    until(
+        Duration::from_secs(10),
+        "A's slots to be given back",
+        || rig.redis.cli(["EXISTS", RUNNING]).trim() == "0",
+    )
+    .await;
+}
+
+/// `rpc cancel ID` looks for the call before it cancels it (on the
+/// schedule and in the jobs stream, `Inspector::find_call`) and refuses,
+/// exit 1, "no such call is scheduled, queued or running here", when it
+/// finds none. A call parked ahead is on neither: it was sent a moment
+/// ago, no worker ever held it, and the operator is told it does not
+/// exist, so it runs. (A call parked by its own delivery was already
+/// missed; parking ahead makes every queued call of a flooded key one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_finds_a_call_parked_ahead_to_cancel_it() {
+    let mut rig = Rig::start();
+    three_parked_behind_a_held_slot(&mut rig).await;
+    let inspector = rpc_runtime::Inspector::connect(&rig.redis.url(), "rpc")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let found = inspector
+        .find_call(
+            "Keyed",
+            rpc_runtime::inspect::Stream::Jobs,
+            "a3",
+            1,
+            deadline,
+        )
+        .await
+        .unwrap();
+    assert!(
+        !found.tokens.is_empty() || !found.finished,
+        "`rpc cancel a3` would answer that no such call waits here, though it waits in {WAITING}"
+    );
+}
