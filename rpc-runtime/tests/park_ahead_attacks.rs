@@ -363,3 +363,72 @@ fn parking_ahead_does_not_decode_a_window_of_another_jobs_large_calls_again_and_
         "a parking step took {usec:.0} µs on average (100 calls of another job of the key decoded each time)"
     );
 }
+
+/// A parking step reads the 100 entries after the group's
+/// last-delivered-id whatever their size (messages may be 16 MiB): with
+/// other jobs' large calls queued behind (here unkeyed calls of 256 KiB),
+/// every parking of a keyed call copies 25 MB into the script, blocking
+/// Redis (~0.5 s a step with 1 MB calls, ~95 MB of Lua memory, on the
+/// machine this was found on; 1.6 GB with 16 MiB ones), where it took
+/// ~50 µs before parking ahead. What a step reads must be bounded: here,
+/// under 20 ms a step on average.
+#[test]
+fn parking_ahead_does_not_read_a_window_of_large_calls_whole() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis-server");
+    let running = "rpc:{Keyed}:group:work:A:running";
+    let groups = "rpc:{Keyed}:groups";
+    redis.cli(["XGROUP", "CREATE", STREAM, "workers", "0", "MKSTREAM"]);
+    redis.cli(["ZADD", running, "99999999999999", "holder"]);
+    let fill = r#"
+        for i = 1, 5 do
+          redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"w' .. i .. '","job":"Keyed.work","params":{},"reply_to":"rpc:inbox:{c}","group":"A"}')
+        end
+        local pad = string.rep('x', 262144)
+        for i = 1, 100 do
+          redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"u' .. i .. '","job":"Keyed.upload","params":{"p":"' .. pad .. '"},"reply_to":"rpc:inbox:{c}"}')
+        end"#;
+    redis.cli(["EVAL", fill, "1", STREAM]);
+    let out = redis.cli([
+        "--json",
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w",
+        "COUNT",
+        "5",
+        "STREAMS",
+        STREAM,
+        ">",
+    ]);
+    let read: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let entries = read[STREAM]
+        .as_array()
+        .unwrap_or_else(|| panic!("unexpected XREADGROUP answer: {out}"));
+    assert_eq!(entries.len(), 5);
+    let sha = redis
+        .cli([
+            "SCRIPT",
+            "LOAD",
+            rpc_runtime::protocol::scripts::GROUP_ADMIT.source,
+        ])
+        .trim()
+        .to_owned();
+    redis.cli(["CONFIG", "RESETSTAT"]);
+    for (i, e) in entries.iter().enumerate() {
+        let entry = e[0].as_str().unwrap();
+        let message = e[1][1].as_str().unwrap();
+        let id = format!("w{}", i + 1);
+        let answer = redis.cli([
+            "EVALSHA", &sha, "4", running, WAITING, groups, STREAM, &id, "1", "30000", "workers",
+            entry, message, "work:A",
+        ]);
+        assert!(answer.starts_with('0'), "parked: {answer}");
+    }
+    assert_eq!(redis.cli(["LLEN", WAITING]).trim(), "5");
+    let usec = evalsha_usec_per_call(&redis);
+    assert!(
+        usec < 20_000.0,
+        "a parking step took {usec:.0} µs on average (100 calls of 256 KiB read each time)"
+    );
+}
