@@ -181,6 +181,15 @@ async fn a_parked_ahead_unreadable_call_does_not_hold_its_keys_slot() {
     a_refused_message_parked_ahead_does_not_hold_the_slot(bad).await;
 }
 
+/// `group` given twice (Redis's cjson, as a map, keeps the last: the
+/// script parks it under A; the worker's strict reader refuses it as
+/// unreadable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_ahead_call_with_two_groups_does_not_hold_its_keys_slot() {
+    let bad = r#"{"v":1,"id":"bad","job":"Keyed.work","group":"B","params":{},"reply_to":"rpc:inbox:{c}","group":"A"}"#;
+    a_refused_message_parked_ahead_does_not_hold_the_slot(bad).await;
+}
+
 /// Not fixed: a number Redis's cjson reads (`NaN`, `Infinity`, `0x10`,
 /// `1e400`) but no strict JSON reader does. The worker cannot read the
 /// message's `id` and `group` to give the slot back, so it is held until
