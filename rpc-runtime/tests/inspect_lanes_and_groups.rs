@@ -34,7 +34,8 @@ struct Seen {
 
 /// Two calls at priority 1 and one at 5 beside three at the default; one
 /// of the default's taken and holding the one slot of key `t1`, a second
-/// of `t1` taken and parked behind it, and one urgent call taken.
+/// of `t1` taken and parked behind it, a third of key `t3` queued, and one
+/// urgent call taken.
 async fn scenario(broker: Arc<dyn Broker>) -> Seen {
     let urgent = lane_queue(QUEUE, 1).into_owned();
     let idle = lane_queue(QUEUE, 5).into_owned();
@@ -42,8 +43,13 @@ async fn scenario(broker: Arc<dyn Broker>) -> Seen {
         .prepare_queues(&[QUEUE.to_owned(), urgent.clone(), idle.clone()])
         .await
         .unwrap();
-    for (queue, id) in [(QUEUE, "d1"), (QUEUE, "d2"), (QUEUE, "d3")] {
-        broker.push_job(queue, &job(id, "t1")).await.unwrap();
+    // d3 of another key: one of `t1` would be parked ahead behind d2.
+    for (queue, id, key) in [
+        (QUEUE, "d1", "t1"),
+        (QUEUE, "d2", "t1"),
+        (QUEUE, "d3", "t3"),
+    ] {
+        broker.push_job(queue, &job(id, key)).await.unwrap();
     }
     for (queue, id) in [(&urgent, "u1"), (&urgent, "u2"), (&idle, "i1")] {
         broker.push_job(queue, &job(id, "t9")).await.unwrap();
