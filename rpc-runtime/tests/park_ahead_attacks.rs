@@ -181,6 +181,17 @@ async fn a_parked_ahead_unreadable_call_does_not_hold_its_keys_slot() {
     a_refused_message_parked_ahead_does_not_hold_the_slot(bad).await;
 }
 
+/// An id over 256 bytes: dead-lettered unanswered, its slot reserved
+/// under that very id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_ahead_call_with_a_long_id_does_not_hold_its_keys_slot() {
+    let bad = format!(
+        r#"{{"v":1,"id":"{}","job":"Keyed.work","params":{{}},"reply_to":"rpc:inbox:{{c}}","group":"A"}}"#,
+        "x".repeat(300)
+    );
+    a_refused_message_parked_ahead_does_not_hold_the_slot(&bad).await;
+}
+
 /// `group` given twice (Redis's cjson, as a map, keeps the last: the
 /// script parks it under A; the worker's strict reader refuses it as
 /// unreadable).
