@@ -205,7 +205,7 @@ pub(super) fn release_refused(shared: &Shared, delivery: &Delivery) {
         && job.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && service == rpc_protocol::shards::service_of_queue(queue)
         && rpc_protocol::limits::is_group_key(key)
-        && (1..=rpc_protocol::limits::MAX_ID_BYTES).contains(&id.len());
+        && !id.is_empty();
     if !well_formed {
         return;
     }

@@ -29,7 +29,6 @@ from typing import Any, Literal
 
 from .. import scripts
 from ..keys import GROUP, is_group_key
-from ..limits import MAX_ID_BYTES
 from .complete import Delivery
 from .decode import Message
 from .group_limits import Held
@@ -185,7 +184,7 @@ def release_refused(shared: Shared, d: Delivery) -> None:
         and all(c.isascii() and (c.isalnum() or c == "_") for c in job)
         and service == d.service
         and is_group_key(key)
-        and 1 <= len(call_id.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
+        and call_id != ""
     )
     if not well_formed:
         return
