@@ -452,3 +452,45 @@ fn parking_ahead_does_not_read_a_window_of_large_calls_whole() {
         "a parking step took {usec:.0} µs on average (100 calls of 256 KiB read each time)"
     );
 }
+
+/// Held: parking ahead stays within the lane the parked call came from.
+/// With A's slot held, A1 and A3 at the default priority and A2 at
+/// priority 1 (its own lane, read first): A2 is parked alone, A1 parks A3
+/// ahead behind it, and the slot goes round A2, A1, A3, each moved back
+/// onto its own lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parking_ahead_keeps_to_the_lane_and_the_urgent_call_runs_first() {
+    let mut rig = Rig::start();
+    rig.worker().await;
+    rig.redis
+        .cli(["XADD", STREAM, "*", "m", &message("a0", r#","hold":true"#)]);
+    until(Duration::from_secs(10), "A0 to take A's slot", || {
+        rig.redis.cli(["ZSCORE", RUNNING, "a0"]).trim() != ""
+    })
+    .await;
+    let urgent = message("a2", "").replace(r#""group":"A"}"#, r#""group":"A","priority":1}"#);
+    let script = "redis.call('XADD', KEYS[1], '*', 'm', ARGV[1]) \
+                  redis.call('XADD', KEYS[2], '*', 'm', ARGV[2]) \
+                  redis.call('XADD', KEYS[1], '*', 'm', ARGV[3])";
+    rig.redis.cli([
+        "EVAL",
+        script,
+        "2",
+        STREAM,
+        "rpc:{Keyed}:jobs:1",
+        &message("a1", ""),
+        &urgent,
+        &message("a3", ""),
+    ]);
+    rig.worker().await;
+    until(Duration::from_secs(10), "A1, A2 and A3 to wait", || {
+        rig.llen(WAITING) == 3
+    })
+    .await;
+    rig.gate.add_permits(1);
+    until(Duration::from_secs(10), "every call to run", || {
+        rig.ran().len() == 4
+    })
+    .await;
+    assert_eq!(rig.ran(), ["a0", "a2", "a1", "a3"]);
+}
