@@ -303,3 +303,26 @@ def test_the_generated_client_sends_its_group_by_parameter_and_the_schema_limit_
     assert asyncio.run(builds()) == list(range(8))
     assert most_at_once(spans) == 2, sorted(spans)
     wait_for(lambda: sorted(touched) == [7, 42], 10, "both touches")
+
+
+def test_a_refused_message_moved_back_with_a_reserved_slot_gives_the_slot_back(
+        server: RedisServer, start_worker: Any) -> None:
+    # Reproduces: parking ahead moved a message no worker had checked (its
+    # reply_to is no inbox) onto key k's waiting list, and the hand-on moved
+    # it back with k's one slot reserved under its id. The worker that
+    # dead-letters it gives the slot back, so the call behind it runs now,
+    # not when the slot lapses (60 s).
+    ran: list[str] = []
+    start_worker(Worker(server.url, visibility_timeout=60.0)
+                 .handle("T.work", lambda req: ran.append(req.id)))
+    now_s, now_us = server.r.time()
+    server.r.zadd("rpc:{T}:group:work:k:running",
+                  {"bad": now_s * 1000 + now_us // 1000 + 60_000})
+    server.r.rpush("rpc:{T}:group:work:k:waiting",
+                   '{"v":1,"id":"next","job":"T.work","params":{},"group":"k"}')
+    server.r.sadd("rpc:{T}:groups", "work:k")
+    bad = '{"v":1,"id":"bad","job":"T.work","params":{},"reply_to":"rpc:{T}:jobs","group":"k"}'
+    server.r.xadd("rpc:{T}:jobs", {"m": bad})
+    wait_for(lambda: server.r.xlen("rpc:{T}:dead") == 1, 10, "the dead letter")
+    wait_for(lambda: ran == ["next"], 8, "the call behind it to run")
+    wait_for(lambda: group_keys(server, "T") == [], 10, "the key's sets gone")

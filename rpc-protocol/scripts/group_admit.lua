@@ -98,7 +98,17 @@ end
 -- slot (a message a hand-on moved back reserved one: it is to run) is
 -- parked; anything else stays for the workers. An error reading the group (an ACL without
 -- `xinfo|groups`) parks nothing more. Returns how many it parked.
+--
+-- What a step costs is bounded, whatever is queued: entries are read
+-- CHUNK at a time (a stream entry may hold a 16 MiB message, and XRANGE
+-- copies what it returns into the script) until READ bytes were read;
+-- only an entry holding both `"group":"<key>"` and `"job":"<job>"` is
+-- decoded; and once WASTE bytes were decoded and left on the stream (each
+-- parking step of the key would decode them again) the step stops.
 local AHEAD = 100
+local CHUNK = 10
+local READ = 262144
+local WASTE = 32768
 local function park_ahead()
   if #ARGV[6] > 16384 then return 0 end
   local ok, this = pcall(cjson.decode, ARGV[6])
@@ -120,20 +130,34 @@ local function park_ahead()
   if type(last) ~= 'string' then return 0 end
   -- The writers' compact JSON, so most other keys' calls cost no decode.
   local mark = '"group":"' .. this.group .. '"'
-  local parked = 0
-  for _, e in ipairs(redis.call('XRANGE', KEYS[4], '(' .. last, '+', 'COUNT', AHEAD)) do
-    local f = e[2]
-    local m = #f == 2 and f[1] == 'm' and f[2]
-    if m and #m <= 16384 and string.find(m, mark, 1, true) then
-      local fine, c = pcall(cjson.decode, m)
-      if fine and type(c) == 'table' and c.job == this.job
-          and c.group == this.group and c.run_at_ms == nil
-          and type(c.id) == 'string'
-          and not redis.call('ZSCORE', KEYS[1], c.id) then
-        redis.call('RPUSH', KEYS[2], m)
-        redis.call('XDEL', KEYS[4], e[1])
-        parked = parked + 1
+  local job_mark = '"job":"' .. this.job .. '"'
+  local parked, looked, read, wasted = 0, 0, 0, 0
+  local from = '(' .. last
+  while looked < AHEAD do
+    local chunk = redis.call('XRANGE', KEYS[4], from, '+', 'COUNT',
+      math.min(CHUNK, AHEAD - looked))
+    if #chunk == 0 then return parked end
+    for _, e in ipairs(chunk) do
+      looked = looked + 1
+      from = '(' .. e[1]
+      local f = e[2]
+      for i = 1, #f do read = read + #f[i] end
+      local m = #f == 2 and f[1] == 'm' and f[2]
+      if m and #m <= 16384 and string.find(m, mark, 1, true)
+          and string.find(m, job_mark, 1, true) then
+        local fine, c = pcall(cjson.decode, m)
+        if fine and type(c) == 'table' and c.job == this.job
+            and c.group == this.group and c.run_at_ms == nil
+            and type(c.id) == 'string'
+            and not redis.call('ZSCORE', KEYS[1], c.id) then
+          redis.call('RPUSH', KEYS[2], m)
+          redis.call('XDEL', KEYS[4], e[1])
+          parked = parked + 1
+        else
+          wasted = wasted + #m
+        end
       end
+      if read >= READ or wasted >= WASTE then return parked end
     end
   end
   return parked

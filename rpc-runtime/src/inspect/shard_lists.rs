@@ -237,7 +237,11 @@ impl Inspector {
 
     /// The jobs (or dead letters) of `name` whose message holds `call_id`,
     /// newest first, tokens marked: in the shard the id names (`...~k`),
-    /// else in every shard, until `deadline`.
+    /// else in every shard, until `deadline`. A call of the jobs stream
+    /// found nowhere is not `finished` while `name` has calls parked on
+    /// its group keys' waiting lists (or they could not be read): a call
+    /// may wait there, off the stream, and they are not searched (parking
+    /// ahead parks calls no worker has been handed yet).
     pub async fn find_call(
         &self,
         name: &str,
@@ -266,6 +270,16 @@ impl Inspector {
         if all.len() > max_matches {
             all.truncate(max_matches);
             finished = false;
+        }
+        if all.is_empty() && finished && stream == Stream::Jobs {
+            finished = match self.busy_group_keys(name).await {
+                Ok(groups) => {
+                    groups.waiting == 0
+                        && !groups.capped
+                        && groups.keys.iter().all(|k| k.waiting.is_some())
+                }
+                Err(_) => false,
+            };
         }
         Ok(Found {
             tokens: all.into_iter().map(|(k, t)| mark_token(&t, k)).collect(),

@@ -172,6 +172,59 @@ pub(super) fn release_reserved(shared: &Shared, delivery: &Delivery, msg: &JobMe
     release(shared, delivery);
 }
 
+/// The largest message parking ahead moves (`park_ahead` in
+/// group_admit.lua decodes nothing larger).
+const PARKED_AHEAD_MAX_BYTES: usize = 16 * 1024;
+
+/// Gives back the slot a keyed message the checks refused (unreadable, a
+/// `reply_to` that is no inbox, another protocol version) may hold:
+/// parking ahead moves calls no worker has checked onto their key's
+/// waiting list, and the hand-on that moves one back reserves a slot under
+/// its id, which would block the key until it lapsed. The message is read
+/// as the script read it: any JSON object with a string `id`, a `job` of
+/// this queue's service and a valid `group` key (a member given twice
+/// counts as its last), whatever else it holds.
+pub(super) fn release_refused(shared: &Shared, delivery: &Delivery) {
+    if delivery.payload.len() > PARKED_AHEAD_MAX_BYTES {
+        return;
+    }
+    let Ok(fields) =
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&delivery.payload)
+    else {
+        return;
+    };
+    let text = |name: &str| fields.get(name).and_then(serde_json::Value::as_str);
+    let (Some(id), Some(job), Some(key)) = (text("id"), text("job"), text("group")) else {
+        return;
+    };
+    let Some((service, job)) = job.split_once('.') else {
+        return;
+    };
+    let queue = super::lanes::queue_of(&delivery.queue);
+    let well_formed = !job.is_empty()
+        && job.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && service == rpc_protocol::shards::service_of_queue(queue)
+        && rpc_protocol::limits::is_group_key(key)
+        && !id.is_empty();
+    if !well_formed {
+        return;
+    }
+    shared.groups.saw_keyed(queue);
+    let limit = shared
+        .groups
+        .limit_of(service, job, schema_limit(shared, service, job));
+    lock(&shared.groups.held).insert(
+        (delivery.queue.clone(), delivery.token.clone()),
+        Held {
+            id: id.to_owned(),
+            job: job.to_owned(),
+            key: key.to_owned(),
+            limit,
+        },
+    );
+    release(shared, delivery);
+}
+
 /// Renews the slots of this worker's running keyed jobs, with their
 /// leases (the janitor's turn).
 pub(super) async fn renew(shared: &Shared) {

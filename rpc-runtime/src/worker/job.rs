@@ -46,7 +46,12 @@ pub(super) async fn run_job(shared: &Shared, delivery: &Delivery) -> (Completion
     let service = shared.queue_label(&delivery.queue);
     let mut failure = None;
     let (completion, outcome, job) = match check::check(shared, delivery) {
-        Err(completion) => (*completion, Some(JobOutcome::dead), UNKNOWN),
+        Err(completion) => {
+            // Parked ahead unchecked, it may hold a slot the hand-on
+            // reserved for it.
+            group_admit::release_refused(shared, delivery);
+            (*completion, Some(JobOutcome::dead), UNKNOWN)
+        }
         Ok(msg) => {
             let span = spans::job_span(
                 &delivery.queue,

@@ -22,6 +22,7 @@ when no completion comes to do it. The mirror of
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any, Literal
@@ -147,6 +148,48 @@ def release_reserved(shared: Shared, d: Delivery, msg: Message) -> None:
     _saw_keyed(shared, d.queue)
     service, job = _split_job(msg.job)
     shared.groups.held[(d.queue, d.entry_id)] = Held(msg.id, job, key,
+                                                     _limit(shared, service, job))
+    release(shared, d)
+
+
+#: The largest message parking ahead moves (``park_ahead`` in
+#: group_admit.lua decodes nothing larger).
+PARKED_AHEAD_MAX_BYTES = 16 * 1024
+
+
+def release_refused(shared: Shared, d: Delivery) -> None:
+    """Gives back the slot a keyed message the checks refused (unreadable,
+    a ``reply_to`` that is no inbox, another protocol version) may hold:
+    parking ahead moves calls no worker has checked onto their key's
+    waiting list, and the hand-on that moves one back reserves a slot under
+    its id, which would block the key until it lapsed. The message is read
+    as the script read it: any JSON object with a string ``id``, a ``job``
+    of this queue's service and a valid ``group`` key (a member given twice
+    counts as its last), whatever else it holds."""
+    if len(d.payload) > PARKED_AHEAD_MAX_BYTES:
+        return
+    try:
+        fields = json.loads(d.payload)
+    except ValueError:
+        return
+    if not isinstance(fields, dict):
+        return
+    call_id, name, key = fields.get("id"), fields.get("job"), fields.get("group")
+    if not (isinstance(call_id, str) and isinstance(name, str) and isinstance(key, str)):
+        return
+    service, dot, job = name.partition(".")
+    well_formed = (
+        dot == "."
+        and job != ""
+        and all(c.isascii() and (c.isalnum() or c == "_") for c in job)
+        and service == d.service
+        and is_group_key(key)
+        and call_id != ""
+    )
+    if not well_formed:
+        return
+    _saw_keyed(shared, d.queue)
+    shared.groups.held[(d.queue, d.entry_id)] = Held(call_id, job, key,
                                                      _limit(shared, service, job))
     release(shared, d)
 

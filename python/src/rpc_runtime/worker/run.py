@@ -81,6 +81,9 @@ async def run_delivery(shared: Shared, d: Delivery) -> Ran:
     if isinstance(checked, Refusal):
         log.warning("dead-lettering a message of %s (%s): %s", d.queue, d.entry_id,
                     checked.reason)
+        # Parked ahead unchecked, it may hold a slot the hand-on reserved
+        # for it.
+        groups.release_refused(shared, d)
         to, body = checked.reply if checked.reply else (None, None)
         return Ran(
             Completion(reply=body, reply_to=to, dead_letter=checked.reason,

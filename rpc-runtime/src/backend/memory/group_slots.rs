@@ -40,9 +40,12 @@ fn call_id(message: &[u8]) -> Option<String> {
     serde_json::from_slice::<Id>(message).ok().map(|m| m.id)
 }
 
-/// How many queued messages after a parked one `park_ahead` looks at
-/// (`AHEAD` in group_admit.lua).
+/// How many queued messages after a parked one `park_ahead` looks at, and
+/// the bytes after which it stops: read, and decoded but left queued
+/// (`AHEAD`, `READ` and `WASTE` in group_admit.lua).
 const AHEAD: usize = 100;
+const READ: usize = 256 * 1024;
+const WASTE: usize = 32 * 1024;
 
 /// The job, group key and call id of a message, when it is small enough
 /// to decode (16 KiB, as the script) and is not a delayed call.
@@ -65,10 +68,18 @@ fn job_key_and_id(message: &[u8]) -> Option<(String, String, String)> {
     }
 }
 
+/// Whether `haystack` holds `needle`.
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Parks, behind a parked message, the next calls of its job and key
 /// (`this`) that no worker was handed yet (among the next `AHEAD` queued
 /// on its lane, not cancelled, holding no slot: a hand-on reserved one for
-/// a message it moved back), in order, as group_admit.lua does.
+/// a message it moved back), in order, as group_admit.lua does: it stops
+/// after the message by which `READ` bytes were read (each entry's fields
+/// and values: `m` and the message, `c` and `1` when cancelled) or `WASTE`
+/// bytes of messages holding the script's marks were decoded and left.
 fn park_ahead(
     state: &mut State,
     lane: &str,
@@ -83,14 +94,28 @@ fn park_ahead(
             job == this.0 && key == this.1 && !g.running.contains_key(&id)
         })
     };
-    let mut taken = Vec::new();
+    let group_mark = format!(r#""group":"{}""#, this.1);
+    let job_mark = format!(r#""job":"{}""#, this.0);
+    let marked = |payload: &[u8]| {
+        payload.len() <= 16 * 1024
+            && holds(payload, group_mark.as_bytes())
+            && holds(payload, job_mark.as_bytes())
+    };
+    let (mut taken, mut read, mut wasted) = (Vec::new(), 0, 0);
     let mut i = 0;
     while i < q.ready.len() && i + taken.len() < AHEAD {
         let r = &q.ready[i];
-        if !r.cancelled && parks(&r.payload) {
+        read += 1 + r.payload.len() + if r.cancelled { 2 } else { 0 };
+        if !r.cancelled && marked(&r.payload) && parks(&r.payload) {
             taken.extend(q.ready.remove(i).map(|r| r.payload));
         } else {
+            if !r.cancelled && marked(&r.payload) {
+                wasted += r.payload.len();
+            }
             i += 1;
+        }
+        if read >= READ || wasted >= WASTE {
+            break;
         }
     }
     if let Some(g) = state.groups.get_mut(group) {
