@@ -104,11 +104,28 @@ end
 -- copies what it returns into the script) until READ bytes were read;
 -- only an entry holding both `"group":"<key>"` and `"job":"<job>"` is
 -- decoded; and once WASTE bytes were decoded and left on the stream (each
--- parking step of the key would decode them again) the step stops.
+-- parking step of the key would decode them again), or a chunk parked
+-- nothing (other keys' calls interleave: each parking step would read
+-- them again for nothing), the step stops.
 local AHEAD = 100
 local CHUNK = 10
 local READ = 262144
 local WASTE = 32768
+-- Whether message m may be strict JSON as far as cheap looks tell: cjson
+-- reads what strict readers (the workers') refuse, and a call parked ahead
+-- that its worker then refuses as unreadable could not give back the slot
+-- a hand-on reserved for it. A value that is NaN or an infinity, a hex or
+-- zero-led number, an exponent of three digits or more (1e400), or a
+-- surrogate escape (a lone one is refused; a pair is left too) keeps the
+-- message on the stream, for its worker to judge. Text inside strings
+-- that looks so only loses the speed-up.
+local function strict_enough(m)
+  return not (string.find(m, '[:,%[]%s*%-?[IiNn][NnAa][FfNn]')
+    or string.find(m, '[:,%[]%s*%-?0[%dxX]')
+    or string.find(m, '[:,%[]%s*%-?%d+%.?%d*[eE][+-]?%d%d%d')
+    or string.find(m, '\\u[dD][89a-fA-F]'))
+end
+
 local function park_ahead()
   if #ARGV[6] > 16384 then return 0 end
   local ok, this = pcall(cjson.decode, ARGV[6])
@@ -137,6 +154,7 @@ local function park_ahead()
     local chunk = redis.call('XRANGE', KEYS[4], from, '+', 'COUNT',
       math.min(CHUNK, AHEAD - looked))
     if #chunk == 0 then return parked end
+    local before = parked
     for _, e in ipairs(chunk) do
       looked = looked + 1
       from = '(' .. e[1]
@@ -144,7 +162,7 @@ local function park_ahead()
       for i = 1, #f do read = read + #f[i] end
       local m = #f == 2 and f[1] == 'm' and f[2]
       if m and #m <= 16384 and string.find(m, mark, 1, true)
-          and string.find(m, job_mark, 1, true) then
+          and string.find(m, job_mark, 1, true) and strict_enough(m) then
         local fine, c = pcall(cjson.decode, m)
         if fine and type(c) == 'table' and c.job == this.job
             and c.group == this.group and c.run_at_ms == nil
@@ -159,6 +177,7 @@ local function park_ahead()
       end
       if read >= READ or wasted >= WASTE then return parked end
     end
+    if parked == before then return parked end
   end
   return parked
 end

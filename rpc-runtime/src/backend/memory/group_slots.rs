@@ -40,10 +40,12 @@ fn call_id(message: &[u8]) -> Option<String> {
     serde_json::from_slice::<Id>(message).ok().map(|m| m.id)
 }
 
-/// How many queued messages after a parked one `park_ahead` looks at, and
-/// the bytes after which it stops: read, and decoded but left queued
-/// (`AHEAD`, `READ` and `WASTE` in group_admit.lua).
+/// How many queued messages after a parked one `park_ahead` looks at, in
+/// chunks of how many (a chunk that parks nothing ends the look), and the
+/// bytes after which it stops: read, and decoded but left queued (`AHEAD`,
+/// `CHUNK`, `READ` and `WASTE` in group_admit.lua).
 const AHEAD: usize = 100;
+const CHUNK: usize = 10;
 const READ: usize = 256 * 1024;
 const WASTE: usize = 32 * 1024;
 
@@ -77,7 +79,8 @@ fn holds(haystack: &[u8], needle: &[u8]) -> bool {
 /// (`this`) that no worker was handed yet (among the next `AHEAD` queued
 /// on its lane, not cancelled, holding no slot: a hand-on reserved one for
 /// a message it moved back), in order, as group_admit.lua does: it stops
-/// after the message by which `READ` bytes were read (each entry's fields
+/// after a chunk of `CHUNK` that parked nothing, or after the message by
+/// which `READ` bytes were read (each entry's fields
 /// and values: `m` and the message, `c` and `1` when cancelled) or `WASTE`
 /// bytes of messages holding the script's marks were decoded and left.
 fn park_ahead(
@@ -103,7 +106,15 @@ fn park_ahead(
     };
     let (mut taken, mut read, mut wasted) = (Vec::new(), 0, 0);
     let mut i = 0;
+    let mut parked_before_chunk = 0;
     while i < q.ready.len() && i + taken.len() < AHEAD {
+        let looked = i + taken.len();
+        if looked > 0 && looked % CHUNK == 0 {
+            if taken.len() == parked_before_chunk {
+                break;
+            }
+            parked_before_chunk = taken.len();
+        }
         let r = &q.ready[i];
         read += 1 + r.payload.len() + if r.cancelled { 2 } else { 0 };
         if !r.cancelled && marked(&r.payload) && parks(&r.payload) {
