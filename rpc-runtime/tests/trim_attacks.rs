@@ -1,0 +1,153 @@
+//! Attacks on `trim_acked.lua` (a batch of twelve or more acks alone goes
+//! as `XACK` + the trim; what a held lease keeps past the trim is deleted
+//! with the worker's next read), with in-process workers on a private
+//! redis-server: PROTOCOL.md promises that every entry of a jobs stream is
+//! a job not yet acked, but for the acked entries a trim of acks alone
+//! leaves "until the worker's next read deletes them".
+//!
+//! Each test waits on what it can observe with a generous deadline, never
+//! on a sleep.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rpc_runtime::{Client, DynamicService, Error, StatsSnapshot, Worker};
+use rpc_testkit::RedisServer;
+use serde_json::json;
+use tokio::sync::Notify;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const JOBS: &str = "rpc:{W}:jobs";
+
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<StatsSnapshot, Error>>,
+);
+
+/// `W.hold` waits until `release` is notified; `W.tick` counts and ends.
+fn service(release: Arc<Notify>, started: Arc<Notify>, ticks: Arc<AtomicUsize>) -> DynamicService {
+    DynamicService::new("W")
+        .job("hold", move |_req| {
+            let (release, started) = (release.clone(), started.clone());
+            async move {
+                started.notify_one();
+                release.notified().await;
+                Ok(json!(null))
+            }
+        })
+        .job("tick", move |_req| {
+            let ticks = ticks.clone();
+            async move {
+                ticks.fetch_add(1, Ordering::SeqCst);
+                Ok(json!(null))
+            }
+        })
+}
+
+async fn start(url: &str, id: &str, concurrency: usize, service: DynamicService) -> Running {
+    let worker = Worker::builder(url)
+        .mount(service)
+        .consumer_name(id)
+        .concurrency(concurrency)
+        .build()
+        .await
+        .expect("worker");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run_until(async move {
+        let _ = rx.await;
+    }));
+    (tx, task)
+}
+
+/// The group's last delivered id.
+fn last_delivered(server: &RedisServer) -> String {
+    let info = server.cli(["XINFO", "GROUPS", JOBS]);
+    let mut lines = info.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == "last-delivered-id" {
+            return lines.next().unwrap().trim().to_owned();
+        }
+    }
+    panic!("no group: {info}")
+}
+
+/// The entries the group delivered that are still on the stream, and how
+/// many leases it holds: every delivered entry still there must be leased.
+fn delivered_and_leased(server: &RedisServer) -> (usize, usize) {
+    let last = last_delivered(server);
+    let delivered = server
+        .cli(["XRANGE", JOBS, "-", &last])
+        .lines()
+        .filter(|l| l.contains('-') && l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .count();
+    let leased: usize = server
+        .cli(["XPENDING", JOBS, "workers"])
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (delivered, leased)
+}
+
+/// One worker holds the oldest lease (a slow one-way job); another drains a
+/// flood of fast one-way jobs in batches that `trim_acked.lua` trims up to
+/// that lease, leaving the batch's own ids to the next read. The draining
+/// worker is stopped mid-flood, gracefully: what its last batch left must
+/// not stay on the stream (acked, yet counted as queued, found by id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_deletes_what_its_last_trim_left() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let (release, started) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let client = Client::connect(&url).await.unwrap();
+    let holder = start(
+        &url,
+        "holder",
+        1,
+        service(release.clone(), started.clone(), ticks.clone()),
+    )
+    .await;
+    client.send_many("W.hold", [json!({})]).await.unwrap();
+    tokio::time::timeout(PATIENCE, started.notified())
+        .await
+        .expect("the slow job never started");
+    let drainer = start(
+        &url,
+        "drainer",
+        32,
+        service(release.clone(), started.clone(), ticks.clone()),
+    )
+    .await;
+    client
+        .send_many("W.tick", (0..3000).map(|i| json!({ "i": i })))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while ticks.load(Ordering::SeqCst) < 300 {
+        assert!(Instant::now() < deadline, "the flood is not drained");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Stopped mid-flood.
+    drainer.0.send(()).unwrap();
+    tokio::time::timeout(PATIENCE, drainer.1)
+        .await
+        .expect("the drainer never stopped")
+        .unwrap()
+        .unwrap();
+    let done = ticks.load(Ordering::SeqCst);
+    assert!(done < 3000, "stopped after the flood: {done}");
+    let (delivered, leased) = delivered_and_leased(&server);
+    assert_eq!(leased, 1, "only the slow job is leased");
+    assert_eq!(
+        delivered,
+        leased,
+        "acked entries stay on the stream after {done} ticks (XLEN {})",
+        server.cli(["XLEN", JOBS]).trim()
+    );
+    release.notify_one();
+    holder.0.send(()).unwrap();
+    let _ = tokio::time::timeout(PATIENCE, holder.1).await;
+}
