@@ -151,3 +151,74 @@ async fn a_stopping_worker_deletes_what_its_last_trim_left() {
     holder.0.send(()).unwrap();
     let _ = tokio::time::timeout(PATIENCE, holder.1).await;
 }
+
+/// The ids of a stream's entries, oldest first.
+fn entry_ids(server: &RedisServer, key: &str) -> Vec<String> {
+    server
+        .cli(["XRANGE", key, "-", "+"])
+        .lines()
+        .filter(|l| l.contains('-') && l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The workers' sweep (`trim_acked.lua` with `+`, acking nothing) removes
+/// only acked entries: with a lease held, those older than it; with none,
+/// those the group delivered; never a waiting or leased one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_acked_entries_only() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let key = "rpc:{S}:jobs";
+    server.cli(["XGROUP", "CREATE", key, "workers", "0", "MKSTREAM"]);
+    for i in 0..30 {
+        server.cli(["XADD", key, "*", "m", &i.to_string()]);
+    }
+    let all = entry_ids(&server, key);
+    // 0..20 delivered; 5 and 12 leased, the rest of them acked.
+    server.cli([
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "c",
+        "COUNT",
+        "20",
+        "STREAMS",
+        key,
+        ">",
+    ]);
+    let acked: Vec<&str> = (0..20)
+        .filter(|i| *i != 5 && *i != 12)
+        .map(|i| all[i].as_str())
+        .collect();
+    let mut ack = vec!["XACK", key, "workers"];
+    ack.extend(&acked);
+    server.cli(ack);
+    let sweep = |server: &RedisServer| {
+        server.cli([
+            "EVAL",
+            rpc_runtime::protocol::scripts::TRIM_ACKED.source,
+            "1",
+            key,
+            "workers",
+            "+",
+        ])
+    };
+    sweep(&server);
+    assert_eq!(
+        entry_ids(&server, key),
+        all[5..].to_vec(),
+        "up to the lease"
+    );
+    // The first lease ends: up to the next one.
+    server.cli(["XACK", key, "workers", &all[5]]);
+    sweep(&server);
+    assert_eq!(entry_ids(&server, key), all[12..].to_vec());
+    // No lease: everything delivered goes, the waiting ten stay.
+    server.cli(["XACK", key, "workers", &all[12]]);
+    sweep(&server);
+    assert_eq!(entry_ids(&server, key), all[20..].to_vec());
+    // Nothing delivered since: nothing more goes.
+    sweep(&server);
+    assert_eq!(entry_ids(&server, key), all[20..].to_vec());
+}

@@ -77,4 +77,20 @@ impl RedisBackend {
         }
         Ok(removed)
     }
+
+    /// Removes the acked entries of `queue`'s stream that no worker will
+    /// delete: `trim_acked.lua` with `+`, which trims up to the oldest lease
+    /// held, or to the group's last delivered entry when none is. What a
+    /// trim of acks alone left for its worker's next read stays when that
+    /// worker is killed first.
+    pub(super) async fn sweep_acked(&self, queue: &str) -> Result<(), Error> {
+        let key = self.jobs_key(queue);
+        let mut invocation = compiled(&scripts::TRIM_ACKED).prepare_invoke();
+        invocation.key(&key).arg(GROUP).arg("+");
+        match self.commands.invoke(&invocation).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_nogroup(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
