@@ -222,3 +222,146 @@ async fn the_sweep_removes_acked_entries_only() {
     sweep(&server);
     assert_eq!(entry_ids(&server, key), all[20..].to_vec());
 }
+
+/// `W.mark {i, ms}` records `i` after sleeping `ms`.
+fn marking(seen: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>) -> DynamicService {
+    DynamicService::new("W").job("mark", move |req| {
+        let seen = seen.clone();
+        async move {
+            let ms = req.data["ms"].as_u64().unwrap_or(0);
+            if ms > 0 {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            seen.lock().unwrap().insert(req.data["i"].as_u64().unwrap());
+            Ok(json!(null))
+        }
+    })
+}
+
+/// Workers whose housekeeping turns every 500 ms.
+async fn start_fleet(
+    url: &str,
+    n: usize,
+    seen: &Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
+) -> Vec<Running> {
+    let mut fleet = Vec::new();
+    for k in 0..n {
+        let worker = Worker::builder(url)
+            .mount(marking(seen.clone()))
+            .consumer_name(format!("w{k}"))
+            .concurrency(16)
+            .heartbeat(Duration::from_millis(100), Duration::from_millis(500))
+            .visibility_timeout(Duration::from_millis(1500))
+            .build()
+            .await
+            .expect("worker");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run_until(async move {
+            let _ = rx.await;
+        }));
+        fleet.push((tx, task));
+    }
+    fleet
+}
+
+/// Params of the calls `from..to`: every seventh sleeps 20 ms (its lease
+/// is older than the batches of the fast ones around it).
+fn flood(from: u64, to: u64) -> impl Iterator<Item = serde_json::Value> {
+    (from..to).map(|i| json!({"i": i, "ms": if i % 7 == 0 { 20 } else { 0 }}))
+}
+
+async fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !pred() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The stream is empty and nothing is leased, within a few housekeeping
+/// turns.
+async fn wait_for_an_empty_stream(server: &RedisServer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let len = server.cli(["XLEN", JOBS]).trim().to_owned();
+        let (delivered, leased) = delivered_and_leased(server);
+        if len == "0" && leased == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "XLEN {len}, {delivered} delivered entries left, {leased} leased"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Three workers drain fast and slow one-way calls while Redis loses its
+/// scripts three times (`SCRIPT FLUSH`: the trim answers `NOSCRIPT`, the
+/// batch's ids go with the next read): every call runs, and nothing stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_workers_and_script_flushes_lose_no_job_and_leave_nothing() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let fleet = start_fleet(&url, 3, &seen).await;
+    let client = Client::connect(&url).await.unwrap();
+    const N: u64 = 1500;
+    client.send_many("W.mark", flood(0, N)).await.unwrap();
+    for at in [300, 600, 900] {
+        wait_until("the flood is not drained", || {
+            seen.lock().unwrap().len() >= at
+        })
+        .await;
+        server.cli(["SCRIPT", "FLUSH"]);
+    }
+    wait_until("not every call ran", || {
+        seen.lock().unwrap().len() == N as usize
+    })
+    .await;
+    wait_for_an_empty_stream(&server).await;
+    for (tx, task) in fleet {
+        tx.send(()).unwrap();
+        let _ = tokio::time::timeout(PATIENCE, task).await;
+    }
+}
+
+/// Redis restarts without persistence mid-flood (the group is gone:
+/// `NOGROUP`, created again at 0; completions of the old stream's ids come
+/// late): every call sent after the restart runs, and nothing stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_mid_flood_loses_no_later_job_and_leaves_nothing() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let fleet = start_fleet(&url, 2, &seen).await;
+    let client = Client::connect(&url).await.unwrap();
+    client.send_many("W.mark", flood(0, 1000)).await.unwrap();
+    wait_until("the flood is not drained", || {
+        seen.lock().unwrap().len() >= 300
+    })
+    .await;
+    server.restart().unwrap();
+    // Sent again until Redis takes them (the client's connection comes back).
+    let deadline = Instant::now() + PATIENCE;
+    while client
+        .send_many("W.mark", flood(10_000, 11_000))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "Redis never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_until("not every call sent after the restart ran", || {
+        let seen = seen.lock().unwrap();
+        (10_000..11_000).all(|i| seen.contains(&i))
+    })
+    .await;
+    wait_for_an_empty_stream(&server).await;
+    for (tx, task) in fleet {
+        tx.send(()).unwrap();
+        let _ = tokio::time::timeout(PATIENCE, task).await;
+    }
+}
