@@ -197,11 +197,21 @@ pub(super) async fn take_loop(
     }
 }
 
+/// How long a reader may take to settle before it is dropped all the same
+/// (a broker that does not answer must not hold up a stop or a reconnect;
+/// what it owed is then left to the workers' sweep).
+const SETTLE_BOUND: Duration = Duration::from_secs(2);
+
 /// Lets the reader send what it still owes the broker (the deletions of
 /// acked entries a trim left, `Reader::settle`) before it is dropped.
 async fn settle(reader: &mut Option<Box<dyn crate::backend::Reader>>) {
     if let Some(r) = reader.as_mut() {
-        r.settle().await;
+        if tokio::time::timeout(SETTLE_BOUND, r.settle())
+            .await
+            .is_err()
+        {
+            tracing::debug!("the reader did not settle in time");
+        }
     }
 }
 
