@@ -119,3 +119,78 @@ async fn a_killed_workers_last_trim_leaves_nothing_on_the_stream_for_good() {
     }
     drop(holder);
 }
+
+/// A worker frozen (SIGSTOP) mid-flood with slow and fast one-way calls
+/// leased past its visibility timeout: another worker takes them over
+/// (its leases are older than the batches around them); thawed, the first
+/// completes its batch late (`XACK` of leases now the other's, a trim).
+/// Every call runs, and once nothing is leased nothing stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_worker_thawed_after_a_takeover_loses_no_call_and_leaves_nothing() {
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let client = Client::connect(&url).await.unwrap();
+    let args = [
+        "--concurrency",
+        "16",
+        "--visibility-ms",
+        "600",
+        "--beat-every-ms",
+        "200",
+        "--beat-ttl-ms",
+        "1000",
+    ];
+    let mut frozen = WorkerProcess::start(bin(), &url, &args).expect("the first worker");
+    let mut other = WorkerProcess::start(bin(), &url, &args).expect("the second worker");
+    // Notes, and between them slow sleeps (one-way too).
+    let n = 1200;
+    client
+        .send_many("Chaos.note", (0..n).map(|i| json!({"text": i.to_string()})))
+        .await
+        .unwrap();
+    client
+        .send_many("Chaos.sleep", (0..16).map(|_| json!({"ms": 300})))
+        .await
+        .unwrap();
+    client
+        .send_many(
+            "Chaos.note",
+            (n..2 * n).map(|i| json!({"text": i.to_string()})),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while notes(&mut [&mut frozen]).len() < 200 {
+        assert!(Instant::now() < deadline, "the first worker ran nothing");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    frozen.child.sigstop().unwrap();
+    // The other takes over what the frozen one held.
+    other
+        .wait_for(PATIENCE, |e| matches!(e, Event::Redelivered(..)))
+        .expect("nothing taken over");
+    frozen.child.sigcont().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ran = notes(&mut [&mut frozen, &mut other]).len();
+        if ran == 2 * n && pending_count(&redis) == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ran} of {} ran, {} leased",
+            2 * n,
+            pending_count(&redis)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xlen(&redis) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing leased, nothing waiting, yet {} entries stay on the stream",
+            xlen(&redis)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
