@@ -365,3 +365,101 @@ async fn a_redis_restart_mid_flood_loses_no_later_job_and_leaves_nothing() {
         let _ = tokio::time::timeout(PATIENCE, task).await;
     }
 }
+
+/// Takes `n` jobs of `queue` as `consumer`.
+async fn take_n(
+    reader: &mut dyn rpc_runtime::backend::Reader,
+    queue: &str,
+    consumer: &str,
+    n: usize,
+) -> Vec<rpc_runtime::backend::Delivery> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let more = reader
+            .take_jobs(
+                &[queue.to_owned()],
+                consumer,
+                n - out.len(),
+                Duration::from_secs(1),
+            )
+            .await
+            .unwrap();
+        assert!(!more.is_empty(), "jobs not taken: {out:?}");
+        out.extend(more);
+    }
+    out
+}
+
+/// A worker took fourteen one-way jobs, Redis restarted without
+/// persistence, its clock behind: the new stream's entries have ids older
+/// than the stale ones (written here as explicit ids). The worker's late
+/// batch of fourteen acks (`XACK` + `trim_acked.lua`, then `XDEL` with its
+/// next read) removes none of the new jobs, leased or waiting, whether a
+/// lease is held or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_batch_after_a_restart_with_the_clock_behind_removes_no_new_job() {
+    use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let queue = "W";
+    let backend = connect(&BrokerConfig::new(server.url()))
+        .await
+        .expect("connect");
+    let idle = ["X".to_owned()];
+    backend
+        .prepare_queues(&[queue.to_owned(), idle[0].clone()])
+        .await
+        .unwrap();
+    for i in 0..14 {
+        backend
+            .push_job(queue, format!("old {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let stale = take_n(&mut *reader, queue, "c1", 14).await;
+    server.restart().unwrap();
+    // The new stream: thirty entries older than every stale id.
+    server.cli(["XGROUP", "CREATE", JOBS, "workers", "0", "MKSTREAM"]);
+    for i in 1..=30 {
+        server.cli(["XADD", JOBS, &format!("{i}-0"), "m", &format!("new {i}")]);
+    }
+    let all = entry_ids(&server, JOBS);
+    let mut other = backend.open_reader().await.unwrap();
+    let held = take_n(&mut *other, queue, "c2", 10).await;
+    let acks: Vec<(Delivery, Completion)> = stale
+        .iter()
+        .map(|d| (d.clone(), Completion::default()))
+        .collect();
+    let mut late = backend.open_reader().await.unwrap();
+    for round in 0..2 {
+        server.cli(["CONFIG", "RESETSTAT"]);
+        let out = late
+            .complete_and_take(&acks, &idle, "c1", 1, Duration::from_millis(10))
+            .await;
+        assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+        let stats = server.cli(["INFO", "commandstats"]);
+        assert!(stats.contains("cmdstat_evalsha:calls=1,"), "{stats}");
+        // Its next read: what the trim left is deleted.
+        late.take_jobs(&idle, "c1", 1, Duration::from_millis(10))
+            .await
+            .unwrap();
+        let expected = if round == 0 {
+            all.clone()
+        } else {
+            all[10..].to_vec()
+        };
+        assert_eq!(entry_ids(&server, JOBS), expected, "round {round}");
+        if round == 0 {
+            // Now without a lease: the other's ten acked and deleted.
+            let mut del = vec!["XACK", JOBS, "workers"];
+            del.extend(held.iter().map(|d| d.token.as_str()));
+            server.cli(del);
+            let mut del = vec!["XDEL", JOBS];
+            del.extend(held.iter().map(|d| d.token.as_str()));
+            server.cli(del);
+            assert_eq!(entry_ids(&server, JOBS), all[10..].to_vec());
+            assert_eq!(delivered_and_leased(&server), (0, 0));
+        }
+    }
+}
