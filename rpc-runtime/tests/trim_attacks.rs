@@ -463,3 +463,61 @@ async fn a_late_batch_after_a_restart_with_the_clock_behind_removes_no_new_job()
         }
     }
 }
+
+/// As above, but the clock behind by just so much that the new stream's
+/// ids reach the stale ones: a new, waiting job has the id of a job of the
+/// worker's late batch. `XACK` counts none of the batch (none names a
+/// lease), so its `XDEL`s must not go: they would remove waiting jobs
+/// (complete_batch.lua's rule: a range `XACK` did not count in full is not
+/// deleted; a later trim or the sweep removes what of it was acked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_batch_never_deletes_a_waiting_job_that_took_one_of_its_ids() {
+    use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let queue = "W";
+    let idle = ["X".to_owned()];
+    let backend = connect(&BrokerConfig::new(server.url()))
+        .await
+        .expect("connect");
+    backend
+        .prepare_queues(&[queue.to_owned(), idle[0].clone()])
+        .await
+        .unwrap();
+    for i in 0..14 {
+        backend
+            .push_job(queue, format!("old {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut reader = backend.open_reader().await.unwrap();
+    let stale = take_n(&mut *reader, queue, "c1", 14).await;
+    server.restart().unwrap();
+    // The new stream: one entry older than every stale id, delivered and
+    // leased, then entries that took the stale ids, waiting.
+    server.cli(["XGROUP", "CREATE", JOBS, "workers", "0", "MKSTREAM"]);
+    server.cli(["XADD", JOBS, "1-0", "m", "new"]);
+    for d in &stale {
+        server.cli(["XADD", JOBS, &d.token, "m", "new"]);
+    }
+    let all = entry_ids(&server, JOBS);
+    let mut other = backend.open_reader().await.unwrap();
+    take_n(&mut *other, queue, "c2", 1).await;
+    let acks: Vec<(Delivery, Completion)> = stale
+        .iter()
+        .map(|d| (d.clone(), Completion::default()))
+        .collect();
+    let mut late = backend.open_reader().await.unwrap();
+    let out = late
+        .complete_and_take(&acks, &idle, "c1", 1, Duration::from_millis(10))
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    late.take_jobs(&idle, "c1", 1, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        entry_ids(&server, JOBS),
+        all,
+        "waiting jobs were deleted by a late batch's XDEL"
+    );
+}
