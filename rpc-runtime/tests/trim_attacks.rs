@@ -472,6 +472,19 @@ async fn a_late_batch_after_a_restart_with_the_clock_behind_removes_no_new_job()
 /// deleted; a later trim or the sweep removes what of it was acked).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_batch_never_deletes_a_waiting_job_that_took_one_of_its_ids() {
+    late_batch_after_colliding_restart(14).await;
+}
+
+/// The same with eleven acks: a batch that small goes as `XACK` + `XDEL`
+/// in one pipeline, which deletes whatever the ids name (so did every
+/// batch of acks alone before `trim_acked.lua`): not fixed here.
+#[ignore = "fails: XACK + XDEL of a late batch of fewer than twelve acks deletes waiting jobs that took its ids"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_small_batch_never_deletes_a_waiting_job_that_took_one_of_its_ids() {
+    late_batch_after_colliding_restart(11).await;
+}
+
+async fn late_batch_after_colliding_restart(n: usize) {
     use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
@@ -484,14 +497,14 @@ async fn a_late_batch_never_deletes_a_waiting_job_that_took_one_of_its_ids() {
         .prepare_queues(&[queue.to_owned(), idle[0].clone()])
         .await
         .unwrap();
-    for i in 0..14 {
+    for i in 0..n {
         backend
             .push_job(queue, format!("old {i}").as_bytes())
             .await
             .unwrap();
     }
     let mut reader = backend.open_reader().await.unwrap();
-    let stale = take_n(&mut *reader, queue, "c1", 14).await;
+    let stale = take_n(&mut *reader, queue, "c1", n).await;
     server.restart().unwrap();
     // The new stream: one entry older than every stale id, delivered and
     // leased, then entries that took the stale ids, waiting.
