@@ -534,3 +534,83 @@ async fn late_batch_after_colliding_restart(n: usize) {
         "waiting jobs were deleted by a late batch's XDEL"
     );
 }
+
+/// A service over three shards: a slow call holds the oldest lease of one
+/// shard while two workers drain a flood of one-way calls over all three,
+/// and one of them stops mid-flood. Every call runs; once nothing is
+/// leased, no shard's stream holds anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_streams_keep_nothing_acked() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let mut fleet = Vec::new();
+    for k in 0..2 {
+        let worker = Worker::builder(&url)
+            .mount(marking(seen.clone()).shards(3))
+            .consumer_name(format!("s{k}"))
+            .concurrency(16)
+            .heartbeat(Duration::from_millis(100), Duration::from_millis(500))
+            .build()
+            .await
+            .expect("worker");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run_until(async move {
+            let _ = rx.await;
+        }));
+        fleet.push((tx, task));
+    }
+    let client = Client::connect(&url).await.unwrap();
+    client
+        .send_many("W.mark", [json!({"i": 0, "ms": 1500})])
+        .await
+        .unwrap();
+    const N: u64 = 1500;
+    client
+        .send_many("W.mark", (1..N).map(|i| json!({ "i": i })))
+        .await
+        .unwrap();
+    wait_until("the flood is not drained", || {
+        seen.lock().unwrap().len() >= 400
+    })
+    .await;
+    let (tx, task) = fleet.pop().unwrap();
+    tx.send(()).unwrap();
+    tokio::time::timeout(PATIENCE, task)
+        .await
+        .expect("never stopped")
+        .unwrap()
+        .unwrap();
+    wait_until("not every call ran", || {
+        seen.lock().unwrap().len() == N as usize
+    })
+    .await;
+    let keys = rpc_runtime::protocol::Keys::new("rpc");
+    let streams: Vec<String> = (0..3)
+        .map(|k| keys.jobs(&rpc_runtime::protocol::shards::queue("W", k)))
+        .collect();
+    for s in &streams {
+        // Each shard's stream is there, with its group.
+        assert!(
+            server.cli(["XINFO", "GROUPS", s]).contains("workers"),
+            "{s}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lens: Vec<String> = streams
+            .iter()
+            .map(|s| server.cli(["XLEN", s]).trim().to_owned())
+            .collect();
+        if lens.iter().all(|l| l == "0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "shards' XLEN: {lens:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (tx, task) in fleet {
+        tx.send(()).unwrap();
+        let _ = tokio::time::timeout(PATIENCE, task).await;
+    }
+}
