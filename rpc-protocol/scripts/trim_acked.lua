@@ -23,7 +23,12 @@
 --
 -- KEYS[1]  the jobs stream
 -- ARGV[1]  the consumer group
--- ARGV[2]  the newest entry id of the batch the worker just acked
+-- ARGV[2]  the newest entry id of the batch the worker just acked, or '+'
+--          (a worker's periodic sweep, acking nothing): the group's last
+--          delivered id, so the trim goes to the oldest lease when one is
+--          held, else to the last delivered entry. It removes what no read
+--          of a worker will delete (a worker killed between a trim and its
+--          next read).
 --
 -- Returns '' when every acked entry up to ARGV[2] is gone, else the bound
 -- (an entry id): the batch's ids at or past it are still in the stream.
@@ -62,7 +67,7 @@ if summary[1] == 0 then
   -- the worker deletes its ids itself.
   if not last or older(last, bound) then return '0-0' end
   bound = last
-elseif older(summary[2], bound) then
+elseif bound == '+' or older(summary[2], bound) then
   bound = summary[2]
 end
 local trimmed = redis.pcall('XTRIM', KEYS[1], 'MINID', bound)

@@ -110,4 +110,11 @@ pub trait Queue: Send + Sync + 'static {
 
     /// The services that have a queue here.
     async fn queues(&self) -> Result<Vec<String>, Error>;
+
+    /// Removes from the queue what is acked yet still stored, if the broker
+    /// can leave such things (Redis: acked stream entries a killed worker
+    /// would have deleted with its next read). Called now and then.
+    async fn sweep_acked(&self, _queue: &str) -> Result<(), Error> {
+        Ok(())
+    }
 }

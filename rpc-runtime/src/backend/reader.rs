@@ -59,6 +59,12 @@ pub trait Reader: Send {
         wait: Duration,
     ) -> PushedAndPopped;
 
+    /// Sends what this reader still owes the broker before it is dropped
+    /// (a stopping worker, a reader given up after an error): on Redis,
+    /// the `XDEL` of acked entries a batch's trim left, which else go with
+    /// the next read. Errors are logged, not returned.
+    async fn settle(&mut self) {}
+
     /// Waits up to `wait` for calls on `queue`'s intake and moves what is
     /// there onto the queue (see
     /// [`Queue::has_intake`](super::queue::Queue::has_intake)), dead-lettering

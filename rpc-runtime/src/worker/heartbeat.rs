@@ -213,6 +213,14 @@ pub(super) async fn forget_gone_consumers(shared: &Shared) {
             tracing::debug!(error = %e, queue, "could not forget gone consumers");
         }
     }
+    // Acked entries a killed worker's trim left for its next read
+    // (`trim_acked.lua`): the main streams only, as lanes are completed
+    // one job at a time.
+    for queue in shared.served.names().iter() {
+        if let Err(e) = shared.backend.sweep_acked(queue).await {
+            tracing::debug!(error = %e, queue, "could not sweep acked entries");
+        }
+    }
 }
 
 /// The workers of `queue` whose beat has not expired (and this one).

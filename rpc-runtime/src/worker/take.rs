@@ -37,6 +37,7 @@ pub(super) async fn take_loop(
         shared.health.loop_turned();
         if *stop.borrow() {
             complete_now(&shared, std::mem::take(&mut finished)).await;
+            settle(&mut reader).await;
             return;
         }
         // Wait for at least one free slot, then lease as many jobs as there are slots.
@@ -44,6 +45,7 @@ pub(super) async fn take_loop(
             permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
             _ = stop.changed() => {
                 complete_now(&shared, finished).await;
+                settle(&mut reader).await;
                 return;
             }
         };
@@ -99,15 +101,25 @@ pub(super) async fn take_loop(
             // (`lane_take.rs`); the completions go first, on their own.
             complete_now(&shared, std::mem::take(&mut finished)).await;
             let lanes = shared.lanes.by_lane(queues);
-            tokio::select! {
-                taken = lane_take::take(&mut **r, &mut picker, &lanes, consumer, free, Duration::from_secs(1)) => taken,
-                _ = stop.changed() => return,
-            }
+            let taken = tokio::select! {
+                taken = lane_take::take(&mut **r, &mut picker, &lanes, consumer, free, Duration::from_secs(1)) => Some(taken),
+                _ = stop.changed() => None,
+            };
+            let Some(taken) = taken else {
+                settle(&mut reader).await;
+                return;
+            };
+            taken
         } else if finished.is_empty() {
-            tokio::select! {
-                taken = r.take_jobs(queues, consumer, per_queue, Duration::from_secs(1)) => taken,
-                _ = stop.changed() => return,
-            }
+            let taken = tokio::select! {
+                taken = r.take_jobs(queues, consumer, per_queue, Duration::from_secs(1)) => Some(taken),
+                _ = stop.changed() => None,
+            };
+            let Some(taken) = taken else {
+                settle(&mut reader).await;
+                return;
+            };
+            taken
         } else {
             // Not cancelled on stop: the completions are in this round trip.
             let done = std::mem::take(&mut finished);
@@ -175,11 +187,30 @@ pub(super) async fn take_loop(
                 shared.broker_error();
                 shared.health.take_failed(&e);
                 lost = true;
+                settle(&mut reader).await;
                 reader = None;
                 drop(first);
                 sleep_or_stop(&mut stop, backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
+        }
+    }
+}
+
+/// How long a reader may take to settle before it is dropped all the same
+/// (a broker that does not answer must not hold up a stop or a reconnect;
+/// what it owed is then left to the workers' sweep).
+const SETTLE_BOUND: Duration = Duration::from_secs(2);
+
+/// Lets the reader send what it still owes the broker (the deletions of
+/// acked entries a trim left, `Reader::settle`) before it is dropped.
+async fn settle(reader: &mut Option<Box<dyn crate::backend::Reader>>) {
+    if let Some(r) = reader.as_mut() {
+        if tokio::time::timeout(SETTLE_BOUND, r.settle())
+            .await
+            .is_err()
+        {
+            tracing::debug!("the reader did not settle in time");
         }
     }
 }

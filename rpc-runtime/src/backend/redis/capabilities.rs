@@ -149,6 +149,10 @@ impl Queue for RedisBackend {
         self.forget_idle(queue, idle, keep).await
     }
 
+    async fn sweep_acked(&self, queue: &str) -> Result<(), Error> {
+        RedisBackend::sweep_acked(self, queue).await
+    }
+
     async fn queues(&self) -> Result<Vec<String>, Error> {
         Ok(scan::services(&self.commands, &self.keys).await?)
     }

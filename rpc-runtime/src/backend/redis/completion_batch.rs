@@ -322,6 +322,15 @@ impl<'a> CompleteBatch<'a> {
         if matches!(ack, Value::ServerError(_)) {
             return Vec::new();
         }
+        // Only ids that all named leases are deleted (`complete_batch.lua`'s
+        // rule): an id `XACK` did not count may name a waiting job (a Redis
+        // restarted with its clock behind gave a new job the id), so a
+        // batch `XACK` did not count in full is left to a later trim or the
+        // workers' sweep.
+        let distinct: std::collections::HashSet<&str> = self.acks.iter().map(|&(_, t)| t).collect();
+        if !matches!(ack, Value::Int(n) if usize::try_from(*n).ok() == Some(distinct.len())) {
+            return Vec::new();
+        }
         let tokens = self.acks.iter().map(|&(_, t)| t);
         match trim {
             Value::BulkString(b) if b.is_empty() => Vec::new(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::commands::is_nogroup;
+use super::commands::{is_nogroup, Commands};
 use super::connect::RedisBackend;
 use super::scripts::compiled;
 use super::values::{as_fields, as_int, as_string};
@@ -76,5 +76,25 @@ impl RedisBackend {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Removes the acked entries of `queue`'s stream that no worker will
+    /// delete: `trim_acked.lua` with `+`, which trims up to the oldest lease
+    /// held, or to the group's last delivered entry when none is. What a
+    /// trim of acks alone left for its worker's next read stays when that
+    /// worker is killed first.
+    pub(super) async fn sweep_acked(&self, queue: &str) -> Result<(), Error> {
+        if matches!(self.commands, Commands::Cluster(_)) {
+            // A Cluster's batches are `XACK` + `XDEL`: nothing is left.
+            return Ok(());
+        }
+        let key = self.jobs_key(queue);
+        let mut invocation = compiled(&scripts::TRIM_ACKED).prepare_invoke();
+        invocation.key(&key).arg(GROUP).arg("+");
+        match self.commands.invoke(&invocation).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_nogroup(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -110,16 +110,34 @@ impl RedisReader {
     }
 
     /// The `XDEL`s of the acked entries earlier batches left on their
-    /// streams, taken from `left`.
-    fn take_left(&mut self) -> Vec<redis::Cmd> {
+    /// streams (`left`, which keeps them until they are known sent).
+    fn left_deletions(&self) -> Vec<redis::Cmd> {
         self.left
-            .drain(..)
+            .iter()
             .map(|(jobs, ids)| {
                 let mut del = redis::cmd("XDEL");
                 del.arg(jobs).arg(ids);
                 del
             })
             .collect()
+    }
+
+    /// Deletes the acked entries earlier batches left, on the shared
+    /// connection; `left` is cleared only once Redis answered (a read
+    /// cancelled meanwhile, a stopping worker, keeps them to send again:
+    /// `XDEL` of an id gone is nothing).
+    async fn delete_left(&mut self) {
+        if self.left.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for del in self.left_deletions() {
+            pipe.add_command(del).ignore();
+        }
+        match self.commands.query_pipeline(&pipe).await {
+            Ok(_) => self.left.clear(),
+            Err(e) => tracing::debug!(error = %e, "deleting acked entries failed"),
+        }
     }
 
     /// The command that pushes `payload` to `queue` (its stream, or its
@@ -347,18 +365,9 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error> {
-        if !self.left.is_empty() {
-            // Acked entries the last batch left: deleted before the read
-            // (on the shared connection; a failure leaves them to a later
-            // batch's trim).
-            let mut pipe = redis::pipe();
-            for del in self.take_left() {
-                pipe.add_command(del).ignore();
-            }
-            if let Err(e) = self.commands.query_pipeline(&pipe).await {
-                tracing::debug!(error = %e, "deleting acked entries failed");
-            }
-        }
+        // Acked entries the last batch left: deleted before the read (on
+        // the shared connection; a failure keeps them for the next read).
+        self.delete_left().await;
         let keys = self.jobs_keys(queues);
         let cluster = matches!(self.source, ReaderSource::Cluster(..));
         let mut out = Vec::new();
@@ -443,7 +452,7 @@ impl Reader for RedisReader {
         let keys = self.jobs_keys(queues);
         let mut pipe = redis::pipe();
         // First the acked entries the last batch left on their streams.
-        let deletions = self.take_left();
+        let deletions = self.left_deletions();
         let skipped = deletions.len();
         for del in deletions {
             pipe.add_command(del);
@@ -490,9 +499,11 @@ impl Reader for RedisReader {
         let replies = match self.run_pipeline(&pipe, wait).await {
             Ok(mut replies) => {
                 replies.drain(..skipped);
+                self.left.clear();
                 replies
             }
-            // The connection failed: which commands ran is unknown.
+            // The connection failed: which commands ran is unknown (the
+            // deletions of `left` are sent again).
             Err(e) => {
                 let e = Error::from(e);
                 return CompletedAndTaken {
@@ -625,6 +636,10 @@ impl Reader for RedisReader {
                 }
             }
         }
+    }
+
+    async fn settle(&mut self) {
+        self.delete_left().await;
     }
 
     async fn move_intake(
