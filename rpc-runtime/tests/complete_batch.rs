@@ -143,6 +143,11 @@ async fn ack_only_completions_of_two_queues_and_a_reply_all_take_effect() {
     let next = out.taken.expect("the read succeeds");
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].payload, b"five");
+    // The next read deletes what XACK counted.
+    reader
+        .take_jobs(&queues, "c1", 10, Duration::from_millis(10))
+        .await
+        .unwrap();
     // Acked and deleted: only the job taken since is left, in each queue.
     assert_eq!(server.cli(["XLEN", "rpc:{Svc}:jobs"]).trim(), "1");
     assert_eq!(server.cli(["XLEN", "rpc:{Other}:jobs"]).trim(), "0");
@@ -578,6 +583,11 @@ async fn acks_alone_are_trimmed_and_what_a_held_lease_keeps_goes_with_the_next_r
         )
         .await;
     assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    // Ten acks alone: their XDEL goes with that worker's next read.
+    other
+        .take_jobs(&[OTHER.to_owned()], "c2", 1, Duration::from_millis(10))
+        .await
+        .unwrap();
     assert_eq!(entry_ids(&server, QUEUE), all[30..].to_vec());
     assert_pending(&server, QUEUE, '0');
 }

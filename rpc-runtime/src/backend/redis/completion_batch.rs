@@ -53,8 +53,9 @@ pub(super) fn batches(completion: &Completion) -> bool {
 /// Lua's `unpack` is bounded).
 const MOST_PER_CALL: usize = 1000;
 
-/// Ack-only batches smaller than this are sent as plain `XACK` + `XDEL`:
-/// for a few ids the trim script's own cost is more than trimming saves.
+/// Ack-only batches smaller than this are sent as a plain `XACK`, their
+/// `XDEL` with the next read once `XACK` counted every id: for a few ids
+/// the trim script's own cost is more than trimming saves.
 const FEWEST_TO_TRIM: usize = 12;
 
 /// One inbox's replies in a batch.
@@ -75,7 +76,7 @@ pub(super) struct CompleteBatch<'a> {
 
 /// How a batch is sent.
 enum Form {
-    /// `XACK` + `XDEL`: a few acks alone.
+    /// `XACK`, and `XDEL` with the next read: a few acks alone.
     Plain,
     /// `XACK` + `trim_acked.lua`: more acks alone.
     AckTrim,
@@ -190,12 +191,11 @@ impl<'a> CompleteBatch<'a> {
     pub(super) fn commands(&self) -> Vec<redis::Cmd> {
         match self.form() {
             Form::Plain => {
+                // The `XDEL` waits for `XACK`'s count (`left_on_stream`).
                 let tokens: Vec<&str> = self.tokens().collect();
                 let mut ack = redis::cmd("XACK");
                 ack.arg(&self.jobs).arg(GROUP).arg(&tokens);
-                let mut del = redis::cmd("XDEL");
-                del.arg(&self.jobs).arg(&tokens);
-                vec![ack, del]
+                vec![ack]
             }
             Form::AckTrim => {
                 let tokens: Vec<&str> = self.tokens().collect();
@@ -288,7 +288,7 @@ impl<'a> CompleteBatch<'a> {
     pub(super) fn outcome(&self, answers: &[Value]) -> Vec<(usize, CompleteError)> {
         let every = |e: CompleteError| self.indices().map(|i| (i, e.clone())).collect();
         match (self.form(), answers) {
-            (Form::Plain, [ack, del]) => match plain_outcome(ack, del) {
+            (Form::Plain, [ack]) => match plain_outcome(ack, &Value::Okay) {
                 Ok(()) => Vec::new(),
                 Err(e) => every(e),
             },
@@ -316,8 +316,10 @@ impl<'a> CompleteBatch<'a> {
     /// or all of them when the trim failed (`NOSCRIPT` after a restart, a
     /// refusal). None for the other forms, or when the ack itself failed.
     pub(super) fn left_on_stream(&self, answers: &[Value]) -> Vec<&'a str> {
-        let (Form::AckTrim, [ack, trim]) = (self.form(), answers) else {
-            return Vec::new();
+        let (ack, trim) = match (self.form(), answers) {
+            (Form::AckTrim, [ack, trim]) => (ack, Some(trim)),
+            (Form::Plain, [ack]) => (ack, None),
+            _ => return Vec::new(),
         };
         if matches!(ack, Value::ServerError(_)) {
             return Vec::new();
@@ -332,6 +334,10 @@ impl<'a> CompleteBatch<'a> {
             return Vec::new();
         }
         let tokens = self.acks.iter().map(|&(_, t)| t);
+        let Some(trim) = trim else {
+            // A few acks alone: every id, now that each named a lease.
+            return tokens.collect();
+        };
         match trim {
             Value::BulkString(b) if b.is_empty() => Vec::new(),
             Value::BulkString(b) => match std::str::from_utf8(b).ok().and_then(entry_id) {
@@ -523,12 +529,15 @@ mod tests {
             assert!(cmd.contains(part), "{part} in {cmd}");
         }
         assert!(!cmd.contains("6-0") && !cmd.contains("2-0"));
-        // B's lone ack: plain XACK + XDEL.
+        // B's lone ack: a plain XACK, its XDEL with the next read once
+        // XACK counted it.
         let b = &batches[1];
         assert_eq!(b.indices().collect::<Vec<_>>(), vec![1]);
-        let [ack, del] = b.commands().try_into().expect("two commands");
-        assert!(packed(&ack).contains("XACK") && packed(&del).contains("XDEL"));
-        assert!(b.outcome(&[Value::Int(1), Value::Int(1)]).is_empty());
+        let [ack] = b.commands().try_into().expect("one command");
+        assert!(packed(&ack).contains("XACK"));
+        assert!(b.outcome(&[Value::Int(1)]).is_empty());
+        assert_eq!(b.left_on_stream(&[Value::Int(1)]), ["2-0"]);
+        assert!(b.left_on_stream(&[Value::Int(0)]).is_empty());
         // A lone reply: reply_and_ack.lua.
         let one = [(delivery("A", "1-0"), answer("in1", 10))];
         let [cmd] = CompleteBatch::gather(&keys, &one)[0]
