@@ -338,35 +338,19 @@ fn evalsha_usec_per_call(redis: &RedisServer) -> f64 {
     field.trim().parse().unwrap()
 }
 
-/// A parking step looks at the 100 entries after the group's
-/// last-delivered-id and decodes each that holds `"group":"<key>"`. Calls
-/// of another job of the same key (or any call whose parameters hold an
-/// object member `"group":"A"`) all hold it, are decoded (up to 16 KiB
-/// each, 1.6 MB a step) and stay on the stream, so every parking of the
-/// key decodes them again: ~12 ms of Redis's one thread per step on the
-/// machine this was found on, against ~50 µs before parking ahead. What
-/// is decoded and not parked must be bounded to a few times a call's own
-/// cost: here, under 2 ms a step on average.
-#[test]
-fn parking_ahead_does_not_decode_a_window_of_another_jobs_large_calls_again_and_again() {
+/// A private Redis whose key A's one slot is held, with `fill` (a script
+/// adding entries to [`STREAM`]) run; then a worker is handed the first
+/// `n` entries, each of which must be parked by `group_admit.lua`, run by
+/// hand. Returns Redis's average time per parking step, in µs.
+fn park_the_first(fill: &str, n: usize) -> f64 {
     rpc_testkit::require_redis_server();
     let redis = RedisServer::start().expect("redis-server");
     let running = "rpc:{Keyed}:group:work:A:running";
     let groups = "rpc:{Keyed}:groups";
     redis.cli(["XGROUP", "CREATE", STREAM, "workers", "0", "MKSTREAM"]);
     redis.cli(["ZADD", running, "99999999999999", "holder"]);
-    // 20 calls of `work`, then 100 of `report` for the same key, 16,000
-    // bytes each.
-    let fill = r#"
-        for i = 1, 20 do
-          redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"w' .. i .. '","job":"Keyed.work","params":{},"reply_to":"rpc:inbox:{c}","group":"A"}')
-        end
-        local pad = string.rep('x', 15850)
-        for i = 1, 100 do
-          redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"r' .. i .. '","job":"Keyed.report","params":{"p":"' .. pad .. '"},"reply_to":"rpc:inbox:{c}","group":"A"}')
-        end"#;
     redis.cli(["EVAL", fill, "1", STREAM]);
-    // A worker is handed the 20 `work` calls; each finds the slot taken.
+    let count = n.to_string();
     let out = redis.cli([
         "--json",
         "XREADGROUP",
@@ -374,7 +358,7 @@ fn parking_ahead_does_not_decode_a_window_of_another_jobs_large_calls_again_and_
         "workers",
         "w",
         "COUNT",
-        "20",
+        &count,
         "STREAMS",
         STREAM,
         ">",
@@ -383,7 +367,7 @@ fn parking_ahead_does_not_decode_a_window_of_another_jobs_large_calls_again_and_
     let entries = read[STREAM]
         .as_array()
         .unwrap_or_else(|| panic!("unexpected XREADGROUP answer: {out}"));
-    assert_eq!(entries.len(), 20);
+    assert_eq!(entries.len(), n);
     let sha = redis
         .cli([
             "SCRIPT",
@@ -406,8 +390,32 @@ fn parking_ahead_does_not_decode_a_window_of_another_jobs_large_calls_again_and_
         ]);
         assert!(answer.starts_with('0'), "parked: {answer}");
     }
-    assert_eq!(redis.cli(["LLEN", WAITING]).trim(), "20");
-    let usec = evalsha_usec_per_call(&redis);
+    assert_eq!(redis.cli(["LLEN", WAITING]).trim(), count);
+    evalsha_usec_per_call(&redis)
+}
+
+/// A parking step looks at the 100 entries after the group's
+/// last-delivered-id and decodes each that holds `"group":"<key>"`. Calls
+/// of another job of the same key (or any call whose parameters hold an
+/// object member `"group":"A"`) all hold it, are decoded (up to 16 KiB
+/// each, 1.6 MB a step) and stay on the stream, so every parking of the
+/// key decodes them again: ~12 ms of Redis's one thread per step on the
+/// machine this was found on, against ~50 µs before parking ahead. What
+/// is decoded and not parked must be bounded to a few times a call's own
+/// cost: here, under 2 ms a step on average.
+#[test]
+fn parking_ahead_does_not_decode_a_window_of_another_jobs_large_calls_again_and_again() {
+    // 20 calls of `work`, then 100 of `report` for the same key, 16,000
+    // bytes each.
+    let fill = r#"
+        for i = 1, 20 do
+          redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"w' .. i .. '","job":"Keyed.work","params":{},"reply_to":"rpc:inbox:{c}","group":"A"}')
+        end
+        local pad = string.rep('x', 15850)
+        for i = 1, 100 do
+          redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"r' .. i .. '","job":"Keyed.report","params":{"p":"' .. pad .. '"},"reply_to":"rpc:inbox:{c}","group":"A"}')
+        end"#;
+    let usec = park_the_first(fill, 20);
     assert!(
         usec < 2000.0,
         "a parking step took {usec:.0} µs on average (100 calls of another job of the key decoded each time)"
@@ -424,12 +432,6 @@ fn parking_ahead_does_not_decode_a_window_of_another_jobs_large_calls_again_and_
 /// under 40 ms a step on average.
 #[test]
 fn parking_ahead_does_not_read_a_window_of_large_calls_whole() {
-    rpc_testkit::require_redis_server();
-    let redis = RedisServer::start().expect("redis-server");
-    let running = "rpc:{Keyed}:group:work:A:running";
-    let groups = "rpc:{Keyed}:groups";
-    redis.cli(["XGROUP", "CREATE", STREAM, "workers", "0", "MKSTREAM"]);
-    redis.cli(["ZADD", running, "99999999999999", "holder"]);
     let fill = r#"
         for i = 1, 5 do
           redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"w' .. i .. '","job":"Keyed.work","params":{},"reply_to":"rpc:inbox:{c}","group":"A"}')
@@ -438,45 +440,7 @@ fn parking_ahead_does_not_read_a_window_of_large_calls_whole() {
         for i = 1, 100 do
           redis.call('XADD', KEYS[1], '*', 'm', '{"v":1,"id":"u' .. i .. '","job":"Keyed.upload","params":{"p":"' .. pad .. '"},"reply_to":"rpc:inbox:{c}"}')
         end"#;
-    redis.cli(["EVAL", fill, "1", STREAM]);
-    let out = redis.cli([
-        "--json",
-        "XREADGROUP",
-        "GROUP",
-        "workers",
-        "w",
-        "COUNT",
-        "5",
-        "STREAMS",
-        STREAM,
-        ">",
-    ]);
-    let read: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    let entries = read[STREAM]
-        .as_array()
-        .unwrap_or_else(|| panic!("unexpected XREADGROUP answer: {out}"));
-    assert_eq!(entries.len(), 5);
-    let sha = redis
-        .cli([
-            "SCRIPT",
-            "LOAD",
-            rpc_runtime::protocol::scripts::GROUP_ADMIT.source,
-        ])
-        .trim()
-        .to_owned();
-    redis.cli(["CONFIG", "RESETSTAT"]);
-    for (i, e) in entries.iter().enumerate() {
-        let entry = e[0].as_str().unwrap();
-        let message = e[1][1].as_str().unwrap();
-        let id = format!("w{}", i + 1);
-        let answer = redis.cli([
-            "EVALSHA", &sha, "4", running, WAITING, groups, STREAM, &id, "1", "30000", "workers",
-            entry, message, "work:A",
-        ]);
-        assert!(answer.starts_with('0'), "parked: {answer}");
-    }
-    assert_eq!(redis.cli(["LLEN", WAITING]).trim(), "5");
-    let usec = evalsha_usec_per_call(&redis);
+    let usec = park_the_first(fill, 5);
     assert!(
         usec < 40_000.0,
         "a parking step took {usec:.0} µs on average (100 calls of 256 KiB read each time)"
