@@ -3,9 +3,10 @@
 //!
 //! 1. 10,000 calls at priority 5 and then 1,000 at priority 1: the urgent
 //!    ones are taken first. A worker gives the least urgent lane 1 of
-//!    every 257 slots while both have work, so about 4 of the 10,000 may
-//!    start before the last urgent one; the test allows 4 per worker plus
-//!    one read's over-take each.
+//!    every 257 slots while both have work, so about 1 of the 10,000 per
+//!    worker may start before that worker's last urgent one; the test
+//!    allows that plus one read's over-take each. Each worker is judged
+//!    on its own order of starts (see `run`).
 //! 2. A constant urgent load (10,000 at priority 1) over 1,000 at priority
 //!    5: the less urgent still progress at their documented share, at
 //!    least 1 start in 341 per worker while they have work (1 in 273 here,
@@ -13,7 +14,7 @@
 //!
 //! `PRIORITY_JOBS` scales both backlogs (10,000 here: the figure).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -55,20 +56,26 @@ async fn queue(client: &Client, n: usize, priority: u8) -> Vec<String> {
         .await
 }
 
-/// The start time (µs) of every id in `ids`, waiting for all of them.
-fn starts(workers: &mut [WorkerProcess], ids: &HashSet<String>) -> HashMap<String, u64> {
+/// Every worker's starts, in the order it started them, waiting until all
+/// of `ids` started somewhere.
+fn starts(workers: &mut [WorkerProcess], ids: &HashSet<String>) -> Vec<Vec<String>> {
     let give_up = Instant::now() + Duration::from_secs(300);
-    let mut seen = HashMap::new();
     loop {
-        for w in workers.iter_mut() {
-            for event in w.drain() {
-                if let Event::Ran { id, at_us, .. } = event {
-                    seen.entry(id.clone()).or_insert(*at_us);
-                }
-            }
-        }
-        if ids.iter().all(|id| seen.contains_key(id)) {
-            return seen;
+        let mut seen = HashSet::new();
+        let order: Vec<Vec<String>> = workers
+            .iter_mut()
+            .map(|w| {
+                w.drain()
+                    .iter()
+                    .filter_map(|event| match event {
+                        Event::Ran { id, .. } if seen.insert(id.clone()) => Some(id.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        if ids.iter().all(|id| seen.contains(id)) {
+            return order;
         }
         assert!(
             Instant::now() < give_up,
@@ -82,8 +89,14 @@ fn starts(workers: &mut [WorkerProcess], ids: &HashSet<String>) -> HashMap<Strin
 
 /// One scenario: `low` calls at priority 5 queued, then `high` at priority
 /// 1, then the fleet started. Returns (urgent starts, less urgent starts
-/// before the last urgent one, seconds the urgent ones took).
-fn run(low: usize, high: usize) -> (usize, usize, f64) {
+/// each worker made before its own last urgent one, summed).
+///
+/// Each worker is judged on its own order of starts: across processes,
+/// start times say more about the machine's scheduler than about the lane
+/// choice (a worker paused for 50 ms on a loaded machine starts its last
+/// urgent call after the others have started dozens of less urgent ones,
+/// though it took it from Redis first).
+fn run(low: usize, high: usize) -> (usize, usize) {
     let redis = RedisServer::start().expect("redis");
     let url = redis.url();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -100,12 +113,21 @@ fn run(low: usize, high: usize) -> (usize, usize, f64) {
     let args = ["--concurrency", "16"];
     let mut workers =
         WorkerProcess::start_fleet(bin(), &url, &args, WORKERS).expect("workers ready");
-    let all: HashSet<String> = low_ids.iter().chain(&high_ids).cloned().collect();
-    let at = starts(&mut workers, &all);
-    let first = at.values().copied().min().unwrap_or(0);
-    let last_high = high_ids.iter().map(|id| at[id]).max().unwrap_or(0);
-    let low_before = low_ids.iter().filter(|id| at[*id] < last_high).count();
-    (high, low_before, (last_high - first) as f64 / 1e6)
+    let urgent: HashSet<String> = high_ids.into_iter().collect();
+    let all: HashSet<String> = low_ids.into_iter().chain(urgent.iter().cloned()).collect();
+    let low_before = starts(&mut workers, &all)
+        .iter()
+        .map(|order| {
+            let last_urgent = order.iter().rposition(|id| urgent.contains(id));
+            last_urgent.map_or(0, |last| {
+                order[..last]
+                    .iter()
+                    .filter(|id| !urgent.contains(*id))
+                    .count()
+            })
+        })
+        .sum();
+    (high, low_before)
 }
 
 // Reproduces: a backlog of less urgent work ahead of urgent work in one
@@ -114,23 +136,23 @@ fn run(low: usize, high: usize) -> (usize, usize, f64) {
 fn urgent_calls_finish_first_and_the_least_urgent_keep_their_share() {
     let n = many();
     // 1. 10,000 less urgent queued ahead of 1,000 urgent.
-    let (high, low_before, took) = run(n, n / 10);
+    let (high, low_before) = run(n, n / 10);
     eprintln!(
-        "priorities: {n} at 5 queued before {high} at 1: the urgent ones took {took:.2} s; {low_before} of the {n} less urgent started before the last urgent one (weights 256:1)"
+        "priorities: {n} at 5 queued before {high} at 1: {low_before} of the {n} less urgent started before their worker's last urgent one (weights 256:1)"
     );
     // Per worker: its 1-in-257 share, and the one over-taken read of every
     // lane a worker may make when it finds all lanes empty at start.
     let allowed = WORKERS * (high.div_ceil(257) + 2);
     assert!(
         low_before <= allowed,
-        "{low_before} less urgent calls started before the last urgent one (at most {allowed})"
+        "{low_before} less urgent calls started before their worker's last urgent one (at most {allowed})"
     );
 
     // 2. A constant urgent load: 10,000 urgent over 1,000 less urgent.
-    let (high, low_before, took) = run(n / 10, n);
+    let (high, low_before) = run(n / 10, n);
     let share = low_before as f64 / (high + low_before) as f64;
     eprintln!(
-        "priorities: under {high} urgent calls ({took:.2} s), {low_before} less urgent ones started: a share of {:.2}% (documented minimum 1/341 = 0.29%; 1/273 = 0.37% with these lanes read)",
+        "priorities: under {high} urgent calls, {low_before} less urgent ones started: a share of {:.2}% (documented minimum 1/341 = 0.29%; 1/273 = 0.37% with these lanes read)",
         share * 100.0
     );
     // Each worker gives the lane at least 1 slot of 341 it fills; a
