@@ -19,7 +19,8 @@ pub struct JobId(Arc<str>);
 impl JobId {
     /// A fresh random id.
     pub fn new_random() -> Self {
-        JobId(uuid::Uuid::new_v4().simple().to_string().into())
+        let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+        JobId::from(&*uuid::Uuid::new_v4().simple().encode_lower(&mut hex))
     }
 
     /// The id as sent on the wire.

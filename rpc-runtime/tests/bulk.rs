@@ -182,6 +182,23 @@ async fn exercise(url: &str) {
         refused.to_string().contains("call 6 of a batch of 10"),
         "{refused}"
     );
+    // So does a message over the client's limit, among messages written
+    // into the same buffer before and after it.
+    let small = Client::builder(url)
+        .max_payload(1024)
+        .connect()
+        .await
+        .unwrap();
+    let sizes = [10, 10, 10, 4_000, 10];
+    let oversized = small
+        .send_many(
+            "Idle.note",
+            sizes.map(|len| json!({ "n": 1, "pad": "x".repeat(len) })),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(oversized.refused, Some(3), "{oversized}");
+    assert!(oversized.to_string().contains("limit"), "{oversized}");
     let unserializable = client
         .send_many("no-service-here", [json!({})])
         .await

@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 pub use super::bulk_error::{BatchError, Sent};
-use super::bulk_send::{Encoded, Mode};
+use super::bulk_send::{Encoded, Mode, Payloads};
 use super::call::{Answered, Call, OneWay};
 use super::handle::Client;
 use super::pending::Pending;
@@ -195,7 +195,7 @@ impl<T, E, M> Batch<T, E, M> {
 
     /// Encodes every call (refusing the batch at the first bad one) and
     /// registers waiters for calls that answer.
-    fn encode(self, mode: Mode) -> Result<Option<(Client, Vec<Encoded>)>, BatchError> {
+    fn encode(self, mode: Mode) -> Result<Option<(Client, Vec<Encoded>, Payloads)>, BatchError> {
         let Some(client) = self.client else {
             // No call could be read: the first is refused; or no call at all.
             return match self.items.into_iter().next() {
@@ -203,8 +203,8 @@ impl<T, E, M> Batch<T, E, M> {
                 _ => Ok(None),
             };
         };
-        let calls = client.encode_batch(self.items, self.options.as_deref(), mode)?;
-        Ok(Some((client, calls)))
+        let (calls, payloads) = client.encode_batch(self.items, self.options.as_deref(), mode)?;
+        Ok(Some((client, calls, payloads)))
     }
 }
 
@@ -236,10 +236,10 @@ impl Batch<serde_json::Value, serde_json::Value, Answered> {
 impl OneWayBatch {
     /// Sends every call; their ids, in order, once all are queued.
     pub async fn send(self) -> Result<Vec<JobId>, BatchError> {
-        let Some((client, calls)) = self.encode(Mode::OneWay)? else {
+        let Some((client, calls, payloads)) = self.encode(Mode::OneWay)? else {
             return Ok(Vec::new());
         };
-        let (fates, error) = client.send_batch(&calls).await;
+        let (fates, error) = client.send_batch(&calls, &payloads).await;
         match error {
             None => Ok(calls.into_iter().map(|c| c.id).collect()),
             Some(error) => Err(BatchError::partial(error, fates)),
@@ -265,11 +265,12 @@ where
     /// handle per call, in order (each result is kept for the client's
     /// result TTL unless the calls say, so it can be fetched by id).
     pub async fn send(self) -> Result<Vec<Pending<T, E>>, BatchError> {
-        let Some((client, calls)) = self.encode(Mode::Handles)? else {
+        let Some((client, calls, payloads)) = self.encode(Mode::Handles)? else {
             return Ok(Vec::new());
         };
         let receivers = client.wait_for_batch(&calls);
-        let (fates, error) = client.send_batch(&calls).await;
+        let (fates, error) = client.send_batch(&calls, &payloads).await;
+        drop(payloads);
         if let Some(error) = error {
             client.forget_waiters(calls.iter().map(|c| &c.id));
             return Err(BatchError::partial(error, fates));
@@ -283,11 +284,13 @@ where
 
     /// Sends every call and waits for every answer, in order.
     async fn answers(self) -> Result<Vec<Result<T, CallError<E>>>, BatchError> {
-        let Some((client, calls)) = self.encode(Mode::Wait)? else {
+        let Some((client, calls, payloads)) = self.encode(Mode::Wait)? else {
             return Ok(Vec::new());
         };
         let receivers = client.wait_for_batch(&calls);
-        let (fates, error) = client.send_batch(&calls).await;
+        let (fates, error) = client.send_batch(&calls, &payloads).await;
+        // Sent: the messages are not needed while the answers come.
+        drop(payloads);
         let why = error.map(|e| e.to_string()).unwrap_or_default();
         let waits = calls
             .into_iter()

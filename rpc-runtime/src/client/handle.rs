@@ -10,7 +10,6 @@ use super::routing::{fresh_client_id, route_replies, Inbox};
 use super::shard_cache::ShardCache;
 
 use crate::backend::Broker;
-use crate::call::JobId;
 use crate::clock::BrokerClock;
 use crate::sync::lock;
 
@@ -103,13 +102,6 @@ impl Client {
             }
         }
         &inner.clock
-    }
-
-    /// A fresh call id: random, after the client's id prefix and a dash
-    /// when it has one, so an ACL user limited to `P:result:{tenant-*`
-    /// reads its own kept results (docs/SECURITY.md).
-    pub(super) fn new_call_id(&self) -> JobId {
-        JobId::from(fresh_client_id(&self.inner.config.client_id_prefix))
     }
 
     /// The broker this client talks to.

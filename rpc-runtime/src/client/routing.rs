@@ -47,11 +47,49 @@ pub(super) struct InboxState {
 
 /// A new random client id, after `prefix` and a dash when there is one.
 pub(super) fn fresh_client_id(prefix: &str) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    if prefix.is_empty() {
-        random
-    } else {
-        format!("{prefix}-{random}")
+    fresh_call_id(prefix, None).as_str().to_owned()
+}
+
+/// A new random call id: `prefix-` when there is a prefix, 32 hex digits,
+/// and `~shard` when the call is marked with its shard. Made on every
+/// send, so it is written on the stack and allocated once (formatting a
+/// UUID to a `String` and copying it into the id took three).
+pub(super) fn fresh_call_id(prefix: &str, shard: Option<u32>) -> JobId {
+    use std::io::Write;
+
+    let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+    let random = uuid::Uuid::new_v4().simple().encode_lower(&mut hex);
+    if prefix.is_empty() && shard.is_none() {
+        return JobId::from(&*random);
+    }
+    // Room for a prefix of up to 64 bytes; a longer one takes a `String`.
+    let mut buf = [0u8; 128];
+    let mut out = std::io::Cursor::new(&mut buf[..]);
+    let written = (|| {
+        if !prefix.is_empty() {
+            write!(out, "{prefix}-")?;
+        }
+        out.write_all(random.as_bytes())?;
+        if let Some(shard) = shard {
+            write!(out, "{}{shard}", rpc_protocol::shards::SEPARATOR)?;
+        }
+        std::io::Result::Ok(out.position() as usize)
+    })();
+    match written {
+        Ok(len) => JobId::from(std::str::from_utf8(&buf[..len]).expect("the id is UTF-8")),
+        Err(_) => {
+            let mut id = String::with_capacity(prefix.len() + 48);
+            if !prefix.is_empty() {
+                id.push_str(prefix);
+                id.push('-');
+            }
+            id.push_str(random);
+            if let Some(shard) = shard {
+                id.push(rpc_protocol::shards::SEPARATOR);
+                id.push_str(&shard.to_string());
+            }
+            JobId::from(id)
+        }
     }
 }
 
@@ -334,4 +372,39 @@ pub(super) fn reply_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
         return None;
     }
     serde_json::from_slice::<IdOnly>(body).ok().map(|r| r.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_hex(s: &str) -> bool {
+        s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    }
+
+    #[test]
+    fn call_ids_carry_the_prefix_and_the_shard_mark() {
+        let plain = fresh_call_id("", None);
+        assert!(is_hex(plain.as_str()), "{plain}");
+        assert_ne!(plain, fresh_call_id("", None));
+
+        let prefixed = fresh_call_id("tenant-a", None);
+        let random = prefixed.as_str().strip_prefix("tenant-a-").expect("prefix");
+        assert!(is_hex(random), "{prefixed}");
+
+        let marked = fresh_call_id("tenant-a", Some(7));
+        assert_eq!(rpc_protocol::shards::shard_of_id(marked.as_str()), Some(7));
+        let (front, _) = marked.as_str().rsplit_once('~').expect("mark");
+        assert!(is_hex(front.strip_prefix("tenant-a-").expect("prefix")));
+
+        // A prefix too long for the stack buffer takes the other path.
+        let long = "p".repeat(200);
+        let id = fresh_call_id(&long, Some(12));
+        assert!(id.as_str().starts_with(&format!("{long}-")));
+        assert_eq!(rpc_protocol::shards::shard_of_id(id.as_str()), Some(12));
+        assert_eq!(id.as_str().len(), 200 + 1 + 32 + 3);
+        assert!(is_hex(&fresh_client_id("")));
+    }
 }

@@ -45,6 +45,23 @@ impl Client {
         options: &CallOptions,
         routing: Routing<'_>,
     ) -> Result<(Vec<u8>, Duration, Placement), Error> {
+        let mut payload = Vec::with_capacity(256);
+        let (timeout, placement) =
+            self.encode_into(job, id, request, options, routing, &mut payload)?;
+        Ok((payload, timeout, placement))
+    }
+
+    /// [`Client::encode`], the message appended to `out` (a batch writes
+    /// all its messages into one buffer). On an error `out` is as it was.
+    pub(super) fn encode_into<Req: WriteParams + ?Sized>(
+        &self,
+        job: &JobRef,
+        id: &JobId,
+        request: &Req,
+        options: &CallOptions,
+        routing: Routing<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(Duration, Placement), Error> {
         let Routing {
             reply_to,
             result_ttl,
@@ -124,18 +141,26 @@ impl Client {
             group: options.group.as_deref(),
             priority: Some(options.priority_of(job)),
         };
-        let mut payload = Vec::with_capacity(256);
-        message
-            .write_json(&mut payload)
-            .map_err(|e| Error::codec(format!("encode the request for `{name}`"), e))?;
-        if payload.len() > self.inner.config.max_payload {
-            return Err(Error::PayloadTooLarge {
-                job: name.to_string(),
-                size: payload.len(),
-                limit: self.inner.config.max_payload,
+        let start = out.len();
+        let written = message
+            .write_json(out)
+            .map_err(|e| Error::codec(format!("encode the request for `{name}`"), e))
+            .and_then(|()| {
+                let size = out.len() - start;
+                if size > self.inner.config.max_payload {
+                    return Err(Error::PayloadTooLarge {
+                        job: name.to_string(),
+                        size,
+                        limit: self.inner.config.max_payload,
+                    });
+                }
+                Ok(())
             });
+        if let Err(e) = written {
+            out.truncate(start);
+            return Err(e);
         }
-        Ok((payload, timeout, placement))
+        Ok((timeout, placement))
     }
 
     /// How long the worker keeps the call's result: the options', else the

@@ -18,6 +18,7 @@ use std::time::Duration;
 use rpc_protocol::shards;
 
 use super::handle::Client;
+use super::routing::fresh_call_id;
 use super::shard_cache::entry;
 
 use crate::backend::{Broker, ShardOp};
@@ -94,14 +95,12 @@ impl Client {
         )
     }
 
-    /// A fresh call id for `route`: marked `~k` when the service has
-    /// several shards.
+    /// A fresh call id for `route`: random, after the client's id prefix
+    /// and a dash when it has one (so an ACL user limited to
+    /// `P:result:{tenant-*` reads its own kept results, docs/SECURITY.md),
+    /// marked `~k` when the service has several shards.
     pub(super) fn call_id_for(&self, route: &Route) -> JobId {
-        let id = self.new_call_id();
-        match route.mark {
-            Some(shard) => JobId::from(shards::with_shard(id.as_str(), shard)),
-            None => id,
-        }
+        fresh_call_id(&self.inner.config.client_id_prefix, route.mark)
     }
 
     /// Makes sure the broker's shard count of `job`'s service has been
