@@ -210,6 +210,8 @@ impl<T, E, M> Batch<T, E, M> {
 
 impl<T, E, M> Extend<Call<T, E, M>> for Batch<T, E, M> {
     fn extend<I: IntoIterator<Item = Call<T, E, M>>>(&mut self, calls: I) {
+        let calls = calls.into_iter();
+        self.items.reserve(calls.size_hint().0);
         for call in calls {
             self.push(call);
         }
