@@ -175,8 +175,13 @@ impl<'a> Call<'a> {
     /// `EVALSHA` of the script with this call's keys and arguments, for a
     /// pipeline (the caller handles `NOSCRIPT`).
     pub(super) fn evalsha(&self) -> redis::Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.script.get_hash()).arg(self.keys.len());
+        let bytes = 64
+            + self.keys.iter().map(|k| k.len() + 16).sum::<usize>()
+            + self.args.iter().map(|a| a.len() + 16).sum::<usize>();
+        let mut cmd = redis::Cmd::with_capacity(3 + self.keys.len() + self.args.len(), bytes);
+        cmd.arg("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(self.keys.len());
         for key in &self.keys {
             cmd.arg(key);
         }

@@ -213,8 +213,11 @@ impl<'a> CompleteBatch<'a> {
             Form::One => {
                 let inbox = &self.inboxes[0];
                 let (_, body, token) = inbox.replies[0];
-                let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(reply_and_ack_script().get_hash())
+                // Sized once (a lone call's completion, on every call).
+                let bytes = 96 + inbox.key.len() + self.jobs.len() + body.len() + token.len();
+                let mut cmd = redis::Cmd::with_capacity(9, bytes);
+                cmd.arg("EVALSHA")
+                    .arg(reply_and_ack_script().get_hash())
                     .arg(2)
                     .arg(inbox.key)
                     .arg(&self.jobs)

@@ -94,14 +94,20 @@ mod tests {
         assert_eq!(secs(Duration::from_millis(999)), "0.999");
         assert_eq!(secs(Duration::from_millis(1007)), "1.007");
         assert_eq!(secs(Duration::from_secs(86_400)), "86400.000");
-        assert_eq!(secs(Duration::MAX), format!("{}.{:03}", u64::MAX / 1000, u64::MAX % 1000));
+        assert_eq!(
+            secs(Duration::MAX),
+            format!("{}.{:03}", u64::MAX / 1000, u64::MAX % 1000)
+        );
     }
 
     #[test]
     fn one_reply_is_a_blpop_and_more_a_blmpop() {
         let packed = |cmd: redis::Cmd| String::from_utf8(cmd.get_packed_command()).unwrap();
         let one = packed(pop_cmd("P:inbox:{c}", 1, Duration::from_millis(2500)));
-        assert_eq!(one, "*3\r\n$5\r\nBLPOP\r\n$11\r\nP:inbox:{c}\r\n$5\r\n2.500\r\n");
+        assert_eq!(
+            one,
+            "*3\r\n$5\r\nBLPOP\r\n$11\r\nP:inbox:{c}\r\n$5\r\n2.500\r\n"
+        );
         let many = packed(pop_cmd("P:inbox:{c}", 256, Duration::from_millis(2500)));
         assert_eq!(
             many,

@@ -282,11 +282,37 @@ fn line_end(buf: &[u8], from: usize) -> Option<usize> {
     (buf.len() > cr + 1).then_some(cr)
 }
 
+/// A RESP integer (`-?[0-9]+`, in `i64`), read from the bytes as they are:
+/// replies carry a few on every call (lengths, counts), and going through
+/// `str` checked each one's UTF-8 first (callgrind).
 fn parse_int(digits: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad number {:?}", String::from_utf8_lossy(digits)))
+    let bad = || format!("bad number {:?}", String::from_utf8_lossy(digits));
+    let (negative, body) = match digits {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, digits),
+    };
+    if body.is_empty() {
+        return Err(bad());
+    }
+    let mut n: i64 = 0;
+    for &d in body {
+        if !d.is_ascii_digit() {
+            return Err(bad());
+        }
+        let d = i64::from(d - b'0');
+        n = n
+            .checked_mul(10)
+            .and_then(|n| {
+                if negative {
+                    n.checked_sub(d)
+                } else {
+                    n.checked_add(d)
+                }
+            })
+            .ok_or_else(bad)?;
+    }
+    Ok(n)
 }
 
 /// Where a bulk string of `len` bytes starting at `start` ends, or an error
@@ -513,5 +539,37 @@ mod tests {
         assert!(value_len(huge.as_bytes(), 0).is_err());
         let deep = "*1\r\n".repeat(MAX_DEPTH + 2);
         assert!(value_len(deep.as_bytes(), 0).is_err());
+    }
+
+    #[test]
+    fn integers_read_as_str_parse_reads_them() {
+        for text in [
+            "0",
+            "7",
+            "-1",
+            "+12",
+            "1000",
+            "-0",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "",
+            "-",
+            "+",
+            "1a",
+            " 1",
+            "1 ",
+            "--1",
+            "0x10",
+            "١",
+        ] {
+            assert_eq!(
+                parse_int(text.as_bytes()).ok(),
+                text.parse::<i64>().ok(),
+                "{text:?}"
+            );
+        }
     }
 }
