@@ -125,6 +125,11 @@ struct Cli {
     /// no worker running.
     #[arg(long, hide = true, requires = "profile", conflicts_with = "sends")]
     bulk: bool,
+    /// With `--profile floor|typed`: a backlog of `--seq-calls` one-way
+    /// jobs, sent in bulk, drained by one worker process at `--in-flight`
+    /// jobs at once (what `--jobs`' drain rows measure).
+    #[arg(long, hide = true, requires = "profile", conflicts_with_all = ["sends", "bulk"])]
+    drain: bool,
     /// Instead of the comparison with the floor: how late delayed jobs
     /// start, 5,000 due at 1,000 per second on two worker processes
     /// (with `--quick`, 500 over 0.5 s).
@@ -483,6 +488,9 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     if let Some(kind) = cli.profile {
         if cli.bulk {
             return profile::profile_bulk(&server, kind, plan.seq_calls).await;
+        }
+        if cli.drain {
+            return profile::profile_drain(&server, kind, plan.seq_calls, cli.in_flight).await;
         }
         return profile::profile(&server, kind, plan.seq_calls, cli.in_flight, cli.sends).await;
     }

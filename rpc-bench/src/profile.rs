@@ -8,7 +8,10 @@
 //! also prints Redis's CPU time and the commands it ran per call (`INFO`),
 //! which a profiler of the client cannot see: an added round trip costs
 //! no client instructions but a whole wait. `--bulk` sends one-way jobs in
-//! bulk instead, with no worker (what `--jobs`' bulk row measures).
+//! bulk instead, with no worker (what `--jobs`' bulk row measures). `--drain` sends a backlog in
+//! bulk and has one worker process drain it (what `--jobs`' drain rows
+//! measure), then asks the worker to stop, so a profiler of the worker
+//! writes its figures.
 
 use super::*;
 use crate::measure::{FloorSender, TypedSender};
@@ -183,6 +186,95 @@ pub(super) async fn profile_bulk(
         &after,
         &redis,
     );
+    Ok(())
+}
+
+/// `--profile floor|typed --drain`: `jobs` one-way jobs sent in bulk, then
+/// drained by one worker process taking `concurrency` at once; prints the
+/// worker's and Redis's CPU per job over the drain, and asks the worker to
+/// stop (a profiler writes its figures at exit).
+pub(super) async fn profile_drain(
+    server: &RedisServer,
+    kind: Kind,
+    jobs: usize,
+    concurrency: usize,
+) -> Result<(), String> {
+    use crate::jobs_floor;
+
+    let url = server.url();
+    let jobs = jobs as u64;
+    let mut stats = floor::blocking_connection(&url)
+        .await
+        .map_err(|e| format!("stats connection: {e}"))?;
+    let (worker_kind, key) = match kind {
+        Kind::Floor => {
+            let mut floor = jobs_floor::FloorEnqueuer::connect(&url, 0).await?;
+            jobs_floor::create_group(&mut floor.0).await?;
+            floor.enqueue_bulk(0, jobs).await?;
+            (Kind::JobsFloor, jobs_floor::STREAM.to_owned())
+        }
+        Kind::Typed => {
+            let client = Client::builder(url.clone())
+                .connect()
+                .await
+                .map_err(|e| format!("client: {e}"))?;
+            let typed = BenchClient::new(client);
+            let batch: rpc_runtime::OneWayBatch = (0..jobs).map(|i| typed.note(i)).collect();
+            batch.await.map_err(|e| format!("bulk send: {e}"))?;
+            (Kind::Typed, typed::jobs_key())
+        }
+        _ => return Err("--profile --drain: floor or typed".to_owned()),
+    };
+    let mut worker = spawn_worker_with(&url, worker_kind, concurrency.max(1))?;
+    let procs = [worker.pid(), server.pid()];
+    say(&format!(
+        "profiling the drain of {jobs} {} jobs at {concurrency} at once: worker pid {}, redis pid {}",
+        kind.as_arg(),
+        procs[0],
+        procs[1]
+    ));
+    let cpu_before = procs.map(measure::cpu_split);
+    let redis_before = RedisStats::read(&mut stats).await?;
+    let started = Instant::now();
+    loop {
+        let done = match kind {
+            Kind::Floor => jobs_floor::drained(&mut stats, jobs).await?,
+            _ => {
+                let left: u64 = redis::cmd("XLEN")
+                    .arg(&key)
+                    .query_async(&mut stats)
+                    .await
+                    .map_err(|e| format!("XLEN: {e}"))?;
+                left == 0
+            }
+        };
+        if done {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(format!("{key}: not drained after 600 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    let after = procs.map(measure::cpu_split);
+    let redis = redis_before.per(&RedisStats::read(&mut stats).await?, jobs);
+    say(&format!(
+        "{jobs} jobs drained in {:.2} s: {:.0} jobs/s",
+        took.as_secs_f64(),
+        jobs as f64 / took.as_secs_f64()
+    ));
+    say_costs(
+        "job",
+        jobs,
+        &["worker", "Redis"],
+        &cpu_before,
+        &after,
+        &redis,
+    );
+    // Asked to stop, not killed: a profiler writes its figures at exit.
+    let _ = worker.sigterm();
+    let _ = worker.wait_timeout(Duration::from_secs(30));
     Ok(())
 }
 
