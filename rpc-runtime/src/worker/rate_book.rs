@@ -43,7 +43,11 @@ impl RateBook {
                     .filter_map(|job| Some((job.name.to_owned(), job.rate?)))
                     .collect(),
             };
-            book.services.insert((*name).to_owned(), limits);
+            // Only services with a limit: most have none, and a job of
+            // one then costs no look-up (`limits` runs on every job).
+            if limits.service.is_some() || !limits.jobs.is_empty() {
+                book.services.insert((*name).to_owned(), limits);
+            }
         }
         for (target, rate) in overrides {
             let (service, job) = match target.split_once('.') {
@@ -74,6 +78,9 @@ impl RateBook {
     /// The limits a start of `service.job` must pass: the job's own first
     /// (its turns are kept there), then the service's.
     pub(super) fn limits<'a>(&self, service: &str, job: &'a str) -> Vec<Limit<'a>> {
+        if self.services.is_empty() {
+            return Vec::new();
+        }
         let Some(limits) = self.services.get(service) else {
             return Vec::new();
         };
