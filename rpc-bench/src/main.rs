@@ -26,7 +26,8 @@
 //! it goes: the spread between rounds is part of the result.
 //!
 //! What the floor is exactly is written in [`floor`]; how calls are driven in
-//! [`measure`]; the typed service (as codegen would emit it) in [`typed`];
+//! [`measure`]; the fire-and-forget figure, in alternating rounds, in
+//! [`fire_and_forget`]; the typed service (as codegen would emit it) in [`typed`];
 //! the schedule-lateness mode, which has no floor, in [`lateness`]; the
 //! background-jobs mode in [`jobs`], against the stream floor of
 //! [`jobs_floor`]; the sharded-service mode (`--shards N [--cluster M]`:
@@ -45,6 +46,7 @@
 //! figure is thread hand-offs rather than work.
 
 mod compare;
+mod fire_and_forget;
 mod floor;
 mod groups;
 mod jobs;
@@ -409,31 +411,6 @@ fn typed_callers(client: &BenchClient, n: usize) -> Vec<TypedCaller> {
     (0..n).map(|_| TypedCaller(client.clone())).collect()
 }
 
-/// Waits until a queue (list or stream) is empty, so a backlog left by the
-/// fire-and-forget figure does not slow the next one.
-async fn drain(url: &str, key: &str, stream: bool) -> Result<(), String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let len: u64 = redis::cmd(if stream { "XLEN" } else { "LLEN" })
-            .arg(key)
-            .query_async(&mut con)
-            .await
-            .map_err(|e| e.to_string())?;
-        if len == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{key} still holds {len} messages after 2 minutes"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn say(what: &str) {
     eprintln!("rpc-bench: {what}");
 }
@@ -718,7 +695,7 @@ async fn bench(cli: &Cli) -> Result<(), String> {
             }
         }
         if workers == 1 {
-            fire_and_forget(&url, &plan, &typed, &mut report).await?;
+            fire_and_forget::run(&url, &plan, &typed, &mut report).await?;
             memory::memory(&server, &plan, &typed, typed_workers[0].pid(), &mut report).await?;
         }
     }
@@ -769,56 +746,4 @@ async fn sequential_round<F: Caller>(
         [me, typed_worker.pid(), server.pid()],
     ];
     measure::sequential_pair(floor, typed, warmup, calls, 250, procs, into).await
-}
-
-/// Rounds of the fire-and-forget figure, floor and runtime alternating.
-const FF_ROUNDS: u64 = 5;
-
-/// One sender's awaited one-way sends, floor (`LPUSH`) and runtime in
-/// [`FF_ROUNDS`] alternating rounds, each followed by its worker draining
-/// what was sent; the rates pooled over the rounds. Measured once each,
-/// back to back, the row moved from 0.26x to 1.78x between runs of one
-/// build: a few seconds of a loaded machine's swings landed on one side.
-async fn fire_and_forget(
-    url: &str,
-    plan: &Plan,
-    typed: &BenchClient,
-    report: &mut Report,
-) -> Result<(), String> {
-    say("fire-and-forget send rate");
-    let mut fc = FloorCaller::connect(url, 0)
-        .await
-        .map_err(|e| format!("floor connection: {e}"))?;
-    let per_round = (plan.ff_sends / FF_ROUNDS).max(1);
-    let (mut floor_time, mut typed_time) = (Duration::ZERO, Duration::ZERO);
-    for round in 0..FF_ROUNDS {
-        let first = (round * per_round) as i64;
-        let t = Instant::now();
-        for i in 0..per_round {
-            fc.note(first + i as i64).await?;
-        }
-        floor_time += t.elapsed();
-        drain(url, floor::NOTES, false).await?;
-        let t = Instant::now();
-        for i in 0..per_round {
-            typed
-                .note(round * per_round + i)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        typed_time += t.elapsed();
-        drain(url, &typed::jobs_key(), true).await?;
-    }
-    let sends = (per_round * FF_ROUNDS) as f64;
-    report.row(
-        format!(
-            "fire-and-forget sends, one sender, {} sends in {FF_ROUNDS} rounds",
-            per_round * FF_ROUNDS
-        ),
-        "sends/s",
-        sends / floor_time.as_secs_f64(),
-        sends / typed_time.as_secs_f64(),
-        Better::Higher,
-    );
-    Ok(())
 }

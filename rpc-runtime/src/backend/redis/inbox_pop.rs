@@ -103,15 +103,15 @@ mod tests {
     #[test]
     fn one_reply_is_a_blpop_and_more_a_blmpop() {
         let packed = |cmd: redis::Cmd| String::from_utf8(cmd.get_packed_command()).unwrap();
-        let one = packed(pop_cmd("P:inbox:{c}", 1, Duration::from_millis(2500)));
+        let one = packed(pop_cmd("my-inbox", 1, Duration::from_millis(2500)));
         assert_eq!(
             one,
-            "*3\r\n$5\r\nBLPOP\r\n$11\r\nP:inbox:{c}\r\n$5\r\n2.500\r\n"
+            "*3\r\n$5\r\nBLPOP\r\n$8\r\nmy-inbox\r\n$5\r\n2.500\r\n"
         );
-        let many = packed(pop_cmd("P:inbox:{c}", 256, Duration::from_millis(2500)));
+        let many = packed(pop_cmd("my-inbox", 256, Duration::from_millis(2500)));
         assert_eq!(
             many,
-            "*7\r\n$6\r\nBLMPOP\r\n$5\r\n2.500\r\n$1\r\n1\r\n$11\r\nP:inbox:{c}\r\n$4\r\nLEFT\r\n$5\r\nCOUNT\r\n$3\r\n256\r\n"
+            "*7\r\n$6\r\nBLMPOP\r\n$5\r\n2.500\r\n$1\r\n1\r\n$8\r\nmy-inbox\r\n$4\r\nLEFT\r\n$5\r\nCOUNT\r\n$3\r\n256\r\n"
         );
     }
 }
