@@ -62,35 +62,26 @@ pub(super) fn fresh_call_id(prefix: &str, shard: Option<u32>) -> JobId {
     if prefix.is_empty() && shard.is_none() {
         return JobId::from(&*random);
     }
-    // Room for a prefix of up to 64 bytes; a longer one takes a `String`.
-    let mut buf = [0u8; 128];
-    let mut out = std::io::Cursor::new(&mut buf[..]);
-    let written = (|| {
+    let write = |out: &mut dyn Write| {
         if !prefix.is_empty() {
             write!(out, "{prefix}-")?;
         }
         out.write_all(random.as_bytes())?;
-        if let Some(shard) = shard {
-            write!(out, "{}{shard}", rpc_protocol::shards::SEPARATOR)?;
+        match shard {
+            Some(shard) => write!(out, "{}{shard}", rpc_protocol::shards::SEPARATOR),
+            None => Ok(()),
         }
-        std::io::Result::Ok(out.position() as usize)
-    })();
-    match written {
-        Ok(len) => JobId::from(std::str::from_utf8(&buf[..len]).expect("the id is UTF-8")),
-        Err(_) => {
-            let mut id = String::with_capacity(prefix.len() + 48);
-            if !prefix.is_empty() {
-                id.push_str(prefix);
-                id.push('-');
-            }
-            id.push_str(random);
-            if let Some(shard) = shard {
-                id.push(rpc_protocol::shards::SEPARATOR);
-                id.push_str(&shard.to_string());
-            }
-            JobId::from(id)
-        }
+    };
+    // On the stack when it fits (a prefix of up to about 80 bytes).
+    let mut buf = [0u8; 128];
+    let mut stack = std::io::Cursor::new(&mut buf[..]);
+    if write(&mut stack).is_ok() {
+        let len = stack.position() as usize;
+        return JobId::from(std::str::from_utf8(&buf[..len]).expect("the id is UTF-8"));
     }
+    let mut long = Vec::with_capacity(prefix.len() + 48);
+    write(&mut long).expect("writing to a Vec does not fail");
+    JobId::from(String::from_utf8(long).expect("the id is UTF-8"))
 }
 
 impl Inbox {
