@@ -69,11 +69,7 @@ pub(super) async fn profile(
             Err("--profile scheduled|jobs-floor: that worker answers no calls".to_owned())
         }
         Kind::Typed => {
-            let client = Client::builder(url.clone())
-                .connect()
-                .await
-                .map_err(|e| format!("client: {e}"))?;
-            let typed = BenchClient::new(client);
+            let typed = typed_client(&url).await?;
             if sends {
                 let senders = (0..in_flight).map(|_| TypedSender(typed.clone()));
                 profile_calls(&url, senders.collect(), calls, procs).await
@@ -152,11 +148,7 @@ pub(super) async fn profile_bulk(
             before
         }
         Kind::Typed => {
-            let client = Client::builder(url.clone())
-                .connect()
-                .await
-                .map_err(|e| format!("client: {e}"))?;
-            let typed = BenchClient::new(client);
+            let typed = typed_client(&url).await?;
             let send = |n: u64| {
                 let batch: rpc_runtime::OneWayBatch = (0..n).map(|i| typed.note(i)).collect();
                 async move {
@@ -214,11 +206,7 @@ pub(super) async fn profile_drain(
             (Kind::JobsFloor, jobs_floor::STREAM.to_owned())
         }
         Kind::Typed => {
-            let client = Client::builder(url.clone())
-                .connect()
-                .await
-                .map_err(|e| format!("client: {e}"))?;
-            let typed = BenchClient::new(client);
+            let typed = typed_client(&url).await?;
             let batch: rpc_runtime::OneWayBatch = (0..jobs).map(|i| typed.note(i)).collect();
             batch.await.map_err(|e| format!("bulk send: {e}"))?;
             (Kind::Typed, typed::jobs_key())
@@ -303,4 +291,13 @@ fn say_costs(
         redis.total_commands(),
         redis.describe()
     ));
+}
+
+/// The typed bench client, connected to `url`.
+async fn typed_client(url: &str) -> Result<BenchClient, String> {
+    let client = Client::builder(url)
+        .connect()
+        .await
+        .map_err(|e| format!("client: {e}"))?;
+    Ok(BenchClient::new(client))
 }
