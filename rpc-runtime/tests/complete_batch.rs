@@ -1,6 +1,7 @@
 //! The worker's common completions (replies and acks) ride on its next read
 //! batched per queue: a few acks alone as one `XACK` + `XDEL`, more acks
-//! alone as one `XACK` + `trim_acked.lua`, a lone reply as
+//! alone as one `XACK` + `trim_acked.lua` (owed until a few hundred ids or
+//! the next read that waits for jobs), a lone reply as
 //! `reply_and_ack.lua`, anything larger as one `complete_batch.lua` call;
 //! both scripts trim the acked entries from the stream
 //! (rpc-bench/RESULTS.md). Driven through the backend's `Reader` against a
@@ -252,12 +253,19 @@ async fn a_large_batch_trims_exactly_the_acked_entries() {
         .complete_and_take(&done, &queues, "c1", 1, Duration::from_millis(10))
         .await;
     assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_pending(&server, QUEUE, '0');
+    // Fifteen acks alone: acked, their trim owed until the reader's next
+    // read that waits for jobs.
+    assert_eq!(entry_ids(&server, QUEUE).len(), 15);
+    reader
+        .take_jobs(&queues, "c1", 1, Duration::from_millis(10))
+        .await
+        .unwrap();
     assert!(
         entry_ids(&server, QUEUE).is_empty(),
         "{:?}",
         entry_ids(&server, QUEUE)
     );
-    assert_pending(&server, QUEUE, '0');
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +337,8 @@ async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
     assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
     assert_pending(&server, QUEUE, '0');
     assert_eq!(entry_ids(&server, QUEUE), all, "acked, not yet removed");
-    // The next batch trims them with its own.
+    // The next batch's trim (owed, sent with the next read that waits for
+    // jobs) removes them with its own.
     let second = take(&mut *reader, 40).await;
     let done: Vec<(Delivery, Completion)> = acks(&second);
     let out = reader
@@ -342,6 +351,10 @@ async fn a_job_completed_twice_in_a_batch_is_removed_by_a_later_trim() {
         )
         .await;
     assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    reader
+        .take_jobs(&[OTHER.to_owned()], "c1", 1, Duration::from_millis(10))
+        .await
+        .unwrap();
     assert!(
         entry_ids(&server, QUEUE).is_empty(),
         "{:?}",
@@ -523,10 +536,11 @@ async fn the_batches_of_several_queues_are_one_script_call() {
     );
 }
 
-/// Acks alone (one-way jobs) of a batch: `XACK` and `trim_acked.lua`. A
-/// lease older than some of them is held by another worker: the trim stops
-/// at it, and the acked entries past it are deleted with the reader's next
-/// read; a job acked twice is no matter; a waiting job is never touched.
+/// Acks alone (one-way jobs) of a batch: `XACK`, and `trim_acked.lua` owed
+/// until the reader's next read that waits for jobs. A lease older than
+/// some of them is held by another worker: the trim stops at it, and the
+/// acked entries past it are deleted in the same step; a job acked twice is
+/// no matter; a waiting job is never touched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_alone_are_trimmed_and_what_a_held_lease_keeps_goes_with_the_next_read() {
     rpc_testkit::require_redis_server();
@@ -556,18 +570,22 @@ async fn acks_alone_are_trimmed_and_what_a_held_lease_keeps_goes_with_the_next_r
         )
         .await;
     assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
-    // Trimmed up to the held lease: 20..30 are acked but still there.
-    assert_eq!(entry_ids(&server, QUEUE), all[10..].to_vec());
+    // Acked; the trim is owed (fewer than `TRIM_AT` ids).
+    assert_eq!(entry_ids(&server, QUEUE), all);
     assert_pending(&server, QUEUE, '1');
     let stats = server.cli(["INFO", "commandstats"]);
-    assert!(stats.contains("cmdstat_xtrim:calls=1,"), "{stats}");
-    assert!(!stats.contains("cmdstat_xdel"), "no XDEL yet: {stats}");
-    // The next read deletes them; the held and the waiting stay.
+    assert!(!stats.contains("cmdstat_xtrim"), "no trim yet: {stats}");
+    // The next read, which waits for jobs, trims first, up to the held
+    // lease, and deletes what the trim left; the held and the waiting
+    // stay.
     let none = reader
         .take_jobs(&[OTHER.to_owned()], "c1", 1, Duration::from_millis(10))
         .await
         .unwrap();
     assert!(none.is_empty());
+    let stats = server.cli(["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_xtrim:calls=1,"), "{stats}");
+    assert!(stats.contains("cmdstat_xdel:calls="), "{stats}");
     let mut left = all[10..20].to_vec();
     left.extend_from_slice(&all[30..]);
     assert_eq!(entry_ids(&server, QUEUE), left);

@@ -390,12 +390,13 @@ async fn take_n(
     out
 }
 
-/// A worker took fourteen one-way jobs, Redis restarted without
-/// persistence, its clock behind: the new stream's entries have ids older
-/// than the stale ones (written here as explicit ids). The worker's late
-/// batch of fourteen acks (`XACK` + `trim_acked.lua`, then `XDEL` with its
-/// next read) removes none of the new jobs, leased or waiting, whether a
-/// lease is held or not.
+/// A worker took 260 one-way jobs, Redis restarted without persistence,
+/// its clock behind: the new stream's entries have ids older than the
+/// stale ones (written here as explicit ids). The worker's late batch of
+/// 260 acks (`XACK` + `trim_acked.lua` given the newest stale id, in the
+/// same pipeline as the batch comes to more than the 256 ids a reader may
+/// owe a trim, then `XDEL` of what it left with the next read) removes none
+/// of the new jobs, leased or waiting, whether a lease is held or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_batch_after_a_restart_with_the_clock_behind_removes_no_new_job() {
     use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
@@ -410,14 +411,14 @@ async fn a_late_batch_after_a_restart_with_the_clock_behind_removes_no_new_job()
         .prepare_queues(&[queue.to_owned(), idle[0].clone()])
         .await
         .unwrap();
-    for i in 0..14 {
+    for i in 0..260 {
         backend
             .push_job(queue, format!("old {i}").as_bytes())
             .await
             .unwrap();
     }
     let mut reader = backend.open_reader().await.unwrap();
-    let stale = take_n(&mut *reader, queue, "c1", 14).await;
+    let stale = take_n(&mut *reader, queue, "c1", 260).await;
     server.restart().unwrap();
     // The new stream: thirty entries older than every stale id.
     server.cli(["XGROUP", "CREATE", JOBS, "workers", "0", "MKSTREAM"]);

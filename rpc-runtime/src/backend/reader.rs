@@ -61,8 +61,9 @@ pub trait Reader: Send {
 
     /// Sends what this reader still owes the broker before it is dropped
     /// (a stopping worker, a reader given up after an error): on Redis,
-    /// the `XDEL` of acked entries a batch's trim left, which else go with
-    /// the next read. Errors are logged, not returned.
+    /// the trims it owes larger ack-only batches and the `XDEL` of acked
+    /// entries a batch or a trim left, which else go with the next read
+    /// that waits for jobs. Errors are logged, not returned.
     async fn settle(&mut self) {}
 
     /// Waits up to `wait` for calls on `queue`'s intake and moves what is

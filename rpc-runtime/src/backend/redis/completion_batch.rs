@@ -33,11 +33,6 @@ fn reply_and_ack_script() -> &'static Script {
     compiled(&rpc_protocol::scripts::REPLY_AND_ACK)
 }
 
-/// The script that trims what a plain `XACK` of a batch acked.
-fn trim_acked_script() -> &'static Script {
-    compiled(&rpc_protocol::scripts::TRIM_ACKED)
-}
-
 /// Whether a completion goes in a batch: its ack alone (a one-way job, or
 /// an answer nobody waits for or keeps), or a reply to a caller's inbox
 /// then the ack. Anything else (a kept result, a retry, a dead letter) is
@@ -78,7 +73,8 @@ pub(super) struct CompleteBatch<'a> {
 enum Form {
     /// `XACK`, and `XDEL` with the next read: a few acks alone.
     Plain,
-    /// `XACK` + `trim_acked.lua`: more acks alone.
+    /// `XACK`, and the reader owes `trim_acked.lua` (`reader/owed_trims.rs`):
+    /// more acks alone.
     AckTrim,
     /// `reply_and_ack.lua`: one reply and its ack (a lone call's).
     One,
@@ -190,25 +186,13 @@ impl<'a> CompleteBatch<'a> {
     /// handles `NOSCRIPT`); [`CompleteBatch::outcome`] reads their answers.
     pub(super) fn commands(&self) -> Vec<redis::Cmd> {
         match self.form() {
-            Form::Plain => {
-                // The `XDEL` waits for `XACK`'s count (`left_on_stream`).
+            // The `XDEL` waits for `XACK`'s count (`left_on_stream`); the
+            // trim of more acks is owed (`reader/owed_trims.rs`).
+            Form::Plain | Form::AckTrim => {
                 let tokens: Vec<&str> = self.tokens().collect();
                 let mut ack = redis::cmd("XACK");
                 ack.arg(&self.jobs).arg(GROUP).arg(&tokens);
                 vec![ack]
-            }
-            Form::AckTrim => {
-                let tokens: Vec<&str> = self.tokens().collect();
-                let newest = self.acks.last().map_or("", |&(_, t)| t);
-                let mut ack = redis::cmd("XACK");
-                ack.arg(&self.jobs).arg(GROUP).arg(&tokens);
-                let mut trim = redis::cmd("EVALSHA");
-                trim.arg(trim_acked_script().get_hash())
-                    .arg(1)
-                    .arg(&self.jobs)
-                    .arg(GROUP)
-                    .arg(newest);
-                vec![ack, trim]
             }
             Form::One => {
                 let inbox = &self.inboxes[0];
@@ -291,13 +275,7 @@ impl<'a> CompleteBatch<'a> {
     pub(super) fn outcome(&self, answers: &[Value]) -> Vec<(usize, CompleteError)> {
         let every = |e: CompleteError| self.indices().map(|i| (i, e.clone())).collect();
         match (self.form(), answers) {
-            (Form::Plain, [ack]) => match plain_outcome(ack, &Value::Okay) {
-                Ok(()) => Vec::new(),
-                Err(e) => every(e),
-            },
-            // The trim's answer never fails a job: they are acked (its
-            // leftovers are `CompleteBatch::left_on_stream`'s).
-            (Form::AckTrim, [ack, _]) => match plain_outcome(ack, &Value::Okay) {
+            (Form::Plain | Form::AckTrim, [ack]) => match plain_outcome(ack, &Value::Okay) {
                 Ok(()) => Vec::new(),
                 Err(e) => every(e),
             },
@@ -312,21 +290,47 @@ impl<'a> CompleteBatch<'a> {
         }
     }
 
-    /// The acked ids of this batch that the answers to
-    /// [`CompleteBatch::commands`] say are still on the stream, for the
-    /// worker to delete (`XDEL`) with its next read: those at or past the
-    /// bound `trim_acked.lua` answered (a lease older than them is held),
-    /// or all of them when the trim failed (`NOSCRIPT` after a restart, a
-    /// refusal). None for the other forms, or when the ack itself failed.
+    /// The acked ids of this batch that the answer to its plain `XACK`
+    /// says are left on the stream for the worker to delete (`XDEL`) with
+    /// its next read: a few acks alone, once `XACK` counted every one.
+    /// None for the other forms (the ids of more acks alone are owed a
+    /// trim: [`CompleteBatch::owed`]).
     pub(super) fn left_on_stream(&self, answers: &[Value]) -> Vec<&'a str> {
-        let (ack, trim) = match (self.form(), answers) {
-            (Form::AckTrim, [ack, trim]) => (ack, Some(trim)),
-            (Form::Plain, [ack]) => (ack, None),
-            _ => return Vec::new(),
-        };
-        if matches!(ack, Value::ServerError(_)) {
-            return Vec::new();
+        match (self.form(), answers) {
+            (Form::Plain, [ack]) => self.counted_in_full(ack),
+            _ => Vec::new(),
         }
+    }
+
+    /// The acked ids of more acks alone that the answer to their `XACK`
+    /// says the reader owes a trim (`reader/owed_trims.rs`): all of them,
+    /// once `XACK` counted every one. None for the other forms.
+    pub(super) fn owed(&self, answers: &[Value]) -> Vec<&'a str> {
+        match (self.form(), answers) {
+            (Form::AckTrim, [ack]) => self.counted_in_full(ack),
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many acked ids this batch may owe a trim, and the newest of
+    /// them: more acks alone, before their `XACK` is answered.
+    pub(super) fn may_owe(&self) -> Option<(usize, &'a str)> {
+        match self.form() {
+            Form::AckTrim => {
+                let newest = self
+                    .acks
+                    .iter()
+                    .map(|&(_, t)| t)
+                    .max_by_key(|t| entry_id(t))?;
+                Some((self.acks.len(), newest))
+            }
+            _ => None,
+        }
+    }
+
+    /// The batch's ack-only ids when `ack` (the answer to their `XACK`)
+    /// counted every distinct one; none otherwise.
+    fn counted_in_full(&self, ack: &Value) -> Vec<&'a str> {
         // Only ids that all named leases are deleted (`complete_batch.lua`'s
         // rule): an id `XACK` did not count may name a waiting job (a Redis
         // restarted with its clock behind gave a new job the id), so a
@@ -336,23 +340,7 @@ impl<'a> CompleteBatch<'a> {
         if !matches!(ack, Value::Int(n) if usize::try_from(*n).ok() == Some(distinct.len())) {
             return Vec::new();
         }
-        let tokens = self.acks.iter().map(|&(_, t)| t);
-        let Some(trim) = trim else {
-            // A few acks alone: every id, now that each named a lease.
-            return tokens.collect();
-        };
-        match trim {
-            Value::BulkString(b) if b.is_empty() => Vec::new(),
-            Value::BulkString(b) => match std::str::from_utf8(b).ok().and_then(entry_id) {
-                Some(bound) => tokens.filter(|t| entry_id(t) >= Some(bound)).collect(),
-                None => tokens.collect(),
-            },
-            Value::ServerError(e) => {
-                tracing::debug!(error = ?e, "trimming acked entries failed: they are deleted with the next read");
-                tokens.collect()
-            }
-            _ => tokens.collect(),
-        }
+        self.acks.iter().map(|&(_, t)| t).collect()
     }
 
     /// What the answer to [`CompleteBatch::script_call`] of `batches`
@@ -404,7 +392,7 @@ impl<'a> CompleteBatch<'a> {
 
 /// A stream entry id as the numbers it orders by (`None`, first, for what
 /// Redis would not have made).
-fn entry_id(token: &str) -> Option<(u64, u64)> {
+pub(super) fn entry_id(token: &str) -> Option<(u64, u64)> {
     let (ms, seq) = token.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }

@@ -31,6 +31,9 @@ use crate::backend::{
 use crate::error::Error;
 
 mod intake_move;
+mod owed_trims;
+
+use owed_trims::OwedTrims;
 
 /// Why a blocking read failed.
 pub(super) enum ReadFailure {
@@ -84,6 +87,9 @@ pub(super) struct RedisReader {
     /// deleted (`XDEL`) with the next read
     /// (`CompleteBatch::left_on_stream`).
     left: Vec<(String, Vec<String>)>,
+    /// Acked entries of larger ack-only batches, trimmed a few hundred at
+    /// a time (`reader/owed_trims.rs`).
+    owed: OwedTrims,
 }
 
 impl RedisReader {
@@ -106,6 +112,7 @@ impl RedisReader {
             cluster_taker: None,
             doorbell,
             left: Vec::new(),
+            owed: OwedTrims::default(),
         }
     }
 
@@ -122,11 +129,27 @@ impl RedisReader {
             .collect()
     }
 
-    /// Deletes the acked entries earlier batches left, on the shared
-    /// connection; `left` is cleared only once Redis answered (a read
-    /// cancelled meanwhile, a stopping worker, keeps them to send again:
-    /// `XDEL` of an id gone is nothing).
+    /// Trims what the reader owes (`reader/owed_trims.rs`), then deletes
+    /// the acked entries earlier batches and those trims left, on the
+    /// shared connection; what is owed or left is forgotten only once Redis
+    /// answered (a read cancelled meanwhile, a stopping worker, keeps it to
+    /// send again: trimming or deleting what is gone is nothing).
     async fn delete_left(&mut self) {
+        if !self.owed.is_empty() {
+            let (trims, sent) = self.owed.commands(&[]);
+            let mut pipe = redis::pipe();
+            for trim in trims {
+                pipe.add_command(trim);
+            }
+            pipe.ignore_errors();
+            match self.commands.query_pipeline(&pipe).await {
+                Ok(answers) => {
+                    let left = self.owed.settle(&sent, &answers);
+                    self.left.extend(left);
+                }
+                Err(e) => tracing::debug!(error = %e, "trimming acked entries failed"),
+            }
+        }
         if self.left.is_empty() {
             return;
         }
@@ -490,6 +513,29 @@ impl Reader for RedisReader {
         if !together.is_empty() {
             pipe.add_command(CompleteBatch::script_call(&together));
         }
+        // The trims owed, with this pipeline's larger ack-only batches,
+        // once they come to enough (`reader/owed_trims.rs`); else they stay
+        // owed, and the read does not block, so that an emptied stream
+        // answers at once and the next read, which blocks, trims first.
+        let may_owe: Vec<(&str, &str)> = batched
+            .iter()
+            .filter_map(|(batch, _)| Some((batch.jobs(), batch.may_owe()?.1)))
+            .collect();
+        let owing: usize = batched
+            .iter()
+            .filter_map(|(batch, _)| batch.may_owe().map(|(n, _)| n))
+            .sum();
+        let trims = if self.owed.due_with(owing) {
+            let (trims, sent) = self.owed.commands(&may_owe);
+            for trim in trims {
+                pipe.add_command(trim);
+            }
+            Some(sent)
+        } else {
+            None
+        };
+        let trimmed = trims.as_ref().map_or(0, |sent| sent.len());
+        let block = (trims.is_some() || (self.owed.is_empty() && owing == 0)).then_some(wait);
         let calls = scripted.len()
             + batched.iter().map(|(_, sent)| sent).sum::<usize>()
             + usize::from(!together.is_empty());
@@ -498,7 +544,7 @@ impl Reader for RedisReader {
             done.len(),
             "every completion acks"
         );
-        pipe.add_command(Self::read_group_cmd(&keys, consumer, max, Some(wait)));
+        pipe.add_command(Self::read_group_cmd(&keys, consumer, max, block));
         pipe.ignore_errors();
         let replies = match self.run_pipeline(&pipe, wait).await {
             Ok(mut replies) => {
@@ -536,14 +582,21 @@ impl Reader for RedisReader {
                     ids.into_iter().map(str::to_owned).collect(),
                 ));
             }
+            self.owed.owe(batch.jobs(), &batch.owed(answers));
             at += sent;
         }
         self.left = left;
         if let Some(reply) = batch_replies.get(at).filter(|_| !together.is_empty()) {
             not_completed.extend(CompleteBatch::script_outcome(&together, reply));
         }
+        let trim_replies = &replies[calls..calls + trimmed];
+        if let Some(sent) = &trims {
+            let left = self.owed.settle(sent, trim_replies);
+            self.left.extend(left);
+        }
         if batch_replies
             .iter()
+            .chain(trim_replies)
             .any(|r| matches!(r, Value::ServerError(e) if e.code() == "NOSCRIPT"))
         {
             // Redis lost its scripts (a restart): the jobs are completed
@@ -563,7 +616,7 @@ impl Reader for RedisReader {
             }
         }
         not_completed.sort_by_key(|(i, _)| *i);
-        let start = calls;
+        let start = calls + trimmed;
         let taken = match &replies[start] {
             Value::ServerError(e) if e.code() == "NOGROUP" => self
                 .recreate_groups(&keys)
