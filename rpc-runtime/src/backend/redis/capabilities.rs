@@ -67,11 +67,11 @@ impl Queue for RedisBackend {
 
     async fn push_job(&self, queue: &str, payload: &[u8]) -> Result<(), Error> {
         let push = self.enqueue.push_cmd(&self.keys, queue, payload);
-        match self.doorbell.push_and_ring(queue, push).await {
+        match self.push_one(queue, push, payload.len()).await {
             Ok(_) => Ok(()),
             Err(e) if self.enqueue.turn_to_intake_after(&e) => {
                 let push = self.enqueue.push_cmd(&self.keys, queue, payload);
-                self.doorbell.push_and_ring(queue, push).await?;
+                self.push_one(queue, push, payload.len()).await?;
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -439,5 +439,22 @@ impl Inspection for RedisBackend {
         max_visited: usize,
     ) -> Result<BTreeMap<String, BusyGroupKeys>, Error> {
         self.view.every_group_key(max_visited).await
+    }
+}
+
+impl RedisBackend {
+    /// Sends `push`, which adds one job (of `bytes` bytes) to `queue`:
+    /// gathered with the pushes sent at the same time on a single Redis,
+    /// on its own (and the doorbell rung) on a Cluster.
+    async fn push_one(
+        &self,
+        queue: &str,
+        push: redis::Cmd,
+        bytes: usize,
+    ) -> redis::RedisResult<Value> {
+        match &self.coalescer {
+            Some(coalescer) => coalescer.push(push, bytes).await,
+            None => self.doorbell.push_and_ring(queue, push).await,
+        }
     }
 }

@@ -10,6 +10,7 @@ use redis::{ConnectionInfo, IntoConnectionInfo, RedisError};
 use rpc_protocol::Keys;
 
 use super::cluster_commands::ClusterCommands;
+use super::coalesce::Coalescer;
 use super::commands::{create_group, Commands};
 use super::doorbell::Doorbell;
 use super::inspect::view::RedisView;
@@ -51,6 +52,9 @@ pub struct RedisBackend {
     pub(super) view: RedisView,
     /// Rings queues' doorbells on a Cluster (`doorbell.rs`).
     pub(super) doorbell: Doorbell,
+    /// On a single Redis, single pushes sent at the same time gathered
+    /// into pipelines (`coalesce.rs`).
+    pub(super) coalescer: Option<Coalescer>,
 }
 
 impl RedisBackend {
@@ -122,6 +126,10 @@ impl RedisBackend {
             source,
             view: RedisView::new(commands.clone(), keys.clone(), redact(url)),
             doorbell: Doorbell::new(commands.clone(), keys.clone()),
+            coalescer: match &commands {
+                Commands::Single(con) => Some(Coalescer::new(con.clone())),
+                Commands::Cluster(_) => None,
+            },
             commands,
             keys,
             url_for_logs: redact(url),

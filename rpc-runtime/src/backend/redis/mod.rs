@@ -66,6 +66,7 @@ mod cluster_commands;
 mod cluster_completion;
 mod cluster_reader;
 mod cluster_slots;
+mod coalesce;
 mod commands;
 mod completion;
 mod completion_batch;
