@@ -144,9 +144,12 @@ impl<'a> CompleteBatch<'a> {
         // script asks.
         for batch in &mut out {
             for inbox in &mut batch.inboxes {
-                inbox.replies.sort_by_key(|&(_, _, token)| entry_id(token));
+                // Each id read once (`sort_by_key` reads it per comparison).
+                inbox
+                    .replies
+                    .sort_by_cached_key(|&(_, _, token)| entry_id(token));
             }
-            batch.acks.sort_by_key(|&(_, token)| entry_id(token));
+            batch.acks.sort_by_cached_key(|&(_, token)| entry_id(token));
         }
         out
     }
@@ -316,14 +319,8 @@ impl<'a> CompleteBatch<'a> {
     /// them: more acks alone, before their `XACK` is answered.
     pub(super) fn may_owe(&self) -> Option<(usize, &'a str)> {
         match self.form() {
-            Form::AckTrim => {
-                let newest = self
-                    .acks
-                    .iter()
-                    .map(|&(_, t)| t)
-                    .max_by_key(|t| entry_id(t))?;
-                Some((self.acks.len(), newest))
-            }
+            // Oldest first (`gather`): the newest is the last.
+            Form::AckTrim => Some((self.acks.len(), self.acks.last()?.1)),
             _ => None,
         }
     }
@@ -336,8 +333,12 @@ impl<'a> CompleteBatch<'a> {
         // restarted with its clock behind gave a new job the id), so a
         // batch `XACK` did not count in full is left to a later trim or the
         // workers' sweep.
-        let distinct: std::collections::HashSet<&str> = self.acks.iter().map(|&(_, t)| t).collect();
-        if !matches!(ack, Value::Int(n) if usize::try_from(*n).ok() == Some(distinct.len())) {
+        // Oldest first (`gather`): an id given twice is side by side. (Ids
+        // equal as numbers but not as text, or that are no ids, may be
+        // counted more than once: never fewer, so a batch is never taken
+        // for counted in full when it was not.)
+        let distinct = self.acks.len() - self.acks.windows(2).filter(|w| w[0].1 == w[1].1).count();
+        if !matches!(ack, Value::Int(n) if usize::try_from(*n).ok() == Some(distinct)) {
             return Vec::new();
         }
         self.acks.iter().map(|&(_, t)| t).collect()

@@ -43,15 +43,14 @@ struct Owed {
     jobs: String,
     /// Acked ids, each counted by the `XACK` that acked it.
     ids: Vec<String>,
+    /// The newest of them (by the numbers ids order by), and where it is.
+    newest: ((u64, u64), usize),
 }
 
 impl Owed {
-    /// The newest id owed (by the numbers it orders by).
-    fn newest(&self) -> Option<&str> {
-        self.ids
-            .iter()
-            .max_by_key(|id| entry_id(id))
-            .map(String::as_str)
+    /// The newest id owed.
+    fn newest(&self) -> &str {
+        &self.ids[self.newest.1]
     }
 }
 
@@ -89,30 +88,32 @@ impl OwedTrims {
     /// Records ids an `XACK` counted in full on `jobs` (only those that
     /// read as entry ids: no trim could remove anything else).
     pub(super) fn owe(&mut self, jobs: &str, ids: &[&str]) {
-        let before = ids.len();
-        let ids: Vec<&str> = ids
-            .iter()
-            .copied()
-            .filter(|id| entry_id(id).is_some())
-            .collect();
-        if ids.len() < before {
-            tracing::debug!(jobs, "acked ids that are no entry ids are not trimmed");
-        }
-        if ids.is_empty() {
-            return;
-        }
-        let owed = match self.streams.iter().position(|o| o.jobs == jobs) {
-            Some(at) => &mut self.streams[at],
+        let at = match self.streams.iter().position(|o| o.jobs == jobs) {
+            Some(at) => at,
             None => {
                 self.streams.push(Owed {
                     jobs: jobs.to_owned(),
                     ids: Vec::with_capacity(ids.len()),
+                    newest: ((0, 0), 0),
                 });
-                self.streams.last_mut().expect("just pushed")
+                self.streams.len() - 1
             }
         };
-        owed.ids.extend(ids.iter().map(|&id| id.to_owned()));
-        self.count += ids.len();
+        let owed = &mut self.streams[at];
+        for &id in ids {
+            let Some(key) = entry_id(id) else {
+                tracing::debug!(jobs, id, "an acked id that is no entry id is not trimmed");
+                continue;
+            };
+            if owed.ids.is_empty() || key > owed.newest.0 {
+                owed.newest = (key, owed.ids.len());
+            }
+            owed.ids.push(id.to_owned());
+            self.count += 1;
+        }
+        if self.streams[at].ids.is_empty() {
+            self.streams.swap_remove(at);
+        }
     }
 
     /// One `trim_acked.lua` call per stream owed or in `also` (streams a
@@ -122,7 +123,7 @@ impl OwedTrims {
         let mut newest: Vec<(&str, &str)> = self
             .streams
             .iter()
-            .filter_map(|o| Some((o.jobs.as_str(), o.newest()?)))
+            .map(|o| (o.jobs.as_str(), o.newest()))
             .collect();
         for &(jobs, id) in also {
             match newest.iter_mut().find(|(j, _)| *j == jobs) {
