@@ -17,9 +17,10 @@
 //! or about [`MOST_BYTES`], each push answered on its own (a refusal, such
 //! as `NOPERM` for a client that must use the intake, is that push's
 //! alone). A lone push goes as the single command it always was. The
-//! flush is a task of its own, so a caller that gives up (its deadline)
-//! never takes another's answer with it; what it sent is sent all the
-//! same, as a single command already was.
+//! flush is a task of its own, on the runtime the connection was made on,
+//! so a caller that gives up (its deadline), or a caller on a runtime of
+//! its own that stops or sits idle, never takes another's push with it;
+//! what it sent is sent all the same, as a single command already was.
 //!
 //! A single Redis only: on a Cluster a pipeline does not follow `MOVED`
 //! (`doorbell.rs`), so each push stays a command of its own there.
@@ -50,6 +51,25 @@ pub(crate) struct Coalescer {
     waiting: Arc<Mutex<Vec<Waiting>>>,
     /// Pushes sent and not yet answered.
     in_flight: Arc<AtomicUsize>,
+    /// The runtime the connection was made on, which flushes: a push made
+    /// from another runtime (a short-lived one, or one left idle) must not
+    /// take the flush of everyone's pushes with it.
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// A flush not yet begun: if its task is dropped first (its runtime shut
+/// down), what waits is dropped with it, so its pushes fail at once and the
+/// next push starts a new list instead of joining one nobody will send.
+struct Unflushed(Option<Coalescer>);
+
+impl Drop for Unflushed {
+    fn drop(&mut self) {
+        if let Some(coalescer) = self.0.take() {
+            let lost =
+                std::mem::take(&mut *coalescer.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+            drop(lost);
+        }
+    }
 }
 
 /// Counts a push in flight until it is answered or given up.
@@ -67,6 +87,7 @@ impl Coalescer {
             con,
             waiting: Arc::default(),
             in_flight: Arc::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -90,12 +111,18 @@ impl Coalescer {
             waiting.len() == 1
         };
         if first {
-            let this = self.clone();
-            tokio::spawn(async move {
+            let mut unflushed = Unflushed(Some(self.clone()));
+            let flush = async move {
                 // The tasks woken with this one add their pushes first.
                 tokio::task::yield_now().await;
-                this.flush().await;
-            });
+                if let Some(this) = unflushed.0.take() {
+                    this.flush().await;
+                }
+            };
+            match &self.runtime {
+                Some(runtime) => drop(runtime.spawn(flush)),
+                None => drop(tokio::spawn(flush)),
+            }
         }
         rx.await.unwrap_or_else(|_| {
             Err(RedisError::from(std::io::Error::other(
