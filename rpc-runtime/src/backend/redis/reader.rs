@@ -129,6 +129,95 @@ impl RedisReader {
             .collect()
     }
 
+    /// Drops the reading connection, so the next read opens a new one, and
+    /// with it what the reader owed its stream: trims and acked ids to
+    /// delete were counted on that connection, and a connection lost may be
+    /// a Redis restarted without persistence, whose new jobs can carry the
+    /// very ids this reader acked (a clock behind). Deleting them there
+    /// would delete waiting jobs; the entries they name, if still acked,
+    /// go with a later trim or a worker's sweep.
+    fn drop_connection(&mut self) {
+        self.con = None;
+        self.owed = OwedTrims::default();
+        self.left.clear();
+    }
+
+    /// Sends, on the reading connection, the trims the reader owes and the
+    /// `XDEL`s of what earlier batches left, then of what those trims left,
+    /// before a read that may wait for jobs (so a restart between them
+    /// breaks the connection first, and nothing is sent to the new Redis:
+    /// `drop_connection`).
+    async fn housekeep(&mut self) {
+        if self.owed.is_empty() && self.left.is_empty() {
+            return;
+        }
+        let (trims, sent) = if self.owed.is_empty() {
+            (Vec::new(), None)
+        } else {
+            let (trims, sent) = self.owed.commands(&[]);
+            (trims, Some(sent))
+        };
+        let mut pipe = redis::pipe();
+        for cmd in trims.into_iter().chain(self.left_deletions()) {
+            pipe.add_command(cmd);
+        }
+        pipe.ignore_errors();
+        match self.run_pipeline(&pipe, Duration::ZERO).await {
+            Ok(answers) => {
+                self.left.clear();
+                if let Some(sent) = sent {
+                    let trim_answers = &answers[..sent.len()];
+                    let left = self.owed.settle(&sent, trim_answers);
+                    self.left = left;
+                    self.reload_lost_scripts(trim_answers).await;
+                }
+            }
+            // The connection is dropped, and what was owed with it.
+            Err(e) => {
+                tracing::debug!(error = %Error::from(e), "trimming acked entries failed");
+                return;
+            }
+        }
+        // What the trims left, deleted now: the read may wait long.
+        if self.left.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for del in self.left_deletions() {
+            pipe.add_command(del);
+        }
+        pipe.ignore_errors();
+        if let Err(e) = self.run_pipeline(&pipe, Duration::ZERO).await {
+            tracing::debug!(error = %Error::from(e), "deleting acked entries failed");
+            return;
+        }
+        self.left.clear();
+    }
+
+    /// Loads the batch scripts again when an answer says Redis lost them
+    /// (`NOSCRIPT`: a restart, `SCRIPT FLUSH`), so the next batches and
+    /// trims find them.
+    async fn reload_lost_scripts(&self, answers: &[Value]) {
+        if !answers
+            .iter()
+            .any(|r| matches!(r, Value::ServerError(e) if e.code() == "NOSCRIPT"))
+        {
+            return;
+        }
+        for script in [
+            rpc_protocol::scripts::COMPLETE_BATCH,
+            rpc_protocol::scripts::TRIM_ACKED,
+        ] {
+            let load = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script.source)
+                .to_owned();
+            if let Err(e) = self.commands.query::<Value>(&load).await {
+                tracing::warn!(error = %e, script = script.name, "could not load a batch completion script");
+            }
+        }
+    }
+
     /// Trims what the reader owes (`reader/owed_trims.rs`), then deletes
     /// the acked entries earlier batches and those trims left, on the
     /// shared connection; what is owed or left is forgotten only once Redis
@@ -276,7 +365,7 @@ impl RedisReader {
         let replies = self.settle(answer)?;
         if replies.len() != pipe.len() {
             // Out of step with the connection: start over on a new one.
-            self.con = None;
+            self.drop_connection();
             return Err(ReadFailure::Redis(RedisError::from(std::io::Error::other(
                 format!(
                     "pipeline of {} commands answered {} replies",
@@ -299,12 +388,12 @@ impl RedisReader {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if e.code().is_none() {
-                    self.con = None;
+                    self.drop_connection();
                 }
                 Err(ReadFailure::Redis(e))
             }
             Err(_) => {
-                self.con = None;
+                self.drop_connection();
                 Err(ReadFailure::Stalled)
             }
         }
@@ -392,11 +481,13 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error> {
-        // Acked entries the last batch left: deleted before the read (on
-        // the shared connection; a failure keeps them for the next read).
-        self.delete_left().await;
         let keys = self.jobs_keys(queues);
         let cluster = matches!(self.source, ReaderSource::Cluster(..));
+        // What the reader owes its streams (a Cluster's batches leave
+        // nothing), on the reading connection, before a read that may wait.
+        if !cluster {
+            self.housekeep().await;
+        }
         let mut out = Vec::new();
         if wait.is_zero() {
             // A look without waiting (the taker's priority lanes,
@@ -552,8 +643,9 @@ impl Reader for RedisReader {
                 self.left.clear();
                 replies
             }
-            // The connection failed: which commands ran is unknown (the
-            // deletions of `left` are sent again).
+            // The connection failed: which commands ran is unknown, and
+            // what the reader owed is forgotten with the connection
+            // (`drop_connection`).
             Err(e) => {
                 let e = Error::from(e);
                 return CompletedAndTaken {
@@ -594,27 +686,11 @@ impl Reader for RedisReader {
             let left = self.owed.settle(sent, trim_replies);
             self.left.extend(left);
         }
-        if batch_replies
-            .iter()
-            .chain(trim_replies)
-            .any(|r| matches!(r, Value::ServerError(e) if e.code() == "NOSCRIPT"))
-        {
-            // Redis lost its scripts (a restart): the jobs are completed
-            // again one by one (which loads their scripts); load the batch
-            // script for the next batches.
-            for script in [
-                rpc_protocol::scripts::COMPLETE_BATCH,
-                rpc_protocol::scripts::TRIM_ACKED,
-            ] {
-                let load = redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(script.source)
-                    .to_owned();
-                if let Err(e) = self.commands.query::<Value>(&load).await {
-                    tracing::warn!(error = %e, script = script.name, "could not load a batch completion script");
-                }
-            }
-        }
+        // Redis lost its scripts (a restart): the jobs are completed again
+        // one by one (which loads their scripts); the batch scripts are
+        // loaded for the next batches.
+        let lost: Vec<Value> = batch_replies.iter().chain(trim_replies).cloned().collect();
+        self.reload_lost_scripts(&lost).await;
         not_completed.sort_by_key(|(i, _)| *i);
         let start = calls + trimmed;
         let taken = match &replies[start] {
