@@ -43,13 +43,15 @@ async fn flood(
     out
 }
 
-/// A push whose flush task was spawned onto a runtime that is then shut
-/// down (a client shared by a short-lived runtime, a test's runtime) must
-/// not leave later pushes waiting forever.
-#[test]
-fn a_flush_lost_with_its_runtime_does_not_stall_later_pushes() {
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
+/// A long-lived runtime and a backend connected on it, and a runtime of
+/// another caller's (a short-lived or idle `current_thread` one).
+fn two_runtimes(
+    server: &RedisServer,
+) -> (
+    tokio::runtime::Runtime,
+    Arc<dyn Broker>,
+    tokio::runtime::Runtime,
+) {
     let main = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -62,12 +64,23 @@ fn a_flush_lost_with_its_runtime_does_not_stall_later_pushes() {
         b.prepare_queues(&["Q".to_owned()]).await.unwrap();
         b
     });
-    // Two pushes at once on a short-lived runtime, dropped after one poll
-    // (e.g. a select whose other branch won), then the runtime goes.
     let side = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    (main, backend, side)
+}
+
+/// A push whose flush task was spawned onto a runtime that is then shut
+/// down (a client shared by a short-lived runtime, a test's runtime) must
+/// not leave later pushes waiting forever.
+#[test]
+fn a_flush_lost_with_its_runtime_does_not_stall_later_pushes() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let (main, backend, side) = two_runtimes(&server);
+    // Two pushes at once on a short-lived runtime, dropped after one poll
+    // (e.g. a select whose other branch won), then the runtime goes.
     side.block_on(async {
         let a = backend.push_job("Q", b"a");
         let b = backend.push_job("Q", b"b");
@@ -353,22 +366,7 @@ async fn frozen_then_killed_redis_mid_flood_leaves_no_send_hanging() {
 fn a_flush_never_waits_on_another_callers_idle_runtime() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let backend: Arc<dyn Broker> = main.block_on(async {
-        let b = connect(&BrokerConfig::new(server.url()))
-            .await
-            .expect("connect");
-        b.prepare_queues(&["Q".to_owned()]).await.unwrap();
-        b
-    });
-    let side = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (main, backend, side) = two_runtimes(&server);
     // A sync caller: two sends at once, given up at once (a biased select whose
     // later branch, say a cancellation already signalled, is ready).
     side.block_on(async {

@@ -40,6 +40,52 @@ async fn take_n(reader: &mut dyn Reader, queue: &str, consumer: &str, n: usize) 
     out
 }
 
+/// A service `W` whose one-way `tick` counts its runs in `ticks`.
+fn ticking(ticks: Arc<AtomicUsize>) -> DynamicService {
+    DynamicService::new("W").job("tick", move |_req| {
+        let t = ticks.clone();
+        async move {
+            t.fetch_add(1, Ordering::SeqCst);
+            Ok(json!(null))
+        }
+    })
+}
+
+/// A worker of `service` at concurrency 32, and what stops it.
+async fn start_worker(
+    url: &str,
+    service: DynamicService,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<rpc_runtime::StatsSnapshot, rpc_runtime::Error>>,
+) {
+    let worker = Worker::builder(url)
+        .mount(service)
+        .consumer_name("w1")
+        .concurrency(32)
+        .build()
+        .await
+        .expect("worker");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run_until(async move {
+        let _ = rx.await;
+    }));
+    (tx, task)
+}
+
+/// `n` one-way `W.tick` sends at once, each queued.
+async fn send_ticks(client: &Client, n: usize) {
+    let sends: Vec<_> = (0..n)
+        .map(|n| {
+            let c = client.clone();
+            tokio::spawn(async move { c.send("W.tick", json!({ "n": n })).await })
+        })
+        .collect();
+    for s in sends {
+        s.await.unwrap().unwrap();
+    }
+}
+
 /// A worker acks `n` one-way jobs in full (XACK counts every id: they are
 /// owed a trim, or for n < 12 left for XDEL), then Redis restarts without
 /// persistence with its clock behind: new, waiting jobs take the acked
@@ -158,41 +204,15 @@ async fn idle_reads_after_flood(url_user: Option<(&str, &str)>) -> (usize, usize
         None => server.url(),
     };
     let ticks = Arc::new(AtomicUsize::new(0));
-    let t = ticks.clone();
-    let service = DynamicService::new("W").job("tick", move |_req| {
-        let t = t.clone();
-        async move {
-            t.fetch_add(1, Ordering::SeqCst);
-            Ok(json!(null))
-        }
-    });
-    let worker = Worker::builder(&url)
-        .mount(service)
-        .consumer_name("w1")
-        .concurrency(32)
-        .build()
-        .await
-        .expect("worker");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(worker.run_until(async move {
-        let _ = rx.await;
-    }));
+    let service = ticking(ticks.clone());
+    let (tx, task) = start_worker(&url, service).await;
     let client = Client::builder(server.url())
         .default_timeout(Duration::from_secs(30))
         .connect()
         .await
         .unwrap();
     const N: usize = 3000;
-    let mut sends = Vec::new();
-    for n in 0..N {
-        let c = client.clone();
-        sends.push(tokio::spawn(async move {
-            c.send("W.tick", json!({ "n": n })).await
-        }));
-    }
-    for s in sends {
-        s.await.unwrap().unwrap();
-    }
+    send_ticks(&client, N).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while ticks.load(Ordering::SeqCst) < N {
         assert!(
@@ -262,41 +282,15 @@ async fn a_worker_stopped_mid_flood_leaves_no_acked_entry() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
     let ticks = Arc::new(AtomicUsize::new(0));
-    let t = ticks.clone();
-    let service = DynamicService::new("W").job("tick", move |_req| {
-        let t = t.clone();
-        async move {
-            t.fetch_add(1, Ordering::SeqCst);
-            Ok(json!(null))
-        }
-    });
+    let service = ticking(ticks.clone());
     let client = Client::builder(server.url())
         .default_timeout(Duration::from_secs(30))
         .connect()
         .await
         .unwrap();
     const N: usize = 20000;
-    let mut sends = Vec::new();
-    for n in 0..N {
-        let c = client.clone();
-        sends.push(tokio::spawn(async move {
-            c.send("W.tick", json!({ "n": n })).await
-        }));
-    }
-    for s in sends {
-        s.await.unwrap().unwrap();
-    }
-    let worker = Worker::builder(server.url())
-        .mount(service)
-        .consumer_name("w1")
-        .concurrency(32)
-        .build()
-        .await
-        .expect("worker");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(worker.run_until(async move {
-        let _ = rx.await;
-    }));
+    send_ticks(&client, N).await;
+    let (tx, task) = start_worker(&server.url(), service).await;
     while ticks.load(Ordering::SeqCst) < N / 3 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
