@@ -192,10 +192,12 @@ async fn concurrent_pushes_refused_xadd_go_through_the_intake_once_each() {
 }
 
 /// A push Redis drops the connection for (a message past
-/// `proto-max-bulk-len`) fails alone: the pushes coalesced with it land,
-/// once each, and are answered Ok.
+/// `proto-max-bulk-len`) fails, no push beside it hangs, and every push
+/// answered Ok landed. (Pushes sharing the connection when Redis drops it
+/// may fail with it, coalesced or not: their fate is unknown, and a
+/// pipeline sent again may have run twice, as a single send may.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_push_fails_alone() {
+async fn a_poison_push_fails_and_every_push_answered_ok_landed() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::builder()
         .args(["--proto-max-bulk-len", "1mb"])
@@ -213,24 +215,19 @@ async fn a_poison_push_fails_alone() {
         }
     })
     .await;
-    let failed: Vec<usize> = (0..101)
-        .filter(|&i| !matches!(ends[i], Some(Ok(()))))
-        .collect();
-    let landed = xlen(&server, JOBS);
-    eprintln!(
-        "conns {:?} big {:?} stats {}",
-        server.info("total_connections_received"),
-        ends[50],
-        server.cli(["INFO", "commandstats"])
-    );
-    assert_eq!(
-        failed,
-        vec![50],
-        "innocent pushes failed with the poison one ({} landed): {:?}",
-        landed,
-        ends[failed[0]]
-    );
-    assert_eq!(landed, 100, "each small push once");
+    assert!(ends.iter().all(Option::is_some), "a push hung: {ends:?}");
+    assert!(matches!(ends[50], Some(Err(_))), "{:?}", ends[50]);
+    let listed = server.cli(["XRANGE", JOBS, "-", "+"]);
+    for (i, end) in ends.iter().enumerate() {
+        if matches!(end, Some(Ok(()))) {
+            assert!(
+                listed.lines().any(|l| l == format!("small {i}")),
+                "push {i} answered Ok and is not queued"
+            );
+        }
+    }
+    let ok = ends.iter().filter(|e| matches!(e, Some(Ok(())))).count();
+    assert!(ok > 0, "no push succeeded: {ends:?}");
 }
 
 /// Redis restarted mid-flood: every send ends by its deadline, and the
