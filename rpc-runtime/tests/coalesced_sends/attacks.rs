@@ -230,6 +230,21 @@ async fn a_poison_push_fails_and_every_push_answered_ok_landed() {
     assert!(ok > 0, "no push succeeded: {ends:?}");
 }
 
+/// 200 sends at once after Redis came back: every one succeeds.
+async fn assert_recovered(client: &Client) {
+    let after: Vec<_> = (0..200u64)
+        .map(|n| {
+            let c = client.clone();
+            tokio::spawn(async move { c.send("Q.note", json!({ "n": n })).await.is_ok() })
+        })
+        .collect();
+    let mut after_ok = 0;
+    for t in after {
+        after_ok += usize::from(t.await.unwrap());
+    }
+    assert_eq!(after_ok, 200, "sends after the restart failed");
+}
+
 /// Redis restarted mid-flood: every send ends by its deadline, and the
 /// client works at once afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,17 +289,7 @@ async fn a_restart_mid_flood_leaves_no_send_hanging() {
     }
     assert_eq!(slow, 0, "sends answered long past their deadline");
     eprintln!("ok {ok} of 4000 in {:?}", started.elapsed());
-    let after: Vec<_> = (0..200u64)
-        .map(|n| {
-            let c = client.clone();
-            tokio::spawn(async move { c.send("Q.note", json!({ "n": n })).await.is_ok() })
-        })
-        .collect();
-    let mut after_ok = 0;
-    for t in after {
-        after_ok += usize::from(t.await.unwrap());
-    }
-    assert_eq!(after_ok, 200, "sends after the restart failed");
+    assert_recovered(&client).await;
 }
 
 /// Redis frozen (`DEBUG SLEEP`) then killed and restarted while sends
@@ -342,17 +347,7 @@ async fn frozen_then_killed_redis_mid_flood_leaves_no_send_hanging() {
         slow, 0,
         "sends answered long past their deadline (worst {worst:?})"
     );
-    let after: Vec<_> = (0..200u64)
-        .map(|n| {
-            let c = client.clone();
-            tokio::spawn(async move { c.send("Q.note", json!({ "n": n })).await.is_ok() })
-        })
-        .collect();
-    let mut after_ok = 0;
-    for t in after {
-        after_ok += usize::from(t.await.unwrap());
-    }
-    assert_eq!(after_ok, 200, "sends after the restart failed");
+    assert_recovered(&client).await;
 }
 
 /// As above, but the short-lived runtime is kept (a sync facade's

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery, Reader};
+use rpc_runtime::backend::{connect, Broker, BrokerConfig, Completion, Delivery, Reader};
 use rpc_runtime::{Client, DynamicService, Worker};
 use rpc_testkit::RedisServer;
 use serde_json::json;
@@ -86,6 +86,18 @@ async fn send_ticks(client: &Client, n: usize) {
     }
 }
 
+/// A backend on `server` with the queues `W` (worked) and `X` (idle).
+async fn backend_of_w_and_x(server: &RedisServer) -> Arc<dyn Broker> {
+    let backend = connect(&BrokerConfig::new(server.url()))
+        .await
+        .expect("connect");
+    backend
+        .prepare_queues(&["W".to_owned(), "X".to_owned()])
+        .await
+        .unwrap();
+    backend
+}
+
 /// A worker acks `n` one-way jobs in full (XACK counts every id: they are
 /// owed a trim, or for n < 12 left for XDEL), then Redis restarts without
 /// persistence with its clock behind: new, waiting jobs take the acked
@@ -97,15 +109,8 @@ async fn acked_then_restart_with_colliding_ids(
 ) -> (Vec<String>, Vec<String>) {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let queue = "W";
-    let idle = ["X".to_owned()];
-    let backend = connect(&BrokerConfig::new(server.url()))
-        .await
-        .expect("connect");
-    backend
-        .prepare_queues(&[queue.to_owned(), idle[0].clone()])
-        .await
-        .unwrap();
+    let (queue, idle) = ("W", ["X".to_owned()]);
+    let backend = backend_of_w_and_x(&server).await;
     for i in 0..n {
         backend
             .push_job(queue, format!("old {i}").as_bytes())
@@ -315,15 +320,8 @@ async fn a_worker_stopped_mid_flood_leaves_no_acked_entry() {
 async fn owed_trims_reload_their_script_after_noscript() {
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
-    let queue = "W";
-    let idle = ["X".to_owned()];
-    let backend = connect(&BrokerConfig::new(server.url()))
-        .await
-        .expect("connect");
-    backend
-        .prepare_queues(&[queue.to_owned(), idle[0].clone()])
-        .await
-        .unwrap();
+    let (queue, idle) = ("W", ["X".to_owned()]);
+    let backend = backend_of_w_and_x(&server).await;
     let mut reader = backend.open_reader().await.unwrap();
     server.cli(["SCRIPT", "FLUSH"]);
     server.cli(["CONFIG", "RESETSTAT"]);
