@@ -30,6 +30,7 @@ use crate::backend::{
 };
 use crate::error::Error;
 
+mod housekeeping;
 mod intake_move;
 mod owed_trims;
 
@@ -52,6 +53,15 @@ impl From<ReadFailure> for Error {
             }
         }
     }
+}
+
+/// The connection the reader's housekeeping goes over.
+#[derive(Clone, Copy)]
+enum Via {
+    /// Its own reading connection.
+    Reading,
+    /// The backend's shared connection.
+    Shared,
 }
 
 /// A connection that may block.
@@ -113,142 +123,6 @@ impl RedisReader {
             doorbell,
             left: Vec::new(),
             owed: OwedTrims::default(),
-        }
-    }
-
-    /// The `XDEL`s of the acked entries earlier batches left on their
-    /// streams (`left`, which keeps them until they are known sent).
-    fn left_deletions(&self) -> Vec<redis::Cmd> {
-        self.left
-            .iter()
-            .map(|(jobs, ids)| {
-                let mut del = redis::cmd("XDEL");
-                del.arg(jobs).arg(ids);
-                del
-            })
-            .collect()
-    }
-
-    /// Drops the reading connection, so the next read opens a new one, and
-    /// with it what the reader owed its stream: trims and acked ids to
-    /// delete were counted on that connection, and a connection lost may be
-    /// a Redis restarted without persistence, whose new jobs can carry the
-    /// very ids this reader acked (a clock behind). Deleting them there
-    /// would delete waiting jobs; the entries they name, if still acked,
-    /// go with a later trim or a worker's sweep.
-    fn drop_connection(&mut self) {
-        self.con = None;
-        self.owed = OwedTrims::default();
-        self.left.clear();
-    }
-
-    /// Sends, on the reading connection, the trims the reader owes and the
-    /// `XDEL`s of what earlier batches left, then of what those trims left,
-    /// before a read that may wait for jobs (so a restart between them
-    /// breaks the connection first, and nothing is sent to the new Redis:
-    /// `drop_connection`).
-    async fn housekeep(&mut self) {
-        if self.owed.is_empty() && self.left.is_empty() {
-            return;
-        }
-        let (trims, sent) = if self.owed.is_empty() {
-            (Vec::new(), None)
-        } else {
-            let (trims, sent) = self.owed.commands(&[]);
-            (trims, Some(sent))
-        };
-        let mut pipe = redis::pipe();
-        for cmd in trims.into_iter().chain(self.left_deletions()) {
-            pipe.add_command(cmd);
-        }
-        pipe.ignore_errors();
-        match self.run_pipeline(&pipe, Duration::ZERO).await {
-            Ok(answers) => {
-                self.left.clear();
-                if let Some(sent) = sent {
-                    let trim_answers = &answers[..sent.len()];
-                    let left = self.owed.settle(&sent, trim_answers);
-                    self.left = left;
-                    self.reload_lost_scripts(trim_answers).await;
-                }
-            }
-            // The connection is dropped, and what was owed with it.
-            Err(e) => {
-                tracing::debug!(error = %Error::from(e), "trimming acked entries failed");
-                return;
-            }
-        }
-        // What the trims left, deleted now: the read may wait long.
-        if self.left.is_empty() {
-            return;
-        }
-        let mut pipe = redis::pipe();
-        for del in self.left_deletions() {
-            pipe.add_command(del);
-        }
-        pipe.ignore_errors();
-        if let Err(e) = self.run_pipeline(&pipe, Duration::ZERO).await {
-            tracing::debug!(error = %Error::from(e), "deleting acked entries failed");
-            return;
-        }
-        self.left.clear();
-    }
-
-    /// Loads the batch scripts again when an answer says Redis lost them
-    /// (`NOSCRIPT`: a restart, `SCRIPT FLUSH`), so the next batches and
-    /// trims find them.
-    async fn reload_lost_scripts(&self, answers: &[Value]) {
-        if !answers
-            .iter()
-            .any(|r| matches!(r, Value::ServerError(e) if e.code() == "NOSCRIPT"))
-        {
-            return;
-        }
-        for script in [
-            rpc_protocol::scripts::COMPLETE_BATCH,
-            rpc_protocol::scripts::TRIM_ACKED,
-        ] {
-            let load = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(script.source)
-                .to_owned();
-            if let Err(e) = self.commands.query::<Value>(&load).await {
-                tracing::warn!(error = %e, script = script.name, "could not load a batch completion script");
-            }
-        }
-    }
-
-    /// Trims what the reader owes (`reader/owed_trims.rs`), then deletes
-    /// the acked entries earlier batches and those trims left, on the
-    /// shared connection; what is owed or left is forgotten only once Redis
-    /// answered (a read cancelled meanwhile, a stopping worker, keeps it to
-    /// send again: trimming or deleting what is gone is nothing).
-    async fn delete_left(&mut self) {
-        if !self.owed.is_empty() {
-            let (trims, sent) = self.owed.commands(&[]);
-            let mut pipe = redis::pipe();
-            for trim in trims {
-                pipe.add_command(trim);
-            }
-            pipe.ignore_errors();
-            match self.commands.query_pipeline(&pipe).await {
-                Ok(answers) => {
-                    let left = self.owed.settle(&sent, &answers);
-                    self.left.extend(left);
-                }
-                Err(e) => tracing::debug!(error = %e, "trimming acked entries failed"),
-            }
-        }
-        if self.left.is_empty() {
-            return;
-        }
-        let mut pipe = redis::pipe();
-        for del in self.left_deletions() {
-            pipe.add_command(del).ignore();
-        }
-        match self.commands.query_pipeline(&pipe).await {
-            Ok(_) => self.left.clear(),
-            Err(e) => tracing::debug!(error = %e, "deleting acked entries failed"),
         }
     }
 
@@ -486,7 +360,7 @@ impl Reader for RedisReader {
         // What the reader owes its streams (a Cluster's batches leave
         // nothing), on the reading connection, before a read that may wait.
         if !cluster {
-            self.housekeep().await;
+            self.housekeep(Via::Reading).await;
         }
         let mut out = Vec::new();
         if wait.is_zero() {
@@ -772,7 +646,7 @@ impl Reader for RedisReader {
     }
 
     async fn settle(&mut self) {
-        self.delete_left().await;
+        self.housekeep(Via::Shared).await;
     }
 
     async fn move_intake(
