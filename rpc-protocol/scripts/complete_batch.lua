@@ -1,44 +1,58 @@
 -- complete_batch.lua: the common completions of many jobs, of one queue or
--- of several on one Redis (a sharded service's), in one call, what reply_and_ack.lua does for one job (and XACK + XDEL for a
--- one-way job), for a worker's whole batch: each caller's replies pushed to
--- its inbox with one RPUSH, every job whose reply went out (and every
--- one-way job) acked, and the acked entries removed from the stream. A job
--- whose reply was refused is not acked.
+-- of several on one Redis (a sharded service's), in one call, what
+-- reply_and_ack.lua does for one job (and XACK + XDEL for a one-way job),
+-- for a worker's whole batch: each caller's replies pushed to its inbox
+-- with one RPUSH (whichever queues they came from), every job whose reply
+-- went out (and every one-way job) acked, and the acked entries removed
+-- from the stream. A job whose reply was refused is not acked.
 --
--- The acked entries are removed mostly by trimming. The ids of a range
--- (an inbox's, or the ack-only ones) that XACK counted in full were all
--- leased, so delivered; a group delivers in order (it is created at id 0),
--- so every entry older than the newest of them was delivered too, and
+-- A stream's ids come in parts (one per inbox its jobs replied to, one for
+-- its jobs that only ack), each acked with its own XACK. The ids of the
+-- parts XACK counted in full were all leased, so delivered by this group,
+-- and are removed: a few (fewer than FEW_TO_TRIM on the stream) with XDEL;
+-- more mostly by trimming: a group delivers in order (it is created at id
+-- 0), so every entry older than the newest of them was delivered too, and
 -- every one older than the oldest lease still held (XPENDING) as well is
 -- acked: one XTRIM MINID removes all of those far more cheaply than XDEL
--- finds them one by one. The ids of those ranges at or past that bound are
--- deleted with XDEL. The ids of a range XACK did not count in full (an id
--- given twice, one not leased) are not deleted here: a later batch's trim
--- removes those that were acked, and an id that names no lease can never
--- make a waiting job go.
+-- finds them one by one, and the ids at or past that bound go with XDEL.
+-- The ids of a part XACK did not count in full (an id given twice, one
+-- not leased) are not deleted here: a later trim (a batch's, or a
+-- worker's sweep) removes those that were acked, and an id that names no
+-- lease can never make a waiting job go.
+--
+-- One push per inbox, and XDEL alone for a few ids, is what keeps a
+-- sharded service's batch cheap: a batch of replies to one caller spread
+-- over 8 shards' streams was a push, a TTL, an XPENDING and an XTRIM per
+-- stream, and cost Redis 1.2x the CPU per call of one shard (rpc-bench
+-- --shards 8).
 --
 -- KEYS       the jobs streams and the callers' inboxes (lists), each once
 -- ARGV[1]    the consumer group
--- ARGV[2]    the number of streams
+-- ARGV[2]    the number of inboxes I
+-- then, for each inbox: the index in KEYS of the inbox, its TTL in ms, the
+--            number n of replies to it, its n replies
+-- then       the number of streams S
 -- then, for each stream: the index in KEYS of the jobs stream, the number
---            of its inboxes; for each inbox the index in KEYS of the inbox,
---            its TTL in ms, the number n of replies to it, its n replies,
---            then their n entry ids; then the number m of the stream's
---            jobs that only ack (nothing to reply), and their m entry ids
--- Each inbox's ids, and the ack-only ids, oldest first (out of order, some
--- acked entries stay in the stream until a later batch's trim). At most
--- 1,000 replies per inbox and 1,000 ack-only ids per stream (Lua's unpack
--- is bounded).
+--            P of its parts, P pairs (the inbox whose replies the part's
+--            jobs sent, 1 to I, or 0 for jobs that only ack; the number c
+--            of the part's entry ids), then the ids of every part, part
+--            after part (each part's oldest first: out of order, some
+--            acked entries stay in the stream until a later trim)
+-- At most 1,000 replies per inbox and 1,000 ids per part (Lua's unpack is
+-- bounded). An inbox may be named twice (more than 1,000 replies), a
+-- stream too.
 --
 -- Returns the refusals, flattened: {k, step, error, ...}, where k is the
 -- job's place among the call's entry ids (1-based, in argument order, over
--- every stream) and
--- step 'R' (its reply was refused) or 'A' (its ack was refused): either
--- way that job is not acked. k = -1 and step 'X' when removing acked
--- entries was refused (the jobs are completed all the same; the entries
--- stay). NOGROUP on the ack is no refusal. An empty table: every step
--- took effect.
+-- every stream) and step 'R' (its reply was refused) or 'A' (its ack was
+-- refused): either way that job is not acked. k = -1 and step 'X' when
+-- removing acked entries was refused (the jobs are completed all the same;
+-- the entries stay). NOGROUP on the ack is no refusal. An empty table:
+-- every step took effect.
 local group = ARGV[1]
+-- Fewer acked ids than this on a stream are deleted with XDEL: for a few,
+-- the trim's XPENDING and XTRIM cost more than they save.
+local FEW_TO_TRIM = 8
 local refused = {}
 local function refuse(k, step, err)
   refused[#refused + 1] = k
@@ -68,33 +82,24 @@ local function removal(r)
   return true
 end
 
--- Acks the ranges of ARGV {first, last, k of first, ...} on stream jobs,
--- then removes what was acked.
-local function ack_and_remove(jobs, ranges)
-  -- A range whose ids were all leased (XACK counted each) is "whole": its
-  -- ids were delivered by this group.
-  local whole = {}
-  for r = 1, #ranges, 3 do
-    local first, last = ranges[r], ranges[r + 1]
-    local a = redis.pcall('XACK', jobs, group, unpack(ARGV, first, last))
-    if type(a) == 'table' and a.err then
-      if string.sub(a.err, 1, 7) ~= 'NOGROUP' then
-        for j = 0, last - first do refuse(ranges[r + 2] + j, 'A', a.err) end
+-- Removes the acked entries of stream jobs: every id of the parts XACK
+-- counted in full (ARGV {first, last, ...}, each part oldest first), n ids
+-- in all.
+local function remove(jobs, parts, n)
+  if n < FEW_TO_TRIM then
+    for p = 1, #parts, 2 do
+      if not removal(redis.pcall('XDEL', jobs, unpack(ARGV, parts[p], parts[p + 1]))) then
+        return
       end
-    elseif a == last - first + 1 then
-      whole[#whole + 1] = first
-      whole[#whole + 1] = last
     end
-  end
-  if #whole == 0 then
     return
   end
-  -- The bound: the newest id of the whole ranges (each range's last, if
-  -- they came oldest first; any of them was delivered, whatever the
-  -- order), or the oldest lease if older.
-  local newest = ARGV[whole[2]]
-  for r = 3, #whole, 2 do
-    if older(newest, ARGV[whole[r + 1]]) then newest = ARGV[whole[r + 1]] end
+  -- The bound: the newest id acked (each part's last, since each came
+  -- oldest first; any of them was delivered, whatever the order), or the
+  -- oldest lease if older.
+  local newest = ARGV[parts[2]]
+  for p = 4, #parts, 2 do
+    if older(newest, ARGV[parts[p]]) then newest = ARGV[parts[p]] end
   end
   local bound, leased = newest, true
   local summary = redis.pcall('XPENDING', jobs, group)
@@ -114,8 +119,8 @@ local function ack_and_remove(jobs, ranges)
     removal(redis.pcall('XDEL', jobs, bound))
     return
   end
-  for r = 1, #whole, 2 do
-    local first, last = whole[r], whole[r + 1]
+  for p = 1, #parts, 2 do
+    local first, last = parts[p], parts[p + 1]
     -- Oldest first: the ids at or past the bound are at the end.
     local from = last + 1
     while from > first and not older(ARGV[from - 1], bound) do from = from - 1 end
@@ -125,38 +130,57 @@ local function ack_and_remove(jobs, ranges)
   end
 end
 
-local at, k = 3, 0
-for _ = 1, tonumber(ARGV[2]) do
-  local jobs, inboxes = KEYS[tonumber(ARGV[at])], tonumber(ARGV[at + 1])
-  at = at + 2
-  -- The ARGV ranges of the ids to ack, {first, last, k of first, ...}.
-  local ranges = {}
-  for _ = 1, inboxes do
-    local inbox, ttl, n = KEYS[tonumber(ARGV[at])], ARGV[at + 1], tonumber(ARGV[at + 2])
-    at = at + 3
-    local pushed = redis.pcall('RPUSH', inbox, unpack(ARGV, at, at + n - 1))
-    if type(pushed) == 'table' and pushed.err then
-      for j = 1, n do refuse(k + j, 'R', pushed.err) end
-    else
-      redis.call('PEXPIRE', inbox, ttl)
-      ranges[#ranges + 1] = at + n
-      ranges[#ranges + 1] = at + 2 * n - 1
-      ranges[#ranges + 1] = k + 1
+-- The replies: one push per inbox, then its TTL. failed[i]: why inbox i's
+-- push was refused.
+local at, failed = 3, {}
+for i = 1, tonumber(ARGV[2]) do
+  local inbox, ttl, n = KEYS[tonumber(ARGV[at])], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local pushed = redis.pcall('RPUSH', inbox, unpack(ARGV, at + 3, at + 2 + n))
+  if type(pushed) == 'table' and pushed.err then
+    failed[i] = pushed.err
+  else
+    redis.call('PEXPIRE', inbox, ttl)
+  end
+  at = at + 3 + n
+end
+
+-- The acks, per stream: one XACK per part whose replies went out (or that
+-- only acks), then the removal of what XACK counted. (A part is acked
+-- apart from the others so that an id given twice, one not leased, or one
+-- Redis cannot parse, which refuses a whole XACK, spoil only their own.)
+local k = 0
+local streams = tonumber(ARGV[at])
+at = at + 1
+for _ = 1, streams do
+  local jobs, count = KEYS[tonumber(ARGV[at])], tonumber(ARGV[at + 1])
+  local heads = at + 2
+  local id = heads + 2 * count
+  -- The parts XACK counted in full ({first, last, ...}), and how many ids
+  -- they hold.
+  local wholes, n_whole = {}, 0
+  for p = 0, count - 1 do
+    local inbox, c = tonumber(ARGV[heads + 2 * p]), tonumber(ARGV[heads + 2 * p + 1])
+    local err = inbox > 0 and failed[inbox]
+    if err then
+      for j = 1, c do refuse(k + j, 'R', err) end
+    elseif c > 0 then
+      local a = redis.pcall('XACK', jobs, group, unpack(ARGV, id, id + c - 1))
+      if type(a) == 'table' and a.err then
+        if string.sub(a.err, 1, 7) ~= 'NOGROUP' then
+          for j = 1, c do refuse(k + j, 'A', a.err) end
+        end
+      elseif a == c then
+        wholes[#wholes + 1] = id
+        wholes[#wholes + 1] = id + c - 1
+        n_whole = n_whole + c
+      end
     end
-    at = at + 2 * n
-    k = k + n
+    id = id + c
+    k = k + c
   end
-  local m = tonumber(ARGV[at])
-  at = at + 1
-  if m > 0 then
-    ranges[#ranges + 1] = at
-    ranges[#ranges + 1] = at + m - 1
-    ranges[#ranges + 1] = k + 1
-  end
-  at = at + m
-  k = k + m
-  if #ranges > 0 then
-    ack_and_remove(jobs, ranges)
+  at = id
+  if n_whole > 0 then
+    remove(jobs, wholes, n_whole)
   end
 end
 return refused

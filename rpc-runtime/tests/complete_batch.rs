@@ -657,3 +657,70 @@ async fn without_xinfo_groups_acks_alone_are_deleted_with_the_next_read() {
         .unwrap();
     assert_eq!(entry_ids(&server, QUEUE), all[12..].to_vec());
 }
+
+/// One caller's replies from two queues (a sharded service's batch):
+/// one push to its inbox for both, each queue's entries removed (ten by
+/// a trim, three with `XDEL`); and when that push is refused, the jobs of
+/// both queues are reported and stay leased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_push_per_inbox_across_queues_and_a_refused_one_fails_both() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let bodies = payloads(10);
+    let mut jobs: Vec<(&str, &[u8])> = bodies.iter().map(|p| (QUEUE, p.as_slice())).collect();
+    jobs.extend(bodies[..3].iter().map(|p| (OTHER, p.as_slice())));
+    let (backend, mut reader, leased) = taken(&server, &jobs).await;
+    let done: Vec<(Delivery, Completion)> = leased
+        .iter()
+        .map(|d| (d.clone(), answer("rpc:inbox:{one}")))
+        .collect();
+    server.cli(["CONFIG", "RESETSTAT"]);
+    let queues = [OTHER.to_owned()];
+    let wait = Duration::from_millis(10);
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 1, wait)
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_eq!(server.cli(["LLEN", "rpc:inbox:{one}"]).trim(), "13");
+    assert!(entry_ids(&server, QUEUE).is_empty());
+    assert!(entry_ids(&server, OTHER).is_empty());
+    let stats = server.cli(["INFO", "commandstats"]);
+    for one in ["evalsha", "rpush", "pexpire"] {
+        assert!(
+            stats.contains(&format!("cmdstat_{one}:calls=1,")),
+            "one {one}: {stats}"
+        );
+    }
+    assert!(stats.contains("cmdstat_xack:calls=2,"), "{stats}");
+    assert!(stats.contains("cmdstat_xtrim:calls=1,"), "{stats}");
+
+    // The same caller's inbox now a key of another type: every reply is
+    // refused, in both queues, and no job is acked.
+    for (queue, p) in [
+        (QUEUE, &bodies[0]),
+        (OTHER, &bodies[1]),
+        (OTHER, &bodies[2]),
+    ] {
+        backend.push_job(queue, p).await.unwrap();
+    }
+    let leased = take(&mut *reader, 3).await;
+    server.cli(["DEL", "rpc:inbox:{one}"]);
+    server.cli(["SET", "rpc:inbox:{one}", "not a list"]);
+    let done: Vec<(Delivery, Completion)> = leased
+        .iter()
+        .map(|d| (d.clone(), answer("rpc:inbox:{one}")))
+        .collect();
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 1, wait)
+        .await;
+    assert_eq!(out.not_completed.len(), 3, "{:?}", out.not_completed);
+    assert!(out.not_completed.iter().all(|(_, e)| matches!(
+        e,
+        CompleteError::Refused {
+            step: Some(CompletionStep::Reply),
+            ..
+        }
+    )));
+    assert_pending(&server, QUEUE, '1');
+    assert_pending(&server, OTHER, '2');
+}

@@ -225,7 +225,10 @@ impl<'a> CompleteBatch<'a> {
 
     /// One `complete_batch.lua` call for `batches` (every one scripted, all
     /// on one Redis: their queues may be in different slots), for a
-    /// pipeline (the caller handles `NOSCRIPT`).
+    /// pipeline (the caller handles `NOSCRIPT`): each inbox's replies of
+    /// every batch in one push (at most [`MOST_PER_CALL`] per push), then
+    /// each batch's ids, part by part (an inbox's, then the acks alone), in
+    /// the order [`CompleteBatch::indices`] gives.
     pub(super) fn script_call(batches: &[&CompleteBatch<'_>]) -> redis::Cmd {
         fn key_index<'k>(keys: &mut Vec<&'k str>, key: &'k str) -> usize {
             match keys.iter().position(|k| *k == key) {
@@ -236,37 +239,69 @@ impl<'a> CompleteBatch<'a> {
                 }
             }
         }
+        /// One push: an inbox (its index in KEYS), the longest TTL asked,
+        /// its replies.
+        struct Push<'r> {
+            key: usize,
+            ttl_ms: u64,
+            replies: Vec<&'r [u8]>,
+        }
         // Every stream and inbox once; the arguments name them by index.
         let mut keys: Vec<&str> = Vec::new();
-        let mut named: Vec<usize> = Vec::new();
+        let mut pushes: Vec<Push> = Vec::new();
+        // Per batch: its stream's index, and the push of each of its inboxes.
+        let mut streams: Vec<(usize, Vec<usize>)> = Vec::with_capacity(batches.len());
         for batch in batches {
-            named.push(key_index(&mut keys, &batch.jobs));
+            let jobs = key_index(&mut keys, &batch.jobs);
+            let mut parts = Vec::with_capacity(batch.inboxes.len());
             for inbox in &batch.inboxes {
-                named.push(key_index(&mut keys, inbox.key));
+                let key = key_index(&mut keys, inbox.key);
+                let n = inbox.replies.len();
+                let at = match pushes
+                    .iter()
+                    .position(|p| p.key == key && p.replies.len() + n <= MOST_PER_CALL)
+                {
+                    Some(at) => at,
+                    None => {
+                        pushes.push(Push {
+                            key,
+                            ttl_ms: 0,
+                            replies: Vec::new(),
+                        });
+                        pushes.len() - 1
+                    }
+                };
+                let push = &mut pushes[at];
+                push.ttl_ms = push.ttl_ms.max(inbox.ttl_ms);
+                push.replies
+                    .extend(inbox.replies.iter().map(|&(_, reply, _)| reply));
+                parts.push(at + 1);
             }
+            streams.push((jobs, parts));
         }
-        let mut named = named.into_iter();
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(complete_batch_script().get_hash()).arg(keys.len());
         for key in &keys {
             cmd.arg(*key);
         }
-        cmd.arg(GROUP).arg(batches.len());
-        for batch in batches {
-            cmd.arg(named.next()).arg(batch.inboxes.len());
-            for inbox in &batch.inboxes {
-                cmd.arg(named.next())
-                    .arg(inbox.ttl_ms)
-                    .arg(inbox.replies.len());
-                for &(_, reply, _) in &inbox.replies {
-                    cmd.arg(reply);
-                }
-                for &(_, _, token) in &inbox.replies {
-                    cmd.arg(token);
-                }
+        cmd.arg(GROUP).arg(pushes.len());
+        for push in &pushes {
+            cmd.arg(push.key).arg(push.ttl_ms).arg(push.replies.len());
+            for &reply in &push.replies {
+                cmd.arg(reply);
             }
-            cmd.arg(batch.acks.len());
-            for &(_, token) in &batch.acks {
+        }
+        cmd.arg(batches.len());
+        for (batch, (jobs, parts)) in batches.iter().zip(&streams) {
+            let acks = usize::from(!batch.acks.is_empty());
+            cmd.arg(*jobs).arg(parts.len() + acks);
+            for (inbox, &push) in batch.inboxes.iter().zip(parts) {
+                cmd.arg(push).arg(inbox.replies.len());
+            }
+            if acks == 1 {
+                cmd.arg(0).arg(batch.acks.len());
+            }
+            for token in batch.tokens() {
                 cmd.arg(token);
             }
         }
