@@ -22,7 +22,8 @@
 --               only acked; another one is dead-lettered with the reason
 --               "a call with this id is already scheduled"
 --            D  add the message to the dead-letter stream (capped)
---            A  ack the entry and delete it from the jobs stream
+--            A  ack the entry and, when the ack counted it (it named a
+--               lease), delete it from the jobs stream
 -- KEYS     in plan order: R the inbox, K the result key, Q the jobs
 --          stream, S the schedule, the scheduled messages, the cancelled
 --          calls, the jobs stream and the dead-letter stream (five keys),
@@ -105,10 +106,13 @@ for i = 1, #plan do
     r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[8], '*', unpack(entry))
   elseif step == 'A' then
     r = redis.pcall('XACK', key, ARGV[9], ARGV[10])
-    if type(r) == 'table' and r.err and string.sub(r.err, 1, 7) ~= 'NOGROUP' then
-      return {step, r.err}
+    if type(r) == 'table' and r.err then
+      if string.sub(r.err, 1, 7) ~= 'NOGROUP' then return {step, r.err} end
+      r = 0
+    elseif r == 1 then
+      -- Deleted only when XACK counted it (reply_and_ack.lua says why).
+      r = redis.pcall('XDEL', key, ARGV[10])
     end
-    r = redis.pcall('XDEL', key, ARGV[10])
   else
     return {step, 'ERR unknown step'}
   end

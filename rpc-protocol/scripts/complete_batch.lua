@@ -72,6 +72,12 @@ local function older(a, b)
   return a < b
 end
 
+-- Whether id is a stream id as Redis writes it: "ms-seq", decimal, no
+-- leading zeros.
+local function canonical(id)
+  return string.find(id, '^[1-9]%d*%-%d+$') ~= nil or string.find(id, '^0%-%d+$') ~= nil
+end
+
 -- A removal Redis refuses does not undo the acks: it is reported as
 -- k = -1, step 'X'.
 local function removal(r)
@@ -82,24 +88,36 @@ local function removal(r)
   return true
 end
 
+-- Deletes every id of the parts (ARGV {first, last, ...}) with XDEL.
+local function delete(jobs, parts)
+  for p = 1, #parts, 2 do
+    if not removal(redis.pcall('XDEL', jobs, unpack(ARGV, parts[p], parts[p + 1]))) then
+      return
+    end
+  end
+end
+
 -- Removes the acked entries of stream jobs: every id of the parts XACK
 -- counted in full (ARGV {first, last, ...}, each part oldest first), n ids
 -- in all.
 local function remove(jobs, parts, n)
   if n < FEW_TO_TRIM then
-    for p = 1, #parts, 2 do
-      if not removal(redis.pcall('XDEL', jobs, unpack(ARGV, parts[p], parts[p + 1]))) then
-        return
-      end
-    end
+    delete(jobs, parts)
     return
   end
   -- The bound: the newest id acked (each part's last, since each came
   -- oldest first; any of them was delivered, whatever the order), or the
-  -- oldest lease if older.
-  local newest = ARGV[parts[2]]
-  for p = 4, #parts, 2 do
-    if older(newest, ARGV[parts[p]]) then newest = ARGV[parts[p]] end
+  -- oldest lease if older. Only an id written as Redis writes it may be
+  -- the bound: XACK takes "11" for 11-0, but no lease would ever be found
+  -- older than "11", and XTRIM MINID 11 would remove leases.
+  local newest
+  for p = 2, #parts, 2 do
+    local id = ARGV[parts[p]]
+    if canonical(id) and (not newest or older(newest, id)) then newest = id end
+  end
+  if not newest then
+    delete(jobs, parts)
+    return
   end
   local bound, leased = newest, true
   local summary = redis.pcall('XPENDING', jobs, group)

@@ -218,7 +218,9 @@ end
 -- entry leased and nothing lost.
 redis.call('RPUSH', KEYS[2], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[7])
-redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
-redis.call('XDEL', KEYS[4], ARGV[5])
+-- Deleted only when the ack counted it (reply_and_ack.lua says why).
+if redis.call('XACK', KEYS[4], ARGV[4], ARGV[5]) == 1 then
+  redis.call('XDEL', KEYS[4], ARGV[5])
+end
 park_ahead()
 return {0, reset, refill()}

@@ -41,11 +41,16 @@ async fn taken(
 
 /// Takes `n` jobs from the two queues.
 async fn take(reader: &mut dyn Reader, n: usize) -> Vec<Delivery> {
+    take_as(reader, "c1", n).await
+}
+
+/// Takes `n` jobs from the two queues as `consumer`.
+async fn take_as(reader: &mut dyn Reader, consumer: &str, n: usize) -> Vec<Delivery> {
     let queues = vec![QUEUE.to_owned(), OTHER.to_owned()];
     let mut out = Vec::new();
     while out.len() < n {
         let more = reader
-            .take_jobs(&queues, "c1", n - out.len(), Duration::from_secs(1))
+            .take_jobs(&queues, consumer, n - out.len(), Duration::from_secs(1))
             .await
             .unwrap();
         assert!(!more.is_empty(), "jobs not taken: {out:?}");
@@ -723,4 +728,46 @@ async fn one_push_per_inbox_across_queues_and_a_refused_one_fails_both() {
     )));
     assert_pending(&server, QUEUE, '1');
     assert_pending(&server, OTHER, '2');
+}
+
+/// A token written otherwise than Redis writes ids ("11" for the entry
+/// 11-0, which `XACK` takes) never becomes the trim's bound: no lease is
+/// ever found older than "11", and `XTRIM MINID 11` removed another
+/// worker's lease (found by an adversarial review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_without_its_sequence_never_trims_another_workers_lease() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let (backend, mut reader, _) = taken(&server, &[]).await;
+    let jobs = format!("rpc:{{{QUEUE}}}:jobs");
+    for i in 1..=12 {
+        server.cli(["XADD", &jobs, &format!("{i}-0"), "m", &format!("job {i}")]);
+    }
+    let mut other = backend.open_reader().await.unwrap();
+    let theirs = take_as(&mut *other, "c2", 1).await;
+    assert_eq!(theirs[0].token, "1-0");
+    let mine = take(&mut *reader, 10).await;
+    assert_eq!(mine[9].token, "11-0");
+    // 2-0 to 10-0 ack alone; 11-0, named "11", answers a caller.
+    let mut done: Vec<(Delivery, Completion)> = mine[..9]
+        .iter()
+        .map(|d| (d.clone(), Completion::default()))
+        .collect();
+    let eleven = Delivery {
+        token: "11".to_owned(),
+        ..mine[9].clone()
+    };
+    done.push((eleven, answer("rpc:inbox:{a}")));
+    let queues = [OTHER.to_owned()];
+    let wait = Duration::from_millis(10);
+    let out = reader
+        .complete_and_take(&done, &queues, "c1", 1, wait)
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_pending(&server, QUEUE, '1');
+    let left = entry_ids(&server, QUEUE);
+    assert!(
+        left.contains(&"1-0".to_owned()),
+        "another worker's lease (1-0) was trimmed: left {left:?}"
+    );
 }

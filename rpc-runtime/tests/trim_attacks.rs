@@ -473,7 +473,7 @@ async fn a_late_batch_after_a_restart_with_the_clock_behind_removes_no_new_job()
 /// deleted; a later trim or the sweep removes what of it was acked).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_batch_never_deletes_a_waiting_job_that_took_one_of_its_ids() {
-    late_batch_after_colliding_restart(14).await;
+    late_batch_after_colliding_restart(14, false).await;
 }
 
 /// The same with eleven acks: a batch that small goes as a plain `XACK`,
@@ -482,10 +482,23 @@ async fn a_late_batch_never_deletes_a_waiting_job_that_took_one_of_its_ids() {
 /// named).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_small_batch_never_deletes_a_waiting_job_that_took_one_of_its_ids() {
-    late_batch_after_colliding_restart(11).await;
+    late_batch_after_colliding_restart(11, false).await;
 }
 
-async fn late_batch_after_colliding_restart(n: usize) {
+/// The same with completions that reply: a lone one (`reply_and_ack.lua`),
+/// and batches of 3 and 14 (`complete_batch.lua`, deleting and trimming),
+/// whose script the restart lost, so that they are completed again one by
+/// one (`complete.lua`). Each deletes an entry only when `XACK` counted it
+/// (found by an adversarial review: a lone reply's script deleted whatever
+/// its id named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_replies_never_delete_a_waiting_job_that_took_their_id() {
+    for n in [1, 3, 14] {
+        late_batch_after_colliding_restart(n, true).await;
+    }
+}
+
+async fn late_batch_after_colliding_restart(n: usize, reply: bool) {
     use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
@@ -517,22 +530,35 @@ async fn late_batch_after_colliding_restart(n: usize) {
     let all = entry_ids(&server, JOBS);
     let mut other = backend.open_reader().await.unwrap();
     take_n(&mut *other, queue, "c2", 1).await;
-    let acks: Vec<(Delivery, Completion)> = stale
-        .iter()
-        .map(|d| (d.clone(), Completion::default()))
-        .collect();
+    let completion = || match reply {
+        true => Completion {
+            reply: Some(b"{}".to_vec()),
+            reply_to: Some("rpc:inbox:{late}".to_owned()),
+            ..Completion::default()
+        },
+        false => Completion::default(),
+    };
+    let acks: Vec<(Delivery, Completion)> =
+        stale.iter().map(|d| (d.clone(), completion())).collect();
     let mut late = backend.open_reader().await.unwrap();
     let out = late
         .complete_and_take(&acks, &idle, "c1", 1, Duration::from_millis(10))
         .await;
-    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    // A script lost with the restart fails the completions (`NOSCRIPT`,
+    // transient): the worker completes each again on its own
+    // (`complete.lua`), as here.
+    for (i, e) in &out.not_completed {
+        assert!(e.to_string().contains("NOSCRIPT"), "{e}");
+        let (delivery, completion) = &acks[*i];
+        backend.complete(delivery, completion).await.unwrap();
+    }
     late.take_jobs(&idle, "c1", 1, Duration::from_millis(10))
         .await
         .unwrap();
     assert_eq!(
         entry_ids(&server, JOBS),
         all,
-        "waiting jobs were deleted by a late batch's XDEL"
+        "waiting jobs were deleted by a late batch's XDEL ({n} completions, replies: {reply})"
     );
 }
 

@@ -427,14 +427,26 @@ impl<'a> CompleteBatch<'a> {
 }
 
 /// A stream entry id as the numbers it orders by (`None`, first, for what
-/// Redis would not have made).
+/// Redis would not have made: only `<ms>-<seq>` as Redis writes it, decimal
+/// without sign or leading zeros, each part fitting 64 bits; the scripts
+/// compare ids as text, and `011-0` or `+1-0` would sort there as no id
+/// Redis holds).
 pub(super) fn entry_id(token: &str) -> Option<(u64, u64)> {
+    fn number(digits: &str) -> Option<u64> {
+        let canonical = digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if canonical {
+            digits.parse().ok()
+        } else {
+            None
+        }
+    }
     let (ms, seq) = token.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+    Some((number(ms)?, number(seq)?))
 }
 
-/// Whether `token` reads as a stream entry id (`<ms>-<seq>`, numbers that
-/// fit in 64 bits), as Redis would parse it.
+/// Whether `token` reads as a stream entry id as Redis writes it
+/// ([`entry_id`]).
 pub(super) fn is_entry_id(token: &str) -> bool {
     entry_id(token).is_some()
 }
@@ -491,6 +503,30 @@ mod tests {
             reply_to: Some(to.to_owned()),
             inbox_ttl: Some(Duration::from_millis(ttl)),
             ..Completion::default()
+        }
+    }
+
+    #[test]
+    fn entry_ids_are_read_only_as_redis_writes_them() {
+        assert_eq!(entry_id("1700000000000-12"), Some((1_700_000_000_000, 12)));
+        assert_eq!(entry_id("0-0"), Some((0, 0)));
+        assert_eq!(entry_id("18446744073709551615-0"), Some((u64::MAX, 0)));
+        for not in [
+            "11",
+            "011-0",
+            "11-01",
+            "+11-0",
+            "11-+0",
+            "-1-0",
+            "1-",
+            "-1",
+            " 1-0",
+            "1-0 ",
+            "18446744073709551616-0",
+            "1-0-0",
+            "",
+        ] {
+            assert_eq!(entry_id(not), None, "{not:?}");
         }
     }
 
