@@ -152,10 +152,7 @@ pub(super) async fn take_loop(
                 if deliveries.len() > free {
                     let mut running = lock(&shared.running);
                     for d in &deliveries {
-                        running
-                            .entry(d.queue.clone())
-                            .or_default()
-                            .insert(d.token.clone());
+                        super::leases::hold(&mut running, d);
                     }
                 }
                 for delivery in deliveries {
@@ -238,10 +235,7 @@ pub(super) async fn start_job(
     permit: tokio::sync::OwnedSemaphorePermit,
     finished: Option<&mut Finished>,
 ) {
-    lock(&shared.running)
-        .entry(delivery.queue.clone())
-        .or_default()
-        .insert(delivery.token.clone());
+    shared.hold_lease(&delivery);
     shared.note_taken(&delivery.queue);
     let mut run = Box::pin(async move {
         let (completion, failure) = run_job(&shared, &delivery).await;
@@ -255,7 +249,7 @@ pub(super) async fn start_job(
             // Sent with the taker's next read; the record goes apart.
             if let Some(failure) = failure {
                 let queue = delivery.queue.clone();
-                tokio::spawn(async move { failures::record(&shared, &queue, failure).await });
+                tokio::spawn(async move { failures::record(&shared, &queue, *failure).await });
             }
             finished.push((delivery, completion));
         }
@@ -263,7 +257,7 @@ pub(super) async fn start_job(
             let mut done = Box::pin(async move {
                 finish_job(&shared, &delivery, completion, Some(permit)).await;
                 if let Some(failure) = failure {
-                    failures::record(&shared, &delivery.queue, failure).await;
+                    failures::record(&shared, &delivery.queue, *failure).await;
                 }
             });
             if poll_once(&mut done).await.is_pending() {
@@ -275,7 +269,7 @@ pub(super) async fn start_job(
                 let (shared, delivery, completion, failure) = run.await;
                 finish_job(&shared, &delivery, completion, Some(permit)).await;
                 if let Some(failure) = failure {
-                    failures::record(&shared, &delivery.queue, failure).await;
+                    failures::record(&shared, &delivery.queue, *failure).await;
                 }
             });
         }
