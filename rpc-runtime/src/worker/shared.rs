@@ -25,9 +25,16 @@ use crate::sync::lock;
 use crate::telemetry::health::Health;
 use crate::telemetry::{JobOutcome, WorkerMetrics, UNKNOWN};
 
+/// The mounted services by name. Hashed with foldhash, not SipHash: a job
+/// looks its queue's service up once, and SipHash of the name cost more
+/// than the rest of the lookup. Only the services' own names are keys;
+/// names from messages are only looked up, which no choice of name can
+/// make slow.
+pub(super) type Services = HashMap<&'static str, Arc<dyn Service>, foldhash::fast::RandomState>;
+
 pub(super) struct Shared {
     pub(super) backend: Arc<dyn Broker>,
-    pub(super) services: HashMap<&'static str, Arc<dyn Service>>,
+    pub(super) services: Services,
     /// Runs around every handler, the first outermost.
     pub(super) middleware: Vec<Arc<dyn Middleware>>,
     /// The queues read: every shard of every service (`served.rs`).
