@@ -240,7 +240,7 @@ impl WorkerBuilder {
             None => None,
         };
         let periodic = super::periodic_check::prepare(self.periodic, &self.services)?;
-        let named: HashMap<&'static str, Arc<dyn Service>> = self
+        let named: super::shared::Services = self
             .services
             .iter()
             .map(|s| (s.name(), s.clone()))
@@ -249,7 +249,7 @@ impl WorkerBuilder {
         let groups = super::group_limits::GroupLimits::new(self.group_limits)?;
         check_heartbeat(&self.settings)?;
         let backend = connect_or_wait(&self.broker, self.settings.wait_for_broker).await?;
-        let mut services = HashMap::new();
+        let mut services = super::shared::Services::default();
         for s in self.services {
             // `S~k` names a shard of `S`, `Q^p` a priority lane of `Q`: a
             // service so named would read another's queue.
@@ -348,10 +348,7 @@ impl WorkerBuilder {
 /// schema says or the broker holds (`P:{S}:shards`: the count clients
 /// place on, and every shard the service ever had, so shards no longer
 /// written to are drained), recording this worker's number there.
-async fn shard_queues(
-    backend: &dyn Broker,
-    services: &HashMap<&'static str, Arc<dyn Service>>,
-) -> Vec<String> {
+async fn shard_queues(backend: &dyn Broker, services: &super::shared::Services) -> Vec<String> {
     let mut names: Vec<&'static str> = services.keys().copied().collect();
     names.sort_unstable();
     let mut queues = Vec::new();

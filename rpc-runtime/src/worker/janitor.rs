@@ -140,10 +140,7 @@ fn wait_for_a_slot(
     waiting: &Arc<AtomicBool>,
     delivery: crate::backend::Delivery,
 ) {
-    lock(&shared.running)
-        .entry(delivery.queue.clone())
-        .or_default()
-        .insert(delivery.token.clone());
+    shared.hold_lease(&delivery);
     waiting.store(true, Ordering::Release);
     let (shared, slots, waiting) = (shared.clone(), slots.clone(), waiting.clone());
     // Not counted as outstanding: a stopping worker does not wait for it

@@ -37,8 +37,10 @@
 //!
 //! `builder.rs` builds a worker, `run.rs` runs it; `shared.rs` is what its
 //! tasks share; `take.rs` takes jobs, `check.rs` checks a message, `job.rs` runs one (`admit.rs` and `rate_limit.rs` first,
+//! `cut_short.rs` for deadlines, cancellations and panics,
 //! `requeue.rs` and `handoff.rs` for what goes back), `completion.rs`
-//! writes the outcome; `janitor.rs` renews leases and reclaims,
+//! writes the outcome; `leases.rs` keeps the running jobs' leases,
+//! `janitor.rs` renews them and reclaims,
 //! `lifecycle.rs` polls the schedule, pauses and cancellations,
 //! `intake.rs` moves the intake, `periodic.rs` ticks periodic jobs,
 //! `failures.rs` records each failed attempt on the broker (best effort),
@@ -51,6 +53,7 @@ mod admit;
 mod builder;
 mod check;
 mod completion;
+mod cut_short;
 mod daily_flush;
 mod daily_stats;
 mod due_hint;
@@ -66,6 +69,7 @@ mod jitter;
 mod job;
 mod lane_take;
 mod lanes;
+mod leases;
 mod lifecycle;
 mod outstanding;
 mod pause;

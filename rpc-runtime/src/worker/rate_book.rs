@@ -4,6 +4,7 @@
 //! is; `rate_limit.rs` asks the broker with them before a limited job runs.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use rpc_protocol::rate::RateLimit;
@@ -29,8 +30,8 @@ impl RateBook {
     /// The schema's limits of `services`, then `overrides` (`Service` or
     /// `Service.job`, as given to the builder); an override naming no
     /// mounted service or job is an error.
-    pub(super) fn new(
-        services: &HashMap<&'static str, Arc<dyn Service>>,
+    pub(super) fn new<S: BuildHasher>(
+        services: &HashMap<&'static str, Arc<dyn Service>, S>,
         overrides: &[(String, RateLimit)],
     ) -> Result<RateBook, Error> {
         let mut book = RateBook::default();

@@ -2,7 +2,7 @@
 //! and their middleware, the settings, the running leases, the counters,
 //! the clock, health and the lifecycle state learned from polls.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -25,16 +25,23 @@ use crate::sync::lock;
 use crate::telemetry::health::Health;
 use crate::telemetry::{JobOutcome, WorkerMetrics, UNKNOWN};
 
+/// The mounted services by name. Hashed with foldhash, not SipHash: a job
+/// looks its queue's service up once, and SipHash of the name cost more
+/// than the rest of the lookup. Only the services' own names are keys;
+/// names from messages are only looked up, which no choice of name can
+/// make slow.
+pub(super) type Services = HashMap<&'static str, Arc<dyn Service>, foldhash::fast::RandomState>;
+
 pub(super) struct Shared {
     pub(super) backend: Arc<dyn Broker>,
-    pub(super) services: HashMap<&'static str, Arc<dyn Service>>,
+    pub(super) services: Services,
     /// Runs around every handler, the first outermost.
     pub(super) middleware: Vec<Arc<dyn Middleware>>,
     /// The queues read: every shard of every service (`served.rs`).
     pub(super) served: Served,
     pub(super) settings: WorkerSettings,
     /// Leases held by running jobs, per queue, renewed by the janitor.
-    pub(super) running: Mutex<HashMap<String, HashSet<String>>>,
+    pub(super) running: Mutex<super::leases::Leases>,
     pub(super) stats: Stats,
     /// The worker's view of the broker's clock (deadlines are measured on it).
     pub(super) clock: BrokerClock,
@@ -76,9 +83,12 @@ impl Shared {
 
     /// Stops renewing a delivery's lease (its job is completed or given up).
     pub(super) fn forget_lease(&self, delivery: &Delivery) {
-        if let Some(set) = lock(&self.running).get_mut(&delivery.queue) {
-            set.remove(&delivery.token);
-        }
+        super::leases::forget(&mut lock(&self.running), delivery);
+    }
+
+    /// Starts renewing a delivery's lease (its job is taken).
+    pub(super) fn hold_lease(&self, delivery: &Delivery) {
+        super::leases::hold(&mut lock(&self.running), delivery);
     }
 
     /// Counts a job that ended: in the counters and, when kept, the metrics.
@@ -102,9 +112,14 @@ impl Shared {
 
     /// The mounted service's name for a queue, as a metrics label.
     pub(super) fn queue_label(&self, queue: &str) -> &'static str {
+        self.queue_service(queue).map_or(UNKNOWN, |(name, _)| name)
+    }
+
+    /// The mounted service `queue` belongs to, with its name.
+    pub(super) fn queue_service(&self, queue: &str) -> Option<(&'static str, &Arc<dyn Service>)> {
         self.services
             .get_key_value(rpc_protocol::shards::service_of_queue(queue))
-            .map_or(UNKNOWN, |(name, _)| *name)
+            .map(|(name, service)| (*name, service))
     }
 
     /// A broker command failed.
