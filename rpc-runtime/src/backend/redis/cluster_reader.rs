@@ -431,7 +431,7 @@ impl ClusterTaker {
                     continue;
                 }
             };
-            for (&(q, count), reply) in plans[li].iter().zip(&replies) {
+            for (&(q, count), reply) in plans[li].iter().zip(replies) {
                 match reply {
                     Value::ServerError(e) => match e.code() {
                         "NOGROUP" => missing_groups.push(q),

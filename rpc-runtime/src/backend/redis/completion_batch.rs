@@ -63,6 +63,9 @@ struct Inbox<'a> {
 
 /// The batched completions of one queue.
 pub(super) struct CompleteBatch<'a> {
+    /// The queue, and its jobs stream (named once per batch, not per job:
+    /// `Keys::jobs` formats).
+    queue: &'a str,
     jobs: String,
     inboxes: Vec<Inbox<'a>>,
     /// (index into the completions, entry id) of the jobs that only ack.
@@ -95,7 +98,7 @@ impl<'a> CompleteBatch<'a> {
             if !batches(completion) {
                 continue;
             }
-            let jobs = keys.jobs(&delivery.queue);
+            let queue = delivery.queue.as_str();
             let reply = match (&completion.reply, &completion.reply_to) {
                 (Some(body), Some(to)) => Some((body, to)),
                 // Nobody waits for the answer: the ack alone.
@@ -109,11 +112,12 @@ impl<'a> CompleteBatch<'a> {
                     .is_none_or(|inbox| inbox.replies.len() < MOST_PER_CALL),
                 None => b.acks.len() < MOST_PER_CALL,
             };
-            let batch = match out.iter().rposition(|b| b.jobs == jobs && has_room(b)) {
+            let batch = match out.iter().rposition(|b| b.queue == queue && has_room(b)) {
                 Some(at) => &mut out[at],
                 None => {
                     out.push(CompleteBatch {
-                        jobs,
+                        queue,
+                        jobs: keys.jobs(queue),
                         inboxes: Vec::new(),
                         acks: Vec::new(),
                     });

@@ -74,7 +74,7 @@ impl RedisBackend {
         };
         let mut out = Vec::new();
         let mut vanished = Vec::new();
-        for entry in parse_entries(&claimed) {
+        for entry in parse_entries(claimed) {
             let deliveries = counts
                 .get(&entry.id)
                 .copied()

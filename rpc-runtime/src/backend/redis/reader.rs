@@ -372,11 +372,11 @@ impl Reader for RedisReader {
                 for (i, key) in keys.iter().enumerate() {
                     let key = std::slice::from_ref(key);
                     let v = self.read_group(key, consumer, max, None).await?;
-                    collect_deliveries(&v, key, &queues[i..=i], &mut out);
+                    collect_deliveries(v, key, &queues[i..=i], &mut out);
                 }
             } else {
                 let v = self.read_group(&keys, consumer, max, None).await?;
-                collect_deliveries(&v, &keys, queues, &mut out);
+                collect_deliveries(v, &keys, queues, &mut out);
             }
             return Ok(out);
         }
@@ -396,7 +396,7 @@ impl Reader for RedisReader {
                 let v = self
                     .read_group(std::slice::from_ref(key), consumer, max, None)
                     .await?;
-                collect_deliveries(&v, std::slice::from_ref(key), &queues[i..=i], &mut out);
+                collect_deliveries(v, std::slice::from_ref(key), &queues[i..=i], &mut out);
             }
             if out.is_empty() {
                 self.turn = (self.turn + 1) % keys.len();
@@ -409,12 +409,12 @@ impl Reader for RedisReader {
                         Some(wait.min(CLUSTER_TURN)),
                     )
                     .await?;
-                collect_deliveries(&v, &keys[i..=i], &queues[i..=i], &mut out);
+                collect_deliveries(v, &keys[i..=i], &queues[i..=i], &mut out);
             }
             return Ok(out);
         }
         let v = self.read_group(&keys, consumer, max, Some(wait)).await?;
-        collect_deliveries(&v, &keys, queues, &mut out);
+        collect_deliveries(v, &keys, queues, &mut out);
         Ok(out)
     }
 
@@ -511,7 +511,7 @@ impl Reader for RedisReader {
         );
         pipe.add_command(Self::read_group_cmd(&keys, consumer, max, block));
         pipe.ignore_errors();
-        let replies = match self.run_pipeline(&pipe, wait).await {
+        let mut replies = match self.run_pipeline(&pipe, wait).await {
             Ok(mut replies) => {
                 replies.drain(..skipped);
                 self.left.clear();
@@ -567,13 +567,15 @@ impl Reader for RedisReader {
         self.reload_lost_scripts(&lost).await;
         not_completed.sort_by_key(|(i, _)| *i);
         let start = calls + trimmed;
-        let taken = match &replies[start] {
+        // Moved out: the deliveries take their ids and payloads from it.
+        let read = std::mem::replace(&mut replies[start], Value::Nil);
+        let taken = match read {
             Value::ServerError(e) if e.code() == "NOGROUP" => self
                 .recreate_groups(&keys)
                 .await
                 .map(|()| Vec::new())
                 .map_err(Error::from),
-            Value::ServerError(e) => Err(RedisError::from(e.clone()).into()),
+            Value::ServerError(e) => Err(RedisError::from(e).into()),
             read => {
                 let mut out = Vec::new();
                 collect_deliveries(read, &keys, queues, &mut out);

@@ -8,28 +8,35 @@ use rpc_protocol::stream::{CANCELLED as CANCELLED_FIELD, MESSAGE as FIELD};
 /// Parses an `XREADGROUP` reply, `nil` or
 /// `[[key, [[id, [field, value, ...]], ...]], ...]`, into deliveries.
 pub(super) fn collect_deliveries(
-    v: &Value,
+    v: Value,
     keys: &[String],
     queues: &[String],
     out: &mut Vec<Delivery>,
 ) {
-    let streams: Vec<(&Value, &Value)> = match v {
+    // Taken by value: each id and payload is moved out of the answer, not
+    // copied (a drained job's payload and id were two copies).
+    let streams: Vec<(Value, Value)> = match v {
         Value::Array(streams) => streams
-            .iter()
+            .into_iter()
             .filter_map(|s| match s {
-                Value::Array(parts) => Some((parts.first()?, parts.get(1)?)),
+                Value::Array(parts) => {
+                    let mut parts = parts.into_iter();
+                    Some((parts.next()?, parts.next()?))
+                }
                 _ => None,
             })
             .collect(),
         // RESP3 answers with a map of key -> entries.
-        Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        Value::Map(pairs) => pairs,
         _ => Vec::new(),
     };
     for (key, entries) in streams {
-        let Some(key) = as_string(key) else { continue };
-        let Some(idx) = keys.iter().position(|k| *k == key) else {
-            continue;
+        let idx = match &key {
+            Value::BulkString(b) => keys.iter().position(|k| k.as_bytes() == b.as_slice()),
+            Value::SimpleString(s) => keys.iter().position(|k| k == s),
+            _ => None,
         };
+        let Some(idx) = idx else { continue };
         for entry in parse_entries(entries) {
             out.push(Delivery {
                 queue: queues[idx].clone(),
@@ -55,27 +62,28 @@ pub(super) struct Entry {
     pub(super) cancelled: bool,
 }
 
-/// Parses `[[id, [field, value, ...]] | [id, nil], ...]` into entries.
-pub(super) fn parse_entries(v: &Value) -> Vec<Entry> {
-    let mut out = Vec::new();
+/// Parses `[[id, [field, value, ...]] | [id, nil], ...]` into entries,
+/// moving each id and message out of the answer.
+pub(super) fn parse_entries(v: Value) -> Vec<Entry> {
     let Value::Array(entries) = v else {
-        return out;
+        return Vec::new();
     };
+    let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
         let Value::Array(parts) = entry else { continue };
-        let Some(id) = parts.first().and_then(as_string) else {
+        let mut parts = parts.into_iter();
+        let Some(id) = parts.next().and_then(into_string) else {
             continue;
         };
-        match parts.get(1) {
+        match parts.next() {
             Some(Value::Array(fields)) => {
                 let mut payload = Vec::new();
                 let mut cancelled = false;
-                for pair in fields.chunks(2) {
-                    if let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
-                        (pair.first(), pair.get(1))
-                    {
+                let mut fields = fields.into_iter();
+                while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+                    if let (Value::BulkString(name), Value::BulkString(value)) = (name, value) {
                         if name == FIELD.as_bytes() {
-                            payload = value.clone();
+                            payload = value;
                         } else if name == CANCELLED_FIELD.as_bytes() {
                             cancelled = value == b"1";
                         }
@@ -95,6 +103,16 @@ pub(super) fn parse_entries(v: &Value) -> Vec<Entry> {
         }
     }
     out
+}
+
+/// A string answer, moved out (`None` for anything else, or bytes that are
+/// not UTF-8).
+fn into_string(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
 }
 
 /// A RESP2 flat `[k, v, k, v]` array or a RESP3 map, as (key, value) pairs.
