@@ -47,7 +47,16 @@ local function older(a, b)
   return a < b
 end
 
+-- Whether id is a stream id as Redis writes it: "ms-seq", decimal, no
+-- leading zeros. Only such an id may be the bound: XACK takes "99" for
+-- 99-0, but no lease compares older than "99" as text, and XTRIM MINID 99
+-- would remove leases and waiting jobs.
+local function canonical(id)
+  return string.find(id, '^[1-9]%d*%-%d+$') ~= nil or string.find(id, '^0%-%d+$') ~= nil
+end
+
 local bound = ARGV[2]
+if bound ~= '+' and not canonical(bound) then return '0-0' end
 local summary = redis.pcall('XPENDING', KEYS[1], ARGV[1])
 if type(summary) == 'table' and summary.err then return summary end
 if summary[1] == 0 then

@@ -641,3 +641,53 @@ async fn sharded_streams_keep_nothing_acked() {
         let _ = tokio::time::timeout(PATIENCE, task).await;
     }
 }
+
+/// A batch of 256 acks alone whose tokens are numbers without a sequence
+/// (no read hands those out; a caller of the backend could): `XACK` takes
+/// "99999999999255" for 99999999999255-0, so as the trim's bound it would
+/// remove every entry, leased and waiting. Only an id written as Redis
+/// writes it bounds a trim, in the reader and in `trim_acked.lua` (found by
+/// a review: 30 of 30 entries went).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_without_a_sequence_never_bound_a_trim() {
+    use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let queue = "W";
+    let idle = ["X".to_owned()];
+    let backend = connect(&BrokerConfig::new(server.url()))
+        .await
+        .expect("connect");
+    backend
+        .prepare_queues(&[queue.to_owned(), idle[0].clone()])
+        .await
+        .unwrap();
+    for i in 0..30 {
+        backend
+            .push_job(queue, format!("job {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut other = backend.open_reader().await.unwrap();
+    take_n(&mut *other, queue, "c2", 10).await;
+    let before = entry_ids(&server, JOBS);
+    assert_eq!(before.len(), 30);
+    let acks: Vec<(Delivery, Completion)> = (0..256)
+        .map(|i| {
+            let delivery = Delivery {
+                queue: queue.to_owned(),
+                token: format!("99999999999{i:03}"),
+                payload: Vec::new(),
+                deliveries: 1,
+                enqueued_ms: None,
+                cancelled: false,
+            };
+            (delivery, Completion::default())
+        })
+        .collect();
+    let mut late = backend.open_reader().await.unwrap();
+    let wait = Duration::from_millis(10);
+    late.complete_and_take(&acks, &idle, "c1", 1, wait).await;
+    late.take_jobs(&idle, "c1", 1, wait).await.unwrap();
+    assert_eq!(entry_ids(&server, JOBS), before, "entries were trimmed");
+}

@@ -82,8 +82,6 @@ pub(super) async fn run_job(
     }
     if let Some(outcome) = outcome {
         spans::record_outcome(&span, outcome, None);
-    }
-    if let Some(outcome) = outcome {
         shared.count(outcome, service, job);
     }
     (completion, failure)

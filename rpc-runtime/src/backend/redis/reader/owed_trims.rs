@@ -127,7 +127,9 @@ impl OwedTrims {
             .iter()
             .map(|o| (o.jobs.as_str(), text(o.newest)))
             .collect();
-        for &(jobs, id) in also {
+        // Only an id as Redis writes it may bound a trim (`trim_acked.lua`
+        // reads "99" as no id, where `XTRIM MINID 99` would take 99-0).
+        for &(jobs, id) in also.iter().filter(|(_, id)| entry_id(id).is_some()) {
             match newest.iter_mut().find(|(j, _)| *j == jobs) {
                 Some((_, at)) if entry_id(at) >= entry_id(id) => {}
                 Some((_, at)) => *at = id.to_owned(),
