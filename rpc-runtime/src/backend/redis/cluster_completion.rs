@@ -1,8 +1,9 @@
 //! A worker's completions on a Cluster, grouped by key instead of sent job
 //! by job: the replies to each caller's inbox in one `RPUSH`, then, once
 //! those pushes are seen to have succeeded, each inbox's TTL and each
-//! queue's acks (`XACK` + `XDEL` of its ids), every group's command sent at
-//! once over the shared connection.
+//! queue's acks (`complete_batch.lua` with acks alone: `XACK`, and the
+//! entries removed only when it counted them), every group's command sent
+//! at once over the shared connection.
 //!
 //! A completion's keys live in up to three slots there, so job by job it
 //! was two or three script calls in turn (`completion::complete_on`), and a
@@ -23,7 +24,7 @@ use rpc_protocol::Keys;
 
 use super::commands::Commands;
 use super::completion::{classify, complete_on, inbox_ttl_ms, reply_pushed};
-use super::completion_batch::{batches, is_entry_id, plain_outcome};
+use super::completion_batch::{batches, complete_batch_script, entry_id, is_entry_id, refusals};
 use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
 
 /// Replies in one `RPUSH`, and ids in one `XACK`, at most.
@@ -112,45 +113,52 @@ pub(super) async fn complete_grouped(
             expire
         })
         .collect::<Vec<_>>();
-    let ack_pipes = acks
-        .iter()
+    // Each queue's acks as `complete_batch.lua` with acks alone (one key,
+    // so one slot): an entry is removed only when `XACK` counted every id
+    // of its part. A plain `XACK` + `XDEL` would delete what a stale id
+    // names: after a failover to a replica that had not received the
+    // newest entries, new waiting jobs may take the ids of leases the old
+    // master handed out.
+    let ack_calls = acks
+        .iter_mut()
         .flat_map(|(queue, jobs)| {
             let stream = keys.jobs(queue);
+            // Oldest first, as the script asks.
+            jobs.sort_by_cached_key(|&i| entry_id(&done[i].0.token));
             jobs.chunks(MOST_PER_COMMAND)
-                .map(move |chunk| {
-                    let ids: Vec<&str> = chunk.iter().map(|&i| done[i].0.token.as_str()).collect();
-                    let mut pipe = redis::pipe();
-                    pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(&ids);
-                    pipe.cmd("XDEL").arg(&stream).arg(&ids);
-                    pipe.ignore_errors();
-                    (chunk, pipe)
+                .map(|chunk| {
+                    let mut call = complete_batch_script().prepare_invoke();
+                    call.key(&stream)
+                        .arg(GROUP)
+                        .arg(0) // no pushes
+                        .arg(1) // one stream: KEYS[1], one part of acks alone
+                        .arg(1)
+                        .arg(1)
+                        .arg(0)
+                        .arg(chunk.len());
+                    for &i in chunk {
+                        call.arg(&done[i].0.token);
+                    }
+                    (chunk, call)
                 })
                 .collect::<Vec<_>>()
         })
         .collect::<Vec<_>>();
     let expired = join_all(expires.iter().map(|expire| commands.query::<Value>(expire)));
-    let acked = join_all(
-        ack_pipes
-            .iter()
-            .map(|(_, pipe)| commands.query_pipeline(pipe)),
-    );
+    let acked = join_all(ack_calls.iter().map(|(_, call)| commands.invoke(call)));
     let (expired, acked) = tokio::join!(expired, acked);
     for e in expired.into_iter().filter_map(Result::err) {
         // The reply is there; an inbox without its TTL is a leak only if
         // its caller died, and no reason to run the job again.
         tracing::warn!(error = %e, "could not set a caller's inbox TTL");
     }
-    for ((chunk, _), answer) in ack_pipes.iter().zip(acked) {
-        let outcome = match answer.as_deref() {
-            Ok([ack, del]) => plain_outcome(ack, del),
-            Ok(other) => Err(CompleteError::Transient(format!(
-                "an ack pipeline of 2 commands answered {}",
-                other.len()
-            ))),
-            Err(e) => Err(classify(e)),
-        };
-        if let Err(e) = outcome {
-            failed.extend(chunk.iter().map(|&i| (i, e.clone())));
+    for ((chunk, _), answer) in ack_calls.iter().zip(acked) {
+        match answer {
+            Ok(reply) => failed.extend(refusals(chunk, &reply)),
+            Err(e) => {
+                let e = classify(&e);
+                failed.extend(chunk.iter().map(|&i| (i, e.clone())));
+            }
         }
     }
     failed.sort_by_key(|(i, _)| *i);

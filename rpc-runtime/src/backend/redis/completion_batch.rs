@@ -24,7 +24,7 @@ use super::scripts::compiled;
 use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
 
 /// The batch completion script.
-fn complete_batch_script() -> &'static Script {
+pub(super) fn complete_batch_script() -> &'static Script {
     compiled(&rpc_protocol::scripts::COMPLETE_BATCH)
 }
 
@@ -390,44 +390,51 @@ impl<'a> CompleteBatch<'a> {
         reply: &Value,
     ) -> Vec<(usize, CompleteError)> {
         let by_place: Vec<usize> = batches.iter().flat_map(|b| b.indices()).collect();
-        let every = |e: CompleteError| by_place.iter().map(|&i| (i, e.clone())).collect();
-        let parts = match reply {
-            Value::Array(parts) => parts,
-            Value::ServerError(e) => return every(classify(&RedisError::from(e.clone()))),
-            other => {
-                return every(CompleteError::Transient(format!(
-                    "unexpected answer to the batch completion script: {other:?}"
-                )))
-            }
+        refusals(&by_place, reply)
+    }
+}
+
+/// What an answer of `complete_batch.lua` says, as `(index, error)` for
+/// each job that did not complete, `by_place` giving the index of each of
+/// the call's entry ids in argument order (the script's `k`, from 1).
+pub(super) fn refusals(by_place: &[usize], reply: &Value) -> Vec<(usize, CompleteError)> {
+    let every = |e: CompleteError| by_place.iter().map(|&i| (i, e.clone())).collect();
+    let parts = match reply {
+        Value::Array(parts) => parts,
+        Value::ServerError(e) => return every(classify(&RedisError::from(e.clone()))),
+        other => {
+            return every(CompleteError::Transient(format!(
+                "unexpected answer to the batch completion script: {other:?}"
+            )))
+        }
+    };
+    let mut failed: Vec<(usize, CompleteError)> = Vec::new();
+    for refusal in parts.chunks(3) {
+        let [Value::Int(k), step, error] = refusal else {
+            return every(CompleteError::Transient(format!(
+                "unexpected answer to the batch completion script: {reply:?}"
+            )));
         };
-        let mut failed: Vec<(usize, CompleteError)> = Vec::new();
-        for refusal in parts.chunks(3) {
-            let [Value::Int(k), step, error] = refusal else {
-                return every(CompleteError::Transient(format!(
-                    "unexpected answer to the batch completion script: {reply:?}"
-                )));
-            };
-            let e = outcome(&Value::Array(vec![step.clone(), error.clone()]))
-                .err()
-                .unwrap_or_else(|| CompleteError::Transient("a step was refused".to_owned()));
-            match *k {
-                // The acked entries could not be removed: the jobs are
-                // completed, the entries stay (counted as queued) until an
-                // operator looks.
-                -1 => tracing::warn!(
-                    "acked entries could not be removed from their stream: {}",
-                    text_of(error)
-                ),
-                k => {
-                    let place = usize::try_from(k - 1).ok();
-                    if let Some(&i) = place.and_then(|p| by_place.get(p)) {
-                        failed.push((i, e));
-                    }
+        let e = outcome(&Value::Array(vec![step.clone(), error.clone()]))
+            .err()
+            .unwrap_or_else(|| CompleteError::Transient("a step was refused".to_owned()));
+        match *k {
+            // The acked entries could not be removed: the jobs are
+            // completed, the entries stay (counted as queued) until an
+            // operator looks.
+            -1 => tracing::warn!(
+                "acked entries could not be removed from their stream: {}",
+                text_of(error)
+            ),
+            k => {
+                let place = usize::try_from(k - 1).ok();
+                if let Some(&i) = place.and_then(|p| by_place.get(p)) {
+                    failed.push((i, e));
                 }
             }
         }
-        failed
     }
+    failed
 }
 
 /// A stream entry id as the numbers it orders by (`None`, first, for what

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::commands::{is_nogroup, Commands};
+use super::commands::is_nogroup;
 use super::connect::RedisBackend;
 use super::scripts::compiled;
 use super::values::{as_fields, as_int, as_string};
@@ -82,12 +82,9 @@ impl RedisBackend {
     /// delete: `trim_acked.lua` with `+`, which trims up to the oldest lease
     /// held, or to the group's last delivered entry when none is. What a
     /// trim of acks alone left for its worker's next read stays when that
-    /// worker is killed first.
+    /// worker is killed first, and what a batch `XACK` did not count in
+    /// full leaves (on a single Redis and on a Cluster alike).
     pub(super) async fn sweep_acked(&self, queue: &str) -> Result<(), Error> {
-        if matches!(self.commands, Commands::Cluster(_)) {
-            // A Cluster's batches are `XACK` + `XDEL`: nothing is left.
-            return Ok(());
-        }
         let key = self.jobs_key(queue);
         let mut invocation = compiled(&scripts::TRIM_ACKED).prepare_invoke();
         invocation.key(&key).arg(GROUP).arg("+");
