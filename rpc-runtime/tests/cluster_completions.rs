@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use rpc_runtime::backend::{
-    connect, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery,
+    connect, Broker, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery, Reader,
 };
 use rpc_testkit::RedisCluster;
 
@@ -25,6 +25,30 @@ fn reply(to: &str) -> Completion {
     }
 }
 
+/// Pushes `n` jobs onto the queue and takes them all with `reader`.
+async fn pushed_and_taken(
+    backend: &dyn Broker,
+    reader: &mut dyn Reader,
+    n: usize,
+) -> Vec<Delivery> {
+    for i in 0..n {
+        backend
+            .push_job(QUEUE, format!("job {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let queues = [QUEUE.to_owned()];
+    let mut taken = Vec::new();
+    while taken.len() < n {
+        let more = reader
+            .take_jobs(&queues, "c1", n, Duration::from_secs(1))
+            .await
+            .unwrap();
+        taken.extend(more);
+    }
+    taken
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_leased() {
     rpc_testkit::require_redis_server();
@@ -34,21 +58,8 @@ async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_lease
         .expect("connect");
     let queues = vec![QUEUE.to_owned()];
     backend.prepare_queues(&queues).await.unwrap();
-    for i in 0..12 {
-        backend
-            .push_job(QUEUE, format!("job {i}").as_bytes())
-            .await
-            .unwrap();
-    }
     let mut reader = backend.open_reader().await.unwrap();
-    let mut taken = Vec::new();
-    while taken.len() < 12 {
-        let more = reader
-            .take_jobs(&queues, "c1", 12, Duration::from_secs(1))
-            .await
-            .unwrap();
-        taken.extend(more);
-    }
+    let taken = pushed_and_taken(&*backend, &mut *reader, 12).await;
     // Inboxes in other slots than the queue (and, likely, on other masters).
     cluster.cli(["SET", "rpc:inbox:{bad}", "not a list"]);
     let done: Vec<(Delivery, Completion)> = taken
@@ -145,21 +156,8 @@ async fn a_late_batch_on_a_cluster_never_deletes_a_waiting_job_that_took_its_id(
     let queues = vec![QUEUE.to_owned()];
     backend.prepare_queues(&queues).await.unwrap();
     for n in [3, 12] {
-        for i in 0..n {
-            backend
-                .push_job(QUEUE, format!("job {i}").as_bytes())
-                .await
-                .unwrap();
-        }
         let mut reader = backend.open_reader().await.unwrap();
-        let mut taken = Vec::new();
-        while taken.len() < n {
-            let more = reader
-                .take_jobs(&queues, "c1", n, Duration::from_secs(1))
-                .await
-                .unwrap();
-            taken.extend(more);
-        }
+        let taken = pushed_and_taken(&*backend, &mut *reader, n).await;
         cluster.cli(["DEL", JOBS]);
         cluster.cli(["XGROUP", "CREATE", JOBS, "workers", "0", "MKSTREAM"]);
         for d in &taken {

@@ -498,25 +498,35 @@ async fn late_replies_never_delete_a_waiting_job_that_took_their_id() {
     }
 }
 
-async fn late_batch_after_colliding_restart(n: usize, reply: bool) {
-    use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
-    rpc_testkit::require_redis_server();
-    let server = RedisServer::start().expect("redis-server");
-    let queue = "W";
-    let idle = ["X".to_owned()];
+/// A backend on `server` with the queues `W` and `X` and `n` jobs on `W`.
+async fn w_with_jobs(
+    server: &RedisServer,
+    n: usize,
+) -> std::sync::Arc<dyn rpc_runtime::backend::Broker> {
+    use rpc_runtime::backend::{connect, BrokerConfig};
     let backend = connect(&BrokerConfig::new(server.url()))
         .await
         .expect("connect");
     backend
-        .prepare_queues(&[queue.to_owned(), idle[0].clone()])
+        .prepare_queues(&["W".to_owned(), "X".to_owned()])
         .await
         .unwrap();
     for i in 0..n {
         backend
-            .push_job(queue, format!("old {i}").as_bytes())
+            .push_job("W", format!("job {i}").as_bytes())
             .await
             .unwrap();
     }
+    backend
+}
+
+async fn late_batch_after_colliding_restart(n: usize, reply: bool) {
+    use rpc_runtime::backend::{Completion, Delivery};
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let queue = "W";
+    let idle = ["X".to_owned()];
+    let backend = w_with_jobs(&server, n).await;
     let mut reader = backend.open_reader().await.unwrap();
     let stale = take_n(&mut *reader, queue, "c1", n).await;
     server.restart().unwrap();
@@ -650,24 +660,12 @@ async fn sharded_streams_keep_nothing_acked() {
 /// a review: 30 of 30 entries went).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_without_a_sequence_never_bound_a_trim() {
-    use rpc_runtime::backend::{connect, BrokerConfig, Completion, Delivery};
+    use rpc_runtime::backend::{Completion, Delivery};
     rpc_testkit::require_redis_server();
     let server = RedisServer::start().expect("redis-server");
     let queue = "W";
     let idle = ["X".to_owned()];
-    let backend = connect(&BrokerConfig::new(server.url()))
-        .await
-        .expect("connect");
-    backend
-        .prepare_queues(&[queue.to_owned(), idle[0].clone()])
-        .await
-        .unwrap();
-    for i in 0..30 {
-        backend
-            .push_job(queue, format!("job {i}").as_bytes())
-            .await
-            .unwrap();
-    }
+    let backend = w_with_jobs(&server, 30).await;
     let mut other = backend.open_reader().await.unwrap();
     take_n(&mut *other, queue, "c2", 10).await;
     let before = entry_ids(&server, JOBS);
