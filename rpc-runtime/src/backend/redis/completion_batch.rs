@@ -70,6 +70,11 @@ pub(super) struct CompleteBatch<'a> {
     inboxes: Vec<Inbox<'a>>,
     /// (index into the completions, entry id) of the jobs that only ack.
     acks: Vec<(usize, &'a str)>,
+    /// No other batch of the same gather replies: a lone reply then goes
+    /// as `reply_and_ack.lua`, where beside other replying batches (a
+    /// sharded service's, one reply per shard) it joins their one
+    /// `complete_batch.lua` call.
+    replies_alone: bool,
 }
 
 /// How a batch is sent.
@@ -79,7 +84,8 @@ enum Form {
     /// `XACK`, and the reader owes `trim_acked.lua` (`reader/owed_trims.rs`):
     /// more acks alone.
     AckTrim,
-    /// `reply_and_ack.lua`: one reply and its ack (a lone call's).
+    /// `reply_and_ack.lua`: one reply and its ack, no other queue of the
+    /// batch replying (a lone call's).
     One,
     /// `complete_batch.lua`.
     Script,
@@ -120,6 +126,7 @@ impl<'a> CompleteBatch<'a> {
                         jobs: keys.jobs(queue),
                         inboxes: Vec::new(),
                         acks: Vec::new(),
+                        replies_alone: true,
                     });
                     out.last_mut().expect("just pushed")
                 }
@@ -144,9 +151,11 @@ impl<'a> CompleteBatch<'a> {
             inbox.ttl_ms = inbox.ttl_ms.max(ttl_ms);
             inbox.replies.push((i, body, &delivery.token));
         }
+        let replying = out.iter().filter(|b| !b.inboxes.is_empty()).count();
         // Each inbox's ids and the ack-only ids oldest first, as the
         // script asks.
         for batch in &mut out {
+            batch.replies_alone = replying == 1;
             for inbox in &mut batch.inboxes {
                 // Each id read once (`sort_by_key` reads it per comparison).
                 inbox
@@ -167,7 +176,7 @@ impl<'a> CompleteBatch<'a> {
         match (self.inboxes.as_slice(), self.acks.len()) {
             ([], n) if n < FEWEST_TO_TRIM => Form::Plain,
             ([], _) => Form::AckTrim,
-            ([one], 0) if one.replies.len() == 1 => Form::One,
+            ([one], 0) if one.replies.len() == 1 && self.replies_alone => Form::One,
             _ => Form::Script,
         }
     }
@@ -615,6 +624,25 @@ mod tests {
         // A lone reply: reply_and_ack.lua.
         let one = [(delivery("A", "1-0"), answer("in1", 10))];
         let [cmd] = CompleteBatch::gather(&keys, &one)[0]
+            .commands()
+            .try_into()
+            .expect("one call");
+        assert!(packed(&cmd).contains(reply_and_ack_script().get_hash()));
+    }
+
+    #[test]
+    fn a_lone_reply_beside_other_replying_queues_joins_their_script_call() {
+        let keys = Keys::new("rpc");
+        let two = vec![
+            (delivery("A", "1-0"), answer("in1", 10)),
+            (delivery("B", "2-0"), answer("in1", 10)),
+            (delivery("C", "3-0"), Completion::default()),
+        ];
+        let batches = CompleteBatch::gather(&keys, &two);
+        let scripted: Vec<bool> = batches.iter().map(CompleteBatch::is_scripted).collect();
+        assert_eq!(scripted, [true, true, false], "A and B in one script call");
+        let one = &two[..1];
+        let [cmd] = CompleteBatch::gather(&keys, one)[0]
             .commands()
             .try_into()
             .expect("one call");
