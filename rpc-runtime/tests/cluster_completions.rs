@@ -6,6 +6,7 @@
 //! whatever the replies did; and it takes a handful of commands, not a
 //! script call per job and slot.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_runtime::backend::{
@@ -23,6 +24,17 @@ fn reply(to: &str) -> Completion {
         inbox_ttl: Some(Duration::from_secs(600)),
         ..Completion::default()
     }
+}
+
+/// A 3-master Cluster and a backend on it with the queue prepared.
+async fn cluster_with_queue() -> (RedisCluster, Arc<dyn Broker>) {
+    rpc_testkit::require_redis_server();
+    let cluster = RedisCluster::start(3).expect("cluster");
+    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
+        .await
+        .expect("connect");
+    backend.prepare_queues(&[QUEUE.to_owned()]).await.unwrap();
+    (cluster, backend)
 }
 
 /// Pushes `n` jobs onto the queue and takes them all with `reader`.
@@ -51,13 +63,8 @@ async fn pushed_and_taken(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_leased() {
-    rpc_testkit::require_redis_server();
-    let cluster = RedisCluster::start(3).expect("cluster");
-    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
-        .await
-        .expect("connect");
+    let (cluster, backend) = cluster_with_queue().await;
     let queues = vec![QUEUE.to_owned()];
-    backend.prepare_queues(&queues).await.unwrap();
     let mut reader = backend.open_reader().await.unwrap();
     let taken = pushed_and_taken(&*backend, &mut *reader, 12).await;
     // Inboxes in other slots than the queue (and, likely, on other masters).
@@ -148,13 +155,8 @@ async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_lease
 /// deleted whatever the ids named).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_batch_on_a_cluster_never_deletes_a_waiting_job_that_took_its_id() {
-    rpc_testkit::require_redis_server();
-    let cluster = RedisCluster::start(3).expect("cluster");
-    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
-        .await
-        .expect("connect");
-    let queues = vec![QUEUE.to_owned()];
-    backend.prepare_queues(&queues).await.unwrap();
+    let (cluster, backend) = cluster_with_queue().await;
+    let queues = [QUEUE.to_owned()];
     for n in [3, 12] {
         let mut reader = backend.open_reader().await.unwrap();
         let taken = pushed_and_taken(&*backend, &mut *reader, n).await;
