@@ -136,7 +136,7 @@ pub(super) async fn profile_bulk(
         .await
         .map_err(|e| format!("stats connection: {e}"))?;
     let jobs = jobs as u64;
-    let (cpu_before, redis_before) = match kind {
+    let ((cpu_before, redis_before), elapsed) = match kind {
         Kind::Floor => {
             let mut floor = crate::jobs_floor::FloorEnqueuer::connect(&url, 0).await?;
             floor.enqueue_bulk(0, jobs / 10).await?;
@@ -144,8 +144,9 @@ pub(super) async fn profile_bulk(
                 procs.map(measure::cpu_split),
                 RedisStats::read(&mut stats).await?,
             );
+            let started = Instant::now();
             floor.enqueue_bulk(0, jobs).await?;
-            before
+            (before, started.elapsed())
         }
         Kind::Typed => {
             let typed = typed_client(&url).await?;
@@ -163,11 +164,16 @@ pub(super) async fn profile_bulk(
                 procs.map(measure::cpu_split),
                 RedisStats::read(&mut stats).await?,
             );
+            let started = Instant::now();
             send(jobs).await?;
-            before
+            (before, started.elapsed())
         }
         _ => return Err("--profile --bulk: floor or typed".to_owned()),
     };
+    say(&format!(
+        "  {:.0} jobs/s",
+        jobs as f64 / elapsed.as_secs_f64()
+    ));
     let after = procs.map(measure::cpu_split);
     let redis = redis_before.per(&RedisStats::read(&mut stats).await?, jobs);
     say_costs(
