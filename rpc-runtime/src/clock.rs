@@ -36,6 +36,20 @@ pub(crate) struct BrokerClock {
     origin: Instant,
 }
 
+/// One reading of this machine's clock and the broker's: a call is
+/// stamped from one, and every call of a batch from the same one (a batch
+/// of 100,000 read the clocks six times a call).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    /// This machine's time, in ms since the Unix epoch.
+    pub(crate) local_ms: u64,
+    /// The broker's time, in ms since the Unix epoch (this machine's
+    /// until the offset is sampled).
+    pub(crate) broker_ms: u64,
+    /// Whether the offset was ever sampled.
+    pub(crate) sampled: bool,
+}
+
 impl Default for BrokerClock {
     fn default() -> Self {
         BrokerClock::new()
@@ -96,10 +110,19 @@ impl BrokerClock {
 
     /// The broker's time now, in ms since the Unix epoch.
     pub(crate) fn now_ms(&self) -> u64 {
-        let local = rpc_protocol::time::unix_ms(SystemTime::now()) as i64;
-        local
-            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
-            .max(0) as u64
+        self.read().broker_ms
+    }
+
+    /// This machine's clock and the broker's, read once.
+    pub(crate) fn read(&self) -> Reading {
+        let local_ms = rpc_protocol::time::unix_ms(SystemTime::now());
+        Reading {
+            local_ms,
+            broker_ms: (local_ms as i64)
+                .saturating_add(self.offset_ms.load(Ordering::Relaxed))
+                .max(0) as u64,
+            sampled: self.is_sampled(),
+        }
     }
 
     /// Broker time minus local time, in ms.

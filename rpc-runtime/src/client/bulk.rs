@@ -39,9 +39,10 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 pub use super::bulk_error::{BatchError, Sent};
-use super::bulk_send::{Encoded, Mode, Payloads};
+use super::bulk_send::{told, Encoded, Fate, Mode, Payloads};
 use super::call::{Answered, Call, OneWay};
 use super::handle::Client;
+use super::observe::Observed;
 use super::pending::Pending;
 use super::typed::Parts;
 use super::untyped::untyped_ref;
@@ -244,7 +245,7 @@ impl OneWayBatch {
         let (fates, error) = client.send_batch(&calls, &payloads).await;
         match error {
             None => Ok(calls.into_iter().map(|c| c.id).collect()),
-            Some(error) => Err(BatchError::partial(error, fates)),
+            Some(error) => Err(BatchError::partial(error, told(&calls, fates))),
         }
     }
 }
@@ -275,7 +276,7 @@ where
         drop(payloads);
         if let Some(error) = error {
             client.forget_waiters(calls.iter().map(|c| &c.id));
-            return Err(BatchError::partial(error, fates));
+            return Err(BatchError::partial(error, told(&calls, fates)));
         }
         Ok(calls
             .into_iter()
@@ -304,12 +305,16 @@ where
                 let why = &why;
                 async move {
                     let job = call.job;
+                    let unsent = match fate {
+                        Fate::Queued => None,
+                        other => Some(other.of(call.id.clone())),
+                    };
                     let (pending, observed) = client.pending_for(call, rx);
-                    let answer = match fate {
-                        Sent::Queued(_) => pending.wait().await,
-                        other => {
+                    let answer = match unsent {
+                        None => pending.wait().await,
+                        Some(sent) => {
                             drop(pending);
-                            Err(CallError::Rpc(other.into_error(why)))
+                            Err(CallError::Rpc(sent.into_error(why)))
                         }
                     };
                     client.observed(observed, &job, &answer);
@@ -390,7 +395,7 @@ impl Client {
         &self,
         call: Encoded,
         rx: tokio::sync::oneshot::Receiver<Vec<u8>>,
-    ) -> (Pending<T, E>, super::observe::Observed) {
+    ) -> (Pending<T, E>, Observed) {
         let failures = call
             .kept
             .then(|| self.inner.inbox.read_failures.subscribe());
@@ -402,6 +407,7 @@ impl Client {
             call.timeout,
             call.deadline,
         );
-        (pending, call.observed)
+        let observed = call.observed.map_or_else(Observed::none, |o| *o);
+        (pending, observed)
     }
 }

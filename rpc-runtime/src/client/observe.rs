@@ -25,6 +25,23 @@ pub(super) struct Observed {
     started: Option<Instant>,
 }
 
+impl Observed {
+    /// Nothing observed: no span, no trace context, no metrics.
+    pub(super) fn none() -> Self {
+        Observed {
+            span: Span::none(),
+            trace: None,
+            started: None,
+        }
+    }
+
+    /// Whether there is nothing to observe (nobody listens to the span and
+    /// no metrics are kept): a batch keeps such a call's as `None`.
+    pub(super) fn is_idle(&self) -> bool {
+        self.span.is_disabled() && self.trace.is_none() && self.started.is_none()
+    }
+}
+
 impl Client {
     /// Opens the span of a call to `job`, a child of the trace context in
     /// `options` if there is one.

@@ -16,7 +16,6 @@ use super::reply::{label, timed_out};
 
 use crate::backend::Broker;
 use crate::call::{CallOptions, JobId, JobRef};
-use crate::clock::BrokerClock;
 use crate::error::Error;
 
 /// When a call is due, and under which idempotency key it is sent.
@@ -36,7 +35,7 @@ impl Placement {
         job: &JobRef,
         options: &CallOptions,
         timeout: Duration,
-        clock: &BrokerClock,
+        now_ms: u64,
     ) -> Result<Placement, Error> {
         let refuse = |reason: String| Error::config(format_args!("`{}`: {reason}", label(job)));
         let max_delay = Duration::from_millis(MAX_DELAY_MS);
@@ -76,7 +75,6 @@ impl Placement {
                 )));
             }
         }
-        let now_ms = clock.now_ms();
         let run_at_ms = match (options.delay, options.run_at) {
             (Some(delay), _) if delay > max_delay => {
                 return Err(refuse(format!(
@@ -146,6 +144,7 @@ pub(super) async fn place_until(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::BrokerClock;
 
     fn job() -> JobRef {
         JobRef {
@@ -165,14 +164,15 @@ mod tests {
         let clock = BrokerClock::with_offset_ms(60_000);
         let at = std::time::SystemTime::now() + Duration::from_secs(3_600);
         let options = CallOptions::run_at(at);
-        let placed = Placement::of(&job(), &options, Duration::from_secs(1), &clock).unwrap();
+        let placed =
+            Placement::of(&job(), &options, Duration::from_secs(1), clock.now_ms()).unwrap();
         assert_eq!(placed.run_at_ms, Some(rpc_protocol::time::unix_ms(at)));
         // A delay counts from the broker's now.
         let placed = Placement::of(
             &job(),
             &CallOptions::delay(Duration::from_secs(10)),
             Duration::from_secs(1),
-            &clock,
+            clock.now_ms(),
         )
         .unwrap();
         let expected = clock.now_ms() + 10_000;
@@ -195,9 +195,9 @@ mod tests {
             CallOptions::default().with_group("x}:intake"),
             CallOptions::default().with_group("k".repeat(129)),
         ] {
-            let refused = Placement::of(&job(), &options, Duration::from_secs(1), &clock);
+            let refused = Placement::of(&job(), &options, Duration::from_secs(1), clock.now_ms());
             assert!(refused.is_err(), "{options:?}");
         }
-        assert!(Placement::of(&job(), &CallOptions::default(), year, &clock).is_err());
+        assert!(Placement::of(&job(), &CallOptions::default(), year, clock.now_ms()).is_err());
     }
 }

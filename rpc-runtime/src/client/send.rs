@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rpc_protocol::job::{JobName, OutgoingJob, PROTOCOL_VERSION};
 use rpc_protocol::WriteParams;
@@ -22,6 +22,7 @@ use super::place::{self, place_until, Placement};
 use super::reply::{label, timed_out};
 
 use crate::call::{CallOptions, JobId, JobRef};
+use crate::clock::Reading;
 use crate::error::Error;
 use crate::sync::lock;
 use crate::telemetry::{TraceContext, TRACEPARENT};
@@ -46,13 +47,15 @@ impl Client {
         routing: Routing<'_>,
     ) -> Result<(Vec<u8>, Duration, Placement), Error> {
         let mut payload = Vec::with_capacity(256);
+        let now = self.broker_clock().read();
         let (timeout, placement) =
-            self.encode_into(job, id, request, options, routing, &mut payload)?;
+            self.encode_into(job, id, request, options, routing, now, &mut payload)?;
         Ok((payload, timeout, placement))
     }
 
     /// [`Client::encode`], the message appended to `out` (a batch writes
-    /// all its messages into one buffer). On an error `out` is as it was.
+    /// all its messages into one buffer), stamped from the clocks' reading
+    /// `now`. On an error `out` is as it was.
     pub(super) fn encode_into<Req: WriteParams + ?Sized>(
         &self,
         job: &JobRef,
@@ -60,6 +63,7 @@ impl Client {
         request: &Req,
         options: &CallOptions,
         routing: Routing<'_>,
+        now: Reading,
         out: &mut Vec<u8>,
     ) -> Result<(Duration, Placement), Error> {
         let Routing {
@@ -68,8 +72,7 @@ impl Client {
             trace,
         } = routing;
         let timeout = self.timeout_for(job, options);
-        let clock = self.broker_clock();
-        let placement = Placement::of(job, options, timeout, clock)?;
+        let placement = Placement::of(job, options, timeout, now.broker_ms)?;
         // The call's span is recorded: its context replaces the parent's;
         // interceptors may change the metadata. Either way the metadata is
         // copied, only then.
@@ -120,9 +123,9 @@ impl Client {
             // clock of this machine's involved), and as an absolute time
             // for older workers. A delayed call's time counts from when
             // it is due.
-            deadline_ms: SystemTime::now()
-                .checked_add(placement.delay + timeout)
-                .map(rpc_protocol::time::unix_ms),
+            deadline_ms: u64::try_from((placement.delay + timeout).as_millis())
+                .ok()
+                .and_then(|ms| now.local_ms.checked_add(ms)),
             timeout_ms: Some(timeout.as_millis() as u64),
             attempt: 1,
             max_attempts: options
@@ -131,7 +134,7 @@ impl Client {
                 .or(self.inner.config.max_attempts),
             result_ttl_ms: result_ttl.as_millis() as u64,
             meta,
-            sent_ms: clock.is_sampled().then(|| clock.now_ms()),
+            sent_ms: now.sampled.then_some(now.broker_ms),
             run_at_ms: placement.run_at_ms,
             idempotency_key: key,
             idempotency_ttl_ms: options

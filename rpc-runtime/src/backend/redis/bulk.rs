@@ -32,7 +32,7 @@ impl RedisBackend {
             return self.push_to_intake(queue, payloads).await;
         }
         let key = push_key(false, &self.keys, queue);
-        let mut pipe = redis::pipe();
+        let mut pipe = redis::Pipeline::with_capacity(payloads.len());
         for payload in payloads {
             pipe.add_command(push_cmd_to(false, &key, payload));
         }
