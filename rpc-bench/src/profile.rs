@@ -292,8 +292,9 @@ fn say_costs(
         ));
     }
     say(&format!(
-        "  Redis (INFO): {:.2} µs of CPU, {:.2} commands per {unit}: {}",
+        "  Redis (INFO): {:.2} µs of CPU, {:.3} reads and {:.2} commands per {unit}: {}",
         redis.cpu_us,
+        redis.reads,
         redis.total_commands(),
         redis.describe()
     ));

@@ -3,6 +3,11 @@
 //! the commands it ran (`INFO commandstats`, commands run by scripts
 //! included), read before and after and divided by the calls or jobs.
 //!
+//! It also counts Redis's reads of client sockets (`INFO stats`,
+//! `total_reads_processed`): each pass of its event loop costs a few
+//! system calls, on this kind of VM more than a small command, so reads
+//! per job often explain a difference in CPU that commands do not.
+//!
 //! Redis CPU per job is what decides how many jobs one Redis core carries,
 //! and commands per job say where it goes; both are read over the same
 //! connection-free window as the figure they belong to, so a background
@@ -27,6 +32,8 @@ pub struct RedisStats {
     pub calls: BTreeMap<String, u64>,
     /// Microseconds Redis spent in each command (`usec`).
     pub usec: BTreeMap<String, u64>,
+    /// Reads from client sockets (`total_reads_processed`).
+    pub reads: u64,
 }
 
 impl RedisStats {
@@ -34,6 +41,7 @@ impl RedisStats {
     pub async fn read(con: &mut MultiplexedConnection) -> Result<RedisStats, String> {
         let info: String = redis::cmd("INFO")
             .arg("cpu")
+            .arg("stats")
             .arg("commandstats")
             .query_async(con)
             .await
@@ -50,6 +58,8 @@ impl RedisStats {
                 .or_else(|| line.strip_prefix("used_cpu_sys:"))
             {
                 stats.cpu_s += v.parse::<f64>().unwrap_or(0.0);
+            } else if let Some(v) = line.strip_prefix("total_reads_processed:") {
+                stats.reads = v.parse().unwrap_or(0);
             } else if let Some(rest) = line.strip_prefix("cmdstat_") {
                 let Some((name, fields)) = rest.split_once(':') else {
                     continue;
@@ -87,6 +97,7 @@ impl RedisStats {
         }
         RedisCost {
             cpu_us: (later.cpu_s - self.cpu_s).max(0.0) * 1e6 / n,
+            reads: later.reads.saturating_sub(self.reads) as f64 / n,
             commands,
             command_us,
         }
@@ -98,6 +109,9 @@ impl RedisStats {
 pub struct RedisCost {
     /// CPU time of the redis-server process, in µs.
     pub cpu_us: f64,
+    /// Reads from client sockets (passes of the event loop that found
+    /// something to read).
+    pub reads: f64,
     /// Commands run, by name (scripts' own commands included).
     pub commands: BTreeMap<String, f64>,
     /// Redis's time in each command (`INFO commandstats` `usec`), in µs;
@@ -113,6 +127,7 @@ impl RedisCost {
         let mut total = RedisCost::default();
         for cost in costs {
             total.cpu_us += cost.cpu_us;
+            total.reads += cost.reads;
             for (name, n) in &cost.commands {
                 *total.commands.entry(name.clone()).or_default() += n;
             }
@@ -151,6 +166,7 @@ impl RedisCost {
 pub struct CostPool {
     units: u64,
     cpu_us: f64,
+    reads: f64,
     commands: BTreeMap<String, f64>,
     command_us: BTreeMap<String, f64>,
 }
@@ -161,6 +177,7 @@ impl CostPool {
         let w = units as f64;
         self.units += units;
         self.cpu_us += cost.cpu_us * w;
+        self.reads += cost.reads * w;
         for (name, n) in &cost.commands {
             *self.commands.entry(name.clone()).or_default() += n * w;
         }
@@ -175,6 +192,7 @@ impl CostPool {
         let per = |m: &BTreeMap<String, f64>| m.iter().map(|(k, v)| (k.clone(), v / n)).collect();
         RedisCost {
             cpu_us: self.cpu_us / n,
+            reads: self.reads / n,
             commands: per(&self.commands),
             command_us: per(&self.command_us),
         }
@@ -188,18 +206,20 @@ mod tests {
     #[test]
     fn reads_cpu_and_command_counts_and_divides_them() {
         let before = RedisStats::parse(
-            "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.000000\r\n# Commandstats\r\n\
+            "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.000000\r\n\
+             # Stats\r\ntotal_reads_processed:1000\r\n# Commandstats\r\n\
              cmdstat_xadd:calls=10,usec=20,usec_per_call=2.00,rejected_calls=0,failed_calls=0\r\n\
              cmdstat_info:calls=1,usec=20,usec_per_call=20.00,rejected_calls=0,failed_calls=0\r\n",
         );
         let after = RedisStats::parse(
-            "used_cpu_sys:1.600000\r\nused_cpu_user:2.100000\r\n\
+            "used_cpu_sys:1.600000\r\nused_cpu_user:2.100000\r\ntotal_reads_processed:1050\r\n\
              cmdstat_xadd:calls=110,usec=220,usec_per_call=2.00,rejected_calls=0,failed_calls=0\r\n\
              cmdstat_xack:calls=50,usec=20,usec_per_call=0.40,rejected_calls=0,failed_calls=0\r\n\
              cmdstat_info:calls=2,usec=40,usec_per_call=20.00,rejected_calls=0,failed_calls=0\r\n",
         );
         let cost = before.per(&after, 100);
         assert!((cost.cpu_us - 2_000.0).abs() < 1e-6, "{cost:?}");
+        assert_eq!(cost.reads, 0.5);
         assert_eq!(cost.commands.get("xadd"), Some(&1.0));
         assert_eq!(cost.commands.get("xack"), Some(&0.5));
         assert!(!cost.commands.contains_key("info"));

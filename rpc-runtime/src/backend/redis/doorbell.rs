@@ -10,6 +10,9 @@
 //! one subscriber connection per master, and waits on those connections
 //! when every queue is empty (`cluster_reader.rs`).
 //!
+//! The pushes onto one queue share rings (`shared_rings.rs`): a push needs
+//! a ring sent after Redis took it, not one of its own.
+//!
 //! A ring is only a hint: it carries nothing, a lost one (a failover, a
 //! reconnect) costs at most one wait, because the reader sweeps every
 //! queue after subscribing and after each wait that ends unrung. On a
@@ -30,6 +33,7 @@ use rpc_protocol::Keys;
 
 use super::commands::Commands;
 use super::resp::RespConnection;
+use super::shared_rings::SharedRings;
 
 /// `SPUBLISH P:{queue}:ready ""`: rings the doorbell of `queue`.
 pub(super) fn ring_cmd(keys: &Keys, queue: &str) -> redis::Cmd {
@@ -56,6 +60,8 @@ pub(crate) struct Doorbell {
     keys: Keys,
     /// Queue -> until when its doorbell is not rung.
     silent: Arc<Mutex<HashMap<String, Instant>>>,
+    /// The rings on their way, shared by the pushes they cover.
+    shared: Arc<SharedRings>,
 }
 
 impl Doorbell {
@@ -64,6 +70,7 @@ impl Doorbell {
             commands,
             keys,
             silent: Arc::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -78,12 +85,18 @@ impl Doorbell {
             .is_none_or(|until| Instant::now() >= *until)
     }
 
-    /// Rings `queue`'s doorbell (after jobs were added to its stream) and
-    /// remembers whether anyone heard it. Its failure is only logged.
+    /// Rings `queue`'s doorbell (after jobs were added to its stream), or
+    /// waits for the next ring another push sends, and remembers whether
+    /// anyone heard it. Its failure is only logged.
     pub(super) async fn ring(&self, queue: &str) {
         if !self.cluster() || !self.worth_ringing(queue) {
             return;
         }
+        self.shared.ring(queue, || self.ring_now(queue)).await;
+    }
+
+    /// Sends one ring of `queue`'s doorbell.
+    async fn ring_now(&self, queue: &str) {
         match self
             .commands
             .query::<Value>(&ring_cmd(&self.keys, queue))

@@ -94,6 +94,7 @@ mod scan;
 mod schedule;
 mod scripts;
 mod shard_counts;
+mod shared_rings;
 mod url;
 mod values;
 
