@@ -268,12 +268,12 @@ where
     /// handle per call, in order (each result is kept for the client's
     /// result TTL unless the calls say, so it can be fetched by id).
     pub async fn send(self) -> Result<Vec<Pending<T, E>>, BatchError> {
-        let Some((client, calls, payloads)) = self.encode(Mode::Handles)? else {
+        let Some((client, calls, mut payloads)) = self.encode(Mode::Handles)? else {
             return Ok(Vec::new());
         };
         let receivers = client.wait_for_batch(&calls);
         let (fates, error) = client.send_batch(&calls, &payloads).await;
-        drop(payloads);
+        payloads.sent();
         if let Some(error) = error {
             client.forget_waiters(calls.iter().map(|c| &c.id));
             return Err(BatchError::partial(error, told(&calls, fates)));
@@ -281,19 +281,19 @@ where
         Ok(calls
             .into_iter()
             .zip(receivers)
-            .map(|(call, rx)| client.pending_for(call, rx).0)
+            .map(|(call, rx)| client.pending_for(&payloads, call, rx).0)
             .collect())
     }
 
     /// Sends every call and waits for every answer, in order.
     async fn answers(self) -> Result<Vec<Result<T, CallError<E>>>, BatchError> {
-        let Some((client, calls, payloads)) = self.encode(Mode::Wait)? else {
+        let Some((client, calls, mut payloads)) = self.encode(Mode::Wait)? else {
             return Ok(Vec::new());
         };
         let receivers = client.wait_for_batch(&calls);
         let (fates, error) = client.send_batch(&calls, &payloads).await;
         // Sent: the messages are not needed while the answers come.
-        drop(payloads);
+        payloads.sent();
         let why = error.map(|e| e.to_string()).unwrap_or_default();
         let waits = calls
             .into_iter()
@@ -301,15 +301,14 @@ where
             .zip(fates)
             .map(|(sent, fate)| {
                 let (call, rx) = sent;
-                let client = &client;
-                let why = &why;
+                let (client, why, payloads) = (&client, &why, &payloads);
                 async move {
-                    let job = call.job;
+                    let job = *payloads.job(&call);
                     let unsent = match fate {
                         Fate::Queued => None,
                         other => Some(other.of(call.id.clone())),
                     };
-                    let (pending, observed) = client.pending_for(call, rx);
+                    let (pending, observed) = client.pending_for(payloads, call, rx);
                     let answer = match unsent {
                         None => pending.wait().await,
                         Some(sent) => {
@@ -393,19 +392,21 @@ impl Client {
     /// The handle of a sent call of a batch, and its observation.
     fn pending_for<T, E>(
         &self,
+        batch: &Payloads,
         call: Encoded,
         rx: tokio::sync::oneshot::Receiver<Vec<u8>>,
     ) -> (Pending<T, E>, Observed) {
         let failures = call
             .kept
             .then(|| self.inner.inbox.read_failures.subscribe());
+        let deadline = batch.deadline(&call);
         let pending = self.pending_reply(
-            &call.job,
+            batch.job(&call),
             call.id,
             rx,
             failures,
             call.timeout,
-            call.deadline,
+            deadline,
         );
         let observed = call.observed.map_or_else(Observed::none, |o| *o);
         (pending, observed)
