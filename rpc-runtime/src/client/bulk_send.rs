@@ -259,8 +259,8 @@ impl Client {
                 reply_to: inbox.as_deref(),
                 result_ttl,
                 trace: observed.trace.as_ref(),
+                now: now.clocks,
             },
-            now.clocks,
             bytes,
         )?;
         // A delayed call waits for its delay and then its timeout.

@@ -47,15 +47,13 @@ impl Client {
         routing: Routing<'_>,
     ) -> Result<(Vec<u8>, Duration, Placement), Error> {
         let mut payload = Vec::with_capacity(256);
-        let now = self.broker_clock().read();
         let (timeout, placement) =
-            self.encode_into(job, id, request, options, routing, now, &mut payload)?;
+            self.encode_into(job, id, request, options, routing, &mut payload)?;
         Ok((payload, timeout, placement))
     }
 
     /// [`Client::encode`], the message appended to `out` (a batch writes
-    /// all its messages into one buffer), stamped from the clocks' reading
-    /// `now`. On an error `out` is as it was.
+    /// all its messages into one buffer). On an error `out` is as it was.
     pub(super) fn encode_into<Req: WriteParams + ?Sized>(
         &self,
         job: &JobRef,
@@ -63,13 +61,13 @@ impl Client {
         request: &Req,
         options: &CallOptions,
         routing: Routing<'_>,
-        now: Reading,
         out: &mut Vec<u8>,
     ) -> Result<(Duration, Placement), Error> {
         let Routing {
             reply_to,
             result_ttl,
             trace,
+            now,
         } = routing;
         let timeout = self.timeout_for(job, options);
         let placement = Placement::of(job, options, timeout, now.broker_ms)?;
@@ -226,6 +224,7 @@ impl Client {
                 reply_to: Some(&self.inner.inbox.name()),
                 result_ttl: self.result_ttl(options, keep),
                 trace: observed.trace.as_ref(),
+                now: self.broker_clock().read(),
             },
         )?;
         // A delayed call waits for its delay and then its timeout.
@@ -448,6 +447,9 @@ pub(super) struct Routing<'a> {
     pub(super) result_ttl: Duration,
     /// The call span's trace context, replacing the options' `traceparent`.
     pub(super) trace: Option<&'a TraceContext>,
+    /// The clocks' reading the call is stamped from (a batch's calls share
+    /// one).
+    pub(super) now: Reading,
 }
 
 /// A call encoded and ready to send.

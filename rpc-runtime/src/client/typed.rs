@@ -93,6 +93,7 @@ impl Parts {
                 reply_to: None,
                 result_ttl: client.result_ttl(options, false),
                 trace: observed.trace.as_ref(),
+                now: client.broker_clock().read(),
             },
         )?;
         // Even enqueueing is bounded by the call's timeout: with the broker

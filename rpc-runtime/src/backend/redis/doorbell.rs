@@ -11,7 +11,8 @@
 //! when every queue is empty (`cluster_reader.rs`).
 //!
 //! The pushes onto one queue share rings (`shared_rings.rs`): a push needs
-//! a ring sent after Redis took it, not one of its own.
+//! a ring sent after Redis took it, not one of its own; a task of the
+//! queue's sends them.
 //!
 //! A ring is only a hint: it carries nothing, a lost one (a failover, a
 //! reconnect) costs at most one wait, because the reader sweeps every
@@ -92,7 +93,12 @@ impl Doorbell {
         if !self.cluster() || !self.worth_ringing(queue) {
             return;
         }
-        self.shared.ring(queue, || self.ring_now(queue)).await;
+        let (bell, owned) = (self.clone(), queue.to_owned());
+        let ring = move || {
+            let (bell, queue) = (bell.clone(), owned.clone());
+            async move { bell.ring_now(&queue).await }
+        };
+        self.shared.ring(queue, ring).await;
     }
 
     /// Sends one ring of `queue`'s doorbell.

@@ -6,11 +6,15 @@
 //! at 64 in flight). A push needs only some ring sent after Redis took it,
 //! not a ring of its own: Redis then added the job before it publishes the
 //! ring, so the worker the ring wakes finds the job. So the pushes onto one
-//! queue share rings: one is on its way at a time, and every push answered
-//! meanwhile waits for the next one, which covers them all.
+//! queue share rings: a task of the queue's own sends them, one at a time,
+//! until every push answered so far is covered, and each push waits for
+//! the first ring sent after it.
 //!
-//! A caller that gives up while its ring is on its way (a batch past its
-//! deadline) hands the ringing on: the next waiting caller sends one.
+//! The rings are sent by that task, never by a caller: a caller that
+//! stops being polled (parked in a `select!`) or is dropped (a deadline)
+//! neither holds the other pushes of its queue nor leaves its own push
+//! unrung (an adversarial review found both when callers rang for each
+//! other).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,8 +34,8 @@ pub(super) struct SharedRings {
 #[derive(Default)]
 struct QueueRings {
     counts: Mutex<Counts>,
-    /// Woken when a ring is answered or given up.
-    ended: Notify,
+    /// Woken when a ring is answered.
+    answered: Notify,
 }
 
 #[derive(Default)]
@@ -41,88 +45,69 @@ struct Counts {
     /// The number of the latest ring answered (or refused: a ring is a
     /// hint, and its failure is only logged).
     answered: u64,
-    /// Whether a ring is on its way.
+    /// The ring every push answered so far needs.
+    wanted: u64,
+    /// Whether the queue's ringer task runs.
     ringing: bool,
 }
 
 impl SharedRings {
     /// Returns once a ring of `queue` sent after this call began has been
-    /// answered; `ring` sends one when none is on its way.
-    pub(super) async fn ring<Fut>(&self, queue: &str, ring: impl Fn() -> Fut)
+    /// answered; `ring` sends one. If the caller gives up first, the ring
+    /// is sent all the same.
+    pub(super) async fn ring<Fut>(&self, queue: &str, ring: impl Fn() -> Fut + Send + 'static)
     where
-        Fut: Future<Output = ()>,
+        Fut: Future<Output = ()> + Send + 'static,
     {
         let rings = lock(&self.queues)
             .entry(queue.to_owned())
             .or_default()
             .clone();
-        rings.covered(ring).await;
-    }
-}
-
-impl QueueRings {
-    async fn covered<Fut>(&self, ring: impl Fn() -> Fut)
-    where
-        Fut: Future<Output = ()>,
-    {
-        // The caller's push was answered: the first ring sent from now on
-        // covers it.
-        let needed = lock(&self.counts).sent + 1;
+        let needed = {
+            let mut counts = lock(&rings.counts);
+            // The caller's push was answered: the first ring sent from now
+            // on covers it.
+            let needed = counts.sent + 1;
+            counts.wanted = counts.wanted.max(needed);
+            if !counts.ringing {
+                counts.ringing = true;
+                tokio::spawn(ringer(rings.clone(), ring));
+            }
+            needed
+        };
         loop {
-            let ended = self.ended.notified();
-            tokio::pin!(ended);
-            let number = {
-                let mut counts = lock(&self.counts);
-                if counts.answered >= needed {
-                    return;
-                }
-                if counts.ringing {
-                    // Registered before the lock is let go, so the end of
-                    // the ring on its way cannot be missed.
-                    ended.as_mut().enable();
-                    None
-                } else {
-                    counts.ringing = true;
-                    counts.sent += 1;
-                    Some(counts.sent)
-                }
-            };
-            match number {
-                Some(number) => {
-                    let mut on_its_way = OnItsWay {
-                        rings: self,
-                        number,
-                        answered: false,
-                    };
-                    ring().await;
-                    on_its_way.answered = true;
-                    return;
-                }
-                None => ended.await,
+            let answered = rings.answered.notified();
+            tokio::pin!(answered);
+            // Registered before the count is read, so a ring answered in
+            // between is not missed.
+            answered.as_mut().enable();
+            if lock(&rings.counts).answered >= needed {
+                return;
             }
+            answered.await;
         }
     }
 }
 
-/// A ring on its way. When it ends, answered or given up (its caller was
-/// dropped), the callers waiting on it are woken: answered, it covers
-/// those it was sent for; given up, one of them sends another.
-struct OnItsWay<'a> {
-    rings: &'a QueueRings,
-    number: u64,
-    answered: bool,
-}
-
-impl Drop for OnItsWay<'_> {
-    fn drop(&mut self) {
-        {
-            let mut counts = lock(&self.rings.counts);
-            counts.ringing = false;
-            if self.answered {
-                counts.answered = counts.answered.max(self.number);
+/// A queue's ringer: sends rings, one at a time, until every push answered
+/// so far is covered.
+async fn ringer<Fut>(rings: Arc<QueueRings>, ring: impl Fn() -> Fut)
+where
+    Fut: Future<Output = ()>,
+{
+    loop {
+        let number = {
+            let mut counts = lock(&rings.counts);
+            if counts.answered >= counts.wanted {
+                counts.ringing = false;
+                return;
             }
-        }
-        self.rings.ended.notify_waiters();
+            counts.sent += 1;
+            counts.sent
+        };
+        ring().await;
+        lock(&rings.counts).answered = number;
+        rings.answered.notify_waiters();
     }
 }
 
@@ -130,6 +115,8 @@ impl Drop for OnItsWay<'_> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    use futures_util::FutureExt;
 
     use super::*;
 
@@ -141,31 +128,45 @@ mod tests {
     }
 
     impl Probe {
-        async fn ring(&self) {
-            self.sent.fetch_add(1, Ordering::SeqCst);
-            self.gate.notified().await;
+        fn ringing(self: &Arc<Self>) -> impl Fn() -> futures_util::future::BoxFuture<'static, ()> {
+            let probe = self.clone();
+            move || {
+                let probe = probe.clone();
+                Box::pin(async move {
+                    probe.sent.fetch_add(1, Ordering::SeqCst);
+                    probe.gate.notified().await;
+                })
+            }
         }
+
+        fn rings(&self) -> usize {
+            self.sent.load(Ordering::SeqCst)
+        }
+    }
+
+    fn push(
+        rings: &Arc<SharedRings>,
+        probe: &Arc<Probe>,
+        queue: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
+        let (rings, ring) = (rings.clone(), probe.ringing());
+        tokio::spawn(async move { rings.ring(queue, ring).await })
     }
 
     #[tokio::test]
     async fn pushes_answered_while_a_ring_is_on_its_way_share_the_next() {
         let rings = Arc::new(SharedRings::default());
         let probe = Arc::new(Probe::default());
-        let ringer = |rings: Arc<SharedRings>, probe: Arc<Probe>| {
-            tokio::spawn(async move { rings.ring("Q", || probe.ring()).await })
-        };
         // The first push rings; ten more come while its ring is on its way.
-        let first = ringer(rings.clone(), probe.clone());
-        wait_for(|| probe.sent.load(Ordering::SeqCst) == 1).await;
-        let later: Vec<_> = (0..10)
-            .map(|_| ringer(rings.clone(), probe.clone()))
-            .collect();
+        let first = push(&rings, &probe, "Q");
+        wait_for(|| probe.rings() == 1).await;
+        let later: Vec<_> = (0..10).map(|_| push(&rings, &probe, "Q")).collect();
         tokio::task::yield_now().await;
         // The first ring covers none of them: they were answered after it
-        // went. Its answer lets one of them send the next, for all ten.
+        // went. Its answer lets the ringer send the next, for all ten.
         probe.gate.notify_waiters();
         first.await.unwrap();
-        wait_for(|| probe.sent.load(Ordering::SeqCst) == 2).await;
+        wait_for(|| probe.rings() == 2).await;
         assert!(later.iter().all(|t| !t.is_finished()));
         probe.gate.notify_waiters();
         for t in later {
@@ -174,39 +175,64 @@ mod tests {
                 .expect("every push covered by the second ring")
                 .unwrap();
         }
-        assert_eq!(probe.sent.load(Ordering::SeqCst), 2);
+        assert_eq!(probe.rings(), 2);
         // Another queue rings on its own.
-        let other = tokio::spawn({
-            let (rings, probe) = (rings.clone(), probe.clone());
-            async move { rings.ring("R", || probe.ring()).await }
-        });
-        wait_for(|| probe.sent.load(Ordering::SeqCst) == 3).await;
+        let other = push(&rings, &probe, "R");
+        wait_for(|| probe.rings() == 3).await;
         probe.gate.notify_waiters();
         other.await.unwrap();
     }
 
     #[tokio::test]
-    async fn a_ringer_that_gives_up_hands_the_ringing_on() {
+    async fn a_push_whose_caller_gives_up_still_gets_its_ring() {
         let rings = Arc::new(SharedRings::default());
         let probe = Arc::new(Probe::default());
-        let first = tokio::spawn({
-            let (rings, probe) = (rings.clone(), probe.clone());
-            async move { rings.ring("Q", || probe.ring()).await }
-        });
-        wait_for(|| probe.sent.load(Ordering::SeqCst) == 1).await;
-        let second = tokio::spawn({
-            let (rings, probe) = (rings.clone(), probe.clone());
-            async move { rings.ring("Q", || probe.ring()).await }
-        });
+        // A ring on its way; a push answered meanwhile, its caller dropped
+        // while it waits; and the first push's caller dropped too.
+        let first = push(&rings, &probe, "Q");
+        wait_for(|| probe.rings() == 1).await;
+        let second = push(&rings, &probe, "Q");
         tokio::task::yield_now().await;
-        // The first caller is dropped mid-ring: the second sends its own.
+        second.abort();
         first.abort();
-        wait_for(|| probe.sent.load(Ordering::SeqCst) == 2).await;
+        let _ = (first.await, second.await);
+        // The ring on its way is the ringer's, not the caller's: once it is
+        // answered, the second push gets the ring after it.
         probe.gate.notify_waiters();
-        tokio::time::timeout(Duration::from_secs(10), second)
+        wait_for(|| probe.rings() == 2).await;
+        probe.gate.notify_waiters();
+        // And nothing more: every push is covered.
+        let third = push(&rings, &probe, "Q");
+        wait_for(|| probe.rings() == 3).await;
+        probe.gate.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(10), third)
             .await
-            .expect("the second push rang after the first gave up")
+            .expect("a later push rings again")
             .unwrap();
+        assert_eq!(probe.rings(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_is_not_polled_holds_no_other_push() {
+        let rings = Arc::new(SharedRings::default());
+        let probe = Arc::new(Probe::default());
+        // A push whose caller polls it once and then parks it.
+        let mut parked = Box::pin(rings.ring("Q", probe.ringing()));
+        assert!((&mut parked).now_or_never().is_none());
+        wait_for(|| probe.rings() == 1).await;
+        probe.gate.notify_waiters();
+        // Another push goes through while the first is never polled again.
+        let other = push(&rings, &probe, "Q");
+        wait_for(|| probe.rings() == 2).await;
+        probe.gate.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(10), other)
+            .await
+            .expect("a parked caller held another push of its queue")
+            .unwrap();
+        // The parked one is covered too, when it is polled again.
+        tokio::time::timeout(Duration::from_secs(10), parked)
+            .await
+            .expect("the parked push was covered");
     }
 
     async fn wait_for(mut done: impl FnMut() -> bool) {
