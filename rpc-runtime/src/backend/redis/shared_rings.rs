@@ -170,16 +170,14 @@ mod tests {
         assert!(later.iter().all(|t| !t.is_finished()));
         probe.gate.notify_waiters();
         for t in later {
-            tokio::time::timeout(Duration::from_secs(10), t)
+            returns(t, "every push covered by the second ring")
                 .await
-                .expect("every push covered by the second ring")
                 .unwrap();
         }
         assert_eq!(probe.rings(), 2);
         // Another queue rings on its own.
         let other = push(&rings, &probe, "R");
-        wait_for(|| probe.rings() == 3).await;
-        probe.gate.notify_waiters();
+        answer_ring(&probe, 3).await;
         other.await.unwrap();
     }
 
@@ -199,16 +197,11 @@ mod tests {
         // The ring on its way is the ringer's, not the caller's: once it is
         // answered, the second push gets the ring after it.
         probe.gate.notify_waiters();
-        wait_for(|| probe.rings() == 2).await;
-        probe.gate.notify_waiters();
+        answer_ring(&probe, 2).await;
         // And nothing more: every push is covered.
         let third = push(&rings, &probe, "Q");
-        wait_for(|| probe.rings() == 3).await;
-        probe.gate.notify_waiters();
-        tokio::time::timeout(Duration::from_secs(10), third)
-            .await
-            .expect("a later push rings again")
-            .unwrap();
+        answer_ring(&probe, 3).await;
+        returns(third, "a later push rings again").await.unwrap();
         assert_eq!(probe.rings(), 3);
     }
 
@@ -219,20 +212,28 @@ mod tests {
         // A push whose caller polls it once and then parks it.
         let mut parked = Box::pin(rings.ring("Q", probe.ringing()));
         assert!((&mut parked).now_or_never().is_none());
-        wait_for(|| probe.rings() == 1).await;
-        probe.gate.notify_waiters();
+        answer_ring(&probe, 1).await;
         // Another push goes through while the first is never polled again.
         let other = push(&rings, &probe, "Q");
-        wait_for(|| probe.rings() == 2).await;
-        probe.gate.notify_waiters();
-        tokio::time::timeout(Duration::from_secs(10), other)
+        answer_ring(&probe, 2).await;
+        returns(other, "a parked caller held another push of its queue")
             .await
-            .expect("a parked caller held another push of its queue")
             .unwrap();
         // The parked one is covered too, when it is polled again.
-        tokio::time::timeout(Duration::from_secs(10), parked)
+        returns(parked, "the parked push was covered").await;
+    }
+
+    /// Waits until `n` rings were sent, then lets the latest be answered.
+    async fn answer_ring(probe: &Probe, n: usize) {
+        wait_for(|| probe.rings() == n).await;
+        probe.gate.notify_waiters();
+    }
+
+    /// Waits for a push's caller to return.
+    async fn returns<F: std::future::Future>(caller: F, what: &str) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), caller)
             .await
-            .expect("the parked push was covered");
+            .expect(what)
     }
 
     async fn wait_for(mut done: impl FnMut() -> bool) {
