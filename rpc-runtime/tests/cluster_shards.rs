@@ -9,7 +9,9 @@
 //! test compares with the old 200 ms turn, which it could not pass.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use rpc_runtime::{CallOptions, Client, DynamicService, StatsSnapshot, Worker};
@@ -187,6 +189,40 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
         "p50 {p50:?}, p90 {p90:?}: not woken by the doorbell (the old turn was 200 ms)"
     );
 
+    // A caller that stops being polled once its job is queued (left in a
+    // `select!`) holds no other push onto its queue: the ring after its
+    // push is not its to send (`shared_rings.rs`; when callers rang for
+    // each other, a review saw the next call time out here).
+    let on_parked_shard = |key: &str| rpc_protocol::shards::shard_of_key(key, QUEUES as u32);
+    let other_key = (0..)
+        .map(|k| format!("beside-{k}"))
+        .find(|key| on_parked_shard(key) == on_parked_shard("parked"))
+        .expect("a key on the same shard");
+    let rung_before = sum(&nodes, |n| n.command_calls("spublish"));
+    let mut parked = client
+        .send(&format!("{SHARDED}.echo"), json!("parked"))
+        .idempotency_key("parked")
+        .into_future();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sum(&nodes, |n| n.command_calls("spublish")) == rung_before {
+        // Polled by hand (its push goes out, its ring follows), until
+        // Redis counts the ring: it cannot have answered before that.
+        let _ = std::future::poll_fn(|cx| Poll::Ready(parked.as_mut().poll(cx))).await;
+        assert!(
+            Instant::now() < deadline,
+            "the parked call's push never rang"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let beside = client
+        .call(&format!("{SHARDED}.echo"), json!("beside"))
+        .options(CallOptions::idempotency_key(other_key))
+        .response()
+        .await
+        .expect("a call beside a parked one is answered");
+    assert_eq!(beside.data, json!({ "echo": "beside" }));
+    drop(parked);
+
     // A burst on every queue at once: each call answered, each run once.
     let mut calls = tokio::task::JoinSet::new();
     for k in 0..400 {
@@ -208,7 +244,9 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
         assert_eq!(runs.of(id), 1, "{id} ran once");
     }
     let stats = stop(running).await;
-    assert_eq!(stats.succeeded, (QUEUES + 50 + 400) as u64);
+    // The warm-up, the sequence, the parked call and the one beside it,
+    // the burst.
+    assert_eq!(stats.succeeded, (QUEUES + 50 + 2 + 400) as u64);
 }
 
 /// A master SIGKILLed while calls run, a replica taking over: every call
