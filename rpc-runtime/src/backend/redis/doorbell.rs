@@ -93,12 +93,15 @@ impl Doorbell {
         if !self.cluster() || !self.worth_ringing(queue) {
             return;
         }
-        let (bell, owned) = (self.clone(), queue.to_owned());
-        let ring = move || {
-            let (bell, queue) = (bell.clone(), owned.clone());
-            async move { bell.ring_now(&queue).await }
+        // The ring function is made only when the queue's ringer starts.
+        let ringer = || {
+            let (bell, owned) = (self.clone(), queue.to_owned());
+            move || {
+                let (bell, queue) = (bell.clone(), owned.clone());
+                async move { bell.ring_now(&queue).await }
+            }
         };
-        self.shared.ring(queue, ring).await;
+        self.shared.ring(queue, ringer).await;
     }
 
     /// Sends one ring of `queue`'s doorbell.

@@ -53,10 +53,12 @@ struct Counts {
 
 impl SharedRings {
     /// Returns once a ring of `queue` sent after this call began has been
-    /// answered; `ring` sends one. If the caller gives up first, the ring
-    /// is sent all the same.
-    pub(super) async fn ring<Fut>(&self, queue: &str, ring: impl Fn() -> Fut + Send + 'static)
+    /// answered; the function `ringer` makes (only when no ringer task
+    /// runs) sends one. If the caller gives up first, the ring is sent all
+    /// the same.
+    pub(super) async fn ring<R, Fut>(&self, queue: &str, ringer: impl FnOnce() -> R)
     where
+        R: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let rings = lock(&self.queues)
@@ -71,7 +73,7 @@ impl SharedRings {
             counts.wanted = counts.wanted.max(needed);
             if !counts.ringing {
                 counts.ringing = true;
-                tokio::spawn(ringer(rings.clone(), ring));
+                tokio::spawn(ring_until_covered(rings.clone(), ringer()));
             }
             needed
         };
@@ -91,7 +93,7 @@ impl SharedRings {
 
 /// A queue's ringer: sends rings, one at a time, until every push answered
 /// so far is covered.
-async fn ringer<Fut>(rings: Arc<QueueRings>, ring: impl Fn() -> Fut)
+async fn ring_until_covered<Fut>(rings: Arc<QueueRings>, ring: impl Fn() -> Fut)
 where
     Fut: Future<Output = ()>,
 {
@@ -150,7 +152,7 @@ mod tests {
         queue: &'static str,
     ) -> tokio::task::JoinHandle<()> {
         let (rings, ring) = (rings.clone(), probe.ringing());
-        tokio::spawn(async move { rings.ring(queue, ring).await })
+        tokio::spawn(async move { rings.ring(queue, || ring).await })
     }
 
     #[tokio::test]
@@ -210,7 +212,7 @@ mod tests {
         let rings = Arc::new(SharedRings::default());
         let probe = Arc::new(Probe::default());
         // A push whose caller polls it once and then parks it.
-        let mut parked = Box::pin(rings.ring("Q", probe.ringing()));
+        let mut parked = Box::pin(rings.ring("Q", || probe.ringing()));
         assert!((&mut parked).now_or_never().is_none());
         answer_ring(&probe, 1).await;
         // Another push goes through while the first is never polled again.
