@@ -58,6 +58,7 @@ mod profile;
 mod redis_stats;
 mod report;
 mod shards;
+mod shards_nodes;
 mod shards_report;
 mod typed;
 

@@ -322,15 +322,38 @@ pub async fn closed_loop<C: Caller>(
     warmup: Duration,
     measure: Duration,
 ) -> Result<(u64, u64, Vec<C>), String> {
-    let start = Instant::now() + warmup;
+    paced_loop(callers, warmup, measure, None).await
+}
+
+/// [`closed_loop`], with the calls' starts paced to at most `rate` per
+/// second over all callers (`None`: as fast as they are answered). Each
+/// call takes the next slot of one schedule (`k / rate` after the start)
+/// and waits for it, so the callers keep their calls in flight but Redis
+/// sees the same rate whatever it costs: what a call costs Redis falls as
+/// its batches grow, so two setups compare fairly only at one rate.
+pub async fn paced_loop<C: Caller>(
+    callers: Vec<C>,
+    warmup: Duration,
+    measure: Duration,
+    rate: Option<f64>,
+) -> Result<(u64, u64, Vec<C>), String> {
+    let origin = Instant::now();
+    let start = origin + warmup;
     let end = start + measure;
+    let slots = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(callers.len());
     for (i, mut caller) in callers.into_iter().enumerate() {
+        let slots = slots.clone();
         tasks.push(tokio::spawn(async move {
             let mut counted = 0u64;
             let first = (i as u64) << 32;
             let mut n = first;
             loop {
+                if let Some(rate) = rate {
+                    let slot = slots.fetch_add(1, Ordering::Relaxed);
+                    let at = origin + Duration::from_secs_f64(slot as f64 / rate);
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 caller.call(n).await?;
                 n += 1;
                 let now = Instant::now();

@@ -43,12 +43,12 @@
 //! reported.
 
 use super::*;
-use crate::measure::closed_loop;
-use crate::redis_stats::{CostPool, RedisCost, RedisStats};
-use crate::shards_report::{Configuration, Master, RoundFigure, ShardsReport};
+use crate::measure::paced_loop;
+use crate::redis_stats::{CostPool, RedisCost};
+use crate::shards_nodes::{holder, read_all, shard_entries, Node, Redis};
+use crate::shards_report::{Comparison, Configuration, Master, RoundFigure, ShardsReport};
 use rpc_runtime::backend::ShardOp;
-use rpc_runtime::protocol::{shards, Keys};
-use rpc_testkit::RedisCluster;
+use rpc_runtime::protocol::Keys;
 
 /// The service the bench calls (its schema has one shard).
 const SERVICE: &str = "Bench";
@@ -56,6 +56,9 @@ const SERVICE: &str = "Bench";
 pub const IN_FLIGHT: usize = 64;
 /// How much more Redis CPU per call N shards may cost than 1.
 pub const TARGET_RATIO: f64 = 1.10;
+/// The rate of the paced comparison, as a share of the slower
+/// configuration's rate at full speed (so that both sustain it).
+const PACE_SHARE: f64 = 0.9;
 /// Clients connected at most to find one whose inbox is on the chosen
 /// node (each has a chance of one in the masters).
 const INBOX_TRIES: usize = 200;
@@ -116,146 +119,6 @@ impl ShardsPlan {
     }
 }
 
-/// The Redis the run measures: one server, or a Cluster of masters.
-enum Redis {
-    One(Box<RedisServer>),
-    Cluster(RedisCluster),
-}
-
-impl Redis {
-    fn start(masters: Option<usize>) -> Result<Redis, String> {
-        match masters {
-            None => RedisServer::start()
-                .map(|server| Redis::One(Box::new(server)))
-                .map_err(|e| format!("cannot start redis-server: {e}")),
-            Some(m) => RedisCluster::start(m)
-                .map(Redis::Cluster)
-                .map_err(|e| format!("cannot start a {m}-master Redis Cluster: {e}")),
-        }
-    }
-
-    /// The URL clients and workers connect with.
-    fn url(&self) -> String {
-        match self {
-            Redis::One(server) => server.url(),
-            Redis::Cluster(cluster) => cluster.cluster_url(),
-        }
-    }
-
-    /// Every node's own URL and process id.
-    fn nodes(&self) -> Vec<(String, u32)> {
-        match self {
-            Redis::One(server) => vec![(server.url(), server.pid())],
-            Redis::Cluster(cluster) => cluster
-                .nodes()
-                .iter()
-                .map(|node| (node.url(), node.pid()))
-                .collect(),
-        }
-    }
-}
-
-/// A connection to one node of its own (not through a Cluster client):
-/// `INFO`, `FLUSHALL` and `XINFO` are asked of that node.
-struct Node {
-    url: String,
-    /// The redis-server process, for how often it was put on a CPU.
-    pid: u32,
-    con: redis::aio::MultiplexedConnection,
-}
-
-impl Node {
-    async fn connect(url: String, pid: u32) -> Result<Node, String> {
-        let con = floor::blocking_connection(&url)
-            .await
-            .map_err(|e| format!("connecting to {url}: {e}"))?;
-        Ok(Node { url, pid, con })
-    }
-
-    /// Times the node's threads have been put on a CPU so far.
-    fn wakeups(&self) -> u64 {
-        measure::sched_stats(self.pid).1
-    }
-
-    async fn flush(&mut self) -> Result<(), String> {
-        redis::cmd("FLUSHALL")
-            .arg("SYNC")
-            .query_async::<()>(&mut self.con)
-            .await
-            .map_err(|e| format!("FLUSHALL on {}: {e}", self.url))
-    }
-
-    /// How many entries the stream `key` has ever had, if this node holds
-    /// it (`Some(0)` for a missing key of one of its slots); `None` when
-    /// the key's slot is another node's (`MOVED`).
-    async fn entries_added(&mut self, key: &str) -> Result<Option<u64>, String> {
-        let answer: Result<redis::Value, _> = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(key)
-            .query_async(&mut self.con)
-            .await;
-        match answer {
-            Ok(info) => field_u64(&info, "entries-added")
-                .map(Some)
-                .ok_or_else(|| format!("XINFO STREAM {key} on {}: no entries-added", self.url)),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {
-                Ok(None)
-            }
-            Err(e) if e.to_string().contains("no such key") => Ok(Some(0)),
-            Err(e) => Err(format!("XINFO STREAM {key} on {}: {e}", self.url)),
-        }
-    }
-}
-
-impl Node {
-    /// Whether this node holds `key`'s slot (a keyed `TYPE` is redirected
-    /// by any other node).
-    async fn holds(&mut self, key: &str) -> Result<bool, String> {
-        let answer: Result<redis::Value, _> =
-            redis::cmd("TYPE").arg(key).query_async(&mut self.con).await;
-        match answer {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {
-                Ok(false)
-            }
-            Err(e) => Err(format!("TYPE {key} on {}: {e}", self.url)),
-        }
-    }
-}
-
-/// The node that holds `key`.
-async fn holder(nodes: &mut [Node], key: &str) -> Result<usize, String> {
-    for (i, node) in nodes.iter_mut().enumerate() {
-        if node.holds(key).await? {
-            return Ok(i);
-        }
-    }
-    Err(format!("no node holds {key}"))
-}
-
-/// A non-negative integer field of a map reply (RESP3) or of a flat array
-/// of name/value pairs (RESP2).
-fn field_u64(reply: &redis::Value, name: &str) -> Option<u64> {
-    use redis::Value;
-    let text = |v: &Value| match v {
-        Value::BulkString(b) => std::str::from_utf8(b).ok().map(str::to_owned),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    };
-    let pairs: Vec<(&Value, &Value)> = match reply {
-        Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
-        Value::Array(items) => items.chunks_exact(2).map(|c| (&c[0], &c[1])).collect(),
-        _ => return None,
-    };
-    pairs
-        .into_iter()
-        .find(|(k, _)| text(k).as_deref() == Some(name))
-        .and_then(|(_, v)| match v {
-            Value::Int(n) => u64::try_from(*n).ok(),
-            other => text(other)?.parse().ok(),
-        })
-}
-
 /// What one configuration measured.
 struct Slice {
     /// Calls completed within the slice.
@@ -275,32 +138,6 @@ struct Slice {
     inbox: usize,
 }
 
-async fn read_all(nodes: &mut [Node]) -> Result<Vec<RedisStats>, String> {
-    let mut out = Vec::with_capacity(nodes.len());
-    for node in nodes.iter_mut() {
-        out.push(RedisStats::read(&mut node.con).await?);
-    }
-    Ok(out)
-}
-
-/// Each shard's holder and its stream's `entries-added`.
-async fn shard_entries(nodes: &mut [Node], count: u32) -> Result<Vec<(usize, u64)>, String> {
-    let keys = Keys::new("rpc");
-    let mut out = Vec::with_capacity(count as usize);
-    for k in 0..count {
-        let key = keys.jobs(&shards::queue(SERVICE, k));
-        let mut found = None;
-        for (i, node) in nodes.iter_mut().enumerate() {
-            if let Some(n) = node.entries_added(&key).await? {
-                found = Some((i, n));
-                break;
-            }
-        }
-        out.push(found.ok_or_else(|| format!("no node holds {key}"))?);
-    }
-    Ok(out)
-}
-
 /// One configuration: an empty Redis, the count set, a fresh worker
 /// process and client, a warm-up until every shard was written, then the
 /// measured slice.
@@ -316,6 +153,7 @@ async fn configuration(
     count: u32,
     home: usize,
     plan: &ShardsPlan,
+    pace: Option<f64>,
 ) -> Result<Slice, String> {
     for node in nodes.iter_mut() {
         node.flush().await?;
@@ -348,9 +186,9 @@ async fn configuration(
     let mut callers = typed_callers(&typed, IN_FLIGHT);
     let limit = Instant::now() + PLACEMENT_LIMIT;
     let placed = loop {
-        let (_, _, back) = closed_loop(callers, Duration::ZERO, plan.warmup).await?;
+        let (_, _, back) = paced_loop(callers, Duration::ZERO, plan.warmup, pace).await?;
         callers = back;
-        let placed = shard_entries(nodes, count).await?;
+        let placed = shard_entries(nodes, SERVICE, count).await?;
         if placed.iter().all(|&(_, n)| n > 0) {
             break placed;
         }
@@ -364,7 +202,7 @@ async fn configuration(
     };
     let before = read_all(nodes).await?;
     let woken: Vec<u64> = nodes.iter().map(Node::wakeups).collect();
-    let (counted, calls, back) = closed_loop(callers, Duration::ZERO, plan.slice).await?;
+    let (counted, calls, back) = paced_loop(callers, Duration::ZERO, plan.slice, pace).await?;
     let wakeups = nodes
         .iter()
         .zip(&woken)
@@ -381,7 +219,7 @@ async fn configuration(
         .zip(&after)
         .map(|(b, a)| b.per(a, calls))
         .collect();
-    let spread = shard_entries(nodes, count).await?;
+    let spread = shard_entries(nodes, SERVICE, count).await?;
     let per_shard: Vec<u64> = spread
         .iter()
         .zip(&placed)
@@ -557,54 +395,48 @@ pub async fn run(
     if plan.inbox_apart {
         home = (home + 1) % nodes.len();
     }
-    let mut pooled = [
-        Pooled::new(1, nodes.len()),
-        Pooled::new(plan.shards, nodes.len()),
-    ];
-    // Each round measures both counts back to back, in turn first (1, N,
-    // N, 1, ...), so a drift in the machine's load favours neither.
-    let mut round_ratios = Vec::with_capacity(plan.rounds);
-    for round in 0..plan.rounds {
-        let mut cpu = [0.0f64; 2];
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let p = &mut pooled[i];
-            let slice = configuration(&redis, &mut nodes, p.count, home, &plan).await?;
-            let total = RedisCost::sum(&slice.nodes);
-            say(&format!(
-                "round {} of {}, {} shard(s): {:.0} calls/s, Redis CPU {:.1} µs, {:.2} commands and {:.2} wake-ups per call",
-                round + 1,
-                plan.rounds,
-                p.count,
-                slice.calls_per_s,
-                total.cpu_us,
-                total.total_commands(),
-                slice.wakeups.iter().sum::<f64>()
-            ));
-            cpu[i] = total.cpu_us;
-            p.add(slice, plan.slice.as_secs_f64());
-        }
-        round_ratios.push(cpu[1] / cpu[0]);
-    }
-    let [one, many] = pooled.map(|p| p.configuration(&urls));
-    let ratio = many.redis_cpu_us / one.redis_cpu_us;
-    let median = median(&round_ratios);
-    let target = Target {
-        what: format!(
-            "Redis CPU per call (all nodes), {} shards over 1 shard <= {TARGET_RATIO:.2} \
-             (median of the rounds' pairs)",
-            plan.shards
-        ),
-        measured: format!(
-            "{median:.2}x (rounds: {}; pooled {ratio:.2}x)",
-            round_ratios
-                .iter()
-                .map(|r| format!("{r:.2}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        pass: median <= TARGET_RATIO,
-    };
+    let saturated = compare(&redis, &mut nodes, home, &plan, &urls, None).await?;
+    // What a call costs Redis falls as its batches grow, and batches grow
+    // with the rate: at full speed the slower configuration (on a 2-core
+    // machine, N shards: three masters, the worker and the client share
+    // the cores) also has the smaller batches. Both again at one rate that
+    // both sustain, so what is left between them is what sharding costs.
+    let slower = saturated
+        .configurations
+        .iter()
+        .map(|c| c.calls_per_s)
+        .fold(f64::INFINITY, f64::min);
+    let rate = (slower * PACE_SHARE).max(1.0);
+    say(&format!(
+        "both again at {rate:.0} calls/s ({:.0}% of the slower one's rate)",
+        PACE_SHARE * 100.0
+    ));
+    let paced = compare(&redis, &mut nodes, home, &plan, &urls, Some(rate)).await?;
+    let targets = [&saturated, &paced]
+        .into_iter()
+        .map(|c| Target {
+            what: format!(
+                "Redis CPU per call (all nodes), {} shards over 1 shard <= {TARGET_RATIO:.2} \
+                 (median of the rounds' pairs), {}",
+                plan.shards,
+                match c.rate {
+                    None => "each as fast as it goes".to_owned(),
+                    Some(r) => format!("both at {r:.0} calls/s"),
+                }
+            ),
+            measured: format!(
+                "{:.2}x (rounds: {}; pooled {:.2}x)",
+                c.cpu_ratio_median,
+                c.round_ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.cpu_ratio
+            ),
+            pass: c.cpu_ratio_median <= TARGET_RATIO,
+        })
+        .collect();
     let report = ShardsReport {
         machine,
         command,
@@ -616,11 +448,9 @@ pub async fn run(
         rounds: plan.rounds,
         slice_s: plan.slice.as_secs_f64(),
         idle_cpu_us_per_s: idle,
-        configurations: vec![one, many],
-        cpu_ratio: ratio,
-        round_ratios,
-        cpu_ratio_median: median,
-        targets: vec![target],
+        saturated,
+        paced,
+        targets,
     };
     println!("{}", report.markdown());
     if let Some(path) = json {
@@ -631,32 +461,52 @@ pub async fn run(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use redis::Value;
-
-    #[test]
-    fn reads_entries_added_from_either_protocol_and_refuses_garbage() {
-        let resp2 = Value::Array(vec![
-            Value::BulkString(b"length".to_vec()),
-            Value::Int(0),
-            Value::BulkString(b"entries-added".to_vec()),
-            Value::Int(42),
-        ]);
-        assert_eq!(field_u64(&resp2, "entries-added"), Some(42));
-        let resp3 = Value::Map(vec![(
-            Value::SimpleString("entries-added".into()),
-            Value::Int(7),
-        )]);
-        assert_eq!(field_u64(&resp3, "entries-added"), Some(7));
-        let negative = Value::Array(vec![
-            Value::BulkString(b"entries-added".to_vec()),
-            Value::Int(-1),
-        ]);
-        assert_eq!(field_u64(&negative, "entries-added"), None);
-        assert_eq!(field_u64(&Value::Nil, "entries-added"), None);
-        let odd = Value::Array(vec![Value::BulkString(b"entries-added".to_vec())]);
-        assert_eq!(field_u64(&odd, "entries-added"), None);
+/// 1 shard against N: `plan.rounds` rounds, each measuring both counts
+/// back to back, in turn first (1, N, N, 1, ...), so a drift in the
+/// machine's load favours neither; with `pace`, every call's start paced
+/// to that many per second.
+async fn compare(
+    redis: &Redis,
+    nodes: &mut [Node],
+    home: usize,
+    plan: &ShardsPlan,
+    urls: &[String],
+    pace: Option<f64>,
+) -> Result<Comparison, String> {
+    let mut pooled = [
+        Pooled::new(1, nodes.len()),
+        Pooled::new(plan.shards, nodes.len()),
+    ];
+    let mut round_ratios = Vec::with_capacity(plan.rounds);
+    for round in 0..plan.rounds {
+        let mut cpu = [0.0f64; 2];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let p = &mut pooled[i];
+            let slice = configuration(redis, nodes, p.count, home, plan, pace).await?;
+            let total = RedisCost::sum(&slice.nodes);
+            say(&format!(
+                "round {} of {}, {} shard(s){}: {:.0} calls/s, Redis CPU {:.1} µs, {:.2} commands and {:.2} wake-ups per call",
+                round + 1,
+                plan.rounds,
+                p.count,
+                if pace.is_some() { ", paced" } else { "" },
+                slice.calls_per_s,
+                total.cpu_us,
+                total.total_commands(),
+                slice.wakeups.iter().sum::<f64>()
+            ));
+            cpu[i] = total.cpu_us;
+            p.add(slice, plan.slice.as_secs_f64());
+        }
+        round_ratios.push(cpu[1] / cpu[0]);
     }
+    let [one, many] = pooled.map(|p| p.configuration(urls));
+    Ok(Comparison {
+        rate: pace,
+        cpu_ratio: many.redis_cpu_us / one.redis_cpu_us,
+        cpu_ratio_median: median(&round_ratios),
+        round_ratios,
+        configurations: vec![one, many],
+    })
 }

@@ -185,12 +185,41 @@ fn quick_jobs_run_reports_every_row() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Checks one `--shards` report: both configurations (1 shard, then
-/// `shards`) with sane figures, an `XADD` per call, every node listed with
-/// the shard queues it holds, shares adding up to 100%, and the target.
+/// Checks one `--shards` report: both comparisons (each configuration as
+/// fast as it goes, then both paced to one rate), the target of each, and
+/// the nodes' idle CPU.
 fn check_shards_report(report: &serde_json::Value, shards: u64, masters: usize) {
-    let configurations = report["configurations"].as_array().expect("configurations");
-    assert_eq!(configurations.len(), 2, "{report:#}");
+    check_comparison(&report["saturated"], shards, masters);
+    assert!(report["saturated"]["rate"].is_null(), "{report:#}");
+    let paced = &report["paced"];
+    check_comparison(paced, shards, masters);
+    // The pace bounds both configurations' rates: at most the pace, give or
+    // take the slice's edges.
+    let rate = paced["rate"].as_f64().expect("paced rate");
+    assert!(rate > 0.0, "{report:#}");
+    for c in paced["configurations"].as_array().expect("configurations") {
+        let calls = c["calls_per_s"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            calls <= rate * 1.15,
+            "paced to {rate:.0}/s, ran {calls:.0}/s: {c}"
+        );
+    }
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        report["idle_cpu_us_per_s"].as_array().map(Vec::len),
+        Some(masters)
+    );
+}
+
+/// Checks one comparison of a `--shards` report: both configurations (1
+/// shard, then `shards`) with sane figures, an `XADD` per call, every node
+/// listed with the shard queues it holds, shares adding up to 100%, and
+/// the ratios.
+fn check_comparison(comparison: &serde_json::Value, shards: u64, masters: usize) {
+    let configurations = comparison["configurations"]
+        .as_array()
+        .expect("configurations");
+    assert_eq!(configurations.len(), 2, "{comparison:#}");
     for (c, count) in configurations.iter().zip([1, shards]) {
         assert_eq!(c["shards"], count, "{c}");
         for field in ["calls_per_s", "redis_cpu_us", "commands"] {
@@ -219,20 +248,18 @@ fn check_shards_report(report: &serde_json::Value, shards: u64, masters: usize) 
             .iter()
             .filter(|n| n["shards_held"].as_u64().unwrap_or(0) > 0)
             .count();
-        assert!(holders >= 2, "{shards} shards on one master: {report:#}");
+        assert!(
+            holders >= 2,
+            "{shards} shards on one master: {comparison:#}"
+        );
     }
     for field in ["cpu_ratio", "cpu_ratio_median"] {
         assert!(
-            report[field].as_f64().is_some_and(f64::is_finite),
-            "{field}: {report:#}"
+            comparison[field].as_f64().is_some_and(f64::is_finite),
+            "{field}: {comparison:#}"
         );
     }
-    assert_eq!(report["round_ratios"].as_array().map(Vec::len), Some(2));
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(1));
-    assert_eq!(
-        report["idle_cpu_us_per_s"].as_array().map(Vec::len),
-        Some(masters)
-    );
+    assert_eq!(comparison["round_ratios"].as_array().map(Vec::len), Some(2));
 }
 
 /// Runs `rpc-bench --shards ... --quick --json` and returns its report.
