@@ -191,6 +191,34 @@ async fn exercise(url: &str) {
         assert_eq!(shard_of(&response.id), shards::shard_of_key("tenant-7", 4));
     }
 
+    // And in a batch: a fresh client's first batch reads the count before
+    // it places a keyed call (as a keyed call sent alone does), so the call
+    // lands on its key's shard and meets the same claim: it is answered as
+    // the first. Before, it went to shard 0 and ran a second time.
+    let fresh = Client::connect(url).await.expect("a fresh client");
+    let mut batch = fresh.batch();
+    batch.push(
+        fresh
+            .call(&format!("{SERVICE}.echo"), json!("once"))
+            .options(CallOptions::idempotency_key("order-42")),
+    );
+    let handles = batch.send().await.expect("a keyed batch");
+    assert_eq!(
+        shard_of(handles[0].id()),
+        shards::shard_of_key("order-42", 4)
+    );
+    let handle = handles.into_iter().next().expect("one handle");
+    assert_eq!(handle.await.expect("answered"), json!("once"));
+    // So with a group key the batch gives all its calls.
+    let fresh = Client::connect(url).await.expect("a fresh client");
+    let mut batch = fresh.batch().group("tenant-7");
+    batch.push(fresh.call(&format!("{SERVICE}.echo"), json!("grouped")));
+    let handles = batch.send().await.expect("a grouped batch");
+    assert_eq!(
+        shard_of(handles[0].id()),
+        shards::shard_of_key("tenant-7", 4)
+    );
+
     // Retries go through the shard's own schedule and are answered.
     let response = client
         .call_and_wait(&format!("{SERVICE}.flaky"), json!(null))

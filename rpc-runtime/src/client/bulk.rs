@@ -196,7 +196,10 @@ impl<T, E, M> Batch<T, E, M> {
 
     /// Encodes every call (refusing the batch at the first bad one) and
     /// registers waiters for calls that answer.
-    fn encode(self, mode: Mode) -> Result<Option<(Client, Vec<Encoded>, Payloads)>, BatchError> {
+    async fn encode(
+        self,
+        mode: Mode,
+    ) -> Result<Option<(Client, Vec<Encoded>, Payloads)>, BatchError> {
         let Some(client) = self.client else {
             // No call could be read: the first is refused; or no call at all.
             return match self.items.into_iter().next() {
@@ -204,6 +207,10 @@ impl<T, E, M> Batch<T, E, M> {
                 _ => Ok(None),
             };
         };
+        let calls = self.items.iter().flatten().map(|p| (&p.job, p.options()));
+        client
+            .know_batch_shards(calls, self.options.as_deref())
+            .await;
         let (calls, payloads) = client.encode_batch(self.items, self.options.as_deref(), mode)?;
         Ok(Some((client, calls, payloads)))
     }
@@ -239,7 +246,7 @@ impl Batch<serde_json::Value, serde_json::Value, Answered> {
 impl OneWayBatch {
     /// Sends every call; their ids, in order, once all are queued.
     pub async fn send(self) -> Result<Vec<JobId>, BatchError> {
-        let Some((client, calls, payloads)) = self.encode(Mode::OneWay)? else {
+        let Some((client, calls, payloads)) = self.encode(Mode::OneWay).await? else {
             return Ok(Vec::new());
         };
         let (fates, error) = client.send_batch(&calls, &payloads).await;
@@ -268,7 +275,7 @@ where
     /// handle per call, in order (each result is kept for the client's
     /// result TTL unless the calls say, so it can be fetched by id).
     pub async fn send(self) -> Result<Vec<Pending<T, E>>, BatchError> {
-        let Some((client, calls, mut payloads)) = self.encode(Mode::Handles)? else {
+        let Some((client, calls, mut payloads)) = self.encode(Mode::Handles).await? else {
             return Ok(Vec::new());
         };
         let receivers = client.wait_for_batch(&calls);
@@ -287,7 +294,7 @@ where
 
     /// Sends every call and waits for every answer, in order.
     async fn answers(self) -> Result<Vec<Result<T, CallError<E>>>, BatchError> {
-        let Some((client, calls, mut payloads)) = self.encode(Mode::Wait)? else {
+        let Some((client, calls, mut payloads)) = self.encode(Mode::Wait).await? else {
             return Ok(Vec::new());
         };
         let receivers = client.wait_for_batch(&calls);

@@ -128,6 +128,39 @@ impl Client {
         }
     }
 
+    /// [`Client::know_shards`] for a batch: the count of every service
+    /// with a keyed call in it (its own key, or the batch's group) is read
+    /// once before the batch is encoded, so a key lands on the same shard
+    /// whether its call goes alone or in a batch (an adversarial review
+    /// found a batched keyed call on shard 0 and its duplicate, sent
+    /// alone, on the key's shard: both ran).
+    pub(super) async fn know_batch_shards<'a>(
+        &self,
+        calls: impl Iterator<Item = (&'a JobRef, &'a CallOptions)>,
+        batch: Option<&CallOptions>,
+    ) {
+        let batch_keyed = batch.is_some_and(|b| b.group.is_some());
+        let mut asked: Vec<&'static str> = Vec::new();
+        for (job, options) in calls {
+            let keyed = batch_keyed || options.idempotency_key.is_some() || options.group.is_some();
+            if keyed && !asked.contains(&job.service) {
+                asked.push(job.service);
+                let keyed_options;
+                let options = if options.idempotency_key.is_some() || options.group.is_some() {
+                    options
+                } else {
+                    // Keyed by the batch's group only.
+                    keyed_options = CallOptions {
+                        group: batch.and_then(|b| b.group.clone()),
+                        ..CallOptions::default()
+                    };
+                    &keyed_options
+                };
+                self.know_shards(job, options).await;
+            }
+        }
+    }
+
     /// Reads `service`'s count off the call path.
     fn read_in_background(&self, service: &'static str, reading: Arc<AtomicBool>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
