@@ -337,6 +337,41 @@ async fn a_batch_that_fails_part_way_says_which_calls_were_queued() {
         .unwrap();
     assert_eq!(fine.stream_length, 3);
 
+    // A call whose deadline passed while its batch was encoded (1 ms, in
+    // a batch of 10,000 that takes longer than that to encode) is refused
+    // alone, with its timeout; it bounds nothing: the other calls of its
+    // queue are all queued, in order. (Before, the batch's earliest
+    // deadline bounded every round trip: 9,999 calls with 30 s to go were
+    // reported not sent, in the name of one of them.)
+    let mut batch = client.batch();
+    batch.push(
+        client
+            .send("Tight.note", json!({ "n": 0 }))
+            .timeout(Duration::from_millis(1)),
+    );
+    for n in 1..10_000 {
+        batch.push(
+            client
+                .send("Tight.note", json!({ "n": n }))
+                .timeout(Duration::from_secs(30)),
+        );
+    }
+    let failed = batch.await.unwrap_err();
+    let tight = &failed.calls[0];
+    assert!(
+        matches!(tight, Sent::Refused(_, rpc_runtime::Error::Timeout { .. })),
+        "{tight:?}"
+    );
+    assert_eq!(failed.queued().count(), 9_999, "{failed}");
+    assert!(failed.to_string().contains(tight.id().as_str()), "{failed}");
+    let tight_stats = client
+        .backend()
+        .service_stats("Tight")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tight_stats.stream_length, 9_999);
+
     // The broker gone: the first round trip's calls may have been queued,
     // the later chunks' were not sent.
     drop(con);

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use super::bulk_error::{BatchError, Sent};
 use super::handle::Client;
 use super::observe::Observed;
-use super::reply::label;
+use super::reply::{label, timed_out};
 use super::send::Routing;
 use super::typed::Parts;
 
@@ -305,21 +305,29 @@ impl Client {
     }
 
     /// Sends encoded calls: each queue's in order, one round trip per
-    /// chunk, the queues at the same time, all bounded by the earliest
-    /// deadline among them (a broker that is down must not hold the batch
-    /// past it). Returns each call's fate and the first failure, if any.
+    /// chunk, the queues at the same time, each chunk bounded by the
+    /// earliest deadline among its calls (a broker that is down must not
+    /// hold a call past its deadline). A call whose deadline passed before
+    /// the batch went out (a short timeout in a batch that took longer to
+    /// encode) is not sent: it is refused with its timeout, alone, and
+    /// bounds nothing (an adversarial review found one such call cutting
+    /// off 39,999 others, in the name of one of them). Returns each call's
+    /// fate and the first failure, if any.
     pub(super) async fn send_batch(
         &self,
         calls: &[Encoded],
         payloads: &Payloads,
     ) -> (Vec<Fate>, Option<Error>) {
         let mut fates: Vec<Fate> = calls.iter().map(|_| Fate::NotSent).collect();
-        let Some(deadline) = calls.iter().map(|c| payloads.deadline(c)).min() else {
-            return (fates, None);
-        };
+        let now = tokio::time::Instant::now();
         // Each queue's calls, in the batch's order.
         let mut queues: Vec<(&str, Vec<usize>)> = Vec::new();
         for (index, call) in calls.iter().enumerate() {
+            if payloads.deadline(call) <= now {
+                let job = label(payloads.job(call));
+                fates[index] = Fate::Refused(Box::new(timed_out(job, &call.id, call.timeout)));
+                continue;
+            }
             match queues.iter_mut().find(|(q, _)| *q == &*call.queue) {
                 Some((_, indices)) => indices.push(index),
                 None => queues.push((&call.queue, vec![index])),
@@ -327,7 +335,7 @@ impl Client {
         }
         let sends = queues
             .iter()
-            .map(|(queue, indices)| self.send_queue(queue, indices, calls, payloads, deadline));
+            .map(|(queue, indices)| self.send_queue(queue, indices, calls, payloads));
         let mut first_error = None;
         let sent = futures_util::future::join_all(sends).await;
         for ((_, indices), (outcomes, error)) in queues.iter().zip(sent) {
@@ -360,7 +368,6 @@ impl Client {
         indices: &[usize],
         calls: &[Encoded],
         payloads: &Payloads,
-        deadline: tokio::time::Instant,
     ) -> (Vec<Fate>, Option<Error>) {
         use futures_util::stream::{FuturesOrdered, StreamExt};
 
@@ -379,6 +386,7 @@ impl Client {
         // The first chunk alone: a broker that is down costs one chunk of
         // unknown fate, the rest are known not sent.
         if let Some(&first) = chunks.first() {
+            let deadline = chunk_deadline(payloads, calls, first);
             let first = payloads_of(payloads, calls, first);
             answers.push_back(push_chunk(backend, queue, first, deadline));
             started = 1;
@@ -395,6 +403,7 @@ impl Client {
                         Err(e) => Fate::Refused(Box::new(e)),
                     }));
                     while started < chunks.len() && started - answered < CHUNKS_IN_FLIGHT {
+                        let deadline = chunk_deadline(payloads, calls, chunks[started]);
                         let next = payloads_of(payloads, calls, chunks[started]);
                         let next = push_chunk(backend, queue, next, deadline);
                         answers.push_back(next);
@@ -409,8 +418,13 @@ impl Client {
                 )),
                 Ok(Err(e)) => e,
                 Err(_) => {
-                    let first = &calls[chunk[0]];
-                    super::reply::timed_out(label(payloads.job(first)), &first.id, first.timeout)
+                    // In the name of the call whose deadline bounded it.
+                    let bound = chunk
+                        .iter()
+                        .map(|&i| &calls[i])
+                        .min_by_key(|c| payloads.deadline(c))
+                        .expect("a chunk has calls");
+                    timed_out(label(payloads.job(bound)), &bound.id, bound.timeout)
                 }
             };
             drop(answers);
@@ -422,12 +436,23 @@ impl Client {
     }
 }
 
+/// The earliest deadline of the calls at `chunk`: what bounds its round
+/// trip.
+fn chunk_deadline(payloads: &Payloads, calls: &[Encoded], chunk: &[usize]) -> tokio::time::Instant {
+    chunk
+        .iter()
+        .map(|&i| payloads.deadline(&calls[i]))
+        .min()
+        .expect("a chunk has calls")
+}
+
 /// The messages of the calls at `chunk`, in order.
 fn payloads_of<'a>(payloads: &'a Payloads, calls: &[Encoded], chunk: &[usize]) -> Vec<&'a [u8]> {
     chunk.iter().map(|&i| payloads.of(&calls[i])).collect()
 }
 
-/// One chunk's round trip (its messages), bounded by the batch's deadline.
+/// One chunk's round trip (its messages), bounded by its calls' earliest
+/// deadline.
 async fn push_chunk(
     backend: &dyn crate::backend::Broker,
     queue: &str,
