@@ -223,6 +223,34 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
     assert_eq!(beside.data, json!({ "echo": "beside" }));
     drop(parked);
 
+    // A send dropped once its push went out, before its answer came back
+    // (a deadline, a `select!` that went the other way): the job is queued,
+    // and its ring goes all the same. Before, nothing rang it and the
+    // worker found it only at the end of its read, up to a second later.
+    let (added_before, rung_before) = (
+        sum(&nodes, |n| n.command_calls("xadd")),
+        sum(&nodes, |n| n.command_calls("spublish")),
+    );
+    let mut dropped = client
+        .send(&format!("{SHARDED}.echo"), json!("dropped"))
+        .into_future();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sum(&nodes, |n| n.command_calls("xadd")) == added_before {
+        // Polled by hand until Redis counts the push, and no more: the
+        // send never sees its answer.
+        let _ = std::future::poll_fn(|cx| Poll::Ready(dropped.as_mut().poll(cx))).await;
+        assert!(Instant::now() < deadline, "the send's push never went out");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(dropped);
+    while sum(&nodes, |n| n.command_calls("spublish")) == rung_before {
+        assert!(
+            Instant::now() < deadline,
+            "a send dropped after its push was never rung"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
     // A burst on every queue at once: each call answered, each run once.
     let mut calls = tokio::task::JoinSet::new();
     for k in 0..400 {
@@ -245,8 +273,8 @@ async fn a_worker_of_many_queues_on_a_cluster_is_woken_by_their_doorbells() {
     }
     let stats = stop(running).await;
     // The warm-up, the sequence, the parked call and the one beside it,
-    // the burst.
-    assert_eq!(stats.succeeded, (QUEUES + 50 + 2 + 400) as u64);
+    // the burst, and the dropped send's job (rung, so run well before).
+    assert_eq!(stats.succeeded, (QUEUES + 50 + 3 + 400) as u64);
 }
 
 /// A master SIGKILLed while calls run, a replica taking over: every call

@@ -15,6 +15,7 @@ use redis::{RedisError, RedisResult, Value};
 use super::commands::Commands;
 use super::commands::{is_connection_failure, retry_once};
 use super::connect::RedisBackend;
+use super::doorbell::RingIfDropped;
 use super::intake::{push_cmd_to, push_key};
 use crate::error::Error;
 
@@ -37,7 +38,12 @@ impl RedisBackend {
             pipe.add_command(push_cmd_to(false, &key, payload));
         }
         pipe.ignore_errors();
-        let answers: Vec<RedisResult<Value>> = self.query_pipe(&pipe).await?;
+        // A caller dropped mid-pipeline (the batch's deadline) may leave
+        // jobs queued: they are rung all the same.
+        let guard = RingIfDropped::new(&self.doorbell, queue);
+        let answers = self.query_pipe(&pipe).await;
+        guard.disarm();
+        let answers: Vec<RedisResult<Value>> = answers?;
         if answers.iter().any(Result::is_ok) {
             self.doorbell.ring(queue).await;
         }

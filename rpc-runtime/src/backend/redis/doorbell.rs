@@ -158,10 +158,59 @@ impl Doorbell {
     /// not inside a pipeline (whose answers come back as they are), so
     /// during a failover a pipelined push would come back `MOVED` to its
     /// caller where a single one is redirected.
+    ///
+    /// A caller dropped while its push is on its way (a deadline, a
+    /// `select!` that went the other way) may leave the job queued: the
+    /// ring goes all the same ([`RingIfDropped`]).
     pub(super) async fn push_and_ring(&self, queue: &str, push: redis::Cmd) -> RedisResult<Value> {
-        let pushed = self.commands.query(&push).await?;
+        let guard = RingIfDropped::new(self, queue);
+        let pushed = self.commands.query(&push).await;
+        guard.disarm();
+        let pushed = pushed?;
         self.ring(queue).await;
         Ok(pushed)
+    }
+}
+
+/// Rings a queue's doorbell, from a task of its own, if dropped before
+/// [`disarm`](Self::disarm): held across a push whose caller may be
+/// dropped once the push is written and before its answer comes, which
+/// leaves the job queued with no ring (an adversarial review found such
+/// jobs taken only by the worker's next sweep, 200 ms to 1 s later: 1,709
+/// jobs on 50 rings). A ring is only a hint: one for a push that never
+/// went out costs a command. Nothing on a single Redis; once disarmed,
+/// nothing at all.
+pub(super) struct RingIfDropped<'a> {
+    bell: &'a Doorbell,
+    queue: &'a str,
+    armed: bool,
+}
+
+impl<'a> RingIfDropped<'a> {
+    pub(super) fn new(bell: &'a Doorbell, queue: &'a str) -> Self {
+        RingIfDropped {
+            bell,
+            queue,
+            armed: bell.cluster(),
+        }
+    }
+
+    /// The push was answered: its caller rings (or knows it failed).
+    pub(super) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for RingIfDropped<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (bell, queue) = (self.bell.clone(), self.queue.to_owned());
+        runtime.spawn(async move { bell.ring(&queue).await });
     }
 }
 
