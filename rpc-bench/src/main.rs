@@ -31,8 +31,8 @@
 //! the schedule-lateness mode, which has no floor, in [`lateness`]; the
 //! background-jobs mode in [`jobs`], against the stream floor of
 //! [`jobs_floor`]; the sharded-service mode (`--shards N [--cluster M]`:
-//! Redis CPU per call and each master's share, 1 shard against N, no
-//! floor) in [`shards`].
+//! Redis CPU per call and each master's share, 1 shard against N, each as
+//! fast as it goes and both at one rate, no floor) in [`shards`].
 //!
 //! `--telemetry` turns spans and metrics on in the bench and its typed
 //! workers (a subscriber that records spans but exports nothing, client

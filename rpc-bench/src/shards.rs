@@ -41,6 +41,14 @@
 //! call rises by a third in a round that other work crowds, and the pooled
 //! ratio moves with whichever configuration that round hit; both are
 //! reported.
+//!
+//! Then both configurations again, paced to one rate (90% of the slower
+//! one's, [`crate::measure::paced_loop`]), with the same rounds and target:
+//! what a call costs Redis falls as its batches grow, and they grow with
+//! the rate, so at full speed the slower configuration (on this machine,
+//! N shards on a Cluster: three masters, the worker and the client share
+//! two cores) also pays for its smaller batches. At one rate, what is left
+//! between the two is what sharding itself costs.
 
 use super::*;
 use crate::measure::paced_loop;
