@@ -244,7 +244,7 @@ impl ShardsReport {
                 c.redis.describe()
             ));
         }
-        if let [one, many] = &configurations[..] {
+        if let [one, many] = configurations {
             out.push_str(&format!(
                 "\nCommands per call, {} shards over 1: {:.3}x.\n",
                 many.shards,
