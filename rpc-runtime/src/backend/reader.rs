@@ -66,6 +66,15 @@ pub trait Reader: Send {
     /// that waits for jobs. Errors are logged, not returned.
     async fn settle(&mut self) {}
 
+    /// How many times since the last call a queue was left out of the
+    /// reads because the broker refused to read it (on Redis, its stream
+    /// replaced by another type: `backend/redis/unreadable_queues.rs`),
+    /// while the other queues went on being read. The worker counts them
+    /// as broker errors.
+    fn queues_set_aside(&mut self) -> usize {
+        0
+    }
+
     /// Waits up to `wait` for calls on `queue`'s intake and moves what is
     /// there onto the queue (see
     /// [`Queue::has_intake`](super::queue::Queue::has_intake)), dead-lettering

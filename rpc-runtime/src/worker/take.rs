@@ -144,6 +144,11 @@ pub(super) async fn take_loop(
             complete_later(&shared, failed);
             out.taken
         };
+        // A queue the broker refused to read, left out while the others
+        // are read (logged where it is set aside): a broker error each.
+        for _ in 0..r.queues_set_aside() {
+            shared.broker_error();
+        }
         match taken {
             Ok(deliveries) => {
                 shared.health.took();

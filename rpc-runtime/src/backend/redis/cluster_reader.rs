@@ -29,6 +29,10 @@
 //!   resubscribed, and every queue swept. A master that cannot be reached
 //!   leaves its queues unread until a replica takes over; the others go on.
 //! - `NOGROUP` recreates the queue's group, as on a single Redis.
+//! - Any other error of one queue's read (its stream replaced by a string:
+//!   `WRONGTYPE`) sets that queue aside for a few seconds
+//!   (`unreadable_queues.rs`); the sweep keeps what the other queues' reads
+//!   leased, and the others go on being served.
 //!
 //! Plain TCP only (the connections are [`RespConnection`]s); over TLS the
 //! reader keeps the older way (`reader.rs`: a sweep, then a short blocking
@@ -47,6 +51,7 @@ use super::cluster_slots::{key_slot, Master, SlotMap};
 use super::commands::{create_group, Commands};
 use super::doorbell::{Bell, Heard};
 use super::resp::RespConnection;
+use super::unreadable_queues::UnreadableQueues;
 use super::values::collect_deliveries;
 use crate::backend::Delivery;
 use crate::error::Error;
@@ -111,13 +116,15 @@ impl ClusterTaker {
     }
 
     /// Leases up to `max` jobs of each of `queues` (`COUNT` per stream, as
-    /// a multi-stream `XREADGROUP`), waiting up to `wait` for one.
+    /// a multi-stream `XREADGROUP`), waiting up to `wait` for one. Queues
+    /// in `unreadable` are left out; one whose read fails is put there.
     pub(super) async fn take(
         &mut self,
         queues: &[String],
         consumer: &str,
         max: usize,
         wait: Duration,
+        unreadable: &mut UnreadableQueues,
     ) -> Result<Vec<Delivery>, Error> {
         if self.queues[..] != *queues {
             self.reset(queues);
@@ -128,12 +135,16 @@ impl ClusterTaker {
                 self.refresh().await?;
             }
             self.hear_waiting();
-            let out = self.sweep(consumer, max.max(1)).await?;
+            let out = self.sweep(consumer, max.max(1), unreadable).await?;
             if !out.is_empty() {
                 return Ok(out);
             }
+            if !unreadable.is_empty() && self.jobs_keys.iter().all(|k| unreadable.holds(k)) {
+                // Nothing left to read: fail as a read of them all did.
+                return Err(unreadable.none_readable());
+            }
             self.hear_waiting();
-            if self.sweepable() {
+            if self.sweepable(unreadable) {
                 continue;
             }
             let now = Instant::now();
@@ -173,11 +184,17 @@ impl ClusterTaker {
     }
 
     /// Whether a sweep now could read something.
-    fn sweepable(&self) -> bool {
-        self.dirty
-            .iter()
-            .zip(&self.link_of)
-            .any(|(dirty, link)| *dirty && link.is_some())
+    fn sweepable(&self, unreadable: &mut UnreadableQueues) -> bool {
+        (0..self.queues.len()).any(|q| self.to_read(q, unreadable))
+    }
+
+    /// Whether the next sweep reads queue `q`: it may hold a job, its
+    /// master is linked, and it is not set aside. (A queue set aside stays
+    /// dirty, so it is read once its time is up.)
+    fn to_read(&self, q: usize, unreadable: &mut UnreadableQueues) -> bool {
+        self.dirty[q]
+            && self.link_of[q].is_some()
+            && (unreadable.is_empty() || !unreadable.holds(&self.jobs_keys[q]))
     }
 
     /// Fetches the slot map, keeps the links to masters whose queues did
@@ -387,11 +404,17 @@ impl ClusterTaker {
     }
 
     /// One pipelined round of non-blocking reads of the dirty queues, to
-    /// every master at once.
-    async fn sweep(&mut self, consumer: &str, max: usize) -> Result<Vec<Delivery>, Error> {
+    /// every master at once. What one queue's read refuses sets that queue
+    /// aside; the other reads' deliveries are kept (they are leased now).
+    async fn sweep(
+        &mut self,
+        consumer: &str,
+        max: usize,
+        unreadable: &mut UnreadableQueues,
+    ) -> Result<Vec<Delivery>, Error> {
         let mut plans: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.links.len()];
         for q in 0..self.queues.len() {
-            if let (true, Some(li)) = (self.dirty[q], self.link_of[q]) {
+            if let (true, Some(li)) = (self.to_read(q, unreadable), self.link_of[q]) {
                 plans[li].push((q, max));
             }
         }
@@ -440,7 +463,7 @@ impl ClusterTaker {
                             self.dirty[q] = false;
                             self.stale = true;
                         }
-                        _ => return Err(RedisError::from(e.clone()).into()),
+                        _ => unreadable.set_aside(&self.jobs_keys[q], &e),
                     },
                     reply => {
                         let before = out.len();
@@ -460,7 +483,10 @@ impl ClusterTaker {
         self.lose_links(lost);
         for q in missing_groups {
             tracing::warn!(queue = %self.queues[q], "consumer group missing; recreating it");
-            create_group(&self.commands, &self.jobs_keys[q]).await?;
+            if let Err(e) = create_group(&self.commands, &self.jobs_keys[q]).await {
+                // Not a reason to drop what the other reads leased.
+                unreadable.set_aside(&self.jobs_keys[q], &e);
+            }
         }
         Ok(out)
     }

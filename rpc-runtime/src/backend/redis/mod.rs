@@ -95,6 +95,7 @@ mod schedule;
 mod scripts;
 mod shard_counts;
 mod shared_rings;
+mod unreadable_queues;
 mod url;
 mod values;
 

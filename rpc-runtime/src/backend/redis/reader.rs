@@ -2,6 +2,10 @@
 //! (`XREADGROUP ... BLOCK`) for a worker, moves a service's intake onto its
 //! stream (`BLMOVE` + `intake.lua`) for a worker's mover, and pops replies
 //! (`BLPOP` / `BLMPOP`) for a client.
+//!
+//! A queue whose stream Redis refuses to read is found and left out of the
+//! worker's reads for a while, so the other queues are still served
+//! (`reader/unreadable_keys.rs`).
 
 use rpc_protocol::Keys;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use super::doorbell::Doorbell;
 use super::inbox_pop::{parse_popped, pop_cmd};
 use super::intake::{push_cmd_to, push_key, EnqueueMode};
 use super::resp::RespConnection;
+use super::unreadable_queues::{may_be_a_queues, UnreadableQueues};
 use super::values::collect_deliveries;
 use rpc_protocol::stream::GROUP;
 
@@ -33,6 +38,7 @@ use crate::error::Error;
 mod housekeeping;
 mod intake_move;
 mod owed_trims;
+mod unreadable_keys;
 
 use owed_trims::OwedTrims;
 
@@ -100,6 +106,9 @@ pub(super) struct RedisReader {
     /// Acked entries of larger ack-only batches, trimmed a few hundred at
     /// a time (`reader/owed_trims.rs`).
     owed: OwedTrims,
+    /// Queues left out of the reads for now: Redis refused to read them
+    /// (`unreadable_queues.rs`).
+    unreadable: UnreadableQueues,
 }
 
 impl RedisReader {
@@ -123,6 +132,7 @@ impl RedisReader {
             doorbell,
             left: Vec::new(),
             owed: OwedTrims::default(),
+            unreadable: UnreadableQueues::default(),
         }
     }
 
@@ -355,67 +365,53 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, Error> {
-        let keys = self.jobs_keys(queues);
         let cluster = matches!(self.source, ReaderSource::Cluster(..));
         // What the reader owes its streams (a Cluster's batches leave
         // nothing), on the reading connection, before a read that may wait.
         if !cluster {
             self.housekeep(Via::Reading).await;
         }
-        let mut out = Vec::new();
+        if let (ReaderSource::Cluster(_, Some(seed)), true, false) =
+            (&self.source, queues.len() > 1, wait.is_zero())
+        {
+            // Queues in different slots: sweeps per master and a wait on
+            // their doorbells.
+            let taker = self.cluster_taker.get_or_insert_with(|| {
+                ClusterTaker::new(seed.clone(), self.commands.clone(), self.keys.clone())
+            });
+            return taker
+                .take(queues, consumer, max, wait, &mut self.unreadable)
+                .await;
+        }
+        // Without the queues set aside (`unreadable_keys.rs`).
+        let (keys, queues) = self.readable(queues);
         if wait.is_zero() {
             // A look without waiting (the taker's priority lanes,
             // `lane_take.rs`): no `BLOCK`; on a Cluster one stream at a
             // time, as the streams of several queues live on several
             // masters.
             if cluster {
-                for (i, key) in keys.iter().enumerate() {
-                    let key = std::slice::from_ref(key);
-                    let v = self.read_group(key, consumer, max, None).await?;
-                    collect_deliveries(v, key, &queues[i..=i], &mut out);
-                }
-            } else {
-                let v = self.read_group(&keys, consumer, max, None).await?;
-                collect_deliveries(v, &keys, queues, &mut out);
+                return self.read_each(&keys, &queues, consumer, max).await;
             }
-            return Ok(out);
-        }
-        if let (ReaderSource::Cluster(_, Some(seed)), true) = (&self.source, keys.len() > 1) {
-            // Queues in different slots: sweeps per master and a wait on
-            // their doorbells.
-            let taker = self.cluster_taker.get_or_insert_with(|| {
-                ClusterTaker::new(seed.clone(), self.commands.clone(), self.keys.clone())
-            });
-            return taker.take(queues, consumer, max, wait).await;
+            return self.take_from(&keys, &queues, consumer, max, None).await;
         }
         if cluster && keys.len() > 1 {
             // Over TLS: keys of different services hash to different slots,
             // and one command may only touch one slot: look at every queue
             // without blocking, then block briefly on one of them in turn.
-            for (i, key) in keys.iter().enumerate() {
-                let v = self
-                    .read_group(std::slice::from_ref(key), consumer, max, None)
-                    .await?;
-                collect_deliveries(v, std::slice::from_ref(key), &queues[i..=i], &mut out);
-            }
+            let mut out = self.read_each(&keys, &queues, consumer, max).await?;
             if out.is_empty() {
                 self.turn = (self.turn + 1) % keys.len();
                 let i = self.turn;
-                let v = self
-                    .read_group(
-                        std::slice::from_ref(&keys[i]),
-                        consumer,
-                        max,
-                        Some(wait.min(CLUSTER_TURN)),
-                    )
+                let turn = Some(wait.min(CLUSTER_TURN));
+                out = self
+                    .take_from(&keys[i..=i], &queues[i..=i], consumer, max, turn)
                     .await?;
-                collect_deliveries(v, &keys[i..=i], &queues[i..=i], &mut out);
             }
             return Ok(out);
         }
-        let v = self.read_group(&keys, consumer, max, Some(wait)).await?;
-        collect_deliveries(v, &keys, queues, &mut out);
-        Ok(out)
+        self.take_from(&keys, &queues, consumer, max, Some(wait))
+            .await
     }
 
     async fn complete_and_take(
@@ -441,7 +437,7 @@ impl Reader for RedisReader {
         // script call each), the rest batched (one script call for them all),
         // then the blocking read. Redis runs them in order, so the replies
         // and acks are applied before the read blocks.
-        let keys = self.jobs_keys(queues);
+        let (keys, readable) = self.readable(queues);
         let mut pipe = redis::pipe();
         // First the acked entries the last batch left on their streams.
         let deletions = self.left_deletions();
@@ -509,7 +505,9 @@ impl Reader for RedisReader {
             done.len(),
             "every completion acks"
         );
-        pipe.add_command(Self::read_group_cmd(&keys, consumer, max, block));
+        if !keys.is_empty() {
+            pipe.add_command(Self::read_group_cmd(&keys, consumer, max, block));
+        }
         pipe.ignore_errors();
         let mut replies = match self.run_pipeline(&pipe, wait).await {
             Ok(mut replies) => {
@@ -568,17 +566,28 @@ impl Reader for RedisReader {
         not_completed.sort_by_key(|(i, _)| *i);
         let start = calls + trimmed;
         // Moved out: the deliveries take their ids and payloads from it.
-        let read = std::mem::replace(&mut replies[start], Value::Nil);
+        let read = replies
+            .get_mut(start)
+            .map(|read| std::mem::replace(read, Value::Nil));
         let taken = match read {
-            Value::ServerError(e) if e.code() == "NOGROUP" => self
+            // Every queue is set aside: no read was sent.
+            None => self.none_readable(Some(wait)),
+            Some(Value::ServerError(e)) if e.code() == "NOGROUP" => self
                 .recreate_groups(&keys)
                 .await
                 .map(|()| Vec::new())
                 .map_err(Error::from),
-            Value::ServerError(e) => Err(RedisError::from(e).into()),
-            read => {
+            Some(Value::ServerError(e)) => {
+                let e = RedisError::from(e);
+                if may_be_a_queues(&e) {
+                    self.read_each(&keys, &readable, consumer, max).await
+                } else {
+                    Err(e.into())
+                }
+            }
+            Some(read) => {
                 let mut out = Vec::new();
-                collect_deliveries(read, &keys, queues, &mut out);
+                collect_deliveries(read, &keys, &readable, &mut out);
                 Ok(out)
             }
         };
@@ -649,6 +658,10 @@ impl Reader for RedisReader {
 
     async fn settle(&mut self) {
         self.housekeep(Via::Shared).await;
+    }
+
+    fn queues_set_aside(&mut self) -> usize {
+        self.unreadable.take_count()
     }
 
     async fn move_intake(
