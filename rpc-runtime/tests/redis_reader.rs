@@ -1,7 +1,8 @@
 //! The Redis backend's combined round trips, driven directly through the
 //! `Queue` and `Reader` traits against a private redis-server: what was
 //! applied and what was not must be told apart exactly, because the worker
-//! and the client retry only what did not take effect.
+//! and the client retry only what did not take effect. And a worker's read
+//! of all its queues at once, which one broken queue must not stop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,9 @@ use std::time::Duration;
 use rpc_runtime::backend::{
     connect, Broker, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery, Reader,
 };
+use rpc_runtime::{Client, DynamicService, Worker};
 use rpc_testkit::RedisServer;
+use serde_json::json;
 
 const QUEUE: &str = "Svc";
 
@@ -130,4 +133,79 @@ async fn the_combined_read_recreates_a_vanished_group() {
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
+}
+
+/// One queue's stream replaced by a string (`SET rpc:{Clobbered}:jobs`)
+/// made the worker's one multi-stream `XREADGROUP` fail with `WRONGTYPE`
+/// on every read, so the worker served none of its queues: a call of the
+/// other service timed out. Now that queue is set aside: the other
+/// service's calls are answered (one by one, which goes through both the
+/// plain read and the read that carries completions, and in a burst), and
+/// once the key is deleted the clobbered service is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_whose_stream_is_clobbered_leaves_the_others_served() {
+    rpc_testkit::require_redis_server();
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let echo = |name: &str| {
+        DynamicService::new(name).job("echo", |req| async move { Ok(json!({ "echo": req.data })) })
+    };
+    let worker = Worker::builder(&url)
+        .concurrency(8)
+        .mount(echo("Clobbered"))
+        .mount(echo("Other"))
+        .build()
+        .await
+        .expect("worker");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    // Generous: a loaded machine is slow, but a worker that serves
+    // nothing never answers.
+    let client = Client::builder(&url)
+        .default_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .expect("client");
+    for name in ["Clobbered", "Other"] {
+        client
+            .call(&format!("{name}.echo"), json!("warm"))
+            .response()
+            .await
+            .expect("both services are served at first");
+    }
+
+    server.cli(["SET", "rpc:{Clobbered}:jobs", "not a stream"]);
+    for k in 0..20 {
+        let reply = client
+            .call("Other.echo", json!(k))
+            .response()
+            .await
+            .expect("the other service is answered beside a clobbered queue");
+        assert_eq!(reply.data, json!({ "echo": k }));
+    }
+    let mut burst = tokio::task::JoinSet::new();
+    for k in 0..200 {
+        let client = client.clone();
+        burst.spawn(async move { client.call("Other.echo", json!(k)).response().await });
+    }
+    while let Some(answer) = burst.join_next().await {
+        answer
+            .expect("task")
+            .expect("a burst call beside a clobbered queue");
+    }
+
+    // Repaired (deleted: the client's next job makes the stream, the
+    // worker its group): served again once the queue is read again.
+    server.cli(["DEL", "rpc:{Clobbered}:jobs"]);
+    let reply = client
+        .call("Clobbered.echo", json!("again"))
+        .response()
+        .await
+        .expect("the repaired queue is served again");
+    assert_eq!(reply.data, json!({ "echo": "again" }));
+    let _ = stop.send(());
+    let stats = running.await.expect("worker task").expect("worker");
+    assert_eq!(stats.succeeded, 2 + 20 + 200 + 1);
 }
