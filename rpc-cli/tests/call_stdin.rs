@@ -127,6 +127,31 @@ async fn calls_from_stdin_answer_one_line_per_input_in_order() {
     assert!(err.contains("line 3"), "{err}");
     assert_eq!(redis.cli(["EXISTS", "rpc:{Unserved}:jobs"]).trim(), "0");
 
+    // Every call of the batch takes the group key and the priority given
+    // (once dropped here: the jobs went to the default lane, ungrouped).
+    let (status, out, err) = rpc_with_stdin(
+        &url,
+        &[
+            "call",
+            "Grouped.double",
+            "-",
+            "--no-wait",
+            "--allow-new-service",
+            "--group",
+            "tenant-1",
+            "--priority",
+            "1",
+        ],
+        lines(2, |i| json!({ "n": i })),
+    )
+    .await;
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let lane = redis.cli(["XRANGE", "rpc:{Grouped}:jobs:1", "-", "+"]);
+    assert_eq!(lane.matches("\"group\":\"tenant-1\"").count(), 2, "{lane}");
+    assert_eq!(lane.matches("\"priority\":1").count(), 2, "{lane}");
+    assert_eq!(redis.cli(["EXISTS", "rpc:{Grouped}:jobs"]).trim(), "0");
+
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }

@@ -125,19 +125,26 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// The batch with the delay or start time every call takes.
+/// The batch with the options every call takes: the delay or start time,
+/// the group key and the priority. (The group key and the priority were
+/// once left out here: a review's bulk import went to the default lane,
+/// past every per-key limit, and exited 0.)
 fn with_options<T, E, M>(
     batch: rpc_runtime::Batch<T, E, M>,
     lifecycle: &CallOptions,
 ) -> rpc_runtime::Batch<T, E, M> {
-    let batch = match lifecycle.delay {
-        Some(delay) => batch.delay(delay),
-        None => batch,
+    let mut batch = match (lifecycle.delay, lifecycle.run_at) {
+        (Some(delay), _) => batch.delay(delay),
+        (None, Some(at)) => batch.at(at),
+        (None, None) => batch,
     };
-    match lifecycle.run_at {
-        Some(at) => batch.at(at),
-        None => batch,
+    if let Some(group) = &lifecycle.group {
+        batch = batch.group(group.clone());
     }
+    if let Some(priority) = lifecycle.priority {
+        batch = batch.priority(priority);
+    }
+    batch
 }
 
 /// A failed call's line: `{"error": {"kind", "message", "data"}}`, the
