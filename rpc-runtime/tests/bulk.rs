@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rpc_runtime::backend::ShardOp;
+use rpc_runtime::protocol::shards;
 use rpc_runtime::{
     CallError, Client, DynamicService, Enqueue, ErrorKind, HandlerError, Sent, Worker,
 };
@@ -212,6 +214,30 @@ async fn exercise(url: &str) {
 
     // Empty batches are fine.
     assert!(client.send_many("Bulk.note", []).await.unwrap().is_empty());
+
+    // A process's first calls of a service wait for its shard count: a
+    // fresh client's first send, and another's first batch, are placed
+    // over the 4 shards an operator set, not all on shard 0 (an untyped
+    // call's count is 1 until the broker's is read).
+    client
+        .backend()
+        .shard_count("Spread", ShardOp::Set(4))
+        .await
+        .unwrap();
+    let shard = |id: &rpc_runtime::JobId| shards::shard_of_id(id.as_str());
+    let fresh = Client::connect(url).await.unwrap();
+    let id = fresh.send("Spread.note", json!({ "n": 0 })).await.unwrap();
+    assert!(shard(&id).is_some(), "a first send on shard 0: {id}");
+    let fresh = Client::connect(url).await.unwrap();
+    let ids = fresh
+        .send_many("Spread.note", (0..20).map(|n| json!({ "n": n })))
+        .await
+        .unwrap();
+    let spread: std::collections::HashSet<u32> = ids
+        .iter()
+        .map(|id| shard(id).unwrap_or_else(|| panic!("a first batch's call on shard 0: {id}")))
+        .collect();
+    assert_eq!(spread.len(), 4, "{spread:?}");
 
     let _ = worker.stop.send(());
     worker.task.await.unwrap().unwrap();

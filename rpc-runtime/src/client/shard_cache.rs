@@ -27,6 +27,10 @@ pub(super) struct Known {
     pub(super) read_at: Option<Instant>,
     /// A read is under way.
     pub(super) reading: Arc<AtomicBool>,
+    /// The first read of this process, which a service's first calls wait
+    /// for (`shard_choice.rs`, `Client::know_shards`); done once, whether
+    /// it answered or not.
+    pub(super) first_read: Arc<tokio::sync::OnceCell<()>>,
     /// Queue names by shard, made once.
     pub(super) queues: Vec<Arc<str>>,
 }
@@ -38,6 +42,7 @@ impl Known {
             broker: None,
             read_at: None,
             reading: Arc::default(),
+            first_read: Arc::default(),
             queues: vec![Arc::from(service)],
         }
     }

@@ -2,13 +2,14 @@
 //!
 //! A service's shard count is the schema's `#[shards = N]` unless the
 //! broker holds one (`P:{S}:shards`, set by an operator), which wins. The
-//! broker's is read once per service and refreshed in the background
-//! every [`REFRESH`]; until the first read answers, the schema's number is
-//! used, which loses nothing (workers read every shard either number
-//! names). A call with an idempotency key waits for that first read
-//! instead ([`Client::know_shards`]), so every duplicate meets the same
-//! claim; so does a call with a group key, so that all of a key's calls
-//! share one shard's slots. rpc_protocol::shards has the rules; docs/PROTOCOL.md, "Sharded
+//! broker's is read once per service and process before the first call
+//! (or batch) of that service goes out ([`Client::know_shards`]), and
+//! refreshed in the background every [`REFRESH`]; if that first read
+//! fails, the schema's number is used, which loses nothing (workers read
+//! every shard either number names). A call with an idempotency key waits
+//! for a read that answered, so every duplicate meets the same claim; so
+//! does a call with a group key, so that all of a key's calls share one
+//! shard's slots. rpc_protocol::shards has the rules; docs/PROTOCOL.md, "Sharded
 //! services", the text.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,61 +104,74 @@ impl Client {
         fresh_call_id(&self.inner.config.client_id_prefix, route.mark)
     }
 
-    /// Makes sure the broker's shard count of `job`'s service has been
-    /// read once, for a call that must land on its key's shard.
+    /// Waits for the first read of the broker's shard count of `job`'s
+    /// service in this process, as a Kafka producer fetches a topic's
+    /// metadata before its first send: otherwise a short-lived process (the
+    /// `rpc` command, a cron job) or a process's first batch places every
+    /// call by the schema's count (1 for an untyped call) while an operator
+    /// set another, all on shard 0 (an adversarial review found
+    /// `rpc call S.j -` putting 20 of 20 calls there). One read per service
+    /// and process, shared by the calls that wait for it; if it fails, the
+    /// calls go on with the schema's count and the background refresh.
+    /// A call that must land on its key's shard (an idempotency key or a
+    /// group key) waits for a read that answered, trying again if the
+    /// first did not, so every duplicate meets the same claim.
     pub(super) async fn know_shards(&self, job: &JobRef, options: &CallOptions) {
-        if options.idempotency_key.is_none() && options.group.is_none() {
-            return;
-        }
+        let keyed = options.idempotency_key.is_some() || options.group.is_some();
+        self.know_count(job.service, keyed).await;
+    }
+
+    async fn know_count(&self, service: &'static str, keyed: bool) {
+        let first = {
+            let mut services = lock(&self.inner.shards.services);
+            let known = entry(&mut services, service);
+            if known.read_at.is_some() {
+                return;
+            }
+            known.first_read.clone()
+        };
+        first.get_or_init(|| self.read_count(service)).await;
         let known = lock(&self.inner.shards.services)
             .iter()
-            .any(|k| k.service == job.service && k.read_at.is_some());
-        if known {
-            return;
+            .any(|k| k.service == service && k.read_at.is_some());
+        if keyed && !known {
+            self.read_count(service).await;
         }
-        match self
-            .inner
-            .backend
-            .shard_count(job.service, ShardOp::Read)
-            .await
-        {
-            Ok(count) => self.inner.shards.learn(job.service, count),
+    }
+
+    /// Reads `service`'s count now, and learns it.
+    async fn read_count(&self, service: &'static str) {
+        match self.inner.backend.shard_count(service, ShardOp::Read).await {
+            Ok(count) => self.inner.shards.learn(service, count),
             Err(e) => {
-                tracing::debug!(service = job.service, error = %e, "could not read the shard count")
+                tracing::debug!(service, error = %e, "could not read the shard count")
             }
         }
     }
 
-    /// [`Client::know_shards`] for a batch: the count of every service
-    /// with a keyed call in it (its own key, or the batch's group) is read
-    /// once before the batch is encoded, so a key lands on the same shard
-    /// whether its call goes alone or in a batch (an adversarial review
-    /// found a batched keyed call on shard 0 and its duplicate, sent
-    /// alone, on the key's shard: both ran).
+    /// [`Client::know_shards`] for a batch: the count of every service in
+    /// it is read once before the batch is encoded, as for a first call;
+    /// a keyed call (its own key, or the batch's group) lands on the same
+    /// shard whether it goes alone or in a batch (an adversarial review
+    /// found a batched keyed call on shard 0 and its duplicate, sent alone,
+    /// on the key's shard: both ran).
     pub(super) async fn know_batch_shards<'a>(
         &self,
         calls: impl Iterator<Item = (&'a JobRef, &'a CallOptions)>,
         batch: Option<&CallOptions>,
     ) {
         let batch_keyed = batch.is_some_and(|b| b.group.is_some());
-        let mut asked: Vec<&'static str> = Vec::new();
+        // Each service once, keyed if any of its calls is.
+        let mut services: Vec<(&'static str, bool)> = Vec::new();
         for (job, options) in calls {
             let keyed = batch_keyed || options.idempotency_key.is_some() || options.group.is_some();
-            if keyed && !asked.contains(&job.service) {
-                asked.push(job.service);
-                let keyed_options;
-                let options = if options.idempotency_key.is_some() || options.group.is_some() {
-                    options
-                } else {
-                    // Keyed by the batch's group only.
-                    keyed_options = CallOptions {
-                        group: batch.and_then(|b| b.group.clone()),
-                        ..CallOptions::default()
-                    };
-                    &keyed_options
-                };
-                self.know_shards(job, options).await;
+            match services.iter_mut().find(|(s, _)| *s == job.service) {
+                Some((_, any)) => *any |= keyed,
+                None => services.push((job.service, keyed)),
             }
+        }
+        for (service, keyed) in services {
+            self.know_count(service, keyed).await;
         }
     }
 
