@@ -3,6 +3,11 @@
 //! (`count`), and the most shards the service ever had (`seen`), which
 //! workers read so that lowering the count loses nothing. The number in
 //! the schema is the default; the broker's, when set, wins for placing.
+//!
+//! The count is one key, and a key can be lost (evicted, deleted, written
+//! over): the shards a service has also show as keys of their own, which
+//! [`ShardCounts::shards_with_keys`] finds, so a worker serves them even
+//! then (`worker/shard_discovery.rs`).
 
 use async_trait::async_trait;
 
@@ -56,4 +61,14 @@ impl ShardCount {
 pub trait ShardCounts: Send + Sync {
     /// Runs `op` on `service`'s shard count; returns it as it is after.
     async fn shard_count(&self, service: &str, op: ShardOp) -> Result<ShardCount, Error>;
+
+    /// Every shard `k >= 1` of every service that has a jobs stream, a
+    /// schedule, an intake or a mover's list in the broker, as
+    /// `(service, k)`, sorted; `k` is below
+    /// [`MAX_SHARDS`](rpc_protocol::shards::MAX_SHARDS) (a key naming
+    /// another number is no shard's). Found by walking the keyspace (Redis:
+    /// `SCAN`, on each master of a Cluster): costly on a large keyspace, and
+    /// refused to a role without `SCAN`, so a worker asks at start and
+    /// every few minutes, not on each read of the count.
+    async fn shards_with_keys(&self) -> Result<Vec<(String, u32)>, Error>;
 }

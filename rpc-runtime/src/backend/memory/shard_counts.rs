@@ -1,7 +1,9 @@
-//! The memory broker's shard counts, with the rules of `scripts/shards.lua`.
+//! The memory broker's shard counts, with the rules of `scripts/shards.lua`,
+//! and the shards that hold work (a queue or a schedule), as Redis's
+//! `shards_found.rs` finds them.
 
 use async_trait::async_trait;
-use rpc_protocol::shards::is_count;
+use rpc_protocol::shards::{self, is_count};
 
 use super::lanes::lane_free;
 use super::registry::MemoryBackend;
@@ -32,5 +34,20 @@ impl ShardCounts for MemoryBackend {
             count: *count,
             seen: *seen,
         })
+    }
+
+    async fn shards_with_keys(&self) -> Result<Vec<(String, u32)>, Error> {
+        let state = self.state();
+        let mut found: Vec<(String, u32)> = state
+            .queues
+            .keys()
+            .chain(state.scheduled.keys())
+            .map(|q| shards::split_queue(lane_free(q)))
+            .filter(|&(_, shard)| shard > 0)
+            .map(|(service, shard)| (service.to_owned(), shard))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
     }
 }

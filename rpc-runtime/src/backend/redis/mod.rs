@@ -94,6 +94,7 @@ mod scan;
 mod schedule;
 mod scripts;
 mod shard_counts;
+mod shards_found;
 mod shared_rings;
 mod unreadable_queues;
 mod url;

@@ -1,6 +1,7 @@
 //! The shard count on Redis: `HMGET` for a client (whose ACL role may run
 //! no script), `scripts/shards.lua` for a worker or an operator, which
-//! record what they serve or set.
+//! record what they serve or set; `shards_found.rs` for the shards that
+//! hold work whatever the count says.
 
 use async_trait::async_trait;
 use redis::Value;
@@ -55,5 +56,9 @@ impl ShardCounts for RedisBackend {
             count: valid(parts.first().and_then(as_int)),
             seen: valid(parts.get(1).and_then(as_int)),
         })
+    }
+
+    async fn shards_with_keys(&self) -> Result<Vec<(String, u32)>, Error> {
+        Ok(super::shards_found::shards_with_keys(&self.commands, &self.keys).await?)
     }
 }
