@@ -271,8 +271,13 @@ impl WorkerBuilder {
                 )));
             }
         }
-        let queues = shard_queues(&*backend, &services).await;
+        let mut queues = shard_queues(&*backend, &services).await;
         backend.prepare_queues(&queues).await?;
+        // The shards a lost count no longer names, found by their keys.
+        let mut names: Vec<&'static str> = services.keys().copied().collect();
+        names.sort_unstable();
+        let found = super::shard_discovery::serve_found(&*backend, &names, &queues).await;
+        queues.extend(found);
         for queue in &queues {
             // Housekeeping only: a failure here must not stop the worker.
             if let Err(e) = backend
@@ -347,7 +352,9 @@ impl WorkerBuilder {
 /// The queues of every mounted service: each shard of it, as many as the
 /// schema says or the broker holds (`P:{S}:shards`: the count clients
 /// place on, and every shard the service ever had, so shards no longer
-/// written to are drained), recording this worker's number there.
+/// written to are drained), recording this worker's number there. Shards
+/// beyond them that hold work (the count was lost) are added by
+/// `shard_discovery.rs`.
 async fn shard_queues(backend: &dyn Broker, services: &super::shared::Services) -> Vec<String> {
     let mut names: Vec<&'static str> = services.keys().copied().collect();
     names.sort_unstable();

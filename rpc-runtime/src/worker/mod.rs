@@ -83,6 +83,7 @@ mod requeue;
 mod run;
 mod served;
 mod settings;
+mod shard_discovery;
 mod shard_watch;
 mod shared;
 mod signal;
