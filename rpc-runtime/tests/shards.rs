@@ -2,7 +2,8 @@
 //! every shard and are all answered; an idempotency key keeps to one
 //! shard; a marked id is cancelled in its shard; pause covers every shard;
 //! retries come back to their shard; lowering the shard count loses
-//! nothing (workers drain the shards no longer written to).
+//! nothing (workers drain the shards no longer written to), and neither
+//! does losing it (workers find the shards that hold work).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -361,6 +362,95 @@ async fn lowering_the_shard_count_loses_nothing() {
     let fresh = self::client(&url).await;
     until_placing(&fresh, 2).await;
     worker.stop().await;
+}
+
+/// Losing the shard count (`P:{S}:shards` evicted, deleted, lost in a
+/// failover) loses no call: reproduces the review's case, 40 delayed calls
+/// spread over four shards and put on their schedules by a worker that
+/// then stops; the hash is deleted; a worker whose schema says one shard
+/// starts. Before, it served shard 0 alone and the calls on shards 1-3
+/// waited on their schedules for ever; now it finds those shards by their
+/// keys, serves them, and records `seen` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_shard_count_strands_no_call() {
+    rpc_testkit::require_redis_server();
+    let redis = RedisServer::start().expect("redis");
+    let url = redis.url();
+    let keys = Keys::new("rpc");
+    // Long enough for the calls to outlive both workers' starts.
+    let client = Client::builder(&url)
+        .default_timeout(Duration::from_secs(120))
+        .connect()
+        .await
+        .expect("client connects");
+    client
+        .backend()
+        .shard_count(SERVICE, ShardOp::Set(4))
+        .await
+        .expect("set 4");
+    until_placing(&client, 4).await;
+    let first = start_worker(&url, 1, Arc::new(AtomicU32::new(0))).await;
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        calls.push(
+            client
+                .call(&format!("{SERVICE}.echo"), json!(i))
+                .options(CallOptions::delay(Duration::from_secs(6)))
+                .send()
+                .await
+                .expect("a delayed call"),
+        );
+    }
+    let placed: std::collections::HashSet<u32> = calls.iter().map(|c| shard_of(c.id())).collect();
+    assert_eq!(placed.len(), 4, "{placed:?}");
+    // The first worker puts every call on its shard's schedule, then stops
+    // before any is due.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scheduled: u64 = (0..4)
+            .map(|k| {
+                let schedule = keys.schedule(&shards::queue(SERVICE, k));
+                redis
+                    .cli(["ZCARD", schedule.as_str()])
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+            .sum();
+        if scheduled == 40 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{scheduled} of 40 on the schedules"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.stop().await;
+    redis.cli(["DEL", keys.shards(SERVICE).as_str()]);
+
+    let runs = Arc::new(AtomicU32::new(0));
+    let second = start_worker(&url, 1, runs.clone()).await;
+    let answers = tokio::time::timeout(
+        Duration::from_secs(90),
+        futures_util::future::join_all(calls.into_iter().map(std::future::IntoFuture::into_future)),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "only {} of 40 delayed calls ran within 90 s",
+            runs.load(Ordering::SeqCst)
+        )
+    });
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(answer, json!(i));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 40);
+    // The count is recorded again: clients place on four shards.
+    let seen = redis.cli(["HGET", keys.shards(SERVICE).as_str(), "seen"]);
+    assert_eq!(seen.trim(), "4", "seen after the second worker started");
+    second.stop().await;
 }
 
 /// Raising the count reaches a worker that runs: it starts reading the new
