@@ -282,6 +282,44 @@ async fn a_sharded_service_on_a_cluster() {
         .map(|m| m.port())
         .collect();
     assert!(masters.len() > 1, "four shards on one master: {masters:?}");
+    // Losing the count there too: the shards are found on every master.
+    let shards_key = keys.shards(SERVICE);
+    let master = cluster.master_of(&shards_key).expect("the count's master");
+    a_lost_count_is_found_on(&cluster.cluster_url(), || {
+        master.cli(["DEL", shards_key.as_str()]);
+    })
+    .await;
+}
+
+/// Calls queued on four shards while no worker runs, the count then
+/// deleted (by `delete`): a worker whose schema says one shard runs them
+/// all, on every master of a Cluster (`a_lost_shard_count_strands_no_call`
+/// is the full case on one Redis).
+async fn a_lost_count_is_found_on(url: &str, delete: impl FnOnce()) {
+    let client = client(url).await;
+    until_placing(&client, 4).await;
+    let mut calls = Vec::new();
+    for i in 0..20 {
+        calls.push(
+            client
+                .call(&format!("{SERVICE}.echo"), json!(i))
+                .send()
+                .await
+                .expect("queued"),
+        );
+    }
+    let placed: std::collections::HashSet<u32> = calls.iter().map(|c| shard_of(c.id())).collect();
+    assert_eq!(placed.len(), 4, "{placed:?}");
+    delete();
+    let worker = start_worker(url, 1, Arc::new(AtomicU32::new(0))).await;
+    let answers =
+        futures_util::future::join_all(calls.into_iter().map(std::future::IntoFuture::into_future))
+            .await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.unwrap_or_else(|e| panic!("call {i} after the count was lost: {e}"));
+        assert_eq!(answer, json!(i));
+    }
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
