@@ -6,7 +6,7 @@
 //!
 //! The count is one key, and a key can be lost (evicted, deleted, written
 //! over): the shards a service has also show as keys of their own, which
-//! [`ShardCounts::shards_with_keys`] finds, so a worker serves them even
+//! [`ShardCounts::shards_with_work`] finds, so a worker serves them even
 //! then (`worker/shard_discovery.rs`).
 
 use async_trait::async_trait;
@@ -62,13 +62,12 @@ pub trait ShardCounts: Send + Sync {
     /// Runs `op` on `service`'s shard count; returns it as it is after.
     async fn shard_count(&self, service: &str, op: ShardOp) -> Result<ShardCount, Error>;
 
-    /// Every shard `k >= 1` of every service that has a jobs stream, a
-    /// schedule, an intake or a mover's list in the broker, as
-    /// `(service, k)`, sorted; `k` is below
-    /// [`MAX_SHARDS`](rpc_protocol::shards::MAX_SHARDS) (a key naming
-    /// another number is no shard's). Found by walking the keyspace (Redis:
-    /// `SCAN`, on each master of a Cluster): costly on a large keyspace, and
-    /// refused to a role without `SCAN`, so a worker asks at start and
-    /// every few minutes, not on each read of the count.
-    async fn shards_with_keys(&self) -> Result<Vec<(String, u32)>, Error>;
+    /// The shards `k >= from` of `service` that hold work in the broker (a
+    /// jobs stream, a priority lane's, a schedule, an intake or a mover's
+    /// list), in order: each shard asked in turn, a few past the last
+    /// found (Redis: `shards_found.rs`), below
+    /// [`MAX_SHARDS`](rpc_protocol::shards::MAX_SHARDS). A few dozen
+    /// commands a service, so a worker asks at start, not on each read of
+    /// the count.
+    async fn shards_with_work(&self, service: &str, from: u32) -> Result<Vec<u32>, Error>;
 }

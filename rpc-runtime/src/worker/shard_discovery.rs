@@ -6,20 +6,19 @@
 //! that would serve only its schema's shards, and the jobs queued, delayed
 //! or in the intake of the others would wait for ever.
 //!
-//! So at start, and every few minutes after (`shard_watch.rs`), a worker
-//! asks which shards have work keys
-//! ([`ShardCounts::shards_with_keys`](crate::backend::ShardCounts::shards_with_keys):
-//! a walk of the keyspace, too costly for every read of the count), serves
-//! every shard up to the highest found, and raises `seen` to match
-//! (`shards.lua serve`) so that clients and other workers agree again.
-//! Found numbers are below `MAX_SHARDS` (a key naming another is no
-//! shard's), so a planted key costs at most the readers of a service of
-//! the most shards allowed. A broker that will not walk (a role without
-//! `SCAN`) leaves the worker with what the count says.
+//! So at start a worker asks which shards above those it serves hold work
+//! ([`ShardCounts::shards_with_work`](crate::backend::ShardCounts::shards_with_work):
+//! each shard's keys looked at in turn, a few past the last found, too
+//! many commands for every read of the count), serves every shard up to
+//! the highest found, and raises `seen` to match (`shards.lua serve`) so
+//! that clients and other workers agree again. Found numbers are below
+//! `MAX_SHARDS`, so a planted key costs at most the readers of a service
+//! of the most shards allowed.
 //!
-//! Between walks there is a cheaper repair ([`restore_seen`]): `seen`
-//! never goes down, so a count that reads below the shards a worker
-//! serves was lost, and the worker records what it serves again.
+//! While it runs there is a cheaper repair ([`restore_seen`],
+//! `shard_watch.rs`): `seen` never goes down, so a count that reads below
+//! the shards a worker serves was lost, and the worker records what it
+//! serves again.
 
 use rpc_protocol::shards;
 
@@ -49,25 +48,20 @@ pub(super) async fn serve_found(
     services: &[&'static str],
     serving: &[String],
 ) -> Vec<String> {
-    let found = match backend.shards_with_keys().await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::info!(
-                error = %e,
-                "cannot look for shards the shard counts do not name (a role without SCAN?); serving what the counts say"
-            );
-            return Vec::new();
-        }
-    };
     let mut added = Vec::new();
     for &service in services {
         let now = served_count(serving, service);
-        // `found` is sorted, so `above` is too.
-        let above: Vec<u32> = found
-            .iter()
-            .filter(|(s, k)| s == service && *k >= now)
-            .map(|&(_, k)| k)
-            .collect();
+        let above = match backend.shards_with_work(service, now).await {
+            Ok(above) => above,
+            Err(e) => {
+                tracing::info!(
+                    service,
+                    error = %e,
+                    "cannot look for shards the shard count does not name; serving what it says"
+                );
+                continue;
+            }
+        };
         let Some(&highest) = above.last() else {
             continue;
         };

@@ -7,35 +7,22 @@
 //! drained like any other.
 //!
 //! The count may also be lost (`shard_discovery.rs`): a read that says
-//! fewer shards than the worker serves records them again, and every
-//! [`WALK_EVERY`] the worker looks for shards that hold work beyond the
-//! count (a walk of the keyspace, so rarely).
+//! fewer shards than the worker serves records them again.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use super::intake;
 use super::jitter::jitter;
-use super::shard_discovery::{restore_seen, serve_found, served_count};
+use super::shard_discovery::{restore_seen, served_count};
 use super::shared::Shared;
 
 use crate::backend::ShardOp;
 
 /// How often a worker reads its services' shard counts.
 const WATCH_EVERY: Duration = Duration::from_secs(5);
-
-/// How often a worker walks the keyspace for shards that hold work beyond
-/// the counts: a `SCAN` of every key (of every master), which a large
-/// keyspace makes costly, so far less often than the count is read.
-const WALK_EVERY: Duration = Duration::from_secs(300);
-
-/// When the next walk is due: [`WALK_EVERY`] from now, jittered so that
-/// workers started together do not walk together.
-fn next_walk() -> Instant {
-    Instant::now() + WALK_EVERY + Duration::from_millis(jitter(30_000))
-}
 
 /// Starts the watcher; it ends when `stop` says so, after the movers it
 /// started.
@@ -54,8 +41,6 @@ async fn watch(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
         .map(|(name, s)| (*name, s.shards()))
         .collect();
     services.sort_unstable();
-    let names: Vec<&'static str> = services.iter().map(|&(name, _)| name).collect();
-    let mut walk_at = next_walk();
     loop {
         let wait = WATCH_EVERY + Duration::from_millis(jitter(1_000));
         tokio::select! {
@@ -93,12 +78,6 @@ async fn watch(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
                 shards = serving,
                 "the service's shard count grew; reading its new shards"
             );
-            movers.extend(intake::spawn(&shared, &added, &stop));
-        }
-        if Instant::now() >= walk_at {
-            walk_at = next_walk();
-            let found = serve_found(&*shared.backend, &names, &shared.served.names()).await;
-            let added = shared.served.add(&found);
             movers.extend(intake::spawn(&shared, &added, &stop));
         }
     }

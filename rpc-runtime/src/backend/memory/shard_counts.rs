@@ -36,15 +36,15 @@ impl ShardCounts for MemoryBackend {
         })
     }
 
-    async fn shards_with_keys(&self) -> Result<Vec<(String, u32)>, Error> {
+    async fn shards_with_work(&self, service: &str, from: u32) -> Result<Vec<u32>, Error> {
         let state = self.state();
-        let mut found: Vec<(String, u32)> = state
+        let mut found: Vec<u32> = state
             .queues
             .keys()
             .chain(state.scheduled.keys())
             .map(|q| shards::split_queue(lane_free(q)))
-            .filter(|&(_, shard)| shard > 0)
-            .map(|(service, shard)| (service.to_owned(), shard))
+            .filter(|&(s, shard)| s == service && shard >= from.max(1))
+            .map(|(_, shard)| shard)
             .collect();
         found.sort_unstable();
         found.dedup();

@@ -58,7 +58,10 @@ impl ShardCounts for RedisBackend {
         })
     }
 
-    async fn shards_with_keys(&self) -> Result<Vec<(String, u32)>, Error> {
-        Ok(super::shards_found::shards_with_keys(&self.commands, &self.keys).await?)
+    async fn shards_with_work(&self, service: &str, from: u32) -> Result<Vec<u32>, Error> {
+        Ok(
+            super::shards_found::shards_with_work(&self.commands, &self.keys, service, from)
+                .await?,
+        )
     }
 }

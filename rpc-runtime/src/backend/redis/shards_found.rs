@@ -1,69 +1,85 @@
-//! The shards that hold work, found by walking the keyspace rather than
-//! read from the shard count (`P:{S}:shards`), which may be lost: a worker
-//! serves them too (`worker/shard_discovery.rs`).
+//! The shards of a service that hold work, found by looking at their keys
+//! rather than read from the shard count (`P:{S}:shards`), which may be
+//! lost: a worker serves them too (`worker/shard_discovery.rs`).
 //!
-//! A shard `k >= 1` of `S` holds work in `P:{S~k}:jobs` (and its lanes'
-//! `P:{S~k}:jobs:<p>`), `P:{S~k}:schedule`, `P:{S~k}:intake` or
-//! `P:{S~k}:moving`. One `SCAN` (on each master of a Cluster,
-//! `scan.rs`, as the inspector finds services) looks for them all at once:
-//! `P:{*~*}:[jsim]*` keeps the reply to a few keys per shard (it leaves out
-//! idempotency claims, group keys and the like, of which a shard may hold
-//! millions); the exact names are then picked here. The key names come
-//! from the broker, so anyone able to write a key is heard: a number that
-//! is not a shard (`S~99999`, `S~03`, `S~x`) names none.
+//! A shard `k` of `S` holds work in its jobs stream `P:{S~k}:jobs` (or a
+//! priority lane's, `P:{S~k}:jobs:<p>`), its schedule `P:{S~k}:schedule`,
+//! its intake `P:{S~k}:intake` or its mover's list `P:{S~k}:moving`. Each
+//! shard is asked with commands the worker's ACL role has on those keys
+//! (`TYPE` of the streams, `ZRANGE 0 0` of the schedule, `LRANGE 0 0` of
+//! the lists), as one pipeline (one slot, so one master), a window of
+//! [`LOOK_AHEAD`] shards at a time, until a window holds none: a walk of
+//! the keyspace (`SCAN`) would find gaps too, but the worker role may not
+//! `SCAN` (docs/SECURITY.md), and placement fills the shards in turn, so
+//! shards with work are next to each other. Past [`MAX_SHARDS`] nothing
+//! is asked.
 
-use rpc_protocol::keys::glob_escape;
-use rpc_protocol::shards;
+use redis::Value;
+use rpc_protocol::priority::OTHER_LANES;
+use rpc_protocol::shards::{self, MAX_SHARDS};
 use rpc_protocol::Keys;
 
 use super::commands::Commands;
-use super::scan::scan_all_at_most;
 
-/// The keys of a shard that say it holds work, after `P:{S~k}:`.
-const WORK_KEYS: [&str; 4] = ["jobs", "schedule", "intake", "moving"];
+/// How many shards past the last that holds work are asked before the
+/// look stops.
+const LOOK_AHEAD: u32 = 8;
 
-/// `SCAN MATCH` pattern of the keys of every shard `k >= 1` (a hash tag
-/// with the separator) whose name after the tag starts like one of
-/// [`WORK_KEYS`]: a superset of them, narrowed by [`shard_of_key`].
-fn pattern(keys: &Keys) -> String {
-    format!(
-        "{}:{{*{}*}}:[jsim]*",
-        glob_escape(keys.prefix()),
-        shards::SEPARATOR
-    )
-}
-
-/// The service and shard (`k >= 1`) whose work key `key` is, if it is one.
-fn shard_of_key<'k>(keys: &Keys, key: &'k str) -> Option<(&'k str, u32)> {
-    let inner = key.strip_prefix(keys.prefix())?.strip_prefix(":{")?;
-    let (queue, what) = inner.split_once("}:")?;
-    let is_work = WORK_KEYS.contains(&what)
-        || what
-            .strip_prefix("jobs:")
-            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if !is_work {
-        return None;
+/// The commands that say whether shard `queue` holds work, in one slot.
+fn probe(keys: &Keys, queue: &str) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("TYPE").arg(keys.jobs(queue));
+    for p in OTHER_LANES {
+        pipe.cmd("TYPE").arg(keys.jobs_at(queue, p));
     }
-    // The tag of a shard's key is exactly `S~k` (a lane's key is in its
-    // queue's slot): anything else, `S~3^1` say, is no shard's.
-    let (service, shard) = shards::split_queue(queue);
-    (shard > 0 && shards::queue(service, shard) == queue).then_some((service, shard))
+    pipe.cmd("ZRANGE").arg(keys.schedule(queue)).arg(0).arg(0);
+    pipe.cmd("LRANGE").arg(keys.intake(queue)).arg(0).arg(0);
+    pipe.cmd("LRANGE").arg(keys.moving(queue)).arg(0).arg(0);
+    pipe
 }
 
-/// Every `(service, shard)` with a work key, sorted, once each.
-pub(super) async fn shards_with_keys(
+/// Whether a probe's answers show work: a stream that exists, or a
+/// schedule or list with an element.
+fn holds_work(answers: &[Value]) -> bool {
+    answers.iter().any(|a| match a {
+        Value::SimpleString(t) => t != "none",
+        Value::BulkString(t) => t.as_slice() != b"none",
+        Value::Array(items) | Value::Set(items) => !items.is_empty(),
+        _ => false,
+    })
+}
+
+/// The shards `k >= from` of `service` that hold work, in order, looking
+/// [`LOOK_AHEAD`] shards past the last found.
+pub(super) async fn shards_with_work(
     con: &Commands,
     keys: &Keys,
-) -> redis::RedisResult<Vec<(String, u32)>> {
-    let found = scan_all_at_most(con, &pattern(keys), None, usize::MAX).await?;
-    let mut shards: Vec<(String, u32)> = found
-        .iter()
-        .filter_map(|k| shard_of_key(keys, k))
-        .map(|(service, shard)| (service.to_owned(), shard))
-        .collect();
-    shards.sort_unstable();
-    shards.dedup();
-    Ok(shards)
+    service: &str,
+    from: u32,
+) -> redis::RedisResult<Vec<u32>> {
+    let mut found = Vec::new();
+    let mut next = from.max(1);
+    while next < MAX_SHARDS {
+        let window: Vec<u32> = (next..next.saturating_add(LOOK_AHEAD).min(MAX_SHARDS)).collect();
+        let answers = futures_util::future::join_all(window.iter().map(|&k| {
+            let queue = shards::queue(service, k).into_owned();
+            let pipe = probe(keys, &queue);
+            async move { con.query_pipeline(&pipe).await }
+        }))
+        .await;
+        let mut last = None;
+        for (&k, answer) in window.iter().zip(answers) {
+            if holds_work(&answer?) {
+                found.push(k);
+                last = Some(k);
+            }
+        }
+        match last {
+            Some(k) => next = k + 1,
+            None => break,
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -71,38 +87,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pattern_escapes_the_prefix_and_asks_for_shards_only() {
-        assert_eq!(pattern(&Keys::new("rpc")), "rpc:{*~*}:[jsim]*");
-        assert_eq!(pattern(&Keys::new("a*b")), "a\\*b:{*~*}:[jsim]*");
+    fn a_shard_holds_work_when_a_stream_exists_or_a_list_has_an_element() {
+        let none = || Value::SimpleString("none".into());
+        let empty = || Value::Array(Vec::new());
+        let idle = [
+            none(),
+            none(),
+            none(),
+            none(),
+            none(),
+            empty(),
+            empty(),
+            empty(),
+        ];
+        assert!(!holds_work(&idle));
+        let mut stream = idle.clone();
+        stream[0] = Value::SimpleString("stream".into());
+        assert!(holds_work(&stream));
+        let mut scheduled = idle.clone();
+        scheduled[5] = Value::Array(vec![Value::BulkString(b"c1".to_vec())]);
+        assert!(holds_work(&scheduled));
+        // A key of another type where a stream goes is something there:
+        // serving it is how a worker says so (its group cannot be made).
+        let mut odd = idle;
+        odd[0] = Value::SimpleString("string".into());
+        assert!(holds_work(&odd));
     }
 
     #[test]
-    fn only_a_shards_work_keys_name_it() {
+    fn a_probe_asks_every_key_of_one_shard_in_its_slot() {
         let keys = Keys::new("rpc");
-        for (key, shard) in [
-            ("rpc:{S~1}:jobs", Some(("S", 1))),
-            ("rpc:{S~3}:jobs:7", Some(("S", 3))),
-            ("rpc:{S~255}:schedule", Some(("S", 255))),
-            ("rpc:{S~12}:intake", Some(("S", 12))),
-            ("rpc:{S~2}:moving", Some(("S", 2))),
-            // Not a work key, or not a shard.
-            ("rpc:{S~2}:scheduled", None),
-            ("rpc:{S~2}:jobs:", None),
-            ("rpc:{S~2}:jobs:x", None),
-            ("rpc:{S~2}:once:jobs", None),
-            ("rpc:{S}:jobs", None),
-            ("rpc:{S~0}:jobs", None),
-            // Out of range or malformed marks are no shard's.
-            ("rpc:{S~256}:jobs", None),
-            ("rpc:{S~99999}:jobs", None),
-            ("rpc:{S~03}:jobs", None),
-            ("rpc:{S~-1}:jobs", None),
-            ("rpc:{S~}:jobs", None),
-            ("rpc:{~3}:jobs", None),
-            ("rpc:{S~3^1}:jobs", None),
-            ("other:{S~1}:jobs", None),
+        let pipe = probe(&keys, "S~3");
+        let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).into_owned();
+        for key in [
+            "rpc:{S~3}:jobs",
+            "rpc:{S~3}:jobs:1",
+            "rpc:{S~3}:jobs:5",
+            "rpc:{S~3}:schedule",
+            "rpc:{S~3}:intake",
+            "rpc:{S~3}:moving",
         ] {
-            assert_eq!(shard_of_key(&keys, key), shard, "{key}");
+            assert!(packed.contains(key), "{key} in {packed}");
         }
+        assert_eq!(packed.matches("{S~3}").count(), 8, "{packed}");
     }
 }
