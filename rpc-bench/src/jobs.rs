@@ -196,15 +196,7 @@ impl JobsReport {
                     .map_or("-".to_owned(), |s| s.redis.describe())
             ));
         }
-        out.push_str("\n| target | measured | met |\n|---|---|---|\n");
-        for t in &self.targets {
-            out.push_str(&format!(
-                "| {} | {} | {} |\n",
-                t.what,
-                t.measured,
-                if t.pass { "yes" } else { "NO" }
-            ));
-        }
+        out.push_str(&crate::report::targets_markdown(&self.targets));
         out
     }
 }
@@ -439,13 +431,7 @@ pub async fn run(
         rows,
         targets,
     };
-    println!("{}", report.markdown());
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        say(&format!("wrote {}", path.display()));
-    }
-    Ok(())
+    crate::report::publish(&report.markdown(), &report, json)
 }
 
 /// Starts a worker process of `kind` at `concurrency` on the backlog of

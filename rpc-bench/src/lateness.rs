@@ -196,13 +196,7 @@ pub async fn run<W>(
         command,
         schedule_lateness: measure(url, plan, spawn).await?,
     };
-    println!("{}", report.markdown());
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        eprintln!("rpc-bench: wrote {}", path.display());
-    }
-    Ok(())
+    crate::report::publish(&report.markdown(), &report, json)
 }
 
 /// Nearest-rank percentile of sorted values.

@@ -717,14 +717,7 @@ async fn bench(cli: &Cli) -> Result<(), String> {
     drop(floor_workers);
     drop(typed_workers);
 
-    let table = report.markdown();
-    println!("{table}");
-    if let Some(path) = &cli.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        say(&format!("wrote {}", path.display()));
-    }
-    Ok(())
+    report::publish(&report.markdown(), &report, cli.json.as_deref())
 }
 
 /// One round of sequential calls, a floor of `kind` against the runtime,

@@ -84,6 +84,36 @@ pub struct Target {
     pub pass: bool,
 }
 
+/// The targets as a markdown table (after a blank line): what, measured,
+/// met.
+pub fn targets_markdown(targets: &[Target]) -> String {
+    let mut out = String::from("\n| target | measured | met |\n|---|---|---|\n");
+    for t in targets {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            t.what,
+            t.measured,
+            if t.pass { "yes" } else { "NO" }
+        ));
+    }
+    out
+}
+
+/// Prints a run's `markdown` and, with `json`, writes `report` there.
+pub fn publish<R: Serialize>(
+    markdown: &str,
+    report: &R,
+    json: Option<&std::path::Path>,
+) -> Result<(), String> {
+    println!("{markdown}");
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("rpc-bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -157,15 +187,7 @@ impl Report {
                 (r.after / r.before - 1.0) * 100.0
             ));
         }
-        out.push_str("\n| target | measured | met |\n|---|---|---|\n");
-        for t in &self.targets {
-            out.push_str(&format!(
-                "| {} | {} | {} |\n",
-                t.what,
-                t.measured,
-                if t.pass { "yes" } else { "NO" }
-            ));
-        }
+        out.push_str(&targets_markdown(&self.targets));
         out
     }
 }

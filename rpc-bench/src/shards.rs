@@ -460,13 +460,7 @@ pub async fn run(
         paced,
         targets,
     };
-    println!("{}", report.markdown());
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        say(&format!("wrote {}", path.display()));
-    }
-    Ok(())
+    crate::report::publish(&report.markdown(), &report, json)
 }
 
 /// 1 shard against N: `plan.rounds` rounds, each measuring both counts

@@ -146,15 +146,7 @@ impl ShardsReport {
             out.push_str("\n\n");
             out.push_str(&self.comparison(&c.configurations));
         }
-        out.push_str("\n| target | measured | met |\n|---|---|---|\n");
-        for t in &self.targets {
-            out.push_str(&format!(
-                "| {} | {} | {} |\n",
-                t.what,
-                t.measured,
-                if t.pass { "yes" } else { "NO" }
-            ));
-        }
+        out.push_str(&crate::report::targets_markdown(&self.targets));
         out
     }
 

@@ -120,14 +120,14 @@ mod tests {
         let pipe = probe(&keys, "S~3");
         let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).into_owned();
         for key in [
-            "rpc:{S~3}:jobs",
-            "rpc:{S~3}:jobs:1",
-            "rpc:{S~3}:jobs:5",
-            "rpc:{S~3}:schedule",
-            "rpc:{S~3}:intake",
-            "rpc:{S~3}:moving",
+            keys.jobs("S~3"),
+            keys.jobs_at("S~3", 1),
+            keys.jobs_at("S~3", 5),
+            keys.schedule("S~3"),
+            keys.intake("S~3"),
+            keys.moving("S~3"),
         ] {
-            assert!(packed.contains(key), "{key} in {packed}");
+            assert!(packed.contains(&key), "{key} in {packed}");
         }
         assert_eq!(packed.matches("{S~3}").count(), 8, "{packed}");
     }

@@ -152,19 +152,18 @@ mod tests {
 
     #[test]
     fn a_queue_set_aside_is_held_until_its_time_is_up() {
+        let keys = rpc_protocol::Keys::new("rpc");
+        let (a, b) = (keys.jobs("A"), keys.jobs("B"));
         let mut aside = UnreadableQueues::default();
         assert!(aside.is_empty());
-        aside.set_aside("rpc:{A}:jobs", &"WRONGTYPE Operation against a key");
-        assert!(aside.holds("rpc:{A}:jobs"));
-        assert!(!aside.holds("rpc:{B}:jobs"));
+        aside.set_aside(&a, &"WRONGTYPE Operation against a key");
+        assert!(aside.holds(&a));
+        assert!(!aside.holds(&b));
         assert_eq!(aside.take_count(), 1);
         assert_eq!(aside.take_count(), 0);
-        assert!(aside.none_readable().to_string().contains("rpc:{A}:jobs"));
+        assert!(aside.none_readable().to_string().contains(&a));
         aside.aside[0].until = Instant::now();
-        assert!(
-            !aside.holds("rpc:{A}:jobs"),
-            "read again once its time is up"
-        );
+        assert!(!aside.holds(&a), "read again once its time is up");
         assert!(aside.is_empty());
     }
 
