@@ -81,6 +81,22 @@ fn shard_of(id: &rpc_runtime::JobId) -> u32 {
     shards::shard_of_id(id.as_str()).unwrap_or_else(|| panic!("id {id} names no shard"))
 }
 
+/// The integer `command` answers (the first line of its answer) summed
+/// over the first `count` shards of the service, asked with `redis-cli`.
+fn over_shards(redis: &RedisServer, count: u32, command: impl Fn(&str) -> Vec<String>) -> u64 {
+    (0..count)
+        .map(|k| {
+            let args = command(&shards::queue(SERVICE, k));
+            redis
+                .cli(args.iter().map(String::as_str))
+                .lines()
+                .next()
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 /// Waits until the client places calls on `count` shards (it reads the
 /// broker's count in the background after its first call).
 async fn until_placing(client: &Client, count: u32) {
@@ -365,27 +381,10 @@ async fn lowering_the_shard_count_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let keys = Keys::new("rpc");
     loop {
-        let waiting: u64 = (0..4)
-            .map(|k| {
-                let stream = keys.jobs(&shards::queue(SERVICE, k));
-                redis
-                    .cli(["XLEN", stream.as_str()])
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-            .sum();
-        let pending: u64 = (0..4)
-            .map(|k| {
-                let stream = keys.jobs(&shards::queue(SERVICE, k));
-                redis
-                    .cli(["XPENDING", stream.as_str(), "workers"])
-                    .lines()
-                    .next()
-                    .and_then(|l| l.trim().parse::<u64>().ok())
-                    .unwrap_or(0)
-            })
-            .sum();
+        let waiting = over_shards(&redis, 4, |q| vec!["XLEN".into(), keys.jobs(q)]);
+        let pending = over_shards(&redis, 4, |q| {
+            vec!["XPENDING".into(), keys.jobs(q), "workers".into()]
+        });
         if runs.load(Ordering::SeqCst) >= 100 && pending == 0 && waiting == 0 {
             break;
         }
@@ -445,16 +444,7 @@ async fn a_lost_shard_count_strands_no_call() {
     // before any is due.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let scheduled: u64 = (0..4)
-            .map(|k| {
-                let schedule = keys.schedule(&shards::queue(SERVICE, k));
-                redis
-                    .cli(["ZCARD", schedule.as_str()])
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-            .sum();
+        let scheduled = over_shards(&redis, 4, |q| vec!["ZCARD".into(), keys.schedule(q)]);
         if scheduled == 40 {
             break;
         }
