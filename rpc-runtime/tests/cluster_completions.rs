@@ -185,3 +185,125 @@ async fn a_late_batch_on_a_cluster_never_deletes_a_waiting_job_that_took_its_id(
         );
     }
 }
+
+/// A worker of queues on several masters sends its batch's acks and TTLs
+/// with its next sweep of each master (`cluster_reader/sweep.rs`): the
+/// same promises hold there. Every master's scripts flushed first, so the
+/// acks meet `NOSCRIPT` on the sweep's connection and go again over the
+/// shared one, which loads the script; the next batch's run where they are
+/// sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_sent_with_the_next_sweep_keep_what_a_completion_promises() {
+    // On different masters of a 3-master Cluster (slots 14756 and 6319).
+    const OTHER: &str = "Oth";
+    const OTHER_JOBS: &str = "rpc:{Oth}:jobs";
+    let (cluster, backend) = cluster_with_queue().await;
+    backend.prepare_queues(&[OTHER.to_owned()]).await.unwrap();
+    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    let mut reader = backend.open_reader().await.unwrap();
+    cluster.cli(["SET", "rpc:inbox:{bad}", "not a list"]);
+    let script_calls = |cluster: &RedisCluster| -> u64 {
+        cluster
+            .masters()
+            .iter()
+            .map(|m| m.command_calls("evalsha"))
+            .sum()
+    };
+    for round in 0..2 {
+        if round == 0 {
+            for master in cluster.masters() {
+                master.cli(["SCRIPT", "FLUSH"]);
+            }
+        }
+        for i in 0..6 {
+            for queue in &both {
+                backend
+                    .push_job(queue, format!("job {i}").as_bytes())
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut taken = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while taken.len() < 12 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "took {} of 12",
+                taken.len()
+            );
+            let more = reader
+                .take_jobs(&both, "c1", 12, Duration::from_secs(1))
+                .await
+                .unwrap();
+            taken.extend(more);
+        }
+        let done: Vec<(Delivery, Completion)> = taken
+            .iter()
+            .enumerate()
+            .map(|(i, delivery)| {
+                let completion = match (round, i % 3) {
+                    (0, 0) => reply("rpc:inbox:{good}"),
+                    (0, 1) => reply("rpc:inbox:{bad}"),
+                    _ => Completion::default(),
+                };
+                (delivery.clone(), completion)
+            })
+            .collect();
+        let scripts_before = script_calls(&cluster);
+        let out = reader
+            .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
+            .await;
+        assert!(out.taken.expect("the read").is_empty());
+        let refused: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+        let expected: Vec<usize> = match round {
+            0 => (0..12).filter(|i| i % 3 == 1).collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(refused, expected, "round {round}: {:?}", out.not_completed);
+        for (_, error) in &out.not_completed {
+            assert!(
+                matches!(error, CompleteError::Refused { step: Some(CompletionStep::Reply), reason } if reason.starts_with("WRONGTYPE")),
+                "{error:?}"
+            );
+        }
+        // The refused are still leased and queued; every other entry is
+        // gone, on both masters (whose ids may be the same).
+        for (i, delivery) in taken.iter().enumerate() {
+            let kept = refused.contains(&i);
+            let jobs = if delivery.queue == QUEUE {
+                JOBS
+            } else {
+                OTHER_JOBS
+            };
+            let pending = cluster.cli(["XPENDING", jobs, "workers", "-", "+", "20"]);
+            let left = cluster.cli(["XRANGE", jobs, "-", "+"]);
+            assert_eq!(
+                pending.contains(&delivery.token),
+                kept,
+                "round {round}, job {i}: {pending}"
+            );
+            assert_eq!(
+                left.contains(&delivery.token),
+                kept,
+                "round {round}, job {i}: {left}"
+            );
+        }
+        if round == 0 {
+            assert_eq!(cluster.cli(["GET", "rpc:inbox:{bad}"]).trim(), "not a list");
+            assert_eq!(cluster.cli(["PTTL", "rpc:inbox:{bad}"]).trim(), "-1");
+            assert_eq!(cluster.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "4");
+            let ttl: u64 = cluster
+                .cli(["PTTL", "rpc:inbox:{good}"])
+                .trim()
+                .parse()
+                .unwrap();
+            assert!(ttl > 500_000 && ttl <= 600_000, "the TTL asked: {ttl}");
+            // Refused on the sweep's connection, then run over the shared
+            // one: more than one script call a queue.
+            assert!(script_calls(&cluster) - scripts_before > 2);
+        } else {
+            // Loaded now: one script call per queue, where it was sent.
+            assert_eq!(script_calls(&cluster) - scripts_before, 2);
+        }
+    }
+}

@@ -2,23 +2,26 @@
 //! by job: the replies to each caller's inbox in one `RPUSH`, then, once
 //! those pushes are seen to have succeeded, each inbox's TTL and each
 //! queue's acks (`complete_batch.lua` with acks alone: `XACK`, and the
-//! entries removed only when it counted them), every group's command sent
-//! at once over the shared connection.
+//! entries removed only when it counted them).
 //!
 //! A completion's keys live in up to three slots there, so job by job it
 //! was two or three script calls in turn (`completion::complete_on`), and a
 //! batch of 64 answered jobs some 130 round trips one after the other, each
 //! a script call whose own cost was most of what it did. Grouped, a batch is
-//! two rounds. What a completion promises holds as on a single Redis: a job
-//! is acked only after its reply was written, a refused push leaves its
-//! jobs leased, and a TTL is set only on an inbox a push succeeded to.
-//! Completions that do more (keep a result, retry, dead-letter) still go one
-//! by one, in their slots' order.
+//! two rounds: [`push_replies`], then what it leaves ([`Replied`]), sent
+//! either over the shared connection ([`settle_shared`]) or, by a worker
+//! that sweeps each master's queues itself, in the same pipeline as its next
+//! read of that master (`cluster_reader/sweep.rs`), so a master is not woken
+//! once for the acks and once more for the read. What a completion promises
+//! holds as on a single Redis: a job is acked only after its reply was
+//! written, a refused push leaves its jobs leased, and a TTL is set only on
+//! an inbox a push succeeded to. Completions that do more (keep a result,
+//! retry, dead-letter) still go one by one, in their slots' order.
 
 use std::collections::HashSet;
 
 use futures_util::future::join_all;
-use redis::Value;
+use redis::{RedisResult, Value};
 use rpc_protocol::stream::GROUP;
 use rpc_protocol::Keys;
 
@@ -30,13 +33,110 @@ use crate::backend::{CompleteError, Completion, CompletionStep, Delivery};
 /// Replies in one `RPUSH`, and ids in one `XACK`, at most.
 const MOST_PER_COMMAND: usize = 1000;
 
-/// Completes `done` on a Cluster; returns the indices (into `done`) of the
-/// completions that did not wholly take effect, with why, in order.
-pub(super) async fn complete_grouped(
+/// What is left of a batch once its replies are pushed: each inbox's TTL
+/// and each queue's acks.
+#[derive(Default)]
+pub(super) struct Replied<'d> {
+    /// The completions that failed so far (indices into the batch), with
+    /// why.
+    pub(super) failed: Vec<(usize, CompleteError)>,
+    /// Each inbox a push succeeded to, with the longest TTL asked.
+    pub(super) expires: Vec<(&'d str, u64)>,
+    /// The acks, per queue, at most [`MOST_PER_COMMAND`] each.
+    pub(super) acks: Vec<Acks<'d>>,
+}
+
+/// One call of `complete_batch.lua` with acks alone: jobs of one queue,
+/// oldest first (as the script asks). One key, so one slot.
+pub(super) struct Acks<'d> {
+    pub(super) queue: &'d str,
+    /// The jobs' indices into the batch, in the order of `tokens`.
+    jobs: Vec<usize>,
+    tokens: Vec<&'d str>,
+}
+
+impl Acks<'_> {
+    /// The call as `EVALSHA`, for a pipeline (whose sender handles
+    /// `NOSCRIPT`: [`Acks::send_shared`] loads the script).
+    pub(super) fn evalsha(&self, keys: &Keys) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(complete_batch_script().get_hash()).arg(1);
+        self.args(&mut cmd, keys);
+        cmd
+    }
+
+    /// KEYS[1], then ARGV: no pushes, one stream of one part of acks alone.
+    fn args(&self, cmd: &mut redis::Cmd, keys: &Keys) {
+        cmd.arg(keys.jobs(self.queue))
+            .arg(GROUP)
+            .arg(0) // no pushes
+            .arg(1) // one stream: KEYS[1], one part of acks alone
+            .arg(1)
+            .arg(1)
+            .arg(0)
+            .arg(self.tokens.len());
+        for token in &self.tokens {
+            cmd.arg(*token);
+        }
+    }
+
+    /// The call over the shared connection, which follows `MOVED` and loads
+    /// the script. Sending it again after a call whose answer was lost is
+    /// safe: ids already acked are not counted, so nothing is removed twice
+    /// and nothing is refused.
+    pub(super) async fn send_shared(
+        &self,
+        commands: &Commands,
+        keys: &Keys,
+    ) -> Vec<(usize, CompleteError)> {
+        let mut call = complete_batch_script().prepare_invoke();
+        call.key(keys.jobs(self.queue))
+            .arg(GROUP)
+            .arg(0)
+            .arg(1)
+            .arg(1)
+            .arg(1)
+            .arg(0)
+            .arg(self.tokens.len());
+        for token in &self.tokens {
+            call.arg(*token);
+        }
+        self.answer(commands.invoke(&call).await)
+    }
+
+    /// The jobs of this call that did not complete, read from its answer.
+    pub(super) fn answer(&self, answer: RedisResult<Value>) -> Vec<(usize, CompleteError)> {
+        match answer {
+            Ok(reply) => refusals(&self.jobs, &reply),
+            Err(e) => {
+                let e = classify(&e);
+                self.jobs.iter().map(|&i| (i, e.clone())).collect()
+            }
+        }
+    }
+}
+
+/// An inbox's TTL, once a push to it succeeded.
+pub(super) fn expire_cmd(inbox: &str, ttl_ms: u64) -> redis::Cmd {
+    let mut expire = redis::cmd("PEXPIRE");
+    expire.arg(inbox).arg(ttl_ms);
+    expire
+}
+
+/// Logs a TTL that could not be set.
+pub(super) fn expire_failed(e: &dyn std::fmt::Display) {
+    // The reply is there; an inbox without its TTL is a leak only if its
+    // caller died, and no reason to run the job again.
+    tracing::warn!(error = %e, "could not set a caller's inbox TTL");
+}
+
+/// Round one: every inbox's replies (and, one by one, the completions that
+/// do more than reply and ack). Returns what is left to send.
+pub(super) async fn push_replies<'d>(
     commands: &Commands,
     keys: &Keys,
-    done: &[(Delivery, Completion)],
-) -> Vec<(usize, CompleteError)> {
+    done: &'d [(Delivery, Completion)],
+) -> Replied<'d> {
     let mut failed = Vec::new();
     // The replies per inbox, and the jobs to ack per queue once their
     // replies are written (indices into `done`).
@@ -70,7 +170,6 @@ pub(super) async fn complete_grouped(
         }
     }
 
-    // Round one: every inbox's replies.
     let pushes = inboxes.iter().flat_map(|(inbox, _, jobs)| {
         jobs.chunks(MOST_PER_COMMAND).map(move |chunk| {
             let mut push = redis::cmd("RPUSH");
@@ -102,65 +201,60 @@ pub(super) async fn complete_grouped(
             }
         }
     }
-
-    // Round two: the TTL of each inbox written to, and each queue's acks.
     let expires = inboxes
         .iter()
         .filter(|(inbox, _, _)| written.contains(inbox))
-        .map(|(inbox, ttl, _)| {
-            let mut expire = redis::cmd("PEXPIRE");
-            expire.arg(*inbox).arg(*ttl);
-            expire
-        })
-        .collect::<Vec<_>>();
+        .map(|&(inbox, ttl, _)| (inbox, ttl))
+        .collect();
     // Each queue's acks as `complete_batch.lua` with acks alone (one key,
     // so one slot): an entry is removed only when `XACK` counted every id
     // of its part. A plain `XACK` + `XDEL` would delete what a stale id
     // names: after a failover to a replica that had not received the
     // newest entries, new waiting jobs may take the ids of leases the old
     // master handed out.
-    let ack_calls = acks
-        .iter_mut()
-        .flat_map(|(queue, jobs)| {
-            let stream = keys.jobs(queue);
+    let acks = acks
+        .into_iter()
+        .flat_map(|(queue, mut jobs)| {
             // Oldest first, as the script asks.
             jobs.sort_by_cached_key(|&i| entry_id(&done[i].0.token));
             jobs.chunks(MOST_PER_COMMAND)
-                .map(|chunk| {
-                    let mut call = complete_batch_script().prepare_invoke();
-                    call.key(&stream)
-                        .arg(GROUP)
-                        .arg(0) // no pushes
-                        .arg(1) // one stream: KEYS[1], one part of acks alone
-                        .arg(1)
-                        .arg(1)
-                        .arg(0)
-                        .arg(chunk.len());
-                    for &i in chunk {
-                        call.arg(&done[i].0.token);
-                    }
-                    (chunk, call)
+                .map(|chunk| Acks {
+                    queue,
+                    jobs: chunk.to_vec(),
+                    tokens: chunk.iter().map(|&i| done[i].0.token.as_str()).collect(),
                 })
                 .collect::<Vec<_>>()
         })
-        .collect::<Vec<_>>();
-    let expired = join_all(expires.iter().map(|expire| commands.query::<Value>(expire)));
-    let acked = join_all(ack_calls.iter().map(|(_, call)| commands.invoke(call)));
+        .collect();
+    Replied {
+        failed,
+        expires,
+        acks,
+    }
+}
+
+/// Round two over the shared connection: the TTLs and the acks, all at
+/// once. Returns every completion of the batch that failed (indices into
+/// it, with why), in order.
+pub(super) async fn settle_shared(
+    commands: &Commands,
+    keys: &Keys,
+    replied: Replied<'_>,
+) -> Vec<(usize, CompleteError)> {
+    let Replied {
+        mut failed,
+        expires,
+        acks,
+    } = replied;
+    let expired = join_all(expires.iter().map(|&(inbox, ttl)| async move {
+        commands.query::<Value>(&expire_cmd(inbox, ttl)).await
+    }));
+    let acked = join_all(acks.iter().map(|a| a.send_shared(commands, keys)));
     let (expired, acked) = tokio::join!(expired, acked);
     for e in expired.into_iter().filter_map(Result::err) {
-        // The reply is there; an inbox without its TTL is a leak only if
-        // its caller died, and no reason to run the job again.
-        tracing::warn!(error = %e, "could not set a caller's inbox TTL");
+        expire_failed(&e);
     }
-    for ((chunk, _), answer) in ack_calls.iter().zip(acked) {
-        match answer {
-            Ok(reply) => failed.extend(refusals(chunk, &reply)),
-            Err(e) => {
-                let e = classify(&e);
-                failed.extend(chunk.iter().map(|&i| (i, e.clone())));
-            }
-        }
-    }
+    failed.extend(acked.into_iter().flatten());
     failed.sort_by_key(|(i, _)| *i);
     failed
 }

@@ -15,6 +15,10 @@
 //!   queue swept gets the same `COUNT` (the worker's share of its free
 //!   slots per queue, as one multi-stream read gives on a single Redis),
 //!   so every shard is served alike.
+//! - A sweep also carries the acks and inbox TTLs the worker's last batch
+//!   of completions left for that master (`cluster_reader/sweep.rs`), so a
+//!   master is woken once per round of the worker, not once for the acks
+//!   and again for the read.
 //! - It only sweeps queues that may hold a job ("dirty"): all of them after
 //!   (re)subscribing, one whose doorbell rang, one whose last read came
 //!   back full. When none is, it waits on the subscriber connections for a
@@ -44,17 +48,18 @@ use std::time::{Duration, Instant};
 use futures_util::future::{join_all, select_all};
 use futures_util::FutureExt;
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, Value};
-use rpc_protocol::stream::GROUP;
 use rpc_protocol::Keys;
 
+use super::cluster_completion::Replied;
 use super::cluster_slots::{key_slot, Master, SlotMap};
-use super::commands::{create_group, Commands};
+use super::commands::Commands;
 use super::doorbell::{Bell, Heard};
 use super::resp::RespConnection;
 use super::unreadable_queues::UnreadableQueues;
-use super::values::collect_deliveries;
 use crate::backend::Delivery;
 use crate::error::Error;
+
+mod sweep;
 
 /// How long connecting (and subscribing) to one master may take: a master
 /// that is down should not hold up the others for long.
@@ -86,6 +91,10 @@ pub(super) struct ClusterTaker {
     jobs_keys: Vec<String>,
     /// A ready channel's name -> its queue.
     channels: HashMap<Vec<u8>, usize>,
+    /// A queue's name -> its index.
+    index: HashMap<String, usize>,
+    /// The slot map last fetched.
+    map: Option<SlotMap>,
     links: Vec<Link>,
     /// Queue -> the link that reads it, if any.
     link_of: Vec<Option<usize>>,
@@ -106,6 +115,8 @@ impl ClusterTaker {
             queues: Vec::new(),
             jobs_keys: Vec::new(),
             channels: HashMap::new(),
+            index: HashMap::new(),
+            map: None,
             links: Vec::new(),
             link_of: Vec::new(),
             dirty: Vec::new(),
@@ -135,7 +146,9 @@ impl ClusterTaker {
                 self.refresh().await?;
             }
             self.hear_waiting();
-            let out = self.sweep(consumer, max.max(1), unreadable).await?;
+            let (_, out) = self
+                .sweep(consumer, max.max(1), unreadable, Replied::default())
+                .await;
             if !out.is_empty() {
                 return Ok(out);
             }
@@ -170,6 +183,11 @@ impl ClusterTaker {
             .iter()
             .enumerate()
             .map(|(i, q)| (self.keys.ready(q).into_bytes(), i))
+            .collect();
+        self.index = queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.clone(), i))
             .collect();
         self.links.clear();
         self.link_of = vec![None; queues.len()];
@@ -268,6 +286,7 @@ impl ClusterTaker {
             }
         }
         self.links = kept;
+        self.map = Some(map);
         self.relink();
         self.dirty.fill(true);
         self.stale = !failed.is_empty() || unmapped > 0;
@@ -402,107 +421,4 @@ impl ClusterTaker {
             None => {}
         }
     }
-
-    /// One pipelined round of non-blocking reads of the dirty queues, to
-    /// every master at once. What one queue's read refuses sets that queue
-    /// aside; the other reads' deliveries are kept (they are leased now).
-    async fn sweep(
-        &mut self,
-        consumer: &str,
-        max: usize,
-        unreadable: &mut UnreadableQueues,
-    ) -> Result<Vec<Delivery>, Error> {
-        let mut plans: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.links.len()];
-        for q in 0..self.queues.len() {
-            if let (true, Some(li)) = (self.to_read(q, unreadable), self.link_of[q]) {
-                plans[li].push((q, max));
-            }
-        }
-        if plans.iter().all(Vec::is_empty) {
-            return Ok(Vec::new());
-        }
-        let pipes: Vec<redis::Pipeline> = plans
-            .iter()
-            .map(|plan| {
-                let mut pipe = redis::pipe();
-                for &(q, count) in plan {
-                    pipe.add_command(read_cmd(&self.jobs_keys[q], consumer, count));
-                }
-                pipe
-            })
-            .collect();
-        let reading = self
-            .links
-            .iter_mut()
-            .zip(&pipes)
-            .enumerate()
-            .filter(|(_, (_, pipe))| !pipe.is_empty())
-            .map(|(li, (link, pipe))| async move {
-                let replies =
-                    tokio::time::timeout(SWEEP_TIMEOUT, link.reads.query_pipeline(pipe)).await;
-                (li, replies)
-            });
-        let answers = join_all(reading).await;
-        let mut out = Vec::new();
-        let mut lost = Vec::new();
-        let mut missing_groups = Vec::new();
-        for (li, answer) in answers {
-            let replies = match answer {
-                Ok(Ok(replies)) if replies.len() == plans[li].len() => replies,
-                _ => {
-                    lost.push(li);
-                    continue;
-                }
-            };
-            for (&(q, count), reply) in plans[li].iter().zip(replies) {
-                match reply {
-                    Value::ServerError(e) => match e.code() {
-                        "NOGROUP" => missing_groups.push(q),
-                        "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING" => {
-                            // Read again once the map is fetched again.
-                            self.dirty[q] = false;
-                            self.stale = true;
-                        }
-                        _ => unreadable.set_aside(&self.jobs_keys[q], &e),
-                    },
-                    reply => {
-                        let before = out.len();
-                        collect_deliveries(
-                            reply,
-                            &self.jobs_keys[q..=q],
-                            &self.queues[q..=q],
-                            &mut out,
-                        );
-                        if out.len() - before < count {
-                            self.dirty[q] = false;
-                        }
-                    }
-                }
-            }
-        }
-        self.lose_links(lost);
-        for q in missing_groups {
-            tracing::warn!(queue = %self.queues[q], "consumer group missing; recreating it");
-            if let Err(e) = create_group(&self.commands, &self.jobs_keys[q]).await {
-                // Not a reason to drop what the other reads leased.
-                unreadable.set_aside(&self.jobs_keys[q], &e);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// `XREADGROUP GROUP workers <consumer> COUNT <count> STREAMS <key> >`,
-/// without blocking.
-fn read_cmd(key: &str, consumer: &str, count: usize) -> redis::Cmd {
-    let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP")
-        .arg(GROUP)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(count)
-        .arg("STREAMS")
-        .arg(key)
-        .arg(">");
-    cmd
 }

@@ -16,7 +16,7 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 
-use super::cluster_completion::complete_grouped;
+use super::cluster_completion::{push_replies, settle_shared};
 use super::cluster_reader::ClusterTaker;
 use super::commands::{create_group, is_nogroup, Commands};
 use super::connect::{ReaderSource, CLUSTER_TURN, CONNECT_TIMEOUT};
@@ -418,11 +418,24 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> CompletedAndTaken {
-        if matches!(self.source, ReaderSource::Cluster(..)) {
-            // A completion spans slots, and so nodes: complete over the
-            // shared connection, then read.
-            let (commands, keys) = (&self.commands, &self.keys);
-            let not_completed = complete_grouped(commands, keys, done).await;
+        if let ReaderSource::Cluster(_, seed) = &self.source {
+            // A completion spans slots, and so nodes: the replies over the
+            // shared connection first.
+            let replied = push_replies(&self.commands, &self.keys, done).await;
+            if let (Some(seed), true, false) = (seed, queues.len() > 1, wait.is_zero()) {
+                // The acks with the next sweep of their masters.
+                let taker = self.cluster_taker.get_or_insert_with(|| {
+                    ClusterTaker::new(seed.clone(), self.commands.clone(), self.keys.clone())
+                });
+                let (not_completed, taken) = taker
+                    .settle_and_take(replied, queues, consumer, max, wait, &mut self.unreadable)
+                    .await;
+                return CompletedAndTaken {
+                    not_completed,
+                    taken,
+                };
+            }
+            let not_completed = settle_shared(&self.commands, &self.keys, replied).await;
             let taken = self.take_jobs(queues, consumer, max, wait).await;
             return CompletedAndTaken {
                 not_completed,
