@@ -10,9 +10,11 @@
 //! one subscriber connection per master, and waits on those connections
 //! when every queue is empty (`cluster_reader.rs`).
 //!
-//! The pushes onto one queue share rings (`shared_rings.rs`): a push needs
-//! a ring sent after Redis took it, not one of its own; a task of the
-//! queue's sends them.
+//! A single push rings in its own pipeline, after the push
+//! ([`Doorbell::push_and_ring`]); rings sent apart from a push (a bulk
+//! send's, a mover's) are shared by the pushes they cover
+//! (`shared_rings.rs`): a push needs a ring sent after Redis took it, not
+//! one of its own; a task of the queue's sends them.
 //!
 //! A ring is only a hint: it carries nothing, a lost one (a failover, a
 //! reconnect) costs at most one wait, because the reader sweeps every
@@ -68,10 +70,29 @@ fn silence_after(last: Option<Duration>) -> Duration {
 
 /// A doorbell nobody heard: not rung until `until`; `span` is how long
 /// that is from the ring, which the next unheard ring doubles.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Silence {
     until: Instant,
     span: Duration,
+}
+
+/// The silence after a ring nobody heard, given the one recorded. While
+/// that one lasts, it stays as it is: the ring went out before it began
+/// (the pushes of many callers ring at once, each in its push's pipeline),
+/// and says nothing new. Counted, the unheard rings of 64 calls in flight
+/// doubled a fresh client's first silence to a second, and its calls each
+/// waited for the end of a worker's read meanwhile.
+fn silence_on_unheard(last: Option<Silence>, now: Instant) -> Silence {
+    match last {
+        Some(silence) if now < silence.until => silence,
+        last => {
+            let span = silence_after(last.map(|s| s.span));
+            Silence {
+                until: now + span,
+                span,
+            }
+        }
+    }
 }
 
 /// Rings doorbells on a Cluster (nothing on a single Redis); shared by a
@@ -134,42 +155,82 @@ impl Doorbell {
             .query::<Value>(&ring_cmd(&self.keys, queue))
             .await
         {
-            Ok(heard_by) => {
-                let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
-                if heard_by == Value::Int(0) {
-                    let span = silence_after(silent.get(queue).map(|s| s.span));
-                    let until = Instant::now() + span;
-                    silent.insert(queue.to_owned(), Silence { until, span });
-                } else {
-                    silent.remove(queue);
-                }
-            }
+            Ok(heard_by) => self.heard(queue, &heard_by),
             Err(e) => tracing::debug!(queue, error = %e, "could not ring the doorbell"),
         }
     }
 
+    /// Remembers whether anyone heard a ring of `queue` (`SPUBLISH`
+    /// answered how many subscribers got it).
+    fn heard(&self, queue: &str, heard_by: &Value) {
+        let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
+        match heard_by {
+            Value::Int(0) => {
+                let silence = silence_on_unheard(silent.get(queue).copied(), Instant::now());
+                silent.insert(queue.to_owned(), silence);
+            }
+            Value::Int(_) => {
+                silent.remove(queue);
+            }
+            other => tracing::debug!(queue, answer = ?other, "could not ring the doorbell"),
+        }
+    }
+
     /// Sends `push`, which adds a job to `queue` (an `XADD` to its stream,
-    /// an `RPUSH` to its intake), and on a Cluster, once Redis took it,
-    /// rings `queue`'s doorbell. Answers what Redis said to the push.
+    /// an `RPUSH` to its intake), and on a Cluster rings `queue`'s
+    /// doorbell after it. Answers what Redis said to the push.
     ///
-    /// The ring goes after the push's answer, as a command of its own,
-    /// though one pipeline would save the client a round trip: the `redis`
-    /// crate's cluster connection follows `MOVED` for a single command but
-    /// not inside a pipeline (whose answers come back as they are), so
-    /// during a failover a pipelined push would come back `MOVED` to its
-    /// caller where a single one is redirected.
+    /// The ring goes in one pipeline with the push: Redis runs them in
+    /// order, so the job is there before the ring wakes a worker, and the
+    /// master is woken once for both (a ring sent once the push was
+    /// answered cost each master a second wake-up per round of pushes, and
+    /// the caller a second round trip). The `redis` crate's cluster
+    /// connection follows `MOVED` for a single command but not inside a
+    /// pipeline (whose answers come back as they are): a push the pipeline
+    /// brings back redirected or refused for the cluster's state did not
+    /// run, and goes again on its own, then rings as [`Doorbell::ring`]
+    /// does. A doorbell nobody heard lately is not rung.
     ///
     /// A caller dropped while its push is on its way (a deadline, a
     /// `select!` that went the other way) may leave the job queued: the
     /// ring goes all the same ([`RingIfDropped`]).
     pub(super) async fn push_and_ring(&self, queue: &str, push: redis::Cmd) -> RedisResult<Value> {
         let guard = RingIfDropped::new(self, queue);
+        if self.cluster() && self.worth_ringing(queue) {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors()
+                .add_command(push.clone())
+                .add_command(ring_cmd(&self.keys, queue));
+            // A connection lost on the way may have run the push and not
+            // the ring: the guard rings.
+            let answers = self.commands.query_pipeline(&pipe).await?;
+            if let [pushed, heard_by] = &answers[..] {
+                if !not_run(pushed) {
+                    guard.disarm();
+                    self.heard(queue, heard_by);
+                    return match pushed {
+                        Value::ServerError(e) => Err(RedisError::from(e.clone())),
+                        pushed => Ok(pushed.clone()),
+                    };
+                }
+            }
+        }
         let pushed = self.commands.query(&push).await;
         guard.disarm();
         let pushed = pushed?;
         self.ring(queue).await;
         Ok(pushed)
     }
+}
+
+/// Whether a command's answer in a pipeline on a Cluster says it did not
+/// run there, for the cluster's state: a single command would have been
+/// redirected or retried.
+fn not_run(answer: &Value) -> bool {
+    matches!(answer, Value::ServerError(e) if matches!(
+        e.code(),
+        "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING"
+    ))
 }
 
 /// Rings a queue's doorbell, from a task of its own, if dropped before
@@ -358,6 +419,24 @@ mod tests {
         assert_eq!(spans, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
         // A heard ring forgets the silence: the next unheard one starts over.
         assert_eq!(silence_after(None), SILENT_FIRST);
+    }
+
+    #[test]
+    fn unheard_rings_sent_together_lengthen_the_silence_once() {
+        let start = Instant::now();
+        let first = silence_on_unheard(None, start);
+        assert_eq!(first.span, SILENT_FIRST);
+        // The other callers' rings, answered while it lasts.
+        let mut now = start;
+        for _ in 0..64 {
+            now += Duration::from_micros(100);
+            assert_eq!(silence_on_unheard(Some(first), now), first);
+        }
+        // A ring sent once it ended, unheard too: twice as long.
+        let later = first.until + Duration::from_millis(1);
+        let second = silence_on_unheard(Some(first), later);
+        assert_eq!(second.span, SILENT_FIRST * 2);
+        assert_eq!(second.until, later + SILENT_FIRST * 2);
     }
 
     #[test]
