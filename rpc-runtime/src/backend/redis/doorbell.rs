@@ -185,11 +185,12 @@ impl Doorbell {
     /// master is woken once for both (a ring sent once the push was
     /// answered cost each master a second wake-up per round of pushes, and
     /// the caller a second round trip). The `redis` crate's cluster
-    /// connection follows `MOVED` for a single command but not inside a
-    /// pipeline (whose answers come back as they are): a push the pipeline
-    /// brings back redirected or refused for the cluster's state did not
-    /// run, and goes again on its own, then rings as [`Doorbell::ring`]
-    /// does. A doorbell nobody heard lately is not rung.
+    /// connection sends a pipeline whose first command was answered `MOVED`
+    /// again to the new master (`tests/cluster_moved.rs`); a push whose
+    /// answer in the pipeline is still a redirect or a refusal for the
+    /// cluster's state did not run, and goes again on its own, then rings
+    /// as [`Doorbell::ring`] does. A doorbell nobody heard lately is not
+    /// rung.
     ///
     /// A caller dropped while its push is on its way (a deadline, a
     /// `select!` that went the other way) may leave the job queued: the
