@@ -175,9 +175,16 @@ impl ClusterTaker {
                 }
             };
             let mut replies = replies.into_iter();
-            for reply in replies.by_ref().take(plan.expires.len()) {
-                if let Value::ServerError(e) = reply {
-                    expire_failed(&e);
+            for (&e, reply) in plan.expires.iter().zip(replies.by_ref()) {
+                match reply {
+                    // Not run there (a slot moved since the map was
+                    // fetched): the shared connection follows the redirect.
+                    Value::ServerError(err) if not_run_here(err.code()) => {
+                        self.stale = true;
+                        expire_shared.push(e);
+                    }
+                    Value::ServerError(err) => expire_failed(&err),
+                    _ => {}
                 }
             }
             for (&a, reply) in plan.acks.iter().zip(replies.by_ref()) {

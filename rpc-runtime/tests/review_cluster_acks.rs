@@ -1,0 +1,168 @@
+//! Adversarial review of dd1e315 (acks and inbox TTLs riding a worker's
+//! sweep) and c5b925f (a push and its ring in one pipeline), on real
+//! Redis Cluster processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpc_runtime::backend::{connect, Broker, BrokerConfig, Completion, Delivery, Reader};
+use rpc_testkit::RedisCluster;
+
+const QUEUE: &str = "Svc";
+const OTHER: &str = "Oth";
+
+fn reply(to: &str) -> Completion {
+    Completion {
+        reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
+        reply_to: Some(to.to_owned()),
+        inbox_ttl: Some(Duration::from_secs(600)),
+        ..Completion::default()
+    }
+}
+
+async fn cluster_with(queues: &[&str]) -> (RedisCluster, Arc<dyn Broker>) {
+    rpc_testkit::require_redis_server();
+    let cluster = RedisCluster::start(3).expect("cluster");
+    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
+        .await
+        .expect("connect");
+    let queues: Vec<String> = queues.iter().map(|q| q.to_string()).collect();
+    backend.prepare_queues(&queues).await.unwrap();
+    (cluster, backend)
+}
+
+fn slot_of(cluster: &RedisCluster, key: &str) -> String {
+    cluster.cli(["CLUSTER", "KEYSLOT", key]).trim().to_owned()
+}
+
+fn id_of(node: &rpc_testkit::RedisServer) -> String {
+    node.cli(["CLUSTER", "MYID"]).trim().to_owned()
+}
+
+/// Starts moving `slot` from `source` to `target` (IMPORTING / MIGRATING)
+/// and moves every key of it over: the slot stays the source's, a key of it
+/// is now only on the target (the source answers `ASK` for it).
+fn half_migrate(
+    source: &rpc_testkit::RedisServer,
+    target: &rpc_testkit::RedisServer,
+    slot: &str,
+) {
+    target.cli(["CLUSTER", "SETSLOT", slot, "IMPORTING", &id_of(source)]);
+    source.cli(["CLUSTER", "SETSLOT", slot, "MIGRATING", &id_of(target)]);
+    let keys = source.cli(["CLUSTER", "GETKEYSINSLOT", slot, "1000"]);
+    let keys: Vec<&str> = keys.lines().map(str::trim).filter(|k| !k.is_empty()).collect();
+    if keys.is_empty() {
+        return;
+    }
+    let port = target.port().to_string();
+    let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    args.extend(keys.iter().copied());
+    let out = source.cli(args);
+    assert!(out.contains("OK"), "MIGRATE: {out}");
+}
+
+/// Ends a move: every master says the slot is the target's.
+fn finish_migration(cluster: &RedisCluster, target: &rpc_testkit::RedisServer, slot: &str) {
+    let target_id = id_of(target);
+    for node in cluster.masters() {
+        node.cli(["CLUSTER", "SETSLOT", slot, "NODE", &target_id]);
+    }
+}
+
+/// c5b925f: a push onto a queue whose slot is being migrated (its keys
+/// already on the target). The old path (a single command) follows `ASK`;
+/// the push + ring pipeline is sent with `ASKING` to the target, where the
+/// `SPUBLISH` (no `ASKING` for it) answers `MOVED` back to the source, and
+/// the driver sends the whole pipeline again: the push already ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_during_a_slot_migration_runs_once_and_is_answered_ok() {
+    let (cluster, backend) = cluster_with(&[QUEUE]).await;
+    let jobs = "rpc:{Svc}:jobs";
+    let intake = "rpc:{Svc}:intake";
+    let slot = slot_of(&cluster, jobs);
+    let source = cluster.master_of(jobs).expect("master");
+    let target = *cluster
+        .masters()
+        .iter()
+        .find(|m| m.port() != source.port())
+        .expect("another master");
+    half_migrate(source, target, &slot);
+
+    let pushed = backend.push_job(QUEUE, b"the one job").await;
+    let xadds = target.command_calls("xadd") + target.command_calls("rpush");
+
+    finish_migration(&cluster, target, &slot);
+    let queued: u64 = cluster.cli(["XLEN", jobs]).trim().parse().unwrap();
+    let intaken: u64 = cluster.cli(["LLEN", intake]).trim().parse().unwrap_or(0);
+    assert!(
+        pushed.is_ok(),
+        "the push ran (queued {queued}, intake {intaken}) but was answered {pushed:?}"
+    );
+    assert_eq!(
+        queued + intaken,
+        1,
+        "one push, {} jobs queued ({xadds} push commands run on the target)",
+        queued + intaken
+    );
+}
+
+/// An inbox key on the master of `near` (a key), by trying names.
+fn inbox_on_master_of(cluster: &RedisCluster, near: &str) -> String {
+    let port = cluster.master_of(near).unwrap().port();
+    (0..1000)
+        .map(|i| format!("rpc:inbox:{{c{i}}}"))
+        .find(|k| cluster.master_of(k).unwrap().port() == port)
+        .expect("an inbox there")
+}
+
+async fn take_all(reader: &mut dyn Reader, queues: &[String], n: usize) -> Vec<Delivery> {
+    let mut taken = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while taken.len() < n {
+        assert!(std::time::Instant::now() < deadline, "took {}", taken.len());
+        taken.extend(
+            reader
+                .take_jobs(queues, "c1", n, Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+    }
+    taken
+}
+
+/// dd1e315: a TTL sent with the sweep to the master the worker's slot map
+/// names, whose slot has since moved: `MOVED`, and the TTL is only logged,
+/// never sent again over the shared connection (as the acks are): the
+/// caller's inbox is left without a TTL, for ever if the caller died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_ttl_refused_with_moved_on_the_sweep_is_sent_again() {
+    let (cluster, backend) = cluster_with(&[QUEUE, OTHER]).await;
+    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    let mut reader = backend.open_reader().await.unwrap();
+    let inbox = inbox_on_master_of(&cluster, "rpc:{Svc}:jobs");
+    for queue in &both {
+        backend.push_job(queue, b"job").await.unwrap();
+    }
+    // The worker's ClusterTaker fetches the map and links both masters.
+    let taken = take_all(&mut *reader, &both, 2).await;
+    // The inbox's slot moves to another master (nothing in it yet).
+    let slot = slot_of(&cluster, &inbox);
+    let source = cluster.master_of(&inbox).unwrap();
+    let target = *cluster
+        .masters()
+        .iter()
+        .find(|m| m.port() != source.port())
+        .unwrap();
+    half_migrate(source, target, &slot);
+    finish_migration(&cluster, target, &slot);
+
+    let done: Vec<(Delivery, Completion)> =
+        taken.iter().map(|d| (d.clone(), reply(&inbox))).collect();
+    let out = reader
+        .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
+        .await;
+    assert!(out.not_completed.is_empty(), "{:?}", out.not_completed);
+    assert_eq!(cluster.cli(["LLEN", &inbox]).trim(), "2");
+    let ttl: i64 = cluster.cli(["PTTL", &inbox]).trim().parse().unwrap();
+    assert!(ttl > 500_000, "the inbox's TTL: {ttl}");
+}
