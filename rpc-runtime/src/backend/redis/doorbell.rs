@@ -180,58 +180,27 @@ impl Doorbell {
     /// an `RPUSH` to its intake), and on a Cluster rings `queue`'s
     /// doorbell after it. Answers what Redis said to the push.
     ///
-    /// The ring goes in one pipeline with the push: Redis runs them in
-    /// order, so the job is there before the ring wakes a worker, and the
-    /// master is woken once for both (a ring sent once the push was
-    /// answered cost each master a second wake-up per round of pushes, and
-    /// the caller a second round trip). The `redis` crate's cluster
-    /// connection sends a pipeline whose first command was answered `MOVED`
-    /// again to the new master (`tests/cluster_moved.rs`); a push whose
-    /// answer in the pipeline is still a redirect or a refusal for the
-    /// cluster's state did not run, and goes again on its own, then rings
-    /// as [`Doorbell::ring`] does. A doorbell nobody heard lately is not
-    /// rung.
+    /// The ring goes after the push's answer, as a command of its own
+    /// (shared with the other pushes onto the queue, `shared_rings.rs`),
+    /// not in one pipeline with the push: the `redis` crate's cluster
+    /// connection sends a whole pipeline again when any one answer in it is
+    /// a redirect. During a slot migration the push goes to the target with
+    /// `ASKING` and runs there, while the `SPUBLISH` after it (no `ASKING`
+    /// for it) answers `MOVED` back to the source: the pipeline went again,
+    /// and its caller was told `ASK` for a job that was queued (a caller
+    /// that tries again runs it twice). A single command is redirected.
     ///
     /// A caller dropped while its push is on its way (a deadline, a
     /// `select!` that went the other way) may leave the job queued: the
     /// ring goes all the same ([`RingIfDropped`]).
     pub(super) async fn push_and_ring(&self, queue: &str, push: redis::Cmd) -> RedisResult<Value> {
         let guard = RingIfDropped::new(self, queue);
-        if self.cluster() && self.worth_ringing(queue) {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors()
-                .add_command(push.clone())
-                .add_command(ring_cmd(&self.keys, queue));
-            // A connection lost on the way may have run the push and not
-            // the ring: the guard rings.
-            let answers = self.commands.query_pipeline(&pipe).await?;
-            if let [pushed, heard_by] = &answers[..] {
-                if !not_run(pushed) {
-                    guard.disarm();
-                    self.heard(queue, heard_by);
-                    return match pushed {
-                        Value::ServerError(e) => Err(RedisError::from(e.clone())),
-                        pushed => Ok(pushed.clone()),
-                    };
-                }
-            }
-        }
         let pushed = self.commands.query(&push).await;
         guard.disarm();
         let pushed = pushed?;
         self.ring(queue).await;
         Ok(pushed)
     }
-}
-
-/// Whether a command's answer in a pipeline on a Cluster says it did not
-/// run there, for the cluster's state: a single command would have been
-/// redirected or retried.
-fn not_run(answer: &Value) -> bool {
-    matches!(answer, Value::ServerError(e) if matches!(
-        e.code(),
-        "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING"
-    ))
 }
 
 /// Rings a queue's doorbell, from a task of its own, if dropped before
