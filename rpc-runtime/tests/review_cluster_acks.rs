@@ -166,3 +166,105 @@ async fn an_inbox_ttl_refused_with_moved_on_the_sweep_is_sent_again() {
     let ttl: i64 = cluster.cli(["PTTL", &inbox]).trim().parse().unwrap();
     assert!(ttl > 500_000, "the inbox's TTL: {ttl}");
 }
+
+/// Client ids on `node` whose last command was `cmd`.
+fn clients_by_cmd(node: &rpc_testkit::RedisServer, cmd: &str) -> Vec<String> {
+    node.cli(["CLIENT", "LIST"])
+        .lines()
+        .filter(|l| l.split(' ').any(|f| f == format!("cmd={cmd}")))
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("id=").map(str::to_owned))
+        })
+        .collect()
+}
+
+/// Checks that every job of `taken` not in `not_completed` is gone (acked,
+/// entry removed) and every one in it is still pending.
+fn check_settled(cluster: &RedisCluster, taken: &[Delivery], not_completed: &[usize]) {
+    for (i, d) in taken.iter().enumerate() {
+        let jobs = format!("rpc:{{{}}}:jobs", d.queue);
+        let pending = cluster.cli(["XPENDING", &jobs, "workers", "-", "+", "100"]);
+        let left = cluster.cli(["XRANGE", &jobs, "-", "+"]);
+        let kept = not_completed.contains(&i);
+        assert_eq!(pending.contains(&d.token), kept, "job {i} {}: {pending}", d.token);
+        assert_eq!(left.contains(&d.token), kept, "job {i} {}: {left}", d.token);
+    }
+}
+
+/// dd1e315: the sweep's connections killed (CLIENT KILL) after the jobs
+/// were taken and before the batch completes: what the links carried goes
+/// again over the shared connection; every job acked once, its reply
+/// written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_on_a_killed_sweep_link_go_again_and_complete_every_job() {
+    let (cluster, backend) = cluster_with(&[QUEUE, OTHER]).await;
+    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    let mut reader = backend.open_reader().await.unwrap();
+    for i in 0..5 {
+        for queue in &both {
+            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+        }
+    }
+    let taken = take_all(&mut *reader, &both, 10).await;
+    let mut killed = 0;
+    for master in cluster.masters() {
+        for id in clients_by_cmd(master, "xreadgroup") {
+            master.cli(["CLIENT", "KILL", "ID", &id]);
+            killed += 1;
+        }
+    }
+    assert!(killed >= 2, "the sweep links: {killed}");
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
+        .collect();
+    let out = reader
+        .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
+        .await;
+    let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    assert!(failed.is_empty(), "{:?}", out.not_completed);
+    check_settled(&cluster, &taken, &failed);
+    assert_eq!(cluster.cli(["LLEN", "rpc:inbox:{k1}"]).trim(), "10");
+    let ttl: i64 = cluster.cli(["PTTL", "rpc:inbox:{k1}"]).trim().parse().unwrap();
+    assert!(ttl > 500_000, "ttl {ttl}");
+}
+
+/// dd1e315: a queue's master SIGKILLed after its jobs were leased (and the
+/// leases replicated), a replica takes over, then the batch completes: the
+/// link to the dead master is lost; a job reported completed must be
+/// acked on the new master (else it runs again), one not completed must
+/// still be pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
+    rpc_testkit::require_redis_server();
+    let cluster =
+        RedisCluster::start_with_replicas(3, 1, Duration::from_millis(1000)).expect("cluster");
+    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
+        .await
+        .expect("connect");
+    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    backend.prepare_queues(&both).await.unwrap();
+    let mut reader = backend.open_reader().await.unwrap();
+    for i in 0..5 {
+        for queue in &both {
+            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+        }
+    }
+    let taken = take_all(&mut *reader, &both, 10).await;
+    let jobs = "rpc:{Svc}:jobs";
+    let master = cluster.master_of(jobs).unwrap();
+    master.cli(["WAIT", "1", "2000"]);
+    master.kill().unwrap();
+    cluster.wait_for_failover(jobs, Duration::from_secs(30)).unwrap();
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
+        .collect();
+    let out = reader
+        .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
+        .await;
+    let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    eprintln!("not completed: {:?}", out.not_completed);
+    check_settled(&cluster, &taken, &failed);
+}
