@@ -10,7 +10,7 @@
 //! What a master did not run goes over the shared connection, which
 //! follows `MOVED` and loads scripts: an ack or a TTL for a queue or inbox
 //! whose master has no link now, an ack refused with `NOSCRIPT` or a
-//! redirect, and everything a lost link carried (running an ack again is
+//! redirect, a TTL refused with a redirect, and everything a lost link carried (running an ack again is
 //! safe: ids already acked are not counted, so nothing is removed twice).
 
 use futures_util::future::join_all;
