@@ -268,3 +268,87 @@ async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
     eprintln!("not completed: {:?}", out.not_completed);
     check_settled(&cluster, &taken, &failed);
 }
+
+/// dd1e315: the queue's slot half migrated (its stream already on the
+/// target) after the jobs were taken: the sweep's ack answers `ASK` and
+/// goes again over the shared connection, which follows it; every job is
+/// acked once the migration ends, none reported completed and left
+/// pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_refused_with_ask_on_the_sweep_are_acked_on_the_target() {
+    let (cluster, backend) = cluster_with(&[QUEUE, OTHER]).await;
+    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    let mut reader = backend.open_reader().await.unwrap();
+    for i in 0..4 {
+        for queue in &both {
+            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+        }
+    }
+    let taken = take_all(&mut *reader, &both, 8).await;
+    let jobs = "rpc:{Svc}:jobs";
+    let slot = slot_of(&cluster, jobs);
+    let source = cluster.master_of(jobs).unwrap();
+    let other_master = cluster.master_of("rpc:{Oth}:jobs").unwrap().port();
+    let target = *cluster
+        .masters()
+        .iter()
+        .find(|m| m.port() != source.port() && m.port() != other_master)
+        .unwrap();
+    half_migrate(source, target, &slot);
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
+        .collect();
+    let out = reader
+        .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
+        .await;
+    let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    eprintln!("not completed: {:?}", out.not_completed);
+    finish_migration(&cluster, target, &slot);
+    check_settled(&cluster, &taken, &failed);
+    assert!(failed.is_empty(), "{:?}", out.not_completed);
+}
+
+/// dd1e315: the queue's master SIGKILLed just before the batch completes
+/// (no replica has taken over yet): the sweep link is lost, its acks go
+/// again over the shared connection. Whatever is reported completed must
+/// be acked on the master that takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_while_a_master_is_down_are_acked_or_reported() {
+    rpc_testkit::require_redis_server();
+    let cluster =
+        RedisCluster::start_with_replicas(3, 1, Duration::from_millis(1000)).expect("cluster");
+    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
+        .await
+        .expect("connect");
+    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    backend.prepare_queues(&both).await.unwrap();
+    let mut reader = backend.open_reader().await.unwrap();
+    for i in 0..5 {
+        for queue in &both {
+            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+        }
+    }
+    let taken = take_all(&mut *reader, &both, 10).await;
+    let inbox = inbox_on_master_of(&cluster, "rpc:{Oth}:jobs");
+    let jobs = "rpc:{Svc}:jobs";
+    let master = cluster.master_of(jobs).unwrap();
+    master.cli(["WAIT", "1", "2000"]);
+    master.kill().unwrap();
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .map(|d| (d.clone(), reply(&inbox)))
+        .collect();
+    let started = std::time::Instant::now();
+    let out = reader
+        .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
+        .await;
+    eprintln!(
+        "took {:?}; not completed: {:?}",
+        started.elapsed(),
+        out.not_completed
+    );
+    let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    cluster.wait_for_failover(jobs, Duration::from_secs(30)).unwrap();
+    check_settled(&cluster, &taken, &failed);
+}
