@@ -352,3 +352,36 @@ async fn acks_while_a_master_is_down_are_acked_or_reported() {
     cluster.wait_for_failover(jobs, Duration::from_secs(30)).unwrap();
     check_settled(&cluster, &taken, &failed);
 }
+
+/// dd1e315: the worker's queues change between the take and the batch's
+/// completion (one dropped, one added): the acks of the dropped queue's
+/// jobs have no link and go over the shared connection; all are acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_of_a_queue_no_longer_read_are_still_sent() {
+    let (cluster, backend) = cluster_with(&[QUEUE, OTHER, "Third"]).await;
+    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
+    let mut reader = backend.open_reader().await.unwrap();
+    for i in 0..4 {
+        for queue in &both {
+            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+        }
+    }
+    let taken = take_all(&mut *reader, &both, 8).await;
+    let now = vec![QUEUE.to_owned(), "Third".to_owned()];
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let c = if i % 2 == 0 { reply("rpc:inbox:{k1}") } else { Completion::default() };
+            (d.clone(), c)
+        })
+        .collect();
+    let out = reader
+        .complete_and_take(&done, &now, "c1", 10, Duration::from_millis(200))
+        .await;
+    let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
+    assert!(failed.is_empty(), "{:?}", out.not_completed);
+    check_settled(&cluster, &taken, &failed);
+    let ttl: i64 = cluster.cli(["PTTL", "rpc:inbox:{k1}"]).trim().parse().unwrap();
+    assert!(ttl > 500_000, "ttl {ttl}");
+}
