@@ -152,6 +152,38 @@ impl RedisCluster {
         }
     }
 
+    /// Starts moving `slot` from `source` to `target` (`IMPORTING` /
+    /// `MIGRATING`) and moves every key of it over: the slot stays the
+    /// source's, whose keys are now only on the target (the source answers
+    /// `ASK` for them). [`RedisCluster::finish_moving_slot`] ends the move.
+    pub fn start_moving_slot(&self, slot: &str, source: &RedisServer, target: &RedisServer) {
+        let node_id = |node: &RedisServer| node.cli(["CLUSTER", "MYID"]).trim().to_owned();
+        target.cli(["CLUSTER", "SETSLOT", slot, "IMPORTING", &node_id(source)]);
+        source.cli(["CLUSTER", "SETSLOT", slot, "MIGRATING", &node_id(target)]);
+        let keys = source.cli(["CLUSTER", "GETKEYSINSLOT", slot, "1000"]);
+        let keys: Vec<&str> = keys
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        let port = target.port().to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        args.extend(keys.iter().copied());
+        let out = source.cli(args);
+        assert!(out.contains("OK"), "MIGRATE: {out}");
+    }
+
+    /// Ends a move: every master says `slot` is `target`'s.
+    pub fn finish_moving_slot(&self, slot: &str, target: &RedisServer) {
+        let target_id = target.cli(["CLUSTER", "MYID"]).trim().to_owned();
+        for node in self.masters() {
+            node.cli(["CLUSTER", "SETSLOT", slot, "NODE", &target_id]);
+        }
+    }
+
     /// The nodes, in the order they were started.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes

@@ -1,6 +1,9 @@
-//! Adversarial review of dd1e315 (acks and inbox TTLs riding a worker's
-//! sweep) and c5b925f (a push and its ring in one pipeline), on real
-//! Redis Cluster processes.
+//! A Cluster worker's acks and inbox TTLs sent with its next sweep of each
+//! master (`cluster_reader/sweep.rs`), when that master cannot take them:
+//! a killed sweep connection, a failover, a master down, a slot being
+//! migrated or moved, a queue no longer read. Each goes again over the
+//! shared connection or is reported; none is lost or applied twice.
+//! (Written by an adversarial review of that change.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,77 +36,6 @@ async fn cluster_with(queues: &[&str]) -> (RedisCluster, Arc<dyn Broker>) {
 
 fn slot_of(cluster: &RedisCluster, key: &str) -> String {
     cluster.cli(["CLUSTER", "KEYSLOT", key]).trim().to_owned()
-}
-
-fn id_of(node: &rpc_testkit::RedisServer) -> String {
-    node.cli(["CLUSTER", "MYID"]).trim().to_owned()
-}
-
-/// Starts moving `slot` from `source` to `target` (IMPORTING / MIGRATING)
-/// and moves every key of it over: the slot stays the source's, a key of it
-/// is now only on the target (the source answers `ASK` for it).
-fn half_migrate(
-    source: &rpc_testkit::RedisServer,
-    target: &rpc_testkit::RedisServer,
-    slot: &str,
-) {
-    target.cli(["CLUSTER", "SETSLOT", slot, "IMPORTING", &id_of(source)]);
-    source.cli(["CLUSTER", "SETSLOT", slot, "MIGRATING", &id_of(target)]);
-    let keys = source.cli(["CLUSTER", "GETKEYSINSLOT", slot, "1000"]);
-    let keys: Vec<&str> = keys.lines().map(str::trim).filter(|k| !k.is_empty()).collect();
-    if keys.is_empty() {
-        return;
-    }
-    let port = target.port().to_string();
-    let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
-    args.extend(keys.iter().copied());
-    let out = source.cli(args);
-    assert!(out.contains("OK"), "MIGRATE: {out}");
-}
-
-/// Ends a move: every master says the slot is the target's.
-fn finish_migration(cluster: &RedisCluster, target: &rpc_testkit::RedisServer, slot: &str) {
-    let target_id = id_of(target);
-    for node in cluster.masters() {
-        node.cli(["CLUSTER", "SETSLOT", slot, "NODE", &target_id]);
-    }
-}
-
-/// c5b925f: a push onto a queue whose slot is being migrated (its keys
-/// already on the target). The old path (a single command) follows `ASK`;
-/// the push + ring pipeline is sent with `ASKING` to the target, where the
-/// `SPUBLISH` (no `ASKING` for it) answers `MOVED` back to the source, and
-/// the driver sends the whole pipeline again: the push already ran.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_during_a_slot_migration_runs_once_and_is_answered_ok() {
-    let (cluster, backend) = cluster_with(&[QUEUE]).await;
-    let jobs = "rpc:{Svc}:jobs";
-    let intake = "rpc:{Svc}:intake";
-    let slot = slot_of(&cluster, jobs);
-    let source = cluster.master_of(jobs).expect("master");
-    let target = *cluster
-        .masters()
-        .iter()
-        .find(|m| m.port() != source.port())
-        .expect("another master");
-    half_migrate(source, target, &slot);
-
-    let pushed = backend.push_job(QUEUE, b"the one job").await;
-    let xadds = target.command_calls("xadd") + target.command_calls("rpush");
-
-    finish_migration(&cluster, target, &slot);
-    let queued: u64 = cluster.cli(["XLEN", jobs]).trim().parse().unwrap();
-    let intaken: u64 = cluster.cli(["LLEN", intake]).trim().parse().unwrap_or(0);
-    assert!(
-        pushed.is_ok(),
-        "the push ran (queued {queued}, intake {intaken}) but was answered {pushed:?}"
-    );
-    assert_eq!(
-        queued + intaken,
-        1,
-        "one push, {} jobs queued ({xadds} push commands run on the target)",
-        queued + intaken
-    );
 }
 
 /// An inbox key on the master of `near` (a key), by trying names.
@@ -153,8 +85,8 @@ async fn an_inbox_ttl_refused_with_moved_on_the_sweep_is_sent_again() {
         .iter()
         .find(|m| m.port() != source.port())
         .unwrap();
-    half_migrate(source, target, &slot);
-    finish_migration(&cluster, target, &slot);
+    cluster.start_moving_slot(&slot, source, target);
+    cluster.finish_moving_slot(&slot, target);
 
     let done: Vec<(Delivery, Completion)> =
         taken.iter().map(|d| (d.clone(), reply(&inbox))).collect();
@@ -187,7 +119,12 @@ fn check_settled(cluster: &RedisCluster, taken: &[Delivery], not_completed: &[us
         let pending = cluster.cli(["XPENDING", &jobs, "workers", "-", "+", "100"]);
         let left = cluster.cli(["XRANGE", &jobs, "-", "+"]);
         let kept = not_completed.contains(&i);
-        assert_eq!(pending.contains(&d.token), kept, "job {i} {}: {pending}", d.token);
+        assert_eq!(
+            pending.contains(&d.token),
+            kept,
+            "job {i} {}: {pending}",
+            d.token
+        );
         assert_eq!(left.contains(&d.token), kept, "job {i} {}: {left}", d.token);
     }
 }
@@ -203,7 +140,10 @@ async fn acks_on_a_killed_sweep_link_go_again_and_complete_every_job() {
     let mut reader = backend.open_reader().await.unwrap();
     for i in 0..5 {
         for queue in &both {
-            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+            backend
+                .push_job(queue, format!("job {i}").as_bytes())
+                .await
+                .unwrap();
         }
     }
     let taken = take_all(&mut *reader, &both, 10).await;
@@ -226,7 +166,11 @@ async fn acks_on_a_killed_sweep_link_go_again_and_complete_every_job() {
     assert!(failed.is_empty(), "{:?}", out.not_completed);
     check_settled(&cluster, &taken, &failed);
     assert_eq!(cluster.cli(["LLEN", "rpc:inbox:{k1}"]).trim(), "10");
-    let ttl: i64 = cluster.cli(["PTTL", "rpc:inbox:{k1}"]).trim().parse().unwrap();
+    let ttl: i64 = cluster
+        .cli(["PTTL", "rpc:inbox:{k1}"])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(ttl > 500_000, "ttl {ttl}");
 }
 
@@ -248,7 +192,10 @@ async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
     let mut reader = backend.open_reader().await.unwrap();
     for i in 0..5 {
         for queue in &both {
-            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+            backend
+                .push_job(queue, format!("job {i}").as_bytes())
+                .await
+                .unwrap();
         }
     }
     let taken = take_all(&mut *reader, &both, 10).await;
@@ -256,7 +203,9 @@ async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
     let master = cluster.master_of(jobs).unwrap();
     master.cli(["WAIT", "1", "2000"]);
     master.kill().unwrap();
-    cluster.wait_for_failover(jobs, Duration::from_secs(30)).unwrap();
+    cluster
+        .wait_for_failover(jobs, Duration::from_secs(30))
+        .unwrap();
     let done: Vec<(Delivery, Completion)> = taken
         .iter()
         .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
@@ -281,7 +230,10 @@ async fn acks_refused_with_ask_on_the_sweep_are_acked_on_the_target() {
     let mut reader = backend.open_reader().await.unwrap();
     for i in 0..4 {
         for queue in &both {
-            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+            backend
+                .push_job(queue, format!("job {i}").as_bytes())
+                .await
+                .unwrap();
         }
     }
     let taken = take_all(&mut *reader, &both, 8).await;
@@ -294,7 +246,7 @@ async fn acks_refused_with_ask_on_the_sweep_are_acked_on_the_target() {
         .iter()
         .find(|m| m.port() != source.port() && m.port() != other_master)
         .unwrap();
-    half_migrate(source, target, &slot);
+    cluster.start_moving_slot(&slot, source, target);
     let done: Vec<(Delivery, Completion)> = taken
         .iter()
         .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
@@ -304,7 +256,7 @@ async fn acks_refused_with_ask_on_the_sweep_are_acked_on_the_target() {
         .await;
     let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
     eprintln!("not completed: {:?}", out.not_completed);
-    finish_migration(&cluster, target, &slot);
+    cluster.finish_moving_slot(&slot, target);
     check_settled(&cluster, &taken, &failed);
     assert!(failed.is_empty(), "{:?}", out.not_completed);
 }
@@ -326,7 +278,10 @@ async fn acks_while_a_master_is_down_are_acked_or_reported() {
     let mut reader = backend.open_reader().await.unwrap();
     for i in 0..5 {
         for queue in &both {
-            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+            backend
+                .push_job(queue, format!("job {i}").as_bytes())
+                .await
+                .unwrap();
         }
     }
     let taken = take_all(&mut *reader, &both, 10).await;
@@ -335,10 +290,8 @@ async fn acks_while_a_master_is_down_are_acked_or_reported() {
     let master = cluster.master_of(jobs).unwrap();
     master.cli(["WAIT", "1", "2000"]);
     master.kill().unwrap();
-    let done: Vec<(Delivery, Completion)> = taken
-        .iter()
-        .map(|d| (d.clone(), reply(&inbox)))
-        .collect();
+    let done: Vec<(Delivery, Completion)> =
+        taken.iter().map(|d| (d.clone(), reply(&inbox))).collect();
     let started = std::time::Instant::now();
     let out = reader
         .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
@@ -349,7 +302,9 @@ async fn acks_while_a_master_is_down_are_acked_or_reported() {
         out.not_completed
     );
     let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
-    cluster.wait_for_failover(jobs, Duration::from_secs(30)).unwrap();
+    cluster
+        .wait_for_failover(jobs, Duration::from_secs(30))
+        .unwrap();
     check_settled(&cluster, &taken, &failed);
 }
 
@@ -363,7 +318,10 @@ async fn acks_of_a_queue_no_longer_read_are_still_sent() {
     let mut reader = backend.open_reader().await.unwrap();
     for i in 0..4 {
         for queue in &both {
-            backend.push_job(queue, format!("job {i}").as_bytes()).await.unwrap();
+            backend
+                .push_job(queue, format!("job {i}").as_bytes())
+                .await
+                .unwrap();
         }
     }
     let taken = take_all(&mut *reader, &both, 8).await;
@@ -372,7 +330,11 @@ async fn acks_of_a_queue_no_longer_read_are_still_sent() {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let c = if i % 2 == 0 { reply("rpc:inbox:{k1}") } else { Completion::default() };
+            let c = if i % 2 == 0 {
+                reply("rpc:inbox:{k1}")
+            } else {
+                Completion::default()
+            };
             (d.clone(), c)
         })
         .collect();
@@ -382,6 +344,10 @@ async fn acks_of_a_queue_no_longer_read_are_still_sent() {
     let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
     assert!(failed.is_empty(), "{:?}", out.not_completed);
     check_settled(&cluster, &taken, &failed);
-    let ttl: i64 = cluster.cli(["PTTL", "rpc:inbox:{k1}"]).trim().parse().unwrap();
+    let ttl: i64 = cluster
+        .cli(["PTTL", "rpc:inbox:{k1}"])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(ttl > 500_000, "ttl {ttl}");
 }
