@@ -6,36 +6,16 @@
 //! whatever the replies did; and it takes a handful of commands, not a
 //! script call per job and slot.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::backend::{
-    connect, Broker, BrokerConfig, CompleteError, Completion, CompletionStep, Delivery, Reader,
-};
+use rpc_runtime::backend::{Broker, CompleteError, Completion, CompletionStep, Delivery, Reader};
 use rpc_testkit::RedisCluster;
+
+mod cluster_support;
+use cluster_support::{cluster_with, reply, take_all};
 
 const QUEUE: &str = "Svc";
 const JOBS: &str = "rpc:{Svc}:jobs";
-
-fn reply(to: &str) -> Completion {
-    Completion {
-        reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
-        reply_to: Some(to.to_owned()),
-        inbox_ttl: Some(Duration::from_secs(600)),
-        ..Completion::default()
-    }
-}
-
-/// A 3-master Cluster and a backend on it with the queue prepared.
-async fn cluster_with_queue() -> (RedisCluster, Arc<dyn Broker>) {
-    rpc_testkit::require_redis_server();
-    let cluster = RedisCluster::start(3).expect("cluster");
-    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
-        .await
-        .expect("connect");
-    backend.prepare_queues(&[QUEUE.to_owned()]).await.unwrap();
-    (cluster, backend)
-}
 
 /// Pushes `n` jobs onto the queue and takes them all with `reader`.
 async fn pushed_and_taken(
@@ -49,21 +29,29 @@ async fn pushed_and_taken(
             .await
             .unwrap();
     }
-    let queues = [QUEUE.to_owned()];
-    let mut taken = Vec::new();
-    while taken.len() < n {
-        let more = reader
-            .take_jobs(&queues, "c1", n, Duration::from_secs(1))
-            .await
-            .unwrap();
-        taken.extend(more);
-    }
-    taken
+    take_all(reader, &[QUEUE.to_owned()], n).await
+}
+
+/// The bad inbox (a string) untouched, with no TTL; the good one holds
+/// `replies`, with the TTL asked (600 s).
+fn check_inboxes(cluster: &RedisCluster, replies: usize) {
+    assert_eq!(cluster.cli(["GET", "rpc:inbox:{bad}"]).trim(), "not a list");
+    assert_eq!(cluster.cli(["PTTL", "rpc:inbox:{bad}"]).trim(), "-1");
+    assert_eq!(
+        cluster.cli(["LLEN", "rpc:inbox:{good}"]).trim(),
+        replies.to_string()
+    );
+    let ttl: u64 = cluster
+        .cli(["PTTL", "rpc:inbox:{good}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 500_000 && ttl <= 600_000, "the TTL asked: {ttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_leased() {
-    let (cluster, backend) = cluster_with_queue().await;
+    let (cluster, backend) = cluster_with(&[QUEUE]).await;
     let queues = vec![QUEUE.to_owned()];
     let mut reader = backend.open_reader().await.unwrap();
     let taken = pushed_and_taken(&*backend, &mut *reader, 12).await;
@@ -110,15 +98,7 @@ async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_lease
             "{error:?}"
         );
     }
-    assert_eq!(cluster.cli(["GET", "rpc:inbox:{bad}"]).trim(), "not a list");
-    assert_eq!(cluster.cli(["PTTL", "rpc:inbox:{bad}"]).trim(), "-1");
-    assert_eq!(cluster.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "6");
-    let ttl: u64 = cluster
-        .cli(["PTTL", "rpc:inbox:{good}"])
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(ttl > 500_000 && ttl <= 600_000, "the TTL asked: {ttl}");
+    check_inboxes(&cluster, 6);
     // The refused are still leased and queued; every other entry is gone.
     let pending = cluster.cli(["XPENDING", JOBS, "workers", "-", "+", "20"]);
     let left = cluster.cli(["XRANGE", JOBS, "-", "+"]);
@@ -155,7 +135,7 @@ async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_lease
 /// deleted whatever the ids named).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_batch_on_a_cluster_never_deletes_a_waiting_job_that_took_its_id() {
-    let (cluster, backend) = cluster_with_queue().await;
+    let (cluster, backend) = cluster_with(&[QUEUE]).await;
     let queues = [QUEUE.to_owned()];
     for n in [3, 12] {
         let mut reader = backend.open_reader().await.unwrap();
@@ -197,7 +177,7 @@ async fn acks_sent_with_the_next_sweep_keep_what_a_completion_promises() {
     // On different masters of a 3-master Cluster (slots 14756 and 6319).
     const OTHER: &str = "Oth";
     const OTHER_JOBS: &str = "rpc:{Oth}:jobs";
-    let (cluster, backend) = cluster_with_queue().await;
+    let (cluster, backend) = cluster_with(&[QUEUE]).await;
     backend.prepare_queues(&[OTHER.to_owned()]).await.unwrap();
     let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
     let mut reader = backend.open_reader().await.unwrap();
@@ -223,20 +203,7 @@ async fn acks_sent_with_the_next_sweep_keep_what_a_completion_promises() {
                     .unwrap();
             }
         }
-        let mut taken = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while taken.len() < 12 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "took {} of 12",
-                taken.len()
-            );
-            let more = reader
-                .take_jobs(&both, "c1", 12, Duration::from_secs(1))
-                .await
-                .unwrap();
-            taken.extend(more);
-        }
+        let taken = take_all(&mut *reader, &both, 12).await;
         let done: Vec<(Delivery, Completion)> = taken
             .iter()
             .enumerate()
@@ -289,15 +256,7 @@ async fn acks_sent_with_the_next_sweep_keep_what_a_completion_promises() {
             );
         }
         if round == 0 {
-            assert_eq!(cluster.cli(["GET", "rpc:inbox:{bad}"]).trim(), "not a list");
-            assert_eq!(cluster.cli(["PTTL", "rpc:inbox:{bad}"]).trim(), "-1");
-            assert_eq!(cluster.cli(["LLEN", "rpc:inbox:{good}"]).trim(), "4");
-            let ttl: u64 = cluster
-                .cli(["PTTL", "rpc:inbox:{good}"])
-                .trim()
-                .parse()
-                .unwrap();
-            assert!(ttl > 500_000 && ttl <= 600_000, "the TTL asked: {ttl}");
+            check_inboxes(&cluster, 4);
             // Refused on the sweep's connection, then run over the shared
             // one: more than one script call a queue.
             assert!(script_calls(&cluster) - scripts_before > 2);

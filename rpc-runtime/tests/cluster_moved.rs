@@ -8,35 +8,20 @@
 //! and the `redis` crate sent the whole pipeline again: the caller was
 //! told `ASK` for a job that was queued.)
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::backend::{connect, Broker, BrokerConfig};
-use rpc_testkit::RedisCluster;
+mod cluster_support;
+use cluster_support::{cluster_with, slot_of};
 
 const QUEUE: &str = "Svc";
 const JOBS: &str = "rpc:{Svc}:jobs";
-
-async fn cluster_with_queue() -> (RedisCluster, Arc<dyn Broker>) {
-    rpc_testkit::require_redis_server();
-    let cluster = RedisCluster::start(3).expect("cluster");
-    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
-        .await
-        .expect("connect");
-    backend.prepare_queues(&[QUEUE.to_owned()]).await.unwrap();
-    (cluster, backend)
-}
-
-fn slot_of(cluster: &RedisCluster, key: &str) -> String {
-    cluster.cli(["CLUSTER", "KEYSLOT", key]).trim().to_owned()
-}
 
 /// A push onto a queue whose slot is being migrated (its keys already on
 /// the target, where the source sends it with `ASK`). Found by a review:
 /// in one pipeline with its ring it was answered `ASK` after it ran.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_during_a_slot_migration_runs_once_and_is_answered_ok() {
-    let (cluster, backend) = cluster_with_queue().await;
+    let (cluster, backend) = cluster_with(&[QUEUE]).await;
     let jobs = JOBS;
     let intake = "rpc:{Svc}:intake";
     let slot = slot_of(&cluster, jobs);
@@ -68,7 +53,7 @@ async fn a_push_during_a_slot_migration_runs_once_and_is_answered_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_to_a_moved_slot_goes_again_to_its_new_master_once() {
-    let (cluster, backend) = cluster_with_queue().await;
+    let (cluster, backend) = cluster_with(&[QUEUE]).await;
     // A worker of several queues listens on the queue's doorbell, so the
     // client rings (a ring nobody hears silences the doorbell a while):
     // the ring is redirected too.

@@ -8,35 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::backend::{connect, Broker, BrokerConfig, Completion, Delivery, Reader};
+use rpc_runtime::backend::{Broker, Completion, Delivery, Reader};
 use rpc_testkit::RedisCluster;
+
+mod cluster_support;
+use cluster_support::{backend_on, cluster_with, reply, slot_of, take_all};
 
 const QUEUE: &str = "Svc";
 const OTHER: &str = "Oth";
-
-fn reply(to: &str) -> Completion {
-    Completion {
-        reply: Some(b"{\"v\":1,\"id\":\"x\",\"ok\":1}".to_vec()),
-        reply_to: Some(to.to_owned()),
-        inbox_ttl: Some(Duration::from_secs(600)),
-        ..Completion::default()
-    }
-}
-
-async fn cluster_with(queues: &[&str]) -> (RedisCluster, Arc<dyn Broker>) {
-    rpc_testkit::require_redis_server();
-    let cluster = RedisCluster::start(3).expect("cluster");
-    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
-        .await
-        .expect("connect");
-    let queues: Vec<String> = queues.iter().map(|q| q.to_string()).collect();
-    backend.prepare_queues(&queues).await.unwrap();
-    (cluster, backend)
-}
-
-fn slot_of(cluster: &RedisCluster, key: &str) -> String {
-    cluster.cli(["CLUSTER", "KEYSLOT", key]).trim().to_owned()
-}
 
 /// An inbox key on the master of `near` (a key), by trying names.
 fn inbox_on_master_of(cluster: &RedisCluster, near: &str) -> String {
@@ -45,21 +24,6 @@ fn inbox_on_master_of(cluster: &RedisCluster, near: &str) -> String {
         .map(|i| format!("rpc:inbox:{{c{i}}}"))
         .find(|k| cluster.master_of(k).unwrap().port() == port)
         .expect("an inbox there")
-}
-
-async fn take_all(reader: &mut dyn Reader, queues: &[String], n: usize) -> Vec<Delivery> {
-    let mut taken = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while taken.len() < n {
-        assert!(std::time::Instant::now() < deadline, "took {}", taken.len());
-        taken.extend(
-            reader
-                .take_jobs(queues, "c1", n, Duration::from_secs(1))
-                .await
-                .unwrap(),
-        );
-    }
-    taken
 }
 
 /// dd1e315: a TTL sent with the sweep to the master the worker's slot map
@@ -174,21 +138,21 @@ async fn acks_on_a_killed_sweep_link_go_again_and_complete_every_job() {
     assert!(ttl > 500_000, "ttl {ttl}");
 }
 
-/// dd1e315: a queue's master SIGKILLed after its jobs were leased (and the
-/// leases replicated), a replica takes over, then the batch completes: the
-/// link to the dead master is lost; a job reported completed must be
-/// acked on the new master (else it runs again), one not completed must
-/// still be pending.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
+/// A 3-master Cluster with a replica each, both queues prepared, and five
+/// jobs of each leased by a reader: the cluster, the backend, the reader,
+/// the queues and the deliveries.
+async fn leased_on_replicated_masters() -> (
+    RedisCluster,
+    Arc<dyn Broker>,
+    Box<dyn Reader>,
+    Vec<String>,
+    Vec<Delivery>,
+) {
     rpc_testkit::require_redis_server();
     let cluster =
         RedisCluster::start_with_replicas(3, 1, Duration::from_millis(1000)).expect("cluster");
-    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
-        .await
-        .expect("connect");
+    let backend = backend_on(&cluster, &[QUEUE, OTHER]).await;
     let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
-    backend.prepare_queues(&both).await.unwrap();
     let mut reader = backend.open_reader().await.unwrap();
     for i in 0..5 {
         for queue in &both {
@@ -199,6 +163,17 @@ async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
         }
     }
     let taken = take_all(&mut *reader, &both, 10).await;
+    (cluster, backend, reader, both, taken)
+}
+
+/// dd1e315: a queue's master SIGKILLed after its jobs were leased (and the
+/// leases replicated), a replica takes over, then the batch completes: the
+/// link to the dead master is lost; a job reported completed must be
+/// acked on the new master (else it runs again), one not completed must
+/// still be pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
+    let (cluster, _backend, mut reader, both, taken) = leased_on_replicated_masters().await;
     let jobs = "rpc:{Svc}:jobs";
     let master = cluster.master_of(jobs).unwrap();
     master.cli(["WAIT", "1", "2000"]);
@@ -267,24 +242,7 @@ async fn acks_refused_with_ask_on_the_sweep_are_acked_on_the_target() {
 /// be acked on the master that takes over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_while_a_master_is_down_are_acked_or_reported() {
-    rpc_testkit::require_redis_server();
-    let cluster =
-        RedisCluster::start_with_replicas(3, 1, Duration::from_millis(1000)).expect("cluster");
-    let backend = connect(&BrokerConfig::new(cluster.cluster_url()))
-        .await
-        .expect("connect");
-    let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
-    backend.prepare_queues(&both).await.unwrap();
-    let mut reader = backend.open_reader().await.unwrap();
-    for i in 0..5 {
-        for queue in &both {
-            backend
-                .push_job(queue, format!("job {i}").as_bytes())
-                .await
-                .unwrap();
-        }
-    }
-    let taken = take_all(&mut *reader, &both, 10).await;
+    let (cluster, _backend, mut reader, both, taken) = leased_on_replicated_masters().await;
     let inbox = inbox_on_master_of(&cluster, "rpc:{Oth}:jobs");
     let jobs = "rpc:{Svc}:jobs";
     let master = cluster.master_of(jobs).unwrap();
