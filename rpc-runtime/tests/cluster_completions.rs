@@ -8,29 +8,14 @@
 
 use std::time::Duration;
 
-use rpc_runtime::backend::{Broker, CompleteError, Completion, CompletionStep, Delivery, Reader};
+use rpc_runtime::backend::{CompleteError, Completion, CompletionStep, Delivery};
 use rpc_testkit::RedisCluster;
 
 mod cluster_support;
-use cluster_support::{cluster_with, reply, take_all};
+use cluster_support::{cluster_with, pushed_and_taken, reply};
 
 const QUEUE: &str = "Svc";
 const JOBS: &str = "rpc:{Svc}:jobs";
-
-/// Pushes `n` jobs onto the queue and takes them all with `reader`.
-async fn pushed_and_taken(
-    backend: &dyn Broker,
-    reader: &mut dyn Reader,
-    n: usize,
-) -> Vec<Delivery> {
-    for i in 0..n {
-        backend
-            .push_job(QUEUE, format!("job {i}").as_bytes())
-            .await
-            .unwrap();
-    }
-    take_all(reader, &[QUEUE.to_owned()], n).await
-}
 
 /// The bad inbox (a string) untouched, with no TTL; the good one holds
 /// `replies`, with the TTL asked (600 s).
@@ -54,7 +39,7 @@ async fn a_batch_on_a_cluster_is_grouped_and_a_refused_push_keeps_its_jobs_lease
     let (cluster, backend) = cluster_with(&[QUEUE]).await;
     let queues = vec![QUEUE.to_owned()];
     let mut reader = backend.open_reader().await.unwrap();
-    let taken = pushed_and_taken(&*backend, &mut *reader, 12).await;
+    let taken = pushed_and_taken(&*backend, &mut *reader, &queues, 12).await;
     // Inboxes in other slots than the queue (and, likely, on other masters).
     cluster.cli(["SET", "rpc:inbox:{bad}", "not a list"]);
     let done: Vec<(Delivery, Completion)> = taken
@@ -139,7 +124,7 @@ async fn a_late_batch_on_a_cluster_never_deletes_a_waiting_job_that_took_its_id(
     let queues = [QUEUE.to_owned()];
     for n in [3, 12] {
         let mut reader = backend.open_reader().await.unwrap();
-        let taken = pushed_and_taken(&*backend, &mut *reader, n).await;
+        let taken = pushed_and_taken(&*backend, &mut *reader, &queues, n).await;
         cluster.cli(["DEL", JOBS]);
         cluster.cli(["XGROUP", "CREATE", JOBS, "workers", "0", "MKSTREAM"]);
         for d in &taken {
@@ -195,15 +180,7 @@ async fn acks_sent_with_the_next_sweep_keep_what_a_completion_promises() {
                 master.cli(["SCRIPT", "FLUSH"]);
             }
         }
-        for i in 0..6 {
-            for queue in &both {
-                backend
-                    .push_job(queue, format!("job {i}").as_bytes())
-                    .await
-                    .unwrap();
-            }
-        }
-        let taken = take_all(&mut *reader, &both, 12).await;
+        let taken = pushed_and_taken(&*backend, &mut *reader, &both, 6).await;
         let done: Vec<(Delivery, Completion)> = taken
             .iter()
             .enumerate()

@@ -12,7 +12,7 @@ use rpc_runtime::backend::{Broker, Completion, Delivery, Reader};
 use rpc_testkit::RedisCluster;
 
 mod cluster_support;
-use cluster_support::{backend_on, cluster_with, reply, slot_of, take_all};
+use cluster_support::{backend_on, cluster_with, pushed_and_taken, reply, slot_of, take_all};
 
 const QUEUE: &str = "Svc";
 const OTHER: &str = "Oth";
@@ -102,15 +102,7 @@ async fn acks_on_a_killed_sweep_link_go_again_and_complete_every_job() {
     let (cluster, backend) = cluster_with(&[QUEUE, OTHER]).await;
     let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
     let mut reader = backend.open_reader().await.unwrap();
-    for i in 0..5 {
-        for queue in &both {
-            backend
-                .push_job(queue, format!("job {i}").as_bytes())
-                .await
-                .unwrap();
-        }
-    }
-    let taken = take_all(&mut *reader, &both, 10).await;
+    let taken = pushed_and_taken(&*backend, &mut *reader, &both, 5).await;
     let mut killed = 0;
     for master in cluster.masters() {
         for id in clients_by_cmd(master, "xreadgroup") {
@@ -154,15 +146,7 @@ async fn leased_on_replicated_masters() -> (
     let backend = backend_on(&cluster, &[QUEUE, OTHER]).await;
     let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
     let mut reader = backend.open_reader().await.unwrap();
-    for i in 0..5 {
-        for queue in &both {
-            backend
-                .push_job(queue, format!("job {i}").as_bytes())
-                .await
-                .unwrap();
-        }
-    }
-    let taken = take_all(&mut *reader, &both, 10).await;
+    let taken = pushed_and_taken(&*backend, &mut *reader, &both, 5).await;
     (cluster, backend, reader, both, taken)
 }
 
@@ -203,15 +187,7 @@ async fn acks_refused_with_ask_on_the_sweep_are_acked_on_the_target() {
     let (cluster, backend) = cluster_with(&[QUEUE, OTHER]).await;
     let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
     let mut reader = backend.open_reader().await.unwrap();
-    for i in 0..4 {
-        for queue in &both {
-            backend
-                .push_job(queue, format!("job {i}").as_bytes())
-                .await
-                .unwrap();
-        }
-    }
-    let taken = take_all(&mut *reader, &both, 8).await;
+    let taken = pushed_and_taken(&*backend, &mut *reader, &both, 4).await;
     let jobs = "rpc:{Svc}:jobs";
     let slot = slot_of(&cluster, jobs);
     let source = cluster.master_of(jobs).unwrap();
@@ -274,15 +250,7 @@ async fn acks_of_a_queue_no_longer_read_are_still_sent() {
     let (cluster, backend) = cluster_with(&[QUEUE, OTHER, "Third"]).await;
     let both = vec![QUEUE.to_owned(), OTHER.to_owned()];
     let mut reader = backend.open_reader().await.unwrap();
-    for i in 0..4 {
-        for queue in &both {
-            backend
-                .push_job(queue, format!("job {i}").as_bytes())
-                .await
-                .unwrap();
-        }
-    }
-    let taken = take_all(&mut *reader, &both, 8).await;
+    let taken = pushed_and_taken(&*backend, &mut *reader, &both, 4).await;
     let now = vec![QUEUE.to_owned(), "Third".to_owned()];
     let done: Vec<(Delivery, Completion)> = taken
         .iter()

@@ -41,6 +41,25 @@ pub fn slot_of(cluster: &RedisCluster, key: &str) -> String {
     cluster.cli(["CLUSTER", "KEYSLOT", key]).trim().to_owned()
 }
 
+/// Pushes `n` jobs onto each of `queues`, in turns, then takes them all
+/// with `reader` (as consumer `c1`).
+pub async fn pushed_and_taken(
+    backend: &dyn Broker,
+    reader: &mut dyn Reader,
+    queues: &[String],
+    n: usize,
+) -> Vec<Delivery> {
+    for i in 0..n {
+        for queue in queues {
+            backend
+                .push_job(queue, format!("job {i}").as_bytes())
+                .await
+                .unwrap();
+        }
+    }
+    take_all(reader, queues, n * queues.len()).await
+}
+
 /// Takes `n` jobs of `queues` with `reader` (as consumer `c1`), within
 /// 20 s.
 pub async fn take_all(reader: &mut dyn Reader, queues: &[String], n: usize) -> Vec<Delivery> {
