@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_runtime::backend::{Broker, Completion, Delivery, Reader};
+use rpc_runtime::backend::{Broker, CompleteError, Completion, Delivery, Reader};
 use rpc_testkit::RedisCluster;
 
 mod cluster_support;
@@ -130,6 +130,24 @@ async fn acks_on_a_killed_sweep_link_go_again_and_complete_every_job() {
     assert!(ttl > 500_000, "ttl {ttl}");
 }
 
+/// Completes every job of `taken` with a reply to one inbox, and reads
+/// `queues` again: the indices of the jobs not completed, and why.
+async fn reply_to_all(
+    reader: &mut dyn Reader,
+    taken: &[Delivery],
+    queues: &[String],
+) -> (Vec<usize>, Vec<(usize, CompleteError)>) {
+    let done: Vec<(Delivery, Completion)> = taken
+        .iter()
+        .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
+        .collect();
+    let out = reader
+        .complete_and_take(&done, queues, "c1", 10, Duration::from_millis(200))
+        .await;
+    let failed = out.not_completed.iter().map(|(i, _)| *i).collect();
+    (failed, out.not_completed)
+}
+
 /// A 3-master Cluster with a replica each, both queues prepared, and five
 /// jobs of each leased by a reader: the cluster, the backend, the reader,
 /// the queues and the deliveries.
@@ -165,15 +183,7 @@ async fn acks_after_a_failover_are_acked_on_the_new_master_or_reported() {
     cluster
         .wait_for_failover(jobs, Duration::from_secs(30))
         .unwrap();
-    let done: Vec<(Delivery, Completion)> = taken
-        .iter()
-        .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
-        .collect();
-    let out = reader
-        .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
-        .await;
-    let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
-    eprintln!("not completed: {:?}", out.not_completed);
+    let (failed, _) = reply_to_all(&mut *reader, &taken, &both).await;
     check_settled(&cluster, &taken, &failed);
 }
 
@@ -198,18 +208,10 @@ async fn acks_refused_with_ask_on_the_sweep_are_acked_on_the_target() {
         .find(|m| m.port() != source.port() && m.port() != other_master)
         .unwrap();
     cluster.start_moving_slot(&slot, source, target);
-    let done: Vec<(Delivery, Completion)> = taken
-        .iter()
-        .map(|d| (d.clone(), reply("rpc:inbox:{k1}")))
-        .collect();
-    let out = reader
-        .complete_and_take(&done, &both, "c1", 10, Duration::from_millis(200))
-        .await;
-    let failed: Vec<usize> = out.not_completed.iter().map(|(i, _)| *i).collect();
-    eprintln!("not completed: {:?}", out.not_completed);
+    let (failed, not_completed) = reply_to_all(&mut *reader, &taken, &both).await;
     cluster.finish_moving_slot(&slot, target);
     check_settled(&cluster, &taken, &failed);
-    assert!(failed.is_empty(), "{:?}", out.not_completed);
+    assert!(failed.is_empty(), "{not_completed:?}");
 }
 
 /// dd1e315: the queue's master SIGKILLed just before the batch completes
