@@ -60,23 +60,24 @@ impl Acks<'_> {
     /// `NOSCRIPT`: [`Acks::send_shared`] loads the script).
     pub(super) fn evalsha(&self, keys: &Keys) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(complete_batch_script().get_hash()).arg(1);
-        self.args(&mut cmd, keys);
+        cmd.arg(complete_batch_script().get_hash())
+            .arg(1)
+            .arg(keys.jobs(self.queue));
+        self.argv(|a| {
+            cmd.arg(a);
+        });
         cmd
     }
 
-    /// KEYS[1], then ARGV: no pushes, one stream of one part of acks alone.
-    fn args(&self, cmd: &mut redis::Cmd, keys: &Keys) {
-        cmd.arg(keys.jobs(self.queue))
-            .arg(GROUP)
-            .arg(0) // no pushes
-            .arg(1) // one stream: KEYS[1], one part of acks alone
-            .arg(1)
-            .arg(1)
-            .arg(0)
-            .arg(self.tokens.len());
+    /// Gives the call's ARGV in order: the group, no pushes, one stream
+    /// (KEYS[1]) of one part of acks alone, its ids.
+    fn argv(&self, mut arg: impl FnMut(&str)) {
+        let count = self.tokens.len().to_string();
+        for a in [GROUP, "0", "1", "1", "1", "0", &count] {
+            arg(a);
+        }
         for token in &self.tokens {
-            cmd.arg(*token);
+            arg(token);
         }
     }
 
@@ -90,17 +91,10 @@ impl Acks<'_> {
         keys: &Keys,
     ) -> Vec<(usize, CompleteError)> {
         let mut call = complete_batch_script().prepare_invoke();
-        call.key(keys.jobs(self.queue))
-            .arg(GROUP)
-            .arg(0)
-            .arg(1)
-            .arg(1)
-            .arg(1)
-            .arg(0)
-            .arg(self.tokens.len());
-        for token in &self.tokens {
-            call.arg(*token);
-        }
+        call.key(keys.jobs(self.queue));
+        self.argv(|a| {
+            call.arg(a);
+        });
         self.answer(commands.invoke(&call).await)
     }
 

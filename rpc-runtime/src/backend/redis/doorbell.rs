@@ -10,11 +10,9 @@
 //! one subscriber connection per master, and waits on those connections
 //! when every queue is empty (`cluster_reader.rs`).
 //!
-//! A single push rings in its own pipeline, after the push
-//! ([`Doorbell::push_and_ring`]); rings sent apart from a push (a bulk
-//! send's, a mover's) are shared by the pushes they cover
-//! (`shared_rings.rs`): a push needs a ring sent after Redis took it, not
-//! one of its own; a task of the queue's sends them.
+//! The pushes onto one queue share rings (`shared_rings.rs`): a push needs
+//! a ring sent after Redis took it, not one of its own; a task of the
+//! queue's sends them.
 //!
 //! A ring is only a hint: it carries nothing, a lost one (a failover, a
 //! reconnect) costs at most one wait, because the reader sweeps every
@@ -78,8 +76,7 @@ struct Silence {
 
 /// The silence after a ring nobody heard, given the one recorded. While
 /// that one lasts, it stays as it is: the ring went out before it began
-/// (the pushes of many callers ring at once, each in its push's pipeline),
-/// and says nothing new. Counted, the unheard rings of 64 calls in flight
+/// (the pushes of many callers may ring at once), and says nothing new. Counted, the unheard rings of 64 calls in flight
 /// doubled a fresh client's first silence to a second, and its calls each
 /// waited for the end of a worker's read meanwhile.
 fn silence_on_unheard(last: Option<Silence>, now: Instant) -> Silence {

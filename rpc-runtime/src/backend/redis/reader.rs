@@ -336,6 +336,30 @@ impl RedisReader {
     }
 }
 
+/// The reader's [`ClusterTaker`] (made on first use) when a read of
+/// `queues` goes through it: on a Cluster over plain TCP (a seed to reach
+/// each master by), several queues (in different slots), a read that may
+/// wait.
+fn sweeping_taker<'t>(
+    taker: &'t mut Option<ClusterTaker>,
+    source: &ReaderSource,
+    commands: &Commands,
+    keys: &Keys,
+    queues: &[String],
+    wait: Duration,
+) -> Option<&'t mut ClusterTaker> {
+    let ReaderSource::Cluster(_, Some(seed)) = source else {
+        return None;
+    };
+    if queues.len() < 2 || wait.is_zero() {
+        return None;
+    }
+    Some(
+        taker
+            .get_or_insert_with(|| ClusterTaker::new(seed.clone(), commands.clone(), keys.clone())),
+    )
+}
+
 /// How long a blocking read may go unanswered before its connection counts
 /// as half-open: it never legitimately takes much longer than its own timeout.
 pub(super) fn stall_guard(wait: Duration) -> Duration {
@@ -367,14 +391,17 @@ impl Reader for RedisReader {
         if !cluster {
             self.housekeep(Via::Reading).await;
         }
-        if let (ReaderSource::Cluster(_, Some(seed)), true, false) =
-            (&self.source, queues.len() > 1, wait.is_zero())
-        {
+        let taker = sweeping_taker(
+            &mut self.cluster_taker,
+            &self.source,
+            &self.commands,
+            &self.keys,
+            queues,
+            wait,
+        );
+        if let Some(taker) = taker {
             // Queues in different slots: sweeps per master and a wait on
             // their doorbells.
-            let taker = self.cluster_taker.get_or_insert_with(|| {
-                ClusterTaker::new(seed.clone(), self.commands.clone(), self.keys.clone())
-            });
             return taker
                 .take(queues, consumer, max, wait, &mut self.unreadable)
                 .await;
@@ -418,15 +445,20 @@ impl Reader for RedisReader {
         max: usize,
         wait: Duration,
     ) -> CompletedAndTaken {
-        if let ReaderSource::Cluster(_, seed) = &self.source {
+        if matches!(self.source, ReaderSource::Cluster(..)) {
             // A completion spans slots, and so nodes: the replies over the
             // shared connection first.
             let replied = push_replies(&self.commands, &self.keys, done).await;
-            if let (Some(seed), true, false) = (seed, queues.len() > 1, wait.is_zero()) {
+            let taker = sweeping_taker(
+                &mut self.cluster_taker,
+                &self.source,
+                &self.commands,
+                &self.keys,
+                queues,
+                wait,
+            );
+            if let Some(taker) = taker {
                 // The acks with the next sweep of their masters.
-                let taker = self.cluster_taker.get_or_insert_with(|| {
-                    ClusterTaker::new(seed.clone(), self.commands.clone(), self.keys.clone())
-                });
                 let (not_completed, taken) = taker
                     .settle_and_take(replied, queues, consumer, max, wait, &mut self.unreadable)
                     .await;

@@ -1,16 +1,16 @@
 //! Rings shared by the pushes onto one queue.
 //!
 //! On a Cluster a push onto a queue is followed by a ring of its doorbell
-//! (`doorbell.rs`). A single push sends its ring in its own pipeline; the
-//! rings sent apart from a push (after a bulk send's pipeline, a mover's
-//! or a schedule poll's move, a push that had to go again on its own) are
-//! shared. A push needs only some ring sent after Redis took it, not a
-//! ring of its own: Redis then added the job before it publishes the
+//! (`doorbell.rs`). A push needs only some ring sent after Redis took it,
+//! not a ring of its own: Redis then added the job before it publishes the
 //! ring, so the worker the ring wakes finds the job. So the pushes onto
 //! one queue share rings: a task of the queue's own sends them, one at a
 //! time, until every push answered so far is covered, and each push waits
-//! for the first ring sent after it.
-//!
+//! for the first ring sent after it. (A ring in the push's own pipeline
+//! woke the master once instead of twice, but the `redis` crate resends a
+//! whole pipeline on a redirect: during a slot migration a caller was
+//! told `ASK` for a push that had run, `doorbell.rs`.)
+
 //! The rings are sent by that task, never by a caller: a caller that
 //! stops being polled (parked in a `select!`) or is dropped (a deadline)
 //! neither holds the other pushes of its queue nor leaves its own push

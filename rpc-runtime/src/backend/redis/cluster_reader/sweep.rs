@@ -16,7 +16,7 @@
 use futures_util::future::join_all;
 use redis::Value;
 
-use super::super::cluster_completion::{expire_cmd, expire_failed, Replied};
+use super::super::cluster_completion::{expire_cmd, expire_failed, settle_shared, Replied};
 use super::super::cluster_slots::key_slot;
 use super::super::commands::create_group;
 use super::super::unreadable_queues::UnreadableQueues;
@@ -40,13 +40,21 @@ impl Plan {
     }
 }
 
-/// Whether Redis refused an ack without running it for a reason that the
-/// shared connection gets past (it loads the script, follows redirects).
-fn not_run_here(code: &str) -> bool {
+/// Whether Redis refused a command without running it for the cluster's
+/// state (a slot moved or moving, a node down or loading): the slot map is
+/// stale.
+fn redirected(code: &str) -> bool {
     matches!(
         code,
-        "NOSCRIPT" | "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING"
+        "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING"
     )
+}
+
+/// Whether Redis refused a TTL or an ack without running it for a reason
+/// that the shared connection gets past (it loads the script, follows
+/// redirects).
+fn not_run_here(code: &str) -> bool {
+    code == "NOSCRIPT" || redirected(code)
 }
 
 impl ClusterTaker {
@@ -68,7 +76,7 @@ impl ClusterTaker {
         }
         if self.stale && self.refresh_due() {
             if let Err(e) = self.refresh().await {
-                let failed = self.settle_shared_all(replied).await;
+                let failed = settle_shared(&self.commands, &self.keys, replied).await;
                 return (failed, Err(e));
             }
         }
@@ -81,10 +89,6 @@ impl ClusterTaker {
             failed,
             self.take(queues, consumer, max, wait, unreadable).await,
         )
-    }
-
-    async fn settle_shared_all(&self, replied: Replied<'_>) -> Vec<(usize, CompleteError)> {
-        super::super::cluster_completion::settle_shared(&self.commands, &self.keys, replied).await
     }
 
     /// The link to the master of `key`'s slot, if there is one.
@@ -180,7 +184,7 @@ impl ClusterTaker {
                     // Not run there (a slot moved since the map was
                     // fetched): the shared connection follows the redirect.
                     Value::ServerError(err) if not_run_here(err.code()) => {
-                        self.stale = true;
+                        self.stale |= redirected(err.code());
                         expire_shared.push(e);
                     }
                     Value::ServerError(err) => expire_failed(&err),
@@ -190,9 +194,7 @@ impl ClusterTaker {
             for (&a, reply) in plan.acks.iter().zip(replies.by_ref()) {
                 match reply {
                     Value::ServerError(e) if not_run_here(e.code()) => {
-                        if e.code() != "NOSCRIPT" {
-                            self.stale = true;
-                        }
+                        self.stale |= redirected(e.code());
                         ack_shared.push(a);
                     }
                     reply => failed.extend(acks[a].answer(Ok(reply))),
@@ -202,7 +204,7 @@ impl ClusterTaker {
                 match reply {
                     Value::ServerError(e) => match e.code() {
                         "NOGROUP" => missing_groups.push(q),
-                        "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING" => {
+                        code if redirected(code) => {
                             // Read again once the map is fetched again.
                             self.dirty[q] = false;
                             self.stale = true;
